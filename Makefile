@@ -1,0 +1,37 @@
+# Crosslink. `make demo` and `make test` are the two commands in the README; both set up what they need.
+SHELL := /bin/bash
+NODE  := node
+
+.PHONY: setup build test lint typecheck unit demo demo-down check-policy proto clean bench
+
+setup:
+	@bash scripts/setup.sh
+
+dist/.built: $(shell find lib proto controller agent cli bench test/testbed -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json package-lock.json
+	@npx tsc -p tsconfig.build.json
+	@chmod +x dist/cli/main.js
+	@touch $@
+
+build: setup dist/.built
+
+lint: setup
+	@npx eslint .
+
+typecheck: setup
+	@npx tsc -p tsconfig.json --noEmit
+
+# Every test: lint, type check, then all tap suites (unit, integration in namespaces, end to end).
+test: setup lint typecheck build
+	@npx tap $(TAP_ARGS)
+
+demo: build
+	@bash scripts/demo.sh
+
+demo-down:
+	@bash scripts/demo.sh down
+
+proto: setup
+	@npx buf generate
+
+clean:
+	rm -rf dist .tap

@@ -1,0 +1,81 @@
+// The policy document as validated, and the live inventory the compiler reads. Pure data.
+import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+
+export type AgentName = string & { readonly __brand: 'AgentName' };
+export type SubnetName = string & { readonly __brand: 'SubnetName' };
+
+export type Protocol = 'tcp' | 'udp' | 'icmp' | 'any';
+
+/** One entry of a rule's `ports`: protocol plus an inclusive port range (tcp/udp only). */
+export interface PortSpec {
+  protocol: Protocol;
+  /** Absent for icmp/any, and for tcp/udp meaning all ports. */
+  first?: number;
+  last?: number;
+}
+
+export interface Zone { name: string; description: string }
+
+export interface PolicyAgent { name: AgentName; site?: string; zones: string[] }
+
+export interface Subnet {
+  name: SubnetName;
+  /** Canonical prefixes, host bits clear, sorted. */
+  cidrs: string[];
+  zone: string;
+  /** Agents that may serve it, in priority order: first is primary. */
+  via: AgentName[];
+  masquerade: boolean;
+}
+
+export interface Group { name: string; members: string[] }
+
+export interface RuleProbe { to: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; expect: 'allow' | 'deny' }
+
+export interface Rule {
+  name: string;
+  from: string[];
+  to: string[];
+  ports: PortSpec[];
+  description?: string;
+  ticket?: string;
+  probes: RuleProbe[];
+}
+
+export interface PolicyTest {
+  from: string;
+  to: string;
+  port?: number;
+  proto?: 'tcp' | 'udp' | 'icmp';
+  expect: 'allow' | 'deny';
+}
+
+/** A validated policy document. Produced only by parsePolicy()/validatePolicy(). */
+export interface Policy {
+  version: 1;
+  zones: Zone[];
+  agents: PolicyAgent[];
+  subnets: Subnet[];
+  groups: Group[];
+  rules: Rule[];
+  tests: PolicyTest[];
+}
+
+/** What the controller knows live about one agent. */
+export interface InventoryAgent {
+  name: AgentName;
+  /** WireGuard public key, base64. */
+  publicKey: string;
+  /** Underlay "host:port"; empty if unknown. */
+  endpoint: string;
+  /** Overlay address with the pool prefix length, e.g. "100.64.0.7/10". */
+  overlayAddress: string;
+  /** Prefixes the agent says it can serve. A subnet is served only if all its cidrs are covered. */
+  advertised: string[];
+  /** Forwarding health: false takes the agent out of serving its subnets. */
+  isHealthy: boolean;
+}
+
+export interface Inventory { agents: InventoryAgent[] }
+
+export type { AgentConfig };

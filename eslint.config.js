@@ -1,0 +1,33 @@
+// Lint: typescript-eslint's recommended rules plus the house boundary: the pure parts (the policy
+// engine, the reconciler's planner, the wire contract) import nothing that does I/O.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const IO_MODULES = [
+  'fs', 'node:fs', 'fs/promises', 'node:fs/promises', 'child_process', 'node:child_process',
+  'net', 'node:net', 'http', 'node:http', 'https', 'node:https', 'dgram', 'node:dgram',
+  'worker_threads', 'node:worker_threads', 'os', 'node:os', 'process', 'node:process',
+  'better-sqlite3', 'pg', 'kysely', 'fastify', 'pino', '@connectrpc/connect-node',
+];
+const pure = {
+  'no-restricted-imports': ['error', {
+    paths: IO_MODULES.map((name) => ({ name, message: 'Pure code: no I/O here (GUIDE §2). Take it as a dependency instead.' })),
+    patterns: [{ group: ['**/store/**', '**/host/**', '**/api/**', '**/lib/logger*', '**/lib/clock*'], message: 'Pure code: no I/O here (GUIDE §2).' }],
+  }],
+  'no-restricted-globals': ['error', { name: 'process', message: 'Pure code: no process access.' }, { name: 'fetch', message: 'Pure code: no I/O.' }],
+  'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'Pure code: take the time as an argument.' }, { object: 'Math', property: 'random', message: 'Pure code: deterministic only.' }],
+};
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', 'proto/gen/**', '.tap/**', 'build/**', '.demo/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-explicit-any': 'error',
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  { files: ['controller/policy/**/*.ts', 'agent/reconcile/plan.ts', 'proto/**/*.ts'], ignores: ['**/*.test.ts'], rules: pure },
+);
