@@ -1,0 +1,115 @@
+// The agent's narrow ports onto the host. Linux adapters (agent/host/linux/) run wg, ip and nft;
+// the in-memory fake (agent/host/fake/) passes the same contract suite (agent/host/contract.ts).
+// Everything here is owned by Crosslink: one interface, routes marked with CROSSLINK_RT_PROTO,
+// one nft table. Adapters never touch anything else on the box.
+
+/** Routing protocol number that marks Crosslink's routes (`ip route ... proto 147`). */
+export const CROSSLINK_RT_PROTO = 147;
+/** nftables table (family inet) that Crosslink owns. */
+export const CROSSLINK_NFT_TABLE = 'crosslink';
+
+export type WireGuardMode = 'kernel' | 'userspace';
+
+export interface WgPeerObserved {
+  publicKey: string;
+  /** "host:port", or "" when none. */
+  endpoint: string;
+  /** Canonical prefixes, sorted. */
+  allowedIps: string[];
+  persistentKeepaliveSeconds: number;
+  /** Unix seconds; 0 = never. */
+  latestHandshakeUnix: number;
+  rxBytes: bigint;
+  txBytes: bigint;
+}
+
+export interface WgDeviceObserved {
+  publicKey: string;
+  listenPort: number;
+  /** Sorted by public key. */
+  peers: WgPeerObserved[];
+}
+
+export interface WgPeerDesired {
+  publicKey: string;
+  endpoint: string;
+  allowedIps: string[];
+  persistentKeepaliveSeconds: number;
+}
+
+export interface WgDeviceDesired {
+  /** Path of the 0600 file holding the private key (the key itself never passes through here). */
+  privateKeyFile: string;
+  listenPort: number;
+  peers: WgPeerDesired[];
+}
+
+export interface LinkObserved {
+  exists: boolean;
+  isUp: boolean;
+  mtu: number;
+  /** Addresses with prefix length, canonical, sorted. */
+  addresses: string[];
+}
+
+export interface RouteObserved {
+  /** Canonical destination prefix. */
+  prefix: string;
+  dev: string;
+}
+
+export interface FirewallObserved {
+  /** false: the table does not exist. */
+  exists: boolean;
+  /** Fingerprint of the live table (normalised ruleset text without counters), compared with
+   *  the fingerprint recorded right after Crosslink's own last write to detect drift. */
+  fingerprint: string;
+}
+
+export interface WireGuardPort {
+  /** null when the interface does not exist or is not WireGuard. */
+  observe(ifname: string): Promise<WgDeviceObserved | null>;
+  /** Creates the interface (kernel link or wireguard-go). No-op if it exists. */
+  create(ifname: string, mode: WireGuardMode): Promise<void>;
+  /** Makes the device equal to `desired` with `wg syncconf` (unchanged peers keep their sessions). */
+  sync(ifname: string, desired: WgDeviceDesired): Promise<void>;
+  /** Removes the interface (and stops wireguard-go). No-op if absent. */
+  remove(ifname: string): Promise<void>;
+}
+
+export interface LinkPort {
+  observe(ifname: string): Promise<LinkObserved>;
+  setUp(ifname: string, mtu: number): Promise<void>;
+  addAddress(ifname: string, cidr: string): Promise<void>;
+  delAddress(ifname: string, cidr: string): Promise<void>;
+}
+
+export interface RoutePort {
+  /** Routes with protocol CROSSLINK_RT_PROTO only (both families), sorted by prefix. */
+  observe(): Promise<RouteObserved[]>;
+  /** Applies all changes in one batch (`ip -batch -`); adds are issued before deletes. */
+  apply(changes: { add: RouteObserved[]; del: RouteObserved[] }): Promise<void>;
+}
+
+export interface FirewallPort {
+  observe(): Promise<FirewallObserved>;
+  /** Replaces the whole Crosslink table atomically (`nft -f`) with `ruleset` (nft syntax, made by
+   *  the renderer), and returns the fingerprint of the table as now installed. */
+  replace(ruleset: string): Promise<string>;
+  /** Deletes the Crosslink table. No-op if absent. */
+  remove(): Promise<void>;
+}
+
+export interface SysctlPort {
+  get(key: string): Promise<string>;
+  set(key: string, value: string): Promise<void>;
+}
+
+/** Everything the reconciler may touch. */
+export interface Host {
+  wireguard: WireGuardPort;
+  links: LinkPort;
+  routes: RoutePort;
+  firewall: FirewallPort;
+  sysctl: SysctlPort;
+}
