@@ -1,0 +1,34 @@
+// What the REST API needs from distribution (implemented by controller/distribute/distributor.ts).
+import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type { Policy } from '../policy/types.js';
+
+export interface AgentLiveView {
+  /** A WatchConfig stream is open now. */
+  isConnected: boolean;
+  connectedSinceMs: number | null;
+  /** Subnets this agent serves under the current policy and inventory. */
+  servedSubnets: string[];
+  /** Generation and hash of the config the controller wants it to run (0/"" if none). */
+  desiredGeneration: number;
+  desiredHash: string;
+}
+
+export interface AgentDiff {
+  agent: string;
+  /** Human-readable lines, e.g. "+ peer lcc-civic-hall (10.60.0.0/16)", "- rule care-records tcp/443". */
+  changes: string[];
+}
+
+export interface DistributionPort {
+  /** The policy that became current (validated). Recompiles affected agents and pushes changed configs. */
+  setPolicy(policy: Policy, version: number): Promise<void>;
+  /** Agents whose inventory entry changed (enrolled, revoked, deleted, endpoint or advertised changed). */
+  agentsChanged(names: string[]): Promise<void>;
+  /** Per-agent diff between the current compiled configs and those `candidate` would give. Changes nothing. */
+  dryRun(candidate: Policy): Promise<AgentDiff[]>;
+  liveView(name: string): AgentLiveView;
+  currentConfig(name: string): AgentConfig | undefined;
+  /** Policy compiled and distribution running. */
+  isReady(): boolean;
+  connectedCount(): number;
+}
