@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// The `crosslink` executable: one binary, subcommands per concern. The only place that prints for
+// humans at the top level; command handlers set process.exitCode and return.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { VERSION } from './version.js';
+import { checkCommand, whatifCommand } from './commands/policy-local.js';
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('crosslink')
+    .usage('$0 <command> [options]\n\nLinks selected subnets of N3/HSCN and PSN through a WireGuard overlay under one reviewed policy.')
+    .command('policy', 'Check, evaluate and manage the policy', (y) =>
+      y.command(checkCommand).command(whatifCommand).demandCommand(1, 'Name a policy subcommand (see --help).'),
+    )
+    .demandCommand(1, 'Name a command (see --help).')
+    .strict()
+    .recommendCommands()
+    .version(VERSION)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`${y.help ? '' : ''}crosslink: ${msg}\nRun with --help for usage.\n`);
+      process.exitCode = 2;
+    })
+    .parseAsync();
+}
+
+main(hideBin(process.argv)).catch((err: unknown) => {
+  const e = err as { code?: string; message?: string };
+  process.stderr.write(`crosslink: ${e?.message ?? String(err)}\n`);
+  if (process.env.CROSSLINK_DEBUG) console.error(err);
+  process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
+});
