@@ -1,0 +1,133 @@
+// plan(desired, observed) -> steps. PURE (lint forbids I/O here): the loop observes the host, calls
+// plan, and applies the steps. The same desired state against a host that already matches it
+// yields no steps, so a reconcile with nothing to do issues no write command.
+import { comparePrefixes, isLiteralEndpoint } from './canonical.js';
+import type {
+  DesiredState, FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
+} from './desired.js';
+
+/** What the reconciler remembers about its own last firewall write. */
+export interface FirewallRecord {
+  /** Hash of the ruleset we wrote. */
+  hash: string;
+  /** Fingerprint the host reported right after that write. */
+  fingerprint: string;
+}
+
+export interface ObservedState {
+  /** null: the interface does not exist (or is not WireGuard). */
+  wireguard: WgDeviceObserved | null;
+  link: LinkObserved;
+  /** Routes with Crosslink's protocol number only. */
+  routes: RouteObserved[];
+  firewall: FirewallObserved;
+  /** null: nothing written since this process started (or since teardown). */
+  firewallRecord: FirewallRecord | null;
+  /** Current values of the sysctls named in the desired state ("" when unreadable). */
+  sysctls: Record<string, string>;
+}
+
+export type Step =
+  | { kind: 'wireguard.create'; ifname: string; mode: WireGuardMode }
+  | { kind: 'link.up'; ifname: string; mtu: number }
+  | { kind: 'address.add'; ifname: string; cidr: string }
+  | { kind: 'address.del'; ifname: string; cidr: string }
+  | { kind: 'firewall.replace'; ruleset: string; hash: string; reason: 'missing' | 'changed' | 'drift' }
+  | { kind: 'wireguard.sync'; ifname: string; device: WgDeviceDesired }
+  | { kind: 'routes'; add: RouteObserved[]; del: RouteObserved[] }
+  | { kind: 'sysctl.set'; key: string; value: string };
+
+export type StepKind = Step['kind'];
+
+/** One line per step for logs and tests; never contains a key or the ruleset text. */
+export function describeStep(s: Step): string {
+  switch (s.kind) {
+    case 'wireguard.create': return `create ${s.ifname} (${s.mode})`;
+    case 'link.up': return `up ${s.ifname} mtu ${s.mtu}`;
+    case 'address.add': return `address add ${s.cidr} dev ${s.ifname}`;
+    case 'address.del': return `address del ${s.cidr} dev ${s.ifname}`;
+    case 'firewall.replace': return `firewall replace (${s.reason})`;
+    case 'wireguard.sync': return `wg sync ${s.ifname} (${s.device.peers.length} peers, port ${s.device.listenPort})`;
+    case 'routes': return `routes add ${s.add.map((r) => r.prefix).join(',') || '-'} del ${s.del.map((r) => r.prefix).join(',') || '-'}`;
+    case 'sysctl.set': return `sysctl ${s.key}=${s.value}`;
+  }
+}
+
+// Link-local IPv6 addresses appear on TUN devices by themselves; they are the kernel's, not ours.
+const isLinkLocal = (cidr: string) => /^fe[89ab][0-9a-f]:/i.test(cidr);
+
+function samePeer(d: WgPeerDesired, o: WgPeerObserved): boolean {
+  if (d.persistentKeepaliveSeconds !== o.persistentKeepaliveSeconds) return false;
+  const oAllowed = [...o.allowedIps].sort(comparePrefixes);
+  if (d.allowedIps.length !== oAllowed.length || d.allowedIps.some((a, i) => a !== oAllowed[i])) return false;
+  // An empty desired endpoint leaves whatever the peer roamed from alone. A host name cannot be
+  // compared with the address `wg show` reports, so it counts as set once any endpoint is known.
+  if (d.endpoint === '') return true;
+  if (isLiteralEndpoint(d.endpoint)) return d.endpoint === o.endpoint;
+  return o.endpoint !== '';
+}
+
+/** True when the live device differs from the desired one in anything `wg syncconf` sets. */
+export function wireguardDiffers(desired: WgDeviceDesired & { publicKey: string }, observed: WgDeviceObserved): boolean {
+  if (observed.listenPort !== desired.listenPort || observed.publicKey !== desired.publicKey) return true;
+  if (observed.peers.length !== desired.peers.length) return true;
+  const byKey = new Map(observed.peers.map((p) => [p.publicKey, p]));
+  return desired.peers.some((d) => {
+    const o = byKey.get(d.publicKey);
+    return !o || !samePeer(d, o);
+  });
+}
+
+const routeKey = (r: RouteObserved) => `${r.prefix} ${r.dev}`;
+const byRoute = (a: RouteObserved, b: RouteObserved) => comparePrefixes(a.prefix, b.prefix) || comparePrefixes(a.dev, b.dev);
+
+export function plan(desired: DesiredState, observed: ObservedState): Step[] {
+  const steps: Step[] = [];
+  const ifname = desired.interfaceName;
+  const isNew = observed.wireguard === null;
+
+  if (isNew) steps.push({ kind: 'wireguard.create', ifname, mode: desired.wireguardMode });
+
+  // A freshly created interface is down with the default MTU and no addresses, whatever the
+  // observation (taken before creation) said.
+  const link: LinkObserved = isNew ? { exists: false, isUp: false, mtu: 0, addresses: [] } : observed.link;
+  if (!link.isUp || link.mtu !== desired.mtu) steps.push({ kind: 'link.up', ifname, mtu: desired.mtu });
+
+  const have = new Set(link.addresses);
+  const want = new Set(desired.addresses);
+  for (const cidr of [...desired.addresses].sort(comparePrefixes)) if (!have.has(cidr)) steps.push({ kind: 'address.add', ifname, cidr });
+  for (const cidr of [...link.addresses].sort(comparePrefixes)) {
+    if (!want.has(cidr) && !isLinkLocal(cidr)) steps.push({ kind: 'address.del', ifname, cidr });
+  }
+
+  // The firewall goes in before peers, routes and forwarding, so no packet crosses the box while
+  // the policy is not yet enforced.
+  const fw = firewallReason(desired, observed);
+  if (fw) steps.push({ kind: 'firewall.replace', ruleset: desired.firewall.ruleset, hash: desired.firewall.hash, reason: fw });
+
+  // Only when something differs: `wg syncconf` keeps unchanged peers' sessions, but a no-op must
+  // still issue no write.
+  if (isNew || wireguardDiffers(desired.wireguard, observed.wireguard!)) {
+    const { publicKey: _publicKey, ...device } = desired.wireguard;
+    steps.push({ kind: 'wireguard.sync', ifname, device });
+  }
+
+  const haveRoutes = new Set(observed.routes.map(routeKey));
+  const wantRoutes = new Set(desired.routes.map(routeKey));
+  const add = desired.routes.filter((r) => !haveRoutes.has(routeKey(r))).sort(byRoute);
+  const del = observed.routes.filter((r) => !wantRoutes.has(routeKey(r))).sort(byRoute);
+  if (add.length > 0 || del.length > 0) steps.push({ kind: 'routes', add, del });
+
+  for (const { key, value } of desired.sysctls) {
+    if ((observed.sysctls[key] ?? '').trim() !== value) steps.push({ kind: 'sysctl.set', key, value });
+  }
+  return steps;
+}
+
+function firewallReason(desired: DesiredState, observed: ObservedState): 'missing' | 'changed' | 'drift' | null {
+  if (!observed.firewall.exists) return 'missing';
+  const rec = observed.firewallRecord;
+  if (rec === null || rec.hash !== desired.firewall.hash) return 'changed';
+  if (rec.fingerprint !== observed.firewall.fingerprint) return 'drift';
+  return null;
+}
