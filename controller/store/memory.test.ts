@@ -1,0 +1,5 @@
+import t from 'tap';
+import { storeContract } from './contract.js';
+import { MemoryStore } from './memory.js';
+
+storeContract(t, async () => ({ store: new MemoryStore(), cleanup: async () => {} }));
