@@ -120,12 +120,14 @@ export interface Store {
   createJoinToken(t: JoinTokenRecord, audit: AuditInput): Promise<void>;
   joinTokenBySecretHash(hash: string): Promise<JoinTokenRecord | null>;
   listJoinTokens(): Promise<JoinTokenRecord[]>;
+  joinTokenById(id: string): Promise<JoinTokenRecord | null>;
   revokeJoinToken(id: string, atMs: number, audit: AuditInput): Promise<boolean>;
 
   // API tokens.
   createApiToken(t: ApiTokenRecord, audit: AuditInput | null): Promise<void>;
   apiTokenBySecretHash(hash: string): Promise<ApiTokenRecord | null>;
   listApiTokens(): Promise<ApiTokenRecord[]>;
+  apiTokenById(id: string): Promise<ApiTokenRecord | null>;
   revokeApiToken(id: string, atMs: number, audit: AuditInput): Promise<boolean>;
   touchApiToken(id: string, atMs: number): Promise<void>;
 
@@ -133,4 +135,6 @@ export interface Store {
   appendAudit(entry: AuditInput, atMs: number): Promise<AuditEntry>;
   listAudit(opts: { afterId?: number; limit?: number }): Promise<AuditEntry[]>;
   auditCount(): Promise<number>;
+  /** The newest entry's id and hash as recorded by the writer (id 0 and the genesis hash when empty). */
+  auditHead(): Promise<{ lastId: number; lastHash: string }>;
 }

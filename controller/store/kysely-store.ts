@@ -1,0 +1,324 @@
+// The one query layer behind both adapters. Every mutating call is one transaction that first
+// locks the audit head row (so audit ids and hashes form a single chain and conditional writes such
+// as appendPolicy see a stable state), makes the change, and appends its audit entry.
+import { Migrator, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { CrosslinkError } from '../../lib/errors.js';
+import type { Clock } from '../../lib/clock.js';
+import { auditEntryHash, canonicalJson } from './audit-chain.js';
+import { migrationProvider } from './migrations/index.js';
+import type { Database, AgentsTable, ApiTokensTable, AuditLogTable, JoinTokensTable, PolicyVersionsTable } from './schema.js';
+import type {
+  AgentRecord, ApiTokenRecord, AuditEntry, AuditInput, JoinTokenRecord, PolicyVersion, Role, Store,
+} from './store.js';
+
+type Trx = Transaction<Database>;
+type Head = { lastId: number; lastHash: string };
+
+const num = (v: number | string): number => Number(v);
+const numOrNull = (v: number | string | null): number | null => (v === null ? null : Number(v));
+
+function toPolicy(r: Selectable<PolicyVersionsTable>): PolicyVersion {
+  return { version: num(r.version), document: r.document, createdAtMs: num(r.created_at_ms), createdBy: r.created_by, comment: r.comment };
+}
+
+function toAgent(r: Selectable<AgentsTable>): AgentRecord {
+  return {
+    id: r.id, name: r.name, publicKey: r.public_key, endpoint: r.endpoint, overlayAddress: r.overlay_address,
+    advertised: JSON.parse(r.advertised) as string[], credentialHash: r.credential_hash, agentVersion: r.agent_version,
+    protocolVersion: num(r.protocol_version), enrolledAtMs: num(r.enrolled_at_ms), revokedAtMs: numOrNull(r.revoked_at_ms),
+    desiredGeneration: num(r.desired_generation), desiredHash: r.desired_hash, appliedGeneration: num(r.applied_generation),
+    lastReportAtMs: numOrNull(r.last_report_at_ms), lastReport: r.last_report,
+  };
+}
+
+function fromAgent(a: AgentRecord): AgentsTable {
+  return {
+    id: a.id, name: a.name, public_key: a.publicKey, endpoint: a.endpoint, overlay_address: a.overlayAddress,
+    advertised: JSON.stringify(a.advertised), credential_hash: a.credentialHash, agent_version: a.agentVersion,
+    protocol_version: a.protocolVersion, enrolled_at_ms: a.enrolledAtMs, revoked_at_ms: a.revokedAtMs,
+    desired_generation: a.desiredGeneration, desired_hash: a.desiredHash, applied_generation: a.appliedGeneration,
+    last_report_at_ms: a.lastReportAtMs, last_report: a.lastReport,
+  };
+}
+
+function toJoinToken(r: Selectable<JoinTokensTable>): JoinTokenRecord {
+  return {
+    id: r.id, name: r.name, secretHash: r.secret_hash, isReusable: num(r.is_reusable) === 1, expiresAtMs: num(r.expires_at_ms),
+    createdAtMs: num(r.created_at_ms), createdBy: r.created_by, usedAtMs: numOrNull(r.used_at_ms), revokedAtMs: numOrNull(r.revoked_at_ms),
+  };
+}
+
+function toApiToken(r: Selectable<ApiTokensTable>): ApiTokenRecord {
+  return {
+    id: r.id, name: r.name, role: r.role as Role, secretHash: r.secret_hash, createdAtMs: num(r.created_at_ms),
+    createdBy: r.created_by, revokedAtMs: numOrNull(r.revoked_at_ms), lastUsedAtMs: numOrNull(r.last_used_at_ms),
+  };
+}
+
+function toAudit(r: Selectable<AuditLogTable>): AuditEntry {
+  return {
+    id: num(r.id), atMs: num(r.at_ms),
+    actor: { name: r.actor_name, role: r.actor_role as AuditEntry['actor']['role'], address: r.actor_address },
+    action: r.action, target: r.target, before: JSON.parse(r.before_json), after: JSON.parse(r.after_json),
+    prevHash: r.prev_hash, hash: r.hash,
+  };
+}
+
+export class KyselyStore implements Store {
+  readonly kind: 'sqlite' | 'postgres';
+  readonly #db: Kysely<Database>;
+  readonly #clock: Clock;
+  readonly #onClose: () => Promise<void>;
+
+  constructor(opts: { db: Kysely<Database>; kind: 'sqlite' | 'postgres'; clock: Clock; onClose?: () => Promise<void> }) {
+    this.#db = opts.db;
+    this.kind = opts.kind;
+    this.#clock = opts.clock;
+    this.#onClose = opts.onClose ?? (async () => {});
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.#db, provider: migrationProvider });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+      throw new CrosslinkError('unavailable', `database migration ${failed} failed`, [], { cause: error });
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#db.selectFrom('audit_head').select('id').limit(1).execute();
+  }
+
+  async close(): Promise<void> {
+    await this.#db.destroy();
+    await this.#onClose();
+  }
+
+  // ---- transactions and audit -------------------------------------------------------------
+
+  async #lockHead(trx: Trx): Promise<Head> {
+    let q = trx.selectFrom('audit_head').selectAll().where('id', '=', 1);
+    // SQLite serialises writers itself (one connection, one writer); PostgreSQL needs the row lock.
+    if (this.kind === 'postgres') q = q.forUpdate();
+    const row = await q.executeTakeFirstOrThrow();
+    return { lastId: num(row.last_id), lastHash: row.last_hash };
+  }
+
+  async #appendAuditRow(trx: Trx, head: Head, input: AuditInput, atMs: number): Promise<AuditEntry> {
+    // Store exactly what is hashed: the canonical form (undefined -> null, keys sorted).
+    const before = JSON.parse(canonicalJson(input.before)) as unknown;
+    const after = JSON.parse(canonicalJson(input.after)) as unknown;
+    const actor = { name: input.actor.name, role: input.actor.role, address: input.actor.address };
+    const base = { id: head.lastId + 1, atMs, actor, action: input.action, target: input.target, before, after };
+    const prevHash = head.lastHash;
+    const hash = auditEntryHash(prevHash, base);
+    await trx.insertInto('audit_log').values({
+      id: base.id, at_ms: atMs, actor_name: actor.name, actor_role: actor.role, actor_address: actor.address,
+      action: base.action, target: base.target, before_json: canonicalJson(before), after_json: canonicalJson(after),
+      prev_hash: prevHash, hash,
+    }).execute();
+    await trx.updateTable('audit_head').set({ last_id: base.id, last_hash: hash }).where('id', '=', 1).execute();
+    head.lastId = base.id;
+    head.lastHash = hash;
+    return { ...base, prevHash, hash };
+  }
+
+  /** Runs `fn` in a transaction holding the audit head; appends `audit` (if any) before commit. */
+  async #write<T>(audit: AuditInput | null, atMs: number, fn: (trx: Trx) => Promise<T>, shouldAudit: (r: T) => boolean = () => true): Promise<T> {
+    return this.#db.transaction().execute(async (trx) => {
+      const head = await this.#lockHead(trx);
+      const result = await fn(trx);
+      if (audit && shouldAudit(result)) await this.#appendAuditRow(trx, head, audit, atMs);
+      return result;
+    });
+  }
+
+  async appendAudit(entry: AuditInput, atMs: number): Promise<AuditEntry> {
+    return this.#db.transaction().execute(async (trx) => {
+      const head = await this.#lockHead(trx);
+      return this.#appendAuditRow(trx, head, entry, atMs);
+    });
+  }
+
+  async listAudit(opts: { afterId?: number; limit?: number }): Promise<AuditEntry[]> {
+    const limit = Math.max(1, Math.min(opts.limit ?? 1000, 10_000));
+    const rows = await this.#db.selectFrom('audit_log').selectAll().where('id', '>', opts.afterId ?? 0)
+      .orderBy('id', 'asc').limit(limit).execute();
+    return rows.map(toAudit);
+  }
+
+  async auditCount(): Promise<number> {
+    const r = await this.#db.selectFrom('audit_log').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async auditHead(): Promise<Head> {
+    const row = await this.#db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirstOrThrow();
+    return { lastId: num(row.last_id), lastHash: row.last_hash };
+  }
+
+  // ---- policy ----------------------------------------------------------------------------
+
+  async currentPolicy(): Promise<PolicyVersion | null> {
+    const r = await this.#db.selectFrom('policy_versions').selectAll().orderBy('version', 'desc').limit(1).executeTakeFirst();
+    return r ? toPolicy(r) : null;
+  }
+
+  async policyVersion(version: number): Promise<PolicyVersion | null> {
+    const r = await this.#db.selectFrom('policy_versions').selectAll().where('version', '=', version).executeTakeFirst();
+    return r ? toPolicy(r) : null;
+  }
+
+  async listPolicyVersions(): Promise<Omit<PolicyVersion, 'document'>[]> {
+    const rows = await this.#db.selectFrom('policy_versions').select(['version', 'created_at_ms', 'created_by', 'comment'])
+      .orderBy('version', 'asc').execute();
+    return rows.map((r) => ({ version: num(r.version), createdAtMs: num(r.created_at_ms), createdBy: r.created_by, comment: r.comment }));
+  }
+
+  async appendPolicy(
+    input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number },
+    audit: AuditInput,
+  ): Promise<PolicyVersion | 'conflict'> {
+    return this.#write(audit, input.atMs, async (trx) => {
+      const cur = await trx.selectFrom('policy_versions').select('version').orderBy('version', 'desc').limit(1).executeTakeFirst();
+      const current = cur ? num(cur.version) : 0;
+      if (current !== input.expectedVersion) return 'conflict' as const;
+      const row: PolicyVersionsTable = {
+        version: current + 1, document: input.document, created_at_ms: input.atMs, created_by: input.createdBy, comment: input.comment,
+      };
+      await trx.insertInto('policy_versions').values(row).execute();
+      return toPolicy(row);
+    }, (r) => r !== 'conflict');
+  }
+
+  // ---- agents ----------------------------------------------------------------------------
+
+  async listAgents(): Promise<AgentRecord[]> {
+    return (await this.#db.selectFrom('agents').selectAll().orderBy('name', 'asc').execute()).map(toAgent);
+  }
+
+  async agentByName(name: string): Promise<AgentRecord | null> {
+    const r = await this.#db.selectFrom('agents').selectAll().where('name', '=', name).executeTakeFirst();
+    return r ? toAgent(r) : null;
+  }
+
+  async agentByCredentialHash(hash: string): Promise<AgentRecord | null> {
+    const r = await this.#db.selectFrom('agents').selectAll().where('credential_hash', '=', hash).executeTakeFirst();
+    return r ? toAgent(r) : null;
+  }
+
+  async usedOverlayAddresses(): Promise<string[]> {
+    return (await this.#db.selectFrom('agents').select('overlay_address').execute()).map((r) => r.overlay_address);
+  }
+
+  async enrollAgent(agent: AgentRecord, joinTokenId: string, audit: AuditInput): Promise<void> {
+    await this.#write(audit, agent.enrolledAtMs, async (trx) => {
+      await trx.deleteFrom('agents').where('name', '=', agent.name).execute();
+      await trx.insertInto('agents').values(fromAgent(agent)).execute();
+      await trx.updateTable('join_tokens').set({ used_at_ms: agent.enrolledAtMs }).where('id', '=', joinTokenId).execute();
+    });
+  }
+
+  async updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void> {
+    const set: Partial<AgentsTable> = {};
+    if (patch.endpoint !== undefined) set.endpoint = patch.endpoint;
+    if (patch.advertised !== undefined) set.advertised = JSON.stringify(patch.advertised);
+    if (patch.agentVersion !== undefined) set.agent_version = patch.agentVersion;
+    if (patch.protocolVersion !== undefined) set.protocol_version = patch.protocolVersion;
+    if (patch.desiredGeneration !== undefined) set.desired_generation = patch.desiredGeneration;
+    if (patch.desiredHash !== undefined) set.desired_hash = patch.desiredHash;
+    if (patch.appliedGeneration !== undefined) set.applied_generation = patch.appliedGeneration;
+    if (patch.lastReportAtMs !== undefined) set.last_report_at_ms = patch.lastReportAtMs;
+    if (patch.lastReport !== undefined) set.last_report = patch.lastReport;
+    if (Object.keys(set).length === 0) return;
+    await this.#db.updateTable('agents').set(set).where('name', '=', name).execute();
+  }
+
+  async revokeAgent(name: string, atMs: number, audit: AuditInput): Promise<boolean> {
+    return this.#write(audit, atMs, async (trx) => {
+      const r = await trx.updateTable('agents').set({ revoked_at_ms: atMs })
+        .where('name', '=', name).where('revoked_at_ms', 'is', null).executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
+    }, (ok) => ok);
+  }
+
+  async deleteAgent(name: string, audit: AuditInput): Promise<boolean> {
+    return this.#write(audit, this.#clock.nowMs(), async (trx) => {
+      const r = await trx.deleteFrom('agents').where('name', '=', name).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    }, (ok) => ok);
+  }
+
+  // ---- join tokens -----------------------------------------------------------------------
+
+  async createJoinToken(t: JoinTokenRecord, audit: AuditInput): Promise<void> {
+    await this.#write(audit, t.createdAtMs, async (trx) => {
+      await trx.insertInto('join_tokens').values({
+        id: t.id, name: t.name, secret_hash: t.secretHash, is_reusable: t.isReusable ? 1 : 0, expires_at_ms: t.expiresAtMs,
+        created_at_ms: t.createdAtMs, created_by: t.createdBy, used_at_ms: t.usedAtMs, revoked_at_ms: t.revokedAtMs,
+      }).execute();
+    });
+  }
+
+  async joinTokenBySecretHash(hash: string): Promise<JoinTokenRecord | null> {
+    const r = await this.#db.selectFrom('join_tokens').selectAll().where('secret_hash', '=', hash).executeTakeFirst();
+    return r ? toJoinToken(r) : null;
+  }
+
+  async joinTokenById(id: string): Promise<JoinTokenRecord | null> {
+    const r = await this.#db.selectFrom('join_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? toJoinToken(r) : null;
+  }
+
+  async listJoinTokens(): Promise<JoinTokenRecord[]> {
+    return (await this.#db.selectFrom('join_tokens').selectAll().orderBy('created_at_ms', 'asc').orderBy('id', 'asc').execute()).map(toJoinToken);
+  }
+
+  async revokeJoinToken(id: string, atMs: number, audit: AuditInput): Promise<boolean> {
+    return this.#write(audit, atMs, async (trx) => {
+      const r = await trx.updateTable('join_tokens').set({ revoked_at_ms: atMs })
+        .where('id', '=', id).where('revoked_at_ms', 'is', null).executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
+    }, (ok) => ok);
+  }
+
+  // ---- API tokens ------------------------------------------------------------------------
+
+  async createApiToken(t: ApiTokenRecord, audit: AuditInput | null): Promise<void> {
+    await this.#write(audit, t.createdAtMs, async (trx) => {
+      const clash = await trx.selectFrom('api_tokens').select('id').where('name', '=', t.name).where('revoked_at_ms', 'is', null).executeTakeFirst();
+      if (clash) throw new CrosslinkError('conflict', `an API token named "${t.name}" already exists`, [{ path: 'body.name', message: 'name in use' }]);
+      await trx.insertInto('api_tokens').values({
+        id: t.id, name: t.name, role: t.role, secret_hash: t.secretHash, created_at_ms: t.createdAtMs,
+        created_by: t.createdBy, revoked_at_ms: t.revokedAtMs, last_used_at_ms: t.lastUsedAtMs,
+      }).execute();
+    });
+  }
+
+  async apiTokenBySecretHash(hash: string): Promise<ApiTokenRecord | null> {
+    const r = await this.#db.selectFrom('api_tokens').selectAll().where('secret_hash', '=', hash).executeTakeFirst();
+    return r ? toApiToken(r) : null;
+  }
+
+  async apiTokenById(id: string): Promise<ApiTokenRecord | null> {
+    const r = await this.#db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? toApiToken(r) : null;
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return (await this.#db.selectFrom('api_tokens').selectAll().orderBy('created_at_ms', 'asc').orderBy('id', 'asc').execute()).map(toApiToken);
+  }
+
+  async revokeApiToken(id: string, atMs: number, audit: AuditInput): Promise<boolean> {
+    return this.#write(audit, atMs, async (trx) => {
+      const r = await trx.updateTable('api_tokens').set({ revoked_at_ms: atMs })
+        .where('id', '=', id).where('revoked_at_ms', 'is', null).executeTakeFirst();
+      return Number(r.numUpdatedRows) > 0;
+    }, (ok) => ok);
+  }
+
+  async touchApiToken(id: string, atMs: number): Promise<void> {
+    await this.#db.updateTable('api_tokens').set({ last_used_at_ms: atMs }).where('id', '=', id).execute();
+  }
+}

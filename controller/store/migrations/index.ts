@@ -1,0 +1,12 @@
+// The ordered migration set, shared by both dialects. Imported statically (not read from the
+// directory) so the compiled and the tsx-run controller see exactly the same list.
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m001 from './001_initial.js';
+
+const MIGRATIONS: Record<string, Migration> = {
+  '001_initial': m001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => MIGRATIONS,
+};

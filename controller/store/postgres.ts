@@ -1,0 +1,15 @@
+// PostgreSQL behind the same query layer. bigint columns arrive as strings from pg; rows are
+// converted with Number() in kysely-store.ts (millisecond times and counters stay below 2^53).
+import pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import type { Clock } from '../../lib/clock.js';
+import { KyselyStore } from './kysely-store.js';
+import type { Database } from './schema.js';
+
+export function openPostgresStore(opts: { url: string; clock: Clock; maxConnections?: number }): KyselyStore {
+  const pool = new pg.Pool({ connectionString: opts.url, max: opts.maxConnections ?? 10 });
+  // An idle client losing its server must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new KyselyStore({ db, kind: 'postgres', clock: opts.clock });
+}

@@ -1,0 +1,17 @@
+// Embedded SQLite: the default store, nothing to install. WAL with synchronous=FULL so a commit
+// that resolved survives kill -9 and power loss; a busy timeout so a second reader never fails fast.
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Clock } from '../../lib/clock.js';
+import { KyselyStore } from './kysely-store.js';
+import type { Database } from './schema.js';
+
+export function openSqliteStore(opts: { path: string; clock: Clock; busyTimeoutMs?: number }): KyselyStore {
+  const sqlite = new BetterSqlite3(opts.path);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+  sqlite.pragma('foreign_keys = ON');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new KyselyStore({ db, kind: 'sqlite', clock: opts.clock });
+}
