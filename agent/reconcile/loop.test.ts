@@ -1,0 +1,267 @@
+import t, { type Test } from 'tap';
+import fc from 'fast-check';
+import { silentLogger } from '../../lib/logger.js';
+import { HostCommandError } from '../../lib/errors.js';
+import type { Host } from '../host/ports.js';
+import { Reconciler, type Timers } from './loop.js';
+import { plan } from './plan.js';
+import { teardown } from './teardown.js';
+import { MiniFakeHost, NAMED, SETTINGS, config, stubRenderFirewall } from './fixtures.js';
+import type { DesiredState } from './desired.js';
+
+class ManualTimers implements Timers {
+  pending = new Map<number, { fn: () => void; ms: number }>();
+  private next = 1;
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.next++;
+    this.pending.set(id, { fn, ms });
+    return id;
+  }
+  clearTimeout(h: unknown): void {
+    this.pending.delete(h as number);
+  }
+  /** The delay of the one scheduled timer. */
+  get delayMs(): number | undefined {
+    return [...this.pending.values()][0]?.ms;
+  }
+  fire(): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.fn();
+  }
+}
+
+function setup(host: Host = new MiniFakeHost()) {
+  let now = 1_000_000;
+  const clock = { nowMs: () => (now += 5) };
+  const timers = new ManualTimers();
+  const r = new Reconciler({ host, clock, log: silentLogger(), settings: SETTINGS, renderFirewall: stubRenderFirewall, timers, random: () => 0.5 });
+  return { r, timers, host };
+}
+
+async function stepsLeft(r: Reconciler): Promise<number> {
+  const d = r.desiredState!;
+  return plan(d, await r.observe(d)).length;
+}
+
+/** The host is exactly what `d` says (checked field by field, not through plan()). */
+function assertHostIs(t: Test, host: MiniFakeHost, d: DesiredState) {
+  const dev = host.devices.get(d.interfaceName);
+  t.ok(dev, 'device exists');
+  t.same(dev!.peers.map((p) => p.publicKey).sort(), d.wireguard.peers.map((p) => p.publicKey), 'peers');
+  t.same(host.routeTable.map((r) => r.prefix).sort(), d.routes.map((r) => r.prefix), 'routes');
+  t.equal(host.table, d.firewall.ruleset, 'firewall');
+  t.same(host.linkState.get(d.interfaceName)!.addresses, d.addresses, 'addresses');
+  t.equal(host.sysctls['net.ipv4.ip_forward'], '1', 'forwarding');
+}
+
+t.test('idempotency: apply, observe, plan -> no steps, and no writes on the second run', async (t) => {
+  for (const [name, cfg] of Object.entries(NAMED)) {
+    const { r, host } = setup();
+    const fake = host as MiniFakeHost;
+    t.same(r.setDesired(cfg), { isChanged: true }, `${name}: accepted`);
+    const first = await r.reconcile();
+    t.same(first!.errors, [], `${name}: applied without errors`);
+    t.ok(first!.steps.length > 0);
+    t.equal(await stepsLeft(r), 0, `${name}: nothing left to do`);
+    const writes = fake.writes.length;
+    const second = await r.reconcile();
+    t.same(second!.steps, [], `${name}: second run plans nothing`);
+    t.equal(fake.writes.length, writes, `${name}: second run writes nothing`);
+    t.equal(r.status.generationApplied, cfg.generation);
+    assertHostIs(t, fake, r.desiredState!);
+  }
+});
+
+t.test('every transition between the named states, in random orders, ends equal to the desired state', async (t) => {
+  const names = [...Object.keys(NAMED), 'tornDown'];
+  let transitions = 0;
+  await fc.assert(fc.asyncProperty(fc.array(fc.constantFrom(...names), { minLength: 2, maxLength: 12 }), async (seq) => {
+    const host = new MiniFakeHost();
+    const { r } = setup(host);
+    let gen = 100;
+    for (const name of seq) {
+      transitions++;
+      if (name === 'tornDown') {
+        t.same(await teardown(host, SETTINGS.interfaceName), []);
+        r.forgetWrites();
+        if (host.devices.size !== 0 || host.routeTable.length !== 0 || host.table !== null) return false;
+        continue;
+      }
+      r.setDesired({ ...NAMED[name]!, generation: BigInt(++gen) });
+      const out = await r.reconcile();
+      if (out!.errors.length !== 0) return false;
+      if ((await stepsLeft(r)) !== 0) return false;
+      const w = host.writes.length;
+      await r.reconcile();
+      if (host.writes.length !== w) return false;
+      const d = r.desiredState!;
+      if (host.table !== d.firewall.ruleset) return false;
+      const peers = host.devices.get(SETTINGS.interfaceName)!.peers.map((p) => p.publicKey).sort();
+      if (JSON.stringify(peers) !== JSON.stringify(d.wireguard.peers.map((p) => p.publicKey))) return false;
+      if (JSON.stringify(host.routeTable.map((x) => x.prefix).sort()) !== JSON.stringify(d.routes.map((x) => x.prefix))) return false;
+    }
+    return true;
+  }), { seed: 4242, numRuns: 60 });
+  // Plus every ordered pair once, deterministically.
+  for (const a of names) {
+    for (const b of names) {
+      if (a === 'tornDown' && b === 'tornDown') continue;
+      const host = new MiniFakeHost();
+      const { r } = setup(host);
+      for (const [i, n] of [a, b].entries()) {
+        if (n === 'tornDown') {
+          await teardown(host, SETTINGS.interfaceName);
+          continue;
+        }
+        r.setDesired({ ...NAMED[n]!, generation: BigInt(i + 1) });
+        t.same((await r.reconcile())!.errors, [], `${a} -> ${b}: no errors`);
+      }
+      if (b !== 'tornDown') {
+        t.equal(await stepsLeft(r), 0, `${a} -> ${b}: nothing left`);
+        assertHostIs(t, host, r.desiredState!);
+      } else {
+        t.equal(host.devices.size + host.routeTable.length + (host.table ? 1 : 0), 0, `${a} -> torn down: empty`);
+      }
+    }
+  }
+  t.ok(transitions > 100);
+});
+
+t.test('partial failure: the others are applied, the failure is reported exactly, a retry succeeds', async (t) => {
+  const host = new MiniFakeHost();
+  const { r, timers } = setup(host);
+  host.failing.set('routes.apply', new HostCommandError(['ip', '-batch', '-'], 2, 'RTNETLINK answers: Operation not permitted\n'));
+  r.start();
+  r.setDesired(NAMED.peersRoutesFirewall!);
+  const out = await r.reconcile();
+  t.same(out!.errors, [{
+    step: 'routes', command: 'ip -batch -', exitCode: 2, stderr: 'RTNETLINK answers: Operation not permitted\n', isTerminal: false,
+    message: 'ip -batch - exited 2: RTNETLINK answers: Operation not permitted',
+  }]);
+  t.equal(host.devices.get(SETTINGS.interfaceName)!.peers.length, 2, 'peers applied anyway');
+  t.equal(host.table, r.desiredState!.firewall.ruleset, 'firewall applied anyway');
+  t.equal(host.sysctls['net.ipv4.ip_forward'], '1', 'sysctl applied anyway (it comes after the failed step)');
+  t.equal(r.status.generationApplied, 0n, 'not applied completely');
+  t.equal(r.status.generationDesired, 4n);
+  t.equal(r.status.consecutiveFailures, 1);
+  t.equal(r.status.errors.length, 1);
+  t.equal(timers.delayMs, 750, 'retry scheduled with backoff (1 s, half jitter), not at the resync interval');
+
+  // Still failing: the backoff grows.
+  timers.fire();
+  await r.reconcile();
+  t.equal(r.status.consecutiveFailures, 2, 'the retry and our call were one run');
+  t.ok(timers.delayMs! > 750, 'backoff grows');
+
+  host.failing.clear();
+  timers.fire();
+  const ok = await r.reconcile();
+  t.same(ok!.errors, []);
+  t.same(r.status.errors, []);
+  t.equal(r.status.generationApplied, 4n);
+  t.equal(r.status.consecutiveFailures, 0);
+  t.equal(timers.delayMs, 10_000, 'back to the resync interval');
+  t.equal(await stepsLeft(r), 0);
+  await r.stop();
+  t.equal(timers.pending.size, 0, 'stop leaves no timer');
+});
+
+t.test('a failed observation is reported and retried', async (t) => {
+  const host = new MiniFakeHost();
+  host.routes.observe = async () => { throw new HostCommandError(['ip', '-json', 'route', 'show', 'proto', '147'], 1, 'boom\n'); };
+  const { r } = setup(host);
+  r.setDesired(NAMED.onePeer!);
+  const out = await r.reconcile();
+  t.match(out!.errors, [{ step: 'observe', command: 'ip -json route show proto 147', exitCode: 1 }]);
+  t.same(out!.steps, [], 'nothing applied blind');
+});
+
+t.test('drift behind its back is put right on the next resync', async (t) => {
+  const host = new MiniFakeHost();
+  const { r, timers } = setup(host);
+  r.setDesired(NAMED.peersRoutesFirewall!);
+  r.start();
+  await r.reconcile();
+  t.equal(timers.delayMs, 10_000, 'resync scheduled');
+  const dev = host.devices.get(SETTINGS.interfaceName)!;
+  dev.peers.pop();
+  host.routeTable.pop();
+  host.table = 'table inet crosslink { } # edited by hand';
+  host.sysctls['net.ipv4.ip_forward'] = '0';
+  host.linkState.get(SETTINGS.interfaceName)!.isUp = false;
+  host.writes = [];
+  timers.fire();
+  const out = await r.reconcile();
+  t.same(out!.steps.map((s) => s.kind), ['link.up', 'firewall.replace', 'wireguard.sync', 'routes', 'sysctl.set']);
+  t.match(out!.steps[1], { reason: 'drift' });
+  t.equal(await stepsLeft(r), 0);
+  assertHostIs(t, host, r.desiredState!);
+
+  // The table deleted outright, and the interface deleted outright.
+  host.table = null;
+  await host.wireguard.remove(SETTINGS.interfaceName);
+  await r.reconcile('resync');
+  t.equal(await stepsLeft(r), 0);
+  assertHostIs(t, host, r.desiredState!);
+  await r.stop();
+});
+
+t.test('an invalid config is terminal: reported, not applied, not retried; the previous config stays', async (t) => {
+  const host = new MiniFakeHost();
+  const { r, timers } = setup(host);
+  r.start();
+  r.setDesired(NAMED.onePeer!);
+  await r.reconcile();
+  const writes = host.writes.length;
+  const res = r.setDesired(config(9, { routes: ['10.0.0.0/99'] }));
+  t.equal(res.isChanged, false);
+  t.equal(res.error?.code, 'config_invalid');
+  t.equal(r.status.generationSeen, 9n);
+  t.equal(r.status.generationApplied, 2n, 'still enforcing the previous one');
+  t.match(r.status.errors, [{ step: 'config', isTerminal: true, stderr: /routes\[0\]/ }]);
+  await r.reconcile();
+  t.equal(host.writes.length, writes, 'no writes for the invalid config');
+  t.equal(timers.delayMs, 10_000, 'no backoff retry; only the resync of the old config');
+  t.match(r.status.errors, [{ isTerminal: true }], 'terminal error stays visible');
+  r.setDesired(NAMED.threePeers!);
+  await r.reconcile();
+  t.same(r.status.errors, [], 'a valid config clears it');
+  t.equal(r.status.generationApplied, 3n);
+  await r.stop();
+});
+
+t.test('same content under a new generation changes nothing on the host', async (t) => {
+  const host = new MiniFakeHost();
+  const { r } = setup(host);
+  r.setDesired(NAMED.onePeer!);
+  await r.reconcile();
+  const writes = host.writes.length;
+  t.same(r.setDesired({ ...NAMED.onePeer!, generation: 17n }), { isChanged: false });
+  t.equal(r.status.generationApplied, 17n);
+  await r.reconcile();
+  t.equal(host.writes.length, writes);
+});
+
+t.test('concurrent kicks coalesce into one queued run', async (t) => {
+  const host = new MiniFakeHost();
+  const { r } = setup(host);
+  r.setDesired(NAMED.onePeer!);
+  const a = r.reconcile('a');
+  const b = r.reconcile('b');
+  const c = r.reconcile('c');
+  t.equal(b, c, 'queued callers share a run');
+  await Promise.all([a, b, c]);
+  t.equal(r.status.runsTotal, 1, 'the first had not started yet, so all three are one run');
+  r.kick();
+  r.kick();
+  await r.reconcile();
+  t.ok(r.status.runsTotal <= 3);
+});
+
+t.test('no desired config yet: nothing happens', async (t) => {
+  const host = new MiniFakeHost();
+  const { r } = setup(host);
+  t.equal(await r.reconcile(), null);
+  t.same(host.writes, []);
+});

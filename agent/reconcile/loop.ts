@@ -1,0 +1,329 @@
+// The reconcile loop: observe the host -> plan -> apply, on every new config, on a periodic resync,
+// on demand (host events) and, after a failure, on a backoff retry. Level-based: every run starts
+// from what the host really looks like, so a missed event or a half-applied run heals by itself.
+import type { Logger } from 'pino';
+import { Backoff, type BackoffOptions } from '../../lib/backoff.js';
+import type { Clock } from '../../lib/clock.js';
+import { HostCommandError, isCrosslinkError } from '../../lib/errors.js';
+import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type { Host } from '../host/ports.js';
+import { desiredState, InvalidConfigError, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
+import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
+
+/** One failure of a run, in the shape the Report carries (proto ApplyError). */
+export interface ApplyFailure {
+  /** "observe", "wireguard.create", "link", "address", "firewall", "wireguard.sync", "routes", "sysctl" or "config". */
+  step: string;
+  /** The command line that failed ("" when the failure was not a host command). */
+  command: string;
+  /** Exit code of the command; -1 when there was none. */
+  exitCode: number;
+  stderr: string;
+  /** true: the config itself is invalid and will not be retried. */
+  isTerminal: boolean;
+  message: string;
+}
+
+export interface ApplyOutcome {
+  generation: bigint;
+  contentHash: string;
+  trigger: string;
+  steps: Step[];
+  errors: ApplyFailure[];
+  atMs: number;
+  durationMs: number;
+}
+
+export interface ReconcilerStatus {
+  /** Highest generation received, valid or not. 0n: none. */
+  generationSeen: bigint;
+  /** Generation of the config last applied completely. 0n: none. */
+  generationApplied: bigint;
+  /** Generation currently enforced (may be above generationApplied while failing). */
+  generationDesired: bigint;
+  contentHashApplied: string;
+  lastApplyAtMs: number | null;
+  lastApplyDurationMs: number | null;
+  lastStepCount: number;
+  /** Failures of the last run plus a terminal config error, if the newest config was invalid. */
+  errors: ApplyFailure[];
+  consecutiveFailures: number;
+  nextRetryAtMs: number | null;
+  runsTotal: number;
+  applyErrorsTotal: number;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const h = setTimeout(fn, ms);
+    h.unref?.();
+    return h;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface ReconcilerOptions {
+  host: Host;
+  clock: Clock;
+  log: Logger;
+  settings: AgentSettings;
+  renderFirewall: FirewallRenderer;
+  /** Periodic resync; drift is put right within this interval. Default 10 s. */
+  resyncIntervalMs?: number;
+  /** Retry after a failed run. Default 1 s doubling up to 60 s, half jitter. */
+  retryBackoff?: BackoffOptions;
+  random?: () => number;
+  timers?: Timers;
+}
+
+export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
+
+function stepName(s: Step): string {
+  switch (s.kind) {
+    case 'link.up': return 'link';
+    case 'address.add': case 'address.del': return 'address';
+    case 'firewall.replace': return 'firewall';
+    case 'sysctl.set': return 'sysctl';
+    default: return s.kind;
+  }
+}
+
+export function toFailure(step: string, e: unknown): ApplyFailure {
+  if (e instanceof HostCommandError) {
+    return { step, command: e.argv.join(' '), exitCode: e.exitCode, stderr: e.stderr, isTerminal: false, message: e.message };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return { step, command: '', exitCode: -1, stderr: message, isTerminal: false, message };
+}
+
+export class Reconciler {
+  private readonly host: Host;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly settings: AgentSettings;
+  private readonly renderFirewall: FirewallRenderer;
+  private readonly resyncIntervalMs: number;
+  private readonly backoff: Backoff;
+  private readonly timers: Timers;
+  private readonly listeners: Array<(o: ApplyOutcome) => void> = [];
+
+  private desired: DesiredState | null = null;
+  private firewallRecord: FirewallRecord | null = null;
+  private configErrors: ApplyFailure[] = [];
+  private lastRunErrors: ApplyFailure[] = [];
+  private chain: Promise<unknown> = Promise.resolve();
+  private queued: Promise<ApplyOutcome | null> | null = null;
+  private timer: unknown = null;
+  private isStarted = false;
+  private readonly st = {
+    generationSeen: 0n, generationApplied: 0n, contentHashApplied: '',
+    lastApplyAtMs: null as number | null, lastApplyDurationMs: null as number | null, lastStepCount: 0,
+    consecutiveFailures: 0, nextRetryAtMs: null as number | null, runsTotal: 0, applyErrorsTotal: 0,
+  };
+
+  constructor(opts: ReconcilerOptions) {
+    this.host = opts.host;
+    this.clock = opts.clock;
+    this.log = opts.log;
+    this.settings = opts.settings;
+    this.renderFirewall = opts.renderFirewall;
+    this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
+    this.backoff = new Backoff(opts.retryBackoff ?? { initialMs: 1_000, maxMs: 60_000, jitter: 0.5 }, opts.random);
+    this.timers = opts.timers ?? realTimers;
+  }
+
+  /**
+   * Takes a new config. Returns whether it changed what is enforced; an invalid config is kept out
+   * (the previous one stays enforced), reported as a terminal error and never retried.
+   */
+  setDesired(config: AgentConfig): { isChanged: boolean; error?: InvalidConfigError } {
+    if (config.generation > this.st.generationSeen) this.st.generationSeen = config.generation;
+    let next: DesiredState;
+    try {
+      next = desiredState(config, this.settings, this.renderFirewall);
+    } catch (e) {
+      if (!(e instanceof InvalidConfigError)) throw e;
+      this.configErrors = [{ step: 'config', command: '', exitCode: -1, stderr: e.message, isTerminal: true, message: e.message }];
+      this.log.error({ generation: String(config.generation), details: e.details }, 'config is invalid; keeping the previous one');
+      return { isChanged: false, error: e };
+    }
+    this.configErrors = [];
+    const prev = this.desired;
+    this.desired = next;
+    if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
+      // Same content under a new generation: nothing to do on the host.
+      if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash) this.st.generationApplied = next.generation;
+      return { isChanged: false };
+    }
+    this.backoff.reset();
+    if (this.isStarted) this.kick();
+    return { isChanged: true };
+  }
+
+  /** The config being enforced, as a desired state (null before the first valid config). */
+  get desiredState(): DesiredState | null {
+    return this.desired;
+  }
+
+  onApply(listener: (o: ApplyOutcome) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Starts the periodic resync and runs once now. */
+  start(): void {
+    this.isStarted = true;
+    this.kick();
+  }
+
+  /** Stops scheduling and waits for a run in progress. The data plane is left as it is. */
+  async stop(): Promise<void> {
+    this.isStarted = false;
+    this.clearTimer();
+    await this.chain;
+  }
+
+  /** Asks for a run soon (host event, new config). Coalesces with a run already queued. */
+  kick(): void {
+    void this.reconcile('kick');
+  }
+
+  /**
+   * Runs observe -> plan -> apply once, after any run in progress. Concurrent callers share one
+   * queued run.
+   */
+  reconcile(trigger = 'manual'): Promise<ApplyOutcome | null> {
+    if (this.queued) return this.queued;
+    const run = this.chain.then(() => {
+      this.queued = null;
+      return this.runOnce(trigger);
+    });
+    this.queued = run;
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  get status(): ReconcilerStatus {
+    return {
+      ...this.st,
+      generationDesired: this.desired?.generation ?? 0n,
+      errors: [...this.configErrors, ...this.lastRunErrors],
+    };
+  }
+
+  /** Forgets what it wrote (after `agent down` removed it), so the next run writes it again. */
+  forgetWrites(): void {
+    this.firewallRecord = null;
+  }
+
+  async observe(desired: DesiredState): Promise<ObservedState> {
+    const ifname = desired.interfaceName;
+    const [wireguard, link, routes, firewall, sysctlValues] = await Promise.all([
+      this.host.wireguard.observe(ifname),
+      this.host.links.observe(ifname),
+      this.host.routes.observe(),
+      this.host.firewall.observe(),
+      Promise.all(desired.sysctls.map(({ key }) => this.host.sysctl.get(key).catch(() => ''))),
+    ]);
+    const sysctls: Record<string, string> = {};
+    desired.sysctls.forEach(({ key }, i) => { sysctls[key] = sysctlValues[i]!; });
+    return { wireguard, link, routes, firewall, firewallRecord: this.firewallRecord, sysctls };
+  }
+
+  private async applyStep(step: Step): Promise<void> {
+    const h = this.host;
+    switch (step.kind) {
+      case 'wireguard.create': return h.wireguard.create(step.ifname, step.mode);
+      case 'link.up': return h.links.setUp(step.ifname, step.mtu);
+      case 'address.add': return h.links.addAddress(step.ifname, step.cidr);
+      case 'address.del': return h.links.delAddress(step.ifname, step.cidr);
+      case 'firewall.replace': {
+        this.firewallRecord = null;
+        const fingerprint = await h.firewall.replace(step.ruleset);
+        this.firewallRecord = { hash: step.hash, fingerprint };
+        return;
+      }
+      case 'wireguard.sync': return h.wireguard.sync(step.ifname, step.device);
+      case 'routes': return h.routes.apply({ add: step.add, del: step.del });
+      case 'sysctl.set': return h.sysctl.set(step.key, step.value);
+    }
+  }
+
+  private async runOnce(trigger: string): Promise<ApplyOutcome | null> {
+    const desired = this.desired;
+    if (!desired) {
+      this.schedule(this.resyncIntervalMs);
+      return null;
+    }
+    const startMs = this.clock.nowMs();
+    const errors: ApplyFailure[] = [];
+    let steps: Step[] = [];
+    try {
+      steps = plan(desired, await this.observe(desired));
+    } catch (e) {
+      errors.push(toFailure('observe', e));
+    }
+    // Every step is tried even when an earlier one failed: the others still bring the box closer,
+    // and the report then names everything that is wrong, not just the first thing.
+    for (const step of steps) {
+      try {
+        await this.applyStep(step);
+      } catch (e) {
+        const f = toFailure(stepName(step), e);
+        errors.push(f);
+        this.log.warn({ step: describeStep(step), command: f.command, exitCode: f.exitCode, stderr: f.stderr, isCrosslink: isCrosslinkError(e) }, 'step failed');
+      }
+    }
+    const endMs = this.clock.nowMs();
+    const outcome: ApplyOutcome = {
+      generation: desired.generation, contentHash: desired.contentHash, trigger, steps, errors, atMs: endMs, durationMs: endMs - startMs,
+    };
+    this.st.runsTotal++;
+    this.st.lastStepCount = steps.length;
+    this.st.lastApplyAtMs = endMs;
+    this.st.lastApplyDurationMs = outcome.durationMs;
+    this.st.applyErrorsTotal += errors.length;
+    this.lastRunErrors = errors;
+    if (errors.length === 0) {
+      this.st.generationApplied = desired.generation;
+      this.st.contentHashApplied = desired.contentHash;
+      this.st.consecutiveFailures = 0;
+      this.st.nextRetryAtMs = null;
+      this.backoff.reset();
+      this.schedule(this.resyncIntervalMs);
+      if (steps.length > 0) this.log.info({ generation: String(desired.generation), steps: steps.length, trigger, durationMs: outcome.durationMs }, 'applied plan');
+    } else {
+      this.st.consecutiveFailures++;
+      const delayMs = Math.min(this.backoff.next(), this.resyncIntervalMs);
+      this.st.nextRetryAtMs = endMs + delayMs;
+      this.schedule(delayMs);
+      this.log.warn({ generation: String(desired.generation), failed: errors.length, steps: steps.length, retryInMs: delayMs }, 'apply incomplete; will retry');
+    }
+    for (const l of this.listeners) {
+      try {
+        l(outcome);
+      } catch (e) {
+        this.log.error({ err: e }, 'apply listener failed');
+      }
+    }
+    return outcome;
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(delayMs: number): void {
+    this.clearTimer();
+    if (!this.isStarted) return;
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = null;
+      void this.reconcile(this.st.consecutiveFailures > 0 ? 'retry' : 'resync');
+    }, delayMs);
+  }
+}
