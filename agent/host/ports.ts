@@ -91,6 +91,12 @@ export interface RoutePort {
   apply(changes: { add: RouteObserved[]; del: RouteObserved[] }): Promise<void>;
 }
 
+/** A named nft counter of the Crosslink table (e.g. "dropped_inbound"). */
+export interface FirewallCounter {
+  packets: bigint;
+  bytes: bigint;
+}
+
 export interface FirewallPort {
   observe(): Promise<FirewallObserved>;
   /** Replaces the whole Crosslink table atomically (`nft -f`) with `ruleset` (nft syntax, made by
@@ -98,6 +104,9 @@ export interface FirewallPort {
   replace(ruleset: string): Promise<string>;
   /** Deletes the Crosslink table. No-op if absent. */
   remove(): Promise<void>;
+  /** Named counters of the table (dropped_outbound, dropped_inbound, dropped_local), for status and
+   *  metrics. Empty when the table is absent. Optional: callers must cope with its absence. */
+  counters?(): Promise<Record<string, FirewallCounter>>;
 }
 
 export interface SysctlPort {

@@ -1,0 +1,98 @@
+// Canonical text and ordering for prefixes and interface addresses, shared by the renderer, the fake
+// host and the Linux adapters so that "observed" and "desired" compare equal byte for byte.
+import ipaddr from 'ipaddr.js';
+import { CrosslinkError } from '../../lib/errors.js';
+
+export interface ParsedPrefix {
+  /** Canonical text, e.g. "10.1.0.0/24", "2001:db8::/48". */
+  text: string;
+  family: 4 | 6;
+  len: number;
+  /** First and last address as fixed-width lowercase hex (8 or 32 digits): string order = numeric order. */
+  startHex: string;
+  endHex: string;
+}
+
+function bytesToHex(bytes: number[]): string {
+  let s = '';
+  for (const b of bytes) s += (b < 16 ? '0' : '') + b.toString(16);
+  return s;
+}
+
+/** Keep the first `len` bits of a hex address, fill the rest with `fill` ('0' or 'f'). */
+export function maskHex(hex: string, len: number, fill: '0' | 'f' = '0'): string {
+  const full = len >> 2;
+  const rem = len & 3;
+  if (full >= hex.length) return hex;
+  let out = hex.slice(0, full);
+  let tail = hex.length - full;
+  if (rem > 0) {
+    const nib = parseInt(hex[full], 16);
+    const keep = (0xf << (4 - rem)) & 0xf;
+    out += ((nib & keep) | (fill === 'f' ? ~keep & 0xf : 0)).toString(16);
+    tail -= 1;
+  }
+  return out + fill.repeat(tail);
+}
+
+function parseAddressLen(text: string, what: string): { addr: ipaddr.IPv4 | ipaddr.IPv6; len: number } {
+  try {
+    if (text.includes('/')) {
+      const [addr, len] = ipaddr.parseCIDR(text);
+      return { addr, len };
+    }
+    const addr = ipaddr.parse(text);
+    return { addr, len: addr.kind() === 'ipv4' ? 32 : 128 };
+  } catch (e) {
+    throw new CrosslinkError('config_invalid', `invalid ${what} "${text}"`, [{ message: `invalid ${what} "${text}"` }], { cause: e });
+  }
+}
+
+/** Parses a prefix ("10.1.0.7/24" is masked to "10.1.0.0/24"; a bare address is a host prefix). */
+export function parsePrefix(text: string): ParsedPrefix {
+  const { addr, len } = parseAddressLen(text.trim(), 'prefix');
+  const family = addr.kind() === 'ipv4' ? 4 : 6;
+  const hex = bytesToHex(addr.toByteArray());
+  const startHex = maskHex(hex, len, '0');
+  const endHex = maskHex(hex, len, 'f');
+  const bytes: number[] = [];
+  for (let i = 0; i < startHex.length; i += 2) bytes.push(parseInt(startHex.slice(i, i + 2), 16));
+  const net = ipaddr.fromByteArray(bytes);
+  return { text: `${net.toString()}/${len}`, family, len, startHex, endHex };
+}
+
+/** "10.1.0.7/24" -> "10.1.0.0/24"; "2001:DB8:0::/48" -> "2001:db8::/48"; "10.0.0.1" -> "10.0.0.1/32". */
+export function canonicalPrefix(text: string): string {
+  return parsePrefix(text).text;
+}
+
+/** An interface address keeps its host bits: "100.64.0.7/10" stays, "2001:DB8::1/64" -> "2001:db8::1/64". */
+export function canonicalInterfaceAddress(text: string): string {
+  const { addr, len } = parseAddressLen(text.trim(), 'address');
+  return `${addr.toString()}/${len}`;
+}
+
+/** Sort key: IPv4 before IPv6, then numeric address, then shorter prefix first (plain string order). */
+export function prefixSortKey(text: string): string {
+  const { addr, len } = parseAddressLen(text, 'prefix');
+  return `${addr.kind() === 'ipv4' ? 4 : 6}${bytesToHex(addr.toByteArray())}/${String(len).padStart(3, '0')}`;
+}
+
+export function comparePrefixes(a: string, b: string): number {
+  const ka = prefixSortKey(a);
+  const kb = prefixSortKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/** Sorts items by a prefix-valued field, computing each key once. */
+export function sortByPrefix<T>(items: readonly T[], prefixOf: (item: T) => string, tieBreak?: (item: T) => string): T[] {
+  return items
+    .map((item) => ({ item, key: prefixSortKey(prefixOf(item)) + '\u0000' + (tieBreak ? tieBreak(item) : '') }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((x) => x.item);
+}
+
+/** Canonical, de-duplicated, sorted. */
+export function canonicalPrefixList(list: readonly string[]): string[] {
+  return sortByPrefix([...new Set(list.map(canonicalPrefix))], (p) => p);
+}

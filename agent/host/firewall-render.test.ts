@@ -1,0 +1,137 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { layerBoxes, renderFirewall, type TupleBox } from './firewall-render.js';
+import { parsePrefix } from './canonical.js';
+import { renderWgConfig } from './wg-config.js';
+import { matchGolden } from './testing/golden.js';
+import { firewall, flow, manyTuples } from './testing/firewall-fixtures.js';
+import { isCrosslinkError } from '../../lib/errors.js';
+
+const WG = 'crosslink0';
+
+const cases = [
+  { name: 'absent', fw: undefined },
+  { name: 'empty', fw: firewall({}) },
+  {
+    name: 'leeds-two-way',
+    fw: firewall({
+      outbound: [flow('gp-to-council-web', ['10.20.1.0/24'], ['172.16.5.0/24'], 'tcp', [443, [8080, 8090]])],
+      inbound: [
+        flow('council-to-gp-ping', ['172.16.5.0/24'], ['10.20.1.0/24'], 'icmp'),
+        flow('council-backup', ['172.16.9.10'], ['10.20.1.5'], 'any'),
+      ],
+      localPrefixes: ['10.20.1.0/24'],
+    }),
+  },
+  {
+    name: 'dual-stack-masquerade-local',
+    fw: firewall({
+      outbound: [flow('dns', ['10.20.0.0/16', '2001:db8:20::/48'], ['172.16.0.53', '2001:db8:16::53'], 'udp', [53])],
+      inbound: [flow('ping6', ['2001:db8:16::/48'], ['2001:db8:20::/48'], 'icmp')],
+      local: [flow('lan-a-to-b', ['10.20.1.0/24'], ['10.21.0.0/16'], 'tcp')],
+      masquerade: ['10.21.0.0/16', '2001:db8:21::/48'],
+      localPrefixes: ['10.20.0.0/16', '10.20.1.0/24', '10.21.0.0/16', '2001:db8:20::/48', '2001:db8:21::/48'],
+    }),
+  },
+  {
+    name: 'overlapping-tuples',
+    fw: firewall({
+      outbound: [
+        flow('wide', ['10.0.0.0/16'], ['10.1.0.0/24'], 'tcp', [80]),
+        flow('narrow-more-ports', ['10.0.1.0/24'], ['10.1.0.0/24'], 'tcp', [[80, 90]]),
+        flow('contained', ['10.0.2.0/24'], ['10.1.0.0/25'], 'tcp', [80]),
+        flow('adjacent-ports', ['10.0.0.0/16'], ['10.1.0.0/24'], 'tcp', [81, [82, 85]]),
+        flow('crossed-a', ['10.0.0.0/16'], ['10.2.0.0/24'], 'any'),
+        flow('crossed-b', ['10.0.0.0/24'], ['10.2.0.0/16'], 'any'),
+        flow('duplicate', ['10.0.0.0/16'], ['10.2.0.0/24'], 'any'),
+        flow('not-canonical', ['10.0.9.7/24'], ['10.3.0.1/16'], 'udp', []),
+      ],
+    }),
+  },
+];
+
+t.test('renderFirewall golden files', async (t) => {
+  for (const c of cases) {
+    const text = renderFirewall(c.fw, { wgInterface: WG });
+    matchGolden(t, `test/golden/nft/${c.name}.nft`, text);
+    t.equal(renderFirewall(c.fw, { wgInterface: WG }), text, `${c.name}: deterministic`);
+  }
+});
+
+t.test('rule order does not change the output', async (t) => {
+  const fw = cases[4].fw!;
+  const reversed = firewall({ outbound: [...fw.outbound].reverse() });
+  t.equal(renderFirewall(reversed, { wgInterface: WG }), renderFirewall(fw, { wgInterface: WG }));
+});
+
+t.test('10,000 tuples stay in sets: the rule count does not grow with the tuples', async (t) => {
+  const small = renderFirewall(manyTuples(10), { wgInterface: WG });
+  const large = renderFirewall(manyTuples(10_000), { wgInterface: WG });
+  const rules = (s: string) => s.split('\n').filter((l) => /^\t\t(ip|ip6|iifname|oifname|ct|counter) /.test(l)).length;
+  t.equal(rules(large), rules(small));
+  t.equal((large.match(/ \. tcp \. 443/g) ?? []).length, 10_000);
+});
+
+t.test('invalid input is a config_invalid error with the path of the field', async (t) => {
+  const bad = [
+    { fw: firewall({ outbound: [flow('x', ['10.0.0.0/33'], ['10.1.0.0/24'], 'tcp')] }), path: 'firewall.outbound[0].sources[0]' },
+    { fw: firewall({ inbound: [flow('x', ['10.0.0.0/8'], ['10.1.0.0/24'], 'sctp')] }), path: 'firewall.inbound[0].protocol' },
+    { fw: firewall({ local: [flow('x', ['10.0.0.0/8'], ['10.1.0.0/24'], 'tcp', [[90, 80]])] }), path: 'firewall.local[0].ports[0]' },
+  ];
+  for (const b of bad) {
+    try {
+      renderFirewall(b.fw, { wgInterface: WG });
+      t.fail('expected an error');
+    } catch (e) {
+      t.ok(isCrosslinkError(e) && e.code === 'config_invalid' && e.details[0]?.path === b.path, b.path);
+    }
+  }
+  t.throws(() => renderFirewall(undefined, { wgInterface: 'bad name"' }));
+});
+
+// Property: the layers hold every allowed tuple, no layer holds two overlapping elements, and
+// nothing is allowed that the input did not allow.
+t.test('layerBoxes: layers are overlap-free and allow exactly the input', async (t) => {
+  const prefixes = ['10.0.0.0/8', '10.0.0.0/16', '10.0.1.0/24', '10.0.0.0/24', '10.1.0.0/16', '10.0.1.128/25', '10.0.1.7/32'];
+  const arbBox = fc.record({
+    src: fc.constantFrom(...prefixes),
+    dst: fc.constantFrom(...prefixes),
+    proto: fc.constantFrom(6, 17),
+    first: fc.integer({ min: 0, max: 20 }),
+    width: fc.integer({ min: 0, max: 6 }),
+  }).map((r): TupleBox => ({ src: parsePrefix(r.src), dst: parsePrefix(r.dst), proto: r.proto, portFirst: r.first, portLast: r.first + r.width }));
+  const inBox = (b: TupleBox, s: string, d: string, proto: number, port: number) =>
+    b.proto === proto && b.src.startHex <= s && s <= b.src.endHex && b.dst.startHex <= d && d <= b.dst.endHex && b.portFirst <= port && port <= b.portLast;
+  const overlap = (a: TupleBox, b: TupleBox) =>
+    a.proto === b.proto && a.src.startHex <= b.src.endHex && b.src.startHex <= a.src.endHex &&
+    a.dst.startHex <= b.dst.endHex && b.dst.startHex <= a.dst.endHex && a.portFirst <= b.portLast && b.portFirst <= a.portLast;
+  // Probe points: start and end of every prefix, and one address inside each.
+  const points = [...new Set(prefixes.flatMap((p) => { const x = parsePrefix(p); return [x.startHex, x.endHex]; }).concat(['0a000105', '0a0001f0', '0a010203']))];
+  fc.assert(
+    fc.property(fc.array(arbBox, { maxLength: 25 }), (boxes) => {
+      const layers = layerBoxes(boxes);
+      for (const layer of layers) {
+        for (let i = 0; i < layer.length; i++) for (let j = i + 1; j < layer.length; j++) if (overlap(layer[i], layer[j])) return false;
+      }
+      const out = layers.flat();
+      for (const s of points) for (const d of points) for (const proto of [6, 17]) for (let port = 0; port <= 27; port++) {
+        if (boxes.some((b) => inBox(b, s, d, proto, port)) !== out.some((b) => inBox(b, s, d, proto, port))) return false;
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('property held');
+});
+
+t.test('renderWgConfig golden file', async (t) => {
+  const text = renderWgConfig('yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=', 51820, [
+    { publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=', endpoint: '192.0.2.2:51820', allowedIps: ['10.2.0.0/24', '100.64.0.2/32', '10.1.0.0/24'], persistentKeepaliveSeconds: 25 },
+    { publicKey: 'TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=', endpoint: '', allowedIps: ['2001:DB8:0::/48', '100.64.0.3'], persistentKeepaliveSeconds: 0 },
+    { publicKey: 'gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=', endpoint: '[2001:db8::9]:51820', allowedIps: [], persistentKeepaliveSeconds: 0 },
+  ]);
+  matchGolden(t, 'test/golden/wg/syncconf.conf', text);
+  t.throws(() => renderWgConfig('not a key', 51820, []), { code: 'config_invalid' });
+  const dup = { publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=', endpoint: '', allowedIps: [], persistentKeepaliveSeconds: 0 };
+  t.throws(() => renderWgConfig('yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=', 0, [dup, dup]), { code: 'config_invalid' });
+});
