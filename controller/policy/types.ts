@@ -26,11 +26,25 @@ export interface Subnet {
   /** Agents that may serve it, in priority order: first is primary. */
   via: AgentName[];
   masquerade: boolean;
+  description?: string;
 }
 
-export interface Group { name: string; members: string[] }
+export interface Group { name: string; members: string[]; description?: string }
 
-export interface RuleProbe { to: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; expect: 'allow' | 'deny' }
+/**
+ * A path probe carried by a rule. The agent serving `from` sends it from its own address in that
+ * subnet, so it crosses both boxes' firewalls.
+ */
+export interface RuleProbe {
+  /** Source subnet: a subnet of the rule's `from` (validation fills in the first one when absent). */
+  from: SubnetName;
+  /** Target address, canonical, no prefix length. */
+  to: string;
+  /** tcp/udp only. */
+  port?: number;
+  proto: 'tcp' | 'udp' | 'icmp';
+  expect: 'allow' | 'deny';
+}
 
 export interface Rule {
   name: string;
@@ -42,7 +56,12 @@ export interface Rule {
   probes: RuleProbe[];
 }
 
+/**
+ * A policy test. `from`/`to` are addresses or subnet names. With neither `port` nor `proto` the
+ * test asks "is any traffic at all allowed"; with `port` alone the protocol is tcp.
+ */
 export interface PolicyTest {
+  name?: string;
   from: string;
   to: string;
   port?: number;

@@ -1,0 +1,99 @@
+// checkPolicy: what `crosslink policy check` does, as a pure function of the text: validate, compile
+// against the file's own agents (a synthetic inventory), run the tests, and summarize.
+import { createHash } from 'node:crypto';
+import type { ErrorDetail } from '../../lib/errors.js';
+import { compilePolicy, type UnservedSubnet } from './compile.js';
+import { runPolicyTests, type PolicyTestReport } from './tests.js';
+import type { AgentConfig, AgentName, Inventory, InventoryAgent, Policy } from './types.js';
+import { parsePolicy } from './validate.js';
+
+export interface CheckOptions {
+  /** Shortest allowed subnet prefix length; default 8. */
+  minPrefixLength?: number;
+  /** Agents known beyond the file's own (e.g. the controller's live agents). */
+  knownAgents?: Iterable<string>;
+}
+
+export interface CheckSummary {
+  /** Valid, compiled, and every test passed. */
+  isOk: boolean;
+  /** Validation errors (each with path and line). Empty when the document is valid. */
+  errors: ErrorDetail[];
+  policy?: Policy;
+  /** Counts (zero when invalid). */
+  agents: number;
+  subnets: number;
+  groups: number;
+  rules: number;
+  /** Distinct agent pairs that are WireGuard peers of each other. */
+  peerLinks: number;
+  tests: PolicyTestReport;
+  unserved: UnservedSubnet[];
+  configs: Map<AgentName, AgentConfig>;
+}
+
+/** Deterministic stand-in for a WireGuard public key (32 bytes, base64). Never a real key. */
+function syntheticKey(name: string): string {
+  return createHash('sha256').update(`crosslink synthetic key ${name}`).digest('base64');
+}
+
+/**
+ * An inventory made from the policy alone: every agent of the file (or, without an `agents`
+ * section, every agent named in a `via`), healthy, advertising exactly the subnets that list it,
+ * with a synthetic key, an overlay address from 100.64.0.0/10 in name order and an endpoint under
+ * the reserved ".invalid" domain.
+ */
+export function syntheticInventory(policy: Policy): Inventory {
+  const names = new Set<string>(policy.agents.map((a) => a.name));
+  for (const s of policy.subnets) for (const a of s.via) names.add(a);
+  const advertised = new Map<string, string[]>();
+  for (const s of policy.subnets) {
+    for (const a of s.via) {
+      const l = advertised.get(a) ?? [];
+      l.push(...s.cidrs);
+      advertised.set(a, l);
+    }
+  }
+  const agents: InventoryAgent[] = [...names].sort().map((name, i) => {
+    const n = i + 1;
+    return {
+      name: name as AgentName,
+      publicKey: syntheticKey(name),
+      endpoint: `${name}.invalid:51820`,
+      overlayAddress: `100.64.${(n >> 8) & 255}.${n & 255}/10`,
+      advertised: [...new Set(advertised.get(name) ?? [])].sort(),
+      isHealthy: true,
+    };
+  });
+  return { agents };
+}
+
+export function checkPolicy(text: string, opts: CheckOptions = {}): CheckSummary {
+  const empty: CheckSummary = {
+    isOk: false, errors: [], agents: 0, subnets: 0, groups: 0, rules: 0, peerLinks: 0,
+    tests: { results: [], passed: 0, failed: 0 }, unserved: [], configs: new Map(),
+  };
+  const v = parsePolicy(text, opts);
+  if (!v.policy) return { ...empty, errors: v.errors };
+  const policy = v.policy;
+  const inventory = syntheticInventory(policy);
+  const compiled = compilePolicy(policy, inventory);
+  const tests = runPolicyTests(policy);
+  const links = new Set<string>();
+  for (const [name, cfg] of compiled.configs) {
+    for (const p of cfg.peers) links.add(name < p.name ? `${name} ${p.name}` : `${p.name} ${name}`);
+  }
+  return {
+    isOk: tests.failed === 0,
+    errors: [],
+    policy,
+    agents: inventory.agents.length,
+    subnets: policy.subnets.length,
+    groups: policy.groups.length,
+    rules: policy.rules.length,
+    peerLinks: links.size,
+    tests,
+    unserved: compiled.unserved,
+    configs: compiled.configs,
+  };
+}

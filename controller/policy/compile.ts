@@ -1,0 +1,656 @@
+// Policy + live inventory -> one AgentConfig per agent. Pure and deterministic.
+//
+// Shape of the work (headscale's lesson): everything that does not depend on the agent is resolved
+// once — groups into subnets, subnets into their serving agent, each rule into "its source and
+// destination subnets grouped by serving agent" with merged prefix lists — and then each agent's
+// config is a reduction over only the rules that touch its own subnets. No step loops over all
+// agents for each agent, and prefixes are handled as intervals, never expanded into addresses.
+//
+// Incremental: PolicyCompiler.update() works out which subnets changed server or content and which
+// rules changed, and rebuilds only the agents those touch; everything else keeps its config object.
+import { createHash } from 'node:crypto';
+import { create, toBinary } from '@bufbuild/protobuf';
+import {
+  AgentConfigSchema, type AgentConfig, type FlowRule, type Peer, type Probe, type LocalSubnet,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { normalizePorts, type NormalizedPorts } from './ports.js';
+import { mergeParsed, parsePrefixStrict, PrefixCache, type ParsedPrefix, hostPrefixOf, prefixContains } from './prefixes.js';
+import { NameResolver } from './resolve.js';
+import type { AgentName, Inventory, InventoryAgent, Policy, Rule, Subnet, SubnetName } from './types.js';
+
+export interface CompileOptions {
+  /** PersistentKeepalive given for every peer. Default 25 s (keeps NAT mappings open). */
+  persistentKeepaliveSeconds?: number;
+  /** Written to AgentConfig.probe_interval_seconds; 0 = the agent's default. */
+  probeIntervalSeconds?: number;
+}
+
+export interface UnservedSubnet {
+  subnet: SubnetName;
+  /** One line: why no agent serves it, e.g. "lth-sjuh is unhealthy; lth-sjuh-standby does not advertise 10.20.1.0/24". */
+  reason: string;
+}
+
+export interface CompileResult {
+  /** One config per inventory agent, in name order. Treat as immutable: configs share prefix arrays. */
+  configs: Map<AgentName, AgentConfig>;
+  /** Subnets that no agent serves (reported, not routed), sorted by name. */
+  unserved: UnservedSubnet[];
+  /** The active serving agent of every served subnet. */
+  servedBy: Map<SubnetName, AgentName>;
+  /** Agents whose content_hash differs from the previous result of this compiler (all, on the first). */
+  changed: AgentName[];
+  /** Agents that were in the previous result and are gone. */
+  removed: AgentName[];
+  /** How many agent configs were rebuilt to produce this result. */
+  recomputedAgents: number;
+}
+
+export interface PolicyChange {
+  policy?: Policy;
+  inventory?: Inventory;
+}
+
+/** One-shot full compile. */
+export function compilePolicy(policy: Policy, inventory: Inventory, opts: CompileOptions = {}): CompileResult {
+  return new PolicyCompiler(opts).compile(policy, inventory);
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+interface SubnetInfo {
+  subnet: Subnet;
+  prefixes: ParsedPrefix[];
+  /** Overlap cluster (subnets whose prefixes overlap are served together); id = first member's name. */
+  cluster: string;
+  /** Everything about the subnet that reaches a config. */
+  sig: string;
+}
+
+interface RuleInfo {
+  rule: Rule;
+  from: SubnetName[];
+  to: SubnetName[];
+  flows: NormalizedPorts[];
+  sig: string;
+}
+
+interface PolicyIndex {
+  policy: Policy;
+  subnets: Map<SubnetName, SubnetInfo>;
+  clusters: Map<string, SubnetName[]>;
+  rules: Map<string, RuleInfo>;
+  /** For each subnet, the rules naming it (after group expansion) as source / destination. */
+  asFrom: Map<SubnetName, string[]>;
+  asTo: Map<SubnetName, string[]>;
+  /** For each agent name, the clusters whose via lists it. */
+  viaClusters: Map<string, string[]>;
+  /** Probes by source subnet. */
+  probesBySubnet: Map<SubnetName, Array<{ name: string; rule: Rule; index: number }>>;
+}
+
+interface Reduction {
+  fromByAgent: Map<AgentName, SubnetName[]>;
+  toByAgent: Map<AgentName, SubnetName[]>;
+  /** Merged prefixes of all served source / destination subnets. */
+  fromAll: readonly string[];
+  toAll: readonly string[];
+}
+
+interface AgentMeta {
+  agent: InventoryAgent;
+  advertised: ParsedPrefix[];
+  hostPrefix?: string;
+  overlayIp: string;
+  sig: string;
+}
+
+const EMPTY: readonly string[] = Object.freeze([]);
+
+export class PolicyCompiler {
+  private readonly cache = new PrefixCache();
+  private readonly keepalive: number;
+  private readonly probeInterval: number;
+
+  private index?: PolicyIndex;
+  private agents = new Map<AgentName, AgentMeta>();
+  private overlayHosts: { 4: bigint[]; 6: bigint[] } = { 4: [], 6: [] };
+  private served = new Map<SubnetName, AgentName>();
+  private unservedReason = new Map<SubnetName, string>();
+  private localByAgent = new Map<AgentName, SubnetName[]>();
+  private reductions = new Map<string, Reduction>();
+  private configs = new Map<AgentName, AgentConfig>();
+
+  constructor(opts: CompileOptions = {}) {
+    this.keepalive = opts.persistentKeepaliveSeconds ?? 25;
+    this.probeInterval = opts.probeIntervalSeconds ?? 0;
+  }
+
+  /** The last result's configs (empty before the first compile). */
+  get current(): ReadonlyMap<AgentName, AgentConfig> {
+    return this.configs;
+  }
+
+  /** Full compile from scratch (also resets any previous state). */
+  compile(policy: Policy, inventory: Inventory): CompileResult {
+    const before = this.configs;
+    this.index = this.buildIndex(policy);
+    this.agents = this.buildAgents(inventory);
+    this.overlayHosts = this.buildOverlayHosts();
+    this.served = new Map();
+    this.unservedReason = new Map();
+    for (const cluster of this.index.clusters.keys()) this.serveCluster(cluster);
+    this.localByAgent = this.buildLocalByAgent();
+    this.reductions = new Map();
+    for (const name of this.index.rules.keys()) this.reductions.set(name, this.reduce(name));
+    this.configs = new Map();
+    const names = [...this.agents.keys()].sort();
+    for (const name of names) this.configs.set(name, this.buildAgent(name));
+    return this.result(before, names.length);
+  }
+
+  /**
+   * Applies a change and rebuilds only the agents it touches. The result equals a full compile of
+   * the new policy and inventory (a property test holds it to that).
+   */
+  update(change: PolicyChange): CompileResult {
+    if (!this.index) {
+      if (!change.policy || !change.inventory) throw new Error('PolicyCompiler.update: the first call needs both policy and inventory (or use compile())');
+      return this.compile(change.policy, change.inventory);
+    }
+    const before = this.configs;
+    const oldIndex = this.index;
+    const newIndex = change.policy ? this.buildIndex(change.policy, oldIndex) : oldIndex;
+    const affected = new Set<AgentName>();
+
+    // 1. Subnets whose own content changed, and rules whose resolution, ports or probes changed.
+    const candidateClusters = new Set<string>();
+    const dirtySubnets = new Set<SubnetName>();
+    const dirtyRules = new Set<string>();
+    if (newIndex !== oldIndex) {
+      for (const [name, info] of newIndex.subnets) {
+        const old = oldIndex.subnets.get(name);
+        if (!old || old.sig !== info.sig || old.cluster !== info.cluster) {
+          dirtySubnets.add(name);
+          candidateClusters.add(info.cluster);
+        }
+      }
+      for (const name of oldIndex.subnets.keys()) if (!newIndex.subnets.has(name)) dirtySubnets.add(name);
+      for (const [name, info] of newIndex.rules) {
+        const old = oldIndex.rules.get(name);
+        if (!old || old.sig !== info.sig) dirtyRules.add(name);
+      }
+      for (const name of oldIndex.rules.keys()) if (!newIndex.rules.has(name)) dirtyRules.add(name);
+    }
+
+    // 2. Agents whose live facts changed.
+    let newAgents = this.agents;
+    let isOverlayChanged = false;
+    if (change.inventory) {
+      newAgents = this.buildAgents(change.inventory, this.agents);
+      for (const [name, meta] of newAgents) {
+        const old = this.agents.get(name);
+        if (old === meta) continue;
+        affected.add(name);
+        // Its peers carry its key, endpoint and overlay address.
+        for (const p of before.get(name)?.peers ?? []) affected.add(p.name as AgentName);
+        if (!old || old.hostPrefix !== meta.hostPrefix) isOverlayChanged = true;
+        for (const c of newIndex.viaClusters.get(name) ?? []) candidateClusters.add(c);
+      }
+      for (const [name] of this.agents) {
+        if (newAgents.has(name)) continue;
+        isOverlayChanged = true;
+        for (const p of before.get(name)?.peers ?? []) affected.add(p.name as AgentName);
+        for (const c of newIndex.viaClusters.get(name) ?? []) candidateClusters.add(c);
+      }
+    }
+    this.index = newIndex;
+    this.agents = newAgents;
+    if (isOverlayChanged) {
+      this.overlayHosts = this.buildOverlayHosts();
+      for (const c of newIndex.clusters.keys()) candidateClusters.add(c);
+    }
+
+    // 3. Re-serve candidate clusters; a subnet whose server changed is dirty. A dirty subnet's old
+    // cluster partners are candidates too (it may have left their cluster).
+    for (const name of [...dirtySubnets]) {
+      const old = oldIndex.subnets.get(name);
+      if (!old || newIndex === oldIndex) continue;
+      for (const m of oldIndex.clusters.get(old.cluster) ?? []) {
+        const info = newIndex.subnets.get(m);
+        if (info) candidateClusters.add(info.cluster);
+      }
+    }
+    const servedBefore = new Map(this.served);
+    for (const name of dirtySubnets) {
+      if (!newIndex.subnets.has(name)) {
+        this.served.delete(name);
+        this.unservedReason.delete(name);
+      }
+    }
+    for (const cluster of candidateClusters) {
+      this.serveCluster(cluster);
+      for (const m of newIndex.clusters.get(cluster) ?? []) {
+        if (this.served.get(m) !== servedBefore.get(m)) dirtySubnets.add(m);
+      }
+    }
+    if (dirtySubnets.size > 0 || newIndex !== oldIndex) this.localByAgent = this.buildLocalByAgent();
+
+    // 4. Rules touching a dirty subnet must be reduced again.
+    for (const s of dirtySubnets) {
+      for (const idx of [oldIndex, newIndex]) {
+        for (const r of idx.asFrom.get(s) ?? []) dirtyRules.add(r);
+        for (const r of idx.asTo.get(s) ?? []) dirtyRules.add(r);
+      }
+    }
+    for (const name of dirtyRules) {
+      const old = this.reductions.get(name);
+      if (old) addReductionAgents(old, affected);
+      if (newIndex.rules.has(name)) {
+        const red = this.reduce(name);
+        this.reductions.set(name, red);
+        addReductionAgents(red, affected);
+      } else {
+        this.reductions.delete(name);
+      }
+    }
+    // The old and new servers of a dirty subnet (local subnets, masquerade, probes).
+    for (const s of dirtySubnets) {
+      const was = servedBefore.get(s);
+      const now = this.served.get(s);
+      if (was) affected.add(was);
+      if (now) affected.add(now);
+    }
+
+    // 5. Rebuild affected agents; drop removed ones.
+    const configs = new Map<AgentName, AgentConfig>();
+    let recomputed = 0;
+    for (const name of [...this.agents.keys()].sort()) {
+      if (affected.has(name) || !before.has(name)) {
+        configs.set(name, this.buildAgent(name));
+        recomputed++;
+      } else {
+        configs.set(name, before.get(name) as AgentConfig);
+      }
+    }
+    this.configs = configs;
+    return this.result(before, recomputed);
+  }
+
+  private result(before: Map<AgentName, AgentConfig>, recomputed: number): CompileResult {
+    const changed: AgentName[] = [];
+    for (const [name, cfg] of this.configs) {
+      const old = before.get(name);
+      if (!old || old.contentHash !== cfg.contentHash) changed.push(name);
+    }
+    const removed = [...before.keys()].filter((n) => !this.configs.has(n)).sort();
+    const unserved = [...this.unservedReason].map(([subnet, reason]) => ({ subnet, reason })).sort((a, b) => cmp(a.subnet, b.subnet));
+    const servedBy = new Map([...this.served].sort((a, b) => cmp(a[0], b[0])));
+    return { configs: this.configs, unserved, servedBy, changed, removed, recomputedAgents: recomputed };
+  }
+
+  // --- policy index --------------------------------------------------------------------------------
+
+  private buildIndex(policy: Policy, previous?: PolicyIndex): PolicyIndex {
+    const subnets = new Map<SubnetName, SubnetInfo>();
+    for (const s of policy.subnets) {
+      const sig = JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade]);
+      const old = previous?.subnets.get(s.name);
+      const prefixes = old && old.sig === sig ? old.prefixes : s.cidrs.map((c) => this.cache.get(c));
+      subnets.set(s.name, { subnet: s, prefixes, cluster: s.name, sig });
+    }
+    const clusters = this.buildClusters(subnets);
+
+    const resolver = new NameResolver(policy);
+    const rules = new Map<string, RuleInfo>();
+    const asFrom = new Map<SubnetName, string[]>();
+    const asTo = new Map<SubnetName, string[]>();
+    const probesBySubnet = new Map<SubnetName, Array<{ name: string; rule: Rule; index: number }>>();
+    const push = <K, V>(m: Map<K, V[]>, k: K, v: V): void => {
+      const l = m.get(k);
+      if (l) l.push(v);
+      else m.set(k, [v]);
+    };
+    for (const rule of policy.rules) {
+      const from = resolver.resolveAll(rule.from);
+      const to = resolver.resolveAll(rule.to);
+      const flows = normalizePorts(rule.ports);
+      const sig = JSON.stringify([from, to, flows, rule.probes]);
+      rules.set(rule.name, { rule, from, to, flows, sig });
+      for (const s of from) push(asFrom, s, rule.name);
+      for (const s of to) push(asTo, s, rule.name);
+      rule.probes.forEach((p, i) => push(probesBySubnet, p.from, { name: `${rule.name}/${i}`, rule, index: i }));
+    }
+    const viaClusters = new Map<string, string[]>();
+    for (const [id, members] of clusters) {
+      const via = new Set<string>();
+      for (const m of members) for (const a of (subnets.get(m) as SubnetInfo).subnet.via) via.add(a);
+      for (const a of via) push(viaClusters, a, id);
+    }
+    return { policy, subnets, clusters, rules, asFrom, asTo, viaClusters, probesBySubnet };
+  }
+
+  /** Overlapping subnets (same zone and via, or validation would have refused them) form a cluster. */
+  private buildClusters(subnets: Map<SubnetName, SubnetInfo>): Map<string, SubnetName[]> {
+    const items: Array<{ p: ParsedPrefix; s: SubnetName }> = [];
+    for (const [name, info] of subnets) for (const p of info.prefixes) items.push({ p, s: name });
+    items.sort((a, b) => a.p.family - b.p.family || (a.p.start < b.p.start ? -1 : a.p.start > b.p.start ? 1 : a.p.length - b.p.length));
+    const parent = new Map<string, string>();
+    const find = (x: string): string => {
+      let r = x;
+      while (parent.has(r)) r = parent.get(r) as string;
+      while (x !== r) {
+        const next = parent.get(x) as string;
+        parent.set(x, r);
+        x = next;
+      }
+      return r;
+    };
+    const union = (a: string, b: string): void => {
+      const ra = find(a);
+      const rb = find(b);
+      if (ra === rb) return;
+      if (ra < rb) parent.set(rb, ra);
+      else parent.set(ra, rb);
+    };
+    let open: { p: ParsedPrefix; s: SubnetName } | undefined;
+    for (const it of items) {
+      // Prefixes nest or are disjoint: anything starting inside the open one overlaps it.
+      if (open && open.p.family === it.p.family && it.p.start <= open.p.end) {
+        union(open.s, it.s);
+        if (it.p.end > open.p.end) open = it;
+      } else {
+        open = it;
+      }
+    }
+    const clusters = new Map<string, SubnetName[]>();
+    for (const name of [...subnets.keys()].sort()) {
+      const root = find(name);
+      const l = clusters.get(root);
+      if (l) l.push(name);
+      else clusters.set(root, [name]);
+      (subnets.get(name) as SubnetInfo).cluster = root;
+    }
+    return clusters;
+  }
+
+  // --- inventory -----------------------------------------------------------------------------------
+
+  private buildAgents(inventory: Inventory, previous?: Map<AgentName, AgentMeta>): Map<AgentName, AgentMeta> {
+    const out = new Map<AgentName, AgentMeta>();
+    for (const a of [...inventory.agents].sort((x, y) => cmp(x.name, y.name))) {
+      const sig = JSON.stringify([a.publicKey, a.endpoint, a.overlayAddress, [...a.advertised].sort(), a.isHealthy]);
+      const old = previous?.get(a.name);
+      if (old && old.sig === sig) {
+        out.set(a.name, old);
+        continue;
+      }
+      const advertised: ParsedPrefix[] = [];
+      for (const text of a.advertised) {
+        const r = parsePrefixStrict(text);
+        if (r.ok) advertised.push(r.prefix);
+        else if (r.reason === 'host-bits') advertised.push(this.cache.get(r.network));
+      }
+      const overlayIp = a.overlayAddress.split('/')[0] ?? '';
+      out.set(a.name, { agent: a, advertised, hostPrefix: hostPrefixOf(overlayIp), overlayIp, sig });
+    }
+    return out;
+  }
+
+  private buildOverlayHosts(): { 4: bigint[]; 6: bigint[] } {
+    const hosts: { 4: bigint[]; 6: bigint[] } = { 4: [], 6: [] };
+    for (const m of this.agents.values()) {
+      if (!m.hostPrefix) continue;
+      const p = this.cache.get(m.hostPrefix);
+      hosts[p.family].push(p.start);
+    }
+    hosts[4].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    hosts[6].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return hosts;
+  }
+
+  private overlapsOverlay(p: ParsedPrefix): boolean {
+    const list = this.overlayHosts[p.family];
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid] < p.start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < list.length && list[lo] <= p.end;
+  }
+
+  /** A cluster is served by the first agent of its via that is enrolled, healthy and advertises all of it. */
+  private serveCluster(cluster: string): void {
+    const idx = this.index as PolicyIndex;
+    const members = idx.clusters.get(cluster) ?? [];
+    const infos = members.map((m) => idx.subnets.get(m) as SubnetInfo);
+    const prefixes = infos.flatMap((i) => i.prefixes);
+    const via = infos[0]?.subnet.via ?? [];
+    let server: AgentName | undefined;
+    const why: string[] = [];
+    const clash = prefixes.find((p) => this.overlapsOverlay(p));
+    if (clash) {
+      why.push(`${clash.text} overlaps an agent's overlay address`);
+    } else {
+      for (const a of via) {
+        const meta = this.agents.get(a);
+        if (!meta) why.push(`${a} is not enrolled`);
+        else if (!meta.agent.isHealthy) why.push(`${a} is unhealthy`);
+        else {
+          const missing = prefixes.find((p) => !meta.advertised.some((o) => prefixContains(o, p)));
+          if (missing) why.push(`${a} does not advertise ${missing.text}`);
+          else {
+            server = a;
+            break;
+          }
+        }
+      }
+    }
+    for (const m of members) {
+      if (server) {
+        this.served.set(m, server);
+        this.unservedReason.delete(m);
+      } else {
+        this.served.delete(m);
+        this.unservedReason.set(m, why.length > 0 ? why.join('; ') : 'via names no agent');
+      }
+    }
+  }
+
+  private buildLocalByAgent(): Map<AgentName, SubnetName[]> {
+    const out = new Map<AgentName, SubnetName[]>();
+    for (const [s, a] of this.served) {
+      const l = out.get(a);
+      if (l) l.push(s);
+      else out.set(a, [s]);
+    }
+    for (const l of out.values()) l.sort(cmp);
+    return out;
+  }
+
+  // --- per rule ------------------------------------------------------------------------------------
+
+  private reduce(ruleName: string): Reduction {
+    const info = (this.index as PolicyIndex).rules.get(ruleName) as RuleInfo;
+    const side = (names: SubnetName[]): { by: Map<AgentName, SubnetName[]>; all: readonly string[] } => {
+      const by = new Map<AgentName, SubnetName[]>();
+      const prefixes: ParsedPrefix[] = [];
+      for (const s of names) {
+        const a = this.served.get(s);
+        if (!a) continue;
+        const l = by.get(a);
+        if (l) l.push(s);
+        else by.set(a, [s]);
+        for (const p of (this.index as PolicyIndex).subnets.get(s)?.prefixes ?? []) prefixes.push(p);
+      }
+      return { by, all: freezeTexts(mergeParsed(prefixes)) };
+    };
+    const f = side(info.from);
+    const t = side(info.to);
+    return { fromByAgent: f.by, toByAgent: t.by, fromAll: f.all, toAll: t.all };
+  }
+
+  // --- per agent -----------------------------------------------------------------------------------
+
+  private prefixesOf(names: Iterable<SubnetName>): ParsedPrefix[] {
+    const idx = this.index as PolicyIndex;
+    const out: ParsedPrefix[] = [];
+    for (const n of names) for (const p of idx.subnets.get(n)?.prefixes ?? []) out.push(p);
+    return out;
+  }
+
+  private mergedOf(names: Iterable<SubnetName>): string[] {
+    return mergeParsed(this.prefixesOf(names)).map((p) => p.text);
+  }
+
+  /** Prefixes of `names` not served by `self`, merged. */
+  private remoteOf(names: SubnetName[], self: AgentName): string[] {
+    return this.mergedOf(names.filter((n) => this.served.get(n) !== self));
+  }
+
+  private buildAgent(name: AgentName): AgentConfig {
+    const idx = this.index as PolicyIndex;
+    const meta = this.agents.get(name) as AgentMeta;
+    const local = this.localByAgent.get(name) ?? [];
+    const outRules = new Set<string>();
+    const inRules = new Set<string>();
+    for (const s of local) {
+      for (const r of idx.asFrom.get(s) ?? []) outRules.add(r);
+      for (const r of idx.asTo.get(s) ?? []) inRules.add(r);
+    }
+    const peerSubnets = new Map<AgentName, Set<SubnetName>>();
+    const addPeer = (agent: AgentName, subnets: SubnetName[]): void => {
+      let set = peerSubnets.get(agent);
+      if (!set) peerSubnets.set(agent, (set = new Set()));
+      for (const s of subnets) set.add(s);
+    };
+    const outbound: FlowRule[] = [];
+    const inbound: FlowRule[] = [];
+    const localRules: FlowRule[] = [];
+    const flowRules = (into: FlowRule[], info: RuleInfo, sources: readonly string[], destinations: readonly string[]): void => {
+      for (const f of info.flows) {
+        into.push({
+          $typeName: 'crosslink.v1.FlowRule',
+          rule: info.rule.name,
+          sources: sources as string[],
+          destinations: destinations as string[],
+          protocol: f.protocol,
+          ports: f.ranges.map((r) => ({ $typeName: 'crosslink.v1.PortRange', first: r.first, last: r.last })),
+        });
+      }
+    };
+
+    for (const r of [...outRules].sort(cmp)) {
+      const info = idx.rules.get(r) as RuleInfo;
+      const red = this.reductions.get(r) as Reduction;
+      const mine = red.fromByAgent.get(name) ?? [];
+      for (const [peer, subs] of red.toByAgent) if (peer !== name) addPeer(peer, subs);
+      const sources = this.mergedOf(mine);
+      const localTo = red.toByAgent.get(name);
+      const destinations = localTo ? this.remoteOf(info.to, name) : red.toAll;
+      if (destinations.length > 0) flowRules(outbound, info, sources, destinations);
+      if (localTo && !(mine.length === 1 && localTo.length === 1 && mine[0] === localTo[0])) {
+        flowRules(localRules, info, sources, this.mergedOf(localTo));
+      }
+    }
+    for (const r of [...inRules].sort(cmp)) {
+      const info = idx.rules.get(r) as RuleInfo;
+      const red = this.reductions.get(r) as Reduction;
+      const mine = red.toByAgent.get(name) ?? [];
+      for (const [peer, subs] of red.fromByAgent) if (peer !== name) addPeer(peer, subs);
+      const sources = red.fromByAgent.has(name) ? this.remoteOf(info.from, name) : red.fromAll;
+      if (sources.length > 0) flowRules(inbound, info, sources, this.mergedOf(mine));
+    }
+
+    const peers: Peer[] = [];
+    const routePrefixes: ParsedPrefix[] = [];
+    for (const peerName of [...peerSubnets.keys()].sort(cmp)) {
+      const pm = this.agents.get(peerName) as AgentMeta;
+      const subnetPrefixes = this.prefixesOf(peerSubnets.get(peerName) as Set<SubnetName>);
+      for (const p of subnetPrefixes) routePrefixes.push(p);
+      const all = pm.hostPrefix ? [...subnetPrefixes, this.cache.get(pm.hostPrefix)] : subnetPrefixes;
+      peers.push({
+        $typeName: 'crosslink.v1.Peer',
+        name: peerName,
+        publicKey: pm.agent.publicKey,
+        endpoint: pm.agent.endpoint,
+        persistentKeepaliveSeconds: this.keepalive,
+        allowedIps: mergeParsed(all).map((p) => p.text),
+        overlayIp: pm.overlayIp,
+      });
+    }
+
+    const localSubnets: LocalSubnet[] = local.map((s) => {
+      const sub = (idx.subnets.get(s) as SubnetInfo).subnet;
+      return { $typeName: 'crosslink.v1.LocalSubnet', name: s, zone: sub.zone, prefixes: sub.cidrs, masquerade: sub.masquerade };
+    });
+    const masquerade = this.mergedOf(local.filter((s) => (idx.subnets.get(s) as SubnetInfo).subnet.masquerade));
+
+    const probes: Probe[] = [];
+    for (const s of local) {
+      for (const pr of idx.probesBySubnet.get(s) ?? []) {
+        const probe = pr.rule.probes[pr.index];
+        const family = probe.to.includes(':') ? 6 : 4;
+        const source = (idx.subnets.get(s) as SubnetInfo).prefixes.find((p) => p.family === family);
+        probes.push({
+          $typeName: 'crosslink.v1.Probe',
+          name: pr.name,
+          target: probe.to,
+          protocol: probe.proto,
+          port: probe.port ?? 0,
+          expectDeny: probe.expect === 'deny',
+          sourcePrefix: source?.text ?? '',
+        });
+      }
+    }
+    probes.sort((a, b) => cmp(a.name, b.name));
+
+    const cfg = create(AgentConfigSchema, {
+      agentName: name,
+      overlayAddress: meta.agent.overlayAddress,
+      peers,
+      routes: mergeParsed(routePrefixes).map((p) => p.text),
+      firewall: {
+        outbound,
+        inbound,
+        local: localRules,
+        masquerade,
+        localPrefixes: this.mergedOf(local),
+      },
+      localSubnets,
+      probes,
+      probeIntervalSeconds: this.probeInterval,
+    });
+    cfg.contentHash = contentHash(cfg);
+    return cfg;
+  }
+}
+
+function addReductionAgents(red: Reduction, into: Set<AgentName>): void {
+  for (const a of red.fromByAgent.keys()) into.add(a);
+  for (const a of red.toByAgent.keys()) into.add(a);
+}
+
+function freezeTexts(prefixes: ParsedPrefix[]): readonly string[] {
+  if (prefixes.length === 0) return EMPTY;
+  return Object.freeze(prefixes.map((p) => p.text));
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** SHA-256 hex of the config's canonical protobuf encoding, without generation and content_hash. */
+export function contentHash(cfg: AgentConfig): string {
+  const { generation, contentHash: hash } = cfg;
+  cfg.generation = 0n;
+  cfg.contentHash = '';
+  try {
+    return createHash('sha256').update(toBinary(AgentConfigSchema, cfg)).digest('hex');
+  } finally {
+    cfg.generation = generation;
+    cfg.contentHash = hash;
+  }
+}
