@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 interface Tap {
-  equal(found: unknown, wanted: unknown, message?: string): void;
-  fail(message: string): void;
+  equal(found: unknown, wanted: unknown, message: string): unknown;
+  fail(message: string): unknown;
 }
 
 export function matchGolden(t: Tap, relPath: string, actual: string): void {
