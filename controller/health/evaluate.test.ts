@@ -1,6 +1,6 @@
 import t from 'tap';
 import { diffHealth, evaluateHealth, probeTargetText } from './evaluate.js';
-import { agentInput, applyError, probeResult, probeSpec, report, T0 } from './fixtures.js';
+import { agentInput, applyError, peerStatus, probeResult, probeSpec, report, T0, type AgentInputOpts } from './fixtures.js';
 import type { AgentHealthInput, HealthState } from './types.js';
 
 const NOW = T0 + 600_000;
@@ -84,7 +84,7 @@ t.test('config stream down for three intervals while reports arrive: degraded', 
   t.equal(later.agents[0].reason, 'config stream down for 31 s');
 });
 
-function pair(nowMs: number, ab: object = {}, ba: object = {}, extra: Partial<AgentHealthInput> = {}): AgentHealthInput[] {
+function pair(nowMs: number, ab: object = {}, ba: object = {}, extra: AgentInputOpts = {}): AgentHealthInput[] {
   return [
     agentInput('b-box', nowMs, { peers: ['a-box'], peerOpts: { 'a-box': ba }, ...extra }),
     agentInput('a-box', nowMs, { peers: ['b-box'], peerOpts: { 'b-box': ab } }),
@@ -152,7 +152,7 @@ t.test('handshake age survives clock skew between agent and controller', async (
   // The agent's clock is 1 h ahead; its report says the handshake was 20 s before its own "now".
   const skewed = agentInput('a-box', NOW, { peers: ['b-box'] });
   const atAgent = NOW - 2000 + 3_600_000;
-  skewed.lastReport = report({ atMs: atAgent, peers: [(await import('./fixtures.js')).peerStatus('b-box', atAgent)] });
+  skewed.lastReport = report({ atMs: atAgent, peers: [peerStatus('b-box', atAgent)] });
   const s = evaluateHealth([skewed, agentInput('b-box', NOW, { peers: ['a-box'] })], NOW, opts);
   t.equal(s.agents[0].peers[0].handshakeAgeSeconds, 22);
 });

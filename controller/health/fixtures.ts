@@ -39,7 +39,7 @@ export function probeResult(name: string, atMs: number, o: Partial<{ isOk: boole
   });
 }
 
-export function applyError(o: Partial<ApplyError> = {}): ApplyError {
+export function applyError(o: Partial<Omit<ApplyError, '$typeName' | '$unknown'>> = {}): ApplyError {
   return create(ApplyErrorSchema, { step: 'firewall', command: 'nft -f /run/crosslink/ruleset.nft', exitCode: 1, stderr: 'Error: syntax error\nmore', ...o });
 }
 
@@ -62,9 +62,11 @@ export function probeSpec(name: string, o: Partial<ProbeSpec> = {}): ProbeSpec {
 }
 
 /** An agent that reported `reportAgoMs` before `nowMs`, everything healthy unless overridden. */
-export function agentInput(name: string, nowMs: number, o: Partial<AgentHealthInput> & {
+export type AgentInputOpts = Partial<AgentHealthInput> & {
   reportAgoMs?: number; peerOpts?: Record<string, PeerOpts>; applied?: number; errors?: ApplyError[]; probeResults?: ProbeResult[];
-} = {}): AgentHealthInput {
+};
+
+export function agentInput(name: string, nowMs: number, o: AgentInputOpts = {}): AgentHealthInput {
   const peers = o.peers ?? [];
   const reportAtMs = nowMs - (o.reportAgoMs ?? 2000);
   return {
