@@ -177,11 +177,13 @@ class Validator {
     // --- subnets
     const subnets: Subnet[] = [];
     const parsedCidrs = new Map<string, ParsedPrefix[]>();
+    const writtenIndex = new Map<ParsedPrefix, number>();
     for (const [name, s] of this.namedMap(top.subnets, ['subnets'], 'subnet')) {
       const p: PathSegment[] = ['subnets', name];
       const f = this.fields(s, p, SUBNET_KEYS, ['cidr', 'zone', 'via'], `subnet "${name}"`);
       if (!f) continue;
       const cidrTexts = this.stringList(f.cidr, [...p, 'cidr'], 'cidr');
+      if (Array.isArray(f.cidr)) this.isCidrList.add(name);
       const cidrPath = (i: number): PathSegment[] => (Array.isArray(f.cidr) ? [...p, 'cidr', i] : [...p, 'cidr']);
       const prefixes: ParsedPrefix[] = [];
       cidrTexts.forEach((c, i) => {
@@ -204,6 +206,7 @@ class Validator {
           return;
         }
         prefixes.push(r.prefix);
+        writtenIndex.set(r.prefix, i);
       });
       if (Array.isArray(f.cidr) && f.cidr.length === 0) this.err([...p, 'cidr'], 'cidr must list at least one prefix');
       const zone = typeof f.zone === 'string' ? f.zone : undefined;
@@ -235,7 +238,7 @@ class Validator {
       if (description !== undefined) subnet.description = description;
       subnets.push(subnet);
     }
-    this.checkOverlaps(subnets, parsedCidrs);
+    this.checkOverlaps(subnets, parsedCidrs, writtenIndex);
     const subnetNames = new Set(subnets.map((s) => s.name as string));
 
     // --- groups
@@ -437,6 +440,7 @@ class Validator {
     return { policy };
   }
 
+  private readonly isCidrList = new Set<string>();
   private readonly groupPaths = new Map<string, { path: PathSegment[]; isList: boolean }>();
 
   /** proto/port/expect of a test or probe. */
@@ -484,10 +488,10 @@ class Validator {
    * (they then always move together). Prefixes nest or are disjoint, so a sweep with a stack of the
    * enclosing prefixes finds every overlapping pair in O(n log n + pairs).
    */
-  private checkOverlaps(subnets: Subnet[], parsed: Map<string, ParsedPrefix[]>): void {
+  private checkOverlaps(subnets: Subnet[], parsed: Map<string, ParsedPrefix[]>, writtenIndex: Map<ParsedPrefix, number>): void {
     const bySubnet = new Map(subnets.map((s) => [s.name as string, s]));
     const items: Array<{ p: ParsedPrefix; subnet: string; index: number }> = [];
-    for (const s of subnets) (parsed.get(s.name) ?? []).forEach((p) => items.push({ p, subnet: s.name, index: s.cidrs.indexOf(p.text) }));
+    for (const s of subnets) (parsed.get(s.name) ?? []).forEach((p) => items.push({ p, subnet: s.name, index: writtenIndex.get(p) ?? 0 }));
     items.sort((a, b) => a.p.family - b.p.family || (a.p.start < b.p.start ? -1 : a.p.start > b.p.start ? 1 : a.p.length - b.p.length) || (a.subnet < b.subnet ? -1 : 1));
     const stack: typeof items = [];
     const reported = new Set<string>();
@@ -508,7 +512,7 @@ class Validator {
         else if (a.via.join(',') !== b.via.join(',')) why = `they are served by different agents (via ${a.via.join(', ')} vs ${b.via.join(', ')})`;
         if (why) {
           reported.add(key);
-          const cidrPath: PathSegment[] = b.cidrs.length > 1 ? ['subnets', b.name, 'cidr', it.index] : ['subnets', b.name, 'cidr'];
+          const cidrPath: PathSegment[] = this.isCidrList.has(b.name) ? ['subnets', b.name, 'cidr', it.index] : ['subnets', b.name, 'cidr'];
           this.err(cidrPath, `${it.p.text} of subnet "${b.name}" overlaps ${outer.p.text} of subnet "${a.name}" and ${why}: the overlay cannot route overlapping space`);
         }
       }

@@ -1,0 +1,145 @@
+// `crosslink policy check` and `crosslink policy whatif`: work on a local policy file, no controller.
+// Handlers set process.exitCode and return; only cli/main.ts exits.
+import { readFileSync } from 'node:fs';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { checkPolicy, DEFAULT_MIN_PREFIX_LENGTH, describeFlow, evaluate, parsePolicy, type CheckSummary } from '../../controller/policy/index.js';
+import type { ErrorDetail } from '../../lib/errors.js';
+
+/** Where output goes; tests pass their own. */
+export interface PolicyCliIo {
+  readFile(path: string): string;
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const realIo: PolicyCliIo = {
+  readFile: (path) => readFileSync(path, 'utf8'),
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/** "FILE:LINE: path: message" (line and path left out when unknown). */
+export function formatErrorLine(file: string, e: ErrorDetail): string {
+  const where = e.line !== undefined ? `${file}:${e.line}` : file;
+  return e.path ? `${where}: ${e.path}: ${e.message}` : `${where}: ${e.message}`;
+}
+
+function readPolicy(file: string, io: PolicyCliIo): string | undefined {
+  try {
+    return io.readFile(file);
+  } catch (e) {
+    io.err(`${file}: cannot read: ${(e as Error).message}\n`);
+    return undefined;
+  }
+}
+
+export interface CheckArgs { file: string; json: boolean; minPrefixLength: number }
+
+/** Runs the check; returns the exit code (0 valid and all tests pass, 1 otherwise). */
+export function runPolicyCheck(args: CheckArgs, io: PolicyCliIo = realIo): number {
+  const text = readPolicy(args.file, io);
+  if (text === undefined) return 1;
+  const s = checkPolicy(text, { minPrefixLength: args.minPrefixLength });
+  if (args.json) {
+    io.out(`${JSON.stringify(checkJson(args.file, s), null, 2)}\n`);
+    return s.isOk ? 0 : 1;
+  }
+  if (s.errors.length > 0) {
+    for (const e of s.errors) io.err(`${formatErrorLine(args.file, e)}\n`);
+    io.err(`${args.file}: invalid: ${s.errors.length} error${s.errors.length === 1 ? '' : 's'}\n`);
+    return 1;
+  }
+  for (const r of s.tests.results) {
+    if (!r.isPassed) io.err(`${args.file}: test failed: ${r.label}: got ${r.actual} (${r.reason})\n`);
+  }
+  io.out(
+    `${args.file}: ${s.isOk ? 'valid' : 'valid, but tests failed'}\n` +
+      `  agents ${s.agents}, subnets ${s.subnets}, groups ${s.groups}, rules ${s.rules}, peer links ${s.peerLinks}\n` +
+      `  tests ${s.tests.passed} passed, ${s.tests.failed} failed\n` +
+      (s.unserved.length === 0 ? '' : s.unserved.map((u) => `  unserved: ${u.subnet}: ${u.reason}\n`).join('')),
+  );
+  return s.isOk ? 0 : 1;
+}
+
+function checkJson(file: string, s: CheckSummary): unknown {
+  return {
+    file,
+    ok: s.isOk,
+    errors: s.errors,
+    summary: { agents: s.agents, subnets: s.subnets, groups: s.groups, rules: s.rules, peerLinks: s.peerLinks },
+    tests: {
+      passed: s.tests.passed,
+      failed: s.tests.failed,
+      results: s.tests.results.map((r) => ({ label: r.label, passed: r.isPassed, actual: r.actual, rule: r.rule, reason: r.reason })),
+    },
+    unserved: s.unserved,
+  };
+}
+
+export interface WhatifArgs { file: string; from: string; to: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; json: boolean; minPrefixLength: number }
+
+/** Prints allow/deny and the rule; returns 0 when it could decide (either way), 1 on a bad file or argument. */
+export function runPolicyWhatif(args: WhatifArgs, io: PolicyCliIo = realIo): number {
+  const text = readPolicy(args.file, io);
+  if (text === undefined) return 1;
+  const v = parsePolicy(text, { minPrefixLength: args.minPrefixLength });
+  if (!v.policy) {
+    for (const e of v.errors) io.err(`${formatErrorLine(args.file, e)}\n`);
+    return 1;
+  }
+  if (args.proto !== 'icmp' && args.port === undefined) {
+    io.err(`--port is required with --proto ${args.proto}\n`);
+    return 1;
+  }
+  const port = args.proto === 'icmp' ? undefined : args.port;
+  let d;
+  try {
+    d = evaluate(v.policy, args.from, args.to, args.proto, port);
+  } catch (e) {
+    io.err(`${(e as Error).message}\n`);
+    return 1;
+  }
+  if (args.json) {
+    io.out(`${JSON.stringify({ from: args.from, to: args.to, proto: args.proto, port: port ?? null, decision: d.decision, rule: d.rule ?? null, reason: d.reason }, null, 2)}\n`);
+  } else {
+    io.out(`${d.decision}: ${args.from} -> ${args.to} ${describeFlow(args.proto, port)}${d.rule ? ` (rule ${d.rule})` : ''}\n  ${d.reason}\n`);
+  }
+  return 0;
+}
+
+const fileOption = { alias: 'f', type: 'string', demandOption: true, describe: 'Policy file (YAML or JSON)' } as const;
+const minPrefixOption = { type: 'number', default: DEFAULT_MIN_PREFIX_LENGTH, describe: 'Shortest subnet prefix length accepted' } as const;
+
+export const checkCommand: CommandModule<object, CheckArgs> = {
+  command: 'check',
+  describe: 'Validate a policy file, compile it against its own agents and run its tests (exit 0: valid and all tests pass)',
+  builder: (y: Argv<object>) =>
+    y
+      .option('file', fileOption)
+      .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' })
+      .option('min-prefix-length', minPrefixOption)
+      .example('$0 policy check -f examples/leeds.yaml', 'check the Leeds example') as unknown as Argv<CheckArgs>,
+  handler: (args: ArgumentsCamelCase<CheckArgs>) => {
+    process.exitCode = runPolicyCheck({ file: args.file, json: args.json, minPrefixLength: args.minPrefixLength });
+  },
+};
+
+export const whatifCommand: CommandModule<object, WhatifArgs> = {
+  command: 'whatif',
+  describe: 'Would the policy allow a new connection? Prints allow or deny and the rule',
+  builder: (y: Argv<object>) =>
+    y
+      .option('file', fileOption)
+      .option('from', { type: 'string', demandOption: true, describe: 'Source address or subnet name' })
+      .option('to', { type: 'string', demandOption: true, describe: 'Destination address or subnet name' })
+      .option('port', { type: 'number', describe: 'Destination port (tcp/udp)' })
+      .option('proto', { choices: ['tcp', 'udp', 'icmp'] as const, default: 'tcp' as const, describe: 'Protocol' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' })
+      .option('min-prefix-length', minPrefixOption)
+      .example('$0 policy whatif -f examples/leeds.yaml --from 10.60.1.10 --to 10.20.1.10 --port 443', 'social care -> care record, HTTPS') as unknown as Argv<WhatifArgs>,
+  handler: (args: ArgumentsCamelCase<WhatifArgs>) => {
+    process.exitCode = runPolicyWhatif({
+      file: args.file, from: String(args.from), to: String(args.to), port: args.port, proto: args.proto, json: args.json, minPrefixLength: args.minPrefixLength,
+    });
+  },
+};

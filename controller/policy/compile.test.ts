@@ -1,0 +1,199 @@
+// Compiler: golden files for the Leeds example (UPDATE_GOLDEN=1 rewrites them), and table-driven
+// cases for serving, failover, masquerade, local rules, probes and incremental recompiles.
+import { existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { toJson } from '@bufbuild/protobuf';
+import t from 'tap';
+import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { syntheticInventory } from './check.js';
+import { compilePolicy, PolicyCompiler } from './compile.js';
+import type { Inventory, InventoryAgent, Policy } from './types.js';
+import { parsePolicy } from './validate.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const goldenDir = join(root, 'test', 'golden', 'policy', 'leeds');
+
+function leeds(): Policy {
+  const r = parsePolicy(readFileSync(join(root, 'examples', 'leeds.yaml'), 'utf8'));
+  if (!r.policy) throw new Error(JSON.stringify(r.errors));
+  return r.policy;
+}
+
+function render(cfg: AgentConfig): string {
+  return `${JSON.stringify(toJson(AgentConfigSchema, cfg, { alwaysEmitImplicit: true }), null, 2)}\n`;
+}
+
+t.test('golden: every agent of examples/leeds.yaml', async (t) => {
+  const result = compilePolicy(leeds(), syntheticInventory(leeds()));
+  const isUpdate = process.env.UPDATE_GOLDEN === '1';
+  if (isUpdate) {
+    mkdirSync(goldenDir, { recursive: true });
+    for (const f of readdirSync(goldenDir)) unlinkSync(join(goldenDir, f));
+  }
+  for (const [name, cfg] of result.configs) {
+    const file = join(goldenDir, `${name}.json`);
+    if (isUpdate) writeFileSync(file, render(cfg));
+    t.ok(existsSync(file), `${name}.json exists (run with UPDATE_GOLDEN=1 to create)`);
+    if (existsSync(file)) t.equal(render(cfg), readFileSync(file, 'utf8'), `${name} matches its golden file`);
+  }
+  t.same(readdirSync(goldenDir).sort(), [...result.configs.keys()].map((n) => `${n}.json`).sort(), 'no stale golden files');
+  t.same(result.unserved, [], 'everything served');
+});
+
+function inv(policy: Policy, patch: (a: InventoryAgent) => InventoryAgent | undefined = (a) => a): Inventory {
+  return { agents: syntheticInventory(policy).agents.map(patch).filter((a): a is InventoryAgent => a !== undefined) };
+}
+
+const peerNames = (c: AgentConfig | undefined): string[] => (c?.peers ?? []).map((p) => p.name);
+
+interface ServingCase {
+  name: string;
+  patch: (a: InventoryAgent) => InventoryAgent | undefined;
+  servedBy: string | undefined;
+  unservedReason?: RegExp;
+  gpPeers: string[];
+}
+
+const servingCases: ServingCase[] = [
+  { name: 'primary healthy: lth-sjuh serves the care records', patch: (a) => a, servedBy: 'lth-sjuh', gpPeers: ['lth-sjuh'] },
+  {
+    name: 'primary unhealthy: the standby serves',
+    patch: (a) => (a.name === 'lth-sjuh' ? { ...a, isHealthy: false } : a),
+    servedBy: 'lth-sjuh-standby',
+    gpPeers: ['lth-sjuh-standby'],
+  },
+  {
+    name: 'primary not advertising the subnet: the standby serves',
+    patch: (a) => (a.name === 'lth-sjuh' ? { ...a, advertised: ['10.20.2.0/28'] } : a),
+    servedBy: 'lth-sjuh-standby',
+    gpPeers: ['lth-sjuh', 'lth-sjuh-standby'],
+  },
+  {
+    name: 'both down: unserved, with the reason, and not routed',
+    patch: (a) => (a.name.startsWith('lth-sjuh') ? { ...a, isHealthy: false } : a),
+    servedBy: undefined,
+    unservedReason: /^lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy$/,
+    gpPeers: [],
+  },
+  {
+    name: 'primary not enrolled',
+    patch: (a) => (a.name === 'lth-sjuh' ? undefined : a),
+    servedBy: 'lth-sjuh-standby',
+    gpPeers: ['lth-sjuh-standby'],
+  },
+];
+
+for (const c of servingCases) {
+  t.test(`serving: ${c.name}`, async (t) => {
+    const policy = leeds();
+    const r = compilePolicy(policy, inv(policy, c.patch));
+    t.equal(r.servedBy.get('care-records' as never), c.servedBy);
+    const u = r.unserved.find((x) => x.subnet === 'care-records');
+    if (c.unservedReason) t.match(u?.reason, c.unservedReason);
+    else t.notOk(u, 'served');
+    t.same(peerNames(r.configs.get('gp-armley' as never)), c.gpPeers, 'gp-armley peers');
+    if (!c.servedBy) t.notOk(r.configs.get('gp-armley' as never)?.routes.includes('10.20.1.0/24'), 'no route to an unserved subnet');
+  });
+}
+
+t.test('least privilege: the idle standby learns no peers; GPs never learn the council', async (t) => {
+  const policy = leeds();
+  const r = compilePolicy(policy, inv(policy));
+  t.same(peerNames(r.configs.get('lth-sjuh-standby' as never)), []);
+  t.same(peerNames(r.configs.get('gp-chapeltown' as never)), ['lth-sjuh']);
+  t.same(peerNames(r.configs.get('lth-sjuh' as never)), ['gp-armley', 'gp-chapeltown', 'lcc-adult-social-care', 'nhs-shared-hub']);
+  const hub = r.configs.get('nhs-shared-hub' as never) as AgentConfig;
+  t.same(peerNames(hub), ['lcc-civic-hall', 'lth-sjuh']);
+  const sjuh = hub.peers.find((p) => p.name === 'lth-sjuh');
+  t.same(sjuh?.allowedIps, ['10.20.1.0/24', '10.20.2.0/28', '100.64.0.5/32', 'fd00:20:1::/64'], 'AllowedIPs: the flows only, plus the overlay /32');
+});
+
+t.test('shared hub: local rule between its two LANs, masquerade on the PSN LAN', async (t) => {
+  const policy = leeds();
+  const hub = compilePolicy(policy, inv(policy)).configs.get('nhs-shared-hub' as never) as AgentConfig;
+  t.same(hub.firewall?.local.map((r) => [r.rule, r.protocol, r.sources, r.destinations]), [
+    ['hub-council-to-nhs-printers', 'icmp', ['10.41.1.0/24'], ['10.40.1.0/24']],
+    ['hub-council-to-nhs-printers', 'tcp', ['10.41.1.0/24'], ['10.40.1.0/24']],
+  ]);
+  t.same(hub.firewall?.masquerade, ['10.41.1.0/24']);
+  t.same(hub.firewall?.localPrefixes, ['10.40.1.0/24', '10.41.1.0/24']);
+  t.same(hub.localSubnets.map((s) => [s.name, s.zone, s.masquerade]), [['hub-n3-lan', 'n3', false], ['hub-psn-lan', 'psn', true]]);
+});
+
+t.test('probes go to the agent serving the source subnet', async (t) => {
+  const policy = leeds();
+  const r = compilePolicy(policy, inv(policy));
+  const asc = r.configs.get('lcc-adult-social-care' as never) as AgentConfig;
+  t.same(asc.probes.map((p) => [p.name, p.target, p.protocol, p.port, p.expectDeny, p.sourcePrefix]), [
+    ['social-care-to-care-records/0', '10.20.1.10', 'tcp', 443, false, '10.60.1.0/24'],
+    ['social-care-to-care-records/1', '10.20.1.10', 'tcp', 22, true, '10.60.1.0/24'],
+  ]);
+  const sjuh = r.configs.get('lth-sjuh' as never) as AgentConfig;
+  t.same(sjuh.probes.map((p) => p.name), ['hl7-results-to-gps/0']);
+  t.same(r.configs.get('lth-sjuh-standby' as never)?.probes, [], 'the idle standby runs none');
+});
+
+t.test('content hash: stable, sensitive, generation left at 0', async (t) => {
+  const policy = leeds();
+  const a = compilePolicy(policy, inv(policy));
+  const b = compilePolicy(leeds(), inv(leeds()));
+  for (const [name, cfg] of a.configs) {
+    t.match(cfg.contentHash, /^[0-9a-f]{64}$/);
+    t.equal(cfg.contentHash, b.configs.get(name)?.contentHash, `${name} same hash on recompile`);
+    t.equal(cfg.generation, 0n);
+  }
+  const c = compilePolicy(policy, inv(policy, (x) => (x.name === 'gp-armley' ? { ...x, endpoint: '192.0.2.9:51820' } : x)));
+  t.not(c.configs.get('lth-sjuh' as never)?.contentHash, a.configs.get('lth-sjuh' as never)?.contentHash, 'peer endpoint change changes the hash');
+  t.equal(c.configs.get('gp-chapeltown' as never)?.contentHash, a.configs.get('gp-chapeltown' as never)?.contentHash, 'unrelated agent unchanged');
+});
+
+interface IncrementalCase {
+  name: string;
+  change: (p: Policy, i: Inventory) => { policy?: Policy; inventory?: Inventory };
+  /** Agents expected in `changed`. */
+  changed: string[];
+}
+
+const incrementalCases: IncrementalCase[] = [
+  {
+    name: 'a port added to one rule touches only its two ends',
+    change: (p) => ({ policy: { ...p, rules: p.rules.map((r) => (r.name === 'hub-nhs-to-council-casework' ? { ...r, ports: [...r.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] } : r)) } }),
+    changed: ['lcc-civic-hall', 'nhs-shared-hub'],
+  },
+  {
+    name: 'primary fails: the standby takes over; every peer of the care records moves',
+    change: (_p, i) => ({ inventory: { agents: i.agents.map((a) => (a.name === 'lth-sjuh' ? { ...a, isHealthy: false } : a)) } }),
+    changed: ['gp-armley', 'gp-chapeltown', 'lcc-adult-social-care', 'lth-sjuh', 'lth-sjuh-standby', 'nhs-shared-hub'],
+  },
+  {
+    name: 'an endpoint change reaches the agent\'s peers only',
+    change: (_p, i) => ({ inventory: { agents: i.agents.map((a) => (a.name === 'lcc-civic-hall' ? { ...a, endpoint: '198.51.100.7:51820' } : a)) } }),
+    changed: ['nhs-shared-hub'],
+  },
+  {
+    name: 'a rule removed',
+    change: (p) => ({ policy: { ...p, rules: p.rules.filter((r) => r.name !== 'hl7-discharge-to-social-care') } }),
+    changed: ['lcc-adult-social-care', 'lth-sjuh'],
+  },
+  {
+    name: 'nothing changed',
+    change: (p, i) => ({ policy: { ...p }, inventory: { agents: [...i.agents] } }),
+    changed: [],
+  },
+];
+
+for (const c of incrementalCases) {
+  t.test(`incremental: ${c.name}`, async (t) => {
+    const policy = leeds();
+    const inventory = inv(policy);
+    const compiler = new PolicyCompiler();
+    compiler.compile(policy, inventory);
+    const change = c.change(policy, inventory);
+    const r = compiler.update(change);
+    t.same(r.changed, c.changed, 'changed agents');
+    const full = compilePolicy(change.policy ?? policy, change.inventory ?? inventory);
+    t.same([...r.configs].map(([n, x]) => [n, x.contentHash]), [...full.configs].map(([n, x]) => [n, x.contentHash]), 'equals a full compile');
+    t.ok(r.recomputedAgents <= 7, `recomputed ${r.recomputedAgents}`);
+  });
+}

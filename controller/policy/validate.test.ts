@@ -1,0 +1,337 @@
+// One case per validation error: path, line and message; plus the documents that must pass.
+import t from 'tap';
+import { parsePolicy, type ValidateOptions } from './validate.js';
+
+// A small valid base; cases append to or replace parts of it. Line numbers below refer to the
+// assembled text, so each case spells out its own document.
+const HEAD = `version: 1
+zones:
+  n3: { description: NHS }
+  psn: { description: council }
+agents:
+  hosp: { zones: [n3] }
+  hosp-standby: { zones: [n3] }
+  council: { zones: [psn] }
+  hub: { zones: [n3, psn] }
+`;
+
+const SUBNETS = `subnets:
+  records: { cidr: 10.20.1.0/24, zone: n3, via: [hosp, hosp-standby] }
+  social-care: { cidr: [10.60.1.0/24, fd00:60:1::/64], zone: psn, via: council }
+`;
+
+interface Case {
+  name: string;
+  doc: string;
+  opts?: Omit<ValidateOptions, 'locate'>;
+  /** Expected errors, in order; `line` optional. */
+  errors: Array<{ path: string; line?: number; message: RegExp }>;
+}
+
+const cases: Case[] = [
+  {
+    name: 'empty document',
+    doc: '',
+    errors: [{ path: '', message: /empty/ }],
+  },
+  {
+    name: 'YAML syntax error has a line',
+    doc: 'version: 1\nzones: [n3\n',
+    errors: [{ path: '', line: 3, message: /^syntax:/ }],
+  },
+  {
+    name: 'missing version',
+    doc: 'zones: {}\n',
+    errors: [{ path: '', line: 1, message: /missing "version"/ }],
+  },
+  {
+    name: 'wrong version',
+    doc: 'version: 2\n',
+    errors: [{ path: 'version', line: 1, message: /version must be 1/ }],
+  },
+  {
+    name: 'unknown top-level field with suggestion',
+    doc: 'version: 1\nzonez: {}\n',
+    errors: [{ path: 'zonez', line: 2, message: /unknown field "zonez".*did you mean "zones"/ }],
+  },
+  {
+    name: 'unknown field in a subnet with suggestion',
+    doc: `${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, vai: [hosp] }\n`,
+    errors: [
+      { path: 'subnets.records', line: 11, message: /missing "via"/ },
+      { path: 'subnets.records.vai', line: 11, message: /unknown field "vai".*did you mean "via"/ },
+    ],
+  },
+  {
+    name: 'duplicate subnet name (duplicate YAML key) names the first line',
+    doc: `${HEAD}${SUBNETS}  records: { cidr: 10.21.1.0/24, zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records', line: 13, message: /duplicate key "records" \(first defined on line 11\)/ }],
+  },
+  {
+    name: 'duplicate rule name',
+    doc: `${HEAD}${SUBNETS}rules:
+  - { name: a, from: social-care, to: records, ports: tcp/443 }
+  - { name: a, from: social-care, to: records, ports: tcp/80 }
+`,
+    errors: [{ path: 'rules[1].name', line: 15, message: /duplicate rule name "a" \(also rules\[0\]\)/ }],
+  },
+  {
+    name: 'invalid name',
+    doc: `${HEAD}subnets:\n  Records_1: { cidr: 10.20.1.0/24, zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.Records_1', line: 11, message: /subnet name "Records_1" is invalid/ }],
+  },
+  {
+    name: 'unknown zone with suggestion',
+    doc: `${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n33, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.zone', line: 11, message: /unknown zone "n33".*did you mean "n3"/ }],
+  },
+  {
+    name: 'unknown via agent with suggestion',
+    doc: `${HEAD}subnets:\n  records:\n    cidr: 10.20.1.0/24\n    zone: n3\n    via: [hosp, hosp-stanby]\n`,
+    errors: [{ path: 'subnets.records.via[1]', line: 14, message: /unknown agent "hosp-stanby".*did you mean "hosp-standby"/ }],
+  },
+  {
+    name: 'via agent known only to the controller is accepted',
+    doc: 'version: 1\nzones: { n3: {} }\nsubnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: live-box }\n',
+    opts: { knownAgents: ['live-box'] },
+    errors: [],
+  },
+  {
+    name: 'via agent unknown to the controller',
+    doc: 'version: 1\nzones: { n3: {} }\nsubnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: live-bx }\n',
+    opts: { knownAgents: ['live-box'] },
+    errors: [{ path: 'subnets.records.via', line: 4, message: /unknown agent "live-bx".*did you mean "live-box"/ }],
+  },
+  {
+    name: 'via agent not on the subnet zone',
+    doc: `${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: [council] }\n`,
+    errors: [{ path: 'subnets.records.via[0]', line: 11, message: /agent "council" sits on zone\(s\) psn, not on "n3"/ }],
+  },
+  {
+    name: 'agent listed twice in via',
+    doc: `${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: [hosp, hosp] }\n`,
+    errors: [{ path: 'subnets.records.via[1]', line: 11, message: /listed twice/ }],
+  },
+  {
+    name: 'invalid CIDR',
+    doc: `${HEAD}subnets:\n  records: { cidr: 10.20.300.0/24, zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.cidr', line: 11, message: /not a valid IPv4 or IPv6 prefix/ }],
+  },
+  {
+    name: 'address without prefix length',
+    doc: `${HEAD}subnets:\n  records: { cidr: 10.20.1.0, zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.cidr', line: 11, message: /not a prefix/ }],
+  },
+  {
+    name: 'host bits set names the network address',
+    doc: `${HEAD}subnets:\n  records: { cidr: [10.20.1.5/24], zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.cidr[0]', line: 11, message: /"10\.20\.1\.5\/24" has host bits set; the network address is 10\.20\.1\.0\/24/ }],
+  },
+  {
+    name: 'IPv6 host bits',
+    doc: `${HEAD}subnets:\n  records: { cidr: "fd00:20:1::1/64", zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.cidr', message: /network address is fd00:20:1::\/64/ }],
+  },
+  {
+    name: '0.0.0.0/0 is refused',
+    doc: `${HEAD}subnets:\n  records: { cidr: 0.0.0.0/0, zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.cidr', line: 11, message: /whole IPv4 internet.*not an internet gateway/ }],
+  },
+  {
+    name: '::/0 is refused',
+    doc: `${HEAD}subnets:\n  records: { cidr: "::/0", zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.cidr', line: 11, message: /whole IPv6 internet/ }],
+  },
+  {
+    name: 'prefix shorter than the minimum',
+    doc: `${HEAD}subnets:\n  records: { cidr: 8.0.0.0/6, zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.records.cidr', line: 11, message: /8\.0\.0\.0\/6 is shorter than the minimum prefix length \/8/ }],
+  },
+  {
+    name: 'configurable minimum prefix length',
+    doc: `${HEAD}subnets:\n  records: { cidr: 10.0.0.0/12, zone: n3, via: hosp }\n`,
+    opts: { minPrefixLength: 16 },
+    errors: [{ path: 'subnets.records.cidr', message: /shorter than the minimum prefix length \/16/ }],
+  },
+  {
+    name: 'overlapping subnets served by different agents',
+    doc: `${HEAD}subnets:\n  a: { cidr: 10.20.0.0/16, zone: n3, via: hosp }\n  b: { cidr: 10.20.5.0/24, zone: n3, via: hub }\n`,
+    errors: [{ path: 'subnets.b.cidr', line: 12, message: /10\.20\.5\.0\/24 of subnet "b" overlaps 10\.20\.0\.0\/16 of subnet "a" and they are served by different agents/ }],
+  },
+  {
+    name: 'overlapping subnets in different zones',
+    doc: `${HEAD}subnets:\n  a: { cidr: 10.20.0.0/16, zone: n3, via: hub }\n  b: { cidr: [fd00::/64, 10.20.5.0/24], zone: psn, via: hub }\n`,
+    errors: [{ path: 'subnets.b.cidr[1]', line: 12, message: /overlaps 10\.20\.0\.0\/16 of subnet "a" and they are in different zones/ }],
+  },
+  {
+    name: 'overlapping subnets on the same agent and zone are fine',
+    doc: `${HEAD}subnets:\n  a: { cidr: 10.20.0.0/16, zone: n3, via: hosp }\n  b: { cidr: 10.20.5.0/24, zone: n3, via: hosp }\n`,
+    errors: [],
+  },
+  {
+    name: 'a subnet listing overlapping prefixes',
+    doc: `${HEAD}subnets:\n  a: { cidr: [10.20.0.0/16, 10.20.5.0/24], zone: n3, via: hosp }\n`,
+    errors: [{ path: 'subnets.a.cidr[1]', line: 11, message: /overlaps 10\.20\.0\.0\/16, already listed/ }],
+  },
+  {
+    name: 'group cycle',
+    doc: `${HEAD}${SUBNETS}groups:\n  g1: [records, g2]\n  g2: [g3]\n  g3: [g1]\n`,
+    errors: [{ path: 'groups.g1', line: 14, message: /groups form a cycle: g1 -> g2 -> g3 -> g1/ }],
+  },
+  {
+    name: 'unknown group member with suggestion',
+    doc: `${HEAD}${SUBNETS}groups:\n  g1:\n    members: [records, socal-care]\n`,
+    errors: [{ path: 'groups.g1.members[1]', line: 15, message: /unknown subnet or group "socal-care".*did you mean "social-care"/ }],
+  },
+  {
+    name: 'a subnet and a group with the same name',
+    doc: `${HEAD}${SUBNETS}groups:\n  records: [social-care]\n`,
+    errors: [{ path: 'groups.records', line: 14, message: /both a subnet and a group/ }],
+  },
+  {
+    name: 'unknown name in a rule with suggestion',
+    doc: `${HEAD}${SUBNETS}rules:\n  - name: r\n    from: [socialcare]\n    to: records\n    ports: tcp/443\n`,
+    errors: [{ path: 'rules[0].from[0]', line: 15, message: /unknown subnet or group "socialcare".*did you mean "social-care"/ }],
+  },
+  {
+    name: 'rule from and to the same subnet',
+    doc: `${HEAD}${SUBNETS}rules:\n  - { name: r, from: records, to: records, ports: tcp/443 }\n`,
+    errors: [{ path: 'rules[0].to', line: 14, message: /from and to the same subnet "records"/ }],
+  },
+  {
+    name: 'missing rule fields',
+    doc: `${HEAD}${SUBNETS}rules:\n  - { name: r, from: records }\n`,
+    errors: [
+      { path: 'rules[0]', line: 14, message: /missing "to"/ },
+      { path: 'rules[0]', line: 14, message: /missing "ports"/ },
+    ],
+  },
+  {
+    name: 'invalid ports, each reported',
+    doc: `${HEAD}${SUBNETS}rules:
+  - name: r
+    from: social-care
+    to: records
+    ports:
+      - tcp/70000
+      - tcp/90-80
+      - 443
+      - icmp/8
+      - http
+`,
+    errors: [
+      { path: 'rules[0].ports[0]', line: 18, message: /port must be a number 1-65535/ },
+      { path: 'rules[0].ports[1]', line: 19, message: /range is backwards \(write tcp\/80-90\)/ },
+      { path: 'rules[0].ports[2]', line: 20, message: /port 443 needs a protocol: write tcp\/443/ },
+      { path: 'rules[0].ports[3]', line: 21, message: /icmp takes no port/ },
+      { path: 'rules[0].ports[4]', line: 22, message: /"http" is not a port/ },
+    ],
+  },
+  {
+    name: 'governance: cross-zone rule with ports any needs a ticket',
+    doc: `${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: any }\n`,
+    errors: [{ path: 'rules[0].ports', line: 14, message: /crosses zones \(psn -> n3\) with ports "any": add a "ticket"/ }],
+  },
+  {
+    name: 'governance: with a ticket it passes',
+    doc: `${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: any, ticket: CHG-1 }\n`,
+    errors: [],
+  },
+  {
+    name: 'governance: same-zone any needs no ticket',
+    doc: `${HEAD}${SUBNETS}  lab: { cidr: 10.21.0.0/24, zone: n3, via: hosp }\nrules:\n  - { name: r, from: lab, to: records, ports: any }\n`,
+    errors: [],
+  },
+  {
+    name: 'test with an unknown subnet and a bad expect',
+    doc: `${HEAD}${SUBNETS}tests:\n  - { from: recrods, to: 10.60.1.10, port: 443, expect: maybe }\n`,
+    errors: [
+      { path: 'tests[0].from', line: 14, message: /"recrods" is neither an IP address nor a subnet name \(did you mean "records"\?\)/ },
+      { path: 'tests[0].expect', line: 14, message: /expect must be "allow" or "deny"/ },
+    ],
+  },
+  {
+    name: 'test: tcp needs a port, icmp has none',
+    doc: `${HEAD}${SUBNETS}tests:\n  - { from: social-care, to: records, proto: tcp, expect: deny }\n  - { from: social-care, to: records, proto: icmp, port: 8, expect: deny }\n`,
+    errors: [
+      { path: 'tests[0]', line: 14, message: /tcp needs a port/ },
+      { path: 'tests[1].port', line: 15, message: /icmp has no port/ },
+    ],
+  },
+  {
+    name: 'probe that the policy refuses',
+    doc: `${HEAD}${SUBNETS}rules:\n  - name: r\n    from: social-care\n    to: records\n    ports: tcp/443\n    probes:\n      - { to: 10.20.1.10, port: 22, proto: tcp }\n`,
+    errors: [{ path: 'rules[0].probes[0]', line: 19, message: /expects allow, but the policy denies it/ }],
+  },
+  {
+    name: 'deny probe that the policy allows',
+    doc: `${HEAD}${SUBNETS}rules:\n  - name: r\n    from: social-care\n    to: records\n    ports: tcp/443\n    probes:\n      - { to: 10.20.1.10, port: 443, expect: deny }\n`,
+    errors: [{ path: 'rules[0].probes[0]', line: 19, message: /expects deny, but the policy allows it/ }],
+  },
+  {
+    name: 'probe target must be an address; probe from must be in the rule',
+    doc: `${HEAD}${SUBNETS}rules:\n  - name: r\n    from: social-care\n    to: records\n    ports: tcp/443\n    probes:\n      - { to: records, port: 443 }\n      - { from: records, to: 10.20.1.10, port: 443 }\n`,
+    errors: [
+      { path: 'rules[0].probes[0].to', line: 19, message: /probe target must be an IP address/ },
+      { path: 'rules[0].probes[1].from', line: 20, message: /probe "from" must be a subnet of the rule's from/ },
+    ],
+  },
+  {
+    name: 'JSON is accepted',
+    doc: JSON.stringify({ version: 1, zones: { n3: {} }, subnets: { a: { cidr: '10.1.0.0/16', zone: 'n3', via: ['x'] } } }),
+    errors: [],
+  },
+  {
+    name: 'wrong types',
+    doc: 'version: 1\nzones: [n3]\nrules: {}\n',
+    errors: [
+      { path: 'zones', line: 2, message: /must be a map of zone by name/ },
+      { path: 'rules', line: 3, message: /rules must be a list/ },
+    ],
+  },
+];
+
+for (const c of cases) {
+  t.test(c.name, async (t) => {
+    const r = parsePolicy(c.doc, c.opts);
+    if (c.errors.length === 0) {
+      t.same(r.errors, undefined, 'no errors');
+      t.ok(r.policy, 'valid');
+      return;
+    }
+    t.notOk(r.policy, 'rejected');
+    const got = r.errors ?? [];
+    t.equal(got.length, c.errors.length, `error count: ${JSON.stringify(got)}`);
+    c.errors.forEach((want, i) => {
+      const e = got[i];
+      if (!e) return;
+      t.equal(e.path, want.path, `path of error ${i}`);
+      t.match(e.message, want.message, `message of error ${i}`);
+      if (want.line !== undefined) t.equal(e.line, want.line, `line of error ${i}`);
+    });
+  });
+}
+
+t.test('all errors at once, in document order', async (t) => {
+  const doc = `${HEAD}subnets:
+  a: { cidr: 10.20.1.5/24, zone: n33, via: hopp }
+  b: { cidr: 0.0.0.0/0, zone: n3, via: hosp }
+rules:
+  - { name: r, from: a, to: zz, ports: [tcp/0] }
+`;
+  const r = parsePolicy(doc);
+  const lines = (r.errors ?? []).map((e) => e.line);
+  t.equal(r.errors?.length, 6, JSON.stringify(r.errors));
+  t.same(lines, [...lines].sort((x, y) => (x ?? 0) - (y ?? 0)), 'sorted by line');
+});
+
+t.test('validated policy is normalized', async (t) => {
+  const r = parsePolicy(`${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: [tcp/443], probes: [{ to: 10.20.1.10, port: 443 }] }\ntests:\n  - { from: 10.60.1.10, to: records, port: 443, expect: allow }\n  - { from: social-care, to: records, expect: allow }\n`);
+  t.ok(r.policy);
+  const p = r.policy!;
+  t.same(p.subnets.map((s) => s.name), ['records', 'social-care']);
+  t.same(p.subnets[1].cidrs, ['10.60.1.0/24', 'fd00:60:1::/64']);
+  t.same(p.rules[0].probes[0], { from: 'social-care', to: '10.20.1.10', proto: 'tcp', port: 443, expect: 'allow' });
+  t.same(p.tests[0], { from: '10.60.1.10', to: 'records', proto: 'tcp', port: 443, expect: 'allow' });
+  t.same(p.tests[1], { from: 'social-care', to: 'records', expect: 'allow' }, 'no proto, no port: any traffic');
+});
