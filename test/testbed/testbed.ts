@@ -1,0 +1,531 @@
+// The namespace testbed: builds an underlay, a controller host, edge boxes, LANs and LAN hosts from
+// a short description (see topology.ts), runs commands and traffic probes in them, and removes
+// everything it made — processes by PID, namespaces by name — also when a test fails or is
+// interrupted. The root namespace's routes, links and firewall are never touched: veth pairs are
+// created with both ends placed straight into namespaces of this run.
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, isAbsolute, join } from 'node:path';
+import { CrosslinkError } from '../../lib/errors.js';
+import {
+  isPidAlive, run, runSync, signalPid, sleep, sleepSync, spawnIn,
+  type RunOptions, type RunResult, type SpawnedProcess, type SpawnOptions,
+} from './exec.js';
+import {
+  planTopology,
+  type Box, type ControllerHost, type Host, type Lan, type TestbedDescription, type TestbedNode, type Topology, type Underlay,
+} from './topology.js';
+import {
+  ECHO_SERVER, ping, pythonPath, tcpProbe, udpProbe,
+  type PingOptions, type PingResult, type ProbeOptions, type TcpProbeResult, type UdpProbeOptions, type UdpProbeResult,
+} from './traffic.js';
+
+export type { Box, ControllerHost, Host, Lan, TestbedDescription, TestbedNode, Underlay } from './topology.js';
+
+/** A node object, or the name of a box, host, LAN, the controller, or "underlay". */
+export type NodeRef = TestbedNode | string;
+
+export interface CreateOptions {
+  /** A tap test (or anything with teardown()): the testbed is destroyed when it ends. */
+  t?: { teardown(fn: () => unknown): void };
+  /** Between SIGTERM and SIGKILL when stopping processes. Default 2000. */
+  graceMs?: number;
+  /** Keep workDir (logs, key files) after destroy. Default false, or true when CROSSLINK_TESTBED_KEEP=1. */
+  isWorkDirKept?: boolean;
+}
+
+export interface Listener {
+  pid: number;
+  proto: 'tcp' | 'udp';
+  port: number;
+  process: SpawnedProcess;
+  /** Source addresses of connections (TCP) or datagrams (UDP) seen so far, in order. */
+  sources(): string[];
+  close(): Promise<void>;
+}
+
+export interface UnderlayBlockOptions {
+  /** What to drop between the two nodes. Default 'udp' (WireGuard), leaving ping and TCP alone. */
+  proto?: 'udp' | 'all';
+}
+
+const NETNS_DIR = '/run/netns';
+const WG_SOCKET_DIR = '/var/run/wireguard';
+const FIREWALL_TABLE = 'crosslink_testbed';
+
+// Process-wide registry so exit and signal handlers can clean up every live testbed. This is
+// the one piece of global state the harness needs: handlers are process-wide too.
+const live = new Set<Testbed>();
+let isExitHookInstalled = false;
+
+function installExitHooks(): void {
+  if (isExitHookInstalled) return;
+  isExitHookInstalled = true;
+  process.on('exit', () => {
+    for (const bed of [...live]) bed.destroySync();
+  });
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+  for (const sig of signals) {
+    const onSignal = (): void => {
+      for (const bed of [...live]) bed.destroySync();
+      process.removeListener(sig, onSignal);
+      // Alone: die of the signal as if we had not been here. Others listening (tap): let them run, then exit.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+      else setImmediate(() => process.exit(128 + (numbers[sig] ?? 0)));
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+function onPath(cmd: string): boolean {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin'])) {
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return true;
+    } catch {
+      // try the next directory
+    }
+  }
+  return false;
+}
+
+/** Namespaces whose name starts with `${prefix}-`. */
+export function namespacesWithPrefix(prefix: string): string[] {
+  if (!existsSync(NETNS_DIR)) return [];
+  return readdirSync(NETNS_DIR).filter((n) => n.startsWith(`${prefix}-`)).sort();
+}
+
+/** WireGuard control sockets of this prefix's interfaces (`${prefix}w<n>.sock`). */
+function wgSocketsWithPrefix(prefix: string): string[] {
+  if (!existsSync(WG_SOCKET_DIR)) return [];
+  const re = new RegExp(`^${prefix}w\\d+\\.sock$`);
+  return readdirSync(WG_SOCKET_DIR).filter((f) => re.test(f)).map((f) => join(WG_SOCKET_DIR, f));
+}
+
+function randomPrefix(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const prefix = `xl${[...randomBytes(4)].map((b) => alphabet[b % alphabet.length]).join('')}`;
+    if (namespacesWithPrefix(prefix).length === 0 && wgSocketsWithPrefix(prefix).length === 0) return prefix;
+  }
+  throw new Error('could not find an unused testbed prefix');
+}
+
+function parsePids(stdout: string): number[] {
+  return stdout.split('\n').map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
+}
+
+async function pidsInNetns(netns: string): Promise<number[]> {
+  const r = await run(['ip', 'netns', 'pids', netns], { check: false });
+  return r.code === 0 ? parsePids(r.stdout) : [];
+}
+
+/** SIGTERM, wait up to graceMs, SIGKILL what is left, wait until all are gone. By PID only. */
+async function killPids(pids: readonly number[], graceMs: number): Promise<void> {
+  let alive = pids.filter((p) => signalPid(p, 'SIGTERM'));
+  const deadline = Date.now() + graceMs;
+  while (alive.length > 0 && Date.now() < deadline) {
+    await sleep(50);
+    alive = alive.filter(isPidAlive);
+  }
+  for (const p of alive) signalPid(p, 'SIGKILL');
+  const hardDeadline = Date.now() + 5000;
+  while (alive.length > 0 && Date.now() < hardDeadline) {
+    await sleep(20);
+    alive = alive.filter(isPidAlive);
+  }
+}
+
+function killPidsSync(pids: readonly number[], graceMs: number): void {
+  let alive = pids.filter((p) => {
+    try {
+      return signalPid(p, 'SIGTERM');
+    } catch {
+      return false;
+    }
+  });
+  const deadline = Date.now() + graceMs;
+  while (alive.length > 0 && Date.now() < deadline) {
+    sleepSync(50);
+    alive = alive.filter(isPidAlive);
+  }
+  for (const p of alive) {
+    try {
+      signalPid(p, 'SIGKILL');
+    } catch {
+      // nothing more to do in an exit handler
+    }
+  }
+}
+
+export class Testbed {
+  readonly topology: Topology;
+  /** Scratch directory for logs and key files; removed by destroy() unless kept. */
+  readonly workDir: string;
+  private readonly graceMs: number;
+  private readonly isWorkDirKept: boolean;
+  private readonly procs = new Map<number, SpawnedProcess>();
+  private readonly blocks = new Map<string, { a: string; b: string; proto: 'udp' | 'all' }>();
+  private readonly lossPercent = new Map<string, number>();
+  private destroying: Promise<void> | undefined;
+
+  private constructor(topology: Topology, workDir: string, opts: CreateOptions) {
+    this.topology = topology;
+    this.workDir = workDir;
+    this.graceMs = opts.graceMs ?? 2000;
+    this.isWorkDirKept = opts.isWorkDirKept ?? process.env.CROSSLINK_TESTBED_KEEP === '1';
+  }
+
+  /** What this machine lacks to run a testbed; empty when it can. Tests fail (not skip) on a non-empty list. */
+  static requirements(): string[] {
+    const missing: string[] = [];
+    if (process.getuid?.() !== 0) missing.push('root (network namespaces need it): run the tests as root');
+    const tools: [string, string][] = [
+      ['ip', 'iproute2'], ['nft', 'nftables'], ['wireguard-go', 'wireguard-go'], ['wg', 'wireguard-tools'],
+      ['ping', 'iputils-ping'], ['sysctl', 'procps'],
+    ];
+    for (const [cmd, pkg] of tools) if (!onPath(cmd)) missing.push(`${cmd} (Debian package ${pkg})`);
+    if (!existsSync('/usr/bin/python3') && !onPath('python3')) missing.push('python3 (the traffic probes are python3 programs)');
+    if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun (wireguard-go needs the tun device)');
+    return missing;
+  }
+
+  /** Throws one clear error naming everything missing (scripts/setup.sh installs the packages). */
+  static assertRequirements(): void {
+    const missing = Testbed.requirements();
+    if (missing.length > 0) {
+      throw new Error(`the namespace testbed cannot run here; missing: ${missing.join('; ')}. Run scripts/setup.sh as root.`);
+    }
+  }
+
+  /** Builds the topology. On failure everything made so far is removed before the error is thrown. */
+  static async create(desc: TestbedDescription, opts: CreateOptions = {}): Promise<Testbed> {
+    Testbed.assertRequirements();
+    let prefix: string;
+    if (desc.prefix !== undefined) {
+      prefix = desc.prefix;
+      const existing = namespacesWithPrefix(prefix);
+      if (existing.length > 0) {
+        throw new CrosslinkError('conflict', `namespaces with prefix "${prefix}-" already exist (${existing.join(', ')}); remove them with Testbed.destroyByPrefix`);
+      }
+    } else {
+      prefix = randomPrefix();
+    }
+    const topology = planTopology(desc, prefix);
+    const workDir = mkdtempSync(join(tmpdir(), `crosslink-testbed-${prefix}-`));
+    const bed = new Testbed(topology, workDir, opts);
+    live.add(bed);
+    installExitHooks();
+    opts.t?.teardown(() => bed.destroy());
+    try {
+      await bed.build();
+    } catch (e) {
+      await bed.destroy().catch(() => {});
+      throw e;
+    }
+    return bed;
+  }
+
+  /**
+   * Removes what a testbed with this prefix left behind, from any process (e.g. `make demo-down`):
+   * kills the processes inside its namespaces by PID, deletes the namespaces by name. Returns them.
+   */
+  static async destroyByPrefix(prefix: string, graceMs = 2000): Promise<string[]> {
+    if (!/^[a-z][a-z0-9]{1,9}$/.test(prefix)) throw new Error(`not a testbed prefix: ${prefix}`);
+    const namespaces = namespacesWithPrefix(prefix);
+    const pids = (await Promise.all(namespaces.map(pidsInNetns))).flat();
+    await killPids(pids, graceMs);
+    if (namespaces.length > 0) {
+      await run(['ip', '-force', '-batch', '-'], { input: namespaces.map((n) => `netns del ${n}\n`).join(''), check: false });
+    }
+    for (const sock of wgSocketsWithPrefix(prefix)) rmSync(sock, { force: true });
+    return namespaces;
+  }
+
+  private async build(): Promise<void> {
+    const t = this.topology;
+    await run(['ip', '-batch', '-'], { input: t.namespaces.map((n) => `netns add ${n}\n`).join('') });
+    await Promise.all(t.sysctls.map((s) => run(['sysctl', '-q', '-w', ...s.settings], { netns: s.netns })));
+    await run(['ip', '-batch', '-'], { input: t.veths.map((l) => `${l}\n`).join('') });
+    for (const phase of [1, 2] as const) {
+      await Promise.all(t.batches.filter((b) => b.phase === phase)
+        .map((b) => run(['ip', '-n', b.netns, '-batch', '-'], { input: b.lines.map((l) => `${l}\n`).join('') })));
+    }
+  }
+
+  get prefix(): string {
+    return this.topology.prefix;
+  }
+
+  get boxes(): readonly Box[] {
+    return this.topology.boxes;
+  }
+
+  get hosts(): readonly Host[] {
+    return this.topology.hosts;
+  }
+
+  get lans(): readonly Lan[] {
+    return this.topology.lans;
+  }
+
+  get underlay(): Underlay {
+    return this.topology.underlay;
+  }
+
+  /** The controller host; throws when the description had none. */
+  get controller(): ControllerHost {
+    if (!this.topology.controller) throw new Error('this testbed has no controller host');
+    return this.topology.controller;
+  }
+
+  /** Every namespace this testbed created. */
+  get namespaces(): readonly string[] {
+    return this.topology.namespaces;
+  }
+
+  box(name: string): Box {
+    const b = this.topology.boxes.find((x) => x.name === name);
+    if (!b) throw new Error(`no box named "${name}"`);
+    return b;
+  }
+
+  host(name: string): Host {
+    const h = this.topology.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`no host named "${name}"`);
+    return h;
+  }
+
+  lan(name: string): Lan {
+    const l = this.topology.lans.find((x) => x.name === name);
+    if (!l) throw new Error(`no LAN named "${name}"`);
+    return l;
+  }
+
+  node(ref: NodeRef): TestbedNode {
+    if (typeof ref !== 'string') return ref;
+    const t = this.topology;
+    const found = ref === 'underlay' ? t.underlay
+      : t.controller?.name === ref ? t.controller
+        : t.boxes.find((x) => x.name === ref) ?? t.hosts.find((x) => x.name === ref) ?? t.lans.find((x) => x.name === ref);
+    if (!found) throw new Error(`no node named "${ref}" in this testbed`);
+    return found;
+  }
+
+  /** Runs argv to completion inside the node's namespace. */
+  exec(node: NodeRef, argv: readonly string[], opts: Omit<RunOptions, 'netns'> = {}): Promise<RunResult> {
+    this.assertAlive();
+    return run(argv, { ...opts, netns: this.node(node).netns });
+  }
+
+  /**
+   * Starts a long-running process inside the node's namespace, tracked by PID until destroy().
+   * A relative logFile is placed in workDir.
+   */
+  spawn(node: NodeRef, argv: readonly string[], opts: SpawnOptions = {}): SpawnedProcess {
+    this.assertAlive();
+    const logFile = opts.logFile && !isAbsolute(opts.logFile) ? join(this.workDir, opts.logFile) : opts.logFile;
+    const proc = spawnIn(this.node(node).netns, argv, { ...opts, ...(logFile ? { logFile } : {}) });
+    this.procs.set(proc.pid, proc);
+    return proc;
+  }
+
+  /** Every process this testbed started, running or not. */
+  get processes(): readonly SpawnedProcess[] {
+    return [...this.procs.values()];
+  }
+
+  /**
+   * Stops a process: SIGTERM (or `signal`), SIGKILL after the grace period. The PID must be one this
+   * testbed started or one living inside its namespaces (e.g. a wireguard-go an agent daemonised).
+   */
+  async kill(pid: number, opts: { signal?: NodeJS.Signals; graceMs?: number } = {}): Promise<void> {
+    const proc = this.procs.get(pid);
+    if (proc) {
+      await proc.stop({ graceMs: this.graceMs, ...opts });
+      return;
+    }
+    const ours = (await Promise.all(this.topology.namespaces.map(pidsInNetns))).flat();
+    if (!ours.includes(pid)) throw new Error(`pid ${pid} was not started by this testbed and is not inside its namespaces`);
+    if (opts.signal && opts.signal !== 'SIGTERM') signalPid(pid, opts.signal);
+    await killPids([pid], opts.graceMs ?? this.graceMs);
+  }
+
+  /** PIDs of every process currently inside the node's namespace. */
+  pidsIn(node: NodeRef): Promise<number[]> {
+    return pidsInNetns(this.node(node).netns);
+  }
+
+  // ---- traffic ------------------------------------------------------------------------------
+
+  tcpProbe(from: NodeRef, toAddr: string, port: number, opts: ProbeOptions = {}): Promise<TcpProbeResult> {
+    return tcpProbe(this.node(from).netns, toAddr, port, opts);
+  }
+
+  /** True when a TCP connection from `from` to toAddr:port completes within timeoutMs (default 2000). */
+  async tcpConnect(from: NodeRef, toAddr: string, port: number, timeoutMs = 2000, opts: Omit<ProbeOptions, 'timeoutMs'> = {}): Promise<boolean> {
+    return (await this.tcpProbe(from, toAddr, port, { ...opts, timeoutMs })) === 'open';
+  }
+
+  udpProbe(from: NodeRef, toAddr: string, port: number, opts: UdpProbeOptions = {}): Promise<UdpProbeResult> {
+    return udpProbe(this.node(from).netns, toAddr, port, opts);
+  }
+
+  /** True when a datagram to an echo server (listen(..., 'udp', port)) comes back within the timeout. */
+  async udpExchange(from: NodeRef, toAddr: string, port: number, opts: UdpProbeOptions = {}): Promise<boolean> {
+    return (await this.udpProbe(from, toAddr, port, opts)) === 'reply';
+  }
+
+  ping(from: NodeRef, addr: string, opts: PingOptions = {}): Promise<PingResult> {
+    return ping(this.node(from).netns, addr, opts);
+  }
+
+  /** Starts a TCP or UDP echo server on `port` (all addresses, IPv4 and IPv6, unless bindAddress). */
+  async listen(node: NodeRef, proto: 'tcp' | 'udp', port: number, opts: { bindAddress?: string } = {}): Promise<Listener> {
+    const proc = this.spawn(node, [pythonPath(), '-u', '-c', ECHO_SERVER, proto, String(port), opts.bindAddress ?? '']);
+    await proc.waitForOutput(/^ready$/m, 10_000);
+    return {
+      pid: proc.pid, proto, port, process: proc,
+      sources: () => [...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]),
+      close: async () => {
+        await proc.stop({ graceMs: this.graceMs });
+      },
+    };
+  }
+
+  // ---- underlay impairments -------------------------------------------------------------------
+
+  private underlayPort(ref: NodeRef): { name: string; interface: string; address: string; address6: string } {
+    const node = this.node(ref);
+    const port = this.topology.underlayPorts.get(node.name);
+    if (!port || (node.kind !== 'box' && node.kind !== 'controller')) throw new Error(`${node.name} is not attached to the underlay`);
+    return { name: node.name, ...port };
+  }
+
+  /** Drops traffic between two underlay nodes (boxes or the controller), both ways, in the underlay router. */
+  async blockUnderlay(a: NodeRef, b: NodeRef, opts: UnderlayBlockOptions = {}): Promise<void> {
+    const pa = this.underlayPort(a);
+    const pb = this.underlayPort(b);
+    const [x, y] = [pa.name, pb.name].sort();
+    this.blocks.set(`${x}|${y}`, { a: x, b: y, proto: opts.proto ?? 'udp' });
+    await this.applyUnderlayFirewall();
+  }
+
+  async unblockUnderlay(a: NodeRef, b: NodeRef): Promise<void> {
+    const [x, y] = [this.underlayPort(a).name, this.underlayPort(b).name].sort();
+    this.blocks.delete(`${x}|${y}`);
+    await this.applyUnderlayFirewall();
+  }
+
+  /** Drops `percent` % of all packets crossing the node's underlay link, each direction; 0 removes it. */
+  async setUnderlayLoss(node: NodeRef, percent: number): Promise<void> {
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error('percent must be an integer 0..100');
+    const port = this.underlayPort(node);
+    if (percent === 0) this.lossPercent.delete(port.name);
+    else this.lossPercent.set(port.name, percent);
+    await this.applyUnderlayFirewall();
+  }
+
+  /** Pulls (false) or plugs back (true) the node's underlay cable: the router's side of its link. */
+  async setUnderlayLinkUp(node: NodeRef, isUp: boolean): Promise<void> {
+    const port = this.underlayPort(node);
+    await run(['ip', '-n', this.topology.underlay.netns, 'link', 'set', port.interface, isUp ? 'up' : 'down']);
+  }
+
+  /** Sets any interface in a node's namespace up or down (e.g. a box's lan0 to take it off its LAN). */
+  async setLinkUp(node: NodeRef, ifname: string, isUp: boolean): Promise<void> {
+    await run(['ip', '-n', this.node(node).netns, 'link', 'set', ifname, isUp ? 'up' : 'down']);
+  }
+
+  /** The nft script for the underlay router's impairments; replaces the whole table atomically. */
+  renderUnderlayFirewall(): string {
+    const rules: string[] = [];
+    for (const { a, b, proto } of [...this.blocks.values()].sort((p, q) => `${p.a}|${p.b}`.localeCompare(`${q.a}|${q.b}`))) {
+      const pa = this.underlayPort(a);
+      const pb = this.underlayPort(b);
+      const l4 = proto === 'udp' ? ' meta l4proto udp' : '';
+      for (const [s, d] of [[pa, pb], [pb, pa]]) {
+        rules.push(`ip saddr ${s.address} ip daddr ${d.address}${l4} drop`, `ip6 saddr ${s.address6} ip6 daddr ${d.address6}${l4} drop`);
+      }
+    }
+    for (const [name, percent] of [...this.lossPercent.entries()].sort(([p], [q]) => p.localeCompare(q))) {
+      const port = this.underlayPort(name);
+      const sample = percent === 100 ? '' : ` numgen random mod 100 < ${percent}`;
+      rules.push(`iifname "${port.interface}"${sample} drop`, `oifname "${port.interface}"${sample} drop`);
+    }
+    return [
+      `table inet ${FIREWALL_TABLE}`,
+      `delete table inet ${FIREWALL_TABLE}`,
+      `table inet ${FIREWALL_TABLE} {`,
+      '  chain forward {',
+      '    type filter hook forward priority 0; policy accept;',
+      ...rules.map((r) => `    ${r}`),
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+  }
+
+  private async applyUnderlayFirewall(): Promise<void> {
+    await run(['nft', '-f', '-'], { netns: this.topology.underlay.netns, input: this.renderUnderlayFirewall() });
+  }
+
+  // ---- teardown -------------------------------------------------------------------------------
+
+  get isDestroyed(): boolean {
+    return this.destroying !== undefined;
+  }
+
+  private assertAlive(): void {
+    if (this.destroying) throw new Error(`testbed ${this.prefix} has been destroyed`);
+  }
+
+  /**
+   * Stops every process it started (by PID), then anything else still inside its namespaces (by
+   * PID, e.g. a daemonised wireguard-go), deletes its namespaces (by name; their veths go with
+   * them) and its stale WireGuard sockets. Safe to call more than once.
+   */
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown();
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    try {
+      await this.teardownSteps();
+    } finally {
+      live.delete(this);
+    }
+  }
+
+  private async teardownSteps(): Promise<void> {
+    await Promise.all([...this.procs.values()].map((p) => p.stop({ graceMs: this.graceMs })));
+    const strays = (await Promise.all(this.topology.namespaces.map(pidsInNetns))).flat();
+    await killPids(strays, this.graceMs);
+    await run(['ip', '-force', '-batch', '-'], { input: this.topology.namespaces.map((n) => `netns del ${n}\n`).join(''), check: false });
+    this.removeLeftovers();
+    const left = namespacesWithPrefix(this.prefix);
+    if (left.length > 0) throw new Error(`testbed ${this.prefix}: namespaces left after destroy: ${left.join(', ')}`);
+  }
+
+  /** destroy() for exit and signal handlers, where nothing asynchronous runs any more. */
+  destroySync(): void {
+    // Still registered: never destroyed, or an asynchronous destroy() was cut short by exit.
+    if (!live.has(this)) return;
+    live.delete(this);
+    this.destroying ??= Promise.resolve();
+    const tracked = [...this.procs.values()].filter((p) => p.isRunning).map((p) => p.pid);
+    const strays = this.topology.namespaces.flatMap((n) => parsePids(runSync(['ip', 'netns', 'pids', n]).stdout));
+    killPidsSync([...new Set([...tracked, ...strays])], Math.min(this.graceMs, 1000));
+    for (const n of this.topology.namespaces) runSync(['ip', 'netns', 'del', n]);
+    this.removeLeftovers();
+  }
+
+  private removeLeftovers(): void {
+    // wireguard-go removes its socket on a clean exit, not when killed.
+    for (const sock of wgSocketsWithPrefix(this.prefix)) rmSync(sock, { force: true });
+    if (!this.isWorkDirKept) rmSync(this.workDir, { recursive: true, force: true });
+  }
+}

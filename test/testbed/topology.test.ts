@@ -1,0 +1,66 @@
+// The pure layout: names, addresses and ip batch lines from a description; runs without root.
+import t from 'tap';
+import { isCrosslinkError } from '../../lib/errors.js';
+import { planTopology, type TestbedDescription } from './topology.js';
+
+const desc: TestbedDescription = {
+  controller: true,
+  lans: [{ name: 'ward', gateway: '10.1.0.254' }],
+  boxes: [
+    { name: 'a', lans: [{ lan: 'ward', address: '10.1.0.1/24', address6: 'fd01::1/64' }] },
+    { name: 'b', lans: [{ lan: 'ward', address: '10.1.0.2/24' }, { lan: 'office', address: '10.2.0.1/16' }] },
+  ],
+  hosts: [
+    { name: 'nurse', lan: 'ward', address: '10.1.0.10/24', address6: 'fd01::10/64' },
+    { name: 'clerk', lan: 'office', address: '10.2.3.4/16', gateway: '10.2.0.9' },
+  ],
+};
+
+t.test('layout of a small topology', async (t) => {
+  const topo = planTopology(desc, 'xltest');
+  t.same(topo.namespaces, ['xltest-wan', 'xltest-controller', 'xltest-lan-ward', 'xltest-lan-office', 'xltest-a', 'xltest-b', 'xltest-nurse', 'xltest-clerk']);
+  t.match(topo.controller, { address: '172.31.0.2', gateway: '172.31.0.1', address6: 'fd31:0:0::2' });
+  const [a, b] = topo.boxes;
+  t.match(a, { index: 1, wanAddress: '172.31.1.2', wanGateway: '172.31.1.1', wgInterface: 'xltestw1' });
+  t.match(b.lans[1], { lan: 'office', interface: 'lan1', address: '10.2.0.1', prefixLength: 16, subnet: '10.2.0.0/16' });
+  t.match(a.lans[0], { subnet6: 'fd01::/64', address6: 'fd01::1' });
+  const [nurse, clerk] = topo.hosts;
+  t.equal(nurse.gateway, '10.1.0.254', 'LAN gateway wins over the first box');
+  t.equal(nurse.gateway6, 'fd01::1', 'no LAN gateway6: the first box with an IPv6 address on the LAN');
+  t.equal(clerk.gateway, '10.2.0.9', "the host's own gateway wins");
+  t.equal(clerk.subnet, '10.2.0.0/16');
+  t.same(topo.veths.filter((l) => l.includes('xltest-lan-ward')), [
+    'link add p0 netns xltest-lan-ward type veth peer name lan0 netns xltest-a',
+    'link add p1 netns xltest-lan-ward type veth peer name lan0 netns xltest-b',
+    'link add p2 netns xltest-lan-ward type veth peer name eth0 netns xltest-nurse',
+  ]);
+  for (const l of [...topo.veths, ...topo.batches.flatMap((x) => x.lines)]) {
+    for (const m of l.matchAll(/(?:name|link add|dev) (\S+)/g)) t.ok(m[1].length <= 15, `interface name ${m[1]}`);
+  }
+  t.same(topo.batches.map((x) => x.phase), [1, 2, 2, 2, 2, 2, 1, 1], 'router and bridges first');
+  t.ok(topo.sysctls.find((s) => s.netns === 'xltest-a')?.settings.includes('net.ipv4.ip_forward=1'));
+  t.notOk(topo.sysctls.find((s) => s.netns === 'xltest-nurse')?.settings.includes('net.ipv4.ip_forward=1'));
+  t.same(planTopology(desc, 'xltest'), topo, 'deterministic');
+});
+
+const invalid: [string, TestbedDescription, RegExp][] = [
+  ['bad prefix', { prefix: 'x', boxes: [] }, /prefix/],
+  ['duplicate names', { boxes: [{ name: 'a', lans: [{ lan: 'l', address: '10.0.0.1/24' }] }], hosts: [{ name: 'a', lan: 'l', address: '10.0.0.2/24' }] }, /hosts\[0\]\.name: "a" is used twice/],
+  ['reserved name', { boxes: [{ name: 'wan', lans: [{ lan: 'l', address: '10.0.0.1/24' }] }] }, /reserved/],
+  ['unknown LAN', { boxes: [], hosts: [{ name: 'h', lan: 'nowhere', address: '10.0.0.2/24' }] }, /hosts\[0\]\.lan/],
+  ['address without length', { boxes: [{ name: 'a', lans: [{ lan: 'l', address: '10.0.0.1' }] }] }, /boxes\[0\]\.lans\[0\]\.address:/],
+  ['IPv6 where IPv4 belongs', { boxes: [{ name: 'a', lans: [{ lan: 'l', address: 'fd00::1/64' }] }] }, /expected an IPv4/],
+  ['box without LAN', { boxes: [{ name: 'a', lans: [] }] }, /at least one LAN/],
+];
+for (const [name, d, re] of invalid) {
+  t.test(`rejects: ${name}`, async (t) => {
+    let caught: unknown;
+    try {
+      planTopology(d, d.prefix ?? 'xltest');
+    } catch (e) {
+      caught = e;
+    }
+    t.ok(isCrosslinkError(caught) && caught.code === 'config_invalid', 'config_invalid');
+    t.match((caught as Error).message, re);
+  });
+}
