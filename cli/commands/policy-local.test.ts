@@ -1,0 +1,69 @@
+// `crosslink policy check` / `whatif` handlers, with an in-memory file and captured output.
+import t from 'tap';
+import { runPolicyCheck, runPolicyWhatif, type PolicyCliIo } from './policy-local.js';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const leeds = readFileSync(join(root, 'examples', 'leeds.yaml'), 'utf8');
+
+function io(files: Record<string, string>): PolicyCliIo & { stdout: string; stderr: string } {
+  const o = {
+    stdout: '',
+    stderr: '',
+    readFile: (p: string) => {
+      if (!(p in files)) throw new Error(`ENOENT: no such file, open '${p}'`);
+      return files[p];
+    },
+    out: (s: string) => { o.stdout += s; },
+    err: (s: string) => { o.stderr += s; },
+  };
+  return o;
+}
+
+t.test('check: valid file prints the summary, exit 0', async (t) => {
+  const x = io({ 'leeds.yaml': leeds });
+  t.equal(runPolicyCheck({ file: 'leeds.yaml', json: false, minPrefixLength: 8 }, x), 0);
+  t.match(x.stdout, /leeds\.yaml: valid\n  agents 7, subnets 8, groups 3, rules 7, peer links 5\n  tests 11 passed, 0 failed\n/);
+  t.equal(x.stderr, '');
+});
+
+t.test('check: every error as FILE:LINE: path: message, exit 1', async (t) => {
+  const x = io({ 'bad.yaml': 'version: 1\nzones: { n3: {} }\nsubnets:\n  a: { cidr: 10.0.0.5/24, zone: n4, via: x }\n' });
+  t.equal(runPolicyCheck({ file: 'bad.yaml', json: false, minPrefixLength: 8 }, x), 1);
+  t.equal(x.stderr, [
+    'bad.yaml:4: subnets.a.cidr: "10.0.0.5/24" has host bits set; the network address is 10.0.0.0/24',
+    'bad.yaml:4: subnets.a.zone: unknown zone "n4" (did you mean "n3"?)',
+    'bad.yaml: invalid: 2 errors',
+    '',
+  ].join('\n'));
+});
+
+t.test('check: failing tests, exit 1; JSON output', async (t) => {
+  const x = io({ 'l.yaml': leeds.replace('port: 22\n    expect: deny', 'port: 22\n    expect: allow') });
+  t.equal(runPolicyCheck({ file: 'l.yaml', json: false, minPrefixLength: 8 }, x), 1);
+  t.match(x.stderr, /l\.yaml: test failed: tests\[1\]/);
+  t.match(x.stdout, /tests 10 passed, 1 failed/);
+  const y = io({ 'l.yaml': leeds });
+  t.equal(runPolicyCheck({ file: 'l.yaml', json: true, minPrefixLength: 8 }, y), 0);
+  t.match(JSON.parse(y.stdout), { ok: true, summary: { agents: 7 }, tests: { passed: 11, failed: 0 } });
+});
+
+t.test('check: unreadable file', async (t) => {
+  const x = io({});
+  t.equal(runPolicyCheck({ file: 'nope.yaml', json: false, minPrefixLength: 8 }, x), 1);
+  t.match(x.stderr, /nope\.yaml: cannot read/);
+});
+
+t.test('whatif: allow and deny with the rule', async (t) => {
+  const x = io({ 'l.yaml': leeds });
+  t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 443, proto: 'tcp', json: false, minPrefixLength: 8 }, x), 0);
+  t.match(x.stdout, /^allow: 10\.60\.1\.10 -> 10\.20\.1\.10 tcp\/443 \(rule social-care-to-care-records\)\n/);
+  const y = io({ 'l.yaml': leeds });
+  t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 22, proto: 'tcp', json: true, minPrefixLength: 8 }, y), 0);
+  t.match(JSON.parse(y.stdout), { decision: 'deny', rule: null });
+  const z = io({ 'l.yaml': leeds });
+  t.equal(runPolicyWhatif({ file: 'l.yaml', from: 'nowhere', to: '10.20.1.10', port: 22, proto: 'tcp', json: false, minPrefixLength: 8 }, z), 1);
+  t.match(z.stderr, /neither an IP address nor a subnet/);
+});
