@@ -191,9 +191,12 @@ export interface HealthSnapshot extends HealthStatus {
   probes: ProbeHealth[];
 }
 
-export type HealthSubjectKind = 'overall' | 'agent' | 'link' | 'probe';
+export type HealthSubjectKind = 'overall' | 'agent' | 'link' | 'probe' | 'serving';
 
-/** A state change, for the history. Subjects: "overall", "agent:NAME", "link:A:B", "probe:AGENT/NAME". */
+/**
+ * A state change, for the history. Subjects: "overall", "agent:NAME", "link:A:B", "probe:AGENT/NAME",
+ * and "serving:NAME" for serving health (healthy is recorded as ok, unhealthy as down).
+ */
 export interface HealthEvent {
   subject: string;
   kind: HealthSubjectKind;

@@ -1,0 +1,117 @@
+import t from 'tap';
+import { silentLogger } from '../../lib/logger.js';
+import { agentInput, T0 } from './fixtures.js';
+import { HealthMonitor, type MonitorTimers } from './monitor.js';
+import type { AgentHealthInput, HealthEvent, HealthSnapshot } from './types.js';
+
+function setup(initial: (now: number) => AgentHealthInput[]) {
+  let now = T0;
+  let inputs = initial;
+  const ticks: Array<() => void> = [];
+  const timers: MonitorTimers = {
+    setInterval: (fn) => { ticks.push(fn); return ticks.length; },
+    clearInterval: () => { ticks.length = 0; },
+  };
+  const changes: Array<[HealthSnapshot, readonly HealthEvent[]]> = [];
+  const servingChanges: Array<[Map<string, boolean>, readonly string[]]> = [];
+  const monitor = new HealthMonitor({
+    clock: { nowMs: () => now },
+    log: silentLogger(),
+    source: () => inputs(now),
+    timers,
+    serving: { holdDownMs: 30_000 },
+    onChange: (s, e) => changes.push([s, e]),
+    onServingChange: (m, c) => servingChanges.push([new Map(m), c]),
+  });
+  return {
+    monitor, ticks, changes, servingChanges,
+    advance: (ms: number) => { now += ms; },
+    setInputs: (f: (now: number) => AgentHealthInput[]) => { inputs = f; },
+  };
+}
+
+const healthy = (now: number) => [agentInput('a', now, { peers: ['b'] }), agentInput('b', now, { peers: ['a'] })];
+const aBroken = (now: number) => [
+  agentInput('a', now, { peers: ['b'], peerOpts: { b: { isReachable: false, lossRatio: 1 } } }),
+  agentInput('b', now, { peers: ['a'] }),
+];
+
+t.test('refresh evaluates, keeps the snapshot and the history, tells listeners', async (t) => {
+  const h = setup(healthy);
+  t.equal(h.monitor.snapshot(), null);
+  const s = await h.monitor.refresh();
+  t.equal(s?.state, 'ok');
+  t.equal(h.monitor.snapshot(), s);
+  t.equal(h.changes.length, 1, 'appearance of every subject is a change');
+  t.same((await h.monitor.history()).map((e) => e.subject), ['overall', 'agent:a', 'agent:b', 'link:a:b']);
+
+  h.advance(5000);
+  await h.monitor.refresh();
+  t.equal(h.changes.length, 1, 'nothing changed');
+
+  h.setInputs(aBroken);
+  h.advance(5000);
+  await h.monitor.refresh();
+  t.equal(h.changes.length, 2);
+  t.same(h.changes[1][1].map((e) => [e.subject, e.from, e.to]), [['overall', 'ok', 'degraded'], ['link:a:b', 'ok', 'degraded'], ['serving:a', 'ok', 'down']]);
+  t.same(await h.monitor.history({ subject: 'link:a:b' }).then((es) => es.map((e) => e.to)), ['ok', 'degraded']);
+});
+
+t.test('serving health follows forwarding, with hold-down, and is recorded', async (t) => {
+  const h = setup(healthy);
+  await h.monitor.refresh();
+  t.same(h.monitor.servingHealth(), new Map([['a', true], ['b', true]]));
+  t.equal(h.servingChanges.length, 0);
+
+  h.setInputs(aBroken);
+  h.advance(5000);
+  await h.monitor.refresh();
+  t.same(h.monitor.servingHealth(), new Map([['a', false], ['b', true]]));
+  t.same(h.servingChanges.at(-1)?.[1], ['a']);
+  t.match(h.monitor.servingDetail().get('a')?.reason, /forwarding broken/);
+
+  h.setInputs(healthy);
+  h.advance(5000);
+  await h.monitor.refresh();
+  t.equal(h.monitor.servingHealth().get('a'), false, 'held down');
+  h.advance(30_000);
+  await h.monitor.refresh();
+  t.equal(h.monitor.servingHealth().get('a'), true, 'healthy after the hold-down');
+  t.same((await h.monitor.history({ kind: 'serving' })).map((e) => [e.subject, e.from, e.to]), [['serving:a', 'ok', 'down'], ['serving:a', 'down', 'ok']]);
+});
+
+t.test('timer: start evaluates at once and on every tick; stop ends it', async (t) => {
+  const h = setup(healthy);
+  h.monitor.start();
+  await h.monitor.refresh();
+  t.equal(h.ticks.length, 1);
+  h.advance(5000);
+  h.ticks[0]();
+  await h.monitor.refresh();
+  t.equal(h.monitor.snapshot()?.atMs, T0 + 5000);
+  h.monitor.stop();
+  t.equal(h.ticks.length, 0);
+});
+
+t.test('concurrent refreshes share one evaluation; a failing source keeps the last snapshot', async (t) => {
+  let calls = 0;
+  let fail = false;
+  const monitor = new HealthMonitor({
+    clock: { nowMs: () => T0 }, log: silentLogger(),
+    source: async () => { calls += 1; if (fail) throw new Error('store down'); return healthy(T0); },
+    timers: { setInterval: () => 0, clearInterval: () => undefined },
+  });
+  const [one, two] = await Promise.all([monitor.refresh(), monitor.refresh()]);
+  t.equal(calls, 1);
+  t.equal(one, two);
+  fail = true;
+  const three = await monitor.refresh();
+  t.equal(three, one, 'kept');
+  t.equal(monitor.snapshot(), one);
+});
+
+t.test('record() appends events decided elsewhere (failover)', async (t) => {
+  const h = setup(healthy);
+  h.monitor.record([{ subject: 'serving:b', kind: 'serving', from: 'down', to: 'ok', atMs: T0, reason: 'subnet council-lan now served by b (standby)' }]);
+  t.equal((await h.monitor.history({ subject: 'serving:b' })).length, 1);
+});
