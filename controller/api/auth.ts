@@ -1,0 +1,81 @@
+// Bearer authentication and role checks for the admin API. Tokens are stored as sha256 hex; the
+// lookup is by hash and the stored hash is compared in constant time. Each route names the one
+// permission it needs: `onRequest: auth.requires('policy.write')`. Both checks run before the body
+// is read, so an unauthorised request never gets as far as parsing or writing anything.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { CrosslinkError } from '../../lib/errors.js';
+import type { Actor, ApiTokenRecord, Role } from '../store/store.js';
+import type { ApiDeps } from './deps.js';
+import { hashesEqual, sha256Hex } from './secrets.js';
+
+export type Permission =
+  | 'policy.read' | 'policy.write' | 'policy.dryRun'
+  | 'agents.read' | 'agents.write'
+  | 'joinTokens.read' | 'joinTokens.write'
+  | 'apiTokens.read' | 'apiTokens.write'
+  | 'audit.read';
+
+/** Who may do what. admin: everything; operator: agents and join tokens, reads policy, may dry-run
+ *  but never writes it; auditor: read-only, including the audit log and the token list. */
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  admin: ['policy.read', 'policy.write', 'policy.dryRun', 'agents.read', 'agents.write', 'joinTokens.read', 'joinTokens.write', 'apiTokens.read', 'apiTokens.write', 'audit.read'],
+  operator: ['policy.read', 'policy.dryRun', 'agents.read', 'agents.write', 'joinTokens.read', 'joinTokens.write'],
+  auditor: ['policy.read', 'agents.read', 'joinTokens.read', 'apiTokens.read', 'audit.read'],
+};
+
+export function roleMay(role: Role, p: Permission): boolean {
+  return ROLE_PERMISSIONS[role].includes(p);
+}
+
+export interface Principal {
+  token: ApiTokenRecord;
+  actor: Actor;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+// last_used_at is informational: refresh it at most once a minute per token, not on every request.
+const TOUCH_INTERVAL_MS = 60_000;
+
+export function createAuth(deps: Pick<ApiDeps, 'store' | 'clock' | 'log'>) {
+  async function authenticate(req: FastifyRequest): Promise<Principal> {
+    const header = req.headers.authorization;
+    if (!header) throw new CrosslinkError('unauthenticated', 'missing Authorization: Bearer <token> header');
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw new CrosslinkError('unauthenticated', 'Authorization header must be "Bearer <token>"');
+    const hash = sha256Hex(m[1]!);
+    const token = await deps.store.apiTokenBySecretHash(hash);
+    if (!token || !hashesEqual(token.secretHash, hash) || token.revokedAtMs !== null) {
+      throw new CrosslinkError('unauthenticated', 'unknown or revoked API token');
+    }
+    const now = deps.clock.nowMs();
+    if (token.lastUsedAtMs === null || now - token.lastUsedAtMs > TOUCH_INTERVAL_MS) {
+      deps.store.touchApiToken(token.id, now).catch((e: unknown) => deps.log.warn({ err: e }, 'could not record API token use'));
+    }
+    return { token, actor: { name: token.name, role: token.role, address: req.ip } };
+  }
+
+  return {
+    requires(permission: Permission) {
+      return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+        const principal = await authenticate(req);
+        if (!roleMay(principal.token.role, permission)) {
+          throw new CrosslinkError('forbidden', `role ${principal.token.role} may not ${permission.replace('.', ' ')}`, [{ message: `needs a role with ${permission}` }]);
+        }
+        req.principal = principal;
+      };
+    },
+  };
+}
+
+export type Auth = ReturnType<typeof createAuth>;
+
+/** The principal set by `requires()`; routes that call this always have one. */
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new CrosslinkError('internal', 'route reached without authentication');
+  return req.principal;
+}

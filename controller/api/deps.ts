@@ -1,0 +1,19 @@
+// What the REST API receives from the composition root (controller/main.ts).
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import type { DistributionPort } from '../distribute/port.js';
+import type { Store } from '../store/store.js';
+import type { PolicyEngine } from './policy-engine.js';
+
+export interface ApiDeps {
+  store: Store;
+  distribution: DistributionPort;
+  policyEngine: PolicyEngine;
+  log: Logger;
+  clock: Clock;
+  /** The controller URL agents dial, written into join tokens, e.g. "https://10.0.0.1:8443". */
+  controllerUrl: string;
+  /** sha256 of the CA certificate's DER, lowercase hex; written into join tokens. */
+  caFingerprint: string;
+  caCertPem: string;
+}

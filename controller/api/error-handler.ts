@@ -1,0 +1,66 @@
+// The one place errors become HTTP: every answer is JSON {code, message, details} with a code from
+// lib/errors.ts. Bad input is always a 4xx naming the field; anything unexpected is a 500 "internal"
+// whose details stay in the log (no stack traces or secrets in answers).
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CrosslinkError, ERROR_CODES, isCrosslinkError, type ErrorCode, type ErrorDetail } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+
+interface AjvError { instancePath?: string; keyword?: string; params?: Record<string, unknown>; message?: string }
+
+function validationDetails(err: FastifyError & { validation?: AjvError[]; validationContext?: string }): ErrorDetail[] {
+  const ctx = err.validationContext ?? 'body';
+  return (err.validation ?? []).map((v) => {
+    const base = [ctx, ...(v.instancePath ?? '').split('/').filter(Boolean)];
+    if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
+      return { path: [...base, v.params.additionalProperty].join('.'), message: `unknown field "${v.params.additionalProperty}"` };
+    }
+    if (v.keyword === 'required' && typeof v.params?.missingProperty === 'string') {
+      return { path: [...base, v.params.missingProperty].join('.'), message: 'is required' };
+    }
+    return { path: base.join('.'), message: v.message ?? 'is invalid' };
+  });
+}
+
+/** Converts anything thrown into a CrosslinkError a client may see. */
+export function toCrosslinkError(err: unknown): CrosslinkError {
+  if (isCrosslinkError(err)) return err;
+  const e = err as FastifyError & { validation?: AjvError[]; validationContext?: string; status?: number };
+  if (e && Array.isArray(e.validation)) {
+    const details = validationDetails(e);
+    return new CrosslinkError('invalid_request', `invalid request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+  }
+  const status = e?.statusCode ?? e?.status;
+  const fastifyCodes: Record<string, ErrorCode> = {
+    FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+    FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_request',
+    FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
+  };
+  const mapped = e?.code ? fastifyCodes[e.code] : undefined;
+  if (mapped) return new CrosslinkError(mapped, publicMessage(mapped, e.message), [], { cause: err });
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code: ErrorCode = status === 404 ? 'not_found' : status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
+    return new CrosslinkError(code, publicMessage(code, e.message), [], { cause: err });
+  }
+  return new CrosslinkError('internal', 'internal error; the controller log has the details', [], { cause: err });
+}
+
+function publicMessage(code: ErrorCode, message: string | undefined): string {
+  // Fastify's 4xx messages describe the request, not the server; keep them short and single-line.
+  const m = (message ?? '').split('\n')[0]!.slice(0, 300);
+  return m || ERROR_CODES[code].meaning;
+}
+
+export function installErrorHandling(app: FastifyInstance, log: Logger): void {
+  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    const ce = toCrosslinkError(err);
+    const status = ERROR_CODES[ce.code].status;
+    if (status >= 500) log.error({ err, method: req.method, url: req.url }, 'request failed');
+    else log.debug({ code: ce.code, method: req.method, url: req.url }, 'request refused');
+    void reply.code(status).type('application/json; charset=utf-8').send(ce.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}`, details: [] });
+  });
+}

@@ -1,0 +1,76 @@
+// buildApp(): the controller's HTTP surface on one fastify instance — the REST API, the OpenAPI
+// document, health, and (when given) the agents' Connect RPC routes. It never listens: main.ts
+// does, and tests use inject().
+import type { ConnectRouter } from '@connectrpc/connect';
+import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { PROTOCOL_VERSION } from '../proto/version.js';
+import { agentRoutes } from './api/agents.js';
+import { apiTokenRoutes } from './api/api-tokens.js';
+import { auditRoutes } from './api/audit.js';
+import { createAuth } from './api/auth.js';
+import type { ApiDeps } from './api/deps.js';
+import { installErrorHandling } from './api/error-handler.js';
+import { healthRoutes } from './api/health.js';
+import { joinTokenRoutes } from './api/join-tokens.js';
+import { policyRoutes } from './api/policy.js';
+import { ErrorBody } from './api/schemas.js';
+
+export type { ApiDeps } from './api/deps.js';
+
+export interface AppOptions {
+  /** Largest accepted request body; default 1 MiB. */
+  bodyLimitBytes?: number;
+  /** Serve HTTPS with this key and certificate chain (leaf first, then the CA). Absent: plain HTTP (tests). */
+  tls?: { keyPem: string; certChainPem: string };
+  /** The agents' Connect RPC service (controller/rpc/agent-service.ts), served on the same port. */
+  connectRoutes?: (router: ConnectRouter) => void;
+}
+
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance {
+  const serverOptions: FastifyServerOptions = {
+    loggerInstance: deps.log.child({ component: 'api' }),
+    disableRequestLogging: true,
+    bodyLimit: opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    // Unknown fields are refused (not silently dropped) and types are not coerced: "5" is not 5.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
+    // Config streams live long; the heartbeats keep them busy, so only idle keep-alives time out.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    forceCloseConnections: true,
+  };
+  // HTTP/2 with HTTP/1.1 allowed: agents may stream over either; the CLI speaks HTTP/1.1.
+  const app = (opts.tls
+    ? Fastify({ ...serverOptions, http2: true as const, https: { allowHTTP1: true, key: opts.tls.keyPem, cert: opts.tls.certChainPem } } as Parameters<typeof Fastify>[0])
+    : Fastify(serverOptions)) as unknown as FastifyInstance;
+
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  installErrorHandling(app, deps.log);
+  api.addSchema(ErrorBody);
+
+  void api.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Crosslink controller API', version: String(PROTOCOL_VERSION), description: 'Policy, agents, tokens and audit. Errors are {code, message, details}; codes are listed in docs/errors.md.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  const auth = createAuth(deps);
+  void api.register(healthRoutes(deps));
+  void api.register(policyRoutes(deps, auth));
+  void api.register(agentRoutes(deps, auth));
+  void api.register(joinTokenRoutes(deps, auth));
+  void api.register(apiTokenRoutes(deps, auth));
+  void api.register(auditRoutes(deps, auth));
+
+  api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  if (opts.connectRoutes) void app.register(fastifyConnectPlugin, { routes: opts.connectRoutes });
+  return app;
+}
