@@ -1,0 +1,192 @@
+// The agent's local status endpoint: GET /status (JSON, read by `crosslink agent status` and
+// monitoring) and GET /metrics (Prometheus). It reads only local state, so it keeps answering while
+// the controller is unreachable — which is exactly when it matters most.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ApplyFailure, ApplyOutcome } from '../reconcile/loop.js';
+
+export interface PeerStatusView {
+  name: string;
+  publicKey: string;
+  /** Underlay endpoint WireGuard currently uses ("" when none). */
+  endpoint: string;
+  /** ISO time of the latest handshake; null = never. */
+  latestHandshake: string | null;
+  latestHandshakeUnix: number;
+  /** Seconds since the latest handshake; null = never. */
+  handshakeAgeSeconds: number | null;
+  rxBytes: number;
+  txBytes: number;
+}
+
+/** The JSON served at GET /status. Times are ISO 8601; `null` means "never" or "not applicable". */
+export interface AgentStatus {
+  name: string;
+  version: string;
+  interface: string;
+  publicKey: string;
+  overlayAddress: string;
+  controller: {
+    url: string;
+    isConnected: boolean;
+    /** Since when the config may be stale (stream down, or never up since start); null while connected. */
+    staleSince: string | null;
+    staleSeconds: number;
+    /** Why the stream is down, when known. */
+    reason: string | null;
+  };
+  generation: { seen: number; applied: number; desired: number };
+  lastApply: { at: string; durationMs: number; steps: number } | null;
+  isApplied: boolean;
+  errors: ApplyFailure[];
+  peers: PeerStatusView[];
+}
+
+export interface AgentMetrics {
+  registry: Registry;
+  /** Records one reconcile run (duration, errors). */
+  observeApply(outcome: ApplyOutcome): void;
+}
+
+/**
+ * Metrics in their own Registry (never the global default one), read from `getStatus` at scrape time.
+ * `getStatus` may be async (it reads `wg show`); a failure there leaves the last values.
+ */
+export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | AgentStatus): AgentMetrics {
+  const registry = new Registry();
+  let snapshot: Promise<AgentStatus> | null = null;
+  // One status read per scrape, shared by every metric's collect().
+  const current = () => {
+    snapshot ??= Promise.resolve(getStatus()).finally(() => setTimeout(() => { snapshot = null; }, 0));
+    return snapshot;
+  };
+
+  new Gauge({
+    name: 'crosslink_agent_generation_applied', help: 'Generation of the config last applied completely (0: none).', registers: [registry],
+    async collect() { this.set((await current()).generation.applied); },
+  });
+  new Gauge({
+    name: 'crosslink_agent_generation_seen', help: 'Highest config generation received from the controller.', registers: [registry],
+    async collect() { this.set((await current()).generation.seen); },
+  });
+  const applyErrors = new Counter({ name: 'crosslink_agent_apply_errors_total', help: 'Failed reconcile steps (including invalid configs).', labelNames: ['step'], registers: [registry] });
+  const applies = new Counter({ name: 'crosslink_agent_reconcile_runs_total', help: 'Reconcile runs (observe, plan, apply).', labelNames: ['result'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'crosslink_agent_reconcile_duration_seconds', help: 'Duration of one reconcile run (observe, plan, apply).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
+  });
+  new Gauge({
+    name: 'crosslink_agent_peer_handshake_age_seconds', help: 'Seconds since the latest WireGuard handshake with a peer (absent: never).', labelNames: ['peer'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).peers) if (p.handshakeAgeSeconds !== null) this.set({ peer: p.name }, p.handshakeAgeSeconds);
+    },
+  });
+  // WireGuard keeps the byte counters; we mirror them (a counter that restarts with the interface,
+  // which Prometheus' rate() handles as a reset).
+  new Counter({
+    name: 'crosslink_agent_peer_rx_bytes_total', help: 'Bytes received from a peer through the tunnel.', labelNames: ['peer'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).peers) this.inc({ peer: p.name }, p.rxBytes);
+    },
+  });
+  new Counter({
+    name: 'crosslink_agent_peer_tx_bytes_total', help: 'Bytes sent to a peer through the tunnel.', labelNames: ['peer'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).peers) this.inc({ peer: p.name }, p.txBytes);
+    },
+  });
+  new Gauge({
+    name: 'crosslink_agent_controller_connected', help: '1 while the config stream to the controller is up.', registers: [registry],
+    async collect() { this.set((await current()).controller.isConnected ? 1 : 0); },
+  });
+  new Gauge({
+    name: 'crosslink_agent_config_stale_seconds', help: 'Seconds the config stream has been down (0 while connected).', registers: [registry],
+    async collect() { this.set((await current()).controller.staleSeconds); },
+  });
+  new Gauge({
+    name: 'crosslink_agent_apply_failing', help: '1 while the last reconcile run left errors (or the newest config is invalid).', registers: [registry],
+    async collect() { this.set((await current()).errors.length > 0 ? 1 : 0); },
+  });
+
+  // Counters are created with zero so the series exist before the first failure.
+  applyErrors.inc({ step: 'config' }, 0);
+  applies.inc({ result: 'ok' }, 0);
+  applies.inc({ result: 'failed' }, 0);
+
+  return {
+    registry,
+    observeApply(o) {
+      duration.observe(o.durationMs / 1000);
+      applies.inc({ result: o.errors.length === 0 ? 'ok' : 'failed' });
+      for (const e of o.errors) applyErrors.inc({ step: e.step });
+    },
+  };
+}
+
+/** Counts a terminal (invalid config) error, which no reconcile run reports. */
+export function countConfigError(metrics: AgentMetrics): void {
+  (metrics.registry.getSingleMetric('crosslink_agent_apply_errors_total') as Counter<'step'>).inc({ step: 'config' });
+}
+
+export interface StatusServer {
+  server: Server;
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  close(): Promise<void>;
+}
+
+const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x), 2);
+
+/** Builds the server; never listens by itself (tests call handle() through listen on port 0). */
+export function createStatusServer(deps: { getStatus: () => Promise<AgentStatus>; metrics: AgentMetrics; log: Logger }): StatusServer {
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    try {
+      if (url.pathname === '/status') {
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(`${json(await deps.getStatus())}\n`);
+      } else if (url.pathname === '/metrics') {
+        const text = await deps.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(text);
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /status or /metrics\n');
+      }
+    } catch (err) {
+      deps.log.error({ err, path: url.pathname }, 'status endpoint failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('internal error\n');
+    }
+  };
+  const server = createServer((req, res) => void handle(req, res));
+  return {
+    server,
+    listen: (host, port) => new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        const a = server.address() as AddressInfo;
+        resolve({ host: a.address, port: a.port });
+      });
+    }),
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** "127.0.0.1:9474" / "[::1]:9474" -> { host, port }; null when malformed. */
+export function parseListenAddress(text: string): { host: string; port: number } | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]+):(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const port = Number(m[2]);
+  return port <= 65535 ? { host: m[1]!, port } : null;
+}

@@ -1,0 +1,399 @@
+// The agent's composition root: state dir and keys, enrollment, fail-static start from the saved
+// config, the config stream, reports, the local status endpoint, and signals. Everything it wires
+// is passed in (AgentDeps), so tests run the whole agent against a fake host and a fake controller.
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import type { Logger } from 'pino';
+import { Backoff } from '../lib/backoff.js';
+import type { Clock } from '../lib/clock.js';
+import { CrosslinkError, isCrosslinkError } from '../lib/errors.js';
+import { parseJoinToken } from '../lib/join-token.js';
+import { ApplyErrorSchema, PeerStatusSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
+import type { ControlClient } from './control/client.js';
+import type { Host, WireGuardMode } from './host/ports.js';
+import { countConfigError, createAgentMetrics, createStatusServer, parseListenAddress, type AgentMetrics, type AgentStatus, type PeerStatusView, type StatusServer } from './health/status-server.js';
+import type { AgentSettings, FirewallRenderer } from './reconcile/desired.js';
+import { Reconciler, type ApplyFailure, type Timers } from './reconcile/loop.js';
+import { teardown } from './reconcile/teardown.js';
+import { StateDir, type Enrollment } from './state.js';
+
+export type WireGuardChoice = WireGuardMode | 'auto';
+
+/** Everything `crosslink agent run` takes, after flags and the config file are merged. */
+export interface AgentRunOptions {
+  stateDir: string;
+  /** Join token; needed only until the agent has enrolled. */
+  join?: string;
+  /** Agent name; defaults to the enrolled name, then the host name. */
+  name?: string;
+  interfaceName: string;
+  listenPort: number;
+  /** Underlay "host:port" other boxes reach this one at; "" = none. */
+  endpoint: string;
+  advertise: string[];
+  /** "host:port" of the local status endpoint; "" = off. */
+  statusListen: string;
+  wireguard: WireGuardChoice;
+  mtu: number;
+  agentVersion: string;
+  resyncIntervalMs?: number;
+  reportIntervalMs?: number;
+}
+
+export interface ControlClientFactory {
+  (opts: { controllerUrl: string; caFingerprint: string; credential?: string; log: Logger; clock: Clock }): ControlClient;
+}
+
+export interface AgentDeps {
+  host: Host;
+  createControlClient: ControlClientFactory;
+  renderFirewall: FirewallRenderer;
+  clock: Clock;
+  log: Logger;
+  /** Which WireGuard to use when the choice is "auto". */
+  detectWireguardMode?: () => Promise<WireGuardMode>;
+  /** Starts watching the host for changes to what the agent owns; calls kick() on each. */
+  watchHostEvents?: (opts: { interfaceName: string; kick: () => void; log: Logger }) => { stop(): void };
+  timers?: Timers;
+}
+
+export interface RunningAgent {
+  reconciler: Reconciler;
+  metrics: AgentMetrics;
+  /** Where the status endpoint listens, when it does. */
+  statusAddress: { host: string; port: number } | null;
+  status(): Promise<AgentStatus>;
+  /** Sends a report now (also done after every apply and periodically). */
+  reportNow(): Promise<void>;
+  /** Settles once enrolled and watching the config stream; rejects on a permanent failure. */
+  connecting: Promise<void>;
+  /** Stops the agent. The data plane stays as it is: traffic keeps flowing. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_REPORT_INTERVAL_MS = 10_000;
+const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Kernel WireGuard if the module is loaded or installed, else wireguard-go. */
+export async function detectWireguardMode(): Promise<WireGuardMode> {
+  if (existsSync('/sys/module/wireguard')) return 'kernel';
+  try {
+    const { release } = await import('node:os');
+    const base = `/lib/modules/${release()}`;
+    if (['kernel/drivers/net/wireguard', 'updates/dkms/wireguard.ko', 'extra/wireguard.ko'].some((p) => existsSync(`${base}/${p}`))) return 'kernel';
+  } catch {
+    // fall through
+  }
+  return 'userspace';
+}
+
+/** The host name as an agent name ("Leeds_GW.example" -> "leeds-gw"), or "" if nothing is left. */
+export function defaultAgentName(host = hostname()): string {
+  return host.split('.')[0]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+}
+
+// Failures of enrollment that another attempt cannot fix.
+const PERMANENT = new Set(['join_token_invalid', 'protocol_mismatch', 'config_invalid', 'unauthenticated', 'forbidden']);
+
+function errorCode(e: unknown): string | undefined {
+  if (isCrosslinkError(e)) return e.code;
+  const c = (e as { code?: unknown })?.code;
+  return typeof c === 'string' ? c : undefined;
+}
+
+const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((res) => {
+  const h = setTimeout(res, ms);
+  signal.addEventListener('abort', () => { clearTimeout(h); res(); }, { once: true });
+});
+
+async function enroll(opts: AgentRunOptions, deps: AgentDeps, state: StateDir, publicKey: string, signal: AbortSignal): Promise<Enrollment | null> {
+  if (!opts.join) {
+    throw new CrosslinkError('config_invalid', `not enrolled yet: give a join token (--join or "join:" in the config file); ${state.dir} holds no credential`, [{ path: 'join', message: 'required for the first run' }]);
+  }
+  const token = parseJoinToken(opts.join);
+  const name = opts.name || defaultAgentName();
+  if (!NAME_RE.test(name)) throw new CrosslinkError('config_invalid', `agent name "${name}" is not lowercase [a-z0-9-], 1-63 chars`, [{ path: 'name', message: 'invalid name' }]);
+  const log = deps.log.child({ controller: token.controllerUrl });
+  const client = deps.createControlClient({ controllerUrl: token.controllerUrl, caFingerprint: token.caFingerprint, log, clock: deps.clock });
+  const backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000, jitter: 0.5 });
+  while (!signal.aborted) {
+    try {
+      const res = await client.enroll(token.secret, { name, publicKey, endpoint: opts.endpoint, advertisedSubnets: opts.advertise, agentVersion: opts.agentVersion });
+      const e: Enrollment = {
+        controllerUrl: token.controllerUrl, caFingerprint: token.caFingerprint, credential: res.credential, agentId: res.agentId,
+        name, overlayAddress: res.overlayAddress, protocolVersion: res.protocolVersion, enrolledAtMs: deps.clock.nowMs(),
+      };
+      await state.saveEnrollment(e);
+      log.info({ agent: name, agentId: res.agentId, overlay: res.overlayAddress }, 'enrolled');
+      return e;
+    } catch (err) {
+      const code = errorCode(err);
+      if (code && PERMANENT.has(code)) throw err;
+      const delayMs = backoff.next();
+      log.warn({ err: (err as Error).message, retryInMs: delayMs }, 'enrollment failed; retrying');
+      await sleep(delayMs, signal);
+    }
+  }
+  return null;
+}
+
+/** Starts the agent; resolves once it runs (the saved config already applied). */
+export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<RunningAgent> {
+  const { clock, host } = deps;
+  const log = deps.log;
+  const state = new StateDir(resolve(opts.stateDir), log);
+  await state.init();
+  const keys = await state.keys();
+  let enrollment = await state.loadEnrollment();
+  const name = enrollment?.name ?? (opts.name || defaultAgentName());
+  if (enrollment && opts.name && opts.name !== enrollment.name) {
+    log.warn({ configured: opts.name, enrolled: enrollment.name }, 'name differs from the enrolled name; keeping the enrolled one');
+  }
+  const mode = opts.wireguard === 'auto' ? await (deps.detectWireguardMode ?? detectWireguardMode)() : opts.wireguard;
+  const settings: AgentSettings = {
+    interfaceName: opts.interfaceName, listenPort: opts.listenPort, privateKeyFile: keys.privateKeyFile,
+    publicKey: keys.publicKey, mtu: opts.mtu, wireguardMode: mode,
+  };
+  const alog = log.child({ agent: name });
+  const reconciler = new Reconciler({
+    host, clock, log: alog.child({ part: 'reconcile' }), settings, renderFirewall: deps.renderFirewall,
+    resyncIntervalMs: opts.resyncIntervalMs, timers: deps.timers,
+  });
+
+  const startedAtMs = clock.nowMs();
+  const conn = { isConnected: false, staleSinceMs: startedAtMs, reason: 'not connected yet' as string | null };
+  let control: ControlClient | null = null;
+  let savedHash = '';
+  // The config being enforced, as received (saved once it has been applied without errors).
+  let lastConfig: AgentConfig | null = await state.loadConfig();
+
+  const readPeers = async (): Promise<PeerStatusView[]> => {
+    let dev;
+    try {
+      dev = await host.wireguard.observe(opts.interfaceName);
+    } catch {
+      return [];
+    }
+    const names = reconciler.desiredState?.peerNames ?? {};
+    const nowMs = clock.nowMs();
+    return (dev?.peers ?? []).map((p) => ({
+      name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      latestHandshakeUnix: p.latestHandshakeUnix,
+      latestHandshake: p.latestHandshakeUnix > 0 ? new Date(p.latestHandshakeUnix * 1000).toISOString() : null,
+      handshakeAgeSeconds: p.latestHandshakeUnix > 0 ? Math.max(0, Math.round(nowMs / 1000 - p.latestHandshakeUnix)) : null,
+      rxBytes: Number(p.rxBytes),
+      txBytes: Number(p.txBytes),
+    })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  };
+
+  const status = async (): Promise<AgentStatus> => {
+    const r = reconciler.status;
+    const nowMs = clock.nowMs();
+    return {
+      name,
+      version: opts.agentVersion,
+      interface: opts.interfaceName,
+      publicKey: keys.publicKey,
+      overlayAddress: reconciler.desiredState?.addresses[0] ?? enrollment?.overlayAddress ?? '',
+      controller: {
+        url: enrollment?.controllerUrl ?? '',
+        isConnected: conn.isConnected,
+        staleSince: conn.isConnected ? null : new Date(conn.staleSinceMs).toISOString(),
+        staleSeconds: conn.isConnected ? 0 : Math.max(0, (nowMs - conn.staleSinceMs) / 1000),
+        reason: conn.isConnected ? null : conn.reason,
+      },
+      generation: { seen: Number(r.generationSeen), applied: Number(r.generationApplied), desired: Number(r.generationDesired) },
+      lastApply: r.lastApplyAtMs === null ? null : { at: new Date(r.lastApplyAtMs).toISOString(), durationMs: r.lastApplyDurationMs ?? 0, steps: r.lastStepCount },
+      isApplied: r.generationDesired > 0n && r.generationApplied === r.generationDesired && r.errors.length === 0,
+      errors: r.errors,
+      peers: await readPeers(),
+    };
+  };
+
+  const metrics = createAgentMetrics(status);
+
+  // Reports: one at a time; a request while one is in flight is folded into one more afterwards.
+  let reporting: Promise<void> | null = null;
+  let isReportPending = false;
+  const sendReport = async (): Promise<void> => {
+    if (!control) return;
+    const r = reconciler.status;
+    const peers = await readPeers();
+    const toErr = (e: ApplyFailure) => create(ApplyErrorSchema, { step: e.step, command: e.command, exitCode: e.exitCode, stderr: e.stderr.slice(0, 4096), isTerminal: e.isTerminal });
+    await control.report({
+      generationApplied: r.generationApplied,
+      generationSeen: r.generationSeen,
+      applyErrors: r.errors.map(toErr),
+      peers: peers.map((p) => create(PeerStatusSchema, {
+        name: p.name, publicKey: p.publicKey, endpoint: p.endpoint, latestHandshakeUnix: BigInt(p.latestHandshakeUnix),
+        rxBytes: BigInt(p.rxBytes), txBytes: BigInt(p.txBytes),
+      })),
+      advertisedSubnets: opts.advertise,
+      agentVersion: opts.agentVersion,
+      probeResults: [],
+      agentTimeUnixMs: BigInt(clock.nowMs()),
+    });
+  };
+  const reportNow = (): Promise<void> => {
+    if (reporting) {
+      isReportPending = true;
+      return reporting;
+    }
+    reporting = sendReport()
+      .catch((err: unknown) => alog.debug({ err: (err as Error).message }, 'report failed (controller unreachable?)'))
+      .finally(() => {
+        reporting = null;
+        if (isReportPending) {
+          isReportPending = false;
+          void reportNow();
+        }
+      });
+    return reporting;
+  };
+
+  let lastReportedKey = '';
+  reconciler.onApply((o) => {
+    metrics.observeApply(o);
+    if (o.errors.length === 0 && o.contentHash !== savedHash) {
+      const cfg = lastConfig;
+      if (cfg && cfg.contentHash === o.contentHash) {
+        savedHash = o.contentHash;
+        state.saveConfig(cfg).catch((err: unknown) => alog.error({ err }, 'could not save the applied config'));
+      }
+    }
+    // Report after every apply that changed something or whose outcome differs from the last report.
+    const key = `${o.generation}:${o.errors.map((e) => `${e.step}/${e.exitCode}`).join(',')}`;
+    if (o.steps.length > 0 || key !== lastReportedKey) {
+      lastReportedKey = key;
+      void reportNow();
+    }
+  });
+
+  // Status endpoint first: it must answer even while enrollment or the controller hangs.
+  let server: StatusServer | null = null;
+  let statusAddress: { host: string; port: number } | null = null;
+  if (opts.statusListen) {
+    const addr = parseListenAddress(opts.statusListen);
+    if (!addr) throw new CrosslinkError('config_invalid', `status-listen "${opts.statusListen}" is not host:port`, [{ path: 'status-listen', message: 'not host:port' }]);
+    server = createStatusServer({ getStatus: status, metrics, log: alog });
+    statusAddress = await server.listen(addr.host, addr.port);
+    alog.info({ address: `${statusAddress.host}:${statusAddress.port}` }, 'status endpoint listening');
+  }
+
+  // Fail static: enforce the last applied config before anything talks to the controller.
+  if (lastConfig) {
+    const res = reconciler.setDesired(lastConfig);
+    if (res.error) countConfigError(metrics);
+    savedHash = lastConfig.contentHash;
+    const out = await reconciler.reconcile('startup');
+    alog.info({ generation: String(lastConfig.generation), steps: out?.steps.length ?? 0, errors: out?.errors.length ?? 0 }, 'applied the saved config before contacting the controller');
+  }
+  reconciler.start();
+  const events = deps.watchHostEvents?.({ interfaceName: opts.interfaceName, kick: () => reconciler.kick(), log: alog });
+
+  const abort = new AbortController();
+  let watch: { stop(): Promise<void> } | null = null;
+  let reportTimer: NodeJS.Timeout | null = null;
+
+  const connect = async () => {
+    if (!enrollment) {
+      enrollment = await enroll({ ...opts, name }, deps, state, keys.publicKey, abort.signal);
+      if (!enrollment) return;
+    }
+    control = deps.createControlClient({
+      controllerUrl: enrollment.controllerUrl, caFingerprint: enrollment.caFingerprint, credential: enrollment.credential,
+      log: alog.child({ part: 'control' }), clock,
+    });
+    watch = control.watch({
+      onConfig: (cfg) => {
+        const res = reconciler.setDesired(cfg);
+        if (res.error) {
+          countConfigError(metrics);
+          void reportNow();
+        } else {
+          lastConfig = cfg;
+        }
+      },
+      onState: (s) => {
+        if (s.isConnected && !conn.isConnected) alog.info('config stream connected');
+        if (!s.isConnected && conn.isConnected) alog.warn({ reason: s.reason }, 'config stream down; enforcing the last config');
+        if (!s.isConnected && conn.isConnected) conn.staleSinceMs = s.atMs;
+        conn.isConnected = s.isConnected;
+        conn.reason = s.isConnected ? null : (s.reason ?? 'disconnected');
+        if (s.isConnected) void reportNow();
+      },
+    }, {
+      knownContentHash: () => reconciler.desiredState?.contentHash ?? '',
+      endpoint: opts.endpoint,
+      advertisedSubnets: opts.advertise,
+      agentVersion: opts.agentVersion,
+    });
+    reportTimer = setInterval(() => void reportNow(), opts.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS);
+    reportTimer.unref();
+  };
+  // Enrollment may wait for the controller; the agent is already running meanwhile.
+  const connecting = connect().catch((err: unknown) => {
+    alog.error({ err: (err as Error).message, code: errorCode(err) }, 'cannot reach the controller for good; still enforcing the last config');
+    conn.reason = (err as Error).message;
+    throw err;
+  });
+  connecting.catch(() => undefined);
+
+  let isStopped = false;
+  return {
+    reconciler,
+    metrics,
+    statusAddress,
+    status,
+    reportNow,
+    connecting,
+    async stop() {
+      if (isStopped) return;
+      isStopped = true;
+      abort.abort();
+      if (reportTimer) clearInterval(reportTimer);
+      events?.stop();
+      await connecting.catch(() => undefined);
+      await watch?.stop();
+      await reconciler.stop();
+      await reporting;
+      await server?.close();
+      alog.info('agent stopped; the data plane stays in place');
+    },
+  };
+}
+
+/**
+ * Runs the agent until SIGTERM/SIGINT, then stops it and leaves the data plane in place.
+ * Rejects when it cannot start (bad settings, not enrolled and no token, a refused join token).
+ */
+export async function runAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<void> {
+  const agent = await startAgent(opts, deps);
+  await new Promise<void>((resolveRun, rejectRun) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      deps.log.info({ signal: sig }, 'stopping');
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      agent.stop().then(resolveRun, rejectRun);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    // A permanent enrollment failure ends the run (the service manager shows why).
+    agent.connecting.catch((err: unknown) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      agent.stop().then(() => rejectRun(err), rejectRun);
+    });
+  });
+}
+
+/** `crosslink agent down`: removes the interface, Crosslink's routes and its nft table. */
+export async function agentDown(opts: { interfaceName: string }, deps: { host: Host; log: Logger }): Promise<ApplyFailure[]> {
+  const errors = await teardown(deps.host, opts.interfaceName);
+  if (errors.length === 0) deps.log.info({ interface: opts.interfaceName }, 'removed the interface, routes and nft table');
+  return errors;
+}
