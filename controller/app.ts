@@ -1,11 +1,11 @@
 // buildApp(): the controller's HTTP surface on one fastify instance — the REST API, the OpenAPI
 // document, health, and (when given) the agents' Connect RPC routes. It never listens: main.ts
 // does, and tests use inject().
-import type { ConnectRouter } from '@connectrpc/connect';
+import type { ConnectRouter, ContextValues } from '@connectrpc/connect';
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { PROTOCOL_VERSION } from '../proto/version.js';
 import { agentRoutes } from './api/agents.js';
 import { apiTokenRoutes } from './api/api-tokens.js';
@@ -27,6 +27,8 @@ export interface AppOptions {
   tls?: { keyPem: string; certChainPem: string };
   /** The agents' Connect RPC service (controller/rpc/agent-service.ts), served on the same port. */
   connectRoutes?: (router: ConnectRouter) => void;
+  /** Per-request context for the Connect handlers (e.g. the caller's address). */
+  connectContextValues?: (req: FastifyRequest) => ContextValues;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -71,6 +73,6 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
 
   api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  if (opts.connectRoutes) void app.register(fastifyConnectPlugin, { routes: opts.connectRoutes });
+  if (opts.connectRoutes) void app.register(fastifyConnectPlugin, { routes: opts.connectRoutes, contextValues: opts.connectContextValues });
   return app;
 }

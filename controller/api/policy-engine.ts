@@ -9,14 +9,15 @@ import { parsePolicy } from '../policy/validate.js';
 export type ParseResult = { policy: Policy; errors?: undefined } | { policy?: undefined; errors: ErrorDetail[] };
 
 export interface PolicyEngine {
-  /** YAML or JSON text -> a validated Policy, or every error with its path and line. */
-  parse(text: string): ParseResult;
+  /** YAML or JSON text -> a validated Policy, or every error with its path and line. `knownAgents`:
+   *  enrolled agents, which `via` may name besides the document's own agents. */
+  parse(text: string, opts?: { knownAgents?: readonly string[] }): ParseResult;
   /** Runs the policy's `tests`; returns one detail per failing test (empty: all pass). */
   runTests(policy: Policy): ErrorDetail[];
 }
 
 export const policyEngine: PolicyEngine = {
-  parse: (text) => parsePolicy(text),
+  parse: (text, opts) => parsePolicy(text, { knownAgents: opts?.knownAgents }),
   runTests: (policy) => {
     const failures: ErrorDetail[] = [];
     policy.tests.forEach((t, i) => {

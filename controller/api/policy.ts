@@ -91,8 +91,9 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
   const { store, distribution, policyEngine, clock, log } = deps;
 
   /** Validates and tests a document; throws policy_invalid / policy_tests_failed with every error. */
-  function check(document: string): Policy {
-    const r = policyEngine.parse(document);
+  async function check(document: string): Promise<Policy> {
+    const knownAgents = (await store.listAgents()).filter((a) => a.revokedAtMs === null).map((a) => a.name);
+    const r = policyEngine.parse(document, { knownAgents });
     if (r.errors) throw new CrosslinkError('policy_invalid', `policy is invalid: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`, r.errors);
     const failures = policyEngine.runTests(r.policy);
     if (failures.length) throw new CrosslinkError('policy_tests_failed', `${failures.length} policy test${failures.length === 1 ? '' : 's'} failed`, failures);
@@ -105,7 +106,7 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
     if (currentVersion !== expectedVersion) {
       throw new CrosslinkError('precondition_failed', `policy is at version ${currentVersion}, not ${expectedVersion}: someone changed it first; read it again`, [{ path: 'headers.if-match', message: `current version is ${currentVersion}` }]);
     }
-    const policy = check(document);
+    const policy = await check(document);
     const { actor } = principalOf(req);
     const saved = await store.appendPolicy(
       { document, expectedVersion, createdBy: actor.name, comment, atMs: clock.nowMs() },
@@ -198,7 +199,7 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
         },
       }, async (req: FastifyRequest) => {
         const body = readPolicyBody(req);
-        const policy = check(body.document);
+        const policy = await check(body.document);
         const diffs = await distribution.dryRun(policy);
         return {
           testsRun: policy.tests.length,

@@ -1,0 +1,116 @@
+// Controller settings: a YAML file (--config) with the same keys as the flags; flags override it.
+// Every error names the key and, for the file, its line (yaml's LineCounter).
+import { readFile } from 'node:fs/promises';
+import ipaddr from 'ipaddr.js';
+import { isMap, isScalar, LineCounter, parseDocument, type Pair } from 'yaml';
+import { CrosslinkError, type ErrorDetail } from '../lib/errors.js';
+
+/** Settings as the file and the flags spell them (kebab-case). */
+export interface ControllerSettings {
+  'data-dir'?: string;
+  /** HOST:PORT to listen on; default 0.0.0.0:8443. */
+  listen?: string;
+  /** "postgres://…" for PostgreSQL; otherwise a SQLite file path (default DATA_DIR/controller.db). */
+  database?: string;
+  /** Pool of overlay addresses; default 100.64.0.0/10. */
+  'overlay-cidr'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  /** The URL agents and the CLI dial (written into join tokens); default from the listen address. */
+  url?: string;
+  /** Extra names/addresses for the generated server certificate. */
+  san?: string[];
+  'heartbeat-interval-seconds'?: number;
+  'log-level'?: string;
+}
+
+type Kind = 'string' | 'number' | 'list';
+export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
+  'data-dir': 'string', listen: 'string', database: 'string', 'overlay-cidr': 'string', 'tls-cert': 'string',
+  'tls-key': 'string', url: 'string', san: 'list', 'heartbeat-interval-seconds': 'number', 'log-level': 'string',
+};
+
+export const DEFAULTS = { listen: '0.0.0.0:8443', 'overlay-cidr': '100.64.0.0/10', 'heartbeat-interval-seconds': 10, 'log-level': 'info' } as const;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Parses "HOST:PORT", "[V6]:PORT" or ":PORT". */
+export function parseListen(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/** Checks values (wherever they came from); `where` gives a key's line when known. */
+export function validateSettings(s: ControllerSettings, where: (key: string) => number | undefined = () => undefined): ErrorDetail[] {
+  const errors: ErrorDetail[] = [];
+  const bad = (key: string, message: string) => errors.push({ path: key, line: where(key), message: `${key}: ${message}` });
+  if (s.listen !== undefined && !parseListen(s.listen)) bad('listen', `"${s.listen}" is not HOST:PORT (e.g. 0.0.0.0:8443)`);
+  if (s['overlay-cidr'] !== undefined) {
+    try {
+      const [addr, len] = ipaddr.parseCIDR(s['overlay-cidr']);
+      if (addr.kind() !== 'ipv4' || len > 30) bad('overlay-cidr', 'must be an IPv4 prefix of length /30 or shorter, e.g. 100.64.0.0/10');
+    } catch {
+      bad('overlay-cidr', `"${s['overlay-cidr']}" is not a prefix such as 100.64.0.0/10`);
+    }
+  }
+  if ((s['tls-cert'] === undefined) !== (s['tls-key'] === undefined)) bad(s['tls-cert'] === undefined ? 'tls-cert' : 'tls-key', 'tls-cert and tls-key must be given together');
+  if (s.url !== undefined && !/^https:\/\/[^/\s]+\/?$/.test(s.url)) bad('url', `"${s.url}" must be https://HOST[:PORT]`);
+  const hb = s['heartbeat-interval-seconds'];
+  if (hb !== undefined && (!Number.isFinite(hb) || hb < 1 || hb > 30)) bad('heartbeat-interval-seconds', 'must be between 1 and 30');
+  if (s['log-level'] !== undefined && !LOG_LEVELS.includes(s['log-level'])) bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
+  if (s.database !== undefined && s.database.trim() === '') bad('database', 'must not be empty');
+  return errors;
+}
+
+/** Reads and validates a controller.yaml; throws config_invalid listing every problem with its line. */
+export async function loadSettingsFile(path: string): Promise<ControllerSettings> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new CrosslinkError('config_invalid', `cannot read config file ${path}: ${(e as Error).message}`, [{ path: 'config', message: 'unreadable' }], { cause: e });
+  }
+  return parseSettingsText(text, path);
+}
+
+export function parseSettingsText(text: string, source = 'controller.yaml'): ControllerSettings {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const errors: ErrorDetail[] = doc.errors.map((e) => ({ path: '', line: lc.linePos(e.pos[0]).line, message: `syntax: ${e.message.split('\n')[0]}` }));
+  const lines = new Map<string, number>();
+  const out: Record<string, unknown> = {};
+  if (errors.length === 0 && doc.contents !== null) {
+    if (!isMap(doc.contents)) {
+      errors.push({ path: '', line: 1, message: 'the config file must be a map of settings (key: value)' });
+    } else {
+      for (const pair of doc.contents.items as Pair[]) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const line = pair.key && (pair.key as { range?: [number] }).range ? lc.linePos((pair.key as { range: [number] }).range[0]).line : undefined;
+        lines.set(key, line ?? 0);
+        const kind = SETTING_KINDS[key as keyof ControllerSettings];
+        const value = (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? (isScalar(pair.value) ? pair.value.value : pair.value);
+        if (!kind) {
+          errors.push({ path: key, line, message: `unknown setting "${key}"; known: ${Object.keys(SETTING_KINDS).join(', ')}` });
+        } else if (kind === 'string' && typeof value !== 'string') {
+          errors.push({ path: key, line, message: `${key}: must be text` });
+        } else if (kind === 'number' && typeof value !== 'number') {
+          errors.push({ path: key, line, message: `${key}: must be a number` });
+        } else if (kind === 'list' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
+          errors.push({ path: key, line, message: `${key}: must be a list of text` });
+        } else {
+          out[key] = value;
+        }
+      }
+    }
+  }
+  const settings = out as ControllerSettings;
+  if (errors.length === 0) errors.push(...validateSettings(settings, (k) => lines.get(k)));
+  if (errors.length) {
+    const first = errors[0]!;
+    throw new CrosslinkError('config_invalid', `${source}${first.line ? `:${first.line}` : ''}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`, errors);
+  }
+  return settings;
+}

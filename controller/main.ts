@@ -1,0 +1,162 @@
+// Composition root of the controller: settings -> store (migrated) -> TLS identity -> distributor
+// -> fastify app (REST + Connect) -> listen; SIGTERM/SIGINT close it in order. The only place that
+// wires real adapters; the imports of the other engineers' modules are all here.
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { hostname, networkInterfaces } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { CrosslinkError } from '../lib/errors.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { newApiToken } from './api/api-tokens.js';
+import { policyEngine } from './api/policy-engine.js';
+import { buildApp } from './app.js';
+import { DEFAULTS, loadSettingsFile, parseListen, validateSettings, type ControllerSettings } from './config.js';
+import { Distributor } from './distribute/distributor.js';
+import { agentContextValues, agentServiceRoutes } from './rpc/agent-service.js';
+import { openStore } from './store/open.js';
+import type { Store } from './store/store.js';
+import { loadOrCreateTlsIdentity } from './tls.js';
+
+export interface RunControllerOptions {
+  /** Settings from flags; they override `configFile`. */
+  settings: ControllerSettings;
+  /** Path of a controller.yaml with the same keys. */
+  configFile?: string;
+  log?: Logger;
+  clock?: Clock;
+  /** Where the listen address and CA fingerprint are printed for the operator. */
+  out?: NodeJS.WritableStream;
+  /** Install SIGTERM/SIGINT handlers that close the controller (default true). */
+  handleSignals?: boolean;
+}
+
+export interface RunningController {
+  /** The URL written into join tokens. */
+  url: string;
+  /** Where it actually listens, e.g. "https://0.0.0.0:8443" (port filled in if 0 was asked). */
+  listenUrl: string;
+  port: number;
+  caFingerprint: string;
+  dataDir: string;
+  store: Store;
+  app: FastifyInstance;
+  /** Resolves when the controller has shut down (signal or close()). */
+  closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Flags over file over defaults; throws config_invalid naming the key. */
+export async function resolveSettings(flags: ControllerSettings, configFile?: string): Promise<Required<Pick<ControllerSettings, 'data-dir' | 'listen' | 'overlay-cidr' | 'heartbeat-interval-seconds' | 'log-level'>> & ControllerSettings> {
+  const file = configFile ? await loadSettingsFile(configFile) : {};
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as ControllerSettings;
+  const merged = { ...DEFAULTS, ...file, ...defined };
+  const errors = validateSettings(merged);
+  if (!merged['data-dir']) errors.unshift({ path: 'data-dir', message: 'data-dir: required (--data-dir DIR or data-dir: in the config file)' });
+  if (errors.length) throw new CrosslinkError('config_invalid', errors.map((e) => e.message).join('; '), errors);
+  return merged as Awaited<ReturnType<typeof resolveSettings>>;
+}
+
+function localAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) out.push(i.address);
+  return out;
+}
+
+function defaultUrl(host: string, port: number): string {
+  if (host !== '0.0.0.0' && host !== '::') return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  // Listening everywhere: agents need a name they can reach; prefer a non-loopback IPv4 address.
+  const v4 = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal);
+  return `https://${v4?.address ?? hostname()}:${port}`;
+}
+
+export async function runController(opts: RunControllerOptions): Promise<RunningController> {
+  const s = await resolveSettings(opts.settings, opts.configFile);
+  const log = opts.log ?? createLogger({ level: s['log-level'], name: 'controller' });
+  const clock = opts.clock ?? systemClock;
+  const out = opts.out ?? process.stdout;
+  const dataDir = resolve(s['data-dir']);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const listen = parseListen(s.listen)!;
+
+  const store = openStore({ database: s.database ?? join(dataDir, 'controller.db'), clock });
+  try {
+    await store.migrate();
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+
+  const urlHost = s.url ? new URL(s.url).hostname.replace(/^\[|\]$/g, '') : undefined;
+  const sans = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...localAddresses(), ...(urlHost ? [urlHost] : []), ...(s.san ?? [])])];
+  const tls = await loadOrCreateTlsIdentity(dataDir, { certFile: s['tls-cert'], keyFile: s['tls-key'], sans });
+
+  // First start: one admin token, written where only the operator (root) can read it.
+  if ((await store.listApiTokens()).length === 0) {
+    const { record, text } = newApiToken({ name: 'admin', role: 'admin', createdBy: 'system', atMs: clock.nowMs() });
+    const tokenPath = join(dataDir, 'admin.token');
+    await writeFile(tokenPath, text + '\n', { mode: 0o600 });
+    await chmod(tokenPath, 0o600);
+    await store.createApiToken(record, {
+      actor: { name: 'system', role: 'system', address: '' }, action: 'api_token.create', target: `api_token/${record.id}`,
+      before: null, after: { id: record.id, name: record.name, role: record.role, revokedAtMs: null },
+    });
+    out.write(`first start: admin API token written to ${tokenPath}\n`);
+  }
+
+  const heartbeatIntervalMs = s['heartbeat-interval-seconds'] * 1000;
+  const distributor = new Distributor({ store, log, clock, heartbeatIntervalMs });
+  await distributor.start();
+
+  const provisionalUrl = s.url ?? defaultUrl(listen.host, listen.port);
+  const deps = { store, distribution: distributor, policyEngine, log, clock, controllerUrl: provisionalUrl, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
+  const app = buildApp(deps, {
+    tls: { keyPem: tls.keyPem, certChainPem: tls.certChainPem },
+    connectRoutes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: s['overlay-cidr'], heartbeatIntervalMs }),
+    connectContextValues: agentContextValues,
+  });
+  // Streams end before the server waits for connections to drain.
+  app.addHook('preClose', async () => { await distributor.stop(); });
+
+  try {
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (e) {
+    await distributor.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw new CrosslinkError('config_invalid', `cannot listen on ${s.listen}: ${(e as Error).message}`, [{ path: 'listen', message: (e as Error).message }], { cause: e });
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : listen.port;
+  // With port 0 (tests) the real port is known only now.
+  if (listen.port === 0 && !s.url) deps.controllerUrl = defaultUrl(listen.host, port);
+  const listenUrl = `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+  out.write(`crosslink controller listening on ${listenUrl} (agents and CLI: ${deps.controllerUrl})\nCA fingerprint: ${tls.caFingerprint}\n`);
+  log.info({ listen: listenUrl, url: deps.controllerUrl, caFingerprint: tls.caFingerprint, database: store.kind }, 'controller started');
+
+  let closing: Promise<void> | null = null;
+  let markClosed!: () => void;
+  const closed = new Promise<void>((r) => { markClosed = r; });
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info({ signal: sig }, 'shutting down');
+    void close();
+  };
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      try {
+        await app.close();
+      } finally {
+        await store.close().catch((e: unknown) => log.error({ err: e }, 'closing the store failed'));
+        log.info('controller stopped');
+        markClosed();
+      }
+    })();
+    return closing;
+  }
+  if (opts.handleSignals ?? true) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  return { url: deps.controllerUrl, listenUrl, port, caFingerprint: tls.caFingerprint, dataDir, store, app, closed, close };
+}
