@@ -1,0 +1,39 @@
+// The Linux Host: every adapter over one command runner, optionally inside a network namespace
+// (tests run the adapters from the root namespace against a box namespace).
+import type { Host } from '../ports.js';
+import { LinuxFirewall, type LinuxFirewallOptions } from './firewall.js';
+import { LinuxLinks } from './links.js';
+import { LinuxRoutes } from './routes.js';
+import { ProcessRunner, type CommandRunner } from './run.js';
+import { LinuxSysctl } from './sysctl.js';
+import { LinuxWireGuard } from './wireguard.js';
+
+export interface LinuxHostOptions {
+  runner?: CommandRunner;
+  netns?: string;
+  /** Short-lived 0600 files for `wg syncconf` and `nft -f`. Default: the OS temp directory. */
+  tempDir?: string;
+  wireguardGoLogFile?: string;
+  firewall?: Pick<LinuxFirewallOptions, 'isWatching' | 'fullCheckIntervalMs' | 'clock'>;
+}
+
+export interface LinuxHost extends Host {
+  wireguard: LinuxWireGuard;
+  firewall: LinuxFirewall;
+  /** Stops helper processes (the nft monitor). The data plane stays as it is. */
+  close(): void;
+}
+
+export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
+  const runner = opts.runner ?? new ProcessRunner();
+  const base = { runner, netns: opts.netns };
+  const firewall = new LinuxFirewall({ ...base, tempDir: opts.tempDir, ...opts.firewall });
+  return {
+    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile }),
+    links: new LinuxLinks(base),
+    routes: new LinuxRoutes(base),
+    firewall,
+    sysctl: new LinuxSysctl(base),
+    close: () => firewall.close(),
+  };
+}

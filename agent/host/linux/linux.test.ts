@@ -1,0 +1,58 @@
+// The Linux adapters against real wg, wireguard-go, ip and nft, each case in its own network
+// namespace, pass the same contract as the fake host.
+import t, { type Test } from 'tap';
+import { hostContract, type HostHarness } from '../contract.js';
+import { createLinuxHost } from './host.js';
+import { isRoot, must, NetnsFixture } from './netns-fixture.js';
+import { detectWireGuardMode } from './wireguard.js';
+import { ProcessRunner } from './run.js';
+
+if (!isRoot()) {
+  t.plan(0, 'needs root (network namespaces)');
+} else {
+  const fx = new NetnsFixture();
+  t.teardown(() => fx.cleanup());
+
+  const makeHarness = async (tt: Test): Promise<HostHarness> => {
+    const ns = fx.addNetns('c');
+    const ifname = fx.ifname('w');
+    const host = createLinuxHost({ netns: ns });
+    tt.teardown(() => {
+      host.close();
+      fx.removeNetns(ns, [ifname]);
+    });
+    const nft = (...args: string[]) => must(['ip', 'netns', 'exec', ns, 'nft', ...args]);
+    return {
+      host,
+      ifname,
+      mode: await detectWireGuardMode(new ProcessRunner(), ns),
+      backdoor: {
+        addForeignRoute: async (prefix) => void must(['ip', '-n', ns, 'route', 'add', prefix, 'dev', 'lo', 'proto', 'static']),
+        foreignRoutes: async () => {
+          const all = [
+            ...(JSON.parse(must(['ip', '-n', ns, '-json', 'route', 'show', 'table', 'main'])) as Array<{ dst: string; protocol?: string }>),
+            ...(JSON.parse(must(['ip', '-n', ns, '-json', '-6', 'route', 'show', 'table', 'main'])) as Array<{ dst: string; protocol?: string }>),
+          ];
+          return all.filter((r) => r.protocol === 'static').map((r) => r.dst);
+        },
+        deleteFirewallTable: async () => void nft('delete', 'table', 'inet', 'crosslink'),
+        tamperFirewall: async (kind) => {
+          if (kind === 'rule') nft('insert', 'rule', 'inet', 'crosslink', 'forward', 'ip', 'saddr', '192.0.2.66', 'accept');
+          else nft('delete', 'element', 'inet', 'crosslink', 'out4_ports', '{', '10.1.0.0/24', '.', '10.2.0.0/24', '.', 'tcp', '.', '8080', '}');
+        },
+      },
+    };
+  };
+
+  t.test('Linux host passes the host contract', async (t) => {
+    hostContract(t, makeHarness);
+  });
+
+  t.test('detectWireGuardMode leaves nothing behind', async (t) => {
+    const ns = fx.addNetns('d');
+    t.teardown(() => fx.removeNetns(ns));
+    const mode = await detectWireGuardMode(new ProcessRunner(), ns);
+    t.ok(mode === 'kernel' || mode === 'userspace', mode);
+    t.same(JSON.parse(must(['ip', '-n', ns, '-json', 'link', 'show'])).map((l: { ifname: string }) => l.ifname), ['lo']);
+  });
+}

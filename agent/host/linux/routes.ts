@@ -1,0 +1,61 @@
+// RoutePort over `ip -json route show proto 147` (both families) and `ip -force -batch -`.
+// Only routes marked with CROSSLINK_RT_PROTO are read or deleted; an add that collides with
+// someone else's route fails rather than replacing it.
+import { HostCommandError } from '../../../lib/errors.js';
+import { canonicalPrefix, sortByPrefix } from '../canonical.js';
+import { CROSSLINK_RT_PROTO, type RouteObserved, type RoutePort } from '../ports.js';
+import type { CommandRunner } from './run.js';
+
+const PROTO = String(CROSSLINK_RT_PROTO);
+
+export function parseIpRouteJson(stdout: string, family: 4 | 6): RouteObserved[] {
+  const list = JSON.parse(stdout || '[]') as Array<{ dst: string; dev?: string }>;
+  return list
+    .filter((r) => r.dev !== undefined)
+    .map((r) => ({ prefix: canonicalPrefix(r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst), dev: r.dev! }));
+}
+
+/** The `ip -batch` lines for a change set: replaces (prefix changes device) and adds before
+ *  deletes, so the box is never left without a route it should have. */
+export function routeBatch(changes: { add: RouteObserved[]; del: RouteObserved[] }): string {
+  const add = changes.add.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
+  const del = changes.del.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
+  const replaced = new Set(add.filter((a) => del.some((d) => d.prefix === a.prefix)).map((a) => a.prefix));
+  const lines: string[] = [];
+  for (const r of sortByPrefix(add, (x) => x.prefix, (x) => x.dev)) {
+    lines.push(`route ${replaced.has(r.prefix) ? 'replace' : 'add'} ${r.prefix} dev ${r.dev} proto ${PROTO}`);
+  }
+  for (const r of sortByPrefix(del, (x) => x.prefix, (x) => x.dev)) {
+    if (!replaced.has(r.prefix)) lines.push(`route del ${r.prefix} dev ${r.dev} proto ${PROTO}`);
+  }
+  return lines.length > 0 ? lines.join('\n') + '\n' : '';
+}
+
+export class LinuxRoutes implements RoutePort {
+  constructor(private readonly opts: { runner: CommandRunner; netns?: string }) {}
+
+  async observe(): Promise<RouteObserved[]> {
+    const { runner, netns } = this.opts;
+    const [v4, v6] = await Promise.all([
+      runner.run(['ip', '-json', 'route', 'show', 'table', 'main', 'proto', PROTO], { netns }),
+      runner.run(['ip', '-json', '-6', 'route', 'show', 'table', 'main', 'proto', PROTO], { netns }),
+    ]);
+    const all = [...parseIpRouteJson(v4.stdout, 4), ...parseIpRouteJson(v6.stdout, 6)];
+    return sortByPrefix(all, (r) => r.prefix, (r) => r.dev);
+  }
+
+  async apply(changes: { add: RouteObserved[]; del: RouteObserved[] }): Promise<void> {
+    const input = routeBatch(changes);
+    if (input === '') return;
+    const argv = ['ip', '-force', '-batch', '-'];
+    // -force: a failing line (a route already there, or already gone) does not stop the others.
+    const r = await this.opts.runner.run(argv, { netns: this.opts.netns, input, allowFailure: true });
+    if (r.exitCode === 0) return;
+    // Judge by the end state: re-adding a route that is there or deleting one that is gone is fine.
+    const own = await this.observe();
+    const has = (x: RouteObserved) => own.some((o) => o.prefix === canonicalPrefix(x.prefix) && o.dev === x.dev);
+    const replaced = new Set(changes.add.map((a) => canonicalPrefix(a.prefix)).filter((p) => changes.del.some((d) => canonicalPrefix(d.prefix) === p)));
+    const isDone = changes.add.every(has) && changes.del.filter((d) => !replaced.has(canonicalPrefix(d.prefix))).every((d) => !has(d));
+    if (!isDone) throw new HostCommandError(argv, r.exitCode, r.stderr);
+  }
+}
