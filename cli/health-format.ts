@@ -1,0 +1,185 @@
+// Pure formatting for `crosslink status` and `crosslink check`: the table for people, and the
+// monitoring-plugin verdict (Nagios conventions: one line, exit 0 OK, 1 WARNING, 2 CRITICAL,
+// 3 UNKNOWN, performance data after "|"). No I/O: the commands fetch and print.
+import type { HealthSnapshot, HealthState, StateCounts } from '../controller/health/types.js';
+import { STATE_SEVERITY } from '../controller/health/types.js';
+
+/** What GET /v1/health answers. */
+export interface HealthResponse extends HealthSnapshot {
+  serving?: Array<{ agent: string; isHealthy: boolean; sinceMs: number; reason: string }>;
+}
+
+export type NagiosStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
+export const NAGIOS_EXIT: Readonly<Record<NagiosStatus, 0 | 1 | 2 | 3>> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
+
+/**
+ * down -> CRITICAL, degraded -> WARNING, unknown -> UNKNOWN, ok -> OK. With several subjects the
+ * worst wins, in the order CRITICAL, WARNING, UNKNOWN, OK (a known fault outranks missing data).
+ */
+export const STATE_TO_NAGIOS: Readonly<Record<HealthState, NagiosStatus>> = { down: 'CRITICAL', degraded: 'WARNING', unknown: 'UNKNOWN', ok: 'OK' };
+
+export interface CheckFilter {
+  agent?: string;
+  /** "a:b" in either order. */
+  link?: string;
+  /** A probe name "<rule>/<index>" (every agent running it), or "<agent>/<rule>/<index>". */
+  probe?: string;
+}
+
+export interface CheckResult {
+  status: NagiosStatus;
+  exitCode: 0 | 1 | 2 | 3;
+  /** The single output line, without a newline. */
+  line: string;
+}
+
+type Kind = 'agent' | 'link' | 'probe';
+interface Item { kind: Kind; name: string; state: HealthState; reason: string; sinceMs: number }
+
+const KIND_ORDER: Record<Kind, number> = { agent: 0, link: 1, probe: 2 };
+const PLURAL: Record<Kind, string> = { agent: 'agents', link: 'links', probe: 'probes' };
+const STATE_ORDER: HealthState[] = ['ok', 'degraded', 'down', 'unknown'];
+
+/** Worst first, then agents, links, probes, then by name. */
+function worstFirst(a: Item, b: Item): number {
+  return STATE_SEVERITY[b.state] - STATE_SEVERITY[a.state] || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+function items(s: HealthSnapshot): Item[] {
+  return [
+    ...s.agents.filter((a) => !a.isRevoked).map((a): Item => ({ kind: 'agent', name: a.name, state: a.state, reason: a.reason, sinceMs: a.sinceMs })),
+    ...s.links.map((l): Item => ({ kind: 'link', name: l.name, state: l.state, reason: l.reason, sinceMs: l.sinceMs })),
+    ...s.probes.map((p): Item => ({ kind: 'probe', name: p.id, state: p.state, reason: p.reason, sinceMs: p.sinceMs })),
+  ];
+}
+
+/** One line for a plugin: no newlines, and no "|" (it starts the performance data). */
+function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ').replace(/\|/g, '/').trim();
+}
+
+function normaliseLink(name: string): string {
+  const [a, b, ...rest] = name.split(':');
+  if (!a || !b || rest.length > 0) return name;
+  return a < b ? `${a}:${b}` : `${b}:${a}`;
+}
+
+function countsOf(selected: Item[], kind: Kind): StateCounts {
+  const c: StateCounts = { ok: 0, degraded: 0, down: 0, unknown: 0 };
+  for (const i of selected) if (i.kind === kind) c[i.state] += 1;
+  return c;
+}
+
+function num(n: number): string {
+  return String(Math.round(n * 1000) / 1000);
+}
+
+export function unreachableResult(message: string): CheckResult {
+  return { status: 'UNKNOWN', exitCode: 3, line: `CROSSLINK UNKNOWN - ${oneLine(message)}` };
+}
+
+/** The verdict for `crosslink check` over the whole fleet, or the subjects the filter names. */
+export function checkHealth(s: HealthSnapshot, filter: CheckFilter = {}): CheckResult {
+  const all = items(s);
+  let selected: Item[];
+  const kinds = new Set<Kind>();
+  const rtts: number[] = [];
+  if (!filter.agent && !filter.link && !filter.probe) {
+    selected = all;
+    kinds.add('agent').add('link').add('probe');
+    for (const l of s.links) if (l.rttMs !== null) rtts.push(l.rttMs);
+  } else {
+    selected = [];
+    const missing: string[] = [];
+    if (filter.agent) {
+      kinds.add('agent');
+      const agent = s.agents.find((a) => a.name === filter.agent && !a.isRevoked);
+      if (agent === undefined) missing.push(`no agent named "${filter.agent}"`);
+      else {
+        selected.push(...all.filter((i) => i.kind === 'agent' && i.name === agent.name));
+        for (const p of agent.peers) if (p.rttMs !== null) rtts.push(p.rttMs);
+      }
+    }
+    if (filter.link) {
+      kinds.add('link');
+      const name = normaliseLink(filter.link);
+      const link = s.links.find((l) => l.name === name);
+      if (link === undefined) missing.push(`no link "${filter.link}"`);
+      else {
+        selected.push(...all.filter((i) => i.kind === 'link' && i.name === name));
+        if (link.rttMs !== null) rtts.push(link.rttMs);
+      }
+    }
+    if (filter.probe) {
+      kinds.add('probe');
+      const probes = s.probes.filter((p) => p.name === filter.probe || p.id === filter.probe);
+      if (probes.length === 0) missing.push(`no probe "${filter.probe}"`);
+      else {
+        const ids = new Set(probes.map((p) => p.id));
+        selected.push(...all.filter((i) => i.kind === 'probe' && ids.has(i.name)));
+        for (const p of probes) if (p.rttMs !== null) rtts.push(p.rttMs);
+      }
+    }
+    if (missing.length > 0) return { status: 'UNKNOWN', exitCode: 3, line: `CROSSLINK UNKNOWN - ${oneLine(missing.join(', '))}` };
+  }
+
+  const sorted = [...selected].sort(worstFirst);
+  const worst = sorted[0];
+  const status: NagiosStatus = worst === undefined ? 'UNKNOWN' : STATE_TO_NAGIOS[worst.state];
+
+  const countText: string[] = [];
+  const perf: string[] = [];
+  for (const kind of ['agent', 'link', 'probe'] as Kind[]) {
+    if (!kinds.has(kind)) continue;
+    const c = countsOf(selected, kind);
+    for (const st of STATE_ORDER) {
+      if (c[st] > 0 || (st === 'ok' && kind !== 'probe')) countText.push(`${c[st]} ${c[st] === 1 ? kind : PLURAL[kind]} ${st}`);
+      perf.push(`${PLURAL[kind]}_${st}=${c[st]}`);
+    }
+  }
+  if (rtts.length > 0) perf.push(`rtt_ms=${num(Math.max(...rtts))}`);
+
+  let text: string;
+  if (worst === undefined) text = 'no agents';
+  else if (worst.state === 'ok') text = countText.join(', ');
+  else {
+    const problems = sorted.filter((i) => i.state !== 'ok');
+    const more = problems.length > 1 ? ` (+${problems.length - 1} more)` : '';
+    text = `${worst.kind} ${worst.name} ${worst.state}: ${worst.reason}${more}; ${countText.join(', ')}`;
+  }
+  return { status, exitCode: NAGIOS_EXIT[status], line: `CROSSLINK ${status} - ${oneLine(text)} | ${perf.join(' ')}` };
+}
+
+/** "45s", "5m12s", "3h04m", "2d03h". */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
+}
+
+/**
+ * The table for `crosslink status`: the overall line, then every agent, link and probe, worst
+ * first, with how long it has been in its state (measured on the controller's clock) and why.
+ */
+export function formatStatus(s: HealthResponse): string {
+  const lines: string[] = [];
+  lines.push(`Overall: ${s.state} for ${formatDuration(s.atMs - s.sinceMs)} - ${s.reason} (evaluated ${new Date(s.atMs).toISOString()})`);
+  const rows = [['KIND', 'NAME', 'STATE', 'FOR', 'REASON']];
+  for (const i of items(s).sort(worstFirst)) rows.push([i.kind, i.name, i.state.toUpperCase(), formatDuration(s.atMs - i.sinceMs), oneLine(i.reason)]);
+  if (rows.length > 1) lines.push('', table(rows));
+  const unhealthy = (s.serving ?? []).filter((v) => !v.isHealthy);
+  if (unhealthy.length > 0) {
+    lines.push('', 'Not serving (failover):');
+    for (const v of unhealthy) lines.push(`  ${v.agent}: ${oneLine(v.reason)} (for ${formatDuration(s.atMs - v.sinceMs)})`);
+  }
+  return `${lines.join('\n')}\n`;
+}
