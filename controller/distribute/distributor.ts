@@ -1,0 +1,353 @@
+// The distributor: who needs which config. It holds the current policy, the live inventory (every
+// enrolled, unrevoked agent), each agent's current config with its generation and content hash, and
+// the open WatchConfig streams. On every change it recompiles, and pushes a config only to agents
+// whose content hash changed; an unchanged recompile pushes nothing.
+//
+// Generations are persisted (store.updateAgent desiredGeneration/desiredHash) *before* a config is
+// pushed, so a restart never hands out the same generation for different content.
+import { create } from '@bufbuild/protobuf';
+import type { Logger } from '../../lib/logger.js';
+import type { Clock } from '../../lib/clock.js';
+import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type { AgentRecord, Store } from '../store/store.js';
+import type { AgentName, Inventory, InventoryAgent, Policy } from '../policy/types.js';
+import { parsePolicy } from '../policy/validate.js';
+import type { AgentDiff, AgentLiveView, DistributionPort } from './port.js';
+import type { PolicyCompiler } from './compiler.js';
+import { defaultCompiler } from './policy-compiler.js';
+import { contentHashOf } from './content-hash.js';
+
+/** Why the distributor ends a stream. The RPC layer maps all but 'stopping' to UNAUTHENTICATED. */
+export type CloseReason = 'revoked' | 'deleted' | 'reenrolled' | 'stopping';
+
+/** One open WatchConfig stream, as the distributor sees it. */
+export interface ConfigSink {
+  /** The credential hash the stream authenticated with: a re-enrolment (new credential) ends it. */
+  readonly credentialHash: string;
+  /** A new config for this agent (the same object goes to every stream of the agent: don't mutate). */
+  push(config: AgentConfig): void;
+  close(reason: CloseReason): void;
+}
+
+export interface Subscription {
+  /** The agent's current config, to send first; undefined only before the first compile. */
+  current: AgentConfig | undefined;
+  unsubscribe(): void;
+}
+
+export interface DistributorOptions {
+  store: Store;
+  log: Logger;
+  clock: Clock;
+  /** Heartbeat interval for WatchConfig streams (default 10 s, at most 30 s). */
+  heartbeatIntervalMs?: number;
+  /** The policy engine; defaults to controller/policy's compiler. */
+  compiler?: PolicyCompiler;
+}
+
+interface Current {
+  config: AgentConfig;
+  generation: number;
+  hash: string;
+}
+
+interface Known {
+  inventory: InventoryAgent;
+  credentialHash: string;
+  /** Persisted generation and hash: the floor for the next generation after a restart. */
+  persistedGeneration: number;
+  persistedHash: string;
+}
+
+interface SinkEntry {
+  sink: ConfigSink;
+  sinceMs: number;
+}
+
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+export const MAX_HEARTBEAT_INTERVAL_MS = 30_000;
+
+export class Distributor implements DistributionPort {
+  readonly heartbeatIntervalMs: number;
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #compiler: PolicyCompiler;
+  #policy: Policy | null = null;
+  #policyVersion = 0;
+  readonly #known = new Map<string, Known>();
+  readonly #health = new Map<string, boolean>();
+  readonly #current = new Map<string, Current>();
+  readonly #streams = new Map<string, Set<SinkEntry>>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #isReady = false;
+  #isStopped = false;
+  #streamCount = 0;
+
+  constructor(opts: DistributorOptions) {
+    this.#store = opts.store;
+    this.#log = opts.log.child({ component: 'distributor' });
+    this.#clock = opts.clock;
+    this.#compiler = opts.compiler ?? defaultCompiler();
+    this.heartbeatIntervalMs = Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(1, opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS));
+  }
+
+  /** Loads the current policy and the inventory from the store and compiles every config. */
+  async start(): Promise<void> {
+    await this.#serial(async () => {
+      const [pv, agents] = await Promise.all([this.#store.currentPolicy(), this.#store.listAgents()]);
+      for (const a of agents) if (a.revokedAtMs === null) this.#known.set(a.name, this.#knownOf(a));
+      let isPolicyOk = true;
+      if (pv) {
+        const r = parsePolicy(pv.document, { knownAgents: agents.map((a) => a.name) });
+        if (r.policy) {
+          this.#policy = r.policy;
+          this.#policyVersion = pv.version;
+        } else {
+          // The API validates before storing, so this means a bug or a hand-edited database.
+          isPolicyOk = false;
+          this.#log.error({ version: pv.version, errors: r.errors.slice(0, 5) }, 'stored policy does not validate; distributing without it');
+        }
+      }
+      await this.#recompile(undefined);
+      this.#isReady = isPolicyOk;
+      this.#log.info({ agents: this.#known.size, policyVersion: this.#policyVersion }, 'distribution started');
+    });
+  }
+
+  /** Ends every stream (the server is going away). */
+  async stop(): Promise<void> {
+    this.#isStopped = true;
+    await this.#queue.catch(() => undefined);
+    for (const name of [...this.#streams.keys()]) this.#closeStreams(name, 'stopping');
+    this.#isReady = false;
+  }
+
+  // ---- DistributionPort -------------------------------------------------------------------
+
+  setPolicy(policy: Policy, version: number): Promise<void> {
+    return this.#serial(async () => {
+      this.#policy = policy;
+      this.#policyVersion = version;
+      await this.#recompile(undefined);
+      this.#isReady = true;
+    });
+  }
+
+  agentsChanged(names: string[]): Promise<void> {
+    return this.#serial(async () => {
+      const unique = [...new Set(names)];
+      const records = await Promise.all(unique.map((n) => this.#store.agentByName(n)));
+      unique.forEach((name, i) => {
+        const rec = records[i];
+        const old = this.#known.get(name);
+        if (!rec || rec.revokedAtMs !== null) {
+          // Out of the inventory: every peer's next config drops it; its own streams end now.
+          this.#known.delete(name);
+          this.#current.delete(name);
+          this.#health.delete(name);
+          this.#closeStreams(name, rec ? 'revoked' : 'deleted');
+          return;
+        }
+        if (old && old.credentialHash !== rec.credentialHash) this.#closeStreams(name, 'reenrolled', rec.credentialHash);
+        this.#known.set(name, this.#knownOf(rec));
+      });
+      await this.#recompile({ changedAgents: unique });
+    });
+  }
+
+  async dryRun(candidate: Policy): Promise<AgentDiff[]> {
+    await this.#queue.catch(() => undefined);
+    const inventory = this.#inventory();
+    const compiled = this.#compiler.preview(candidate, inventory);
+    const out: AgentDiff[] = [];
+    for (const a of inventory.agents) {
+      const next = withHash(compiled.get(a.name) ?? emptyConfig(a));
+      const cur = this.#current.get(a.name);
+      if (cur && cur.hash === next.contentHash) continue;
+      const changes = this.#compiler.diff(cur?.config, next);
+      if (changes.length > 0) out.push({ agent: a.name, changes });
+    }
+    return out;
+  }
+
+  liveView(name: string): AgentLiveView {
+    const streams = this.#streams.get(name);
+    const cur = this.#current.get(name);
+    let since: number | null = null;
+    for (const s of streams ?? []) since = since === null ? s.sinceMs : Math.min(since, s.sinceMs);
+    return {
+      isConnected: (streams?.size ?? 0) > 0,
+      connectedSinceMs: since,
+      servedSubnets: cur ? cur.config.localSubnets.map((s) => s.name) : [],
+      desiredGeneration: cur?.generation ?? 0,
+      desiredHash: cur?.hash ?? '',
+    };
+  }
+
+  currentConfig(name: string): AgentConfig | undefined {
+    return this.#current.get(name)?.config;
+  }
+
+  isReady(): boolean {
+    return this.#isReady;
+  }
+
+  /** Agents with at least one open stream. */
+  connectedCount(): number {
+    return this.#streams.size;
+  }
+
+  // ---- for the RPC layer and health ---------------------------------------------------------
+
+  /** Registers an open stream. The caller sends `current` first, then whatever `sink.push` gets. */
+  subscribe(name: string, sink: ConfigSink): Subscription {
+    if (this.#isStopped) {
+      queueMicrotask(() => sink.close('stopping'));
+      return { current: undefined, unsubscribe: () => undefined };
+    }
+    const known = this.#known.get(name);
+    if (!known || known.credentialHash !== sink.credentialHash) {
+      // Revoked, deleted or re-enrolled between the stream's authentication and now.
+      queueMicrotask(() => sink.close(known ? 'reenrolled' : 'revoked'));
+      return { current: undefined, unsubscribe: () => undefined };
+    }
+    const entry: SinkEntry = { sink, sinceMs: this.#clock.nowMs() };
+    let set = this.#streams.get(name);
+    if (!set) this.#streams.set(name, (set = new Set()));
+    set.add(entry);
+    this.#streamCount++;
+    return {
+      current: this.#current.get(name)?.config,
+      unsubscribe: () => {
+        const s = this.#streams.get(name);
+        if (s?.delete(entry)) {
+          this.#streamCount--;
+          if (s.size === 0) this.#streams.delete(name);
+        }
+      },
+    };
+  }
+
+  /** Ends the agent's open streams now (e.g. the API revoked it and calls agentsChanged next). */
+  disconnect(name: string, reason: CloseReason): void {
+    this.#closeStreams(name, reason);
+  }
+
+  /** Open streams in total (an agent may briefly hold two while it reconnects). */
+  streamCount(): number {
+    return this.#streamCount;
+  }
+
+  policyVersion(): number {
+    return this.#policyVersion;
+  }
+
+  /**
+   * Forwarding health of an agent (from its reports/probes). An unhealthy agent stops serving its
+   * subnets, so the next agent in `via` takes over. Always true today; the hook is here so failover
+   * can be driven by real forwarding health later.
+   */
+  setAgentHealth(name: string, isHealthy: boolean): Promise<void> {
+    if ((this.#health.get(name) ?? true) === isHealthy) return Promise.resolve();
+    return this.#serial(async () => {
+      if (!this.#known.has(name)) return;
+      this.#health.set(name, isHealthy);
+      await this.#recompile({ changedAgents: [name] });
+    });
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  /** Runs changes one at a time, in call order, so compiles and pushes never interleave. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.catch(() => undefined).then(fn);
+    this.#queue = run;
+    return run;
+  }
+
+  #knownOf(a: AgentRecord): Known {
+    return {
+      inventory: {
+        name: a.name as AgentName, publicKey: a.publicKey, endpoint: a.endpoint, overlayAddress: a.overlayAddress,
+        advertised: [...a.advertised], isHealthy: true,
+      },
+      credentialHash: a.credentialHash,
+      persistedGeneration: a.desiredGeneration,
+      persistedHash: a.desiredHash,
+    };
+  }
+
+  #inventory(): Inventory {
+    const agents = [...this.#known.values()].map((k) => ({ ...k.inventory, isHealthy: this.#health.get(k.inventory.name) ?? true }));
+    agents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { agents };
+  }
+
+  async #recompile(hint: { changedAgents?: readonly string[] } | undefined): Promise<void> {
+    const startedMs = this.#clock.nowMs();
+    const inventory = this.#inventory();
+    const compiled = this.#policy ? this.#compiler.compile(this.#policy, inventory, hint) : new Map<string, AgentConfig>();
+    const changed: { name: string; config: AgentConfig; generation: number; hash: string }[] = [];
+    for (const a of inventory.agents) {
+      const raw = compiled.get(a.name) ?? emptyConfig(a);
+      const hash = raw.contentHash || contentHashOf(raw);
+      const cur = this.#current.get(a.name);
+      const known = this.#known.get(a.name)!;
+      if (cur?.hash === hash) continue;
+      if (!cur && known.persistedHash === hash && known.persistedGeneration > 0) {
+        // Same content as before a restart (or before re-enrolment): keep its generation, push nothing new.
+        const generation = known.persistedGeneration;
+        this.#current.set(a.name, { config: stamp(raw, generation, hash), generation, hash });
+        continue;
+      }
+      const generation = Math.max(cur?.generation ?? 0, known.persistedGeneration) + 1;
+      changed.push({ name: a.name, config: raw, generation, hash });
+    }
+    if (changed.length === 0) {
+      this.#log.debug({ agents: inventory.agents.length, ms: this.#clock.nowMs() - startedMs }, 'recompiled; nothing changed');
+      return;
+    }
+    // Persist first: a pushed generation must survive a restart.
+    await Promise.all(changed.map((c) => this.#store.updateAgent(c.name, { desiredGeneration: c.generation, desiredHash: c.hash })));
+    let pushed = 0;
+    for (const c of changed) {
+      const known = this.#known.get(c.name);
+      if (!known) continue; // removed while we were persisting (cannot happen while serialised, kept for safety)
+      known.persistedGeneration = c.generation;
+      known.persistedHash = c.hash;
+      const config = stamp(c.config, c.generation, c.hash);
+      this.#current.set(c.name, { config, generation: c.generation, hash: c.hash });
+      for (const s of this.#streams.get(c.name) ?? []) {
+        s.sink.push(config);
+        pushed++;
+      }
+    }
+    this.#log.info({ agents: inventory.agents.length, changed: changed.length, pushed, ms: this.#clock.nowMs() - startedMs }, 'distributed changed configs');
+  }
+
+  #closeStreams(name: string, reason: CloseReason, keepCredentialHash?: string): void {
+    const set = this.#streams.get(name);
+    if (!set) return;
+    for (const e of [...set]) {
+      if (keepCredentialHash !== undefined && e.sink.credentialHash === keepCredentialHash) continue;
+      set.delete(e);
+      this.#streamCount--;
+      e.sink.close(reason);
+    }
+    if (set.size === 0) this.#streams.delete(name);
+  }
+}
+
+function emptyConfig(a: InventoryAgent): AgentConfig {
+  return create(AgentConfigSchema, { agentName: a.name, overlayAddress: a.overlayAddress });
+}
+
+function withHash(c: AgentConfig): AgentConfig {
+  return c.contentHash ? c : create(AgentConfigSchema, { ...c, contentHash: contentHashOf(c) });
+}
+
+/** A copy carrying generation and hash; the compiler's object is left alone (it may cache it). */
+function stamp(c: AgentConfig, generation: number, hash: string): AgentConfig {
+  return create(AgentConfigSchema, { ...c, generation: BigInt(generation), contentHash: hash });
+}

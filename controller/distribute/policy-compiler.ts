@@ -1,0 +1,32 @@
+// Wires the distributor to controller/policy: one stateful incremental compiler for the live policy
+// (PolicyCompiler.update rebuilds only the agents a change touches) and a throw-away one for dry runs.
+import { create } from '@bufbuild/protobuf';
+import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { compilePolicy, diffConfig, PolicyCompiler as IncrementalCompiler } from '../policy/index.js';
+import type { Inventory, Policy } from '../policy/types.js';
+import type { PolicyCompiler } from './compiler.js';
+
+export function defaultCompiler(): PolicyCompiler {
+  const live = new IncrementalCompiler();
+  let primedWith: Policy | null = null;
+  return {
+    compile(policy: Policy, inventory: Inventory): ReadonlyMap<string, AgentConfig> {
+      // The first call, and the call after a failed one, start from scratch; later ones are
+      // incremental (the compiler works out itself what changed).
+      const previous = primedWith;
+      primedWith = null;
+      const r = previous === null ? live.compile(policy, inventory)
+        : previous === policy ? live.update({ inventory })
+        : live.update({ policy, inventory });
+      primedWith = policy;
+      return r.configs;
+    },
+    preview(policy: Policy, inventory: Inventory): ReadonlyMap<string, AgentConfig> {
+      return compilePolicy(policy, inventory).configs;
+    },
+    diff(before: AgentConfig | undefined, after: AgentConfig | undefined): string[] {
+      const empty = create(AgentConfigSchema);
+      return diffConfig(before ?? empty, after ?? empty);
+    },
+  };
+}
