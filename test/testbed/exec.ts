@@ -84,6 +84,11 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Append stdout and stderr to this file. Absent: both are kept in memory (last 64 KiB), see output(). */
   logFile?: string;
+  /**
+   * Start it in a session of its own, so a Ctrl-C at the terminal or this process's exit does not
+   * reach it (the demo, with Testbed.release()). Default false: it ends with the test run.
+   */
+  isDetached?: boolean;
 }
 
 export interface ExitStatus {
@@ -207,6 +212,7 @@ export function spawnIn(netns: string | undefined, argv: readonly string[], opts
     const child = spawn(full[0], full.slice(1), {
       stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'],
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
+      detached: opts.isDetached ?? false,
     });
     if (child.pid === undefined) {
       // spawn reports ENOENT asynchronously; swallow the event, the throw below says it.

@@ -1,7 +1,7 @@
 // The testbed on real namespaces: real pings, TCP and UDP, wireguard-go, and a clean teardown.
 // Needs root and the Debian packages from scripts/setup.sh; it fails (never skips) without them.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { isPidAlive } from './exec.js';
@@ -65,6 +65,7 @@ if (missing.length > 0) {
       const l = await bed.listen('srv', 'tcp', 443);
       t.not(await bed.tcpProbe('ws', '10.20.1.10', 443, { timeoutMs: 500 }), 'open');
       t.equal(await bed.tcpProbe('gp', '10.20.1.10', 443), 'open', 'while the same server is reachable from the other LAN of its box');
+      await l.waitForSource('10.10.2.10');
       t.same(l.sources(), ['10.10.2.10'], 'the server sees the real source address');
       await l.close();
       t.notOk(isPidAlive(l.pid), 'listener stopped by PID');
@@ -79,6 +80,7 @@ if (missing.length > 0) {
       t.equal(await bed.udpProbe(shared, '10.20.1.10', 5353), 'reply');
       t.ok(await bed.udpExchange('gp', '10.20.1.10', 5353, { payload: 'hello' }));
       t.equal(await bed.udpProbe(shared, '10.20.1.10', 5354), 'refused');
+      await udp.waitForSource('10.10.2.10');
       t.same(udp.sources(), ['10.20.1.1', '10.10.2.10']);
       await Promise.all([tcp.close(), udp.close()]);
     });
@@ -128,6 +130,7 @@ if (missing.length > 0) {
       t.ok(handshakeMs >= 0);
       t.same(await bed.ping('ws', 'fd20:1::10', quick), { sent: 2, received: 2 }, 'IPv6 through the tunnel');
       t.equal(await bed.tcpProbe('ws', '10.20.1.10', 443), 'open');
+      await tcp.waitForSource('10.10.1.10');
       t.same(tcp.sources(), ['10.10.1.10'], 'no SNAT: the server sees the workstation');
       t.same(await bed.ping('gp', '10.10.1.10', quick), { sent: 2, received: 2 }, "the shared box's second LAN too");
       await tunnel.close();
@@ -154,9 +157,20 @@ if (missing.length > 0) {
     });
   });
 
+  t.test('attach() gives a handle on a running testbed built elsewhere', async (t) => {
+    const desc = { boxes: [{ name: 'a', lans: [{ lan: 'l', address: '10.7.0.1/24' }] }], hosts: [{ name: 'h', lan: 'l', address: '10.7.0.7/24' }] };
+    const bed = await Testbed.create(desc, { t });
+    const other = Testbed.attach({ ...desc, prefix: bed.prefix });
+    t.same(other.namespaces, bed.namespaces);
+    t.same(await other.ping('h', '10.7.0.1', { count: 1 }), { sent: 1, received: 1 });
+    t.throws(() => Testbed.attach({ ...desc, prefix: 'xlnone0' }), /not running/);
+    await bed.destroy();
+    t.same(namespacesWithPrefix(bed.prefix), []);
+  });
+
   const fixture = fileURLToPath(new URL('./fixtures/hold-testbed.ts', import.meta.url));
-  for (const [mode, signal] of [['wait', 'SIGINT'], ['wait', 'SIGTERM'], ['throw', undefined]] as const) {
-    t.test(`cleanup without destroy(): ${signal ?? 'uncaught exception'}`, async (t) => {
+  for (const [mode, signal] of [['wait', 'SIGINT'], ['wait', 'SIGTERM'], ['throw', undefined], ['release', undefined]] as const) {
+    t.test(`cleanup without destroy(): ${signal ?? (mode === 'throw' ? 'uncaught exception' : 'released, then destroyByPrefix')}`, async (t) => {
       const child = spawn(process.execPath, ['--import', 'tsx', fixture, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
@@ -175,6 +189,13 @@ if (missing.length > 0) {
       t.ok(isPidAlive(info.pid));
       if (signal) child.kill(signal);
       await exited;
+      if (mode === 'release') {
+        t.ok(namespacesWithPrefix(info.prefix).length > 0, 'released: still there after its process exited');
+        t.ok(isPidAlive(info.pid), 'released: its detached process still runs');
+        const removed = await Testbed.destroyByPrefix(info.prefix);
+        t.ok(removed.length > 0, 'destroyByPrefix found it');
+        rmSync(info.workDir, { recursive: true, force: true });
+      }
       t.same(namespacesWithPrefix(info.prefix), [], 'namespaces removed');
       t.notOk(isPidAlive(info.pid), 'its process is gone');
       t.notOk(existsSync(info.workDir), 'work directory removed');

@@ -40,8 +40,13 @@ export interface Listener {
   proto: 'tcp' | 'udp';
   port: number;
   process: SpawnedProcess;
-  /** Source addresses of connections (TCP) or datagrams (UDP) seen so far, in order. */
+  /** Distinct source addresses of connections (TCP) or datagrams (UDP) seen so far, in order of first sight. */
   sources(): string[];
+  /**
+   * Waits until a connection or datagram from `address` has been seen. The echo server logs it a
+   * moment after the client already has its answer, so check sources() only after this.
+   */
+  waitForSource(address: string, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -229,6 +234,34 @@ export class Testbed {
   }
 
   /**
+   * A handle on a testbed that another process built from the same description and prefix (e.g. the
+   * running demo): same layout, nothing built, no processes tracked, not destroyed on exit unless
+   * `isOwned` is set.
+   */
+  static attach(desc: TestbedDescription & { prefix: string }, opts: CreateOptions & { isOwned?: boolean } = {}): Testbed {
+    const topology = planTopology(desc, desc.prefix);
+    const existing = new Set(namespacesWithPrefix(desc.prefix));
+    const absent = topology.namespaces.filter((n) => !existing.has(n));
+    if (absent.length > 0) throw new CrosslinkError('not_found', `testbed ${desc.prefix} is not running: no namespace ${absent.join(', ')}`);
+    const bed = new Testbed(topology, mkdtempSync(join(tmpdir(), `crosslink-testbed-${desc.prefix}-`)), opts);
+    if (opts.isOwned) {
+      live.add(bed);
+      installExitHooks();
+      opts.t?.teardown(() => bed.destroy());
+    }
+    return bed;
+  }
+
+  /**
+   * Leaves the testbed running when this process exits (the demo): no clean-up on exit or signal.
+   * Spawn its long-running processes with `isDetached` and a logFile so they outlive the process;
+   * remove it later with Testbed.destroyByPrefix(prefix).
+   */
+  release(): void {
+    live.delete(this);
+  }
+
+  /**
    * Removes what a testbed with this prefix left behind, from any process (e.g. `make demo-down`):
    * kills the processes inside its namespaces by PID, deletes the namespaces by name. Returns them.
    */
@@ -388,7 +421,10 @@ export class Testbed {
     await proc.waitForOutput(/^ready$/m, 10_000);
     return {
       pid: proc.pid, proto, port, process: proc,
-      sources: () => [...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]),
+      sources: () => [...new Set([...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]))],
+      waitForSource: async (address, timeoutMs = 5000) => {
+        await proc.waitForOutput(new RegExp(`^from ${address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), timeoutMs);
+      },
       close: async () => {
         await proc.stop({ graceMs: this.graceMs });
       },
