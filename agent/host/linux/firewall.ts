@@ -128,8 +128,10 @@ export class LinuxFirewall implements FirewallPort {
 
   private startWatcher(): void {
     if (this.watcher || this.opts.isWatching === false || !this.opts.runner.watch) return;
+    // nft's stdout into a pipe is block-buffered: without line buffering a generation line
+    // could sit in nft's buffer indefinitely.
     this.watcher = this.opts.runner.watch(
-      ['nft', 'monitor'],
+      ['stdbuf', '-oL', 'nft', 'monitor'],
       { netns: this.opts.netns },
       (line) => this.onMonitorLine(line),
       () => {

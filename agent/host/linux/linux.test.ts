@@ -6,6 +6,8 @@ import { createLinuxHost } from './host.js';
 import { isRoot, must, NetnsFixture } from './netns-fixture.js';
 import { detectWireGuardMode } from './wireguard.js';
 import { ProcessRunner } from './run.js';
+import { renderFirewall } from '../firewall-render.js';
+import { manyTuples } from '../testing/firewall-fixtures.js';
 
 if (!isRoot()) {
   t.plan(0, 'needs root (network namespaces)');
@@ -46,6 +48,26 @@ if (!isRoot()) {
 
   t.test('Linux host passes the host contract', async (t) => {
     hostContract(t, makeHarness);
+  });
+
+  t.test('firewall: with nft monitor, a no-change observe lists nothing; a foreign commit forces a listing', async (t) => {
+    const ns = fx.addNetns('f');
+    const host = createLinuxHost({ netns: ns });
+    t.teardown(() => {
+      host.close();
+      fx.removeNetns(ns);
+    });
+    await host.firewall.observe(); // starts the monitor; first observe always lists
+    await new Promise((r) => setTimeout(r, 300)); // let the monitor subscribe
+    const fp = await host.firewall.replace(renderFirewall(manyTuples(100), { wgInterface: 'xl0' }));
+    await new Promise((r) => setTimeout(r, 100)); // our own generation line arrives: not drift
+    const before = host.firewall.fullListings;
+    for (let i = 0; i < 5; i++) t.same(await host.firewall.observe(), { exists: true, fingerprint: fp });
+    t.equal(host.firewall.fullListings, before, 'no listing while nothing changed');
+    must(['ip', 'netns', 'exec', ns, 'nft', 'add', 'table', 'inet', 'somebody_else']);
+    await new Promise((r) => setTimeout(r, 200));
+    t.same(await host.firewall.observe(), { exists: true, fingerprint: fp }, 'another table does not change our fingerprint');
+    t.equal(host.firewall.fullListings, before + 1, 'but a foreign commit made it look again');
   });
 
   t.test('detectWireGuardMode leaves nothing behind', async (t) => {

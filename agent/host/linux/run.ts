@@ -205,7 +205,8 @@ export class RecordingRunner implements CommandRunner {
   /** The calls as text, one per line, with stdin and file contents indented below; paths under
    *  `tempDir` are shown as <tmp>/NAME so golden files do not depend on the random directory. */
   transcript(tempDir?: string): string {
-    const clean = (s: string) => (tempDir ? s.split(tempDir).join('<tmp>') : s);
+    // mkdtemp's random suffix is replaced too, so the transcript is the same on every run.
+    const clean = (s: string) => (tempDir ? s.split(tempDir).join('<tmp>') : s).replace(/(<tmp>\/[\w.-]+-)[A-Za-z0-9]{6}\//g, '$1XXXXXX/');
     const lines: string[] = [];
     for (const c of this.calls) {
       lines.push(clean(`${c.netns ? `[${c.netns}] ` : ''}${c.argv.join(' ')}`));
