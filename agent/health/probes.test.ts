@@ -1,0 +1,239 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { create } from '@bufbuild/protobuf';
+import t from 'tap';
+import { AgentConfigSchema, PeerSchema, ProbeSchema, type Probe } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { silentLogger } from '../../lib/logger.js';
+import {
+  connectTcp, judgeProbe, NOT_PROBED, parsePingRttMs, PathProber, PeerProber, pingOnce, Prober, sourceAddressFor, udpExchange,
+  type AttemptOutcome, type ProbeCommandRunner, type ProbeTimers,
+} from './probes.js';
+
+const PING_OK = 'PING 100.64.0.9 (100.64.0.9) 56(84) bytes of data.\n64 bytes from 100.64.0.9: icmp_seq=1 ttl=64 time=0.734 ms\n\n--- 100.64.0.9 ping statistics ---\n1 packets transmitted, 1 received, 0% packet loss, time 0ms\n';
+
+/** A runner that answers from a table keyed by the target (last argv element) and records argv. */
+function fakeRunner(answers: Record<string, { exitCode: number; stdout?: string; stderr?: string } | Array<{ exitCode: number; stdout?: string }>>) {
+  const calls: string[][] = [];
+  const runner: ProbeCommandRunner = {
+    run: async (argv) => {
+      calls.push([...argv]);
+      const a = answers[argv[argv.length - 1]];
+      const one = Array.isArray(a) ? a.shift() : a;
+      return { exitCode: one?.exitCode ?? 2, stdout: one?.stdout ?? '', stderr: (one as { stderr?: string })?.stderr ?? 'unknown host' };
+    },
+  };
+  return { runner, calls };
+}
+
+const probe = (o: Partial<Omit<Probe, '$typeName' | '$unknown'>>): Probe => create(ProbeSchema, { name: 'care/0', target: '10.20.1.5', protocol: 'tcp', port: 443, sourcePrefix: '10.1.0.0/24', ...o });
+
+t.test('ping: argv and outcomes', async (t) => {
+  const { runner, calls } = fakeRunner({
+    '100.64.0.9': { exitCode: 0, stdout: PING_OK },
+    '100.64.0.10': { exitCode: 1, stdout: 'PING ...\n\n--- statistics ---\n1 packets transmitted, 0 received, 100% packet loss\n' },
+    '100.64.0.11': { exitCode: 1, stdout: 'From 100.64.0.1 icmp_seq=1 Destination Host Unreachable\n' },
+    '100.64.0.12': { exitCode: 2, stderr: 'ping: connect: Network is unreachable\n' },
+  });
+  t.same(await pingOnce(runner, '100.64.0.9', { timeoutSeconds: 1 }), { kind: 'connected', rttMs: 0.734 });
+  t.same(await pingOnce(runner, '100.64.0.10', { timeoutSeconds: 1 }), { kind: 'timeout', detail: 'no reply within 1 s' });
+  t.same(await pingOnce(runner, '100.64.0.11', { timeoutSeconds: 2, sourceAddress: '10.1.0.1' }), { kind: 'unreachable', detail: 'destination host unreachable' });
+  t.same(await pingOnce(runner, '100.64.0.12', { timeoutSeconds: 1 }), { kind: 'error', detail: 'ping: ping: connect: Network is unreachable' });
+  t.same(calls[0], ['ping', '-n', '-c', '1', '-W', '1', '100.64.0.9'], 'own namespace, no netns prefix, no -I for peers');
+  t.same(calls[2], ['ping', '-n', '-c', '1', '-W', '2', '-I', '10.1.0.1', '100.64.0.11']);
+  t.equal(parsePingRttMs('64 bytes from ::1: icmp_seq=1 ttl=64 time<1 ms'), 1);
+  t.equal(parsePingRttMs('nothing'), null);
+});
+
+t.test('judging: expect_deny inverts success, local errors never succeed', async (t) => {
+  const cases: Array<[AttemptOutcome, boolean, boolean, string]> = [
+    [{ kind: 'connected', rttMs: 1.23 }, false, true, 'connected in 1.2 ms'],
+    [{ kind: 'connected', rttMs: 1.23 }, true, false, 'connected in 1.2 ms, but the path should be denied'],
+    [{ kind: 'refused', detail: 'connection refused' }, false, false, 'connection refused'],
+    [{ kind: 'refused', detail: 'connection refused' }, true, true, 'denied: connection refused'],
+    [{ kind: 'timeout', detail: 'timeout after 2000 ms' }, false, false, 'timeout after 2000 ms'],
+    [{ kind: 'timeout', detail: 'timeout after 2000 ms' }, true, true, 'denied: timeout after 2000 ms'],
+    [{ kind: 'unreachable', detail: 'no route to host' }, true, true, 'denied: no route to host'],
+    [{ kind: 'error', detail: 'EADDRNOTAVAIL: cannot assign' }, true, false, 'EADDRNOTAVAIL: cannot assign'],
+  ];
+  for (const [outcome, expectDeny, isOk, detail] of cases) {
+    const v = judgeProbe({ expectDeny }, outcome);
+    t.equal(v.isOk, isOk, `${outcome.kind} deny=${expectDeny}`);
+    t.equal(v.detail, detail);
+  }
+});
+
+t.test('source address inside the source prefix', async (t) => {
+  const own = ['127.0.0.1', '10.1.0.7', '10.1.0.3', '192.168.1.2', 'fe80::1', '2001:db8:1::5'];
+  const cases: Array<[string, string | null]> = [
+    ['10.1.0.0/24', '10.1.0.3'],
+    ['192.168.0.0/16', '192.168.1.2'],
+    ['2001:db8:1::/48', '2001:db8:1::5'],
+    ['10.2.0.0/24', null],
+    ['', null],
+    ['garbage', null],
+  ];
+  for (const [prefix, want] of cases) t.equal(sourceAddressFor(prefix, own), want, prefix || '(empty)');
+});
+
+t.test('peer prober: reachability, last RTT and loss over the last 10', async (t) => {
+  const replies = [
+    ...Array.from({ length: 8 }, () => ({ exitCode: 0, stdout: PING_OK })),
+    { exitCode: 1 }, { exitCode: 1 }, { exitCode: 0, stdout: PING_OK.replace('0.734', '2.5') }, { exitCode: 1 },
+  ];
+  const { runner } = fakeRunner({ '100.64.0.9': replies, '100.64.0.10': [{ exitCode: 0, stdout: PING_OK }] });
+  const p = new PeerProber({ runner });
+  t.same(p.fields('b'), NOT_PROBED);
+  const peers = [{ name: 'b', overlayIp: '100.64.0.9' }];
+  for (let i = 0; i < 11; i++) await p.probeAll(peers);
+  t.same(p.fields('b'), { isProbed: true, isReachable: true, rttMs: 2.5, lossRatio: 0.2 });
+  await p.probeAll(peers);
+  t.same(p.fields('b'), { isProbed: true, isReachable: false, rttMs: 2.5, lossRatio: 0.3 }, 'the window slides: 3 of the last 10 lost');
+  await p.probeAll([{ name: 'c', overlayIp: '100.64.0.10' }]);
+  t.same(p.fields('b'), NOT_PROBED, 'a peer no longer configured is forgotten');
+  t.equal(p.fields('c').isReachable, true);
+});
+
+t.test('path prober: picks the source address, dispatches by protocol', async (t) => {
+  const seen: Array<[string, string | undefined, number]> = [];
+  const { runner, calls } = fakeRunner({ '10.20.1.9': { exitCode: 0, stdout: PING_OK } });
+  const prober = new PathProber({
+    runner, clock: { nowMs: () => 1_700_000_000_000 }, localAddresses: () => ['127.0.0.1', '10.1.0.7'], timeoutMs: 1500,
+    connectTcp: async (o) => { seen.push(['tcp', o.localAddress, o.timeoutMs]); return o.port === 443 ? { kind: 'connected', rttMs: 3 } : { kind: 'refused', detail: 'connection refused' }; },
+    udpExchange: async (o) => { seen.push(['udp', o.localAddress, o.timeoutMs]); return { kind: 'timeout', detail: 'no reply within 1500 ms' }; },
+  });
+  const results = await prober.runAll([
+    probe({}),
+    probe({ name: 'ssh/0', port: 22, expectDeny: true }),
+    probe({ name: 'dns/0', protocol: 'udp', port: 53 }),
+    probe({ name: 'ping/0', protocol: 'icmp', port: 0, target: '10.20.1.9' }),
+    probe({ name: 'elsewhere/0', sourcePrefix: '10.9.0.0/24' }),
+  ]);
+  t.same(results.map((r) => [r.name, r.isOk, r.detail]), [
+    ['care/0', true, 'connected in 3.0 ms'],
+    ['ssh/0', true, 'denied: connection refused'],
+    ['dns/0', false, 'no reply within 1500 ms'],
+    ['ping/0', true, 'connected in 0.7 ms'],
+    ['elsewhere/0', false, 'no local address in 10.9.0.0/24'],
+  ]);
+  t.equal(results[0].checkedAtUnixMs, 1_700_000_000_000n);
+  t.equal(results[0].rttMs, 3);
+  t.same(seen, [['tcp', '10.1.0.7', 1500], ['tcp', '10.1.0.7', 1500], ['udp', '10.1.0.7', 1500]]);
+  t.same(calls, [['ping', '-n', '-c', '1', '-W', '2', '-I', '10.1.0.7', '10.20.1.9']]);
+});
+
+t.test('prober loop: rounds on the timer, results per config, interval from the config', async (t) => {
+  const ticks: Array<{ fn: () => void; ms: number }> = [];
+  const timers: ProbeTimers = { setInterval: (fn, ms) => { ticks.push({ fn, ms }); return ticks.length - 1; }, clearInterval: (h) => { ticks.splice(h as number, 1); } };
+  const { runner } = fakeRunner({ '100.64.0.9': Array.from({ length: 10 }, () => ({ exitCode: 0, stdout: PING_OK })) });
+  let rounds = 0;
+  const prober = new Prober({
+    runner, clock: { nowMs: () => 1000 }, localAddresses: () => ['10.1.0.7'], log: silentLogger(), timers,
+    connectTcp: async () => ({ kind: 'connected', rttMs: 1 }), onRound: () => { rounds += 1; },
+  });
+  const config = create(AgentConfigSchema, {
+    peers: [create(PeerSchema, { name: 'b', overlayIp: '100.64.0.9' })], probes: [probe({})], probeIntervalSeconds: 3,
+  });
+  prober.setConfig(config);
+  prober.start();
+  await prober.runOnce();
+  t.equal(ticks.length, 1);
+  t.equal(ticks[0].ms, 3000);
+  t.equal(rounds, 1);
+  t.same(prober.peerFields('b'), { isProbed: true, isReachable: true, rttMs: 0.734, lossRatio: 0 });
+  t.same(prober.probeResults().map((r) => [r.name, r.isOk]), [['care/0', true]]);
+  ticks[0].fn();
+  await prober.runOnce();
+  t.equal(rounds, 2);
+  prober.setConfig(create(AgentConfigSchema, { peers: [], probes: [] }));
+  t.same(prober.probeResults(), [], 'results of probes no longer configured are dropped');
+  t.equal(ticks[0].ms, 5000, 'default interval, timer restarted');
+  prober.stop();
+  t.equal(ticks.length, 0);
+});
+
+// ---- real sockets on 127.0.0.1 ------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** A listener whose accept queue is full and never drained (its thread is blocked), so new SYNs
+ *  are dropped and a connect times out — on loopback, without touching any firewall. */
+async function blackHoleListener(): Promise<{ port: number; stop(): Promise<void> }> {
+  const shared = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const net = require('node:net');
+    const server = net.createServer();
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      parentPort.postMessage(server.address().port);
+      setTimeout(() => Atomics.wait(workerData, 0, 0, 20000), 50);
+    });
+  `, { eval: true, workerData: shared });
+  const port = await new Promise<number>((r) => worker.once('message', r));
+  await new Promise((r) => setTimeout(r, 150));
+  // Fill the accept queue (backlog 1 holds about 2).
+  const fillers = Array.from({ length: 4 }, () => net.connect({ host: '127.0.0.1', port }).on('error', () => undefined));
+  await new Promise((r) => setTimeout(r, 200));
+  return {
+    port,
+    stop: async () => {
+      fillers.forEach((f) => f.destroy());
+      Atomics.store(shared, 0, 1);
+      Atomics.notify(shared, 0);
+      await worker.terminate();
+    },
+  };
+}
+
+t.test('real tcp connect on 127.0.0.1: connected, refused, timeout', async (t) => {
+  const server = net.createServer((s) => s.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => server.close(r)));
+  const port = (server.address() as net.AddressInfo).port;
+
+  const ok = await connectTcp({ host: '127.0.0.1', port, localAddress: '127.0.0.1', timeoutMs: 2000 });
+  t.equal(ok.kind, 'connected');
+  t.ok(ok.kind === 'connected' && ok.rttMs >= 0 && ok.rttMs < 2000);
+
+  const closed = await freePort();
+  t.same(await connectTcp({ host: '127.0.0.1', port: closed, localAddress: '127.0.0.1', timeoutMs: 2000 }), { kind: 'refused', detail: 'connection refused' });
+
+  const hole = await blackHoleListener();
+  t.teardown(() => hole.stop());
+  const started = Date.now();
+  t.same(await connectTcp({ host: '127.0.0.1', port: hole.port, timeoutMs: 300 }), { kind: 'timeout', detail: 'timeout after 300 ms' });
+  t.ok(Date.now() - started < 2000, 'gave up at the timeout');
+
+  const notMine = await connectTcp({ host: '127.0.0.1', port, localAddress: '192.0.2.1', timeoutMs: 1000 });
+  t.equal(notMine.kind, 'error', 'a source address the box does not have is a local error');
+
+  const prober = new PathProber({ runner: fakeRunner({}).runner, clock: { nowMs: () => 0 }, localAddresses: () => ['127.0.0.1'], timeoutMs: 300 });
+  const results = await prober.runAll([
+    probe({ name: 'up/0', target: '127.0.0.1', port, sourcePrefix: '127.0.0.0/8' }),
+    probe({ name: 'down/0', target: '127.0.0.1', port: closed, sourcePrefix: '127.0.0.0/8' }),
+    probe({ name: 'shut/0', target: '127.0.0.1', port: closed, sourcePrefix: '127.0.0.0/8', expectDeny: true }),
+  ]);
+  t.same(results.map((r) => [r.name, r.isOk]), [['up/0', true], ['down/0', false], ['shut/0', true]]);
+  t.equal(results[1].detail, 'connection refused');
+});
+
+t.test('real udp exchange on 127.0.0.1: reply, port unreachable, silence', async (t) => {
+  const echo = dgram.createSocket('udp4');
+  echo.on('message', (msg, rinfo) => echo.send(msg, rinfo.port, rinfo.address));
+  await new Promise<void>((r) => echo.bind(0, '127.0.0.1', r));
+  const silent = dgram.createSocket('udp4');
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
+  t.teardown(() => { echo.close(); silent.close(); });
+  const payload = Buffer.from('x');
+  const reply = await udpExchange({ host: '127.0.0.1', port: echo.address().port, localAddress: '127.0.0.1', timeoutMs: 1000, payload });
+  t.equal(reply.kind, 'connected');
+  const closed = await freePort();
+  t.same(await udpExchange({ host: '127.0.0.1', port: closed, localAddress: '127.0.0.1', timeoutMs: 1000, payload }), { kind: 'refused', detail: 'connection refused' });
+  t.same(await udpExchange({ host: '127.0.0.1', port: silent.address().port, timeoutMs: 200, payload }), { kind: 'timeout', detail: 'no reply within 200 ms' });
+});
