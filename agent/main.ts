@@ -18,6 +18,12 @@ import type { AgentSettings, FirewallRenderer } from './reconcile/desired.js';
 import { Reconciler, type ApplyFailure, type Timers } from './reconcile/loop.js';
 import { teardown } from './reconcile/teardown.js';
 import { StateDir, type Enrollment } from './state.js';
+import { systemClock } from '../lib/clock.js';
+import { createLinuxHost, type LinuxHost } from './host/linux/host.js';
+import { ProcessRunner } from './host/linux/run.js';
+import { detectWireGuardMode as probeWireGuardMode } from './host/linux/wireguard.js';
+import { renderFirewall } from './host/firewall-render.js';
+import { watchHostEvents } from './reconcile/events.js';
 
 export type WireGuardChoice = WireGuardMode | 'auto';
 
@@ -396,4 +402,34 @@ export async function agentDown(opts: { interfaceName: string }, deps: { host: H
   const errors = await teardown(deps.host, opts.interfaceName);
   if (errors.length === 0) deps.log.info({ interface: opts.interfaceName }, 'removed the interface, routes and nft table');
   return errors;
+}
+
+/** Loads the Connect RPC control client (agent/control/connect.ts). */
+async function loadControlClientFactory(): Promise<ControlClientFactory> {
+  // Resolved at run time: the control client is built alongside this file by another part of the
+  // agent and is the only adapter here without a compile-time import.
+  const spec = './control/connect.js';
+  const mod = (await import(spec)) as { createControlClient?: ControlClientFactory };
+  if (typeof mod.createControlClient !== 'function') throw new Error('agent/control/connect.js does not export createControlClient');
+  return mod.createControlClient;
+}
+
+/** The real adapters: Linux host over wg/ip/nft, Connect RPC client, the nft renderer, ip monitor. */
+export async function realAgentDeps(log: Logger): Promise<AgentDeps & { host: LinuxHost }> {
+  const runner = new ProcessRunner();
+  const host = createLinuxHost({ runner });
+  return {
+    host,
+    createControlClient: await loadControlClientFactory(),
+    renderFirewall,
+    clock: systemClock,
+    log,
+    detectWireguardMode: () => probeWireGuardMode(runner),
+    watchHostEvents,
+  };
+}
+
+/** The real host alone (for `agent down`). */
+export function realHost(): LinuxHost {
+  return createLinuxHost({ runner: new ProcessRunner() });
 }
