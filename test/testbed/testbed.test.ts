@@ -1,7 +1,7 @@
 // The testbed on real namespaces: real pings, TCP and UDP, wireguard-go, and a clean teardown.
 // Needs root and the Debian packages from scripts/setup.sh; it fails (never skips) without them.
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { isPidAlive } from './exec.js';
@@ -162,6 +162,7 @@ if (missing.length > 0) {
     const bed = await Testbed.create(desc, { t });
     const other = Testbed.attach({ ...desc, prefix: bed.prefix });
     t.same(other.namespaces, bed.namespaces);
+    t.equal(other.workDir, bed.workDir, 'one work directory (logs) per prefix');
     t.same(await other.ping('h', '10.7.0.1', { count: 1 }), { sent: 1, received: 1 });
     t.throws(() => Testbed.attach({ ...desc, prefix: 'xlnone0' }), /not running/);
     await bed.destroy();
@@ -194,7 +195,6 @@ if (missing.length > 0) {
         t.ok(isPidAlive(info.pid), 'released: its detached process still runs');
         const removed = await Testbed.destroyByPrefix(info.prefix);
         t.ok(removed.length > 0, 'destroyByPrefix found it');
-        rmSync(info.workDir, { recursive: true, force: true });
       }
       t.same(namespacesWithPrefix(info.prefix), [], 'namespaces removed');
       t.notOk(isPidAlive(info.pid), 'its process is gone');

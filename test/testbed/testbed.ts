@@ -4,7 +4,7 @@
 // interrupted. The root namespace's routes, links and firewall are never touched: veth pairs are
 // created with both ends placed straight into namespaces of this run.
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { CrosslinkError } from '../../lib/errors.js';
@@ -109,6 +109,23 @@ function wgSocketsWithPrefix(prefix: string): string[] {
   return readdirSync(WG_SOCKET_DIR).filter((f) => re.test(f)).map((f) => join(WG_SOCKET_DIR, f));
 }
 
+/**
+ * The run's scratch directory, named by prefix so that attach() and destroyByPrefix() find it from
+ * another process. Created 0700; an existing one must be a real directory, never a symlink.
+ */
+export function workDirFor(prefix: string): string {
+  return join(tmpdir(), `crosslink-testbed-${prefix}`);
+}
+
+function ensureWorkDir(prefix: string, isFresh: boolean): string {
+  const dir = workDirFor(prefix);
+  if (isFresh) rmSync(dir, { recursive: true, force: true });
+  if (!existsSync(dir)) mkdirSync(dir, { mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== process.getuid?.()) throw new Error(`${dir} is not a directory of ours`);
+  return dir;
+}
+
 function randomPrefix(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -167,7 +184,7 @@ function killPidsSync(pids: readonly number[], graceMs: number): void {
 
 export class Testbed {
   readonly topology: Topology;
-  /** Scratch directory for logs and key files; removed by destroy() unless kept. */
+  /** Scratch directory for logs and key files (/tmp/crosslink-testbed-<prefix>); removed by destroy() unless kept. */
   readonly workDir: string;
   private readonly graceMs: number;
   private readonly isWorkDirKept: boolean;
@@ -219,8 +236,7 @@ export class Testbed {
       prefix = randomPrefix();
     }
     const topology = planTopology(desc, prefix);
-    const workDir = mkdtempSync(join(tmpdir(), `crosslink-testbed-${prefix}-`));
-    const bed = new Testbed(topology, workDir, opts);
+    const bed = new Testbed(topology, ensureWorkDir(prefix, true), opts);
     live.add(bed);
     installExitHooks();
     opts.t?.teardown(() => bed.destroy());
@@ -243,7 +259,7 @@ export class Testbed {
     const existing = new Set(namespacesWithPrefix(desc.prefix));
     const absent = topology.namespaces.filter((n) => !existing.has(n));
     if (absent.length > 0) throw new CrosslinkError('not_found', `testbed ${desc.prefix} is not running: no namespace ${absent.join(', ')}`);
-    const bed = new Testbed(topology, mkdtempSync(join(tmpdir(), `crosslink-testbed-${desc.prefix}-`)), opts);
+    const bed = new Testbed(topology, ensureWorkDir(desc.prefix, false), opts);
     if (opts.isOwned) {
       live.add(bed);
       installExitHooks();
@@ -263,7 +279,8 @@ export class Testbed {
 
   /**
    * Removes what a testbed with this prefix left behind, from any process (e.g. `make demo-down`):
-   * kills the processes inside its namespaces by PID, deletes the namespaces by name. Returns them.
+   * kills the processes inside its namespaces by PID, deletes the namespaces by name, removes its
+   * WireGuard sockets and work directory. Returns the namespaces it deleted.
    */
   static async destroyByPrefix(prefix: string, graceMs = 2000): Promise<string[]> {
     if (!/^[a-z][a-z0-9]{1,9}$/.test(prefix)) throw new Error(`not a testbed prefix: ${prefix}`);
@@ -274,6 +291,7 @@ export class Testbed {
       await run(['ip', '-force', '-batch', '-'], { input: namespaces.map((n) => `netns del ${n}\n`).join(''), check: false });
     }
     for (const sock of wgSocketsWithPrefix(prefix)) rmSync(sock, { force: true });
+    rmSync(workDirFor(prefix), { recursive: true, force: true });
     return namespaces;
   }
 
