@@ -29,5 +29,5 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
-  { files: ['controller/policy/**/*.ts', 'agent/reconcile/plan.ts', 'proto/**/*.ts'], ignores: ['**/*.test.ts'], rules: pure },
+  { files: ['controller/policy/**/*.ts', 'agent/reconcile/plan.ts', 'controller/health/evaluate.ts', 'controller/health/serving.ts', 'controller/health/types.ts', 'cli/health-format.ts', 'proto/**/*.ts'], ignores: ['**/*.test.ts'], rules: pure },
 );
