@@ -1,0 +1,267 @@
+// The agent's control client over Connect RPC (HTTP/2 by default), with the controller's CA pinned
+// by the fingerprint from the join token: no trust on first use.
+//
+// State it keeps in `stateDir` (when given), both 0600 and written atomically:
+//   credential         the bearer credential from Enroll (returned once by the controller)
+//   controller-ca.pem  the pinned CA, checked against the fingerprint again whenever it is read
+//
+// watch() keeps one WatchConfig stream open: a stream silent for 3x the heartbeat interval the
+// controller announces is dead (so is one that never says anything within 30 s); it is torn down
+// (the HTTP/2 connection too, in case the path is black-holed) and reopened with exponential
+// backoff, full jitter and a cap.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Code, ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
+import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
+import { AgentService, type EnrollResponse } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { PROTOCOL_VERSION } from '../../proto/version.js';
+import { Backoff, type BackoffOptions } from '../../lib/backoff.js';
+import type { Clock } from '../../lib/clock.js';
+import { CrosslinkError, type ErrorCode } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import { fetchPinnedCa, normaliseFingerprint, pinnedTlsOptions } from '../../lib/pin.js';
+import type { ConfigStreamEvents, ControlClient, EnrollInput } from './client.js';
+
+export interface ControlClientOptions {
+  /** "https://controller.example:8443" (from the join token). */
+  controllerUrl: string;
+  /** sha256 of the controller CA's DER, hex (from the join token). */
+  caFingerprint: string;
+  stateDir?: string;
+  /** A credential from an earlier enrolment; otherwise read from stateDir, or set by enroll(). */
+  credential?: string;
+  log: Logger;
+  clock: Clock;
+  /** Default "2": one connection carries every call. */
+  httpVersion?: '1.1' | '2';
+  /** Reconnect backoff; default 500 ms doubling to 30 s, full jitter. */
+  backoff?: BackoffOptions;
+  /** Overrides "3x the announced heartbeat interval" (tests). */
+  heartbeatTimeoutMs?: number;
+  /** Deadline for Enroll and Report. Default 15 s. */
+  callTimeoutMs?: number;
+  /** Use this transport instead of making one (benchmarks sharing connections; no pinning then). */
+  transport?: Transport;
+  random?: () => number;
+}
+
+export interface ConnectControlClient extends ControlClient {
+  /** The credential in use, if enrolled. Never log it. */
+  readonly hasCredential: boolean;
+  /** Closes connections; watch() streams must be stopped first. */
+  close(): Promise<void>;
+}
+
+const FILE_CREDENTIAL = 'credential';
+const FILE_CA = 'controller-ca.pem';
+/** Until the first heartbeat announces the interval: the protocol's maximum (30 s). */
+const FIRST_MESSAGE_TIMEOUT_MS = 30_000;
+
+export function createControlClient(opts: ControlClientOptions): ConnectControlClient {
+  const log = opts.log.child({ component: 'control' });
+  const pin = normaliseFingerprint(opts.caFingerprint);
+  const callTimeoutMs = opts.callTimeoutMs ?? 15_000;
+  let credential: string | undefined = opts.credential;
+  let isCredentialLoaded = credential !== undefined;
+  let connection: { client: Client<typeof AgentService>; session?: Http2SessionManager } | null = null;
+  let connecting: Promise<{ client: Client<typeof AgentService>; session?: Http2SessionManager }> | null = null;
+
+  async function loadCa(): Promise<string> {
+    if (opts.stateDir) {
+      const pem = await readFile(join(opts.stateDir, FILE_CA), 'utf8').catch(() => null);
+      if (pem) {
+        try {
+          pinnedTlsOptions(pem, pin);
+          return pem;
+        } catch {
+          log.warn('stored controller CA does not match the pinned fingerprint; fetching it again');
+        }
+      }
+    }
+    const pem = await fetchPinnedCa(opts.controllerUrl, pin);
+    if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CA, pem);
+    return pem;
+  }
+
+  async function connectionOf() {
+    if (connection) return connection;
+    connecting ??= (async () => {
+      if (opts.transport) return { client: createClient(AgentService, opts.transport) };
+      const tlsOptions = pinnedTlsOptions(await loadCa(), pin);
+      if (opts.httpVersion === '1.1') {
+        return { client: createClient(AgentService, createConnectTransport({ httpVersion: '1.1', baseUrl: opts.controllerUrl, nodeOptions: tlsOptions })) };
+      }
+      const session = new Http2SessionManager(opts.controllerUrl, { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 60_000 }, tlsOptions);
+      return { session, client: createClient(AgentService, createConnectTransport({ httpVersion: '2', baseUrl: opts.controllerUrl, sessionManager: session })) };
+    })();
+    try {
+      connection = await connecting;
+      return connection;
+    } finally {
+      connecting = null;
+    }
+  }
+
+  /** Drops the connection so the next call dials afresh (after a dead stream). */
+  function resetConnection(): void {
+    connection?.session?.abort();
+    connection = null;
+  }
+
+  async function authHeaders(): Promise<Record<string, string>> {
+    if (!isCredentialLoaded && opts.stateDir) {
+      credential = (await readFile(join(opts.stateDir, FILE_CREDENTIAL), 'utf8').catch(() => '')).trim() || undefined;
+      isCredentialLoaded = true;
+    }
+    if (!credential) throw new CrosslinkError('unauthenticated', 'this agent is not enrolled yet: run it once with --join TOKEN');
+    return { authorization: `Bearer ${credential}` };
+  }
+
+  const client: ConnectControlClient = {
+    get hasCredential() {
+      return credential !== undefined;
+    },
+
+    async enroll(joinSecret: string, input: EnrollInput): Promise<EnrollResponse> {
+      const { client: rpc } = await connectionOf();
+      try {
+        const res = await rpc.enroll({
+          protocolVersion: PROTOCOL_VERSION, joinToken: joinSecret, name: input.name, publicKey: input.publicKey,
+          endpoint: input.endpoint, advertisedSubnets: input.advertisedSubnets, agentVersion: input.agentVersion,
+        }, { timeoutMs: callTimeoutMs });
+        credential = res.credential;
+        isCredentialLoaded = true;
+        // Store before returning: the controller shows the credential once.
+        if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CREDENTIAL, res.credential + '\n');
+        log.info({ agentId: res.agentId, overlayAddress: res.overlayAddress }, 'enrolled');
+        return res;
+      } catch (e) {
+        throw toCrosslinkError(e, 'enroll');
+      }
+    },
+
+    async report(report) {
+      const headers = await authHeaders();
+      const { client: rpc } = await connectionOf();
+      try {
+        await rpc.report({ ...report, protocolVersion: PROTOCOL_VERSION }, { headers, timeoutMs: callTimeoutMs });
+      } catch (e) {
+        throw toCrosslinkError(e, 'report');
+      }
+    },
+
+    watch(events: ConfigStreamEvents, hello) {
+      const backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: 30_000, jitter: 1 }, opts.random);
+      const stopController = new AbortController();
+      let current: AbortController | null = null;
+      let lastReason: string | null = null;
+
+      const sleep = (ms: number) => new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        stopController.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      });
+
+      const once = async (): Promise<{ wasConnected: boolean; reason: string; isDead: boolean; isAuthError: boolean }> => {
+        const ac = new AbortController();
+        current = ac;
+        let wasConnected = false;
+        let timer: NodeJS.Timeout | undefined;
+        let deadReason: string | null = null;
+        let timeoutMs = opts.heartbeatTimeoutMs ?? FIRST_MESSAGE_TIMEOUT_MS;
+        const arm = (ms: number) => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            deadReason = `no message from the controller for ${ms} ms (heartbeats missed): stream presumed dead`;
+            ac.abort();
+          }, ms);
+        };
+        try {
+          const headers = await authHeaders();
+          const { client: rpc } = await connectionOf();
+          arm(timeoutMs);
+          const stream = rpc.watchConfig({
+            protocolVersion: PROTOCOL_VERSION,
+            knownContentHash: hello.knownContentHash(),
+            endpoint: hello.endpoint,
+            advertisedSubnets: hello.advertisedSubnets,
+            advertisedSubnetsSet: true,
+            agentVersion: hello.agentVersion,
+          }, { headers, signal: ac.signal });
+          for await (const m of stream) {
+            if (!wasConnected) {
+              wasConnected = true;
+              backoff.reset();
+              lastReason = null;
+              events.onState({ isConnected: true, atMs: opts.clock.nowMs() });
+            }
+            // Any message proves the stream alive; a heartbeat also announces the interval.
+            if (m.msg.case === 'heartbeat' && opts.heartbeatTimeoutMs === undefined) {
+              timeoutMs = 3 * Math.max(1, m.msg.value.heartbeatIntervalSeconds) * 1000;
+            }
+            arm(timeoutMs);
+            if (m.msg.case === 'config') events.onConfig(m.msg.value);
+          }
+          return { wasConnected, reason: 'the controller ended the stream', isDead: false, isAuthError: false };
+        } catch (e) {
+          if (deadReason) return { wasConnected, reason: deadReason, isDead: true, isAuthError: false };
+          if (stopController.signal.aborted) return { wasConnected, reason: 'stopped', isDead: false, isAuthError: false };
+          const err = e instanceof CrosslinkError ? e : toCrosslinkError(e, 'watch');
+          return { wasConnected, reason: err.message, isDead: false, isAuthError: err.code === 'unauthenticated' };
+        } finally {
+          clearTimeout(timer);
+          current = null;
+        }
+      };
+
+      const loop = (async () => {
+        while (!stopController.signal.aborted) {
+          const r = await once();
+          if (stopController.signal.aborted) break;
+          if (r.isDead) resetConnection();
+          // Tell the caller about each disconnect, and about a failing reconnect once per new reason.
+          if (r.wasConnected || r.reason !== lastReason) {
+            events.onState({ isConnected: false, reason: r.reason, atMs: opts.clock.nowMs() });
+            log.warn({ reason: r.reason }, r.wasConnected ? 'config stream lost' : 'cannot open config stream');
+          }
+          lastReason = r.reason;
+          // A refused credential will not start working by itself: retry at the slowest pace.
+          let delayMs = backoff.next();
+          if (r.isAuthError) delayMs = Math.max(delayMs, (opts.backoff?.maxMs ?? 30_000));
+          await sleep(delayMs);
+        }
+      })();
+
+      return {
+        async stop() {
+          stopController.abort();
+          current?.abort();
+          await loop;
+        },
+      };
+    },
+
+    async close() {
+      resetConnection();
+    },
+  };
+  return client;
+}
+
+function toCrosslinkError(e: unknown, call: string): CrosslinkError {
+  if (e instanceof CrosslinkError) return e;
+  const ce = ConnectError.from(e);
+  const code: ErrorCode =
+    ce.code === Code.Unauthenticated ? (call === 'enroll' ? 'join_token_invalid' : 'unauthenticated')
+    : ce.code === Code.FailedPrecondition ? 'protocol_mismatch'
+    : ce.code === Code.InvalidArgument ? 'invalid_request'
+    : ce.code === Code.PermissionDenied ? 'forbidden'
+    : 'unavailable';
+  return new CrosslinkError(code, `controller ${call}: ${ce.rawMessage}`, [], { cause: e });
+}
+
+async function writeSecret(dir: string, file: string, text: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.${file}.tmp-${process.pid}`);
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, join(dir, file));
+}
