@@ -101,7 +101,7 @@ export function defaultAgentName(host = hostname()): string {
 }
 
 // Failures of enrollment that another attempt cannot fix.
-const PERMANENT = new Set(['join_token_invalid', 'protocol_mismatch', 'config_invalid', 'unauthenticated', 'forbidden']);
+const PERMANENT = new Set(['join_token_invalid', 'protocol_mismatch', 'config_invalid', 'invalid_request', 'unauthenticated', 'forbidden']);
 
 function errorCode(e: unknown): string | undefined {
   if (isCrosslinkError(e)) return e.code;
