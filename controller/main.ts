@@ -25,8 +25,8 @@ export interface RunControllerOptions {
   configFile?: string;
   log?: Logger;
   clock?: Clock;
-  /** Where the listen address and CA fingerprint are printed for the operator. */
-  out?: NodeJS.WritableStream;
+  /** Prints for the operator (listen address, CA fingerprint, first admin token path); default stdout. */
+  print?: (text: string) => void;
   /** Install SIGTERM/SIGINT handlers that close the controller (default true). */
   handleSignals?: boolean;
 }
@@ -74,7 +74,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   const s = await resolveSettings(opts.settings, opts.configFile);
   const log = opts.log ?? createLogger({ level: s['log-level'], name: 'controller' });
   const clock = opts.clock ?? systemClock;
-  const out = opts.out ?? process.stdout;
+  const print = opts.print ?? ((text: string) => { process.stdout.write(text); });
   const dataDir = resolve(s['data-dir']);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const listen = parseListen(s.listen)!;
@@ -101,7 +101,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       actor: { name: 'system', role: 'system', address: '' }, action: 'api_token.create', target: `api_token/${record.id}`,
       before: null, after: { id: record.id, name: record.name, role: record.role, revokedAtMs: null },
     });
-    out.write(`first start: admin API token written to ${tokenPath}\n`);
+    print(`first start: admin API token written to ${tokenPath}\n`);
   }
 
   const heartbeatIntervalMs = s['heartbeat-interval-seconds'] * 1000;
@@ -130,7 +130,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   // With port 0 (tests) the real port is known only now.
   if (listen.port === 0 && !s.url) deps.controllerUrl = defaultUrl(listen.host, port);
   const listenUrl = `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
-  out.write(`crosslink controller listening on ${listenUrl} (agents and CLI: ${deps.controllerUrl})\nCA fingerprint: ${tls.caFingerprint}\n`);
+  print(`crosslink controller listening on ${listenUrl} (agents and CLI: ${deps.controllerUrl})\nCA fingerprint: ${tls.caFingerprint}\n`);
   log.info({ listen: listenUrl, url: deps.controllerUrl, caFingerprint: tls.caFingerprint, database: store.kind }, 'controller started');
 
   let closing: Promise<void> | null = null;

@@ -17,8 +17,11 @@ function validationDetails(err: FastifyError & { validation?: AjvError[]; valida
     if (v.keyword === 'required' && typeof v.params?.missingProperty === 'string') {
       return { path: [...base, v.params.missingProperty].join('.'), message: 'is required' };
     }
+    if (v.keyword === 'enum' && Array.isArray(v.params?.allowedValues)) {
+      return { path: base.join('.'), message: `must be one of ${(v.params.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}` };
+    }
     return { path: base.join('.'), message: v.message ?? 'is invalid' };
-  });
+  }).filter((d, i, all) => all.findIndex((o) => o.path === d.path && o.message === d.message) === i);
 }
 
 /** Converts anything thrown into a CrosslinkError a client may see. */

@@ -7,14 +7,14 @@ import { formatJoinToken } from '../../lib/join-token.js';
 import type { JoinTokenRecord } from '../store/store.js';
 import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
-import { errorResponses, IdParam, NAME_PATTERN } from './schemas.js';
+import { errorResponses, IdParam, NAME_PATTERN, StringEnum } from './schemas.js';
 import { newId, newSecret, sha256Hex } from './secrets.js';
 
 const JoinTokenView = Type.Object({
   id: Type.String(),
   name: Type.String({ description: 'The agent name this token enrolls.' }),
   isReusable: Type.Boolean(),
-  state: Type.Union([Type.Literal('active'), Type.Literal('used'), Type.Literal('expired'), Type.Literal('revoked')]),
+  state: StringEnum(['active', 'used', 'expired', 'revoked'] as const),
   expiresAtMs: Type.Integer(),
   createdAtMs: Type.Integer(),
   createdBy: Type.String(),

@@ -1,5 +1,5 @@
 // Shared TypeBox schemas: the same objects validate requests and produce /openapi.json.
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type TSchema, type TUnsafe } from '@sinclair/typebox';
 
 export const NAME_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
 
@@ -29,4 +29,9 @@ export const IdParam = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{
 /** A non-negative integer given as query text ("limit=50"): queries are not type-coerced. */
 export const IntText = Type.String({ pattern: '^[0-9]{1,15}$' });
 
-export const Role = Type.Union([Type.Literal('admin'), Type.Literal('operator'), Type.Literal('auditor')]);
+/** A string enum (not a union of literals) so a wrong value gets one clear message listing the choices. */
+export function StringEnum<T extends string>(values: readonly T[], opts: { description?: string } = {}): TUnsafe<T> {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...opts });
+}
+
+export const Role = StringEnum(['admin', 'operator', 'auditor'] as const);

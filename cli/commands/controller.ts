@@ -1,0 +1,85 @@
+// `crosslink controller serve` runs the controller; `crosslink controller config check` validates a
+// controller.yaml (every problem with its key and line). Exit codes: 0 ok (serve: stopped cleanly),
+// 1 failed at run time, 2 bad settings.
+import type { Argv, CommandModule } from 'yargs';
+import { CrosslinkError } from '../../lib/errors.js';
+import { loadSettingsFile, type ControllerSettings } from '../../controller/config.js';
+import { resolveSettings, runController } from '../../controller/main.js';
+import { EXIT, processIo, type RemoteIo } from './remote.js';
+
+interface ServeArgs {
+  config?: string; dataDir?: string; listen?: string; database?: string; overlayCidr?: string;
+  tlsCert?: string; tlsKey?: string; url?: string; san?: string[]; heartbeatIntervalSeconds?: number; logLevel?: string;
+}
+
+function settingsOptions<T>(y: Argv<T>) {
+  return y
+    .option('config', { type: 'string', describe: 'controller.yaml with the same keys as these flags (flags win)' })
+    .option('data-dir', { type: 'string', describe: 'Where the SQLite database, TLS identity and admin.token live' })
+    .option('listen', { type: 'string', describe: 'HOST:PORT to listen on (default 0.0.0.0:8443)' })
+    .option('database', { type: 'string', describe: 'postgres://… to use PostgreSQL (default: SQLite in the data dir)' })
+    .option('overlay-cidr', { type: 'string', describe: 'Pool of agent overlay addresses (default 100.64.0.0/10)' })
+    .option('tls-cert', { type: 'string', describe: 'Bring your own server certificate chain (PEM; last is the CA clients pin)' })
+    .option('tls-key', { type: 'string', describe: 'Key for --tls-cert' })
+    .option('url', { type: 'string', describe: 'URL agents and the CLI dial, written into join tokens (default from --listen)' })
+    .option('san', { type: 'string', array: true, describe: 'Extra names/addresses for the generated server certificate' })
+    .option('heartbeat-interval-seconds', { type: 'number', describe: 'Config stream heartbeat, 1-30 (default 10)' })
+    .option('log-level', { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent (default info)' });
+}
+
+function flagsOf(a: ServeArgs): ControllerSettings {
+  return {
+    'data-dir': a.dataDir, listen: a.listen, database: a.database, 'overlay-cidr': a.overlayCidr, 'tls-cert': a.tlsCert,
+    'tls-key': a.tlsKey, url: a.url, san: a.san, 'heartbeat-interval-seconds': a.heartbeatIntervalSeconds, 'log-level': a.logLevel,
+  };
+}
+
+function reportSettingsError(io: RemoteIo, e: unknown, file?: string): number {
+  if (e instanceof CrosslinkError && e.code === 'config_invalid') {
+    io.err(`crosslink: ${e.message}\n`);
+    if (e.details.length > 1) for (const d of e.details) io.err(`  ${file && d.line ? `${file}:${d.line}: ` : ''}${d.message}\n`);
+    return EXIT.usage;
+  }
+  io.err(`crosslink: ${(e as Error).message}\n`);
+  return EXIT.failed;
+}
+
+export function controllerCommand(io: RemoteIo = processIo): CommandModule {
+  const serve: CommandModule<object, ServeArgs> = {
+    command: 'serve',
+    describe: 'Run the controller (REST API and agent service on one HTTPS port)',
+    builder: (y) => settingsOptions(y) as unknown as Argv<ServeArgs>,
+    handler: async (args) => {
+      try {
+        const running = await runController({ settings: flagsOf(args), configFile: args.config, print: io.out });
+        await running.closed;
+        process.exitCode = EXIT.ok;
+      } catch (e) {
+        process.exitCode = reportSettingsError(io, e, args.config);
+      }
+    },
+  };
+  const check: CommandModule<object, ServeArgs> = {
+    command: 'check',
+    describe: 'Validate a controller.yaml (and any flags given with it) without starting',
+    builder: (y) => settingsOptions(y).demandOption('config') as unknown as Argv<ServeArgs>,
+    handler: async (args) => {
+      try {
+        await loadSettingsFile(args.config!);
+        const s = await resolveSettings(flagsOf(args), args.config);
+        io.out(`${args.config}: valid (data-dir ${s['data-dir']}, listen ${s.listen}, database ${s.database?.replace(/\/\/[^@/]*@/, '//…@') ?? 'SQLite in the data dir'}, overlay ${s['overlay-cidr']})\n`);
+        process.exitCode = EXIT.ok;
+      } catch (e) {
+        process.exitCode = reportSettingsError(io, e, args.config);
+      }
+    },
+  };
+  return {
+    command: 'controller',
+    describe: 'Run and configure the controller',
+    builder: (y) => y.command(serve)
+      .command('config', 'Controller settings', (c) => c.command(check).demandCommand(1, 'Name a config subcommand (see --help).'))
+      .demandCommand(1, 'Name a controller subcommand (see --help).'),
+    handler: () => {},
+  };
+}

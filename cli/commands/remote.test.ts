@@ -1,0 +1,156 @@
+// The remote CLI commands against a real controller process over pinned TLS, with captured output.
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import yargs from 'yargs';
+import { startChildController, waitExit } from '../../test/controller/child.js';
+import { POLICY_YAML } from '../../test/controller/harness.js';
+import { controllerCommand } from './controller.js';
+import { parseDuration, registerRemoteCommands, table, type RemoteIo } from './remote.js';
+
+interface Run { code: number; out: string; err: string }
+
+async function cli(argv: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  let out = '';
+  let err = '';
+  const io: RemoteIo = { out: (s) => { out += s; }, err: (s) => { err += s; }, readFile: (p) => readFileSync(p, 'utf8'), env };
+  process.exitCode = 0;
+  let isUsageError = false;
+  try {
+    await registerRemoteCommands(yargs(argv), { io }).command(controllerCommand(io)).strict()
+      .fail((msg, e) => { throw e ?? new Error(msg); }).exitProcess(false).parseAsync();
+  } catch (e) {
+    err += (e as Error).message;
+    isUsageError = true;
+  }
+  const code = isUsageError ? 2 : Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  return { code, out, err };
+}
+
+t.test('helpers', async (t) => {
+  t.equal(parseDuration('90s'), 90);
+  t.equal(parseDuration('15m'), 900);
+  t.equal(parseDuration('2h'), 7200);
+  t.equal(parseDuration('7d'), 604800);
+  t.equal(parseDuration('600'), 600);
+  t.equal(parseDuration('soon'), null);
+  t.equal(table(['A', 'BB'], [['x', null], ['long', 2]]), 'A     BB\nx     -\nlong  2\n');
+});
+
+t.test('controller config check', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'crosslink-cfg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, `data-dir: ${dir}\nlisten: 127.0.0.1:9443\noverlay-cidr: 100.64.0.0/16\n`);
+  const ok = await cli(['controller', 'config', 'check', '--config', good]);
+  t.equal(ok.code, 0, ok.err);
+  t.match(ok.out, /valid/);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, `data-dir: ${dir}\nlisten: 127.0.0.1:9443\noverlay-cidrs: 100.64.0.0/16\nheartbeat-interval-seconds: 90\n`);
+  const r = await cli(['controller', 'config', 'check', '--config', bad]);
+  t.equal(r.code, 2);
+  t.match(r.err, /bad\.yaml:3: unknown setting "overlay-cidrs"/);
+  const bad2 = join(dir, 'bad2.yaml');
+  writeFileSync(bad2, `data-dir: ${dir}\nlisten: nowhere\nheartbeat-interval-seconds: 90\n`);
+  const r2 = await cli(['controller', 'config', 'check', '--config', bad2]);
+  t.equal(r2.code, 2);
+  t.match(r2.err, /bad2\.yaml:2: listen:/);
+  t.match(r2.err, /bad2\.yaml:3: heartbeat-interval-seconds: must be between 1 and 30/);
+  const flagOverride = await cli(['controller', 'config', 'check', '--config', good, '--overlay-cidr', 'banana']);
+  t.equal(flagOverride.code, 2, 'flags are validated too');
+  t.match(flagOverride.err, /overlay-cidr/);
+});
+
+t.test('remote commands against a real controller', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'crosslink-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const c = await startChildController(join(dir, 'data'));
+  t.teardown(async () => { c.proc.kill('SIGTERM'); await waitExit(c.proc); });
+  const conn = ['--controller', c.url, '--token', c.adminToken, '--ca-fingerprint', c.caFingerprint];
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, POLICY_YAML);
+  const failing = join(dir, 'failing.yaml');
+  writeFileSync(failing, POLICY_YAML.replace('expect: deny', 'expect: allow'));
+  const invalid = join(dir, 'invalid.yaml');
+  writeFileSync(invalid, 'version: 1\nrules:\n  - name: x\n    from: [nope]\n');
+
+  const missing = await cli(['agents', 'list']);
+  t.equal(missing.code, 2, 'no connection settings: usage error');
+  t.match(missing.err, /missing --controller/);
+
+  const dry = await cli(['policy', 'apply', '-f', file, '--dry-run', ...conn]);
+  t.equal(dry.code, 0, dry.err);
+  t.match(dry.out, /dry run: .* is valid, 2 tests passed; nothing applied/);
+  t.equal((await cli(['policy', 'history', '--json', ...conn])).out.trim(), '[]', 'dry run applied nothing');
+
+  const apply = await cli(['policy', 'apply', '-f', file, '-m', 'first', ...conn]);
+  t.equal(apply.code, 0, apply.err);
+  t.match(apply.out, /applied .* as policy version 1/);
+
+  const tf = await cli(['policy', 'apply', '-f', failing, ...conn]);
+  t.equal(tf.code, 1, 'failing tests refuse the apply');
+  t.match(tf.err, /policy_tests_failed/);
+  t.match(tf.err, /tests\[1\]: .*expected allow but got deny/);
+  const inv = await cli(['policy', 'apply', '-f', invalid, ...conn]);
+  t.equal(inv.code, 1);
+  t.match(inv.err, /invalid\.yaml:4: rules\[0\]\.from\[0\]: unknown subnet or group "nope"/, 'errors point into the file');
+
+  const get = await cli(['policy', 'get', ...conn]);
+  t.equal(get.out, POLICY_YAML);
+  t.match(JSON.parse((await cli(['policy', 'get', '--json', ...conn])).out), { version: 1 });
+  t.match(JSON.parse((await cli(['policy', 'get', '--json', '--policy-version', '1', ...conn])).out), { version: 1, document: POLICY_YAML });
+  t.equal((await cli(['policy', 'apply', '-f', file, ...conn])).code, 0);
+  const hist = await cli(['policy', 'history', ...conn]);
+  t.match(hist.out, /^VERSION\s+CREATED\s+BY\s+COMMENT\n1 .* admin\s+first\n2 /);
+  const rb = await cli(['policy', 'rollback', '1', ...conn]);
+  t.equal(rb.code, 0, rb.err);
+  t.match(rb.out, /now policy version 3/);
+  t.equal((await cli(['policy', 'rollback', '99', ...conn])).code, 1);
+
+  // Environment instead of flags.
+  const env = { CROSSLINK_CONTROLLER: c.url, CROSSLINK_TOKEN: c.adminToken, CROSSLINK_CA_FINGERPRINT: c.caFingerprint };
+  const jt = await cli(['join-token', 'create', '--name', 'box-a', '--ttl', '2h', '--reusable'], env);
+  t.equal(jt.code, 0, jt.err);
+  t.match(jt.out, /^xljoin1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/);
+  t.match(jt.err, /reusable, expires/);
+  const jtList = JSON.parse((await cli(['join-token', 'list', '--json'], env)).out) as Array<{ id: string; state: string }>;
+  t.equal(jtList.length, 1);
+  t.equal((await cli(['join-token', 'revoke', jtList[0]!.id], env)).code, 0);
+  t.match((await cli(['join-token', 'list'], env)).out, /revoked/);
+  t.equal((await cli(['join-token', 'create', '--name', 'box-a', '--ttl', 'soon'], env)).code, 2);
+
+  const tok = await cli(['token', 'create', '--role', 'auditor', '--name', 'aud', ...conn]);
+  t.equal(tok.code, 0, tok.err);
+  const audToken = tok.out.trim();
+  const audConn = ['--controller', c.url, '--token', audToken, '--ca-fingerprint', c.caFingerprint];
+  const forbidden = await cli(['token', 'create', '--role', 'admin', '--name', 'x', ...audConn]);
+  t.equal(forbidden.code, 1);
+  t.match(forbidden.err, /forbidden/);
+  t.match((await cli(['token', 'list', ...audConn])).out, /aud\s+auditor\s+active/);
+  const badRole = await cli(['token', 'create', '--role', 'root', '--name', 'x', ...conn]);
+  t.equal(badRole.code, 2, `bad role is a usage error: ${JSON.stringify(badRole)}`);
+
+  const agents = await cli(['agents', 'list', ...conn]);
+  t.equal(agents.code, 0);
+  t.match(agents.out, /^NAME\s+STATE/);
+  t.equal((await cli(['agents', 'show', 'ghost', ...conn])).code, 1);
+  t.equal((await cli(['agents', 'revoke', 'ghost', ...conn])).code, 1);
+
+  const audit = await cli(['audit', 'list', ...audConn]);
+  t.equal(audit.code, 0);
+  t.match(audit.out, /policy\.put/);
+  t.match(audit.out, /join_token\.revoke/);
+  const verify = await cli(['audit', 'verify', ...audConn]);
+  t.equal(verify.code, 0);
+  t.match(verify.out, /audit log intact: \d+ entries/);
+
+  const unreachable = await cli(['agents', 'list', '--controller', 'https://127.0.0.1:1', '--token', 'x', '--ca-fingerprint', c.caFingerprint]);
+  t.equal(unreachable.code, 3);
+  const wrongPin = await cli(['agents', 'list', '--controller', c.url, '--token', c.adminToken, '--ca-fingerprint', 'cd'.repeat(32)]);
+  t.equal(wrongPin.code, 3);
+  t.match(wrongPin.err, /pinned CA/);
+  const badPin = await cli(['agents', 'list', '--controller', c.url, '--token', c.adminToken, '--ca-fingerprint', 'xyz']);
+  t.equal(badPin.code, 2);
+});
