@@ -23,6 +23,7 @@ import { createLinuxHost, type LinuxHost } from './host/linux/host.js';
 import { ProcessRunner } from './host/linux/run.js';
 import { detectWireGuardMode as probeWireGuardMode } from './host/linux/wireguard.js';
 import { renderFirewall } from './host/firewall-render.js';
+import { createControlClient } from './control/connect.js';
 import { watchHostEvents } from './reconcile/events.js';
 
 export type WireGuardChoice = WireGuardMode | 'auto';
@@ -365,6 +366,8 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       events?.stop();
       await connecting.catch(() => undefined);
       await watch?.stop();
+      // Connect clients hold an HTTP/2 session open; release it (other clients have no close()).
+      await (control as (ControlClient & { close?: () => Promise<void> }) | null)?.close?.().catch(() => undefined);
       await reconciler.stop();
       await reporting;
       await server?.close();
@@ -404,23 +407,13 @@ export async function agentDown(opts: { interfaceName: string }, deps: { host: H
   return errors;
 }
 
-/** Loads the Connect RPC control client (agent/control/connect.ts). */
-async function loadControlClientFactory(): Promise<ControlClientFactory> {
-  // Resolved at run time: the control client is built alongside this file by another part of the
-  // agent and is the only adapter here without a compile-time import.
-  const spec = './control/connect.js';
-  const mod = (await import(spec)) as { createControlClient?: ControlClientFactory };
-  if (typeof mod.createControlClient !== 'function') throw new Error('agent/control/connect.js does not export createControlClient');
-  return mod.createControlClient;
-}
-
 /** The real adapters: Linux host over wg/ip/nft, Connect RPC client, the nft renderer, ip monitor. */
 export async function realAgentDeps(log: Logger): Promise<AgentDeps & { host: LinuxHost }> {
   const runner = new ProcessRunner();
   const host = createLinuxHost({ runner });
   return {
     host,
-    createControlClient: await loadControlClientFactory(),
+    createControlClient,
     renderFirewall,
     clock: systemClock,
     log,
