@@ -28,7 +28,7 @@ export interface CheckSummary {
   /** Distinct agent pairs that are WireGuard peers of each other. */
   peerLinks: number;
   tests: PolicyTestReport;
-  unserved: UnservedSubnet[];
+  unserved: readonly UnservedSubnet[];
   configs: Map<AgentName, AgentConfig>;
 }
 

@@ -16,6 +16,7 @@ export interface ParsedPrefix {
 }
 
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 function bytesToBigint(bytes: number[]): bigint {
   let v = 0n;
@@ -44,11 +45,21 @@ function blockSize(family: Family, length: number): bigint {
 export function parseAddress(text: string): { family: Family; value: bigint; text: string } | undefined {
   const t = text.trim();
   if (t.includes('/')) return undefined;
-  if (ipaddr.IPv4.isValidFourPartDecimal(t)) {
-    const a = ipaddr.IPv4.parse(t);
-    return { family: 4, value: bytesToBigint(a.toByteArray()), text: a.toString() };
+  const m = IPV4.exec(t);
+  if (m) {
+    // Fast path (most prefixes are IPv4): four decimal octets, no leading zeros (no octal doubt).
+    let v = 0;
+    for (let i = 1; i <= 4; i++) {
+      const o = m[i];
+      if (o.length > 1 && o[0] === '0') return undefined;
+      const n = Number(o);
+      if (n > 255) return undefined;
+      v = v * 256 + n;
+    }
+    return { family: 4, value: BigInt(v), text: `${Number(m[1])}.${Number(m[2])}.${Number(m[3])}.${Number(m[4])}` };
   }
-  if (t.includes(':') && ipaddr.IPv6.isValid(t)) {
+  if (!t.includes(':')) return undefined;
+  if (ipaddr.IPv6.isValid(t)) {
     const a = ipaddr.IPv6.parse(t);
     if (a.zoneId) return undefined;
     return { family: 6, value: bytesToBigint(a.toByteArray()), text: a.toString() };
@@ -86,6 +97,18 @@ export function parsePrefixStrict(text: string): PrefixParse {
 /** A parse cache: canonical prefixes are parsed once per process-lifetime of the cache. */
 export class PrefixCache {
   private readonly map = new Map<string, ParsedPrefix>();
+  /** Lenient: a prefix with host bits set gives its network; invalid text gives undefined. */
+  lenient(text: string): ParsedPrefix | undefined {
+    const hit = this.map.get(text);
+    if (hit) return hit;
+    const r = parsePrefixStrict(text);
+    if (r.ok) {
+      this.map.set(text, r.prefix);
+      return r.prefix;
+    }
+    return r.reason === 'host-bits' ? this.get(r.network) : undefined;
+  }
+
   get(text: string): ParsedPrefix {
     let p = this.map.get(text);
     if (!p) {
