@@ -35,3 +35,8 @@ proto: setup
 
 clean:
 	rm -rf dist .tap
+
+# Debian package build/crosslink_<version>_<arch>.deb (scripts/build-deb.sh; docs/deploying-an-agent.md).
+.PHONY: deb
+deb: build
+	@bash scripts/build-deb.sh
