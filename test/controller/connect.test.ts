@@ -44,14 +44,16 @@ t.test('enroll over Connect, watch config, list and revoke over REST', async (t)
 
     if (name === 'box-b') {
       await api.request('POST', `/v1/agents/${name}/revoke`);
-      let ended = false;
-      try {
-        for (let r = await stream.next(); !r.done; r = await stream.next()) { /* drain until the controller ends it */ }
-        ended = true;
-      } catch {
-        ended = true;
-      }
-      t.ok(ended, 'revoking ends the stream');
+      // Drain until the controller ends the stream (cleanly or with an error); a hang fails by timeout.
+      const ended = await (async () => {
+        try {
+          for (let r = await stream.next(); !r.done; r = await stream.next()) { /* heartbeats */ }
+          return 'closed';
+        } catch (e) {
+          return `closed with ${(e as Error).message}`;
+        }
+      })();
+      t.match(ended, /^closed/, 'revoking ends the stream');
       await t.rejects(rpc.report({ protocolVersion: PROTOCOL_VERSION }, { headers: { authorization: `Bearer ${enrolled.credential}` } }), /revoked|unauthenticated/i, 'a revoked agent is refused at once');
     }
     ac.abort();
