@@ -60,6 +60,7 @@ if (!isRoot()) {
     await host.firewall.observe(); // starts the monitor; first observe always lists
     await new Promise((r) => setTimeout(r, 300)); // let the monitor subscribe
     const fp = await host.firewall.replace(renderFirewall(manyTuples(100), { wgInterface: 'xl0' }));
+    await host.firewall.settled(); // the baseline listing runs in the background
     await new Promise((r) => setTimeout(r, 100)); // our own generation line arrives: not drift
     const before = host.firewall.fullListings;
     for (let i = 0; i < 5; i++) t.same(await host.firewall.observe(), { exists: true, fingerprint: fp });
