@@ -1,18 +1,24 @@
 #!/usr/bin/env node
 // The `crosslink` executable: one binary, subcommands per concern. The only place that prints for
 // humans at the top level; command handlers set process.exitCode and return.
-import yargs from 'yargs';
+import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { VERSION } from './version.js';
-import { checkCommand, whatifCommand } from './commands/policy-local.js';
+import { checkCommand as policyCheckCommand, whatifCommand } from './commands/policy-local.js';
+import { registerRemoteCommands } from './commands/remote.js';
+import { controllerCommand } from './commands/controller.js';
+import { agentCommand } from './commands/agent.js';
+import { statusCommand, checkCommand as healthCheckCommand } from './commands/health.js';
 
 export async function main(argv: string[]): Promise<void> {
-  await yargs(argv)
+  const y = yargs(argv)
     .scriptName('crosslink')
     .usage('$0 <command> [options]\n\nLinks selected subnets of N3/HSCN and PSN through a WireGuard overlay under one reviewed policy.')
-    .command('policy', 'Check, evaluate and manage the policy', (y) =>
-      y.command(checkCommand).command(whatifCommand).demandCommand(1, 'Name a policy subcommand (see --help).'),
-    )
+    .command(controllerCommand())
+    .command(agentCommand)
+    .command(statusCommand)
+    .command(healthCheckCommand);
+  await registerRemoteCommands(y, { policyLocal: [policyCheckCommand, whatifCommand] as unknown as CommandModule[] })
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()
@@ -20,9 +26,9 @@ export async function main(argv: string[]): Promise<void> {
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((msg, err, y) => {
+    .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`${y.help ? '' : ''}crosslink: ${msg}\nRun with --help for usage.\n`);
+      process.stderr.write(`crosslink: ${msg}\nRun with --help for usage.\n`);
       process.exitCode = 2;
     })
     .parseAsync();
