@@ -5,7 +5,7 @@ import type { ConnectRouter, ContextValues } from '@connectrpc/connect';
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { PROTOCOL_VERSION } from '../proto/version.js';
 import { agentRoutes } from './api/agents.js';
 import { apiTokenRoutes } from './api/api-tokens.js';
@@ -36,7 +36,8 @@ export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance {
   const serverOptions: FastifyServerOptions = {
     loggerInstance: deps.log.child({ component: 'api' }),
-    disableRequestLogging: true,
+    // Per-request lines would log every agent call; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     // Unknown fields are refused (not silently dropped) and types are not coerced: "5" is not 5.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
