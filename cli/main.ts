@@ -10,6 +10,8 @@ import { controllerCommand } from './commands/controller.js';
 import { agentCommand } from './commands/agent.js';
 import { statusCommand, checkCommand as healthCheckCommand } from './commands/health.js';
 
+class UsageError extends Error {}
+
 export async function main(argv: string[]): Promise<void> {
   const y = yargs(argv)
     .scriptName('crosslink')
@@ -27,15 +29,19 @@ export async function main(argv: string[]): Promise<void> {
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`crosslink: ${msg}\nRun with --help for usage.\n`);
-      process.exitCode = 2;
+      // Throwing stops yargs from running the handler after a validation failure.
+      throw err ?? new UsageError(msg);
     })
     .parseAsync();
 }
 
 main(hideBin(process.argv)).catch((err: unknown) => {
-  const e = err as { code?: string; message?: string };
+  if (err instanceof UsageError) {
+    process.stderr.write(`crosslink: ${err.message}\nRun with --help for usage.\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const e = err as { message?: string };
   process.stderr.write(`crosslink: ${e?.message ?? String(err)}\n`);
   if (process.env.CROSSLINK_DEBUG) console.error(err);
   process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
