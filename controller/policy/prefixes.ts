@@ -13,6 +13,45 @@ export interface ParsedPrefix {
   length: number;
   /** Canonical text, e.g. "10.20.1.0/24", "fd00:20::/48". */
   text: string;
+  /**
+   * start and end as plain numbers for fast sorting and merging: exact for IPv4; for IPv6 the top
+   * 53 bits (ties fall back to the bigints).
+   */
+  key: number;
+  endKey: number;
+}
+
+const V6_SHIFT = 75n;
+
+export function makePrefix(family: Family, start: bigint, end: bigint, length: number, text: string): ParsedPrefix {
+  const key = family === 4 ? Number(start) : Number(start >> V6_SHIFT);
+  const endKey = family === 4 ? Number(end) : Number(end >> V6_SHIFT);
+  return { family, start, end, length, text, key, endKey };
+}
+
+function v4Text(n: number): string {
+  return `${Math.floor(n / 16777216) % 256}.${Math.floor(n / 65536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`;
+}
+
+const V4_PREFIX = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+
+/** Canonical IPv4 "a.b.c.d/len" without host bits, parsed with plain numbers; undefined otherwise. */
+function fastV4(text: string): ParsedPrefix | undefined {
+  const m = V4_PREFIX.exec(text);
+  if (!m) return undefined;
+  let v = 0;
+  for (let i = 1; i <= 4; i++) {
+    const o = m[i];
+    if (o.length > 1 && o[0] === '0') return undefined;
+    const n = Number(o);
+    if (n > 255) return undefined;
+    v = v * 256 + n;
+  }
+  const length = Number(m[5]);
+  if (length > 32 || (m[5].length > 1 && m[5][0] === '0')) return undefined;
+  const size = 2 ** (32 - length);
+  if (v % size !== 0) return undefined;
+  return makePrefix(4, BigInt(v), BigInt(v + size - 1), length, text);
 }
 
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
@@ -74,6 +113,8 @@ export type PrefixParse =
 
 /** Parses "ADDR/LEN" strictly. Host bits set is an error that names the network address. */
 export function parsePrefixStrict(text: string): PrefixParse {
+  const fast = fastV4(text);
+  if (fast) return { ok: true, prefix: fast };
   const t = text.trim();
   const slash = t.indexOf('/');
   if (slash < 0) return { ok: false, reason: 'syntax', message: `"${text}" is not a prefix: write it as ADDRESS/LENGTH, e.g. 10.20.1.0/24` };
@@ -91,7 +132,7 @@ export function parsePrefixStrict(text: string): PrefixParse {
   if (start !== addr.value) {
     return { ok: false, reason: 'host-bits', message: `"${text}" has host bits set; the network address is ${canonical}`, network: canonical };
   }
-  return { ok: true, prefix: { family: addr.family, start, end: start + size - 1n, length, text: canonical } };
+  return { ok: true, prefix: makePrefix(addr.family, start, start + size - 1n, length, canonical) };
 }
 
 /** A parse cache: canonical prefixes are parsed once per process-lifetime of the cache. */
@@ -123,7 +164,8 @@ export class PrefixCache {
 
 export function comparePrefixes(a: ParsedPrefix, b: ParsedPrefix): number {
   if (a.family !== b.family) return a.family - b.family;
-  if (a.start !== b.start) return a.start < b.start ? -1 : 1;
+  if (a.key !== b.key) return a.key - b.key;
+  if (a.family === 6 && a.start !== b.start) return a.start < b.start ? -1 : 1;
   return a.length - b.length;
 }
 
@@ -139,7 +181,22 @@ function rangeToPrefixes(family: Family, start: bigint, end: bigint, out: Parsed
       length--;
     }
     const size = blockSize(family, length);
-    out.push({ family, start, end: start + size - 1n, length, text: `${bigintToAddress(family, start)}/${length}` });
+    out.push(makePrefix(family, start, start + size - 1n, length, `${bigintToAddress(family, start)}/${length}`));
+    start += size;
+  }
+}
+
+/** IPv4 version on plain numbers (exact below 2^53). */
+function rangeToPrefixesV4(start: number, end: number, out: ParsedPrefix[]): void {
+  while (start <= end) {
+    let length = 32;
+    while (length > 0) {
+      const size = 2 ** (33 - length);
+      if (start % size !== 0 || start + size - 1 > end) break;
+      length--;
+    }
+    const size = 2 ** (32 - length);
+    out.push(makePrefix(4, BigInt(start), BigInt(start + size - 1), length, `${v4Text(start)}/${length}`));
     start += size;
   }
 }
@@ -155,17 +212,27 @@ export function mergeParsed(prefixes: readonly ParsedPrefix[]): ParsedPrefix[] {
   let i = 0;
   while (i < sorted.length) {
     const first = sorted[i];
-    let end = first.end;
     let count = 1;
     let j = i + 1;
-    while (j < sorted.length && sorted[j].family === first.family && sorted[j].start <= end + 1n) {
-      if (sorted[j].end > end) end = sorted[j].end;
-      count++;
-      j++;
+    if (first.family === 4) {
+      let end = first.endKey;
+      while (j < sorted.length && sorted[j].family === 4 && sorted[j].key <= end + 1) {
+        if (sorted[j].endKey > end) end = sorted[j].endKey;
+        count++;
+        j++;
+      }
+      if (count === 1 || end === first.endKey) out.push(first); // alone, or everything else was inside it
+      else rangeToPrefixesV4(first.key, end, out);
+    } else {
+      let end = first.end;
+      while (j < sorted.length && sorted[j].family === first.family && sorted[j].start <= end + 1n) {
+        if (sorted[j].end > end) end = sorted[j].end;
+        count++;
+        j++;
+      }
+      if (count === 1 || end === first.end) out.push(first);
+      else rangeToPrefixes(first.family, first.start, end, out);
     }
-    if (count === 1) out.push(first);
-    else if (end === first.end) out.push(first); // everything else was inside the first
-    else rangeToPrefixes(first.family, first.start, end, out);
     i = j;
   }
   return out;
