@@ -31,6 +31,8 @@ export interface TestController {
 
 export async function startTestController(opts: {
   store?: Store; clock?: Clock; log?: Logger; heartbeatIntervalMs?: number; overlayCidr?: string; dataDir?: string; port?: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection Node's default is unlimited. */
+  maxConcurrentStreams?: number;
 } = {}): Promise<TestController> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? silentLogger();
@@ -39,7 +41,7 @@ export async function startTestController(opts: {
   const tls = await loadOrCreateTlsIdentity(opts.dataDir ?? ownDir!, { sans: ['localhost', '127.0.0.1'] });
   const distributor = new Distributor({ store, log, clock, heartbeatIntervalMs: opts.heartbeatIntervalMs });
   await distributor.start();
-  const app = fastify({ http2: true, https: { allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem }, logger: false });
+  const app = fastify({ http2: true, https: { allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem, ...(opts.maxConcurrentStreams ? { settings: { maxConcurrentStreams: opts.maxConcurrentStreams } } : {}) }, logger: false });
   await app.register(fastifyConnectPlugin, {
     routes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: opts.overlayCidr ?? '100.64.0.0/10', heartbeatIntervalMs: opts.heartbeatIntervalMs }),
     contextValues: agentContextValues,
