@@ -1,0 +1,57 @@
+// The Leeds example as a testbed: one box per agent of examples/leeds.yaml and the hosts its header
+// comment lists, at those addresses. Shared by the demo, the end-to-end scenarios and the benchmark.
+import { join } from 'node:path';
+import type { TestbedDescription } from '../testbed/topology.js';
+import { repoRoot, type FleetAgentSpec } from './fleet.js';
+
+/** examples/leeds.yaml in this checkout. */
+export function leedsPolicyFile(): string {
+  return join(repoRoot(), 'examples', 'leeds.yaml');
+}
+
+/**
+ * Boxes are named after the agents. The hospital's two boxes share the care-records LAN and the
+ * DNS LAN (a primary and a standby); the shared hub has one LAN per network. LAN hosts route via the
+ * first box on their LAN (the primary).
+ */
+export function leedsTopology(prefix?: string): TestbedDescription {
+  return {
+    ...(prefix ? { prefix } : {}),
+    controller: true,
+    boxes: [
+      { name: 'lth-sjuh', lans: [
+        { lan: 'care-records', address: '10.20.1.1/24', address6: 'fd00:20:1::1/64' },
+        { lan: 'lth-dns', address: '10.20.2.1/28' },
+      ] },
+      { name: 'lth-sjuh-standby', lans: [
+        { lan: 'care-records', address: '10.20.1.2/24', address6: 'fd00:20:1::2/64' },
+        { lan: 'lth-dns', address: '10.20.2.2/28' },
+      ] },
+      { name: 'gp-chapeltown', lans: [{ lan: 'gp-chapeltown-lan', address: '10.30.1.1/24' }] },
+      { name: 'gp-armley', lans: [{ lan: 'gp-armley-lan', address: '10.31.1.1/24' }] },
+      { name: 'lcc-civic-hall', lans: [{ lan: 'civic-hall-lan', address: '10.50.1.1/24' }] },
+      { name: 'lcc-adult-social-care', lans: [{ lan: 'adult-social-care', address: '10.60.1.1/24', address6: 'fd00:60:1::1/64' }] },
+      { name: 'nhs-shared-hub', lans: [
+        { lan: 'hub-n3', address: '10.40.1.1/24' },
+        { lan: 'hub-psn', address: '10.41.1.1/24' },
+      ] },
+    ],
+    hosts: [
+      { name: 'care-record', lan: 'care-records', address: '10.20.1.10/24', address6: 'fd00:20:1::10/64' },
+      { name: 'hl7-engine', lan: 'care-records', address: '10.20.1.20/24' },
+      { name: 'dns-resolver', lan: 'lth-dns', address: '10.20.2.5/28' },
+      { name: 'gp-chapeltown-ws', lan: 'gp-chapeltown-lan', address: '10.30.1.10/24' },
+      { name: 'gp-armley-system', lan: 'gp-armley-lan', address: '10.31.1.10/24' },
+      { name: 'hub-nhs-ws', lan: 'hub-n3', address: '10.40.1.10/24' },
+      { name: 'hub-printer', lan: 'hub-n3', address: '10.40.1.50/24' },
+      { name: 'hub-council-ws', lan: 'hub-psn', address: '10.41.1.10/24' },
+      { name: 'civic-hall-server', lan: 'civic-hall-lan', address: '10.50.1.20/24' },
+      { name: 'social-care-ws', lan: 'adult-social-care', address: '10.60.1.10/24', address6: 'fd00:60:1::10/64' },
+    ],
+  };
+}
+
+/** One agent per box, named like the box, advertising the box's LAN subnets. */
+export const LEEDS_AGENTS: FleetAgentSpec[] = [
+  'lth-sjuh', 'lth-sjuh-standby', 'gp-chapeltown', 'gp-armley', 'lcc-civic-hall', 'lcc-adult-social-care', 'nhs-shared-hub',
+].map((box) => ({ box }));
