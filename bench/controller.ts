@@ -58,7 +58,6 @@ async function receive(type: string): Promise<Msg> {
 const send = (m: Msg) => child.send(m);
 
 const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
-const name = (i: number) => `ag-${String(i).padStart(5, '0')}`;
 
 console.log(`controller bench: ${agents} agents over ${connections} HTTP/2 connections, store=${storeKind}, node ${process.version}`);
 const ready = await receive('ready');
@@ -72,7 +71,6 @@ const transports = sessions.map((sessionManager) => createConnectTransport({ htt
 const lastGeneration = new Array<bigint>(agents).fill(0n);
 const configCount = new Array<number>(agents).fill(0);
 const lastConfigAtMs = new Array<number>(agents).fill(0);
-let connected = 0;
 let disconnects = 0;
 const log = silentLogger();
 const watchers: { stop(): Promise<void> }[] = [];
@@ -83,7 +81,7 @@ for (let i = 0; i < agents; i++) {
   const client = createControlClient({ controllerUrl: ready.url as string, caFingerprint: ready.caFingerprint as string, credential: `bench-${i}`, log, clock: systemClock, transport: transports[i % connections] });
   watchers.push(client.watch({
     onConfig: (c) => { lastGeneration[i] = c.generation; configCount[i]!++; lastConfigAtMs[i] = Date.now(); },
-    onState: (s) => { if (s.isConnected) connected++; else { connected--; disconnects++; } },
+    onState: (s) => { if (!s.isConnected) disconnects++; },
   }, { knownContentHash: () => '', endpoint: '', advertisedSubnets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`], agentVersion: '0.1.0' }));
   // Open in batches, each once the previous one has its first configs: agents do not all start in
   // the same millisecond, and this process (5,000 clients on a shared CPU) must not starve them.
