@@ -365,13 +365,15 @@ export class PolicyCompiler {
       subnets = new Map();
       let isAllSame = previous !== undefined && previous.subnets.size === policy.subnets.length;
       for (const s of policy.subnets) {
-        const sig = JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade]);
         const old = previous?.subnets.get(s.name);
-        const isSame = old !== undefined && old.sig === sig;
-        if (!isSame) isAllSame = false;
-        const prefixes = isSame ? old.prefixes : mergeParsed(s.cidrs.map((c) => this.cache.get(c)));
-        const texts = isSame ? old.texts : Object.freeze(prefixes.map((p) => p.text));
-        subnets.set(s.name, { subnet: s, prefixes, texts, cluster: isSame ? old.cluster : s.name, sig });
+        if (old !== undefined && isSameSubnet(old.subnet, s)) {
+          subnets.set(s.name, { ...old, subnet: s });
+          continue;
+        }
+        isAllSame = false;
+        const prefixes = mergeParsed(s.cidrs.map((c) => this.cache.get(c)));
+        const texts = Object.freeze(prefixes.map((p) => p.text));
+        subnets.set(s.name, { subnet: s, prefixes, texts, cluster: s.name, sig: JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade]) });
       }
       if (isAllSame && previous) {
         clusters = previous.clusters;
@@ -399,6 +401,9 @@ export class PolicyCompiler {
       let info: RuleInfo;
       if (isResolverSame && old && old.rule === rule) {
         info = old;
+      } else if (isResolverSame && old && isSameRule(old.rule, rule)) {
+        // Same definition in a re-validated document: nothing to resolve again.
+        info = { ...old, rule };
       } else {
         const from = resolver.resolveAll(rule.from);
         const to = resolver.resolveAll(rule.to);
@@ -744,6 +749,33 @@ export class PolicyCompiler {
     cfg.contentHash = contentHash(cfg);
     return cfg;
   }
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function isSameSubnet(a: Subnet, b: Subnet): boolean {
+  return a === b || (a.zone === b.zone && a.masquerade === b.masquerade && sameList(a.cidrs, b.cidrs) && sameList(a.via, b.via));
+}
+
+function isSameRule(a: Rule, b: Rule): boolean {
+  if (a === b) return true;
+  if (!sameList(a.from, b.from) || !sameList(a.to, b.to) || a.ports.length !== b.ports.length || a.probes.length !== b.probes.length) return false;
+  for (let i = 0; i < a.ports.length; i++) {
+    const x = a.ports[i];
+    const y = b.ports[i];
+    if (x.protocol !== y.protocol || x.first !== y.first || x.last !== y.last) return false;
+  }
+  for (let i = 0; i < a.probes.length; i++) {
+    const x = a.probes[i];
+    const y = b.probes[i];
+    if (x.from !== y.from || x.to !== y.to || x.port !== y.port || x.proto !== y.proto || x.expect !== y.expect) return false;
+  }
+  return true;
 }
 
 function addReductionAgents(red: Reduction, into: Set<AgentName>, isFromSide: boolean, isToSide: boolean): void {
