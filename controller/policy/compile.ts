@@ -107,6 +107,7 @@ interface AgentMeta {
   agent: InventoryAgent;
   advertised: ParsedPrefix[];
   hostPrefix?: string;
+  host?: ParsedPrefix;
   overlayIp: string;
   /** Key, endpoint, overlay address: what peers see. */
   identitySig: string;
@@ -513,7 +514,8 @@ export class PolicyCompiler {
         if (p) advertised.push(p);
       }
       const overlayIp = a.overlayAddress.split('/')[0] ?? '';
-      out.set(a.name, { agent: a, advertised, hostPrefix: hostPrefixOf(overlayIp), overlayIp, identitySig, servingSig });
+      const hostPrefix = hostPrefixOf(overlayIp);
+      out.set(a.name, { agent: a, advertised, hostPrefix, host: hostPrefix ? this.cache.get(hostPrefix) : undefined, overlayIp, identitySig, servingSig });
     }
     return out;
   }
@@ -643,11 +645,18 @@ export class PolicyCompiler {
       for (const r of idx.asFrom.get(s) ?? []) outRules.add(r);
       for (const r of idx.asTo.get(s) ?? []) inRules.add(r);
     }
-    const peerSubnets = new Map<AgentName, Set<SubnetName>>();
-    const addPeer = (agent: AgentName, subnets: SubnetName[]): void => {
-      let set = peerSubnets.get(agent);
-      if (!set) peerSubnets.set(agent, (set = new Set()));
-      for (const s of subnets) set.add(s);
+    // Most peers get their subnets from one rule: keep that list as is and make a Set only when a
+    // second rule adds to it (a hub has thousands of peers; this is its hot loop).
+    const peerSubnets = new Map<AgentName, readonly SubnetName[] | Set<SubnetName>>();
+    const addPeer = (agent: AgentName, subnets: readonly SubnetName[]): void => {
+      const have = peerSubnets.get(agent);
+      if (have === undefined) {
+        peerSubnets.set(agent, subnets);
+      } else if (have !== subnets) {
+        const set = have instanceof Set ? have : new Set(have);
+        for (const x of subnets) set.add(x);
+        peerSubnets.set(agent, set);
+      }
     };
     const outbound: FlowRule[] = [];
     const inbound: FlowRule[] = [];
@@ -691,16 +700,16 @@ export class PolicyCompiler {
     const routePrefixes: ParsedPrefix[] = [];
     for (const peerName of [...peerSubnets.keys()].sort(cmp)) {
       const pm = this.agents.get(peerName) as AgentMeta;
-      const subnetPrefixes = this.prefixesOf(peerSubnets.get(peerName) as Set<SubnetName>);
+      const subnetPrefixes = this.prefixesOf(peerSubnets.get(peerName) as Iterable<SubnetName>);
       for (const p of subnetPrefixes) routePrefixes.push(p);
-      const all = pm.hostPrefix ? [...subnetPrefixes, this.cache.get(pm.hostPrefix)] : subnetPrefixes;
+      if (pm.host) subnetPrefixes.push(pm.host);
       peers.push({
         $typeName: 'crosslink.v1.Peer',
         name: peerName,
         publicKey: pm.agent.publicKey,
         endpoint: pm.agent.endpoint,
         persistentKeepaliveSeconds: this.keepalive,
-        allowedIps: mergeParsed(all).map((p) => p.text),
+        allowedIps: mergeParsed(subnetPrefixes).map((p) => p.text),
         overlayIp: pm.overlayIp,
       });
     }
