@@ -1,0 +1,186 @@
+// `make demo`: the Leeds example for real, in network namespaces on this machine. A controller and
+// seven edge boxes (agents enrolled with join tokens), examples/leeds.yaml applied through the API,
+// then a table of flows: what `policy whatif` says beside what a real connection does. Everything is
+// left running to explore; `make demo-down` removes it (by namespace prefix and PID).
+//
+//   node --import ./bench/register.js test/demo/leeds-demo.ts [up|down]
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { runPolicyWhatif } from '../../cli/commands/policy-local.js';
+import { DEFAULT_MIN_PREFIX_LENGTH } from '../../controller/policy/index.js';
+import { Fleet, STATUS_LISTEN, pollUntil, repoRoot } from '../e2e/fleet.js';
+import { LEEDS_AGENTS, leedsPolicyFile, leedsTopology } from '../e2e/leeds-topology.js';
+import { Testbed, namespacesWithPrefix } from '../testbed/testbed.js';
+import { ECHO_SERVER, pythonPath } from '../testbed/traffic.js';
+
+export const DEMO_PREFIX = 'xldemo';
+
+interface Flow {
+  what: string;
+  from: string;
+  to: string;
+  proto: 'tcp' | 'udp';
+  port: number;
+}
+
+// Hosts and addresses as in the header of examples/leeds.yaml.
+const FLOWS: Flow[] = [
+  { what: 'social-care workstation -> care record (HTTPS)', from: 'social-care-ws', to: '10.20.1.10', proto: 'tcp', port: 443 },
+  { what: 'social-care workstation -> care record over IPv6', from: 'social-care-ws', to: 'fd00:20:1::10', proto: 'tcp', port: 443 },
+  { what: 'GP Chapeltown -> care record (HTTPS)', from: 'gp-chapeltown-ws', to: '10.20.1.10', proto: 'tcp', port: 443 },
+  { what: 'hub council officer -> hub NHS printer (same box)', from: 'hub-council-ws', to: '10.40.1.50', proto: 'tcp', port: 9100 },
+  { what: 'HL7 engine -> GP Armley clinical system', from: 'hl7-engine', to: '10.31.1.10', proto: 'tcp', port: 2575 },
+  { what: 'hub NHS workstation -> trust DNS', from: 'hub-nhs-ws', to: '10.20.2.5', proto: 'udp', port: 53 },
+  { what: 'social-care workstation -> care record SSH', from: 'social-care-ws', to: '10.20.1.10', proto: 'tcp', port: 22 },
+  { what: 'GP Chapeltown -> Civic Hall case management', from: 'gp-chapeltown-ws', to: '10.50.1.20', proto: 'tcp', port: 443 },
+  { what: 'Civic Hall server -> care record', from: 'civic-hall-server', to: '10.20.1.10', proto: 'tcp', port: 443 },
+  { what: 'GP Armley -> HL7 engine (rules are one-way)', from: 'gp-armley-system', to: '10.20.1.20', proto: 'tcp', port: 2575 },
+];
+
+// Echo servers, so that every "forbidden" result is the overlay's doing, not a closed port.
+const SERVERS: { host: string; proto: 'tcp' | 'udp'; port: number }[] = [
+  { host: 'care-record', proto: 'tcp', port: 443 },
+  { host: 'care-record', proto: 'tcp', port: 22 },
+  { host: 'hl7-engine', proto: 'tcp', port: 2575 },
+  { host: 'gp-armley-system', proto: 'tcp', port: 2575 },
+  { host: 'hub-printer', proto: 'tcp', port: 9100 },
+  { host: 'civic-hall-server', proto: 'tcp', port: 443 },
+  { host: 'dns-resolver', proto: 'udp', port: 53 },
+];
+
+const out = (s = ''): void => {
+  process.stdout.write(`${s}\n`);
+};
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `  ${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`.trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** `policy whatif`, the same code as the CLI command, answering in JSON. */
+function whatif(policyFile: string, from: string, to: string, proto: 'tcp' | 'udp', port: number): { decision: string; rule: string | null } {
+  let text = '';
+  let err = '';
+  const code = runPolicyWhatif({ file: policyFile, from, to, proto, port, json: true, minPrefixLength: DEFAULT_MIN_PREFIX_LENGTH },
+    { readFile: (p) => readFileSync(p, 'utf8'), out: (s) => { text += s; }, err: (s) => { err += s; } });
+  if (code !== 0) return { decision: `error: ${err.trim()}`, rule: null };
+  const j = JSON.parse(text) as { decision: string; rule: string | null };
+  return { decision: j.decision, rule: j.rule };
+}
+
+async function down(): Promise<void> {
+  const removed = await Testbed.destroyByPrefix(DEMO_PREFIX);
+  out(removed.length > 0 ? `demo removed: ${removed.length} namespaces (${DEMO_PREFIX}-*) and their processes` : 'no demo running');
+}
+
+async function up(): Promise<void> {
+  const t0 = Date.now();
+  const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  const root = repoRoot();
+  const policyFile = leedsPolicyFile();
+  const policyRel = relative(root, policyFile);
+
+  if (namespacesWithPrefix(DEMO_PREFIX).length > 0) {
+    out(`removing the previous demo (${DEMO_PREFIX}-*) first`);
+    await Testbed.destroyByPrefix(DEMO_PREFIX);
+  }
+  out('building the Leeds topology: an underlay, a controller host, 7 edge boxes, 9 LANs, 10 hosts (network namespaces)');
+  const desc = leedsTopology(DEMO_PREFIX);
+  const bed = await Testbed.create(desc);
+  try {
+    out(`starting the controller and 7 agents; each agent enrolls with its own join token  [${elapsed()}]`);
+    const fleet = await Fleet.start(bed, { agents: LEEDS_AGENTS, isDetached: true });
+    for (const name of fleet.agentNames) {
+      await pollUntil(`${name} to enroll`, async () => (await fleet.listAgents()).some((a) => a.name === name), { timeoutMs: 90_000, intervalMs: 200 });
+    }
+    out(`all 7 agents enrolled  [${elapsed()}]`);
+    out();
+    out(`$ crosslink policy apply -f ${policyRel}`);
+    const applied = await fleet.cli(['policy', 'apply', '-f', policyFile, '-m', 'make demo']);
+    process.stdout.write(indent(applied.stdout));
+    if (applied.code !== 0) throw new Error(`policy apply failed (exit ${applied.code}): ${applied.stderr}`);
+    await fleet.waitConverged({ timeoutMs: 90_000 });
+    out(`every agent runs the policy  [${elapsed()}]`);
+    out();
+
+    out('$ crosslink agents list');
+    process.stdout.write(indent((await fleet.cli(['agents', 'list'])).stdout));
+    const status = await fleet.cli(['status']);
+    if (status.stdout.trim() && status.code !== 2 && status.code !== 3) {
+      out();
+      out('$ crosslink status');
+      process.stdout.write(indent(status.stdout));
+    }
+    out();
+
+    // Detached echo servers (they stay for exploring), each logging the sources it sees.
+    await Promise.all(SERVERS.map(async (s) => {
+      const log = join(bed.workDir, `server-${s.host}-${s.proto}${s.port}.log`);
+      bed.spawn(s.host, [pythonPath(), '-u', '-c', ECHO_SERVER, s.proto, String(s.port), ''], { isDetached: true, logFile: log });
+      await pollUntil(`echo server ${s.host} ${s.proto}/${s.port}`, async () => readFileSync(log, 'utf8').includes('ready'), { timeoutMs: 10_000, intervalMs: 50 });
+    }));
+
+    out('flows: what the policy says (policy whatif) beside a real connection attempt between the hosts');
+    const source = (f: Flow) => (f.to.includes(':') ? bed.host(f.from).address6 ?? '' : bed.host(f.from).address);
+    const results = await Promise.all(FLOWS.map(async (f) => {
+      const w = whatif(policyFile, source(f), f.to, f.proto, f.port);
+      const real = f.proto === 'tcp'
+        ? await bed.tcpProbe(f.from, f.to, f.port, { timeoutMs: 3000 })
+        : await bed.udpProbe(f.from, f.to, f.port, { timeoutMs: 3000 });
+      const isOpen = real === 'open' || real === 'reply';
+      const isAgreed = (w.decision === 'allow') === isOpen;
+      return { f, w, real, isOpen, isAgreed };
+    }));
+    out(table(['FLOW', 'FROM -> TO', 'PORT', 'WHATIF', 'RULE', 'REAL RESULT', ''], results.map(({ f, w, real, isOpen, isAgreed }) => [
+      f.what, `${source(f)} -> ${f.to}`, `${f.proto}/${f.port}`, w.decision, w.rule ?? '(default deny)',
+      isOpen ? (f.proto === 'tcp' ? 'connected' : 'answered') : real === 'timeout' ? 'dropped (no answer)' : real, isAgreed ? 'ok' : 'MISMATCH',
+    ])));
+    const mismatches = results.filter((r) => !r.isAgreed).length;
+    out(mismatches === 0 ? 'every real result matches the policy' : `${mismatches} flow(s) do not match the policy: see the logs in ${bed.workDir}`);
+    out();
+
+    // Leave it running.
+    await fleet.closeForwarder();
+    const envFile = join(bed.workDir, 'env');
+    writeFileSync(envFile, Object.entries(fleet.cliEnv).map(([k, v]) => `export ${k}=${v}\n`).join(''), { mode: 0o600 });
+    bed.release();
+    const cli = `node ${join(root, 'dist/cli/main.js')}`;
+    out(`the demo is running (${elapsed()}). To explore it:`);
+    out(`  ip netns exec ${DEMO_PREFIX}-social-care-ws bash          # a shell on the social-care workstation (10.60.1.10)`);
+    out('      nc -vz -w 2 10.20.1.10 443     # allowed        nc -vz -w 2 10.20.1.10 22     # dropped');
+    out(`  ip netns exec ${DEMO_PREFIX}-nhs-shared-hub bash          # an edge box: wg show; nft list ruleset; ip route`);
+    out(`  ip netns exec ${DEMO_PREFIX}-controller bash              # the controller host, then:`);
+    out(`      source ${envFile}                # CROSSLINK_CONTROLLER, CROSSLINK_TOKEN, CROSSLINK_CA_FINGERPRINT`);
+    out(`      ${cli} agents list`);
+    out(`      cp ${policyRel} /tmp/my-leeds.yaml; edit it; ${cli} policy apply -f /tmp/my-leeds.yaml`);
+    out(`      watch -n1 ${cli} agents list    # watch GENERATION reach the new version on every box`);
+    out(`  ${cli} policy whatif -f ${policyRel} --from 10.60.1.10 --to 10.20.1.10 --port 22`);
+    out(`  agent status on a box: ip netns exec ${DEMO_PREFIX}-lth-sjuh ${cli} agent status --status-listen ${STATUS_LISTEN}`);
+    out(`  logs: ${bed.workDir}/*.log`);
+    out('  make demo-down                     # removes every namespace and process of the demo');
+    if (mismatches > 0) process.exitCode = 1;
+  } catch (e) {
+    out(`demo failed: ${(e as Error).message}`);
+    const keep = `/tmp/crosslink-demo-logs-${Date.now()}`;
+    cpSync(bed.workDir, keep, { recursive: true, filter: (src) => !src.endsWith('.sock') && !/\/(controller|agent-[^/]+)\//.test(`${src}/`) || src.endsWith('.log') });
+    out(`logs copied to ${keep}; removing the demo`);
+    await bed.destroy();
+    process.exitCode = 1;
+  }
+}
+
+function indent(text: string): string {
+  return text.split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
+}
+
+if (process.getuid?.() !== 0) {
+  process.stderr.write('make demo: run as root (network namespaces need it), e.g. sudo make demo\n');
+  process.exit(1);
+}
+const missing = Testbed.requirements();
+if (missing.length > 0) {
+  process.stderr.write(`make demo: missing ${missing.join('; ')}. Run scripts/setup.sh as root.\n`);
+  process.exit(1);
+}
+await (process.argv[2] === 'down' ? down() : up());
