@@ -78,7 +78,7 @@ chmod 0755 "$stage/usr/bin/$pkg"
 
 # --- systemd units, example configs (conffiles), docs and example policies.
 install -m 0644 deploy/systemd/*.service deploy/systemd/*.timer "$stage/lib/systemd/system/"
-install -m 0644 deploy/config/agent.yaml deploy/config/controller.yaml "$stage/etc/$pkg/"
+install -m 0644 deploy/config/agent.yaml deploy/config/controller.yaml deploy/config/check.env "$stage/etc/$pkg/"
 install -m 0644 README.md "$stage/usr/share/doc/$pkg/"
 if compgen -G 'docs/*.md' >/dev/null; then install -m 0644 docs/*.md "$stage/usr/share/doc/$pkg/"; fi
 if compgen -G 'examples/*' >/dev/null; then cp -r examples/. "$stage/usr/share/doc/$pkg/examples/"; fi
@@ -114,7 +114,7 @@ Description: links selected subnets of two networks through a WireGuard overlay
  started on installation: edit /etc/crosslink/agent.yaml or controller.yaml,
  then "systemctl enable --now crosslink-agent" (or crosslink-controller).
 EOF
-printf '/etc/%s/agent.yaml\n/etc/%s/controller.yaml\n' "$pkg" "$pkg" > "$stage/DEBIAN/conffiles"
+printf '/etc/%s/%s\n' "$pkg" agent.yaml "$pkg" controller.yaml "$pkg" check.env > "$stage/DEBIAN/conffiles"
 for s in postinst prerm postrm; do install -m 0755 "deploy/debian/$s" "$stage/DEBIAN/$s"; done
 
 # Reproducible-ish: same mtimes for everything from the same commit.

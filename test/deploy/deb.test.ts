@@ -112,7 +112,7 @@ function main(): void {
     for (const d of ['wireguard-tools', 'nftables', 'iproute2']) t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
     t.match(info, /^Recommends: .*wireguard-go/m);
     const conffiles = sh(['sh', '-c', `dpkg-deb --ctrl-tarfile "${deb}" | tar -xO ./conffiles`]).stdout.trim().split('\n').sort();
-    t.same(conffiles, ['/etc/crosslink/agent.yaml', '/etc/crosslink/controller.yaml'], 'the example configs are conffiles');
+    t.same(conffiles, ['/etc/crosslink/agent.yaml', '/etc/crosslink/check.env', '/etc/crosslink/controller.yaml'], 'the example configs are conffiles');
     const files = sh(['dpkg-deb', '-c', deb]).stdout;
     for (const f of ['./usr/bin/crosslink', './usr/lib/crosslink/dist/cli/main.js', './usr/lib/crosslink/package.json',
       './lib/systemd/system/crosslink-agent.service', './lib/systemd/system/crosslink-controller.service',
@@ -165,9 +165,14 @@ function main(): void {
       t.equal((s.mode & 0o777).toString(8), '700', `/${d} is 0700`);
       t.equal(s.uid, uid, `/${d} is owned by crosslink`);
     }
-    for (const f of ['agent.yaml', 'controller.yaml']) {
-      t.equal(inRoot(['stat', '-c', '%U:%G %a', `/etc/crosslink/${f}`]).stdout.trim(), 'root:crosslink 640', `/etc/crosslink/${f} is 0640 root:crosslink`);
+    for (const [f, want] of [['agent.yaml', 'root:crosslink 640'], ['controller.yaml', 'root:crosslink 640'], ['check.env', 'root:root 600']]) {
+      t.equal(inRoot(['stat', '-c', '%U:%G %a', `/etc/crosslink/${f}`]).stdout.trim(), want, `/etc/crosslink/${f} is ${want}`);
     }
+    // The example configs as shipped are valid for the installed program.
+    const ac = inRoot(['crosslink', 'agent', 'config', 'check', '--config', '/etc/crosslink/agent.yaml'], { check: false });
+    t.equal(ac.code, 0, 'crosslink agent config check accepts the shipped agent.yaml', { out: ac.stdout + ac.stderr });
+    const cc = inRoot(['crosslink', 'controller', 'config', 'check', '--config', '/etc/crosslink/controller.yaml'], { check: false });
+    t.equal(cc.code, 0, 'crosslink controller config check accepts the shipped controller.yaml', { out: cc.stdout + cc.stderr });
     t.equal(inRoot(['sh', '-c', 'readlink -f "$(command -v crosslink)"']).stdout.trim(), '/usr/bin/crosslink');
   });
 
