@@ -125,6 +125,7 @@ export class PolicyCompiler {
   private index?: PolicyIndex;
   private agents = new Map<AgentName, AgentMeta>();
   private overlayHosts: { 4: bigint[]; 6: bigint[] } = { 4: [], 6: [] };
+  private overlayHosts4: number[] = [];
   private served = new Map<SubnetName, AgentName>();
   private unservedReason = new Map<SubnetName, string>();
   private localByAgent = new Map<AgentName, SubnetName[]>();
@@ -528,12 +529,25 @@ export class PolicyCompiler {
       hosts[p.family].push(p.start);
     }
     hosts[4].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.overlayHosts4 = hosts[4].map((x) => Number(x));
     hosts[6].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     return hosts;
   }
 
   private overlapsOverlay(p: ParsedPrefix): boolean {
-    const list = this.overlayHosts[p.family];
+    // Binary search for the first overlay host >= start (numbers for IPv4, bigints for IPv6).
+    if (p.family === 4) {
+      const list = this.overlayHosts4;
+      let lo = 0;
+      let hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (list[mid] < p.key) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo < list.length && list[lo] <= p.endKey;
+    }
+    const list = this.overlayHosts[6];
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {

@@ -246,7 +246,9 @@ export function mergePrefixes(cache: PrefixCache, texts: Iterable<string>): stri
 }
 
 export function prefixContains(outer: ParsedPrefix, inner: ParsedPrefix): boolean {
-  return outer.family === inner.family && outer.start <= inner.start && inner.end <= outer.end;
+  if (outer.family !== inner.family) return false;
+  if (outer.family === 4) return outer.key <= inner.key && inner.endKey <= outer.endKey;
+  return outer.start <= inner.start && inner.end <= outer.end;
 }
 
 export function prefixesOverlap(a: ParsedPrefix, b: ParsedPrefix): boolean {
