@@ -25,6 +25,8 @@ export interface AgentSettingsInput {
   statusListen?: string;
   wireguard?: WireGuardChoice;
   mtu?: number;
+  /** Seconds between periodic reports (the controller's report-interval-seconds must match). */
+  reportIntervalSeconds?: number;
 }
 
 /** File key / flag name -> field. */
@@ -39,6 +41,7 @@ export const SETTING_KEYS: Record<string, keyof AgentSettingsInput> = {
   'status-listen': 'statusListen',
   wireguard: 'wireguard',
   mtu: 'mtu',
+  'report-interval-seconds': 'reportIntervalSeconds',
 };
 
 type Locate = (key: string, index?: number) => { line?: number; column?: number };
@@ -131,6 +134,12 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
         out.advertise = prefixes;
         break;
       }
+      case 'reportIntervalSeconds': {
+        const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v.trim()) : NaN;
+        if (!Number.isFinite(n) || n < 0.1 || n > 300) err(key, 'must be a number of seconds from 0.1 to 300');
+        else out.reportIntervalSeconds = n;
+        break;
+      }
       case 'statusListen': {
         const s = str(key, v);
         if (s === null) break;
@@ -217,6 +226,7 @@ export function resolveAgentOptions(flags: AgentSettingsInput, file: AgentSettin
     statusListen: m.statusListen ?? DEFAULT_STATUS_LISTEN,
     wireguard: m.wireguard ?? 'auto',
     mtu: m.mtu ?? DEFAULT_MTU,
+    ...(m.reportIntervalSeconds !== undefined ? { reportIntervalMs: m.reportIntervalSeconds * 1000 } : {}),
     agentVersion,
   };
 }

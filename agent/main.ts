@@ -25,6 +25,7 @@ import { detectWireGuardMode as probeWireGuardMode } from './host/linux/wireguar
 import { renderFirewall } from './host/firewall-render.js';
 import { createControlClient } from './control/connect.js';
 import { watchHostEvents } from './reconcile/events.js';
+import { osLocalAddresses, Prober } from './health/probes.js';
 
 export type WireGuardChoice = WireGuardMode | 'auto';
 
@@ -64,6 +65,8 @@ export interface AgentDeps {
   /** Starts watching the host for changes to what the agent owns; calls kick() on each. */
   watchHostEvents?: (opts: { interfaceName: string; kick: () => void; log: Logger }) => { stop(): void };
   timers?: Timers;
+  /** Builds the prober (peer and path probes). Absent: no probes (reports carry none). */
+  createProber?: (opts: { log: Logger; clock: Clock; onRound: () => void }) => Prober;
 }
 
 export interface RunningAgent {
@@ -176,6 +179,32 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   // The config being enforced, as received (saved once it has been applied without errors).
   let lastConfig: AgentConfig | null = await state.loadConfig();
 
+  // Peer echo through the tunnel and path probes; a round whose verdicts changed is reported at once.
+  let lastRoundKey = '';
+  const prober = deps.createProber?.({
+    log: alog.child({ part: 'probe' }), clock,
+    onRound: () => {
+      const names = Object.values(reconciler.desiredState?.peerNames ?? {}).sort();
+      const key = [
+        ...names.map((n) => `${n}:${prober!.peerFields(n).isReachable}`),
+        ...prober!.probeResults().map((x) => `${x.name}:${x.isOk}`),
+      ].join(',');
+      if (key !== lastRoundKey) {
+        lastRoundKey = key;
+        void reportNow();
+      }
+    },
+  }) ?? null;
+
+  const readCounters = async (): Promise<Record<string, { packets: number; bytes: number }>> => {
+    try {
+      const c = await host.firewall.counters?.();
+      return Object.fromEntries(Object.entries(c ?? {}).map(([k, v]) => [k, { packets: Number(v.packets), bytes: Number(v.bytes) }]));
+    } catch {
+      return {};
+    }
+  };
+
   const readPeers = async (): Promise<PeerStatusView[]> => {
     let dev;
     try {
@@ -186,6 +215,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     const names = reconciler.desiredState?.peerNames ?? {};
     const nowMs = clock.nowMs();
     return (dev?.peers ?? []).map((p) => ({
+      ...(prober ? { probe: prober.peerFields(names[p.publicKey] ?? '') } : {}),
       name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
       publicKey: p.publicKey,
       endpoint: p.endpoint,
@@ -218,6 +248,11 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       isApplied: r.generationDesired > 0n && r.generationApplied === r.generationDesired && r.errors.length === 0,
       errors: r.errors,
       peers: await readPeers(),
+      probes: (prober?.probeResults() ?? []).map((x) => ({
+        name: x.name, isOk: x.isOk, detail: x.detail, rttMs: x.rttMs,
+        checkedAt: x.checkedAtUnixMs > 0n ? new Date(Number(x.checkedAtUnixMs)).toISOString() : null,
+      })),
+      firewallCounters: await readCounters(),
     };
   };
 
@@ -238,10 +273,11 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       peers: peers.map((p) => create(PeerStatusSchema, {
         name: p.name, publicKey: p.publicKey, endpoint: p.endpoint, latestHandshakeUnix: BigInt(p.latestHandshakeUnix),
         rxBytes: BigInt(p.rxBytes), txBytes: BigInt(p.txBytes),
+        ...(p.probe ? { isProbed: p.probe.isProbed, isReachable: p.probe.isReachable, rttMs: p.probe.rttMs, lossRatio: p.probe.lossRatio } : {}),
       })),
       advertisedSubnets: opts.advertise,
       agentVersion: opts.agentVersion,
-      probeResults: [],
+      probeResults: prober?.probeResults() ?? [],
       agentTimeUnixMs: BigInt(clock.nowMs()),
     });
   };
@@ -265,6 +301,8 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   let lastReportedKey = '';
   reconciler.onApply((o) => {
     metrics.observeApply(o);
+    // Probe what is enforced: the config this outcome belongs to.
+    if (prober && lastConfig && lastConfig.contentHash === o.contentHash) prober.setConfig(lastConfig);
     if (o.errors.length === 0 && o.contentHash !== savedHash) {
       const cfg = lastConfig;
       if (cfg && cfg.contentHash === o.contentHash) {
@@ -300,6 +338,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     alog.info({ generation: String(lastConfig.generation), steps: out?.steps.length ?? 0, errors: out?.errors.length ?? 0 }, 'applied the saved config before contacting the controller');
   }
   reconciler.start();
+  prober?.start();
   const events = deps.watchHostEvents?.({ interfaceName: opts.interfaceName, kick: () => reconciler.kick(), log: alog });
 
   const abort = new AbortController();
@@ -364,6 +403,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       abort.abort();
       if (reportTimer) clearInterval(reportTimer);
       events?.stop();
+      prober?.stop();
       await connecting.catch(() => undefined);
       await watch?.stop();
       // Connect clients hold an HTTP/2 session open; release it (other clients have no close()).
@@ -419,6 +459,7 @@ export async function realAgentDeps(log: Logger): Promise<AgentDeps & { host: Li
     log,
     detectWireguardMode: () => probeWireGuardMode(runner),
     watchHostEvents,
+    createProber: ({ log: plog, clock, onRound }) => new Prober({ runner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
   };
 }
 

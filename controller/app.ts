@@ -14,6 +14,10 @@ import { createAuth } from './api/auth.js';
 import type { ApiDeps } from './api/deps.js';
 import { installErrorHandling } from './api/error-handler.js';
 import { healthRoutes } from './api/health.js';
+import { healthStatusRoutes, type HealthReader } from './api/health-status.js';
+import { hashesEqual, sha256Hex } from './api/secrets.js';
+import { metricsRoute, type ControllerMetrics } from './metrics.js';
+import { CrosslinkError } from '../lib/errors.js';
 import { joinTokenRoutes } from './api/join-tokens.js';
 import { policyRoutes } from './api/policy.js';
 import { ErrorBody } from './api/schemas.js';
@@ -29,6 +33,13 @@ export interface AppOptions {
   connectRoutes?: (router: ConnectRouter) => void;
   /** Per-request context for the Connect handlers (e.g. the caller's address). */
   connectContextValues?: (req: FastifyRequest) => ContextValues;
+  /** Fleet health: /v1/health* (needs agents.read) and GET /metrics. Absent: neither is served. */
+  health?: {
+    monitor: HealthReader;
+    metrics: ControllerMetrics;
+    /** Bearer token /metrics requires; absent: /metrics is open, as Prometheus targets usually are. */
+    metricsToken?: string;
+  };
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -71,6 +82,20 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   void api.register(joinTokenRoutes(deps, auth));
   void api.register(apiTokenRoutes(deps, auth));
   void api.register(auditRoutes(deps, auth));
+  if (opts.health) {
+    const { monitor, metrics, metricsToken } = opts.health;
+    void api.register(healthStatusRoutes({ monitor, authorize: auth.requires('agents.read') }));
+    void app.register(async (scope) => {
+      if (metricsToken !== undefined) {
+        const want = sha256Hex(metricsToken);
+        scope.addHook('onRequest', async (req) => {
+          const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+          if (!m || !hashesEqual(sha256Hex(m[1]!), want)) throw new CrosslinkError('unauthenticated', 'GET /metrics needs the metrics token (authorization: Bearer <metrics-token>)');
+        });
+      }
+      await scope.register(metricsRoute(metrics));
+    });
+  }
 
   api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

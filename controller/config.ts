@@ -22,12 +22,32 @@ export interface ControllerSettings {
   san?: string[];
   'heartbeat-interval-seconds'?: number;
   'log-level'?: string;
+  // Health and failover (docs/health.md). Fractions of a second are allowed (tests use them).
+  /** How often agents report (set the agents' report-interval-seconds to the same); default 10. */
+  'report-interval-seconds'?: number;
+  /** An agent silent (no report, no stream) for this many report intervals is down and loses its subnets; default 3. */
+  'silent-intervals'?: number;
+  /** How often the controller evaluates health (also after every report); default 5. */
+  'health-interval-seconds'?: number;
+  /** WireGuard handshake older than this: link degraded; default 180. */
+  'handshake-degraded-seconds'?: number;
+  /** Handshake older than this: link down; default 300. */
+  'handshake-down-seconds'?: number;
+  /** A recovered primary must look healthy this long before it serves again; default 30. */
+  'failover-hold-down-seconds'?: number;
+  /** Seconds between the agents' peer and path probes, sent in every config; 0 = the agents' default (5). */
+  'probe-interval-seconds'?: number;
+  /** Bearer token GET /metrics requires; absent: /metrics is open (Prometheus' default). */
+  'metrics-token'?: string;
 }
 
 type Kind = 'string' | 'number' | 'list';
 export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
   'data-dir': 'string', listen: 'string', database: 'string', 'overlay-cidr': 'string', 'tls-cert': 'string',
   'tls-key': 'string', url: 'string', san: 'list', 'heartbeat-interval-seconds': 'number', 'log-level': 'string',
+  'report-interval-seconds': 'number', 'silent-intervals': 'number', 'health-interval-seconds': 'number',
+  'handshake-degraded-seconds': 'number', 'handshake-down-seconds': 'number', 'failover-hold-down-seconds': 'number',
+  'probe-interval-seconds': 'number', 'metrics-token': 'string',
 };
 
 export const DEFAULTS = { listen: '0.0.0.0:8443', 'overlay-cidr': '100.64.0.0/10', 'heartbeat-interval-seconds': 10, 'log-level': 'info' } as const;
@@ -62,6 +82,20 @@ export function validateSettings(s: ControllerSettings, where: (key: string) => 
   if (hb !== undefined && (!Number.isFinite(hb) || hb < 1 || hb > 30)) bad('heartbeat-interval-seconds', 'must be between 1 and 30');
   if (s['log-level'] !== undefined && !LOG_LEVELS.includes(s['log-level'])) bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
   if (s.database !== undefined && s.database.trim() === '') bad('database', 'must not be empty');
+  const positive: Array<[keyof ControllerSettings, number, number]> = [
+    ['report-interval-seconds', 0.1, 300], ['health-interval-seconds', 0.1, 300], ['handshake-degraded-seconds', 1, 86_400],
+    ['handshake-down-seconds', 1, 86_400], ['failover-hold-down-seconds', 0, 86_400], ['silent-intervals', 1, 100],
+  ];
+  for (const [key, min, max] of positive) {
+    const v = s[key] as number | undefined;
+    if (v !== undefined && (!Number.isFinite(v) || v < min || v > max)) bad(key, `must be between ${min} and ${max}`);
+  }
+  const pi = s['probe-interval-seconds'];
+  if (pi !== undefined && (!Number.isInteger(pi) || pi < 0 || pi > 3600)) bad('probe-interval-seconds', 'must be a whole number of seconds from 0 to 3600');
+  const hd = s['handshake-degraded-seconds'];
+  const hdown = s['handshake-down-seconds'];
+  if (hd !== undefined && hdown !== undefined && hdown < hd) bad('handshake-down-seconds', 'must not be below handshake-degraded-seconds');
+  if (s['metrics-token'] !== undefined && s['metrics-token'].length < 16) bad('metrics-token', 'must be at least 16 characters');
   return errors;
 }
 

@@ -12,7 +12,12 @@ import { newApiToken } from './api/api-tokens.js';
 import { policyEngine } from './api/policy-engine.js';
 import { buildApp } from './app.js';
 import { DEFAULTS, loadSettingsFile, parseListen, validateSettings, type ControllerSettings } from './config.js';
-import { Distributor } from './distribute/distributor.js';
+import { Distributor, type Handover } from './distribute/distributor.js';
+import { defaultCompiler } from './distribute/policy-compiler.js';
+import { HealthMonitor } from './health/monitor.js';
+import { healthSource } from './health/source.js';
+import type { HealthEvent } from './health/types.js';
+import { createControllerMetrics } from './metrics.js';
 import { agentContextValues, agentServiceRoutes } from './rpc/agent-service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
@@ -41,6 +46,8 @@ export interface RunningController {
   dataDir: string;
   store: Store;
   app: FastifyInstance;
+  /** Fleet health (also served at /v1/health and /metrics). */
+  monitor: HealthMonitor;
   /** Resolves when the controller has shut down (signal or close()). */
   closed: Promise<void>;
   close(): Promise<void>;
@@ -105,18 +112,64 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   }
 
   const heartbeatIntervalMs = s['heartbeat-interval-seconds'] * 1000;
-  const distributor = new Distributor({ store, log, clock, heartbeatIntervalMs });
+  // The monitor is built after the distributor (it reads it); handovers that happen before it
+  // exists (the first compile) are not events.
+  let monitor: HealthMonitor | null = null;
+  const distributor = new Distributor({
+    store, log, clock, heartbeatIntervalMs,
+    compiler: defaultCompiler({ probeIntervalSeconds: s['probe-interval-seconds'] ?? 0 }),
+    onHandover: (handovers) => monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs()))),
+  });
   await distributor.start();
+
+  const reportIntervalMs = (s['report-interval-seconds'] ?? 10) * 1000;
+  const silentIntervals = s['silent-intervals'] ?? 3;
+  monitor = new HealthMonitor({
+    clock, log: log.child({ component: 'health' }),
+    source: healthSource({ listAgents: () => store.listAgents(), liveView: (n) => distributor.liveView(n), currentConfig: (n) => distributor.currentConfig(n), log }),
+    intervalMs: (s['health-interval-seconds'] ?? 5) * 1000,
+    evaluate: {
+      reportIntervalMs, silentIntervals,
+      ...(s['handshake-degraded-seconds'] !== undefined ? { handshakeDegradedSeconds: s['handshake-degraded-seconds'] } : {}),
+      ...(s['handshake-down-seconds'] !== undefined ? { handshakeDownSeconds: s['handshake-down-seconds'] } : {}),
+    },
+    serving: { reportIntervalMs, silentIntervals, ...(s['failover-hold-down-seconds'] !== undefined ? { holdDownMs: s['failover-hold-down-seconds'] * 1000 } : {}) },
+    // Failover: serving health goes to the compiler, which moves subnets to the next healthy `via`.
+    onServingChange: (serving, changed) => {
+      for (const name of changed) {
+        void distributor.setAgentHealth(name, serving.get(name) ?? true)
+          .catch((err: unknown) => log.error({ err, agent: name }, 'applying serving health failed'));
+      }
+    },
+  });
+  const healthMonitor = monitor;
+  // A report re-evaluates health soon; reports arriving together share one evaluation.
+  let refreshTimer: NodeJS.Timeout | null = null;
+  const refreshSoon = () => {
+    refreshTimer ??= setTimeout(() => {
+      refreshTimer = null;
+      void healthMonitor.refresh();
+    }, 50);
+  };
+  const metrics = createControllerMetrics({
+    monitor: healthMonitor,
+    distribution: { connectedCount: () => distributor.connectedCount(), serving: () => distributor.servingAssignments() },
+  });
 
   const provisionalUrl = s.url ?? defaultUrl(listen.host, listen.port);
   const deps = { store, distribution: distributor, policyEngine, log, clock, controllerUrl: provisionalUrl, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
   const app = buildApp(deps, {
     tls: { keyPem: tls.keyPem, certChainPem: tls.certChainPem },
-    connectRoutes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: s['overlay-cidr'], heartbeatIntervalMs }),
+    connectRoutes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: s['overlay-cidr'], heartbeatIntervalMs, onReport: refreshSoon }),
     connectContextValues: agentContextValues,
+    health: { monitor: healthMonitor, metrics, ...(s['metrics-token'] !== undefined ? { metricsToken: s['metrics-token'] } : {}) },
   });
   // Streams end before the server waits for connections to drain.
-  app.addHook('preClose', async () => { await distributor.stop(); });
+  app.addHook('preClose', async () => {
+    healthMonitor.stop();
+    if (refreshTimer) clearTimeout(refreshTimer);
+    await distributor.stop();
+  });
 
   try {
     await app.listen({ host: listen.host, port: listen.port });
@@ -125,6 +178,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     await store.close().catch(() => undefined);
     throw new CrosslinkError('config_invalid', `cannot listen on ${s.listen}: ${(e as Error).message}`, [{ path: 'listen', message: (e as Error).message }], { cause: e });
   }
+  healthMonitor.start();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : listen.port;
   // With port 0 (tests) the real port is known only now.
@@ -158,5 +212,18 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  return { url: deps.controllerUrl, listenUrl, port, caFingerprint: tls.caFingerprint, dataDir, store, app, closed, close };
+  return { url: deps.controllerUrl, listenUrl, port, caFingerprint: tls.caFingerprint, dataDir, store, app, monitor: healthMonitor, closed, close };
+}
+
+/**
+ * A subnet changing hands, as a history event "subnet:NAME": ok while its primary serves it,
+ * degraded while a standby does, down while nobody can.
+ */
+export function handoverEvent(h: Handover, atMs: number): HealthEvent {
+  const stateOf = (role: Handover['role']) => (role === 'primary' ? 'ok' : role === 'standby' ? 'degraded' : 'down');
+  const why = h.unhealthy.length > 0 ? ` (not serving: ${h.unhealthy.join(', ')})` : '';
+  const reason = h.to === ''
+    ? `${h.subnet}: no agent can serve it now (was ${h.from})${why}`
+    : `${h.subnet}: now served by ${h.to} (${h.role})${h.from ? ` instead of ${h.from}` : ''}${why}`;
+  return { subject: `subnet:${h.subnet}`, kind: 'subnet', from: stateOf(h.fromRole), to: stateOf(h.role), atMs, reason };
 }

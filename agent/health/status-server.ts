@@ -19,6 +19,18 @@ export interface PeerStatusView {
   handshakeAgeSeconds: number | null;
   rxBytes: number;
   txBytes: number;
+  /** Peer probe through the tunnel (absent: the agent runs no prober). */
+  probe?: { isProbed: boolean; isReachable: boolean; rttMs: number; lossRatio: number };
+}
+
+/** A path probe's latest result. */
+export interface ProbeStatusView {
+  name: string;
+  isOk: boolean;
+  detail: string;
+  rttMs: number;
+  /** ISO time of the result; null: none. */
+  checkedAt: string | null;
 }
 
 /** The JSON served at GET /status. Times are ISO 8601; `null` means "never" or "not applicable". */
@@ -42,6 +54,10 @@ export interface AgentStatus {
   isApplied: boolean;
   errors: ApplyFailure[];
   peers: PeerStatusView[];
+  /** Path probes of the enforced config (absent or empty: none). */
+  probes?: ProbeStatusView[];
+  /** The firewall's named drop counters (dropped_inbound, ...); absent or empty: none. */
+  firewallCounters?: Record<string, { packets: number; bytes: number }>;
 }
 
 export interface AgentMetrics {
@@ -111,6 +127,57 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
   new Gauge({
     name: 'crosslink_agent_apply_failing', help: '1 while the last reconcile run left errors (or the newest config is invalid).', registers: [registry],
     async collect() { this.set((await current()).errors.length > 0 ? 1 : 0); },
+  });
+
+  new Gauge({
+    name: 'crosslink_agent_peer_probe_success', help: '1 if the last peer probe (echo through the tunnel) got an answer (absent until probed).', labelNames: ['peer'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).peers) if (p.probe?.isProbed) this.set({ peer: p.name }, p.probe.isReachable ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'crosslink_agent_peer_probe_rtt_seconds', help: 'Round-trip time of the last successful peer probe.', labelNames: ['peer'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).peers) if (p.probe?.isProbed && p.probe.rttMs > 0) this.set({ peer: p.name }, p.probe.rttMs / 1000);
+    },
+  });
+  new Gauge({
+    name: 'crosslink_agent_peer_probe_loss_ratio', help: 'Share of the last 10 peer probes that got no answer (0..1).', labelNames: ['peer'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).peers) if (p.probe?.isProbed) this.set({ peer: p.name }, p.probe.lossRatio);
+    },
+  });
+  new Gauge({
+    name: 'crosslink_agent_probe_success', help: 'Path probe: 1 if its last outcome matched what it expects (absent: no result yet).', labelNames: ['probe'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).probes ?? []) this.set({ probe: p.name }, p.isOk ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'crosslink_agent_probe_rtt_seconds', help: "Path probe's connect (or echo) time in its last successful run.", labelNames: ['probe'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of (await current()).probes ?? []) if (p.isOk && p.rttMs > 0) this.set({ probe: p.name }, p.rttMs / 1000);
+    },
+  });
+  // nft keeps the counters; they restart at zero when the table is replaced (a counter reset).
+  new Counter({
+    name: 'crosslink_agent_firewall_dropped_packets_total', help: 'Packets dropped by the Crosslink firewall, by named counter (dropped_inbound, dropped_outbound, dropped_local).', labelNames: ['counter'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {})) this.inc({ counter: name }, c.packets);
+    },
+  });
+  new Counter({
+    name: 'crosslink_agent_firewall_dropped_bytes_total', help: 'Bytes dropped by the Crosslink firewall, by named counter.', labelNames: ['counter'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {})) this.inc({ counter: name }, c.bytes);
+    },
   });
 
   // Counters are created with zero so the series exist before the first failure.

@@ -57,7 +57,8 @@ export const runCommand: CommandModule<object, Flags> = {
     .option('advertise', { type: 'string', describe: 'Prefixes this box can serve, comma-separated' })
     .option('status-listen', { type: 'string', describe: `Local status endpoint (default ${DEFAULT_STATUS_LISTEN}; "" = off)` })
     .option('wireguard', { choices: ['kernel', 'userspace', 'auto'], describe: 'WireGuard implementation (default auto)' })
-    .option('mtu', { type: 'number', describe: 'MTU of the interface (default 1420)' }) as unknown as Argv<Flags>,
+    .option('mtu', { type: 'number', describe: 'MTU of the interface (default 1420)' })
+    .option('report-interval-seconds', { type: 'number', describe: "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)" }) as unknown as Argv<Flags>,
   handler: async (argv) => {
     const log = createLogger({ name: 'crosslink-agent' });
     let host: { close(): void } | null = null;

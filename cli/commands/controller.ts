@@ -10,6 +10,8 @@ import { EXIT, processIo, type RemoteIo } from './remote.js';
 interface ServeArgs {
   config?: string; dataDir?: string; listen?: string; database?: string; overlayCidr?: string;
   tlsCert?: string; tlsKey?: string; url?: string; san?: string[]; heartbeatIntervalSeconds?: number; logLevel?: string;
+  reportIntervalSeconds?: number; silentIntervals?: number; healthIntervalSeconds?: number; handshakeDegradedSeconds?: number;
+  handshakeDownSeconds?: number; failoverHoldDownSeconds?: number; probeIntervalSeconds?: number; metricsToken?: string;
 }
 
 function settingsOptions<T>(y: Argv<T>) {
@@ -24,13 +26,24 @@ function settingsOptions<T>(y: Argv<T>) {
     .option('url', { type: 'string', describe: 'URL agents and the CLI dial, written into join tokens (default from --listen)' })
     .option('san', { type: 'string', array: true, describe: 'Extra names/addresses for the generated server certificate' })
     .option('heartbeat-interval-seconds', { type: 'number', describe: 'Config stream heartbeat, 1-30 (default 10)' })
-    .option('log-level', { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent (default info)' });
+    .option('log-level', { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent (default info)' })
+    .option('report-interval-seconds', { type: 'number', describe: "Agents' report interval, as set on the agents (default 10)" })
+    .option('silent-intervals', { type: 'number', describe: 'Report intervals of silence before an agent is down and fails over (default 3)' })
+    .option('health-interval-seconds', { type: 'number', describe: 'Health evaluation period (default 5)' })
+    .option('handshake-degraded-seconds', { type: 'number', describe: 'Handshake age that makes a link degraded (default 180)' })
+    .option('handshake-down-seconds', { type: 'number', describe: 'Handshake age that makes a link down (default 300)' })
+    .option('failover-hold-down-seconds', { type: 'number', describe: 'How long a recovered primary must stay healthy before it serves again (default 30)' })
+    .option('probe-interval-seconds', { type: 'number', describe: "Agents' probe interval, sent in their configs (default 0: the agents' 5 s)" })
+    .option('metrics-token', { type: 'string', describe: 'Bearer token GET /metrics requires (default: /metrics is open)' });
 }
 
 function flagsOf(a: ServeArgs): ControllerSettings {
   return {
     'data-dir': a.dataDir, listen: a.listen, database: a.database, 'overlay-cidr': a.overlayCidr, 'tls-cert': a.tlsCert,
     'tls-key': a.tlsKey, url: a.url, san: a.san, 'heartbeat-interval-seconds': a.heartbeatIntervalSeconds, 'log-level': a.logLevel,
+    'report-interval-seconds': a.reportIntervalSeconds, 'silent-intervals': a.silentIntervals, 'health-interval-seconds': a.healthIntervalSeconds,
+    'handshake-degraded-seconds': a.handshakeDegradedSeconds, 'handshake-down-seconds': a.handshakeDownSeconds,
+    'failover-hold-down-seconds': a.failoverHoldDownSeconds, 'probe-interval-seconds': a.probeIntervalSeconds, 'metrics-token': a.metricsToken,
   };
 }
 

@@ -24,7 +24,7 @@ export interface HealthStatusRoutesOptions {
 
 export interface ServingView extends ServingState { agent: string }
 
-const KINDS: readonly HealthSubjectKind[] = ['overall', 'agent', 'link', 'probe', 'serving'];
+const KINDS: readonly HealthSubjectKind[] = ['overall', 'agent', 'link', 'probe', 'serving', 'subnet'];
 const MAX_HISTORY_LIMIT = 10_000;
 
 /** Milliseconds since the epoch, or an ISO 8601 time. */
@@ -84,7 +84,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
         querystring: Type.Object({
           since: Type.Optional(Type.String({ description: 'ms since the epoch or ISO 8601; events at or after' })),
           until: Type.Optional(Type.String({ description: 'ms since the epoch or ISO 8601; events before' })),
-          subject: Type.Optional(Type.String({ description: 'e.g. "link:a:b", "agent:x", "probe:x/rule/0", "serving:x", "overall"' })),
+          subject: Type.Optional(Type.String({ description: 'e.g. "link:a:b", "agent:x", "probe:x/rule/0", "serving:x", "subnet:x", "overall"' })),
           kind: Type.Optional(Type.String({ description: KINDS.join(', ') })),
           limit: Type.Optional(Type.String({ description: `1..${MAX_HISTORY_LIMIT}, default 1000` })),
         }),

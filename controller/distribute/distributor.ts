@@ -43,6 +43,31 @@ export interface DistributorOptions {
   heartbeatIntervalMs?: number;
   /** The policy engine; defaults to controller/policy's compiler. */
   compiler?: PolicyCompiler;
+  /** Called after a recompile that moved subnets to another agent (failover, fail-back, policy or
+   *  inventory change). Not called for the first compile after start. */
+  onHandover?: (handovers: readonly Handover[]) => void;
+}
+
+/** A subnet changed hands: `from` served it before this recompile, `to` serves it now ("" = nobody). */
+export interface Handover {
+  subnet: string;
+  from: string;
+  to: string;
+  /** Role of `to` in the subnet's `via` list ("" when nobody serves it now). */
+  role: 'primary' | 'standby' | '';
+  /** Role `from` had ("" when nobody served it before). */
+  fromRole: 'primary' | 'standby' | '';
+  /** Agents the controller currently considers unhealthy for serving (why it moved, usually). */
+  unhealthy: string[];
+}
+
+/** One (subnet, candidate agent) pair: the agent is in the subnet's `via`, enrolled and not revoked. */
+export interface ServingAssignment {
+  subnet: string;
+  agent: string;
+  role: 'primary' | 'standby';
+  /** The agent is the subnet's active gateway now (its current config carries the subnet). */
+  isServing: boolean;
 }
 
 interface Current {
@@ -83,8 +108,12 @@ export class Distributor implements DistributionPort {
   #isReady = false;
   #isStopped = false;
   #streamCount = 0;
+  readonly #onHandover: DistributorOptions['onHandover'];
+  /** subnet -> serving agent after the last recompile; null before the first one. */
+  #servedBy: Map<string, string> | null = null;
 
   constructor(opts: DistributorOptions) {
+    this.#onHandover = opts.onHandover;
     this.#store = opts.store;
     this.#log = opts.log.child({ component: 'distributor' });
     this.#clock = opts.clock;
@@ -244,9 +273,25 @@ export class Distributor implements DistributionPort {
   }
 
   /**
-   * Forwarding health of an agent (from its reports/probes). An unhealthy agent stops serving its
-   * subnets, so the next agent in `via` takes over. Always true today; the hook is here so failover
-   * can be driven by real forwarding health later.
+   * Every (subnet, candidate agent) pair of the current policy, sorted by subnet then `via` order,
+   * with whether that agent serves the subnet now. Feeds `crosslink_agent_serving`.
+   */
+  servingAssignments(): ServingAssignment[] {
+    const out: ServingAssignment[] = [];
+    if (!this.#policy) return out;
+    const served = this.#servedMap();
+    for (const s of [...this.#policy.subnets].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      s.via.forEach((agent, i) => {
+        if (!this.#known.has(agent)) return;
+        out.push({ subnet: s.name, agent, role: i === 0 ? 'primary' : 'standby', isServing: served.get(s.name) === agent });
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Forwarding health of an agent (the health monitor's serving health: probes, silence, hold-down).
+   * An unhealthy agent stops serving its subnets, so the next healthy agent in `via` takes over.
    */
   setAgentHealth(name: string, isHealthy: boolean): Promise<void> {
     if ((this.#health.get(name) ?? true) === isHealthy) return Promise.resolve();
@@ -306,6 +351,7 @@ export class Distributor implements DistributionPort {
     }
     if (changed.length === 0) {
       this.#log.debug({ agents: inventory.agents.length, ms: this.#clock.nowMs() - startedMs }, 'recompiled; nothing changed');
+      this.#noteHandovers();
       return;
     }
     // Persist first: a pushed generation must survive a restart.
@@ -324,6 +370,41 @@ export class Distributor implements DistributionPort {
       }
     }
     this.#log.info({ agents: inventory.agents.length, changed: changed.length, pushed, ms: this.#clock.nowMs() - startedMs }, 'distributed changed configs');
+    this.#noteHandovers();
+  }
+
+  /** subnet -> the agent whose current config carries it. */
+  #servedMap(): Map<string, string> {
+    const served = new Map<string, string>();
+    for (const [agent, cur] of this.#current) for (const l of cur.config.localSubnets) served.set(l.name, agent);
+    return served;
+  }
+
+  /** Compares who serves what with the previous recompile and tells `onHandover` about moves. */
+  #noteHandovers(): void {
+    const now = this.#servedMap();
+    const before = this.#servedBy;
+    this.#servedBy = now;
+    if (before === null || !this.#onHandover) return;
+    const handovers: Handover[] = [];
+    const viaOf = new Map((this.#policy?.subnets ?? []).map((s) => [s.name as string, s.via as string[]]));
+    for (const subnet of [...new Set([...before.keys(), ...now.keys()])].sort()) {
+      const from = before.get(subnet) ?? '';
+      const to = now.get(subnet) ?? '';
+      if (from === to) continue;
+      const roleOf = (agent: string) => (agent === '' ? '' : (viaOf.get(subnet) ?? []).indexOf(agent) === 0 ? 'primary' : 'standby');
+      handovers.push({
+        subnet, from, to, role: roleOf(to), fromRole: roleOf(from),
+        unhealthy: [...this.#health].filter(([, ok]) => !ok).map(([n]) => n).sort(),
+      });
+    }
+    if (handovers.length === 0) return;
+    this.#log.warn({ handovers }, 'subnets changed hands');
+    try {
+      this.#onHandover(handovers);
+    } catch (err) {
+      this.#log.error({ err }, 'handover listener failed');
+    }
   }
 
   #closeStreams(name: string, reason: CloseReason, keepCredentialHash?: string): void {

@@ -2,12 +2,12 @@
 // (PolicyCompiler.update rebuilds only the agents a change touches) and a throw-away one for dry runs.
 import { create } from '@bufbuild/protobuf';
 import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { compilePolicy, diffConfig, PolicyCompiler as IncrementalCompiler } from '../policy/index.js';
+import { compilePolicy, diffConfig, PolicyCompiler as IncrementalCompiler, type CompileOptions } from '../policy/index.js';
 import type { Inventory, Policy } from '../policy/types.js';
 import type { PolicyCompiler } from './compiler.js';
 
-export function defaultCompiler(): PolicyCompiler {
-  const live = new IncrementalCompiler();
+export function defaultCompiler(options: CompileOptions = {}): PolicyCompiler {
+  const live = new IncrementalCompiler(options);
   let primedWith: Policy | null = null;
   return {
     compile(policy: Policy, inventory: Inventory): ReadonlyMap<string, AgentConfig> {
@@ -22,7 +22,7 @@ export function defaultCompiler(): PolicyCompiler {
       return r.configs;
     },
     preview(policy: Policy, inventory: Inventory): ReadonlyMap<string, AgentConfig> {
-      return compilePolicy(policy, inventory).configs;
+      return compilePolicy(policy, inventory, options).configs;
     },
     diff(before: AgentConfig | undefined, after: AgentConfig | undefined): string[] {
       const empty = create(AgentConfigSchema);

@@ -191,11 +191,13 @@ export interface HealthSnapshot extends HealthStatus {
   probes: ProbeHealth[];
 }
 
-export type HealthSubjectKind = 'overall' | 'agent' | 'link' | 'probe' | 'serving';
+export type HealthSubjectKind = 'overall' | 'agent' | 'link' | 'probe' | 'serving' | 'subnet';
 
 /**
  * A state change, for the history. Subjects: "overall", "agent:NAME", "link:A:B", "probe:AGENT/NAME",
- * and "serving:NAME" for serving health (healthy is recorded as ok, unhealthy as down).
+ * "serving:NAME" for serving health (healthy is recorded as ok, unhealthy as down), and
+ * "subnet:NAME" when a subnet changes hands (ok: its primary serves it, degraded: a standby does,
+ * down: nobody can).
  */
 export interface HealthEvent {
   subject: string;

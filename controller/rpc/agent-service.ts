@@ -13,7 +13,7 @@ import {
   AgentService, EnrollResponseSchema, ReportRequestSchema, ReportResponseSchema, WatchConfigResponseSchema,
   type AgentConfig, type WatchConfigResponse,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { checkProtocolVersion } from '../../proto/version.js';
+import { checkProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../../proto/version.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Actor, AgentRecord, Store } from '../store/store.js';
@@ -31,6 +31,10 @@ export interface AgentServiceDeps {
   overlayCidr: string;
   /** Default: the distributor's (10 s); never above 30 s. */
   heartbeatIntervalMs?: number;
+  /** Called after a report was stored (e.g. to re-evaluate health at once). Must not throw. */
+  onReport?: (agent: string) => void;
+  /** Protocol versions this controller serves. Default SUPPORTED_PROTOCOL_VERSIONS (tests inject others). */
+  supportedProtocolVersions?: readonly number[];
 }
 
 /** The caller's address, for audit entries; set by `agentContextValues` at the plugin. */
@@ -48,12 +52,13 @@ const ENDPOINT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRouter) => void {
   const { store, distributor, clock } = deps;
   const log = deps.log.child({ component: 'agent-rpc' });
+  const supportedProtocolVersions = deps.supportedProtocolVersions ?? SUPPORTED_PROTOCOL_VERSIONS;
   const heartbeatIntervalMs = Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(1, deps.heartbeatIntervalMs ?? distributor.heartbeatIntervalMs));
   // Enrolments run one at a time: address allocation and single-use tokens need a stable view.
   let enrolQueue: Promise<unknown> = Promise.resolve();
 
   const requireVersion = (v: number) => {
-    const problem = checkProtocolVersion(v);
+    const problem = checkProtocolVersion(v, supportedProtocolVersions);
     if (problem) throw new ConnectError(problem, Code.FailedPrecondition);
   };
 
@@ -222,6 +227,7 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
           lastReportAtMs: clock.nowMs(),
           ...(req.agentVersion !== '' && req.agentVersion !== agent.agentVersion ? { agentVersion: req.agentVersion } : {}),
         });
+        deps.onReport?.(agent.name);
         if (req.applyErrors.length > 0) {
           log.warn({ agent: agent.name, generationSeen: Number(req.generationSeen), errors: req.applyErrors.map((e) => ({ step: e.step, exitCode: e.exitCode, isTerminal: e.isTerminal })) }, 'agent reports apply errors');
         }

@@ -1,0 +1,65 @@
+// Failover through the distributor: serving health moves a subnet to its standby and back, each
+// move is reported once as a handover, and servingAssignments() shows who serves what.
+import t from 'tap';
+import { silentLogger } from '../../lib/logger.js';
+import { systemClock } from '../../lib/clock.js';
+import { parsePolicy } from '../policy/index.js';
+import { MemoryStore } from '../store/memory.js';
+import type { AgentRecord } from '../store/store.js';
+import { Distributor, type Handover } from './distributor.js';
+
+const POLICY = `version: 1
+zones: { n3: {}, psn: {} }
+agents:
+  primary: { zones: [n3] }
+  standby: { zones: [n3] }
+  council: { zones: [psn] }
+subnets:
+  records: { cidr: 10.20.1.0/24, zone: n3, via: [primary, standby] }
+  social: { cidr: 10.60.1.0/24, zone: psn, via: [council] }
+rules:
+  - { name: social-to-records, from: social, to: records, ports: [tcp/443] }
+`;
+
+const KEYS = ['AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=', 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA='];
+
+function agent(name: string, i: number, advertised: string[]): AgentRecord {
+  return {
+    id: name, name, publicKey: KEYS[i]!, endpoint: `172.31.${i + 1}.2:51820`, overlayAddress: `100.64.0.${i + 1}/10`, advertised,
+    credentialHash: `h${i}`, agentVersion: 't', protocolVersion: 1, enrolledAtMs: 0, revokedAtMs: null, desiredGeneration: 0,
+    desiredHash: '', appliedGeneration: 0, lastReportAtMs: null, lastReport: null,
+  };
+}
+
+t.test('serving health moves a subnet to the standby and back, one handover each way', async (t) => {
+  const store = new MemoryStore();
+  const audit = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
+  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', audit);
+  await store.enrollAgent(agent('standby', 1, ['10.20.1.0/24']), 'none', audit);
+  await store.enrollAgent(agent('council', 2, ['10.60.1.0/24']), 'none', audit);
+  const handovers: Handover[][] = [];
+  const d = new Distributor({ store, log: silentLogger(), clock: systemClock, onHandover: (h) => handovers.push([...h]) });
+  await d.start();
+  const parsed = parsePolicy(POLICY);
+  t.ok(parsed.policy, JSON.stringify(parsed.errors));
+  await d.setPolicy(parsed.policy!, 1);
+  t.same(handovers, [[{ subnet: 'records', from: '', to: 'primary', role: 'primary', fromRole: '', unhealthy: [] }, { subnet: 'social', from: '', to: 'council', role: 'primary', fromRole: '', unhealthy: [] }]],
+    'the policy arriving hands each subnet to its primary');
+  handovers.length = 0;
+  const serving = () => d.servingAssignments().filter((a) => a.subnet === 'records').map((a) => `${a.agent}/${a.role}=${a.isServing ? 1 : 0}`);
+  t.same(serving(), ['primary/primary=1', 'standby/standby=0']);
+
+  await d.setAgentHealth('primary', false);
+  t.same(handovers, [[{ subnet: 'records', from: 'primary', to: 'standby', role: 'standby', fromRole: 'primary', unhealthy: ['primary'] }]]);
+  t.same(serving(), ['primary/primary=0', 'standby/standby=1']);
+  t.same(d.currentConfig('standby')!.localSubnets.map((s) => s.name), ['records']);
+  t.same(d.currentConfig('primary')!.localSubnets.map((s) => s.name), []);
+
+  handovers.length = 0;
+  await d.setAgentHealth('primary', false);
+  t.same(handovers, [], 'no change, no handover');
+  await d.setAgentHealth('primary', true);
+  t.same(handovers, [[{ subnet: 'records', from: 'standby', to: 'primary', role: 'primary', fromRole: 'standby', unhealthy: [] }]]);
+  t.same(serving(), ['primary/primary=1', 'standby/standby=0']);
+  await d.stop();
+});
