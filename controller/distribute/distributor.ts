@@ -355,7 +355,7 @@ export class Distributor implements DistributionPort {
       return;
     }
     // Persist first: a pushed generation must survive a restart.
-    await Promise.all(changed.map((c) => this.#store.updateAgent(c.name, { desiredGeneration: c.generation, desiredHash: c.hash })));
+    await this.#store.setDesiredGenerations(changed.map((c) => ({ name: c.name, generation: c.generation, hash: c.hash })));
     let pushed = 0;
     for (const c of changed) {
       const known = this.#known.get(c.name);

@@ -92,6 +92,9 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     await store.updateAgent('box-a', { endpoint: '203.0.113.9:51820', advertised: ['10.1.0.0/16', '10.2.0.0/16'], appliedGeneration: 4, desiredGeneration: 5, desiredHash: 'h5', lastReportAtMs: 77, lastReport: '{"x":1}' });
     t.match(await store.agentByName('box-a'), { endpoint: '203.0.113.9:51820', advertised: ['10.1.0.0/16', '10.2.0.0/16'], appliedGeneration: 4, desiredGeneration: 5, desiredHash: 'h5', lastReportAtMs: 77, lastReport: '{"x":1}' });
     await store.updateAgent('box-a', {});
+    await store.setDesiredGenerations([{ name: 'box-a', generation: 6, hash: 'h6' }, { name: 'ghost', generation: 1, hash: 'x' }]);
+    t.match(await store.agentByName('box-a'), { desiredGeneration: 6, desiredHash: 'h6', appliedGeneration: 4 }, 'batched generations land; unknown names are ignored');
+    t.equal(await store.agentByName('ghost'), null);
 
     const before = await store.auditCount();
     t.equal(await store.revokeAgent('box-a', 900, audit('agent.revoke')), true);

@@ -235,6 +235,15 @@ export class KyselyStore implements Store {
     await this.#db.updateTable('agents').set(set).where('name', '=', name).execute();
   }
 
+  async setDesiredGenerations(entries: { name: string; generation: number; hash: string }[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#db.transaction().execute(async (trx) => {
+      for (const e of entries) {
+        await trx.updateTable('agents').set({ desired_generation: e.generation, desired_hash: e.hash }).where('name', '=', e.name).execute();
+      }
+    });
+  }
+
   async revokeAgent(name: string, atMs: number, audit: AuditInput): Promise<boolean> {
     return this.#write(audit, atMs, async (trx) => {
       const r = await trx.updateTable('agents').set({ revoked_at_ms: atMs })

@@ -119,6 +119,9 @@ export class MemoryStore implements Store {
       if (v !== undefined) (a as unknown as Record<string, unknown>)[k] = copy(v);
     }
   }
+  async setDesiredGenerations(entries: { name: string; generation: number; hash: string }[]): Promise<void> {
+    for (const e of entries) await this.updateAgent(e.name, { desiredGeneration: e.generation, desiredHash: e.hash });
+  }
   async revokeAgent(name: string, atMs: number, audit: AuditInput): Promise<boolean> {
     const a = this.#agents.get(name);
     if (!a || a.revokedAtMs !== null) return false;

@@ -113,6 +113,9 @@ export interface Store {
   /** Creates or replaces (re-enrolment of the same name) the agent; marks the join token used. */
   enrollAgent(agent: AgentRecord, joinTokenId: string, audit: AuditInput): Promise<void>;
   updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void>;
+  /** Records the desired generation and hash of many agents in one transaction (one fsync for a
+   *  policy change that touches hundreds of agents). Unknown names are ignored. */
+  setDesiredGenerations(entries: { name: string; generation: number; hash: string }[]): Promise<void>;
   revokeAgent(name: string, atMs: number, audit: AuditInput): Promise<boolean>;
   deleteAgent(name: string, audit: AuditInput): Promise<boolean>;
 
