@@ -43,6 +43,8 @@ export interface ControlClientOptions {
   /** Use this transport instead of making one (benchmarks sharing connections; no pinning then). */
   transport?: Transport;
   random?: () => number;
+  /** The protocol version this agent speaks. Default PROTOCOL_VERSION (tests simulate other builds). */
+  protocolVersion?: number;
 }
 
 export interface ConnectControlClient extends ControlClient {
@@ -61,6 +63,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
   const log = opts.log.child({ component: 'control' });
   const pin = normaliseFingerprint(opts.caFingerprint);
   const callTimeoutMs = opts.callTimeoutMs ?? 15_000;
+  const protocolVersion = opts.protocolVersion ?? PROTOCOL_VERSION;
   let credential: string | undefined = opts.credential;
   let isCredentialLoaded = credential !== undefined;
   let connection: { client: Client<typeof AgentService>; session?: Http2SessionManager } | null = null;
@@ -126,7 +129,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       const { client: rpc } = await connectionOf();
       try {
         const res = await rpc.enroll({
-          protocolVersion: PROTOCOL_VERSION, joinToken: joinSecret, name: input.name, publicKey: input.publicKey,
+          protocolVersion, joinToken: joinSecret, name: input.name, publicKey: input.publicKey,
           endpoint: input.endpoint, advertisedSubnets: input.advertisedSubnets, agentVersion: input.agentVersion,
         }, { timeoutMs: callTimeoutMs });
         credential = res.credential;
@@ -144,7 +147,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       const headers = await authHeaders();
       const { client: rpc } = await connectionOf();
       try {
-        await rpc.report({ ...report, protocolVersion: PROTOCOL_VERSION }, { headers, timeoutMs: callTimeoutMs });
+        await rpc.report({ ...report, protocolVersion }, { headers, timeoutMs: callTimeoutMs });
       } catch (e) {
         throw toCrosslinkError(e, 'report');
       }
@@ -161,7 +164,9 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
         stopController.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
       });
 
-      const once = async (): Promise<{ wasConnected: boolean; reason: string; isDead: boolean; isAuthError: boolean }> => {
+      // isRefused: the controller refused the credential or our protocol version; another attempt
+      // soon cannot fix that (an operator must act), so those retry at the slowest pace.
+      const once = async (): Promise<{ wasConnected: boolean; reason: string; isDead: boolean; isRefused: boolean }> => {
         const ac = new AbortController();
         current = ac;
         let wasConnected = false;
@@ -180,7 +185,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
           const { client: rpc } = await connectionOf();
           arm(timeoutMs);
           const stream = rpc.watchConfig({
-            protocolVersion: PROTOCOL_VERSION,
+            protocolVersion,
             knownContentHash: hello.knownContentHash(),
             endpoint: hello.endpoint,
             advertisedSubnets: hello.advertisedSubnets,
@@ -201,12 +206,12 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
             arm(timeoutMs);
             if (m.msg.case === 'config') events.onConfig(m.msg.value);
           }
-          return { wasConnected, reason: 'the controller ended the stream', isDead: false, isAuthError: false };
+          return { wasConnected, reason: 'the controller ended the stream', isDead: false, isRefused: false };
         } catch (e) {
-          if (deadReason) return { wasConnected, reason: deadReason, isDead: true, isAuthError: false };
-          if (stopController.signal.aborted) return { wasConnected, reason: 'stopped', isDead: false, isAuthError: false };
+          if (deadReason) return { wasConnected, reason: deadReason, isDead: true, isRefused: false };
+          if (stopController.signal.aborted) return { wasConnected, reason: 'stopped', isDead: false, isRefused: false };
           const err = e instanceof CrosslinkError ? e : toCrosslinkError(e, 'watch');
-          return { wasConnected, reason: err.message, isDead: false, isAuthError: err.code === 'unauthenticated' };
+          return { wasConnected, reason: err.message, isDead: false, isRefused: err.code === 'unauthenticated' || err.code === 'protocol_mismatch' };
         } finally {
           clearTimeout(timer);
           current = null;
@@ -224,9 +229,10 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
             log.warn({ reason: r.reason }, r.wasConnected ? 'config stream lost' : 'cannot open config stream');
           }
           lastReason = r.reason;
-          // A refused credential will not start working by itself: retry at the slowest pace.
+          // A refused credential or protocol version will not start working by itself (the
+          // controller or this agent must be upgraded, or the box re-enrolled): slowest pace.
           let delayMs = backoff.next();
-          if (r.isAuthError) delayMs = Math.max(delayMs, (opts.backoff?.maxMs ?? 30_000));
+          if (r.isRefused) delayMs = Math.max(delayMs, (opts.backoff?.maxMs ?? 30_000));
           await sleep(delayMs);
         }
       })();

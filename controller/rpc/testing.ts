@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import fastify from 'fastify';
+import type { Interceptor } from '@connectrpc/connect';
 import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
 import type { Clock } from '../../lib/clock.js';
 import { systemClock } from '../../lib/clock.js';
@@ -24,6 +25,8 @@ export interface TestController {
   store: Store;
   distributor: Distributor;
   clock: Clock;
+  /** How many requests each RPC method got so far, by method name ("Enroll", "WatchConfig", "Report"). */
+  calls: Map<string, number>;
   /** Creates a join token and returns its full text ("xljoin1.…") and secret. */
   joinToken(name: string, opts?: { ttlMs?: number; isReusable?: boolean }): Promise<{ text: string; secret: string; id: string }>;
   close(): Promise<void>;
@@ -33,6 +36,10 @@ export async function startTestController(opts: {
   store?: Store; clock?: Clock; log?: Logger; heartbeatIntervalMs?: number; overlayCidr?: string; dataDir?: string; port?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection Node's default is unlimited. */
   maxConcurrentStreams?: number;
+  /** Protocol versions the agent service accepts (default: this build's). */
+  supportedProtocolVersions?: readonly number[];
+  /** Server-side Connect interceptors (e.g. to add fields a newer controller would send). */
+  interceptors?: Interceptor[];
 } = {}): Promise<TestController> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? silentLogger();
@@ -42,9 +49,18 @@ export async function startTestController(opts: {
   const distributor = new Distributor({ store, log, clock, heartbeatIntervalMs: opts.heartbeatIntervalMs });
   await distributor.start();
   const app = fastify({ http2: true, https: { allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem, ...(opts.maxConcurrentStreams ? { settings: { maxConcurrentStreams: opts.maxConcurrentStreams } } : {}) }, logger: false });
+  const calls = new Map<string, number>();
+  const counting: Interceptor = (next) => async (req) => {
+    calls.set(req.method.name, (calls.get(req.method.name) ?? 0) + 1);
+    return next(req);
+  };
   await app.register(fastifyConnectPlugin, {
-    routes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: opts.overlayCidr ?? '100.64.0.0/10', heartbeatIntervalMs: opts.heartbeatIntervalMs }),
+    routes: agentServiceRoutes({
+      store, distributor, log, clock, overlayCidr: opts.overlayCidr ?? '100.64.0.0/10', heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      supportedProtocolVersions: opts.supportedProtocolVersions,
+    }),
     contextValues: agentContextValues,
+    interceptors: [counting, ...(opts.interceptors ?? [])],
   });
   // Node's graceful http2 close waits for clients to hang up idle sessions (fastify then waits up to
   // http2SessionTimeout, 72 s): end them ourselves once the streams are closed.
@@ -56,7 +72,7 @@ export async function startTestController(opts: {
   await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return {
-    url, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem, store, distributor, clock,
+    url, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem, store, distributor, clock, calls,
     async joinToken(name, o = {}) {
       const secret = randomBytes(24).toString('base64url');
       const id = randomUUID();
