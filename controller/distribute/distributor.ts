@@ -15,7 +15,7 @@ import { parsePolicy } from '../policy/validate.js';
 import type { AgentDiff, AgentLiveView, DistributionPort } from './port.js';
 import type { PolicyCompiler } from './compiler.js';
 import { defaultCompiler } from './policy-compiler.js';
-import { contentHashOf } from './content-hash.js';
+import { contentHash as contentHashOf } from '../policy/index.js';
 
 /** Why the distributor ends a stream. The RPC layer maps all but 'stopping' to UNAUTHENTICATED. */
 export type CloseReason = 'revoked' | 'deleted' | 'reenrolled' | 'stopping';
