@@ -34,7 +34,11 @@ export interface ControlClientOptions {
   clock: Clock;
   /** Default "2": one connection carries every call. */
   httpVersion?: '1.1' | '2';
-  /** Reconnect backoff; default 500 ms doubling to 30 s, full jitter. */
+  /**
+   * Reconnect backoff; default 500 ms doubling to 15 s, full jitter. The cap bounds how long a box
+   * stays stale after the controller comes back from an outage of any length: every agent must
+   * reconnect and report within 30 s, and a 30 s cap alone (plus the attempt) could not promise that.
+   */
   backoff?: BackoffOptions;
   /** Overrides "3x the announced heartbeat interval" (tests). */
   heartbeatTimeoutMs?: number;
@@ -58,6 +62,10 @@ const FILE_CREDENTIAL = 'credential';
 const FILE_CA = 'controller-ca.pem';
 /** Until the first heartbeat announces the interval: the protocol's maximum (30 s). */
 const FIRST_MESSAGE_TIMEOUT_MS = 30_000;
+/** Longest wait between reconnect attempts (full jitter: uniform 0..cap). */
+const RECONNECT_MAX_MS = 15_000;
+/** Retry pace after the controller refused the credential or protocol (an operator must act). */
+const REFUSED_RETRY_MS = 30_000;
 
 export function createControlClient(opts: ControlClientOptions): ConnectControlClient {
   const log = opts.log.child({ component: 'control' });
@@ -154,7 +162,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
     },
 
     watch(events: ConfigStreamEvents, hello) {
-      const backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: 30_000, jitter: 1 }, opts.random);
+      const backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: RECONNECT_MAX_MS, jitter: 1 }, opts.random);
       const stopController = new AbortController();
       let current: AbortController | null = null;
       let lastReason: string | null = null;
@@ -232,7 +240,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
           // A refused credential or protocol version will not start working by itself (the
           // controller or this agent must be upgraded, or the box re-enrolled): slowest pace.
           let delayMs = backoff.next();
-          if (r.isRefused) delayMs = Math.max(delayMs, (opts.backoff?.maxMs ?? 30_000));
+          if (r.isRefused) delayMs = Math.max(delayMs, (opts.backoff?.maxMs ?? REFUSED_RETRY_MS));
           await sleep(delayMs);
         }
       })();
