@@ -48,6 +48,9 @@ export interface AgentRunOptions {
   agentVersion: string;
   resyncIntervalMs?: number;
   reportIntervalMs?: number;
+  /** With the controller unreachable this long after start, the saved config's virtual gateways
+   *  are claimed anyway (fail static). Default 60 s. */
+  gatewayClaimAfterMs?: number;
 }
 
 export interface ControlClientFactory {
@@ -339,6 +342,12 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   }
   reconciler.start();
   prober?.start();
+  // Fail static for gateways too, but only once the controller has stayed away for a while.
+  const gatewayTimer = setTimeout(() => {
+    if (!conn.isConnected) alog.warn('controller still unreachable; claiming the saved config\'s gateway addresses');
+    reconciler.allowGatewayClaim();
+  }, opts.gatewayClaimAfterMs ?? 60_000);
+  gatewayTimer.unref();
   const events = deps.watchHostEvents?.({ interfaceName: opts.interfaceName, kick: () => reconciler.kick(), log: alog });
 
   const abort = new AbortController();
@@ -356,6 +365,9 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     });
     watch = control.watch({
       onConfig: (cfg) => {
+        // The controller has spoken: this config says whether the box serves, so its gateways
+        // may be claimed (or released).
+        reconciler.allowGatewayClaim();
         const res = reconciler.setDesired(cfg);
         if (res.error) {
           countConfigError(metrics);
@@ -404,6 +416,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       if (reportTimer) clearInterval(reportTimer);
       events?.stop();
       prober?.stop();
+      clearTimeout(gatewayTimer);
       await connecting.catch(() => undefined);
       await watch?.stop();
       // Connect clients hold an HTTP/2 session open; release it (other clients have no close()).

@@ -77,11 +77,26 @@ export interface WireGuardPort {
   remove(ifname: string): Promise<void>;
 }
 
+/** One address on one of the box's interfaces. */
+export interface InterfaceAddress {
+  ifname: string;
+  /** With prefix length, canonical ("10.20.1.2/24"). */
+  cidr: string;
+}
+
 export interface LinkPort {
   observe(ifname: string): Promise<LinkObserved>;
   setUp(ifname: string, mtu: number): Promise<void>;
   addAddress(ifname: string, cidr: string): Promise<void>;
   delAddress(ifname: string, cidr: string): Promise<void>;
+  /** Every global address on every interface except loopback (link-local IPv6 left out), sorted by
+   *  interface then address. Used to place virtual gateway addresses on the right LAN. Optional:
+   *  without it the reconciler leaves gateway addresses alone. */
+  observeAll?(): Promise<InterfaceAddress[]>;
+  /** Adds a virtual gateway address (a subnet's `gateway`) to a LAN interface and announces it so
+   *  LAN hosts move their neighbour entry to this box: gratuitous ARP for IPv4, an unsolicited
+   *  neighbour advertisement for IPv6. Removing it is `delAddress`. */
+  addGateway?(ifname: string, cidr: string): Promise<void>;
 }
 
 export interface RoutePort {

@@ -55,6 +55,14 @@ export function isLiteralEndpoint(endpoint: string): boolean {
   return !!m && parseAddress(m[1]!) !== null;
 }
 
+/** True when `address` ("10.20.1.2/24") lies inside the network of `gateway` ("10.20.1.1/24"). */
+export function isInNetworkOf(address: string, gateway: string): boolean {
+  const a = parseCidr(address);
+  const g = parseCidr(gateway);
+  if (!a || !g || a.addr.kind() !== g.addr.kind()) return false;
+  return a.addr.match(g.addr, g.len);
+}
+
 export function comparePrefixes(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

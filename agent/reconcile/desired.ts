@@ -10,7 +10,7 @@ import type { RouteObserved, WgDeviceDesired, WgPeerDesired, WireGuardMode } fro
 import { canonicalEndpoint, canonicalInterfaceAddress, canonicalPrefix, comparePrefixes } from './canonical.js';
 
 // plan.ts may not import from host/ (lint boundary), so the port types it compares pass through here.
-export type { FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode } from '../host/ports.js';
+export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode } from '../host/ports.js';
 
 /** Local settings of this box; they never come from the controller. */
 export interface AgentSettings {
@@ -51,6 +51,9 @@ export interface DesiredState {
   firewall: { ruleset: string; /** sha256 hex of `ruleset` */ hash: string };
   /** Sysctls that must hold these values, sorted by key. */
   sysctls: Array<{ key: string; value: string }>;
+  /** Virtual gateway addresses of the subnets this box serves ("10.20.1.1/24"), sorted. Absent
+   *  in states built before the field existed: no gateways. */
+  gateways?: string[];
   /** Peer public key -> peer name (for reports and status). */
   peerNames: Record<string, string>;
 }
@@ -128,6 +131,12 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
   const fw = config.firewall ?? create(FirewallSchema);
   validateFirewall(fw, errors, prefix);
   config.localSubnets.forEach((s, i) => s.prefixes.forEach((p, j) => prefix(`local_subnets[${i}].prefixes[${j}]`, p)));
+  const gateways: string[] = [];
+  config.localSubnets.forEach((s, i) => s.gateways.forEach((g, j) => {
+    const c = canonicalInterfaceAddress(g);
+    if (c === null) errors.push({ path: `local_subnets[${i}].gateways[${j}]`, message: `"${g}" is not an address with prefix length` });
+    else gateways.push(c);
+  }));
 
   if (errors.length > 0) throw new InvalidConfigError(errors);
 
@@ -161,5 +170,6 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
     firewall: { ruleset, hash: createHash('sha256').update(ruleset).digest('hex') },
     sysctls: sysctls.sort((a, b) => comparePrefixes(a.key, b.key)),
     peerNames,
+    gateways: [...new Set(gateways)].sort(comparePrefixes),
   };
 }

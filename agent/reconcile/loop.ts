@@ -89,6 +89,7 @@ function stepName(s: Step): string {
     case 'address.add': case 'address.del': return 'address';
     case 'firewall.replace': return 'firewall';
     case 'sysctl.set': return 'sysctl';
+    case 'gateway.add': case 'gateway.del': return 'gateway';
     default: return s.kind;
   }
 }
@@ -113,6 +114,9 @@ export class Reconciler {
   private readonly listeners: Array<(o: ApplyOutcome) => void> = [];
 
   private desired: DesiredState | null = null;
+  /** Gateway addresses of every desired state seen (the saved one at start included). */
+  private readonly knownGateways = new Set<string>();
+  private isGatewayClaimAllowed = false;
   private firewallRecord: FirewallRecord | null = null;
   private configErrors: ApplyFailure[] = [];
   private lastRunErrors: ApplyFailure[] = [];
@@ -155,6 +159,7 @@ export class Reconciler {
     this.configErrors = [];
     const prev = this.desired;
     this.desired = next;
+    for (const g of next.gateways ?? []) this.knownGateways.add(g);
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
       if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash) this.st.generationApplied = next.generation;
@@ -163,6 +168,17 @@ export class Reconciler {
     this.backoff.reset();
     if (this.isStarted) this.kick();
     return { isChanged: true };
+  }
+
+  /**
+   * From now on, add and remove virtual gateway addresses. Until this is called (the controller
+   * confirmed a config, or has been unreachable for long), gateway addresses are left as they are:
+   * a box restarting with a saved config must not take a gateway its standby holds now.
+   */
+  allowGatewayClaim(): void {
+    if (this.isGatewayClaimAllowed) return;
+    this.isGatewayClaimAllowed = true;
+    if (this.isStarted) this.kick();
   }
 
   /** The config being enforced, as a desired state (null before the first valid config). */
@@ -222,16 +238,24 @@ export class Reconciler {
 
   async observe(desired: DesiredState): Promise<ObservedState> {
     const ifname = desired.interfaceName;
-    const [wireguard, link, routes, firewall, sysctlValues] = await Promise.all([
+    const links = this.host.links;
+    const [wireguard, link, routes, firewall, sysctlValues, interfaceAddresses] = await Promise.all([
       this.host.wireguard.observe(ifname),
-      this.host.links.observe(ifname),
+      links.observe(ifname),
       this.host.routes.observe(),
       this.host.firewall.observe(),
       Promise.all(desired.sysctls.map(({ key }) => this.host.sysctl.get(key).catch(() => ''))),
+      // Only when a gateway is or was wanted: boxes without one run no extra command.
+      this.knownGateways.size > 0 && links.observeAll ? links.observeAll() : Promise.resolve(undefined),
     ]);
     const sysctls: Record<string, string> = {};
     desired.sysctls.forEach(({ key }, i) => { sysctls[key] = sysctlValues[i]!; });
-    return { wireguard, link, routes, firewall, firewallRecord: this.firewallRecord, sysctls };
+    const observed: ObservedState = { wireguard, link, routes, firewall, firewallRecord: this.firewallRecord, sysctls };
+    if (interfaceAddresses !== undefined) {
+      observed.interfaceAddresses = interfaceAddresses;
+      observed.gatewayOwnership = this.isGatewayClaimAllowed ? [...this.knownGateways].sort() : null;
+    }
+    return observed;
   }
 
   private async applyStep(step: Step): Promise<void> {
@@ -250,6 +274,12 @@ export class Reconciler {
       case 'wireguard.sync': return h.wireguard.sync(step.ifname, step.device);
       case 'routes': return h.routes.apply({ add: step.add, del: step.del });
       case 'sysctl.set': return h.sysctl.set(step.key, step.value);
+      case 'gateway.add': {
+        if (step.ifname === '') throw new Error(`gateway ${step.cidr}: no interface of this box has an address in its network; give the LAN interface an address there`);
+        if (!h.links.addGateway) throw new Error('this host cannot add gateway addresses');
+        return h.links.addGateway(step.ifname, step.cidr);
+      }
+      case 'gateway.del': return h.links.delAddress(step.ifname, step.cidr);
     }
   }
 

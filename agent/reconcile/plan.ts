@@ -1,9 +1,9 @@
 // plan(desired, observed) -> steps. PURE (lint forbids I/O here): the loop observes the host, calls
 // plan, and applies the steps. The same desired state against a host that already matches it
 // yields no steps, so a reconcile with nothing to do issues no write command.
-import { comparePrefixes, isLiteralEndpoint } from './canonical.js';
+import { comparePrefixes, isInNetworkOf, isLiteralEndpoint } from './canonical.js';
 import type {
-  DesiredState, FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
+  DesiredState, FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
 } from './desired.js';
 
 /** What the reconciler remembers about its own last firewall write. */
@@ -25,6 +25,15 @@ export interface ObservedState {
   firewallRecord: FirewallRecord | null;
   /** Current values of the sysctls named in the desired state ("" when unreadable). */
   sysctls: Record<string, string>;
+  /** Every address on the box's interfaces (for virtual gateways). Absent: gateways left alone. */
+  interfaceAddresses?: InterfaceAddress[];
+  /**
+   * Gateway addresses this agent has held or been asked to hold (remembered from desired states):
+   * only these are ever removed, never an address someone else configured. null or absent:
+   * gateway addresses are left as they are (e.g. after a restart, until the controller confirms
+   * that this box still serves, so a rebooted primary does not grab a gateway its standby holds).
+   */
+  gatewayOwnership?: string[] | null;
 }
 
 export type Step =
@@ -35,7 +44,10 @@ export type Step =
   | { kind: 'firewall.replace'; ruleset: string; hash: string; reason: 'missing' | 'changed' | 'drift' }
   | { kind: 'wireguard.sync'; ifname: string; device: WgDeviceDesired }
   | { kind: 'routes'; add: RouteObserved[]; del: RouteObserved[] }
-  | { kind: 'sysctl.set'; key: string; value: string };
+  | { kind: 'sysctl.set'; key: string; value: string }
+  /** ifname "" means no LAN interface has an address in the gateway's network: the step fails. */
+  | { kind: 'gateway.add'; ifname: string; cidr: string }
+  | { kind: 'gateway.del'; ifname: string; cidr: string };
 
 export type StepKind = Step['kind'];
 
@@ -50,6 +62,8 @@ export function describeStep(s: Step): string {
     case 'wireguard.sync': return `wg sync ${s.ifname} (${s.device.peers.length} peers, port ${s.device.listenPort})`;
     case 'routes': return `routes add ${s.add.map((r) => r.prefix).join(',') || '-'} del ${s.del.map((r) => r.prefix).join(',') || '-'}`;
     case 'sysctl.set': return `sysctl ${s.key}=${s.value}`;
+    case 'gateway.add': return `gateway add ${s.cidr} dev ${s.ifname || '(no LAN in its network)'}`;
+    case 'gateway.del': return `gateway del ${s.cidr} dev ${s.ifname}`;
   }
 }
 
@@ -121,7 +135,38 @@ export function plan(desired: DesiredState, observed: ObservedState): Step[] {
   for (const { key, value } of desired.sysctls) {
     if ((observed.sysctls[key] ?? '').trim() !== value) steps.push({ kind: 'sysctl.set', key, value });
   }
+
+  steps.push(...gatewaySteps(desired, observed));
   return steps;
+}
+
+/**
+ * Virtual gateways last: the box takes over a LAN's return path only once its firewall, peers,
+ * routes and forwarding are in place. A gateway goes on the interface that has an address of its
+ * own in the gateway's network; addresses this agent never owned are never removed.
+ */
+function gatewaySteps(desired: DesiredState, observed: ObservedState): Step[] {
+  const ownership = observed.gatewayOwnership;
+  if (observed.interfaceAddresses === undefined || ownership === null || ownership === undefined) return [];
+  const want = desired.gateways ?? [];
+  const owned = new Set([...ownership, ...want]);
+  const lan = observed.interfaceAddresses.filter((a) => a.ifname !== desired.interfaceName);
+  const steps: Step[] = [];
+  for (const a of lan) {
+    // Also on the wrong interface (the LAN moved): remove there, add on the right one.
+    if (owned.has(a.cidr) && (!want.includes(a.cidr) || placeFor(a.cidr, lan, owned) !== a.ifname)) steps.push({ kind: 'gateway.del', ifname: a.ifname, cidr: a.cidr });
+  }
+  for (const cidr of want) {
+    const ifname = placeFor(cidr, lan, owned);
+    if (ifname !== '' && lan.some((a) => a.cidr === cidr && a.ifname === ifname)) continue;
+    steps.push({ kind: 'gateway.add', ifname, cidr });
+  }
+  return steps;
+}
+
+/** The interface with an address of its own (not a gateway) in the gateway's network; "" if none. */
+function placeFor(gateway: string, lan: readonly InterfaceAddress[], owned: ReadonlySet<string>): string {
+  return lan.find((a) => !owned.has(a.cidr) && isInNetworkOf(a.cidr, gateway))?.ifname ?? '';
 }
 
 function firewallReason(desired: DesiredState, observed: ObservedState): 'missing' | 'changed' | 'drift' | null {

@@ -375,7 +375,7 @@ export class PolicyCompiler {
         isAllSame = false;
         const prefixes = mergeParsed(s.cidrs.map((c) => this.cache.get(c)));
         const texts = Object.freeze(prefixes.map((p) => p.text));
-        subnets.set(s.name, { subnet: s, prefixes, texts, cluster: s.name, sig: JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade]) });
+        subnets.set(s.name, { subnet: s, prefixes, texts, cluster: s.name, sig: JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade, s.gateways ?? []]) });
       }
       if (isAllSame && previous) {
         clusters = previous.clusters;
@@ -730,7 +730,7 @@ export class PolicyCompiler {
 
     const localSubnets: LocalSubnet[] = local.map((s) => {
       const sub = (idx.subnets.get(s) as SubnetInfo).subnet;
-      return { $typeName: 'crosslink.v1.LocalSubnet', name: s, zone: sub.zone, prefixes: sub.cidrs, masquerade: sub.masquerade };
+      return { $typeName: 'crosslink.v1.LocalSubnet', name: s, zone: sub.zone, prefixes: sub.cidrs, masquerade: sub.masquerade, gateways: sub.gateways ?? [] };
     });
     const masquerade = this.mergedOf(local.filter((s) => (idx.subnets.get(s) as SubnetInfo).subnet.masquerade)) as string[];
 
@@ -782,7 +782,7 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
 }
 
 function isSameSubnet(a: Subnet, b: Subnet): boolean {
-  return a === b || (a.zone === b.zone && a.masquerade === b.masquerade && sameList(a.cidrs, b.cidrs) && sameList(a.via, b.via));
+  return a === b || (a.zone === b.zone && a.masquerade === b.masquerade && sameList(a.cidrs, b.cidrs) && sameList(a.via, b.via) && sameList(a.gateways ?? [], b.gateways ?? []));
 }
 
 function isSameRule(a: Rule, b: Rule): boolean {
@@ -847,7 +847,8 @@ export function contentHash(cfg: AgentConfig): string {
     cfg.peers.map((p) => [p.name, p.publicKey, p.endpoint, p.persistentKeepaliveSeconds, p.allowedIps, p.overlayIp]),
     cfg.routes,
     fw ? [fw.outbound.map(flow), fw.inbound.map(flow), fw.local.map(flow), fw.masquerade, fw.localPrefixes] : null,
-    cfg.localSubnets.map((l) => [l.name, l.zone, l.prefixes, l.masquerade]),
+    // Gateways only when present, so configs without one keep the hash they had before the field.
+    cfg.localSubnets.map((l) => (l.gateways.length > 0 ? [l.name, l.zone, l.prefixes, l.masquerade, l.gateways] : [l.name, l.zone, l.prefixes, l.masquerade])),
     cfg.probes.map((p) => [p.name, p.target, p.protocol, p.port, p.expectDeny, p.sourcePrefix]),
     cfg.probeIntervalSeconds,
   ];

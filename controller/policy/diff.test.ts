@@ -76,7 +76,7 @@ for (const c of cases) {
     if (c.name.startsWith('failover')) {
       const sjuh = d.find((x) => x.agent === 'lth-sjuh');
       const standby = d.find((x) => x.agent === 'lth-sjuh-standby');
-      t.ok(sjuh?.lines.includes('- local subnet care-records 10.20.1.0/24, fd00:20:1::/64 [n3]'));
+      t.ok(sjuh?.lines.includes('- local subnet care-records 10.20.1.0/24, fd00:20:1::/64 gateway 10.20.1.1/24, fd00:20:1::1/64 [n3]'));
       t.ok(standby?.lines.includes('+ peer gp-armley allowed-ips 10.31.1.0/24, 100.64.0.1/32'));
       t.ok(d.find((x) => x.agent === 'gp-armley')?.lines.includes('+ peer lth-sjuh-standby allowed-ips 10.20.1.0/24, 10.20.2.0/28, 100.64.0.6/32, fd00:20:1::/64'));
       return;

@@ -70,7 +70,7 @@ function describe(cfg: AgentConfig, sign: '+' | '-'): string[] {
   const out: string[] = [];
   for (const p of cfg.peers) out.push(`${sign} peer ${p.name} allowed-ips ${list(p.allowedIps)}`);
   for (const r of cfg.routes) out.push(`${sign} route ${r}`);
-  for (const s of cfg.localSubnets) out.push(`${sign} local subnet ${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''}`);
+  for (const s of cfg.localSubnets) out.push(`${sign} local subnet ${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''}${s.gateways.length > 0 ? ` gateway ${s.gateways.join(', ')}` : ''}`);
   for (const [dir, rules] of [['outbound', cfg.firewall?.outbound ?? []], ['inbound', cfg.firewall?.inbound ?? []], ['local', cfg.firewall?.local ?? []]] as const) {
     for (const r of rules) out.push(`${sign} ${renderRule(dir, r)}`);
   }
@@ -102,7 +102,7 @@ export function diffConfig(before: AgentConfig, after: AgentConfig): string[] {
     if (parts.length) out.push(`~ peer ${name}: ${parts.join('; ')}`);
   }
   diffList('route', before.routes, after.routes, out);
-  const sub = (c: AgentConfig): string[] => c.localSubnets.map((s) => `${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''} [${s.zone}]`);
+  const sub = (c: AgentConfig): string[] => c.localSubnets.map((s) => `${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''}${s.gateways.length > 0 ? ` gateway ${s.gateways.join(', ')}` : ''} [${s.zone}]`);
   diffList('local subnet', sub(before), sub(after), out);
   diffRules('outbound', before.firewall?.outbound ?? [], after.firewall?.outbound ?? [], out);
   diffRules('inbound', before.firewall?.inbound ?? [], after.firewall?.inbound ?? [], out);

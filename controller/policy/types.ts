@@ -26,6 +26,11 @@ export interface Subnet {
   /** Agents that may serve it, in priority order: first is primary. */
   via: AgentName[];
   masquerade: boolean;
+  /**
+   * Virtual gateway addresses (at most one per family), each with the prefix length of the subnet
+   * prefix it lies in ("10.20.1.1/24"), IPv4 first. Absent or empty: no virtual gateway.
+   */
+  gateways?: string[];
   description?: string;
 }
 

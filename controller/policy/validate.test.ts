@@ -335,3 +335,29 @@ t.test('validated policy is normalized', async (t) => {
   t.same(p.tests[0], { from: '10.60.1.10', to: 'records', proto: 'tcp', port: 443, expect: 'allow' });
   t.same(p.tests[1], { from: 'social-care', to: 'records', expect: 'allow' }, 'no proto, no port: any traffic');
 });
+
+t.test('subnet gateway: one address per family inside the cidr, with its prefix length', async (t) => {
+  const ok = parsePolicy(`${HEAD}subnets:
+  records: { cidr: [10.20.1.0/24, fd00:20:1::/64], zone: n3, via: [hosp, hosp-standby], gateway: [fd00:20:1::1, 10.20.1.1] }
+  dns: { cidr: 10.20.2.0/28, zone: n3, via: [hosp, hosp-standby], gateway: 10.20.2.14 }
+  social-care: { cidr: 10.60.1.0/24, zone: psn, via: council }
+`);
+  t.ok(ok.policy, JSON.stringify(ok.errors));
+  t.same(ok.policy!.subnets.map((s) => s.gateways), [['10.20.2.14/28'], ['10.20.1.1/24', 'fd00:20:1::1/64'], undefined]);
+  const bad: Array<[string, RegExp]> = [
+    ['10.20.2.1', /not inside the subnet's cidr \(10\.20\.1\.0\/24\)/],
+    ['10.20.1.0', /network address of 10\.20\.1\.0\/24/],
+    ['10.20.1.255', /broadcast address of 10\.20\.1\.0\/24/],
+    ['10.20.1.1/24', /not an IP address \(write it without a prefix length/],
+    ['[10.20.1.1, 10.20.1.2]', /at most one IPv4 gateway; 10\.20\.1\.2 is a second one/],
+    ['[]', /gateway must give an address/],
+  ];
+  for (const [value, message] of bad) {
+    const r = parsePolicy(`${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: [hosp], gateway: ${value} }\n`);
+    t.notOk(r.policy, value);
+    const e = (r.errors ?? [])[0];
+    t.match(e?.message, message, value);
+    t.match(e?.path, /^subnets\.records\.gateway/, `${value}: path`);
+    t.equal(e?.line, 11, `${value}: line`);
+  }
+});

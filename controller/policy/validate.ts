@@ -4,7 +4,7 @@ import { PolicyEvaluator } from './evaluate.js';
 import { didYouMean, isValidName } from './names.js';
 import { formatPath, parsePolicyText, type PathSegment, type Position } from './parse.js';
 import { parsePortSpec } from './ports.js';
-import { parseAddress, parsePrefixStrict, type ParsedPrefix } from './prefixes.js';
+import { containsAddress, parseAddress, parsePrefixStrict, type ParsedPrefix } from './prefixes.js';
 import { NameResolver } from './resolve.js';
 import type {
   AgentName, Group, Policy, PolicyAgent, PolicyTest, PortSpec, Rule, RuleProbe, Subnet, SubnetName, Zone,
@@ -26,7 +26,7 @@ export const DEFAULT_MIN_PREFIX_LENGTH = 8;
 const TOP_KEYS = ['version', 'zones', 'agents', 'subnets', 'groups', 'rules', 'tests'];
 const ZONE_KEYS = ['description'];
 const AGENT_KEYS = ['site', 'zones', 'description'];
-const SUBNET_KEYS = ['cidr', 'zone', 'via', 'masquerade', 'description'];
+const SUBNET_KEYS = ['cidr', 'zone', 'via', 'masquerade', 'gateway', 'description'];
 const GROUP_KEYS = ['members', 'description'];
 const RULE_KEYS = ['name', 'from', 'to', 'ports', 'description', 'ticket', 'probes'];
 const PROBE_KEYS = ['from', 'to', 'port', 'proto', 'expect'];
@@ -231,9 +231,43 @@ class Validator {
         if (typeof f.masquerade !== 'boolean') this.err([...p, 'masquerade'], `masquerade must be true or false; got ${typeName(f.masquerade)}`);
         else masquerade = f.masquerade;
       }
+      // Virtual gateway: an address inside one of the subnet's prefixes, one per family.
+      const gateways: string[] = [];
+      const gatewayTexts = f.gateway === undefined || f.gateway === null ? [] : this.stringList(f.gateway, [...p, 'gateway'], 'gateway');
+      if (Array.isArray(f.gateway) && f.gateway.length === 0) this.err([...p, 'gateway'], 'gateway must give an address (or be left out)');
+      const gatewayPath = (i: number): PathSegment[] => (Array.isArray(f.gateway) ? [...p, 'gateway', i] : [...p, 'gateway']);
+      const gatewayFamilies = new Set<number>();
+      gatewayTexts.forEach((g, i) => {
+        const a = parseAddress(g);
+        if (a === undefined) {
+          this.err(gatewayPath(i), `gateway "${g}" is not an IP address (write it without a prefix length, e.g. 10.20.1.1)`);
+          return;
+        }
+        if (gatewayFamilies.has(a.family)) {
+          this.err(gatewayPath(i), `a subnet has at most one IPv${a.family} gateway; ${a.text} is a second one`);
+          return;
+        }
+        gatewayFamilies.add(a.family);
+        const within = prefixes.find((q) => containsAddress(q, a.family, a.value));
+        if (within === undefined) {
+          this.err(gatewayPath(i), `gateway ${a.text} is not inside the subnet's cidr (${prefixes.map((q) => q.text).join(', ') || 'none'})`);
+          return;
+        }
+        if (a.value === within.start && within.start !== within.end) {
+          this.err(gatewayPath(i), `gateway ${a.text} is the network address of ${within.text}; use a host address such as the first one`);
+          return;
+        }
+        if (a.family === 4 && a.value === within.end && within.length < 31) {
+          this.err(gatewayPath(i), `gateway ${a.text} is the broadcast address of ${within.text}`);
+          return;
+        }
+        gateways.push(`${a.text}/${within.length}`);
+      });
+      gateways.sort((x, y) => (x.includes(':') === y.includes(':') ? 0 : x.includes(':') ? 1 : -1));
       prefixes.sort((a, b) => a.family - b.family || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
       parsedCidrs.set(name, prefixes);
       const subnet: Subnet = { name: name as SubnetName, cidrs: prefixes.map((x) => x.text), zone: zone ?? '', via: via as AgentName[], masquerade };
+      if (gateways.length > 0) subnet.gateways = gateways;
       const description = this.optString(f, 'description', p);
       if (description !== undefined) subnet.description = description;
       subnets.push(subnet);

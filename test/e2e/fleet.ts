@@ -64,6 +64,10 @@ export interface FleetOptions {
   timeoutMs?: number;
   /** Environment for the agents and the controller (e.g. LOG_LEVEL). */
   env?: Record<string, string>;
+  /** Extra `controller serve` flags (e.g. health thresholds). */
+  controllerArgs?: string[];
+  /** Extra `agent run` flags for every agent (before each agent's own extraArgs). */
+  agentArgs?: string[];
 }
 
 export interface AgentView {
@@ -223,6 +227,7 @@ export class Fleet {
     const argv = [process.execPath, cliPath(), 'controller', 'serve', '--data-dir', this.dataDir,
       '--listen', `0.0.0.0:${CONTROLLER_PORT}`, '--url', this.controllerUrl];
     if (this.opts.heartbeatIntervalSeconds !== undefined) argv.push('--heartbeat-interval-seconds', String(this.opts.heartbeatIntervalSeconds));
+    argv.push(...(this.opts.controllerArgs ?? []));
     this.controllerProc = this.bed.spawn(this.bed.controller, argv, {
       logFile: this.controllerLog, isDetached: this.opts.isDetached ?? false, env: this.opts.env,
     });
@@ -360,7 +365,7 @@ export class Fleet {
     await mkdir(a.stateDir, { recursive: true, mode: 0o700 });
     const argv = [process.execPath, cliPath(), 'agent', 'run', '--join', a.joinToken, '--name', name, '--state-dir', a.stateDir,
       '--interface', a.box.wgInterface, '--listen-port', String(WG_LISTEN_PORT), '--endpoint', `${a.box.wanAddress}:${WG_LISTEN_PORT}`,
-      '--advertise', advertise.join(','), '--status-listen', STATUS_LISTEN, '--wireguard', 'userspace', ...(a.spec.extraArgs ?? [])];
+      '--advertise', advertise.join(','), '--status-listen', STATUS_LISTEN, '--wireguard', 'userspace', ...(this.opts.agentArgs ?? []), ...(a.spec.extraArgs ?? [])];
     a.proc = this.bed.spawn(a.box, argv, { logFile: a.logFile, isDetached: this.opts.isDetached ?? false, env: this.opts.env });
     return a.proc;
   }

@@ -11,21 +11,26 @@ export function leedsPolicyFile(): string {
 
 /**
  * Boxes are named after the agents. The hospital's two boxes share the care-records LAN and the
- * DNS LAN (a primary and a standby); the shared hub has one LAN per network. LAN hosts route via the
- * first box on their LAN (the primary).
+ * DNS LAN (a primary and a standby, at .2 and .3); hosts there route via the subnets' virtual
+ * gateway (.1, `gateway` in the policy), which the serving box holds, so replies follow a failover.
+ * The shared hub has one LAN per network. Other LAN hosts route via their box.
  */
 export function leedsTopology(prefix?: string): TestbedDescription {
   return {
     ...(prefix ? { prefix } : {}),
     controller: true,
+    lans: [
+      { name: 'care-records', gateway: '10.20.1.1', gateway6: 'fd00:20:1::1' },
+      { name: 'lth-dns', gateway: '10.20.2.1' },
+    ],
     boxes: [
       { name: 'lth-sjuh', lans: [
-        { lan: 'care-records', address: '10.20.1.1/24', address6: 'fd00:20:1::1/64' },
-        { lan: 'lth-dns', address: '10.20.2.1/28' },
-      ] },
-      { name: 'lth-sjuh-standby', lans: [
         { lan: 'care-records', address: '10.20.1.2/24', address6: 'fd00:20:1::2/64' },
         { lan: 'lth-dns', address: '10.20.2.2/28' },
+      ] },
+      { name: 'lth-sjuh-standby', lans: [
+        { lan: 'care-records', address: '10.20.1.3/24', address6: 'fd00:20:1::3/64' },
+        { lan: 'lth-dns', address: '10.20.2.3/28' },
       ] },
       { name: 'gp-chapeltown', lans: [{ lan: 'gp-chapeltown-lan', address: '10.30.1.1/24' }] },
       { name: 'gp-armley', lans: [{ lan: 'gp-armley-lan', address: '10.31.1.1/24' }] },

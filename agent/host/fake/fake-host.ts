@@ -28,7 +28,7 @@ import { wgPublicKey } from '../wg-key.js';
 
 export const FAKE_OPS = [
   'wireguard.observe', 'wireguard.create', 'wireguard.sync', 'wireguard.remove',
-  'links.observe', 'links.setUp', 'links.addAddress', 'links.delAddress',
+  'links.observe', 'links.setUp', 'links.addAddress', 'links.delAddress', 'links.observeAll', 'links.addGateway',
   'routes.observe', 'routes.apply',
   'firewall.observe', 'firewall.replace', 'firewall.remove', 'firewall.counters',
   'sysctl.get', 'sysctl.set',
@@ -38,7 +38,7 @@ export type FakeOp = (typeof FAKE_OPS)[number];
 /** Operations that change the host. A reconcile with nothing to do must call none of them. */
 export const FAKE_WRITE_OPS: readonly FakeOp[] = [
   'wireguard.create', 'wireguard.sync', 'wireguard.remove', 'links.setUp', 'links.addAddress',
-  'links.delAddress', 'routes.apply', 'firewall.replace', 'firewall.remove', 'sysctl.set',
+  'links.delAddress', 'links.addGateway', 'routes.apply', 'firewall.replace', 'firewall.remove', 'sysctl.set',
 ];
 
 /** The command line the Linux adapter would have run, so injected failures look like real ones. */
@@ -51,6 +51,8 @@ const OP_ARGV: Record<FakeOp, string[]> = {
   'links.setUp': ['ip', 'link', 'set', 'dev', 'IF', 'up'],
   'links.addAddress': ['ip', 'addr', 'replace', 'CIDR', 'dev', 'IF'],
   'links.delAddress': ['ip', 'addr', 'del', 'CIDR', 'dev', 'IF'],
+  'links.observeAll': ['ip', '-json', 'addr', 'show'],
+  'links.addGateway': ['ip', 'addr', 'replace', 'CIDR', 'dev', 'IF'],
   'routes.observe': ['ip', '-json', 'route', 'show', 'proto', String(CROSSLINK_RT_PROTO)],
   'routes.apply': ['ip', '-force', '-batch', '-'],
   'firewall.observe': ['nft', 'list', 'table', 'inet', CROSSLINK_NFT_TABLE],
@@ -100,6 +102,8 @@ export class FakeHost implements Host {
   readonly calls = new Map<FakeOp, number>();
   /** Every call in order: operation and arguments (for assertions on what was written). */
   readonly log: Array<{ op: FakeOp; args: unknown[] }> = [];
+  /** Gateway announcements (gratuitous ARP / unsolicited NA) in order: "IF ADDRESS/LEN". */
+  readonly announcements: string[] = [];
 
   private readonly linkTable = new Map<string, FakeLink>();
   private routeTable: FakeRoute[] = [];
@@ -135,6 +139,14 @@ export class FakeHost implements Host {
       }),
       delAddress: (ifname, cidr) => this.call('links.delAddress', [ifname, cidr], () => {
         this.mustLink(ifname, 'links.delAddress').addresses.delete(canonicalInterfaceAddress(cidr));
+      }),
+      observeAll: () => this.call('links.observeAll', [], () => [...this.linkTable]
+        .filter(([name]) => name !== 'lo')
+        .flatMap(([ifname, l]) => [...l.addresses].map((cidr) => ({ ifname, cidr })))
+        .sort((x, y) => (x.ifname < y.ifname ? -1 : x.ifname > y.ifname ? 1 : x.cidr < y.cidr ? -1 : x.cidr > y.cidr ? 1 : 0))),
+      addGateway: (ifname, cidr) => this.call('links.addGateway', [ifname, cidr], () => {
+        this.mustLink(ifname, 'links.addGateway').addresses.add(canonicalInterfaceAddress(cidr));
+        this.announcements.push(`${ifname} ${canonicalInterfaceAddress(cidr)}`);
       }),
     };
     this.routes = {

@@ -1,7 +1,7 @@
 // LinkPort over `ip -json addr show` and `ip link`/`ip addr`. Link-local IPv6 addresses are the
 // kernel's, not ours, and are not reported.
 import { canonicalInterfaceAddress, sortByPrefix } from '../canonical.js';
-import type { LinkObserved, LinkPort } from '../ports.js';
+import type { InterfaceAddress, LinkObserved, LinkPort } from '../ports.js';
 import type { CommandRunner } from './run.js';
 
 interface IpAddrJson {
@@ -19,6 +19,20 @@ export function parseIpAddrJson(stdout: string): LinkObserved {
     .filter((a) => (a.family === 'inet' || a.family === 'inet6') && !(a.family === 'inet6' && a.scope === 'link'))
     .map((a) => canonicalInterfaceAddress(`${a.local}/${a.prefixlen}`));
   return { exists: true, isUp: (link.flags ?? []).includes('UP'), mtu: link.mtu ?? 0, addresses: sortByPrefix(addresses, (a) => a) };
+}
+
+/** Every global address of `ip -json addr show` (all interfaces but loopback). */
+export function parseIpAddrAllJson(stdout: string): InterfaceAddress[] {
+  const list = JSON.parse(stdout || '[]') as IpAddrJson[];
+  const out: InterfaceAddress[] = [];
+  for (const link of list) {
+    if (link.ifname === 'lo') continue;
+    for (const a of link.addr_info ?? []) {
+      if ((a.family !== 'inet' && a.family !== 'inet6') || (a.family === 'inet6' && a.scope === 'link')) continue;
+      out.push({ ifname: link.ifname, cidr: canonicalInterfaceAddress(`${a.local}/${a.prefixlen}`) });
+    }
+  }
+  return out.sort((x, y) => (x.ifname < y.ifname ? -1 : x.ifname > y.ifname ? 1 : x.cidr < y.cidr ? -1 : x.cidr > y.cidr ? 1 : 0));
 }
 
 export class LinuxLinks implements LinkPort {
@@ -40,6 +54,27 @@ export class LinuxLinks implements LinkPort {
   async addAddress(ifname: string, cidr: string): Promise<void> {
     // `replace` is idempotent where `add` fails with "File exists".
     await this.opts.runner.run(['ip', 'addr', 'replace', canonicalInterfaceAddress(cidr), 'dev', ifname], { netns: this.opts.netns });
+  }
+
+  async observeAll(): Promise<InterfaceAddress[]> {
+    const r = await this.opts.runner.run(['ip', '-json', 'addr', 'show'], { netns: this.opts.netns });
+    return parseIpAddrAllJson(r.stdout);
+  }
+
+  async addGateway(ifname: string, cidr: string): Promise<void> {
+    const c = canonicalInterfaceAddress(cidr);
+    const address = c.slice(0, c.indexOf('/'));
+    if (c.includes(':')) {
+      // With ndisc_notify the kernel sends an unsolicited neighbour advertisement (override flag
+      // set) as the address comes up; nodad: a virtual gateway must work at once, and the old
+      // holder has already given it up (or is dead).
+      await this.opts.runner.run(['sysctl', '-q', '-w', `net.ipv6.conf.${ifname}.ndisc_notify=1`], { netns: this.opts.netns });
+      await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname, 'nodad'], { netns: this.opts.netns });
+    } else {
+      await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname], { netns: this.opts.netns });
+      // Gratuitous ARP, twice within a second: a host ignores an update within its 1 s locktime.
+      await this.opts.runner.run(['arping', '-q', '-U', '-c', '2', '-w', '1', '-I', ifname, address], { netns: this.opts.netns, timeoutMs: 5000 });
+    }
   }
 
   async delAddress(ifname: string, cidr: string): Promise<void> {
