@@ -9,6 +9,7 @@ import { registerRemoteCommands } from './commands/remote.js';
 import { controllerCommand } from './commands/controller.js';
 import { agentCommand } from './commands/agent.js';
 import { statusCommand, checkCommand as healthCheckCommand } from './commands/health.js';
+import { doctorCommand } from './commands/doctor.js';
 
 class UsageError extends Error {}
 
@@ -19,7 +20,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(controllerCommand())
     .command(agentCommand)
     .command(statusCommand)
-    .command(healthCheckCommand);
+    .command(healthCheckCommand)
+    .command(doctorCommand);
   await registerRemoteCommands(y, { policyLocal: [policyCheckCommand, whatifCommand] as unknown as CommandModule[] })
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
