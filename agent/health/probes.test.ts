@@ -6,7 +6,7 @@ import t from 'tap';
 import { AgentConfigSchema, PeerSchema, ProbeSchema, type Probe } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { silentLogger } from '../../lib/logger.js';
 import {
-  connectTcp, judgeProbe, NOT_PROBED, parsePingRttMs, PathProber, PeerProber, pingOnce, Prober, sourceAddressFor, udpExchange,
+  connectTcp, judgeProbe, MIN_PROBES_FOR_LOSS, NOT_PROBED, parsePingRttMs, PathProber, PeerProber, pingOnce, Prober, sourceAddressFor, udpExchange,
   type AttemptOutcome, type ProbeCommandRunner, type ProbeTimers,
 } from './probes.js';
 
@@ -92,6 +92,20 @@ t.test('peer prober: reachability, last RTT and loss over the last 10', async (t
   await p.probeAll([{ name: 'c', overlayIp: '100.64.0.10' }]);
   t.same(p.fields('b'), NOT_PROBED, 'a peer no longer configured is forgotten');
   t.equal(p.fields('c').isReachable, true);
+});
+
+t.test('peer prober: a new peer\'s first lost echoes are no verdict yet', async (t) => {
+  // The other box may still be applying its side of the new peer: its first echoes are lost.
+  const { runner } = fakeRunner({ '100.64.0.9': [{ exitCode: 1 }, { exitCode: 1 }, { exitCode: 1 }, { exitCode: 0, stdout: PING_OK }], '100.64.0.10': [{ exitCode: 1 }, { exitCode: 0, stdout: PING_OK }] });
+  const p = new PeerProber({ runner });
+  const peers = [{ name: 'b', overlayIp: '100.64.0.9' }, { name: 'c', overlayIp: '100.64.0.10' }];
+  await p.probeAll(peers);
+  t.same(p.fields('b'), NOT_PROBED, 'one lost echo of a new peer: not probed yet');
+  await p.probeAll(peers);
+  t.same(p.fields('b'), NOT_PROBED, `${MIN_PROBES_FOR_LOSS - 1} lost: still no verdict`);
+  t.same(p.fields('c'), { isProbed: true, isReachable: true, rttMs: 0.734, lossRatio: 0.5 }, 'an answer makes it a verdict at once');
+  await p.probeAll(peers);
+  t.same(p.fields('b'), { isProbed: true, isReachable: false, rttMs: 0, lossRatio: 1 }, `${MIN_PROBES_FOR_LOSS} lost: unreachable`);
 });
 
 t.test('path prober: picks the source address, dispatches by protocol', async (t) => {

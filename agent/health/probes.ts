@@ -193,6 +193,9 @@ interface PeerWindow { results: boolean[]; lastRttMs: number }
 
 export interface PeerTarget { name: string; overlayIp: string }
 
+/** Probes a new peer must have lost (with none answered) before it counts as unreachable. */
+export const MIN_PROBES_FOR_LOSS = 3;
+
 export class PeerProber {
   private readonly windows = new Map<string, PeerWindow>();
   private readonly windowSize: number;
@@ -232,6 +235,11 @@ export class PeerProber {
     const w = this.windows.get(name);
     if (w === undefined || w.results.length === 0) return NOT_PROBED;
     const lost = w.results.filter((r) => !r).length;
+    // A peer just configured loses its first echoes while the other box is still applying its side
+    // (it ignores our handshake until then). Losses alone in a window that young are no verdict
+    // yet: reported as lost, they made the controller fail a healthy box over (or withdraw its
+    // subnets when it had no standby) and hold it down for the hold-down period.
+    if (lost === w.results.length && w.results.length < MIN_PROBES_FOR_LOSS) return NOT_PROBED;
     return { isProbed: true, isReachable: w.results[w.results.length - 1], rttMs: w.lastRttMs, lossRatio: lost / w.results.length };
   }
 }
