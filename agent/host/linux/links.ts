@@ -66,10 +66,11 @@ export class LinuxLinks implements LinkPort {
     const address = c.slice(0, c.indexOf('/'));
     if (c.includes(':')) {
       // With ndisc_notify the kernel sends an unsolicited neighbour advertisement (override flag
-      // set) as the address comes up; nodad: a virtual gateway must work at once, and the old
-      // holder has already given it up (or is dead).
+      // set) once the address has passed duplicate address detection, so hosts move their entry
+      // for the gateway to this box. Not `nodad`: the kernel sends no advertisement for those
+      // (checked on 6.x), and DAD also refuses the address while another box still holds it.
       await this.opts.runner.run(['sysctl', '-q', '-w', `net.ipv6.conf.${ifname}.ndisc_notify=1`], { netns: this.opts.netns });
-      await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname, 'nodad'], { netns: this.opts.netns });
+      await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname], { netns: this.opts.netns });
     } else {
       await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname], { netns: this.opts.netns });
       // Gratuitous ARP, twice within a second: a host ignores an update within its 1 s locktime.
