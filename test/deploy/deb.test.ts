@@ -14,7 +14,9 @@
 // (CROSSLINK_DEBIAN_MIRROR, default the host's). The minbase root, with the dependencies' .debs
 // downloaded, is cached per day as /var/cache/crosslink-test/bookworm-minbase-YYYYMMDD.tar.
 import t, { type Test } from 'tap';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { have, sh, type ShOptions } from './sh.js';
@@ -29,7 +31,12 @@ const mirror = process.env.CROSSLINK_DEBIAN_MIRROR ?? 'http://deb.debian.org/deb
 const securityMirror = process.env.CROSSLINK_DEBIAN_SECURITY_MIRROR ?? 'http://deb.debian.org/debian-security';
 // What the package's Depends pull in on a minbase root (nodejs's own Depends included); downloaded
 // once into the cached root so a rerun needs no network, but resolved by apt on every run.
-const PREFETCH = ['python3', 'ca-certificates', 'wireguard-tools', 'nftables', 'iproute2', 'procps'];
+const PREFETCH = ['python3', 'ca-certificates', 'wireguard-tools', 'nftables', 'iproute2', 'procps', ...BOOT_PACKAGES()];
+// Installed next to crosslink so the root can be booted with systemd-nspawn and the units run for
+// real (wireguard-go: this kernel may lack the WireGuard module; the units ask for it anyway).
+function BOOT_PACKAGES(): string[] {
+  return ['systemd', 'systemd-sysv', 'dbus', 'wireguard-go'];
+}
 const timings: Record<string, number> = {};
 
 function timed<T>(name: string, f: () => T): T {
@@ -41,7 +48,7 @@ function timed<T>(name: string, f: () => T): T {
   }
 }
 
-const missing = ['debootstrap', 'dpkg-deb', 'dpkg-repack', 'chroot', 'tar'].filter((c) => !have(c));
+const missing = ['debootstrap', 'dpkg-deb', 'dpkg-repack', 'chroot', 'tar', 'systemd-nspawn', 'nsenter', 'mknod'].filter((c) => !have(c));
 if (process.getuid?.() !== 0) {
   t.fail('needs root: debootstrap, chroot and dpkg in a chroot');
 } else if (missing.length) {
@@ -61,8 +68,13 @@ function main(): void {
   const envArgs = (extra?: Record<string, string>) => Object.entries({ ...env, ...extra }).map(([k, v]) => `${k}=${v}`);
   const inRoot = (argv: string[], opts: ShOptions = {}) => sh(['env', '-i', ...envArgs(opts.env), 'chroot', root, ...argv], { ...opts, env: undefined });
   let procMounted = false;
+  let nspawnPid = 0;
 
   const cleanup = () => {
+    if (nspawnPid && isAlive(nspawnPid)) {
+      process.kill(nspawnPid, 'SIGKILL');
+      nspawnPid = 0;
+    }
     // Unmount before removing anything, and never let rm cross into a mount.
     if (procMounted || isMounted(join(root, 'proc'))) {
       if (sh(['umount', join(root, 'proc')], { check: false }).code !== 0) sh(['umount', '-l', join(root, 'proc')], { check: false });
@@ -145,7 +157,7 @@ function main(): void {
     let out: string;
     if (nodeDeb) {
       copyFileSync(nodeDeb, join(root, 'tmp/nodejs.deb'));
-      out = timed('apt-install', () => inRoot(['apt-get', 'install', '-y', '--no-install-recommends', '/tmp/nodejs.deb', '/tmp/crosslink.deb'])).stdout;
+      out = timed('apt-install', () => inRoot(['apt-get', 'install', '-y', '--no-install-recommends', '/tmp/nodejs.deb', '/tmp/crosslink.deb', ...BOOT_PACKAGES()])).stdout;
     } else {
       t.comment('FALLBACK: this machine\'s node is not a dpkg package >= 20; node copied in, nodejs dependency forced');
       copyFileSync(realpathSync(process.execPath), join(root, 'usr/bin/node'));
@@ -193,6 +205,74 @@ function main(): void {
     const sqlite = inRoot(['node', '-e', 'const D=require("/usr/lib/crosslink/node_modules/better-sqlite3");console.log(new D(":memory:").prepare("select sqlite_version() v").get().v)'], { check: false });
     t.equal(sqlite.code, 0, `better-sqlite3 loads in the root (SQLite ${sqlite.stdout.trim()})`, { stderr: sqlite.stderr });
     t.end();
+  });
+
+  // The units for real: boot the root with systemd-nspawn (its own network namespace, so nothing
+  // touches this machine's network), start the controller and the agent from the shipped units
+  // with their sandboxes, enroll the agent with a join token from that controller, and check the
+  // agent applied its config as the unprivileged crosslink user.
+  step('the shipped units run under systemd (nspawn boot): controller serves, agent enrolls', (t) => {
+    if (!have('systemd-nspawn') || !have('nsenter')) {
+      t.fail('systemd-nspawn missing (package systemd-container; make setup installs it)');
+      return;
+    }
+    sh(['umount', join(root, 'proc')]);
+    procMounted = false;
+    // This machine may have no udev, leaving /dev/net/tun 0600; Debian's udev makes it 0666, which
+    // wireguard-go needs when it runs as the crosslink user. A private node with Debian's mode.
+    const tun = join(work, 'tun');
+    sh(['mknod', '-m', '0666', tun, 'c', '10', '200']);
+    writeFileSync(join(root, 'etc/hostname'), 'xlbox\n');
+    writeFileSync(join(root, 'etc/hosts'), '127.0.0.1 localhost xlbox\n');
+    const log = join(work, 'nspawn.log');
+    const child = spawn('systemd-nspawn', ['-D', root, '-b', '--private-network', '--register=no', '--keep-unit', `--bind=${tun}:/dev/net/tun`, '-M', 'xlbox'],
+      { detached: true, stdio: ['ignore', openSync(log, 'w'), openSync(log, 'a')], env: { PATH: env.PATH } });
+    nspawnPid = child.pid ?? 0;
+    child.unref();
+    const leader = waitFor(60_000, () => childPid(nspawnPid));
+    t.ok(leader, 'container booted', { log: leader ? '' : tail(log) });
+    if (!leader) return;
+    const inBox = (argv: string[], opts: ShOptions = {}) =>
+      sh(['nsenter', '-t', String(leader), '-m', '-u', '-i', '-n', '-p', 'env', '-i', ...envArgs(opts.env), ...argv], { ...opts, env: undefined });
+    waitFor(60_000, () => /running|degraded/.test(inBox(['systemctl', 'is-system-running'], { check: false }).stdout) || null);
+    timed('boot-controller', () => {
+      inBox(['systemctl', 'start', 'crosslink-controller']);
+      waitFor(90_000, () => existsSync(join(root, 'var/lib/crosslink/controller/admin.token')) && inBox(['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/8443'], { check: false }).code === 0 || null);
+    });
+    const ctl = inBox(['systemctl', 'show', '-p', 'ActiveState', '-p', 'User', 'crosslink-controller']).stdout;
+    t.match(ctl, /ActiveState=active/, 'crosslink-controller is active', { journal: ctl.includes('active') ? '' : inBox(['journalctl', '-u', 'crosslink-controller', '-o', 'cat', '--no-pager'], { check: false }).stdout.slice(-2000) });
+    const caPem = readFileSync(join(root, 'var/lib/crosslink/controller/ca.crt'), 'utf8');
+    const fingerprint = createHash('sha256').update(new X509Certificate(caPem).raw).digest('hex');
+    const api = { CROSSLINK_CONTROLLER: 'https://127.0.0.1:8443', CROSSLINK_CA_FINGERPRINT: fingerprint, CROSSLINK_TOKEN: readFileSync(join(root, 'var/lib/crosslink/controller/admin.token'), 'utf8').trim() };
+    const jt = JSON.parse(inBox(['crosslink', 'join-token', 'create', '--name', 'xlbox', '--json'], { env: api }).stdout) as { token: string };
+    t.match(jt.token, /^xljoin1\./, 'join token made by the controller in the box');
+    const agentYaml = join(root, 'etc/crosslink/agent.yaml');
+    writeFileSync(agentYaml, readFileSync(agentYaml, 'utf8').replace(/^join: ""$/m, `join: "${jt.token}"`)
+      .replace(/^advertise: \[\]$/m, 'advertise: [10.99.1.0/24]').replace(/^wireguard: auto$/m, 'wireguard: userspace'));
+    timed('boot-agent', () => {
+      inBox(['systemctl', 'start', 'crosslink-agent']);
+      waitFor(90_000, () => inBox(['crosslink', 'agent', 'status'], { check: false }).code === 0 || null);
+    });
+    const status = inBox(['crosslink', 'agent', 'status'], { check: false });
+    t.equal(status.code, 0, 'crosslink agent status: connected and fully applied', { status: status.stdout + status.stderr, journal: status.code ? inBox(['journalctl', '-u', 'crosslink-agent', '-o', 'cat', '--no-pager'], { check: false }).stdout.slice(-3000) : '' });
+    t.match(status.stdout, /controller +connected/);
+    const procs = inBox(['ps', '-o', 'user:20=,args=', '-u', 'crosslink'], { check: false }).stdout;
+    t.match(procs, /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/cli\/main\.js controller serve/, 'controller runs as crosslink');
+    t.match(procs, /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/cli\/main\.js agent run/, 'agent runs as crosslink');
+    t.match(procs, /crosslink +wireguard-go crosslink0/, 'wireguard-go runs as crosslink');
+    t.match(inBox(['grep', '^CapEff', `/proc/${inBox(['systemctl', 'show', '-p', 'MainPID', '--value', 'crosslink-agent']).stdout.trim()}/status`]).stdout, /0000000000003000/, 'agent holds exactly CAP_NET_ADMIN and CAP_NET_RAW');
+    t.match(inBox(['ip', '-br', 'addr', 'show', 'crosslink0']).stdout, /100\.64\.\d+\.\d+\/10/, 'overlay interface up with its overlay address');
+    t.equal(inBox(['nft', 'list', 'table', 'inet', 'crosslink'], { check: false }).code, 0, 'nft table inet crosslink installed');
+    t.equal(inBox(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.trim(), '1', 'forwarding switched on through the writable /proc/sys/net');
+    inBox(['systemctl', 'stop', 'crosslink-agent', 'crosslink-controller']);
+    t.notMatch(inBox(['ip', '-br', 'link']).stdout, /crosslink0/, 'stopping the agent stops wireguard-go (its interface goes)');
+    process.kill(nspawnPid, 'SIGTERM'); // nspawn powers the container off
+    const gone = waitFor(60_000, () => (isAlive(nspawnPid) ? null : true));
+    if (!gone) process.kill(nspawnPid, 'SIGKILL');
+    t.ok(gone, 'container powered off');
+    nspawnPid = 0;
+    sh(['mount', '-t', 'proc', 'proc', join(root, 'proc')]);
+    procMounted = true;
   });
 
   step('upgrade keeps the administrator\'s edits and the state', (t) => {
@@ -263,6 +343,46 @@ function main(): void {
     }
     sh(['rm', '-rf', '--one-file-system', base]);
     return tarball;
+  }
+}
+
+/** Polls `f` (synchronously, every 500 ms) until it returns non-null or `ms` pass. */
+function waitFor<T>(ms: number, f: () => T | null): T | null {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== null && v !== false) return v;
+    if (Date.now() > end) return null;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+  }
+}
+
+/** The first child process of `pid` (systemd-nspawn's child is the container's init). */
+function childPid(pid: number): number | null {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return kids.length ? Number(kids[0]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Running, not a zombie: the test blocks its event loop while polling, so node has not reaped
+ *  an exited child yet and kill(pid, 0) alone would still succeed. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    return '';
   }
 }
 
