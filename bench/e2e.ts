@@ -13,48 +13,14 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Fleet } from '../test/e2e/fleet.js';
 import { rule, smallPolicy } from '../test/e2e/small-topology.js';
-import { spawnIn, type SpawnedProcess } from '../test/testbed/exec.js';
+import { watchFlow } from '../test/e2e/wait-traffic.js';
 import {
   addPeer, addRoutes, configureInterface, generateKeyPair, removePeer, removeRoutes, startWireGuardGo, type WgDevice, type WgKeyPair,
 } from '../test/testbed/manual-wg.js';
 import { Testbed, type Box } from '../test/testbed/testbed.js';
-import { pythonPath } from '../test/testbed/traffic.js';
 
 const { values } = parseArgs({ options: { changes: { type: 'string', default: '20' } } });
 const CHANGES = Number(values.changes);
-
-// Connects every 20 ms (each attempt 60 ms at most) until one succeeds; prints the epoch ms of the
-// first success. One process for the whole wait, so the probe's own start-up is not measured.
-const PROBER = `
-import socket, sys, time
-host, port, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-print('ready', flush=True)
-deadline = time.time() + limit
-while time.time() < deadline:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(0.06)
-    try:
-        s.connect((host, port))
-        print('open %.3f' % (time.time() * 1000), flush=True)
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.02)
-    finally:
-        s.close()
-print('gave up', flush=True)
-`;
-
-async function startProber(bed: Testbed, host: string, to: string, port: number): Promise<SpawnedProcess> {
-  const p = spawnIn(bed.host(host).netns, [pythonPath(), '-u', '-c', PROBER, to, String(port), '30']);
-  await p.waitForOutput(/ready/, 10_000);
-  return p;
-}
-
-async function proberResult(p: SpawnedProcess): Promise<number> {
-  const m = await p.waitForOutput(/open ([\d.]+)|gave up/, 40_000);
-  if (!m[1]) throw new Error('the flow did not open within 30 s');
-  return Number(m[1]);
-}
 
 const bed = await Testbed.create({
   controller: true,
@@ -81,9 +47,9 @@ const fleet = await Fleet.start(bed, { agents: [{ box: 'alpha' }, { box: 'beta' 
 await bed.listen('b1', 'tcp', 8080);
 
 async function agentChange(): Promise<{ fromPutMs: number; fromAcceptMs: number }> {
-  const prober = await startProber(bed, 'a1', '10.2.1.10', 8080);
+  const watcher = await watchFlow(bed, 'a1', '10.2.1.10', 8080, 'open');
   const { sentAtMs, acceptedAtMs } = await fleet.applyPolicy(changed);
-  const openAtMs = await proberResult(prober);
+  const openAtMs = await watcher.result();
   // Back to no rule (and no peer) before the next change.
   await fleet.applyPolicy(base);
   await fleet.waitConverged({ timeoutMs: 30_000 });
@@ -119,7 +85,7 @@ for (const [name, lan, otherLan] of [['floor-a', '10.11.1.0/24', '10.12.1.0/24']
 await bed.listen('fb1', 'tcp', 8080);
 
 async function floorChange(): Promise<number> {
-  const prober = await startProber(bed, 'fa1', '10.12.1.10', 8080);
+  const watcher = await watchFlow(bed, 'fa1', '10.12.1.10', 8080, 'open');
   const startMs = Date.now();
   // What each agent does, by hand: peer, route, firewall; both boxes at once.
   await Promise.all(floorEnds.map(async (end) => {
@@ -128,7 +94,7 @@ async function floorChange(): Promise<number> {
     await addRoutes(bed, end.dev, [end.otherLan]);
     await bed.exec(end.box, ['nft', '-f', '-'], { input: nftTable(end, true) });
   }));
-  const openAtMs = await proberResult(prober);
+  const openAtMs = await watcher.result();
   await Promise.all(floorEnds.map(async (end) => {
     const other = floorEnds.find((e) => e !== end)!;
     await bed.exec(end.box, ['nft', '-f', '-'], { input: nftTable(end, false) });
