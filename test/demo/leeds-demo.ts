@@ -89,6 +89,14 @@ async function up(): Promise<void> {
   const desc = leedsTopology(DEMO_PREFIX);
   const bed = await Testbed.create(desc);
   try {
+    // Detached echo servers (they stay for exploring), each logging the sources it sees; up before
+    // the policy, so the agents' path probes find them.
+    await Promise.all(SERVERS.map(async (s) => {
+      const log = join(bed.workDir, `server-${s.host}-${s.proto}${s.port}.log`);
+      bed.spawn(s.host, [pythonPath(), '-u', '-c', ECHO_SERVER, s.proto, String(s.port), ''], { isDetached: true, logFile: log });
+      await pollUntil(`echo server ${s.host} ${s.proto}/${s.port}`, async () => readFileSync(log, 'utf8').includes('ready'), { timeoutMs: 10_000, intervalMs: 50 });
+    }));
+
     out(`starting the controller and 7 agents; each agent enrolls with its own join token  [${elapsed()}]`);
     const fleet = await Fleet.start(bed, { agents: LEEDS_AGENTS, isDetached: true });
     for (const name of fleet.agentNames) {
@@ -106,20 +114,7 @@ async function up(): Promise<void> {
 
     out('$ crosslink agents list');
     process.stdout.write(indent((await fleet.cli(['agents', 'list'])).stdout));
-    const status = await fleet.cli(['status']);
-    if (status.stdout.trim() && status.code !== 2 && status.code !== 3) {
-      out();
-      out('$ crosslink status');
-      process.stdout.write(indent(status.stdout));
-    }
     out();
-
-    // Detached echo servers (they stay for exploring), each logging the sources it sees.
-    await Promise.all(SERVERS.map(async (s) => {
-      const log = join(bed.workDir, `server-${s.host}-${s.proto}${s.port}.log`);
-      bed.spawn(s.host, [pythonPath(), '-u', '-c', ECHO_SERVER, s.proto, String(s.port), ''], { isDetached: true, logFile: log });
-      await pollUntil(`echo server ${s.host} ${s.proto}/${s.port}`, async () => readFileSync(log, 'utf8').includes('ready'), { timeoutMs: 10_000, intervalMs: 50 });
-    }));
 
     out('flows: what the policy says (policy whatif) beside a real connection attempt between the hosts');
     const source = (f: Flow) => (f.to.includes(':') ? bed.host(f.from).address6 ?? '' : bed.host(f.from).address);
@@ -139,6 +134,16 @@ async function up(): Promise<void> {
     const mismatches = results.filter((r) => !r.isAgreed).length;
     out(mismatches === 0 ? 'every real result matches the policy' : `${mismatches} flow(s) do not match the policy: see the logs in ${bed.workDir}`);
     out();
+
+    // Health: the agents' path probes run every few seconds; give them a moment to report.
+    await pollUntil('overall health ok', async () => (await fleet.api<{ state: string }>('GET', '/v1/health')).body.state === 'ok', { timeoutMs: 20_000, intervalMs: 500 })
+      .catch(() => undefined);
+    const status = await fleet.cli(['status']);
+    if (status.stdout.trim() && status.code !== 2 && status.code !== 3) {
+      out('$ crosslink status');
+      process.stdout.write(indent(status.stdout));
+      out();
+    }
 
     // Leave it running.
     await fleet.closeForwarder();
