@@ -29,5 +29,9 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: { globals: Object.fromEntries(['process', 'console', 'Buffer', 'URL', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'].map((g) => [g, 'readonly'])) },
+  },
   { files: ['controller/policy/**/*.ts', 'agent/reconcile/plan.ts', 'controller/health/evaluate.ts', 'controller/health/serving.ts', 'controller/health/types.ts', 'cli/health-format.ts', 'proto/**/*.ts'], ignores: ['**/*.test.ts'], rules: pure },
 );

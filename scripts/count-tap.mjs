@@ -26,12 +26,11 @@ function count(text) {
   });
 }
 function attach(parser, onFail) {
-  let childFails = 0;
   const pendingChildren = [];
   parser.on('child', (child) => {
     const rec = { fails: 0 };
     pendingChildren.push(rec);
-    attach(child, () => { rec.fails++; childFails++; onFail(); });
+    attach(child, () => { rec.fails++; onFail(); });
   });
   parser.on('assert', (res) => {
     // A subtest's summary line follows its child parser.
