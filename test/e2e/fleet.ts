@@ -358,7 +358,7 @@ export class Fleet {
   }
 
   /** Starts the agent process (again): the same state dir, so a restart keeps its enrollment and last config. */
-  async startAgent(name: string): Promise<SpawnedProcess> {
+  async startAgent(name: string, opts: { env?: Record<string, string> } = {}): Promise<SpawnedProcess> {
     const a = this.agent(name);
     if (a.proc?.isRunning) throw new Error(`agent ${name} is already running`);
     const advertise = a.spec.advertise ?? a.box.lans.flatMap((l) => (l.subnet6 ? [l.subnet, l.subnet6] : [l.subnet]));
@@ -366,7 +366,8 @@ export class Fleet {
     const argv = [process.execPath, cliPath(), 'agent', 'run', '--join', a.joinToken, '--name', name, '--state-dir', a.stateDir,
       '--interface', a.box.wgInterface, '--listen-port', String(WG_LISTEN_PORT), '--endpoint', `${a.box.wanAddress}:${WG_LISTEN_PORT}`,
       '--advertise', advertise.join(','), '--status-listen', STATUS_LISTEN, '--wireguard', 'userspace', ...(this.opts.agentArgs ?? []), ...(a.spec.extraArgs ?? [])];
-    a.proc = this.bed.spawn(a.box, argv, { logFile: a.logFile, isDetached: this.opts.isDetached ?? false, env: this.opts.env });
+    const env = opts.env || this.opts.env ? { ...this.opts.env, ...opts.env } : undefined;
+    a.proc = this.bed.spawn(a.box, argv, { logFile: a.logFile, isDetached: this.opts.isDetached ?? false, env });
     return a.proc;
   }
 
