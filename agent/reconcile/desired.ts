@@ -31,7 +31,11 @@ export const DEFAULT_LISTEN_PORT = 51820;
 export const DEFAULT_INTERFACE = 'crosslink0';
 
 /** Renders the nft ruleset for the Crosslink table (agent/host/firewall-render.ts in production). */
-export type FirewallRenderer = (firewall: Firewall, opts: { wgInterface: string }) => string;
+export type FirewallRenderer = ((firewall: Firewall, opts: { wgInterface: string }) => string) & {
+  /** True when this renderer has already validated and rendered an equal firewall for this
+   *  interface (render-memo.ts), so checking its 10,000 tuples again can be skipped. */
+  isRendered?: (firewall: Firewall, opts: { wgInterface: string }) => boolean;
+};
 
 export const SYSCTL_IPV4_FORWARD = 'net.ipv4.ip_forward';
 export const SYSCTL_IPV6_FORWARD = 'net.ipv6.conf.all.forwarding';
@@ -129,7 +133,7 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
 
   const routePrefixes = config.routes.map((r, i) => prefix(`routes[${i}]`, r)).filter((r): r is string => r !== null);
   const fw = config.firewall ?? create(FirewallSchema);
-  validateFirewall(fw, errors, prefix);
+  if (!renderFirewall.isRendered?.(fw, { wgInterface: settings.interfaceName })) validateFirewall(fw, errors, prefix);
   config.localSubnets.forEach((s, i) => s.prefixes.forEach((p, j) => prefix(`local_subnets[${i}].prefixes[${j}]`, p)));
   const gateways: string[] = [];
   config.localSubnets.forEach((s, i) => s.gateways.forEach((g, j) => {

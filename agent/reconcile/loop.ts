@@ -9,6 +9,7 @@ import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Host } from '../host/ports.js';
 import { desiredState, InvalidConfigError, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
 import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
+import { memoizeFirewallRenderer } from './render-memo.js';
 
 /** One failure of a run, in the shape the Report carries (proto ApplyError). */
 export interface ApplyFailure {
@@ -135,7 +136,8 @@ export class Reconciler {
     this.clock = opts.clock;
     this.log = opts.log;
     this.settings = opts.settings;
-    this.renderFirewall = opts.renderFirewall;
+    // A new config usually carries the same firewall: don't render 10,000 tuples again.
+    this.renderFirewall = memoizeFirewallRenderer(opts.renderFirewall);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
     this.backoff = new Backoff(opts.retryBackoff ?? { initialMs: 1_000, maxMs: 60_000, jitter: 0.5 }, opts.random);
     this.timers = opts.timers ?? realTimers;
