@@ -3,6 +3,7 @@
 import type { Host } from '../ports.js';
 import { LinuxFirewall, type LinuxFirewallOptions } from './firewall.js';
 import { LinuxLinks } from './links.js';
+import { NetlinkMonitor, type NetlinkMonitorOptions } from './monitor.js';
 import { LinuxRoutes } from './routes.js';
 import { ProcessRunner, type CommandRunner } from './run.js';
 import { LinuxSysctl } from './sysctl.js';
@@ -15,12 +16,14 @@ export interface LinuxHostOptions {
   tempDir?: string;
   wireguardGoLogFile?: string;
   firewall?: Pick<LinuxFirewallOptions, 'isWatching' | 'fullCheckIntervalMs' | 'clock'>;
+  /** Cache route and link reads behind `ip monitor` (monitor.ts). Default on (when the runner can watch). */
+  netlink?: Pick<NetlinkMonitorOptions, 'settleMs' | 'fullCheckIntervalMs' | 'clock'> & { isWatching?: boolean };
 }
 
 export interface LinuxHost extends Host {
   wireguard: LinuxWireGuard;
   firewall: LinuxFirewall;
-  /** Stops helper processes (the nft monitor). The data plane stays as it is. */
+  /** Stops helper processes (the nft and ip monitors). The data plane stays as it is. */
   close(): void;
 }
 
@@ -28,12 +31,17 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
   const runner = opts.runner ?? new ProcessRunner();
   const base = { runner, netns: opts.netns };
   const firewall = new LinuxFirewall({ ...base, tempDir: opts.tempDir, ...opts.firewall });
+  const { isWatching, ...netlink } = opts.netlink ?? {};
+  const monitor = isWatching === false || !runner.watch ? undefined : new NetlinkMonitor({ ...base, ...netlink });
   return {
-    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile }),
-    links: new LinuxLinks(base),
-    routes: new LinuxRoutes(base),
+    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile, monitor }),
+    links: new LinuxLinks({ ...base, monitor }),
+    routes: new LinuxRoutes({ ...base, monitor }),
     firewall,
     sysctl: new LinuxSysctl(base),
-    close: () => firewall.close(),
+    close: () => {
+      firewall.close();
+      monitor?.close();
+    },
   };
 }

@@ -2,6 +2,7 @@
 // kernel's, not ours, and are not reported.
 import { canonicalInterfaceAddress, sortByPrefix } from '../canonical.js';
 import type { InterfaceAddress, LinkObserved, LinkPort } from '../ports.js';
+import { MonitoredCache, type NetlinkMonitor } from './monitor.js';
 import type { CommandRunner } from './run.js';
 
 interface IpAddrJson {
@@ -36,9 +37,22 @@ export function parseIpAddrAllJson(stdout: string): InterfaceAddress[] {
 }
 
 export class LinuxLinks implements LinkPort {
-  constructor(private readonly opts: { runner: CommandRunner; netns?: string }) {}
+  private readonly caches = new Map<string, MonitoredCache<LinkObserved>>();
+  private readonly allCache: MonitoredCache<InterfaceAddress[]>;
+
+  /** With `monitor`, reads run nothing while the monitor saw no change (see monitor.ts). */
+  constructor(private readonly opts: { runner: CommandRunner; netns?: string; monitor?: NetlinkMonitor }) {
+    this.allCache = new MonitoredCache(opts.monitor);
+  }
 
   async observe(ifname: string): Promise<LinkObserved> {
+    let cache = this.caches.get(ifname);
+    if (!cache) this.caches.set(ifname, (cache = new MonitoredCache(this.opts.monitor)));
+    const link = await cache.get(() => this.read(ifname));
+    return { ...link, addresses: [...link.addresses] };
+  }
+
+  private async read(ifname: string): Promise<LinkObserved> {
     const r = await this.opts.runner.run(['ip', '-json', 'addr', 'show', 'dev', ifname], { netns: this.opts.netns, allowFailure: true });
     if (r.exitCode !== 0) {
       if (/does not exist|Cannot find device/.test(r.stderr)) return { exists: false, isUp: false, mtu: 0, addresses: [] };
@@ -48,20 +62,35 @@ export class LinuxLinks implements LinkPort {
   }
 
   async setUp(ifname: string, mtu: number): Promise<void> {
+    return this.written(this.setUpNow(ifname, mtu));
+  }
+
+  private async setUpNow(ifname: string, mtu: number): Promise<void> {
     await this.opts.runner.run(['ip', 'link', 'set', 'dev', ifname, 'mtu', String(mtu), 'up'], { netns: this.opts.netns });
   }
 
   async addAddress(ifname: string, cidr: string): Promise<void> {
+    return this.written(this.addAddressNow(ifname, cidr));
+  }
+
+  private async addAddressNow(ifname: string, cidr: string): Promise<void> {
     // `replace` is idempotent where `add` fails with "File exists".
     await this.opts.runner.run(['ip', 'addr', 'replace', canonicalInterfaceAddress(cidr), 'dev', ifname], { netns: this.opts.netns });
   }
 
   async observeAll(): Promise<InterfaceAddress[]> {
-    const r = await this.opts.runner.run(['ip', '-json', 'addr', 'show'], { netns: this.opts.netns });
-    return parseIpAddrAllJson(r.stdout);
+    const all = await this.allCache.get(async () => {
+      const r = await this.opts.runner.run(['ip', '-json', 'addr', 'show'], { netns: this.opts.netns });
+      return parseIpAddrAllJson(r.stdout);
+    });
+    return all.map((a) => ({ ...a }));
   }
 
   async addGateway(ifname: string, cidr: string): Promise<void> {
+    return this.written(this.addGatewayNow(ifname, cidr));
+  }
+
+  private async addGatewayNow(ifname: string, cidr: string): Promise<void> {
     const c = canonicalInterfaceAddress(cidr);
     const address = c.slice(0, c.indexOf('/'));
     if (c.includes(':')) {
@@ -79,9 +108,22 @@ export class LinuxLinks implements LinkPort {
   }
 
   async delAddress(ifname: string, cidr: string): Promise<void> {
+    return this.written(this.delAddressNow(ifname, cidr));
+  }
+
+  private async delAddressNow(ifname: string, cidr: string): Promise<void> {
     const argv = ['ip', 'addr', 'del', canonicalInterfaceAddress(cidr), 'dev', ifname];
     const r = await this.opts.runner.run(argv, { netns: this.opts.netns, allowFailure: true });
     // Already absent is the state we want.
     if (r.exitCode !== 0 && !/Cannot assign requested address|address not found/.test(r.stderr)) await this.opts.runner.run(argv, { netns: this.opts.netns });
+  }
+
+  /** Our own change: cached reads are stale from now on, whatever its events say and when. */
+  private async written(p: Promise<void>): Promise<void> {
+    try {
+      await p;
+    } finally {
+      this.opts.monitor?.touch();
+    }
   }
 }

@@ -77,6 +77,57 @@ if (!isRoot()) {
     t.equal(host.firewall.fullListings, before + 1, 'but a foreign commit made it look again');
   });
 
+  t.test('routes and link: with ip monitor, a no-change observe runs nothing; changes are seen', async (t) => {
+    const ns = fx.addNetns('m');
+    const ifname = fx.ifname('w');
+    const inner = new ProcessRunner();
+    const reads: string[] = [];
+    const runner = {
+      run: (argv: readonly string[], opts?: Parameters<ProcessRunner['run']>[1]) => {
+        if (argv.includes('-json')) reads.push(argv.join(' '));
+        return inner.run(argv, opts);
+      },
+      watch: inner.watch.bind(inner),
+      startDaemon: inner.startDaemon.bind(inner),
+    };
+    const host = createLinuxHost({ netns: ns, runner, netlink: { settleMs: 200 } });
+    t.teardown(() => {
+      host.close();
+      fx.removeNetns(ns, [ifname]);
+    });
+    await host.wireguard.create(ifname, await detectWireGuardMode(inner, ns));
+    await host.links.setUp(ifname, 1420);
+    const r = (prefix: string) => ({ prefix, dev: ifname });
+    await host.routes.apply({ add: [r('10.3.0.0/24')], del: [] });
+    await host.routes.observe(); // starts the monitor
+    await new Promise((res) => setTimeout(res, 400)); // settled
+    t.same(await host.routes.observe(), [r('10.3.0.0/24')]);
+    t.equal((await host.links.observe(ifname)).isUp, true);
+    const before = reads.length;
+    for (let i = 0; i < 3; i++) {
+      t.same(await host.routes.observe(), [r('10.3.0.0/24')]);
+      t.equal((await host.links.observe(ifname)).mtu, 1420);
+    }
+    t.equal(reads.length, before, 'nothing run while nothing changed');
+
+    await host.routes.apply({ add: [r('10.4.0.0/24')], del: [] });
+    t.same(await host.routes.observe(), [r('10.3.0.0/24'), r('10.4.0.0/24')], 'our own change is seen at once');
+
+    // Behind its back: the event arrives asynchronously; poll like a resync.
+    must(['ip', '-n', ns, 'route', 'del', '10.3.0.0/24', 'dev', ifname, 'proto', '147']);
+    must(['ip', '-n', ns, 'link', 'set', ifname, 'mtu', '1300']);
+    const deadline = Date.now() + 5000;
+    let routes = await host.routes.observe();
+    let link = await host.links.observe(ifname);
+    while ((routes.length !== 1 || link.mtu !== 1300) && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 50));
+      routes = await host.routes.observe();
+      link = await host.links.observe(ifname);
+    }
+    t.same(routes, [r('10.4.0.0/24')], 'a route deleted by hand is seen');
+    t.equal(link.mtu, 1300, 'an MTU changed by hand is seen');
+  });
+
   t.test('detectWireGuardMode leaves nothing behind', async (t) => {
     const ns = fx.addNetns('d');
     t.teardown(() => fx.removeNetns(ns));

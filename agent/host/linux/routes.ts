@@ -4,6 +4,7 @@
 import { HostCommandError } from '../../../lib/errors.js';
 import { canonicalPrefix, sortByPrefix } from '../canonical.js';
 import { CROSSLINK_RT_PROTO, type RouteObserved, type RoutePort } from '../ports.js';
+import { MonitoredCache, type NetlinkMonitor } from './monitor.js';
 import type { CommandRunner } from './run.js';
 
 const PROTO = String(CROSSLINK_RT_PROTO);
@@ -32,9 +33,18 @@ export function routeBatch(changes: { add: RouteObserved[]; del: RouteObserved[]
 }
 
 export class LinuxRoutes implements RoutePort {
-  constructor(private readonly opts: { runner: CommandRunner; netns?: string }) {}
+  private readonly cache: MonitoredCache<RouteObserved[]>;
+
+  /** With `monitor`, observe() lists nothing while the monitor saw no change (see monitor.ts). */
+  constructor(private readonly opts: { runner: CommandRunner; netns?: string; monitor?: NetlinkMonitor }) {
+    this.cache = new MonitoredCache(opts.monitor);
+  }
 
   async observe(): Promise<RouteObserved[]> {
+    return [...(await this.cache.get(() => this.list()))];
+  }
+
+  private async list(): Promise<RouteObserved[]> {
     const { runner, netns } = this.opts;
     const [v4, v6] = await Promise.all([
       runner.run(['ip', '-json', 'route', 'show', 'table', 'main', 'proto', PROTO], { netns }),
@@ -49,10 +59,15 @@ export class LinuxRoutes implements RoutePort {
     if (input === '') return;
     const argv = ['ip', '-force', '-batch', '-'];
     // -force: a failing line (a route already there, or already gone) does not stop the others.
-    const r = await this.opts.runner.run(argv, { netns: this.opts.netns, input, allowFailure: true });
+    let r;
+    try {
+      r = await this.opts.runner.run(argv, { netns: this.opts.netns, input, allowFailure: true });
+    } finally {
+      this.opts.monitor?.touch();
+    }
     if (r.exitCode === 0) return;
     // Judge by the end state: re-adding a route that is there or deleting one that is gone is fine.
-    const own = await this.observe();
+    const own = await this.list();
     const has = (x: RouteObserved) => own.some((o) => o.prefix === canonicalPrefix(x.prefix) && o.dev === x.dev);
     const replaced = new Set(changes.add.map((a) => canonicalPrefix(a.prefix)).filter((p) => changes.del.some((d) => canonicalPrefix(d.prefix) === p)));
     const isDone = changes.add.every(has) && changes.del.filter((d) => !replaced.has(canonicalPrefix(d.prefix))).every((d) => !has(d));

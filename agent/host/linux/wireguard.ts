@@ -10,6 +10,7 @@ import { HostCommandError } from '../../../lib/errors.js';
 import { canonicalPrefixList } from '../canonical.js';
 import type { WgDeviceDesired, WgDeviceObserved, WgPeerObserved, WireGuardMode, WireGuardPort } from '../ports.js';
 import { renderWgConfig } from '../wg-config.js';
+import type { NetlinkMonitor } from './monitor.js';
 import type { CommandRunner } from './run.js';
 
 /** wireguard-go's control sockets; one directory for every network namespace on the machine. */
@@ -24,6 +25,8 @@ export interface LinuxWireGuardOptions {
   wireguardGoLogFile?: string;
   /** How long wireguard-go may take to bring its interface up. Default 5 000 ms. */
   startTimeoutMs?: number;
+  /** Told when the interface is created or removed (cached link and route reads are then stale). */
+  monitor?: NetlinkMonitor;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -121,6 +124,14 @@ export class LinuxWireGuard implements WireGuardPort {
   }
 
   async create(ifname: string, mode: WireGuardMode): Promise<void> {
+    try {
+      await this.createNow(ifname, mode);
+    } finally {
+      this.opts.monitor?.touch();
+    }
+  }
+
+  private async createNow(ifname: string, mode: WireGuardMode): Promise<void> {
     if (await this.linkExists(ifname)) return;
     if (mode === 'kernel') {
       await this.runner.run(['ip', 'link', 'add', 'dev', ifname, 'type', 'wireguard'], { netns: this.netns });
@@ -167,6 +178,14 @@ export class LinuxWireGuard implements WireGuardPort {
   }
 
   async remove(ifname: string): Promise<void> {
+    try {
+      await this.removeNow(ifname);
+    } finally {
+      this.opts.monitor?.touch();
+    }
+  }
+
+  private async removeNow(ifname: string): Promise<void> {
     const pid = this.pidOf(ifname);
     if (await this.linkExists(ifname)) {
       // Deleting the TUN link makes wireguard-go exit on its own.
