@@ -1,0 +1,541 @@
+// Agent benchmark: the real Reconciler + Linux host (wireguard-go, wg, ip, nft) making a fresh box
+// equal to a config with 1,000 peers, 5,000 routes and 10,000 firewall tuples; then one-peer
+// changes while a ping crosses another tunnel; then no-op reconciles; the agent's RSS; and the
+// floor: the same state applied by hand (`wg syncconf` + `ip -batch` + `nft -f` from pre-rendered
+// files). Last, forwarding through the box with 10 and with 10,000 tuples: iperf3 throughput and new
+// TCP connections per second (GUIDE §6), each in fresh namespaces. Prints figures; fails on nothing
+// but a broken setup (GUIDE §4.10).
+//
+//   npm run bench:agent [-- --peers 1000 --routes 5000 --tuples 10000 --reps 2 --changes 6 --noops 10 --forward-reps 2 --skip-forward]
+//
+// Needs root, wireguard-go, wg, ip, nft, ping, iperf3, python3. Everything lives in namespaces named
+// xlb<pid>…, removed at the end (also on Ctrl-C) by PID and by name; the root namespace is not touched.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { AgentConfigSchema, PeerSchema, type AgentConfig, type Firewall, type FlowRule, type Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { renderFirewall } from '../agent/host/firewall-render.js';
+import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
+import { firewall, flow } from '../agent/host/testing/firewall-fixtures.js';
+import { renderWgConfig } from '../agent/host/wg-config.js';
+import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
+import { routeBatch } from '../agent/host/linux/routes.js';
+import { findWireGuardGoPid, WIREGUARD_SOCKET_DIR } from '../agent/host/linux/wireguard.js';
+import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
+};
+const PEERS = arg('peers', 1000);
+const ROUTES = arg('routes', 5000);
+const TUPLES = arg('tuples', 10000);
+const REPS = arg('reps', 2);
+const CHANGES = arg('changes', 6);
+const NOOPS = arg('noops', 10);
+const FORWARD_REPS = arg('forward-reps', 2);
+const SKIP_FORWARD = args.includes('--skip-forward');
+const ROUTES_PER_PEER = Math.max(1, Math.round(ROUTES / PEERS));
+
+// ---------------------------------------------------------------------------------------------
+// Namespaces, processes and files of this run; removed by name and PID, also on Ctrl-C.
+
+const PREFIX = `xlb${process.pid}`;
+const workDir = mkdtempSync(join(tmpdir(), `${PREFIX}-`));
+const namespaces = new Set<string>();
+const ifnames = new Set<string>();
+const pids = new Set<number>();
+let counter = 0;
+
+function sh(argv: string[], input?: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', maxBuffer: 64 << 20 });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+function must(argv: string[], input?: string): string {
+  const r = sh(argv, input);
+  if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 1000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    spawnSync('sleep', ['0.02']);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+}
+function addNetns(tag: string): string {
+  const name = `${PREFIX}${tag}${counter++}`;
+  must(['ip', 'netns', 'add', name]);
+  namespaces.add(name);
+  must(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
+  return name;
+}
+/** A machine-wide unique interface name: wireguard-go's sockets are shared by all namespaces. */
+function newIfname(): string {
+  const name = `${PREFIX}w${counter++}`;
+  if (name.length > 15) throw new Error(`interface name ${name} is too long`);
+  ifnames.add(name);
+  return name;
+}
+function removeNetns(ns: string): void {
+  if (!namespaces.delete(ns)) return;
+  // Whatever still runs inside (wireguard-go, servers, the agent), by PID, then the namespace.
+  for (const p of sh(['ip', 'netns', 'pids', ns]).stdout.split('\n').filter(Boolean)) killPid(Number(p));
+  sh(['ip', 'netns', 'del', ns]);
+}
+function cleanup(): void {
+  for (const pid of pids) killPid(pid);
+  pids.clear();
+  for (const ns of [...namespaces]) removeNetns(ns);
+  for (const ifn of ifnames) {
+    const pid = findWireGuardGoPid(ifn);
+    if (pid !== null) killPid(pid);
+    rmSync(join(WIREGUARD_SOCKET_DIR, `${ifn}.sock`), { force: true });
+  }
+  rmSync(workDir, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// The config: box A (the agent under test) with PEERS peers; peer 0 is a real box B.
+
+const UNDERLAY_A = '192.168.77.1';
+const UNDERLAY_B = '192.168.77.2';
+const LAN_A = '10.10.0.0/24';
+const HOST_A = '10.10.0.10';
+const LAN_B = '10.20.0.0/24';
+const HOST_B = '10.20.0.10';
+const CONN_PORT = 443;
+const IPERF_PORT = 5201;
+
+const keyA = generateWgPrivateKey();
+const keyB = generateWgPrivateKey();
+const keyFileA = join(workDir, 'a.key');
+const keyFileB = join(workDir, 'b.key');
+writeFileSync(keyFileA, keyA, { mode: 0o600 });
+writeFileSync(keyFileB, keyB, { mode: 0o600 });
+const fakeKeys = Array.from({ length: PEERS + 8 }, () => wgPublicKey(generateWgPrivateKey()));
+
+function settingsFor(ifname: string): AgentSettings {
+  return { interfaceName: ifname, listenPort: 51820, privateKeyFile: keyFileA, publicKey: wgPublicKey(keyA), mtu: 1420, wireguardMode: 'userspace' };
+}
+
+function lanPrefix(k: number): string {
+  return `10.${128 + (k >> 8)}.${k & 255}.0/24`;
+}
+const overlayOf = (i: number) => `100.64.${(i + 2) >> 8}.${(i + 2) & 255}/32`;
+
+function peerB(): Peer {
+  const lans = Array.from({ length: ROUTES_PER_PEER }, (_, m) => `10.20.${m}.0/24`);
+  return create(PeerSchema, { name: 'box-b', publicKey: wgPublicKey(keyB), endpoint: `${UNDERLAY_B}:51820`, persistentKeepaliveSeconds: 25, allowedIps: ['100.64.0.2/32', ...lans], overlayIp: '100.64.0.2' });
+}
+function fakePeer(i: number, endpointPort = 51820): Peer {
+  const lans = Array.from({ length: ROUTES_PER_PEER }, (_, m) => lanPrefix(i * ROUTES_PER_PEER + m));
+  // Keepalive off: 999 unreachable peers would otherwise start handshaking at once.
+  return create(PeerSchema, { name: `peer-${i}`, publicKey: fakeKeys[i]!, endpoint: `198.18.${i >> 8}.${i & 255}:${endpointPort}`, persistentKeepaliveSeconds: 0, allowedIps: [overlayOf(i), ...lans], overlayIp: overlayOf(i).split('/')[0] });
+}
+
+/** `n` tuples: the three flows the bench sends (LAN A -> LAN B icmp, tcp/443, tcp/5201) and n-3
+ *  others (distinct /32 sources over 100 destination /24s, as in GUIDE §6), split over the directions. */
+function firewallWith(n: number): Firewall {
+  const outbound: FlowRule[] = [
+    flow('bench-ping', [LAN_A], [LAN_B], 'icmp'),
+    flow('bench-conn', [LAN_A], [LAN_B], 'tcp', [CONN_PORT]),
+    flow('bench-iperf', [LAN_A], [LAN_B], 'tcp', [IPERF_PORT]),
+  ];
+  const inbound: FlowRule[] = [];
+  for (let i = 0; i < n - 3; i++) {
+    const src = `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
+    const dst = `10.${50 + ((i % 100) >> 8)}.${i % 100}.0/24`;
+    (i % 2 === 0 ? outbound : inbound).push(flow(`r${i}`, [src], [dst], 'tcp', [443]));
+  }
+  return firewall({ outbound, inbound, localPrefixes: [LAN_A] });
+}
+
+let generation = 0;
+function makeConfig(peers: Peer[], fw: Firewall): AgentConfig {
+  generation++;
+  const routes = peers.flatMap((p) => p.allowedIps.filter((a) => !a.startsWith('100.64.')));
+  return create(AgentConfigSchema, { generation: BigInt(generation), contentHash: `bench-${generation}`, agentName: 'box-a', overlayAddress: '100.64.0.1/16', peers, routes, firewall: fw });
+}
+const basePeers = () => [peerB(), ...Array.from({ length: PEERS - 1 }, (_, i) => fakePeer(i + 1))];
+
+// ---------------------------------------------------------------------------------------------
+// Boxes and hosts.
+
+interface Pair { boxA: string; boxB: string; hostA: string; hostB: string; ifA: string; ifB: string }
+
+/** Box A (for the agent: links and addresses only), box B (WireGuard by hand, peer A), a host on
+ *  each LAN. */
+function buildPair(): Pair {
+  const boxA = addNetns('A');
+  const boxB = addNetns('B');
+  const hostA = addNetns('a');
+  const hostB = addNetns('b');
+  const ifA = newIfname();
+  const ifB = newIfname();
+  must(['ip', 'link', 'add', 'u0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'u0', 'netns', boxB]);
+  must(['ip', 'link', 'add', 'lan0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostA]);
+  must(['ip', 'link', 'add', 'lan0', 'netns', boxB, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostB]);
+  for (const [ns, dev, addr] of [
+    [boxA, 'u0', `${UNDERLAY_A}/24`], [boxB, 'u0', `${UNDERLAY_B}/24`],
+    [boxA, 'lan0', '10.10.0.1/24'], [hostA, 'eth0', `${HOST_A}/24`],
+    [boxB, 'lan0', '10.20.0.1/24'], [hostB, 'eth0', `${HOST_B}/24`],
+  ] as const) {
+    must(['ip', '-n', ns, 'addr', 'add', addr, 'dev', dev]);
+    must(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+  }
+  must(['ip', '-n', hostA, 'route', 'add', 'default', 'via', '10.10.0.1']);
+  must(['ip', '-n', hostB, 'route', 'add', 'default', 'via', '10.20.0.1']);
+  // Box B by hand: one peer (box A), forwarding on, no firewall of its own.
+  const wgB = spawn('ip', ['netns', 'exec', boxB, 'wireguard-go', ifB], { stdio: 'ignore', env: { ...process.env, WG_PROCESS_FOREGROUND: '1' } });
+  pids.add(wgB.pid!);
+  const deadline = Date.now() + 5000;
+  while (!existsSync(join(WIREGUARD_SOCKET_DIR, `${ifB}.sock`))) {
+    if (Date.now() > deadline) throw new Error('wireguard-go on box B did not start');
+    spawnSync('sleep', ['0.01']);
+  }
+  must(['ip', 'netns', 'exec', boxB, 'wg', 'set', ifB, 'private-key', keyFileB, 'listen-port', '51820',
+    'peer', wgPublicKey(keyA), 'allowed-ips', `100.64.0.1/32,${LAN_A}`, 'endpoint', `${UNDERLAY_A}:51820`, 'persistent-keepalive', '25']);
+  must(['ip', '-n', boxB, 'addr', 'add', '100.64.0.2/16', 'dev', ifB]);
+  must(['ip', '-n', boxB, 'link', 'set', ifB, 'mtu', '1420', 'up']);
+  must(['ip', '-n', boxB, 'route', 'add', LAN_A, 'dev', ifB]);
+  must(['ip', 'netns', 'exec', boxB, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  return { boxA, boxB, hostA, hostB, ifA, ifB };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent process (bench/agent-worker.ts inside the box namespace).
+
+type Msg = { type: string } & Record<string, unknown>;
+
+let bundlePath: string | null = null;
+/** The worker as one plain JavaScript file (esbuild, which tsx brings): run through tsx's loader
+ *  hooks, the process would carry a second V8 isolate (~50 MB) that no agent has. */
+function workerBundle(): string {
+  if (bundlePath) return bundlePath;
+  const out = join(workDir, 'agent-worker.cjs');
+  const esbuild = fileURLToPath(new URL('../node_modules/.bin/esbuild', import.meta.url));
+  must([esbuild, fileURLToPath(new URL('./agent-worker.ts', import.meta.url)), '--bundle', '--platform=node', '--format=cjs', '--target=node20', '--log-level=error', `--outfile=${out}`]);
+  bundlePath = out;
+  return out;
+}
+
+class Agent {
+  private readonly child: ChildProcess;
+  private readonly inbox: Msg[] = [];
+  private wake: (() => void) | null = null;
+
+  constructor(readonly netns: string) {
+    // `ip netns exec` execs node itself: the PID and the IPC channel are the agent's.
+    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--expose-gc', workerBundle()], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    pids.add(this.child.pid!);
+    this.child.on('message', (m: Msg) => {
+      this.inbox.push(m);
+      this.wake?.();
+    });
+    this.child.on('exit', (code) => {
+      this.inbox.push({ type: 'error', message: `agent process exited (${code})` });
+      this.wake?.();
+    });
+  }
+
+  async call(m: Msg): Promise<Msg> {
+    this.child.send(m);
+    while (this.inbox.length === 0) await new Promise<void>((r) => (this.wake = r));
+    const reply = this.inbox.shift()!;
+    if (reply.type === 'error') throw new Error(`agent: ${String(reply.message)}`);
+    return reply;
+  }
+
+  async init(ifname: string): Promise<Msg> {
+    return this.call({ type: 'init', settings: settingsFor(ifname), tempDir: workDir });
+  }
+
+  async apply(config: AgentConfig): Promise<Msg & { ms: number; setDesiredMs: number; reconcileMs: number; steps: string[]; errors: string[]; commands: string[] }> {
+    const r = await this.call({ type: 'apply', config: Buffer.from(toBinary(AgentConfigSchema, config)).toString('base64') });
+    const errors = r.errors as string[];
+    if (errors.length > 0) throw new Error(`apply failed: ${errors.join('; ')}`);
+    return r as never;
+  }
+
+  stop(): void {
+    const pid = this.child.pid!;
+    if (this.child.connected) this.child.disconnect();
+    killPid(pid);
+    pids.delete(pid);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor: the same state by hand, inside a fresh namespace, timed by the shell itself (no
+// `ip netns exec` or node in the figures).
+
+const FLOOR_SCRIPT = `
+set -e
+IF=$1 DIR=$2
+now() { date +%s%N; }
+t0=$(now)
+WG_PROCESS_FOREGROUND=1 wireguard-go "$IF" >/dev/null 2>&1 &
+echo "pid $!"
+until [ -S /var/run/wireguard/$IF.sock ] && ip link show dev "$IF" >/dev/null 2>&1; do sleep 0.01; done
+t1=$(now)
+ip link set dev "$IF" mtu 1420 up
+ip addr add 100.64.0.1/16 dev "$IF"
+t2=$(now)
+nft -f "$DIR/fw.nft"
+t3=$(now)
+wg syncconf "$IF" "$DIR/wg.conf"
+t4=$(now)
+ip -batch "$DIR/routes.batch"
+t5=$(now)
+echo 1 > /proc/sys/net/ipv4/ip_forward
+t6=$(now)
+echo "ms create=$(( (t1-t0)/1000000 )) link=$(( (t2-t1)/1000000 )) nft=$(( (t3-t2)/1000000 )) wg=$(( (t4-t3)/1000000 )) routes=$(( (t5-t4)/1000000 )) sysctl=$(( (t6-t5)/1000000 ))"
+`;
+
+interface FloorResult { totalMs: number; parts: Record<string, number> }
+
+function floor(config: AgentConfig): FloorResult {
+  const ns = addNetns('F');
+  const ifname = newIfname();
+  const d = desiredState(config, settingsFor(ifname), renderFirewall);
+  const dir = mkdtempSync(join(workDir, 'floor-'));
+  const name = `inet ${CROSSLINK_NFT_TABLE}`;
+  writeFileSync(join(dir, 'fw.nft'), `add table ${name}\ndelete table ${name}\n${d.firewall.ruleset}`, { mode: 0o600 });
+  writeFileSync(join(dir, 'wg.conf'), renderWgConfig(keyA, d.wireguard.listenPort, d.wireguard.peers), { mode: 0o600 });
+  writeFileSync(join(dir, 'routes.batch'), routeBatch({ add: d.routes, del: [] }));
+  const r = sh(['ip', 'netns', 'exec', ns, 'bash', '-c', FLOOR_SCRIPT, 'floor', ifname, dir]);
+  if (r.code !== 0) throw new Error(`floor failed: ${r.stderr}`);
+  const pid = /pid (\d+)/.exec(r.stdout);
+  if (pid) pids.add(Number(pid[1]));
+  const parts: Record<string, number> = {};
+  for (const m of (/ms (.*)/.exec(r.stdout)?.[1] ?? '').matchAll(/(\w+)=(\d+)/g)) parts[m[1]!] = Number(m[2]);
+  removeNetns(ns);
+  if (pid) {
+    killPid(Number(pid[1]));
+    pids.delete(Number(pid[1]));
+  }
+  return { totalMs: Object.values(parts).reduce((a, b) => a + b, 0), parts };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic.
+
+const CONN_SERVER = `
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", ${CONN_PORT})); s.listen(1024)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); c.close()`;
+const CONN_CLIENT = `
+import socket, time
+n = 3000; t = time.time()
+for i in range(n):
+    socket.create_connection(("${HOST_B}", ${CONN_PORT}), timeout=2).close()
+print(round(n / (time.time() - t)))`;
+
+function startDaemon(ns: string, argv: string[]): Promise<number> {
+  const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'ignore'] });
+  pids.add(p.pid!);
+  return new Promise((resolve, reject) => {
+    p.stdout!.once('data', () => resolve(p.pid!));
+    p.once('exit', (c) => reject(new Error(`${argv[0]} exited ${c}`)));
+  });
+}
+
+/** Pings (interval 10 ms) until the returned stop() is awaited; reports sent and received. */
+function pingRunning(ns: string, addr: string): { stop: () => Promise<{ sent: number; received: number }> } {
+  const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-i', '0.01', '-W', '1', addr], { stdio: ['ignore', 'pipe', 'ignore'] });
+  pids.add(p.pid!);
+  let out = '';
+  p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  const done = new Promise<void>((r) => p.once('exit', () => r()));
+  return {
+    stop: async () => {
+      // SIGINT: ping waits for nothing more and prints its summary.
+      p.kill('SIGINT');
+      await done;
+      pids.delete(p.pid!);
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+      return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+    },
+  };
+}
+
+function waitForTunnel(pair: Pair): void {
+  const deadline = Date.now() + 10_000;
+  while (sh(['ip', 'netns', 'exec', pair.hostA, 'ping', '-c', '1', '-W', '1', HOST_B]).code !== 0) {
+    if (Date.now() > deadline) throw new Error('no traffic over the tunnel from host A to host B');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output.
+
+const f0 = (x: number) => x.toFixed(0);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const range = (xs: number[]) => `${f0(Math.min(...xs))}–${f0(Math.max(...xs))}`;
+const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
+const verdict = (ok: boolean) => (ok ? 'meets' : 'MISSES');
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces)');
+  for (const tool of ['wireguard-go', 'wg', 'nft', 'ip', 'ping', 'iperf3', 'python3']) {
+    if (sh(['sh', '-c', `command -v ${tool}`]).code !== 0) throw new Error(`${tool} is missing`);
+  }
+  const load = sh(['cat', '/proc/loadavg']).stdout.split(' ').slice(0, 3).join(' ');
+  const fw = firewallWith(TUPLES);
+  const c0 = makeConfig(basePeers(), fw);
+  const probe = desiredState(c0, settingsFor('probe0'), renderFirewall);
+  console.log(`agent benchmark: ${c0.peers.length} peers, ${probe.routes.length} routes, ${TUPLES} firewall tuples (${probe.firewall.ruleset.length} bytes of nft); ${REPS} fresh-box reps`);
+  console.log(`machine: ${sh(['nproc']).stdout.trim()} cores, load average at start ${load}\n`);
+
+  // (a) + (d): full apply on fresh boxes, alternating with the floor so that load hits both alike.
+  const floors: FloorResult[] = [];
+  const fulls: Array<{ ms: number; setDesiredMs: number; reconcileMs: number; commands: string[] }> = [];
+  let main: { agent: Agent; pair: Pair } | null = null;
+  for (let rep = 0; rep < REPS; rep++) {
+    floors.push(floor(c0));
+    const last = rep === REPS - 1;
+    // The last rep is the box that the later measurements use (with box B and the LAN hosts).
+    const pair = last ? buildPair() : null;
+    const ns = pair ? pair.boxA : addNetns('A');
+    const ifname = pair ? pair.ifA : newIfname();
+    const agent = new Agent(ns);
+    await agent.init(ifname);
+    const cfg = makeConfig(basePeers(), fw);
+    const r = await agent.apply(cfg);
+    fulls.push(r);
+    console.log(`  rep ${rep + 1}: floor ${f0(floors[rep]!.totalMs)} ms (${Object.entries(floors[rep]!.parts).map(([k, v]) => `${k} ${v}`).join(', ')}); agent ${f0(r.ms)} ms (setDesired ${f0(r.setDesiredMs)}, reconcile ${f0(r.reconcileMs)}: ${r.commands.join(', ')})`);
+    if (pair) main = { agent, pair };
+    else {
+      agent.stop();
+      removeNetns(ns);
+    }
+  }
+  const floorMs = median(floors.map((x) => x.totalMs));
+  const fullMs = median(fulls.map((x) => x.ms));
+  console.log(`(d) floor (by hand, pre-rendered): median ${f0(floorMs)} ms [${range(floors.map((x) => x.totalMs))}]`);
+  console.log(`(a) full apply on a fresh box:      median ${f0(fullMs)} ms [${range(fulls.map((x) => x.ms))}] = ${(fullMs / floorMs).toFixed(2)}x floor (target <= 1.5x: ${verdict(fullMs <= 1.5 * floorMs)})`);
+
+  // (b) one-peer changes while a ping crosses the tunnel to box B.
+  const { agent, pair } = main!;
+  const server = await startDaemon(pair.hostB, ['python3', '-c', CONN_SERVER]);
+  waitForTunnel(pair);
+  const ping = pingRunning(pair.hostA, HOST_B);
+  await sleep(1000);
+  const changes: number[] = [];
+  const changeLines: string[] = [];
+  const variants = [
+    () => makeConfig([...basePeers(), fakePeer(PEERS)], fw), // a peer joins
+    () => makeConfig(basePeers(), fw), // and leaves
+    () => makeConfig(basePeers().map((p, i) => (i === PEERS >> 1 ? fakePeer(i, 51821) : p)), fw), // one peer moves
+    () => makeConfig(basePeers(), fw), // and back
+  ];
+  for (let i = 0; i < CHANGES; i++) {
+    const r = await agent.apply(variants[i % variants.length]!());
+    changes.push(r.ms);
+    changeLines.push(`${f0(r.ms)} ms (setDesired ${f0(r.setDesiredMs)}; ${r.commands.join(', ')})`);
+    await sleep(300);
+  }
+  await sleep(700);
+  const loss = await ping.stop();
+  console.log(`(b) one-peer change:                median ${f0(median(changes))} ms [${range(changes)}] (target <= 100 ms: ${verdict(median(changes) <= 100)}); ping over box B's tunnel during the changes: ${loss.sent - loss.received} lost of ${loss.sent} (target 0: ${verdict(loss.sent > 0 && loss.received === loss.sent)})`);
+  for (const l of changeLines) console.log(`      ${l}`);
+
+  // (c) no-op reconciles.
+  await agent.call({ type: 'settle' });
+  const noop = (await agent.call({ type: 'noop', runs: NOOPS, gapMs: 200 })).runs as Array<{ ms: number; steps: number; commands: string[] }>;
+  const noopMs = noop.map((x) => x.ms);
+  const writes = noop.flatMap((x) => x.commands).filter((c) => !/^(wg show|ip -json|nft list|nft -j)/.test(c));
+  console.log(`(c) no-op reconcile:                median ${f0(median(noopMs))} ms [${range(noopMs)}] (target <= 50 ms: ${verdict(median(noopMs) <= 50)}); steps ${noop.map((x) => x.steps).join(',')}; write commands: ${writes.length === 0 ? 'none' : writes.join(', ')}`);
+  console.log(`      commands per no-op run: ${noop.map((x) => x.commands.join(' + ') || '(none)').join(' | ')}`);
+
+  // RSS of the agent process with the full config in force.
+  const mem = await agent.call({ type: 'memory' });
+  console.log(`    agent RSS with ${PEERS} peers:     ${mb(mem.rss as number)} after GC (peak ${mb(mem.maxRss as number)}, heap used ${mb(mem.heapUsed as number)}) (target <= 100 MB: ${verdict((mem.rss as number) <= 100 * 1048576)})`);
+  agent.stop();
+  killPid(server);
+  pids.delete(server);
+  for (const ns of [pair.boxA, pair.boxB, pair.hostA, pair.hostB]) removeNetns(ns);
+
+  if (SKIP_FORWARD) return;
+  // (e) forwarding through box A over the tunnel: fresh namespaces per measurement (GUIDE §6).
+  const results: Record<number, { conn: number[]; mbit: number[] }> = { 10: { conn: [], mbit: [] }, [TUPLES]: { conn: [], mbit: [] } };
+  for (let rep = 0; rep < FORWARD_REPS; rep++) {
+    for (const n of [10, TUPLES]) {
+      const p = buildPair();
+      const a = new Agent(p.boxA);
+      await a.init(p.ifA);
+      await a.apply(makeConfig(basePeers(), firewallWith(n)));
+      await a.call({ type: 'settle' });
+      const srv = await startDaemon(p.hostB, ['python3', '-c', CONN_SERVER]);
+      waitForTunnel(p);
+      const conn = Number(must(['ip', 'netns', 'exec', p.hostA, 'python3', '-c', CONN_CLIENT]).trim());
+      const iperfSrv = spawn('ip', ['netns', 'exec', p.hostB, 'iperf3', '-s', '-1', '-p', String(IPERF_PORT)], { stdio: 'ignore' });
+      pids.add(iperfSrv.pid!);
+      await sleep(300);
+      const j = JSON.parse(must(['ip', 'netns', 'exec', p.hostA, 'iperf3', '-c', HOST_B, '-p', String(IPERF_PORT), '-t', '5', '-J'])) as { end: { sum_received: { bits_per_second: number } } };
+      const mbit = j.end.sum_received.bits_per_second / 1e6;
+      results[n]!.conn.push(conn);
+      results[n]!.mbit.push(mbit);
+      console.log(`  forwarding rep ${rep + 1}, ${n} tuples: ${conn} new TCP connections/s, ${f0(mbit)} Mbit/s (iperf3, 5 s)`);
+      a.stop();
+      for (const pid of [srv, iperfSrv.pid!]) {
+        killPid(pid);
+        pids.delete(pid);
+      }
+      for (const ns of [p.boxA, p.boxB, p.hostA, p.hostB]) removeNetns(ns);
+    }
+  }
+  const few = results[10]!;
+  const many = results[TUPLES]!;
+  const tput = median(many.mbit) / median(few.mbit);
+  const conn = median(many.conn) / median(few.conn);
+  console.log(`(e) throughput with ${TUPLES} tuples vs 10: ${f0(median(many.mbit))} vs ${f0(median(few.mbit))} Mbit/s = ${(tput * 100).toFixed(0)}% (target >= 90%: ${verdict(tput >= 0.9)})`);
+  console.log(`    new connections/s with ${TUPLES} tuples vs 10: ${f0(median(many.conn))} vs ${f0(median(few.conn))} = ${(conn * 100).toFixed(0)}% (same 90% bar: ${verdict(conn >= 0.9)})`);
+  console.log(`\nload average at end ${sh(['cat', '/proc/loadavg']).stdout.split(' ').slice(0, 3).join(' ')}`);
+}
+
+main().then(
+  () => {
+    cleanup();
+    process.exit(0);
+  },
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.stack : e);
+    cleanup();
+    process.exit(1);
+  },
+);
