@@ -6,13 +6,13 @@ import { NAMED, SETTINGS, config, keyOf, stubRenderFirewall } from './fixtures.j
 
 const desiredOf = (name: string) => desiredState(NAMED[name]!, SETTINGS, stubRenderFirewall);
 
-/** A host that already looks exactly like `d` (its links up: each peer has had a handshake). */
+/** A host that already looks exactly like `d`. */
 function matching(d: DesiredState): ObservedState {
   return {
     wireguard: {
       publicKey: d.wireguard.publicKey,
       listenPort: d.wireguard.listenPort,
-      peers: d.wireguard.peers.map((p) => ({ ...p, allowedIps: [...p.allowedIps], latestHandshakeUnix: 1, rxBytes: 0n, txBytes: 0n })),
+      peers: d.wireguard.peers.map((p) => ({ ...p, allowedIps: [...p.allowedIps], latestHandshakeUnix: 0, rxBytes: 0n, txBytes: 0n })),
     },
     link: { exists: true, isUp: true, mtu: d.mtu, addresses: [...d.addresses] },
     routes: d.routes.map((r) => ({ ...r })),
@@ -91,22 +91,6 @@ t.test('one difference -> the one step that fixes it', async (t) => {
     c.mutate(o, d);
     t.same(plan(d, o).map((s) => s.kind), c.want, c.name);
   }
-});
-
-t.test('persistent keepalive waits for the first handshake, so two new ends do not both initiate', async (t) => {
-  const d = desiredOf('peersRoutesFirewall');
-  t.ok(d.wireguard.peers.every((p) => p.persistentKeepaliveSeconds === 25), 'the config asks for keepalives');
-  const created = plan(d, EMPTY_HOST).find((s) => s.kind === 'wireguard.sync');
-  t.same(created?.kind === 'wireguard.sync' && created.device.peers.map((p) => p.persistentKeepaliveSeconds), [0, 0], 'new peers are added without');
-
-  const noHandshake = matching(d);
-  for (const p of noHandshake.wireguard!.peers) Object.assign(p, { persistentKeepaliveSeconds: 0, latestHandshakeUnix: 0 });
-  t.same(plan(d, noHandshake), [], 'before the handshake: nothing to do (no churn)');
-
-  noHandshake.wireguard!.peers[0]!.latestHandshakeUnix = 1_700_000_000;
-  const after = plan(d, noHandshake);
-  t.same(after.map((s) => s.kind), ['wireguard.sync'], 'after the handshake: one sync');
-  t.same(after[0]?.kind === 'wireguard.sync' && after[0].device.peers.map((p) => p.persistentKeepaliveSeconds), [25, 0], 'turns it on for the peer that shook hands only');
 });
 
 t.test('routes: one batch, adds and deletes both sorted', async (t) => {

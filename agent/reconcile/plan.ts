@@ -92,20 +92,6 @@ export function wireguardDiffers(desired: WgDeviceDesired & { publicKey: string 
   });
 }
 
-/**
- * The device to converge on now: a peer that has not completed a handshake yet gets no persistent
- * keepalive. wireguard-go sends a keepalive the moment one is turned on, so two boxes adding each
- * other at the same time both initiate a handshake; the initiations cross, each side drops the
- * other's response, and the link waits 5 s (sometimes 15 s) for the retry. Without it the first
- * packet (or the peer probe) starts one handshake; the keepalive is turned on by the first
- * reconcile after the handshake, over the established session.
- */
-export function withDeferredKeepalive<T extends WgDeviceDesired>(desired: T, observed: WgDeviceObserved | null): T {
-  const shook = new Set((observed?.peers ?? []).filter((p) => p.latestHandshakeUnix > 0).map((p) => p.publicKey));
-  if (desired.peers.every((p) => p.persistentKeepaliveSeconds === 0 || shook.has(p.publicKey))) return desired;
-  return { ...desired, peers: desired.peers.map((p) => (p.persistentKeepaliveSeconds === 0 || shook.has(p.publicKey) ? p : { ...p, persistentKeepaliveSeconds: 0 })) };
-}
-
 const routeKey = (r: RouteObserved) => `${r.prefix} ${r.dev}`;
 const byRoute = (a: RouteObserved, b: RouteObserved) => comparePrefixes(a.prefix, b.prefix) || comparePrefixes(a.dev, b.dev);
 
@@ -135,9 +121,8 @@ export function plan(desired: DesiredState, observed: ObservedState): Step[] {
 
   // Only when something differs: `wg syncconf` keeps unchanged peers' sessions, but a no-op must
   // still issue no write.
-  const wireguard = withDeferredKeepalive(desired.wireguard, observed.wireguard);
-  if (isNew || wireguardDiffers(wireguard, observed.wireguard!)) {
-    const { publicKey: _publicKey, ...device } = wireguard;
+  if (isNew || wireguardDiffers(desired.wireguard, observed.wireguard!)) {
+    const { publicKey: _publicKey, ...device } = desired.wireguard;
     steps.push({ kind: 'wireguard.sync', ifname, device });
   }
 
