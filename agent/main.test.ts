@@ -195,6 +195,21 @@ t.test('not enrolled and no token: refuses to start the connection, status still
   await agent.stop();
 });
 
+t.test('the agent takes its name from the join token; a different --name is refused', async (t) => {
+  const named = formatJoinToken({ controllerUrl: 'https://ctl.example:8443', caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24), agentName: 'gp-armley' });
+  const h = harness();
+  const agent = await startAgent({ ...h.opts, name: undefined, join: named }, h.deps);
+  await agent.connecting;
+  t.equal(h.control.enrolls[0]!.input.name, 'gp-armley');
+  await agent.stop();
+
+  const h2 = harness();
+  const agent2 = await startAgent({ ...h2.opts, name: 'other-box', join: named }, h2.deps);
+  await t.rejects(agent2.connecting, { code: 'config_invalid', message: /made for agent "gp-armley", not "other-box"/ });
+  t.equal(h2.control.enrolls.length, 0, 'nothing sent to the controller');
+  await agent2.stop();
+});
+
 t.test('a refused join token is permanent; a network error is retried', async (t) => {
   const h = harness();
   h.control.enrollError = new CrosslinkError('join_token_invalid', 'token used');

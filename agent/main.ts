@@ -103,6 +103,17 @@ export async function detectWireguardMode(): Promise<WireGuardMode> {
 }
 
 /** The host name as an agent name ("Leeds_GW.example" -> "leeds-gw"), or "" if nothing is left. */
+/** The name before enrolment: --name, else the name the join token was made for, else the host's. */
+function configuredName(opts: Pick<AgentRunOptions, 'name' | 'join'>): string {
+  if (opts.name) return opts.name;
+  try {
+    if (opts.join) return parseJoinToken(opts.join).agentName ?? defaultAgentName();
+  } catch {
+    // A malformed token is reported by enroll() with its reason.
+  }
+  return defaultAgentName();
+}
+
 export function defaultAgentName(host = hostname()): string {
   return host.split('.')[0]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
 }
@@ -126,7 +137,11 @@ async function enroll(opts: AgentRunOptions, deps: AgentDeps, state: StateDir, p
     throw new CrosslinkError('config_invalid', `not enrolled yet: give a join token (--join or "join:" in the config file); ${state.dir} holds no credential`, [{ path: 'join', message: 'required for the first run' }]);
   }
   const token = parseJoinToken(opts.join);
-  const name = opts.name || defaultAgentName();
+  // The name the token was made for wins over the host name; an explicit --name must agree with it.
+  const name = opts.name || token.agentName || defaultAgentName();
+  if (token.agentName && name !== token.agentName) {
+    throw new CrosslinkError('config_invalid', `the join token was made for agent "${token.agentName}", not "${name}": drop --name or ask for a token for "${name}"`, [{ path: 'name', message: 'does not match the join token' }]);
+  }
   if (!NAME_RE.test(name)) throw new CrosslinkError('config_invalid', `agent name "${name}" is not lowercase [a-z0-9-], 1-63 chars`, [{ path: 'name', message: 'invalid name' }]);
   const log = deps.log.child({ controller: token.controllerUrl });
   const client = deps.createControlClient({ controllerUrl: token.controllerUrl, caFingerprint: token.caFingerprint, log, clock: deps.clock });
@@ -160,7 +175,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   await state.init();
   const keys = await state.keys();
   let enrollment = await state.loadEnrollment();
-  const name = enrollment?.name ?? (opts.name || defaultAgentName());
+  const name = enrollment?.name ?? configuredName(opts);
   if (enrollment && opts.name && opts.name !== enrollment.name) {
     log.warn({ configured: opts.name, enrolled: enrollment.name }, 'name differs from the enrolled name; keeping the enrolled one');
   }

@@ -5,6 +5,8 @@ const parts = { controllerUrl: 'https://10.0.0.1:8443', caFingerprint: 'ab'.repe
 
 t.test('round trip', async (t) => {
   t.same(parseJoinToken(formatJoinToken(parts)), parts);
+  t.same(parseJoinToken(formatJoinToken({ ...parts, agentName: 'gp-armley' })), { ...parts, agentName: 'gp-armley' }, 'carries the agent name');
+  t.throws(() => parseJoinToken(formatJoinToken({ ...parts, agentName: 'Bad Name' })), { message: /agent name/ });
 });
 
 t.test('malformed tokens are refused with a reason', async (t) => {
