@@ -20,6 +20,7 @@ import { AgentConfigSchema, PeerSchema, type AgentConfig, type Firewall, type Fl
 import { renderFirewall } from '../agent/host/firewall-render.js';
 import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
 import { firewall, flow } from '../agent/host/testing/firewall-fixtures.js';
+import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
 import { renderWgConfig } from '../agent/host/wg-config.js';
 import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
 import { routeBatch } from '../agent/host/linux/routes.js';
@@ -51,36 +52,6 @@ const ifnames = new Set<string>();
 const pids = new Set<number>();
 let counter = 0;
 
-function sh(argv: string[], input?: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-function must(argv: string[], input?: string): string {
-  const r = sh(argv, input);
-  if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
-function killPid(pid: number): void {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + 1000;
-  while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    spawnSync('sleep', ['0.02']);
-  }
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone
-  }
-}
 function addNetns(tag: string): string {
   const name = `${PREFIX}${tag}${counter++}`;
   must(['ip', 'netns', 'add', name]);

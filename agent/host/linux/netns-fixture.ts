@@ -5,8 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import { findWireGuardGoPid } from './wireguard.js';
 
-function sh(argv: string[], input?: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(argv[0], argv.slice(1), { input, encoding: 'utf8' });
+export function sh(argv: string[], input?: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', maxBuffer: 64 << 20 });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
@@ -79,7 +79,8 @@ export class NetnsFixture {
   }
 }
 
-function killPid(pid: number): void {
+/** SIGTERM, then SIGKILL after 1 s if the process is still there. */
+export function killPid(pid: number): void {
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
