@@ -264,8 +264,15 @@ function main(): void {
     t.match(inBox(['ip', '-br', 'addr', 'show', 'crosslink0']).stdout, /100\.64\.\d+\.\d+\/10/, 'overlay interface up with its overlay address');
     t.equal(inBox(['nft', 'list', 'table', 'inet', 'crosslink'], { check: false }).code, 0, 'nft table inet crosslink installed');
     t.equal(inBox(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.trim(), '1', 'forwarding switched on through the writable /proc/sys/net');
+    inBox(['systemctl', 'stop', 'crosslink-agent']);
+    t.match(inBox(['ip', '-br', 'link']).stdout, /crosslink0/, 'stopping the agent leaves the data plane: wireguard-go and its interface stay');
+    t.equal(inBox(['nft', 'list', 'table', 'inet', 'crosslink'], { check: false }).code, 0, 'and the nft table stays');
+    inBox(['systemctl', 'start', 'crosslink-agent']);
+    const back = waitFor(60_000, () => (inBox(['crosslink', 'agent', 'status'], { check: false }).code === 0 ? true : null));
+    t.ok(back, 'a restarted agent adopts the running interface and is connected and applied again');
+    inBox(['crosslink', 'agent', 'down'], { check: false });
     inBox(['systemctl', 'stop', 'crosslink-agent', 'crosslink-controller']);
-    t.notMatch(inBox(['ip', '-br', 'link']).stdout, /crosslink0/, 'stopping the agent stops wireguard-go (its interface goes)');
+    t.notMatch(inBox(['ip', '-br', 'link']).stdout, /crosslink0/, '`crosslink agent down` removes the interface (and wireguard-go with it)');
     process.kill(nspawnPid, 'SIGTERM'); // nspawn powers the container off
     const gone = waitFor(60_000, () => (isAlive(nspawnPid) ? null : true));
     if (!gone) process.kill(nspawnPid, 'SIGKILL');
