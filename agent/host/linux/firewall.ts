@@ -167,9 +167,12 @@ export class LinuxFirewall implements FirewallPort {
       { netns: this.opts.netns },
       (line) => this.onMonitorLine(line),
       () => {
-        // Without the monitor every observe lists the table again.
+        // The monitor exits when a large commit overflows its netlink socket (ENOBUFS: a
+        // 10,000-element table is 10,000 events). Without it every observe would list the table
+        // again (~300 ms at that size), so the next observe starts a new one after a full listing.
         this.isWatcherLive = false;
         this.cached = null;
+        this.watcher = null;
       },
     );
     this.isWatcherLive = true;
