@@ -35,10 +35,8 @@ function v4Text(n: number): string {
 
 const V4_PREFIX = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 
-/** Canonical IPv4 "a.b.c.d/len" without host bits, parsed with plain numbers; undefined otherwise. */
-function fastV4(text: string): ParsedPrefix | undefined {
-  const m = V4_PREFIX.exec(text);
-  if (!m) return undefined;
+/** The 32-bit value of the four decimal octets in m[1..4]; undefined for a leading zero or > 255. */
+function v4Value(m: RegExpExecArray): number | undefined {
   let v = 0;
   for (let i = 1; i <= 4; i++) {
     const o = m[i];
@@ -47,6 +45,15 @@ function fastV4(text: string): ParsedPrefix | undefined {
     if (n > 255) return undefined;
     v = v * 256 + n;
   }
+  return v;
+}
+
+/** Canonical IPv4 "a.b.c.d/len" without host bits, parsed with plain numbers; undefined otherwise. */
+function fastV4(text: string): ParsedPrefix | undefined {
+  const m = V4_PREFIX.exec(text);
+  if (!m) return undefined;
+  const v = v4Value(m);
+  if (v === undefined) return undefined;
   const length = Number(m[5]);
   if (length > 32 || (m[5].length > 1 && m[5][0] === '0')) return undefined;
   const size = 2 ** (32 - length);
@@ -87,14 +94,8 @@ export function parseAddress(text: string): { family: Family; value: bigint; tex
   const m = IPV4.exec(t);
   if (m) {
     // Fast path (most prefixes are IPv4): four decimal octets, no leading zeros (no octal doubt).
-    let v = 0;
-    for (let i = 1; i <= 4; i++) {
-      const o = m[i];
-      if (o.length > 1 && o[0] === '0') return undefined;
-      const n = Number(o);
-      if (n > 255) return undefined;
-      v = v * 256 + n;
-    }
+    const v = v4Value(m);
+    if (v === undefined) return undefined;
     return { family: 4, value: BigInt(v), text: `${Number(m[1])}.${Number(m[2])}.${Number(m[3])}.${Number(m[4])}` };
   }
   if (!t.includes(':')) return undefined;
