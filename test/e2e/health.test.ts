@@ -102,7 +102,8 @@ t.test('UDP dropped on the underlay between two boxes: link degraded, then down,
   }
   t.equal((await check(['--link', 'gp-armley:lth-sjuh'])).code, 0, 'the other link is untouched');
   await bed.unblockUnderlay('lcc-adult-social-care', 'lth-sjuh');
-  await waitFor('link', link(SOCIAL_LINK), 'ok', 30_000);
+  // Recovery = the serving hold-down, a new handshake, then 10 clean peer probes (the loss window).
+  await waitFor('link', link(SOCIAL_LINK), 'ok', 60_000);
   await pollUntil('overall ok', async () => (await health()).state === 'ok', { timeoutMs: 30_000, intervalMs: 250 });
 });
 
