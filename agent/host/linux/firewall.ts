@@ -9,6 +9,16 @@
 // A full listing is still made every `fullCheckIntervalMs`, and always when the monitor is not
 // running. (Filtering the monitor by object type hides the generation lines, and element deletions
 // print no event at all, so "anyone else committed" is the signal, not the event text.)
+//
+// Our own table load must not reach a monitor: nft 1.0.6 prints every element event with the
+// elements its set has accumulated so far, so one 10,000-tuple load makes `nft monitor` print
+// ~500 MB and spend 3+ s of a core on it (measured here), stalling the box after every policy
+// change. So replace() stops the monitor, commits, and starts a new one, and closes the gap with
+// generation numbers: a barrier commit (a transient table created and deleted in one transaction,
+// so nothing of it remains) seen by the old monitor gives generation g1, one seen by the new
+// monitor gives g2; if g2 is exactly g1 + our commit + our barriers in between, nobody else
+// committed while no monitor watched. Otherwise the baseline is unknown and the next observe lists
+// the table, which then shows as drift and is put right.
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,7 +40,14 @@ export interface LinuxFirewallOptions {
 }
 
 const TABLE = ['table', 'inet', CROSSLINK_NFT_TABLE];
-const GEN_RE = /^# new generation \d+ by process (\d+)/;
+/** Never exists outside the one transaction that creates and deletes it (see barrier()). */
+const BARRIER_TABLE = ['table', 'inet', `${CROSSLINK_NFT_TABLE}_barrier`];
+const GEN_RE = /^# new generation (\d+) by process (\d+)/;
+/** How long one barrier waits to be seen by the monitor before another is tried. */
+const BARRIER_WAIT_MS = 25;
+const BARRIER_TRIES = 40;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class LinuxFirewall implements FirewallPort {
   private readonly opts: LinuxFirewallOptions;
@@ -39,6 +56,8 @@ export class LinuxFirewall implements FirewallPort {
   private isWatcherLive = false;
   /** PIDs of our own nft processes that commit; their generations are not drift. */
   private readonly ownPids = new Set<number>();
+  /** Barrier commits in flight: PID -> told the generation when the monitor prints it. */
+  private readonly barriers = new Map<number, (generation: number) => void>();
   private cached: FirewallObserved | null = null;
   /** Foreign commits seen so far; a listing is cached only if none arrived while it ran. */
   private foreignCommits = 0;
@@ -67,7 +86,12 @@ export class LinuxFirewall implements FirewallPort {
 
   async replace(ruleset: string): Promise<string> {
     this.startWatcher();
+    // Generation before our commit, as seen by the running monitor (null: no monitor, or it did
+    // not see a barrier in time; then the gap cannot be proven clean).
+    const before = this.watcher ? await this.barrier() : null;
+    const wasWatching = this.watcher !== null;
     const seen = this.foreignCommits;
+    this.stopWatcher();
     const dir = await mkdtemp(join(this.opts.tempDir ?? tmpdir(), 'xl-nft-'));
     const file = join(dir, 'crosslink.nft');
     try {
@@ -76,18 +100,35 @@ export class LinuxFirewall implements FirewallPort {
       await this.commit(['nft', '-f', file]);
     } finally {
       await rm(dir, { recursive: true, force: true });
+      if (wasWatching) this.startWatcher();
     }
     const token = createHash('sha256').update(`crosslink ruleset\n${ruleset}`).digest('hex');
-    // The baseline listing costs more than the `nft -f` itself (1-2 s at 10,000 tuples on a busy
-    // box). With the monitor running nobody needs it until someone else commits, so it runs in
-    // the background and replace() returns as soon as the table is in.
-    const baseline = this.listingHash().then(
-      (h) => (this.foreignCommits === seen && h !== null ? h : null),
-      () => null,
-    );
+    // Everything after the commit runs in the background: the second barrier (~10-30 ms) and the
+    // baseline listing, which costs more than the `nft -f` itself (1-2 s at 10,000 tuples on a
+    // busy box). With the monitor running nobody needs them until the next observe.
+    const isGapClean: Promise<boolean> = wasWatching
+      ? this.barrier().then(
+        // Our commit plus every barrier run since it (the one seen included).
+        (after) => before !== null && after !== null && after.generation === before.generation + 1 + after.tries,
+        () => false,
+      )
+      : Promise.resolve(true);
+    const baseline = isGapClean.then(async (isClean) => {
+      if (!isClean) return null;
+      const h = await this.listingHash();
+      return this.foreignCommits === seen && h !== null ? h : null;
+    }).catch(() => null);
     this.installed = { token, baseline };
-    if (!this.isWatcherLive) await baseline;
-    this.remember({ exists: true, fingerprint: token }, seen);
+    if (!this.isWatcherLive) {
+      await baseline;
+      this.remember({ exists: true, fingerprint: token }, seen);
+    } else {
+      // Until the gap is known to be clean, an observe lists the table (and waits for the baseline).
+      this.cached = null;
+      void isGapClean.then((isClean) => {
+        if (isClean && this.installed?.token === token) this.remember({ exists: true, fingerprint: token }, seen);
+      });
+    }
     return token;
   }
 
@@ -120,9 +161,41 @@ export class LinuxFirewall implements FirewallPort {
 
   /** Stops the monitor (by its PID). The table stays as it is. */
   close(): void {
+    this.stopWatcher();
+  }
+
+  /**
+   * Commits a transaction that leaves nothing behind and waits for the monitor to print its
+   * generation, which proves the monitor is subscribed and has printed everything committed
+   * before. Tries again (a new commit) if the monitor was not yet listening. null: not seen.
+   */
+  private async barrier(): Promise<{ generation: number; tries: number } | null> {
+    for (let tries = 1; tries <= BARRIER_TRIES && this.watcher; tries++) {
+      let pid = -1;
+      let resolveSeen: (g: number) => void = () => undefined;
+      const seen = new Promise<number>((r) => (resolveSeen = r));
+      try {
+        await this.opts.runner.run(['nft', 'add', ...BARRIER_TABLE, ';', 'delete', ...BARRIER_TABLE], {
+          netns: this.opts.netns,
+          onSpawn: (p) => {
+            pid = p;
+            this.barriers.set(p, resolveSeen);
+          },
+        });
+        const generation = await Promise.race([seen, sleep(BARRIER_WAIT_MS).then(() => null)]);
+        if (generation !== null) return { generation, tries };
+      } finally {
+        this.barriers.delete(pid);
+      }
+    }
+    return null;
+  }
+
+  private stopWatcher(): void {
     this.watcher?.stop();
     this.watcher = null;
     this.isWatcherLive = false;
+    this.cached = null;
   }
 
   private async commit(argv: string[]): Promise<void> {
@@ -162,19 +235,24 @@ export class LinuxFirewall implements FirewallPort {
     if (this.watcher || this.opts.isWatching === false || !this.opts.runner.watch) return;
     // nft's stdout into a pipe is block-buffered: without line buffering a generation line
     // could sit in nft's buffer indefinitely.
-    this.watcher = this.opts.runner.watch(
+    const handle: WatchHandle = this.opts.runner.watch(
       ['stdbuf', '-oL', 'nft', 'monitor'],
       { netns: this.opts.netns },
-      (line) => this.onMonitorLine(line),
+      (line) => {
+        if (this.watcher === handle) this.onMonitorLine(line);
+      },
       () => {
         // The monitor exits when a large commit overflows its netlink socket (ENOBUFS: a
         // 10,000-element table is 10,000 events). Without it every observe would list the table
         // again (~300 ms at that size), so the next observe starts a new one after a full listing.
+        // (A monitor we stopped ourselves has been replaced already.)
+        if (this.watcher !== handle) return;
         this.isWatcherLive = false;
         this.cached = null;
         this.watcher = null;
       },
     );
+    this.watcher = handle;
     this.isWatcherLive = true;
     // Until the monitor has subscribed, a change could slip by: the first observe lists in full.
     this.cached = null;
@@ -188,7 +266,9 @@ export class LinuxFirewall implements FirewallPort {
     }
     const m = GEN_RE.exec(line);
     if (!m) return;
-    const pid = Number(m[1]);
+    const pid = Number(m[2]);
+    const barrier = this.barriers.get(pid);
+    if (barrier) return barrier(Number(m[1]));
     if (this.ownPids.delete(pid)) return; // one nft process, one transaction
     this.foreignCommits += 1;
     this.cached = null;

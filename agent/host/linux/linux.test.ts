@@ -77,6 +77,52 @@ if (!isRoot()) {
     t.equal(host.firewall.fullListings, before + 1, 'but a foreign commit made it look again');
   });
 
+  t.test('firewall: our own table load never reaches the monitor; a commit by someone else in the gap is drift', async (t) => {
+    const ns = fx.addNetns('g');
+    const inner = new ProcessRunner();
+    let monitorLines = 0;
+    let intrude = false;
+    const runner = {
+      run: async (argv: readonly string[], opts?: Parameters<ProcessRunner['run']>[1]) => {
+        const r = await inner.run(argv, opts);
+        // Someone else commits right after our load, while no monitor watches.
+        if (intrude && argv[1] === '-f') {
+          intrude = false;
+          must(['ip', 'netns', 'exec', ns, 'nft', 'insert', 'rule', 'inet', 'crosslink', 'forward', 'ip', 'saddr', '192.0.2.66', 'accept']);
+        }
+        return r;
+      },
+      watch: (argv: readonly string[], opts: { netns?: string }, onLine: (line: string) => void, onExit: (code: number) => void) =>
+        inner.watch(argv, opts, (line) => {
+          monitorLines += 1;
+          onLine(line);
+        }, onExit),
+    };
+    const host = createLinuxHost({ netns: ns, runner });
+    t.teardown(() => {
+      host.close();
+      fx.removeNetns(ns);
+    });
+    await host.firewall.observe(); // starts the monitor
+    const ruleset = renderFirewall(manyTuples(2000), { wgInterface: 'xl0' });
+    const fp = await host.firewall.replace(ruleset);
+    await host.firewall.settled();
+    // nft 1.0.6 prints each element event with all elements so far: 2,000 tuples would be
+    // thousands of lines. Only the barrier transactions (a few lines each) may show.
+    t.ok(monitorLines < 40, `the monitor printed ${monitorLines} lines for the load`);
+    const before = host.firewall.fullListings;
+    t.same(await host.firewall.observe(), { exists: true, fingerprint: fp });
+    t.equal(host.firewall.fullListings, before, 'served from the cache: nobody else committed');
+
+    intrude = true;
+    const fp2 = await host.firewall.replace(renderFirewall(manyTuples(2001), { wgInterface: 'xl0' }));
+    await host.firewall.settled();
+    t.equal(intrude, false, 'the foreign commit ran between our load and the new monitor');
+    const seen = await host.firewall.observe();
+    t.equal(seen.exists, true);
+    t.not(seen.fingerprint, fp2, 'the rule inserted in the gap shows as drift');
+  });
+
   t.test('routes and link: with ip monitor, a no-change observe runs nothing; changes are seen', async (t) => {
     const ns = fx.addNetns('m');
     const ifname = fx.ifname('w');
