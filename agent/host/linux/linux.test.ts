@@ -158,6 +158,10 @@ if (!isRoot()) {
 
     await host.routes.apply({ add: [r('10.4.0.0/24')], del: [] });
     t.same(await host.routes.observe(), [r('10.3.0.0/24'), r('10.4.0.0/24')], 'our own change is seen at once');
+    await new Promise((res) => setTimeout(res, 300)); // its event arrives and is recognised as ours
+    t.same(await host.routes.observe(), [r('10.3.0.0/24'), r('10.4.0.0/24')]);
+    t.equal((await host.links.observe(ifname)).mtu, 1420);
+    t.equal(reads.length, before, 'our own route batch costs no listing: the cache was patched, its event recognised');
 
     // Behind its back: the event arrives asynchronously; poll like a resync.
     must(['ip', '-n', ns, 'route', 'del', '10.3.0.0/24', 'dev', ifname, 'proto', '147']);

@@ -4,9 +4,17 @@
 // (any link, address or route event, ours or not: cheap and safe), every line on its stderr (e.g.
 // lost events) and its end count as "something changed". A read is served from the cache only if
 // the monitor has been running for a while (it has surely subscribed), nothing has changed since the
-// cached read started, and that read is younger than `fullCheckIntervalMs`; our own writes
-// invalidate at once, without waiting for their events.
+// cached read started, and that read is younger than `fullCheckIntervalMs`.
+//
+// Our own writes: creating or removing the interface invalidates at once. A route batch that
+// succeeded instead patches the cached routes, and announces the route events it will cause
+// (expect()): each matching line the monitor prints is then consumed instead of counting as a
+// change, so a peer joining does not cost a 5,000-route listing on the next run. Any line that
+// was not announced still invalidates everything, and an announced line that never arrives
+// (within `expectTtlMs`) invalidates too.
 import type { Clock } from '../../../lib/clock.js';
+import { canonicalPrefix } from '../canonical.js';
+import { CROSSLINK_RT_PROTO } from '../ports.js';
 import type { CommandRunner, WatchHandle } from './run.js';
 
 export interface NetlinkMonitorOptions {
@@ -17,6 +25,21 @@ export interface NetlinkMonitorOptions {
   settleMs?: number;
   /** A cached read is at most this old. Default 60 000 ms. */
   fullCheckIntervalMs?: number;
+  /** Announced route events must arrive within this long. Default 5 000 ms. */
+  expectTtlMs?: number;
+}
+
+const ROUTE_EVENT_RE = new RegExp(`^(Deleted )?(\\S+) dev (\\S+) proto ${CROSSLINK_RT_PROTO}(?: |$)`);
+
+/** "+PREFIX DEV" / "-PREFIX DEV" for a route event of ours in the main table; null otherwise. */
+export function routeEventKey(line: string): string | null {
+  const m = ROUTE_EVENT_RE.exec(line);
+  if (!m || m[2] === 'default' || / table /.test(line)) return null;
+  try {
+    return `${m[1] ? '-' : '+'}${canonicalPrefix(m[2]!.includes('/') ? m[2]! : `${m[2]}/${m[2]!.includes(':') ? 128 : 32}`)} ${m[3]}`;
+  } catch {
+    return null;
+  }
 }
 
 export class NetlinkMonitor {
@@ -27,6 +50,9 @@ export class NetlinkMonitor {
   private watcher: WatchHandle | null = null;
   private liveFromMs = Infinity;
   private isClosed = false;
+  /** Announced route events (routeEventKey) -> how many are still to come. */
+  private readonly expected = new Map<string, number>();
+  private expectedUntilMs = 0;
 
   constructor(private readonly opts: NetlinkMonitorOptions) {
     this.clock = opts.clock ?? { nowMs: () => Date.now() };
@@ -36,12 +62,37 @@ export class NetlinkMonitor {
   /** True when reads may be served from a cache; starts the monitor if it is not running. */
   isLive(): boolean {
     this.start();
+    if (this.expected.size > 0 && this.clock.nowMs() > this.expectedUntilMs) {
+      // Something we announced never showed: don't trust what the cache assumed.
+      this.expected.clear();
+      this.touch();
+    }
     return this.watcher !== null && this.clock.nowMs() >= this.liveFromMs;
   }
 
   /** Something changed (our own write): nothing cached before now is valid. */
   touch(): void {
     this.epoch += 1;
+  }
+
+  /** Announces route events our own write is about to cause (see routeEventKey). */
+  expect(keys: readonly string[]): void {
+    for (const k of keys) this.expected.set(k, (this.expected.get(k) ?? 0) + 1);
+    this.expectedUntilMs = this.clock.nowMs() + (this.opts.expectTtlMs ?? 5_000);
+  }
+
+  /** Our write failed or did something else: forget the announcement, trust nothing cached. */
+  cancelExpected(): void {
+    this.expected.clear();
+    this.touch();
+  }
+
+  private onLine(line: string): void {
+    const key = this.expected.size > 0 ? routeEventKey(line) : null;
+    const n = key === null ? 0 : this.expected.get(key) ?? 0;
+    if (n === 0) return this.touch();
+    if (n === 1) this.expected.delete(key!);
+    else this.expected.set(key!, n - 1);
   }
 
   /** Stops the monitor (by its PID). */
@@ -55,9 +106,10 @@ export class NetlinkMonitor {
   private start(): void {
     if (this.watcher || this.isClosed || !this.opts.runner.watch) return;
     this.liveFromMs = this.clock.nowMs() + (this.opts.settleMs ?? 1_000);
-    const handle = this.opts.runner.watch(['ip', 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns }, () => this.touch(), () => {
+    const handle = this.opts.runner.watch(['ip', 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns }, (line) => this.onLine(line), () => {
       // Restarted by the next read; until it has settled again nothing is cached.
       if (this.watcher === handle) this.watcher = null;
+      this.expected.clear();
       this.touch();
     });
     this.watcher = handle;
@@ -82,5 +134,14 @@ export class MonitoredCache<T> {
     // A change reported while we read may or may not be in what we read: don't keep it.
     this.cached = isLive && m.epoch === epoch ? { value, epoch, atMs: nowMs } : null;
     return value;
+  }
+
+  /** Applies our own successful write to the cached value (if it is still valid). */
+  patch(change: (value: T) => T): void {
+    const m = this.monitor;
+    const c = this.cached;
+    if (!m || !c) return;
+    if (c.epoch !== m.epoch) this.cached = null;
+    else c.value = change(c.value);
   }
 }

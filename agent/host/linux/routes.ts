@@ -58,19 +58,35 @@ export class LinuxRoutes implements RoutePort {
     const input = routeBatch(changes);
     if (input === '') return;
     const argv = ['ip', '-force', '-batch', '-'];
+    const monitor = this.opts.monitor;
+    const add = changes.add.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
+    const replaced = new Set(add.filter((a) => changes.del.some((d) => canonicalPrefix(d.prefix) === a.prefix)).map((a) => a.prefix));
+    const del = changes.del.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev })).filter((d) => !replaced.has(d.prefix));
+    // The events this batch causes (a replace prints only the new route): they are ours, not drift.
+    monitor?.expect([...add.map((r) => `+${r.prefix} ${r.dev}`), ...del.map((r) => `-${r.prefix} ${r.dev}`)]);
     // -force: a failing line (a route already there, or already gone) does not stop the others.
     let r;
     try {
       r = await this.opts.runner.run(argv, { netns: this.opts.netns, input, allowFailure: true });
-    } finally {
-      this.opts.monitor?.touch();
+    } catch (e) {
+      monitor?.cancelExpected();
+      throw e;
     }
-    if (r.exitCode === 0) return;
+    if (r.exitCode === 0) {
+      const keyOf = (x: RouteObserved) => `${x.prefix} ${x.dev}`;
+      this.cache.patch((routes) => {
+        const gone = new Set(del.map(keyOf));
+        const kept = routes.filter((o) => !gone.has(keyOf(o)) && !replaced.has(o.prefix));
+        const have = new Set(kept.map(keyOf));
+        return sortByPrefix([...kept, ...add.filter((a) => !have.has(keyOf(a)))], (x) => x.prefix, (x) => x.dev);
+      });
+      return;
+    }
+    monitor?.cancelExpected();
     // Judge by the end state: re-adding a route that is there or deleting one that is gone is fine.
     const own = await this.list();
-    const has = (x: RouteObserved) => own.some((o) => o.prefix === canonicalPrefix(x.prefix) && o.dev === x.dev);
-    const replaced = new Set(changes.add.map((a) => canonicalPrefix(a.prefix)).filter((p) => changes.del.some((d) => canonicalPrefix(d.prefix) === p)));
-    const isDone = changes.add.every(has) && changes.del.filter((d) => !replaced.has(canonicalPrefix(d.prefix))).every((d) => !has(d));
+    const has = (x: RouteObserved) => own.some((o) => o.prefix === x.prefix && o.dev === x.dev);
+    const isDone = add.every(has) && del.every((d) => !has(d));
     if (!isDone) throw new HostCommandError(argv, r.exitCode, r.stderr);
   }
 }

@@ -1,0 +1,70 @@
+// NetlinkMonitor: which `ip monitor` lines invalidate the cached reads, and which are the echo of
+// our own route batch. Scripted runner and clock; the real monitor is covered in linux.test.ts.
+import t from 'tap';
+import { MonitoredCache, NetlinkMonitor, routeEventKey } from './monitor.js';
+import type { CommandRunner, RunResult, WatchHandle } from './run.js';
+
+t.test('routeEventKey: our routes in the main table only', async (t) => {
+  t.equal(routeEventKey('10.128.0.0/24 dev xl0 proto 147 scope link '), '+10.128.0.0/24 xl0');
+  t.equal(routeEventKey('Deleted 10.128.0.0/24 dev xl0 proto 147 scope link '), '-10.128.0.0/24 xl0');
+  t.equal(routeEventKey('fd01::/64 dev xl0 proto 147 metric 1024 pref medium'), '+fd01::/64 xl0');
+  t.equal(routeEventKey('10.1.2.3 dev xl0 proto 147 scope link '), '+10.1.2.3/32 xl0', 'a host route is printed without its length');
+  t.equal(routeEventKey('10.128.0.0/24 dev xl0 proto 1470 scope link '), null, 'another protocol');
+  t.equal(routeEventKey('10.128.0.0/24 dev xl0 proto static scope link '), null);
+  t.equal(routeEventKey('local 10.0.0.1 dev xl0 table local proto 147 scope host'), null, 'another table');
+  t.equal(routeEventKey('default dev xl0 proto 147 scope link '), null, 'family unknown: treated as foreign');
+  t.equal(routeEventKey('3: xl0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420'), null);
+});
+
+class ScriptedWatch implements CommandRunner {
+  onLine: (line: string) => void = () => undefined;
+  async run(): Promise<RunResult> {
+    return { exitCode: 0, stdout: '', stderr: '' };
+  }
+  watch(_argv: readonly string[], _opts: { netns?: string }, onLine: (line: string) => void): WatchHandle {
+    this.onLine = onLine;
+    return { pid: 1, stop: () => undefined };
+  }
+}
+
+t.test('announced route events keep the cache; anything else, or an announcement that never shows, invalidates', async (t) => {
+  let now = 0;
+  const runner = new ScriptedWatch();
+  const monitor = new NetlinkMonitor({ runner, clock: { nowMs: () => now }, settleMs: 10, expectTtlMs: 1000 });
+  const cache = new MonitoredCache<string[]>(monitor);
+  let reads = 0;
+  const read = async () => {
+    reads++;
+    return ['a'];
+  };
+  await cache.get(read); // starts the monitor
+  now = 20;
+  await cache.get(read);
+  await cache.get(read);
+  t.equal(reads, 2, 'cached once the monitor has settled');
+
+  monitor.expect(['+10.1.0.0/24 xl0', '-10.2.0.0/24 xl0']);
+  cache.patch((v) => [...v, 'b']);
+  runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
+  runner.onLine('Deleted 10.2.0.0/24 dev xl0 proto 147 scope link ');
+  t.same(await cache.get(read), ['a', 'b'], 'patched value served');
+  t.equal(reads, 2, 'the echo of our own batch is no change');
+
+  runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
+  t.same(await cache.get(read), ['a']);
+  t.equal(reads, 3, 'the same event once more was not announced: read again');
+
+  monitor.expect(['+10.9.0.0/24 xl0']);
+  now = 500;
+  await cache.get(read);
+  t.equal(reads, 3, 'still waiting for the echo');
+  now = 2000;
+  await cache.get(read);
+  t.equal(reads, 4, 'the echo never came within the TTL: read again');
+
+  monitor.expect(['+10.9.0.0/24 xl0']);
+  monitor.cancelExpected();
+  runner.onLine('10.9.0.0/24 dev xl0 proto 147 scope link ');
+  await cache.get(read);
+  t.equal(reads, 5, 'after a failed batch its events count as changes');
+});
