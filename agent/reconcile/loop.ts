@@ -95,6 +95,27 @@ function stepName(s: Step): string {
   }
 }
 
+/**
+ * The plan's steps as phases of concurrent lanes; each lane runs in order, each phase after the
+ * one before. On a fresh box the firewall load (the longest command) overlaps creating the
+ * interface, and the peers overlap the routes. What stays ordered: the firewall is complete
+ * before any peer, route, forwarding or gateway step starts (no packet crosses the box before
+ * the policy is enforced); the interface exists and is up before peers and routes; forwarding
+ * and gateways come last, as in plan().
+ */
+export function stepPhases(steps: readonly Step[]): Step[][][] {
+  const of = (kinds: readonly string[]) => steps.filter((s) => kinds.includes(s.kind));
+  const phases: Step[][][] = [
+    [of(['wireguard.create', 'link.up', 'address.add', 'address.del']), of(['firewall.replace'])],
+    [of(['wireguard.sync']), of(['routes'])],
+    [of(['sysctl.set'])],
+    [of(['gateway.add', 'gateway.del'])],
+  ];
+  const placed = phases.flat(2).length;
+  if (placed !== steps.length) throw new Error(`stepPhases: ${steps.length - placed} step(s) of an unknown kind`);
+  return phases.map((lanes) => lanes.filter((l) => l.length > 0)).filter((lanes) => lanes.length > 0);
+}
+
 export function toFailure(step: string, e: unknown): ApplyFailure {
   if (e instanceof HostCommandError) {
     return { step, command: e.argv.join(' '), exitCode: e.exitCode, stderr: e.stderr, isTerminal: false, message: e.message };
@@ -300,15 +321,25 @@ export class Reconciler {
       errors.push(toFailure('observe', e));
     }
     // Every step is tried even when an earlier one failed: the others still bring the box closer,
-    // and the report then names everything that is wrong, not just the first thing.
+    // and the report then names everything that is wrong, not just the first thing. Steps run in
+    // phases (stepPhases); within a phase, independent lanes run at the same time.
+    const failures = new Map<Step, ApplyFailure>();
+    for (const lanes of stepPhases(steps)) {
+      await Promise.all(lanes.map(async (lane) => {
+        for (const step of lane) {
+          try {
+            await this.applyStep(step);
+          } catch (e) {
+            const f = toFailure(stepName(step), e);
+            failures.set(step, f);
+            this.log.warn({ step: describeStep(step), command: f.command, exitCode: f.exitCode, stderr: f.stderr, isCrosslink: isCrosslinkError(e) }, 'step failed');
+          }
+        }
+      }));
+    }
     for (const step of steps) {
-      try {
-        await this.applyStep(step);
-      } catch (e) {
-        const f = toFailure(stepName(step), e);
-        errors.push(f);
-        this.log.warn({ step: describeStep(step), command: f.command, exitCode: f.exitCode, stderr: f.stderr, isCrosslink: isCrosslinkError(e) }, 'step failed');
-      }
+      const f = failures.get(step);
+      if (f) errors.push(f);
     }
     const endMs = this.clock.nowMs();
     const outcome: ApplyOutcome = {

@@ -72,13 +72,21 @@ const isLinkLocal = (cidr: string) => /^fe[89ab][0-9a-f]:/i.test(cidr);
 
 function samePeer(d: WgPeerDesired, o: WgPeerObserved): boolean {
   if (d.persistentKeepaliveSeconds !== o.persistentKeepaliveSeconds) return false;
-  const oAllowed = [...o.allowedIps].sort(comparePrefixes);
-  if (d.allowedIps.length !== oAllowed.length || d.allowedIps.some((a, i) => a !== oAllowed[i])) return false;
+  if (!sameSet(d.allowedIps, o.allowedIps)) return false;
   // An empty desired endpoint leaves whatever the peer roamed from alone. A host name cannot be
   // compared with the address `wg show` reports, so it counts as set once any endpoint is known.
   if (d.endpoint === '') return true;
   if (isLiteralEndpoint(d.endpoint)) return d.endpoint === o.endpoint;
   return o.endpoint !== '';
+}
+
+/** Equal as sets; both lists are free of duplicates (canonical). Runs for every peer on every
+ *  reconcile, so no sorting or allocation for the usual handful of prefixes. */
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  if (a.length <= 16) return b.every((x) => a.includes(x));
+  const set = new Set(a);
+  return b.every((x) => set.has(x));
 }
 
 /** True when the live device differs from the desired one in anything `wg syncconf` sets. */
