@@ -3,10 +3,11 @@
 // changes while a ping crosses another tunnel; then no-op reconciles; the agent's RSS; and the
 // floor: the same state applied by hand (`wg syncconf` + `ip -batch` + `nft -f` from pre-rendered
 // files). Last, forwarding through the box with 10 and with 10,000 tuples: iperf3 throughput and new
-// TCP connections per second (GUIDE §6), each in fresh namespaces. Prints figures; fails on nothing
-// but a broken setup (GUIDE §4.10).
+// TCP connections per second (GUIDE §6), over the tunnel and LAN->LAN, with a noise control and a
+// no-firewall control (bench/agent-forwarding.ts). Prints figures; fails on nothing but a broken
+// setup (GUIDE §4.10).
 //
-//   npm run bench:agent [-- --peers 1000 --routes 5000 --tuples 10000 --reps 2 --changes 6 --noops 10 --forward-reps 2 --skip-forward]
+//   npm run bench:agent [-- --peers 1000 --routes 5000 --tuples 10000 --reps 2 --changes 6 --noops 10 --forward-reps 5 --swap-blocks 4 --skip-forward | --forward-only]
 //
 // Needs root, wireguard-go, wg, ip, nft, ping, iperf3, python3. Everything lives in namespaces named
 // xlb<pid>…, removed at the end (also on Ctrl-C) by PID and by name; the root namespace is not touched.
@@ -26,6 +27,7 @@ import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
 import { routeBatch } from '../agent/host/linux/routes.js';
 import { findWireGuardGoPid, WIREGUARD_SOCKET_DIR } from '../agent/host/linux/wireguard.js';
 import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
+import { runForwarding } from './agent-forwarding.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: number) => {
@@ -38,8 +40,10 @@ const TUPLES = arg('tuples', 10000);
 const REPS = arg('reps', 2);
 const CHANGES = arg('changes', 6);
 const NOOPS = arg('noops', 10);
-const FORWARD_REPS = arg('forward-reps', 2);
+const FORWARD_REPS = arg('forward-reps', 5);
 const SKIP_FORWARD = args.includes('--skip-forward');
+/** Only section (e), forwarding. */
+const FORWARD_ONLY = args.includes('--forward-only');
 const ROUTES_PER_PEER = Math.max(1, Math.round(ROUTES / PEERS));
 
 // ---------------------------------------------------------------------------------------------
@@ -326,12 +330,6 @@ s.bind(("0.0.0.0", ${CONN_PORT})); s.listen(1024)
 print("ready", flush=True)
 while True:
     c, _ = s.accept(); c.close()`;
-const CONN_CLIENT = `
-import socket, time
-n = 3000; t = time.time()
-for i in range(n):
-    socket.create_connection(("${HOST_B}", ${CONN_PORT}), timeout=2).close()
-print(round(n / (time.time() - t)))`;
 
 function startDaemon(ns: string, argv: string[]): Promise<number> {
   const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -385,6 +383,7 @@ async function main(): Promise<void> {
   for (const tool of ['wireguard-go', 'wg', 'nft', 'ip', 'ping', 'iperf3', 'python3']) {
     if (sh(['sh', '-c', `command -v ${tool}`]).code !== 0) throw new Error(`${tool} is missing`);
   }
+  if (FORWARD_ONLY) return forwarding();
   const load = sh(['cat', '/proc/loadavg']).stdout.split(' ').slice(0, 3).join(' ');
   const fw = firewallWith(TUPLES);
   const c0 = makeConfig(basePeers(), fw);
@@ -462,41 +461,21 @@ async function main(): Promise<void> {
   for (const ns of [pair.boxA, pair.boxB, pair.hostA, pair.hostB]) removeNetns(ns);
 
   if (SKIP_FORWARD) return;
-  // (e) forwarding through box A over the tunnel: fresh namespaces per measurement (GUIDE §6).
-  const results: Record<number, { conn: number[]; mbit: number[] }> = { 10: { conn: [], mbit: [] }, [TUPLES]: { conn: [], mbit: [] } };
-  for (let rep = 0; rep < FORWARD_REPS; rep++) {
-    for (const n of [10, TUPLES]) {
-      const p = buildPair();
-      const a = new Agent(p.boxA);
-      await a.init(p.ifA);
-      await a.apply(makeConfig(basePeers(), firewallWith(n)));
-      await a.call({ type: 'settle' });
-      const srv = await startDaemon(p.hostB, ['python3', '-c', CONN_SERVER]);
-      waitForTunnel(p);
-      const conn = Number(must(['ip', 'netns', 'exec', p.hostA, 'python3', '-c', CONN_CLIENT]).trim());
-      const iperfSrv = spawn('ip', ['netns', 'exec', p.hostB, 'iperf3', '-s', '-1', '-p', String(IPERF_PORT)], { stdio: 'ignore' });
-      pids.add(iperfSrv.pid!);
-      await sleep(300);
-      const j = JSON.parse(must(['ip', 'netns', 'exec', p.hostA, 'iperf3', '-c', HOST_B, '-p', String(IPERF_PORT), '-t', '5', '-J'])) as { end: { sum_received: { bits_per_second: number } } };
-      const mbit = j.end.sum_received.bits_per_second / 1e6;
-      results[n]!.conn.push(conn);
-      results[n]!.mbit.push(mbit);
-      console.log(`  forwarding rep ${rep + 1}, ${n} tuples: ${conn} new TCP connections/s, ${f0(mbit)} Mbit/s (iperf3, 5 s)`);
-      a.stop();
-      for (const pid of [srv, iperfSrv.pid!]) {
-        killPid(pid);
-        pids.delete(pid);
-      }
-      for (const ns of [p.boxA, p.boxB, p.hostA, p.hostB]) removeNetns(ns);
-    }
-  }
-  const few = results[10]!;
-  const many = results[TUPLES]!;
-  const tput = median(many.mbit) / median(few.mbit);
-  const conn = median(many.conn) / median(few.conn);
-  console.log(`(e) throughput with ${TUPLES} tuples vs 10: ${f0(median(many.mbit))} vs ${f0(median(few.mbit))} Mbit/s = ${(tput * 100).toFixed(0)}% (target >= 90%: ${verdict(tput >= 0.9)})`);
-  console.log(`    new connections/s with ${TUPLES} tuples vs 10: ${f0(median(many.conn))} vs ${f0(median(few.conn))} = ${(conn * 100).toFixed(0)}% (same 90% bar: ${verdict(conn >= 0.9)})`);
-  console.log(`\nload average at end ${sh(['cat', '/proc/loadavg']).stdout.split(' ').slice(0, 3).join(' ')}`);
+  await forwarding();
+}
+
+// (e) forwarding through box A with 10 and with TUPLES tuples, over the tunnel and LAN->LAN, with a
+// noise control (10 tuples twice) and a no-firewall control: bench/agent-forwarding.ts.
+async function forwarding(): Promise<void> {
+  await runForwarding({
+    addNetns, removeNetns, pids, buildPair, makeConfig, basePeers, firewallWith,
+    startAgent: async (ns, ifname) => {
+      const a = new Agent(ns);
+      await a.init(ifname);
+      return a;
+    },
+    lanA: LAN_A, hostA: HOST_A, hostB: HOST_B, connPort: CONN_PORT, iperfPort: IPERF_PORT,
+  }, { tuples: TUPLES, reps: FORWARD_REPS, swapBlocks: arg('swap-blocks', 4) });
 }
 
 main().then(

@@ -1,0 +1,464 @@
+// Section (e) of `npm run bench:agent`: forwarding through box A with few and with many firewall
+// tuples, measured so that the firewall is the only thing that differs (issue 4: ">= 90 % of the
+// 10-tuple throughput with 10,000 tuples").
+//
+// Each measurement gets fresh namespaces (box A run by the real agent, box B with WireGuard by hand,
+// host A on box A's LAN, host B behind box B, and host C on a second LAN of box A), and measures two
+// paths through box A:
+//   - tunnel:    host A -> box A (to_overlay chain) -> wireguard-go -> box B -> host B. wireguard-go
+//                (userspace, 2 cores) is the bottleneck here, not nft.
+//   - LAN->LAN:  host A -> box A (lan_to_lan chain) -> host C. Kernel-only forwarding, judged by the
+//                same kind of concatenated interval set, thousands of new connections/s: where a
+//                set-lookup cost would show (GUIDE §6).
+// For each path: new TCP connections/s (sequential connects; the only packets that reach the sets are
+// the SYNs, everything after is `ct state established,related accept`) and iperf3 (bulk throughput).
+//
+// Variants, each built from scratch: `10` and `10k` (the tuple counts under test, in both the
+// outbound/inbound sets and, as many again, the local set), `10 again` (the 10-tuple config
+// a second time: the noise floor — if 10 vs 10 differs as much as 10 vs 10k, the run cannot show a
+// firewall cost), and `no fw` (the same box with Crosslink's table deleted after the apply: no
+// nftables, no conntrack on the path). The order of the variants changes every rep (rotated, and
+// reversed on odd reps: each variant comes first, last and next to each other), so order effects
+// and slow drifts in the machine's load hit all of them alike. Before each measurement the bench
+// waits for the kernel's namespace clean-up of the previous one (no `kworker/…+netns` running) and
+// records what else ran: the CPU time of every process in box A (the agent, its monitors,
+// wireguard-go) during the measurement, and the machine's busy share.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import type { AgentConfig, Firewall, FlowRule, Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
+import { firewall, flow } from '../agent/host/testing/firewall-fixtures.js';
+import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
+
+/** What bench/agent.ts lends this section: its namespace book-keeping, boxes, agent and config. */
+export interface ForwardingFixture {
+  addNetns(tag: string): string;
+  removeNetns(ns: string): void;
+  /** PIDs removed at exit (also on Ctrl-C). */
+  pids: Set<number>;
+  buildPair(): { boxA: string; boxB: string; hostA: string; hostB: string; ifA: string; ifB: string };
+  startAgent(ns: string, ifname: string): Promise<ForwardingAgent>;
+  makeConfig(peers: Peer[], fw: Firewall): AgentConfig;
+  basePeers(): Peer[];
+  /** The outbound/inbound tuples of the tunnel path: n tuples, three of them the bench's flows. */
+  firewallWith(n: number): Firewall;
+  lanA: string;
+  hostA: string;
+  hostB: string;
+  connPort: number;
+  iperfPort: number;
+}
+export interface ForwardingAgent {
+  apply(config: AgentConfig): Promise<unknown>;
+  call(m: { type: string } & Record<string, unknown>): Promise<unknown>;
+  stop(): void;
+}
+export interface ForwardingOptions {
+  tuples: number;
+  reps: number;
+  /** Sequential connections per connection-rate measurement, tunnel / LAN->LAN. */
+  tunnelConns?: number;
+  lanConns?: number;
+  iperfSeconds?: number;
+  /** Part 2: ABBA blocks of in-place swaps, and the size of each slice. */
+  swapBlocks?: number;
+  swapLanConns?: number;
+  swapTunnelConns?: number;
+  swapIperfSeconds?: number;
+}
+
+const LAN_C = '10.30.0.0/24';
+const BOX_A_LAN_C = '10.30.0.1';
+const HOST_C = '10.30.0.10';
+
+type VariantKey = 'few' | 'many' | 'few2' | 'none';
+interface Variant { key: VariantKey; label: string; tuples: (many: number) => number; dropTable: boolean }
+const VARIANTS: Variant[] = [
+  { key: 'few', label: '10', tuples: () => 10, dropTable: false },
+  { key: 'many', label: '', tuples: (n) => n, dropTable: false },
+  { key: 'few2', label: '10 again', tuples: () => 10, dropTable: false },
+  { key: 'none', label: 'no fw', tuples: () => 10, dropTable: true },
+];
+const METRICS = ['tunConn', 'lanConn', 'tunMbit', 'lanMbit'] as const;
+type Metric = (typeof METRICS)[number];
+const METRIC_LABEL: Record<Metric, string> = {
+  tunConn: 'tunnel, new TCP conn/s',
+  lanConn: 'LAN->LAN, new TCP conn/s',
+  tunMbit: 'tunnel, iperf3 Mbit/s',
+  lanMbit: 'LAN->LAN, iperf3 Mbit/s',
+};
+
+interface Sample extends Record<Metric, number> {
+  rep: number;
+  slot: number;
+  variant: VariantKey;
+  settleMs: number;
+  load: string;
+  /** CPU ms per process name in box A during the measurements (agent = node). */
+  boxCpu: Record<string, number>;
+  /** Machine's busy share during the measurements (all cores). */
+  busy: number;
+  /** Machine's busy share in the 0.5 s right before them. */
+  idleBusy: number;
+}
+
+/** The local (LAN->LAN) tuples: host A's LAN to host C's LAN (icmp, the two bench ports) and n-3
+ *  others, distinct /32 sources over 100 destination /24s (GUIDE §6), none overlapping. */
+function localTuples(n: number, connPort: number, iperfPort: number, lanA: string): FlowRule[] {
+  const rules: FlowRule[] = [
+    flow('lan-ping', [lanA], [LAN_C], 'icmp'),
+    flow('lan-conn', [lanA], [LAN_C], 'tcp', [connPort]),
+    flow('lan-iperf', [lanA], [LAN_C], 'tcp', [iperfPort]),
+  ];
+  for (let i = 0; i < n - 3; i++) {
+    const src = `10.${110 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
+    const dst = `10.${60 + ((i % 100) >> 8)}.${i % 100}.0/24`;
+    rules.push(flow(`l${i}`, [src], [dst], 'tcp', [connPort]));
+  }
+  return rules;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine state.
+
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** Jiffies busy and total over all cores. */
+function cpuJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = f[3]! + f[4]!; // idle + iowait
+  return { busy: total - idle, total };
+}
+const busyShare = (a: { busy: number; total: number }, b: { busy: number; total: number }) => (b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0);
+
+const CLK_TCK = 100;
+/** utime+stime (ms) of each process in a namespace, keyed by PID (with its name). */
+function netnsCpu(ns: string): Map<number, { comm: string; ms: number }> {
+  const out = new Map<number, { comm: string; ms: number }>();
+  for (const p of sh(['ip', 'netns', 'pids', ns]).stdout.split('\n').filter(Boolean)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const f = stat.slice(close + 2).split(' ');
+      out.set(Number(p), { comm, ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+function cpuDelta(before: Map<number, { comm: string; ms: number }>, after: Map<number, { comm: string; ms: number }>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [pid, a] of after) {
+    const d = a.ms - (before.get(pid)?.ms ?? 0);
+    out[a.comm] = (out[a.comm] ?? 0) + d;
+  }
+  return out;
+}
+
+/** Is the kernel's namespace clean-up running (a kworker executing the `netns` workqueue)? */
+function isNetnsCleanupRunning(): boolean {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').includes('+netns')) return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until no namespace clean-up has run for 300 ms (at most 20 s), then 0.5 s more; ms waited. */
+async function settle(): Promise<number> {
+  const t0 = Date.now();
+  let quietSince = Date.now();
+  while (Date.now() - quietSince < 300 && Date.now() - t0 < 20_000) {
+    if (isNetnsCleanupRunning()) quietSince = Date.now();
+    await sleep(20);
+  }
+  await sleep(500);
+  return Date.now() - t0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic.
+
+const connServer = (port: number) => `
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", ${port})); s.listen(4096)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); c.close()`;
+const connClient = (addr: string, port: number, n: number) => `
+import socket, time
+n = ${n}; t = time.time()
+for i in range(n):
+    socket.create_connection(("${addr}", ${port}), timeout=2).close()
+print(round(n / (time.time() - t)))`;
+
+function startDaemon(fx: ForwardingFixture, ns: string, argv: string[]): Promise<number> {
+  const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'ignore'] });
+  fx.pids.add(p.pid!);
+  return new Promise((resolve, reject) => {
+    p.stdout!.once('data', () => resolve(p.pid!));
+    p.once('exit', (c) => reject(new Error(`${argv[0]} exited ${c}`)));
+  });
+}
+
+function waitForPing(from: string, to: string): void {
+  const deadline = Date.now() + 10_000;
+  while (sh(['ip', 'netns', 'exec', from, 'ping', '-c', '1', '-W', '1', to]).code !== 0) {
+    if (Date.now() > deadline) throw new Error(`no traffic from ${from} to ${to}`);
+  }
+}
+
+function connRate(fx: ForwardingFixture, from: string, to: string, n: number): number {
+  return Number(must(['ip', 'netns', 'exec', from, 'python3', '-c', connClient(to, fx.connPort, n)]).trim());
+}
+
+async function iperf(fx: ForwardingFixture, from: string, serverNs: string, to: string, seconds: number): Promise<number> {
+  const srv = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-p', String(fx.iperfPort)], { stdio: 'ignore' });
+  fx.pids.add(srv.pid!);
+  const exited = new Promise<void>((r) => srv.once('exit', () => r()));
+  try {
+    await sleep(300);
+    // -O 1: the first second (slow start) is not counted.
+    const j = JSON.parse(must(['ip', 'netns', 'exec', from, 'iperf3', '-c', to, '-p', String(fx.iperfPort), '-t', String(seconds), '-O', '1', '-J'])) as { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second / 1e6;
+  } finally {
+    await Promise.race([exited, sleep(1000)]);
+    killPid(srv.pid!);
+    fx.pids.delete(srv.pid!);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The boxes: box A (the agent), box B, hosts A and B (bench/agent.ts's pair) and host C on box A's
+// second LAN; connection servers on host B and host C.
+
+/** Extra addresses on host B and host C: the swap part makes more connections to one place than
+ *  host A has ephemeral ports while the earlier ones sit in TIME_WAIT. */
+const EXTRA_ADDRESSES = 8;
+const hostBAddr = (fx: ForwardingFixture, k: number) => (k === 0 ? fx.hostB : fx.hostB.replace(/\.\d+$/, `.${100 + k}`));
+const hostCAddr = (k: number) => (k === 0 ? HOST_C : `10.30.0.${100 + k}`);
+
+interface Boxes { p: ReturnType<ForwardingFixture['buildPair']>; hostC: string; own: number[]; agent: ForwardingAgent | null }
+
+function firewallFor(fx: ForwardingFixture, n: number): Firewall {
+  const base = fx.firewallWith(n);
+  return firewall({ outbound: base.outbound, inbound: base.inbound, local: localTuples(n, fx.connPort, fx.iperfPort, fx.lanA), localPrefixes: [fx.lanA, LAN_C] });
+}
+
+async function buildBoxes(fx: ForwardingFixture, b: Boxes, fw: Firewall): Promise<void> {
+  const { p, hostC } = b;
+  // Box A's second LAN (host C), before the agent starts: its monitors see nothing new later.
+  must(['ip', 'link', 'add', 'lan1', 'netns', p.boxA, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostC]);
+  must(['ip', '-n', p.boxA, 'addr', 'add', `${BOX_A_LAN_C}/24`, 'dev', 'lan1']);
+  must(['ip', '-n', hostC, 'addr', 'add', `${HOST_C}/24`, 'dev', 'eth0']);
+  must(['ip', '-n', p.boxA, 'link', 'set', 'lan1', 'up']);
+  must(['ip', '-n', hostC, 'link', 'set', 'eth0', 'up']);
+  must(['ip', '-n', hostC, 'route', 'add', 'default', 'via', BOX_A_LAN_C]);
+  for (let k = 1; k < EXTRA_ADDRESSES; k++) {
+    must(['ip', '-n', p.hostB, 'addr', 'add', `${hostBAddr(fx, k)}/24`, 'dev', 'eth0']);
+    must(['ip', '-n', hostC, 'addr', 'add', `${hostCAddr(k)}/24`, 'dev', 'eth0']);
+  }
+  b.agent = await fx.startAgent(p.boxA, p.ifA);
+  await b.agent.apply(fx.makeConfig(fx.basePeers(), fw));
+  await b.agent.call({ type: 'settle' });
+  for (const ns of [p.hostB, hostC]) b.own.push(await startDaemon(fx, ns, ['python3', '-c', connServer(fx.connPort)]));
+  waitForPing(p.hostA, fx.hostB);
+  waitForPing(p.hostA, HOST_C);
+}
+
+function teardown(fx: ForwardingFixture, b: Boxes): void {
+  b.agent?.stop();
+  for (const pid of b.own) {
+    killPid(pid);
+    fx.pids.delete(pid);
+  }
+  for (const ns of [b.p.boxA, b.p.boxB, b.p.hostA, b.p.hostB, b.hostC]) fx.removeNetns(ns);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 1. One measurement: fresh namespaces, the agent applies the variant's config, both paths.
+
+async function measure(fx: ForwardingFixture, v: Variant, opts: Required<ForwardingOptions>, rep: number, slot: number): Promise<Sample> {
+  const b: Boxes = { p: fx.buildPair(), hostC: '', own: [], agent: null };
+  try {
+    b.hostC = fx.addNetns('c');
+    const { p, hostC } = b;
+    await buildBoxes(fx, b, firewallFor(fx, v.tuples(opts.tuples)));
+    if (v.dropTable) must(['ip', 'netns', 'exec', p.boxA, 'nft', 'delete', 'table', 'inet', CROSSLINK_NFT_TABLE]);
+    const elements = sh(['ip', 'netns', 'exec', p.boxA, 'nft', 'list', 'table', 'inet', CROSSLINK_NFT_TABLE]).stdout.split('\n').filter((l) => /^\t\t\t/.test(l)).length;
+
+    const settleMs = await settle();
+    const load = loadavg();
+    const j0 = cpuJiffies();
+    await sleep(500);
+    const j1 = cpuJiffies();
+    const box0 = netnsCpu(p.boxA);
+
+    const tunConn = connRate(fx, p.hostA, fx.hostB, opts.tunnelConns);
+    const lanConn = connRate(fx, p.hostA, HOST_C, opts.lanConns);
+    const tunMbit = await iperf(fx, p.hostA, p.hostB, fx.hostB, opts.iperfSeconds);
+    const lanMbit = await iperf(fx, p.hostA, hostC, HOST_C, opts.iperfSeconds);
+
+    const j2 = cpuJiffies();
+    const boxCpu = cpuDelta(box0, netnsCpu(p.boxA));
+    const s: Sample = { rep, slot, variant: v.key, settleMs, load, boxCpu, busy: busyShare(j1, j2), idleBusy: busyShare(j0, j1), tunConn, lanConn, tunMbit, lanMbit };
+    console.log(`  rep ${rep + 1}.${slot + 1} ${labelOf(v, opts.tuples).padEnd(8)} (${elements} set elements): tunnel ${f0(tunConn)} conn/s ${f0(tunMbit)} Mbit/s; LAN->LAN ${f0(lanConn)} conn/s ${f0(lanMbit)} Mbit/s` +
+      ` | waited ${settleMs} ms for netns clean-up; machine busy ${pct(s.idleBusy)} before, ${pct(s.busy)} during (ours included); box A CPU ms during: ${cpuText(boxCpu)}; load ${load}`);
+    return s;
+  } finally {
+    teardown(fx, b);
+  }
+}
+
+const cpuText = (c: Record<string, number>) => Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ');
+
+// ---------------------------------------------------------------------------------------------
+// Part 2. The firewall swapped in place: one set of namespaces, the agent alternating between the
+// 10-tuple and the many-tuple config in ABBA blocks, a short measurement after each swap. Seconds
+// apart, so load from elsewhere hits both alike; and in each block the two 10-tuple slices (first
+// and last) give the noise floor of the same design.
+
+interface SwapSlice { block: number; pos: number; many: boolean; lanConn: number; tunConn: number; tunMbit: number; agentMs: number; idleBusy: number }
+
+async function swapInPlace(fx: ForwardingFixture, opts: Required<ForwardingOptions>): Promise<SwapSlice[]> {
+  const b: Boxes = { p: fx.buildPair(), hostC: '', own: [], agent: null };
+  const few = firewallFor(fx, 10);
+  const many = firewallFor(fx, opts.tuples);
+  const slices: SwapSlice[] = [];
+  try {
+    b.hostC = fx.addNetns('c');
+    await buildBoxes(fx, b, few);
+    const { p } = b;
+    let k = 0;
+    for (let block = 0; block < opts.swapBlocks; block++) {
+      for (let pos = 0; pos < 4; pos++) {
+        const isMany = pos === 1 || pos === 2;
+        await b.agent!.apply(fx.makeConfig(fx.basePeers(), isMany ? many : few));
+        await b.agent!.call({ type: 'settle' });
+        await sleep(300);
+        const j0 = cpuJiffies();
+        await sleep(300);
+        const j1 = cpuJiffies();
+        const box0 = netnsCpu(p.boxA);
+        // A different server address each slice: host A's ports stay free of TIME_WAIT.
+        const lanConn = connRate(fx, p.hostA, hostCAddr(k % EXTRA_ADDRESSES), opts.swapLanConns);
+        const tunConn = connRate(fx, p.hostA, hostBAddr(fx, k % EXTRA_ADDRESSES), opts.swapTunnelConns);
+        const tunMbit = await iperf(fx, p.hostA, p.hostB, fx.hostB, opts.swapIperfSeconds);
+        k++;
+        const cpu = cpuDelta(box0, netnsCpu(p.boxA));
+        const s: SwapSlice = { block, pos, many: isMany, lanConn, tunConn, tunMbit, agentMs: cpu.node ?? 0, idleBusy: busyShare(j0, j1) };
+        slices.push(s);
+        console.log(`  block ${block + 1}.${pos + 1} ${(isMany ? String(opts.tuples) : '10').padEnd(6)}: LAN->LAN ${f0(lanConn)} conn/s; tunnel ${f0(tunConn)} conn/s ${f0(tunMbit)} Mbit/s | machine busy before ${pct(s.idleBusy)}; box A CPU ms during: ${cpuText(cpu)}`);
+      }
+    }
+  } finally {
+    teardown(fx, b);
+  }
+  return slices;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output.
+
+const f0 = (x: number) => Math.round(x).toLocaleString('en-GB');
+const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const labelOf = (v: Variant, tuples: number) => v.label || String(tuples);
+const spread = (xs: number[]) => `${f0(Math.min(...xs))}–${f0(Math.max(...xs))}`;
+const ratios = (xs: number[]) => `${pct(median(xs))} [${xs.map(pct).join(', ')}]`;
+
+/** The order of the variants in rep r: rotated by r, reversed on odd reps. */
+export function orderFor(rep: number, n: number): number[] {
+  const rot = Array.from({ length: n }, (_, i) => (i + rep) % n);
+  return rep % 2 === 1 ? rot.reverse() : rot;
+}
+
+/** Part 1's table and ratios. */
+function summarise(samples: Sample[], opts: Required<ForwardingOptions>): void {
+  const label = (k: VariantKey) => labelOf(VARIANTS.find((v) => v.key === k)!, opts.tuples);
+  const of = (k: VariantKey, m: Metric) => samples.filter((s) => s.variant === k).map((s) => s[m]);
+  /** Ratio a/b within each rep (measured minutes apart, under the same load). */
+  const paired = (a: VariantKey, b: VariantKey, m: Metric) => {
+    const out: number[] = [];
+    for (let rep = 0; rep < opts.reps; rep++) {
+      const x = samples.find((s) => s.rep === rep && s.variant === a);
+      const y = samples.find((s) => s.rep === rep && s.variant === b);
+      if (x && y) out.push(x[m] / y[m]);
+    }
+    return out;
+  };
+  console.log(`\n    medians [min–max] over ${opts.reps} reps; "paired" = the ratio within each rep, median [each rep]`);
+  console.log(`    ${'figure'.padEnd(26)} ${VARIANTS.map((v) => labelOf(v, opts.tuples).padStart(24)).join('')}`);
+  for (const m of METRICS) {
+    console.log(`    ${METRIC_LABEL[m].padEnd(26)} ${VARIANTS.map((v) => `${f0(median(of(v.key, m)))} [${spread(of(v.key, m))}]`.padStart(24)).join('')}`);
+  }
+  console.log('');
+  const verdicts: string[] = [];
+  for (const m of METRICS) {
+    const many = median(of('many', m)) / median(of('few', m));
+    const noise = median(of('few2', m)) / median(of('few', m));
+    const none = median(of('none', m)) / median(of('few', m));
+    console.log(`    ${METRIC_LABEL[m].padEnd(26)} ${label('many')} vs 10: ${pct(many)} (paired ${ratios(paired('many', 'few', m))}); noise, 10 again vs 10: ${pct(noise)} (paired ${ratios(paired('few2', 'few', m))}); no fw vs 10: ${pct(none)}`);
+    // Against the two 10-tuple variants together: the noise floor is what one 10-tuple box varies by.
+    const tens = [...of('few', m), ...of('few2', m)];
+    const manyVsTens = median(of('many', m)) / median(tens);
+    const tenSpread = (Math.max(...tens) - Math.min(...tens)) / median(tens);
+    verdicts.push(`${METRIC_LABEL[m]}: ${label('many')} = ${pct(manyVsTens)} of all 10-tuple runs (their own spread ±${pct(tenSpread / 2)})`);
+  }
+  const tput = median(of('many', 'tunMbit')) / median([...of('few', 'tunMbit'), ...of('few2', 'tunMbit')]);
+  console.log(`\n    issue 4 target, iperf3 through the box (tunnel) with ${label('many')} tuples >= 90 % of 10: ${pct(tput)} (${tput >= 0.9 ? 'meets' : 'MISSES'})`);
+  for (const v of verdicts) console.log(`    ${v}`);
+  const agentMs = samples.map((s) => s.boxCpu.node ?? 0);
+  const monMs = samples.map((s) => (s.boxCpu.ip ?? 0) + (s.boxCpu.nft ?? 0) + (s.boxCpu.stdbuf ?? 0));
+  console.log(`    box A during the measurements: agent (node) ${f0(Math.min(...agentMs))}–${f0(Math.max(...agentMs))} ms CPU, its ip/nft monitors ${f0(Math.min(...monMs))}–${f0(Math.max(...monMs))} ms;` +
+    ` waited ${f0(Math.min(...samples.map((s) => s.settleMs)))}–${f0(Math.max(...samples.map((s) => s.settleMs)))} ms for namespace clean-up; machine busy before each ${pct(Math.min(...samples.map((s) => s.idleBusy)))}–${pct(Math.max(...samples.map((s) => s.idleBusy)))}`);
+}
+
+export async function runForwarding(fx: ForwardingFixture, options: ForwardingOptions): Promise<void> {
+  const opts: Required<ForwardingOptions> = { tunnelConns: 3000, lanConns: 10_000, iperfSeconds: 5, swapBlocks: 4, swapLanConns: 3000, swapTunnelConns: 1000, swapIperfSeconds: 3, ...options };
+  console.log(`\n(e) forwarding through box A, ${opts.reps} reps of ${VARIANTS.map((v) => labelOf(v, opts.tuples)).join(' / ')} tuples, fresh namespaces each, order rotated and reversed per rep;` +
+    ` ${opts.tunnelConns} / ${opts.lanConns} sequential connections (tunnel / LAN->LAN), iperf3 ${opts.iperfSeconds} s after 1 s omitted. Load average at start ${loadavg()}`);
+  const samples: Sample[] = [];
+  for (let rep = 0; rep < opts.reps; rep++) {
+    const order = orderFor(rep, VARIANTS.length);
+    for (let slot = 0; slot < order.length; slot++) samples.push(await measure(fx, VARIANTS[order[slot]!]!, opts, rep, slot));
+  }
+
+  if (samples.length > 0) summarise(samples, opts);
+
+  if (opts.swapBlocks <= 0) {
+    console.log(`    load average at end of (e) ${loadavg()}`);
+    return;
+  }
+  console.log(`\n(e2) the firewall swapped in place: one set of namespaces, the agent alternating 10 / ${opts.tuples} / ${opts.tuples} / 10 tuples (ABBA), ${opts.swapBlocks} blocks;` +
+    ` per slice ${opts.swapLanConns} LAN->LAN and ${opts.swapTunnelConns} tunnel connections, iperf3 ${opts.swapIperfSeconds} s. Load average ${loadavg()}`);
+  const sw = await swapInPlace(fx, opts);
+  const SW: Array<[keyof SwapSlice, string]> = [['lanConn', 'LAN->LAN, new TCP conn/s'], ['tunConn', 'tunnel, new TCP conn/s'], ['tunMbit', 'tunnel, iperf3 Mbit/s']];
+  console.log('');
+  for (const [m, name] of SW) {
+    const val = (block: number, pos: number) => sw.find((x) => x.block === block && x.pos === pos)![m] as number;
+    const fewAll = sw.filter((x) => !x.many).map((x) => x[m] as number);
+    const manyAll = sw.filter((x) => x.many).map((x) => x[m] as number);
+    const blocks = Array.from({ length: opts.swapBlocks }, (_, i) => i);
+    const manyVsFew = blocks.map((i) => (val(i, 1) + val(i, 2)) / (val(i, 0) + val(i, 3)));
+    const fewVsFew = blocks.map((i) => val(i, 3) / val(i, 0));
+    console.log(`    ${name.padEnd(26)} 10: ${f0(median(fewAll))} [${spread(fewAll)}], ${opts.tuples}: ${f0(median(manyAll))} [${spread(manyAll)}] = ${pct(median(manyAll) / median(fewAll))};` +
+      ` per block ${opts.tuples} vs 10 ${ratios(manyVsFew)}; noise, last 10 vs first 10 of each block ${ratios(fewVsFew)}`);
+  }
+  const swT = median(sw.filter((x) => x.many).map((x) => x.tunMbit)) / median(sw.filter((x) => !x.many).map((x) => x.tunMbit));
+  console.log(`    issue 4 target on the swapped firewall, iperf3 (tunnel) ${opts.tuples} vs 10: ${pct(swT)} (${swT >= 0.9 ? 'meets' : 'MISSES'}); agent CPU during the slices ${f0(Math.min(...sw.map((x) => x.agentMs)))}–${f0(Math.max(...sw.map((x) => x.agentMs)))} ms`);
+  console.log(`    load average at end of (e) ${loadavg()}`);
+}
