@@ -50,23 +50,63 @@ function parseAddressLen(text: string, what: string): { addr: ipaddr.IPv4 | ipad
 
 const V4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
 
-/** The common IPv4 case without ipaddr.js: about 20x faster, which matters at 10,000 tuples. */
-function parseV4Prefix(text: string): ParsedPrefix | null {
-  const m = V4_RE.exec(text);
-  if (!m) return null;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = m[i];
-    if ((o.length > 1 && o[0] === '0') || Number(o) > 255) return null;
-    n = n * 256 + Number(o);
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => (b < 16 ? '0' : '') + b.toString(16));
+const hex32 = (n: number): string => HEX_BYTE[n >>> 24]! + HEX_BYTE[(n >>> 16) & 255]! + HEX_BYTE[(n >>> 8) & 255]! + HEX_BYTE[n & 255]!;
+
+/** Reads 1-`maxDigits` decimal digits at `at`: the value * 8 + digits read (0: none, or too many).
+ *  A leading zero is flagged with value -1. */
+function readDecimal(text: string, at: number, maxDigits: number): number {
+  let v = 0;
+  let digits = 0;
+  for (; at + digits < text.length; digits++) {
+    const c = text.charCodeAt(at + digits);
+    if (c < 48 || c > 57) break;
+    if (digits === maxDigits) return 0;
+    v = v * 10 + (c - 48);
   }
-  const len = m[5] === undefined ? 32 : Number(m[5]);
-  if (len > 32 || (m[5] !== undefined && m[5].length > 1 && m[5][0] === '0')) return null;
+  if (digits === 0) return 0;
+  return (digits > 1 && text.charCodeAt(at) === 48 ? -1 : v) * 8 + digits;
+}
+
+/**
+ * The common IPv4 case without ipaddr.js and without a regular expression: four decimal octets
+ * (no leading zeros, <= 255), optionally "/" and a length (no leading zero, <= 32); null for
+ * anything else, which parsePrefix() hands to ipaddr.js. A scanner rather than a regex with
+ * captures: the 20,000 prefixes of a 10,000-tuple firewall are parsed before the JIT has warmed up.
+ */
+function parseV4Prefix(text: string): ParsedPrefix | null {
+  let at = 0;
+  let n = 0;
+  for (let i = 0; i < 4; i++) {
+    if (i > 0) {
+      if (text.charCodeAt(at) !== 46) return null; // '.'
+      at++;
+    }
+    const r = readDecimal(text, at, 3);
+    if (r <= 0) return null;
+    const v = Math.floor(r / 8);
+    if (v > 255) return null;
+    n = n * 256 + v;
+    at += r % 8;
+  }
+  let len = 32;
+  const hasLen = at < text.length;
+  if (hasLen) {
+    if (text.charCodeAt(at) !== 47) return null; // '/'
+    const r = readDecimal(text, at + 1, 2);
+    if (r <= 0) return null;
+    len = Math.floor(r / 8);
+    if (len > 32) return null;
+    if (at + 1 + (r % 8) !== text.length) return null;
+  }
   const size = 2 ** (32 - len);
   const start = n - (n % size);
   const end = start + size - 1;
-  const text4 = `${Math.floor(start / 16777216)}.${Math.floor(start / 65536) % 256}.${Math.floor(start / 256) % 256}.${start % 256}/${len}`;
-  return { text: text4, family: 4, len, startHex: start.toString(16).padStart(8, '0'), endHex: end.toString(16).padStart(8, '0') };
+  // The text is already canonical when it names the network with its length (the usual case).
+  const text4 = hasLen && start === n
+    ? text
+    : `${Math.floor(start / 16777216)}.${Math.floor(start / 65536) % 256}.${Math.floor(start / 256) % 256}.${start % 256}/${len}`;
+  return { text: text4, family: 4, len, startHex: hex32(start), endHex: hex32(end) };
 }
 
 /** Parses a prefix ("10.1.0.7/24" is masked to "10.1.0.0/24"; a bare address is a host prefix). */

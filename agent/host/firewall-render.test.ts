@@ -1,4 +1,5 @@
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { layerBoxes, renderFirewall, type TupleBox } from './firewall-render.js';
 import { parsePrefix } from './canonical.js';
@@ -122,6 +123,40 @@ t.test('layerBoxes: layers are overlap-free and allow exactly the input', async 
     { numRuns: 300 },
   );
   t.pass('property held');
+});
+
+/** `n` rules over nested, overlapping prefixes from a fixed seed (mulberry32): port ranges to
+ *  merge, boxes inside others to drop, partial overlaps that need extra layers. */
+function tangled(n: number): ReturnType<typeof firewall> {
+  let seed = 12345;
+  const rnd = (k: number) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) % k;
+  };
+  const prefix = () => {
+    const len = [20, 24, 26, 28, 30, 32][rnd(6)];
+    return `10.${rnd(2)}.${rnd(16)}.${rnd(256)}/${len}`;
+  };
+  const rules = Array.from({ length: n }, (_, i) => {
+    const protocol = ['tcp', 'udp', 'icmp', 'any'][rnd(4)]!;
+    const ports = protocol === 'tcp' || protocol === 'udp'
+      ? Array.from({ length: rnd(3) }, (): number | [number, number] => { const a = 1 + rnd(100); return rnd(2) ? a : [a, a + rnd(20)]; })
+      : [];
+    return flow(`t${i}`, [prefix(), prefix()].slice(0, 1 + rnd(2)), [prefix()], protocol, ports);
+  });
+  return firewall({ outbound: rules, inbound: rules.slice(0, n >> 1), localPrefixes: ['10.0.0.0/16', '10.1.0.0/24'] });
+}
+
+// The renderer was rewritten for speed (prefix ranks instead of string keys, one parse per distinct
+// prefix); these hashes are of the output of the version before, so its bytes cannot drift.
+t.test('large inputs render to the same bytes as before the rewrite', async (t) => {
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  t.equal(sha(renderFirewall(manyTuples(10_000), { wgInterface: WG })), 'ba5887a29be3fabe9212bb867c7d09aba7c9f99204dc9a4875bba037fd270e76', '10,000 tuples');
+  const text = renderFirewall(tangled(3000), { wgInterface: WG });
+  t.ok((text.match(/\tset out4_ports_\d+ \{/g) ?? []).length >= 1, 'the tangled rules need extra layers');
+  t.equal(sha(text), '8c604eb1977d7d2486aa723387069d03745937b3b1378152f222e981faadda26', '3,000 tangled rules');
 });
 
 t.test('renderWgConfig golden file', async (t) => {

@@ -14,7 +14,7 @@
 import type { Firewall, FlowRule } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import { CROSSLINK_NFT_TABLE } from './ports.js';
-import { maskHex, parsePrefix, type ParsedPrefix } from './canonical.js';
+import { parsePrefix, type ParsedPrefix } from './canonical.js';
 
 export interface RenderFirewallOptions {
   /** The WireGuard interface whose traffic is judged, e.g. "crosslink0". */
@@ -51,54 +51,91 @@ function invalid(path: string, message: string): CrosslinkError {
   return new CrosslinkError('config_invalid', `${path}: ${message}`, [{ path, message }]);
 }
 
-function parseAt(text: string, path: string): ParsedPrefix {
-  try {
-    return parsePrefix(text);
-  } catch (e) {
-    throw new CrosslinkError('config_invalid', `${path}: invalid prefix "${text}"`, [{ path, message: `invalid prefix "${text}"` }], { cause: e });
-  }
+/** Distinct prefix texts of one render, parsed once (10,000 tuples may name only 100 destinations). */
+type PrefixCache = Map<string, ParsedPrefix>;
+
+/** Parses `text` (once per render); a prefix that does not parse is an error at `path`. */
+function parseAt(text: string, path: string, cache: PrefixCache): ParsedPrefix {
+  return cache.get(text) ?? parseNew(text, () => path, cache);
 }
 
-/** Expands the rules of one direction into boxes, keyed by family and set kind. */
-function expandRules(rules: readonly FlowRule[], dirKey: string): Map<string, TupleBox[]> {
-  const out = new Map<string, TupleBox[]>();
-  const push = (fam: Family, kind: SetKind, box: TupleBox): void => {
-    const k = `${fam}_${kind}`;
-    let list = out.get(k);
-    if (!list) out.set(k, (list = []));
-    list.push(box);
-  };
-  rules.forEach((rule, ri) => {
-    const path = `firewall.${dirKey}[${ri}]`;
-    const srcs = rule.sources.map((s, i) => parseAt(s, `${path}.sources[${i}]`));
-    const dsts = rule.destinations.map((s, i) => parseAt(s, `${path}.destinations[${i}]`));
-    const proto = rule.protocol.toLowerCase();
-    let ranges: Array<[number, number]> = [];
+/** As parseAt(), for a text not in the cache yet; the path is built only for the error (a config
+ *  names ~20,000 prefixes in its firewall). */
+function parseNew(text: string, path: () => string, cache: PrefixCache): ParsedPrefix {
+  let p: ParsedPrefix;
+  try {
+    p = parsePrefix(text);
+  } catch (e) {
+    const at = path();
+    throw new CrosslinkError('config_invalid', `${at}: invalid prefix "${text}"`, [{ path: at, message: `invalid prefix "${text}"` }], { cause: e });
+  }
+  cache.set(text, p);
+  return p;
+}
+
+function parseList(list: readonly string[], dirKey: string, ri: number, field: string, cache: PrefixCache): ParsedPrefix[] {
+  const out: ParsedPrefix[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const text = list[i]!;
+    out.push(cache.get(text) ?? parseNew(text, () => `firewall.${dirKey}[${ri}].${field}[${i}]`, cache));
+  }
+  return out;
+}
+
+const PORTS = 0;
+const PROTO = 1;
+const ANY = 2;
+const SET_KINDS: readonly SetKind[] = ['ports', 'proto', 'any'];
+/** Index of the (family, kind) list in expandRules' result. */
+const slot = (fam: Family, kind: SetKind): number => (fam === 4 ? 0 : 3) + SET_KINDS.indexOf(kind);
+
+/** Expands the rules of one direction into boxes, one list per family and set kind (see slot()). */
+function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCache): TupleBox[][] {
+  const out: TupleBox[][] = [[], [], [], [], [], []];
+  // Indexed loops and no per-box allocation but the box: this runs once per tuple, mostly before
+  // the JIT has optimised it (a fresh agent's first config).
+  const firsts: number[] = [];
+  const lasts: number[] = [];
+  for (let ri = 0; ri < rules.length; ri++) {
+    const rule = rules[ri]!;
+    const srcs = parseList(rule.sources, dirKey, ri, 'sources', cache);
+    const dsts = parseList(rule.destinations, dirKey, ri, 'destinations', cache);
+    const proto = rule.protocol === 'tcp' || rule.protocol === 'udp' ? rule.protocol : rule.protocol.toLowerCase();
+    firsts.length = 0;
+    lasts.length = 0;
     if (proto === 'tcp' || proto === 'udp') {
-      ranges = rule.ports.map((p, i) => {
+      for (let i = 0; i < rule.ports.length; i++) {
+        const p = rule.ports[i]!;
         const last = p.last === 0 ? p.first : p.last;
         if (p.first < 0 || p.first > 65535 || last > 65535 || last < p.first) {
-          throw invalid(`${path}.ports[${i}]`, `invalid port range ${p.first}-${p.last}`);
+          throw invalid(`firewall.${dirKey}[${ri}].ports[${i}]`, `invalid port range ${p.first}-${p.last}`);
         }
-        return [p.first, last] as [number, number];
-      });
-      if (ranges.length === 0) ranges = [[0, 65535]];
+        firsts.push(p.first);
+        lasts.push(last);
+      }
+      if (firsts.length === 0) {
+        firsts.push(0);
+        lasts.push(65535);
+      }
     } else if (proto !== 'icmp' && proto !== 'any') {
-      throw invalid(`${path}.protocol`, `unknown protocol "${rule.protocol}" (tcp, udp, icmp or any)`);
+      throw invalid(`firewall.${dirKey}[${ri}].protocol`, `unknown protocol "${rule.protocol}" (tcp, udp, icmp or any)`);
     }
-    for (const src of srcs) {
-      for (const dst of dsts) {
+    for (let si = 0; si < srcs.length; si++) {
+      const src = srcs[si]!;
+      for (let di = 0; di < dsts.length; di++) {
+        const dst = dsts[di]!;
         if (src.family !== dst.family) continue; // a v4 source never talks to a v6 destination
-        const fam = src.family;
-        if (proto === 'any') push(fam, 'any', { src, dst, proto: 0, portFirst: 0, portLast: 0 });
-        else if (proto === 'icmp') push(fam, 'proto', { src, dst, proto: fam === 4 ? 1 : 58, portFirst: 0, portLast: 0 });
+        const base = src.family === 4 ? 0 : 3;
+        if (proto === 'any') out[base + ANY]!.push({ src, dst, proto: 0, portFirst: 0, portLast: 0 });
+        else if (proto === 'icmp') out[base + PROTO]!.push({ src, dst, proto: src.family === 4 ? 1 : 58, portFirst: 0, portLast: 0 });
         else {
           const pn = proto === 'tcp' ? 6 : 17;
-          for (const [first, last] of ranges) push(fam, 'ports', { src, dst, proto: pn, portFirst: first, portLast: last });
+          const list = out[base + PORTS]!;
+          for (let k = 0; k < firsts.length; k++) list.push({ src, dst, proto: pn, portFirst: firsts[k]!, portLast: lasts[k]! });
         }
       }
     }
-  });
+  }
   return out;
 }
 
@@ -106,161 +143,172 @@ function contains(outer: ParsedPrefix, inner: ParsedPrefix): boolean {
   return outer.len <= inner.len && outer.startHex <= inner.startHex && inner.endHex <= outer.endHex;
 }
 
-function boxOrder(a: TupleBox, b: TupleBox): number {
-  return (
-    cmpStr(a.src.startHex, b.src.startHex) || a.src.len - b.src.len ||
-    cmpStr(a.dst.startHex, b.dst.startHex) || a.dst.len - b.dst.len ||
-    a.proto - b.proto || a.portFirst - b.portFirst || a.portLast - b.portLast
-  );
-}
-
 function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function prefixKey(p: ParsedPrefix): string {
-  return `${p.startHex}/${p.len}`;
-}
-
-/** Merges port ranges per (src, dst, proto) and drops exact duplicates. */
-function mergePorts(boxes: readonly TupleBox[]): TupleBox[] {
-  const groups = new Map<string, TupleBox[]>();
-  for (const b of boxes) {
-    const k = `${prefixKey(b.src)}|${prefixKey(b.dst)}|${b.proto}`;
-    let g = groups.get(k);
-    if (!g) groups.set(k, (g = []));
-    g.push(b);
+/**
+ * The distinct prefixes of `boxes`, ranked in (start, length) order, so comparing ranks compares
+ * prefixes; rankOf maps a prefix's canonical text (one per family, address and length) to its rank.
+ * And each prefix's parent: the longest other prefix of the same family that contains it (-1: none).
+ */
+function rankPrefixes(boxes: readonly TupleBox[]): { prefixes: ParsedPrefix[]; rankOf: Map<string, number>; parent: Int32Array } {
+  const rankOf = new Map<string, number>();
+  const prefixes: ParsedPrefix[] = [];
+  for (let i = 0; i < boxes.length; i++) {
+    const { src, dst } = boxes[i]!;
+    if (!rankOf.has(src.text)) rankOf.set(src.text, prefixes.push(src));
+    if (!rankOf.has(dst.text)) rankOf.set(dst.text, prefixes.push(dst));
   }
-  const out: TupleBox[] = [];
-  for (const g of groups.values()) {
-    g.sort((a, b) => a.portFirst - b.portFirst || a.portLast - b.portLast);
-    let cur = { ...g[0] };
-    for (let i = 1; i < g.length; i++) {
-      const b = g[i];
-      if (b.portFirst <= cur.portLast + 1) cur.portLast = Math.max(cur.portLast, b.portLast);
-      else {
-        out.push(cur);
-        cur = { ...b };
-      }
-    }
-    out.push(cur);
+  prefixes.sort((a, b) => cmpStr(a.startHex, b.startHex) || a.len - b.len);
+  for (let r = 0; r < prefixes.length; r++) rankOf.set(prefixes[r]!.text, r);
+  // Prefixes are either nested or disjoint, so in (start, length) order a stack holds the chain of
+  // prefixes containing the current one (one stack per family: their hex differs in width).
+  const parent = new Int32Array(prefixes.length).fill(-1);
+  const stacks = new Map<number, number[]>();
+  for (let r = 0; r < prefixes.length; r++) {
+    const p = prefixes[r]!;
+    let stack = stacks.get(p.startHex.length);
+    if (!stack) stacks.set(p.startHex.length, (stack = []));
+    while (stack.length > 0 && !contains(prefixes[stack[stack.length - 1]!]!, p)) stack.pop();
+    if (stack.length > 0) parent[r] = stack[stack.length - 1]!;
+    stack.push(r);
   }
-  return out;
-}
-
-interface SrcGroup {
-  byDst: Map<string, TupleBox[]>;
-  /** Distinct destination prefix lengths, for ancestor look-ups. */
-  dstLens: number[];
-  /** Distinct destinations ordered by (start, len), for descendant range scans. */
-  dsts: ParsedPrefix[];
-}
-
-function lowerBound(dsts: readonly ParsedPrefix[], startHex: string): number {
-  let lo = 0;
-  let hi = dsts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (dsts[mid].startHex < startHex) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return { prefixes, rankOf, parent };
 }
 
 /**
- * Splits boxes (one family, one set kind) into layers whose elements never overlap, after dropping
- * boxes contained in another. Prefixes are either nested or disjoint, so the boxes that can overlap
- * a box b are found through b's source ancestors (a stack sweep) and, in each of their groups,
- * b's destination ancestors (hash look-ups by length) and descendants (a range scan) — no all-pairs.
+ * Splits boxes (one family, one set kind) into layers whose elements never overlap, after merging
+ * port ranges per (source, destination, protocol) and dropping boxes contained in another. Prefixes
+ * are either nested or disjoint, so the boxes that can overlap a box b are found through b's source
+ * ancestors and, among their boxes, b's destination ancestors (a binary search each) and
+ * descendants (a range scan) — no all-pairs. Each prefix is a number (its rank), so sorting,
+ * grouping and look-ups compare numbers, not strings.
  */
 export function layerBoxes(input: readonly TupleBox[]): TupleBox[][] {
-  const boxes = mergePorts(input).sort(boxOrder);
-  if (boxes.length === 0) return [];
-  // Source groups and each distinct source's ancestor-or-self chain.
-  const groups = new Map<string, SrcGroup>();
-  const srcs: ParsedPrefix[] = [];
-  for (const b of boxes) {
-    const k = prefixKey(b.src);
-    let g = groups.get(k);
-    if (!g) {
-      groups.set(k, (g = { byDst: new Map(), dstLens: [], dsts: [] }));
-      srcs.push(b.src);
-    }
-    const dk = prefixKey(b.dst);
-    let list = g.byDst.get(dk);
-    if (!list) {
-      g.byDst.set(dk, (list = []));
-      g.dsts.push(b.dst);
-      if (!g.dstLens.includes(b.dst.len)) g.dstLens.push(b.dst.len);
-    }
-    list.push(b);
-  }
-  for (const g of groups.values()) g.dsts.sort((a, b) => cmpStr(a.startHex, b.startHex) || a.len - b.len);
-  const ancestors = new Map<string, string[]>();
-  const stack: ParsedPrefix[] = [];
-  for (const s of srcs) {
-    // srcs is in (start, len) order because boxes are.
-    while (stack.length > 0 && !contains(stack[stack.length - 1], s)) stack.pop();
-    stack.push(s);
-    ancestors.set(prefixKey(s), stack.map(prefixKey));
-  }
+  if (input.length === 0) return [];
+  const { prefixes, rankOf, parent } = rankPrefixes(input);
+  const nPrefixes = prefixes.length;
 
-  const index = new Map<TupleBox, number>();
-  boxes.forEach((b, i) => index.set(b, i));
+  // Sort by (source, destination, protocol, first port, last port), then merge the port ranges of
+  // each (source, destination, protocol) run; that leaves them in the same order.
+  const n0 = input.length;
+  const k1 = new Float64Array(n0);
+  const k2 = new Float64Array(n0);
+  for (let i = 0; i < n0; i++) {
+    const b = input[i]!;
+    k1[i] = (rankOf.get(b.src.text)! * nPrefixes + rankOf.get(b.dst.text)!) * 256 + b.proto;
+    k2[i] = b.portFirst * 65536 + b.portLast;
+  }
+  const sortedIdx = Array.from({ length: n0 }, (_, i) => i).sort((a, b) => k1[a]! - k1[b]! || k2[a]! - k2[b]!);
+  const boxes: TupleBox[] = [];
+  const srcOf: number[] = [];
+  const dstOf: number[] = [];
+  for (let s = 0; s < n0; ) {
+    const i = sortedIdx[s]!;
+    let cur = input[i]!;
+    let isCopy = false;
+    let e = s + 1;
+    for (; e < n0 && k1[sortedIdx[e]!] === k1[i]; e++) {
+      const b = input[sortedIdx[e]!]!;
+      if (b.portFirst <= cur.portLast + 1) {
+        if (b.portLast > cur.portLast) {
+          if (!isCopy) cur = { ...cur };
+          isCopy = true;
+          cur.portLast = b.portLast;
+        }
+      } else {
+        boxes.push(cur);
+        cur = b;
+        isCopy = false;
+      }
+    }
+    boxes.push(cur);
+    s = e;
+  }
+  for (let i = 0; i < boxes.length; i++) {
+    srcOf.push(rankOf.get(boxes[i]!.src.text)!);
+    dstOf.push(rankOf.get(boxes[i]!.dst.text)!);
+  }
+  const n = boxes.length;
+
+  // Boxes of one source are a contiguous range, ordered by destination.
+  const groupStart = new Int32Array(nPrefixes).fill(-1);
+  const groupEnd = new Int32Array(nPrefixes);
+  for (let i = 0; i < n; i++) {
+    if (groupStart[srcOf[i]!] === -1) groupStart[srcOf[i]!] = i;
+    groupEnd[srcOf[i]!] = i + 1;
+  }
+  /** First box in [lo, hi) whose destination rank is >= rank. */
+  const firstDst = (lo: number, hi: number, rank: number): number => {
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (dstOf[mid]! < rank) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+
   const neighbours: number[][] = boxes.map(() => []);
-  const redundant = new Uint8Array(boxes.length);
-  const seen = new Set<string>();
-  const consider = (i: number, a: TupleBox): void => {
-    const j = index.get(a)!;
+  const redundant = new Uint8Array(n);
+  // A pair may be looked at twice (from either side); both outcomes are idempotent.
+  const consider = (i: number, j: number): void => {
     if (j === i) return;
-    const b = boxes[i];
+    const a = boxes[j]!;
+    const b = boxes[i]!;
     if (a.proto !== b.proto || a.portFirst > b.portLast || b.portFirst > a.portLast) return;
-    const key = i < j ? `${i},${j}` : `${j},${i}`;
-    if (seen.has(key)) return;
-    seen.add(key);
     const aHoldsB = contains(a.src, b.src) && contains(a.dst, b.dst) && a.portFirst <= b.portFirst && b.portLast <= a.portLast;
     const bHoldsA = contains(b.src, a.src) && contains(b.dst, a.dst) && b.portFirst <= a.portFirst && a.portLast <= b.portLast;
     if (aHoldsB) redundant[i] = 1;
     else if (bHoldsA) redundant[j] = 1;
     else {
-      neighbours[i].push(j);
-      neighbours[j].push(i);
+      neighbours[i]!.push(j);
+      neighbours[j]!.push(i);
     }
   };
-  boxes.forEach((b, i) => {
-    for (const sk of ancestors.get(prefixKey(b.src))!) {
-      const g = groups.get(sk)!;
-      for (const len of g.dstLens) {
-        if (len > b.dst.len) continue;
-        const list = g.byDst.get(`${maskHex(b.dst.startHex, len)}/${len}`);
-        if (list) for (const a of list) consider(i, a);
+  for (let i = 0; i < n; i++) {
+    const dst = prefixes[dstOf[i]!]!;
+    for (let s = srcOf[i]!; s !== -1; s = parent[s]!) {
+      const gs = groupStart[s]!;
+      if (gs === -1) continue; // an ancestor that is no box's source
+      const ge = groupEnd[s]!;
+      // Destinations that hold b's (itself included).
+      for (let d = dstOf[i]!; d !== -1; d = parent[d]!) {
+        for (let k = firstDst(gs, ge, d); k < ge && dstOf[k] === d; k++) consider(i, k);
       }
-      for (let k = lowerBound(g.dsts, b.dst.startHex); k < g.dsts.length && g.dsts[k].startHex <= b.dst.endHex; k++) {
-        const d = g.dsts[k];
-        if (d.len > b.dst.len) for (const a of g.byDst.get(prefixKey(d))!) consider(i, a);
+      // Destinations inside b's: from the first that starts where b's does, while they start inside it.
+      let lo = gs;
+      let hi = ge;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (prefixes[dstOf[mid]!]!.startHex < dst.startHex) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let k = lo; k < ge && prefixes[dstOf[k]!]!.startHex <= dst.endHex; k++) {
+        if (prefixes[dstOf[k]!]!.len > dst.len) consider(i, k);
       }
     }
-  });
+  }
 
   // Greedy colouring in the deterministic box order: each box takes the first layer none of its
   // overlapping neighbours holds.
-  const layerOf = new Int32Array(boxes.length).fill(-1);
+  const layerOf = new Int32Array(n).fill(-1);
+  const takenBy = new Int32Array(n + 1).fill(-1);
   const layers: TupleBox[][] = [];
-  boxes.forEach((b, i) => {
-    if (redundant[i]) return;
-    const taken = new Set<number>();
-    for (const j of neighbours[i]) if (!redundant[j] && layerOf[j] >= 0) taken.add(layerOf[j]);
+  for (let i = 0; i < n; i++) {
+    if (redundant[i]) continue;
+    for (const j of neighbours[i]!) if (!redundant[j] && layerOf[j]! >= 0) takenBy[layerOf[j]!] = i;
     let l = 0;
-    while (taken.has(l)) l++;
+    while (takenBy[l] === i) l++;
     layerOf[i] = l;
-    (layers[l] ??= []).push(b);
-  });
+    (layers[l] ??= []).push(boxes[i]!);
+  }
   return layers;
 }
 
 /** Keeps only the outermost prefixes (an nft interval set refuses overlapping intervals). */
-function outermost(prefixes: readonly string[], path: string): Map<Family, ParsedPrefix[]> {
-  const parsed = prefixes.map((p, i) => parseAt(p, `${path}[${i}]`));
+function outermost(prefixes: readonly string[], path: string, cache: PrefixCache): Map<Family, ParsedPrefix[]> {
+  const parsed = prefixes.map((p, i) => parseAt(p, `${path}[${i}]`, cache));
   parsed.sort((a, b) => a.family - b.family || cmpStr(a.startHex, b.startHex) || a.len - b.len);
   const out = new Map<Family, ParsedPrefix[]>([[4, []], [6, []]]);
   for (const p of parsed) {
@@ -282,15 +330,11 @@ function elementText(kind: SetKind, b: TupleBox): string {
   return `${b.src.text} . ${b.dst.text} . ${PROTO_NAME[b.proto]} . ${portText(b)}`;
 }
 
-function setBlock(name: string, type: string, elements: readonly string[]): string[] {
-  const lines = [`\tset ${name} {`, `\t\ttype ${type}`, '\t\tflags interval'];
-  if (elements.length > 0) {
-    lines.push('\t\telements = {');
-    elements.forEach((e, i) => lines.push(`\t\t\t${e}${i < elements.length - 1 ? ',' : ''}`));
-    lines.push('\t\t}');
-  }
-  lines.push('\t}');
-  return lines;
+/** One set as one string of lines (joined with the rest by "\n"). */
+function setBlock(name: string, type: string, elements: readonly string[]): string {
+  const head = `\tset ${name} {\n\t\ttype ${type}\n\t\tflags interval\n`;
+  if (elements.length === 0) return `${head}\t}`;
+  return `${head}\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}\n\t}`;
 }
 
 /** Renders `table inet crosslink { ... }` for `fw` (absent: deny everything crossing the overlay). */
@@ -301,17 +345,18 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
   const chains: string[] = [];
   const judge: string[] = [];
 
-  const local = outermost(fw?.localPrefixes ?? [], 'firewall.local_prefixes');
-  const masq = outermost(fw?.masquerade ?? [], 'firewall.masquerade');
+  const cache: PrefixCache = new Map();
+  const local = outermost(fw?.localPrefixes ?? [], 'firewall.local_prefixes', cache);
+  const masq = outermost(fw?.masquerade ?? [], 'firewall.masquerade', cache);
   for (const fam of [4, 6] as const) {
     const type = fam === 4 ? 'ipv4_addr' : 'ipv6_addr';
-    if (local.get(fam)!.length > 0) sets.push(...setBlock(`local${fam}`, type, local.get(fam)!.map((p) => p.text)));
-    if (masq.get(fam)!.length > 0) sets.push(...setBlock(`masq${fam}`, type, masq.get(fam)!.map((p) => p.text)));
+    if (local.get(fam)!.length > 0) sets.push(setBlock(`local${fam}`, type, local.get(fam)!.map((p) => p.text)));
+    if (masq.get(fam)!.length > 0) sets.push(setBlock(`masq${fam}`, type, masq.get(fam)!.map((p) => p.text)));
   }
 
   for (const dir of FIREWALL_DIRECTIONS) {
     const rules = fw ? fw[dir.key] : [];
-    const expanded = expandRules(rules, dir.key);
+    const expanded = expandRules(rules, dir.key, cache);
     const body = ['\t\tct state invalid drop'];
     for (const fam of [4, 6] as const) {
       const addr = fam === 4 ? 'ipv4_addr' : 'ipv6_addr';
@@ -322,10 +367,10 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
         ['any', `${addr} . ${addr}`, sel],
       ];
       for (const [kind, type, match] of kinds) {
-        const layers = layerBoxes(expanded.get(`${fam}_${kind}`) ?? []);
+        const layers = layerBoxes(expanded[slot(fam, kind)]!);
         layers.forEach((layer, l) => {
           const name = `${dir.set}${fam}_${kind}${l === 0 ? '' : `_${l}`}`;
-          sets.push(...setBlock(name, type, layer.map((b) => elementText(kind, b))));
+          sets.push(setBlock(name, type, layer.map((b) => elementText(kind, b))));
           body.push(`\t\t${match} @${name} accept`);
         });
       }

@@ -7,7 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { FirewallSchema, type AgentConfig, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired, WireGuardMode } from '../host/ports.js';
-import { canonicalEndpoint, canonicalInterfaceAddress, canonicalPrefix, comparePrefixes } from './canonical.js';
+import { canonicalEndpoint, canonicalInterfaceAddress, canonicalPrefix, comparePrefixes, isPrefix } from './canonical.js';
 
 // plan.ts may not import from host/ (lint boundary), so the port types it compares pass through here.
 export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode } from '../host/ports.js';
@@ -73,22 +73,59 @@ export class InvalidConfigError extends CrosslinkError {
 const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 const PROTOCOLS = new Set(['tcp', 'udp', 'icmp', 'any']);
 
-function validateFirewall(fw: Firewall, errors: ErrorDetail[], prefix: (path: string, text: string) => string | null): void {
+/** Sorts `list` in place (comparePrefixes order: plain string order, which is also sort()'s own)
+ *  and drops repeats; no Set per list (one per peer). */
+function sortedUnique(list: string[]): string[] {
+  list.sort();
+  let kept = 0;
+  for (let i = 0; i < list.length; i++) if (i === 0 || list[i] !== list[kept - 1]) list[kept++] = list[i]!;
+  list.length = kept;
+  return list;
+}
+
+const notAPrefix = (path: string, text: string): ErrorDetail => ({ path, message: `"${text}" is not a prefix` });
+
+function validateFirewall(fw: Firewall, errors: ErrorDetail[]): void {
+  // Plain loops, and a path only for an error: this runs over every prefix of 10,000 rules.
   for (const dir of ['outbound', 'inbound', 'local'] as const) {
-    fw[dir].forEach((r, i) => {
-      const at = `firewall.${dir}[${i}]`;
-      r.sources.forEach((s, j) => prefix(`${at}.sources[${j}]`, s));
-      r.destinations.forEach((s, j) => prefix(`${at}.destinations[${j}]`, s));
-      if (!PROTOCOLS.has(r.protocol)) errors.push({ path: `${at}.protocol`, message: `unknown protocol "${r.protocol}"` });
-      r.ports.forEach((p, j) => {
+    const rules = fw[dir];
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      for (let j = 0; j < r.sources.length; j++) {
+        if (!isPrefix(r.sources[j]!)) errors.push(notAPrefix(`firewall.${dir}[${i}].sources[${j}]`, r.sources[j]!));
+      }
+      for (let j = 0; j < r.destinations.length; j++) {
+        if (!isPrefix(r.destinations[j]!)) errors.push(notAPrefix(`firewall.${dir}[${i}].destinations[${j}]`, r.destinations[j]!));
+      }
+      if (!PROTOCOLS.has(r.protocol)) errors.push({ path: `firewall.${dir}[${i}].protocol`, message: `unknown protocol "${r.protocol}"` });
+      for (let j = 0; j < r.ports.length; j++) {
+        const p = r.ports[j]!;
         if (p.first < 1 || p.last > 65535 || p.first > p.last) {
-          errors.push({ path: `${at}.ports[${j}]`, message: `bad port range ${p.first}-${p.last}` });
+          errors.push({ path: `firewall.${dir}[${i}].ports[${j}]`, message: `bad port range ${p.first}-${p.last}` });
         }
-      });
-    });
+      }
+    }
   }
-  fw.masquerade.forEach((s, j) => prefix(`firewall.masquerade[${j}]`, s));
-  fw.localPrefixes.forEach((s, j) => prefix(`firewall.local_prefixes[${j}]`, s));
+  fw.masquerade.forEach((s, j) => { if (!isPrefix(s)) errors.push(notAPrefix(`firewall.masquerade[${j}]`, s)); });
+  fw.localPrefixes.forEach((s, j) => { if (!isPrefix(s)) errors.push(notAPrefix(`firewall.local_prefixes[${j}]`, s)); });
+}
+
+/** Canonical prefixes of `list` into `out`; one that does not parse is an error at `${path}[j]`. */
+function canonicalPrefixes(list: readonly string[], path: string, errors: ErrorDetail[], out?: string[]): void {
+  for (let j = 0; j < list.length; j++) {
+    const c = canonicalPrefix(list[j]!);
+    if (c === null) errors.push(notAPrefix(`${path}[${j}]`, list[j]!));
+    else out?.push(c);
+  }
+}
+
+// The memoised renderer hands back the very same string while the firewall does not change, so its
+// hash (1-5 ms for a 10,000-tuple ruleset) is kept for the last one. Comparing the same string is
+// a pointer check; an equal string from elsewhere is still cheaper to compare than to hash.
+let lastHashed: { ruleset: string; hash: string } | null = null;
+function rulesetHash(ruleset: string): string {
+  if (lastHashed?.ruleset !== ruleset) lastHashed = { ruleset, hash: createHash('sha256').update(ruleset).digest('hex') };
+  return lastHashed.hash;
 }
 
 /**
@@ -97,11 +134,6 @@ function validateFirewall(fw: Firewall, errors: ErrorDetail[], prefix: (path: st
  */
 export function desiredState(config: AgentConfig, settings: AgentSettings, renderFirewall: FirewallRenderer): DesiredState {
   const errors: ErrorDetail[] = [];
-  const prefix = (path: string, text: string): string | null => {
-    const c = canonicalPrefix(text);
-    if (c === null) errors.push({ path, message: `"${text}" is not a prefix` });
-    return c;
-  };
 
   const overlay = canonicalInterfaceAddress(config.overlayAddress);
   if (overlay === null) errors.push({ path: 'overlay_address', message: `"${config.overlayAddress}" is not an address with prefix length` });
@@ -109,7 +141,8 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
   const seenKeys = new Set<string>();
   const peerNames: Record<string, string> = {};
   const peers: WgPeerDesired[] = [];
-  config.peers.forEach((p, i) => {
+  for (let i = 0; i < config.peers.length; i++) {
+    const p = config.peers[i]!;
     const at = `peers[${i}]`;
     if (!WG_KEY.test(p.publicKey)) errors.push({ path: `${at}.public_key`, message: 'not a base64 WireGuard key' });
     else if (seenKeys.has(p.publicKey)) errors.push({ path: `${at}.public_key`, message: 'the same key is given to two peers' });
@@ -121,20 +154,22 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
       else endpoint = e;
     }
     if (p.persistentKeepaliveSeconds > 65535) errors.push({ path: `${at}.persistent_keepalive_seconds`, message: 'above 65535' });
-    const allowed = p.allowedIps.map((a, j) => prefix(`${at}.allowed_ips[${j}]`, a)).filter((a): a is string => a !== null);
+    const allowed: string[] = [];
+    canonicalPrefixes(p.allowedIps, `${at}.allowed_ips`, errors, allowed);
     peers.push({
       publicKey: p.publicKey,
       endpoint,
-      allowedIps: [...new Set(allowed)].sort(comparePrefixes),
+      allowedIps: sortedUnique(allowed),
       persistentKeepaliveSeconds: p.persistentKeepaliveSeconds,
     });
     peerNames[p.publicKey] = p.name;
-  });
+  }
 
-  const routePrefixes = config.routes.map((r, i) => prefix(`routes[${i}]`, r)).filter((r): r is string => r !== null);
+  const routePrefixes: string[] = [];
+  canonicalPrefixes(config.routes, 'routes', errors, routePrefixes);
   const fw = config.firewall ?? create(FirewallSchema);
-  if (!renderFirewall.isRendered?.(fw, { wgInterface: settings.interfaceName })) validateFirewall(fw, errors, prefix);
-  config.localSubnets.forEach((s, i) => s.prefixes.forEach((p, j) => prefix(`local_subnets[${i}].prefixes[${j}]`, p)));
+  if (!renderFirewall.isRendered?.(fw, { wgInterface: settings.interfaceName })) validateFirewall(fw, errors);
+  config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
   const gateways: string[] = [];
   config.localSubnets.forEach((s, i) => s.gateways.forEach((g, j) => {
     const c = canonicalInterfaceAddress(g);
@@ -153,7 +188,8 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
 
   // IPv6 forwarding is switched on only when the config carries IPv6: turning it on makes Linux stop
   // accepting router advertisements (accept_ra=1), which could cut an IPv4-only box's own v6 uplink.
-  const usesIpv6 = [overlay!, ...routePrefixes, ...fw.localPrefixes, ...peers.flatMap((p) => p.allowedIps)].some((p) => p.includes(':'));
+  const hasV6 = (list: readonly string[]) => list.some((p) => p.includes(':'));
+  const usesIpv6 = overlay!.includes(':') || hasV6(routePrefixes) || hasV6(fw.localPrefixes) || peers.some((p) => hasV6(p.allowedIps));
   const sysctls = [{ key: SYSCTL_IPV4_FORWARD, value: '1' }];
   if (usesIpv6) sysctls.push({ key: SYSCTL_IPV6_FORWARD, value: '1' });
 
@@ -170,10 +206,10 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
       listenPort: settings.listenPort,
       peers: peers.sort((a, b) => comparePrefixes(a.publicKey, b.publicKey)),
     },
-    routes: [...new Set(routePrefixes)].sort(comparePrefixes).map((p) => ({ prefix: p, dev: settings.interfaceName })),
-    firewall: { ruleset, hash: createHash('sha256').update(ruleset).digest('hex') },
+    routes: sortedUnique(routePrefixes).map((p) => ({ prefix: p, dev: settings.interfaceName })),
+    firewall: { ruleset, hash: rulesetHash(ruleset) },
     sysctls: sysctls.sort((a, b) => comparePrefixes(a.key, b.key)),
     peerNames,
-    gateways: [...new Set(gateways)].sort(comparePrefixes),
+    gateways: sortedUnique(gateways),
   };
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { firewall, flow, manyTuples } from '../host/testing/firewall-fixtures.js';
 import type { Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { memoizeFirewallRenderer } from './render-memo.js';
+import { flattenFirewall, isFirewallWalkComplete, matchesFlat, memoizeFirewallRenderer } from './render-memo.js';
 
 t.test('renders again only when the firewall or the interface changes', async (t) => {
   const calls: string[] = [];
@@ -30,4 +30,45 @@ t.test('a failing render is not remembered', async (t) => {
   t.throws(() => render(manyTuples(3), { wgInterface: 'x0' }));
   isBroken = false;
   t.equal(render(manyTuples(3), { wgInterface: 'x0' }), 'ok');
+});
+
+t.test('the field walk covers the whole schema (else the memo compares wire bytes, 50-150 ms)', async (t) => {
+  t.equal(isFirewallWalkComplete, true, 'extend flattenFirewall()/matchesFlat() for the new field');
+});
+
+t.test('a change in any field of the firewall renders again', async (t) => {
+  const base = () => firewall({
+    outbound: [flow('web', ['10.1.0.0/24'], ['10.2.0.0/24'], 'tcp', [443, [8000, 8080]])],
+    inbound: [flow('ping', ['10.2.0.0/24', '10.3.0.0/24'], ['10.1.0.0/24'], 'icmp')],
+    local: [flow('lan', ['10.1.0.0/24'], ['10.4.0.0/24'], 'any')],
+    masquerade: ['10.4.0.0/24'],
+    localPrefixes: ['10.1.0.0/24', '10.4.0.0/24'],
+  });
+  const changes: Array<[string, (fw: Firewall) => void]> = [
+    ['rule name', (fw) => { fw.outbound[0]!.rule = 'web2'; }],
+    ['protocol', (fw) => { fw.outbound[0]!.protocol = 'udp'; }],
+    ['a source', (fw) => { fw.inbound[0]!.sources[1] = '10.3.1.0/24'; }],
+    ['one source fewer', (fw) => { fw.inbound[0]!.sources.pop(); }],
+    ['a destination', (fw) => { fw.local[0]!.destinations[0] = '10.5.0.0/24'; }],
+    ['a first port', (fw) => { fw.outbound[0]!.ports[1]!.first = 8001; }],
+    ['a last port', (fw) => { fw.outbound[0]!.ports[1]!.last = 8081; }],
+    ['one port range fewer', (fw) => { fw.outbound[0]!.ports.pop(); }],
+    ['a rule moved to another direction', (fw) => { fw.inbound.push(fw.outbound.pop()!); }],
+    ['a rule more', (fw) => { fw.local.push(flow('x', [], [], 'any')); }],
+    ['masquerade', (fw) => { fw.masquerade[0] = '10.4.1.0/24'; }],
+    ['local prefixes', (fw) => { fw.localPrefixes.push('10.6.0.0/24'); }],
+    // A string moved from the end of one list to the start of the next must not look equal.
+    ['a prefix moved between lists', (fw) => { fw.masquerade.push(fw.localPrefixes.shift()!); }],
+  ];
+  let renders = 0;
+  const render = memoizeFirewallRenderer(() => `r${++renders}`);
+  render(base(), { wgInterface: 'x0' });
+  t.equal(render.isRendered?.(base(), { wgInterface: 'x0' }), true, 'an equal message');
+  for (const [name, change] of changes) {
+    const fw = base();
+    change(fw);
+    t.equal(render.isRendered?.(fw, { wgInterface: 'x0' }), false, name);
+    t.equal(matchesFlat(flattenFirewall(fw), fw), true, `${name}: the walk matches its own list`);
+  }
+  t.equal(renders, 1);
 });
