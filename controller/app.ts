@@ -21,6 +21,7 @@ import { CrosslinkError } from '../lib/errors.js';
 import { joinTokenRoutes } from './api/join-tokens.js';
 import { policyRoutes } from './api/policy.js';
 import { ErrorBody } from './api/schemas.js';
+import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS, keepSessionsAlive } from './rpc/session-keepalive.js';
 
 export type { ApiDeps } from './api/deps.js';
 
@@ -33,6 +34,11 @@ export interface AppOptions {
   connectRoutes?: (router: ConnectRouter) => void;
   /** Per-request context for the Connect handlers (e.g. the caller's address). */
   connectContextValues?: (req: FastifyRequest) => ContextValues;
+  /**
+   * With `tls` (HTTP/2): PING every connection this often and close one whose PING goes unanswered
+   * this long, so the stream of a box that died without a FIN ends within seconds. Defaults 5 s / 5 s.
+   */
+  sessionPing?: { intervalMs?: number; timeoutMs?: number; onDead?: (remoteAddress: string) => void };
   /** Fleet health: /v1/health* (needs agents.read) and GET /metrics. Absent: neither is served. */
   health?: {
     monitor: HealthReader;
@@ -61,6 +67,14 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   const app = (opts.tls
     ? Fastify({ ...serverOptions, http2: true as const, https: { allowHTTP1: true, key: opts.tls.keyPem, cert: opts.tls.certChainPem } } as Parameters<typeof Fastify>[0])
     : Fastify(serverOptions)) as unknown as FastifyInstance;
+  if (opts.tls) {
+    keepSessionsAlive(app.server, {
+      intervalMs: opts.sessionPing?.intervalMs ?? DEFAULT_SESSION_PING_INTERVAL_MS,
+      timeoutMs: opts.sessionPing?.timeoutMs ?? DEFAULT_SESSION_PING_TIMEOUT_MS,
+      log: deps.log.child({ component: 'keepalive' }),
+      ...(opts.sessionPing?.onDead ? { onDead: opts.sessionPing.onDead } : {}),
+    });
+  }
 
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandling(app, deps.log);

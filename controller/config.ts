@@ -39,6 +39,10 @@ export interface ControllerSettings {
   'probe-interval-seconds'?: number;
   /** Bearer token GET /metrics requires; absent: /metrics is open (Prometheus' default). */
   'metrics-token'?: string;
+  /** Seconds between HTTP/2 PINGs on each agent connection; default 5. */
+  'stream-ping-interval-seconds'?: number;
+  /** A PING unanswered this long closes the connection, so a dead box's stream ends; default 5. */
+  'stream-ping-timeout-seconds'?: number;
 }
 
 type Kind = 'string' | 'number' | 'list';
@@ -48,6 +52,7 @@ export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
   'report-interval-seconds': 'number', 'silent-intervals': 'number', 'health-interval-seconds': 'number',
   'handshake-degraded-seconds': 'number', 'handshake-down-seconds': 'number', 'failover-hold-down-seconds': 'number',
   'probe-interval-seconds': 'number', 'metrics-token': 'string',
+  'stream-ping-interval-seconds': 'number', 'stream-ping-timeout-seconds': 'number',
 };
 
 export const DEFAULTS = { listen: '0.0.0.0:8443', 'overlay-cidr': '100.64.0.0/10', 'heartbeat-interval-seconds': 10, 'log-level': 'info' } as const;
@@ -85,6 +90,7 @@ export function validateSettings(s: ControllerSettings, where: (key: string) => 
   const positive: Array<[keyof ControllerSettings, number, number]> = [
     ['report-interval-seconds', 0.1, 300], ['health-interval-seconds', 0.1, 300], ['handshake-degraded-seconds', 1, 86_400],
     ['handshake-down-seconds', 1, 86_400], ['failover-hold-down-seconds', 0, 86_400], ['silent-intervals', 1, 100],
+    ['stream-ping-interval-seconds', 0.1, 300], ['stream-ping-timeout-seconds', 0.1, 300],
   ];
   for (const [key, min, max] of positive) {
     const v = s[key] as number | undefined;

@@ -160,8 +160,14 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   const deps = { store, distribution: distributor, policyEngine, log, clock, controllerUrl: provisionalUrl, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
   const app = buildApp(deps, {
     tls: { keyPem: tls.keyPem, certChainPem: tls.certChainPem },
-    connectRoutes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: s['overlay-cidr'], heartbeatIntervalMs, onReport: refreshSoon }),
+    // A stream that ends (an agent stopped, or a connection found dead by the PINGs) is evaluated
+    // at once: with its peers' failing probes it is what fails a dead box over quickly.
+    connectRoutes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: s['overlay-cidr'], heartbeatIntervalMs, onReport: refreshSoon, onStreamClosed: refreshSoon }),
     connectContextValues: agentContextValues,
+    sessionPing: {
+      ...(s['stream-ping-interval-seconds'] !== undefined ? { intervalMs: s['stream-ping-interval-seconds'] * 1000 } : {}),
+      ...(s['stream-ping-timeout-seconds'] !== undefined ? { timeoutMs: s['stream-ping-timeout-seconds'] * 1000 } : {}),
+    },
     health: { monitor: healthMonitor, metrics, ...(s['metrics-token'] !== undefined ? { metricsToken: s['metrics-token'] } : {}) },
   });
   // Streams end before the server waits for connections to drain.

@@ -1,3 +1,4 @@
+import net, { type AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
@@ -277,6 +278,53 @@ t.test('revocation: stream closed at once, calls refused, peers drop it', async 
   t.equal(e2?.code, Code.Unauthenticated, 'new stream refused');
   t.equal(wb2.configs.length, 0);
   t.ok(c.credential);
+});
+
+/** A TCP relay to the controller whose `blackHole()` stops every byte both ways without closing
+ *  anything, as a box that lost power or its uplink: no FIN, no RST. */
+async function relay(t: Test, port: number) {
+  const pairs: Array<[net.Socket, net.Socket]> = [];
+  const server = net.createServer((c) => {
+    const u = net.connect(port, '127.0.0.1');
+    c.pipe(u);
+    u.pipe(c);
+    c.on('error', () => u.destroy());
+    u.on('error', () => c.destroy());
+    pairs.push([c, u]);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const [c, u] of pairs) { c.destroy(); u.destroy(); }
+    server.close();
+  });
+  return {
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    blackHole() {
+      for (const [c, u] of pairs) { c.unpipe(u); u.unpipe(c); c.pause(); u.pause(); }
+    },
+  };
+}
+
+t.test('a stream to a box that died without a FIN is closed by the HTTP/2 PINGs', async (t) => {
+  const ctl = await startTestController({ heartbeatIntervalMs: 10_000, sessionPing: { intervalMs: 200, timeoutMs: 1000 } });
+  t.teardown(() => ctl.close());
+  await ctl.distributor.setPolicy(policy(), 1);
+  const a = await enroll(ctl, await rpcClient(ctl), 'a-box');
+  const path = await relay(t, Number(new URL(ctl.url).port));
+  const ca = await fetchPinnedCa(ctl.url, ctl.caFingerprint);
+  const client = createClient(AgentService, createConnectTransport({ httpVersion: '2', baseUrl: path.url, nodeOptions: pinnedTlsOptions(ca, ctl.caFingerprint) }));
+  const wa = watch(client, a.credential);
+  t.teardown(wa.stop);
+  await wa.until(() => wa.configs.length >= 1);
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(ctl.distributor.liveView('a-box').isConnected, true, 'an agent that answers PINGs stays connected');
+
+  path.blackHole();
+  const cutMs = Date.now();
+  while (ctl.distributor.liveView('a-box').isConnected && Date.now() - cutMs < 10_000) await new Promise((r) => setTimeout(r, 20));
+  const tookMs = Date.now() - cutMs;
+  t.equal(ctl.distributor.liveView('a-box').isConnected, false, `the controller sees the stream down after ${tookMs} ms`);
+  t.ok(tookMs >= 1000, 'not before a PING timed out');
 });
 
 t.test('generations stay monotonic across a restart', async (t) => {

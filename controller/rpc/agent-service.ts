@@ -33,6 +33,8 @@ export interface AgentServiceDeps {
   heartbeatIntervalMs?: number;
   /** Called after a report was stored (e.g. to re-evaluate health at once). Must not throw. */
   onReport?: (agent: string) => void;
+  /** Called when a config stream ended, for whatever reason (e.g. to re-evaluate health at once). Must not throw. */
+  onStreamClosed?: (agent: string) => void;
   /** Protocol versions this controller serves. Default SUPPORTED_PROTOCOL_VERSIONS (tests inject others). */
   supportedProtocolVersions?: readonly number[];
 }
@@ -215,6 +217,7 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
           ctx.signal.removeEventListener('abort', onAbort);
           sub.unsubscribe();
           log.debug({ agent: name }, 'config stream closed');
+          deps.onStreamClosed?.(name);
         }
       },
 

@@ -17,6 +17,7 @@ import type { Store } from '../store/store.js';
 import { Distributor } from '../distribute/distributor.js';
 import { loadOrCreateTlsIdentity } from '../tls.js';
 import { agentContextValues, agentServiceRoutes } from './agent-service.js';
+import { keepSessionsAlive } from './session-keepalive.js';
 
 export interface TestController {
   url: string;
@@ -40,6 +41,8 @@ export async function startTestController(opts: {
   supportedProtocolVersions?: readonly number[];
   /** Server-side Connect interceptors (e.g. to add fields a newer controller would send). */
   interceptors?: Interceptor[];
+  /** HTTP/2 PINGs on every connection, as the controller sends them (session-keepalive.ts). Default: none. */
+  sessionPing?: { intervalMs: number; timeoutMs: number };
 } = {}): Promise<TestController> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? silentLogger();
@@ -64,6 +67,7 @@ export async function startTestController(opts: {
   });
   // Node's graceful http2 close waits for clients to hang up idle sessions (fastify then waits up to
   // http2SessionTimeout, 72 s): end them ourselves once the streams are closed.
+  if (opts.sessionPing) keepSessionsAlive(app.server, { ...opts.sessionPing, log });
   const sessions = new Set<{ destroy(): void; once(e: 'close', f: () => void): unknown }>();
   app.server.on('session', (s: { destroy(): void; once(e: 'close', f: () => void): unknown }) => {
     sessions.add(s);
