@@ -313,7 +313,12 @@ export const DEFAULT_PROBE_INTERVAL_SECONDS = 5;
 export interface ProberDeps extends PathProberDeps {
   log: Logger;
   timers?: ProbeTimers;
-  /** Called after every round (e.g. to send a report when a result changed). */
+  /**
+   * Called after every round (e.g. to send a report when a result changed), and also as soon as the
+   * peer probes of a round are done when a peer's reachability changed: the controller fails a dead
+   * box over on its peers' failing probes, so that news must not wait for slow path probes (a
+   * path probe through the dead box waits for its whole timeout).
+   */
   onRound?: () => void;
 }
 
@@ -377,16 +382,22 @@ export class Prober {
     const config = this.config;
     if (config === null) return;
     try {
-      const [, results] = await Promise.all([
-        this.peers.probeAll(config.peers.map((p) => ({ name: p.name, overlayIp: p.overlayIp }))),
-        this.paths.runAll(config.probes),
-      ]);
+      const targets = config.peers.map((p) => ({ name: p.name, overlayIp: p.overlayIp }));
+      const reachableBefore = targets.map((p) => this.peers.fields(p.name).isReachable);
+      const peersDone = this.peers.probeAll(targets).then(() => {
+        if (targets.some((p, i) => this.peers.fields(p.name).isReachable !== reachableBefore[i])) this.notifyRound();
+      });
+      const [, results] = await Promise.all([peersDone, this.paths.runAll(config.probes)]);
       // Keep only results of probes still configured (the config may have changed meanwhile).
       const current = new Set((this.config?.probes ?? []).map((p) => p.name));
       for (const r of results) if (current.has(r.name)) this.results.set(r.name, r);
     } catch (err) {
       this.deps.log.warn({ err }, 'probe round failed');
     }
+    this.notifyRound();
+  }
+
+  private notifyRound(): void {
     try {
       this.deps.onRound?.();
     } catch (err) {

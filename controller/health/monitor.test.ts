@@ -1,6 +1,6 @@
 import t from 'tap';
 import { silentLogger } from '../../lib/logger.js';
-import { agentInput, T0 } from './fixtures.js';
+import { agentInput, probeSpec, T0 } from './fixtures.js';
 import { HealthMonitor, type MonitorTimers } from './monitor.js';
 import type { AgentHealthInput, HealthEvent, HealthSnapshot } from './types.js';
 
@@ -30,10 +30,12 @@ function setup(initial: (now: number) => AgentHealthInput[]) {
   };
 }
 
-const healthy = (now: number) => [agentInput('a', now, { peers: ['b'] }), agentInput('b', now, { peers: ['a'] })];
+// b passes a path probe: it shows it forwards, so a's failing probe to b is a's fault.
+const bPath = [probeSpec('b-path/0')];
+const healthy = (now: number) => [agentInput('a', now, { peers: ['b'] }), agentInput('b', now, { peers: ['a'], probes: bPath })];
 const aBroken = (now: number) => [
   agentInput('a', now, { peers: ['b'], peerOpts: { b: { isReachable: false, lossRatio: 1 } } }),
-  agentInput('b', now, { peers: ['a'] }),
+  agentInput('b', now, { peers: ['a'], probes: bPath }),
 ];
 
 t.test('refresh evaluates, keeps the snapshot and the history, tells listeners', async (t) => {
@@ -43,7 +45,7 @@ t.test('refresh evaluates, keeps the snapshot and the history, tells listeners',
   t.equal(s?.state, 'ok');
   t.equal(h.monitor.snapshot(), s);
   t.equal(h.changes.length, 1, 'appearance of every subject is a change');
-  t.same((await h.monitor.history()).map((e) => e.subject), ['overall', 'agent:a', 'agent:b', 'link:a:b']);
+  t.same((await h.monitor.history()).map((e) => e.subject), ['overall', 'agent:a', 'agent:b', 'link:a:b', 'probe:b/b-path/0']);
 
   h.advance(5000);
   await h.monitor.refresh();

@@ -1,13 +1,21 @@
 // Serving health: may an agent keep (or take over) the role of gateway for its subnets? PURE.
 //
 // This follows forwarding, not the control plane. An agent is unhealthy when
-//   - its forwarding is broken: every peer probe it runs fails (to peers that are themselves alive)
-//     AND every path probe it runs (allow probes) fails; or
+//   - it is unreachable: its config stream is down AND every live peer that probes it says its
+//     last probe failed. The stream alone is control plane (a controller too busy to take reports,
+//     a stream reconnecting); the peers' probes go through the tunnel, so together they say the
+//     box is gone (power, uplink) without waiting for its silence. A live peer is one connected
+//     now, reporting fresh, not down; peers report as soon as a probe verdict changes;
+//   - its forwarding is broken: every peer probe it runs fails (to peers that evidently forward:
+//     alive, and reaching a third peer or passing a path probe) AND every path probe it runs (allow
+//     probes) fails; or
 //   - it is silent: no config stream and no report for `silentIntervals` report intervals.
 // A slow control plane (stream reconnecting, reports late by less than that) never makes an agent
-// unhealthy, and neither does a dead peer or a dead server behind a probe. Once unhealthy, an
-// agent must look healthy for `holdDownMs` before it is healthy again, so a flapping box does not
-// drag its subnets back and forth.
+// unhealthy while a peer still reaches it, and neither does a dead peer or a dead server behind a
+// probe. Once unhealthy, an agent must look healthy for `holdDownMs` before it is healthy again,
+// so a flapping box does not drag its subnets back and forth; and an agent not heard from since it
+// became unhealthy (no stream, no report) does not start that clock: its peers may simply have
+// stopped probing it once it lost its subnets.
 import type { AgentHealth, HealthSnapshot, ProbeHealth } from './types.js';
 
 export interface ServingOptions {
@@ -37,8 +45,40 @@ export interface ServingState {
   clearSinceMs: number | null;
 }
 
-/** Why the agent cannot serve now, or null if nothing says so. Ignores hysteresis. */
-export function servingProblem(agent: AgentHealth, probes: readonly ProbeHealth[], agentStates: ReadonlyMap<string, AgentHealth>, nowMs: number, o: ServingOptions): string | null {
+/** A peer whose report is evidence about others: connected now, reporting fresh, not down. */
+function isLiveWitness(w: AgentHealth): boolean {
+  return !w.isRevoked && w.isConnected && w.isReportFresh && w.state !== 'down';
+}
+
+/** The peer's fresh report shows it forwarding without `other`: it reaches a third peer, or one of
+ *  its allow path probes passes. */
+function isForwardingElsewhere(peer: AgentHealth, other: string, probes: readonly ProbeHealth[]): boolean {
+  if (!peer.isReportFresh) return false;
+  return peer.peers.some((q) => q.name !== other && q.isProbed && q.isReachable)
+    || probes.some((p) => p.agent === peer.name && !p.expectDeny && p.state === 'ok');
+}
+
+/**
+ * "no config stream and its peers cannot reach it" when the agent's stream is down and every live
+ * peer that probes it reports that probe failing (at least one); else null.
+ */
+export function unreachableProblem(agent: AgentHealth, agentStates: ReadonlyMap<string, AgentHealth>): string | null {
+  if (agent.streamDownSinceMs === null) return null;
+  const views = [...agentStates.values()]
+    .filter((w) => w.name !== agent.name && isLiveWitness(w))
+    .flatMap((w) => w.peers.filter((p) => p.name === agent.name && p.isProbed).map((p) => ({ name: w.name, isReachable: p.isReachable })));
+  if (views.length === 0 || views.some((v) => v.isReachable)) return null;
+  return `no config stream and its peers cannot reach it (probes from ${views.map((v) => v.name).join(', ')} fail)`;
+}
+
+/**
+ * Why the agent cannot serve now, or null if nothing says so. Ignores hysteresis. `unreachable`:
+ * the agents `unreachableProblem` found (computed once for all; their peers are not blamed for them).
+ */
+export function servingProblem(
+  agent: AgentHealth, probes: readonly ProbeHealth[], agentStates: ReadonlyMap<string, AgentHealth>, nowMs: number, o: ServingOptions,
+  unreachable: ReadonlyMap<string, string> = new Map(),
+): string | null {
   const silentMs = o.reportIntervalMs * o.silentIntervals;
   const reportAgeMs = agent.lastReportAtMs === null ? null : nowMs - agent.lastReportAtMs;
   const streamDownMs = agent.streamDownSinceMs === null ? null : nowMs - agent.streamDownSinceMs;
@@ -47,10 +87,18 @@ export function servingProblem(agent: AgentHealth, probes: readonly ProbeHealth[
       ? `silent: never reported, no config stream for ${Math.round(streamDownMs / 1000)} s`
       : `silent: no report for ${Math.round(reportAgeMs / 1000)} s and no config stream`;
   }
+  const unreachableWhy = unreachable.get(agent.name);
+  if (unreachableWhy !== undefined) return unreachableWhy;
   // Forwarding evidence comes only from a report recent enough to believe.
   if (!agent.isReportFresh) return null;
-  // A peer that is itself down says nothing about this agent.
-  const judged = agent.peers.filter((p) => p.isProbed && agentStates.get(p.name)?.state !== 'down' && agentStates.has(p.name));
+  // Only a peer that evidently forwards says something about this agent: not down, not
+  // unreachable, and reaching another peer or passing a path probe. Between two boxes that probe
+  // only each other, a failing probe does not say which one is broken (the other may have just lost
+  // power, with its stream not yet found dead): their streams and silence decide instead.
+  const judged = agent.peers.filter((p) => {
+    const peer = agentStates.get(p.name);
+    return p.isProbed && peer !== undefined && peer.state !== 'down' && !unreachable.has(p.name) && isForwardingElsewhere(peer, agent.name, probes);
+  });
   if (judged.length === 0) return null;
   const failed = judged.filter((p) => !p.isReachable && p.lossRatio >= o.peerLossUnhealthyRatio);
   if (failed.length < judged.length) return null;
@@ -73,12 +121,21 @@ export function evaluateServing(
 ): Map<string, ServingState> {
   const o: ServingOptions = { ...DEFAULT_SERVING_OPTIONS, ...options };
   const agentStates = new Map(snapshot.agents.filter((a) => !a.isRevoked).map((a) => [a.name, a]));
+  const unreachable = new Map<string, string>();
+  for (const agent of agentStates.values()) {
+    const why = unreachableProblem(agent, agentStates);
+    if (why !== null) unreachable.set(agent.name, why);
+  }
   const out = new Map<string, ServingState>();
   for (const agent of agentStates.values()) {
     const prev = previous?.get(agent.name);
-    const problem = servingProblem(agent, snapshot.probes, agentStates, nowMs, o);
+    const problem = servingProblem(agent, snapshot.probes, agentStates, nowMs, o, unreachable);
     if (problem !== null) {
       out.set(agent.name, { isHealthy: false, sinceMs: prev && !prev.isHealthy ? prev.sinceMs : nowMs, reason: problem, clearSinceMs: null });
+    } else if (prev !== undefined && !prev.isHealthy && agent.streamDownSinceMs !== null && (agent.lastReportAtMs === null || agent.lastReportAtMs <= prev.sinceMs)) {
+      // Nothing heard from it since it became unhealthy: no sign of recovery, whatever its peers
+      // stopped saying (they drop a box from their probes once it serves nothing of theirs).
+      out.set(agent.name, { isHealthy: false, sinceMs: prev.sinceMs, reason: 'not heard from since it became unhealthy (no config stream, no report)', clearSinceMs: null });
     } else if (prev !== undefined && !prev.isHealthy) {
       const clearSinceMs = prev.clearSinceMs ?? nowMs;
       const clearForMs = nowMs - clearSinceMs;

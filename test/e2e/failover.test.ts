@@ -4,7 +4,9 @@
 // reaching the care-record server AND the server's replies (and its own connections out) go through
 // the moved gateway. The handover is in the health history and in crosslink_agent_serving. The
 // primary comes back (as after a reboot): traffic moves back only once it is healthy and the
-// hold-down has passed. Prints the time traffic was lost both ways.
+// hold-down has passed. Then, with the default report settings, the primary loses its links while
+// its agent keeps running (power or uplink loss: no FIN reaches the controller): the standby serves
+// within seconds all the same. Prints the time traffic was lost both ways.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { Testbed } from '../testbed/testbed.js';
@@ -163,6 +165,65 @@ t.test('the primary returns: traffic moves back only after the hold-down', async
   t.equal(await neighbourMac('care-record', '10.20.1.1'), PRIMARY_MAC, 'the gateway is the primary again');
   t.equal(await bed.tcpProbe('hl7-engine', '10.60.1.10', 2575, { timeoutMs: 2000 }), 'open');
   t.match(await metricsText(), /crosslink_agent_serving\{agent="lth-sjuh",subnet="care-records",role="primary"\} 1/);
+});
+
+t.test('the primary loses its links while its agent runs (no FIN), default report settings: the standby serves', async (t) => {
+  // A box that loses power, or whose uplink is cut, sends no FIN: the controller's stream to it
+  // stays open until it notices the silence itself. Default report settings (every 10 s, silent
+  // after 3): failover must come from the dead stream plus the peers' failing probes, not from 30 s
+  // of silence. Controller and agents restart with those settings first (the data plane stays).
+  // The primary's LAN link went down above, and the kernel dropped its IPv6 address with it; a
+  // reboot would bring it back from the box's network config. Without it the primary cannot hold
+  // the IPv6 gateway and never applies its config.
+  await bed.exec(bed.box('lth-sjuh'), ['ip', '-6', 'addr', 'replace', 'fd00:20:1::2/64', 'dev', 'lan0', 'nodad']);
+  await fleet.stopController({ signal: 'SIGTERM' });
+  await fleet.startController({ args: [] });
+  for (const { box } of AGENTS) {
+    await fleet.stopAgent(box);
+    await fleet.startAgent(box, { args: [] });
+  }
+  const restartedAtMs = Date.now();
+  await fleet.waitConverged({ timeoutMs: 60_000 });
+  await pollUntil('the primary to hold the gateway', async () => hasAddress('lth-sjuh', 'lan0', '10.20.1.1/24'), { timeoutMs: 20_000 });
+  // Restarts are a slow control plane, not a dead box: nothing moved.
+  await new Promise((r) => setTimeout(r, 6000));
+  t.same((await subnetEvents(restartedAtMs)).filter((e) => e.to !== 'ok'), [], 'restarting the controller and the agents moved nothing');
+
+  const toServer = monitor('social-care-ws', '10.20.1.10', 443);
+  await new Promise((r) => setTimeout(r, 1000));
+  const cutAtMs = Date.now();
+  await bed.setLinkUp('lth-sjuh', 'lan0', false);
+  await bed.setLinkUp('lth-sjuh', 'lan1', false);
+  await bed.setUnderlayLinkUp('lth-sjuh', false);
+  let servedAtMs: number | null = null;
+  try {
+    await pollUntil('the standby to hold the gateway', async () => hasAddress('lth-sjuh-standby', 'lan0', '10.20.1.1/24'), { timeoutMs: 60_000, intervalMs: 100 });
+    servedAtMs = Date.now();
+  } catch {
+    const primary = (await fleet.listAgents()).find((a) => a.name === 'lth-sjuh');
+    t.comment(`after 60 s the controller still sees lth-sjuh ${primary?.isConnected ? 'connected' : 'disconnected'}, last report ${primary?.lastReportAtMs ? Math.round((Date.now() - primary.lastReportAtMs) / 1000) : '?'} s ago`);
+  }
+  t.ok(fleet.agentPid('lth-sjuh') !== null, "the primary's agent was not killed");
+  t.ok(servedAtMs !== null, 'the standby took the gateway within 60 s');
+  if (servedAtMs === null) {
+    await toServer.stop();
+    return;
+  }
+  await pollUntil('traffic to flow again', async () => toServer.lastOk(), { timeoutMs: 30_000, intervalMs: 100 });
+  await new Promise((r) => setTimeout(r, 1000));
+  await toServer.stop();
+  const lostMs = toServer.longestOutageMs(cutAtMs - 1000);
+  t.comment(`failover without FIN (links cut, agent running, report interval 10 s): standby holds the gateway ${((servedAtMs - cutAtMs) / 1000).toFixed(1)} s after the cut; traffic lost for ${(lostMs / 1000).toFixed(1)} s (social care -> care record :443)`);
+  // Expected about 10 s (dead-stream detection 5-10 s, a peer probe round 5 s); 30 s allows for a loaded machine.
+  t.ok(servedAtMs - cutAtMs <= 30_000, `standby serving ${servedAtMs - cutAtMs} ms after the cut (silence alone would take 30 s)`);
+  const health = (await fleet.api<{ serving: Array<{ agent: string; isHealthy: boolean; reason: string }> }>('GET', '/v1/health')).body;
+  const serving = health.serving.find((s) => s.agent === 'lth-sjuh');
+  t.equal(serving?.isHealthy, false);
+  t.match(serving?.reason ?? '', /no config stream and its peers cannot reach it|not heard from since|silent/, `why: ${serving?.reason}`);
+  const events = await subnetEvents(cutAtMs);
+  t.ok(events.some((e) => e.to === 'degraded' && /now served by lth-sjuh-standby \(standby\) instead of lth-sjuh/.test(e.reason)), `handover in the history: ${JSON.stringify(events)}`);
+  // Cut off, its agent would spend the stop's grace period on calls that cannot arrive.
+  await fleet.stopAgent('lth-sjuh', { signal: 'SIGKILL' });
 });
 
 t.test('stop', async () => {

@@ -219,8 +219,12 @@ export class Fleet {
 
   // ---- controller -----------------------------------------------------------------------------
 
-  /** Starts (or restarts, on the same data dir) the controller and waits until its API answers. */
-  async startController(): Promise<void> {
+  /**
+   * Starts (or restarts, on the same data dir) the controller and waits until its API answers.
+   * `args` replaces the fleet's `controllerArgs` for this start and later ones (a restart with other settings).
+   */
+  async startController(opts: { args?: string[] } = {}): Promise<void> {
+    if (opts.args !== undefined) this.opts.controllerArgs = opts.args;
     if (this.controllerPid !== null) throw new Error('the controller is already running');
     await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
     const logStart = existsSync(this.controllerLog) ? readFileSync(this.controllerLog).length : 0;
@@ -357,15 +361,18 @@ export class Fleet {
     await this.startAgent(name);
   }
 
-  /** Starts the agent process (again): the same state dir, so a restart keeps its enrollment and last config. */
-  async startAgent(name: string, opts: { env?: Record<string, string> } = {}): Promise<SpawnedProcess> {
+  /**
+   * Starts the agent process (again): the same state dir, so a restart keeps its enrollment and last
+   * config. `args` replaces the fleet's `agentArgs` for this start (a restart with other settings).
+   */
+  async startAgent(name: string, opts: { env?: Record<string, string>; args?: string[] } = {}): Promise<SpawnedProcess> {
     const a = this.agent(name);
     if (a.proc?.isRunning) throw new Error(`agent ${name} is already running`);
     const advertise = a.spec.advertise ?? a.box.lans.flatMap((l) => (l.subnet6 ? [l.subnet, l.subnet6] : [l.subnet]));
     await mkdir(a.stateDir, { recursive: true, mode: 0o700 });
     const argv = [process.execPath, cliPath(), 'agent', 'run', '--join', a.joinToken, '--name', name, '--state-dir', a.stateDir,
       '--interface', a.box.wgInterface, '--listen-port', String(WG_LISTEN_PORT), '--endpoint', `${a.box.wanAddress}:${WG_LISTEN_PORT}`,
-      '--advertise', advertise.join(','), '--status-listen', STATUS_LISTEN, '--wireguard', 'userspace', ...(this.opts.agentArgs ?? []), ...(a.spec.extraArgs ?? [])];
+      '--advertise', advertise.join(','), '--status-listen', STATUS_LISTEN, '--wireguard', 'userspace', ...(opts.args ?? this.opts.agentArgs ?? []), ...(a.spec.extraArgs ?? [])];
     const env = opts.env || this.opts.env ? { ...this.opts.env, ...opts.env } : undefined;
     a.proc = this.bed.spawn(a.box, argv, { logFile: a.logFile, isDetached: this.opts.isDetached ?? false, env });
     return a.proc;
