@@ -9,8 +9,11 @@ import {
   DEFAULT_CONFIG_FILE, DEFAULT_STATUS_LISTEN, loadAgentConfigFile, resolveAgentOptions, settingsFromFlags, type AgentSettingsInput,
 } from '../../agent/config.js';
 import type { AgentStatus } from '../../agent/health/status-server.js';
-import { agentDown, realAgentDeps, realHost, runAgent } from '../../agent/main.js';
 import { VERSION } from '../version.js';
+
+// The agent's runtime (Linux host, Connect client, reconciler) is imported by the handlers that
+// need it (run, down), not here: cli/main.ts loads every command module for every command.
+const agentMain = () => import('../../agent/main.js');
 
 /** Where output goes; tests pass their own. */
 export interface AgentCliIo {
@@ -65,6 +68,7 @@ export const runCommand: CommandModule<object, Flags> = {
     try {
       const s = await loadSettings(argv);
       const opts = resolveAgentOptions(s.flags, s.file, VERSION);
+      const { realAgentDeps, runAgent } = await agentMain();
       const deps = await realAgentDeps(log);
       host = deps.host;
       await runAgent(opts, deps);
@@ -166,6 +170,7 @@ export const downCommand: CommandModule<object, Flags> = {
   builder: (y) => settingFlags(y) as unknown as Argv<Flags>,
   handler: async (argv) => {
     const log: Logger = createLogger({ name: 'crosslink-agent' });
+    const { agentDown, realHost } = await agentMain();
     const host = realHost();
     try {
       const s = await loadSettings({ config: argv.config, interface: argv.interface });

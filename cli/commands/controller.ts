@@ -3,9 +3,14 @@
 // 1 failed at run time, 2 bad settings.
 import type { Argv, CommandModule } from 'yargs';
 import { CrosslinkError } from '../../lib/errors.js';
-import { loadSettingsFile, type ControllerSettings } from '../../controller/config.js';
-import { resolveSettings, runController } from '../../controller/main.js';
+import type { ControllerSettings } from '../../controller/config.js';
 import { EXIT, processIo, type RemoteIo } from './remote.js';
+
+// The controller's modules (fastify, kysely, better-sqlite3, pg, x509, ...) are imported by the
+// handlers that need them, not here: every `crosslink` process loads this file, and the agent
+// (`crosslink agent run`, a long-running process on every edge box) must not carry them.
+const controllerMain = () => import('../../controller/main.js');
+const controllerConfig = () => import('../../controller/config.js');
 
 interface ServeArgs {
   config?: string; dataDir?: string; listen?: string; database?: string; overlayCidr?: string;
@@ -64,6 +69,7 @@ export function controllerCommand(io: RemoteIo = processIo): CommandModule {
     builder: (y) => settingsOptions(y) as unknown as Argv<ServeArgs>,
     handler: async (args) => {
       try {
+        const { runController } = await controllerMain();
         const running = await runController({ settings: flagsOf(args), configFile: args.config, print: io.out });
         await running.closed;
         process.exitCode = EXIT.ok;
@@ -78,6 +84,7 @@ export function controllerCommand(io: RemoteIo = processIo): CommandModule {
     builder: (y) => settingsOptions(y).demandOption('config') as unknown as Argv<ServeArgs>,
     handler: async (args) => {
       try {
+        const [{ loadSettingsFile }, { resolveSettings }] = await Promise.all([controllerConfig(), controllerMain()]);
         await loadSettingsFile(args.config!);
         const s = await resolveSettings(flagsOf(args), args.config);
         io.out(`${args.config}: valid (data-dir ${s['data-dir']}, listen ${s.listen}, database ${s.database?.replace(/\/\/[^@/]*@/, '//…@') ?? 'SQLite in the data dir'}, overlay ${s['overlay-cidr']})\n`);

@@ -8,10 +8,13 @@ import { isCrosslinkError } from '../../lib/errors.js';
 import { parseJoinToken } from '../../lib/join-token.js';
 import { silentLogger } from '../../lib/logger.js';
 import { DEFAULT_CONFIG_FILE, loadAgentConfigFile, resolveAgentOptions, settingsFromFlags, type AgentSettingsInput } from '../../agent/config.js';
-import { doctorExitCode, formatResults, realDoctorDeps, runDoctor, type DoctorDeps, type DoctorInput } from '../../agent/doctor.js';
-import { ProcessRunner } from '../../agent/host/linux/run.js';
+import type { DoctorDeps, DoctorInput } from '../../agent/doctor.js';
 import { StateDir } from '../../agent/state.js';
 import { VERSION } from '../version.js';
+
+// The checks are imported when `crosslink doctor` runs, not by every command (cli/main.ts loads
+// this file for all of them, the long-running `agent run` included).
+const doctorChecks = () => import('../../agent/doctor.js');
 
 export interface DoctorArgs {
   config?: string;
@@ -66,6 +69,7 @@ export async function gatherDoctorInput(args: DoctorArgs): Promise<DoctorInput &
 }
 
 export async function runDoctorCommand(args: DoctorArgs, io: { out(text: string): void }, deps: DoctorDeps): Promise<number> {
+  const { doctorExitCode, formatResults, runDoctor } = await doctorChecks();
   const input = await gatherDoctorInput(args);
   const results = await runDoctor(input, deps);
   const code = doctorExitCode(results);
@@ -83,6 +87,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     .option('join', { type: 'string', describe: 'Join token: check the controller it names (before the first enrollment)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON' }) as unknown as Argv<DoctorArgs>,
   handler: async (argv) => {
+    const [{ realDoctorDeps }, { ProcessRunner }] = await Promise.all([doctorChecks(), import('../../agent/host/linux/run.js')]);
     const runner = new ProcessRunner();
     process.exitCode = await runDoctorCommand(argv, { out: (t) => process.stdout.write(t) }, realDoctorDeps(runner, systemClock));
   },
