@@ -229,7 +229,8 @@ class Agent {
 
   constructor(readonly netns: string) {
     // `ip netns exec` execs node itself: the PID and the IPC channel are the agent's.
-    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--expose-gc', workerBundle()], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // `env`: the memory settings of deploy/systemd/crosslink-agent.service (the worker checks they agree).
+    this.child = spawn('ip', ['netns', 'exec', netns, 'env', 'NODE_OPTIONS=--max-semi-space-size=2', 'MALLOC_ARENA_MAX=2', process.execPath, '--expose-gc', workerBundle()], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     pids.add(this.child.pid!);
     this.child.on('message', (m: Msg) => {
       this.inbox.push(m);
