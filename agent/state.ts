@@ -2,7 +2,6 @@
 // and the last config it applied. Every file is 0600 in a 0700 dir, and every write is atomic
 // (temp file, fsync, rename, fsync of the dir), so a crash or power cut leaves the old file or the
 // new one, never half of one.
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import { CrosslinkError } from '../lib/errors.js';
 import { AgentConfigSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { generateWgPrivateKey, wgPublicKey } from './host/wg-key.js';
 
 export const STATE_FILES = {
   privateKey: 'private.key',
@@ -38,26 +38,8 @@ export interface Enrollment {
   enrolledAtMs: number;
 }
 
-// PKCS#8 wrapper of a raw X25519 private key (RFC 8410): lets node:crypto derive the public key.
-const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-
-/** The base64 public key of a base64 X25519 private key. */
-export function publicKeyOf(privateKeyBase64: string): string {
-  const raw = Buffer.from(privateKeyBase64.trim(), 'base64');
-  if (raw.length !== 32) throw new CrosslinkError('config_invalid', 'private key file does not hold a 32-byte base64 key');
-  const priv = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
-  const x = createPublicKey(priv).export({ format: 'jwk' }).x!;
-  return Buffer.from(x, 'base64url').toString('base64');
-}
-
-/** A fresh WireGuard private key, clamped as `wg genkey` does. */
-export function generatePrivateKey(): string {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const d = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
-  d[0]! &= 248;
-  d[31] = (d[31]! & 127) | 64;
-  return d.toString('base64');
-}
+/** The base64 public key of a base64 X25519 private key; a fresh clamped private key. */
+export { wgPublicKey as publicKeyOf, generateWgPrivateKey as generatePrivateKey } from './host/wg-key.js';
 
 /** Writes `data` to `path` atomically with `mode` (temp + fsync + rename + fsync of the dir). */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
@@ -120,11 +102,11 @@ export class StateDir {
         await chmod(privateKeyFile, 0o600);
         this.log.warn({ file: privateKeyFile }, 'private key file was readable by others; narrowed to 0600');
       }
-      const publicKey = publicKeyOf(existing.toString('utf8'));
+      const publicKey = wgPublicKey(existing.toString('utf8'));
       return { publicKey, privateKeyFile, isNew: false };
     }
-    const priv = generatePrivateKey();
-    const publicKey = publicKeyOf(priv);
+    const priv = generateWgPrivateKey();
+    const publicKey = wgPublicKey(priv);
     await writeFileAtomic(privateKeyFile, `${priv}\n`);
     await writeFileAtomic(this.path('publicKey'), `${publicKey}\n`);
     this.log.info({ publicKey }, 'made a new WireGuard key pair');
