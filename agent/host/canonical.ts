@@ -125,8 +125,19 @@ export function parsePrefix(text: string): ParsedPrefix {
 }
 
 /** "10.1.0.7/24" -> "10.1.0.0/24"; "2001:DB8:0::/48" -> "2001:db8::/48"; "10.0.0.1" -> "10.0.0.1/32". */
+// Configs repeat the same prefixes (allowed IPs, routes, wg dumps, route events): remember the
+// last answers instead of parsing them again on every run.
+const CANONICAL_MEMO_LIMIT = 65_536;
+const canonicalMemo = new Map<string, string>();
+
 export function canonicalPrefix(text: string): string {
-  return parsePrefix(text).text;
+  let c = canonicalMemo.get(text);
+  if (c === undefined) {
+    c = parsePrefix(text).text; // throws for an invalid prefix: nothing is remembered
+    if (canonicalMemo.size >= CANONICAL_MEMO_LIMIT) canonicalMemo.clear();
+    canonicalMemo.set(text, c);
+  }
+  return c;
 }
 
 /** An interface address keeps its host bits: "100.64.0.7/10" stays, "2001:DB8::1/64" -> "2001:db8::1/64". */

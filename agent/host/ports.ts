@@ -102,7 +102,7 @@ export interface LinkPort {
 export interface RoutePort {
   /** Routes with protocol CROSSLINK_RT_PROTO only (both families), sorted by prefix. */
   observe(): Promise<RouteObserved[]>;
-  /** Applies all changes in one batch (`ip -batch -`); adds are issued before deletes. */
+  /** Applies all changes in one batch (`ip -force -batch FILE`); adds are issued before deletes. */
   apply(changes: { add: RouteObserved[]; del: RouteObserved[] }): Promise<void>;
 }
 

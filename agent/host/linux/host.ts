@@ -12,7 +12,7 @@ import { LinuxWireGuard } from './wireguard.js';
 export interface LinuxHostOptions {
   runner?: CommandRunner;
   netns?: string;
-  /** Short-lived 0600 files for `wg syncconf` and `nft -f`. Default: the OS temp directory. */
+  /** Short-lived 0600 files for `wg syncconf`, `nft -f` and `ip -batch`. Default: the OS temp directory. */
   tempDir?: string;
   wireguardGoLogFile?: string;
   firewall?: Pick<LinuxFirewallOptions, 'isWatching' | 'fullCheckIntervalMs' | 'clock'>;
@@ -36,7 +36,7 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
   return {
     wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile, monitor }),
     links: new LinuxLinks({ ...base, monitor }),
-    routes: new LinuxRoutes({ ...base, monitor }),
+    routes: new LinuxRoutes({ ...base, monitor, tempDir: opts.tempDir }),
     firewall,
     sysctl: new LinuxSysctl(base),
     close: () => {
