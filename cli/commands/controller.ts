@@ -15,7 +15,7 @@ const controllerConfig = () => import('../../controller/config.js');
 interface ServeArgs {
   config?: string; dataDir?: string; listen?: string; database?: string; overlayCidr?: string;
   tlsCert?: string; tlsKey?: string; url?: string; san?: string[]; heartbeatIntervalSeconds?: number; logLevel?: string;
-  reportIntervalSeconds?: number; silentIntervals?: number; healthIntervalSeconds?: number; handshakeDegradedSeconds?: number;
+  reportIntervalSeconds?: number; streamPingIntervalSeconds?: number; streamPingTimeoutSeconds?: number; silentIntervals?: number; healthIntervalSeconds?: number; handshakeDegradedSeconds?: number;
   handshakeDownSeconds?: number; failoverHoldDownSeconds?: number; probeIntervalSeconds?: number; metricsToken?: string;
 }
 
@@ -39,6 +39,8 @@ function settingsOptions<T>(y: Argv<T>) {
     .option('handshake-down-seconds', { type: 'number', describe: 'Handshake age that makes a link down (default 300)' })
     .option('failover-hold-down-seconds', { type: 'number', describe: 'How long a recovered primary must stay healthy before it serves again (default 30)' })
     .option('probe-interval-seconds', { type: 'number', describe: "Agents' probe interval, sent in their configs (default 0: the agents' 5 s)" })
+    .option('stream-ping-interval-seconds', { type: 'number', describe: 'HTTP/2 ping to every agent connection, 0.1-300 (default 5)' })
+    .option('stream-ping-timeout-seconds', { type: 'number', describe: 'A ping unanswered this long closes the connection: a dead box is noticed without a FIN (default 5)' })
     .option('metrics-token', { type: 'string', describe: 'Bearer token GET /metrics requires (default: /metrics is open)' });
 }
 
@@ -49,6 +51,7 @@ function flagsOf(a: ServeArgs): ControllerSettings {
     'report-interval-seconds': a.reportIntervalSeconds, 'silent-intervals': a.silentIntervals, 'health-interval-seconds': a.healthIntervalSeconds,
     'handshake-degraded-seconds': a.handshakeDegradedSeconds, 'handshake-down-seconds': a.handshakeDownSeconds,
     'failover-hold-down-seconds': a.failoverHoldDownSeconds, 'probe-interval-seconds': a.probeIntervalSeconds, 'metrics-token': a.metricsToken,
+    'stream-ping-interval-seconds': a.streamPingIntervalSeconds, 'stream-ping-timeout-seconds': a.streamPingTimeoutSeconds,
   };
 }
 
