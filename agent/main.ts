@@ -381,9 +381,10 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     watch = control.watch({
       onConfig: (cfg) => {
         // The controller has spoken: this config says whether the box serves, so its gateways
-        // may be claimed (or released).
-        reconciler.allowGatewayClaim();
+        // may be claimed (or released). The config first: a claim is only ever made for a desired
+        // state the controller sent (see Reconciler.runOnce).
         const res = reconciler.setDesired(cfg);
+        reconciler.allowGatewayClaim();
         if (res.error) {
           countConfigError(metrics);
           void reportNow();

@@ -103,3 +103,29 @@ t.test('plan is pure: no interface addresses observed means no gateway steps', a
   const { interfaceAddresses: _ia, ...without } = observed;
   t.same(plan(r.desiredState!, without).filter((s) => s.kind.startsWith('gateway')), []);
 });
+
+t.test('a restarted box: a run for the saved config that is still observing when the controller allows claims takes no gateway', async (t) => {
+  const { host, r } = setup();
+  // The saved config (the box served before it went down); its run is under way...
+  r.setDesired(serving(1));
+  const links = host.links;
+  const observeAll = links.observeAll!.bind(links);
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((res) => (release = res));
+  links.observeAll = async () => {
+    await held;
+    return observeAll();
+  };
+  const savedRun = r.reconcile();
+  await new Promise((res) => setTimeout(res, 10));
+  // ...when the controller's first config says the standby serves now, and allows claims.
+  r.setDesired(notServing(2));
+  r.allowGatewayClaim();
+  release();
+  const first = (await savedRun)!;
+  t.same(first.steps.filter((s) => s.kind.startsWith('gateway')), [], 'the run for the saved config claims nothing');
+  const next = (await r.reconcile())!;
+  t.same(next.steps.filter((s) => s.kind.startsWith('gateway')), [], 'nor does the controller\'s config');
+  t.same(await addressesOf(host, 'lan0'), ['10.20.1.2/24', 'fd00:20:1::2/64']);
+  t.same(host.announcements, [], 'no gratuitous ARP pulled the LAN away from the standby');
+});

@@ -259,7 +259,9 @@ export class Reconciler {
     this.firewallRecord = null;
   }
 
-  async observe(desired: DesiredState): Promise<ObservedState> {
+  /** `isClaimAllowed`: gateway addresses may be added or removed in the run this observes for
+   *  (decided when the run starts, together with its desired state). */
+  async observe(desired: DesiredState, isClaimAllowed = this.isGatewayClaimAllowed): Promise<ObservedState> {
     const ifname = desired.interfaceName;
     const links = this.host.links;
     const [wireguard, link, routes, firewall, sysctlValues, interfaceAddresses] = await Promise.all([
@@ -276,7 +278,7 @@ export class Reconciler {
     const observed: ObservedState = { wireguard, link, routes, firewall, firewallRecord: this.firewallRecord, sysctls };
     if (interfaceAddresses !== undefined) {
       observed.interfaceAddresses = interfaceAddresses;
-      observed.gatewayOwnership = this.isGatewayClaimAllowed ? [...this.knownGateways].sort() : null;
+      observed.gatewayOwnership = isClaimAllowed ? [...this.knownGateways].sort() : null;
     }
     return observed;
   }
@@ -308,6 +310,11 @@ export class Reconciler {
 
   private async runOnce(trigger: string): Promise<ApplyOutcome | null> {
     const desired = this.desired;
+    // Read with the desired state, not after the observe: a restarted box runs its saved config
+    // (it served before) while the controller's first config arrives; that config allows claims,
+    // and a run still observing for the saved one must not take the gateway with it (it would
+    // pull the LAN's return traffic from the standby that serves now).
+    const isClaimAllowed = this.isGatewayClaimAllowed;
     if (!desired) {
       this.schedule(this.resyncIntervalMs);
       return null;
@@ -316,7 +323,7 @@ export class Reconciler {
     const errors: ApplyFailure[] = [];
     let steps: Step[] = [];
     try {
-      steps = plan(desired, await this.observe(desired));
+      steps = plan(desired, await this.observe(desired, isClaimAllowed));
     } catch (e) {
       errors.push(toFailure('observe', e));
     }

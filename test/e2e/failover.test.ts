@@ -44,11 +44,15 @@ function monitor(from: string, to: string, port: number, everyMs = 100) {
     async stop() { isRunning = false; await loop; },
     /** Longest time without a successful probe between `sinceMs` and the last probe. */
     longestOutageMs(sinceMs: number): number {
-      let worst = 0;
+      return this.longestOutage(sinceMs).ms;
+    },
+    /** The longest gap and where it lies (ms after `sinceMs`), for the comment a failure needs. */
+    longestOutage(sinceMs: number): { ms: number; fromMs: number; toMs: number } {
+      let worst = { ms: 0, fromMs: 0, toMs: 0 };
       let lastOkMs: number | null = null;
       for (const e of log.filter((x) => x.atMs >= sinceMs)) {
         if (e.isOk) {
-          if (lastOkMs !== null) worst = Math.max(worst, e.atMs - lastOkMs);
+          if (lastOkMs !== null && e.atMs - lastOkMs > worst.ms) worst = { ms: e.atMs - lastOkMs, fromMs: lastOkMs - sinceMs, toMs: e.atMs - sinceMs };
           lastOkMs = e.atMs;
         }
       }
@@ -159,8 +163,16 @@ t.test('the primary returns: traffic moves back only after the hold-down', async
   await pollUntil('the standby to release it', async () => !(await hasAddress('lth-sjuh-standby', 'lan0', '10.20.1.1/24')), { timeoutMs: 20_000, intervalMs: 100 });
   await new Promise((r) => setTimeout(r, 2000));
   await toServer.stop();
-  const lostMs = toServer.longestOutageMs(restartedAtMs);
-  t.comment(`fail-back: traffic lost for ${(lostMs / 1000).toFixed(1)} s at most (social care -> care record :443)`);
+  const lost = toServer.longestOutage(restartedAtMs);
+  const lostMs = lost.ms;
+  t.comment(`fail-back: traffic lost for ${(lostMs / 1000).toFixed(1)} s at most (social care -> care record :443), ${(lost.fromMs / 1000).toFixed(1)}-${(lost.toMs / 1000).toFixed(1)} s after the agent started; serving moved back ${((back.atMs - restartedAtMs) / 1000).toFixed(1)} s after`);
+  if (lostMs > 6000) {
+    for (const subject of ['serving:lth-sjuh', 'serving:lth-sjuh-standby', 'agent:lth-sjuh', 'agent:lth-sjuh-standby']) {
+      const ev = (await fleet.api<{ events: HistoryEvent[] }>('GET', `/v1/health/history?subject=${subject}&since=${restartedAtMs}`)).body.events;
+      t.comment(`${subject}: ${ev.map((e) => `${((e.atMs - restartedAtMs) / 1000).toFixed(1)} s ${e.to} (${e.reason})`).join('; ')}`);
+    }
+    t.comment(`care-records: ${(await subnetEvents(restartedAtMs)).map((e) => `${((e.atMs - restartedAtMs) / 1000).toFixed(1)} s ${e.to} (${e.reason})`).join('; ')}`);
+  }
   t.ok(lostMs <= 6000, `fail-back outage ${lostMs} ms`);
   t.equal(await neighbourMac('care-record', '10.20.1.1'), PRIMARY_MAC, 'the gateway is the primary again');
   t.equal(await bed.tcpProbe('hl7-engine', '10.60.1.10', 2575, { timeoutMs: 2000 }), 'open');
