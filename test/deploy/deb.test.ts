@@ -270,8 +270,12 @@ function main(): void {
     inBox(['systemctl', 'start', 'crosslink-agent']);
     const back = waitFor(60_000, () => (inBox(['crosslink', 'agent', 'status'], { check: false }).code === 0 ? true : null));
     t.ok(back, 'a restarted agent adopts the running interface and is connected and applied again');
-    inBox(['crosslink', 'agent', 'down'], { check: false });
-    inBox(['systemctl', 'stop', 'crosslink-agent', 'crosslink-controller']);
+    // As `crosslink agent down --help` says: stop the service first (a running
+    // agent puts back what `down` removed, as it should for any drift).
+    inBox(['systemctl', 'stop', 'crosslink-agent']);
+    const down = inBox(['crosslink', 'agent', 'down'], { check: false });
+    t.equal(down.code, 0, `crosslink agent down: ${down.stdout}${down.stderr}`);
+    inBox(['systemctl', 'stop', 'crosslink-controller']);
     t.notMatch(inBox(['ip', '-br', 'link']).stdout, /crosslink0/, '`crosslink agent down` removes the interface (and wireguard-go with it)');
     process.kill(nspawnPid, 'SIGTERM'); // nspawn powers the container off
     const gone = waitFor(60_000, () => (isAlive(nspawnPid) ? null : true));
