@@ -104,6 +104,12 @@ export class LinuxLinks implements LinkPort {
       await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname], { netns: this.opts.netns });
       // Gratuitous ARP, twice within a second: a host ignores an update within its 1 s locktime.
       await this.opts.runner.run(['arping', '-q', '-U', '-c', '2', '-w', '1', '-I', ifname, address], { netns: this.opts.netns, timeoutMs: 5000 });
+      // And once a second for a few seconds more, in the background, as VRRP routers do: the box
+      // that held the gateway before may announce it once more before its own removal (a standby
+      // that briefly served at start-up did, in the failover test), and the last announcement wins.
+      // Started as a daemon (its own session, not waited for): it must not hold up the agent's
+      // exit, and it ends by itself within 6 s.
+      this.opts.runner.startDaemon?.(['arping', '-q', '-U', '-c', '5', '-w', '6', '-I', ifname, address], { netns: this.opts.netns }).detach();
     }
   }
 
