@@ -20,20 +20,28 @@ export function parseIpRouteJson(stdout: string, family: 4 | 6): RouteObserved[]
     .map((r) => ({ prefix: canonicalPrefix(r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst), dev: r.dev! }));
 }
 
-/** The `ip -batch` lines for a change set: replaces (prefix changes device) and adds before
- *  deletes, so the box is never left without a route it should have. */
-export function routeBatch(changes: { add: RouteObserved[]; del: RouteObserved[] }): string {
+/** A change set canonical, with the prefixes that only change device marked as replaced (their
+ *  delete is dropped: `route replace` moves them). */
+function normalise(changes: { add: RouteObserved[]; del: RouteObserved[] }): { add: RouteObserved[]; del: RouteObserved[]; replaced: Set<string> } {
   const add = changes.add.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
-  const del = changes.del.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
-  const replaced = new Set(add.filter((a) => del.some((d) => d.prefix === a.prefix)).map((a) => a.prefix));
+  const allDel = changes.del.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
+  const replaced = new Set(add.filter((a) => allDel.some((d) => d.prefix === a.prefix)).map((a) => a.prefix));
+  return { add, del: allDel.filter((d) => !replaced.has(d.prefix)), replaced };
+}
+
+function batchOf({ add, del, replaced }: ReturnType<typeof normalise>): string {
   const lines: string[] = [];
   for (const r of sortByPrefix(add, (x) => x.prefix, (x) => x.dev)) {
     lines.push(`route ${replaced.has(r.prefix) ? 'replace' : 'add'} ${r.prefix} dev ${r.dev} proto ${PROTO}`);
   }
-  for (const r of sortByPrefix(del, (x) => x.prefix, (x) => x.dev)) {
-    if (!replaced.has(r.prefix)) lines.push(`route del ${r.prefix} dev ${r.dev} proto ${PROTO}`);
-  }
+  for (const r of sortByPrefix(del, (x) => x.prefix, (x) => x.dev)) lines.push(`route del ${r.prefix} dev ${r.dev} proto ${PROTO}`);
   return lines.length > 0 ? lines.join('\n') + '\n' : '';
+}
+
+/** The `ip -batch` lines for a change set: replaces (prefix changes device) and adds before
+ *  deletes, so the box is never left without a route it should have. */
+export function routeBatch(changes: { add: RouteObserved[]; del: RouteObserved[] }): string {
+  return batchOf(normalise(changes));
 }
 
 export class LinuxRoutes implements RoutePort {
@@ -59,13 +67,12 @@ export class LinuxRoutes implements RoutePort {
   }
 
   async apply(changes: { add: RouteObserved[]; del: RouteObserved[] }): Promise<void> {
-    const input = routeBatch(changes);
+    const norm = normalise(changes);
+    const { add, del, replaced } = norm;
+    const input = batchOf(norm);
     if (input === '') return;
     const argv = ['ip', '-force', '-batch'];
     const monitor = this.opts.monitor;
-    const add = changes.add.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
-    const replaced = new Set(add.filter((a) => changes.del.some((d) => canonicalPrefix(d.prefix) === a.prefix)).map((a) => a.prefix));
-    const del = changes.del.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev })).filter((d) => !replaced.has(d.prefix));
     // The events this batch causes (a replace prints only the new route): they are ours, not drift.
     monitor?.expect([...add.map((r) => `+${r.prefix} ${r.dev}`), ...del.map((r) => `-${r.prefix} ${r.dev}`)]);
     // -force: a failing line (a route already there, or already gone) does not stop the others.
