@@ -16,17 +16,17 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { create, toBinary } from '@bufbuild/protobuf';
-import { AgentConfigSchema, PeerSchema, type AgentConfig, type Firewall, type FlowRule, type Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { toBinary } from '@bufbuild/protobuf';
+import { AgentConfigSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
 import { renderFirewall } from '../agent/host/firewall-render.js';
 import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
-import { firewall, flow } from '../agent/host/testing/firewall-fixtures.js';
 import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
 import { renderWgConfig } from '../agent/host/wg-config.js';
 import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
 import { routeBatch } from '../agent/host/linux/routes.js';
 import { findWireGuardGoPid, WIREGUARD_SOCKET_DIR } from '../agent/host/linux/wireguard.js';
 import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
+import { benchConfig, CONN_PORT, IPERF_PORT, LAN_A, UNDERLAY_A, UNDERLAY_B } from './agent-config.js';
 import { runForwarding } from './agent-forwarding.js';
 
 const args = process.argv.slice(2);
@@ -44,7 +44,6 @@ const FORWARD_REPS = arg('forward-reps', 5);
 const SKIP_FORWARD = args.includes('--skip-forward');
 /** Only section (e), forwarding. */
 const FORWARD_ONLY = args.includes('--forward-only');
-const ROUTES_PER_PEER = Math.max(1, Math.round(ROUTES / PEERS));
 
 // ---------------------------------------------------------------------------------------------
 // Namespaces, processes and files of this run; removed by name and PID, also on Ctrl-C.
@@ -100,14 +99,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // ---------------------------------------------------------------------------------------------
 // The config: box A (the agent under test) with PEERS peers; peer 0 is a real box B.
 
-const UNDERLAY_A = '192.168.77.1';
-const UNDERLAY_B = '192.168.77.2';
-const LAN_A = '10.10.0.0/24';
 const HOST_A = '10.10.0.10';
-const LAN_B = '10.20.0.0/24';
 const HOST_B = '10.20.0.10';
-const CONN_PORT = 443;
-const IPERF_PORT = 5201;
 
 const keyA = generateWgPrivateKey();
 const keyB = generateWgPrivateKey();
@@ -116,50 +109,11 @@ const keyFileB = join(workDir, 'b.key');
 writeFileSync(keyFileA, keyA, { mode: 0o600 });
 writeFileSync(keyFileB, keyB, { mode: 0o600 });
 const fakeKeys = Array.from({ length: PEERS + 8 }, () => wgPublicKey(generateWgPrivateKey()));
+const { fakePeer, firewallWith, makeConfig, basePeers } = benchConfig({ peers: PEERS, routes: ROUTES, peerBKey: wgPublicKey(keyB), peerKey: (i) => fakeKeys[i]! });
 
 function settingsFor(ifname: string): AgentSettings {
   return { interfaceName: ifname, listenPort: 51820, privateKeyFile: keyFileA, publicKey: wgPublicKey(keyA), mtu: 1420, wireguardMode: 'userspace' };
 }
-
-function lanPrefix(k: number): string {
-  return `10.${128 + (k >> 8)}.${k & 255}.0/24`;
-}
-const overlayOf = (i: number) => `100.64.${(i + 2) >> 8}.${(i + 2) & 255}/32`;
-
-function peerB(): Peer {
-  const lans = Array.from({ length: ROUTES_PER_PEER }, (_, m) => `10.20.${m}.0/24`);
-  return create(PeerSchema, { name: 'box-b', publicKey: wgPublicKey(keyB), endpoint: `${UNDERLAY_B}:51820`, persistentKeepaliveSeconds: 25, allowedIps: ['100.64.0.2/32', ...lans], overlayIp: '100.64.0.2' });
-}
-function fakePeer(i: number, endpointPort = 51820): Peer {
-  const lans = Array.from({ length: ROUTES_PER_PEER }, (_, m) => lanPrefix(i * ROUTES_PER_PEER + m));
-  // Keepalive off: 999 unreachable peers would otherwise start handshaking at once.
-  return create(PeerSchema, { name: `peer-${i}`, publicKey: fakeKeys[i]!, endpoint: `198.18.${i >> 8}.${i & 255}:${endpointPort}`, persistentKeepaliveSeconds: 0, allowedIps: [overlayOf(i), ...lans], overlayIp: overlayOf(i).split('/')[0] });
-}
-
-/** `n` tuples: the three flows the bench sends (LAN A -> LAN B icmp, tcp/443, tcp/5201) and n-3
- *  others (distinct /32 sources over 100 destination /24s, as in GUIDE §6), split over the directions. */
-function firewallWith(n: number): Firewall {
-  const outbound: FlowRule[] = [
-    flow('bench-ping', [LAN_A], [LAN_B], 'icmp'),
-    flow('bench-conn', [LAN_A], [LAN_B], 'tcp', [CONN_PORT]),
-    flow('bench-iperf', [LAN_A], [LAN_B], 'tcp', [IPERF_PORT]),
-  ];
-  const inbound: FlowRule[] = [];
-  for (let i = 0; i < n - 3; i++) {
-    const src = `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
-    const dst = `10.${50 + ((i % 100) >> 8)}.${i % 100}.0/24`;
-    (i % 2 === 0 ? outbound : inbound).push(flow(`r${i}`, [src], [dst], 'tcp', [443]));
-  }
-  return firewall({ outbound, inbound, localPrefixes: [LAN_A] });
-}
-
-let generation = 0;
-function makeConfig(peers: Peer[], fw: Firewall): AgentConfig {
-  generation++;
-  const routes = peers.flatMap((p) => p.allowedIps.filter((a) => !a.startsWith('100.64.')));
-  return create(AgentConfigSchema, { generation: BigInt(generation), contentHash: `bench-${generation}`, agentName: 'box-a', overlayAddress: '100.64.0.1/16', peers, routes, firewall: fw });
-}
-const basePeers = () => [peerB(), ...Array.from({ length: PEERS - 1 }, (_, i) => fakePeer(i + 1))];
 
 // ---------------------------------------------------------------------------------------------
 // Boxes and hosts.

@@ -16,12 +16,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { AgentConfigSchema, PeerSchema, type AgentConfig, type Firewall, type FlowRule, type Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { AgentConfigSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
 import { renderFirewall } from '../agent/host/firewall-render.js';
-import { firewall, flow } from '../agent/host/testing/firewall-fixtures.js';
 import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
 import { memoizeFirewallRenderer } from '../agent/reconcile/render-memo.js';
+import { benchConfig } from './agent-config.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: number) => {
@@ -44,41 +44,7 @@ function fakeKey(i: number): string {
   return b.toString('base64');
 }
 
-// Config building copied from bench/agent.ts (basePeers, fakePeer, firewallWith, makeConfig).
-const LAN_A = '10.10.0.0/24';
-const LAN_B = '10.20.0.0/24';
-const lanPrefix = (k: number) => `10.${128 + (k >> 8)}.${k & 255}.0/24`;
-const overlayOf = (i: number) => `100.64.${(i + 2) >> 8}.${(i + 2) & 255}/32`;
-
-function peerB(): Peer {
-  const lans = Array.from({ length: ROUTES_PER_PEER }, (_, m) => `10.20.${m}.0/24`);
-  return create(PeerSchema, { name: 'box-b', publicKey: fakeKey(1_000_000), endpoint: '192.168.77.2:51820', persistentKeepaliveSeconds: 25, allowedIps: ['100.64.0.2/32', ...lans], overlayIp: '100.64.0.2' });
-}
-function fakePeer(i: number, endpointPort = 51820): Peer {
-  const lans = Array.from({ length: ROUTES_PER_PEER }, (_, m) => lanPrefix(i * ROUTES_PER_PEER + m));
-  return create(PeerSchema, { name: `peer-${i}`, publicKey: fakeKey(i), endpoint: `198.18.${i >> 8}.${i & 255}:${endpointPort}`, persistentKeepaliveSeconds: 0, allowedIps: [overlayOf(i), ...lans], overlayIp: overlayOf(i).split('/')[0] });
-}
-function firewallWith(n: number, port = 443): Firewall {
-  const outbound: FlowRule[] = [
-    flow('bench-ping', [LAN_A], [LAN_B], 'icmp'),
-    flow('bench-conn', [LAN_A], [LAN_B], 'tcp', [port]),
-    flow('bench-iperf', [LAN_A], [LAN_B], 'tcp', [5201]),
-  ];
-  const inbound: FlowRule[] = [];
-  for (let i = 0; i < n - 3; i++) {
-    const src = `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
-    const dst = `10.${50 + ((i % 100) >> 8)}.${i % 100}.0/24`;
-    (i % 2 === 0 ? outbound : inbound).push(flow(`r${i}`, [src], [dst], 'tcp', [443]));
-  }
-  return firewall({ outbound, inbound, localPrefixes: [LAN_A] });
-}
-let generation = 0;
-function makeConfig(peers: Peer[], fw: Firewall): AgentConfig {
-  generation++;
-  const routes = peers.flatMap((p) => p.allowedIps.filter((a) => !a.startsWith('100.64.')));
-  return create(AgentConfigSchema, { generation: BigInt(generation), contentHash: `bench-${generation}`, agentName: 'box-a', overlayAddress: '100.64.0.1/16', peers, routes, firewall: fw });
-}
-const basePeers = () => [peerB(), ...Array.from({ length: PEERS - 1 }, (_, i) => fakePeer(i + 1))];
+const { fakePeer, firewallWith, makeConfig, basePeers } = benchConfig({ peers: PEERS, routes: ROUTES, peerBKey: fakeKey(1_000_000), peerKey: fakeKey });
 
 const settings: AgentSettings = { interfaceName: 'crosslink0', listenPort: 51820, privateKeyFile: '/nonexistent', publicKey: fakeKey(2_000_000), mtu: 1420, wireguardMode: 'userspace' };
 
