@@ -45,13 +45,19 @@ const AGENT_NAME = 'box-a';
 class CountingRunner implements CommandRunner {
   private readonly inner = new ProcessRunner();
   commands: string[] = [];
+  /** Start of the run being measured: each command is logged with its start, relative to this. */
+  originMs = performance.now();
   async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     const t0 = performance.now();
     try {
       return await this.inner.run(argv, opts);
     } finally {
-      this.commands.push(`${argv.slice(0, 3).join(' ')} (${(performance.now() - t0).toFixed(0)} ms)`);
+      this.commands.push(`${argv.slice(0, 3).join(' ')} (@${(t0 - this.originMs).toFixed(0)} +${(performance.now() - t0).toFixed(0)} ms)`);
     }
+  }
+  reset(): void {
+    this.commands = [];
+    this.originMs = performance.now();
   }
   startDaemon = this.inner.startDaemon.bind(this.inner);
   watch = this.inner.watch.bind(this.inner);
@@ -208,7 +214,7 @@ async function handle(m: Msg): Promise<Msg> {
     }
     case 'apply': {
       const config = fromBinary(AgentConfigSchema, Buffer.from(m.config as string, 'base64'));
-      runner.commands = [];
+      runner.reset();
       const t0 = performance.now();
       const res = control.push(config, agent!);
       const t1 = performance.now();
@@ -226,7 +232,7 @@ async function handle(m: Msg): Promise<Msg> {
       const runs: Array<{ ms: number; steps: number; commands: string[] }> = [];
       for (let i = 0; i < (m.runs as number); i++) {
         await sleep(m.gapMs as number);
-        runner.commands = [];
+        runner.reset();
         const t0 = performance.now();
         const out = await agent!.reconciler.reconcile('resync');
         runs.push({ ms: performance.now() - t0, steps: out?.steps.length ?? -1, commands: runner.commands });
