@@ -184,6 +184,28 @@ export function hostContract(t: Test, make: MakeHarness): void {
     t.same(await backdoor.foreignRoutes(), ['10.99.0.0/24']);
   });
 
+  t.test('prepare (where a port offers it) writes nothing; the prepared sync and route batch apply as unprepared ones', async (t) => {
+    const { host, ifname, mode } = await make(t);
+    const key = keyFile(t);
+    await host.wireguard.create(ifname, mode);
+    await host.links.setUp(ifname, 1420);
+    const device = { privateKeyFile: key.path, listenPort: 51820, peers: [peer(['10.2.0.0/24', '100.64.0.2/32'], '192.0.2.2:51820', 25)] };
+    const r = (prefix: string) => ({ prefix, dev: ifname });
+    const changes = { add: [r('10.3.0.0/24'), r('10.2.0.0/24')], del: [] };
+    host.wireguard.prepare?.(ifname, device);
+    host.routes.prepare?.(changes);
+    t.same((await host.wireguard.observe(ifname))!.peers, [], 'no peer yet');
+    t.same(await host.routes.observe(), [], 'no route yet');
+    await host.wireguard.sync(ifname, device);
+    await host.routes.apply(changes);
+    t.same((await host.wireguard.observe(ifname))!.peers.map((p) => [p.publicKey, p.allowedIps]), [[device.peers[0]!.publicKey, ['10.2.0.0/24', '100.64.0.2/32']]]);
+    t.same(await host.routes.observe(), [r('10.2.0.0/24'), r('10.3.0.0/24')]);
+    // Used once: the same objects again go through the unprepared path and change nothing.
+    await host.wireguard.sync(ifname, device);
+    await host.routes.apply(changes);
+    t.same(await host.routes.observe(), [r('10.2.0.0/24'), r('10.3.0.0/24')]);
+  });
+
   t.test('firewall: replace, stable fingerprint, drift changes it, remove is idempotent', async (t) => {
     const { host, ifname, backdoor } = await make(t);
     const ruleset = renderFirewall(FW, { wgInterface: ifname });

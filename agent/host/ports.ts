@@ -73,6 +73,12 @@ export interface WireGuardPort {
   create(ifname: string, mode: WireGuardMode): Promise<void>;
   /** Makes the device equal to `desired` with `wg syncconf` (unchanged peers keep their sessions). */
   sync(ifname: string, desired: WgDeviceDesired): Promise<void>;
+  /**
+   * Optional: does the CPU work of a later sync() of this very `desired` object now (renders the
+   * file), so that sync() starts its command at once. The reconciler calls it while the box is
+   * busy with another command (the firewall load). Writes nothing to the host.
+   */
+  prepare?(ifname: string, desired: WgDeviceDesired): void;
   /** Removes the interface (and stops wireguard-go). No-op if absent. */
   remove(ifname: string): Promise<void>;
 }
@@ -103,7 +109,21 @@ export interface RoutePort {
   /** Routes with protocol CROSSLINK_RT_PROTO only (both families), sorted by prefix. */
   observe(): Promise<RouteObserved[]>;
   /** Applies all changes in one batch (`ip -force -batch FILE`); adds are issued before deletes. */
-  apply(changes: { add: RouteObserved[]; del: RouteObserved[] }): Promise<void>;
+  apply(changes: RouteChanges): Promise<void>;
+  /** Optional: does the CPU work of a later apply() of this very `changes` object now (the batch
+   *  text), as WireGuardPort.prepare. Writes nothing to the host. */
+  prepare?(changes: RouteChanges): void;
+}
+
+export interface RouteChanges {
+  add: RouteObserved[];
+  del: RouteObserved[];
+}
+
+export interface FirewallReplaceOptions {
+  /** Called once the commit command is running (the box then waits on the kernel), or not at all:
+   *  the caller's chance to do CPU work that would otherwise delay the next commands. */
+  whileCommitting?: () => void;
 }
 
 /** A named nft counter of the Crosslink table (e.g. "dropped_inbound"). */
@@ -116,7 +136,7 @@ export interface FirewallPort {
   observe(): Promise<FirewallObserved>;
   /** Replaces the whole Crosslink table atomically (`nft -f`) with `ruleset` (nft syntax, made by
    *  the renderer), and returns the fingerprint of the table as now installed. */
-  replace(ruleset: string): Promise<string>;
+  replace(ruleset: string, opts?: FirewallReplaceOptions): Promise<string>;
   /** Deletes the Crosslink table. No-op if absent. */
   remove(): Promise<void>;
   /** Named counters of the table (dropped_outbound, dropped_inbound, dropped_local), for status and

@@ -265,3 +265,66 @@ t.test('no desired config yet: nothing happens', async (t) => {
   t.equal(await r.reconcile(), null);
   t.same(host.writes, []);
 });
+
+t.test('peers and routes are prepared while the firewall commits, and their steps get the very objects prepared', async (t) => {
+  const host = new MiniFakeHost();
+  const log: string[] = [];
+  const prepared = new Set<object>();
+  const fwReplace = host.firewall.replace;
+  host.firewall.replace = async (ruleset: string, opts?: { whileCommitting?: () => void }) => {
+    log.push('commit started');
+    opts?.whileCommitting?.();
+    opts?.whileCommitting?.(); // a second call must not prepare again
+    log.push('commit done');
+    return fwReplace(ruleset);
+  };
+  const wg = host.wireguard as Host['wireguard'];
+  wg.prepare = (_ifname, device) => {
+    log.push('prepare peers');
+    prepared.add(device);
+  };
+  const sync = wg.sync.bind(wg);
+  wg.sync = async (ifname, device) => {
+    log.push(prepared.has(device) ? 'sync prepared' : 'sync unprepared');
+    return sync(ifname, device);
+  };
+  const routes = host.routes as Host['routes'];
+  routes.prepare = (changes) => {
+    log.push('prepare routes');
+    prepared.add(changes);
+  };
+  const apply = routes.apply.bind(routes);
+  routes.apply = async (changes) => {
+    log.push(prepared.has(changes) ? 'routes prepared' : 'routes unprepared');
+    return apply(changes);
+  };
+  const { r } = setup(host);
+  const base = NAMED.peersRoutesFirewall!;
+  r.setDesired(base);
+  const out = await r.reconcile();
+  t.same(out!.errors, []);
+  t.same(log, ['commit started', 'prepare peers', 'prepare routes', 'commit done', 'sync prepared', 'routes prepared']);
+
+  // No firewall step (the firewall is in place): prepared right before the peers and routes.
+  log.length = 0;
+  r.setDesired(config(99, { peers: base.peers.slice(1), routes: base.routes.slice(1), firewall: base.firewall }));
+  const second = await r.reconcile();
+  t.same(second!.errors, []);
+  t.notOk(second!.steps.some((s) => s.kind === 'firewall.replace'), 'no firewall step');
+  t.same(log.filter((l) => !l.startsWith('commit')), ['prepare peers', 'prepare routes', 'sync prepared', 'routes prepared']);
+});
+
+t.test('a prepare that throws is left to its step, which does the work itself', async (t) => {
+  const host = new MiniFakeHost();
+  (host.wireguard as Host['wireguard']).prepare = () => {
+    throw new Error('prepare broke');
+  };
+  (host.routes as Host['routes']).prepare = () => {
+    throw new Error('prepare broke');
+  };
+  const { r } = setup(host);
+  r.setDesired(NAMED.peersRoutesFirewall!);
+  const out = await r.reconcile();
+  t.same(out!.errors, [], 'the steps ran and succeeded');
+  assertHostIs(t, host, r.desiredState!);
+});

@@ -6,7 +6,7 @@ import { Backoff, type BackoffOptions } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { HostCommandError, isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import type { Host } from '../host/ports.js';
+import type { Host, RouteChanges } from '../host/ports.js';
 import { desiredState, InvalidConfigError, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
 import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
 import { memoizeFirewallRenderer } from './render-memo.js';
@@ -122,6 +122,44 @@ export function toFailure(step: string, e: unknown): ApplyFailure {
   }
   const message = e instanceof Error ? e.message : String(e);
   return { step, command: '', exitCode: -1, stderr: message, isTerminal: false, message };
+}
+
+/**
+ * The CPU work of a run's peer and route steps (rendering the syncconf file and the route batch),
+ * done ahead through the ports' prepare(): while the firewall commits when the plan has a firewall
+ * step (on a fresh box the loop idles ~100 ms there, and the peers and routes then start at once),
+ * else right before those steps. run() is idempotent; a failure in it is left to the step itself,
+ * which does the work again and reports it.
+ */
+class RunPrep {
+  private isDone = false;
+  private readonly changes = new Map<Step, RouteChanges>();
+
+  constructor(private readonly host: Host, private readonly steps: readonly Step[]) {}
+
+  static isPrepared(s: Step): boolean {
+    return s.kind === 'wireguard.sync' || s.kind === 'routes';
+  }
+
+  /** The change set of a routes step, one object per step (what routes.prepare() was given). */
+  routeChanges(step: Step & { kind: 'routes' }): RouteChanges {
+    let c = this.changes.get(step);
+    if (!c) this.changes.set(step, (c = { add: step.add, del: step.del }));
+    return c;
+  }
+
+  run(): void {
+    if (this.isDone) return;
+    this.isDone = true;
+    for (const s of this.steps) {
+      try {
+        if (s.kind === 'wireguard.sync') this.host.wireguard.prepare?.(s.ifname, s.device);
+        else if (s.kind === 'routes') this.host.routes.prepare?.(this.routeChanges(s));
+      } catch {
+        // reported by the step
+      }
+    }
+  }
 }
 
 export class Reconciler {
@@ -283,7 +321,7 @@ export class Reconciler {
     return observed;
   }
 
-  private async applyStep(step: Step): Promise<void> {
+  private async applyStep(step: Step, prep: RunPrep): Promise<void> {
     const h = this.host;
     switch (step.kind) {
       case 'wireguard.create': return h.wireguard.create(step.ifname, step.mode);
@@ -292,12 +330,12 @@ export class Reconciler {
       case 'address.del': return h.links.delAddress(step.ifname, step.cidr);
       case 'firewall.replace': {
         this.firewallRecord = null;
-        const fingerprint = await h.firewall.replace(step.ruleset);
+        const fingerprint = await h.firewall.replace(step.ruleset, { whileCommitting: () => prep.run() });
         this.firewallRecord = { hash: step.hash, fingerprint };
         return;
       }
       case 'wireguard.sync': return h.wireguard.sync(step.ifname, step.device);
-      case 'routes': return h.routes.apply({ add: step.add, del: step.del });
+      case 'routes': return h.routes.apply(prep.routeChanges(step));
       case 'sysctl.set': return h.sysctl.set(step.key, step.value);
       case 'gateway.add': {
         if (step.ifname === '') throw new Error(`gateway ${step.cidr}: no interface of this box has an address in its network; give the LAN interface an address there`);
@@ -331,11 +369,13 @@ export class Reconciler {
     // and the report then names everything that is wrong, not just the first thing. Steps run in
     // phases (stepPhases); within a phase, independent lanes run at the same time.
     const failures = new Map<Step, ApplyFailure>();
+    const prep = new RunPrep(this.host, steps);
     for (const lanes of stepPhases(steps)) {
+      if (lanes.some((lane) => lane.some(RunPrep.isPrepared))) prep.run();
       await Promise.all(lanes.map(async (lane) => {
         for (const step of lane) {
           try {
-            await this.applyStep(step);
+            await this.applyStep(step, prep);
           } catch (e) {
             const f = toFailure(stepName(step), e);
             failures.set(step, f);

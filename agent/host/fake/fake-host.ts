@@ -155,7 +155,10 @@ export class FakeHost implements Host {
     };
     this.firewall = {
       observe: () => this.call('firewall.observe', [], () => this.fwObserve()),
-      replace: (ruleset) => this.call('firewall.replace', [ruleset], () => this.fwReplace(ruleset)),
+      replace: (ruleset, opts) => this.call('firewall.replace', [ruleset], () => {
+        opts?.whileCommitting?.();
+        return this.fwReplace(ruleset);
+      }),
       remove: () => this.call('firewall.remove', [], () => {
         this.table = null;
         this.counterValues.clear();

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../../lib/clock.js';
 import { firewallFingerprint } from '../firewall-fingerprint.js';
-import { CROSSLINK_NFT_TABLE, type FirewallCounter, type FirewallObserved, type FirewallPort } from '../ports.js';
+import { CROSSLINK_NFT_TABLE, type FirewallCounter, type FirewallObserved, type FirewallPort, type FirewallReplaceOptions } from '../ports.js';
 import type { CommandRunner, WatchHandle } from './run.js';
 
 export interface LinuxFirewallOptions {
@@ -89,25 +89,43 @@ export class LinuxFirewall implements FirewallPort {
     return this.fullObserve();
   }
 
-  async replace(ruleset: string): Promise<string> {
+  async replace(ruleset: string, opts: FirewallReplaceOptions = {}): Promise<string> {
     const replaceNo = ++this.replaces;
     this.startWatcher();
-    // Generation before our commit, from a barrier the running monitor prints: everything
-    // committed before it has been printed by then, so a commit by someone else just before ours
-    // is counted as theirs, not found in the gap. null: no monitor, or it did not see a barrier in
-    // time; then the gap cannot be proven clean.
-    const before = this.watcher ? (await this.barrier())?.generation ?? null : null;
-    const wasWatching = this.watcher !== null;
-    const seen = this.foreignCommits;
-    this.stopWatcher();
-    const dir = await mkdtemp(join(this.opts.tempDir ?? tmpdir(), 'xl-nft-'));
-    const file = join(dir, 'crosslink.nft');
+    // The file is written while the barrier runs.
+    const name = `inet ${CROSSLINK_NFT_TABLE}`;
+    const written = mkdtemp(join(this.opts.tempDir ?? tmpdir(), 'xl-nft-')).then(async (dir) => {
+      const file = join(dir, 'crosslink.nft');
+      try {
+        await writeFile(file, `add table ${name}\ndelete table ${name}\n${ruleset}`, { mode: 0o600 });
+      } catch (e) {
+        void rm(dir, { recursive: true, force: true });
+        throw e;
+      }
+      return { dir, file };
+    });
+    written.catch(() => undefined); // awaited below; a failed barrier must not leave it unhandled
+    let before: number | null = null;
+    let wasWatching = false;
+    let seen = this.foreignCommits;
     try {
-      const name = `inet ${CROSSLINK_NFT_TABLE}`;
-      await writeFile(file, `add table ${name}\ndelete table ${name}\n${ruleset}`, { mode: 0o600 });
-      await this.commit(['nft', '-f', file]);
+      // Generation before our commit, from a barrier the running monitor prints: everything
+      // committed before it has been printed by then, so a commit by someone else just before ours
+      // is counted as theirs, not found in the gap. null: no monitor, or it did not see a barrier
+      // in time; then the gap cannot be proven clean.
+      before = this.watcher ? (await this.barrier())?.generation ?? null : null;
+      wasWatching = this.watcher !== null;
+      seen = this.foreignCommits;
+      this.stopWatcher();
+    } catch (e) {
+      void written.then(({ dir }) => rm(dir, { recursive: true, force: true })).catch(() => undefined);
+      throw e;
+    }
+    const { dir, file } = await written;
+    try {
+      await this.commit(['nft', '-f', file], opts.whileCommitting);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      void rm(dir, { recursive: true, force: true }).catch(() => undefined);
       if (wasWatching) this.startWatcher();
     }
     const token = createHash('sha256').update(`crosslink ruleset\n${ruleset}`).digest('hex');
@@ -212,8 +230,23 @@ export class LinuxFirewall implements FirewallPort {
     this.cached = null;
   }
 
-  private async commit(argv: string[]): Promise<void> {
-    await this.opts.runner.run(argv, { netns: this.opts.netns, onSpawn: (pid) => this.ownPids.add(pid) });
+  /** Runs a committing nft; `whileRunning` is called once it has started (on the next turn of the loop). */
+  private async commit(argv: string[], whileRunning?: () => void): Promise<void> {
+    await this.opts.runner.run(argv, {
+      netns: this.opts.netns,
+      onSpawn: (pid) => {
+        this.ownPids.add(pid);
+        if (whileRunning) {
+          setImmediate(() => {
+            try {
+              whileRunning();
+            } catch {
+              // the caller's own work; it is told of its failures by its own means
+            }
+          });
+        }
+      },
+    });
   }
 
   private async fullObserve(): Promise<FirewallObserved> {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostCommandError } from '../../../lib/errors.js';
 import { canonicalPrefix, sortByPrefix } from '../canonical.js';
-import { CROSSLINK_RT_PROTO, type RouteObserved, type RoutePort } from '../ports.js';
+import { CROSSLINK_RT_PROTO, type RouteChanges, type RouteObserved, type RoutePort } from '../ports.js';
 import { MonitoredCache, type NetlinkMonitor } from './monitor.js';
 import type { CommandRunner } from './run.js';
 
@@ -22,11 +22,24 @@ export function parseIpRouteJson(stdout: string, family: 4 | 6): RouteObserved[]
 
 /** A change set canonical, with the prefixes that only change device marked as replaced (their
  *  delete is dropped: `route replace` moves them). */
-function normalise(changes: { add: RouteObserved[]; del: RouteObserved[] }): { add: RouteObserved[]; del: RouteObserved[]; replaced: Set<string> } {
+function normalise(changes: RouteChanges): { add: RouteObserved[]; del: RouteObserved[]; replaced: Set<string> } {
   const add = changes.add.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
   const allDel = changes.del.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
-  const replaced = new Set(add.filter((a) => allDel.some((d) => d.prefix === a.prefix)).map((a) => a.prefix));
+  const delPrefixes = new Set(allDel.map((d) => d.prefix));
+  const replaced = new Set(add.filter((a) => delPrefixes.has(a.prefix)).map((a) => a.prefix));
   return { add, del: allDel.filter((d) => !replaced.has(d.prefix)), replaced };
+}
+
+/** A change set made ready to run: normalised, its batch text, and the route events it causes
+ *  (a replace prints only the new route). */
+interface PreparedBatch extends ReturnType<typeof normalise> {
+  input: string;
+  events: string[];
+}
+
+function prepareBatch(changes: RouteChanges): PreparedBatch {
+  const norm = normalise(changes);
+  return { ...norm, input: batchOf(norm), events: [...norm.add.map((r) => `+${r.prefix} ${r.dev}`), ...norm.del.map((r) => `-${r.prefix} ${r.dev}`)] };
 }
 
 function batchOf({ add, del, replaced }: ReturnType<typeof normalise>): string {
@@ -40,12 +53,14 @@ function batchOf({ add, del, replaced }: ReturnType<typeof normalise>): string {
 
 /** The `ip -batch` lines for a change set: replaces (prefix changes device) and adds before
  *  deletes, so the box is never left without a route it should have. */
-export function routeBatch(changes: { add: RouteObserved[]; del: RouteObserved[] }): string {
+export function routeBatch(changes: RouteChanges): string {
   return batchOf(normalise(changes));
 }
 
 export class LinuxRoutes implements RoutePort {
   private readonly cache: MonitoredCache<RouteObserved[]>;
+  /** prepare()'s work, by the change set it was done for (see RoutePort.prepare). */
+  private readonly prepared = new WeakMap<RouteChanges, PreparedBatch>();
 
   /** With `monitor`, observe() lists nothing while the monitor saw no change (see monitor.ts). */
   constructor(private readonly opts: { runner: CommandRunner; netns?: string; monitor?: NetlinkMonitor; tempDir?: string }) {
@@ -66,15 +81,18 @@ export class LinuxRoutes implements RoutePort {
     return sortByPrefix(all, (r) => r.prefix, (r) => r.dev);
   }
 
-  async apply(changes: { add: RouteObserved[]; del: RouteObserved[] }): Promise<void> {
-    const norm = normalise(changes);
-    const { add, del, replaced } = norm;
-    const input = batchOf(norm);
+  prepare(changes: RouteChanges): void {
+    if (!this.prepared.has(changes)) this.prepared.set(changes, prepareBatch(changes));
+  }
+
+  async apply(changes: RouteChanges): Promise<void> {
+    const { add, del, replaced, input, events } = this.prepared.get(changes) ?? prepareBatch(changes);
+    this.prepared.delete(changes);
     if (input === '') return;
     const argv = ['ip', '-force', '-batch'];
     const monitor = this.opts.monitor;
-    // The events this batch causes (a replace prints only the new route): they are ours, not drift.
-    monitor?.expect([...add.map((r) => `+${r.prefix} ${r.dev}`), ...del.map((r) => `-${r.prefix} ${r.dev}`)]);
+    // The events this batch causes: they are ours, not drift.
+    monitor?.expect(events);
     // -force: a failing line (a route already there, or already gone) does not stop the others.
     // From a file, not stdin: through a pipe, `ip` waits for the agent's event loop to feed it
     // (5,000 routes took 2-3x as long while the loop was busy with the WireGuard peers).
