@@ -18,12 +18,18 @@ t.test('routeEventKey: our routes in the main table only', async (t) => {
 
 class ScriptedWatch implements CommandRunner {
   onLine: (line: string) => void = () => undefined;
+  onExit: (code: number) => void = () => undefined;
+  /** Monitors started, and how many of them were stopped. */
+  starts = 0;
+  stops = 0;
   async run(): Promise<RunResult> {
     return { exitCode: 0, stdout: '', stderr: '' };
   }
-  watch(_argv: readonly string[], _opts: { netns?: string }, onLine: (line: string) => void): WatchHandle {
+  watch(_argv: readonly string[], _opts: { netns?: string }, onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle {
     this.onLine = onLine;
-    return { pid: 1, stop: () => undefined };
+    this.onExit = onExit;
+    this.starts++;
+    return { pid: this.starts, stop: () => void this.stops++ };
   }
 }
 
@@ -67,4 +73,62 @@ t.test('announced route events keep the cache; anything else, or an announcement
   runner.onLine('10.9.0.0/24 dev xl0 proto 147 scope link ');
   await cache.get(read);
   t.equal(reads, 5, 'after a failed batch its events count as changes');
+});
+
+t.test('onChange: subscribing starts the monitor; subscribers get every change that is not our own', async (t) => {
+  let now = 0;
+  const runner = new ScriptedWatch();
+  const monitor = new NetlinkMonitor({ runner, clock: { nowMs: () => now }, settleMs: 10, expectTtlMs: 1000 });
+  const cache = new MonitoredCache<string[]>(monitor);
+  let reads = 0;
+  const read = async () => {
+    reads++;
+    return ['a'];
+  };
+  const seen: string[] = [];
+  const unsubscribe = monitor.onChange((line) => seen.push(line));
+  t.equal(runner.starts, 1, 'started by the subscription, before any read');
+  now = 20;
+  await cache.get(read);
+  await cache.get(read);
+  t.equal(runner.starts, 1, 'a read does not start a second monitor');
+  t.equal(reads, 1, 'settled since the subscription: the very first read is kept');
+
+  monitor.expect(['+10.1.0.0/24 xl0', '-10.2.0.0/24 xl0']);
+  cache.patch((v) => [...v, 'b']);
+  runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
+  runner.onLine('Deleted 10.2.0.0/24 dev xl0 proto 147 scope link ');
+  t.same(seen, [], 'our own announced route events are not passed on');
+  t.same(await cache.get(read), ['a', 'b']);
+  t.equal(reads, 1, 'and the cache is kept, as without a subscriber');
+
+  runner.onLine('10.7.0.0/24 dev xl0 proto 147 scope link ');
+  runner.onLine('# stderr: netlink receive error No buffer space available (105)');
+  t.same(seen, ['10.7.0.0/24 dev xl0 proto 147 scope link ', '# stderr: netlink receive error No buffer space available (105)'], 'foreign events and stderr are passed on');
+  await cache.get(read);
+  t.equal(reads, 2, 'and still invalidate');
+
+  // The monitor dies: the subscriber hears of it once, and is still subscribed after the restart.
+  runner.onExit(1);
+  runner.onExit(1);
+  t.same(seen.slice(2), ['# ended: exit 1'], 'the end, once');
+  t.equal(runner.starts, 1, 'not restarted by the end itself');
+  await cache.get(read);
+  t.equal(runner.starts, 2, 'restarted by the next read (the resync)');
+  runner.onLine('5: eth1: <BROADCAST,MULTICAST> mtu 1500');
+  t.same(seen.slice(3), ['5: eth1: <BROADCAST,MULTICAST> mtu 1500'], 'events of the restarted monitor reach the subscriber');
+
+  unsubscribe();
+  runner.onLine('6: eth2: <BROADCAST,MULTICAST> mtu 1500');
+  t.equal(seen.length, 4, 'nothing after unsubscribing');
+
+  const late: string[] = [];
+  monitor.onChange((line) => late.push(line));
+  t.equal(runner.starts, 2, 'a second subscriber shares the running monitor');
+  monitor.close();
+  t.equal(runner.stops, 1, 'close stops it');
+  runner.onExit(-1);
+  t.same(late, [], 'our own close is not reported as an end');
+  monitor.onChange(() => undefined);
+  t.equal(runner.starts, 2, 'a closed monitor is not started by a subscription');
 });

@@ -12,6 +12,12 @@
 // change, so a peer joining does not cost a 5,000-route listing on the next run. Any line that
 // was not announced still invalidates everything, and an announced line that never arrives
 // (within `expectTtlMs`) invalidates too.
+//
+// The same monitor is the agent's only one: onChange() hands every change that is not our own (a
+// line not consumed as an announced route event, a stderr line, the monitor's end) to subscribers,
+// e.g. the reconciler's event kicker (reconcile/events.ts). Subscribing starts the monitor. If it
+// ends, the next read restarts it (a periodic resync reads every 10 s) and subscribers stay
+// subscribed: events in between are missed, and the resync is what puts that right.
 import type { Clock } from '../../../lib/clock.js';
 import { canonicalPrefix } from '../canonical.js';
 import { CROSSLINK_RT_PROTO } from '../ports.js';
@@ -53,6 +59,7 @@ export class NetlinkMonitor {
   /** Announced route events (routeEventKey) -> how many are still to come. */
   private readonly expected = new Map<string, number>();
   private expectedUntilMs = 0;
+  private readonly listeners = new Set<(line: string) => void>();
 
   constructor(private readonly opts: NetlinkMonitorOptions) {
     this.clock = opts.clock ?? { nowMs: () => Date.now() };
@@ -87,12 +94,35 @@ export class NetlinkMonitor {
     this.touch();
   }
 
+  /**
+   * Calls `listener` with every change that is not our own: each monitor line not consumed as an
+   * announced route event, each stderr line ("# stderr: ..."), and the monitor's end ("# ended:
+   * exit N"). Starts the monitor; after it ends it is restarted by the next read, and `listener`
+   * stays subscribed. `listener` runs inside the monitor's output handler: keep it cheap, never
+   * throw. Returns the unsubscribe function.
+   */
+  onChange(listener: (line: string) => void): () => void {
+    this.listeners.add(listener);
+    this.start();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
   private onLine(line: string): void {
     const key = this.expected.size > 0 ? routeEventKey(line) : null;
     const n = key === null ? 0 : this.expected.get(key) ?? 0;
-    if (n === 0) return this.touch();
+    if (n === 0) {
+      this.touch();
+      this.emit(line);
+      return;
+    }
     if (n === 1) this.expected.delete(key!);
     else this.expected.set(key!, n - 1);
+  }
+
+  private emit(line: string): void {
+    for (const listener of this.listeners) listener(line);
   }
 
   /** Stops the monitor (by its PID). */
@@ -106,11 +136,14 @@ export class NetlinkMonitor {
   private start(): void {
     if (this.watcher || this.isClosed || !this.opts.runner.watch) return;
     this.liveFromMs = this.clock.nowMs() + (this.opts.settleMs ?? 1_000);
-    const handle = this.opts.runner.watch(['ip', 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns }, (line) => this.onLine(line), () => {
+    const handle = this.opts.runner.watch(['ip', 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns }, (line) => this.onLine(line), (code) => {
       // Restarted by the next read; until it has settled again nothing is cached.
-      if (this.watcher === handle) this.watcher = null;
+      const isCurrent = this.watcher === handle;
+      if (isCurrent) this.watcher = null;
       this.expected.clear();
       this.touch();
+      // Not after close(), nor twice for one monitor (a spawn error may be followed by its exit).
+      if (isCurrent) this.emit(`# ended: exit ${code}`);
     });
     this.watcher = handle;
   }
