@@ -20,9 +20,17 @@ export interface LinuxHostOptions {
   netlink?: Pick<NetlinkMonitorOptions, 'settleMs' | 'fullCheckIntervalMs' | 'clock'> & { isWatching?: boolean };
 }
 
+/** Changes in the host's network namespace that are not the agent's own (NetlinkMonitor.onChange). */
+export interface HostChangeFeed {
+  /** Calls `listener` with each such `ip monitor` line; returns the unsubscribe function. */
+  onChange(listener: (line: string) => void): () => void;
+}
+
 export interface LinuxHost extends Host {
   wireguard: LinuxWireGuard;
   firewall: LinuxFirewall;
+  /** The route/link monitor's change feed: the agent's one `ip monitor`. Absent when it is off. */
+  events?: HostChangeFeed;
   /** Stops helper processes (the nft and ip monitors). The data plane stays as it is. */
   close(): void;
 }
@@ -39,6 +47,7 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
     routes: new LinuxRoutes({ ...base, monitor, tempDir: opts.tempDir }),
     firewall,
     sysctl: new LinuxSysctl(base),
+    ...(monitor ? { events: { onChange: (listener: (line: string) => void) => monitor.onChange(listener) } } : {}),
     close: () => {
       firewall.close();
       monitor?.close();
