@@ -65,7 +65,8 @@ export interface AgentDeps {
   log: Logger;
   /** Which WireGuard to use when the choice is "auto". */
   detectWireguardMode?: () => Promise<WireGuardMode>;
-  /** Starts watching the host for changes to what the agent owns; calls kick() on each. */
+  /** Starts watching the host for changes to what the agent owns; calls kick() on each. Absent: the
+   *  resync alone notices drift. */
   watchHostEvents?: (opts: { interfaceName: string; kick: () => void; log: Logger }) => { stop(): void };
   timers?: Timers;
   /** Builds the prober (peer and path probes). Absent: no probes (reports carry none). */
@@ -476,10 +477,12 @@ export async function agentDown(opts: { interfaceName: string }, deps: { host: H
   return errors;
 }
 
-/** The real adapters: Linux host over wg/ip/nft, Connect RPC client, the nft renderer, ip monitor. */
+/** The real adapters: Linux host over wg/ip/nft, Connect RPC client, the nft renderer, and host
+ *  events from the host's own `ip monitor` (the one its route and link reads are cached behind). */
 export async function realAgentDeps(log: Logger): Promise<AgentDeps & { host: LinuxHost }> {
   const runner = new ProcessRunner();
   const host = createLinuxHost({ runner });
+  const feed = host.events;
   return {
     host,
     createControlClient,
@@ -487,7 +490,7 @@ export async function realAgentDeps(log: Logger): Promise<AgentDeps & { host: Li
     clock: systemClock,
     log,
     detectWireguardMode: () => probeWireGuardMode(runner),
-    watchHostEvents,
+    watchHostEvents: feed ? (o) => watchHostEvents({ ...o, feed }) : undefined,
     createProber: ({ log: plog, clock, onRound }) => new Prober({ runner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
   };
 }

@@ -205,8 +205,8 @@ async function handle(m: Msg): Promise<Msg> {
         resyncIntervalMs: 3_600_000, gatewayClaimAfterMs: 3_600_000,
       }, {
         host, createControlClient: control.factory, renderFirewall, clock: systemClock, log,
-        // `ip monitor` runs from the start; its kicks would add runs to the timed ones.
-        watchHostEvents: (o) => watchHostEvents({ ...o, kick: () => { if (isSteady) o.kick(); } }),
+        // The host's `ip monitor` runs from the start; its kicks would add runs to the timed ones.
+        watchHostEvents: (o) => watchHostEvents({ ...o, feed: host!.events!, kick: () => { if (isSteady) o.kick(); } }),
         // Probes nothing until the config stream has delivered a config (steadyState()).
         createProber: ({ log: plog, clock, onRound }) => new Prober({ runner: probeRunner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
       });

@@ -1,77 +1,87 @@
-// Host events: `ip monitor link route` in the agent's own network namespace. A change to our
-// interface or to a route with our protocol number kicks the reconciler (debounced), so drift is
-// put right in well under the resync interval. The resync stays the guarantee: if the monitor dies
-// it is restarted with backoff, and a missed event is only a delay.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+// Host events: a change to our interface or to a route with our protocol number kicks the
+// reconciler (debounced), so drift is put right in well under the resync interval.
+//
+// The changes come from the host's own netlink monitor (host/linux/monitor.ts, the agent's only
+// `ip monitor`), which already leaves out the route events of our own route batches: a peer joining
+// does not kick a second reconcile. Its other lines (link, address and route events of anything,
+// its stderr, its end) are filtered here. If the monitor ends, the next read restarts it (the
+// periodic resync reads) and this watcher stays subscribed; events missed meanwhile are only a
+// delay, as the resync stays the guarantee.
 import type { Logger } from 'pino';
-import { Backoff } from '../../lib/backoff.js';
 import { CROSSLINK_RT_PROTO } from '../host/ports.js';
 
+/** Changes in the host's network namespace that are not the agent's own, one line each. */
+export interface HostEventFeed {
+  /** Returns the unsubscribe function. */
+  onChange(listener: (line: string) => void): () => void;
+}
+
 export interface HostEventsOptions {
+  feed: HostEventFeed;
   interfaceName: string;
   kick: () => void;
   log: Logger;
   /** Quiet time before kicking: one burst of netlink messages becomes one reconcile. Default 300 ms. */
   debounceMs?: number;
-  /** The monitor command (tests replace it). */
-  argv?: string[];
 }
+
+const PROTO_TEXT = `proto ${CROSSLINK_RT_PROTO}`;
+const PROTO_RE = new RegExp(`\\bproto ${CROSSLINK_RT_PROTO}\\b`);
+
+/** A test for "does this monitor line concern something the agent owns", compiled once for
+ *  `interfaceName`. Most lines fail the substring checks and never reach a RegExp. */
+export function relevantEventFilter(interfaceName: string): (line: string) => boolean {
+  const esc = interfaceName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const ifRe = new RegExp(`(^|[\\s:])${esc}([\\s:@]|$)`);
+  return (line) => (line.includes(interfaceName) && ifRe.test(line)) || (line.includes(PROTO_TEXT) && PROTO_RE.test(line));
+}
+
+let lastFilter: { interfaceName: string; test: (line: string) => boolean } | null = null;
 
 /** True when a monitor line concerns something the agent owns. */
 export function isRelevantEvent(line: string, interfaceName: string): boolean {
-  const esc = interfaceName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`(^|[\\s:])${esc}([\\s:@]|$)`).test(line) || new RegExp(`\\bproto ${CROSSLINK_RT_PROTO}\\b`).test(line);
+  if (lastFilter?.interfaceName !== interfaceName) lastFilter = { interfaceName, test: relevantEventFilter(interfaceName) };
+  return lastFilter.test(line);
 }
 
+/** Kicks once `debounceMs` after the last relevant line of a burst. One timer per burst: a line
+ *  only records its time, and the timer, when it fires early, waits out the rest. */
 export function watchHostEvents(opts: HostEventsOptions): { stop(): void } {
-  const argv = opts.argv ?? ['ip', 'monitor', 'link', 'route'];
   const debounceMs = opts.debounceMs ?? 300;
-  const backoff = new Backoff({ initialMs: 1_000, maxMs: 30_000, jitter: 0.5 });
-  let child: ChildProcess | null = null;
-  let debounce: NodeJS.Timeout | null = null;
-  let restart: NodeJS.Timeout | null = null;
+  const isRelevant = relevantEventFilter(opts.interfaceName);
+  let lastAtMs = 0;
+  let timer: NodeJS.Timeout | null = null;
   let isStopped = false;
 
-  const onLine = (line: string) => {
-    if (!isRelevantEvent(line, opts.interfaceName)) return;
-    if (debounce) clearTimeout(debounce);
-    debounce = setTimeout(() => {
-      debounce = null;
-      opts.kick();
-    }, debounceMs);
-    debounce.unref();
+  const arm = (delayMs: number) => {
+    timer = setTimeout(fire, delayMs);
+    timer.unref();
+  };
+  const fire = () => {
+    timer = null;
+    if (isStopped) return;
+    const waitMs = lastAtMs + debounceMs - performance.now();
+    if (waitMs > 0) return arm(waitMs);
+    opts.kick();
   };
 
-  const start = () => {
+  const unsubscribe = opts.feed.onChange((line) => {
     if (isStopped) return;
-    const startedAtMs = Date.now();
-    const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-    child = c;
-    createInterface({ input: c.stdout! }).on('line', onLine);
-    const onEnd = (why: string) => {
-      if (child !== c) return;
-      child = null;
-      if (isStopped) return;
-      if (Date.now() - startedAtMs > 60_000) backoff.reset();
-      const delayMs = backoff.next();
-      opts.log.warn({ argv, why, retryInMs: delayMs }, 'host event monitor ended; restarting (the resync still runs)');
-      restart = setTimeout(start, delayMs);
-      restart.unref();
-    };
-    c.on('error', (e) => onEnd(e.message));
-    c.on('exit', (code, signal) => onEnd(`exit ${code ?? signal}`));
-  };
-  start();
+    if (line.startsWith('# ended:')) {
+      opts.log.warn({ why: line.slice(2) }, 'host event monitor ended; the next read restarts it (the resync still runs)');
+      return;
+    }
+    if (!isRelevant(line)) return;
+    lastAtMs = performance.now();
+    if (!timer) arm(debounceMs);
+  });
 
   return {
     stop() {
       isStopped = true;
-      if (debounce) clearTimeout(debounce);
-      if (restart) clearTimeout(restart);
-      // By its PID: only the monitor this watcher started.
-      if (child?.pid) child.kill('SIGTERM');
-      child = null;
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+      timer = null;
     },
   };
 }
