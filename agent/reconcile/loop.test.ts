@@ -328,3 +328,69 @@ t.test('a prepare that throws is left to its step, which does the work itself', 
   t.same(out!.errors, [], 'the steps ran and succeeded');
   assertHostIs(t, host, r.desiredState!);
 });
+
+t.test('a new config: the host is read while its desired state is computed, and that reading serves the run', async (t) => {
+  const host = new MiniFakeHost();
+  const log: string[] = [];
+  const wgObserve = host.wireguard.observe.bind(host.wireguard);
+  host.wireguard.observe = async (ifname: string) => {
+    log.push('read');
+    return wgObserve(ifname);
+  };
+  let now = 1_000_000;
+  const r = new Reconciler({
+    host, clock: { nowMs: () => (now += 5) }, log: silentLogger(), settings: SETTINGS, timers: new ManualTimers(), random: () => 0.5,
+    renderFirewall: (fw, o) => {
+      log.push('render');
+      return stubRenderFirewall(fw, o);
+    },
+  });
+  r.start();
+  await r.reconcile(); // no config yet: nothing read
+  t.same(log, []);
+  r.setDesired(NAMED.peersRoutesFirewall!);
+  const out = await r.reconcile();
+  t.same(out!.errors, []);
+  t.same(log, ['read', 'render'], 'one reading, started before the desired state was computed');
+  t.equal(await stepsLeft(r), 0);
+
+  // The same content again: no reading, no run.
+  log.length = 0;
+  t.same(r.setDesired(config(5, { ...NAMED.peersRoutesFirewall!, contentHash: NAMED.peersRoutesFirewall!.contentHash })), { isChanged: false });
+  t.same(log, [], 'nothing read for an unchanged config');
+  await r.stop();
+});
+
+t.test('a reading started ahead is not used by a later run, and none is started while a run is in progress', async (t) => {
+  const host = new MiniFakeHost();
+  let reads = 0;
+  const wgObserve = host.wireguard.observe.bind(host.wireguard);
+  host.wireguard.observe = async (ifname: string) => {
+    reads++;
+    return wgObserve(ifname);
+  };
+  let release: () => void = () => undefined;
+  const fwReplace = host.firewall.replace.bind(host.firewall);
+  let isBlocking = true;
+  host.firewall.replace = async (ruleset: string) => {
+    if (isBlocking) await new Promise<void>((res) => (release = res));
+    return fwReplace(ruleset);
+  };
+  const { r } = setup(host);
+  r.start();
+  r.setDesired(NAMED.peersRoutesFirewall!);
+  const first = r.reconcile();
+  await new Promise((res) => setTimeout(res, 20)); // the run is now blocked in the firewall step
+  t.equal(reads, 1);
+  isBlocking = false;
+  // A config during the run: nothing read now (it would predate the run's writes).
+  r.setDesired(config(7, { peers: NAMED.peersRoutesFirewall!.peers.slice(1), routes: NAMED.peersRoutesFirewall!.routes, firewall: NAMED.peersRoutesFirewall!.firewall }));
+  t.equal(reads, 1, 'no reading while a run is in progress');
+  release();
+  await first;
+  const second = await r.reconcile();
+  t.equal(reads, 2, 'the next run read the host itself');
+  t.same(second!.errors, []);
+  t.equal(await stepsLeft(r), 0);
+  await r.stop();
+});

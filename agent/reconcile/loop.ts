@@ -7,7 +7,7 @@ import type { Clock } from '../../lib/clock.js';
 import { HostCommandError, isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Host, RouteChanges } from '../host/ports.js';
-import { desiredState, InvalidConfigError, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
+import { desiredState, InvalidConfigError, SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
 import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
 import { memoizeFirewallRenderer } from './render-memo.js';
 
@@ -116,6 +116,20 @@ export function stepPhases(steps: readonly Step[]): Step[][][] {
   return phases.map((lanes) => lanes.filter((l) => l.length > 0)).filter((lanes) => lanes.length > 0);
 }
 
+/** What one observation read from the host, before the run's gateway decision is added. */
+interface HostReading {
+  ifname: string;
+  wireguard: ObservedState['wireguard'];
+  link: ObservedState['link'];
+  routes: ObservedState['routes'];
+  firewall: ObservedState['firewall'];
+  sysctls: Record<string, string>;
+  interfaceAddresses: ObservedState['interfaceAddresses'];
+}
+
+/** Every sysctl a desired state may name (an early reading reads them all: two small files). */
+const EARLY_SYSCTL_KEYS: readonly string[] = [SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD];
+
 export function toFailure(step: string, e: unknown): ApplyFailure {
   if (e instanceof HostCommandError) {
     return { step, command: e.argv.join(' '), exitCode: e.exitCode, stderr: e.stderr, isTerminal: false, message: e.message };
@@ -181,6 +195,9 @@ export class Reconciler {
   private configErrors: ApplyFailure[] = [];
   private lastRunErrors: ApplyFailure[] = [];
   private chain: Promise<unknown> = Promise.resolve();
+  private isRunning = false;
+  /** A host reading started ahead of the next run (startEarly()). */
+  private early: { reading: Promise<HostReading>; runNo: number; hasAddresses: boolean } | null = null;
   private queued: Promise<ApplyOutcome | null> | null = null;
   private timer: unknown = null;
   private isStarted = false;
@@ -208,6 +225,8 @@ export class Reconciler {
    */
   setDesired(config: AgentConfig): { isChanged: boolean; error?: InvalidConfigError } {
     if (config.generation > this.st.generationSeen) this.st.generationSeen = config.generation;
+    // The same content again (e.g. re-sent on reconnect) needs no run, and no reading.
+    if (config.contentHash === '' || config.contentHash !== this.desired?.contentHash) this.startEarly();
     let next: DesiredState;
     try {
       next = desiredState(config, this.settings, this.renderFirewall);
@@ -215,6 +234,7 @@ export class Reconciler {
       if (!(e instanceof InvalidConfigError)) throw e;
       this.configErrors = [{ step: 'config', command: '', exitCode: -1, stderr: e.message, isTerminal: true, message: e.message }];
       this.log.error({ generation: String(config.generation), details: e.details }, 'config is invalid; keeping the previous one');
+      this.early = null; // no run comes of it
       return { isChanged: false, error: e };
     }
     this.configErrors = [];
@@ -224,6 +244,7 @@ export class Reconciler {
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
       if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash) this.st.generationApplied = next.generation;
+      this.early = null; // no run comes of it
       return { isChanged: false };
     }
     this.backoff.reset();
@@ -275,9 +296,14 @@ export class Reconciler {
    */
   reconcile(trigger = 'manual'): Promise<ApplyOutcome | null> {
     if (this.queued) return this.queued;
-    const run = this.chain.then(() => {
+    const run = this.chain.then(async () => {
       this.queued = null;
-      return this.runOnce(trigger);
+      this.isRunning = true;
+      try {
+        return await this.runOnce(trigger);
+      } finally {
+        this.isRunning = false;
+      }
     });
     this.queued = run;
     this.chain = run.catch(() => undefined);
@@ -300,25 +326,58 @@ export class Reconciler {
   /** `isClaimAllowed`: gateway addresses may be added or removed in the run this observes for
    *  (decided when the run starts, together with its desired state). */
   async observe(desired: DesiredState, isClaimAllowed = this.isGatewayClaimAllowed): Promise<ObservedState> {
-    const ifname = desired.interfaceName;
+    return this.assemble(await this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key)), isClaimAllowed);
+  }
+
+  /** Reads the host: every command at once. */
+  private async read(ifname: string, sysctlKeys: readonly string[]): Promise<HostReading> {
     const links = this.host.links;
     const [wireguard, link, routes, firewall, sysctlValues, interfaceAddresses] = await Promise.all([
       this.host.wireguard.observe(ifname),
       links.observe(ifname),
       this.host.routes.observe(),
       this.host.firewall.observe(),
-      Promise.all(desired.sysctls.map(({ key }) => this.host.sysctl.get(key).catch(() => ''))),
+      Promise.all(sysctlKeys.map((key) => this.host.sysctl.get(key).catch(() => ''))),
       // Only when a gateway is or was wanted: boxes without one run no extra command.
       this.knownGateways.size > 0 && links.observeAll ? links.observeAll() : Promise.resolve(undefined),
     ]);
     const sysctls: Record<string, string> = {};
-    desired.sysctls.forEach(({ key }, i) => { sysctls[key] = sysctlValues[i]!; });
+    sysctlKeys.forEach((key, i) => { sysctls[key] = sysctlValues[i]!; });
+    return { ifname, wireguard, link, routes, firewall, sysctls, interfaceAddresses };
+  }
+
+  private assemble(r: HostReading, isClaimAllowed: boolean): ObservedState {
+    const { wireguard, link, routes, firewall, sysctls, interfaceAddresses } = r;
     const observed: ObservedState = { wireguard, link, routes, firewall, firewallRecord: this.firewallRecord, sysctls };
     if (interfaceAddresses !== undefined) {
       observed.interfaceAddresses = interfaceAddresses;
       observed.gatewayOwnership = isClaimAllowed ? [...this.knownGateways].sort() : null;
     }
     return observed;
+  }
+
+  /**
+   * Starts reading the host for the next run before a new config's desired state is computed
+   * (~70-100 ms of CPU for 1,000 peers and 10,000 tuples on a fresh agent): the commands then run
+   * meanwhile. Only when no run is in progress, so the reading is no older than the last run's
+   * writes; the run uses it only if no other run started in between (see takeEarly()).
+   */
+  private startEarly(): void {
+    if (!this.isStarted || this.isRunning || this.early) return;
+    const reading = this.read(this.settings.interfaceName, EARLY_SYSCTL_KEYS);
+    reading.catch(() => undefined); // a failure is the run's to report, if it uses this reading
+    this.early = { reading, runNo: this.st.runsTotal, hasAddresses: this.knownGateways.size > 0 };
+  }
+
+  /** The early reading, if the run about to start may use it for `desired`. */
+  private takeEarly(desired: DesiredState): Promise<HostReading> | null {
+    const e = this.early;
+    this.early = null;
+    if (!e || e.runNo !== this.st.runsTotal) return null;
+    // A gateway wanted for the first time needs the addresses it did not read.
+    if (!e.hasAddresses && this.knownGateways.size > 0) return null;
+    if (!desired.sysctls.every(({ key }) => EARLY_SYSCTL_KEYS.includes(key)) || desired.interfaceName !== this.settings.interfaceName) return null;
+    return e.reading;
   }
 
   private async applyStep(step: Step, prep: RunPrep): Promise<void> {
@@ -361,7 +420,8 @@ export class Reconciler {
     const errors: ApplyFailure[] = [];
     let steps: Step[] = [];
     try {
-      steps = plan(desired, await this.observe(desired, isClaimAllowed));
+      const reading = this.takeEarly(desired) ?? this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
+      steps = plan(desired, this.assemble(await reading, isClaimAllowed));
     } catch (e) {
       errors.push(toFailure('observe', e));
     }
