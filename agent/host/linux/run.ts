@@ -81,12 +81,15 @@ export class ProcessRunner implements CommandRunner {
   run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const full = inNetns(opts.netns, argv);
     return new Promise((resolve, reject) => {
-      const child = spawn(full[0], full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+      // stdin: a pipe only for a command given input (otherwise /dev/null: one socket pair and
+      // one stream less per command; the agent runs thousands).
+      const hasInput = opts.input !== undefined;
+      const child = spawn(full[0], full.slice(1), { stdio: [hasInput ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
       if (child.pid !== undefined) opts.onSpawn?.(child.pid);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.stdout!.on('data', (b: Buffer) => out.push(b));
+      child.stderr!.on('data', (b: Buffer) => err.push(b));
       const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
       child.on('error', (e) => {
         clearTimeout(timer);
@@ -98,8 +101,10 @@ export class ProcessRunner implements CommandRunner {
         if (result.exitCode !== 0 && !opts.allowFailure) reject(new HostCommandError(full, result.exitCode, result.stderr));
         else resolve(result);
       });
-      child.stdin.on('error', () => undefined); // the command may exit without reading its input
-      child.stdin.end(opts.input ?? '');
+      if (hasInput) {
+        child.stdin!.on('error', () => undefined); // the command may exit without reading its input
+        child.stdin!.end(opts.input);
+      }
     });
   }
 
