@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { CrosslinkError, type ErrorDetail } from '../lib/errors.js';
-import { canonicalEndpoint, canonicalPrefix } from './reconcile/canonical.js';
+import { canonicalEndpoint, strictCanonicalPrefix } from './host/canonical.js';
 import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_MTU } from './reconcile/desired.js';
 import type { AgentRunOptions, WireGuardChoice } from './main.js';
 import { parseListenAddress } from './health/status-server.js';
@@ -126,7 +126,7 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
         const prefixes: string[] = [];
         list.forEach((p, i) => {
           const text = typeof p === 'string' ? p.trim() : '';
-          const c = text === '' ? null : canonicalPrefix(text);
+          const c = text === '' ? null : strictCanonicalPrefix(text);
           if (c === null) err(key, `${JSON.stringify(p)} is not a prefix`, i);
           else if (c !== text) err(key, `"${text}" has host bits set; did you mean ${c}?`, i);
           else prefixes.push(c);

@@ -7,7 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { FirewallSchema, type AgentConfig, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired, WireGuardMode } from '../host/ports.js';
-import { canonicalEndpoint, canonicalInterfaceAddress, canonicalPrefix, comparePrefixes, isPrefix } from './canonical.js';
+import { canonicalEndpoint, compareText, isPrefix, strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
 
 // plan.ts may not import from host/ (lint boundary), so the port types it compares pass through here.
 export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode } from '../host/ports.js';
@@ -73,7 +73,7 @@ export class InvalidConfigError extends CrosslinkError {
 const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 const PROTOCOLS = new Set(['tcp', 'udp', 'icmp', 'any']);
 
-/** Sorts `list` in place (comparePrefixes order: plain string order, which is also sort()'s own)
+/** Sorts `list` in place (compareText order: plain string order, which is also sort()'s own)
  *  and drops repeats; no Set per list (one per peer). */
 function sortedUnique(list: string[]): string[] {
   list.sort();
@@ -113,7 +113,7 @@ function validateFirewall(fw: Firewall, errors: ErrorDetail[]): void {
 /** Canonical prefixes of `list` into `out`; one that does not parse is an error at `${path}[j]`. */
 function canonicalPrefixes(list: readonly string[], path: string, errors: ErrorDetail[], out?: string[]): void {
   for (let j = 0; j < list.length; j++) {
-    const c = canonicalPrefix(list[j]!);
+    const c = strictCanonicalPrefix(list[j]!);
     if (c === null) errors.push(notAPrefix(`${path}[${j}]`, list[j]!));
     else out?.push(c);
   }
@@ -135,7 +135,7 @@ function rulesetHash(ruleset: string): string {
 export function desiredState(config: AgentConfig, settings: AgentSettings, renderFirewall: FirewallRenderer): DesiredState {
   const errors: ErrorDetail[] = [];
 
-  const overlay = canonicalInterfaceAddress(config.overlayAddress);
+  const overlay = strictInterfaceAddress(config.overlayAddress);
   if (overlay === null) errors.push({ path: 'overlay_address', message: `"${config.overlayAddress}" is not an address with prefix length` });
 
   const seenKeys = new Set<string>();
@@ -172,7 +172,7 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
   const gateways: string[] = [];
   config.localSubnets.forEach((s, i) => s.gateways.forEach((g, j) => {
-    const c = canonicalInterfaceAddress(g);
+    const c = strictInterfaceAddress(g);
     if (c === null) errors.push({ path: `local_subnets[${i}].gateways[${j}]`, message: `"${g}" is not an address with prefix length` });
     else gateways.push(c);
   }));
@@ -204,11 +204,11 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
       privateKeyFile: settings.privateKeyFile,
       publicKey: settings.publicKey,
       listenPort: settings.listenPort,
-      peers: peers.sort((a, b) => comparePrefixes(a.publicKey, b.publicKey)),
+      peers: peers.sort((a, b) => compareText(a.publicKey, b.publicKey)),
     },
     routes: sortedUnique(routePrefixes).map((p) => ({ prefix: p, dev: settings.interfaceName })),
     firewall: { ruleset, hash: rulesetHash(ruleset) },
-    sysctls: sysctls.sort((a, b) => comparePrefixes(a.key, b.key)),
+    sysctls: sysctls.sort((a, b) => compareText(a.key, b.key)),
     peerNames,
     gateways: sortedUnique(gateways),
   };

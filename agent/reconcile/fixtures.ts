@@ -5,7 +5,7 @@ import {
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { HostCommandError } from '../../lib/errors.js';
 import type { FirewallObserved, Host, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerObserved, WireGuardMode } from '../host/ports.js';
-import { comparePrefixes, isLiteralEndpoint } from './canonical.js';
+import { compareText, isLiteralEndpoint } from '../host/canonical.js';
 import type { AgentSettings, FirewallRenderer } from './desired.js';
 
 /** A valid-looking WireGuard key whose 32 bytes are all `n`. */
@@ -103,7 +103,7 @@ export class MiniFakeHost implements Host {
   wireguard = {
     observe: async (ifname: string): Promise<WgDeviceObserved | null> => {
       const d = this.devices.get(ifname);
-      return d ? structuredClone({ ...d, peers: [...d.peers].sort((a, b) => comparePrefixes(a.publicKey, b.publicKey)) }) : null;
+      return d ? structuredClone({ ...d, peers: [...d.peers].sort((a, b) => compareText(a.publicKey, b.publicKey)) }) : null;
     },
     create: async (ifname: string, mode: WireGuardMode) => {
       this.write('wireguard.create', `create ${ifname} ${mode}`);
@@ -140,7 +140,7 @@ export class MiniFakeHost implements Host {
   links = {
     observe: async (ifname: string): Promise<LinkObserved> => {
       const l = this.linkState.get(ifname);
-      return l ? { exists: true, isUp: l.isUp, mtu: l.mtu, addresses: [...l.addresses].sort(comparePrefixes) } : { exists: false, isUp: false, mtu: 0, addresses: [] };
+      return l ? { exists: true, isUp: l.isUp, mtu: l.mtu, addresses: [...l.addresses].sort(compareText) } : { exists: false, isUp: false, mtu: 0, addresses: [] };
     },
     setUp: async (ifname: string, mtu: number) => {
       this.write('links.setUp', `ip link set ${ifname} up mtu ${mtu}`);
@@ -162,7 +162,7 @@ export class MiniFakeHost implements Host {
   };
 
   routes = {
-    observe: async (): Promise<RouteObserved[]> => this.routeTable.map((r) => ({ ...r })).sort((a, b) => comparePrefixes(a.prefix, b.prefix)),
+    observe: async (): Promise<RouteObserved[]> => this.routeTable.map((r) => ({ ...r })).sort((a, b) => compareText(a.prefix, b.prefix)),
     apply: async (changes: { add: RouteObserved[]; del: RouteObserved[] }) => {
       this.write('routes.apply', `ip -batch: +${changes.add.length} -${changes.del.length}`);
       for (const r of changes.add) {

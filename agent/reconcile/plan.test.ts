@@ -1,7 +1,7 @@
 import t from 'tap';
 import { desiredState, InvalidConfigError, SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD, type DesiredState } from './desired.js';
 import { plan, describeStep, type ObservedState } from './plan.js';
-import { canonicalEndpoint, canonicalPrefix } from './canonical.js';
+import { canonicalEndpoint, strictCanonicalPrefix } from '../host/canonical.js';
 import { NAMED, SETTINGS, config, keyOf, stubRenderFirewall } from './fixtures.js';
 
 const desiredOf = (name: string) => desiredState(NAMED[name]!, SETTINGS, stubRenderFirewall);
@@ -168,11 +168,11 @@ t.test('invalid configs name every bad field', async (t) => {
 });
 
 t.test('canonical helpers', async (t) => {
-  t.equal(canonicalPrefix('10.1.2.3/16'), '10.1.0.0/16');
-  t.equal(canonicalPrefix('10.1/16'), null);
-  t.equal(canonicalPrefix('2001:DB8::1/32'), '2001:db8::/32');
-  t.equal(canonicalPrefix('fe80::1%eth0/64'), null);
-  t.equal(canonicalPrefix('10.0.0.0/-1'), null);
+  t.equal(strictCanonicalPrefix('10.1.2.3/16'), '10.1.0.0/16');
+  t.equal(strictCanonicalPrefix('10.1/16'), null);
+  t.equal(strictCanonicalPrefix('2001:DB8::1/32'), '2001:db8::/32');
+  t.equal(strictCanonicalPrefix('fe80::1%eth0/64'), null);
+  t.equal(strictCanonicalPrefix('10.0.0.0/-1'), null);
   t.equal(canonicalEndpoint('[::1]:80'), '[::1]:80');
   t.equal(canonicalEndpoint('1.2.3.4:0'), null);
   t.equal(canonicalEndpoint('::1:80'), null);

@@ -1,7 +1,9 @@
 // plan(desired, observed) -> steps. PURE (lint forbids I/O here): the loop observes the host, calls
 // plan, and applies the steps. The same desired state against a host that already matches it
 // yields no steps, so a reconcile with nothing to do issues no write command.
-import { comparePrefixes, isInNetworkOf, isLiteralEndpoint } from './canonical.js';
+// host/canonical.ts is pure (ipaddr.js and lib/errors only; no I/O): the one canonical-prefix module.
+// eslint-disable-next-line no-restricted-imports -- pure module under host/, see above
+import { compareText, isInNetworkOf, isLiteralEndpoint } from '../host/canonical.js';
 import type {
   DesiredState, FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
 } from './desired.js';
@@ -101,7 +103,7 @@ export function wireguardDiffers(desired: WgDeviceDesired & { publicKey: string 
 }
 
 const routeKey = (r: RouteObserved) => `${r.prefix} ${r.dev}`;
-const byRoute = (a: RouteObserved, b: RouteObserved) => comparePrefixes(a.prefix, b.prefix) || comparePrefixes(a.dev, b.dev);
+const byRoute = (a: RouteObserved, b: RouteObserved) => compareText(a.prefix, b.prefix) || compareText(a.dev, b.dev);
 
 export function plan(desired: DesiredState, observed: ObservedState): Step[] {
   const steps: Step[] = [];
@@ -117,8 +119,8 @@ export function plan(desired: DesiredState, observed: ObservedState): Step[] {
 
   const have = new Set(link.addresses);
   const want = new Set(desired.addresses);
-  for (const cidr of [...desired.addresses].sort(comparePrefixes)) if (!have.has(cidr)) steps.push({ kind: 'address.add', ifname, cidr });
-  for (const cidr of [...link.addresses].sort(comparePrefixes)) {
+  for (const cidr of [...desired.addresses].sort(compareText)) if (!have.has(cidr)) steps.push({ kind: 'address.add', ifname, cidr });
+  for (const cidr of [...link.addresses].sort(compareText)) {
     if (!want.has(cidr) && !isLinkLocal(cidr)) steps.push({ kind: 'address.del', ifname, cidr });
   }
 
