@@ -1,8 +1,6 @@
 // plan(desired, observed) -> steps. PURE (lint forbids I/O here): the loop observes the host, calls
 // plan, and applies the steps. The same desired state against a host that already matches it
 // yields no steps, so a reconcile with nothing to do issues no write command.
-// host/canonical.ts is pure (ipaddr.js and lib/errors only; no I/O): the one canonical-prefix module.
-// eslint-disable-next-line no-restricted-imports -- pure module under host/, see above
 import { compareText, isInNetworkOf, isLiteralEndpoint } from '../host/canonical.js';
 import type {
   DesiredState, FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
