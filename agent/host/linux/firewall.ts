@@ -47,6 +47,8 @@ const GEN_RE = /^# new generation (\d+) by process (\d+)/;
 /** How long one barrier waits to be seen by the monitor before another is tried. */
 const BARRIER_WAIT_MS = 25;
 const BARRIER_TRIES = 40;
+/** How long a barrier observe() started ahead may serve replace() (see barrierAhead()). */
+const EARLY_BARRIER_MS = 2_000;
 /** Delay before the post-commit barrier and baseline listing (see replace()). */
 const BACKGROUND_DELAY_MS = 300;
 
@@ -62,6 +64,8 @@ export class LinuxFirewall implements FirewallPort {
   /** Barrier commits in flight: PID -> told the generation when the monitor prints it. */
   private readonly barriers = new Map<number, (generation: number) => void>();
   private cached: FirewallObserved | null = null;
+  /** A pre-commit barrier started by observe() (barrierAhead()). */
+  private earlyBarrier: { promise: Promise<{ generation: number; tries: number } | null>; atMs: number } | null = null;
   /** Foreign commits seen so far; a listing is cached only if none arrived while it ran. */
   private foreignCommits = 0;
   private cachedAtMs = 0;
@@ -85,8 +89,18 @@ export class LinuxFirewall implements FirewallPort {
   async observe(): Promise<FirewallObserved> {
     this.startWatcher();
     const interval = this.opts.fullCheckIntervalMs ?? 60_000;
-    if (this.isWatcherLive && this.cached && this.clock.nowMs() - this.cachedAtMs < interval) return { ...this.cached };
-    return this.fullObserve();
+    const result = this.isWatcherLive && this.cached && this.clock.nowMs() - this.cachedAtMs < interval ? { ...this.cached } : await this.fullObserve();
+    // No table, or not the one we installed: a replace() follows, and its first barrier can run now.
+    if (!result.exists || (this.installed !== null && result.fingerprint !== this.installed.token)) this.barrierAhead();
+    return result;
+  }
+
+  /** Starts replace()'s pre-commit barrier ahead (see replace()); one at a time, fresh for EARLY_BARRIER_MS. */
+  private barrierAhead(): void {
+    if (!this.watcher || (this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS)) return;
+    const promise = this.barrier();
+    promise.catch(() => undefined); // replace() runs its own barrier then
+    this.earlyBarrier = { promise, atMs: this.clock.nowMs() };
   }
 
   async replace(ruleset: string, opts: FirewallReplaceOptions = {}): Promise<string> {
@@ -113,7 +127,11 @@ export class LinuxFirewall implements FirewallPort {
       // committed before it has been printed by then, so a commit by someone else just before ours
       // is counted as theirs, not found in the gap. null: no monitor, or it did not see a barrier
       // in time; then the gap cannot be proven clean.
-      before = this.watcher ? (await this.barrier())?.generation ?? null : null;
+      // A barrier observe() started ahead serves as well (it is only further back): whatever was
+      // committed after it, by anyone, shows in the generation arithmetic as an unclean gap.
+      const early = this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS ? this.earlyBarrier.promise : null;
+      this.earlyBarrier = null;
+      before = this.watcher ? (await (early?.catch(() => this.barrier()) ?? this.barrier()))?.generation ?? null : null;
       wasWatching = this.watcher !== null;
       seen = this.foreignCommits;
       this.stopWatcher();

@@ -123,6 +123,34 @@ if (!isRoot()) {
     t.not(seen.fingerprint, fp2, 'the rule inserted in the gap shows as drift');
   });
 
+  t.test('firewall: an observe that finds no table runs the load\'s first barrier ahead; the gap is still proven clean', async (t) => {
+    const ns = fx.addNetns('b');
+    const inner = new ProcessRunner();
+    const commits: string[] = [];
+    const runner = {
+      run: async (argv: readonly string[], opts?: Parameters<ProcessRunner['run']>[1]) => {
+        if (argv[0] === 'nft' && argv[1] !== 'list' && argv[1] !== '-j') commits.push(argv.slice(0, 4).join(' '));
+        return inner.run(argv, opts);
+      },
+      watch: inner.watch.bind(inner),
+    };
+    const host = createLinuxHost({ netns: ns, runner });
+    t.teardown(() => {
+      host.close();
+      fx.removeNetns(ns);
+    });
+    t.same(await host.firewall.observe(), { exists: false, fingerprint: '' });
+    await new Promise((r) => setTimeout(r, 300)); // the barrier ahead has been seen by the monitor
+    const ahead = commits.length;
+    t.ok(ahead >= 1 && commits.every((c) => c.startsWith('nft add table inet')), `barrier(s) ahead: ${commits.join('; ')}`);
+    const fp = await host.firewall.replace(renderFirewall(manyTuples(100), { wgInterface: 'xl0' }));
+    t.match(commits[ahead], /^nft -f /, 'the load came next, without a barrier of its own');
+    await host.firewall.settled();
+    const before = host.firewall.fullListings;
+    t.same(await host.firewall.observe(), { exists: true, fingerprint: fp });
+    t.equal(host.firewall.fullListings, before, 'served from the cache: the gap was proven clean');
+  });
+
   t.test('routes and link: with ip monitor, a no-change observe runs nothing; changes are seen', async (t) => {
     const ns = fx.addNetns('m');
     const ifname = fx.ifname('w');
