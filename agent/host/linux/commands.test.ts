@@ -67,3 +67,22 @@ t.test('parsers', async (t) => {
   t.same(parseIpAddrJson('[{"ifname":"x","flags":["POINTOPOINT","UP","LOWER_UP"],"mtu":1420,"addr_info":[{"family":"inet6","local":"fe80::1","prefixlen":64,"scope":"link"},{"family":"inet","local":"100.64.0.1","prefixlen":10,"scope":"global"}]}]'),
     { exists: true, isUp: true, mtu: 1420, addresses: ['100.64.0.1/10'] });
 });
+
+t.test('a watch that coalesces reads still hands over every line, whole and in order', async (t) => {
+  const { ProcessRunner } = await import('./run.js');
+  const keepAlive = setInterval(() => undefined, 1000); // a watcher holds no reference of its own
+  t.teardown(() => clearInterval(keepAlive));
+  const lines: string[] = [];
+  let exited: (code: number) => void = () => undefined;
+  const done = new Promise<number>((r) => (exited = r));
+  // Lines of varied length, written in bursts (awk flushes every 500 lines, then pauses), so that
+  // reads end mid-line.
+  const script = 'awk \'BEGIN { for (i = 1; i <= 3000; i++) { s = ""; for (k = 0; k < (i % 97 > 0 ? i % 97 : 1); k++) s = s "0"; print "line " i " " s; if (i % 500 == 0) { fflush(); system("sleep 0.05") } } }\'; sleep 0.2';
+  const w = new ProcessRunner().watch(['sh', '-c', script], { coalesceMs: 20 }, (l) => lines.push(l), exited);
+  t.teardown(() => w.stop());
+  t.equal(await done, 0);
+  // Lines still in the pipe while reads were paused arrive after the exit.
+  for (let i = 0; i < 100 && lines.length < 3000; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(lines.length, 3000);
+  t.ok(lines.every((l, i) => l === `line ${i + 1} ${'0'.repeat(Math.max(1, (i + 1) % 97))}`), 'every line whole and in order');
+});

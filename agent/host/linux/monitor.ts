@@ -48,6 +48,9 @@ export function routeEventKey(line: string): string | null {
   }
 }
 
+/** See WatchOptions.coalesceMs: events reach the cache and the host-event kicks at most this late. */
+const COALESCE_MS = 20;
+
 export class NetlinkMonitor {
   /** Bumped on every change seen (or possibly missed). */
   epoch = 0;
@@ -136,7 +139,8 @@ export class NetlinkMonitor {
   private start(): void {
     if (this.watcher || this.isClosed || !this.opts.runner.watch) return;
     this.liveFromMs = this.clock.nowMs() + (this.opts.settleMs ?? 1_000);
-    const handle = this.opts.runner.watch(['ip', 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns }, (line) => this.onLine(line), (code) => {
+    // Read in bursts (coalesceMs): our own route batch alone is thousands of events.
+    const handle = this.opts.runner.watch(['ip', 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns, coalesceMs: COALESCE_MS }, (line) => this.onLine(line), (code) => {
       // Restarted by the next read; until it has settled again nothing is cached.
       const isCurrent = this.watcher === handle;
       if (isCurrent) this.watcher = null;
