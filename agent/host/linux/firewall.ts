@@ -21,7 +21,8 @@
 // watched. Otherwise the baseline is unknown and the next observe lists the table, which then
 // shows as drift and is put right.
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../../lib/clock.js';
@@ -106,19 +107,18 @@ export class LinuxFirewall implements FirewallPort {
   async replace(ruleset: string, opts: FirewallReplaceOptions = {}): Promise<string> {
     const replaceNo = ++this.replaces;
     this.startWatcher();
-    // The file is written while the barrier runs.
+    // Written synchronously (~1 ms for 10,000 tuples) while the barrier runs: through the thread
+    // pool, each step waited for a busy event loop, and `nft -f` started 10-20 ms later.
     const name = `inet ${CROSSLINK_NFT_TABLE}`;
-    const written = mkdtemp(join(this.opts.tempDir ?? tmpdir(), 'xl-nft-')).then(async (dir) => {
-      const file = join(dir, 'crosslink.nft');
-      try {
-        await writeFile(file, `add table ${name}\ndelete table ${name}\n${ruleset}`, { mode: 0o600 });
-      } catch (e) {
-        void rm(dir, { recursive: true, force: true });
-        throw e;
-      }
-      return { dir, file };
-    });
-    written.catch(() => undefined); // awaited below; a failed barrier must not leave it unhandled
+    const dir = mkdtempSync(join(this.opts.tempDir ?? tmpdir(), 'xl-nft-'));
+    const file = join(dir, 'crosslink.nft');
+    const removeDir = () => void rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    try {
+      writeFileSync(file, `add table ${name}\ndelete table ${name}\n${ruleset}`, { mode: 0o600 });
+    } catch (e) {
+      removeDir();
+      throw e;
+    }
     let before: number | null = null;
     let wasWatching = false;
     let seen = this.foreignCommits;
@@ -136,14 +136,13 @@ export class LinuxFirewall implements FirewallPort {
       seen = this.foreignCommits;
       this.stopWatcher();
     } catch (e) {
-      void written.then(({ dir }) => rm(dir, { recursive: true, force: true })).catch(() => undefined);
+      removeDir();
       throw e;
     }
-    const { dir, file } = await written;
     try {
       await this.commit(['nft', '-f', file], opts.whileCommitting);
     } finally {
-      void rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      removeDir();
       if (wasWatching) this.startWatcher();
     }
     const token = createHash('sha256').update(`crosslink ruleset\n${ruleset}`).digest('hex');
