@@ -1,0 +1,46 @@
+// The `crosslink` command line, shared by its two entry points: cli/main.ts (every command) and
+// cli/agent-main.ts (only `crosslink agent …`, bundled into dist/crosslink-agent.cjs for the
+// long-running agent). One parser setup, one error and exit-code policy for both, so a command
+// behaves, and its help reads, the same from either. The only place that prints for humans at the
+// top level; command handlers set process.exitCode and return.
+import yargs, { type Argv } from 'yargs';
+import { VERSION } from './version.js';
+
+class UsageError extends Error {}
+
+/** Parses `argv` (without node and the script) against the commands `register` adds, and runs the
+ *  chosen handler. Never throws: failures are printed and set process.exitCode (2 usage, else 1). */
+export async function runCli(argv: string[], register: (y: Argv) => Argv | Promise<Argv>): Promise<void> {
+  try {
+    const y = yargs(argv)
+      .scriptName('crosslink')
+      .usage('$0 <command> [options]\n\nLinks selected subnets of N3/HSCN and PSN through a WireGuard overlay under one reviewed policy.')
+      // English whatever LANG says: every description is English (yargs translated only its own
+      // words: "Kommandos:" over English text), and the agent bundle does not carry yargs's
+      // translation files, so help reads the same from both entry points.
+      .detectLocale(false);
+    await (await register(y))
+      .demandCommand(1, 'Name a command (see --help).')
+      .strict()
+      .recommendCommands()
+      .version(VERSION)
+      .help()
+      .alias('h', 'help')
+      .wrap(Math.min(110, process.stdout.columns || 100))
+      .fail((msg, err) => {
+        // Throwing stops yargs from running the handler after a validation failure.
+        throw err ?? new UsageError(msg);
+      })
+      .parseAsync();
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`crosslink: ${err.message}\nRun with --help for usage.\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const e = err as { message?: string };
+    process.stderr.write(`crosslink: ${e?.message ?? String(err)}\n`);
+    if (process.env.CROSSLINK_DEBUG) console.error(err);
+    process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
+  }
+}
