@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds build/crosslink_<version>_<arch>.deb from the compiled tree (run `make build` first, or
-# `make deb`, which does). The package holds dist/ (without the benchmarks and the test bed),
-# production node_modules installed from the lock file, the `crosslink` wrapper, the systemd units,
+# `make deb`, which does). The package holds dist/ (without the benchmarks and the test bed; with
+# dist/crosslink-agent.cjs, the agent commands bundled into one file, which the wrapper runs for
+# `crosslink agent …`), production node_modules installed from the lock file (the controller and
+# the other commands load them; the agent bundle carries its own), the `crosslink` wrapper, the systemd units,
 # the example configs (conffiles) and the docs. The only network it uses is the npm registry
 # (`npm ci`, usually served from npm's cache).
 #
@@ -20,9 +22,14 @@ arch=$(dpkg --print-architecture)
 pkg=crosslink
 deb="$out/${pkg}_${version}_${arch}.deb"
 
-for f in dist/cli/main.js deploy/systemd/crosslink-agent.service deploy/config/agent.yaml; do
+for f in dist/cli/main.js dist/crosslink-agent.cjs deploy/systemd/crosslink-agent.service deploy/config/agent.yaml; do
   [ -e "$f" ] || { echo "build-deb: $f is missing (run make build)" >&2; exit 1; }
 done
+# The agent bundle is made from the compiled tree; compiled again without it (tsc alone), it is stale.
+if [ -n "$(find dist -name '*.js' -newer dist/crosslink-agent.cjs -print -quit)" ]; then
+  echo "build-deb: dist/crosslink-agent.cjs is older than the compiled tree (run make build)" >&2
+  exit 1
+fi
 
 mkdir -p "$out"
 stage=$(mktemp -d "$out/.stage.XXXXXX")
@@ -69,9 +76,15 @@ rm -f "$lib/node_modules/.package-lock.json"
 
 # --- /usr/bin/crosslink: a wrapper rather than a symlink, so the program runs with the packaged
 # dependency's /usr/bin/node and not whatever `node` comes first on PATH (the shebang's choice).
+# `crosslink agent …` (the crosslink-agent unit's ExecStart included) runs the agent bundle: the
+# same commands, help and exit codes, in less memory; everything else runs the full CLI.
 cat > "$stage/usr/bin/$pkg" <<'EOF'
 #!/bin/sh
-# Installed by the crosslink package.
+# Installed by the crosslink package. Agent commands run the one-file agent bundle (less memory
+# for the long-running agent); /usr/share/doc/crosslink/deploying-an-agent.md.
+if [ "${1-}" = agent ]; then
+  exec /usr/bin/node /usr/lib/crosslink/dist/crosslink-agent.cjs "$@"
+fi
 exec /usr/bin/node /usr/lib/crosslink/dist/cli/main.js "$@"
 EOF
 chmod 0755 "$stage/usr/bin/$pkg"
@@ -102,7 +115,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Crosslink maintainers <crosslink@localhost>
 Installed-Size: $installed_kb
-Depends: nodejs (>= 20), wireguard-tools, nftables, iproute2, procps, passwd
+Depends: nodejs (>= 20), wireguard-tools, nftables, iproute2, fping, procps, passwd
 Recommends: wireguard-go
 Section: net
 Priority: optional

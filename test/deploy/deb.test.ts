@@ -1,8 +1,10 @@
 // The Debian package, installed the way a network engineer installs it: into a fresh Debian 12
 // root (debootstrap --variant=minbase), with its dependencies resolved by apt from Debian's archive.
-// Then: crosslink --version and crosslink policy check run there; an upgrade keeps the admin's
-// edits; remove keeps the conffiles and the state; purge removes /etc/crosslink and keeps the state
-// unless CROSSLINK_PURGE_STATE=1; nothing of the package is left after that.
+// Then: crosslink --version and crosslink policy check run there, and `crosslink agent …` runs the
+// agent bundle (dist/crosslink-agent.cjs) and answers as the full CLI; the units run under systemd
+// (the agent's main PID is node running the bundle); an upgrade keeps the admin's edits; remove
+// keeps the conffiles and the state; purge removes /etc/crosslink and keeps the state unless
+// CROSSLINK_PURGE_STATE=1; nothing of the package is left after that.
 //
 // nodejs (>= 20): Debian 12 ships nodejs 18, which does not satisfy the dependency. This machine's
 // node 20 is itself a Debian package (NodeSource's), so the test repacks that installed package with
@@ -31,7 +33,7 @@ const mirror = process.env.CROSSLINK_DEBIAN_MIRROR ?? 'http://deb.debian.org/deb
 const securityMirror = process.env.CROSSLINK_DEBIAN_SECURITY_MIRROR ?? 'http://deb.debian.org/debian-security';
 // What the package's Depends pull in on a minbase root (nodejs's own Depends included); downloaded
 // once into the cached root so a rerun needs no network, but resolved by apt on every run.
-const PREFETCH = ['python3', 'ca-certificates', 'wireguard-tools', 'nftables', 'iproute2', 'procps', ...BOOT_PACKAGES()];
+const PREFETCH = ['python3', 'ca-certificates', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'procps', ...BOOT_PACKAGES()];
 // Installed next to crosslink so the root can be booted with systemd-nspawn and the units run for
 // real (wireguard-go: this kernel may lack the WireGuard module; the units ask for it anyway).
 function BOOT_PACKAGES(): string[] {
@@ -121,12 +123,12 @@ function main(): void {
     t.match(info, /^Package: crosslink$/m);
     t.match(info, new RegExp(`^Version: ${version.replace(/\./g, '\\.')}$`, 'm'));
     t.match(info, /^Depends: .*nodejs \(>= 20\)/m);
-    for (const d of ['wireguard-tools', 'nftables', 'iproute2']) t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
+    for (const d of ['wireguard-tools', 'nftables', 'iproute2', 'fping']) t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
     t.match(info, /^Recommends: .*wireguard-go/m);
     const conffiles = sh(['sh', '-c', `dpkg-deb --ctrl-tarfile "${deb}" | tar -xO ./conffiles`]).stdout.trim().split('\n').sort();
     t.same(conffiles, ['/etc/crosslink/agent.yaml', '/etc/crosslink/check.env', '/etc/crosslink/controller.yaml'], 'the example configs are conffiles');
     const files = sh(['dpkg-deb', '-c', deb]).stdout;
-    for (const f of ['./usr/bin/crosslink', './usr/lib/crosslink/dist/cli/main.js', './usr/lib/crosslink/package.json',
+    for (const f of ['./usr/bin/crosslink', './usr/lib/crosslink/dist/cli/main.js', './usr/lib/crosslink/dist/crosslink-agent.cjs', './usr/lib/crosslink/package.json',
       './lib/systemd/system/crosslink-agent.service', './lib/systemd/system/crosslink-controller.service',
       './lib/systemd/system/crosslink-check.service', './lib/systemd/system/crosslink-check.timer',
       './usr/lib/crosslink/node_modules/better-sqlite3/build/Release/better_sqlite3.node']) {
@@ -161,7 +163,7 @@ function main(): void {
     } else {
       t.comment('FALLBACK: this machine\'s node is not a dpkg package >= 20; node copied in, nodejs dependency forced');
       copyFileSync(realpathSync(process.execPath), join(root, 'usr/bin/node'));
-      inRoot(['apt-get', 'install', '-y', '--no-install-recommends', 'wireguard-tools', 'nftables', 'iproute2', 'procps']);
+      inRoot(['apt-get', 'install', '-y', '--no-install-recommends', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'procps']);
       out = inRoot(['dpkg', '-i', '--force-depends', '/tmp/crosslink.deb']).stdout;
     }
     t.match(out, /No service has been enabled or started/, 'postinst says nothing was started');
@@ -196,6 +198,16 @@ function main(): void {
     const v = timed('crosslink-version', () => inRoot(['crosslink', '--version']));
     t.equal(v.stdout.trim(), version, `crosslink --version prints ${version}`);
     t.equal(inRoot(['crosslink', '--help'], { check: false }).code, 0, 'crosslink --help exits 0');
+    // `crosslink agent …` runs the agent bundle (the wrapper's choice); it answers as the full CLI.
+    const viaFull = (args: string[]) => inRoot(['node', '/usr/lib/crosslink/dist/cli/main.js', ...args], { check: false });
+    const viaBundle = (args: string[]) => inRoot(['node', '/usr/lib/crosslink/dist/crosslink-agent.cjs', ...args], { check: false });
+    for (const args of [['agent', '--help'], ['agent', 'run', '--help'], ['agent', 'nope'], ['agent', '--version']]) {
+      const a = viaFull(args);
+      const b = inRoot(['crosslink', ...args], { check: false });
+      t.same(b, a, `crosslink ${args.join(' ')}: exit ${a.code}, the same from the wrapper (agent bundle) as from dist/cli/main.js`);
+      t.same(viaBundle(args), a, `and from node dist/crosslink-agent.cjs ${args.join(' ')}`);
+    }
+    t.match(inRoot(['cat', '/usr/bin/crosslink']).stdout, /exec \/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/crosslink-agent\.cjs "\$@"/, 'the wrapper runs the bundle for agent commands');
     const example = '/usr/share/doc/crosslink/examples/leeds.yaml';
     t.ok(existsSync(join(root, example)), `${example} is shipped`);
     const pc = inRoot(['crosslink', 'policy', 'check', '-f', example], { check: false });
@@ -258,7 +270,11 @@ function main(): void {
     t.match(status.stdout, /controller +connected/);
     const procs = inBox(['ps', '-o', 'user:20=,args=', '-u', 'crosslink'], { check: false }).stdout;
     t.match(procs, /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/cli\/main\.js controller serve/, 'controller runs as crosslink');
-    t.match(procs, /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/cli\/main\.js agent run/, 'agent runs as crosslink');
+    t.match(procs, /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/crosslink-agent\.cjs agent run/, 'agent runs as crosslink, from the agent bundle');
+    const agentPid = inBox(['systemctl', 'show', '-p', 'MainPID', '--value', 'crosslink-agent']).stdout.trim();
+    const cmdline = inBox(['cat', `/proc/${agentPid}/cmdline`]).stdout.split('\0').filter(Boolean);
+    t.same(cmdline.slice(0, 4), ['/usr/bin/node', '/usr/lib/crosslink/dist/crosslink-agent.cjs', 'agent', 'run'], 'the unit\'s main PID is node running the agent bundle (the wrapper exec\'d it)');
+    t.comment(`agent RSS (no peers): ${inBox(['grep', '^VmRSS', `/proc/${agentPid}/status`]).stdout.trim()}`);
     t.match(procs, /crosslink +wireguard-go crosslink0/, 'wireguard-go runs as crosslink');
     t.match(inBox(['grep', '^CapEff', `/proc/${inBox(['systemctl', 'show', '-p', 'MainPID', '--value', 'crosslink-agent']).stdout.trim()}/status`]).stdout, /0000000000003000/, 'agent holds exactly CAP_NET_ADMIN and CAP_NET_RAW');
     t.match(inBox(['ip', '-br', 'addr', 'show', 'crosslink0']).stdout, /100\.64\.\d+\.\d+\/10/, 'overlay interface up with its overlay address');
