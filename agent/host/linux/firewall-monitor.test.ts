@@ -36,3 +36,46 @@ t.test('a monitor that exits is replaced; observes are served from the cache aga
   await fw.observe();
   t.equal(runner.listings, 2, 'then the cache serves again');
 });
+
+/** nft in a namespace of its own, driven by a script: every commit gets the next generation, and
+ *  the running monitor prints it after `delayFor(commitNo)` ms (Infinity: never). */
+class GenerationRunner implements CommandRunner {
+  generation = 100;
+  commits = 0;
+  listings = 0;
+  private nextPid = 5000;
+  private monitor: ((line: string) => void) | null = null;
+  constructor(private readonly delayFor: (commitNo: number, argv: readonly string[]) => number) {}
+  async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    const pid = this.nextPid++;
+    opts?.onSpawn?.(pid);
+    const words = argv[0] === 'nice' ? argv.slice(3) : argv;
+    if (words[1] === 'list') {
+      this.listings++;
+      return { exitCode: 0, stdout: this.commits > 1 ? 'table inet crosslink {\n}\n' : '', stderr: this.commits > 1 ? '' : 'Error: No such file or directory' };
+    }
+    const generation = ++this.generation;
+    const delay = this.delayFor(++this.commits, words);
+    const monitor = this.monitor;
+    if (monitor && Number.isFinite(delay)) setTimeout(() => monitor(`# new generation ${generation} by process ${pid}`), delay);
+    return { exitCode: 0, stdout: '', stderr: '' };
+  }
+  watch(_argv: readonly string[], _opts: { netns?: string }, onLine: (line: string) => void): WatchHandle {
+    this.monitor = onLine;
+    return { pid: 1, stop: () => { if (this.monitor === onLine) this.monitor = null; } };
+  }
+}
+
+t.test('a barrier line printed late is ours, not a foreign commit: the gap stays proven clean', async (t) => {
+  // Commits: 1 the pre-commit barrier; 2 our load (no monitor runs then); 3 the post-commit
+  // barrier, printed only after 60 ms (a loaded box), so a 4th barrier is committed and seen.
+  const runner = new GenerationRunner((n, argv) => (argv[1] === '-f' ? Infinity : n === 3 ? 60 : 1));
+  const fw = new LinuxFirewall({ runner });
+  const fp = await fw.replace('table inet crosslink {\n}\n');
+  await fw.settled();
+  await new Promise((r) => setTimeout(r, 100)); // the late line has arrived
+  t.equal(runner.commits, 4, 'one barrier before, our load, two barriers after');
+  const listings = runner.listings;
+  t.same(await fw.observe(), { exists: true, fingerprint: fp }, 'no drift');
+  t.equal(runner.listings, listings, 'served from the cache: the late line was not counted as foreign');
+});

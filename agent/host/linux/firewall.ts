@@ -48,6 +48,8 @@ const GEN_RE = /^# new generation (\d+) by process (\d+)/;
 /** How long one barrier waits to be seen by the monitor before another is tried. */
 const BARRIER_WAIT_MS = 25;
 const BARRIER_TRIES = 40;
+/** Remembered PIDs of our own committing nft processes (see addOwnPid()). */
+const OWN_PIDS_MAX = 64;
 /** How long a barrier observe() started ahead may serve replace() (see barrierAhead()). */
 const EARLY_BARRIER_MS = 2_000;
 /** Delay before the post-commit barrier and baseline listing (see replace()). */
@@ -234,7 +236,9 @@ export class LinuxFirewall implements FirewallPort {
         const generation = await Promise.race([seen, sleep(BARRIER_WAIT_MS).then(() => null)]);
         if (generation !== null) return { generation, tries };
       } finally {
-        this.barriers.delete(pid);
+        // Not seen in time: on a loaded box its line may still come, and it is ours, not someone
+        // else's commit (counted as foreign, it made the next baseline unknown: a false drift).
+        if (this.barriers.delete(pid)) this.addOwnPid(pid);
       }
     }
     return null;
@@ -248,11 +252,18 @@ export class LinuxFirewall implements FirewallPort {
   }
 
   /** Runs a committing nft; `whileRunning` is called once it has started (on the next turn of the loop). */
+  /** Our own committing nft processes whose generation line is still to come. Bounded: a barrier
+   *  that committed before the monitor subscribed is never printed. */
+  private addOwnPid(pid: number): void {
+    if (this.ownPids.size >= OWN_PIDS_MAX) this.ownPids.delete(this.ownPids.values().next().value!);
+    this.ownPids.add(pid);
+  }
+
   private async commit(argv: string[], whileRunning?: () => void): Promise<void> {
     await this.opts.runner.run(argv, {
       netns: this.opts.netns,
       onSpawn: (pid) => {
-        this.ownPids.add(pid);
+        this.addOwnPid(pid);
         if (whileRunning) {
           setImmediate(() => {
             try {
@@ -333,7 +344,10 @@ export class LinuxFirewall implements FirewallPort {
     if (!m) return;
     const pid = Number(m[2]);
     const barrier = this.barriers.get(pid);
-    if (barrier) return barrier(Number(m[1]));
+    if (barrier) {
+      this.barriers.delete(pid);
+      return barrier(Number(m[1]));
+    }
     if (this.ownPids.delete(pid)) return; // one nft process, one transaction
     this.foreignCommits += 1;
     this.cached = null;
