@@ -33,7 +33,7 @@ const mirror = process.env.CROSSLINK_DEBIAN_MIRROR ?? 'http://deb.debian.org/deb
 const securityMirror = process.env.CROSSLINK_DEBIAN_SECURITY_MIRROR ?? 'http://deb.debian.org/debian-security';
 // What the package's Depends pull in on a minbase root (nodejs's own Depends included); downloaded
 // once into the cached root so a rerun needs no network, but resolved by apt on every run.
-const PREFETCH = ['python3', 'ca-certificates', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'procps', ...BOOT_PACKAGES()];
+const PREFETCH = ['python3', 'ca-certificates', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping', 'procps', ...BOOT_PACKAGES()];
 // Installed next to crosslink so the root can be booted with systemd-nspawn and the units run for
 // real (wireguard-go: this kernel may lack the WireGuard module; the units ask for it anyway).
 function BOOT_PACKAGES(): string[] {
@@ -123,7 +123,7 @@ function main(): void {
     t.match(info, /^Package: crosslink$/m);
     t.match(info, new RegExp(`^Version: ${version.replace(/\./g, '\\.')}$`, 'm'));
     t.match(info, /^Depends: .*nodejs \(>= 20\)/m);
-    for (const d of ['wireguard-tools', 'nftables', 'iproute2', 'fping']) t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
+    for (const d of ['wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping']) t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
     t.match(info, /^Recommends: .*wireguard-go/m);
     const conffiles = sh(['sh', '-c', `dpkg-deb --ctrl-tarfile "${deb}" | tar -xO ./conffiles`]).stdout.trim().split('\n').sort();
     t.same(conffiles, ['/etc/crosslink/agent.yaml', '/etc/crosslink/check.env', '/etc/crosslink/controller.yaml'], 'the example configs are conffiles');
@@ -163,7 +163,7 @@ function main(): void {
     } else {
       t.comment('FALLBACK: this machine\'s node is not a dpkg package >= 20; node copied in, nodejs dependency forced');
       copyFileSync(realpathSync(process.execPath), join(root, 'usr/bin/node'));
-      inRoot(['apt-get', 'install', '-y', '--no-install-recommends', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'procps']);
+      inRoot(['apt-get', 'install', '-y', '--no-install-recommends', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping', 'procps']);
       out = inRoot(['dpkg', '-i', '--force-depends', '/tmp/crosslink.deb']).stdout;
     }
     t.match(out, /No service has been enabled or started/, 'postinst says nothing was started');
