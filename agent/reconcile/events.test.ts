@@ -120,3 +120,17 @@ t.test('the monitor ending is logged, not a kick; stop unsubscribes and drops a 
   await sleep(80);
   t.equal(kicks, 0, 'the pending kick was dropped');
 });
+
+t.test('lost events (the monitor\'s stderr, e.g. ENOBUFS) kick once: one of them may have been ours to put right', async (t) => {
+  const feed = new ScriptedFeed();
+  let kicks = 0;
+  const w = watchHostEvents({ feed, interfaceName: 'xl0', kick: () => kicks++, log: silentLogger(), debounceMs: 50 });
+  t.teardown(() => w.stop());
+  feed.push('# stderr: netlink receive error No buffer space available (105)');
+  feed.push('# stderr: netlink receive error No buffer space available (105)');
+  await sleep(150);
+  t.equal(kicks, 1);
+  feed.push('# ended: exit 1');
+  await sleep(150);
+  t.equal(kicks, 1, 'its end alone does not kick (the next read restarts it)');
+});

@@ -4,7 +4,7 @@
 // The changes come from the host's own netlink monitor (host/linux/monitor.ts, the agent's only
 // `ip monitor`), which already leaves out the route events of our own route batches: a peer joining
 // does not kick a second reconcile. Its other lines (link, address and route events of anything,
-// its stderr, its end) are filtered here. If the monitor ends, the next read restarts it (the
+// its stderr, its end) are filtered here; a stderr line (events lost) kicks too. If the monitor ends, the next read restarts it (the
 // periodic resync reads) and this watcher stays subscribed; events missed meanwhile are only a
 // delay, as the resync stays the guarantee.
 import type { Logger } from 'pino';
@@ -71,7 +71,9 @@ export function watchHostEvents(opts: HostEventsOptions): { stop(): void } {
       opts.log.warn({ why: line.slice(2) }, 'host event monitor ended; the next read restarts it (the resync still runs)');
       return;
     }
-    if (!isRelevant(line)) return;
+    // "# stderr: …": the monitor lost events (ENOBUFS when a burst overflows its socket): one of
+    // them may have been ours to put right, so look now rather than at the next resync.
+    if (!line.startsWith('# stderr:') && !isRelevant(line)) return;
     lastAtMs = performance.now();
     if (!timer) arm(debounceMs);
   });

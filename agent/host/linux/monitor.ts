@@ -50,6 +50,8 @@ export function routeEventKey(line: string): string | null {
 
 /** See WatchOptions.coalesceMs: events reach the cache and the host-event kicks at most this late. */
 const COALESCE_MS = 20;
+/** `ip monitor`'s netlink receive buffer, asked for (see start()). */
+const MONITOR_RCVBUF = 16 * 1024 * 1024;
 
 export class NetlinkMonitor {
   /** Bumped on every change seen (or possibly missed). */
@@ -139,8 +141,11 @@ export class NetlinkMonitor {
   private start(): void {
     if (this.watcher || this.isClosed || !this.opts.runner.watch) return;
     this.liveFromMs = this.clock.nowMs() + (this.opts.settleMs ?? 1_000);
-    // Read in bursts (coalesceMs): our own route batch alone is thousands of events.
-    const handle = this.opts.runner.watch(['ip', 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns, coalesceMs: COALESCE_MS }, (line) => this.onLine(line), (code) => {
+    // Read in bursts (coalesceMs): our own route batch alone is thousands of events. And ask for a
+    // large socket buffer: with ip's default (1 MB, or rmem_max if lower: 208 KB on a stock box)
+    // a 5,000-route batch overflowed it after 800-2,800 events (ENOBUFS, printed on stderr, so the
+    // cache is dropped and the routes listed again). The kernel caps it at net.core.rmem_max.
+    const handle = this.opts.runner.watch(['ip', '-rcvbuf', String(MONITOR_RCVBUF), 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns, coalesceMs: COALESCE_MS }, (line) => this.onLine(line), (code) => {
       // Restarted by the next read; until it has settled again nothing is cached.
       const isCurrent = this.watcher === handle;
       if (isCurrent) this.watcher = null;
