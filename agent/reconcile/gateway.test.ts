@@ -129,3 +129,18 @@ t.test('a restarted box: a run for the saved config that is still observing when
   t.same(await addressesOf(host, 'lan0'), ['10.20.1.2/24', 'fd00:20:1::2/64']);
   t.same(host.announcements, [], 'no gratuitous ARP pulled the LAN away from the standby');
 });
+
+t.test('a started box\'s first config with a gateway: the early reading serves the run, with the addresses read for it', async (t) => {
+  const { host, r } = setup();
+  r.start();
+  r.allowGatewayClaim();
+  await r.reconcile(); // no config yet
+  const wgReads = host.calls.get('wireguard.observe') ?? 0;
+  r.setDesired(serving(1));
+  const out = (await r.reconcile())!;
+  t.same(out.errors, []);
+  t.equal((host.calls.get('wireguard.observe') ?? 0) - wgReads, 1, 'one reading (the early one)');
+  t.ok(out.steps.some((s) => s.kind === 'gateway.add'), 'the gateways were planned from it');
+  t.same(await addressesOf(host, 'lan0'), ['10.20.1.1/24', '10.20.1.2/24', 'fd00:20:1::1/64', 'fd00:20:1::2/64']);
+  await r.stop();
+});

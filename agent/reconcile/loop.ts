@@ -198,6 +198,8 @@ export class Reconciler {
   private isRunning = false;
   /** A host reading started ahead of the next run (startEarly()). */
   private early: { reading: Promise<HostReading>; runNo: number; hasAddresses: boolean } | null = null;
+  /** An early reading set aside, still running (dropEarly()). */
+  private dropped: Promise<HostReading> | null = null;
   private queued: Promise<ApplyOutcome | null> | null = null;
   private timer: unknown = null;
   private isStarted = false;
@@ -234,7 +236,7 @@ export class Reconciler {
       if (!(e instanceof InvalidConfigError)) throw e;
       this.configErrors = [{ step: 'config', command: '', exitCode: -1, stderr: e.message, isTerminal: true, message: e.message }];
       this.log.error({ generation: String(config.generation), details: e.details }, 'config is invalid; keeping the previous one');
-      this.early = null; // no run comes of it
+      this.dropEarly(); // no run comes of it
       return { isChanged: false, error: e };
     }
     this.configErrors = [];
@@ -244,7 +246,7 @@ export class Reconciler {
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
       if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash) this.st.generationApplied = next.generation;
-      this.early = null; // no run comes of it
+      this.dropEarly(); // no run comes of it
       return { isChanged: false };
     }
     this.backoff.reset();
@@ -369,15 +371,30 @@ export class Reconciler {
     this.early = { reading, runNo: this.st.runsTotal, hasAddresses: this.knownGateways.size > 0 };
   }
 
-  /** The early reading, if the run about to start may use it for `desired`. */
-  private takeEarly(desired: DesiredState): Promise<HostReading> | null {
+  /** The early reading, if the run about to start may use it for `desired` (null: read anew). */
+  private async takeEarly(desired: DesiredState): Promise<HostReading | null> {
     const e = this.early;
     this.early = null;
-    if (!e || e.runNo !== this.st.runsTotal) return null;
-    // A gateway wanted for the first time needs the addresses it did not read.
-    if (!e.hasAddresses && this.knownGateways.size > 0) return null;
-    if (!desired.sysctls.every(({ key }) => EARLY_SYSCTL_KEYS.includes(key)) || desired.interfaceName !== this.settings.interfaceName) return null;
-    return e.reading;
+    if (!e) return null;
+    const isUsable = e.runNo === this.st.runsTotal && desired.interfaceName === this.settings.interfaceName &&
+      desired.sysctls.every(({ key }) => EARLY_SYSCTL_KEYS.includes(key));
+    if (!isUsable) {
+      this.dropped = e.reading;
+      return null;
+    }
+    const reading = await e.reading;
+    // A gateway wanted for the first time (this config's): its addresses were not read.
+    if (!e.hasAddresses && this.knownGateways.size > 0 && this.host.links.observeAll) {
+      return { ...reading, interfaceAddresses: await this.host.links.observeAll() };
+    }
+    return reading;
+  }
+
+  /** Sets an early reading aside: it still runs, and the next run waits for it before reading, so
+   *  that it cannot finish after (and cache what was there before) that run's writes. */
+  private dropEarly(): void {
+    if (this.early) this.dropped = this.early.reading;
+    this.early = null;
   }
 
   private async applyStep(step: Step, prep: RunPrep): Promise<void> {
@@ -420,8 +437,11 @@ export class Reconciler {
     const errors: ApplyFailure[] = [];
     let steps: Step[] = [];
     try {
-      const reading = this.takeEarly(desired) ?? this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
-      steps = plan(desired, this.assemble(await reading, isClaimAllowed));
+      const early = await this.takeEarly(desired);
+      if (this.dropped) await this.dropped.catch(() => undefined);
+      this.dropped = null;
+      const reading = early ?? await this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
+      steps = plan(desired, this.assemble(reading, isClaimAllowed));
     } catch (e) {
       errors.push(toFailure('observe', e));
     }

@@ -50,6 +50,7 @@ const BARRIER_WAIT_MS = 25;
 const BARRIER_TRIES = 40;
 /** Remembered PIDs of our own committing nft processes (see addOwnPid()). */
 const OWN_PIDS_MAX = 64;
+const OWN_PID_TTL_MS = 10_000;
 /** How long a barrier observe() started ahead may serve replace() (see barrierAhead()). */
 const EARLY_BARRIER_MS = 2_000;
 /** Delay before the post-commit barrier and baseline listing (see replace()). */
@@ -63,7 +64,7 @@ export class LinuxFirewall implements FirewallPort {
   private watcher: WatchHandle | null = null;
   private isWatcherLive = false;
   /** PIDs of our own nft processes that commit; their generations are not drift. */
-  private readonly ownPids = new Set<number>();
+  private readonly ownPids = new Map<number, number>();
   /** Barrier commits in flight: PID -> told the generation when the monitor prints it. */
   private readonly barriers = new Map<number, (generation: number) => void>();
   private cached: FirewallObserved | null = null;
@@ -133,7 +134,9 @@ export class LinuxFirewall implements FirewallPort {
       // committed after it, by anyone, shows in the generation arithmetic as an unclean gap.
       const early = this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS ? this.earlyBarrier.promise : null;
       this.earlyBarrier = null;
-      before = this.watcher ? (await (early?.catch(() => this.barrier()) ?? this.barrier()))?.generation ?? null : null;
+      // (It may have come to nothing, e.g. its monitor died meanwhile: then one now.)
+      const ahead = early ? await early.catch(() => null) : null;
+      before = (ahead ?? (this.watcher ? await this.barrier() : null))?.generation ?? null;
       wasWatching = this.watcher !== null;
       seen = this.foreignCommits;
       this.stopWatcher();
@@ -252,18 +255,25 @@ export class LinuxFirewall implements FirewallPort {
   }
 
   /** Runs a committing nft; `whileRunning` is called once it has started (on the next turn of the loop). */
-  /** Our own committing nft processes whose generation line is still to come. Bounded: a barrier
-   *  that committed before the monitor subscribed is never printed. */
+  /** Our own committing nft processes whose generation line is still to come. Kept OWN_PID_TTL_MS
+   *  and at most OWN_PIDS_MAX (a barrier that committed before the monitor subscribed is never
+   *  printed): a foreign nft that got the same PID later would otherwise pass for ours. A line
+   *  later than that counts as foreign, which costs a listing, never a missed change. */
   private addOwnPid(pid: number): void {
-    if (this.ownPids.size >= OWN_PIDS_MAX) this.ownPids.delete(this.ownPids.values().next().value!);
-    this.ownPids.add(pid);
+    const nowMs = this.clock.nowMs();
+    for (const [p, atMs] of this.ownPids) {
+      if (nowMs - atMs < OWN_PID_TTL_MS && this.ownPids.size < OWN_PIDS_MAX) break;
+      this.ownPids.delete(p); // oldest first (insertion order)
+    }
+    this.ownPids.set(pid, nowMs);
   }
 
   private async commit(argv: string[], whileRunning?: () => void): Promise<void> {
     await this.opts.runner.run(argv, {
       netns: this.opts.netns,
       onSpawn: (pid) => {
-        this.addOwnPid(pid);
+        // Only a running monitor prints it (replace() commits with none running).
+        if (this.watcher) this.addOwnPid(pid);
         if (whileRunning) {
           setImmediate(() => {
             try {
