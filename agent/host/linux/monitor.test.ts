@@ -33,66 +33,67 @@ class ScriptedWatch implements CommandRunner {
   }
 }
 
-t.test('announced route events keep the cache; anything else, or an announcement that never shows, invalidates', async (t) => {
-  let now = 0;
-  const runner = new ScriptedWatch();
-  const monitor = new NetlinkMonitor({ runner, clock: { nowMs: () => now }, settleMs: 10, expectTtlMs: 1000 });
-  const cache = new MonitoredCache<string[]>(monitor);
-  let reads = 0;
-  const read = async () => {
-    reads++;
-    return ['a'];
+/** A monitor over a scripted watch, with a cache whose reads are counted; `now` is its clock. */
+function fixture() {
+  const f = {
+    now: 0,
+    reads: 0,
+    runner: new ScriptedWatch(),
+    read: async () => {
+      f.reads++;
+      return ['a'];
+    },
   };
+  const monitor = new NetlinkMonitor({ runner: f.runner, clock: { nowMs: () => f.now }, settleMs: 10, expectTtlMs: 1000 });
+  return Object.assign(f, { monitor, cache: new MonitoredCache<string[]>(monitor) });
+}
+
+t.test('announced route events keep the cache; anything else, or an announcement that never shows, invalidates', async (t) => {
+  const f = fixture();
+  const { runner, monitor, cache, read } = f;
   await cache.get(read); // starts the monitor
-  now = 20;
+  f.now = 20;
   await cache.get(read);
   await cache.get(read);
-  t.equal(reads, 2, 'cached once the monitor has settled');
+  t.equal(f.reads, 2, 'cached once the monitor has settled');
 
   monitor.expect(['+10.1.0.0/24 xl0', '-10.2.0.0/24 xl0']);
   cache.patch((v) => [...v, 'b']);
   runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
   runner.onLine('Deleted 10.2.0.0/24 dev xl0 proto 147 scope link ');
   t.same(await cache.get(read), ['a', 'b'], 'patched value served');
-  t.equal(reads, 2, 'the echo of our own batch is no change');
+  t.equal(f.reads, 2, 'the echo of our own batch is no change');
 
   runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
   t.same(await cache.get(read), ['a']);
-  t.equal(reads, 3, 'the same event once more was not announced: read again');
+  t.equal(f.reads, 3, 'the same event once more was not announced: read again');
 
   monitor.expect(['+10.9.0.0/24 xl0']);
-  now = 500;
+  f.now = 500;
   await cache.get(read);
-  t.equal(reads, 3, 'still waiting for the echo');
-  now = 2000;
+  t.equal(f.reads, 3, 'still waiting for the echo');
+  f.now = 2000;
   await cache.get(read);
-  t.equal(reads, 4, 'the echo never came within the TTL: read again');
+  t.equal(f.reads, 4, 'the echo never came within the TTL: read again');
 
   monitor.expect(['+10.9.0.0/24 xl0']);
   monitor.cancelExpected();
   runner.onLine('10.9.0.0/24 dev xl0 proto 147 scope link ');
   await cache.get(read);
-  t.equal(reads, 5, 'after a failed batch its events count as changes');
+  t.equal(f.reads, 5, 'after a failed batch its events count as changes');
 });
 
 t.test('onChange: subscribing starts the monitor; subscribers get every change that is not our own', async (t) => {
-  let now = 0;
-  const runner = new ScriptedWatch();
-  const monitor = new NetlinkMonitor({ runner, clock: { nowMs: () => now }, settleMs: 10, expectTtlMs: 1000 });
-  const cache = new MonitoredCache<string[]>(monitor);
-  let reads = 0;
-  const read = async () => {
-    reads++;
-    return ['a'];
-  };
+  const f = fixture();
+  const { runner, monitor, cache, read } = f;
   const seen: string[] = [];
   const unsubscribe = monitor.onChange((line) => seen.push(line));
   t.equal(runner.starts, 1, 'started by the subscription, before any read');
-  now = 20;
+  f.now = 20;
   await cache.get(read);
   await cache.get(read);
   t.equal(runner.starts, 1, 'a read does not start a second monitor');
-  t.equal(reads, 1, 'settled since the subscription: the very first read is kept');
+  t.equal(f.reads, 1, 'settled since the subscription: the very first read is kept');
 
   monitor.expect(['+10.1.0.0/24 xl0', '-10.2.0.0/24 xl0']);
   cache.patch((v) => [...v, 'b']);
@@ -100,13 +101,13 @@ t.test('onChange: subscribing starts the monitor; subscribers get every change t
   runner.onLine('Deleted 10.2.0.0/24 dev xl0 proto 147 scope link ');
   t.same(seen, [], 'our own announced route events are not passed on');
   t.same(await cache.get(read), ['a', 'b']);
-  t.equal(reads, 1, 'and the cache is kept, as without a subscriber');
+  t.equal(f.reads, 1, 'and the cache is kept, as without a subscriber');
 
   runner.onLine('10.7.0.0/24 dev xl0 proto 147 scope link ');
   runner.onLine('# stderr: netlink receive error No buffer space available (105)');
   t.same(seen, ['10.7.0.0/24 dev xl0 proto 147 scope link ', '# stderr: netlink receive error No buffer space available (105)'], 'foreign events and stderr are passed on');
   await cache.get(read);
-  t.equal(reads, 2, 'and still invalidate');
+  t.equal(f.reads, 2, 'and still invalidate');
 
   // The monitor dies: the subscriber hears of it once, and is still subscribed after the restart.
   runner.onExit(1);
