@@ -26,14 +26,11 @@ import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
 import { routeBatch } from '../agent/host/linux/routes.js';
 import { findWireGuardGoPid, WIREGUARD_SOCKET_DIR } from '../agent/host/linux/wireguard.js';
 import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
+import { hasFlag, numberArg } from './args.js';
 import { benchConfig, CONN_PORT, IPERF_PORT, LAN_A, UNDERLAY_A, UNDERLAY_B } from './agent-config.js';
 import { runForwarding } from './agent-forwarding.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
-};
+const arg = numberArg;
 const PEERS = arg('peers', 1000);
 const ROUTES = arg('routes', 5000);
 const TUPLES = arg('tuples', 10000);
@@ -41,9 +38,9 @@ const REPS = arg('reps', 2);
 const CHANGES = arg('changes', 6);
 const NOOPS = arg('noops', 10);
 const FORWARD_REPS = arg('forward-reps', 5);
-const SKIP_FORWARD = args.includes('--skip-forward');
+const SKIP_FORWARD = hasFlag('skip-forward');
 /** Only section (e), forwarding. */
-const FORWARD_ONLY = args.includes('--forward-only');
+const FORWARD_ONLY = hasFlag('forward-only');
 
 // ---------------------------------------------------------------------------------------------
 // Namespaces, processes and files of this run; removed by name and PID, also on Ctrl-C.

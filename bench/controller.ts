@@ -15,12 +15,9 @@ import { pinnedTlsOptions } from '../lib/pin.js';
 import { silentLogger } from '../lib/logger.js';
 import { systemClock } from '../lib/clock.js';
 import { createControlClient } from '../agent/control/connect.js';
+import { textArg } from './args.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : dflt;
-};
+const arg = textArg;
 const agents = Number(arg('agents', '5000'));
 const connections = Number(arg('connections', '100'));
 const storeKind = arg('store', 'memory');

@@ -22,19 +22,16 @@ import { renderFirewall } from '../agent/host/firewall-render.js';
 import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
 import { memoizeFirewallRenderer } from '../agent/reconcile/render-memo.js';
 import { benchConfig } from './agent-config.js';
+import { benchArgs as args, hasFlag, numberArg } from './args.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : dflt;
-};
+const arg = numberArg;
 const PEERS = arg('peers', 1000);
 const ROUTES = arg('routes', 5000);
 const TUPLES = arg('tuples', 10000);
 const COLD_RUNS = arg('cold', 5);
 const WARM_RUNS = arg('warm', 40);
 const ROUTES_PER_PEER = Math.max(1, Math.round(ROUTES / PEERS));
-const childMode = args.includes('--child-cold') ? 'cold' : args.includes('--child-warm') ? 'warm' : null;
+const childMode = hasFlag('child-cold') ? 'cold' : hasFlag('child-warm') ? 'warm' : null;
 
 // Deterministic stand-ins for public keys: only their form is checked (32 bytes, base64).
 function fakeKey(i: number): string {
@@ -108,7 +105,7 @@ function bundle(): string {
 }
 
 function main(): void {
-  const isTsx = args.includes('--tsx');
+  const isTsx = hasFlag('tsx');
   const script = isTsx ? fileURLToPath(import.meta.url) : bundle();
   const run = (mode: string) => {
     const r = spawnSync(process.execPath, [...(isTsx ? process.execArgv : []), script, ...args, `--child-${mode}`], { encoding: 'utf8', maxBuffer: 1 << 24 });

@@ -19,12 +19,9 @@ import { performance } from 'node:perf_hooks';
 import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
 import { ProcessRunner } from '../agent/host/linux/run.js';
 import { FpingEchoes, PeerProber, PingEachEchoes, type PeerEchoes, type ProbeCommandRunner } from '../agent/health/probes.js';
+import { textArg } from './args.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1] : dflt;
-};
+const arg = textArg;
 const PEERS = Number(arg('peers', '1000'));
 const ANSWERING = Number(arg('answering', String(Math.floor(PEERS / 2))));
 const ROUNDS = Number(arg('rounds', '3'));
