@@ -6,10 +6,8 @@ import t from 'tap';
 import { silentLogger } from '../../../lib/logger.js';
 import { realAgentDeps } from '../../main.js';
 import { watchHostEvents } from '../../reconcile/events.js';
-import { createLinuxHost } from './host.js';
 import { isRoot, must, NetnsFixture } from './netns-fixture.js';
 import { ProcessRunner, type CommandRunner } from './run.js';
-import { detectWireGuardMode } from './wireguard.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,13 +65,7 @@ if (!isRoot()) {
         return h;
       },
     };
-    const host = createLinuxHost({ netns: ns, runner, netlink: { settleMs: 200 } });
-    t.teardown(() => {
-      host.close();
-      fx.removeNetns(ns, [ifname]);
-    });
-    await host.wireguard.create(ifname, await detectWireGuardMode(inner, ns));
-    await host.links.setUp(ifname, 1420);
+    const host = await fx.hostWithInterface(t, ns, ifname, runner);
 
     let kicks = 0;
     t.ok(host.events, 'the host exposes its change feed');

@@ -164,13 +164,7 @@ if (!isRoot()) {
       watch: inner.watch.bind(inner),
       startDaemon: inner.startDaemon.bind(inner),
     };
-    const host = createLinuxHost({ netns: ns, runner, netlink: { settleMs: 200 } });
-    t.teardown(() => {
-      host.close();
-      fx.removeNetns(ns, [ifname]);
-    });
-    await host.wireguard.create(ifname, await detectWireGuardMode(inner, ns));
-    await host.links.setUp(ifname, 1420);
+    const host = await fx.hostWithInterface(t, ns, ifname, runner);
     const r = (prefix: string) => ({ prefix, dev: ifname });
     await host.routes.apply({ add: [r('10.3.0.0/24')], del: [] });
     await host.routes.observe(); // starts the monitor

@@ -3,7 +3,9 @@
 // xlh<pid> so parallel runs never collide (wireguard-go sockets are shared by all namespaces, so
 // interface names are unique machine-wide too).
 import { spawnSync } from 'node:child_process';
-import { findWireGuardGoPid } from './wireguard.js';
+import { createLinuxHost, type LinuxHost } from './host.js';
+import { ProcessRunner, type CommandRunner } from './run.js';
+import { detectWireGuardMode, findWireGuardGoPid } from './wireguard.js';
 
 export function sh(argv: string[], input?: string): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -52,6 +54,19 @@ export class NetnsFixture {
     if (name.length > 15) throw new Error(`interface name ${name} is too long`);
     this.ifnames.add(name);
     return name;
+  }
+
+  /** A Linux host over `runner` in `ns` (route and link reads cached 200 ms after its monitor
+   *  starts), with the WireGuard interface `ifname` created and up; closed and removed when `t` ends. */
+  async hostWithInterface(t: { teardown(fn: () => void): void }, ns: string, ifname: string, runner: CommandRunner): Promise<LinuxHost> {
+    const host = createLinuxHost({ netns: ns, runner, netlink: { settleMs: 200 } });
+    t.teardown(() => {
+      host.close();
+      this.removeNetns(ns, [ifname]);
+    });
+    await host.wireguard.create(ifname, await detectWireGuardMode(new ProcessRunner(), ns));
+    await host.links.setUp(ifname, 1420);
+    return host;
   }
 
   trackPid(pid: number): void {
