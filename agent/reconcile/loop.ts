@@ -118,7 +118,6 @@ export function stepPhases(steps: readonly Step[]): Step[][][] {
 
 /** What one observation read from the host, before the run's gateway decision is added. */
 interface HostReading {
-  ifname: string;
   wireguard: ObservedState['wireguard'];
   link: ObservedState['link'];
   routes: ObservedState['routes'];
@@ -197,7 +196,7 @@ export class Reconciler {
   private chain: Promise<unknown> = Promise.resolve();
   private isRunning = false;
   /** A host reading started ahead of the next run (startEarly()). */
-  private early: { reading: Promise<HostReading>; runNo: number; hasAddresses: boolean } | null = null;
+  private early: { reading: Promise<HostReading>; runNo: number } | null = null;
   /** An early reading set aside, still running (dropEarly()). */
   private dropped: Promise<HostReading> | null = null;
   private queued: Promise<ApplyOutcome | null> | null = null;
@@ -328,7 +327,11 @@ export class Reconciler {
   /** `isClaimAllowed`: gateway addresses may be added or removed in the run this observes for
    *  (decided when the run starts, together with its desired state). */
   async observe(desired: DesiredState, isClaimAllowed = this.isGatewayClaimAllowed): Promise<ObservedState> {
-    return this.assemble(await this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key)), isClaimAllowed);
+    return this.assemble(await this.readFor(desired), isClaimAllowed);
+  }
+
+  private readFor(desired: DesiredState): Promise<HostReading> {
+    return this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
   }
 
   /** Reads the host: every command at once. */
@@ -345,7 +348,7 @@ export class Reconciler {
     ]);
     const sysctls: Record<string, string> = {};
     sysctlKeys.forEach((key, i) => { sysctls[key] = sysctlValues[i]!; });
-    return { ifname, wireguard, link, routes, firewall, sysctls, interfaceAddresses };
+    return { wireguard, link, routes, firewall, sysctls, interfaceAddresses };
   }
 
   private assemble(r: HostReading, isClaimAllowed: boolean): ObservedState {
@@ -368,7 +371,7 @@ export class Reconciler {
     if (!this.isStarted || this.isRunning || this.early) return;
     const reading = this.read(this.settings.interfaceName, EARLY_SYSCTL_KEYS);
     reading.catch(() => undefined); // a failure is the run's to report, if it uses this reading
-    this.early = { reading, runNo: this.st.runsTotal, hasAddresses: this.knownGateways.size > 0 };
+    this.early = { reading, runNo: this.st.runsTotal };
   }
 
   /** The early reading, if the run about to start may use it for `desired` (null: read anew). */
@@ -384,7 +387,7 @@ export class Reconciler {
     }
     const reading = await e.reading;
     // A gateway wanted for the first time (this config's): its addresses were not read.
-    if (!e.hasAddresses && this.knownGateways.size > 0 && this.host.links.observeAll) {
+    if (reading.interfaceAddresses === undefined && this.knownGateways.size > 0 && this.host.links.observeAll) {
       return { ...reading, interfaceAddresses: await this.host.links.observeAll() };
     }
     return reading;
@@ -440,7 +443,7 @@ export class Reconciler {
       const early = await this.takeEarly(desired);
       if (this.dropped) await this.dropped.catch(() => undefined);
       this.dropped = null;
-      const reading = early ?? await this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
+      const reading = early ?? await this.readFor(desired);
       steps = plan(desired, this.assemble(reading, isClaimAllowed));
     } catch (e) {
       errors.push(toFailure('observe', e));
