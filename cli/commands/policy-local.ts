@@ -2,7 +2,7 @@
 // Handlers set process.exitCode and return; only cli/main.ts exits.
 import { readFileSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { checkPolicy, DEFAULT_MIN_PREFIX_LENGTH, describeFlow, evaluate, parsePolicy, type CheckSummary } from '../../controller/policy/index.js';
+import { checkPolicy, DEFAULT_MIN_PREFIX_LENGTH, describeFlow, describePairPath, evaluate, pairPathJson, parsePolicy, type CheckSummary } from '../../controller/policy/index.js';
 import type { ErrorDetail } from '../../lib/errors.js';
 
 /** Where output goes; tests pass their own. */
@@ -56,7 +56,8 @@ export function runPolicyCheck(args: CheckArgs, io: PolicyCliIo = realIo): numbe
     `${args.file}: ${s.isOk ? 'valid' : 'valid, but tests failed'}\n` +
       `  agents ${s.agents}, subnets ${s.subnets}, groups ${s.groups}, rules ${s.rules}, peer links ${s.peerLinks}\n` +
       `  tests ${s.tests.passed} passed, ${s.tests.failed} failed\n` +
-      (s.unserved.length === 0 ? '' : s.unserved.map((u) => `  unserved: ${u.subnet}: ${u.reason}\n`).join('')),
+      (s.unserved.length === 0 ? '' : s.unserved.map((u) => `  unserved: ${u.subnet}: ${u.reason}\n`).join('')) +
+      s.indirectPairs.map((p) => `  ${p.a} <-> ${p.b}: ${describePairPath(p.path)}\n`).join(''),
   );
   return s.isOk ? 0 : 1;
 }
@@ -73,6 +74,7 @@ function checkJson(file: string, s: CheckSummary): unknown {
       results: s.tests.results.map((r) => ({ label: r.label, passed: r.isPassed, actual: r.actual, rule: r.rule, reason: r.reason })),
     },
     unserved: s.unserved,
+    paths: s.indirectPairs.map((p) => pairPathJson(p.a, p.b, p.path)),
   };
 }
 

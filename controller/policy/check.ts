@@ -2,7 +2,7 @@
 // against the file's own agents (a synthetic inventory), run the tests, and summarize.
 import { createHash } from 'node:crypto';
 import type { ErrorDetail } from '../../lib/errors.js';
-import { compilePolicy, type UnservedSubnet } from './compile.js';
+import { compilePolicy, type PairRoute, type UnservedSubnet } from './compile.js';
 import { runPolicyTests, type PolicyTestReport } from './tests.js';
 import type { AgentConfig, AgentName, Inventory, InventoryAgent, Policy } from './types.js';
 import { parsePolicy } from './validate.js';
@@ -29,6 +29,8 @@ export interface CheckSummary {
   peerLinks: number;
   tests: PolicyTestReport;
   unserved: readonly UnservedSubnet[];
+  /** Peer pairs that share no underlay: relayed (through which relays) or without a path. */
+  indirectPairs: readonly PairRoute[];
   configs: Map<AgentName, AgentConfig>;
 }
 
@@ -41,7 +43,9 @@ function syntheticKey(name: string): string {
  * An inventory made from the policy alone: every agent of the file (or, without an `agents`
  * section, every agent named in a `via`), healthy, advertising exactly the subnets that list it,
  * with a synthetic key, an overlay address from 100.64.0.0/10 in name order and an endpoint under
- * the reserved ".invalid" domain.
+ * the reserved ".invalid" domain — or, when the policy declares underlays, one endpoint per underlay
+ * the agent sits on, from the documentation range 2001:db8::/32 (a relay forwards by address), and
+ * every relay of the policy consenting.
  */
 export function syntheticInventory(policy: Policy): Inventory {
   const names = new Set<string>(policy.agents.map((a) => a.name));
@@ -54,9 +58,11 @@ export function syntheticInventory(policy: Policy): Inventory {
       advertised.set(a, l);
     }
   }
+  const underlayIndex = new Map(policy.underlays.map((u, i) => [u.name, i + 1]));
+  const fileAgents = new Map(policy.agents.map((a) => [a.name as string, a]));
   const agents: InventoryAgent[] = [...names].sort().map((name, i) => {
     const n = i + 1;
-    return {
+    const agent: InventoryAgent = {
       name: name as AgentName,
       publicKey: syntheticKey(name),
       endpoint: `${name}.invalid:51820`,
@@ -64,6 +70,13 @@ export function syntheticInventory(policy: Policy): Inventory {
       advertised: [...new Set(advertised.get(name) ?? [])].sort(),
       isHealthy: true,
     };
+    const pa = fileAgents.get(name);
+    if (pa && underlayIndex.size > 0) {
+      agent.endpoints = pa.underlays.map((u) => ({ underlay: u, endpoint: `[2001:db8:${(underlayIndex.get(u) ?? 0).toString(16)}::${n.toString(16)}]:51820` }));
+      agent.endpoint = agent.endpoints[0]?.endpoint ?? '';
+      agent.isRelay = pa.isRelay;
+    }
+    return agent;
   });
   return { agents };
 }
@@ -71,7 +84,7 @@ export function syntheticInventory(policy: Policy): Inventory {
 export function checkPolicy(text: string, opts: CheckOptions = {}): CheckSummary {
   const empty: CheckSummary = {
     isOk: false, errors: [], agents: 0, subnets: 0, groups: 0, rules: 0, peerLinks: 0,
-    tests: { results: [], passed: 0, failed: 0 }, unserved: [], configs: new Map(),
+    tests: { results: [], passed: 0, failed: 0 }, unserved: [], indirectPairs: [], configs: new Map(),
   };
   const v = parsePolicy(text, opts);
   if (!v.policy) return { ...empty, errors: v.errors };
@@ -94,6 +107,7 @@ export function checkPolicy(text: string, opts: CheckOptions = {}): CheckSummary
     peerLinks: links.size,
     tests,
     unserved: compiled.unserved,
+    indirectPairs: compiled.indirectPairs,
     configs: compiled.configs,
   };
 }

@@ -45,6 +45,12 @@ function inv(policy: Policy, patch: (a: InventoryAgent) => InventoryAgent | unde
   return { agents: syntheticInventory(policy).agents.map(patch).filter((a): a is InventoryAgent => a !== undefined) };
 }
 
+/** The box's endpoint moves: its bare endpoint and, with named underlays, its first one. */
+function moveEndpoint(a: InventoryAgent, endpoint: string): InventoryAgent {
+  const endpoints = a.endpoints?.map((e, i) => (i === 0 ? { ...e, endpoint } : e));
+  return { ...a, endpoint, ...(endpoints ? { endpoints } : {}) };
+}
+
 const peerNames = (c: AgentConfig | undefined): string[] => (c?.peers ?? []).map((p) => p.name);
 
 interface ServingCase {
@@ -143,7 +149,7 @@ t.test('content hash: stable, sensitive, generation left at 0', async (t) => {
     t.equal(cfg.contentHash, b.configs.get(name)?.contentHash, `${name} same hash on recompile`);
     t.equal(cfg.generation, 0n);
   }
-  const c = compilePolicy(policy, inv(policy, (x) => (x.name === 'gp-armley' ? { ...x, endpoint: '192.0.2.9:51820' } : x)));
+  const c = compilePolicy(policy, inv(policy, (x) => (x.name === 'gp-armley' ? moveEndpoint(x, '192.0.2.9:51820') : x)));
   t.not(c.configs.get('lth-sjuh' as never)?.contentHash, a.configs.get('lth-sjuh' as never)?.contentHash, 'peer endpoint change changes the hash');
   t.equal(c.configs.get('gp-chapeltown' as never)?.contentHash, a.configs.get('gp-chapeltown' as never)?.contentHash, 'unrelated agent unchanged');
 });
@@ -168,7 +174,7 @@ const incrementalCases: IncrementalCase[] = [
   },
   {
     name: 'an endpoint change reaches the agent\'s peers only',
-    change: (_p, i) => ({ inventory: { agents: i.agents.map((a) => (a.name === 'lcc-civic-hall' ? { ...a, endpoint: '198.51.100.7:51820' } : a)) } }),
+    change: (_p, i) => ({ inventory: { agents: i.agents.map((a) => (a.name === 'lcc-civic-hall' ? moveEndpoint(a, '198.51.100.7:51820') : a)) } }),
     changed: ['nhs-shared-hub'],
   },
   {

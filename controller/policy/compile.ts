@@ -11,12 +11,13 @@
 import { createHash } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import {
-  AgentConfigSchema, type AgentConfig, type FlowRule, type Peer, type Probe, type LocalSubnet, type PortRange,
+  AgentConfigSchema, type AgentConfig, type FlowRule, type Peer, type PeerPath, type Probe, type LocalSubnet, type PortRange, type RelayForward,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { choosePath, overlaySlot, pairKey, type PairPath, type PathAgent, type RelayCandidate } from './paths.js';
 import { normalizePorts, type NormalizedPorts } from './ports.js';
 import { mergeParsed, PrefixCache, type ParsedPrefix, hostPrefixOf, prefixContains } from './prefixes.js';
 import { NameResolver } from './resolve.js';
-import type { AgentName, Inventory, InventoryAgent, Policy, Rule, Subnet, SubnetName } from './types.js';
+import { DEFAULT_UNDERLAY, type AgentName, type Inventory, type InventoryAgent, type Policy, type PolicyAgent, type Rule, type Subnet, type SubnetName } from './types.js';
 
 export interface CompileOptions {
   /** PersistentKeepalive given for every peer. Default 25 s (keeps NAT mappings open). */
@@ -29,6 +30,14 @@ export interface UnservedSubnet {
   subnet: SubnetName;
   /** One line: why no agent serves it, e.g. "lth-sjuh is unhealthy; lth-sjuh-standby does not advertise 10.20.1.0/24". */
   reason: string;
+}
+
+/** A pair of peers and how they reach each other, for dry runs and status. */
+export interface PairRoute {
+  /** The pair, ordered by name. */
+  a: AgentName;
+  b: AgentName;
+  path: PairPath;
 }
 
 export interface CompileResult {
@@ -44,6 +53,11 @@ export interface CompileResult {
   removed: AgentName[];
   /** How many agent configs were rebuilt to produce this result. */
   recomputedAgents: number;
+  /**
+   * Pairs of peers that do not share an underlay, by pair: relayed (and through which relays) or
+   * without a path (and why), sorted. Pairs that peer directly are left out. Shared: do not modify.
+   */
+  indirectPairs: readonly PairRoute[];
 }
 
 export interface PolicyChange {
@@ -93,6 +107,9 @@ interface PolicyIndex {
   probesBySubnet: Map<SubnetName, Array<{ name: string; rule: Rule; index: number }>>;
   resolver: NameResolver;
   groupsSig: string;
+  /** The policy's agents (underlays, relay) by name, and their signature. */
+  policyAgents: Map<string, PolicyAgent>;
+  agentsSig: string;
 }
 
 interface Reduction {
@@ -131,6 +148,18 @@ export class PolicyCompiler {
   private localByAgent = new Map<AgentName, SubnetName[]>();
   private reductions = new Map<string, Reduction>();
   private configs = new Map<AgentName, AgentConfig>();
+  private inventory?: Inventory;
+  /** Path view of each agent, built on demand; reset with the inventory or the policy's agents. */
+  private pathAgents = new Map<AgentName, PathAgent>();
+  private relayCandidates?: RelayCandidate[];
+  private relaySig = '';
+  /** Agents with at least one peer not reached directly (relayed or no path), and those pairs. */
+  private indirectByAgent = new Map<AgentName, Map<AgentName, PairPath>>();
+  /** Each relay's forwards by pair, registered by the pair's first agent (by name). */
+  private relayPairs = new Map<AgentName, Map<string, RelayForward[]>>();
+  private registeredBy = new Map<AgentName, Array<{ relay: AgentName; key: string }>>();
+  private dirtyRelays = new Set<AgentName>();
+  private indirectView?: PairRoute[];
   /** Sorted served/unserved lists of the last result; cleared when serving changes. */
   private servingView?: { unserved: UnservedSubnet[]; servedBy: Map<SubnetName, AgentName> };
 
@@ -148,7 +177,14 @@ export class PolicyCompiler {
   compile(policy: Policy, inventory: Inventory): CompileResult {
     const before = this.configs;
     this.index = this.buildIndex(policy);
+    this.inventory = inventory;
     this.agents = this.buildAgents(inventory);
+    this.resetPaths();
+    this.relaySig = this.computeRelaySig();
+    this.indirectByAgent = new Map();
+    this.relayPairs = new Map();
+    this.registeredBy = new Map();
+    this.dirtyRelays = new Set();
     this.overlayHosts = this.buildOverlayHosts();
     this.served = new Map();
     this.unservedReason = new Map();
@@ -160,7 +196,13 @@ export class PolicyCompiler {
     this.servingView = undefined;
     const names = [...this.agents.keys()].sort();
     for (const name of names) this.configs.set(name, this.buildAgent(name));
-    return this.result(before, names.length);
+    // Relays were built before every pair through them was known.
+    let recomputed = names.length;
+    for (const r of this.takeDirtyRelays()) {
+      this.configs.set(r, this.buildAgent(r));
+      recomputed++;
+    }
+    return this.result(before, recomputed);
   }
 
   /**
@@ -175,6 +217,9 @@ export class PolicyCompiler {
     const before = this.configs;
     const oldIndex = this.index;
     const newIndex = change.policy ? this.buildIndex(change.policy, oldIndex) : oldIndex;
+    // Underlays and relays of the policy's agents decide every pair's path: rare edits, so a full
+    // compile (the result is the same; only the work differs).
+    if (newIndex.agentsSig !== oldIndex.agentsSig) return this.compile(newIndex.policy, change.inventory ?? (this.inventory as Inventory));
     const affected = new Set<AgentName>();
 
     // 1. Subnets whose own content changed, and rules whose resolution, ports or probes changed.
@@ -203,6 +248,7 @@ export class PolicyCompiler {
     let newAgents = this.agents;
     let isOverlayChanged = false;
     if (change.inventory) {
+      this.inventory = change.inventory;
       newAgents = this.buildAgents(change.inventory, this.agents);
       for (const [name, meta] of newAgents) {
         const old = this.agents.get(name);
@@ -222,7 +268,17 @@ export class PolicyCompiler {
       }
     }
     this.index = newIndex;
-    this.agents = newAgents;
+    if (newAgents !== this.agents) {
+      this.agents = newAgents;
+      this.resetPaths();
+      // A relay that appeared, went, moved or changed health: every pair that does not peer
+      // directly may take another way now.
+      const relaySig = this.computeRelaySig();
+      if (relaySig !== this.relaySig) {
+        this.relaySig = relaySig;
+        for (const a of this.indirectByAgent.keys()) affected.add(a);
+      }
+    }
     if (isOverlayChanged) {
       this.overlayHosts = this.buildOverlayHosts();
       for (const c of newIndex.clusters.keys()) candidateClusters.add(c);
@@ -302,6 +358,7 @@ export class PolicyCompiler {
     }
 
     // 5. Rebuild affected agents; drop removed ones.
+    for (const name of before.keys()) if (!this.agents.has(name)) this.forgetAgent(name);
     let configs: Map<AgentName, AgentConfig>;
     let recomputed = 0;
     const isSameAgentSet = this.agents.size === before.size && [...this.agents.keys()].every((n) => before.has(n));
@@ -324,9 +381,16 @@ export class PolicyCompiler {
         }
       }
     }
+    // 6. Relays whose pairs changed: their forwards.
+    for (const r of this.takeDirtyRelays()) {
+      if (!configs.has(r)) continue;
+      configs.set(r, this.buildAgent(r));
+      recomputed++;
+    }
     this.configs = configs;
     return this.result(before, recomputed);
   }
+
 
   private result(before: Map<AgentName, AgentConfig>, recomputed: number): CompileResult {
     const changed: AgentName[] = [];
@@ -342,7 +406,12 @@ export class PolicyCompiler {
       };
     }
     const { unserved, servedBy } = this.servingView;
-    return { configs: this.configs, unserved, servedBy, changed, removed, recomputedAgents: recomputed };
+    if (!this.indirectView) {
+      const out: PairRoute[] = [];
+      for (const [a, peers] of this.indirectByAgent) for (const [b, path] of peers) if (a < b) out.push({ a, b, path });
+      this.indirectView = out.sort((x, y) => cmp(x.a, y.a) || cmp(x.b, y.b));
+    }
+    return { configs: this.configs, unserved, servedBy, changed, removed, recomputedAgents: recomputed, indirectPairs: this.indirectView };
   }
 
   // --- policy index --------------------------------------------------------------------------------
@@ -450,7 +519,9 @@ export class PolicyCompiler {
     }
     const probesBySubnet = new Map<SubnetName, Array<{ name: string; rule: Rule; index: number }>>();
     for (const rule of policy.rules) rule.probes.forEach((p, i) => push(probesBySubnet, p.from, { name: `${rule.name}/${i}`, rule, index: i }));
-    return { policy, subnets, clusters, rules, asFrom, asTo, viaClusters, probesBySubnet, resolver, groupsSig };
+    const agentsSig = previous && previous.policy.agents === policy.agents ? previous.agentsSig : JSON.stringify(policy.agents.map((a) => [a.name, a.underlays, a.isRelay]));
+    const policyAgents = previous && previous.agentsSig === agentsSig ? previous.policyAgents : new Map(policy.agents.map((a) => [a.name as string, a]));
+    return { policy, subnets, clusters, rules, asFrom, asTo, viaClusters, probesBySubnet, resolver, groupsSig, policyAgents, agentsSig };
   }
 
   /** Overlapping subnets (same zone and via, or validation would have refused them) form a cluster. */
@@ -502,7 +573,7 @@ export class PolicyCompiler {
   private buildAgents(inventory: Inventory, previous?: Map<AgentName, AgentMeta>): Map<AgentName, AgentMeta> {
     const out = new Map<AgentName, AgentMeta>();
     for (const a of [...inventory.agents].sort((x, y) => cmp(x.name, y.name))) {
-      const identitySig = JSON.stringify([a.publicKey, a.endpoint, a.overlayAddress]);
+      const identitySig = JSON.stringify([a.publicKey, a.endpoint, a.overlayAddress, a.endpoints ?? [], a.isRelay === true]);
       const servingSig = JSON.stringify([[...a.advertised].sort(), a.isHealthy]);
       const old = previous?.get(a.name);
       if (old && old.identitySig === identitySig && old.servingSig === servingSig) {
@@ -604,6 +675,89 @@ export class PolicyCompiler {
       else out.set(a, [s]);
     }
     for (const l of out.values()) l.sort(cmp);
+    return out;
+  }
+
+  // --- paths and relays ---------------------------------------------------------------------------
+
+  private resetPaths(): void {
+    this.pathAgents = new Map();
+    this.relayCandidates = undefined;
+  }
+
+  /** How path selection sees an agent: the policy's underlays for it (else what it announced) and
+   *  its announced endpoints on them. A bare HOST:PORT (underlay "default") of a box the policy puts
+   *  on exactly one underlay is on that one, so boxes keep working while they are upgraded. */
+  private pathAgent(name: AgentName): PathAgent {
+    let pa = this.pathAgents.get(name);
+    if (pa) return pa;
+    const meta = this.agents.get(name);
+    const declared = (this.index as PolicyIndex).policyAgents.get(name)?.underlays;
+    const announced = meta ? announcedEndpoints(meta.agent) : [];
+    const underlays = declared ?? [...new Set(announced.map((e) => e.underlay))].sort();
+    const endpoints: Array<{ underlay: string; endpoint: string }> = [];
+    for (const e of announced) {
+      const u = e.underlay === DEFAULT_UNDERLAY && underlays.length === 1 ? underlays[0]! : e.underlay;
+      if (underlays.includes(u) && !endpoints.some((x) => x.underlay === u)) endpoints.push({ underlay: u, endpoint: e.endpoint });
+    }
+    endpoints.sort((x, y) => cmp(x.underlay, y.underlay));
+    pa = { name, underlays, endpoints, isHealthy: meta?.agent.isHealthy ?? false };
+    const slot = meta ? overlaySlot(meta.agent.overlayAddress) : undefined;
+    if (slot !== undefined) pa.slot = slot;
+    this.pathAgents.set(name, pa);
+    return pa;
+  }
+
+  /** The policy's relays, each usable or with the reason it is not. */
+  private relaysFor(): RelayCandidate[] {
+    if (this.relayCandidates) return this.relayCandidates;
+    const out: RelayCandidate[] = [];
+    for (const pa of (this.index as PolicyIndex).policyAgents.values()) {
+      if (!pa.isRelay) continue;
+      const meta = this.agents.get(pa.name);
+      const agent = this.pathAgent(pa.name);
+      if (!meta) out.push({ agent, unusable: 'is not enrolled' });
+      else if (meta.agent.isRelay !== true) out.push({ agent, unusable: 'has not consented (its agent runs without --relay)' });
+      else out.push({ agent });
+    }
+    this.relayCandidates = out;
+    return out;
+  }
+
+  private computeRelaySig(): string {
+    return JSON.stringify(this.relaysFor().map((c) => [c.agent.name, c.unusable ?? '', c.agent.underlays, c.agent.endpoints, c.agent.slot ?? -1, c.agent.isHealthy]));
+  }
+
+  private register(owner: AgentName, relay: AgentName, key: string, forwards: readonly RelayForward[]): void {
+    let pairs = this.relayPairs.get(relay);
+    if (!pairs) this.relayPairs.set(relay, (pairs = new Map()));
+    pairs.set(key, [...forwards]);
+    let list = this.registeredBy.get(owner);
+    if (!list) this.registeredBy.set(owner, (list = []));
+    list.push({ relay, key });
+    this.dirtyRelays.add(relay);
+  }
+
+  private unregister(owner: AgentName): void {
+    const list = this.registeredBy.get(owner);
+    if (!list) return;
+    for (const { relay, key } of list) {
+      const pairs = this.relayPairs.get(relay);
+      if (pairs?.delete(key)) this.dirtyRelays.add(relay);
+      if (pairs && pairs.size === 0) this.relayPairs.delete(relay);
+    }
+    this.registeredBy.delete(owner);
+  }
+
+  private forgetAgent(name: AgentName): void {
+    this.unregister(name);
+    if (this.indirectByAgent.delete(name)) this.indirectView = undefined;
+  }
+
+  /** Relays whose pairs changed since the last call, sorted. */
+  private takeDirtyRelays(): AgentName[] {
+    const out = [...this.dirtyRelays].filter((r) => this.agents.has(r)).sort(cmp);
+    this.dirtyRelays = new Set();
     return out;
   }
 
@@ -712,21 +866,46 @@ export class PolicyCompiler {
 
     const peers: Peer[] = [];
     const routePrefixes: ParsedPrefix[] = [];
+    this.unregister(name);
+    let indirect: Map<AgentName, PairPath> | undefined;
+    const self = this.pathAgent(name);
     for (const peerName of [...peerSubnets.keys()].sort(cmp)) {
       const pm = this.agents.get(peerName) as AgentMeta;
       const subnetPrefixes = this.prefixesOf(peerSubnets.get(peerName) as Iterable<SubnetName>);
       for (const p of subnetPrefixes) routePrefixes.push(p);
       if (pm.host) subnetPrefixes.push(pm.host);
+      const other = this.pathAgent(peerName);
+      const path = choosePath(self, other, this.relaysFor());
+      let endpoint = '';
+      let paths: PeerPath[] = [];
+      if (path.kind === 'direct') {
+        endpoint = other.endpoints.find((e) => e.underlay === path.underlay)?.endpoint ?? '';
+      } else {
+        (indirect ??= new Map()).set(peerName, path);
+        if (path.kind === 'relay') {
+          const isA = name < peerName;
+          paths = path.hops.map((h) => ({ $typeName: 'crosslink.v1.PeerPath', endpoint: isA ? h.endpointForA : h.endpointForB, relay: h.relay, underlay: isA ? h.underlayA : h.underlayB }));
+          endpoint = paths[0]!.endpoint;
+          if (isA) for (const h of path.hops) this.register(name, h.relay, pairKey(name, peerName), h.forwards);
+        }
+      }
       peers.push({
         $typeName: 'crosslink.v1.Peer',
         name: peerName,
         publicKey: pm.agent.publicKey,
-        endpoint: pm.agent.endpoint,
+        endpoint,
         persistentKeepaliveSeconds: this.keepalive,
         allowedIps: mergeParsed(subnetPrefixes).map((p) => p.text),
         overlayIp: pm.overlayIp,
+        paths,
       });
     }
+    if (indirect) this.indirectByAgent.set(name, indirect);
+    else this.indirectByAgent.delete(name);
+    this.indirectView = undefined;
+    const relay: RelayForward[] = [];
+    for (const forwards of this.relayPairs.get(name)?.values() ?? []) for (const f of forwards) relay.push(f);
+    relay.sort((x, y) => cmp(x.listen, y.listen) || cmp(x.source, y.source));
 
     const localSubnets: LocalSubnet[] = local.map((s) => {
       const sub = (idx.subnets.get(s) as SubnetInfo).subnet;
@@ -764,6 +943,7 @@ export class PolicyCompiler {
         local: localRules,
         masquerade,
         localPrefixes: this.mergedOf(local) as string[],
+        relay,
       },
       localSubnets,
       probes,
@@ -844,13 +1024,24 @@ export function contentHash(cfg: AgentConfig): string {
   const canonical = [
     cfg.agentName,
     cfg.overlayAddress,
-    cfg.peers.map((p) => [p.name, p.publicKey, p.endpoint, p.persistentKeepaliveSeconds, p.allowedIps, p.overlayIp]),
+    // Paths and relay forwards only when present, so configs without them keep their hash.
+    cfg.peers.map((p) => (p.paths.length > 0
+      ? [p.name, p.publicKey, p.endpoint, p.persistentKeepaliveSeconds, p.allowedIps, p.overlayIp, p.paths.map((x) => [x.endpoint, x.relay, x.underlay])]
+      : [p.name, p.publicKey, p.endpoint, p.persistentKeepaliveSeconds, p.allowedIps, p.overlayIp])),
     cfg.routes,
-    fw ? [fw.outbound.map(flow), fw.inbound.map(flow), fw.local.map(flow), fw.masquerade, fw.localPrefixes] : null,
+    fw ? (fw.relay.length > 0
+      ? [fw.outbound.map(flow), fw.inbound.map(flow), fw.local.map(flow), fw.masquerade, fw.localPrefixes, fw.relay.map((r) => [r.source, r.listen, r.target, r.snat, r.fromAgent, r.toAgent])]
+      : [fw.outbound.map(flow), fw.inbound.map(flow), fw.local.map(flow), fw.masquerade, fw.localPrefixes]) : null,
     // Gateways only when present, so configs without one keep the hash they had before the field.
     cfg.localSubnets.map((l) => (l.gateways.length > 0 ? [l.name, l.zone, l.prefixes, l.masquerade, l.gateways] : [l.name, l.zone, l.prefixes, l.masquerade])),
     cfg.probes.map((p) => [p.name, p.target, p.protocol, p.port, p.expectDeny, p.sourcePrefix]),
     cfg.probeIntervalSeconds,
   ];
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** An inventory agent's endpoints by underlay: `endpoints`, or the bare `endpoint` on "default". */
+export function announcedEndpoints(a: InventoryAgent): Array<{ underlay: string; endpoint: string }> {
+  if (a.endpoints && a.endpoints.length > 0) return a.endpoints;
+  return a.endpoint !== '' ? [{ underlay: DEFAULT_UNDERLAY, endpoint: a.endpoint }] : [];
 }

@@ -4,8 +4,9 @@ export { parsePolicyText, formatPath, type ParsedText, type PathSegment, type Po
 export { parsePolicy, validatePolicy, DEFAULT_MIN_PREFIX_LENGTH, type ValidateOptions, type ValidateResult } from './validate.js';
 export {
   compilePolicy, PolicyCompiler, contentHash,
-  type CompileOptions, type CompileResult, type PolicyChange, type UnservedSubnet,
+  type CompileOptions, type CompileResult, type PairRoute, type PolicyChange, type UnservedSubnet,
 } from './compile.js';
+export { choosePath, describePairPath, pairPathJson, RELAY_PORT_BASE, type PairPath } from './paths.js';
 export { evaluate, PolicyEvaluator, type Decision, type EvalProtocol } from './evaluate.js';
 export { diffConfigs, diffConfig, formatConfigDiffs, type AgentConfigDiff } from './diff.js';
 export { runPolicyTests, describeFlow, type PolicyTestReport, type PolicyTestResult } from './tests.js';

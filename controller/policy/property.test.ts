@@ -37,6 +37,12 @@ const arbSpec = fc.record({
   ),
   unhealthy: fc.array(fc.nat(), { maxLength: 2 }),
   notAdvertising: fc.array(fc.nat(), { maxLength: 1 }),
+  // Two underlays with no route between them: each agent on one or both; some of those on both
+  // relay (agent 0 always sits on both and relays, so every pair has a path).
+  isTwoUnderlays: fc.boolean(),
+  underlayOf: fc.array(fc.constantFrom('n3-wan', 'psn-wan', 'both'), { minLength: 6, maxLength: 6 }),
+  isRelay: fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }),
+  isRefusing: fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }),
 });
 type Spec = typeof arbSpec extends fc.Arbitrary<infer T> ? T : never;
 
@@ -76,8 +82,11 @@ function build(spec: Spec): World {
     const to = [...new Set(r.to.map((x) => names[x % names.length]))].filter((x) => !from.includes(x));
     if (to.length > 0) rules.push({ name: `r${k}`, from, to, ports: r.ports, ticket: 'CHG-1' });
   });
-  const agents = Object.fromEntries(agentNames.map((a) => [a, { zones: ['n3', 'psn'] }]));
-  const raw = { version: 1, zones: { n3: {}, psn: {} }, agents, subnets, groups, rules };
+  const underlaysOf = (i: number): string[] => (i === 0 || spec.underlayOf[i] === 'both' ? ['n3-wan', 'psn-wan'] : [spec.underlayOf[i]!]);
+  const agents = Object.fromEntries(agentNames.map((a, i) => [a, spec.isTwoUnderlays
+    ? { zones: ['n3', 'psn'], underlays: underlaysOf(i), ...(underlaysOf(i).length === 2 && (i === 0 || spec.isRelay[i]) ? { relay: true } : {}) }
+    : { zones: ['n3', 'psn'] }]));
+  const raw = { version: 1, ...(spec.isTwoUnderlays ? { underlays: { 'n3-wan': {}, 'psn-wan': {} } } : {}), zones: { n3: {}, psn: {} }, agents, subnets, groups, rules };
   const v = validatePolicy(raw);
   if (!v.policy) throw new Error(`generator made an invalid policy: ${JSON.stringify(v.errors)}`);
   const unhealthy = new Set(spec.unhealthy.map((x) => agentNames[x % n]));
@@ -90,6 +99,11 @@ function build(spec: Spec): World {
       overlayAddress: `100.64.0.${i + 1}/10`,
       advertised: notAdvertising.has(name) ? [] : v.policy!.subnets.filter((s) => s.via.includes(name as never)).flatMap((s) => s.cidrs),
       isHealthy: !unhealthy.has(name),
+      ...(spec.isTwoUnderlays ? {
+        endpoints: underlaysOf(i).map((u) => ({ underlay: u, endpoint: `10.255.${u === 'n3-wan' ? 1 : 2}.${i + 1}:51820` })),
+        // Agent 0 always consents; the others may refuse (their pairs fall back to agent 0).
+        isRelay: i === 0 || !spec.isRefusing[i],
+      } : {}),
     })),
   };
   return { policy: v.policy, inventory, raw };
@@ -292,6 +306,8 @@ const arbOp = fc.oneof(
   fc.record({ kind: fc.constant('endpoint' as const), agent: fc.nat() }),
   fc.record({ kind: fc.constant('via' as const), subnet: fc.nat() }),
   fc.record({ kind: fc.constant('remove-agent' as const), agent: fc.nat() }),
+  fc.record({ kind: fc.constant('consent' as const), agent: fc.nat() }),
+  fc.record({ kind: fc.constant('move-underlay-endpoint' as const), agent: fc.nat() }),
 );
 
 t.test('incremental recompile equals a full compile after every change', async (t) => {
@@ -312,6 +328,12 @@ t.test('incremental recompile equals a full compile after every change', async (
       } else if (op.kind === 'endpoint' && agents.length > 0) {
         const a = agents[op.agent % agents.length];
         inventory = { agents: agents.map((x) => (x === a ? { ...x, endpoint: `moved-${step}:51820` } : x)) };
+      } else if (op.kind === 'consent' && agents.length > 0) {
+        const a = agents[op.agent % agents.length];
+        inventory = { agents: agents.map((x) => (x === a ? { ...x, isRelay: !x.isRelay } : x)) };
+      } else if (op.kind === 'move-underlay-endpoint' && agents.length > 0) {
+        const a = agents[op.agent % agents.length];
+        inventory = { agents: agents.map((x) => (x === a ? { ...x, endpoints: (x.endpoints ?? []).map((e, j) => (j === 0 ? { ...e, endpoint: `10.254.${step}.${op.agent % 250}:51820` } : e)) } : x)) };
       } else if (op.kind === 'remove-agent' && agents.length > 0) {
         const a = agents[op.agent % agents.length];
         inventory = { agents: agents.filter((x) => x !== a) };
@@ -341,8 +363,58 @@ t.test('incremental recompile equals a full compile after every change', async (
       const wantChanged = [...full.configs].filter(([n, c]) => prev.configs.get(n)?.contentHash !== c.contentHash).map(([n]) => n);
       if (JSON.stringify(inc.changed) !== JSON.stringify(wantChanged)) throw new Error(`step ${step}: changed ${inc.changed} want ${wantChanged}`);
       if (JSON.stringify(inc.unserved) !== JSON.stringify(full.unserved)) throw new Error(`step ${step}: unserved differs`);
+      if (JSON.stringify(inc.indirectPairs) !== JSON.stringify(full.indirectPairs)) throw new Error(`step ${step}: indirect pairs differ`);
       prev = inc;
     });
+  }), { numRuns: RUNS });
+  t.pass('held');
+});
+
+t.test('peers share an underlay or go through a relay whose forwards mirror their endpoints', async (t) => {
+  fc.assert(fc.property(arbSpec, (spec) => {
+    const w = build({ ...spec, isTwoUnderlays: true });
+    const r = compilePolicy(w.policy, w.inventory);
+    const inv = new Map(w.inventory.agents.map((a) => [a.name as string, a]));
+    const ulOf = (n: string): string[] => (inv.get(n)?.endpoints ?? []).map((e) => e.underlay);
+    for (const [name, cfg] of r.configs) {
+      for (const peer of cfg.peers) {
+        const shared = ulOf(name).filter((u) => ulOf(peer.name).includes(u));
+        if (shared.length > 0) {
+          if (peer.paths.length !== 0) throw new Error(`${name} -> ${peer.name}: share ${shared} but relayed`);
+          const want = inv.get(peer.name)!.endpoints!.find((e) => e.underlay === shared[0])!.endpoint;
+          if (peer.endpoint !== want) throw new Error(`${name} -> ${peer.name}: endpoint ${peer.endpoint}, want ${want}`);
+          continue;
+        }
+        if (peer.paths.length === 0) throw new Error(`${name} -> ${peer.name}: no shared underlay and no relay`);
+        if (peer.endpoint !== peer.paths[0]!.endpoint) throw new Error(`${name} -> ${peer.name}: endpoint is not the first path`);
+        const back = r.configs.get(peer.name as never)!.peers.find((p) => p.name === name)!;
+        const mine = inv.get(name)!.endpoints!;
+        const theirs = inv.get(peer.name)!.endpoints!;
+        for (const path of peer.paths) {
+          if (path.relay === name || path.relay === peer.name) throw new Error(`${name} -> ${peer.name}: relayed through one of the pair`);
+          const relayCfg = r.configs.get(path.relay as never)!;
+          if (relayCfg.peers.some((p) => p.name === name && p.name === peer.name)) throw new Error('impossible');
+          // The relay forwards exactly what this box sends to the path's endpoint to the peer, from
+          // the address the peer has for this box through the same relay.
+          const backPath = back.paths.find((p) => p.relay === path.relay);
+          if (!backPath) throw new Error(`${peer.name} has no path back to ${name} through ${path.relay}`);
+          const f = relayCfg.firewall!.relay.find((x) => x.listen === path.endpoint && x.fromAgent === name);
+          if (!f) throw new Error(`${path.relay} has no forward for ${name} -> ${peer.name} at ${path.endpoint}`);
+          if (!mine.some((e) => e.endpoint === f.source)) throw new Error(`forward source ${f.source} is not ${name}'s endpoint`);
+          if (!theirs.some((e) => e.endpoint === f.target)) throw new Error(`forward target ${f.target} is not ${peer.name}'s endpoint`);
+          if (f.snat !== backPath.endpoint) throw new Error(`forward snat ${f.snat} is not ${peer.name}'s endpoint for ${name} (${backPath.endpoint})`);
+        }
+      }
+      // A relay's listen addresses are its own, and no two forwards share a (source, listen) key.
+      const keys = new Set<string>();
+      for (const f of cfg.firewall?.relay ?? []) {
+        const own = (inv.get(name)!.endpoints ?? []).map((e) => e.endpoint.split(':')[0]);
+        if (!own.includes(f.listen.split(':')[0]) || !own.includes(f.snat.split(':')[0])) throw new Error(`${name}: forward ${f.listen} / ${f.snat} not on its own addresses`);
+        const k = `${f.source} ${f.listen}`;
+        if (keys.has(k)) throw new Error(`${name}: two forwards for ${k}`);
+        keys.add(k);
+      }
+    }
   }), { numRuns: RUNS });
   t.pass('held');
 });

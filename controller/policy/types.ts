@@ -16,7 +16,24 @@ export interface PortSpec {
 
 export interface Zone { name: string; description: string }
 
-export interface PolicyAgent { name: AgentName; site?: string; zones: string[] }
+/** An underlay network boxes send WireGuard datagrams over (a WAN such as N3/HSCN or the PSN). */
+export interface Underlay { name: string; description: string }
+
+/** The underlay of a policy without an `underlays` section, and of a bare HOST:PORT endpoint. */
+export const DEFAULT_UNDERLAY = 'default';
+
+export interface PolicyAgent {
+  name: AgentName;
+  site?: string;
+  zones: string[];
+  /**
+   * Underlays the box sits on, sorted. Always set after validation: the agent's `underlays`, or
+   * the only underlay there is (DEFAULT_UNDERLAY when the policy declares none).
+   */
+  underlays: string[];
+  /** The policy allows this box to relay between its underlays (the box must consent too). */
+  isRelay: boolean;
+}
 
 export interface Subnet {
   name: SubnetName;
@@ -77,6 +94,8 @@ export interface PolicyTest {
 /** A validated policy document. Produced only by parsePolicy()/validatePolicy(). */
 export interface Policy {
   version: 1;
+  /** Declared underlays, sorted by name. Empty: one underlay, DEFAULT_UNDERLAY. */
+  underlays: Underlay[];
   zones: Zone[];
   agents: PolicyAgent[];
   subnets: Subnet[];
@@ -90,8 +109,15 @@ export interface InventoryAgent {
   name: AgentName;
   /** WireGuard public key, base64. */
   publicKey: string;
-  /** Underlay "host:port"; empty if unknown. */
+  /** Underlay "host:port"; empty if unknown. With `endpoints`, the first of them. */
   endpoint: string;
+  /**
+   * One endpoint per underlay the box announced, sorted by underlay. Absent or empty: `endpoint`
+   * alone, on DEFAULT_UNDERLAY (an agent that predates underlays).
+   */
+  endpoints?: Array<{ underlay: string; endpoint: string }>;
+  /** The box consents to relay (`--relay`). Absent: false. */
+  isRelay?: boolean;
   /** Overlay address with the pool prefix length, e.g. "100.64.0.7/10". */
   overlayAddress: string;
   /** Prefixes the agent says it can serve. A subnet is served only if all its cidrs are covered. */

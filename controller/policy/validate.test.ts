@@ -361,3 +361,73 @@ t.test('subnet gateway: one address per family inside the cidr, with its prefix 
     t.equal(e?.line, 11, `${value}: line`);
   }
 });
+
+t.test('underlays: agents on named underlays, relays, and every permitted flow has a path', async (t) => {
+  const head = (agents: string, underlays = '  n3-wan: { description: N3 WAN }\n  psn-wan: {}\n') => `version: 1
+underlays:
+${underlays}zones:
+  n3: {}
+  psn: {}
+agents:
+${agents}subnets:
+  gp-lan: { cidr: 10.30.1.0/24, zone: n3, via: gp }
+  council-lan: { cidr: 10.50.1.0/24, zone: psn, via: council }
+rules:
+  - { name: gp-to-council, from: gp-lan, to: council-lan, ports: tcp/443 }
+`;
+  const ok = parsePolicy(head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: psn-wan }\n  hub: { zones: [n3, psn], underlays: [psn-wan, n3-wan], relay: true }\n'));
+  t.ok(ok.policy, JSON.stringify(ok.errors));
+  t.same(ok.policy!.underlays, [{ name: 'n3-wan', description: 'N3 WAN' }, { name: 'psn-wan', description: '' }]);
+  t.same(ok.policy!.agents.map((a) => [a.name, a.underlays, a.isRelay]), [
+    ['council', ['psn-wan'], false], ['gp', ['n3-wan'], false], ['hub', ['n3-wan', 'psn-wan'], true],
+  ]);
+
+  const one = parsePolicy('version: 1\nunderlays: { wan: {} }\nzones: { n3: {} }\nagents: { a: { zones: [n3] } }\n');
+  t.same(one.policy?.agents[0]?.underlays, ['wan'], 'one declared underlay: agents sit on it unless they say otherwise');
+  const none = parsePolicy('version: 1\nzones: { n3: {} }\nagents: { a: { zones: [n3] } }\n');
+  t.same(none.policy?.agents[0]?.underlays, ['default'], 'no underlays section: the one underlay "default"');
+  t.same(none.policy?.underlays, []);
+
+  const bad: Array<[string, string, Omit<ValidateOptions, 'locate'> | undefined, Array<{ path: string; line?: number; message: RegExp }>]> = [
+    ['no path: a flow between an n3-only and a psn-only box with no relay',
+      head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan] }\n'), undefined,
+      [{ path: 'rules[0]', line: 16, message: /rule "gp-to-council" needs gp \(n3-wan\) and council \(psn-wan\) to reach each other, but they share no underlay and no relay sits on both: name a box on n3-wan and psn-wan a relay/ }]],
+    ['no path: the only relay has not consented (live)',
+      head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n'), { nonConsentingRelays: ['hub'] },
+      [{ path: 'rules[0]', message: /the relay that would join them \(hub\) has not consented: start its agent with --relay/ }]],
+    ['unknown underlay on an agent, with a suggestion',
+      head('  gp: { zones: [n3], underlays: [n3wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n'), undefined,
+      [{ path: 'agents.gp.underlays[0]', line: 9, message: /unknown underlay "n3wan".*did you mean "n3-wan".*declared: n3-wan, psn-wan/ }]],
+    ['an agent must say where it sits when there are two underlays',
+      head('  gp: { zones: [n3] }\n  council: { zones: [psn], underlays: [psn-wan] }\n'), undefined,
+      [{ path: 'agents.gp', line: 9, message: /must say which underlays it sits on \(underlays: \[n3-wan, psn-wan\]/ }]],
+    ['a relay on one underlay',
+      head('  gp: { zones: [n3], underlays: [n3-wan], relay: true }\n  council: { zones: [psn], underlays: [n3-wan] }\n'), undefined,
+      [{ path: 'agents.gp.relay', line: 9, message: /is a relay but sits on one underlay \(n3-wan\): a relay joins two underlays/ }]],
+    ['relay is not a boolean',
+      head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [n3-wan], relay: yes-please }\n'), undefined,
+      [{ path: 'agents.council.relay', line: 10, message: /relay must be true or false; got string "yes-please"/ }]],
+    ['an underlay listed twice, and an empty list',
+      head('  gp: { zones: [n3], underlays: [n3-wan, n3-wan] }\n  council: { zones: [psn], underlays: [] }\n'), undefined,
+      [{ path: 'agents.gp.underlays[1]', message: /listed twice/ }, { path: 'agents.council.underlays', message: /at least one underlay/ }]],
+    ['underlays without the section',
+      'version: 1\nzones: { n3: {} }\nagents: { a: { zones: [n3], underlays: [n3-wan] } }\n', undefined,
+      [{ path: 'agents.a.underlays[0]', line: 3, message: /unknown underlay "n3-wan": declare it under "underlays" first/ }]],
+    ['bad underlay name and unknown field',
+      'version: 1\nunderlays:\n  N3_WAN: {}\n  psn-wan: { desc: x }\n', undefined,
+      [{ path: 'underlays.N3_WAN', line: 3, message: /underlay name "N3_WAN" is invalid/ }, { path: 'underlays.psn-wan.desc', line: 4, message: /unknown field "desc" in underlay "psn-wan"/ }]],
+  ];
+  for (const [name, doc, opts, errors] of bad) {
+    const r = parsePolicy(doc, opts);
+    t.notOk(r.policy, name);
+    t.equal(r.errors?.length, errors.length, `${name}: ${JSON.stringify(r.errors)}`);
+    errors.forEach((want, i) => {
+      const e = r.errors?.[i];
+      t.equal(e?.path, want.path, `${name}: path`);
+      t.match(e?.message, want.message, `${name}: message`);
+      if (want.line !== undefined) t.equal(e?.line, want.line, `${name}: line`);
+    });
+  }
+  t.ok(parsePolicy(head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n  hub2: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n'), { nonConsentingRelays: ['hub'] }).policy,
+    'one refusing relay of two is no error: the other joins them');
+});

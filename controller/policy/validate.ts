@@ -6,8 +6,10 @@ import { formatPath, parsePolicyText, type PathSegment, type Position } from './
 import { parsePortSpec } from './ports.js';
 import { containsAddress, parseAddress, parsePrefixStrict, type ParsedPrefix } from './prefixes.js';
 import { NameResolver } from './resolve.js';
+import { possiblePath } from './paths.js';
+import { DEFAULT_UNDERLAY } from './types.js';
 import type {
-  AgentName, Group, Policy, PolicyAgent, PolicyTest, PortSpec, Rule, RuleProbe, Subnet, SubnetName, Zone,
+  AgentName, Group, Underlay, Policy, PolicyAgent, PolicyTest, PortSpec, Rule, RuleProbe, Subnet, SubnetName, Zone,
 } from './types.js';
 
 export interface ValidateOptions {
@@ -15,6 +17,11 @@ export interface ValidateOptions {
   minPrefixLength?: number;
   /** Agents the controller knows live; `via` may name these as well as the file's own agents. */
   knownAgents?: Iterable<string>;
+  /**
+   * Relays the policy may name whose enrolled box has not consented (its agent runs without
+   * --relay): they carry nothing, so a flow that needs them has no path.
+   */
+  nonConsentingRelays?: Iterable<string>;
   /** Where a path is in the source text (parsePolicy() supplies it). */
   locate?: (path: readonly PathSegment[], isKey?: boolean) => Position | undefined;
 }
@@ -23,9 +30,10 @@ export type ValidateResult = { policy: Policy; errors?: undefined } | { policy?:
 
 export const DEFAULT_MIN_PREFIX_LENGTH = 8;
 
-const TOP_KEYS = ['version', 'zones', 'agents', 'subnets', 'groups', 'rules', 'tests'];
+const TOP_KEYS = ['version', 'underlays', 'zones', 'agents', 'subnets', 'groups', 'rules', 'tests'];
 const ZONE_KEYS = ['description'];
-const AGENT_KEYS = ['site', 'zones', 'description'];
+const UNDERLAY_KEYS = ['description'];
+const AGENT_KEYS = ['site', 'zones', 'underlays', 'relay', 'description'];
 const SUBNET_KEYS = ['cidr', 'zone', 'via', 'masquerade', 'gateway', 'description'];
 const GROUP_KEYS = ['members', 'description'];
 const RULE_KEYS = ['name', 'from', 'to', 'ports', 'description', 'ticket', 'probes'];
@@ -137,6 +145,19 @@ class Validator {
     if (!top) return { errors: this.errors };
     if (top.version !== undefined && top.version !== 1) this.err(['version'], `version must be 1; got ${JSON.stringify(top.version)}`);
 
+    // --- underlays
+    const underlays: Underlay[] = [];
+    for (const [name, u] of this.namedMap(top.underlays, ['underlays'], 'underlay')) {
+      const p: PathSegment[] = ['underlays', name];
+      if (u === null || u === undefined) {
+        underlays.push({ name, description: '' });
+        continue;
+      }
+      const f = this.fields(u, p, UNDERLAY_KEYS, [], `underlay "${name}"`);
+      underlays.push({ name, description: (f && this.optString(f, 'description', p)) ?? '' });
+    }
+    const underlayNames = underlays.map((u) => u.name);
+
     // --- zones
     const zones: Zone[] = [];
     for (const [name, z] of this.namedMap(top.zones, ['zones'], 'zone')) {
@@ -165,7 +186,16 @@ class Validator {
       const zs = this.stringList(f.zones, [...p, 'zones'], 'zones');
       zs.forEach((z, i) => checkZone(z, Array.isArray(f.zones) ? [...p, 'zones', i] : [...p, 'zones']));
       const site = this.optString(f, 'site', p);
-      const agent: PolicyAgent = { name: name as AgentName, zones: [...new Set(zs)].sort() };
+      const agentUnderlays = this.agentUnderlays(f, p, name, underlayNames);
+      let isRelay = false;
+      if (f.relay !== undefined && f.relay !== null) {
+        if (typeof f.relay !== 'boolean') this.err([...p, 'relay'], `relay must be true or false; got ${typeName(f.relay)}`);
+        else isRelay = f.relay;
+      }
+      if (isRelay && agentUnderlays.length < 2) {
+        this.err([...p, 'relay'], `agent "${name}" is a relay but sits on ${agentUnderlays.length === 0 ? 'no underlay' : `one underlay (${agentUnderlays[0]})`}: a relay joins two underlays; list them under underlays`);
+      }
+      const agent: PolicyAgent = { name: name as AgentName, zones: [...new Set(zs)].sort(), underlays: agentUnderlays, isRelay };
       if (site !== undefined) agent.site = site;
       agents.push(agent);
     }
@@ -445,9 +475,12 @@ class Validator {
       tests.push(test);
     });
 
+    this.checkPaths(rules, resolver, subnets, fileAgents);
+
     if (this.errors.length > 0) return { errors: this.sorted() };
     const policy: Policy = {
       version: 1,
+      underlays: underlays.sort(byName),
       zones: zones.sort(byName),
       agents: agents.sort(byName),
       subnets: subnets.sort(byName),
@@ -472,6 +505,85 @@ class Validator {
     });
     if (this.errors.length > 0) return { errors: this.sorted() };
     return { policy };
+  }
+
+  /** An agent's `underlays`: declared names, sorted; the only underlay there is when absent. */
+  private agentUnderlays(f: Raw, p: PathSegment[], name: string, declared: readonly string[]): string[] {
+    if (f.underlays === undefined || f.underlays === null) {
+      if (declared.length === 0) return [DEFAULT_UNDERLAY];
+      if (declared.length === 1) return [declared[0]!];
+      this.err(p, `agent "${name}" must say which underlays it sits on (underlays: [${declared.join(', ')}] or some of them): the policy declares ${declared.length}`);
+      return [];
+    }
+    const list = this.stringList(f.underlays, [...p, 'underlays'], 'underlays');
+    if (Array.isArray(f.underlays) && f.underlays.length === 0) this.err([...p, 'underlays'], 'underlays must name at least one underlay');
+    const at = (i: number): PathSegment[] => (Array.isArray(f.underlays) ? [...p, 'underlays', i] : [...p, 'underlays']);
+    const out = new Set<string>();
+    list.forEach((u, i) => {
+      if (out.has(u)) {
+        this.err(at(i), `underlay "${u}" is listed twice`);
+      } else if (declared.length === 0 && u !== DEFAULT_UNDERLAY) {
+        this.err(at(i), `unknown underlay "${u}": declare it under "underlays" first`);
+      } else if (declared.length > 0 && !declared.includes(u)) {
+        this.err(at(i), `unknown underlay "${u}"${didYouMean(u, declared)} (declared: ${declared.join(', ')})`);
+      } else {
+        out.add(u);
+      }
+    });
+    // An agent whose every underlay was wrong is left out of the path check (one error, not two).
+    if (out.size === 0) return [];
+    return [...out].sort();
+  }
+
+  /**
+   * Every pair of boxes a rule makes peers (any box of a `via`, since a standby may serve) must be
+   * able to reach each other: a shared underlay or a relay on one underlay of each. Boxes are
+   * grouped by their underlay set first, so a rule between two groups of thousands of boxes checks
+   * a handful of set pairs, not every pair.
+   */
+  private checkPaths(rules: Rule[], resolver: NameResolver, subnets: Subnet[], fileAgents: Map<string, PolicyAgent>): void {
+    const refused = new Set(this.opts.nonConsentingRelays ?? []);
+    const relays = [...fileAgents.values()].filter((a) => a.isRelay && a.underlays.length >= 2 && !refused.has(a.name));
+    const refusing = [...fileAgents.values()].filter((a) => a.isRelay && refused.has(a.name));
+    const viaOf = new Map(subnets.map((s) => [s.name as string, s.via]));
+    const verdicts = new Map<string, string | undefined>();
+    rules.forEach((rule, ri) => {
+      const side = (names: string[]): Map<string, PolicyAgent> => {
+        const bySet = new Map<string, PolicyAgent>();
+        for (const s of resolver.resolveAll(names)) {
+          for (const a of viaOf.get(s) ?? []) {
+            const agent = fileAgents.get(a);
+            // Agents known only live (not in the file) are checked against their endpoints at apply.
+            if (!agent || agent.underlays.length === 0) continue;
+            const k = agent.underlays.join(',');
+            if (!bySet.has(k)) bySet.set(k, agent);
+          }
+        }
+        return bySet;
+      };
+      const from = side(rule.from);
+      const to = side(rule.to);
+      const reported = new Set<string>();
+      for (const [ka, a] of from) {
+        for (const [kb, b] of to) {
+          if (a.name === b.name) continue;
+          const key = `${ka}|${kb}`;
+          if (!verdicts.has(key)) {
+            let why = possiblePath(a, b, relays);
+            const wouldServe = refusing.filter((r) => possiblePath(a, b, [r]) === undefined).map((r) => r.name);
+            if (why !== undefined && wouldServe.length > 0) {
+              why = `${a.name} (${a.underlays.join(', ')}) and ${b.name} (${b.underlays.join(', ')}) to reach each other, but they share no underlay and the relay${wouldServe.length > 1 ? 's' : ''} that would join them (${wouldServe.join(', ')}) ha${wouldServe.length > 1 ? 've' : 's'} not consented: start ${wouldServe.length > 1 ? 'their agents' : 'its agent'} with --relay`;
+            }
+            verdicts.set(key, why);
+          }
+          const why = verdicts.get(key);
+          if (why !== undefined && !reported.has(key)) {
+            reported.add(key);
+            this.err(['rules', ri], `rule "${rule.name}" needs ${why}`);
+          }
+        }
+      }
+    });
   }
 
   private readonly isCidrList = new Set<string>();

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crosslink/v1/agent.proto.
  */
 export const file_crosslink_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSKkAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJImkKDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhIKCmNyZWRlbnRpYWwYAiABKAkSFwoPb3ZlcmxheV9hZGRyZXNzGAMgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YBCABKA0irwEKEldhdGNoQ29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhoKEmtub3duX2NvbnRlbnRfaGFzaBgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIaChJhZHZlcnRpc2VkX3N1Ym5ldHMYBCADKAkSHgoWYWR2ZXJ0aXNlZF9zdWJuZXRzX3NldBgFIAEoCBIVCg1hZ2VudF92ZXJzaW9uGAYgASgJIncKE1dhdGNoQ29uZmlnUmVzcG9uc2USKwoGY29uZmlnGAEgASgLMhkuY3Jvc3NsaW5rLnYxLkFnZW50Q29uZmlnSAASLAoJaGVhcnRiZWF0GAIgASgLMhcuY3Jvc3NsaW5rLnYxLkhlYXJ0YmVhdEgAQgUKA21zZyJoCglIZWFydGJlYXQSGwoTc2VydmVyX3RpbWVfdW5peF9tcxgBIAEoAxIiChpoZWFydGJlYXRfaW50ZXJ2YWxfc2Vjb25kcxgCIAEoDRIaChJkZXNpcmVkX2dlbmVyYXRpb24YAyABKAQiuAIKC0FnZW50Q29uZmlnEhIKCmdlbmVyYXRpb24YASABKAQSFAoMY29udGVudF9oYXNoGAIgASgJEhIKCmFnZW50X25hbWUYAyABKAkSFwoPb3ZlcmxheV9hZGRyZXNzGAQgASgJEiEKBXBlZXJzGAUgAygLMhIuY3Jvc3NsaW5rLnYxLlBlZXISDgoGcm91dGVzGAYgAygJEigKCGZpcmV3YWxsGAcgASgLMhYuY3Jvc3NsaW5rLnYxLkZpcmV3YWxsEjAKDWxvY2FsX3N1Ym5ldHMYCCADKAsyGS5jcm9zc2xpbmsudjEuTG9jYWxTdWJuZXQSIwoGcHJvYmVzGAkgAygLMhMuY3Jvc3NsaW5rLnYxLlByb2JlEh4KFnByb2JlX2ludGVydmFsX3NlY29uZHMYCiABKA0iiQEKBFBlZXISDAoEbmFtZRgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhAKCGVuZHBvaW50GAMgASgJEiQKHHBlcnNpc3RlbnRfa2VlcGFsaXZlX3NlY29uZHMYBCABKA0SEwoLYWxsb3dlZF9pcHMYBSADKAkSEgoKb3ZlcmxheV9pcBgGIAEoCSKwAQoIRmlyZXdhbGwSKAoIb3V0Ym91bmQYASADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJwoHaW5ib3VuZBgCIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRIlCgVsb2NhbBgDIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRISCgptYXNxdWVyYWRlGAQgAygJEhYKDmxvY2FsX3ByZWZpeGVzGAUgAygJInkKCEZsb3dSdWxlEgwKBHJ1bGUYASABKAkSDwoHc291cmNlcxgCIAMoCRIUCgxkZXN0aW5hdGlvbnMYAyADKAkSEAoIcHJvdG9jb2wYBCABKAkSJgoFcG9ydHMYBSADKAsyFy5jcm9zc2xpbmsudjEuUG9ydFJhbmdlIigKCVBvcnRSYW5nZRINCgVmaXJzdBgBIAEoDRIMCgRsYXN0GAIgASgNImEKC0xvY2FsU3VibmV0EgwKBG5hbWUYASABKAkSDAoEem9uZRgCIAEoCRIQCghwcmVmaXhlcxgDIAMoCRISCgptYXNxdWVyYWRlGAQgASgIEhAKCGdhdGV3YXlzGAUgAygJInEKBVByb2JlEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhAKCHByb3RvY29sGAMgASgJEgwKBHBvcnQYBCABKA0SEwoLZXhwZWN0X2RlbnkYBSABKAgSFQoNc291cmNlX3ByZWZpeBgGIAEoCSK4AgoNUmVwb3J0UmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhoKEmdlbmVyYXRpb25fYXBwbGllZBgCIAEoBBIuCgxhcHBseV9lcnJvcnMYAyADKAsyGC5jcm9zc2xpbmsudjEuQXBwbHlFcnJvchInCgVwZWVycxgEIAMoCzIYLmNyb3NzbGluay52MS5QZWVyU3RhdHVzEhoKEmFkdmVydGlzZWRfc3VibmV0cxgFIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAYgASgJEjAKDXByb2JlX3Jlc3VsdHMYByADKAsyGS5jcm9zc2xpbmsudjEuUHJvYmVSZXN1bHQSGgoSYWdlbnRfdGltZV91bml4X21zGAggASgDEhcKD2dlbmVyYXRpb25fc2VlbhgJIAEoBCJjCgpBcHBseUVycm9yEgwKBHN0ZXAYASABKAkSDwoHY29tbWFuZBgCIAEoCRIRCglleGl0X2NvZGUYAyABKAUSDgoGc3RkZXJyGAQgASgJEhMKC2lzX3Rlcm1pbmFsGAUgASgIItABCgpQZWVyU3RhdHVzEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIdChVsYXRlc3RfaGFuZHNoYWtlX3VuaXgYBCABKAMSEAoIcnhfYnl0ZXMYBSABKAQSEAoIdHhfYnl0ZXMYBiABKAQSFAoMaXNfcmVhY2hhYmxlGAcgASgIEg4KBnJ0dF9tcxgIIAEoARISCgpsb3NzX3JhdGlvGAkgASgBEhEKCWlzX3Byb2JlZBgKIAEoCCJmCgtQcm9iZVJlc3VsdBIMCgRuYW1lGAEgASgJEg0KBWlzX29rGAIgASgIEg4KBmRldGFpbBgDIAEoCRIOCgZydHRfbXMYBCABKAESGgoSY2hlY2tlZF9hdF91bml4X21zGAUgASgDIiwKDlJlcG9ydFJlc3BvbnNlEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgBIAEoBDLuAQoMQWdlbnRTZXJ2aWNlEkMKBkVucm9sbBIbLmNyb3NzbGluay52MS5FbnJvbGxSZXF1ZXN0GhwuY3Jvc3NsaW5rLnYxLkVucm9sbFJlc3BvbnNlElQKC1dhdGNoQ29uZmlnEiAuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVxdWVzdBohLmNyb3NzbGluay52MS5XYXRjaENvbmZpZ1Jlc3BvbnNlMAESQwoGUmVwb3J0EhsuY3Jvc3NsaW5rLnYxLlJlcG9ydFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuUmVwb3J0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgidwoTV2F0Y2hDb25maWdSZXNwb25zZRIrCgZjb25maWcYASABKAsyGS5jcm9zc2xpbmsudjEuQWdlbnRDb25maWdIABIsCgloZWFydGJlYXQYAiABKAsyFy5jcm9zc2xpbmsudjEuSGVhcnRiZWF0SABCBQoDbXNnImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCK4AgoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDSKwAQoEUGVlchIMCgRuYW1lGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSJAoccGVyc2lzdGVudF9rZWVwYWxpdmVfc2Vjb25kcxgEIAEoDRITCgthbGxvd2VkX2lwcxgFIAMoCRISCgpvdmVybGF5X2lwGAYgASgJEiUKBXBhdGhzGAcgAygLMhYuY3Jvc3NsaW5rLnYxLlBlZXJQYXRoIj0KCFBlZXJQYXRoEhAKCGVuZHBvaW50GAEgASgJEg0KBXJlbGF5GAIgASgJEhAKCHVuZGVybGF5GAMgASgJItsBCghGaXJld2FsbBIoCghvdXRib3VuZBgBIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRInCgdpbmJvdW5kGAIgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEiUKBWxvY2FsGAMgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEhIKCm1hc3F1ZXJhZGUYBCADKAkSFgoObG9jYWxfcHJlZml4ZXMYBSADKAkSKQoFcmVsYXkYBiADKAsyGi5jcm9zc2xpbmsudjEuUmVsYXlGb3J3YXJkInIKDFJlbGF5Rm9yd2FyZBIOCgZzb3VyY2UYASABKAkSDgoGbGlzdGVuGAIgASgJEg4KBnRhcmdldBgDIAEoCRIMCgRzbmF0GAQgASgJEhIKCmZyb21fYWdlbnQYBSABKAkSEAoIdG9fYWdlbnQYBiABKAkieQoIRmxvd1J1bGUSDAoEcnVsZRgBIAEoCRIPCgdzb3VyY2VzGAIgAygJEhQKDGRlc3RpbmF0aW9ucxgDIAMoCRIQCghwcm90b2NvbBgEIAEoCRImCgVwb3J0cxgFIAMoCzIXLmNyb3NzbGluay52MS5Qb3J0UmFuZ2UiKAoJUG9ydFJhbmdlEg0KBWZpcnN0GAEgASgNEgwKBGxhc3QYAiABKA0iYQoLTG9jYWxTdWJuZXQSDAoEbmFtZRgBIAEoCRIMCgR6b25lGAIgASgJEhAKCHByZWZpeGVzGAMgAygJEhIKCm1hc3F1ZXJhZGUYBCABKAgSEAoIZ2F0ZXdheXMYBSADKAkicQoFUHJvYmUSDAoEbmFtZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSEAoIcHJvdG9jb2wYAyABKAkSDAoEcG9ydBgEIAEoDRITCgtleHBlY3RfZGVueRgFIAEoCBIVCg1zb3VyY2VfcHJlZml4GAYgASgJIrgCCg1SZXBvcnRSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSZ2VuZXJhdGlvbl9hcHBsaWVkGAIgASgEEi4KDGFwcGx5X2Vycm9ycxgDIAMoCzIYLmNyb3NzbGluay52MS5BcHBseUVycm9yEicKBXBlZXJzGAQgAygLMhguY3Jvc3NsaW5rLnYxLlBlZXJTdGF0dXMSGgoSYWR2ZXJ0aXNlZF9zdWJuZXRzGAUgAygJEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMAoNcHJvYmVfcmVzdWx0cxgHIAMoCzIZLmNyb3NzbGluay52MS5Qcm9iZVJlc3VsdBIaChJhZ2VudF90aW1lX3VuaXhfbXMYCCABKAMSFwoPZ2VuZXJhdGlvbl9zZWVuGAkgASgEImMKCkFwcGx5RXJyb3ISDAoEc3RlcBgBIAEoCRIPCgdjb21tYW5kGAIgASgJEhEKCWV4aXRfY29kZRgDIAEoBRIOCgZzdGRlcnIYBCABKAkSEwoLaXNfdGVybWluYWwYBSABKAgi0AEKClBlZXJTdGF0dXMSDAoEbmFtZRgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhAKCGVuZHBvaW50GAMgASgJEh0KFWxhdGVzdF9oYW5kc2hha2VfdW5peBgEIAEoAxIQCghyeF9ieXRlcxgFIAEoBBIQCgh0eF9ieXRlcxgGIAEoBBIUCgxpc19yZWFjaGFibGUYByABKAgSDgoGcnR0X21zGAggASgBEhIKCmxvc3NfcmF0aW8YCSABKAESEQoJaXNfcHJvYmVkGAogASgIImYKC1Byb2JlUmVzdWx0EgwKBG5hbWUYASABKAkSDQoFaXNfb2sYAiABKAgSDgoGZGV0YWlsGAMgASgJEg4KBnJ0dF9tcxgEIAEoARIaChJjaGVja2VkX2F0X3VuaXhfbXMYBSABKAMiLAoOUmVwb3J0UmVzcG9uc2USGgoSZGVzaXJlZF9nZW5lcmF0aW9uGAEgASgEMu4BCgxBZ2VudFNlcnZpY2USQwoGRW5yb2xsEhsuY3Jvc3NsaW5rLnYxLkVucm9sbFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuRW5yb2xsUmVzcG9uc2USVAoLV2F0Y2hDb25maWcSIC5jcm9zc2xpbmsudjEuV2F0Y2hDb25maWdSZXF1ZXN0GiEuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVzcG9uc2UwARJDCgZSZXBvcnQSGy5jcm9zc2xpbmsudjEuUmVwb3J0UmVxdWVzdBocLmNyb3NzbGluay52MS5SZXBvcnRSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message crosslink.v1.EnrollRequest
@@ -75,6 +75,24 @@ export type EnrollRequest = Message<"crosslink.v1.EnrollRequest"> & {
    * @generated from field: string agent_version = 7;
    */
   agentVersion: string;
+
+  /**
+   * One endpoint per underlay network the box sits on (e.g. "n3-wan" and "psn-wan"), sorted by
+   * underlay. Empty (an agent before underlays existed): `endpoint` alone, on the underlay "default".
+   * When set, `endpoint` carries the first of them, so a controller that predates this field still
+   * learns one endpoint.
+   *
+   * @generated from field: repeated crosslink.v1.UnderlayEndpoint endpoints = 8;
+   */
+  endpoints: UnderlayEndpoint[];
+
+  /**
+   * The box consents to relay other boxes' encrypted WireGuard datagrams between its underlays
+   * (`--relay`). It relays only if the policy also names it a relay (`relay: true`).
+   *
+   * @generated from field: bool is_relay = 9;
+   */
+  isRelay: boolean;
 };
 
 /**
@@ -83,6 +101,34 @@ export type EnrollRequest = Message<"crosslink.v1.EnrollRequest"> & {
  */
 export const EnrollRequestSchema: GenMessage<EnrollRequest> = /*@__PURE__*/
   messageDesc(file_crosslink_v1_agent, 0);
+
+/**
+ * Where a box receives WireGuard datagrams on one underlay network.
+ *
+ * @generated from message crosslink.v1.UnderlayEndpoint
+ */
+export type UnderlayEndpoint = Message<"crosslink.v1.UnderlayEndpoint"> & {
+  /**
+   * Underlay name as in the policy's `underlays` ("n3-wan"); "default" for a bare HOST:PORT.
+   *
+   * @generated from field: string underlay = 1;
+   */
+  underlay: string;
+
+  /**
+   * "host:port" or "[v6]:port". A relay needs literal addresses (it forwards by address).
+   *
+   * @generated from field: string endpoint = 2;
+   */
+  endpoint: string;
+};
+
+/**
+ * Describes the message crosslink.v1.UnderlayEndpoint.
+ * Use `create(UnderlayEndpointSchema)` to create a new message.
+ */
+export const UnderlayEndpointSchema: GenMessage<UnderlayEndpoint> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 1);
 
 /**
  * @generated from message crosslink.v1.EnrollResponse
@@ -122,7 +168,7 @@ export type EnrollResponse = Message<"crosslink.v1.EnrollResponse"> & {
  * Use `create(EnrollResponseSchema)` to create a new message.
  */
 export const EnrollResponseSchema: GenMessage<EnrollResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 1);
+  messageDesc(file_crosslink_v1_agent, 2);
 
 /**
  * @generated from message crosslink.v1.WatchConfigRequest
@@ -163,6 +209,20 @@ export type WatchConfigRequest = Message<"crosslink.v1.WatchConfigRequest"> & {
    * @generated from field: string agent_version = 6;
    */
   agentVersion: string;
+
+  /**
+   * As EnrollRequest.endpoints; empty together with an empty `endpoint`: unchanged.
+   *
+   * @generated from field: repeated crosslink.v1.UnderlayEndpoint endpoints = 7;
+   */
+  endpoints: UnderlayEndpoint[];
+
+  /**
+   * As EnrollRequest.is_relay: the box's consent now (an agent that predates it never relays).
+   *
+   * @generated from field: bool is_relay = 8;
+   */
+  isRelay: boolean;
 };
 
 /**
@@ -170,7 +230,7 @@ export type WatchConfigRequest = Message<"crosslink.v1.WatchConfigRequest"> & {
  * Use `create(WatchConfigRequestSchema)` to create a new message.
  */
 export const WatchConfigRequestSchema: GenMessage<WatchConfigRequest> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 2);
+  messageDesc(file_crosslink_v1_agent, 3);
 
 /**
  * @generated from message crosslink.v1.WatchConfigResponse
@@ -199,7 +259,7 @@ export type WatchConfigResponse = Message<"crosslink.v1.WatchConfigResponse"> & 
  * Use `create(WatchConfigResponseSchema)` to create a new message.
  */
 export const WatchConfigResponseSchema: GenMessage<WatchConfigResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 3);
+  messageDesc(file_crosslink_v1_agent, 4);
 
 /**
  * @generated from message crosslink.v1.Heartbeat
@@ -232,7 +292,7 @@ export type Heartbeat = Message<"crosslink.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 4);
+  messageDesc(file_crosslink_v1_agent, 5);
 
 /**
  * AgentConfig is everything one box needs, complete (never a delta). Applying the same AgentConfig
@@ -319,7 +379,7 @@ export type AgentConfig = Message<"crosslink.v1.AgentConfig"> & {
  * Use `create(AgentConfigSchema)` to create a new message.
  */
 export const AgentConfigSchema: GenMessage<AgentConfig> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 5);
+  messageDesc(file_crosslink_v1_agent, 6);
 
 /**
  * @generated from message crosslink.v1.Peer
@@ -365,6 +425,16 @@ export type Peer = Message<"crosslink.v1.Peer"> & {
    * @generated from field: string overlay_ip = 6;
    */
   overlayIp: string;
+
+  /**
+   * Every way to reach the peer over the underlays, best first; paths[0].endpoint == endpoint.
+   * Empty: the peer is reached directly at `endpoint` only. More than one (through two relays): the
+   * agent moves the peer to the next path by itself when the current one stops answering, and any
+   * listed endpoint counts as correctly configured (WireGuard roams between them).
+   *
+   * @generated from field: repeated crosslink.v1.PeerPath paths = 7;
+   */
+  paths: PeerPath[];
 };
 
 /**
@@ -372,7 +442,43 @@ export type Peer = Message<"crosslink.v1.Peer"> & {
  * Use `create(PeerSchema)` to create a new message.
  */
 export const PeerSchema: GenMessage<Peer> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 6);
+  messageDesc(file_crosslink_v1_agent, 7);
+
+/**
+ * One way from this box to a peer over the underlays.
+ *
+ * @generated from message crosslink.v1.PeerPath
+ */
+export type PeerPath = Message<"crosslink.v1.PeerPath"> & {
+  /**
+   * Underlay "host:port" this box sends the peer's WireGuard datagrams to: the peer's own endpoint
+   * (direct), or an address and port of the relay.
+   *
+   * @generated from field: string endpoint = 1;
+   */
+  endpoint: string;
+
+  /**
+   * The relay's agent name; empty for a direct path.
+   *
+   * @generated from field: string relay = 2;
+   */
+  relay: string;
+
+  /**
+   * The underlay this box sends on (informational).
+   *
+   * @generated from field: string underlay = 3;
+   */
+  underlay: string;
+};
+
+/**
+ * Describes the message crosslink.v1.PeerPath.
+ * Use `create(PeerPathSchema)` to create a new message.
+ */
+export const PeerPathSchema: GenMessage<PeerPath> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 8);
 
 /**
  * @generated from message crosslink.v1.Firewall
@@ -412,6 +518,15 @@ export type Firewall = Message<"crosslink.v1.Firewall"> & {
    * @generated from field: repeated string local_prefixes = 5;
    */
   localPrefixes: string[];
+
+  /**
+   * Relayed WireGuard datagrams this box forwards between its underlays (it is a relay), sorted.
+   * Only UDP to these exact address/port pairs is forwarded, in the kernel; the datagrams stay
+   * encrypted end to end. Empty: this box relays nothing.
+   *
+   * @generated from field: repeated crosslink.v1.RelayForward relay = 6;
+   */
+  relay: RelayForward[];
 };
 
 /**
@@ -419,7 +534,63 @@ export type Firewall = Message<"crosslink.v1.Firewall"> & {
  * Use `create(FirewallSchema)` to create a new message.
  */
 export const FirewallSchema: GenMessage<Firewall> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 7);
+  messageDesc(file_crosslink_v1_agent, 9);
+
+/**
+ * A relay forwards UDP datagrams that `source` sends to `listen` on to `target`, rewriting their
+ * source to `snat`; the kernel's connection tracking carries the replies back. One pair of boxes
+ * relayed through this one gives two entries, one per direction, each other's mirror.
+ *
+ * @generated from message crosslink.v1.RelayForward
+ */
+export type RelayForward = Message<"crosslink.v1.RelayForward"> & {
+  /**
+   * The sending box's underlay address, no port ("172.31.4.2").
+   *
+   * @generated from field: string source = 1;
+   */
+  source: string;
+
+  /**
+   * This relay's "address:port" the sending box sends to.
+   *
+   * @generated from field: string listen = 2;
+   */
+  listen: string;
+
+  /**
+   * The receiving box's endpoint "address:port".
+   *
+   * @generated from field: string target = 3;
+   */
+  target: string;
+
+  /**
+   * This relay's "address:port" on the receiving box's underlay (the receiver's endpoint for the sender).
+   *
+   * @generated from field: string snat = 4;
+   */
+  snat: string;
+
+  /**
+   * Agent names of the sending and the receiving box (for status and logs).
+   *
+   * @generated from field: string from_agent = 5;
+   */
+  fromAgent: string;
+
+  /**
+   * @generated from field: string to_agent = 6;
+   */
+  toAgent: string;
+};
+
+/**
+ * Describes the message crosslink.v1.RelayForward.
+ * Use `create(RelayForwardSchema)` to create a new message.
+ */
+export const RelayForwardSchema: GenMessage<RelayForward> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 10);
 
 /**
  * FlowRule allows new connections from any of `sources` to any of `destinations` with the given
@@ -465,7 +636,7 @@ export type FlowRule = Message<"crosslink.v1.FlowRule"> & {
  * Use `create(FlowRuleSchema)` to create a new message.
  */
 export const FlowRuleSchema: GenMessage<FlowRule> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 8);
+  messageDesc(file_crosslink_v1_agent, 11);
 
 /**
  * @generated from message crosslink.v1.PortRange
@@ -489,7 +660,7 @@ export type PortRange = Message<"crosslink.v1.PortRange"> & {
  * Use `create(PortRangeSchema)` to create a new message.
  */
 export const PortRangeSchema: GenMessage<PortRange> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 9);
+  messageDesc(file_crosslink_v1_agent, 12);
 
 /**
  * @generated from message crosslink.v1.LocalSubnet
@@ -533,7 +704,7 @@ export type LocalSubnet = Message<"crosslink.v1.LocalSubnet"> & {
  * Use `create(LocalSubnetSchema)` to create a new message.
  */
 export const LocalSubnetSchema: GenMessage<LocalSubnet> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 10);
+  messageDesc(file_crosslink_v1_agent, 13);
 
 /**
  * @generated from message crosslink.v1.Probe
@@ -587,7 +758,7 @@ export type Probe = Message<"crosslink.v1.Probe"> & {
  * Use `create(ProbeSchema)` to create a new message.
  */
 export const ProbeSchema: GenMessage<Probe> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 11);
+  messageDesc(file_crosslink_v1_agent, 14);
 
 /**
  * @generated from message crosslink.v1.ReportRequest
@@ -652,7 +823,7 @@ export type ReportRequest = Message<"crosslink.v1.ReportRequest"> & {
  * Use `create(ReportRequestSchema)` to create a new message.
  */
 export const ReportRequestSchema: GenMessage<ReportRequest> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 12);
+  messageDesc(file_crosslink_v1_agent, 15);
 
 /**
  * @generated from message crosslink.v1.ApplyError
@@ -695,7 +866,7 @@ export type ApplyError = Message<"crosslink.v1.ApplyError"> & {
  * Use `create(ApplyErrorSchema)` to create a new message.
  */
 export const ApplyErrorSchema: GenMessage<ApplyError> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 13);
+  messageDesc(file_crosslink_v1_agent, 16);
 
 /**
  * @generated from message crosslink.v1.PeerStatus
@@ -767,7 +938,7 @@ export type PeerStatus = Message<"crosslink.v1.PeerStatus"> & {
  * Use `create(PeerStatusSchema)` to create a new message.
  */
 export const PeerStatusSchema: GenMessage<PeerStatus> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 14);
+  messageDesc(file_crosslink_v1_agent, 17);
 
 /**
  * @generated from message crosslink.v1.ProbeResult
@@ -808,7 +979,7 @@ export type ProbeResult = Message<"crosslink.v1.ProbeResult"> & {
  * Use `create(ProbeResultSchema)` to create a new message.
  */
 export const ProbeResultSchema: GenMessage<ProbeResult> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 15);
+  messageDesc(file_crosslink_v1_agent, 18);
 
 /**
  * @generated from message crosslink.v1.ReportResponse
@@ -827,7 +998,7 @@ export type ReportResponse = Message<"crosslink.v1.ReportResponse"> & {
  * Use `create(ReportResponseSchema)` to create a new message.
  */
 export const ReportResponseSchema: GenMessage<ReportResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 16);
+  messageDesc(file_crosslink_v1_agent, 19);
 
 /**
  * AgentService is served by the controller on the same TLS port as the REST API (Connect protocol).
