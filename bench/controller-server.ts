@@ -58,7 +58,7 @@ const { store, cleanup } = await openStore();
 for (let i = 0; i < n; i++) {
   const name = agentName(i);
   await store.enrollAgent({
-    id: `id-${i}`, name, publicKey: createHash('sha256').update(name).digest('base64'), endpoint: `192.0.2.${i % 250 + 1}:${51820 + (i >> 8)}`,
+    id: `id-${i}`, name, publicKey: createHash('sha256').update(name).digest('base64'), endpoint: `192.0.2.${i % 250 + 1}:${51820 + (i >> 8)}`, endpoints: [], isRelay: false,
     overlayAddress: `100.${64 + (((i + 1) >> 16) & 63)}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}/10`, advertised: [cidr(i)], credentialHash: sha(`bench-${i}`),
     agentVersion: '0.1.0', protocolVersion: 1, enrolledAtMs: Date.now(), revokedAtMs: null, desiredGeneration: 0, desiredHash: '', appliedGeneration: 0, lastReportAtMs: null, lastReport: null,
   }, '', { actor, action: 'agent.enroll', target: `agent/${name}`, before: null, after: null });

@@ -268,6 +268,12 @@ export class Distributor implements DistributionPort {
     return this.#streamCount;
   }
 
+  /** The underlays the current policy declares; undefined with no policy or one that declares none. */
+  declaredUnderlays(): string[] | undefined {
+    const names = this.#policy?.underlays.map((u) => u.name) ?? [];
+    return names.length > 0 ? names : undefined;
+  }
+
   policyVersion(): number {
     return this.#policyVersion;
   }
@@ -316,6 +322,8 @@ export class Distributor implements DistributionPort {
       inventory: {
         name: a.name as AgentName, publicKey: a.publicKey, endpoint: a.endpoint, overlayAddress: a.overlayAddress,
         advertised: [...a.advertised], isHealthy: true,
+        ...(a.endpoints.length > 0 ? { endpoints: a.endpoints.map((e) => ({ ...e })) } : {}),
+        ...(a.isRelay ? { isRelay: true } : {}),
       },
       credentialHash: a.credentialHash,
       persistedGeneration: a.desiredGeneration,

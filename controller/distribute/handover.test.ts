@@ -25,7 +25,7 @@ const KEYS = ['AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'BBBBBBBBBBBBBBBBB
 
 function agent(name: string, i: number, advertised: string[]): AgentRecord {
   return {
-    id: name, name, publicKey: KEYS[i]!, endpoint: `172.31.${i + 1}.2:51820`, overlayAddress: `100.64.0.${i + 1}/10`, advertised,
+    id: name, name, publicKey: KEYS[i]!, endpoint: `172.31.${i + 1}.2:51820`, endpoints: [], isRelay: false, overlayAddress: `100.64.0.${i + 1}/10`, advertised,
     credentialHash: `h${i}`, agentVersion: 't', protocolVersion: 1, enrolledAtMs: 0, revokedAtMs: null, desiredGeneration: 0,
     desiredHash: '', appliedGeneration: 0, lastReportAtMs: null, lastReport: null,
   };

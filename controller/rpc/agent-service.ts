@@ -18,6 +18,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Actor, AgentRecord, Store } from '../store/store.js';
 import { isValidName } from '../policy/names.js';
+import { DEFAULT_UNDERLAY } from '../policy/types.js';
 import { parsePrefixStrict } from '../policy/prefixes.js';
 import { MAX_HEARTBEAT_INTERVAL_MS, type CloseReason, type Distributor } from '../distribute/distributor.js';
 import { allocateOverlayAddress } from './overlay-pool.js';
@@ -49,6 +50,7 @@ export function agentContextValues(req: { ip?: string; socket?: { remoteAddress?
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+const UNDERLAY = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const ENDPOINT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
 export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRouter) => void {
@@ -89,6 +91,27 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
     }
   }
 
+  /**
+   * The per-underlay endpoints an agent announces, sorted by underlay. Each underlay at most once;
+   * with a policy that declares underlays, each must be one of them (a box cabled to a network the
+   * policy does not know is a typo to fix on the box, not something to route around).
+   */
+  function validateEndpoints(list: { underlay: string; endpoint: string }[], field: string): { underlay: string; endpoint: string }[] {
+    const declared = distributor.declaredUnderlays();
+    const seen = new Set<string>();
+    for (const [i, e] of list.entries()) {
+      if (!UNDERLAY.test(e.underlay)) throw new ConnectError(`${field}[${i}].underlay: "${e.underlay}" is not a name (lowercase letters, digits and "-", 1-63 characters)`, Code.InvalidArgument);
+      if (e.endpoint === '') throw new ConnectError(`${field}[${i}].endpoint: missing for underlay "${e.underlay}"`, Code.InvalidArgument);
+      validateEndpoint(e.endpoint, `${field}[${i}].endpoint`);
+      if (seen.has(e.underlay)) throw new ConnectError(`${field}[${i}].underlay: "${e.underlay}" is announced twice`, Code.InvalidArgument);
+      seen.add(e.underlay);
+      if (declared && e.underlay !== DEFAULT_UNDERLAY && !declared.includes(e.underlay)) {
+        throw new ConnectError(`${field}[${i}].underlay: the policy declares no underlay "${e.underlay}" (it declares ${declared.join(', ')})`, Code.InvalidArgument);
+      }
+    }
+    return list.map((e) => ({ underlay: e.underlay, endpoint: e.endpoint })).sort((a, b) => (a.underlay < b.underlay ? -1 : a.underlay > b.underlay ? 1 : 0));
+  }
+
   return (router: ConnectRouter) => {
     router.service(AgentService, {
       async enroll(req, ctx) {
@@ -96,6 +119,7 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
         if (!isValidName(req.name)) throw new ConnectError('name: lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-"', Code.InvalidArgument);
         if (!WG_KEY.test(req.publicKey)) throw new ConnectError('public_key: a WireGuard public key is 44 characters of base64', Code.InvalidArgument);
         validateEndpoint(req.endpoint, 'endpoint');
+        const endpoints = validateEndpoints(req.endpoints, 'endpoints');
         const advertised = validatePrefixes(req.advertisedSubnets, 'advertised_subnets');
         // Accept the whole token text too: the secret is what follows the last '.'.
         const secret = req.joinToken.slice(req.joinToken.lastIndexOf('.') + 1);
@@ -121,7 +145,9 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
             id: previous?.id ?? randomUUID(),
             name: req.name,
             publicKey: req.publicKey,
-            endpoint: req.endpoint,
+            endpoint: req.endpoint || (endpoints[0]?.endpoint ?? ''),
+            endpoints,
+            isRelay: req.isRelay,
             overlayAddress,
             advertised,
             credentialHash: sha256(credential),
@@ -165,6 +191,10 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
         const patch: Parameters<Store['updateAgent']>[1] = {};
         validateEndpoint(req.endpoint, 'endpoint');
         if (req.endpoint !== '' && req.endpoint !== agent.endpoint) patch.endpoint = req.endpoint;
+        // An agent that predates underlays sends neither: its stored endpoints and consent stay [] and false.
+        const endpoints = validateEndpoints(req.endpoints, 'endpoints');
+        if (JSON.stringify(endpoints) !== JSON.stringify(agent.endpoints)) patch.endpoints = endpoints;
+        if (req.isRelay !== agent.isRelay) patch.isRelay = req.isRelay;
         if (req.advertisedSubnetsSet) {
           const adv = validatePrefixes(req.advertisedSubnets, 'advertised_subnets');
           if (adv.join() !== [...agent.advertised].sort().join()) patch.advertised = adv;
@@ -173,8 +203,8 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
         if (req.protocolVersion !== agent.protocolVersion) patch.protocolVersion = req.protocolVersion;
         if (Object.keys(patch).length > 0) {
           await store.updateAgent(name, patch);
-          if (patch.endpoint !== undefined || patch.advertised !== undefined) {
-            log.info({ agent: name, endpoint: patch.endpoint, advertised: patch.advertised }, 'agent inventory updated by its stream');
+          if (patch.endpoint !== undefined || patch.advertised !== undefined || patch.endpoints !== undefined || patch.isRelay !== undefined) {
+            log.info({ agent: name, endpoint: patch.endpoint, endpoints: patch.endpoints, isRelay: patch.isRelay, advertised: patch.advertised }, 'agent inventory updated by its stream');
             await distributor.agentsChanged([name]);
           }
           // Revoked meanwhile? agentsChanged would have closed nothing yet: check again.
@@ -241,7 +271,10 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
 }
 
 function publicView(a: AgentRecord) {
-  return { id: a.id, name: a.name, publicKey: a.publicKey, endpoint: a.endpoint, overlayAddress: a.overlayAddress, advertised: a.advertised, agentVersion: a.agentVersion };
+  return {
+    id: a.id, name: a.name, publicKey: a.publicKey, endpoint: a.endpoint, overlayAddress: a.overlayAddress, advertised: a.advertised, agentVersion: a.agentVersion,
+    ...(a.endpoints.length > 0 ? { endpoints: a.endpoints } : {}), ...(a.isRelay ? { isRelay: true } : {}),
+  };
 }
 
 function configMessage(config: AgentConfig): WatchConfigResponse {

@@ -10,7 +10,7 @@ const audit = (action: string, target = 'x', before: unknown = null, after: unkn
 
 export function agentRecord(name: string, over: Partial<AgentRecord> = {}): AgentRecord {
   return {
-    id: `ag-${name}`, name, publicKey: 'k'.repeat(43) + '=', endpoint: '198.51.100.1:51820', overlayAddress: '100.64.0.2/10',
+    id: `ag-${name}`, name, publicKey: 'k'.repeat(43) + '=', endpoint: '198.51.100.1:51820', endpoints: [], isRelay: false, overlayAddress: '100.64.0.2/10',
     advertised: ['10.20.0.0/16'], credentialHash: `cred-${name}`, agentVersion: '0.1.0', protocolVersion: 1,
     enrolledAtMs: 1000, revokedAtMs: null, desiredGeneration: 0, desiredHash: '', appliedGeneration: 0,
     lastReportAtMs: null, lastReport: null, ...over,
@@ -89,7 +89,9 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     t.match(await store.agentByName('box-a'), { id: 'ag-a2', credentialHash: 'cred2' });
     t.equal(await store.agentByCredentialHash('cred-box-a'), null);
 
-    await store.updateAgent('box-a', { endpoint: '203.0.113.9:51820', advertised: ['10.1.0.0/16', '10.2.0.0/16'], appliedGeneration: 4, desiredGeneration: 5, desiredHash: 'h5', lastReportAtMs: 77, lastReport: '{"x":1}' });
+    await store.updateAgent('box-a', { endpoint: '203.0.113.9:51820', endpoints: [{ underlay: 'n3-wan', endpoint: '203.0.113.9:51820' }, { underlay: 'psn-wan', endpoint: '192.0.2.9:51820' }], isRelay: true, advertised: ['10.1.0.0/16', '10.2.0.0/16'], appliedGeneration: 4, desiredGeneration: 5, desiredHash: 'h5', lastReportAtMs: 77, lastReport: '{"x":1}' });
+    t.same((await store.agentByName('box-a'))?.endpoints, [{ underlay: 'n3-wan', endpoint: '203.0.113.9:51820' }, { underlay: 'psn-wan', endpoint: '192.0.2.9:51820' }]);
+    t.equal((await store.agentByName('box-a'))?.isRelay, true);
     t.match(await store.agentByName('box-a'), { endpoint: '203.0.113.9:51820', advertised: ['10.1.0.0/16', '10.2.0.0/16'], appliedGeneration: 4, desiredGeneration: 5, desiredHash: 'h5', lastReportAtMs: 77, lastReport: '{"x":1}' });
     await store.updateAgent('box-a', {});
     await store.setDesiredGenerations([{ name: 'box-a', generation: 6, hash: 'h6' }, { name: 'ghost', generation: 1, hash: 'x' }]);

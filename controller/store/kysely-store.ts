@@ -23,7 +23,8 @@ function toPolicy(r: Selectable<PolicyVersionsTable>): PolicyVersion {
 
 function toAgent(r: Selectable<AgentsTable>): AgentRecord {
   return {
-    id: r.id, name: r.name, publicKey: r.public_key, endpoint: r.endpoint, overlayAddress: r.overlay_address,
+    id: r.id, name: r.name, publicKey: r.public_key, endpoint: r.endpoint, endpoints: JSON.parse(r.endpoints) as AgentRecord['endpoints'],
+    isRelay: num(r.is_relay) === 1, overlayAddress: r.overlay_address,
     advertised: JSON.parse(r.advertised) as string[], credentialHash: r.credential_hash, agentVersion: r.agent_version,
     protocolVersion: num(r.protocol_version), enrolledAtMs: num(r.enrolled_at_ms), revokedAtMs: numOrNull(r.revoked_at_ms),
     desiredGeneration: num(r.desired_generation), desiredHash: r.desired_hash, appliedGeneration: num(r.applied_generation),
@@ -33,7 +34,8 @@ function toAgent(r: Selectable<AgentsTable>): AgentRecord {
 
 function fromAgent(a: AgentRecord): AgentsTable {
   return {
-    id: a.id, name: a.name, public_key: a.publicKey, endpoint: a.endpoint, overlay_address: a.overlayAddress,
+    id: a.id, name: a.name, public_key: a.publicKey, endpoint: a.endpoint, endpoints: JSON.stringify(a.endpoints),
+    is_relay: a.isRelay ? 1 : 0, overlay_address: a.overlayAddress,
     advertised: JSON.stringify(a.advertised), credential_hash: a.credentialHash, agent_version: a.agentVersion,
     protocol_version: a.protocolVersion, enrolled_at_ms: a.enrolledAtMs, revoked_at_ms: a.revokedAtMs,
     desired_generation: a.desiredGeneration, desired_hash: a.desiredHash, applied_generation: a.appliedGeneration,
@@ -220,9 +222,11 @@ export class KyselyStore implements Store {
     });
   }
 
-  async updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void> {
+  async updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'endpoints' | 'isRelay' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void> {
     const set: Partial<AgentsTable> = {};
     if (patch.endpoint !== undefined) set.endpoint = patch.endpoint;
+    if (patch.endpoints !== undefined) set.endpoints = JSON.stringify(patch.endpoints);
+    if (patch.isRelay !== undefined) set.is_relay = patch.isRelay ? 1 : 0;
     if (patch.advertised !== undefined) set.advertised = JSON.stringify(patch.advertised);
     if (patch.agentVersion !== undefined) set.agent_version = patch.agentVersion;
     if (patch.protocolVersion !== undefined) set.protocol_version = patch.protocolVersion;

@@ -18,6 +18,10 @@ export interface AgentsTable {
   name: string;
   public_key: string;
   endpoint: string;
+  /** JSON array of {underlay, endpoint}; '[]' when the agent announced only `endpoint`. */
+  endpoints: string;
+  /** 0/1: the box consents to relay (`--relay`). */
+  is_relay: Int;
   overlay_address: string;
   /** JSON array of prefixes. */
   advertised: string;

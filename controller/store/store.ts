@@ -47,7 +47,12 @@ export interface AgentRecord {
   id: string;
   name: string;
   publicKey: string;
+  /** The endpoint on the underlay "default" or, with named underlays, the first one announced. */
   endpoint: string;
+  /** One per named underlay the box sits on, sorted by underlay; empty for agents that announce only `endpoint`. */
+  endpoints: { underlay: string; endpoint: string }[];
+  /** The box consents to relay other boxes' WireGuard datagrams between its underlays (`--relay`). */
+  isRelay: boolean;
   overlayAddress: string;
   advertised: string[];
   /** sha256 hex of the agent's bearer credential. */
@@ -112,7 +117,7 @@ export interface Store {
   usedOverlayAddresses(): Promise<string[]>;
   /** Creates or replaces (re-enrolment of the same name) the agent; marks the join token used. */
   enrollAgent(agent: AgentRecord, joinTokenId: string, audit: AuditInput): Promise<void>;
-  updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void>;
+  updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'endpoints' | 'isRelay' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void>;
   /** Records the desired generation and hash of many agents in one transaction (one fsync for a
    *  policy change that touches hundreds of agents). Unknown names are ignored. */
   setDesiredGenerations(entries: { name: string; generation: number; hash: string }[]): Promise<void>;

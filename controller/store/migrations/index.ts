@@ -2,9 +2,11 @@
 // directory) so the compiled and the tsx-run controller see exactly the same list.
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m001 from './001_initial.js';
+import * as m002 from './002_underlays.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
+  '002_underlays': m002,
 };
 
 export const migrationProvider: MigrationProvider = {
