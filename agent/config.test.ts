@@ -28,7 +28,7 @@ t.test('a full file', async (t) => {
   ].join('\n'));
   t.same(s, {
     join: 'xljoin1.abc.def', stateDir: '/var/lib/crosslink/agent', name: 'leeds-gw', interfaceName: 'xl0', listenPort: 51821,
-    endpoint: '[2001:db8::7]:51820', advertise: ['10.20.1.0/24', '10.20.2.0/24'], statusListen: '127.0.0.1:9474', wireguard: 'userspace', mtu: 1380,
+    endpoint: [{ underlay: 'default', endpoint: '[2001:db8::7]:51820' }], advertise: ['10.20.1.0/24', '10.20.2.0/24'], statusListen: '127.0.0.1:9474', wireguard: 'userspace', mtu: 1380,
   });
 });
 
@@ -36,10 +36,10 @@ t.test('empty file and empty values mean defaults', async (t) => {
   t.same(parseAgentConfigText(''), {});
   t.same(parseAgentConfigText('# only comments\n'), {});
   const s = parseAgentConfigText('join: ""\nname: ""\nendpoint: ""\nadvertise: []\n');
-  t.same(s, { endpoint: '', advertise: [] });
+  t.same(s, { endpoint: [], advertise: [] });
   t.same(resolveAgentOptions({}, s, '1.0'), {
     stateDir: '/var/lib/crosslink/agent', join: undefined, name: undefined, interfaceName: 'crosslink0', listenPort: 51820, endpoint: '',
-    advertise: [], statusListen: '127.0.0.1:9474', wireguard: 'auto', mtu: 1420, agentVersion: '1.0',
+    endpoints: [], isRelay: false, advertise: [], statusListen: '127.0.0.1:9474', wireguard: 'auto', mtu: 1420, agentVersion: '1.0',
   });
 });
 
@@ -82,6 +82,27 @@ t.test('flags override the file; bad flags name the flag', async (t) => {
   t.equal(o.listenPort, 2000);
   t.same(o.advertise, ['10.1.0.0/16', '10.2.0.0/16']);
   throwsLike(t, () => settingsFromFlags({ endpoint: 'nohostport' }), { message: /^--endpoint: / });
+});
+
+t.test('endpoints: one per named underlay, or a bare HOST:PORT on the underlay "default"', async (t) => {
+  const flags = settingsFromFlags({ endpoint: ['n3-wan=10.1.2.3:51820', 'psn-wan=[2001:db8::5]:51820'], relay: true });
+  const o = resolveAgentOptions(flags, {}, 'v');
+  t.equal(o.endpoint, '10.1.2.3:51820', 'the first is the endpoint an older controller reads');
+  t.same(o.endpoints, [{ underlay: 'n3-wan', endpoint: '10.1.2.3:51820' }, { underlay: 'psn-wan', endpoint: '[2001:db8::5]:51820' }]);
+  t.equal(o.isRelay, true);
+  const bare = resolveAgentOptions(settingsFromFlags({ endpoint: '192.0.2.1:51820' }), {}, 'v');
+  t.same([bare.endpoint, bare.endpoints, bare.isRelay], ['192.0.2.1:51820', [], false], 'a bare endpoint is announced as before underlays');
+  const file = parseAgentConfigText('endpoint:\n  - n3-wan=10.1.2.3:51820\n  - psn-wan=172.16.4.5:51820\nrelay: true\n');
+  t.same(file, { endpoint: [{ underlay: 'n3-wan', endpoint: '10.1.2.3:51820' }, { underlay: 'psn-wan', endpoint: '172.16.4.5:51820' }], relay: true });
+});
+
+t.test('bad endpoints and relay settings name the flag, the item and the line', async (t) => {
+  throwsLike(t, () => settingsFromFlags({ endpoint: ['n3-wan=10.1.2.3:51820', 'psn-wan=nohostport'] }), { code: 'config_invalid', message: /^--endpoint\[1\]: "psn-wan=nohostport": "nohostport" is not host:port or \[v6\]:port \(expected NAME=HOST:PORT\)$/ });
+  throwsLike(t, () => settingsFromFlags({ endpoint: 'N3 WAN=10.1.2.3:51820' }), { message: /^--endpoint: "N3 WAN=10\.1\.2\.3:51820": the underlay name "N3 WAN" is not lowercase/ });
+  throwsLike(t, () => settingsFromFlags({ endpoint: ['n3-wan=10.1.2.3:51820', 'n3-wan=10.1.2.4:51820'] }), { message: /^--endpoint\[1\]: .*underlay "n3-wan" is given twice/ });
+  throwsLike(t, () => settingsFromFlags({ endpoint: 'n3-wan=10.1.2.3:51820', relay: true }), { message: /^--relay: a relay joins two underlays: give an endpoint on each/ });
+  throwsLike(t, () => parseAgentConfigText('name: a\nendpoint:\n  - n3-wan=10.1.2.3:51820\n  - =10.1.2.4:51820\n'), { details: [{ path: 'endpoint[1]', line: 4 }] });
+  throwsLike(t, () => parseAgentConfigText('relay: perhaps\n'), { details: [{ path: 'relay', line: 1, message: 'must be true or false' }] });
 });
 
 t.test('the shipped example config parses', async (t) => {

@@ -8,6 +8,10 @@ import { canonicalEndpoint, strictCanonicalPrefix } from './host/canonical.js';
 import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_MTU } from './reconcile/desired.js';
 import type { AgentRunOptions, WireGuardChoice } from './main.js';
 import { parseListenAddress } from './health/status-server.js';
+import type { UnderlayEndpoint } from './control/client.js';
+
+/** The underlay a bare HOST:PORT endpoint means (controller/policy/types.ts DEFAULT_UNDERLAY). */
+const DEFAULT_UNDERLAY_NAME = 'default';
 
 export const DEFAULT_STATE_DIR = '/var/lib/crosslink/agent';
 export const DEFAULT_STATUS_LISTEN = '127.0.0.1:9474';
@@ -20,7 +24,10 @@ export interface AgentSettingsInput {
   name?: string;
   interfaceName?: string;
   listenPort?: number;
-  endpoint?: string;
+  /** In the order given; a bare HOST:PORT is the underlay "default". */
+  endpoint?: UnderlayEndpoint[];
+  /** The box consents to relay between its underlays (the policy must allow it too). */
+  relay?: boolean;
   advertise?: string[];
   statusListen?: string;
   wireguard?: WireGuardChoice;
@@ -37,6 +44,7 @@ export const SETTING_KEYS: Record<string, keyof AgentSettingsInput> = {
   interface: 'interfaceName',
   'listen-port': 'listenPort',
   endpoint: 'endpoint',
+  relay: 'relay',
   advertise: 'advertise',
   'status-listen': 'statusListen',
   wireguard: 'wireguard',
@@ -107,11 +115,28 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
         break;
       }
       case 'endpoint': {
-        const s = str(key, v);
-        if (s === null) break;
-        if (s === '') out.endpoint = '';
-        else if (canonicalEndpoint(s) === null) err(key, `"${s}" is not host:port or [v6]:port`);
-        else out.endpoint = s;
+        // One value or a list (the flag repeated, or a YAML list): NAME=HOST:PORT or a bare HOST:PORT.
+        const list: unknown[] = v === null || v === undefined || v === '' ? [] : Array.isArray(v) ? v : [v];
+        const endpoints: UnderlayEndpoint[] = [];
+        list.forEach((item, i) => {
+          const at = list.length > 1 || Array.isArray(v) ? i : undefined;
+          const text = typeof item === 'string' ? item.trim() : '';
+          const eq = text.indexOf('=');
+          const underlay = eq < 0 ? DEFAULT_UNDERLAY_NAME : text.slice(0, eq);
+          const hostPort = eq < 0 ? text : text.slice(eq + 1);
+          if (typeof item !== 'string' || text === '') err(key, `${JSON.stringify(item)} is not NAME=HOST:PORT or HOST:PORT`, at);
+          else if (!NAME_RE.test(underlay)) err(key, `"${text}": the underlay name "${underlay}" is not lowercase letters, digits and '-', 1-63 characters (expected NAME=HOST:PORT)`, at);
+          else if (canonicalEndpoint(hostPort) === null) err(key, `"${text}": "${hostPort}" is not host:port or [v6]:port (expected ${eq < 0 ? 'HOST:PORT' : 'NAME=HOST:PORT'})`, at);
+          else if (endpoints.some((e) => e.underlay === underlay)) err(key, `"${text}": underlay "${underlay}" is given twice (one endpoint per underlay)`, at);
+          else endpoints.push({ underlay, endpoint: hostPort });
+        });
+        out.endpoint = endpoints;
+        break;
+      }
+      case 'relay': {
+        const b = typeof v === 'boolean' ? v : v === 'true' ? true : v === 'false' ? false : null;
+        if (b === null) err(key, 'must be true or false');
+        else out.relay = b;
         break;
       }
       case 'advertise': {
@@ -153,6 +178,9 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
         break;
       }
     }
+  }
+  if (out.relay && out.endpoint !== undefined && out.endpoint.length < 2) {
+    err('relay', `a relay joins two underlays: give an endpoint on each (endpoint: NAME=HOST:PORT, at least two; got ${out.endpoint.length})`);
   }
   return { settings: out, errors };
 }
@@ -221,7 +249,10 @@ export function resolveAgentOptions(flags: AgentSettingsInput, file: AgentSettin
     name: m.name,
     interfaceName: m.interfaceName ?? DEFAULT_INTERFACE,
     listenPort: m.listenPort ?? DEFAULT_LISTEN_PORT,
-    endpoint: m.endpoint ?? '',
+    endpoint: m.endpoint?.[0]?.endpoint ?? '',
+    // A box with only a bare HOST:PORT announces no named endpoints: on the wire it is what it was before underlays.
+    endpoints: (m.endpoint ?? []).length === 1 && m.endpoint![0]!.underlay === DEFAULT_UNDERLAY_NAME ? [] : [...(m.endpoint ?? [])],
+    isRelay: m.relay ?? false,
     advertise: m.advertise ?? [],
     statusListen: m.statusListen ?? DEFAULT_STATUS_LISTEN,
     wireguard: m.wireguard ?? 'auto',

@@ -11,7 +11,7 @@ import type { Clock } from '../lib/clock.js';
 import { CrosslinkError, isCrosslinkError } from '../lib/errors.js';
 import { parseJoinToken } from '../lib/join-token.js';
 import { ApplyErrorSchema, PeerStatusSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
-import type { ControlClient } from './control/client.js';
+import type { ControlClient, UnderlayEndpoint } from './control/client.js';
 import type { Host, WireGuardMode } from './host/ports.js';
 import { countConfigError, createAgentMetrics, createStatusServer, parseListenAddress, type AgentMetrics, type AgentStatus, type PeerStatusView, type StatusServer } from './health/status-server.js';
 import type { AgentSettings, FirewallRenderer } from './reconcile/desired.js';
@@ -38,8 +38,12 @@ export interface AgentRunOptions {
   name?: string;
   interfaceName: string;
   listenPort: number;
-  /** Underlay "host:port" other boxes reach this one at; "" = none. */
+  /** Underlay "host:port" other boxes reach this one at; "" = none. With named underlays, the first. */
   endpoint: string;
+  /** One per named underlay; empty when the box has only a bare HOST:PORT (the underlay "default"). */
+  endpoints?: UnderlayEndpoint[];
+  /** The box consents to relay other boxes' encrypted datagrams between its underlays. */
+  isRelay?: boolean;
   advertise: string[];
   /** "host:port" of the local status endpoint; "" = off. */
   statusListen: string;
@@ -149,7 +153,7 @@ async function enroll(opts: AgentRunOptions, deps: AgentDeps, state: StateDir, p
   const backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000, jitter: 0.5 });
   while (!signal.aborted) {
     try {
-      const res = await client.enroll(token.secret, { name, publicKey, endpoint: opts.endpoint, advertisedSubnets: opts.advertise, agentVersion: opts.agentVersion });
+      const res = await client.enroll(token.secret, { name, publicKey, endpoint: opts.endpoint, endpoints: opts.endpoints, isRelay: opts.isRelay, advertisedSubnets: opts.advertise, agentVersion: opts.agentVersion });
       const e: Enrollment = {
         controllerUrl: token.controllerUrl, caFingerprint: token.caFingerprint, credential: res.credential, agentId: res.agentId,
         name, overlayAddress: res.overlayAddress, protocolVersion: res.protocolVersion, enrolledAtMs: deps.clock.nowMs(),
@@ -404,6 +408,8 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     }, {
       knownContentHash: () => reconciler.desiredState?.contentHash ?? '',
       endpoint: opts.endpoint,
+      endpoints: opts.endpoints,
+      isRelay: opts.isRelay,
       advertisedSubnets: opts.advertise,
       agentVersion: opts.agentVersion,
     });

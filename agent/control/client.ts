@@ -2,12 +2,27 @@
 // Implemented over Connect RPC with the controller's certificate pinned (agent/control/connect.ts).
 import type { AgentConfig, EnrollResponse, ReportRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
 
-export interface EnrollInput {
-  name: string;
-  publicKey: string;
+/** One endpoint per named underlay the box is cabled to. */
+export interface UnderlayEndpoint {
+  underlay: string;
   endpoint: string;
+}
+
+/** What the agent tells the controller about itself, at enrolment and on each config stream. */
+export interface AgentAnnouncement {
+  /** The first endpoint (an old controller reads only this). */
+  endpoint: string;
+  /** Every named endpoint; empty when the box has only a bare HOST:PORT. */
+  endpoints?: UnderlayEndpoint[];
+  /** The box consents to relay other boxes' encrypted datagrams between its underlays. */
+  isRelay?: boolean;
   advertisedSubnets: string[];
   agentVersion: string;
+}
+
+export interface EnrollInput extends AgentAnnouncement {
+  name: string;
+  publicKey: string;
 }
 
 export interface ConfigStreamEvents {
@@ -21,6 +36,6 @@ export interface ControlClient {
   enroll(joinSecret: string, input: EnrollInput): Promise<EnrollResponse>;
   /** Keeps a WatchConfig stream open until stop() resolves: detects a dead stream by missing
    *  heartbeats and reconnects with capped exponential backoff and jitter. */
-  watch(events: ConfigStreamEvents, hello: { knownContentHash: () => string; endpoint: string; advertisedSubnets: string[]; agentVersion: string }): { stop(): Promise<void> };
+  watch(events: ConfigStreamEvents, hello: AgentAnnouncement & { knownContentHash: () => string }): { stop(): Promise<void> };
   report(report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion'>): Promise<void>;
 }

@@ -139,6 +139,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
         const res = await rpc.enroll({
           protocolVersion, joinToken: joinSecret, name: input.name, publicKey: input.publicKey,
           endpoint: input.endpoint, advertisedSubnets: input.advertisedSubnets, agentVersion: input.agentVersion,
+          endpoints: input.endpoints ?? [], isRelay: input.isRelay ?? false,
         }, { timeoutMs: callTimeoutMs });
         credential = res.credential;
         isCredentialLoaded = true;
@@ -196,6 +197,8 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
             protocolVersion,
             knownContentHash: hello.knownContentHash(),
             endpoint: hello.endpoint,
+            endpoints: hello.endpoints ?? [],
+            isRelay: hello.isRelay ?? false,
             advertisedSubnets: hello.advertisedSubnets,
             advertisedSubnetsSet: true,
             agentVersion: hello.agentVersion,

@@ -7,6 +7,8 @@ import { renderWgConfig } from './wg-config.js';
 import { matchGolden } from './testing/golden.js';
 import { firewall, flow, manyTuples } from './testing/firewall-fixtures.js';
 import { isCrosslinkError } from '../../lib/errors.js';
+import { create } from '@bufbuild/protobuf';
+import { RelayForwardSchema, type RelayForward } from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 const WG = 'crosslink0';
 
@@ -35,6 +37,18 @@ const cases = [
     }),
   },
   {
+    // A relay between N3 (172.31/16, fd31:0::/32) and the PSN (172.30/16, fd31:1::/32): gp's and
+    // civic's datagrams, both ways, IPv4 and IPv6; no rules of its own.
+    name: 'relay',
+    fw: firewall({
+      relay: [
+        relayForward('172.31.1.2:51820', '172.31.3.2:52002', '172.30.2.2:51820', '172.30.3.2:52001'),
+        relayForward('172.30.2.2:51820', '172.30.3.2:52001', '172.31.1.2:51820', '172.31.3.2:52002'),
+        relayForward('[fd31:0:1::2]:51820', '[fd31:0:3::2]:52002', '[fd31:1:2::2]:51820', '[fd31:1:3::2]:52001'),
+      ],
+    }),
+  },
+  {
     name: 'overlapping-tuples',
     fw: firewall({
       outbound: [
@@ -51,6 +65,23 @@ const cases = [
   },
 ];
 
+function relayForward(source: string, listen: string, target: string, snat: string): RelayForward {
+  return create(RelayForwardSchema, { source, listen, target, snat, fromAgent: 'a', toAgent: 'b' });
+}
+
+t.test('relay forwards that cannot be rendered are refused with the field', async (t) => {
+  const bad: Array<[RelayForward[], RegExp]> = [
+    [[relayForward('gp.example:51820', '172.31.3.2:52002', '172.30.2.2:51820', '172.30.3.2:52001')], /^firewall\.relay\[0\]\.source: "gp\.example:51820" is not an IP address and port/],
+    [[relayForward('172.31.1.2:51820', '172.31.3.2:52002', '[fd31:1:2::2]:51820', '[fd31:1:3::2]:52001')], /^firewall\.relay\[0\]: mixes IPv4 and IPv6/],
+    [[relayForward('172.31.1.2:51820', '172.31.3.2:52002', '172.30.2.2:51820', '172.30.3.2:52001'),
+      relayForward('172.31.1.2:51820', '172.31.3.2:52002', '172.30.9.2:51820', '172.30.3.2:52009')], /^firewall\.relay\[1\]: a second forward for 172\.31\.1\.2:51820 -> 172\.31\.3\.2:52002/],
+    [[relayForward('172.31.1.2:51820', '172.31.3.2:99999', '172.30.2.2:51820', '172.30.3.2:52001')], /^firewall\.relay\[0\]\.listen: /],
+  ];
+  for (const [relay, message] of bad) {
+    t.throws(() => renderFirewall(firewall({ relay }), { wgInterface: WG }), { code: 'config_invalid', message });
+  }
+});
+
 t.test('renderFirewall golden files', async (t) => {
   for (const c of cases) {
     const text = renderFirewall(c.fw, { wgInterface: WG });
@@ -60,7 +91,7 @@ t.test('renderFirewall golden files', async (t) => {
 });
 
 t.test('rule order does not change the output', async (t) => {
-  const fw = cases[4].fw!;
+  const fw = cases.find((c) => c.name === 'overlapping-tuples')!.fw!;
   const reversed = firewall({ outbound: [...fw.outbound].reverse() });
   t.equal(renderFirewall(reversed, { wgInterface: WG }), renderFirewall(fw, { wgInterface: WG }));
 });

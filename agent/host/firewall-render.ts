@@ -11,10 +11,10 @@
 // nft 1.0.6 / kernel 6.18), so the tuples are first made overlap-free: port ranges of one
 // (source, destination, protocol) are merged, an element contained in another is dropped, and
 // elements that still overlap partially go into a second (third, ...) set with its own rule.
-import type { Firewall, FlowRule } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type { Firewall, FlowRule, RelayForward } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import { CROSSLINK_NFT_TABLE } from './ports.js';
-import { parsePrefix, type ParsedPrefix } from './canonical.js';
+import { canonicalEndpoint, parsePrefix, type ParsedPrefix } from './canonical.js';
 
 export interface RenderFirewallOptions {
   /** The WireGuard interface whose traffic is judged, e.g. "crosslink0". */
@@ -357,6 +357,57 @@ function elementText(kind: SetKind, b: TupleBox): string {
   return `${b.src.text} . ${b.dst.text} . ${PROTO_NAME[b.proto]} . ${portText(b)}`;
 }
 
+/** An "address:port" or "[v6]:port" with an IP literal host, split; undefined otherwise. */
+function literalEndpoint(text: string): { family: Family; host: string; port: number } | undefined {
+  const c = canonicalEndpoint(text);
+  if (c === null) return undefined;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(c);
+  if (v6) return { family: 6, host: v6[1]!, port: Number(v6[2]) };
+  const v4 = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(c);
+  return v4 ? { family: 4, host: v4[1]!, port: Number(v4[2]) } : undefined;
+}
+
+/**
+ * The relay's port maps, one element per forward and family: (sender, sender port, our address,
+ * our port) -> where to send it (DNAT), and -> which of our addresses and ports it leaves from
+ * (SNAT, looked up by the connection's original tuple). Replies need no entry: conntrack undoes
+ * both translations. Every endpoint must be an IP literal of one family per forward.
+ */
+export function relayMapElements(relay: readonly RelayForward[]): Map<Family, { dnat: string[]; snat: string[] }> {
+  const out = new Map<Family, { dnat: string[]; snat: string[] }>([[4, { dnat: [], snat: [] }], [6, { dnat: [], snat: [] }]]);
+  const keys = new Set<string>();
+  relay.forEach((r, i) => {
+    const parts = (['source', 'listen', 'target', 'snat'] as const).map((field) => {
+      const e = literalEndpoint(r[field]);
+      if (!e) throw invalid(`firewall.relay[${i}].${field}`, `"${r[field]}" is not an IP address and port (address:port or [v6]:port)`);
+      return e;
+    });
+    const [src, listen, target, snat] = parts as [NonNullable<ReturnType<typeof literalEndpoint>>, ...NonNullable<ReturnType<typeof literalEndpoint>>[]];
+    if (parts.some((p) => p.family !== src.family)) {
+      throw invalid(`firewall.relay[${i}]`, `mixes IPv4 and IPv6 endpoints (${r.source} -> ${r.listen} -> ${r.target} from ${r.snat}); a relay cannot translate between families`);
+    }
+    const key = `${src.host} . ${src.port} . ${listen!.host} . ${listen!.port}`;
+    if (keys.has(key)) throw invalid(`firewall.relay[${i}]`, `a second forward for ${r.source} -> ${r.listen}`);
+    keys.add(key);
+    const fam = out.get(src.family)!;
+    fam.dnat.push(`${key} : ${target!.host} . ${target!.port}`);
+    fam.snat.push(`${key} : ${snat!.host} . ${snat!.port}`);
+  });
+  // The same forwards in any order give the same bytes.
+  for (const m of out.values()) {
+    m.dnat.sort();
+    m.snat.sort();
+  }
+  return out;
+}
+
+/** One map as one string of lines. */
+function mapBlock(name: string, type: string, elements: readonly string[]): string {
+  const head = `\tmap ${name} {\n\t\ttype ${type}\n`;
+  if (elements.length === 0) return `${head}\t}`;
+  return `${head}\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}\n\t}`;
+}
+
 /** One set as one string of lines (joined with the rest by "\n"). */
 function setBlock(name: string, type: string, elements: readonly string[]): string {
   const head = `\tset ${name} {\n\t\ttype ${type}\n\t\tflags interval\n`;
@@ -373,6 +424,7 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
   const judge: string[] = [];
 
   const cache: PrefixCache = new Map();
+  const relay = relayMapElements(fw?.relay ?? []);
   const local = outermost(fw?.localPrefixes ?? [], 'firewall.local_prefixes', cache);
   const masq = outermost(fw?.masquerade ?? [], 'firewall.masquerade', cache);
   for (const fam of [4, 6] as const) {
@@ -426,7 +478,20 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
     '\t}',
     ...chains,
   );
+  // Relay: other boxes' WireGuard datagrams, still encrypted, rewritten in the kernel and sent on;
+  // they never reach our WireGuard interface, and the forward chain above leaves them alone.
   const nat: string[] = [];
+  const dnat: string[] = [];
+  for (const fam of [4, 6] as const) {
+    const m = relay.get(fam)!;
+    if (m.dnat.length === 0) continue;
+    const [ip, addr] = fam === 4 ? ['ip', 'ipv4_addr'] : ['ip6', 'ipv6_addr'];
+    const type = `${addr} . inet_service . ${addr} . inet_service : ${addr} . inet_service`;
+    lines.push('', mapBlock(`relay${fam}_dnat`, type, m.dnat), mapBlock(`relay${fam}_snat`, type, m.snat));
+    dnat.push(`\t\tdnat ${ip} to ${ip} saddr . udp sport . ${ip} daddr . udp dport map @relay${fam}_dnat`);
+    nat.push(`\t\tct status dnat meta l4proto udp snat ${ip} to ct original ${ip} saddr . ct original proto-src . ct original ${ip} daddr . ct original proto-dst map @relay${fam}_snat`);
+  }
+  if (dnat.length > 0) lines.push('', '\tchain relay {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', ...dnat, '\t}');
   if (masq.get(4)!.length > 0) nat.push(`\t\tiifname ${ifq} ip daddr @masq4 masquerade`);
   if (masq.get(6)!.length > 0) nat.push(`\t\tiifname ${ifq} ip6 daddr @masq6 masquerade`);
   if (nat.length > 0) {

@@ -189,7 +189,8 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
   // IPv6 forwarding is switched on only when the config carries IPv6: turning it on makes Linux stop
   // accepting router advertisements (accept_ra=1), which could cut an IPv4-only box's own v6 uplink.
   const hasV6 = (list: readonly string[]) => list.some((p) => p.includes(':'));
-  const usesIpv6 = overlay!.includes(':') || hasV6(routePrefixes) || hasV6(fw.localPrefixes) || peers.some((p) => hasV6(p.allowedIps));
+  const usesIpv6 = overlay!.includes(':') || hasV6(routePrefixes) || hasV6(fw.localPrefixes) || peers.some((p) => hasV6(p.allowedIps))
+    || fw.relay.some((r) => r.target.startsWith('['));
   const sysctls = [{ key: SYSCTL_IPV4_FORWARD, value: '1' }];
   if (usesIpv6) sysctls.push({ key: SYSCTL_IPV6_FORWARD, value: '1' });
 

@@ -12,7 +12,7 @@ export function flow(rule: string, sources: string[], destinations: string[], pr
   });
 }
 
-export function firewall(parts: Partial<Pick<Firewall, 'outbound' | 'inbound' | 'local' | 'masquerade' | 'localPrefixes'>>): Firewall {
+export function firewall(parts: Partial<Pick<Firewall, 'outbound' | 'inbound' | 'local' | 'masquerade' | 'localPrefixes' | 'relay'>>): Firewall {
   return create(FirewallSchema, parts);
 }
 
