@@ -14,14 +14,14 @@ import {
 } from './exec.js';
 import {
   planTopology,
-  type Box, type ControllerHost, type Host, type Lan, type TestbedDescription, type TestbedNode, type Topology, type Underlay,
+  type Box, type ControllerHost, type Host, type Lan, type TestbedDescription, type TestbedNode, type Topology, type Underlay, type UnderlayPort,
 } from './topology.js';
 import {
   ECHO_SERVER, ping, pythonPath, tcpProbe, udpProbe,
   type PingOptions, type PingResult, type ProbeOptions, type TcpProbeResult, type UdpProbeOptions, type UdpProbeResult,
 } from './traffic.js';
 
-export type { Box, ControllerHost, Host, Lan, TestbedDescription, TestbedNode, Underlay } from './topology.js';
+export type { Box, ControllerHost, Host, Lan, TestbedDescription, TestbedNode, Underlay, UnderlayLink } from './topology.js';
 
 /** A node object, or the name of a box, host, LAN, the controller, or "underlay". */
 export type NodeRef = TestbedNode | string;
@@ -326,6 +326,10 @@ export class Testbed {
     return this.topology.underlay;
   }
 
+  get underlays(): readonly Underlay[] {
+    return this.topology.underlays;
+  }
+
   /** The controller host; throws when the description had none. */
   get controller(): ControllerHost {
     if (!this.topology.controller) throw new Error('this testbed has no controller host');
@@ -358,9 +362,9 @@ export class Testbed {
   node(ref: NodeRef): TestbedNode {
     if (typeof ref !== 'string') return ref;
     const t = this.topology;
-    const found = ref === 'underlay' ? t.underlay
-      : t.controller?.name === ref ? t.controller
-        : t.boxes.find((x) => x.name === ref) ?? t.hosts.find((x) => x.name === ref) ?? t.lans.find((x) => x.name === ref);
+    const found = t.underlays.find((u) => u.name === ref)
+      ?? (t.controller?.name === ref ? t.controller : undefined)
+      ?? t.boxes.find((x) => x.name === ref) ?? t.hosts.find((x) => x.name === ref) ?? t.lans.find((x) => x.name === ref);
     if (!found) throw new Error(`no node named "${ref}" in this testbed`);
     return found;
   }
@@ -451,24 +455,28 @@ export class Testbed {
 
   // ---- underlay impairments -------------------------------------------------------------------
 
-  private underlayPort(ref: NodeRef): { name: string; interface: string; address: string; address6: string } {
+  /** The node's cables, first underlay first. */
+  private underlayPorts(ref: NodeRef): { name: string; ports: UnderlayPort[] } {
     const node = this.node(ref);
-    const port = this.topology.underlayPorts.get(node.name);
-    if (!port || (node.kind !== 'box' && node.kind !== 'controller')) throw new Error(`${node.name} is not attached to the underlay`);
-    return { name: node.name, ...port };
+    const ports = this.topology.underlayPorts.get(node.name);
+    if (!ports || (node.kind !== 'box' && node.kind !== 'controller')) throw new Error(`${node.name} is not attached to the underlay`);
+    return { name: node.name, ports };
+  }
+
+  /** The underlay networks a node is cabled to. */
+  underlaysOf(ref: NodeRef): string[] {
+    return this.underlayPorts(ref).ports.map((p) => p.underlay);
   }
 
   /** Drops traffic between two underlay nodes (boxes or the controller), both ways, in the underlay router. */
   async blockUnderlay(a: NodeRef, b: NodeRef, opts: UnderlayBlockOptions = {}): Promise<void> {
-    const pa = this.underlayPort(a);
-    const pb = this.underlayPort(b);
-    const [x, y] = [pa.name, pb.name].sort();
+    const [x, y] = [this.underlayPorts(a).name, this.underlayPorts(b).name].sort();
     this.blocks.set(`${x}|${y}`, { a: x, b: y, proto: opts.proto ?? 'udp' });
     await this.applyUnderlayFirewall();
   }
 
   async unblockUnderlay(a: NodeRef, b: NodeRef): Promise<void> {
-    const [x, y] = [this.underlayPort(a).name, this.underlayPort(b).name].sort();
+    const [x, y] = [this.underlayPorts(a).name, this.underlayPorts(b).name].sort();
     this.blocks.delete(`${x}|${y}`);
     await this.applyUnderlayFirewall();
   }
@@ -476,16 +484,21 @@ export class Testbed {
   /** Drops `percent` % of all packets crossing the node's underlay link, each direction; 0 removes it. */
   async setUnderlayLoss(node: NodeRef, percent: number): Promise<void> {
     if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error('percent must be an integer 0..100');
-    const port = this.underlayPort(node);
-    if (percent === 0) this.lossPercent.delete(port.name);
-    else this.lossPercent.set(port.name, percent);
+    const { name } = this.underlayPorts(node);
+    if (percent === 0) this.lossPercent.delete(name);
+    else this.lossPercent.set(name, percent);
     await this.applyUnderlayFirewall();
   }
 
-  /** Pulls (false) or plugs back (true) the node's underlay cable: the router's side of its link. */
-  async setUnderlayLinkUp(node: NodeRef, isUp: boolean): Promise<void> {
-    const port = this.underlayPort(node);
-    await run(['ip', '-n', this.topology.underlay.netns, 'link', 'set', port.interface, isUp ? 'up' : 'down']);
+  /**
+   * Pulls (false) or plugs back (true) the node's underlay cables: the router's side of each link.
+   * `underlay` names one network; absent, every cable the node has.
+   */
+  async setUnderlayLinkUp(node: NodeRef, isUp: boolean, underlay?: string): Promise<void> {
+    const { name, ports } = this.underlayPorts(node);
+    const chosen = ports.filter((p) => underlay === undefined || p.underlay === underlay);
+    if (chosen.length === 0) throw new Error(`${name} is not cabled to underlay "${underlay}"`);
+    await Promise.all(chosen.map((p) => run(['ip', '-n', p.netns, 'link', 'set', p.interface, isUp ? 'up' : 'down'])));
   }
 
   /** Sets any interface in a node's namespace up or down (e.g. a box's lan0 to take it off its LAN). */
@@ -493,19 +506,22 @@ export class Testbed {
     await run(['ip', '-n', this.node(node).netns, 'link', 'set', ifname, isUp ? 'up' : 'down']);
   }
 
-  /** The nft script for the underlay router's impairments; replaces the whole table atomically. */
-  renderUnderlayFirewall(): string {
+  /** The nft script for one underlay router's impairments (default: the first); replaces the whole table atomically. */
+  renderUnderlayFirewall(underlay: string = this.topology.underlay.network): string {
     const rules: string[] = [];
+    const on = (name: string): UnderlayPort | undefined => this.underlayPorts(name).ports.find((p) => p.underlay === underlay);
     for (const { a, b, proto } of [...this.blocks.values()].sort((p, q) => `${p.a}|${p.b}`.localeCompare(`${q.a}|${q.b}`))) {
-      const pa = this.underlayPort(a);
-      const pb = this.underlayPort(b);
+      const pa = on(a);
+      const pb = on(b);
+      if (!pa || !pb) continue;
       const l4 = proto === 'udp' ? ' meta l4proto udp' : '';
       for (const [s, d] of [[pa, pb], [pb, pa]]) {
         rules.push(`ip saddr ${s.address} ip daddr ${d.address}${l4} drop`, `ip6 saddr ${s.address6} ip6 daddr ${d.address6}${l4} drop`);
       }
     }
     for (const [name, percent] of [...this.lossPercent.entries()].sort(([p], [q]) => p.localeCompare(q))) {
-      const port = this.underlayPort(name);
+      const port = on(name);
+      if (!port) continue;
       const sample = percent === 100 ? '' : ` numgen random mod 100 < ${percent}`;
       rules.push(`iifname "${port.interface}"${sample} drop`, `oifname "${port.interface}"${sample} drop`);
     }
@@ -523,7 +539,7 @@ export class Testbed {
   }
 
   private async applyUnderlayFirewall(): Promise<void> {
-    await run(['nft', '-f', '-'], { netns: this.topology.underlay.netns, input: this.renderUnderlayFirewall() });
+    await Promise.all(this.topology.underlays.map((u) => run(['nft', '-f', '-'], { netns: u.netns, input: this.renderUnderlayFirewall(u.network) })));
   }
 
   // ---- teardown -------------------------------------------------------------------------------

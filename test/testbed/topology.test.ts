@@ -43,6 +43,33 @@ t.test('layout of a small topology', async (t) => {
   t.same(planTopology(desc, 'xltest'), topo, 'deterministic');
 });
 
+t.test('two underlays with no route between them', async (t) => {
+  const topo = planTopology({
+    controller: true,
+    underlays: ['n3-wan', 'psn-wan'],
+    boxes: [
+      { name: 'gp', underlays: ['n3-wan'], lans: [{ lan: 'gp-lan', address: '10.30.1.1/24' }] },
+      { name: 'civic', underlays: ['psn-wan'], lans: [{ lan: 'civic-lan', address: '10.50.1.1/24' }] },
+      { name: 'hub', underlays: ['n3-wan', 'psn-wan'], lans: [{ lan: 'hub-lan', address: '10.40.1.1/24' }] },
+    ],
+  }, 'xltest');
+  t.same(topo.underlays.map((u) => [u.name, u.network, u.netns]), [['underlay', 'n3-wan', 'xltest-wan-n3-wan'], ['psn-wan', 'psn-wan', 'xltest-wan-psn-wan']]);
+  const [gp, civic, hub] = topo.boxes;
+  t.same(gp.underlays.map((u) => [u.underlay, u.interface, u.address]), [['n3-wan', 'wan', '172.31.1.2']]);
+  t.same(civic.underlays.map((u) => [u.underlay, u.interface, u.address]), [['psn-wan', 'wan', '172.30.2.2']]);
+  t.equal(civic.wanAddress, '172.30.2.2', "a box's wanAddress is on its first underlay");
+  t.same(hub.underlays.map((u) => [u.underlay, u.interface, u.address, u.address6]), [['n3-wan', 'wan', '172.31.3.2', 'fd31:0:3::2'], ['psn-wan', 'wan1', '172.30.3.2', 'fd31:1:3::2']]);
+  t.same(topo.controller!.underlays.map((u) => u.address), ['172.31.0.2', '172.30.0.2'], 'the controller host is on both');
+  const hubLines = topo.batches.find((b) => b.netns === 'xltest-hub')!.lines;
+  t.ok(hubLines.includes('route add default via 172.31.3.1'), 'default route over the first cable');
+  t.ok(hubLines.includes('route add 172.30.0.0/16 via 172.30.3.1'), 'the second cable reaches only its own underlay');
+  // No veth joins the two routers: nothing can be routed from one underlay to the other.
+  t.notOk(topo.veths.some((l) => l.includes('xltest-wan-n3-wan') && l.includes('xltest-wan-psn-wan')));
+  t.same(topo.underlayPorts.get('hub')!.map((p) => [p.underlay, p.interface]), [['n3-wan', 'u3'], ['psn-wan', 'u3']]);
+  t.throws(() => planTopology({ underlays: ['n3-wan'], boxes: [{ name: 'a', underlays: ['psn'], lans: [{ lan: 'l', address: '10.0.0.1/24' }] }] }, 'xltest'),
+    { message: /boxes\[0\]\.underlays\[0\]: no underlay named "psn" \(declared: n3-wan\)/ });
+});
+
 const invalid: [string, TestbedDescription, RegExp][] = [
   ['bad prefix', { prefix: 'x', boxes: [] }, /prefix/],
   ['duplicate names', { boxes: [{ name: 'a', lans: [{ lan: 'l', address: '10.0.0.1/24' }] }], hosts: [{ name: 'a', lan: 'l', address: '10.0.0.2/24' }] }, /hosts\[0\]\.name: "a" is used twice/],

@@ -19,6 +19,8 @@ export interface BoxSpec {
   name: string;
   /** One or more LAN sides. */
   lans: BoxLanSpec[];
+  /** The underlay networks the box is cabled to (names from TestbedDescription.underlays); absent: the first. */
+  underlays?: string[];
 }
 
 export interface HostSpec {
@@ -45,6 +47,11 @@ export interface TestbedDescription {
   prefix?: string;
   /** A controller host on the underlay: true (named "controller"), a name, or absent/false for none. */
   controller?: boolean | string;
+  /**
+   * Underlay networks, each its own router namespace with no route to the others (N3 and the PSN).
+   * Absent: one underlay named "default". The controller host is cabled to every one.
+   */
+  underlays?: string[];
   lans?: LanSpec[];
   boxes: BoxSpec[];
   hosts?: HostSpec[];
@@ -64,6 +71,17 @@ export interface BoxLan {
   subnet6?: string;
 }
 
+/** One cable from a box or the controller to an underlay network. */
+export interface UnderlayLink {
+  underlay: string;
+  /** Interface name in the node's namespace: "wan" for its first underlay, then "wan1", "wan2", ... */
+  interface: string;
+  address: string;
+  address6: string;
+  gateway: string;
+  gateway6: string;
+}
+
 export interface Box {
   kind: 'box';
   name: string;
@@ -80,6 +98,8 @@ export interface Box {
   /** WireGuard interface name for this box: unique on the machine, since wireguard-go's sockets are shared. */
   wgInterface: string;
   lans: BoxLan[];
+  /** Every underlay the box is cabled to; the first is the one wanAddress names. */
+  underlays: UnderlayLink[];
 }
 
 export interface Host {
@@ -108,6 +128,8 @@ export interface ControllerHost {
   address6: string;
   gateway: string;
   gateway6: string;
+  /** One per underlay (the controller host is cabled to every one); the first is `address`. */
+  underlays: UnderlayLink[];
 }
 
 export interface Lan {
@@ -121,8 +143,13 @@ export interface Lan {
 
 export interface Underlay {
   kind: 'underlay';
-  name: 'underlay';
+  /** "underlay" for the first (as node references have always named it), else the underlay's own name. */
+  name: string;
+  /** The underlay network's name ("default" when the description names none). */
+  network: string;
   netns: string;
+  /** 0-based; picks the address block 172.(31-i).k.0/24, fd31:i:k::/64. */
+  index: number;
 }
 
 /** Something the testbed can run commands in. */
@@ -130,7 +157,9 @@ export type TestbedNode = Box | Host | ControllerHost | Lan | Underlay;
 
 export interface Topology {
   prefix: string;
+  /** The first underlay network. */
   underlay: Underlay;
+  underlays: Underlay[];
   controller?: ControllerHost;
   lans: Lan[];
   boxes: Box[];
@@ -146,17 +175,34 @@ export interface Topology {
    * LAN bridges) runs before phase 2 (boxes, hosts, controller), so every veth has its far end up.
    */
   batches: { netns: string; phase: 1 | 2; lines: string[] }[];
-  /** Underlay port (in the underlay namespace) for each attached node, by node name. */
-  underlayPorts: Map<string, { interface: string; address: string; address6: string }>;
+  /** Underlay ports (in the underlay router namespaces) for each attached node, by node name; first underlay first. */
+  underlayPorts: Map<string, UnderlayPort[]>;
+}
+
+/** The underlay router's side of one node's cable. */
+export interface UnderlayPort {
+  underlay: string;
+  /** The router namespace. */
+  netns: string;
+  interface: string;
+  /** The attached node's addresses. */
+  address: string;
+  address6: string;
 }
 
 const NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const PREFIX = /^[a-z][a-z0-9]{1,9}$/;
 
-/** Underlay link k: 172.31.k.0/24 and fd31:0:k::/64; the router is .1, the attached node .2. */
-function underlayLink(k: number): { router: string; node: string; router6: string; node6: string } {
+/** Link k of underlay u: 172.(31-u).k.0/24 and fd31:u:k::/64; the router is .1, the attached node .2. */
+function underlayLink(u: number, k: number): { router: string; node: string; router6: string; node6: string } {
   const hex = k.toString(16);
-  return { router: `172.31.${k}.1`, node: `172.31.${k}.2`, router6: `fd31:0:${hex}::1`, node6: `fd31:0:${hex}::2` };
+  const net = 31 - u;
+  return { router: `172.${net}.${k}.1`, node: `172.${net}.${k}.2`, router6: `fd31:${u}:${hex}::1`, node6: `fd31:${u}:${hex}::2` };
+}
+
+/** The whole address block of underlay u, for routes towards it from a box's second cable. */
+function underlayBlock(u: number): { v4: string; v6: string } {
+  return { v4: `172.${31 - u}.0.0/16`, v6: `fd31:${u}::/32` };
 }
 
 interface ParsedCidr {
@@ -202,34 +248,66 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
     else seen.add(name);
   };
 
-  const underlay: Underlay = { kind: 'underlay', name: 'underlay', netns: ns('wan') };
-  const underlayPorts = new Map<string, { interface: string; address: string; address6: string }>();
-  const underlayLines = ['link set lo up'];
+  const networkNames = desc.underlays ?? ['default'];
+  if (!Array.isArray(networkNames) || networkNames.length === 0 || networkNames.length > 16) {
+    errors.push({ path: 'underlays', message: 'expected a list of 1 to 16 underlay names' });
+  }
+  const underlays: Underlay[] = networkNames.map((network, i) => {
+    if (typeof network !== 'string' || !NAME.test(network)) errors.push({ path: `underlays[${i}]`, message: `name must match ${NAME}` });
+    else if (networkNames.indexOf(network) !== i) errors.push({ path: `underlays[${i}]`, message: `underlay "${network}" is named twice` });
+    return { kind: 'underlay', name: i === 0 ? 'underlay' : network, network, netns: desc.underlays ? ns(`wan-${network}`) : ns('wan'), index: i };
+  });
+  const underlay = underlays[0]!;
+  const underlayPorts = new Map<string, UnderlayPort[]>();
+  const underlayLines = new Map(underlays.map((u) => [u.network, ['link set lo up']]));
   const veths: string[] = [];
   const batches: { netns: string; phase: 1 | 2; lines: string[] }[] = [];
 
-  const attachToUnderlay = (node: string, nodeNs: string, k: number): ReturnType<typeof underlayLink> => {
-    const link = underlayLink(k);
-    const port = `u${k}`;
-    veths.push(`link add ${port} netns ${underlay.netns} type veth peer name wan netns ${nodeNs}`);
-    underlayLines.push(`addr add ${link.router}/24 dev ${port}`, `addr add ${link.router6}/64 dev ${port} nodad`, `link set ${port} up`);
-    underlayPorts.set(node, { interface: port, address: link.node, address6: link.node6 });
-    return link;
+  /** Cables a node to each named underlay (link k of each); returns its links and the `ip` lines for its side. */
+  const attachToUnderlays = (node: string, nodeNs: string, k: number, networks: string[], path: string): { links: UnderlayLink[]; lines: string[] } => {
+    const links: UnderlayLink[] = [];
+    const lines = ['link set lo up'];
+    networks.forEach((network, j) => {
+      const u = underlays.find((x) => x.network === network);
+      if (!u) {
+        errors.push({ path: `${path}[${j}]`, message: `no underlay named "${network}" (declared: ${networkNames.join(', ')})` });
+        return;
+      }
+      if (networks.indexOf(network) !== j) {
+        errors.push({ path: `${path}[${j}]`, message: `underlay "${network}" is named twice` });
+        return;
+      }
+      const link = underlayLink(u.index, k);
+      const port = `u${k}`;
+      const ifname = links.length === 0 ? 'wan' : `wan${links.length}`;
+      veths.push(`link add ${port} netns ${u.netns} type veth peer name ${ifname} netns ${nodeNs}`);
+      underlayLines.get(network)!.push(`addr add ${link.router}/24 dev ${port}`, `addr add ${link.router6}/64 dev ${port} nodad`, `link set ${port} up`);
+      const ports = underlayPorts.get(node) ?? [];
+      ports.push({ underlay: network, netns: u.netns, interface: port, address: link.node, address6: link.node6 });
+      underlayPorts.set(node, ports);
+      lines.push(`addr add ${link.node}/24 dev ${ifname}`, `addr add ${link.node6}/64 dev ${ifname} nodad`, `link set ${ifname} up`);
+      // The first cable carries the default route; a further cable reaches only its own underlay's block.
+      if (links.length === 0) lines.push(`route add default via ${link.router}`, `route add ::/0 via ${link.router6}`);
+      else lines.push(`route add ${underlayBlock(u.index).v4} via ${link.router}`, `route add ${underlayBlock(u.index).v6} via ${link.router6}`);
+      links.push({ underlay: network, interface: ifname, address: link.node, address6: link.node6, gateway: link.router, gateway6: link.router6 });
+    });
+    return { links, lines };
   };
-  const wanLines = (link: ReturnType<typeof underlayLink>): string[] => [
-    'link set lo up',
-    `addr add ${link.node}/24 dev wan`, `addr add ${link.node6}/64 dev wan nodad`, 'link set wan up',
-    `route add default via ${link.router}`, `route add ::/0 via ${link.router6}`,
-  ];
 
   let controller: ControllerHost | undefined;
   if (desc.controller) {
     const name = typeof desc.controller === 'string' ? desc.controller : 'controller';
     checkName(name, 'controller');
     const netns = ns(name);
-    const link = attachToUnderlay(name, netns, 0);
-    controller = { kind: 'controller', name, netns, interface: 'wan', address: link.node, address6: link.node6, gateway: link.router, gateway6: link.router6 };
-    batches.push({ netns, phase: 2, lines: wanLines(link) });
+    const { links, lines } = attachToUnderlays(name, netns, 0, networkNames, 'underlays');
+    const first = links[0];
+    if (first) {
+      controller = {
+        kind: 'controller', name, netns, interface: 'wan', address: first.address, address6: first.address6,
+        gateway: first.gateway, gateway6: first.gateway6, underlays: links,
+      };
+    }
+    batches.push({ netns, phase: 2, lines });
   }
 
   // LANs: declared ones first, then any a box or host names.
@@ -269,8 +347,11 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
     if (!Array.isArray(b.lans) || b.lans.length === 0) errors.push({ path: `${path}.lans`, message: 'a box needs at least one LAN side' });
     const index = i + 1;
     const netns = ns(b.name);
-    const link = attachToUnderlay(b.name, netns, index);
-    const lines = wanLines(link);
+    if (b.underlays !== undefined && (!Array.isArray(b.underlays) || b.underlays.length === 0)) {
+      errors.push({ path: `${path}.underlays`, message: 'expected a list of at least one underlay name' });
+    }
+    const { links, lines } = attachToUnderlays(b.name, netns, index, b.underlays?.length ? b.underlays : [underlay.network], `${path}.underlays`);
+    const link = links[0] ?? { address: '', address6: '', gateway: '', gateway6: '' };
     const boxLans: BoxLan[] = [];
     (b.lans ?? []).forEach((side, s) => {
       const sp = `${path}.lans[${s}]`;
@@ -292,8 +373,8 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
       if (!firstBoxOnLan.has(side.lan)) firstBoxOnLan.set(side.lan, boxLan);
     });
     boxes.push({
-      kind: 'box', name: b.name, netns, index, wanInterface: 'wan', wanAddress: link.node, wanAddress6: link.node6,
-      wanGateway: link.router, wanGateway6: link.router6, wgInterface: `${prefix}w${index}`, lans: boxLans,
+      kind: 'box', name: b.name, netns, index, wanInterface: 'wan', wanAddress: link.address, wanAddress6: link.address6,
+      wanGateway: link.gateway, wanGateway6: link.gateway6, wgInterface: `${prefix}w${index}`, lans: boxLans, underlays: links,
     });
     batches.push({ netns, phase: 2, lines });
   });
@@ -339,18 +420,18 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
     for (let j = 0; j < (lanPorts.get(lan.name) ?? 0); j++) lines.push(`link set p${j} master br0`, `link set p${j} up`);
     batches.push({ netns: lan.netns, phase: 1, lines });
   }
-  batches.unshift({ netns: underlay.netns, phase: 1, lines: underlayLines });
+  batches.unshift(...underlays.map((u) => ({ netns: u.netns, phase: 1 as const, lines: underlayLines.get(u.network)! })));
 
-  const namespaces = [underlay.netns, ...(controller ? [controller.netns] : []), ...[...lans.values()].map((l) => l.netns),
+  const namespaces = [...underlays.map((u) => u.netns), ...(controller ? [controller.netns] : []), ...[...lans.values()].map((l) => l.netns),
     ...boxes.map((b) => b.netns), ...hosts.map((h) => h.netns)];
   // No DAD: addresses are usable at once instead of after a second or two of "tentative".
   const noDad = ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0'];
   const forwarding = ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.default.forwarding=1'];
-  const routers = new Set([underlay.netns, ...boxes.map((b) => b.netns)]);
+  const routers = new Set([...underlays.map((u) => u.netns), ...boxes.map((b) => b.netns)]);
   const sysctls = namespaces.map((n) => ({ netns: n, settings: routers.has(n) ? [...noDad, ...forwarding] : noDad }));
 
   return {
-    prefix, underlay, ...(controller ? { controller } : {}), lans: [...lans.values()], boxes, hosts,
+    prefix, underlay, underlays, ...(controller ? { controller } : {}), lans: [...lans.values()], boxes, hosts,
     namespaces, sysctls, veths, batches, underlayPorts,
   };
 }
