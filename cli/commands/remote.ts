@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { ApiClient, ApiError, UnreachableError } from './api.js';
+import { describePathView } from '../../controller/policy/paths.js';
+import type { PairPathView } from '../../controller/distribute/port.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
@@ -107,14 +109,15 @@ export async function withClient(args: ConnArgs, io: RemoteIo, fn: (api: ApiClie
 
 interface AgentDiff { agent: string; changes: string[] }
 
-function printDiff(io: RemoteIo, agents: AgentDiff[]): void {
-  if (agents.length === 0) {
-    io.out('no agent config changes\n');
-    return;
-  }
+function printDiff(io: RemoteIo, agents: AgentDiff[], paths: PairPathView[] = []): void {
+  if (agents.length === 0) io.out('no agent config changes\n');
   for (const a of agents) {
     io.out(`${a.agent}:\n`);
     for (const c of a.changes) io.out(`  ${c}\n`);
+  }
+  if (paths.length > 0) {
+    io.out(`pairs that do not share an underlay: ${paths.length}\n`);
+    for (const p of paths) io.out(`  ${p.a} <-> ${p.b}: ${describePathView(p)}\n`);
   }
 }
 
@@ -147,11 +150,11 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
       }
       process.exitCode = await withClient(args, io, async (api) => {
         const expected = await currentVersion(api);
-        const dry = (await api.request<{ testsRun: number; agents: AgentDiff[] }>('POST', '/v1/policy/dry-run', { json: { document: text } })).body;
+        const dry = (await api.request<{ testsRun: number; agents: AgentDiff[]; paths?: PairPathView[] }>('POST', '/v1/policy/dry-run', { json: { document: text } })).body;
         if (args.dryRun) {
           if (args.json) io.out(`${JSON.stringify(dry, null, 2)}\n`);
           else {
-            printDiff(io, dry.agents);
+            printDiff(io, dry.agents, dry.paths);
             io.out(`dry run: ${args.file} is valid, ${dry.testsRun} test${dry.testsRun === 1 ? '' : 's'} passed; nothing applied\n`);
           }
           return EXIT.ok;
@@ -161,7 +164,7 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
         })).body;
         if (args.json) io.out(`${JSON.stringify({ ...put, agents: dry.agents }, null, 2)}\n`);
         else {
-          printDiff(io, dry.agents);
+          printDiff(io, dry.agents, dry.paths);
           io.out(`applied ${args.file} as policy version ${put.version}${put.isDistributed ? '' : ' (not yet pushed to agents: see the controller log)'}\n`);
         }
         return EXIT.ok;
@@ -226,6 +229,8 @@ interface AgentView {
   name: string; overlayAddress: string; endpoint: string; isConnected: boolean; isRevoked: boolean; served: string[]; advertised: string[];
   desiredGeneration: number; appliedGeneration: number; lastReportAtMs: number | null; agentVersion: string; publicKey: string;
   enrolledAtMs: number; revokedAtMs: number | null; connectedSinceMs: number | null; lastReport: unknown;
+  /** Absent from controllers that predate underlays. */
+  endpoints?: Array<{ underlay: string; endpoint: string }>; isRelay?: boolean; relayedPairs?: string[];
 }
 
 function agentsCommand(io: RemoteIo): CommandModule {
@@ -237,7 +242,7 @@ function agentsCommand(io: RemoteIo): CommandModule {
         const { agents } = (await api.request<{ agents: AgentView[] }>('GET', '/v1/agents')).body;
         io.out(args.json ? `${JSON.stringify(agents, null, 2)}\n` : table(
           ['NAME', 'STATE', 'OVERLAY', 'ENDPOINT', 'GENERATION', 'SERVES', 'LAST REPORT'],
-          agents.map((a) => [a.name, a.isRevoked ? 'revoked' : a.isConnected ? 'connected' : 'offline', a.overlayAddress, a.endpoint, `${a.appliedGeneration}/${a.desiredGeneration}`, a.served.join(','), time(a.lastReportAtMs)]),
+          agents.map((a) => [a.name, a.isRevoked ? 'revoked' : a.isConnected ? 'connected' : 'offline', a.overlayAddress, a.endpoints?.length ? a.endpoints.map((e) => `${e.underlay}=${e.endpoint}`).join(',') : a.endpoint, `${a.appliedGeneration}/${a.desiredGeneration}`, a.served.join(','), time(a.lastReportAtMs)]),
         ));
         return EXIT.ok;
       });
@@ -253,7 +258,10 @@ function agentsCommand(io: RemoteIo): CommandModule {
         else {
           const rows: Array<[string, string]> = [
             ['name', a.name], ['state', a.isRevoked ? `revoked ${time(a.revokedAtMs)}` : a.isConnected ? `connected since ${time(a.connectedSinceMs)}` : 'offline'],
-            ['overlay address', a.overlayAddress], ['endpoint', a.endpoint || '-'], ['public key', a.publicKey], ['version', a.agentVersion],
+            ['overlay address', a.overlayAddress],
+            ['endpoint', a.endpoints?.length ? a.endpoints.map((e) => `${e.underlay}=${e.endpoint}`).join(', ') : a.endpoint || '-'],
+            ['relay', a.isRelay ? `yes${a.relayedPairs?.length ? `: relays ${a.relayedPairs.join(', ')}` : ', relays nothing now'}` : 'no'],
+            ['public key', a.publicKey], ['version', a.agentVersion],
             ['enrolled', time(a.enrolledAtMs)], ['generation applied/desired', `${a.appliedGeneration}/${a.desiredGeneration}`],
             ['advertised', a.advertised.join(', ') || '-'], ['serves', a.served.join(', ') || '-'], ['last report', time(a.lastReportAtMs)],
           ];

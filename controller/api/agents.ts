@@ -11,7 +11,10 @@ export const AgentView = Type.Object({
   id: Type.String(),
   name: Type.String(),
   publicKey: Type.String({ description: 'WireGuard public key, base64.' }),
-  endpoint: Type.String({ description: 'Underlay host:port; empty if unknown.' }),
+  endpoint: Type.String({ description: 'Underlay host:port; empty if unknown. With named underlays, the first.' }),
+  endpoints: Type.Array(Type.Object({ underlay: Type.String(), endpoint: Type.String() }, { additionalProperties: false }), { description: 'One per named underlay the box announced (--endpoint NAME=HOST:PORT); empty for a bare HOST:PORT.' }),
+  isRelay: Type.Boolean({ description: 'The box consents to relay (--relay).' }),
+  relayedPairs: Type.Array(Type.String(), { description: 'Pairs this box relays now, as "a <-> b".' }),
   overlayAddress: Type.String(),
   advertised: Type.Array(Type.String(), { description: 'Prefixes the agent says it can serve.' }),
   served: Type.Array(Type.String(), { description: 'Subnets it serves under the current policy.' }),
@@ -37,14 +40,25 @@ export function agentAuditState(a: AgentRecord): Record<string, unknown> {
 export function agentRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox {
   const { store, distribution, clock, log } = deps;
 
-  function view(a: AgentRecord, withReport: boolean) {
+  /** Relay name -> the pairs whose first choice it is now. */
+  function relayedPairs(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const p of distribution.indirectPaths()) {
+      const r = p.kind === 'relay' ? p.relays[0] : undefined;
+      if (r !== undefined) out.set(r, [...(out.get(r) ?? []), `${p.a} <-> ${p.b}`]);
+    }
+    return out;
+  }
+
+  function view(a: AgentRecord, withReport: boolean, relayed: Map<string, string[]> = relayedPairs()) {
     const live = distribution.liveView(a.name);
     let lastReport: unknown = null;
     if (withReport && a.lastReport) {
       try { lastReport = JSON.parse(a.lastReport); } catch { lastReport = null; }
     }
     return {
-      id: a.id, name: a.name, publicKey: a.publicKey, endpoint: a.endpoint, overlayAddress: a.overlayAddress,
+      id: a.id, name: a.name, publicKey: a.publicKey, endpoint: a.endpoint, endpoints: a.endpoints, isRelay: a.isRelay,
+      relayedPairs: relayed.get(a.name) ?? [], overlayAddress: a.overlayAddress,
       advertised: a.advertised, served: live.servedSubnets, agentVersion: a.agentVersion, protocolVersion: a.protocolVersion,
       enrolledAtMs: a.enrolledAtMs, isRevoked: a.revokedAtMs !== null, revokedAtMs: a.revokedAtMs,
       isConnected: live.isConnected, connectedSinceMs: live.connectedSinceMs,
@@ -65,7 +79,10 @@ export function agentRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
     app.get('/v1/agents', {
       onRequest: auth.requires('agents.read'),
       schema: { summary: 'Every enrolled agent', tags: ['agents'], response: { 200: Type.Object({ agents: Type.Array(AgentView) }, { additionalProperties: false }), ...errorResponses() } },
-    }, async () => ({ agents: (await store.listAgents()).map((a) => view(a, false)) }));
+    }, async () => {
+      const relayed = relayedPairs();
+      return { agents: (await store.listAgents()).map((a) => view(a, false, relayed)) };
+    });
 
     app.get('/v1/agents/:name', {
       onRequest: auth.requires('agents.read'),

@@ -11,13 +11,13 @@ export type ParseResult = { policy: Policy; errors?: undefined } | { policy?: un
 export interface PolicyEngine {
   /** YAML or JSON text -> a validated Policy, or every error with its path and line. `knownAgents`:
    *  enrolled agents, which `via` may name besides the document's own agents. */
-  parse(text: string, opts?: { knownAgents?: readonly string[] }): ParseResult;
+  parse(text: string, opts?: { knownAgents?: readonly string[]; nonConsentingRelays?: readonly string[] }): ParseResult;
   /** Runs the policy's `tests`; returns one detail per failing test (empty: all pass). */
   runTests(policy: Policy): ErrorDetail[];
 }
 
 export const policyEngine: PolicyEngine = {
-  parse: (text, opts) => parsePolicy(text, { knownAgents: opts?.knownAgents }),
+  parse: (text, opts) => parsePolicy(text, { knownAgents: opts?.knownAgents, nonConsentingRelays: opts?.nonConsentingRelays }),
   runTests: (policy) => {
     const failures: ErrorDetail[] = [];
     policy.tests.forEach((t, i) => {

@@ -36,9 +36,18 @@ const PutResult = Type.Object({
   isDistributed: Type.Boolean({ description: 'false if the commit succeeded but pushing to agents failed (see the log); agents get it on the next change or reconnect.' }),
 }, { additionalProperties: false });
 
+export const PairPathSchema = Type.Object({
+  a: Type.String(), b: Type.String(),
+  kind: Type.Union([Type.Literal('direct'), Type.Literal('relay'), Type.Literal('none')]),
+  relays: Type.Array(Type.String(), { description: 'kind relay: the relays, first choice first' }),
+  underlays: Type.Array(Type.String(), { description: "direct: the shared underlay; relay: a's and b's underlays" }),
+  reason: Type.String({ description: 'kind none: why the pair has no path' }),
+}, { additionalProperties: false, description: 'How two boxes with a permitted flow reach each other' });
+
 const DryRunResult = Type.Object({
   testsRun: Type.Integer(),
   agents: Type.Array(AgentDiffSchema, { description: 'Per-agent changes; agents whose config would not change are left out.' }),
+  paths: Type.Array(PairPathSchema, { description: 'Pairs of enrolled boxes that would not peer directly: relayed (through which box) or with no path.' }),
 }, { additionalProperties: false });
 
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ description: 'The version you read, as returned in ETag ("0" when there is no policy yet).' })) });
@@ -92,8 +101,11 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
 
   /** Validates and tests a document; throws policy_invalid / policy_tests_failed with every error. */
   async function check(document: string): Promise<Policy> {
-    const knownAgents = (await store.listAgents()).filter((a) => a.revokedAtMs === null).map((a) => a.name);
-    const r = policyEngine.parse(document, { knownAgents });
+    const enrolled = (await store.listAgents()).filter((a) => a.revokedAtMs === null);
+    const knownAgents = enrolled.map((a) => a.name);
+    // A relay needs the box's consent too: an enrolled box without --relay carries nothing.
+    const nonConsentingRelays = enrolled.filter((a) => !a.isRelay).map((a) => a.name);
+    const r = policyEngine.parse(document, { knownAgents, nonConsentingRelays });
     if (r.errors) throw new CrosslinkError('policy_invalid', `policy is invalid: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`, r.errors);
     const failures = policyEngine.runTests(r.policy);
     if (failures.length) throw new CrosslinkError('policy_tests_failed', `${failures.length} policy test${failures.length === 1 ? '' : 's'} failed`, failures);
@@ -200,10 +212,11 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
       }, async (req: FastifyRequest) => {
         const body = readPolicyBody(req);
         const policy = await check(body.document);
-        const diffs = await distribution.dryRun(policy);
+        const dry = await distribution.dryRun(policy);
         return {
           testsRun: policy.tests.length,
-          agents: diffs.filter((d) => d.changes.length > 0).sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0)),
+          agents: dry.agents.filter((d) => d.changes.length > 0).sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0)),
+          paths: dry.paths,
         };
       });
     });

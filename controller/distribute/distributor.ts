@@ -12,7 +12,7 @@ import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v
 import type { AgentRecord, Store } from '../store/store.js';
 import type { AgentName, Inventory, InventoryAgent, Policy } from '../policy/types.js';
 import { parsePolicy } from '../policy/validate.js';
-import type { AgentDiff, AgentLiveView, DistributionPort } from './port.js';
+import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView } from './port.js';
 import type { PolicyCompiler } from './compiler.js';
 import { defaultCompiler } from './policy-compiler.js';
 import { contentHash as contentHashOf } from '../policy/index.js';
@@ -185,10 +185,10 @@ export class Distributor implements DistributionPort {
     });
   }
 
-  async dryRun(candidate: Policy): Promise<AgentDiff[]> {
+  async dryRun(candidate: Policy): Promise<DryRun> {
     await this.#queue.catch(() => undefined);
     const inventory = this.#inventory();
-    const compiled = this.#compiler.preview(candidate, inventory);
+    const { configs: compiled, paths } = this.#compiler.preview(candidate, inventory);
     const out: AgentDiff[] = [];
     for (const a of inventory.agents) {
       const next = withHash(compiled.get(a.name) ?? emptyConfig(a));
@@ -197,7 +197,11 @@ export class Distributor implements DistributionPort {
       const changes = this.#compiler.diff(cur?.config, next);
       if (changes.length > 0) out.push({ agent: a.name, changes });
     }
-    return out;
+    return { agents: out, paths };
+  }
+
+  indirectPaths(): PairPathView[] {
+    return this.#policy ? this.#compiler.indirectPaths() : [];
   }
 
   liveView(name: string): AgentLiveView {

@@ -2,13 +2,15 @@
 // (PolicyCompiler.update rebuilds only the agents a change touches) and a throw-away one for dry runs.
 import { create } from '@bufbuild/protobuf';
 import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { compilePolicy, diffConfig, PolicyCompiler as IncrementalCompiler, type CompileOptions } from '../policy/index.js';
+import { compilePolicy, diffConfig, pairPathJson, PolicyCompiler as IncrementalCompiler, type CompileOptions, type PairRoute } from '../policy/index.js';
 import type { Inventory, Policy } from '../policy/types.js';
 import type { PolicyCompiler } from './compiler.js';
 
 export function defaultCompiler(options: CompileOptions = {}): PolicyCompiler {
   const live = new IncrementalCompiler(options);
   let primedWith: Policy | null = null;
+  let lastPairs: readonly PairRoute[] = [];
+  const views = (pairs: readonly PairRoute[]) => pairs.map((p) => pairPathJson(p.a, p.b, p.path));
   return {
     compile(policy: Policy, inventory: Inventory): ReadonlyMap<string, AgentConfig> {
       // The first call, and the call after a failed one, start from scratch; later ones are
@@ -19,11 +21,14 @@ export function defaultCompiler(options: CompileOptions = {}): PolicyCompiler {
         : previous === policy ? live.update({ inventory })
         : live.update({ policy, inventory });
       primedWith = policy;
+      lastPairs = r.indirectPairs;
       return r.configs;
     },
-    preview(policy: Policy, inventory: Inventory): ReadonlyMap<string, AgentConfig> {
-      return compilePolicy(policy, inventory, options).configs;
+    preview(policy: Policy, inventory: Inventory) {
+      const r = compilePolicy(policy, inventory, options);
+      return { configs: r.configs, paths: views(r.indirectPairs) };
     },
+    indirectPaths: () => views(lastPairs),
     diff(before: AgentConfig | undefined, after: AgentConfig | undefined): string[] {
       const empty = create(AgentConfigSchema);
       return diffConfig(before ?? empty, after ?? empty);

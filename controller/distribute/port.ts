@@ -19,13 +19,35 @@ export interface AgentDiff {
   changes: string[];
 }
 
+/** How two boxes with a permitted flow reach each other (controller/policy/paths.ts pairPathJson). */
+export interface PairPathView {
+  a: string;
+  b: string;
+  kind: 'direct' | 'relay' | 'none';
+  /** The relays, first choice first (kind relay). */
+  relays: string[];
+  /** direct: the shared underlay; relay: a's and b's underlays. */
+  underlays: string[];
+  /** kind none: why. */
+  reason: string;
+}
+
+export interface DryRun {
+  /** Agents whose config would change. */
+  agents: AgentDiff[];
+  /** Pairs that would not peer directly (relayed, or with no path), by name. */
+  paths: PairPathView[];
+}
+
 export interface DistributionPort {
   /** The policy that became current (validated). Recompiles affected agents and pushes changed configs. */
   setPolicy(policy: Policy, version: number): Promise<void>;
   /** Agents whose inventory entry changed (enrolled, revoked, deleted, endpoint or advertised changed). */
   agentsChanged(names: string[]): Promise<void>;
   /** Per-agent diff between the current compiled configs and those `candidate` would give. Changes nothing. */
-  dryRun(candidate: Policy): Promise<AgentDiff[]>;
+  dryRun(candidate: Policy): Promise<DryRun>;
+  /** Pairs that do not peer directly under the current policy and inventory: relayed, or with no path. */
+  indirectPaths(): PairPathView[];
   liveView(name: string): AgentLiveView;
   currentConfig(name: string): AgentConfig | undefined;
   /** Policy compiled and distribution running. */

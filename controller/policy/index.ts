@@ -6,7 +6,7 @@ export {
   compilePolicy, PolicyCompiler, contentHash,
   type CompileOptions, type CompileResult, type PairRoute, type PolicyChange, type UnservedSubnet,
 } from './compile.js';
-export { choosePath, describePairPath, pairPathJson, RELAY_PORT_BASE, type PairPath } from './paths.js';
+export { choosePath, describePairPath, describePathView, pairPathJson, RELAY_PORT_BASE, type PairPath } from './paths.js';
 export { evaluate, PolicyEvaluator, type Decision, type EvalProtocol } from './evaluate.js';
 export { diffConfigs, diffConfig, formatConfigDiffs, type AgentConfigDiff } from './diff.js';
 export { runPolicyTests, describeFlow, type PolicyTestReport, type PolicyTestResult } from './tests.js';

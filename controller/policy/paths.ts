@@ -244,16 +244,22 @@ export function possiblePath(a: { name: string; underlays: readonly string[] }, 
 
 /** For people: "relayed through nhs-shared-hub (psn-wan | n3-wan)", "direct over n3-wan", "no path: …". */
 export function describePairPath(path: PairPath): string {
-  switch (path.kind) {
-    case 'direct': return `direct over ${path.underlay}`;
+  return describePathView(pairPathJson('', '', path));
+}
+
+/** The same words from the JSON form (what the API's dry run returns to the CLI). */
+export function describePathView(v: Pick<PairPathJson, 'kind' | 'relays' | 'underlays' | 'reason'>): string {
+  switch (v.kind) {
+    case 'direct': return `direct over ${v.underlays[0]}`;
     case 'relay': {
-      const [first, ...rest] = path.hops;
-      const via = `${first!.relay} (${first!.underlayA} | ${first!.underlayB})`;
-      return `relayed through ${via}${rest.length > 0 ? `, standby ${rest.map((h) => h.relay).join(', ')}` : ''}`;
+      const [first, ...rest] = v.relays;
+      return `relayed through ${first} (${v.underlays.join(' | ')})${rest.length > 0 ? `, standby ${rest.join(', ')}` : ''}`;
     }
-    case 'none': return `no path: ${path.reason}`;
+    case 'none': return `no path: ${v.reason}`;
   }
 }
+
+export type PairPathJson = ReturnType<typeof pairPathJson>;
 
 /** The JSON form used by `policy check --json` and the dry run. */
 export function pairPathJson(a: string, b: string, path: PairPath): { a: string; b: string; kind: PairPath['kind']; relays: string[]; underlays: string[]; reason: string } {

@@ -73,7 +73,7 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
 
   const dry = await h.call({ method: 'POST', url: '/v1/policy/dry-run', as: 'operator', headers: YAML, payload: POLICY_YAML });
   t.equal(dry.statusCode, 200, dry.body);
-  t.same(json(dry), { testsRun: 2, agents: [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'] }] });
+  t.same(json(dry), { testsRun: 2, agents: [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'] }], paths: [] });
 
   const rb = await h.call({ method: 'POST', url: '/v1/policy/rollback', payload: { version: 1 } });
   t.equal(rb.statusCode, 200, rb.body);

@@ -8,7 +8,7 @@ import { buildApp, type AppOptions } from '../../controller/app.js';
 import { newApiToken } from '../../controller/api/api-tokens.js';
 import type { ApiDeps } from '../../controller/api/deps.js';
 import { policyEngine } from '../../controller/api/policy-engine.js';
-import type { AgentDiff, AgentLiveView, DistributionPort } from '../../controller/distribute/port.js';
+import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView } from '../../controller/distribute/port.js';
 import type { Policy } from '../../controller/policy/types.js';
 import { openSqliteStore } from '../../controller/store/sqlite.js';
 import type { Role, Store } from '../../controller/store/store.js';
@@ -21,7 +21,9 @@ export class FakeDistribution implements DistributionPort {
   dryRunResult: AgentDiff[] = [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'] }, { agent: 'box-a', changes: [] }];
   async setPolicy(policy: Policy, version: number): Promise<void> { this.policies.push({ policy, version }); }
   async agentsChanged(names: string[]): Promise<void> { this.changed.push(names); }
-  async dryRun(_candidate: Policy): Promise<AgentDiff[]> { return this.dryRunResult; }
+  dryRunPaths: PairPathView[] = [];
+  async dryRun(_candidate: Policy): Promise<DryRun> { return { agents: this.dryRunResult, paths: this.dryRunPaths }; }
+  indirectPaths(): PairPathView[] { return this.dryRunPaths; }
   liveView(name: string): AgentLiveView {
     return { isConnected: name === 'box-a', connectedSinceMs: name === 'box-a' ? 5 : null, servedSubnets: name === 'box-a' ? ['hospital'] : [], desiredGeneration: 0, desiredHash: '' };
   }
