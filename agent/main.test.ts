@@ -12,7 +12,7 @@ import { agentDown, defaultAgentName, startAgent, type AgentDeps, type AgentRunO
 import { MiniFakeHost, NAMED, config, stubRenderFirewall } from './reconcile/fixtures.js';
 import { StateDir, publicKeyOf } from './state.js';
 
-const TOKEN = formatJoinToken({ controllerUrl: 'https://ctl.example:8443', caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24) });
+const TOKEN = formatJoinToken({ controllerUrls: ['https://ctl.example:8443'], caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24) });
 
 class FakeControl implements ControlClient {
   enrolls: Array<{ secret: string; input: EnrollInput }> = [];
@@ -40,11 +40,11 @@ class FakeControl implements ControlClient {
 
 function harness(host = new MiniFakeHost(), control = new FakeControl()) {
   const dir = join(mkdtempSync(join(tmpdir(), 'xl-agent-')), 'state');
-  const factoryCalls: Array<{ controllerUrl: string; credential?: string }> = [];
+  const factoryCalls: Array<{ controllerUrls: readonly string[]; credential?: string }> = [];
   let now = 1_700_000_000_000;
   const deps: AgentDeps = {
     host,
-    createControlClient: (o) => { factoryCalls.push({ controllerUrl: o.controllerUrl, credential: o.credential }); return control; },
+    createControlClient: (o) => { factoryCalls.push({ controllerUrls: o.controllerUrls, credential: o.credential }); return control; },
     renderFirewall: stubRenderFirewall,
     clock: { nowMs: () => now },
     log: silentLogger(),
@@ -86,7 +86,7 @@ t.test('fail static: the saved config is on the box before the controller is con
   await agent.connecting;
   t.same(hostAtWatch, { peers: 2, table: agent.reconciler.desiredState!.firewall.ruleset, routes: 2 }, 'applied before watch()');
   t.same(control.enrolls, [], 'no second enrollment');
-  t.same(h.factoryCalls, [{ controllerUrl: 'https://ctl.example:8443', credential: 'cred-old' }]);
+  t.same(h.factoryCalls, [{ controllerUrls: ['https://ctl.example:8443'], credential: 'cred-old' }]);
   t.equal(control.hello!.knownContentHash(), 'hash-4', 'tells the controller what it already has');
   t.same(control.hello!.advertisedSubnets, ['10.20.1.0/24']);
 
@@ -196,7 +196,7 @@ t.test('not enrolled and no token: refuses to start the connection, status still
 });
 
 t.test('the agent takes its name from the join token; a different --name is refused', async (t) => {
-  const named = formatJoinToken({ controllerUrl: 'https://ctl.example:8443', caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24), agentName: 'gp-armley' });
+  const named = formatJoinToken({ controllerUrls: ['https://ctl.example:8443'], caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24), agentName: 'gp-armley' });
   const h = harness();
   const agent = await startAgent({ ...h.opts, name: undefined, join: named }, h.deps);
   await agent.connecting;

@@ -17,7 +17,7 @@ import { countConfigError, createAgentMetrics, createStatusServer, parseListenAd
 import type { AgentSettings, FirewallRenderer } from './reconcile/desired.js';
 import { Reconciler, type ApplyFailure, type Timers } from './reconcile/loop.js';
 import { teardown } from './reconcile/teardown.js';
-import { StateDir, type Enrollment } from './state.js';
+import { enrollmentUrls, StateDir, type Enrollment } from './state.js';
 import { systemClock } from '../lib/clock.js';
 import { createLinuxHost, type LinuxHost } from './host/linux/host.js';
 import { ProcessRunner } from './host/linux/run.js';
@@ -58,7 +58,7 @@ export interface AgentRunOptions {
 }
 
 export interface ControlClientFactory {
-  (opts: { controllerUrl: string; caFingerprint: string; credential?: string; log: Logger; clock: Clock }): ControlClient;
+  (opts: { controllerUrls: readonly string[]; caFingerprint: string; credential?: string; log: Logger; clock: Clock }): ControlClient;
 }
 
 export interface AgentDeps {
@@ -148,14 +148,14 @@ async function enroll(opts: AgentRunOptions, deps: AgentDeps, state: StateDir, p
     throw new CrosslinkError('config_invalid', `the join token was made for agent "${token.agentName}", not "${name}": drop --name or ask for a token for "${name}"`, [{ path: 'name', message: 'does not match the join token' }]);
   }
   if (!NAME_RE.test(name)) throw new CrosslinkError('config_invalid', `agent name "${name}" is not lowercase [a-z0-9-], 1-63 chars`, [{ path: 'name', message: 'invalid name' }]);
-  const log = deps.log.child({ controller: token.controllerUrl });
-  const client = deps.createControlClient({ controllerUrl: token.controllerUrl, caFingerprint: token.caFingerprint, log, clock: deps.clock });
+  const log = deps.log.child({ controller: token.controllerUrls.join(' ') });
+  const client = deps.createControlClient({ controllerUrls: token.controllerUrls, caFingerprint: token.caFingerprint, log, clock: deps.clock });
   const backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000, jitter: 0.5 });
   while (!signal.aborted) {
     try {
       const res = await client.enroll(token.secret, { name, publicKey, endpoint: opts.endpoint, endpoints: opts.endpoints, isRelay: opts.isRelay, advertisedSubnets: opts.advertise, agentVersion: opts.agentVersion });
       const e: Enrollment = {
-        controllerUrl: token.controllerUrl, caFingerprint: token.caFingerprint, credential: res.credential, agentId: res.agentId,
+        controllerUrl: token.controllerUrls[0]!, controllerUrls: token.controllerUrls, caFingerprint: token.caFingerprint, credential: res.credential, agentId: res.agentId,
         name, overlayAddress: res.overlayAddress, protocolVersion: res.protocolVersion, enrolledAtMs: deps.clock.nowMs(),
       };
       await state.saveEnrollment(e);
@@ -260,7 +260,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       publicKey: keys.publicKey,
       overlayAddress: reconciler.desiredState?.addresses[0] ?? enrollment?.overlayAddress ?? '',
       controller: {
-        url: enrollment?.controllerUrl ?? '',
+        url: enrollment ? enrollmentUrls(enrollment).join(' ') : '',
         isConnected: conn.isConnected,
         staleSince: conn.isConnected ? null : new Date(conn.staleSinceMs).toISOString(),
         staleSeconds: conn.isConnected ? 0 : Math.max(0, (nowMs - conn.staleSinceMs) / 1000),
@@ -380,7 +380,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       if (!enrollment) return;
     }
     control = deps.createControlClient({
-      controllerUrl: enrollment.controllerUrl, caFingerprint: enrollment.caFingerprint, credential: enrollment.credential,
+      controllerUrls: enrollmentUrls(enrollment), caFingerprint: enrollment.caFingerprint, credential: enrollment.credential,
       log: alog.child({ part: 'control' }), clock,
     });
     watch = control.watch({

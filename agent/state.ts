@@ -28,7 +28,10 @@ export interface KeyPair {
 }
 
 export interface Enrollment {
+  /** The first controller URL (all that a state file written before `controllerUrls` has). */
   controllerUrl: string;
+  /** Every controller URL from the join token, first choice first; absent in older state files. */
+  controllerUrls?: string[];
   caFingerprint: string;
   credential: string;
   agentId: string;
@@ -144,4 +147,9 @@ export class StateDir {
   async saveConfig(config: AgentConfig): Promise<void> {
     await writeFileAtomic(this.path('config'), toBinary(AgentConfigSchema, config));
   }
+}
+
+/** The URLs to dial for an enrollment, whichever version of the agent wrote it. */
+export function enrollmentUrls(e: Pick<Enrollment, 'controllerUrl' | 'controllerUrls'>): string[] {
+  return e.controllerUrls?.length ? e.controllerUrls : [e.controllerUrl];
 }

@@ -199,7 +199,7 @@ async function handle(m: Msg): Promise<Msg> {
       agent = await startAgent({
         stateDir, interfaceName: settings.interfaceName, listenPort: settings.listenPort, mtu: settings.mtu,
         wireguard: settings.wireguardMode, endpoint: '', advertise: [], statusListen: '127.0.0.1:0', agentVersion: 'bench',
-        join: formatJoinToken({ controllerUrl: 'https://127.0.0.1:9', caFingerprint: 'ab'.repeat(32), secret: 'bench-join-secret-0123456789', agentName: AGENT_NAME }),
+        join: formatJoinToken({ controllerUrls: ['https://127.0.0.1:9'], caFingerprint: 'ab'.repeat(32), secret: 'bench-join-secret-0123456789', agentName: AGENT_NAME }),
         // The bench triggers every timed run itself: no periodic resync, no early gateway claim
         // (steadyState() resyncs every 10 s, as the default interval would).
         resyncIntervalMs: 3_600_000, gatewayClaimAfterMs: 3_600_000,

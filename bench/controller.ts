@@ -75,7 +75,7 @@ const watchers: { stop(): Promise<void> }[] = [];
 const tConnect = performance.now();
 const BATCH = 250;
 for (let i = 0; i < agents; i++) {
-  const client = createControlClient({ controllerUrl: ready.url as string, caFingerprint: ready.caFingerprint as string, credential: `bench-${i}`, log, clock: systemClock, transport: transports[i % connections] });
+  const client = createControlClient({ controllerUrls: [ready.url as string], caFingerprint: ready.caFingerprint as string, credential: `bench-${i}`, log, clock: systemClock, transport: transports[i % connections] });
   watchers.push(client.watch({
     onConfig: (c) => { lastGeneration[i] = c.generation; configCount[i]!++; lastConfigAtMs[i] = Date.now(); },
     onState: (s) => { if (!s.isConnected) disconnects++; },

@@ -16,8 +16,11 @@ export interface ControllerSettings {
   'overlay-cidr'?: string;
   'tls-cert'?: string;
   'tls-key'?: string;
-  /** The URL agents and the CLI dial (written into join tokens); default from the listen address. */
-  url?: string;
+  /**
+   * The URLs agents and the CLI dial, one per network the controller host sits on (written into join
+   * tokens, tried in turn); default one from the listen address. The file takes one or a list.
+   */
+  url?: string[];
   /** Extra names/addresses for the generated server certificate. */
   san?: string[];
   'heartbeat-interval-seconds'?: number;
@@ -48,7 +51,7 @@ export interface ControllerSettings {
 type Kind = 'string' | 'number' | 'list';
 export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
   'data-dir': 'string', listen: 'string', database: 'string', 'overlay-cidr': 'string', 'tls-cert': 'string',
-  'tls-key': 'string', url: 'string', san: 'list', 'heartbeat-interval-seconds': 'number', 'log-level': 'string',
+  'tls-key': 'string', url: 'list', san: 'list', 'heartbeat-interval-seconds': 'number', 'log-level': 'string',
   'report-interval-seconds': 'number', 'silent-intervals': 'number', 'health-interval-seconds': 'number',
   'handshake-degraded-seconds': 'number', 'handshake-down-seconds': 'number', 'failover-hold-down-seconds': 'number',
   'probe-interval-seconds': 'number', 'metrics-token': 'string',
@@ -82,7 +85,10 @@ export function validateSettings(s: ControllerSettings, where: (key: string) => 
     }
   }
   if ((s['tls-cert'] === undefined) !== (s['tls-key'] === undefined)) bad(s['tls-cert'] === undefined ? 'tls-cert' : 'tls-key', 'tls-cert and tls-key must be given together');
-  if (s.url !== undefined && !/^https:\/\/[^/\s]+\/?$/.test(s.url)) bad('url', `"${s.url}" must be https://HOST[:PORT]`);
+  (s.url ?? []).forEach((u, i) => {
+    if (!/^https:\/\/[^/\s]+\/?$/.test(u)) bad('url', `${(s.url ?? []).length > 1 ? `[${i}] ` : ''}"${u}" must be https://HOST[:PORT]`);
+    else if ((s.url ?? []).indexOf(u) !== i) bad('url', `"${u}" is given twice`);
+  });
   const hb = s['heartbeat-interval-seconds'];
   if (hb !== undefined && (!Number.isFinite(hb) || hb < 1 || hb > 30)) bad('heartbeat-interval-seconds', 'must be between 1 and 30');
   if (s['log-level'] !== undefined && !LOG_LEVELS.includes(s['log-level'])) bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -131,7 +137,8 @@ export function parseSettingsText(text: string, source = 'controller.yaml'): Con
         const line = pair.key && (pair.key as { range?: [number] }).range ? lc.linePos((pair.key as { range: [number] }).range[0]).line : undefined;
         lines.set(key, line ?? 0);
         const kind = SETTING_KINDS[key as keyof ControllerSettings];
-        const value = (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? (isScalar(pair.value) ? pair.value.value : pair.value);
+        let value = (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? (isScalar(pair.value) ? pair.value.value : pair.value);
+        if (key === 'url' && typeof value === 'string') value = [value]; // one URL or a list
         if (!kind) {
           errors.push({ path: key, line, message: `unknown setting "${key}"; known: ${Object.keys(SETTING_KINDS).join(', ')}` });
         } else if (kind === 'string' && typeof value !== 'string') {

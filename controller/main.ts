@@ -37,8 +37,10 @@ export interface RunControllerOptions {
 }
 
 export interface RunningController {
-  /** The URL written into join tokens. */
+  /** The first URL written into join tokens. */
   url: string;
+  /** Every URL written into join tokens (--url, repeatable). */
+  urls: string[];
   /** Where it actually listens, e.g. "https://0.0.0.0:8443" (port filled in if 0 was asked). */
   listenUrl: string;
   port: number;
@@ -94,8 +96,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     throw e;
   }
 
-  const urlHost = s.url ? new URL(s.url).hostname.replace(/^\[|\]$/g, '') : undefined;
-  const sans = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...localAddresses(), ...(urlHost ? [urlHost] : []), ...(s.san ?? [])])];
+  const urlHosts = (s.url ?? []).map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
+  const sans = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...localAddresses(), ...urlHosts, ...(s.san ?? [])])];
   const tls = await loadOrCreateTlsIdentity(dataDir, { certFile: s['tls-cert'], keyFile: s['tls-key'], sans });
 
   // First start: one admin token, written where only the operator (root) can read it.
@@ -156,8 +158,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     distribution: { connectedCount: () => distributor.connectedCount(), serving: () => distributor.servingAssignments() },
   });
 
-  const provisionalUrl = s.url ?? defaultUrl(listen.host, listen.port);
-  const deps = { store, distribution: distributor, policyEngine, log, clock, controllerUrl: provisionalUrl, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
+  const provisionalUrls = s.url?.length ? s.url : [defaultUrl(listen.host, listen.port)];
+  const deps = { store, distribution: distributor, policyEngine, log, clock, controllerUrls: provisionalUrls, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
   const app = buildApp(deps, {
     tls: { keyPem: tls.keyPem, certChainPem: tls.certChainPem },
     // A stream that ends (an agent stopped, or a connection found dead by the PINGs) is evaluated
@@ -188,10 +190,10 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : listen.port;
   // With port 0 (tests) the real port is known only now.
-  if (listen.port === 0 && !s.url) deps.controllerUrl = defaultUrl(listen.host, port);
+  if (listen.port === 0 && !s.url?.length) deps.controllerUrls = [defaultUrl(listen.host, port)];
   const listenUrl = `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
-  print(`crosslink controller listening on ${listenUrl} (agents and CLI: ${deps.controllerUrl})\nCA fingerprint: ${tls.caFingerprint}\n`);
-  log.info({ listen: listenUrl, url: deps.controllerUrl, caFingerprint: tls.caFingerprint, database: store.kind }, 'controller started');
+  print(`crosslink controller listening on ${listenUrl} (agents and CLI: ${deps.controllerUrls.join(', ')})\nCA fingerprint: ${tls.caFingerprint}\n`);
+  log.info({ listen: listenUrl, urls: deps.controllerUrls, caFingerprint: tls.caFingerprint, database: store.kind }, 'controller started');
 
   let closing: Promise<void> | null = null;
   let markClosed!: () => void;
@@ -218,7 +220,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  return { url: deps.controllerUrl, listenUrl, port, caFingerprint: tls.caFingerprint, dataDir, store, app, monitor: healthMonitor, closed, close };
+  return { url: deps.controllerUrls[0]!, urls: deps.controllerUrls, listenUrl, port, caFingerprint: tls.caFingerprint, dataDir, store, app, monitor: healthMonitor, closed, close };
 }
 
 /**

@@ -57,6 +57,37 @@ function recorder() {
 const hello = (name: string) => ({ knownContentHash: () => '', endpoint: '', advertisedSubnets: [name === 'a-box' ? '10.1.0.0/24' : '10.2.0.0/24'], agentVersion: '0.1.0' });
 const enrollInput = (name: string) => ({ name, publicKey: fakePublicKey(name), endpoint: '', advertisedSubnets: hello(name).advertisedSubnets, agentVersion: '0.1.0' });
 
+/** A URL where nothing listens: a port bound and released again. */
+async function deadUrl(): Promise<string> {
+  const net = await import('node:net');
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((r) => server.close(() => r()));
+  return `https://127.0.0.1:${port}`;
+}
+
+t.test('a controller on two networks: the agent moves past a URL it cannot reach and stays with one that works', async (t) => {
+  const store = new MemoryStore();
+  const ctl = await startTestController({ store, dataDir: await tmp(), heartbeatIntervalMs: 200 });
+  t.teardown(() => ctl.close());
+  await ctl.distributor.setPolicy(policy('tcp/443'), 1);
+  const tok = parseJoinToken((await ctl.joinToken('a-box')).text);
+  const urls = [await deadUrl(), ...tok.controllerUrls];
+  const agent = createControlClient({ controllerUrls: urls, caFingerprint: tok.caFingerprint, stateDir: await tmp(), log, clock, backoff: { initialMs: 20, maxMs: 100, jitter: 1 } });
+  t.teardown(() => agent.close());
+  const res = await agent.enroll(tok.secret, enrollInput('a-box'));
+  t.equal(res.overlayAddress, '100.64.0.1/10', 'enrolled through the second URL');
+  const rec = recorder();
+  const w = agent.watch(rec.events, hello('a-box'));
+  t.teardown(() => w.stop());
+  await rec.waitFor(() => rec.configs.length >= 1);
+  t.same(rec.states.filter((s) => !s.isConnected), [], 'the stream opened at once: the client stayed with the URL that worked');
+  const onlyDead = createControlClient({ controllerUrls: [await deadUrl()], caFingerprint: tok.caFingerprint, log, clock });
+  t.teardown(() => onlyDead.close());
+  await t.rejects(onlyDead.enroll(tok.secret, enrollInput('b-box')), { code: 'unavailable' }, 'no URL answers: unavailable');
+});
+
 t.test('enroll, watch, report, survive a controller restart, get revoked', async (t) => {
   const dataDir = await tmp();
   const store = new MemoryStore();
@@ -64,7 +95,7 @@ t.test('enroll, watch, report, survive a controller restart, get revoked', async
   await ctl.distributor.setPolicy(policy('tcp/443'), 1);
   const stateDir = await tmp();
   const tok = parseJoinToken((await ctl.joinToken('a-box')).text);
-  const agent = createControlClient({ controllerUrl: tok.controllerUrl, caFingerprint: tok.caFingerprint, stateDir, log, clock, backoff: { initialMs: 50, maxMs: 300, jitter: 1 } });
+  const agent = createControlClient({ controllerUrls: tok.controllerUrls, caFingerprint: tok.caFingerprint, stateDir, log, clock, backoff: { initialMs: 50, maxMs: 300, jitter: 1 } });
   t.teardown(() => agent.close());
 
   const res = await agent.enroll(tok.secret, enrollInput('a-box'));
@@ -76,12 +107,12 @@ t.test('enroll, watch, report, survive a controller restart, get revoked', async
 
   // B, so A has a peer.
   const tokB = parseJoinToken((await ctl.joinToken('b-box')).text);
-  const b = createControlClient({ controllerUrl: tokB.controllerUrl, caFingerprint: tokB.caFingerprint, log, clock });
+  const b = createControlClient({ controllerUrls: tokB.controllerUrls, caFingerprint: tokB.caFingerprint, log, clock });
   t.teardown(() => b.close());
   await b.enroll(tokB.secret, enrollInput('b-box'));
 
   // A fresh client reads its credential from the state dir: no token needed.
-  const a2 = createControlClient({ controllerUrl: tok.controllerUrl, caFingerprint: tok.caFingerprint, stateDir, log, clock, backoff: { initialMs: 50, maxMs: 300, jitter: 1 } });
+  const a2 = createControlClient({ controllerUrls: tok.controllerUrls, caFingerprint: tok.caFingerprint, stateDir, log, clock, backoff: { initialMs: 50, maxMs: 300, jitter: 1 } });
   t.teardown(() => a2.close());
   const rec = recorder();
   const w = a2.watch(rec.events, hello('a-box'));
@@ -123,7 +154,7 @@ t.test('a wrong CA pin is refused before anything is sent', async (t) => {
   const ctl = await startTestController();
   t.teardown(() => ctl.close());
   const tok = await ctl.joinToken('a-box');
-  const agent = createControlClient({ controllerUrl: ctl.url, caFingerprint: 'ab'.repeat(32), log, clock });
+  const agent = createControlClient({ controllerUrls: [ctl.url], caFingerprint: 'ab'.repeat(32), log, clock });
   await t.rejects(agent.enroll(tok.secret, enrollInput('a-box')), { code: 'unauthenticated', message: /pinned CA abab/ });
   t.equal((await ctl.store.joinTokenById(tok.id))?.usedAtMs, null, 'token untouched');
 });
@@ -150,7 +181,7 @@ t.test('a silent stream is detected by missing heartbeats and reopened with back
   t.teardown(async () => { const c = app.close(); sessions.forEach((s) => s.destroy()); await c; });
   const url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 
-  const agent = createControlClient({ controllerUrl: url, caFingerprint: id.caFingerprint, credential: 'c'.repeat(43), log, clock, heartbeatTimeoutMs: 300, backoff: { initialMs: 50, maxMs: 200, jitter: 1 } });
+  const agent = createControlClient({ controllerUrls: [url], caFingerprint: id.caFingerprint, credential: 'c'.repeat(43), log, clock, heartbeatTimeoutMs: 300, backoff: { initialMs: 50, maxMs: 200, jitter: 1 } });
   t.teardown(() => agent.close());
   const rec = recorder();
   const w = agent.watch(rec.events, hello('a-box'));

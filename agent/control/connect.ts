@@ -23,8 +23,12 @@ import { fetchPinnedCa, normaliseFingerprint, pinnedTlsOptions } from '../../lib
 import type { ConfigStreamEvents, ControlClient, EnrollInput } from './client.js';
 
 export interface ControlClientOptions {
-  /** "https://controller.example:8443" (from the join token). */
-  controllerUrl: string;
+  /**
+   * The controller's URLs, first choice first (from the join token): one per network the controller
+   * host sits on. The client uses one at a time, moves to the next when it cannot connect, and
+   * stays with one that works.
+   */
+  controllerUrls: readonly string[];
   /** sha256 of the controller CA's DER, hex (from the join token). */
   caFingerprint: string;
   stateDir?: string;
@@ -74,6 +78,9 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
   const protocolVersion = opts.protocolVersion ?? PROTOCOL_VERSION;
   let credential: string | undefined = opts.credential;
   let isCredentialLoaded = credential !== undefined;
+  const urls = opts.controllerUrls.length > 0 ? [...opts.controllerUrls] : (() => { throw new Error('createControlClient: no controller URL'); })();
+  let urlIndex = 0;
+  const currentUrl = (): string => urls[urlIndex]!;
   let connection: { client: Client<typeof AgentService>; session?: Http2SessionManager } | null = null;
   let connecting: Promise<{ client: Client<typeof AgentService>; session?: Http2SessionManager }> | null = null;
 
@@ -89,9 +96,21 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
         }
       }
     }
-    const pem = await fetchPinnedCa(opts.controllerUrl, pin);
-    if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CA, pem);
-    return pem;
+    // Any URL will do for the CA (the pin decides whether to trust it); start with the current one.
+    let lastError: unknown;
+    for (let i = 0; i < urls.length; i++) {
+      const index = (urlIndex + i) % urls.length;
+      try {
+        const pem = await fetchPinnedCa(urls[index]!, pin);
+        urlIndex = index;
+        if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CA, pem);
+        return pem;
+      } catch (e) {
+        lastError = e;
+        if (e instanceof CrosslinkError && e.code !== 'unavailable') throw e; // a pin mismatch is not a network problem
+      }
+    }
+    throw lastError;
   }
 
   async function connectionOf() {
@@ -100,10 +119,10 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       if (opts.transport) return { client: createClient(AgentService, opts.transport) };
       const tlsOptions = pinnedTlsOptions(await loadCa(), pin);
       if (opts.httpVersion === '1.1') {
-        return { client: createClient(AgentService, createConnectTransport({ httpVersion: '1.1', baseUrl: opts.controllerUrl, nodeOptions: tlsOptions })) };
+        return { client: createClient(AgentService, createConnectTransport({ httpVersion: '1.1', baseUrl: currentUrl(), nodeOptions: tlsOptions })) };
       }
-      const session = new Http2SessionManager(opts.controllerUrl, { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 60_000 }, tlsOptions);
-      return { session, client: createClient(AgentService, createConnectTransport({ httpVersion: '2', baseUrl: opts.controllerUrl, sessionManager: session })) };
+      const session = new Http2SessionManager(currentUrl(), { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 60_000 }, tlsOptions);
+      return { session, client: createClient(AgentService, createConnectTransport({ httpVersion: '2', baseUrl: currentUrl(), sessionManager: session })) };
     })();
     try {
       connection = await connecting;
@@ -117,6 +136,15 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
   function resetConnection(): void {
     connection?.session?.abort();
     connection = null;
+  }
+
+  /** The current URL did not answer: the next call dials the next one (with one URL, the same). */
+  function nextUrl(reason: string): void {
+    resetConnection();
+    if (urls.length < 2) return;
+    const from = currentUrl();
+    urlIndex = (urlIndex + 1) % urls.length;
+    log.info({ from, to: currentUrl(), reason }, 'trying the next controller URL');
   }
 
   async function authHeaders(): Promise<Record<string, string>> {
@@ -134,21 +162,14 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
     },
 
     async enroll(joinSecret: string, input: EnrollInput): Promise<EnrollResponse> {
-      const { client: rpc } = await connectionOf();
-      try {
-        const res = await rpc.enroll({
-          protocolVersion, joinToken: joinSecret, name: input.name, publicKey: input.publicKey,
-          endpoint: input.endpoint, advertisedSubnets: input.advertisedSubnets, agentVersion: input.agentVersion,
-          endpoints: input.endpoints ?? [], isRelay: input.isRelay ?? false,
-        }, { timeoutMs: callTimeoutMs });
-        credential = res.credential;
-        isCredentialLoaded = true;
-        // Store before returning: the controller shows the credential once.
-        if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CREDENTIAL, res.credential + '\n');
-        log.info({ agentId: res.agentId, overlayAddress: res.overlayAddress }, 'enrolled');
-        return res;
-      } catch (e) {
-        throw toCrosslinkError(e, 'enroll');
+      // Every URL once before giving up: the box may sit on only one of the controller's networks.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await enrollOnce(joinSecret, input);
+        } catch (e) {
+          if (!(e instanceof CrosslinkError) || e.code !== 'unavailable' || attempt >= urls.length) throw e;
+          nextUrl(e.message);
+        }
       }
     },
 
@@ -163,6 +184,39 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
     },
 
     watch(events: ConfigStreamEvents, hello) {
+      return watchStream(events, hello);
+    },
+
+    async close() {
+      resetConnection();
+    },
+  };
+
+  async function enrollOnce(joinSecret: string, input: EnrollInput): Promise<EnrollResponse> {
+      let rpc: Client<typeof AgentService>;
+      try {
+        rpc = (await connectionOf()).client;
+      } catch (e) {
+        throw toCrosslinkError(e, 'enroll');
+      }
+      try {
+        const res = await rpc.enroll({
+          protocolVersion, joinToken: joinSecret, name: input.name, publicKey: input.publicKey,
+          endpoint: input.endpoint, advertisedSubnets: input.advertisedSubnets, agentVersion: input.agentVersion,
+          endpoints: input.endpoints ?? [], isRelay: input.isRelay ?? false,
+        }, { timeoutMs: callTimeoutMs });
+        credential = res.credential;
+        isCredentialLoaded = true;
+        // Store before returning: the controller shows the credential once.
+        if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CREDENTIAL, res.credential + '\n');
+        log.info({ agentId: res.agentId, overlayAddress: res.overlayAddress, controller: currentUrl() }, 'enrolled');
+        return res;
+      } catch (e) {
+        throw toCrosslinkError(e, 'enroll');
+      }
+  }
+
+  function watchStream(events: ConfigStreamEvents, hello: Parameters<ControlClient['watch']>[1]): { stop(): Promise<void> } {
       const backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: RECONNECT_MAX_MS, jitter: 1 }, opts.random);
       const stopController = new AbortController();
       let current: AbortController | null = null;
@@ -175,7 +229,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
 
       // isRefused: the controller refused the credential or our protocol version; another attempt
       // soon cannot fix that (an operator must act), so those retry at the slowest pace.
-      const once = async (): Promise<{ wasConnected: boolean; reason: string; isDead: boolean; isRefused: boolean }> => {
+      const once = async (): Promise<{ wasConnected: boolean; reason: string; isDead: boolean; isRefused: boolean; isUnreachable?: boolean }> => {
         const ac = new AbortController();
         current = ac;
         let wasConnected = false;
@@ -208,6 +262,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
               wasConnected = true;
               backoff.reset();
               lastReason = null;
+              if (urls.length > 1) log.info({ controller: currentUrl() }, 'config stream open');
               events.onState({ isConnected: true, atMs: opts.clock.nowMs() });
             }
             // Any message proves the stream alive; a heartbeat also announces the interval.
@@ -222,7 +277,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
           if (deadReason) return { wasConnected, reason: deadReason, isDead: true, isRefused: false };
           if (stopController.signal.aborted) return { wasConnected, reason: 'stopped', isDead: false, isRefused: false };
           const err = e instanceof CrosslinkError ? e : toCrosslinkError(e, 'watch');
-          return { wasConnected, reason: err.message, isDead: false, isRefused: err.code === 'unauthenticated' || err.code === 'protocol_mismatch' };
+          return { wasConnected, reason: err.message, isDead: false, isRefused: err.code === 'unauthenticated' || err.code === 'protocol_mismatch', isUnreachable: err.code === 'unavailable' };
         } finally {
           clearTimeout(timer);
           current = null;
@@ -233,7 +288,8 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
         while (!stopController.signal.aborted) {
           const r = await once();
           if (stopController.signal.aborted) break;
-          if (r.isDead) resetConnection();
+          // A dead stream, or a controller that cannot be reached: try its next URL (another network).
+          if (r.isDead || r.isUnreachable) nextUrl(r.reason);
           // Tell the caller about each disconnect, and about a failing reconnect once per new reason.
           if (r.wasConnected || r.reason !== lastReason) {
             events.onState({ isConnected: false, reason: r.reason, atMs: opts.clock.nowMs() });
@@ -255,12 +311,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
           await loop;
         },
       };
-    },
-
-    async close() {
-      resetConnection();
-    },
-  };
+  }
   return client;
 }
 

@@ -6,8 +6,12 @@ import { CrosslinkError, type ErrorCode, type ErrorDetail } from '../../lib/erro
 import { fetchPinnedCa, pinnedHttpsAgent } from '../../lib/pin.js';
 
 export interface ApiClientOptions {
-  /** https://HOST:PORT of the controller. */
-  controller: string;
+  /**
+   * https://HOST:PORT of the controller, or several (one per network it sits on; also one text with
+   * spaces or commas between them, as CROSSLINK_CONTROLLER may hold): tried in turn, the first that
+   * answers and proves the pinned CA is used.
+   */
+  controller: string | readonly string[];
   /** Bearer API token. */
   token: string;
   /** sha256 of the controller CA's DER (hex, colons allowed). */
@@ -49,22 +53,31 @@ export class ApiClient {
   }
 
   static async connect(opts: ApiClientOptions): Promise<ApiClient> {
-    let base: URL;
-    try {
-      base = new URL(opts.controller);
-    } catch {
-      throw new CrosslinkError('config_invalid', `controller URL "${opts.controller}" is not a URL (expected https://HOST:PORT)`, [{ path: 'controller', message: 'not a URL' }]);
-    }
-    if (base.protocol !== 'https:') throw new CrosslinkError('config_invalid', 'controller URL must start with https://', [{ path: 'controller', message: 'not https' }]);
+    const texts = [opts.controller].flat().flatMap((c) => c.split(/[\s,]+/)).filter((c) => c !== '');
+    const bases = texts.map((text, i) => {
+      const path = texts.length > 1 ? `controller[${i}]` : 'controller';
+      let base: URL;
+      try {
+        base = new URL(text);
+      } catch {
+        throw new CrosslinkError('config_invalid', `controller URL "${text}" is not a URL (expected https://HOST:PORT)`, [{ path, message: 'not a URL' }]);
+      }
+      if (base.protocol !== 'https:') throw new CrosslinkError('config_invalid', `controller URL "${text}" must start with https://`, [{ path, message: 'not https' }]);
+      return base;
+    });
+    if (bases.length === 0) throw new CrosslinkError('config_invalid', 'no controller URL given', [{ path: 'controller', message: 'missing' }]);
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    let caPem: string;
-    try {
-      caPem = await fetchPinnedCa(base.toString(), opts.caFingerprint, { timeoutMs });
-    } catch (e) {
-      if (e instanceof CrosslinkError && e.code === 'config_invalid') throw e;
-      throw new UnreachableError(`cannot reach the controller at ${base.host} securely: ${(e as Error).message}`, { cause: e });
+    const failures: string[] = [];
+    for (const base of bases) {
+      try {
+        const caPem = await fetchPinnedCa(base.toString(), opts.caFingerprint, { timeoutMs });
+        return new ApiClient(base, opts.token, pinnedHttpsAgent(caPem, opts.caFingerprint, { keepAlive: true }), timeoutMs);
+      } catch (e) {
+        if (e instanceof CrosslinkError && e.code === 'config_invalid') throw e;
+        failures.push(`${base.host}: ${(e as Error).message}`);
+      }
     }
-    return new ApiClient(base, opts.token, pinnedHttpsAgent(caPem, opts.caFingerprint, { keepAlive: true }), timeoutMs);
+    throw new UnreachableError(`cannot reach the controller securely at ${failures.join('; ')}`);
   }
 
   close(): void {

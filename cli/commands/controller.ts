@@ -28,7 +28,7 @@ function settingsOptions<T>(y: Argv<T>) {
     .option('overlay-cidr', { type: 'string', describe: 'Pool of agent overlay addresses (default 100.64.0.0/10)' })
     .option('tls-cert', { type: 'string', describe: 'Bring your own server certificate chain (PEM; last is the CA clients pin)' })
     .option('tls-key', { type: 'string', describe: 'Key for --tls-cert' })
-    .option('url', { type: 'string', describe: 'URL agents and the CLI dial, written into join tokens (default from --listen)' })
+    .option('url', { type: 'string', array: true, describe: 'URL agents and the CLI dial, written into join tokens (default from --listen); repeat once per network the controller host is on: agents try them in turn' })
     .option('san', { type: 'string', array: true, describe: 'Extra names/addresses for the generated server certificate' })
     .option('heartbeat-interval-seconds', { type: 'number', describe: 'Config stream heartbeat, 1-30 (default 10)' })
     .option('log-level', { type: 'string', describe: 'fatal, error, warn, info, debug, trace or silent (default info)' })
@@ -47,7 +47,7 @@ function settingsOptions<T>(y: Argv<T>) {
 function flagsOf(a: ServeArgs): ControllerSettings {
   return {
     'data-dir': a.dataDir, listen: a.listen, database: a.database, 'overlay-cidr': a.overlayCidr, 'tls-cert': a.tlsCert,
-    'tls-key': a.tlsKey, url: a.url, san: a.san, 'heartbeat-interval-seconds': a.heartbeatIntervalSeconds, 'log-level': a.logLevel,
+    'tls-key': a.tlsKey, url: a.url === undefined ? undefined : [a.url].flat(), san: a.san, 'heartbeat-interval-seconds': a.heartbeatIntervalSeconds, 'log-level': a.logLevel,
     'report-interval-seconds': a.reportIntervalSeconds, 'silent-intervals': a.silentIntervals, 'health-interval-seconds': a.healthIntervalSeconds,
     'handshake-degraded-seconds': a.handshakeDegradedSeconds, 'handshake-down-seconds': a.handshakeDownSeconds,
     'failover-hold-down-seconds': a.failoverHoldDownSeconds, 'probe-interval-seconds': a.probeIntervalSeconds, 'metrics-token': a.metricsToken,

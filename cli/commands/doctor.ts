@@ -9,7 +9,7 @@ import { parseJoinToken } from '../../lib/join-token.js';
 import { silentLogger } from '../../lib/logger.js';
 import { DEFAULT_CONFIG_FILE, loadAgentConfigFile, resolveAgentOptions, settingsFromFlags, type AgentSettingsInput } from '../../agent/config.js';
 import type { DoctorDeps, DoctorInput } from '../../agent/doctor.js';
-import { StateDir } from '../../agent/state.js';
+import { enrollmentUrls, StateDir } from '../../agent/state.js';
 import { VERSION } from '../version.js';
 
 // The checks are imported when `crosslink doctor` runs, not by every command (cli/main.ts loads
@@ -51,7 +51,7 @@ export async function gatherDoctorInput(args: DoctorArgs): Promise<DoctorInput &
   let overlayRoutes: string[] = [];
   try {
     const e = await state.loadEnrollment();
-    if (e) controller = { url: e.controllerUrl, caFingerprint: e.caFingerprint, source: `enrollment in ${state.dir}` };
+    if (e) controller = { url: enrollmentUrls(e).join(' '), caFingerprint: e.caFingerprint, source: `enrollment in ${state.dir}` };
     overlayRoutes = (await state.loadConfig())?.routes ?? [];
   } catch (e) {
     setupErrors.push(message(e));
@@ -60,7 +60,7 @@ export async function gatherDoctorInput(args: DoctorArgs): Promise<DoctorInput &
   if (args.join || (!controller && o.join)) {
     try {
       const t = parseJoinToken((args.join ?? o.join)!);
-      controller = { url: t.controllerUrl, caFingerprint: t.caFingerprint, source: 'join token' };
+      controller = { url: t.controllerUrls.join(' '), caFingerprint: t.caFingerprint, source: 'join token' };
     } catch (e) {
       setupErrors.push(message(e));
     }

@@ -76,6 +76,14 @@ t.test('remote commands against a real controller', async (t) => {
   const invalid = join(dir, 'invalid.yaml');
   writeFileSync(invalid, 'version: 1\nrules:\n  - name: x\n    from: [nope]\n');
 
+  // A controller on two networks: a URL this host cannot reach first, then the real one.
+  const deadFirst = ['--controller', 'https://127.0.0.1:1', ...conn];
+  const viaSecond = await cli(['agents', 'list', ...deadFirst]);
+  t.equal(viaSecond.code, 0, `tries the next --controller URL: ${viaSecond.err}`);
+  const noneAnswers = await cli(['agents', 'list', ...conn.map((a) => (a.startsWith('https://') ? 'https://127.0.0.1:1' : a))]);
+  t.equal(noneAnswers.code, 3, 'no URL answers: unreachable');
+  t.match(noneAnswers.err, /cannot reach the controller securely at 127\.0\.0\.1:1/);
+
   const missing = await cli(['agents', 'list']);
   t.equal(missing.code, 2, 'no connection settings: usage error');
   t.match(missing.err, /missing --controller/);

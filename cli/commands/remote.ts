@@ -29,11 +29,11 @@ export const processIo: RemoteIo = {
   env: process.env,
 };
 
-interface ConnArgs { controller?: string; token?: string; caFingerprint?: string; json?: boolean }
+interface ConnArgs { controller?: string | string[]; token?: string; caFingerprint?: string; json?: boolean }
 
 function connectionOptions<T>(y: Argv<T>) {
   return y
-    .option('controller', { type: 'string', describe: 'Controller URL, https://HOST:PORT [env CROSSLINK_CONTROLLER]' })
+    .option('controller', { type: 'string', describe: 'Controller URL, https://HOST:PORT; repeat for a controller on several networks (tried in turn) [env CROSSLINK_CONTROLLER, space-separated]' })
     .option('token', { type: 'string', describe: 'API token [env CROSSLINK_TOKEN]' })
     .option('ca-fingerprint', { type: 'string', describe: "SHA-256 fingerprint of the controller's CA [env CROSSLINK_CA_FINGERPRINT]" });
 }

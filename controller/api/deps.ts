@@ -11,8 +11,8 @@ export interface ApiDeps {
   policyEngine: PolicyEngine;
   log: Logger;
   clock: Clock;
-  /** The controller URL agents dial, written into join tokens, e.g. "https://10.0.0.1:8443". */
-  controllerUrl: string;
+  /** The controller URLs agents dial (one per network it sits on), written into join tokens, e.g. ["https://10.0.0.1:8443"]. */
+  controllerUrls: string[];
   /** sha256 of the CA certificate's DER, lowercase hex; written into join tokens. */
   caFingerprint: string;
   caCertPem: string;

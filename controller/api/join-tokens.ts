@@ -61,7 +61,7 @@ export function joinTokenRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTy
         expiresAtMs: now + (req.body.ttlSeconds ?? 3600) * 1000, createdAtMs: now, createdBy: actor.name, usedAtMs: null, revokedAtMs: null,
       };
       await store.createJoinToken(rec, { actor, action: 'join_token.create', target: `join_token/${rec.id}`, before: null, after: auditState(rec) });
-      const token = formatJoinToken({ controllerUrl: deps.controllerUrl, caFingerprint: deps.caFingerprint, secret, agentName: rec.name });
+      const token = formatJoinToken({ controllerUrls: deps.controllerUrls, caFingerprint: deps.caFingerprint, secret, agentName: rec.name });
       return reply.code(201).send({ ...view(rec), token });
     });
 

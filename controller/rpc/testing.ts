@@ -85,7 +85,7 @@ export async function startTestController(opts: {
         { id, name, secretHash: createHash('sha256').update(secret).digest('hex'), isReusable: o.isReusable ?? false, expiresAtMs: now + (o.ttlMs ?? 3_600_000), createdAtMs: now, createdBy: 'test', usedAtMs: null, revokedAtMs: null },
         { actor: { name: 'test', role: 'admin', address: '' }, action: 'join_token.create', target: `join_token/${id}`, before: null, after: { name } },
       );
-      return { text: formatJoinToken({ controllerUrl: url, caFingerprint: tls.caFingerprint, secret }), secret, id };
+      return { text: formatJoinToken({ controllerUrls: [url], caFingerprint: tls.caFingerprint, secret }), secret, id };
     },
     async close() {
       await distributor.stop();

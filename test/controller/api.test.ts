@@ -221,7 +221,7 @@ t.test('join tokens: shown once, parseable, listed without secret, revocable', a
   t.equal(r.statusCode, 201, r.body);
   const created = json(r) as { id: string; token: string; state: string; isReusable: boolean };
   const parts = parseJoinToken(created.token);
-  t.same({ u: parts.controllerUrl, f: parts.caFingerprint }, { u: 'https://controller.test:8443', f: 'ab'.repeat(32) });
+  t.same({ u: parts.controllerUrls[0], f: parts.caFingerprint }, { u: 'https://controller.test:8443', f: 'ab'.repeat(32) });
   t.match(created, { state: 'active', isReusable: true, name: 'box-a' });
   const list = await h.call({ method: 'GET', url: '/v1/join-tokens', as: 'auditor' });
   t.equal(list.statusCode, 200);

@@ -30,7 +30,7 @@ t.test('enroll over Connect, watch config, list and revoke over REST', async (t)
     const jt = (await api.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name } })).body;
     const parts = parseJoinToken(jt.token);
     t.equal(parts.caFingerprint, c.caFingerprint, 'the join token pins this controller');
-    const rpc = createClient(AgentService, createConnectTransport({ httpVersion, baseUrl: parts.controllerUrl.replace(/\/\/[^:/]+:/, '//127.0.0.1:'), nodeOptions: pinnedTlsOptions(ca, parts.caFingerprint) }));
+    const rpc = createClient(AgentService, createConnectTransport({ httpVersion, baseUrl: parts.controllerUrls[0]!.replace(/\/\/[^:/]+:/, '//127.0.0.1:'), nodeOptions: pinnedTlsOptions(ca, parts.caFingerprint) }));
     const enrolled = await rpc.enroll({ protocolVersion: PROTOCOL_VERSION, joinToken: parts.secret, name, publicKey: fakePublicKey(name), endpoint: '198.51.100.1:51820', advertisedSubnets: [lan], agentVersion: '0.1.0' });
     t.ok(enrolled.credential, `${name} enrolled over HTTP/${httpVersion}`);
 

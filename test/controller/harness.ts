@@ -81,7 +81,7 @@ export async function makeHarness(appOpts: AppOptions = {}): Promise<Harness> {
   const dist = new FakeDistribution();
   const deps: ApiDeps = {
     store, distribution: dist, policyEngine, log: silentLogger(), clock,
-    controllerUrl: 'https://controller.test:8443', caFingerprint: 'ab'.repeat(32), caCertPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+    controllerUrls: ['https://controller.test:8443'], caFingerprint: 'ab'.repeat(32), caCertPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
   };
   const app = buildApp(deps, appOpts);
   await app.ready();

@@ -106,7 +106,7 @@ async function controller(t: Test, opts: Parameters<typeof startTestController>[
   await ctl.distributor.setPolicy(parsePolicy(POLICY).policy!, 1);
   // b-box enrolled (as the current build), so a-box has a peer and gets a config.
   const tok = parseJoinToken((await ctl.joinToken('b-box')).text);
-  const b = createControlClient({ controllerUrl: tok.controllerUrl, caFingerprint: tok.caFingerprint, log, clock });
+  const b = createControlClient({ controllerUrls: tok.controllerUrls, caFingerprint: tok.caFingerprint, log, clock });
   await b.enroll(tok.secret, { name: 'b-box', publicKey: fakePublicKey('b-box'), endpoint: '192.0.2.2:51820', advertisedSubnets: ['10.2.0.0/24'], agentVersion: '0.1.0' });
   await b.close();
   return ctl;
@@ -165,7 +165,7 @@ t.test('(a) same protocol: a newer agent sending unknown fields and a newer agen
   const tok = parseJoinToken((await ctl.joinToken('x')).text);
   // The agent's own transport (pinned as the real one is), with the "newer build" interceptor.
   const ca = ctl.caCertPem;
-  const transport = createConnectTransport({ httpVersion: '1.1', baseUrl: tok.controllerUrl, nodeOptions: pinnedTlsOptions(ca, ctl.caFingerprint), interceptors: [newerAgentFields] });
+  const transport = createConnectTransport({ httpVersion: '1.1', baseUrl: tok.controllerUrls[0], nodeOptions: pinnedTlsOptions(ca, ctl.caFingerprint), interceptors: [newerAgentFields] });
   const { agent: a } = await agent(t, ctl, { transport, agentVersion: '9.9.0-newer' });
   await assertWorks(t, ctl, a, 'newer agent');
   const rec = await ctl.store.agentByName('a-box');
@@ -182,7 +182,7 @@ t.test('(a) same protocol, the reverse: a newer controller sending unknown field
   // And the stream's messages really did carry them: watch once more with a bare client.
   const dir = await tmp();
   const tok = parseJoinToken((await ctl.joinToken('a-box')).text);
-  const c = createControlClient({ controllerUrl: tok.controllerUrl, caFingerprint: tok.caFingerprint, stateDir: dir, log, clock });
+  const c = createControlClient({ controllerUrls: tok.controllerUrls, caFingerprint: tok.caFingerprint, stateDir: dir, log, clock });
   t.teardown(() => c.close());
   await c.enroll(tok.secret, { name: 'a-box', publicKey: fakePublicKey('a-box'), endpoint: '', advertisedSubnets: ['10.1.0.0/24'], agentVersion: '0.1.0' });
   const w = c.watch({ onConfig: (cfg) => configs.push(cfg), onState: () => undefined }, { knownContentHash: () => '', endpoint: '', advertisedSubnets: ['10.1.0.0/24'], agentVersion: '0.1.0' });
