@@ -358,7 +358,7 @@ function elementText(kind: SetKind, b: TupleBox): string {
 }
 
 /** An "address:port" or "[v6]:port" with an IP literal host, split; undefined otherwise. */
-function literalEndpoint(text: string): { family: Family; host: string; port: number } | undefined {
+export function literalEndpoint(text: string): { family: Family; host: string; port: number } | undefined {
   const c = canonicalEndpoint(text);
   if (c === null) return undefined;
   const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(c);

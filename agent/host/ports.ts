@@ -144,6 +144,18 @@ export interface FirewallPort {
   counters?(): Promise<Record<string, FirewallCounter>>;
 }
 
+/** A relay's "address:port" that other boxes send to (a RelayForward's listen side). */
+export interface RelayListen {
+  family: 4 | 6;
+  address: string;
+  port: number;
+}
+
+/** Connection tracking: forgets UDP flows to a relay port so the next datagram takes the current NAT map. */
+export interface ConntrackPort {
+  forgetUdp(listens: readonly RelayListen[]): Promise<void>;
+}
+
 export interface SysctlPort {
   get(key: string): Promise<string>;
   set(key: string, value: string): Promise<void>;
@@ -156,4 +168,6 @@ export interface Host {
   routes: RoutePort;
   firewall: FirewallPort;
   sysctl: SysctlPort;
+  /** Only boxes that relay use it; absent: relayed pairs may need a conntrack timeout to pass. */
+  conntrack?: ConntrackPort;
 }

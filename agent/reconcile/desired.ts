@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { FirewallSchema, type AgentConfig, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import type { RouteObserved, WgDeviceDesired, WgPeerDesired, WireGuardMode } from '../host/ports.js';
+import type { RelayListen, RouteObserved, WgDeviceDesired, WgPeerDesired, WireGuardMode } from '../host/ports.js';
 import { canonicalEndpoint, compareText, isPrefix, strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
+import { literalEndpoint } from '../host/firewall-render.js';
 
 // plan.ts may not import from host/ (lint boundary), so the port types it compares pass through here.
 export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode } from '../host/ports.js';
@@ -52,7 +53,13 @@ export interface DesiredState {
   wireguard: WgDeviceDesired & { publicKey: string };
   /** Routes into the interface, sorted by prefix. */
   routes: RouteObserved[];
-  firewall: { ruleset: string; /** sha256 hex of `ruleset` */ hash: string };
+  firewall: {
+    ruleset: string;
+    /** sha256 hex of `ruleset` */
+    hash: string;
+    /** The relay forwards in it, by "source>listen>target", with the listen side conntrack is keyed on. */
+    relay?: ReadonlyMap<string, RelayListen>;
+  };
   /** Sysctls that must hold these values, sorted by key. */
   sysctls: Array<{ key: string; value: string }>;
   /** Virtual gateway addresses of the subnets this box serves ("10.20.1.1/24"), sorted. Absent
@@ -108,6 +115,16 @@ function validateFirewall(fw: Firewall, errors: ErrorDetail[]): void {
   }
   fw.masquerade.forEach((s, j) => { if (!isPrefix(s)) errors.push(notAPrefix(`firewall.masquerade[${j}]`, s)); });
   fw.localPrefixes.forEach((s, j) => { if (!isPrefix(s)) errors.push(notAPrefix(`firewall.local_prefixes[${j}]`, s)); });
+}
+
+/** The relay forwards by key; the renderer has checked every endpoint already. */
+function relayListens(fw: Firewall): Map<string, RelayListen> {
+  const out = new Map<string, RelayListen>();
+  for (const r of fw.relay) {
+    const l = literalEndpoint(r.listen);
+    if (l) out.set(`${r.source}>${r.listen}>${r.target}`, { family: l.family, address: l.host, port: l.port });
+  }
+  return out;
 }
 
 /** Canonical prefixes of `list` into `out`; one that does not parse is an error at `${path}[j]`. */
@@ -208,7 +225,7 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
       peers: peers.sort((a, b) => compareText(a.publicKey, b.publicKey)),
     },
     routes: sortedUnique(routePrefixes).map((p) => ({ prefix: p, dev: settings.interfaceName })),
-    firewall: { ruleset, hash: rulesetHash(ruleset) },
+    firewall: { ruleset, hash: rulesetHash(ruleset), ...(fw.relay.length > 0 ? { relay: relayListens(fw) } : {}) },
     sysctls: sysctls.sort((a, b) => compareText(a.key, b.key)),
     peerNames,
     gateways: sortedUnique(gateways),

@@ -6,7 +6,7 @@ import { Backoff, type BackoffOptions } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { HostCommandError, isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import type { Host, RouteChanges } from '../host/ports.js';
+import type { Host, RelayListen, RouteChanges } from '../host/ports.js';
 import { desiredState, InvalidConfigError, SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
 import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
 import { memoizeFirewallRenderer } from './render-memo.js';
@@ -191,6 +191,8 @@ export class Reconciler {
   private readonly knownGateways = new Set<string>();
   private isGatewayClaimAllowed = false;
   private firewallRecord: FirewallRecord | null = null;
+  /** The relay forwards of the last firewall this agent installed; null: none since start. */
+  private relayForwards: ReadonlyMap<string, RelayListen> | null = null;
   private configErrors: ApplyFailure[] = [];
   private lastRunErrors: ApplyFailure[] = [];
   private chain: Promise<unknown> = Promise.resolve();
@@ -400,6 +402,21 @@ export class Reconciler {
     this.early = null;
   }
 
+  /**
+   * After the relay's port maps changed: conntrack forgets the flows of every forward that appeared,
+   * changed or went (all of them after a start), so their next datagram takes the map as it is now
+   * (agent/host/linux/conntrack.ts says why).
+   */
+  private async forgetChangedRelayFlows(now: ReadonlyMap<string, RelayListen>): Promise<void> {
+    const before = this.relayForwards;
+    this.relayForwards = now;
+    if (!this.host.conntrack) return;
+    const changed = new Map<string, RelayListen>();
+    for (const [key, l] of now) if (!before?.has(key)) changed.set(`${l.address} ${l.port}`, l);
+    for (const [key, l] of before ?? []) if (!now.has(key)) changed.set(`${l.address} ${l.port}`, l);
+    if (changed.size > 0) await this.host.conntrack.forgetUdp([...changed.values()]);
+  }
+
   private async applyStep(step: Step, prep: RunPrep): Promise<void> {
     const h = this.host;
     switch (step.kind) {
@@ -411,6 +428,7 @@ export class Reconciler {
         this.firewallRecord = null;
         const fingerprint = await h.firewall.replace(step.ruleset, { whileCommitting: () => prep.run() });
         this.firewallRecord = { hash: step.hash, fingerprint };
+        await this.forgetChangedRelayFlows(step.relay ?? new Map());
         return;
       }
       case 'wireguard.sync': return h.wireguard.sync(step.ifname, step.device);

@@ -5,6 +5,7 @@ import { compareText, isInNetworkOf, isLiteralEndpoint } from '../host/canonical
 import type {
   DesiredState, FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
 } from './desired.js';
+import type { RelayListen } from '../host/ports.js';
 
 /** What the reconciler remembers about its own last firewall write. */
 export interface FirewallRecord {
@@ -41,7 +42,7 @@ export type Step =
   | { kind: 'link.up'; ifname: string; mtu: number }
   | { kind: 'address.add'; ifname: string; cidr: string }
   | { kind: 'address.del'; ifname: string; cidr: string }
-  | { kind: 'firewall.replace'; ruleset: string; hash: string; reason: 'missing' | 'changed' | 'drift' }
+  | { kind: 'firewall.replace'; ruleset: string; hash: string; reason: 'missing' | 'changed' | 'drift'; relay?: ReadonlyMap<string, RelayListen> }
   | { kind: 'wireguard.sync'; ifname: string; device: WgDeviceDesired }
   | { kind: 'routes'; add: RouteObserved[]; del: RouteObserved[] }
   | { kind: 'sysctl.set'; key: string; value: string }
@@ -125,7 +126,10 @@ export function plan(desired: DesiredState, observed: ObservedState): Step[] {
   // The firewall goes in before peers, routes and forwarding, so no packet crosses the box while
   // the policy is not yet enforced.
   const fw = firewallReason(desired, observed);
-  if (fw) steps.push({ kind: 'firewall.replace', ruleset: desired.firewall.ruleset, hash: desired.firewall.hash, reason: fw });
+  if (fw) {
+    const relay = desired.firewall.relay;
+    steps.push({ kind: 'firewall.replace', ruleset: desired.firewall.ruleset, hash: desired.firewall.hash, reason: fw, ...(relay ? { relay } : {}) });
+  }
 
   // Only when something differs: `wg syncconf` keeps unchanged peers' sessions, but a no-op must
   // still issue no write.

@@ -1,6 +1,7 @@
 // The Linux Host: every adapter over one command runner, optionally inside a network namespace
 // (tests run the adapters from the root namespace against a box namespace).
 import type { Host } from '../ports.js';
+import { LinuxConntrack } from './conntrack.js';
 import { LinuxFirewall, type LinuxFirewallOptions } from './firewall.js';
 import { LinuxLinks } from './links.js';
 import { NetlinkMonitor, type NetlinkMonitorOptions } from './monitor.js';
@@ -47,6 +48,7 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
     routes: new LinuxRoutes({ ...base, monitor, tempDir: opts.tempDir }),
     firewall,
     sysctl: new LinuxSysctl(base),
+    conntrack: new LinuxConntrack(base),
     ...(monitor ? { events: { onChange: (listener: (line: string) => void) => monitor.onChange(listener) } } : {}),
     close: () => {
       firewall.close();
