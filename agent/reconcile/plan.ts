@@ -5,7 +5,6 @@ import { compareText, isInNetworkOf, isLiteralEndpoint } from '../host/canonical
 import type {
   DesiredState, FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
 } from './desired.js';
-import type { RelayListen } from '../host/ports.js';
 
 /** What the reconciler remembers about its own last firewall write. */
 export interface FirewallRecord {
@@ -42,7 +41,7 @@ export type Step =
   | { kind: 'link.up'; ifname: string; mtu: number }
   | { kind: 'address.add'; ifname: string; cidr: string }
   | { kind: 'address.del'; ifname: string; cidr: string }
-  | { kind: 'firewall.replace'; ruleset: string; hash: string; reason: 'missing' | 'changed' | 'drift'; relay?: ReadonlyMap<string, RelayListen> }
+  | { kind: 'firewall.replace'; ruleset: string; hash: string; reason: 'missing' | 'changed' | 'drift'; relay?: DesiredState['firewall']['relay'] }
   | { kind: 'wireguard.sync'; ifname: string; device: WgDeviceDesired }
   | { kind: 'routes'; add: RouteObserved[]; del: RouteObserved[] }
   | { kind: 'sysctl.set'; key: string; value: string }

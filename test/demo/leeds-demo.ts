@@ -1,7 +1,10 @@
-// `make demo`: the Leeds example for real, in network namespaces on this machine. A controller and
-// seven edge boxes (agents enrolled with join tokens), examples/leeds.yaml applied through the API,
-// then a table of flows: what `policy whatif` says beside what a real connection does. Everything is
-// left running to explore; `make demo-down` removes it (by namespace prefix and PID).
+// `make demo`: the Leeds example for real, in network namespaces on this machine. Two underlay
+// networks with no route between them (n3-wan for N3/HSCN, psn-wan for the PSN), a controller host
+// on both, seven edge boxes (agents enrolled with join tokens): N3 boxes on n3-wan only, council boxes
+// on psn-wan only, the shared building's hub on both, relaying. examples/leeds.yaml applied through
+// the API, then a table of flows: what `policy whatif` says beside what a real connection does, and
+// the path each took (direct, or relayed through the hub). Everything is left running to explore;
+// `make demo-down` removes it (by namespace prefix and PID).
 //
 //   node --import ./bench/register.js test/demo/leeds-demo.ts [up|down]
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
@@ -85,7 +88,9 @@ async function up(): Promise<void> {
     out(`removing the previous demo (${DEMO_PREFIX}-*) first`);
     await Testbed.destroyByPrefix(DEMO_PREFIX);
   }
-  out('building the Leeds topology: an underlay, a controller host, 7 edge boxes, 9 LANs, 10 hosts (network namespaces)');
+  out('building the Leeds topology: two underlay networks with no route between them (n3-wan: N3/HSCN, psn-wan: the PSN),');
+  out('  a controller host on both, 7 edge boxes (N3 boxes on n3-wan only, council boxes on psn-wan only, the shared hub on both),');
+  out('  9 LANs, 10 hosts (network namespaces)');
   const desc = leedsTopology(DEMO_PREFIX);
   const bed = await Testbed.create(desc);
   try {
@@ -116,6 +121,12 @@ async function up(): Promise<void> {
     process.stdout.write(indent((await fleet.cli(['agents', 'list'])).stdout));
     out();
 
+    // The premise: nothing routes between the two networks.
+    const civic = bed.box('lcc-civic-hall').underlays[0]!;
+    const gap = await bed.ping('gp-chapeltown', civic.address, { count: 1, timeoutMs: 1000 });
+    out(`no link between the networks: gp-chapeltown (n3-wan) -> lcc-civic-hall's underlay address ${civic.address} (psn-wan): ${gap.received === 0 ? 'unreachable' : 'REACHABLE (the testbed is wrong)'}`);
+    out();
+
     out('flows: what the policy says (policy whatif) beside a real connection attempt between the hosts');
     const source = (f: Flow) => (f.to.includes(':') ? bed.host(f.from).address6 ?? '' : bed.host(f.from).address);
     const results = await Promise.all(FLOWS.map(async (f) => {
@@ -127,10 +138,26 @@ async function up(): Promise<void> {
       const isAgreed = (w.decision === 'allow') === isOpen;
       return { f, w, real, isOpen, isAgreed };
     }));
-    out(table(['FLOW', 'FROM -> TO', 'PORT', 'WHATIF', 'RULE', 'REAL RESULT', ''], results.map(({ f, w, real, isOpen, isAgreed }) => [
+    const relayed = new Map<string, string>();
+    for (const a of await fleet.listAgents()) for (const pair of a.relayedPairs ?? []) relayed.set(pair, a.name);
+    const path = (f: Flow): string => {
+      const boxOf = (lan: string) => bed.boxes.find((b) => b.lans.some((l) => l.lan === lan))!;
+      const from = boxOf(bed.host(f.from).lan);
+      const toHost = bed.hosts.find((h) => h.address === f.to || h.address6 === f.to)!;
+      const to = boxOf(toHost.lan);
+      if (from.name === to.name) return `inside ${from.name}`;
+      const [a, b] = [from.name, to.name].sort();
+      const relay = relayed.get(`${a} <-> ${b}`);
+      if (relay) return `relayed via ${relay}`;
+      const shared = from.underlays.find((u) => to.underlays.some((v) => v.underlay === u.underlay));
+      return shared ? `direct over ${shared.underlay}` : 'no path';
+    };
+    out(table(['FLOW', 'FROM -> TO', 'PORT', 'WHATIF', 'RULE', 'REAL RESULT', 'PATH', ''], results.map(({ f, w, real, isOpen, isAgreed }) => [
       f.what, `${source(f)} -> ${f.to}`, `${f.proto}/${f.port}`, w.decision, w.rule ?? '(default deny)',
-      isOpen ? (f.proto === 'tcp' ? 'connected' : 'answered') : real === 'timeout' ? 'dropped (no answer)' : real, isAgreed ? 'ok' : 'MISMATCH',
+      isOpen ? (f.proto === 'tcp' ? 'connected' : 'answered') : real === 'timeout' ? 'dropped (no answer)' : real, path(f), isAgreed ? 'ok' : 'MISMATCH',
     ])));
+    const relayedOpen = results.filter((r) => r.isOpen && path(r.f).startsWith('relayed'));
+    out(`${relayedOpen.length} permitted flow(s) crossed from one network to the other through the relay; it forwarded their encrypted datagrams and could read none of them`);
     const mismatches = results.filter((r) => !r.isAgreed).length;
     out(mismatches === 0 ? 'every real result matches the policy' : `${mismatches} flow(s) do not match the policy: see the logs in ${bed.workDir}`);
     out();

@@ -7,20 +7,19 @@
 // hold-down has passed. Then, with the default report settings, the primary loses its links while
 // its agent keeps running (power or uplink loss: no FIN reaches the controller): the standby serves
 // within seconds all the same. Prints the time traffic was lost both ways.
-import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { Testbed } from '../testbed/testbed.js';
 import { Fleet, pollUntil } from './fleet.js';
-import { leedsPolicyFile, leedsTopology } from './leeds-topology.js';
+import { leedsOneUnderlayPolicy, leedsTopology } from './leeds-topology.js';
 
 const HOLD_DOWN_S = 6;
 const CONTROLLER_ARGS = ['--report-interval-seconds', '1', '--silent-intervals', '3', '--health-interval-seconds', '0.5',
   '--failover-hold-down-seconds', String(HOLD_DOWN_S), '--probe-interval-seconds', '1'];
 const AGENTS = ['lth-sjuh', 'lth-sjuh-standby', 'lcc-adult-social-care'].map((box) => ({ box }));
 
-const bed = await Testbed.create(leedsTopology(), { t });
+const bed = await Testbed.create(leedsTopology(undefined, { isOneUnderlay: true }), { t });
 const fleet = await Fleet.start(bed, {
-  agents: AGENTS, policyText: readFileSync(leedsPolicyFile(), 'utf8'), timeoutMs: 120_000,
+  agents: AGENTS, policyText: leedsOneUnderlayPolicy(), timeoutMs: 120_000,
   controllerArgs: CONTROLLER_ARGS, agentArgs: ['--report-interval-seconds', '1'],
 });
 const https = await bed.listen('care-record', 'tcp', 443);

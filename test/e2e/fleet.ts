@@ -47,6 +47,8 @@ export interface FleetAgentSpec {
   advertise?: string[];
   /** Extra `agent run` flags. */
   extraArgs?: string[];
+  /** The box consents to relay (`--relay`). */
+  relay?: boolean;
 }
 
 export interface FleetOptions {
@@ -85,6 +87,10 @@ export interface AgentView {
   appliedGeneration: number;
   lastReportAtMs: number | null;
   lastReport?: unknown;
+  endpoints?: Array<{ underlay: string; endpoint: string }>;
+  isRelay?: boolean;
+  /** Pairs this box relays now, "a <-> b". */
+  relayedPairs?: string[];
 }
 
 export interface ApiResult<T> {
@@ -146,7 +152,10 @@ export async function pollUntil<T>(what: string, fn: () => Promise<T | undefined
 export class Fleet {
   readonly bed: Testbed;
   readonly dataDir: string;
+  /** The controller's URL on the first underlay (the CLI's, inside the controller namespace). */
   readonly controllerUrl: string;
+  /** One URL per underlay the controller host is cabled to: join tokens carry them all. */
+  readonly controllerUrls: string[];
   readonly controllerLog: string;
   /** Unix socket that reaches the controller's port from this process. */
   readonly apiSocket: string;
@@ -162,7 +171,8 @@ export class Fleet {
     this.bed = bed;
     this.opts = opts;
     this.dataDir = join(bed.workDir, 'controller');
-    this.controllerUrl = `https://${bed.controller.address}:${CONTROLLER_PORT}`;
+    this.controllerUrls = bed.controller.underlays.map((u) => `https://${u.address}:${CONTROLLER_PORT}`);
+    this.controllerUrl = this.controllerUrls[0]!;
     this.controllerLog = join(bed.workDir, 'controller.log');
     this.apiSocket = join(bed.workDir, 'api.sock');
   }
@@ -229,7 +239,7 @@ export class Fleet {
     await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
     const logStart = existsSync(this.controllerLog) ? readFileSync(this.controllerLog).length : 0;
     const argv = [process.execPath, cliPath(), 'controller', 'serve', '--data-dir', this.dataDir,
-      '--listen', `0.0.0.0:${CONTROLLER_PORT}`, '--url', this.controllerUrl];
+      '--listen', `0.0.0.0:${CONTROLLER_PORT}`, ...this.controllerUrls.flatMap((u) => ['--url', u])];
     if (this.opts.heartbeatIntervalSeconds !== undefined) argv.push('--heartbeat-interval-seconds', String(this.opts.heartbeatIntervalSeconds));
     argv.push(...(this.opts.controllerArgs ?? []));
     this.controllerProc = this.bed.spawn(this.bed.controller, argv, {
@@ -371,7 +381,7 @@ export class Fleet {
     const advertise = a.spec.advertise ?? a.box.lans.flatMap((l) => (l.subnet6 ? [l.subnet, l.subnet6] : [l.subnet]));
     await mkdir(a.stateDir, { recursive: true, mode: 0o700 });
     const argv = [process.execPath, cliPath(), 'agent', 'run', '--join', a.joinToken, '--name', name, '--state-dir', a.stateDir,
-      '--interface', a.box.wgInterface, '--listen-port', String(WG_LISTEN_PORT), '--endpoint', `${a.box.wanAddress}:${WG_LISTEN_PORT}`,
+      '--interface', a.box.wgInterface, '--listen-port', String(WG_LISTEN_PORT), ...endpointArgs(this.bed, a.box), ...(a.spec.relay ? ['--relay'] : []),
       '--advertise', advertise.join(','), '--status-listen', STATUS_LISTEN, '--wireguard', 'userspace', ...(opts.args ?? this.opts.agentArgs ?? []), ...(a.spec.extraArgs ?? [])];
     const env = opts.env || this.opts.env ? { ...this.opts.env, ...opts.env } : undefined;
     a.proc = this.bed.spawn(a.box, argv, { logFile: a.logFile, isDetached: this.opts.isDetached ?? false, env });
@@ -421,6 +431,15 @@ export class Fleet {
     if (this.forwarder?.isRunning) await this.bed.kill(this.forwarder.pid);
     this.forwarder = null;
   }
+}
+
+/**
+ * `--endpoint` flags for a box: a bare HOST:PORT on a testbed with one underlay (as a box that
+ * predates underlays), else NAME=HOST:PORT for every underlay the box is cabled to.
+ */
+export function endpointArgs(bed: Testbed, box: Box): string[] {
+  if (bed.underlays.length === 1) return ['--endpoint', `${box.wanAddress}:${WG_LISTEN_PORT}`];
+  return box.underlays.flatMap((u) => ['--endpoint', `${u.underlay}=${u.address}:${WG_LISTEN_PORT}`]);
 }
 
 function tail(file: string, lines = 15): string {

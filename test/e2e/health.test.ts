@@ -2,19 +2,19 @@
 // reason within a bounded time, then restore and see `ok` again; `crosslink check` exit codes
 // against the real controller. Thresholds are shortened with the controller's health settings
 // (reports every second, silent after 3, probes every second), not by waiting minutes.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Testbed, type Listener } from '../testbed/testbed.js';
 import { Fleet, pollUntil } from './fleet.js';
-import { leedsPolicyFile, leedsTopology } from './leeds-topology.js';
+import { leedsOneUnderlayPolicy, leedsTopology } from './leeds-topology.js';
 
 const CONTROLLER_ARGS = ['--report-interval-seconds', '1', '--silent-intervals', '3', '--health-interval-seconds', '0.5',
   '--failover-hold-down-seconds', '2', '--probe-interval-seconds', '1'];
 const AGENTS = ['lth-sjuh', 'lcc-adult-social-care', 'gp-armley'].map((box) => ({ box }));
-const POLICY = readFileSync(leedsPolicyFile(), 'utf8');
+const POLICY = leedsOneUnderlayPolicy();
 
-const bed = await Testbed.create(leedsTopology(), { t });
+const bed = await Testbed.create(leedsTopology(undefined, { isOneUnderlay: true }), { t });
 const fleet = await Fleet.start(bed, {
   agents: AGENTS, policyText: POLICY, timeoutMs: 120_000, controllerArgs: CONTROLLER_ARGS, agentArgs: ['--report-interval-seconds', '1'],
 });
