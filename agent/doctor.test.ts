@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import * as net from 'node:net';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { CrosslinkError } from '../lib/errors.js';
@@ -260,6 +261,11 @@ t.test('the MTU check follows the route to the controller, else the default rout
   const d2 = healthyBox();
   const viaDefault = (await runDoctor({ ...INPUT, controller: { ...INPUT.controller!, url: 'https://unresolvable.example' } }, d2)).find((r) => r.check === 'mtu')!;
   t.match(viaDefault, { verdict: 'OK', finding: /toward the default route/ });
+  const d3 = healthyBox();
+  d3.commands.set('ip -json route get 192.0.2.10', { exitCode: 0, stdout: '[{"dev":"wan0"}]', stderr: '' });
+  d3.commands.set('ip -json link show dev wan0', { exitCode: 0, stdout: '[{"mtu":1400}]', stderr: '' });
+  const two = { ...INPUT.controller!, url: `https://unresolvable.example ${INPUT.controller!.url}`, urls: ['https://unresolvable.example', INPUT.controller!.url] };
+  t.match((await runDoctor({ ...INPUT, controller: two }, d3)).find((r) => r.check === 'mtu')!, { finding: /wan0 MTU 1400/ }, 'a controller on two networks: the route to the URL this box can reach');
 });
 
 // ---------- real TLS against a test controller (commands faked) ----------
@@ -279,10 +285,22 @@ t.test('controller, pin and clock over real TLS', async (t) => {
   t.same(pick(wrongPin), ['OK controller', 'FAIL certificate pin', 'WARN clock']);
   t.match(wrongPin.find((r) => r.check === 'certificate pin')!.finding, new RegExp(`pinned CA ${'ab'.repeat(32)}.*server presented .*${ctl.caFingerprint}`));
 
+  // A controller on two networks, this box on the second only: OK through the second URL.
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const deadUrl = `https://127.0.0.1:${(probe.address() as net.AddressInfo).port}`;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const twoNetworks = await runDoctor({ ...INPUT, controller: { url: `${deadUrl} ${ctl.url}`, urls: [deadUrl, ctl.url], caFingerprint: ctl.caFingerprint, source: 'join token' } }, deps);
+  t.same(pick(twoNetworks), ['OK controller', 'OK certificate pin', 'OK clock'], 'one reachable URL is enough');
+  t.match(twoNetworks.find((r) => r.check === 'controller')!.finding, `${ctl.url} reachable (from the join token) (not reached: ${deadUrl}; fine if this box is not on that network)`);
+
   const port = Number(new URL(ctl.url).port);
   await ctl.close();
   const down = await runDoctor({ ...INPUT, controller: { url: `https://127.0.0.1:${port}`, caFingerprint: ctl.caFingerprint, source: 'join token' } }, deps);
   t.same(pick(down), ['FAIL controller', 'WARN clock']);
+  const allDown = await runDoctor({ ...INPUT, controller: { url: `${deadUrl} https://127.0.0.1:${port}`, caFingerprint: ctl.caFingerprint, source: 'join token' } }, deps);
+  t.same(pick(allDown), ['FAIL controller', 'WARN clock'], 'no URL answers: FAIL (urls split from url)');
+  t.match(allDown.find((r) => r.check === 'controller')!.finding, /^cannot reach any of https:\/\/127\.0\.0\.1:\d+ https:\/\/127\.0\.0\.1:\d+ .*: https:\/\/127\.0\.0\.1:\d+: .*; https:/);
 });
 
 // ---------- one real run inside a network namespace ----------

@@ -39,7 +39,14 @@ export interface DoctorInput {
   mtu: number;
   wireguard: 'kernel' | 'userspace' | 'auto';
   /** Where the controller is and which CA to pin (state dir or join token); null: neither known. */
-  controller: { url: string; caFingerprint: string; source: string } | null;
+  controller: {
+    /** The controller URL, or every one separated by spaces (what the findings show). */
+    url: string;
+    /** Every controller URL (one per network the controller host sits on); default: `url` split at spaces. */
+    urls?: string[];
+    caFingerprint: string;
+    source: string;
+  } | null;
   /** Prefixes the agent's saved config routes into the overlay (empty before the first config). */
   overlayRoutes: string[];
   /** Prefixes the agent advertises (IPv6 among them makes IPv6 forwarding relevant). */
@@ -181,6 +188,11 @@ export function skewFromDate(d: HttpDate): number | null {
   return (d.sentAtMs + d.receivedAtMs) / 2 - (serverMs + 500);
 }
 
+/** The URLs to try, first choice first. */
+function controllerUrlsOf(c: NonNullable<DoctorInput['controller']>): string[] {
+  return c.urls?.length ? c.urls : c.url.split(/\s+/).filter((u) => u !== '');
+}
+
 async function checkController(input: DoctorInput, deps: DoctorDeps): Promise<CheckResult[]> {
   const c = input.controller;
   if (!c) {
@@ -191,30 +203,43 @@ async function checkController(input: DoctorInput, deps: DoctorDeps): Promise<Ch
     ];
   }
   const pin = normaliseFingerprint(c.caFingerprint);
-  let caPem: string;
-  try {
-    caPem = await deps.fetchPinnedCa(c.url, pin);
-  } catch (e) {
-    const msg = (e as Error).message;
-    const notChecked = { check: 'clock', verdict: 'WARN' as const, finding: 'not checked: controller not reached', fix: 'fix the controller check first' };
-    if (isCrosslinkError(e) && e.code === 'unauthenticated') {
-      return [
-        { check: 'controller', verdict: 'OK', finding: `${c.url} answers TLS (from the ${c.source})` },
-        { check: 'certificate pin', verdict: 'FAIL', finding: msg, fix: 'something on the path presents another certificate (a TLS-inspecting proxy: exempt the controller), or the controller\'s CA changed (restore it, or re-enroll with a new join token)' },
-        notChecked,
-      ];
+  // A controller on several networks: the box needs to reach one of its URLs (the agent tries them
+  // in turn); the others may sit on a network this box is not on.
+  const urls = controllerUrlsOf(c);
+  const notChecked = { check: 'clock', verdict: 'WARN' as const, finding: 'not checked: controller not reached', fix: 'fix the controller check first' };
+  const failed: string[] = [];
+  let caPem: string | null = null;
+  let url = urls[0] ?? c.url;
+  for (const u of urls) {
+    try {
+      caPem = await deps.fetchPinnedCa(u, pin);
+      url = u;
+      break;
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (isCrosslinkError(e) && e.code === 'unauthenticated') {
+        return [
+          { check: 'controller', verdict: 'OK', finding: `${u} answers TLS (from the ${c.source})` },
+          { check: 'certificate pin', verdict: 'FAIL', finding: msg, fix: 'something on the path presents another certificate (a TLS-inspecting proxy: exempt the controller), or the controller\'s CA changed (restore it, or re-enroll with a new join token)' },
+          notChecked,
+        ];
+      }
+      failed.push(urls.length > 1 ? `${u}: ${msg}` : msg);
     }
+  }
+  if (caPem === null) {
     return [
-      { check: 'controller', verdict: 'FAIL', finding: `cannot reach ${c.url} (from the ${c.source}): ${msg}`, fix: 'check DNS, the route and that TCP to the controller\'s port is open from this box; is crosslink-controller running?' },
+      { check: 'controller', verdict: 'FAIL', finding: `cannot reach ${urls.length > 1 ? `any of ${c.url}` : c.url} (from the ${c.source}): ${failed.join('; ')}`, fix: 'check DNS, the route and that TCP to the controller\'s port is open from this box; is crosslink-controller running?' },
       notChecked,
     ];
   }
+  const others = failed.length ? ` (not reached: ${failed.map((f) => f.split(': ')[0]).join(', ')}; fine if this box is not on that network)` : '';
   const out: CheckResult[] = [
-    { check: 'controller', verdict: 'OK', finding: `${c.url} reachable (from the ${c.source})` },
+    { check: 'controller', verdict: 'OK', finding: `${url} reachable (from the ${c.source})${others}` },
     { check: 'certificate pin', verdict: 'OK', finding: `the controller's CA matches the pin ${pin.slice(0, 16)}…` },
   ];
   try {
-    const skew = skewFromDate(await deps.controllerDate(c.url, caPem, pin));
+    const skew = skewFromDate(await deps.controllerDate(url, caPem, pin));
     out.push(skew === null
       ? { check: 'clock', verdict: 'WARN', finding: 'the controller sent no Date header', fix: 'compare `date -u` here with the controller by hand' }
       : judgeClockSkew(skew));
@@ -252,13 +277,22 @@ function parseJsonList<T>(stdout: string): T[] {
 async function checkMtu(input: DoctorInput, deps: DoctorDeps): Promise<CheckResult> {
   let target = 'the default route';
   let dev: string | null = null;
-  if (input.controller) {
-    const host = new URL(input.controller.url).hostname.replace(/^\[|\]$/g, '');
+  // The route to the first controller URL this box has a route to (one per network the controller is on).
+  for (const u of input.controller ? controllerUrlsOf(input.controller) : []) {
+    let host: string;
+    try {
+      host = new URL(u).hostname.replace(/^\[|\]$/g, '');
+    } catch {
+      continue;
+    }
     const address = ipaddr.isValid(host) ? host : await deps.resolve(host).catch(() => null);
     if (address) {
-      target = `the controller (${address})`;
       const r = await deps.run(['ip', '-json', 'route', 'get', address]);
       dev = r.exitCode === 0 ? parseJsonList<{ dev?: string }>(r.stdout)[0]?.dev ?? null : null;
+      if (dev) {
+        target = `the controller (${address})`;
+        break;
+      }
     }
   }
   if (!dev) {

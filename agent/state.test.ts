@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, chmodS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../lib/logger.js';
-import { StateDir, generatePrivateKey, publicKeyOf, writeFileAtomic } from './state.js';
+import { StateDir, enrollmentUrls, generatePrivateKey, publicKeyOf, writeFileAtomic } from './state.js';
 import { NAMED } from './reconcile/fixtures.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'xl-state-'));
@@ -68,6 +68,23 @@ t.test('enrollment and config round-trip, 0600', async (t) => {
   t.equal(back!.firewall!.outbound[0]!.ports[0]!.first, 443);
 });
 
+t.test('enrollment: every controller URL, and a file from before the list still loads', async (t) => {
+  const s = new StateDir(tmp(), silentLogger());
+  await s.init();
+  const base = { caFingerprint: 'a'.repeat(64), credential: 'secret-cred', agentId: 'a1', name: 'leeds-gw', overlayAddress: '100.64.0.7/10', protocolVersion: 1, enrolledAtMs: 1 };
+  // Written by an agent that knew one URL: no controllerUrls.
+  writeFileSync(s.path('enrollment'), JSON.stringify({ controllerUrl: 'https://ctl:8443', ...base }), { mode: 0o600 });
+  const old = await s.loadEnrollment();
+  t.equal(old!.controllerUrl, 'https://ctl:8443');
+  t.same(enrollmentUrls(old!), ['https://ctl:8443'], 'an old file: its one URL');
+  const urls = ['https://172.31.0.2:8443', 'https://172.30.0.2:8443'];
+  await s.saveEnrollment({ controllerUrl: urls[0]!, controllerUrls: urls, ...base });
+  const now = await s.loadEnrollment();
+  t.same(enrollmentUrls(now!), urls, 'every URL, first choice first');
+  t.equal(now!.controllerUrl, urls[0], 'controllerUrl stays the first, for an older agent reading the file after a downgrade');
+  t.same(enrollmentUrls({ controllerUrl: 'https://x:1', controllerUrls: [] }), ['https://x:1'], 'an empty list falls back to controllerUrl');
+});
+
 t.test('damaged files', async (t) => {
   const s = new StateDir(tmp(), silentLogger());
   await s.init();
@@ -75,6 +92,8 @@ t.test('damaged files', async (t) => {
   t.equal(await s.loadConfig(), null, 'unreadable config: start without it');
   writeFileSync(s.path('enrollment'), '{not json');
   await t.rejects(s.loadEnrollment(), { code: 'config_invalid' });
+  writeFileSync(s.path('enrollment'), JSON.stringify({ controllerUrl: 'https://a:1', controllerUrls: 'https://a:1', caFingerprint: 'a'.repeat(64), credential: 'c' }));
+  await t.rejects(s.loadEnrollment(), { code: 'config_invalid' }, 'controllerUrls not a list');
 });
 
 t.test('writeFileAtomic replaces content and mode', async (t) => {

@@ -122,6 +122,7 @@ export class StateDir {
     try {
       const e = JSON.parse(raw.toString('utf8')) as Enrollment;
       if (typeof e.credential !== 'string' || typeof e.controllerUrl !== 'string' || typeof e.caFingerprint !== 'string') throw new Error('fields missing');
+      if (e.controllerUrls !== undefined && !(Array.isArray(e.controllerUrls) && e.controllerUrls.every((u) => typeof u === 'string'))) throw new Error('controllerUrls is not a list of URLs');
       return e;
     } catch (err) {
       throw new CrosslinkError('config_invalid', `${this.path('enrollment')} is damaged; remove it and enroll again with a new join token`, [], { cause: err });

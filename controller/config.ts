@@ -8,8 +8,12 @@ import { CrosslinkError, type ErrorDetail } from '../lib/errors.js';
 /** Settings as the file and the flags spell them (kebab-case). */
 export interface ControllerSettings {
   'data-dir'?: string;
-  /** HOST:PORT to listen on; default 0.0.0.0:8443. */
-  listen?: string;
+  /**
+   * HOST:PORT to listen on, or several (one per network the controller host sits on, each its own
+   * HTTPS server serving the same API and agent service); default 0.0.0.0:8443. The file takes one
+   * or a list; callers may pass one text.
+   */
+  listen?: string | string[];
   /** "postgres://…" for PostgreSQL; otherwise a SQLite file path (default DATA_DIR/controller.db). */
   database?: string;
   /** Pool of overlay addresses; default 100.64.0.0/10. */
@@ -50,7 +54,7 @@ export interface ControllerSettings {
 
 type Kind = 'string' | 'number' | 'list';
 export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
-  'data-dir': 'string', listen: 'string', database: 'string', 'overlay-cidr': 'string', 'tls-cert': 'string',
+  'data-dir': 'string', listen: 'list', database: 'string', 'overlay-cidr': 'string', 'tls-cert': 'string',
   'tls-key': 'string', url: 'list', san: 'list', 'heartbeat-interval-seconds': 'number', 'log-level': 'string',
   'report-interval-seconds': 'number', 'silent-intervals': 'number', 'health-interval-seconds': 'number',
   'handshake-degraded-seconds': 'number', 'handshake-down-seconds': 'number', 'failover-hold-down-seconds': 'number',
@@ -58,7 +62,7 @@ export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
   'stream-ping-interval-seconds': 'number', 'stream-ping-timeout-seconds': 'number',
 };
 
-export const DEFAULTS = { listen: '0.0.0.0:8443', 'overlay-cidr': '100.64.0.0/10', 'heartbeat-interval-seconds': 10, 'log-level': 'info' } as const;
+export const DEFAULTS = { listen: ['0.0.0.0:8443'], 'overlay-cidr': '100.64.0.0/10', 'heartbeat-interval-seconds': 10, 'log-level': 'info' } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -71,11 +75,40 @@ export function parseListen(text: string): { host: string; port: number } | null
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
+/** The listen addresses, whether given as one text or a list. */
+export function listenList(listen: string | readonly string[] | undefined): string[] {
+  return listen === undefined ? [] : [listen].flat();
+}
+
+/** Whether listening on both hosts with one port must clash: one is a wildcard covering the other. */
+function coversOther(a: string, b: string): boolean {
+  if (a === '::' || b === '::') return true;
+  const isV6 = (h: string) => h.includes(':');
+  return (a === '0.0.0.0' || b === '0.0.0.0') && !isV6(a) && !isV6(b);
+}
+
 /** Checks values (wherever they came from); `where` gives a key's line when known. */
 export function validateSettings(s: ControllerSettings, where: (key: string) => number | undefined = () => undefined): ErrorDetail[] {
   const errors: ErrorDetail[] = [];
-  const bad = (key: string, message: string) => errors.push({ path: key, line: where(key), message: `${key}: ${message}` });
-  if (s.listen !== undefined && !parseListen(s.listen)) bad('listen', `"${s.listen}" is not HOST:PORT (e.g. 0.0.0.0:8443)`);
+  // `index`: the item of a list setting, named "key[index]" when the list has more than one.
+  const bad = (key: string, message: string, index?: number, count = 1) => {
+    const name = index !== undefined && count > 1 ? `${key}[${index}]` : key;
+    errors.push({ path: name, line: where(key), message: `${name}: ${message}` });
+  };
+  const listens = listenList(s.listen);
+  if (s.listen !== undefined && listens.length === 0) bad('listen', 'needs at least one HOST:PORT');
+  const parsed = listens.map((l) => parseListen(l));
+  listens.forEach((l, i) => {
+    const p = parsed[i];
+    if (!p) bad('listen', `"${l}" is not HOST:PORT (e.g. 0.0.0.0:8443)`, i, listens.length);
+    else if (listens.indexOf(l) !== i) bad('listen', `"${l}" is given twice`, i, listens.length);
+    else if (p.port !== 0) {
+      // A wildcard takes its port on every address (0.0.0.0: every IPv4 one; "::" every one), so a
+      // second listener on that port would fail to bind.
+      const j = parsed.findIndex((q, k) => k < i && q !== null && q.port === p.port && coversOther(p.host, q.host));
+      if (j >= 0) bad('listen', `"${l}" and "${listens[j]}" share port ${p.port} and one of them listens on every address: give each network its own address`, i, listens.length);
+    }
+  });
   if (s['overlay-cidr'] !== undefined) {
     try {
       const [addr, len] = ipaddr.parseCIDR(s['overlay-cidr']);
@@ -85,9 +118,10 @@ export function validateSettings(s: ControllerSettings, where: (key: string) => 
     }
   }
   if ((s['tls-cert'] === undefined) !== (s['tls-key'] === undefined)) bad(s['tls-cert'] === undefined ? 'tls-cert' : 'tls-key', 'tls-cert and tls-key must be given together');
-  (s.url ?? []).forEach((u, i) => {
-    if (!/^https:\/\/[^/\s]+\/?$/.test(u)) bad('url', `${(s.url ?? []).length > 1 ? `[${i}] ` : ''}"${u}" must be https://HOST[:PORT]`);
-    else if ((s.url ?? []).indexOf(u) !== i) bad('url', `"${u}" is given twice`);
+  const urls = s.url ?? [];
+  urls.forEach((u, i) => {
+    if (!/^https:\/\/[^/\s]+\/?$/.test(u)) bad('url', `"${u}" must be https://HOST[:PORT]`, i, urls.length);
+    else if (urls.indexOf(u) !== i) bad('url', `"${u}" is given twice`, i, urls.length);
   });
   const hb = s['heartbeat-interval-seconds'];
   if (hb !== undefined && (!Number.isFinite(hb) || hb < 1 || hb > 30)) bad('heartbeat-interval-seconds', 'must be between 1 and 30');
@@ -138,7 +172,7 @@ export function parseSettingsText(text: string, source = 'controller.yaml'): Con
         lines.set(key, line ?? 0);
         const kind = SETTING_KINDS[key as keyof ControllerSettings];
         let value = (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? (isScalar(pair.value) ? pair.value.value : pair.value);
-        if (key === 'url' && typeof value === 'string') value = [value]; // one URL or a list
+        if (kind === 'list' && typeof value === 'string') value = [value]; // one item or a list
         if (!kind) {
           errors.push({ path: key, line, message: `unknown setting "${key}"; known: ${Object.keys(SETTING_KINDS).join(', ')}` });
         } else if (kind === 'string' && typeof value !== 'string') {
@@ -146,7 +180,7 @@ export function parseSettingsText(text: string, source = 'controller.yaml'): Con
         } else if (kind === 'number' && typeof value !== 'number') {
           errors.push({ path: key, line, message: `${key}: must be a number` });
         } else if (kind === 'list' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
-          errors.push({ path: key, line, message: `${key}: must be a list of text` });
+          errors.push({ path: key, line, message: `${key}: must be text or a list of text` });
         } else {
           out[key] = value;
         }

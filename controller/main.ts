@@ -2,6 +2,8 @@
 // -> fastify app (REST + Connect) -> listen; SIGTERM/SIGINT close it in order. The only place that
 // wires real adapters; the imports of the other engineers' modules are all here.
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -11,7 +13,7 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import { newApiToken } from './api/api-tokens.js';
 import { policyEngine } from './api/policy-engine.js';
 import { buildApp } from './app.js';
-import { DEFAULTS, loadSettingsFile, parseListen, validateSettings, type ControllerSettings } from './config.js';
+import { DEFAULTS, listenList, loadSettingsFile, parseListen, validateSettings, type ControllerSettings } from './config.js';
 import { Distributor, type Handover } from './distribute/distributor.js';
 import { defaultCompiler } from './distribute/policy-compiler.js';
 import { HealthMonitor } from './health/monitor.js';
@@ -19,6 +21,7 @@ import { healthSource } from './health/source.js';
 import type { HealthEvent } from './health/types.js';
 import { createControllerMetrics } from './metrics.js';
 import { agentContextValues, agentServiceRoutes } from './rpc/agent-service.js';
+import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS, keepSessionsAlive } from './rpc/session-keepalive.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { loadOrCreateTlsIdentity } from './tls.js';
@@ -41,9 +44,14 @@ export interface RunningController {
   url: string;
   /** Every URL written into join tokens (--url, repeatable). */
   urls: string[];
-  /** Where it actually listens, e.g. "https://0.0.0.0:8443" (port filled in if 0 was asked). */
+  /** Where it actually listens, e.g. "https://0.0.0.0:8443" (port filled in if 0 was asked): the first --listen. */
   listenUrl: string;
+  /** Every listen address (--listen, repeatable), in order; each serves the REST API and the agent service. */
+  listenUrls: string[];
+  /** The port of the first listen address. */
   port: number;
+  /** The port of every listen address, in order. */
+  ports: number[];
   caFingerprint: string;
   dataDir: string;
   store: Store;
@@ -55,15 +63,18 @@ export interface RunningController {
   close(): Promise<void>;
 }
 
+export type ResolvedSettings = Required<Pick<ControllerSettings, 'data-dir' | 'overlay-cidr' | 'heartbeat-interval-seconds' | 'log-level'>>
+  & Omit<ControllerSettings, 'listen'> & { /** At least one HOST:PORT. */ listen: string[] };
+
 /** Flags over file over defaults; throws config_invalid naming the key. */
-export async function resolveSettings(flags: ControllerSettings, configFile?: string): Promise<Required<Pick<ControllerSettings, 'data-dir' | 'listen' | 'overlay-cidr' | 'heartbeat-interval-seconds' | 'log-level'>> & ControllerSettings> {
+export async function resolveSettings(flags: ControllerSettings, configFile?: string): Promise<ResolvedSettings> {
   const file = configFile ? await loadSettingsFile(configFile) : {};
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as ControllerSettings;
-  const merged = { ...DEFAULTS, ...file, ...defined };
+  const merged = { ...DEFAULTS, ...file, ...defined, listen: listenList(defined.listen ?? file.listen ?? DEFAULTS.listen) };
   const errors = validateSettings(merged);
   if (!merged['data-dir']) errors.unshift({ path: 'data-dir', message: 'data-dir: required (--data-dir DIR or data-dir: in the config file)' });
   if (errors.length) throw new CrosslinkError('config_invalid', errors.map((e) => e.message).join('; '), errors);
-  return merged as Awaited<ReturnType<typeof resolveSettings>>;
+  return merged as ResolvedSettings;
 }
 
 function localAddresses(): string[] {
@@ -86,7 +97,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   const print = opts.print ?? ((text: string) => { process.stdout.write(text); });
   const dataDir = resolve(s['data-dir']);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const listen = parseListen(s.listen)!;
+  const listens = s.listen.map((l) => parseListen(l)!);
 
   const store = openStore({ database: s.database ?? join(dataDir, 'controller.db'), clock });
   try {
@@ -96,8 +107,11 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     throw e;
   }
 
+  // Every name agents may dial: each --url's host, and each specific listen address (the URLs made
+  // without --url use those).
   const urlHosts = (s.url ?? []).map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
-  const sans = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...localAddresses(), ...urlHosts, ...(s.san ?? [])])];
+  const listenHosts = listens.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::');
+  const sans = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...localAddresses(), ...urlHosts, ...listenHosts, ...(s.san ?? [])])];
   const tls = await loadOrCreateTlsIdentity(dataDir, { certFile: s['tls-cert'], keyFile: s['tls-key'], sans });
 
   // First start: one admin token, written where only the operator (root) can read it.
@@ -158,7 +172,13 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     distribution: { connectedCount: () => distributor.connectedCount(), serving: () => distributor.servingAssignments() },
   });
 
-  const provisionalUrls = s.url?.length ? s.url : [defaultUrl(listen.host, listen.port)];
+  // Without --url: one URL per listen address (agents reach each network's address).
+  const urlsFor = (ports: number[]) => [...new Set(listens.map((l, i) => defaultUrl(l.host, ports[i]!)))];
+  const provisionalUrls = s.url?.length ? s.url : urlsFor(listens.map((l) => l.port));
+  const sessionPing = {
+    intervalMs: s['stream-ping-interval-seconds'] !== undefined ? s['stream-ping-interval-seconds'] * 1000 : DEFAULT_SESSION_PING_INTERVAL_MS,
+    timeoutMs: s['stream-ping-timeout-seconds'] !== undefined ? s['stream-ping-timeout-seconds'] * 1000 : DEFAULT_SESSION_PING_TIMEOUT_MS,
+  };
   const deps = { store, distribution: distributor, policyEngine, log, clock, controllerUrls: provisionalUrls, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
   const app = buildApp(deps, {
     tls: { keyPem: tls.keyPem, certChainPem: tls.certChainPem },
@@ -166,10 +186,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     // at once: with its peers' failing probes it is what fails a dead box over quickly.
     connectRoutes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: s['overlay-cidr'], heartbeatIntervalMs, onReport: refreshSoon, onStreamClosed: refreshSoon }),
     connectContextValues: agentContextValues,
-    sessionPing: {
-      ...(s['stream-ping-interval-seconds'] !== undefined ? { intervalMs: s['stream-ping-interval-seconds'] * 1000 } : {}),
-      ...(s['stream-ping-timeout-seconds'] !== undefined ? { timeoutMs: s['stream-ping-timeout-seconds'] * 1000 } : {}),
-    },
+    sessionPing,
     health: { monitor: healthMonitor, metrics, ...(s['metrics-token'] !== undefined ? { metricsToken: s['metrics-token'] } : {}) },
   });
   // Streams end before the server waits for connections to drain.
@@ -179,21 +196,39 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     await distributor.stop();
   });
 
+  // The first address is fastify's own server; every further one (one per network the host sits
+  // on) gets its own HTTPS server with the same TLS identity, handing each request to the same
+  // fastify router (REST API and the agents' Connect service alike). A node server listens once.
+  const extra: ExtraListener[] = [];
+  // Closed after the preClose hook above has ended the streams, while fastify closes its own server.
+  app.addHook('preClose', async () => { await Promise.all(extra.map((x) => x.close())); });
+  const ports: number[] = [];
+  let index = 0;
   try {
-    await app.listen({ host: listen.host, port: listen.port });
+    await app.listen({ host: listens[0]!.host, port: listens[0]!.port });
+    const addr = app.server.address();
+    ports.push(typeof addr === 'object' && addr ? addr.port : listens[0]!.port);
+    for (index = 1; index < listens.length; index++) {
+      const x = await listenExtra(app, tls, listens[index]!, { ...sessionPing, log: log.child({ component: 'keepalive' }) });
+      extra.push(x);
+      ports.push(x.port);
+    }
   } catch (e) {
+    const which = s.listen.length > 1 ? `listen[${index}]` : 'listen';
+    await Promise.all(extra.map((x) => x.close())).catch(() => undefined);
+    await app.close().catch(() => undefined); // also stops the distributor (preClose)
     await distributor.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
-    throw new CrosslinkError('config_invalid', `cannot listen on ${s.listen}: ${(e as Error).message}`, [{ path: 'listen', message: (e as Error).message }], { cause: e });
+    throw new CrosslinkError('config_invalid', `${which}: cannot listen on ${s.listen[index]}: ${(e as Error).message}`, [{ path: which, message: (e as Error).message }], { cause: e });
   }
   healthMonitor.start();
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : listen.port;
-  // With port 0 (tests) the real port is known only now.
-  if (listen.port === 0 && !s.url?.length) deps.controllerUrls = [defaultUrl(listen.host, port)];
-  const listenUrl = `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
-  print(`crosslink controller listening on ${listenUrl} (agents and CLI: ${deps.controllerUrls.join(', ')})\nCA fingerprint: ${tls.caFingerprint}\n`);
-  log.info({ listen: listenUrl, urls: deps.controllerUrls, caFingerprint: tls.caFingerprint, database: store.kind }, 'controller started');
+  const port = ports[0]!;
+  // With port 0 (tests) the real ports are known only now.
+  if (listens.some((l) => l.port === 0) && !s.url?.length) deps.controllerUrls = urlsFor(ports);
+  const listenUrls = listens.map((l, i) => `https://${l.host.includes(':') ? `[${l.host}]` : l.host}:${ports[i]}`);
+  const listenUrl = listenUrls[0]!;
+  print(`crosslink controller listening on ${listenUrls.join(', ')} (agents and CLI: ${deps.controllerUrls.join(', ')})\nCA fingerprint: ${tls.caFingerprint}\n`);
+  log.info({ listen: listenUrls, urls: deps.controllerUrls, caFingerprint: tls.caFingerprint, database: store.kind }, 'controller started');
 
   let closing: Promise<void> | null = null;
   let markClosed!: () => void;
@@ -220,7 +255,53 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  return { url: deps.controllerUrls[0]!, urls: deps.controllerUrls, listenUrl, port, caFingerprint: tls.caFingerprint, dataDir, store, app, monitor: healthMonitor, closed, close };
+  return { url: deps.controllerUrls[0]!, urls: deps.controllerUrls, listenUrl, listenUrls, port, ports, caFingerprint: tls.caFingerprint, dataDir, store, app, monitor: healthMonitor, closed, close };
+}
+
+interface ExtraListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * One more HTTPS (HTTP/2, HTTP/1.1 allowed) server for `app`, as fastify makes its own: same key and
+ * chain, no timeouts (config streams live long), the same HTTP/2 PINGs for dead boxes, and on close
+ * every session and connection ended (as fastify's forceCloseConnections does for its server).
+ */
+async function listenExtra(app: FastifyInstance, tls: { keyPem: string; certChainPem: string }, at: { host: string; port: number }, keepalive: Parameters<typeof keepSessionsAlive>[1]): Promise<ExtraListener> {
+  const server: Http2SecureServer = createSecureServer({ allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem }, app.routing as unknown as Parameters<typeof createSecureServer>[1]);
+  server.setTimeout(0);
+  keepSessionsAlive(server, keepalive);
+  const sessions = new Set<ServerHttp2Session>();
+  const sockets = new Set<Socket>();
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('secureConnection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: at.host, port: at.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  let closing: Promise<void> | null = null;
+  return {
+    port: typeof addr === 'object' && addr ? addr.port : at.port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const session of sessions) session.close();
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
 }
 
 /**

@@ -13,8 +13,8 @@ const controllerMain = () => import('../../controller/main.js');
 const controllerConfig = () => import('../../controller/config.js');
 
 interface ServeArgs {
-  config?: string; dataDir?: string; listen?: string; database?: string; overlayCidr?: string;
-  tlsCert?: string; tlsKey?: string; url?: string; san?: string[]; heartbeatIntervalSeconds?: number; logLevel?: string;
+  config?: string; dataDir?: string; listen?: string | string[]; database?: string; overlayCidr?: string;
+  tlsCert?: string; tlsKey?: string; url?: string | string[]; san?: string[]; heartbeatIntervalSeconds?: number; logLevel?: string;
   reportIntervalSeconds?: number; streamPingIntervalSeconds?: number; streamPingTimeoutSeconds?: number; silentIntervals?: number; healthIntervalSeconds?: number; handshakeDegradedSeconds?: number;
   handshakeDownSeconds?: number; failoverHoldDownSeconds?: number; probeIntervalSeconds?: number; metricsToken?: string;
 }
@@ -23,7 +23,7 @@ function settingsOptions<T>(y: Argv<T>) {
   return y
     .option('config', { type: 'string', describe: 'controller.yaml with the same keys as these flags (flags win)' })
     .option('data-dir', { type: 'string', describe: 'Where the SQLite database, TLS identity and admin.token live' })
-    .option('listen', { type: 'string', describe: 'HOST:PORT to listen on (default 0.0.0.0:8443)' })
+    .option('listen', { type: 'string', array: true, describe: 'HOST:PORT to listen on (default 0.0.0.0:8443); repeat once per network the controller host is on: each address serves the API and the agents' })
     .option('database', { type: 'string', describe: 'postgres://… to use PostgreSQL (default: SQLite in the data dir)' })
     .option('overlay-cidr', { type: 'string', describe: 'Pool of agent overlay addresses (default 100.64.0.0/10)' })
     .option('tls-cert', { type: 'string', describe: 'Bring your own server certificate chain (PEM; last is the CA clients pin)' })
@@ -46,7 +46,7 @@ function settingsOptions<T>(y: Argv<T>) {
 
 function flagsOf(a: ServeArgs): ControllerSettings {
   return {
-    'data-dir': a.dataDir, listen: a.listen, database: a.database, 'overlay-cidr': a.overlayCidr, 'tls-cert': a.tlsCert,
+    'data-dir': a.dataDir, listen: a.listen === undefined ? undefined : [a.listen].flat(), database: a.database, 'overlay-cidr': a.overlayCidr, 'tls-cert': a.tlsCert,
     'tls-key': a.tlsKey, url: a.url === undefined ? undefined : [a.url].flat(), san: a.san, 'heartbeat-interval-seconds': a.heartbeatIntervalSeconds, 'log-level': a.logLevel,
     'report-interval-seconds': a.reportIntervalSeconds, 'silent-intervals': a.silentIntervals, 'health-interval-seconds': a.healthIntervalSeconds,
     'handshake-degraded-seconds': a.handshakeDegradedSeconds, 'handshake-down-seconds': a.handshakeDownSeconds,
@@ -68,7 +68,7 @@ function reportSettingsError(io: RemoteIo, e: unknown, file?: string): number {
 export function controllerCommand(io: RemoteIo = processIo): CommandModule {
   const serve: CommandModule<object, ServeArgs> = {
     command: 'serve',
-    describe: 'Run the controller (REST API and agent service on one HTTPS port)',
+    describe: 'Run the controller (REST API and agent service on one HTTPS port, or one per --listen)',
     builder: (y) => settingsOptions(y) as unknown as Argv<ServeArgs>,
     handler: async (args) => {
       try {
@@ -90,7 +90,7 @@ export function controllerCommand(io: RemoteIo = processIo): CommandModule {
         const [{ loadSettingsFile }, { resolveSettings }] = await Promise.all([controllerConfig(), controllerMain()]);
         await loadSettingsFile(args.config!);
         const s = await resolveSettings(flagsOf(args), args.config);
-        io.out(`${args.config}: valid (data-dir ${s['data-dir']}, listen ${s.listen}, database ${s.database?.replace(/\/\/[^@/]*@/, '//…@') ?? 'SQLite in the data dir'}, overlay ${s['overlay-cidr']})\n`);
+        io.out(`${args.config}: valid (data-dir ${s['data-dir']}, listen ${s.listen.join(', ')}, database ${s.database?.replace(/\/\/[^@/]*@/, '//…@') ?? 'SQLite in the data dir'}, overlay ${s['overlay-cidr']})\n`);
         process.exitCode = EXIT.ok;
       } catch (e) {
         process.exitCode = reportSettingsError(io, e, args.config);

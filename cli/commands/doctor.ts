@@ -51,7 +51,7 @@ export async function gatherDoctorInput(args: DoctorArgs): Promise<DoctorInput &
   let overlayRoutes: string[] = [];
   try {
     const e = await state.loadEnrollment();
-    if (e) controller = { url: enrollmentUrls(e).join(' '), caFingerprint: e.caFingerprint, source: `enrollment in ${state.dir}` };
+    if (e) controller = { url: enrollmentUrls(e).join(' '), urls: enrollmentUrls(e), caFingerprint: e.caFingerprint, source: `enrollment in ${state.dir}` };
     overlayRoutes = (await state.loadConfig())?.routes ?? [];
   } catch (e) {
     setupErrors.push(message(e));
@@ -60,7 +60,7 @@ export async function gatherDoctorInput(args: DoctorArgs): Promise<DoctorInput &
   if (args.join || (!controller && o.join)) {
     try {
       const t = parseJoinToken((args.join ?? o.join)!);
-      controller = { url: t.controllerUrls.join(' '), caFingerprint: t.caFingerprint, source: 'join token' };
+      controller = { url: t.controllerUrls.join(' '), urls: t.controllerUrls, caFingerprint: t.caFingerprint, source: 'join token' };
     } catch (e) {
       setupErrors.push(message(e));
     }

@@ -61,6 +61,12 @@ t.test('controller config check', async (t) => {
   const flagOverride = await cli(['controller', 'config', 'check', '--config', good, '--overlay-cidr', 'banana']);
   t.equal(flagOverride.code, 2, 'flags are validated too');
   t.match(flagOverride.err, /overlay-cidr/);
+  const twoListens = await cli(['controller', 'config', 'check', '--config', good, '--listen', '127.0.0.1:9443', '--listen', '127.0.0.2:9443']);
+  t.equal(twoListens.code, 0, twoListens.err);
+  t.match(twoListens.out, /listen 127\.0\.0\.1:9443, 127\.0\.0\.2:9443/, '--listen is repeatable');
+  const badSecond = await cli(['controller', 'config', 'check', '--config', good, '--listen', '127.0.0.1:9443', '--listen', 'nowhere']);
+  t.equal(badSecond.code, 2);
+  t.match(badSecond.err, /listen\[1\]: "nowhere" is not HOST:PORT/, 'the bad one named with its index');
 });
 
 t.test('remote commands against a real controller', async (t) => {
