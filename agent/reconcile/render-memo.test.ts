@@ -1,6 +1,7 @@
 import t from 'tap';
+import { create } from '@bufbuild/protobuf';
 import { firewall, flow, manyTuples } from '../host/testing/firewall-fixtures.js';
-import type { Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { RelayForwardSchema, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { flattenFirewall, isFirewallWalkComplete, matchesFlat, memoizeFirewallRenderer } from './render-memo.js';
 
 t.test('renders again only when the firewall or the interface changes', async (t) => {
@@ -43,6 +44,9 @@ t.test('a change in any field of the firewall renders again', async (t) => {
     local: [flow('lan', ['10.1.0.0/24'], ['10.4.0.0/24'], 'any')],
     masquerade: ['10.4.0.0/24'],
     localPrefixes: ['10.1.0.0/24', '10.4.0.0/24'],
+    relay: [create(RelayForwardSchema, {
+      source: '172.31.1.2:51820', listen: '172.31.1.9:51900', target: '172.30.1.3:51820', snat: '172.30.1.9:51900', fromAgent: 'gp', toAgent: 'civic',
+    })],
   });
   const changes: Array<[string, (fw: Firewall) => void]> = [
     ['rule name', (fw) => { fw.outbound[0]!.rule = 'web2'; }],
@@ -57,6 +61,12 @@ t.test('a change in any field of the firewall renders again', async (t) => {
     ['a rule more', (fw) => { fw.local.push(flow('x', [], [], 'any')); }],
     ['masquerade', (fw) => { fw.masquerade[0] = '10.4.1.0/24'; }],
     ['local prefixes', (fw) => { fw.localPrefixes.push('10.6.0.0/24'); }],
+    ['a relay target', (fw) => { fw.relay[0]!.target = '172.30.1.4:51820'; }],
+    ['a relay snat', (fw) => { fw.relay[0]!.snat = '172.30.1.9:51901'; }],
+    ['a relay source', (fw) => { fw.relay[0]!.source = '172.31.1.2:51821'; }],
+    ['a relay listen', (fw) => { fw.relay[0]!.listen = '172.31.1.9:51901'; }],
+    ['a relay agent name', (fw) => { fw.relay[0]!.toAgent = 'civic2'; }],
+    ['no relay', (fw) => { fw.relay.pop(); }],
     // A string moved from the end of one list to the start of the next must not look equal.
     ['a prefix moved between lists', (fw) => { fw.masquerade.push(fw.localPrefixes.shift()!); }],
   ];

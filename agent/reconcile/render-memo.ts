@@ -10,7 +10,7 @@
 // reads them. Should the schema gain a field the walk does not know, the memo falls back to
 // comparing wire bytes (and render-memo.test.ts fails, as a reminder to extend the walk).
 import { toBinary, type DescMessage } from '@bufbuild/protobuf';
-import { FirewallSchema, FlowRuleSchema, PortRangeSchema, type Firewall, type FlowRule } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { FirewallSchema, FlowRuleSchema, PortRangeSchema, RelayForwardSchema, type Firewall, type FlowRule, type RelayForward } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { FirewallRenderer } from './desired.js';
 
 type Flat = Array<string | number>;
@@ -20,8 +20,9 @@ const hasFields = (schema: DescMessage, names: string[]): boolean =>
 
 /** True when flattenFirewall() covers every field of the schema (so it may stand in for the bytes). */
 export const isFirewallWalkComplete =
-  hasFields(FirewallSchema, ['outbound', 'inbound', 'local', 'masquerade', 'localPrefixes']) &&
+  hasFields(FirewallSchema, ['outbound', 'inbound', 'local', 'masquerade', 'localPrefixes', 'relay']) &&
   hasFields(FlowRuleSchema, ['rule', 'sources', 'destinations', 'protocol', 'ports']) &&
+  hasFields(RelayForwardSchema, ['source', 'listen', 'target', 'snat', 'fromAgent', 'toAgent']) &&
   hasFields(PortRangeSchema, ['first', 'last']);
 
 function pushStrings(out: Flat, list: readonly string[]): void {
@@ -41,6 +42,14 @@ function pushRules(out: Flat, rules: readonly FlowRule[]): void {
   }
 }
 
+function pushRelay(out: Flat, list: readonly RelayForward[]): void {
+  out.push(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const f = list[i]!;
+    out.push(f.source, f.listen, f.target, f.snat, f.fromAgent, f.toAgent);
+  }
+}
+
 /** Every field of `fw` in a fixed order, with each list's length before its items (so two
  *  different messages never give the same list). */
 export function flattenFirewall(fw: Firewall): Flat {
@@ -50,6 +59,7 @@ export function flattenFirewall(fw: Firewall): Flat {
   pushRules(out, fw.local);
   pushStrings(out, fw.masquerade);
   pushStrings(out, fw.localPrefixes);
+  pushRelay(out, fw.relay);
   return out;
 }
 
@@ -71,7 +81,16 @@ export function matchesFlat(flat: Flat, fw: Firewall): boolean {
     }
     return true;
   };
-  return rules(fw.outbound) && rules(fw.inbound) && rules(fw.local) && strings(fw.masquerade) && strings(fw.localPrefixes) && at === flat.length;
+  const relay = (list: readonly RelayForward[]): boolean => {
+    if (flat[at++] !== list.length) return false;
+    for (let i = 0; i < list.length; i++) {
+      const f = list[i]!;
+      if (flat[at++] !== f.source || flat[at++] !== f.listen || flat[at++] !== f.target) return false;
+      if (flat[at++] !== f.snat || flat[at++] !== f.fromAgent || flat[at++] !== f.toAgent) return false;
+    }
+    return true;
+  };
+  return rules(fw.outbound) && rules(fw.inbound) && rules(fw.local) && strings(fw.masquerade) && strings(fw.localPrefixes) && relay(fw.relay) && at === flat.length;
 }
 
 /** What is kept of the last rendered message: its flat walk, or (schema not covered) its bytes. */
