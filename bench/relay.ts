@@ -4,19 +4,27 @@
 // One testbed, two underlay networks with no route between them: `gp` and `gp2` on N3 only, `civic`
 // on the PSN only, `hub` on both (relay). gp -> gp2 is a direct pair over N3, gp -> civic a relayed
 // pair through the hub; the same real agents, wireguard-go and nft carry both. Measured in one run:
-// TCP throughput (iperf3, host to host through both edge boxes), RTT (ping, median), the hub's CPU
-// time per Gbit relayed (its namespace's processes and the kernel's softirq time cannot be told
-// apart per namespace, so the whole machine's busy time during the relayed run is reported beside
-// the direct run's), and the time from a policy change opening a new pair to its first packet.
+// TCP throughput (iperf3, host to host through both edge boxes; direct and relayed runs alternate,
+// median of the rounds), RTT (ping, median), the relay's CPU per Gbit/s (the kernel's softirq time
+// cannot be told apart per namespace, so both paths are driven at the same fixed rate, below what
+// saturates the 2 cores, and the whole machine's extra busy time on the relayed path is divided by
+// that rate), and the time from a policy change opening a new pair to its first packet (median of
+// the rounds; each round closes the pairs again first).
 //
-//   npm run bench:relay -- [--seconds 5]
+//   npm run bench:relay -- [--seconds 5] [--rounds 3] [--rate-mbit 100]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Fleet } from '../test/e2e/fleet.js';
 import { Testbed } from '../test/testbed/testbed.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: {
+  seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, 'rate-mbit': { type: 'string', default: '100' },
+} });
 const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const RATE_MBIT = Number(values['rate-mbit']);
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+const span = (xs: number[], digits = 0): string => `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`;
 
 const policy = (withNew: boolean) => `
 version: 1
@@ -61,11 +69,12 @@ function cpu(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-async function iperf(to: string, address: string): Promise<{ mbps: number; cpuCores: number }> {
+async function iperf(to: string, address: string, rateMbit?: number): Promise<{ mbps: number; cpuCores: number }> {
   const server = bed.spawn(to, ['iperf3', '-s', '-1', '-p', '5201']);
   await new Promise((r) => setTimeout(r, 500));
   const before = cpu();
-  const r = await bed.exec('gp-ws', ['iperf3', '-c', address, '-p', '5201', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+  const rate = rateMbit === undefined ? [] : ['-b', `${rateMbit}M`];
+  const r = await bed.exec('gp-ws', ['iperf3', '-c', address, '-p', '5201', '-t', String(SECONDS), ...rate, '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
   const after = cpu();
   await bed.kill(server.pid).catch(() => undefined);
   const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
@@ -75,15 +84,23 @@ async function iperf(to: string, address: string): Promise<{ mbps: number; cpuCo
 }
 
 async function rttMs(address: string): Promise<number> {
-  const r = await bed.exec('gp-ws', ['ping', '-n', '-c', '50', '-i', '0.02', address], { timeoutMs: 30_000, check: false });
+  const r = await bed.exec('gp-ws', ['ping', '-n', '-c', '200', '-i', '0.01', address], { timeoutMs: 30_000, check: false });
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)] ?? NaN;
 }
 
-async function firstPacketMs(fleet: Fleet): Promise<{ direct: number; relayed: number }> {
+async function firstPacketMs(fleet: Fleet, round: number): Promise<{ direct: number; relayed: number }> {
   const a = await bed.listen('gp-ws', 'tcp', 8080);
   const b = await bed.listen('gp-ws', 'tcp', 8081);
-  const { acceptedAtMs } = await fleet.applyPolicy(policy(true), 'bench: new pairs');
+  // Close the two pairs first (a round after the first reopens them).
+  await fleet.applyPolicy(policy(false), `bench: close new pairs (round ${round})`);
+  for (const [from, port] of [['gp2-ws', 8080], ['civic-srv', 8081]] as const) {
+    const since = Date.now();
+    while ((await bed.tcpProbe(from, '10.30.1.10', port, { timeoutMs: 200 })) === 'open') {
+      if (Date.now() - since > 30_000) throw new Error(`${from} -> :${port} still open 30 s after the pair was removed`);
+    }
+  }
+  const { acceptedAtMs } = await fleet.applyPolicy(policy(true), `bench: new pairs (round ${round})`);
   const wait = async (from: string, port: number) => {
     for (;;) {
       if ((await bed.tcpProbe(from, '10.30.1.10', port, { timeoutMs: 200 })) === 'open') return Date.now() - acceptedAtMs;
@@ -104,18 +121,37 @@ try {
   // Warm the tunnels (handshakes) before measuring.
   await rttMs('10.31.1.10');
   await rttMs('10.50.1.20');
-  const direct = await iperf('gp2-ws', '10.31.1.10');
-  const relayed = await iperf('civic-srv', '10.50.1.20');
-  const rttDirect = await rttMs('10.31.1.10');
-  const rttRelayed = await rttMs('10.50.1.20');
-  const first = await firstPacketMs(fleet);
+  const direct: number[] = [];
+  const relayed: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    // Alternate the order so a drift in the machine's speed does not favour one path.
+    const pair = i % 2 === 0 ? ['direct', 'relayed'] : ['relayed', 'direct'];
+    for (const which of pair) {
+      if (which === 'direct') direct.push((await iperf('gp2-ws', '10.31.1.10')).mbps);
+      else relayed.push((await iperf('civic-srv', '10.50.1.20')).mbps);
+    }
+  }
+  const cpuDirect: number[] = [];
+  const cpuRelayed: number[] = [];
+  const rttDirect: number[] = [];
+  const rttRelayed: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    cpuDirect.push((await iperf('gp2-ws', '10.31.1.10', RATE_MBIT)).cpuCores);
+    cpuRelayed.push((await iperf('civic-srv', '10.50.1.20', RATE_MBIT)).cpuCores);
+    rttDirect.push(await rttMs('10.31.1.10'));
+    rttRelayed.push(await rttMs('10.50.1.20'));
+  }
+  const firsts: Array<{ direct: number; relayed: number }> = [];
+  for (let i = 0; i < ROUNDS; i++) firsts.push(await firstPacketMs(fleet, i));
+  const firstDirect = firsts.map((f) => f.direct);
+  const firstRelayed = firsts.map((f) => f.relayed);
   const out = (s: string) => process.stdout.write(`${s}\n`);
-  out(`bench:relay (${SECONDS} s iperf3 per path, 2 cores, wireguard-go userspace)`);
-  out(`  TCP throughput   direct ${direct.mbps.toFixed(0)} Mbit/s   relayed ${relayed.mbps.toFixed(0)} Mbit/s   ratio ${(relayed.mbps / direct.mbps).toFixed(2)}`);
-  out(`  machine CPU      direct ${direct.cpuCores.toFixed(2)} cores   relayed ${relayed.cpuCores.toFixed(2)} cores (whole machine: both edge boxes' wireguard-go and the relay's kernel NAT)`);
-  out(`  extra CPU per relayed Gbit/s  ${(((relayed.cpuCores / relayed.mbps) - (direct.cpuCores / direct.mbps)) * 1000).toFixed(2)} cores`);
-  out(`  RTT median       direct ${rttDirect.toFixed(3)} ms   relayed ${rttRelayed.toFixed(3)} ms   added ${(rttRelayed - rttDirect).toFixed(3)} ms`);
-  out(`  new pair, policy accepted -> first TCP connection   direct ${first.direct} ms   relayed ${first.relayed} ms   ratio ${(first.relayed / first.direct).toFixed(2)}`);
+  out(`bench:relay (${ROUNDS} rounds, ${SECONDS} s iperf3 per run, 2 cores, wireguard-go userspace)`);
+  out(`  TCP throughput   direct ${median(direct).toFixed(0)} Mbit/s (${span(direct)})   relayed ${median(relayed).toFixed(0)} Mbit/s (${span(relayed)})   ratio ${(median(relayed) / median(direct)).toFixed(2)}`);
+  out(`  machine CPU at ${RATE_MBIT} Mbit/s (median)   direct ${median(cpuDirect).toFixed(3)} cores (${span(cpuDirect, 3)})   relayed ${median(cpuRelayed).toFixed(3)} cores (${span(cpuRelayed, 3)})`);
+  out(`  relay CPU per Gbit/s (extra machine CPU on the relayed path / rate; includes the testbed's second router namespace)  ${((median(cpuRelayed) - median(cpuDirect)) / (RATE_MBIT / 1000)).toFixed(2)} cores`);
+  out(`  RTT median of ${ROUNDS} x 200 pings   direct ${median(rttDirect).toFixed(3)} ms (${span(rttDirect, 3)})   relayed ${median(rttRelayed).toFixed(3)} ms (${span(rttRelayed, 3)})   added ${(median(rttRelayed) - median(rttDirect)).toFixed(3)} ms`);
+  out(`  new pair, policy accepted -> first TCP connection (median)   direct ${median(firstDirect).toFixed(0)} ms (${span(firstDirect)})   relayed ${median(firstRelayed).toFixed(0)} ms (${span(firstRelayed)})   ratio ${(median(firstRelayed) / median(firstDirect)).toFixed(2)}`);
   await fleet.stop();
 } finally {
   await bed.destroy();
