@@ -64,6 +64,41 @@ t.test('whatif: allow and deny with the rule', async (t) => {
   t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 22, proto: 'tcp', json: true, minPrefixLength: 8 }, y), 0);
   t.match(JSON.parse(y.stdout), { decision: 'deny', rule: null });
   const z = io({ 'l.yaml': leeds });
-  t.equal(runPolicyWhatif({ file: 'l.yaml', from: 'nowhere', to: '10.20.1.10', port: 22, proto: 'tcp', json: false, minPrefixLength: 8 }, z), 1);
+  // A wrong option is a usage error (exit 2, docs/errors.md).
+  t.equal(runPolicyWhatif({ file: 'l.yaml', from: 'nowhere', to: '10.20.1.10', port: 22, proto: 'tcp', json: false, minPrefixLength: 8 }, z), 2);
   t.match(z.stderr, /neither an IP address nor a subnet/);
+});
+
+t.test('whatif: a flow that mixes IPv6 and IPv4 is refused, not answered', async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['fd00:60:1::10', '10.20.1.10', /a flow cannot mix IPv6 and IPv4: from fd00:60:1::10 is IPv6, to 10\.20\.1\.10 is IPv4/],
+    ['10.60.1.10', 'fd00:20:1::10', /a flow cannot mix IPv4 and IPv6: from 10\.60\.1\.10 is IPv4, to fd00:20:1::10 is IPv6/],
+    // lth-dns (10.20.2.0/28) has no IPv6 prefix.
+    ['fd00:60:1::10', 'lth-dns', /fd00:60:1::10 is IPv6, and to subnet "lth-dns" has no IPv6 prefix/],
+  ];
+  for (const [from, to, message] of cases) {
+    const x = io({ 'l.yaml': leeds });
+    t.equal(runPolicyWhatif({ file: 'l.yaml', from, to, port: 443, proto: 'tcp', json: false, minPrefixLength: 8 }, x), 2, `${from} -> ${to}: exit 2`);
+    t.match(x.stderr, message);
+    t.equal(x.stdout, '', 'no answer printed');
+  }
+  const same = io({ 'l.yaml': leeds });
+  t.equal(runPolicyWhatif({ file: 'l.yaml', from: 'fd00:60:1::10', to: 'fd00:20:1::10', port: 443, proto: 'tcp', json: false, minPrefixLength: 8 }, same), 0, 'IPv6 to IPv6 is answered');
+  t.match(same.stdout, /^allow: /);
+});
+
+t.test('whatif: numeric options are checked', async (t) => {
+  const cases: Array<[Partial<Parameters<typeof runPolicyWhatif>[0]>, RegExp]> = [
+    [{ port: Number('abc') }, /--port must be a port number from 1 to 65535; got not a number/],
+    [{ port: 99999 }, /--port must be a port number from 1 to 65535; got 99999/],
+    [{ port: 0 }, /got 0/],
+    [{ port: 44.5 }, /got 44\.5/],
+    [{ port: undefined }, /--port is required with --proto tcp/],
+    [{ proto: 'icmp', port: 3 }, /--port does not apply to --proto icmp/],
+  ];
+  for (const [over, message] of cases) {
+    const x = io({ 'l.yaml': leeds });
+    t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 443, proto: 'tcp', json: false, minPrefixLength: 8, ...over }, x), 2, JSON.stringify(over));
+    t.match(x.stderr, message);
+  }
 });

@@ -80,8 +80,25 @@ function checkJson(file: string, s: CheckSummary): unknown {
 
 export interface WhatifArgs { file: string; from: string; to: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; json: boolean; minPrefixLength: number }
 
-/** Prints allow/deny and the rule; returns 0 when it could decide (either way), 1 on a bad file or argument. */
+/** The problem with whatif's flow options, or null. */
+function whatifUsageProblem(args: WhatifArgs): string | null {
+  if (args.proto === 'icmp') return args.port === undefined ? null : '--port does not apply to --proto icmp (ICMP has no ports); leave it out';
+  if (args.port === undefined) return `--port is required with --proto ${args.proto}`;
+  if (!Number.isInteger(args.port) || args.port < 1 || args.port > 65535) return `--port must be a port number from 1 to 65535; got ${Number.isNaN(args.port) ? 'not a number' : String(args.port)}`;
+  return null;
+}
+
+/**
+ * Prints allow/deny and the rule. Exit (docs/errors.md): 0 when it could decide (either way), 1 on
+ * a file it cannot read or an invalid policy, 2 on a wrong option (a bad port, an unknown name, a
+ * flow that mixes IPv4 and IPv6).
+ */
 export function runPolicyWhatif(args: WhatifArgs, io: PolicyCliIo = realIo): number {
+  const usage = whatifUsageProblem(args);
+  if (usage !== null) {
+    io.err(`${usage}\n`);
+    return 2;
+  }
   const text = readPolicy(args.file, io);
   if (text === undefined) return 1;
   const v = parsePolicy(text, { minPrefixLength: args.minPrefixLength });
@@ -89,17 +106,13 @@ export function runPolicyWhatif(args: WhatifArgs, io: PolicyCliIo = realIo): num
     for (const e of v.errors) io.err(`${formatErrorLine(args.file, e)}\n`);
     return 1;
   }
-  if (args.proto !== 'icmp' && args.port === undefined) {
-    io.err(`--port is required with --proto ${args.proto}\n`);
-    return 1;
-  }
-  const port = args.proto === 'icmp' ? undefined : args.port;
+  const port = args.port;
   let d;
   try {
     d = evaluate(v.policy, args.from, args.to, args.proto, port);
   } catch (e) {
     io.err(`${(e as Error).message}\n`);
-    return 1;
+    return 2;
   }
   if (args.json) {
     io.out(`${JSON.stringify({ from: args.from, to: args.to, proto: args.proto, port: port ?? null, decision: d.decision, rule: d.rule ?? null, reason: d.reason }, null, 2)}\n`);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { evaluate, type EvalProtocol } from './evaluate.js';
+import { evaluate, familyMismatch, type EvalProtocol } from './evaluate.js';
 import { parsePolicy } from './validate.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -41,4 +41,26 @@ for (const c of cases) {
 
 t.test('an unknown name is an invalid_request with a suggestion', async (t) => {
   t.throws(() => evaluate(policy, 'care-record', '10.60.1.10', 'tcp', 443), { code: 'invalid_request', message: /did you mean "care-records"/ });
+});
+
+t.test('familyMismatch: a flow is IPv4 or IPv6 end to end', async (t) => {
+  const fams = new Map<string, ReadonlySet<4 | 6>>([['v4', new Set([4])], ['v6', new Set([6])], ['dual', new Set([4, 6])]]);
+  const of = (n: string) => fams.get(n);
+  const rows: Array<[string, string, RegExp | null]> = [
+    ['10.0.0.1', '10.0.0.2', null],
+    ['fd00::1', 'fd00::2', null],
+    ['fd00::1', '10.0.0.2', /cannot mix IPv6 and IPv4: from fd00::1 is IPv6, to 10\.0\.0\.2 is IPv4/],
+    ['10.0.0.1', 'fd00::2', /cannot mix IPv4 and IPv6: from 10\.0\.0\.1 is IPv4, to fd00::2 is IPv6/],
+    ['fd00::1', 'dual', null],
+    ['fd00::1', 'v4', /fd00::1 is IPv6, and to subnet "v4" has no IPv6 prefix/],
+    ['v6', '10.0.0.2', /10\.0\.0\.2 is IPv4, and from subnet "v6" has no IPv4 prefix/],
+    ['v4', 'v6', /subnets "v4" \(IPv4\) and "v6" \(IPv6\) share no address family/],
+    ['v4', 'dual', null],
+    ['unknown', '10.0.0.2', null],
+  ];
+  for (const [from, to, want] of rows) {
+    const got = familyMismatch(from, to, of);
+    if (want === null) t.equal(got, null, `${from} -> ${to}: fine`);
+    else t.match(got, want, `${from} -> ${to}`);
+  }
 });

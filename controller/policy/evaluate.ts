@@ -37,6 +37,8 @@ export class PolicyEvaluator {
   private readonly rules: ResolvedRule[];
   private readonly subnetPrefixes: Array<{ name: string; prefixes: ParsedPrefix[] }>;
   private readonly subnetNames: Set<string>;
+  /** The address families of each subnet's prefixes. */
+  private readonly families: Map<string, Set<4 | 6>>;
 
   constructor(private readonly policy: Policy) {
     const resolver = new NameResolver(policy);
@@ -44,6 +46,7 @@ export class PolicyEvaluator {
     this.rules = policy.rules.map((rule) => ({ rule, from: new Set(resolver.resolveAll(rule.from)), to: new Set(resolver.resolveAll(rule.to)) }));
     this.subnetPrefixes = policy.subnets.map((s) => ({ name: s.name, prefixes: s.cidrs.map((c) => cache.get(c)) }));
     this.subnetNames = new Set(policy.subnets.map((s) => s.name));
+    this.families = new Map(this.subnetPrefixes.map((s) => [s.name, new Set(s.prefixes.map((p) => p.family))]));
   }
 
   /** Throws CrosslinkError(invalid_request) if `text` is neither an address nor a subnet name. */
@@ -72,6 +75,8 @@ export class PolicyEvaluator {
   evaluate(src: string, dst: string, proto: EvalProtocol, port?: number): Decision {
     const s = this.endpoint(src);
     const d = this.endpoint(dst);
+    const mixed = familyMismatch(src, dst, (name) => this.families.get(name));
+    if (mixed !== null) throw new CrosslinkError('invalid_request', mixed);
     const what = proto === 'any' ? 'any traffic' : proto === 'icmp' || port === undefined ? proto : `${proto}/${port}`;
     if (s.subnets.size === 0) return { decision: 'deny', reason: `${s.label} is not in any subnet of the policy` };
     if (d.subnets.size === 0) return { decision: 'deny', reason: `${d.label} is not in any subnet of the policy` };
@@ -109,6 +114,32 @@ export class PolicyEvaluator {
     const [addr, named] = s.isAddress ? [s, d] : [d, s];
     return addr.subnets.has(named.label);
   }
+}
+
+const familyOf = (text: string): 4 | 6 | undefined => parseAddress(text)?.family;
+
+/**
+ * Why no flow can go from `from` to `to` (each an address or a subnet name) because their address
+ * families differ, or null. A packet is IPv4 or IPv6 end to end: an IPv6 source never reaches an
+ * IPv4 destination, so "allow" would be a wrong answer. `familiesOf(name)`: the families of a
+ * named subnet's prefixes (undefined: not a subnet; then nothing is said here).
+ */
+export function familyMismatch(from: string, to: string, familiesOf: (subnet: string) => ReadonlySet<4 | 6> | undefined): string | null {
+  const fa = familyOf(from);
+  const ta = familyOf(to);
+  if (fa !== undefined && ta !== undefined) {
+    return fa === ta ? null : `a flow cannot mix IPv${fa} and IPv${ta}: from ${from} is IPv${fa}, to ${to} is IPv${ta}`;
+  }
+  if (fa !== undefined || ta !== undefined) {
+    const [family, addr, name, side] = fa !== undefined ? [fa, from, to, 'to'] : [ta!, to, from, 'from'];
+    const fams = familiesOf(name);
+    if (fams === undefined || fams.has(family)) return null;
+    return `a flow cannot mix IPv4 and IPv6: ${addr} is IPv${family}, and ${side} subnet "${name}" has no IPv${family} prefix`;
+  }
+  const ff = familiesOf(from);
+  const tf = familiesOf(to);
+  if (ff === undefined || tf === undefined || [...ff].some((f) => tf.has(f))) return null;
+  return `subnets "${from}" (IPv${[...ff].join('/IPv')}) and "${to}" (IPv${[...tf].join('/IPv')}) share no address family: no flow can go between them`;
 }
 
 function firstCommon(a: Set<string>, b: Set<string>): string | undefined {

@@ -251,6 +251,14 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'test: a flow cannot mix IPv6 and IPv4 (it would pass as allow)',
+    doc: `${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: [tcp/443] }\ntests:\n  - { from: "fd00:60:1::10", to: 10.20.1.10, port: 443, expect: allow }\n  - { from: "fd00:60:1::10", to: records, port: 443, expect: allow }\n  - { from: 10.60.1.10, to: 10.20.1.10, port: 443, expect: allow }\n`,
+    errors: [
+      { path: 'tests[0].to', line: 16, message: /a flow cannot mix IPv6 and IPv4: from fd00:60:1::10 is IPv6, to 10\.20\.1\.10 is IPv4/ },
+      { path: 'tests[1].to', line: 17, message: /fd00:60:1::10 is IPv6, and to subnet "records" has no IPv6 prefix/ },
+    ],
+  },
+  {
     name: 'test: tcp needs a port, icmp has none',
     doc: `${HEAD}${SUBNETS}tests:\n  - { from: social-care, to: records, proto: tcp, expect: deny }\n  - { from: social-care, to: records, proto: icmp, port: 8, expect: deny }\n`,
     errors: [

@@ -1,6 +1,6 @@
 // Raw document -> validated Policy, or every error at once, each with its path and line.
 import type { ErrorDetail } from '../../lib/errors.js';
-import { PolicyEvaluator } from './evaluate.js';
+import { familyMismatch, PolicyEvaluator } from './evaluate.js';
 import { didYouMean, isValidName } from './names.js';
 import { formatPath, parsePolicyText, type PathSegment, type Position } from './parse.js';
 import { parsePortSpec } from './ports.js';
@@ -467,6 +467,14 @@ class Validator {
       }
       const flow = this.flow(f, p, false);
       if (!flow || ends.length !== 2) return;
+      const mixed = familyMismatch(ends[0]!, ends[1]!, (n) => {
+        const cidrs = parsedCidrs.get(n);
+        return cidrs === undefined ? undefined : new Set(cidrs.map((c) => c.family));
+      });
+      if (mixed !== null) {
+        this.err([...p, 'to'], mixed);
+        return;
+      }
       const test: PolicyTest = { from: ends[0], to: ends[1], expect: flow.expect };
       const name = this.optString(f, 'name', p);
       if (name !== undefined) test.name = name;
