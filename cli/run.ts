@@ -8,9 +8,21 @@ import { VERSION } from './version.js';
 
 class UsageError extends Error {}
 
+function isProgramVersionAsked(argv: string[]): boolean {
+  const words = argv.slice(0, -1);
+  return argv.at(-1) === '--version' && words.every((w) => !w.startsWith('-')) && !(words[0] === 'policy' && words[1] === 'get');
+}
+
 /** Parses `argv` (without node and the script) against the commands `register` adds, and runs the
  *  chosen handler. Never throws: failures are printed and set process.exitCode (2 usage, else 1). */
 export async function runCli(argv: string[], register: (y: Argv) => Argv | Promise<Argv>): Promise<void> {
+  // The program's version: `crosslink --version`, `crosslink version`, or `--version` after command
+  // words alone (`crosslink agent --version`). yargs's own --version took the flag everywhere, so
+  // `policy get --version 1` printed 0.1.0 and exited 0; there --version is the policy's version.
+  if (isProgramVersionAsked(argv)) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
   try {
     const y = yargs(argv)
       .scriptName('crosslink')
@@ -23,7 +35,8 @@ export async function runCli(argv: string[], register: (y: Argv) => Argv | Promi
       .demandCommand(1, 'Name a command (see --help).')
       .strict()
       .recommendCommands()
-      .version(VERSION)
+      .version(false)
+      .command('version', 'Print the program version (also: crosslink --version)', (v) => v, () => { process.stdout.write(`${VERSION}\n`); })
       .help()
       .alias('h', 'help')
       .wrap(Math.min(110, process.stdout.columns || 100))

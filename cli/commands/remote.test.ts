@@ -18,7 +18,8 @@ async function cli(argv: string[], env: Record<string, string | undefined> = {})
   process.exitCode = 0;
   let isUsageError = false;
   try {
-    await registerRemoteCommands(yargs(argv), { io }).command(controllerCommand(io)).strict()
+    // As cli/run.ts: yargs's global --version is off (the program's version is only asked at the top).
+    await registerRemoteCommands(yargs(argv), { io }).command(controllerCommand(io)).strict().version(false)
       .fail((msg, e) => { throw e ?? new Error(msg); }).exitProcess(false).parseAsync();
   } catch (e) {
     err += (e as Error).message;
@@ -115,6 +116,11 @@ t.test('remote commands against a real controller', async (t) => {
   t.equal(get.out, POLICY_YAML);
   t.match(JSON.parse((await cli(['policy', 'get', '--json', ...conn])).out), { version: 1 });
   t.match(JSON.parse((await cli(['policy', 'get', '--json', '--policy-version', '1', ...conn])).out), { version: 1, document: POLICY_YAML });
+  const byVersion = await cli(['policy', 'get', '--version', '1', ...conn]);
+  t.equal(byVersion.out, POLICY_YAML, 'policy get --version 1 prints policy version 1 (not the program version)');
+  const badVersion = await cli(['policy', 'get', '--version', 'x', ...conn]);
+  t.equal(badVersion.code, 2, 'a version that is not a number: usage error');
+  t.match(badVersion.err, /--policy-version must be a version number \(1, 2, \.\.\.\); got not a number/);
   t.equal((await cli(['policy', 'apply', '-f', file, ...conn])).code, 0);
   const hist = await cli(['policy', 'history', ...conn]);
   t.match(hist.out, /^VERSION\s+CREATED\s+BY\s+COMMENT\n1 .* admin\s+first\n2 /);

@@ -172,14 +172,19 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
     },
   };
 
-  // "--version" belongs to yargs (the program's version), so the policy version is --policy-version.
+  // The program's version is only `crosslink --version` (cli/run.ts), so here --version is the policy's.
   const get: CommandModule<object, ConnArgs & { policyVersion?: number }> = {
     command: 'get',
     describe: 'Print the current policy document (or --policy-version N)',
-    builder: (y) => asArgs(connectionOptions(y).option('policy-version', { type: 'number', describe: 'An earlier version' }).option(jsonOption)),
+    builder: (y) => asArgs(connectionOptions(y).option('policy-version', { alias: 'version', type: 'number', describe: 'An earlier version' }).option(jsonOption)),
     handler: async (args) => {
+      if (args.policyVersion !== undefined && (!Number.isInteger(args.policyVersion) || args.policyVersion < 1)) {
+        io.err(`crosslink: --policy-version must be a version number (1, 2, ...); got ${Number.isNaN(args.policyVersion) ? 'not a number' : String(args.policyVersion)}\n`);
+        process.exitCode = EXIT.usage;
+        return;
+      }
       process.exitCode = await withClient(args, io, async (api) => {
-        const path = args.policyVersion !== undefined ? `/v1/policy/versions/${Math.trunc(args.policyVersion)}` : '/v1/policy';
+        const path = args.policyVersion !== undefined ? `/v1/policy/versions/${args.policyVersion}` : '/v1/policy';
         const p = (await api.request<{ version: number; document: string }>('GET', path)).body;
         io.out(args.json ? `${JSON.stringify(p, null, 2)}\n` : p.document.endsWith('\n') ? p.document : `${p.document}\n`);
         return EXIT.ok;
