@@ -121,7 +121,12 @@ t.test('remote commands against a real controller', async (t) => {
   const badVersion = await cli(['policy', 'get', '--version', 'x', ...conn]);
   t.equal(badVersion.code, 2, 'a version that is not a number: usage error');
   t.match(badVersion.err, /--policy-version must be a version number \(1, 2, \.\.\.\); got not a number/);
-  t.equal((await cli(['policy', 'apply', '-f', file, ...conn])).code, 0);
+  const same = await cli(['policy', 'apply', '-f', file, ...conn]);
+  t.equal(same.code, 0, same.err);
+  t.match(same.out, /^unchanged: .*policy\.yaml is policy version 1 already; nothing written\n$/, 'an unchanged file writes nothing');
+  const edited = join(dir, 'edited.yaml');
+  writeFileSync(edited, `${POLICY_YAML}# reviewed\n`);
+  t.equal((await cli(['policy', 'apply', '-f', edited, ...conn])).code, 0);
   const hist = await cli(['policy', 'history', ...conn]);
   t.match(hist.out, /^VERSION\s+CREATED\s+BY\s+COMMENT\n1 .* admin\s+first\n2 /);
   const rb = await cli(['policy', 'rollback', '1', ...conn]);

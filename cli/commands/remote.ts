@@ -159,10 +159,11 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
           }
           return EXIT.ok;
         }
-        const put = (await api.request<{ version: number; isDistributed: boolean }>('PUT', '/v1/policy', {
+        const put = (await api.request<{ version: number; isDistributed: boolean; isUnchanged?: boolean }>('PUT', '/v1/policy', {
           json: { document: text, ...(args.comment ? { comment: args.comment } : {}) }, headers: { 'if-match': `"${expected}"` },
         })).body;
         if (args.json) io.out(`${JSON.stringify({ ...put, agents: dry.agents }, null, 2)}\n`);
+        else if (put.isUnchanged === true) io.out(`unchanged: ${args.file} is policy version ${put.version} already; nothing written\n`);
         else {
           printDiff(io, dry.agents, dry.paths);
           io.out(`applied ${args.file} as policy version ${put.version}${put.isDistributed ? '' : ' (not yet pushed to agents: see the controller log)'}\n`);
@@ -219,8 +220,10 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
         return;
       }
       process.exitCode = await withClient(args, io, async (api) => {
-        const r = (await api.request<{ version: number }>('POST', '/v1/policy/rollback', { json: { version, ...(args.comment ? { comment: args.comment } : {}) } })).body;
-        io.out(`rolled back to version ${version}: now policy version ${r.version}\n`);
+        const r = (await api.request<{ version: number; isUnchanged?: boolean }>('POST', '/v1/policy/rollback', { json: { version, ...(args.comment ? { comment: args.comment } : {}) } })).body;
+        io.out(r.isUnchanged === true
+          ? `unchanged: version ${version} is the current document already (policy version ${r.version}); nothing written\n`
+          : `rolled back to version ${version}: now policy version ${r.version}\n`);
         return EXIT.ok;
       });
     },

@@ -34,6 +34,7 @@ const AgentDiffSchema = Type.Object({ agent: Type.String(), changes: Type.Array(
 const PutResult = Type.Object({
   version: Type.Integer(), createdAtMs: Type.Integer(), createdBy: Type.String(), comment: Type.String(),
   isDistributed: Type.Boolean({ description: 'false if the commit succeeded but pushing to agents failed (see the log); agents get it on the next change or reconnect.' }),
+  isUnchanged: Type.Boolean({ description: 'true: the document is the current version byte for byte; nothing was written (no new version, no audit entry) and `version` is the current one.' }),
 }, { additionalProperties: false });
 
 export const PairPathSchema = Type.Object({
@@ -112,12 +113,17 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
     return r.policy;
   }
 
-  async function commit(req: FastifyRequest, document: string, expectedVersion: number, comment: string, action: string, extra: Record<string, unknown> = {}): Promise<{ saved: PolicyVersion; policy: Policy }> {
+  /** Stores `document` as the next version (audited), or, when it is the current document byte for
+   *  byte, writes nothing: no new version, no audit entry, nothing to push (`policy` null). */
+  async function commit(
+    req: FastifyRequest, document: string, expectedVersion: number, comment: string, action: string, extra: Record<string, unknown> = {},
+  ): Promise<{ saved: PolicyVersion; policy: Policy | null }> {
     const current = await store.currentPolicy();
     const currentVersion = current?.version ?? 0;
     if (currentVersion !== expectedVersion) {
       throw new CrosslinkError('precondition_failed', `policy is at version ${currentVersion}, not ${expectedVersion}: someone changed it first; read it again`, [{ path: 'headers.if-match', message: `current version is ${currentVersion}` }]);
     }
+    if (current !== null && current.document === document) return { saved: current, policy: null };
     const policy = await check(document);
     const { actor } = principalOf(req);
     const saved = await store.appendPolicy(
@@ -134,7 +140,8 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
     return { saved, policy };
   }
 
-  async function distribute(policy: Policy, version: number): Promise<boolean> {
+  async function distribute(policy: Policy | null, version: number): Promise<boolean> {
+    if (policy === null) return true;
     try {
       await distribution.setPolicy(policy, version);
       return true;
@@ -200,7 +207,7 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
         const { saved, policy } = await commit(req, body.document, expected, body.comment, 'policy.put');
         const isDistributed = await distribute(policy, saved.version);
         void reply.header('etag', etagOf(saved.version));
-        return { version: saved.version, createdAtMs: saved.createdAtMs, createdBy: saved.createdBy, comment: saved.comment, isDistributed };
+        return { version: saved.version, createdAtMs: saved.createdAtMs, createdBy: saved.createdBy, comment: saved.comment, isDistributed, isUnchanged: policy === null };
       });
 
       scope.post('/v1/policy/dry-run', {
@@ -241,7 +248,7 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
       const { saved, policy } = await commit(req, target.document, expected, comment, 'policy.rollback', { rolledBackTo: target.version });
       const isDistributed = await distribute(policy, saved.version);
       void reply.header('etag', etagOf(saved.version));
-      return { version: saved.version, createdAtMs: saved.createdAtMs, createdBy: saved.createdBy, comment: saved.comment, isDistributed };
+      return { version: saved.version, createdAtMs: saved.createdAtMs, createdBy: saved.createdBy, comment: saved.comment, isDistributed, isUnchanged: policy === null };
     });
   };
 }

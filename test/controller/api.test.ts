@@ -87,6 +87,29 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
   t.match(entries[3], { after: { rolledBackTo: 1, version: 4 } });
 });
 
+t.test('an unchanged document writes nothing: no version, no audit entry, nothing pushed', async (t) => {
+  const h = await makeHarness();
+  t.teardown(() => h.close());
+  t.equal((await h.call({ method: 'PUT', url: '/v1/policy', headers: { ...YAML, 'if-match': '"0"' }, payload: POLICY_YAML })).statusCode, 200);
+  const before = await snapshot(h);
+  const again = await h.call({ method: 'PUT', url: '/v1/policy', headers: { 'if-match': '"1"' }, payload: { document: POLICY_YAML, comment: 'again' } });
+  t.equal(again.statusCode, 200, again.body);
+  t.match(json(again), { version: 1, isUnchanged: true, isDistributed: true });
+  t.equal(again.headers.etag, '"1"');
+  t.same(await snapshot(h), before, 'no new version, no audit entry');
+  t.same(h.dist.policies.map((p) => p.version), [1], 'nothing pushed again');
+  // A stale If-Match is still refused, unchanged or not.
+  t.equal((await h.call({ method: 'PUT', url: '/v1/policy', headers: { ...YAML, 'if-match': '"0"' }, payload: POLICY_YAML })).statusCode, 412);
+  // Rolling back to the document that is current is unchanged too.
+  const rb = await h.call({ method: 'POST', url: '/v1/policy/rollback', payload: { version: 1 } });
+  t.equal(rb.statusCode, 200, rb.body);
+  t.match(json(rb), { version: 1, isUnchanged: true });
+  t.same(await snapshot(h), before);
+  // One byte more is a change.
+  const changed = await h.call({ method: 'PUT', url: '/v1/policy', headers: { ...YAML, 'if-match': '"1"' }, payload: `${POLICY_YAML}# reviewed\n` });
+  t.match(json(changed), { version: 2, isUnchanged: false });
+});
+
 t.test('policy errors: every validation error with its line; failing tests; stale and missing If-Match', async (t) => {
   const h = await makeHarness();
   t.teardown(() => h.close());
