@@ -2,7 +2,7 @@
 // document, health, and (when given) the agents' Connect RPC routes. It never listens: main.ts
 // does, and tests use inject().
 import type { ConnectRouter, ContextValues } from '@connectrpc/connect';
-import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import { connectPlugin } from './rpc/connect-plugin.js';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
@@ -113,6 +113,6 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
 
   api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  if (opts.connectRoutes) void app.register(fastifyConnectPlugin, { routes: opts.connectRoutes, contextValues: opts.connectContextValues });
+  if (opts.connectRoutes) void app.register(connectPlugin, { routes: opts.connectRoutes, contextValues: opts.connectContextValues, log: deps.log.child({ component: 'rpc' }) });
   return app;
 }

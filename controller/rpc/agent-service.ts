@@ -1,7 +1,7 @@
 // The controller's side of the agent protocol (proto/crosslink/v1/agent.proto), as Connect routes
 // for @connectrpc/connect-fastify:
 //
-//   await app.register(fastifyConnectPlugin, { routes: agentServiceRoutes(deps), contextValues: agentContextValues });
+//   await app.register(connectPlugin, { routes: agentServiceRoutes(deps), contextValues: agentContextValues });
 //
 // Enroll trades a join token for an identity; every later call carries `authorization: Bearer
 // <credential>`, checked against the stored sha256 of the credential. A revoked agent is refused at
@@ -43,7 +43,7 @@ export interface AgentServiceDeps {
 /** The caller's address, for audit entries; set by `agentContextValues` at the plugin. */
 export const remoteAddressKey = createContextKey<string>('', { description: 'remote address of the request' });
 
-/** `contextValues` for fastifyConnectPlugin: carries the remote address into the handlers. */
+/** `contextValues` for connectPlugin (connect-plugin.ts): carries the remote address into the handlers. */
 export function agentContextValues(req: { ip?: string; socket?: { remoteAddress?: string } }): ContextValues {
   return createContextValues().set(remoteAddressKey, req.ip ?? req.socket?.remoteAddress ?? '');
 }

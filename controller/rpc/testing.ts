@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import fastify from 'fastify';
 import type { Interceptor } from '@connectrpc/connect';
-import { fastifyConnectPlugin } from '@connectrpc/connect-fastify';
+import { connectPlugin } from './connect-plugin.js';
 import type { Clock } from '../../lib/clock.js';
 import { systemClock } from '../../lib/clock.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
@@ -57,7 +57,7 @@ export async function startTestController(opts: {
     calls.set(req.method.name, (calls.get(req.method.name) ?? 0) + 1);
     return next(req);
   };
-  await app.register(fastifyConnectPlugin, {
+  await app.register(connectPlugin, {
     routes: agentServiceRoutes({
       store, distributor, log, clock, overlayCidr: opts.overlayCidr ?? '100.64.0.0/10', heartbeatIntervalMs: opts.heartbeatIntervalMs,
       supportedProtocolVersions: opts.supportedProtocolVersions,
