@@ -8,14 +8,18 @@ async function run(argv: string[]): Promise<{ out: string; code: number; policyV
   let out = '';
   let policyVersion: unknown;
   const write = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
   process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
+  process.stderr.write = (() => true) as typeof process.stderr.write;
   process.exitCode = 0;
   try {
     await runCli(argv, (y: Argv) => y
       .command('policy', 'policy', (p) => p.command('get', 'get', (g) => g.option('policy-version', { alias: 'version', type: 'number' }), (a) => { policyVersion = a.policyVersion; }))
-      .command('agent', 'agent', (a) => a.command('run', 'run', (r) => r, () => undefined)));
+      .command('agent', 'agent', (a) => a.command('run', 'run', (r) => r, () => undefined))
+      .command('check', 'check', (c) => c, () => undefined));
   } finally {
     process.stdout.write = write;
+    process.stderr.write = writeErr;
   }
   const code = Number(process.exitCode ?? 0);
   process.exitCode = 0;
@@ -33,4 +37,11 @@ t.test('policy get --version N is the policy version, not the program version', 
   const r = await run(['policy', 'get', '--version', '1']);
   t.equal(r.out, '', 'nothing printed by runCli');
   t.equal(r.policyVersion, 1);
+});
+
+t.test('a usage error of the monitoring plugin is UNKNOWN (3), of anything else 2', async (t) => {
+  const check = await run(['check', '--bogus']);
+  t.equal(check.code, 3);
+  t.match(check.out, /^CROSSLINK UNKNOWN - usage: Unknown argument: bogus\n$/);
+  t.equal((await run(['agent', 'run', '--bogus'])).code, 2);
 });

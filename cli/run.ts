@@ -47,6 +47,14 @@ export async function runCli(argv: string[], register: (y: Argv) => Argv | Promi
       .parseAsync();
   } catch (err) {
     if (err instanceof UsageError) {
+      // `crosslink check` is a monitoring plugin: by the Nagios plugin guidelines a usage error is
+      // UNKNOWN (3), with the one status line monitoring shows; 2 would read as CRITICAL.
+      if (argv[0] === 'check') {
+        process.stdout.write(`CROSSLINK UNKNOWN - usage: ${err.message.replace(/\s+/g, ' ')}\n`);
+        process.stderr.write('Run crosslink check --help for usage.\n');
+        process.exitCode = 3;
+        return;
+      }
       process.stderr.write(`crosslink: ${err.message}\nRun with --help for usage.\n`);
       process.exitCode = 2;
       return;

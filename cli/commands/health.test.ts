@@ -40,6 +40,14 @@ t.test('check: exit codes and one line on stdout', async (t) => {
   t.equal(await runCheck({ controller: conn.controller }, missing.deps), 3);
   t.match(missing.out[0], /^CROSSLINK UNKNOWN - no API token/);
   t.equal(missing.calls.length, 0);
+  for (const timeout of [Number('abc'), -5, 0, 1e9]) {
+    const bad = io(healthy);
+    t.equal(await runCheck({ ...conn, timeout }, bad.deps), 3, `check --timeout ${timeout}: UNKNOWN`);
+    t.match(bad.out[0], /^CROSSLINK UNKNOWN - --timeout must be a number of seconds above 0 and at most 3600; got /);
+    t.equal(bad.calls.length, 0, 'nothing fetched');
+    const status = io(healthy);
+    t.equal(await runStatus({ ...conn, timeout }, status.deps), 2, `status --timeout ${timeout}: usage error`);
+  }
 });
 
 t.test('check filters pass through', async (t) => {

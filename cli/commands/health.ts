@@ -59,6 +59,9 @@ function connection(a: RawConnection): ConnectionArgs | string {
   if (!a.controller) return 'no controller: pass --controller https://HOST:PORT or set CROSSLINK_CONTROLLER';
   if (!a.token) return 'no API token: set CROSSLINK_TOKEN or pass --token';
   if (!a.caFingerprint) return 'no CA fingerprint: pass --ca-fingerprint or set CROSSLINK_CA_FINGERPRINT';
+  if (a.timeout !== undefined && (!Number.isFinite(a.timeout) || a.timeout <= 0 || a.timeout > 3600)) {
+    return `--timeout must be a number of seconds above 0 and at most 3600; got ${Number.isNaN(a.timeout) ? 'not a number' : String(a.timeout)}`;
+  }
   return { controller: a.controller, token: a.token, caFingerprint: a.caFingerprint, timeout: a.timeout ?? 10 };
 }
 
