@@ -1,6 +1,7 @@
 // `crosslink policy check` / `whatif` handlers, with an in-memory file and captured output.
 import t from 'tap';
 import { runPolicyCheck, runPolicyWhatif, type PolicyCliIo } from './policy-local.js';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,4 +102,27 @@ t.test('whatif: numeric options are checked', async (t) => {
     t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 443, proto: 'tcp', json: false, minPrefixLength: 8, ...over }, x), 2, JSON.stringify(over));
     t.match(x.stderr, message);
   }
+});
+
+t.test('check and whatif: --min-prefix-length must be a whole number from 0 to 128', async (t) => {
+  for (const n of [Number('abc'), -5, 129, 8.5]) {
+    const x = io({ 'l.yaml': leeds });
+    t.equal(runPolicyCheck({ file: 'l.yaml', json: false, minPrefixLength: n }, x), 2, `check --min-prefix-length ${n}`);
+    t.match(x.stderr, /^--min-prefix-length must be a whole number from 0 to 128; got /);
+    const y = io({ 'l.yaml': leeds });
+    t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 443, proto: 'tcp', json: false, minPrefixLength: n }, y), 2, `whatif --min-prefix-length ${n}`);
+  }
+});
+
+t.test('-f - reads the policy from standard input (a real process)', async (t) => {
+  const run = (args: string[], input: string) => spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args], { input, encoding: 'utf8', timeout: 60_000 });
+  const ok = run(['policy', 'check', '-f', '-'], leeds);
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stdout, /^<stdin>: valid\n/);
+  const bad = run(['policy', 'check', '-f', '-'], 'version: 1\nrules:\n  - name: x\n    from: [nope]\n');
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /^<stdin>:4: rules\[0\]\.from\[0\]: unknown subnet or group "nope"/m);
+  const w = run(['policy', 'whatif', '-f', '-', '--from', '10.60.1.10', '--to', '10.20.1.10', '--port', '443'], leeds);
+  t.equal(w.status, 0, w.stderr);
+  t.match(w.stdout, /^allow: /);
 });

@@ -1,9 +1,9 @@
 // `crosslink policy check` and `crosslink policy whatif`: work on a local policy file, no controller.
 // Handlers set process.exitCode and return; only cli/main.ts exits.
-import { readFileSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { checkPolicy, DEFAULT_MIN_PREFIX_LENGTH, describeFlow, describePairPath, evaluate, pairPathJson, parsePolicy, type CheckSummary } from '../../controller/policy/index.js';
+import { checkPolicy, DEFAULT_MIN_PREFIX_LENGTH, describeErrorCount, describeFlow, describePairPath, evaluate, pairPathJson, parsePolicy, type CheckSummary } from '../../controller/policy/index.js';
 import type { ErrorDetail } from '../../lib/errors.js';
+import { inputName, readInput } from '../read-input.js';
 
 /** Where output goes; tests pass their own. */
 export interface PolicyCliIo {
@@ -13,7 +13,7 @@ export interface PolicyCliIo {
 }
 
 const realIo: PolicyCliIo = {
-  readFile: (path) => readFileSync(path, 'utf8'),
+  readFile: readInput,
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
 };
@@ -28,17 +28,28 @@ function readPolicy(file: string, io: PolicyCliIo): string | undefined {
   try {
     return io.readFile(file);
   } catch (e) {
-    io.err(`${file}: cannot read: ${(e as Error).message}\n`);
+    io.err(`${inputName(file)}: cannot read: ${(e as Error).message}\n`);
     return undefined;
   }
+}
+
+/** The problem with --min-prefix-length, or null. */
+function minPrefixProblem(n: number): string | null {
+  return Number.isInteger(n) && n >= 0 && n <= 128 ? null : `--min-prefix-length must be a whole number from 0 to 128; got ${Number.isNaN(n) ? 'not a number' : String(n)}`;
 }
 
 export interface CheckArgs { file: string; json: boolean; minPrefixLength: number }
 
 /** Runs the check; returns the exit code (0 valid and all tests pass, 1 otherwise). */
-export function runPolicyCheck(args: CheckArgs, io: PolicyCliIo = realIo): number {
-  const text = readPolicy(args.file, io);
+export function runPolicyCheck(cliArgs: CheckArgs, io: PolicyCliIo = realIo): number {
+  const usage = minPrefixProblem(cliArgs.minPrefixLength);
+  if (usage !== null) {
+    io.err(`${usage}\n`);
+    return 2;
+  }
+  const text = readPolicy(cliArgs.file, io);
   if (text === undefined) return 1;
+  const args = { ...cliArgs, file: inputName(cliArgs.file) };
   const s = checkPolicy(text, { minPrefixLength: args.minPrefixLength });
   if (args.json) {
     io.out(`${JSON.stringify(checkJson(args.file, s), null, 2)}\n`);
@@ -46,7 +57,7 @@ export function runPolicyCheck(args: CheckArgs, io: PolicyCliIo = realIo): numbe
   }
   if (s.errors.length > 0) {
     for (const e of s.errors) io.err(`${formatErrorLine(args.file, e)}\n`);
-    io.err(`${args.file}: invalid: ${s.errors.length} error${s.errors.length === 1 ? '' : 's'}\n`);
+    io.err(`${args.file}: invalid: ${describeErrorCount(s.errors)}\n`);
     return 1;
   }
   for (const r of s.tests.results) {
@@ -93,14 +104,15 @@ function whatifUsageProblem(args: WhatifArgs): string | null {
  * a file it cannot read or an invalid policy, 2 on a wrong option (a bad port, an unknown name, a
  * flow that mixes IPv4 and IPv6).
  */
-export function runPolicyWhatif(args: WhatifArgs, io: PolicyCliIo = realIo): number {
-  const usage = whatifUsageProblem(args);
+export function runPolicyWhatif(cliArgs: WhatifArgs, io: PolicyCliIo = realIo): number {
+  const usage = whatifUsageProblem(cliArgs) ?? minPrefixProblem(cliArgs.minPrefixLength);
   if (usage !== null) {
     io.err(`${usage}\n`);
     return 2;
   }
-  const text = readPolicy(args.file, io);
+  const text = readPolicy(cliArgs.file, io);
   if (text === undefined) return 1;
+  const args = { ...cliArgs, file: inputName(cliArgs.file) };
   const v = parsePolicy(text, { minPrefixLength: args.minPrefixLength });
   if (!v.policy) {
     for (const e of v.errors) io.err(`${formatErrorLine(args.file, e)}\n`);
@@ -122,7 +134,7 @@ export function runPolicyWhatif(args: WhatifArgs, io: PolicyCliIo = realIo): num
   return 0;
 }
 
-const fileOption = { alias: 'f', type: 'string', demandOption: true, describe: 'Policy file (YAML or JSON)' } as const;
+const fileOption = { alias: 'f', type: 'string', demandOption: true, describe: 'Policy file (YAML or JSON; - for standard input)' } as const;
 const minPrefixOption = { type: 'number', default: DEFAULT_MIN_PREFIX_LENGTH, describe: 'Shortest subnet prefix length accepted' } as const;
 
 export const checkCommand: CommandModule<object, CheckArgs> = {

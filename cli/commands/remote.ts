@@ -6,7 +6,7 @@
 // stale version, broken audit chain, no permission); 2 usage (missing or bad options); 3 cannot
 // reach the controller, or it could not prove it holds the pinned CA.
 // Handlers set process.exitCode; they never exit.
-import { readFileSync } from 'node:fs';
+import { inputName, readInput } from '../read-input.js';
 import type { Argv, CommandModule } from 'yargs';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { ApiClient, ApiError, UnreachableError } from './api.js';
@@ -25,7 +25,7 @@ export interface RemoteIo {
 export const processIo: RemoteIo = {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
-  readFile: (p) => readFileSync(p, 'utf8'),
+  readFile: readInput,
   env: process.env,
 };
 
@@ -135,19 +135,20 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
     command: 'apply',
     describe: 'Validate, test and apply a policy file (prints the per-agent diff first)',
     builder: (y) => asArgs(connectionOptions(y)
-      .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'Policy file (YAML or JSON)' })
+      .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'Policy file (YAML or JSON; - for standard input)' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'Only show what would change' })
       .option('comment', { alias: 'm', type: 'string', describe: 'Why (recorded with the version)' })
       .option(jsonOption)),
-    handler: async (args) => {
+    handler: async (cliArgs) => {
       let text: string;
       try {
-        text = io.readFile(args.file);
+        text = io.readFile(cliArgs.file);
       } catch (e) {
-        io.err(`crosslink: ${args.file}: cannot read: ${(e as Error).message}\n`);
+        io.err(`crosslink: ${inputName(cliArgs.file)}: cannot read: ${(e as Error).message}\n`);
         process.exitCode = EXIT.failed;
         return;
       }
+      const args = { ...cliArgs, file: inputName(cliArgs.file) };
       process.exitCode = await withClient(args, io, async (api) => {
         const expected = await currentVersion(api);
         const dry = (await api.request<{ testsRun: number; agents: AgentDiff[]; paths?: PairPathView[] }>('POST', '/v1/policy/dry-run', { json: { document: text } })).body;

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { Policy } from '../policy/types.js';
+import { describeErrorCount } from '../policy/validate.js';
 import type { PolicyVersion } from '../store/store.js';
 import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -107,7 +108,7 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
     // A relay needs the box's consent too: an enrolled box without --relay carries nothing.
     const nonConsentingRelays = enrolled.filter((a) => !a.isRelay).map((a) => a.name);
     const r = policyEngine.parse(document, { knownAgents, nonConsentingRelays });
-    if (r.errors) throw new CrosslinkError('policy_invalid', `policy is invalid: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`, r.errors);
+    if (r.errors) throw new CrosslinkError('policy_invalid', `policy is invalid: ${describeErrorCount(r.errors)}`, r.errors);
     const failures = policyEngine.runTests(r.policy);
     if (failures.length) throw new CrosslinkError('policy_tests_failed', `${failures.length} policy test${failures.length === 1 ? '' : 's'} failed`, failures);
     return r.policy;

@@ -1,7 +1,7 @@
 // The policy engine's public surface. Pure: parse, validate, compile, evaluate, diff, test.
 export type * from './types.js';
 export { parsePolicyText, formatPath, type ParsedText, type PathSegment, type Position } from './parse.js';
-export { parsePolicy, validatePolicy, DEFAULT_MIN_PREFIX_LENGTH, type ValidateOptions, type ValidateResult } from './validate.js';
+export { parsePolicy, validatePolicy, DEFAULT_MIN_PREFIX_LENGTH, MAX_ERRORS, describeErrorCount, type ValidateOptions, type ValidateResult } from './validate.js';
 export {
   compilePolicy, PolicyCompiler, contentHash,
   type CompileOptions, type CompileResult, type PairRoute, type PolicyChange, type UnservedSubnet,

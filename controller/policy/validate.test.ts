@@ -439,3 +439,15 @@ rules:
   t.ok(parsePolicy(head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n  hub2: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n'), { nonConsentingRelays: ['hub'] }).policy,
     'one refusing relay of two is no error: the other joins them');
 });
+
+t.test('a damaged file answers with at most 50 errors, clipped, and a count of the rest', async (t) => {
+  const keys = Array.from({ length: 200 }, (_, i) => `colour${i}: blue`).join('\n');
+  const r = parsePolicy(`version: 1\n${keys}\n`);
+  t.equal(r.errors?.length, 51);
+  t.match(r.errors?.[0], { path: 'colour0', line: 2, message: /unknown/ });
+  t.match(r.errors?.[50], { message: 'and 150 more errors (only the first 50 are listed; fix these first)' });
+  const long = parsePolicy(`version: 1\nzones:\n  n3: { description: x, "${'y'.repeat(5000)}": 1 }\n`);
+  t.ok((long.errors ?? []).every((e) => e.message.length < 400 && (e.path ?? '').length < 400), 'each message and path clipped');
+  t.match(long.errors?.[0]?.message, /… \(\d+ more characters\)/);
+  t.same(parsePolicy('version: 1\nzones:\u0000\n').errors, [{ path: '', line: 2, message: 'this is not a text file (it holds a NUL byte): a policy is YAML or JSON text' }]);
+});

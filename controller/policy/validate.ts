@@ -55,13 +55,42 @@ function typeName(v: unknown): string {
 
 /** Parse (YAML or JSON) and validate in one go. */
 export function parsePolicy(text: string, opts: Omit<ValidateOptions, 'locate'> = {}): ValidateResult {
+  const nul = text.indexOf('\u0000');
+  if (nul >= 0) {
+    const line = text.slice(0, nul).split('\n').length;
+    return { errors: [{ path: '', line, message: 'this is not a text file (it holds a NUL byte): a policy is YAML or JSON text' }] };
+  }
   const parsed = parsePolicyText(text);
-  if (parsed.errors.length > 0) return { errors: parsed.errors };
+  if (parsed.errors.length > 0) return { errors: limitErrors(parsed.errors) };
   return validatePolicy(parsed.value, { ...opts, locate: parsed.locate });
 }
 
 export function validatePolicy(raw: unknown, opts: ValidateOptions = {}): ValidateResult {
-  return new Validator(opts).run(raw);
+  const r = new Validator(opts).run(raw);
+  return r.errors === undefined ? r : { errors: limitErrors(r.errors) };
+}
+
+/** At most this many errors are listed; a last one says how many more there were. */
+export const MAX_ERRORS = 50;
+const MAX_MESSAGE_CHARS = 300;
+
+const clip = (s: string): string => (s.length <= MAX_MESSAGE_CHARS ? s : `${s.slice(0, MAX_MESSAGE_CHARS)}… (${s.length - MAX_MESSAGE_CHARS} more characters)`);
+
+/** "3 errors", or "more than 50 errors" for a list limitErrors() cut short. */
+export function describeErrorCount(errors: readonly ErrorDetail[]): string {
+  if (errors.length > MAX_ERRORS) return `more than ${MAX_ERRORS} errors`;
+  return `${errors.length} error${errors.length === 1 ? '' : 's'}`;
+}
+
+/** The first MAX_ERRORS errors, each message and path clipped, and a last line counting the rest:
+ *  a damaged file must not answer with megabytes. */
+export function limitErrors(errors: ErrorDetail[]): ErrorDetail[] {
+  const shown = errors.slice(0, MAX_ERRORS).map((e) => (e.message.length > MAX_MESSAGE_CHARS || (e.path ?? '').length > MAX_MESSAGE_CHARS ? { ...e, ...(e.path !== undefined ? { path: clip(e.path) } : {}), message: clip(e.message) } : e));
+  if (errors.length > MAX_ERRORS) {
+    const more = errors.length - MAX_ERRORS;
+    shown.push({ path: '', message: `and ${more} more error${more === 1 ? '' : 's'} (only the first ${MAX_ERRORS} are listed; fix these first)` });
+  }
+  return shown;
 }
 
 class Validator {
