@@ -76,6 +76,9 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
     });
   }
 
+  // The API takes JSON (and YAML for a policy). Fastify also parses text/plain by default, which made
+  // a text/plain body a 400 "body must be object" where any other wrong type is a 415.
+  app.removeContentTypeParser('text/plain');
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandling(app, deps.log);
   api.addSchema(ErrorBody);

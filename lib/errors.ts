@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   unauthenticated: { status: 401, meaning: 'No bearer token, or a token that is unknown, expired or revoked.' },
   forbidden: { status: 403, meaning: 'The token is valid but its role may not do this.' },
   not_found: { status: 404, meaning: 'The named resource does not exist.' },
+  method_not_allowed: { status: 405, meaning: 'The path exists but not with this HTTP method; the Allow header lists the methods it takes.' },
   conflict: { status: 409, meaning: 'The resource already exists or is in a state that does not allow this.' },
   precondition_failed: { status: 412, meaning: 'If-Match did not match the current version: someone changed it first.' },
   precondition_required: { status: 428, meaning: 'The write needs an If-Match header with the version you read.' },

@@ -55,15 +55,27 @@ function publicMessage(code: ErrorCode, message: string | undefined): string {
   return m || ERROR_CODES[code].meaning;
 }
 
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
 export function installErrorHandling(app: FastifyInstance, log: Logger): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const ce = toCrosslinkError(err);
     const status = ERROR_CODES[ce.code].status;
     if (status >= 500) log.error({ err, method: req.method, url: req.url }, 'request failed');
     else log.debug({ code: ce.code, method: req.method, url: req.url }, 'request refused');
+    // RFC 9110: a 401 says how to authenticate (RFC 6750 for bearer tokens).
+    if (ce.code === 'unauthenticated') void reply.header('www-authenticate', req.headers.authorization ? 'Bearer realm="crosslink", error="invalid_token"' : 'Bearer realm="crosslink"');
     void reply.code(status).type('application/json; charset=utf-8').send(ce.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}`, details: [] });
+    const path = req.url.split('?')[0]!;
+    // A path that exists with other methods is a 405 with Allow (RFC 9110), not a 404.
+    const allowed = HTTP_METHODS.filter((m) => m !== req.method && app.findRoute({ method: m, url: path }) !== null);
+    if (allowed.length > 0) {
+      const e = new CrosslinkError('method_not_allowed', `${req.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`);
+      void reply.code(405).header('allow', allowed.join(', ')).type('application/json; charset=utf-8').send(e.toJSON());
+      return;
+    }
+    void reply.code(404).send({ code: 'not_found', message: `no route ${req.method} ${path}`, details: [] });
   });
 }

@@ -208,6 +208,13 @@ t.test('bad input on every endpoint: right 4xx and code, nothing written', async
     ['join token no body', { ...ep('POST', '/v1/join-tokens') }, 400, 'invalid_request'],
     ['join token malformed JSON', { ...ep('POST', '/v1/join-tokens'), headers: { 'content-type': 'application/json' }, payload: '{"name":"x"' }, 400, 'invalid_request'],
     ['join token as YAML', { ...ep('POST', '/v1/join-tokens'), headers: YAML, payload: 'name: box-d' }, 415, 'unsupported_media_type'],
+    ['join token as text/plain', { ...ep('POST', '/v1/join-tokens'), headers: { 'content-type': 'text/plain' }, payload: '{"name":"box-d"}' }, 415, 'unsupported_media_type'],
+    ['join token as a form', { ...ep('POST', '/v1/join-tokens'), headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'name=box-d' }, 415, 'unsupported_media_type'],
+    ['policy as text/plain', { ...ep('PUT', '/v1/policy'), headers: { 'content-type': 'text/plain', 'if-match': '"1"' }, payload: POLICY_YAML }, 415, 'unsupported_media_type'],
+    // methods
+    ['DELETE on the policy', { ...ep('DELETE', '/v1/policy') }, 405, 'method_not_allowed'],
+    ['PUT on an agent', { ...ep('PUT', '/v1/agents/box-a'), payload: {} }, 405, 'method_not_allowed'],
+    ['no such path', { ...ep('GET', '/v1/nothing') }, 404, 'not_found'],
     ['join token oversized', { ...ep('POST', '/v1/join-tokens'), headers: { 'content-type': 'application/json' }, payload: `{"name":"${big}"}` }, 413, 'payload_too_large'],
     ['join token revoke unknown', { ...ep('POST', '/v1/join-tokens/jt_nothing/revoke') }, 404, 'not_found'],
     ['join token revoke bad id', { ...ep('POST', '/v1/join-tokens/a%20b/revoke') }, 400, 'invalid_request'],
@@ -235,6 +242,22 @@ t.test('bad input on every endpoint: right 4xx and code, nothing written', async
   t.same(await snapshot(h), before, 'no bad request wrote anything');
   t.same(h.dist.changed, [], 'no bad request reached distribution');
   t.ok(jt.token);
+});
+
+t.test('HTTP conventions: 401 says how to authenticate, 405 says which methods', async (t) => {
+  const h = await makeHarness();
+  t.teardown(() => h.close());
+  const none = await h.call({ method: 'GET', url: '/v1/agents', as: null });
+  t.equal(none.statusCode, 401);
+  t.equal(none.headers['www-authenticate'], 'Bearer realm="crosslink"');
+  const wrong = await h.call({ method: 'GET', url: '/v1/agents', bearer: 'Bearer xlapi_nope' });
+  t.equal(wrong.headers['www-authenticate'], 'Bearer realm="crosslink", error="invalid_token"');
+  const del = await h.call({ method: 'DELETE', url: '/v1/policy' });
+  t.equal(del.statusCode, 405);
+  t.equal(del.headers.allow, 'GET, HEAD, PUT');
+  t.match(json(del).message, 'DELETE is not allowed on /v1/policy; it takes GET, HEAD, PUT');
+  const agent = await h.call({ method: 'POST', url: '/v1/agents/box-a' });
+  t.equal(agent.headers.allow, 'GET, HEAD, DELETE');
 });
 
 t.test('join tokens: shown once, parseable, listed without secret, revocable', async (t) => {
