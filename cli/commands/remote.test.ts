@@ -98,6 +98,12 @@ t.test('remote commands against a real controller', async (t) => {
   const dry = await cli(['policy', 'apply', '-f', file, '--dry-run', ...conn]);
   t.equal(dry.code, 0, dry.err);
   t.match(dry.out, /dry run: .* is valid, 2 tests passed; nothing applied/);
+  // No box has enrolled: the policy-level change is shown all the same, with what nobody serves.
+  t.match(dry.out, /^policy:\n {2}\+ zone n3: description NHS N3\n/);
+  t.match(dry.out, /\n {2}\+ rule care-records: from council; to hospital; ports tcp\/443\n/);
+  t.match(dry.out, /\nboxes: no config changes\n/);
+  t.match(dry.out, /\nnot enrolled yet \(get their config when they enrol\): box-a, box-b\n/);
+  t.match(dry.out, /\nunserved: council: .*\nunserved: hospital: /);
   t.equal((await cli(['policy', 'history', '--json', ...conn])).out.trim(), '[]', 'dry run applied nothing');
 
   const apply = await cli(['policy', 'apply', '-f', file, '-m', 'first', ...conn]);

@@ -107,14 +107,37 @@ export async function withClient(args: ConnArgs, io: RemoteIo, fn: (api: ApiClie
 
 // ---- policy --------------------------------------------------------------------------------
 
-interface AgentDiff { agent: string; changes: string[] }
+interface AgentDiff { agent: string; changes: string[]; isConnected?: boolean }
 
-function printDiff(io: RemoteIo, agents: AgentDiff[], paths: PairPathView[] = []): void {
-  if (agents.length === 0) io.out('no agent config changes\n');
-  for (const a of agents) {
-    io.out(`${a.agent}:\n`);
-    for (const c of a.changes) io.out(`  ${c}\n`);
+/** What the controller's dry run answers (older controllers leave the newer fields out). */
+interface DryRunView {
+  testsRun: number;
+  policy?: string[];
+  agents: AgentDiff[];
+  notEnrolled?: string[];
+  unserved?: Array<{ subnet: string; reason: string }>;
+  paths?: PairPathView[];
+}
+
+/** The policy-level changes, then what each box gets (naming boxes that are offline or not yet
+ *  enrolled), the subnets nobody would serve, and the pairs without a shared underlay. */
+function printDiff(io: RemoteIo, dry: DryRunView): void {
+  const { agents, paths = [] } = dry;
+  if (dry.policy !== undefined) {
+    if (dry.policy.length === 0) io.out('policy: no change\n');
+    else {
+      io.out('policy:\n');
+      for (const line of dry.policy) io.out(`  ${line}\n`);
+    }
   }
+  if (agents.length === 0) io.out('boxes: no config changes\n');
+  else io.out('boxes:\n');
+  for (const a of agents) {
+    io.out(`  ${a.agent}${a.isConnected === false ? ' (offline: gets it when it reconnects)' : ''}:\n`);
+    for (const c of a.changes) io.out(`    ${c}\n`);
+  }
+  if (dry.notEnrolled !== undefined && dry.notEnrolled.length > 0) io.out(`not enrolled yet (get their config when they enrol): ${dry.notEnrolled.join(', ')}\n`);
+  for (const u of dry.unserved ?? []) io.out(`unserved: ${u.subnet}: ${u.reason}\n`);
   if (paths.length > 0) {
     io.out(`pairs that do not share an underlay: ${paths.length}\n`);
     for (const p of paths) io.out(`  ${p.a} <-> ${p.b}: ${describePathView(p)}\n`);
@@ -151,11 +174,11 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
       const args = { ...cliArgs, file: inputName(cliArgs.file) };
       process.exitCode = await withClient(args, io, async (api) => {
         const expected = await currentVersion(api);
-        const dry = (await api.request<{ testsRun: number; agents: AgentDiff[]; paths?: PairPathView[] }>('POST', '/v1/policy/dry-run', { json: { document: text } })).body;
+        const dry = (await api.request<DryRunView>('POST', '/v1/policy/dry-run', { json: { document: text } })).body;
         if (args.dryRun) {
           if (args.json) io.out(`${JSON.stringify(dry, null, 2)}\n`);
           else {
-            printDiff(io, dry.agents, dry.paths);
+            printDiff(io, dry);
             io.out(`dry run: ${args.file} is valid, ${dry.testsRun} test${dry.testsRun === 1 ? '' : 's'} passed; nothing applied\n`);
           }
           return EXIT.ok;
@@ -166,7 +189,7 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
         if (args.json) io.out(`${JSON.stringify({ ...put, agents: dry.agents }, null, 2)}\n`);
         else if (put.isUnchanged === true) io.out(`unchanged: ${args.file} is policy version ${put.version} already; nothing written\n`);
         else {
-          printDiff(io, dry.agents, dry.paths);
+          printDiff(io, dry);
           io.out(`applied ${args.file} as policy version ${put.version}${put.isDistributed ? '' : ' (not yet pushed to agents: see the controller log)'}\n`);
         }
         return EXIT.ok;

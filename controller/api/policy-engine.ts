@@ -5,6 +5,7 @@ import type { ErrorDetail } from '../../lib/errors.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { Policy } from '../policy/types.js';
 import { parsePolicy } from '../policy/validate.js';
+import { diffPolicies } from '../policy/policy-diff.js';
 
 export type ParseResult = { policy: Policy; errors?: undefined } | { policy?: undefined; errors: ErrorDetail[] };
 
@@ -14,9 +15,12 @@ export interface PolicyEngine {
   parse(text: string, opts?: { knownAgents?: readonly string[]; nonConsentingRelays?: readonly string[] }): ParseResult;
   /** Runs the policy's `tests`; returns one detail per failing test (empty: all pass). */
   runTests(policy: Policy): ErrorDetail[];
+  /** The policy-level changes from `before` (null: none yet) to `after`, one line each. */
+  diff(before: Policy | null, after: Policy): string[];
 }
 
 export const policyEngine: PolicyEngine = {
+  diff: diffPolicies,
   parse: (text, opts) => parsePolicy(text, { knownAgents: opts?.knownAgents, nonConsentingRelays: opts?.nonConsentingRelays }),
   runTests: (policy) => {
     const failures: ErrorDetail[] = [];

@@ -30,7 +30,10 @@ const VersionInfo = Type.Object({
   version: Type.Integer(), createdAtMs: Type.Integer(), createdBy: Type.String(), comment: Type.String(),
 }, { additionalProperties: false });
 
-const AgentDiffSchema = Type.Object({ agent: Type.String(), changes: Type.Array(Type.String()) }, { additionalProperties: false });
+const AgentDiffSchema = Type.Object({
+  agent: Type.String(), changes: Type.Array(Type.String()),
+  isConnected: Type.Boolean({ description: 'Its config stream is open: it gets the change at once (else when it reconnects).' }),
+}, { additionalProperties: false });
 
 const PutResult = Type.Object({
   version: Type.Integer(), createdAtMs: Type.Integer(), createdBy: Type.String(), comment: Type.String(),
@@ -48,6 +51,9 @@ export const PairPathSchema = Type.Object({
 
 const DryRunResult = Type.Object({
   testsRun: Type.Integer(),
+  policy: Type.Array(Type.String(), { description: 'Policy-level changes against the current version: "+ rule NAME: ...", "- subnet NAME", "~ rule NAME: ports A -> B". Shown whatever the boxes are doing.' }),
+  notEnrolled: Type.Array(Type.String(), { description: 'Agents the document names that have not enrolled: they get their config when they do.' }),
+  unserved: Type.Array(Type.Object({ subnet: Type.String(), reason: Type.String() }, { additionalProperties: false }), { description: 'Subnets no enrolled, healthy box would serve, and why.' }),
   agents: Type.Array(AgentDiffSchema, { description: 'Per-agent changes; agents whose config would not change are left out.' }),
   paths: Type.Array(PairPathSchema, { description: 'Pairs of enrolled boxes that would not peer directly: relayed (through which box) or with no path.' }),
 }, { additionalProperties: false });
@@ -102,12 +108,14 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
   const { store, distribution, policyEngine, clock, log } = deps;
 
   /** Validates and tests a document; throws policy_invalid / policy_tests_failed with every error. */
-  async function check(document: string): Promise<Policy> {
+  async function parseOptions(): Promise<{ knownAgents: string[]; nonConsentingRelays: string[] }> {
     const enrolled = (await store.listAgents()).filter((a) => a.revokedAtMs === null);
-    const knownAgents = enrolled.map((a) => a.name);
     // A relay needs the box's consent too: an enrolled box without --relay carries nothing.
-    const nonConsentingRelays = enrolled.filter((a) => !a.isRelay).map((a) => a.name);
-    const r = policyEngine.parse(document, { knownAgents, nonConsentingRelays });
+    return { knownAgents: enrolled.map((a) => a.name), nonConsentingRelays: enrolled.filter((a) => !a.isRelay).map((a) => a.name) };
+  }
+
+  async function check(document: string): Promise<Policy> {
+    const r = policyEngine.parse(document, await parseOptions());
     if (r.errors) throw new CrosslinkError('policy_invalid', `policy is invalid: ${describeErrorCount(r.errors)}`, r.errors);
     const failures = policyEngine.runTests(r.policy);
     if (failures.length) throw new CrosslinkError('policy_tests_failed', `${failures.length} policy test${failures.length === 1 ? '' : 's'} failed`, failures);
@@ -221,9 +229,17 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
         const body = readPolicyBody(req);
         const policy = await check(body.document);
         const dry = await distribution.dryRun(policy);
+        const current = await store.currentPolicy();
+        // The current document as it parses now (null: none yet, or it no longer validates).
+        const opts = await parseOptions();
+        const before = current ? policyEngine.parse(current.document, opts).policy ?? null : null;
+        const enrolled = new Set(opts.knownAgents);
         return {
           testsRun: policy.tests.length,
+          policy: policyEngine.diff(before, policy),
           agents: dry.agents.filter((d) => d.changes.length > 0).sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0)),
+          notEnrolled: policy.agents.map((a) => a.name as string).filter((n) => !enrolled.has(n)).sort(),
+          unserved: dry.unserved,
           paths: dry.paths,
         };
       });

@@ -14,7 +14,7 @@ export interface PolicyCompiler {
    */
   compile(policy: Policy, inventory: Inventory, hint?: { changedAgents?: readonly string[] }): ReadonlyMap<string, AgentConfig>;
   /** A one-off compile for a dry run: must not disturb the state `compile` keeps. */
-  preview(policy: Policy, inventory: Inventory): { configs: ReadonlyMap<string, AgentConfig>; paths: PairPathView[] };
+  preview(policy: Policy, inventory: Inventory): { configs: ReadonlyMap<string, AgentConfig>; paths: PairPathView[]; unserved: Array<{ subnet: string; reason: string }> };
   /** The pairs of the last `compile` that do not peer directly (relayed, or no path). */
   indirectPaths(): PairPathView[];
   /** Human-readable change lines between two configs of one agent (either may be absent). */

@@ -188,16 +188,16 @@ export class Distributor implements DistributionPort {
   async dryRun(candidate: Policy): Promise<DryRun> {
     await this.#queue.catch(() => undefined);
     const inventory = this.#inventory();
-    const { configs: compiled, paths } = this.#compiler.preview(candidate, inventory);
+    const { configs: compiled, paths, unserved } = this.#compiler.preview(candidate, inventory);
     const out: AgentDiff[] = [];
     for (const a of inventory.agents) {
       const next = withHash(compiled.get(a.name) ?? emptyConfig(a));
       const cur = this.#current.get(a.name);
       if (cur && cur.hash === next.contentHash) continue;
       const changes = this.#compiler.diff(cur?.config, next);
-      if (changes.length > 0) out.push({ agent: a.name, changes });
+      if (changes.length > 0) out.push({ agent: a.name, changes, isConnected: (this.#streams.get(a.name)?.size ?? 0) > 0 });
     }
-    return { agents: out, paths };
+    return { agents: out, paths, unserved };
   }
 
   indirectPaths(): PairPathView[] {

@@ -26,7 +26,7 @@ export function defaultCompiler(options: CompileOptions = {}): PolicyCompiler {
     },
     preview(policy: Policy, inventory: Inventory) {
       const r = compilePolicy(policy, inventory, options);
-      return { configs: r.configs, paths: views(r.indirectPairs) };
+      return { configs: r.configs, paths: views(r.indirectPairs), unserved: r.unserved.map((u) => ({ subnet: u.subnet, reason: u.reason })) };
     },
     indirectPaths: () => views(lastPairs),
     diff(before: AgentConfig | undefined, after: AgentConfig | undefined): string[] {

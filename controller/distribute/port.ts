@@ -17,6 +17,8 @@ export interface AgentDiff {
   agent: string;
   /** Human-readable lines, e.g. "+ peer lcc-civic-hall (10.60.0.0/16)", "- rule care-records tcp/443". */
   changes: string[];
+  /** Its config stream is open now: it gets the change at once (else when it reconnects). */
+  isConnected: boolean;
 }
 
 /** How two boxes with a permitted flow reach each other (controller/policy/paths.ts pairPathJson). */
@@ -37,6 +39,8 @@ export interface DryRun {
   agents: AgentDiff[];
   /** Pairs that would not peer directly (relayed, or with no path), by name. */
   paths: PairPathView[];
+  /** Subnets no enrolled, healthy box would serve, and why. */
+  unserved: Array<{ subnet: string; reason: string }>;
 }
 
 export interface DistributionPort {

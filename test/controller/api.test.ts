@@ -73,7 +73,23 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
 
   const dry = await h.call({ method: 'POST', url: '/v1/policy/dry-run', as: 'operator', headers: YAML, payload: POLICY_YAML });
   t.equal(dry.statusCode, 200, dry.body);
-  t.same(json(dry), { testsRun: 2, agents: [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'] }], paths: [] });
+  t.same(json(dry), {
+    testsRun: 2,
+    // Policy-level: against the current version (the JSON document), whatever the boxes do.
+    policy: [
+      '~ zone n3: description x -> NHS N3',
+      '+ zone psn: description council PSN',
+      '+ agent box-b: zones psn',
+      '+ subnet council: cidr 10.60.0.0/16; zone psn; via box-b',
+      '+ rule care-records: from council; to hospital; ports tcp/443',
+      '+ test 10.60.1.1 -> 10.20.1.1 tcp/443 expect allow',
+      '+ test 10.20.1.1 -> 10.60.1.1 tcp/443 expect deny',
+    ],
+    agents: [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'], isConnected: true }],
+    notEnrolled: ['box-a', 'box-b'],
+    unserved: [],
+    paths: [],
+  });
 
   const rb = await h.call({ method: 'POST', url: '/v1/policy/rollback', payload: { version: 1 } });
   t.equal(rb.statusCode, 200, rb.body);

@@ -18,11 +18,12 @@ export class FakeDistribution implements DistributionPort {
   policies: Array<{ policy: Policy; version: number }> = [];
   changed: string[][] = [];
   isReadyNow = true;
-  dryRunResult: AgentDiff[] = [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'] }, { agent: 'box-a', changes: [] }];
+  dryRunResult: AgentDiff[] = [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'], isConnected: true }, { agent: 'box-a', changes: [], isConnected: true }];
   async setPolicy(policy: Policy, version: number): Promise<void> { this.policies.push({ policy, version }); }
   async agentsChanged(names: string[]): Promise<void> { this.changed.push(names); }
   dryRunPaths: PairPathView[] = [];
-  async dryRun(_candidate: Policy): Promise<DryRun> { return { agents: this.dryRunResult, paths: this.dryRunPaths }; }
+  dryRunUnserved: Array<{ subnet: string; reason: string }> = [];
+  async dryRun(_candidate: Policy): Promise<DryRun> { return { agents: this.dryRunResult, paths: this.dryRunPaths, unserved: this.dryRunUnserved }; }
   indirectPaths(): PairPathView[] { return this.dryRunPaths; }
   liveView(name: string): AgentLiveView {
     return { isConnected: name === 'box-a', connectedSinceMs: name === 'box-a' ? 5 : null, servedSubnets: name === 'box-a' ? ['hospital'] : [], desiredGeneration: 0, desiredHash: '' };
