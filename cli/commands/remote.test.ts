@@ -133,6 +133,25 @@ t.test('remote commands against a real controller', async (t) => {
   const edited = join(dir, 'edited.yaml');
   writeFileSync(edited, `${POLICY_YAML}# reviewed\n`);
   t.equal((await cli(['policy', 'apply', '-f', edited, ...conn])).code, 0);
+  // policy diff: versions of the history and files, in any mix.
+  const d12 = await cli(['policy', 'diff', '1', '2', ...conn]);
+  t.equal(d12.code, 0, `versions 1 and 2 mean the same (only a comment differs): ${d12.err}`);
+  t.equal(d12.out, 'no change\n');
+  const wider = join(dir, 'wider.yaml');
+  writeFileSync(wider, POLICY_YAML.replace('ports: [tcp/443]', 'ports: [tcp/443, tcp/8443]'));
+  const dv = await cli(['policy', 'diff', '1', wider, ...conn]);
+  t.equal(dv.code, 1, 'different: exit 1, as diff');
+  t.equal(dv.out, '~ rule care-records: ports tcp/443 -> tcp/443, tcp/8443\n');
+  const files = await cli(['policy', 'diff', file, wider]);
+  t.equal(files.code, 1, 'two files need no controller');
+  t.equal(files.out, dv.out);
+  const missingFile = await cli(['policy', 'diff', file, join(dir, 'nope.yaml')]);
+  t.equal(missingFile.code, 2);
+  t.match(missingFile.err, /nope\.yaml: cannot read/);
+  const badDoc = await cli(['policy', 'diff', file, invalid]);
+  t.equal(badDoc.code, 2);
+  t.match(badDoc.err, /invalid\.yaml:4: rules\[0\]\.from\[0\]: unknown subnet or group "nope"/);
+  t.equal((await cli(['policy', 'diff', '99', file, ...conn])).code, 1, 'a version that does not exist: the controller refuses');
   const hist = await cli(['policy', 'history', ...conn]);
   t.match(hist.out, /^VERSION\s+CREATED\s+BY\s+COMMENT\n1 .* admin\s+first\n2 /);
   const rb = await cli(['policy', 'rollback', '1', ...conn]);
