@@ -50,6 +50,21 @@ t.test('agent states', async (t) => {
       state: 'down', reason: 'not reported since controller start 600 s ago, no config stream', o: { controllerStartedAtMs: T0 },
     },
     {
+      name: 'enrolled 5 s ago, long after the controller started: judged from its enrolment',
+      input: { ...agentInput('a', NOW, { lastReportAtMs: null, lastReport: null, isConnected: false }), enrolledAtMs: NOW - 5_000 },
+      state: 'unknown', reason: 'enrolled 5 s ago, no report yet', o: { controllerStartedAtMs: T0 },
+    },
+    {
+      name: 'enrolled 200 s ago and never connected',
+      input: { ...agentInput('a', NOW, { lastReportAtMs: null, lastReport: null, isConnected: false }), enrolledAtMs: NOW - 200_000 },
+      state: 'down', reason: 'enrolled 200 s ago and not connected since: is its agent running (crosslink agent run)?', o: { controllerStartedAtMs: T0 },
+    },
+    {
+      name: 'enrolled before the controller started: judged from the start',
+      input: { ...agentInput('a', NOW, { lastReportAtMs: null, lastReport: null, isConnected: false }), enrolledAtMs: T0 - 1_000_000 },
+      state: 'down', reason: 'not reported since controller start 600 s ago, no config stream', o: { controllerStartedAtMs: T0 },
+    },
+    {
       name: 'connected, no report yet', input: agentInput('a', NOW, { lastReportAtMs: null, lastReport: null }),
       state: 'degraded', reason: 'config stream connected but no report received',
     },

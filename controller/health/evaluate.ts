@@ -70,10 +70,17 @@ function evaluateAgent(a: AgentHealthInput, nowMs: number, o: EvaluateOptions, p
     findings.push(['unknown', 'revoked']);
   } else if (report === null || ageMs === null) {
     const startedAgoMs = o.controllerStartedAtMs === null ? null : Math.max(0, nowMs - o.controllerStartedAtMs);
-    if (startedAgoMs !== null && startedAgoMs < silentMs) {
-      findings.push(['unknown', `no report yet (controller started ${secs(startedAgoMs)} s ago)`]);
+    // A box enrolled since the controller started is judged from its enrolment: "not reported since
+    // controller start 215 s ago" about a box enrolled 5 s ago was a wrong answer.
+    const enrolledAgoMs = a.enrolledAtMs === undefined || a.enrolledAtMs === null ? null : Math.max(0, nowMs - a.enrolledAtMs);
+    const isNew = enrolledAgoMs !== null && (startedAgoMs === null || enrolledAgoMs < startedAgoMs);
+    const graceAgoMs = isNew ? enrolledAgoMs : startedAgoMs;
+    if (graceAgoMs !== null && graceAgoMs < silentMs) {
+      findings.push(['unknown', isNew ? `enrolled ${secs(graceAgoMs)} s ago, no report yet` : `no report yet (controller started ${secs(graceAgoMs)} s ago)`]);
     } else if (a.isConnected) {
       findings.push(['degraded', 'config stream connected but no report received']);
+    } else if (isNew) {
+      findings.push(['down', `enrolled ${secs(graceAgoMs!)} s ago and not connected since: is its agent running (crosslink agent run)?`]);
     } else {
       findings.push(['down', startedAgoMs === null
         ? 'never reported, no config stream'

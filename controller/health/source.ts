@@ -48,6 +48,7 @@ export function healthSource(deps: HealthSourceDeps): () => Promise<AgentHealthI
         lastReport: report,
         peers: (config?.peers ?? []).map((p) => p.name),
         probes: (config?.probes ?? []).map((p) => ({ name: p.name, target: p.target, protocol: p.protocol, port: p.port, expectDeny: p.expectDeny })),
+        enrolledAtMs: a.enrolledAtMs,
       };
     });
   };

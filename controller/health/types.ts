@@ -48,6 +48,9 @@ export interface AgentHealthInput {
   peers: readonly string[];
   /** The path probes its current config asks it to run. */
   probes: readonly ProbeSpec[];
+  /** Controller clock (ms) of its enrolment; absent: unknown. A box enrolled after the controller
+   *  started is judged from its enrolment (grace, and "never connected"), not from the start. */
+  enrolledAtMs?: number | null;
 }
 
 export interface EvaluateOptions {
