@@ -99,3 +99,22 @@ t.test('durations', async (t) => {
   const cases: Array<[number, string]> = [[0, '0s'], [45_000, '45s'], [312_000, '5m12s'], [3 * 3600_000 + 4 * 60_000, '3h04m'], [51 * 3600_000, '2d03h'], [-5, '0s']];
   for (const [ms, want] of cases) t.equal(formatDuration(ms), want);
 });
+
+t.test('unserved subnets: listed by status, CRITICAL in check, named with the box that causes them', async (t) => {
+  const unserved = [{ subnet: 'cc-lan', reason: 'cc-edge does not advertise fd20:8::/64' }, { subnet: 'lab', reason: 'lab-box is not enrolled' }];
+  const s = { ...snap(fleet()), unserved };
+  const text = formatStatus(s);
+  t.match(text, /\nsubnet\s+cc-lan\s+DOWN\s+-\s+unserved: cc-edge does not advertise fd20:8::\/64\n/);
+  t.match(text, /\nsubnet\s+lab\s+DOWN\s+-\s+unserved: lab-box is not enrolled\n/);
+  const c = checkHealth(s);
+  t.equal(c.exitCode, 2);
+  t.match(c.line, /^CROSSLINK CRITICAL - subnet cc-lan down: unserved: cc-edge does not advertise fd20:8::\/64 \(\+1 more\); 3 agents ok, 2 links ok, 1 probe ok, 2 subnets unserved \| .* subnets_unserved=2 subnets_awaiting_enrolment=0 rtt_ms=1\.5$/);
+  t.equal(checkHealth({ ...snap(fleet()), unserved: [] }).line, `CROSSLINK OK - 3 agents ok, 2 links ok, 1 probe ok | ${PERF_OK.replace(' rtt_ms', ' subnets_unserved=0 subnets_awaiting_enrolment=0 rtt_ms')}`);
+  // A subnet whose boxes have not enrolled yet (a staged roll-out): listed, not an outage.
+  const staged = { ...snap(fleet()), unserved: [{ subnet: 'lab', reason: 'lab-box is not enrolled', isAwaitingEnrolment: true }] };
+  t.match(formatStatus(staged), /\nsubnet\s+lab\s+UNKNOWN\s+-\s+unserved until its box enrols: lab-box is not enrolled\n/);
+  t.match(checkHealth(staged).line, /^CROSSLINK OK - 3 agents ok, 2 links ok, 1 probe ok \| .* subnets_unserved=0 subnets_awaiting_enrolment=1 /);
+  // --agent: the subnets its box leaves unserved come with it.
+  const byAgent = checkHealth({ ...snap([...fleet(), agentInput('cc-edge', T0, {})]), unserved }, { agent: 'cc-edge' });
+  t.match(byAgent.line, /^CROSSLINK CRITICAL - subnet cc-lan down: unserved: cc-edge does not advertise fd20:8::\/64; 1 agent ok \| /);
+});

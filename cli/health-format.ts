@@ -7,6 +7,9 @@ import { STATE_SEVERITY } from '../controller/health/types.js';
 /** What GET /v1/health answers. */
 export interface HealthResponse extends HealthSnapshot {
   serving?: Array<{ agent: string; isHealthy: boolean; sinceMs: number; reason: string }>;
+  /** Subnets of the policy no box serves now, and why (older controllers leave it out).
+   *  `isAwaitingEnrolment`: only because no box of its via has enrolled yet. */
+  unserved?: Array<{ subnet: string; reason: string; isAwaitingEnrolment?: boolean }>;
 }
 
 export type NagiosStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
@@ -33,11 +36,11 @@ export interface CheckResult {
   line: string;
 }
 
-type Kind = 'agent' | 'link' | 'probe';
+type Kind = 'agent' | 'link' | 'probe' | 'subnet';
 interface Item { kind: Kind; name: string; state: HealthState; reason: string; sinceMs: number }
 
-const KIND_ORDER: Record<Kind, number> = { agent: 0, link: 1, probe: 2 };
-const PLURAL: Record<Kind, string> = { agent: 'agents', link: 'links', probe: 'probes' };
+const KIND_ORDER: Record<Kind, number> = { agent: 0, subnet: 1, link: 2, probe: 3 };
+const PLURAL: Record<Kind, string> = { agent: 'agents', link: 'links', probe: 'probes', subnet: 'subnets' };
 const STATE_ORDER: HealthState[] = ['ok', 'degraded', 'down', 'unknown'];
 
 /** Worst first, then agents, links, probes, then by name. */
@@ -45,9 +48,23 @@ function worstFirst(a: Item, b: Item): number {
   return STATE_SEVERITY[b.state] - STATE_SEVERITY[a.state] || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
-function items(s: HealthSnapshot): Item[] {
+/**
+ * A subnet of the policy that no box serves: every permitted flow to or from it fails, so it is
+ * down, when an enrolled box is at fault (unhealthy, not advertising a prefix). A subnet whose boxes
+ * have not enrolled yet (not deployed) is listed as unknown by `status` and left out of `check`'s
+ * verdict: a staged roll-out is not an outage.
+ */
+function subnetItems(s: HealthResponse, o: { withAwaiting: boolean }): Item[] {
+  return (s.unserved ?? []).filter((u) => o.withAwaiting || u.isAwaitingEnrolment !== true).map((u): Item => ({
+    kind: 'subnet', name: u.subnet, state: u.isAwaitingEnrolment === true ? 'unknown' : 'down',
+    reason: u.isAwaitingEnrolment === true ? `unserved until its box enrols: ${u.reason}` : `unserved: ${u.reason}`, sinceMs: s.atMs,
+  }));
+}
+
+function items(s: HealthResponse, o: { withAwaiting: boolean } = { withAwaiting: false }): Item[] {
   return [
     ...s.agents.filter((a) => !a.isRevoked).map((a): Item => ({ kind: 'agent', name: a.name, state: a.state, reason: a.reason, sinceMs: a.sinceMs })),
+    ...subnetItems(s, o),
     ...s.links.map((l): Item => ({ kind: 'link', name: l.name, state: l.state, reason: l.reason, sinceMs: l.sinceMs })),
     ...s.probes.map((p): Item => ({ kind: 'probe', name: p.id, state: p.state, reason: p.reason, sinceMs: p.sinceMs })),
   ];
@@ -79,7 +96,7 @@ export function unreachableResult(message: string): CheckResult {
 }
 
 /** The verdict for `crosslink check` over the whole fleet, or the subjects the filter names. */
-export function checkHealth(s: HealthSnapshot, filter: CheckFilter = {}): CheckResult {
+export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckResult {
   const all = items(s);
   let selected: Item[];
   const kinds = new Set<Kind>();
@@ -87,6 +104,7 @@ export function checkHealth(s: HealthSnapshot, filter: CheckFilter = {}): CheckR
   if (!filter.agent && !filter.link && !filter.probe) {
     selected = all;
     kinds.add('agent').add('link').add('probe');
+    if (s.unserved !== undefined) kinds.add('subnet');
     for (const l of s.links) if (l.rttMs !== null) rtts.push(l.rttMs);
   } else {
     selected = [];
@@ -97,6 +115,9 @@ export function checkHealth(s: HealthSnapshot, filter: CheckFilter = {}): CheckR
       if (agent === undefined) missing.push(`no agent named "${filter.agent}"`);
       else {
         selected.push(...all.filter((i) => i.kind === 'agent' && i.name === agent.name));
+        // Subnets left unserved because of this box (the reason names it: "cc-edge does not advertise fd20:8::/64").
+        const names = new RegExp(`(^unserved: |; )${agent.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `);
+        selected.push(...all.filter((i) => i.kind === 'subnet' && names.test(i.reason)));
         for (const p of agent.peers) if (p.rttMs !== null) rtts.push(p.rttMs);
       }
     }
@@ -137,6 +158,11 @@ export function checkHealth(s: HealthSnapshot, filter: CheckFilter = {}): CheckR
       perf.push(`${PLURAL[kind]}_${st}=${c[st]}`);
     }
   }
+  if (kinds.has('subnet')) {
+    const n = selected.filter((i) => i.kind === 'subnet').length;
+    if (n > 0) countText.push(`${n} ${n === 1 ? 'subnet' : 'subnets'} unserved`);
+    perf.push(`subnets_unserved=${n}`, `subnets_awaiting_enrolment=${(s.unserved ?? []).filter((u) => u.isAwaitingEnrolment === true).length}`);
+  }
   if (rtts.length > 0) perf.push(`rtt_ms=${num(Math.max(...rtts))}`);
 
   let text: string;
@@ -174,7 +200,7 @@ export function formatStatus(s: HealthResponse): string {
   const lines: string[] = [];
   lines.push(`Overall: ${s.state} for ${formatDuration(s.atMs - s.sinceMs)} - ${s.reason} (evaluated ${new Date(s.atMs).toISOString()})`);
   const rows = [['KIND', 'NAME', 'STATE', 'FOR', 'REASON']];
-  for (const i of items(s).sort(worstFirst)) rows.push([i.kind, i.name, i.state.toUpperCase(), formatDuration(s.atMs - i.sinceMs), oneLine(i.reason)]);
+  for (const i of items(s, { withAwaiting: true }).sort(worstFirst)) rows.push([i.kind, i.name, i.state.toUpperCase(), i.kind === 'subnet' ? '-' : formatDuration(s.atMs - i.sinceMs), oneLine(i.reason)]);
   if (rows.length > 1) lines.push('', table(rows));
   const unhealthy = (s.serving ?? []).filter((v) => !v.isHealthy);
   if (unhealthy.length > 0) {

@@ -101,7 +101,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   void api.register(auditRoutes(deps, auth));
   if (opts.health) {
     const { monitor, metrics, metricsToken } = opts.health;
-    void api.register(healthStatusRoutes({ monitor, authorize: auth.requires('agents.read') }));
+    void api.register(healthStatusRoutes({ monitor, authorize: auth.requires('agents.read'), unserved: () => deps.distribution.unservedSubnets() }));
     void app.register(async (scope) => {
       if (metricsToken !== undefined) {
         const want = sha256Hex(metricsToken);

@@ -8,6 +8,7 @@ import { CrosslinkError } from '../../lib/errors.js';
 import type { HealthHistoryQuery } from '../health/history.js';
 import type { ServingState } from '../health/serving.js';
 import type { HealthEvent, HealthSnapshot, HealthSubjectKind } from '../health/types.js';
+import type { UnservedView } from '../distribute/port.js';
 
 /** What the routes need from the HealthMonitor (controller/health/monitor.ts). */
 export interface HealthReader {
@@ -20,6 +21,8 @@ export interface HealthStatusRoutesOptions {
   monitor: HealthReader;
   /** Runs before each route, e.g. `auth.requires('agents.read')`. Absent: open (tests). */
   authorize?: onRequestHookHandler;
+  /** Subnets of the current policy no box serves now, and why (the distributor's last compile). */
+  unserved?: () => UnservedView[];
 }
 
 export interface ServingView extends ServingState { agent: string }
@@ -54,7 +57,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
     app.get('/v1/health', {
       ...onRequest,
       schema: { summary: 'Overall state and the state of every agent, link and path probe, with reasons', tags: ['health'] },
-    }, async () => ({ ...current(monitor), serving: servingList(monitor) }));
+    }, async () => ({ ...current(monitor), serving: servingList(monitor), unserved: opts.unserved?.() ?? [] }));
 
     app.get('/v1/health/agents/:name', {
       ...onRequest,

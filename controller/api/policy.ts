@@ -53,7 +53,7 @@ const DryRunResult = Type.Object({
   testsRun: Type.Integer(),
   policy: Type.Array(Type.String(), { description: 'Policy-level changes against the current version: "+ rule NAME: ...", "- subnet NAME", "~ rule NAME: ports A -> B". Shown whatever the boxes are doing.' }),
   notEnrolled: Type.Array(Type.String(), { description: 'Agents the document names that have not enrolled: they get their config when they do.' }),
-  unserved: Type.Array(Type.Object({ subnet: Type.String(), reason: Type.String() }, { additionalProperties: false }), { description: 'Subnets no enrolled, healthy box would serve, and why.' }),
+  unserved: Type.Array(Type.Object({ subnet: Type.String(), reason: Type.String(), isAwaitingEnrolment: Type.Boolean({ description: 'only because no box of its via has enrolled yet' }) }, { additionalProperties: false }), { description: 'Subnets no enrolled, healthy box would serve, and why.' }),
   agents: Type.Array(AgentDiffSchema, { description: 'Per-agent changes; agents whose config would not change are left out.' }),
   paths: Type.Array(PairPathSchema, { description: 'Pairs of enrolled boxes that would not peer directly: relayed (through which box) or with no path.' }),
 }, { additionalProperties: false });

@@ -2,7 +2,7 @@
 // distributor be tested with a stand-in and keeps the wiring to controller/policy in one place.
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Inventory, Policy } from '../policy/types.js';
-import type { PairPathView } from './port.js';
+import type { PairPathView, UnservedView } from './port.js';
 
 export interface PolicyCompiler {
   /**
@@ -14,9 +14,11 @@ export interface PolicyCompiler {
    */
   compile(policy: Policy, inventory: Inventory, hint?: { changedAgents?: readonly string[] }): ReadonlyMap<string, AgentConfig>;
   /** A one-off compile for a dry run: must not disturb the state `compile` keeps. */
-  preview(policy: Policy, inventory: Inventory): { configs: ReadonlyMap<string, AgentConfig>; paths: PairPathView[]; unserved: Array<{ subnet: string; reason: string }> };
+  preview(policy: Policy, inventory: Inventory): { configs: ReadonlyMap<string, AgentConfig>; paths: PairPathView[]; unserved: UnservedView[] };
   /** The pairs of the last `compile` that do not peer directly (relayed, or no path). */
   indirectPaths(): PairPathView[];
+  /** The subnets the last `compile` left unserved, and why (e.g. "cc-edge does not advertise fd20:8::/64"). */
+  unserved(): UnservedView[];
   /** Human-readable change lines between two configs of one agent (either may be absent). */
   diff(before: AgentConfig | undefined, after: AgentConfig | undefined): string[];
 }

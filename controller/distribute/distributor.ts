@@ -12,7 +12,7 @@ import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v
 import type { AgentRecord, Store } from '../store/store.js';
 import type { AgentName, Inventory, InventoryAgent, Policy } from '../policy/types.js';
 import { parsePolicy } from '../policy/validate.js';
-import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView } from './port.js';
+import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from './port.js';
 import type { PolicyCompiler } from './compiler.js';
 import { defaultCompiler } from './policy-compiler.js';
 import { contentHash as contentHashOf } from '../policy/index.js';
@@ -57,7 +57,7 @@ export interface Handover {
   role: 'primary' | 'standby' | '';
   /** Role `from` had ("" when nobody served it before). */
   fromRole: 'primary' | 'standby' | '';
-  /** Agents the controller currently considers unhealthy for serving (why it moved, usually). */
+  /** Agents of the subnet's `via` the controller considers unhealthy for serving (why it moved, usually). */
   unhealthy: string[];
 }
 
@@ -202,6 +202,10 @@ export class Distributor implements DistributionPort {
 
   indirectPaths(): PairPathView[] {
     return this.#policy ? this.#compiler.indirectPaths() : [];
+  }
+
+  unservedSubnets(): UnservedView[] {
+    return this.#policy ? this.#compiler.unserved() : [];
   }
 
   liveView(name: string): AgentLiveView {
@@ -407,7 +411,8 @@ export class Distributor implements DistributionPort {
       const roleOf = (agent: string) => (agent === '' ? '' : (viaOf.get(subnet) ?? []).indexOf(agent) === 0 ? 'primary' : 'standby');
       handovers.push({
         subnet, from, to, role: roleOf(to), fromRole: roleOf(from),
-        unhealthy: [...this.#health].filter(([, ok]) => !ok).map(([n]) => n).sort(),
+        // Only the subnet's own candidates: the history named boxes that had nothing to do with it.
+        unhealthy: [...this.#health].filter(([n, ok]) => !ok && (viaOf.get(subnet) ?? []).includes(n)).map(([n]) => n).sort(),
       });
     }
     if (handovers.length === 0) return;

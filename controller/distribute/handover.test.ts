@@ -63,3 +63,36 @@ t.test('serving health moves a subnet to the standby and back, one handover each
   t.same(serving(), ['primary/primary=1', 'standby/standby=0']);
   await d.stop();
 });
+
+t.test('unservedSubnets(): each subnet nobody serves, why, and whether its boxes have merely not enrolled', async (t) => {
+  const store = new MemoryStore();
+  const audit = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
+  // A dual-stack subnet whose box advertises only the IPv4 prefix; `council` never enrols.
+  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', audit);
+  const d = new Distributor({ store, log: silentLogger(), clock: systemClock });
+  await d.start();
+  const parsed = parsePolicy(POLICY.replace('cidr: 10.20.1.0/24, zone: n3, via: [primary, standby]', 'cidr: [10.20.1.0/24, "fd20:8::/64"], zone: n3, via: [primary]'));
+  t.ok(parsed.policy, JSON.stringify(parsed.errors));
+  await d.setPolicy(parsed.policy!, 1);
+  t.same(d.unservedSubnets(), [
+    { subnet: 'records', reason: 'primary does not advertise fd20:8::/64', isAwaitingEnrolment: false },
+    { subnet: 'social', reason: 'council is not enrolled', isAwaitingEnrolment: true },
+  ]);
+  await d.stop();
+});
+
+t.test('a handover names only unhealthy boxes of that subnet', async (t) => {
+  const store = new MemoryStore();
+  const audit = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
+  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', audit);
+  await store.enrollAgent(agent('standby', 1, ['10.20.1.0/24']), 'none', audit);
+  await store.enrollAgent(agent('council', 2, ['10.60.1.0/24']), 'none', audit);
+  const handovers: Handover[][] = [];
+  const d = new Distributor({ store, log: silentLogger(), clock: systemClock, onHandover: (h) => handovers.push([...h]) });
+  await d.start();
+  await d.setPolicy(parsePolicy(POLICY).policy!, 1);
+  await d.setAgentHealth('council', false);
+  handovers.length = 0;
+  await d.setAgentHealth('primary', false);
+  t.same(handovers, [[{ subnet: 'records', from: 'primary', to: 'standby', role: 'standby', fromRole: 'primary', unhealthy: ['primary'] }]], 'council, unhealthy too, is not named for records');
+});

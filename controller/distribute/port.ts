@@ -34,13 +34,21 @@ export interface PairPathView {
   reason: string;
 }
 
+/** A subnet no box serves, and why. */
+export interface UnservedView {
+  subnet: string;
+  reason: string;
+  /** Only because no box of its `via` has enrolled yet (not deployed), not an enrolled box's fault. */
+  isAwaitingEnrolment: boolean;
+}
+
 export interface DryRun {
   /** Agents whose config would change. */
   agents: AgentDiff[];
   /** Pairs that would not peer directly (relayed, or with no path), by name. */
   paths: PairPathView[];
   /** Subnets no enrolled, healthy box would serve, and why. */
-  unserved: Array<{ subnet: string; reason: string }>;
+  unserved: UnservedView[];
 }
 
 export interface DistributionPort {
@@ -52,6 +60,8 @@ export interface DistributionPort {
   dryRun(candidate: Policy): Promise<DryRun>;
   /** Pairs that do not peer directly under the current policy and inventory: relayed, or with no path. */
   indirectPaths(): PairPathView[];
+  /** Subnets of the current policy that no enrolled, healthy box serves now, and why. */
+  unservedSubnets(): UnservedView[];
   liveView(name: string): AgentLiveView;
   currentConfig(name: string): AgentConfig | undefined;
   /** Policy compiled and distribution running. */

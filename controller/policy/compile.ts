@@ -19,6 +19,15 @@ import { mergeParsed, PrefixCache, type ParsedPrefix, hostPrefixOf, prefixContai
 import { NameResolver } from './resolve.js';
 import { DEFAULT_UNDERLAY, type AgentName, type Inventory, type InventoryAgent, type Policy, type PolicyAgent, type Rule, type Subnet, type SubnetName } from './types.js';
 
+
+const NOT_ENROLLED = ' is not enrolled';
+
+/** True when a subnet is unserved only because no box of its `via` has enrolled yet (a box not
+ *  deployed), not because an enrolled box is at fault (unhealthy, not advertising the prefixes). */
+export function isAwaitingEnrolment(unservedReason: string): boolean {
+  return unservedReason.split('; ').every((part) => part.endsWith(NOT_ENROLLED));
+}
+
 export interface CompileOptions {
   /** PersistentKeepalive given for every peer. Default 25 s (keeps NAT mappings open). */
   persistentKeepaliveSeconds?: number;
@@ -644,7 +653,7 @@ export class PolicyCompiler {
     } else {
       for (const a of via) {
         const meta = this.agents.get(a);
-        if (!meta) why.push(`${a} is not enrolled`);
+        if (!meta) why.push(`${a}${NOT_ENROLLED}`);
         else if (!meta.agent.isHealthy) why.push(`${a} is unhealthy`);
         else {
           const missing = prefixes.find((p) => !meta.advertised.some((o) => prefixContains(o, p)));

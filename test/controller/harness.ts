@@ -8,7 +8,7 @@ import { buildApp, type AppOptions } from '../../controller/app.js';
 import { newApiToken } from '../../controller/api/api-tokens.js';
 import type { ApiDeps } from '../../controller/api/deps.js';
 import { policyEngine } from '../../controller/api/policy-engine.js';
-import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView } from '../../controller/distribute/port.js';
+import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from '../../controller/distribute/port.js';
 import type { Policy } from '../../controller/policy/types.js';
 import { openSqliteStore } from '../../controller/store/sqlite.js';
 import type { Role, Store } from '../../controller/store/store.js';
@@ -22,9 +22,10 @@ export class FakeDistribution implements DistributionPort {
   async setPolicy(policy: Policy, version: number): Promise<void> { this.policies.push({ policy, version }); }
   async agentsChanged(names: string[]): Promise<void> { this.changed.push(names); }
   dryRunPaths: PairPathView[] = [];
-  dryRunUnserved: Array<{ subnet: string; reason: string }> = [];
+  dryRunUnserved: UnservedView[] = [];
   async dryRun(_candidate: Policy): Promise<DryRun> { return { agents: this.dryRunResult, paths: this.dryRunPaths, unserved: this.dryRunUnserved }; }
   indirectPaths(): PairPathView[] { return this.dryRunPaths; }
+  unservedSubnets(): UnservedView[] { return this.dryRunUnserved; }
   liveView(name: string): AgentLiveView {
     return { isConnected: name === 'box-a', connectedSinceMs: name === 'box-a' ? 5 : null, servedSubnets: name === 'box-a' ? ['hospital'] : [], desiredGeneration: 0, desiredHash: '' };
   }
