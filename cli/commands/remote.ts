@@ -314,6 +314,8 @@ interface AgentView {
   enrolledAtMs: number; revokedAtMs: number | null; connectedSinceMs: number | null; lastReport: unknown;
   /** Absent from controllers that predate underlays. */
   endpoints?: Array<{ underlay: string; endpoint: string }>; isRelay?: boolean; relayedPairs?: string[];
+  /** Subnets of its via nobody serves because of it (absent from older controllers). */
+  unserved?: Array<{ subnet: string; reason: string }>;
 }
 
 function agentsCommand(io: RemoteIo): CommandModule {
@@ -327,6 +329,11 @@ function agentsCommand(io: RemoteIo): CommandModule {
           ['NAME', 'STATE', 'OVERLAY', 'ENDPOINT', 'GENERATION', 'SERVES', 'LAST REPORT'],
           agents.map((a) => [a.name, a.isRevoked ? 'revoked' : a.isConnected ? 'connected' : 'offline', a.overlayAddress, a.endpoints?.length ? a.endpoints.map((e) => `${e.underlay}=${e.endpoint}`).join(',') : a.endpoint, `${a.appliedGeneration}/${a.desiredGeneration}`, a.served.join(','), time(a.lastReportAtMs)]),
         ));
+        if (!args.json) {
+          // A subnet of a box's via that nobody serves because of that box: say so under the table.
+          const seen = new Set<string>();
+          for (const a of agents) for (const u of a.unserved ?? []) if (!seen.has(u.subnet)) { seen.add(u.subnet); io.out(`unserved: ${u.subnet}: ${u.reason}\n`); }
+        }
         return EXIT.ok;
       });
     },
@@ -346,7 +353,9 @@ function agentsCommand(io: RemoteIo): CommandModule {
             ['relay', a.isRelay ? `yes${a.relayedPairs?.length ? `: relays ${a.relayedPairs.join(', ')}` : ', relays nothing now'}` : 'no'],
             ['public key', a.publicKey], ['version', a.agentVersion],
             ['enrolled', time(a.enrolledAtMs)], ['generation applied/desired', `${a.appliedGeneration}/${a.desiredGeneration}`],
-            ['advertised', a.advertised.join(', ') || '-'], ['serves', a.served.join(', ') || '-'], ['last report', time(a.lastReportAtMs)],
+            ['advertised', a.advertised.join(', ') || '-'], ['serves', a.served.join(', ') || '-'],
+            ...(a.unserved ?? []).map((u): [string, string] => ['unserved', `${u.subnet}: ${u.reason}`]),
+            ['last report', time(a.lastReportAtMs)],
           ];
           io.out(rows.map(([k, v]) => `${k.padEnd(27)} ${v}\n`).join(''));
           if (a.lastReport) io.out(`last report:\n${JSON.stringify(a.lastReport, null, 2)}\n`);

@@ -3,6 +3,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { AgentRecord } from '../store/store.js';
+import { isUnservedBecauseOf } from '../policy/compile.js';
 import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponses, NameParam } from './schemas.js';
@@ -18,6 +19,7 @@ export const AgentView = Type.Object({
   overlayAddress: Type.String(),
   advertised: Type.Array(Type.String(), { description: 'Prefixes the agent says it can serve.' }),
   served: Type.Array(Type.String(), { description: 'Subnets it serves under the current policy.' }),
+  unserved: Type.Array(Type.Object({ subnet: Type.String(), reason: Type.String() }, { additionalProperties: false }), { description: 'Subnets of its via nobody serves because of it, e.g. "cc-edge does not advertise fd20:8::/64".' }),
   agentVersion: Type.String(),
   protocolVersion: Type.Integer(),
   enrolledAtMs: Type.Integer(),
@@ -59,7 +61,9 @@ export function agentRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
     return {
       id: a.id, name: a.name, publicKey: a.publicKey, endpoint: a.endpoint, endpoints: a.endpoints, isRelay: a.isRelay,
       relayedPairs: relayed.get(a.name) ?? [], overlayAddress: a.overlayAddress,
-      advertised: a.advertised, served: live.servedSubnets, agentVersion: a.agentVersion, protocolVersion: a.protocolVersion,
+      advertised: a.advertised, served: live.servedSubnets,
+      unserved: distribution.unservedSubnets().filter((u) => isUnservedBecauseOf(a.name, u.reason)).map((u) => ({ subnet: u.subnet, reason: u.reason })),
+      agentVersion: a.agentVersion, protocolVersion: a.protocolVersion,
       enrolledAtMs: a.enrolledAtMs, isRevoked: a.revokedAtMs !== null, revokedAtMs: a.revokedAtMs,
       isConnected: live.isConnected, connectedSinceMs: live.connectedSinceMs,
       desiredGeneration: live.desiredGeneration || a.desiredGeneration, desiredHash: live.desiredHash || a.desiredHash,

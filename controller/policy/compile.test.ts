@@ -7,7 +7,7 @@ import { toJson } from '@bufbuild/protobuf';
 import t from 'tap';
 import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { syntheticInventory } from './check.js';
-import { compilePolicy, PolicyCompiler } from './compile.js';
+import { compilePolicy, isAwaitingEnrolment, isUnservedBecauseOf, PolicyCompiler } from './compile.js';
 import type { Inventory, InventoryAgent, Policy } from './types.js';
 import { parsePolicy } from './validate.js';
 
@@ -203,3 +203,13 @@ for (const c of incrementalCases) {
     t.ok(r.recomputedAgents <= 7, `recomputed ${r.recomputedAgents}`);
   });
 }
+
+t.test('unserved reasons: which box is at fault, and whether the boxes merely have not enrolled', async (t) => {
+  t.equal(isAwaitingEnrolment('a is not enrolled'), true);
+  t.equal(isAwaitingEnrolment('a is not enrolled; b is not enrolled'), true);
+  t.equal(isAwaitingEnrolment('a is not enrolled; b is unhealthy'), false);
+  t.equal(isAwaitingEnrolment('a does not advertise fd20:8::/64'), false);
+  t.equal(isUnservedBecauseOf('b', 'a is not enrolled; b is unhealthy'), true);
+  t.equal(isUnservedBecauseOf('a', 'ab does not advertise 10.0.0.0/24'), false, 'a name is matched whole');
+  t.equal(isUnservedBecauseOf('cc-edge', 'cc-edge does not advertise fd20:8::/64'), true);
+});

@@ -22,6 +22,11 @@ import { DEFAULT_UNDERLAY, type AgentName, type Inventory, type InventoryAgent, 
 
 const NOT_ENROLLED = ' is not enrolled';
 
+/** True when the unserved reason names `agent` as one that cannot serve the subnet. */
+export function isUnservedBecauseOf(agent: string, unservedReason: string): boolean {
+  return unservedReason.split('; ').some((part) => part.startsWith(`${agent} `));
+}
+
 /** True when a subnet is unserved only because no box of its `via` has enrolled yet (a box not
  *  deployed), not because an enrolled box is at fault (unhealthy, not advertising the prefixes). */
 export function isAwaitingEnrolment(unservedReason: string): boolean {

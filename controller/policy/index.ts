@@ -5,7 +5,7 @@ export { parsePolicy, validatePolicy, DEFAULT_MIN_PREFIX_LENGTH, MAX_ERRORS, des
 export {
   compilePolicy, PolicyCompiler, contentHash,
   type CompileOptions, type CompileResult, type PairRoute, type PolicyChange, type UnservedSubnet,
-  isAwaitingEnrolment,
+  isAwaitingEnrolment, isUnservedBecauseOf,
 } from './compile.js';
 export { choosePath, describePairPath, describePathView, pairPathJson, RELAY_PORT_BASE, type PairPath } from './paths.js';
 export { evaluate, PolicyEvaluator, type Decision, type EvalProtocol } from './evaluate.js';

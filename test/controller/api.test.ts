@@ -328,6 +328,12 @@ t.test('agents: list, show, revoke, delete; distribution told', async (t) => {
   t.equal(list.statusCode, 200);
   const agents = (json(list) as unknown as { agents: Array<Record<string, unknown>> }).agents;
   t.same(agents.map((a) => [a.name, a.isConnected, a.served]), [['box-a', true, ['hospital']], ['box-b', false, []]]);
+  t.same(agents.map((a) => a.unserved), [[], []], 'nothing unserved');
+  // A subnet its box leaves unserved is named with that box, and only with it.
+  h.dist.dryRunUnserved = [{ subnet: 'council', reason: 'box-b does not advertise fd00:60::/64', isAwaitingEnrolment: false }];
+  const again = (json(await h.call({ method: 'GET', url: '/v1/agents' })) as unknown as { agents: Array<Record<string, unknown>> }).agents;
+  t.same(again.map((a) => [a.name, a.unserved]), [['box-a', []], ['box-b', [{ subnet: 'council', reason: 'box-b does not advertise fd00:60::/64' }]]]);
+  h.dist.dryRunUnserved = [];
   t.notMatch(list.body, 'cred-box-a', 'credential hashes never leave the controller');
   const show = json(await h.call({ method: 'GET', url: '/v1/agents/box-a' }));
   t.same(show.lastReport, { generation: 3 });
