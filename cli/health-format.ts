@@ -3,6 +3,7 @@
 // 3 UNKNOWN, performance data after "|"). No I/O: the commands fetch and print.
 import type { HealthSnapshot, HealthState, StateCounts } from '../controller/health/types.js';
 import { STATE_SEVERITY } from '../controller/health/types.js';
+import { isUnservedBecauseOf } from '../controller/policy/unserved.js';
 
 /** What GET /v1/health answers. */
 export interface HealthResponse extends HealthSnapshot {
@@ -116,8 +117,8 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckR
       else {
         selected.push(...all.filter((i) => i.kind === 'agent' && i.name === agent.name));
         // Subnets left unserved because of this box (the reason names it: "cc-edge does not advertise fd20:8::/64").
-        const names = new RegExp(`(^unserved: |; )${agent.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `);
-        selected.push(...all.filter((i) => i.kind === 'subnet' && names.test(i.reason)));
+        const because = new Set((s.unserved ?? []).filter((u) => isUnservedBecauseOf(agent.name, u.reason)).map((u) => u.subnet));
+        selected.push(...all.filter((i) => i.kind === 'subnet' && because.has(i.name)));
         for (const p of agent.peers) if (p.rttMs !== null) rtts.push(p.rttMs);
       }
     }

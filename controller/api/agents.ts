@@ -3,7 +3,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { AgentRecord } from '../store/store.js';
-import { isUnservedBecauseOf } from '../policy/compile.js';
+import { isUnservedBecauseOf } from '../policy/unserved.js';
 import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponses, NameParam } from './schemas.js';

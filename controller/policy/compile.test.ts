@@ -7,7 +7,8 @@ import { toJson } from '@bufbuild/protobuf';
 import t from 'tap';
 import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { syntheticInventory } from './check.js';
-import { compilePolicy, isAwaitingEnrolment, isUnservedBecauseOf, PolicyCompiler } from './compile.js';
+import { compilePolicy, PolicyCompiler } from './compile.js';
+import { isAwaitingEnrolment, isUnservedBecauseOf } from './unserved.js';
 import type { Inventory, InventoryAgent, Policy } from './types.js';
 import { parsePolicy } from './validate.js';
 

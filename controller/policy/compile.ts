@@ -8,6 +8,7 @@
 //
 // Incremental: PolicyCompiler.update() works out which subnets changed server or content and which
 // rules changed, and rebuilds only the agents those touch; everything else keeps its config object.
+import { NOT_ENROLLED } from './unserved.js';
 import { createHash } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import {
@@ -19,19 +20,6 @@ import { mergeParsed, PrefixCache, type ParsedPrefix, hostPrefixOf, prefixContai
 import { NameResolver } from './resolve.js';
 import { DEFAULT_UNDERLAY, type AgentName, type Inventory, type InventoryAgent, type Policy, type PolicyAgent, type Rule, type Subnet, type SubnetName } from './types.js';
 
-
-const NOT_ENROLLED = ' is not enrolled';
-
-/** True when the unserved reason names `agent` as one that cannot serve the subnet. */
-export function isUnservedBecauseOf(agent: string, unservedReason: string): boolean {
-  return unservedReason.split('; ').some((part) => part.startsWith(`${agent} `));
-}
-
-/** True when a subnet is unserved only because no box of its `via` has enrolled yet (a box not
- *  deployed), not because an enrolled box is at fault (unhealthy, not advertising the prefixes). */
-export function isAwaitingEnrolment(unservedReason: string): boolean {
-  return unservedReason.split('; ').every((part) => part.endsWith(NOT_ENROLLED));
-}
 
 export interface CompileOptions {
   /** PersistentKeepalive given for every peer. Default 25 s (keeps NAT mappings open). */

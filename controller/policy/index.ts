@@ -5,8 +5,8 @@ export { parsePolicy, validatePolicy, DEFAULT_MIN_PREFIX_LENGTH, MAX_ERRORS, des
 export {
   compilePolicy, PolicyCompiler, contentHash,
   type CompileOptions, type CompileResult, type PairRoute, type PolicyChange, type UnservedSubnet,
-  isAwaitingEnrolment, isUnservedBecauseOf,
 } from './compile.js';
+export { isAwaitingEnrolment, isUnservedBecauseOf } from './unserved.js';
 export { choosePath, describePairPath, describePathView, pairPathJson, RELAY_PORT_BASE, type PairPath } from './paths.js';
 export { evaluate, PolicyEvaluator, type Decision, type EvalProtocol } from './evaluate.js';
 export { diffConfigs, diffConfig, formatConfigDiffs, type AgentConfigDiff } from './diff.js';
