@@ -192,6 +192,11 @@ t.test('remote commands against a real controller', async (t) => {
   t.equal(audit.code, 0);
   t.match(audit.out, /policy\.put/);
   t.match(audit.out, /join_token\.revoke/);
+  for (const [flag, value, message] of [['--limit', '0', /--limit must be a whole number from 1 to 1000; got 0/], ['--limit', 'abc', /got not a number/], ['--after-id', '-1', /--after-id must be an entry id/]] as const) {
+    const r = await cli(['audit', 'list', flag, value, ...audConn]);
+    t.equal(r.code, 2, `audit list ${flag} ${value}: usage error`);
+    t.match(r.err, message);
+  }
   const verify = await cli(['audit', 'verify', ...audConn]);
   t.equal(verify.code, 0);
   t.match(verify.out, /audit log intact: \d+ entries/);

@@ -512,8 +512,15 @@ function auditCommand(io: RemoteIo): CommandModule {
       .option('limit', { type: 'number', default: 100, describe: 'At most this many (1-1000)' })
       .option(jsonOption)),
     handler: async (args) => {
+      const bad = !Number.isInteger(args.afterId) || args.afterId < 0 ? `--after-id must be an entry id (0 or more); got ${args.afterId}`
+        : !Number.isInteger(args.limit) || args.limit < 1 || args.limit > 1000 ? `--limit must be a whole number from 1 to 1000; got ${args.limit}` : null;
+      if (bad !== null) {
+        io.err(`crosslink: ${bad.replace('got NaN', 'got not a number')}\n`);
+        process.exitCode = EXIT.usage;
+        return;
+      }
       process.exitCode = await withClient(args, io, async (api) => {
-        const r = (await api.request<{ entries: AuditEntryView[]; nextAfterId: number | null }>('GET', `/v1/audit?afterId=${Math.max(0, Math.trunc(args.afterId))}&limit=${Math.max(1, Math.trunc(args.limit))}`)).body;
+        const r = (await api.request<{ entries: AuditEntryView[]; nextAfterId: number | null }>('GET', `/v1/audit?afterId=${args.afterId}&limit=${args.limit}`)).body;
         if (args.json) io.out(`${JSON.stringify(r, null, 2)}\n`);
         else {
           io.out(table(['ID', 'WHEN', 'WHO', 'ROLE', 'FROM', 'ACTION', 'TARGET'], r.entries.map((e) => [e.id, time(e.atMs), e.actor.name, e.actor.role, e.actor.address, e.action, e.target])));

@@ -1,5 +1,6 @@
 // The audit log, oldest first, paged by id; and a check of the whole hash chain.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { CrosslinkError } from '../../lib/errors.js';
 import { verifyAuditChain } from '../store/audit-chain.js';
 import type { AuditEntry, Store } from '../store/store.js';
 import type { Auth } from './auth.js';
@@ -51,7 +52,11 @@ export function auditRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
         response: { 200: Type.Object({ entries: Type.Array(AuditEntryView), nextAfterId: Type.Union([Type.Integer(), Type.Null()], { description: 'Pass as afterId for the next page; null at the end.' }) }, { additionalProperties: false }), ...errorResponses(400) },
       },
     }, async (req) => {
-      const limit = Math.min(Math.max(Number(req.query.limit ?? 100), 1), 1000);
+      // Out of range is refused, not clamped: ?limit=0 silently answered 1 entry.
+      const limit = Number(req.query.limit ?? 100);
+      if (limit < 1 || limit > 1000) {
+        throw new CrosslinkError('invalid_request', `query.limit must be from 1 to 1000 (entries per page); got ${req.query.limit}`, [{ path: 'querystring.limit', message: 'must be from 1 to 1000' }]);
+      }
       const entries = await store.listAudit({ afterId: Number(req.query.afterId ?? 0), limit });
       return { entries, nextAfterId: entries.length === limit ? entries[entries.length - 1]!.id : null };
     });

@@ -1,5 +1,6 @@
 // Embedded SQLite: the default store, nothing to install. WAL with synchronous=FULL so a commit
 // that resolved survives kill -9 and power loss; a busy timeout so a second reader never fails fast.
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Clock } from '../../lib/clock.js';
@@ -7,6 +8,13 @@ import { KyselyStore } from './kysely-store.js';
 import type { Database } from './schema.js';
 
 export function openSqliteStore(opts: { path: string; clock: Clock; busyTimeoutMs?: number }): KyselyStore {
+  // The database holds token hashes and the audit log: owner-only, whatever the umask (the unit sets
+  // one; a controller started by hand did not, and the file came out 0644). SQLite gives its -wal and
+  // -shm files the database file's mode.
+  if (opts.path !== ':memory:' && !opts.path.startsWith('file:')) {
+    closeSync(openSync(opts.path, 'a', 0o600));
+    chmodSync(opts.path, 0o600);
+  }
   const sqlite = new BetterSqlite3(opts.path);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');

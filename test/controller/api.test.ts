@@ -244,6 +244,8 @@ t.test('bad input on every endpoint: right 4xx and code, nothing written', async
     // audit
     ['audit limit not a number', { ...ep('GET', '/v1/audit?limit=lots') }, 400, 'invalid_request', /querystring\.limit/],
     ['audit unknown query', { ...ep('GET', '/v1/audit?sort=desc') }, 400, 'invalid_request', /querystring\.sort/],
+    ['audit limit 0 (was clamped to 1)', { ...ep('GET', '/v1/audit?limit=0') }, 400, 'invalid_request', /querystring\.limit/],
+    ['audit limit above 1000 (was clamped)', { ...ep('GET', '/v1/audit?limit=5000') }, 400, 'invalid_request', /querystring\.limit/],
   ];
   for (const [label, opts, status, code, path] of cases) {
     const r = await h.call(opts);
