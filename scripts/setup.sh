@@ -15,6 +15,14 @@ if ((${#need_pkgs[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  # PostgreSQL and Prometheus come as services that start at boot; Crosslink uses neither (the tests
+  # run their own PostgreSQL, scripts/postgres-test.sh, and only promtool of Prometheus). Stop and
+  # disable the ones this run installed; one that was there before is left as it was.
+  if [ -d /run/systemd/system ]; then
+    for svc in postgresql prometheus; do
+      if [[ " ${need_pkgs[*]} " == *" $svc "* ]]; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+    done
+  fi
 fi
 
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
