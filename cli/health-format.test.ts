@@ -2,7 +2,7 @@ import t from 'tap';
 import { evaluateHealth } from '../controller/health/evaluate.js';
 import { agentInput, applyError, probeResult, probeSpec, T0 } from '../controller/health/fixtures.js';
 import type { AgentHealthInput } from '../controller/health/types.js';
-import { checkHealth, formatDuration, formatStatus, unreachableResult, type CheckFilter } from './health-format.js';
+import { checkHealth, formatDuration, formatStatus, isAlert, parseRange, parseThresholds, unreachableResult, type CheckFilter } from './health-format.js';
 
 const care = probeSpec('care/0');
 const fleet = (o: { a?: object; b?: object; c?: object } = {}): AgentHealthInput[] => [
@@ -11,14 +11,14 @@ const fleet = (o: { a?: object; b?: object; c?: object } = {}): AgentHealthInput
   agentInput('c', T0, { peers: ['b'], ...o.c }),
 ];
 const snap = (input: AgentHealthInput[], o: object = {}) => evaluateHealth(input, T0, { staleGraceMs: 0, ...o });
-const PERF_OK = 'agents_ok=3 agents_degraded=0 agents_down=0 agents_unknown=0 links_ok=2 links_degraded=0 links_down=0 links_unknown=0 probes_ok=1 probes_degraded=0 probes_down=0 probes_unknown=0 rtt_ms=1.5';
+const PERF_OK = 'agents_ok=3 agents_degraded=0 agents_down=0 agents_unknown=0 links_ok=2 links_degraded=0 links_down=0 links_unknown=0 probes_ok=1 probes_degraded=0 probes_down=0 probes_unknown=0 rtt=1.5ms loss=0% handshake=22s';
 
 t.test('check: exit code, status and summary line per state', async (t) => {
   const cases: Array<{ name: string; input: AgentHealthInput[]; filter?: CheckFilter; exit: number; line: string | RegExp; o?: object }> = [
     { name: 'all ok', input: fleet(), exit: 0, line: `CROSSLINK OK - 3 agents ok, 2 links ok, 1 probe ok | ${PERF_OK}` },
     {
       name: 'degraded agent -> WARNING', input: fleet({ c: { applied: 41, desiredGeneration: 43 } }), exit: 1,
-      line: 'CROSSLINK WARNING - agent c degraded: generation 41 applied, 43 current; 2 agents ok, 1 agent degraded, 2 links ok, 1 probe ok | agents_ok=2 agents_degraded=1 agents_down=0 agents_unknown=0 links_ok=2 links_degraded=0 links_down=0 links_unknown=0 probes_ok=1 probes_degraded=0 probes_down=0 probes_unknown=0 rtt_ms=1.5',
+      line: 'CROSSLINK WARNING - agent c degraded: generation 41 applied, 43 current; 2 agents ok, 1 agent degraded, 2 links ok, 1 probe ok | agents_ok=2 agents_degraded=1 agents_down=0 agents_unknown=0 links_ok=2 links_degraded=0 links_down=0 links_unknown=0 probes_ok=1 probes_degraded=0 probes_down=0 probes_unknown=0 rtt=1.5ms loss=0% handshake=22s',
     },
     {
       name: 'link down -> CRITICAL, worst first, others counted', input: fleet({
@@ -38,19 +38,19 @@ t.test('check: exit code, status and summary line per state', async (t) => {
     { name: 'no agents', input: [], exit: 3, line: 'CROSSLINK UNKNOWN - no agents | agents_ok=0 agents_degraded=0 agents_down=0 agents_unknown=0 links_ok=0 links_degraded=0 links_down=0 links_unknown=0 probes_ok=0 probes_degraded=0 probes_down=0 probes_unknown=0' },
     {
       name: '--agent: only that agent', input: fleet({ c: { reportAgoMs: 60_000, isConnected: false } }), filter: { agent: 'a' }, exit: 0,
-      line: 'CROSSLINK OK - 1 agent ok | agents_ok=1 agents_degraded=0 agents_down=0 agents_unknown=0 rtt_ms=1.5',
+      line: 'CROSSLINK OK - 1 agent ok | agents_ok=1 agents_degraded=0 agents_down=0 agents_unknown=0 rtt=1.5ms loss=0% handshake=22s',
     },
     {
       name: '--agent down', input: fleet({ c: { reportAgoMs: 60_000, isConnected: false } }), filter: { agent: 'c' }, exit: 2,
-      line: /^CROSSLINK CRITICAL - agent c down: not reported for 60 s \(6 intervals\); 0 agents ok, 1 agent down \| agents_ok=0 agents_degraded=0 agents_down=1 agents_unknown=0 rtt_ms=1\.5$/,
+      line: /^CROSSLINK CRITICAL - agent c down: not reported for 60 s \(6 intervals\); 0 agents ok, 1 agent down \| agents_ok=0 agents_degraded=0 agents_down=1 agents_unknown=0 rtt=1\.5ms loss=0% handshake=80s$/,
     },
     {
       name: '--link in either order', input: fleet({ c: { reportAgoMs: 60_000, isConnected: false } }), filter: { link: 'c:b' }, exit: 2,
-      line: /^CROSSLINK CRITICAL - link b:c down: agent c down: .*; 0 links ok, 1 link down \| links_ok=0 links_degraded=0 links_down=1 links_unknown=0 rtt_ms=1\.5$/,
+      line: /^CROSSLINK CRITICAL - link b:c down: agent c down: .*; 0 links ok, 1 link down \| links_ok=0 links_degraded=0 links_down=1 links_unknown=0 rtt=1\.5ms loss=0% handshake=22s$/,
     },
     {
       name: '--probe by name', input: fleet(), filter: { probe: 'care/0' }, exit: 0,
-      line: 'CROSSLINK OK - 1 probe ok | probes_ok=1 probes_degraded=0 probes_down=0 probes_unknown=0 rtt_ms=2',
+      line: 'CROSSLINK OK - 1 probe ok | probes_ok=1 probes_degraded=0 probes_down=0 probes_unknown=0 rtt=2ms',
     },
     { name: 'unknown agent', input: fleet(), filter: { agent: 'zz' }, exit: 3, line: 'CROSSLINK UNKNOWN - no agent named "zz"' },
     { name: 'unknown link and probe', input: fleet(), filter: { link: 'a:c', probe: 'x/1' }, exit: 3, line: 'CROSSLINK UNKNOWN - no link "a:c", no probe "x/1"' },
@@ -108,8 +108,8 @@ t.test('unserved subnets: listed by status, CRITICAL in check, named with the bo
   t.match(text, /\nsubnet\s+lab\s+DOWN\s+-\s+unserved: lab-box is not enrolled\n/);
   const c = checkHealth(s);
   t.equal(c.exitCode, 2);
-  t.match(c.line, /^CROSSLINK CRITICAL - subnet cc-lan down: unserved: cc-edge does not advertise fd20:8::\/64 \(\+1 more\); 3 agents ok, 2 links ok, 1 probe ok, 2 subnets unserved \| .* subnets_unserved=2 subnets_awaiting_enrolment=0 rtt_ms=1\.5$/);
-  t.equal(checkHealth({ ...snap(fleet()), unserved: [] }).line, `CROSSLINK OK - 3 agents ok, 2 links ok, 1 probe ok | ${PERF_OK.replace(' rtt_ms', ' subnets_unserved=0 subnets_awaiting_enrolment=0 rtt_ms')}`);
+  t.match(c.line, /^CROSSLINK CRITICAL - subnet cc-lan down: unserved: cc-edge does not advertise fd20:8::\/64 \(\+1 more\); 3 agents ok, 2 links ok, 1 probe ok, 2 subnets unserved \| .* subnets_unserved=2 subnets_awaiting_enrolment=0 rtt=1\.5ms loss=0% handshake=\d+s$/);
+  t.equal(checkHealth({ ...snap(fleet()), unserved: [] }).line, `CROSSLINK OK - 3 agents ok, 2 links ok, 1 probe ok | ${PERF_OK.replace(' rtt=', ' subnets_unserved=0 subnets_awaiting_enrolment=0 rtt=')}`);
   // A subnet whose boxes have not enrolled yet (a staged roll-out): listed, not an outage.
   const staged = { ...snap(fleet()), unserved: [{ subnet: 'lab', reason: 'lab-box is not enrolled', isAwaitingEnrolment: true }] };
   t.match(formatStatus(staged), /\nsubnet\s+lab\s+UNKNOWN\s+-\s+unserved until its box enrols: lab-box is not enrolled\n/);
@@ -117,4 +117,30 @@ t.test('unserved subnets: listed by status, CRITICAL in check, named with the bo
   // --agent: the subnets its box leaves unserved come with it.
   const byAgent = checkHealth({ ...snap([...fleet(), agentInput('cc-edge', T0, {})]), unserved }, { agent: 'cc-edge' });
   t.match(byAgent.line, /^CROSSLINK CRITICAL - subnet cc-lan down: unserved: cc-edge does not advertise fd20:8::\/64; 1 agent ok \| /);
+});
+
+t.test('Nagios ranges', async (t) => {
+  const rows: Array<[string, number, boolean]> = [
+    ['10', 11, true], ['10', 10, false], ['10', -1, true], ['10:', 9, true], ['10:', 1e9, false],
+    ['~:10', -1e9, false], ['~:10', 10.5, true], ['10:20', 15, false], ['10:20', 21, true], ['@10:20', 15, true], ['@10:20', 25, false],
+  ];
+  for (const [range, value, alert] of rows) t.equal(isAlert(parseRange(range), value), alert, `${range} with ${value}`);
+  for (const bad of ['', 'abc', '20:10', ':5', '1:2:3', '@']) t.throws(() => parseRange(bad), `"${bad}" refused`);
+});
+
+t.test('thresholds: -w/-c on the worst RTT, loss and handshake age, with units and thresholds in the perfdata', async (t) => {
+  const s = snap(fleet());
+  const warn = checkHealth(s, {}, parseThresholds(['rtt=1'], ['rtt=5']));
+  t.equal(warn.exitCode, 1);
+  t.match(warn.line, /^CROSSLINK WARNING - rtt 1\.5ms \(warning 1\); 3 agents ok, .* rtt=1\.5ms;1;5 loss=0% handshake=22s$/);
+  const crit = checkHealth(s, {}, parseThresholds(['rtt=1'], ['handshake=20']));
+  t.equal(crit.exitCode, 2);
+  t.match(crit.line, /^CROSSLINK CRITICAL - rtt 1\.5ms \(warning 1\), handshake 22s \(critical 20\); /);
+  t.equal(checkHealth(s, {}, parseThresholds(['rtt=100', 'loss=5'], ['rtt=200', 'loss=20'])).exitCode, 0, 'inside the thresholds: OK');
+  // A down link stays CRITICAL whatever the thresholds say.
+  t.equal(checkHealth(snap(fleet({ c: { reportAgoMs: 60_000, isConnected: false } })), {}, parseThresholds(['rtt=100'])).exitCode, 2);
+  t.match(crit.perfdata, { rtt: '1.5ms;1;', handshake: '22s;;20' });
+  for (const [w, message] of [[['speed=5'], /--warning takes METRIC=RANGE with METRIC one of rtt, loss, handshake; got "speed=5"/], [['rtt=abc'], /--warning rtt: "abc" is not a range/]] as const) {
+    t.throws(() => parseThresholds([...w]), { message });
+  }
 });

@@ -15,6 +15,8 @@ export interface HealthResponse extends HealthSnapshot {
 
 export type NagiosStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
 export const NAGIOS_EXIT: Readonly<Record<NagiosStatus, 0 | 1 | 2 | 3>> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
+/** Which status wins when several apply: CRITICAL, WARNING, UNKNOWN, OK. */
+const NAGIOS_RANK: Readonly<Record<NagiosStatus, number>> = { OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3 };
 
 /**
  * down -> CRITICAL, degraded -> WARNING, unknown -> UNKNOWN, ok -> OK. With several subjects the
@@ -30,11 +32,60 @@ export interface CheckFilter {
   probe?: string;
 }
 
+/** A Nagios plugin range (plugin development guidelines): "10" alerts outside 0..10, "10:" below
+ *  10, "~:10" above 10, "10:20" outside 10..20, "@10:20" inside 10..20. */
+export interface Range { start: number; end: number; isInside: boolean; text: string }
+
+/** The measured values thresholds apply to: RTT (ms), loss (%), handshake age (s). */
+export const METRICS = { rtt: 'ms', loss: '%', handshake: 's' } as const;
+export type Metric = keyof typeof METRICS;
+
+export interface Thresholds { warning: Partial<Record<Metric, Range>>; critical: Partial<Record<Metric, Range>> }
+
+/** Parses a range; throws Error with a message naming the problem. */
+export function parseRange(text: string): Range {
+  const m = /^(@)?(?:(~|-?\d+(?:\.\d+)?):)?(-?\d+(?:\.\d+)?)?$/.exec(text.trim());
+  if (!m || (m[2] === undefined && m[3] === undefined) || (text.includes(':') && m[2] === undefined)) {
+    throw new Error(`"${text}" is not a range (10, 10:, ~:10, 10:20 or @10:20)`);
+  }
+  const start = m[2] === undefined ? 0 : m[2] === '~' ? -Infinity : Number(m[2]);
+  const end = m[3] === undefined ? Infinity : Number(m[3]);
+  if (start > end) throw new Error(`"${text}": the start is above the end`);
+  return { start, end, isInside: m[1] === '@', text: text.trim() };
+}
+
+/** True when `value` raises an alert for `r`. */
+export function isAlert(r: Range, value: number): boolean {
+  const inRange = value >= r.start && value <= r.end;
+  return r.isInside ? inRange : !inRange;
+}
+
+/** "rtt=100" items of -w/-c into thresholds; throws Error naming the bad item. */
+export function parseThresholds(warning: readonly string[] = [], critical: readonly string[] = []): Thresholds {
+  const one = (items: readonly string[], flag: string): Partial<Record<Metric, Range>> => {
+    const out: Partial<Record<Metric, Range>> = {};
+    for (const item of items) {
+      const [name, range] = item.split('=', 2);
+      if (range === undefined || !(name! in METRICS)) throw new Error(`${flag} takes METRIC=RANGE with METRIC one of ${Object.keys(METRICS).join(', ')}; got "${item}"`);
+      try {
+        out[name as Metric] = parseRange(range);
+      } catch (e) {
+        throw new Error(`${flag} ${name}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    return out;
+  };
+  return { warning: one(warning, '--warning'), critical: one(critical, '--critical') };
+}
+
 export interface CheckResult {
   status: NagiosStatus;
   exitCode: 0 | 1 | 2 | 3;
   /** The single output line, without a newline. */
   line: string;
+  /** The line's parts, for --json. */
+  summary?: string;
+  perfdata?: Record<string, string>;
 }
 
 type Kind = 'agent' | 'link' | 'probe' | 'subnet';
@@ -97,16 +148,23 @@ export function unreachableResult(message: string): CheckResult {
 }
 
 /** The verdict for `crosslink check` over the whole fleet, or the subjects the filter names. */
-export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckResult {
+export function checkHealth(s: HealthResponse, filter: CheckFilter = {}, thresholds: Thresholds = { warning: {}, critical: {} }): CheckResult {
   const all = items(s);
   let selected: Item[];
   const kinds = new Set<Kind>();
   const rtts: number[] = [];
+  const losses: number[] = [];
+  const handshakes: number[] = [];
+  const measure = (l: { rttMs: number | null; lossRatio: number | null; handshakeAgeSeconds: number | null }) => {
+    if (l.rttMs !== null) rtts.push(l.rttMs);
+    if (l.lossRatio !== null) losses.push(l.lossRatio * 100);
+    if (l.handshakeAgeSeconds !== null) handshakes.push(l.handshakeAgeSeconds);
+  };
   if (!filter.agent && !filter.link && !filter.probe) {
     selected = all;
     kinds.add('agent').add('link').add('probe');
     if (s.unserved !== undefined) kinds.add('subnet');
-    for (const l of s.links) if (l.rttMs !== null) rtts.push(l.rttMs);
+    for (const l of s.links) measure(l);
   } else {
     selected = [];
     const missing: string[] = [];
@@ -119,7 +177,7 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckR
         // Subnets left unserved because of this box (the reason names it: "cc-edge does not advertise fd20:8::/64").
         const because = new Set((s.unserved ?? []).filter((u) => isUnservedBecauseOf(agent.name, u.reason)).map((u) => u.subnet));
         selected.push(...all.filter((i) => i.kind === 'subnet' && because.has(i.name)));
-        for (const p of agent.peers) if (p.rttMs !== null) rtts.push(p.rttMs);
+        for (const p of agent.peers) measure({ rttMs: p.rttMs, lossRatio: p.isProbed ? p.lossRatio : null, handshakeAgeSeconds: p.handshakeAgeSeconds });
       }
     }
     if (filter.link) {
@@ -129,7 +187,7 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckR
       if (link === undefined) missing.push(`no link "${filter.link}"`);
       else {
         selected.push(...all.filter((i) => i.kind === 'link' && i.name === name));
-        if (link.rttMs !== null) rtts.push(link.rttMs);
+        measure(link);
       }
     }
     if (filter.probe) {
@@ -147,7 +205,24 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckR
 
   const sorted = [...selected].sort(worstFirst);
   const worst = sorted[0];
-  const status: NagiosStatus = worst === undefined ? 'UNKNOWN' : STATE_TO_NAGIOS[worst.state];
+  let status: NagiosStatus = worst === undefined ? 'UNKNOWN' : STATE_TO_NAGIOS[worst.state];
+
+  // Thresholds on the worst measured value of each metric: the higher of the state and the alert.
+  const values: Partial<Record<Metric, number>> = {};
+  if (rtts.length > 0) values.rtt = Math.max(...rtts);
+  if (losses.length > 0) values.loss = Math.max(...losses);
+  if (handshakes.length > 0) values.handshake = Math.max(...handshakes);
+  const alerts: string[] = [];
+  for (const metric of Object.keys(METRICS) as Metric[]) {
+    const v = values[metric];
+    if (v === undefined) continue;
+    const c = thresholds.critical[metric];
+    const w = thresholds.warning[metric];
+    const level: NagiosStatus | null = c && isAlert(c, v) ? 'CRITICAL' : w && isAlert(w, v) ? 'WARNING' : null;
+    if (level === null) continue;
+    alerts.push(`${metric} ${num(v)}${METRICS[metric]} (${level === 'CRITICAL' ? 'critical' : 'warning'} ${(level === 'CRITICAL' ? c : w)!.text})`);
+    if (NAGIOS_RANK[level] > NAGIOS_RANK[status]) status = level;
+  }
 
   const countText: string[] = [];
   const perf: string[] = [];
@@ -164,7 +239,14 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckR
     if (n > 0) countText.push(`${n} ${n === 1 ? 'subnet' : 'subnets'} unserved`);
     perf.push(`subnets_unserved=${n}`, `subnets_awaiting_enrolment=${(s.unserved ?? []).filter((u) => u.isAwaitingEnrolment === true).length}`);
   }
-  if (rtts.length > 0) perf.push(`rtt_ms=${num(Math.max(...rtts))}`);
+  // label=value[UOM];warn;crit (plugin guidelines): the unit and the thresholds in use.
+  for (const metric of Object.keys(METRICS) as Metric[]) {
+    const v = values[metric];
+    if (v === undefined) continue;
+    const w = thresholds.warning[metric]?.text ?? '';
+    const c = thresholds.critical[metric]?.text ?? '';
+    perf.push(`${metric}=${num(v)}${METRICS[metric]}${w || c ? `;${w};${c}` : ''}`);
+  }
 
   let text: string;
   if (worst === undefined) text = 'no agents';
@@ -174,7 +256,10 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}): CheckR
     const more = problems.length > 1 ? ` (+${problems.length - 1} more)` : '';
     text = `${worst.kind} ${worst.name} ${worst.state}: ${worst.reason}${more}; ${countText.join(', ')}`;
   }
-  return { status, exitCode: NAGIOS_EXIT[status], line: `CROSSLINK ${status} - ${oneLine(text)} | ${perf.join(' ')}` };
+  if (alerts.length > 0) text = `${alerts.join(', ')}; ${text}`;
+  const summary = oneLine(text);
+  const perfdata = Object.fromEntries(perf.map((p) => p.split('=', 2) as [string, string]));
+  return { status, exitCode: NAGIOS_EXIT[status], line: `CROSSLINK ${status} - ${summary} | ${perf.join(' ')}`, summary, perfdata };
 }
 
 /** "45s", "5m12s", "3h04m", "2d03h". */

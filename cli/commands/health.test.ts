@@ -92,3 +92,20 @@ t.test('the real adapter: an unreachable controller is UNKNOWN', async (t) => {
   t.equal(await runCheck({ controller: 'https://127.0.0.1:1', token: 't', caFingerprint: FP, timeout: 2 }, h.deps), 3);
   t.match(h.out[0], /^CROSSLINK UNKNOWN - cannot reach the controller/);
 });
+
+t.test('check: thresholds and --json', async (t) => {
+  const bad = io(healthy);
+  t.equal(await runCheck({ ...conn, warning: ['speed=5'] }, bad.deps), 3, 'a bad threshold: UNKNOWN');
+  t.match(bad.out[0], /^CROSSLINK UNKNOWN - --warning takes METRIC=RANGE/);
+  t.equal(bad.calls.length, 0, 'nothing fetched');
+  const w = io(healthy);
+  t.equal(await runCheck({ ...conn, warning: ['rtt=1'] }, w.deps), 1);
+  t.match(w.out[0], /^CROSSLINK WARNING - rtt 1\.5ms \(warning 1\); /);
+  const j = io(broken);
+  t.equal(await runCheck({ ...conn, json: true }, j.deps), 2, 'the same exit code with --json');
+  const parsed = JSON.parse(j.out[0]!) as { status: string; exitCode: number; summary: string; perfdata: Record<string, string> };
+  t.match(parsed, { status: 'CRITICAL', exitCode: 2, summary: /^agent b down: /, perfdata: { agents_down: '1' } });
+  const ju = io(healthy);
+  t.equal(await runCheck({ controller: conn.controller, json: true }, ju.deps), 3);
+  t.match(JSON.parse(ju.out[0]!), { status: 'UNKNOWN', exitCode: 3, summary: /^no API token/ });
+});

@@ -3,7 +3,7 @@
 // controller; the fetching is a parameter so tests (and other transports) can replace it.
 // Handlers set process.exitCode and return; only cli/main.ts exits.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { checkHealth, formatStatus, unreachableResult, type CheckFilter, type HealthResponse } from '../health-format.js';
+import { checkHealth, formatStatus, parseThresholds, unreachableResult, type CheckFilter, type CheckResult, type HealthResponse, type Thresholds } from '../health-format.js';
 import { ApiClient } from './api.js';
 
 export interface ConnectionArgs {
@@ -95,33 +95,47 @@ export async function runStatus(args: StatusArgs, deps: HealthCliDeps = realDeps
   return 0;
 }
 
-export interface CheckArgs extends RawConnection { agent?: string; link?: string; probe?: string }
+export interface CheckArgs extends RawConnection {
+  agent?: string; link?: string; probe?: string;
+  /** METRIC=RANGE items (rtt ms, loss %, handshake s), Nagios range syntax. */
+  warning?: string[]; critical?: string[];
+  json?: boolean;
+}
 
 /** `crosslink check`. Prints one line on stdout; returns the Nagios exit code (0, 1, 2, 3). */
 export async function runCheck(args: CheckArgs, deps: HealthCliDeps = realDeps): Promise<number> {
   const conn = connection(args);
-  let line: string;
-  let exitCode: number;
-  if (typeof conn === 'string') {
-    ({ line, exitCode } = unreachableResult(conn));
+  let result: CheckResult;
+  let thresholds: Thresholds | string;
+  try {
+    thresholds = parseThresholds(args.warning, args.critical);
+  } catch (e) {
+    thresholds = (e as Error).message;
+  }
+  if (typeof conn === 'string' || typeof thresholds === 'string') {
+    // A usage error: UNKNOWN, as the plugin guidelines say.
+    result = unreachableResult(typeof conn === 'string' ? conn : thresholds as string);
   } else {
     try {
       const body = await deps.fetchHealth(conn);
-      if (!isHealthResponse(body)) ({ line, exitCode } = unreachableResult('the controller answered something that is not a health report'));
+      if (!isHealthResponse(body)) result = unreachableResult('the controller answered something that is not a health report');
       else {
         const filter: CheckFilter = {};
         if (args.agent) filter.agent = args.agent;
         if (args.link) filter.link = args.link;
         if (args.probe) filter.probe = args.probe;
-        ({ line, exitCode } = checkHealth(body, filter));
+        result = checkHealth(body, filter, thresholds);
       }
     } catch (e) {
       // Unreachable, TLS pin mismatch, refused token, controller not ready: the check cannot tell.
-      ({ line, exitCode } = unreachableResult(errorText(e)));
+      result = unreachableResult(errorText(e));
     }
   }
-  deps.out(`${line}\n`);
-  return exitCode;
+  if (args.json) {
+    const summary = result.summary ?? result.line.replace(/^CROSSLINK \S+ - /, '');
+    deps.out(`${JSON.stringify({ status: result.status, exitCode: result.exitCode, summary, perfdata: result.perfdata ?? {} })}\n`);
+  } else deps.out(`${result.line}\n`);
+  return result.exitCode;
 }
 
 export function createStatusCommand(deps: HealthCliDeps = realDeps): CommandModule<object, StatusArgs> {
@@ -144,6 +158,10 @@ export function createCheckCommand(deps: HealthCliDeps = realDeps): CommandModul
       .option('agent', { type: 'string', describe: 'Check only this agent' })
       .option('link', { type: 'string', describe: 'Check only this link, A:B' })
       .option('probe', { type: 'string', describe: 'Check only this path probe, RULE/INDEX (or AGENT/RULE/INDEX)' })
+      .option('warning', { alias: 'w', type: 'string', array: true, describe: 'WARNING when METRIC is outside RANGE: rtt=50 (ms), loss=5 (%), handshake=150 (s); Nagios range syntax (10, 10:, ~:10, 10:20, @10:20); repeatable' })
+      .option('critical', { alias: 'c', type: 'string', array: true, describe: 'CRITICAL when METRIC is outside RANGE, as --warning' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print {status, exitCode, summary, perfdata} as JSON instead of the plugin line (same exit code)' })
+      .example('$0 check -w rtt=50 -c rtt=200 -w loss=5 -c loss=20', 'thresholds on the worst link RTT (ms) and loss (%)')
       .example('$0 check', 'the whole fleet')
       .example('$0 check --link gp-surgery:civic-hall', 'one link, e.g. as an Icinga service') as unknown as Argv<CheckArgs>,
     handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
