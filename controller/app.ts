@@ -25,6 +25,13 @@ import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS, keep
 
 export type { ApiDeps } from './api/deps.js';
 
+/** "GET", "/v1/agents/:name/revoke" -> "getAgentsByNameRevoke". */
+export function operationIdOf(method: string, url: string): string {
+  const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+  const words = url.split('/').filter((s) => s !== '' && s !== 'v1').map((s) => (s.startsWith(':') || s.startsWith('{') ? `By${cap(s.replace(/^[:{]|}$/g, ''))}` : s.split(/[-_.]/).map(cap).join('')));
+  return method.toLowerCase() + words.join('');
+}
+
 export interface AppOptions {
   /** Largest accepted request body; default 1 MiB. */
   bodyLimitBytes?: number;
@@ -79,6 +86,15 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   // The API takes JSON (and YAML for a policy). Fastify also parses text/plain by default, which made
   // a text/plain body a 400 "body must be object" where any other wrong type is a 415.
   app.removeContentTypeParser('text/plain');
+  // Every documented operation gets an operationId (OpenAPI clients name their functions after it):
+  // GET /v1/agents/{name} -> getAgentsByName, POST /v1/policy/dry-run -> postPolicyDryRun.
+  app.addHook('onRoute', (route) => {
+    const schema = (route.schema ?? {}) as { hide?: boolean; operationId?: string };
+    if (schema.hide === true || schema.operationId !== undefined) return;
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.length !== 1 || methods[0] === 'HEAD') return;
+    route.schema = { ...schema, operationId: operationIdOf(methods[0]!, route.url) };
+  });
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandling(app, deps.log);
   api.addSchema(ErrorBody);

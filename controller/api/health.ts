@@ -6,11 +6,11 @@ import type { ApiDeps } from './deps.js';
 export function healthRoutes(deps: ApiDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/healthz', {
-      schema: { summary: 'The process is alive', tags: ['health'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
+      schema: { summary: 'The process is alive', tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
     }, async () => ({ status: 'ok' as const }));
 
     app.get('/readyz', {
-      schema: { summary: 'Database reachable and policy compiled', tags: ['health'], response: { 200: Type.Object({ status: Type.Literal('ready') }), 503: Type.Ref('ErrorBody') } },
+      schema: { summary: 'Database reachable and policy compiled', tags: ['health'], security: [], response: { 200: Type.Object({ status: Type.Literal('ready') }), 503: Type.Ref('ErrorBody') } },
     }, async () => {
       const details = [];
       try {
@@ -25,7 +25,7 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsyncTypebox {
     });
 
     app.get('/v1/ca', {
-      schema: { summary: "The controller's CA certificate (PEM); verify it against your fingerprint pin", tags: ['health'] },
+      schema: { summary: "The controller's CA certificate (PEM); verify it against your fingerprint pin", tags: ['health'], security: [] },
     }, async (_req, reply) => reply.type('application/x-pem-file').send(deps.caCertPem));
   };
 }

@@ -125,7 +125,8 @@ export function connectPlugin(instance: FastifyInstance, opts: ConnectPluginOpti
   instance.addContentTypeParser(protoConnect.contentTypeRegExp, none);
   for (const uHandler of router.handlers) {
     const handler = decodeFailuresAsInvalidArgument(uHandler, uHandler.method.input.typeName);
-    instance.all(uHandler.requestPath, {}, async (req, reply) => {
+    // Hidden from /openapi.json: the agents' RPCs are described by proto/, not by the REST document.
+    instance.all(uHandler.requestPath, { schema: { hide: true } }, async (req, reply) => {
       try {
         const uRes = await handler(universalRequestFromNodeRequest(req.raw, reply.raw, req.body as never, opts.contextValues?.(req)));
         // Fastify keeps headers on the reply until reply.send, which is not used here.
