@@ -188,6 +188,9 @@ t.test('remote commands against a real controller', async (t) => {
   t.equal((await cli(['agents', 'show', 'ghost', ...conn])).code, 1);
   t.equal((await cli(['agents', 'revoke', 'ghost', ...conn])).code, 1);
 
+  const longTtl = await cli(['join-token', 'create', '--name', 'box-x', '--ttl', '31d', ...conn]);
+  t.equal(longTtl.code, 2, 'a ttl the controller would refuse is a usage error here');
+  t.match(longTtl.err, /--ttl 31d is out of range: a join token lives from 1m to 30d/);
   const audit = await cli(['audit', 'list', ...audConn]);
   t.equal(audit.code, 0);
   t.match(audit.out, /policy\.put/);

@@ -405,8 +405,10 @@ function joinTokenCommand(io: RemoteIo): CommandModule {
       .option(jsonOption),
     handler: async (args) => {
       const ttlSeconds = parseDuration(args.ttl);
-      if (ttlSeconds === null) {
-        io.err(`crosslink: --ttl "${args.ttl}" is not a duration such as 15m, 1h or 7d\n`);
+      if (ttlSeconds === null || ttlSeconds < 60 || ttlSeconds > 30 * 86_400) {
+        io.err(ttlSeconds === null
+          ? `crosslink: --ttl "${args.ttl}" is not a duration such as 15m, 1h or 7d\n`
+          : `crosslink: --ttl ${args.ttl} is out of range: a join token lives from 1m to 30d\n`);
         process.exitCode = EXIT.usage;
         return;
       }

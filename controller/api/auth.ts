@@ -23,6 +23,22 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   auditor: ['policy.read', 'agents.read', 'joinTokens.read', 'apiTokens.read', 'audit.read'],
 };
 
+/** What each permission lets a token do, in the words of docs/api.md's role table. */
+const PERMISSION_TEXT: Record<Permission, string> = {
+  'policy.read': 'read the policy', 'policy.write': 'change the policy (apply, rollback)', 'policy.dryRun': 'dry-run a policy',
+  'agents.read': 'read agents', 'agents.write': 'revoke or delete agents',
+  'joinTokens.read': 'read join tokens', 'joinTokens.write': 'make or revoke join tokens',
+  'apiTokens.read': 'read API tokens', 'apiTokens.write': 'make or revoke API tokens',
+  'audit.read': 'read the audit log',
+};
+
+/** "an operator token may not change the policy (apply, rollback): that needs the admin role". */
+export function forbiddenMessage(role: Role, p: Permission): string {
+  const roles = (Object.keys(ROLE_PERMISSIONS) as Role[]).filter((r) => ROLE_PERMISSIONS[r].includes(p));
+  const article = /^[aeiou]/.test(role) ? 'an' : 'a';
+  return `${article} ${role} token may not ${PERMISSION_TEXT[p]}: that needs the ${roles.join(' or ')} role`;
+}
+
 export function roleMay(role: Role, p: Permission): boolean {
   return ROLE_PERMISSIONS[role].includes(p);
 }
@@ -64,7 +80,7 @@ export function createAuth(deps: Pick<ApiDeps, 'store' | 'clock' | 'log'>) {
       return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
         const principal = await authenticate(req);
         if (!roleMay(principal.token.role, permission)) {
-          throw new CrosslinkError('forbidden', `role ${principal.token.role} may not ${permission.replace('.', ' ')}`, [{ message: `needs a role with ${permission}` }]);
+          throw new CrosslinkError('forbidden', forbiddenMessage(principal.token.role, permission), [{ message: `needs a role with ${permission}` }]);
         }
         req.principal = principal;
       };

@@ -4,6 +4,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CrosslinkError, ERROR_CODES, isCrosslinkError, type ErrorCode, type ErrorDetail } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
+import { NAME_PATTERN } from './schemas.js';
 
 interface AjvError { instancePath?: string; keyword?: string; params?: Record<string, unknown>; message?: string }
 
@@ -20,12 +21,38 @@ function validationDetails(err: FastifyError & { validation?: AjvError[]; valida
     if (v.keyword === 'enum' && Array.isArray(v.params?.allowedValues)) {
       return { path: base.join('.'), message: `must be one of ${(v.params.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}` };
     }
+    // In the user's terms, not the schema's: no regular expressions, durations in days.
+    if (v.keyword === 'pattern' && typeof v.params?.pattern === 'string') {
+      return { path: base.join('.'), message: PATTERN_TEXT[v.params.pattern] ?? 'has the wrong format' };
+    }
+    if ((v.keyword === 'maximum' || v.keyword === 'minimum') && typeof v.params?.limit === 'number') {
+      const field = base.at(-1) ?? '';
+      const limit = v.params.limit;
+      const human = /seconds$/i.test(field) ? ` (${durationText(limit)})` : '';
+      return { path: base.join('.'), message: `must be ${v.keyword === 'maximum' ? 'at most' : 'at least'} ${limit}${human}` };
+    }
     return { path: base.join('.'), message: v.message ?? 'is invalid' };
   }).filter((d, i, all) => all.findIndex((o) => o.path === d.path && o.message === d.message) === i);
 }
 
+/** What each pattern of the API's schemas means (controller/api/schemas.ts and the routes). */
+const PATTERN_TEXT: Record<string, string> = {
+  [NAME_PATTERN]: 'must be a name of lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-" (e.g. gp-armley)',
+  '^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$': 'must be 1-63 letters, digits, ".", "_", "@" or "-", starting with a letter or digit (e.g. ci-deploy)',
+  '^[0-9]{1,15}$': 'must be a whole number',
+  '^[A-Za-z0-9_-]{1,64}$': 'must be an id as listed (letters, digits, "_" and "-")',
+};
+
+/** 2592000 -> "30 days", 3600 -> "1 hour", 90 -> "90 seconds". */
+function durationText(seconds: number): string {
+  for (const [unit, n] of [['day', 86_400], ['hour', 3600], ['minute', 60]] as const) {
+    if (seconds >= n && seconds % n === 0) return `${seconds / n} ${unit}${seconds / n === 1 ? '' : 's'}`;
+  }
+  return `${seconds} second${seconds === 1 ? '' : 's'}`;
+}
+
 /** Converts anything thrown into a CrosslinkError a client may see. */
-export function toCrosslinkError(err: unknown): CrosslinkError {
+export function toCrosslinkError(err: unknown, limitBytes?: number): CrosslinkError {
   if (isCrosslinkError(err)) return err;
   const e = err as FastifyError & { validation?: AjvError[]; validationContext?: string; status?: number };
   if (e && Array.isArray(e.validation)) {
@@ -41,12 +68,22 @@ export function toCrosslinkError(err: unknown): CrosslinkError {
     FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
   };
   const mapped = e?.code ? fastifyCodes[e.code] : undefined;
+  if (mapped === 'payload_too_large' && limitBytes !== undefined) {
+    return new CrosslinkError(mapped, `the request body is larger than the controller's limit of ${bytesText(limitBytes)}`, [{ path: 'body', message: `at most ${limitBytes} bytes` }], { cause: err });
+  }
   if (mapped) return new CrosslinkError(mapped, publicMessage(mapped, e.message), [], { cause: err });
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code: ErrorCode = status === 404 ? 'not_found' : status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
     return new CrosslinkError(code, publicMessage(code, e.message), [], { cause: err });
   }
   return new CrosslinkError('internal', 'internal error; the controller log has the details', [], { cause: err });
+}
+
+/** 1048576 -> "1 MiB". */
+function bytesText(n: number): string {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n / (1 << 20)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
 }
 
 function publicMessage(code: ErrorCode, message: string | undefined): string {
@@ -59,7 +96,7 @@ const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'
 
 export function installErrorHandling(app: FastifyInstance, log: Logger): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
-    const ce = toCrosslinkError(err);
+    const ce = toCrosslinkError(err, app.initialConfig.bodyLimit);
     const status = ERROR_CODES[ce.code].status;
     if (status >= 500) log.error({ err, method: req.method, url: req.url }, 'request failed');
     else log.debug({ code: ce.code, method: req.method, url: req.url }, 'request refused');

@@ -262,6 +262,20 @@ t.test('bad input on every endpoint: right 4xx and code, nothing written', async
   t.ok(jt.token);
 });
 
+t.test('messages in the CLI\'s and the docs\' terms, not the schema\'s', async (t) => {
+  const h = await makeHarness();
+  t.teardown(() => h.close());
+  const name = json(await h.call({ method: 'POST', url: '/v1/join-tokens', payload: { name: 'Box D' } }));
+  t.match(name.message, 'body.name must be a name of lowercase letters, digits and "-", 1-63 characters');
+  t.notMatch(name.message, /pattern|\^\[/, 'no regular expression');
+  const ttl = json(await h.call({ method: 'POST', url: '/v1/join-tokens', payload: { name: 'box-d', ttlSeconds: 31 * 86_400 } }));
+  t.match(ttl.message, 'body.ttlSeconds must be at most 2592000 (30 days)');
+  const role = json(await h.call({ method: 'PUT', url: '/v1/policy', as: 'operator', headers: { ...YAML, 'if-match': '"0"' }, payload: POLICY_YAML }));
+  t.equal(role.message, 'an operator token may not change the policy (apply, rollback): that needs the admin role');
+  const big = json(await h.call({ method: 'POST', url: '/v1/join-tokens', headers: { 'content-type': 'application/json' }, payload: `{"name":"${'x'.repeat(2 << 20)}"}` }));
+  t.equal(big.message, "the request body is larger than the controller's limit of 1 MiB");
+});
+
 t.test('HTTP conventions: 401 says how to authenticate, 405 says which methods', async (t) => {
   const h = await makeHarness();
   t.teardown(() => h.close());
