@@ -1,6 +1,7 @@
 // Controller settings: the file and the flags, and every mistake named with its key (and line).
 import t from 'tap';
 import { listenList, parseSettingsText, validateSettings } from './config.js';
+import type { CrosslinkError } from '../lib/errors.js';
 
 t.test('url: one or a list, one per network the controller host sits on', async (t) => {
   t.same(parseSettingsText('url: https://ctl.n3.example:8443\n').url, ['https://ctl.n3.example:8443'], 'one URL');
@@ -38,4 +39,17 @@ t.test('bad listen addresses name the key, the item and the line', async (t) => 
   t.same(validateSettings({ listen: ['0.0.0.0:8443', '172.30.0.2:9443'] }), [], 'another port is fine');
   t.match(validateSettings({ listen: [] }), [{ path: 'listen', message: /at least one/ }]);
   t.throws(() => parseSettingsText('listen: 8443\n'), { code: 'config_invalid', message: /listen: must be text or a list of text/ });
+});
+
+t.test('every problem of a config file at once, with the nearest known key', async (t) => {
+  const text = 'data-dir: /var/lib/crosslink\noverlay-cidrs: 100.64.0.0/16\nheartbeat-interval-seconds: 90\nsilent-intervals: "3"\nlog-level: loud\n';
+  const err = (() => { try { parseSettingsText(text, 'c.yaml'); return null; } catch (e) { return e as CrosslinkError; } })();
+  t.ok(err, 'refused');
+  t.same(err!.details.map((d) => [d.line, d.message]), [
+    [2, 'unknown setting "overlay-cidrs" (did you mean "overlay-cidr"?)'],
+    [3, 'heartbeat-interval-seconds: must be between 1 and 30'],
+    [4, 'silent-intervals: must be a number'],
+    [5, 'log-level: must be one of fatal, error, warn, info, debug, trace, silent'],
+  ]);
+  t.match(err!.message, /^c\.yaml:2: unknown setting "overlay-cidrs" \(did you mean "overlay-cidr"\?\) \(and 3 more\)$/);
 });

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
 import { isMap, isScalar, LineCounter, parseDocument, type Pair } from 'yaml';
 import { CrosslinkError, type ErrorDetail } from '../lib/errors.js';
+import { didYouMean } from './policy/names.js';
 
 /** Settings as the file and the flags spell them (kebab-case). */
 export interface ControllerSettings {
@@ -174,7 +175,8 @@ export function parseSettingsText(text: string, source = 'controller.yaml'): Con
         let value = (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? (isScalar(pair.value) ? pair.value.value : pair.value);
         if (kind === 'list' && typeof value === 'string') value = [value]; // one item or a list
         if (!kind) {
-          errors.push({ path: key, line, message: `unknown setting "${key}"; known: ${Object.keys(SETTING_KINDS).join(', ')}` });
+          const hint = didYouMean(key, Object.keys(SETTING_KINDS));
+          errors.push({ path: key, line, message: `unknown setting "${key}"${hint || `; known: ${Object.keys(SETTING_KINDS).join(', ')}`}` });
         } else if (kind === 'string' && typeof value !== 'string') {
           errors.push({ path: key, line, message: `${key}: must be text` });
         } else if (kind === 'number' && typeof value !== 'number') {
@@ -188,7 +190,13 @@ export function parseSettingsText(text: string, source = 'controller.yaml'): Con
     }
   }
   const settings = out as ControllerSettings;
-  if (errors.length === 0) errors.push(...validateSettings(settings, (k) => lines.get(k)));
+  // Values are checked whatever else is wrong, so one run lists every problem; a key already
+  // reported (unknown, wrong type) is not reported again.
+  if (doc.errors.length === 0) {
+    const reported = new Set(errors.map((e) => e.path));
+    errors.push(...validateSettings(settings, (k) => lines.get(k)).filter((e) => !reported.has(e.path ?? '')));
+    errors.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
+  }
   if (errors.length) {
     const first = errors[0]!;
     throw new CrosslinkError('config_invalid', `${source}${first.line ? `:${first.line}` : ''}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`, errors);
