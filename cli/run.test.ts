@@ -45,3 +45,10 @@ t.test('a usage error of the monitoring plugin is UNKNOWN (3), of anything else 
   t.match(check.out, /^CROSSLINK UNKNOWN - usage: Unknown argument: bogus\n$/);
   t.equal((await run(['agent', 'run', '--bogus'])).code, 2);
 });
+
+t.test('crosslink completion prints a bash completion script', async (t) => {
+  const r = await run(['completion']);
+  t.equal(r.code, 0);
+  t.match(r.out, /###-begin-crosslink-completions-###/);
+  t.match(r.out, /--get-yargs-completions/);
+});

@@ -37,6 +37,7 @@ export async function runCli(argv: string[], register: (y: Argv) => Argv | Promi
       .recommendCommands()
       .version(false)
       .command('version', 'Print the program version (also: crosslink --version)', (v) => v, () => { process.stdout.write(`${VERSION}\n`); })
+      .completion('completion', 'Print a bash (or zsh) completion script: crosslink completion > /etc/bash_completion.d/crosslink')
       .help()
       .alias('h', 'help')
       .wrap(Math.min(110, process.stdout.columns || 100))

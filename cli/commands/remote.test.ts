@@ -11,10 +11,10 @@ import { parseDuration, registerRemoteCommands, table, type RemoteIo } from './r
 
 interface Run { code: number; out: string; err: string }
 
-async function cli(argv: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+async function cli(argv: string[], env: Record<string, string | undefined> = {}, ask?: RemoteIo['ask']): Promise<Run> {
   let out = '';
   let err = '';
-  const io: RemoteIo = { out: (s) => { out += s; }, err: (s) => { err += s; }, readFile: (p) => readFileSync(p, 'utf8'), env };
+  const io: RemoteIo = { out: (s) => { out += s; }, err: (s) => { err += s; }, readFile: (p) => readFileSync(p, 'utf8'), env, ...(ask ? { ask } : {}) };
   process.exitCode = 0;
   let isUsageError = false;
   try {
@@ -152,6 +152,18 @@ t.test('remote commands against a real controller', async (t) => {
   t.equal(badDoc.code, 2);
   t.match(badDoc.err, /invalid\.yaml:4: rules\[0\]\.from\[0\]: unknown subnet or group "nope"/);
   t.equal((await cli(['policy', 'diff', '99', file, ...conn])).code, 1, 'a version that does not exist: the controller refuses');
+  // Destructive commands ask at a terminal (io.ask), unless --yes; a script is not asked.
+  const asked: string[] = [];
+  const no = await cli(['policy', 'rollback', '1', ...conn], {}, async (q) => { asked.push(q); return false; });
+  t.equal(no.code, 1, 'answered no: not done');
+  t.match(no.err, /not done \(answer y, or pass --yes\)/);
+  t.same(asked, ['Make policy version 1 current again?']);
+  const never = async (): Promise<boolean> => { throw new Error('asked despite --yes'); };
+  t.equal((await cli(['agents', 'revoke', 'ghost', '--yes', ...conn], {}, never)).code, 1, '--yes: not asked (ghost: the controller refuses)');
+  t.match((await cli(['agents', 'delete', 'ghost', ...conn], {}, async () => null)).err, /not_found/, 'nobody to ask (a script): goes ahead');
+  const slow = await cli(['agents', 'list', '--timeout', 'abc', ...conn]);
+  t.equal(slow.code, 2);
+  t.match(slow.err, /--timeout must be a number of seconds above 0 and at most 3600; got not a number/);
   const hist = await cli(['policy', 'history', ...conn]);
   t.match(hist.out, /^VERSION\s+CREATED\s+BY\s+COMMENT\n1 .* admin\s+first\n2 /);
   const rb = await cli(['policy', 'rollback', '1', ...conn]);

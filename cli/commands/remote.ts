@@ -22,6 +22,8 @@ export interface RemoteIo {
   err(text: string): void;
   readFile(path: string): string;
   env: Record<string, string | undefined>;
+  /** Asks a yes/no question when a person is at a terminal; null: nobody to ask (a script). */
+  ask?(question: string): Promise<boolean | null>;
 }
 
 export const processIo: RemoteIo = {
@@ -29,15 +31,37 @@ export const processIo: RemoteIo = {
   err: (t) => process.stderr.write(t),
   readFile: readInput,
   env: process.env,
+  async ask(question) {
+    if (!process.stdin.isTTY || !process.stderr.isTTY) return null;
+    const { createInterface } = await import('node:readline/promises');
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      return /^\s*y(es)?\s*$/i.test(await rl.question(`${question} [y/N] `));
+    } finally {
+      rl.close();
+    }
+  },
 };
 
-interface ConnArgs { controller?: string | string[]; token?: string; caFingerprint?: string; json?: boolean }
+/** A destructive command goes ahead with --yes, or when the person at the terminal says yes; a
+ *  script (no terminal) is not asked. Prints why when it does not go ahead. */
+async function isConfirmed(args: { yes?: boolean }, io: RemoteIo, question: string): Promise<boolean> {
+  if (args.yes === true || io.ask === undefined) return true;
+  const answer = await io.ask(question);
+  if (answer === false) io.err('crosslink: not done (answer y, or pass --yes)\n');
+  return answer !== false;
+}
+
+const yesOption = { yes: { alias: 'y', type: 'boolean' as const, default: false, describe: 'Do not ask for confirmation at a terminal' } };
+
+interface ConnArgs { controller?: string | string[]; token?: string; caFingerprint?: string; json?: boolean; timeout?: number; yes?: boolean }
 
 function connectionOptions<T>(y: Argv<T>) {
   return y
     .option('controller', { type: 'string', describe: 'Controller URL, https://HOST:PORT; repeat for a controller on several networks (tried in turn) [env CROSSLINK_CONTROLLER, space-separated]' })
     .option('token', { type: 'string', describe: 'API token [env CROSSLINK_TOKEN]' })
-    .option('ca-fingerprint', { type: 'string', describe: "SHA-256 fingerprint of the controller's CA [env CROSSLINK_CA_FINGERPRINT]" });
+    .option('ca-fingerprint', { type: 'string', describe: "SHA-256 fingerprint of the controller's CA [env CROSSLINK_CA_FINGERPRINT]" })
+    .option('timeout', { type: 'number', default: 30, describe: 'Seconds to wait for the controller' });
 }
 
 /** yargs infers kebab-case keys from options; handlers read the camelCase aliases it also sets. */
@@ -82,9 +106,14 @@ export async function withClient(args: ConnArgs, io: RemoteIo, fn: (api: ApiClie
     io.err(`crosslink: missing ${missing.join(', ')}\n`);
     return EXIT.usage;
   }
+  const timeout = args.timeout ?? 30;
+  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 3600) {
+    io.err(`crosslink: --timeout must be a number of seconds above 0 and at most 3600; got ${Number.isNaN(timeout) ? 'not a number' : timeout}\n`);
+    return EXIT.usage;
+  }
   let api: ApiClient | undefined;
   try {
-    api = await ApiClient.connect({ controller: controller!, token: token!, caFingerprint: caFingerprint! });
+    api = await ApiClient.connect({ controller: controller!, token: token!, caFingerprint: caFingerprint!, timeoutMs: timeout * 1000 });
     return await fn(api);
   } catch (e) {
     if (e instanceof UnreachableError) {
@@ -237,12 +266,17 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
     describe: 'Make an earlier version current again (recorded as a new version)',
     builder: (y) => asArgs(connectionOptions(y)
       .positional('policy-version', { type: 'number', demandOption: true, describe: 'Version to return to' })
-      .option('comment', { alias: 'm', type: 'string', describe: 'Why' })),
+      .option('comment', { alias: 'm', type: 'string', describe: 'Why' })
+      .options(yesOption)),
     handler: async (args) => {
       const version = args.policyVersion;
       if (!Number.isInteger(version) || version < 1) {
         io.err('crosslink: VERSION must be a positive whole number\n');
         process.exitCode = EXIT.usage;
+        return;
+      }
+      if (!(await isConfirmed(args, io, `Make policy version ${version} current again?`))) {
+        process.exitCode = EXIT.failed;
         return;
       }
       process.exitCode = await withClient(args, io, async (api) => {
@@ -366,8 +400,12 @@ function agentsCommand(io: RemoteIo): CommandModule {
   };
   const revoke: CommandModule<object, ConnArgs & { name: string }> = {
     command: 'revoke <name>', describe: 'Revoke an agent: refused at once and dropped by every peer',
-    builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }),
+    builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
+      if (!(await isConfirmed(args, io, `Revoke agent ${args.name}? Its box is cut off at once.`))) {
+        process.exitCode = EXIT.failed;
+        return;
+      }
       process.exitCode = await withClient(args, io, async (api) => {
         await api.request('POST', `/v1/agents/${encodeURIComponent(args.name)}/revoke`);
         io.out(`revoked agent ${args.name}\n`);
@@ -377,8 +415,12 @@ function agentsCommand(io: RemoteIo): CommandModule {
   };
   const del: CommandModule<object, ConnArgs & { name: string }> = {
     command: 'delete <name>', describe: 'Forget an agent (it must enroll again)',
-    builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }),
+    builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
+      if (!(await isConfirmed(args, io, `Delete agent ${args.name}? It must enrol again with a new join token.`))) {
+        process.exitCode = EXIT.failed;
+        return;
+      }
       process.exitCode = await withClient(args, io, async (api) => {
         await api.request('DELETE', `/v1/agents/${encodeURIComponent(args.name)}`);
         io.out(`deleted agent ${args.name}\n`);
@@ -437,8 +479,12 @@ function joinTokenCommand(io: RemoteIo): CommandModule {
   };
   const revoke: CommandModule<object, ConnArgs & { id: string }> = {
     command: 'revoke <id>', describe: 'Revoke a join token',
-    builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }),
+    builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
+      if (!(await isConfirmed(args, io, `Revoke join token ${args.id}?`))) {
+        process.exitCode = EXIT.failed;
+        return;
+      }
       process.exitCode = await withClient(args, io, async (api) => {
         await api.request('POST', `/v1/join-tokens/${encodeURIComponent(args.id)}/revoke`);
         io.out(`revoked join token ${args.id}\n`);
@@ -488,8 +534,12 @@ function tokenCommand(io: RemoteIo): CommandModule {
   };
   const revoke: CommandModule<object, ConnArgs & { id: string }> = {
     command: 'revoke <id>', describe: 'Revoke an API token',
-    builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }),
+    builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
+      if (!(await isConfirmed(args, io, `Revoke API token ${args.id}? Whoever uses it is locked out at once.`))) {
+        process.exitCode = EXIT.failed;
+        return;
+      }
       process.exitCode = await withClient(args, io, async (api) => {
         await api.request('POST', `/v1/tokens/${encodeURIComponent(args.id)}/revoke`);
         io.out(`revoked API token ${args.id}\n`);
