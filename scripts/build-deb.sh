@@ -89,6 +89,12 @@ exec /usr/bin/node /usr/lib/crosslink/dist/cli/main.js "$@"
 EOF
 chmod 0755 "$stage/usr/bin/$pkg"
 
+# --- crosslink(1), built from the commands' own help, and the bash completion.
+install -d "$stage/usr/share/man/man1" "$stage/usr/share/bash-completion/completions"
+node dist/cli/man-page.js dist/cli/main.js | gzip -9n > "$stage/usr/share/man/man1/$pkg.1.gz"
+node dist/cli/main.js completion > "$stage/usr/share/bash-completion/completions/$pkg"
+chmod 0644 "$stage/usr/share/man/man1/$pkg.1.gz" "$stage/usr/share/bash-completion/completions/$pkg"
+
 # --- systemd units, example configs (conffiles), docs and example policies.
 install -m 0644 deploy/systemd/*.service deploy/systemd/*.timer "$stage/lib/systemd/system/"
 install -m 0644 deploy/config/agent.yaml deploy/config/controller.yaml deploy/config/check.env "$stage/etc/$pkg/"

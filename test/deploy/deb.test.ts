@@ -210,6 +210,10 @@ function main(): void {
     t.match(inRoot(['cat', '/usr/bin/crosslink']).stdout, /exec \/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/crosslink-agent\.cjs "\$@"/, 'the wrapper runs the bundle for agent commands');
     const example = '/usr/share/doc/crosslink/examples/leeds.yaml';
     t.ok(existsSync(join(root, example)), `${example} is shipped`);
+    for (const f of ['/usr/share/man/man1/crosslink.1.gz', '/usr/share/bash-completion/completions/crosslink']) t.ok(existsSync(join(root, f)), `${f} is shipped`);
+    const man = inRoot(['sh', '-c', 'zcat /usr/share/man/man1/crosslink.1.gz'], { check: false }).stdout;
+    t.match(man, /^\.TH CROSSLINK 1 /, 'crosslink(1) is a man page');
+    t.match(man, /\n\.SH CROSSLINK POLICY APPLY\n/, 'built from the commands: every subcommand has its section');
     const pc = inRoot(['crosslink', 'policy', 'check', '-f', example], { check: false });
     t.equal(pc.code, 0, `crosslink policy check -f ${example} exits 0`, { stdout: pc.stdout, stderr: pc.stderr });
     t.comment(`policy check: ${(pc.stdout + pc.stderr).trim().split('\n').slice(0, 5).join(' | ')}`);
