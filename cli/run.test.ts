@@ -1,5 +1,7 @@
 // runCli's own answers: the program version, asked for at the top or after command words only.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { runCli } from './run.js';
 import { VERSION } from './version.js';
@@ -46,9 +48,12 @@ t.test('a usage error of the monitoring plugin is UNKNOWN (3), of anything else 
   t.equal((await run(['agent', 'run', '--bogus'])).code, 2);
 });
 
-t.test('crosslink completion prints a bash completion script', async (t) => {
-  const r = await run(['completion']);
-  t.equal(r.code, 0);
-  t.match(r.out, /###-begin-crosslink-completions-###/);
-  t.match(r.out, /--get-yargs-completions/);
+t.test('crosslink completion prints a bash completion script (a real process: yargs exits after it)', async (t) => {
+  const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'completion'], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /###-begin-crosslink-completions-###/);
+  t.match(r.stdout, /--get-yargs-completions/);
+  const words = spawnSync(process.execPath, ['--import', 'tsx', main, '--get-yargs-completions', 'crosslink', 'policy', ''], { encoding: 'utf8', timeout: 60_000 });
+  t.match(words.stdout, /^apply$/m, 'it completes subcommands');
 });
