@@ -31,15 +31,24 @@ function agent(name: string, i: number, advertised: string[]): AgentRecord {
   };
 }
 
-t.test('serving health moves a subnet to the standby and back, one handover each way', async (t) => {
+
+const ENROL = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
+
+/** A distributor over a memory store with `primary`, `standby` and `council` enrolled (each
+ *  advertising its subnet), recording handovers. */
+async function threeBoxes(): Promise<{ d: Distributor; handovers: Handover[][] }> {
   const store = new MemoryStore();
-  const audit = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
-  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', audit);
-  await store.enrollAgent(agent('standby', 1, ['10.20.1.0/24']), 'none', audit);
-  await store.enrollAgent(agent('council', 2, ['10.60.1.0/24']), 'none', audit);
+  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', ENROL);
+  await store.enrollAgent(agent('standby', 1, ['10.20.1.0/24']), 'none', ENROL);
+  await store.enrollAgent(agent('council', 2, ['10.60.1.0/24']), 'none', ENROL);
   const handovers: Handover[][] = [];
   const d = new Distributor({ store, log: silentLogger(), clock: systemClock, onHandover: (h) => handovers.push([...h]) });
   await d.start();
+  return { d, handovers };
+}
+
+t.test('serving health moves a subnet to the standby and back, one handover each way', async (t) => {
+  const { d, handovers } = await threeBoxes();
   const parsed = parsePolicy(POLICY);
   t.ok(parsed.policy, JSON.stringify(parsed.errors));
   await d.setPolicy(parsed.policy!, 1);
@@ -66,9 +75,8 @@ t.test('serving health moves a subnet to the standby and back, one handover each
 
 t.test('unservedSubnets(): each subnet nobody serves, why, and whether its boxes have merely not enrolled', async (t) => {
   const store = new MemoryStore();
-  const audit = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
   // A dual-stack subnet whose box advertises only the IPv4 prefix; `council` never enrols.
-  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', audit);
+  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', ENROL);
   const d = new Distributor({ store, log: silentLogger(), clock: systemClock });
   await d.start();
   const parsed = parsePolicy(POLICY.replace('cidr: 10.20.1.0/24, zone: n3, via: [primary, standby]', 'cidr: [10.20.1.0/24, "fd20:8::/64"], zone: n3, via: [primary]'));
@@ -82,14 +90,8 @@ t.test('unservedSubnets(): each subnet nobody serves, why, and whether its boxes
 });
 
 t.test('a handover names only unhealthy boxes of that subnet', async (t) => {
-  const store = new MemoryStore();
-  const audit = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
-  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', audit);
-  await store.enrollAgent(agent('standby', 1, ['10.20.1.0/24']), 'none', audit);
-  await store.enrollAgent(agent('council', 2, ['10.60.1.0/24']), 'none', audit);
-  const handovers: Handover[][] = [];
-  const d = new Distributor({ store, log: silentLogger(), clock: systemClock, onHandover: (h) => handovers.push([...h]) });
-  await d.start();
+  const { d, handovers } = await threeBoxes();
+  t.teardown(() => d.stop());
   await d.setPolicy(parsePolicy(POLICY).policy!, 1);
   await d.setAgentHealth('council', false);
   handovers.length = 0;
