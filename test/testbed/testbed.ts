@@ -239,7 +239,7 @@ export class Testbed {
     const bed = new Testbed(topology, ensureWorkDir(prefix, true), opts);
     live.add(bed);
     installExitHooks();
-    opts.t?.teardown(() => bed.destroy());
+    opts.t?.teardown(() => bed.destroyReporting());
     try {
       await bed.build();
     } catch (e) {
@@ -263,7 +263,7 @@ export class Testbed {
     if (opts.isOwned) {
       live.add(bed);
       installExitHooks();
-      opts.t?.teardown(() => bed.destroy());
+      opts.t?.teardown(() => bed.destroyReporting());
     }
     return bed;
   }
@@ -560,6 +560,17 @@ export class Testbed {
   destroy(): Promise<void> {
     this.destroying ??= this.teardown();
     return this.destroying;
+  }
+
+  /** destroy() for a test's teardown: a failure is written to stderr with its stack before it is
+   *  rethrown (tap reports only "error thrown in teardown"). */
+  async destroyReporting(): Promise<void> {
+    try {
+      await this.destroy();
+    } catch (e) {
+      process.stderr.write(`testbed ${this.prefix}: teardown failed: ${(e as Error).stack ?? String(e)}\n`);
+      throw e;
+    }
   }
 
   private async teardown(): Promise<void> {
