@@ -5,6 +5,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { checkHealth, formatStatus, parseThresholds, unreachableResult, type CheckFilter, type CheckResult, type HealthResponse, type Thresholds } from '../health-format.js';
 import { ApiClient } from './api.js';
+import { timeoutProblem } from '../flags.js';
 
 export interface ConnectionArgs {
   controller: string;
@@ -59,9 +60,8 @@ function connection(a: RawConnection): ConnectionArgs | string {
   if (!a.controller) return 'no controller: pass --controller https://HOST:PORT or set CROSSLINK_CONTROLLER';
   if (!a.token) return 'no API token: set CROSSLINK_TOKEN or pass --token';
   if (!a.caFingerprint) return 'no CA fingerprint: pass --ca-fingerprint or set CROSSLINK_CA_FINGERPRINT';
-  if (a.timeout !== undefined && (!Number.isFinite(a.timeout) || a.timeout <= 0 || a.timeout > 3600)) {
-    return `--timeout must be a number of seconds above 0 and at most 3600; got ${Number.isNaN(a.timeout) ? 'not a number' : String(a.timeout)}`;
-  }
+  const timeout = a.timeout === undefined ? null : timeoutProblem(a.timeout);
+  if (timeout !== null) return timeout;
   return { controller: a.controller, token: a.token, caFingerprint: a.caFingerprint, timeout: a.timeout ?? 10 };
 }
 

@@ -4,6 +4,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { checkPolicy, DEFAULT_MIN_PREFIX_LENGTH, describeErrorCount, describeFlow, describePairPath, evaluate, pairPathJson, parsePolicy, type CheckSummary } from '../../controller/policy/index.js';
 import type { ErrorDetail } from '../../lib/errors.js';
 import { inputName, readInput } from '../read-input.js';
+import { wholeNumberProblem } from '../flags.js';
 
 /** Where output goes; tests pass their own. */
 export interface PolicyCliIo {
@@ -35,7 +36,7 @@ function readPolicy(file: string, io: PolicyCliIo): string | undefined {
 
 /** The problem with --min-prefix-length, or null. */
 function minPrefixProblem(n: number): string | null {
-  return Number.isInteger(n) && n >= 0 && n <= 128 ? null : `--min-prefix-length must be a whole number from 0 to 128; got ${Number.isNaN(n) ? 'not a number' : String(n)}`;
+  return wholeNumberProblem('--min-prefix-length', n, 0, 128);
 }
 
 export interface CheckArgs { file: string; json: boolean; minPrefixLength: number }
@@ -95,8 +96,7 @@ export interface WhatifArgs { file: string; from: string; to: string; port?: num
 function whatifUsageProblem(args: WhatifArgs): string | null {
   if (args.proto === 'icmp') return args.port === undefined ? null : '--port does not apply to --proto icmp (ICMP has no ports); leave it out';
   if (args.port === undefined) return `--port is required with --proto ${args.proto}`;
-  if (!Number.isInteger(args.port) || args.port < 1 || args.port > 65535) return `--port must be a port number from 1 to 65535; got ${Number.isNaN(args.port) ? 'not a number' : String(args.port)}`;
-  return null;
+  return wholeNumberProblem('--port', args.port, 1, 65535, 'a port number');
 }
 
 /**

@@ -7,6 +7,7 @@
 // reach the controller, or it could not prove it holds the pinned CA.
 // Handlers set process.exitCode; they never exit.
 import { inputName, readInput } from '../read-input.js';
+import { givenText, timeoutProblem, wholeNumberProblem } from '../flags.js';
 import type { Argv, CommandModule } from 'yargs';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { ApiClient, ApiError, UnreachableError } from './api.js';
@@ -107,8 +108,9 @@ export async function withClient(args: ConnArgs, io: RemoteIo, fn: (api: ApiClie
     return EXIT.usage;
   }
   const timeout = args.timeout ?? 30;
-  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 3600) {
-    io.err(`crosslink: --timeout must be a number of seconds above 0 and at most 3600; got ${Number.isNaN(timeout) ? 'not a number' : timeout}\n`);
+  const badTimeout = timeoutProblem(timeout);
+  if (badTimeout !== null) {
+    io.err(`crosslink: ${badTimeout}\n`);
     return EXIT.usage;
   }
   let api: ApiClient | undefined;
@@ -235,7 +237,7 @@ export function policyRemoteCommands(io: RemoteIo = processIo): CommandModule[] 
     builder: (y) => asArgs(connectionOptions(y).option('policy-version', { alias: 'version', type: 'number', describe: 'An earlier version' }).option(jsonOption)),
     handler: async (args) => {
       if (args.policyVersion !== undefined && (!Number.isInteger(args.policyVersion) || args.policyVersion < 1)) {
-        io.err(`crosslink: --policy-version must be a version number (1, 2, ...); got ${Number.isNaN(args.policyVersion) ? 'not a number' : String(args.policyVersion)}\n`);
+        io.err(`crosslink: --policy-version must be a version number (1, 2, ...); got ${givenText(args.policyVersion)}\n`);
         process.exitCode = EXIT.usage;
         return;
       }
@@ -564,10 +566,10 @@ function auditCommand(io: RemoteIo): CommandModule {
       .option('limit', { type: 'number', default: 100, describe: 'At most this many (1-1000)' })
       .option(jsonOption)),
     handler: async (args) => {
-      const bad = !Number.isInteger(args.afterId) || args.afterId < 0 ? `--after-id must be an entry id (0 or more); got ${args.afterId}`
-        : !Number.isInteger(args.limit) || args.limit < 1 || args.limit > 1000 ? `--limit must be a whole number from 1 to 1000; got ${args.limit}` : null;
+      const bad = !Number.isInteger(args.afterId) || args.afterId < 0 ? `--after-id must be an entry id (0 or more); got ${givenText(args.afterId)}`
+        : wholeNumberProblem('--limit', args.limit, 1, 1000);
       if (bad !== null) {
-        io.err(`crosslink: ${bad.replace('got NaN', 'got not a number')}\n`);
+        io.err(`crosslink: ${bad}\n`);
         process.exitCode = EXIT.usage;
         return;
       }

@@ -114,8 +114,8 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
     return { knownAgents: enrolled.map((a) => a.name), nonConsentingRelays: enrolled.filter((a) => !a.isRelay).map((a) => a.name) };
   }
 
-  async function check(document: string): Promise<Policy> {
-    const r = policyEngine.parse(document, await parseOptions());
+  async function check(document: string, opts?: { knownAgents: string[]; nonConsentingRelays: string[] }): Promise<Policy> {
+    const r = policyEngine.parse(document, opts ?? await parseOptions());
     if (r.errors) throw new CrosslinkError('policy_invalid', `policy is invalid: ${describeErrorCount(r.errors)}`, r.errors);
     const failures = policyEngine.runTests(r.policy);
     if (failures.length) throw new CrosslinkError('policy_tests_failed', `${failures.length} policy test${failures.length === 1 ? '' : 's'} failed`, failures);
@@ -227,11 +227,12 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
         },
       }, async (req: FastifyRequest) => {
         const body = readPolicyBody(req);
-        const policy = await check(body.document);
+        // One read of the enrolled agents serves both the candidate and the current document.
+        const opts = await parseOptions();
+        const policy = await check(body.document, opts);
         const dry = await distribution.dryRun(policy);
         const current = await store.currentPolicy();
         // The current document as it parses now (null: none yet, or it no longer validates).
-        const opts = await parseOptions();
         const before = current ? policyEngine.parse(current.document, opts).policy ?? null : null;
         const enrolled = new Set(opts.knownAgents);
         return {

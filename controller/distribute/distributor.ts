@@ -195,7 +195,7 @@ export class Distributor implements DistributionPort {
       const cur = this.#current.get(a.name);
       if (cur && cur.hash === next.contentHash) continue;
       const changes = this.#compiler.diff(cur?.config, next);
-      if (changes.length > 0) out.push({ agent: a.name, changes, isConnected: (this.#streams.get(a.name)?.size ?? 0) > 0 });
+      if (changes.length > 0) out.push({ agent: a.name, changes, isConnected: this.liveView(a.name).isConnected });
     }
     return { agents: out, paths, unserved };
   }
