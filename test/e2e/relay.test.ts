@@ -155,3 +155,9 @@ t.test('the relay dies: the pair moves to the other relay', async (t) => {
   t.ok((await gpEndpointForCivic()).startsWith(`${underlayAddress(other, 'n3-wan')}:`), `gp now sends through ${other}`);
   t.ok(gapMs <= 10_000, `moved within 10 s (${gapMs} ms)`);
 });
+
+// As the other fleet tests: stop the agents, the controller and the fleet's API forwarder before the
+// testbed goes, rather than letting the testbed's teardown kill the controller under an open forwarder.
+t.test('stop', async () => {
+  await fleet.stop();
+});
