@@ -39,6 +39,8 @@ export function parseIpAddrAllJson(stdout: string): InterfaceAddress[] {
 export class LinuxLinks implements LinkPort {
   private readonly caches = new Map<string, MonitoredCache<LinkObserved>>();
   private readonly allCache: MonitoredCache<InterfaceAddress[]>;
+  /** The background gratuitous-ARP sender of each gateway this box holds ("IF ADDRESS/LEN"). */
+  private readonly announcers = new Map<string, number>();
 
   /** With `monitor`, reads run nothing while the monitor saw no change (see monitor.ts). */
   constructor(private readonly opts: { runner: CommandRunner; netns?: string; monitor?: NetlinkMonitor }) {
@@ -109,7 +111,30 @@ export class LinuxLinks implements LinkPort {
       // that briefly served at start-up did, in the failover test), and the last announcement wins.
       // Started as a daemon (its own session, not waited for): it must not hold up the agent's
       // exit, and it ends by itself within 6 s.
-      this.opts.runner.startDaemon?.(['arping', '-q', '-U', '-c', '5', '-w', '6', '-I', ifname, address], { netns: this.opts.netns }).detach();
+      // Stopped when the address goes (delAddress): arping -U keeps claiming an address its box no
+      // longer has, and a standby that served for a moment at start-up would otherwise pull the
+      // LAN's hosts back to itself for seconds after the primary took the gateway.
+      this.stopAnnouncer(`${ifname} ${c}`);
+      const daemon = this.opts.runner.startDaemon?.(['arping', '-q', '-U', '-c', '5', '-w', '6', '-I', ifname, address], { netns: this.opts.netns });
+      if (daemon) {
+        const key = `${ifname} ${c}`;
+        this.announcers.set(key, daemon.pid);
+        // Forgotten as soon as it exits, so a PID the system reuses later is never signalled.
+        void daemon.exited.then(() => {
+          if (this.announcers.get(key) === daemon.pid) this.announcers.delete(key);
+        });
+      }
+    }
+  }
+
+  private stopAnnouncer(key: string): void {
+    const pid = this.announcers.get(key);
+    if (pid === undefined) return;
+    this.announcers.delete(key);
+    try {
+      process.kill(pid, 'SIGTERM'); // our own child, still running (see above)
+    } catch {
+      // already gone
     }
   }
 
@@ -118,6 +143,7 @@ export class LinuxLinks implements LinkPort {
   }
 
   private async delAddressNow(ifname: string, cidr: string): Promise<void> {
+    this.stopAnnouncer(`${ifname} ${canonicalInterfaceAddress(cidr)}`);
     const argv = ['ip', 'addr', 'del', canonicalInterfaceAddress(cidr), 'dev', ifname];
     const r = await this.opts.runner.run(argv, { netns: this.opts.netns, allowFailure: true });
     // Already absent is the state we want.

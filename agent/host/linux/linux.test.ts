@@ -6,6 +6,7 @@ import { createLinuxHost } from './host.js';
 import { isRoot, must, NetnsFixture } from './netns-fixture.js';
 import { detectWireGuardMode } from './wireguard.js';
 import { ProcessRunner } from './run.js';
+import { LinuxLinks } from './links.js';
 import { renderFirewall } from '../firewall-render.js';
 import { manyTuples } from '../testing/firewall-fixtures.js';
 
@@ -198,6 +199,42 @@ if (!isRoot()) {
     }
     t.same(routes, [r('10.4.0.0/24')], 'a route deleted by hand is seen');
     t.equal(link.mtu, 1300, 'an MTU changed by hand is seen');
+  });
+
+  t.test('gateway: a removed gateway is no longer announced (a standby that served for a moment must not keep claiming it)', async (t) => {
+    const ns = fx.addNetns('g');
+    const lan = fx.ifname('l');
+    t.teardown(() => fx.removeNetns(ns));
+    must(['ip', '-n', ns, 'link', 'add', lan, 'type', 'veth', 'peer', 'name', `${lan}p`]);
+    must(['ip', '-n', ns, 'link', 'set', lan, 'up']);
+    must(['ip', '-n', ns, 'link', 'set', `${lan}p`, 'up']);
+    const inner = new ProcessRunner();
+    const announcers: number[] = [];
+    const runner = {
+      run: inner.run.bind(inner),
+      startDaemon: (argv: readonly string[], opts?: Parameters<ProcessRunner['startDaemon']>[1]) => {
+        const d = inner.startDaemon(argv, opts);
+        if (argv[0] === 'arping') { announcers.push(d.pid); fx.trackPid(d.pid); }
+        return d;
+      },
+    };
+    const links = new LinuxLinks({ runner, netns: ns });
+    const isAlive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    const isGoneSoon = async (pid: number) => {
+      const deadline = Date.now() + 1000;
+      while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return !isAlive(pid);
+    };
+    await links.addGateway(lan, '10.9.0.1/24');
+    t.equal(announcers.length, 1, 'announced in the background after the first gratuitous ARPs');
+    t.ok(isAlive(announcers[0]!), 'still announcing');
+    await links.delAddress(lan, '10.9.0.1/24');
+    t.ok(await isGoneSoon(announcers[0]!), 'the announcer stops with the address, not seconds later');
+    await links.addGateway(lan, '10.9.0.1/24');
+    await links.addGateway(lan, '10.9.0.1/24');
+    t.equal(announcers.length, 3);
+    t.ok(await isGoneSoon(announcers[1]!), 'a second add replaces the announcer: one at a time per address');
+    t.ok(isAlive(announcers[2]!), 'the newest one announces');
   });
 
   t.test('detectWireGuardMode leaves nothing behind', async (t) => {
