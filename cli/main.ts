@@ -4,7 +4,8 @@
 //
 // It loads only the module of the command being run: monitoring runs `crosslink check` every minute
 // for every check, and loading every command (the controller, the policy compiler, the agent) for
-// each cost ~0.4 s. `crosslink --version` loads nothing but the version. Help at the top, or a
+// each cost ~0.4 s. `crosslink --version` loads nothing but the version; `check` and `status` do
+// not even load yargs when their command line is an ordinary one (cli/fast-path.ts). Help at the top, or a
 // command name that is not one of these, loads them all (yargs then lists or suggests them).
 import type { Argv, CommandModule } from 'yargs';
 
@@ -34,6 +35,8 @@ async function all(y: Argv): Promise<Argv> {
 const argv = process.argv.slice(2);
 if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.write(`${(await import('./version.js')).VERSION}\n`);
+} else if ((argv[0] === 'check' || argv[0] === 'status') && (await (await import('./fast-path.js')).runHealthCommandFast(argv))) {
+  // Done without yargs (see cli/fast-path.ts).
 } else {
   const first = argv.find((a) => !a.startsWith('-'));
   const isTopHelp = first === undefined;

@@ -2,13 +2,14 @@
 // conventions, fit for cron, Icinga or a systemd timer as it is). Both read GET /v1/health from the
 // controller; the fetching is a parameter so tests (and other transports) can replace it.
 // Handlers set process.exitCode and return; only cli/main.ts exits.
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv, CommandModule, Options } from 'yargs';
 import { checkHealth, formatStatus, parseThresholds, unreachableResult, type CheckFilter, type CheckResult, type HealthResponse, type Thresholds } from '../health-format.js';
 import { ApiClient } from './api.js';
 import { timeoutProblem } from '../flags.js';
 
 export interface ConnectionArgs {
-  controller: string;
+  /** One URL, or several tried in turn (repeated --controller, or spaces in CROSSLINK_CONTROLLER). */
+  controller: string | string[];
   token: string;
   caFingerprint: string;
   /** Seconds to wait for the controller. */
@@ -45,15 +46,31 @@ function isHealthResponse(body: unknown): body is HealthResponse {
   return typeof b === 'object' && b !== null && typeof b.state === 'string' && Array.isArray(b.agents) && Array.isArray(b.links) && Array.isArray(b.probes);
 }
 
-function connectionOptions<T>(y: Argv<T>) {
-  return y
-    .option('controller', { type: 'string', describe: 'Controller URL, https://HOST:PORT (env CROSSLINK_CONTROLLER)', default: process.env.CROSSLINK_CONTROLLER, defaultDescription: '$CROSSLINK_CONTROLLER' })
-    .option('token', { type: 'string', describe: 'API token (env CROSSLINK_TOKEN; prefer the environment, argv is visible to other users)', default: process.env.CROSSLINK_TOKEN, defaultDescription: '$CROSSLINK_TOKEN' })
-    .option('ca-fingerprint', { type: 'string', describe: "sha256 of the controller CA's DER, hex (env CROSSLINK_CA_FINGERPRINT)", default: process.env.CROSSLINK_CA_FINGERPRINT, defaultDescription: '$CROSSLINK_CA_FINGERPRINT' })
-    .option('timeout', { type: 'number', describe: 'Seconds to wait for the controller', default: 10 });
-}
+/** The options of `status` and `check`, as yargs reads them; cli/fast-path.ts parses the same
+ *  tables without yargs for the runs monitoring makes every minute. */
+export const CONNECTION_OPTIONS = {
+  controller: { type: 'string', describe: 'Controller URL, https://HOST:PORT; repeat for a controller on several networks (tried in turn) (env CROSSLINK_CONTROLLER)', default: process.env.CROSSLINK_CONTROLLER, defaultDescription: '$CROSSLINK_CONTROLLER' },
+  token: { type: 'string', describe: 'API token (env CROSSLINK_TOKEN; prefer the environment, argv is visible to other users)', default: process.env.CROSSLINK_TOKEN, defaultDescription: '$CROSSLINK_TOKEN' },
+  'ca-fingerprint': { type: 'string', describe: "sha256 of the controller CA's DER, hex (env CROSSLINK_CA_FINGERPRINT)", default: process.env.CROSSLINK_CA_FINGERPRINT, defaultDescription: '$CROSSLINK_CA_FINGERPRINT' },
+  timeout: { type: 'number', describe: 'Seconds to wait for the controller', default: 10 },
+} satisfies Record<string, Options>;
 
-interface RawConnection { controller?: string; token?: string; caFingerprint?: string; timeout?: number }
+export const STATUS_OPTIONS = {
+  ...CONNECTION_OPTIONS,
+  json: { type: 'boolean', default: false, describe: 'Print the controller\'s JSON answer' },
+} satisfies Record<string, Options>;
+
+export const CHECK_OPTIONS = {
+  ...CONNECTION_OPTIONS,
+  agent: { type: 'string', describe: 'Check only this agent' },
+  link: { type: 'string', describe: 'Check only this link, A:B' },
+  probe: { type: 'string', describe: 'Check only this path probe, RULE/INDEX (or AGENT/RULE/INDEX)' },
+  warning: { alias: 'w', type: 'string', array: true, describe: 'WARNING when METRIC is outside RANGE: rtt=50 (ms), loss=5 (%), handshake=150 (s); Nagios range syntax (10, 10:, ~:10, 10:20, @10:20); repeatable' },
+  critical: { alias: 'c', type: 'string', array: true, describe: 'CRITICAL when METRIC is outside RANGE, as --warning' },
+  json: { type: 'boolean', default: false, describe: 'Print {status, exitCode, summary, perfdata} as JSON instead of the plugin line (same exit code)' },
+} satisfies Record<string, Options>;
+
+interface RawConnection { controller?: string | string[]; token?: string; caFingerprint?: string; timeout?: number }
 
 /** The connection, or the name of the first missing setting. */
 function connection(a: RawConnection): ConnectionArgs | string {
@@ -142,8 +159,7 @@ export function createStatusCommand(deps: HealthCliDeps = realDeps): CommandModu
   return {
     command: 'status',
     describe: 'Show the state of every agent, link and path probe, worst first, with the reason',
-    builder: (y: Argv) => connectionOptions(y)
-      .option('json', { type: 'boolean', default: false, describe: 'Print the controller\'s JSON answer' }) as unknown as Argv<StatusArgs>,
+    builder: (y: Argv) => y.options(STATUS_OPTIONS) as unknown as Argv<StatusArgs>,
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
       process.exitCode = await runStatus(argv, deps);
     },
@@ -154,13 +170,7 @@ export function createCheckCommand(deps: HealthCliDeps = realDeps): CommandModul
   return {
     command: 'check',
     describe: 'Monitoring plugin: one summary line with performance data; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN',
-    builder: (y: Argv) => connectionOptions(y)
-      .option('agent', { type: 'string', describe: 'Check only this agent' })
-      .option('link', { type: 'string', describe: 'Check only this link, A:B' })
-      .option('probe', { type: 'string', describe: 'Check only this path probe, RULE/INDEX (or AGENT/RULE/INDEX)' })
-      .option('warning', { alias: 'w', type: 'string', array: true, describe: 'WARNING when METRIC is outside RANGE: rtt=50 (ms), loss=5 (%), handshake=150 (s); Nagios range syntax (10, 10:, ~:10, 10:20, @10:20); repeatable' })
-      .option('critical', { alias: 'c', type: 'string', array: true, describe: 'CRITICAL when METRIC is outside RANGE, as --warning' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print {status, exitCode, summary, perfdata} as JSON instead of the plugin line (same exit code)' })
+    builder: (y: Argv) => y.options(CHECK_OPTIONS)
       .example('$0 check -w rtt=50 -c rtt=200 -w loss=5 -c loss=20', 'thresholds on the worst link RTT (ms) and loss (%)')
       .example('$0 check', 'the whole fleet')
       .example('$0 check --link gp-surgery:civic-hall', 'one link, e.g. as an Icinga service') as unknown as Argv<CheckArgs>,
