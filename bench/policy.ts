@@ -4,8 +4,15 @@
 //   fleet: N agents, 2N subnets (/24s, 5% also with an IPv6 /64, 10% with a standby), 100 groups of
 //   50-300 subnets plus 10 groups of groups, 2,000 rules: 10% from a group to a central service,
 //   90% between 1-3 subnets on each side.
+//
+// Then `crosslink policy check` of the 10,000-agent fleet as a whole process (`dist/cli/main.js`,
+// hence `make build` first), the file written as YAML and as JSON: wall time and peak RSS, median
+// of 3. `--whole-process-only` runs that part alone.
 import { spawnSync } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { PolicyCompiler, compilePolicy } from '../controller/policy/compile.js';
@@ -170,12 +177,48 @@ function runOne(agentCount: number): void {
   }));
 }
 
+/** `crosslink policy check -f FILE` as a whole process: wall ms and peak RSS MB, median of `runs`. */
+function wholeProcess(agentCount: number, runs = 3): void {
+  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'xl-bench-policy-'));
+  try {
+    const { raw } = generate(agentCount);
+    const files = { YAML: join(dir, 'fleet.yaml'), JSON: join(dir, 'fleet.json') };
+    writeFileSync(files.YAML, stringify(raw, { aliasDuplicateObjects: false }));
+    writeFileSync(files.JSON, JSON.stringify(raw, null, 2));
+    // The child reports its own peak RSS as it exits (resourceUsage: kilobytes).
+    const rss = 'data:text/javascript,process.on("exit",()=>process.stderr.write("\\nmaxrss_kb="+process.resourceUsage().maxRSS+"\\n"))';
+    console.log(`\ncrosslink policy check, whole process, ${agentCount} agents (median of ${runs}; node ${process.version}):`);
+    for (const [format, file] of Object.entries(files)) {
+      const walls: number[] = [];
+      const rssMb: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const t0 = performance.now();
+        const r = spawnSync(process.execPath, ['--import', rss, cli, 'policy', 'check', '-f', file], { encoding: 'utf8' });
+        walls.push(performance.now() - t0);
+        if (r.status !== 0) {
+          console.error(`policy check exited ${r.status}: ${r.stderr.slice(0, 2000)}`);
+          process.exitCode = 1;
+          return;
+        }
+        rssMb.push(Number(/maxrss_kb=(\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024);
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      console.log(`  ${format}: ${(median(walls) / 1000).toFixed(2)} s (runs ${walls.map((w) => (w / 1000).toFixed(2)).join(', ')}), peak RSS ${median(rssMb).toFixed(0)} MB   target <= 3 s, <= 1 GB`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const isMain = process.argv[1] === fileURLToPath(import.meta.url);
 const argIndex = process.argv.indexOf('--agents');
 if (!isMain) {
   // imported (e.g. by a test): do nothing
 } else if (argIndex >= 0) {
   runOne(Number(process.argv[argIndex + 1]));
+} else if (process.argv.includes('--whole-process-only')) {
+  wholeProcess(10_000);
 } else {
   const sizes = [1000, 5000, 10000];
   console.log(`policy compiler benchmark: ${RULES} rules, 2 subnets per agent; node ${process.version}`);
@@ -197,4 +240,5 @@ if (!isMain) {
     console.log(`| ${r.agents} | ${r.subnets} | ${r.rules} | ${r.peers} | ${r.validate} | ${r.full} | ${r.oneRule} (${r.oneRuleRebuilt}) | ${r.oneRuleReparsed} (${r.oneRuleReparsedRebuilt}) | ${r.groupRule} (${r.groupRuleRebuilt}) | ${r.agentDown} (${r.agentDownRebuilt}) | ${r.peakRssMb} MB |`);
   }
   console.log(`\nload average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (2 cores; figures are wall time, CPU time in brackets)`);
+  if (process.exitCode !== 1) wholeProcess(10_000);
 }

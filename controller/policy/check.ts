@@ -90,7 +90,7 @@ export function checkPolicy(text: string, opts: CheckOptions = {}): CheckSummary
   if (!v.policy) return { ...empty, errors: v.errors };
   const policy = v.policy;
   const inventory = syntheticInventory(policy);
-  const compiled = compilePolicy(policy, inventory);
+  const compiled = compilePolicy(policy, inventory, { isHashed: false }); // nothing is sent: no hashes
   const tests = runPolicyTests(policy);
   const links = new Set<string>();
   for (const [name, cfg] of compiled.configs) {
