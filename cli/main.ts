@@ -21,9 +21,16 @@ const loaders: Record<string, Register> = {
   version: async (y) => y,
 };
 
+/** `policy` subcommands that talk to the controller: they need neither the policy compiler nor the
+ *  local `check`/`whatif` (which load it), so `crosslink policy apply` starts without them. */
+const REMOTE_POLICY = new Set(['apply', 'get', 'history', 'rollback', 'diff']);
+
 async function remote(y: Argv): Promise<Argv> {
-  const [{ registerRemoteCommands }, local] = await Promise.all([import('./commands/remote.js'), import('./commands/policy-local.js')]);
-  return registerRemoteCommands(y, { policyLocal: [local.checkCommand, local.whatifCommand] as unknown as CommandModule[] });
+  // Only `policy` itself builds its subcommands (yargs runs a group's builder when it is the command).
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const isLocalNeeded = words[0] === 'policy' && !REMOTE_POLICY.has(words[1] ?? '');
+  const [{ registerRemoteCommands }, local] = await Promise.all([import('./commands/remote.js'), isLocalNeeded ? import('./commands/policy-local.js') : undefined]);
+  return registerRemoteCommands(y, { policyLocal: local ? [local.checkCommand, local.whatifCommand] as unknown as CommandModule[] : [] });
 }
 
 async function all(y: Argv): Promise<Argv> {

@@ -50,6 +50,7 @@ export const PairPathSchema = Type.Object({
 }, { additionalProperties: false, description: 'How two boxes with a permitted flow reach each other' });
 
 const DryRunResult = Type.Object({
+  baseVersion: Type.Integer({ minimum: 0, description: 'The current policy version the diffs are against (0: none yet). Send it as If-Match to apply exactly the change shown.' }),
   testsRun: Type.Integer(),
   policy: Type.Array(Type.String(), { description: 'Policy-level changes against the current version: "+ rule NAME: ...", "- subnet NAME", "~ rule NAME: ports A -> B". Shown whatever the boxes are doing.' }),
   notEnrolled: Type.Array(Type.String(), { description: 'Agents the document names that have not enrolled: they get their config when they do.' }),
@@ -236,6 +237,7 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
         const before = current ? policyEngine.parse(current.document, opts).policy ?? null : null;
         const enrolled = new Set(opts.knownAgents);
         return {
+          baseVersion: current?.version ?? 0,
           testsRun: policy.tests.length,
           policy: policyEngine.diff(before, policy),
           agents: dry.agents.filter((d) => d.changes.length > 0).sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0)),

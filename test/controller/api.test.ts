@@ -74,6 +74,7 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
   const dry = await h.call({ method: 'POST', url: '/v1/policy/dry-run', as: 'operator', headers: YAML, payload: POLICY_YAML });
   t.equal(dry.statusCode, 200, dry.body);
   t.same(json(dry), {
+    baseVersion: 3, // what the diffs are against: If-Match for applying exactly this
     testsRun: 2,
     // Policy-level: against the current version (the JSON document), whatever the boxes do.
     policy: [
