@@ -6,8 +6,10 @@ import { agentInput, probeSpec, T0 } from '../health/fixtures.js';
 import { HealthMonitor } from '../health/monitor.js';
 import type { AgentHealthInput } from '../health/types.js';
 import { healthStatusRoutes } from './health-status.js';
+import { ErrorBody } from './schemas.js';
+import type { UnservedView } from '../distribute/port.js';
 
-async function build(inputs: (now: number) => AgentHealthInput[], opts: { evaluate?: boolean; authorize?: boolean } = {}) {
+async function build(inputs: (now: number) => AgentHealthInput[], opts: { evaluate?: boolean; authorize?: boolean; unserved?: () => UnservedView[] } = {}) {
   let now = T0;
   let source = inputs;
   const monitor = new HealthMonitor({
@@ -24,7 +26,8 @@ async function build(inputs: (now: number) => AgentHealthInput[], opts: { evalua
   const authorize = opts.authorize
     ? async (req: { headers: Record<string, unknown> }) => { if (req.headers.authorization !== 'Bearer ok') throw new CrosslinkError('unauthenticated', 'no'); }
     : undefined;
-  await app.register(healthStatusRoutes({ monitor, authorize }));
+  app.addSchema(ErrorBody);
+  await app.register(healthStatusRoutes({ monitor, authorize, unserved: opts.unserved }));
   return {
     app, monitor,
     advance: (ms: number) => { now += ms; },
@@ -50,6 +53,29 @@ t.test('GET /v1/health: overall plus every agent, link, probe and serving health
   t.same(body.probes.map((p: { id: string; state: string }) => [p.id, p.state]), [['a/care/0', 'ok']]);
   t.same(body.serving.map((s: { agent: string; isHealthy: boolean }) => [s.agent, s.isHealthy]), [['a', true], ['b', true], ['c', true]]);
   t.equal(body.counts.agents.down, 1);
+});
+
+t.test('the response schemas lose nothing: each answer is the monitor\'s own data, every field', async (t) => {
+  const unserved: UnservedView[] = [{ subnet: 'x', reason: 'nobody advertises it', isAwaitingEnrolment: false }];
+  const rich = (now: number) => [
+    agentInput('a', now, { peers: ['b'], probes: [probeSpec('care/0'), probeSpec('care/1')] }),
+    agentInput('b', now, { peers: ['a', 'c'] }),
+    agentInput('c', now, { peers: ['b'], reportAgoMs: 40_000, isConnected: false }),
+    agentInput('d', now, { peers: [], isRevoked: true }),
+  ];
+  const { app, monitor, advance } = await build(rich, { unserved: () => unserved });
+  advance(45_000);
+  await monitor.refresh();
+  const plain = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
+  const serving = [...monitor.servingDetail()].map(([agent, s]) => ({ agent, ...s })).sort((x, y) => (x.agent < y.agent ? -1 : 1));
+  const fleetRes = await app.inject({ method: 'GET', url: '/v1/health' });
+  t.same(fleetRes.json(), plain({ ...monitor.snapshot(), serving, unserved }), 'GET /v1/health');
+  const s = monitor.snapshot()!;
+  const detail = await app.inject({ method: 'GET', url: '/v1/health/agents/a' });
+  t.same(detail.json(), plain({ atMs: s.atMs, agent: s.agents.find((x) => x.name === 'a'), links: s.links.filter((l) => l.agents.includes('a')), probes: s.probes.filter((p) => p.agent === 'a'), serving: serving.find((x) => x.agent === 'a') }), 'GET /v1/health/agents/a');
+  const history = await app.inject({ method: 'GET', url: '/v1/health/history' });
+  t.same(history.json(), plain({ events: await monitor.history({}) }), 'GET /v1/health/history');
+  t.ok((history.json() as { events: unknown[] }).events.length > 0, 'with events to compare');
 });
 
 t.test('GET /v1/health/agents/:name', async (t) => {

@@ -9,6 +9,8 @@ import type { HealthHistoryQuery } from '../health/history.js';
 import type { ServingState } from '../health/serving.js';
 import type { HealthEvent, HealthSnapshot, HealthSubjectKind } from '../health/types.js';
 import type { UnservedView } from '../distribute/port.js';
+import { AgentDetailSchema, FleetHealthSchema, HistorySchema } from './health-schemas.js';
+import { errorResponses } from './schemas.js';
 
 /** What the routes need from the HealthMonitor (controller/health/monitor.ts). */
 export interface HealthReader {
@@ -56,7 +58,10 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
   return async (app) => {
     app.get('/v1/health', {
       ...onRequest,
-      schema: { summary: 'Overall state and the state of every agent, link and path probe, with reasons', tags: ['health'] },
+      schema: {
+        summary: 'Overall state and the state of every agent, link and path probe, with reasons', tags: ['health'],
+        response: { 200: FleetHealthSchema, ...errorResponses(503) },
+      },
     }, async () => ({ ...current(monitor), serving: servingList(monitor), unserved: opts.unserved?.() ?? [] }));
 
     app.get('/v1/health/agents/:name', {
@@ -64,6 +69,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
       schema: {
         summary: "One agent's state, its links, its probes and its serving health", tags: ['health'],
         params: Type.Object({ name: Type.String() }),
+        response: { 200: AgentDetailSchema, ...errorResponses(404, 503) },
       },
     }, async (req) => {
       const s = current(monitor);
@@ -91,6 +97,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
           kind: Type.Optional(Type.String({ description: KINDS.join(', ') })),
           limit: Type.Optional(Type.String({ description: `1..${MAX_HISTORY_LIMIT}, default 1000` })),
         }),
+        response: { 200: HistorySchema, ...errorResponses(400) },
       },
     }, async (req) => {
       const q = req.query;

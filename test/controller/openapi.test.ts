@@ -37,4 +37,10 @@ t.test('GET /openapi.json of a real controller', async (t) => {
   const ids = ops.map((o) => o.op.operationId);
   t.equal(new Set(ids).size, ids.length, 'operationIds are unique');
   t.same(doc.paths['/healthz']?.get?.security, [], '/healthz needs no token');
+  // What monitoring reads is described field by field, not left as "any object".
+  type Op = { responses?: Record<string, { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> }> };
+  const fields = (path: string) => Object.keys((doc.paths[path]?.get as Op | undefined)?.responses?.['200']?.content?.['application/json']?.schema?.properties ?? {});
+  t.match(fields('/v1/health'), ['state', 'sinceMs', 'reason', 'atMs', 'counts', 'agents', 'links', 'probes', 'serving', 'unserved'], 'GET /v1/health has a response schema');
+  t.match(fields('/v1/health/agents/{name}'), ['atMs', 'agent', 'links', 'probes', 'serving'], 'GET /v1/health/agents/{name} too');
+  t.match(fields('/v1/health/history'), ['events'], 'and GET /v1/health/history');
 });
