@@ -15,7 +15,8 @@ import type { ControlClient, UnderlayEndpoint } from './control/client.js';
 import type { Host, WireGuardMode } from './host/ports.js';
 import { countConfigError, createAgentMetrics, createStatusServer, parseListenAddress, type AgentMetrics, type AgentStatus, type PeerStatusView, type StatusServer } from './health/status-server.js';
 import type { AgentSettings, FirewallRenderer } from './reconcile/desired.js';
-import { Reconciler, type ApplyFailure, type Timers } from './reconcile/loop.js';
+import { Reconciler, realTimers, type ApplyFailure, type Timers } from './reconcile/loop.js';
+import { HandshakeStarter } from './reconcile/handshake.js';
 import { teardown } from './reconcile/teardown.js';
 import { enrollmentUrls, StateDir, type Enrollment } from './state.js';
 import { systemClock } from '../lib/clock.js';
@@ -194,6 +195,8 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     host, clock, log: alog.child({ part: 'reconcile' }), settings, renderFirewall: deps.renderFirewall,
     resyncIntervalMs: opts.resyncIntervalMs, timers: deps.timers,
   });
+  // A new link whose two first handshakes crossed would wait 5 s for WireGuard's retry (handshake.ts).
+  new HandshakeStarter({ reconciler, wireguard: host.wireguard, timers: deps.timers ?? realTimers, log: alog.child({ part: 'handshake' }) });
 
   const startedAtMs = clock.nowMs();
   const conn = { isConnected: false, staleSinceMs: startedAtMs, reason: 'not connected yet' as string | null };

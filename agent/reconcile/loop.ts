@@ -59,7 +59,7 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
-const realTimers: Timers = {
+export const realTimers: Timers = {
   setTimeout: (fn, ms) => {
     const h = setTimeout(fn, ms);
     h.unref?.();
@@ -309,6 +309,14 @@ export class Reconciler {
       }
     });
     this.queued = run;
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Runs `fn` between two reconcile runs, never during one: host work that must not interleave
+   *  with a plan's steps (handshake.ts restarts a new peer this way). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
     this.chain = run.catch(() => undefined);
     return run;
   }
