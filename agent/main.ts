@@ -1,7 +1,6 @@
 // The agent's composition root: state dir and keys, enrollment, fail-static start from the saved
 // config, the config stream, reports, the local status endpoint, and signals. Everything it wires
 // is passed in (AgentDeps), so tests run the whole agent against a fake host and a fake controller.
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { create } from '@bufbuild/protobuf';
@@ -68,8 +67,8 @@ export interface AgentDeps {
   renderFirewall: FirewallRenderer;
   clock: Clock;
   log: Logger;
-  /** Which WireGuard to use when the choice is "auto". */
-  detectWireguardMode?: () => Promise<WireGuardMode>;
+  /** Which WireGuard to use when the choice is "auto" (the real one: linux/wireguard.ts detectWireGuardMode). */
+  detectWireguardMode: () => Promise<WireGuardMode>;
   /** Starts watching the host for changes to what the agent owns; calls kick() on each. Absent: the
    *  resync alone notices drift. */
   watchHostEvents?: (opts: { interfaceName: string; kick: () => void; log: Logger }) => { stop(): void };
@@ -94,19 +93,6 @@ export interface RunningAgent {
 
 export const DEFAULT_REPORT_INTERVAL_MS = 10_000;
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** Kernel WireGuard if the module is loaded or installed, else wireguard-go. */
-export async function detectWireguardMode(): Promise<WireGuardMode> {
-  if (existsSync('/sys/module/wireguard')) return 'kernel';
-  try {
-    const { release } = await import('node:os');
-    const base = `/lib/modules/${release()}`;
-    if (['kernel/drivers/net/wireguard', 'updates/dkms/wireguard.ko', 'extra/wireguard.ko'].some((p) => existsSync(`${base}/${p}`))) return 'kernel';
-  } catch {
-    // fall through
-  }
-  return 'userspace';
-}
 
 /** The host name as an agent name ("Leeds_GW.example" -> "leeds-gw"), or "" if nothing is left. */
 /** The name before enrolment: --name, else the name the join token was made for, else the host's. */
@@ -185,7 +171,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   if (enrollment && opts.name && opts.name !== enrollment.name) {
     log.warn({ configured: opts.name, enrolled: enrollment.name }, 'name differs from the enrolled name; keeping the enrolled one');
   }
-  const mode = opts.wireguard === 'auto' ? await (deps.detectWireguardMode ?? detectWireguardMode)() : opts.wireguard;
+  const mode = opts.wireguard === 'auto' ? await deps.detectWireguardMode() : opts.wireguard;
   const settings: AgentSettings = {
     interfaceName: opts.interfaceName, listenPort: opts.listenPort, privateKeyFile: keys.privateKeyFile,
     publicKey: keys.publicKey, mtu: opts.mtu, wireguardMode: mode,

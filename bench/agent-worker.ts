@@ -205,6 +205,7 @@ async function handle(m: Msg): Promise<Msg> {
         resyncIntervalMs: 3_600_000, gatewayClaimAfterMs: 3_600_000,
       }, {
         host, createControlClient: control.factory, renderFirewall, clock: systemClock, log,
+        detectWireguardMode: async () => settings.wireguardMode, // given explicitly above
         // The host's `ip monitor` runs from the start; its kicks would add runs to the timed ones.
         watchHostEvents: (o) => watchHostEvents({ ...o, feed: host!.events!, kick: () => { if (isSteady) o.kick(); } }),
         // Probes nothing until the config stream has delivered a config (steadyState()).
