@@ -17,6 +17,7 @@ const loaders: Record<string, Register> = {
   status: async (y) => y.command((await import('./commands/health.js')).statusCommand),
   check: async (y) => y.command((await import('./commands/health.js')).checkCommand),
   doctor: async (y) => y.command((await import('./commands/doctor.js')).doctorCommand),
+  trace: async (y) => y.command((await import('./commands/trace.js')).traceCommand as unknown as CommandModule),
   policy: remote, agents: remote, 'join-token': remote, token: remote, audit: remote,
   version: async (y) => y,
 };
@@ -35,7 +36,7 @@ async function remote(y: Argv): Promise<Argv> {
 
 async function all(y: Argv): Promise<Argv> {
   let out = y;
-  for (const name of ['controller', 'agent', 'status', 'check', 'doctor']) out = await loaders[name]!(out);
+  for (const name of ['controller', 'agent', 'status', 'check', 'doctor', 'trace']) out = await loaders[name]!(out);
   return remote(out);
 }
 

@@ -20,6 +20,7 @@ import { metricsRoute, type ControllerMetrics } from './metrics.js';
 import { CrosslinkError } from '../lib/errors.js';
 import { joinTokenRoutes } from './api/join-tokens.js';
 import { policyRoutes } from './api/policy.js';
+import { traceRoutes } from './api/trace.js';
 import { ErrorBody } from './api/schemas.js';
 import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS, keepSessionsAlive } from './rpc/session-keepalive.js';
 
@@ -112,6 +113,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   void api.register(healthRoutes(deps));
   void api.register(policyRoutes(deps, auth));
   void api.register(agentRoutes(deps, auth));
+  void api.register(traceRoutes(deps, auth));
   void api.register(joinTokenRoutes(deps, auth));
   void api.register(apiTokenRoutes(deps, auth));
   void api.register(auditRoutes(deps, auth));

@@ -53,9 +53,9 @@ async function isConfirmed(args: { yes?: boolean }, io: RemoteIo, question: stri
 
 const yesOption = { yes: { alias: 'y', type: 'boolean' as const, default: false, describe: 'Do not ask for confirmation at a terminal' } };
 
-interface ConnArgs { controller?: string | string[]; token?: string; caFingerprint?: string; json?: boolean; timeout?: number; yes?: boolean }
+export interface ConnArgs { controller?: string | string[]; token?: string; caFingerprint?: string; json?: boolean; timeout?: number; yes?: boolean }
 
-function connectionOptions<T>(y: Argv<T>) {
+export function connectionOptions<T>(y: Argv<T>) {
   return y
     .option('controller', { type: 'string', describe: 'Controller URL, https://HOST:PORT; repeat for a controller on several networks (tried in turn) [env CROSSLINK_CONTROLLER, space-separated]' })
     .option('token', { type: 'string', describe: 'API token [env CROSSLINK_TOKEN]' })
@@ -64,9 +64,9 @@ function connectionOptions<T>(y: Argv<T>) {
 }
 
 /** yargs infers kebab-case keys from options; handlers read the camelCase aliases it also sets. */
-const asArgs = <U>(y: unknown): Argv<U> => y as Argv<U>;
+export const asArgs = <U>(y: unknown): Argv<U> => y as Argv<U>;
 
-const jsonOption = { json: { type: 'boolean' as const, default: false, describe: 'Print JSON instead of a table' } };
+export const jsonOption = { json: { type: 'boolean' as const, default: false, describe: 'Print JSON instead of a table' } };
 
 // ---- output helpers ------------------------------------------------------------------------
 

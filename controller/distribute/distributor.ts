@@ -208,6 +208,14 @@ export class Distributor implements DistributionPort {
     return this.#policy ? this.#compiler.unserved() : [];
   }
 
+  currentPolicy(): { policy: Policy; version: number } | null {
+    return this.#policy ? { policy: this.#policy, version: this.#policyVersion } : null;
+  }
+
+  servingAgent(subnet: string): string | null {
+    return this.#servedBy?.get(subnet) ?? null;
+  }
+
   liveView(name: string): AgentLiveView {
     const streams = this.#streams.get(name);
     const cur = this.#current.get(name);

@@ -62,6 +62,10 @@ export interface DistributionPort {
   indirectPaths(): PairPathView[];
   /** Subnets of the current policy that no enrolled, healthy box serves now, and why. */
   unservedSubnets(): UnservedView[];
+  /** The policy being distributed and its version; null before the first. */
+  currentPolicy(): { policy: Policy; version: number } | null;
+  /** The box serving `subnet` after the last compile; null: nobody (or no such subnet). */
+  servingAgent(subnet: string): string | null;
   liveView(name: string): AgentLiveView;
   currentConfig(name: string): AgentConfig | undefined;
   /** Policy compiled and distribution running. */

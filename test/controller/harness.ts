@@ -10,6 +10,7 @@ import type { ApiDeps } from '../../controller/api/deps.js';
 import { policyEngine } from '../../controller/api/policy-engine.js';
 import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from '../../controller/distribute/port.js';
 import type { Policy } from '../../controller/policy/types.js';
+import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { openSqliteStore } from '../../controller/store/sqlite.js';
 import type { Role, Store } from '../../controller/store/store.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -29,7 +30,12 @@ export class FakeDistribution implements DistributionPort {
   liveView(name: string): AgentLiveView {
     return { isConnected: name === 'box-a', connectedSinceMs: name === 'box-a' ? 5 : null, servedSubnets: name === 'box-a' ? ['hospital'] : [], desiredGeneration: 0, desiredHash: '' };
   }
-  currentConfig() { return undefined; }
+  /** subnet -> box, and box -> config, as a test sets them (trace reads both). */
+  served: Record<string, string> = {};
+  configs = new Map<string, AgentConfig>();
+  currentConfig(name: string) { return this.configs.get(name); }
+  currentPolicy() { return this.policies.at(-1) ?? null; }
+  servingAgent(subnet: string): string | null { return this.served[subnet] ?? null; }
   isReady(): boolean { return this.isReadyNow; }
   connectedCount(): number { return 1; }
 }

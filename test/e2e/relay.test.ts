@@ -92,6 +92,24 @@ t.test('a permitted flow crosses the gap through a relay; a denied one stays shu
   t.not(await bed.tcpProbe('civic-srv', '10.30.1.10', 443, { timeoutMs: 1000 }), 'open', 'the reverse direction is not permitted');
 });
 
+t.test('crosslink trace: the live answer names the rule, both serving boxes and the relay', async (t) => {
+  const r = await fleet.cli(['trace', '--from', '10.30.1.10', '--to', '10.50.1.20', '--port', '443', '--json']);
+  t.equal(r.code, 0, `passes: exit 0 (${r.stderr})`);
+  const v = JSON.parse(r.stdout) as { outcome: string; rule: string; path: { kind: string; from: string; to: string; relay: string; standbyRelays: string[]; endpoint: string }; from: { servedBy: string; zone: string }; to: { servedBy: string; zone: string } };
+  t.match(v, { outcome: 'passes', rule: 'gp-to-civic', from: { servedBy: 'gp', zone: 'n3' }, to: { servedBy: 'civic', zone: 'psn' }, path: { kind: 'relay', from: 'gp', to: 'civic' } });
+  const endpoint = await gpEndpointForCivic();
+  t.equal(v.path.endpoint, endpoint, "the first hop is the endpoint in gp's WireGuard config");
+  const inUse = endpoint.startsWith(`${underlayAddress('hub-a', 'n3-wan')}:`) ? 'hub-a' : 'hub-b';
+  t.equal(v.path.relay, inUse, 'the relay in use is the one that endpoint belongs to');
+  t.same(v.path.standbyRelays, [inUse === 'hub-a' ? 'hub-b' : 'hub-a'], 'the other hub stands by');
+  const text = await fleet.cli(['trace', '--from', '10.30.1.10', '--to', '10.50.1.20', '--port', '443']);
+  t.match(text.stdout, new RegExp(`\\n {2}path: gp -> ${inUse} -> civic \\(relay, first hop ${endpoint.replace(/[.[\]]/g, '\\$&')}; standby relay hub-[ab]\\)\\n`));
+  const denied = await fleet.cli(['trace', '--from', '10.30.1.10', '--to', '10.50.1.20', '--port', '22']);
+  t.equal(denied.code, 1, 'denied: exit 1');
+  t.match(denied.stdout, /^denied: no rule allows tcp\/22 from 10\.30\.1\.10 \(gp-lan\) to 10\.50\.1\.20 \(civic-lan\); rule "gp-to-civic" allows only tcp\/443, tcp\/5001/);
+  t.match(denied.stdout, /\n {2}from 10\.30\.1\.10: subnet gp-lan \(zone n3\), served by gp\n/);
+});
+
 t.test('the relay sees only ciphertext: nothing of the pair on its WireGuard interface, no peer entry', async (t) => {
   const endpoint = await gpEndpointForCivic();
   const relay = endpoint.startsWith(`${underlayAddress('hub-a', 'n3-wan')}:`) ? 'hub-a' : 'hub-b';

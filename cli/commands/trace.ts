@@ -1,0 +1,72 @@
+// `crosslink trace --from IP --to IP [--proto tcp] [--port P]`: asks the live controller whether a
+// flow would pass now and why (GET /v1/trace). `policy whatif` answers the policy half offline.
+import type { CommandModule } from 'yargs';
+import { wholeNumberProblem } from '../flags.js';
+import { asArgs, connectionOptions, EXIT, jsonOption, processIo, withClient, type ConnArgs, type RemoteIo } from './remote.js';
+
+interface TraceEndView { address: string; subnet: string | null; zone: string | null; servedBy: string | null; unserved: string | null }
+interface TraceView {
+  policyVersion: number;
+  from: TraceEndView;
+  to: TraceEndView;
+  path: { kind: 'same-box' | 'direct' | 'relay'; from: string; to: string; endpoint: string; relay: string | null; standbyRelays: string[] } | null;
+  outcome: 'passes' | 'denied' | 'unserved' | 'no-path';
+  summary: string;
+}
+
+type TraceArgs = ConnArgs & { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'any'; port?: number };
+
+function endLine(label: string, e: TraceEndView): string {
+  if (e.subnet === null) return `  ${label} ${e.address}: in no subnet of the policy\n`;
+  const who = e.servedBy !== null ? `served by ${e.servedBy}` : `served by nobody: ${e.unserved}`;
+  return `  ${label} ${e.address}: subnet ${e.subnet} (zone ${e.zone}), ${who}\n`;
+}
+
+export function formatTrace(r: TraceView): string {
+  let out = `${r.summary}\n${endLine('from', r.from)}${endLine('to  ', r.to)}`;
+  if (r.path) {
+    const p = r.path;
+    const hops = p.kind === 'same-box' ? `${p.from} (LAN to LAN)` : [p.from, ...(p.relay ? [p.relay] : []), p.to].join(' -> ');
+    const standby = p.standbyRelays.length > 0 ? `; standby relay ${p.standbyRelays.join(', ')}` : '';
+    out += `  path: ${hops}${p.kind === 'same-box' ? '' : ` (${p.kind}, first hop ${p.endpoint || 'endpoint not known yet'}${standby})`}\n`;
+  }
+  return `${out}  policy version ${r.policyVersion}\n`;
+}
+
+/** The problem with the flow's options, or null. */
+function usageProblem(a: TraceArgs): string | null {
+  if (a.proto === 'icmp' || a.proto === 'any') return a.port === undefined ? null : `--port does not apply to --proto ${a.proto}; leave it out`;
+  if (a.port === undefined) return `--port is required with --proto ${a.proto}`;
+  return wholeNumberProblem('--port', a.port, 1, 65535, 'a port number');
+}
+
+export function createTraceCommand(io: RemoteIo = processIo): CommandModule<object, TraceArgs> {
+  return {
+    command: 'trace',
+    describe: 'Would a flow pass the live overlay now, and why: the rule, the boxes serving both ends, the tunnel path. Exit 0 it passes, 1 it does not',
+    builder: (y) => asArgs(connectionOptions(y)
+      .option('from', { type: 'string', demandOption: true, describe: 'Source IP address' })
+      .option('to', { type: 'string', demandOption: true, describe: 'Destination IP address' })
+      .option('proto', { choices: ['tcp', 'udp', 'icmp', 'any'] as const, default: 'tcp' as const, describe: 'Protocol' })
+      .option('port', { type: 'number', describe: 'Destination port (tcp, udp)' })
+      .option(jsonOption)
+      .example('$0 trace --from 10.60.1.10 --to 10.20.1.10 --port 443', 'social care to the care-record server')),
+    handler: async (args) => {
+      const usage = usageProblem(args);
+      if (usage !== null) {
+        io.err(`crosslink: ${usage}\n`);
+        process.exitCode = EXIT.usage;
+        return;
+      }
+      process.exitCode = await withClient(args, io, async (api) => {
+        const q = new URLSearchParams({ from: args.from, to: args.to, proto: args.proto });
+        if (args.port !== undefined) q.set('port', String(args.port));
+        const r = (await api.request<TraceView>('GET', `/v1/trace?${q}`)).body;
+        io.out(args.json ? `${JSON.stringify(r, null, 2)}\n` : formatTrace(r));
+        return r.outcome === 'passes' ? EXIT.ok : EXIT.failed;
+      });
+    },
+  };
+}
+
+export const traceCommand = createTraceCommand();
