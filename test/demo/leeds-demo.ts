@@ -187,6 +187,7 @@ async function up(): Promise<void> {
     out(`      ${cli} agents list`);
     out(`      cp ${policyRel} /tmp/my-leeds.yaml; edit it; ${cli} policy apply -f /tmp/my-leeds.yaml`);
     out(`      watch -n1 ${cli} agents list    # watch GENERATION reach the new version on every box`);
+    out(`      ${cli} trace --from 10.60.1.10 --to 10.20.1.10 --port 443   # the live path: rule, serving boxes, relay`);
     out(`  ${cli} policy whatif -f ${policyRel} --from 10.60.1.10 --to 10.20.1.10 --port 22`);
     out(`  agent status on a box: ip netns exec ${DEMO_PREFIX}-lth-sjuh ${cli} agent status --status-listen ${STATUS_LISTEN}`);
     out(`  logs: ${bed.workDir}/*.log`);
