@@ -11,11 +11,9 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { CrosslinkError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { newApiToken } from './api/api-tokens.js';
-import { policyEngine } from './api/policy-engine.js';
 import { buildApp } from './app.js';
 import { DEFAULTS, listenList, loadSettingsFile, parseListen, validateSettings, type ControllerSettings } from './config.js';
 import { Distributor, type Handover } from './distribute/distributor.js';
-import { defaultCompiler } from './distribute/policy-compiler.js';
 import { HealthMonitor } from './health/monitor.js';
 import { healthSource } from './health/source.js';
 import type { HealthEvent } from './health/types.js';
@@ -133,7 +131,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   let monitor: HealthMonitor | null = null;
   const distributor = new Distributor({
     store, log, clock, heartbeatIntervalMs,
-    compiler: defaultCompiler({ probeIntervalSeconds: s['probe-interval-seconds'] ?? 0 }),
+    compileOptions: { probeIntervalSeconds: s['probe-interval-seconds'] ?? 0 },
     onHandover: (handovers) => monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs()))),
   });
   await distributor.start();
@@ -179,7 +177,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     intervalMs: s['stream-ping-interval-seconds'] !== undefined ? s['stream-ping-interval-seconds'] * 1000 : DEFAULT_SESSION_PING_INTERVAL_MS,
     timeoutMs: s['stream-ping-timeout-seconds'] !== undefined ? s['stream-ping-timeout-seconds'] * 1000 : DEFAULT_SESSION_PING_TIMEOUT_MS,
   };
-  const deps = { store, distribution: distributor, policyEngine, log, clock, controllerUrls: provisionalUrls, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
+  const deps = { store, distribution: distributor, log, clock, controllerUrls: provisionalUrls, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
   const app = buildApp(deps, {
     tls: { keyPem: tls.keyPem, certChainPem: tls.certChainPem },
     // A stream that ends (an agent stopped, or a connection found dead by the PINGs) is evaluated

@@ -3,12 +3,10 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { DistributionPort } from '../distribute/port.js';
 import type { Store } from '../store/store.js';
-import type { PolicyEngine } from './policy-engine.js';
 
 export interface ApiDeps {
   store: Store;
   distribution: DistributionPort;
-  policyEngine: PolicyEngine;
   log: Logger;
   clock: Clock;
   /** The controller URLs agents dial (one per network it sits on), written into join tokens, e.g. ["https://10.0.0.1:8443"]. */

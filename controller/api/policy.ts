@@ -10,7 +10,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { Policy } from '../policy/types.js';
-import { describeErrorCount } from '../policy/validate.js';
+import { describeErrorCount, parsePolicy } from '../policy/validate.js';
+import { diffPolicies } from '../policy/policy-diff.js';
+import { policyTestFailures } from '../policy/tests.js';
 import type { PolicyVersion } from '../store/store.js';
 import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -106,7 +108,7 @@ function readPolicyBody(req: FastifyRequest): SubmittedPolicy {
 }
 
 export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox {
-  const { store, distribution, policyEngine, clock, log } = deps;
+  const { store, distribution, clock, log } = deps;
 
   /** Validates and tests a document; throws policy_invalid / policy_tests_failed with every error. */
   async function parseOptions(): Promise<{ knownAgents: string[]; nonConsentingRelays: string[] }> {
@@ -116,9 +118,9 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
   }
 
   async function check(document: string, opts?: { knownAgents: string[]; nonConsentingRelays: string[] }): Promise<Policy> {
-    const r = policyEngine.parse(document, opts ?? await parseOptions());
+    const r = parsePolicy(document, opts ?? await parseOptions());
     if (r.errors) throw new CrosslinkError('policy_invalid', `policy is invalid: ${describeErrorCount(r.errors)}`, r.errors);
-    const failures = policyEngine.runTests(r.policy);
+    const failures = policyTestFailures(r.policy);
     if (failures.length) throw new CrosslinkError('policy_tests_failed', `${failures.length} policy test${failures.length === 1 ? '' : 's'} failed`, failures);
     return r.policy;
   }
@@ -234,12 +236,12 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
         const dry = await distribution.dryRun(policy);
         const current = await store.currentPolicy();
         // The current document as it parses now (null: none yet, or it no longer validates).
-        const before = current ? policyEngine.parse(current.document, opts).policy ?? null : null;
+        const before = current ? parsePolicy(current.document, opts).policy ?? null : null;
         const enrolled = new Set(opts.knownAgents);
         return {
           baseVersion: current?.version ?? 0,
           testsRun: policy.tests.length,
-          policy: policyEngine.diff(before, policy),
+          policy: diffPolicies(before, policy),
           agents: dry.agents.filter((d) => d.changes.length > 0).sort((a, b) => (a.agent < b.agent ? -1 : a.agent > b.agent ? 1 : 0)),
           notEnrolled: policy.agents.map((a) => a.name as string).filter((n) => !enrolled.has(n)).sort(),
           unserved: dry.unserved,

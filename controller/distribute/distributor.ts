@@ -13,9 +13,10 @@ import type { AgentRecord, Store } from '../store/store.js';
 import type { AgentName, Inventory, InventoryAgent, Policy } from '../policy/types.js';
 import { parsePolicy } from '../policy/validate.js';
 import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from './port.js';
-import type { PolicyCompiler } from './compiler.js';
-import { defaultCompiler } from './policy-compiler.js';
-import { contentHash as contentHashOf } from '../policy/index.js';
+import {
+  compilePolicy, contentHash as contentHashOf, diffConfig, isAwaitingEnrolment, pairPathJson, PolicyCompiler,
+  type CompileOptions, type CompileResult, type PairRoute,
+} from '../policy/index.js';
 
 /** Why the distributor ends a stream. The RPC layer maps all but 'stopping' to UNAUTHENTICATED. */
 export type CloseReason = 'revoked' | 'deleted' | 'reenrolled' | 'stopping';
@@ -41,8 +42,8 @@ export interface DistributorOptions {
   clock: Clock;
   /** Heartbeat interval for WatchConfig streams (default 10 s, at most 30 s). */
   heartbeatIntervalMs?: number;
-  /** The policy engine; defaults to controller/policy's compiler. */
-  compiler?: PolicyCompiler;
+  /** Options for controller/policy's compiler (keepalive, probe interval). */
+  compileOptions?: CompileOptions;
   /** Called after a recompile that moved subnets to another agent (failover, fail-back, policy or
    *  inventory change). Not called for the first compile after start. */
   onHandover?: (handovers: readonly Handover[]) => void;
@@ -97,7 +98,12 @@ export class Distributor implements DistributionPort {
   readonly #store: Store;
   readonly #log: Logger;
   readonly #clock: Clock;
+  readonly #compileOptions: CompileOptions;
+  /** The live incremental compiler (update() rebuilds only the agents a change touches). */
   readonly #compiler: PolicyCompiler;
+  /** The policy the live compiler last compiled; null before the first compile and after a failed one. */
+  #compiledPolicy: Policy | null = null;
+  #lastCompile: CompileResult | null = null;
   #policy: Policy | null = null;
   #policyVersion = 0;
   readonly #known = new Map<string, Known>();
@@ -117,7 +123,8 @@ export class Distributor implements DistributionPort {
     this.#store = opts.store;
     this.#log = opts.log.child({ component: 'distributor' });
     this.#clock = opts.clock;
-    this.#compiler = opts.compiler ?? defaultCompiler();
+    this.#compileOptions = opts.compileOptions ?? {};
+    this.#compiler = new PolicyCompiler(this.#compileOptions);
     this.heartbeatIntervalMs = Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(1, opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS));
   }
 
@@ -138,7 +145,7 @@ export class Distributor implements DistributionPort {
           this.#log.error({ version: pv.version, errors: r.errors.slice(0, 5) }, 'stored policy does not validate; distributing without it');
         }
       }
-      await this.#recompile(undefined);
+      await this.#recompile();
       this.#isReady = isPolicyOk;
       this.#log.info({ agents: this.#known.size, policyVersion: this.#policyVersion }, 'distribution started');
     });
@@ -158,7 +165,7 @@ export class Distributor implements DistributionPort {
     return this.#serial(async () => {
       this.#policy = policy;
       this.#policyVersion = version;
-      await this.#recompile(undefined);
+      await this.#recompile();
       this.#isReady = true;
     });
   }
@@ -181,31 +188,33 @@ export class Distributor implements DistributionPort {
         if (old && old.credentialHash !== rec.credentialHash) this.#closeStreams(name, 'reenrolled', rec.credentialHash);
         this.#known.set(name, this.#knownOf(rec));
       });
-      await this.#recompile({ changedAgents: unique });
+      await this.#recompile();
     });
   }
 
   async dryRun(candidate: Policy): Promise<DryRun> {
     await this.#queue.catch(() => undefined);
     const inventory = this.#inventory();
-    const { configs: compiled, paths, unserved } = this.#compiler.preview(candidate, inventory);
+    // A throw-away compiler: a dry run must not disturb the live one's state.
+    const r = compilePolicy(candidate, inventory, this.#compileOptions);
+    const compiled = r.configs;
     const out: AgentDiff[] = [];
     for (const a of inventory.agents) {
       const next = withHash(compiled.get(a.name) ?? emptyConfig(a));
       const cur = this.#current.get(a.name);
       if (cur && cur.hash === next.contentHash) continue;
-      const changes = this.#compiler.diff(cur?.config, next);
+      const changes = diffConfig(cur?.config ?? create(AgentConfigSchema), next);
       if (changes.length > 0) out.push({ agent: a.name, changes, isConnected: this.liveView(a.name).isConnected });
     }
-    return { agents: out, paths, unserved };
+    return { agents: out, paths: pathViews(r.indirectPairs), unserved: r.unserved.map(unservedView) };
   }
 
   indirectPaths(): PairPathView[] {
-    return this.#policy ? this.#compiler.indirectPaths() : [];
+    return this.#policy && this.#lastCompile ? pathViews(this.#lastCompile.indirectPairs) : [];
   }
 
   unservedSubnets(): UnservedView[] {
-    return this.#policy ? this.#compiler.unserved() : [];
+    return this.#policy && this.#lastCompile ? this.#lastCompile.unserved.map(unservedView) : [];
   }
 
   currentPolicy(): { policy: Policy; version: number } | null {
@@ -320,7 +329,7 @@ export class Distributor implements DistributionPort {
     return this.#serial(async () => {
       if (!this.#known.has(name)) return;
       this.#health.set(name, isHealthy);
-      await this.#recompile({ changedAgents: [name] });
+      await this.#recompile();
     });
   }
 
@@ -353,10 +362,10 @@ export class Distributor implements DistributionPort {
     return { agents };
   }
 
-  async #recompile(hint: { changedAgents?: readonly string[] } | undefined): Promise<void> {
+  async #recompile(): Promise<void> {
     const startedMs = this.#clock.nowMs();
     const inventory = this.#inventory();
-    const compiled = this.#policy ? this.#compiler.compile(this.#policy, inventory, hint) : new Map<string, AgentConfig>();
+    const compiled = this.#policy ? this.#compileLive(this.#policy, inventory).configs : new Map<string, AgentConfig>();
     const changed: { name: string; config: AgentConfig; generation: number; hash: string }[] = [];
     for (const a of inventory.agents) {
       const raw = compiled.get(a.name) ?? emptyConfig(a);
@@ -443,7 +452,21 @@ export class Distributor implements DistributionPort {
     }
     if (set.size === 0) this.#streams.delete(name);
   }
+
+  /** The first call, and the call after a failed one, compile from scratch; later ones are
+   *  incremental (the compiler works out itself what changed). */
+  #compileLive(policy: Policy, inventory: Inventory): CompileResult {
+    const previous = this.#compiledPolicy;
+    this.#compiledPolicy = null;
+    const r = previous === null ? this.#compiler.compile(policy, inventory) : this.#compiler.update(previous === policy ? { inventory } : { policy, inventory });
+    this.#compiledPolicy = policy;
+    this.#lastCompile = r;
+    return r;
+  }
 }
+
+const unservedView = (u: { subnet: string; reason: string }): UnservedView => ({ subnet: u.subnet, reason: u.reason, isAwaitingEnrolment: isAwaitingEnrolment(u.reason) });
+const pathViews = (pairs: readonly PairRoute[]): PairPathView[] => pairs.map((p) => pairPathJson(p.a, p.b, p.path));
 
 function emptyConfig(a: InventoryAgent): AgentConfig {
   return create(AgentConfigSchema, { agentName: a.name, overlayAddress: a.overlayAddress });

@@ -10,6 +10,6 @@ export { isAwaitingEnrolment, isUnservedBecauseOf } from './unserved.js';
 export { choosePath, describePairPath, describePathView, pairPathJson, RELAY_PORT_BASE, type PairPath } from './paths.js';
 export { evaluate, PolicyEvaluator, type Decision, type EvalProtocol } from './evaluate.js';
 export { diffConfigs, diffConfig, formatConfigDiffs, type AgentConfigDiff } from './diff.js';
-export { runPolicyTests, describeFlow, type PolicyTestReport, type PolicyTestResult } from './tests.js';
+export { runPolicyTests, policyTestFailures, describeFlow, type PolicyTestReport, type PolicyTestResult } from './tests.js';
 export { checkPolicy, syntheticInventory, type CheckOptions, type CheckSummary } from './check.js';
 export { formatPortSpec, parsePortSpec } from './ports.js';

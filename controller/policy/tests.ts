@@ -1,5 +1,6 @@
 // Runs the `tests` of a policy: each one is a flow and the decision it must get.
-import { PolicyEvaluator, type EvalProtocol } from './evaluate.js';
+import type { ErrorDetail } from '../../lib/errors.js';
+import { evaluate, PolicyEvaluator, type EvalProtocol } from './evaluate.js';
 import type { Policy, PolicyTest } from './types.js';
 
 export interface PolicyTestResult {
@@ -43,4 +44,21 @@ export function runPolicyTests(policy: Policy): PolicyTestReport {
   });
   const passed = results.filter((r) => r.isPassed).length;
   return { results, passed, failed: results.length - passed };
+}
+
+/** One detail per failing test, for the API's policy_tests_failed (empty: all pass). */
+export function policyTestFailures(policy: Policy): ErrorDetail[] {
+  const failures: ErrorDetail[] = [];
+  policy.tests.forEach((t, i) => {
+    try {
+      const d = evaluate(policy, t.from, t.to, testProtocol(t), t.port);
+      if (d.decision !== t.expect) {
+        const label = t.name ? `test "${t.name}"` : `test ${i + 1}`;
+        failures.push({ path: `tests[${i}]`, message: `${label} expected ${t.expect} but got ${d.decision}: ${d.reason}` });
+      }
+    } catch (e) {
+      failures.push({ path: `tests[${i}]`, message: (e as Error).message });
+    }
+  });
+  return failures;
 }

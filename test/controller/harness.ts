@@ -7,7 +7,6 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { buildApp, type AppOptions } from '../../controller/app.js';
 import { newApiToken } from '../../controller/api/api-tokens.js';
 import type { ApiDeps } from '../../controller/api/deps.js';
-import { policyEngine } from '../../controller/api/policy-engine.js';
 import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from '../../controller/distribute/port.js';
 import type { Policy } from '../../controller/policy/types.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
@@ -88,7 +87,7 @@ export async function makeHarness(appOpts: AppOptions = {}): Promise<Harness> {
   }
   const dist = new FakeDistribution();
   const deps: ApiDeps = {
-    store, distribution: dist, policyEngine, log: silentLogger(), clock,
+    store, distribution: dist, log: silentLogger(), clock,
     controllerUrls: ['https://controller.test:8443'], caFingerprint: 'ab'.repeat(32), caCertPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
   };
   const app = buildApp(deps, appOpts);
