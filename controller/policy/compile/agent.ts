@@ -1,0 +1,67 @@
+// One agent's config, composed from its sections: firewall rules, peers and routes, relay forwards,
+// local subnets (with masquerade) and probes.
+import { create } from '@bufbuild/protobuf';
+import { AgentConfigSchema, type AgentConfig, type LocalSubnet, type Probe } from '../../../proto/gen/crosslink/v1/agent_pb.js';
+import type { AgentName, SubnetName } from '../types.js';
+import { firewallOf, mergedOf } from './firewall.js';
+import { contentHash } from './hash.js';
+import { peersOf } from './peers.js';
+import { relayForwardsOf } from './relays.js';
+import { cmp, type CompilerState, type PolicyIndex } from './types.js';
+
+export function buildAgent(st: CompilerState, idx: PolicyIndex, name: AgentName): AgentConfig {
+  const meta = st.agents.get(name);
+  if (!meta) throw new Error(`compile: ${name} is not in the inventory`); // callers build inventory agents only
+  const local = st.localByAgent.get(name) ?? [];
+  const fw = firewallOf(st, idx, name, local);
+  const { peers, routes } = peersOf(st, idx, name, fw.peerSubnets);
+  const cfg = create(AgentConfigSchema, {
+    agentName: name,
+    overlayAddress: meta.agent.overlayAddress,
+    peers,
+    routes,
+    firewall: {
+      outbound: fw.outbound,
+      inbound: fw.inbound,
+      local: fw.local,
+      masquerade: mergedOf(idx, local.filter((s) => idx.subnets.get(s)?.subnet.masquerade)) as string[],
+      localPrefixes: mergedOf(idx, local) as string[],
+      relay: relayForwardsOf(st, name),
+    },
+    localSubnets: localSubnetsOf(idx, local),
+    probes: probesOf(idx, local),
+    probeIntervalSeconds: st.probeInterval,
+  });
+  if (st.isHashed) cfg.contentHash = contentHash(cfg);
+  return cfg;
+}
+
+function localSubnetsOf(idx: PolicyIndex, local: readonly SubnetName[]): LocalSubnet[] {
+  const out: LocalSubnet[] = [];
+  for (const s of local) {
+    const sub = idx.subnets.get(s)?.subnet;
+    if (sub) out.push({ $typeName: 'crosslink.v1.LocalSubnet', name: s, zone: sub.zone, prefixes: sub.cidrs, masquerade: sub.masquerade, gateways: sub.gateways ?? [] });
+  }
+  return out;
+}
+
+/** The probes whose source is one of the agent's subnets, each from that subnet's prefix of the target's family. */
+function probesOf(idx: PolicyIndex, local: readonly SubnetName[]): Probe[] {
+  const probes: Probe[] = [];
+  for (const s of local) {
+    for (const { name, probe } of idx.probesBySubnet.get(s) ?? []) {
+      const family = probe.to.includes(':') ? 6 : 4;
+      const source = idx.subnets.get(s)?.prefixes.find((p) => p.family === family);
+      probes.push({
+        $typeName: 'crosslink.v1.Probe',
+        name,
+        target: probe.to,
+        protocol: probe.proto,
+        port: probe.port ?? 0,
+        expectDeny: probe.expect === 'deny',
+        sourcePrefix: source?.text ?? '',
+      });
+    }
+  }
+  return probes.sort((a, b) => cmp(a.name, b.name));
+}
