@@ -16,16 +16,18 @@ export function editDistance(a: string, b: string, max = Infinity): number {
   for (let j = 0; j <= b.length; j++) prev[j] = j;
   for (let i = 1; i <= a.length; i++) {
     cur[0] = i;
-    let rowMin = cur[0];
+    let rowMin = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost);
-      if (cur[j] < rowMin) rowMin = cur[j];
+      // Both rows hold b.length + 1 numbers (prev filled above, cur up to j - 1 in this pass).
+      const d = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      cur[j] = d;
+      if (d < rowMin) rowMin = d;
     }
     if (rowMin > max) return max + 1;
     [prev, cur] = [cur, prev];
   }
-  return prev[b.length];
+  return prev[b.length]!;
 }
 
 /** The nearest candidate within a distance that still looks like a typo, or undefined. */

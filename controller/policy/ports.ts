@@ -24,15 +24,15 @@ export function parsePortSpec(raw: unknown): PortParse {
   const m = /^(tcp|udp)\/(.+)$/.exec(text);
   if (!m) return { ok: false, message: `"${raw}" is not a port: use tcp/443, udp/53, tcp/8000-8100, tcp, udp, icmp or any` };
   const protocol = m[1] as 'tcp' | 'udp';
-  const range = m[2].split('-');
-  if (range.length === 1) {
-    const p = portNumber(range[0]);
+  const [firstText = '', lastText, ...rest] = (m[2] ?? '').split('-');
+  if (lastText === undefined) {
+    const p = portNumber(firstText);
     if (p === undefined) return { ok: false, message: `"${raw}": port must be a number 1-65535` };
     return { ok: true, spec: { protocol, first: p, last: p } };
   }
-  if (range.length === 2) {
-    const first = portNumber(range[0]);
-    const last = portNumber(range[1]);
+  if (rest.length === 0) {
+    const first = portNumber(firstText);
+    const last = portNumber(lastText);
     if (first === undefined || last === undefined) return { ok: false, message: `"${raw}": ports must be numbers 1-65535` };
     if (first > last) return { ok: false, message: `"${raw}": range is backwards (write ${protocol}/${last}-${first})` };
     return { ok: true, spec: { protocol, first, last } };

@@ -48,6 +48,13 @@ type Spec = typeof arbSpec extends fc.Arbitrary<infer T> ? T : never;
 
 interface World { policy: Policy; inventory: Inventory; raw: Record<string, unknown> }
 
+/** The element at `i` modulo the length (the specs pick by any number); throws on an empty list. */
+function at<T>(list: readonly T[], i: number): T {
+  const x = list[i % list.length];
+  if (x === undefined) throw new Error(`pick ${i} from an empty list`);
+  return x;
+}
+
 function build(spec: Spec): World {
   const n = spec.agentCount;
   const agentNames = Array.from({ length: n }, (_, i) => `a${i}`);
@@ -59,12 +66,13 @@ function build(spec: Spec): World {
     if (s.isNested && prev && !prev.isNested && prev.length <= 28) {
       // A subnet inside the previous one: same zone and via, as validation requires.
       const p = subnets[prevName];
+      if (!p) throw new Error(`${prevName} was built before s${i}`);
       subnets[`s${i}`] = { cidr: [`10.${prev.base}.0.0/${prev.length + 2}`], zone: p.zone, via: p.via, masquerade: s.isMasquerade };
       region.push({ base: prev.base, length: prev.length + 2, isNested: true });
       return;
     }
-    const via = [agentNames[s.agent % n]];
-    if (s.standby !== undefined && s.standby % n !== s.agent % n) via.push(agentNames[s.standby % n]);
+    const via = [at(agentNames, s.agent)];
+    if (s.standby !== undefined && s.standby % n !== s.agent % n) via.push(at(agentNames, s.standby));
     const cidr = [`10.${i}.0.0/${s.length}`];
     if (s.hasV6) cidr.push(`fd00:${i}::/64`);
     subnets[`s${i}`] = { cidr, zone: s.zone, via, masquerade: s.isMasquerade };
@@ -73,7 +81,7 @@ function build(spec: Spec): World {
   const subnetNames = Object.keys(subnets);
   const groups: Record<string, string[]> = {};
   spec.groups.forEach((members, j) => {
-    groups[`g${j}`] = [...new Set(members.map((m) => (j > 0 && m % 3 === 0 ? `g${m % j}` : subnetNames[m % subnetNames.length])))];
+    groups[`g${j}`] = [...new Set(members.map((m) => (j > 0 && m % 3 === 0 ? `g${m % j}` : at(subnetNames, m))))];
   });
   const names = [...subnetNames, ...Object.keys(groups)];
   const rules: unknown[] = [];
@@ -187,7 +195,7 @@ t.test('no agent learns a peer without an allowed flow, and every flow has its p
           const a = r.servedBy.get(s as never);
           const b = r.servedBy.get(d as never);
           if (s === d || !a || !b || a === b) continue;
-          for (const [x, y] of [[a, b], [b, a]]) {
+          for (const [x, y] of [[a, b], [b, a]] as const) {
             if (!expected.has(x)) expected.set(x, new Set());
             expected.get(x)!.add(y);
           }
@@ -209,10 +217,8 @@ t.test('no two peers of one agent have overlapping AllowedIPs', async (t) => {
     const r = compilePolicy(w.policy, w.inventory);
     for (const [name, cfg] of r.configs) {
       const all = cfg.peers.flatMap((p) => p.allowedIps.map((x) => ({ peer: p.name, p: P(x) })));
-      for (let i = 0; i < all.length; i++) {
-        for (let j = i + 1; j < all.length; j++) {
-          const a = all[i];
-          const b = all[j];
+      for (const [i, a] of all.entries()) {
+        for (const b of all.slice(i + 1)) {
           if (a.peer !== b.peer && a.p.family === b.p.family && a.p.start <= b.p.end && b.p.start <= a.p.end) {
             throw new Error(`${name}: ${a.peer} ${a.p.text} overlaps ${b.peer} ${b.p.text}`);
           }
@@ -338,20 +344,20 @@ t.test('incremental recompile equals a full compile after every change', async (
         const a = agents[op.agent % agents.length];
         inventory = { agents: agents.filter((x) => x !== a) };
       } else if (op.kind === 'ports' && policy.rules.length > 0) {
-        const target = policy.rules[op.rule % policy.rules.length];
+        const target = at(policy.rules, op.rule);
         const v = validatePolicy({ ...w.raw, rules: policy.rules.map((r) => ({ name: r.name, from: r.from, to: r.to, ports: r === target ? op.ports : r.ports.map((p) => (p.first === undefined ? p.protocol : `${p.protocol}/${p.first}-${p.last}`)), ticket: 'CHG-1' })) });
         if (v.policy) policy = v.policy;
       } else if (op.kind === 'drop-rule' && policy.rules.length > 0) {
-        const target = policy.rules[op.rule % policy.rules.length];
+        const target = at(policy.rules, op.rule);
         policy = { ...policy, rules: policy.rules.filter((r) => r !== target) };
       } else if (op.kind === 'add-rule') {
         const s = policy.subnets;
-        const from = s[op.from % s.length].name;
-        const to = s[op.to % s.length].name;
+        const from = at(s, op.from).name;
+        const to = at(s, op.to).name;
         if (from !== to) policy = { ...policy, rules: [...policy.rules, { name: `added-${step}`, from: [from], to: [to], ports: [{ protocol: 'tcp', first: 443, last: 443 }], probes: [] }] };
       } else if (op.kind === 'via') {
         // Reverse the via list of one subnet and of every subnet overlapping it (they move together).
-        const target = policy.subnets[op.subnet % policy.subnets.length];
+        const target = at(policy.subnets, op.subnet);
         const key = target.via.join(',');
         policy = { ...policy, subnets: policy.subnets.map((s) => (s.via.join(',') === key ? { ...s, via: [...s.via].reverse() } : s)) };
       }

@@ -33,7 +33,8 @@ export class NameResolver {
 
   /** Union of several names, sorted, unique. */
   resolveAll(names: readonly string[]): SubnetName[] {
-    if (names.length === 1) return this.resolve(names[0]);
+    const [only] = names;
+    if (names.length === 1 && only !== undefined) return this.resolve(only);
     const out = new Set<string>();
     for (const n of names) for (const s of this.resolve(n)) out.add(s);
     return [...out].sort() as SubnetName[];

@@ -338,8 +338,8 @@ t.test('validated policy is normalized', async (t) => {
   t.ok(r.policy);
   const p = r.policy!;
   t.same(p.subnets.map((s) => s.name), ['records', 'social-care']);
-  t.same(p.subnets[1].cidrs, ['10.60.1.0/24', 'fd00:60:1::/64']);
-  t.same(p.rules[0].probes[0], { from: 'social-care', to: '10.20.1.10', proto: 'tcp', port: 443, expect: 'allow' });
+  t.same(p.subnets[1]?.cidrs, ['10.60.1.0/24', 'fd00:60:1::/64']);
+  t.same(p.rules[0]?.probes[0], { from: 'social-care', to: '10.20.1.10', proto: 'tcp', port: 443, expect: 'allow' });
   t.same(p.tests[0], { from: '10.60.1.10', to: 'records', proto: 'tcp', port: 443, expect: 'allow' });
   t.same(p.tests[1], { from: 'social-care', to: 'records', expect: 'allow' }, 'no proto, no port: any traffic');
 });
