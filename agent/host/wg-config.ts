@@ -2,7 +2,7 @@
 // AllowedIPs canonical and sorted.
 import { CrosslinkError } from '../../lib/errors.js';
 import { canonicalPrefixList } from './canonical.js';
-import type { WgPeerDesired } from './ports.js';
+import type { WgPeerDesired } from '../reconcile/host-state.js';
 
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 

@@ -5,24 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { HostCommandError } from '../../../lib/errors.js';
 import { canonicalInterfaceAddress, canonicalPrefix, canonicalPrefixList, sortByPrefix } from '../canonical.js';
 import { firewallFingerprint } from '../firewall-fingerprint.js';
-import {
-  CROSSLINK_NFT_TABLE,
-  CROSSLINK_RT_PROTO,
-  type FirewallCounter,
-  type FirewallObserved,
-  type FirewallPort,
-  type Host,
-  type LinkObserved,
-  type LinkPort,
-  type RouteObserved,
-  type RoutePort,
-  type SysctlPort,
-  type WgDeviceDesired,
-  type WgDeviceObserved,
-  type WgPeerObserved,
-  type WireGuardMode,
-  type WireGuardPort,
-} from '../ports.js';
+import { CROSSLINK_NFT_TABLE, CROSSLINK_RT_PROTO, type FirewallPort, type Host, type LinkPort, type RoutePort, type SysctlPort, type WireGuardMode, type WireGuardPort } from '../ports.js';
+import type { FirewallCounter, FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerObserved } from '../../reconcile/host-state.js';
 import { renderWgConfig } from '../wg-config.js';
 import { wgPublicKey } from '../wg-key.js';
 
