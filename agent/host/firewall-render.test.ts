@@ -1,7 +1,8 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { layerBoxes, renderFirewall, type TupleBox } from './firewall-render.js';
+import { layerBoxes, type TupleBox } from './firewall-layers.js';
+import { renderFirewall } from './firewall-render.js';
 import { parsePrefix } from './canonical.js';
 import { renderWgConfig } from './wg-config.js';
 import { matchGolden } from './testing/golden.js';
