@@ -163,10 +163,11 @@ async function assertWorks(t: Test, ctl: TestController, a: RunningAgent, what: 
 t.test('(a) same protocol: a newer agent sending unknown fields and a newer agent_version works with this controller', async (t) => {
   const probe = unknownSeen();
   const ctl = await controller(t, { interceptors: [probe.interceptor] });
-  const tok = parseJoinToken((await ctl.joinToken('x')).text);
+  const [baseUrl] = parseJoinToken((await ctl.joinToken('x')).text).controllerUrls;
+  if (baseUrl === undefined) throw new Error('the join token names no controller');
   // The agent's own transport (pinned as the real one is), with the "newer build" interceptor.
   const ca = ctl.caCertPem;
-  const transport = createConnectTransport({ httpVersion: '1.1', baseUrl: tok.controllerUrls[0], nodeOptions: pinnedTlsOptions(ca, ctl.caFingerprint), interceptors: [newerAgentFields] });
+  const transport = createConnectTransport({ httpVersion: '1.1', baseUrl, nodeOptions: pinnedTlsOptions(ca, ctl.caFingerprint), interceptors: [newerAgentFields] });
   const { agent: a } = await agent(t, ctl, { transport, agentVersion: '9.9.0-newer' });
   await assertWorks(t, ctl, a, 'newer agent');
   const rec = await ctl.store.agentByName('a-box');
