@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { formatJoinToken } from '../lib/join-token.js';
-import { CrosslinkError, HostCommandError } from '../lib/errors.js';
+import { CrosslinkError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
 import { EnrollResponseSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ConfigStreamEvents, ControlClient, EnrollInput } from './control/client.js';
 import { agentDown, defaultAgentName, startAgent, type AgentDeps, type AgentRunOptions } from './main.js';
-import { MiniFakeHost, NAMED, config, stubRenderFirewall } from './reconcile/fixtures.js';
-import { StateDir, publicKeyOf } from './state.js';
+import { FakeHost } from './host/fake/fake-host.js';
+import { NAMED, config, stubRenderFirewall } from './reconcile/fixtures.js';
+import { StateDir } from './state.js';
 
 const TOKEN = formatJoinToken({ controllerUrls: ['https://ctl.example:8443'], caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24) });
 
@@ -38,7 +39,7 @@ class FakeControl implements ControlClient {
   }
 }
 
-function harness(host = new MiniFakeHost(), control = new FakeControl()) {
+function harness(host = new FakeHost(), control = new FakeControl()) {
   const dir = join(mkdtempSync(join(tmpdir(), 'xl-agent-')), 'state');
   const factoryCalls: Array<{ controllerUrls: readonly string[]; credential?: string }> = [];
   let now = 1_700_000_000_000;
@@ -75,10 +76,10 @@ async function preEnrolled(dir: string, cfg: AgentConfig) {
 }
 
 t.test('fail static: the saved config is on the box before the controller is contacted', async (t) => {
-  const host = new MiniFakeHost((file) => publicKeyOf(readFileSync(file, 'utf8')));
+  const host = new FakeHost(); // reads the state dir's private key
   let hostAtWatch: { peers: number; table: string | null; routes: number } | null = null;
   const control = new FakeControl(() => {
-    hostAtWatch = { peers: host.devices.get('xl-test0')?.peers.length ?? 0, table: host.table, routes: host.routeTable.length };
+    hostAtWatch = { peers: host.wgDevice('xl-test0')?.peers.length ?? 0, table: host.firewallText(), routes: host.ownRoutes().length };
   });
   const h = harness(host, control);
   await preEnrolled(h.dir, NAMED.peersRoutesFirewall!);
@@ -110,8 +111,7 @@ t.test('fail static: the saved config is on the box before the controller is con
   t.equal(body.controller.staleSince, st.controller.staleSince);
   t.same(body.peers.map((p) => [p.name, p.handshakeAgeSeconds]), [['peer-1', null], ['peer-2', null]]);
 
-  host.devices.get('xl-test0')!.peers[0]!.latestHandshakeUnix = 1_700_000_000 + 30 - 12;
-  host.devices.get('xl-test0')!.peers[0]!.rxBytes = 1234n;
+  host.setPeerStats('xl-test0', host.wgDevice('xl-test0')!.peers[0]!.publicKey, { latestHandshakeUnix: 1_700_000_000 + 30 - 12, rxBytes: 1234n });
   const metrics = await (await fetch(`${base}/metrics`)).text();
   t.match(metrics, /crosslink_agent_generation_applied 4/);
   t.match(metrics, /crosslink_agent_controller_connected 0/);
@@ -135,9 +135,9 @@ t.test('fail static: the saved config is on the box before the controller is con
   // SIGTERM path: stop leaves the data plane in place.
   await agent.stop();
   t.equal(control.stopped, true);
-  t.equal(host.devices.get('xl-test0')!.peers.length, 2, 'peers stay');
-  t.equal(host.routeTable.length, 2, 'routes stay');
-  t.not(host.table, null, 'firewall stays');
+  t.equal(host.wgDevice('xl-test0')!.peers.length, 2, 'peers stay');
+  t.equal(host.ownRoutes().length, 2, 'routes stay');
+  t.not(host.firewallText(), null, 'firewall stays');
   await t.rejects(fetch(`${base}/status`), new TypeError('fetch failed'), 'status endpoint closed');
 });
 
@@ -178,7 +178,7 @@ t.test('first run: keys, enrollment, config from the stream applied, saved and r
   t.equal((await new StateDir(h.dir, silentLogger()).loadConfig())!.contentHash, 'hash-5', 'not saved');
 
   // A failing step is reported with its command, exit code and stderr.
-  h.host.failing.set('firewall.replace', new HostCommandError(['nft', '-f', '/run/crosslink/ruleset.nft'], 1, 'Error: syntax error\n'));
+  h.host.failAlways('firewall.replace', { argv: ['nft', '-f', '/run/crosslink/ruleset.nft'], exitCode: 1, stderr: 'Error: syntax error\n' });
   h.control.events!.onConfig(NAMED.peersRoutesFirewall!);
   await until(() => h.control.reports.some((r) => r.applyErrors.some((e) => e.step === 'firewall')), 'firewall failure reported');
   const failed = h.control.reports.find((r) => r.applyErrors.some((e) => e.step === 'firewall'))!;
@@ -233,11 +233,11 @@ t.test('agent down removes the interface, routes and table', async (t) => {
   const agent = await startAgent({ ...h.opts, statusListen: '' }, h.deps);
   t.equal(agent.statusAddress, null);
   await agent.stop();
-  t.equal(h.host.routeTable.length, 2);
+  t.equal(h.host.ownRoutes().length, 2);
   t.same(await agentDown({ interfaceName: 'xl-test0' }, { host: h.host, log: silentLogger() }), []);
-  t.equal(h.host.devices.size, 0);
-  t.equal(h.host.routeTable.length, 0);
-  t.equal(h.host.table, null);
+  t.equal(h.host.wgInterfaces().length, 0);
+  t.equal(h.host.ownRoutes().length, 0);
+  t.equal(h.host.firewallText(), null);
 });
 
 t.test('default agent name from the host name', async (t) => {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { isCrosslinkError } from '../../lib/errors.js';
 import { renderFirewall } from './firewall-render.js';
-import type { Host, WgPeerDesired, WireGuardMode } from './ports.js';
+import type { Host, WireGuardMode } from './ports.js';
+import type { WgPeerDesired } from '../reconcile/host-state.js';
 import { firewall, flow } from './testing/firewall-fixtures.js';
 import { generateWgPrivateKey, wgPublicKey } from './wg-key.js';
 

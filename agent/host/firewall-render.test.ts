@@ -1,7 +1,8 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { layerBoxes, renderFirewall, type TupleBox } from './firewall-render.js';
+import { layerBoxes, type TupleBox } from './firewall-layers.js';
+import { renderFirewall } from './firewall-render.js';
 import { parsePrefix } from './canonical.js';
 import { renderWgConfig } from './wg-config.js';
 import { matchGolden } from './testing/golden.js';
@@ -143,7 +144,7 @@ t.test('layerBoxes: layers are overlap-free and allow exactly the input', async 
     fc.property(fc.array(arbBox, { maxLength: 25 }), (boxes) => {
       const layers = layerBoxes(boxes);
       for (const layer of layers) {
-        for (let i = 0; i < layer.length; i++) for (let j = i + 1; j < layer.length; j++) if (overlap(layer[i], layer[j])) return false;
+        for (let i = 0; i < layer.length; i++) for (let j = i + 1; j < layer.length; j++) if (overlap(layer[i]!, layer[j]!)) return false; // i, j < layer.length
       }
       const out = layers.flat();
       for (const s of points) for (const d of points) for (const proto of [6, 17]) for (let port = 0; port <= 27; port++) {

@@ -1,7 +1,11 @@
 // The agent's narrow ports onto the host. Linux adapters (agent/host/linux/) run wg, ip and nft;
 // the in-memory fake (agent/host/fake/) passes the same contract suite (agent/host/contract.ts).
 // Everything here is owned by Crosslink: one interface, routes marked with CROSSLINK_RT_PROTO,
-// one nft table. Adapters never touch anything else on the box.
+// one nft table. Adapters never touch anything else on the box. The state they read and write is
+// the reconciler's (agent/reconcile/host-state.ts).
+import type {
+  FirewallCounter, FirewallObserved, InterfaceAddress, LinkObserved, RouteChanges, RouteObserved, WgDeviceDesired, WgDeviceObserved,
+} from '../reconcile/host-state.js';
 
 /** Routing protocol number that marks Crosslink's routes (`ip route ... proto 147`). */
 export const CROSSLINK_RT_PROTO = 147;
@@ -9,62 +13,6 @@ export const CROSSLINK_RT_PROTO = 147;
 export const CROSSLINK_NFT_TABLE = 'crosslink';
 
 export type WireGuardMode = 'kernel' | 'userspace';
-
-export interface WgPeerObserved {
-  publicKey: string;
-  /** "host:port", or "" when none. */
-  endpoint: string;
-  /** Canonical prefixes, sorted. */
-  allowedIps: string[];
-  persistentKeepaliveSeconds: number;
-  /** Unix seconds; 0 = never. */
-  latestHandshakeUnix: number;
-  rxBytes: bigint;
-  txBytes: bigint;
-}
-
-export interface WgDeviceObserved {
-  publicKey: string;
-  listenPort: number;
-  /** Sorted by public key. */
-  peers: WgPeerObserved[];
-}
-
-export interface WgPeerDesired {
-  publicKey: string;
-  endpoint: string;
-  allowedIps: string[];
-  persistentKeepaliveSeconds: number;
-}
-
-export interface WgDeviceDesired {
-  /** Path of the 0600 file holding the private key (the key itself never passes through here). */
-  privateKeyFile: string;
-  listenPort: number;
-  peers: WgPeerDesired[];
-}
-
-export interface LinkObserved {
-  exists: boolean;
-  isUp: boolean;
-  mtu: number;
-  /** Addresses with prefix length, canonical, sorted. */
-  addresses: string[];
-}
-
-export interface RouteObserved {
-  /** Canonical destination prefix. */
-  prefix: string;
-  dev: string;
-}
-
-export interface FirewallObserved {
-  /** false: the table does not exist. */
-  exists: boolean;
-  /** Fingerprint of the live table (normalised ruleset text without counters), compared with
-   *  the fingerprint recorded right after Crosslink's own last write to detect drift. */
-  fingerprint: string;
-}
 
 export interface WireGuardPort {
   /** null when the interface does not exist or is not WireGuard. */
@@ -81,13 +29,6 @@ export interface WireGuardPort {
   prepare?(ifname: string, desired: WgDeviceDesired): void;
   /** Removes the interface (and stops wireguard-go). No-op if absent. */
   remove(ifname: string): Promise<void>;
-}
-
-/** One address on one of the box's interfaces. */
-export interface InterfaceAddress {
-  ifname: string;
-  /** With prefix length, canonical ("10.20.1.2/24"). */
-  cidr: string;
 }
 
 export interface LinkPort {
@@ -115,21 +56,10 @@ export interface RoutePort {
   prepare?(changes: RouteChanges): void;
 }
 
-export interface RouteChanges {
-  add: RouteObserved[];
-  del: RouteObserved[];
-}
-
 export interface FirewallReplaceOptions {
   /** Called once the commit command is running (the box then waits on the kernel), or not at all:
    *  the caller's chance to do CPU work that would otherwise delay the next commands. */
   whileCommitting?: () => void;
-}
-
-/** A named nft counter of the Crosslink table (e.g. "dropped_inbound"). */
-export interface FirewallCounter {
-  packets: bigint;
-  bytes: bigint;
 }
 
 export interface FirewallPort {

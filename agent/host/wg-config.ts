@@ -2,7 +2,7 @@
 // AllowedIPs canonical and sorted.
 import { CrosslinkError } from '../../lib/errors.js';
 import { canonicalPrefixList } from './canonical.js';
-import type { WgPeerDesired } from './ports.js';
+import type { WgPeerDesired } from '../reconcile/host-state.js';
 
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
@@ -27,7 +27,7 @@ export function renderWgConfig(privateKey: string, listenPort: number, peers: re
   sorted.forEach((p, i) => {
     const path = `peers[${i}]`;
     if (!isWireGuardKey(p.publicKey)) throw new CrosslinkError('config_invalid', `${path}: invalid public key`, [{ path: `${path}.publicKey`, message: 'invalid public key' }]);
-    if (i > 0 && sorted[i - 1].publicKey === p.publicKey) {
+    if (sorted[i - 1]?.publicKey === p.publicKey) {
       throw new CrosslinkError('config_invalid', `${path}: duplicate public key`, [{ path: `${path}.publicKey`, message: 'duplicate public key' }]);
     }
     if (/[\s#]/.test(p.endpoint)) throw new CrosslinkError('config_invalid', `${path}: invalid endpoint`, [{ path: `${path}.endpoint`, message: 'invalid endpoint' }]);

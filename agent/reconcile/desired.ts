@@ -6,12 +6,14 @@ import { createHash } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { FirewallSchema, type AgentConfig, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import type { RelayListen, RouteObserved, WgDeviceDesired, WgPeerDesired, WireGuardMode } from '../host/ports.js';
+import type { RelayListen, WireGuardMode } from '../host/ports.js';
+import type { RouteObserved, WgDeviceDesired, WgPeerDesired } from './host-state.js';
 import { canonicalEndpoint, compareText, isPrefix, strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
 import { literalEndpoint } from '../host/firewall-render.js';
 
 // plan.ts may not import from host/ (lint boundary), so the port types it compares pass through here.
-export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode } from '../host/ports.js';
+export type { WireGuardMode } from '../host/ports.js';
+export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved } from './host-state.js';
 
 /** Local settings of this box; they never come from the controller. */
 export interface AgentSettings {

@@ -6,7 +6,8 @@ import type { Host } from '../host/ports.js';
 import { Reconciler, type Timers } from './loop.js';
 import { plan } from './plan.js';
 import { teardown } from './teardown.js';
-import { MiniFakeHost, NAMED, SETTINGS, config, stubRenderFirewall } from './fixtures.js';
+import type { FakeHost } from '../host/fake/fake-host.js';
+import { NAMED, SETTINGS, config, fakeHost, stubRenderFirewall } from './fixtures.js';
 import type { DesiredState } from './desired.js';
 
 class ManualTimers implements Timers {
@@ -31,7 +32,7 @@ class ManualTimers implements Timers {
   }
 }
 
-function setup(host: Host = new MiniFakeHost()) {
+function setup(host: Host = fakeHost()) {
   let now = 1_000_000;
   const clock = { nowMs: () => (now += 5) };
   const timers = new ManualTimers();
@@ -45,20 +46,20 @@ async function stepsLeft(r: Reconciler): Promise<number> {
 }
 
 /** The host is exactly what `d` says (checked field by field, not through plan()). */
-function assertHostIs(t: Test, host: MiniFakeHost, d: DesiredState) {
-  const dev = host.devices.get(d.interfaceName);
+function assertHostIs(t: Test, host: FakeHost, d: DesiredState) {
+  const dev = host.wgDevice(d.interfaceName);
   t.ok(dev, 'device exists');
   t.same(dev!.peers.map((p) => p.publicKey).sort(), d.wireguard.peers.map((p) => p.publicKey), 'peers');
-  t.same(host.routeTable.map((r) => r.prefix).sort(), d.routes.map((r) => r.prefix), 'routes');
-  t.equal(host.table, d.firewall.ruleset, 'firewall');
-  t.same(host.linkState.get(d.interfaceName)!.addresses, d.addresses, 'addresses');
-  t.equal(host.sysctls['net.ipv4.ip_forward'], '1', 'forwarding');
+  t.same(host.ownRoutes().map((r) => r.prefix).sort(), d.routes.map((r) => r.prefix), 'routes');
+  t.equal(host.firewallText(), d.firewall.ruleset, 'firewall');
+  t.same(host.linkState(d.interfaceName).addresses, d.addresses, 'addresses');
+  t.equal(host.sysctlValue('net.ipv4.ip_forward'), '1', 'forwarding');
 }
 
 t.test('idempotency: apply, observe, plan -> no steps, and no writes on the second run', async (t) => {
   for (const [name, cfg] of Object.entries(NAMED)) {
     const { r, host } = setup();
-    const fake = host as MiniFakeHost;
+    const fake = host as FakeHost;
     t.same(r.setDesired(cfg), { isChanged: true }, `${name}: accepted`);
     const first = await r.reconcile();
     t.same(first!.errors, [], `${name}: applied without errors`);
@@ -77,7 +78,7 @@ t.test('every transition between the named states, in random orders, ends equal 
   const names = [...Object.keys(NAMED), 'tornDown'];
   let transitions = 0;
   await fc.assert(fc.asyncProperty(fc.array(fc.constantFrom(...names), { minLength: 2, maxLength: 12 }), async (seq) => {
-    const host = new MiniFakeHost();
+    const host = fakeHost();
     const { r } = setup(host);
     let gen = 100;
     for (const name of seq) {
@@ -85,7 +86,7 @@ t.test('every transition between the named states, in random orders, ends equal 
       if (name === 'tornDown') {
         t.same(await teardown(host, SETTINGS.interfaceName), []);
         r.forgetWrites();
-        if (host.devices.size !== 0 || host.routeTable.length !== 0 || host.table !== null) return false;
+        if (host.wgInterfaces().length !== 0 || host.ownRoutes().length !== 0 || host.firewallText() !== null) return false;
         continue;
       }
       r.setDesired({ ...NAMED[name]!, generation: BigInt(++gen) });
@@ -96,10 +97,10 @@ t.test('every transition between the named states, in random orders, ends equal 
       await r.reconcile();
       if (host.writes.length !== w) return false;
       const d = r.desiredState!;
-      if (host.table !== d.firewall.ruleset) return false;
-      const peers = host.devices.get(SETTINGS.interfaceName)!.peers.map((p) => p.publicKey).sort();
+      if (host.firewallText() !== d.firewall.ruleset) return false;
+      const peers = host.wgDevice(SETTINGS.interfaceName)!.peers.map((p) => p.publicKey).sort();
       if (JSON.stringify(peers) !== JSON.stringify(d.wireguard.peers.map((p) => p.publicKey))) return false;
-      if (JSON.stringify(host.routeTable.map((x) => x.prefix).sort()) !== JSON.stringify(d.routes.map((x) => x.prefix))) return false;
+      if (JSON.stringify(host.ownRoutes().map((x) => x.prefix).sort()) !== JSON.stringify(d.routes.map((x) => x.prefix))) return false;
     }
     return true;
   }), { seed: 4242, numRuns: 60 });
@@ -107,7 +108,7 @@ t.test('every transition between the named states, in random orders, ends equal 
   for (const a of names) {
     for (const b of names) {
       if (a === 'tornDown' && b === 'tornDown') continue;
-      const host = new MiniFakeHost();
+      const host = fakeHost();
       const { r } = setup(host);
       for (const [i, n] of [a, b].entries()) {
         if (n === 'tornDown') {
@@ -121,7 +122,7 @@ t.test('every transition between the named states, in random orders, ends equal 
         t.equal(await stepsLeft(r), 0, `${a} -> ${b}: nothing left`);
         assertHostIs(t, host, r.desiredState!);
       } else {
-        t.equal(host.devices.size + host.routeTable.length + (host.table ? 1 : 0), 0, `${a} -> torn down: empty`);
+        t.equal(host.wgInterfaces().length + host.ownRoutes().length + (host.firewallText() ? 1 : 0), 0, `${a} -> torn down: empty`);
       }
     }
   }
@@ -129,9 +130,9 @@ t.test('every transition between the named states, in random orders, ends equal 
 });
 
 t.test('partial failure: the others are applied, the failure is reported exactly, a retry succeeds', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const { r, timers } = setup(host);
-  host.failing.set('routes.apply', new HostCommandError(['ip', '-batch', '-'], 2, 'RTNETLINK answers: Operation not permitted\n'));
+  host.failAlways('routes.apply', { argv: ['ip', '-batch', '-'], exitCode: 2, stderr: 'RTNETLINK answers: Operation not permitted\n' });
   r.start();
   r.setDesired(NAMED.peersRoutesFirewall!);
   const out = await r.reconcile();
@@ -139,9 +140,9 @@ t.test('partial failure: the others are applied, the failure is reported exactly
     step: 'routes', command: 'ip -batch -', exitCode: 2, stderr: 'RTNETLINK answers: Operation not permitted\n', isTerminal: false,
     message: 'ip -batch - exited 2: RTNETLINK answers: Operation not permitted',
   }]);
-  t.equal(host.devices.get(SETTINGS.interfaceName)!.peers.length, 2, 'peers applied anyway');
-  t.equal(host.table, r.desiredState!.firewall.ruleset, 'firewall applied anyway');
-  t.equal(host.sysctls['net.ipv4.ip_forward'], '1', 'sysctl applied anyway (it comes after the failed step)');
+  t.equal(host.wgDevice(SETTINGS.interfaceName)!.peers.length, 2, 'peers applied anyway');
+  t.equal(host.firewallText(), r.desiredState!.firewall.ruleset, 'firewall applied anyway');
+  t.equal(host.sysctlValue('net.ipv4.ip_forward'), '1', 'sysctl applied anyway (it comes after the failed step)');
   t.equal(r.status.generationApplied, 0n, 'not applied completely');
   t.equal(r.status.generationDesired, 4n);
   t.equal(r.status.consecutiveFailures, 1);
@@ -154,7 +155,7 @@ t.test('partial failure: the others are applied, the failure is reported exactly
   t.equal(r.status.consecutiveFailures, 2, 'the retry and our call were one run');
   t.ok(timers.delayMs! > 750, 'backoff grows');
 
-  host.failing.clear();
+  host.clearFailure();
   timers.fire();
   const ok = await r.reconcile();
   t.same(ok!.errors, []);
@@ -168,7 +169,7 @@ t.test('partial failure: the others are applied, the failure is reported exactly
 });
 
 t.test('a failed observation is reported and retried', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   host.routes.observe = async () => { throw new HostCommandError(['ip', '-json', 'route', 'show', 'proto', '147'], 1, 'boom\n'); };
   const { r } = setup(host);
   r.setDesired(NAMED.onePeer!);
@@ -178,19 +179,19 @@ t.test('a failed observation is reported and retried', async (t) => {
 });
 
 t.test('drift behind its back is put right on the next resync', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const { r, timers } = setup(host);
   r.setDesired(NAMED.peersRoutesFirewall!);
   r.start();
   await r.reconcile();
   t.equal(timers.delayMs, 10_000, 'resync scheduled');
-  const dev = host.devices.get(SETTINGS.interfaceName)!;
-  dev.peers.pop();
-  host.routeTable.pop();
-  host.table = 'table inet crosslink { } # edited by hand';
-  host.sysctls['net.ipv4.ip_forward'] = '0';
-  host.linkState.get(SETTINGS.interfaceName)!.isUp = false;
-  host.writes = [];
+  const dev = host.wgDevice(SETTINGS.interfaceName)!;
+  host.deletePeerByHand(SETTINGS.interfaceName, dev.peers[dev.peers.length - 1]!.publicKey);
+  host.deleteRouteByHand(host.ownRoutes()[host.ownRoutes().length - 1]!.prefix);
+  host.loadFirewallByHand('table inet crosslink { } # edited by hand');
+  host.setSysctlByHand('net.ipv4.ip_forward', '0');
+  host.setLinkDownByHand(SETTINGS.interfaceName);
+  host.resetCounts();
   timers.fire();
   const out = await r.reconcile();
   t.same(out!.steps.map((s) => s.kind), ['link.up', 'firewall.replace', 'wireguard.sync', 'routes', 'sysctl.set']);
@@ -199,7 +200,7 @@ t.test('drift behind its back is put right on the next resync', async (t) => {
   assertHostIs(t, host, r.desiredState!);
 
   // The table deleted outright, and the interface deleted outright.
-  host.table = null;
+  host.deleteFirewallTable();
   await host.wireguard.remove(SETTINGS.interfaceName);
   await r.reconcile('resync');
   t.equal(await stepsLeft(r), 0);
@@ -208,7 +209,7 @@ t.test('drift behind its back is put right on the next resync', async (t) => {
 });
 
 t.test('an invalid config is terminal: reported, not applied, not retried; the previous config stays', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const { r, timers } = setup(host);
   r.start();
   r.setDesired(NAMED.onePeer!);
@@ -232,7 +233,7 @@ t.test('an invalid config is terminal: reported, not applied, not retried; the p
 });
 
 t.test('same content under a new generation changes nothing on the host', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const { r } = setup(host);
   r.setDesired(NAMED.onePeer!);
   await r.reconcile();
@@ -244,7 +245,7 @@ t.test('same content under a new generation changes nothing on the host', async 
 });
 
 t.test('concurrent kicks coalesce into one queued run', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const { r } = setup(host);
   r.setDesired(NAMED.onePeer!);
   const a = r.reconcile('a');
@@ -260,14 +261,14 @@ t.test('concurrent kicks coalesce into one queued run', async (t) => {
 });
 
 t.test('no desired config yet: nothing happens', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const { r } = setup(host);
   t.equal(await r.reconcile(), null);
   t.same(host.writes, []);
 });
 
 t.test('peers and routes are prepared while the firewall commits, and their steps get the very objects prepared', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const log: string[] = [];
   const prepared = new Set<object>();
   const fwReplace = host.firewall.replace;
@@ -315,7 +316,7 @@ t.test('peers and routes are prepared while the firewall commits, and their step
 });
 
 t.test('a prepare that throws is left to its step, which does the work itself', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   (host.wireguard as Host['wireguard']).prepare = () => {
     throw new Error('prepare broke');
   };
@@ -330,7 +331,7 @@ t.test('a prepare that throws is left to its step, which does the work itself', 
 });
 
 t.test('a new config: the host is read while its desired state is computed, and that reading serves the run', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   const log: string[] = [];
   const wgObserve = host.wireguard.observe.bind(host.wireguard);
   host.wireguard.observe = async (ifname: string) => {
@@ -362,7 +363,7 @@ t.test('a new config: the host is read while its desired state is computed, and 
 });
 
 t.test('a reading started ahead is not used by a later run, and none is started while a run is in progress', async (t) => {
-  const host = new MiniFakeHost();
+  const host = fakeHost();
   let reads = 0;
   const wgObserve = host.wireguard.observe.bind(host.wireguard);
   host.wireguard.observe = async (ifname: string) => {

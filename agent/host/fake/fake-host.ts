@@ -5,24 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { HostCommandError } from '../../../lib/errors.js';
 import { canonicalInterfaceAddress, canonicalPrefix, canonicalPrefixList, sortByPrefix } from '../canonical.js';
 import { firewallFingerprint } from '../firewall-fingerprint.js';
-import {
-  CROSSLINK_NFT_TABLE,
-  CROSSLINK_RT_PROTO,
-  type FirewallCounter,
-  type FirewallObserved,
-  type FirewallPort,
-  type Host,
-  type LinkObserved,
-  type LinkPort,
-  type RouteObserved,
-  type RoutePort,
-  type SysctlPort,
-  type WgDeviceDesired,
-  type WgDeviceObserved,
-  type WgPeerObserved,
-  type WireGuardMode,
-  type WireGuardPort,
-} from '../ports.js';
+import { CROSSLINK_NFT_TABLE, CROSSLINK_RT_PROTO, type FirewallPort, type Host, type LinkPort, type RoutePort, type SysctlPort, type WireGuardMode, type WireGuardPort } from '../ports.js';
+import type { FirewallCounter, FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerObserved } from '../../reconcile/host-state.js';
 import { renderWgConfig } from '../wg-config.js';
 import { wgPublicKey } from '../wg-key.js';
 
@@ -67,6 +51,8 @@ interface Failure {
   remaining: number; // Infinity: until cleared
   exitCode: number;
   stderr: string;
+  /** The command line the error names (default: OP_ARGV's). */
+  argv?: readonly string[];
 }
 
 interface FakeLink {
@@ -89,6 +75,12 @@ export interface FakeHostOptions {
   readPrivateKey?: (path: string) => Promise<string>;
   /** Initial sysctl values; unknown keys fail like a missing /proc/sys entry. */
   sysctls?: Record<string, string>;
+}
+
+export interface FailureOptions {
+  exitCode?: number;
+  stderr?: string;
+  argv?: readonly string[];
 }
 
 export class FakeHost implements Host {
@@ -187,17 +179,23 @@ export class FakeHost implements Host {
     return n;
   }
 
+  /** The write operations (FAKE_WRITE_OPS) called since construction or resetCounts(), in order. */
+  get writes(): FakeOp[] {
+    return this.log.filter((c) => FAKE_WRITE_OPS.includes(c.op)).map((c) => c.op);
+  }
+
   resetCounts(): void {
     this.calls.clear();
     this.log.length = 0;
   }
 
-  /** The next `times` calls of `op` fail with a HostCommandError (Infinity: until clearFailure). */
-  failNext(op: FakeOp, opts: { times?: number; exitCode?: number; stderr?: string } = {}): void {
-    this.failures.set(op, { remaining: opts.times ?? 1, exitCode: opts.exitCode ?? 1, stderr: opts.stderr ?? `injected failure of ${op}` });
+  /** The next `times` calls of `op` fail with a HostCommandError (Infinity: until clearFailure);
+   *  `argv` names another command line than the adapter's usual one. */
+  failNext(op: FakeOp, opts: FailureOptions & { times?: number } = {}): void {
+    this.failures.set(op, { remaining: opts.times ?? 1, exitCode: opts.exitCode ?? 1, stderr: opts.stderr ?? `injected failure of ${op}`, argv: opts.argv });
   }
 
-  failAlways(op: FakeOp, opts: { exitCode?: number; stderr?: string } = {}): void {
+  failAlways(op: FakeOp, opts: FailureOptions = {}): void {
     this.failNext(op, { ...opts, times: Infinity });
   }
 
@@ -256,6 +254,45 @@ export class FakeHost implements Host {
     this.table = lines.join('\n');
   }
 
+  /** Loads a table by hand (`nft -f` behind the agent's back); no syntax check. */
+  loadFirewallByHand(text: string): void {
+    this.table = text;
+  }
+
+  /** Removes one peer by hand (`wg set IF peer KEY remove`). */
+  deletePeerByHand(ifname: string, publicKey: string): void {
+    if (!this.linkTable.get(ifname)?.wg?.peers.delete(publicKey)) throw new Error(`no peer ${publicKey} on ${ifname}`);
+  }
+
+  /** Sets a link down by hand (`ip link set IF down`). */
+  setLinkDownByHand(ifname: string): void {
+    const l = this.linkTable.get(ifname);
+    if (!l) throw new Error(`no link ${ifname}`);
+    l.isUp = false;
+  }
+
+  /** `sysctl -w KEY=VALUE` by hand. */
+  setSysctlByHand(key: string, value: string): void {
+    this.sysctlValues.set(key, value);
+  }
+
+  // --- looking without calling (not counted, not failed; copies) -----------------------------
+
+  /** What wireguard.observe would return. */
+  wgDevice(ifname: string): WgDeviceObserved | null {
+    return structuredCloneSafe(this.wgObserve(ifname));
+  }
+
+  /** Names of the WireGuard interfaces present. */
+  wgInterfaces(): string[] {
+    return [...this.linkTable].filter(([, l]) => l.kind === 'wireguard').map(([name]) => name).sort();
+  }
+
+  /** What links.observe would return. */
+  linkState(ifname: string): LinkObserved {
+    return this.linkObserve(ifname);
+  }
+
   /** The installed ruleset text (null: no table). */
   firewallText(): string | null {
     return this.table;
@@ -293,7 +330,7 @@ export class FakeHost implements Host {
     if (f) {
       f.remaining -= 1;
       if (f.remaining <= 0) this.failures.delete(op);
-      throw this.commandError(op, f.stderr, f.exitCode);
+      throw new HostCommandError(f.argv ? [...f.argv] : OP_ARGV[op], f.exitCode, f.stderr);
     }
   }
 
@@ -369,7 +406,8 @@ export class FakeHost implements Host {
     return { exists: true, isUp: l.isUp, mtu: l.mtu, addresses: sortByPrefix([...l.addresses], (a) => a) };
   }
 
-  private ownRoutes(): RouteObserved[] {
+  /** What routes.observe would return (Crosslink's routes only). */
+  ownRoutes(): RouteObserved[] {
     const own = this.routeTable.filter((r) => r.proto === CROSSLINK_RT_PROTO).map((r) => ({ prefix: r.prefix, dev: r.dev }));
     return sortByPrefix(own, (r) => r.prefix, (r) => r.dev);
   }
@@ -428,7 +466,7 @@ export class FakeHost implements Host {
     this.table = ruleset;
     // Recreating the table recreates its counters at zero, as nft does.
     this.counterValues.clear();
-    for (const m of ruleset.matchAll(/^\s*counter (\w+) \{/gm)) this.counterValues.set(m[1], { packets: 0n, bytes: 0n });
+    for (const [, name = ''] of ruleset.matchAll(/^\s*counter (\w+) \{/gm)) this.counterValues.set(name, { packets: 0n, bytes: 0n });
     return firewallFingerprint(ruleset);
   }
 }

@@ -27,7 +27,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../../../lib/clock.js';
 import { firewallFingerprint } from '../firewall-fingerprint.js';
-import { CROSSLINK_NFT_TABLE, type FirewallCounter, type FirewallObserved, type FirewallPort, type FirewallReplaceOptions } from '../ports.js';
+import { CROSSLINK_NFT_TABLE, type FirewallPort, type FirewallReplaceOptions } from '../ports.js';
+import type { FirewallCounter, FirewallObserved } from '../../reconcile/host-state.js';
 import type { CommandRunner, WatchHandle } from './run.js';
 
 export interface LinuxFirewallOptions {

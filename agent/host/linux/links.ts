@@ -1,7 +1,8 @@
 // LinkPort over `ip -json addr show` and `ip link`/`ip addr`. Link-local IPv6 addresses are the
 // kernel's, not ours, and are not reported.
 import { canonicalInterfaceAddress, sortByPrefix } from '../canonical.js';
-import type { InterfaceAddress, LinkObserved, LinkPort } from '../ports.js';
+import type { LinkPort } from '../ports.js';
+import type { InterfaceAddress, LinkObserved } from '../../reconcile/host-state.js';
 import { MonitoredCache, type NetlinkMonitor } from './monitor.js';
 import type { CommandRunner } from './run.js';
 

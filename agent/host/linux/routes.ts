@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostCommandError } from '../../../lib/errors.js';
 import { canonicalPrefix, sortByPrefix } from '../canonical.js';
-import { CROSSLINK_RT_PROTO, type RouteChanges, type RouteObserved, type RoutePort } from '../ports.js';
+import { CROSSLINK_RT_PROTO, type RoutePort } from '../ports.js';
+import type { RouteChanges, RouteObserved } from '../../reconcile/host-state.js';
 import { MonitoredCache, type NetlinkMonitor } from './monitor.js';
 import type { CommandRunner } from './run.js';
 
