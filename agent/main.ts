@@ -25,7 +25,8 @@ import { detectWireGuardMode as probeWireGuardMode } from './host/linux/wireguar
 import { renderFirewall } from './host/firewall-render.js';
 import { createControlClient } from './control/connect.js';
 import { watchHostEvents } from './reconcile/events.js';
-import { osLocalAddresses, Prober } from './health/probes.js';
+import { Prober } from './health/prober.js';
+import { osLocalAddresses } from './health/sockets.js';
 
 export type WireGuardChoice = WireGuardMode | 'auto';
 
