@@ -13,11 +13,12 @@ import { silentLogger } from '../lib/logger.js';
 import { systemClock } from '../lib/clock.js';
 import { AgentConfigSchema } from '../proto/gen/crosslink/v1/agent_pb.js';
 import { startTestController } from '../controller/rpc/testing.js';
-import {
-  doctorExitCode, findForwardDropChains, findRouteConflicts, formatResults, judgeClockSkew, judgeFirewall, judgeForwarding,
-  judgeInterfaceName, judgeMtu, judgePrivileges, judgeTool, judgeWireGuard, parseProcStatus, realDoctorDeps, runDoctor, skewFromDate,
-  type CheckResult, type DoctorDeps, type DoctorInput,
-} from './doctor.js';
+import { doctorExitCode, formatResults, runDoctor } from './doctor.js';
+import { findForwardDropChains, findRouteConflicts, judgeFirewall } from './doctor/conflicts.js';
+import { judgeClockSkew, judgeMtu, skewFromDate } from './doctor/controller.js';
+import { judgeForwarding, judgeInterfaceName, judgePrivileges, judgeTool, judgeWireGuard, parseProcStatus } from './doctor/host.js';
+import { realDoctorDeps } from './doctor/real-deps.js';
+import type { CheckResult, DoctorDeps, DoctorInput } from './doctor/types.js';
 import { StateDir } from './state.js';
 
 const ok = (r: CheckResult | CheckResult[]) => (Array.isArray(r) ? r : [r]).map((x) => x.verdict);

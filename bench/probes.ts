@@ -1,6 +1,6 @@
 // Peer probe benchmark: what one round of peer probes over 1,000 peers costs the agent, with fping
 // (one process per round) and with the fallback without fping (one `ping` per peer, 32 at a time —
-// the prober as it was before fping). The prober (agent/health/probes.ts, the real ProcessRunner)
+// the prober as it was before fping). The prober (agent/health/peer-prober.ts, the real ProcessRunner)
 // runs in a node process inside its own namespace, grown to the agent's RSS (--rss-mb), since
 // every spawn forks that whole process. Its peers are addresses routed over a veth to a second
 // namespace, which answers the first --answering of them and silently drops the rest (a dead peer
@@ -18,7 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
 import { ProcessRunner } from '../agent/host/linux/run.js';
-import { FpingEchoes, PeerProber, PingEachEchoes, type PeerEchoes, type ProbeCommandRunner } from '../agent/health/probes.js';
+import { FpingEchoes, PingEachEchoes, type PeerEchoes } from '../agent/health/echoes.js';
+import { PeerProber } from '../agent/health/peer-prober.js';
+import type { ProbeCommandRunner } from '../agent/health/ports.js';
 import { textArg } from './args.js';
 
 const arg = textArg;

@@ -4,7 +4,10 @@
 import t from 'tap';
 import { ProcessRunner } from '../host/linux/run.js';
 import { isRoot, must, NetnsFixture, sh } from '../host/linux/netns-fixture.js';
-import { detectFping, FpingEchoes, PeerProber, PingEachEchoes, type ProbeCommandRunner } from './probes.js';
+import { FpingEchoes, PingEachEchoes } from './echoes.js';
+import { detectFping } from './fping.js';
+import { PeerProber } from './peer-prober.js';
+import type { ProbeCommandRunner } from './ports.js';
 
 const REACHABLE = ['10.77.0.2', 'fd77::2'];
 const SILENT = '10.77.0.3';
@@ -19,7 +22,7 @@ if (!isRoot()) {
   const box = fx.addNetns('p');
   const peer = fx.addNetns('r');
   must(['ip', 'link', 'add', 'v0', 'netns', box, 'type', 'veth', 'peer', 'name', 'v0', 'netns', peer]);
-  for (const [ns, v4, v6] of [[box, '10.77.0.1/24', 'fd77::1/64'], [peer, '10.77.0.2/24', 'fd77::2/64']]) {
+  for (const [ns, v4, v6] of [[box, '10.77.0.1/24', 'fd77::1/64'], [peer, '10.77.0.2/24', 'fd77::2/64']] as const) {
     must(['ip', '-n', ns, 'addr', 'add', v4, 'dev', 'v0']);
     must(['ip', '-n', ns, 'addr', 'add', v6, 'dev', 'v0', 'nodad']);
     must(['ip', '-n', ns, 'link', 'set', 'v0', 'up']);

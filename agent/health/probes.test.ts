@@ -6,10 +6,13 @@ import { pino } from 'pino';
 import t from 'tap';
 import { AgentConfigSchema, PeerSchema, ProbeSchema, type Probe } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { silentLogger } from '../../lib/logger.js';
-import {
-  connectTcp, detectFping, fpingArgv, judgeProbe, MIN_PROBES_FOR_LOSS, NOT_PROBED, parseFping, parsePingRttMs, PathProber, PeerProber, pingOnce, Prober,
-  sourceAddressFor, udpExchange, type AttemptOutcome, type ProbeCommandRunner, type ProbeTimers,
-} from './probes.js';
+import { detectFping, fpingArgv, parseFping } from './fping.js';
+import { judgeProbe, PathProber, sourceAddressFor } from './path-prober.js';
+import { MIN_PROBES_FOR_LOSS, NOT_PROBED, PeerProber } from './peer-prober.js';
+import { parsePingRttMs, pingOnce } from './ping.js';
+import type { AttemptOutcome, ProbeCommandRunner, ProbeTimers } from './ports.js';
+import { Prober } from './prober.js';
+import { connectTcp, udpExchange } from './sockets.js';
 
 const PING_OK = 'PING 100.64.0.9 (100.64.0.9) 56(84) bytes of data.\n64 bytes from 100.64.0.9: icmp_seq=1 ttl=64 time=0.734 ms\n\n--- 100.64.0.9 ping statistics ---\n1 packets transmitted, 1 received, 0% packet loss, time 0ms\n';
 
@@ -19,7 +22,7 @@ function fakeRunner(answers: Record<string, { exitCode: number; stdout?: string;
   const runner: ProbeCommandRunner = {
     run: async (argv) => {
       calls.push([...argv]);
-      const a = answers[argv[argv.length - 1]];
+      const a = answers[argv.at(-1) ?? ''];
       const one = Array.isArray(a) ? a.shift() : a;
       return { exitCode: one?.exitCode ?? 2, stdout: one?.stdout ?? '', stderr: (one as { stderr?: string })?.stderr ?? 'unknown host' };
     },
@@ -226,7 +229,7 @@ function echoRunner(script: Record<string, Echo[]>, o: { hasFping: boolean }) {
         const stderr = targets.map((a, i) => `${a.padEnd(width)} : ${typeof echoes[i] === 'number' ? (echoes[i] as number).toFixed(3) : '-'}\n`).join('');
         return { exitCode: echoes.every((e) => typeof e === 'number') ? 0 : 1, stdout: '', stderr };
       }
-      const target = argv[argv.length - 1];
+      const target = argv.at(-1) ?? '';
       const e = next(target);
       if (typeof e === 'number') return { exitCode: 0, stdout: PING_OK.replace('0.734', e.toFixed(3)), stderr: '' };
       return { exitCode: 1, stdout: e === 'unreachable' ? `From 100.64.0.1 icmp_seq=1 Destination Host Unreachable\n` : '', stderr: '' };
@@ -256,7 +259,7 @@ for (const hasFping of [true, false]) {
     t.same(p.fields('b'), NOT_PROBED, 'a peer no longer configured is forgotten');
     t.same(p.fields('c'), { isProbed: true, isReachable: true, rttMs: 0.734, lossRatio: 0 });
     t.equal(calls.filter((c) => c.argv[0] === (hasFping ? 'fping' : 'ping')).length, hasFping ? 14 : 13, 'fping -v once, then one process per round');
-    t.equal(calls[0].argv.join(' '), 'fping -v', 'checked once, first');
+    t.equal(calls[0]?.argv.join(' '), 'fping -v', 'checked once, first');
   });
 
   t.test(`peer prober over ${path}: a new peer's first lost echoes are no verdict yet`, async (t) => {
@@ -285,8 +288,8 @@ t.test('peer prober over fping: one process per round for 1,000 peers, side by s
   const thousand = Array.from({ length: 1000 }, (_, i) => ({ name: `p${i}`, overlayIp: addr(i) }));
   await p.probeAll(thousand);
   t.same(calls.map((c) => c.argv.slice(0, 11).join(' ')), ['fping -v', 'fping -C 1 -q -t 1000 -i 1 -r 0 --']);
-  t.equal(calls[1].argv.length - 11, 1000, 'all 1,000 peers in one process');
-  t.equal(calls[1].timeoutMs, 1000 * 1 + 1000 + 5000, 'killed only well after it should have ended');
+  t.equal(calls[1]!.argv.length - 11, 1000, 'all 1,000 peers in one process');
+  t.equal(calls[1]?.timeoutMs, 1000 * 1 + 1000 + 5000, 'killed only well after it should have ended');
 
   const many = Array.from({ length: 2500 }, (_, i) => ({ name: `p${i}`, overlayIp: addr(i) }));
   many.push({ name: 'same-address', overlayIp: addr(0) }, { name: 'garbage', overlayIp: '-x' }, { name: 'unassigned', overlayIp: '' });
@@ -370,8 +373,8 @@ t.test('path prober: picks the source address, dispatches by protocol', async (t
     ['ping/0', true, 'connected in 0.7 ms'],
     ['elsewhere/0', false, 'no local address in 10.9.0.0/24'],
   ]);
-  t.equal(results[0].checkedAtUnixMs, 1_700_000_000_000n);
-  t.equal(results[0].rttMs, 3);
+  t.equal(results[0]?.checkedAtUnixMs, 1_700_000_000_000n);
+  t.equal(results[0]?.rttMs, 3);
   t.same(seen, [['tcp', '10.1.0.7', 1500], ['tcp', '10.1.0.7', 1500], ['udp', '10.1.0.7', 1500]]);
   t.same(calls, [['ping', '-n', '-c', '1', '-W', '2', '-I', '10.1.0.7', '10.20.1.9']]);
 });
@@ -392,16 +395,16 @@ t.test('prober loop: rounds on the timer, results per config, interval from the 
   prober.start();
   await prober.runOnce();
   t.equal(ticks.length, 1);
-  t.equal(ticks[0].ms, 3000);
+  t.equal(ticks[0]?.ms, 3000);
   t.equal(rounds, 2, 'once when peer b became reachable, once after the round');
   t.same(prober.peerFields('b'), { isProbed: true, isReachable: true, rttMs: 0.734, lossRatio: 0 });
   t.same(prober.probeResults().map((r) => [r.name, r.isOk]), [['care/0', true]]);
-  ticks[0].fn();
+  ticks[0]!.fn(); // one timer: asserted above
   await prober.runOnce();
   t.equal(rounds, 3, 'nothing changed: once, after the round');
   prober.setConfig(create(AgentConfigSchema, { peers: [], probes: [] }));
   t.same(prober.probeResults(), [], 'results of probes no longer configured are dropped');
-  t.equal(ticks[0].ms, 5000, 'default interval, timer restarted');
+  t.equal(ticks[0]?.ms, 5000, 'default interval, timer restarted');
   prober.stop();
   t.equal(ticks.length, 0);
 });
@@ -503,7 +506,7 @@ t.test('real tcp connect on 127.0.0.1: connected, refused, timeout', async (t) =
     probe({ name: 'shut/0', target: '127.0.0.1', port: closed, sourcePrefix: '127.0.0.0/8', expectDeny: true }),
   ]);
   t.same(results.map((r) => [r.name, r.isOk]), [['up/0', true], ['down/0', false], ['shut/0', true]]);
-  t.equal(results[1].detail, 'connection refused');
+  t.equal(results[1]?.detail, 'connection refused');
 });
 
 t.test('real udp exchange on 127.0.0.1: reply, port unreachable, silence', async (t) => {

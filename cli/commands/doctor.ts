@@ -8,7 +8,7 @@ import { isCrosslinkError } from '../../lib/errors.js';
 import { parseJoinToken } from '../../lib/join-token.js';
 import { silentLogger } from '../../lib/logger.js';
 import { DEFAULT_CONFIG_FILE, loadAgentConfigFile, resolveAgentOptions, settingsFromFlags, type AgentSettingsInput } from '../../agent/config.js';
-import type { DoctorDeps, DoctorInput } from '../../agent/doctor.js';
+import type { DoctorDeps, DoctorInput } from '../../agent/doctor/types.js';
 import { enrollmentUrls, StateDir } from '../../agent/state.js';
 import { VERSION } from '../version.js';
 
@@ -87,7 +87,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     .option('join', { type: 'string', describe: 'Join token: check the controller it names (before the first enrollment)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON' }) as unknown as Argv<DoctorArgs>,
   handler: async (argv) => {
-    const [{ realDoctorDeps }, { ProcessRunner }] = await Promise.all([doctorChecks(), import('../../agent/host/linux/run.js')]);
+    const [{ realDoctorDeps }, { ProcessRunner }] = await Promise.all([import('../../agent/doctor/real-deps.js'), import('../../agent/host/linux/run.js')]);
     const runner = new ProcessRunner();
     process.exitCode = await runDoctorCommand(argv, { out: (t) => process.stdout.write(t) }, realDoctorDeps(runner, systemClock));
   },

@@ -1,0 +1,100 @@
+// What the agent shows of itself: the live WireGuard peers with their probe verdicts, and the
+// whole AgentStatus that the local endpoint, the metrics and the reports to the controller read.
+import type { Clock } from '../lib/clock.js';
+import type { AgentStatus, PeerStatusView } from './health/status-server.js';
+import type { Prober } from './health/prober.js';
+import type { Host } from './host/ports.js';
+import type { Reconciler } from './reconcile/loop.js';
+import { enrollmentUrls, type Enrollment } from './state.js';
+
+/** The config stream as the agent last saw it. */
+export interface ControllerConnection {
+  isConnected: boolean;
+  /** Since when the config may be stale (stream down, or never up since start). */
+  staleSinceMs: number;
+  /** Why the stream is down, when known; null while connected. */
+  reason: string | null;
+}
+
+export interface StatusReaderDeps {
+  host: Host;
+  reconciler: Reconciler;
+  prober: Prober | null;
+  clock: Clock;
+  name: string;
+  publicKey: string;
+  interfaceName: string;
+  agentVersion: string;
+  /** The enrollment, once there is one. */
+  enrollment(): Enrollment | null;
+  connection: Readonly<ControllerConnection>;
+}
+
+export class StatusReader {
+  constructor(private readonly deps: StatusReaderDeps) {}
+
+  /** The interface's peers by name, sorted, with their probe verdicts; none when it cannot be read. */
+  async peers(): Promise<PeerStatusView[]> {
+    const { host, reconciler, prober, clock } = this.deps;
+    let dev;
+    try {
+      dev = await host.wireguard.observe(this.deps.interfaceName);
+    } catch {
+      return [];
+    }
+    const names = reconciler.desiredState?.peerNames ?? {};
+    const nowMs = clock.nowMs();
+    return (dev?.peers ?? []).map((p) => ({
+      ...(prober ? { probe: prober.peerFields(names[p.publicKey] ?? '') } : {}),
+      name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      latestHandshakeUnix: p.latestHandshakeUnix,
+      latestHandshake: p.latestHandshakeUnix > 0 ? new Date(p.latestHandshakeUnix * 1000).toISOString() : null,
+      handshakeAgeSeconds: p.latestHandshakeUnix > 0 ? Math.max(0, Math.round(nowMs / 1000 - p.latestHandshakeUnix)) : null,
+      rxBytes: Number(p.rxBytes),
+      txBytes: Number(p.txBytes),
+    })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The firewall's named drop counters; none when the host has none or cannot read them. */
+  async counters(): Promise<Record<string, { packets: number; bytes: number }>> {
+    try {
+      const c = await this.deps.host.firewall.counters?.();
+      return Object.fromEntries(Object.entries(c ?? {}).map(([k, v]) => [k, { packets: Number(v.packets), bytes: Number(v.bytes) }]));
+    } catch {
+      return {};
+    }
+  }
+
+  async status(): Promise<AgentStatus> {
+    const { reconciler, prober, clock, connection: conn } = this.deps;
+    const r = reconciler.status;
+    const nowMs = clock.nowMs();
+    const enrollment = this.deps.enrollment();
+    return {
+      name: this.deps.name,
+      version: this.deps.agentVersion,
+      interface: this.deps.interfaceName,
+      publicKey: this.deps.publicKey,
+      overlayAddress: reconciler.desiredState?.addresses[0] ?? enrollment?.overlayAddress ?? '',
+      controller: {
+        url: enrollment ? enrollmentUrls(enrollment).join(' ') : '',
+        isConnected: conn.isConnected,
+        staleSince: conn.isConnected ? null : new Date(conn.staleSinceMs).toISOString(),
+        staleSeconds: conn.isConnected ? 0 : Math.max(0, (nowMs - conn.staleSinceMs) / 1000),
+        reason: conn.isConnected ? null : conn.reason,
+      },
+      generation: { seen: Number(r.generationSeen), applied: Number(r.generationApplied), desired: Number(r.generationDesired) },
+      lastApply: r.lastApplyAtMs === null ? null : { at: new Date(r.lastApplyAtMs).toISOString(), durationMs: r.lastApplyDurationMs ?? 0, steps: r.lastStepCount },
+      isApplied: r.generationDesired > 0n && r.generationApplied === r.generationDesired && r.errors.length === 0,
+      errors: r.errors,
+      peers: await this.peers(),
+      probes: (prober?.probeResults() ?? []).map((x) => ({
+        name: x.name, isOk: x.isOk, detail: x.detail, rttMs: x.rttMs,
+        checkedAt: x.checkedAtUnixMs > 0n ? new Date(Number(x.checkedAtUnixMs)).toISOString() : null,
+      })),
+      firewallCounters: await this.counters(),
+    };
+  }
+}
