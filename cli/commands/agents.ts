@@ -8,8 +8,8 @@ import { table, time } from './output.js';
  *  fields, those before unserved subnets leave out `unserved`. */
 type AgentBody = OlderMayLack<AgentView, 'endpoints' | 'isRelay' | 'relayedPairs' | 'unserved'>;
 
-export function agentsCommand(io: RemoteIo = processIo): CommandModule {
-  const list: CommandModule<object, ConnArgs> = {
+function listCommand(io: RemoteIo): CommandModule<object, ConnArgs> {
+  return {
     command: 'list', describe: 'List agents',
     builder: (y) => connectionOptions(y).option(jsonOption),
     handler: async (args) => {
@@ -28,7 +28,10 @@ export function agentsCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const show: CommandModule<object, ConnArgs & { name: string }> = {
+}
+
+function showCommand(io: RemoteIo): CommandModule<object, ConnArgs & { name: string }> {
+  return {
     command: 'show <name>', describe: 'Show one agent with its last report',
     builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }).option(jsonOption),
     handler: async (args) => {
@@ -54,7 +57,10 @@ export function agentsCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const revoke: CommandModule<object, ConnArgs & { name: string }> = {
+}
+
+function revokeCommand(io: RemoteIo): CommandModule<object, ConnArgs & { name: string }> {
+  return {
     command: 'revoke <name>', describe: 'Revoke an agent: refused at once and dropped by every peer',
     builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
@@ -69,7 +75,10 @@ export function agentsCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const del: CommandModule<object, ConnArgs & { name: string }> = {
+}
+
+function deleteCommand(io: RemoteIo): CommandModule<object, ConnArgs & { name: string }> {
+  return {
     command: 'delete <name>', describe: 'Forget an agent (it must enroll again)',
     builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
@@ -84,9 +93,13 @@ export function agentsCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
+}
+
+/** `crosslink agents`. */
+export function agentsCommand(io: RemoteIo = processIo): CommandModule {
   return {
     command: 'agents', describe: 'List, show, revoke and delete agents',
-    builder: (y) => y.command(list).command(show).command(revoke).command(del).demandCommand(1, 'Name an agents subcommand (see --help).'),
+    builder: (y) => y.command(listCommand(io)).command(showCommand(io)).command(revokeCommand(io)).command(deleteCommand(io)).demandCommand(1, 'Name an agents subcommand (see --help).'),
     handler: () => {},
   };
 }

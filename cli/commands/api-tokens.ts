@@ -4,8 +4,8 @@ import type { TokenView } from '../../controller/api/api-tokens.js';
 import { connectionOptions, EXIT, isConfirmed, jsonOption, processIo, withClient, yesOption, type ConnArgs, type RemoteIo } from './connection.js';
 import { table, time } from './output.js';
 
-export function apiTokenCommand(io: RemoteIo = processIo): CommandModule {
-  const create: CommandModule<object, ConnArgs & { name: string; role: string }> = {
+function createCommand(io: RemoteIo): CommandModule<object, ConnArgs & { name: string; role: string }> {
+  return {
     command: 'create', describe: 'Make an API token (shown once)',
     builder: (y) => connectionOptions(y)
       .option('name', { type: 'string', demandOption: true, describe: 'Who or what uses it' })
@@ -23,7 +23,10 @@ export function apiTokenCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const list: CommandModule<object, ConnArgs> = {
+}
+
+function listCommand(io: RemoteIo): CommandModule<object, ConnArgs> {
+  return {
     command: 'list', describe: 'List API tokens',
     builder: (y) => connectionOptions(y).option(jsonOption),
     handler: async (args) => {
@@ -35,7 +38,10 @@ export function apiTokenCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const revoke: CommandModule<object, ConnArgs & { id: string }> = {
+}
+
+function revokeCommand(io: RemoteIo): CommandModule<object, ConnArgs & { id: string }> {
+  return {
     command: 'revoke <id>', describe: 'Revoke an API token',
     builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
@@ -50,9 +56,13 @@ export function apiTokenCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
+}
+
+/** `crosslink token`. */
+export function apiTokenCommand(io: RemoteIo = processIo): CommandModule {
   return {
     command: 'token', describe: 'Make, list and revoke API tokens',
-    builder: (y) => y.command(create).command(list).command(revoke).demandCommand(1, 'Name a token subcommand (see --help).'),
+    builder: (y) => y.command(createCommand(io)).command(listCommand(io)).command(revokeCommand(io)).demandCommand(1, 'Name a token subcommand (see --help).'),
     handler: () => {},
   };
 }

@@ -5,8 +5,8 @@ import { givenText, wholeNumberProblem } from '../flags.js';
 import { asArgs, connectionOptions, EXIT, jsonOption, processIo, withClient, type ConnArgs, type RemoteIo } from './connection.js';
 import { table, time } from './output.js';
 
-export function auditCommand(io: RemoteIo = processIo): CommandModule {
-  const list: CommandModule<object, ConnArgs & { afterId: number; limit: number }> = {
+function listCommand(io: RemoteIo): CommandModule<object, ConnArgs & { afterId: number; limit: number }> {
+  return {
     command: 'list', describe: 'List audit entries, oldest first',
     builder: (y) => asArgs(connectionOptions(y)
       .option('after-id', { type: 'number', default: 0, describe: 'Start after this entry' })
@@ -31,7 +31,10 @@ export function auditCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const verify: CommandModule<object, ConnArgs> = {
+}
+
+function verifyCommand(io: RemoteIo): CommandModule<object, ConnArgs> {
+  return {
     command: 'verify', describe: "Check the audit log's hash chain; says where it breaks",
     builder: (y) => connectionOptions(y).option(jsonOption),
     handler: async (args) => {
@@ -44,9 +47,13 @@ export function auditCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
+}
+
+/** `crosslink audit`. */
+export function auditCommand(io: RemoteIo = processIo): CommandModule {
   return {
     command: 'audit', describe: 'Read and verify the audit log',
-    builder: (y) => y.command(list).command(verify).demandCommand(1, 'Name an audit subcommand (see --help).'),
+    builder: (y) => y.command(listCommand(io)).command(verifyCommand(io)).demandCommand(1, 'Name an audit subcommand (see --help).'),
     handler: () => {},
   };
 }

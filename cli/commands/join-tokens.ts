@@ -11,8 +11,8 @@ export function parseDuration(text: string): number | null {
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600, d: 86_400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd']);
 }
 
-export function joinTokenCommand(io: RemoteIo = processIo): CommandModule {
-  const create: CommandModule<object, ConnArgs & { name: string; ttl: string; reusable: boolean }> = {
+function createCommand(io: RemoteIo): CommandModule<object, ConnArgs & { name: string; ttl: string; reusable: boolean }> {
+  return {
     command: 'create', describe: 'Make a join token for an agent (shown once)',
     builder: (y) => connectionOptions(y)
       .option('name', { type: 'string', demandOption: true, describe: 'Agent name the token enrolls' })
@@ -39,7 +39,10 @@ export function joinTokenCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const list: CommandModule<object, ConnArgs> = {
+}
+
+function listCommand(io: RemoteIo): CommandModule<object, ConnArgs> {
+  return {
     command: 'list', describe: 'List join tokens',
     builder: (y) => connectionOptions(y).option(jsonOption),
     handler: async (args) => {
@@ -51,7 +54,10 @@ export function joinTokenCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
-  const revoke: CommandModule<object, ConnArgs & { id: string }> = {
+}
+
+function revokeCommand(io: RemoteIo): CommandModule<object, ConnArgs & { id: string }> {
+  return {
     command: 'revoke <id>', describe: 'Revoke a join token',
     builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
@@ -66,9 +72,13 @@ export function joinTokenCommand(io: RemoteIo = processIo): CommandModule {
       });
     },
   };
+}
+
+/** `crosslink join-token`. */
+export function joinTokenCommand(io: RemoteIo = processIo): CommandModule {
   return {
     command: 'join-token', describe: 'Make, list and revoke agent join tokens',
-    builder: (y) => y.command(create).command(list).command(revoke).demandCommand(1, 'Name a join-token subcommand (see --help).'),
+    builder: (y) => y.command(createCommand(io)).command(listCommand(io)).command(revokeCommand(io)).demandCommand(1, 'Name a join-token subcommand (see --help).'),
     handler: () => {},
   };
 }

@@ -52,8 +52,8 @@ async function currentVersion(api: ApiClient): Promise<number> {
   }
 }
 
-export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
-  const apply: CommandModule<object, ConnArgs & { file: string; dryRun: boolean; comment?: string }> = {
+function applyCommand(io: RemoteIo): CommandModule<object, ConnArgs & { file: string; dryRun: boolean; comment?: string }> {
+  return {
     command: 'apply',
     describe: 'Validate, test and apply a policy file (prints the per-agent diff first)',
     builder: (y) => asArgs(connectionOptions(y)
@@ -96,9 +96,11 @@ export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
       }, args.file);
     },
   };
+}
 
-  // The program's version is only `crosslink --version` (cli/run.ts), so here --version is the policy's.
-  const get: CommandModule<object, ConnArgs & { policyVersion?: number }> = {
+// The program's version is only `crosslink --version` (cli/run.ts), so here --version is the policy's.
+function getCommand(io: RemoteIo): CommandModule<object, ConnArgs & { policyVersion?: number }> {
+  return {
     command: 'get',
     describe: 'Print the current policy document (or --policy-version N)',
     builder: (y) => asArgs(connectionOptions(y).option('policy-version', { alias: 'version', type: 'number', describe: 'An earlier version' }).option(jsonOption)),
@@ -116,8 +118,10 @@ export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
       });
     },
   };
+}
 
-  const history: CommandModule<object, ConnArgs> = {
+function historyCommand(io: RemoteIo): CommandModule<object, ConnArgs> {
+  return {
     command: 'history',
     describe: 'List policy versions',
     builder: (y) => connectionOptions(y).option(jsonOption),
@@ -129,8 +133,10 @@ export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
       });
     },
   };
+}
 
-  const rollback: CommandModule<object, ConnArgs & { policyVersion: number; comment?: string }> = {
+function rollbackCommand(io: RemoteIo): CommandModule<object, ConnArgs & { policyVersion: number; comment?: string }> {
+  return {
     command: 'rollback <policy-version>',
     describe: 'Make an earlier version current again (recorded as a new version)',
     builder: (y) => asArgs(connectionOptions(y)
@@ -157,7 +163,10 @@ export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
       });
     },
   };
-  const diff: CommandModule<object, ConnArgs & { a: string; b: string }> = {
+}
+
+function diffCommand(io: RemoteIo): CommandModule<object, ConnArgs & { a: string; b: string }> {
+  return {
     command: 'diff <a> <b>',
     describe: 'What changes from policy A to policy B, at the policy level; each a file (- for standard input) or a version number of the controller\'s history. Exit 0 same, 1 different (as diff), 2 trouble',
     builder: (y) => asArgs(connectionOptions(y)
@@ -208,8 +217,11 @@ export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
       });
     },
   };
+}
 
-  return [apply, get, history, rollback, diff] as unknown as CommandModule[];
+/** The subcommands of `policy` that talk to the controller. */
+export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
+  return [applyCommand(io), getCommand(io), historyCommand(io), rollbackCommand(io), diffCommand(io)] as unknown as CommandModule[];
 }
 
 /** Registers `policy`: the local commands given (`check`, `whatif`), then the controller's. */
