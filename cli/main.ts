@@ -18,7 +18,11 @@ const loaders: Record<string, Register> = {
   check: async (y) => y.command((await import('./commands/health.js')).checkCommand),
   doctor: async (y) => y.command((await import('./commands/doctor.js')).doctorCommand),
   trace: async (y) => y.command((await import('./commands/trace.js')).traceCommand as unknown as CommandModule),
-  policy: remote, agents: remote, 'join-token': remote, token: remote, audit: remote,
+  policy,
+  agents: async (y) => y.command((await import('./commands/agents.js')).agentsCommand()),
+  'join-token': async (y) => y.command((await import('./commands/join-tokens.js')).joinTokenCommand()),
+  token: async (y) => y.command((await import('./commands/api-tokens.js')).apiTokenCommand()),
+  audit: async (y) => y.command((await import('./commands/audit.js')).auditCommand()),
   version: async (y) => y,
 };
 
@@ -26,18 +30,19 @@ const loaders: Record<string, Register> = {
  *  local `check`/`whatif` (which load it), so `crosslink policy apply` starts without them. */
 const REMOTE_POLICY = new Set(['apply', 'get', 'history', 'rollback', 'diff']);
 
-async function remote(y: Argv): Promise<Argv> {
+async function policy(y: Argv): Promise<Argv> {
   // Only `policy` itself builds its subcommands (yargs runs a group's builder when it is the command).
   const words = argv.filter((a) => !a.startsWith('-'));
   const isLocalNeeded = words[0] === 'policy' && !REMOTE_POLICY.has(words[1] ?? '');
-  const [{ registerRemoteCommands }, local] = await Promise.all([import('./commands/remote.js'), isLocalNeeded ? import('./commands/policy-local.js') : undefined]);
-  return registerRemoteCommands(y, { policyLocal: local ? [local.checkCommand, local.whatifCommand] as unknown as CommandModule[] : [] });
+  const [{ registerPolicyCommand }, local] = await Promise.all([import('./commands/policy.js'), isLocalNeeded ? import('./commands/policy-local.js') : undefined]);
+  return registerPolicyCommand(y, { policyLocal: local ? [local.checkCommand, local.whatifCommand] as unknown as CommandModule[] : [] });
 }
 
+/** Every command, in the order top-level help lists them. */
 async function all(y: Argv): Promise<Argv> {
   let out = y;
-  for (const name of ['controller', 'agent', 'status', 'check', 'doctor', 'trace']) out = await loaders[name]!(out);
-  return remote(out);
+  for (const register of Object.values(loaders)) out = await register(out);
+  return out;
 }
 
 const argv = process.argv.slice(2);

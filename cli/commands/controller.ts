@@ -4,7 +4,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { ControllerSettings } from '../../controller/config.js';
-import { EXIT, processIo, type RemoteIo } from './remote.js';
+import { EXIT, processIo, type RemoteIo } from './connection.js';
 
 // The controller's modules (fastify, kysely, better-sqlite3, pg, x509, ...) are imported by the
 // handlers that need them, not here: every `crosslink` process loads this file, and the agent

@@ -1,4 +1,5 @@
-// The remote CLI commands against a real controller process over pinned TLS, with captured output.
+// The commands that talk to the controller's API (policy, agents, join-token, token, audit), against a
+// real controller process over pinned TLS, with captured output.
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,13 @@ import yargs from 'yargs';
 import { startChildController, waitExit } from '../../test/controller/child.js';
 import { POLICY_YAML } from '../../test/controller/harness.js';
 import { controllerCommand } from './controller.js';
-import { parseDuration, registerRemoteCommands, table, type RemoteIo } from './remote.js';
+import { agentsCommand } from './agents.js';
+import { apiTokenCommand } from './api-tokens.js';
+import { auditCommand } from './audit.js';
+import type { RemoteIo } from './connection.js';
+import { joinTokenCommand, parseDuration } from './join-tokens.js';
+import { table } from './output.js';
+import { registerPolicyCommand } from './policy.js';
 
 interface Run { code: number; out: string; err: string }
 
@@ -19,7 +26,8 @@ async function cli(argv: string[], env: Record<string, string | undefined> = {},
   let isUsageError = false;
   try {
     // As cli/run.ts: yargs's global --version is off (the program's version is only asked at the top).
-    await registerRemoteCommands(yargs(argv), { io }).command(controllerCommand(io)).strict().version(false)
+    await registerPolicyCommand(yargs(argv), { io }).command(agentsCommand(io)).command(joinTokenCommand(io)).command(apiTokenCommand(io)).command(auditCommand(io))
+      .command(controllerCommand(io)).strict().version(false)
       .fail((msg, e) => { throw e ?? new Error(msg); }).exitProcess(false).parseAsync();
   } catch (e) {
     err += (e as Error).message;

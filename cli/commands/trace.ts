@@ -2,27 +2,20 @@
 // flow would pass now and why (GET /v1/trace). `policy whatif` answers the policy half offline.
 import type { CommandModule } from 'yargs';
 import { wholeNumberProblem } from '../flags.js';
-import { asArgs, connectionOptions, EXIT, jsonOption, processIo, withClient, type ConnArgs, type RemoteIo } from './remote.js';
+import type { TraceResult } from '../../controller/api/trace.js';
+import { asArgs, connectionOptions, EXIT, jsonOption, processIo, withClient, type ConnArgs, type RemoteIo } from './connection.js';
 
-interface TraceEndView { address: string; subnet: string | null; zone: string | null; servedBy: string | null; unserved: string | null }
-interface TraceView {
-  policyVersion: number;
-  from: TraceEndView;
-  to: TraceEndView;
-  path: { kind: 'same-box' | 'direct' | 'relay'; from: string; to: string; endpoint: string; relay: string | null; standbyRelays: string[] } | null;
-  outcome: 'passes' | 'denied' | 'unserved' | 'no-path';
-  summary: string;
-}
+type TraceEnd = TraceResult['from'];
 
 type TraceArgs = ConnArgs & { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'any'; port?: number };
 
-function endLine(label: string, e: TraceEndView): string {
+function endLine(label: string, e: TraceEnd): string {
   if (e.subnet === null) return `  ${label} ${e.address}: in no subnet of the policy\n`;
   const who = e.servedBy !== null ? `served by ${e.servedBy}` : `served by nobody: ${e.unserved}`;
   return `  ${label} ${e.address}: subnet ${e.subnet} (zone ${e.zone}), ${who}\n`;
 }
 
-export function formatTrace(r: TraceView): string {
+export function formatTrace(r: TraceResult): string {
   let out = `${r.summary}\n${endLine('from', r.from)}${endLine('to  ', r.to)}`;
   if (r.path) {
     const p = r.path;
@@ -61,7 +54,7 @@ export function createTraceCommand(io: RemoteIo = processIo): CommandModule<obje
       process.exitCode = await withClient(args, io, async (api) => {
         const q = new URLSearchParams({ from: args.from, to: args.to, proto: args.proto });
         if (args.port !== undefined) q.set('port', String(args.port));
-        const r = (await api.request<TraceView>('GET', `/v1/trace?${q}`)).body;
+        const r = (await api.request<TraceResult>('GET', `/v1/trace?${q}`)).body;
         io.out(args.json ? `${JSON.stringify(r, null, 2)}\n` : formatTrace(r));
         return r.outcome === 'passes' ? EXIT.ok : EXIT.failed;
       });

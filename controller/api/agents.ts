@@ -1,6 +1,7 @@
 // Agents: the inventory joined with distribution's live view. Revoke refuses the agent at once
 // (its credential stops working) and removes it from every peer's config; delete forgets it.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { AgentRecord } from '../store/store.js';
 import { isUnservedBecauseOf } from '../policy/unserved.js';
@@ -33,6 +34,8 @@ export const AgentView = Type.Object({
   lastReportAtMs: Type.Union([Type.Integer(), Type.Null()]),
   lastReport: Type.Union([Type.Unknown(), Type.Null()], { description: 'The last report (proto JSON form); only in GET /v1/agents/{name}.' }),
 }, { additionalProperties: false });
+/** GET /v1/agents/{name} and each of GET /v1/agents's `agents`, as the CLI reads them. */
+export type AgentView = Static<typeof AgentView>;
 
 /** What the audit log records about an agent: never its credential hash. */
 export function agentAuditState(a: AgentRecord): Record<string, unknown> {

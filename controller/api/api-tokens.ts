@@ -1,6 +1,7 @@
 // API tokens for people and automation, with a role. The token text is returned once; only its
 // sha256 is kept. The last live admin token cannot be revoked (nobody could make another).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { ApiTokenRecord, Role as StoreRole } from '../store/store.js';
 import { principalOf, type Auth } from './auth.js';
@@ -18,6 +19,9 @@ const TokenView = Type.Object({
   revokedAtMs: Type.Union([Type.Integer(), Type.Null()]),
   lastUsedAtMs: Type.Union([Type.Integer(), Type.Null()]),
 }, { additionalProperties: false });
+/** One API token as GET /v1/tokens lists it. */
+// StringEnum is a @sinclair/typebox schema that typebox 1's Static reads as unknown: its type from the source.
+export type TokenView = Omit<Static<typeof TokenView>, 'role'> & { role: StoreRole };
 
 const view = (t: ApiTokenRecord) => ({
   id: t.id, name: t.name, role: t.role, createdAtMs: t.createdAtMs, createdBy: t.createdBy,

@@ -1,5 +1,6 @@
 // The audit log, oldest first, paged by id; and a check of the whole hash chain.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import { verifyAuditChain } from '../store/audit-chain.js';
 import type { AuditEntry, Store } from '../store/store.js';
@@ -18,6 +19,7 @@ const AuditEntryView = Type.Object({
   prevHash: Type.String(),
   hash: Type.String(),
 }, { additionalProperties: false });
+export type AuditEntryView = Static<typeof AuditEntryView>;
 
 const VerifyResult = Type.Object({
   isValid: Type.Boolean(),
@@ -26,6 +28,8 @@ const VerifyResult = Type.Object({
   brokenAtId: Type.Optional(Type.Integer({ description: 'The first entry that does not check out.' })),
   reason: Type.Optional(Type.String()),
 }, { additionalProperties: false });
+/** GET /v1/audit/verify. */
+export type VerifyResult = Static<typeof VerifyResult>;
 
 /** Reads the whole log in pages. */
 export async function readWholeAudit(store: Store): Promise<AuditEntry[]> {

@@ -2,6 +2,7 @@
 // revocable. The token text (controller URL + CA pin + secret) is returned once; only the secret's
 // sha256 is kept.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import { formatJoinToken } from '../../lib/join-token.js';
 import type { JoinTokenRecord } from '../store/store.js';
@@ -21,6 +22,9 @@ const JoinTokenView = Type.Object({
   usedAtMs: Type.Union([Type.Integer(), Type.Null()]),
   revokedAtMs: Type.Union([Type.Integer(), Type.Null()]),
 }, { additionalProperties: false });
+/** One join token as GET /v1/join-tokens lists it. */
+// StringEnum is a @sinclair/typebox schema that typebox 1's Static reads as unknown: its type from the source.
+export type JoinTokenView = Omit<Static<typeof JoinTokenView>, 'state'> & { state: ReturnType<typeof joinTokenState> };
 
 export function joinTokenState(t: JoinTokenRecord, nowMs: number): 'active' | 'used' | 'expired' | 'revoked' {
   if (t.revokedAtMs !== null) return 'revoked';

@@ -8,6 +8,7 @@
 //     (what the CLI sends) or the policy as a JSON object (stored exactly as sent).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { Policy } from '../policy/types.js';
 import { describeErrorCount, parsePolicy } from '../policy/validate.js';
@@ -27,10 +28,13 @@ const PolicyDocument = Type.Object({
   createdBy: Type.String(),
   comment: Type.String(),
 }, { additionalProperties: false });
+/** GET /v1/policy and GET /v1/policy/versions/{version}. */
+export type PolicyDocument = Static<typeof PolicyDocument>;
 
 const VersionInfo = Type.Object({
   version: Type.Integer(), createdAtMs: Type.Integer(), createdBy: Type.String(), comment: Type.String(),
 }, { additionalProperties: false });
+export type VersionInfo = Static<typeof VersionInfo>;
 
 const AgentDiffSchema = Type.Object({
   agent: Type.String(), changes: Type.Array(Type.String()),
@@ -42,6 +46,8 @@ const PutResult = Type.Object({
   isDistributed: Type.Boolean({ description: 'false if the commit succeeded but pushing to agents failed (see the log); agents get it on the next change or reconnect.' }),
   isUnchanged: Type.Boolean({ description: 'true: the document is the current version byte for byte; nothing was written (no new version, no audit entry) and `version` is the current one.' }),
 }, { additionalProperties: false });
+/** PUT /v1/policy and POST /v1/policy/rollback. */
+export type PutResult = Static<typeof PutResult>;
 
 export const PairPathSchema = Type.Object({
   a: Type.String(), b: Type.String(),
@@ -60,6 +66,8 @@ const DryRunResult = Type.Object({
   agents: Type.Array(AgentDiffSchema, { description: 'Per-agent changes; agents whose config would not change are left out.' }),
   paths: Type.Array(PairPathSchema, { description: 'Pairs of enrolled boxes that would not peer directly: relayed (through which box) or with no path.' }),
 }, { additionalProperties: false });
+/** POST /v1/policy/dry-run. */
+export type DryRunResult = Static<typeof DryRunResult>;
 
 const IfMatchHeaders = Type.Object({ 'if-match': Type.Optional(Type.String({ description: 'The version you read, as returned in ETag ("0" when there is no policy yet).' })) });
 

@@ -2,6 +2,8 @@
 // it or the fact that none does, the subnets and zones of both ends, the boxes serving them now,
 // and how the first box's config reaches the second (direct, or through which relays).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from '@fastify/type-provider-typebox';
+import type { TraceResult as FlowTrace } from '../policy/trace.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import { traceFlow, type TraceDeployment } from '../policy/trace.js';
 import { parseAddress } from '../policy/prefixes.js';
@@ -38,6 +40,9 @@ const TraceResultSchema = Type.Object({
   outcome: StringEnum(['passes', 'denied', 'unserved', 'no-path'] as const, { description: 'passes: allowed and deployed end to end; the others say why not' }),
   summary: Type.String(),
 }, { additionalProperties: false });
+/** GET /v1/trace. */
+// StringEnum is a @sinclair/typebox schema that typebox 1's Static reads as unknown: its type from the source.
+export type TraceResult = Omit<Static<typeof TraceResultSchema>, 'proto' | 'decision' | 'outcome' | 'path'> & Pick<FlowTrace, 'proto' | 'decision' | 'outcome' | 'path'>;
 
 const PROTOS = ['tcp', 'udp', 'icmp', 'any'] as const;
 
