@@ -34,5 +34,5 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: Object.fromEntries(['process', 'console', 'Buffer', 'URL', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'].map((g) => [g, 'readonly'])) },
   },
-  { files: ['controller/policy/**/*.ts', 'agent/reconcile/plan.ts', 'agent/host/canonical.ts', 'controller/health/evaluate.ts', 'controller/health/serving.ts', 'controller/health/types.ts', 'cli/health-format.ts', 'proto/**/*.ts'], ignores: ['**/*.test.ts'], rules: pure },
+  { files: ['controller/policy/**/*.ts', 'agent/reconcile/plan.ts', 'agent/host/canonical.ts', 'lib/prefix.ts', 'controller/health/evaluate.ts', 'controller/health/serving.ts', 'controller/health/types.ts', 'cli/health-format.ts', 'proto/**/*.ts'], ignores: ['**/*.test.ts'], rules: pure },
 );
