@@ -8,7 +8,6 @@ import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { FirewallSchema, type AgentConfig, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { RelayListen, RouteObserved, WgDeviceDesired, WgPeerDesired, WireGuardMode } from '../host/ports.js';
 import { canonicalEndpoint, compareText, isPrefix, strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
-import { literalEndpoint } from '../host/firewall-render.js';
 
 // plan.ts may not import from host/ (lint boundary), so the port types it compares pass through here.
 export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode } from '../host/ports.js';
@@ -36,6 +35,8 @@ export type FirewallRenderer = ((firewall: Firewall, opts: { wgInterface: string
   /** True when this renderer has already validated and rendered an equal firewall for this
    *  interface (render-memo.ts), so checking its 10,000 tuples again can be skipped. */
   isRendered?: (firewall: Firewall, opts: { wgInterface: string }) => boolean;
+  /** rulesetHash() of a ruleset it returned, remembered for the last one (1-5 ms at 10,000 tuples). */
+  hash?: (ruleset: string) => string;
 };
 
 export const SYSCTL_IPV4_FORWARD = 'net.ipv4.ip_forward';
@@ -117,12 +118,20 @@ function validateFirewall(fw: Firewall, errors: ErrorDetail[]): void {
   fw.localPrefixes.forEach((s, j) => { if (!isPrefix(s)) errors.push(notAPrefix(`firewall.local_prefixes[${j}]`, s)); });
 }
 
+/** An IP-literal endpoint as a relay listen side; undefined for a name or no endpoint. */
+function listenOf(text: string): RelayListen | undefined {
+  const c = canonicalEndpoint(text);
+  const m = c === null ? null : /^\[([^\]]+)\]:(\d+)$|^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(c);
+  if (!m) return undefined;
+  return m[1] !== undefined ? { family: 6, address: m[1], port: Number(m[2]) } : { family: 4, address: m[3] ?? '', port: Number(m[4]) };
+}
+
 /** The relay forwards by key; the renderer has checked every endpoint already. */
 function relayListens(fw: Firewall): Map<string, RelayListen> {
   const out = new Map<string, RelayListen>();
   for (const r of fw.relay) {
-    const l = literalEndpoint(r.listen);
-    if (l) out.set(`${r.source}>${r.listen}>${r.target}`, { family: l.family, address: l.host, port: l.port });
+    const l = listenOf(r.listen);
+    if (l) out.set(`${r.source}>${r.listen}>${r.target}`, l);
   }
   return out;
 }
@@ -136,13 +145,9 @@ function canonicalPrefixes(list: readonly string[], path: string, errors: ErrorD
   }
 }
 
-// The memoised renderer hands back the very same string while the firewall does not change, so its
-// hash (1-5 ms for a 10,000-tuple ruleset) is kept for the last one. Comparing the same string is
-// a pointer check; an equal string from elsewhere is still cheaper to compare than to hash.
-let lastHashed: { ruleset: string; hash: string } | null = null;
-function rulesetHash(ruleset: string): string {
-  if (lastHashed?.ruleset !== ruleset) lastHashed = { ruleset, hash: createHash('sha256').update(ruleset).digest('hex') };
-  return lastHashed.hash;
+/** sha256 hex of a ruleset (DesiredState.firewall.hash). */
+export function rulesetHash(ruleset: string): string {
+  return createHash('sha256').update(ruleset).digest('hex');
 }
 
 /**
@@ -225,7 +230,7 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
       peers: peers.sort((a, b) => compareText(a.publicKey, b.publicKey)),
     },
     routes: sortedUnique(routePrefixes).map((p) => ({ prefix: p, dev: settings.interfaceName })),
-    firewall: { ruleset, hash: rulesetHash(ruleset), ...(fw.relay.length > 0 ? { relay: relayListens(fw) } : {}) },
+    firewall: { ruleset, hash: renderFirewall.hash?.(ruleset) ?? rulesetHash(ruleset), ...(fw.relay.length > 0 ? { relay: relayListens(fw) } : {}) },
     sysctls: sysctls.sort((a, b) => compareText(a.key, b.key)),
     peerNames,
     gateways: sortedUnique(gateways),

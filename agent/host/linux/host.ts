@@ -5,6 +5,7 @@ import { LinuxConntrack } from './conntrack.js';
 import { LinuxFirewall, type LinuxFirewallOptions } from './firewall.js';
 import { LinuxLinks } from './links.js';
 import { NetlinkMonitor, type NetlinkMonitorOptions } from './monitor.js';
+import { HostObservations } from './observations.js';
 import { LinuxRoutes } from './routes.js';
 import { ProcessRunner, type CommandRunner } from './run.js';
 import { LinuxSysctl } from './sysctl.js';
@@ -42,8 +43,9 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
   const firewall = new LinuxFirewall({ ...base, tempDir: opts.tempDir, ...opts.firewall });
   const { isWatching, ...netlink } = opts.netlink ?? {};
   const monitor = isWatching === false || !runner.watch ? undefined : new NetlinkMonitor({ ...base, ...netlink });
+  const observations = new HostObservations();
   return {
-    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile, monitor }),
+    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile, monitor, observations }),
     links: new LinuxLinks({ ...base, monitor }),
     routes: new LinuxRoutes({ ...base, monitor, tempDir: opts.tempDir }),
     firewall,
