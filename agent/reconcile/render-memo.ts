@@ -11,7 +11,7 @@
 // comparing wire bytes (and render-memo.test.ts fails, as a reminder to extend the walk).
 import { toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { FirewallSchema, FlowRuleSchema, PortRangeSchema, RelayForwardSchema, type Firewall, type FlowRule, type RelayForward } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { rulesetHash, type FirewallRenderer } from './desired.js';
+import type { FirewallRenderer } from './desired.js';
 
 type Flat = Array<string | number>;
 
@@ -128,11 +128,5 @@ export function memoizeFirewallRenderer(render: FirewallRenderer): FirewallRende
     return ruleset;
   };
   memo.isRendered = isRendered;
-  // The same string comes back while the firewall does not change: a pointer check, not a hash.
-  let hashed: { ruleset: string; hash: string } | null = null;
-  memo.hash = (ruleset) => {
-    if (hashed?.ruleset !== ruleset) hashed = { ruleset, hash: rulesetHash(ruleset) };
-    return hashed.hash;
-  };
   return memo;
 }
