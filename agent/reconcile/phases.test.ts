@@ -1,6 +1,6 @@
 // stepPhases: which steps may run at the same time, and the orderings that must hold.
 import t from 'tap';
-import { stepPhases } from './loop.js';
+import { stepPhases } from './phases.js';
 import type { Step } from './plan.js';
 
 const device = { privateKeyFile: '/k', listenPort: 51820, peers: [] };

@@ -2,13 +2,11 @@
 // (`add table` + `delete table` + the new table: atomic, and it works when the table is absent).
 //
 // Drift check: listing the table costs 300-500 ms with 10,000 tuples here (nft 1.0.6 fetches every
-// set element even for `nft -t list table`), far over the 50 ms budget of a no-op reconcile. So a
-// `nft monitor` process watches the namespace: every committed transaction prints
-// "# new generation N by process PID". While no process other than our own nft has committed since
-// the last full listing, observe() returns that listing's fingerprint without running anything.
-// A full listing is still made every `fullCheckIntervalMs`, and always when the monitor is not
-// running. (Filtering the monitor by object type hides the generation lines, and element deletions
-// print no event at all, so "anyone else committed" is the signal, not the event text.)
+// set element even for `nft -t list table`), far over the 50 ms budget of a no-op reconcile. So an
+// `nft monitor` watches the namespace (nft-monitor.ts): while no process other than our own nft has
+// committed since the last full listing, observe() returns that listing's fingerprint without
+// running anything. A full listing is still made every `fullCheckIntervalMs`, and always when the
+// monitor is not running.
 //
 // Our own table load must not reach a monitor: nft 1.0.6 prints every element event with the
 // elements its set has accumulated so far, so one 10,000-tuple load makes `nft monitor` print
@@ -29,7 +27,8 @@ import type { Clock } from '../../../lib/clock.js';
 import { firewallFingerprint } from '../firewall-fingerprint.js';
 import { CROSSLINK_NFT_TABLE, type FirewallPort, type FirewallReplaceOptions } from '../ports.js';
 import type { FirewallCounter, FirewallObserved } from '../../reconcile/host-state.js';
-import type { CommandRunner, WatchHandle } from './run.js';
+import { NftMonitor } from './nft-monitor.js';
+import type { CommandRunner } from './run.js';
 
 export interface LinuxFirewallOptions {
   runner: CommandRunner;
@@ -40,18 +39,11 @@ export interface LinuxFirewallOptions {
   /** Full listing at least this often even when the monitor saw nothing. Default 60 000. */
   fullCheckIntervalMs?: number;
   clock?: Clock;
+  /** The host's nft monitor (HostObservations). Default: one of the adapter's own. */
+  monitor?: NftMonitor;
 }
 
 const TABLE = ['table', 'inet', CROSSLINK_NFT_TABLE];
-/** Never exists outside the one transaction that creates and deletes it (see barrier()). */
-const BARRIER_TABLE = ['table', 'inet', `${CROSSLINK_NFT_TABLE}_barrier`];
-const GEN_RE = /^# new generation (\d+) by process (\d+)/;
-/** How long one barrier waits to be seen by the monitor before another is tried. */
-const BARRIER_WAIT_MS = 25;
-const BARRIER_TRIES = 40;
-/** Remembered PIDs of our own committing nft processes (see addOwnPid()). */
-const OWN_PIDS_MAX = 64;
-const OWN_PID_TTL_MS = 10_000;
 /** How long a barrier observe() started ahead may serve replace() (see barrierAhead()). */
 const EARLY_BARRIER_MS = 2_000;
 /** Delay before the post-commit barrier and baseline listing (see replace()). */
@@ -62,17 +54,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class LinuxFirewall implements FirewallPort {
   private readonly opts: LinuxFirewallOptions;
   private readonly clock: Clock;
-  private watcher: WatchHandle | null = null;
-  private isWatcherLive = false;
-  /** PIDs of our own nft processes that commit; their generations are not drift. */
-  private readonly ownPids = new Map<number, number>();
-  /** Barrier commits in flight: PID -> told the generation when the monitor prints it. */
-  private readonly barriers = new Map<number, (generation: number) => void>();
+  private readonly monitor: NftMonitor;
   private cached: FirewallObserved | null = null;
   /** A pre-commit barrier started by observe() (barrierAhead()). */
   private earlyBarrier: { promise: Promise<{ generation: number; tries: number } | null>; atMs: number } | null = null;
-  /** Foreign commits seen so far; a listing is cached only if none arrived while it ran. */
-  private foreignCommits = 0;
   private cachedAtMs = 0;
   /** replace() calls so far (a newer one cancels the background work of an older one). */
   private replaces = 0;
@@ -89,12 +74,23 @@ export class LinuxFirewall implements FirewallPort {
   constructor(opts: LinuxFirewallOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? { nowMs: () => Date.now() };
+    this.monitor = opts.monitor ?? new NftMonitor({ runner: opts.runner, netns: opts.netns, clock: this.clock });
+    // A foreign commit, lost events or the monitor's end: trust nothing cached. (After an end the
+    // next observe lists in full and starts a new monitor.)
+    this.monitor.onChange(() => {
+      this.cached = null;
+    });
+  }
+
+  /** Foreign commits seen so far; a listing is cached only if none arrived while it ran. */
+  private get foreignCommits(): number {
+    return this.monitor.epoch;
   }
 
   async observe(): Promise<FirewallObserved> {
     this.startWatcher();
     const interval = this.opts.fullCheckIntervalMs ?? 60_000;
-    const result = this.isWatcherLive && this.cached && this.clock.nowMs() - this.cachedAtMs < interval ? { ...this.cached } : await this.fullObserve();
+    const result = this.monitor.isRunning && this.cached && this.clock.nowMs() - this.cachedAtMs < interval ? { ...this.cached } : await this.fullObserve();
     // No table, or not the one we installed: a replace() follows, and its first barrier can run now.
     if (!result.exists || (this.installed !== null && result.fingerprint !== this.installed.token)) this.barrierAhead();
     return result;
@@ -102,8 +98,8 @@ export class LinuxFirewall implements FirewallPort {
 
   /** Starts replace()'s pre-commit barrier ahead (see replace()); one at a time, fresh for EARLY_BARRIER_MS. */
   private barrierAhead(): void {
-    if (!this.watcher || (this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS)) return;
-    const promise = this.barrier();
+    if (!this.monitor.isRunning || (this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS)) return;
+    const promise = this.monitor.barrier();
     promise.catch(() => undefined); // replace() runs its own barrier then
     this.earlyBarrier = { promise, atMs: this.clock.nowMs() };
   }
@@ -137,8 +133,8 @@ export class LinuxFirewall implements FirewallPort {
       this.earlyBarrier = null;
       // (It may have come to nothing, e.g. its monitor died meanwhile: then one now.)
       const ahead = early ? await early.catch(() => null) : null;
-      before = (ahead ?? (this.watcher ? await this.barrier() : null))?.generation ?? null;
-      wasWatching = this.watcher !== null;
+      before = (ahead ?? (this.monitor.isRunning ? await this.monitor.barrier() : null))?.generation ?? null;
+      wasWatching = this.monitor.isRunning;
       seen = this.foreignCommits;
       this.stopWatcher();
     } catch (e) {
@@ -160,7 +156,7 @@ export class LinuxFirewall implements FirewallPort {
     // reconciler applies right after the firewall (on a fresh box that made the apply ~25 % slower).
     const isGapClean: Promise<boolean> = wasWatching
       // A newer replace() supersedes this one: its own barriers must be the only ones in its gap.
-      ? sleep(BACKGROUND_DELAY_MS).then(() => (this.replaces === replaceNo ? this.barrier() : null)).then(
+      ? sleep(BACKGROUND_DELAY_MS).then(() => (this.replaces === replaceNo ? this.monitor.barrier() : null)).then(
         // Our commit plus every barrier run since it (the one seen included).
         (after) => before !== null && after !== null && after.generation === before + 1 + after.tries,
         () => false,
@@ -174,7 +170,7 @@ export class LinuxFirewall implements FirewallPort {
       return this.foreignCommits === seen && h !== null ? h : null;
     }).catch(() => null);
     this.installed = { token, baseline };
-    if (!this.isWatcherLive) {
+    if (!this.monitor.isRunning) {
       await baseline;
       this.remember({ exists: true, fingerprint: token }, seen);
     } else {
@@ -219,62 +215,18 @@ export class LinuxFirewall implements FirewallPort {
     this.stopWatcher();
   }
 
-  /**
-   * Commits a transaction that leaves nothing behind and waits for the monitor to print its
-   * generation, which proves the monitor is subscribed and has printed everything committed
-   * before. Tries again (a new commit) if the monitor was not yet listening. null: not seen.
-   */
-  private async barrier(): Promise<{ generation: number; tries: number } | null> {
-    for (let tries = 1; tries <= BARRIER_TRIES && this.watcher; tries++) {
-      let pid = -1;
-      let resolveSeen: (g: number) => void = () => undefined;
-      const seen = new Promise<number>((r) => (resolveSeen = r));
-      try {
-        await this.opts.runner.run(['nft', 'add', ...BARRIER_TABLE, ';', 'delete', ...BARRIER_TABLE], {
-          netns: this.opts.netns,
-          onSpawn: (p) => {
-            pid = p;
-            this.barriers.set(p, resolveSeen);
-          },
-        });
-        const generation = await Promise.race([seen, sleep(BARRIER_WAIT_MS).then(() => null)]);
-        if (generation !== null) return { generation, tries };
-      } finally {
-        // Not seen in time: on a loaded box its line may still come, and it is ours, not someone
-        // else's commit (counted as foreign, it made the next baseline unknown: a false drift).
-        if (this.barriers.delete(pid)) this.addOwnPid(pid);
-      }
-    }
-    return null;
-  }
-
   private stopWatcher(): void {
-    this.watcher?.stop();
-    this.watcher = null;
-    this.isWatcherLive = false;
+    this.monitor.stop();
     this.cached = null;
   }
 
   /** Runs a committing nft; `whileRunning` is called once it has started (on the next turn of the loop). */
-  /** Our own committing nft processes whose generation line is still to come. Kept OWN_PID_TTL_MS
-   *  and at most OWN_PIDS_MAX (a barrier that committed before the monitor subscribed is never
-   *  printed): a foreign nft that got the same PID later would otherwise pass for ours. A line
-   *  later than that counts as foreign, which costs a listing, never a missed change. */
-  private addOwnPid(pid: number): void {
-    const nowMs = this.clock.nowMs();
-    for (const [p, atMs] of this.ownPids) {
-      if (nowMs - atMs < OWN_PID_TTL_MS && this.ownPids.size < OWN_PIDS_MAX) break;
-      this.ownPids.delete(p); // oldest first (insertion order)
-    }
-    this.ownPids.set(pid, nowMs);
-  }
-
   private async commit(argv: string[], whileRunning?: () => void): Promise<void> {
     await this.opts.runner.run(argv, {
       netns: this.opts.netns,
       onSpawn: (pid) => {
         // Only a running monitor prints it (replace() commits with none running).
-        if (this.watcher) this.addOwnPid(pid);
+        this.monitor.noteOwnWrite(pid);
         if (whileRunning) {
           setImmediate(() => {
             try {
@@ -319,48 +271,9 @@ export class LinuxFirewall implements FirewallPort {
   }
 
   private startWatcher(): void {
-    if (this.watcher || this.opts.isWatching === false || !this.opts.runner.watch) return;
-    // nft's stdout into a pipe is block-buffered: without line buffering a generation line
-    // could sit in nft's buffer indefinitely.
-    const handle: WatchHandle = this.opts.runner.watch(
-      ['stdbuf', '-oL', 'nft', 'monitor'],
-      { netns: this.opts.netns },
-      (line) => {
-        if (this.watcher === handle) this.onMonitorLine(line);
-      },
-      () => {
-        // The monitor exits when a large commit overflows its netlink socket (ENOBUFS: a
-        // 10,000-element table is 10,000 events). Without it every observe would list the table
-        // again (~300 ms at that size), so the next observe starts a new one after a full listing.
-        // (A monitor we stopped ourselves has been replaced already.)
-        if (this.watcher !== handle) return;
-        this.isWatcherLive = false;
-        this.cached = null;
-        this.watcher = null;
-      },
-    );
-    this.watcher = handle;
-    this.isWatcherLive = true;
+    if (this.monitor.isRunning || this.opts.isWatching === false || !this.monitor.canWatch) return;
+    this.monitor.start();
     // Until the monitor has subscribed, a change could slip by: the first observe lists in full.
-    this.cached = null;
-  }
-
-  private onMonitorLine(line: string): void {
-    if (line.startsWith('# stderr:')) {
-      this.foreignCommits += 1;
-      this.cached = null; // e.g. lost events (ENOBUFS): trust nothing cached
-      return;
-    }
-    const m = GEN_RE.exec(line);
-    if (!m) return;
-    const pid = Number(m[2]);
-    const barrier = this.barriers.get(pid);
-    if (barrier) {
-      this.barriers.delete(pid);
-      return barrier(Number(m[1]));
-    }
-    if (this.ownPids.delete(pid)) return; // one nft process, one transaction
-    this.foreignCommits += 1;
     this.cached = null;
   }
 }

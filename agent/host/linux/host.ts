@@ -5,6 +5,8 @@ import { LinuxConntrack } from './conntrack.js';
 import { LinuxFirewall, type LinuxFirewallOptions } from './firewall.js';
 import { LinuxLinks } from './links.js';
 import { NetlinkMonitor, type NetlinkMonitorOptions } from './monitor.js';
+import { NftMonitor } from './nft-monitor.js';
+import { HostObservations } from './observations.js';
 import { LinuxRoutes } from './routes.js';
 import { ProcessRunner, type CommandRunner } from './run.js';
 import { LinuxSysctl } from './sysctl.js';
@@ -39,11 +41,12 @@ export interface LinuxHost extends Host {
 export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
   const runner = opts.runner ?? new ProcessRunner();
   const base = { runner, netns: opts.netns };
-  const firewall = new LinuxFirewall({ ...base, tempDir: opts.tempDir, ...opts.firewall });
   const { isWatching, ...netlink } = opts.netlink ?? {};
   const monitor = isWatching === false || !runner.watch ? undefined : new NetlinkMonitor({ ...base, ...netlink });
+  const observations = new HostObservations(monitor, new NftMonitor({ ...base, clock: opts.firewall?.clock }));
+  const firewall = new LinuxFirewall({ ...base, tempDir: opts.tempDir, ...opts.firewall, monitor: observations.nft });
   return {
-    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile, monitor }),
+    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile, monitor, observations }),
     links: new LinuxLinks({ ...base, monitor }),
     routes: new LinuxRoutes({ ...base, monitor, tempDir: opts.tempDir }),
     firewall,

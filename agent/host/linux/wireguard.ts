@@ -7,11 +7,11 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostCommandError } from '../../../lib/errors.js';
-import { canonicalPrefixList } from '../canonical.js';
 import type { WireGuardMode, WireGuardPort } from '../ports.js';
 import type { WgDeviceDesired, WgDeviceObserved, WgPeerObserved } from '../../reconcile/host-state.js';
 import { renderWgConfig } from '../wg-config.js';
 import type { NetlinkMonitor } from './monitor.js';
+import { HostObservations } from './observations.js';
 import type { CommandRunner } from './run.js';
 
 /** wireguard-go's control sockets; one directory for every network namespace on the machine. */
@@ -28,6 +28,8 @@ export interface LinuxWireGuardOptions {
   startTimeoutMs?: number;
   /** Told when the interface is created or removed (cached link and route reads are then stale). */
   monitor?: NetlinkMonitor;
+  /** The host's remembered reads (parsed allowed-IPs fields). Default: the adapter's own. */
+  observations?: HostObservations;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -43,32 +45,19 @@ function isAlive(pid: number): boolean {
   }
 }
 
-// The allowed-IPs field of a peer rarely changes between two reads, and canonicalising 6,000
-// prefixes on every run (a no-op reconcile included) cost 10-20 ms: remember the last answers.
-const allowedIpsMemo = new Map<string, string[]>();
-const ALLOWED_IPS_MEMO_MAX = 20_000;
-
-function canonicalAllowedIps(field: string): string[] {
-  let list = allowedIpsMemo.get(field);
-  if (list === undefined) {
-    list = canonicalPrefixList(field.split(','));
-    if (allowedIpsMemo.size >= ALLOWED_IPS_MEMO_MAX) allowedIpsMemo.clear();
-    allowedIpsMemo.set(field, list);
-  }
-  return [...list];
-}
-
-/** Parses `wg show IF dump`. The first line carries the private key: it is read and dropped. */
-export function parseWgDump(text: string): WgDeviceObserved {
+/** Parses `wg show IF dump`. The first line carries the private key: it is read and dropped.
+ *  `observations` remembers parsed allowed-IPs fields (the adapter passes the host's). */
+export function parseWgDump(text: string, observations = new HostObservations()): WgDeviceObserved {
   const lines = text.split('\n').filter((l) => l !== '');
   const head = (lines[0] ?? '').split('\t');
   const none = (s: string | undefined) => (s === undefined || s === '(none)' ? '' : s);
   const peers: WgPeerObserved[] = lines.slice(1).map((l) => {
     const f = l.split('\t');
+    const allowed = none(f[3]);
     return {
-      publicKey: f[0],
+      publicKey: f[0] ?? '', // split() gives at least one field
       endpoint: none(f[2]),
-      allowedIps: none(f[3]) === '' ? [] : canonicalAllowedIps(f[3]),
+      allowedIps: allowed === '' ? [] : observations.allowedIps(allowed),
       latestHandshakeUnix: Number(f[4] ?? 0),
       rxBytes: BigInt(f[5] ?? 0),
       txBytes: BigInt(f[6] ?? 0),
@@ -119,8 +108,10 @@ export class LinuxWireGuard implements WireGuardPort {
   private readonly pids = new Map<string, number>();
   /** prepare()'s rendered files, by the desired device they were made for (see WireGuardPort.prepare). */
   private readonly prepared = new WeakMap<WgDeviceDesired, string>();
+  private readonly observations: HostObservations;
 
   constructor(opts: LinuxWireGuardOptions) {
+    this.observations = opts.observations ?? new HostObservations();
     this.runner = opts.runner;
     this.netns = opts.netns;
     this.opts = opts;
@@ -135,7 +126,7 @@ export class LinuxWireGuard implements WireGuardPort {
 
   async observe(ifname: string): Promise<WgDeviceObserved | null> {
     const r = await this.runner.run(['wg', 'show', ifname, 'dump'], { netns: this.netns, allowFailure: true });
-    if (r.exitCode === 0) return parseWgDump(r.stdout);
+    if (r.exitCode === 0) return parseWgDump(r.stdout, this.observations);
     // "No such device" (kernel) or "Protocol not supported" (no module, no socket): not there.
     if (/Unable to access interface|No such device/.test(r.stderr) && !(await this.linkExists(ifname))) return null;
     throw new HostCommandError(['wg', 'show', ifname, 'dump'], r.exitCode, r.stderr);
