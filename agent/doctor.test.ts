@@ -188,7 +188,7 @@ class FakeDeps implements DoctorDeps {
   }
   async controllerDate() { return { date: new Date(this.controllerNowMs).toUTCString(), sentAtMs: this.nowMs + 500, receivedAtMs: this.nowMs + 500 }; }
   async resolve(host: string) { if (host === 'ctl.example') return '192.0.2.10'; throw new Error('ENOTFOUND'); }
-  kernelRelease() { return '6.1.0-test'; }
+  async kernelWireGuard() { return this.paths.has('/sys/module/wireguard'); }
 }
 
 /** A healthy box: root, wireguard-go, nft and ip work, route to the controller via eth0 (1500). */
@@ -276,7 +276,7 @@ t.test('controller, pin and clock over real TLS', async (t) => {
   t.teardown(() => ctl.close());
   const fake = healthyBox();
   const real = realDoctorDeps({ run: async () => ({ exitCode: 1, stdout: '', stderr: 'unused' }) }, systemClock, { timeoutMs: 5_000 });
-  const deps: DoctorDeps = { ...fake, run: fake.run.bind(fake), readFile: fake.readFile.bind(fake), exists: fake.exists.bind(fake), which: fake.which.bind(fake), resolve: fake.resolve.bind(fake), kernelRelease: () => 'x', clock: systemClock, fetchPinnedCa: real.fetchPinnedCa, controllerDate: real.controllerDate };
+  const deps: DoctorDeps = { ...fake, run: fake.run.bind(fake), readFile: fake.readFile.bind(fake), exists: fake.exists.bind(fake), which: fake.which.bind(fake), resolve: fake.resolve.bind(fake), kernelWireGuard: fake.kernelWireGuard.bind(fake), clock: systemClock, fetchPinnedCa: real.fetchPinnedCa, controllerDate: real.controllerDate };
   const pick = (rs: CheckResult[]) => rs.filter((r) => ['controller', 'certificate pin', 'clock'].includes(r.check)).map((r) => `${r.verdict} ${r.check}`);
 
   const good = await runDoctor({ ...INPUT, controller: { url: ctl.url, caFingerprint: ctl.caFingerprint, source: 'join token' } }, deps);

@@ -70,10 +70,7 @@ export function judgeWireGuard(s: { hasModule: boolean; wireguardGo: string | nu
 }
 
 export async function checkWireGuard(input: DoctorInput, deps: DoctorDeps): Promise<CheckResult[]> {
-  const base = `/lib/modules/${deps.kernelRelease()}`;
-  const modulePaths = ['/sys/module/wireguard', `${base}/kernel/drivers/net/wireguard`, `${base}/updates/dkms/wireguard.ko`, `${base}/extra/wireguard.ko`];
-  const hasModule = (await Promise.all(modulePaths.map((p) => deps.exists(p)))).some(Boolean);
-  const [wireguardGo, wg, hasTun] = await Promise.all([deps.which('wireguard-go'), deps.which('wg'), deps.exists('/dev/net/tun')]);
+  const [hasModule, wireguardGo, wg, hasTun] = await Promise.all([deps.kernelWireGuard(), deps.which('wireguard-go'), deps.which('wg'), deps.exists('/dev/net/tun')]);
   return judgeWireGuard({ hasModule, wireguardGo, hasTun, wg, choice: input.wireguard });
 }
 

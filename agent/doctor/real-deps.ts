@@ -3,11 +3,11 @@ import { constants as fsc, existsSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 import https from 'node:https';
-import { release } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Clock } from '../../lib/clock.js';
 import { fetchPinnedCa, pinnedTlsOptions } from '../../lib/pin.js';
 import type { CommandRunner } from '../host/linux/run.js';
+import { detectWireGuardMode } from '../host/linux/wireguard.js';
 import type { DoctorDeps } from './types.js';
 
 /** Deps over this machine: `runner` (ProcessRunner), the file system, DNS and TLS. */
@@ -45,6 +45,6 @@ export function realDoctorDeps(runner: CommandRunner, clock: Clock, opts: { time
       req.on('error', reject);
     }),
     resolve: async (host) => (await lookup(host)).address,
-    kernelRelease: () => release(),
+    kernelWireGuard: async () => (await detectWireGuardMode(runner)) === 'kernel',
   };
 }

@@ -56,6 +56,6 @@ export interface DoctorDeps {
   controllerDate(url: string, caPem: string, fingerprint: string): Promise<HttpDate>;
   /** Resolves a host name to an address. */
   resolve(host: string): Promise<string>;
-  /** The running kernel's release (for the module tree). */
-  kernelRelease(): string;
+  /** true when the kernel has WireGuard: the agent's own probe (linux/wireguard.ts detectWireGuardMode). */
+  kernelWireGuard(): Promise<boolean>;
 }
