@@ -94,8 +94,9 @@ t.test('docs/metrics.md documents exactly the registered metrics (name, type, la
   for (const line of section.split('\n')) {
     const m = /^\| `([a-z_:]+)` \| (gauge|counter|histogram|summary) \| ([^|]*) \|/.exec(line);
     if (!m) continue;
-    const labels = m[3].trim() === '—' ? [] : [...m[3].matchAll(/`([a-z_]+)`/g)].map((x) => x[1]);
-    documented.set(m[1], `${m[2]} ${labels.join(',')}`);
+    const [, name = '', kind, labelText = ''] = m;
+    const labels = labelText.trim() === '—' ? [] : [...labelText.matchAll(/`([a-z_]+)`/g)].map((x) => x[1]);
+    documented.set(name, `${kind} ${labels.join(',')}`);
   }
   const registered = new Map<string, string>();
   for (const metric of build(snap).registry.getMetricsAsArray() as unknown as Array<{ name: string; type: string; labelNames: string[] }>) {

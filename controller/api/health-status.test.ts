@@ -109,7 +109,7 @@ t.test('GET /v1/health/history with filters', async (t) => {
   const limited = (await h.app.inject({ method: 'GET', url: '/v1/health/history?limit=1' })).json();
   t.equal(limited.events.length, 1);
 
-  for (const [url, path] of [['since=yesterday', 'query.since'], ['limit=0', 'query.limit'], ['kind=bogus', 'query.kind']]) {
+  for (const [url, path] of [['since=yesterday', 'query.since'], ['limit=0', 'query.limit'], ['kind=bogus', 'query.kind']] as const) {
     const bad = await h.app.inject({ method: 'GET', url: `/v1/health/history?${url}` });
     t.equal(bad.statusCode, 400, url);
     t.equal(bad.json().code, 'invalid_request');

@@ -91,8 +91,8 @@ function evaluateAgent(a: AgentHealthInput, nowMs: number, o: EvaluateOptions, p
       const text = `not reported for ${secs(ageMs)} s (${plural(Math.floor(ageMs / o.reportIntervalMs), 'interval')})`;
       findings.push(a.isConnected ? ['degraded', `${text}, config stream connected`] : ['down', text]);
     }
-    if (applyErrors.length > 0) {
-      const first = applyErrors[0];
+    const [first] = applyErrors;
+    if (first) {
       const more = applyErrors.length > 1 ? ` (+${applyErrors.length - 1} more)` : '';
       findings.push(['degraded', `apply failed${first.isTerminal ? ' (config rejected, not retried)' : ''}: ${applyErrorText(first)}${more}`]);
     }
@@ -166,10 +166,11 @@ function evaluateLink(x: AgentHealth, y: AgentHealth, nowMs: number, o: Evaluate
   }
 
   const probed = viewed.filter((e) => e.isProbed);
-  if (probed.length > 0 && probed.every((e) => e.lossRatio >= 1)) {
+  const [one] = probed;
+  if (one && probed.every((e) => e.lossRatio >= 1)) {
     findings.push(['down', probed.length === 2
       ? 'peer probes lost both ways (10 of last 10)'
-      : `peer probe ${probed[0].agent}->${peerOf(probed[0])} lost (all of last 10)`]);
+      : `peer probe ${one.agent}->${peerOf(one)} lost (all of last 10)`]);
   }
   for (const e of probed) {
     if (!e.isReachable) findings.push(['degraded', `peer probe ${e.agent}->${peerOf(e)} failed (loss ${pct(e.lossRatio)})`]);

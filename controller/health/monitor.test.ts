@@ -55,7 +55,7 @@ t.test('refresh evaluates, keeps the snapshot and the history, tells listeners',
   h.advance(5000);
   await h.monitor.refresh();
   t.equal(h.changes.length, 2);
-  t.same(h.changes[1][1].map((e) => [e.subject, e.from, e.to]), [['overall', 'ok', 'degraded'], ['link:a:b', 'ok', 'degraded'], ['serving:a', 'ok', 'down']]);
+  t.same(h.changes[1]?.[1].map((e) => [e.subject, e.from, e.to]), [['overall', 'ok', 'degraded'], ['link:a:b', 'ok', 'degraded'], ['serving:a', 'ok', 'down']]);
   t.same(await h.monitor.history({ subject: 'link:a:b' }).then((es) => es.map((e) => e.to)), ['ok', 'degraded']);
 });
 
@@ -88,7 +88,7 @@ t.test('timer: start evaluates at once and on every tick; stop ends it', async (
   await h.monitor.refresh();
   t.equal(h.ticks.length, 1);
   h.advance(5000);
-  h.ticks[0]();
+  h.ticks[0]?.();
   await h.monitor.refresh();
   t.equal(h.monitor.snapshot()?.atMs, T0 + 5000);
   h.monitor.stop();
