@@ -147,95 +147,103 @@ export function unreachableResult(message: string): CheckResult {
   return { status: 'UNKNOWN', exitCode: 3, line: `CROSSLINK UNKNOWN - ${oneLine(message)}` };
 }
 
-/** The verdict for `crosslink check` over the whole fleet, or the subjects the filter names. */
-export function checkHealth(s: HealthResponse, filter: CheckFilter = {}, thresholds: Thresholds = { warning: {}, critical: {} }): CheckResult {
+/** The subjects `check` judges, the kinds it counts, and the values measured on them. */
+interface Selection { selected: Item[]; kinds: Set<Kind>; rtts: number[]; losses: number[]; handshakes: number[] }
+
+type Measured = { rttMs: number | null; lossRatio: number | null; handshakeAgeSeconds: number | null };
+
+function measure(sel: Selection, l: Measured): void {
+  if (l.rttMs !== null) sel.rtts.push(l.rttMs);
+  if (l.lossRatio !== null) sel.losses.push(l.lossRatio * 100);
+  if (l.handshakeAgeSeconds !== null) sel.handshakes.push(l.handshakeAgeSeconds);
+}
+
+/** Every subject without a filter, else the ones it names; `missing`: what it names that is not there. */
+function select(s: HealthResponse, filter: CheckFilter): Selection | { missing: string[] } {
   const all = items(s);
-  let selected: Item[];
-  const kinds = new Set<Kind>();
-  const rtts: number[] = [];
-  const losses: number[] = [];
-  const handshakes: number[] = [];
-  const measure = (l: { rttMs: number | null; lossRatio: number | null; handshakeAgeSeconds: number | null }) => {
-    if (l.rttMs !== null) rtts.push(l.rttMs);
-    if (l.lossRatio !== null) losses.push(l.lossRatio * 100);
-    if (l.handshakeAgeSeconds !== null) handshakes.push(l.handshakeAgeSeconds);
-  };
+  const sel: Selection = { selected: [], kinds: new Set(), rtts: [], losses: [], handshakes: [] };
   if (!filter.agent && !filter.link && !filter.probe) {
-    selected = all;
-    kinds.add('agent').add('link').add('probe');
-    if (s.unserved !== undefined) kinds.add('subnet');
-    for (const l of s.links) measure(l);
-  } else {
-    selected = [];
-    const missing: string[] = [];
-    if (filter.agent) {
-      kinds.add('agent');
-      const agent = s.agents.find((a) => a.name === filter.agent && !a.isRevoked);
-      if (agent === undefined) missing.push(`no agent named "${filter.agent}"`);
-      else {
-        selected.push(...all.filter((i) => i.kind === 'agent' && i.name === agent.name));
-        // Subnets left unserved because of this box (the reason names it: "cc-edge does not advertise fd20:8::/64").
-        const because = new Set((s.unserved ?? []).filter((u) => isUnservedBecauseOf(agent.name, u.reason)).map((u) => u.subnet));
-        selected.push(...all.filter((i) => i.kind === 'subnet' && because.has(i.name)));
-        for (const p of agent.peers) measure({ rttMs: p.rttMs, lossRatio: p.isProbed ? p.lossRatio : null, handshakeAgeSeconds: p.handshakeAgeSeconds });
-      }
-    }
-    if (filter.link) {
-      kinds.add('link');
-      const name = normaliseLink(filter.link);
-      const link = s.links.find((l) => l.name === name);
-      if (link === undefined) missing.push(`no link "${filter.link}"`);
-      else {
-        selected.push(...all.filter((i) => i.kind === 'link' && i.name === name));
-        measure(link);
-      }
-    }
-    if (filter.probe) {
-      kinds.add('probe');
-      const probes = s.probes.filter((p) => p.name === filter.probe || p.id === filter.probe);
-      if (probes.length === 0) missing.push(`no probe "${filter.probe}"`);
-      else {
-        const ids = new Set(probes.map((p) => p.id));
-        selected.push(...all.filter((i) => i.kind === 'probe' && ids.has(i.name)));
-        for (const p of probes) if (p.rttMs !== null) rtts.push(p.rttMs);
-      }
-    }
-    if (missing.length > 0) return { status: 'UNKNOWN', exitCode: 3, line: `CROSSLINK UNKNOWN - ${oneLine(missing.join(', '))}` };
+    sel.selected = all;
+    sel.kinds.add('agent').add('link').add('probe');
+    if (s.unserved !== undefined) sel.kinds.add('subnet');
+    for (const l of s.links) measure(sel, l);
+    return sel;
   }
+  const missing: string[] = [];
+  if (filter.agent) {
+    sel.kinds.add('agent');
+    const agent = s.agents.find((a) => a.name === filter.agent && !a.isRevoked);
+    if (agent === undefined) missing.push(`no agent named "${filter.agent}"`);
+    else {
+      sel.selected.push(...all.filter((i) => i.kind === 'agent' && i.name === agent.name));
+      // Subnets left unserved because of this box (the reason names it: "cc-edge does not advertise fd20:8::/64").
+      const because = new Set((s.unserved ?? []).filter((u) => isUnservedBecauseOf(agent.name, u.reason)).map((u) => u.subnet));
+      sel.selected.push(...all.filter((i) => i.kind === 'subnet' && because.has(i.name)));
+      for (const p of agent.peers) measure(sel, { rttMs: p.rttMs, lossRatio: p.isProbed ? p.lossRatio : null, handshakeAgeSeconds: p.handshakeAgeSeconds });
+    }
+  }
+  if (filter.link) {
+    sel.kinds.add('link');
+    const name = normaliseLink(filter.link);
+    const link = s.links.find((l) => l.name === name);
+    if (link === undefined) missing.push(`no link "${filter.link}"`);
+    else {
+      sel.selected.push(...all.filter((i) => i.kind === 'link' && i.name === name));
+      measure(sel, link);
+    }
+  }
+  if (filter.probe) {
+    sel.kinds.add('probe');
+    const probes = s.probes.filter((p) => p.name === filter.probe || p.id === filter.probe);
+    if (probes.length === 0) missing.push(`no probe "${filter.probe}"`);
+    else {
+      const ids = new Set(probes.map((p) => p.id));
+      sel.selected.push(...all.filter((i) => i.kind === 'probe' && ids.has(i.name)));
+      for (const p of probes) if (p.rttMs !== null) sel.rtts.push(p.rttMs);
+    }
+  }
+  return missing.length > 0 ? { missing } : sel;
+}
 
-  const sorted = [...selected].sort(worstFirst);
-  const worst = sorted[0];
-  let status: NagiosStatus = worst === undefined ? 'UNKNOWN' : STATE_TO_NAGIOS[worst.state];
-
-  // Thresholds on the worst measured value of each metric: the higher of the state and the alert.
+/** The worst measured value of each metric. */
+function worstValues(sel: Selection): Partial<Record<Metric, number>> {
   const values: Partial<Record<Metric, number>> = {};
-  if (rtts.length > 0) values.rtt = Math.max(...rtts);
-  if (losses.length > 0) values.loss = Math.max(...losses);
-  if (handshakes.length > 0) values.handshake = Math.max(...handshakes);
+  if (sel.rtts.length > 0) values.rtt = Math.max(...sel.rtts);
+  if (sel.losses.length > 0) values.loss = Math.max(...sel.losses);
+  if (sel.handshakes.length > 0) values.handshake = Math.max(...sel.handshakes);
+  return values;
+}
+
+/** Thresholds on the worst measured value of each metric: the alerts, and the higher of `status` and theirs. */
+function thresholdAlerts(values: Partial<Record<Metric, number>>, thresholds: Thresholds, status: NagiosStatus): { alerts: string[]; status: NagiosStatus } {
   const alerts: string[] = [];
   for (const metric of Object.keys(METRICS) as Metric[]) {
     const v = values[metric];
     if (v === undefined) continue;
     const c = thresholds.critical[metric];
     const w = thresholds.warning[metric];
-    const level: NagiosStatus | null = c && isAlert(c, v) ? 'CRITICAL' : w && isAlert(w, v) ? 'WARNING' : null;
-    if (level === null) continue;
-    alerts.push(`${metric} ${num(v)}${METRICS[metric]} (${level === 'CRITICAL' ? 'critical' : 'warning'} ${(level === 'CRITICAL' ? c : w)!.text})`);
-    if (NAGIOS_RANK[level] > NAGIOS_RANK[status]) status = level;
+    const hit = c && isAlert(c, v) ? { level: 'CRITICAL' as const, range: c } : w && isAlert(w, v) ? { level: 'WARNING' as const, range: w } : null;
+    if (hit === null) continue;
+    alerts.push(`${metric} ${num(v)}${METRICS[metric]} (${hit.level === 'CRITICAL' ? 'critical' : 'warning'} ${hit.range.text})`);
+    if (NAGIOS_RANK[hit.level] > NAGIOS_RANK[status]) status = hit.level;
   }
+  return { alerts, status };
+}
 
+/** "3 agents ok, ..." and the performance data: counts, unserved subnets, then the measured values. */
+function countsAndPerf(s: HealthResponse, sel: Selection, values: Partial<Record<Metric, number>>, thresholds: Thresholds): { countText: string[]; perf: string[] } {
   const countText: string[] = [];
   const perf: string[] = [];
   for (const kind of ['agent', 'link', 'probe'] as Kind[]) {
-    if (!kinds.has(kind)) continue;
-    const c = countsOf(selected, kind);
+    if (!sel.kinds.has(kind)) continue;
+    const c = countsOf(sel.selected, kind);
     for (const st of STATE_ORDER) {
       if (c[st] > 0 || (st === 'ok' && kind !== 'probe')) countText.push(`${c[st]} ${c[st] === 1 ? kind : PLURAL[kind]} ${st}`);
       perf.push(`${PLURAL[kind]}_${st}=${c[st]}`);
     }
   }
-  if (kinds.has('subnet')) {
-    const n = selected.filter((i) => i.kind === 'subnet').length;
+  if (sel.kinds.has('subnet')) {
+    const n = sel.selected.filter((i) => i.kind === 'subnet').length;
     if (n > 0) countText.push(`${n} ${n === 1 ? 'subnet' : 'subnets'} unserved`);
     perf.push(`subnets_unserved=${n}`, `subnets_awaiting_enrolment=${(s.unserved ?? []).filter((u) => u.isAwaitingEnrolment === true).length}`);
   }
@@ -247,6 +255,18 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}, thresho
     const c = thresholds.critical[metric]?.text ?? '';
     perf.push(`${metric}=${num(v)}${METRICS[metric]}${w || c ? `;${w};${c}` : ''}`);
   }
+  return { countText, perf };
+}
+
+/** The verdict for `crosslink check` over the whole fleet, or the subjects the filter names. */
+export function checkHealth(s: HealthResponse, filter: CheckFilter = {}, thresholds: Thresholds = { warning: {}, critical: {} }): CheckResult {
+  const sel = select(s, filter);
+  if ('missing' in sel) return { status: 'UNKNOWN', exitCode: 3, line: `CROSSLINK UNKNOWN - ${oneLine(sel.missing.join(', '))}` };
+  const sorted = [...sel.selected].sort(worstFirst);
+  const worst = sorted[0];
+  const values = worstValues(sel);
+  const { alerts, status } = thresholdAlerts(values, thresholds, worst === undefined ? 'UNKNOWN' : STATE_TO_NAGIOS[worst.state]);
+  const { countText, perf } = countsAndPerf(s, sel, values, thresholds);
 
   let text: string;
   if (worst === undefined) text = 'no agents';
@@ -274,8 +294,9 @@ export function formatDuration(ms: number): string {
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((cell, c) => { widths[c] = Math.max(widths[c] ?? 0, cell.length); });
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0))).join('  ').trimEnd()).join('\n');
 }
 
 /**

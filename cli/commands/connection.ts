@@ -76,8 +76,8 @@ export async function withClient(args: ConnArgs, io: RemoteIo, fn: (api: ApiClie
   const controller = args.controller ?? io.env.CROSSLINK_CONTROLLER;
   const token = args.token ?? io.env.CROSSLINK_TOKEN;
   const caFingerprint = args.caFingerprint ?? io.env.CROSSLINK_CA_FINGERPRINT;
-  const missing = [!controller && '--controller (or CROSSLINK_CONTROLLER)', !token && '--token (or CROSSLINK_TOKEN)', !caFingerprint && '--ca-fingerprint (or CROSSLINK_CA_FINGERPRINT)'].filter(Boolean);
-  if (missing.length) {
+  if (!controller || !token || !caFingerprint) {
+    const missing = [!controller && '--controller (or CROSSLINK_CONTROLLER)', !token && '--token (or CROSSLINK_TOKEN)', !caFingerprint && '--ca-fingerprint (or CROSSLINK_CA_FINGERPRINT)'].filter(Boolean);
     io.err(`crosslink: missing ${missing.join(', ')}\n`);
     return EXIT.usage;
   }
@@ -89,7 +89,7 @@ export async function withClient(args: ConnArgs, io: RemoteIo, fn: (api: ApiClie
   }
   let api: ApiClient | undefined;
   try {
-    api = await ApiClient.connect({ controller: controller!, token: token!, caFingerprint: caFingerprint!, timeoutMs: timeout * 1000 });
+    api = await ApiClient.connect({ controller, token, caFingerprint, timeoutMs: timeout * 1000 });
     return await fn(api);
   } catch (e) {
     if (e instanceof UnreachableError) {

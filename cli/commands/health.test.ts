@@ -33,8 +33,9 @@ t.test('check: exit codes and one line on stdout', async (t) => {
     const h = io(answer);
     t.equal(await runCheck({ ...conn, timeout: 5 }, h.deps), code, `${name}: exit code`);
     t.equal(h.out.length, 1, `${name}: one write`);
-    t.match(h.out[0], line, name);
-    t.ok(h.out[0].endsWith('\n') && h.out[0].split('\n').length === 2, `${name}: exactly one line`);
+    const [first = ''] = h.out;
+    t.match(first, line, name);
+    t.ok(first.endsWith('\n') && first.split('\n').length === 2, `${name}: exactly one line`);
   }
   const missing = io(healthy);
   t.equal(await runCheck({ controller: conn.controller }, missing.deps), 3);
@@ -64,7 +65,7 @@ t.test('status: table, --json, errors', async (t) => {
   t.match(h.out[0], /\nagent\s+b\s+DOWN\s+0s\s+not reported for 50 s/);
   const j = io(healthy);
   t.equal(await runStatus({ ...conn, json: true }, j.deps), 0);
-  t.equal(JSON.parse(j.out[0]).state, 'ok');
+  t.equal(JSON.parse(j.out[0] ?? '').state, 'ok');
   const u = io(async () => { throw Object.assign(new Error('cannot reach'), { name: 'UnreachableError' }); });
   t.equal(await runStatus({ ...conn }, u.deps), 3);
   t.match(u.err[0], /^crosslink status: cannot reach/);

@@ -14,8 +14,9 @@ function io(files: Record<string, string>): PolicyCliIo & { stdout: string; stde
     stdout: '',
     stderr: '',
     readFile: (p: string) => {
-      if (!(p in files)) throw new Error(`ENOENT: no such file, open '${p}'`);
-      return files[p];
+      const text = files[p];
+      if (text === undefined) throw new Error(`ENOENT: no such file, open '${p}'`);
+      return text;
     },
     out: (s: string) => { o.stdout += s; },
     err: (s: string) => { o.stderr += s; },
