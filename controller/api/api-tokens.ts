@@ -20,8 +20,7 @@ const TokenView = Type.Object({
   lastUsedAtMs: Type.Union([Type.Integer(), Type.Null()]),
 }, { additionalProperties: false });
 /** One API token as GET /v1/tokens lists it. */
-// StringEnum is a @sinclair/typebox schema that typebox 1's Static reads as unknown: its type from the source.
-export type TokenView = Omit<Static<typeof TokenView>, 'role'> & { role: StoreRole };
+export type TokenView = Static<typeof TokenView>;
 
 const view = (t: ApiTokenRecord) => ({
   id: t.id, name: t.name, role: t.role, createdAtMs: t.createdAtMs, createdBy: t.createdBy,

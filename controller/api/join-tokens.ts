@@ -23,8 +23,7 @@ const JoinTokenView = Type.Object({
   revokedAtMs: Type.Union([Type.Integer(), Type.Null()]),
 }, { additionalProperties: false });
 /** One join token as GET /v1/join-tokens lists it. */
-// StringEnum is a @sinclair/typebox schema that typebox 1's Static reads as unknown: its type from the source.
-export type JoinTokenView = Omit<Static<typeof JoinTokenView>, 'state'> & { state: ReturnType<typeof joinTokenState> };
+export type JoinTokenView = Static<typeof JoinTokenView>;
 
 export function joinTokenState(t: JoinTokenRecord, nowMs: number): 'active' | 'used' | 'expired' | 'revoked' {
   if (t.revokedAtMs !== null) return 'revoked';

@@ -1,5 +1,5 @@
 // Shared TypeBox schemas: the same objects validate requests and produce /openapi.json.
-import { Type, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { Type, type TSchema, type TUnsafe } from '@fastify/type-provider-typebox';
 
 export const NAME_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
 

@@ -3,7 +3,6 @@
 // and how the first box's config reaches the second (direct, or through which relays).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from '@fastify/type-provider-typebox';
-import type { TraceResult as FlowTrace } from '../policy/trace.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import { traceFlow, type TraceDeployment } from '../policy/trace.js';
 import { parseAddress } from '../policy/prefixes.js';
@@ -41,8 +40,7 @@ const TraceResultSchema = Type.Object({
   summary: Type.String(),
 }, { additionalProperties: false });
 /** GET /v1/trace. */
-// StringEnum is a @sinclair/typebox schema that typebox 1's Static reads as unknown: its type from the source.
-export type TraceResult = Omit<Static<typeof TraceResultSchema>, 'proto' | 'decision' | 'outcome' | 'path'> & Pick<FlowTrace, 'proto' | 'decision' | 'outcome' | 'path'>;
+export type TraceResult = Static<typeof TraceResultSchema>;
 
 const PROTOS = ['tcp', 'udp', 'icmp', 'any'] as const;
 
