@@ -1,6 +1,6 @@
 // IPv4/IPv6 addresses and prefixes, for the controller and the agent alike: one scanner, one
 // parsed type, no state. A scanner over char codes rather than ipaddr.js or regular expressions:
-// it is 10-40x faster and allocates nothing but the result (docs/performance.md, "Prefix scanner").
+// 16-35x faster on IPv4, which is most of a config (docs/performance.md, "Prefix scanner").
 //
 // Grammar (strict): IPv4 as four decimal octets 0-255 without leading zeros; IPv6 as RFC 4291 text
 // (1-4 hex digits a group, one "::", an IPv4 tail), no zone id; a prefix is ADDRESS/LENGTH with a
