@@ -1,6 +1,6 @@
 // IPv4/IPv6 addresses and prefixes, for the controller and the agent alike: one scanner, one
 // parsed type, no state. A scanner over char codes rather than ipaddr.js or regular expressions:
-// 16-35x faster on IPv4, which is most of a config (docs/performance.md, "Prefix scanner").
+// 10-60x faster on IPv4, which is most of a config (docs/performance.md, "Prefix scanner").
 //
 // Grammar (strict): IPv4 as four decimal octets 0-255 without leading zeros; IPv6 as RFC 4291 text
 // (1-4 hex digits a group, one "::", an IPv4 tail), no zone id; a prefix is ADDRESS/LENGTH with a
@@ -18,8 +18,6 @@ export type Prefix = Address & { readonly len: number };
 export type PrefixResult = { ok: true; prefix: Prefix } | { ok: false; message: string };
 
 export const bitsOf = (family: Family): number => (family === 4 ? 32 : 128);
-
-const V6_MAX = (1n << 128n) - 1n;
 
 /** The decimal number in text[from, to) (leading zeros allowed) if it is <= max; -1 otherwise. */
 function scanDecimal(text: string, from: number, to: number, max: number): number {
@@ -100,8 +98,9 @@ export function scanIPv6(text: string, from = 0, to = text.length): bigint | und
   }
   if (gap < 0 ? groups.length !== 8 : groups.length > 7) return undefined;
   if (gap === 0 && v4Tail && groups.length === 2) groups.unshift(0xffff); // "::a.b.c.d"
-  if (gap >= 0) groups.splice(gap, 0, ...new Array<number>(8 - groups.length).fill(0));
-  const word = (i: number): bigint => BigInt(groups[i]! * 65536 + groups[i + 1]!); // 8 groups now
+  const fill = 8 - groups.length; // 0 without a gap
+  const groupAt = (i: number): number => (i < gap || gap < 0 ? groups[i]! : i < gap + fill ? 0 : groups[i - fill]!); // i < 8
+  const word = (i: number): bigint => BigInt(groupAt(i) * 65536 + groupAt(i + 1));
   return (word(0) << 96n) | (word(2) << 64n) | (word(4) << 32n) | word(6);
 }
 
@@ -161,8 +160,8 @@ function isSpace(c: number): boolean {
     c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
 }
 
-/** The host-bits mask of an IPv6 prefix length. */
-const hostMask6 = (len: number): bigint => (1n << BigInt(128 - len)) - 1n;
+/** The host bits of an IPv6 address under a prefix length. */
+const hostBits6 = (addr: bigint, len: number): bigint => BigInt.asUintN(128 - len, addr);
 
 /** First and last address of the prefix (host bits cleared / set). */
 export function rangeOf(p: Prefix): { family: 4; start: number; end: number } | { family: 6; start: bigint; end: bigint } {
@@ -171,19 +170,18 @@ export function rangeOf(p: Prefix): { family: 4; start: number; end: number } | 
     const start = p.addr - (p.addr % size);
     return { family: 4, start, end: start + size - 1 };
   }
-  const m = hostMask6(p.len);
-  const start = p.addr & (V6_MAX ^ m);
-  return { family: 6, start, end: start | m };
+  const start = p.addr - hostBits6(p.addr, p.len);
+  return { family: 6, start, end: start + ((1n << BigInt(128 - p.len)) - 1n) };
 }
 
 export function hasHostBits(p: Prefix): boolean {
-  return p.family === 4 ? p.addr % 2 ** (32 - p.len) !== 0 : (p.addr & hostMask6(p.len)) !== 0n;
+  return p.family === 4 ? p.addr % 2 ** (32 - p.len) !== 0 : hostBits6(p.addr, p.len) !== 0n;
 }
 
 /** The network of a prefix: host bits cleared, zone dropped. */
 export function networkOf(p: Prefix): Prefix {
   if (p.family === 4) return hasHostBits(p) ? { family: 4, addr: p.addr - (p.addr % 2 ** (32 - p.len)), len: p.len } : p;
-  return { family: 6, addr: p.addr & (V6_MAX ^ hostMask6(p.len)), len: p.len };
+  return { family: 6, addr: p.addr - hostBits6(p.addr, p.len), len: p.len };
 }
 
 export function formatIPv4(n: number): string {
@@ -238,7 +236,8 @@ const digits = (n: number): number => (n < 10 ? 1 : n < 100 ? 2 : 3);
  * by its length, since the scanner admits no other text of that length for the same prefix).
  */
 export function canonicalText(p: Prefix, text?: string): string {
-  if (p.family === 4 && text !== undefined && !hasHostBits(p)) {
+  if (p.family === 6) return p.zone === undefined && !hasHostBits(p) ? formatPrefix(p) : formatPrefix(networkOf(p));
+  if (text !== undefined && !hasHostBits(p)) {
     const n = p.addr;
     const lenDigits = p.len < 10 ? 1 : 2;
     const want = digits(n >>> 24) + digits((n >>> 16) & 255) + digits((n >>> 8) & 255) + digits(n & 255) + 4 + lenDigits;
