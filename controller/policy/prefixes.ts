@@ -1,8 +1,8 @@
 // Prefix arithmetic for the policy engine, on [start, end] bigint intervals. Prefixes are never
 // expanded into addresses: merging works on intervals and cuts them back into the fewest CIDR blocks.
-import ipaddr from 'ipaddr.js';
+import { canonicalText, formatIPv4, formatIPv6, hasHostBits, parseAddress as scan, parsePrefix, rangeOf, type Family } from '../../lib/prefix.js';
 
-export type Family = 4 | 6;
+export type { Family };
 
 export interface ParsedPrefix {
   family: Family;
@@ -29,59 +29,11 @@ export function makePrefix(family: Family, start: bigint, end: bigint, length: n
   return { family, start, end, length, text, key, endKey };
 }
 
-function v4Text(n: number): string {
-  return `${Math.floor(n / 16777216) % 256}.${Math.floor(n / 65536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`;
-}
-
-const V4_PREFIX = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
-
-/** The 32-bit value of the four decimal octets in m[1..4]; undefined for a leading zero or > 255. */
-function v4Value(m: RegExpExecArray): number | undefined {
-  let v = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = m[i];
-    if (o.length > 1 && o[0] === '0') return undefined;
-    const n = Number(o);
-    if (n > 255) return undefined;
-    v = v * 256 + n;
-  }
-  return v;
-}
-
-/** Canonical IPv4 "a.b.c.d/len" without host bits, parsed with plain numbers; undefined otherwise. */
-function fastV4(text: string): ParsedPrefix | undefined {
-  const m = V4_PREFIX.exec(text);
-  if (!m) return undefined;
-  const v = v4Value(m);
-  if (v === undefined) return undefined;
-  const length = Number(m[5]);
-  if (length > 32 || (m[5].length > 1 && m[5][0] === '0')) return undefined;
-  const size = 2 ** (32 - length);
-  if (v % size !== 0) return undefined;
-  return makePrefix(4, BigInt(v), BigInt(v + size - 1), length, text);
+function bigintToAddress(family: Family, v: bigint): string {
+  return family === 4 ? formatIPv4(Number(v)) : formatIPv6(v);
 }
 
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-function bytesToBigint(bytes: number[]): bigint {
-  let v = 0n;
-  for (const b of bytes) v = (v << 8n) | BigInt(b);
-  return v;
-}
-
-function bigintToAddress(family: Family, v: bigint): string {
-  if (family === 4) {
-    const n = Number(v);
-    return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-  }
-  const bytes: number[] = new Array<number>(16);
-  for (let i = 15; i >= 0; i--) {
-    bytes[i] = Number(v & 255n);
-    v >>= 8n;
-  }
-  return ipaddr.fromByteArray(bytes).toString();
-}
 
 function blockSize(family: Family, length: number): bigint {
   return 1n << BigInt(BITS[family] - length);
@@ -90,21 +42,9 @@ function blockSize(family: Family, length: number): bigint {
 /** Parses a plain address (no prefix length) strictly: IPv4 only as four decimal parts. */
 export function parseAddress(text: string): { family: Family; value: bigint; text: string } | undefined {
   const t = text.trim();
-  if (t.includes('/')) return undefined;
-  const m = IPV4.exec(t);
-  if (m) {
-    // Fast path (most prefixes are IPv4): four decimal octets, no leading zeros (no octal doubt).
-    const v = v4Value(m);
-    if (v === undefined) return undefined;
-    return { family: 4, value: BigInt(v), text: `${Number(m[1])}.${Number(m[2])}.${Number(m[3])}.${Number(m[4])}` };
-  }
-  if (!t.includes(':')) return undefined;
-  if (ipaddr.IPv6.isValid(t)) {
-    const a = ipaddr.IPv6.parse(t);
-    if (a.zoneId) return undefined;
-    return { family: 6, value: bytesToBigint(a.toByteArray()), text: a.toString() };
-  }
-  return undefined;
+  const a = scan(t);
+  if (!a) return undefined;
+  return a.family === 4 ? { family: 4, value: BigInt(a.addr), text: t } : { family: 6, value: a.addr, text: formatIPv6(a.addr) };
 }
 
 export type PrefixParse =
@@ -114,26 +54,14 @@ export type PrefixParse =
 
 /** Parses "ADDR/LEN" strictly. Host bits set is an error that names the network address. */
 export function parsePrefixStrict(text: string): PrefixParse {
-  const fast = fastV4(text);
-  if (fast) return { ok: true, prefix: fast };
-  const t = text.trim();
-  const slash = t.indexOf('/');
-  if (slash < 0) return { ok: false, reason: 'syntax', message: `"${text}" is not a prefix: write it as ADDRESS/LENGTH, e.g. 10.20.1.0/24` };
-  const addr = parseAddress(t.slice(0, slash));
-  const lenText = t.slice(slash + 1);
-  if (!addr) return { ok: false, reason: 'syntax', message: `"${text}" is not a valid IPv4 or IPv6 prefix` };
-  const bits = BITS[addr.family];
-  if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > bits) {
-    return { ok: false, reason: 'syntax', message: `"${text}": prefix length must be 0-${bits}` };
-  }
-  const length = Number(lenText);
-  const size = blockSize(addr.family, length);
-  const start = addr.value - (addr.value % size);
-  const canonical = `${bigintToAddress(addr.family, start)}/${length}`;
-  if (start !== addr.value) {
+  const r = parsePrefix(text);
+  if (!r.ok) return { ok: false, reason: 'syntax', message: r.message };
+  const canonical = canonicalText(r.prefix, text);
+  if (hasHostBits(r.prefix)) {
     return { ok: false, reason: 'host-bits', message: `"${text}" has host bits set; the network address is ${canonical}`, network: canonical };
   }
-  return { ok: true, prefix: makePrefix(addr.family, start, start + size - 1n, length, canonical) };
+  const { start, end } = rangeOf(r.prefix);
+  return { ok: true, prefix: makePrefix(r.prefix.family, BigInt(start), BigInt(end), r.prefix.len, canonical) };
 }
 
 /** A parse cache: canonical prefixes are parsed once per process-lifetime of the cache. */
@@ -197,7 +125,7 @@ function rangeToPrefixesV4(start: number, end: number, out: ParsedPrefix[]): voi
       length--;
     }
     const size = 2 ** (32 - length);
-    out.push(makePrefix(4, BigInt(start), BigInt(start + size - 1), length, `${v4Text(start)}/${length}`));
+    out.push(makePrefix(4, BigInt(start), BigInt(start + size - 1), length, `${formatIPv4(start)}/${length}`));
     start += size;
   }
 }
@@ -211,25 +139,22 @@ export function mergeParsed(prefixes: readonly ParsedPrefix[]): ParsedPrefix[] {
   const sorted = prefixes.slice().sort(comparePrefixes);
   const out: ParsedPrefix[] = [];
   let i = 0;
-  while (i < sorted.length) {
-    const first = sorted[i];
+  for (let first = sorted[0]; first; first = sorted[i]) {
     let count = 1;
     let j = i + 1;
     if (first.family === 4) {
       let end = first.endKey;
-      while (j < sorted.length && sorted[j].family === 4 && sorted[j].key <= end + 1) {
-        if (sorted[j].endKey > end) end = sorted[j].endKey;
+      for (let next = sorted[j]; next && next.family === 4 && next.key <= end + 1; next = sorted[++j]) {
+        if (next.endKey > end) end = next.endKey;
         count++;
-        j++;
       }
       if (count === 1 || end === first.endKey) out.push(first); // alone, or everything else was inside it
       else rangeToPrefixesV4(first.key, end, out);
     } else {
       let end = first.end;
-      while (j < sorted.length && sorted[j].family === first.family && sorted[j].start <= end + 1n) {
-        if (sorted[j].end > end) end = sorted[j].end;
+      for (let next = sorted[j]; next && next.family === first.family && next.start <= end + 1n; next = sorted[++j]) {
+        if (next.end > end) end = next.end;
         count++;
-        j++;
       }
       if (count === 1 || end === first.end) out.push(first);
       else rangeToPrefixes(first.family, first.start, end, out);
