@@ -1,7 +1,7 @@
 // Controller settings: a YAML file (--config) with the same keys as the flags; flags override it.
 // Every error names the key and, for the file, its line (yaml's LineCounter).
 import { readFile } from 'node:fs/promises';
-import ipaddr from 'ipaddr.js';
+import { parsePrefix } from '../lib/prefix.js';
 import { isMap, isScalar, LineCounter, parseDocument, type Pair } from 'yaml';
 import { CrosslinkError, type ErrorDetail } from '../lib/errors.js';
 import { didYouMean } from './policy/names.js';
@@ -111,12 +111,9 @@ export function validateSettings(s: ControllerSettings, where: (key: string) => 
     }
   });
   if (s['overlay-cidr'] !== undefined) {
-    try {
-      const [addr, len] = ipaddr.parseCIDR(s['overlay-cidr']);
-      if (addr.kind() !== 'ipv4' || len > 30) bad('overlay-cidr', 'must be an IPv4 prefix of length /30 or shorter, e.g. 100.64.0.0/10');
-    } catch {
-      bad('overlay-cidr', `"${s['overlay-cidr']}" is not a prefix such as 100.64.0.0/10`);
-    }
+    const r = parsePrefix(s['overlay-cidr']);
+    if (!r.ok) bad('overlay-cidr', `"${s['overlay-cidr']}" is not a prefix such as 100.64.0.0/10`);
+    else if (r.prefix.family !== 4 || r.prefix.len > 30) bad('overlay-cidr', 'must be an IPv4 prefix of length /30 or shorter, e.g. 100.64.0.0/10');
   }
   if ((s['tls-cert'] === undefined) !== (s['tls-key'] === undefined)) bad(s['tls-cert'] === undefined ? 'tls-cert' : 'tls-key', 'tls-cert and tls-key must be given together');
   const urls = s.url ?? [];

@@ -1,26 +1,24 @@
 // Doctor checks for what on the box would fight the agent: routes that would take overlay traffic,
 // and other nftables tables whose forward chains drop it.
-import ipaddr from 'ipaddr.js';
+import { contains, parsePrefix as parseLib, type Prefix } from '../../lib/prefix.js';
 import { CROSSLINK_NFT_TABLE, CROSSLINK_RT_PROTO } from '../host/ports.js';
 import { firstLine, parseJsonList } from './command-output.js';
 import type { CheckResult, DoctorDeps, DoctorInput } from './types.js';
 
 export interface ObservedRoute { dst: string; dev?: string; protocol?: string; type?: string }
 
-function parsePrefix(p: string): [ipaddr.IPv4 | ipaddr.IPv6, number] | null {
-  try {
-    if (p === 'default') return null;
-    return p.includes('/') ? ipaddr.parseCIDR(p) : (() => { const a = ipaddr.parse(p); return [a, a.kind() === 'ipv4' ? 32 : 128] as [ipaddr.IPv4 | ipaddr.IPv6, number]; })();
-  } catch {
-    return null;
-  }
+/** A route's destination ("10.0.0.0/8", or a bare address for a host route); null for "default". */
+function parsePrefix(p: string): Prefix | null {
+  if (p === 'default') return null;
+  const r = parseLib(p, true);
+  return r.ok ? r.prefix : null;
 }
 
 /** Routes not Crosslink's, off its interface, equal to or inside a prefix the agent routes into the
  *  overlay: they would win over (or collide with) the agent's route. A wider route (the default,
  *  a /8 summary) is no conflict: the agent's more specific route wins. */
 export function findRouteConflicts(routes: ObservedRoute[], overlayRoutes: string[], interfaceName: string): Array<{ route: ObservedRoute; overlay: string }> {
-  const wanted = overlayRoutes.map((o) => ({ text: o, p: parsePrefix(o) })).filter((o) => o.p !== null);
+  const wanted = overlayRoutes.flatMap((o) => { const p = parsePrefix(o); return p ? [{ text: o, p }] : []; });
   const out: Array<{ route: ObservedRoute; overlay: string }> = [];
   for (const r of routes) {
     if (r.protocol === String(CROSSLINK_RT_PROTO) || r.dev === interfaceName) continue;
@@ -28,8 +26,7 @@ export function findRouteConflicts(routes: ObservedRoute[], overlayRoutes: strin
     const p = parsePrefix(r.dst);
     if (!p) continue;
     for (const o of wanted) {
-      const [oa, ol] = o.p!;
-      if (p[0].kind() === oa.kind() && p[1] >= ol && p[0].match(oa, ol)) {
+      if (contains(o.p, p)) {
         out.push({ route: r, overlay: o.text });
         break;
       }

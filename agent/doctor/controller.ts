@@ -1,6 +1,6 @@
 // Doctor checks toward the controller: reaching one of its URLs, its CA against the pin, the clock
 // against its Date header, and whether WireGuard's MTU fits the underlay on the way to it.
-import ipaddr from 'ipaddr.js';
+import { parseAddress } from '../../lib/prefix.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import { normaliseFingerprint } from '../../lib/pin.js';
 import { parseJsonList } from './command-output.js';
@@ -120,7 +120,7 @@ export async function checkMtu(input: DoctorInput, deps: DoctorDeps): Promise<Ch
     } catch {
       continue;
     }
-    const address = ipaddr.isValid(host) ? host : await deps.resolve(host).catch(() => null);
+    const address = parseAddress(host) ? host : await deps.resolve(host).catch(() => null);
     if (address) {
       const r = await deps.run(['ip', '-json', 'route', 'get', address]);
       dev = r.exitCode === 0 ? parseJsonList<{ dev?: string }>(r.stdout)[0]?.dev ?? null : null;

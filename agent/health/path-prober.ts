@@ -2,25 +2,20 @@
 // subnet to a real target (tcp connect, udp request/reply, or ping -I), so the packets cross both
 // boxes' firewalls like user traffic. `expect_deny` inverts success. Results become ProbeResult.
 import { create } from '@bufbuild/protobuf';
-import ipaddr from 'ipaddr.js';
 import { ProbeResultSchema, type Probe, type ProbeResult } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Clock } from '../../lib/clock.js';
+import { containsAddress, parseAddress, parsePrefix } from '../../lib/prefix.js';
 import { pingOnce } from './ping.js';
 import type { AttemptOutcome, LocalAddressLookup, ProbeCommandRunner, TcpConnect, UdpExchange } from './ports.js';
 import { connectTcp, udpExchange } from './sockets.js';
 
 /** The first of `addresses` inside `prefix` (sorted, so the choice is stable), or null. */
 export function sourceAddressFor(prefix: string, addresses: readonly string[]): string | null {
-  let range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-  try {
-    range = ipaddr.parseCIDR(prefix);
-  } catch {
-    return null;
-  }
+  const range = parsePrefix(prefix);
+  if (!range.ok) return null;
   const inside = addresses.filter((a) => {
-    if (!ipaddr.isValid(a)) return false;
-    const addr = ipaddr.parse(a);
-    return addr.kind() === range[0].kind() && addr.match(range);
+    const addr = parseAddress(a);
+    return addr !== undefined && containsAddress(range.prefix, addr);
   });
   const [first] = [...inside].sort();
   return first ?? null;
