@@ -1,14 +1,14 @@
 // The Linux adapters against real wg, wireguard-go, ip and nft, each case in its own network
 // namespace, pass the same contract as the fake host.
 import t, { type Test } from 'tap';
-import { hostContract, type HostHarness } from '../contract.js';
+import { hostContract, type HostHarness } from '../host.contract.js';
 import { createLinuxHost } from './host.js';
-import { isRoot, must, NetnsFixture } from './netns-fixture.js';
+import { isRoot, must, NetnsFixture } from './netns.fixture.js';
 import { detectWireGuardMode } from './wireguard.js';
 import { ProcessRunner } from './run.js';
 import { LinuxLinks } from './links.js';
 import { renderFirewall } from '../firewall-render.js';
-import { manyTuples } from '../testing/firewall-fixtures.js';
+import { manyTuples } from '../firewall.fixture.js';
 
 if (!isRoot()) {
   t.plan(0, 'needs root (network namespaces)');

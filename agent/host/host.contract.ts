@@ -1,4 +1,4 @@
-// The one contract every Host implementation passes: the in-memory fake (fake/fake.test.ts) and the
+// The one contract every Host implementation passes: the in-memory fake (fake-host.test.ts) and the
 // Linux adapters in a network namespace (linux/linux.test.ts). The reconciler's tests run against
 // the fake, so whatever the fake does here the real box must do too.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { isCrosslinkError } from '../../lib/errors.js';
 import { renderFirewall } from './firewall-render.js';
 import type { Host, WireGuardMode } from './ports.js';
 import type { WgPeerDesired } from '../reconcile/host-state.js';
-import { firewall, flow } from './testing/firewall-fixtures.js';
+import { firewall, flow } from './firewall.fixture.js';
 import { generateWgPrivateKey, wgPublicKey } from './wg-key.js';
 
 /** Changes made "by hand", behind the adapters' back (drift and ownership tests). */

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { hostContract } from '../contract.js';
+import { hostContract } from './host.contract.js';
 import { FakeHost } from './fake-host.js';
-import { isCrosslinkError } from '../../../lib/errors.js';
+import { isCrosslinkError } from '../../lib/errors.js';
 
 let n = 0;
 function makeFake() {
