@@ -16,6 +16,8 @@ function makeFake() {
       foreignRoutes: async () => host.allRoutes().filter((r) => r.proto !== 147).map((r) => r.prefix),
       deleteFirewallTable: async () => host.deleteFirewallTable(),
       tamperFirewall: async (kind: 'rule' | 'element') => (kind === 'rule' ? host.tamperFirewall() : host.deleteFirewallElement()),
+      deletePeer: async (ifname: string, publicKey: string) => host.deletePeerByHand(ifname, publicKey),
+      setLinkDown: async (ifname: string) => host.setLinkDownByHand(ifname),
     },
   };
 }

@@ -43,6 +43,8 @@ if (!isRoot()) {
           if (kind === 'rule') nft('insert', 'rule', 'inet', 'crosslink', 'forward', 'ip', 'saddr', '192.0.2.66', 'accept');
           else nft('delete', 'element', 'inet', 'crosslink', 'out4_ports', '{', '10.1.0.0/24', '.', '10.2.0.0/24', '.', 'tcp', '.', '8080', '}');
         },
+        deletePeer: async (ifn, publicKey) => void must(['ip', 'netns', 'exec', ns, 'wg', 'set', ifn, 'peer', publicKey, 'remove']),
+        setLinkDown: async (ifn) => void must(['ip', '-n', ns, 'link', 'set', 'dev', ifn, 'down']),
       },
     };
   };
