@@ -9,8 +9,8 @@ import { silentLogger } from '../lib/logger.js';
 import { EnrollResponseSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ConfigStreamEvents, ControlClient, EnrollInput } from './control/client.js';
 import { agentDown, defaultAgentName, startAgent, type AgentDeps, type AgentRunOptions } from './main.js';
-import { FakeHost } from './host/fake/fake-host.js';
-import { NAMED, config, stubRenderFirewall } from './reconcile/fixtures.js';
+import { FakeHost } from './host/fake-host.js';
+import { NAMED, config, stubRenderFirewall } from './reconcile/reconcile.fixture.js';
 import { StateDir } from './state.js';
 
 const TOKEN = formatJoinToken({ controllerUrls: ['https://ctl.example:8443'], caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24) });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../lib/logger.js';
 import { StateDir, enrollmentUrls, generatePrivateKey, publicKeyOf, writeFileAtomic } from './state.js';
-import { NAMED } from './reconcile/fixtures.js';
+import { NAMED } from './reconcile/reconcile.fixture.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'xl-state-'));
 const modeOf = (p: string) => statSync(p).mode & 0o777;

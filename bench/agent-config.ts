@@ -4,7 +4,7 @@
 // where only their form is checked.
 import { create } from '@bufbuild/protobuf';
 import { AgentConfigSchema, PeerSchema, type AgentConfig, type Firewall, type FlowRule, type Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
-import { firewall, flow } from '../agent/host/testing/firewall-fixtures.js';
+import { firewall, flow } from '../agent/host/firewall.fixture.js';
 
 export const UNDERLAY_A = '192.168.77.1';
 export const UNDERLAY_B = '192.168.77.2';

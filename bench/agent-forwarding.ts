@@ -27,8 +27,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { AgentConfig, Firewall, FlowRule, Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
 import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
-import { firewall, flow } from '../agent/host/testing/firewall-fixtures.js';
-import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
+import { firewall, flow } from '../agent/host/firewall.fixture.js';
+import { killPid, must, sh } from '../agent/host/linux/netns.fixture.js';
 
 /** What bench/agent.ts lends this section: its namespace book-keeping, boxes, agent and config. */
 export interface ForwardingFixture {

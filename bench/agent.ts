@@ -20,7 +20,7 @@ import { toBinary } from '@bufbuild/protobuf';
 import { AgentConfigSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
 import { renderFirewall } from '../agent/host/firewall-render.js';
 import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
-import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
+import { killPid, must, sh } from '../agent/host/linux/netns.fixture.js';
 import { renderWgConfig } from '../agent/host/wg-config.js';
 import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
 import { routeBatch } from '../agent/host/linux/routes.js';

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { killPid, must, sh } from '../agent/host/linux/netns-fixture.js';
+import { killPid, must, sh } from '../agent/host/linux/netns.fixture.js';
 import { ProcessRunner } from '../agent/host/linux/run.js';
 import { FpingEchoes, PingEachEchoes, type PeerEchoes } from '../agent/health/echoes.js';
 import { PeerProber } from '../agent/health/peer-prober.js';

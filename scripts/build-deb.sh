@@ -42,11 +42,14 @@ install -d "$lib" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/$pkg"
 # --- the program: compiled JavaScript and the package manifest (cli/version.ts reads it).
 cp -a dist "$lib/dist"
 rm -rf "$lib/dist/bench" "$lib/dist/test" "$lib/dist/.built"
-find "$lib/dist" -name '*.test.js' -delete -o -name '*.test.js.map' -delete -o -name '*.test.d.ts' -delete
+# Tests and test support (README "Development": *.fixture.ts, *.contract.ts, fake-*.ts); the build
+# leaves most out, but the benchmarks pull some fixtures in.
+find "$lib/dist" -regextype posix-extended -regex '.*(\.test|\.fixture|\.contract|/fake-[^/]*)\.(js|js\.map|d\.ts)' -delete
 # What we left out must not be needed by what we ship.
-if grep -rlE "from '(\.\./)+(bench|test)/" "$lib/dist" --include='*.js' >/dev/null; then
-  echo "build-deb: shipped code imports from bench/ or test/:" >&2
-  grep -rlE "from '(\.\./)+(bench|test)/" "$lib/dist" --include='*.js' >&2
+left_out="from '((\.\./)+(bench|test)/|[^']*(\.fixture|\.contract|/fake-[^/']*)\.js')"
+if grep -rlE "$left_out" "$lib/dist" --include='*.js' >/dev/null; then
+  echo "build-deb: shipped code imports from bench/, test/ or test support:" >&2
+  grep -rlE "$left_out" "$lib/dist" --include='*.js' >&2
   exit 1
 fi
 cp package.json package-lock.json "$lib/"

@@ -3,7 +3,7 @@
 // and nobody has 10.77.0.3. Both paths must report exactly that, in the same PeerStatus fields.
 import t from 'tap';
 import { ProcessRunner } from '../host/linux/run.js';
-import { isRoot, must, NetnsFixture, sh } from '../host/linux/netns-fixture.js';
+import { isRoot, must, NetnsFixture, sh } from '../host/linux/netns.fixture.js';
 import { FpingEchoes, PingEachEchoes } from './echoes.js';
 import { detectFping } from './fping.js';
 import { PeerProber } from './peer-prober.js';

@@ -1,5 +1,5 @@
 // The agent's narrow ports onto the host. Linux adapters (agent/host/linux/) run wg, ip and nft;
-// the in-memory fake (agent/host/fake/) passes the same contract suite (agent/host/contract.ts).
+// the in-memory fake (agent/host/fake-host.ts) passes the same contract suite (host.contract.ts).
 // Everything here is owned by Crosslink: one interface, routes marked with CROSSLINK_RT_PROTO,
 // one nft table. Adapters never touch anything else on the box. The state they read and write is
 // the reconciler's (agent/reconcile/host-state.ts).

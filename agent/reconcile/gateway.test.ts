@@ -5,10 +5,10 @@ import { create } from '@bufbuild/protobuf';
 import t from 'tap';
 import { silentLogger } from '../../lib/logger.js';
 import { LocalSubnetSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { FakeHost, FAKE_WRITE_OPS } from '../host/fake/fake-host.js';
+import { FakeHost, FAKE_WRITE_OPS } from '../host/fake-host.js';
 import { renderFirewall } from '../host/firewall-render.js';
 import { publicKeyOf } from '../state.js';
-import { config, SETTINGS } from './fixtures.js';
+import { config, SETTINGS } from './reconcile.fixture.js';
 import { Reconciler } from './loop.js';
 import { plan } from './plan.js';
 

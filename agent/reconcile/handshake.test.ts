@@ -3,12 +3,12 @@ import t from 'tap';
 import { create } from '@bufbuild/protobuf';
 import { PeerSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { silentLogger } from '../../lib/logger.js';
-import { FakeHost } from '../host/fake/fake-host.js';
+import { FakeHost } from '../host/fake-host.js';
 import { publicKeyOf } from '../state.js';
 import { HandshakeStarter } from './handshake.js';
 import { Reconciler, type Timers } from './loop.js';
 import { renderFirewall } from '../host/firewall-render.js';
-import { config, keyOf, SETTINGS } from './fixtures.js';
+import { config, keyOf, SETTINGS } from './reconcile.fixture.js';
 
 const PRIVATE_KEY = Buffer.alloc(32, 0x48).toString('base64');
 const OURS = publicKeyOf(PRIVATE_KEY);

@@ -3,13 +3,13 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { silentLogger } from '../../lib/logger.js';
-import { FakeHost, FAKE_WRITE_OPS } from '../host/fake/fake-host.js';
+import { FakeHost, FAKE_WRITE_OPS } from '../host/fake-host.js';
 import { renderFirewall } from '../host/firewall-render.js';
 import { publicKeyOf } from '../state.js';
 import { Reconciler } from './loop.js';
 import { plan } from './plan.js';
 import { teardown } from './teardown.js';
-import { NAMED, SETTINGS } from './fixtures.js';
+import { NAMED, SETTINGS } from './reconcile.fixture.js';
 
 const PRIVATE_KEY = Buffer.alloc(32, 0x48).toString('base64');
 const settings = { ...SETTINGS, publicKey: publicKeyOf(PRIVATE_KEY) };

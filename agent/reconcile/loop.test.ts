@@ -6,8 +6,8 @@ import type { Host } from '../host/ports.js';
 import { Reconciler, type Timers } from './loop.js';
 import { plan } from './plan.js';
 import { teardown } from './teardown.js';
-import type { FakeHost } from '../host/fake/fake-host.js';
-import { NAMED, SETTINGS, config, fakeHost, stubRenderFirewall } from './fixtures.js';
+import type { FakeHost } from '../host/fake-host.js';
+import { NAMED, SETTINGS, config, fakeHost, stubRenderFirewall } from './reconcile.fixture.js';
 import type { DesiredState } from './desired.js';
 
 class ManualTimers implements Timers {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { desiredState, InvalidConfigError, SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD, type DesiredState } from './desired.js';
 import { plan, describeStep, type ObservedState } from './plan.js';
 import { canonicalEndpoint, strictCanonicalPrefix } from '../host/canonical.js';
-import { NAMED, SETTINGS, config, keyOf, stubRenderFirewall } from './fixtures.js';
+import { NAMED, SETTINGS, config, keyOf, stubRenderFirewall } from './reconcile.fixture.js';
 
 const desiredOf = (name: string) => desiredState(NAMED[name]!, SETTINGS, stubRenderFirewall);
 

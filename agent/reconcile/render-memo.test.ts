@@ -1,6 +1,6 @@
 import t from 'tap';
 import { create } from '@bufbuild/protobuf';
-import { firewall, flow, manyTuples } from '../host/testing/firewall-fixtures.js';
+import { firewall, flow, manyTuples } from '../host/firewall.fixture.js';
 import { RelayForwardSchema, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { flattenFirewall, isFirewallWalkComplete, matchesFlat, memoizeFirewallRenderer } from './render-memo.js';
 

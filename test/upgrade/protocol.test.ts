@@ -25,8 +25,8 @@ import { startTestController, fakePublicKey, type TestController } from '../../c
 import { parsePolicy } from '../../controller/policy/validate.js';
 import { createControlClient, type ControlClientOptions } from '../../agent/control/connect.js';
 import { startAgent, type AgentDeps, type AgentRunOptions, type RunningAgent } from '../../agent/main.js';
-import { FakeHost } from '../../agent/host/fake/fake-host.js';
-import { stubRenderFirewall } from '../../agent/reconcile/fixtures.js';
+import { FakeHost } from '../../agent/host/fake-host.js';
+import { stubRenderFirewall } from '../../agent/reconcile/reconcile.fixture.js';
 
 const POLICY = `
 version: 1

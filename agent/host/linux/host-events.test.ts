@@ -6,7 +6,7 @@ import t from 'tap';
 import { silentLogger } from '../../../lib/logger.js';
 import { realAgentDeps } from '../../main.js';
 import { watchHostEvents } from '../../reconcile/events.js';
-import { isRoot, must, NetnsFixture } from './netns-fixture.js';
+import { isRoot, must, NetnsFixture } from './netns.fixture.js';
 import { ProcessRunner, type CommandRunner } from './run.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

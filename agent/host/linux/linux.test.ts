@@ -1,14 +1,14 @@
 // The Linux adapters against real wg, wireguard-go, ip and nft, each case in its own network
 // namespace, pass the same contract as the fake host.
 import t, { type Test } from 'tap';
-import { hostContract, type HostHarness } from '../contract.js';
+import { hostContract, type HostHarness } from '../host.contract.js';
 import { createLinuxHost } from './host.js';
-import { isRoot, must, NetnsFixture } from './netns-fixture.js';
+import { isRoot, must, NetnsFixture } from './netns.fixture.js';
 import { detectWireGuardMode } from './wireguard.js';
 import { ProcessRunner } from './run.js';
 import { LinuxLinks } from './links.js';
 import { renderFirewall } from '../firewall-render.js';
-import { manyTuples } from '../testing/firewall-fixtures.js';
+import { manyTuples } from '../firewall.fixture.js';
 
 if (!isRoot()) {
   t.plan(0, 'needs root (network namespaces)');
@@ -43,6 +43,8 @@ if (!isRoot()) {
           if (kind === 'rule') nft('insert', 'rule', 'inet', 'crosslink', 'forward', 'ip', 'saddr', '192.0.2.66', 'accept');
           else nft('delete', 'element', 'inet', 'crosslink', 'out4_ports', '{', '10.1.0.0/24', '.', '10.2.0.0/24', '.', 'tcp', '.', '8080', '}');
         },
+        deletePeer: async (ifn, publicKey) => void must(['ip', 'netns', 'exec', ns, 'wg', 'set', ifn, 'peer', publicKey, 'remove']),
+        setLinkDown: async (ifn) => void must(['ip', '-n', ns, 'link', 'set', 'dev', ifn, 'down']),
       },
     };
   };

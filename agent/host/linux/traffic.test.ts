@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderFirewall } from '../firewall-render.js';
-import { firewall, flow } from '../testing/firewall-fixtures.js';
+import { firewall, flow } from '../firewall.fixture.js';
 import { generateWgPrivateKey, wgPublicKey } from '../wg-key.js';
 import { createLinuxHost, type LinuxHost } from './host.js';
-import { isRoot, must, NetnsFixture } from './netns-fixture.js';
+import { isRoot, must, NetnsFixture } from './netns.fixture.js';
 
 const SERVER = `
 import socket, sys, threading

@@ -1,6 +1,6 @@
 // Firewall messages for tests: a compact way to write FlowRules, and a generator for N tuples.
 import { create } from '@bufbuild/protobuf';
-import { FirewallSchema, FlowRuleSchema, PortRangeSchema, type Firewall, type FlowRule } from '../../../proto/gen/crosslink/v1/agent_pb.js';
+import { FirewallSchema, FlowRuleSchema, PortRangeSchema, type Firewall, type FlowRule } from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 export function flow(rule: string, sources: string[], destinations: string[], protocol: string, ports: Array<number | [number, number]> = []): FlowRule {
   return create(FlowRuleSchema, {

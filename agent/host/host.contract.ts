@@ -1,4 +1,4 @@
-// The one contract every Host implementation passes: the in-memory fake (fake/fake.test.ts) and the
+// The one contract every Host implementation passes: the in-memory fake (fake-host.test.ts) and the
 // Linux adapters in a network namespace (linux/linux.test.ts). The reconciler's tests run against
 // the fake, so whatever the fake does here the real box must do too.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { isCrosslinkError } from '../../lib/errors.js';
 import { renderFirewall } from './firewall-render.js';
 import type { Host, WireGuardMode } from './ports.js';
 import type { WgPeerDesired } from '../reconcile/host-state.js';
-import { firewall, flow } from './testing/firewall-fixtures.js';
+import { firewall, flow } from './firewall.fixture.js';
 import { generateWgPrivateKey, wgPublicKey } from './wg-key.js';
 
 /** Changes made "by hand", behind the adapters' back (drift and ownership tests). */
@@ -21,6 +21,10 @@ export interface HostBackdoor {
   deleteFirewallTable(): Promise<void>;
   /** 'rule': inserts a rule into our forward chain; 'element': deletes one element of a set. */
   tamperFirewall(kind: 'rule' | 'element'): Promise<void>;
+  /** Removes one peer (`wg set IF peer KEY remove`). */
+  deletePeer(ifname: string, publicKey: string): Promise<void>;
+  /** Sets a link down (`ip link set IF down`). */
+  setLinkDown(ifname: string): Promise<void>;
 }
 
 export interface HostHarness {
@@ -131,6 +135,24 @@ export function hostContract(t: Test, make: MakeHarness): void {
     } catch (e) {
       t.ok(isCrosslinkError(e) && e.code === 'host_command_failed', 'HostCommandError');
     }
+  });
+
+  t.test('drift by hand: a peer removed and the link set down are observed', async (t) => {
+    const { host, ifname, mode, backdoor } = await make(t);
+    const key = keyFile(t);
+    await host.wireguard.create(ifname, mode);
+    await host.links.setUp(ifname, 1420);
+    const a = peer(['100.64.0.2/32']);
+    const b = peer(['100.64.0.3/32']);
+    await host.wireguard.sync(ifname, { privateKeyFile: key.path, listenPort: 51820, peers: [a, b] });
+    t.equal((await host.wireguard.observe(ifname))?.peers.length, 2);
+    await backdoor.deletePeer(ifname, a.publicKey);
+    const dev = await eventually(() => host.wireguard.observe(ifname), (d) => d?.peers.length === 1);
+    t.same(dev?.peers.map((p) => p.publicKey), [b.publicKey], 'the peer removed by hand is gone');
+    t.equal((await host.links.observe(ifname)).isUp, true);
+    await backdoor.setLinkDown(ifname);
+    const link = await eventually(() => host.links.observe(ifname), (l) => !l.isUp);
+    t.equal(link.isUp, false, 'the link set down by hand is observed down');
   });
 
   t.test('links: up, mtu and addresses (canonical, sorted, idempotent)', async (t) => {

@@ -3,7 +3,7 @@ import { create, toJsonString } from '@bufbuild/protobuf';
 import {
   AgentConfigSchema, FirewallSchema, FlowRuleSchema, PeerSchema, PortRangeSchema, type AgentConfig, type Firewall,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { FakeHost } from '../host/fake/fake-host.js';
+import { FakeHost } from '../host/fake-host.js';
 import { wgPublicKey } from '../host/wg-key.js';
 import type { AgentSettings, FirewallRenderer } from './desired.js';
 

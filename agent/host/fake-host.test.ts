@@ -1,7 +1,7 @@
 import t from 'tap';
-import { hostContract } from '../contract.js';
+import { hostContract } from './host.contract.js';
 import { FakeHost } from './fake-host.js';
-import { isCrosslinkError } from '../../../lib/errors.js';
+import { isCrosslinkError } from '../../lib/errors.js';
 
 let n = 0;
 function makeFake() {
@@ -16,6 +16,8 @@ function makeFake() {
       foreignRoutes: async () => host.allRoutes().filter((r) => r.proto !== 147).map((r) => r.prefix),
       deleteFirewallTable: async () => host.deleteFirewallTable(),
       tamperFirewall: async (kind: 'rule' | 'element') => (kind === 'rule' ? host.tamperFirewall() : host.deleteFirewallElement()),
+      deletePeer: async (ifname: string, publicKey: string) => host.deletePeerByHand(ifname, publicKey),
+      setLinkDown: async (ifname: string) => host.setLinkDownByHand(ifname),
     },
   };
 }

@@ -1,14 +1,14 @@
 // In-memory Host: a small fake kernel that behaves like the Linux adapters for everything the ports
-// expose (it passes the same contract suite, agent/host/contract.ts). It counts calls, can be told
+// expose (it passes the same contract suite, agent/host/host.contract.ts). It counts calls, can be told
 // to fail an operation (partial-failure tests), and has a "by hand" backdoor for drift tests.
 import { readFile } from 'node:fs/promises';
-import { HostCommandError } from '../../../lib/errors.js';
-import { canonicalInterfaceAddress, canonicalPrefix, canonicalPrefixList, sortByPrefix } from '../canonical.js';
-import { firewallFingerprint } from '../firewall-fingerprint.js';
-import { CROSSLINK_NFT_TABLE, CROSSLINK_RT_PROTO, type FirewallPort, type Host, type LinkPort, type RoutePort, type SysctlPort, type WireGuardMode, type WireGuardPort } from '../ports.js';
-import type { FirewallCounter, FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerObserved } from '../../reconcile/host-state.js';
-import { renderWgConfig } from '../wg-config.js';
-import { wgPublicKey } from '../wg-key.js';
+import { HostCommandError } from '../../lib/errors.js';
+import { canonicalInterfaceAddress, canonicalPrefix, canonicalPrefixList, sortByPrefix } from './canonical.js';
+import { firewallFingerprint } from './firewall-fingerprint.js';
+import { CROSSLINK_NFT_TABLE, CROSSLINK_RT_PROTO, type FirewallPort, type Host, type LinkPort, type RoutePort, type SysctlPort, type WireGuardMode, type WireGuardPort } from './ports.js';
+import type { FirewallCounter, FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerObserved } from '../reconcile/host-state.js';
+import { renderWgConfig } from './wg-config.js';
+import { wgPublicKey } from './wg-key.js';
 
 export const FAKE_OPS = [
   'wireguard.observe', 'wireguard.create', 'wireguard.sync', 'wireguard.remove',

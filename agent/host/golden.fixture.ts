@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 interface Tap {
   equal(found: unknown, wanted: unknown, message: string): unknown;
