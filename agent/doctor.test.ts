@@ -12,7 +12,7 @@ import { CrosslinkError } from '../lib/errors.js';
 import { silentLogger } from '../lib/logger.js';
 import { systemClock } from '../lib/clock.js';
 import { AgentConfigSchema } from '../proto/gen/crosslink/v1/agent_pb.js';
-import { startTestController } from '../controller/rpc/testing.js';
+import { startTestController } from '../controller/rpc/test-controller.fixture.js';
 import { doctorExitCode, formatResults, runDoctor } from './doctor.js';
 import { findForwardDropChains, findRouteConflicts, judgeFirewall } from './doctor/conflicts.js';
 import { judgeClockSkew, judgeMtu, skewFromDate } from './doctor/controller.js';

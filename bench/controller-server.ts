@@ -10,7 +10,7 @@ import { silentLogger } from '../lib/logger.js';
 import { MemoryStore } from '../controller/store/memory.js';
 import type { Store } from '../controller/store/store.js';
 import { parsePolicy } from '../controller/policy/validate.js';
-import { startTestController } from '../controller/rpc/testing.js';
+import { startTestController } from '../controller/rpc/test-controller.fixture.js';
 
 const n = Number(process.env.BENCH_AGENTS ?? 5000);
 const affectedShare = Number(process.env.BENCH_AFFECTED ?? 0.1);

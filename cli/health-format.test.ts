@@ -1,6 +1,6 @@
 import t from 'tap';
 import { evaluateHealth } from '../controller/health/evaluate.js';
-import { agentInput, applyError, probeResult, probeSpec, T0 } from '../controller/health/fixtures.js';
+import { agentInput, applyError, probeResult, probeSpec, T0 } from '../controller/health/health.fixture.js';
 import type { AgentHealthInput } from '../controller/health/types.js';
 import { checkHealth, formatDuration, formatStatus, isAlert, parseRange, parseThresholds, unreachableResult, type CheckFilter } from './health-format.js';
 

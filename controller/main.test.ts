@@ -12,7 +12,7 @@ import { ApiClient } from '../cli/commands/api.js';
 import { systemClock } from '../lib/clock.js';
 import { parseJoinToken } from '../lib/join-token.js';
 import { silentLogger } from '../lib/logger.js';
-import { fakePublicKey } from './rpc/testing.js';
+import { fakePublicKey } from './rpc/test-controller.fixture.js';
 import { resolveSettings, runController } from './main.js';
 
 const log = silentLogger();

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { register as globalRegistry } from 'prom-client';
 import t from 'tap';
 import { evaluateHealth } from './health/evaluate.js';
-import { agentInput, applyError, probeResult, probeSpec, T0 } from './health/fixtures.js';
+import { agentInput, applyError, probeResult, probeSpec, T0 } from './health/health.fixture.js';
 import type { HealthSnapshot } from './health/types.js';
 import { createControllerMetrics, metricsRoute, type ServingAssignment } from './metrics.js';
 import Fastify from 'fastify';

@@ -14,7 +14,7 @@ import { AgentService, AgentConfigSchema, ReportResponseSchema, EnrollResponseSc
 import { parseJoinToken } from '../../lib/join-token.js';
 import { silentLogger } from '../../lib/logger.js';
 import { systemClock } from '../../lib/clock.js';
-import { startTestController, fakePublicKey } from '../../controller/rpc/testing.js';
+import { startTestController, fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
 import { MemoryStore } from '../../controller/store/memory.js';
 import { loadOrCreateTlsIdentity } from '../../controller/tls.js';
 import { parsePolicy } from '../../controller/policy/validate.js';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import yargs from 'yargs';
 import { evaluateHealth } from '../../controller/health/evaluate.js';
-import { agentInput, T0 } from '../../controller/health/fixtures.js';
+import { agentInput, T0 } from '../../controller/health/health.fixture.js';
 import { createCheckCommand, createStatusCommand, fetchHealthViaApi, runCheck, runStatus, type ConnectionArgs, type HealthCliDeps } from './health.js';
 
 const FP = 'ab'.repeat(32);

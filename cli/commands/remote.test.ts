@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yargs from 'yargs';
 import { startChildController, waitExit } from '../../test/controller/child.js';
-import { POLICY_YAML } from '../../test/controller/harness.js';
+import { POLICY_YAML } from '../../test/controller/harness.fixture.js';
 import { controllerCommand } from './controller.js';
 import { agentsCommand } from './agents.js';
 import { apiTokenCommand } from './api-tokens.js';

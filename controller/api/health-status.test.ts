@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import t from 'tap';
 import { CrosslinkError, ERROR_CODES, isCrosslinkError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/logger.js';
-import { agentInput, probeSpec, T0 } from '../health/fixtures.js';
+import { agentInput, probeSpec, T0 } from '../health/health.fixture.js';
 import { HealthMonitor } from '../health/monitor.js';
 import type { AgentHealthInput } from '../health/types.js';
 import { healthStatusRoutes } from './health-status.js';

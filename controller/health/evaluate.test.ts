@@ -1,6 +1,6 @@
 import t from 'tap';
 import { diffHealth, evaluateHealth, probeTargetText } from './evaluate.js';
-import { agentInput, applyError, peerStatus, probeResult, probeSpec, report, T0, type AgentInputOpts } from './fixtures.js';
+import { agentInput, applyError, peerStatus, probeResult, probeSpec, report, T0, type AgentInputOpts } from './health.fixture.js';
 import type { AgentHealthInput, HealthState } from './types.js';
 
 const NOW = T0 + 600_000;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { silentLogger } from '../../lib/logger.js';
-import { agentInput, probeSpec, T0 } from './fixtures.js';
+import { agentInput, probeSpec, T0 } from './health.fixture.js';
 import { HealthMonitor, type MonitorTimers } from './monitor.js';
 import type { AgentHealthInput, HealthEvent, HealthSnapshot } from './types.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { evaluateHealth } from './evaluate.js';
-import { agentInput, probeResult, probeSpec, T0, type AgentInputOpts } from './fixtures.js';
+import { agentInput, probeResult, probeSpec, T0, type AgentInputOpts } from './health.fixture.js';
 import { evaluateServing, type ServingState } from './serving.js';
 import type { AgentHealthInput, HealthSnapshot } from './types.js';
 

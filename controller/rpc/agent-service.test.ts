@@ -8,7 +8,7 @@ import { PROTOCOL_VERSION } from '../../proto/version.js';
 import { fetchPinnedCa, pinnedTlsOptions } from '../../lib/pin.js';
 import { parsePolicy } from '../policy/validate.js';
 import type { Policy } from '../policy/types.js';
-import { startTestController, fakePublicKey, type TestController } from './testing.js';
+import { startTestController, fakePublicKey, type TestController } from './test-controller.fixture.js';
 import { allocateOverlayAddress } from './overlay-pool.js';
 
 const HEARTBEAT_MS = 150;

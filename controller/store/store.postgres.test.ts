@@ -5,7 +5,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { storeContract } from './contract.js';
+import { storeContract } from './store.contract.js';
 import { openPostgresStore } from './postgres.js';
 import { systemClock } from '../../lib/clock.js';
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { storeContract } from './contract.js';
+import { storeContract } from './store.contract.js';
 import { openSqliteStore } from './sqlite.js';
 import { systemClock } from '../../lib/clock.js';
 

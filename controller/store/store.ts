@@ -1,6 +1,6 @@
 // The controller's storage port. Two adapters implement it with one kysely query layer and one
 // append-only migration set: SQLite (embedded, default) and PostgreSQL. A storage contract suite
-// (controller/store/contract.ts) runs against both. Every mutating call commits durably before it
+// (controller/store/store.contract.ts) runs against both. Every mutating call commits durably before it
 // resolves (SQLite: WAL + synchronous=FULL); audit entries are written in the same transaction as
 // the change they record.
 

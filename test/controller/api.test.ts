@@ -2,8 +2,8 @@
 // (each answered with the right 4xx and code, with nothing written).
 import t from 'tap';
 import { parseJoinToken } from '../../lib/join-token.js';
-import { agentRecord } from '../../controller/store/contract.js';
-import { makeHarness, POLICY_YAML, type Harness } from './harness.js';
+import { agentRecord } from '../../controller/store/store.contract.js';
+import { makeHarness, POLICY_YAML, type Harness } from './harness.fixture.js';
 
 const YAML = { 'content-type': 'application/yaml' };
 const json = (r: { body: string }) => JSON.parse(r.body) as Record<string, unknown> & { code?: string; details?: Array<{ path?: string; line?: number; message: string }> };

@@ -11,9 +11,9 @@ import { AgentService } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { PROTOCOL_VERSION } from '../../proto/version.js';
 import { fetchPinnedCa, pinnedTlsOptions } from '../../lib/pin.js';
 import { parseJoinToken } from '../../lib/join-token.js';
-import { fakePublicKey } from '../../controller/rpc/testing.js';
+import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
 import { ApiClient } from '../../cli/commands/api.js';
-import { POLICY_YAML } from './harness.js';
+import { POLICY_YAML } from './harness.fixture.js';
 import { startChildController, waitExit } from './child.js';
 
 t.test('enroll over Connect, watch config, list and revoke over REST', async (t) => {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../../cli/commands/api.js';
-import { POLICY_YAML } from './harness.js';
+import { POLICY_YAML } from './harness.fixture.js';
 import { startChildController, waitExit } from './child.js';
 
 t.test('SIGKILL mid-stream loses no acknowledged write', async (t) => {

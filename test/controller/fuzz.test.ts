@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { EnrollRequestSchema, ReportRequestSchema, WatchConfigRequestSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { startChildController, waitExit } from './child.js';
-import { POLICY_YAML } from './harness.js';
+import { POLICY_YAML } from './harness.fixture.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 const COUNT = Number(process.env.FUZZ_REQUESTS ?? 2500);

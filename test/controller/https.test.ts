@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, UnreachableError } from '../../cli/commands/api.js';
-import { POLICY_YAML } from './harness.js';
+import { POLICY_YAML } from './harness.fixture.js';
 import { startChildController, waitExit } from './child.js';
 
 t.test('HTTPS controller: pinned client, REST, shutdown', async (t) => {

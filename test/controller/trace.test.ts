@@ -2,7 +2,7 @@
 import t from 'tap';
 import { create } from '@bufbuild/protobuf';
 import { AgentConfigSchema, PeerPathSchema, PeerSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { makeHarness, POLICY_YAML } from './harness.js';
+import { makeHarness, POLICY_YAML } from './harness.fixture.js';
 
 const YAML = { 'content-type': 'application/yaml', 'if-match': '"0"' };
 

@@ -21,7 +21,7 @@ import { parseJoinToken } from '../../lib/join-token.js';
 import { silentLogger } from '../../lib/logger.js';
 import { systemClock } from '../../lib/clock.js';
 import { pinnedTlsOptions } from '../../lib/pin.js';
-import { startTestController, fakePublicKey, type TestController } from '../../controller/rpc/testing.js';
+import { startTestController, fakePublicKey, type TestController } from '../../controller/rpc/test-controller.fixture.js';
 import { parsePolicy } from '../../controller/policy/validate.js';
 import { createControlClient, type ControlClientOptions } from '../../agent/control/connect.js';
 import { startAgent, type AgentDeps, type AgentRunOptions, type RunningAgent } from '../../agent/main.js';
