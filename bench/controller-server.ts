@@ -72,7 +72,7 @@ const startupMs = performance.now() - startMs;
 gc();
 const baseline = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed };
 
-process.on('message', async (msg: { type: string; windowMs?: number }) => {
+const onMessage = async (msg: { type: string; windowMs?: number }): Promise<void> => {
   try {
     if (msg.type === 'apply') {
       const receivedAtMs = Date.now();
@@ -109,6 +109,7 @@ process.on('message', async (msg: { type: string; windowMs?: number }) => {
   } catch (e) {
     process.send!({ type: 'error', message: String((e as Error).stack ?? e) });
   }
-});
+};
+process.on('message', (msg: { type: string; windowMs?: number }) => void onMessage(msg)); // it reports its own failures
 
 process.send!({ type: 'ready', url: ctl.url, caFingerprint: ctl.caFingerprint, caCertPem: ctl.caCertPem, agents: n, startupMs });

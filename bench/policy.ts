@@ -33,8 +33,13 @@ function rng(seed: number): () => number {
 
 export function generate(agentCount: number, seed = 42): { raw: unknown; inventory: Inventory } {
   const rand = rng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const pick = <T>(xs: readonly T[]): T => {
+    const x = xs[Math.floor(rand() * xs.length)];
+    if (x === undefined) throw new Error('pick from an empty list');
+    return x;
+  };
   const agents: Record<string, { zones: string[] }> = {};
+  const zonesOf = (agent: string): string[] => agents[agent]?.zones ?? [];
   const agentNames: string[] = [];
   for (let i = 0; i < agentCount; i++) {
     const name = `edge-${String(i).padStart(5, '0')}`;
@@ -46,13 +51,13 @@ export function generate(agentCount: number, seed = 42): { raw: unknown; invento
   const subnetNames: string[] = [];
   const advertised = new Map<string, string[]>();
   for (let i = 0; i < agentCount * 2; i++) {
-    const agent = agentNames[i >> 1];
-    const zone = pick(agents[agent].zones);
+    const agent = agentNames[i >> 1]!; // i < 2 * agentCount
+    const zone = pick(zonesOf(agent));
     const cidr = [`10.${(i >> 8) & 255}.${i & 255}.0/24`];
     if (rand() < 0.05) cidr.push(`fd00:${i.toString(16)}::/64`);
     const via = [agent];
-    const standby = agentNames[((i >> 1) + 1) % agentCount];
-    if (rand() < 0.1 && agents[standby].zones.includes(zone)) via.push(standby);
+    const standby = agentNames[((i >> 1) + 1) % agentCount]!;
+    if (rand() < 0.1 && zonesOf(standby).includes(zone)) via.push(standby);
     const name = `net-${String(i).padStart(5, '0')}`;
     subnets[name] = { cidr, zone, via };
     subnetNames.push(name);
@@ -73,9 +78,11 @@ export function generate(agentCount: number, seed = 42): { raw: unknown; invento
     let from: string[];
     let to: string[];
     if (r % 10 === 0) {
-      from = [pick(Object.keys(groups))];
-      to = [pick(services)];
-      if (groups[from[0]]?.includes(to[0])) from = [pick(subnetNames.slice(50))];
+      const group = pick(Object.keys(groups));
+      const service = pick(services);
+      from = [group];
+      to = [service];
+      if (groups[group]?.includes(service)) from = [pick(subnetNames.slice(50))];
     } else {
       from = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(subnetNames));
       to = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(subnetNames)).filter((x) => !from.includes(x));
@@ -222,7 +229,7 @@ if (!isMain) {
 } else {
   const sizes = [1000, 5000, 10000];
   console.log(`policy compiler benchmark: ${RULES} rules, 2 subnets per agent; node ${process.version}`);
-  const rows: Array<Record<string, unknown>> = [];
+  const rows: Array<Record<string, string | number>> = [];
   for (const n of sizes) {
     const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--agents', String(n)], { encoding: 'utf8' });
     if (r.status !== 0) {
@@ -230,7 +237,7 @@ if (!isMain) {
       process.exitCode = 1;
       break;
     }
-    const row = JSON.parse(r.stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
+    const row = JSON.parse(r.stdout.trim().split('\n').pop() as string) as Record<string, string | number>;
     rows.push(row);
     console.log(row);
   }

@@ -32,7 +32,7 @@ export function parseJoinToken(text: string): JoinTokenParts {
   if (parts.length !== 3 || parts[0] !== PREFIX) throw bad(`expected "${PREFIX}.<meta>.<secret>"`);
   let meta: { u?: unknown; us?: unknown; f?: unknown; n?: unknown };
   try {
-    meta = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
+    meta = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as typeof meta;
   } catch {
     throw bad('the middle part is not base64url JSON');
   }

@@ -109,7 +109,7 @@ function handshakeChain(url: URL, timeoutMs: number): Promise<{ fingerprint: str
       socket.end();
       resolve(out);
     });
-    socket.once('error', (e) => {
+    socket.once('error', (e: Error) => {
       clearTimeout(timer);
       reject(new CrosslinkError('unavailable', `cannot reach controller at ${url.host}: ${e.message}`, [], { cause: e }));
     });

@@ -187,6 +187,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       return watchStream(events, hello);
     },
 
+    // eslint-disable-next-line @typescript-eslint/require-await -- the port's close() returns a promise
     async close() {
       resetConnection();
     },

@@ -99,7 +99,7 @@ async function up(): Promise<void> {
     await Promise.all(SERVERS.map(async (s) => {
       const log = join(bed.workDir, `server-${s.host}-${s.proto}${s.port}.log`);
       bed.spawn(s.host, [pythonPath(), '-u', '-c', ECHO_SERVER, s.proto, String(s.port), ''], { isDetached: true, logFile: log });
-      await pollUntil(`echo server ${s.host} ${s.proto}/${s.port}`, async () => readFileSync(log, 'utf8').includes('ready'), { timeoutMs: 10_000, intervalMs: 50 });
+      await pollUntil(`echo server ${s.host} ${s.proto}/${s.port}`, () => readFileSync(log, 'utf8').includes('ready'), { timeoutMs: 10_000, intervalMs: 50 });
     }));
 
     out(`starting the controller and 7 agents; each agent enrolls with its own join token  [${elapsed()}]`);

@@ -94,7 +94,7 @@ function main(): void {
 
   // Each step needs the one before; after a failure the rest are skipped, not failed in a cascade.
   let brokenAt = '';
-  const step = (name: string, f: (t: Test) => void) =>
+  const step = (name: string, f: (t: Test) => void): void => {
     t.test(name, (t) => {
       if (brokenAt) {
         t.plan(0, `skipped: "${brokenAt}" failed`);
@@ -109,6 +109,7 @@ function main(): void {
       if (t.counts.fail) brokenAt = name;
       t.end();
     });
+  };
 
   step('package builds (or build/ is fresh)', (t) => {
     t.ok(existsSync(join(repo, 'dist/cli/main.js')), 'dist/ exists (make build)');

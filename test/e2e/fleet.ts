@@ -134,7 +134,7 @@ server.listen(sock, () => { fs.chmodSync(sock, 0o600); console.log('ready'); });
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls fn until it returns a value other than undefined/false, or throws with `what` after timeoutMs. */
-export async function pollUntil<T>(what: string, fn: () => Promise<T | undefined | false>, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+export async function pollUntil<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   let lastError: unknown;
   for (;;) {
@@ -246,7 +246,7 @@ export class Fleet {
       logFile: this.controllerLog, isDetached: this.opts.isDetached ?? false, env: this.opts.env,
     });
     const proc = this.controllerProc;
-    const m = await pollUntil('the controller to print its CA fingerprint', async () => {
+    const m = await pollUntil('the controller to print its CA fingerprint', () => {
       if (!proc.isRunning) throw new Error(`the controller exited: ${JSON.stringify(proc.exitStatus)}; see ${this.controllerLog}: ${tail(this.controllerLog)}`);
       return /CA fingerprint: ([0-9a-f:]+)/i.exec(readFileSync(this.controllerLog, 'utf8').slice(logStart)) ?? undefined;
     }, { timeoutMs: this.opts.timeoutMs ?? 60_000, intervalMs: 50 });

@@ -30,6 +30,13 @@ export function inNetns(netns: string | undefined, argv: readonly string[]): str
   return netns ? ['ip', 'netns', 'exec', netns, ...argv] : [...argv];
 }
 
+/** The program and its arguments; an empty argv fails like a program that cannot start. */
+function programOf(full: readonly string[]): [string, string[]] {
+  const [program, ...args] = full;
+  if (program === undefined) throw new HostCommandError(full, 127, 'empty command');
+  return [program, args];
+}
+
 /** Runs argv to completion. Throws HostCommandError on a non-zero exit unless `check: false`. */
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const full = inNetns(opts.netns, argv);
@@ -37,7 +44,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(full[0], full.slice(1), {
+      child = spawn(...programOf(full), {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: opts.env ? { ...process.env, ...opts.env } : process.env,
       });
@@ -75,7 +82,9 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
 /** Synchronous variant for exit handlers, where nothing asynchronous runs any more. Never throws. */
 export function runSync(argv: readonly string[], opts: { netns?: string; timeoutMs?: number } = {}): RunResult {
   const full = inNetns(opts.netns, argv);
-  const r = spawnSync(full[0], full.slice(1), { encoding: 'utf8', timeout: opts.timeoutMs ?? 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [program, ...args] = full;
+  if (program === undefined) return { stdout: '', stderr: 'empty command', code: 127 };
+  const r = spawnSync(program, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
   return { stdout: r.stdout ?? '', stderr: r.stderr ?? String(r.error ?? ''), code: r.status ?? -1 };
 }
 
@@ -209,7 +218,7 @@ export function spawnIn(netns: string | undefined, argv: readonly string[], opts
   let fd: number | undefined;
   if (opts.logFile) fd = openSync(opts.logFile, 'a', 0o600);
   try {
-    const child = spawn(full[0], full.slice(1), {
+    const child = spawn(...programOf(full), {
       stdio: ['ignore', fd ?? 'pipe', fd ?? 'pipe'],
       env: opts.env ? { ...process.env, ...opts.env } : process.env,
       detached: opts.isDetached ?? false,

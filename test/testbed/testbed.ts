@@ -443,7 +443,7 @@ export class Testbed {
     await proc.waitForOutput(/^ready$/m, 10_000);
     return {
       pid: proc.pid, proto, port, process: proc,
-      sources: () => [...new Set([...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]))],
+      sources: () => [...new Set([...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]!))],
       waitForSource: async (address, timeoutMs = 5000) => {
         await proc.waitForOutput(new RegExp(`^from ${address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), timeoutMs);
       },
@@ -470,7 +470,8 @@ export class Testbed {
 
   /** Drops traffic between two underlay nodes (boxes or the controller), both ways, in the underlay router. */
   async blockUnderlay(a: NodeRef, b: NodeRef, opts: UnderlayBlockOptions = {}): Promise<void> {
-    const [x, y] = [this.underlayPorts(a).name, this.underlayPorts(b).name].sort();
+    const [na, nb] = [this.underlayPorts(a).name, this.underlayPorts(b).name];
+    const [x, y] = na <= nb ? [na, nb] : [nb, na];
     this.blocks.set(`${x}|${y}`, { a: x, b: y, proto: opts.proto ?? 'udp' });
     await this.applyUnderlayFirewall();
   }
@@ -515,7 +516,7 @@ export class Testbed {
       const pb = on(b);
       if (!pa || !pb) continue;
       const l4 = proto === 'udp' ? ' meta l4proto udp' : '';
-      for (const [s, d] of [[pa, pb], [pb, pa]]) {
+      for (const [s, d] of [[pa, pb], [pb, pa]] as const) {
         rules.push(`ip saddr ${s.address} ip daddr ${d.address}${l4} drop`, `ip6 saddr ${s.address6} ip6 daddr ${d.address6}${l4} drop`);
       }
     }

@@ -21,10 +21,12 @@ t.test('layout of a small topology', async (t) => {
   t.same(topo.namespaces, ['xltest-wan', 'xltest-controller', 'xltest-lan-ward', 'xltest-lan-office', 'xltest-a', 'xltest-b', 'xltest-nurse', 'xltest-clerk']);
   t.match(topo.controller, { address: '172.31.0.2', gateway: '172.31.0.1', address6: 'fd31:0:0::2' });
   const [a, b] = topo.boxes;
+  if (!a || !b) throw new Error('expected two boxes');
   t.match(a, { index: 1, wanAddress: '172.31.1.2', wanGateway: '172.31.1.1', wgInterface: 'xltestw1' });
   t.match(b.lans[1], { lan: 'office', interface: 'lan1', address: '10.2.0.1', prefixLength: 16, subnet: '10.2.0.0/16' });
   t.match(a.lans[0], { subnet6: 'fd01::/64', address6: 'fd01::1' });
   const [nurse, clerk] = topo.hosts;
+  if (!nurse || !clerk) throw new Error('expected two hosts');
   t.equal(nurse.gateway, '10.1.0.254', 'LAN gateway wins over the first box');
   t.equal(nurse.gateway6, 'fd01::1', 'no LAN gateway6: the first box with an IPv6 address on the LAN');
   t.equal(clerk.gateway, '10.2.0.9', "the host's own gateway wins");
@@ -35,7 +37,7 @@ t.test('layout of a small topology', async (t) => {
     'link add p2 netns xltest-lan-ward type veth peer name eth0 netns xltest-nurse',
   ]);
   for (const l of [...topo.veths, ...topo.batches.flatMap((x) => x.lines)]) {
-    for (const m of l.matchAll(/(?:name|link add|dev) (\S+)/g)) t.ok(m[1].length <= 15, `interface name ${m[1]}`);
+    for (const m of l.matchAll(/(?:name|link add|dev) (\S+)/g)) t.ok(m[1]!.length <= 15, `interface name ${m[1]}`);
   }
   t.same(topo.batches.map((x) => x.phase), [1, 2, 2, 2, 2, 2, 1, 1], 'router and bridges first');
   t.ok(topo.sysctls.find((s) => s.netns === 'xltest-a')?.settings.includes('net.ipv4.ip_forward=1'));
@@ -55,6 +57,7 @@ t.test('two underlays with no route between them', async (t) => {
   }, 'xltest');
   t.same(topo.underlays.map((u) => [u.name, u.network, u.netns]), [['underlay', 'n3-wan', 'xltest-wan-n3-wan'], ['psn-wan', 'psn-wan', 'xltest-wan-psn-wan']]);
   const [gp, civic, hub] = topo.boxes;
+  if (!gp || !civic || !hub) throw new Error('expected three boxes');
   t.same(gp.underlays.map((u) => [u.underlay, u.interface, u.address]), [['n3-wan', 'wan', '172.31.1.2']]);
   t.same(civic.underlays.map((u) => [u.underlay, u.interface, u.address]), [['psn-wan', 'wan', '172.30.2.2']]);
   t.equal(civic.wanAddress, '172.30.2.2', "a box's wanAddress is on its first underlay");

@@ -71,6 +71,13 @@ export function inNetns(netns: string | undefined, argv: readonly string[]): str
   return ['ip', 'netns', 'exec', netns, ...argv];
 }
 
+/** The program and its arguments; an empty argv fails like a program that cannot start. */
+function programOf(full: readonly string[]): [string, string[]] {
+  const [program, ...args] = full;
+  if (program === undefined) throw new HostCommandError(full, 127, 'empty command');
+  return [program, args];
+}
+
 const liveWatchers = new Set<number>();
 let isExitHookInstalled = false;
 function killWatchersOnExit(): void {
@@ -95,7 +102,7 @@ export class ProcessRunner implements CommandRunner {
       // stdin: a pipe only for a command given input (otherwise /dev/null: one socket pair and
       // one stream less per command; the agent runs thousands).
       const hasInput = opts.input !== undefined;
-      const child = spawn(full[0], full.slice(1), { stdio: [hasInput ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      const child = spawn(...programOf(full), { stdio: [hasInput ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
       if (child.pid !== undefined) opts.onSpawn?.(child.pid);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
@@ -123,7 +130,7 @@ export class ProcessRunner implements CommandRunner {
     const full = inNetns(opts.netns, argv);
     const fd = opts.logFile ? openSync(opts.logFile, 'a', 0o600) : 'ignore';
     try {
-      const child = spawn(full[0], full.slice(1), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env } });
+      const child = spawn(...programOf(full), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env } });
       let detached = false;
       const exited = new Promise<number>((resolve) => {
         child.on('error', () => resolve(127));
@@ -141,7 +148,7 @@ export class ProcessRunner implements CommandRunner {
 
   watch(argv: readonly string[], opts: WatchOptions, onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle {
     const full = inNetns(opts.netns, argv);
-    const child = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...programOf(full), { stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     child.stdout.setEncoding('utf8');
     const coalesceMs = opts.coalesceMs ?? 0;
@@ -212,6 +219,7 @@ export class RecordingRunner implements CommandRunner {
     return this;
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so a failure is a rejection, as from ProcessRunner
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const files: Record<string, string> = {};
     for (const a of argv) if (a.startsWith('/') && existsSync(a)) files[a] = readFileSync(a, 'utf8');
