@@ -3,15 +3,16 @@
 // everything it made — processes by PID, namespaces by name — also when a test fails or is
 // interrupted. The root namespace's routes, links and firewall are never touched: veth pairs are
 // created with both ends placed straight into namespaces of this run.
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { CrosslinkError } from '../../lib/errors.js';
 import {
-  isPidAlive, run, runSync, signalPid, sleep, sleepSync, spawnIn,
+  run, runSync, signalPid, spawnIn,
   type RunOptions, type RunResult, type SpawnedProcess, type SpawnOptions,
 } from './exec.js';
+import {
+  ensureWorkDir, installExitHooks, killPids, live, killPidsSync, namespacesWithPrefix, onPath, parsePids, pidsInNetns, randomPrefix, wgSocketsWithPrefix, workDirFor,
+} from './leftovers.js';
 import {
   planTopology,
   type Box, type ControllerHost, type Host, type Lan, type TestbedDescription, type TestbedNode, type Topology, type Underlay, type UnderlayPort,
@@ -21,6 +22,7 @@ import {
   type PingOptions, type PingResult, type ProbeOptions, type TcpProbeResult, type UdpProbeOptions, type UdpProbeResult,
 } from './traffic.js';
 
+export { namespacesWithPrefix, workDirFor } from './leftovers.js';
 export type { Box, ControllerHost, Host, Lan, TestbedDescription, TestbedNode, Underlay, UnderlayLink } from './topology.js';
 
 /** A node object, or the name of a box, host, LAN, the controller, or "underlay". */
@@ -55,132 +57,8 @@ export interface UnderlayBlockOptions {
   proto?: 'udp' | 'all';
 }
 
-const NETNS_DIR = '/run/netns';
-const WG_SOCKET_DIR = '/var/run/wireguard';
 const FIREWALL_TABLE = 'crosslink_testbed';
 
-// Process-wide registry so exit and signal handlers can clean up every live testbed. This is
-// the one piece of global state the harness needs: handlers are process-wide too.
-const live = new Set<Testbed>();
-let isExitHookInstalled = false;
-
-function installExitHooks(): void {
-  if (isExitHookInstalled) return;
-  isExitHookInstalled = true;
-  process.on('exit', () => {
-    for (const bed of [...live]) bed.destroySync();
-  });
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
-  for (const sig of signals) {
-    const onSignal = (): void => {
-      for (const bed of [...live]) bed.destroySync();
-      process.removeListener(sig, onSignal);
-      // Alone: die of the signal as if we had not been here. Others listening (tap): let them run, then exit.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-      else setImmediate(() => process.exit(128 + (numbers[sig] ?? 0)));
-    };
-    process.on(sig, onSignal);
-  }
-}
-
-function onPath(cmd: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin'])) {
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return true;
-    } catch {
-      // try the next directory
-    }
-  }
-  return false;
-}
-
-/** Namespaces whose name starts with `${prefix}-`. */
-export function namespacesWithPrefix(prefix: string): string[] {
-  if (!existsSync(NETNS_DIR)) return [];
-  return readdirSync(NETNS_DIR).filter((n) => n.startsWith(`${prefix}-`)).sort();
-}
-
-/** WireGuard control sockets of this prefix's interfaces (`${prefix}w<n>.sock`). */
-function wgSocketsWithPrefix(prefix: string): string[] {
-  if (!existsSync(WG_SOCKET_DIR)) return [];
-  const re = new RegExp(`^${prefix}w\\d+\\.sock$`);
-  return readdirSync(WG_SOCKET_DIR).filter((f) => re.test(f)).map((f) => join(WG_SOCKET_DIR, f));
-}
-
-/**
- * The run's scratch directory, named by prefix so that attach() and destroyByPrefix() find it from
- * another process. Created 0700; an existing one must be a real directory, never a symlink.
- */
-export function workDirFor(prefix: string): string {
-  return join(tmpdir(), `crosslink-testbed-${prefix}`);
-}
-
-function ensureWorkDir(prefix: string, isFresh: boolean): string {
-  const dir = workDirFor(prefix);
-  if (isFresh) rmSync(dir, { recursive: true, force: true });
-  if (!existsSync(dir)) mkdirSync(dir, { mode: 0o700 });
-  const st = lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== process.getuid?.()) throw new Error(`${dir} is not a directory of ours`);
-  return dir;
-}
-
-function randomPrefix(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const prefix = `xl${[...randomBytes(4)].map((b) => alphabet[b % alphabet.length]).join('')}`;
-    if (namespacesWithPrefix(prefix).length === 0 && wgSocketsWithPrefix(prefix).length === 0) return prefix;
-  }
-  throw new Error('could not find an unused testbed prefix');
-}
-
-function parsePids(stdout: string): number[] {
-  return stdout.split('\n').map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
-}
-
-async function pidsInNetns(netns: string): Promise<number[]> {
-  const r = await run(['ip', 'netns', 'pids', netns], { check: false });
-  return r.code === 0 ? parsePids(r.stdout) : [];
-}
-
-/** SIGTERM, wait up to graceMs, SIGKILL what is left, wait until all are gone. By PID only. */
-async function killPids(pids: readonly number[], graceMs: number): Promise<void> {
-  let alive = pids.filter((p) => signalPid(p, 'SIGTERM'));
-  const deadline = Date.now() + graceMs;
-  while (alive.length > 0 && Date.now() < deadline) {
-    await sleep(50);
-    alive = alive.filter(isPidAlive);
-  }
-  for (const p of alive) signalPid(p, 'SIGKILL');
-  const hardDeadline = Date.now() + 5000;
-  while (alive.length > 0 && Date.now() < hardDeadline) {
-    await sleep(20);
-    alive = alive.filter(isPidAlive);
-  }
-}
-
-function killPidsSync(pids: readonly number[], graceMs: number): void {
-  let alive = pids.filter((p) => {
-    try {
-      return signalPid(p, 'SIGTERM');
-    } catch {
-      return false;
-    }
-  });
-  const deadline = Date.now() + graceMs;
-  while (alive.length > 0 && Date.now() < deadline) {
-    sleepSync(50);
-    alive = alive.filter(isPidAlive);
-  }
-  for (const p of alive) {
-    try {
-      signalPid(p, 'SIGKILL');
-    } catch {
-      // nothing more to do in an exit handler
-    }
-  }
-}
 
 export class Testbed {
   readonly topology: Topology;
