@@ -385,9 +385,22 @@ export class Reconciler {
     } catch (e) {
       errors.push(toFailure('observe', e));
     }
-    // Every step is tried even when an earlier one failed: the others still bring the box closer,
-    // and the report then names everything that is wrong, not just the first thing. Steps run in
-    // phases (stepPhases); within a phase, independent lanes run at the same time.
+    errors.push(...await this.applySteps(steps));
+    const endMs = this.clock.nowMs();
+    const outcome: ApplyOutcome = {
+      generation: desired.generation, contentHash: desired.contentHash, trigger, steps, errors, atMs: endMs, durationMs: endMs - startMs,
+    };
+    this.record(outcome);
+    return outcome;
+  }
+
+  /**
+   * Every step is tried even when an earlier one failed: the others still bring the box closer,
+   * and the report then names everything that is wrong, not just the first thing. Steps run in
+   * phases (stepPhases); within a phase, independent lanes run at the same time. Returns the
+   * failures in the plan's order.
+   */
+  private async applySteps(steps: Step[]): Promise<ApplyFailure[]> {
     const failures = new Map<Step, ApplyFailure>();
     const prep = new RunPrep(this.host, steps);
     for (const lanes of stepPhases(steps)) {
@@ -404,34 +417,32 @@ export class Reconciler {
         }
       }));
     }
-    for (const step of steps) {
-      const f = failures.get(step);
-      if (f) errors.push(f);
-    }
-    const endMs = this.clock.nowMs();
-    const outcome: ApplyOutcome = {
-      generation: desired.generation, contentHash: desired.contentHash, trigger, steps, errors, atMs: endMs, durationMs: endMs - startMs,
-    };
+    return steps.flatMap((step) => failures.get(step) ?? []);
+  }
+
+  /** Counts a finished run, schedules the next one and tells the listeners. */
+  private record(outcome: ApplyOutcome): void {
+    const { steps: { length: stepCount }, atMs: endMs } = outcome;
     this.st.runsTotal++;
-    this.st.lastStepCount = steps.length;
+    this.st.lastStepCount = stepCount;
     this.st.lastApplyAtMs = endMs;
     this.st.lastApplyDurationMs = outcome.durationMs;
-    this.st.applyErrorsTotal += errors.length;
-    this.lastRunErrors = errors;
-    if (errors.length === 0) {
-      this.st.generationApplied = desired.generation;
-      this.st.contentHashApplied = desired.contentHash;
+    this.st.applyErrorsTotal += outcome.errors.length;
+    this.lastRunErrors = outcome.errors;
+    if (outcome.errors.length === 0) {
+      this.st.generationApplied = outcome.generation;
+      this.st.contentHashApplied = outcome.contentHash;
       this.st.consecutiveFailures = 0;
       this.st.nextRetryAtMs = null;
       this.backoff.reset();
       this.schedule(this.resyncIntervalMs);
-      if (steps.length > 0) this.log.info({ generation: String(desired.generation), steps: steps.length, trigger, durationMs: outcome.durationMs }, 'applied plan');
+      if (stepCount > 0) this.log.info({ generation: String(outcome.generation), steps: stepCount, trigger: outcome.trigger, durationMs: outcome.durationMs }, 'applied plan');
     } else {
       this.st.consecutiveFailures++;
       const delayMs = Math.min(this.backoff.next(), this.resyncIntervalMs);
       this.st.nextRetryAtMs = endMs + delayMs;
       this.schedule(delayMs);
-      this.log.warn({ generation: String(desired.generation), failed: errors.length, steps: steps.length, retryInMs: delayMs }, 'apply incomplete; will retry');
+      this.log.warn({ generation: String(outcome.generation), failed: outcome.errors.length, steps: stepCount, retryInMs: delayMs }, 'apply incomplete; will retry');
     }
     for (const l of this.listeners) {
       try {
@@ -440,7 +451,6 @@ export class Reconciler {
         this.log.error({ err: e }, 'apply listener failed');
       }
     }
-    return outcome;
   }
 
   private clearTimer(): void {
