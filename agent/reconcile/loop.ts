@@ -7,9 +7,10 @@ import type { Clock } from '../../lib/clock.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Host, RelayListen } from '../host/ports.js';
-import { desiredState, InvalidConfigError, SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
+import { desiredState, InvalidConfigError, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
 import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
 import { RunPrep, stepName, stepPhases, toFailure, type ApplyFailure } from './phases.js';
+import { HostReader, type HostReading } from './reading.js';
 import { memoizeFirewallRenderer } from './render-memo.js';
 
 export { stepPhases, toFailure, type ApplyFailure };
@@ -73,19 +74,6 @@ export interface ReconcilerOptions {
 
 export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
 
-/** What one observation read from the host, before the run's gateway decision is added. */
-interface HostReading {
-  wireguard: ObservedState['wireguard'];
-  link: ObservedState['link'];
-  routes: ObservedState['routes'];
-  firewall: ObservedState['firewall'];
-  sysctls: Record<string, string>;
-  interfaceAddresses: ObservedState['interfaceAddresses'];
-}
-
-/** Every sysctl a desired state may name (an early reading reads them all: two small files). */
-const EARLY_SYSCTL_KEYS: readonly string[] = [SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD];
-
 export class Reconciler {
   private readonly host: Host;
   private readonly clock: Clock;
@@ -108,10 +96,8 @@ export class Reconciler {
   private lastRunErrors: ApplyFailure[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private isRunning = false;
-  /** A host reading started ahead of the next run (startEarly()). */
-  private early: { reading: Promise<HostReading>; runNo: number } | null = null;
-  /** An early reading set aside, still running (dropEarly()). */
-  private dropped: Promise<HostReading> | null = null;
+  /** Reads the host, also ahead of a run (reading.ts). */
+  private readonly reader: HostReader;
   private queued: Promise<ApplyOutcome | null> | null = null;
   private timer: unknown = null;
   private isStarted = false;
@@ -126,6 +112,7 @@ export class Reconciler {
     this.clock = opts.clock;
     this.log = opts.log;
     this.settings = opts.settings;
+    this.reader = new HostReader(opts.host, opts.settings.interfaceName, this.knownGateways);
     // A new config usually carries the same firewall: don't render 10,000 tuples again.
     this.renderFirewall = memoizeFirewallRenderer(opts.renderFirewall);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
@@ -148,7 +135,7 @@ export class Reconciler {
       if (!(e instanceof InvalidConfigError)) throw e;
       this.configErrors = [{ step: 'config', command: '', exitCode: -1, stderr: e.message, isTerminal: true, message: e.message }];
       this.log.error({ generation: String(config.generation), details: e.details }, 'config is invalid; keeping the previous one');
-      this.dropEarly(); // no run comes of it
+      this.reader.dropEarly(); // no run comes of it
       return { isChanged: false, error: e };
     }
     this.configErrors = [];
@@ -158,7 +145,7 @@ export class Reconciler {
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
       if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash) this.st.generationApplied = next.generation;
-      this.dropEarly(); // no run comes of it
+      this.reader.dropEarly(); // no run comes of it
       return { isChanged: false };
     }
     this.backoff.reset();
@@ -248,28 +235,7 @@ export class Reconciler {
   /** `isClaimAllowed`: gateway addresses may be added or removed in the run this observes for
    *  (decided when the run starts, together with its desired state). */
   async observe(desired: DesiredState, isClaimAllowed = this.isGatewayClaimAllowed): Promise<ObservedState> {
-    return this.assemble(await this.readFor(desired), isClaimAllowed);
-  }
-
-  private readFor(desired: DesiredState): Promise<HostReading> {
-    return this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
-  }
-
-  /** Reads the host: every command at once. */
-  private async read(ifname: string, sysctlKeys: readonly string[]): Promise<HostReading> {
-    const links = this.host.links;
-    const [wireguard, link, routes, firewall, sysctlValues, interfaceAddresses] = await Promise.all([
-      this.host.wireguard.observe(ifname),
-      links.observe(ifname),
-      this.host.routes.observe(),
-      this.host.firewall.observe(),
-      Promise.all(sysctlKeys.map((key) => this.host.sysctl.get(key).catch(() => ''))),
-      // Only when a gateway is or was wanted: boxes without one run no extra command.
-      this.knownGateways.size > 0 && links.observeAll ? links.observeAll() : Promise.resolve(undefined),
-    ]);
-    const sysctls: Record<string, string> = {};
-    sysctlKeys.forEach((key, i) => { sysctls[key] = sysctlValues[i]!; });
-    return { wireguard, link, routes, firewall, sysctls, interfaceAddresses };
+    return this.assemble(await this.reader.readFor(desired), isClaimAllowed);
   }
 
   private assemble(r: HostReading, isClaimAllowed: boolean): ObservedState {
@@ -282,43 +248,10 @@ export class Reconciler {
     return observed;
   }
 
-  /**
-   * Starts reading the host for the next run before a new config's desired state is computed
-   * (~70-100 ms of CPU for 1,000 peers and 10,000 tuples on a fresh agent): the commands then run
-   * meanwhile. Only when no run is in progress, so the reading is no older than the last run's
-   * writes; the run uses it only if no other run started in between (see takeEarly()).
-   */
+  /** Starts reading the host for the next run while a new config's desired state is computed
+   *  (reading.ts); only when no run is in progress, so the reading is no older than its writes. */
   private startEarly(): void {
-    if (!this.isStarted || this.isRunning || this.early) return;
-    const reading = this.read(this.settings.interfaceName, EARLY_SYSCTL_KEYS);
-    reading.catch(() => undefined); // a failure is the run's to report, if it uses this reading
-    this.early = { reading, runNo: this.st.runsTotal };
-  }
-
-  /** The early reading, if the run about to start may use it for `desired` (null: read anew). */
-  private async takeEarly(desired: DesiredState): Promise<HostReading | null> {
-    const e = this.early;
-    this.early = null;
-    if (!e) return null;
-    const isUsable = e.runNo === this.st.runsTotal && desired.interfaceName === this.settings.interfaceName &&
-      desired.sysctls.every(({ key }) => EARLY_SYSCTL_KEYS.includes(key));
-    if (!isUsable) {
-      this.dropped = e.reading;
-      return null;
-    }
-    const reading = await e.reading;
-    // A gateway wanted for the first time (this config's): its addresses were not read.
-    if (reading.interfaceAddresses === undefined && this.knownGateways.size > 0 && this.host.links.observeAll) {
-      return { ...reading, interfaceAddresses: await this.host.links.observeAll() };
-    }
-    return reading;
-  }
-
-  /** Sets an early reading aside: it still runs, and the next run waits for it before reading, so
-   *  that it cannot finish after (and cache what was there before) that run's writes. */
-  private dropEarly(): void {
-    if (this.early) this.dropped = this.early.reading;
-    this.early = null;
+    if (this.isStarted && !this.isRunning) this.reader.startEarly(this.st.runsTotal);
   }
 
   /**
@@ -377,10 +310,9 @@ export class Reconciler {
     const errors: ApplyFailure[] = [];
     let steps: Step[] = [];
     try {
-      const early = await this.takeEarly(desired);
-      if (this.dropped) await this.dropped.catch(() => undefined);
-      this.dropped = null;
-      const reading = early ?? await this.readFor(desired);
+      const early = await this.reader.takeEarly(desired, this.st.runsTotal);
+      await this.reader.settleDropped();
+      const reading = early ?? await this.reader.readFor(desired);
       steps = plan(desired, this.assemble(reading, isClaimAllowed));
     } catch (e) {
       errors.push(toFailure('observe', e));
