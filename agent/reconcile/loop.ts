@@ -7,9 +7,10 @@ import type { Clock } from '../../lib/clock.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Host, RelayListen } from '../host/ports.js';
-import { desiredState, InvalidConfigError, SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
+import { desiredState, InvalidConfigError, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
 import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
 import { RunPrep, stepName, stepPhases, toFailure, type ApplyFailure } from './phases.js';
+import { HostReader, type HostReading } from './reading.js';
 import { memoizeFirewallRenderer } from './render-memo.js';
 
 export { stepPhases, toFailure, type ApplyFailure };
@@ -73,19 +74,6 @@ export interface ReconcilerOptions {
 
 export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
 
-/** What one observation read from the host, before the run's gateway decision is added. */
-interface HostReading {
-  wireguard: ObservedState['wireguard'];
-  link: ObservedState['link'];
-  routes: ObservedState['routes'];
-  firewall: ObservedState['firewall'];
-  sysctls: Record<string, string>;
-  interfaceAddresses: ObservedState['interfaceAddresses'];
-}
-
-/** Every sysctl a desired state may name (an early reading reads them all: two small files). */
-const EARLY_SYSCTL_KEYS: readonly string[] = [SYSCTL_IPV4_FORWARD, SYSCTL_IPV6_FORWARD];
-
 export class Reconciler {
   private readonly host: Host;
   private readonly clock: Clock;
@@ -108,10 +96,8 @@ export class Reconciler {
   private lastRunErrors: ApplyFailure[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private isRunning = false;
-  /** A host reading started ahead of the next run (startEarly()). */
-  private early: { reading: Promise<HostReading>; runNo: number } | null = null;
-  /** An early reading set aside, still running (dropEarly()). */
-  private dropped: Promise<HostReading> | null = null;
+  /** Reads the host, also ahead of a run (reading.ts). */
+  private readonly reader: HostReader;
   private queued: Promise<ApplyOutcome | null> | null = null;
   private timer: unknown = null;
   private isStarted = false;
@@ -126,6 +112,7 @@ export class Reconciler {
     this.clock = opts.clock;
     this.log = opts.log;
     this.settings = opts.settings;
+    this.reader = new HostReader(opts.host, opts.settings.interfaceName, this.knownGateways);
     // A new config usually carries the same firewall: don't render 10,000 tuples again.
     this.renderFirewall = memoizeFirewallRenderer(opts.renderFirewall);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
@@ -148,7 +135,7 @@ export class Reconciler {
       if (!(e instanceof InvalidConfigError)) throw e;
       this.configErrors = [{ step: 'config', command: '', exitCode: -1, stderr: e.message, isTerminal: true, message: e.message }];
       this.log.error({ generation: String(config.generation), details: e.details }, 'config is invalid; keeping the previous one');
-      this.dropEarly(); // no run comes of it
+      this.reader.dropEarly(); // no run comes of it
       return { isChanged: false, error: e };
     }
     this.configErrors = [];
@@ -158,7 +145,7 @@ export class Reconciler {
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
       if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash) this.st.generationApplied = next.generation;
-      this.dropEarly(); // no run comes of it
+      this.reader.dropEarly(); // no run comes of it
       return { isChanged: false };
     }
     this.backoff.reset();
@@ -248,28 +235,7 @@ export class Reconciler {
   /** `isClaimAllowed`: gateway addresses may be added or removed in the run this observes for
    *  (decided when the run starts, together with its desired state). */
   async observe(desired: DesiredState, isClaimAllowed = this.isGatewayClaimAllowed): Promise<ObservedState> {
-    return this.assemble(await this.readFor(desired), isClaimAllowed);
-  }
-
-  private readFor(desired: DesiredState): Promise<HostReading> {
-    return this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
-  }
-
-  /** Reads the host: every command at once. */
-  private async read(ifname: string, sysctlKeys: readonly string[]): Promise<HostReading> {
-    const links = this.host.links;
-    const [wireguard, link, routes, firewall, sysctlValues, interfaceAddresses] = await Promise.all([
-      this.host.wireguard.observe(ifname),
-      links.observe(ifname),
-      this.host.routes.observe(),
-      this.host.firewall.observe(),
-      Promise.all(sysctlKeys.map((key) => this.host.sysctl.get(key).catch(() => ''))),
-      // Only when a gateway is or was wanted: boxes without one run no extra command.
-      this.knownGateways.size > 0 && links.observeAll ? links.observeAll() : Promise.resolve(undefined),
-    ]);
-    const sysctls: Record<string, string> = {};
-    sysctlKeys.forEach((key, i) => { sysctls[key] = sysctlValues[i]!; });
-    return { wireguard, link, routes, firewall, sysctls, interfaceAddresses };
+    return this.assemble(await this.reader.readFor(desired), isClaimAllowed);
   }
 
   private assemble(r: HostReading, isClaimAllowed: boolean): ObservedState {
@@ -282,43 +248,10 @@ export class Reconciler {
     return observed;
   }
 
-  /**
-   * Starts reading the host for the next run before a new config's desired state is computed
-   * (~70-100 ms of CPU for 1,000 peers and 10,000 tuples on a fresh agent): the commands then run
-   * meanwhile. Only when no run is in progress, so the reading is no older than the last run's
-   * writes; the run uses it only if no other run started in between (see takeEarly()).
-   */
+  /** Starts reading the host for the next run while a new config's desired state is computed
+   *  (reading.ts); only when no run is in progress, so the reading is no older than its writes. */
   private startEarly(): void {
-    if (!this.isStarted || this.isRunning || this.early) return;
-    const reading = this.read(this.settings.interfaceName, EARLY_SYSCTL_KEYS);
-    reading.catch(() => undefined); // a failure is the run's to report, if it uses this reading
-    this.early = { reading, runNo: this.st.runsTotal };
-  }
-
-  /** The early reading, if the run about to start may use it for `desired` (null: read anew). */
-  private async takeEarly(desired: DesiredState): Promise<HostReading | null> {
-    const e = this.early;
-    this.early = null;
-    if (!e) return null;
-    const isUsable = e.runNo === this.st.runsTotal && desired.interfaceName === this.settings.interfaceName &&
-      desired.sysctls.every(({ key }) => EARLY_SYSCTL_KEYS.includes(key));
-    if (!isUsable) {
-      this.dropped = e.reading;
-      return null;
-    }
-    const reading = await e.reading;
-    // A gateway wanted for the first time (this config's): its addresses were not read.
-    if (reading.interfaceAddresses === undefined && this.knownGateways.size > 0 && this.host.links.observeAll) {
-      return { ...reading, interfaceAddresses: await this.host.links.observeAll() };
-    }
-    return reading;
-  }
-
-  /** Sets an early reading aside: it still runs, and the next run waits for it before reading, so
-   *  that it cannot finish after (and cache what was there before) that run's writes. */
-  private dropEarly(): void {
-    if (this.early) this.dropped = this.early.reading;
-    this.early = null;
+    if (this.isStarted && !this.isRunning) this.reader.startEarly(this.st.runsTotal);
   }
 
   /**
@@ -377,17 +310,29 @@ export class Reconciler {
     const errors: ApplyFailure[] = [];
     let steps: Step[] = [];
     try {
-      const early = await this.takeEarly(desired);
-      if (this.dropped) await this.dropped.catch(() => undefined);
-      this.dropped = null;
-      const reading = early ?? await this.readFor(desired);
+      const early = await this.reader.takeEarly(desired, this.st.runsTotal);
+      await this.reader.settleDropped();
+      const reading = early ?? await this.reader.readFor(desired);
       steps = plan(desired, this.assemble(reading, isClaimAllowed));
     } catch (e) {
       errors.push(toFailure('observe', e));
     }
-    // Every step is tried even when an earlier one failed: the others still bring the box closer,
-    // and the report then names everything that is wrong, not just the first thing. Steps run in
-    // phases (stepPhases); within a phase, independent lanes run at the same time.
+    errors.push(...await this.applySteps(steps));
+    const endMs = this.clock.nowMs();
+    const outcome: ApplyOutcome = {
+      generation: desired.generation, contentHash: desired.contentHash, trigger, steps, errors, atMs: endMs, durationMs: endMs - startMs,
+    };
+    this.record(outcome);
+    return outcome;
+  }
+
+  /**
+   * Every step is tried even when an earlier one failed: the others still bring the box closer,
+   * and the report then names everything that is wrong, not just the first thing. Steps run in
+   * phases (stepPhases); within a phase, independent lanes run at the same time. Returns the
+   * failures in the plan's order.
+   */
+  private async applySteps(steps: Step[]): Promise<ApplyFailure[]> {
     const failures = new Map<Step, ApplyFailure>();
     const prep = new RunPrep(this.host, steps);
     for (const lanes of stepPhases(steps)) {
@@ -404,34 +349,32 @@ export class Reconciler {
         }
       }));
     }
-    for (const step of steps) {
-      const f = failures.get(step);
-      if (f) errors.push(f);
-    }
-    const endMs = this.clock.nowMs();
-    const outcome: ApplyOutcome = {
-      generation: desired.generation, contentHash: desired.contentHash, trigger, steps, errors, atMs: endMs, durationMs: endMs - startMs,
-    };
+    return steps.flatMap((step) => failures.get(step) ?? []);
+  }
+
+  /** Counts a finished run, schedules the next one and tells the listeners. */
+  private record(outcome: ApplyOutcome): void {
+    const { steps: { length: stepCount }, atMs: endMs } = outcome;
     this.st.runsTotal++;
-    this.st.lastStepCount = steps.length;
+    this.st.lastStepCount = stepCount;
     this.st.lastApplyAtMs = endMs;
     this.st.lastApplyDurationMs = outcome.durationMs;
-    this.st.applyErrorsTotal += errors.length;
-    this.lastRunErrors = errors;
-    if (errors.length === 0) {
-      this.st.generationApplied = desired.generation;
-      this.st.contentHashApplied = desired.contentHash;
+    this.st.applyErrorsTotal += outcome.errors.length;
+    this.lastRunErrors = outcome.errors;
+    if (outcome.errors.length === 0) {
+      this.st.generationApplied = outcome.generation;
+      this.st.contentHashApplied = outcome.contentHash;
       this.st.consecutiveFailures = 0;
       this.st.nextRetryAtMs = null;
       this.backoff.reset();
       this.schedule(this.resyncIntervalMs);
-      if (steps.length > 0) this.log.info({ generation: String(desired.generation), steps: steps.length, trigger, durationMs: outcome.durationMs }, 'applied plan');
+      if (stepCount > 0) this.log.info({ generation: String(outcome.generation), steps: stepCount, trigger: outcome.trigger, durationMs: outcome.durationMs }, 'applied plan');
     } else {
       this.st.consecutiveFailures++;
       const delayMs = Math.min(this.backoff.next(), this.resyncIntervalMs);
       this.st.nextRetryAtMs = endMs + delayMs;
       this.schedule(delayMs);
-      this.log.warn({ generation: String(desired.generation), failed: errors.length, steps: steps.length, retryInMs: delayMs }, 'apply incomplete; will retry');
+      this.log.warn({ generation: String(outcome.generation), failed: outcome.errors.length, steps: stepCount, retryInMs: delayMs }, 'apply incomplete; will retry');
     }
     for (const l of this.listeners) {
       try {
@@ -440,7 +383,6 @@ export class Reconciler {
         this.log.error({ err: e }, 'apply listener failed');
       }
     }
-    return outcome;
   }
 
   private clearTimer(): void {

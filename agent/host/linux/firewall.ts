@@ -107,33 +107,12 @@ export class LinuxFirewall implements FirewallPort {
   async replace(ruleset: string, opts: FirewallReplaceOptions = {}): Promise<string> {
     const replaceNo = ++this.replaces;
     this.startWatcher();
-    // Written synchronously (~1 ms for 10,000 tuples) while the barrier runs: through the thread
-    // pool, each step waited for a busy event loop, and `nft -f` started 10-20 ms later.
-    const name = `inet ${CROSSLINK_NFT_TABLE}`;
-    const dir = mkdtempSync(join(this.opts.tempDir ?? tmpdir(), 'xl-nft-'));
-    const file = join(dir, 'crosslink.nft');
-    const removeDir = () => void rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    const { file, removeDir } = this.writeLoadFile(ruleset);
+    let before: number | null;
+    let wasWatching: boolean;
+    let seen: number;
     try {
-      writeFileSync(file, `add table ${name}\ndelete table ${name}\n${ruleset}`, { mode: 0o600 });
-    } catch (e) {
-      removeDir();
-      throw e;
-    }
-    let before: number | null = null;
-    let wasWatching = false;
-    let seen = this.foreignCommits;
-    try {
-      // Generation before our commit, from a barrier the running monitor prints: everything
-      // committed before it has been printed by then, so a commit by someone else just before ours
-      // is counted as theirs, not found in the gap. null: no monitor, or it did not see a barrier
-      // in time; then the gap cannot be proven clean.
-      // A barrier observe() started ahead serves as well (it is only further back): whatever was
-      // committed after it, by anyone, shows in the generation arithmetic as an unclean gap.
-      const early = this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS ? this.earlyBarrier.promise : null;
-      this.earlyBarrier = null;
-      // (It may have come to nothing, e.g. its monitor died meanwhile: then one now.)
-      const ahead = early ? await early.catch(() => null) : null;
-      before = (ahead ?? (this.monitor.isRunning ? await this.monitor.barrier() : null))?.generation ?? null;
+      before = await this.generationBefore();
       wasWatching = this.monitor.isRunning;
       seen = this.foreignCommits;
       this.stopWatcher();
@@ -152,16 +131,7 @@ export class LinuxFirewall implements FirewallPort {
     // baseline listing, which costs more than the `nft -f` itself (1-2 s at 10,000 tuples on a
     // busy box). With the monitor running nobody needs them until the next observe (which waits
     // for them).
-    // They start a moment later, so that they do not take a core from the peers and routes the
-    // reconciler applies right after the firewall (on a fresh box that made the apply ~25 % slower).
-    const isGapClean: Promise<boolean> = wasWatching
-      // A newer replace() supersedes this one: its own barriers must be the only ones in its gap.
-      ? sleep(BACKGROUND_DELAY_MS).then(() => (this.replaces === replaceNo ? this.monitor.barrier() : null)).then(
-        // Our commit plus every barrier run since it (the one seen included).
-        (after) => before !== null && after !== null && after.generation === before + 1 + after.tries,
-        () => false,
-      )
-      : Promise.resolve(true);
+    const isGapClean = wasWatching ? this.isGapClean(before, replaceNo) : Promise.resolve(true);
     const baseline = isGapClean.then(async (isClean) => {
       if (!isClean) return null;
       // With a monitor nobody waits for it: at the lowest CPU priority, so that on a fresh box it
@@ -181,6 +151,52 @@ export class LinuxFirewall implements FirewallPort {
       });
     }
     return token;
+  }
+
+  /** The `nft -f` file: written synchronously (~1 ms for 10,000 tuples) while the barrier runs;
+   *  through the thread pool, each step waited for a busy event loop, and `nft -f` started 10-20 ms later. */
+  private writeLoadFile(ruleset: string): { file: string; removeDir: () => void } {
+    const name = `inet ${CROSSLINK_NFT_TABLE}`;
+    const dir = mkdtempSync(join(this.opts.tempDir ?? tmpdir(), 'xl-nft-'));
+    const file = join(dir, 'crosslink.nft');
+    const removeDir = () => void rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    try {
+      writeFileSync(file, `add table ${name}\ndelete table ${name}\n${ruleset}`, { mode: 0o600 });
+    } catch (e) {
+      removeDir();
+      throw e;
+    }
+    return { file, removeDir };
+  }
+
+  /**
+   * Generation before our commit, from a barrier the running monitor prints: everything committed
+   * before it has been printed by then, so a commit by someone else just before ours is counted
+   * as theirs, not found in the gap. null: no monitor, or it did not see a barrier in time; then
+   * the gap cannot be proven clean. A barrier observe() started ahead serves as well (it is only
+   * further back): whatever was committed after it, by anyone, shows in the generation arithmetic
+   * as an unclean gap.
+   */
+  private async generationBefore(): Promise<number | null> {
+    const early = this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS ? this.earlyBarrier.promise : null;
+    this.earlyBarrier = null;
+    // (It may have come to nothing, e.g. its monitor died meanwhile: then one now.)
+    const ahead = early ? await early.catch(() => null) : null;
+    return (ahead ?? (this.monitor.isRunning ? await this.monitor.barrier() : null))?.generation ?? null;
+  }
+
+  /**
+   * True when nobody else committed between `before` and a barrier the new monitor sees. Starts a
+   * moment later, so that it does not take a core from the peers and routes the reconciler applies
+   * right after the firewall (on a fresh box that made the apply ~25 % slower).
+   */
+  private isGapClean(before: number | null, replaceNo: number): Promise<boolean> {
+    // A newer replace() supersedes this one: its own barriers must be the only ones in its gap.
+    return sleep(BACKGROUND_DELAY_MS).then(() => (this.replaces === replaceNo ? this.monitor.barrier() : null)).then(
+      // Our commit plus every barrier run since it (the one seen included).
+      (after) => before !== null && after !== null && after.generation === before + 1 + after.tries,
+      () => false,
+    );
   }
 
   async remove(): Promise<void> {

@@ -82,6 +82,11 @@ export class NetlinkMonitor {
     return this.watcher !== null && this.clock.nowMs() >= this.liveFromMs;
   }
 
+  /** True when anything changed (or may have) since `mark` (an `epoch`): as NftMonitor's. */
+  changedSince(mark: number): boolean {
+    return this.epoch !== mark;
+  }
+
   /** Something changed (our own write): nothing cached before now is valid. */
   touch(): void {
     this.epoch += 1;
@@ -170,11 +175,11 @@ export class MonitoredCache<T> {
     const isLive = m.isLive();
     const c = this.cached;
     const nowMs = m.clock.nowMs();
-    if (isLive && c && c.epoch === m.epoch && nowMs - c.atMs < m.fullCheckIntervalMs) return c.value;
+    if (isLive && c && !m.changedSince(c.epoch) && nowMs - c.atMs < m.fullCheckIntervalMs) return c.value;
     const epoch = m.epoch;
     const value = await read();
     // A change reported while we read may or may not be in what we read: don't keep it.
-    this.cached = isLive && m.epoch === epoch ? { value, epoch, atMs: nowMs } : null;
+    this.cached = isLive && !m.changedSince(epoch) ? { value, epoch, atMs: nowMs } : null;
     return value;
   }
 
@@ -183,7 +188,7 @@ export class MonitoredCache<T> {
     const m = this.monitor;
     const c = this.cached;
     if (!m || !c) return;
-    if (c.epoch !== m.epoch) this.cached = null;
+    if (m.changedSince(c.epoch)) this.cached = null;
     else c.value = change(c.value);
   }
 }

@@ -11,13 +11,13 @@ import type { NftMonitor } from './nft-monitor.js';
 const ALLOWED_IPS_MAX = 20_000;
 
 export class HostObservations {
+  /** `wg show` allowed-IPs field -> its canonical prefixes (the field rarely changes between reads;
+   *  canonicalising 6,000 prefixes on every run cost 5-20 ms of a no-op reconcile). */
+  private readonly allowedIpsByField = new Map<string, string[]>();
+
   /** `netlink`: absent when link and route reads are not cached; `nft`: absent in tests that
    *  build an adapter alone (the firewall then runs one of its own). */
   constructor(readonly netlink?: NetlinkMonitor, readonly nft?: NftMonitor) {}
-
-  /** `wg show` allowed-IPs field -> its canonical prefixes (the field rarely changes between reads;
-   *  canonicalising 6,000 prefixes on every run cost 10-20 ms of a no-op reconcile). */
-  private readonly allowedIpsByField = new Map<string, string[]>();
 
   /** Canonical, sorted prefixes of a `wg show` allowed-IPs field ("a/32,b/24"); a fresh array. */
   allowedIps(field: string): string[] {
