@@ -10,10 +10,11 @@ const IO_MODULES = [
   'better-sqlite3', 'pg', 'kysely', 'fastify', 'pino', '@connectrpc/connect-node',
 ];
 const pure = {
-  'no-restricted-imports': ['error', {
-    paths: IO_MODULES.map((name) => ({ name, message: 'Pure code: no I/O here (GUIDE §2). Take it as a dependency instead.' })),
+  // Type-only imports carry no code, so a pure module may name an I/O module's types.
+  '@typescript-eslint/no-restricted-imports': ['error', {
+    paths: IO_MODULES.map((name) => ({ name, message: 'Pure code: no I/O here (GUIDE §2). Take it as a dependency instead.', allowTypeImports: true })),
     // host/canonical (prefix and address text) is pure itself, and linted as such below.
-    patterns: [{ group: ['**/store/**', '**/host/**', '!**/host/canonical.js', '**/api/**', '**/lib/logger*', '**/lib/clock*'], message: 'Pure code: no I/O here (GUIDE §2).' }],
+    patterns: [{ group: ['**/store/**', '**/host/**', '!**/host/canonical.js', '**/api/**', '**/lib/logger*', '**/lib/clock*'], message: 'Pure code: no I/O here (GUIDE §2).', allowTypeImports: true }],
   }],
   'no-restricted-globals': ['error', { name: 'process', message: 'Pure code: no process access.' }, { name: 'fetch', message: 'Pure code: no I/O.' }],
   'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'Pure code: take the time as an argument.' }, { object: 'Math', property: 'random', message: 'Pure code: deterministic only.' }],
