@@ -26,7 +26,7 @@ export function stepName(s: Step): string {
     case 'firewall.replace': return 'firewall';
     case 'sysctl.set': return 'sysctl';
     case 'gateway.add': case 'gateway.del': return 'gateway';
-    default: return s.kind;
+    case 'wireguard.create': case 'wireguard.sync': case 'routes': return s.kind;
   }
 }
 
