@@ -3,7 +3,7 @@
 // the request path, so a scrape storm cannot slow the controller). (/healthz and /readyz, the
 // controller's own liveness, live in api/health.ts.)
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { onRequestHookHandler } from 'fastify';
+import type { onRequestAsyncHookHandler } from 'fastify';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { HealthHistoryQuery } from '../health/history.js';
 import type { ServingState } from '../health/serving.js';
@@ -22,7 +22,7 @@ export interface HealthReader {
 export interface HealthStatusRoutesOptions {
   monitor: HealthReader;
   /** Runs before each route, e.g. `auth.requires('agents.read')`. Absent: open (tests). */
-  authorize?: onRequestHookHandler;
+  authorize?: onRequestAsyncHookHandler;
   /** Subnets of the current policy no box serves now, and why (the distributor's last compile). */
   unserved?: () => UnservedView[];
 }
