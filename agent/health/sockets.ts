@@ -6,7 +6,7 @@ import os from 'node:os';
 import type { AttemptOutcome, LocalAddressLookup, TcpConnect, UdpExchange } from './ports.js';
 
 function classifySocketError(e: NodeJS.ErrnoException, timeoutMs: number): AttemptOutcome {
-  switch (e.code) {
+  switch (e.code ?? '') {
     case 'ECONNREFUSED': return { kind: 'refused', detail: 'connection refused' };
     case 'EHOSTUNREACH': return { kind: 'unreachable', detail: 'no route to host' };
     case 'ENETUNREACH': return { kind: 'unreachable', detail: 'network unreachable' };

@@ -70,7 +70,7 @@ export const runCommand: CommandModule<object, Flags> = {
       const s = await loadSettings(argv);
       const opts = resolveAgentOptions(s.flags, s.file, VERSION);
       const { realAgentDeps, runAgent } = await agentMain();
-      const deps = await realAgentDeps(log);
+      const deps = realAgentDeps(log);
       host = deps.host;
       await runAgent(opts, deps);
     } catch (e) {
