@@ -242,7 +242,7 @@ export function settingsFromFlags(flags: Record<string, unknown>): AgentSettings
 
 /** Flags over file over defaults. */
 export function resolveAgentOptions(flags: AgentSettingsInput, file: AgentSettingsInput, agentVersion: string): AgentRunOptions {
-  const m = { ...file, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) } as AgentSettingsInput;
+  const m = { ...file, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) };
   return {
     stateDir: m.stateDir ?? DEFAULT_STATE_DIR,
     join: m.join,

@@ -53,7 +53,7 @@ export const udpExchange: UdpExchange = (o) => new Promise((resolve) => {
   socket.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
     socket.connect(o.port, o.host, () => {
       startedMs = performance.now();
-      socket.send(o.payload, (err) => { if (err) finish(classifySocketError(err as NodeJS.ErrnoException, o.timeoutMs)); });
+      socket.send(o.payload, (err) => { if (err) finish(classifySocketError(err, o.timeoutMs)); });
     });
   });
 });
