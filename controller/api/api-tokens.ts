@@ -39,6 +39,7 @@ export function newApiToken(input: { name: string; role: ApiTokenRecord['role'];
 
 export function apiTokenRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox {
   const { store, clock } = deps;
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
     app.post('/v1/tokens', {
       onRequest: auth.requires('apiTokens.write'),
