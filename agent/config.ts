@@ -142,7 +142,7 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
       case 'advertise': {
         let list: unknown[];
         if (v === null || v === undefined || v === '') list = [];
-        else if (Array.isArray(v)) list = v.flatMap((x) => (typeof x === 'string' ? x.split(',') : [x]));
+        else if (Array.isArray(v)) list = (v as unknown[]).flatMap((x) => (typeof x === 'string' ? x.split(',') : [x]));
         else if (typeof v === 'string') list = v.split(',');
         else {
           err(key, 'must be a list of prefixes');
@@ -242,7 +242,7 @@ export function settingsFromFlags(flags: Record<string, unknown>): AgentSettings
 
 /** Flags over file over defaults. */
 export function resolveAgentOptions(flags: AgentSettingsInput, file: AgentSettingsInput, agentVersion: string): AgentRunOptions {
-  const m = { ...file, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) } as AgentSettingsInput;
+  const m = { ...file, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) };
   return {
     stateDir: m.stateDir ?? DEFAULT_STATE_DIR,
     join: m.join,

@@ -76,7 +76,7 @@ export class ControllerLink {
     await this.connecting?.catch(() => undefined);
     await this.watch?.stop();
     // Connect clients hold an HTTP/2 session open; release it (other clients have no close()).
-    await (this.client as (ControlClient & { close?: () => Promise<void> }) | null)?.close?.().catch(() => undefined);
+    await this.client?.close?.().catch(() => undefined);
   }
 
   private async connect(): Promise<void> {

@@ -276,7 +276,7 @@ t.test('controller, pin and clock over real TLS', async (t) => {
   t.teardown(() => ctl.close());
   const fake = healthyBox();
   const real = realDoctorDeps({ run: async () => ({ exitCode: 1, stdout: '', stderr: 'unused' }) }, systemClock, { timeoutMs: 5_000 });
-  const deps: DoctorDeps = { ...fake, run: fake.run.bind(fake), readFile: fake.readFile.bind(fake), exists: fake.exists.bind(fake), which: fake.which.bind(fake), resolve: fake.resolve.bind(fake), kernelWireGuard: fake.kernelWireGuard.bind(fake), clock: systemClock, fetchPinnedCa: real.fetchPinnedCa, controllerDate: real.controllerDate };
+  const deps: DoctorDeps = { ...fake, run: fake.run.bind(fake), readFile: fake.readFile.bind(fake), exists: fake.exists.bind(fake), which: fake.which.bind(fake), resolve: fake.resolve.bind(fake), kernelWireGuard: fake.kernelWireGuard.bind(fake), clock: systemClock, fetchPinnedCa: real.fetchPinnedCa.bind(real), controllerDate: real.controllerDate.bind(real) };
   const pick = (rs: CheckResult[]) => rs.filter((r) => ['controller', 'certificate pin', 'clock'].includes(r.check)).map((r) => `${r.verdict} ${r.check}`);
 
   const good = await runDoctor({ ...INPUT, controller: { url: ctl.url, caFingerprint: ctl.caFingerprint, source: 'join token' } }, deps);

@@ -21,7 +21,7 @@ class FakeControl implements ControlClient {
   events: ConfigStreamEvents | null = null;
   hello: Parameters<ControlClient['watch']>[1] | null = null;
   stopped = false;
-  enrollError: unknown = null;
+  enrollError: Error | null = null;
   constructor(private readonly onWatch: () => void = () => undefined) {}
   async enroll(secret: string, input: EnrollInput) {
     this.enrolls.push({ secret, input });

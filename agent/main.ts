@@ -241,7 +241,7 @@ export async function runAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<
     agent.connecting.catch((err: unknown) => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      agent.stop().then(() => rejectRun(err), rejectRun);
+      agent.stop().then(() => rejectRun(err instanceof Error ? err : new Error(String(err))), rejectRun);
     });
   });
 }
@@ -255,7 +255,7 @@ export async function agentDown(opts: { interfaceName: string }, deps: { host: H
 
 /** The real adapters: Linux host over wg/ip/nft, Connect RPC client, the nft renderer, and host
  *  events from the host's own `ip monitor` (the one its route and link reads are cached behind). */
-export async function realAgentDeps(log: Logger): Promise<AgentDeps & { host: LinuxHost }> {
+export function realAgentDeps(log: Logger): AgentDeps & { host: LinuxHost } {
   const runner = new ProcessRunner();
   const host = createLinuxHost({ runner });
   const feed = host.events;

@@ -40,7 +40,7 @@ const ipaddrJs: Candidate = ['ipaddr.js', (text) => {
 
 async function ipAddress(): Promise<Candidate | undefined> {
   try {
-    const m = (await import('ip-address' as string)) as { Address4: new (t: string) => IpAddr; Address6: new (t: string) => IpAddr };
+    const m = (await import('ip-address')) as { Address4: new (t: string) => IpAddr; Address6: new (t: string) => IpAddr };
     return ['ip-address', (text) => {
       const a = text.includes(':') ? new m.Address6(text) : new m.Address4(text);
       return `${a.startAddress().correctForm()}/${a.subnetMask}`;

@@ -11,7 +11,7 @@ async function viaYargs(command: string, args: string[], table: Record<string, O
   let got: Record<string, unknown> | null = null;
   try {
     await yargs([command, ...args])
-      .command(command, '', (y) => y.options(table), (a) => { got = a as Record<string, unknown>; })
+      .command(command, '', (y) => y.options(table), (a) => { got = a; })
       .strict().version(false).help(false).detectLocale(false)
       .fail((msg, err) => { throw err ?? new Error(msg); })
       .parseAsync();

@@ -23,7 +23,7 @@ const loaders: Record<string, Register> = {
   'join-token': async (y) => y.command((await import('./commands/join-tokens.js')).joinTokenCommand()),
   token: async (y) => y.command((await import('./commands/api-tokens.js')).apiTokenCommand()),
   audit: async (y) => y.command((await import('./commands/audit.js')).auditCommand()),
-  version: async (y) => y,
+  version: (y) => Promise.resolve(y),
 };
 
 /** `policy` subcommands that talk to the controller: they need neither the policy compiler nor the

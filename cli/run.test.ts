@@ -11,8 +11,8 @@ async function run(argv: string[]): Promise<{ out: string; code: number; policyV
   let policyVersion: unknown;
   const write = process.stdout.write.bind(process.stdout);
   const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
+  process.stdout.write = (s: string) => { out += s; return true; };
+  process.stderr.write = () => true;
   process.exitCode = 0;
   try {
     await runCli(argv, (y: Argv) => y

@@ -123,6 +123,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
     void app.register(async (scope) => {
       if (metricsToken !== undefined) {
         const want = sha256Hex(metricsToken);
+        // eslint-disable-next-line @typescript-eslint/require-await -- a hook without done() must return a promise
         scope.addHook('onRequest', async (req) => {
           const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
           if (!m || !hashesEqual(sha256Hex(m[1]!), want)) throw new CrosslinkError('unauthenticated', 'GET /metrics needs the metrics token (authorization: Bearer <metrics-token>)');
@@ -132,7 +133,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
     });
   }
 
-  api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
   if (opts.connectRoutes) void app.register(connectPlugin, { routes: opts.connectRoutes, contextValues: opts.connectContextValues, log: deps.log.child({ component: 'rpc' }) });
   return app;

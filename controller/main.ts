@@ -267,7 +267,7 @@ interface ExtraListener {
  * every session and connection ended (as fastify's forceCloseConnections does for its server).
  */
 async function listenExtra(app: FastifyInstance, tls: { keyPem: string; certChainPem: string }, at: { host: string; port: number }, keepalive: Parameters<typeof keepSessionsAlive>[1]): Promise<ExtraListener> {
-  const server: Http2SecureServer = createSecureServer({ allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem }, app.routing as unknown as Parameters<typeof createSecureServer>[1]);
+  const server: Http2SecureServer = createSecureServer({ allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem }, app.routing.bind(app) as unknown as Parameters<typeof createSecureServer>[1]);
   server.setTimeout(0);
   keepSessionsAlive(server, keepalive);
   const sessions = new Set<ServerHttp2Session>();

@@ -38,4 +38,6 @@ export interface ControlClient {
    *  heartbeats and reconnects with capped exponential backoff and jitter. */
   watch(events: ConfigStreamEvents, hello: AgentAnnouncement & { knownContentHash: () => string }): { stop(): Promise<void> };
   report(report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion'>): Promise<void>;
+  /** Releases what the client holds open (a Connect client's HTTP/2 session); absent: nothing to release. */
+  close?(): Promise<void>;
 }

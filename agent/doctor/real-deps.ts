@@ -23,7 +23,7 @@ export function realDoctorDeps(runner: CommandRunner, clock: Clock, opts: { time
       }
     },
     readFile: (path) => readFile(path, 'utf8').catch(() => null),
-    exists: async (path) => existsSync(path),
+    exists: (path) => Promise.resolve(existsSync(path)),
     which: async (program) => {
       for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
         if (!dir) continue;

@@ -56,7 +56,7 @@ function echoRunner(script: Record<string, Echo[]>, o: { hasFping: boolean }) {
         const targets = argv.slice(argv.indexOf('--') + 1);
         const width = Math.max(...targets.map((a) => a.length));
         const echoes = targets.map(next);
-        const stderr = targets.map((a, i) => `${a.padEnd(width)} : ${typeof echoes[i] === 'number' ? (echoes[i] as number).toFixed(3) : '-'}\n`).join('');
+        const stderr = targets.map((a, i) => `${a.padEnd(width)} : ${typeof echoes[i] === 'number' ? echoes[i].toFixed(3) : '-'}\n`).join('');
         return { exitCode: echoes.every((e) => typeof e === 'number') ? 0 : 1, stdout: '', stderr };
       }
       const target = argv.at(-1) ?? '';

@@ -10,11 +10,11 @@ export const PING_OK = 'PING 100.64.0.9 (100.64.0.9) 56(84) bytes of data.\n64 b
 export function fakeRunner(answers: Record<string, { exitCode: number; stdout?: string; stderr?: string } | Array<{ exitCode: number; stdout?: string }>>) {
   const calls: string[][] = [];
   const runner: ProbeCommandRunner = {
-    run: async (argv) => {
+    run: (argv) => {
       calls.push([...argv]);
       const a = answers[argv.at(-1) ?? ''];
       const one = Array.isArray(a) ? a.shift() : a;
-      return { exitCode: one?.exitCode ?? 2, stdout: one?.stdout ?? '', stderr: (one as { stderr?: string })?.stderr ?? 'unknown host' };
+      return Promise.resolve({ exitCode: one?.exitCode ?? 2, stdout: one?.stdout ?? '', stderr: (one as { stderr?: string })?.stderr ?? 'unknown host' });
     },
   };
   return { runner, calls };

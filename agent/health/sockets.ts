@@ -6,7 +6,7 @@ import os from 'node:os';
 import type { AttemptOutcome, LocalAddressLookup, TcpConnect, UdpExchange } from './ports.js';
 
 function classifySocketError(e: NodeJS.ErrnoException, timeoutMs: number): AttemptOutcome {
-  switch (e.code) {
+  switch (e.code ?? '') {
     case 'ECONNREFUSED': return { kind: 'refused', detail: 'connection refused' };
     case 'EHOSTUNREACH': return { kind: 'unreachable', detail: 'no route to host' };
     case 'ENETUNREACH': return { kind: 'unreachable', detail: 'network unreachable' };
@@ -53,7 +53,7 @@ export const udpExchange: UdpExchange = (o) => new Promise((resolve) => {
   socket.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
     socket.connect(o.port, o.host, () => {
       startedMs = performance.now();
-      socket.send(o.payload, (err) => { if (err) finish(classifySocketError(err as NodeJS.ErrnoException, o.timeoutMs)); });
+      socket.send(o.payload, (err) => { if (err) finish(classifySocketError(err, o.timeoutMs)); });
     });
   });
 });

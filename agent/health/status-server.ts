@@ -207,7 +207,7 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x), 2);
+const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x), 2);
 
 /** Builds the server; never listens by itself (tests call handle() through listen on port 0). */
 export function createStatusServer(deps: { getStatus: () => Promise<AgentStatus>; metrics: AgentMetrics; log: Logger }): StatusServer {

@@ -334,6 +334,7 @@ export class FakeHost implements Host {
     }
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fault before() injects must reject, as a real host's would
   private async call<T>(op: FakeOp, args: unknown[], fn: () => T): Promise<T> {
     this.before(op, args);
     return structuredCloneSafe(fn());

@@ -90,7 +90,7 @@ t.test('one timer per burst, not one per line', async (t) => {
   globalThis.clearTimeout = ((...a: Parameters<typeof clearTimeout>) => {
     timers++;
     return realClearTimeout(...a);
-  }) as typeof clearTimeout;
+  });
   try {
     for (let i = 0; i < 5000; i++) feed.push(`10.${i >> 8}.${i & 255}.0/24 dev xl0 proto 147 scope link `);
   } finally {
@@ -108,7 +108,7 @@ t.test('the monitor ending is logged, not a kick; stop unsubscribes and drops a 
   let kicks = 0;
   const warnings: string[] = [];
   const log = silentLogger();
-  log.warn = ((_o: unknown, msg?: string) => void warnings.push(msg ?? '')) as typeof log.warn;
+  log.warn = (_o: unknown, msg?: string) => void warnings.push(msg ?? '');
   const w = watchHostEvents({ feed, interfaceName: 'xl0', kick: () => kicks++, log, debounceMs: 30 });
   feed.push('# ended: exit 1');
   await sleep(80);

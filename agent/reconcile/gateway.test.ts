@@ -54,7 +54,7 @@ t.test('no longer serving: only the gateways are removed, the box address stays'
   r.allowGatewayClaim();
   r.setDesired(serving(1));
   await r.reconcile();
-  host.links.addAddress('lan0', '10.20.1.99/24'); // someone's own secondary address
+  await host.links.addAddress('lan0', '10.20.1.99/24'); // someone's own secondary address
   r.setDesired(notServing(2));
   const out = (await r.reconcile())!;
   t.same(out.errors, []);

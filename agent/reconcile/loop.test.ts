@@ -271,7 +271,7 @@ t.test('peers and routes are prepared while the firewall commits, and their step
   const host = fakeHost();
   const log: string[] = [];
   const prepared = new Set<object>();
-  const fwReplace = host.firewall.replace;
+  const fwReplace = host.firewall.replace.bind(host.firewall);
   host.firewall.replace = async (ruleset: string, opts?: { whileCommitting?: () => void }) => {
     log.push('commit started');
     opts?.whileCommitting?.();
@@ -279,7 +279,7 @@ t.test('peers and routes are prepared while the firewall commits, and their step
     log.push('commit done');
     return fwReplace(ruleset);
   };
-  const wg = host.wireguard as Host['wireguard'];
+  const wg = host.wireguard;
   wg.prepare = (_ifname, device) => {
     log.push('prepare peers');
     prepared.add(device);
@@ -289,7 +289,7 @@ t.test('peers and routes are prepared while the firewall commits, and their step
     log.push(prepared.has(device) ? 'sync prepared' : 'sync unprepared');
     return sync(ifname, device);
   };
-  const routes = host.routes as Host['routes'];
+  const routes = host.routes;
   routes.prepare = (changes) => {
     log.push('prepare routes');
     prepared.add(changes);
@@ -317,10 +317,10 @@ t.test('peers and routes are prepared while the firewall commits, and their step
 
 t.test('a prepare that throws is left to its step, which does the work itself', async (t) => {
   const host = fakeHost();
-  (host.wireguard as Host['wireguard']).prepare = () => {
+  host.wireguard.prepare = () => {
     throw new Error('prepare broke');
   };
-  (host.routes as Host['routes']).prepare = () => {
+  host.routes.prepare = () => {
     throw new Error('prepare broke');
   };
   const { r } = setup(host);

@@ -28,7 +28,7 @@ export const stubRenderFirewall: FirewallRenderer = (fw: Firewall, { wgInterface
   `table inet crosslink {\n\t# ${wgInterface} ${toJsonString(FirewallSchema, fw)}\n}\n`;
 
 /** The fake host the reconciler's tests run against, holding SETTINGS' private key. */
-export const fakeHost = (): FakeHost => new FakeHost({ readPrivateKey: async () => `${PRIVATE_KEY}\n` });
+export const fakeHost = (): FakeHost => new FakeHost({ readPrivateKey: () => Promise.resolve(`${PRIVATE_KEY}\n`) });
 
 const peer = (n: number, allowed: string[], endpoint = `192.0.2.${n}:51820`) => create(PeerSchema, {
   name: `peer-${n}`,

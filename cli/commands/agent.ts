@@ -62,7 +62,7 @@ export const runCommand: CommandModule<object, Flags> = {
     .option('status-listen', { type: 'string', describe: `Local status endpoint (default ${DEFAULT_STATUS_LISTEN}; "" = off)` })
     .option('wireguard', { choices: ['kernel', 'userspace', 'auto'], describe: 'WireGuard implementation (default auto)' })
     .option('mtu', { type: 'number', describe: 'MTU of the interface (default 1420)' })
-    .option('report-interval-seconds', { type: 'number', describe: "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)" }) as unknown as Argv<Flags>,
+    .option('report-interval-seconds', { type: 'number', describe: "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)" }),
   handler: async (argv) => {
     const log = createLogger({ name: 'crosslink-agent' });
     let host: { close(): void } | null = null;
@@ -70,7 +70,7 @@ export const runCommand: CommandModule<object, Flags> = {
       const s = await loadSettings(argv);
       const opts = resolveAgentOptions(s.flags, s.file, VERSION);
       const { realAgentDeps, runAgent } = await agentMain();
-      const deps = await realAgentDeps(log);
+      const deps = realAgentDeps(log);
       host = deps.host;
       await runAgent(opts, deps);
     } catch (e) {
@@ -150,7 +150,7 @@ export const statusCommand: CommandModule<object, Flags> = {
   builder: (y) => y
     .option('status-listen', { type: 'string', describe: `Status endpoint of the agent (default from --config, else ${DEFAULT_STATUS_LISTEN})` })
     .option('config', { type: 'string', describe: 'Agent config file to take status-listen from' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print the raw JSON' }) as unknown as Argv<Flags>,
+    .option('json', { type: 'boolean', default: false, describe: 'Print the raw JSON' }),
   handler: async (argv) => {
     try {
       const s = await loadSettings({ config: argv.config, 'status-listen': argv['status-listen'] });
@@ -168,7 +168,7 @@ export const statusCommand: CommandModule<object, Flags> = {
 export const downCommand: CommandModule<object, Flags> = {
   command: 'down',
   describe: 'Remove everything the agent created on this box (interface, routes, nft table). Stop the service first',
-  builder: (y) => settingFlags(y) as unknown as Argv<Flags>,
+  builder: (y) => settingFlags(y),
   handler: async (argv) => {
     const log: Logger = createLogger({ name: 'crosslink-agent' });
     const { agentDown, realHost } = await agentMain();

@@ -17,9 +17,9 @@ import { detailLine } from './output.js';
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
 export interface RemoteIo {
-  out(text: string): void;
-  err(text: string): void;
-  readFile(path: string): string;
+  out: (text: string) => void;
+  err: (text: string) => void;
+  readFile: (path: string) => string;
   env: Record<string, string | undefined>;
   /** Asks a yes/no question when a person is at a terminal; null: nobody to ask (a script). */
   ask?(question: string): Promise<boolean | null>;

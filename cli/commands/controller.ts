@@ -69,7 +69,7 @@ export function controllerCommand(io: RemoteIo = processIo): CommandModule {
   const serve: CommandModule<object, ServeArgs> = {
     command: 'serve',
     describe: 'Run the controller (REST API and agent service on one HTTPS port, or one per --listen)',
-    builder: (y) => settingsOptions(y) as unknown as Argv<ServeArgs>,
+    builder: (y) => settingsOptions(y),
     handler: async (args) => {
       try {
         const { runController } = await controllerMain();
@@ -84,7 +84,7 @@ export function controllerCommand(io: RemoteIo = processIo): CommandModule {
   const check: CommandModule<object, ServeArgs> = {
     command: 'check',
     describe: 'Validate a controller.yaml (and any flags given with it) without starting',
-    builder: (y) => settingsOptions(y).demandOption('config') as unknown as Argv<ServeArgs>,
+    builder: (y) => settingsOptions(y).demandOption('config'),
     handler: async (args) => {
       try {
         const [{ loadSettingsFile }, { resolveSettings }] = await Promise.all([controllerConfig(), controllerMain()]);

@@ -2,7 +2,7 @@
 // Exit 0 when nothing failed (warnings allowed), 1 when a check failed, 2 on a usage error.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
 import { systemClock } from '../../lib/clock.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import { parseJoinToken } from '../../lib/join-token.js';
@@ -85,7 +85,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     .option('state-dir', { type: 'string', describe: 'Agent state dir (enrollment, saved config; default /var/lib/crosslink/agent)' })
     .option('interface', { type: 'string', describe: 'WireGuard interface the agent wants (default crosslink0)' })
     .option('join', { type: 'string', describe: 'Join token: check the controller it names (before the first enrollment)' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON' }) as unknown as Argv<DoctorArgs>,
+    .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON' }),
   handler: async (argv) => {
     const [{ realDoctorDeps }, { ProcessRunner }] = await Promise.all([import('../../agent/doctor/real-deps.js'), import('../../agent/host/linux/run.js')]);
     const runner = new ProcessRunner();

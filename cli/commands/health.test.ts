@@ -9,7 +9,8 @@ const conn = { controller: 'https://ctl.example:8443', token: 'tok', caFingerpri
 const healthy = evaluateHealth([agentInput('a', T0, { peers: ['b'] }), agentInput('b', T0, { peers: ['a'] })], T0, {});
 const broken = evaluateHealth([agentInput('a', T0, { peers: ['b'] }), agentInput('b', T0, { peers: ['a'], reportAgoMs: 50_000, isConnected: false })], T0, {});
 
-function io(answer: unknown | (() => Promise<unknown>)) {
+/** `answer`: the health to return, or a function returning a promise of it (e.g. one that rejects). */
+function io(answer: unknown) {
   const out: string[] = [];
   const err: string[] = [];
   const calls: ConnectionArgs[] = [];
@@ -65,7 +66,7 @@ t.test('status: table, --json, errors', async (t) => {
   t.match(h.out[0], /\nagent\s+b\s+DOWN\s+0s\s+not reported for 50 s/);
   const j = io(healthy);
   t.equal(await runStatus({ ...conn, json: true }, j.deps), 0);
-  t.equal(JSON.parse(j.out[0] ?? '').state, 'ok');
+  t.equal((JSON.parse(j.out[0] ?? '') as { state: string }).state, 'ok');
   const u = io(async () => { throw Object.assign(new Error('cannot reach'), { name: 'UnreachableError' }); });
   t.equal(await runStatus({ ...conn }, u.deps), 3);
   t.match(u.err[0], /^crosslink status: cannot reach/);

@@ -159,7 +159,7 @@ export function createStatusCommand(deps: HealthCliDeps = realDeps): CommandModu
   return {
     command: 'status',
     describe: 'Show the state of every agent, link and path probe, worst first, with the reason',
-    builder: (y: Argv) => y.options(STATUS_OPTIONS) as unknown as Argv<StatusArgs>,
+    builder: (y: Argv) => y.options(STATUS_OPTIONS),
     handler: async (argv: ArgumentsCamelCase<StatusArgs>) => {
       process.exitCode = await runStatus(argv, deps);
     },
@@ -173,7 +173,7 @@ export function createCheckCommand(deps: HealthCliDeps = realDeps): CommandModul
     builder: (y: Argv) => y.options(CHECK_OPTIONS)
       .example('$0 check -w rtt=50 -c rtt=200 -w loss=5 -c loss=20', 'thresholds on the worst link RTT (ms) and loss (%)')
       .example('$0 check', 'the whole fleet')
-      .example('$0 check --link gp-surgery:civic-hall', 'one link, e.g. as an Icinga service') as unknown as Argv<CheckArgs>,
+      .example('$0 check --link gp-surgery:civic-hall', 'one link, e.g. as an Icinga service'),
     handler: async (argv: ArgumentsCamelCase<CheckArgs>) => {
       process.exitCode = await runCheck(argv, deps);
     },

@@ -54,7 +54,7 @@ export function createTraceCommand(io: RemoteIo = processIo): CommandModule<obje
       process.exitCode = await withClient(args, io, async (api) => {
         const q = new URLSearchParams({ from: args.from, to: args.to, proto: args.proto });
         if (args.port !== undefined) q.set('port', String(args.port));
-        const r = (await api.request<TraceResult>('GET', `/v1/trace?${q}`)).body;
+        const r = (await api.request<TraceResult>('GET', `/v1/trace?${q.toString()}`)).body;
         io.out(args.json ? `${JSON.stringify(r, null, 2)}\n` : formatTrace(r));
         return r.outcome === 'passes' ? EXIT.ok : EXIT.failed;
       });

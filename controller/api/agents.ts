@@ -82,6 +82,7 @@ export function agentRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
     }
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
     app.get('/v1/agents', {
       onRequest: auth.requires('agents.read'),

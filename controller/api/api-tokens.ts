@@ -3,7 +3,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
-import type { ApiTokenRecord, Role as StoreRole } from '../store/store.js';
+import type { ApiTokenRecord } from '../store/store.js';
 import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponses, IdParam, Role } from './schemas.js';
@@ -39,6 +39,7 @@ export function newApiToken(input: { name: string; role: ApiTokenRecord['role'];
 
 export function apiTokenRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox {
   const { store, clock } = deps;
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
     app.post('/v1/tokens', {
       onRequest: auth.requires('apiTokens.write'),
@@ -52,7 +53,7 @@ export function apiTokenRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTyp
       },
     }, async (req, reply) => {
       const { actor } = principalOf(req);
-      const { record, text } = newApiToken({ name: req.body.name, role: req.body.role as StoreRole, createdBy: actor.name, atMs: clock.nowMs() });
+      const { record, text } = newApiToken({ name: req.body.name, role: req.body.role, createdBy: actor.name, atMs: clock.nowMs() });
       await store.createApiToken(record, { actor, action: 'api_token.create', target: `api_token/${record.id}`, before: null, after: auditState(record) });
       return reply.code(201).send({ ...view(record), token: text });
     });

@@ -35,6 +35,16 @@ async function build(inputs: (now: number) => AgentHealthInput[], opts: { evalua
   };
 }
 
+// The answers' shapes, as far as these tests read them.
+interface FleetBody {
+  state: string; reason: string; counts: { agents: { down: number } };
+  agents: { name: string; state: string }[]; links: { name: string; state: string }[];
+  probes: { id: string; state: string }[]; serving: { agent: string; isHealthy: boolean }[];
+}
+interface AgentBody { agent: { name: string }; links: { name: string }[]; probes: unknown[]; serving: { isHealthy: boolean } }
+interface HistoryBody { events: { from: string | null; to: string | null; subject: string }[] }
+interface ErrorBodyJson { code: string; details: { path: string }[] }
+
 const fleet = (now: number) => [
   agentInput('a', now, { peers: ['b'], probes: [probeSpec('care/0')] }),
   agentInput('b', now, { peers: ['a', 'c'] }),
@@ -45,7 +55,7 @@ t.test('GET /v1/health: overall plus every agent, link, probe and serving health
   const { app } = await build(fleet);
   const res = await app.inject({ method: 'GET', url: '/v1/health' });
   t.equal(res.statusCode, 200);
-  const body = res.json();
+  const body = res.json<FleetBody>();
   t.equal(body.state, 'down');
   t.equal(body.reason, '1 agent down, 1 link down');
   t.same(body.agents.map((a: { name: string; state: string }) => [a.name, a.state]), [['a', 'ok'], ['b', 'ok'], ['c', 'down']]);
@@ -75,14 +85,14 @@ t.test('the response schemas lose nothing: each answer is the monitor\'s own dat
   t.same(detail.json(), plain({ atMs: s.atMs, agent: s.agents.find((x) => x.name === 'a'), links: s.links.filter((l) => l.agents.includes('a')), probes: s.probes.filter((p) => p.agent === 'a'), serving: serving.find((x) => x.agent === 'a') }), 'GET /v1/health/agents/a');
   const history = await app.inject({ method: 'GET', url: '/v1/health/history' });
   t.same(history.json(), plain({ events: await monitor.history({}) }), 'GET /v1/health/history');
-  t.ok((history.json() as { events: unknown[] }).events.length > 0, 'with events to compare');
+  t.ok(history.json<{ events: unknown[] }>().events.length > 0, 'with events to compare');
 });
 
 t.test('GET /v1/health/agents/:name', async (t) => {
   const { app } = await build(fleet);
   const res = await app.inject({ method: 'GET', url: '/v1/health/agents/b' });
   t.equal(res.statusCode, 200);
-  const body = res.json();
+  const body = res.json<AgentBody>();
   t.equal(body.agent.name, 'b');
   t.same(body.links.map((l: { name: string }) => l.name), ['a:b', 'b:c']);
   t.same(body.probes, []);
@@ -98,22 +108,22 @@ t.test('GET /v1/health/history with filters', async (t) => {
   h.advance(10_000);
   h.setSource((now) => fleet(now).slice(0, 2));
   await h.monitor.refresh();
-  const all = (await h.app.inject({ method: 'GET', url: '/v1/health/history' })).json();
+  const all = (await h.app.inject({ method: 'GET', url: '/v1/health/history' })).json<HistoryBody>();
   t.ok(all.events.length >= 6);
-  const link = (await h.app.inject({ method: 'GET', url: '/v1/health/history?subject=link:b:c' })).json();
+  const link = (await h.app.inject({ method: 'GET', url: '/v1/health/history?subject=link:b:c' })).json<HistoryBody>();
   t.same(link.events.map((e: { from: string | null; to: string | null }) => [e.from, e.to]), [[null, 'down'], ['down', null]]);
-  const since = (await h.app.inject({ method: 'GET', url: `/v1/health/history?since=${T0 + 10_000}&kind=agent` })).json();
+  const since = (await h.app.inject({ method: 'GET', url: `/v1/health/history?since=${T0 + 10_000}&kind=agent` })).json<HistoryBody>();
   t.same(since.events.map((e: { subject: string }) => e.subject), ['agent:c']);
-  const iso = (await h.app.inject({ method: 'GET', url: `/v1/health/history?since=${new Date(T0 + 1).toISOString()}` })).json();
+  const iso = (await h.app.inject({ method: 'GET', url: `/v1/health/history?since=${new Date(T0 + 1).toISOString()}` })).json<HistoryBody>();
   t.same(iso.events.map((e: { subject: string }) => e.subject), ['overall', 'agent:c', 'link:b:c']);
-  const limited = (await h.app.inject({ method: 'GET', url: '/v1/health/history?limit=1' })).json();
+  const limited = (await h.app.inject({ method: 'GET', url: '/v1/health/history?limit=1' })).json<HistoryBody>();
   t.equal(limited.events.length, 1);
 
   for (const [url, path] of [['since=yesterday', 'query.since'], ['limit=0', 'query.limit'], ['kind=bogus', 'query.kind']] as const) {
     const bad = await h.app.inject({ method: 'GET', url: `/v1/health/history?${url}` });
     t.equal(bad.statusCode, 400, url);
-    t.equal(bad.json().code, 'invalid_request');
-    t.equal(bad.json().details[0].path, path);
+    t.equal(bad.json<ErrorBodyJson>().code, 'invalid_request');
+    t.equal(bad.json<ErrorBodyJson>().details[0]?.path, path);
   }
 });
 
@@ -121,7 +131,7 @@ t.test('before the first evaluation: 503 unavailable', async (t) => {
   const { app } = await build(fleet, { evaluate: false });
   const res = await app.inject({ method: 'GET', url: '/v1/health' });
   t.equal(res.statusCode, 503);
-  t.equal(res.json().code, 'unavailable');
+  t.equal(res.json<ErrorBodyJson>().code, 'unavailable');
 });
 
 t.test('authorize hook guards every route', async (t) => {

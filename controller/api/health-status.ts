@@ -3,7 +3,7 @@
 // the request path, so a scrape storm cannot slow the controller). (/healthz and /readyz, the
 // controller's own liveness, live in api/health.ts.)
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { onRequestHookHandler } from 'fastify';
+import type { onRequestAsyncHookHandler } from 'fastify';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { HealthHistoryQuery } from '../health/history.js';
 import type { ServingState } from '../health/serving.js';
@@ -22,7 +22,7 @@ export interface HealthReader {
 export interface HealthStatusRoutesOptions {
   monitor: HealthReader;
   /** Runs before each route, e.g. `auth.requires('agents.read')`. Absent: open (tests). */
-  authorize?: onRequestHookHandler;
+  authorize?: onRequestAsyncHookHandler;
   /** Subnets of the current policy no box serves now, and why (the distributor's last compile). */
   unserved?: () => UnservedView[];
 }
@@ -55,6 +55,7 @@ function current(monitor: HealthReader): HealthSnapshot {
 export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPluginAsyncTypebox {
   const { monitor } = opts;
   const onRequest = opts.authorize ? { onRequest: opts.authorize } : {};
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
     app.get('/v1/health', {
       ...onRequest,
@@ -62,7 +63,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
         summary: 'Overall state and the state of every agent, link and path probe, with reasons', tags: ['health'],
         response: { 200: FleetHealthSchema, ...errorResponses(503) },
       },
-    }, async () => ({ ...current(monitor), serving: servingList(monitor), unserved: opts.unserved?.() ?? [] }));
+    }, () => ({ ...current(monitor), serving: servingList(monitor), unserved: opts.unserved?.() ?? [] }));
 
     app.get('/v1/health/agents/:name', {
       ...onRequest,
@@ -71,7 +72,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
         params: Type.Object({ name: Type.String() }),
         response: { 200: AgentDetailSchema, ...errorResponses(404, 503) },
       },
-    }, async (req) => {
+    }, (req) => {
       const s = current(monitor);
       const { name } = req.params;
       const agent = s.agents.find((a) => a.name === name);

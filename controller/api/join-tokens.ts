@@ -43,6 +43,7 @@ export function joinTokenRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTy
     createdAtMs: t.createdAtMs, createdBy: t.createdBy, usedAtMs: t.usedAtMs, revokedAtMs: t.revokedAtMs,
   });
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
     app.post('/v1/join-tokens', {
       onRequest: auth.requires('joinTokens.write'),

@@ -45,6 +45,7 @@ export type TraceResult = Static<typeof TraceResultSchema>;
 const PROTOS = ['tcp', 'udp', 'icmp', 'any'] as const;
 
 export function traceRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox {
+  // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
     app.get('/v1/trace', {
       onRequest: auth.requires('agents.read'),
@@ -58,7 +59,7 @@ export function traceRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
         }),
         response: { 200: TraceResultSchema, ...errorResponses(400, 409) },
       },
-    }, async (req) => {
+    }, (req) => {
       const q = req.query;
       const proto = (q.proto ?? 'tcp') as EvalProtocol;
       if (!PROTOS.includes(proto)) {

@@ -27,7 +27,7 @@ t.test('GET /v1/health needs a token and serves the monitor snapshot; /metrics i
   t.equal((await c.app.inject({ method: 'GET', url: '/v1/health' })).statusCode, 401);
   const res = await c.app.inject({ method: 'GET', url: '/v1/health', headers: { authorization: `Bearer ${token}` } });
   t.equal(res.statusCode, 200);
-  const body = res.json();
+  const body = res.json<{ state: string; reason: string; serving: unknown[] }>();
   t.equal(body.state, 'unknown');
   t.equal(body.reason, 'no agents');
   t.same(body.serving, []);

@@ -16,7 +16,7 @@ function agrees(text: string): { ok: boolean; why?: string; isFast: boolean } {
   const b = JSON.stringify(slow.value);
   if (a === b) return { ok: true, isFast: true };
   let at = 0;
-  while (at < Math.min(a?.length ?? 0, b?.length ?? 0) && a![at] === b![at]) at++;
+  while (at < Math.min(a?.length ?? 0, b?.length ?? 0) && a[at] === b[at]) at++;
   const from = Math.max(0, at - 60);
   return { ok: false, isFast: true, why: `js-yaml …${a?.slice(from, at + 60)} yaml …${b?.slice(from, at + 60)}` };
 }

@@ -25,7 +25,7 @@ export interface ParsedText {
    * Line and column of the node at `path`, or of its deepest existing ancestor. With `isKey`, the
    * position of the map key itself (used for "unknown field" messages).
    */
-  locate(path: readonly PathSegment[], isKey?: boolean): Position | undefined;
+  locate: (path: readonly PathSegment[], isKey?: boolean) => Position | undefined;
   /** Syntax errors and duplicate keys. Non-empty: `value` should not be trusted. */
   errors: ErrorDetail[];
 }

@@ -105,7 +105,7 @@ function build(spec: Spec): World {
       publicKey: `key-${name}`,
       endpoint: `${name}.invalid:51820`,
       overlayAddress: `100.64.0.${i + 1}/10`,
-      advertised: notAdvertising.has(name) ? [] : v.policy!.subnets.filter((s) => s.via.includes(name as never)).flatMap((s) => s.cidrs),
+      advertised: notAdvertising.has(name) ? [] : v.policy.subnets.filter((s) => s.via.includes(name as never)).flatMap((s) => s.cidrs),
       isHealthy: !unhealthy.has(name),
       ...(spec.isTwoUnderlays ? {
         endpoints: underlaysOf(i).map((u) => ({ underlay: u, endpoint: `10.255.${u === 'n3-wan' ? 1 : 2}.${i + 1}:51820` })),
@@ -205,7 +205,7 @@ t.test('no agent learns a peer without an allowed flow, and every flow has its p
     for (const [name, cfg] of r.configs) {
       const got = cfg.peers.map((p) => p.name).sort();
       const want = [...(expected.get(name) ?? [])].sort();
-      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${name}: peers ${got} but flows need ${want}`);
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${name}: peers ${got.join(',')} but flows need ${want.join(',')}`);
     }
   }), { numRuns: RUNS });
   t.pass('held');
@@ -367,7 +367,7 @@ t.test('incremental recompile equals a full compile after every change', async (
       const hf = [...full.configs].map(([n, c]) => `${n}=${c.contentHash}`);
       if (JSON.stringify(hi) !== JSON.stringify(hf)) throw new Error(`step ${step} (${op.kind}): incremental differs from full\n${hi.join('\n')}\n--\n${hf.join('\n')}`);
       const wantChanged = [...full.configs].filter(([n, c]) => prev.configs.get(n)?.contentHash !== c.contentHash).map(([n]) => n);
-      if (JSON.stringify(inc.changed) !== JSON.stringify(wantChanged)) throw new Error(`step ${step}: changed ${inc.changed} want ${wantChanged}`);
+      if (JSON.stringify(inc.changed) !== JSON.stringify(wantChanged)) throw new Error(`step ${step}: changed ${inc.changed.join(',')} want ${wantChanged.join(',')}`);
       if (JSON.stringify(inc.unserved) !== JSON.stringify(full.unserved)) throw new Error(`step ${step}: unserved differs`);
       if (JSON.stringify(inc.indirectPairs) !== JSON.stringify(full.indirectPairs)) throw new Error(`step ${step}: indirect pairs differ`);
       prev = inc;
@@ -386,7 +386,7 @@ t.test('peers share an underlay or go through a relay whose forwards mirror thei
       for (const peer of cfg.peers) {
         const shared = ulOf(name).filter((u) => ulOf(peer.name).includes(u));
         if (shared.length > 0) {
-          if (peer.paths.length !== 0) throw new Error(`${name} -> ${peer.name}: share ${shared} but relayed`);
+          if (peer.paths.length !== 0) throw new Error(`${name} -> ${peer.name}: share ${shared.join(',')} but relayed`);
           const want = inv.get(peer.name)!.endpoints!.find((e) => e.underlay === shared[0])!.endpoint;
           if (peer.endpoint !== want) throw new Error(`${name} -> ${peer.name}: endpoint ${peer.endpoint}, want ${want}`);
           continue;

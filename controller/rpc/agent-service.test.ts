@@ -210,7 +210,7 @@ t.test('WatchConfig: config first, heartbeats, pushed changes; Report stored', a
 
   // Unauthenticated calls.
   for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Basic ${b.credential}` }]) {
-    const e = await client.report({ protocolVersion: PROTOCOL_VERSION }, { headers }).then(() => null, ConnectError.from);
+    const e = await client.report({ protocolVersion: PROTOCOL_VERSION }, { headers }).then(() => null, (e: unknown) => ConnectError.from(e));
     t.equal(e?.code, Code.Unauthenticated, `report refused with ${JSON.stringify(Object.keys(headers))}`);
   }
   const live = ctl.distributor.liveView('a-box');
@@ -271,7 +271,7 @@ t.test('revocation: stream closed at once, calls refused, peers drop it', async 
   t.notOk(ctl.distributor.currentConfig('b-box'));
   t.same(peerNames(ctl.distributor.currentConfig('c-box')), ['a-box']);
 
-  const e1 = await client.report({ protocolVersion: PROTOCOL_VERSION }, { headers: { authorization: `Bearer ${b.credential}` } }).then(() => null, ConnectError.from);
+  const e1 = await client.report({ protocolVersion: PROTOCOL_VERSION }, { headers: { authorization: `Bearer ${b.credential}` } }).then(() => null, (e: unknown) => ConnectError.from(e));
   t.equal(e1?.code, Code.Unauthenticated, 'report refused');
   const wb2 = watch(client, b.credential);
   const e2 = await wb2.done;
@@ -364,7 +364,7 @@ t.test('a client with the wrong CA pin is refused', async (t) => {
   const wrongCa = await fetchPinnedCa(other.url, other.caFingerprint);
   const client = createClient(AgentService, createConnectTransport({ httpVersion: '2', baseUrl: ctl.url, nodeOptions: pinnedTlsOptions(wrongCa, other.caFingerprint) }));
   const tok = await ctl.joinToken('a-box');
-  const e = await client.enroll({ protocolVersion: 1, joinToken: tok.secret, name: 'a-box', publicKey: fakePublicKey('a'), advertisedSubnets: [] }).then(() => null, ConnectError.from);
+  const e = await client.enroll({ protocolVersion: 1, joinToken: tok.secret, name: 'a-box', publicKey: fakePublicKey('a'), advertisedSubnets: [] }).then(() => null, (e: unknown) => ConnectError.from(e));
   t.ok(e, 'TLS handshake fails against another CA');
   t.equal((await ctl.store.joinTokenById(tok.id))?.usedAtMs, null, 'token not used');
 });

@@ -30,8 +30,9 @@ async function allAudit(store: Store) {
 }
 
 export function storeContract(t: Test, factory: StoreFactory): void {
-  const withStore = (name: string, fn: (t: Test, store: Store) => Promise<void>) =>
-    t.test(name, async (t) => {
+  // tap queues subtests and reports their failures itself: the returned promise needs no await.
+  const withStore = (name: string, fn: (t: Test, store: Store) => Promise<void>): void =>
+    void t.test(name, async (t) => {
       const { store, cleanup } = await factory();
       try {
         await store.migrate();

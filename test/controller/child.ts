@@ -11,11 +11,11 @@ export interface ChildController { proc: ChildProcess; url: string; port: number
 export function startChildController(dataDir: string, listen = '127.0.0.1:0'): Promise<ChildController> {
   const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, dataDir, listen], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`controller did not start within 60 s: ${err}`)); }, 60_000);
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const nl = out.indexOf('\n');
       if (nl < 0) return;

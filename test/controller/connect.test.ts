@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
-import { AgentService } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { AgentService, type WatchConfigResponse } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { PROTOCOL_VERSION } from '../../proto/version.js';
 import { fetchPinnedCa, pinnedTlsOptions } from '../../lib/pin.js';
 import { parseJoinToken } from '../../lib/join-token.js';
@@ -36,7 +36,7 @@ t.test('enroll over Connect, watch config, list and revoke over REST', async (t)
 
     const ac = new AbortController();
     const stream = rpc.watchConfig({ protocolVersion: PROTOCOL_VERSION }, { signal: ac.signal, headers: { authorization: `Bearer ${enrolled.credential}` } })[Symbol.asyncIterator]();
-    const first = await stream.next();
+    const first: IteratorResult<WatchConfigResponse, undefined> = await stream.next();
     t.equal(first.value?.msg.case, 'config', `${name} gets its config first`);
 
     const listed = (await api.request<{ agents: Array<{ name: string; isConnected: boolean; overlayAddress: string }> }>('GET', '/v1/agents')).body.agents.find((a) => a.name === name);

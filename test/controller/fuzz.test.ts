@@ -6,7 +6,7 @@
 // seed and the request, and FUZZ_SEED=<n> replays it. FUZZ_REQUESTS sets the count (default 2500).
 import t from 'tap';
 import { request } from 'node:https';
-import { connect as connectHttp2 } from 'node:http2';
+import { connect as connectHttp2, type IncomingHttpHeaders } from 'node:http2';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,7 +203,7 @@ t.test('a request body that does not decode is the client\'s error, in every pro
       const r = session.request({ ':method': 'POST', ':path': `/crosslink.v1.AgentService/${rpc}`, 'content-type': 'application/grpc', te: 'trailers' });
       let got: Record<string, unknown> = {};
       r.on('response', (h) => { if (h['grpc-status'] !== undefined) got = { ...h }; });
-      r.on('trailers', (h) => { got = { ...h }; });
+      r.on('trailers', (h: IncomingHttpHeaders) => { got = { ...h }; });
       r.on('data', () => undefined);
       r.on('end', () => resolve(got));
       r.on('error', reject);

@@ -19,11 +19,11 @@ export class FakeDistribution implements DistributionPort {
   changed: string[][] = [];
   isReadyNow = true;
   dryRunResult: AgentDiff[] = [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'], isConnected: true }, { agent: 'box-a', changes: [], isConnected: true }];
-  async setPolicy(policy: Policy, version: number): Promise<void> { this.policies.push({ policy, version }); }
-  async agentsChanged(names: string[]): Promise<void> { this.changed.push(names); }
+  setPolicy(policy: Policy, version: number): Promise<void> { this.policies.push({ policy, version }); return Promise.resolve(); }
+  agentsChanged(names: string[]): Promise<void> { this.changed.push(names); return Promise.resolve(); }
   dryRunPaths: PairPathView[] = [];
   dryRunUnserved: UnservedView[] = [];
-  async dryRun(_candidate: Policy): Promise<DryRun> { return { agents: this.dryRunResult, paths: this.dryRunPaths, unserved: this.dryRunUnserved }; }
+  dryRun(_candidate: Policy): Promise<DryRun> { return Promise.resolve({ agents: this.dryRunResult, paths: this.dryRunPaths, unserved: this.dryRunUnserved }); }
   indirectPaths(): PairPathView[] { return this.dryRunPaths; }
   unservedSubnets(): UnservedView[] { return this.dryRunUnserved; }
   liveView(name: string): AgentLiveView {

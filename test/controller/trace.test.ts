@@ -25,10 +25,10 @@ t.test('GET /v1/trace', async (t) => {
     agentName: 'box-b',
     peers: [create(PeerSchema, { name: 'box-a', endpoint: '[2001:db8::9]:51900', paths: [create(PeerPathSchema, { endpoint: '[2001:db8::9]:51900', relay: 'hub', underlay: 'psn-wan' })] })],
   }));
-  const passes = (await h.call({ method: 'GET', url })).json();
+  const passes = (await h.call({ method: 'GET', url })).json<{ summary: string }>();
   t.match(passes, { outcome: 'passes', path: { kind: 'relay', from: 'box-b', to: 'box-a', relay: 'hub', standbyRelays: [], endpoint: '[2001:db8::9]:51900' }, proto: 'tcp', port: 443 });
   t.match(passes.summary, /^passes: allowed by rule "care-records"; box-b -> box-a through relay hub/);
-  const denied = (await h.call({ method: 'GET', url: '/v1/trace?from=10.20.1.10&to=10.60.1.10&port=443' })).json();
+  const denied = (await h.call({ method: 'GET', url: '/v1/trace?from=10.20.1.10&to=10.60.1.10&port=443' })).json<unknown>();
   t.match(denied, { outcome: 'denied', decision: 'deny', path: null });
   t.match((await h.call({ method: 'GET', url: '/v1/trace?from=10.60.1.10&to=10.20.1.10&proto=icmp' })).json(), { outcome: 'denied', port: null });
 

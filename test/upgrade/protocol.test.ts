@@ -89,7 +89,7 @@ function unknownSeen(): { interceptor: Interceptor; seen: Map<string, number[]> 
         const name = req.method.name;
         return next({ ...req, message: (async function* () { for await (const m of req.message as AsyncIterable<Msg>) { note(name, m); yield m; } })() } as typeof req);
       }
-      note(req.method.name, req.message as Msg);
+      note(req.method.name, req.message);
       return next(req);
     },
   };

@@ -60,7 +60,7 @@ t.test('parsers', async (t) => {
   ].join('\n');
   const dev = parseWgDump(dump + '\n');
   t.equal(dev.publicKey, 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=');
-  t.notMatch(JSON.stringify(dev, (_k, v) => (typeof v === 'bigint' ? String(v) : v)), /PRIVATE/, 'the private key is dropped');
+  t.notMatch(JSON.stringify(dev, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)), /PRIVATE/, 'the private key is dropped');
   t.same(dev.peers.map((p) => p.publicKey), ['TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=', 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=']);
   t.same(dev.peers[1], { publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=', endpoint: '192.0.2.2:51820', allowedIps: ['10.2.0.0/24', '100.64.0.2/32'], latestHandshakeUnix: 1700000000, rxBytes: 1024n, txBytes: 2048n, persistentKeepaliveSeconds: 25 });
   t.same(dev.peers[0]?.allowedIps, []);

@@ -124,7 +124,7 @@ if (!isRoot()) {
   });
 
   t.test('the real agent deps watch host events through the host\'s monitor', async (t) => {
-    const deps = await realAgentDeps(silentLogger());
+    const deps = realAgentDeps(silentLogger());
     t.teardown(() => deps.host.close());
     t.ok(deps.host.events, 'the host has a change feed');
     t.type(deps.watchHostEvents, 'function', 'and the agent subscribes to it');

@@ -244,6 +244,6 @@ if (!isRoot()) {
     t.teardown(() => fx.removeNetns(ns));
     const mode = await detectWireGuardMode(new ProcessRunner(), ns);
     t.ok(mode === 'kernel' || mode === 'userspace', mode);
-    t.same(JSON.parse(must(['ip', '-n', ns, '-json', 'link', 'show'])).map((l: { ifname: string }) => l.ifname), ['lo']);
+    t.same((JSON.parse(must(['ip', '-n', ns, '-json', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname), ['lo']);
   });
 }

@@ -56,7 +56,7 @@ export function computeRelaySig(st: CompilerState, idx: PolicyIndex): string {
 
 export function register(st: CompilerState, owner: AgentName, relay: AgentName, key: string, forwards: readonly RelayForward[]): void {
   let pairs = st.relayPairs.get(relay);
-  if (!pairs) st.relayPairs.set(relay, (pairs = new Map()));
+  if (!pairs) st.relayPairs.set(relay, (pairs = new Map<string, RelayForward[]>()));
   pairs.set(key, [...forwards]);
   let list = st.registeredBy.get(owner);
   if (!list) st.registeredBy.set(owner, (list = []));

@@ -79,6 +79,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`insert into audit_head (id, last_id, last_hash) values (1, 0, ${GENESIS_HASH})`.execute(db);
 }
 
-export async function down(): Promise<void> {
-  throw new Error('migrations are append-only; restore from a backup to go back');
+export function down(): Promise<void> {
+  return Promise.reject(new Error('migrations are append-only; restore from a backup to go back'));
 }
