@@ -206,7 +206,7 @@ function startDaemon(fx: ForwardingFixture, ns: string, argv: string[]): Promise
   const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'ignore'] });
   fx.pids.add(p.pid!);
   return new Promise((resolve, reject) => {
-    p.stdout!.once('data', () => resolve(p.pid!));
+    p.stdout.once('data', () => resolve(p.pid!));
     p.once('exit', (c) => reject(new Error(`${argv[0]} exited ${c}`)));
   });
 }

@@ -90,12 +90,13 @@ class BenchControl {
         events.onState({ isConnected: true, atMs: systemClock.nowMs() });
         if (this.lastConfig) events.onConfig(this.lastConfig);
         this.watching?.();
-        return { stop: async () => undefined };
+        return { stop: () => Promise.resolve() };
       },
-      report: async (r) => {
+      report: (r) => {
         this.reports++;
         // What the Connect client does with a report before it reaches the network.
         toBinary(ReportRequestSchema, create(ReportRequestSchema, { ...r, protocolVersion: 1 }));
+        return Promise.resolve();
       },
     };
     return client;
@@ -206,7 +207,7 @@ async function handle(m: Msg): Promise<Msg> {
         resyncIntervalMs: 3_600_000, gatewayClaimAfterMs: 3_600_000,
       }, {
         host, createControlClient: control.factory, renderFirewall, clock: systemClock, log,
-        detectWireguardMode: async () => settings.wireguardMode, // given explicitly above
+        detectWireguardMode: () => Promise.resolve(settings.wireguardMode), // given explicitly above
         // The host's `ip monitor` runs from the start; its kicks would add runs to the timed ones.
         watchHostEvents: (o) => watchHostEvents({ ...o, feed: host!.events!, kick: () => { if (isSteady) o.kick(); } }),
         // Probes nothing until the config stream has delivered a config (steadyState()).

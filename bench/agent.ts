@@ -287,7 +287,7 @@ function startDaemon(ns: string, argv: string[]): Promise<number> {
   const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'ignore'] });
   pids.add(p.pid!);
   return new Promise((resolve, reject) => {
-    p.stdout!.once('data', () => resolve(p.pid!));
+    p.stdout.once('data', () => resolve(p.pid!));
     p.once('exit', (c) => reject(new Error(`${argv[0]} exited ${c}`)));
   });
 }
@@ -297,7 +297,7 @@ function pingRunning(ns: string, addr: string): { stop: () => Promise<{ sent: nu
   const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-i', '0.01', '-W', '1', addr], { stdio: ['ignore', 'pipe', 'ignore'] });
   pids.add(p.pid!);
   let out = '';
-  p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  p.stdout.on('data', (b: Buffer) => (out += b.toString()));
   const done = new Promise<void>((r) => p.once('exit', () => r()));
   return {
     stop: async () => {

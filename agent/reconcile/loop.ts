@@ -336,7 +336,7 @@ export class Reconciler {
     const failures = new Map<Step, ApplyFailure>();
     const prep = new RunPrep(this.host, steps);
     for (const lanes of stepPhases(steps)) {
-      if (lanes.some((lane) => lane.some(RunPrep.isPrepared))) prep.run();
+      if (lanes.some((lane) => lane.some((s) => RunPrep.isPrepared(s)))) prep.run();
       await Promise.all(lanes.map(async (lane) => {
         for (const step of lane) {
           try {

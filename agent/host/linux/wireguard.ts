@@ -151,15 +151,16 @@ export class LinuxWireGuard implements WireGuardPort {
     // Foreground mode, detached by us: we learn its PID directly instead of chasing the fork.
     const daemon = this.runner.startDaemon(argv, { netns: this.netns, env: { WG_PROCESS_FOREGROUND: '1' }, logFile: this.opts.wireguardGoLogFile });
     this.pids.set(ifname, daemon.pid);
-    let exitCode: number | null = null;
+    // A holder, not a let: TypeScript cannot see the callback set it, and would narrow it to null.
+    const exit: { code: number | null } = { code: null };
     void daemon.exited.then((c) => {
-      exitCode = c;
+      exit.code = c;
     });
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 5000);
     try {
       for (;;) {
-        if (exitCode !== null) {
-          throw new HostCommandError(argv, exitCode, `wireguard-go exited (code ${exitCode}) before ${ifname} appeared${this.opts.wireguardGoLogFile ? `; see ${this.opts.wireguardGoLogFile}` : ''}`);
+        if (exit.code !== null) {
+          throw new HostCommandError(argv, exit.code, `wireguard-go exited (code ${exit.code}) before ${ifname} appeared${this.opts.wireguardGoLogFile ? `; see ${this.opts.wireguardGoLogFile}` : ''}`);
         }
         if (existsSync(join(WIREGUARD_SOCKET_DIR, `${ifname}.sock`)) && (await this.linkExists(ifname))) return;
         if (Date.now() > deadline) {
