@@ -12,7 +12,10 @@ export class ConfigSaver {
   private savedHash: string;
 
   /** `saved`: the config loaded from the state dir at start (already on disk). */
-  constructor(private readonly deps: { state: Pick<StateDir, 'saveConfig'>; log: Logger }, saved: AgentConfig | null) {
+  constructor(
+    private readonly deps: { state: Pick<StateDir, 'saveConfig'>; log: Logger },
+    saved: AgentConfig | null,
+  ) {
     this.config = saved;
     this.savedHash = saved?.contentHash ?? '';
   }
@@ -38,6 +41,8 @@ export class ConfigSaver {
     const config = this.configOf(o);
     if (config === null) return;
     this.savedHash = o.contentHash;
-    this.deps.state.saveConfig(config).catch((err: unknown) => this.deps.log.error({ err }, 'could not save the applied config'));
+    this.deps.state
+      .saveConfig(config)
+      .catch((err: unknown) => this.deps.log.error({ err }, 'could not save the applied config'));
   }
 }

@@ -67,7 +67,10 @@ function int(v: unknown): number | null {
  * Checks raw values (from YAML or yargs) key by key. Unknown keys are errors (a misspelt key
  * silently ignored is worse than a refusal). Returns the typed settings and every error.
  */
-export function validateSettings(raw: Record<string, unknown>, locate: Locate = () => ({})): { settings: AgentSettingsInput; errors: ErrorDetail[] } {
+export function validateSettings(
+  raw: Record<string, unknown>,
+  locate: Locate = () => ({}),
+): { settings: AgentSettingsInput; errors: ErrorDetail[] } {
   const errors: ErrorDetail[] = [];
   const out: AgentSettingsInput = {};
   const err = (key: string, message: string, index?: number) =>
@@ -88,7 +91,8 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
       continue;
     }
     switch (field) {
-      case 'join': case 'stateDir': {
+      case 'join':
+      case 'stateDir': {
         const s = str(key, v);
         if (s !== null && s !== '') out[field] = s;
         break;
@@ -107,7 +111,8 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
         else out.interfaceName = s;
         break;
       }
-      case 'listenPort': case 'mtu': {
+      case 'listenPort':
+      case 'mtu': {
         const n = int(v);
         const [lo, hi] = field === 'listenPort' ? [1, 65535] : [1280, 9000];
         if (n === null || n < lo || n > hi) err(key, `must be a whole number from ${lo} to ${hi}`);
@@ -124,10 +129,22 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
           const eq = text.indexOf('=');
           const underlay = eq < 0 ? DEFAULT_UNDERLAY_NAME : text.slice(0, eq);
           const hostPort = eq < 0 ? text : text.slice(eq + 1);
-          if (typeof item !== 'string' || text === '') err(key, `${JSON.stringify(item)} is not NAME=HOST:PORT or HOST:PORT`, at);
-          else if (!NAME_RE.test(underlay)) err(key, `"${text}": the underlay name "${underlay}" is not lowercase letters, digits and '-', 1-63 characters (expected NAME=HOST:PORT)`, at);
-          else if (canonicalEndpoint(hostPort) === null) err(key, `"${text}": "${hostPort}" is not host:port or [v6]:port (expected ${eq < 0 ? 'HOST:PORT' : 'NAME=HOST:PORT'})`, at);
-          else if (endpoints.some((e) => e.underlay === underlay)) err(key, `"${text}": underlay "${underlay}" is given twice (one endpoint per underlay)`, at);
+          if (typeof item !== 'string' || text === '')
+            err(key, `${JSON.stringify(item)} is not NAME=HOST:PORT or HOST:PORT`, at);
+          else if (!NAME_RE.test(underlay))
+            err(
+              key,
+              `"${text}": the underlay name "${underlay}" is not lowercase letters, digits and '-', 1-63 characters (expected NAME=HOST:PORT)`,
+              at,
+            );
+          else if (canonicalEndpoint(hostPort) === null)
+            err(
+              key,
+              `"${text}": "${hostPort}" is not host:port or [v6]:port (expected ${eq < 0 ? 'HOST:PORT' : 'NAME=HOST:PORT'})`,
+              at,
+            );
+          else if (endpoints.some((e) => e.underlay === underlay))
+            err(key, `"${text}": underlay "${underlay}" is given twice (one endpoint per underlay)`, at);
           else endpoints.push({ underlay, endpoint: hostPort });
         });
         out.endpoint = endpoints;
@@ -180,7 +197,10 @@ export function validateSettings(raw: Record<string, unknown>, locate: Locate = 
     }
   }
   if (out.relay && out.endpoint !== undefined && out.endpoint.length < 2) {
-    err('relay', `a relay joins two underlays: give an endpoint on each (endpoint: NAME=HOST:PORT, at least two; got ${out.endpoint.length})`);
+    err(
+      'relay',
+      `a relay joins two underlays: give an endpoint on each (endpoint: NAME=HOST:PORT, at least two; got ${out.endpoint.length})`,
+    );
   }
   return { settings: out, errors };
 }
@@ -190,13 +210,19 @@ export function parseAgentConfigText(text: string, file = 'agent.yaml'): AgentSe
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const fail = (details: ErrorDetail[]) => {
-    throw new CrosslinkError('config_invalid', details.map((d) => `${file}${d.line ? `:${d.line}` : ''}: ${d.path ? `${d.path}: ` : ''}${d.message}`).join('\n'), details);
+    throw new CrosslinkError(
+      'config_invalid',
+      details.map((d) => `${file}${d.line ? `:${d.line}` : ''}: ${d.path ? `${d.path}: ` : ''}${d.message}`).join('\n'),
+      details,
+    );
   };
   if (doc.errors.length > 0) {
-    fail(doc.errors.map((e) => {
-      const pos = lineCounter.linePos(e.pos[0]);
-      return { message: e.message.split('\n')[0]!, line: pos.line, column: pos.col };
-    }));
+    fail(
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { message: e.message.split('\n')[0]!, line: pos.line, column: pos.col };
+      }),
+    );
   }
   const contents = doc.contents;
   if (contents === null || (isScalar(contents) && (contents.value === null || contents.value === ''))) return {};
@@ -224,7 +250,12 @@ export async function loadAgentConfigFile(path: string): Promise<AgentSettingsIn
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new CrosslinkError('config_invalid', `${path}: cannot read: ${(e as Error).message}`, [{ message: 'cannot read' }], { cause: e });
+    throw new CrosslinkError(
+      'config_invalid',
+      `${path}: cannot read: ${(e as Error).message}`,
+      [{ message: 'cannot read' }],
+      { cause: e },
+    );
   }
   return parseAgentConfigText(text, path);
 }
@@ -235,13 +266,21 @@ export function settingsFromFlags(flags: Record<string, unknown>): AgentSettings
   for (const key of Object.keys(SETTING_KEYS)) if (flags[key] !== undefined) raw[key] = flags[key];
   const { settings, errors } = validateSettings(raw);
   if (errors.length > 0) {
-    throw new CrosslinkError('config_invalid', errors.map((e) => `--${e.path}: ${e.message}`).join('\n'), errors.map((e) => ({ ...e, path: `--${e.path}` })));
+    throw new CrosslinkError(
+      'config_invalid',
+      errors.map((e) => `--${e.path}: ${e.message}`).join('\n'),
+      errors.map((e) => ({ ...e, path: `--${e.path}` })),
+    );
   }
   return settings;
 }
 
 /** Flags over file over defaults. */
-export function resolveAgentOptions(flags: AgentSettingsInput, file: AgentSettingsInput, agentVersion: string): AgentRunOptions {
+export function resolveAgentOptions(
+  flags: AgentSettingsInput,
+  file: AgentSettingsInput,
+  agentVersion: string,
+): AgentRunOptions {
   const m = { ...file, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) };
   return {
     stateDir: m.stateDir ?? DEFAULT_STATE_DIR,
@@ -251,7 +290,10 @@ export function resolveAgentOptions(flags: AgentSettingsInput, file: AgentSettin
     listenPort: m.listenPort ?? DEFAULT_LISTEN_PORT,
     endpoint: m.endpoint?.[0]?.endpoint ?? '',
     // A box with only a bare HOST:PORT announces no named endpoints: on the wire it is what it was before underlays.
-    endpoints: (m.endpoint ?? []).length === 1 && m.endpoint![0]!.underlay === DEFAULT_UNDERLAY_NAME ? [] : [...(m.endpoint ?? [])],
+    endpoints:
+      (m.endpoint ?? []).length === 1 && m.endpoint![0]!.underlay === DEFAULT_UNDERLAY_NAME
+        ? []
+        : [...(m.endpoint ?? [])],
     isRelay: m.relay ?? false,
     advertise: m.advertise ?? [],
     statusListen: m.statusListen ?? DEFAULT_STATUS_LISTEN,

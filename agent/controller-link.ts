@@ -59,7 +59,10 @@ export class ControllerLink {
    *  permanent failure (logged, and shown as the reason the controller is not connected). */
   start(): Promise<void> {
     this.connecting ??= this.connect().catch((err: unknown) => {
-      this.deps.log.error({ err: (err as Error).message, code: errorCode(err) }, 'cannot reach the controller for good; still enforcing the last config');
+      this.deps.log.error(
+        { err: (err as Error).message, code: errorCode(err) },
+        'cannot reach the controller for good; still enforcing the last config',
+      );
       this.deps.connection.reason = (err as Error).message;
       throw err;
     });
@@ -83,26 +86,38 @@ export class ControllerLink {
     const { opts, log } = this.deps;
     const { clock } = this.deps.agentDeps;
     if (!this.currentEnrollment) {
-      this.currentEnrollment = await enroll({ ...opts, name: this.deps.name }, this.deps.agentDeps, this.deps.state, this.deps.publicKey, this.abort.signal);
+      this.currentEnrollment = await enroll(
+        { ...opts, name: this.deps.name },
+        this.deps.agentDeps,
+        this.deps.state,
+        this.deps.publicKey,
+        this.abort.signal,
+      );
       if (!this.currentEnrollment) return;
     }
     const e = this.currentEnrollment;
     const control = this.deps.agentDeps.createControlClient({
-      controllerUrls: enrollmentUrls(e), caFingerprint: e.caFingerprint, credential: e.credential,
-      log: log.child({ part: 'control' }), clock,
+      controllerUrls: enrollmentUrls(e),
+      caFingerprint: e.caFingerprint,
+      credential: e.credential,
+      log: log.child({ part: 'control' }),
+      clock,
     });
     this.client = control;
-    this.watch = control.watch({
-      onConfig: (cfg) => this.onConfig(cfg),
-      onState: (s) => this.onState(s),
-    }, {
-      knownContentHash: () => this.deps.reconciler.desiredState?.contentHash ?? '',
-      endpoint: opts.endpoint,
-      endpoints: opts.endpoints,
-      isRelay: opts.isRelay,
-      advertisedSubnets: opts.advertise,
-      agentVersion: opts.agentVersion,
-    });
+    this.watch = control.watch(
+      {
+        onConfig: (cfg) => this.onConfig(cfg),
+        onState: (s) => this.onState(s),
+      },
+      {
+        knownContentHash: () => this.deps.reconciler.desiredState?.contentHash ?? '',
+        endpoint: opts.endpoint,
+        endpoints: opts.endpoints,
+        isRelay: opts.isRelay,
+        advertisedSubnets: opts.advertise,
+        agentVersion: opts.agentVersion,
+      },
+    );
     this.reportTimer = setInterval(() => this.deps.reportNow(), opts.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS);
     this.reportTimer.unref();
   }
@@ -126,7 +141,8 @@ export class ControllerLink {
     const conn = this.deps.connection;
     const { log } = this.deps;
     if (s.isConnected && !conn.isConnected) log.info('config stream connected');
-    if (!s.isConnected && conn.isConnected) log.warn({ reason: s.reason }, 'config stream down; enforcing the last config');
+    if (!s.isConnected && conn.isConnected)
+      log.warn({ reason: s.reason }, 'config stream down; enforcing the last config');
     if (!s.isConnected && conn.isConnected) conn.staleSinceMs = s.atMs;
     conn.isConnected = s.isConnected;
     conn.reason = s.isConnected ? null : (s.reason ?? 'disconnected');

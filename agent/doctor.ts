@@ -14,13 +14,26 @@ import type { CheckResult, DoctorDeps, DoctorInput, Verdict } from './doctor/typ
 export async function runDoctor(input: DoctorInput, deps: DoctorDeps): Promise<CheckResult[]> {
   const iface = await checkInterface(input, deps);
   const isIpv6Relevant = [...input.overlayRoutes, ...input.advertised].some((p) => p.includes(':'));
-  const [ipv4, ipv6] = await Promise.all([deps.readFile('/proc/sys/net/ipv4/ip_forward'), deps.readFile('/proc/sys/net/ipv6/conf/all/forwarding')]);
+  const [ipv4, ipv6] = await Promise.all([
+    deps.readFile('/proc/sys/net/ipv4/ip_forward'),
+    deps.readFile('/proc/sys/net/ipv6/conf/all/forwarding'),
+  ]);
   const [privileges, wg, tools, controller, mtu, routes, firewall] = await Promise.all([
-    checkPrivileges(deps), checkWireGuard(input, deps), checkTools(deps), checkController(input, deps),
-    checkMtu(input, deps), checkRoutes(input, deps), checkFirewall(input, deps),
+    checkPrivileges(deps),
+    checkWireGuard(input, deps),
+    checkTools(deps),
+    checkController(input, deps),
+    checkMtu(input, deps),
+    checkRoutes(input, deps),
+    checkFirewall(input, deps),
   ]);
   return [
-    ...(input.setupErrors ?? []).map((e): CheckResult => ({ check: 'config', verdict: 'FAIL', finding: e, fix: 'correct the config file or state dir named above' })),
+    ...(input.setupErrors ?? []).map((e): CheckResult => ({
+      check: 'config',
+      verdict: 'FAIL',
+      finding: e,
+      fix: 'correct the config file or state dir named above',
+    })),
     privileges,
     ...judgeForwarding({ ipv4, ipv6, isIpv6Relevant, isAgentRunning: iface.isAgentRunning }),
     ...wg,

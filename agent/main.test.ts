@@ -13,7 +13,11 @@ import { FakeHost } from './host/fake-host.js';
 import { NAMED, config, stubRenderFirewall } from './reconcile/reconcile.fixture.js';
 import { StateDir } from './state.js';
 
-const TOKEN = formatJoinToken({ controllerUrls: ['https://ctl.example:8443'], caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24) });
+const TOKEN = formatJoinToken({
+  controllerUrls: ['https://ctl.example:8443'],
+  caFingerprint: 'ab'.repeat(32),
+  secret: 'S'.repeat(24),
+});
 
 class FakeControl implements ControlClient {
   enrolls: Array<{ secret: string; input: EnrollInput }> = [];
@@ -26,13 +30,22 @@ class FakeControl implements ControlClient {
   async enroll(secret: string, input: EnrollInput) {
     this.enrolls.push({ secret, input });
     if (this.enrollError) throw this.enrollError;
-    return create(EnrollResponseSchema, { agentId: 'agent-7', credential: 'cred-secret', overlayAddress: '100.64.0.7/10', protocolVersion: 1 });
+    return create(EnrollResponseSchema, {
+      agentId: 'agent-7',
+      credential: 'cred-secret',
+      overlayAddress: '100.64.0.7/10',
+      protocolVersion: 1,
+    });
   }
   watch(events: ConfigStreamEvents, hello: Parameters<ControlClient['watch']>[1]) {
     this.onWatch();
     this.events = events;
     this.hello = hello;
-    return { stop: async () => { this.stopped = true; } };
+    return {
+      stop: async () => {
+        this.stopped = true;
+      },
+    };
   }
   async report(r: Parameters<ControlClient['report']>[0]) {
     this.reports.push(r);
@@ -45,17 +58,39 @@ function harness(host = new FakeHost(), control = new FakeControl()) {
   let now = 1_700_000_000_000;
   const deps: AgentDeps = {
     host,
-    createControlClient: (o) => { factoryCalls.push({ controllerUrls: o.controllerUrls, credential: o.credential }); return control; },
+    createControlClient: (o) => {
+      factoryCalls.push({ controllerUrls: o.controllerUrls, credential: o.credential });
+      return control;
+    },
     renderFirewall: stubRenderFirewall,
     clock: { nowMs: () => now },
     log: silentLogger(),
     detectWireguardMode: async () => 'userspace',
   };
   const opts: AgentRunOptions = {
-    stateDir: dir, join: TOKEN, name: 'leeds-gw', interfaceName: 'xl-test0', listenPort: 51820, endpoint: '203.0.113.7:51820',
-    advertise: ['10.20.1.0/24'], statusListen: '127.0.0.1:0', wireguard: 'auto', mtu: 1420, agentVersion: '0.1.0-test',
+    stateDir: dir,
+    join: TOKEN,
+    name: 'leeds-gw',
+    interfaceName: 'xl-test0',
+    listenPort: 51820,
+    endpoint: '203.0.113.7:51820',
+    advertise: ['10.20.1.0/24'],
+    statusListen: '127.0.0.1:0',
+    wireguard: 'auto',
+    mtu: 1420,
+    agentVersion: '0.1.0-test',
   };
-  return { dir, deps, opts, host, control, factoryCalls, tick: (ms: number) => { now += ms; } };
+  return {
+    dir,
+    deps,
+    opts,
+    host,
+    control,
+    factoryCalls,
+    tick: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 async function until(cond: () => boolean, what: string, timeoutMs = 3000) {
@@ -71,7 +106,16 @@ async function preEnrolled(dir: string, cfg: AgentConfig) {
   const s = new StateDir(dir, silentLogger());
   await s.init();
   await s.keys();
-  await s.saveEnrollment({ controllerUrl: 'https://ctl.example:8443', caFingerprint: 'ab'.repeat(32), credential: 'cred-old', agentId: 'agent-7', name: 'leeds-gw', overlayAddress: '100.64.0.7/10', protocolVersion: 1, enrolledAtMs: 1 });
+  await s.saveEnrollment({
+    controllerUrl: 'https://ctl.example:8443',
+    caFingerprint: 'ab'.repeat(32),
+    credential: 'cred-old',
+    agentId: 'agent-7',
+    name: 'leeds-gw',
+    overlayAddress: '100.64.0.7/10',
+    protocolVersion: 1,
+    enrolledAtMs: 1,
+  });
   await s.saveConfig(cfg);
 }
 
@@ -79,13 +123,21 @@ t.test('fail static: the saved config is on the box before the controller is con
   const host = new FakeHost(); // reads the state dir's private key
   let hostAtWatch: { peers: number; table: string | null; routes: number } | null = null;
   const control = new FakeControl(() => {
-    hostAtWatch = { peers: host.wgDevice('xl-test0')?.peers.length ?? 0, table: host.firewallText(), routes: host.ownRoutes().length };
+    hostAtWatch = {
+      peers: host.wgDevice('xl-test0')?.peers.length ?? 0,
+      table: host.firewallText(),
+      routes: host.ownRoutes().length,
+    };
   });
   const h = harness(host, control);
   await preEnrolled(h.dir, NAMED.peersRoutesFirewall!);
   const agent = await startAgent({ ...h.opts, join: undefined }, h.deps);
   await agent.connecting;
-  t.same(hostAtWatch, { peers: 2, table: agent.reconciler.desiredState!.firewall.ruleset, routes: 2 }, 'applied before watch()');
+  t.same(
+    hostAtWatch,
+    { peers: 2, table: agent.reconciler.desiredState!.firewall.ruleset, routes: 2 },
+    'applied before watch()',
+  );
   t.same(control.enrolls, [], 'no second enrollment');
   t.same(h.factoryCalls, [{ controllerUrls: ['https://ctl.example:8443'], credential: 'cred-old' }]);
   t.equal(control.hello!.knownContentHash(), 'hash-4', 'tells the controller what it already has');
@@ -105,13 +157,27 @@ t.test('fail static: the saved config is on the box before the controller is con
   const base = `http://${agent.statusAddress!.host}:${agent.statusAddress!.port}`;
   const res = await fetch(`${base}/status`);
   t.equal(res.status, 200);
-  const body = await res.json() as { name: string; controller: { staleSince: string }; generation: { applied: number }; peers: Array<{ name: string; handshakeAgeSeconds: number | null }> };
+  const body = (await res.json()) as {
+    name: string;
+    controller: { staleSince: string };
+    generation: { applied: number };
+    peers: Array<{ name: string; handshakeAgeSeconds: number | null }>;
+  };
   t.equal(body.name, 'leeds-gw');
   t.equal(body.generation.applied, 4);
   t.equal(body.controller.staleSince, st.controller.staleSince);
-  t.same(body.peers.map((p) => [p.name, p.handshakeAgeSeconds]), [['peer-1', null], ['peer-2', null]]);
+  t.same(
+    body.peers.map((p) => [p.name, p.handshakeAgeSeconds]),
+    [
+      ['peer-1', null],
+      ['peer-2', null],
+    ],
+  );
 
-  host.setPeerStats('xl-test0', host.wgDevice('xl-test0')!.peers[0]!.publicKey, { latestHandshakeUnix: 1_700_000_000 + 30 - 12, rxBytes: 1234n });
+  host.setPeerStats('xl-test0', host.wgDevice('xl-test0')!.peers[0]!.publicKey, {
+    latestHandshakeUnix: 1_700_000_000 + 30 - 12,
+    rxBytes: 1234n,
+  });
   const metrics = await (await fetch(`${base}/metrics`)).text();
   t.match(metrics, /crosslink_agent_generation_applied 4/);
   t.match(metrics, /crosslink_agent_controller_connected 0/);
@@ -148,10 +214,23 @@ t.test('first run: keys, enrollment, config from the stream applied, saved and r
   t.equal(h.control.enrolls.length, 1);
   const { secret, input } = h.control.enrolls[0]!;
   t.equal(secret, 'S'.repeat(24));
-  t.same({ ...input, publicKey: undefined }, { name: 'leeds-gw', publicKey: undefined, endpoint: '203.0.113.7:51820', advertisedSubnets: ['10.20.1.0/24'], agentVersion: '0.1.0-test' });
+  t.same(
+    { ...input, publicKey: undefined },
+    {
+      name: 'leeds-gw',
+      publicKey: undefined,
+      endpoint: '203.0.113.7:51820',
+      advertisedSubnets: ['10.20.1.0/24'],
+      agentVersion: '0.1.0-test',
+    },
+  );
   t.equal(input.publicKey, readFileSync(join(h.dir, 'public.key'), 'utf8').trim());
   t.equal(statSync(join(h.dir, 'enrollment.json')).mode & 0o777, 0o600);
-  t.same(h.factoryCalls.map((c) => c.credential), [undefined, 'cred-secret'], 'enroll without, watch with the credential');
+  t.same(
+    h.factoryCalls.map((c) => c.credential),
+    [undefined, 'cred-secret'],
+    'enroll without, watch with the credential',
+  );
 
   h.control.events!.onState({ isConnected: true, atMs: 1 });
   h.control.events!.onConfig(NAMED.masquerade!);
@@ -160,8 +239,17 @@ t.test('first run: keys, enrollment, config from the stream applied, saved and r
   const rep = h.control.reports.find((r) => r.generationApplied === 5n)!;
   t.same(rep.applyErrors, []);
   t.equal(rep.agentVersion, '0.1.0-test');
-  t.same(rep.peers.map((p) => p.name), ['peer-1']);
-  await until(() => { try { return statSync(join(h.dir, 'config.pb')).size > 0; } catch { return false; } }, 'config saved');
+  t.same(
+    rep.peers.map((p) => p.name),
+    ['peer-1'],
+  );
+  await until(() => {
+    try {
+      return statSync(join(h.dir, 'config.pb')).size > 0;
+    } catch {
+      return false;
+    }
+  }, 'config saved');
   t.equal(statSync(join(h.dir, 'config.pb')).mode & 0o777, 0o600);
   const saved = await new StateDir(h.dir, silentLogger()).loadConfig();
   t.equal(saved!.contentHash, 'hash-5');
@@ -178,11 +266,24 @@ t.test('first run: keys, enrollment, config from the stream applied, saved and r
   t.equal((await new StateDir(h.dir, silentLogger()).loadConfig())!.contentHash, 'hash-5', 'not saved');
 
   // A failing step is reported with its command, exit code and stderr.
-  h.host.failAlways('firewall.replace', { argv: ['nft', '-f', '/run/crosslink/ruleset.nft'], exitCode: 1, stderr: 'Error: syntax error\n' });
+  h.host.failAlways('firewall.replace', {
+    argv: ['nft', '-f', '/run/crosslink/ruleset.nft'],
+    exitCode: 1,
+    stderr: 'Error: syntax error\n',
+  });
   h.control.events!.onConfig(NAMED.peersRoutesFirewall!);
-  await until(() => h.control.reports.some((r) => r.applyErrors.some((e) => e.step === 'firewall')), 'firewall failure reported');
+  await until(
+    () => h.control.reports.some((r) => r.applyErrors.some((e) => e.step === 'firewall')),
+    'firewall failure reported',
+  );
   const failed = h.control.reports.find((r) => r.applyErrors.some((e) => e.step === 'firewall'))!;
-  t.match(failed.applyErrors[0], { step: 'firewall', command: 'nft -f /run/crosslink/ruleset.nft', exitCode: 1, stderr: 'Error: syntax error\n', isTerminal: false });
+  t.match(failed.applyErrors[0], {
+    step: 'firewall',
+    command: 'nft -f /run/crosslink/ruleset.nft',
+    exitCode: 1,
+    stderr: 'Error: syntax error\n',
+    isTerminal: false,
+  });
   t.equal(failed.generationApplied, 5n);
   await agent.stop();
 });
@@ -196,7 +297,12 @@ t.test('not enrolled and no token: refuses to start the connection, status still
 });
 
 t.test('the agent takes its name from the join token; a different --name is refused', async (t) => {
-  const named = formatJoinToken({ controllerUrls: ['https://ctl.example:8443'], caFingerprint: 'ab'.repeat(32), secret: 'S'.repeat(24), agentName: 'gp-armley' });
+  const named = formatJoinToken({
+    controllerUrls: ['https://ctl.example:8443'],
+    caFingerprint: 'ab'.repeat(32),
+    secret: 'S'.repeat(24),
+    agentName: 'gp-armley',
+  });
   const h = harness();
   const agent = await startAgent({ ...h.opts, name: undefined, join: named }, h.deps);
   await agent.connecting;
@@ -205,7 +311,10 @@ t.test('the agent takes its name from the join token; a different --name is refu
 
   const h2 = harness();
   const agent2 = await startAgent({ ...h2.opts, name: 'other-box', join: named }, h2.deps);
-  await t.rejects(agent2.connecting, { code: 'config_invalid', message: /made for agent "gp-armley", not "other-box"/ });
+  await t.rejects(agent2.connecting, {
+    code: 'config_invalid',
+    message: /made for agent "gp-armley", not "other-box"/,
+  });
   t.equal(h2.control.enrolls.length, 0, 'nothing sent to the controller');
   await agent2.stop();
 });

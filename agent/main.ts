@@ -15,7 +15,14 @@ import { ControllerLink } from './controller-link.js';
 import { configuredName } from './enroll.js';
 import { Prober } from './health/prober.js';
 import { osLocalAddresses } from './health/sockets.js';
-import { countConfigError, createAgentMetrics, createStatusServer, parseListenAddress, type AgentMetrics, type AgentStatus } from './health/status-server.js';
+import {
+  countConfigError,
+  createAgentMetrics,
+  createStatusServer,
+  parseListenAddress,
+  type AgentMetrics,
+  type AgentStatus,
+} from './health/status-server.js';
 import { renderFirewall } from './host/firewall-render.js';
 import { createLinuxHost, type LinuxHost } from './host/linux/host.js';
 import { ProcessRunner } from './host/linux/run.js';
@@ -61,7 +68,13 @@ export interface AgentRunOptions {
 }
 
 export interface ControlClientFactory {
-  (opts: { controllerUrls: readonly string[]; caFingerprint: string; credential?: string; log: Logger; clock: Clock }): ControlClient;
+  (opts: {
+    controllerUrls: readonly string[];
+    caFingerprint: string;
+    credential?: string;
+    log: Logger;
+    clock: Clock;
+  }): ControlClient;
 }
 
 export interface AgentDeps {
@@ -101,24 +114,54 @@ export { defaultAgentName } from './enroll.js';
 export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<RunningAgent> {
   const { clock, host } = deps;
   const { state, keys, enrollment, name, log: alog, reconciler } = await openAgent(opts, deps);
-  const connection: ControllerConnection = { isConnected: false, staleSinceMs: clock.nowMs(), reason: 'not connected yet' };
+  const connection: ControllerConnection = {
+    isConnected: false,
+    staleSinceMs: clock.nowMs(),
+    reason: 'not connected yet',
+  };
   const saver = new ConfigSaver({ state, log: alog }, await state.loadConfig());
   // Peer echo through the tunnel and path probes; a round whose verdicts changed is reported at once.
-  const prober = deps.createProber?.({ log: alog.child({ part: 'probe' }), clock, onRound: () => reporter.afterProbeRound() }) ?? null;
+  const prober =
+    deps.createProber?.({ log: alog.child({ part: 'probe' }), clock, onRound: () => reporter.afterProbeRound() }) ??
+    null;
   const reader = new StatusReader({
-    host, reconciler, prober, clock, name, publicKey: keys.publicKey, interfaceName: opts.interfaceName, agentVersion: opts.agentVersion,
-    enrollment: () => link.enrollment, connection,
+    host,
+    reconciler,
+    prober,
+    clock,
+    name,
+    publicKey: keys.publicKey,
+    interfaceName: opts.interfaceName,
+    agentVersion: opts.agentVersion,
+    enrollment: () => link.enrollment,
+    connection,
   });
   const status = () => reader.status();
   const metrics = createAgentMetrics(status);
   const reporter = new Reporter({
-    control: () => link.control, reconciler, prober, peers: () => reader.peers(), clock,
-    advertisedSubnets: opts.advertise, agentVersion: opts.agentVersion, log: alog,
+    control: () => link.control,
+    reconciler,
+    prober,
+    peers: () => reader.peers(),
+    clock,
+    advertisedSubnets: opts.advertise,
+    agentVersion: opts.agentVersion,
+    log: alog,
   });
   const reportNow = () => reporter.reportNow();
   const link = new ControllerLink({
-    opts, name, publicKey: keys.publicKey, state, enrollment, agentDeps: deps, log: alog, connection,
-    reconciler, metrics, saver, reportNow: () => void reportNow(),
+    opts,
+    name,
+    publicKey: keys.publicKey,
+    state,
+    enrollment,
+    agentDeps: deps,
+    log: alog,
+    connection,
+    reconciler,
+    metrics,
+    saver,
+    reportNow: () => void reportNow(),
   });
 
   reconciler.onApply((o) => {
@@ -136,7 +179,11 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   reconciler.start();
   prober?.start();
   const gatewayTimer = claimGatewaysLater(opts.gatewayClaimAfterMs ?? 60_000, connection, reconciler, alog);
-  const events = deps.watchHostEvents?.({ interfaceName: opts.interfaceName, kick: () => reconciler.kick(), log: alog });
+  const events = deps.watchHostEvents?.({
+    interfaceName: opts.interfaceName,
+    kick: () => reconciler.kick(),
+    log: alog,
+  });
 
   // Enrollment may wait for the controller; the agent is already running meanwhile.
   const connecting = link.start();
@@ -175,27 +222,50 @@ async function openAgent(opts: AgentRunOptions, deps: AgentDeps) {
   const enrollment = await state.loadEnrollment();
   const name = enrollment?.name ?? configuredName(opts);
   if (enrollment && opts.name && opts.name !== enrollment.name) {
-    log.warn({ configured: opts.name, enrolled: enrollment.name }, 'name differs from the enrolled name; keeping the enrolled one');
+    log.warn(
+      { configured: opts.name, enrolled: enrollment.name },
+      'name differs from the enrolled name; keeping the enrolled one',
+    );
   }
   const mode = opts.wireguard === 'auto' ? await deps.detectWireguardMode() : opts.wireguard;
   const settings: AgentSettings = {
-    interfaceName: opts.interfaceName, listenPort: opts.listenPort, privateKeyFile: keys.privateKeyFile,
-    publicKey: keys.publicKey, mtu: opts.mtu, wireguardMode: mode,
+    interfaceName: opts.interfaceName,
+    listenPort: opts.listenPort,
+    privateKeyFile: keys.privateKeyFile,
+    publicKey: keys.publicKey,
+    mtu: opts.mtu,
+    wireguardMode: mode,
   };
   const alog = log.child({ agent: name });
   const reconciler = new Reconciler({
-    host, clock, log: alog.child({ part: 'reconcile' }), settings, renderFirewall: deps.renderFirewall,
-    resyncIntervalMs: opts.resyncIntervalMs, timers: deps.timers,
+    host,
+    clock,
+    log: alog.child({ part: 'reconcile' }),
+    settings,
+    renderFirewall: deps.renderFirewall,
+    resyncIntervalMs: opts.resyncIntervalMs,
+    timers: deps.timers,
   });
   // A new link whose two first handshakes crossed would wait 5 s for WireGuard's retry (handshake.ts).
-  new HandshakeStarter({ reconciler, wireguard: host.wireguard, timers: deps.timers ?? realTimers, log: alog.child({ part: 'handshake' }) });
+  new HandshakeStarter({
+    reconciler,
+    wireguard: host.wireguard,
+    timers: deps.timers ?? realTimers,
+    log: alog.child({ part: 'handshake' }),
+  });
   return { state, keys, enrollment, name, log: alog, reconciler };
 }
 
 /** Fail static for gateways too, but only once the controller has stayed away for `afterMs`. */
-function claimGatewaysLater(afterMs: number, connection: Readonly<ControllerConnection>, reconciler: Reconciler, log: Logger): NodeJS.Timeout {
+function claimGatewaysLater(
+  afterMs: number,
+  connection: Readonly<ControllerConnection>,
+  reconciler: Reconciler,
+  log: Logger,
+): NodeJS.Timeout {
   const timer = setTimeout(() => {
-    if (!connection.isConnected) log.warn('controller still unreachable; claiming the saved config\'s gateway addresses');
+    if (!connection.isConnected)
+      log.warn("controller still unreachable; claiming the saved config's gateway addresses");
     reconciler.allowGatewayClaim();
   }, afterMs);
   timer.unref();
@@ -203,10 +273,16 @@ function claimGatewaysLater(afterMs: number, connection: Readonly<ControllerConn
 }
 
 /** Starts the local status endpoint when `listen` ("host:port") is set; null when it is "". */
-async function listenForStatus(listen: string, o: Parameters<typeof createStatusServer>[0]): Promise<{ address: { host: string; port: number }; close(): Promise<void> } | null> {
+async function listenForStatus(
+  listen: string,
+  o: Parameters<typeof createStatusServer>[0],
+): Promise<{ address: { host: string; port: number }; close(): Promise<void> } | null> {
   if (!listen) return null;
   const addr = parseListenAddress(listen);
-  if (!addr) throw new CrosslinkError('config_invalid', `status-listen "${listen}" is not host:port`, [{ path: 'status-listen', message: 'not host:port' }]);
+  if (!addr)
+    throw new CrosslinkError('config_invalid', `status-listen "${listen}" is not host:port`, [
+      { path: 'status-listen', message: 'not host:port' },
+    ]);
   const server = createStatusServer(o);
   const address = await server.listen(addr.host, addr.port);
   o.log.info({ address: `${address.host}:${address.port}` }, 'status endpoint listening');
@@ -214,12 +290,20 @@ async function listenForStatus(listen: string, o: Parameters<typeof createStatus
 }
 
 /** Fail static: enforces the last applied config before anything talks to the controller. */
-async function applySavedConfig(saved: AgentConfig | null, reconciler: Reconciler, metrics: AgentMetrics, log: Logger): Promise<void> {
+async function applySavedConfig(
+  saved: AgentConfig | null,
+  reconciler: Reconciler,
+  metrics: AgentMetrics,
+  log: Logger,
+): Promise<void> {
   if (!saved) return;
   const res = reconciler.setDesired(saved);
   if (res.error) countConfigError(metrics);
   const out = await reconciler.reconcile('startup');
-  log.info({ generation: String(saved.generation), steps: out?.steps.length ?? 0, errors: out?.errors.length ?? 0 }, 'applied the saved config before contacting the controller');
+  log.info(
+    { generation: String(saved.generation), steps: out?.steps.length ?? 0, errors: out?.errors.length ?? 0 },
+    'applied the saved config before contacting the controller',
+  );
 }
 
 /**
@@ -247,9 +331,13 @@ export async function runAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<
 }
 
 /** `crosslink agent down`: removes the interface, Crosslink's routes and its nft table. */
-export async function agentDown(opts: { interfaceName: string }, deps: { host: Host; log: Logger }): Promise<ApplyFailure[]> {
+export async function agentDown(
+  opts: { interfaceName: string },
+  deps: { host: Host; log: Logger },
+): Promise<ApplyFailure[]> {
   const errors = await teardown(deps.host, opts.interfaceName);
-  if (errors.length === 0) deps.log.info({ interface: opts.interfaceName }, 'removed the interface, routes and nft table');
+  if (errors.length === 0)
+    deps.log.info({ interface: opts.interfaceName }, 'removed the interface, routes and nft table');
   return errors;
 }
 
@@ -267,7 +355,8 @@ export function realAgentDeps(log: Logger): AgentDeps & { host: LinuxHost } {
     log,
     detectWireguardMode: () => probeWireGuardMode(runner),
     watchHostEvents: feed ? (o) => watchHostEvents({ ...o, feed }) : undefined,
-    createProber: ({ log: plog, clock, onRound }) => new Prober({ runner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
+    createProber: ({ log: plog, clock, onRound }) =>
+      new Prober({ runner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
   };
 }
 

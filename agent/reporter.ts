@@ -23,7 +23,14 @@ export interface ReporterDeps {
   log: Logger;
 }
 
-const toApplyError = (e: ApplyFailure) => create(ApplyErrorSchema, { step: e.step, command: e.command, exitCode: e.exitCode, stderr: e.stderr.slice(0, 4096), isTerminal: e.isTerminal });
+const toApplyError = (e: ApplyFailure) =>
+  create(ApplyErrorSchema, {
+    step: e.step,
+    command: e.command,
+    exitCode: e.exitCode,
+    stderr: e.stderr.slice(0, 4096),
+    isTerminal: e.isTerminal,
+  });
 
 export class Reporter {
   private reporting: Promise<void> | null = null;
@@ -41,7 +48,9 @@ export class Reporter {
       return this.reporting;
     }
     this.reporting = this.send()
-      .catch((err: unknown) => this.deps.log.debug({ err: (err as Error).message }, 'report failed (controller unreachable?)'))
+      .catch((err: unknown) =>
+        this.deps.log.debug({ err: (err as Error).message }, 'report failed (controller unreachable?)'),
+      )
       .finally(() => {
         this.reporting = null;
         if (this.isReportPending) {
@@ -91,11 +100,24 @@ export class Reporter {
       generationApplied: r.generationApplied,
       generationSeen: r.generationSeen,
       applyErrors: r.errors.map(toApplyError),
-      peers: peers.map((p) => create(PeerStatusSchema, {
-        name: p.name, publicKey: p.publicKey, endpoint: p.endpoint, latestHandshakeUnix: BigInt(p.latestHandshakeUnix),
-        rxBytes: BigInt(p.rxBytes), txBytes: BigInt(p.txBytes),
-        ...(p.probe ? { isProbed: p.probe.isProbed, isReachable: p.probe.isReachable, rttMs: p.probe.rttMs, lossRatio: p.probe.lossRatio } : {}),
-      })),
+      peers: peers.map((p) =>
+        create(PeerStatusSchema, {
+          name: p.name,
+          publicKey: p.publicKey,
+          endpoint: p.endpoint,
+          latestHandshakeUnix: BigInt(p.latestHandshakeUnix),
+          rxBytes: BigInt(p.rxBytes),
+          txBytes: BigInt(p.txBytes),
+          ...(p.probe
+            ? {
+                isProbed: p.probe.isProbed,
+                isReachable: p.probe.isReachable,
+                rttMs: p.probe.rttMs,
+                lossRatio: p.probe.lossRatio,
+              }
+            : {}),
+        }),
+      ),
       advertisedSubnets: this.deps.advertisedSubnets,
       agentVersion: this.deps.agentVersion,
       probeResults: prober?.probeResults() ?? [],

@@ -31,11 +31,18 @@ t.test('the public key matches what wg pubkey says (when wg is installed)', asyn
   t.equal(raw[0]! & 7, 0, 'clamped');
   t.equal(raw[31]! & 0xc0, 0x40, 'clamped');
   // RFC 7748 test vector (Alice).
-  const alice = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex').toString('base64');
-  t.equal(publicKeyOf(alice), Buffer.from('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a', 'hex').toString('base64'));
+  const alice = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex').toString(
+    'base64',
+  );
+  t.equal(
+    publicKeyOf(alice),
+    Buffer.from('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a', 'hex').toString('base64'),
+  );
   let wgPub: string | null = null;
   try {
-    wgPub = execFileSync('wg', ['pubkey'], { input: `${priv}\n` }).toString().trim();
+    wgPub = execFileSync('wg', ['pubkey'], { input: `${priv}\n` })
+      .toString()
+      .trim();
   } catch {
     t.comment('wg not installed; skipped the cross-check');
   }
@@ -56,7 +63,16 @@ t.test('enrollment and config round-trip, 0600', async (t) => {
   await s.init();
   t.equal(await s.loadEnrollment(), null);
   t.equal(await s.loadConfig(), null);
-  const e = { controllerUrl: 'https://ctl:8443', caFingerprint: 'a'.repeat(64), credential: 'secret-cred', agentId: 'a1', name: 'leeds-gw', overlayAddress: '100.64.0.7/10', protocolVersion: 1, enrolledAtMs: 1 };
+  const e = {
+    controllerUrl: 'https://ctl:8443',
+    caFingerprint: 'a'.repeat(64),
+    credential: 'secret-cred',
+    agentId: 'a1',
+    name: 'leeds-gw',
+    overlayAddress: '100.64.0.7/10',
+    protocolVersion: 1,
+    enrolledAtMs: 1,
+  };
   await s.saveEnrollment(e);
   t.same(await s.loadEnrollment(), e);
   t.equal(modeOf(s.path('enrollment')), 0o600);
@@ -71,7 +87,15 @@ t.test('enrollment and config round-trip, 0600', async (t) => {
 t.test('enrollment: every controller URL, and a file from before the list still loads', async (t) => {
   const s = new StateDir(tmp(), silentLogger());
   await s.init();
-  const base = { caFingerprint: 'a'.repeat(64), credential: 'secret-cred', agentId: 'a1', name: 'leeds-gw', overlayAddress: '100.64.0.7/10', protocolVersion: 1, enrolledAtMs: 1 };
+  const base = {
+    caFingerprint: 'a'.repeat(64),
+    credential: 'secret-cred',
+    agentId: 'a1',
+    name: 'leeds-gw',
+    overlayAddress: '100.64.0.7/10',
+    protocolVersion: 1,
+    enrolledAtMs: 1,
+  };
   // Written by an agent that knew one URL: no controllerUrls.
   writeFileSync(s.path('enrollment'), JSON.stringify({ controllerUrl: 'https://ctl:8443', ...base }), { mode: 0o600 });
   const old = await s.loadEnrollment();
@@ -81,8 +105,16 @@ t.test('enrollment: every controller URL, and a file from before the list still 
   await s.saveEnrollment({ controllerUrl: urls[0]!, controllerUrls: urls, ...base });
   const now = await s.loadEnrollment();
   t.same(enrollmentUrls(now!), urls, 'every URL, first choice first');
-  t.equal(now!.controllerUrl, urls[0], 'controllerUrl stays the first, for an older agent reading the file after a downgrade');
-  t.same(enrollmentUrls({ controllerUrl: 'https://x:1', controllerUrls: [] }), ['https://x:1'], 'an empty list falls back to controllerUrl');
+  t.equal(
+    now!.controllerUrl,
+    urls[0],
+    'controllerUrl stays the first, for an older agent reading the file after a downgrade',
+  );
+  t.same(
+    enrollmentUrls({ controllerUrl: 'https://x:1', controllerUrls: [] }),
+    ['https://x:1'],
+    'an empty list falls back to controllerUrl',
+  );
 });
 
 t.test('damaged files', async (t) => {
@@ -92,7 +124,15 @@ t.test('damaged files', async (t) => {
   t.equal(await s.loadConfig(), null, 'unreadable config: start without it');
   writeFileSync(s.path('enrollment'), '{not json');
   await t.rejects(s.loadEnrollment(), { code: 'config_invalid' });
-  writeFileSync(s.path('enrollment'), JSON.stringify({ controllerUrl: 'https://a:1', controllerUrls: 'https://a:1', caFingerprint: 'a'.repeat(64), credential: 'c' }));
+  writeFileSync(
+    s.path('enrollment'),
+    JSON.stringify({
+      controllerUrl: 'https://a:1',
+      controllerUrls: 'https://a:1',
+      caFingerprint: 'a'.repeat(64),
+      credential: 'c',
+    }),
+  );
   await t.rejects(s.loadEnrollment(), { code: 'config_invalid' }, 'controllerUrls not a list');
 });
 

@@ -79,7 +79,10 @@ async function readIfExists(path: string): Promise<Buffer | null> {
 }
 
 export class StateDir {
-  constructor(readonly dir: string, private readonly log: Logger) {}
+  constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+  ) {}
 
   path(file: keyof typeof STATE_FILES): string {
     return join(this.dir, STATE_FILES[file]);
@@ -91,7 +94,10 @@ export class StateDir {
     const st = await stat(this.dir);
     if ((st.mode & 0o077) !== 0) {
       await chmod(this.dir, 0o700);
-      this.log.warn({ dir: this.dir, mode: (st.mode & 0o777).toString(8) }, 'state dir was readable by others; narrowed to 0700');
+      this.log.warn(
+        { dir: this.dir, mode: (st.mode & 0o777).toString(8) },
+        'state dir was readable by others; narrowed to 0700',
+      );
     }
   }
 
@@ -121,11 +127,25 @@ export class StateDir {
     if (!raw) return null;
     try {
       const e = JSON.parse(raw.toString('utf8')) as Enrollment;
-      if (typeof e.credential !== 'string' || typeof e.controllerUrl !== 'string' || typeof e.caFingerprint !== 'string') throw new Error('fields missing');
-      if (e.controllerUrls !== undefined && !(Array.isArray(e.controllerUrls) && e.controllerUrls.every((u) => typeof u === 'string'))) throw new Error('controllerUrls is not a list of URLs');
+      if (
+        typeof e.credential !== 'string' ||
+        typeof e.controllerUrl !== 'string' ||
+        typeof e.caFingerprint !== 'string'
+      )
+        throw new Error('fields missing');
+      if (
+        e.controllerUrls !== undefined &&
+        !(Array.isArray(e.controllerUrls) && e.controllerUrls.every((u) => typeof u === 'string'))
+      )
+        throw new Error('controllerUrls is not a list of URLs');
       return e;
     } catch (err) {
-      throw new CrosslinkError('config_invalid', `${this.path('enrollment')} is damaged; remove it and enroll again with a new join token`, [], { cause: err });
+      throw new CrosslinkError(
+        'config_invalid',
+        `${this.path('enrollment')} is damaged; remove it and enroll again with a new join token`,
+        [],
+        { cause: err },
+      );
     }
   }
 

@@ -44,24 +44,29 @@ export class StatusReader {
     }
     const names = reconciler.desiredState?.peerNames ?? {};
     const nowMs = clock.nowMs();
-    return (dev?.peers ?? []).map((p) => ({
-      ...(prober ? { probe: prober.peerFields(names[p.publicKey] ?? '') } : {}),
-      name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
-      publicKey: p.publicKey,
-      endpoint: p.endpoint,
-      latestHandshakeUnix: p.latestHandshakeUnix,
-      latestHandshake: p.latestHandshakeUnix > 0 ? new Date(p.latestHandshakeUnix * 1000).toISOString() : null,
-      handshakeAgeSeconds: p.latestHandshakeUnix > 0 ? Math.max(0, Math.round(nowMs / 1000 - p.latestHandshakeUnix)) : null,
-      rxBytes: Number(p.rxBytes),
-      txBytes: Number(p.txBytes),
-    })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return (dev?.peers ?? [])
+      .map((p) => ({
+        ...(prober ? { probe: prober.peerFields(names[p.publicKey] ?? '') } : {}),
+        name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
+        publicKey: p.publicKey,
+        endpoint: p.endpoint,
+        latestHandshakeUnix: p.latestHandshakeUnix,
+        latestHandshake: p.latestHandshakeUnix > 0 ? new Date(p.latestHandshakeUnix * 1000).toISOString() : null,
+        handshakeAgeSeconds:
+          p.latestHandshakeUnix > 0 ? Math.max(0, Math.round(nowMs / 1000 - p.latestHandshakeUnix)) : null,
+        rxBytes: Number(p.rxBytes),
+        txBytes: Number(p.txBytes),
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** The firewall's named drop counters; none when the host has none or cannot read them. */
   async counters(): Promise<Record<string, { packets: number; bytes: number }>> {
     try {
       const c = await this.deps.host.firewall.counters?.();
-      return Object.fromEntries(Object.entries(c ?? {}).map(([k, v]) => [k, { packets: Number(v.packets), bytes: Number(v.bytes) }]));
+      return Object.fromEntries(
+        Object.entries(c ?? {}).map(([k, v]) => [k, { packets: Number(v.packets), bytes: Number(v.bytes) }]),
+      );
     } catch {
       return {};
     }
@@ -85,13 +90,27 @@ export class StatusReader {
         staleSeconds: conn.isConnected ? 0 : Math.max(0, (nowMs - conn.staleSinceMs) / 1000),
         reason: conn.isConnected ? null : conn.reason,
       },
-      generation: { seen: Number(r.generationSeen), applied: Number(r.generationApplied), desired: Number(r.generationDesired) },
-      lastApply: r.lastApplyAtMs === null ? null : { at: new Date(r.lastApplyAtMs).toISOString(), durationMs: r.lastApplyDurationMs ?? 0, steps: r.lastStepCount },
+      generation: {
+        seen: Number(r.generationSeen),
+        applied: Number(r.generationApplied),
+        desired: Number(r.generationDesired),
+      },
+      lastApply:
+        r.lastApplyAtMs === null
+          ? null
+          : {
+              at: new Date(r.lastApplyAtMs).toISOString(),
+              durationMs: r.lastApplyDurationMs ?? 0,
+              steps: r.lastStepCount,
+            },
       isApplied: r.generationDesired > 0n && r.generationApplied === r.generationDesired && r.errors.length === 0,
       errors: r.errors,
       peers: await this.peers(),
       probes: (prober?.probeResults() ?? []).map((x) => ({
-        name: x.name, isOk: x.isOk, detail: x.detail, rttMs: x.rttMs,
+        name: x.name,
+        isOk: x.isOk,
+        detail: x.detail,
+        rttMs: x.rttMs,
         checkedAt: x.checkedAtUnixMs > 0n ? new Date(Number(x.checkedAtUnixMs)).toISOString() : null,
       })),
       firewallCounters: await this.counters(),

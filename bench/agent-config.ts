@@ -3,7 +3,14 @@
 // firewalls of n tuples. Keys are the caller's: real ones where WireGuard gets them, stand-ins
 // where only their form is checked.
 import { create } from '@bufbuild/protobuf';
-import { AgentConfigSchema, PeerSchema, type AgentConfig, type Firewall, type FlowRule, type Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  AgentConfigSchema,
+  PeerSchema,
+  type AgentConfig,
+  type Firewall,
+  type FlowRule,
+  type Peer,
+} from '../proto/gen/crosslink/v1/agent_pb.js';
 import { firewall, flow } from '../agent/host/firewall.fixture.js';
 
 export const UNDERLAY_A = '192.168.77.1';
@@ -31,12 +38,26 @@ export function benchConfig(o: BenchConfigOptions) {
 
   const peerB = (): Peer => {
     const lans = Array.from({ length: routesPerPeer }, (_, m) => `10.20.${m}.0/24`);
-    return create(PeerSchema, { name: 'box-b', publicKey: o.peerBKey, endpoint: `${UNDERLAY_B}:51820`, persistentKeepaliveSeconds: 25, allowedIps: ['100.64.0.2/32', ...lans], overlayIp: '100.64.0.2' });
+    return create(PeerSchema, {
+      name: 'box-b',
+      publicKey: o.peerBKey,
+      endpoint: `${UNDERLAY_B}:51820`,
+      persistentKeepaliveSeconds: 25,
+      allowedIps: ['100.64.0.2/32', ...lans],
+      overlayIp: '100.64.0.2',
+    });
   };
   const fakePeer = (i: number, endpointPort = 51820): Peer => {
     const lans = Array.from({ length: routesPerPeer }, (_, m) => lanPrefix(i * routesPerPeer + m));
     // Keepalive off: 999 unreachable peers would otherwise start handshaking at once.
-    return create(PeerSchema, { name: `peer-${i}`, publicKey: o.peerKey(i), endpoint: `198.18.${i >> 8}.${i & 255}:${endpointPort}`, persistentKeepaliveSeconds: 0, allowedIps: [overlayOf(i), ...lans], overlayIp: overlayOf(i).split('/')[0] });
+    return create(PeerSchema, {
+      name: `peer-${i}`,
+      publicKey: o.peerKey(i),
+      endpoint: `198.18.${i >> 8}.${i & 255}:${endpointPort}`,
+      persistentKeepaliveSeconds: 0,
+      allowedIps: [overlayOf(i), ...lans],
+      overlayIp: overlayOf(i).split('/')[0],
+    });
   };
   /** `n` tuples: the three flows the bench sends (LAN A -> LAN B icmp, tcp/`connPort`, tcp/5201)
    *  and n-3 others (distinct /32 sources over 100 destination /24s, as in GUIDE §6), split over
@@ -58,7 +79,15 @@ export function benchConfig(o: BenchConfigOptions) {
   const makeConfig = (peers: Peer[], fw: Firewall): AgentConfig => {
     generation++;
     const routes = peers.flatMap((p) => p.allowedIps.filter((a) => !a.startsWith('100.64.')));
-    return create(AgentConfigSchema, { generation: BigInt(generation), contentHash: `bench-${generation}`, agentName: 'box-a', overlayAddress: '100.64.0.1/16', peers, routes, firewall: fw });
+    return create(AgentConfigSchema, {
+      generation: BigInt(generation),
+      contentHash: `bench-${generation}`,
+      agentName: 'box-a',
+      overlayAddress: '100.64.0.1/16',
+      peers,
+      routes,
+      firewall: fw,
+    });
   };
   const basePeers = (): Peer[] => [peerB(), ...Array.from({ length: o.peers - 1 }, (_, i) => fakePeer(i + 1))];
   return { peerB, fakePeer, firewallWith, makeConfig, basePeers };

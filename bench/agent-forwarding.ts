@@ -72,7 +72,12 @@ const BOX_A_LAN_C = '10.30.0.1';
 const HOST_C = '10.30.0.10';
 
 type VariantKey = 'few' | 'many' | 'few2' | 'none';
-interface Variant { key: VariantKey; label: string; tuples: (many: number) => number; dropTable: boolean }
+interface Variant {
+  key: VariantKey;
+  label: string;
+  tuples: (many: number) => number;
+  dropTable: boolean;
+}
 const VARIANTS: Variant[] = [
   { key: 'few', label: '10', tuples: () => 10, dropTable: false },
   { key: 'many', label: '', tuples: (n) => n, dropTable: false },
@@ -130,7 +135,8 @@ function cpuJiffies(): { busy: number; total: number } {
   const idle = f[3]! + f[4]!; // idle + iowait
   return { busy: total - idle, total };
 }
-const busyShare = (a: { busy: number; total: number }, b: { busy: number; total: number }) => (b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0);
+const busyShare = (a: { busy: number; total: number }, b: { busy: number; total: number }) =>
+  b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
 
 const CLK_TCK = 100;
 /** utime+stime (ms) of each process in a namespace, keyed by PID (with its name). */
@@ -149,7 +155,10 @@ function netnsCpu(ns: string): Map<number, { comm: string; ms: number }> {
   }
   return out;
 }
-function cpuDelta(before: Map<number, { comm: string; ms: number }>, after: Map<number, { comm: string; ms: number }>): Record<string, number> {
+function cpuDelta(
+  before: Map<number, { comm: string; ms: number }>,
+  after: Map<number, { comm: string; ms: number }>,
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [pid, a] of after) {
     const d = a.ms - (before.get(pid)?.ms ?? 0);
@@ -222,14 +231,39 @@ function connRate(fx: ForwardingFixture, from: string, to: string, n: number): n
   return Number(must(['ip', 'netns', 'exec', from, 'python3', '-c', connClient(to, fx.connPort, n)]).trim());
 }
 
-async function iperf(fx: ForwardingFixture, from: string, serverNs: string, to: string, seconds: number): Promise<number> {
-  const srv = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-p', String(fx.iperfPort)], { stdio: 'ignore' });
+async function iperf(
+  fx: ForwardingFixture,
+  from: string,
+  serverNs: string,
+  to: string,
+  seconds: number,
+): Promise<number> {
+  const srv = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1', '-p', String(fx.iperfPort)], {
+    stdio: 'ignore',
+  });
   fx.pids.add(srv.pid!);
   const exited = new Promise<void>((r) => srv.once('exit', () => r()));
   try {
     await sleep(300);
     // -O 1: the first second (slow start) is not counted.
-    const j = JSON.parse(must(['ip', 'netns', 'exec', from, 'iperf3', '-c', to, '-p', String(fx.iperfPort), '-t', String(seconds), '-O', '1', '-J'])) as { end: { sum_received: { bits_per_second: number } } };
+    const j = JSON.parse(
+      must([
+        'ip',
+        'netns',
+        'exec',
+        from,
+        'iperf3',
+        '-c',
+        to,
+        '-p',
+        String(fx.iperfPort),
+        '-t',
+        String(seconds),
+        '-O',
+        '1',
+        '-J',
+      ]),
+    ) as { end: { sum_received: { bits_per_second: number } } };
     return j.end.sum_received.bits_per_second / 1e6;
   } finally {
     await Promise.race([exited, sleep(1000)]);
@@ -245,14 +279,25 @@ async function iperf(fx: ForwardingFixture, from: string, serverNs: string, to: 
 /** Extra addresses on host B and host C: the swap part makes more connections to one place than
  *  host A has ephemeral ports while the earlier ones sit in TIME_WAIT. */
 const EXTRA_ADDRESSES = 8;
-const hostBAddr = (fx: ForwardingFixture, k: number) => (k === 0 ? fx.hostB : fx.hostB.replace(/\.\d+$/, `.${100 + k}`));
+const hostBAddr = (fx: ForwardingFixture, k: number) =>
+  k === 0 ? fx.hostB : fx.hostB.replace(/\.\d+$/, `.${100 + k}`);
 const hostCAddr = (k: number) => (k === 0 ? HOST_C : `10.30.0.${100 + k}`);
 
-interface Boxes { p: ReturnType<ForwardingFixture['buildPair']>; hostC: string; own: number[]; agent: ForwardingAgent | null }
+interface Boxes {
+  p: ReturnType<ForwardingFixture['buildPair']>;
+  hostC: string;
+  own: number[];
+  agent: ForwardingAgent | null;
+}
 
 function firewallFor(fx: ForwardingFixture, n: number): Firewall {
   const base = fx.firewallWith(n);
-  return firewall({ outbound: base.outbound, inbound: base.inbound, local: localTuples(n, fx.connPort, fx.iperfPort, fx.lanA), localPrefixes: [fx.lanA, LAN_C] });
+  return firewall({
+    outbound: base.outbound,
+    inbound: base.inbound,
+    local: localTuples(n, fx.connPort, fx.iperfPort, fx.lanA),
+    localPrefixes: [fx.lanA, LAN_C],
+  });
 }
 
 async function buildBoxes(fx: ForwardingFixture, b: Boxes, fw: Firewall): Promise<void> {
@@ -288,14 +333,22 @@ function teardown(fx: ForwardingFixture, b: Boxes): void {
 // ---------------------------------------------------------------------------------------------
 // Part 1. One measurement: fresh namespaces, the agent applies the variant's config, both paths.
 
-async function measure(fx: ForwardingFixture, v: Variant, opts: Required<ForwardingOptions>, rep: number, slot: number): Promise<Sample> {
+async function measure(
+  fx: ForwardingFixture,
+  v: Variant,
+  opts: Required<ForwardingOptions>,
+  rep: number,
+  slot: number,
+): Promise<Sample> {
   const b: Boxes = { p: fx.buildPair(), hostC: '', own: [], agent: null };
   try {
     b.hostC = fx.addNetns('c');
     const { p, hostC } = b;
     await buildBoxes(fx, b, firewallFor(fx, v.tuples(opts.tuples)));
     if (v.dropTable) must(['ip', 'netns', 'exec', p.boxA, 'nft', 'delete', 'table', 'inet', CROSSLINK_NFT_TABLE]);
-    const elements = sh(['ip', 'netns', 'exec', p.boxA, 'nft', 'list', 'table', 'inet', CROSSLINK_NFT_TABLE]).stdout.split('\n').filter((l) => /^\t\t\t/.test(l)).length;
+    const elements = sh(['ip', 'netns', 'exec', p.boxA, 'nft', 'list', 'table', 'inet', CROSSLINK_NFT_TABLE])
+      .stdout.split('\n')
+      .filter((l) => /^\t\t\t/.test(l)).length;
 
     const settleMs = await settle();
     const load = loadavg();
@@ -311,16 +364,35 @@ async function measure(fx: ForwardingFixture, v: Variant, opts: Required<Forward
 
     const j2 = cpuJiffies();
     const boxCpu = cpuDelta(box0, netnsCpu(p.boxA));
-    const s: Sample = { rep, slot, variant: v.key, settleMs, load, boxCpu, busy: busyShare(j1, j2), idleBusy: busyShare(j0, j1), tunConn, lanConn, tunMbit, lanMbit };
-    console.log(`  rep ${rep + 1}.${slot + 1} ${labelOf(v, opts.tuples).padEnd(8)} (${elements} set elements): tunnel ${f0(tunConn)} conn/s ${f0(tunMbit)} Mbit/s; LAN->LAN ${f0(lanConn)} conn/s ${f0(lanMbit)} Mbit/s` +
-      ` | waited ${settleMs} ms for netns clean-up; machine busy ${pct(s.idleBusy)} before, ${pct(s.busy)} during (ours included); box A CPU ms during: ${cpuText(boxCpu)}; load ${load}`);
+    const s: Sample = {
+      rep,
+      slot,
+      variant: v.key,
+      settleMs,
+      load,
+      boxCpu,
+      busy: busyShare(j1, j2),
+      idleBusy: busyShare(j0, j1),
+      tunConn,
+      lanConn,
+      tunMbit,
+      lanMbit,
+    };
+    console.log(
+      `  rep ${rep + 1}.${slot + 1} ${labelOf(v, opts.tuples).padEnd(8)} (${elements} set elements): tunnel ${f0(tunConn)} conn/s ${f0(tunMbit)} Mbit/s; LAN->LAN ${f0(lanConn)} conn/s ${f0(lanMbit)} Mbit/s` +
+        ` | waited ${settleMs} ms for netns clean-up; machine busy ${pct(s.idleBusy)} before, ${pct(s.busy)} during (ours included); box A CPU ms during: ${cpuText(boxCpu)}; load ${load}`,
+    );
     return s;
   } finally {
     teardown(fx, b);
   }
 }
 
-const cpuText = (c: Record<string, number>) => Object.entries(c).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ');
+const cpuText = (c: Record<string, number>) =>
+  Object.entries(c)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, ms]) => `${k} ${ms.toFixed(0)}`)
+    .join(', ');
 
 // ---------------------------------------------------------------------------------------------
 // Part 2. The firewall swapped in place: one set of namespaces, the agent alternating between the
@@ -328,7 +400,16 @@ const cpuText = (c: Record<string, number>) => Object.entries(c).sort(([a], [b])
 // apart, so load from elsewhere hits both alike; and in each block the two 10-tuple slices (first
 // and last) give the noise floor of the same design.
 
-interface SwapSlice { block: number; pos: number; many: boolean; lanConn: number; tunConn: number; tunMbit: number; agentMs: number; idleBusy: number }
+interface SwapSlice {
+  block: number;
+  pos: number;
+  many: boolean;
+  lanConn: number;
+  tunConn: number;
+  tunMbit: number;
+  agentMs: number;
+  idleBusy: number;
+}
 
 async function swapInPlace(fx: ForwardingFixture, opts: Required<ForwardingOptions>): Promise<SwapSlice[]> {
   const b: Boxes = { p: fx.buildPair(), hostC: '', own: [], agent: null };
@@ -356,9 +437,20 @@ async function swapInPlace(fx: ForwardingFixture, opts: Required<ForwardingOptio
         const tunMbit = await iperf(fx, p.hostA, p.hostB, fx.hostB, opts.swapIperfSeconds);
         k++;
         const cpu = cpuDelta(box0, netnsCpu(p.boxA));
-        const s: SwapSlice = { block, pos, many: isMany, lanConn, tunConn, tunMbit, agentMs: cpu.node ?? 0, idleBusy: busyShare(j0, j1) };
+        const s: SwapSlice = {
+          block,
+          pos,
+          many: isMany,
+          lanConn,
+          tunConn,
+          tunMbit,
+          agentMs: cpu.node ?? 0,
+          idleBusy: busyShare(j0, j1),
+        };
         slices.push(s);
-        console.log(`  block ${block + 1}.${pos + 1} ${(isMany ? String(opts.tuples) : '10').padEnd(6)}: LAN->LAN ${f0(lanConn)} conn/s; tunnel ${f0(tunConn)} conn/s ${f0(tunMbit)} Mbit/s | machine busy before ${pct(s.idleBusy)}; box A CPU ms during: ${cpuText(cpu)}`);
+        console.log(
+          `  block ${block + 1}.${pos + 1} ${(isMany ? String(opts.tuples) : '10').padEnd(6)}: LAN->LAN ${f0(lanConn)} conn/s; tunnel ${f0(tunConn)} conn/s ${f0(tunMbit)} Mbit/s | machine busy before ${pct(s.idleBusy)}; box A CPU ms during: ${cpuText(cpu)}`,
+        );
       }
     }
   } finally {
@@ -388,7 +480,11 @@ export function orderFor(rep: number, n: number): number[] {
 
 /** Part 1's table and ratios. */
 function summarise(samples: Sample[], opts: Required<ForwardingOptions>): void {
-  const label = (k: VariantKey) => labelOf(VARIANTS.find((v) => v.key === k)!, opts.tuples);
+  const label = (k: VariantKey) =>
+    labelOf(
+      VARIANTS.find((v) => v.key === k)!,
+      opts.tuples,
+    );
   const of = (k: VariantKey, m: Metric) => samples.filter((s) => s.variant === k).map((s) => s[m]);
   /** Ratio a/b within each rep (measured minutes apart, under the same load). */
   const paired = (a: VariantKey, b: VariantKey, m: Metric) => {
@@ -400,10 +496,14 @@ function summarise(samples: Sample[], opts: Required<ForwardingOptions>): void {
     }
     return out;
   };
-  console.log(`\n    medians [min–max] over ${opts.reps} reps; "paired" = the ratio within each rep, median [each rep]`);
+  console.log(
+    `\n    medians [min–max] over ${opts.reps} reps; "paired" = the ratio within each rep, median [each rep]`,
+  );
   console.log(`    ${'figure'.padEnd(26)} ${VARIANTS.map((v) => labelOf(v, opts.tuples).padStart(24)).join('')}`);
   for (const m of METRICS) {
-    console.log(`    ${METRIC_LABEL[m].padEnd(26)} ${VARIANTS.map((v) => `${f0(median(of(v.key, m)))} [${spread(of(v.key, m))}]`.padStart(24)).join('')}`);
+    console.log(
+      `    ${METRIC_LABEL[m].padEnd(26)} ${VARIANTS.map((v) => `${f0(median(of(v.key, m)))} [${spread(of(v.key, m))}]`.padStart(24)).join('')}`,
+    );
   }
   console.log('');
   const verdicts: string[] = [];
@@ -411,30 +511,50 @@ function summarise(samples: Sample[], opts: Required<ForwardingOptions>): void {
     const many = median(of('many', m)) / median(of('few', m));
     const noise = median(of('few2', m)) / median(of('few', m));
     const none = median(of('none', m)) / median(of('few', m));
-    console.log(`    ${METRIC_LABEL[m].padEnd(26)} ${label('many')} vs 10: ${pct(many)} (paired ${ratios(paired('many', 'few', m))}); noise, 10 again vs 10: ${pct(noise)} (paired ${ratios(paired('few2', 'few', m))}); no fw vs 10: ${pct(none)}`);
+    console.log(
+      `    ${METRIC_LABEL[m].padEnd(26)} ${label('many')} vs 10: ${pct(many)} (paired ${ratios(paired('many', 'few', m))}); noise, 10 again vs 10: ${pct(noise)} (paired ${ratios(paired('few2', 'few', m))}); no fw vs 10: ${pct(none)}`,
+    );
     // Against the two 10-tuple variants together: the noise floor is what one 10-tuple box varies by.
     const tens = [...of('few', m), ...of('few2', m)];
     const manyVsTens = median(of('many', m)) / median(tens);
     const tenSpread = (Math.max(...tens) - Math.min(...tens)) / median(tens);
-    verdicts.push(`${METRIC_LABEL[m]}: ${label('many')} = ${pct(manyVsTens)} of all 10-tuple runs (their own spread ±${pct(tenSpread / 2)})`);
+    verdicts.push(
+      `${METRIC_LABEL[m]}: ${label('many')} = ${pct(manyVsTens)} of all 10-tuple runs (their own spread ±${pct(tenSpread / 2)})`,
+    );
   }
   const tput = median(of('many', 'tunMbit')) / median([...of('few', 'tunMbit'), ...of('few2', 'tunMbit')]);
-  console.log(`\n    issue 4 target, iperf3 through the box (tunnel) with ${label('many')} tuples >= 90 % of 10: ${pct(tput)} (${tput >= 0.9 ? 'meets' : 'MISSES'})`);
+  console.log(
+    `\n    issue 4 target, iperf3 through the box (tunnel) with ${label('many')} tuples >= 90 % of 10: ${pct(tput)} (${tput >= 0.9 ? 'meets' : 'MISSES'})`,
+  );
   for (const v of verdicts) console.log(`    ${v}`);
   const agentMs = samples.map((s) => s.boxCpu.node ?? 0);
   const monMs = samples.map((s) => (s.boxCpu.ip ?? 0) + (s.boxCpu.nft ?? 0) + (s.boxCpu.stdbuf ?? 0));
-  console.log(`    box A during the measurements: agent (node) ${f0(Math.min(...agentMs))}–${f0(Math.max(...agentMs))} ms CPU, its ip/nft monitors ${f0(Math.min(...monMs))}–${f0(Math.max(...monMs))} ms;` +
-    ` waited ${f0(Math.min(...samples.map((s) => s.settleMs)))}–${f0(Math.max(...samples.map((s) => s.settleMs)))} ms for namespace clean-up; machine busy before each ${pct(Math.min(...samples.map((s) => s.idleBusy)))}–${pct(Math.max(...samples.map((s) => s.idleBusy)))}`);
+  console.log(
+    `    box A during the measurements: agent (node) ${f0(Math.min(...agentMs))}–${f0(Math.max(...agentMs))} ms CPU, its ip/nft monitors ${f0(Math.min(...monMs))}–${f0(Math.max(...monMs))} ms;` +
+      ` waited ${f0(Math.min(...samples.map((s) => s.settleMs)))}–${f0(Math.max(...samples.map((s) => s.settleMs)))} ms for namespace clean-up; machine busy before each ${pct(Math.min(...samples.map((s) => s.idleBusy)))}–${pct(Math.max(...samples.map((s) => s.idleBusy)))}`,
+  );
 }
 
 export async function runForwarding(fx: ForwardingFixture, options: ForwardingOptions): Promise<void> {
-  const opts: Required<ForwardingOptions> = { tunnelConns: 3000, lanConns: 10_000, iperfSeconds: 5, swapBlocks: 4, swapLanConns: 3000, swapTunnelConns: 1000, swapIperfSeconds: 3, ...options };
-  console.log(`\n(e) forwarding through box A, ${opts.reps} reps of ${VARIANTS.map((v) => labelOf(v, opts.tuples)).join(' / ')} tuples, fresh namespaces each, order rotated and reversed per rep;` +
-    ` ${opts.tunnelConns} / ${opts.lanConns} sequential connections (tunnel / LAN->LAN), iperf3 ${opts.iperfSeconds} s after 1 s omitted. Load average at start ${loadavg()}`);
+  const opts: Required<ForwardingOptions> = {
+    tunnelConns: 3000,
+    lanConns: 10_000,
+    iperfSeconds: 5,
+    swapBlocks: 4,
+    swapLanConns: 3000,
+    swapTunnelConns: 1000,
+    swapIperfSeconds: 3,
+    ...options,
+  };
+  console.log(
+    `\n(e) forwarding through box A, ${opts.reps} reps of ${VARIANTS.map((v) => labelOf(v, opts.tuples)).join(' / ')} tuples, fresh namespaces each, order rotated and reversed per rep;` +
+      ` ${opts.tunnelConns} / ${opts.lanConns} sequential connections (tunnel / LAN->LAN), iperf3 ${opts.iperfSeconds} s after 1 s omitted. Load average at start ${loadavg()}`,
+  );
   const samples: Sample[] = [];
   for (let rep = 0; rep < opts.reps; rep++) {
     const order = orderFor(rep, VARIANTS.length);
-    for (let slot = 0; slot < order.length; slot++) samples.push(await measure(fx, VARIANTS[order[slot]!]!, opts, rep, slot));
+    for (let slot = 0; slot < order.length; slot++)
+      samples.push(await measure(fx, VARIANTS[order[slot]!]!, opts, rep, slot));
   }
 
   if (samples.length > 0) summarise(samples, opts);
@@ -443,10 +563,16 @@ export async function runForwarding(fx: ForwardingFixture, options: ForwardingOp
     console.log(`    load average at end of (e) ${loadavg()}`);
     return;
   }
-  console.log(`\n(e2) the firewall swapped in place: one set of namespaces, the agent alternating 10 / ${opts.tuples} / ${opts.tuples} / 10 tuples (ABBA), ${opts.swapBlocks} blocks;` +
-    ` per slice ${opts.swapLanConns} LAN->LAN and ${opts.swapTunnelConns} tunnel connections, iperf3 ${opts.swapIperfSeconds} s. Load average ${loadavg()}`);
+  console.log(
+    `\n(e2) the firewall swapped in place: one set of namespaces, the agent alternating 10 / ${opts.tuples} / ${opts.tuples} / 10 tuples (ABBA), ${opts.swapBlocks} blocks;` +
+      ` per slice ${opts.swapLanConns} LAN->LAN and ${opts.swapTunnelConns} tunnel connections, iperf3 ${opts.swapIperfSeconds} s. Load average ${loadavg()}`,
+  );
   const sw = await swapInPlace(fx, opts);
-  const SW: Array<[keyof SwapSlice, string]> = [['lanConn', 'LAN->LAN, new TCP conn/s'], ['tunConn', 'tunnel, new TCP conn/s'], ['tunMbit', 'tunnel, iperf3 Mbit/s']];
+  const SW: Array<[keyof SwapSlice, string]> = [
+    ['lanConn', 'LAN->LAN, new TCP conn/s'],
+    ['tunConn', 'tunnel, new TCP conn/s'],
+    ['tunMbit', 'tunnel, iperf3 Mbit/s'],
+  ];
   console.log('');
   for (const [m, name] of SW) {
     const val = (block: number, pos: number) => sw.find((x) => x.block === block && x.pos === pos)![m] as number;
@@ -455,10 +581,15 @@ export async function runForwarding(fx: ForwardingFixture, options: ForwardingOp
     const blocks = Array.from({ length: opts.swapBlocks }, (_, i) => i);
     const manyVsFew = blocks.map((i) => (val(i, 1) + val(i, 2)) / (val(i, 0) + val(i, 3)));
     const fewVsFew = blocks.map((i) => val(i, 3) / val(i, 0));
-    console.log(`    ${name.padEnd(26)} 10: ${f0(median(fewAll))} [${spread(fewAll)}], ${opts.tuples}: ${f0(median(manyAll))} [${spread(manyAll)}] = ${pct(median(manyAll) / median(fewAll))};` +
-      ` per block ${opts.tuples} vs 10 ${ratios(manyVsFew)}; noise, last 10 vs first 10 of each block ${ratios(fewVsFew)}`);
+    console.log(
+      `    ${name.padEnd(26)} 10: ${f0(median(fewAll))} [${spread(fewAll)}], ${opts.tuples}: ${f0(median(manyAll))} [${spread(manyAll)}] = ${pct(median(manyAll) / median(fewAll))};` +
+        ` per block ${opts.tuples} vs 10 ${ratios(manyVsFew)}; noise, last 10 vs first 10 of each block ${ratios(fewVsFew)}`,
+    );
   }
-  const swT = median(sw.filter((x) => x.many).map((x) => x.tunMbit)) / median(sw.filter((x) => !x.many).map((x) => x.tunMbit));
-  console.log(`    issue 4 target on the swapped firewall, iperf3 (tunnel) ${opts.tuples} vs 10: ${pct(swT)} (${swT >= 0.9 ? 'meets' : 'MISSES'}); agent CPU during the slices ${f0(Math.min(...sw.map((x) => x.agentMs)))}–${f0(Math.max(...sw.map((x) => x.agentMs)))} ms`);
+  const swT =
+    median(sw.filter((x) => x.many).map((x) => x.tunMbit)) / median(sw.filter((x) => !x.many).map((x) => x.tunMbit));
+  console.log(
+    `    issue 4 target on the swapped firewall, iperf3 (tunnel) ${opts.tuples} vs 10: ${pct(swT)} (${swT >= 0.9 ? 'meets' : 'MISSES'}); agent CPU during the slices ${f0(Math.min(...sw.map((x) => x.agentMs)))}–${f0(Math.max(...sw.map((x) => x.agentMs)))} ms`,
+  );
   console.log(`    load average at end of (e) ${loadavg()}`);
 }

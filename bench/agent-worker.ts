@@ -20,7 +20,12 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { systemClock } from '../lib/clock.js';
 import { formatJoinToken } from '../lib/join-token.js';
 import { createLogger } from '../lib/logger.js';
-import { AgentConfigSchema, EnrollResponseSchema, ReportRequestSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  AgentConfigSchema,
+  EnrollResponseSchema,
+  ReportRequestSchema,
+  type AgentConfig,
+} from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ConfigStreamEvents, ControlClient } from '../agent/control/client.js';
 import { createControlClient } from '../agent/control/connect.js';
 import { Prober } from '../agent/health/prober.js';
@@ -53,7 +58,9 @@ class CountingRunner implements CommandRunner {
     try {
       return await this.inner.run(argv, opts);
     } finally {
-      this.commands.push(`${argv.slice(0, 3).join(' ')} (@${(t0 - this.originMs).toFixed(0)} +${(performance.now() - t0).toFixed(0)} ms)`);
+      this.commands.push(
+        `${argv.slice(0, 3).join(' ')} (@${(t0 - this.originMs).toFixed(0)} +${(performance.now() - t0).toFixed(0)} ms)`,
+      );
     }
   }
   reset(): void {
@@ -83,7 +90,12 @@ class BenchControl {
       real,
       enroll: async () => {
         await this.enrolled;
-        return create(EnrollResponseSchema, { agentId: 'bench-a', credential: 'bench-credential', overlayAddress: '100.64.0.1/16', protocolVersion: 1 });
+        return create(EnrollResponseSchema, {
+          agentId: 'bench-a',
+          credential: 'bench-credential',
+          overlayAddress: '100.64.0.1/16',
+          protocolVersion: 1,
+        });
       },
       watch: (events) => {
         this.events = events;
@@ -129,17 +141,25 @@ const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 
 /** The memory settings this process runs with, and whether they are the agent unit's (production). */
 function memorySettings(): string {
-  const ours = ['NODE_OPTIONS', 'MALLOC_ARENA_MAX'].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
+  const ours = ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']
+    .filter((k) => process.env[k] !== undefined)
+    .map((k) => `${k}=${process.env[k]}`);
   const unitFile = join(process.cwd(), 'deploy/systemd/crosslink-agent.service');
   if (!existsSync(unitFile)) return `${ours.join(' ') || 'no NODE_OPTIONS/MALLOC_ARENA_MAX'} (unit file not found)`;
-  const unit = [...readFileSync(unitFile, 'utf8').matchAll(/^Environment=((?:NODE_OPTIONS|MALLOC_ARENA_MAX)=.*)$/gm)].map((x) => x[1]!.trim());
+  const unit = [
+    ...readFileSync(unitFile, 'utf8').matchAll(/^Environment=((?:NODE_OPTIONS|MALLOC_ARENA_MAX)=.*)$/gm),
+  ].map((x) => x[1]!.trim());
   const isSame = unit.length === ours.length && unit.every((u) => ours.includes(u));
   return `${ours.join(' ') || 'no NODE_OPTIONS/MALLOC_ARENA_MAX'}${isSame ? ', as the agent unit' : `; DIFFERS from the agent unit (${unit.join(' ') || 'none'})`}`;
 }
 
 function memory() {
   globalThis.gc?.();
-  return { rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, maxRss: process.resourceUsage().maxRSS * 1024 };
+  return {
+    rss: process.memoryUsage().rss,
+    heapUsed: process.memoryUsage().heapUsed,
+    maxRss: process.resourceUsage().maxRSS * 1024,
+  };
 }
 
 /** GET a local URL the way a monitoring system would: from another process (curl), so the
@@ -198,21 +218,49 @@ async function handle(m: Msg): Promise<Msg> {
       host = createLinuxHost({ runner, tempDir });
       const probeRunner = new ProcessRunner();
       const log = createLogger({ name: 'crosslink-agent', destination: openSync(join(stateDir, 'agent.log'), 'a') });
-      agent = await startAgent({
-        stateDir, interfaceName: settings.interfaceName, listenPort: settings.listenPort, mtu: settings.mtu,
-        wireguard: settings.wireguardMode, endpoint: '', advertise: [], statusListen: '127.0.0.1:0', agentVersion: 'bench',
-        join: formatJoinToken({ controllerUrls: ['https://127.0.0.1:9'], caFingerprint: 'ab'.repeat(32), secret: 'bench-join-secret-0123456789', agentName: AGENT_NAME }),
-        // The bench triggers every timed run itself: no periodic resync, no early gateway claim
-        // (steadyState() resyncs every 10 s, as the default interval would).
-        resyncIntervalMs: 3_600_000, gatewayClaimAfterMs: 3_600_000,
-      }, {
-        host, createControlClient: control.factory, renderFirewall, clock: systemClock, log,
-        detectWireguardMode: () => Promise.resolve(settings.wireguardMode), // given explicitly above
-        // The host's `ip monitor` runs from the start; its kicks would add runs to the timed ones.
-        watchHostEvents: (o) => watchHostEvents({ ...o, feed: host!.events!, kick: () => { if (isSteady) o.kick(); } }),
-        // Probes nothing until the config stream has delivered a config (steadyState()).
-        createProber: ({ log: plog, clock, onRound }) => new Prober({ runner: probeRunner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
-      });
+      agent = await startAgent(
+        {
+          stateDir,
+          interfaceName: settings.interfaceName,
+          listenPort: settings.listenPort,
+          mtu: settings.mtu,
+          wireguard: settings.wireguardMode,
+          endpoint: '',
+          advertise: [],
+          statusListen: '127.0.0.1:0',
+          agentVersion: 'bench',
+          join: formatJoinToken({
+            controllerUrls: ['https://127.0.0.1:9'],
+            caFingerprint: 'ab'.repeat(32),
+            secret: 'bench-join-secret-0123456789',
+            agentName: AGENT_NAME,
+          }),
+          // The bench triggers every timed run itself: no periodic resync, no early gateway claim
+          // (steadyState() resyncs every 10 s, as the default interval would).
+          resyncIntervalMs: 3_600_000,
+          gatewayClaimAfterMs: 3_600_000,
+        },
+        {
+          host,
+          createControlClient: control.factory,
+          renderFirewall,
+          clock: systemClock,
+          log,
+          detectWireguardMode: () => Promise.resolve(settings.wireguardMode), // given explicitly above
+          // The host's `ip monitor` runs from the start; its kicks would add runs to the timed ones.
+          watchHostEvents: (o) =>
+            watchHostEvents({
+              ...o,
+              feed: host!.events!,
+              kick: () => {
+                if (isSteady) o.kick();
+              },
+            }),
+          // Probes nothing until the config stream has delivered a config (steadyState()).
+          createProber: ({ log: plog, clock, onRound }) =>
+            new Prober({ runner: probeRunner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
+        },
+      );
       return { type: 'ready', ...memory() };
     }
     case 'apply': {
@@ -225,7 +273,11 @@ async function handle(m: Msg): Promise<Msg> {
       const out = await agent!.reconciler.reconcile('config');
       const t2 = performance.now();
       return {
-        type: 'applied', ms: t2 - t0, setDesiredMs: t1 - t0, reconcileMs: t2 - t1, isChanged: res.isChanged,
+        type: 'applied',
+        ms: t2 - t0,
+        setDesiredMs: t1 - t0,
+        reconcileMs: t2 - t1,
+        isChanged: res.isChanged,
         steps: (out?.steps ?? []).map(describeStep).map((s) => s.slice(0, 80)),
         errors: (out?.errors ?? []).map((e) => `${e.step}: ${e.command} -> ${e.exitCode} ${e.stderr.slice(0, 200)}`),
         commands: runner.commands,
@@ -253,9 +305,11 @@ async function handle(m: Msg): Promise<Msg> {
       const steadyMedian = sorted[sorted.length >> 1] ?? noGc;
       const steadyMax = sorted[sorted.length - 1] ?? noGc;
       const mem = memory();
-      process.stderr.write(`    agent process (startAgent: host, reconciler, status+metrics, prober, ip monitor, pino; ${memorySettings()}): ` +
-        `over ${STEADY_SECONDS} s as on a box (${control.reports} reports, ${scrapes} scrapes of /metrics and /status, resync every 10 s, probes) ` +
-        `RSS median ${mb(steadyMedian)}, max ${mb(steadyMax)} without forced GC; ${mb(mem.rss)} after GC; peak ${mb(mem.maxRss)}\n`);
+      process.stderr.write(
+        `    agent process (startAgent: host, reconciler, status+metrics, prober, ip monitor, pino; ${memorySettings()}): ` +
+          `over ${STEADY_SECONDS} s as on a box (${control.reports} reports, ${scrapes} scrapes of /metrics and /status, resync every 10 s, probes) ` +
+          `RSS median ${mb(steadyMedian)}, max ${mb(steadyMax)} without forced GC; ${mb(mem.rss)} after GC; peak ${mb(mem.maxRss)}\n`,
+      );
       return { type: 'memory', ...mem, rssSteadyMedian: steadyMedian, rssSteadyMax: steadyMax };
     }
     default:
@@ -264,7 +318,9 @@ async function handle(m: Msg): Promise<Msg> {
 }
 
 process.on('message', (m: Msg) => {
-  handle(m).then(send, (e: unknown) => send({ type: 'error', message: e instanceof Error ? e.stack ?? e.message : String(e) }));
+  handle(m).then(send, (e: unknown) =>
+    send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+  );
 });
 process.on('disconnect', () => {
   // The data plane is left as it is (the bench deletes the namespace); only our monitors go.

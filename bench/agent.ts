@@ -106,16 +106,35 @@ const keyFileB = join(workDir, 'b.key');
 writeFileSync(keyFileA, keyA, { mode: 0o600 });
 writeFileSync(keyFileB, keyB, { mode: 0o600 });
 const fakeKeys = Array.from({ length: PEERS + 8 }, () => wgPublicKey(generateWgPrivateKey()));
-const { fakePeer, firewallWith, makeConfig, basePeers } = benchConfig({ peers: PEERS, routes: ROUTES, peerBKey: wgPublicKey(keyB), peerKey: (i) => fakeKeys[i]! });
+const { fakePeer, firewallWith, makeConfig, basePeers } = benchConfig({
+  peers: PEERS,
+  routes: ROUTES,
+  peerBKey: wgPublicKey(keyB),
+  peerKey: (i) => fakeKeys[i]!,
+});
 
 function settingsFor(ifname: string): AgentSettings {
-  return { interfaceName: ifname, listenPort: 51820, privateKeyFile: keyFileA, publicKey: wgPublicKey(keyA), mtu: 1420, wireguardMode: 'userspace' };
+  return {
+    interfaceName: ifname,
+    listenPort: 51820,
+    privateKeyFile: keyFileA,
+    publicKey: wgPublicKey(keyA),
+    mtu: 1420,
+    wireguardMode: 'userspace',
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Boxes and hosts.
 
-interface Pair { boxA: string; boxB: string; hostA: string; hostB: string; ifA: string; ifB: string }
+interface Pair {
+  boxA: string;
+  boxB: string;
+  hostA: string;
+  hostB: string;
+  ifA: string;
+  ifB: string;
+}
 
 /** Box A (for the agent: links and addresses only), box B (WireGuard by hand, peer A), a host on
  *  each LAN. */
@@ -130,9 +149,12 @@ function buildPair(): Pair {
   must(['ip', 'link', 'add', 'lan0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostA]);
   must(['ip', 'link', 'add', 'lan0', 'netns', boxB, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostB]);
   for (const [ns, dev, addr] of [
-    [boxA, 'u0', `${UNDERLAY_A}/24`], [boxB, 'u0', `${UNDERLAY_B}/24`],
-    [boxA, 'lan0', '10.10.0.1/24'], [hostA, 'eth0', `${HOST_A}/24`],
-    [boxB, 'lan0', '10.20.0.1/24'], [hostB, 'eth0', `${HOST_B}/24`],
+    [boxA, 'u0', `${UNDERLAY_A}/24`],
+    [boxB, 'u0', `${UNDERLAY_B}/24`],
+    [boxA, 'lan0', '10.10.0.1/24'],
+    [hostA, 'eth0', `${HOST_A}/24`],
+    [boxB, 'lan0', '10.20.0.1/24'],
+    [hostB, 'eth0', `${HOST_B}/24`],
   ] as const) {
     must(['ip', '-n', ns, 'addr', 'add', addr, 'dev', dev]);
     must(['ip', '-n', ns, 'link', 'set', dev, 'up']);
@@ -140,15 +162,37 @@ function buildPair(): Pair {
   must(['ip', '-n', hostA, 'route', 'add', 'default', 'via', '10.10.0.1']);
   must(['ip', '-n', hostB, 'route', 'add', 'default', 'via', '10.20.0.1']);
   // Box B by hand: one peer (box A), forwarding on, no firewall of its own.
-  const wgB = spawn('ip', ['netns', 'exec', boxB, 'wireguard-go', ifB], { stdio: 'ignore', env: { ...process.env, WG_PROCESS_FOREGROUND: '1' } });
+  const wgB = spawn('ip', ['netns', 'exec', boxB, 'wireguard-go', ifB], {
+    stdio: 'ignore',
+    env: { ...process.env, WG_PROCESS_FOREGROUND: '1' },
+  });
   pids.add(wgB.pid!);
   const deadline = Date.now() + 5000;
   while (!existsSync(join(WIREGUARD_SOCKET_DIR, `${ifB}.sock`))) {
     if (Date.now() > deadline) throw new Error('wireguard-go on box B did not start');
     spawnSync('sleep', ['0.01']);
   }
-  must(['ip', 'netns', 'exec', boxB, 'wg', 'set', ifB, 'private-key', keyFileB, 'listen-port', '51820',
-    'peer', wgPublicKey(keyA), 'allowed-ips', `100.64.0.1/32,${LAN_A}`, 'endpoint', `${UNDERLAY_A}:51820`, 'persistent-keepalive', '25']);
+  must([
+    'ip',
+    'netns',
+    'exec',
+    boxB,
+    'wg',
+    'set',
+    ifB,
+    'private-key',
+    keyFileB,
+    'listen-port',
+    '51820',
+    'peer',
+    wgPublicKey(keyA),
+    'allowed-ips',
+    `100.64.0.1/32,${LAN_A}`,
+    'endpoint',
+    `${UNDERLAY_A}:51820`,
+    'persistent-keepalive',
+    '25',
+  ]);
   must(['ip', '-n', boxB, 'addr', 'add', '100.64.0.2/16', 'dev', ifB]);
   must(['ip', '-n', boxB, 'link', 'set', ifB, 'mtu', '1420', 'up']);
   must(['ip', '-n', boxB, 'route', 'add', LAN_A, 'dev', ifB]);
@@ -168,7 +212,16 @@ function workerBundle(): string {
   if (bundlePath) return bundlePath;
   const out = join(workDir, 'agent-worker.cjs');
   const esbuild = fileURLToPath(new URL('../node_modules/.bin/esbuild', import.meta.url));
-  must([esbuild, fileURLToPath(new URL('./agent-worker.ts', import.meta.url)), '--bundle', '--platform=node', '--format=cjs', '--target=node20', '--log-level=error', `--outfile=${out}`]);
+  must([
+    esbuild,
+    fileURLToPath(new URL('./agent-worker.ts', import.meta.url)),
+    '--bundle',
+    '--platform=node',
+    '--format=cjs',
+    '--target=node20',
+    '--log-level=error',
+    `--outfile=${out}`,
+  ]);
   bundlePath = out;
   return out;
 }
@@ -181,7 +234,21 @@ class Agent {
   constructor(readonly netns: string) {
     // `ip netns exec` execs node itself: the PID and the IPC channel are the agent's.
     // `env`: the memory settings of deploy/systemd/crosslink-agent.service (the worker checks they agree).
-    this.child = spawn('ip', ['netns', 'exec', netns, 'env', 'NODE_OPTIONS=--max-semi-space-size=2', 'MALLOC_ARENA_MAX=2', process.execPath, '--expose-gc', workerBundle()], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        netns,
+        'env',
+        'NODE_OPTIONS=--max-semi-space-size=2',
+        'MALLOC_ARENA_MAX=2',
+        process.execPath,
+        '--expose-gc',
+        workerBundle(),
+      ],
+      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+    );
     pids.add(this.child.pid!);
     this.child.on('message', (m: Msg) => {
       this.inbox.push(m);
@@ -205,8 +272,22 @@ class Agent {
     return this.call({ type: 'init', settings: settingsFor(ifname), tempDir: workDir });
   }
 
-  async apply(config: AgentConfig): Promise<Msg & { ms: number; setDesiredMs: number; reconcileMs: number; steps: string[]; errors: string[]; commands: string[] }> {
-    const r = await this.call({ type: 'apply', config: Buffer.from(toBinary(AgentConfigSchema, config)).toString('base64') });
+  async apply(
+    config: AgentConfig,
+  ): Promise<
+    Msg & {
+      ms: number;
+      setDesiredMs: number;
+      reconcileMs: number;
+      steps: string[];
+      errors: string[];
+      commands: string[];
+    }
+  > {
+    const r = await this.call({
+      type: 'apply',
+      config: Buffer.from(toBinary(AgentConfigSchema, config)).toString('base64'),
+    });
     const errors = r.errors as string[];
     if (errors.length > 0) throw new Error(`apply failed: ${errors.join('; ')}`);
     return r as never;
@@ -247,7 +328,10 @@ t6=$(now)
 echo "ms create=$(( (t1-t0)/1000000 )) link=$(( (t2-t1)/1000000 )) nft=$(( (t3-t2)/1000000 )) wg=$(( (t4-t3)/1000000 )) routes=$(( (t5-t4)/1000000 )) sysctl=$(( (t6-t5)/1000000 ))"
 `;
 
-interface FloorResult { totalMs: number; parts: Record<string, number> }
+interface FloorResult {
+  totalMs: number;
+  parts: Record<string, number>;
+}
 
 function floor(config: AgentConfig): FloorResult {
   const ns = addNetns('F');
@@ -294,7 +378,9 @@ function startDaemon(ns: string, argv: string[]): Promise<number> {
 
 /** Pings (interval 10 ms) until the returned stop() is awaited; reports sent and received. */
 function pingRunning(ns: string, addr: string): { stop: () => Promise<{ sent: number; received: number }> } {
-  const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-i', '0.01', '-W', '1', addr], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const p = spawn('ip', ['netns', 'exec', ns, 'ping', '-i', '0.01', '-W', '1', addr], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   pids.add(p.pid!);
   let out = '';
   p.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -340,7 +426,9 @@ async function main(): Promise<void> {
   const fw = firewallWith(TUPLES);
   const c0 = makeConfig(basePeers(), fw);
   const probe = desiredState(c0, settingsFor('probe0'), renderFirewall);
-  console.log(`agent benchmark: ${c0.peers.length} peers, ${probe.routes.length} routes, ${TUPLES} firewall tuples (${probe.firewall.ruleset.length} bytes of nft); ${REPS} fresh-box reps`);
+  console.log(
+    `agent benchmark: ${c0.peers.length} peers, ${probe.routes.length} routes, ${TUPLES} firewall tuples (${probe.firewall.ruleset.length} bytes of nft); ${REPS} fresh-box reps`,
+  );
   console.log(`machine: ${sh(['nproc']).stdout.trim()} cores, load average at start ${load}\n`);
 
   // (a) + (d): full apply on fresh boxes, alternating with the floor so that load hits both alike.
@@ -359,7 +447,13 @@ async function main(): Promise<void> {
     const cfg = makeConfig(basePeers(), fw);
     const r = await agent.apply(cfg);
     fulls.push(r);
-    console.log(`  rep ${rep + 1}: floor ${f0(floors[rep]!.totalMs)} ms (${Object.entries(floors[rep]!.parts).map(([k, v]) => `${k} ${v}`).join(', ')}); agent ${f0(r.ms)} ms (setDesired ${f0(r.setDesiredMs)}, reconcile ${f0(r.reconcileMs)}: ${r.commands.join(', ')})`);
+    console.log(
+      `  rep ${rep + 1}: floor ${f0(floors[rep]!.totalMs)} ms (${Object.entries(floors[rep]!.parts)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(
+          ', ',
+        )}); agent ${f0(r.ms)} ms (setDesired ${f0(r.setDesiredMs)}, reconcile ${f0(r.reconcileMs)}: ${r.commands.join(', ')})`,
+    );
     if (pair) main = { agent, pair };
     else {
       agent.stop();
@@ -369,7 +463,9 @@ async function main(): Promise<void> {
   const floorMs = median(floors.map((x) => x.totalMs));
   const fullMs = median(fulls.map((x) => x.ms));
   console.log(`(d) floor (by hand, pre-rendered): median ${f0(floorMs)} ms [${range(floors.map((x) => x.totalMs))}]`);
-  console.log(`(a) full apply on a fresh box:      median ${f0(fullMs)} ms [${range(fulls.map((x) => x.ms))}] = ${(fullMs / floorMs).toFixed(2)}x floor (target <= 1.5x: ${verdict(fullMs <= 1.5 * floorMs)})`);
+  console.log(
+    `(a) full apply on a fresh box:      median ${f0(fullMs)} ms [${range(fulls.map((x) => x.ms))}] = ${(fullMs / floorMs).toFixed(2)}x floor (target <= 1.5x: ${verdict(fullMs <= 1.5 * floorMs)})`,
+  );
 
   // (b) one-peer changes while a ping crosses the tunnel to box B.
   const { agent, pair } = main!;
@@ -382,7 +478,11 @@ async function main(): Promise<void> {
   const variants = [
     () => makeConfig([...basePeers(), fakePeer(PEERS)], fw), // a peer joins
     () => makeConfig(basePeers(), fw), // and leaves
-    () => makeConfig(basePeers().map((p, i) => (i === PEERS >> 1 ? fakePeer(i, 51821) : p)), fw), // one peer moves
+    () =>
+      makeConfig(
+        basePeers().map((p, i) => (i === PEERS >> 1 ? fakePeer(i, 51821) : p)),
+        fw,
+      ), // one peer moves
     () => makeConfig(basePeers(), fw), // and back
   ];
   for (let i = 0; i < CHANGES; i++) {
@@ -393,20 +493,30 @@ async function main(): Promise<void> {
   }
   await sleep(700);
   const loss = await ping.stop();
-  console.log(`(b) one-peer change:                median ${f0(median(changes))} ms [${range(changes)}] (target <= 100 ms: ${verdict(median(changes) <= 100)}); ping over box B's tunnel during the changes: ${loss.sent - loss.received} lost of ${loss.sent} (target 0: ${verdict(loss.sent > 0 && loss.received === loss.sent)})`);
+  console.log(
+    `(b) one-peer change:                median ${f0(median(changes))} ms [${range(changes)}] (target <= 100 ms: ${verdict(median(changes) <= 100)}); ping over box B's tunnel during the changes: ${loss.sent - loss.received} lost of ${loss.sent} (target 0: ${verdict(loss.sent > 0 && loss.received === loss.sent)})`,
+  );
   for (const l of changeLines) console.log(`      ${l}`);
 
   // (c) no-op reconciles.
   await agent.call({ type: 'settle' });
-  const noop = (await agent.call({ type: 'noop', runs: NOOPS, gapMs: 200 })).runs as Array<{ ms: number; steps: number; commands: string[] }>;
+  const noop = (await agent.call({ type: 'noop', runs: NOOPS, gapMs: 200 })).runs as Array<{
+    ms: number;
+    steps: number;
+    commands: string[];
+  }>;
   const noopMs = noop.map((x) => x.ms);
   const writes = noop.flatMap((x) => x.commands).filter((c) => !/^(wg show|ip -json|nft list|nft -j)/.test(c));
-  console.log(`(c) no-op reconcile:                median ${f0(median(noopMs))} ms [${range(noopMs)}] (target <= 50 ms: ${verdict(median(noopMs) <= 50)}); steps ${noop.map((x) => x.steps).join(',')}; write commands: ${writes.length === 0 ? 'none' : writes.join(', ')}`);
+  console.log(
+    `(c) no-op reconcile:                median ${f0(median(noopMs))} ms [${range(noopMs)}] (target <= 50 ms: ${verdict(median(noopMs) <= 50)}); steps ${noop.map((x) => x.steps).join(',')}; write commands: ${writes.length === 0 ? 'none' : writes.join(', ')}`,
+  );
   console.log(`      commands per no-op run: ${noop.map((x) => x.commands.join(' + ') || '(none)').join(' | ')}`);
 
   // RSS of the agent process with the full config in force.
   const mem = await agent.call({ type: 'memory' });
-  console.log(`    agent RSS with ${PEERS} peers:     ${mb(mem.rss as number)} after GC (peak ${mb(mem.maxRss as number)}, heap used ${mb(mem.heapUsed as number)}) (target <= 100 MB: ${verdict((mem.rss as number) <= 100 * 1048576)})`);
+  console.log(
+    `    agent RSS with ${PEERS} peers:     ${mb(mem.rss as number)} after GC (peak ${mb(mem.maxRss as number)}, heap used ${mb(mem.heapUsed as number)}) (target <= 100 MB: ${verdict((mem.rss as number) <= 100 * 1048576)})`,
+  );
   agent.stop();
   killPid(server);
   pids.delete(server);
@@ -419,15 +529,28 @@ async function main(): Promise<void> {
 // (e) forwarding through box A with 10 and with TUPLES tuples, over the tunnel and LAN->LAN, with a
 // noise control (10 tuples twice) and a no-firewall control: bench/agent-forwarding.ts.
 async function forwarding(): Promise<void> {
-  await runForwarding({
-    addNetns, removeNetns, pids, buildPair, makeConfig, basePeers, firewallWith,
-    startAgent: async (ns, ifname) => {
-      const a = new Agent(ns);
-      await a.init(ifname);
-      return a;
+  await runForwarding(
+    {
+      addNetns,
+      removeNetns,
+      pids,
+      buildPair,
+      makeConfig,
+      basePeers,
+      firewallWith,
+      startAgent: async (ns, ifname) => {
+        const a = new Agent(ns);
+        await a.init(ifname);
+        return a;
+      },
+      lanA: LAN_A,
+      hostA: HOST_A,
+      hostB: HOST_B,
+      connPort: CONN_PORT,
+      iperfPort: IPERF_PORT,
     },
-    lanA: LAN_A, hostA: HOST_A, hostB: HOST_B, connPort: CONN_PORT, iperfPort: IPERF_PORT,
-  }, { tuples: TUPLES, reps: FORWARD_REPS, swapBlocks: arg('swap-blocks', 4) });
+    { tuples: TUPLES, reps: FORWARD_REPS, swapBlocks: arg('swap-blocks', 4) },
+  );
 }
 
 main().then(

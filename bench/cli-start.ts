@@ -16,7 +16,16 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' 
 const RUNS = Number(values.runs);
 const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const leeds = fileURLToPath(new URL('../../examples/leeds.yaml', import.meta.url));
-const conn = ['--controller', 'https://127.0.0.1:1', '--token', 'x', '--ca-fingerprint', 'ab'.repeat(32), '--timeout', '1'];
+const conn = [
+  '--controller',
+  'https://127.0.0.1:1',
+  '--token',
+  'x',
+  '--ca-fingerprint',
+  'ab'.repeat(32),
+  '--timeout',
+  '1',
+];
 
 const cases: Array<[string, string[]]> = [
   ['node -e 0 (floor)', ['-e', '0']],
@@ -37,5 +46,7 @@ for (const [name, args] of cases) {
     ms.push(performance.now() - t0);
   }
   ms.sort((a, b) => a - b);
-  process.stdout.write(`  ${name.padEnd(44)} median ${ms[Math.floor(ms.length / 2)]!.toFixed(0)} ms   max ${ms.at(-1)!.toFixed(0)} ms\n`);
+  process.stdout.write(
+    `  ${name.padEnd(44)} median ${ms[Math.floor(ms.length / 2)]!.toFixed(0)} ms   max ${ms.at(-1)!.toFixed(0)} ms\n`,
+  );
 }

@@ -30,9 +30,20 @@ function policyDocument(changedPairs: number): string {
     subnets[`s-${agentName(i)}`] = { cidr: cidr(i), zone: i % 2 ? 'psn' : 'n3', via: [agentName(i)] };
   }
   for (let k = 0; k < n / 2; k++) {
-    rules.push({ name: `r-${k}`, from: `s-${agentName(2 * k)}`, to: `s-${agentName(2 * k + 1)}`, ports: k < changedPairs ? ['tcp/443', 'tcp/8443'] : ['tcp/443'] });
+    rules.push({
+      name: `r-${k}`,
+      from: `s-${agentName(2 * k)}`,
+      to: `s-${agentName(2 * k + 1)}`,
+      ports: k < changedPairs ? ['tcp/443', 'tcp/8443'] : ['tcp/443'],
+    });
   }
-  return JSON.stringify({ version: 1, zones: { n3: { description: 'NHS' }, psn: { description: 'council' } }, agents, subnets, rules });
+  return JSON.stringify({
+    version: 1,
+    zones: { n3: { description: 'NHS' }, psn: { description: 'council' } },
+    agents,
+    subnets,
+    rules,
+  });
 }
 
 function peakRssBytes(): number {
@@ -57,17 +68,44 @@ const actor = { name: 'bench', role: 'admin' as const, address: '' };
 const { store, cleanup } = await openStore();
 for (let i = 0; i < n; i++) {
   const name = agentName(i);
-  await store.enrollAgent({
-    id: `id-${i}`, name, publicKey: createHash('sha256').update(name).digest('base64'), endpoint: `192.0.2.${i % 250 + 1}:${51820 + (i >> 8)}`, endpoints: [], isRelay: false,
-    overlayAddress: `100.${64 + (((i + 1) >> 16) & 63)}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}/10`, advertised: [cidr(i)], credentialHash: sha(`bench-${i}`),
-    agentVersion: '0.1.0', protocolVersion: 1, enrolledAtMs: Date.now(), revokedAtMs: null, desiredGeneration: 0, desiredHash: '', appliedGeneration: 0, lastReportAtMs: null, lastReport: null,
-  }, '', { actor, action: 'agent.enroll', target: `agent/${name}`, before: null, after: null });
+  await store.enrollAgent(
+    {
+      id: `id-${i}`,
+      name,
+      publicKey: createHash('sha256').update(name).digest('base64'),
+      endpoint: `192.0.2.${(i % 250) + 1}:${51820 + (i >> 8)}`,
+      endpoints: [],
+      isRelay: false,
+      overlayAddress: `100.${64 + (((i + 1) >> 16) & 63)}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}/10`,
+      advertised: [cidr(i)],
+      credentialHash: sha(`bench-${i}`),
+      agentVersion: '0.1.0',
+      protocolVersion: 1,
+      enrolledAtMs: Date.now(),
+      revokedAtMs: null,
+      desiredGeneration: 0,
+      desiredHash: '',
+      appliedGeneration: 0,
+      lastReportAtMs: null,
+      lastReport: null,
+    },
+    '',
+    { actor, action: 'agent.enroll', target: `agent/${name}`, before: null, after: null },
+  );
 }
 const firstDoc = policyDocument(0);
-await store.appendPolicy({ document: firstDoc, expectedVersion: 0, createdBy: 'bench', comment: '', atMs: Date.now() }, { actor, action: 'policy.put', target: 'policy', before: null, after: null });
+await store.appendPolicy(
+  { document: firstDoc, expectedVersion: 0, createdBy: 'bench', comment: '', atMs: Date.now() },
+  { actor, action: 'policy.put', target: 'policy', before: null, after: null },
+);
 
 const startMs = performance.now();
-const ctl = await startTestController({ store, log: silentLogger(), heartbeatIntervalMs: Number(process.env.BENCH_HEARTBEAT_MS ?? 10_000), maxConcurrentStreams: 10_000 });
+const ctl = await startTestController({
+  store,
+  log: silentLogger(),
+  heartbeatIntervalMs: Number(process.env.BENCH_HEARTBEAT_MS ?? 10_000),
+  maxConcurrentStreams: 10_000,
+});
 const startupMs = performance.now() - startMs;
 gc();
 const baseline = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed };
@@ -82,18 +120,37 @@ const onMessage = async (msg: { type: string; windowMs?: number }): Promise<void
       if (!parsed.policy) throw new Error(JSON.stringify(parsed.errors?.slice(0, 3)));
       const t1 = performance.now();
       const cur = await store.currentPolicy();
-      const pv = await store.appendPolicy({ document: doc, expectedVersion: cur!.version, createdBy: 'bench', comment: 'bench change', atMs: Date.now() }, { actor, action: 'policy.put', target: 'policy', before: null, after: null });
+      const pv = await store.appendPolicy(
+        { document: doc, expectedVersion: cur!.version, createdBy: 'bench', comment: 'bench change', atMs: Date.now() },
+        { actor, action: 'policy.put', target: 'policy', before: null, after: null },
+      );
       if (pv === 'conflict') throw new Error('conflict');
       const t2 = performance.now();
       const distributeStartedAtMs = Date.now();
       await ctl.distributor.setPolicy(parsed.policy, pv.version);
       const t3 = performance.now();
 
-      process.send!({ type: 'applied', receivedAtMs, distributeStartedAtMs, parseMs: t1 - t0, storeMs: t2 - t1, distributeMs: t3 - t2 });
+      process.send!({
+        type: 'applied',
+        receivedAtMs,
+        distributeStartedAtMs,
+        parseMs: t1 - t0,
+        storeMs: t2 - t1,
+        distributeMs: t3 - t2,
+      });
     } else if (msg.type === 'stats') {
       gc();
       const m = process.memoryUsage();
-      process.send!({ type: 'stats', rss: m.rss, heap: m.heapUsed, peakRss: peakRssBytes(), baseline, streams: ctl.distributor.streamCount(), connected: ctl.distributor.connectedCount(), startupMs });
+      process.send!({
+        type: 'stats',
+        rss: m.rss,
+        heap: m.heapUsed,
+        peakRss: peakRssBytes(),
+        baseline,
+        streams: ctl.distributor.streamCount(),
+        connected: ctl.distributor.connectedCount(),
+        startupMs,
+      });
     } else if (msg.type === 'idle') {
       const c0 = process.cpuUsage();
       const w0 = performance.now();
@@ -112,4 +169,11 @@ const onMessage = async (msg: { type: string; windowMs?: number }): Promise<void
 };
 process.on('message', (msg: { type: string; windowMs?: number }) => void onMessage(msg)); // it reports its own failures
 
-process.send!({ type: 'ready', url: ctl.url, caFingerprint: ctl.caFingerprint, caCertPem: ctl.caCertPem, agents: n, startupMs });
+process.send!({
+  type: 'ready',
+  url: ctl.url,
+  caFingerprint: ctl.caFingerprint,
+  caCertPem: ctl.caCertPem,
+  agents: n,
+  startupMs,
+});

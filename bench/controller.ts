@@ -29,18 +29,49 @@ type Msg = Record<string, unknown> & { type: string };
 const serverPath = fileURLToPath(new URL('./controller-server.ts', import.meta.url));
 const registerPath = fileURLToPath(new URL('./register.js', import.meta.url));
 // Raise the open-files limit for the controller as far as the hard limit allows.
-const child = spawn('bash', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'bash', process.execPath, '--expose-gc', '--import', registerPath, serverPath], {
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  env: { ...process.env, BENCH_AGENTS: String(agents), BENCH_AFFECTED: String(affectedShare), BENCH_STORE: storeKind },
-});
-const cleanupChild = () => { if (child.exitCode === null) child.kill('SIGKILL'); };
+const child = spawn(
+  'bash',
+  [
+    '-c',
+    'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"',
+    'bash',
+    process.execPath,
+    '--expose-gc',
+    '--import',
+    registerPath,
+    serverPath,
+  ],
+  {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: {
+      ...process.env,
+      BENCH_AGENTS: String(agents),
+      BENCH_AFFECTED: String(affectedShare),
+      BENCH_STORE: storeKind,
+    },
+  },
+);
+const cleanupChild = () => {
+  if (child.exitCode === null) child.kill('SIGKILL');
+};
 process.on('exit', cleanupChild);
-process.on('SIGINT', () => { cleanupChild(); process.exit(130); });
+process.on('SIGINT', () => {
+  cleanupChild();
+  process.exit(130);
+});
 
 const inbox: Msg[] = [];
 let wake: (() => void) | null = null;
-child.on('message', (m: Msg) => { inbox.push(m); wake?.(); });
-child.on('exit', (code) => { if (code !== 0) { console.error(`controller exited with ${code}`); process.exit(1); } });
+child.on('message', (m: Msg) => {
+  inbox.push(m);
+  wake?.();
+});
+child.on('exit', (code) => {
+  if (code !== 0) {
+    console.error(`controller exited with ${code}`);
+    process.exit(1);
+  }
+});
 async function receive(type: string): Promise<Msg> {
   while (true) {
     const i = inbox.findIndex((m) => m.type === type || m.type === 'error');
@@ -56,13 +87,22 @@ const send = (m: Msg) => child.send(m);
 
 const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 
-console.log(`controller bench: ${agents} agents over ${connections} HTTP/2 connections, store=${storeKind}, node ${process.version}`);
+console.log(
+  `controller bench: ${agents} agents over ${connections} HTTP/2 connections, store=${storeKind}, node ${process.version}`,
+);
 const ready = await receive('ready');
-console.log(`controller up: ${agents} agents enrolled, policy compiled and server listening in ${(ready.startupMs as number).toFixed(0)} ms`);
+console.log(
+  `controller up: ${agents} agents enrolled, policy compiled and server listening in ${(ready.startupMs as number).toFixed(0)} ms`,
+);
 
 const tls = pinnedTlsOptions(ready.caCertPem as string, ready.caFingerprint as string);
-const sessions = Array.from({ length: connections }, () => new Http2SessionManager(ready.url as string, { pingIntervalMs: 60_000 }, tls));
-const transports = sessions.map((sessionManager) => createConnectTransport({ httpVersion: '2', baseUrl: ready.url as string, sessionManager }));
+const sessions = Array.from(
+  { length: connections },
+  () => new Http2SessionManager(ready.url as string, { pingIntervalMs: 60_000 }, tls),
+);
+const transports = sessions.map((sessionManager) =>
+  createConnectTransport({ httpVersion: '2', baseUrl: ready.url as string, sessionManager }),
+);
 
 // Per agent: configs received (generation of the last one) and when.
 const lastGeneration = new Array<bigint>(agents).fill(0n);
@@ -75,15 +115,39 @@ const watchers: { stop(): Promise<void> }[] = [];
 const tConnect = performance.now();
 const BATCH = 250;
 for (let i = 0; i < agents; i++) {
-  const client = createControlClient({ controllerUrls: [ready.url as string], caFingerprint: ready.caFingerprint as string, credential: `bench-${i}`, log, clock: systemClock, transport: transports[i % connections] });
-  watchers.push(client.watch({
-    onConfig: (c) => { lastGeneration[i] = c.generation; configCount[i]!++; lastConfigAtMs[i] = Date.now(); },
-    onState: (s) => { if (!s.isConnected) disconnects++; },
-  }, { knownContentHash: () => '', endpoint: '', advertisedSubnets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`], agentVersion: '0.1.0' }));
+  const client = createControlClient({
+    controllerUrls: [ready.url as string],
+    caFingerprint: ready.caFingerprint as string,
+    credential: `bench-${i}`,
+    log,
+    clock: systemClock,
+    transport: transports[i % connections],
+  });
+  watchers.push(
+    client.watch(
+      {
+        onConfig: (c) => {
+          lastGeneration[i] = c.generation;
+          configCount[i]!++;
+          lastConfigAtMs[i] = Date.now();
+        },
+        onState: (s) => {
+          if (!s.isConnected) disconnects++;
+        },
+      },
+      {
+        knownContentHash: () => '',
+        endpoint: '',
+        advertisedSubnets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`],
+        agentVersion: '0.1.0',
+      },
+    ),
+  );
   // Open in batches, each once the previous one has its first configs: agents do not all start in
   // the same millisecond, and this process (5,000 clients on a shared CPU) must not starve them.
   if (i % BATCH === BATCH - 1 || i === agents - 1) {
-    while (configCount.slice(i + 1 - BATCH > 0 ? i + 1 - BATCH : 0, i + 1).some((c) => c === 0)) await new Promise((r) => setTimeout(r, 5));
+    while (configCount.slice(i + 1 - BATCH > 0 ? i + 1 - BATCH : 0, i + 1).some((c) => c === 0))
+      await new Promise((r) => setTimeout(r, 5));
   }
 }
 while (configCount.some((c) => c === 0)) await new Promise((r) => setTimeout(r, 50));
@@ -113,8 +177,13 @@ let lastArrival = 0;
 for (let i = 0; i < affected; i++) lastArrival = Math.max(lastArrival, lastConfigAtMs[i]!);
 const propagationMs = lastArrival - tApply;
 const distributionMs = lastArrival - (applied.distributeStartedAtMs as number);
-const arrivals = lastConfigAtMs.slice(0, affected).map((t) => t - (applied.distributeStartedAtMs as number)).sort((a, b) => a - b);
-console.log(`arrivals after setPolicy started: first ${arrivals[0]} ms, median ${arrivals[affected >> 1]} ms, last ${arrivals[affected - 1]} ms; setPolicy returned after ${(applied.distributeMs as number).toFixed(0)} ms`);
+const arrivals = lastConfigAtMs
+  .slice(0, affected)
+  .map((t) => t - (applied.distributeStartedAtMs as number))
+  .sort((a, b) => a - b);
+console.log(
+  `arrivals after setPolicy started: first ${arrivals[0]} ms, median ${arrivals[affected >> 1]} ms, last ${arrivals[affected - 1]} ms; setPolicy returned after ${(applied.distributeMs as number).toFixed(0)} ms`,
+);
 await new Promise((r) => setTimeout(r, 500));
 let unaffectedPushed = 0;
 for (let i = affected; i < agents; i++) if (configCount[i]! > before[i]!) unaffectedPushed++;
@@ -131,14 +200,26 @@ const perAgentHeap = ((connectedStats.heap as number) - baseline.heap) / agents;
 console.log('');
 console.log('| figure | value | target |');
 console.log('|---|---|---|');
-console.log(`| agents with an open WatchConfig stream | ${connectedStats.connected as number} (${connectedStats.streams as number} streams) | 5,000 |`);
-console.log(`| time until all ${affected} affected agents have the new config, from distributor.setPolicy() (recompile, persist generations, push, deliver) | **${distributionMs.toFixed(0)} ms** (setPolicy itself ${(applied.distributeMs as number).toFixed(0)} ms) | <= 2,000 ms |`);
-console.log(`| the same from the moment the new policy text reaches the controller (+ parse/validate ${(applied.parseMs as number).toFixed(0)} ms, store ${(applied.storeMs as number).toFixed(0)} ms) | ${propagationMs.toFixed(0)} ms | |`);
+console.log(
+  `| agents with an open WatchConfig stream | ${connectedStats.connected as number} (${connectedStats.streams as number} streams) | 5,000 |`,
+);
+console.log(
+  `| time until all ${affected} affected agents have the new config, from distributor.setPolicy() (recompile, persist generations, push, deliver) | **${distributionMs.toFixed(0)} ms** (setPolicy itself ${(applied.distributeMs as number).toFixed(0)} ms) | <= 2,000 ms |`,
+);
+console.log(
+  `| the same from the moment the new policy text reaches the controller (+ parse/validate ${(applied.parseMs as number).toFixed(0)} ms, store ${(applied.storeMs as number).toFixed(0)} ms) | ${propagationMs.toFixed(0)} ms | |`,
+);
 console.log(`| unaffected agents that received a config | ${unaffectedPushed} | 0 |`);
 console.log(`| controller peak RSS | **${mb(finalStats.peakRss as number)}** | <= 1 GB |`);
-console.log(`| controller RSS before streams / with all streams | ${mb(baseline.rss)} / ${mb(connectedStats.rss as number)} | |`);
-console.log(`| memory per connected agent | **${(perAgentRss / 1024).toFixed(1)} KB RSS**, ${(perAgentHeap / 1024).toFixed(1)} KB JS heap | |`);
-console.log(`| controller CPU, idle with all streams open (heartbeats every 10 s) | **${(idle.cpuPercent as number).toFixed(1)} % of one core** over ${((idle.wallMs as number) / 1000).toFixed(0)} s | |`);
+console.log(
+  `| controller RSS before streams / with all streams | ${mb(baseline.rss)} / ${mb(connectedStats.rss as number)} | |`,
+);
+console.log(
+  `| memory per connected agent | **${(perAgentRss / 1024).toFixed(1)} KB RSS**, ${(perAgentHeap / 1024).toFixed(1)} KB JS heap | |`,
+);
+console.log(
+  `| controller CPU, idle with all streams open (heartbeats every 10 s) | **${(idle.cpuPercent as number).toFixed(1)} % of one core** over ${((idle.wallMs as number) / 1000).toFixed(0)} s | |`,
+);
 console.log(`| time to open all streams (first config each) | ${connectMs.toFixed(0)} ms | |`);
 console.log(`| stream drops during the run | ${disconnects} | 0 |`);
 

@@ -36,14 +36,26 @@ const childMode = hasFlag('child-cold') ? 'cold' : hasFlag('child-warm') ? 'warm
 // Deterministic stand-ins for public keys: only their form is checked (32 bytes, base64).
 function fakeKey(i: number): string {
   const b = Buffer.alloc(32);
-  for (let k = 0; k < 32; k++) b[k] = (i * 131 + k * 29 + ((i >> 8) * 7)) & 255;
+  for (let k = 0; k < 32; k++) b[k] = (i * 131 + k * 29 + (i >> 8) * 7) & 255;
   b.writeUInt32BE(i, 0);
   return b.toString('base64');
 }
 
-const { fakePeer, firewallWith, makeConfig, basePeers } = benchConfig({ peers: PEERS, routes: ROUTES, peerBKey: fakeKey(1_000_000), peerKey: fakeKey });
+const { fakePeer, firewallWith, makeConfig, basePeers } = benchConfig({
+  peers: PEERS,
+  routes: ROUTES,
+  peerBKey: fakeKey(1_000_000),
+  peerKey: fakeKey,
+});
 
-const settings: AgentSettings = { interfaceName: 'crosslink0', listenPort: 51820, privateKeyFile: '/nonexistent', publicKey: fakeKey(2_000_000), mtu: 1420, wireguardMode: 'userspace' };
+const settings: AgentSettings = {
+  interfaceName: 'crosslink0',
+  listenPort: 51820,
+  privateKeyFile: '/nonexistent',
+  publicKey: fakeKey(2_000_000),
+  mtu: 1420,
+  wireguardMode: 'userspace',
+};
 
 /** As the agent gets it: wire bytes decoded into fresh objects. */
 const wire = (c: AgentConfig) => toBinary(AgentConfigSchema, c);
@@ -81,13 +93,21 @@ function child(): void {
   const variants = [
     wire(makeConfig([...basePeers(), fakePeer(PEERS)], fw)), // a peer joins
     wire(makeConfig(basePeers(), fw)), // and leaves
-    wire(makeConfig(basePeers().map((p, i) => (i === PEERS >> 1 ? fakePeer(i, 51821) : p)), fw)), // one peer moves
+    wire(
+      makeConfig(
+        basePeers().map((p, i) => (i === PEERS >> 1 ? fakePeer(i, 51821) : p)),
+        fw,
+      ),
+    ), // one peer moves
     wire(makeConfig(basePeers(), fw)), // and back
   ];
   const warm: number[] = [];
   for (let i = 0; i < WARM_RUNS; i++) warm.push(timed(render, variants[i % variants.length]!));
   // A changed firewall (one port) in a warm process: the memo misses.
-  const fwBytes = [wire(makeConfig(basePeers(), firewallWith(TUPLES, 444))), wire(makeConfig(basePeers(), firewallWith(TUPLES, 443)))];
+  const fwBytes = [
+    wire(makeConfig(basePeers(), firewallWith(TUPLES, 444))),
+    wire(makeConfig(basePeers(), firewallWith(TUPLES, 443))),
+  ];
   const newFw: number[] = [];
   for (let i = 0; i < Math.max(4, WARM_RUNS >> 3); i++) newFw.push(timed(render, fwBytes[i % 2]!));
   process.stdout.write(JSON.stringify({ cold, coldCpu, warm, newFw }));
@@ -99,7 +119,19 @@ function bundle(): string {
   const dir = mkdtempSync(join(tmpdir(), 'xl-desired-'));
   const out = join(dir, 'desired.mjs');
   const esbuild = fileURLToPath(new URL('../node_modules/.bin/esbuild', import.meta.url));
-  const r = spawnSync(esbuild, [fileURLToPath(import.meta.url), '--bundle', '--platform=node', '--format=esm', '--target=node20', '--log-level=error', `--outfile=${out}`], { encoding: 'utf8' });
+  const r = spawnSync(
+    esbuild,
+    [
+      fileURLToPath(import.meta.url),
+      '--bundle',
+      '--platform=node',
+      '--format=esm',
+      '--target=node20',
+      '--log-level=error',
+      `--outfile=${out}`,
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`esbuild failed: ${r.stderr}`);
   return out;
 }
@@ -108,7 +140,10 @@ function main(): void {
   const isTsx = hasFlag('tsx');
   const script = isTsx ? fileURLToPath(import.meta.url) : bundle();
   const run = (mode: string) => {
-    const r = spawnSync(process.execPath, [...(isTsx ? process.execArgv : []), script, ...args, `--child-${mode}`], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const r = spawnSync(process.execPath, [...(isTsx ? process.execArgv : []), script, ...args, `--child-${mode}`], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
     if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as { cold: number; coldCpu: number; warm?: number[]; newFw?: number[] };
   };
@@ -123,10 +158,18 @@ function main(): void {
     if (r.warm) w = r;
   }
   if (!isTsx) rmSync(dirname(script), { recursive: true, force: true });
-  console.log(`desiredState: ${PEERS} peers x ${ROUTES_PER_PEER + 1} prefixes, ${PEERS * ROUTES_PER_PEER} routes, ${TUPLES} tuples (${isTsx ? 'under tsx' : 'bundled'}; load average ${load})`);
-  console.log(`  cold (first config, fresh process):     median ${f1(median(colds))} ms [${range(colds)}] over ${colds.length} processes; CPU time (all threads) median ${f1(median(coldCpus))} ms [${range(coldCpus)}]`);
-  console.log(`  warm one-peer change (same firewall):   median ${f1(median(w.warm!))} ms [${range(w.warm!)}] over ${w.warm!.length} configs`);
-  console.log(`  warm, firewall changed (memo misses):   median ${f1(median(w.newFw!))} ms [${range(w.newFw!)}] over ${w.newFw!.length} configs`);
+  console.log(
+    `desiredState: ${PEERS} peers x ${ROUTES_PER_PEER + 1} prefixes, ${PEERS * ROUTES_PER_PEER} routes, ${TUPLES} tuples (${isTsx ? 'under tsx' : 'bundled'}; load average ${load})`,
+  );
+  console.log(
+    `  cold (first config, fresh process):     median ${f1(median(colds))} ms [${range(colds)}] over ${colds.length} processes; CPU time (all threads) median ${f1(median(coldCpus))} ms [${range(coldCpus)}]`,
+  );
+  console.log(
+    `  warm one-peer change (same firewall):   median ${f1(median(w.warm!))} ms [${range(w.warm!)}] over ${w.warm!.length} configs`,
+  );
+  console.log(
+    `  warm, firewall changed (memo misses):   median ${f1(median(w.newFw!))} ms [${range(w.newFw!)}] over ${w.newFw!.length} configs`,
+  );
 }
 
 if (childMode) child();

@@ -19,7 +19,15 @@ import { Fleet } from '../test/e2e/fleet.js';
 import { rule, smallPolicy } from '../test/e2e/small-topology.js';
 import { watchFlow } from '../test/e2e/wait-traffic.js';
 import {
-  addPeer, addRoutes, configureInterface, generateKeyPair, removePeer, removeRoutes, startWireGuardGo, type WgDevice, type WgKeyPair,
+  addPeer,
+  addRoutes,
+  configureInterface,
+  generateKeyPair,
+  removePeer,
+  removeRoutes,
+  startWireGuardGo,
+  type WgDevice,
+  type WgKeyPair,
 } from '../test/testbed/manual-wg.js';
 import { Testbed, type Box } from '../test/testbed/testbed.js';
 
@@ -47,7 +55,11 @@ const bed = await Testbed.create({
 
 const base = smallPolicy(2, []);
 const changed = smallPolicy(2, [rule('alpha-to-beta', 'alpha-lan', 'beta-lan', ['tcp/8080'])]);
-const fleet = await Fleet.start(bed, { agents: [{ box: 'alpha' }, { box: 'beta' }], policyText: base, timeoutMs: 90_000 });
+const fleet = await Fleet.start(bed, {
+  agents: [{ box: 'alpha' }, { box: 'beta' }],
+  policyText: base,
+  timeoutMs: 90_000,
+});
 await bed.listen('b1', 'tcp', 8080);
 
 async function agentChange(): Promise<{ fromPutMs: number; fromAcceptMs: number }> {
@@ -78,23 +90,42 @@ async function operatorChange(): Promise<number> {
 
 // ---- the floor: the same change by hand -----------------------------------------------------------
 
-interface FloorEnd { box: Box; dev: WgDevice; keys: WgKeyPair; lan: string; otherLan: string }
+interface FloorEnd {
+  box: Box;
+  dev: WgDevice;
+  keys: WgKeyPair;
+  lan: string;
+  otherLan: string;
+}
 
 function nftTable(end: FloorEnd, isAllowed: boolean): string {
   const allow = isAllowed
-    ? [`iifname "${end.dev.ifname}" ip saddr 10.11.1.0/24 ip daddr 10.12.1.0/24 tcp dport 8080 accept`,
-      `oifname "${end.dev.ifname}" ip saddr 10.11.1.0/24 ip daddr 10.12.1.0/24 tcp dport 8080 accept`]
+    ? [
+        `iifname "${end.dev.ifname}" ip saddr 10.11.1.0/24 ip daddr 10.12.1.0/24 tcp dport 8080 accept`,
+        `oifname "${end.dev.ifname}" ip saddr 10.11.1.0/24 ip daddr 10.12.1.0/24 tcp dport 8080 accept`,
+      ]
     : [];
   return [
-    'table inet floor', 'delete table inet floor', 'table inet floor {', '  chain forward {',
-    '    type filter hook forward priority 0; policy accept;', '    ct state established,related accept',
+    'table inet floor',
+    'delete table inet floor',
+    'table inet floor {',
+    '  chain forward {',
+    '    type filter hook forward priority 0; policy accept;',
+    '    ct state established,related accept',
     ...allow.map((r) => `    ${r}`),
-    `    iifname "${end.dev.ifname}" drop`, `    oifname "${end.dev.ifname}" drop`, '  }', '}', '',
+    `    iifname "${end.dev.ifname}" drop`,
+    `    oifname "${end.dev.ifname}" drop`,
+    '  }',
+    '}',
+    '',
   ].join('\n');
 }
 
 const floorEnds: FloorEnd[] = [];
-for (const [name, lan, otherLan] of [['floor-a', '10.11.1.0/24', '10.12.1.0/24'], ['floor-b', '10.12.1.0/24', '10.11.1.0/24']] as const) {
+for (const [name, lan, otherLan] of [
+  ['floor-a', '10.11.1.0/24', '10.12.1.0/24'],
+  ['floor-b', '10.12.1.0/24', '10.11.1.0/24'],
+] as const) {
   const box = bed.box(name);
   const [dev, keys] = await Promise.all([startWireGuardGo(bed, box), generateKeyPair()]);
   await configureInterface(bed, dev, { privateKey: keys.privateKey, listenPort: 51820 });
@@ -108,19 +139,27 @@ async function floorChange(): Promise<number> {
   const watcher = await watchFlow(bed, 'fa1', '10.12.1.10', 8080, 'open');
   const startMs = Date.now();
   // What each agent does, by hand: peer, route, firewall; both boxes at once.
-  await Promise.all(floorEnds.map(async (end) => {
-    const other = floorEnds.find((e) => e !== end)!;
-    await addPeer(bed, end.dev, { publicKey: other.keys.publicKey, endpoint: `${other.box.wanAddress}:51820`, allowedIPs: [end.otherLan] });
-    await addRoutes(bed, end.dev, [end.otherLan]);
-    await bed.exec(end.box, ['nft', '-f', '-'], { input: nftTable(end, true) });
-  }));
+  await Promise.all(
+    floorEnds.map(async (end) => {
+      const other = floorEnds.find((e) => e !== end)!;
+      await addPeer(bed, end.dev, {
+        publicKey: other.keys.publicKey,
+        endpoint: `${other.box.wanAddress}:51820`,
+        allowedIPs: [end.otherLan],
+      });
+      await addRoutes(bed, end.dev, [end.otherLan]);
+      await bed.exec(end.box, ['nft', '-f', '-'], { input: nftTable(end, true) });
+    }),
+  );
   const openAtMs = await watcher.result();
-  await Promise.all(floorEnds.map(async (end) => {
-    const other = floorEnds.find((e) => e !== end)!;
-    await bed.exec(end.box, ['nft', '-f', '-'], { input: nftTable(end, false) });
-    await removeRoutes(bed, end.dev, [end.otherLan]);
-    await removePeer(bed, end.dev, other.keys.publicKey);
-  }));
+  await Promise.all(
+    floorEnds.map(async (end) => {
+      const other = floorEnds.find((e) => e !== end)!;
+      await bed.exec(end.box, ['nft', '-f', '-'], { input: nftTable(end, false) });
+      await removeRoutes(bed, end.dev, [end.otherLan]);
+      await removePeer(bed, end.dev, other.keys.publicKey);
+    }),
+  );
   return openAtMs - startMs;
 }
 
@@ -144,7 +183,9 @@ try {
     fromAccept.push(a.fromAcceptMs);
     fromOperator.push(o);
     floor.push(f);
-    process.stderr.write(`change ${i + 1}/${CHANGES}: end to end ${a.fromPutMs.toFixed(0)} ms (from accept ${a.fromAcceptMs.toFixed(0)}), from the operator's command ${o.toFixed(0)} ms, floor ${f.toFixed(0)} ms\n`);
+    process.stderr.write(
+      `change ${i + 1}/${CHANGES}: end to end ${a.fromPutMs.toFixed(0)} ms (from accept ${a.fromAcceptMs.toFixed(0)}), from the operator's command ${o.toFixed(0)} ms, floor ${f.toFixed(0)} ms\n`,
+    );
   }
 } finally {
   await bed.destroy();
@@ -155,19 +196,22 @@ function pct(xs: number[], p: number): number {
   const s = [...xs].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
-const row = (label: string, xs: number[]) => `| ${label} | ${pct(xs, 50).toFixed(0)} ms | ${pct(xs, 95).toFixed(0)} ms | ${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)} ms |`;
-process.stdout.write([
-  `End-to-end convergence, ${CHANGES} changes (a new flow between two boxes with no peer yet: WireGuard peer, routes, nft, handshake)`,
-  `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at start ${load0.toFixed(2)}`,
-  '',
-  '| | median | p95 | range |',
-  '|---|---|---|---|',
-  row('PUT /v1/policy sent -> first packet through', fromPut),
-  row('PUT answered (accepted) -> first packet through', fromAccept),
-  row('operator starts `crosslink policy apply -f FILE` -> first packet through', fromOperator),
-  row('floor: same change by hand (wg, ip, nft on both boxes in parallel) -> first packet through', floor),
-  '',
-  `ratio to the floor: median ${(pct(fromPut, 50) / pct(floor, 50)).toFixed(2)}x, p95 ${(pct(fromPut, 95) / pct(floor, 95)).toFixed(2)}x (target <= 3x)`,
-  `operator's command to the floor: median ${(pct(fromOperator, 50) / pct(floor, 50)).toFixed(2)}x, p95 ${(pct(fromOperator, 95) / pct(floor, 95)).toFixed(2)}x (target <= 1.5x)`,
-  '',
-].join('\n'));
+const row = (label: string, xs: number[]) =>
+  `| ${label} | ${pct(xs, 50).toFixed(0)} ms | ${pct(xs, 95).toFixed(0)} ms | ${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)} ms |`;
+process.stdout.write(
+  [
+    `End-to-end convergence, ${CHANGES} changes (a new flow between two boxes with no peer yet: WireGuard peer, routes, nft, handshake)`,
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at start ${load0.toFixed(2)}`,
+    '',
+    '| | median | p95 | range |',
+    '|---|---|---|---|',
+    row('PUT /v1/policy sent -> first packet through', fromPut),
+    row('PUT answered (accepted) -> first packet through', fromAccept),
+    row('operator starts `crosslink policy apply -f FILE` -> first packet through', fromOperator),
+    row('floor: same change by hand (wg, ip, nft on both boxes in parallel) -> first packet through', floor),
+    '',
+    `ratio to the floor: median ${(pct(fromPut, 50) / pct(floor, 50)).toFixed(2)}x, p95 ${(pct(fromPut, 95) / pct(floor, 95)).toFixed(2)}x (target <= 3x)`,
+    `operator's command to the floor: median ${(pct(fromOperator, 50) / pct(floor, 50)).toFixed(2)}x, p95 ${(pct(fromOperator, 95) / pct(floor, 95)).toFixed(2)}x (target <= 1.5x)`,
+    '',
+  ].join('\n'),
+);

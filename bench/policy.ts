@@ -72,7 +72,14 @@ export function generate(agentCount: number, seed = 42): { raw: unknown; invento
   }
   for (let g = 0; g < 10; g++) groups[`area-${g}`] = Array.from({ length: 5 }, (_, k) => `region-${g * 10 + k}`);
   const services = subnetNames.slice(0, 50);
-  const portChoices = [['tcp/443'], ['tcp/2575'], ['udp/53', 'tcp/53'], ['icmp'], ['tcp/8000-8100'], ['tcp/443', 'icmp']];
+  const portChoices = [
+    ['tcp/443'],
+    ['tcp/2575'],
+    ['udp/53', 'tcp/53'],
+    ['icmp'],
+    ['tcp/8000-8100'],
+    ['tcp/443', 'icmp'],
+  ];
   const rules: unknown[] = [];
   for (let r = 0; r < RULES; r++) {
     let from: string[];
@@ -88,9 +95,22 @@ export function generate(agentCount: number, seed = 42): { raw: unknown; invento
       to = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(subnetNames)).filter((x) => !from.includes(x));
       if (to.length === 0) to = [subnetNames.find((x) => !from.includes(x)) as string];
     }
-    rules.push({ name: `rule-${r}`, from: [...new Set(from)], to: [...new Set(to)], ports: pick(portChoices), ticket: `CHG-${r}` });
+    rules.push({
+      name: `rule-${r}`,
+      from: [...new Set(from)],
+      to: [...new Set(to)],
+      ports: pick(portChoices),
+      ticket: `CHG-${r}`,
+    });
   }
-  const raw = { version: 1, zones: { n3: { description: 'N3' }, psn: { description: 'PSN' } }, agents, subnets, groups, rules };
+  const raw = {
+    version: 1,
+    zones: { n3: { description: 'N3' }, psn: { description: 'PSN' } },
+    agents,
+    subnets,
+    groups,
+    rules,
+  };
   const inventory: Inventory = {
     agents: agentNames.map((name, i) => ({
       name: name as never,
@@ -138,19 +158,28 @@ function runOne(agentCount: number): void {
   let flowRules = 0;
   for (const c of full.configs.values()) {
     peers += c.peers.length;
-    flowRules += (c.firewall?.outbound.length ?? 0) + (c.firewall?.inbound.length ?? 0) + (c.firewall?.local.length ?? 0);
+    flowRules +=
+      (c.firewall?.outbound.length ?? 0) + (c.firewall?.inbound.length ?? 0) + (c.firewall?.local.length ?? 0);
   }
 
   // One rule changes (a port added to a subnet-to-subnet rule), then back, then again: best of 3.
   const target = policy.rules[7];
-  const changed: Policy = { ...policy, rules: policy.rules.map((r) => (r === target ? { ...r, ports: [...r.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] } : r)) };
+  const changed: Policy = {
+    ...policy,
+    rules: policy.rules.map((r) =>
+      r === target ? { ...r, ports: [...r.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] } : r,
+    ),
+  };
   const oneRuns = [changed, policy, changed].map((p) => timed(() => compiler.update({ policy: p })));
   const oneRun = oneRuns.reduce((a, b) => (Number.parseInt(a.wall) <= Number.parseInt(b.wall) ? a : b));
 
   // The controller's path: the edited document is validated again, so every object is new; the
   // compiler still finds the one changed rule by content.
   const rawRules = (raw as { rules: Array<{ ports: string[] }> }).rules;
-  const reparsed = validatePolicy({ ...(raw as object), rules: rawRules.map((r, i) => (i === 7 ? { ...r, ports: [...r.ports, 'tcp/9443'] } : r)) });
+  const reparsed = validatePolicy({
+    ...(raw as object),
+    rules: rawRules.map((r, i) => (i === 7 ? { ...r, ports: [...r.ports, 'tcp/9443'] } : r)),
+  });
   if (!reparsed.policy) throw new Error('reparsed policy invalid');
   const reparsedPolicy = reparsed.policy;
   const reparsedRun = timed(() => compiler.update({ policy: reparsedPolicy }));
@@ -158,7 +187,12 @@ function runOne(agentCount: number): void {
 
   // One group rule changes (a port added to group -> central service).
   const groupRule = changed.rules[10];
-  const changed2: Policy = { ...changed, rules: changed.rules.map((r) => (r === groupRule ? { ...r, ports: [...r.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] } : r)) };
+  const changed2: Policy = {
+    ...changed,
+    rules: changed.rules.map((r) =>
+      r === groupRule ? { ...r, ports: [...r.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] } : r,
+    ),
+  };
   const groupRun = timed(() => compiler.update({ policy: changed2 }));
 
   // One agent that serves a central service goes unhealthy (its subnets fail over or go unserved).
@@ -171,17 +205,28 @@ function runOne(agentCount: number): void {
   for (const [n, c] of check.configs) if (sickRun.value.configs.get(n)?.contentHash !== c.contentHash) isEqual = false;
 
   const rssMb = (process.resourceUsage().maxRSS / 1024).toFixed(0);
-  console.log(JSON.stringify({
-    agents: agentCount, subnets: policy.subnets.length, groups: policy.groups.length, rules: policy.rules.length,
-    peers, flowRules,
-    validate: `${v.wall} (cpu ${v.cpu})`,
-    full: `${fullRun.wall} (cpu ${fullRun.cpu})`,
-    oneRule: `${oneRun.wall} (cpu ${oneRun.cpu})`, oneRuleRebuilt: oneRun.value.recomputedAgents,
-    oneRuleReparsed: `${reparsedRun.wall} (cpu ${reparsedRun.cpu})`, oneRuleReparsedRebuilt: reparsedRun.value.recomputedAgents,
-    groupRule: `${groupRun.wall} (cpu ${groupRun.cpu})`, groupRuleRebuilt: groupRun.value.recomputedAgents,
-    agentDown: `${sickRun.wall} (cpu ${sickRun.cpu})`, agentDownRebuilt: sickRun.value.recomputedAgents,
-    incrementalEqualsFull: isEqual, peakRssMb: Number(rssMb),
-  }));
+  console.log(
+    JSON.stringify({
+      agents: agentCount,
+      subnets: policy.subnets.length,
+      groups: policy.groups.length,
+      rules: policy.rules.length,
+      peers,
+      flowRules,
+      validate: `${v.wall} (cpu ${v.cpu})`,
+      full: `${fullRun.wall} (cpu ${fullRun.cpu})`,
+      oneRule: `${oneRun.wall} (cpu ${oneRun.cpu})`,
+      oneRuleRebuilt: oneRun.value.recomputedAgents,
+      oneRuleReparsed: `${reparsedRun.wall} (cpu ${reparsedRun.cpu})`,
+      oneRuleReparsedRebuilt: reparsedRun.value.recomputedAgents,
+      groupRule: `${groupRun.wall} (cpu ${groupRun.cpu})`,
+      groupRuleRebuilt: groupRun.value.recomputedAgents,
+      agentDown: `${sickRun.wall} (cpu ${sickRun.cpu})`,
+      agentDownRebuilt: sickRun.value.recomputedAgents,
+      incrementalEqualsFull: isEqual,
+      peakRssMb: Number(rssMb),
+    }),
+  );
 }
 
 /** `crosslink policy check -f FILE` as a whole process: wall ms and peak RSS MB, median of `runs`. */
@@ -194,14 +239,19 @@ function wholeProcess(agentCount: number, runs = 3): void {
     writeFileSync(files.YAML, stringify(raw, { aliasDuplicateObjects: false }));
     writeFileSync(files.JSON, JSON.stringify(raw, null, 2));
     // The child reports its own peak RSS as it exits (resourceUsage: kilobytes).
-    const rss = 'data:text/javascript,process.on("exit",()=>process.stderr.write("\\nmaxrss_kb="+process.resourceUsage().maxRSS+"\\n"))';
-    console.log(`\ncrosslink policy check, whole process, ${agentCount} agents (median of ${runs}; node ${process.version}):`);
+    const rss =
+      'data:text/javascript,process.on("exit",()=>process.stderr.write("\\nmaxrss_kb="+process.resourceUsage().maxRSS+"\\n"))';
+    console.log(
+      `\ncrosslink policy check, whole process, ${agentCount} agents (median of ${runs}; node ${process.version}):`,
+    );
     for (const [format, file] of Object.entries(files)) {
       const walls: number[] = [];
       const rssMb: number[] = [];
       for (let i = 0; i < runs; i++) {
         const t0 = performance.now();
-        const r = spawnSync(process.execPath, ['--import', rss, cli, 'policy', 'check', '-f', file], { encoding: 'utf8' });
+        const r = spawnSync(process.execPath, ['--import', rss, cli, 'policy', 'check', '-f', file], {
+          encoding: 'utf8',
+        });
         walls.push(performance.now() - t0);
         if (r.status !== 0) {
           console.error(`policy check exited ${r.status}: ${r.stderr.slice(0, 2000)}`);
@@ -211,7 +261,9 @@ function wholeProcess(agentCount: number, runs = 3): void {
         rssMb.push(Number(/maxrss_kb=(\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024);
       }
       const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-      console.log(`  ${format}: ${(median(walls) / 1000).toFixed(2)} s (runs ${walls.map((w) => (w / 1000).toFixed(2)).join(', ')}), peak RSS ${median(rssMb).toFixed(0)} MB   target <= 3 s, <= 1 GB`);
+      console.log(
+        `  ${format}: ${(median(walls) / 1000).toFixed(2)} s (runs ${walls.map((w) => (w / 1000).toFixed(2)).join(', ')}), peak RSS ${median(rssMb).toFixed(0)} MB   target <= 3 s, <= 1 GB`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -231,7 +283,11 @@ if (!isMain) {
   console.log(`policy compiler benchmark: ${RULES} rules, 2 subnets per agent; node ${process.version}`);
   const rows: Array<Record<string, string | number>> = [];
   for (const n of sizes) {
-    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--agents', String(n)], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), '--agents', String(n)],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) {
       console.error(r.stderr);
       process.exitCode = 1;
@@ -241,11 +297,19 @@ if (!isMain) {
     rows.push(row);
     console.log(row);
   }
-  console.log('\n| agents | subnets | rules | peers (sum) | validate | full compile | one-rule recompile (agents rebuilt) | same, re-validated document (rebuilt) | group-rule recompile (rebuilt) | hub agent down (rebuilt) | peak RSS |');
+  console.log(
+    '\n| agents | subnets | rules | peers (sum) | validate | full compile | one-rule recompile (agents rebuilt) | same, re-validated document (rebuilt) | group-rule recompile (rebuilt) | hub agent down (rebuilt) | peak RSS |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.agents} | ${r.subnets} | ${r.rules} | ${r.peers} | ${r.validate} | ${r.full} | ${r.oneRule} (${r.oneRuleRebuilt}) | ${r.oneRuleReparsed} (${r.oneRuleReparsedRebuilt}) | ${r.groupRule} (${r.groupRuleRebuilt}) | ${r.agentDown} (${r.agentDownRebuilt}) | ${r.peakRssMb} MB |`);
+    console.log(
+      `| ${r.agents} | ${r.subnets} | ${r.rules} | ${r.peers} | ${r.validate} | ${r.full} | ${r.oneRule} (${r.oneRuleRebuilt}) | ${r.oneRuleReparsed} (${r.oneRuleReparsedRebuilt}) | ${r.groupRule} (${r.groupRuleRebuilt}) | ${r.agentDown} (${r.agentDownRebuilt}) | ${r.peakRssMb} MB |`,
+    );
   }
-  console.log(`\nload average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (2 cores; figures are wall time, CPU time in brackets)`);
+  console.log(
+    `\nload average at the end: ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')} (2 cores; figures are wall time, CPU time in brackets)`,
+  );
   if (process.exitCode !== 1) wholeProcess(10_000);
 }

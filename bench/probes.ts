@@ -33,7 +33,15 @@ const METHOD = arg('method', 'both');
 /** Peer i's overlay address (10.201.0.0/16; i < 65,000). */
 const peerAddress = (i: number): string => `10.201.${(i + 1) >> 8}.${(i + 1) & 255}`;
 
-interface Round { ms: number; spawns: number; cpuMs: number; childCpuMs: number; elu: number; reachable: number; rssMb: number }
+interface Round {
+  ms: number;
+  spawns: number;
+  cpuMs: number;
+  childCpuMs: number;
+  elu: number;
+  reachable: number;
+  rssMb: number;
+}
 
 // ---- the prober (child process, inside the prober's namespace) -----------------------------------
 
@@ -51,7 +59,12 @@ async function proberMain(method: 'fping' | 'ping'): Promise<void> {
   const ballast = Buffer.alloc(Math.round(ballastMb * 2 ** 20), 1);
   let spawns = 0;
   const real = new ProcessRunner();
-  const runner: ProbeCommandRunner = { run: (argv, o) => { spawns += 1; return real.run(argv, o); } };
+  const runner: ProbeCommandRunner = {
+    run: (argv, o) => {
+      spawns += 1;
+      return real.run(argv, o);
+    },
+  };
   const echoes: PeerEchoes = method === 'fping' ? new FpingEchoes({ runner }) : new PingEachEchoes({ runner });
   const prober = new PeerProber({ runner, echoes });
   const peers = Array.from({ length: PEERS }, (_, i) => ({ name: `peer${i}`, overlayIp: peerAddress(i) }));
@@ -66,7 +79,10 @@ async function proberMain(method: 'fping' | 'ping'): Promise<void> {
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     rounds.push({
-      ms, spawns, cpuMs: (cpu.user + cpu.system) / 1000, childCpuMs: childrenCpuMs() - child0,
+      ms,
+      spawns,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      childCpuMs: childrenCpuMs() - child0,
       elu: performance.eventLoopUtilization(elu0).utilization,
       reachable: peers.filter((p) => prober.fields(p.name).isReachable).length,
       rssMb: process.memoryUsage().rss / 2 ** 20,
@@ -102,22 +118,52 @@ function addNetns(tag: string): string {
 function runProber(ns: string, method: 'fping' | 'ping'): Promise<{ method: string; rounds: Round[] }> {
   const script = fileURLToPath(import.meta.url);
   const register = fileURLToPath(new URL('./register.js', import.meta.url));
-  const child = spawn('ip', ['netns', 'exec', ns, 'env', 'NODE_OPTIONS=--max-semi-space-size=2', 'MALLOC_ARENA_MAX=2', process.execPath, '--import', register, script,
-    '--prober', method, '--peers', String(PEERS), '--rounds', String(ROUNDS), '--rss-mb', String(RSS_MB)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      'env',
+      'NODE_OPTIONS=--max-semi-space-size=2',
+      'MALLOC_ARENA_MAX=2',
+      process.execPath,
+      '--import',
+      register,
+      script,
+      '--prober',
+      method,
+      '--peers',
+      String(PEERS),
+      '--rounds',
+      String(ROUNDS),
+      '--rss-mb',
+      String(RSS_MB),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   pids.add(child.pid!);
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
-  return new Promise((resolve, reject) => child.on('exit', (code) => {
-    pids.delete(child.pid!);
-    if (code !== 0) reject(new Error(`prober (${method}) exited ${code}`));
-    else resolve(JSON.parse(out.trim().split('\n').pop()!) as { method: string; rounds: Round[] });
-  }));
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) => {
+      pids.delete(child.pid!);
+      if (code !== 0) reject(new Error(`prober (${method}) exited ${code}`));
+      else resolve(JSON.parse(out.trim().split('\n').pop()!) as { method: string; rounds: Round[] });
+    }),
+  );
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces)');
   process.on('exit', cleanup);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => { cleanup(); process.exit(130); });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.once(sig, () => {
+      cleanup();
+      process.exit(130);
+    });
 
   const box = addNetns('p');
   const peer = addNetns('r');
@@ -129,20 +175,38 @@ async function main(): Promise<void> {
   must(['ip', '-n', box, 'route', 'add', '10.201.0.0/16', 'via', '10.200.0.2']);
   // The peer side owns the answering addresses; the rest are dropped without a word.
   must(['ip', '-n', peer, 'route', 'add', 'blackhole', '10.201.0.0/16']);
-  must(['ip', '-n', peer, '-batch', '-'], Array.from({ length: ANSWERING }, (_, i) => `addr add ${peerAddress(i)}/32 dev lo\n`).join(''));
-  while (sh(['ip', 'netns', 'exec', box, 'ping', '-n', '-c', '1', '-W', '1', peerAddress(0)]).code !== 0) await new Promise((r) => setTimeout(r, 100));
+  must(
+    ['ip', '-n', peer, '-batch', '-'],
+    Array.from({ length: ANSWERING }, (_, i) => `addr add ${peerAddress(i)}/32 dev lo\n`).join(''),
+  );
+  while (sh(['ip', 'netns', 'exec', box, 'ping', '-n', '-c', '1', '-W', '1', peerAddress(0)]).code !== 0)
+    await new Promise((r) => setTimeout(r, 100));
 
-  console.log(`peer probes: ${PEERS} peers (${ANSWERING} answering, ${PEERS - ANSWERING} silent), ${ROUNDS} rounds, prober RSS ~${RSS_MB} MB, node ${process.version}, ${sh(['nproc']).stdout.trim()} CPUs, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(
+    `peer probes: ${PEERS} peers (${ANSWERING} answering, ${PEERS - ANSWERING} silent), ${ROUNDS} rounds, prober RSS ~${RSS_MB} MB, node ${process.version}, ${sh(['nproc']).stdout.trim()} CPUs, load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+  );
   const methods = METHOD === 'both' ? (['ping', 'fping'] as const) : [METHOD as 'fping' | 'ping'];
   const fmt = (n: number, d = 0) => n.toFixed(d).padStart(8);
   console.log('method  round  spawns   wall ms  agent CPU ms  children CPU ms  agent ELU  reachable  RSS MB');
   for (const method of methods) {
     const { rounds } = await runProber(box, method);
-    rounds.forEach((r, i) => console.log(`${method.padEnd(6)} ${String(i + 1).padStart(6)} ${fmt(r.spawns)} ${fmt(r.ms)} ${fmt(r.cpuMs).padStart(13)} ${fmt(r.childCpuMs).padStart(16)} ${fmt(r.elu, 2).padStart(10)} ${fmt(r.reachable).padStart(10)} ${fmt(r.rssMb)}`));
+    rounds.forEach((r, i) =>
+      console.log(
+        `${method.padEnd(6)} ${String(i + 1).padStart(6)} ${fmt(r.spawns)} ${fmt(r.ms)} ${fmt(r.cpuMs).padStart(13)} ${fmt(r.childCpuMs).padStart(16)} ${fmt(r.elu, 2).padStart(10)} ${fmt(r.reachable).padStart(10)} ${fmt(r.rssMb)}`,
+      ),
+    );
     const avg = (f: (r: Round) => number) => rounds.reduce((s, r) => s + f(r), 0) / rounds.length;
-    const period = Math.max(5000, avg((r) => r.ms));
-    console.log(`${method.padEnd(6)}   mean ${fmt(avg((r) => r.spawns))} ${fmt(avg((r) => r.ms))} ${fmt(avg((r) => r.cpuMs)).padStart(13)} ${fmt(avg((r) => r.childCpuMs)).padStart(16)} ${fmt(avg((r) => r.elu), 2).padStart(10)}` +
-      `   => ${(avg((r) => r.spawns) / (period / 1000)).toFixed(0)} spawns/s and ${((avg((r) => r.cpuMs + r.childCpuMs) / period) * 100).toFixed(1)} % of a core at the 5 s interval (a round every ${(period / 1000).toFixed(1)} s)`);
+    const period = Math.max(
+      5000,
+      avg((r) => r.ms),
+    );
+    console.log(
+      `${method.padEnd(6)}   mean ${fmt(avg((r) => r.spawns))} ${fmt(avg((r) => r.ms))} ${fmt(avg((r) => r.cpuMs)).padStart(13)} ${fmt(avg((r) => r.childCpuMs)).padStart(16)} ${fmt(
+        avg((r) => r.elu),
+        2,
+      ).padStart(10)}` +
+        `   => ${(avg((r) => r.spawns) / (period / 1000)).toFixed(0)} spawns/s and ${((avg((r) => r.cpuMs + r.childCpuMs) / period) * 100).toFixed(1)} % of a core at the 5 s interval (a round every ${(period / 1000).toFixed(1)} s)`,
+    );
   }
 }
 

@@ -17,14 +17,22 @@ import { parseArgs } from 'node:util';
 import { Fleet } from '../test/e2e/fleet.js';
 import { Testbed } from '../test/testbed/testbed.js';
 
-const { values } = parseArgs({ options: {
-  seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, 'rate-mbit': { type: 'string', default: '100' },
-} });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    'rate-mbit': { type: 'string', default: '100' },
+  },
+});
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const RATE_MBIT = Number(values['rate-mbit']);
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
-const span = (xs: number[], digits = 0): string => `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`;
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const span = (xs: number[], digits = 0): string =>
+  `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}`;
 
 const policy = (withNew: boolean) => `
 version: 1
@@ -74,7 +82,9 @@ async function iperf(to: string, address: string, rateMbit?: number): Promise<{ 
   await new Promise((r) => setTimeout(r, 500));
   const before = cpu();
   const rate = rateMbit === undefined ? [] : ['-b', `${rateMbit}M`];
-  const r = await bed.exec('gp-ws', ['iperf3', '-c', address, '-p', '5201', '-t', String(SECONDS), ...rate, '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+  const r = await bed.exec('gp-ws', ['iperf3', '-c', address, '-p', '5201', '-t', String(SECONDS), ...rate, '-J'], {
+    timeoutMs: (SECONDS + 20) * 1000,
+  });
   const after = cpu();
   await bed.kill(server.pid).catch(() => undefined);
   const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
@@ -84,7 +94,10 @@ async function iperf(to: string, address: string, rateMbit?: number): Promise<{ 
 }
 
 async function rttMs(address: string): Promise<number> {
-  const r = await bed.exec('gp-ws', ['ping', '-n', '-c', '200', '-i', '0.01', address], { timeoutMs: 30_000, check: false });
+  const r = await bed.exec('gp-ws', ['ping', '-n', '-c', '200', '-i', '0.01', address], {
+    timeoutMs: 30_000,
+    check: false,
+  });
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)] ?? NaN;
 }
@@ -94,16 +107,21 @@ async function firstPacketMs(fleet: Fleet, round: number): Promise<{ direct: num
   const b = await bed.listen('gp-ws', 'tcp', 8081);
   // Close the two pairs first (a round after the first reopens them).
   await fleet.applyPolicy(policy(false), `bench: close new pairs (round ${round})`);
-  for (const [from, port] of [['gp2-ws', 8080], ['civic-srv', 8081]] as const) {
+  for (const [from, port] of [
+    ['gp2-ws', 8080],
+    ['civic-srv', 8081],
+  ] as const) {
     const since = Date.now();
     while ((await bed.tcpProbe(from, '10.30.1.10', port, { timeoutMs: 200 })) === 'open') {
-      if (Date.now() - since > 30_000) throw new Error(`${from} -> :${port} still open 30 s after the pair was removed`);
+      if (Date.now() - since > 30_000)
+        throw new Error(`${from} -> :${port} still open 30 s after the pair was removed`);
     }
   }
   const { acceptedAtMs } = await fleet.applyPolicy(policy(true), `bench: new pairs (round ${round})`);
   const wait = async (from: string, port: number) => {
     for (;;) {
-      if ((await bed.tcpProbe(from, '10.30.1.10', port, { timeoutMs: 200 })) === 'open') return Date.now() - acceptedAtMs;
+      if ((await bed.tcpProbe(from, '10.30.1.10', port, { timeoutMs: 200 })) === 'open')
+        return Date.now() - acceptedAtMs;
       if (Date.now() - acceptedAtMs > 30_000) return NaN;
     }
   };
@@ -116,7 +134,8 @@ async function firstPacketMs(fleet: Fleet, round: number): Promise<{ direct: num
 try {
   const fleet = await Fleet.start(bed, {
     agents: [{ box: 'gp' }, { box: 'gp2' }, { box: 'civic' }, { box: 'hub', relay: true }],
-    policyText: policy(false), timeoutMs: 120_000,
+    policyText: policy(false),
+    timeoutMs: 120_000,
   });
   // Warm the tunnels (handshakes) before measuring.
   await rttMs('10.31.1.10');
@@ -147,11 +166,21 @@ try {
   const firstRelayed = firsts.map((f) => f.relayed);
   const out = (s: string) => process.stdout.write(`${s}\n`);
   out(`bench:relay (${ROUNDS} rounds, ${SECONDS} s iperf3 per run, 2 cores, wireguard-go userspace)`);
-  out(`  TCP throughput   direct ${median(direct).toFixed(0)} Mbit/s (${span(direct)})   relayed ${median(relayed).toFixed(0)} Mbit/s (${span(relayed)})   ratio ${(median(relayed) / median(direct)).toFixed(2)}`);
-  out(`  machine CPU at ${RATE_MBIT} Mbit/s (median)   direct ${median(cpuDirect).toFixed(3)} cores (${span(cpuDirect, 3)})   relayed ${median(cpuRelayed).toFixed(3)} cores (${span(cpuRelayed, 3)})`);
-  out(`  relay CPU per Gbit/s (extra machine CPU on the relayed path / rate; includes the testbed's second router namespace)  ${((median(cpuRelayed) - median(cpuDirect)) / (RATE_MBIT / 1000)).toFixed(2)} cores`);
-  out(`  RTT median of ${ROUNDS} x 200 pings   direct ${median(rttDirect).toFixed(3)} ms (${span(rttDirect, 3)})   relayed ${median(rttRelayed).toFixed(3)} ms (${span(rttRelayed, 3)})   added ${(median(rttRelayed) - median(rttDirect)).toFixed(3)} ms`);
-  out(`  new pair, policy accepted -> first TCP connection (median)   direct ${median(firstDirect).toFixed(0)} ms (${span(firstDirect)})   relayed ${median(firstRelayed).toFixed(0)} ms (${span(firstRelayed)})   ratio ${(median(firstRelayed) / median(firstDirect)).toFixed(2)}`);
+  out(
+    `  TCP throughput   direct ${median(direct).toFixed(0)} Mbit/s (${span(direct)})   relayed ${median(relayed).toFixed(0)} Mbit/s (${span(relayed)})   ratio ${(median(relayed) / median(direct)).toFixed(2)}`,
+  );
+  out(
+    `  machine CPU at ${RATE_MBIT} Mbit/s (median)   direct ${median(cpuDirect).toFixed(3)} cores (${span(cpuDirect, 3)})   relayed ${median(cpuRelayed).toFixed(3)} cores (${span(cpuRelayed, 3)})`,
+  );
+  out(
+    `  relay CPU per Gbit/s (extra machine CPU on the relayed path / rate; includes the testbed's second router namespace)  ${((median(cpuRelayed) - median(cpuDirect)) / (RATE_MBIT / 1000)).toFixed(2)} cores`,
+  );
+  out(
+    `  RTT median of ${ROUNDS} x 200 pings   direct ${median(rttDirect).toFixed(3)} ms (${span(rttDirect, 3)})   relayed ${median(rttRelayed).toFixed(3)} ms (${span(rttRelayed, 3)})   added ${(median(rttRelayed) - median(rttDirect)).toFixed(3)} ms`,
+  );
+  out(
+    `  new pair, policy accepted -> first TCP connection (median)   direct ${median(firstDirect).toFixed(0)} ms (${span(firstDirect)})   relayed ${median(firstRelayed).toFixed(0)} ms (${span(firstRelayed)})   ratio ${(median(firstRelayed) / median(firstDirect)).toFixed(2)}`,
+  );
   await fleet.stop();
 } finally {
   await bed.destroy();

@@ -7,13 +7,29 @@ import { parseWithTable } from './fast-path.js';
 import { CHECK_OPTIONS, STATUS_OPTIONS } from './commands/health.js';
 
 /** What the command's handler gets from yargs, set up as cli/run.ts sets it up; null on a usage error. */
-async function viaYargs(command: string, args: string[], table: Record<string, Options>): Promise<Record<string, unknown> | null> {
+async function viaYargs(
+  command: string,
+  args: string[],
+  table: Record<string, Options>,
+): Promise<Record<string, unknown> | null> {
   let got: Record<string, unknown> | null = null;
   try {
     await yargs([command, ...args])
-      .command(command, '', (y) => y.options(table), (a) => { got = a; })
-      .strict().version(false).help(false).detectLocale(false)
-      .fail((msg, err) => { throw err ?? new Error(msg); })
+      .command(
+        command,
+        '',
+        (y) => y.options(table),
+        (a) => {
+          got = a;
+        },
+      )
+      .strict()
+      .version(false)
+      .help(false)
+      .detectLocale(false)
+      .fail((msg, err) => {
+        throw err ?? new Error(msg);
+      })
       .parseAsync();
   } catch {
     return null;
@@ -75,6 +91,10 @@ t.test('ordinary command lines: the same arguments as yargs gives', async (t) =>
 
 t.test('anything else is left to yargs', async (t) => {
   for (const [command, args] of forYargs) {
-    t.equal(parseWithTable(args, command === 'check' ? CHECK_OPTIONS : STATUS_OPTIONS), null, `${command} ${args.join(' ')}`);
+    t.equal(
+      parseWithTable(args, command === 'check' ? CHECK_OPTIONS : STATUS_OPTIONS),
+      null,
+      `${command} ${args.join(' ')}`,
+    );
   }
 });

@@ -17,7 +17,8 @@ const camel = (name: string): string => name.replace(/-([a-z])/g, (_, c: string)
 /** The camelCase arguments yargs would hand the command's handler for `args` (the words after the
  *  command), or null when the command line needs yargs. */
 export function parseWithTable(args: readonly string[], table: OptionTable): Record<string, unknown> | null {
-  if (args.some((a) => a === '-h' || a === '--help' || a === '--version' || a.startsWith('--get-yargs-completions'))) return null;
+  if (args.some((a) => a === '-h' || a === '--help' || a === '--version' || a.startsWith('--get-yargs-completions')))
+    return null;
   const options: NonNullable<ParseOptions> = {};
   for (const [name, o] of Object.entries(table)) {
     if (o.type !== 'string' && o.type !== 'number' && o.type !== 'boolean') return null;

@@ -8,10 +8,20 @@ export function givenText(n: number): string {
 
 /** The problem with --timeout (seconds, above 0, at most an hour), or null. */
 export function timeoutProblem(seconds: number): string | null {
-  return Number.isFinite(seconds) && seconds > 0 && seconds <= 3600 ? null : `--timeout must be a number of seconds above 0 and at most 3600; got ${givenText(seconds)}`;
+  return Number.isFinite(seconds) && seconds > 0 && seconds <= 3600
+    ? null
+    : `--timeout must be a number of seconds above 0 and at most 3600; got ${givenText(seconds)}`;
 }
 
 /** The problem with a whole-number flag that must lie in [min, max], or null. */
-export function wholeNumberProblem(flag: string, n: number, min: number, max: number, what = 'a whole number'): string | null {
-  return Number.isInteger(n) && n >= min && n <= max ? null : `${flag} must be ${what} from ${min} to ${max}; got ${givenText(n)}`;
+export function wholeNumberProblem(
+  flag: string,
+  n: number,
+  min: number,
+  max: number,
+  what = 'a whole number',
+): string | null {
+  return Number.isInteger(n) && n >= min && n <= max
+    ? null
+    : `${flag} must be ${what} from ${min} to ${max}; got ${givenText(n)}`;
 }

@@ -14,7 +14,12 @@ export interface HealthResponse extends HealthSnapshot {
 }
 
 export type NagiosStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
-export const NAGIOS_EXIT: Readonly<Record<NagiosStatus, 0 | 1 | 2 | 3>> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
+export const NAGIOS_EXIT: Readonly<Record<NagiosStatus, 0 | 1 | 2 | 3>> = {
+  OK: 0,
+  WARNING: 1,
+  CRITICAL: 2,
+  UNKNOWN: 3,
+};
 /** Which status wins when several apply: CRITICAL, WARNING, UNKNOWN, OK. */
 const NAGIOS_RANK: Readonly<Record<NagiosStatus, number>> = { OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3 };
 
@@ -22,7 +27,12 @@ const NAGIOS_RANK: Readonly<Record<NagiosStatus, number>> = { OK: 0, UNKNOWN: 1,
  * down -> CRITICAL, degraded -> WARNING, unknown -> UNKNOWN, ok -> OK. With several subjects the
  * worst wins, in the order CRITICAL, WARNING, UNKNOWN, OK (a known fault outranks missing data).
  */
-export const STATE_TO_NAGIOS: Readonly<Record<HealthState, NagiosStatus>> = { down: 'CRITICAL', degraded: 'WARNING', unknown: 'UNKNOWN', ok: 'OK' };
+export const STATE_TO_NAGIOS: Readonly<Record<HealthState, NagiosStatus>> = {
+  down: 'CRITICAL',
+  degraded: 'WARNING',
+  unknown: 'UNKNOWN',
+  ok: 'OK',
+};
 
 export interface CheckFilter {
   agent?: string;
@@ -34,13 +44,21 @@ export interface CheckFilter {
 
 /** A Nagios plugin range (plugin development guidelines): "10" alerts outside 0..10, "10:" below
  *  10, "~:10" above 10, "10:20" outside 10..20, "@10:20" inside 10..20. */
-export interface Range { start: number; end: number; isInside: boolean; text: string }
+export interface Range {
+  start: number;
+  end: number;
+  isInside: boolean;
+  text: string;
+}
 
 /** The measured values thresholds apply to: RTT (ms), loss (%), handshake age (s). */
 export const METRICS = { rtt: 'ms', loss: '%', handshake: 's' } as const;
 export type Metric = keyof typeof METRICS;
 
-export interface Thresholds { warning: Partial<Record<Metric, Range>>; critical: Partial<Record<Metric, Range>> }
+export interface Thresholds {
+  warning: Partial<Record<Metric, Range>>;
+  critical: Partial<Record<Metric, Range>>;
+}
 
 /** Parses a range; throws Error with a message naming the problem. */
 export function parseRange(text: string): Range {
@@ -66,7 +84,10 @@ export function parseThresholds(warning: readonly string[] = [], critical: reado
     const out: Partial<Record<Metric, Range>> = {};
     for (const item of items) {
       const [name, range] = item.split('=', 2);
-      if (range === undefined || !(name! in METRICS)) throw new Error(`${flag} takes METRIC=RANGE with METRIC one of ${Object.keys(METRICS).join(', ')}; got "${item}"`);
+      if (range === undefined || !(name! in METRICS))
+        throw new Error(
+          `${flag} takes METRIC=RANGE with METRIC one of ${Object.keys(METRICS).join(', ')}; got "${item}"`,
+        );
       try {
         out[name as Metric] = parseRange(range);
       } catch (e) {
@@ -89,7 +110,13 @@ export interface CheckResult {
 }
 
 type Kind = 'agent' | 'link' | 'probe' | 'subnet';
-interface Item { kind: Kind; name: string; state: HealthState; reason: string; sinceMs: number }
+interface Item {
+  kind: Kind;
+  name: string;
+  state: HealthState;
+  reason: string;
+  sinceMs: number;
+}
 
 const KIND_ORDER: Record<Kind, number> = { agent: 0, subnet: 1, link: 2, probe: 3 };
 const PLURAL: Record<Kind, string> = { agent: 'agents', link: 'links', probe: 'probes', subnet: 'subnets' };
@@ -97,7 +124,11 @@ const STATE_ORDER: HealthState[] = ['ok', 'degraded', 'down', 'unknown'];
 
 /** Worst first, then agents, links, probes, then by name. */
 function worstFirst(a: Item, b: Item): number {
-  return STATE_SEVERITY[b.state] - STATE_SEVERITY[a.state] || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return (
+    STATE_SEVERITY[b.state] - STATE_SEVERITY[a.state] ||
+    KIND_ORDER[a.kind] - KIND_ORDER[b.kind] ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
 }
 
 /**
@@ -107,15 +138,22 @@ function worstFirst(a: Item, b: Item): number {
  * verdict: a staged roll-out is not an outage.
  */
 function subnetItems(s: HealthResponse, o: { withAwaiting: boolean }): Item[] {
-  return (s.unserved ?? []).filter((u) => o.withAwaiting || u.isAwaitingEnrolment !== true).map((u): Item => ({
-    kind: 'subnet', name: u.subnet, state: u.isAwaitingEnrolment === true ? 'unknown' : 'down',
-    reason: u.isAwaitingEnrolment === true ? `unserved until its box enrols: ${u.reason}` : `unserved: ${u.reason}`, sinceMs: s.atMs,
-  }));
+  return (s.unserved ?? [])
+    .filter((u) => o.withAwaiting || u.isAwaitingEnrolment !== true)
+    .map((u): Item => ({
+      kind: 'subnet',
+      name: u.subnet,
+      state: u.isAwaitingEnrolment === true ? 'unknown' : 'down',
+      reason: u.isAwaitingEnrolment === true ? `unserved until its box enrols: ${u.reason}` : `unserved: ${u.reason}`,
+      sinceMs: s.atMs,
+    }));
 }
 
 function items(s: HealthResponse, o: { withAwaiting: boolean } = { withAwaiting: false }): Item[] {
   return [
-    ...s.agents.filter((a) => !a.isRevoked).map((a): Item => ({ kind: 'agent', name: a.name, state: a.state, reason: a.reason, sinceMs: a.sinceMs })),
+    ...s.agents
+      .filter((a) => !a.isRevoked)
+      .map((a): Item => ({ kind: 'agent', name: a.name, state: a.state, reason: a.reason, sinceMs: a.sinceMs })),
     ...subnetItems(s, o),
     ...s.links.map((l): Item => ({ kind: 'link', name: l.name, state: l.state, reason: l.reason, sinceMs: l.sinceMs })),
     ...s.probes.map((p): Item => ({ kind: 'probe', name: p.id, state: p.state, reason: p.reason, sinceMs: p.sinceMs })),
@@ -124,7 +162,10 @@ function items(s: HealthResponse, o: { withAwaiting: boolean } = { withAwaiting:
 
 /** One line for a plugin: no newlines, and no "|" (it starts the performance data). */
 function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, ' ').replace(/\|/g, '/').trim();
+  return text
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/\|/g, '/')
+    .trim();
 }
 
 function normaliseLink(name: string): string {
@@ -148,7 +189,13 @@ export function unreachableResult(message: string): CheckResult {
 }
 
 /** The subjects `check` judges, the kinds it counts, and the values measured on them. */
-interface Selection { selected: Item[]; kinds: Set<Kind>; rtts: number[]; losses: number[]; handshakes: number[] }
+interface Selection {
+  selected: Item[];
+  kinds: Set<Kind>;
+  rtts: number[];
+  losses: number[];
+  handshakes: number[];
+}
 
 type Measured = { rttMs: number | null; lossRatio: number | null; handshakeAgeSeconds: number | null };
 
@@ -177,9 +224,16 @@ function select(s: HealthResponse, filter: CheckFilter): Selection | { missing: 
     else {
       sel.selected.push(...all.filter((i) => i.kind === 'agent' && i.name === agent.name));
       // Subnets left unserved because of this box (the reason names it: "cc-edge does not advertise fd20:8::/64").
-      const because = new Set((s.unserved ?? []).filter((u) => isUnservedBecauseOf(agent.name, u.reason)).map((u) => u.subnet));
+      const because = new Set(
+        (s.unserved ?? []).filter((u) => isUnservedBecauseOf(agent.name, u.reason)).map((u) => u.subnet),
+      );
       sel.selected.push(...all.filter((i) => i.kind === 'subnet' && because.has(i.name)));
-      for (const p of agent.peers) measure(sel, { rttMs: p.rttMs, lossRatio: p.isProbed ? p.lossRatio : null, handshakeAgeSeconds: p.handshakeAgeSeconds });
+      for (const p of agent.peers)
+        measure(sel, {
+          rttMs: p.rttMs,
+          lossRatio: p.isProbed ? p.lossRatio : null,
+          handshakeAgeSeconds: p.handshakeAgeSeconds,
+        });
     }
   }
   if (filter.link) {
@@ -215,37 +269,57 @@ function worstValues(sel: Selection): Partial<Record<Metric, number>> {
 }
 
 /** Thresholds on the worst measured value of each metric: the alerts, and the higher of `status` and theirs. */
-function thresholdAlerts(values: Partial<Record<Metric, number>>, thresholds: Thresholds, status: NagiosStatus): { alerts: string[]; status: NagiosStatus } {
+function thresholdAlerts(
+  values: Partial<Record<Metric, number>>,
+  thresholds: Thresholds,
+  status: NagiosStatus,
+): { alerts: string[]; status: NagiosStatus } {
   const alerts: string[] = [];
   for (const metric of Object.keys(METRICS) as Metric[]) {
     const v = values[metric];
     if (v === undefined) continue;
     const c = thresholds.critical[metric];
     const w = thresholds.warning[metric];
-    const hit = c && isAlert(c, v) ? { level: 'CRITICAL' as const, range: c } : w && isAlert(w, v) ? { level: 'WARNING' as const, range: w } : null;
+    const hit =
+      c && isAlert(c, v)
+        ? { level: 'CRITICAL' as const, range: c }
+        : w && isAlert(w, v)
+          ? { level: 'WARNING' as const, range: w }
+          : null;
     if (hit === null) continue;
-    alerts.push(`${metric} ${num(v)}${METRICS[metric]} (${hit.level === 'CRITICAL' ? 'critical' : 'warning'} ${hit.range.text})`);
+    alerts.push(
+      `${metric} ${num(v)}${METRICS[metric]} (${hit.level === 'CRITICAL' ? 'critical' : 'warning'} ${hit.range.text})`,
+    );
     if (NAGIOS_RANK[hit.level] > NAGIOS_RANK[status]) status = hit.level;
   }
   return { alerts, status };
 }
 
 /** "3 agents ok, ..." and the performance data: counts, unserved subnets, then the measured values. */
-function countsAndPerf(s: HealthResponse, sel: Selection, values: Partial<Record<Metric, number>>, thresholds: Thresholds): { countText: string[]; perf: string[] } {
+function countsAndPerf(
+  s: HealthResponse,
+  sel: Selection,
+  values: Partial<Record<Metric, number>>,
+  thresholds: Thresholds,
+): { countText: string[]; perf: string[] } {
   const countText: string[] = [];
   const perf: string[] = [];
   for (const kind of ['agent', 'link', 'probe'] as Kind[]) {
     if (!sel.kinds.has(kind)) continue;
     const c = countsOf(sel.selected, kind);
     for (const st of STATE_ORDER) {
-      if (c[st] > 0 || (st === 'ok' && kind !== 'probe')) countText.push(`${c[st]} ${c[st] === 1 ? kind : PLURAL[kind]} ${st}`);
+      if (c[st] > 0 || (st === 'ok' && kind !== 'probe'))
+        countText.push(`${c[st]} ${c[st] === 1 ? kind : PLURAL[kind]} ${st}`);
       perf.push(`${PLURAL[kind]}_${st}=${c[st]}`);
     }
   }
   if (sel.kinds.has('subnet')) {
     const n = sel.selected.filter((i) => i.kind === 'subnet').length;
     if (n > 0) countText.push(`${n} ${n === 1 ? 'subnet' : 'subnets'} unserved`);
-    perf.push(`subnets_unserved=${n}`, `subnets_awaiting_enrolment=${(s.unserved ?? []).filter((u) => u.isAwaitingEnrolment === true).length}`);
+    perf.push(
+      `subnets_unserved=${n}`,
+      `subnets_awaiting_enrolment=${(s.unserved ?? []).filter((u) => u.isAwaitingEnrolment === true).length}`,
+    );
   }
   // label=value[UOM];warn;crit (plugin guidelines): the unit and the thresholds in use.
   for (const metric of Object.keys(METRICS) as Metric[]) {
@@ -259,13 +333,22 @@ function countsAndPerf(s: HealthResponse, sel: Selection, values: Partial<Record
 }
 
 /** The verdict for `crosslink check` over the whole fleet, or the subjects the filter names. */
-export function checkHealth(s: HealthResponse, filter: CheckFilter = {}, thresholds: Thresholds = { warning: {}, critical: {} }): CheckResult {
+export function checkHealth(
+  s: HealthResponse,
+  filter: CheckFilter = {},
+  thresholds: Thresholds = { warning: {}, critical: {} },
+): CheckResult {
   const sel = select(s, filter);
-  if ('missing' in sel) return { status: 'UNKNOWN', exitCode: 3, line: `CROSSLINK UNKNOWN - ${oneLine(sel.missing.join(', '))}` };
+  if ('missing' in sel)
+    return { status: 'UNKNOWN', exitCode: 3, line: `CROSSLINK UNKNOWN - ${oneLine(sel.missing.join(', '))}` };
   const sorted = [...sel.selected].sort(worstFirst);
   const worst = sorted[0];
   const values = worstValues(sel);
-  const { alerts, status } = thresholdAlerts(values, thresholds, worst === undefined ? 'UNKNOWN' : STATE_TO_NAGIOS[worst.state]);
+  const { alerts, status } = thresholdAlerts(
+    values,
+    thresholds,
+    worst === undefined ? 'UNKNOWN' : STATE_TO_NAGIOS[worst.state],
+  );
   const { countText, perf } = countsAndPerf(s, sel, values, thresholds);
 
   let text: string;
@@ -279,7 +362,13 @@ export function checkHealth(s: HealthResponse, filter: CheckFilter = {}, thresho
   if (alerts.length > 0) text = `${alerts.join(', ')}; ${text}`;
   const summary = oneLine(text);
   const perfdata = Object.fromEntries(perf.map((p) => p.split('=', 2) as [string, string]));
-  return { status, exitCode: NAGIOS_EXIT[status], line: `CROSSLINK ${status} - ${summary} | ${perf.join(' ')}`, summary, perfdata };
+  return {
+    status,
+    exitCode: NAGIOS_EXIT[status],
+    line: `CROSSLINK ${status} - ${summary} | ${perf.join(' ')}`,
+    summary,
+    perfdata,
+  };
 }
 
 /** "45s", "5m12s", "3h04m", "2d03h". */
@@ -295,8 +384,18 @@ export function formatDuration(ms: number): string {
 
 function table(rows: string[][]): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((cell, c) => { widths[c] = Math.max(widths[c] ?? 0, cell.length); });
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0))).join('  ').trimEnd()).join('\n');
+  for (const r of rows)
+    r.forEach((cell, c) => {
+      widths[c] = Math.max(widths[c] ?? 0, cell.length);
+    });
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /**
@@ -305,14 +404,24 @@ function table(rows: string[][]): string {
  */
 export function formatStatus(s: HealthResponse): string {
   const lines: string[] = [];
-  lines.push(`Overall: ${s.state} for ${formatDuration(s.atMs - s.sinceMs)} - ${s.reason} (evaluated ${new Date(s.atMs).toISOString()})`);
+  lines.push(
+    `Overall: ${s.state} for ${formatDuration(s.atMs - s.sinceMs)} - ${s.reason} (evaluated ${new Date(s.atMs).toISOString()})`,
+  );
   const rows = [['KIND', 'NAME', 'STATE', 'FOR', 'REASON']];
-  for (const i of items(s, { withAwaiting: true }).sort(worstFirst)) rows.push([i.kind, i.name, i.state.toUpperCase(), i.kind === 'subnet' ? '-' : formatDuration(s.atMs - i.sinceMs), oneLine(i.reason)]);
+  for (const i of items(s, { withAwaiting: true }).sort(worstFirst))
+    rows.push([
+      i.kind,
+      i.name,
+      i.state.toUpperCase(),
+      i.kind === 'subnet' ? '-' : formatDuration(s.atMs - i.sinceMs),
+      oneLine(i.reason),
+    ]);
   if (rows.length > 1) lines.push('', table(rows));
   const unhealthy = (s.serving ?? []).filter((v) => !v.isHealthy);
   if (unhealthy.length > 0) {
     lines.push('', 'Not serving (failover):');
-    for (const v of unhealthy) lines.push(`  ${v.agent}: ${oneLine(v.reason)} (for ${formatDuration(s.atMs - v.sinceMs)})`);
+    for (const v of unhealthy)
+      lines.push(`  ${v.agent}: ${oneLine(v.reason)} (for ${formatDuration(s.atMs - v.sinceMs)})`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -34,8 +34,13 @@ async function policy(y: Argv): Promise<Argv> {
   // Only `policy` itself builds its subcommands (yargs runs a group's builder when it is the command).
   const words = argv.filter((a) => !a.startsWith('-'));
   const isLocalNeeded = words[0] === 'policy' && !REMOTE_POLICY.has(words[1] ?? '');
-  const [{ registerPolicyCommand }, local] = await Promise.all([import('./commands/policy.js'), isLocalNeeded ? import('./commands/policy-local.js') : undefined]);
-  return registerPolicyCommand(y, { policyLocal: local ? [local.checkCommand, local.whatifCommand] as unknown as CommandModule[] : [] });
+  const [{ registerPolicyCommand }, local] = await Promise.all([
+    import('./commands/policy.js'),
+    isLocalNeeded ? import('./commands/policy-local.js') : undefined,
+  ]);
+  return registerPolicyCommand(y, {
+    policyLocal: local ? ([local.checkCommand, local.whatifCommand] as unknown as CommandModule[]) : [],
+  });
 }
 
 /** Every command, in the order top-level help lists them. */
@@ -48,7 +53,10 @@ async function all(y: Argv): Promise<Argv> {
 const argv = process.argv.slice(2);
 if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.write(`${(await import('./version.js')).VERSION}\n`);
-} else if ((argv[0] === 'check' || argv[0] === 'status') && (await (await import('./fast-path.js')).runHealthCommandFast(argv))) {
+} else if (
+  (argv[0] === 'check' || argv[0] === 'status') &&
+  (await (await import('./fast-path.js')).runHealthCommandFast(argv))
+) {
   // Done without yargs (see cli/fast-path.ts).
 } else {
   const first = argv.find((a) => !a.startsWith('-'));

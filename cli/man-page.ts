@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 const entry = process.argv[2] ?? fileURLToPath(new URL('./main.js', import.meta.url));
 
 function help(words: string[]): string {
-  const r = spawnSync(process.execPath, [entry, ...words, '--help'], { encoding: 'utf8', env: { ...process.env, COLUMNS: '100' } });
+  const r = spawnSync(process.execPath, [entry, ...words, '--help'], {
+    encoding: 'utf8',
+    env: { ...process.env, COLUMNS: '100' },
+  });
   if (r.status !== 0) throw new Error(`crosslink ${words.join(' ')} --help exited ${r.status}: ${r.stderr}`);
   return r.stdout;
 }
@@ -20,19 +23,33 @@ function subcommands(text: string, words: string[]): string[] {
   if (at < 0) return [];
   const block = text.slice(at).split('\n\n')[0]!.split('\n').slice(1);
   const prefix = ['crosslink', ...words].join(' ');
-  return block.map((l) => l.trim()).filter((l) => l.startsWith(`${prefix} `))
-    .map((l) => l.slice(prefix.length + 1).split(/\s+/)[0]!).filter((w) => w !== '' && !w.startsWith('[') && !w.startsWith('<'));
+  return block
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith(`${prefix} `))
+    .map((l) => l.slice(prefix.length + 1).split(/\s+/)[0]!)
+    .filter((w) => w !== '' && !w.startsWith('[') && !w.startsWith('<'));
 }
 
 /** roff-safe text: backslashes doubled, lines starting with "." or "'" guarded. */
-const roff = (text: string): string => text.replace(/\\/g, '\\e').split('\n').map((l) => (/^[.']/.test(l) ? `\\&${l}` : l)).join('\n');
+const roff = (text: string): string =>
+  text
+    .replace(/\\/g, '\\e')
+    .split('\n')
+    .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
+    .join('\n');
 
 const out: string[] = [];
 const { VERSION } = await import('./version.js');
 out.push(`.TH CROSSLINK 1 "" "crosslink ${VERSION}" "Crosslink"`);
-out.push('.SH NAME', 'crosslink \\- link selected subnets of two networks through a WireGuard overlay under one policy');
+out.push(
+  '.SH NAME',
+  'crosslink \\- link selected subnets of two networks through a WireGuard overlay under one policy',
+);
 out.push('.SH SYNOPSIS', '.B crosslink', '.I command', '[options]');
-out.push('.SH DESCRIPTION', 'One program for the controller, the agent on each edge box, the policy tools and the API client. Each command below is shown with its own help. Exit codes: 0 done, 1 refused or failed, 2 usage, 3 cannot reach the controller (for \\fBcrosslink check\\fR, the Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). The documentation is in /usr/share/doc/crosslink.');
+out.push(
+  '.SH DESCRIPTION',
+  'One program for the controller, the agent on each edge box, the policy tools and the API client. Each command below is shown with its own help. Exit codes: 0 done, 1 refused or failed, 2 usage, 3 cannot reach the controller (for \\fBcrosslink check\\fR, the Nagios codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). The documentation is in /usr/share/doc/crosslink.',
+);
 const queue: string[][] = [[]];
 const seen = new Set<string>();
 while (queue.length > 0) {
@@ -41,8 +58,17 @@ while (queue.length > 0) {
   if (seen.has(key)) continue;
   seen.add(key);
   const text = help(words);
-  out.push(`.SH ${words.length === 0 ? 'COMMANDS' : `crosslink ${key}`.toUpperCase()}`, '.nf', roff(text.trimEnd()), '.fi');
-  for (const sub of subcommands(text, words)) if (sub !== 'completion' && sub !== 'version') queue.push([...words, sub]);
+  out.push(
+    `.SH ${words.length === 0 ? 'COMMANDS' : `crosslink ${key}`.toUpperCase()}`,
+    '.nf',
+    roff(text.trimEnd()),
+    '.fi',
+  );
+  for (const sub of subcommands(text, words))
+    if (sub !== 'completion' && sub !== 'version') queue.push([...words, sub]);
 }
-out.push('.SH SEE ALSO', 'The README and docs/ in /usr/share/doc/crosslink: deploying-an-agent.md, policy.md, health.md, api.md, errors.md.');
+out.push(
+  '.SH SEE ALSO',
+  'The README and docs/ in /usr/share/doc/crosslink: deploying-an-agent.md, policy.md, health.md, api.md, errors.md.',
+);
 process.stdout.write(`${out.join('\n')}\n`);

@@ -11,14 +11,40 @@ async function run(argv: string[]): Promise<{ out: string; code: number; policyV
   let policyVersion: unknown;
   const write = process.stdout.write.bind(process.stdout);
   const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (s: string) => { out += s; return true; };
+  process.stdout.write = (s: string) => {
+    out += s;
+    return true;
+  };
   process.stderr.write = () => true;
   process.exitCode = 0;
   try {
-    await runCli(argv, (y: Argv) => y
-      .command('policy', 'policy', (p) => p.command('get', 'get', (g) => g.option('policy-version', { alias: 'version', type: 'number' }), (a) => { policyVersion = a.policyVersion; }))
-      .command('agent', 'agent', (a) => a.command('run', 'run', (r) => r, () => undefined))
-      .command('check', 'check', (c) => c, () => undefined));
+    await runCli(argv, (y: Argv) =>
+      y
+        .command('policy', 'policy', (p) =>
+          p.command(
+            'get',
+            'get',
+            (g) => g.option('policy-version', { alias: 'version', type: 'number' }),
+            (a) => {
+              policyVersion = a.policyVersion;
+            },
+          ),
+        )
+        .command('agent', 'agent', (a) =>
+          a.command(
+            'run',
+            'run',
+            (r) => r,
+            () => undefined,
+          ),
+        )
+        .command(
+          'check',
+          'check',
+          (c) => c,
+          () => undefined,
+        ),
+    );
   } finally {
     process.stdout.write = write;
     process.stderr.write = writeErr;
@@ -54,6 +80,10 @@ t.test('crosslink completion prints a bash completion script (a real process: ya
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /###-begin-crosslink-completions-###/);
   t.match(r.stdout, /--get-yargs-completions/);
-  const words = spawnSync(process.execPath, ['--import', 'tsx', main, '--get-yargs-completions', 'crosslink', 'policy', ''], { encoding: 'utf8', timeout: 60_000 });
+  const words = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', main, '--get-yargs-completions', 'crosslink', 'policy', ''],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   t.match(words.stdout, /^apply$/m, 'it completes subcommands');
 });

@@ -10,7 +10,11 @@ class UsageError extends Error {}
 
 function isProgramVersionAsked(argv: string[]): boolean {
   const words = argv.slice(0, -1);
-  return argv.at(-1) === '--version' && words.every((w) => !w.startsWith('-')) && !(words[0] === 'policy' && words[1] === 'get');
+  return (
+    argv.at(-1) === '--version' &&
+    words.every((w) => !w.startsWith('-')) &&
+    !(words[0] === 'policy' && words[1] === 'get')
+  );
 }
 
 /** Parses `argv` (without node and the script) against the commands `register` adds, and runs the
@@ -26,18 +30,32 @@ export async function runCli(argv: string[], register: (y: Argv) => Argv | Promi
   try {
     const y = yargs(argv)
       .scriptName('crosslink')
-      .usage('$0 <command> [options]\n\nLinks selected subnets of N3/HSCN and PSN through a WireGuard overlay under one reviewed policy.')
+      .usage(
+        '$0 <command> [options]\n\nLinks selected subnets of N3/HSCN and PSN through a WireGuard overlay under one reviewed policy.',
+      )
       // English whatever LANG says: every description is English (yargs translated only its own
       // words: "Kommandos:" over English text), and the agent bundle does not carry yargs's
       // translation files, so help reads the same from both entry points.
       .detectLocale(false);
-    await (await register(y))
+    await (
+      await register(y)
+    )
       .demandCommand(1, 'Name a command (see --help).')
       .strict()
       .recommendCommands()
       .version(false)
-      .command('version', 'Print the program version (also: crosslink --version)', (v) => v, () => { process.stdout.write(`${VERSION}\n`); })
-      .completion('completion', 'Print a bash (or zsh) completion script: crosslink completion > /etc/bash_completion.d/crosslink')
+      .command(
+        'version',
+        'Print the program version (also: crosslink --version)',
+        (v) => v,
+        () => {
+          process.stdout.write(`${VERSION}\n`);
+        },
+      )
+      .completion(
+        'completion',
+        'Print a bash (or zsh) completion script: crosslink completion > /etc/bash_completion.d/crosslink',
+      )
       .help()
       .alias('h', 'help')
       .wrap(Math.min(110, process.stdout.columns || 100))

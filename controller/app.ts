@@ -22,14 +22,25 @@ import { joinTokenRoutes } from './api/join-tokens.js';
 import { policyRoutes } from './api/policy.js';
 import { traceRoutes } from './api/trace.js';
 import { ErrorBody } from './api/schemas.js';
-import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS, keepSessionsAlive } from './rpc/session-keepalive.js';
+import {
+  DEFAULT_SESSION_PING_INTERVAL_MS,
+  DEFAULT_SESSION_PING_TIMEOUT_MS,
+  keepSessionsAlive,
+} from './rpc/session-keepalive.js';
 
 export type { ApiDeps } from './api/deps.js';
 
 /** "GET", "/v1/agents/:name/revoke" -> "getAgentsByNameRevoke". */
 export function operationIdOf(method: string, url: string): string {
   const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
-  const words = url.split('/').filter((s) => s !== '' && s !== 'v1').map((s) => (s.startsWith(':') || s.startsWith('{') ? `By${cap(s.replace(/^[:{]|}$/g, ''))}` : s.split(/[-_.]/).map(cap).join('')));
+  const words = url
+    .split('/')
+    .filter((s) => s !== '' && s !== 'v1')
+    .map((s) =>
+      s.startsWith(':') || s.startsWith('{')
+        ? `By${cap(s.replace(/^[:{]|}$/g, ''))}`
+        : s.split(/[-_.]/).map(cap).join(''),
+    );
   return method.toLowerCase() + words.join('');
 }
 
@@ -73,7 +84,11 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   };
   // HTTP/2 with HTTP/1.1 allowed: agents may stream over either; the CLI speaks HTTP/1.1.
   const app = (opts.tls
-    ? Fastify({ ...serverOptions, http2: true as const, https: { allowHTTP1: true, key: opts.tls.keyPem, cert: opts.tls.certChainPem } } as Parameters<typeof Fastify>[0])
+    ? Fastify({
+        ...serverOptions,
+        http2: true as const,
+        https: { allowHTTP1: true, key: opts.tls.keyPem, cert: opts.tls.certChainPem },
+      } as Parameters<typeof Fastify>[0])
     : Fastify(serverOptions)) as unknown as FastifyInstance;
   if (opts.tls) {
     keepSessionsAlive(app.server, {
@@ -103,7 +118,12 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   void api.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Crosslink controller API', version: String(PROTOCOL_VERSION), description: 'Policy, agents, tokens and audit. Errors are {code, message, details}; codes are listed in docs/errors.md.' },
+      info: {
+        title: 'Crosslink controller API',
+        version: String(PROTOCOL_VERSION),
+        description:
+          'Policy, agents, tokens and audit. Errors are {code, message, details}; codes are listed in docs/errors.md.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -119,14 +139,24 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   void api.register(auditRoutes(deps, auth));
   if (opts.health) {
     const { monitor, metrics, metricsToken } = opts.health;
-    void api.register(healthStatusRoutes({ monitor, authorize: auth.requires('agents.read'), unserved: () => deps.distribution.unservedSubnets() }));
+    void api.register(
+      healthStatusRoutes({
+        monitor,
+        authorize: auth.requires('agents.read'),
+        unserved: () => deps.distribution.unservedSubnets(),
+      }),
+    );
     void app.register(async (scope) => {
       if (metricsToken !== undefined) {
         const want = sha256Hex(metricsToken);
         // eslint-disable-next-line @typescript-eslint/require-await -- a hook without done() must return a promise
         scope.addHook('onRequest', async (req) => {
           const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-          if (!m || !hashesEqual(sha256Hex(m[1]!), want)) throw new CrosslinkError('unauthenticated', 'GET /metrics needs the metrics token (authorization: Bearer <metrics-token>)');
+          if (!m || !hashesEqual(sha256Hex(m[1]!), want))
+            throw new CrosslinkError(
+              'unauthenticated',
+              'GET /metrics needs the metrics token (authorization: Bearer <metrics-token>)',
+            );
         });
       }
       await scope.register(metricsRoute(metrics));
@@ -135,6 +165,11 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
 
   api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
-  if (opts.connectRoutes) void app.register(connectPlugin, { routes: opts.connectRoutes, contextValues: opts.connectContextValues, log: deps.log.child({ component: 'rpc' }) });
+  if (opts.connectRoutes)
+    void app.register(connectPlugin, {
+      routes: opts.connectRoutes,
+      contextValues: opts.connectContextValues,
+      log: deps.log.child({ component: 'rpc' }),
+    });
   return app;
 }

@@ -55,15 +55,34 @@ export interface ControllerSettings {
 
 type Kind = 'string' | 'number' | 'list';
 export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
-  'data-dir': 'string', listen: 'list', database: 'string', 'overlay-cidr': 'string', 'tls-cert': 'string',
-  'tls-key': 'string', url: 'list', san: 'list', 'heartbeat-interval-seconds': 'number', 'log-level': 'string',
-  'report-interval-seconds': 'number', 'silent-intervals': 'number', 'health-interval-seconds': 'number',
-  'handshake-degraded-seconds': 'number', 'handshake-down-seconds': 'number', 'failover-hold-down-seconds': 'number',
-  'probe-interval-seconds': 'number', 'metrics-token': 'string',
-  'stream-ping-interval-seconds': 'number', 'stream-ping-timeout-seconds': 'number',
+  'data-dir': 'string',
+  listen: 'list',
+  database: 'string',
+  'overlay-cidr': 'string',
+  'tls-cert': 'string',
+  'tls-key': 'string',
+  url: 'list',
+  san: 'list',
+  'heartbeat-interval-seconds': 'number',
+  'log-level': 'string',
+  'report-interval-seconds': 'number',
+  'silent-intervals': 'number',
+  'health-interval-seconds': 'number',
+  'handshake-degraded-seconds': 'number',
+  'handshake-down-seconds': 'number',
+  'failover-hold-down-seconds': 'number',
+  'probe-interval-seconds': 'number',
+  'metrics-token': 'string',
+  'stream-ping-interval-seconds': 'number',
+  'stream-ping-timeout-seconds': 'number',
 };
 
-export const DEFAULTS = { listen: ['0.0.0.0:8443'], 'overlay-cidr': '100.64.0.0/10', 'heartbeat-interval-seconds': 10, 'log-level': 'info' } as const;
+export const DEFAULTS = {
+  listen: ['0.0.0.0:8443'],
+  'overlay-cidr': '100.64.0.0/10',
+  'heartbeat-interval-seconds': 10,
+  'log-level': 'info',
+} as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -89,7 +108,10 @@ function coversOther(a: string, b: string): boolean {
 }
 
 /** Checks values (wherever they came from); `where` gives a key's line when known. */
-export function validateSettings(s: ControllerSettings, where: (key: string) => number | undefined = () => undefined): ErrorDetail[] {
+export function validateSettings(
+  s: ControllerSettings,
+  where: (key: string) => number | undefined = () => undefined,
+): ErrorDetail[] {
   const errors: ErrorDetail[] = [];
   // `index`: the item of a list setting, named "key[index]" when the list has more than one.
   const bad = (key: string, message: string, index?: number, count = 1) => {
@@ -107,39 +129,57 @@ export function validateSettings(s: ControllerSettings, where: (key: string) => 
       // A wildcard takes its port on every address (0.0.0.0: every IPv4 one; "::" every one), so a
       // second listener on that port would fail to bind.
       const j = parsed.findIndex((q, k) => k < i && q !== null && q.port === p.port && coversOther(p.host, q.host));
-      if (j >= 0) bad('listen', `"${l}" and "${listens[j]}" share port ${p.port} and one of them listens on every address: give each network its own address`, i, listens.length);
+      if (j >= 0)
+        bad(
+          'listen',
+          `"${l}" and "${listens[j]}" share port ${p.port} and one of them listens on every address: give each network its own address`,
+          i,
+          listens.length,
+        );
     }
   });
   if (s['overlay-cidr'] !== undefined) {
     const r = parsePrefix(s['overlay-cidr']);
     if (!r.ok) bad('overlay-cidr', `"${s['overlay-cidr']}" is not a prefix such as 100.64.0.0/10`);
-    else if (r.prefix.family !== 4 || r.prefix.len > 30) bad('overlay-cidr', 'must be an IPv4 prefix of length /30 or shorter, e.g. 100.64.0.0/10');
+    else if (r.prefix.family !== 4 || r.prefix.len > 30)
+      bad('overlay-cidr', 'must be an IPv4 prefix of length /30 or shorter, e.g. 100.64.0.0/10');
   }
-  if ((s['tls-cert'] === undefined) !== (s['tls-key'] === undefined)) bad(s['tls-cert'] === undefined ? 'tls-cert' : 'tls-key', 'tls-cert and tls-key must be given together');
+  if ((s['tls-cert'] === undefined) !== (s['tls-key'] === undefined))
+    bad(s['tls-cert'] === undefined ? 'tls-cert' : 'tls-key', 'tls-cert and tls-key must be given together');
   const urls = s.url ?? [];
   urls.forEach((u, i) => {
     if (!/^https:\/\/[^/\s]+\/?$/.test(u)) bad('url', `"${u}" must be https://HOST[:PORT]`, i, urls.length);
     else if (urls.indexOf(u) !== i) bad('url', `"${u}" is given twice`, i, urls.length);
   });
   const hb = s['heartbeat-interval-seconds'];
-  if (hb !== undefined && (!Number.isFinite(hb) || hb < 1 || hb > 30)) bad('heartbeat-interval-seconds', 'must be between 1 and 30');
-  if (s['log-level'] !== undefined && !LOG_LEVELS.includes(s['log-level'])) bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
+  if (hb !== undefined && (!Number.isFinite(hb) || hb < 1 || hb > 30))
+    bad('heartbeat-interval-seconds', 'must be between 1 and 30');
+  if (s['log-level'] !== undefined && !LOG_LEVELS.includes(s['log-level']))
+    bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
   if (s.database !== undefined && s.database.trim() === '') bad('database', 'must not be empty');
   const positive: Array<[keyof ControllerSettings, number, number]> = [
-    ['report-interval-seconds', 0.1, 300], ['health-interval-seconds', 0.1, 300], ['handshake-degraded-seconds', 1, 86_400],
-    ['handshake-down-seconds', 1, 86_400], ['failover-hold-down-seconds', 0, 86_400], ['silent-intervals', 1, 100],
-    ['stream-ping-interval-seconds', 0.1, 300], ['stream-ping-timeout-seconds', 0.1, 300],
+    ['report-interval-seconds', 0.1, 300],
+    ['health-interval-seconds', 0.1, 300],
+    ['handshake-degraded-seconds', 1, 86_400],
+    ['handshake-down-seconds', 1, 86_400],
+    ['failover-hold-down-seconds', 0, 86_400],
+    ['silent-intervals', 1, 100],
+    ['stream-ping-interval-seconds', 0.1, 300],
+    ['stream-ping-timeout-seconds', 0.1, 300],
   ];
   for (const [key, min, max] of positive) {
     const v = s[key] as number | undefined;
     if (v !== undefined && (!Number.isFinite(v) || v < min || v > max)) bad(key, `must be between ${min} and ${max}`);
   }
   const pi = s['probe-interval-seconds'];
-  if (pi !== undefined && (!Number.isInteger(pi) || pi < 0 || pi > 3600)) bad('probe-interval-seconds', 'must be a whole number of seconds from 0 to 3600');
+  if (pi !== undefined && (!Number.isInteger(pi) || pi < 0 || pi > 3600))
+    bad('probe-interval-seconds', 'must be a whole number of seconds from 0 to 3600');
   const hd = s['handshake-degraded-seconds'];
   const hdown = s['handshake-down-seconds'];
-  if (hd !== undefined && hdown !== undefined && hdown < hd) bad('handshake-down-seconds', 'must not be below handshake-degraded-seconds');
-  if (s['metrics-token'] !== undefined && s['metrics-token'].length < 16) bad('metrics-token', 'must be at least 16 characters');
+  if (hd !== undefined && hdown !== undefined && hdown < hd)
+    bad('handshake-down-seconds', 'must not be below handshake-degraded-seconds');
+  if (s['metrics-token'] !== undefined && s['metrics-token'].length < 16)
+    bad('metrics-token', 'must be at least 16 characters');
   return errors;
 }
 
@@ -149,7 +189,12 @@ export async function loadSettingsFile(path: string): Promise<ControllerSettings
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new CrosslinkError('config_invalid', `cannot read config file ${path}: ${(e as Error).message}`, [{ path: 'config', message: 'unreadable' }], { cause: e });
+    throw new CrosslinkError(
+      'config_invalid',
+      `cannot read config file ${path}: ${(e as Error).message}`,
+      [{ path: 'config', message: 'unreadable' }],
+      { cause: e },
+    );
   }
   return parseSettingsText(text, path);
 }
@@ -157,7 +202,11 @@ export async function loadSettingsFile(path: string): Promise<ControllerSettings
 export function parseSettingsText(text: string, source = 'controller.yaml'): ControllerSettings {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  const errors: ErrorDetail[] = doc.errors.map((e) => ({ path: '', line: lc.linePos(e.pos[0]).line, message: `syntax: ${e.message.split('\n')[0]}` }));
+  const errors: ErrorDetail[] = doc.errors.map((e) => ({
+    path: '',
+    line: lc.linePos(e.pos[0]).line,
+    message: `syntax: ${e.message.split('\n')[0]}`,
+  }));
   const lines = new Map<string, number>();
   const out: Record<string, unknown> = {};
   if (errors.length === 0 && doc.contents !== null) {
@@ -166,14 +215,23 @@ export function parseSettingsText(text: string, source = 'controller.yaml'): Con
     } else {
       for (const pair of doc.contents.items as Pair[]) {
         const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-        const line = pair.key && (pair.key as { range?: [number] }).range ? lc.linePos((pair.key as { range: [number] }).range[0]).line : undefined;
+        const line =
+          pair.key && (pair.key as { range?: [number] }).range
+            ? lc.linePos((pair.key as { range: [number] }).range[0]).line
+            : undefined;
         lines.set(key, line ?? 0);
         const kind = SETTING_KINDS[key as keyof ControllerSettings];
-        let value = (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ?? (isScalar(pair.value) ? pair.value.value : pair.value);
+        let value =
+          (pair.value as { toJSON?: () => unknown } | null)?.toJSON?.() ??
+          (isScalar(pair.value) ? pair.value.value : pair.value);
         if (kind === 'list' && typeof value === 'string') value = [value]; // one item or a list
         if (!kind) {
           const hint = didYouMean(key, Object.keys(SETTING_KINDS));
-          errors.push({ path: key, line, message: `unknown setting "${key}"${hint || `; known: ${Object.keys(SETTING_KINDS).join(', ')}`}` });
+          errors.push({
+            path: key,
+            line,
+            message: `unknown setting "${key}"${hint || `; known: ${Object.keys(SETTING_KINDS).join(', ')}`}`,
+          });
         } else if (kind === 'string' && typeof value !== 'string') {
           errors.push({ path: key, line, message: `${key}: must be text` });
         } else if (kind === 'number' && typeof value !== 'number') {
@@ -196,7 +254,11 @@ export function parseSettingsText(text: string, source = 'controller.yaml'): Con
   }
   if (errors.length) {
     const first = errors[0]!;
-    throw new CrosslinkError('config_invalid', `${source}${first.line ? `:${first.line}` : ''}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`, errors);
+    throw new CrosslinkError(
+      'config_invalid',
+      `${source}${first.line ? `:${first.line}` : ''}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`,
+      errors,
+    );
   }
   return settings;
 }

@@ -21,15 +21,26 @@ async function start(t: { teardown(fn: () => Promise<void> | void): void }, sett
   const dir = mkdtempSync(join(tmpdir(), 'xl-ctl-main-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const printed: string[] = [];
-  const c = await runController({ settings: { 'data-dir': dir, ...settings }, log, print: (s) => { printed.push(s); }, handleSignals: false });
+  const c = await runController({
+    settings: { 'data-dir': dir, ...settings },
+    log,
+    print: (s) => {
+      printed.push(s);
+    },
+    handleSignals: false,
+  });
   t.teardown(() => c.close());
   return { c, dir, printed, adminToken: readFileSync(join(dir, 'admin.token'), 'utf8').trim() };
 }
 
-const canConnect = (host: string, port: number) => new Promise<boolean>((resolve) => {
-  const s = connect({ host, port }, () => { s.destroy(); resolve(true); });
-  s.once('error', () => resolve(false));
-});
+const canConnect = (host: string, port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect({ host, port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 
 t.test('two --listen addresses: both serve the REST API and the agent service', async (t) => {
   const { c, dir, printed, adminToken } = await start(t, { listen: ['127.0.0.1:0', '127.0.0.2:0'] });
@@ -47,15 +58,27 @@ t.test('two --listen addresses: both serve the REST API and the agent service', 
     const api = await ApiClient.connect({ controller: url, token: adminToken, caFingerprint: c.caFingerprint });
     t.teardown(() => api.close());
     t.equal((await api.request('GET', '/healthz')).status, 200, `REST at ${url}`);
-    token = (await api.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name: 'gp-armley' } })).body.token;
+    token = (await api.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name: 'gp-armley' } })).body
+      .token;
   }
   const parts = parseJoinToken(token);
   t.same(parts.controllerUrls, c.urls, 'the token carries both URLs');
 
   // The agent service (Connect over HTTP/2) through the second address only.
-  const agent = createControlClient({ controllerUrls: [c.urls[1]!], caFingerprint: parts.caFingerprint, log, clock: systemClock });
+  const agent = createControlClient({
+    controllerUrls: [c.urls[1]!],
+    caFingerprint: parts.caFingerprint,
+    log,
+    clock: systemClock,
+  });
   t.teardown(() => agent.close());
-  const res = await agent.enroll(parts.secret, { name: 'gp-armley', publicKey: fakePublicKey('gp-armley'), endpoint: '', advertisedSubnets: [], agentVersion: '0.1.0' });
+  const res = await agent.enroll(parts.secret, {
+    name: 'gp-armley',
+    publicKey: fakePublicKey('gp-armley'),
+    endpoint: '',
+    advertisedSubnets: [],
+    agentVersion: '0.1.0',
+  });
   t.match(res.overlayAddress, /^100\.64\./, 'enrolled through the second listener');
 
   await c.close();
@@ -74,7 +97,16 @@ t.test('a listen address that cannot be bound is named with its index, and nothi
   const { c } = await start(t, { listen: '127.0.0.1:0' });
   const dir = mkdtempSync(join(tmpdir(), 'xl-ctl-main-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  await t.rejects(runController({ settings: { 'data-dir': dir, listen: ['127.0.0.2:0', `127.0.0.1:${c.port}`] }, log, print: () => undefined, handleSignals: false }), {
-    code: 'config_invalid', message: new RegExp(`^listen\\[1\\]: cannot listen on 127\\.0\\.0\\.1:${c.port}: .*EADDRINUSE`),
-  });
+  await t.rejects(
+    runController({
+      settings: { 'data-dir': dir, listen: ['127.0.0.2:0', `127.0.0.1:${c.port}`] },
+      log,
+      print: () => undefined,
+      handleSignals: false,
+    }),
+    {
+      code: 'config_invalid',
+      message: new RegExp(`^listen\\[1\\]: cannot listen on 127\\.0\\.0\\.1:${c.port}: .*EADDRINUSE`),
+    },
+  );
 });

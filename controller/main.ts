@@ -12,14 +12,25 @@ import { CrosslinkError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { newApiToken } from './api/api-tokens.js';
 import { buildApp } from './app.js';
-import { DEFAULTS, listenList, loadSettingsFile, parseListen, validateSettings, type ControllerSettings } from './config.js';
+import {
+  DEFAULTS,
+  listenList,
+  loadSettingsFile,
+  parseListen,
+  validateSettings,
+  type ControllerSettings,
+} from './config.js';
 import { Distributor, type Handover } from './distribute/distributor.js';
 import { HealthMonitor } from './health/monitor.js';
 import { healthSource } from './health/source.js';
 import type { HealthEvent } from './health/types.js';
 import { createControllerMetrics } from './metrics.js';
 import { agentContextValues, agentServiceRoutes } from './rpc/agent-service.js';
-import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS, keepSessionsAlive } from './rpc/session-keepalive.js';
+import {
+  DEFAULT_SESSION_PING_INTERVAL_MS,
+  DEFAULT_SESSION_PING_TIMEOUT_MS,
+  keepSessionsAlive,
+} from './rpc/session-keepalive.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { loadOrCreateTlsIdentity } from './tls.js';
@@ -61,16 +72,27 @@ export interface RunningController {
   close(): Promise<void>;
 }
 
-export type ResolvedSettings = Required<Pick<ControllerSettings, 'data-dir' | 'overlay-cidr' | 'heartbeat-interval-seconds' | 'log-level'>>
-  & Omit<ControllerSettings, 'listen'> & { /** At least one HOST:PORT. */ listen: string[] };
+export type ResolvedSettings = Required<
+  Pick<ControllerSettings, 'data-dir' | 'overlay-cidr' | 'heartbeat-interval-seconds' | 'log-level'>
+> &
+  Omit<ControllerSettings, 'listen'> & { /** At least one HOST:PORT. */ listen: string[] };
 
 /** Flags over file over defaults; throws config_invalid naming the key. */
 export async function resolveSettings(flags: ControllerSettings, configFile?: string): Promise<ResolvedSettings> {
   const file = configFile ? await loadSettingsFile(configFile) : {};
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as ControllerSettings;
-  const merged = { ...DEFAULTS, ...file, ...defined, listen: listenList(defined.listen ?? file.listen ?? DEFAULTS.listen) };
+  const merged = {
+    ...DEFAULTS,
+    ...file,
+    ...defined,
+    listen: listenList(defined.listen ?? file.listen ?? DEFAULTS.listen),
+  };
   const errors = validateSettings(merged);
-  if (!merged['data-dir']) errors.unshift({ path: 'data-dir', message: 'data-dir: required (--data-dir DIR or data-dir: in the config file)' });
+  if (!merged['data-dir'])
+    errors.unshift({
+      path: 'data-dir',
+      message: 'data-dir: required (--data-dir DIR or data-dir: in the config file)',
+    });
   if (errors.length) throw new CrosslinkError('config_invalid', errors.map((e) => e.message).join('; '), errors);
   return merged as ResolvedSettings;
 }
@@ -84,7 +106,9 @@ function localAddresses(): string[] {
 function defaultUrl(host: string, port: number): string {
   if (host !== '0.0.0.0' && host !== '::') return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
   // Listening everywhere: agents need a name they can reach; prefer a non-loopback IPv4 address.
-  const v4 = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal);
+  const v4 = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal);
   return `https://${v4?.address ?? hostname()}:${port}`;
 }
 
@@ -92,7 +116,11 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   const s = await resolveSettings(opts.settings, opts.configFile);
   const log = opts.log ?? createLogger({ level: s['log-level'], name: 'controller' });
   const clock = opts.clock ?? systemClock;
-  const print = opts.print ?? ((text: string) => { process.stdout.write(text); });
+  const print =
+    opts.print ??
+    ((text: string) => {
+      process.stdout.write(text);
+    });
   const dataDir = resolve(s['data-dir']);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const listens = s.listen.map((l) => parseListen(l)!);
@@ -109,7 +137,18 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   // without --url use those).
   const urlHosts = (s.url ?? []).map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
   const listenHosts = listens.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::');
-  const sans = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...localAddresses(), ...urlHosts, ...listenHosts, ...(s.san ?? [])])];
+  const sans = [
+    ...new Set([
+      'localhost',
+      '127.0.0.1',
+      '::1',
+      hostname(),
+      ...localAddresses(),
+      ...urlHosts,
+      ...listenHosts,
+      ...(s.san ?? []),
+    ]),
+  ];
   const tls = await loadOrCreateTlsIdentity(dataDir, { certFile: s['tls-cert'], keyFile: s['tls-key'], sans });
 
   // First start: one admin token, written where only the operator (root) can read it.
@@ -119,8 +158,11 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     await writeFile(tokenPath, text + '\n', { mode: 0o600 });
     await chmod(tokenPath, 0o600);
     await store.createApiToken(record, {
-      actor: { name: 'system', role: 'system', address: '' }, action: 'api_token.create', target: `api_token/${record.id}`,
-      before: null, after: { id: record.id, name: record.name, role: record.role, revokedAtMs: null },
+      actor: { name: 'system', role: 'system', address: '' },
+      action: 'api_token.create',
+      target: `api_token/${record.id}`,
+      before: null,
+      after: { id: record.id, name: record.name, role: record.role, revokedAtMs: null },
     });
     print(`first start: admin API token written to ${tokenPath}\n`);
   }
@@ -130,7 +172,10 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   // exists (the first compile) are not events.
   let monitor: HealthMonitor | null = null;
   const distributor = new Distributor({
-    store, log, clock, heartbeatIntervalMs,
+    store,
+    log,
+    clock,
+    heartbeatIntervalMs,
     compileOptions: { probeIntervalSeconds: s['probe-interval-seconds'] ?? 0 },
     onHandover: (handovers) => monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs()))),
   });
@@ -139,19 +184,33 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   const reportIntervalMs = (s['report-interval-seconds'] ?? 10) * 1000;
   const silentIntervals = s['silent-intervals'] ?? 3;
   monitor = new HealthMonitor({
-    clock, log: log.child({ component: 'health' }),
-    source: healthSource({ listAgents: () => store.listAgents(), liveView: (n) => distributor.liveView(n), currentConfig: (n) => distributor.currentConfig(n), log }),
+    clock,
+    log: log.child({ component: 'health' }),
+    source: healthSource({
+      listAgents: () => store.listAgents(),
+      liveView: (n) => distributor.liveView(n),
+      currentConfig: (n) => distributor.currentConfig(n),
+      log,
+    }),
     intervalMs: (s['health-interval-seconds'] ?? 5) * 1000,
     evaluate: {
-      reportIntervalMs, silentIntervals,
-      ...(s['handshake-degraded-seconds'] !== undefined ? { handshakeDegradedSeconds: s['handshake-degraded-seconds'] } : {}),
+      reportIntervalMs,
+      silentIntervals,
+      ...(s['handshake-degraded-seconds'] !== undefined
+        ? { handshakeDegradedSeconds: s['handshake-degraded-seconds'] }
+        : {}),
       ...(s['handshake-down-seconds'] !== undefined ? { handshakeDownSeconds: s['handshake-down-seconds'] } : {}),
     },
-    serving: { reportIntervalMs, silentIntervals, ...(s['failover-hold-down-seconds'] !== undefined ? { holdDownMs: s['failover-hold-down-seconds'] * 1000 } : {}) },
+    serving: {
+      reportIntervalMs,
+      silentIntervals,
+      ...(s['failover-hold-down-seconds'] !== undefined ? { holdDownMs: s['failover-hold-down-seconds'] * 1000 } : {}),
+    },
     // Failover: serving health goes to the compiler, which moves subnets to the next healthy `via`.
     onServingChange: (serving, changed) => {
       for (const name of changed) {
-        void distributor.setAgentHealth(name, serving.get(name) ?? true)
+        void distributor
+          .setAgentHealth(name, serving.get(name) ?? true)
           .catch((err: unknown) => log.error({ err, agent: name }, 'applying serving health failed'));
       }
     },
@@ -167,25 +226,55 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   };
   const metrics = createControllerMetrics({
     monitor: healthMonitor,
-    distribution: { connectedCount: () => distributor.connectedCount(), serving: () => distributor.servingAssignments() },
+    distribution: {
+      connectedCount: () => distributor.connectedCount(),
+      serving: () => distributor.servingAssignments(),
+    },
   });
 
   // Without --url: one URL per listen address (agents reach each network's address).
   const urlsFor = (ports: number[]) => [...new Set(listens.map((l, i) => defaultUrl(l.host, ports[i]!)))];
   const provisionalUrls = s.url?.length ? s.url : urlsFor(listens.map((l) => l.port));
   const sessionPing = {
-    intervalMs: s['stream-ping-interval-seconds'] !== undefined ? s['stream-ping-interval-seconds'] * 1000 : DEFAULT_SESSION_PING_INTERVAL_MS,
-    timeoutMs: s['stream-ping-timeout-seconds'] !== undefined ? s['stream-ping-timeout-seconds'] * 1000 : DEFAULT_SESSION_PING_TIMEOUT_MS,
+    intervalMs:
+      s['stream-ping-interval-seconds'] !== undefined
+        ? s['stream-ping-interval-seconds'] * 1000
+        : DEFAULT_SESSION_PING_INTERVAL_MS,
+    timeoutMs:
+      s['stream-ping-timeout-seconds'] !== undefined
+        ? s['stream-ping-timeout-seconds'] * 1000
+        : DEFAULT_SESSION_PING_TIMEOUT_MS,
   };
-  const deps = { store, distribution: distributor, log, clock, controllerUrls: provisionalUrls, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem };
+  const deps = {
+    store,
+    distribution: distributor,
+    log,
+    clock,
+    controllerUrls: provisionalUrls,
+    caFingerprint: tls.caFingerprint,
+    caCertPem: tls.caCertPem,
+  };
   const app = buildApp(deps, {
     tls: { keyPem: tls.keyPem, certChainPem: tls.certChainPem },
     // A stream that ends (an agent stopped, or a connection found dead by the PINGs) is evaluated
     // at once: with its peers' failing probes it is what fails a dead box over quickly.
-    connectRoutes: agentServiceRoutes({ store, distributor, log, clock, overlayCidr: s['overlay-cidr'], heartbeatIntervalMs, onReport: refreshSoon, onStreamClosed: refreshSoon }),
+    connectRoutes: agentServiceRoutes({
+      store,
+      distributor,
+      log,
+      clock,
+      overlayCidr: s['overlay-cidr'],
+      heartbeatIntervalMs,
+      onReport: refreshSoon,
+      onStreamClosed: refreshSoon,
+    }),
     connectContextValues: agentContextValues,
     sessionPing,
-    health: { monitor: healthMonitor, metrics, ...(s['metrics-token'] !== undefined ? { metricsToken: s['metrics-token'] } : {}) },
+    health: {
+      monitor: healthMonitor,
+      metrics,
+      ...(s['metrics-token'] !== undefined ? { metricsToken: s['metrics-token'] } : {}),
+    },
   });
   // Streams end before the server waits for connections to drain.
   app.addHook('preClose', async () => {
@@ -199,7 +288,9 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   // fastify router (REST API and the agents' Connect service alike). A node server listens once.
   const extra: ExtraListener[] = [];
   // Closed after the preClose hook above has ended the streams, while fastify closes its own server.
-  app.addHook('preClose', async () => { await Promise.all(extra.map((x) => x.close())); });
+  app.addHook('preClose', async () => {
+    await Promise.all(extra.map((x) => x.close()));
+  });
   const ports: number[] = [];
   let index = 0;
   try {
@@ -207,7 +298,10 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     const addr = app.server.address();
     ports.push(typeof addr === 'object' && addr ? addr.port : listens[0]!.port);
     for (index = 1; index < listens.length; index++) {
-      const x = await listenExtra(app, tls, listens[index]!, { ...sessionPing, log: log.child({ component: 'keepalive' }) });
+      const x = await listenExtra(app, tls, listens[index]!, {
+        ...sessionPing,
+        log: log.child({ component: 'keepalive' }),
+      });
       extra.push(x);
       ports.push(x.port);
     }
@@ -217,7 +311,12 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     await app.close().catch(() => undefined); // also stops the distributor (preClose)
     await distributor.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
-    throw new CrosslinkError('config_invalid', `${which}: cannot listen on ${s.listen[index]}: ${(e as Error).message}`, [{ path: which, message: (e as Error).message }], { cause: e });
+    throw new CrosslinkError(
+      'config_invalid',
+      `${which}: cannot listen on ${s.listen[index]}: ${(e as Error).message}`,
+      [{ path: which, message: (e as Error).message }],
+      { cause: e },
+    );
   }
   healthMonitor.start();
   const port = ports[0]!;
@@ -225,12 +324,19 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   if (listens.some((l) => l.port === 0) && !s.url?.length) deps.controllerUrls = urlsFor(ports);
   const listenUrls = listens.map((l, i) => `https://${l.host.includes(':') ? `[${l.host}]` : l.host}:${ports[i]}`);
   const listenUrl = listenUrls[0]!;
-  print(`crosslink controller listening on ${listenUrls.join(', ')} (agents and CLI: ${deps.controllerUrls.join(', ')})\nCA fingerprint: ${tls.caFingerprint}\n`);
-  log.info({ listen: listenUrls, urls: deps.controllerUrls, caFingerprint: tls.caFingerprint, database: store.kind }, 'controller started');
+  print(
+    `crosslink controller listening on ${listenUrls.join(', ')} (agents and CLI: ${deps.controllerUrls.join(', ')})\nCA fingerprint: ${tls.caFingerprint}\n`,
+  );
+  log.info(
+    { listen: listenUrls, urls: deps.controllerUrls, caFingerprint: tls.caFingerprint, database: store.kind },
+    'controller started',
+  );
 
   let closing: Promise<void> | null = null;
   let markClosed!: () => void;
-  const closed = new Promise<void>((r) => { markClosed = r; });
+  const closed = new Promise<void>((r) => {
+    markClosed = r;
+  });
   const onSignal = (sig: NodeJS.Signals) => {
     log.info({ signal: sig }, 'shutting down');
     void close();
@@ -253,7 +359,21 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  return { url: deps.controllerUrls[0]!, urls: deps.controllerUrls, listenUrl, listenUrls, port, ports, caFingerprint: tls.caFingerprint, dataDir, store, app, monitor: healthMonitor, closed, close };
+  return {
+    url: deps.controllerUrls[0]!,
+    urls: deps.controllerUrls,
+    listenUrl,
+    listenUrls,
+    port,
+    ports,
+    caFingerprint: tls.caFingerprint,
+    dataDir,
+    store,
+    app,
+    monitor: healthMonitor,
+    closed,
+    close,
+  };
 }
 
 interface ExtraListener {
@@ -266,8 +386,16 @@ interface ExtraListener {
  * chain, no timeouts (config streams live long), the same HTTP/2 PINGs for dead boxes, and on close
  * every session and connection ended (as fastify's forceCloseConnections does for its server).
  */
-async function listenExtra(app: FastifyInstance, tls: { keyPem: string; certChainPem: string }, at: { host: string; port: number }, keepalive: Parameters<typeof keepSessionsAlive>[1]): Promise<ExtraListener> {
-  const server: Http2SecureServer = createSecureServer({ allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem }, app.routing.bind(app) as unknown as Parameters<typeof createSecureServer>[1]);
+async function listenExtra(
+  app: FastifyInstance,
+  tls: { keyPem: string; certChainPem: string },
+  at: { host: string; port: number },
+  keepalive: Parameters<typeof keepSessionsAlive>[1],
+): Promise<ExtraListener> {
+  const server: Http2SecureServer = createSecureServer(
+    { allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem },
+    app.routing.bind(app) as unknown as Parameters<typeof createSecureServer>[1],
+  );
   server.setTimeout(0);
   keepSessionsAlive(server, keepalive);
   const sessions = new Set<ServerHttp2Session>();
@@ -309,8 +437,16 @@ async function listenExtra(app: FastifyInstance, tls: { keyPem: string; certChai
 export function handoverEvent(h: Handover, atMs: number): HealthEvent {
   const stateOf = (role: Handover['role']) => (role === 'primary' ? 'ok' : role === 'standby' ? 'degraded' : 'down');
   const why = h.unhealthy.length > 0 ? ` (not serving: ${h.unhealthy.join(', ')})` : '';
-  const reason = h.to === ''
-    ? `${h.subnet}: no agent can serve it now (was ${h.from})${why}`
-    : `${h.subnet}: now served by ${h.to} (${h.role})${h.from ? ` instead of ${h.from}` : ''}${why}`;
-  return { subject: `subnet:${h.subnet}`, kind: 'subnet', from: stateOf(h.fromRole), to: stateOf(h.role), atMs, reason };
+  const reason =
+    h.to === ''
+      ? `${h.subnet}: no agent can serve it now (was ${h.from})${why}`
+      : `${h.subnet}: now served by ${h.to} (${h.role})${h.from ? ` instead of ${h.from}` : ''}${why}`;
+  return {
+    subject: `subnet:${h.subnet}`,
+    kind: 'subnet',
+    from: stateOf(h.fromRole),
+    to: stateOf(h.role),
+    atMs,
+    reason,
+  };
 }

@@ -9,20 +9,35 @@ import Fastify from 'fastify';
 
 function build(snap: HealthSnapshot | null, serving: ServingAssignment[] = []) {
   return createControllerMetrics({
-    monitor: { snapshot: () => snap, servingHealth: () => new Map([['a', true], ['b', false]]) },
+    monitor: {
+      snapshot: () => snap,
+      servingHealth: () =>
+        new Map([
+          ['a', true],
+          ['b', false],
+        ]),
+    },
     distribution: { connectedCount: () => 2, serving: () => serving },
   });
 }
 
-const snap = evaluateHealth([
-  agentInput('a', T0, {
-    peers: ['b'], peerOpts: { b: { rxBytes: 5000, txBytes: 7000, rttMs: 2.5, handshakeAgoSeconds: 30 } },
-    probes: [probeSpec('care/0')], probeResults: [probeResult('care/0', T0 - 2000, { rttMs: 4 })],
-    applied: 6, desiredGeneration: 7, errors: [applyError()],
-  }),
-  agentInput('b', T0, { peers: ['a'], reportAgoMs: 45_000 }),
-  agentInput('gone', T0, { isRevoked: true }),
-], T0, {});
+const snap = evaluateHealth(
+  [
+    agentInput('a', T0, {
+      peers: ['b'],
+      peerOpts: { b: { rxBytes: 5000, txBytes: 7000, rttMs: 2.5, handshakeAgoSeconds: 30 } },
+      probes: [probeSpec('care/0')],
+      probeResults: [probeResult('care/0', T0 - 2000, { rttMs: 4 })],
+      applied: 6,
+      desiredGeneration: 7,
+      errors: [applyError()],
+    }),
+    agentInput('b', T0, { peers: ['a'], reportAgoMs: 45_000 }),
+    agentInput('gone', T0, { isRevoked: true }),
+  ],
+  T0,
+  {},
+);
 
 t.test('values come from the snapshot on scrape', async (t) => {
   const m = build(snap, [
@@ -64,7 +79,10 @@ t.test('values come from the snapshot on scrape', async (t) => {
 
 t.test('series follow the snapshot: nothing lingers after an agent goes away', async (t) => {
   let current: HealthSnapshot | null = snap;
-  const m = createControllerMetrics({ monitor: { snapshot: () => current, servingHealth: () => new Map() }, distribution: { connectedCount: () => 0 } });
+  const m = createControllerMetrics({
+    monitor: { snapshot: () => current, servingHealth: () => new Map() },
+    distribution: { connectedCount: () => 0 },
+  });
   t.match(await m.metrics(), /agent="a"/);
   current = evaluateHealth([agentInput('c', T0)], T0, {});
   const text = await m.metrics();
@@ -99,7 +117,11 @@ t.test('docs/metrics.md documents exactly the registered metrics (name, type, la
     documented.set(name, `${kind} ${labels.join(',')}`);
   }
   const registered = new Map<string, string>();
-  for (const metric of build(snap).registry.getMetricsAsArray() as unknown as Array<{ name: string; type: string; labelNames: string[] }>) {
+  for (const metric of build(snap).registry.getMetricsAsArray() as unknown as Array<{
+    name: string;
+    type: string;
+    labelNames: string[];
+  }>) {
     registered.set(metric.name, `${metric.type} ${metric.labelNames.join(',')}`);
   }
   t.ok(registered.size > 20);

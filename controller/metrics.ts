@@ -45,7 +45,10 @@ interface MetricDef {
   help: string;
   collect(ctx: { snap: HealthSnapshot | null; deps: Deps; emit: Emit }): void;
 }
-interface Deps { monitor: MetricsHealthView; distribution: MetricsDistributionView }
+interface Deps {
+  monitor: MetricsHealthView;
+  distribution: MetricsDistributionView;
+}
 
 const stateSeries = (emit: Emit, labels: Record<string, string>, state: string): void => {
   for (const s of HEALTH_STATES) emit({ ...labels, state: s }, s === state ? 1 : 0);
@@ -54,133 +57,223 @@ const stateSeries = (emit: Emit, labels: Record<string, string>, state: string):
 /** The metric table; docs/metrics.md documents exactly these. */
 export const CONTROLLER_METRICS: readonly MetricDef[] = [
   {
-    name: 'crosslink_health_state', type: 'gauge', labels: ['state'],
+    name: 'crosslink_health_state',
+    type: 'gauge',
+    labels: ['state'],
     help: 'Overall fleet state: 1 for the current state, 0 for the others.',
-    collect: ({ snap, emit }) => { if (snap) stateSeries(emit, {}, snap.state); },
+    collect: ({ snap, emit }) => {
+      if (snap) stateSeries(emit, {}, snap.state);
+    },
   },
   {
-    name: 'crosslink_health_evaluated_timestamp_seconds', type: 'gauge', labels: [],
+    name: 'crosslink_health_evaluated_timestamp_seconds',
+    type: 'gauge',
+    labels: [],
     help: 'Unix time of the latest health evaluation (a stuck monitor stops moving it).',
-    collect: ({ snap, emit }) => { if (snap) emit({}, snap.atMs / 1000); },
+    collect: ({ snap, emit }) => {
+      if (snap) emit({}, snap.atMs / 1000);
+    },
   },
   {
-    name: 'crosslink_agents', type: 'gauge', labels: ['state'],
+    name: 'crosslink_agents',
+    type: 'gauge',
+    labels: ['state'],
     help: 'Number of (non-revoked) agents in each health state.',
-    collect: ({ snap, emit }) => { if (snap) for (const s of HEALTH_STATES) emit({ state: s }, snap.counts.agents[s]); },
+    collect: ({ snap, emit }) => {
+      if (snap) for (const s of HEALTH_STATES) emit({ state: s }, snap.counts.agents[s]);
+    },
   },
   {
-    name: 'crosslink_links', type: 'gauge', labels: ['state'],
+    name: 'crosslink_links',
+    type: 'gauge',
+    labels: ['state'],
     help: 'Number of links (pairs of agents that are peers) in each health state.',
-    collect: ({ snap, emit }) => { if (snap) for (const s of HEALTH_STATES) emit({ state: s }, snap.counts.links[s]); },
+    collect: ({ snap, emit }) => {
+      if (snap) for (const s of HEALTH_STATES) emit({ state: s }, snap.counts.links[s]);
+    },
   },
   {
-    name: 'crosslink_probes', type: 'gauge', labels: ['state'],
+    name: 'crosslink_probes',
+    type: 'gauge',
+    labels: ['state'],
     help: 'Number of path probes in each health state.',
-    collect: ({ snap, emit }) => { if (snap) for (const s of HEALTH_STATES) emit({ state: s }, snap.counts.probes[s]); },
+    collect: ({ snap, emit }) => {
+      if (snap) for (const s of HEALTH_STATES) emit({ state: s }, snap.counts.probes[s]);
+    },
   },
   {
-    name: 'crosslink_agent_state', type: 'gauge', labels: ['agent', 'state'],
+    name: 'crosslink_agent_state',
+    type: 'gauge',
+    labels: ['agent', 'state'],
     help: "Agent health: 1 for the agent's current state, 0 for the others.",
-    collect: ({ snap, emit }) => { for (const a of snap?.agents ?? []) if (!a.isRevoked) stateSeries(emit, { agent: a.name }, a.state); },
+    collect: ({ snap, emit }) => {
+      for (const a of snap?.agents ?? []) if (!a.isRevoked) stateSeries(emit, { agent: a.name }, a.state);
+    },
   },
   {
-    name: 'crosslink_link_state', type: 'gauge', labels: ['link', 'state'],
+    name: 'crosslink_link_state',
+    type: 'gauge',
+    labels: ['link', 'state'],
     help: 'Link health ("a:b"): 1 for the current state, 0 for the others.',
-    collect: ({ snap, emit }) => { for (const l of snap?.links ?? []) stateSeries(emit, { link: l.name }, l.state); },
+    collect: ({ snap, emit }) => {
+      for (const l of snap?.links ?? []) stateSeries(emit, { link: l.name }, l.state);
+    },
   },
   {
-    name: 'crosslink_agent_connected', type: 'gauge', labels: ['agent'],
+    name: 'crosslink_agent_connected',
+    type: 'gauge',
+    labels: ['agent'],
     help: "1 if the agent's config stream is open now.",
-    collect: ({ snap, emit }) => { for (const a of snap?.agents ?? []) if (!a.isRevoked) emit({ agent: a.name }, a.isConnected ? 1 : 0); },
+    collect: ({ snap, emit }) => {
+      for (const a of snap?.agents ?? []) if (!a.isRevoked) emit({ agent: a.name }, a.isConnected ? 1 : 0);
+    },
   },
   {
-    name: 'crosslink_agent_generation_desired', type: 'gauge', labels: ['agent'],
+    name: 'crosslink_agent_generation_desired',
+    type: 'gauge',
+    labels: ['agent'],
     help: 'Generation of the config the controller wants the agent to run.',
-    collect: ({ snap, emit }) => { for (const a of snap?.agents ?? []) if (!a.isRevoked) emit({ agent: a.name }, a.desiredGeneration); },
+    collect: ({ snap, emit }) => {
+      for (const a of snap?.agents ?? []) if (!a.isRevoked) emit({ agent: a.name }, a.desiredGeneration);
+    },
   },
   {
-    name: 'crosslink_agent_generation_applied', type: 'gauge', labels: ['agent'],
+    name: 'crosslink_agent_generation_applied',
+    type: 'gauge',
+    labels: ['agent'],
     help: 'Generation the agent last applied completely (absent until it reports).',
     collect: ({ snap, emit }) => {
-      for (const a of snap?.agents ?? []) if (!a.isRevoked && a.appliedGeneration !== null) emit({ agent: a.name }, a.appliedGeneration);
+      for (const a of snap?.agents ?? [])
+        if (!a.isRevoked && a.appliedGeneration !== null) emit({ agent: a.name }, a.appliedGeneration);
     },
   },
   {
-    name: 'crosslink_agent_last_report_age_seconds', type: 'gauge', labels: ['agent'],
+    name: 'crosslink_agent_last_report_age_seconds',
+    type: 'gauge',
+    labels: ['agent'],
     help: 'Seconds since the agent last reported (absent until it reports).',
     collect: ({ snap, emit }) => {
-      for (const a of snap?.agents ?? []) if (!a.isRevoked && a.lastReportAtMs !== null) emit({ agent: a.name }, Math.max(0, (snap!.atMs - a.lastReportAtMs) / 1000));
+      for (const a of snap?.agents ?? [])
+        if (!a.isRevoked && a.lastReportAtMs !== null)
+          emit({ agent: a.name }, Math.max(0, (snap!.atMs - a.lastReportAtMs) / 1000));
     },
   },
   {
-    name: 'crosslink_agent_apply_errors', type: 'gauge', labels: ['agent'],
+    name: 'crosslink_agent_apply_errors',
+    type: 'gauge',
+    labels: ['agent'],
     help: "Number of failed steps in the agent's last apply (0: it succeeded).",
-    collect: ({ snap, emit }) => { for (const a of snap?.agents ?? []) if (!a.isRevoked && a.lastReportAtMs !== null) emit({ agent: a.name }, a.applyErrors.length); },
+    collect: ({ snap, emit }) => {
+      for (const a of snap?.agents ?? [])
+        if (!a.isRevoked && a.lastReportAtMs !== null) emit({ agent: a.name }, a.applyErrors.length);
+    },
   },
   {
-    name: 'crosslink_peer_handshake_age_seconds', type: 'gauge', labels: ['agent', 'peer'],
+    name: 'crosslink_peer_handshake_age_seconds',
+    type: 'gauge',
+    labels: ['agent', 'peer'],
     help: 'Seconds since the latest WireGuard handshake the agent saw with the peer (absent: never).',
     collect: ({ snap, emit }) => {
-      for (const a of snap?.agents ?? []) for (const p of a.peers) if (!a.isRevoked && p.handshakeAgeSeconds !== null) emit({ agent: a.name, peer: p.name }, p.handshakeAgeSeconds);
+      for (const a of snap?.agents ?? [])
+        for (const p of a.peers)
+          if (!a.isRevoked && p.handshakeAgeSeconds !== null)
+            emit({ agent: a.name, peer: p.name }, p.handshakeAgeSeconds);
     },
   },
   {
-    name: 'crosslink_peer_rx_bytes_total', type: 'counter', labels: ['agent', 'peer'],
+    name: 'crosslink_peer_rx_bytes_total',
+    type: 'counter',
+    labels: ['agent', 'peer'],
     help: 'Bytes the agent received from the peer through the tunnel (resets when the interface is recreated).',
-    collect: ({ snap, emit }) => { for (const a of snap?.agents ?? []) for (const p of a.peers) if (!a.isRevoked) emit({ agent: a.name, peer: p.name }, p.rxBytes); },
+    collect: ({ snap, emit }) => {
+      for (const a of snap?.agents ?? [])
+        for (const p of a.peers) if (!a.isRevoked) emit({ agent: a.name, peer: p.name }, p.rxBytes);
+    },
   },
   {
-    name: 'crosslink_peer_tx_bytes_total', type: 'counter', labels: ['agent', 'peer'],
+    name: 'crosslink_peer_tx_bytes_total',
+    type: 'counter',
+    labels: ['agent', 'peer'],
     help: 'Bytes the agent sent to the peer through the tunnel (resets when the interface is recreated).',
-    collect: ({ snap, emit }) => { for (const a of snap?.agents ?? []) for (const p of a.peers) if (!a.isRevoked) emit({ agent: a.name, peer: p.name }, p.txBytes); },
+    collect: ({ snap, emit }) => {
+      for (const a of snap?.agents ?? [])
+        for (const p of a.peers) if (!a.isRevoked) emit({ agent: a.name, peer: p.name }, p.txBytes);
+    },
   },
   {
-    name: 'crosslink_peer_probe_success', type: 'gauge', labels: ['agent', 'peer'],
+    name: 'crosslink_peer_probe_success',
+    type: 'gauge',
+    labels: ['agent', 'peer'],
     help: "1 if the agent's last peer probe through the tunnel got an answer (absent until probed).",
     collect: ({ snap, emit }) => {
-      for (const a of snap?.agents ?? []) for (const p of a.peers) if (!a.isRevoked && p.isProbed) emit({ agent: a.name, peer: p.name }, p.isReachable ? 1 : 0);
+      for (const a of snap?.agents ?? [])
+        for (const p of a.peers)
+          if (!a.isRevoked && p.isProbed) emit({ agent: a.name, peer: p.name }, p.isReachable ? 1 : 0);
     },
   },
   {
-    name: 'crosslink_peer_probe_rtt_seconds', type: 'gauge', labels: ['agent', 'peer'],
+    name: 'crosslink_peer_probe_rtt_seconds',
+    type: 'gauge',
+    labels: ['agent', 'peer'],
     help: 'Round-trip time of the last successful peer probe through the tunnel.',
     collect: ({ snap, emit }) => {
-      for (const a of snap?.agents ?? []) for (const p of a.peers) if (!a.isRevoked && p.rttMs !== null) emit({ agent: a.name, peer: p.name }, p.rttMs / 1000);
+      for (const a of snap?.agents ?? [])
+        for (const p of a.peers)
+          if (!a.isRevoked && p.rttMs !== null) emit({ agent: a.name, peer: p.name }, p.rttMs / 1000);
     },
   },
   {
-    name: 'crosslink_peer_probe_loss_ratio', type: 'gauge', labels: ['agent', 'peer'],
+    name: 'crosslink_peer_probe_loss_ratio',
+    type: 'gauge',
+    labels: ['agent', 'peer'],
     help: "Share of the agent's last 10 peer probes that got no answer (0..1).",
     collect: ({ snap, emit }) => {
-      for (const a of snap?.agents ?? []) for (const p of a.peers) if (!a.isRevoked && p.isProbed) emit({ agent: a.name, peer: p.name }, p.lossRatio);
+      for (const a of snap?.agents ?? [])
+        for (const p of a.peers) if (!a.isRevoked && p.isProbed) emit({ agent: a.name, peer: p.name }, p.lossRatio);
     },
   },
   {
-    name: 'crosslink_probe_success', type: 'gauge', labels: ['agent', 'probe'],
+    name: 'crosslink_probe_success',
+    type: 'gauge',
+    labels: ['agent', 'probe'],
     help: 'Path probe: 1 if its last outcome matched what it expects (connected, or refused for expect deny), 0 if not (absent: no fresh result).',
     collect: ({ snap, emit }) => {
-      for (const p of snap?.probes ?? []) if (p.state === 'ok' || p.state === 'down') emit({ agent: p.agent, probe: p.name }, p.state === 'ok' ? 1 : 0);
+      for (const p of snap?.probes ?? [])
+        if (p.state === 'ok' || p.state === 'down') emit({ agent: p.agent, probe: p.name }, p.state === 'ok' ? 1 : 0);
     },
   },
   {
-    name: 'crosslink_probe_rtt_seconds', type: 'gauge', labels: ['agent', 'probe'],
+    name: 'crosslink_probe_rtt_seconds',
+    type: 'gauge',
+    labels: ['agent', 'probe'],
     help: "Path probe's round-trip (connect) time in its last successful run.",
-    collect: ({ snap, emit }) => { for (const p of snap?.probes ?? []) if (p.rttMs !== null) emit({ agent: p.agent, probe: p.name }, p.rttMs / 1000); },
+    collect: ({ snap, emit }) => {
+      for (const p of snap?.probes ?? []) if (p.rttMs !== null) emit({ agent: p.agent, probe: p.name }, p.rttMs / 1000);
+    },
   },
   {
-    name: 'crosslink_agent_forwarding_healthy', type: 'gauge', labels: ['agent'],
+    name: 'crosslink_agent_forwarding_healthy',
+    type: 'gauge',
+    labels: ['agent'],
     help: 'Serving health used for failover: 1 if the agent may serve its subnets (forwarding works, with hold-down), 0 if not.',
-    collect: ({ deps, emit }) => { for (const [agent, ok] of deps.monitor.servingHealth()) emit({ agent }, ok ? 1 : 0); },
+    collect: ({ deps, emit }) => {
+      for (const [agent, ok] of deps.monitor.servingHealth()) emit({ agent }, ok ? 1 : 0);
+    },
   },
   {
-    name: 'crosslink_agent_serving', type: 'gauge', labels: ['agent', 'subnet', 'role'],
+    name: 'crosslink_agent_serving',
+    type: 'gauge',
+    labels: ['agent', 'subnet', 'role'],
     help: 'For every subnet and agent that may serve it: 1 if the agent is its active gateway now. role="standby" with 1 means a standby has taken over.',
     collect: ({ deps, emit }) => {
-      for (const s of deps.distribution.serving?.() ?? []) emit({ agent: s.agent, subnet: s.subnet, role: s.role }, s.isServing ? 1 : 0);
+      for (const s of deps.distribution.serving?.() ?? [])
+        emit({ agent: s.agent, subnet: s.subnet, role: s.role }, s.isServing ? 1 : 0);
     },
   },
   {
-    name: 'crosslink_streams_connected', type: 'gauge', labels: [],
+    name: 'crosslink_streams_connected',
+    type: 'gauge',
+    labels: [],
     help: 'Number of open agent config streams.',
     collect: ({ deps, emit }) => emit({}, deps.distribution.connectedCount()),
   },
@@ -192,7 +285,10 @@ export function createControllerMetrics(deps: Deps): ControllerMetrics {
     const labelNames = [...def.labels];
     if (def.type === 'counter') {
       new Counter({
-        name: def.name, help: def.help, labelNames, registers: [registry],
+        name: def.name,
+        help: def.help,
+        labelNames,
+        registers: [registry],
         collect() {
           // Agents own these counters; the controller republishes their current values.
           this.reset();
@@ -201,7 +297,10 @@ export function createControllerMetrics(deps: Deps): ControllerMetrics {
       });
     } else {
       new Gauge({
-        name: def.name, help: def.help, labelNames, registers: [registry],
+        name: def.name,
+        help: def.help,
+        labelNames,
+        registers: [registry],
         collect() {
           this.reset();
           def.collect({ snap: deps.monitor.snapshot(), deps, emit: (l, v) => this.set(l, v) });
@@ -216,6 +315,8 @@ export function createControllerMetrics(deps: Deps): ControllerMetrics {
 export function metricsRoute(metrics: ControllerMetrics): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
-    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
+      reply.type(metrics.contentType).send(await metrics.metrics()),
+    );
   };
 }

@@ -13,19 +13,30 @@ async function tmp(t: Test): Promise<string> {
   return d;
 }
 
-
 function serve(t: Test, cert: string, key: string, caRoute?: string): Promise<string> {
   const srv = https.createServer({ cert, key }, (req, res) => {
-    if (req.url === '/v1/ca' && caRoute) { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ pem: caRoute })); return; }
+    if (req.url === '/v1/ca' && caRoute) {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ pem: caRoute }));
+      return;
+    }
     res.end('ok');
   });
   t.teardown(() => new Promise<void>((r) => srv.close(() => r())));
-  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(`https://127.0.0.1:${(srv.address() as AddressInfo).port}`)));
+  return new Promise((resolve) =>
+    srv.listen(0, '127.0.0.1', () => resolve(`https://127.0.0.1:${(srv.address() as AddressInfo).port}`)),
+  );
 }
 
 function get(url: string, opts: https.RequestOptions): Promise<string> {
   return new Promise((resolve, reject) => {
-    https.get(url, opts, (res) => { let b = ''; res.on('data', (d) => (b += d)); res.on('end', () => resolve(b)); }).on('error', reject);
+    https
+      .get(url, opts, (res) => {
+        let b = '';
+        res.on('data', (d) => (b += d));
+        res.on('end', () => resolve(b));
+      })
+      .on('error', reject);
   });
 }
 

@@ -77,20 +77,34 @@ export function fingerprintOfPem(pem: string): string {
 
 async function loadOwn(opts: TlsOptions): Promise<TlsIdentity> {
   if (!opts.certFile || !opts.keyFile) {
-    throw new CrosslinkError('config_invalid', '--tls-cert and --tls-key must be given together', [{ path: opts.certFile ? 'tls-key' : 'tls-cert', message: 'missing' }]);
+    throw new CrosslinkError('config_invalid', '--tls-cert and --tls-key must be given together', [
+      { path: opts.certFile ? 'tls-key' : 'tls-cert', message: 'missing' },
+    ]);
   }
   const [certText, keyPem] = await Promise.all([readFile(opts.certFile, 'utf8'), readFile(opts.keyFile, 'utf8')]);
   const certs = splitPem(certText);
-  if (certs.length === 0) throw new CrosslinkError('config_invalid', `${opts.certFile} holds no PEM certificate`, [{ path: 'tls-cert', message: 'no certificate' }]);
+  if (certs.length === 0)
+    throw new CrosslinkError('config_invalid', `${opts.certFile} holds no PEM certificate`, [
+      { path: 'tls-cert', message: 'no certificate' },
+    ]);
   const caCertPem = certs[certs.length - 1]!;
-  return { caCertPem, certPem: certs[0]!, certChainPem: certs.join(''), keyPem, caFingerprint: fingerprintOfPem(caCertPem) };
+  return {
+    caCertPem,
+    certPem: certs[0]!,
+    certChainPem: certs.join(''),
+    keyPem,
+    caFingerprint: fingerprintOfPem(caCertPem),
+  };
 }
 
 export function splitPem(text: string): string[] {
   return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => c + '\n');
 }
 
-interface Pair { certPem: string; keyPem: string }
+interface Pair {
+  certPem: string;
+  keyPem: string;
+}
 
 async function readPair(certPath: string, keyPath: string): Promise<Pair | null> {
   try {
@@ -172,7 +186,9 @@ async function createServerCert(ca: Pair, sans: string[], validityDays: number):
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(names.map((n) => (isIP(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n }))),
+      new x509.SubjectAlternativeNameExtension(
+        names.map((n) => (isIP(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n })),
+      ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],

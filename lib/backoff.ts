@@ -9,7 +9,10 @@ export interface BackoffOptions {
 /** Exponential backoff with jitter, capped. `random` is injectable for tests. */
 export class Backoff {
   private attempt = 0;
-  constructor(private readonly opts: BackoffOptions, private readonly random: () => number = Math.random) {}
+  constructor(
+    private readonly opts: BackoffOptions,
+    private readonly random: () => number = Math.random,
+  ) {}
   next(): number {
     const { initialMs, maxMs, factor = 2, jitter = 0.5 } = this.opts;
     const base = Math.min(maxMs, initialMs * factor ** this.attempt);

@@ -20,15 +20,21 @@ export interface JoinTokenParts {
 export function formatJoinToken(p: JoinTokenParts): string {
   const [first, ...more] = p.controllerUrls;
   if (first === undefined) throw new Error('a join token needs at least one controller URL');
-  const meta = Buffer.from(JSON.stringify({
-    u: first, ...(more.length > 0 ? { us: p.controllerUrls } : {}), f: p.caFingerprint, ...(p.agentName ? { n: p.agentName } : {}),
-  })).toString('base64url');
+  const meta = Buffer.from(
+    JSON.stringify({
+      u: first,
+      ...(more.length > 0 ? { us: p.controllerUrls } : {}),
+      f: p.caFingerprint,
+      ...(p.agentName ? { n: p.agentName } : {}),
+    }),
+  ).toString('base64url');
   return `${PREFIX}.${meta}.${p.secret}`;
 }
 
 export function parseJoinToken(text: string): JoinTokenParts {
   const parts = text.trim().split('.');
-  const bad = (why: string) => new CrosslinkError('config_invalid', `join token is malformed: ${why}`, [{ path: 'join', message: why }]);
+  const bad = (why: string) =>
+    new CrosslinkError('config_invalid', `join token is malformed: ${why}`, [{ path: 'join', message: why }]);
   if (parts.length !== 3 || parts[0] !== PREFIX) throw bad(`expected "${PREFIX}.<meta>.<secret>"`);
   let meta: { u?: unknown; us?: unknown; f?: unknown; n?: unknown };
   try {
@@ -37,13 +43,24 @@ export function parseJoinToken(text: string): JoinTokenParts {
     throw bad('the middle part is not base64url JSON');
   }
   if (typeof meta.u !== 'string' || !/^https:\/\//.test(meta.u)) throw bad('controller URL missing or not https');
-  if (meta.us !== undefined && (!Array.isArray(meta.us) || meta.us.length === 0 || !meta.us.every((u) => typeof u === 'string' && /^https:\/\//.test(u)))) {
+  if (
+    meta.us !== undefined &&
+    (!Array.isArray(meta.us) ||
+      meta.us.length === 0 ||
+      !meta.us.every((u) => typeof u === 'string' && /^https:\/\//.test(u)))
+  ) {
     throw bad('controller URL list is not a list of https URLs');
   }
-  if (typeof meta.f !== 'string' || !/^[0-9a-f]{64}$/.test(meta.f)) throw bad('CA fingerprint missing or not 64 hex digits');
+  if (typeof meta.f !== 'string' || !/^[0-9a-f]{64}$/.test(meta.f))
+    throw bad('CA fingerprint missing or not 64 hex digits');
   if (!/^[A-Za-z0-9_-]{20,}$/.test(parts[2]!)) throw bad('secret part missing or too short');
-  if (meta.n !== undefined && (typeof meta.n !== 'string' || !/^[a-z0-9-]{1,63}$/.test(meta.n))) throw bad('agent name is not lowercase [a-z0-9-], 1-63 chars');
-  const out: JoinTokenParts = { controllerUrls: (meta.us as string[] | undefined) ?? [meta.u], caFingerprint: meta.f, secret: parts[2]! };
+  if (meta.n !== undefined && (typeof meta.n !== 'string' || !/^[a-z0-9-]{1,63}$/.test(meta.n)))
+    throw bad('agent name is not lowercase [a-z0-9-], 1-63 chars');
+  const out: JoinTokenParts = {
+    controllerUrls: (meta.us as string[] | undefined) ?? [meta.u],
+    caFingerprint: meta.f,
+    secret: parts[2]!,
+  };
   if (typeof meta.n === 'string') out.agentName = meta.n;
   return out;
 }

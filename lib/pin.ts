@@ -54,9 +54,16 @@ export function pinnedHttpsAgent(caPem: string, fingerprint: string, opts: https
  * CrosslinkError('unauthenticated') naming the expected fingerprint when the server does not hold
  * the pinned CA, and the network error (with its cause) when the controller cannot be reached.
  */
-export async function fetchPinnedCa(controllerUrl: string, fingerprint: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+export async function fetchPinnedCa(
+  controllerUrl: string,
+  fingerprint: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<string> {
   const pin = normaliseFingerprint(fingerprint);
-  if (!/^[0-9a-f]{64}$/.test(pin)) throw new CrosslinkError('config_invalid', 'CA fingerprint must be 64 hex digits (sha256)', [{ path: 'ca-fingerprint', message: 'not a sha256 fingerprint' }]);
+  if (!/^[0-9a-f]{64}$/.test(pin))
+    throw new CrosslinkError('config_invalid', 'CA fingerprint must be 64 hex digits (sha256)', [
+      { path: 'ca-fingerprint', message: 'not a sha256 fingerprint' },
+    ]);
   const url = new URL(controllerUrl);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const chain = await handshakeChain(url, timeoutMs);
@@ -67,11 +74,18 @@ export async function fetchPinnedCa(controllerUrl: string, fingerprint: string, 
   for (const pem of served) {
     if (fingerprintOfDer(new X509Certificate(pem).raw) === pin) return pem;
   }
-  throw pinMismatch(pin, [...chain.map((c) => c.fingerprint), ...served.map((p) => fingerprintOfDer(new X509Certificate(p).raw))]);
+  throw pinMismatch(pin, [
+    ...chain.map((c) => c.fingerprint),
+    ...served.map((p) => fingerprintOfDer(new X509Certificate(p).raw)),
+  ]);
 }
 
 function pinMismatch(pin: string, seen: string[]): CrosslinkError {
-  return new CrosslinkError('unauthenticated', `controller certificate does not chain to the pinned CA ${pin}` + (seen.length ? ` (server presented ${[...new Set(seen)].join(', ')})` : ''));
+  return new CrosslinkError(
+    'unauthenticated',
+    `controller certificate does not chain to the pinned CA ${pin}` +
+      (seen.length ? ` (server presented ${[...new Set(seen)].join(', ')})` : ''),
+  );
 }
 
 function chainFingerprints(cert: PeerCertificate): string[] {
@@ -96,7 +110,10 @@ function handshakeChain(url: URL, timeoutMs: number): Promise<{ fingerprint: str
       rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
     });
-    const timer = setTimeout(() => socket.destroy(new Error(`TLS handshake with ${url.host} timed out after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`TLS handshake with ${url.host} timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       const out: { fingerprint: string; der: Buffer }[] = [];
@@ -111,7 +128,9 @@ function handshakeChain(url: URL, timeoutMs: number): Promise<{ fingerprint: str
     });
     socket.once('error', (e: Error) => {
       clearTimeout(timer);
-      reject(new CrosslinkError('unavailable', `cannot reach controller at ${url.host}: ${e.message}`, [], { cause: e }));
+      reject(
+        new CrosslinkError('unavailable', `cannot reach controller at ${url.host}: ${e.message}`, [], { cause: e }),
+      );
     });
   });
 }
@@ -121,11 +140,15 @@ function fetchCaRoute(url: URL, timeoutMs: number): Promise<string[]> {
     const req = https.get(new URL('/v1/ca', url), { rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => { if (body.length < 64_000) body += d; });
+      res.on('data', (d: string) => {
+        if (body.length < 64_000) body += d;
+      });
       res.on('end', () => {
         // Plain PEM or JSON carrying PEM: take every certificate in the text (JSON escapes "\n").
         const text = body.replace(/\\n/g, '\n');
-        resolve((text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => p + '\n'));
+        resolve(
+          (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => p + '\n'),
+        );
       });
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));

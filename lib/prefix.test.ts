@@ -2,8 +2,20 @@ import t from 'tap';
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
 import {
-  canonicalText, contains, containsAddress, formatAddress, formatPrefix, hasHostBits, networkOf, overlaps, parseAddress, parsePrefix,
-  rangeOf, scanIPv4, scanIPv6, type Prefix,
+  canonicalText,
+  contains,
+  containsAddress,
+  formatAddress,
+  formatPrefix,
+  hasHostBits,
+  networkOf,
+  overlaps,
+  parseAddress,
+  parsePrefix,
+  rangeOf,
+  scanIPv4,
+  scanIPv6,
+  type Prefix,
 } from './prefix.js';
 
 const must = (text: string, lenient = false): Prefix => {
@@ -83,7 +95,8 @@ t.test('prefixes: strict and lenient, with an error that says what is wrong', as
     ['10.0.0.1%eth0', true, '"10.0.0.1%eth0" is not a valid IPv4 or IPv6 prefix'],
     ['', true, '"" is not a valid IPv4 or IPv6 prefix'],
   ];
-  for (const [text, lenient, message] of errors) t.same(parsePrefix(text, lenient), { ok: false, message }, JSON.stringify(text));
+  for (const [text, lenient, message] of errors)
+    t.same(parsePrefix(text, lenient), { ok: false, message }, JSON.stringify(text));
 });
 
 t.test('host bits, networks, canonical text, containment', async (t) => {
@@ -97,9 +110,17 @@ t.test('host bits, networks, canonical text, containment', async (t) => {
   const text = '10.1.0.0/24';
   t.equal(canonicalText(must(text), text), text, 'a canonical text is returned itself');
   t.equal(canonicalText(must('10.1.0.0/08'), '10.1.0.0/08'), '10.0.0.0/8');
-  t.equal(canonicalText(must('10.0.0.1  ', true), '10.0.0.1  '), '10.0.0.1/32', 'trimmed text of the same length is not taken for canonical');
+  t.equal(
+    canonicalText(must('10.0.0.1  ', true), '10.0.0.1  '),
+    '10.0.0.1/32',
+    'trimmed text of the same length is not taken for canonical',
+  );
   t.same(rangeOf(must('10.1.0.7/24')), { family: 4, start: 0x0a010000, end: 0x0a0100ff });
-  t.same(rangeOf(must('2001:db8::/32')), { family: 6, start: 0x20010db8n << 96n, end: (0x20010db8n << 96n) | ((1n << 96n) - 1n) });
+  t.same(rangeOf(must('2001:db8::/32')), {
+    family: 6,
+    start: 0x20010db8n << 96n,
+    end: (0x20010db8n << 96n) | ((1n << 96n) - 1n),
+  });
   t.same(networkOf(must('10.1.0.7/24')), { family: 4, addr: 0x0a010000, len: 24 });
   t.equal(contains(must('10.0.0.0/8'), must('10.1.0.0/24')), true);
   t.equal(contains(must('10.1.0.0/24'), must('10.0.0.0/8')), false);
@@ -122,23 +143,33 @@ function oracle(text: string): { text: string; start: bigint; end: bigint } {
   const value = addr.toByteArray().reduce((v, b) => (v << 8n) | BigInt(b), 0n);
   const size = 1n << BigInt(bits - len);
   const start = value - (value % size);
-  const net = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
+  const net =
+    addr.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
   return { text: `${net.toString()}/${len}`, start, end: start + size - 1n };
 }
 
 t.test('random prefixes: the same canonical text and range as ipaddr.js, and the text round-trips', async (t) => {
   const v4 = fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([a, l]) => `${a}/${l}`);
-  const v6 = fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 }), fc.boolean()).map(([a, l, upper]) => `${upper ? a.toUpperCase() : a}/${l}`);
-  fc.assert(fc.property(fc.oneof(v4, v6), (text) => {
-    const p = must(text);
-    const want = oracle(text);
-    const r = rangeOf(p);
-    const canonical = canonicalText(p, text);
-    if (canonical !== want.text || BigInt(r.start) !== want.start || BigInt(r.end) !== want.end) return false;
-    // Round trip: the canonical text parses to itself, and the interface form keeps the address.
-    const again = must(canonical);
-    return canonicalText(again, canonical) === canonical && !hasHostBits(again) && must(formatPrefix(p)).addr === p.addr;
-  }), { numRuns: 20_000 });
+  const v6 = fc
+    .tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 }), fc.boolean())
+    .map(([a, l, upper]) => `${upper ? a.toUpperCase() : a}/${l}`);
+  fc.assert(
+    fc.property(fc.oneof(v4, v6), (text) => {
+      const p = must(text);
+      const want = oracle(text);
+      const r = rangeOf(p);
+      const canonical = canonicalText(p, text);
+      if (canonical !== want.text || BigInt(r.start) !== want.start || BigInt(r.end) !== want.end) return false;
+      // Round trip: the canonical text parses to itself, and the interface form keeps the address.
+      const again = must(canonical);
+      return (
+        canonicalText(again, canonical) === canonical && !hasHostBits(again) && must(formatPrefix(p)).addr === p.addr
+      );
+    }),
+    { numRuns: 20_000 },
+  );
   t.pass('checked');
 });
 
@@ -149,11 +180,17 @@ t.test('random text: accepted exactly when ipaddr.js accepts it strictly', async
     if (!text.includes(':') || text.includes('%') || !ipaddr.IPv6.isValid(text)) return undefined;
     return ipaddr.IPv6.parse(text).toString();
   };
-  const group = fc.oneof(fc.constantFrom('', '0', '00', 'ffff', 'FFFF', '12345', '1.2.3.4', '01.2.3.4', '256.1.1.1'), fc.integer({ min: 0, max: 0xffff }).map((n) => n.toString(16)));
+  const group = fc.oneof(
+    fc.constantFrom('', '0', '00', 'ffff', 'FFFF', '12345', '1.2.3.4', '01.2.3.4', '256.1.1.1'),
+    fc.integer({ min: 0, max: 0xffff }).map((n) => n.toString(16)),
+  );
   const v6ish = fc.array(group, { maxLength: 10 }).map((g) => g.join(':'));
-  fc.assert(fc.property(fc.oneof(v6ish, fc.stringMatching(/^[0-9a-fA-F.:]{0,24}$/)), (text) => {
-    const a = parseAddress(text);
-    return (a ? formatAddress(a) : undefined) === reference(text);
-  }), { numRuns: 30_000 });
+  fc.assert(
+    fc.property(fc.oneof(v6ish, fc.stringMatching(/^[0-9a-fA-F.:]{0,24}$/)), (text) => {
+      const a = parseAddress(text);
+      return (a ? formatAddress(a) : undefined) === reference(text);
+    }),
+    { numRuns: 30_000 },
+  );
   t.pass('checked');
 });

@@ -10,7 +10,8 @@
 export type Family = 4 | 6;
 
 /** An address: IPv4 as a number (0 to 2^32 - 1), IPv6 as a bigint; `zone` only from a lenient parse. */
-export type Address = { readonly family: 4; readonly addr: number } | { readonly family: 6; readonly addr: bigint; readonly zone?: string };
+export type Address =
+  { readonly family: 4; readonly addr: number } | { readonly family: 6; readonly addr: bigint; readonly zone?: string };
 
 /** A parsed prefix: the address as written (host bits may be set: see hasHostBits, networkOf). */
 export type Prefix = Address & { readonly len: number };
@@ -78,7 +79,8 @@ export function scanIPv6(text: string, from = 0, to = text.length): bigint | und
     let v = 0;
     let end = at;
     for (let d; end < to && (d = hexDigit(text.charCodeAt(end))) >= 0; end++) v = v * 16 + d;
-    if (end < to && text.charCodeAt(end) === 46) { // '.': the IPv4 tail ends the address
+    if (end < to && text.charCodeAt(end) === 46) {
+      // '.': the IPv4 tail ends the address
       const n = scanIPv4(text, at, to, true);
       if (n < 0) return undefined;
       groups.push(Math.floor(n / 65536), n % 65536);
@@ -141,7 +143,8 @@ export function parsePrefix(text: string, lenient = false): PrefixResult {
   while (from < to && isSpace(text.charCodeAt(from))) from++;
   while (to > from && isSpace(text.charCodeAt(to - 1))) to--;
   const slash = text.indexOf('/', from);
-  if ((slash < 0 || slash >= to) && !lenient) return { ok: false, message: `"${text}" is not a prefix: write it as ADDRESS/LENGTH, e.g. 10.20.1.0/24` };
+  if ((slash < 0 || slash >= to) && !lenient)
+    return { ok: false, message: `"${text}" is not a prefix: write it as ADDRESS/LENGTH, e.g. 10.20.1.0/24` };
   const hasLen = slash >= 0 && slash < to;
   const addrEnd = hasLen ? slash : to;
   const v4 = scanIPv4(text, from, addrEnd);
@@ -156,15 +159,28 @@ export function parsePrefix(text: string, lenient = false): PrefixResult {
 // String.prototype.trim()'s white space: what the parsers before this one trimmed.
 function isSpace(c: number): boolean {
   if (c > 32 && c < 160) return false; // the usual case, first
-  return c === 32 || (c >= 9 && c <= 13) || c === 160 || c === 0xfeff || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
+  return (
+    c === 32 ||
+    (c >= 9 && c <= 13) ||
+    c === 160 ||
+    c === 0xfeff ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
 }
 
 /** The host bits of an IPv6 address under a prefix length. */
 const hostBits6 = (addr: bigint, len: number): bigint => BigInt.asUintN(128 - len, addr);
 
 /** First and last address of the prefix (host bits cleared / set). */
-export function rangeOf(p: Prefix): { family: 4; start: number; end: number } | { family: 6; start: bigint; end: bigint } {
+export function rangeOf(
+  p: Prefix,
+): { family: 4; start: number; end: number } | { family: 6; start: bigint; end: bigint } {
   if (p.family === 4) {
     const size = 2 ** (32 - p.len);
     const start = p.addr - (p.addr % size);
@@ -180,7 +196,8 @@ export function hasHostBits(p: Prefix): boolean {
 
 /** The network of a prefix: host bits cleared, zone dropped. */
 export function networkOf(p: Prefix): Prefix {
-  if (p.family === 4) return hasHostBits(p) ? { family: 4, addr: p.addr - (p.addr % 2 ** (32 - p.len)), len: p.len } : p;
+  if (p.family === 4)
+    return hasHostBits(p) ? { family: 4, addr: p.addr - (p.addr % 2 ** (32 - p.len)), len: p.len } : p;
   return { family: 6, addr: p.addr - hostBits6(p.addr, p.len), len: p.len };
 }
 
@@ -192,12 +209,17 @@ export function formatIPv4(n: number): string {
  *  zero groups as "::"; an IPv4 tail is written in hex, as ipaddr.js writes it. */
 export function formatIPv6(v: bigint): string {
   const g: number[] = [];
-  for (const w of [Number(v >> 96n), Number((v >> 64n) & 0xffffffffn), Number((v >> 32n) & 0xffffffffn), Number(v & 0xffffffffn)]) {
+  for (const w of [
+    Number(v >> 96n),
+    Number((v >> 64n) & 0xffffffffn),
+    Number((v >> 32n) & 0xffffffffn),
+    Number(v & 0xffffffffn),
+  ]) {
     g.push(Math.floor(w / 65536), w % 65536);
   }
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;
@@ -240,7 +262,8 @@ export function canonicalText(p: Prefix, text?: string): string {
   if (text !== undefined && !hasHostBits(p)) {
     const n = p.addr;
     const lenDigits = p.len < 10 ? 1 : 2;
-    const want = digits(n >>> 24) + digits((n >>> 16) & 255) + digits((n >>> 8) & 255) + digits(n & 255) + 4 + lenDigits;
+    const want =
+      digits(n >>> 24) + digits((n >>> 16) & 255) + digits((n >>> 8) & 255) + digits(n & 255) + 4 + lenDigits;
     if (text.length === want && text.charCodeAt(want - 1 - lenDigits) === 47) return text; // '/' there: nothing trimmed
   }
   return formatPrefix(networkOf(p));
@@ -249,8 +272,12 @@ export function canonicalText(p: Prefix, text?: string): string {
 /** True when `outer` contains every address of `inner` (same family). */
 export function contains(outer: Prefix, inner: Prefix): boolean {
   if (outer.len > inner.len) return false;
-  if (outer.family === 4) return inner.family === 4 && Math.floor(outer.addr / 2 ** (32 - outer.len)) === Math.floor(inner.addr / 2 ** (32 - outer.len));
-  return inner.family === 6 && ((outer.addr ^ inner.addr) >> BigInt(128 - outer.len)) === 0n;
+  if (outer.family === 4)
+    return (
+      inner.family === 4 &&
+      Math.floor(outer.addr / 2 ** (32 - outer.len)) === Math.floor(inner.addr / 2 ** (32 - outer.len))
+    );
+  return inner.family === 6 && (outer.addr ^ inner.addr) >> BigInt(128 - outer.len) === 0n;
 }
 
 /** True when the address lies in the prefix. */

@@ -5,7 +5,10 @@ export const PROTOCOL_VERSION = 1;
 export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1];
 
 /** Returns null when `v` is supported, or a message naming both sides' versions. */
-export function checkProtocolVersion(v: number, supported: readonly number[] = SUPPORTED_PROTOCOL_VERSIONS): string | null {
+export function checkProtocolVersion(
+  v: number,
+  supported: readonly number[] = SUPPORTED_PROTOCOL_VERSIONS,
+): string | null {
   if (supported.includes(v)) return null;
   if (v === 0) return `protocol_version is missing; this controller speaks ${supported.join(', ')}`;
   return `agent speaks protocol ${v}, this controller speaks ${supported.join(', ')}: upgrade the ${v < Math.min(...supported) ? 'agent' : 'controller'}`;

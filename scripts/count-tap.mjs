@@ -15,7 +15,9 @@ const files = [];
   }
 })(dir);
 
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 function count(text) {
   // Returns the number of failures found beneath this parser.
   return new Promise((resolve) => {
@@ -30,18 +32,28 @@ function attach(parser, onFail) {
   parser.on('child', (child) => {
     const rec = { fails: 0 };
     pendingChildren.push(rec);
-    attach(child, () => { rec.fails++; onFail(); });
+    attach(child, () => {
+      rec.fails++;
+      onFail();
+    });
   });
   parser.on('assert', (res) => {
     // A subtest's summary line follows its child parser.
-    const child = res.name && pendingChildren.length && res.fullname !== undefined ? pendingChildren.shift() : undefined;
+    const child =
+      res.name && pendingChildren.length && res.fullname !== undefined ? pendingChildren.shift() : undefined;
     if (child) {
-      if (!res.ok && !res.todo && child.fails === 0) { failed++; onFail(); }
+      if (!res.ok && !res.todo && child.fails === 0) {
+        failed++;
+        onFail();
+      }
       return;
     }
     if (res.skip || res.todo) skipped++;
     else if (res.ok) passed++;
-    else { failed++; onFail(); }
+    else {
+      failed++;
+      onFail();
+    }
   });
 }
 for (const f of files) await count(readFileSync(f, 'utf8'));

@@ -36,7 +36,10 @@ export interface ControlClient {
   enroll(joinSecret: string, input: EnrollInput): Promise<EnrollResponse>;
   /** Keeps a WatchConfig stream open until stop() resolves: detects a dead stream by missing
    *  heartbeats and reconnects with capped exponential backoff and jitter. */
-  watch(events: ConfigStreamEvents, hello: AgentAnnouncement & { knownContentHash: () => string }): { stop(): Promise<void> };
+  watch(
+    events: ConfigStreamEvents,
+    hello: AgentAnnouncement & { knownContentHash: () => string },
+  ): { stop(): Promise<void> };
   report(report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion'>): Promise<void>;
   /** Releases what the client holds open (a Connect client's HTTP/2 session); absent: nothing to release. */
   close?(): Promise<void>;

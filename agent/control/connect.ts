@@ -78,7 +78,12 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
   const protocolVersion = opts.protocolVersion ?? PROTOCOL_VERSION;
   let credential: string | undefined = opts.credential;
   let isCredentialLoaded = credential !== undefined;
-  const urls = opts.controllerUrls.length > 0 ? [...opts.controllerUrls] : (() => { throw new Error('createControlClient: no controller URL'); })();
+  const urls =
+    opts.controllerUrls.length > 0
+      ? [...opts.controllerUrls]
+      : (() => {
+          throw new Error('createControlClient: no controller URL');
+        })();
   let urlIndex = 0;
   const currentUrl = (): string => urls[urlIndex]!;
   let connection: { client: Client<typeof AgentService>; session?: Http2SessionManager } | null = null;
@@ -119,10 +124,25 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       if (opts.transport) return { client: createClient(AgentService, opts.transport) };
       const tlsOptions = pinnedTlsOptions(await loadCa(), pin);
       if (opts.httpVersion === '1.1') {
-        return { client: createClient(AgentService, createConnectTransport({ httpVersion: '1.1', baseUrl: currentUrl(), nodeOptions: tlsOptions })) };
+        return {
+          client: createClient(
+            AgentService,
+            createConnectTransport({ httpVersion: '1.1', baseUrl: currentUrl(), nodeOptions: tlsOptions }),
+          ),
+        };
       }
-      const session = new Http2SessionManager(currentUrl(), { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 60_000 }, tlsOptions);
-      return { session, client: createClient(AgentService, createConnectTransport({ httpVersion: '2', baseUrl: currentUrl(), sessionManager: session })) };
+      const session = new Http2SessionManager(
+        currentUrl(),
+        { pingIntervalMs: 15_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 60_000 },
+        tlsOptions,
+      );
+      return {
+        session,
+        client: createClient(
+          AgentService,
+          createConnectTransport({ httpVersion: '2', baseUrl: currentUrl(), sessionManager: session }),
+        ),
+      };
     })();
     try {
       connection = await connecting;
@@ -152,7 +172,8 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       credential = (await readFile(join(opts.stateDir, FILE_CREDENTIAL), 'utf8').catch(() => '')).trim() || undefined;
       isCredentialLoaded = true;
     }
-    if (!credential) throw new CrosslinkError('unauthenticated', 'this agent is not enrolled yet: run it once with --join TOKEN');
+    if (!credential)
+      throw new CrosslinkError('unauthenticated', 'this agent is not enrolled yet: run it once with --join TOKEN');
     return { authorization: `Bearer ${credential}` };
   }
 
@@ -194,61 +215,88 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
   };
 
   async function enrollOnce(joinSecret: string, input: EnrollInput): Promise<EnrollResponse> {
-      let rpc: Client<typeof AgentService>;
-      try {
-        rpc = (await connectionOf()).client;
-      } catch (e) {
-        throw toCrosslinkError(e, 'enroll');
-      }
-      try {
-        const res = await rpc.enroll({
-          protocolVersion, joinToken: joinSecret, name: input.name, publicKey: input.publicKey,
-          endpoint: input.endpoint, advertisedSubnets: input.advertisedSubnets, agentVersion: input.agentVersion,
-          endpoints: input.endpoints ?? [], isRelay: input.isRelay ?? false,
-        }, { timeoutMs: callTimeoutMs });
-        credential = res.credential;
-        isCredentialLoaded = true;
-        // Store before returning: the controller shows the credential once.
-        if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CREDENTIAL, res.credential + '\n');
-        log.info({ agentId: res.agentId, overlayAddress: res.overlayAddress, controller: currentUrl() }, 'enrolled');
-        return res;
-      } catch (e) {
-        throw toCrosslinkError(e, 'enroll');
-      }
+    let rpc: Client<typeof AgentService>;
+    try {
+      rpc = (await connectionOf()).client;
+    } catch (e) {
+      throw toCrosslinkError(e, 'enroll');
+    }
+    try {
+      const res = await rpc.enroll(
+        {
+          protocolVersion,
+          joinToken: joinSecret,
+          name: input.name,
+          publicKey: input.publicKey,
+          endpoint: input.endpoint,
+          advertisedSubnets: input.advertisedSubnets,
+          agentVersion: input.agentVersion,
+          endpoints: input.endpoints ?? [],
+          isRelay: input.isRelay ?? false,
+        },
+        { timeoutMs: callTimeoutMs },
+      );
+      credential = res.credential;
+      isCredentialLoaded = true;
+      // Store before returning: the controller shows the credential once.
+      if (opts.stateDir) await writeSecret(opts.stateDir, FILE_CREDENTIAL, res.credential + '\n');
+      log.info({ agentId: res.agentId, overlayAddress: res.overlayAddress, controller: currentUrl() }, 'enrolled');
+      return res;
+    } catch (e) {
+      throw toCrosslinkError(e, 'enroll');
+    }
   }
 
-  function watchStream(events: ConfigStreamEvents, hello: Parameters<ControlClient['watch']>[1]): { stop(): Promise<void> } {
-      const backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: RECONNECT_MAX_MS, jitter: 1 }, opts.random);
-      const stopController = new AbortController();
-      let current: AbortController | null = null;
-      let lastReason: string | null = null;
+  function watchStream(
+    events: ConfigStreamEvents,
+    hello: Parameters<ControlClient['watch']>[1],
+  ): { stop(): Promise<void> } {
+    const backoff = new Backoff(opts.backoff ?? { initialMs: 500, maxMs: RECONNECT_MAX_MS, jitter: 1 }, opts.random);
+    const stopController = new AbortController();
+    let current: AbortController | null = null;
+    let lastReason: string | null = null;
 
-      const sleep = (ms: number) => new Promise<void>((resolve) => {
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, ms);
-        stopController.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+        stopController.signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
 
-      // isRefused: the controller refused the credential or our protocol version; another attempt
-      // soon cannot fix that (an operator must act), so those retry at the slowest pace.
-      const once = async (): Promise<{ wasConnected: boolean; reason: string; isDead: boolean; isRefused: boolean; isUnreachable?: boolean }> => {
-        const ac = new AbortController();
-        current = ac;
-        let wasConnected = false;
-        let timer: NodeJS.Timeout | undefined;
-        let deadReason: string | null = null;
-        let timeoutMs = opts.heartbeatTimeoutMs ?? FIRST_MESSAGE_TIMEOUT_MS;
-        const arm = (ms: number) => {
-          clearTimeout(timer);
-          timer = setTimeout(() => {
-            deadReason = `no message from the controller for ${ms} ms (heartbeats missed): stream presumed dead`;
-            ac.abort();
-          }, ms);
-        };
-        try {
-          const headers = await authHeaders();
-          const { client: rpc } = await connectionOf();
-          arm(timeoutMs);
-          const stream = rpc.watchConfig({
+    // isRefused: the controller refused the credential or our protocol version; another attempt
+    // soon cannot fix that (an operator must act), so those retry at the slowest pace.
+    const once = async (): Promise<{
+      wasConnected: boolean;
+      reason: string;
+      isDead: boolean;
+      isRefused: boolean;
+      isUnreachable?: boolean;
+    }> => {
+      const ac = new AbortController();
+      current = ac;
+      let wasConnected = false;
+      let timer: NodeJS.Timeout | undefined;
+      let deadReason: string | null = null;
+      let timeoutMs = opts.heartbeatTimeoutMs ?? FIRST_MESSAGE_TIMEOUT_MS;
+      const arm = (ms: number) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          deadReason = `no message from the controller for ${ms} ms (heartbeats missed): stream presumed dead`;
+          ac.abort();
+        }, ms);
+      };
+      try {
+        const headers = await authHeaders();
+        const { client: rpc } = await connectionOf();
+        arm(timeoutMs);
+        const stream = rpc.watchConfig(
+          {
             protocolVersion,
             knownContentHash: hello.knownContentHash(),
             endpoint: hello.endpoint,
@@ -257,61 +305,69 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
             advertisedSubnets: hello.advertisedSubnets,
             advertisedSubnetsSet: true,
             agentVersion: hello.agentVersion,
-          }, { headers, signal: ac.signal });
-          for await (const m of stream) {
-            if (!wasConnected) {
-              wasConnected = true;
-              backoff.reset();
-              lastReason = null;
-              if (urls.length > 1) log.info({ controller: currentUrl() }, 'config stream open');
-              events.onState({ isConnected: true, atMs: opts.clock.nowMs() });
-            }
-            // Any message proves the stream alive; a heartbeat also announces the interval.
-            if (m.msg.case === 'heartbeat' && opts.heartbeatTimeoutMs === undefined) {
-              timeoutMs = 3 * Math.max(1, m.msg.value.heartbeatIntervalSeconds) * 1000;
-            }
-            arm(timeoutMs);
-            if (m.msg.case === 'config') events.onConfig(m.msg.value);
+          },
+          { headers, signal: ac.signal },
+        );
+        for await (const m of stream) {
+          if (!wasConnected) {
+            wasConnected = true;
+            backoff.reset();
+            lastReason = null;
+            if (urls.length > 1) log.info({ controller: currentUrl() }, 'config stream open');
+            events.onState({ isConnected: true, atMs: opts.clock.nowMs() });
           }
-          return { wasConnected, reason: 'the controller ended the stream', isDead: false, isRefused: false };
-        } catch (e) {
-          if (deadReason) return { wasConnected, reason: deadReason, isDead: true, isRefused: false };
-          if (stopController.signal.aborted) return { wasConnected, reason: 'stopped', isDead: false, isRefused: false };
-          const err = e instanceof CrosslinkError ? e : toCrosslinkError(e, 'watch');
-          return { wasConnected, reason: err.message, isDead: false, isRefused: err.code === 'unauthenticated' || err.code === 'protocol_mismatch', isUnreachable: err.code === 'unavailable' };
-        } finally {
-          clearTimeout(timer);
-          current = null;
-        }
-      };
-
-      const loop = (async () => {
-        while (!stopController.signal.aborted) {
-          const r = await once();
-          if (stopController.signal.aborted) break;
-          // A dead stream, or a controller that cannot be reached: try its next URL (another network).
-          if (r.isDead || r.isUnreachable) nextUrl(r.reason);
-          // Tell the caller about each disconnect, and about a failing reconnect once per new reason.
-          if (r.wasConnected || r.reason !== lastReason) {
-            events.onState({ isConnected: false, reason: r.reason, atMs: opts.clock.nowMs() });
-            log.warn({ reason: r.reason }, r.wasConnected ? 'config stream lost' : 'cannot open config stream');
+          // Any message proves the stream alive; a heartbeat also announces the interval.
+          if (m.msg.case === 'heartbeat' && opts.heartbeatTimeoutMs === undefined) {
+            timeoutMs = 3 * Math.max(1, m.msg.value.heartbeatIntervalSeconds) * 1000;
           }
-          lastReason = r.reason;
-          // A refused credential or protocol version will not start working by itself (the
-          // controller or this agent must be upgraded, or the box re-enrolled): slowest pace.
-          let delayMs = backoff.next();
-          if (r.isRefused) delayMs = Math.max(delayMs, (opts.backoff?.maxMs ?? REFUSED_RETRY_MS));
-          await sleep(delayMs);
+          arm(timeoutMs);
+          if (m.msg.case === 'config') events.onConfig(m.msg.value);
         }
-      })();
+        return { wasConnected, reason: 'the controller ended the stream', isDead: false, isRefused: false };
+      } catch (e) {
+        if (deadReason) return { wasConnected, reason: deadReason, isDead: true, isRefused: false };
+        if (stopController.signal.aborted) return { wasConnected, reason: 'stopped', isDead: false, isRefused: false };
+        const err = e instanceof CrosslinkError ? e : toCrosslinkError(e, 'watch');
+        return {
+          wasConnected,
+          reason: err.message,
+          isDead: false,
+          isRefused: err.code === 'unauthenticated' || err.code === 'protocol_mismatch',
+          isUnreachable: err.code === 'unavailable',
+        };
+      } finally {
+        clearTimeout(timer);
+        current = null;
+      }
+    };
 
-      return {
-        async stop() {
-          stopController.abort();
-          current?.abort();
-          await loop;
-        },
-      };
+    const loop = (async () => {
+      while (!stopController.signal.aborted) {
+        const r = await once();
+        if (stopController.signal.aborted) break;
+        // A dead stream, or a controller that cannot be reached: try its next URL (another network).
+        if (r.isDead || r.isUnreachable) nextUrl(r.reason);
+        // Tell the caller about each disconnect, and about a failing reconnect once per new reason.
+        if (r.wasConnected || r.reason !== lastReason) {
+          events.onState({ isConnected: false, reason: r.reason, atMs: opts.clock.nowMs() });
+          log.warn({ reason: r.reason }, r.wasConnected ? 'config stream lost' : 'cannot open config stream');
+        }
+        lastReason = r.reason;
+        // A refused credential or protocol version will not start working by itself (the
+        // controller or this agent must be upgraded, or the box re-enrolled): slowest pace.
+        let delayMs = backoff.next();
+        if (r.isRefused) delayMs = Math.max(delayMs, opts.backoff?.maxMs ?? REFUSED_RETRY_MS);
+        await sleep(delayMs);
+      }
+    })();
+
+    return {
+      async stop() {
+        stopController.abort();
+        current?.abort();
+        await loop;
+      },
+    };
   }
   return client;
 }
@@ -320,11 +376,17 @@ function toCrosslinkError(e: unknown, call: string): CrosslinkError {
   if (e instanceof CrosslinkError) return e;
   const ce = ConnectError.from(e);
   const code: ErrorCode =
-    ce.code === Code.Unauthenticated ? (call === 'enroll' ? 'join_token_invalid' : 'unauthenticated')
-    : ce.code === Code.FailedPrecondition ? 'protocol_mismatch'
-    : ce.code === Code.InvalidArgument ? 'invalid_request'
-    : ce.code === Code.PermissionDenied ? 'forbidden'
-    : 'unavailable';
+    ce.code === Code.Unauthenticated
+      ? call === 'enroll'
+        ? 'join_token_invalid'
+        : 'unauthenticated'
+      : ce.code === Code.FailedPrecondition
+        ? 'protocol_mismatch'
+        : ce.code === Code.InvalidArgument
+          ? 'invalid_request'
+          : ce.code === Code.PermissionDenied
+            ? 'forbidden'
+            : 'unavailable';
   return new CrosslinkError(code, `controller ${call}: ${ce.rawMessage}`, [], { cause: e });
 }
 

@@ -19,7 +19,8 @@ export function judgeClockSkew(skewMs: number): CheckResult {
   const dir = skewMs > 0 ? 'ahead of' : 'behind';
   const finding = `${s.toFixed(1)} s ${dir} the controller`;
   const fix = 'configure NTP (systemd-timesyncd or chrony) and check `timedatectl` says synchronized';
-  if (Math.abs(skewMs) > CLOCK_FAIL_MS) return { check, verdict: 'FAIL', finding: `${finding}: TLS certificates and token expiry will be misjudged`, fix };
+  if (Math.abs(skewMs) > CLOCK_FAIL_MS)
+    return { check, verdict: 'FAIL', finding: `${finding}: TLS certificates and token expiry will be misjudged`, fix };
   if (Math.abs(skewMs) > CLOCK_WARN_MS) return { check, verdict: 'WARN', finding, fix };
   return { check, verdict: 'OK', finding: `within ${Math.max(1, Math.ceil(s))} s of the controller` };
 }
@@ -42,7 +43,12 @@ export async function checkController(input: DoctorInput, deps: DoctorDeps): Pro
   if (!c) {
     const fix = 'enroll the agent first, or give the join token: crosslink doctor --join TOKEN';
     return [
-      { check: 'controller', verdict: 'WARN', finding: 'not checked: no enrollment in the state dir and no --join token', fix },
+      {
+        check: 'controller',
+        verdict: 'WARN',
+        finding: 'not checked: no enrollment in the state dir and no --join token',
+        fix,
+      },
       { check: 'clock', verdict: 'WARN', finding: 'not checked: controller unknown', fix },
     ];
   }
@@ -50,7 +56,12 @@ export async function checkController(input: DoctorInput, deps: DoctorDeps): Pro
   // A controller on several networks: the box needs to reach one of its URLs (the agent tries them
   // in turn); the others may sit on a network this box is not on.
   const urls = controllerUrlsOf(c);
-  const notChecked = { check: 'clock', verdict: 'WARN' as const, finding: 'not checked: controller not reached', fix: 'fix the controller check first' };
+  const notChecked = {
+    check: 'clock',
+    verdict: 'WARN' as const,
+    finding: 'not checked: controller not reached',
+    fix: 'fix the controller check first',
+  };
   const failed: string[] = [];
   let caPem: string | null = null;
   let url = urls[0] ?? c.url;
@@ -64,7 +75,12 @@ export async function checkController(input: DoctorInput, deps: DoctorDeps): Pro
       if (isCrosslinkError(e) && e.code === 'unauthenticated') {
         return [
           { check: 'controller', verdict: 'OK', finding: `${u} answers TLS (from the ${c.source})` },
-          { check: 'certificate pin', verdict: 'FAIL', finding: msg, fix: 'something on the path presents another certificate (a TLS-inspecting proxy: exempt the controller), or the controller\'s CA changed (restore it, or re-enroll with a new join token)' },
+          {
+            check: 'certificate pin',
+            verdict: 'FAIL',
+            finding: msg,
+            fix: "something on the path presents another certificate (a TLS-inspecting proxy: exempt the controller), or the controller's CA changed (restore it, or re-enroll with a new join token)",
+          },
           notChecked,
         ];
       }
@@ -73,40 +89,75 @@ export async function checkController(input: DoctorInput, deps: DoctorDeps): Pro
   }
   if (caPem === null) {
     return [
-      { check: 'controller', verdict: 'FAIL', finding: `cannot reach ${urls.length > 1 ? `any of ${c.url}` : c.url} (from the ${c.source}): ${failed.join('; ')}`, fix: 'check DNS, the route and that TCP to the controller\'s port is open from this box; is crosslink-controller running?' },
+      {
+        check: 'controller',
+        verdict: 'FAIL',
+        finding: `cannot reach ${urls.length > 1 ? `any of ${c.url}` : c.url} (from the ${c.source}): ${failed.join('; ')}`,
+        fix: "check DNS, the route and that TCP to the controller's port is open from this box; is crosslink-controller running?",
+      },
       notChecked,
     ];
   }
-  const others = failed.length ? ` (not reached: ${failed.map((f) => f.split(': ')[0]).join(', ')}; fine if this box is not on that network)` : '';
+  const others = failed.length
+    ? ` (not reached: ${failed.map((f) => f.split(': ')[0]).join(', ')}; fine if this box is not on that network)`
+    : '';
   const out: CheckResult[] = [
     { check: 'controller', verdict: 'OK', finding: `${url} reachable (from the ${c.source})${others}` },
     { check: 'certificate pin', verdict: 'OK', finding: `the controller's CA matches the pin ${pin.slice(0, 16)}…` },
   ];
   try {
     const skew = skewFromDate(await deps.controllerDate(url, caPem, pin));
-    out.push(skew === null
-      ? { check: 'clock', verdict: 'WARN', finding: 'the controller sent no Date header', fix: 'compare `date -u` here with the controller by hand' }
-      : judgeClockSkew(skew));
+    out.push(
+      skew === null
+        ? {
+            check: 'clock',
+            verdict: 'WARN',
+            finding: 'the controller sent no Date header',
+            fix: 'compare `date -u` here with the controller by hand',
+          }
+        : judgeClockSkew(skew),
+    );
   } catch (e) {
-    out.push({ check: 'clock', verdict: 'WARN', finding: `could not read the controller's time: ${(e as Error).message}`, fix: 'compare `date -u` here with the controller by hand' });
+    out.push({
+      check: 'clock',
+      verdict: 'WARN',
+      finding: `could not read the controller's time: ${(e as Error).message}`,
+      fix: 'compare `date -u` here with the controller by hand',
+    });
   }
   return out;
 }
 
 // ---------- MTU ----------
 
-export function judgeMtu(s: { wgMtu: number; dev: string | null; underlayMtu: number | null; target: string }): CheckResult {
+export function judgeMtu(s: {
+  wgMtu: number;
+  dev: string | null;
+  underlayMtu: number | null;
+  target: string;
+}): CheckResult {
   const check = 'mtu';
-  if (!s.dev || s.underlayMtu === null) return { check, verdict: 'WARN', finding: `no route to ${s.target}: cannot tell the underlay MTU`, fix: 'add a default route (or a route to the controller), then run doctor again' };
+  if (!s.dev || s.underlayMtu === null)
+    return {
+      check,
+      verdict: 'WARN',
+      finding: `no route to ${s.target}: cannot tell the underlay MTU`,
+      fix: 'add a default route (or a route to the controller), then run doctor again',
+    };
   const need = s.wgMtu + WIREGUARD_OVERHEAD_BYTES;
   if (need > s.underlayMtu) {
     return {
-      check, verdict: 'WARN',
+      check,
+      verdict: 'WARN',
       finding: `interface MTU ${s.wgMtu} + ${WIREGUARD_OVERHEAD_BYTES} overhead = ${need} > ${s.dev} MTU ${s.underlayMtu}: large packets will be fragmented or lost`,
       fix: `set mtu: ${s.underlayMtu - WIREGUARD_OVERHEAD_BYTES} in agent.yaml on this box and its peers (or raise ${s.dev}'s MTU)`,
     };
   }
-  return { check, verdict: 'OK', finding: `interface MTU ${s.wgMtu} + ${WIREGUARD_OVERHEAD_BYTES} fits ${s.dev} MTU ${s.underlayMtu} (toward ${s.target})` };
+  return {
+    check,
+    verdict: 'OK',
+    finding: `interface MTU ${s.wgMtu} + ${WIREGUARD_OVERHEAD_BYTES} fits ${s.dev} MTU ${s.underlayMtu} (toward ${s.target})`,
+  };
 }
 
 export async function checkMtu(input: DoctorInput, deps: DoctorDeps): Promise<CheckResult> {
@@ -123,7 +174,7 @@ export async function checkMtu(input: DoctorInput, deps: DoctorDeps): Promise<Ch
     const address = parseAddress(host) ? host : await deps.resolve(host).catch(() => null);
     if (address) {
       const r = await deps.run(['ip', '-json', 'route', 'get', address]);
-      dev = r.exitCode === 0 ? parseJsonList<{ dev?: string }>(r.stdout)[0]?.dev ?? null : null;
+      dev = r.exitCode === 0 ? (parseJsonList<{ dev?: string }>(r.stdout)[0]?.dev ?? null) : null;
       if (dev) {
         target = `the controller (${address})`;
         break;
@@ -132,7 +183,7 @@ export async function checkMtu(input: DoctorInput, deps: DoctorDeps): Promise<Ch
   }
   if (!dev) {
     const r = await deps.run(['ip', '-json', 'route', 'show', 'default']);
-    const d = r.exitCode === 0 ? parseJsonList<{ dev?: string }>(r.stdout).find((x) => x.dev)?.dev ?? null : null;
+    const d = r.exitCode === 0 ? (parseJsonList<{ dev?: string }>(r.stdout).find((x) => x.dev)?.dev ?? null) : null;
     if (d) {
       dev = d;
       target = 'the default route';

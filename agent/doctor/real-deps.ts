@@ -28,22 +28,33 @@ export function realDoctorDeps(runner: CommandRunner, clock: Clock, opts: { time
       for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
         if (!dir) continue;
         const p = join(dir, program);
-        if (await access(p, fsc.X_OK).then(() => true, () => false)) return p;
+        if (
+          await access(p, fsc.X_OK).then(
+            () => true,
+            () => false,
+          )
+        )
+          return p;
       }
       return null;
     },
     clock,
     fetchPinnedCa: (url, fingerprint) => fetchPinnedCa(url, fingerprint, { timeoutMs }),
-    controllerDate: (url, caPem, fingerprint) => new Promise((resolveDate, reject) => {
-      const sentAtMs = clock.nowMs();
-      const req = https.get(new URL('/healthz', url), { ...pinnedTlsOptions(caPem, fingerprint), timeout: timeoutMs, agent: false }, (res) => {
-        const receivedAtMs = clock.nowMs();
-        res.resume();
-        resolveDate({ date: res.headers.date ?? null, sentAtMs, receivedAtMs });
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', reject);
-    }),
+    controllerDate: (url, caPem, fingerprint) =>
+      new Promise((resolveDate, reject) => {
+        const sentAtMs = clock.nowMs();
+        const req = https.get(
+          new URL('/healthz', url),
+          { ...pinnedTlsOptions(caPem, fingerprint), timeout: timeoutMs, agent: false },
+          (res) => {
+            const receivedAtMs = clock.nowMs();
+            res.resume();
+            resolveDate({ date: res.headers.date ?? null, sentAtMs, receivedAtMs });
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+        req.on('error', reject);
+      }),
     resolve: async (host) => (await lookup(host)).address,
     kernelWireGuard: async () => (await detectWireGuardMode(runner)) === 'kernel',
   };

@@ -40,7 +40,10 @@ export class FpingEchoes implements PeerEchoes {
     let r: { exitCode: number; stdout: string; stderr: string };
     try {
       // fping ends ~targets x interval + the timeout after it started; the rest guards against a hang.
-      r = await this.deps.runner.run(fpingArgv(targets, timeoutSeconds), { allowFailure: true, timeoutMs: targets.length * FPING_INTERVAL_MS + timeoutSeconds * 1000 + 5000 });
+      r = await this.deps.runner.run(fpingArgv(targets, timeoutSeconds), {
+        allowFailure: true,
+        timeoutMs: targets.length * FPING_INTERVAL_MS + timeoutSeconds * 1000 + 5000,
+      });
     } catch (e) {
       r = { exitCode: 127, stdout: '', stderr: (e as Error).message };
     }
@@ -50,7 +53,8 @@ export class FpingEchoes implements PeerEchoes {
     const [first] = all;
     if (first !== undefined && all.every((o) => o.kind === 'error')) {
       const detail = first.kind === 'error' ? first.detail : '';
-      if (detail !== this.lastWarning) this.deps.log?.warn({ detail, targets: targets.length }, 'fping gave no peer probe results');
+      if (detail !== this.lastWarning)
+        this.deps.log?.warn({ detail, targets: targets.length }, 'fping gave no peer probe results');
       this.lastWarning = detail;
     } else {
       this.lastWarning = null;
@@ -69,7 +73,8 @@ export class PingEachEchoes implements PeerEchoes {
     const out = new Map<string, AttemptOutcome>();
     const queue = [...new Set(addresses)];
     const worker = async (): Promise<void> => {
-      for (let a = queue.shift(); a !== undefined; a = queue.shift()) out.set(a, await pingOnce(this.deps.runner, a, { timeoutSeconds }));
+      for (let a = queue.shift(); a !== undefined; a = queue.shift())
+        out.set(a, await pingOnce(this.deps.runner, a, { timeoutSeconds }));
     };
     await Promise.all(Array.from({ length: Math.min(this.deps.concurrency ?? 32, queue.length) }, worker));
     return out;

@@ -16,7 +16,20 @@ export const FPING_MAX_TARGETS = 1000;
 /** `fping -C 1 -q -t MS -i 1 -r 0 -- ADDR...`: one echo each; with -C and -q the only output is one
  *  line per target on stderr, `ADDR : RTT` or `ADDR : -` (lost). `--` so nothing is read as an option. */
 export function fpingArgv(addresses: readonly string[], timeoutSeconds: number): string[] {
-  return ['fping', '-C', '1', '-q', '-t', String(timeoutSeconds * 1000), '-i', String(FPING_INTERVAL_MS), '-r', '0', '--', ...addresses];
+  return [
+    'fping',
+    '-C',
+    '1',
+    '-q',
+    '-t',
+    String(timeoutSeconds * 1000),
+    '-i',
+    String(FPING_INTERVAL_MS),
+    '-r',
+    '0',
+    '--',
+    ...addresses,
+  ];
 }
 
 // `ADDR : 0.734` / `ADDR : -` (the name is padded to the longest one). Per-reply lines of a
@@ -73,18 +86,30 @@ function sortFpingLines(wanted: ReadonlySet<string>, text: string): FpingLines {
  * and `error` when fping said nothing about the target (it could not resolve it, failed as a whole,
  * or was killed). Pure; any exit code, stdout and stderr together.
  */
-export function parseFping(targets: readonly string[], r: { exitCode: number; stdout: string; stderr: string }, timeoutSeconds: number): Map<string, AttemptOutcome> {
+export function parseFping(
+  targets: readonly string[],
+  r: { exitCode: number; stdout: string; stderr: string },
+  timeoutSeconds: number,
+): Map<string, AttemptOutcome> {
   const { summaries, icmp, errors, other } = sortFpingLines(new Set(targets), `${r.stderr}\n${r.stdout}`);
   const why = other[0] ?? '';
   const failed = `fping: ${r.exitCode === -1 ? 'killed (timeout)' : `exit ${r.exitCode}`}${why ? `: ${why}` : ', no result'}`;
   const out = new Map<string, AttemptOutcome>();
   for (const target of targets) {
     const tokens = summaries.get(target);
-    const lastRttMs = (tokens ?? []).filter((x) => x !== '-').map(Number).at(-1);
+    const lastRttMs = (tokens ?? [])
+      .filter((x) => x !== '-')
+      .map(Number)
+      .at(-1);
     if (lastRttMs !== undefined) out.set(target, { kind: 'connected', rttMs: lastRttMs });
     else if (tokens !== undefined) {
       const unreachable = icmp.get(target);
-      out.set(target, unreachable !== undefined ? { kind: 'unreachable', detail: unreachable } : { kind: 'timeout', detail: `no reply within ${timeoutSeconds} s` });
+      out.set(
+        target,
+        unreachable !== undefined
+          ? { kind: 'unreachable', detail: unreachable }
+          : { kind: 'timeout', detail: `no reply within ${timeoutSeconds} s` },
+      );
     } else {
       const e = errors.get(target);
       out.set(target, { kind: 'error', detail: e !== undefined ? `fping: ${target}: ${e}` : failed });

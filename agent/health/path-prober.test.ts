@@ -38,9 +38,18 @@ t.test('path prober: picks the source address, dispatches by protocol', async (t
   const seen: Array<[string, string | undefined, number]> = [];
   const { runner, calls } = fakeRunner({ '10.20.1.9': { exitCode: 0, stdout: PING_OK } });
   const prober = new PathProber({
-    runner, clock: { nowMs: () => 1_700_000_000_000 }, localAddresses: () => ['127.0.0.1', '10.1.0.7'], timeoutMs: 1500,
-    connectTcp: async (o) => { seen.push(['tcp', o.localAddress, o.timeoutMs]); return o.port === 443 ? { kind: 'connected', rttMs: 3 } : { kind: 'refused', detail: 'connection refused' }; },
-    udpExchange: async (o) => { seen.push(['udp', o.localAddress, o.timeoutMs]); return { kind: 'timeout', detail: 'no reply within 1500 ms' }; },
+    runner,
+    clock: { nowMs: () => 1_700_000_000_000 },
+    localAddresses: () => ['127.0.0.1', '10.1.0.7'],
+    timeoutMs: 1500,
+    connectTcp: async (o) => {
+      seen.push(['tcp', o.localAddress, o.timeoutMs]);
+      return o.port === 443 ? { kind: 'connected', rttMs: 3 } : { kind: 'refused', detail: 'connection refused' };
+    },
+    udpExchange: async (o) => {
+      seen.push(['udp', o.localAddress, o.timeoutMs]);
+      return { kind: 'timeout', detail: 'no reply within 1500 ms' };
+    },
   });
   const results = await prober.runAll([
     probe({}),
@@ -49,15 +58,22 @@ t.test('path prober: picks the source address, dispatches by protocol', async (t
     probe({ name: 'ping/0', protocol: 'icmp', port: 0, target: '10.20.1.9' }),
     probe({ name: 'elsewhere/0', sourcePrefix: '10.9.0.0/24' }),
   ]);
-  t.same(results.map((r) => [r.name, r.isOk, r.detail]), [
-    ['care/0', true, 'connected in 3.0 ms'],
-    ['ssh/0', true, 'denied: connection refused'],
-    ['dns/0', false, 'no reply within 1500 ms'],
-    ['ping/0', true, 'connected in 0.7 ms'],
-    ['elsewhere/0', false, 'no local address in 10.9.0.0/24'],
-  ]);
+  t.same(
+    results.map((r) => [r.name, r.isOk, r.detail]),
+    [
+      ['care/0', true, 'connected in 3.0 ms'],
+      ['ssh/0', true, 'denied: connection refused'],
+      ['dns/0', false, 'no reply within 1500 ms'],
+      ['ping/0', true, 'connected in 0.7 ms'],
+      ['elsewhere/0', false, 'no local address in 10.9.0.0/24'],
+    ],
+  );
   t.equal(results[0]?.checkedAtUnixMs, 1_700_000_000_000n);
   t.equal(results[0]?.rttMs, 3);
-  t.same(seen, [['tcp', '10.1.0.7', 1500], ['tcp', '10.1.0.7', 1500], ['udp', '10.1.0.7', 1500]]);
+  t.same(seen, [
+    ['tcp', '10.1.0.7', 1500],
+    ['tcp', '10.1.0.7', 1500],
+    ['udp', '10.1.0.7', 1500],
+  ]);
   t.same(calls, [['ping', '-n', '-c', '1', '-W', '2', '-I', '10.1.0.7', '10.20.1.9']]);
 });

@@ -23,7 +23,10 @@ export function sourceAddressFor(prefix: string, addresses: readonly string[]): 
 
 /** Turns an attempt into the probe's verdict: allow probes want `connected`, deny probes want the
  *  target refused, unreachable or silent. */
-export function judgeProbe(probe: Pick<Probe, 'expectDeny'>, outcome: AttemptOutcome): { isOk: boolean; detail: string; rttMs: number } {
+export function judgeProbe(
+  probe: Pick<Probe, 'expectDeny'>,
+  outcome: AttemptOutcome,
+): { isOk: boolean; detail: string; rttMs: number } {
   if (outcome.kind === 'connected') {
     const rtt = `${outcome.rttMs.toFixed(1)} ms`;
     return probe.expectDeny
@@ -61,16 +64,23 @@ export class PathProber {
   async attempt(probe: Probe, sourceAddress: string): Promise<AttemptOutcome> {
     const o = { host: probe.target, port: probe.port, localAddress: sourceAddress, timeoutMs: this.timeoutMs };
     switch (probe.protocol) {
-      case 'tcp': return this.connect(o);
-      case 'udp': return this.udp({ ...o, payload: UDP_PROBE_PAYLOAD });
-      case 'icmp': return pingOnce(this.deps.runner, probe.target, { sourceAddress, timeoutSeconds: Math.max(1, Math.ceil(this.timeoutMs / 1000)) });
-      default: return { kind: 'error', detail: `unknown protocol "${probe.protocol}"` };
+      case 'tcp':
+        return this.connect(o);
+      case 'udp':
+        return this.udp({ ...o, payload: UDP_PROBE_PAYLOAD });
+      case 'icmp':
+        return pingOnce(this.deps.runner, probe.target, {
+          sourceAddress,
+          timeoutSeconds: Math.max(1, Math.ceil(this.timeoutMs / 1000)),
+        });
+      default:
+        return { kind: 'error', detail: `unknown protocol "${probe.protocol}"` };
     }
   }
 
   /** Runs one probe from the agent's address in its source prefix. Never throws. */
   async run(probe: Probe, addresses?: readonly string[]): Promise<ProbeResult> {
-    const own = addresses ?? await this.deps.localAddresses();
+    const own = addresses ?? (await this.deps.localAddresses());
     const source = sourceAddressFor(probe.sourcePrefix, own);
     let verdict: { isOk: boolean; detail: string; rttMs: number };
     if (source === null) {
@@ -84,7 +94,13 @@ export class PathProber {
       }
       verdict = judgeProbe(probe, outcome);
     }
-    return create(ProbeResultSchema, { name: probe.name, isOk: verdict.isOk, detail: verdict.detail, rttMs: verdict.rttMs, checkedAtUnixMs: BigInt(this.deps.clock.nowMs()) });
+    return create(ProbeResultSchema, {
+      name: probe.name,
+      isOk: verdict.isOk,
+      detail: verdict.detail,
+      rttMs: verdict.rttMs,
+      checkedAtUnixMs: BigInt(this.deps.clock.nowMs()),
+    });
   }
 
   async runAll(probes: readonly Probe[]): Promise<ProbeResult[]> {

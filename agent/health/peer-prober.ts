@@ -20,11 +20,22 @@ export interface PeerProbeFields {
   lossRatio: number;
 }
 
-export const NOT_PROBED: PeerProbeFields = Object.freeze({ isProbed: false, isReachable: false, rttMs: 0, lossRatio: 0 });
+export const NOT_PROBED: PeerProbeFields = Object.freeze({
+  isProbed: false,
+  isReachable: false,
+  rttMs: 0,
+  lossRatio: 0,
+});
 
-interface PeerWindow { results: boolean[]; lastRttMs: number }
+interface PeerWindow {
+  results: boolean[];
+  lastRttMs: number;
+}
 
-export interface PeerTarget { name: string; overlayIp: string }
+export interface PeerTarget {
+  name: string;
+  overlayIp: string;
+}
 
 /** Probes a new peer must have lost (with none answered) before it counts as unreachable. */
 export const MIN_PROBES_FOR_LOSS = 3;
@@ -72,7 +83,10 @@ export class PeerProber {
     const probed = peers.filter((p) => p.overlayIp !== '');
     if (probed.length === 0) return;
     const echoes = await this.chooseEchoes();
-    const outcomes = await echoes.echoAll(probed.map((p) => p.overlayIp), this.timeoutSeconds);
+    const outcomes = await echoes.echoAll(
+      probed.map((p) => p.overlayIp),
+      this.timeoutSeconds,
+    );
     for (const p of probed) this.record(p.name, outcomes.get(p.overlayIp) ?? { kind: 'error', detail: 'no result' });
   }
 
@@ -94,6 +108,11 @@ export class PeerProber {
     // yet: reported as lost, they made the controller fail a healthy box over (or withdraw its
     // subnets when it had no standby) and hold it down for the hold-down period.
     if (lost === w.results.length && w.results.length < MIN_PROBES_FOR_LOSS) return NOT_PROBED;
-    return { isProbed: true, isReachable: w.results.at(-1) === true, rttMs: w.lastRttMs, lossRatio: lost / w.results.length };
+    return {
+      isProbed: true,
+      isReachable: w.results.at(-1) === true,
+      rttMs: w.lastRttMs,
+      lossRatio: lost / w.results.length,
+    };
   }
 }

@@ -8,8 +8,21 @@ export function parsePingRttMs(stdout: string): number | null {
 }
 
 /** One echo with `ping -n -c 1 -W SECONDS [-I SOURCE] TARGET` (iputils). */
-export async function pingOnce(runner: ProbeCommandRunner, target: string, o: { sourceAddress?: string; timeoutSeconds: number }): Promise<AttemptOutcome> {
-  const argv = ['ping', '-n', '-c', '1', '-W', String(o.timeoutSeconds), ...(o.sourceAddress ? ['-I', o.sourceAddress] : []), target];
+export async function pingOnce(
+  runner: ProbeCommandRunner,
+  target: string,
+  o: { sourceAddress?: string; timeoutSeconds: number },
+): Promise<AttemptOutcome> {
+  const argv = [
+    'ping',
+    '-n',
+    '-c',
+    '1',
+    '-W',
+    String(o.timeoutSeconds),
+    ...(o.sourceAddress ? ['-I', o.sourceAddress] : []),
+    target,
+  ];
   let r: { exitCode: number; stdout: string; stderr: string };
   try {
     // ping exits after -W seconds; the extra second only guards against a hung process.
@@ -21,7 +34,9 @@ export async function pingOnce(runner: ProbeCommandRunner, target: string, o: { 
   if (r.exitCode === 1) {
     // "From 10.0.0.1 icmp_seq=1 Destination Host Unreachable" / "Packet filtered" etc.
     const reason = /From \S+ icmp_seq=\d+ (.+)/.exec(r.stdout)?.[1];
-    return reason !== undefined ? { kind: 'unreachable', detail: reason.trim().toLowerCase() } : { kind: 'timeout', detail: `no reply within ${o.timeoutSeconds} s` };
+    return reason !== undefined
+      ? { kind: 'unreachable', detail: reason.trim().toLowerCase() }
+      : { kind: 'timeout', detail: `no reply within ${o.timeoutSeconds} s` };
   }
   const why = (r.stderr || r.stdout).trim().split('\n')[0] || `exit ${r.exitCode}`;
   return { kind: 'error', detail: `ping: ${why}` };

@@ -4,7 +4,10 @@
 /** Runs a command (argv, no shell) and returns its exit code, never throwing on a non-zero one.
  *  The agent's Linux CommandRunner (agent/host/linux/run.ts) fits as it is. */
 export interface ProbeCommandRunner {
-  run(argv: readonly string[], opts: { allowFailure: true; timeoutMs: number }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  run(
+    argv: readonly string[],
+    opts: { allowFailure: true; timeoutMs: number },
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
 }
 
 /**

@@ -25,7 +25,11 @@ export interface ProberDeps extends PathProberDeps {
 }
 
 const defaultTimers: ProbeTimers = {
-  setInterval: (fn, ms) => { const h = setInterval(fn, ms); h.unref(); return h; },
+  setInterval: (fn, ms) => {
+    const h = setInterval(fn, ms);
+    h.unref();
+    return h;
+  },
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
 };
 
@@ -58,13 +62,18 @@ export class Prober {
     const intervalMs = (config.probeIntervalSeconds || DEFAULT_PROBE_INTERVAL_SECONDS) * 1000;
     if (intervalMs !== this.intervalMs) {
       this.intervalMs = intervalMs;
-      if (this.timer !== null) { this.stop(); this.start(); }
+      if (this.timer !== null) {
+        this.stop();
+        this.start();
+      }
     }
   }
 
   start(): void {
     if (this.timer !== null) return;
-    this.timer = this.timers.setInterval(() => { void this.runOnce(); }, this.intervalMs);
+    this.timer = this.timers.setInterval(() => {
+      void this.runOnce();
+    }, this.intervalMs);
     void this.runOnce();
   }
 
@@ -76,7 +85,9 @@ export class Prober {
   /** One round of every probe. A round still running is not started twice. */
   runOnce(): Promise<void> {
     if (this.round !== null) return this.round;
-    this.round = this.doRound().finally(() => { this.round = null; });
+    this.round = this.doRound().finally(() => {
+      this.round = null;
+    });
     return this.round;
   }
 

@@ -22,7 +22,10 @@ if (!isRoot()) {
   const box = fx.addNetns('p');
   const peer = fx.addNetns('r');
   must(['ip', 'link', 'add', 'v0', 'netns', box, 'type', 'veth', 'peer', 'name', 'v0', 'netns', peer]);
-  for (const [ns, v4, v6] of [[box, '10.77.0.1/24', 'fd77::1/64'], [peer, '10.77.0.2/24', 'fd77::2/64']] as const) {
+  for (const [ns, v4, v6] of [
+    [box, '10.77.0.1/24', 'fd77::1/64'],
+    [peer, '10.77.0.2/24', 'fd77::2/64'],
+  ] as const) {
     must(['ip', '-n', ns, 'addr', 'add', v4, 'dev', 'v0']);
     must(['ip', '-n', ns, 'addr', 'add', v6, 'dev', 'v0', 'nodad']);
     must(['ip', '-n', ns, 'link', 'set', 'v0', 'up']);
@@ -39,7 +42,12 @@ if (!isRoot()) {
   const recording = () => {
     const calls: string[][] = [];
     const real = new ProcessRunner();
-    const runner: ProbeCommandRunner = { run: (argv, o) => { calls.push([...argv]); return real.run(argv, { ...o, netns: box }); } };
+    const runner: ProbeCommandRunner = {
+      run: (argv, o) => {
+        calls.push([...argv]);
+        return real.run(argv, { ...o, netns: box });
+      },
+    };
     return { runner, calls };
   };
   const peers = [...REACHABLE, SILENT].map((overlayIp, i) => ({ name: `peer${i}`, overlayIp }));
@@ -48,9 +56,19 @@ if (!isRoot()) {
     const { runner, calls } = recording();
     t.match(await detectFping(runner), /^\d+\.\d+/);
     const started = Date.now();
-    const outcomes = await new FpingEchoes({ runner }).echoAll(peers.map((p) => p.overlayIp), 1);
+    const outcomes = await new FpingEchoes({ runner }).echoAll(
+      peers.map((p) => p.overlayIp),
+      1,
+    );
     const ms = Date.now() - started;
-    t.same([...outcomes.entries()].map(([a, o]) => [a, o.kind]), [['10.77.0.2', 'connected'], ['fd77::2', 'connected'], ['10.77.0.3', 'timeout']]);
+    t.same(
+      [...outcomes.entries()].map(([a, o]) => [a, o.kind]),
+      [
+        ['10.77.0.2', 'connected'],
+        ['fd77::2', 'connected'],
+        ['10.77.0.3', 'timeout'],
+      ],
+    );
     for (const a of REACHABLE) {
       const o = outcomes.get(a);
       t.ok(o?.kind === 'connected' && o.rttMs > 0 && o.rttMs < 1000, `${a}: a real RTT`);
@@ -66,11 +84,23 @@ if (!isRoot()) {
       for (let i = 0; i < 3; i++) await p.probeAll(peers);
       for (const name of ['peer0', 'peer1']) {
         const f = p.fields(name);
-        t.same({ ...f, rttMs: f.rttMs > 0 && f.rttMs < 1000 }, { isProbed: true, isReachable: true, rttMs: true, lossRatio: 0 }, `${name} reachable`);
+        t.same(
+          { ...f, rttMs: f.rttMs > 0 && f.rttMs < 1000 },
+          { isProbed: true, isReachable: true, rttMs: true, lossRatio: 0 },
+          `${name} reachable`,
+        );
       }
-      t.same(p.fields('peer2'), { isProbed: true, isReachable: false, rttMs: 0, lossRatio: 1 }, `${SILENT} unreachable`);
+      t.same(
+        p.fields('peer2'),
+        { isProbed: true, isReachable: false, rttMs: 0, lossRatio: 1 },
+        `${SILENT} unreachable`,
+      );
       const spawned = calls.map((c) => c[0]);
-      t.same(spawned, method === 'fping' ? ['fping', 'fping', 'fping', 'fping'] : Array.from({ length: 9 }, () => 'ping'), method === 'fping' ? 'fping -v, then one fping a round' : 'one ping per peer and round');
+      t.same(
+        spawned,
+        method === 'fping' ? ['fping', 'fping', 'fping', 'fping'] : Array.from({ length: 9 }, () => 'ping'),
+        method === 'fping' ? 'fping -v, then one fping a round' : 'one ping per peer and round',
+      );
     });
   }
 }

@@ -5,11 +5,29 @@ import t from 'tap';
 import { createAgentMetrics, type AgentStatus } from './status-server.js';
 
 const status: AgentStatus = {
-  name: 'a', version: 't', interface: 'xl0', publicKey: 'k', overlayAddress: '100.64.0.1/10',
+  name: 'a',
+  version: 't',
+  interface: 'xl0',
+  publicKey: 'k',
+  overlayAddress: '100.64.0.1/10',
   controller: { url: '', isConnected: true, staleSince: null, staleSeconds: 0, reason: null },
-  generation: { seen: 3, applied: 3, desired: 3 }, lastApply: null, isApplied: true, errors: [],
-  peers: [{ name: 'b', publicKey: 'p', endpoint: '', latestHandshake: null, latestHandshakeUnix: 0, handshakeAgeSeconds: null, rxBytes: 10, txBytes: 20,
-    probe: { isProbed: true, isReachable: true, rttMs: 1.5, lossRatio: 0.1 } }],
+  generation: { seen: 3, applied: 3, desired: 3 },
+  lastApply: null,
+  isApplied: true,
+  errors: [],
+  peers: [
+    {
+      name: 'b',
+      publicKey: 'p',
+      endpoint: '',
+      latestHandshake: null,
+      latestHandshakeUnix: 0,
+      handshakeAgeSeconds: null,
+      rxBytes: 10,
+      txBytes: 20,
+      probe: { isProbed: true, isReachable: true, rttMs: 1.5, lossRatio: 0.1 },
+    },
+  ],
   probes: [{ name: 'care/0', isOk: false, detail: 'connection refused', rttMs: 0, checkedAt: null }],
   firewallCounters: { dropped_inbound: { packets: 7, bytes: 700 } },
 };
@@ -36,7 +54,11 @@ t.test('docs/metrics.md documents exactly the agent metrics (name, type, labels)
     documented.set(m[1]!, `${m[2]} ${labels.join(',')}`);
   }
   const registered = new Map<string, string>();
-  for (const metric of createAgentMetrics(() => status).registry.getMetricsAsArray() as unknown as Array<{ name: string; type: string; labelNames: string[] }>) {
+  for (const metric of createAgentMetrics(() => status).registry.getMetricsAsArray() as unknown as Array<{
+    name: string;
+    type: string;
+    labelNames: string[];
+  }>) {
     registered.set(metric.name, `${metric.type} ${metric.labelNames.join(',')}`);
   }
   t.same(Object.fromEntries([...documented].sort()), Object.fromEntries([...registered].sort()));

@@ -75,108 +75,180 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
   let snapshot: Promise<AgentStatus> | null = null;
   // One status read per scrape, shared by every metric's collect().
   const current = () => {
-    snapshot ??= Promise.resolve(getStatus()).finally(() => setTimeout(() => { snapshot = null; }, 0));
+    snapshot ??= Promise.resolve(getStatus()).finally(() =>
+      setTimeout(() => {
+        snapshot = null;
+      }, 0),
+    );
     return snapshot;
   };
 
   new Gauge({
-    name: 'crosslink_agent_generation_applied', help: 'Generation of the config last applied completely (0: none).', registers: [registry],
-    async collect() { this.set((await current()).generation.applied); },
+    name: 'crosslink_agent_generation_applied',
+    help: 'Generation of the config last applied completely (0: none).',
+    registers: [registry],
+    async collect() {
+      this.set((await current()).generation.applied);
+    },
   });
   new Gauge({
-    name: 'crosslink_agent_generation_seen', help: 'Highest config generation received from the controller.', registers: [registry],
-    async collect() { this.set((await current()).generation.seen); },
+    name: 'crosslink_agent_generation_seen',
+    help: 'Highest config generation received from the controller.',
+    registers: [registry],
+    async collect() {
+      this.set((await current()).generation.seen);
+    },
   });
-  const applyErrors = new Counter({ name: 'crosslink_agent_apply_errors_total', help: 'Failed reconcile steps (including invalid configs).', labelNames: ['step'], registers: [registry] });
-  const applies = new Counter({ name: 'crosslink_agent_reconcile_runs_total', help: 'Reconcile runs (observe, plan, apply).', labelNames: ['result'], registers: [registry] });
+  const applyErrors = new Counter({
+    name: 'crosslink_agent_apply_errors_total',
+    help: 'Failed reconcile steps (including invalid configs).',
+    labelNames: ['step'],
+    registers: [registry],
+  });
+  const applies = new Counter({
+    name: 'crosslink_agent_reconcile_runs_total',
+    help: 'Reconcile runs (observe, plan, apply).',
+    labelNames: ['result'],
+    registers: [registry],
+  });
   const duration = new Histogram({
-    name: 'crosslink_agent_reconcile_duration_seconds', help: 'Duration of one reconcile run (observe, plan, apply).',
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
+    name: 'crosslink_agent_reconcile_duration_seconds',
+    help: 'Duration of one reconcile run (observe, plan, apply).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
   });
   new Gauge({
-    name: 'crosslink_agent_peer_handshake_age_seconds', help: 'Seconds since the latest WireGuard handshake with a peer (absent: never).', labelNames: ['peer'], registers: [registry],
+    name: 'crosslink_agent_peer_handshake_age_seconds',
+    help: 'Seconds since the latest WireGuard handshake with a peer (absent: never).',
+    labelNames: ['peer'],
+    registers: [registry],
     async collect() {
       this.reset();
-      for (const p of (await current()).peers) if (p.handshakeAgeSeconds !== null) this.set({ peer: p.name }, p.handshakeAgeSeconds);
+      for (const p of (await current()).peers)
+        if (p.handshakeAgeSeconds !== null) this.set({ peer: p.name }, p.handshakeAgeSeconds);
     },
   });
   // WireGuard keeps the byte counters; we mirror them (a counter that restarts with the interface,
   // which Prometheus' rate() handles as a reset).
   new Counter({
-    name: 'crosslink_agent_peer_rx_bytes_total', help: 'Bytes received from a peer through the tunnel.', labelNames: ['peer'], registers: [registry],
+    name: 'crosslink_agent_peer_rx_bytes_total',
+    help: 'Bytes received from a peer through the tunnel.',
+    labelNames: ['peer'],
+    registers: [registry],
     async collect() {
       this.reset();
       for (const p of (await current()).peers) this.inc({ peer: p.name }, p.rxBytes);
     },
   });
   new Counter({
-    name: 'crosslink_agent_peer_tx_bytes_total', help: 'Bytes sent to a peer through the tunnel.', labelNames: ['peer'], registers: [registry],
+    name: 'crosslink_agent_peer_tx_bytes_total',
+    help: 'Bytes sent to a peer through the tunnel.',
+    labelNames: ['peer'],
+    registers: [registry],
     async collect() {
       this.reset();
       for (const p of (await current()).peers) this.inc({ peer: p.name }, p.txBytes);
     },
   });
   new Gauge({
-    name: 'crosslink_agent_controller_connected', help: '1 while the config stream to the controller is up.', registers: [registry],
-    async collect() { this.set((await current()).controller.isConnected ? 1 : 0); },
+    name: 'crosslink_agent_controller_connected',
+    help: '1 while the config stream to the controller is up.',
+    registers: [registry],
+    async collect() {
+      this.set((await current()).controller.isConnected ? 1 : 0);
+    },
   });
   new Gauge({
-    name: 'crosslink_agent_config_stale_seconds', help: 'Seconds the config stream has been down (0 while connected).', registers: [registry],
-    async collect() { this.set((await current()).controller.staleSeconds); },
+    name: 'crosslink_agent_config_stale_seconds',
+    help: 'Seconds the config stream has been down (0 while connected).',
+    registers: [registry],
+    async collect() {
+      this.set((await current()).controller.staleSeconds);
+    },
   });
   new Gauge({
-    name: 'crosslink_agent_apply_failing', help: '1 while the last reconcile run left errors (or the newest config is invalid).', registers: [registry],
-    async collect() { this.set((await current()).errors.length > 0 ? 1 : 0); },
+    name: 'crosslink_agent_apply_failing',
+    help: '1 while the last reconcile run left errors (or the newest config is invalid).',
+    registers: [registry],
+    async collect() {
+      this.set((await current()).errors.length > 0 ? 1 : 0);
+    },
   });
 
   new Gauge({
-    name: 'crosslink_agent_peer_probe_success', help: '1 if the last peer probe (echo through the tunnel) got an answer (absent until probed).', labelNames: ['peer'], registers: [registry],
+    name: 'crosslink_agent_peer_probe_success',
+    help: '1 if the last peer probe (echo through the tunnel) got an answer (absent until probed).',
+    labelNames: ['peer'],
+    registers: [registry],
     async collect() {
       this.reset();
-      for (const p of (await current()).peers) if (p.probe?.isProbed) this.set({ peer: p.name }, p.probe.isReachable ? 1 : 0);
+      for (const p of (await current()).peers)
+        if (p.probe?.isProbed) this.set({ peer: p.name }, p.probe.isReachable ? 1 : 0);
     },
   });
   new Gauge({
-    name: 'crosslink_agent_peer_probe_rtt_seconds', help: 'Round-trip time of the last successful peer probe.', labelNames: ['peer'], registers: [registry],
+    name: 'crosslink_agent_peer_probe_rtt_seconds',
+    help: 'Round-trip time of the last successful peer probe.',
+    labelNames: ['peer'],
+    registers: [registry],
     async collect() {
       this.reset();
-      for (const p of (await current()).peers) if (p.probe?.isProbed && p.probe.rttMs > 0) this.set({ peer: p.name }, p.probe.rttMs / 1000);
+      for (const p of (await current()).peers)
+        if (p.probe?.isProbed && p.probe.rttMs > 0) this.set({ peer: p.name }, p.probe.rttMs / 1000);
     },
   });
   new Gauge({
-    name: 'crosslink_agent_peer_probe_loss_ratio', help: 'Share of the last 10 peer probes that got no answer (0..1).', labelNames: ['peer'], registers: [registry],
+    name: 'crosslink_agent_peer_probe_loss_ratio',
+    help: 'Share of the last 10 peer probes that got no answer (0..1).',
+    labelNames: ['peer'],
+    registers: [registry],
     async collect() {
       this.reset();
       for (const p of (await current()).peers) if (p.probe?.isProbed) this.set({ peer: p.name }, p.probe.lossRatio);
     },
   });
   new Gauge({
-    name: 'crosslink_agent_probe_success', help: 'Path probe: 1 if its last outcome matched what it expects (absent: no result yet).', labelNames: ['probe'], registers: [registry],
+    name: 'crosslink_agent_probe_success',
+    help: 'Path probe: 1 if its last outcome matched what it expects (absent: no result yet).',
+    labelNames: ['probe'],
+    registers: [registry],
     async collect() {
       this.reset();
       for (const p of (await current()).probes ?? []) this.set({ probe: p.name }, p.isOk ? 1 : 0);
     },
   });
   new Gauge({
-    name: 'crosslink_agent_probe_rtt_seconds', help: "Path probe's connect (or echo) time in its last successful run.", labelNames: ['probe'], registers: [registry],
+    name: 'crosslink_agent_probe_rtt_seconds',
+    help: "Path probe's connect (or echo) time in its last successful run.",
+    labelNames: ['probe'],
+    registers: [registry],
     async collect() {
       this.reset();
-      for (const p of (await current()).probes ?? []) if (p.isOk && p.rttMs > 0) this.set({ probe: p.name }, p.rttMs / 1000);
+      for (const p of (await current()).probes ?? [])
+        if (p.isOk && p.rttMs > 0) this.set({ probe: p.name }, p.rttMs / 1000);
     },
   });
   // nft keeps the counters; they restart at zero when the table is replaced (a counter reset).
   new Counter({
-    name: 'crosslink_agent_firewall_dropped_packets_total', help: 'Packets dropped by the Crosslink firewall, by named counter (dropped_inbound, dropped_outbound, dropped_local).', labelNames: ['counter'], registers: [registry],
+    name: 'crosslink_agent_firewall_dropped_packets_total',
+    help: 'Packets dropped by the Crosslink firewall, by named counter (dropped_inbound, dropped_outbound, dropped_local).',
+    labelNames: ['counter'],
+    registers: [registry],
     async collect() {
       this.reset();
-      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {})) this.inc({ counter: name }, c.packets);
+      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {}))
+        this.inc({ counter: name }, c.packets);
     },
   });
   new Counter({
-    name: 'crosslink_agent_firewall_dropped_bytes_total', help: 'Bytes dropped by the Crosslink firewall, by named counter.', labelNames: ['counter'], registers: [registry],
+    name: 'crosslink_agent_firewall_dropped_bytes_total',
+    help: 'Bytes dropped by the Crosslink firewall, by named counter.',
+    labelNames: ['counter'],
+    registers: [registry],
     async collect() {
       this.reset();
-      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {})) this.inc({ counter: name }, c.bytes);
+      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {}))
+        this.inc({ counter: name }, c.bytes);
     },
   });
 
@@ -210,7 +282,11 @@ export interface StatusServer {
 const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x), 2);
 
 /** Builds the server; never listens by itself (tests call handle() through listen on port 0). */
-export function createStatusServer(deps: { getStatus: () => Promise<AgentStatus>; metrics: AgentMetrics; log: Logger }): StatusServer {
+export function createStatusServer(deps: {
+  getStatus: () => Promise<AgentStatus>;
+  metrics: AgentMetrics;
+  log: Logger;
+}): StatusServer {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -219,7 +295,9 @@ export function createStatusServer(deps: { getStatus: () => Promise<AgentStatus>
     }
     try {
       if (url.pathname === '/status') {
-        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(`${json(await deps.getStatus())}\n`);
+        res
+          .writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+          .end(`${json(await deps.getStatus())}\n`);
       } else if (url.pathname === '/metrics') {
         const text = await deps.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(text);
@@ -235,18 +313,20 @@ export function createStatusServer(deps: { getStatus: () => Promise<AgentStatus>
   const server = createServer((req, res) => void handle(req, res));
   return {
     server,
-    listen: (host, port) => new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        const a = server.address() as AddressInfo;
-        resolve({ host: a.address, port: a.port });
-      });
-    }),
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections?.();
-      server.close(() => resolve());
-    }),
+    listen: (host, port) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const a = server.address() as AddressInfo;
+          resolve({ host: a.address, port: a.port });
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
   };
 }
 

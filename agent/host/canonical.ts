@@ -12,7 +12,16 @@
 // tests check this). No memo: parsing costs less than remembering mattered (docs/performance.md,
 // "Prefix scanner").
 import { CrosslinkError } from '../../lib/errors.js';
-import { canonicalText, contains, formatAddress, formatPrefix, parseAddress, parsePrefix as parse, rangeOf, type Prefix } from '../../lib/prefix.js';
+import {
+  canonicalText,
+  contains,
+  formatAddress,
+  formatPrefix,
+  parseAddress,
+  parsePrefix as parse,
+  rangeOf,
+  type Prefix,
+} from '../../lib/prefix.js';
 
 /** A prefix with its range as fixed-width hex, the firewall renderer's sort and containment keys. */
 export interface ParsedPrefix {
@@ -40,7 +49,13 @@ export function parsePrefix(text: string): ParsedPrefix {
   const p = lenient(text, 'prefix');
   const r = rangeOf(p);
   const digits = p.family === 4 ? 8 : 32;
-  return { text: canonicalText(p, text), family: p.family, len: p.len, startHex: hex(r.start, digits), endHex: hex(r.end, digits) };
+  return {
+    text: canonicalText(p, text),
+    family: p.family,
+    len: p.len,
+    startHex: hex(r.start, digits),
+    endHex: hex(r.end, digits),
+  };
 }
 
 function strict(text: string): Prefix | undefined {
@@ -97,7 +112,11 @@ export function isLiteralEndpoint(endpoint: string): boolean {
 export function isInNetworkOf(address: string, gateway: string): boolean {
   const a = strict(address);
   const g = strict(gateway);
-  return !!a && !!g && contains(g, a.family === 4 ? { family: 4, addr: a.addr, len: 32 } : { family: 6, addr: a.addr, len: 128 });
+  return (
+    !!a &&
+    !!g &&
+    contains(g, a.family === 4 ? { family: 4, addr: a.addr, len: 32 } : { family: 6, addr: a.addr, len: 128 })
+  );
 }
 
 /** Plain string (UTF-16 code unit) order, which is also Array.prototype.sort()'s own: the order of
@@ -133,7 +152,11 @@ export function comparePrefixes(a: string, b: string): number {
 }
 
 /** Sorts items by a prefix-valued field, computing each key once. */
-export function sortByPrefix<T>(items: readonly T[], prefixOf: (item: T) => string, tieBreak?: (item: T) => string): T[] {
+export function sortByPrefix<T>(
+  items: readonly T[],
+  prefixOf: (item: T) => string,
+  tieBreak?: (item: T) => string,
+): T[] {
   return items
     .map((item) => ({ item, key: prefixSortKey(prefixOf(item)) + '\u0000' + (tieBreak ? tieBreak(item) : '') }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))

@@ -13,9 +13,14 @@ function makeFake() {
     mode: 'userspace' as const,
     backdoor: {
       addForeignRoute: async (prefix: string) => host.addForeignRoute(prefix, 'lo', 4),
-      foreignRoutes: async () => host.allRoutes().filter((r) => r.proto !== 147).map((r) => r.prefix),
+      foreignRoutes: async () =>
+        host
+          .allRoutes()
+          .filter((r) => r.proto !== 147)
+          .map((r) => r.prefix),
       deleteFirewallTable: async () => host.deleteFirewallTable(),
-      tamperFirewall: async (kind: 'rule' | 'element') => (kind === 'rule' ? host.tamperFirewall() : host.deleteFirewallElement()),
+      tamperFirewall: async (kind: 'rule' | 'element') =>
+        kind === 'rule' ? host.tamperFirewall() : host.deleteFirewallElement(),
       deletePeer: async (ifname: string, publicKey: string) => host.deletePeerByHand(ifname, publicKey),
       setLinkDown: async (ifname: string) => host.setLinkDownByHand(ifname),
     },
@@ -67,11 +72,19 @@ t.test('fake host: peer statistics survive an unchanged sync; counters reset wit
   const pk = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
   const fake = new FakeHost({ readPrivateKey: async () => 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=' });
   await fake.wireguard.create(ifname, 'userspace');
-  const desired = { privateKeyFile: '/nowhere', listenPort: 51820, peers: [{ publicKey: pk, endpoint: '192.0.2.2:51820', allowedIps: ['10.2.0.0/24'], persistentKeepaliveSeconds: 0 }] };
+  const desired = {
+    privateKeyFile: '/nowhere',
+    listenPort: 51820,
+    peers: [{ publicKey: pk, endpoint: '192.0.2.2:51820', allowedIps: ['10.2.0.0/24'], persistentKeepaliveSeconds: 0 }],
+  };
   await fake.wireguard.sync(ifname, desired);
   fake.setPeerStats(ifname, pk, { latestHandshakeUnix: 1700000000, rxBytes: 10n, txBytes: 20n });
   await fake.wireguard.sync(ifname, desired);
-  t.match((await fake.wireguard.observe(ifname))!.peers[0], { latestHandshakeUnix: 1700000000, rxBytes: 10n, txBytes: 20n });
+  t.match((await fake.wireguard.observe(ifname))!.peers[0], {
+    latestHandshakeUnix: 1700000000,
+    rxBytes: 10n,
+    txBytes: 20n,
+  });
 
   await host.firewall.replace('table inet crosslink {\n\tcounter dropped_inbound {\n\t}\n}\n');
   host.bumpCounter('dropped_inbound', 3);

@@ -5,24 +5,64 @@ import { readFile } from 'node:fs/promises';
 import { HostCommandError } from '../../lib/errors.js';
 import { canonicalInterfaceAddress, canonicalPrefix, canonicalPrefixList, sortByPrefix } from './canonical.js';
 import { firewallFingerprint } from './firewall-fingerprint.js';
-import { CROSSLINK_NFT_TABLE, CROSSLINK_RT_PROTO, type FirewallPort, type Host, type LinkPort, type RoutePort, type SysctlPort, type WireGuardMode, type WireGuardPort } from './ports.js';
-import type { FirewallCounter, FirewallObserved, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerObserved } from '../reconcile/host-state.js';
+import {
+  CROSSLINK_NFT_TABLE,
+  CROSSLINK_RT_PROTO,
+  type FirewallPort,
+  type Host,
+  type LinkPort,
+  type RoutePort,
+  type SysctlPort,
+  type WireGuardMode,
+  type WireGuardPort,
+} from './ports.js';
+import type {
+  FirewallCounter,
+  FirewallObserved,
+  LinkObserved,
+  RouteObserved,
+  WgDeviceDesired,
+  WgDeviceObserved,
+  WgPeerObserved,
+} from '../reconcile/host-state.js';
 import { renderWgConfig } from './wg-config.js';
 import { wgPublicKey } from './wg-key.js';
 
 export const FAKE_OPS = [
-  'wireguard.observe', 'wireguard.create', 'wireguard.sync', 'wireguard.remove',
-  'links.observe', 'links.setUp', 'links.addAddress', 'links.delAddress', 'links.observeAll', 'links.addGateway',
-  'routes.observe', 'routes.apply',
-  'firewall.observe', 'firewall.replace', 'firewall.remove', 'firewall.counters',
-  'sysctl.get', 'sysctl.set',
+  'wireguard.observe',
+  'wireguard.create',
+  'wireguard.sync',
+  'wireguard.remove',
+  'links.observe',
+  'links.setUp',
+  'links.addAddress',
+  'links.delAddress',
+  'links.observeAll',
+  'links.addGateway',
+  'routes.observe',
+  'routes.apply',
+  'firewall.observe',
+  'firewall.replace',
+  'firewall.remove',
+  'firewall.counters',
+  'sysctl.get',
+  'sysctl.set',
 ] as const;
 export type FakeOp = (typeof FAKE_OPS)[number];
 
 /** Operations that change the host. A reconcile with nothing to do must call none of them. */
 export const FAKE_WRITE_OPS: readonly FakeOp[] = [
-  'wireguard.create', 'wireguard.sync', 'wireguard.remove', 'links.setUp', 'links.addAddress',
-  'links.delAddress', 'links.addGateway', 'routes.apply', 'firewall.replace', 'firewall.remove', 'sysctl.set',
+  'wireguard.create',
+  'wireguard.sync',
+  'wireguard.remove',
+  'links.setUp',
+  'links.addAddress',
+  'links.delAddress',
+  'links.addGateway',
+  'routes.apply',
+  'firewall.replace',
+  'firewall.remove',
+  'sysctl.set',
 ];
 
 /** The command line the Linux adapter would have run, so injected failures look like real ones. */
@@ -107,39 +147,53 @@ export class FakeHost implements Host {
 
   constructor(opts: FakeHostOptions = {}) {
     this.readPrivateKey = opts.readPrivateKey ?? ((path) => readFile(path, 'utf8'));
-    this.sysctlValues = new Map(Object.entries(opts.sysctls ?? {
-      'net.ipv4.ip_forward': '0',
-      'net.ipv6.conf.all.forwarding': '0',
-      'net.ipv4.conf.all.rp_filter': '0',
-    }));
+    this.sysctlValues = new Map(
+      Object.entries(
+        opts.sysctls ?? {
+          'net.ipv4.ip_forward': '0',
+          'net.ipv6.conf.all.forwarding': '0',
+          'net.ipv4.conf.all.rp_filter': '0',
+        },
+      ),
+    );
     this.linkTable.set('lo', { kind: 'other', isUp: true, mtu: 65536, addresses: new Set(['127.0.0.1/8', '::1/128']) });
     this.wireguard = {
       observe: (ifname) => this.call('wireguard.observe', [ifname], () => this.wgObserve(ifname)),
       create: (ifname, mode) => this.call('wireguard.create', [ifname, mode], () => this.wgCreate(ifname, mode)),
-      sync: (ifname, desired) => this.callAsync('wireguard.sync', [ifname, desired], () => this.wgSync(ifname, desired)),
+      sync: (ifname, desired) =>
+        this.callAsync('wireguard.sync', [ifname, desired], () => this.wgSync(ifname, desired)),
       remove: (ifname) => this.call('wireguard.remove', [ifname], () => this.removeLink(ifname)),
     };
     this.links = {
       observe: (ifname) => this.call('links.observe', [ifname], () => this.linkObserve(ifname)),
-      setUp: (ifname, mtu) => this.call('links.setUp', [ifname, mtu], () => {
-        const l = this.mustLink(ifname, 'links.setUp');
-        l.isUp = true;
-        l.mtu = mtu;
-      }),
-      addAddress: (ifname, cidr) => this.call('links.addAddress', [ifname, cidr], () => {
-        this.mustLink(ifname, 'links.addAddress').addresses.add(canonicalInterfaceAddress(cidr));
-      }),
-      delAddress: (ifname, cidr) => this.call('links.delAddress', [ifname, cidr], () => {
-        this.mustLink(ifname, 'links.delAddress').addresses.delete(canonicalInterfaceAddress(cidr));
-      }),
-      observeAll: () => this.call('links.observeAll', [], () => [...this.linkTable]
-        .filter(([name]) => name !== 'lo')
-        .flatMap(([ifname, l]) => [...l.addresses].map((cidr) => ({ ifname, cidr })))
-        .sort((x, y) => (x.ifname < y.ifname ? -1 : x.ifname > y.ifname ? 1 : x.cidr < y.cidr ? -1 : x.cidr > y.cidr ? 1 : 0))),
-      addGateway: (ifname, cidr) => this.call('links.addGateway', [ifname, cidr], () => {
-        this.mustLink(ifname, 'links.addGateway').addresses.add(canonicalInterfaceAddress(cidr));
-        this.announcements.push(`${ifname} ${canonicalInterfaceAddress(cidr)}`);
-      }),
+      setUp: (ifname, mtu) =>
+        this.call('links.setUp', [ifname, mtu], () => {
+          const l = this.mustLink(ifname, 'links.setUp');
+          l.isUp = true;
+          l.mtu = mtu;
+        }),
+      addAddress: (ifname, cidr) =>
+        this.call('links.addAddress', [ifname, cidr], () => {
+          this.mustLink(ifname, 'links.addAddress').addresses.add(canonicalInterfaceAddress(cidr));
+        }),
+      delAddress: (ifname, cidr) =>
+        this.call('links.delAddress', [ifname, cidr], () => {
+          this.mustLink(ifname, 'links.delAddress').addresses.delete(canonicalInterfaceAddress(cidr));
+        }),
+      observeAll: () =>
+        this.call('links.observeAll', [], () =>
+          [...this.linkTable]
+            .filter(([name]) => name !== 'lo')
+            .flatMap(([ifname, l]) => [...l.addresses].map((cidr) => ({ ifname, cidr })))
+            .sort((x, y) =>
+              x.ifname < y.ifname ? -1 : x.ifname > y.ifname ? 1 : x.cidr < y.cidr ? -1 : x.cidr > y.cidr ? 1 : 0,
+            ),
+        ),
+      addGateway: (ifname, cidr) =>
+        this.call('links.addGateway', [ifname, cidr], () => {
+          this.mustLink(ifname, 'links.addGateway').addresses.add(canonicalInterfaceAddress(cidr));
+          this.announcements.push(`${ifname} ${canonicalInterfaceAddress(cidr)}`);
+        }),
     };
     this.routes = {
       observe: () => this.call('routes.observe', [], () => this.ownRoutes()),
@@ -147,26 +201,43 @@ export class FakeHost implements Host {
     };
     this.firewall = {
       observe: () => this.call('firewall.observe', [], () => this.fwObserve()),
-      replace: (ruleset, opts) => this.call('firewall.replace', [ruleset], () => {
-        opts?.whileCommitting?.();
-        return this.fwReplace(ruleset);
-      }),
-      remove: () => this.call('firewall.remove', [], () => {
-        this.table = null;
-        this.counterValues.clear();
-      }),
-      counters: () => this.call('firewall.counters', [], () => Object.fromEntries([...this.counterValues].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, { ...v }]))),
+      replace: (ruleset, opts) =>
+        this.call('firewall.replace', [ruleset], () => {
+          opts?.whileCommitting?.();
+          return this.fwReplace(ruleset);
+        }),
+      remove: () =>
+        this.call('firewall.remove', [], () => {
+          this.table = null;
+          this.counterValues.clear();
+        }),
+      counters: () =>
+        this.call('firewall.counters', [], () =>
+          Object.fromEntries(
+            [...this.counterValues].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, { ...v }]),
+          ),
+        ),
     };
     this.sysctl = {
-      get: (key) => this.call('sysctl.get', [key], () => {
-        const v = this.sysctlValues.get(key);
-        if (v === undefined) throw this.commandError('sysctl.get', `sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory`);
-        return v;
-      }),
-      set: (key, value) => this.call('sysctl.set', [key, value], () => {
-        if (!this.sysctlValues.has(key)) throw this.commandError('sysctl.set', `sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory`);
-        this.sysctlValues.set(key, value);
-      }),
+      get: (key) =>
+        this.call('sysctl.get', [key], () => {
+          const v = this.sysctlValues.get(key);
+          if (v === undefined)
+            throw this.commandError(
+              'sysctl.get',
+              `sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory`,
+            );
+          return v;
+        }),
+      set: (key, value) =>
+        this.call('sysctl.set', [key, value], () => {
+          if (!this.sysctlValues.has(key))
+            throw this.commandError(
+              'sysctl.set',
+              `sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory`,
+            );
+          this.sysctlValues.set(key, value);
+        }),
     };
   }
 
@@ -192,7 +263,12 @@ export class FakeHost implements Host {
   /** The next `times` calls of `op` fail with a HostCommandError (Infinity: until clearFailure);
    *  `argv` names another command line than the adapter's usual one. */
   failNext(op: FakeOp, opts: FailureOptions & { times?: number } = {}): void {
-    this.failures.set(op, { remaining: opts.times ?? 1, exitCode: opts.exitCode ?? 1, stderr: opts.stderr ?? `injected failure of ${op}`, argv: opts.argv });
+    this.failures.set(op, {
+      remaining: opts.times ?? 1,
+      exitCode: opts.exitCode ?? 1,
+      stderr: opts.stderr ?? `injected failure of ${op}`,
+      argv: opts.argv,
+    });
   }
 
   failAlways(op: FakeOp, opts: FailureOptions = {}): void {
@@ -208,7 +284,12 @@ export class FakeHost implements Host {
 
   /** A non-WireGuard link such as "eth0". */
   addLink(name: string, opts: { isUp?: boolean; mtu?: number; addresses?: string[] } = {}): void {
-    this.linkTable.set(name, { kind: 'other', isUp: opts.isUp ?? true, mtu: opts.mtu ?? 1500, addresses: new Set((opts.addresses ?? []).map(canonicalInterfaceAddress)) });
+    this.linkTable.set(name, {
+      kind: 'other',
+      isUp: opts.isUp ?? true,
+      mtu: opts.mtu ?? 1500,
+      addresses: new Set((opts.addresses ?? []).map(canonicalInterfaceAddress)),
+    });
   }
 
   /** Deletes a link by hand (its routes and addresses go with it, as in the kernel). */
@@ -224,7 +305,11 @@ export class FakeHost implements Host {
 
   /** Every route with its protocol, including other owners' (what `ip route show` would list). */
   allRoutes(): Array<{ prefix: string; dev: string; proto: number }> {
-    return sortByPrefix(this.routeTable.map((r) => ({ ...r })), (r) => r.prefix, (r) => `${r.dev}/${r.proto}`);
+    return sortByPrefix(
+      this.routeTable.map((r) => ({ ...r })),
+      (r) => r.prefix,
+      (r) => `${r.dev}/${r.proto}`,
+    );
   }
 
   deleteRouteByHand(prefix: string): void {
@@ -285,7 +370,10 @@ export class FakeHost implements Host {
 
   /** Names of the WireGuard interfaces present. */
   wgInterfaces(): string[] {
-    return [...this.linkTable].filter(([, l]) => l.kind === 'wireguard').map(([name]) => name).sort();
+    return [...this.linkTable]
+      .filter(([, l]) => l.kind === 'wireguard')
+      .map(([name]) => name)
+      .sort();
   }
 
   /** What links.observe would return. */
@@ -307,7 +395,11 @@ export class FakeHost implements Host {
   }
 
   /** What a handshake and traffic would do to a peer's statistics. */
-  setPeerStats(ifname: string, publicKey: string, stats: Partial<Pick<WgPeerObserved, 'endpoint' | 'latestHandshakeUnix' | 'rxBytes' | 'txBytes'>>): void {
+  setPeerStats(
+    ifname: string,
+    publicKey: string,
+    stats: Partial<Pick<WgPeerObserved, 'endpoint' | 'latestHandshakeUnix' | 'rxBytes' | 'txBytes'>>,
+  ): void {
     const peer = this.linkTable.get(ifname)?.wg?.peers.get(publicKey);
     if (!peer) throw new Error(`no peer ${publicKey} on ${ifname}`);
     Object.assign(peer, stats);
@@ -354,7 +446,9 @@ export class FakeHost implements Host {
   private wgObserve(ifname: string): WgDeviceObserved | null {
     const l = this.linkTable.get(ifname);
     if (!l || l.kind !== 'wireguard' || !l.wg) return null;
-    const peers = [...l.wg.peers.values()].sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
+    const peers = [...l.wg.peers.values()].sort((a, b) =>
+      a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0,
+    );
     return {
       publicKey: l.wg.privateKey === '' ? '' : wgPublicKey(l.wg.privateKey),
       listenPort: l.wg.listenPort,
@@ -365,7 +459,11 @@ export class FakeHost implements Host {
   private wgCreate(ifname: string, mode: WireGuardMode): void {
     if (this.linkTable.has(ifname)) return;
     this.linkTable.set(ifname, {
-      kind: 'wireguard', mode, isUp: false, mtu: 1420, addresses: new Set(),
+      kind: 'wireguard',
+      mode,
+      isUp: false,
+      mtu: 1420,
+      addresses: new Set(),
       wg: { privateKey: '', listenPort: 40000 + (this.linkTable.size % 20000), peers: new Map() },
     });
   }
@@ -409,8 +507,14 @@ export class FakeHost implements Host {
 
   /** What routes.observe would return (Crosslink's routes only). */
   ownRoutes(): RouteObserved[] {
-    const own = this.routeTable.filter((r) => r.proto === CROSSLINK_RT_PROTO).map((r) => ({ prefix: r.prefix, dev: r.dev }));
-    return sortByPrefix(own, (r) => r.prefix, (r) => r.dev);
+    const own = this.routeTable
+      .filter((r) => r.proto === CROSSLINK_RT_PROTO)
+      .map((r) => ({ prefix: r.prefix, dev: r.dev }));
+    return sortByPrefix(
+      own,
+      (r) => r.prefix,
+      (r) => r.dev,
+    );
   }
 
   private routesApply(changes: { add: RouteObserved[]; del: RouteObserved[] }): void {
@@ -442,7 +546,9 @@ export class FakeHost implements Host {
     }
     for (const r of del) {
       if (replaced.has(r.prefix)) continue;
-      const i = this.routeTable.findIndex((x) => x.prefix === r.prefix && x.dev === r.dev && x.proto === CROSSLINK_RT_PROTO);
+      const i = this.routeTable.findIndex(
+        (x) => x.prefix === r.prefix && x.dev === r.dev && x.proto === CROSSLINK_RT_PROTO,
+      );
       if (i < 0) errors.push('RTNETLINK answers: No such process');
       else this.routeTable.splice(i, 1);
     }
@@ -451,7 +557,9 @@ export class FakeHost implements Host {
     const own = this.ownRoutes();
     const isDone =
       add.every((r) => own.some((o) => o.prefix === r.prefix && o.dev === r.dev)) &&
-      del.filter((r) => !replaced.has(r.prefix)).every((r) => !own.some((o) => o.prefix === r.prefix && o.dev === r.dev));
+      del
+        .filter((r) => !replaced.has(r.prefix))
+        .every((r) => !own.some((o) => o.prefix === r.prefix && o.dev === r.dev));
     if (!isDone) throw this.commandError('routes.apply', errors.join('\n'));
   }
 
@@ -461,13 +569,17 @@ export class FakeHost implements Host {
   }
 
   private fwReplace(ruleset: string): string {
-    if (!new RegExp(`^table inet ${CROSSLINK_NFT_TABLE} \\{`, 'm').test(ruleset) || ruleset.split('{').length !== ruleset.split('}').length) {
+    if (
+      !new RegExp(`^table inet ${CROSSLINK_NFT_TABLE} \\{`, 'm').test(ruleset) ||
+      ruleset.split('{').length !== ruleset.split('}').length
+    ) {
       throw this.commandError('firewall.replace', 'Error: syntax error');
     }
     this.table = ruleset;
     // Recreating the table recreates its counters at zero, as nft does.
     this.counterValues.clear();
-    for (const [, name = ''] of ruleset.matchAll(/^\s*counter (\w+) \{/gm)) this.counterValues.set(name, { packets: 0n, bytes: 0n });
+    for (const [, name = ''] of ruleset.matchAll(/^\s*counter (\w+) \{/gm))
+      this.counterValues.set(name, { packets: 0n, bytes: 0n });
     return firewallFingerprint(ruleset);
   }
 }

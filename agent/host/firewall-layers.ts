@@ -30,7 +30,11 @@ export function cmpStr(a: string, b: string): number {
  * prefixes; rankOf maps a prefix's canonical text (one per family, address and length) to its rank.
  * And each prefix's parent: the longest other prefix of the same family that contains it (-1: none).
  */
-function rankPrefixes(boxes: readonly TupleBox[]): { prefixes: ParsedPrefix[]; rankOf: Map<string, number>; parent: Int32Array } {
+function rankPrefixes(boxes: readonly TupleBox[]): {
+  prefixes: ParsedPrefix[];
+  rankOf: Map<string, number>;
+  parent: Int32Array;
+} {
   const rankOf = new Map<string, number>();
   const prefixes: ParsedPrefix[] = [];
   for (let i = 0; i < boxes.length; i++) {
@@ -72,7 +76,7 @@ function sortByKeys(k1: Float64Array, k2: Float64Array): Int32Array {
   for (let i = 0; i < n; i++) packed[i] = k1[i]! * n + i;
   packed.sort();
   for (let i = 0; i < n; i++) order[i] = packed[i]! % n;
-  for (let s = 0; s < n; ) {
+  for (let s = 0; s < n;) {
     let e = s + 1;
     while (e < n && k1[order[e]!] === k1[order[s]!]) e++;
     if (e - s > 1) order.subarray(s, e).sort((a, b) => k2[a]! - k2[b]! || a - b);
@@ -108,7 +112,7 @@ export function layerBoxes(input: readonly TupleBox[]): TupleBox[][] {
   const boxes: TupleBox[] = [];
   const srcOf: number[] = [];
   const dstOf: number[] = [];
-  for (let s = 0; s < n0; ) {
+  for (let s = 0; s < n0;) {
     const i = sortedIdx[s]!;
     let cur = input[i]!;
     let isCopy = false;
@@ -165,8 +169,10 @@ export function layerBoxes(input: readonly TupleBox[]): TupleBox[][] {
     const a = boxes[j]!;
     const b = boxes[i]!;
     if (a.proto !== b.proto || a.portFirst > b.portLast || b.portFirst > a.portLast) return;
-    const aHoldsB = contains(a.src, b.src) && contains(a.dst, b.dst) && a.portFirst <= b.portFirst && b.portLast <= a.portLast;
-    const bHoldsA = contains(b.src, a.src) && contains(b.dst, a.dst) && b.portFirst <= a.portFirst && a.portLast <= b.portLast;
+    const aHoldsB =
+      contains(a.src, b.src) && contains(a.dst, b.dst) && a.portFirst <= b.portFirst && b.portLast <= a.portLast;
+    const bHoldsA =
+      contains(b.src, a.src) && contains(b.dst, a.dst) && b.portFirst <= a.portFirst && a.portLast <= b.portLast;
     if (aHoldsB) redundant[i] = 1;
     else if (bHoldsA) redundant[j] = 1;
     else {

@@ -72,11 +72,25 @@ function relayForward(source: string, listen: string, target: string, snat: stri
 
 t.test('relay forwards that cannot be rendered are refused with the field', async (t) => {
   const bad: Array<[RelayForward[], RegExp]> = [
-    [[relayForward('gp.example:51820', '172.31.3.2:52002', '172.30.2.2:51820', '172.30.3.2:52001')], /^firewall\.relay\[0\]\.source: "gp\.example:51820" is not an IP address and port/],
-    [[relayForward('172.31.1.2:51820', '172.31.3.2:52002', '[fd31:1:2::2]:51820', '[fd31:1:3::2]:52001')], /^firewall\.relay\[0\]: mixes IPv4 and IPv6/],
-    [[relayForward('172.31.1.2:51820', '172.31.3.2:52002', '172.30.2.2:51820', '172.30.3.2:52001'),
-      relayForward('172.31.1.2:51820', '172.31.3.2:52002', '172.30.9.2:51820', '172.30.3.2:52009')], /^firewall\.relay\[1\]: a second forward for 172\.31\.1\.2:51820 -> 172\.31\.3\.2:52002/],
-    [[relayForward('172.31.1.2:51820', '172.31.3.2:99999', '172.30.2.2:51820', '172.30.3.2:52001')], /^firewall\.relay\[0\]\.listen: /],
+    [
+      [relayForward('gp.example:51820', '172.31.3.2:52002', '172.30.2.2:51820', '172.30.3.2:52001')],
+      /^firewall\.relay\[0\]\.source: "gp\.example:51820" is not an IP address and port/,
+    ],
+    [
+      [relayForward('172.31.1.2:51820', '172.31.3.2:52002', '[fd31:1:2::2]:51820', '[fd31:1:3::2]:52001')],
+      /^firewall\.relay\[0\]: mixes IPv4 and IPv6/,
+    ],
+    [
+      [
+        relayForward('172.31.1.2:51820', '172.31.3.2:52002', '172.30.2.2:51820', '172.30.3.2:52001'),
+        relayForward('172.31.1.2:51820', '172.31.3.2:52002', '172.30.9.2:51820', '172.30.3.2:52009'),
+      ],
+      /^firewall\.relay\[1\]: a second forward for 172\.31\.1\.2:51820 -> 172\.31\.3\.2:52002/,
+    ],
+    [
+      [relayForward('172.31.1.2:51820', '172.31.3.2:99999', '172.30.2.2:51820', '172.30.3.2:52001')],
+      /^firewall\.relay\[0\]\.listen: /,
+    ],
   ];
   for (const [relay, message] of bad) {
     t.throws(() => renderFirewall(firewall({ relay }), { wgInterface: WG }), { code: 'config_invalid', message });
@@ -107,9 +121,18 @@ t.test('10,000 tuples stay in sets: the rule count does not grow with the tuples
 
 t.test('invalid input is a config_invalid error with the path of the field', async (t) => {
   const bad = [
-    { fw: firewall({ outbound: [flow('x', ['10.0.0.0/33'], ['10.1.0.0/24'], 'tcp')] }), path: 'firewall.outbound[0].sources[0]' },
-    { fw: firewall({ inbound: [flow('x', ['10.0.0.0/8'], ['10.1.0.0/24'], 'sctp')] }), path: 'firewall.inbound[0].protocol' },
-    { fw: firewall({ local: [flow('x', ['10.0.0.0/8'], ['10.1.0.0/24'], 'tcp', [[90, 80]])] }), path: 'firewall.local[0].ports[0]' },
+    {
+      fw: firewall({ outbound: [flow('x', ['10.0.0.0/33'], ['10.1.0.0/24'], 'tcp')] }),
+      path: 'firewall.outbound[0].sources[0]',
+    },
+    {
+      fw: firewall({ inbound: [flow('x', ['10.0.0.0/8'], ['10.1.0.0/24'], 'sctp')] }),
+      path: 'firewall.inbound[0].protocol',
+    },
+    {
+      fw: firewall({ local: [flow('x', ['10.0.0.0/8'], ['10.1.0.0/24'], 'tcp', [[90, 80]])] }),
+      path: 'firewall.local[0].ports[0]',
+    },
   ];
   for (const b of bad) {
     try {
@@ -125,31 +148,72 @@ t.test('invalid input is a config_invalid error with the path of the field', asy
 // Property: the layers hold every allowed tuple, no layer holds two overlapping elements, and
 // nothing is allowed that the input did not allow.
 t.test('layerBoxes: layers are overlap-free and allow exactly the input', async (t) => {
-  const prefixes = ['10.0.0.0/8', '10.0.0.0/16', '10.0.1.0/24', '10.0.0.0/24', '10.1.0.0/16', '10.0.1.128/25', '10.0.1.7/32'];
-  const arbBox = fc.record({
-    src: fc.constantFrom(...prefixes),
-    dst: fc.constantFrom(...prefixes),
-    proto: fc.constantFrom(6, 17),
-    first: fc.integer({ min: 0, max: 20 }),
-    width: fc.integer({ min: 0, max: 6 }),
-  }).map((r): TupleBox => ({ src: parsePrefix(r.src), dst: parsePrefix(r.dst), proto: r.proto, portFirst: r.first, portLast: r.first + r.width }));
+  const prefixes = [
+    '10.0.0.0/8',
+    '10.0.0.0/16',
+    '10.0.1.0/24',
+    '10.0.0.0/24',
+    '10.1.0.0/16',
+    '10.0.1.128/25',
+    '10.0.1.7/32',
+  ];
+  const arbBox = fc
+    .record({
+      src: fc.constantFrom(...prefixes),
+      dst: fc.constantFrom(...prefixes),
+      proto: fc.constantFrom(6, 17),
+      first: fc.integer({ min: 0, max: 20 }),
+      width: fc.integer({ min: 0, max: 6 }),
+    })
+    .map((r): TupleBox => ({
+      src: parsePrefix(r.src),
+      dst: parsePrefix(r.dst),
+      proto: r.proto,
+      portFirst: r.first,
+      portLast: r.first + r.width,
+    }));
   const inBox = (b: TupleBox, s: string, d: string, proto: number, port: number) =>
-    b.proto === proto && b.src.startHex <= s && s <= b.src.endHex && b.dst.startHex <= d && d <= b.dst.endHex && b.portFirst <= port && port <= b.portLast;
+    b.proto === proto &&
+    b.src.startHex <= s &&
+    s <= b.src.endHex &&
+    b.dst.startHex <= d &&
+    d <= b.dst.endHex &&
+    b.portFirst <= port &&
+    port <= b.portLast;
   const overlap = (a: TupleBox, b: TupleBox) =>
-    a.proto === b.proto && a.src.startHex <= b.src.endHex && b.src.startHex <= a.src.endHex &&
-    a.dst.startHex <= b.dst.endHex && b.dst.startHex <= a.dst.endHex && a.portFirst <= b.portLast && b.portFirst <= a.portLast;
+    a.proto === b.proto &&
+    a.src.startHex <= b.src.endHex &&
+    b.src.startHex <= a.src.endHex &&
+    a.dst.startHex <= b.dst.endHex &&
+    b.dst.startHex <= a.dst.endHex &&
+    a.portFirst <= b.portLast &&
+    b.portFirst <= a.portLast;
   // Probe points: start and end of every prefix, and one address inside each.
-  const points = [...new Set(prefixes.flatMap((p) => { const x = parsePrefix(p); return [x.startHex, x.endHex]; }).concat(['0a000105', '0a0001f0', '0a010203']))];
+  const points = [
+    ...new Set(
+      prefixes
+        .flatMap((p) => {
+          const x = parsePrefix(p);
+          return [x.startHex, x.endHex];
+        })
+        .concat(['0a000105', '0a0001f0', '0a010203']),
+    ),
+  ];
   fc.assert(
     fc.property(fc.array(arbBox, { maxLength: 25 }), (boxes) => {
       const layers = layerBoxes(boxes);
       for (const layer of layers) {
-        for (let i = 0; i < layer.length; i++) for (let j = i + 1; j < layer.length; j++) if (overlap(layer[i]!, layer[j]!)) return false; // i, j < layer.length
+        for (let i = 0; i < layer.length; i++)
+          for (let j = i + 1; j < layer.length; j++) if (overlap(layer[i]!, layer[j]!)) return false; // i, j < layer.length
       }
       const out = layers.flat();
-      for (const s of points) for (const d of points) for (const proto of [6, 17]) for (let port = 0; port <= 27; port++) {
-        if (boxes.some((b) => inBox(b, s, d, proto, port)) !== out.some((b) => inBox(b, s, d, proto, port))) return false;
-      }
+      for (const s of points)
+        for (const d of points)
+          for (const proto of [6, 17])
+            for (let port = 0; port <= 27; port++) {
+              if (boxes.some((b) => inBox(b, s, d, proto, port)) !== out.some((b) => inBox(b, s, d, proto, port)))
+                return false;
+            }
       return true;
     }),
     { numRuns: 300 },
@@ -173,9 +237,13 @@ function tangled(n: number): ReturnType<typeof firewall> {
   };
   const rules = Array.from({ length: n }, (_, i) => {
     const protocol = ['tcp', 'udp', 'icmp', 'any'][rnd(4)]!;
-    const ports = protocol === 'tcp' || protocol === 'udp'
-      ? Array.from({ length: rnd(3) }, (): number | [number, number] => { const a = 1 + rnd(100); return rnd(2) ? a : [a, a + rnd(20)]; })
-      : [];
+    const ports =
+      protocol === 'tcp' || protocol === 'udp'
+        ? Array.from({ length: rnd(3) }, (): number | [number, number] => {
+            const a = 1 + rnd(100);
+            return rnd(2) ? a : [a, a + rnd(20)];
+          })
+        : [];
     return flow(`t${i}`, [prefix(), prefix()].slice(0, 1 + rnd(2)), [prefix()], protocol, ports);
   });
   return firewall({ outbound: rules, inbound: rules.slice(0, n >> 1), localPrefixes: ['10.0.0.0/16', '10.1.0.0/24'] });
@@ -185,7 +253,11 @@ function tangled(n: number): ReturnType<typeof firewall> {
 // prefix); these hashes are of the output of the version before, so its bytes cannot drift.
 t.test('large inputs render to the same bytes as before the rewrite', async (t) => {
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-  t.equal(sha(renderFirewall(manyTuples(10_000), { wgInterface: WG })), 'ba5887a29be3fabe9212bb867c7d09aba7c9f99204dc9a4875bba037fd270e76', '10,000 tuples');
+  t.equal(
+    sha(renderFirewall(manyTuples(10_000), { wgInterface: WG })),
+    'ba5887a29be3fabe9212bb867c7d09aba7c9f99204dc9a4875bba037fd270e76',
+    '10,000 tuples',
+  );
   const text = renderFirewall(tangled(3000), { wgInterface: WG });
   t.ok((text.match(/\tset out4_ports_\d+ \{/g) ?? []).length >= 1, 'the tangled rules need extra layers');
   t.equal(sha(text), '8c604eb1977d7d2486aa723387069d03745937b3b1378152f222e981faadda26', '3,000 tangled rules');
@@ -193,12 +265,34 @@ t.test('large inputs render to the same bytes as before the rewrite', async (t) 
 
 t.test('renderWgConfig golden file', async (t) => {
   const text = renderWgConfig('yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=', 51820, [
-    { publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=', endpoint: '192.0.2.2:51820', allowedIps: ['10.2.0.0/24', '100.64.0.2/32', '10.1.0.0/24'], persistentKeepaliveSeconds: 25 },
-    { publicKey: 'TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=', endpoint: '', allowedIps: ['2001:DB8:0::/48', '100.64.0.3'], persistentKeepaliveSeconds: 0 },
-    { publicKey: 'gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=', endpoint: '[2001:db8::9]:51820', allowedIps: [], persistentKeepaliveSeconds: 0 },
+    {
+      publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=',
+      endpoint: '192.0.2.2:51820',
+      allowedIps: ['10.2.0.0/24', '100.64.0.2/32', '10.1.0.0/24'],
+      persistentKeepaliveSeconds: 25,
+    },
+    {
+      publicKey: 'TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=',
+      endpoint: '',
+      allowedIps: ['2001:DB8:0::/48', '100.64.0.3'],
+      persistentKeepaliveSeconds: 0,
+    },
+    {
+      publicKey: 'gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=',
+      endpoint: '[2001:db8::9]:51820',
+      allowedIps: [],
+      persistentKeepaliveSeconds: 0,
+    },
   ]);
   matchGolden(t, 'test/golden/wg/syncconf.conf', text);
   t.throws(() => renderWgConfig('not a key', 51820, []), { code: 'config_invalid' });
-  const dup = { publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=', endpoint: '', allowedIps: [], persistentKeepaliveSeconds: 0 };
-  t.throws(() => renderWgConfig('yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=', 0, [dup, dup]), { code: 'config_invalid' });
+  const dup = {
+    publicKey: 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=',
+    endpoint: '',
+    allowedIps: [],
+    persistentKeepaliveSeconds: 0,
+  };
+  t.throws(() => renderWgConfig('yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=', 0, [dup, dup]), {
+    code: 'config_invalid',
+  });
 });

@@ -46,7 +46,14 @@ type PrefixCache = Map<string, ParsedPrefix>;
  * `firewall.${dir}[${rule}].${field}[${index}]`, or `${dir}[${index}]` when rule is -1; the path is
  * built only then (no string, no closure per call: a firewall names ~20,000 prefixes).
  */
-function parseAt(text: string, dir: string, rule: number, field: string, index: number, cache: PrefixCache): ParsedPrefix {
+function parseAt(
+  text: string,
+  dir: string,
+  rule: number,
+  field: string,
+  index: number,
+  cache: PrefixCache,
+): ParsedPrefix {
   const known = cache.get(text);
   if (known !== undefined) return known;
   let p: ParsedPrefix;
@@ -54,13 +61,24 @@ function parseAt(text: string, dir: string, rule: number, field: string, index: 
     p = parsePrefix(text);
   } catch (e) {
     const at = rule < 0 ? `${dir}[${index}]` : `firewall.${dir}[${rule}].${field}[${index}]`;
-    throw new CrosslinkError('config_invalid', `${at}: invalid prefix "${text}"`, [{ path: at, message: `invalid prefix "${text}"` }], { cause: e });
+    throw new CrosslinkError(
+      'config_invalid',
+      `${at}: invalid prefix "${text}"`,
+      [{ path: at, message: `invalid prefix "${text}"` }],
+      { cause: e },
+    );
   }
   cache.set(text, p);
   return p;
 }
 
-function parseList(list: readonly string[], dirKey: string, ri: number, field: string, cache: PrefixCache): ParsedPrefix[] {
+function parseList(
+  list: readonly string[],
+  dirKey: string,
+  ri: number,
+  field: string,
+  cache: PrefixCache,
+): ParsedPrefix[] {
   const out: ParsedPrefix[] = [];
   for (let i = 0; i < list.length; i++) out.push(parseAt(list[i]!, dirKey, ri, field, i, cache));
   return out;
@@ -102,7 +120,10 @@ function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCa
         lasts.push(65535);
       }
     } else if (proto !== 'icmp' && proto !== 'any') {
-      throw invalid(`firewall.${dirKey}[${ri}].protocol`, `unknown protocol "${rule.protocol}" (tcp, udp, icmp or any)`);
+      throw invalid(
+        `firewall.${dirKey}[${ri}].protocol`,
+        `unknown protocol "${rule.protocol}" (tcp, udp, icmp or any)`,
+      );
     }
     for (let si = 0; si < srcs.length; si++) {
       const src = srcs[si]!;
@@ -111,11 +132,13 @@ function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCa
         if (src.family !== dst.family) continue; // a v4 source never talks to a v6 destination
         const base = src.family === 4 ? 0 : 3;
         if (proto === 'any') out[base + ANY]!.push({ src, dst, proto: 0, portFirst: 0, portLast: 0 });
-        else if (proto === 'icmp') out[base + PROTO]!.push({ src, dst, proto: src.family === 4 ? 1 : 58, portFirst: 0, portLast: 0 });
+        else if (proto === 'icmp')
+          out[base + PROTO]!.push({ src, dst, proto: src.family === 4 ? 1 : 58, portFirst: 0, portLast: 0 });
         else {
           const pn = proto === 'tcp' ? 6 : 17;
           const list = out[base + PORTS]!;
-          for (let k = 0; k < firsts.length; k++) list.push({ src, dst, proto: pn, portFirst: firsts[k]!, portLast: lasts[k]! });
+          for (let k = 0; k < firsts.length; k++)
+            list.push({ src, dst, proto: pn, portFirst: firsts[k]!, portLast: lasts[k]! });
         }
       }
     }
@@ -127,7 +150,10 @@ function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCa
 function outermost(prefixes: readonly string[], path: string, cache: PrefixCache): Map<Family, ParsedPrefix[]> {
   const parsed = prefixes.map((p, i) => parseAt(p, path, -1, '', i, cache));
   parsed.sort((a, b) => a.family - b.family || cmpStr(a.startHex, b.startHex) || a.len - b.len);
-  const out = new Map<Family, ParsedPrefix[]>([[4, []], [6, []]]);
+  const out = new Map<Family, ParsedPrefix[]>([
+    [4, []],
+    [6, []],
+  ]);
   for (const p of parsed) {
     const list = out.get(p.family)!;
     const last = list[list.length - 1];
@@ -164,17 +190,30 @@ export function literalEndpoint(text: string): { family: Family; host: string; p
  * both translations. Every endpoint must be an IP literal of one family per forward.
  */
 export function relayMapElements(relay: readonly RelayForward[]): Map<Family, { dnat: string[]; snat: string[] }> {
-  const out = new Map<Family, { dnat: string[]; snat: string[] }>([[4, { dnat: [], snat: [] }], [6, { dnat: [], snat: [] }]]);
+  const out = new Map<Family, { dnat: string[]; snat: string[] }>([
+    [4, { dnat: [], snat: [] }],
+    [6, { dnat: [], snat: [] }],
+  ]);
   const keys = new Set<string>();
   relay.forEach((r, i) => {
     const parts = (['source', 'listen', 'target', 'snat'] as const).map((field) => {
       const e = literalEndpoint(r[field]);
-      if (!e) throw invalid(`firewall.relay[${i}].${field}`, `"${r[field]}" is not an IP address and port (address:port or [v6]:port)`);
+      if (!e)
+        throw invalid(
+          `firewall.relay[${i}].${field}`,
+          `"${r[field]}" is not an IP address and port (address:port or [v6]:port)`,
+        );
       return e;
     });
-    const [src, listen, target, snat] = parts as [NonNullable<ReturnType<typeof literalEndpoint>>, ...NonNullable<ReturnType<typeof literalEndpoint>>[]];
+    const [src, listen, target, snat] = parts as [
+      NonNullable<ReturnType<typeof literalEndpoint>>,
+      ...NonNullable<ReturnType<typeof literalEndpoint>>[],
+    ];
     if (parts.some((p) => p.family !== src.family)) {
-      throw invalid(`firewall.relay[${i}]`, `mixes IPv4 and IPv6 endpoints (${r.source} -> ${r.listen} -> ${r.target} from ${r.snat}); a relay cannot translate between families`);
+      throw invalid(
+        `firewall.relay[${i}]`,
+        `mixes IPv4 and IPv6 endpoints (${r.source} -> ${r.listen} -> ${r.target} from ${r.snat}); a relay cannot translate between families`,
+      );
     }
     const key = `${src.host} . ${src.port} . ${listen!.host} . ${listen!.port}`;
     if (keys.has(key)) throw invalid(`firewall.relay[${i}]`, `a second forward for ${r.source} -> ${r.listen}`);
@@ -219,8 +258,22 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
   const masq = outermost(fw?.masquerade ?? [], 'firewall.masquerade', cache);
   for (const fam of [4, 6] as const) {
     const type = fam === 4 ? 'ipv4_addr' : 'ipv6_addr';
-    if (local.get(fam)!.length > 0) sets.push(setBlock(`local${fam}`, type, local.get(fam)!.map((p) => p.text)));
-    if (masq.get(fam)!.length > 0) sets.push(setBlock(`masq${fam}`, type, masq.get(fam)!.map((p) => p.text)));
+    if (local.get(fam)!.length > 0)
+      sets.push(
+        setBlock(
+          `local${fam}`,
+          type,
+          local.get(fam)!.map((p) => p.text),
+        ),
+      );
+    if (masq.get(fam)!.length > 0)
+      sets.push(
+        setBlock(
+          `masq${fam}`,
+          type,
+          masq.get(fam)!.map((p) => p.text),
+        ),
+      );
   }
 
   for (const dir of FIREWALL_DIRECTIONS) {
@@ -239,7 +292,13 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
         const layers = layerBoxes(expanded[slot(fam, kind)]!);
         layers.forEach((layer, l) => {
           const name = `${dir.set}${fam}_${kind}${l === 0 ? '' : `_${l}`}`;
-          sets.push(setBlock(name, type, layer.map((b) => elementText(kind, b))));
+          sets.push(
+            setBlock(
+              name,
+              type,
+              layer.map((b) => elementText(kind, b)),
+            ),
+          );
           body.push(`\t\t${match} @${name} accept`);
         });
       }
@@ -279,13 +338,22 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
     const type = `${addr} . inet_service . ${addr} . inet_service : ${addr} . inet_service`;
     lines.push('', mapBlock(`relay${fam}_dnat`, type, m.dnat), mapBlock(`relay${fam}_snat`, type, m.snat));
     dnat.push(`\t\tdnat ${ip} to ${ip} saddr . udp sport . ${ip} daddr . udp dport map @relay${fam}_dnat`);
-    nat.push(`\t\tct status dnat meta l4proto udp snat ${ip} to ct original ${ip} saddr . ct original proto-src . ct original ${ip} daddr . ct original proto-dst map @relay${fam}_snat`);
+    nat.push(
+      `\t\tct status dnat meta l4proto udp snat ${ip} to ct original ${ip} saddr . ct original proto-src . ct original ${ip} daddr . ct original proto-dst map @relay${fam}_snat`,
+    );
   }
-  if (dnat.length > 0) lines.push('', '\tchain relay {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', ...dnat, '\t}');
+  if (dnat.length > 0)
+    lines.push('', '\tchain relay {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', ...dnat, '\t}');
   if (masq.get(4)!.length > 0) nat.push(`\t\tiifname ${ifq} ip daddr @masq4 masquerade`);
   if (masq.get(6)!.length > 0) nat.push(`\t\tiifname ${ifq} ip6 daddr @masq6 masquerade`);
   if (nat.length > 0) {
-    lines.push('', '\tchain postrouting {', '\t\ttype nat hook postrouting priority srcnat; policy accept;', ...nat, '\t}');
+    lines.push(
+      '',
+      '\tchain postrouting {',
+      '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+      ...nat,
+      '\t}',
+    );
   }
   lines.push('}', '');
   return lines.join('\n');

@@ -1,18 +1,36 @@
 // Firewall messages for tests: a compact way to write FlowRules, and a generator for N tuples.
 import { create } from '@bufbuild/protobuf';
-import { FirewallSchema, FlowRuleSchema, PortRangeSchema, type Firewall, type FlowRule } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  FirewallSchema,
+  FlowRuleSchema,
+  PortRangeSchema,
+  type Firewall,
+  type FlowRule,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
 
-export function flow(rule: string, sources: string[], destinations: string[], protocol: string, ports: Array<number | [number, number]> = []): FlowRule {
+export function flow(
+  rule: string,
+  sources: string[],
+  destinations: string[],
+  protocol: string,
+  ports: Array<number | [number, number]> = [],
+): FlowRule {
   return create(FlowRuleSchema, {
     rule,
     sources,
     destinations,
     protocol,
-    ports: ports.map((p) => (typeof p === 'number' ? create(PortRangeSchema, { first: p, last: p }) : create(PortRangeSchema, { first: p[0], last: p[1] }))),
+    ports: ports.map((p) =>
+      typeof p === 'number'
+        ? create(PortRangeSchema, { first: p, last: p })
+        : create(PortRangeSchema, { first: p[0], last: p[1] }),
+    ),
   });
 }
 
-export function firewall(parts: Partial<Pick<Firewall, 'outbound' | 'inbound' | 'local' | 'masquerade' | 'localPrefixes' | 'relay'>>): Firewall {
+export function firewall(
+  parts: Partial<Pick<Firewall, 'outbound' | 'inbound' | 'local' | 'masquerade' | 'localPrefixes' | 'relay'>>,
+): Firewall {
   return create(FirewallSchema, parts);
 }
 

@@ -58,7 +58,12 @@ function keyFile(t: Test): { path: string; publicKey: string } {
 }
 
 function peer(allowedIps: string[], endpoint = '', keepalive = 0): WgPeerDesired {
-  return { publicKey: wgPublicKey(generateWgPrivateKey()), endpoint, allowedIps, persistentKeepaliveSeconds: keepalive };
+  return {
+    publicKey: wgPublicKey(generateWgPrivateKey()),
+    endpoint,
+    allowedIps,
+    persistentKeepaliveSeconds: keepalive,
+  };
 }
 
 const FW = firewall({
@@ -98,11 +103,34 @@ export function hostContract(t: Test, make: MakeHarness): void {
     t.equal(dev.publicKey, key.publicKey);
     t.equal(dev.listenPort, 51820);
     const expected = [
-      { publicKey: a.publicKey, endpoint: '192.0.2.2:51820', allowedIps: ['10.2.0.0/24', '100.64.0.2/32'], persistentKeepaliveSeconds: 25 },
-      { publicKey: b.publicKey, endpoint: '', allowedIps: ['10.3.0.0/24', '100.64.0.3/32', '2001:db8:3::/48'], persistentKeepaliveSeconds: 0 },
-      { publicKey: c.publicKey, endpoint: '[2001:db8::4]:51820', allowedIps: ['100.64.0.4/32'], persistentKeepaliveSeconds: 0 },
+      {
+        publicKey: a.publicKey,
+        endpoint: '192.0.2.2:51820',
+        allowedIps: ['10.2.0.0/24', '100.64.0.2/32'],
+        persistentKeepaliveSeconds: 25,
+      },
+      {
+        publicKey: b.publicKey,
+        endpoint: '',
+        allowedIps: ['10.3.0.0/24', '100.64.0.3/32', '2001:db8:3::/48'],
+        persistentKeepaliveSeconds: 0,
+      },
+      {
+        publicKey: c.publicKey,
+        endpoint: '[2001:db8::4]:51820',
+        allowedIps: ['100.64.0.4/32'],
+        persistentKeepaliveSeconds: 0,
+      },
     ].sort((x, y) => (x.publicKey < y.publicKey ? -1 : 1));
-    t.same(dev.peers.map(({ publicKey, endpoint, allowedIps, persistentKeepaliveSeconds }) => ({ publicKey, endpoint, allowedIps, persistentKeepaliveSeconds })), expected);
+    t.same(
+      dev.peers.map(({ publicKey, endpoint, allowedIps, persistentKeepaliveSeconds }) => ({
+        publicKey,
+        endpoint,
+        allowedIps,
+        persistentKeepaliveSeconds,
+      })),
+      expected,
+    );
     for (const p of dev.peers) {
       t.equal(p.latestHandshakeUnix, 0);
       t.equal(typeof p.rxBytes, 'bigint');
@@ -117,8 +145,15 @@ export function hostContract(t: Test, make: MakeHarness): void {
     const d = peer(['100.64.0.5/32']);
     await host.wireguard.sync(ifname, { privateKeyFile: key.path, listenPort: 51820, peers: [a, b2, d] });
     const dev2 = (await host.wireguard.observe(ifname))!;
-    t.same(dev2.peers.map((p) => p.publicKey), [a, b2, d].map((p) => p.publicKey).sort());
-    t.same(dev2.peers.find((p) => p.publicKey === a.publicKey), dev.peers.find((p) => p.publicKey === a.publicKey), 'unchanged peer kept as it was');
+    t.same(
+      dev2.peers.map((p) => p.publicKey),
+      [a, b2, d].map((p) => p.publicKey).sort(),
+    );
+    t.same(
+      dev2.peers.find((p) => p.publicKey === a.publicKey),
+      dev.peers.find((p) => p.publicKey === a.publicKey),
+      'unchanged peer kept as it was',
+    );
     const ob2 = dev2.peers.find((p) => p.publicKey === b.publicKey)!;
     t.same([ob2.allowedIps, ob2.persistentKeepaliveSeconds], [['100.64.0.3/32'], 10], 'changed peer updated');
 
@@ -147,11 +182,21 @@ export function hostContract(t: Test, make: MakeHarness): void {
     await host.wireguard.sync(ifname, { privateKeyFile: key.path, listenPort: 51820, peers: [a, b] });
     t.equal((await host.wireguard.observe(ifname))?.peers.length, 2);
     await backdoor.deletePeer(ifname, a.publicKey);
-    const dev = await eventually(() => host.wireguard.observe(ifname), (d) => d?.peers.length === 1);
-    t.same(dev?.peers.map((p) => p.publicKey), [b.publicKey], 'the peer removed by hand is gone');
+    const dev = await eventually(
+      () => host.wireguard.observe(ifname),
+      (d) => d?.peers.length === 1,
+    );
+    t.same(
+      dev?.peers.map((p) => p.publicKey),
+      [b.publicKey],
+      'the peer removed by hand is gone',
+    );
     t.equal((await host.links.observe(ifname)).isUp, true);
     await backdoor.setLinkDown(ifname);
-    const link = await eventually(() => host.links.observe(ifname), (l) => !l.isUp);
+    const link = await eventually(
+      () => host.links.observe(ifname),
+      (l) => !l.isUp,
+    );
     t.equal(link.isUp, false, 'the link set down by hand is observed down');
   });
 
@@ -207,27 +252,37 @@ export function hostContract(t: Test, make: MakeHarness): void {
     t.same(await backdoor.foreignRoutes(), ['10.99.0.0/24']);
   });
 
-  t.test('prepare (where a port offers it) writes nothing; the prepared sync and route batch apply as unprepared ones', async (t) => {
-    const { host, ifname, mode } = await make(t);
-    const key = keyFile(t);
-    await host.wireguard.create(ifname, mode);
-    await host.links.setUp(ifname, 1420);
-    const device = { privateKeyFile: key.path, listenPort: 51820, peers: [peer(['10.2.0.0/24', '100.64.0.2/32'], '192.0.2.2:51820', 25)] };
-    const r = (prefix: string) => ({ prefix, dev: ifname });
-    const changes = { add: [r('10.3.0.0/24'), r('10.2.0.0/24')], del: [] };
-    host.wireguard.prepare?.(ifname, device);
-    host.routes.prepare?.(changes);
-    t.same((await host.wireguard.observe(ifname))!.peers, [], 'no peer yet');
-    t.same(await host.routes.observe(), [], 'no route yet');
-    await host.wireguard.sync(ifname, device);
-    await host.routes.apply(changes);
-    t.same((await host.wireguard.observe(ifname))!.peers.map((p) => [p.publicKey, p.allowedIps]), [[device.peers[0]!.publicKey, ['10.2.0.0/24', '100.64.0.2/32']]]);
-    t.same(await host.routes.observe(), [r('10.2.0.0/24'), r('10.3.0.0/24')]);
-    // Used once: the same objects again go through the unprepared path and change nothing.
-    await host.wireguard.sync(ifname, device);
-    await host.routes.apply(changes);
-    t.same(await host.routes.observe(), [r('10.2.0.0/24'), r('10.3.0.0/24')]);
-  });
+  t.test(
+    'prepare (where a port offers it) writes nothing; the prepared sync and route batch apply as unprepared ones',
+    async (t) => {
+      const { host, ifname, mode } = await make(t);
+      const key = keyFile(t);
+      await host.wireguard.create(ifname, mode);
+      await host.links.setUp(ifname, 1420);
+      const device = {
+        privateKeyFile: key.path,
+        listenPort: 51820,
+        peers: [peer(['10.2.0.0/24', '100.64.0.2/32'], '192.0.2.2:51820', 25)],
+      };
+      const r = (prefix: string) => ({ prefix, dev: ifname });
+      const changes = { add: [r('10.3.0.0/24'), r('10.2.0.0/24')], del: [] };
+      host.wireguard.prepare?.(ifname, device);
+      host.routes.prepare?.(changes);
+      t.same((await host.wireguard.observe(ifname))!.peers, [], 'no peer yet');
+      t.same(await host.routes.observe(), [], 'no route yet');
+      await host.wireguard.sync(ifname, device);
+      await host.routes.apply(changes);
+      t.same(
+        (await host.wireguard.observe(ifname))!.peers.map((p) => [p.publicKey, p.allowedIps]),
+        [[device.peers[0]!.publicKey, ['10.2.0.0/24', '100.64.0.2/32']]],
+      );
+      t.same(await host.routes.observe(), [r('10.2.0.0/24'), r('10.3.0.0/24')]);
+      // Used once: the same objects again go through the unprepared path and change nothing.
+      await host.wireguard.sync(ifname, device);
+      await host.routes.apply(changes);
+      t.same(await host.routes.observe(), [r('10.2.0.0/24'), r('10.3.0.0/24')]);
+    },
+  );
 
   t.test('firewall: replace, stable fingerprint, drift changes it, remove is idempotent', async (t) => {
     const { host, ifname, backdoor } = await make(t);
@@ -247,25 +302,42 @@ export function hostContract(t: Test, make: MakeHarness): void {
     }
 
     await backdoor.tamperFirewall('rule');
-    const afterRule = await eventually(() => host.firewall.observe(), (o) => o.fingerprint !== fp);
+    const afterRule = await eventually(
+      () => host.firewall.observe(),
+      (o) => o.fingerprint !== fp,
+    );
     t.equal(afterRule.exists, true);
     t.not(afterRule.fingerprint, fp, 'a rule added by hand changes the fingerprint');
 
     t.equal(await host.firewall.replace(ruleset), fp, 'put right');
     await backdoor.tamperFirewall('element');
-    const afterElement = await eventually(() => host.firewall.observe(), (o) => o.fingerprint !== fp);
+    const afterElement = await eventually(
+      () => host.firewall.observe(),
+      (o) => o.fingerprint !== fp,
+    );
     t.not(afterElement.fingerprint, fp, 'a set element deleted by hand changes the fingerprint');
 
     t.equal(await host.firewall.replace(ruleset), fp);
     await backdoor.deleteFirewallTable();
-    t.same(await eventually(() => host.firewall.observe(), (o) => !o.exists), { exists: false, fingerprint: '' }, 'table deleted by hand');
+    t.same(
+      await eventually(
+        () => host.firewall.observe(),
+        (o) => !o.exists,
+      ),
+      { exists: false, fingerprint: '' },
+      'table deleted by hand',
+    );
 
     const other = renderFirewall(firewall({}), { wgInterface: ifname });
     const fp2 = await host.firewall.replace(other);
     t.not(fp2, fp, 'another ruleset, another fingerprint');
     t.same(await host.firewall.observe(), { exists: true, fingerprint: fp2 });
     await t.rejects(host.firewall.replace('table inet crosslink { this is not nft'), 'a bad ruleset is refused');
-    t.same(await host.firewall.observe(), { exists: true, fingerprint: fp2 }, 'a refused ruleset leaves the table as it was');
+    t.same(
+      await host.firewall.observe(),
+      { exists: true, fingerprint: fp2 },
+      'a refused ruleset leaves the table as it was',
+    );
 
     await host.firewall.remove();
     await host.firewall.remove(); // no-op

@@ -4,7 +4,14 @@
 // one nft table. Adapters never touch anything else on the box. The state they read and write is
 // the reconciler's (agent/reconcile/host-state.ts).
 import type {
-  FirewallCounter, FirewallObserved, InterfaceAddress, LinkObserved, RouteChanges, RouteObserved, WgDeviceDesired, WgDeviceObserved,
+  FirewallCounter,
+  FirewallObserved,
+  InterfaceAddress,
+  LinkObserved,
+  RouteChanges,
+  RouteObserved,
+  WgDeviceDesired,
+  WgDeviceObserved,
 } from '../reconcile/host-state.js';
 
 /** Routing protocol number that marks Crosslink's routes (`ip route ... proto 147`). */

@@ -17,23 +17,36 @@ export function isWireGuardKey(text: string): boolean {
  * it is (WireGuard cannot unset an endpoint; the peer's roaming address is kept).
  */
 export function renderWgConfig(privateKey: string, listenPort: number, peers: readonly WgPeerDesired[]): string {
-  if (!isWireGuardKey(privateKey)) throw new CrosslinkError('config_invalid', 'the private key file does not hold a WireGuard key');
+  if (!isWireGuardKey(privateKey))
+    throw new CrosslinkError('config_invalid', 'the private key file does not hold a WireGuard key');
   if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535) {
-    throw new CrosslinkError('config_invalid', `invalid listen port ${listenPort}`, [{ path: 'listenPort', message: 'must be 0..65535' }]);
+    throw new CrosslinkError('config_invalid', `invalid listen port ${listenPort}`, [
+      { path: 'listenPort', message: 'must be 0..65535' },
+    ]);
   }
   const lines = ['[Interface]', `PrivateKey = ${privateKey}`];
   if (listenPort > 0) lines.push(`ListenPort = ${listenPort}`);
   const sorted = [...peers].sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
   sorted.forEach((p, i) => {
     const path = `peers[${i}]`;
-    if (!isWireGuardKey(p.publicKey)) throw new CrosslinkError('config_invalid', `${path}: invalid public key`, [{ path: `${path}.publicKey`, message: 'invalid public key' }]);
+    if (!isWireGuardKey(p.publicKey))
+      throw new CrosslinkError('config_invalid', `${path}: invalid public key`, [
+        { path: `${path}.publicKey`, message: 'invalid public key' },
+      ]);
     if (sorted[i - 1]?.publicKey === p.publicKey) {
-      throw new CrosslinkError('config_invalid', `${path}: duplicate public key`, [{ path: `${path}.publicKey`, message: 'duplicate public key' }]);
+      throw new CrosslinkError('config_invalid', `${path}: duplicate public key`, [
+        { path: `${path}.publicKey`, message: 'duplicate public key' },
+      ]);
     }
-    if (/[\s#]/.test(p.endpoint)) throw new CrosslinkError('config_invalid', `${path}: invalid endpoint`, [{ path: `${path}.endpoint`, message: 'invalid endpoint' }]);
+    if (/[\s#]/.test(p.endpoint))
+      throw new CrosslinkError('config_invalid', `${path}: invalid endpoint`, [
+        { path: `${path}.endpoint`, message: 'invalid endpoint' },
+      ]);
     const keepalive = p.persistentKeepaliveSeconds;
     if (!Number.isInteger(keepalive) || keepalive < 0 || keepalive > 65535) {
-      throw new CrosslinkError('config_invalid', `${path}: invalid keepalive`, [{ path: `${path}.persistentKeepaliveSeconds`, message: 'must be 0..65535' }]);
+      throw new CrosslinkError('config_invalid', `${path}: invalid keepalive`, [
+        { path: `${path}.persistentKeepaliveSeconds`, message: 'must be 0..65535' },
+      ]);
     }
     lines.push('', '[Peer]', `PublicKey = ${p.publicKey}`);
     const allowed = canonicalPrefixList(p.allowedIps);

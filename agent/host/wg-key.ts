@@ -21,7 +21,8 @@ export function generateWgPrivateKey(): string {
 /** The public key of a base64 private key, as `wg pubkey` prints it. */
 export function wgPublicKey(privateKeyBase64: string): string {
   const raw = Buffer.from(privateKeyBase64.trim(), 'base64');
-  if (raw.length !== 32) throw new CrosslinkError('config_invalid', 'private key file does not hold a 32-byte base64 key');
+  if (raw.length !== 32)
+    throw new CrosslinkError('config_invalid', 'private key file does not hold a 32-byte base64 key');
   const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, raw]), format: 'der', type: 'pkcs8' });
   return Buffer.from(createPublicKey(priv).export({ format: 'jwk' }).x!, 'base64url').toString('base64');
 }

@@ -8,11 +8,26 @@ import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { FirewallSchema, type AgentConfig, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { RelayListen, WireGuardMode } from '../host/ports.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired } from './host-state.js';
-import { canonicalEndpoint, compareText, isPrefix, strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
+import {
+  canonicalEndpoint,
+  compareText,
+  isPrefix,
+  strictCanonicalPrefix,
+  strictInterfaceAddress,
+} from '../host/canonical.js';
 
 // plan.ts may not import from host/ (lint boundary), so the port types it compares pass through here.
 export type { WireGuardMode } from '../host/ports.js';
-export type { FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved } from './host-state.js';
+export type {
+  FirewallObserved,
+  InterfaceAddress,
+  LinkObserved,
+  RouteObserved,
+  WgDeviceDesired,
+  WgDeviceObserved,
+  WgPeerDesired,
+  WgPeerObserved,
+} from './host-state.js';
 
 /** Local settings of this box; they never come from the controller. */
 export interface AgentSettings {
@@ -103,9 +118,11 @@ function validateFirewall(fw: Firewall, errors: ErrorDetail[]): void {
         if (!isPrefix(r.sources[j]!)) errors.push(notAPrefix(`firewall.${dir}[${i}].sources[${j}]`, r.sources[j]!));
       }
       for (let j = 0; j < r.destinations.length; j++) {
-        if (!isPrefix(r.destinations[j]!)) errors.push(notAPrefix(`firewall.${dir}[${i}].destinations[${j}]`, r.destinations[j]!));
+        if (!isPrefix(r.destinations[j]!))
+          errors.push(notAPrefix(`firewall.${dir}[${i}].destinations[${j}]`, r.destinations[j]!));
       }
-      if (!PROTOCOLS.has(r.protocol)) errors.push({ path: `firewall.${dir}[${i}].protocol`, message: `unknown protocol "${r.protocol}"` });
+      if (!PROTOCOLS.has(r.protocol))
+        errors.push({ path: `firewall.${dir}[${i}].protocol`, message: `unknown protocol "${r.protocol}"` });
       for (let j = 0; j < r.ports.length; j++) {
         const p = r.ports[j]!;
         if (p.first < 1 || p.last > 65535 || p.first > p.last) {
@@ -114,8 +131,12 @@ function validateFirewall(fw: Firewall, errors: ErrorDetail[]): void {
       }
     }
   }
-  fw.masquerade.forEach((s, j) => { if (!isPrefix(s)) errors.push(notAPrefix(`firewall.masquerade[${j}]`, s)); });
-  fw.localPrefixes.forEach((s, j) => { if (!isPrefix(s)) errors.push(notAPrefix(`firewall.local_prefixes[${j}]`, s)); });
+  fw.masquerade.forEach((s, j) => {
+    if (!isPrefix(s)) errors.push(notAPrefix(`firewall.masquerade[${j}]`, s));
+  });
+  fw.localPrefixes.forEach((s, j) => {
+    if (!isPrefix(s)) errors.push(notAPrefix(`firewall.local_prefixes[${j}]`, s));
+  });
 }
 
 /** An IP-literal endpoint as a relay listen side; undefined for a name or no endpoint. */
@@ -123,7 +144,9 @@ function listenOf(text: string): RelayListen | undefined {
   const c = canonicalEndpoint(text);
   const m = c === null ? null : /^\[([^\]]+)\]:(\d+)$|^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(c);
   if (!m) return undefined;
-  return m[1] !== undefined ? { family: 6, address: m[1], port: Number(m[2]) } : { family: 4, address: m[3] ?? '', port: Number(m[4]) };
+  return m[1] !== undefined
+    ? { family: 6, address: m[1], port: Number(m[2]) }
+    : { family: 4, address: m[3] ?? '', port: Number(m[4]) };
 }
 
 /** The relay forwards by key; the renderer has checked every endpoint already. */
@@ -154,11 +177,19 @@ function rulesetHash(ruleset: string): string {
  * AgentConfig + settings -> DesiredState. Throws InvalidConfigError (terminal: do not retry) naming
  * every field that does not parse.
  */
-export function desiredState(config: AgentConfig, settings: AgentSettings, renderFirewall: FirewallRenderer): DesiredState {
+export function desiredState(
+  config: AgentConfig,
+  settings: AgentSettings,
+  renderFirewall: FirewallRenderer,
+): DesiredState {
   const errors: ErrorDetail[] = [];
 
   const overlay = strictInterfaceAddress(config.overlayAddress);
-  if (overlay === null) errors.push({ path: 'overlay_address', message: `"${config.overlayAddress}" is not an address with prefix length` });
+  if (overlay === null)
+    errors.push({
+      path: 'overlay_address',
+      message: `"${config.overlayAddress}" is not an address with prefix length`,
+    });
 
   const seenKeys = new Set<string>();
   const peerNames: Record<string, string> = {};
@@ -167,7 +198,8 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
     const p = config.peers[i]!;
     const at = `peers[${i}]`;
     if (!WG_KEY.test(p.publicKey)) errors.push({ path: `${at}.public_key`, message: 'not a base64 WireGuard key' });
-    else if (seenKeys.has(p.publicKey)) errors.push({ path: `${at}.public_key`, message: 'the same key is given to two peers' });
+    else if (seenKeys.has(p.publicKey))
+      errors.push({ path: `${at}.public_key`, message: 'the same key is given to two peers' });
     seenKeys.add(p.publicKey);
     let endpoint = '';
     if (p.endpoint !== '') {
@@ -175,7 +207,8 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
       if (e === null) errors.push({ path: `${at}.endpoint`, message: `"${p.endpoint}" is not host:port` });
       else endpoint = e;
     }
-    if (p.persistentKeepaliveSeconds > 65535) errors.push({ path: `${at}.persistent_keepalive_seconds`, message: 'above 65535' });
+    if (p.persistentKeepaliveSeconds > 65535)
+      errors.push({ path: `${at}.persistent_keepalive_seconds`, message: 'above 65535' });
     const allowed: string[] = [];
     canonicalPrefixes(p.allowedIps, `${at}.allowed_ips`, errors, allowed);
     peers.push({
@@ -193,11 +226,17 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
   if (!renderFirewall.isRendered?.(fw, { wgInterface: settings.interfaceName })) validateFirewall(fw, errors);
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
   const gateways: string[] = [];
-  config.localSubnets.forEach((s, i) => s.gateways.forEach((g, j) => {
-    const c = strictInterfaceAddress(g);
-    if (c === null) errors.push({ path: `local_subnets[${i}].gateways[${j}]`, message: `"${g}" is not an address with prefix length` });
-    else gateways.push(c);
-  }));
+  config.localSubnets.forEach((s, i) =>
+    s.gateways.forEach((g, j) => {
+      const c = strictInterfaceAddress(g);
+      if (c === null)
+        errors.push({
+          path: `local_subnets[${i}].gateways[${j}]`,
+          message: `"${g}" is not an address with prefix length`,
+        });
+      else gateways.push(c);
+    }),
+  );
 
   if (errors.length > 0) throw new InvalidConfigError(errors);
 
@@ -211,8 +250,12 @@ export function desiredState(config: AgentConfig, settings: AgentSettings, rende
   // IPv6 forwarding is switched on only when the config carries IPv6: turning it on makes Linux stop
   // accepting router advertisements (accept_ra=1), which could cut an IPv4-only box's own v6 uplink.
   const hasV6 = (list: readonly string[]) => list.some((p) => p.includes(':'));
-  const usesIpv6 = overlay!.includes(':') || hasV6(routePrefixes) || hasV6(fw.localPrefixes) || peers.some((p) => hasV6(p.allowedIps))
-    || fw.relay.some((r) => r.target.startsWith('['));
+  const usesIpv6 =
+    overlay!.includes(':') ||
+    hasV6(routePrefixes) ||
+    hasV6(fw.localPrefixes) ||
+    peers.some((p) => hasV6(p.allowedIps)) ||
+    fw.relay.some((r) => r.target.startsWith('['));
   const sysctls = [{ key: SYSCTL_IPV4_FORWARD, value: '1' }];
   if (usesIpv6) sysctls.push({ key: SYSCTL_IPV6_FORWARD, value: '1' });
 

@@ -87,10 +87,10 @@ t.test('one timer per burst, not one per line', async (t) => {
     timers++;
     return realSetTimeout(...a);
   }) as typeof setTimeout;
-  globalThis.clearTimeout = ((...a: Parameters<typeof clearTimeout>) => {
+  globalThis.clearTimeout = (...a: Parameters<typeof clearTimeout>) => {
     timers++;
     return realClearTimeout(...a);
-  });
+  };
   try {
     for (let i = 0; i < 5000; i++) feed.push(`10.${i >> 8}.${i & 255}.0/24 dev xl0 proto 147 scope link `);
   } finally {
@@ -121,16 +121,19 @@ t.test('the monitor ending is logged, not a kick; stop unsubscribes and drops a 
   t.equal(kicks, 0, 'the pending kick was dropped');
 });
 
-t.test('lost events (the monitor\'s stderr, e.g. ENOBUFS) kick once: one of them may have been ours to put right', async (t) => {
-  const feed = new ScriptedFeed();
-  let kicks = 0;
-  const w = watchHostEvents({ feed, interfaceName: 'xl0', kick: () => kicks++, log: silentLogger(), debounceMs: 50 });
-  t.teardown(() => w.stop());
-  feed.push('# stderr: netlink receive error No buffer space available (105)');
-  feed.push('# stderr: netlink receive error No buffer space available (105)');
-  await sleep(150);
-  t.equal(kicks, 1);
-  feed.push('# ended: exit 1');
-  await sleep(150);
-  t.equal(kicks, 1, 'its end alone does not kick (the next read restarts it)');
-});
+t.test(
+  "lost events (the monitor's stderr, e.g. ENOBUFS) kick once: one of them may have been ours to put right",
+  async (t) => {
+    const feed = new ScriptedFeed();
+    let kicks = 0;
+    const w = watchHostEvents({ feed, interfaceName: 'xl0', kick: () => kicks++, log: silentLogger(), debounceMs: 50 });
+    t.teardown(() => w.stop());
+    feed.push('# stderr: netlink receive error No buffer space available (105)');
+    feed.push('# stderr: netlink receive error No buffer space available (105)');
+    await sleep(150);
+    t.equal(kicks, 1);
+    feed.push('# ended: exit 1');
+    await sleep(150);
+    t.equal(kicks, 1, 'its end alone does not kick (the next read restarts it)');
+  },
+);

@@ -33,14 +33,16 @@ const PROTO_RE = new RegExp(`\\bproto ${CROSSLINK_RT_PROTO}\\b`);
 export function relevantEventFilter(interfaceName: string): (line: string) => boolean {
   const esc = interfaceName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const ifRe = new RegExp(`(^|[\\s:])${esc}([\\s:@]|$)`);
-  return (line) => (line.includes(interfaceName) && ifRe.test(line)) || (line.includes(PROTO_TEXT) && PROTO_RE.test(line));
+  return (line) =>
+    (line.includes(interfaceName) && ifRe.test(line)) || (line.includes(PROTO_TEXT) && PROTO_RE.test(line));
 }
 
 let lastFilter: { interfaceName: string; test: (line: string) => boolean } | null = null;
 
 /** True when a monitor line concerns something the agent owns. */
 export function isRelevantEvent(line: string, interfaceName: string): boolean {
-  if (lastFilter?.interfaceName !== interfaceName) lastFilter = { interfaceName, test: relevantEventFilter(interfaceName) };
+  if (lastFilter?.interfaceName !== interfaceName)
+    lastFilter = { interfaceName, test: relevantEventFilter(interfaceName) };
   return lastFilter.test(line);
 }
 
@@ -68,7 +70,10 @@ export function watchHostEvents(opts: HostEventsOptions): { stop(): void } {
   const unsubscribe = opts.feed.onChange((line) => {
     if (isStopped) return;
     if (line.startsWith('# ended:')) {
-      opts.log.warn({ why: line.slice(2) }, 'host event monitor ended; the next read restarts it (the resync still runs)');
+      opts.log.warn(
+        { why: line.slice(2) },
+        'host event monitor ended; the next read restarts it (the resync still runs)',
+      );
       return;
     }
     // "# stderr: …": the monitor lost events (ENOBUFS when a burst overflows its socket): one of

@@ -17,14 +17,40 @@ const LOW = keyOf(0x10); // below ours: the other end does
 const OLD = keyOf(0x90);
 
 const peer = (key: string, name: string, allowed: string) =>
-  create(PeerSchema, { name, publicKey: key, endpoint: '192.0.2.9:51820', persistentKeepaliveSeconds: 25, allowedIps: [allowed], overlayIp: allowed.split('/')[0]! });
+  create(PeerSchema, {
+    name,
+    publicKey: key,
+    endpoint: '192.0.2.9:51820',
+    persistentKeepaliveSeconds: 25,
+    allowedIps: [allowed],
+    overlayIp: allowed.split('/')[0]!,
+  });
 
 function setup() {
   const host = new FakeHost({ readPrivateKey: async () => `${PRIVATE_KEY}\n` });
   const pending: Array<() => void> = [];
-  const timers: Timers = { setTimeout: (fn) => { pending.push(fn); return pending.length; }, clearTimeout: () => undefined };
-  const r = new Reconciler({ host, clock: { nowMs: () => 0 }, log: silentLogger(), settings: { ...SETTINGS, publicKey: OURS }, renderFirewall, random: () => 0.5 });
-  const starter = new HandshakeStarter({ reconciler: r, wireguard: host.wireguard, timers, log: silentLogger(), delayMs: 500 });
+  const timers: Timers = {
+    setTimeout: (fn) => {
+      pending.push(fn);
+      return pending.length;
+    },
+    clearTimeout: () => undefined,
+  };
+  const r = new Reconciler({
+    host,
+    clock: { nowMs: () => 0 },
+    log: silentLogger(),
+    settings: { ...SETTINGS, publicKey: OURS },
+    renderFirewall,
+    random: () => 0.5,
+  });
+  const starter = new HandshakeStarter({
+    reconciler: r,
+    wireguard: host.wireguard,
+    timers,
+    log: silentLogger(),
+    delayMs: 500,
+  });
   const fire = async () => {
     for (const fn of pending.splice(0)) fn();
     await r.exclusive(async () => undefined); // the restart ran
@@ -36,7 +62,7 @@ t.test('the fixture keys', async (t) => {
   t.ok(LOW < OURS && OURS < HIGH, 'the fixture keys lie either side of ours');
 });
 
-t.test('a box\'s first apply is left alone: its peers were not added to a running link', async (t) => {
+t.test("a box's first apply is left alone: its peers were not added to a running link", async (t) => {
   const { r, pending } = setup();
   r.setDesired(config(1, { peers: [peer(HIGH, 'high', '100.64.0.9/32')] }));
   await r.reconcile();
@@ -47,7 +73,15 @@ t.test('new peers without a handshake: restarted once, by the end with the lower
   const { host, r, starter, pending, fire } = setup();
   r.setDesired(config(1, { peers: [peer(OLD, 'old', '100.64.0.8/32')] }));
   await r.reconcile();
-  r.setDesired(config(2, { peers: [peer(OLD, 'old', '100.64.0.8/32'), peer(HIGH, 'high', '100.64.0.9/32'), peer(LOW, 'low', '100.64.0.10/32')] }));
+  r.setDesired(
+    config(2, {
+      peers: [
+        peer(OLD, 'old', '100.64.0.8/32'),
+        peer(HIGH, 'high', '100.64.0.9/32'),
+        peer(LOW, 'low', '100.64.0.10/32'),
+      ],
+    }),
+  );
   t.same((await r.reconcile())!.errors, []);
   t.equal(pending.length, 1, 'a look is scheduled after the apply that added peers');
   const syncsBefore = host.calls.get('wireguard.sync') ?? 0;
@@ -56,7 +90,13 @@ t.test('new peers without a handshake: restarted once, by the end with the lower
   t.equal(starter.restarts, 1, 'only the peer above our key');
   t.equal((host.calls.get('wireguard.sync') ?? 0) - syncsBefore, 2, 'removed, then added again');
   const after = await host.wireguard.observe(SETTINGS.interfaceName);
-  const strip = (d: typeof after) => d!.peers.map((p) => ({ key: p.publicKey, endpoint: p.endpoint, allowedIps: p.allowedIps, keepalive: p.persistentKeepaliveSeconds }));
+  const strip = (d: typeof after) =>
+    d!.peers.map((p) => ({
+      key: p.publicKey,
+      endpoint: p.endpoint,
+      allowedIps: p.allowedIps,
+      keepalive: p.persistentKeepaliveSeconds,
+    }));
   t.same(strip(after), strip(before), 'the device ends as configured');
   t.same((await r.reconcile())!.steps, [], 'nothing for the reconciler to put right');
   t.equal(pending.length, 0, 'once per new peer: no further look');
@@ -74,7 +114,15 @@ t.test('a new peer that shook hands in time, or left the config, is not touched'
   t.equal(starter.restarts, 0, 'it has a handshake');
   t.equal(host.calls.get('wireguard.sync') ?? 0, syncs, 'no write');
 
-  r.setDesired(config(3, { peers: [peer(OLD, 'old', '100.64.0.8/32'), peer(HIGH, 'high', '100.64.0.9/32'), peer(keyOf(0xf0), 'gone', '100.64.0.11/32')] }));
+  r.setDesired(
+    config(3, {
+      peers: [
+        peer(OLD, 'old', '100.64.0.8/32'),
+        peer(HIGH, 'high', '100.64.0.9/32'),
+        peer(keyOf(0xf0), 'gone', '100.64.0.11/32'),
+      ],
+    }),
+  );
   await r.reconcile();
   r.setDesired(config(4, { peers: [peer(OLD, 'old', '100.64.0.8/32'), peer(HIGH, 'high', '100.64.0.9/32')] }));
   await r.reconcile();

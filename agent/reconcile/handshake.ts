@@ -51,7 +51,8 @@ export class HandshakeStarter {
     const added = [...now].filter((k) => !before.has(k));
     if (added.length === 0) return;
     this.opts.timers.setTimeout(() => {
-      this.opts.reconciler.exclusive(() => this.restartSilent(desired.interfaceName, new Set(added)))
+      this.opts.reconciler
+        .exclusive(() => this.restartSilent(desired.interfaceName, new Set(added)))
         .catch((err: unknown) => this.opts.log.warn({ err }, 'could not restart the first handshake of new peers'));
     }, this.delayMs);
   }
@@ -64,7 +65,13 @@ export class HandshakeStarter {
     if (!device) return [];
     const wanted = new Set(desired.wireguard.peers.map((p) => p.publicKey));
     const silent = device.peers
-      .filter((p) => added.has(p.publicKey) && wanted.has(p.publicKey) && p.latestHandshakeUnix === 0 && device.publicKey < p.publicKey)
+      .filter(
+        (p) =>
+          added.has(p.publicKey) &&
+          wanted.has(p.publicKey) &&
+          p.latestHandshakeUnix === 0 &&
+          device.publicKey < p.publicKey,
+      )
       .map((p) => p.publicKey);
     if (silent.length === 0) return [];
     const again = new Set(silent);

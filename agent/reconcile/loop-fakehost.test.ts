@@ -16,7 +16,14 @@ const settings = { ...SETTINGS, publicKey: publicKeyOf(PRIVATE_KEY) };
 
 function setup() {
   const host = new FakeHost({ readPrivateKey: async () => `${PRIVATE_KEY}\n` });
-  const r = new Reconciler({ host, clock: { nowMs: () => 0 }, log: silentLogger(), settings, renderFirewall, random: () => 0.5 });
+  const r = new Reconciler({
+    host,
+    clock: { nowMs: () => 0 },
+    log: silentLogger(),
+    settings,
+    renderFirewall,
+    random: () => 0.5,
+  });
   return { host, r };
 }
 
@@ -43,24 +50,27 @@ t.test('idempotency with the FakeHost and the real renderer', async (t) => {
 
 t.test('random transitions (seeded) end equal to the desired state', async (t) => {
   const names = [...Object.keys(NAMED), 'tornDown'];
-  await fc.assert(fc.asyncProperty(fc.array(fc.constantFrom(...names), { minLength: 2, maxLength: 10 }), async (seq) => {
-    const { host, r } = setup();
-    let gen = 0;
-    for (const name of seq) {
-      if (name === 'tornDown') {
-        if ((await teardown(host, settings.interfaceName)).length !== 0) return false;
-        if (host.firewallText() !== null || host.allRoutes().some((x) => x.proto === 147)) return false;
-        continue;
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.constantFrom(...names), { minLength: 2, maxLength: 10 }), async (seq) => {
+      const { host, r } = setup();
+      let gen = 0;
+      for (const name of seq) {
+        if (name === 'tornDown') {
+          if ((await teardown(host, settings.interfaceName)).length !== 0) return false;
+          if (host.firewallText() !== null || host.allRoutes().some((x) => x.proto === 147)) return false;
+          continue;
+        }
+        r.setDesired({ ...NAMED[name]!, generation: BigInt(++gen) });
+        if ((await r.reconcile())!.errors.length !== 0) return false;
+        if ((await stepsLeft(r)) !== 0) return false;
+        const w = writes(host);
+        await r.reconcile();
+        if (writes(host) !== w) return false;
       }
-      r.setDesired({ ...NAMED[name]!, generation: BigInt(++gen) });
-      if ((await r.reconcile())!.errors.length !== 0) return false;
-      if ((await stepsLeft(r)) !== 0) return false;
-      const w = writes(host);
-      await r.reconcile();
-      if (writes(host) !== w) return false;
-    }
-    return true;
-  }), { seed: 7, numRuns: 40 });
+      return true;
+    }),
+    { seed: 7, numRuns: 40 },
+  );
   t.pass('all sequences converged');
 });
 
@@ -71,7 +81,10 @@ t.test('drift by hand is put right', async (t) => {
   host.tamperFirewall();
   host.deleteRouteByHand('172.16.5.0/24');
   let out = await r.reconcile('resync');
-  t.same(out!.steps.map((s) => s.kind), ['firewall.replace', 'routes']);
+  t.same(
+    out!.steps.map((s) => s.kind),
+    ['firewall.replace', 'routes'],
+  );
   t.match(out!.steps[0], { reason: 'drift' });
   t.equal(await stepsLeft(r), 0);
   host.deleteFirewallTable();
@@ -93,6 +106,10 @@ t.test('partial failure with the FakeHost: reported like the real command, retri
   t.equal(host.firewallText(), r.desiredState!.firewall.ruleset, 'firewall applied anyway');
   const again = await r.reconcile('retry');
   t.same(again!.errors, []);
-  t.same(again!.steps.map((s) => s.kind), ['routes'], 'only what failed is redone');
+  t.same(
+    again!.steps.map((s) => s.kind),
+    ['routes'],
+    'only what failed is redone',
+  );
   t.equal(r.status.generationApplied, 4n);
 });

@@ -7,7 +7,13 @@ import type { Clock } from '../../lib/clock.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Host, RelayListen } from '../host/ports.js';
-import { desiredState, InvalidConfigError, type AgentSettings, type DesiredState, type FirewallRenderer } from './desired.js';
+import {
+  desiredState,
+  InvalidConfigError,
+  type AgentSettings,
+  type DesiredState,
+  type FirewallRenderer,
+} from './desired.js';
 import { describeStep, plan, type FirewallRecord, type ObservedState, type Step } from './plan.js';
 import { RunPrep, stepName, stepPhases, toFailure, type ApplyFailure } from './phases.js';
 import { HostReader, type HostReading } from './reading.js';
@@ -102,9 +108,16 @@ export class Reconciler {
   private timer: unknown = null;
   private isStarted = false;
   private readonly st = {
-    generationSeen: 0n, generationApplied: 0n, contentHashApplied: '',
-    lastApplyAtMs: null as number | null, lastApplyDurationMs: null as number | null, lastStepCount: 0,
-    consecutiveFailures: 0, nextRetryAtMs: null as number | null, runsTotal: 0, applyErrorsTotal: 0,
+    generationSeen: 0n,
+    generationApplied: 0n,
+    contentHashApplied: '',
+    lastApplyAtMs: null as number | null,
+    lastApplyDurationMs: null as number | null,
+    lastStepCount: 0,
+    consecutiveFailures: 0,
+    nextRetryAtMs: null as number | null,
+    runsTotal: 0,
+    applyErrorsTotal: 0,
   };
 
   constructor(opts: ReconcilerOptions) {
@@ -133,8 +146,13 @@ export class Reconciler {
       next = desiredState(config, this.settings, this.renderFirewall);
     } catch (e) {
       if (!(e instanceof InvalidConfigError)) throw e;
-      this.configErrors = [{ step: 'config', command: '', exitCode: -1, stderr: e.message, isTerminal: true, message: e.message }];
-      this.log.error({ generation: String(config.generation), details: e.details }, 'config is invalid; keeping the previous one');
+      this.configErrors = [
+        { step: 'config', command: '', exitCode: -1, stderr: e.message, isTerminal: true, message: e.message },
+      ];
+      this.log.error(
+        { generation: String(config.generation), details: e.details },
+        'config is invalid; keeping the previous one',
+      );
       this.reader.dropEarly(); // no run comes of it
       return { isChanged: false, error: e };
     }
@@ -144,7 +162,8 @@ export class Reconciler {
     for (const g of next.gateways ?? []) this.knownGateways.add(g);
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
-      if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash) this.st.generationApplied = next.generation;
+      if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash)
+        this.st.generationApplied = next.generation;
       this.reader.dropEarly(); // no run comes of it
       return { isChanged: false };
     }
@@ -272,10 +291,14 @@ export class Reconciler {
   private async applyStep(step: Step, prep: RunPrep): Promise<void> {
     const h = this.host;
     switch (step.kind) {
-      case 'wireguard.create': return h.wireguard.create(step.ifname, step.mode);
-      case 'link.up': return h.links.setUp(step.ifname, step.mtu);
-      case 'address.add': return h.links.addAddress(step.ifname, step.cidr);
-      case 'address.del': return h.links.delAddress(step.ifname, step.cidr);
+      case 'wireguard.create':
+        return h.wireguard.create(step.ifname, step.mode);
+      case 'link.up':
+        return h.links.setUp(step.ifname, step.mtu);
+      case 'address.add':
+        return h.links.addAddress(step.ifname, step.cidr);
+      case 'address.del':
+        return h.links.delAddress(step.ifname, step.cidr);
       case 'firewall.replace': {
         this.firewallRecord = null;
         const fingerprint = await h.firewall.replace(step.ruleset, { whileCommitting: () => prep.run() });
@@ -283,15 +306,22 @@ export class Reconciler {
         await this.forgetChangedRelayFlows(step.relay ?? new Map());
         return;
       }
-      case 'wireguard.sync': return h.wireguard.sync(step.ifname, step.device);
-      case 'routes': return h.routes.apply(prep.routeChanges(step));
-      case 'sysctl.set': return h.sysctl.set(step.key, step.value);
+      case 'wireguard.sync':
+        return h.wireguard.sync(step.ifname, step.device);
+      case 'routes':
+        return h.routes.apply(prep.routeChanges(step));
+      case 'sysctl.set':
+        return h.sysctl.set(step.key, step.value);
       case 'gateway.add': {
-        if (step.ifname === '') throw new Error(`gateway ${step.cidr}: no interface of this box has an address in its network; give the LAN interface an address there`);
+        if (step.ifname === '')
+          throw new Error(
+            `gateway ${step.cidr}: no interface of this box has an address in its network; give the LAN interface an address there`,
+          );
         if (!h.links.addGateway) throw new Error('this host cannot add gateway addresses');
         return h.links.addGateway(step.ifname, step.cidr);
       }
-      case 'gateway.del': return h.links.delAddress(step.ifname, step.cidr);
+      case 'gateway.del':
+        return h.links.delAddress(step.ifname, step.cidr);
     }
   }
 
@@ -312,15 +342,21 @@ export class Reconciler {
     try {
       const early = await this.reader.takeEarly(desired, this.st.runsTotal);
       await this.reader.settleDropped();
-      const reading = early ?? await this.reader.readFor(desired);
+      const reading = early ?? (await this.reader.readFor(desired));
       steps = plan(desired, this.assemble(reading, isClaimAllowed));
     } catch (e) {
       errors.push(toFailure('observe', e));
     }
-    errors.push(...await this.applySteps(steps));
+    errors.push(...(await this.applySteps(steps)));
     const endMs = this.clock.nowMs();
     const outcome: ApplyOutcome = {
-      generation: desired.generation, contentHash: desired.contentHash, trigger, steps, errors, atMs: endMs, durationMs: endMs - startMs,
+      generation: desired.generation,
+      contentHash: desired.contentHash,
+      trigger,
+      steps,
+      errors,
+      atMs: endMs,
+      durationMs: endMs - startMs,
     };
     this.record(outcome);
     return outcome;
@@ -337,24 +373,38 @@ export class Reconciler {
     const prep = new RunPrep(this.host, steps);
     for (const lanes of stepPhases(steps)) {
       if (lanes.some((lane) => lane.some((s) => RunPrep.isPrepared(s)))) prep.run();
-      await Promise.all(lanes.map(async (lane) => {
-        for (const step of lane) {
-          try {
-            await this.applyStep(step, prep);
-          } catch (e) {
-            const f = toFailure(stepName(step), e);
-            failures.set(step, f);
-            this.log.warn({ step: describeStep(step), command: f.command, exitCode: f.exitCode, stderr: f.stderr, isCrosslink: isCrosslinkError(e) }, 'step failed');
+      await Promise.all(
+        lanes.map(async (lane) => {
+          for (const step of lane) {
+            try {
+              await this.applyStep(step, prep);
+            } catch (e) {
+              const f = toFailure(stepName(step), e);
+              failures.set(step, f);
+              this.log.warn(
+                {
+                  step: describeStep(step),
+                  command: f.command,
+                  exitCode: f.exitCode,
+                  stderr: f.stderr,
+                  isCrosslink: isCrosslinkError(e),
+                },
+                'step failed',
+              );
+            }
           }
-        }
-      }));
+        }),
+      );
     }
     return steps.flatMap((step) => failures.get(step) ?? []);
   }
 
   /** Counts a finished run, schedules the next one and tells the listeners. */
   private record(outcome: ApplyOutcome): void {
-    const { steps: { length: stepCount }, atMs: endMs } = outcome;
+    const {
+      steps: { length: stepCount },
+      atMs: endMs,
+    } = outcome;
     this.st.runsTotal++;
     this.st.lastStepCount = stepCount;
     this.st.lastApplyAtMs = endMs;
@@ -368,13 +418,25 @@ export class Reconciler {
       this.st.nextRetryAtMs = null;
       this.backoff.reset();
       this.schedule(this.resyncIntervalMs);
-      if (stepCount > 0) this.log.info({ generation: String(outcome.generation), steps: stepCount, trigger: outcome.trigger, durationMs: outcome.durationMs }, 'applied plan');
+      if (stepCount > 0)
+        this.log.info(
+          {
+            generation: String(outcome.generation),
+            steps: stepCount,
+            trigger: outcome.trigger,
+            durationMs: outcome.durationMs,
+          },
+          'applied plan',
+        );
     } else {
       this.st.consecutiveFailures++;
       const delayMs = Math.min(this.backoff.next(), this.resyncIntervalMs);
       this.st.nextRetryAtMs = endMs + delayMs;
       this.schedule(delayMs);
-      this.log.warn({ generation: String(outcome.generation), failed: outcome.errors.length, steps: stepCount, retryInMs: delayMs }, 'apply incomplete; will retry');
+      this.log.warn(
+        { generation: String(outcome.generation), failed: outcome.errors.length, steps: stepCount, retryInMs: delayMs },
+        'apply incomplete; will retry',
+      );
     }
     for (const l of this.listeners) {
       try {

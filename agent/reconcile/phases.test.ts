@@ -15,15 +15,18 @@ const fresh: Step[] = [
   { kind: 'gateway.add', ifname: 'lan0', cidr: '10.1.0.1/24' },
 ];
 
-t.test('a fresh box: interface and firewall together, then peers and routes together, then forwarding, then gateways', async (t) => {
-  const kinds = stepPhases(fresh).map((lanes) => lanes.map((lane) => lane.map((s) => s.kind)));
-  t.same(kinds, [
-    [['wireguard.create', 'link.up', 'address.add'], ['firewall.replace']],
-    [['wireguard.sync'], ['routes']],
-    [['sysctl.set']],
-    [['gateway.add']],
-  ]);
-});
+t.test(
+  'a fresh box: interface and firewall together, then peers and routes together, then forwarding, then gateways',
+  async (t) => {
+    const kinds = stepPhases(fresh).map((lanes) => lanes.map((lane) => lane.map((s) => s.kind)));
+    t.same(kinds, [
+      [['wireguard.create', 'link.up', 'address.add'], ['firewall.replace']],
+      [['wireguard.sync'], ['routes']],
+      [['sysctl.set']],
+      [['gateway.add']],
+    ]);
+  },
+);
 
 t.test('every step exactly once, and the firewall phase before anything that lets traffic through', async (t) => {
   // Every subset of the fresh plan, in plan order.
@@ -33,7 +36,10 @@ t.test('every step exactly once, and the firewall phase before anything that let
     const flat = phases.flat(2);
     t.equal(flat.length, steps.length);
     t.ok(steps.every((s) => flat.includes(s)));
-    t.ok(phases.every((lanes) => lanes.length > 0 && lanes.every((l) => l.length > 0)), 'no empty phase or lane');
+    t.ok(
+      phases.every((lanes) => lanes.length > 0 && lanes.every((l) => l.length > 0)),
+      'no empty phase or lane',
+    );
     const phaseOf = (kind: string) => phases.findIndex((lanes) => lanes.some((l) => l.some((s) => s.kind === kind)));
     const fw = phaseOf('firewall.replace');
     if (fw >= 0) {

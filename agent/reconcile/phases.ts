@@ -21,12 +21,22 @@ export interface ApplyFailure {
 
 export function stepName(s: Step): string {
   switch (s.kind) {
-    case 'link.up': return 'link';
-    case 'address.add': case 'address.del': return 'address';
-    case 'firewall.replace': return 'firewall';
-    case 'sysctl.set': return 'sysctl';
-    case 'gateway.add': case 'gateway.del': return 'gateway';
-    case 'wireguard.create': case 'wireguard.sync': case 'routes': return s.kind;
+    case 'link.up':
+      return 'link';
+    case 'address.add':
+    case 'address.del':
+      return 'address';
+    case 'firewall.replace':
+      return 'firewall';
+    case 'sysctl.set':
+      return 'sysctl';
+    case 'gateway.add':
+    case 'gateway.del':
+      return 'gateway';
+    case 'wireguard.create':
+    case 'wireguard.sync':
+    case 'routes':
+      return s.kind;
   }
 }
 
@@ -53,7 +63,14 @@ export function stepPhases(steps: readonly Step[]): Step[][][] {
 
 export function toFailure(step: string, e: unknown): ApplyFailure {
   if (e instanceof HostCommandError) {
-    return { step, command: e.argv.join(' '), exitCode: e.exitCode, stderr: e.stderr, isTerminal: false, message: e.message };
+    return {
+      step,
+      command: e.argv.join(' '),
+      exitCode: e.exitCode,
+      stderr: e.stderr,
+      isTerminal: false,
+      message: e.message,
+    };
   }
   const message = e instanceof Error ? e.message : String(e);
   return { step, command: '', exitCode: -1, stderr: message, isTerminal: false, message };
@@ -70,7 +87,10 @@ export class RunPrep {
   private isDone = false;
   private readonly changes = new Map<Step, RouteChanges>();
 
-  constructor(private readonly host: Host, private readonly steps: readonly Step[]) {}
+  constructor(
+    private readonly host: Host,
+    private readonly steps: readonly Step[],
+  ) {}
 
   static isPrepared(s: Step): boolean {
     return s.kind === 'wireguard.sync' || s.kind === 'routes';

@@ -3,7 +3,16 @@
 // yields no steps, so a reconcile with nothing to do issues no write command.
 import { compareText, isInNetworkOf, isLiteralEndpoint } from '../host/canonical.js';
 import type {
-  DesiredState, FirewallObserved, InterfaceAddress, LinkObserved, RouteObserved, WgDeviceDesired, WgDeviceObserved, WgPeerDesired, WgPeerObserved, WireGuardMode,
+  DesiredState,
+  FirewallObserved,
+  InterfaceAddress,
+  LinkObserved,
+  RouteObserved,
+  WgDeviceDesired,
+  WgDeviceObserved,
+  WgPeerDesired,
+  WgPeerObserved,
+  WireGuardMode,
 } from './desired.js';
 
 /** What the reconciler remembers about its own last firewall write. */
@@ -41,7 +50,13 @@ export type Step =
   | { kind: 'link.up'; ifname: string; mtu: number }
   | { kind: 'address.add'; ifname: string; cidr: string }
   | { kind: 'address.del'; ifname: string; cidr: string }
-  | { kind: 'firewall.replace'; ruleset: string; hash: string; reason: 'missing' | 'changed' | 'drift'; relay?: DesiredState['firewall']['relay'] }
+  | {
+      kind: 'firewall.replace';
+      ruleset: string;
+      hash: string;
+      reason: 'missing' | 'changed' | 'drift';
+      relay?: DesiredState['firewall']['relay'];
+    }
   | { kind: 'wireguard.sync'; ifname: string; device: WgDeviceDesired }
   | { kind: 'routes'; add: RouteObserved[]; del: RouteObserved[] }
   | { kind: 'sysctl.set'; key: string; value: string }
@@ -54,16 +69,26 @@ export type StepKind = Step['kind'];
 /** One line per step for logs and tests; never contains a key or the ruleset text. */
 export function describeStep(s: Step): string {
   switch (s.kind) {
-    case 'wireguard.create': return `create ${s.ifname} (${s.mode})`;
-    case 'link.up': return `up ${s.ifname} mtu ${s.mtu}`;
-    case 'address.add': return `address add ${s.cidr} dev ${s.ifname}`;
-    case 'address.del': return `address del ${s.cidr} dev ${s.ifname}`;
-    case 'firewall.replace': return `firewall replace (${s.reason})`;
-    case 'wireguard.sync': return `wg sync ${s.ifname} (${s.device.peers.length} peers, port ${s.device.listenPort})`;
-    case 'routes': return `routes add ${s.add.map((r) => r.prefix).join(',') || '-'} del ${s.del.map((r) => r.prefix).join(',') || '-'}`;
-    case 'sysctl.set': return `sysctl ${s.key}=${s.value}`;
-    case 'gateway.add': return `gateway add ${s.cidr} dev ${s.ifname || '(no LAN in its network)'}`;
-    case 'gateway.del': return `gateway del ${s.cidr} dev ${s.ifname}`;
+    case 'wireguard.create':
+      return `create ${s.ifname} (${s.mode})`;
+    case 'link.up':
+      return `up ${s.ifname} mtu ${s.mtu}`;
+    case 'address.add':
+      return `address add ${s.cidr} dev ${s.ifname}`;
+    case 'address.del':
+      return `address del ${s.cidr} dev ${s.ifname}`;
+    case 'firewall.replace':
+      return `firewall replace (${s.reason})`;
+    case 'wireguard.sync':
+      return `wg sync ${s.ifname} (${s.device.peers.length} peers, port ${s.device.listenPort})`;
+    case 'routes':
+      return `routes add ${s.add.map((r) => r.prefix).join(',') || '-'} del ${s.del.map((r) => r.prefix).join(',') || '-'}`;
+    case 'sysctl.set':
+      return `sysctl ${s.key}=${s.value}`;
+    case 'gateway.add':
+      return `gateway add ${s.cidr} dev ${s.ifname || '(no LAN in its network)'}`;
+    case 'gateway.del':
+      return `gateway del ${s.cidr} dev ${s.ifname}`;
   }
 }
 
@@ -90,7 +115,10 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /** True when the live device differs from the desired one in anything `wg syncconf` sets. */
-export function wireguardDiffers(desired: WgDeviceDesired & { publicKey: string }, observed: WgDeviceObserved): boolean {
+export function wireguardDiffers(
+  desired: WgDeviceDesired & { publicKey: string },
+  observed: WgDeviceObserved,
+): boolean {
   if (observed.listenPort !== desired.listenPort || observed.publicKey !== desired.publicKey) return true;
   if (observed.peers.length !== desired.peers.length) return true;
   const byKey = new Map(observed.peers.map((p) => [p.publicKey, p]));
@@ -117,7 +145,8 @@ export function plan(desired: DesiredState, observed: ObservedState): Step[] {
 
   const have = new Set(link.addresses);
   const want = new Set(desired.addresses);
-  for (const cidr of [...desired.addresses].sort(compareText)) if (!have.has(cidr)) steps.push({ kind: 'address.add', ifname, cidr });
+  for (const cidr of [...desired.addresses].sort(compareText))
+    if (!have.has(cidr)) steps.push({ kind: 'address.add', ifname, cidr });
   for (const cidr of [...link.addresses].sort(compareText)) {
     if (!want.has(cidr) && !isLinkLocal(cidr)) steps.push({ kind: 'address.del', ifname, cidr });
   }
@@ -127,7 +156,13 @@ export function plan(desired: DesiredState, observed: ObservedState): Step[] {
   const fw = firewallReason(desired, observed);
   if (fw) {
     const relay = desired.firewall.relay;
-    steps.push({ kind: 'firewall.replace', ruleset: desired.firewall.ruleset, hash: desired.firewall.hash, reason: fw, ...(relay ? { relay } : {}) });
+    steps.push({
+      kind: 'firewall.replace',
+      ruleset: desired.firewall.ruleset,
+      hash: desired.firewall.hash,
+      reason: fw,
+      ...(relay ? { relay } : {}),
+    });
   }
 
   // Only when something differs: `wg syncconf` keeps unchanged peers' sessions, but a no-op must
@@ -165,7 +200,8 @@ function gatewaySteps(desired: DesiredState, observed: ObservedState): Step[] {
   const steps: Step[] = [];
   for (const a of lan) {
     // Also on the wrong interface (the LAN moved): remove there, add on the right one.
-    if (owned.has(a.cidr) && (!want.includes(a.cidr) || placeFor(a.cidr, lan, owned) !== a.ifname)) steps.push({ kind: 'gateway.del', ifname: a.ifname, cidr: a.cidr });
+    if (owned.has(a.cidr) && (!want.includes(a.cidr) || placeFor(a.cidr, lan, owned) !== a.ifname))
+      steps.push({ kind: 'gateway.del', ifname: a.ifname, cidr: a.cidr });
   }
   for (const cidr of want) {
     const ifname = placeFor(cidr, lan, owned);

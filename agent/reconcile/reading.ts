@@ -25,10 +25,17 @@ export class HostReader {
   private dropped: Promise<HostReading> | null = null;
 
   /** `knownGateways`: the reconciler's gateway addresses of every desired state seen (live). */
-  constructor(private readonly host: Host, private readonly interfaceName: string, private readonly knownGateways: ReadonlySet<string>) {}
+  constructor(
+    private readonly host: Host,
+    private readonly interfaceName: string,
+    private readonly knownGateways: ReadonlySet<string>,
+  ) {}
 
   readFor(desired: DesiredState): Promise<HostReading> {
-    return this.read(desired.interfaceName, desired.sysctls.map(({ key }) => key));
+    return this.read(
+      desired.interfaceName,
+      desired.sysctls.map(({ key }) => key),
+    );
   }
 
   /** Reads the host: every command at once. */
@@ -44,7 +51,9 @@ export class HostReader {
       this.knownGateways.size > 0 && links.observeAll ? links.observeAll() : Promise.resolve(undefined),
     ]);
     const sysctls: Record<string, string> = {};
-    sysctlKeys.forEach((key, i) => { sysctls[key] = sysctlValues[i] ?? ''; });
+    sysctlKeys.forEach((key, i) => {
+      sysctls[key] = sysctlValues[i] ?? '';
+    });
     return { wireguard, link, routes, firewall, sysctls, interfaceAddresses };
   }
 
@@ -66,7 +75,9 @@ export class HostReader {
     const e = this.early;
     this.early = null;
     if (!e) return null;
-    const isUsable = e.runNo === runNo && desired.interfaceName === this.interfaceName &&
+    const isUsable =
+      e.runNo === runNo &&
+      desired.interfaceName === this.interfaceName &&
       desired.sysctls.every(({ key }) => EARLY_SYSCTL_KEYS.includes(key));
     if (!isUsable) {
       this.dropped = e.reading;

@@ -1,7 +1,13 @@
 // Named configs and helpers shared by the agent's tests (not loaded by the agent itself).
 import { create, toJsonString } from '@bufbuild/protobuf';
 import {
-  AgentConfigSchema, FirewallSchema, FlowRuleSchema, PeerSchema, PortRangeSchema, type AgentConfig, type Firewall,
+  AgentConfigSchema,
+  FirewallSchema,
+  FlowRuleSchema,
+  PeerSchema,
+  PortRangeSchema,
+  type AgentConfig,
+  type Firewall,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { FakeHost } from '../host/fake-host.js';
 import { wgPublicKey } from '../host/wg-key.js';
@@ -30,14 +36,15 @@ export const stubRenderFirewall: FirewallRenderer = (fw: Firewall, { wgInterface
 /** The fake host the reconciler's tests run against, holding SETTINGS' private key. */
 export const fakeHost = (): FakeHost => new FakeHost({ readPrivateKey: () => Promise.resolve(`${PRIVATE_KEY}\n`) });
 
-const peer = (n: number, allowed: string[], endpoint = `192.0.2.${n}:51820`) => create(PeerSchema, {
-  name: `peer-${n}`,
-  publicKey: keyOf(n + 10),
-  endpoint,
-  persistentKeepaliveSeconds: 25,
-  allowedIps: allowed,
-  overlayIp: allowed[0]!.split('/')[0]!,
-});
+const peer = (n: number, allowed: string[], endpoint = `192.0.2.${n}:51820`) =>
+  create(PeerSchema, {
+    name: `peer-${n}`,
+    publicKey: keyOf(n + 10),
+    endpoint,
+    persistentKeepaliveSeconds: 25,
+    allowedIps: allowed,
+    overlayIp: allowed[0]!.split('/')[0]!,
+  });
 
 export function config(gen: number, partial: Partial<Omit<AgentConfig, '$typeName'>> = {}): AgentConfig {
   return create(AgentConfigSchema, {
@@ -49,15 +56,28 @@ export function config(gen: number, partial: Partial<Omit<AgentConfig, '$typeNam
   });
 }
 
-const firewall = (masquerade: string[] = []) => create(FirewallSchema, {
-  outbound: [create(FlowRuleSchema, {
-    rule: 'gp-to-council', sources: ['10.20.1.0/24'], destinations: ['172.16.5.0/24'], protocol: 'tcp',
-    ports: [create(PortRangeSchema, { first: 443, last: 443 })],
-  })],
-  inbound: [create(FlowRuleSchema, { rule: 'council-ping', sources: ['172.16.5.0/24'], destinations: ['10.20.1.0/24'], protocol: 'icmp' })],
-  localPrefixes: ['10.20.1.0/24'],
-  masquerade,
-});
+const firewall = (masquerade: string[] = []) =>
+  create(FirewallSchema, {
+    outbound: [
+      create(FlowRuleSchema, {
+        rule: 'gp-to-council',
+        sources: ['10.20.1.0/24'],
+        destinations: ['172.16.5.0/24'],
+        protocol: 'tcp',
+        ports: [create(PortRangeSchema, { first: 443, last: 443 })],
+      }),
+    ],
+    inbound: [
+      create(FlowRuleSchema, {
+        rule: 'council-ping',
+        sources: ['172.16.5.0/24'],
+        destinations: ['10.20.1.0/24'],
+        protocol: 'icmp',
+      }),
+    ],
+    localPrefixes: ['10.20.1.0/24'],
+    masquerade,
+  });
 
 /** The named states the transition tests walk between ("torn down" is reached with teardown()). */
 export const NAMED: Record<string, AgentConfig> = {

@@ -38,37 +38,140 @@ t.test('the field walk covers the whole schema (else the memo compares wire byte
 });
 
 t.test('a change in any field of the firewall renders again', async (t) => {
-  const base = () => firewall({
-    outbound: [flow('web', ['10.1.0.0/24'], ['10.2.0.0/24'], 'tcp', [443, [8000, 8080]])],
-    inbound: [flow('ping', ['10.2.0.0/24', '10.3.0.0/24'], ['10.1.0.0/24'], 'icmp')],
-    local: [flow('lan', ['10.1.0.0/24'], ['10.4.0.0/24'], 'any')],
-    masquerade: ['10.4.0.0/24'],
-    localPrefixes: ['10.1.0.0/24', '10.4.0.0/24'],
-    relay: [create(RelayForwardSchema, {
-      source: '172.31.1.2:51820', listen: '172.31.1.9:51900', target: '172.30.1.3:51820', snat: '172.30.1.9:51900', fromAgent: 'gp', toAgent: 'civic',
-    })],
-  });
+  const base = () =>
+    firewall({
+      outbound: [flow('web', ['10.1.0.0/24'], ['10.2.0.0/24'], 'tcp', [443, [8000, 8080]])],
+      inbound: [flow('ping', ['10.2.0.0/24', '10.3.0.0/24'], ['10.1.0.0/24'], 'icmp')],
+      local: [flow('lan', ['10.1.0.0/24'], ['10.4.0.0/24'], 'any')],
+      masquerade: ['10.4.0.0/24'],
+      localPrefixes: ['10.1.0.0/24', '10.4.0.0/24'],
+      relay: [
+        create(RelayForwardSchema, {
+          source: '172.31.1.2:51820',
+          listen: '172.31.1.9:51900',
+          target: '172.30.1.3:51820',
+          snat: '172.30.1.9:51900',
+          fromAgent: 'gp',
+          toAgent: 'civic',
+        }),
+      ],
+    });
   const changes: Array<[string, (fw: Firewall) => void]> = [
-    ['rule name', (fw) => { fw.outbound[0]!.rule = 'web2'; }],
-    ['protocol', (fw) => { fw.outbound[0]!.protocol = 'udp'; }],
-    ['a source', (fw) => { fw.inbound[0]!.sources[1] = '10.3.1.0/24'; }],
-    ['one source fewer', (fw) => { fw.inbound[0]!.sources.pop(); }],
-    ['a destination', (fw) => { fw.local[0]!.destinations[0] = '10.5.0.0/24'; }],
-    ['a first port', (fw) => { fw.outbound[0]!.ports[1]!.first = 8001; }],
-    ['a last port', (fw) => { fw.outbound[0]!.ports[1]!.last = 8081; }],
-    ['one port range fewer', (fw) => { fw.outbound[0]!.ports.pop(); }],
-    ['a rule moved to another direction', (fw) => { fw.inbound.push(fw.outbound.pop()!); }],
-    ['a rule more', (fw) => { fw.local.push(flow('x', [], [], 'any')); }],
-    ['masquerade', (fw) => { fw.masquerade[0] = '10.4.1.0/24'; }],
-    ['local prefixes', (fw) => { fw.localPrefixes.push('10.6.0.0/24'); }],
-    ['a relay target', (fw) => { fw.relay[0]!.target = '172.30.1.4:51820'; }],
-    ['a relay snat', (fw) => { fw.relay[0]!.snat = '172.30.1.9:51901'; }],
-    ['a relay source', (fw) => { fw.relay[0]!.source = '172.31.1.2:51821'; }],
-    ['a relay listen', (fw) => { fw.relay[0]!.listen = '172.31.1.9:51901'; }],
-    ['a relay agent name', (fw) => { fw.relay[0]!.toAgent = 'civic2'; }],
-    ['no relay', (fw) => { fw.relay.pop(); }],
+    [
+      'rule name',
+      (fw) => {
+        fw.outbound[0]!.rule = 'web2';
+      },
+    ],
+    [
+      'protocol',
+      (fw) => {
+        fw.outbound[0]!.protocol = 'udp';
+      },
+    ],
+    [
+      'a source',
+      (fw) => {
+        fw.inbound[0]!.sources[1] = '10.3.1.0/24';
+      },
+    ],
+    [
+      'one source fewer',
+      (fw) => {
+        fw.inbound[0]!.sources.pop();
+      },
+    ],
+    [
+      'a destination',
+      (fw) => {
+        fw.local[0]!.destinations[0] = '10.5.0.0/24';
+      },
+    ],
+    [
+      'a first port',
+      (fw) => {
+        fw.outbound[0]!.ports[1]!.first = 8001;
+      },
+    ],
+    [
+      'a last port',
+      (fw) => {
+        fw.outbound[0]!.ports[1]!.last = 8081;
+      },
+    ],
+    [
+      'one port range fewer',
+      (fw) => {
+        fw.outbound[0]!.ports.pop();
+      },
+    ],
+    [
+      'a rule moved to another direction',
+      (fw) => {
+        fw.inbound.push(fw.outbound.pop()!);
+      },
+    ],
+    [
+      'a rule more',
+      (fw) => {
+        fw.local.push(flow('x', [], [], 'any'));
+      },
+    ],
+    [
+      'masquerade',
+      (fw) => {
+        fw.masquerade[0] = '10.4.1.0/24';
+      },
+    ],
+    [
+      'local prefixes',
+      (fw) => {
+        fw.localPrefixes.push('10.6.0.0/24');
+      },
+    ],
+    [
+      'a relay target',
+      (fw) => {
+        fw.relay[0]!.target = '172.30.1.4:51820';
+      },
+    ],
+    [
+      'a relay snat',
+      (fw) => {
+        fw.relay[0]!.snat = '172.30.1.9:51901';
+      },
+    ],
+    [
+      'a relay source',
+      (fw) => {
+        fw.relay[0]!.source = '172.31.1.2:51821';
+      },
+    ],
+    [
+      'a relay listen',
+      (fw) => {
+        fw.relay[0]!.listen = '172.31.1.9:51901';
+      },
+    ],
+    [
+      'a relay agent name',
+      (fw) => {
+        fw.relay[0]!.toAgent = 'civic2';
+      },
+    ],
+    [
+      'no relay',
+      (fw) => {
+        fw.relay.pop();
+      },
+    ],
     // A string moved from the end of one list to the start of the next must not look equal.
-    ['a prefix moved between lists', (fw) => { fw.masquerade.push(fw.localPrefixes.shift()!); }],
+    [
+      'a prefix moved between lists',
+      (fw) => {
+        fw.masquerade.push(fw.localPrefixes.shift()!);
+      },
+    ],
   ];
   let renders = 0;
   const render = memoizeFirewallRenderer(() => `r${++renders}`);

@@ -10,7 +10,15 @@
 // reads them. Should the schema gain a field the walk does not know, the memo falls back to
 // comparing wire bytes (and render-memo.test.ts fails, as a reminder to extend the walk).
 import { toBinary, type DescMessage } from '@bufbuild/protobuf';
-import { FirewallSchema, FlowRuleSchema, PortRangeSchema, RelayForwardSchema, type Firewall, type FlowRule, type RelayForward } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  FirewallSchema,
+  FlowRuleSchema,
+  PortRangeSchema,
+  RelayForwardSchema,
+  type Firewall,
+  type FlowRule,
+  type RelayForward,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { FirewallRenderer } from './desired.js';
 
 type Flat = Array<string | number>;
@@ -75,9 +83,11 @@ export function matchesFlat(flat: Flat, fw: Firewall): boolean {
     if (flat[at++] !== list.length) return false;
     for (let i = 0; i < list.length; i++) {
       const r = list[i]!;
-      if (flat[at++] !== r.rule || flat[at++] !== r.protocol || !strings(r.sources) || !strings(r.destinations)) return false;
+      if (flat[at++] !== r.rule || flat[at++] !== r.protocol || !strings(r.sources) || !strings(r.destinations))
+        return false;
       if (flat[at++] !== r.ports.length) return false;
-      for (let j = 0; j < r.ports.length; j++) if (flat[at++] !== r.ports[j]!.first || flat[at++] !== r.ports[j]!.last) return false;
+      for (let j = 0; j < r.ports.length; j++)
+        if (flat[at++] !== r.ports[j]!.first || flat[at++] !== r.ports[j]!.last) return false;
     }
     return true;
   };
@@ -90,14 +100,24 @@ export function matchesFlat(flat: Flat, fw: Firewall): boolean {
     }
     return true;
   };
-  return rules(fw.outbound) && rules(fw.inbound) && rules(fw.local) && strings(fw.masquerade) && strings(fw.localPrefixes) && relay(fw.relay) && at === flat.length;
+  return (
+    rules(fw.outbound) &&
+    rules(fw.inbound) &&
+    rules(fw.local) &&
+    strings(fw.masquerade) &&
+    strings(fw.localPrefixes) &&
+    relay(fw.relay) &&
+    at === flat.length
+  );
 }
 
 /** What is kept of the last rendered message: its flat walk, or (schema not covered) its bytes. */
 type Key = { kind: 'flat'; flat: Flat } | { kind: 'bytes'; bytes: Uint8Array };
 
 const keyOf = (fw: Firewall): Key =>
-  isFirewallWalkComplete ? { kind: 'flat', flat: flattenFirewall(fw) } : { kind: 'bytes', bytes: toBinary(FirewallSchema, fw) };
+  isFirewallWalkComplete
+    ? { kind: 'flat', flat: flattenFirewall(fw) }
+    : { kind: 'bytes', bytes: toBinary(FirewallSchema, fw) };
 
 const matchesKey = (key: Key, fw: Firewall): boolean =>
   key.kind === 'flat' ? matchesFlat(key.flat, fw) : Buffer.compare(key.bytes, toBinary(FirewallSchema, fw)) === 0;

@@ -6,22 +6,67 @@ import type { AgentStatus } from '../../agent/health/status-server.js';
 import { formatStatus, runAgentStatus, runConfigCheck } from './agent.js';
 
 const STATUS: AgentStatus = {
-  name: 'leeds-gw', version: '0.1.0', interface: 'crosslink0', publicKey: 'k', overlayAddress: '100.64.0.7/10',
-  controller: { url: 'https://ctl:8443', isConnected: false, staleSince: '2026-01-01T10:00:00.000Z', staleSeconds: 95, reason: 'no heartbeat for 90 s' },
+  name: 'leeds-gw',
+  version: '0.1.0',
+  interface: 'crosslink0',
+  publicKey: 'k',
+  overlayAddress: '100.64.0.7/10',
+  controller: {
+    url: 'https://ctl:8443',
+    isConnected: false,
+    staleSince: '2026-01-01T10:00:00.000Z',
+    staleSeconds: 95,
+    reason: 'no heartbeat for 90 s',
+  },
   generation: { seen: 43, applied: 41, desired: 43 },
   lastApply: { at: '2026-01-01T10:01:00.000Z', durationMs: 12, steps: 3 },
   isApplied: false,
-  errors: [{ step: 'firewall', command: 'nft -f /tmp/r.nft', exitCode: 1, stderr: 'Error: syntax error\nmore', isTerminal: false, message: 'x' }],
+  errors: [
+    {
+      step: 'firewall',
+      command: 'nft -f /tmp/r.nft',
+      exitCode: 1,
+      stderr: 'Error: syntax error\nmore',
+      isTerminal: false,
+      message: 'x',
+    },
+  ],
   peers: [
-    { name: 'york-gw', publicKey: 'a', endpoint: '192.0.2.9:51820', latestHandshake: null, latestHandshakeUnix: 0, handshakeAgeSeconds: 12, rxBytes: 2048, txBytes: 10 },
-    { name: 'hull-gw', publicKey: 'b', endpoint: '', latestHandshake: null, latestHandshakeUnix: 0, handshakeAgeSeconds: null, rxBytes: 0, txBytes: 0 },
+    {
+      name: 'york-gw',
+      publicKey: 'a',
+      endpoint: '192.0.2.9:51820',
+      latestHandshake: null,
+      latestHandshakeUnix: 0,
+      handshakeAgeSeconds: 12,
+      rxBytes: 2048,
+      txBytes: 10,
+    },
+    {
+      name: 'hull-gw',
+      publicKey: 'b',
+      endpoint: '',
+      latestHandshake: null,
+      latestHandshakeUnix: 0,
+      handshakeAgeSeconds: null,
+      rxBytes: 0,
+      txBytes: 0,
+    },
   ],
 };
 
 function io(response: () => Promise<Response>) {
   const out: string[] = [];
   const err: string[] = [];
-  return { out, err, io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s), fetch: (async () => response()) as typeof fetch } };
+  return {
+    out,
+    err,
+    io: {
+      out: (s: string) => out.push(s),
+      err: (s: string) => err.push(s),
+      fetch: (async () => response()) as typeof fetch,
+    },
+  };
 }
 
 t.test('status table says what is wrong', async (t) => {
@@ -36,11 +81,18 @@ t.test('status table says what is wrong', async (t) => {
 t.test('status exit codes', async (t) => {
   const degraded = io(async () => new Response(JSON.stringify(STATUS)));
   t.equal(await runAgentStatus({ statusListen: '127.0.0.1:9474', json: false }, degraded.io), 1);
-  const healthy = { ...STATUS, controller: { ...STATUS.controller, isConnected: true, staleSince: null }, isApplied: true, errors: [] };
+  const healthy = {
+    ...STATUS,
+    controller: { ...STATUS.controller, isConnected: true, staleSince: null },
+    isApplied: true,
+    errors: [],
+  };
   const ok = io(async () => new Response(JSON.stringify(healthy)));
   t.equal(await runAgentStatus({ statusListen: '127.0.0.1:9474', json: true }, ok.io), 0);
   t.same(JSON.parse(ok.out.join('')), healthy);
-  const down = io(async () => { throw new TypeError('fetch failed'); });
+  const down = io(async () => {
+    throw new TypeError('fetch failed');
+  });
   t.equal(await runAgentStatus({ statusListen: '127.0.0.1:9', json: false }, down.io), 2);
   t.match(down.err.join(''), /cannot read http:\/\/127\.0\.0\.1:9\/status: fetch failed \(is the agent running\?\)/);
 });

@@ -6,7 +6,12 @@ import type { Logger } from 'pino';
 import { createLogger } from '../../lib/logger.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import {
-  DEFAULT_CONFIG_FILE, DEFAULT_STATUS_LISTEN, loadAgentConfigFile, resolveAgentOptions, settingsFromFlags, type AgentSettingsInput,
+  DEFAULT_CONFIG_FILE,
+  DEFAULT_STATUS_LISTEN,
+  loadAgentConfigFile,
+  resolveAgentOptions,
+  settingsFromFlags,
+  type AgentSettingsInput,
 } from '../../agent/config.js';
 import type { AgentStatus } from '../../agent/health/status-server.js';
 import { VERSION } from '../version.js';
@@ -42,27 +47,53 @@ async function loadSettings(flags: Flags): Promise<{ file: AgentSettingsInput; f
   return { file, flags: settingsFromFlags(flags) };
 }
 
-const settingFlags = (y: Argv) => y
-  .option('config', { type: 'string', describe: `Agent config file (same keys as these flags; default ${DEFAULT_CONFIG_FILE} if it exists)` })
-  .option('state-dir', { type: 'string', describe: 'Directory for keys, credential and the last config (default /var/lib/crosslink/agent)' })
-  .option('interface', { type: 'string', describe: 'WireGuard interface the agent owns (default crosslink0)' });
+const settingFlags = (y: Argv) =>
+  y
+    .option('config', {
+      type: 'string',
+      describe: `Agent config file (same keys as these flags; default ${DEFAULT_CONFIG_FILE} if it exists)`,
+    })
+    .option('state-dir', {
+      type: 'string',
+      describe: 'Directory for keys, credential and the last config (default /var/lib/crosslink/agent)',
+    })
+    .option('interface', { type: 'string', describe: 'WireGuard interface the agent owns (default crosslink0)' });
 
 // ---------- run ----------
 
 export const runCommand: CommandModule<object, Flags> = {
   command: 'run',
   describe: 'Run the agent: enroll (first time), then keep this box equal to its config',
-  builder: (y) => settingFlags(y)
-    .option('join', { type: 'string', describe: 'Join token (first run only)' })
-    .option('name', { type: 'string', describe: 'Agent name (default: the host name)' })
-    .option('listen-port', { type: 'number', describe: 'WireGuard UDP port (default 51820)' })
-    .option('endpoint', { type: 'string', describe: 'NAME=HOST:PORT other boxes on underlay NAME reach this one at; repeat once per underlay (a bare HOST:PORT is the underlay "default")' })
-    .option('relay', { type: 'boolean', describe: "Consent to relay other boxes' encrypted WireGuard datagrams between this box's underlays (the policy must say relay: true too)" })
-    .option('advertise', { type: 'string', describe: 'Prefixes this box can serve, comma-separated' })
-    .option('status-listen', { type: 'string', describe: `Local status endpoint (default ${DEFAULT_STATUS_LISTEN}; "" = off)` })
-    .option('wireguard', { choices: ['kernel', 'userspace', 'auto'], describe: 'WireGuard implementation (default auto)' })
-    .option('mtu', { type: 'number', describe: 'MTU of the interface (default 1420)' })
-    .option('report-interval-seconds', { type: 'number', describe: "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)" }),
+  builder: (y) =>
+    settingFlags(y)
+      .option('join', { type: 'string', describe: 'Join token (first run only)' })
+      .option('name', { type: 'string', describe: 'Agent name (default: the host name)' })
+      .option('listen-port', { type: 'number', describe: 'WireGuard UDP port (default 51820)' })
+      .option('endpoint', {
+        type: 'string',
+        describe:
+          'NAME=HOST:PORT other boxes on underlay NAME reach this one at; repeat once per underlay (a bare HOST:PORT is the underlay "default")',
+      })
+      .option('relay', {
+        type: 'boolean',
+        describe:
+          "Consent to relay other boxes' encrypted WireGuard datagrams between this box's underlays (the policy must say relay: true too)",
+      })
+      .option('advertise', { type: 'string', describe: 'Prefixes this box can serve, comma-separated' })
+      .option('status-listen', {
+        type: 'string',
+        describe: `Local status endpoint (default ${DEFAULT_STATUS_LISTEN}; "" = off)`,
+      })
+      .option('wireguard', {
+        choices: ['kernel', 'userspace', 'auto'],
+        describe: 'WireGuard implementation (default auto)',
+      })
+      .option('mtu', { type: 'number', describe: 'MTU of the interface (default 1420)' })
+      .option('report-interval-seconds', {
+        type: 'number',
+        describe:
+          "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)",
+      }),
   handler: async (argv) => {
     const log = createLogger({ name: 'crosslink-agent' });
     let host: { close(): void } | null = null;
@@ -86,14 +117,34 @@ export const runCommand: CommandModule<object, Flags> = {
 
 // ---------- status ----------
 
-export interface StatusArgs { statusListen: string; json: boolean; timeoutMs?: number }
+export interface StatusArgs {
+  statusListen: string;
+  json: boolean;
+  timeoutMs?: number;
+}
 
-const age = (s: number | null) => (s === null ? 'never' : s < 120 ? `${Math.round(s)} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`);
-const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(1)} GiB`);
+const age = (s: number | null) =>
+  s === null
+    ? 'never'
+    : s < 120
+      ? `${Math.round(s)} s ago`
+      : s < 7200
+        ? `${Math.round(s / 60)} min ago`
+        : `${Math.round(s / 3600)} h ago`;
+const bytes = (n: number) =>
+  n < 1024
+    ? `${n} B`
+    : n < 1024 ** 2
+      ? `${(n / 1024).toFixed(1)} KiB`
+      : n < 1024 ** 3
+        ? `${(n / 1024 ** 2).toFixed(1)} MiB`
+        : `${(n / 1024 ** 3).toFixed(1)} GiB`;
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => `  ${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`.trimEnd()).join('\n');
+  return rows
+    .map((r) => `  ${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`.trimEnd())
+    .join('\n');
 }
 
 /** Human-readable status. */
@@ -101,11 +152,19 @@ export function formatStatus(s: AgentStatus): string {
   const lines: string[] = [];
   lines.push(`agent       ${s.name} (${s.version})  interface ${s.interface}  overlay ${s.overlayAddress || '-'}`);
   const c = s.controller;
-  lines.push(c.isConnected
-    ? `controller  connected  ${c.url}`
-    : `controller  NOT CONNECTED: config stale since ${c.staleSince} (${Math.round(c.staleSeconds)} s)${c.reason ? `: ${c.reason}` : ''}`);
-  lines.push(`generation  applied ${s.generation.applied}, enforcing ${s.generation.desired}, seen ${s.generation.seen}${s.isApplied ? '' : '  (NOT fully applied)'}`);
-  lines.push(s.lastApply ? `last apply  ${s.lastApply.at} (${s.lastApply.durationMs} ms, ${s.lastApply.steps} steps)` : 'last apply  never');
+  lines.push(
+    c.isConnected
+      ? `controller  connected  ${c.url}`
+      : `controller  NOT CONNECTED: config stale since ${c.staleSince} (${Math.round(c.staleSeconds)} s)${c.reason ? `: ${c.reason}` : ''}`,
+  );
+  lines.push(
+    `generation  applied ${s.generation.applied}, enforcing ${s.generation.desired}, seen ${s.generation.seen}${s.isApplied ? '' : '  (NOT fully applied)'}`,
+  );
+  lines.push(
+    s.lastApply
+      ? `last apply  ${s.lastApply.at} (${s.lastApply.durationMs} ms, ${s.lastApply.steps} steps)`
+      : 'last apply  never',
+  );
   if (s.errors.length === 0) lines.push('errors      none');
   else {
     lines.push(`errors      ${s.errors.length}`);
@@ -117,10 +176,18 @@ export function formatStatus(s: AgentStatus): string {
   if (s.peers.length === 0) lines.push('peers       none');
   else {
     lines.push(`peers       ${s.peers.length}`);
-    lines.push(table([
-      ['NAME', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX'],
-      ...s.peers.map((p) => [p.name, p.endpoint || '-', age(p.handshakeAgeSeconds), bytes(p.rxBytes), bytes(p.txBytes)]),
-    ]));
+    lines.push(
+      table([
+        ['NAME', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX'],
+        ...s.peers.map((p) => [
+          p.name,
+          p.endpoint || '-',
+          age(p.handshakeAgeSeconds),
+          bytes(p.rxBytes),
+          bytes(p.txBytes),
+        ]),
+      ]),
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -135,7 +202,7 @@ export async function runAgentStatus(args: StatusArgs, io: AgentCliIo = realIo):
   try {
     const res = await io.fetch(url, { signal: AbortSignal.timeout(args.timeoutMs ?? 3000) });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    s = await res.json() as AgentStatus;
+    s = (await res.json()) as AgentStatus;
   } catch (e) {
     io.err(`crosslink agent status: cannot read ${url}: ${describeError(e)} (is the agent running?)\n`);
     return 2;
@@ -147,10 +214,14 @@ export async function runAgentStatus(args: StatusArgs, io: AgentCliIo = realIo):
 export const statusCommand: CommandModule<object, Flags> = {
   command: 'status',
   describe: 'Show the local agent status (works with the controller unreachable). Exit 0 ok, 1 degraded, 2 unreachable',
-  builder: (y) => y
-    .option('status-listen', { type: 'string', describe: `Status endpoint of the agent (default from --config, else ${DEFAULT_STATUS_LISTEN})` })
-    .option('config', { type: 'string', describe: 'Agent config file to take status-listen from' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print the raw JSON' }),
+  builder: (y) =>
+    y
+      .option('status-listen', {
+        type: 'string',
+        describe: `Status endpoint of the agent (default from --config, else ${DEFAULT_STATUS_LISTEN})`,
+      })
+      .option('config', { type: 'string', describe: 'Agent config file to take status-listen from' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the raw JSON' }),
   handler: async (argv) => {
     try {
       const s = await loadSettings({ config: argv.config, 'status-listen': argv['status-listen'] });
@@ -180,7 +251,10 @@ export const downCommand: CommandModule<object, Flags> = {
       if (errors.length === 0) {
         process.stdout.write(`removed ${interfaceName}, Crosslink's routes and the nft table crosslink\n`);
       } else {
-        for (const e of errors) process.stderr.write(`crosslink agent down: ${e.step}: ${e.command ? `${e.command} -> exit ${e.exitCode}: ` : ''}${e.stderr.trim()}\n`);
+        for (const e of errors)
+          process.stderr.write(
+            `crosslink agent down: ${e.step}: ${e.command ? `${e.command} -> exit ${e.exitCode}: ` : ''}${e.stderr.trim()}\n`,
+          );
         process.exitCode = 1;
       }
     } catch (e) {
@@ -198,8 +272,10 @@ export async function runConfigCheck(file: string, io: Pick<AgentCliIo, 'out' | 
   try {
     const s = await loadAgentConfigFile(file);
     const o = resolveAgentOptions({}, s, VERSION);
-    io.out(`${file}: valid\n  name ${o.name ?? '(host name)'}, interface ${o.interfaceName}, listen-port ${o.listenPort}, endpoint ${o.endpoint || '(none)'}, ` +
-      `advertise ${o.advertise.join(',') || '(none)'}, status-listen ${o.statusListen || '(off)'}, wireguard ${o.wireguard}\n`);
+    io.out(
+      `${file}: valid\n  name ${o.name ?? '(host name)'}, interface ${o.interfaceName}, listen-port ${o.listenPort}, endpoint ${o.endpoint || '(none)'}, ` +
+        `advertise ${o.advertise.join(',') || '(none)'}, status-listen ${o.statusListen || '(off)'}, wireguard ${o.wireguard}\n`,
+    );
     return 0;
   } catch (e) {
     io.err(`${describeError(e)}\n`);
@@ -210,25 +286,29 @@ export async function runConfigCheck(file: string, io: Pick<AgentCliIo, 'out' | 
 export const configCommand: CommandModule = {
   command: 'config',
   describe: 'Agent config file tools',
-  builder: (y) => y.command({
-    command: 'check',
-    describe: 'Validate the agent config file; errors name the key and line',
-    builder: (yy) => yy.option('config', { type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'Config file' }),
-    handler: async (argv) => {
-      process.exitCode = await runConfigCheck(String(argv.config));
-    },
-  }).demandCommand(1, 'Name a config subcommand (check).'),
+  builder: (y) =>
+    y
+      .command({
+        command: 'check',
+        describe: 'Validate the agent config file; errors name the key and line',
+        builder: (yy) => yy.option('config', { type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'Config file' }),
+        handler: async (argv) => {
+          process.exitCode = await runConfigCheck(String(argv.config));
+        },
+      })
+      .demandCommand(1, 'Name a config subcommand (check).'),
   handler: () => undefined,
 };
 
 export const agentCommand: CommandModule = {
   command: 'agent',
   describe: 'Run and inspect the Crosslink agent on this edge box',
-  builder: (y) => y
-    .command(runCommand as unknown as CommandModule)
-    .command(statusCommand as unknown as CommandModule)
-    .command(downCommand as unknown as CommandModule)
-    .command(configCommand)
-    .demandCommand(1, 'Name an agent subcommand (see --help).'),
+  builder: (y) =>
+    y
+      .command(runCommand as unknown as CommandModule)
+      .command(statusCommand as unknown as CommandModule)
+      .command(downCommand as unknown as CommandModule)
+      .command(configCommand)
+      .demandCommand(1, 'Name an agent subcommand (see --help).'),
   handler: () => undefined,
 };

@@ -37,7 +37,11 @@ export class UnreachableError extends Error {
   }
 }
 
-export interface ApiResponse<T> { status: number; headers: Record<string, string | string[] | undefined>; body: T }
+export interface ApiResponse<T> {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+}
 
 export class ApiClient {
   readonly #base: URL;
@@ -53,25 +57,43 @@ export class ApiClient {
   }
 
   static async connect(opts: ApiClientOptions): Promise<ApiClient> {
-    const texts = [opts.controller].flat().flatMap((c) => c.split(/[\s,]+/)).filter((c) => c !== '');
+    const texts = [opts.controller]
+      .flat()
+      .flatMap((c) => c.split(/[\s,]+/))
+      .filter((c) => c !== '');
     const bases = texts.map((text, i) => {
       const path = texts.length > 1 ? `controller[${i}]` : 'controller';
       let base: URL;
       try {
         base = new URL(text);
       } catch {
-        throw new CrosslinkError('config_invalid', `controller URL "${text}" is not a URL (expected https://HOST:PORT)`, [{ path, message: 'not a URL' }]);
+        throw new CrosslinkError(
+          'config_invalid',
+          `controller URL "${text}" is not a URL (expected https://HOST:PORT)`,
+          [{ path, message: 'not a URL' }],
+        );
       }
-      if (base.protocol !== 'https:') throw new CrosslinkError('config_invalid', `controller URL "${text}" must start with https://`, [{ path, message: 'not https' }]);
+      if (base.protocol !== 'https:')
+        throw new CrosslinkError('config_invalid', `controller URL "${text}" must start with https://`, [
+          { path, message: 'not https' },
+        ]);
       return base;
     });
-    if (bases.length === 0) throw new CrosslinkError('config_invalid', 'no controller URL given', [{ path: 'controller', message: 'missing' }]);
+    if (bases.length === 0)
+      throw new CrosslinkError('config_invalid', 'no controller URL given', [
+        { path: 'controller', message: 'missing' },
+      ]);
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const failures: string[] = [];
     for (const base of bases) {
       try {
         const caPem = await fetchPinnedCa(base.toString(), opts.caFingerprint, { timeoutMs });
-        return new ApiClient(base, opts.token, pinnedHttpsAgent(caPem, opts.caFingerprint, { keepAlive: true }), timeoutMs);
+        return new ApiClient(
+          base,
+          opts.token,
+          pinnedHttpsAgent(caPem, opts.caFingerprint, { keepAlive: true }),
+          timeoutMs,
+        );
       } catch (e) {
         if (e instanceof CrosslinkError && e.code === 'config_invalid') throw e;
         failures.push(`${base.host}: ${(e as Error).message}`);
@@ -85,10 +107,18 @@ export class ApiClient {
   }
 
   /** Sends a request; resolves on 2xx, throws ApiError with the controller's code otherwise. */
-  request<T = unknown>(method: string, path: string, opts: { json?: unknown; text?: string; contentType?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
+  request<T = unknown>(
+    method: string,
+    path: string,
+    opts: { json?: unknown; text?: string; contentType?: string; headers?: Record<string, string> } = {},
+  ): Promise<ApiResponse<T>> {
     const url = new URL(path, this.#base);
     const body = opts.json !== undefined ? JSON.stringify(opts.json) : opts.text;
-    const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${this.#token}`, ...(opts.headers ?? {}) };
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      authorization: `Bearer ${this.#token}`,
+      ...(opts.headers ?? {}),
+    };
     if (body !== undefined) {
       headers['content-type'] = opts.contentType ?? (opts.json !== undefined ? 'application/json' : 'application/yaml');
       headers['content-length'] = String(Buffer.byteLength(body));
@@ -97,21 +127,36 @@ export class ApiClient {
       const req = https.request(url, { method, headers, agent: this.#agent, timeout: this.#timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => reject(new UnreachableError(`connection to the controller broke: ${e.message}`, { cause: e })));
+        res.on('error', (e) =>
+          reject(new UnreachableError(`connection to the controller broke: ${e.message}`, { cause: e })),
+        );
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           const status = res.statusCode ?? 0;
           let parsed: unknown = text;
           if ((res.headers['content-type'] ?? '').includes('json') && text) {
-            try { parsed = JSON.parse(text); } catch { parsed = text; }
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              parsed = text;
+            }
           }
           if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body: parsed as T });
           const e = (parsed ?? {}) as { code?: ErrorCode; message?: string; details?: ErrorDetail[] };
-          reject(new ApiError(status, e.code ?? 'internal', e.message ?? `controller answered HTTP ${status}`, Array.isArray(e.details) ? e.details : []));
+          reject(
+            new ApiError(
+              status,
+              e.code ?? 'internal',
+              e.message ?? `controller answered HTTP ${status}`,
+              Array.isArray(e.details) ? e.details : [],
+            ),
+          );
         });
       });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
-      req.on('error', (e) => reject(new UnreachableError(`cannot reach the controller at ${this.#base.host}: ${e.message}`, { cause: e })));
+      req.on('error', (e) =>
+        reject(new UnreachableError(`cannot reach the controller at ${this.#base.host}: ${e.message}`, { cause: e })),
+      );
       if (body !== undefined) req.write(body);
       req.end();
     });

@@ -51,33 +51,60 @@ export async function isConfirmed(args: { yes?: boolean }, io: RemoteIo, questio
   return answer !== false;
 }
 
-export const yesOption = { yes: { alias: 'y', type: 'boolean' as const, default: false, describe: 'Do not ask for confirmation at a terminal' } };
+export const yesOption = {
+  yes: { alias: 'y', type: 'boolean' as const, default: false, describe: 'Do not ask for confirmation at a terminal' },
+};
 
-export interface ConnArgs { controller?: string | string[]; token?: string; caFingerprint?: string; json?: boolean; timeout?: number; yes?: boolean }
+export interface ConnArgs {
+  controller?: string | string[];
+  token?: string;
+  caFingerprint?: string;
+  json?: boolean;
+  timeout?: number;
+  yes?: boolean;
+}
 
 export function connectionOptions<T>(y: Argv<T>) {
   return y
-    .option('controller', { type: 'string', describe: 'Controller URL, https://HOST:PORT; repeat for a controller on several networks (tried in turn) [env CROSSLINK_CONTROLLER, space-separated]' })
+    .option('controller', {
+      type: 'string',
+      describe:
+        'Controller URL, https://HOST:PORT; repeat for a controller on several networks (tried in turn) [env CROSSLINK_CONTROLLER, space-separated]',
+    })
     .option('token', { type: 'string', describe: 'API token [env CROSSLINK_TOKEN]' })
-    .option('ca-fingerprint', { type: 'string', describe: "SHA-256 fingerprint of the controller's CA [env CROSSLINK_CA_FINGERPRINT]" })
+    .option('ca-fingerprint', {
+      type: 'string',
+      describe: "SHA-256 fingerprint of the controller's CA [env CROSSLINK_CA_FINGERPRINT]",
+    })
     .option('timeout', { type: 'number', default: 30, describe: 'Seconds to wait for the controller' });
 }
 
 /** yargs infers kebab-case keys from options; handlers read the camelCase aliases it also sets. */
 export const asArgs = <U>(y: unknown): Argv<U> => y as Argv<U>;
 
-export const jsonOption = { json: { type: 'boolean' as const, default: false, describe: 'Print JSON instead of a table' } };
+export const jsonOption = {
+  json: { type: 'boolean' as const, default: false, describe: 'Print JSON instead of a table' },
+};
 
 /** A response body as a controller older than some of its fields sends it: those fields K may be absent. */
 export type OlderMayLack<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 
 /** Connects, runs `fn`, and turns every failure into a message and an exit code. */
-export async function withClient(args: ConnArgs, io: RemoteIo, fn: (api: ApiClient) => Promise<number>, file?: string): Promise<number> {
+export async function withClient(
+  args: ConnArgs,
+  io: RemoteIo,
+  fn: (api: ApiClient) => Promise<number>,
+  file?: string,
+): Promise<number> {
   const controller = args.controller ?? io.env.CROSSLINK_CONTROLLER;
   const token = args.token ?? io.env.CROSSLINK_TOKEN;
   const caFingerprint = args.caFingerprint ?? io.env.CROSSLINK_CA_FINGERPRINT;
   if (!controller || !token || !caFingerprint) {
-    const missing = [!controller && '--controller (or CROSSLINK_CONTROLLER)', !token && '--token (or CROSSLINK_TOKEN)', !caFingerprint && '--ca-fingerprint (or CROSSLINK_CA_FINGERPRINT)'].filter(Boolean);
+    const missing = [
+      !controller && '--controller (or CROSSLINK_CONTROLLER)',
+      !token && '--token (or CROSSLINK_TOKEN)',
+      !caFingerprint && '--ca-fingerprint (or CROSSLINK_CA_FINGERPRINT)',
+    ].filter(Boolean);
     io.err(`crosslink: missing ${missing.join(', ')}\n`);
     return EXIT.usage;
   }

@@ -7,7 +7,13 @@ import { systemClock } from '../../lib/clock.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import { parseJoinToken } from '../../lib/join-token.js';
 import { silentLogger } from '../../lib/logger.js';
-import { DEFAULT_CONFIG_FILE, loadAgentConfigFile, resolveAgentOptions, settingsFromFlags, type AgentSettingsInput } from '../../agent/config.js';
+import {
+  DEFAULT_CONFIG_FILE,
+  loadAgentConfigFile,
+  resolveAgentOptions,
+  settingsFromFlags,
+  type AgentSettingsInput,
+} from '../../agent/config.js';
 import type { DoctorDeps, DoctorInput } from '../../agent/doctor/types.js';
 import { enrollmentUrls, StateDir } from '../../agent/state.js';
 import { VERSION } from '../version.js';
@@ -51,7 +57,13 @@ export async function gatherDoctorInput(args: DoctorArgs): Promise<DoctorInput &
   let overlayRoutes: string[] = [];
   try {
     const e = await state.loadEnrollment();
-    if (e) controller = { url: enrollmentUrls(e).join(' '), urls: enrollmentUrls(e), caFingerprint: e.caFingerprint, source: `enrollment in ${state.dir}` };
+    if (e)
+      controller = {
+        url: enrollmentUrls(e).join(' '),
+        urls: enrollmentUrls(e),
+        caFingerprint: e.caFingerprint,
+        source: `enrollment in ${state.dir}`,
+      };
     overlayRoutes = (await state.loadConfig())?.routes ?? [];
   } catch (e) {
     setupErrors.push(message(e));
@@ -60,15 +72,33 @@ export async function gatherDoctorInput(args: DoctorArgs): Promise<DoctorInput &
   if (args.join || (!controller && o.join)) {
     try {
       const t = parseJoinToken((args.join ?? o.join)!);
-      controller = { url: t.controllerUrls.join(' '), urls: t.controllerUrls, caFingerprint: t.caFingerprint, source: 'join token' };
+      controller = {
+        url: t.controllerUrls.join(' '),
+        urls: t.controllerUrls,
+        caFingerprint: t.caFingerprint,
+        source: 'join token',
+      };
     } catch (e) {
       setupErrors.push(message(e));
     }
   }
-  return { stateDir: state.dir, interfaceName: o.interfaceName, mtu: o.mtu, wireguard: o.wireguard, controller, overlayRoutes, advertised: o.advertise, setupErrors };
+  return {
+    stateDir: state.dir,
+    interfaceName: o.interfaceName,
+    mtu: o.mtu,
+    wireguard: o.wireguard,
+    controller,
+    overlayRoutes,
+    advertised: o.advertise,
+    setupErrors,
+  };
 }
 
-export async function runDoctorCommand(args: DoctorArgs, io: { out(text: string): void }, deps: DoctorDeps): Promise<number> {
+export async function runDoctorCommand(
+  args: DoctorArgs,
+  io: { out(text: string): void },
+  deps: DoctorDeps,
+): Promise<number> {
   const { doctorExitCode, formatResults, runDoctor } = await doctorChecks();
   const input = await gatherDoctorInput(args);
   const results = await runDoctor(input, deps);
@@ -79,16 +109,31 @@ export async function runDoctorCommand(args: DoctorArgs, io: { out(text: string)
 
 export const doctorCommand: CommandModule<object, DoctorArgs> = {
   command: 'doctor',
-  describe: 'Check this box for the agent: capabilities, forwarding, WireGuard, nft, controller and pin, clock, MTU, conflicts. Exit 0 ok/warnings, 1 a failure',
-  builder: (y) => y
-    .option('config', { type: 'string', describe: `Agent config file (default ${DEFAULT_CONFIG_FILE} if it exists)` })
-    .option('state-dir', { type: 'string', describe: 'Agent state dir (enrollment, saved config; default /var/lib/crosslink/agent)' })
-    .option('interface', { type: 'string', describe: 'WireGuard interface the agent wants (default crosslink0)' })
-    .option('join', { type: 'string', describe: 'Join token: check the controller it names (before the first enrollment)' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON' }),
+  describe:
+    'Check this box for the agent: capabilities, forwarding, WireGuard, nft, controller and pin, clock, MTU, conflicts. Exit 0 ok/warnings, 1 a failure',
+  builder: (y) =>
+    y
+      .option('config', { type: 'string', describe: `Agent config file (default ${DEFAULT_CONFIG_FILE} if it exists)` })
+      .option('state-dir', {
+        type: 'string',
+        describe: 'Agent state dir (enrollment, saved config; default /var/lib/crosslink/agent)',
+      })
+      .option('interface', { type: 'string', describe: 'WireGuard interface the agent wants (default crosslink0)' })
+      .option('join', {
+        type: 'string',
+        describe: 'Join token: check the controller it names (before the first enrollment)',
+      })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON' }),
   handler: async (argv) => {
-    const [{ realDoctorDeps }, { ProcessRunner }] = await Promise.all([import('../../agent/doctor/real-deps.js'), import('../../agent/host/linux/run.js')]);
+    const [{ realDoctorDeps }, { ProcessRunner }] = await Promise.all([
+      import('../../agent/doctor/real-deps.js'),
+      import('../../agent/host/linux/run.js'),
+    ]);
     const runner = new ProcessRunner();
-    process.exitCode = await runDoctorCommand(argv, { out: (t) => process.stdout.write(t) }, realDoctorDeps(runner, systemClock));
+    process.exitCode = await runDoctorCommand(
+      argv,
+      { out: (t) => process.stdout.write(t) },
+      realDoctorDeps(runner, systemClock),
+    );
   },
 };

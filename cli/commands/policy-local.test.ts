@@ -18,8 +18,12 @@ function io(files: Record<string, string>): PolicyCliIo & { stdout: string; stde
       if (text === undefined) throw new Error(`ENOENT: no such file, open '${p}'`);
       return text;
     },
-    out: (s: string) => { o.stdout += s; },
-    err: (s: string) => { o.stderr += s; },
+    out: (s: string) => {
+      o.stdout += s;
+    },
+    err: (s: string) => {
+      o.stderr += s;
+    },
   };
   return o;
 }
@@ -27,19 +31,27 @@ function io(files: Record<string, string>): PolicyCliIo & { stdout: string; stde
 t.test('check: valid file prints the summary, exit 0', async (t) => {
   const x = io({ 'leeds.yaml': leeds });
   t.equal(runPolicyCheck({ file: 'leeds.yaml', json: false, minPrefixLength: 8 }, x), 0);
-  t.match(x.stdout, /leeds\.yaml: valid\n {2}agents 7, subnets 8, groups 3, rules 7, peer links 5\n {2}tests 11 passed, 0 failed\n/);
+  t.match(
+    x.stdout,
+    /leeds\.yaml: valid\n {2}agents 7, subnets 8, groups 3, rules 7, peer links 5\n {2}tests 11 passed, 0 failed\n/,
+  );
   t.equal(x.stderr, '');
 });
 
 t.test('check: every error as FILE:LINE: path: message, exit 1', async (t) => {
-  const x = io({ 'bad.yaml': 'version: 1\nzones: { n3: {} }\nsubnets:\n  a: { cidr: 10.0.0.5/24, zone: n4, via: x }\n' });
+  const x = io({
+    'bad.yaml': 'version: 1\nzones: { n3: {} }\nsubnets:\n  a: { cidr: 10.0.0.5/24, zone: n4, via: x }\n',
+  });
   t.equal(runPolicyCheck({ file: 'bad.yaml', json: false, minPrefixLength: 8 }, x), 1);
-  t.equal(x.stderr, [
-    'bad.yaml:4: subnets.a.cidr: "10.0.0.5/24" has host bits set; the network address is 10.0.0.0/24',
-    'bad.yaml:4: subnets.a.zone: unknown zone "n4" (did you mean "n3"?)',
-    'bad.yaml: invalid: 2 errors',
-    '',
-  ].join('\n'));
+  t.equal(
+    x.stderr,
+    [
+      'bad.yaml:4: subnets.a.cidr: "10.0.0.5/24" has host bits set; the network address is 10.0.0.0/24',
+      'bad.yaml:4: subnets.a.zone: unknown zone "n4" (did you mean "n3"?)',
+      'bad.yaml: invalid: 2 errors',
+      '',
+    ].join('\n'),
+  );
 });
 
 t.test('check: failing tests, exit 1; JSON output', async (t) => {
@@ -60,32 +72,85 @@ t.test('check: unreadable file', async (t) => {
 
 t.test('whatif: allow and deny with the rule', async (t) => {
   const x = io({ 'l.yaml': leeds });
-  t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 443, proto: 'tcp', json: false, minPrefixLength: 8 }, x), 0);
+  t.equal(
+    runPolicyWhatif(
+      {
+        file: 'l.yaml',
+        from: '10.60.1.10',
+        to: '10.20.1.10',
+        port: 443,
+        proto: 'tcp',
+        json: false,
+        minPrefixLength: 8,
+      },
+      x,
+    ),
+    0,
+  );
   t.match(x.stdout, /^allow: 10\.60\.1\.10 -> 10\.20\.1\.10 tcp\/443 \(rule social-care-to-care-records\)\n/);
   const y = io({ 'l.yaml': leeds });
-  t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 22, proto: 'tcp', json: true, minPrefixLength: 8 }, y), 0);
+  t.equal(
+    runPolicyWhatif(
+      { file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 22, proto: 'tcp', json: true, minPrefixLength: 8 },
+      y,
+    ),
+    0,
+  );
   t.match(JSON.parse(y.stdout), { decision: 'deny', rule: null });
   const z = io({ 'l.yaml': leeds });
   // A wrong option is a usage error (exit 2, docs/errors.md).
-  t.equal(runPolicyWhatif({ file: 'l.yaml', from: 'nowhere', to: '10.20.1.10', port: 22, proto: 'tcp', json: false, minPrefixLength: 8 }, z), 2);
+  t.equal(
+    runPolicyWhatif(
+      { file: 'l.yaml', from: 'nowhere', to: '10.20.1.10', port: 22, proto: 'tcp', json: false, minPrefixLength: 8 },
+      z,
+    ),
+    2,
+  );
   t.match(z.stderr, /neither an IP address nor a subnet/);
 });
 
 t.test('whatif: a flow that mixes IPv6 and IPv4 is refused, not answered', async (t) => {
   const cases: Array<[string, string, RegExp]> = [
-    ['fd00:60:1::10', '10.20.1.10', /a flow cannot mix IPv6 and IPv4: from fd00:60:1::10 is IPv6, to 10\.20\.1\.10 is IPv4/],
-    ['10.60.1.10', 'fd00:20:1::10', /a flow cannot mix IPv4 and IPv6: from 10\.60\.1\.10 is IPv4, to fd00:20:1::10 is IPv6/],
+    [
+      'fd00:60:1::10',
+      '10.20.1.10',
+      /a flow cannot mix IPv6 and IPv4: from fd00:60:1::10 is IPv6, to 10\.20\.1\.10 is IPv4/,
+    ],
+    [
+      '10.60.1.10',
+      'fd00:20:1::10',
+      /a flow cannot mix IPv4 and IPv6: from 10\.60\.1\.10 is IPv4, to fd00:20:1::10 is IPv6/,
+    ],
     // lth-dns (10.20.2.0/28) has no IPv6 prefix.
     ['fd00:60:1::10', 'lth-dns', /fd00:60:1::10 is IPv6, and to subnet "lth-dns" has no IPv6 prefix/],
   ];
   for (const [from, to, message] of cases) {
     const x = io({ 'l.yaml': leeds });
-    t.equal(runPolicyWhatif({ file: 'l.yaml', from, to, port: 443, proto: 'tcp', json: false, minPrefixLength: 8 }, x), 2, `${from} -> ${to}: exit 2`);
+    t.equal(
+      runPolicyWhatif({ file: 'l.yaml', from, to, port: 443, proto: 'tcp', json: false, minPrefixLength: 8 }, x),
+      2,
+      `${from} -> ${to}: exit 2`,
+    );
     t.match(x.stderr, message);
     t.equal(x.stdout, '', 'no answer printed');
   }
   const same = io({ 'l.yaml': leeds });
-  t.equal(runPolicyWhatif({ file: 'l.yaml', from: 'fd00:60:1::10', to: 'fd00:20:1::10', port: 443, proto: 'tcp', json: false, minPrefixLength: 8 }, same), 0, 'IPv6 to IPv6 is answered');
+  t.equal(
+    runPolicyWhatif(
+      {
+        file: 'l.yaml',
+        from: 'fd00:60:1::10',
+        to: 'fd00:20:1::10',
+        port: 443,
+        proto: 'tcp',
+        json: false,
+        minPrefixLength: 8,
+      },
+      same,
+    ),
+    0,
+    'IPv6 to IPv6 is answered',
+  );
   t.match(same.stdout, /^allow: /);
 });
 
@@ -100,7 +165,23 @@ t.test('whatif: numeric options are checked', async (t) => {
   ];
   for (const [over, message] of cases) {
     const x = io({ 'l.yaml': leeds });
-    t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 443, proto: 'tcp', json: false, minPrefixLength: 8, ...over }, x), 2, JSON.stringify(over));
+    t.equal(
+      runPolicyWhatif(
+        {
+          file: 'l.yaml',
+          from: '10.60.1.10',
+          to: '10.20.1.10',
+          port: 443,
+          proto: 'tcp',
+          json: false,
+          minPrefixLength: 8,
+          ...over,
+        },
+        x,
+      ),
+      2,
+      JSON.stringify(over),
+    );
     t.match(x.stderr, message);
   }
 });
@@ -108,15 +189,39 @@ t.test('whatif: numeric options are checked', async (t) => {
 t.test('check and whatif: --min-prefix-length must be a whole number from 0 to 128', async (t) => {
   for (const n of [Number('abc'), -5, 129, 8.5]) {
     const x = io({ 'l.yaml': leeds });
-    t.equal(runPolicyCheck({ file: 'l.yaml', json: false, minPrefixLength: n }, x), 2, `check --min-prefix-length ${n}`);
+    t.equal(
+      runPolicyCheck({ file: 'l.yaml', json: false, minPrefixLength: n }, x),
+      2,
+      `check --min-prefix-length ${n}`,
+    );
     t.match(x.stderr, /^--min-prefix-length must be a whole number from 0 to 128; got /);
     const y = io({ 'l.yaml': leeds });
-    t.equal(runPolicyWhatif({ file: 'l.yaml', from: '10.60.1.10', to: '10.20.1.10', port: 443, proto: 'tcp', json: false, minPrefixLength: n }, y), 2, `whatif --min-prefix-length ${n}`);
+    t.equal(
+      runPolicyWhatif(
+        {
+          file: 'l.yaml',
+          from: '10.60.1.10',
+          to: '10.20.1.10',
+          port: 443,
+          proto: 'tcp',
+          json: false,
+          minPrefixLength: n,
+        },
+        y,
+      ),
+      2,
+      `whatif --min-prefix-length ${n}`,
+    );
   }
 });
 
 t.test('-f - reads the policy from standard input (a real process)', async (t) => {
-  const run = (args: string[], input: string) => spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args], { input, encoding: 'utf8', timeout: 60_000 });
+  const run = (args: string[], input: string) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args], {
+      input,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
   const ok = run(['policy', 'check', '-f', '-'], leeds);
   t.equal(ok.status, 0, ok.stderr);
   t.match(ok.stdout, /^<stdin>: valid\n/);

@@ -1,7 +1,17 @@
 // `crosslink policy check` and `crosslink policy whatif`: work on a local policy file, no controller.
 // Handlers set process.exitCode and return; only cli/main.ts exits.
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { checkPolicy, DEFAULT_MIN_PREFIX_LENGTH, describeErrorCount, describeFlow, describePairPath, evaluate, pairPathJson, parsePolicy, type CheckSummary } from '../../controller/policy/index.js';
+import {
+  checkPolicy,
+  DEFAULT_MIN_PREFIX_LENGTH,
+  describeErrorCount,
+  describeFlow,
+  describePairPath,
+  evaluate,
+  pairPathJson,
+  parsePolicy,
+  type CheckSummary,
+} from '../../controller/policy/index.js';
 import type { ErrorDetail } from '../../lib/errors.js';
 import { inputName, readInput } from '../read-input.js';
 import { wholeNumberProblem } from '../flags.js';
@@ -39,7 +49,11 @@ function minPrefixProblem(n: number): string | null {
   return wholeNumberProblem('--min-prefix-length', n, 0, 128);
 }
 
-export interface CheckArgs { file: string; json: boolean; minPrefixLength: number }
+export interface CheckArgs {
+  file: string;
+  json: boolean;
+  minPrefixLength: number;
+}
 
 /** Runs the check; returns the exit code (0 valid and all tests pass, 1 otherwise). */
 export function runPolicyCheck(cliArgs: CheckArgs, io: PolicyCliIo = realIo): number {
@@ -83,18 +97,33 @@ function checkJson(file: string, s: CheckSummary): unknown {
     tests: {
       passed: s.tests.passed,
       failed: s.tests.failed,
-      results: s.tests.results.map((r) => ({ label: r.label, passed: r.isPassed, actual: r.actual, rule: r.rule, reason: r.reason })),
+      results: s.tests.results.map((r) => ({
+        label: r.label,
+        passed: r.isPassed,
+        actual: r.actual,
+        rule: r.rule,
+        reason: r.reason,
+      })),
     },
     unserved: s.unserved,
     paths: s.indirectPairs.map((p) => pairPathJson(p.a, p.b, p.path)),
   };
 }
 
-export interface WhatifArgs { file: string; from: string; to: string; port?: number; proto: 'tcp' | 'udp' | 'icmp'; json: boolean; minPrefixLength: number }
+export interface WhatifArgs {
+  file: string;
+  from: string;
+  to: string;
+  port?: number;
+  proto: 'tcp' | 'udp' | 'icmp';
+  json: boolean;
+  minPrefixLength: number;
+}
 
 /** The problem with whatif's flow options, or null. */
 function whatifUsageProblem(args: WhatifArgs): string | null {
-  if (args.proto === 'icmp') return args.port === undefined ? null : '--port does not apply to --proto icmp (ICMP has no ports); leave it out';
+  if (args.proto === 'icmp')
+    return args.port === undefined ? null : '--port does not apply to --proto icmp (ICMP has no ports); leave it out';
   if (args.port === undefined) return `--port is required with --proto ${args.proto}`;
   return wholeNumberProblem('--port', args.port, 1, 65535, 'a port number');
 }
@@ -127,19 +156,33 @@ export function runPolicyWhatif(cliArgs: WhatifArgs, io: PolicyCliIo = realIo): 
     return 2;
   }
   if (args.json) {
-    io.out(`${JSON.stringify({ from: args.from, to: args.to, proto: args.proto, port: port ?? null, decision: d.decision, rule: d.rule ?? null, reason: d.reason }, null, 2)}\n`);
+    io.out(
+      `${JSON.stringify({ from: args.from, to: args.to, proto: args.proto, port: port ?? null, decision: d.decision, rule: d.rule ?? null, reason: d.reason }, null, 2)}\n`,
+    );
   } else {
-    io.out(`${d.decision}: ${args.from} -> ${args.to} ${describeFlow(args.proto, port)}${d.rule ? ` (rule ${d.rule})` : ''}\n  ${d.reason}\n`);
+    io.out(
+      `${d.decision}: ${args.from} -> ${args.to} ${describeFlow(args.proto, port)}${d.rule ? ` (rule ${d.rule})` : ''}\n  ${d.reason}\n`,
+    );
   }
   return 0;
 }
 
-const fileOption = { alias: 'f', type: 'string', demandOption: true, describe: 'Policy file (YAML or JSON; - for standard input)' } as const;
-const minPrefixOption = { type: 'number', default: DEFAULT_MIN_PREFIX_LENGTH, describe: 'Shortest subnet prefix length accepted' } as const;
+const fileOption = {
+  alias: 'f',
+  type: 'string',
+  demandOption: true,
+  describe: 'Policy file (YAML or JSON; - for standard input)',
+} as const;
+const minPrefixOption = {
+  type: 'number',
+  default: DEFAULT_MIN_PREFIX_LENGTH,
+  describe: 'Shortest subnet prefix length accepted',
+} as const;
 
 export const checkCommand: CommandModule<object, CheckArgs> = {
   command: 'check',
-  describe: 'Validate a policy file, compile it against its own agents and run its tests (exit 0: valid and all tests pass)',
+  describe:
+    'Validate a policy file, compile it against its own agents and run its tests (exit 0: valid and all tests pass)',
   builder: (y: Argv<object>) =>
     y
       .option('file', fileOption)
@@ -163,10 +206,19 @@ export const whatifCommand: CommandModule<object, WhatifArgs> = {
       .option('proto', { choices: ['tcp', 'udp', 'icmp'] as const, default: 'tcp' as const, describe: 'Protocol' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' })
       .option('min-prefix-length', minPrefixOption)
-      .example('$0 policy whatif -f examples/leeds.yaml --from 10.60.1.10 --to 10.20.1.10 --port 443', 'social care -> care record, HTTPS') as unknown as Argv<WhatifArgs>,
+      .example(
+        '$0 policy whatif -f examples/leeds.yaml --from 10.60.1.10 --to 10.20.1.10 --port 443',
+        'social care -> care record, HTTPS',
+      ) as unknown as Argv<WhatifArgs>,
   handler: (args: ArgumentsCamelCase<WhatifArgs>) => {
     process.exitCode = runPolicyWhatif({
-      file: args.file, from: String(args.from), to: String(args.to), port: args.port, proto: args.proto, json: args.json, minPrefixLength: args.minPrefixLength,
+      file: args.file,
+      from: String(args.from),
+      to: String(args.to),
+      port: args.port,
+      proto: args.proto,
+      json: args.json,
+      minPrefixLength: args.minPrefixLength,
     });
   },
 };

@@ -7,13 +7,28 @@ import { describePathView } from '../../controller/policy/paths.js';
 import { givenText } from '../flags.js';
 import { inputName } from '../read-input.js';
 import { ApiError, type ApiClient } from './api.js';
-import { asArgs, connectionOptions, EXIT, isConfirmed, jsonOption, processIo, withClient, yesOption, type ConnArgs, type OlderMayLack, type RemoteIo } from './connection.js';
+import {
+  asArgs,
+  connectionOptions,
+  EXIT,
+  isConfirmed,
+  jsonOption,
+  processIo,
+  withClient,
+  yesOption,
+  type ConnArgs,
+  type OlderMayLack,
+  type RemoteIo,
+} from './connection.js';
 import { detailLine, table, time } from './output.js';
 
 type AgentDiff = OlderMayLack<DryRunResult['agents'][number], 'isConnected'>;
 
 /** What the controller's dry run answers (older controllers leave the newer fields out). */
-type DryRunView = OlderMayLack<Omit<DryRunResult, 'agents'>, 'baseVersion' | 'policy' | 'notEnrolled' | 'unserved' | 'paths'> & { agents: AgentDiff[] };
+type DryRunView = OlderMayLack<
+  Omit<DryRunResult, 'agents'>,
+  'baseVersion' | 'policy' | 'notEnrolled' | 'unserved' | 'paths'
+> & { agents: AgentDiff[] };
 
 /** PUT /v1/policy and the rollback (controllers before `isUnchanged` leave it out). */
 type PutBody = OlderMayLack<PutResult, 'isUnchanged'>;
@@ -35,7 +50,8 @@ function printDiff(io: RemoteIo, dry: DryRunView): void {
     io.out(`  ${a.agent}${a.isConnected === false ? ' (offline: gets it when it reconnects)' : ''}:\n`);
     for (const c of a.changes) io.out(`    ${c}\n`);
   }
-  if (dry.notEnrolled !== undefined && dry.notEnrolled.length > 0) io.out(`not enrolled yet (get their config when they enrol): ${dry.notEnrolled.join(', ')}\n`);
+  if (dry.notEnrolled !== undefined && dry.notEnrolled.length > 0)
+    io.out(`not enrolled yet (get their config when they enrol): ${dry.notEnrolled.join(', ')}\n`);
   for (const u of dry.unserved ?? []) io.out(`unserved: ${u.subnet}: ${u.reason}\n`);
   if (paths.length > 0) {
     io.out(`pairs that do not share an underlay: ${paths.length}\n`);
@@ -52,15 +68,25 @@ async function currentVersion(api: ApiClient): Promise<number> {
   }
 }
 
-function applyCommand(io: RemoteIo): CommandModule<object, ConnArgs & { file: string; dryRun: boolean; comment?: string }> {
+function applyCommand(
+  io: RemoteIo,
+): CommandModule<object, ConnArgs & { file: string; dryRun: boolean; comment?: string }> {
   return {
     command: 'apply',
     describe: 'Validate, test and apply a policy file (prints the per-agent diff first)',
-    builder: (y) => asArgs(connectionOptions(y)
-      .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'Policy file (YAML or JSON; - for standard input)' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'Only show what would change' })
-      .option('comment', { alias: 'm', type: 'string', describe: 'Why (recorded with the version)' })
-      .option(jsonOption)),
+    builder: (y) =>
+      asArgs(
+        connectionOptions(y)
+          .option('file', {
+            alias: 'f',
+            type: 'string',
+            demandOption: true,
+            describe: 'Policy file (YAML or JSON; - for standard input)',
+          })
+          .option('dry-run', { type: 'boolean', default: false, describe: 'Only show what would change' })
+          .option('comment', { alias: 'm', type: 'string', describe: 'Why (recorded with the version)' })
+          .option(jsonOption),
+      ),
     handler: async (cliArgs) => {
       let text: string;
       try {
@@ -71,29 +97,42 @@ function applyCommand(io: RemoteIo): CommandModule<object, ConnArgs & { file: st
         return;
       }
       const args = { ...cliArgs, file: inputName(cliArgs.file) };
-      process.exitCode = await withClient(args, io, async (api) => {
-        const dry = (await api.request<DryRunView>('POST', '/v1/policy/dry-run', { json: { document: text } })).body;
-        // Apply only on the version the shown diff is against (one round trip less than asking).
-        const expected = dry.baseVersion ?? await currentVersion(api);
-        if (args.dryRun) {
-          if (args.json) io.out(`${JSON.stringify(dry, null, 2)}\n`);
+      process.exitCode = await withClient(
+        args,
+        io,
+        async (api) => {
+          const dry = (await api.request<DryRunView>('POST', '/v1/policy/dry-run', { json: { document: text } })).body;
+          // Apply only on the version the shown diff is against (one round trip less than asking).
+          const expected = dry.baseVersion ?? (await currentVersion(api));
+          if (args.dryRun) {
+            if (args.json) io.out(`${JSON.stringify(dry, null, 2)}\n`);
+            else {
+              printDiff(io, dry);
+              io.out(
+                `dry run: ${args.file} is valid, ${dry.testsRun} test${dry.testsRun === 1 ? '' : 's'} passed; nothing applied\n`,
+              );
+            }
+            return EXIT.ok;
+          }
+          const put = (
+            await api.request<PutBody>('PUT', '/v1/policy', {
+              json: { document: text, ...(args.comment ? { comment: args.comment } : {}) },
+              headers: { 'if-match': `"${expected}"` },
+            })
+          ).body;
+          if (args.json) io.out(`${JSON.stringify({ ...put, agents: dry.agents }, null, 2)}\n`);
+          else if (put.isUnchanged === true)
+            io.out(`unchanged: ${args.file} is policy version ${put.version} already; nothing written\n`);
           else {
             printDiff(io, dry);
-            io.out(`dry run: ${args.file} is valid, ${dry.testsRun} test${dry.testsRun === 1 ? '' : 's'} passed; nothing applied\n`);
+            io.out(
+              `applied ${args.file} as policy version ${put.version}${put.isDistributed ? '' : ' (not yet pushed to agents: see the controller log)'}\n`,
+            );
           }
           return EXIT.ok;
-        }
-        const put = (await api.request<PutBody>('PUT', '/v1/policy', {
-          json: { document: text, ...(args.comment ? { comment: args.comment } : {}) }, headers: { 'if-match': `"${expected}"` },
-        })).body;
-        if (args.json) io.out(`${JSON.stringify({ ...put, agents: dry.agents }, null, 2)}\n`);
-        else if (put.isUnchanged === true) io.out(`unchanged: ${args.file} is policy version ${put.version} already; nothing written\n`);
-        else {
-          printDiff(io, dry);
-          io.out(`applied ${args.file} as policy version ${put.version}${put.isDistributed ? '' : ' (not yet pushed to agents: see the controller log)'}\n`);
-        }
-        return EXIT.ok;
-      }, args.file);
+        },
+        args.file,
+      );
     },
   };
 }
@@ -103,17 +142,26 @@ function getCommand(io: RemoteIo): CommandModule<object, ConnArgs & { policyVers
   return {
     command: 'get',
     describe: 'Print the current policy document (or --policy-version N)',
-    builder: (y) => asArgs(connectionOptions(y).option('policy-version', { alias: 'version', type: 'number', describe: 'An earlier version' }).option(jsonOption)),
+    builder: (y) =>
+      asArgs(
+        connectionOptions(y)
+          .option('policy-version', { alias: 'version', type: 'number', describe: 'An earlier version' })
+          .option(jsonOption),
+      ),
     handler: async (args) => {
       if (args.policyVersion !== undefined && (!Number.isInteger(args.policyVersion) || args.policyVersion < 1)) {
-        io.err(`crosslink: --policy-version must be a version number (1, 2, ...); got ${givenText(args.policyVersion)}\n`);
+        io.err(
+          `crosslink: --policy-version must be a version number (1, 2, ...); got ${givenText(args.policyVersion)}\n`,
+        );
         process.exitCode = EXIT.usage;
         return;
       }
       process.exitCode = await withClient(args, io, async (api) => {
         const path = args.policyVersion !== undefined ? `/v1/policy/versions/${args.policyVersion}` : '/v1/policy';
         const p = (await api.request<PolicyDocument>('GET', path)).body;
-        io.out(args.json ? `${JSON.stringify(p, null, 2)}\n` : p.document.endsWith('\n') ? p.document : `${p.document}\n`);
+        io.out(
+          args.json ? `${JSON.stringify(p, null, 2)}\n` : p.document.endsWith('\n') ? p.document : `${p.document}\n`,
+        );
         return EXIT.ok;
       });
     },
@@ -128,7 +176,14 @@ function historyCommand(io: RemoteIo): CommandModule<object, ConnArgs> {
     handler: async (args) => {
       process.exitCode = await withClient(args, io, async (api) => {
         const { versions } = (await api.request<{ versions: VersionInfo[] }>('GET', '/v1/policy/versions')).body;
-        io.out(args.json ? `${JSON.stringify(versions, null, 2)}\n` : table(['VERSION', 'CREATED', 'BY', 'COMMENT'], versions.map((v) => [v.version, time(v.createdAtMs), v.createdBy, v.comment])));
+        io.out(
+          args.json
+            ? `${JSON.stringify(versions, null, 2)}\n`
+            : table(
+                ['VERSION', 'CREATED', 'BY', 'COMMENT'],
+                versions.map((v) => [v.version, time(v.createdAtMs), v.createdBy, v.comment]),
+              ),
+        );
         return EXIT.ok;
       });
     },
@@ -139,10 +194,13 @@ function rollbackCommand(io: RemoteIo): CommandModule<object, ConnArgs & { polic
   return {
     command: 'rollback <policy-version>',
     describe: 'Make an earlier version current again (recorded as a new version)',
-    builder: (y) => asArgs(connectionOptions(y)
-      .positional('policy-version', { type: 'number', demandOption: true, describe: 'Version to return to' })
-      .option('comment', { alias: 'm', type: 'string', describe: 'Why' })
-      .options(yesOption)),
+    builder: (y) =>
+      asArgs(
+        connectionOptions(y)
+          .positional('policy-version', { type: 'number', demandOption: true, describe: 'Version to return to' })
+          .option('comment', { alias: 'm', type: 'string', describe: 'Why' })
+          .options(yesOption),
+      ),
     handler: async (args) => {
       const version = args.policyVersion;
       if (!Number.isInteger(version) || version < 1) {
@@ -155,10 +213,16 @@ function rollbackCommand(io: RemoteIo): CommandModule<object, ConnArgs & { polic
         return;
       }
       process.exitCode = await withClient(args, io, async (api) => {
-        const r = (await api.request<PutBody>('POST', '/v1/policy/rollback', { json: { version, ...(args.comment ? { comment: args.comment } : {}) } })).body;
-        io.out(r.isUnchanged === true
-          ? `unchanged: version ${version} is the current document already (policy version ${r.version}); nothing written\n`
-          : `rolled back to version ${version}: now policy version ${r.version}\n`);
+        const r = (
+          await api.request<PutBody>('POST', '/v1/policy/rollback', {
+            json: { version, ...(args.comment ? { comment: args.comment } : {}) },
+          })
+        ).body;
+        io.out(
+          r.isUnchanged === true
+            ? `unchanged: version ${version} is the current document already (policy version ${r.version}); nothing written\n`
+            : `rolled back to version ${version}: now policy version ${r.version}\n`,
+        );
         return EXIT.ok;
       });
     },
@@ -168,12 +232,16 @@ function rollbackCommand(io: RemoteIo): CommandModule<object, ConnArgs & { polic
 function diffCommand(io: RemoteIo): CommandModule<object, ConnArgs & { a: string; b: string }> {
   return {
     command: 'diff <a> <b>',
-    describe: 'What changes from policy A to policy B, at the policy level; each a file (- for standard input) or a version number of the controller\'s history. Exit 0 same, 1 different (as diff), 2 trouble',
-    builder: (y) => asArgs(connectionOptions(y)
-      .positional('a', { type: 'string', describe: 'FILE or VERSION' })
-      .positional('b', { type: 'string', describe: 'FILE or VERSION' })
-      .option(jsonOption)
-      .example('$0 policy diff 3 policy.yaml', 'what applying policy.yaml would change against version 3')),
+    describe:
+      "What changes from policy A to policy B, at the policy level; each a file (- for standard input) or a version number of the controller's history. Exit 0 same, 1 different (as diff), 2 trouble",
+    builder: (y) =>
+      asArgs(
+        connectionOptions(y)
+          .positional('a', { type: 'string', describe: 'FILE or VERSION' })
+          .positional('b', { type: 'string', describe: 'FILE or VERSION' })
+          .option(jsonOption)
+          .example('$0 policy diff 3 policy.yaml', 'what applying policy.yaml would change against version 3'),
+      ),
     handler: async (args) => {
       const sides = [String(args.a), String(args.b)];
       const isVersion = (s: string) => /^[1-9][0-9]*$/.test(s);
@@ -189,7 +257,10 @@ function diffCommand(io: RemoteIo): CommandModule<object, ConnArgs & { a: string
       }
       // The policy reader and validator, only for this command: every other remote command starts
       // without them (they were ~100 ms of each `policy apply`).
-      const [{ parsePolicy }, { diffPolicies }] = await Promise.all([import('../../controller/policy/validate.js'), import('../../controller/policy/policy-diff.js')]);
+      const [{ parsePolicy }, { diffPolicies }] = await Promise.all([
+        import('../../controller/policy/validate.js'),
+        import('../../controller/policy/policy-diff.js'),
+      ]);
       // `via` may name enrolled agents the document does not list: the controller's list, when asked.
       const compare = (knownAgents: string[] = []): number => {
         const parsed = sides.map((s) => {
@@ -211,7 +282,8 @@ function diffCommand(io: RemoteIo): CommandModule<object, ConnArgs & { a: string
         return;
       }
       process.exitCode = await withClient(args, io, async (api) => {
-        for (const s of sides.filter(isVersion)) texts.set(s, (await api.request<PolicyDocument>('GET', `/v1/policy/versions/${s}`)).body.document);
+        for (const s of sides.filter(isVersion))
+          texts.set(s, (await api.request<PolicyDocument>('GET', `/v1/policy/versions/${s}`)).body.document);
         const { agents } = (await api.request<{ agents: AgentView[] }>('GET', '/v1/agents')).body;
         return compare(agents.map((a) => a.name));
       });
@@ -221,11 +293,20 @@ function diffCommand(io: RemoteIo): CommandModule<object, ConnArgs & { a: string
 
 /** The subcommands of `policy` that talk to the controller. */
 export function policyCommands(io: RemoteIo = processIo): CommandModule[] {
-  return [applyCommand(io), getCommand(io), historyCommand(io), rollbackCommand(io), diffCommand(io)] as unknown as CommandModule[];
+  return [
+    applyCommand(io),
+    getCommand(io),
+    historyCommand(io),
+    rollbackCommand(io),
+    diffCommand(io),
+  ] as unknown as CommandModule[];
 }
 
 /** Registers `policy`: the local commands given (`check`, `whatif`), then the controller's. */
-export function registerPolicyCommand<T>(y: Argv<T>, opts: { io?: RemoteIo; policyLocal?: CommandModule[] } = {}): Argv<T> {
+export function registerPolicyCommand<T>(
+  y: Argv<T>,
+  opts: { io?: RemoteIo; policyLocal?: CommandModule[] } = {},
+): Argv<T> {
   const io = opts.io ?? processIo;
   return y.command('policy', 'Check, evaluate and manage the policy', (p) => {
     let g = p;

@@ -16,19 +16,43 @@ import { joinTokenCommand, parseDuration } from './join-tokens.js';
 import { table } from './output.js';
 import { registerPolicyCommand } from './policy.js';
 
-interface Run { code: number; out: string; err: string }
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
 
 async function cli(argv: string[], env: Record<string, string | undefined> = {}, ask?: RemoteIo['ask']): Promise<Run> {
   let out = '';
   let err = '';
-  const io: RemoteIo = { out: (s) => { out += s; }, err: (s) => { err += s; }, readFile: (p) => readFileSync(p, 'utf8'), env, ...(ask ? { ask } : {}) };
+  const io: RemoteIo = {
+    out: (s) => {
+      out += s;
+    },
+    err: (s) => {
+      err += s;
+    },
+    readFile: (p) => readFileSync(p, 'utf8'),
+    env,
+    ...(ask ? { ask } : {}),
+  };
   process.exitCode = 0;
   let isUsageError = false;
   try {
     // As cli/run.ts: yargs's global --version is off (the program's version is only asked at the top).
-    await registerPolicyCommand(yargs(argv), { io }).command(agentsCommand(io)).command(joinTokenCommand(io)).command(apiTokenCommand(io)).command(auditCommand(io))
-      .command(controllerCommand(io)).strict().version(false)
-      .fail((msg, e) => { throw e ?? new Error(msg); }).exitProcess(false).parseAsync();
+    await registerPolicyCommand(yargs(argv), { io })
+      .command(agentsCommand(io))
+      .command(joinTokenCommand(io))
+      .command(apiTokenCommand(io))
+      .command(auditCommand(io))
+      .command(controllerCommand(io))
+      .strict()
+      .version(false)
+      .fail((msg, e) => {
+        throw e ?? new Error(msg);
+      })
+      .exitProcess(false)
+      .parseAsync();
   } catch (e) {
     err += (e as Error).message;
     isUsageError = true;
@@ -45,7 +69,16 @@ t.test('helpers', async (t) => {
   t.equal(parseDuration('7d'), 604800);
   t.equal(parseDuration('600'), 600);
   t.equal(parseDuration('soon'), null);
-  t.equal(table(['A', 'BB'], [['x', null], ['long', 2]]), 'A     BB\nx     -\nlong  2\n');
+  t.equal(
+    table(
+      ['A', 'BB'],
+      [
+        ['x', null],
+        ['long', 2],
+      ],
+    ),
+    'A     BB\nx     -\nlong  2\n',
+  );
 });
 
 t.test('controller config check', async (t) => {
@@ -57,7 +90,10 @@ t.test('controller config check', async (t) => {
   t.equal(ok.code, 0, ok.err);
   t.match(ok.out, /valid/);
   const bad = join(dir, 'bad.yaml');
-  writeFileSync(bad, `data-dir: ${dir}\nlisten: 127.0.0.1:9443\noverlay-cidrs: 100.64.0.0/16\nheartbeat-interval-seconds: 90\n`);
+  writeFileSync(
+    bad,
+    `data-dir: ${dir}\nlisten: 127.0.0.1:9443\noverlay-cidrs: 100.64.0.0/16\nheartbeat-interval-seconds: 90\n`,
+  );
   const r = await cli(['controller', 'config', 'check', '--config', bad]);
   t.equal(r.code, 2);
   t.match(r.err, /bad\.yaml:3: unknown setting "overlay-cidrs"/);
@@ -70,10 +106,30 @@ t.test('controller config check', async (t) => {
   const flagOverride = await cli(['controller', 'config', 'check', '--config', good, '--overlay-cidr', 'banana']);
   t.equal(flagOverride.code, 2, 'flags are validated too');
   t.match(flagOverride.err, /overlay-cidr/);
-  const twoListens = await cli(['controller', 'config', 'check', '--config', good, '--listen', '127.0.0.1:9443', '--listen', '127.0.0.2:9443']);
+  const twoListens = await cli([
+    'controller',
+    'config',
+    'check',
+    '--config',
+    good,
+    '--listen',
+    '127.0.0.1:9443',
+    '--listen',
+    '127.0.0.2:9443',
+  ]);
   t.equal(twoListens.code, 0, twoListens.err);
   t.match(twoListens.out, /listen 127\.0\.0\.1:9443, 127\.0\.0\.2:9443/, '--listen is repeatable');
-  const badSecond = await cli(['controller', 'config', 'check', '--config', good, '--listen', '127.0.0.1:9443', '--listen', 'nowhere']);
+  const badSecond = await cli([
+    'controller',
+    'config',
+    'check',
+    '--config',
+    good,
+    '--listen',
+    '127.0.0.1:9443',
+    '--listen',
+    'nowhere',
+  ]);
   t.equal(badSecond.code, 2);
   t.match(badSecond.err, /listen\[1\]: "nowhere" is not HOST:PORT/, 'the bad one named with its index');
 });
@@ -82,7 +138,10 @@ t.test('remote commands against a real controller', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'crosslink-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const c = await startChildController(join(dir, 'data'));
-  t.teardown(async () => { c.proc.kill('SIGTERM'); await waitExit(c.proc); });
+  t.teardown(async () => {
+    c.proc.kill('SIGTERM');
+    await waitExit(c.proc);
+  });
   const conn = ['--controller', c.url, '--token', c.adminToken, '--ca-fingerprint', c.caFingerprint];
   const file = join(dir, 'policy.yaml');
   writeFileSync(file, POLICY_YAML);
@@ -95,7 +154,11 @@ t.test('remote commands against a real controller', async (t) => {
   const deadFirst = ['--controller', 'https://127.0.0.1:1', ...conn];
   const viaSecond = await cli(['agents', 'list', ...deadFirst]);
   t.equal(viaSecond.code, 0, `tries the next --controller URL: ${viaSecond.err}`);
-  const noneAnswers = await cli(['agents', 'list', ...conn.map((a) => (a.startsWith('https://') ? 'https://127.0.0.1:1' : a))]);
+  const noneAnswers = await cli([
+    'agents',
+    'list',
+    ...conn.map((a) => (a.startsWith('https://') ? 'https://127.0.0.1:1' : a)),
+  ]);
   t.equal(noneAnswers.code, 3, 'no URL answers: unreachable');
   t.match(noneAnswers.err, /cannot reach the controller securely at 127\.0\.0\.1:1/);
 
@@ -124,12 +187,19 @@ t.test('remote commands against a real controller', async (t) => {
   t.match(tf.err, /tests\[1\]: .*expected allow but got deny/);
   const inv = await cli(['policy', 'apply', '-f', invalid, ...conn]);
   t.equal(inv.code, 1);
-  t.match(inv.err, /invalid\.yaml:4: rules\[0\]\.from\[0\]: unknown subnet or group "nope"/, 'errors point into the file');
+  t.match(
+    inv.err,
+    /invalid\.yaml:4: rules\[0\]\.from\[0\]: unknown subnet or group "nope"/,
+    'errors point into the file',
+  );
 
   const get = await cli(['policy', 'get', ...conn]);
   t.equal(get.out, POLICY_YAML);
   t.match(JSON.parse((await cli(['policy', 'get', '--json', ...conn])).out), { version: 1 });
-  t.match(JSON.parse((await cli(['policy', 'get', '--json', '--policy-version', '1', ...conn])).out), { version: 1, document: POLICY_YAML });
+  t.match(JSON.parse((await cli(['policy', 'get', '--json', '--policy-version', '1', ...conn])).out), {
+    version: 1,
+    document: POLICY_YAML,
+  });
   const byVersion = await cli(['policy', 'get', '--version', '1', ...conn]);
   t.equal(byVersion.out, POLICY_YAML, 'policy get --version 1 prints policy version 1 (not the program version)');
   const badVersion = await cli(['policy', 'get', '--version', 'x', ...conn]);
@@ -137,7 +207,11 @@ t.test('remote commands against a real controller', async (t) => {
   t.match(badVersion.err, /--policy-version must be a version number \(1, 2, \.\.\.\); got not a number/);
   const same = await cli(['policy', 'apply', '-f', file, ...conn]);
   t.equal(same.code, 0, same.err);
-  t.match(same.out, /^unchanged: .*policy\.yaml is policy version 1 already; nothing written\n$/, 'an unchanged file writes nothing');
+  t.match(
+    same.out,
+    /^unchanged: .*policy\.yaml is policy version 1 already; nothing written\n$/,
+    'an unchanged file writes nothing',
+  );
   const edited = join(dir, 'edited.yaml');
   writeFileSync(edited, `${POLICY_YAML}# reviewed\n`);
   t.equal((await cli(['policy', 'apply', '-f', edited, ...conn])).code, 0);
@@ -159,16 +233,33 @@ t.test('remote commands against a real controller', async (t) => {
   const badDoc = await cli(['policy', 'diff', file, invalid]);
   t.equal(badDoc.code, 2);
   t.match(badDoc.err, /invalid\.yaml:4: rules\[0\]\.from\[0\]: unknown subnet or group "nope"/);
-  t.equal((await cli(['policy', 'diff', '99', file, ...conn])).code, 1, 'a version that does not exist: the controller refuses');
+  t.equal(
+    (await cli(['policy', 'diff', '99', file, ...conn])).code,
+    1,
+    'a version that does not exist: the controller refuses',
+  );
   // Destructive commands ask at a terminal (io.ask), unless --yes; a script is not asked.
   const asked: string[] = [];
-  const no = await cli(['policy', 'rollback', '1', ...conn], {}, async (q) => { asked.push(q); return false; });
+  const no = await cli(['policy', 'rollback', '1', ...conn], {}, async (q) => {
+    asked.push(q);
+    return false;
+  });
   t.equal(no.code, 1, 'answered no: not done');
   t.match(no.err, /not done \(answer y, or pass --yes\)/);
   t.same(asked, ['Make policy version 1 current again?']);
-  const never = async (): Promise<boolean> => { throw new Error('asked despite --yes'); };
-  t.equal((await cli(['agents', 'revoke', 'ghost', '--yes', ...conn], {}, never)).code, 1, '--yes: not asked (ghost: the controller refuses)');
-  t.match((await cli(['agents', 'delete', 'ghost', ...conn], {}, async () => null)).err, /not_found/, 'nobody to ask (a script): goes ahead');
+  const never = async (): Promise<boolean> => {
+    throw new Error('asked despite --yes');
+  };
+  t.equal(
+    (await cli(['agents', 'revoke', 'ghost', '--yes', ...conn], {}, never)).code,
+    1,
+    '--yes: not asked (ghost: the controller refuses)',
+  );
+  t.match(
+    (await cli(['agents', 'delete', 'ghost', ...conn], {}, async () => null)).err,
+    /not_found/,
+    'nobody to ask (a script): goes ahead',
+  );
   const slow = await cli(['agents', 'list', '--timeout', 'abc', ...conn]);
   t.equal(slow.code, 2);
   t.match(slow.err, /--timeout must be a number of seconds above 0 and at most 3600; got not a number/);
@@ -185,7 +276,10 @@ t.test('remote commands against a real controller', async (t) => {
   t.equal(jt.code, 0, jt.err);
   t.match(jt.out, /^xljoin1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/);
   t.match(jt.err, /reusable, expires/);
-  const jtList = JSON.parse((await cli(['join-token', 'list', '--json'], env)).out) as Array<{ id: string; state: string }>;
+  const jtList = JSON.parse((await cli(['join-token', 'list', '--json'], env)).out) as Array<{
+    id: string;
+    state: string;
+  }>;
   t.equal(jtList.length, 1);
   t.equal((await cli(['join-token', 'revoke', jtList[0]!.id], env)).code, 0);
   t.match((await cli(['join-token', 'list'], env)).out, /revoked/);
@@ -215,7 +309,11 @@ t.test('remote commands against a real controller', async (t) => {
   t.equal(audit.code, 0);
   t.match(audit.out, /policy\.put/);
   t.match(audit.out, /join_token\.revoke/);
-  for (const [flag, value, message] of [['--limit', '0', /--limit must be a whole number from 1 to 1000; got 0/], ['--limit', 'abc', /got not a number/], ['--after-id', '-1', /--after-id must be an entry id/]] as const) {
+  for (const [flag, value, message] of [
+    ['--limit', '0', /--limit must be a whole number from 1 to 1000; got 0/],
+    ['--limit', 'abc', /got not a number/],
+    ['--after-id', '-1', /--after-id must be an entry id/],
+  ] as const) {
     const r = await cli(['audit', 'list', flag, value, ...audConn]);
     t.equal(r.code, 2, `audit list ${flag} ${value}: usage error`);
     t.match(r.err, message);
@@ -224,11 +322,38 @@ t.test('remote commands against a real controller', async (t) => {
   t.equal(verify.code, 0);
   t.match(verify.out, /audit log intact: \d+ entries/);
 
-  const unreachable = await cli(['agents', 'list', '--controller', 'https://127.0.0.1:1', '--token', 'x', '--ca-fingerprint', c.caFingerprint]);
+  const unreachable = await cli([
+    'agents',
+    'list',
+    '--controller',
+    'https://127.0.0.1:1',
+    '--token',
+    'x',
+    '--ca-fingerprint',
+    c.caFingerprint,
+  ]);
   t.equal(unreachable.code, 3);
-  const wrongPin = await cli(['agents', 'list', '--controller', c.url, '--token', c.adminToken, '--ca-fingerprint', 'cd'.repeat(32)]);
+  const wrongPin = await cli([
+    'agents',
+    'list',
+    '--controller',
+    c.url,
+    '--token',
+    c.adminToken,
+    '--ca-fingerprint',
+    'cd'.repeat(32),
+  ]);
   t.equal(wrongPin.code, 3);
   t.match(wrongPin.err, /pinned CA/);
-  const badPin = await cli(['agents', 'list', '--controller', c.url, '--token', c.adminToken, '--ca-fingerprint', 'xyz']);
+  const badPin = await cli([
+    'agents',
+    'list',
+    '--controller',
+    c.url,
+    '--token',
+    c.adminToken,
+    '--ca-fingerprint',
+    'xyz',
+  ]);
   t.equal(badPin.code, 2);
 });

@@ -3,7 +3,16 @@
 import type { CommandModule } from 'yargs';
 import { wholeNumberProblem } from '../flags.js';
 import type { TraceResult } from '../../controller/api/trace.js';
-import { asArgs, connectionOptions, EXIT, jsonOption, processIo, withClient, type ConnArgs, type RemoteIo } from './connection.js';
+import {
+  asArgs,
+  connectionOptions,
+  EXIT,
+  jsonOption,
+  processIo,
+  withClient,
+  type ConnArgs,
+  type RemoteIo,
+} from './connection.js';
 
 type TraceEnd = TraceResult['from'];
 
@@ -19,7 +28,8 @@ export function formatTrace(r: TraceResult): string {
   let out = `${r.summary}\n${endLine('from', r.from)}${endLine('to  ', r.to)}`;
   if (r.path) {
     const p = r.path;
-    const hops = p.kind === 'same-box' ? `${p.from} (LAN to LAN)` : [p.from, ...(p.relay ? [p.relay] : []), p.to].join(' -> ');
+    const hops =
+      p.kind === 'same-box' ? `${p.from} (LAN to LAN)` : [p.from, ...(p.relay ? [p.relay] : []), p.to].join(' -> ');
     const standby = p.standbyRelays.length > 0 ? `; standby relay ${p.standbyRelays.join(', ')}` : '';
     out += `  path: ${hops}${p.kind === 'same-box' ? '' : ` (${p.kind}, first hop ${p.endpoint || 'endpoint not known yet'}${standby})`}\n`;
   }
@@ -28,7 +38,8 @@ export function formatTrace(r: TraceResult): string {
 
 /** The problem with the flow's options, or null. */
 function usageProblem(a: TraceArgs): string | null {
-  if (a.proto === 'icmp' || a.proto === 'any') return a.port === undefined ? null : `--port does not apply to --proto ${a.proto}; leave it out`;
+  if (a.proto === 'icmp' || a.proto === 'any')
+    return a.port === undefined ? null : `--port does not apply to --proto ${a.proto}; leave it out`;
   if (a.port === undefined) return `--port is required with --proto ${a.proto}`;
   return wholeNumberProblem('--port', a.port, 1, 65535, 'a port number');
 }
@@ -36,14 +47,22 @@ function usageProblem(a: TraceArgs): string | null {
 export function createTraceCommand(io: RemoteIo = processIo): CommandModule<object, TraceArgs> {
   return {
     command: 'trace',
-    describe: 'Would a flow pass the live overlay now, and why: the rule, the boxes serving both ends, the tunnel path. Exit 0 it passes, 1 it does not',
-    builder: (y) => asArgs(connectionOptions(y)
-      .option('from', { type: 'string', demandOption: true, describe: 'Source IP address' })
-      .option('to', { type: 'string', demandOption: true, describe: 'Destination IP address' })
-      .option('proto', { choices: ['tcp', 'udp', 'icmp', 'any'] as const, default: 'tcp' as const, describe: 'Protocol' })
-      .option('port', { type: 'number', describe: 'Destination port (tcp, udp)' })
-      .option(jsonOption)
-      .example('$0 trace --from 10.60.1.10 --to 10.20.1.10 --port 443', 'social care to the care-record server')),
+    describe:
+      'Would a flow pass the live overlay now, and why: the rule, the boxes serving both ends, the tunnel path. Exit 0 it passes, 1 it does not',
+    builder: (y) =>
+      asArgs(
+        connectionOptions(y)
+          .option('from', { type: 'string', demandOption: true, describe: 'Source IP address' })
+          .option('to', { type: 'string', demandOption: true, describe: 'Destination IP address' })
+          .option('proto', {
+            choices: ['tcp', 'udp', 'icmp', 'any'] as const,
+            default: 'tcp' as const,
+            describe: 'Protocol',
+          })
+          .option('port', { type: 'number', describe: 'Destination port (tcp, udp)' })
+          .option(jsonOption)
+          .example('$0 trace --from 10.60.1.10 --to 10.20.1.10 --port 443', 'social care to the care-record server'),
+      ),
     handler: async (args) => {
       const usage = usageProblem(args);
       if (usage !== null) {

@@ -9,26 +9,47 @@ import type { ApiDeps } from './deps.js';
 import { hashesEqual, sha256Hex } from './secrets.js';
 
 export type Permission =
-  | 'policy.read' | 'policy.write' | 'policy.dryRun'
-  | 'agents.read' | 'agents.write'
-  | 'joinTokens.read' | 'joinTokens.write'
-  | 'apiTokens.read' | 'apiTokens.write'
+  | 'policy.read'
+  | 'policy.write'
+  | 'policy.dryRun'
+  | 'agents.read'
+  | 'agents.write'
+  | 'joinTokens.read'
+  | 'joinTokens.write'
+  | 'apiTokens.read'
+  | 'apiTokens.write'
   | 'audit.read';
 
 /** Who may do what. admin: everything; operator: agents and join tokens, reads policy, may dry-run
  *  but never writes it; auditor: read-only, including the audit log and the token list. */
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  admin: ['policy.read', 'policy.write', 'policy.dryRun', 'agents.read', 'agents.write', 'joinTokens.read', 'joinTokens.write', 'apiTokens.read', 'apiTokens.write', 'audit.read'],
+  admin: [
+    'policy.read',
+    'policy.write',
+    'policy.dryRun',
+    'agents.read',
+    'agents.write',
+    'joinTokens.read',
+    'joinTokens.write',
+    'apiTokens.read',
+    'apiTokens.write',
+    'audit.read',
+  ],
   operator: ['policy.read', 'policy.dryRun', 'agents.read', 'agents.write', 'joinTokens.read', 'joinTokens.write'],
   auditor: ['policy.read', 'agents.read', 'joinTokens.read', 'apiTokens.read', 'audit.read'],
 };
 
 /** What each permission lets a token do, in the words of docs/api.md's role table. */
 const PERMISSION_TEXT: Record<Permission, string> = {
-  'policy.read': 'read the policy', 'policy.write': 'change the policy (apply, rollback)', 'policy.dryRun': 'dry-run a policy',
-  'agents.read': 'read agents', 'agents.write': 'revoke or delete agents',
-  'joinTokens.read': 'read join tokens', 'joinTokens.write': 'make or revoke join tokens',
-  'apiTokens.read': 'read API tokens', 'apiTokens.write': 'make or revoke API tokens',
+  'policy.read': 'read the policy',
+  'policy.write': 'change the policy (apply, rollback)',
+  'policy.dryRun': 'dry-run a policy',
+  'agents.read': 'read agents',
+  'agents.write': 'revoke or delete agents',
+  'joinTokens.read': 'read join tokens',
+  'joinTokens.write': 'make or revoke join tokens',
+  'apiTokens.read': 'read API tokens',
+  'apiTokens.write': 'make or revoke API tokens',
   'audit.read': 'read the audit log',
 };
 
@@ -70,7 +91,9 @@ export function createAuth(deps: Pick<ApiDeps, 'store' | 'clock' | 'log'>) {
     }
     const now = deps.clock.nowMs();
     if (token.lastUsedAtMs === null || now - token.lastUsedAtMs > TOUCH_INTERVAL_MS) {
-      deps.store.touchApiToken(token.id, now).catch((e: unknown) => deps.log.warn({ err: e }, 'could not record API token use'));
+      deps.store
+        .touchApiToken(token.id, now)
+        .catch((e: unknown) => deps.log.warn({ err: e }, 'could not record API token use'));
     }
     return { token, actor: { name: token.name, role: token.role, address: req.ip } };
   }
@@ -80,7 +103,9 @@ export function createAuth(deps: Pick<ApiDeps, 'store' | 'clock' | 'log'>) {
       return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
         const principal = await authenticate(req);
         if (!roleMay(principal.token.role, permission)) {
-          throw new CrosslinkError('forbidden', forbiddenMessage(principal.token.role, permission), [{ message: `needs a role with ${permission}` }]);
+          throw new CrosslinkError('forbidden', forbiddenMessage(principal.token.role, permission), [
+            { message: `needs a role with ${permission}` },
+          ]);
         }
         req.principal = principal;
       };

@@ -6,46 +6,68 @@ import { CrosslinkError, ERROR_CODES, isCrosslinkError, type ErrorCode, type Err
 import type { Logger } from '../../lib/logger.js';
 import { NAME_PATTERN } from './schemas.js';
 
-interface AjvError { instancePath?: string; keyword?: string; params?: Record<string, unknown>; message?: string }
+interface AjvError {
+  instancePath?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+  message?: string;
+}
 
 function validationDetails(err: FastifyError & { validation?: AjvError[]; validationContext?: string }): ErrorDetail[] {
   const ctx = err.validationContext ?? 'body';
-  return (err.validation ?? []).map((v) => {
-    const base = [ctx, ...(v.instancePath ?? '').split('/').filter(Boolean)];
-    if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
-      return { path: [...base, v.params.additionalProperty].join('.'), message: `unknown field "${v.params.additionalProperty}"` };
-    }
-    if (v.keyword === 'required' && typeof v.params?.missingProperty === 'string') {
-      return { path: [...base, v.params.missingProperty].join('.'), message: 'is required' };
-    }
-    if (v.keyword === 'enum' && Array.isArray(v.params?.allowedValues)) {
-      return { path: base.join('.'), message: `must be one of ${(v.params.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}` };
-    }
-    // In the user's terms, not the schema's: no regular expressions, durations in days.
-    if (v.keyword === 'pattern' && typeof v.params?.pattern === 'string') {
-      return { path: base.join('.'), message: PATTERN_TEXT[v.params.pattern] ?? 'has the wrong format' };
-    }
-    if ((v.keyword === 'maximum' || v.keyword === 'minimum') && typeof v.params?.limit === 'number') {
-      const field = base.at(-1) ?? '';
-      const limit = v.params.limit;
-      const human = /seconds$/i.test(field) ? ` (${durationText(limit)})` : '';
-      return { path: base.join('.'), message: `must be ${v.keyword === 'maximum' ? 'at most' : 'at least'} ${limit}${human}` };
-    }
-    return { path: base.join('.'), message: v.message ?? 'is invalid' };
-  }).filter((d, i, all) => all.findIndex((o) => o.path === d.path && o.message === d.message) === i);
+  return (err.validation ?? [])
+    .map((v) => {
+      const base = [ctx, ...(v.instancePath ?? '').split('/').filter(Boolean)];
+      if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
+        return {
+          path: [...base, v.params.additionalProperty].join('.'),
+          message: `unknown field "${v.params.additionalProperty}"`,
+        };
+      }
+      if (v.keyword === 'required' && typeof v.params?.missingProperty === 'string') {
+        return { path: [...base, v.params.missingProperty].join('.'), message: 'is required' };
+      }
+      if (v.keyword === 'enum' && Array.isArray(v.params?.allowedValues)) {
+        return {
+          path: base.join('.'),
+          message: `must be one of ${(v.params.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}`,
+        };
+      }
+      // In the user's terms, not the schema's: no regular expressions, durations in days.
+      if (v.keyword === 'pattern' && typeof v.params?.pattern === 'string') {
+        return { path: base.join('.'), message: PATTERN_TEXT[v.params.pattern] ?? 'has the wrong format' };
+      }
+      if ((v.keyword === 'maximum' || v.keyword === 'minimum') && typeof v.params?.limit === 'number') {
+        const field = base.at(-1) ?? '';
+        const limit = v.params.limit;
+        const human = /seconds$/i.test(field) ? ` (${durationText(limit)})` : '';
+        return {
+          path: base.join('.'),
+          message: `must be ${v.keyword === 'maximum' ? 'at most' : 'at least'} ${limit}${human}`,
+        };
+      }
+      return { path: base.join('.'), message: v.message ?? 'is invalid' };
+    })
+    .filter((d, i, all) => all.findIndex((o) => o.path === d.path && o.message === d.message) === i);
 }
 
 /** What each pattern of the API's schemas means (controller/api/schemas.ts and the routes). */
 const PATTERN_TEXT: Record<string, string> = {
-  [NAME_PATTERN]: 'must be a name of lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-" (e.g. gp-armley)',
-  '^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$': 'must be 1-63 letters, digits, ".", "_", "@" or "-", starting with a letter or digit (e.g. ci-deploy)',
+  [NAME_PATTERN]:
+    'must be a name of lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-" (e.g. gp-armley)',
+  '^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$':
+    'must be 1-63 letters, digits, ".", "_", "@" or "-", starting with a letter or digit (e.g. ci-deploy)',
   '^[0-9]{1,15}$': 'must be a whole number',
   '^[A-Za-z0-9_-]{1,64}$': 'must be an id as listed (letters, digits, "_" and "-")',
 };
 
 /** 2592000 -> "30 days", 3600 -> "1 hour", 90 -> "90 seconds". */
 function durationText(seconds: number): string {
-  for (const [unit, n] of [['day', 86_400], ['hour', 3600], ['minute', 60]] as const) {
+  for (const [unit, n] of [
+    ['day', 86_400],
+    ['hour', 3600],
+    ['minute', 60],
+  ] as const) {
     if (seconds >= n && seconds % n === 0) return `${seconds / n} ${unit}${seconds / n === 1 ? '' : 's'}`;
   }
   return `${seconds} second${seconds === 1 ? '' : 's'}`;
@@ -57,7 +79,11 @@ export function toCrosslinkError(err: unknown, limitBytes?: number): CrosslinkEr
   const e = err as FastifyError & { validation?: AjvError[]; validationContext?: string; status?: number };
   if (e && Array.isArray(e.validation)) {
     const details = validationDetails(e);
-    return new CrosslinkError('invalid_request', `invalid request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+    return new CrosslinkError(
+      'invalid_request',
+      `invalid request: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`,
+      details,
+    );
   }
   const status = e?.statusCode ?? e?.status;
   const fastifyCodes: Record<string, ErrorCode> = {
@@ -69,11 +95,23 @@ export function toCrosslinkError(err: unknown, limitBytes?: number): CrosslinkEr
   };
   const mapped = e?.code ? fastifyCodes[e.code] : undefined;
   if (mapped === 'payload_too_large' && limitBytes !== undefined) {
-    return new CrosslinkError(mapped, `the request body is larger than the controller's limit of ${bytesText(limitBytes)}`, [{ path: 'body', message: `at most ${limitBytes} bytes` }], { cause: err });
+    return new CrosslinkError(
+      mapped,
+      `the request body is larger than the controller's limit of ${bytesText(limitBytes)}`,
+      [{ path: 'body', message: `at most ${limitBytes} bytes` }],
+      { cause: err },
+    );
   }
   if (mapped) return new CrosslinkError(mapped, publicMessage(mapped, e.message), [], { cause: err });
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const code: ErrorCode = status === 404 ? 'not_found' : status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
+    const code: ErrorCode =
+      status === 404
+        ? 'not_found'
+        : status === 413
+          ? 'payload_too_large'
+          : status === 415
+            ? 'unsupported_media_type'
+            : 'invalid_request';
     return new CrosslinkError(code, publicMessage(code, e.message), [], { cause: err });
   }
   return new CrosslinkError('internal', 'internal error; the controller log has the details', [], { cause: err });
@@ -101,7 +139,11 @@ export function installErrorHandling(app: FastifyInstance, log: Logger): void {
     if (status >= 500) log.error({ err, method: req.method, url: req.url }, 'request failed');
     else log.debug({ code: ce.code, method: req.method, url: req.url }, 'request refused');
     // RFC 9110: a 401 says how to authenticate (RFC 6750 for bearer tokens).
-    if (ce.code === 'unauthenticated') void reply.header('www-authenticate', req.headers.authorization ? 'Bearer realm="crosslink", error="invalid_token"' : 'Bearer realm="crosslink"');
+    if (ce.code === 'unauthenticated')
+      void reply.header(
+        'www-authenticate',
+        req.headers.authorization ? 'Bearer realm="crosslink", error="invalid_token"' : 'Bearer realm="crosslink"',
+      );
     void reply.code(status).type('application/json; charset=utf-8').send(ce.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -109,7 +151,10 @@ export function installErrorHandling(app: FastifyInstance, log: Logger): void {
     // A path that exists with other methods is a 405 with Allow (RFC 9110), not a 404.
     const allowed = HTTP_METHODS.filter((m) => m !== req.method && app.findRoute({ method: m, url: path }) !== null);
     if (allowed.length > 0) {
-      const e = new CrosslinkError('method_not_allowed', `${req.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`);
+      const e = new CrosslinkError(
+        'method_not_allowed',
+        `${req.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`,
+      );
       void reply.code(405).header('allow', allowed.join(', ')).type('application/json; charset=utf-8').send(e.toJSON());
       return;
     }

@@ -19,119 +19,171 @@ const statusFields = {
   reason: Type.String({ description: 'One line saying why, e.g. "no handshake for 190 s"' }),
 };
 
-const PeerView = Type.Object({
-  name: Type.String(),
-  handshakeAgeSeconds: Nullable(Type.Number(), 'Seconds since the latest handshake; null: never'),
-  rxBytes: Type.Number(),
-  txBytes: Type.Number(),
-  isProbed: Type.Boolean({ description: 'false: no peer probe has run yet (isReachable, rttMs and lossRatio mean nothing)' }),
-  isReachable: Type.Boolean(),
-  rttMs: Nullable(Type.Number(), 'RTT of the last successful probe; null: none'),
-  lossRatio: Type.Number({ description: '0..1 over the last 10 probes' }),
-}, { additionalProperties: false });
+const PeerView = Type.Object(
+  {
+    name: Type.String(),
+    handshakeAgeSeconds: Nullable(Type.Number(), 'Seconds since the latest handshake; null: never'),
+    rxBytes: Type.Number(),
+    txBytes: Type.Number(),
+    isProbed: Type.Boolean({
+      description: 'false: no peer probe has run yet (isReachable, rttMs and lossRatio mean nothing)',
+    }),
+    isReachable: Type.Boolean(),
+    rttMs: Nullable(Type.Number(), 'RTT of the last successful probe; null: none'),
+    lossRatio: Type.Number({ description: '0..1 over the last 10 probes' }),
+  },
+  { additionalProperties: false },
+);
 
-const ApplyErrorView = Type.Object({
-  step: Type.String(),
-  command: Type.String(),
-  exitCode: Type.Integer(),
-  stderr: Type.String({ description: 'First line of stderr' }),
-  isTerminal: Type.Boolean(),
-}, { additionalProperties: false });
+const ApplyErrorView = Type.Object(
+  {
+    step: Type.String(),
+    command: Type.String(),
+    exitCode: Type.Integer(),
+    stderr: Type.String({ description: 'First line of stderr' }),
+    isTerminal: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
 
-export const AgentHealthSchema = Type.Object({
-  name: Type.String(),
-  ...statusFields,
-  isRevoked: Type.Boolean(),
-  isConnected: Type.Boolean({ description: 'A config stream is open now' }),
-  lastReportAtMs: Nullable(Type.Number(), 'null: no report since the controller started'),
-  lastReportAgeSeconds: Nullable(Type.Number()),
-  isReportFresh: Type.Boolean(),
-  desiredGeneration: Type.Number(),
-  desiredSinceMs: Type.Number(),
-  appliedGeneration: Nullable(Type.Number(), 'null: never reported'),
-  seenGeneration: Nullable(Type.Number()),
-  applyErrors: Type.Array(ApplyErrorView),
-  streamDownSinceMs: Nullable(Type.Number(), 'null: connected'),
-  peers: Type.Array(PeerView, { description: 'From the last report (also when stale), by name' }),
-}, { additionalProperties: false });
+export const AgentHealthSchema = Type.Object(
+  {
+    name: Type.String(),
+    ...statusFields,
+    isRevoked: Type.Boolean(),
+    isConnected: Type.Boolean({ description: 'A config stream is open now' }),
+    lastReportAtMs: Nullable(Type.Number(), 'null: no report since the controller started'),
+    lastReportAgeSeconds: Nullable(Type.Number()),
+    isReportFresh: Type.Boolean(),
+    desiredGeneration: Type.Number(),
+    desiredSinceMs: Type.Number(),
+    appliedGeneration: Nullable(Type.Number(), 'null: never reported'),
+    seenGeneration: Nullable(Type.Number()),
+    applyErrors: Type.Array(ApplyErrorView),
+    streamDownSinceMs: Nullable(Type.Number(), 'null: connected'),
+    peers: Type.Array(PeerView, { description: 'From the last report (also when stale), by name' }),
+  },
+  { additionalProperties: false },
+);
 
-const LinkEnd = Type.Object({
-  agent: Type.String(),
-  hasView: Type.Boolean({ description: "false: this end's view is missing or too old to use" }),
-  handshakeAgeSeconds: Nullable(Type.Number()),
-  isProbed: Type.Boolean(),
-  isReachable: Type.Boolean(),
-  rttMs: Nullable(Type.Number()),
-  lossRatio: Type.Number(),
-}, { additionalProperties: false });
+const LinkEnd = Type.Object(
+  {
+    agent: Type.String(),
+    hasView: Type.Boolean({ description: "false: this end's view is missing or too old to use" }),
+    handshakeAgeSeconds: Nullable(Type.Number()),
+    isProbed: Type.Boolean(),
+    isReachable: Type.Boolean(),
+    rttMs: Nullable(Type.Number()),
+    lossRatio: Type.Number(),
+  },
+  { additionalProperties: false },
+);
 
-const LinkHealth = Type.Object({
-  name: Type.String({ description: '"a:b" with a < b' }),
-  ...statusFields,
-  agents: Type.Array(Type.String(), { minItems: 2, maxItems: 2 }),
-  handshakeAgeSeconds: Nullable(Type.Number(), 'Youngest handshake either end saw; null: none'),
-  rttMs: Nullable(Type.Number(), "Mean of the ends' last successful probes; null: none"),
-  lossRatio: Nullable(Type.Number(), 'Worst of the two ends; null: neither end has probed'),
-  configuredSinceMs: Type.Number(),
-  ends: Type.Array(LinkEnd, { minItems: 2, maxItems: 2 }),
-}, { additionalProperties: false });
+const LinkHealth = Type.Object(
+  {
+    name: Type.String({ description: '"a:b" with a < b' }),
+    ...statusFields,
+    agents: Type.Array(Type.String(), { minItems: 2, maxItems: 2 }),
+    handshakeAgeSeconds: Nullable(Type.Number(), 'Youngest handshake either end saw; null: none'),
+    rttMs: Nullable(Type.Number(), "Mean of the ends' last successful probes; null: none"),
+    lossRatio: Nullable(Type.Number(), 'Worst of the two ends; null: neither end has probed'),
+    configuredSinceMs: Type.Number(),
+    ends: Type.Array(LinkEnd, { minItems: 2, maxItems: 2 }),
+  },
+  { additionalProperties: false },
+);
 
-const ProbeHealth = Type.Object({
-  id: Type.String({ description: '"AGENT/PROBE": probe names are unique per agent' }),
-  ...statusFields,
-  agent: Type.String(),
-  name: Type.String({ description: '"RULE/INDEX"' }),
-  target: Type.String(),
-  protocol: Type.String(),
-  port: Type.Integer({ description: '0 for icmp' }),
-  expectDeny: Type.Boolean(),
-  rttMs: Nullable(Type.Number()),
-  checkedAtMs: Nullable(Type.Number(), 'Agent clock of the result; null: no result'),
-  detail: Type.String(),
-}, { additionalProperties: false });
+const ProbeHealth = Type.Object(
+  {
+    id: Type.String({ description: '"AGENT/PROBE": probe names are unique per agent' }),
+    ...statusFields,
+    agent: Type.String(),
+    name: Type.String({ description: '"RULE/INDEX"' }),
+    target: Type.String(),
+    protocol: Type.String(),
+    port: Type.Integer({ description: '0 for icmp' }),
+    expectDeny: Type.Boolean(),
+    rttMs: Nullable(Type.Number()),
+    checkedAtMs: Nullable(Type.Number(), 'Agent clock of the result; null: no result'),
+    detail: Type.String(),
+  },
+  { additionalProperties: false },
+);
 
-const StateCounts = Type.Object({ ok: Type.Integer(), degraded: Type.Integer(), down: Type.Integer(), unknown: Type.Integer() }, { additionalProperties: false });
+const StateCounts = Type.Object(
+  { ok: Type.Integer(), degraded: Type.Integer(), down: Type.Integer(), unknown: Type.Integer() },
+  { additionalProperties: false },
+);
 
-const ServingView = Type.Object({
-  agent: Type.String(),
-  isHealthy: Type.Boolean({ description: 'Fit to serve its subnets (else its standbys take them)' }),
-  sinceMs: Type.Number(),
-  reason: Type.String(),
-  clearSinceMs: Nullable(Type.Number(), 'While unhealthy: since when it has looked healthy again (the hold-down clock)'),
-}, { additionalProperties: false });
-
-const UnservedView = Type.Object({
-  subnet: Type.String(),
-  reason: Type.String(),
-  isAwaitingEnrolment: Type.Boolean({ description: 'Only because no box of its via has enrolled yet' }),
-}, { additionalProperties: false });
-
-export const FleetHealthSchema = Type.Object({
-  ...statusFields,
-  atMs: Type.Number({ description: 'Controller clock of the evaluation' }),
-  counts: Type.Object({ agents: StateCounts, links: StateCounts, probes: StateCounts }, { additionalProperties: false, description: 'Revoked agents are not counted' }),
-  agents: Type.Array(AgentHealthSchema, { description: 'By name; revoked agents included (state unknown)' }),
-  links: Type.Array(LinkHealth, { description: 'By name' }),
-  probes: Type.Array(ProbeHealth, { description: 'By id' }),
-  serving: Type.Array(ServingView, { description: 'Serving health of every agent, by name' }),
-  unserved: Type.Array(UnservedView, { description: 'Subnets of the current policy no box serves now, and why' }),
-}, { additionalProperties: false });
-
-export const AgentDetailSchema = Type.Object({
-  atMs: Type.Number(),
-  agent: AgentHealthSchema,
-  links: Type.Array(LinkHealth),
-  probes: Type.Array(ProbeHealth),
-  serving: Type.Union([ServingView, Type.Null()]),
-}, { additionalProperties: false });
-
-export const HistorySchema = Type.Object({
-  events: Type.Array(Type.Object({
-    subject: Type.String({ description: '"overall", "agent:NAME", "link:A:B", "probe:AGENT/RULE/INDEX", "serving:NAME", "subnet:NAME"' }),
-    kind: StringEnum(['overall', 'agent', 'link', 'probe', 'serving', 'subnet'] as const),
-    from: Type.Union([State, Type.Null()], { description: 'null: the subject appeared' }),
-    to: Type.Union([State, Type.Null()], { description: 'null: the subject disappeared' }),
-    atMs: Type.Number(),
+const ServingView = Type.Object(
+  {
+    agent: Type.String(),
+    isHealthy: Type.Boolean({ description: 'Fit to serve its subnets (else its standbys take them)' }),
+    sinceMs: Type.Number(),
     reason: Type.String(),
-  }, { additionalProperties: false }), { description: 'Oldest first' }),
-}, { additionalProperties: false });
+    clearSinceMs: Nullable(
+      Type.Number(),
+      'While unhealthy: since when it has looked healthy again (the hold-down clock)',
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const UnservedView = Type.Object(
+  {
+    subnet: Type.String(),
+    reason: Type.String(),
+    isAwaitingEnrolment: Type.Boolean({ description: 'Only because no box of its via has enrolled yet' }),
+  },
+  { additionalProperties: false },
+);
+
+export const FleetHealthSchema = Type.Object(
+  {
+    ...statusFields,
+    atMs: Type.Number({ description: 'Controller clock of the evaluation' }),
+    counts: Type.Object(
+      { agents: StateCounts, links: StateCounts, probes: StateCounts },
+      { additionalProperties: false, description: 'Revoked agents are not counted' },
+    ),
+    agents: Type.Array(AgentHealthSchema, { description: 'By name; revoked agents included (state unknown)' }),
+    links: Type.Array(LinkHealth, { description: 'By name' }),
+    probes: Type.Array(ProbeHealth, { description: 'By id' }),
+    serving: Type.Array(ServingView, { description: 'Serving health of every agent, by name' }),
+    unserved: Type.Array(UnservedView, { description: 'Subnets of the current policy no box serves now, and why' }),
+  },
+  { additionalProperties: false },
+);
+
+export const AgentDetailSchema = Type.Object(
+  {
+    atMs: Type.Number(),
+    agent: AgentHealthSchema,
+    links: Type.Array(LinkHealth),
+    probes: Type.Array(ProbeHealth),
+    serving: Type.Union([ServingView, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+export const HistorySchema = Type.Object(
+  {
+    events: Type.Array(
+      Type.Object(
+        {
+          subject: Type.String({
+            description: '"overall", "agent:NAME", "link:A:B", "probe:AGENT/RULE/INDEX", "serving:NAME", "subnet:NAME"',
+          }),
+          kind: StringEnum(['overall', 'agent', 'link', 'probe', 'serving', 'subnet'] as const),
+          from: Type.Union([State, Type.Null()], { description: 'null: the subject appeared' }),
+          to: Type.Union([State, Type.Null()], { description: 'null: the subject disappeared' }),
+          atMs: Type.Number(),
+          reason: Type.String(),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Oldest first' },
+    ),
+  },
+  { additionalProperties: false },
+);

@@ -27,7 +27,9 @@ export interface HealthStatusRoutesOptions {
   unserved?: () => UnservedView[];
 }
 
-export interface ServingView extends ServingState { agent: string }
+export interface ServingView extends ServingState {
+  agent: string;
+}
 
 const KINDS: readonly HealthSubjectKind[] = ['overall', 'agent', 'link', 'probe', 'serving', 'subnet'];
 const MAX_HISTORY_LIMIT = 10_000;
@@ -37,13 +39,17 @@ function parseTime(value: string | undefined, path: string): number | undefined 
   if (value === undefined || value === '') return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
   if (!Number.isFinite(ms)) {
-    throw new CrosslinkError('invalid_request', `${path} must be milliseconds since the epoch or an ISO 8601 time`, [{ path, message: `"${value}" is not a time` }]);
+    throw new CrosslinkError('invalid_request', `${path} must be milliseconds since the epoch or an ISO 8601 time`, [
+      { path, message: `"${value}" is not a time` },
+    ]);
   }
   return ms;
 }
 
 function servingList(monitor: HealthReader): ServingView[] {
-  return [...monitor.servingDetail()].map(([agent, s]) => ({ agent, ...s })).sort((a, b) => (a.agent < b.agent ? -1 : 1));
+  return [...monitor.servingDetail()]
+    .map(([agent, s]) => ({ agent, ...s }))
+    .sort((a, b) => (a.agent < b.agent ? -1 : 1));
 }
 
 function current(monitor: HealthReader): HealthSnapshot {
@@ -57,71 +63,99 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
   const onRequest = opts.authorize ? { onRequest: opts.authorize } : {};
   // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
-    app.get('/v1/health', {
-      ...onRequest,
-      schema: {
-        summary: 'Overall state and the state of every agent, link and path probe, with reasons', tags: ['health'],
-        response: { 200: FleetHealthSchema, ...errorResponses(503) },
+    app.get(
+      '/v1/health',
+      {
+        ...onRequest,
+        schema: {
+          summary: 'Overall state and the state of every agent, link and path probe, with reasons',
+          tags: ['health'],
+          response: { 200: FleetHealthSchema, ...errorResponses(503) },
+        },
       },
-    }, () => ({ ...current(monitor), serving: servingList(monitor), unserved: opts.unserved?.() ?? [] }));
+      () => ({ ...current(monitor), serving: servingList(monitor), unserved: opts.unserved?.() ?? [] }),
+    );
 
-    app.get('/v1/health/agents/:name', {
-      ...onRequest,
-      schema: {
-        summary: "One agent's state, its links, its probes and its serving health", tags: ['health'],
-        params: Type.Object({ name: Type.String() }),
-        response: { 200: AgentDetailSchema, ...errorResponses(404, 503) },
+    app.get(
+      '/v1/health/agents/:name',
+      {
+        ...onRequest,
+        schema: {
+          summary: "One agent's state, its links, its probes and its serving health",
+          tags: ['health'],
+          params: Type.Object({ name: Type.String() }),
+          response: { 200: AgentDetailSchema, ...errorResponses(404, 503) },
+        },
       },
-    }, (req) => {
-      const s = current(monitor);
-      const { name } = req.params;
-      const agent = s.agents.find((a) => a.name === name);
-      if (agent === undefined) throw new CrosslinkError('not_found', `no agent named "${name}"`, [{ path: 'params.name', message: 'unknown agent' }]);
-      const serving = monitor.servingDetail().get(name);
-      return {
-        atMs: s.atMs,
-        agent,
-        links: s.links.filter((l) => l.agents.includes(name)),
-        probes: s.probes.filter((p) => p.agent === name),
-        serving: serving === undefined ? null : { agent: name, ...serving },
-      };
-    });
+      (req) => {
+        const s = current(monitor);
+        const { name } = req.params;
+        const agent = s.agents.find((a) => a.name === name);
+        if (agent === undefined)
+          throw new CrosslinkError('not_found', `no agent named "${name}"`, [
+            { path: 'params.name', message: 'unknown agent' },
+          ]);
+        const serving = monitor.servingDetail().get(name);
+        return {
+          atMs: s.atMs,
+          agent,
+          links: s.links.filter((l) => l.agents.includes(name)),
+          probes: s.probes.filter((p) => p.agent === name),
+          serving: serving === undefined ? null : { agent: name, ...serving },
+        };
+      },
+    );
 
-    app.get('/v1/health/history', {
-      ...onRequest,
-      schema: {
-        summary: 'State changes, oldest first (the newest `limit`)', tags: ['health'],
-        querystring: Type.Object({
-          since: Type.Optional(Type.String({ description: 'ms since the epoch or ISO 8601; events at or after' })),
-          until: Type.Optional(Type.String({ description: 'ms since the epoch or ISO 8601; events before' })),
-          subject: Type.Optional(Type.String({ description: 'e.g. "link:a:b", "agent:x", "probe:x/rule/0", "serving:x", "subnet:x", "overall"' })),
-          kind: Type.Optional(Type.String({ description: KINDS.join(', ') })),
-          limit: Type.Optional(Type.String({ description: `1..${MAX_HISTORY_LIMIT}, default 1000` })),
-        }),
-        response: { 200: HistorySchema, ...errorResponses(400) },
+    app.get(
+      '/v1/health/history',
+      {
+        ...onRequest,
+        schema: {
+          summary: 'State changes, oldest first (the newest `limit`)',
+          tags: ['health'],
+          querystring: Type.Object({
+            since: Type.Optional(Type.String({ description: 'ms since the epoch or ISO 8601; events at or after' })),
+            until: Type.Optional(Type.String({ description: 'ms since the epoch or ISO 8601; events before' })),
+            subject: Type.Optional(
+              Type.String({
+                description: 'e.g. "link:a:b", "agent:x", "probe:x/rule/0", "serving:x", "subnet:x", "overall"',
+              }),
+            ),
+            kind: Type.Optional(Type.String({ description: KINDS.join(', ') })),
+            limit: Type.Optional(Type.String({ description: `1..${MAX_HISTORY_LIMIT}, default 1000` })),
+          }),
+          response: { 200: HistorySchema, ...errorResponses(400) },
+        },
       },
-    }, async (req) => {
-      const q = req.query;
-      const query: HealthHistoryQuery = {};
-      const sinceMs = parseTime(q.since, 'query.since');
-      const untilMs = parseTime(q.until, 'query.until');
-      if (sinceMs !== undefined) query.sinceMs = sinceMs;
-      if (untilMs !== undefined) query.untilMs = untilMs;
-      if (q.subject) query.subject = q.subject;
-      if (q.kind) {
-        if (!KINDS.includes(q.kind as HealthSubjectKind)) {
-          throw new CrosslinkError('invalid_request', `query.kind must be one of ${KINDS.join(', ')}`, [{ path: 'query.kind', message: `"${q.kind}" is not a kind` }]);
+      async (req) => {
+        const q = req.query;
+        const query: HealthHistoryQuery = {};
+        const sinceMs = parseTime(q.since, 'query.since');
+        const untilMs = parseTime(q.until, 'query.until');
+        if (sinceMs !== undefined) query.sinceMs = sinceMs;
+        if (untilMs !== undefined) query.untilMs = untilMs;
+        if (q.subject) query.subject = q.subject;
+        if (q.kind) {
+          if (!KINDS.includes(q.kind as HealthSubjectKind)) {
+            throw new CrosslinkError('invalid_request', `query.kind must be one of ${KINDS.join(', ')}`, [
+              { path: 'query.kind', message: `"${q.kind}" is not a kind` },
+            ]);
+          }
+          query.kind = q.kind as HealthSubjectKind;
         }
-        query.kind = q.kind as HealthSubjectKind;
-      }
-      if (q.limit !== undefined) {
-        const limit = Number(q.limit);
-        if (!/^\d+$/.test(q.limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
-          throw new CrosslinkError('invalid_request', `query.limit must be an integer from 1 to ${MAX_HISTORY_LIMIT}`, [{ path: 'query.limit', message: `"${q.limit}" is out of range` }]);
+        if (q.limit !== undefined) {
+          const limit = Number(q.limit);
+          if (!/^\d+$/.test(q.limit) || limit < 1 || limit > MAX_HISTORY_LIMIT) {
+            throw new CrosslinkError(
+              'invalid_request',
+              `query.limit must be an integer from 1 to ${MAX_HISTORY_LIMIT}`,
+              [{ path: 'query.limit', message: `"${q.limit}" is out of range` }],
+            );
+          }
+          query.limit = limit;
         }
-        query.limit = limit;
-      }
-      return { events: await monitor.history(query) };
-    });
+        return { events: await monitor.history(query) };
+      },
+    );
   };
 }

@@ -11,34 +11,52 @@ import type { Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponses, StringEnum } from './schemas.js';
 
-const End = Type.Object({
-  address: Type.String(),
-  subnet: Type.Union([Type.String(), Type.Null()], { description: 'The most specific subnet holding the address; null: none' }),
-  zone: Type.Union([Type.String(), Type.Null()]),
-  servedBy: Type.Union([Type.String(), Type.Null()], { description: 'The box serving the subnet now' }),
-  unserved: Type.Union([Type.String(), Type.Null()], { description: 'Why nobody serves it' }),
-}, { additionalProperties: false });
+const End = Type.Object(
+  {
+    address: Type.String(),
+    subnet: Type.Union([Type.String(), Type.Null()], {
+      description: 'The most specific subnet holding the address; null: none',
+    }),
+    zone: Type.Union([Type.String(), Type.Null()]),
+    servedBy: Type.Union([Type.String(), Type.Null()], { description: 'The box serving the subnet now' }),
+    unserved: Type.Union([Type.String(), Type.Null()], { description: 'Why nobody serves it' }),
+  },
+  { additionalProperties: false },
+);
 
-const TraceResultSchema = Type.Object({
-  policyVersion: Type.Integer(),
-  from: End,
-  to: End,
-  proto: StringEnum(['tcp', 'udp', 'icmp', 'any'] as const),
-  port: Type.Union([Type.Integer(), Type.Null()]),
-  decision: StringEnum(['allow', 'deny'] as const),
-  rule: Type.Union([Type.String(), Type.Null()]),
-  reason: Type.String({ description: "The policy's reason" }),
-  path: Type.Union([Type.Object({
-    kind: StringEnum(['same-box', 'direct', 'relay'] as const),
-    from: Type.String(),
-    to: Type.String(),
-    endpoint: Type.String({ description: 'Where the first box sends the tunnel\'s packets ("" for same-box)' }),
-    relay: Type.Union([Type.String(), Type.Null()], { description: 'kind relay: the relay in use' }),
-    standbyRelays: Type.Array(Type.String(), { description: 'kind relay: the other relays the pair may move to' }),
-  }, { additionalProperties: false }), Type.Null()]),
-  outcome: StringEnum(['passes', 'denied', 'unserved', 'no-path'] as const, { description: 'passes: allowed and deployed end to end; the others say why not' }),
-  summary: Type.String(),
-}, { additionalProperties: false });
+const TraceResultSchema = Type.Object(
+  {
+    policyVersion: Type.Integer(),
+    from: End,
+    to: End,
+    proto: StringEnum(['tcp', 'udp', 'icmp', 'any'] as const),
+    port: Type.Union([Type.Integer(), Type.Null()]),
+    decision: StringEnum(['allow', 'deny'] as const),
+    rule: Type.Union([Type.String(), Type.Null()]),
+    reason: Type.String({ description: "The policy's reason" }),
+    path: Type.Union([
+      Type.Object(
+        {
+          kind: StringEnum(['same-box', 'direct', 'relay'] as const),
+          from: Type.String(),
+          to: Type.String(),
+          endpoint: Type.String({ description: 'Where the first box sends the tunnel\'s packets ("" for same-box)' }),
+          relay: Type.Union([Type.String(), Type.Null()], { description: 'kind relay: the relay in use' }),
+          standbyRelays: Type.Array(Type.String(), {
+            description: 'kind relay: the other relays the pair may move to',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ]),
+    outcome: StringEnum(['passes', 'denied', 'unserved', 'no-path'] as const, {
+      description: 'passes: allowed and deployed end to end; the others say why not',
+    }),
+    summary: Type.String(),
+  },
+  { additionalProperties: false },
+);
 /** GET /v1/trace. */
 export type TraceResult = Static<typeof TraceResultSchema>;
 
@@ -47,58 +65,87 @@ const PROTOS = ['tcp', 'udp', 'icmp', 'any'] as const;
 export function traceRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox {
   // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
   return async (app) => {
-    app.get('/v1/trace', {
-      onRequest: auth.requires('agents.read'),
-      schema: {
-        summary: 'Would this flow pass now, and why (or why not): rule, serving boxes, tunnel path', tags: ['policy'],
-        querystring: Type.Object({
-          from: Type.String({ description: 'Source IP address' }),
-          to: Type.String({ description: 'Destination IP address' }),
-          proto: Type.Optional(Type.String({ description: 'tcp (default), udp, icmp or any' })),
-          port: Type.Optional(Type.String({ description: 'Destination port, 1-65535; required for tcp and udp' })),
-        }),
-        response: { 200: TraceResultSchema, ...errorResponses(400, 409) },
-      },
-    }, (req) => {
-      const q = req.query;
-      const proto = (q.proto ?? 'tcp') as EvalProtocol;
-      if (!PROTOS.includes(proto)) {
-        throw new CrosslinkError('invalid_request', `query.proto must be one of ${PROTOS.join(', ')}`, [{ path: 'query.proto', message: `"${q.proto}" is not a protocol` }]);
-      }
-      let port: number | undefined;
-      if (proto === 'tcp' || proto === 'udp') {
-        if (q.port === undefined) throw new CrosslinkError('invalid_request', `query.port is required with proto ${proto}`, [{ path: 'query.port', message: 'missing' }]);
-        port = Number(q.port);
-        if (!/^\d{1,5}$/.test(q.port) || port < 1 || port > 65535) {
-          throw new CrosslinkError('invalid_request', 'query.port must be a port number from 1 to 65535', [{ path: 'query.port', message: `"${q.port}" is not a port` }]);
-        }
-      } else if (q.port !== undefined) {
-        throw new CrosslinkError('invalid_request', `query.port does not apply to proto ${proto}; leave it out`, [{ path: 'query.port', message: 'not for this protocol' }]);
-      }
-      const current = deps.distribution.currentPolicy();
-      if (!current) throw new CrosslinkError('conflict', 'there is no policy yet: apply one first (crosslink policy apply)');
-      const unserved = new Map(deps.distribution.unservedSubnets().map((u) => [u.subnet, u.reason]));
-      const deployment: TraceDeployment = {
-        servedBy: (s) => deps.distribution.servingAgent(s),
-        unservedReason: (s) => unserved.get(s) ?? null,
-        peer: (a, b) => {
-          const p = deps.distribution.currentConfig(a)?.peers.find((x) => x.name === b);
-          return p ? { endpoint: p.endpoint, relays: p.paths.map((x) => ({ relay: x.relay, endpoint: x.endpoint })) } : null;
+    app.get(
+      '/v1/trace',
+      {
+        onRequest: auth.requires('agents.read'),
+        schema: {
+          summary: 'Would this flow pass now, and why (or why not): rule, serving boxes, tunnel path',
+          tags: ['policy'],
+          querystring: Type.Object({
+            from: Type.String({ description: 'Source IP address' }),
+            to: Type.String({ description: 'Destination IP address' }),
+            proto: Type.Optional(Type.String({ description: 'tcp (default), udp, icmp or any' })),
+            port: Type.Optional(Type.String({ description: 'Destination port, 1-65535; required for tcp and udp' })),
+          }),
+          response: { 200: TraceResultSchema, ...errorResponses(400, 409) },
         },
-        pathProblem: (a, b) => deps.distribution.indirectPaths().find((x) => x.kind === 'none' && ((x.a === a && x.b === b) || (x.a === b && x.b === a)))?.reason ?? null,
-      };
-      for (const [field, value] of [['from', q.from], ['to', q.to]] as const) {
-        if (!parseAddress(value)) throw new CrosslinkError('invalid_request', `query.${field} must be an IP address`, [{ path: `query.${field}`, message: `"${value}" is not an IP address` }]);
-      }
-      try {
-        return { policyVersion: current.version, ...traceFlow(current.policy, q.from, q.to, proto, port, deployment) };
-      } catch (e) {
-        // A flow that mixes IPv4 and IPv6: the caller's error, about both fields.
-        if (e instanceof CrosslinkError && e.code === 'invalid_request' && e.details.length === 0) {
-          throw new CrosslinkError('invalid_request', e.message, [{ path: 'query', message: e.message }]);
+      },
+      (req) => {
+        const q = req.query;
+        const proto = (q.proto ?? 'tcp') as EvalProtocol;
+        if (!PROTOS.includes(proto)) {
+          throw new CrosslinkError('invalid_request', `query.proto must be one of ${PROTOS.join(', ')}`, [
+            { path: 'query.proto', message: `"${q.proto}" is not a protocol` },
+          ]);
         }
-        throw e;
-      }
-    });
+        let port: number | undefined;
+        if (proto === 'tcp' || proto === 'udp') {
+          if (q.port === undefined)
+            throw new CrosslinkError('invalid_request', `query.port is required with proto ${proto}`, [
+              { path: 'query.port', message: 'missing' },
+            ]);
+          port = Number(q.port);
+          if (!/^\d{1,5}$/.test(q.port) || port < 1 || port > 65535) {
+            throw new CrosslinkError('invalid_request', 'query.port must be a port number from 1 to 65535', [
+              { path: 'query.port', message: `"${q.port}" is not a port` },
+            ]);
+          }
+        } else if (q.port !== undefined) {
+          throw new CrosslinkError('invalid_request', `query.port does not apply to proto ${proto}; leave it out`, [
+            { path: 'query.port', message: 'not for this protocol' },
+          ]);
+        }
+        const current = deps.distribution.currentPolicy();
+        if (!current)
+          throw new CrosslinkError('conflict', 'there is no policy yet: apply one first (crosslink policy apply)');
+        const unserved = new Map(deps.distribution.unservedSubnets().map((u) => [u.subnet, u.reason]));
+        const deployment: TraceDeployment = {
+          servedBy: (s) => deps.distribution.servingAgent(s),
+          unservedReason: (s) => unserved.get(s) ?? null,
+          peer: (a, b) => {
+            const p = deps.distribution.currentConfig(a)?.peers.find((x) => x.name === b);
+            return p
+              ? { endpoint: p.endpoint, relays: p.paths.map((x) => ({ relay: x.relay, endpoint: x.endpoint })) }
+              : null;
+          },
+          pathProblem: (a, b) =>
+            deps.distribution
+              .indirectPaths()
+              .find((x) => x.kind === 'none' && ((x.a === a && x.b === b) || (x.a === b && x.b === a)))?.reason ?? null,
+        };
+        for (const [field, value] of [
+          ['from', q.from],
+          ['to', q.to],
+        ] as const) {
+          if (!parseAddress(value))
+            throw new CrosslinkError('invalid_request', `query.${field} must be an IP address`, [
+              { path: `query.${field}`, message: `"${value}" is not an IP address` },
+            ]);
+        }
+        try {
+          return {
+            policyVersion: current.version,
+            ...traceFlow(current.policy, q.from, q.to, proto, port, deployment),
+          };
+        } catch (e) {
+          // A flow that mixes IPv4 and IPv6: the caller's error, about both fields.
+          if (e instanceof CrosslinkError && e.code === 'invalid_request' && e.details.length === 0) {
+            throw new CrosslinkError('invalid_request', e.message, [{ path: 'query', message: e.message }]);
+          }
+          throw e;
+        }
+      },
+    );
   };
 }

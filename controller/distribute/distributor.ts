@@ -14,8 +14,15 @@ import type { AgentName, Inventory, InventoryAgent, Policy } from '../policy/typ
 import { parsePolicy } from '../policy/validate.js';
 import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from './port.js';
 import {
-  compilePolicy, contentHash as contentHashOf, diffConfig, isAwaitingEnrolment, pairPathJson, PolicyCompiler,
-  type CompileOptions, type CompileResult, type PairRoute,
+  compilePolicy,
+  contentHash as contentHashOf,
+  diffConfig,
+  isAwaitingEnrolment,
+  pairPathJson,
+  PolicyCompiler,
+  type CompileOptions,
+  type CompileResult,
+  type PairRoute,
 } from '../policy/index.js';
 
 /** Why the distributor ends a stream. The RPC layer maps all but 'stopping' to UNAUTHENTICATED. */
@@ -125,7 +132,10 @@ export class Distributor implements DistributionPort {
     this.#clock = opts.clock;
     this.#compileOptions = opts.compileOptions ?? {};
     this.#compiler = new PolicyCompiler(this.#compileOptions);
-    this.heartbeatIntervalMs = Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(1, opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS));
+    this.heartbeatIntervalMs = Math.min(
+      MAX_HEARTBEAT_INTERVAL_MS,
+      Math.max(1, opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
+    );
   }
 
   /** Loads the current policy and the inventory from the store and compiles every config. */
@@ -142,7 +152,10 @@ export class Distributor implements DistributionPort {
         } else {
           // The API validates before storing, so this means a bug or a hand-edited database.
           isPolicyOk = false;
-          this.#log.error({ version: pv.version, errors: r.errors.slice(0, 5) }, 'stored policy does not validate; distributing without it');
+          this.#log.error(
+            { version: pv.version, errors: r.errors.slice(0, 5) },
+            'stored policy does not validate; distributing without it',
+          );
         }
       }
       await this.#recompile();
@@ -185,7 +198,8 @@ export class Distributor implements DistributionPort {
           this.#closeStreams(name, rec ? 'revoked' : 'deleted');
           return;
         }
-        if (old && old.credentialHash !== rec.credentialHash) this.#closeStreams(name, 'reenrolled', rec.credentialHash);
+        if (old && old.credentialHash !== rec.credentialHash)
+          this.#closeStreams(name, 'reenrolled', rec.credentialHash);
         this.#known.set(name, this.#knownOf(rec));
       });
       await this.#recompile();
@@ -314,7 +328,12 @@ export class Distributor implements DistributionPort {
     for (const s of [...this.#policy.subnets].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       s.via.forEach((agent, i) => {
         if (!this.#known.has(agent)) return;
-        out.push({ subnet: s.name, agent, role: i === 0 ? 'primary' : 'standby', isServing: served.get(s.name) === agent });
+        out.push({
+          subnet: s.name,
+          agent,
+          role: i === 0 ? 'primary' : 'standby',
+          isServing: served.get(s.name) === agent,
+        });
       });
     }
     return out;
@@ -345,8 +364,12 @@ export class Distributor implements DistributionPort {
   #knownOf(a: AgentRecord): Known {
     return {
       inventory: {
-        name: a.name as AgentName, publicKey: a.publicKey, endpoint: a.endpoint, overlayAddress: a.overlayAddress,
-        advertised: [...a.advertised], isHealthy: true,
+        name: a.name as AgentName,
+        publicKey: a.publicKey,
+        endpoint: a.endpoint,
+        overlayAddress: a.overlayAddress,
+        advertised: [...a.advertised],
+        isHealthy: true,
         ...(a.endpoints.length > 0 ? { endpoints: a.endpoints.map((e) => ({ ...e })) } : {}),
         ...(a.isRelay ? { isRelay: true } : {}),
       },
@@ -357,7 +380,10 @@ export class Distributor implements DistributionPort {
   }
 
   #inventory(): Inventory {
-    const agents = [...this.#known.values()].map((k) => ({ ...k.inventory, isHealthy: this.#health.get(k.inventory.name) ?? true }));
+    const agents = [...this.#known.values()].map((k) => ({
+      ...k.inventory,
+      isHealthy: this.#health.get(k.inventory.name) ?? true,
+    }));
     agents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return { agents };
   }
@@ -383,12 +409,17 @@ export class Distributor implements DistributionPort {
       changed.push({ name: a.name, config: raw, generation, hash });
     }
     if (changed.length === 0) {
-      this.#log.debug({ agents: inventory.agents.length, ms: this.#clock.nowMs() - startedMs }, 'recompiled; nothing changed');
+      this.#log.debug(
+        { agents: inventory.agents.length, ms: this.#clock.nowMs() - startedMs },
+        'recompiled; nothing changed',
+      );
       this.#noteHandovers();
       return;
     }
     // Persist first: a pushed generation must survive a restart.
-    await this.#store.setDesiredGenerations(changed.map((c) => ({ name: c.name, generation: c.generation, hash: c.hash })));
+    await this.#store.setDesiredGenerations(
+      changed.map((c) => ({ name: c.name, generation: c.generation, hash: c.hash })),
+    );
     let pushed = 0;
     for (const c of changed) {
       const known = this.#known.get(c.name);
@@ -402,7 +433,10 @@ export class Distributor implements DistributionPort {
         pushed++;
       }
     }
-    this.#log.info({ agents: inventory.agents.length, changed: changed.length, pushed, ms: this.#clock.nowMs() - startedMs }, 'distributed changed configs');
+    this.#log.info(
+      { agents: inventory.agents.length, changed: changed.length, pushed, ms: this.#clock.nowMs() - startedMs },
+      'distributed changed configs',
+    );
     this.#noteHandovers();
   }
 
@@ -425,11 +459,19 @@ export class Distributor implements DistributionPort {
       const from = before.get(subnet) ?? '';
       const to = now.get(subnet) ?? '';
       if (from === to) continue;
-      const roleOf = (agent: string) => (agent === '' ? '' : (viaOf.get(subnet) ?? []).indexOf(agent) === 0 ? 'primary' : 'standby');
+      const roleOf = (agent: string) =>
+        agent === '' ? '' : (viaOf.get(subnet) ?? []).indexOf(agent) === 0 ? 'primary' : 'standby';
       handovers.push({
-        subnet, from, to, role: roleOf(to), fromRole: roleOf(from),
+        subnet,
+        from,
+        to,
+        role: roleOf(to),
+        fromRole: roleOf(from),
         // Only the subnet's own candidates: the history named boxes that had nothing to do with it.
-        unhealthy: [...this.#health].filter(([n, ok]) => !ok && (viaOf.get(subnet) ?? []).includes(n)).map(([n]) => n).sort(),
+        unhealthy: [...this.#health]
+          .filter(([n, ok]) => !ok && (viaOf.get(subnet) ?? []).includes(n))
+          .map(([n]) => n)
+          .sort(),
       });
     }
     if (handovers.length === 0) return;
@@ -458,14 +500,21 @@ export class Distributor implements DistributionPort {
   #compileLive(policy: Policy, inventory: Inventory): CompileResult {
     const previous = this.#compiledPolicy;
     this.#compiledPolicy = null;
-    const r = previous === null ? this.#compiler.compile(policy, inventory) : this.#compiler.update(previous === policy ? { inventory } : { policy, inventory });
+    const r =
+      previous === null
+        ? this.#compiler.compile(policy, inventory)
+        : this.#compiler.update(previous === policy ? { inventory } : { policy, inventory });
     this.#compiledPolicy = policy;
     this.#lastCompile = r;
     return r;
   }
 }
 
-const unservedView = (u: { subnet: string; reason: string }): UnservedView => ({ subnet: u.subnet, reason: u.reason, isAwaitingEnrolment: isAwaitingEnrolment(u.reason) });
+const unservedView = (u: { subnet: string; reason: string }): UnservedView => ({
+  subnet: u.subnet,
+  reason: u.reason,
+  isAwaitingEnrolment: isAwaitingEnrolment(u.reason),
+});
 const pathViews = (pairs: readonly PairRoute[]): PairPathView[] => pairs.map((p) => pairPathJson(p.a, p.b, p.path));
 
 function emptyConfig(a: InventoryAgent): AgentConfig {

@@ -21,18 +21,42 @@ rules:
   - { name: social-to-records, from: social, to: records, ports: [tcp/443] }
 `;
 
-const KEYS = ['AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', 'BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=', 'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA='];
+const KEYS = [
+  'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=',
+  'BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=',
+  'CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCA=',
+];
 
 function agent(name: string, i: number, advertised: string[]): AgentRecord {
   return {
-    id: name, name, publicKey: KEYS[i]!, endpoint: `172.31.${i + 1}.2:51820`, endpoints: [], isRelay: false, overlayAddress: `100.64.0.${i + 1}/10`, advertised,
-    credentialHash: `h${i}`, agentVersion: 't', protocolVersion: 1, enrolledAtMs: 0, revokedAtMs: null, desiredGeneration: 0,
-    desiredHash: '', appliedGeneration: 0, lastReportAtMs: null, lastReport: null,
+    id: name,
+    name,
+    publicKey: KEYS[i]!,
+    endpoint: `172.31.${i + 1}.2:51820`,
+    endpoints: [],
+    isRelay: false,
+    overlayAddress: `100.64.0.${i + 1}/10`,
+    advertised,
+    credentialHash: `h${i}`,
+    agentVersion: 't',
+    protocolVersion: 1,
+    enrolledAtMs: 0,
+    revokedAtMs: null,
+    desiredGeneration: 0,
+    desiredHash: '',
+    appliedGeneration: 0,
+    lastReportAtMs: null,
+    lastReport: null,
   };
 }
 
-
-const ENROL = { actor: { name: 't', role: 'system' as const, address: '' }, action: 'agent.enroll', target: 'x', before: null, after: null };
+const ENROL = {
+  actor: { name: 't', role: 'system' as const, address: '' },
+  action: 'agent.enroll',
+  target: 'x',
+  before: null,
+  after: null,
+};
 
 /** A distributor over a memory store with `primary`, `standby` and `council` enrolled (each
  *  advertising its subnet), recording handovers. */
@@ -42,7 +66,12 @@ async function threeBoxes(): Promise<{ d: Distributor; handovers: Handover[][] }
   await store.enrollAgent(agent('standby', 1, ['10.20.1.0/24']), 'none', ENROL);
   await store.enrollAgent(agent('council', 2, ['10.60.1.0/24']), 'none', ENROL);
   const handovers: Handover[][] = [];
-  const d = new Distributor({ store, log: silentLogger(), clock: systemClock, onHandover: (h) => handovers.push([...h]) });
+  const d = new Distributor({
+    store,
+    log: silentLogger(),
+    clock: systemClock,
+    onHandover: (h) => handovers.push([...h]),
+  });
   await d.start();
   return { d, handovers };
 }
@@ -52,42 +81,81 @@ t.test('serving health moves a subnet to the standby and back, one handover each
   const parsed = parsePolicy(POLICY);
   t.ok(parsed.policy, JSON.stringify(parsed.errors));
   await d.setPolicy(parsed.policy!, 1);
-  t.same(handovers, [[{ subnet: 'records', from: '', to: 'primary', role: 'primary', fromRole: '', unhealthy: [] }, { subnet: 'social', from: '', to: 'council', role: 'primary', fromRole: '', unhealthy: [] }]],
-    'the policy arriving hands each subnet to its primary');
+  t.same(
+    handovers,
+    [
+      [
+        { subnet: 'records', from: '', to: 'primary', role: 'primary', fromRole: '', unhealthy: [] },
+        { subnet: 'social', from: '', to: 'council', role: 'primary', fromRole: '', unhealthy: [] },
+      ],
+    ],
+    'the policy arriving hands each subnet to its primary',
+  );
   handovers.length = 0;
-  const serving = () => d.servingAssignments().filter((a) => a.subnet === 'records').map((a) => `${a.agent}/${a.role}=${a.isServing ? 1 : 0}`);
+  const serving = () =>
+    d
+      .servingAssignments()
+      .filter((a) => a.subnet === 'records')
+      .map((a) => `${a.agent}/${a.role}=${a.isServing ? 1 : 0}`);
   t.same(serving(), ['primary/primary=1', 'standby/standby=0']);
 
   await d.setAgentHealth('primary', false);
-  t.same(handovers, [[{ subnet: 'records', from: 'primary', to: 'standby', role: 'standby', fromRole: 'primary', unhealthy: ['primary'] }]]);
+  t.same(handovers, [
+    [
+      {
+        subnet: 'records',
+        from: 'primary',
+        to: 'standby',
+        role: 'standby',
+        fromRole: 'primary',
+        unhealthy: ['primary'],
+      },
+    ],
+  ]);
   t.same(serving(), ['primary/primary=0', 'standby/standby=1']);
-  t.same(d.currentConfig('standby')!.localSubnets.map((s) => s.name), ['records']);
-  t.same(d.currentConfig('primary')!.localSubnets.map((s) => s.name), []);
+  t.same(
+    d.currentConfig('standby')!.localSubnets.map((s) => s.name),
+    ['records'],
+  );
+  t.same(
+    d.currentConfig('primary')!.localSubnets.map((s) => s.name),
+    [],
+  );
 
   handovers.length = 0;
   await d.setAgentHealth('primary', false);
   t.same(handovers, [], 'no change, no handover');
   await d.setAgentHealth('primary', true);
-  t.same(handovers, [[{ subnet: 'records', from: 'standby', to: 'primary', role: 'primary', fromRole: 'standby', unhealthy: [] }]]);
+  t.same(handovers, [
+    [{ subnet: 'records', from: 'standby', to: 'primary', role: 'primary', fromRole: 'standby', unhealthy: [] }],
+  ]);
   t.same(serving(), ['primary/primary=1', 'standby/standby=0']);
   await d.stop();
 });
 
-t.test('unservedSubnets(): each subnet nobody serves, why, and whether its boxes have merely not enrolled', async (t) => {
-  const store = new MemoryStore();
-  // A dual-stack subnet whose box advertises only the IPv4 prefix; `council` never enrols.
-  await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', ENROL);
-  const d = new Distributor({ store, log: silentLogger(), clock: systemClock });
-  await d.start();
-  const parsed = parsePolicy(POLICY.replace('cidr: 10.20.1.0/24, zone: n3, via: [primary, standby]', 'cidr: [10.20.1.0/24, "fd20:8::/64"], zone: n3, via: [primary]'));
-  t.ok(parsed.policy, JSON.stringify(parsed.errors));
-  await d.setPolicy(parsed.policy!, 1);
-  t.same(d.unservedSubnets(), [
-    { subnet: 'records', reason: 'primary does not advertise fd20:8::/64', isAwaitingEnrolment: false },
-    { subnet: 'social', reason: 'council is not enrolled', isAwaitingEnrolment: true },
-  ]);
-  await d.stop();
-});
+t.test(
+  'unservedSubnets(): each subnet nobody serves, why, and whether its boxes have merely not enrolled',
+  async (t) => {
+    const store = new MemoryStore();
+    // A dual-stack subnet whose box advertises only the IPv4 prefix; `council` never enrols.
+    await store.enrollAgent(agent('primary', 0, ['10.20.1.0/24']), 'none', ENROL);
+    const d = new Distributor({ store, log: silentLogger(), clock: systemClock });
+    await d.start();
+    const parsed = parsePolicy(
+      POLICY.replace(
+        'cidr: 10.20.1.0/24, zone: n3, via: [primary, standby]',
+        'cidr: [10.20.1.0/24, "fd20:8::/64"], zone: n3, via: [primary]',
+      ),
+    );
+    t.ok(parsed.policy, JSON.stringify(parsed.errors));
+    await d.setPolicy(parsed.policy!, 1);
+    t.same(d.unservedSubnets(), [
+      { subnet: 'records', reason: 'primary does not advertise fd20:8::/64', isAwaitingEnrolment: false },
+      { subnet: 'social', reason: 'council is not enrolled', isAwaitingEnrolment: true },
+    ]);
+    await d.stop();
+  },
+);
 
 t.test('a handover names only unhealthy boxes of that subnet', async (t) => {
   const { d, handovers } = await threeBoxes();
@@ -96,5 +164,20 @@ t.test('a handover names only unhealthy boxes of that subnet', async (t) => {
   await d.setAgentHealth('council', false);
   handovers.length = 0;
   await d.setAgentHealth('primary', false);
-  t.same(handovers, [[{ subnet: 'records', from: 'primary', to: 'standby', role: 'standby', fromRole: 'primary', unhealthy: ['primary'] }]], 'council, unhealthy too, is not named for records');
+  t.same(
+    handovers,
+    [
+      [
+        {
+          subnet: 'records',
+          from: 'primary',
+          to: 'standby',
+          role: 'standby',
+          fromRole: 'primary',
+          unhealthy: ['primary'],
+        },
+      ],
+    ],
+    'council, unhealthy too, is not named for records',
+  );
 });

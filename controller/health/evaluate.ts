@@ -3,10 +3,23 @@
 // time is an argument, and `sinceMs` is carried over from the previous snapshot while a state holds.
 import type { ReportRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import {
-  DEFAULT_EVALUATE_OPTIONS, linkName, subjectOf, worstState,
-  type AgentHealth, type AgentHealthInput, type ApplyErrorView, type EvaluateOptions, type HealthEvent,
-  type HealthSnapshot, type HealthState, type LinkEnd, type LinkHealth, type PeerView, type ProbeHealth,
-  type ProbeSpec, type StateCounts,
+  DEFAULT_EVALUATE_OPTIONS,
+  linkName,
+  subjectOf,
+  worstState,
+  type AgentHealth,
+  type AgentHealthInput,
+  type ApplyErrorView,
+  type EvaluateOptions,
+  type HealthEvent,
+  type HealthSnapshot,
+  type HealthState,
+  type LinkEnd,
+  type LinkHealth,
+  type PeerView,
+  type ProbeHealth,
+  type ProbeSpec,
+  type StateCounts,
 } from './types.js';
 
 type Finding = [HealthState, string];
@@ -15,7 +28,13 @@ type Finding = [HealthState, string];
 function conclude(findings: Finding[], okReason: string): { state: HealthState; reason: string } {
   const state = worstState(findings.map((f) => f[0]));
   if (state === null) return { state: 'ok', reason: okReason };
-  return { state, reason: findings.filter((f) => f[0] === state).map((f) => f[1]).join('; ') };
+  return {
+    state,
+    reason: findings
+      .filter((f) => f[0] === state)
+      .map((f) => f[1])
+      .join('; '),
+  };
 }
 
 function since(prev: { state: HealthState; sinceMs: number } | undefined, state: HealthState, nowMs: number): number {
@@ -35,9 +54,8 @@ function peerViews(report: ReportRequest, lastReportAtMs: number, nowMs: number)
   return report.peers
     .map((p): PeerView => ({
       name: p.name,
-      handshakeAgeSeconds: p.latestHandshakeUnix > 0n
-        ? secs(agentNowMs - Number(p.latestHandshakeUnix) * 1000 + reportAgeMs)
-        : null,
+      handshakeAgeSeconds:
+        p.latestHandshakeUnix > 0n ? secs(agentNowMs - Number(p.latestHandshakeUnix) * 1000 + reportAgeMs) : null,
       rxBytes: Number(p.rxBytes),
       txBytes: Number(p.txBytes),
       isProbed: p.isProbed,
@@ -53,16 +71,26 @@ function applyErrorText(e: ApplyErrorView): string {
   return e.stderr ? `${what}: ${e.stderr}` : what;
 }
 
-function evaluateAgent(a: AgentHealthInput, nowMs: number, o: EvaluateOptions, prev: AgentHealth | undefined): AgentHealth {
+function evaluateAgent(
+  a: AgentHealthInput,
+  nowMs: number,
+  o: EvaluateOptions,
+  prev: AgentHealth | undefined,
+): AgentHealth {
   const silentMs = o.reportIntervalMs * o.silentIntervals;
   const report = a.lastReportAtMs === null ? null : a.lastReport;
   const ageMs = report === null || a.lastReportAtMs === null ? null : Math.max(0, nowMs - a.lastReportAtMs);
   const isReportFresh = ageMs !== null && ageMs < silentMs;
-  const desiredSinceMs = prev !== undefined && prev.desiredGeneration === a.desiredGeneration ? prev.desiredSinceMs : nowMs;
+  const desiredSinceMs =
+    prev !== undefined && prev.desiredGeneration === a.desiredGeneration ? prev.desiredSinceMs : nowMs;
   const streamDownSinceMs = a.isConnected ? null : (prev?.streamDownSinceMs ?? nowMs);
   const applied = report === null ? null : Number(report.generationApplied);
   const applyErrors: ApplyErrorView[] = (report?.applyErrors ?? []).map((e) => ({
-    step: e.step, command: e.command, exitCode: e.exitCode, stderr: firstLine(e.stderr), isTerminal: e.isTerminal,
+    step: e.step,
+    command: e.command,
+    exitCode: e.exitCode,
+    stderr: firstLine(e.stderr),
+    isTerminal: e.isTerminal,
   }));
 
   const findings: Finding[] = [];
@@ -72,19 +100,31 @@ function evaluateAgent(a: AgentHealthInput, nowMs: number, o: EvaluateOptions, p
     const startedAgoMs = o.controllerStartedAtMs === null ? null : Math.max(0, nowMs - o.controllerStartedAtMs);
     // A box enrolled since the controller started is judged from its enrolment: "not reported since
     // controller start 215 s ago" about a box enrolled 5 s ago was a wrong answer.
-    const enrolledAgoMs = a.enrolledAtMs === undefined || a.enrolledAtMs === null ? null : Math.max(0, nowMs - a.enrolledAtMs);
+    const enrolledAgoMs =
+      a.enrolledAtMs === undefined || a.enrolledAtMs === null ? null : Math.max(0, nowMs - a.enrolledAtMs);
     const isNew = enrolledAgoMs !== null && (startedAgoMs === null || enrolledAgoMs < startedAgoMs);
     const graceAgoMs = isNew ? enrolledAgoMs : startedAgoMs;
     if (graceAgoMs !== null && graceAgoMs < silentMs) {
-      findings.push(['unknown', isNew ? `enrolled ${secs(graceAgoMs)} s ago, no report yet` : `no report yet (controller started ${secs(graceAgoMs)} s ago)`]);
+      findings.push([
+        'unknown',
+        isNew
+          ? `enrolled ${secs(graceAgoMs)} s ago, no report yet`
+          : `no report yet (controller started ${secs(graceAgoMs)} s ago)`,
+      ]);
     } else if (a.isConnected) {
       findings.push(['degraded', 'config stream connected but no report received']);
     } else if (isNew) {
-      findings.push(['down', `enrolled ${secs(graceAgoMs!)} s ago and not connected since: is its agent running (crosslink agent run)?`]);
+      findings.push([
+        'down',
+        `enrolled ${secs(graceAgoMs!)} s ago and not connected since: is its agent running (crosslink agent run)?`,
+      ]);
     } else {
-      findings.push(['down', startedAgoMs === null
-        ? 'never reported, no config stream'
-        : `not reported since controller start ${secs(startedAgoMs)} s ago, no config stream`]);
+      findings.push([
+        'down',
+        startedAgoMs === null
+          ? 'never reported, no config stream'
+          : `not reported since controller start ${secs(startedAgoMs)} s ago, no config stream`,
+      ]);
     }
   } else {
     if (!isReportFresh) {
@@ -94,7 +134,10 @@ function evaluateAgent(a: AgentHealthInput, nowMs: number, o: EvaluateOptions, p
     const [first] = applyErrors;
     if (first) {
       const more = applyErrors.length > 1 ? ` (+${applyErrors.length - 1} more)` : '';
-      findings.push(['degraded', `apply failed${first.isTerminal ? ' (config rejected, not retried)' : ''}: ${applyErrorText(first)}${more}`]);
+      findings.push([
+        'degraded',
+        `apply failed${first.isTerminal ? ' (config rejected, not retried)' : ''}: ${applyErrorText(first)}${more}`,
+      ]);
     }
     if (a.desiredGeneration > 0 && applied !== a.desiredGeneration && nowMs - desiredSinceMs >= o.staleGraceMs) {
       findings.push(['degraded', `generation ${applied} applied, ${a.desiredGeneration} current`]);
@@ -129,17 +172,35 @@ function linkEnd(agent: AgentHealth, peer: string): LinkEnd & { why: string } {
   const view = agent.isReportFresh ? agent.peers.find((p) => p.name === peer) : undefined;
   if (view === undefined) {
     return {
-      agent: agent.name, hasView: false, handshakeAgeSeconds: null, isProbed: false, isReachable: false, rttMs: null, lossRatio: 0,
+      agent: agent.name,
+      hasView: false,
+      handshakeAgeSeconds: null,
+      isProbed: false,
+      isReachable: false,
+      rttMs: null,
+      lossRatio: 0,
       why: agent.isReportFresh ? `${agent.name} has no status for ${peer} yet` : `${agent.name} not reporting`,
     };
   }
   return {
-    agent: agent.name, hasView: true, handshakeAgeSeconds: view.handshakeAgeSeconds, isProbed: view.isProbed,
-    isReachable: view.isReachable, rttMs: view.rttMs, lossRatio: view.lossRatio, why: '',
+    agent: agent.name,
+    hasView: true,
+    handshakeAgeSeconds: view.handshakeAgeSeconds,
+    isProbed: view.isProbed,
+    isReachable: view.isReachable,
+    rttMs: view.rttMs,
+    lossRatio: view.lossRatio,
+    why: '',
   };
 }
 
-function evaluateLink(x: AgentHealth, y: AgentHealth, nowMs: number, o: EvaluateOptions, prev: LinkHealth | undefined): LinkHealth {
+function evaluateLink(
+  x: AgentHealth,
+  y: AgentHealth,
+  nowMs: number,
+  o: EvaluateOptions,
+  prev: LinkHealth | undefined,
+): LinkHealth {
   const name = linkName(x.name, y.name);
   const configuredSinceMs = prev?.configuredSinceMs ?? nowMs;
   const withWhy = [linkEnd(x, y.name), linkEnd(y, x.name)];
@@ -148,7 +209,8 @@ function evaluateLink(x: AgentHealth, y: AgentHealth, nowMs: number, o: Evaluate
   const peerOf = (e: LinkEnd): string => (e.agent === x.name ? y.name : x.name);
 
   const findings: Finding[] = [];
-  for (const agent of [x, y]) if (agent.state === 'down') findings.push(['down', `agent ${agent.name} down: ${agent.reason}`]);
+  for (const agent of [x, y])
+    if (agent.state === 'down') findings.push(['down', `agent ${agent.name} down: ${agent.reason}`]);
 
   const ages = viewed.map((e) => e.handshakeAgeSeconds).filter((s): s is number => s !== null);
   const handshakeAgeSeconds = ages.length > 0 ? Math.min(...ages) : null;
@@ -156,8 +218,10 @@ function evaluateLink(x: AgentHealth, y: AgentHealth, nowMs: number, o: Evaluate
     findings.push(['unknown', withWhy.map((e) => e.why).join(', ')]);
   } else if (handshakeAgeSeconds === null) {
     const configuredAgo = secs(nowMs - configuredSinceMs);
-    if (configuredAgo >= o.handshakeDownSeconds) findings.push(['down', `no handshake since configured ${configuredAgo} s ago`]);
-    else if (configuredAgo >= o.handshakeDegradedSeconds) findings.push(['degraded', `no handshake since configured ${configuredAgo} s ago`]);
+    if (configuredAgo >= o.handshakeDownSeconds)
+      findings.push(['down', `no handshake since configured ${configuredAgo} s ago`]);
+    else if (configuredAgo >= o.handshakeDegradedSeconds)
+      findings.push(['degraded', `no handshake since configured ${configuredAgo} s ago`]);
     else findings.push(['unknown', 'no handshake yet']);
   } else if (handshakeAgeSeconds >= o.handshakeDownSeconds) {
     findings.push(['down', `no handshake for ${handshakeAgeSeconds} s`]);
@@ -168,13 +232,18 @@ function evaluateLink(x: AgentHealth, y: AgentHealth, nowMs: number, o: Evaluate
   const probed = viewed.filter((e) => e.isProbed);
   const [one] = probed;
   if (one && probed.every((e) => e.lossRatio >= 1)) {
-    findings.push(['down', probed.length === 2
-      ? 'peer probes lost both ways (10 of last 10)'
-      : `peer probe ${one.agent}->${peerOf(one)} lost (all of last 10)`]);
+    findings.push([
+      'down',
+      probed.length === 2
+        ? 'peer probes lost both ways (10 of last 10)'
+        : `peer probe ${one.agent}->${peerOf(one)} lost (all of last 10)`,
+    ]);
   }
   for (const e of probed) {
-    if (!e.isReachable) findings.push(['degraded', `peer probe ${e.agent}->${peerOf(e)} failed (loss ${pct(e.lossRatio)})`]);
-    else if (e.lossRatio >= o.lossDegradedRatio) findings.push(['degraded', `peer probe ${e.agent}->${peerOf(e)} loss ${pct(e.lossRatio)}`]);
+    if (!e.isReachable)
+      findings.push(['degraded', `peer probe ${e.agent}->${peerOf(e)} failed (loss ${pct(e.lossRatio)})`]);
+    else if (e.lossRatio >= o.lossDegradedRatio)
+      findings.push(['degraded', `peer probe ${e.agent}->${peerOf(e)} loss ${pct(e.lossRatio)}`]);
   }
 
   const rtts = probed.map((e) => e.rttMs).filter((r): r is number => r !== null && r > 0);
@@ -185,9 +254,16 @@ function evaluateLink(x: AgentHealth, y: AgentHealth, nowMs: number, o: Evaluate
   if (lossRatio !== null) okParts.push(`loss ${pct(lossRatio)}`);
   const { state, reason } = conclude(findings, okParts.join(', '));
   return {
-    name, agents: x.name < y.name ? [x.name, y.name] : [y.name, x.name],
-    state, sinceMs: since(prev, state, nowMs), reason,
-    handshakeAgeSeconds, rttMs, lossRatio, configuredSinceMs, ends,
+    name,
+    agents: x.name < y.name ? [x.name, y.name] : [y.name, x.name],
+    state,
+    sinceMs: since(prev, state, nowMs),
+    reason,
+    handshakeAgeSeconds,
+    rttMs,
+    lossRatio,
+    configuredSinceMs,
+    ends,
   };
 }
 
@@ -198,12 +274,20 @@ export function probeTargetText(p: Pick<ProbeSpec, 'target' | 'port' | 'protocol
   return `${host}:${p.port}/${p.protocol}`;
 }
 
-function evaluateProbe(agent: AgentHealth, input: AgentHealthInput, spec: ProbeSpec, nowMs: number, o: EvaluateOptions, prev: ProbeHealth | undefined): ProbeHealth {
+function evaluateProbe(
+  agent: AgentHealth,
+  input: AgentHealthInput,
+  spec: ProbeSpec,
+  nowMs: number,
+  o: EvaluateOptions,
+  prev: ProbeHealth | undefined,
+): ProbeHealth {
   const result = agent.isReportFresh ? input.lastReport?.probeResults.find((r) => r.name === spec.name) : undefined;
   const label = `probe ${probeTargetText(spec)}${spec.expectDeny ? ' (expect deny)' : ''}`;
   const checkedAtMs = result !== undefined && result.checkedAtUnixMs > 0n ? Number(result.checkedAtUnixMs) : null;
   const report = input.lastReport;
-  const agentNowMs = report !== null && report.agentTimeUnixMs > 0n ? Number(report.agentTimeUnixMs) : (input.lastReportAtMs ?? nowMs);
+  const agentNowMs =
+    report !== null && report.agentTimeUnixMs > 0n ? Number(report.agentTimeUnixMs) : (input.lastReportAtMs ?? nowMs);
 
   let finding: Finding | null = null;
   if (!agent.isReportFresh) finding = ['unknown', `agent ${agent.name} not reporting`];
@@ -216,11 +300,19 @@ function evaluateProbe(agent: AgentHealth, input: AgentHealthInput, spec: ProbeS
   const okDetail = result?.detail || (spec.expectDeny ? 'denied as expected' : 'ok');
   const { state, reason } = conclude(finding === null ? [] : [finding], `${label}: ${okDetail}`);
   return {
-    id: `${agent.name}/${spec.name}`, agent: agent.name, name: spec.name,
-    target: spec.target, protocol: spec.protocol, port: spec.port, expectDeny: spec.expectDeny,
-    state, sinceMs: since(prev, state, nowMs), reason,
+    id: `${agent.name}/${spec.name}`,
+    agent: agent.name,
+    name: spec.name,
+    target: spec.target,
+    protocol: spec.protocol,
+    port: spec.port,
+    expectDeny: spec.expectDeny,
+    state,
+    sinceMs: since(prev, state, nowMs),
+    reason,
     rttMs: result !== undefined && result.rttMs > 0 ? result.rttMs : null,
-    checkedAtMs, detail: result?.detail ?? '',
+    checkedAtMs,
+    detail: result?.detail ?? '',
   };
 }
 
@@ -232,9 +324,7 @@ function countStates(items: readonly { state: HealthState }[]): StateCounts {
 
 function countsText(counts: StateCounts, noun: string, includeOk: boolean): string[] {
   const order: HealthState[] = ['down', 'degraded', 'unknown', 'ok'];
-  return order
-    .filter((s) => counts[s] > 0 && (includeOk || s !== 'ok'))
-    .map((s) => `${plural(counts[s], noun)} ${s}`);
+  return order.filter((s) => counts[s] > 0 && (includeOk || s !== 'ok')).map((s) => `${plural(counts[s], noun)} ${s}`);
 }
 
 const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -257,7 +347,9 @@ export function evaluateHealth(
   const inputs = [...input].sort(byName);
   const agents = inputs.map((a) => evaluateAgent(a, nowMs, o, prevAgents.get(a.name)));
   const active = new Map<string, AgentHealth>();
-  agents.forEach((a) => { if (!a.isRevoked) active.set(a.name, a); });
+  agents.forEach((a) => {
+    if (!a.isRevoked) active.set(a.name, a);
+  });
 
   // A link exists when either end's config lists the other: during a change the two configs may
   // briefly disagree, and the link is still one the policy permits.
@@ -280,7 +372,8 @@ export function evaluateHealth(
   for (const a of inputs) {
     const agent = active.get(a.name);
     if (agent === undefined) continue;
-    for (const spec of a.probes) probes.push(evaluateProbe(agent, a, spec, nowMs, o, prevProbes.get(`${a.name}/${spec.name}`)));
+    for (const spec of a.probes)
+      probes.push(evaluateProbe(agent, a, spec, nowMs, o, prevProbes.get(`${a.name}/${spec.name}`)));
   }
   probes.sort((p, q) => (p.id < q.id ? -1 : p.id > q.id ? 1 : 0));
 
@@ -293,24 +386,63 @@ export function evaluateHealth(
   } else {
     state = worstState([...active.values(), ...links, ...probes].map((i) => i.state)) ?? 'unknown';
     const problems = [
-      ...countsText(counts.agents, 'agent', false), ...countsText(counts.links, 'link', false), ...countsText(counts.probes, 'probe', false),
+      ...countsText(counts.agents, 'agent', false),
+      ...countsText(counts.links, 'link', false),
+      ...countsText(counts.probes, 'probe', false),
     ];
-    reason = problems.length > 0
-      ? problems.join(', ')
-      : [...countsText(counts.agents, 'agent', true), ...countsText(counts.links, 'link', true), ...countsText(counts.probes, 'probe', true)].join(', ');
+    reason =
+      problems.length > 0
+        ? problems.join(', ')
+        : [
+            ...countsText(counts.agents, 'agent', true),
+            ...countsText(counts.links, 'link', true),
+            ...countsText(counts.probes, 'probe', true),
+          ].join(', ');
   }
-  return { atMs: nowMs, state, sinceMs: since(previous ?? undefined, state, nowMs), reason, counts, agents, links, probes };
+  return {
+    atMs: nowMs,
+    state,
+    sinceMs: since(previous ?? undefined, state, nowMs),
+    reason,
+    counts,
+    agents,
+    links,
+    probes,
+  };
 }
 
-interface Subject { subject: string; kind: HealthEvent['kind']; state: HealthState; reason: string }
+interface Subject {
+  subject: string;
+  kind: HealthEvent['kind'];
+  state: HealthState;
+  reason: string;
+}
 
 function subjects(s: HealthSnapshot | null | undefined): Map<string, Subject> {
   const out = new Map<string, Subject>();
   if (!s) return out;
   out.set('overall', { subject: 'overall', kind: 'overall', state: s.state, reason: s.reason });
-  for (const a of s.agents) out.set(subjectOf('agent', a.name), { subject: subjectOf('agent', a.name), kind: 'agent', state: a.state, reason: a.reason });
-  for (const l of s.links) out.set(subjectOf('link', l.name), { subject: subjectOf('link', l.name), kind: 'link', state: l.state, reason: l.reason });
-  for (const p of s.probes) out.set(subjectOf('probe', p.id), { subject: subjectOf('probe', p.id), kind: 'probe', state: p.state, reason: p.reason });
+  for (const a of s.agents)
+    out.set(subjectOf('agent', a.name), {
+      subject: subjectOf('agent', a.name),
+      kind: 'agent',
+      state: a.state,
+      reason: a.reason,
+    });
+  for (const l of s.links)
+    out.set(subjectOf('link', l.name), {
+      subject: subjectOf('link', l.name),
+      kind: 'link',
+      state: l.state,
+      reason: l.reason,
+    });
+  for (const p of s.probes)
+    out.set(subjectOf('probe', p.id), {
+      subject: subjectOf('probe', p.id),
+      kind: 'probe',
+      state: p.state,
+      reason: p.reason,
+    });
   return out;
 }
 
@@ -324,13 +456,26 @@ export function diffHealth(prev: HealthSnapshot | null | undefined, next: Health
   const events: HealthEvent[] = [];
   for (const [key, now] of after) {
     const was = before.get(key);
-    if (was === undefined) events.push({ subject: key, kind: now.kind, from: null, to: now.state, atMs: next.atMs, reason: now.reason });
-    else if (was.state !== now.state) events.push({ subject: key, kind: now.kind, from: was.state, to: now.state, atMs: next.atMs, reason: now.reason });
+    if (was === undefined)
+      events.push({ subject: key, kind: now.kind, from: null, to: now.state, atMs: next.atMs, reason: now.reason });
+    else if (was.state !== now.state)
+      events.push({
+        subject: key,
+        kind: now.kind,
+        from: was.state,
+        to: now.state,
+        atMs: next.atMs,
+        reason: now.reason,
+      });
   }
   for (const [key, was] of before) {
     if (!after.has(key)) {
       events.push({
-        subject: key, kind: was.kind, from: was.state, to: null, atMs: next.atMs,
+        subject: key,
+        kind: was.kind,
+        from: was.state,
+        to: null,
+        atMs: next.atMs,
         reason: was.kind === 'agent' ? 'agent removed' : 'no longer in the configuration',
       });
     }

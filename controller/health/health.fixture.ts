@@ -2,8 +2,14 @@
 // sensible defaults, overridable per case. Test support only; nothing in production imports it.
 import { create } from '@bufbuild/protobuf';
 import {
-  ApplyErrorSchema, PeerStatusSchema, ProbeResultSchema, ReportRequestSchema,
-  type ApplyError, type PeerStatus, type ProbeResult, type ReportRequest,
+  ApplyErrorSchema,
+  PeerStatusSchema,
+  ProbeResultSchema,
+  ReportRequestSchema,
+  type ApplyError,
+  type PeerStatus,
+  type ProbeResult,
+  type ReportRequest,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { AgentHealthInput, ProbeSpec } from './types.js';
 
@@ -33,18 +39,37 @@ export function peerStatus(name: string, atMs: number, o: PeerOpts = {}): PeerSt
   });
 }
 
-export function probeResult(name: string, atMs: number, o: Partial<{ isOk: boolean; detail: string; rttMs: number; agoMs: number }> = {}): ProbeResult {
+export function probeResult(
+  name: string,
+  atMs: number,
+  o: Partial<{ isOk: boolean; detail: string; rttMs: number; agoMs: number }> = {},
+): ProbeResult {
   return create(ProbeResultSchema, {
-    name, isOk: o.isOk ?? true, detail: o.detail ?? 'connected', rttMs: o.rttMs ?? 2, checkedAtUnixMs: BigInt(atMs - (o.agoMs ?? 1000)),
+    name,
+    isOk: o.isOk ?? true,
+    detail: o.detail ?? 'connected',
+    rttMs: o.rttMs ?? 2,
+    checkedAtUnixMs: BigInt(atMs - (o.agoMs ?? 1000)),
   });
 }
 
 export function applyError(o: Partial<Omit<ApplyError, '$typeName' | '$unknown'>> = {}): ApplyError {
-  return create(ApplyErrorSchema, { step: 'firewall', command: 'nft -f /run/crosslink/ruleset.nft', exitCode: 1, stderr: 'Error: syntax error\nmore', ...o });
+  return create(ApplyErrorSchema, {
+    step: 'firewall',
+    command: 'nft -f /run/crosslink/ruleset.nft',
+    exitCode: 1,
+    stderr: 'Error: syntax error\nmore',
+    ...o,
+  });
 }
 
 export function report(o: {
-  applied?: number; seen?: number; atMs: number; peers?: PeerStatus[]; probes?: ProbeResult[]; errors?: ApplyError[];
+  applied?: number;
+  seen?: number;
+  atMs: number;
+  peers?: PeerStatus[];
+  probes?: ProbeResult[];
+  errors?: ApplyError[];
 }): ReportRequest {
   return create(ReportRequestSchema, {
     protocolVersion: 1,
@@ -63,7 +88,11 @@ export function probeSpec(name: string, o: Partial<ProbeSpec> = {}): ProbeSpec {
 
 /** An agent that reported `reportAgoMs` before `nowMs`, everything healthy unless overridden. */
 export type AgentInputOpts = Partial<AgentHealthInput> & {
-  reportAgoMs?: number; peerOpts?: Record<string, PeerOpts>; applied?: number; errors?: ApplyError[]; probeResults?: ProbeResult[];
+  reportAgoMs?: number;
+  peerOpts?: Record<string, PeerOpts>;
+  applied?: number;
+  errors?: ApplyError[];
+  probeResults?: ProbeResult[];
 };
 
 export function agentInput(name: string, nowMs: number, o: AgentInputOpts = {}): AgentHealthInput {
@@ -75,13 +104,16 @@ export function agentInput(name: string, nowMs: number, o: AgentInputOpts = {}):
     isConnected: o.isConnected ?? true,
     lastReportAtMs: o.lastReportAtMs !== undefined ? o.lastReportAtMs : reportAtMs,
     desiredGeneration: o.desiredGeneration ?? 5,
-    lastReport: o.lastReport !== undefined ? o.lastReport : report({
-      atMs: reportAtMs,
-      applied: o.applied ?? 5,
-      peers: peers.map((p) => peerStatus(p, reportAtMs, o.peerOpts?.[p])),
-      probes: o.probeResults ?? (o.probes ?? []).map((p) => probeResult(p.name, reportAtMs)),
-      errors: o.errors,
-    }),
+    lastReport:
+      o.lastReport !== undefined
+        ? o.lastReport
+        : report({
+            atMs: reportAtMs,
+            applied: o.applied ?? 5,
+            peers: peers.map((p) => peerStatus(p, reportAtMs, o.peerOpts?.[p])),
+            probes: o.probeResults ?? (o.probes ?? []).map((p) => probeResult(p.name, reportAtMs)),
+            errors: o.errors,
+          }),
     peers,
     probes: o.probes ?? [],
   };

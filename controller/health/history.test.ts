@@ -3,14 +3,23 @@ import { HealthHistory } from './history.js';
 import type { HealthEvent } from './types.js';
 
 const ev = (i: number, subject = `link:a:b${i % 3}`): HealthEvent => ({
-  subject, kind: subject.startsWith('link:') ? 'link' : 'agent', from: 'ok', to: 'down', atMs: 1000 + i * 10, reason: `r${i}`,
+  subject,
+  kind: subject.startsWith('link:') ? 'link' : 'agent',
+  from: 'ok',
+  to: 'down',
+  atMs: 1000 + i * 10,
+  reason: `r${i}`,
 });
 
 t.test('bounded ring keeps the newest events', async (t) => {
   const h = new HealthHistory(5);
   h.append(Array.from({ length: 12 }, (_, i) => ev(i)));
   t.equal(h.length, 5);
-  t.same(h.query().map((e) => e.reason), ['r7', 'r8', 'r9', 'r10', 'r11'], 'oldest first');
+  t.same(
+    h.query().map((e) => e.reason),
+    ['r7', 'r8', 'r9', 'r10', 'r11'],
+    'oldest first',
+  );
 });
 
 t.test('query by subject, kind, time range and limit', async (t) => {
@@ -26,7 +35,12 @@ t.test('query by subject, kind, time range and limit', async (t) => {
     ['limit keeps the newest', { limit: 2 }, ['r19', 'r20']],
     ['no match', { subject: 'link:zz' }, []],
   ];
-  for (const [name, q, want] of cases) t.same(h.query(q).map((e) => e.reason), want, name);
+  for (const [name, q, want] of cases)
+    t.same(
+      h.query(q).map((e) => e.reason),
+      want,
+      name,
+    );
 });
 
 t.test('rejects a silly capacity', async (t) => {

@@ -37,7 +37,8 @@ export class HealthHistory implements HealthHistoryPort {
   private size = 0;
 
   constructor(readonly capacity: number = DEFAULT_HISTORY_CAPACITY) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`history capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`history capacity must be a positive integer, got ${capacity}`);
     this.ring = new Array<HealthEvent | undefined>(capacity);
   }
 

@@ -9,8 +9,13 @@ function setup(initial: (now: number) => AgentHealthInput[]) {
   let inputs = initial;
   const ticks: Array<() => void> = [];
   const timers: MonitorTimers = {
-    setInterval: (fn) => { ticks.push(fn); return ticks.length; },
-    clearInterval: () => { ticks.length = 0; },
+    setInterval: (fn) => {
+      ticks.push(fn);
+      return ticks.length;
+    },
+    clearInterval: () => {
+      ticks.length = 0;
+    },
   };
   const changes: Array<[HealthSnapshot, readonly HealthEvent[]]> = [];
   const servingChanges: Array<[Map<string, boolean>, readonly string[]]> = [];
@@ -24,15 +29,25 @@ function setup(initial: (now: number) => AgentHealthInput[]) {
     onServingChange: (m, c) => servingChanges.push([new Map(m), c]),
   });
   return {
-    monitor, ticks, changes, servingChanges,
-    advance: (ms: number) => { now += ms; },
-    setInputs: (f: (now: number) => AgentHealthInput[]) => { inputs = f; },
+    monitor,
+    ticks,
+    changes,
+    servingChanges,
+    advance: (ms: number) => {
+      now += ms;
+    },
+    setInputs: (f: (now: number) => AgentHealthInput[]) => {
+      inputs = f;
+    },
   };
 }
 
 // b passes a path probe: it shows it forwards, so a's failing probe to b is a's fault.
 const bPath = [probeSpec('b-path/0')];
-const healthy = (now: number) => [agentInput('a', now, { peers: ['b'] }), agentInput('b', now, { peers: ['a'], probes: bPath })];
+const healthy = (now: number) => [
+  agentInput('a', now, { peers: ['b'] }),
+  agentInput('b', now, { peers: ['a'], probes: bPath }),
+];
 const aBroken = (now: number) => [
   agentInput('a', now, { peers: ['b'], peerOpts: { b: { isReachable: false, lossRatio: 1 } } }),
   agentInput('b', now, { peers: ['a'], probes: bPath }),
@@ -45,7 +60,10 @@ t.test('refresh evaluates, keeps the snapshot and the history, tells listeners',
   t.equal(s?.state, 'ok');
   t.equal(h.monitor.snapshot(), s);
   t.equal(h.changes.length, 1, 'appearance of every subject is a change');
-  t.same((await h.monitor.history()).map((e) => e.subject), ['overall', 'agent:a', 'agent:b', 'link:a:b', 'probe:b/b-path/0']);
+  t.same(
+    (await h.monitor.history()).map((e) => e.subject),
+    ['overall', 'agent:a', 'agent:b', 'link:a:b', 'probe:b/b-path/0'],
+  );
 
   h.advance(5000);
   await h.monitor.refresh();
@@ -55,20 +73,39 @@ t.test('refresh evaluates, keeps the snapshot and the history, tells listeners',
   h.advance(5000);
   await h.monitor.refresh();
   t.equal(h.changes.length, 2);
-  t.same(h.changes[1]?.[1].map((e) => [e.subject, e.from, e.to]), [['overall', 'ok', 'degraded'], ['link:a:b', 'ok', 'degraded'], ['serving:a', 'ok', 'down']]);
+  t.same(
+    h.changes[1]?.[1].map((e) => [e.subject, e.from, e.to]),
+    [
+      ['overall', 'ok', 'degraded'],
+      ['link:a:b', 'ok', 'degraded'],
+      ['serving:a', 'ok', 'down'],
+    ],
+  );
   t.same(await h.monitor.history({ subject: 'link:a:b' }).then((es) => es.map((e) => e.to)), ['ok', 'degraded']);
 });
 
 t.test('serving health follows forwarding, with hold-down, and is recorded', async (t) => {
   const h = setup(healthy);
   await h.monitor.refresh();
-  t.same(h.monitor.servingHealth(), new Map([['a', true], ['b', true]]));
+  t.same(
+    h.monitor.servingHealth(),
+    new Map([
+      ['a', true],
+      ['b', true],
+    ]),
+  );
   t.equal(h.servingChanges.length, 0);
 
   h.setInputs(aBroken);
   h.advance(5000);
   await h.monitor.refresh();
-  t.same(h.monitor.servingHealth(), new Map([['a', false], ['b', true]]));
+  t.same(
+    h.monitor.servingHealth(),
+    new Map([
+      ['a', false],
+      ['b', true],
+    ]),
+  );
   t.same(h.servingChanges.at(-1)?.[1], ['a']);
   t.match(h.monitor.servingDetail().get('a')?.reason, /forwarding broken/);
 
@@ -79,7 +116,13 @@ t.test('serving health follows forwarding, with hold-down, and is recorded', asy
   h.advance(30_000);
   await h.monitor.refresh();
   t.equal(h.monitor.servingHealth().get('a'), true, 'healthy after the hold-down');
-  t.same((await h.monitor.history({ kind: 'serving' })).map((e) => [e.subject, e.from, e.to]), [['serving:a', 'ok', 'down'], ['serving:a', 'down', 'ok']]);
+  t.same(
+    (await h.monitor.history({ kind: 'serving' })).map((e) => [e.subject, e.from, e.to]),
+    [
+      ['serving:a', 'ok', 'down'],
+      ['serving:a', 'down', 'ok'],
+    ],
+  );
 });
 
 t.test('timer: start evaluates at once and on every tick; stop ends it', async (t) => {
@@ -99,8 +142,13 @@ t.test('concurrent refreshes share one evaluation; a failing source keeps the la
   let calls = 0;
   let fail = false;
   const monitor = new HealthMonitor({
-    clock: { nowMs: () => T0 }, log: silentLogger(),
-    source: async () => { calls += 1; if (fail) throw new Error('store down'); return healthy(T0); },
+    clock: { nowMs: () => T0 },
+    log: silentLogger(),
+    source: async () => {
+      calls += 1;
+      if (fail) throw new Error('store down');
+      return healthy(T0);
+    },
     timers: { setInterval: () => 0, clearInterval: () => undefined },
   });
   const [one, two] = await Promise.all([monitor.refresh(), monitor.refresh()]);
@@ -114,6 +162,15 @@ t.test('concurrent refreshes share one evaluation; a failing source keeps the la
 
 t.test('record() appends events decided elsewhere (failover)', async (t) => {
   const h = setup(healthy);
-  h.monitor.record([{ subject: 'serving:b', kind: 'serving', from: 'down', to: 'ok', atMs: T0, reason: 'subnet council-lan now served by b (standby)' }]);
+  h.monitor.record([
+    {
+      subject: 'serving:b',
+      kind: 'serving',
+      from: 'down',
+      to: 'ok',
+      atMs: T0,
+      reason: 'subnet council-lan now served by b (standby)',
+    },
+  ]);
   t.equal((await h.monitor.history({ subject: 'serving:b' })).length, 1);
 });

@@ -64,7 +64,9 @@ export class HealthMonitor {
   /** Evaluates now, then every `intervalMs` until stop(). */
   start(): void {
     if (this.timer !== null) return;
-    this.timer = this.timers.setInterval(() => { void this.refresh(); }, this.intervalMs);
+    this.timer = this.timers.setInterval(() => {
+      void this.refresh();
+    }, this.intervalMs);
     void this.refresh();
   }
 
@@ -79,7 +81,9 @@ export class HealthMonitor {
    */
   refresh(): Promise<HealthSnapshot | null> {
     if (this.inFlight === null) {
-      this.inFlight = this.evaluateOnce().finally(() => { this.inFlight = null; });
+      this.inFlight = this.evaluateOnce().finally(() => {
+        this.inFlight = null;
+      });
     }
     return this.inFlight;
   }
@@ -129,8 +133,12 @@ export class HealthMonitor {
       if (was === undefined ? !s.isHealthy : was.isHealthy !== s.isHealthy) {
         changedServing.push(name);
         events.push({
-          subject: `serving:${name}`, kind: 'serving', from: was === undefined ? null : (was.isHealthy ? 'ok' : 'down'),
-          to: s.isHealthy ? 'ok' : 'down', atMs: nowMs, reason: s.reason,
+          subject: `serving:${name}`,
+          kind: 'serving',
+          from: was === undefined ? null : was.isHealthy ? 'ok' : 'down',
+          to: s.isHealthy ? 'ok' : 'down',
+          atMs: nowMs,
+          reason: s.reason,
         });
       }
     }
@@ -151,7 +159,8 @@ export class HealthMonitor {
       }
       this.notify(() => this.o.onChange?.(next, events));
     }
-    if (changedServing.length > 0) this.notify(() => this.o.onServingChange?.(this.servingHealth(), changedServing.sort()));
+    if (changedServing.length > 0)
+      this.notify(() => this.o.onServingChange?.(this.servingHealth(), changedServing.sort()));
     return next;
   }
 

@@ -8,7 +8,11 @@ const opts = { reportIntervalMs: 10_000 };
 const dead = { isReachable: false, lossRatio: 0.5 };
 const pathSpec = probeSpec('care/0');
 
-function fleet(nowMs: number, a: AgentInputOpts = {}, others: { b?: AgentInputOpts; c?: AgentInputOpts } = {}): AgentHealthInput[] {
+function fleet(
+  nowMs: number,
+  a: AgentInputOpts = {},
+  others: { b?: AgentInputOpts; c?: AgentInputOpts } = {},
+): AgentHealthInput[] {
   return [
     agentInput('a', nowMs, { peers: ['b', 'c'], ...a }),
     // b and c reach each other too: third parties that show they forward.
@@ -17,7 +21,12 @@ function fleet(nowMs: number, a: AgentInputOpts = {}, others: { b?: AgentInputOp
   ];
 }
 
-function serving(input: AgentHealthInput[], nowMs: number, prevSnap?: HealthSnapshot, prevServing?: Map<string, ServingState>) {
+function serving(
+  input: AgentHealthInput[],
+  nowMs: number,
+  prevSnap?: HealthSnapshot,
+  prevServing?: Map<string, ServingState>,
+) {
   const snap = evaluateHealth(input, nowMs, opts, prevSnap);
   return { snap, serving: evaluateServing(snap, nowMs, { ...opts, holdDownMs: 30_000 }, prevServing) };
 }
@@ -26,57 +35,98 @@ t.test('who may serve, one evaluation', async (t) => {
   const cases: Array<{ name: string; input: AgentHealthInput[]; healthy: boolean; reason?: string }> = [
     { name: 'healthy', input: fleet(T0), healthy: true, reason: 'forwarding' },
     {
-      name: 'all peer probes fail, no path probes', input: fleet(T0, { peerOpts: { b: dead, c: dead } }),
-      healthy: false, reason: 'forwarding broken: peer probes to b, c failed',
+      name: 'all peer probes fail, no path probes',
+      input: fleet(T0, { peerOpts: { b: dead, c: dead } }),
+      healthy: false,
+      reason: 'forwarding broken: peer probes to b, c failed',
     },
     {
-      name: 'peer and path probes fail', input: fleet(T0, {
-        peerOpts: { b: dead, c: dead }, probes: [pathSpec], probeResults: [probeResult('care/0', T0, { isOk: false, detail: 'timeout' })],
+      name: 'peer and path probes fail',
+      input: fleet(T0, {
+        peerOpts: { b: dead, c: dead },
+        probes: [pathSpec],
+        probeResults: [probeResult('care/0', T0, { isOk: false, detail: 'timeout' })],
       }),
-      healthy: false, reason: 'forwarding broken: peer probes to b, c failed and 1 path probe failed',
+      healthy: false,
+      reason: 'forwarding broken: peer probes to b, c failed and 1 path probe failed',
     },
     {
-      name: 'peer probes fail but a path probe works', input: fleet(T0, { peerOpts: { b: dead, c: dead }, probes: [pathSpec] }),
+      name: 'peer probes fail but a path probe works',
+      input: fleet(T0, { peerOpts: { b: dead, c: dead }, probes: [pathSpec] }),
       healthy: true,
     },
     {
-      name: 'a deny probe is not forwarding evidence', input: fleet(T0, {
-        peerOpts: { b: dead, c: dead }, probes: [probeSpec('deny/0', { expectDeny: true })],
+      name: 'a deny probe is not forwarding evidence',
+      input: fleet(T0, {
+        peerOpts: { b: dead, c: dead },
+        probes: [probeSpec('deny/0', { expectDeny: true })],
       }),
       healthy: false,
     },
     {
-      name: 'path probe fails, peers fine (server down, not the box)', input: fleet(T0, {
-        probes: [pathSpec], probeResults: [probeResult('care/0', T0, { isOk: false, detail: 'connection refused' })],
+      name: 'path probe fails, peers fine (server down, not the box)',
+      input: fleet(T0, {
+        probes: [pathSpec],
+        probeResults: [probeResult('care/0', T0, { isOk: false, detail: 'connection refused' })],
       }),
       healthy: true,
     },
     { name: 'one peer of two fails', input: fleet(T0, { peerOpts: { b: dead } }), healthy: true },
-    { name: 'a single lost echo is not failure', input: fleet(T0, { peerOpts: { b: { isReachable: false, lossRatio: 0.1 }, c: { isReachable: false, lossRatio: 0.1 } } }), healthy: true },
+    {
+      name: 'a single lost echo is not failure',
+      input: fleet(T0, {
+        peerOpts: { b: { isReachable: false, lossRatio: 0.1 }, c: { isReachable: false, lossRatio: 0.1 } },
+      }),
+      healthy: true,
+    },
     {
       name: 'the peers it cannot reach are down themselves: not its fault',
-      input: fleet(T0, { peerOpts: { b: dead, c: dead } }, { b: { reportAgoMs: 60_000, isConnected: false }, c: { reportAgoMs: 60_000, isConnected: false } }),
+      input: fleet(
+        T0,
+        { peerOpts: { b: dead, c: dead } },
+        { b: { reportAgoMs: 60_000, isConnected: false }, c: { reportAgoMs: 60_000, isConnected: false } },
+      ),
       healthy: true,
     },
     {
       name: 'the peers it cannot reach reach nobody else to show they forward: no verdict',
-      input: fleet(T0, { peerOpts: { b: dead, c: dead } }, { b: { peerOpts: { c: dead } }, c: { peerOpts: { b: dead } } }),
+      input: fleet(
+        T0,
+        { peerOpts: { b: dead, c: dead } },
+        { b: { peerOpts: { c: dead } }, c: { peerOpts: { b: dead } } },
+      ),
       healthy: true,
     },
     {
       name: 'two boxes that probe only each other: a failing probe does not say which one is broken',
-      input: [agentInput('a', T0, { peers: ['b'], peerOpts: { b: dead } }), agentInput('b', T0, { peers: ['a'], peerOpts: { a: dead } })],
+      input: [
+        agentInput('a', T0, { peers: ['b'], peerOpts: { b: dead } }),
+        agentInput('b', T0, { peers: ['a'], peerOpts: { a: dead } }),
+      ],
       healthy: true,
     },
     {
       name: 'a peer that reaches nobody else but passes a path probe shows it forwards',
-      input: fleet(T0, { peerOpts: { b: dead, c: dead } }, {
-        b: { peerOpts: { c: dead }, probes: [pathSpec] }, c: { peerOpts: { b: dead }, probes: [probeSpec('care/1')] },
-      }),
+      input: fleet(
+        T0,
+        { peerOpts: { b: dead, c: dead } },
+        {
+          b: { peerOpts: { c: dead }, probes: [pathSpec] },
+          c: { peerOpts: { b: dead }, probes: [probeSpec('care/1')] },
+        },
+      ),
       healthy: false,
     },
-    { name: 'slow control plane: stream connected, reports 40 s late', input: fleet(T0, { reportAgoMs: 40_000 }), healthy: true },
-    { name: 'slow control plane: stream reconnecting, reports 25 s late', input: fleet(T0, { reportAgoMs: 25_000, isConnected: false }), healthy: true },
+    {
+      name: 'slow control plane: stream connected, reports 40 s late',
+      input: fleet(T0, { reportAgoMs: 40_000 }),
+      healthy: true,
+    },
+    {
+      name: 'slow control plane: stream reconnecting, reports 25 s late',
+      input: fleet(T0, { reportAgoMs: 25_000, isConnected: false }),
+      healthy: true,
+    },
   ];
   for (const c of cases) {
     const s = serving(c.input, T0).serving.get('a');
@@ -131,44 +181,78 @@ t.test('hysteresis: hold-down before healthy again; a relapse restarts it', asyn
 t.test('unreachable: stream down and every live peer that probes it fails to reach it', async (t) => {
   const lost = { isReachable: false, lossRatio: 0.1 };
   const cut = { a: lost };
-  const cases: Array<{ name: string; input: AgentHealthInput[]; healthy: boolean; reason?: string; peersHealthy?: boolean }> = [
+  const cases: Array<{
+    name: string;
+    input: AgentHealthInput[];
+    healthy: boolean;
+    reason?: string;
+    peersHealthy?: boolean;
+  }> = [
     {
       name: 'stream down, both peers cannot reach it (one lost echo each is enough with the stream gone)',
       input: fleet(T0, { isConnected: false }, { b: { peerOpts: cut }, c: { peerOpts: cut } }),
-      healthy: false, reason: 'no config stream and its peers cannot reach it (probes from b, c fail)', peersHealthy: true,
+      healthy: false,
+      reason: 'no config stream and its peers cannot reach it (probes from b, c fail)',
+      peersHealthy: true,
     },
     {
       name: 'stream down, one peer still reaches it: forwarding, the control plane is only slow',
-      input: fleet(T0, { isConnected: false }, { b: { peerOpts: cut } }), healthy: true,
+      input: fleet(T0, { isConnected: false }, { b: { peerOpts: cut } }),
+      healthy: true,
     },
     {
       name: 'stream down, the only peer probing it reaches it',
-      input: fleet(T0, { isConnected: false }, { b: { peerOpts: { a: { isProbed: false } } } }), healthy: true,
+      input: fleet(T0, { isConnected: false }, { b: { peerOpts: { a: { isProbed: false } } } }),
+      healthy: true,
     },
     {
       name: 'stream down, its report old, peers reach it: still not silent long enough',
-      input: fleet(T0, { isConnected: false, reportAgoMs: 25_000 }), healthy: true,
+      input: fleet(T0, { isConnected: false, reportAgoMs: 25_000 }),
+      healthy: true,
     },
     {
       name: 'stream connected, peers cannot reach it: not this rule (its own probes say it forwards)',
-      input: fleet(T0, {}, { b: { peerOpts: cut }, c: { peerOpts: cut } }), healthy: true,
+      input: fleet(T0, {}, { b: { peerOpts: cut }, c: { peerOpts: cut } }),
+      healthy: true,
     },
     {
       name: 'stream down, the failing peers are not connected themselves: no evidence',
-      input: fleet(T0, { isConnected: false }, { b: { peerOpts: cut, isConnected: false }, c: { peerOpts: cut, isConnected: false } }), healthy: true,
+      input: fleet(
+        T0,
+        { isConnected: false },
+        { b: { peerOpts: cut, isConnected: false }, c: { peerOpts: cut, isConnected: false } },
+      ),
+      healthy: true,
     },
     {
       name: 'stream down, the failing peers reported too long ago: no evidence',
-      input: fleet(T0, { isConnected: false }, { b: { peerOpts: cut, reportAgoMs: 40_000 }, c: { peerOpts: cut, reportAgoMs: 40_000 } }), healthy: true,
+      input: fleet(
+        T0,
+        { isConnected: false },
+        { b: { peerOpts: cut, reportAgoMs: 40_000 }, c: { peerOpts: cut, reportAgoMs: 40_000 } },
+      ),
+      healthy: true,
     },
     {
       name: 'stream down, peers have no verdict yet (not probed): no evidence',
-      input: fleet(T0, { isConnected: false }, { b: { peerOpts: { a: { isProbed: false, isReachable: false } } }, c: { peerOpts: { a: { isProbed: false, isReachable: false } } } }),
+      input: fleet(
+        T0,
+        { isConnected: false },
+        {
+          b: { peerOpts: { a: { isProbed: false, isReachable: false } } },
+          c: { peerOpts: { a: { isProbed: false, isReachable: false } } },
+        },
+      ),
       healthy: true,
     },
     {
       name: 'stream down, the failing peer is revoked: no evidence',
-      input: fleet(T0, { isConnected: false }, { b: { peerOpts: cut, isRevoked: true }, c: { peerOpts: { a: { isProbed: false } } } }), healthy: true,
+      input: fleet(
+        T0,
+        { isConnected: false },
+        { b: { peerOpts: cut, isRevoked: true }, c: { peerOpts: { a: { isProbed: false } } } },
+      ),
+      healthy: true,
     },
   ];
   for (const c of cases) {
@@ -183,42 +267,53 @@ t.test('unreachable: stream down and every live peer that probes it fails to rea
   }
 });
 
-t.test('unreachable, then its peers stop probing it: stays unhealthy until it is heard from, then the hold-down', async (t) => {
-  const lost = { a: { isReachable: false, lossRatio: 0.1 } };
-  const down = (now: number) => fleet(now, { isConnected: false, lastReportAtMs: T0 - 4000 }, { b: { peerOpts: lost }, c: { peerOpts: lost } });
-  // Its subnets moved away, so its peers no longer have it in their configs or reports.
-  const forgotten = (now: number) => [
-    agentInput('a', now, { peers: [], isConnected: false, lastReportAtMs: T0 - 4000 }),
-    agentInput('b', now, { peers: [] }),
-    agentInput('c', now, { peers: [] }),
-  ];
-  // Power back: it reconnects and reports at T0 + 60 s.
-  const back = (now: number) => fleet(now, { lastReportAtMs: T0 + 60_000 });
-  let st = serving(fleet(T0 - 10_000), T0 - 10_000);
-  t.equal(st.serving.get('a')?.isHealthy, true);
-  const steps: Array<[number, (n: number) => AgentHealthInput[], boolean, string]> = [
-    [0, down, false, 'no config stream and its peers cannot reach it (probes from b, c fail)'],
-    [5_000, forgotten, false, 'not heard from since it became unhealthy (no config stream, no report)'],
-    [20_000, forgotten, false, 'not heard from since it became unhealthy (no config stream, no report)'],
-    [40_000, forgotten, false, 'silent: no report for 44 s and no config stream'],
-    [61_000, back, false, 'recovering: healthy for 0 s of 30 s hold-down'],
-    [80_000, back, false, 'recovering: healthy for 19 s of 30 s hold-down'],
-    [91_000, back, true, 'forwarding'],
-  ];
-  for (const [dt, input, healthy, reason] of steps) {
-    st = serving(input(T0 + dt), T0 + dt, st.snap, st.serving);
-    t.equal(st.serving.get('a')?.isHealthy, healthy, `t+${dt / 1000}s healthy`);
-    t.equal(st.serving.get('a')?.reason, reason, `t+${dt / 1000}s reason`);
-  }
-});
+t.test(
+  'unreachable, then its peers stop probing it: stays unhealthy until it is heard from, then the hold-down',
+  async (t) => {
+    const lost = { a: { isReachable: false, lossRatio: 0.1 } };
+    const down = (now: number) =>
+      fleet(now, { isConnected: false, lastReportAtMs: T0 - 4000 }, { b: { peerOpts: lost }, c: { peerOpts: lost } });
+    // Its subnets moved away, so its peers no longer have it in their configs or reports.
+    const forgotten = (now: number) => [
+      agentInput('a', now, { peers: [], isConnected: false, lastReportAtMs: T0 - 4000 }),
+      agentInput('b', now, { peers: [] }),
+      agentInput('c', now, { peers: [] }),
+    ];
+    // Power back: it reconnects and reports at T0 + 60 s.
+    const back = (now: number) => fleet(now, { lastReportAtMs: T0 + 60_000 });
+    let st = serving(fleet(T0 - 10_000), T0 - 10_000);
+    t.equal(st.serving.get('a')?.isHealthy, true);
+    const steps: Array<[number, (n: number) => AgentHealthInput[], boolean, string]> = [
+      [0, down, false, 'no config stream and its peers cannot reach it (probes from b, c fail)'],
+      [5_000, forgotten, false, 'not heard from since it became unhealthy (no config stream, no report)'],
+      [20_000, forgotten, false, 'not heard from since it became unhealthy (no config stream, no report)'],
+      [40_000, forgotten, false, 'silent: no report for 44 s and no config stream'],
+      [61_000, back, false, 'recovering: healthy for 0 s of 30 s hold-down'],
+      [80_000, back, false, 'recovering: healthy for 19 s of 30 s hold-down'],
+      [91_000, back, true, 'forwarding'],
+    ];
+    for (const [dt, input, healthy, reason] of steps) {
+      st = serving(input(T0 + dt), T0 + dt, st.snap, st.serving);
+      t.equal(st.serving.get('a')?.isHealthy, healthy, `t+${dt / 1000}s healthy`);
+      t.equal(st.serving.get('a')?.reason, reason, `t+${dt / 1000}s reason`);
+    }
+  },
+);
 
 t.test('unreachable for a moment (a blip on its uplink): no flapping, back only after the hold-down', async (t) => {
   const lost = { a: { isReachable: false, lossRatio: 0.1 } };
-  const blip = (now: number) => fleet(now, { isConnected: false, lastReportAtMs: T0 - 3000 }, { b: { peerOpts: lost }, c: { peerOpts: lost } });
+  const blip = (now: number) =>
+    fleet(now, { isConnected: false, lastReportAtMs: T0 - 3000 }, { b: { peerOpts: lost }, c: { peerOpts: lost } });
   const fine = (now: number) => fleet(now);
   let st = serving(fine(T0 - 5000), T0 - 5000);
   const steps: Array<[number, (n: number) => AgentHealthInput[], boolean]> = [
-    [0, blip, false], [2_000, fine, false], [20_000, fine, false], [31_000, blip, false], [33_000, fine, false], [62_000, fine, false], [63_000, fine, true],
+    [0, blip, false],
+    [2_000, fine, false],
+    [20_000, fine, false],
+    [31_000, blip, false],
+    [33_000, fine, false],
+    [62_000, fine, false],
+    [63_000, fine, true],
   ];
   for (const [dt, input, healthy] of steps) {
     st = serving(input(T0 + dt), T0 + dt, st.snap, st.serving);

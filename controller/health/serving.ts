@@ -54,8 +54,10 @@ function isLiveWitness(w: AgentHealth): boolean {
  *  its allow path probes passes. */
 function isForwardingElsewhere(peer: AgentHealth, other: string, probes: readonly ProbeHealth[]): boolean {
   if (!peer.isReportFresh) return false;
-  return peer.peers.some((q) => q.name !== other && q.isProbed && q.isReachable)
-    || probes.some((p) => p.agent === peer.name && !p.expectDeny && p.state === 'ok');
+  return (
+    peer.peers.some((q) => q.name !== other && q.isProbed && q.isReachable) ||
+    probes.some((p) => p.agent === peer.name && !p.expectDeny && p.state === 'ok')
+  );
 }
 
 /**
@@ -66,7 +68,11 @@ export function unreachableProblem(agent: AgentHealth, agentStates: ReadonlyMap<
   if (agent.streamDownSinceMs === null) return null;
   const views = [...agentStates.values()]
     .filter((w) => w.name !== agent.name && isLiveWitness(w))
-    .flatMap((w) => w.peers.filter((p) => p.name === agent.name && p.isProbed).map((p) => ({ name: w.name, isReachable: p.isReachable })));
+    .flatMap((w) =>
+      w.peers
+        .filter((p) => p.name === agent.name && p.isProbed)
+        .map((p) => ({ name: w.name, isReachable: p.isReachable })),
+    );
   if (views.length === 0 || views.some((v) => v.isReachable)) return null;
   return `no config stream and its peers cannot reach it (probes from ${views.map((v) => v.name).join(', ')} fail)`;
 }
@@ -76,7 +82,11 @@ export function unreachableProblem(agent: AgentHealth, agentStates: ReadonlyMap<
  * the agents `unreachableProblem` found (computed once for all; their peers are not blamed for them).
  */
 export function servingProblem(
-  agent: AgentHealth, probes: readonly ProbeHealth[], agentStates: ReadonlyMap<string, AgentHealth>, nowMs: number, o: ServingOptions,
+  agent: AgentHealth,
+  probes: readonly ProbeHealth[],
+  agentStates: ReadonlyMap<string, AgentHealth>,
+  nowMs: number,
+  o: ServingOptions,
   unreachable: ReadonlyMap<string, string> = new Map(),
 ): string | null {
   const silentMs = o.reportIntervalMs * o.silentIntervals;
@@ -97,15 +107,25 @@ export function servingProblem(
   // power, with its stream not yet found dead): their streams and silence decide instead.
   const judged = agent.peers.filter((p) => {
     const peer = agentStates.get(p.name);
-    return p.isProbed && peer !== undefined && peer.state !== 'down' && !unreachable.has(p.name) && isForwardingElsewhere(peer, agent.name, probes);
+    return (
+      p.isProbed &&
+      peer !== undefined &&
+      peer.state !== 'down' &&
+      !unreachable.has(p.name) &&
+      isForwardingElsewhere(peer, agent.name, probes)
+    );
   });
   if (judged.length === 0) return null;
   const failed = judged.filter((p) => !p.isReachable && p.lossRatio >= o.peerLossUnhealthyRatio);
   if (failed.length < judged.length) return null;
-  const path = probes.filter((p) => p.agent === agent.name && !p.expectDeny && (p.state === 'ok' || p.state === 'down'));
+  const path = probes.filter(
+    (p) => p.agent === agent.name && !p.expectDeny && (p.state === 'ok' || p.state === 'down'),
+  );
   if (path.some((p) => p.state === 'ok')) return null;
   const peerText = `peer probes to ${failed.map((p) => p.name).join(', ')} failed`;
-  return path.length > 0 ? `forwarding broken: ${peerText} and ${path.length} path probe${path.length === 1 ? '' : 's'} failed` : `forwarding broken: ${peerText}`;
+  return path.length > 0
+    ? `forwarding broken: ${peerText} and ${path.length} path probe${path.length === 1 ? '' : 's'} failed`
+    : `forwarding broken: ${peerText}`;
 }
 
 /**
@@ -131,22 +151,47 @@ export function evaluateServing(
     const prev = previous?.get(agent.name);
     const problem = servingProblem(agent, snapshot.probes, agentStates, nowMs, o, unreachable);
     if (problem !== null) {
-      out.set(agent.name, { isHealthy: false, sinceMs: prev && !prev.isHealthy ? prev.sinceMs : nowMs, reason: problem, clearSinceMs: null });
-    } else if (prev !== undefined && !prev.isHealthy && agent.streamDownSinceMs !== null && (agent.lastReportAtMs === null || agent.lastReportAtMs <= prev.sinceMs)) {
+      out.set(agent.name, {
+        isHealthy: false,
+        sinceMs: prev && !prev.isHealthy ? prev.sinceMs : nowMs,
+        reason: problem,
+        clearSinceMs: null,
+      });
+    } else if (
+      prev !== undefined &&
+      !prev.isHealthy &&
+      agent.streamDownSinceMs !== null &&
+      (agent.lastReportAtMs === null || agent.lastReportAtMs <= prev.sinceMs)
+    ) {
       // Nothing heard from it since it became unhealthy: no sign of recovery, whatever its peers
       // stopped saying (they drop a box from their probes once it serves nothing of theirs).
-      out.set(agent.name, { isHealthy: false, sinceMs: prev.sinceMs, reason: 'not heard from since it became unhealthy (no config stream, no report)', clearSinceMs: null });
+      out.set(agent.name, {
+        isHealthy: false,
+        sinceMs: prev.sinceMs,
+        reason: 'not heard from since it became unhealthy (no config stream, no report)',
+        clearSinceMs: null,
+      });
     } else if (prev !== undefined && !prev.isHealthy) {
       const clearSinceMs = prev.clearSinceMs ?? nowMs;
       const clearForMs = nowMs - clearSinceMs;
-      out.set(agent.name, clearForMs >= o.holdDownMs
-        ? { isHealthy: true, sinceMs: nowMs, reason: 'forwarding', clearSinceMs: null }
-        : {
-          isHealthy: false, sinceMs: prev.sinceMs, clearSinceMs,
-          reason: `recovering: healthy for ${Math.round(clearForMs / 1000)} s of ${Math.round(o.holdDownMs / 1000)} s hold-down`,
-        });
+      out.set(
+        agent.name,
+        clearForMs >= o.holdDownMs
+          ? { isHealthy: true, sinceMs: nowMs, reason: 'forwarding', clearSinceMs: null }
+          : {
+              isHealthy: false,
+              sinceMs: prev.sinceMs,
+              clearSinceMs,
+              reason: `recovering: healthy for ${Math.round(clearForMs / 1000)} s of ${Math.round(o.holdDownMs / 1000)} s hold-down`,
+            },
+      );
     } else {
-      out.set(agent.name, { isHealthy: true, sinceMs: prev?.sinceMs ?? nowMs, reason: 'forwarding', clearSinceMs: null });
+      out.set(agent.name, {
+        isHealthy: true,
+        sinceMs: prev?.sinceMs ?? nowMs,
+        reason: 'forwarding',
+        clearSinceMs: null,
+      });
     }
   }
   return out;

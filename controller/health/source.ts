@@ -25,7 +25,10 @@ export function healthSource(deps: HealthSourceDeps): () => Promise<AgentHealthI
     try {
       report = fromJsonString(ReportRequestSchema, a.lastReport, { ignoreUnknownFields: true });
     } catch (err) {
-      deps.log.warn({ agent: a.name, err: (err as Error).message }, 'health: stored report does not parse; treating the agent as not reported');
+      deps.log.warn(
+        { agent: a.name, err: (err as Error).message },
+        'health: stored report does not parse; treating the agent as not reported',
+      );
     }
     parsed.set(a.name, { atMs: a.lastReportAtMs, report });
     return report;
@@ -47,7 +50,13 @@ export function healthSource(deps: HealthSourceDeps): () => Promise<AgentHealthI
         desiredGeneration: live.desiredGeneration,
         lastReport: report,
         peers: (config?.peers ?? []).map((p) => p.name),
-        probes: (config?.probes ?? []).map((p) => ({ name: p.name, target: p.target, protocol: p.protocol, port: p.port, expectDeny: p.expectDeny })),
+        probes: (config?.probes ?? []).map((p) => ({
+          name: p.name,
+          target: p.target,
+          protocol: p.protocol,
+          port: p.port,
+          expectDeny: p.expectDeny,
+        })),
         enrolledAtMs: a.enrolledAtMs,
       };
     });

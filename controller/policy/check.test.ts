@@ -23,12 +23,19 @@ t.test('a failing test makes the check fail, with the reason', async (t) => {
   t.notOk(s.isOk);
   t.equal(s.tests.failed, 1);
   const f = s.tests.results.find((r) => !r.isPassed);
-  t.match(f?.label, /tests\[1\] "social care cannot SSH to the care-record server": 10\.60\.1\.10 -> 10\.20\.1\.10 tcp\/22 expect allow/);
+  t.match(
+    f?.label,
+    /tests\[1\] "social care cannot SSH to the care-record server": 10\.60\.1\.10 -> 10\.20\.1\.10 tcp\/22 expect allow/,
+  );
   t.match(f?.reason, /no rule allows tcp\/22/);
 });
 
 t.test('an invalid document reports every error', async (t) => {
-  const s = checkPolicy(text.replace('via: [gp-armley]', 'via: [gp-armly]').replace('ports: tcp/2575\n    probes', 'ports: tcp/75000\n    probes'));
+  const s = checkPolicy(
+    text
+      .replace('via: [gp-armley]', 'via: [gp-armly]')
+      .replace('ports: tcp/2575\n    probes', 'ports: tcp/75000\n    probes'),
+  );
   t.notOk(s.isOk);
   t.equal(s.errors.length, 2);
   t.match(s.errors[0], { path: 'subnets.gp-armley-lan.via[0]', message: /did you mean "gp-armley"/ });

@@ -72,7 +72,10 @@ export function syntheticInventory(policy: Policy): Inventory {
     };
     const pa = fileAgents.get(name);
     if (pa && underlayIndex.size > 0) {
-      agent.endpoints = pa.underlays.map((u) => ({ underlay: u, endpoint: `[2001:db8:${(underlayIndex.get(u) ?? 0).toString(16)}::${n.toString(16)}]:51820` }));
+      agent.endpoints = pa.underlays.map((u) => ({
+        underlay: u,
+        endpoint: `[2001:db8:${(underlayIndex.get(u) ?? 0).toString(16)}::${n.toString(16)}]:51820`,
+      }));
       agent.endpoint = agent.endpoints[0]?.endpoint ?? '';
       agent.isRelay = pa.isRelay;
     }
@@ -83,8 +86,17 @@ export function syntheticInventory(policy: Policy): Inventory {
 
 export function checkPolicy(text: string, opts: CheckOptions = {}): CheckSummary {
   const empty: CheckSummary = {
-    isOk: false, errors: [], agents: 0, subnets: 0, groups: 0, rules: 0, peerLinks: 0,
-    tests: { results: [], passed: 0, failed: 0 }, unserved: [], indirectPairs: [], configs: new Map(),
+    isOk: false,
+    errors: [],
+    agents: 0,
+    subnets: 0,
+    groups: 0,
+    rules: 0,
+    peerLinks: 0,
+    tests: { results: [], passed: 0, failed: 0 },
+    unserved: [],
+    indirectPairs: [],
+    configs: new Map(),
   };
   const v = parsePolicy(text, opts);
   if (!v.policy) return { ...empty, errors: v.errors };

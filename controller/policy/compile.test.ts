@@ -38,12 +38,20 @@ t.test('golden: every agent of examples/leeds.yaml', async (t) => {
     t.ok(existsSync(file), `${name}.json exists (run with UPDATE_GOLDEN=1 to create)`);
     if (existsSync(file)) t.equal(render(cfg), readFileSync(file, 'utf8'), `${name} matches its golden file`);
   }
-  t.same(readdirSync(goldenDir).sort(), [...result.configs.keys()].map((n) => `${n}.json`).sort(), 'no stale golden files');
+  t.same(
+    readdirSync(goldenDir).sort(),
+    [...result.configs.keys()].map((n) => `${n}.json`).sort(),
+    'no stale golden files',
+  );
   t.same(result.unserved, [], 'everything served');
 });
 
 function inv(policy: Policy, patch: (a: InventoryAgent) => InventoryAgent | undefined = (a) => a): Inventory {
-  return { agents: syntheticInventory(policy).agents.map(patch).filter((a): a is InventoryAgent => a !== undefined) };
+  return {
+    agents: syntheticInventory(policy)
+      .agents.map(patch)
+      .filter((a): a is InventoryAgent => a !== undefined),
+  };
 }
 
 /** The box's endpoint moves: its bare endpoint and, with named underlays, its first one. */
@@ -63,7 +71,12 @@ interface ServingCase {
 }
 
 const servingCases: ServingCase[] = [
-  { name: 'primary healthy: lth-sjuh serves the care records', patch: (a) => a, servedBy: 'lth-sjuh', gpPeers: ['lth-sjuh'] },
+  {
+    name: 'primary healthy: lth-sjuh serves the care records',
+    patch: (a) => a,
+    servedBy: 'lth-sjuh',
+    gpPeers: ['lth-sjuh'],
+  },
   {
     name: 'primary unhealthy: the standby serves',
     patch: (a) => (a.name === 'lth-sjuh' ? { ...a, isHealthy: false } : a),
@@ -100,7 +113,8 @@ for (const c of servingCases) {
     if (c.unservedReason) t.match(u?.reason, c.unservedReason);
     else t.notOk(u, 'served');
     t.same(peerNames(r.configs.get('gp-armley' as never)), c.gpPeers, 'gp-armley peers');
-    if (!c.servedBy) t.notOk(r.configs.get('gp-armley' as never)?.routes.includes('10.20.1.0/24'), 'no route to an unserved subnet');
+    if (!c.servedBy)
+      t.notOk(r.configs.get('gp-armley' as never)?.routes.includes('10.20.1.0/24'), 'no route to an unserved subnet');
   });
 }
 
@@ -109,35 +123,59 @@ t.test('least privilege: the idle standby learns no peers; GPs never learn the c
   const r = compilePolicy(policy, inv(policy));
   t.same(peerNames(r.configs.get('lth-sjuh-standby' as never)), []);
   t.same(peerNames(r.configs.get('gp-chapeltown' as never)), ['lth-sjuh']);
-  t.same(peerNames(r.configs.get('lth-sjuh' as never)), ['gp-armley', 'gp-chapeltown', 'lcc-adult-social-care', 'nhs-shared-hub']);
+  t.same(peerNames(r.configs.get('lth-sjuh' as never)), [
+    'gp-armley',
+    'gp-chapeltown',
+    'lcc-adult-social-care',
+    'nhs-shared-hub',
+  ]);
   const hub = r.configs.get('nhs-shared-hub' as never) as AgentConfig;
   t.same(peerNames(hub), ['lcc-civic-hall', 'lth-sjuh']);
   const sjuh = hub.peers.find((p) => p.name === 'lth-sjuh');
-  t.same(sjuh?.allowedIps, ['10.20.1.0/24', '10.20.2.0/28', '100.64.0.5/32', 'fd00:20:1::/64'], 'AllowedIPs: the flows only, plus the overlay /32');
+  t.same(
+    sjuh?.allowedIps,
+    ['10.20.1.0/24', '10.20.2.0/28', '100.64.0.5/32', 'fd00:20:1::/64'],
+    'AllowedIPs: the flows only, plus the overlay /32',
+  );
 });
 
 t.test('shared hub: local rule between its two LANs, masquerade on the PSN LAN', async (t) => {
   const policy = leeds();
   const hub = compilePolicy(policy, inv(policy)).configs.get('nhs-shared-hub' as never) as AgentConfig;
-  t.same(hub.firewall?.local.map((r) => [r.rule, r.protocol, r.sources, r.destinations]), [
-    ['hub-council-to-nhs-printers', 'icmp', ['10.41.1.0/24'], ['10.40.1.0/24']],
-    ['hub-council-to-nhs-printers', 'tcp', ['10.41.1.0/24'], ['10.40.1.0/24']],
-  ]);
+  t.same(
+    hub.firewall?.local.map((r) => [r.rule, r.protocol, r.sources, r.destinations]),
+    [
+      ['hub-council-to-nhs-printers', 'icmp', ['10.41.1.0/24'], ['10.40.1.0/24']],
+      ['hub-council-to-nhs-printers', 'tcp', ['10.41.1.0/24'], ['10.40.1.0/24']],
+    ],
+  );
   t.same(hub.firewall?.masquerade, ['10.41.1.0/24']);
   t.same(hub.firewall?.localPrefixes, ['10.40.1.0/24', '10.41.1.0/24']);
-  t.same(hub.localSubnets.map((s) => [s.name, s.zone, s.masquerade]), [['hub-n3-lan', 'n3', false], ['hub-psn-lan', 'psn', true]]);
+  t.same(
+    hub.localSubnets.map((s) => [s.name, s.zone, s.masquerade]),
+    [
+      ['hub-n3-lan', 'n3', false],
+      ['hub-psn-lan', 'psn', true],
+    ],
+  );
 });
 
 t.test('probes go to the agent serving the source subnet', async (t) => {
   const policy = leeds();
   const r = compilePolicy(policy, inv(policy));
   const asc = r.configs.get('lcc-adult-social-care' as never) as AgentConfig;
-  t.same(asc.probes.map((p) => [p.name, p.target, p.protocol, p.port, p.expectDeny, p.sourcePrefix]), [
-    ['social-care-to-care-records/0', '10.20.1.10', 'tcp', 443, false, '10.60.1.0/24'],
-    ['social-care-to-care-records/1', '10.20.1.10', 'tcp', 22, true, '10.60.1.0/24'],
-  ]);
+  t.same(
+    asc.probes.map((p) => [p.name, p.target, p.protocol, p.port, p.expectDeny, p.sourcePrefix]),
+    [
+      ['social-care-to-care-records/0', '10.20.1.10', 'tcp', 443, false, '10.60.1.0/24'],
+      ['social-care-to-care-records/1', '10.20.1.10', 'tcp', 22, true, '10.60.1.0/24'],
+    ],
+  );
   const sjuh = r.configs.get('lth-sjuh' as never) as AgentConfig;
-  t.same(sjuh.probes.map((p) => p.name), ['hl7-results-to-gps/0']);
+  t.same(
+    sjuh.probes.map((p) => p.name),
+    ['hl7-results-to-gps/0'],
+  );
   t.same(r.configs.get('lth-sjuh-standby' as never)?.probes, [], 'the idle standby runs none');
 });
 
@@ -150,9 +188,20 @@ t.test('content hash: stable, sensitive, generation left at 0', async (t) => {
     t.equal(cfg.contentHash, b.configs.get(name)?.contentHash, `${name} same hash on recompile`);
     t.equal(cfg.generation, 0n);
   }
-  const c = compilePolicy(policy, inv(policy, (x) => (x.name === 'gp-armley' ? moveEndpoint(x, '192.0.2.9:51820') : x)));
-  t.not(c.configs.get('lth-sjuh' as never)?.contentHash, a.configs.get('lth-sjuh' as never)?.contentHash, 'peer endpoint change changes the hash');
-  t.equal(c.configs.get('gp-chapeltown' as never)?.contentHash, a.configs.get('gp-chapeltown' as never)?.contentHash, 'unrelated agent unchanged');
+  const c = compilePolicy(
+    policy,
+    inv(policy, (x) => (x.name === 'gp-armley' ? moveEndpoint(x, '192.0.2.9:51820') : x)),
+  );
+  t.not(
+    c.configs.get('lth-sjuh' as never)?.contentHash,
+    a.configs.get('lth-sjuh' as never)?.contentHash,
+    'peer endpoint change changes the hash',
+  );
+  t.equal(
+    c.configs.get('gp-chapeltown' as never)?.contentHash,
+    a.configs.get('gp-chapeltown' as never)?.contentHash,
+    'unrelated agent unchanged',
+  );
 });
 
 interface IncrementalCase {
@@ -165,17 +214,32 @@ interface IncrementalCase {
 const incrementalCases: IncrementalCase[] = [
   {
     name: 'a port added to one rule touches only its two ends',
-    change: (p) => ({ policy: { ...p, rules: p.rules.map((r) => (r.name === 'hub-nhs-to-council-casework' ? { ...r, ports: [...r.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] } : r)) } }),
+    change: (p) => ({
+      policy: {
+        ...p,
+        rules: p.rules.map((r) =>
+          r.name === 'hub-nhs-to-council-casework'
+            ? { ...r, ports: [...r.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] }
+            : r,
+        ),
+      },
+    }),
     changed: ['lcc-civic-hall', 'nhs-shared-hub'],
   },
   {
     name: 'primary fails: the standby takes over; every peer of the care records moves',
-    change: (_p, i) => ({ inventory: { agents: i.agents.map((a) => (a.name === 'lth-sjuh' ? { ...a, isHealthy: false } : a)) } }),
+    change: (_p, i) => ({
+      inventory: { agents: i.agents.map((a) => (a.name === 'lth-sjuh' ? { ...a, isHealthy: false } : a)) },
+    }),
     changed: ['gp-armley', 'gp-chapeltown', 'lcc-adult-social-care', 'lth-sjuh', 'lth-sjuh-standby', 'nhs-shared-hub'],
   },
   {
-    name: 'an endpoint change reaches the agent\'s peers only',
-    change: (_p, i) => ({ inventory: { agents: i.agents.map((a) => (a.name === 'lcc-civic-hall' ? moveEndpoint(a, '198.51.100.7:51820') : a)) } }),
+    name: "an endpoint change reaches the agent's peers only",
+    change: (_p, i) => ({
+      inventory: {
+        agents: i.agents.map((a) => (a.name === 'lcc-civic-hall' ? moveEndpoint(a, '198.51.100.7:51820') : a)),
+      },
+    }),
     changed: ['nhs-shared-hub'],
   },
   {
@@ -200,7 +264,11 @@ for (const c of incrementalCases) {
     const r = compiler.update(change);
     t.same(r.changed, c.changed, 'changed agents');
     const full = compilePolicy(change.policy ?? policy, change.inventory ?? inventory);
-    t.same([...r.configs].map(([n, x]) => [n, x.contentHash]), [...full.configs].map(([n, x]) => [n, x.contentHash]), 'equals a full compile');
+    t.same(
+      [...r.configs].map(([n, x]) => [n, x.contentHash]),
+      [...full.configs].map(([n, x]) => [n, x.contentHash]),
+      'equals a full compile',
+    );
     t.ok(r.recomputedAgents <= 7, `recomputed ${r.recomputedAgents}`);
   });
 }

@@ -17,7 +17,15 @@ import { reduce } from './compile/firewall.js';
 import { buildIndex } from './compile/policy-index.js';
 import { computeRelaySig, resetPaths, takeDirtyRelays } from './compile/relays.js';
 import { buildAgents, buildLocalByAgent, buildOverlayHosts, serveCluster } from './compile/serving.js';
-import { cmp, type CompileOptions, type CompileResult, type CompilerState, type PairRoute, type PolicyChange, type PolicyIndex } from './compile/types.js';
+import {
+  cmp,
+  type CompileOptions,
+  type CompileResult,
+  type CompilerState,
+  type PairRoute,
+  type PolicyChange,
+  type PolicyIndex,
+} from './compile/types.js';
 import { applyInventory, diffIndexes, rebuild, reduceDirty, reserve } from './compile/update.js';
 
 export type { CompileOptions, CompileResult, PairRoute, PolicyChange, UnservedSubnet } from './compile/types.js';
@@ -101,7 +109,8 @@ export class PolicyCompiler {
    */
   update(change: PolicyChange): CompileResult {
     if (!this.live) {
-      if (!change.policy || !change.inventory) throw new Error('PolicyCompiler.update: the first call needs both policy and inventory (or use compile())');
+      if (!change.policy || !change.inventory)
+        throw new Error('PolicyCompiler.update: the first call needs both policy and inventory (or use compile())');
       return this.compile(change.policy, change.inventory);
     }
     const st = this.st;
@@ -129,7 +138,9 @@ export class PolicyCompiler {
     }
     const removed = [...before.keys()].filter((n) => !st.configs.has(n)).sort();
     st.servingView ??= {
-      unserved: [...st.unservedReason].map(([subnet, reason]) => ({ subnet, reason })).sort((a, b) => cmp(a.subnet, b.subnet)),
+      unserved: [...st.unservedReason]
+        .map(([subnet, reason]) => ({ subnet, reason }))
+        .sort((a, b) => cmp(a.subnet, b.subnet)),
       servedBy: new Map([...st.served].sort((a, b) => cmp(a[0], b[0]))),
     };
     const { unserved, servedBy } = st.servingView;
@@ -138,6 +149,14 @@ export class PolicyCompiler {
       for (const [a, peers] of st.indirectByAgent) for (const [b, path] of peers) if (a < b) out.push({ a, b, path });
       st.indirectView = out.sort((x, y) => cmp(x.a, y.a) || cmp(x.b, y.b));
     }
-    return { configs: st.configs, unserved, servedBy, changed, removed, recomputedAgents: recomputed, indirectPairs: st.indirectView };
+    return {
+      configs: st.configs,
+      unserved,
+      servedBy,
+      changed,
+      removed,
+      recomputedAgents: recomputed,
+      indirectPairs: st.indirectView,
+    };
   }
 }

@@ -20,7 +20,14 @@ const cases: Array<{ name: string; policy?: Policy; inventory?: Inventory; want:
   { name: 'no change', want: {} },
   {
     name: 'a port added to a rule',
-    policy: { ...policy, rules: policy.rules.map((x) => (x.name === 'hub-nhs-to-council-casework' ? { ...x, ports: [...x.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] } : x)) },
+    policy: {
+      ...policy,
+      rules: policy.rules.map((x) =>
+        x.name === 'hub-nhs-to-council-casework'
+          ? { ...x, ports: [...x.ports, { protocol: 'tcp' as const, first: 8443, last: 8443 }] }
+          : x,
+      ),
+    },
     want: {
       'lcc-civic-hall': ['~ inbound rule hub-nhs-to-council-casework tcp: ports tcp/443 -> tcp/443,tcp/8443'],
       'nhs-shared-hub': ['~ outbound rule hub-nhs-to-council-casework tcp: ports tcp/443 -> tcp/443,tcp/8443'],
@@ -46,10 +53,25 @@ const cases: Array<{ name: string; policy?: Policy; inventory?: Inventory; want:
     name: 'a new source subnet in a rule',
     policy: {
       ...policy,
-      subnets: [...policy.subnets, { name: 'armley-annex' as never, cidrs: ['10.31.2.0/24'], zone: 'n3', via: ['gp-armley' as never], masquerade: false }],
-      rules: policy.rules.map((x) => (x.name === 'gp-to-care-records' ? { ...x, from: [...x.from, 'armley-annex'] } : x)),
+      subnets: [
+        ...policy.subnets,
+        {
+          name: 'armley-annex' as never,
+          cidrs: ['10.31.2.0/24'],
+          zone: 'n3',
+          via: ['gp-armley' as never],
+          masquerade: false,
+        },
+      ],
+      rules: policy.rules.map((x) =>
+        x.name === 'gp-to-care-records' ? { ...x, from: [...x.from, 'armley-annex'] } : x,
+      ),
     },
-    inventory: { agents: inventory.agents.map((a) => (a.name === 'gp-armley' ? { ...a, advertised: [...a.advertised, '10.31.2.0/24'] } : a)) },
+    inventory: {
+      agents: inventory.agents.map((a) =>
+        a.name === 'gp-armley' ? { ...a, advertised: [...a.advertised, '10.31.2.0/24'] } : a,
+      ),
+    },
     want: {
       'gp-armley': [
         '+ local subnet armley-annex 10.31.2.0/24 [n3]',
@@ -76,9 +98,19 @@ for (const c of cases) {
     if (c.name.startsWith('failover')) {
       const sjuh = d.find((x) => x.agent === 'lth-sjuh');
       const standby = d.find((x) => x.agent === 'lth-sjuh-standby');
-      t.ok(sjuh?.lines.includes('- local subnet care-records 10.20.1.0/24, fd00:20:1::/64 gateway 10.20.1.1/24, fd00:20:1::1/64 [n3]'));
+      t.ok(
+        sjuh?.lines.includes(
+          '- local subnet care-records 10.20.1.0/24, fd00:20:1::/64 gateway 10.20.1.1/24, fd00:20:1::1/64 [n3]',
+        ),
+      );
       t.ok(standby?.lines.includes('+ peer gp-armley allowed-ips 10.31.1.0/24, 100.64.0.1/32'));
-      t.ok(d.find((x) => x.agent === 'gp-armley')?.lines.includes('+ peer lth-sjuh-standby allowed-ips 10.20.1.0/24, 10.20.2.0/28, 100.64.0.6/32, fd00:20:1::/64'));
+      t.ok(
+        d
+          .find((x) => x.agent === 'gp-armley')
+          ?.lines.includes(
+            '+ peer lth-sjuh-standby allowed-ips 10.20.1.0/24, 10.20.2.0/28, 100.64.0.6/32, fd00:20:1::/64',
+          ),
+      );
       return;
     }
     t.same(Object.fromEntries(d.map((x) => [x.agent, x.lines])), c.want);
@@ -91,7 +123,10 @@ t.test('added and removed agents, and the text rendering', async (t) => {
   t.equal(d.length, 7);
   t.ok(d.every((x) => x.change === 'added'));
   const gone = diffConfigs(before, new Map([...before].filter(([n]) => n !== 'gp-armley')));
-  t.same(gone.map((x) => [x.agent, x.change]), [['gp-armley', 'removed']]);
+  t.same(
+    gone.map((x) => [x.agent, x.change]),
+    [['gp-armley', 'removed']],
+  );
   t.match(gone[0]?.lines[0], /^- peer lth-sjuh allowed-ips/);
   t.equal(formatConfigDiffs([]), 'no changes\n');
   t.match(formatConfigDiffs(gone), /^gp-armley \(removed\)\n {2}- peer lth-sjuh/);

@@ -70,11 +70,21 @@ function describe(cfg: AgentConfig, sign: '+' | '-'): string[] {
   const out: string[] = [];
   for (const p of cfg.peers) out.push(`${sign} peer ${p.name} allowed-ips ${list(p.allowedIps)}`);
   for (const r of cfg.routes) out.push(`${sign} route ${r}`);
-  for (const s of cfg.localSubnets) out.push(`${sign} local subnet ${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''}${s.gateways.length > 0 ? ` gateway ${s.gateways.join(', ')}` : ''}`);
-  for (const [dir, rules] of [['outbound', cfg.firewall?.outbound ?? []], ['inbound', cfg.firewall?.inbound ?? []], ['local', cfg.firewall?.local ?? []]] as const) {
+  for (const s of cfg.localSubnets)
+    out.push(
+      `${sign} local subnet ${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''}${s.gateways.length > 0 ? ` gateway ${s.gateways.join(', ')}` : ''}`,
+    );
+  for (const [dir, rules] of [
+    ['outbound', cfg.firewall?.outbound ?? []],
+    ['inbound', cfg.firewall?.inbound ?? []],
+    ['local', cfg.firewall?.local ?? []],
+  ] as const) {
     for (const r of rules) out.push(`${sign} ${renderRule(dir, r)}`);
   }
-  for (const p of cfg.probes) out.push(`${sign} probe ${p.name} ${p.protocol}${p.port ? `/${p.port}` : ''} ${p.sourcePrefix} -> ${p.target}${p.expectDeny ? ' (expect deny)' : ''}`);
+  for (const p of cfg.probes)
+    out.push(
+      `${sign} probe ${p.name} ${p.protocol}${p.port ? `/${p.port}` : ''} ${p.sourcePrefix} -> ${p.target}${p.expectDeny ? ' (expect deny)' : ''}`,
+    );
   return out;
 }
 
@@ -82,7 +92,8 @@ function describe(cfg: AgentConfig, sign: '+' | '-'): string[] {
 export function diffConfig(before: AgentConfig, after: AgentConfig): string[] {
   if (before.contentHash !== '' && before.contentHash === after.contentHash) return [];
   const out: string[] = [];
-  if (before.overlayAddress !== after.overlayAddress) out.push(`~ overlay address ${before.overlayAddress} -> ${after.overlayAddress}`);
+  if (before.overlayAddress !== after.overlayAddress)
+    out.push(`~ overlay address ${before.overlayAddress} -> ${after.overlayAddress}`);
   const bp = new Map(before.peers.map((p) => [p.name, p]));
   const ap = new Map(after.peers.map((p) => [p.name, p]));
   for (const [name, p] of bp) if (!ap.has(name)) out.push(`- peer ${name} allowed-ips ${list(p.allowedIps)}`);
@@ -98,24 +109,37 @@ export function diffConfig(before: AgentConfig, after: AgentConfig): string[] {
     if (d.removed.length) parts.push(`allowed-ips -${list(d.removed)}`);
     if (old.endpoint !== p.endpoint) parts.push(`endpoint ${old.endpoint || '(none)'} -> ${p.endpoint || '(none)'}`);
     if (old.publicKey !== p.publicKey) parts.push('public key changed');
-    if (old.persistentKeepaliveSeconds !== p.persistentKeepaliveSeconds) parts.push(`keepalive ${old.persistentKeepaliveSeconds}s -> ${p.persistentKeepaliveSeconds}s`);
+    if (old.persistentKeepaliveSeconds !== p.persistentKeepaliveSeconds)
+      parts.push(`keepalive ${old.persistentKeepaliveSeconds}s -> ${p.persistentKeepaliveSeconds}s`);
     if (parts.length) out.push(`~ peer ${name}: ${parts.join('; ')}`);
   }
   diffList('route', before.routes, after.routes, out);
-  const sub = (c: AgentConfig): string[] => c.localSubnets.map((s) => `${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''}${s.gateways.length > 0 ? ` gateway ${s.gateways.join(', ')}` : ''} [${s.zone}]`);
+  const sub = (c: AgentConfig): string[] =>
+    c.localSubnets.map(
+      (s) =>
+        `${s.name} ${s.prefixes.join(', ')}${s.masquerade ? ' (masquerade)' : ''}${s.gateways.length > 0 ? ` gateway ${s.gateways.join(', ')}` : ''} [${s.zone}]`,
+    );
   diffList('local subnet', sub(before), sub(after), out);
   diffRules('outbound', before.firewall?.outbound ?? [], after.firewall?.outbound ?? [], out);
   diffRules('inbound', before.firewall?.inbound ?? [], after.firewall?.inbound ?? [], out);
   diffRules('local', before.firewall?.local ?? [], after.firewall?.local ?? [], out);
   diffList('masquerade', before.firewall?.masquerade ?? [], after.firewall?.masquerade ?? [], out);
-  const pr = (c: AgentConfig): string[] => c.probes.map((p) => `${p.name} ${p.protocol}${p.port ? `/${p.port}` : ''} ${p.sourcePrefix} -> ${p.target}${p.expectDeny ? ' (expect deny)' : ''}`);
+  const pr = (c: AgentConfig): string[] =>
+    c.probes.map(
+      (p) =>
+        `${p.name} ${p.protocol}${p.port ? `/${p.port}` : ''} ${p.sourcePrefix} -> ${p.target}${p.expectDeny ? ' (expect deny)' : ''}`,
+    );
   diffList('probe', pr(before), pr(after), out);
-  if (before.probeIntervalSeconds !== after.probeIntervalSeconds) out.push(`~ probe interval ${before.probeIntervalSeconds}s -> ${after.probeIntervalSeconds}s`);
+  if (before.probeIntervalSeconds !== after.probeIntervalSeconds)
+    out.push(`~ probe interval ${before.probeIntervalSeconds}s -> ${after.probeIntervalSeconds}s`);
   return out;
 }
 
 /** Per-agent changes between two compiles, sorted by agent; agents without changes are left out. */
-export function diffConfigs(before: ReadonlyMap<string, AgentConfig>, after: ReadonlyMap<string, AgentConfig>): AgentConfigDiff[] {
+export function diffConfigs(
+  before: ReadonlyMap<string, AgentConfig>,
+  after: ReadonlyMap<string, AgentConfig>,
+): AgentConfigDiff[] {
   const names = [...new Set([...before.keys(), ...after.keys()])].sort();
   const out: AgentConfigDiff[] = [];
   for (const agent of names) {

@@ -43,7 +43,11 @@ export class PolicyEvaluator {
   constructor(private readonly policy: Policy) {
     const resolver = new NameResolver(policy);
     const cache = new PrefixCache();
-    this.rules = policy.rules.map((rule) => ({ rule, from: new Set(resolver.resolveAll(rule.from)), to: new Set(resolver.resolveAll(rule.to)) }));
+    this.rules = policy.rules.map((rule) => ({
+      rule,
+      from: new Set(resolver.resolveAll(rule.from)),
+      to: new Set(resolver.resolveAll(rule.to)),
+    }));
     this.subnetPrefixes = policy.subnets.map((s) => ({ name: s.name, prefixes: s.cidrs.map((c) => cache.get(c)) }));
     this.subnetNames = new Set(policy.subnets.map((s) => s.name));
     this.families = new Map(this.subnetPrefixes.map((s) => [s.name, new Set(s.prefixes.map((p) => p.family))]));
@@ -54,7 +58,8 @@ export class PolicyEvaluator {
     const addr = parseAddress(text);
     if (addr) {
       const subnets = new Set<string>();
-      for (const s of this.subnetPrefixes) if (s.prefixes.some((p) => containsAddress(p, addr.family, addr.value))) subnets.add(s.name);
+      for (const s of this.subnetPrefixes)
+        if (s.prefixes.some((p) => containsAddress(p, addr.family, addr.value))) subnets.add(s.name);
       const label = subnets.size > 0 ? `${addr.text} (${[...subnets].sort().join(', ')})` : addr.text;
       return { label, subnets, isAddress: true, family: addr.family, value: addr.value };
     }
@@ -64,12 +69,16 @@ export class PolicyEvaluator {
       const subnets = new Set<string>([text]);
       if (own) {
         for (const s of this.subnetPrefixes) {
-          if (s.name !== text && own.prefixes.every((p) => s.prefixes.some((o) => prefixContains(o, p)))) subnets.add(s.name);
+          if (s.name !== text && own.prefixes.every((p) => s.prefixes.some((o) => prefixContains(o, p))))
+            subnets.add(s.name);
         }
       }
       return { label: text, subnets, isAddress: false };
     }
-    throw new CrosslinkError('invalid_request', `"${text}" is neither an IP address nor a subnet of the policy${didYouMean(text, this.subnetNames)}`);
+    throw new CrosslinkError(
+      'invalid_request',
+      `"${text}" is neither an IP address nor a subnet of the policy${didYouMean(text, this.subnetNames)}`,
+    );
   }
 
   evaluate(src: string, dst: string, proto: EvalProtocol, port?: number): Decision {
@@ -81,7 +90,10 @@ export class PolicyEvaluator {
     if (s.subnets.size === 0) return { decision: 'deny', reason: `${s.label} is not in any subnet of the policy` };
     if (d.subnets.size === 0) return { decision: 'deny', reason: `${d.label} is not in any subnet of the policy` };
     if (this.isSameSubnet(s, d)) {
-      return { decision: 'deny', reason: `${s.label} and ${d.label} are in the same subnet: the traffic does not cross Crosslink` };
+      return {
+        decision: 'deny',
+        reason: `${s.label} and ${d.label} are in the same subnet: the traffic does not cross Crosslink`,
+      };
     }
     let nearMiss: ResolvedRule | undefined;
     for (const r of this.rules) {
@@ -97,7 +109,9 @@ export class PolicyEvaluator {
       }
       nearMiss ??= r;
     }
-    const hint = nearMiss ? `; rule "${nearMiss.rule.name}" allows only ${nearMiss.rule.ports.map(formatPortSpec).join(', ')} between them` : '';
+    const hint = nearMiss
+      ? `; rule "${nearMiss.rule.name}" allows only ${nearMiss.rule.ports.map(formatPortSpec).join(', ')} between them`
+      : '';
     return { decision: 'deny', reason: `no rule allows ${what} from ${s.label} to ${d.label}${hint}` };
   }
 
@@ -106,7 +120,14 @@ export class PolicyEvaluator {
     // An address pair inside one subnet never reaches the box.
     if (s.isAddress && d.isAddress && s.family === d.family) {
       for (const sub of this.subnetPrefixes) {
-        if (sub.prefixes.some((p) => containsAddress(p, s.family as 4 | 6, s.value as bigint) && containsAddress(p, d.family as 4 | 6, d.value as bigint))) return true;
+        if (
+          sub.prefixes.some(
+            (p) =>
+              containsAddress(p, s.family as 4 | 6, s.value as bigint) &&
+              containsAddress(p, d.family as 4 | 6, d.value as bigint),
+          )
+        )
+          return true;
       }
       return false;
     }
@@ -124,7 +145,11 @@ const familyOf = (text: string): 4 | 6 | undefined => parseAddress(text)?.family
  * IPv4 destination, so "allow" would be a wrong answer. `familiesOf(name)`: the families of a
  * named subnet's prefixes (undefined: not a subnet; then nothing is said here).
  */
-export function familyMismatch(from: string, to: string, familiesOf: (subnet: string) => ReadonlySet<4 | 6> | undefined): string | null {
+export function familyMismatch(
+  from: string,
+  to: string,
+  familiesOf: (subnet: string) => ReadonlySet<4 | 6> | undefined,
+): string | null {
   const fa = familyOf(from);
   const ta = familyOf(to);
   if (fa !== undefined && ta !== undefined) {

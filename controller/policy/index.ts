@@ -1,15 +1,42 @@
 // The policy engine's public surface. Pure: parse, validate, compile, evaluate, diff, test.
 export type * from './types.js';
 export { parsePolicyText, formatPath, type ParsedText, type PathSegment, type Position } from './parse.js';
-export { parsePolicy, validatePolicy, DEFAULT_MIN_PREFIX_LENGTH, MAX_ERRORS, describeErrorCount, type ValidateOptions, type ValidateResult } from './validate.js';
 export {
-  compilePolicy, PolicyCompiler, contentHash,
-  type CompileOptions, type CompileResult, type PairRoute, type PolicyChange, type UnservedSubnet,
+  parsePolicy,
+  validatePolicy,
+  DEFAULT_MIN_PREFIX_LENGTH,
+  MAX_ERRORS,
+  describeErrorCount,
+  type ValidateOptions,
+  type ValidateResult,
+} from './validate.js';
+export {
+  compilePolicy,
+  PolicyCompiler,
+  contentHash,
+  type CompileOptions,
+  type CompileResult,
+  type PairRoute,
+  type PolicyChange,
+  type UnservedSubnet,
 } from './compile.js';
 export { isAwaitingEnrolment, isUnservedBecauseOf } from './unserved.js';
-export { choosePath, describePairPath, describePathView, pairPathJson, RELAY_PORT_BASE, type PairPath } from './paths.js';
+export {
+  choosePath,
+  describePairPath,
+  describePathView,
+  pairPathJson,
+  RELAY_PORT_BASE,
+  type PairPath,
+} from './paths.js';
 export { evaluate, PolicyEvaluator, type Decision, type EvalProtocol } from './evaluate.js';
 export { diffConfigs, diffConfig, formatConfigDiffs, type AgentConfigDiff } from './diff.js';
-export { runPolicyTests, policyTestFailures, describeFlow, type PolicyTestReport, type PolicyTestResult } from './tests.js';
+export {
+  runPolicyTests,
+  policyTestFailures,
+  describeFlow,
+  type PolicyTestReport,
+  type PolicyTestResult,
+} from './tests.js';
 export { checkPolicy, syntheticInventory, type CheckOptions, type CheckSummary } from './check.js';
 export { formatPortSpec, parsePortSpec } from './ports.js';

@@ -11,7 +11,8 @@ function agrees(text: string): { ok: boolean; why?: string; isFast: boolean } {
   const fast = parseFast(text);
   if (fast === undefined) return { ok: true, isFast: false };
   const slow = parseWithPositions(text);
-  if (slow.errors.length > 0) return { ok: false, isFast: true, why: `fast read it, yaml says ${slow.errors[0]!.message}` };
+  if (slow.errors.length > 0)
+    return { ok: false, isFast: true, why: `fast read it, yaml says ${slow.errors[0]!.message}` };
   const a = JSON.stringify(fast.value);
   const b = JSON.stringify(slow.value);
   if (a === b) return { ok: true, isFast: true };
@@ -21,14 +22,109 @@ function agrees(text: string): { ok: boolean; why?: string; isFast: boolean } {
   return { ok: false, isFast: true, why: `js-yaml …${a?.slice(from, at + 60)} yaml …${b?.slice(from, at + 60)}` };
 }
 
-const SCALARS = ['yes', 'no', 'on', 'off', 'y', 'n', '~', 'null', 'Null', 'NULL', 'nULL', 'True', 'TRUE', 'tRue', 'false',
-  '0o17', '017', '0x1F', '0X1F', '0b101', '1_000', '+12', '-0', '00', '08', '.5', '1.', '1e3', '1E3', '+1e3', '1.5e-3',
-  '.inf', '-.Inf', '+.INF', '.NaN', '.nan', '.NAN', '2026-01-01', '2026-01-01T00:00:00Z', '12:30:00', '1:30', '=', '0.1.2',
-  '10.0.0.0/8', 'fd00::/64', '443', '8000-8080', '-1', '0x', '0o', '0b', '"a"', "'a'", '"\\u00e9\\x41\\t"', "'it''s'",
-  '!!str 12', '!!int "12"', '!!float 1', '!!bool true', '!!null ""', '!!binary aGk=', '!!timestamp 2026-01-01', '!foo bar',
-  '&a x', '*a', '1__0', '0_1', '+0x1F', '-0x1F', '+.inf', '1e', 'e3', '.', '0.', '-.5', '+.5', '1.2.3', '0e0', '0E1',
-  '12345678901234567890', '0.1e400', '"a\\\n  b"', '|\n  a\n  b\n', '>-\n  a\n  b\n', '|+\n  a\n\n', '[a, b, ]', '{a: 1, b: }',
-  '[]', '{}', '""', "''", '# c', 'a # c', 'a#b', 'a: b', '"a: b"', '- a', '? a', 'tcp/443', '@x', '`x'];
+const SCALARS = [
+  'yes',
+  'no',
+  'on',
+  'off',
+  'y',
+  'n',
+  '~',
+  'null',
+  'Null',
+  'NULL',
+  'nULL',
+  'True',
+  'TRUE',
+  'tRue',
+  'false',
+  '0o17',
+  '017',
+  '0x1F',
+  '0X1F',
+  '0b101',
+  '1_000',
+  '+12',
+  '-0',
+  '00',
+  '08',
+  '.5',
+  '1.',
+  '1e3',
+  '1E3',
+  '+1e3',
+  '1.5e-3',
+  '.inf',
+  '-.Inf',
+  '+.INF',
+  '.NaN',
+  '.nan',
+  '.NAN',
+  '2026-01-01',
+  '2026-01-01T00:00:00Z',
+  '12:30:00',
+  '1:30',
+  '=',
+  '0.1.2',
+  '10.0.0.0/8',
+  'fd00::/64',
+  '443',
+  '8000-8080',
+  '-1',
+  '0x',
+  '0o',
+  '0b',
+  '"a"',
+  "'a'",
+  '"\\u00e9\\x41\\t"',
+  "'it''s'",
+  '!!str 12',
+  '!!int "12"',
+  '!!float 1',
+  '!!bool true',
+  '!!null ""',
+  '!!binary aGk=',
+  '!!timestamp 2026-01-01',
+  '!foo bar',
+  '&a x',
+  '*a',
+  '1__0',
+  '0_1',
+  '+0x1F',
+  '-0x1F',
+  '+.inf',
+  '1e',
+  'e3',
+  '.',
+  '0.',
+  '-.5',
+  '+.5',
+  '1.2.3',
+  '0e0',
+  '0E1',
+  '12345678901234567890',
+  '0.1e400',
+  '"a\\\n  b"',
+  '|\n  a\n  b\n',
+  '>-\n  a\n  b\n',
+  '|+\n  a\n\n',
+  '[a, b, ]',
+  '{a: 1, b: }',
+  '[]',
+  '{}',
+  '""',
+  "''",
+  '# c',
+  'a # c',
+  'a#b',
+  'a: b',
+  '"a: b"',
+  '- a',
+  '? a',
+  'tcp/443',
+  '@x',
+  '`x',
+];
 
 t.test('scalars: the same value from both readers, as a value and as a key', async (t) => {
   let fastCount = 0;
@@ -55,7 +151,11 @@ t.test('documents the fast reader must leave to yaml', async (t) => {
   ];
   for (const [doc, why] of slowOnly) t.equal(parseFast(doc), undefined, why);
   const viaSlow = parsePolicyText('a: 1\na: 2\n');
-  t.match(viaSlow.errors[0]?.message, /duplicate key "a" \(first defined on line 1\)/, 'and yaml gives its message with lines');
+  t.match(
+    viaSlow.errors[0]?.message,
+    /duplicate key "a" \(first defined on line 1\)/,
+    'and yaml gives its message with lines',
+  );
 });
 
 t.test('the example reads fast, and positions come from yaml on demand', async (t) => {
@@ -77,7 +177,37 @@ t.test('mutated policies: the fast reader never reads something else, nor accept
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const pieces = [':', ': ', '-', '- ', '#', "'", '"', '\t', '\n', ' ', '  ', '[', ']', '{', '}', ',', '&a ', '*a', '!', '|', '>', '?', '%', '~', '0x1', '.5', 'yes', '\\', '\r\n'];
+  const pieces = [
+    ':',
+    ': ',
+    '-',
+    '- ',
+    '#',
+    "'",
+    '"',
+    '\t',
+    '\n',
+    ' ',
+    '  ',
+    '[',
+    ']',
+    '{',
+    '}',
+    ',',
+    '&a ',
+    '*a',
+    '!',
+    '|',
+    '>',
+    '?',
+    '%',
+    '~',
+    '0x1',
+    '.5',
+    'yes',
+    '\\',
+    '\r\n',
+  ];
   const lines = leeds.split('\n');
   const failures: string[] = [];
   let fast = 0;

@@ -16,7 +16,10 @@ import type { ErrorDetail } from '../../lib/errors.js';
 
 export type PathSegment = string | number;
 
-export interface Position { line: number; column: number }
+export interface Position {
+  line: number;
+  column: number;
+}
 
 export interface ParsedText {
   /** The document as plain data (maps -> objects, sequences -> arrays). undefined for an empty file. */
@@ -101,7 +104,12 @@ function readsAlike(root: unknown): boolean {
 export function parseWithPositions(text: string): ParsedText {
   const lineCounter = new LineCounter();
   // uniqueKeys off: we report duplicate names ourselves, with both lines, and keep going.
-  const doc: Document.Parsed = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false, strict: true });
+  const doc: Document.Parsed = parseDocument(text, {
+    lineCounter,
+    uniqueKeys: false,
+    prettyErrors: false,
+    strict: true,
+  });
   const pos = (offset: number): Position => {
     const p = lineCounter.linePos(offset);
     return { line: p.line, column: p.col };

@@ -66,7 +66,12 @@ export type PairPath =
   | { kind: 'relay'; hops: RelayHop[] }
   | { kind: 'none'; reason: string };
 
-interface HostPort { host: string; port: number; family: Family | 0; isLiteral: boolean }
+interface HostPort {
+  host: string;
+  port: number;
+  family: Family | 0;
+  isLiteral: boolean;
+}
 
 /** "10.1.2.3:51820", "[fd00::1]:51820", "box.example:51820" -> parts; undefined if malformed. */
 export function splitEndpoint(text: string): HostPort | undefined {
@@ -118,8 +123,12 @@ function hopThrough(a: PathAgent, b: PathAgent, r: PathAgent): RelayHop | string
   if (ua.length === 0 || ub.length === 0) {
     return `${r.name} sits on ${describeUnderlays(r)}, not on one of ${a.name}'s and one of ${b.name}'s`;
   }
-  for (const [x, slot] of [[a, a.slot], [b, b.slot]] as const) {
-    if (slot === undefined || slot < 1 || slot > MAX_RELAY_SLOT) return `${x.name}'s overlay address is beyond the relay port range (${RELAY_PORT_BASE + 1}-65535)`;
+  for (const [x, slot] of [
+    [a, a.slot],
+    [b, b.slot],
+  ] as const) {
+    if (slot === undefined || slot < 1 || slot > MAX_RELAY_SLOT)
+      return `${x.name}'s overlay address is beyond the relay port range (${RELAY_PORT_BASE + 1}-65535)`;
   }
   let why = '';
   for (const underlayA of ua) {
@@ -128,8 +137,15 @@ function hopThrough(a: PathAgent, b: PathAgent, r: PathAgent): RelayHop | string
       const eb = endpointOn(b, underlayB);
       const ra = endpointOn(r, underlayA);
       const rb = endpointOn(r, underlayB);
-      const missing = !ea ? `${a.name} announces no endpoint on ${underlayA}` : !eb ? `${b.name} announces no endpoint on ${underlayB}`
-        : !ra ? `${r.name} announces no endpoint on ${underlayA}` : !rb ? `${r.name} announces no endpoint on ${underlayB}` : '';
+      const missing = !ea
+        ? `${a.name} announces no endpoint on ${underlayA}`
+        : !eb
+          ? `${b.name} announces no endpoint on ${underlayB}`
+          : !ra
+            ? `${r.name} announces no endpoint on ${underlayA}`
+            : !rb
+              ? `${r.name} announces no endpoint on ${underlayB}`
+              : '';
       if (missing) {
         why ||= missing;
         continue;
@@ -139,7 +155,8 @@ function hopThrough(a: PathAgent, b: PathAgent, r: PathAgent): RelayHop | string
       const pra = splitEndpoint(ra!);
       const prb = splitEndpoint(rb!);
       if (!pa?.isLiteral || !pb?.isLiteral || !pra?.isLiteral || !prb?.isLiteral) {
-        why ||= 'a relay forwards by address: the endpoints of both boxes and the relay must be IP addresses, not names';
+        why ||=
+          'a relay forwards by address: the endpoints of both boxes and the relay must be IP addresses, not names';
         continue;
       }
       // The kernel cannot translate between IPv4 and IPv6 within one connection.
@@ -151,7 +168,14 @@ function hopThrough(a: PathAgent, b: PathAgent, r: PathAgent): RelayHop | string
       const portForA = RELAY_PORT_BASE + a.slot!;
       const listenA = joinEndpoint(pra.host, portForB);
       const listenB = joinEndpoint(prb.host, portForA);
-      const fwd = (source: HostPort, listen: string, target: HostPort, snat: string, from: AgentName, to: AgentName): RelayForward => ({
+      const fwd = (
+        source: HostPort,
+        listen: string,
+        target: HostPort,
+        snat: string,
+        from: AgentName,
+        to: AgentName,
+      ): RelayForward => ({
         $typeName: 'crosslink.v1.RelayForward',
         source: joinEndpoint(source.host, source.port),
         listen,
@@ -187,8 +211,8 @@ export function choosePath(x: PathAgent, y: PathAgent, relays: readonly RelayCan
     for (const u of shared) {
       const ea = endpointOn(a, u);
       const eb = endpointOn(b, u);
-      const fa = ea ? splitEndpoint(ea)?.family ?? 0 : 0;
-      const fb = eb ? splitEndpoint(eb)?.family ?? 0 : 0;
+      const fa = ea ? (splitEndpoint(ea)?.family ?? 0) : 0;
+      const fb = eb ? (splitEndpoint(eb)?.family ?? 0) : 0;
       if (fa === 0 || fb === 0 || fa === fb) return { kind: 'direct', underlay: u };
     }
     return { kind: 'direct', underlay: shared[0]! };
@@ -212,11 +236,19 @@ export function choosePath(x: PathAgent, y: PathAgent, relays: readonly RelayCan
     hops.push({ hop, isHealthy: r.isHealthy, score: score(`${key}\u0000${r.name}`) });
   }
   if (hops.length > 0) {
-    hops.sort((p, q) => Number(q.isHealthy) - Number(p.isHealthy) || q.score - p.score || (p.hop.relay < q.hop.relay ? -1 : 1));
+    hops.sort(
+      (p, q) => Number(q.isHealthy) - Number(p.isHealthy) || q.score - p.score || (p.hop.relay < q.hop.relay ? -1 : 1),
+    );
     return { kind: 'relay', hops: hops.map((h) => h.hop) };
   }
   const head = `${a.name} (${describeUnderlays(a)}) and ${b.name} (${describeUnderlays(b)}) share no underlay`;
-  return { kind: 'none', reason: why.length > 0 ? `${head}; ${why.join('; ')}` : `${head}, and no relay sits on both sides: name a box on both (${[...new Set([a.underlays[0], b.underlays[0]].filter(Boolean))].join(' and ')}) in the policy with relay: true` };
+  return {
+    kind: 'none',
+    reason:
+      why.length > 0
+        ? `${head}; ${why.join('; ')}`
+        : `${head}, and no relay sits on both sides: name a box on both (${[...new Set([a.underlays[0], b.underlays[0]].filter(Boolean))].join(' and ')}) in the policy with relay: true`,
+  };
 }
 
 /** A box's relay slot: its overlay address's offset from the pool's network address. */
@@ -235,9 +267,19 @@ export function overlaySlot(overlayAddress: string): number | undefined {
  * Policy-only check (no live endpoints): can boxes on these underlay sets reach each other, given
  * the relays' underlay sets? undefined if yes, else the reason.
  */
-export function possiblePath(a: { name: string; underlays: readonly string[] }, b: { name: string; underlays: readonly string[] }, relays: ReadonlyArray<{ name: string; underlays: readonly string[] }>): string | undefined {
+export function possiblePath(
+  a: { name: string; underlays: readonly string[] },
+  b: { name: string; underlays: readonly string[] },
+  relays: ReadonlyArray<{ name: string; underlays: readonly string[] }>,
+): string | undefined {
   if (intersect(a.underlays, b.underlays).length > 0) return undefined;
-  const ok = relays.some((r) => r.name !== a.name && r.name !== b.name && intersect(a.underlays, r.underlays).length > 0 && intersect(b.underlays, r.underlays).length > 0);
+  const ok = relays.some(
+    (r) =>
+      r.name !== a.name &&
+      r.name !== b.name &&
+      intersect(a.underlays, r.underlays).length > 0 &&
+      intersect(b.underlays, r.underlays).length > 0,
+  );
   if (ok) return undefined;
   return `${a.name} (${a.underlays.join(', ') || 'no underlay'}) and ${b.name} (${b.underlays.join(', ') || 'no underlay'}) to reach each other, but they share no underlay and no relay sits on both: name a box on ${a.underlays[0] ?? '?'} and ${b.underlays[0] ?? '?'} a relay (agents.NAME.relay: true)`;
 }
@@ -250,20 +292,34 @@ export function describePairPath(path: PairPath): string {
 /** The same words from the JSON form (what the API's dry run returns to the CLI). */
 export function describePathView(v: Pick<PairPathJson, 'kind' | 'relays' | 'underlays' | 'reason'>): string {
   switch (v.kind) {
-    case 'direct': return `direct over ${v.underlays[0]}`;
+    case 'direct':
+      return `direct over ${v.underlays[0]}`;
     case 'relay': {
       const [first, ...rest] = v.relays;
       return `relayed through ${first} (${v.underlays.join(' | ')})${rest.length > 0 ? `, standby ${rest.join(', ')}` : ''}`;
     }
-    case 'none': return `no path: ${v.reason}`;
+    case 'none':
+      return `no path: ${v.reason}`;
   }
 }
 
 export type PairPathJson = ReturnType<typeof pairPathJson>;
 
 /** The JSON form used by `policy check --json` and the dry run. */
-export function pairPathJson(a: string, b: string, path: PairPath): { a: string; b: string; kind: PairPath['kind']; relays: string[]; underlays: string[]; reason: string } {
-  if (path.kind === 'relay') return { a, b, kind: path.kind, relays: path.hops.map((h) => h.relay), underlays: [path.hops[0]!.underlayA, path.hops[0]!.underlayB], reason: '' };
+export function pairPathJson(
+  a: string,
+  b: string,
+  path: PairPath,
+): { a: string; b: string; kind: PairPath['kind']; relays: string[]; underlays: string[]; reason: string } {
+  if (path.kind === 'relay')
+    return {
+      a,
+      b,
+      kind: path.kind,
+      relays: path.hops.map((h) => h.relay),
+      underlays: [path.hops[0]!.underlayA, path.hops[0]!.underlayB],
+      reason: '',
+    };
   if (path.kind === 'direct') return { a, b, kind: path.kind, relays: [], underlays: [path.underlay], reason: '' };
   return { a, b, kind: path.kind, relays: [], underlays: [], reason: path.reason };
 }

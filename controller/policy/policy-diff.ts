@@ -13,13 +13,43 @@ type Describe<T> = (x: T) => Fields;
 const joined = (xs: readonly string[] | undefined): string => (xs ?? []).join(', ');
 
 const SECTIONS: Array<{ kind: string; items: (p: Policy) => Array<{ name: string; fields: Fields }> }> = [
-  section('underlay', (p) => p.underlays, (u) => ({ description: u.description })),
-  section('zone', (p) => p.zones, (z) => ({ description: z.description })),
-  section('agent', (p) => p.agents, (a) => ({ zones: joined(a.zones), underlays: a.underlays.join(', ') === DEFAULT_UNDERLAY ? '' : joined(a.underlays), relay: a.isRelay ? 'yes' : '', site: a.site ?? '' })),
-  section('subnet', (p) => p.subnets, (s) => ({
-    cidr: joined(s.cidrs), zone: s.zone, via: joined(s.via), gateway: joined(s.gateways), masquerade: s.masquerade ? 'yes' : '', description: s.description ?? '',
-  })),
-  section('group', (p) => p.groups, (g) => ({ members: joined(g.members), description: g.description ?? '' })),
+  section(
+    'underlay',
+    (p) => p.underlays,
+    (u) => ({ description: u.description }),
+  ),
+  section(
+    'zone',
+    (p) => p.zones,
+    (z) => ({ description: z.description }),
+  ),
+  section(
+    'agent',
+    (p) => p.agents,
+    (a) => ({
+      zones: joined(a.zones),
+      underlays: a.underlays.join(', ') === DEFAULT_UNDERLAY ? '' : joined(a.underlays),
+      relay: a.isRelay ? 'yes' : '',
+      site: a.site ?? '',
+    }),
+  ),
+  section(
+    'subnet',
+    (p) => p.subnets,
+    (s) => ({
+      cidr: joined(s.cidrs),
+      zone: s.zone,
+      via: joined(s.via),
+      gateway: joined(s.gateways),
+      masquerade: s.masquerade ? 'yes' : '',
+      description: s.description ?? '',
+    }),
+  ),
+  section(
+    'group',
+    (p) => p.groups,
+    (g) => ({ members: joined(g.members), description: g.description ?? '' }),
+  ),
   section('rule', (p) => p.rules, ruleFields),
 ];
 
@@ -29,14 +59,23 @@ function section<T extends { name: string }>(kind: string, list: (p: Policy) => 
 
 function ruleFields(r: Rule): Fields {
   return {
-    from: joined(r.from), to: joined(r.to), ports: r.ports.map(formatPortSpec).join(', '), ticket: r.ticket ?? '', description: r.description ?? '',
-    probes: r.probes.map((p) => `${p.proto}${p.port !== undefined ? `/${p.port}` : ''} ${p.from} -> ${p.to} expect ${p.expect}`).join('; '),
+    from: joined(r.from),
+    to: joined(r.to),
+    ports: r.ports.map(formatPortSpec).join(', '),
+    ticket: r.ticket ?? '',
+    description: r.description ?? '',
+    probes: r.probes
+      .map((p) => `${p.proto}${p.port !== undefined ? `/${p.port}` : ''} ${p.from} -> ${p.to} expect ${p.expect}`)
+      .join('; '),
   };
 }
 
 /** "from a -> to b, ports tcp/443" (the fields that are set). */
 function summary(f: Fields): string {
-  return Object.entries(f).filter(([, v]) => v !== '').map(([k, v]) => `${k} ${v}`).join('; ');
+  return Object.entries(f)
+    .filter(([, v]) => v !== '')
+    .map(([k, v]) => `${k} ${v}`)
+    .join('; ');
 }
 
 const show = (v: string): string => (v === '' ? '(none)' : v);
@@ -58,7 +97,9 @@ export function diffPolicies(before: Policy | null, after: Policy): string[] {
       if (a === undefined && b !== undefined) out.push(`+ ${s.kind} ${name}${summary(b) ? `: ${summary(b)}` : ''}`);
       else if (a !== undefined && b === undefined) out.push(`- ${s.kind} ${name}`);
       else if (a !== undefined && b !== undefined) {
-        const changed = Object.keys(b).filter((k) => a[k] !== b[k]).map((k) => `${k} ${show(a[k] ?? '')} -> ${show(b[k]!)}`);
+        const changed = Object.keys(b)
+          .filter((k) => a[k] !== b[k])
+          .map((k) => `${k} ${show(a[k] ?? '')} -> ${show(b[k]!)}`);
         if (changed.length > 0) out.push(`~ ${s.kind} ${name}: ${changed.join('; ')}`);
       }
     }

@@ -15,14 +15,16 @@ export function parsePortSpec(raw: unknown): PortParse {
   if (typeof raw === 'number') {
     return { ok: false, message: `port ${raw} needs a protocol: write tcp/${raw} or udp/${raw}` };
   }
-  if (typeof raw !== 'string') return { ok: false, message: 'must be a string such as tcp/443, udp/53, tcp/8000-8100, icmp or any' };
+  if (typeof raw !== 'string')
+    return { ok: false, message: 'must be a string such as tcp/443, udp/53, tcp/8000-8100, icmp or any' };
   const text = raw.trim().toLowerCase();
   if (text === 'any') return { ok: true, spec: { protocol: 'any' } };
   if (text === 'icmp') return { ok: true, spec: { protocol: 'icmp' } };
   if (text === 'tcp' || text === 'udp') return { ok: true, spec: { protocol: text } };
   if (/^(icmp|any)\//.test(text)) return { ok: false, message: `"${raw}": ${text.split('/')[0]} takes no port` };
   const m = /^(tcp|udp)\/(.+)$/.exec(text);
-  if (!m) return { ok: false, message: `"${raw}" is not a port: use tcp/443, udp/53, tcp/8000-8100, tcp, udp, icmp or any` };
+  if (!m)
+    return { ok: false, message: `"${raw}" is not a port: use tcp/443, udp/53, tcp/8000-8100, tcp, udp, icmp or any` };
   const protocol = m[1] as 'tcp' | 'udp';
   const [firstText = '', lastText, ...rest] = (m[2] ?? '').split('-');
   if (lastText === undefined) {
@@ -33,8 +35,10 @@ export function parsePortSpec(raw: unknown): PortParse {
   if (rest.length === 0) {
     const first = portNumber(firstText);
     const last = portNumber(lastText);
-    if (first === undefined || last === undefined) return { ok: false, message: `"${raw}": ports must be numbers 1-65535` };
-    if (first > last) return { ok: false, message: `"${raw}": range is backwards (write ${protocol}/${last}-${first})` };
+    if (first === undefined || last === undefined)
+      return { ok: false, message: `"${raw}": ports must be numbers 1-65535` };
+    if (first > last)
+      return { ok: false, message: `"${raw}": range is backwards (write ${protocol}/${last}-${first})` };
     return { ok: true, spec: { protocol, first, last } };
   }
   return { ok: false, message: `"${raw}" is not a port range: use ${protocol}/FIRST-LAST` };
@@ -76,7 +80,9 @@ export function normalizePorts(specs: readonly PortSpec[]): NormalizedPorts[] {
       out.push({ protocol, ranges: [] });
       continue;
     }
-    const ranges = mine.map((s) => ({ first: s.first as number, last: s.last as number })).sort((a, b) => a.first - b.first || a.last - b.last);
+    const ranges = mine
+      .map((s) => ({ first: s.first as number, last: s.last as number }))
+      .sort((a, b) => a.first - b.first || a.last - b.last);
     const merged: Array<{ first: number; last: number }> = [];
     for (const r of ranges) {
       const top = merged[merged.length - 1];

@@ -1,6 +1,15 @@
 // Prefix arithmetic for the policy engine, on [start, end] bigint intervals. Prefixes are never
 // expanded into addresses: merging works on intervals and cuts them back into the fewest CIDR blocks.
-import { canonicalText, formatIPv4, formatIPv6, hasHostBits, parseAddress as scan, parsePrefix, rangeOf, type Family } from '../../lib/prefix.js';
+import {
+  canonicalText,
+  formatIPv4,
+  formatIPv6,
+  hasHostBits,
+  parseAddress as scan,
+  parsePrefix,
+  rangeOf,
+  type Family,
+} from '../../lib/prefix.js';
 
 export type { Family };
 
@@ -44,7 +53,9 @@ export function parseAddress(text: string): { family: Family; value: bigint; tex
   const t = text.trim();
   const a = scan(t);
   if (!a) return undefined;
-  return a.family === 4 ? { family: 4, value: BigInt(a.addr), text: t } : { family: 6, value: a.addr, text: formatIPv6(a.addr) };
+  return a.family === 4
+    ? { family: 4, value: BigInt(a.addr), text: t }
+    : { family: 6, value: a.addr, text: formatIPv6(a.addr) };
 }
 
 export type PrefixParse =
@@ -58,7 +69,12 @@ export function parsePrefixStrict(text: string): PrefixParse {
   if (!r.ok) return { ok: false, reason: 'syntax', message: r.message };
   const canonical = canonicalText(r.prefix, text);
   if (hasHostBits(r.prefix)) {
-    return { ok: false, reason: 'host-bits', message: `"${text}" has host bits set; the network address is ${canonical}`, network: canonical };
+    return {
+      ok: false,
+      reason: 'host-bits',
+      message: `"${text}" has host bits set; the network address is ${canonical}`,
+      network: canonical,
+    };
   }
   const { start, end } = rangeOf(r.prefix);
   return { ok: true, prefix: makePrefix(r.prefix.family, BigInt(start), BigInt(end), r.prefix.len, canonical) };
@@ -148,7 +164,8 @@ export function mergeParsed(prefixes: readonly ParsedPrefix[]): ParsedPrefix[] {
         if (next.endKey > end) end = next.endKey;
         count++;
       }
-      if (count === 1 || end === first.endKey) out.push(first); // alone, or everything else was inside it
+      if (count === 1 || end === first.endKey)
+        out.push(first); // alone, or everything else was inside it
       else rangeToPrefixesV4(first.key, end, out);
     } else {
       let end = first.end;

@@ -38,7 +38,14 @@ export function runPolicyTests(policy: Policy): PolicyTestReport {
     const proto = testProtocol(test);
     const label = `tests[${index}]${test.name ? ` "${test.name}"` : ''}: ${test.from} -> ${test.to} ${describeFlow(proto, test.port)} expect ${test.expect}`;
     const d = ev.evaluate(test.from, test.to, proto, test.port);
-    const r: PolicyTestResult = { index, test, label, isPassed: d.decision === test.expect, actual: d.decision, reason: d.reason };
+    const r: PolicyTestResult = {
+      index,
+      test,
+      label,
+      isPassed: d.decision === test.expect,
+      actual: d.decision,
+      reason: d.reason,
+    };
     if (d.rule !== undefined) r.rule = d.rule;
     return r;
   });
@@ -54,7 +61,10 @@ export function policyTestFailures(policy: Policy): ErrorDetail[] {
       const d = evaluate(policy, t.from, t.to, testProtocol(t), t.port);
       if (d.decision !== t.expect) {
         const label = t.name ? `test "${t.name}"` : `test ${i + 1}`;
-        failures.push({ path: `tests[${i}]`, message: `${label} expected ${t.expect} but got ${d.decision}: ${d.reason}` });
+        failures.push({
+          path: `tests[${i}]`,
+          message: `${label} expected ${t.expect} but got ${d.decision}: ${d.reason}`,
+        });
       }
     } catch (e) {
       failures.push({ path: `tests[${i}]`, message: (e as Error).message });

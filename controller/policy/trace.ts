@@ -67,46 +67,106 @@ function end(policy: Policy, text: string, deployment: TraceDeployment, cache: P
   for (const s of policy.subnets) {
     for (const c of s.cidrs) {
       const p = cache.get(c);
-      if (containsAddress(p, addr.family, addr.value) && (best === null || p.length > best.length)) best = { name: s.name, zone: s.zone, length: p.length };
+      if (containsAddress(p, addr.family, addr.value) && (best === null || p.length > best.length))
+        best = { name: s.name, zone: s.zone, length: p.length };
     }
   }
   if (best === null) return { address: addr.text, subnet: null, zone: null, servedBy: null, unserved: null };
   const servedBy = deployment.servedBy(best.name);
   return {
-    address: addr.text, subnet: best.name, zone: best.zone, servedBy,
-    unserved: servedBy === null ? deployment.unservedReason(best.name) ?? 'no box serves it now' : null,
+    address: addr.text,
+    subnet: best.name,
+    zone: best.zone,
+    servedBy,
+    unserved: servedBy === null ? (deployment.unservedReason(best.name) ?? 'no box serves it now') : null,
   };
 }
 
 /** Traces one flow. Throws CrosslinkError(invalid_request) for an address that does not parse or a
  *  flow that mixes IPv4 and IPv6. */
-export function traceFlow(policy: Policy, from: string, to: string, proto: EvalProtocol, port: number | undefined, deployment: TraceDeployment): TraceResult {
+export function traceFlow(
+  policy: Policy,
+  from: string,
+  to: string,
+  proto: EvalProtocol,
+  port: number | undefined,
+  deployment: TraceDeployment,
+): TraceResult {
   const cache = new PrefixCache();
   const a = end(policy, from, deployment, cache);
   const b = end(policy, to, deployment, cache);
   const d = evaluate(policy, a.address, b.address, proto, port);
-  const base = { from: a, to: b, proto, port: port ?? null, decision: d.decision, rule: d.rule ?? null, reason: d.reason, path: null };
+  const base = {
+    from: a,
+    to: b,
+    proto,
+    port: port ?? null,
+    decision: d.decision,
+    rule: d.rule ?? null,
+    reason: d.reason,
+    path: null,
+  };
   if (d.decision === 'deny') return { ...base, outcome: 'denied', summary: `denied: ${d.reason}` };
   for (const e of [a, b]) {
-    if (e.servedBy === null) return { ...base, outcome: 'unserved', summary: `allowed by rule "${d.rule}", but nobody serves subnet ${e.subnet} (${e.address}): ${e.unserved}` };
+    if (e.servedBy === null)
+      return {
+        ...base,
+        outcome: 'unserved',
+        summary: `allowed by rule "${d.rule}", but nobody serves subnet ${e.subnet} (${e.address}): ${e.unserved}`,
+      };
   }
   const [boxA, boxB] = [a.servedBy as string, b.servedBy as string];
   if (boxA === boxB) {
     const path: TracePath = { kind: 'same-box', from: boxA, to: boxB, endpoint: '', relay: null, standbyRelays: [] };
-    return { ...base, path, outcome: 'passes', summary: `passes: allowed by rule "${d.rule}"; ${boxA} serves both subnets and forwards it between its LANs` };
+    return {
+      ...base,
+      path,
+      outcome: 'passes',
+      summary: `passes: allowed by rule "${d.rule}"; ${boxA} serves both subnets and forwards it between its LANs`,
+    };
   }
   const peer = deployment.peer(boxA, boxB);
   if (peer === null) {
-    const why = deployment.pathProblem(boxA, boxB) ?? `${boxA} has no peer ${boxB} in its current config (not yet pushed, or the box has not applied it)`;
-    return { ...base, outcome: 'no-path', summary: `allowed by rule "${d.rule}", but ${boxA} cannot reach ${boxB}: ${why}` };
+    const why =
+      deployment.pathProblem(boxA, boxB) ??
+      `${boxA} has no peer ${boxB} in its current config (not yet pushed, or the box has not applied it)`;
+    return {
+      ...base,
+      outcome: 'no-path',
+      summary: `allowed by rule "${d.rule}", but ${boxA} cannot reach ${boxB}: ${why}`,
+    };
   }
   if (peer.relays.length === 0) {
-    const path: TracePath = { kind: 'direct', from: boxA, to: boxB, endpoint: peer.endpoint, relay: null, standbyRelays: [] };
-    return { ...base, path, outcome: 'passes', summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} directly to ${peer.endpoint}` };
+    const path: TracePath = {
+      kind: 'direct',
+      from: boxA,
+      to: boxB,
+      endpoint: peer.endpoint,
+      relay: null,
+      standbyRelays: [],
+    };
+    return {
+      ...base,
+      path,
+      outcome: 'passes',
+      summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} directly to ${peer.endpoint}`,
+    };
   }
   const inUse = peer.relays.find((r) => r.endpoint === peer.endpoint) ?? peer.relays[0]!;
   const standby = peer.relays.filter((r) => r !== inUse).map((r) => r.relay);
-  const path: TracePath = { kind: 'relay', from: boxA, to: boxB, endpoint: peer.endpoint, relay: inUse.relay, standbyRelays: standby };
+  const path: TracePath = {
+    kind: 'relay',
+    from: boxA,
+    to: boxB,
+    endpoint: peer.endpoint,
+    relay: inUse.relay,
+    standbyRelays: standby,
+  };
   const how = `through relay ${inUse.relay} (${peer.endpoint})${standby.length > 0 ? `; standby relay ${standby.join(', ')}` : ''}`;
-  return { ...base, path, outcome: 'passes', summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} ${how}` };
+  return {
+    ...base,
+    path,
+    outcome: 'passes',
+    summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} ${how}`,
+  };
 }

@@ -14,10 +14,16 @@ export interface PortSpec {
   last?: number;
 }
 
-export interface Zone { name: string; description: string }
+export interface Zone {
+  name: string;
+  description: string;
+}
 
 /** An underlay network boxes send WireGuard datagrams over (a WAN such as N3/HSCN or the PSN). */
-export interface Underlay { name: string; description: string }
+export interface Underlay {
+  name: string;
+  description: string;
+}
 
 /** The underlay of a policy without an `underlays` section, and of a bare HOST:PORT endpoint. */
 export const DEFAULT_UNDERLAY = 'default';
@@ -51,7 +57,11 @@ export interface Subnet {
   description?: string;
 }
 
-export interface Group { name: string; members: string[]; description?: string }
+export interface Group {
+  name: string;
+  members: string[];
+  description?: string;
+}
 
 /**
  * A path probe carried by a rule. The agent serving `from` sends it from its own address in that
@@ -126,6 +136,8 @@ export interface InventoryAgent {
   isHealthy: boolean;
 }
 
-export interface Inventory { agents: InventoryAgent[] }
+export interface Inventory {
+  agents: InventoryAgent[];
+}
 
 export type { AgentConfig };

@@ -88,7 +88,9 @@ const cases: Case[] = [
   {
     name: 'unknown via agent with suggestion',
     doc: `${HEAD}subnets:\n  records:\n    cidr: 10.20.1.0/24\n    zone: n3\n    via: [hosp, hosp-stanby]\n`,
-    errors: [{ path: 'subnets.records.via[1]', line: 14, message: /unknown agent "hosp-stanby".*did you mean "hosp-standby"/ }],
+    errors: [
+      { path: 'subnets.records.via[1]', line: 14, message: /unknown agent "hosp-stanby".*did you mean "hosp-standby"/ },
+    ],
   },
   {
     name: 'via agent known only to the controller is accepted',
@@ -105,7 +107,9 @@ const cases: Case[] = [
   {
     name: 'via agent not on the subnet zone',
     doc: `${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: [council] }\n`,
-    errors: [{ path: 'subnets.records.via[0]', line: 11, message: /agent "council" sits on zone\(s\) psn, not on "n3"/ }],
+    errors: [
+      { path: 'subnets.records.via[0]', line: 11, message: /agent "council" sits on zone\(s\) psn, not on "n3"/ },
+    ],
   },
   {
     name: 'agent listed twice in via',
@@ -125,7 +129,13 @@ const cases: Case[] = [
   {
     name: 'host bits set names the network address',
     doc: `${HEAD}subnets:\n  records: { cidr: [10.20.1.5/24], zone: n3, via: hosp }\n`,
-    errors: [{ path: 'subnets.records.cidr[0]', line: 11, message: /"10\.20\.1\.5\/24" has host bits set; the network address is 10\.20\.1\.0\/24/ }],
+    errors: [
+      {
+        path: 'subnets.records.cidr[0]',
+        line: 11,
+        message: /"10\.20\.1\.5\/24" has host bits set; the network address is 10\.20\.1\.0\/24/,
+      },
+    ],
   },
   {
     name: 'IPv6 host bits',
@@ -145,7 +155,13 @@ const cases: Case[] = [
   {
     name: 'prefix shorter than the minimum',
     doc: `${HEAD}subnets:\n  records: { cidr: 8.0.0.0/6, zone: n3, via: hosp }\n`,
-    errors: [{ path: 'subnets.records.cidr', line: 11, message: /8\.0\.0\.0\/6 is shorter than the minimum prefix length \/8/ }],
+    errors: [
+      {
+        path: 'subnets.records.cidr',
+        line: 11,
+        message: /8\.0\.0\.0\/6 is shorter than the minimum prefix length \/8/,
+      },
+    ],
   },
   {
     name: 'configurable minimum prefix length',
@@ -156,12 +172,25 @@ const cases: Case[] = [
   {
     name: 'overlapping subnets served by different agents',
     doc: `${HEAD}subnets:\n  a: { cidr: 10.20.0.0/16, zone: n3, via: hosp }\n  b: { cidr: 10.20.5.0/24, zone: n3, via: hub }\n`,
-    errors: [{ path: 'subnets.b.cidr', line: 12, message: /10\.20\.5\.0\/24 of subnet "b" overlaps 10\.20\.0\.0\/16 of subnet "a" and they are served by different agents/ }],
+    errors: [
+      {
+        path: 'subnets.b.cidr',
+        line: 12,
+        message:
+          /10\.20\.5\.0\/24 of subnet "b" overlaps 10\.20\.0\.0\/16 of subnet "a" and they are served by different agents/,
+      },
+    ],
   },
   {
     name: 'overlapping subnets in different zones',
     doc: `${HEAD}subnets:\n  a: { cidr: 10.20.0.0/16, zone: n3, via: hub }\n  b: { cidr: [fd00::/64, 10.20.5.0/24], zone: psn, via: hub }\n`,
-    errors: [{ path: 'subnets.b.cidr[1]', line: 12, message: /overlaps 10\.20\.0\.0\/16 of subnet "a" and they are in different zones/ }],
+    errors: [
+      {
+        path: 'subnets.b.cidr[1]',
+        line: 12,
+        message: /overlaps 10\.20\.0\.0\/16 of subnet "a" and they are in different zones/,
+      },
+    ],
   },
   {
     name: 'overlapping subnets on the same agent and zone are fine',
@@ -181,7 +210,13 @@ const cases: Case[] = [
   {
     name: 'unknown group member with suggestion',
     doc: `${HEAD}${SUBNETS}groups:\n  g1:\n    members: [records, socal-care]\n`,
-    errors: [{ path: 'groups.g1.members[1]', line: 15, message: /unknown subnet or group "socal-care".*did you mean "social-care"/ }],
+    errors: [
+      {
+        path: 'groups.g1.members[1]',
+        line: 15,
+        message: /unknown subnet or group "socal-care".*did you mean "social-care"/,
+      },
+    ],
   },
   {
     name: 'a subnet and a group with the same name',
@@ -191,7 +226,13 @@ const cases: Case[] = [
   {
     name: 'unknown name in a rule with suggestion',
     doc: `${HEAD}${SUBNETS}rules:\n  - name: r\n    from: [socialcare]\n    to: records\n    ports: tcp/443\n`,
-    errors: [{ path: 'rules[0].from[0]', line: 15, message: /unknown subnet or group "socialcare".*did you mean "social-care"/ }],
+    errors: [
+      {
+        path: 'rules[0].from[0]',
+        line: 15,
+        message: /unknown subnet or group "socialcare".*did you mean "social-care"/,
+      },
+    ],
   },
   {
     name: 'rule from and to the same subnet',
@@ -230,7 +271,9 @@ const cases: Case[] = [
   {
     name: 'governance: cross-zone rule with ports any needs a ticket',
     doc: `${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: any }\n`,
-    errors: [{ path: 'rules[0].ports', line: 14, message: /crosses zones \(psn -> n3\) with ports "any": add a "ticket"/ }],
+    errors: [
+      { path: 'rules[0].ports', line: 14, message: /crosses zones \(psn -> n3\) with ports "any": add a "ticket"/ },
+    ],
   },
   {
     name: 'governance: with a ticket it passes',
@@ -246,7 +289,11 @@ const cases: Case[] = [
     name: 'test with an unknown subnet and a bad expect',
     doc: `${HEAD}${SUBNETS}tests:\n  - { from: recrods, to: 10.60.1.10, port: 443, expect: maybe }\n`,
     errors: [
-      { path: 'tests[0].from', line: 14, message: /"recrods" is neither an IP address nor a subnet name \(did you mean "records"\?\)/ },
+      {
+        path: 'tests[0].from',
+        line: 14,
+        message: /"recrods" is neither an IP address nor a subnet name \(did you mean "records"\?\)/,
+      },
       { path: 'tests[0].expect', line: 14, message: /expect must be "allow" or "deny"/ },
     ],
   },
@@ -254,7 +301,11 @@ const cases: Case[] = [
     name: 'test: a flow cannot mix IPv6 and IPv4 (it would pass as allow)',
     doc: `${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: [tcp/443] }\ntests:\n  - { from: "fd00:60:1::10", to: 10.20.1.10, port: 443, expect: allow }\n  - { from: "fd00:60:1::10", to: records, port: 443, expect: allow }\n  - { from: 10.60.1.10, to: 10.20.1.10, port: 443, expect: allow }\n`,
     errors: [
-      { path: 'tests[0].to', line: 16, message: /a flow cannot mix IPv6 and IPv4: from fd00:60:1::10 is IPv6, to 10\.20\.1\.10 is IPv4/ },
+      {
+        path: 'tests[0].to',
+        line: 16,
+        message: /a flow cannot mix IPv6 and IPv4: from fd00:60:1::10 is IPv6, to 10\.20\.1\.10 is IPv4/,
+      },
       { path: 'tests[1].to', line: 17, message: /fd00:60:1::10 is IPv6, and to subnet "records" has no IPv6 prefix/ },
     ],
   },
@@ -286,7 +337,11 @@ const cases: Case[] = [
   },
   {
     name: 'JSON is accepted',
-    doc: JSON.stringify({ version: 1, zones: { n3: {} }, subnets: { a: { cidr: '10.1.0.0/16', zone: 'n3', via: ['x'] } } }),
+    doc: JSON.stringify({
+      version: 1,
+      zones: { n3: {} },
+      subnets: { a: { cidr: '10.1.0.0/16', zone: 'n3', via: ['x'] } },
+    }),
     errors: [],
   },
   {
@@ -330,14 +385,23 @@ rules:
   const r = parsePolicy(doc);
   const lines = (r.errors ?? []).map((e) => e.line);
   t.equal(r.errors?.length, 6, JSON.stringify(r.errors));
-  t.same(lines, [...lines].sort((x, y) => (x ?? 0) - (y ?? 0)), 'sorted by line');
+  t.same(
+    lines,
+    [...lines].sort((x, y) => (x ?? 0) - (y ?? 0)),
+    'sorted by line',
+  );
 });
 
 t.test('validated policy is normalized', async (t) => {
-  const r = parsePolicy(`${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: [tcp/443], probes: [{ to: 10.20.1.10, port: 443 }] }\ntests:\n  - { from: 10.60.1.10, to: records, port: 443, expect: allow }\n  - { from: social-care, to: records, expect: allow }\n`);
+  const r = parsePolicy(
+    `${HEAD}${SUBNETS}rules:\n  - { name: r, from: social-care, to: records, ports: [tcp/443], probes: [{ to: 10.20.1.10, port: 443 }] }\ntests:\n  - { from: 10.60.1.10, to: records, port: 443, expect: allow }\n  - { from: social-care, to: records, expect: allow }\n`,
+  );
   t.ok(r.policy);
   const p = r.policy!;
-  t.same(p.subnets.map((s) => s.name), ['records', 'social-care']);
+  t.same(
+    p.subnets.map((s) => s.name),
+    ['records', 'social-care'],
+  );
   t.same(p.subnets[1]?.cidrs, ['10.60.1.0/24', 'fd00:60:1::/64']);
   t.same(p.rules[0]?.probes[0], { from: 'social-care', to: '10.20.1.10', proto: 'tcp', port: 443, expect: 'allow' });
   t.same(p.tests[0], { from: '10.60.1.10', to: 'records', proto: 'tcp', port: 443, expect: 'allow' });
@@ -351,7 +415,10 @@ t.test('subnet gateway: one address per family inside the cidr, with its prefix 
   social-care: { cidr: 10.60.1.0/24, zone: psn, via: council }
 `);
   t.ok(ok.policy, JSON.stringify(ok.errors));
-  t.same(ok.policy!.subnets.map((s) => s.gateways), [['10.20.2.14/28'], ['10.20.1.1/24', 'fd00:20:1::1/64'], undefined]);
+  t.same(
+    ok.policy!.subnets.map((s) => s.gateways),
+    [['10.20.2.14/28'], ['10.20.1.1/24', 'fd00:20:1::1/64'], undefined],
+  );
   const bad: Array<[string, RegExp]> = [
     ['10.20.2.1', /not inside the subnet's cidr \(10\.20\.1\.0\/24\)/],
     ['10.20.1.0', /network address of 10\.20\.1\.0\/24/],
@@ -361,7 +428,9 @@ t.test('subnet gateway: one address per family inside the cidr, with its prefix 
     ['[]', /gateway must give an address/],
   ];
   for (const [value, message] of bad) {
-    const r = parsePolicy(`${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: [hosp], gateway: ${value} }\n`);
+    const r = parsePolicy(
+      `${HEAD}subnets:\n  records: { cidr: 10.20.1.0/24, zone: n3, via: [hosp], gateway: ${value} }\n`,
+    );
     t.notOk(r.policy, value);
     const e = (r.errors ?? [])[0];
     t.match(e?.message, message, value);
@@ -383,47 +452,141 @@ ${agents}subnets:
 rules:
   - { name: gp-to-council, from: gp-lan, to: council-lan, ports: tcp/443 }
 `;
-  const ok = parsePolicy(head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: psn-wan }\n  hub: { zones: [n3, psn], underlays: [psn-wan, n3-wan], relay: true }\n'));
+  const ok = parsePolicy(
+    head(
+      '  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: psn-wan }\n  hub: { zones: [n3, psn], underlays: [psn-wan, n3-wan], relay: true }\n',
+    ),
+  );
   t.ok(ok.policy, JSON.stringify(ok.errors));
-  t.same(ok.policy!.underlays, [{ name: 'n3-wan', description: 'N3 WAN' }, { name: 'psn-wan', description: '' }]);
-  t.same(ok.policy!.agents.map((a) => [a.name, a.underlays, a.isRelay]), [
-    ['council', ['psn-wan'], false], ['gp', ['n3-wan'], false], ['hub', ['n3-wan', 'psn-wan'], true],
+  t.same(ok.policy!.underlays, [
+    { name: 'n3-wan', description: 'N3 WAN' },
+    { name: 'psn-wan', description: '' },
   ]);
+  t.same(
+    ok.policy!.agents.map((a) => [a.name, a.underlays, a.isRelay]),
+    [
+      ['council', ['psn-wan'], false],
+      ['gp', ['n3-wan'], false],
+      ['hub', ['n3-wan', 'psn-wan'], true],
+    ],
+  );
 
   const one = parsePolicy('version: 1\nunderlays: { wan: {} }\nzones: { n3: {} }\nagents: { a: { zones: [n3] } }\n');
-  t.same(one.policy?.agents[0]?.underlays, ['wan'], 'one declared underlay: agents sit on it unless they say otherwise');
+  t.same(
+    one.policy?.agents[0]?.underlays,
+    ['wan'],
+    'one declared underlay: agents sit on it unless they say otherwise',
+  );
   const none = parsePolicy('version: 1\nzones: { n3: {} }\nagents: { a: { zones: [n3] } }\n');
   t.same(none.policy?.agents[0]?.underlays, ['default'], 'no underlays section: the one underlay "default"');
   t.same(none.policy?.underlays, []);
 
-  const bad: Array<[string, string, Omit<ValidateOptions, 'locate'> | undefined, Array<{ path: string; line?: number; message: RegExp }>]> = [
-    ['no path: a flow between an n3-only and a psn-only box with no relay',
-      head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan] }\n'), undefined,
-      [{ path: 'rules[0]', line: 16, message: /rule "gp-to-council" needs gp \(n3-wan\) and council \(psn-wan\) to reach each other, but they share no underlay and no relay sits on both: name a box on n3-wan and psn-wan a relay/ }]],
-    ['no path: the only relay has not consented (live)',
-      head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n'), { nonConsentingRelays: ['hub'] },
-      [{ path: 'rules[0]', message: /the relay that would join them \(hub\) has not consented: start its agent with --relay/ }]],
-    ['unknown underlay on an agent, with a suggestion',
-      head('  gp: { zones: [n3], underlays: [n3wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n'), undefined,
-      [{ path: 'agents.gp.underlays[0]', line: 9, message: /unknown underlay "n3wan".*did you mean "n3-wan".*declared: n3-wan, psn-wan/ }]],
-    ['an agent must say where it sits when there are two underlays',
-      head('  gp: { zones: [n3] }\n  council: { zones: [psn], underlays: [psn-wan] }\n'), undefined,
-      [{ path: 'agents.gp', line: 9, message: /must say which underlays it sits on \(underlays: \[n3-wan, psn-wan\]/ }]],
-    ['a relay on one underlay',
-      head('  gp: { zones: [n3], underlays: [n3-wan], relay: true }\n  council: { zones: [psn], underlays: [n3-wan] }\n'), undefined,
-      [{ path: 'agents.gp.relay', line: 9, message: /is a relay but sits on one underlay \(n3-wan\): a relay joins two underlays/ }]],
-    ['relay is not a boolean',
-      head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [n3-wan], relay: yes-please }\n'), undefined,
-      [{ path: 'agents.council.relay', line: 10, message: /relay must be true or false; got string "yes-please"/ }]],
-    ['an underlay listed twice, and an empty list',
-      head('  gp: { zones: [n3], underlays: [n3-wan, n3-wan] }\n  council: { zones: [psn], underlays: [] }\n'), undefined,
-      [{ path: 'agents.gp.underlays[1]', message: /listed twice/ }, { path: 'agents.council.underlays', message: /at least one underlay/ }]],
-    ['underlays without the section',
-      'version: 1\nzones: { n3: {} }\nagents: { a: { zones: [n3], underlays: [n3-wan] } }\n', undefined,
-      [{ path: 'agents.a.underlays[0]', line: 3, message: /unknown underlay "n3-wan": declare it under "underlays" first/ }]],
-    ['bad underlay name and unknown field',
-      'version: 1\nunderlays:\n  N3_WAN: {}\n  psn-wan: { desc: x }\n', undefined,
-      [{ path: 'underlays.N3_WAN', line: 3, message: /underlay name "N3_WAN" is invalid/ }, { path: 'underlays.psn-wan.desc', line: 4, message: /unknown field "desc" in underlay "psn-wan"/ }]],
+  const bad: Array<
+    [
+      string,
+      string,
+      Omit<ValidateOptions, 'locate'> | undefined,
+      Array<{ path: string; line?: number; message: RegExp }>,
+    ]
+  > = [
+    [
+      'no path: a flow between an n3-only and a psn-only box with no relay',
+      head(
+        '  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan] }\n',
+      ),
+      undefined,
+      [
+        {
+          path: 'rules[0]',
+          line: 16,
+          message:
+            /rule "gp-to-council" needs gp \(n3-wan\) and council \(psn-wan\) to reach each other, but they share no underlay and no relay sits on both: name a box on n3-wan and psn-wan a relay/,
+        },
+      ],
+    ],
+    [
+      'no path: the only relay has not consented (live)',
+      head(
+        '  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n',
+      ),
+      { nonConsentingRelays: ['hub'] },
+      [
+        {
+          path: 'rules[0]',
+          message: /the relay that would join them \(hub\) has not consented: start its agent with --relay/,
+        },
+      ],
+    ],
+    [
+      'unknown underlay on an agent, with a suggestion',
+      head('  gp: { zones: [n3], underlays: [n3wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n'),
+      undefined,
+      [
+        {
+          path: 'agents.gp.underlays[0]',
+          line: 9,
+          message: /unknown underlay "n3wan".*did you mean "n3-wan".*declared: n3-wan, psn-wan/,
+        },
+      ],
+    ],
+    [
+      'an agent must say where it sits when there are two underlays',
+      head('  gp: { zones: [n3] }\n  council: { zones: [psn], underlays: [psn-wan] }\n'),
+      undefined,
+      [{ path: 'agents.gp', line: 9, message: /must say which underlays it sits on \(underlays: \[n3-wan, psn-wan\]/ }],
+    ],
+    [
+      'a relay on one underlay',
+      head(
+        '  gp: { zones: [n3], underlays: [n3-wan], relay: true }\n  council: { zones: [psn], underlays: [n3-wan] }\n',
+      ),
+      undefined,
+      [
+        {
+          path: 'agents.gp.relay',
+          line: 9,
+          message: /is a relay but sits on one underlay \(n3-wan\): a relay joins two underlays/,
+        },
+      ],
+    ],
+    [
+      'relay is not a boolean',
+      head(
+        '  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [n3-wan], relay: yes-please }\n',
+      ),
+      undefined,
+      [{ path: 'agents.council.relay', line: 10, message: /relay must be true or false; got string "yes-please"/ }],
+    ],
+    [
+      'an underlay listed twice, and an empty list',
+      head('  gp: { zones: [n3], underlays: [n3-wan, n3-wan] }\n  council: { zones: [psn], underlays: [] }\n'),
+      undefined,
+      [
+        { path: 'agents.gp.underlays[1]', message: /listed twice/ },
+        { path: 'agents.council.underlays', message: /at least one underlay/ },
+      ],
+    ],
+    [
+      'underlays without the section',
+      'version: 1\nzones: { n3: {} }\nagents: { a: { zones: [n3], underlays: [n3-wan] } }\n',
+      undefined,
+      [
+        {
+          path: 'agents.a.underlays[0]',
+          line: 3,
+          message: /unknown underlay "n3-wan": declare it under "underlays" first/,
+        },
+      ],
+    ],
+    [
+      'bad underlay name and unknown field',
+      'version: 1\nunderlays:\n  N3_WAN: {}\n  psn-wan: { desc: x }\n',
+      undefined,
+      [
+        { path: 'underlays.N3_WAN', line: 3, message: /underlay name "N3_WAN" is invalid/ },
+        { path: 'underlays.psn-wan.desc', line: 4, message: /unknown field "desc" in underlay "psn-wan"/ },
+      ],
+    ],
   ];
   for (const [name, doc, opts, errors] of bad) {
     const r = parsePolicy(doc, opts);
@@ -436,8 +599,15 @@ rules:
       if (want.line !== undefined) t.equal(e?.line, want.line, `${name}: line`);
     });
   }
-  t.ok(parsePolicy(head('  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n  hub2: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n'), { nonConsentingRelays: ['hub'] }).policy,
-    'one refusing relay of two is no error: the other joins them');
+  t.ok(
+    parsePolicy(
+      head(
+        '  gp: { zones: [n3], underlays: [n3-wan] }\n  council: { zones: [psn], underlays: [psn-wan] }\n  hub: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n  hub2: { zones: [n3, psn], underlays: [n3-wan, psn-wan], relay: true }\n',
+      ),
+      { nonConsentingRelays: ['hub'] },
+    ).policy,
+    'one refusing relay of two is no error: the other joins them',
+  );
 });
 
 t.test('a damaged file answers with at most 50 errors, clipped, and a count of the rest', async (t) => {
@@ -447,7 +617,12 @@ t.test('a damaged file answers with at most 50 errors, clipped, and a count of t
   t.match(r.errors?.[0], { path: 'colour0', line: 2, message: /unknown/ });
   t.match(r.errors?.[50], { message: 'and 150 more errors (only the first 50 are listed; fix these first)' });
   const long = parsePolicy(`version: 1\nzones:\n  n3: { description: x, "${'y'.repeat(5000)}": 1 }\n`);
-  t.ok((long.errors ?? []).every((e) => e.message.length < 400 && (e.path ?? '').length < 400), 'each message and path clipped');
+  t.ok(
+    (long.errors ?? []).every((e) => e.message.length < 400 && (e.path ?? '').length < 400),
+    'each message and path clipped',
+  );
   t.match(long.errors?.[0]?.message, /… \(\d+ more characters\)/);
-  t.same(parsePolicy('version: 1\nzones:\u0000\n').errors, [{ path: '', line: 2, message: 'this is not a text file (it holds a NUL byte): a policy is YAML or JSON text' }]);
+  t.same(parsePolicy('version: 1\nzones:\u0000\n').errors, [
+    { path: '', line: 2, message: 'this is not a text file (it holds a NUL byte): a policy is YAML or JSON text' },
+  ]);
 });

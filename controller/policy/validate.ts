@@ -36,7 +36,11 @@ export function parsePolicy(text: string, opts: Omit<ValidateOptions, 'locate'> 
   const nul = text.indexOf('\u0000');
   if (nul >= 0) {
     const line = text.slice(0, nul).split('\n').length;
-    return { errors: [{ path: '', line, message: 'this is not a text file (it holds a NUL byte): a policy is YAML or JSON text' }] };
+    return {
+      errors: [
+        { path: '', line, message: 'this is not a text file (it holds a NUL byte): a policy is YAML or JSON text' },
+      ],
+    };
   }
   const parsed = parsePolicyText(text);
   if (parsed.errors.length > 0) return { errors: limitErrors(parsed.errors) };
@@ -52,7 +56,10 @@ export function validatePolicy(raw: unknown, opts: ValidateOptions = {}): Valida
 export const MAX_ERRORS = 50;
 const MAX_MESSAGE_CHARS = 300;
 
-const clip = (s: string): string => (s.length <= MAX_MESSAGE_CHARS ? s : `${s.slice(0, MAX_MESSAGE_CHARS)}… (${s.length - MAX_MESSAGE_CHARS} more characters)`);
+const clip = (s: string): string =>
+  s.length <= MAX_MESSAGE_CHARS
+    ? s
+    : `${s.slice(0, MAX_MESSAGE_CHARS)}… (${s.length - MAX_MESSAGE_CHARS} more characters)`;
 
 /** "3 errors", or "more than 50 errors" for a list limitErrors() cut short. */
 export function describeErrorCount(errors: readonly ErrorDetail[]): string {
@@ -63,10 +70,19 @@ export function describeErrorCount(errors: readonly ErrorDetail[]): string {
 /** The first MAX_ERRORS errors, each message and path clipped, and a last line counting the rest:
  *  a damaged file must not answer with megabytes. */
 export function limitErrors(errors: ErrorDetail[]): ErrorDetail[] {
-  const shown = errors.slice(0, MAX_ERRORS).map((e) => (e.message.length > MAX_MESSAGE_CHARS || (e.path ?? '').length > MAX_MESSAGE_CHARS ? { ...e, ...(e.path !== undefined ? { path: clip(e.path) } : {}), message: clip(e.message) } : e));
+  const shown = errors
+    .slice(0, MAX_ERRORS)
+    .map((e) =>
+      e.message.length > MAX_MESSAGE_CHARS || (e.path ?? '').length > MAX_MESSAGE_CHARS
+        ? { ...e, ...(e.path !== undefined ? { path: clip(e.path) } : {}), message: clip(e.message) }
+        : e,
+    );
   if (errors.length > MAX_ERRORS) {
     const more = errors.length - MAX_ERRORS;
-    shown.push({ path: '', message: `and ${more} more error${more === 1 ? '' : 's'} (only the first ${MAX_ERRORS} are listed; fix these first)` });
+    shown.push({
+      path: '',
+      message: `and ${more} more error${more === 1 ? '' : 's'} (only the first ${MAX_ERRORS} are listed; fix these first)`,
+    });
   }
   return shown;
 }
@@ -80,19 +96,32 @@ function validateDocument(raw: unknown, opts: ValidateOptions): ValidateResult {
   }
   const top = c.fields(raw, [], TOP_KEYS, ['version'], 'the policy document');
   if (!top) return { errors: c.errors };
-  if (top.version !== undefined && top.version !== 1) c.err(['version'], `version must be 1; got ${JSON.stringify(top.version)}`);
+  if (top.version !== undefined && top.version !== 1)
+    c.err(['version'], `version must be 1; got ${JSON.stringify(top.version)}`);
 
   const underlays = checkUnderlays(c, top.underlays);
   const zones = checkZones(c, top.zones);
   const zoneNames = new Set(zones.map((z) => z.name));
   const checkZone = zoneChecker(c, zoneNames);
-  const agents = checkAgents(c, top.agents, checkZone, underlays.map((u) => u.name));
+  const agents = checkAgents(
+    c,
+    top.agents,
+    checkZone,
+    underlays.map((u) => u.name),
+  );
   const fileAgents = new Map(agents.map((a) => [a.name as string, a]));
   const knownAgents = new Set<string>(fileAgents.keys());
   for (const a of opts.knownAgents ?? []) knownAgents.add(a);
   const isAgentListKnown = top.agents !== undefined || opts.knownAgents !== undefined;
   const minPrefixLength = opts.minPrefixLength ?? DEFAULT_MIN_PREFIX_LENGTH;
-  const { subnets, parsedCidrs } = checkSubnets(c, top.subnets, { minPrefixLength, checkZone, zoneNames, fileAgents, knownAgents, isAgentListKnown });
+  const { subnets, parsedCidrs } = checkSubnets(c, top.subnets, {
+    minPrefixLength,
+    checkZone,
+    zoneNames,
+    fileAgents,
+    knownAgents,
+    isAgentListKnown,
+  });
   const subnetNames = new Set(subnets.map((s) => s.name as string));
   const groups = checkGroups(c, top.groups, subnetNames);
   const groupNames = new Set(groups.map((g) => g.name));

@@ -8,10 +8,23 @@
 // once and its open streams are ended by the distributor.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { create, toJsonString } from '@bufbuild/protobuf';
-import { Code, ConnectError, createContextKey, createContextValues, type ConnectRouter, type ContextValues, type HandlerContext } from '@connectrpc/connect';
 import {
-  AgentService, EnrollResponseSchema, ReportRequestSchema, ReportResponseSchema, WatchConfigResponseSchema,
-  type AgentConfig, type WatchConfigResponse,
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type ConnectRouter,
+  type ContextValues,
+  type HandlerContext,
+} from '@connectrpc/connect';
+import {
+  AgentService,
+  EnrollResponseSchema,
+  ReportRequestSchema,
+  ReportResponseSchema,
+  WatchConfigResponseSchema,
+  type AgentConfig,
+  type WatchConfigResponse,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { checkProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from '../../proto/version.js';
 import type { Clock } from '../../lib/clock.js';
@@ -57,7 +70,10 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
   const { store, distributor, clock } = deps;
   const log = deps.log.child({ component: 'agent-rpc' });
   const supportedProtocolVersions = deps.supportedProtocolVersions ?? SUPPORTED_PROTOCOL_VERSIONS;
-  const heartbeatIntervalMs = Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(1, deps.heartbeatIntervalMs ?? distributor.heartbeatIntervalMs));
+  const heartbeatIntervalMs = Math.min(
+    MAX_HEARTBEAT_INTERVAL_MS,
+    Math.max(1, deps.heartbeatIntervalMs ?? distributor.heartbeatIntervalMs),
+  );
   // Enrolments run one at a time: address allocation and single-use tokens need a stable view.
   let enrolQueue: Promise<unknown> = Promise.resolve();
 
@@ -68,7 +84,8 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
 
   async function authenticate(ctx: HandlerContext): Promise<AgentRecord> {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(ctx.requestHeader.get('authorization') ?? '');
-    if (!m) throw new ConnectError('missing bearer credential (authorization: Bearer <credential>)', Code.Unauthenticated);
+    if (!m)
+      throw new ConnectError('missing bearer credential (authorization: Bearer <credential>)', Code.Unauthenticated);
     const agent = await store.agentByCredentialHash(sha256(m[1]!));
     if (!agent) throw new ConnectError('unknown credential', Code.Unauthenticated);
     if (agent.revokedAtMs !== null) throw new ConnectError(`agent ${agent.name} is revoked`, Code.Unauthenticated);
@@ -96,28 +113,47 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
    * with a policy that declares underlays, each must be one of them (a box cabled to a network the
    * policy does not know is a typo to fix on the box, not something to route around).
    */
-  function validateEndpoints(list: { underlay: string; endpoint: string }[], field: string): { underlay: string; endpoint: string }[] {
+  function validateEndpoints(
+    list: { underlay: string; endpoint: string }[],
+    field: string,
+  ): { underlay: string; endpoint: string }[] {
     const declared = distributor.declaredUnderlays();
     const seen = new Set<string>();
     for (const [i, e] of list.entries()) {
-      if (!UNDERLAY.test(e.underlay)) throw new ConnectError(`${field}[${i}].underlay: "${e.underlay}" is not a name (lowercase letters, digits and "-", 1-63 characters)`, Code.InvalidArgument);
-      if (e.endpoint === '') throw new ConnectError(`${field}[${i}].endpoint: missing for underlay "${e.underlay}"`, Code.InvalidArgument);
+      if (!UNDERLAY.test(e.underlay))
+        throw new ConnectError(
+          `${field}[${i}].underlay: "${e.underlay}" is not a name (lowercase letters, digits and "-", 1-63 characters)`,
+          Code.InvalidArgument,
+        );
+      if (e.endpoint === '')
+        throw new ConnectError(`${field}[${i}].endpoint: missing for underlay "${e.underlay}"`, Code.InvalidArgument);
       validateEndpoint(e.endpoint, `${field}[${i}].endpoint`);
-      if (seen.has(e.underlay)) throw new ConnectError(`${field}[${i}].underlay: "${e.underlay}" is announced twice`, Code.InvalidArgument);
+      if (seen.has(e.underlay))
+        throw new ConnectError(`${field}[${i}].underlay: "${e.underlay}" is announced twice`, Code.InvalidArgument);
       seen.add(e.underlay);
       if (declared && e.underlay !== DEFAULT_UNDERLAY && !declared.includes(e.underlay)) {
-        throw new ConnectError(`${field}[${i}].underlay: the policy declares no underlay "${e.underlay}" (it declares ${declared.join(', ')})`, Code.InvalidArgument);
+        throw new ConnectError(
+          `${field}[${i}].underlay: the policy declares no underlay "${e.underlay}" (it declares ${declared.join(', ')})`,
+          Code.InvalidArgument,
+        );
       }
     }
-    return list.map((e) => ({ underlay: e.underlay, endpoint: e.endpoint })).sort((a, b) => (a.underlay < b.underlay ? -1 : a.underlay > b.underlay ? 1 : 0));
+    return list
+      .map((e) => ({ underlay: e.underlay, endpoint: e.endpoint }))
+      .sort((a, b) => (a.underlay < b.underlay ? -1 : a.underlay > b.underlay ? 1 : 0));
   }
 
   return (router: ConnectRouter) => {
     router.service(AgentService, {
       async enroll(req, ctx) {
         requireVersion(req.protocolVersion);
-        if (!isValidName(req.name)) throw new ConnectError('name: lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-"', Code.InvalidArgument);
-        if (!WG_KEY.test(req.publicKey)) throw new ConnectError('public_key: a WireGuard public key is 44 characters of base64', Code.InvalidArgument);
+        if (!isValidName(req.name))
+          throw new ConnectError(
+            'name: lowercase letters, digits and "-", 1-63 characters, not starting or ending with "-"',
+            Code.InvalidArgument,
+          );
+        if (!WG_KEY.test(req.publicKey))
+          throw new ConnectError('public_key: a WireGuard public key is 44 characters of base64', Code.InvalidArgument);
         validateEndpoint(req.endpoint, 'endpoint');
         const endpoints = validateEndpoints(req.endpoints, 'endpoints');
         const advertised = validatePrefixes(req.advertisedSubnets, 'advertised_subnets');
@@ -125,54 +161,58 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
         const secret = req.joinToken.slice(req.joinToken.lastIndexOf('.') + 1);
         const address = ctx.values.get(remoteAddressKey);
 
-        const run = enrolQueue.catch(() => undefined).then(async () => {
-          const token = secret ? await store.joinTokenBySecretHash(sha256(secret)) : null;
-          const now = clock.nowMs();
-          const refuse = (why: string) => {
-            log.warn({ name: req.name, address, why }, 'enrolment refused');
-            return new ConnectError(`join token refused: ${why}`, Code.Unauthenticated);
-          };
-          if (!token) throw refuse('unknown token');
-          if (token.revokedAtMs !== null) throw refuse('the token was revoked');
-          if (token.expiresAtMs <= now) throw refuse('the token has expired');
-          if (!token.isReusable && token.usedAtMs !== null) throw refuse('the token was already used (it is single-use)');
-          if (token.name !== req.name) throw refuse(`the token was made for another agent name, not "${req.name}"`);
+        const run = enrolQueue
+          .catch(() => undefined)
+          .then(async () => {
+            const token = secret ? await store.joinTokenBySecretHash(sha256(secret)) : null;
+            const now = clock.nowMs();
+            const refuse = (why: string) => {
+              log.warn({ name: req.name, address, why }, 'enrolment refused');
+              return new ConnectError(`join token refused: ${why}`, Code.Unauthenticated);
+            };
+            if (!token) throw refuse('unknown token');
+            if (token.revokedAtMs !== null) throw refuse('the token was revoked');
+            if (token.expiresAtMs <= now) throw refuse('the token has expired');
+            if (!token.isReusable && token.usedAtMs !== null)
+              throw refuse('the token was already used (it is single-use)');
+            if (token.name !== req.name) throw refuse(`the token was made for another agent name, not "${req.name}"`);
 
-          const previous = await store.agentByName(req.name);
-          const overlayAddress = previous?.overlayAddress ?? allocateOverlayAddress(deps.overlayCidr, await store.usedOverlayAddresses());
-          const credential = randomBytes(32).toString('base64url');
-          const record: AgentRecord = {
-            id: previous?.id ?? randomUUID(),
-            name: req.name,
-            publicKey: req.publicKey,
-            endpoint: req.endpoint || (endpoints[0]?.endpoint ?? ''),
-            endpoints,
-            isRelay: req.isRelay,
-            overlayAddress,
-            advertised,
-            credentialHash: sha256(credential),
-            agentVersion: req.agentVersion,
-            protocolVersion: req.protocolVersion,
-            enrolledAtMs: now,
-            revokedAtMs: null,
-            // Keep the generation floor across re-enrolment so generations stay monotonic.
-            desiredGeneration: previous?.desiredGeneration ?? 0,
-            desiredHash: previous?.desiredHash ?? '',
-            appliedGeneration: 0,
-            lastReportAtMs: null,
-            lastReport: null,
-          };
-          const actor: Actor = { name: `agent:${req.name}`, role: 'agent', address };
-          await store.enrollAgent(record, token.id, {
-            actor,
-            action: previous ? 'agent.reenroll' : 'agent.enroll',
-            target: `agent/${req.name}`,
-            before: previous ? publicView(previous) : null,
-            after: { ...publicView(record), joinTokenId: token.id },
+            const previous = await store.agentByName(req.name);
+            const overlayAddress =
+              previous?.overlayAddress ?? allocateOverlayAddress(deps.overlayCidr, await store.usedOverlayAddresses());
+            const credential = randomBytes(32).toString('base64url');
+            const record: AgentRecord = {
+              id: previous?.id ?? randomUUID(),
+              name: req.name,
+              publicKey: req.publicKey,
+              endpoint: req.endpoint || (endpoints[0]?.endpoint ?? ''),
+              endpoints,
+              isRelay: req.isRelay,
+              overlayAddress,
+              advertised,
+              credentialHash: sha256(credential),
+              agentVersion: req.agentVersion,
+              protocolVersion: req.protocolVersion,
+              enrolledAtMs: now,
+              revokedAtMs: null,
+              // Keep the generation floor across re-enrolment so generations stay monotonic.
+              desiredGeneration: previous?.desiredGeneration ?? 0,
+              desiredHash: previous?.desiredHash ?? '',
+              appliedGeneration: 0,
+              lastReportAtMs: null,
+              lastReport: null,
+            };
+            const actor: Actor = { name: `agent:${req.name}`, role: 'agent', address };
+            await store.enrollAgent(record, token.id, {
+              actor,
+              action: previous ? 'agent.reenroll' : 'agent.enroll',
+              target: `agent/${req.name}`,
+              before: previous ? publicView(previous) : null,
+              after: { ...publicView(record), joinTokenId: token.id },
+            });
+            log.info({ agent: req.name, overlayAddress, isReenrol: previous !== null }, 'agent enrolled');
+            return { record, credential };
           });
-          log.info({ agent: req.name, overlayAddress, isReenrol: previous !== null }, 'agent enrolled');
-          return { record, credential };
-        });
         enrolQueue = run;
         const { record, credential } = await run;
         await distributor.agentsChanged([record.name]);
@@ -203,8 +243,22 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
         if (req.protocolVersion !== agent.protocolVersion) patch.protocolVersion = req.protocolVersion;
         if (Object.keys(patch).length > 0) {
           await store.updateAgent(name, patch);
-          if (patch.endpoint !== undefined || patch.advertised !== undefined || patch.endpoints !== undefined || patch.isRelay !== undefined) {
-            log.info({ agent: name, endpoint: patch.endpoint, endpoints: patch.endpoints, isRelay: patch.isRelay, advertised: patch.advertised }, 'agent inventory updated by its stream');
+          if (
+            patch.endpoint !== undefined ||
+            patch.advertised !== undefined ||
+            patch.endpoints !== undefined ||
+            patch.isRelay !== undefined
+          ) {
+            log.info(
+              {
+                agent: name,
+                endpoint: patch.endpoint,
+                endpoints: patch.endpoints,
+                isRelay: patch.isRelay,
+                advertised: patch.advertised,
+              },
+              'agent inventory updated by its stream',
+            );
             await distributor.agentsChanged([name]);
           }
           // Revoked meanwhile? agentsChanged would have closed nothing yet: check again.
@@ -258,13 +312,24 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
           lastReport: toJsonString(ReportRequestSchema, req),
           appliedGeneration: Number(req.generationApplied),
           lastReportAtMs: clock.nowMs(),
-          ...(req.agentVersion !== '' && req.agentVersion !== agent.agentVersion ? { agentVersion: req.agentVersion } : {}),
+          ...(req.agentVersion !== '' && req.agentVersion !== agent.agentVersion
+            ? { agentVersion: req.agentVersion }
+            : {}),
         });
         deps.onReport?.(agent.name);
         if (req.applyErrors.length > 0) {
-          log.warn({ agent: agent.name, generationSeen: Number(req.generationSeen), errors: req.applyErrors.map((e) => ({ step: e.step, exitCode: e.exitCode, isTerminal: e.isTerminal })) }, 'agent reports apply errors');
+          log.warn(
+            {
+              agent: agent.name,
+              generationSeen: Number(req.generationSeen),
+              errors: req.applyErrors.map((e) => ({ step: e.step, exitCode: e.exitCode, isTerminal: e.isTerminal })),
+            },
+            'agent reports apply errors',
+          );
         }
-        return create(ReportResponseSchema, { desiredGeneration: BigInt(distributor.liveView(agent.name).desiredGeneration) });
+        return create(ReportResponseSchema, {
+          desiredGeneration: BigInt(distributor.liveView(agent.name).desiredGeneration),
+        });
       },
     });
   };
@@ -272,8 +337,15 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
 
 function publicView(a: AgentRecord) {
   return {
-    id: a.id, name: a.name, publicKey: a.publicKey, endpoint: a.endpoint, overlayAddress: a.overlayAddress, advertised: a.advertised, agentVersion: a.agentVersion,
-    ...(a.endpoints.length > 0 ? { endpoints: a.endpoints } : {}), ...(a.isRelay ? { isRelay: true } : {}),
+    id: a.id,
+    name: a.name,
+    publicKey: a.publicKey,
+    endpoint: a.endpoint,
+    overlayAddress: a.overlayAddress,
+    advertised: a.advertised,
+    agentVersion: a.agentVersion,
+    ...(a.endpoints.length > 0 ? { endpoints: a.endpoints } : {}),
+    ...(a.isRelay ? { isRelay: true } : {}),
   };
 }
 
@@ -283,10 +355,14 @@ function configMessage(config: AgentConfig): WatchConfigResponse {
 
 function closeError(name: string, reason: CloseReason): ConnectError {
   switch (reason) {
-    case 'revoked': return new ConnectError(`agent ${name} is revoked`, Code.Unauthenticated);
-    case 'deleted': return new ConnectError(`agent ${name} was deleted`, Code.Unauthenticated);
-    case 'reenrolled': return new ConnectError(`agent ${name} enrolled again with a new credential`, Code.Unauthenticated);
-    case 'stopping': return new ConnectError('controller is shutting down', Code.Unavailable);
+    case 'revoked':
+      return new ConnectError(`agent ${name} is revoked`, Code.Unauthenticated);
+    case 'deleted':
+      return new ConnectError(`agent ${name} was deleted`, Code.Unauthenticated);
+    case 'reenrolled':
+      return new ConnectError(`agent ${name} enrolled again with a new credential`, Code.Unauthenticated);
+    case 'stopping':
+      return new ConnectError('controller is shutting down', Code.Unavailable);
   }
 }
 

@@ -5,12 +5,24 @@
 // the message saying which request message did not decode. Connect's JSON decoding already answers
 // invalid_argument; nothing else is changed.
 import type { FastifyInstance } from 'fastify';
-import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from '@connectrpc/connect';
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  type ConnectRouter,
+  type ConnectRouterOptions,
+  type ContextValues,
+} from '@connectrpc/connect';
 import type { UniversalHandler, UniversalServerResponse } from '@connectrpc/connect/protocol';
 import * as protoConnect from '@connectrpc/connect/protocol-connect';
 import * as protoGrpc from '@connectrpc/connect/protocol-grpc';
 import * as protoGrpcWeb from '@connectrpc/connect/protocol-grpc-web';
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from '@connectrpc/connect-node';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 
@@ -53,7 +65,12 @@ function endStreamEnvelope(chunk: Uint8Array, typeName: string): Uint8Array {
   }
   const err = end.error;
   if (err?.code !== 'internal' || typeof err.message !== 'string' || !DECODE_FAILURE.test(err.message)) return chunk;
-  const json = Buffer.from(JSON.stringify({ ...end, error: { ...err, code: 'invalid_argument', message: decodeMessage(typeName, err.message) } }));
+  const json = Buffer.from(
+    JSON.stringify({
+      ...end,
+      error: { ...err, code: 'invalid_argument', message: decodeMessage(typeName, err.message) },
+    }),
+  );
   const head = Buffer.alloc(5);
   head[0] = chunk[0]!;
   head.writeUInt32BE(json.length, 1);
@@ -112,15 +129,26 @@ function withLength(h: Headers | undefined, length: number): Headers | undefined
 }
 
 /** Registers the routes' handlers on `instance` (a Fastify plugin, as fastifyConnectPlugin). */
-export function connectPlugin(instance: FastifyInstance, opts: ConnectPluginOptions, done: (err?: Error) => void): void {
+export function connectPlugin(
+  instance: FastifyInstance,
+  opts: ConnectPluginOptions,
+  done: (err?: Error) => void,
+): void {
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...opts });
   opts.routes(router);
   // Fastify must leave every Connect body alone (the handlers read the raw request).
   const none = (_req: unknown, _payload: unknown, d: (err: Error | null, body?: unknown) => void) => d(null, undefined);
-  instance.addContentTypeParser([
-    protoConnect.contentTypeUnaryJson, protoConnect.contentTypeStreamJson, protoGrpcWeb.contentTypeProto,
-    protoGrpcWeb.contentTypeJson, protoGrpc.contentTypeProto, protoGrpc.contentTypeJson,
-  ], none);
+  instance.addContentTypeParser(
+    [
+      protoConnect.contentTypeUnaryJson,
+      protoConnect.contentTypeStreamJson,
+      protoGrpcWeb.contentTypeProto,
+      protoGrpcWeb.contentTypeJson,
+      protoGrpc.contentTypeProto,
+      protoGrpc.contentTypeJson,
+    ],
+    none,
+  );
   instance.addContentTypeParser(protoGrpc.contentTypeRegExp, none);
   instance.addContentTypeParser(protoGrpcWeb.contentTypeRegExp, none);
   instance.addContentTypeParser(protoConnect.contentTypeRegExp, none);
@@ -129,9 +157,12 @@ export function connectPlugin(instance: FastifyInstance, opts: ConnectPluginOpti
     // Hidden from /openapi.json: the agents' RPCs are described by proto/, not by the REST document.
     instance.all(uHandler.requestPath, { schema: { hide: true } }, async (req, reply) => {
       try {
-        const uRes = await handler(universalRequestFromNodeRequest(req.raw, reply.raw, req.body as never, opts.contextValues?.(req)));
+        const uRes = await handler(
+          universalRequestFromNodeRequest(req.raw, reply.raw, req.body as never, opts.contextValues?.(req)),
+        );
         // Fastify keeps headers on the reply until reply.send, which is not used here.
-        for (const [key, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(key, value);
+        for (const [key, value] of Object.entries(reply.getHeaders()))
+          if (value !== undefined) reply.raw.setHeader(key, value);
         await universalResponseToNodeResponse(uRes, reply.raw);
       } catch (e) {
         if (ConnectError.from(e).code === Code.Aborted) return;

@@ -5,7 +5,10 @@ import { CrosslinkError } from '../../lib/errors.js';
 
 export function allocateOverlayAddress(poolCidr: string, used: Iterable<string>): string {
   const r = parsePrefixStrict(poolCidr);
-  if (!r.ok) throw new CrosslinkError('config_invalid', `overlay CIDR ${poolCidr}: ${r.message}`, [{ path: 'overlay-cidr', message: r.message }]);
+  if (!r.ok)
+    throw new CrosslinkError('config_invalid', `overlay CIDR ${poolCidr}: ${r.message}`, [
+      { path: 'overlay-cidr', message: r.message },
+    ]);
   const { family, start, end, length } = r.prefix;
   const taken = new Set<bigint>();
   for (const u of used) {

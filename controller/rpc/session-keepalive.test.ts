@@ -14,7 +14,10 @@ async function server(t: Test, o: { intervalMs: number; timeoutMs: number }) {
   const dead: string[] = [];
   const stop = keepSessionsAlive(srv, { ...o, log: silentLogger(), onDead: (addr) => dead.push(addr) });
   const sessions = new Set<http2.ServerHttp2Session>();
-  srv.on('session', (s: http2.ServerHttp2Session) => { sessions.add(s); s.once('close', () => sessions.delete(s)); });
+  srv.on('session', (s: http2.ServerHttp2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   t.teardown(async () => {
     stop();
@@ -27,7 +30,9 @@ async function server(t: Test, o: { intervalMs: number; timeoutMs: number }) {
 t.test('a client that answers PINGs keeps its connection', async (t) => {
   const s = await server(t, { intervalMs: 50, timeoutMs: 1000 });
   const client = http2.connect(`http://127.0.0.1:${s.port}`);
-  t.teardown(() => { client.destroy(); });
+  t.teardown(() => {
+    client.destroy();
+  });
   await new Promise<void>((r) => client.once('connect', () => r()));
   await new Promise((r) => setTimeout(r, 800));
   t.notOk(client.closed || client.destroyed, 'still open after many PINGs');
@@ -39,7 +44,9 @@ t.test('a peer that stops answering (no FIN, no RST) is cut off within interval 
   const s = await server(t, { intervalMs: 100, timeoutMs: 200 });
   // Speaks just enough HTTP/2 to open a session, then never answers anything: a box that lost power.
   const socket = net.connect(s.port, '127.0.0.1');
-  t.teardown(() => { socket.destroy(); });
+  t.teardown(() => {
+    socket.destroy();
+  });
   await new Promise<void>((r) => socket.once('connect', () => r()));
   socket.write(Buffer.concat([PREFACE, EMPTY_SETTINGS]));
   socket.resume();
@@ -57,20 +64,33 @@ t.test('a controller that stalled longer than the timeout reads the answer befor
   const s = await server(t, { intervalMs: 100, timeoutMs: 200 });
   // The agent is another process: it answers while this one is stalled, so the answer waits in the
   // socket when the timers expire.
-  const child = spawn(process.execPath, ['-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const c = require('node:http2').connect('http://127.0.0.1:${s.port}');
     c.on('connect', () => console.log('connected'));
     c.on('close', () => { console.log('closed'); process.exit(0); });
     setTimeout(() => process.exit(0), 20000);
-  `], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => { child.kill(); });
+  `,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => {
+    child.kill();
+  });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   while (!out.includes('connected')) await new Promise((r) => setTimeout(r, 20));
   for (let i = 0; i < 3; i++) {
     await new Promise((r) => setTimeout(r, 120));
     const until = Date.now() + 1000;
-    while (Date.now() < until) { /* the controller's event loop is stuck */ }
+    while (Date.now() < until) {
+      /* the controller's event loop is stuck */
+    }
   }
   await new Promise((r) => setTimeout(r, 200));
   t.notOk(out.includes('closed'), 'a stall of the controller is not a dead agent');

@@ -34,7 +34,9 @@ export const DEFAULT_SESSION_PING_TIMEOUT_MS = 5_000;
 export function keepSessionsAlive(server: EventEmitter, o: SessionKeepaliveOptions): () => void {
   const onSession = (session: ServerHttp2Session) => watchSession(session, o);
   server.on('session', onSession);
-  return () => { server.off('session', onSession); };
+  return () => {
+    server.off('session', onSession);
+  };
 }
 
 /** Pings one session until it closes; destroys it when a PING goes unanswered. */
@@ -51,7 +53,10 @@ export function watchSession(session: ServerHttp2Session, o: SessionKeepaliveOpt
       setImmediate(() => {
         if (isAnswered || session.destroyed) return;
         const waitedMs = Math.round(performance.now() - startedMs);
-        o.log.warn({ remoteAddress, waitedMs }, 'HTTP/2 PING unanswered: closing the connection (peer dead or unreachable)');
+        o.log.warn(
+          { remoteAddress, waitedMs },
+          'HTTP/2 PING unanswered: closing the connection (peer dead or unreachable)',
+        );
         session.destroy(new Error(`HTTP/2 PING unanswered for ${waitedMs} ms`));
         o.onDead?.(remoteAddress);
       });

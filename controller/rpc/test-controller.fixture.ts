@@ -29,21 +29,32 @@ export interface TestController {
   /** How many requests each RPC method got so far, by method name ("Enroll", "WatchConfig", "Report"). */
   calls: Map<string, number>;
   /** Creates a join token and returns its full text ("xljoin1.…") and secret. */
-  joinToken(name: string, opts?: { ttlMs?: number; isReusable?: boolean }): Promise<{ text: string; secret: string; id: string }>;
+  joinToken(
+    name: string,
+    opts?: { ttlMs?: number; isReusable?: boolean },
+  ): Promise<{ text: string; secret: string; id: string }>;
   close(): Promise<void>;
 }
 
-export async function startTestController(opts: {
-  store?: Store; clock?: Clock; log?: Logger; heartbeatIntervalMs?: number; overlayCidr?: string; dataDir?: string; port?: number;
-  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection Node's default is unlimited. */
-  maxConcurrentStreams?: number;
-  /** Protocol versions the agent service accepts (default: this build's). */
-  supportedProtocolVersions?: readonly number[];
-  /** Server-side Connect interceptors (e.g. to add fields a newer controller would send). */
-  interceptors?: Interceptor[];
-  /** HTTP/2 PINGs on every connection, as the controller sends them (session-keepalive.ts). Default: none. */
-  sessionPing?: { intervalMs: number; timeoutMs: number };
-} = {}): Promise<TestController> {
+export async function startTestController(
+  opts: {
+    store?: Store;
+    clock?: Clock;
+    log?: Logger;
+    heartbeatIntervalMs?: number;
+    overlayCidr?: string;
+    dataDir?: string;
+    port?: number;
+    /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection Node's default is unlimited. */
+    maxConcurrentStreams?: number;
+    /** Protocol versions the agent service accepts (default: this build's). */
+    supportedProtocolVersions?: readonly number[];
+    /** Server-side Connect interceptors (e.g. to add fields a newer controller would send). */
+    interceptors?: Interceptor[];
+    /** HTTP/2 PINGs on every connection, as the controller sends them (session-keepalive.ts). Default: none. */
+    sessionPing?: { intervalMs: number; timeoutMs: number };
+  } = {},
+): Promise<TestController> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? silentLogger();
   const store = opts.store ?? new MemoryStore({ clock });
@@ -51,7 +62,16 @@ export async function startTestController(opts: {
   const tls = await loadOrCreateTlsIdentity(opts.dataDir ?? ownDir!, { sans: ['localhost', '127.0.0.1'] });
   const distributor = new Distributor({ store, log, clock, heartbeatIntervalMs: opts.heartbeatIntervalMs });
   await distributor.start();
-  const app = fastify({ http2: true, https: { allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem, ...(opts.maxConcurrentStreams ? { settings: { maxConcurrentStreams: opts.maxConcurrentStreams } } : {}) }, logger: false });
+  const app = fastify({
+    http2: true,
+    https: {
+      allowHTTP1: true,
+      key: tls.keyPem,
+      cert: tls.certChainPem,
+      ...(opts.maxConcurrentStreams ? { settings: { maxConcurrentStreams: opts.maxConcurrentStreams } } : {}),
+    },
+    logger: false,
+  });
   const calls = new Map<string, number>();
   const counting: Interceptor = (next) => async (req) => {
     calls.set(req.method.name, (calls.get(req.method.name) ?? 0) + 1);
@@ -59,7 +79,12 @@ export async function startTestController(opts: {
   };
   await app.register(connectPlugin, {
     routes: agentServiceRoutes({
-      store, distributor, log, clock, overlayCidr: opts.overlayCidr ?? '100.64.0.0/10', heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      store,
+      distributor,
+      log,
+      clock,
+      overlayCidr: opts.overlayCidr ?? '100.64.0.0/10',
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
       supportedProtocolVersions: opts.supportedProtocolVersions,
     }),
     contextValues: agentContextValues,
@@ -76,14 +101,36 @@ export async function startTestController(opts: {
   await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   const url = `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return {
-    url, caFingerprint: tls.caFingerprint, caCertPem: tls.caCertPem, store, distributor, clock, calls,
+    url,
+    caFingerprint: tls.caFingerprint,
+    caCertPem: tls.caCertPem,
+    store,
+    distributor,
+    clock,
+    calls,
     async joinToken(name, o = {}) {
       const secret = randomBytes(24).toString('base64url');
       const id = randomUUID();
       const now = clock.nowMs();
       await store.createJoinToken(
-        { id, name, secretHash: createHash('sha256').update(secret).digest('hex'), isReusable: o.isReusable ?? false, expiresAtMs: now + (o.ttlMs ?? 3_600_000), createdAtMs: now, createdBy: 'test', usedAtMs: null, revokedAtMs: null },
-        { actor: { name: 'test', role: 'admin', address: '' }, action: 'join_token.create', target: `join_token/${id}`, before: null, after: { name } },
+        {
+          id,
+          name,
+          secretHash: createHash('sha256').update(secret).digest('hex'),
+          isReusable: o.isReusable ?? false,
+          expiresAtMs: now + (o.ttlMs ?? 3_600_000),
+          createdAtMs: now,
+          createdBy: 'test',
+          usedAtMs: null,
+          revokedAtMs: null,
+        },
+        {
+          actor: { name: 'test', role: 'admin', address: '' },
+          action: 'join_token.create',
+          target: `join_token/${id}`,
+          before: null,
+          after: { name },
+        },
       );
       return { text: formatJoinToken({ controllerUrls: [url], caFingerprint: tls.caFingerprint, secret }), secret, id };
     },

@@ -11,7 +11,9 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
   if (typeof value === 'object') {
     const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
   }
   if (typeof value === 'number' && !Number.isFinite(value)) return 'null';
@@ -21,7 +23,13 @@ export function canonicalJson(value: unknown): string {
 /** The hashed content of an entry: everything except the two hashes. */
 export function auditEntryHash(prevHash: string, e: Omit<AuditEntry, 'hash' | 'prevHash'>): string {
   const content = canonicalJson({
-    id: e.id, atMs: e.atMs, actor: e.actor, action: e.action, target: e.target, before: e.before, after: e.after,
+    id: e.id,
+    atMs: e.atMs,
+    actor: e.actor,
+    action: e.action,
+    target: e.target,
+    before: e.before,
+    after: e.after,
   });
   return createHash('sha256').update(prevHash).update(content).digest('hex');
 }
@@ -35,20 +43,37 @@ export type AuditChainResult =
  * (edited), a prevHash that is not the previous hash, or an id gap (deleted). Pass `head` (the
  * stored newest id and hash) to also detect entries deleted from the end.
  */
-export function verifyAuditChain(entries: readonly AuditEntry[], head?: { lastId: number; lastHash: string }): AuditChainResult {
+export function verifyAuditChain(
+  entries: readonly AuditEntry[],
+  head?: { lastId: number; lastHash: string },
+): AuditChainResult {
   let prevHash = GENESIS_HASH;
   let prevId = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    const broken = (reason: string): AuditChainResult => ({ isValid: false, count: entries.length, brokenAtId: e.id, index: i, reason });
-    if (e.id !== prevId + 1) return broken(`entry ${e.id} follows entry ${prevId}: entries ${prevId + 1}..${e.id - 1} are missing`);
+    const broken = (reason: string): AuditChainResult => ({
+      isValid: false,
+      count: entries.length,
+      brokenAtId: e.id,
+      index: i,
+      reason,
+    });
+    if (e.id !== prevId + 1)
+      return broken(`entry ${e.id} follows entry ${prevId}: entries ${prevId + 1}..${e.id - 1} are missing`);
     if (e.prevHash !== prevHash) return broken(`entry ${e.id} does not point at the hash of entry ${prevId}`);
-    if (auditEntryHash(prevHash, e) !== e.hash) return broken(`entry ${e.id} was changed after it was written (hash mismatch)`);
+    if (auditEntryHash(prevHash, e) !== e.hash)
+      return broken(`entry ${e.id} was changed after it was written (hash mismatch)`);
     prevHash = e.hash;
     prevId = e.id;
   }
   if (head && (head.lastId !== prevId || head.lastHash !== prevHash)) {
-    return { isValid: false, count: entries.length, brokenAtId: prevId + 1, index: entries.length, reason: `the log ends at entry ${prevId} but the head records entry ${head.lastId}: entries were removed from the end` };
+    return {
+      isValid: false,
+      count: entries.length,
+      brokenAtId: prevId + 1,
+      index: entries.length,
+      reason: `the log ends at entry ${prevId} but the head records entry ${head.lastId}: entries were removed from the end`,
+    };
   }
   return { isValid: true, count: entries.length, lastHash: prevHash };
 }

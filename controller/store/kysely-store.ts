@@ -6,9 +6,23 @@ import { CrosslinkError } from '../../lib/errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { auditEntryHash, canonicalJson } from './audit-chain.js';
 import { migrationProvider } from './migrations/index.js';
-import type { Database, AgentsTable, ApiTokensTable, AuditLogTable, JoinTokensTable, PolicyVersionsTable } from './schema.js';
 import type {
-  AgentRecord, ApiTokenRecord, AuditEntry, AuditInput, JoinTokenRecord, PolicyVersion, Role, Store,
+  Database,
+  AgentsTable,
+  ApiTokensTable,
+  AuditLogTable,
+  JoinTokensTable,
+  PolicyVersionsTable,
+} from './schema.js';
+import type {
+  AgentRecord,
+  ApiTokenRecord,
+  AuditEntry,
+  AuditInput,
+  JoinTokenRecord,
+  PolicyVersion,
+  Role,
+  Store,
 } from './store.js';
 
 type Trx = Transaction<Database>;
@@ -18,51 +32,99 @@ const num = (v: number | string): number => Number(v);
 const numOrNull = (v: number | string | null): number | null => (v === null ? null : Number(v));
 
 function toPolicy(r: Selectable<PolicyVersionsTable>): PolicyVersion {
-  return { version: num(r.version), document: r.document, createdAtMs: num(r.created_at_ms), createdBy: r.created_by, comment: r.comment };
+  return {
+    version: num(r.version),
+    document: r.document,
+    createdAtMs: num(r.created_at_ms),
+    createdBy: r.created_by,
+    comment: r.comment,
+  };
 }
 
 function toAgent(r: Selectable<AgentsTable>): AgentRecord {
   return {
-    id: r.id, name: r.name, publicKey: r.public_key, endpoint: r.endpoint, endpoints: JSON.parse(r.endpoints) as AgentRecord['endpoints'],
-    isRelay: num(r.is_relay) === 1, overlayAddress: r.overlay_address,
-    advertised: JSON.parse(r.advertised) as string[], credentialHash: r.credential_hash, agentVersion: r.agent_version,
-    protocolVersion: num(r.protocol_version), enrolledAtMs: num(r.enrolled_at_ms), revokedAtMs: numOrNull(r.revoked_at_ms),
-    desiredGeneration: num(r.desired_generation), desiredHash: r.desired_hash, appliedGeneration: num(r.applied_generation),
-    lastReportAtMs: numOrNull(r.last_report_at_ms), lastReport: r.last_report,
+    id: r.id,
+    name: r.name,
+    publicKey: r.public_key,
+    endpoint: r.endpoint,
+    endpoints: JSON.parse(r.endpoints) as AgentRecord['endpoints'],
+    isRelay: num(r.is_relay) === 1,
+    overlayAddress: r.overlay_address,
+    advertised: JSON.parse(r.advertised) as string[],
+    credentialHash: r.credential_hash,
+    agentVersion: r.agent_version,
+    protocolVersion: num(r.protocol_version),
+    enrolledAtMs: num(r.enrolled_at_ms),
+    revokedAtMs: numOrNull(r.revoked_at_ms),
+    desiredGeneration: num(r.desired_generation),
+    desiredHash: r.desired_hash,
+    appliedGeneration: num(r.applied_generation),
+    lastReportAtMs: numOrNull(r.last_report_at_ms),
+    lastReport: r.last_report,
   };
 }
 
 function fromAgent(a: AgentRecord): AgentsTable {
   return {
-    id: a.id, name: a.name, public_key: a.publicKey, endpoint: a.endpoint, endpoints: JSON.stringify(a.endpoints),
-    is_relay: a.isRelay ? 1 : 0, overlay_address: a.overlayAddress,
-    advertised: JSON.stringify(a.advertised), credential_hash: a.credentialHash, agent_version: a.agentVersion,
-    protocol_version: a.protocolVersion, enrolled_at_ms: a.enrolledAtMs, revoked_at_ms: a.revokedAtMs,
-    desired_generation: a.desiredGeneration, desired_hash: a.desiredHash, applied_generation: a.appliedGeneration,
-    last_report_at_ms: a.lastReportAtMs, last_report: a.lastReport,
+    id: a.id,
+    name: a.name,
+    public_key: a.publicKey,
+    endpoint: a.endpoint,
+    endpoints: JSON.stringify(a.endpoints),
+    is_relay: a.isRelay ? 1 : 0,
+    overlay_address: a.overlayAddress,
+    advertised: JSON.stringify(a.advertised),
+    credential_hash: a.credentialHash,
+    agent_version: a.agentVersion,
+    protocol_version: a.protocolVersion,
+    enrolled_at_ms: a.enrolledAtMs,
+    revoked_at_ms: a.revokedAtMs,
+    desired_generation: a.desiredGeneration,
+    desired_hash: a.desiredHash,
+    applied_generation: a.appliedGeneration,
+    last_report_at_ms: a.lastReportAtMs,
+    last_report: a.lastReport,
   };
 }
 
 function toJoinToken(r: Selectable<JoinTokensTable>): JoinTokenRecord {
   return {
-    id: r.id, name: r.name, secretHash: r.secret_hash, isReusable: num(r.is_reusable) === 1, expiresAtMs: num(r.expires_at_ms),
-    createdAtMs: num(r.created_at_ms), createdBy: r.created_by, usedAtMs: numOrNull(r.used_at_ms), revokedAtMs: numOrNull(r.revoked_at_ms),
+    id: r.id,
+    name: r.name,
+    secretHash: r.secret_hash,
+    isReusable: num(r.is_reusable) === 1,
+    expiresAtMs: num(r.expires_at_ms),
+    createdAtMs: num(r.created_at_ms),
+    createdBy: r.created_by,
+    usedAtMs: numOrNull(r.used_at_ms),
+    revokedAtMs: numOrNull(r.revoked_at_ms),
   };
 }
 
 function toApiToken(r: Selectable<ApiTokensTable>): ApiTokenRecord {
   return {
-    id: r.id, name: r.name, role: r.role as Role, secretHash: r.secret_hash, createdAtMs: num(r.created_at_ms),
-    createdBy: r.created_by, revokedAtMs: numOrNull(r.revoked_at_ms), lastUsedAtMs: numOrNull(r.last_used_at_ms),
+    id: r.id,
+    name: r.name,
+    role: r.role as Role,
+    secretHash: r.secret_hash,
+    createdAtMs: num(r.created_at_ms),
+    createdBy: r.created_by,
+    revokedAtMs: numOrNull(r.revoked_at_ms),
+    lastUsedAtMs: numOrNull(r.last_used_at_ms),
   };
 }
 
 function toAudit(r: Selectable<AuditLogTable>): AuditEntry {
   return {
-    id: num(r.id), atMs: num(r.at_ms),
+    id: num(r.id),
+    atMs: num(r.at_ms),
     actor: { name: r.actor_name, role: r.actor_role as AuditEntry['actor']['role'], address: r.actor_address },
-    action: r.action, target: r.target, before: JSON.parse(r.before_json), after: JSON.parse(r.after_json),
-    prevHash: r.prev_hash, hash: r.hash,
+    action: r.action,
+    target: r.target,
+    before: JSON.parse(r.before_json),
+    after: JSON.parse(r.after_json),
+    prevHash: r.prev_hash,
+    hash: r.hash,
   };
 }
 
@@ -72,7 +134,12 @@ export class KyselyStore implements Store {
   readonly #clock: Clock;
   readonly #onClose: () => Promise<void>;
 
-  constructor(opts: { db: Kysely<Database>; kind: 'sqlite' | 'postgres'; clock: Clock; onClose?: () => Promise<void> }) {
+  constructor(opts: {
+    db: Kysely<Database>;
+    kind: 'sqlite' | 'postgres';
+    clock: Clock;
+    onClose?: () => Promise<void>;
+  }) {
     this.#db = opts.db;
     this.kind = opts.kind;
     this.#clock = opts.clock;
@@ -115,11 +182,22 @@ export class KyselyStore implements Store {
     const base = { id: head.lastId + 1, atMs, actor, action: input.action, target: input.target, before, after };
     const prevHash = head.lastHash;
     const hash = auditEntryHash(prevHash, base);
-    await trx.insertInto('audit_log').values({
-      id: base.id, at_ms: atMs, actor_name: actor.name, actor_role: actor.role, actor_address: actor.address,
-      action: base.action, target: base.target, before_json: canonicalJson(before), after_json: canonicalJson(after),
-      prev_hash: prevHash, hash,
-    }).execute();
+    await trx
+      .insertInto('audit_log')
+      .values({
+        id: base.id,
+        at_ms: atMs,
+        actor_name: actor.name,
+        actor_role: actor.role,
+        actor_address: actor.address,
+        action: base.action,
+        target: base.target,
+        before_json: canonicalJson(before),
+        after_json: canonicalJson(after),
+        prev_hash: prevHash,
+        hash,
+      })
+      .execute();
     await trx.updateTable('audit_head').set({ last_id: base.id, last_hash: hash }).where('id', '=', 1).execute();
     head.lastId = base.id;
     head.lastHash = hash;
@@ -127,7 +205,12 @@ export class KyselyStore implements Store {
   }
 
   /** Runs `fn` in a transaction holding the audit head; appends `audit` (if any) before commit. */
-  async #write<T>(audit: AuditInput | null, atMs: number, fn: (trx: Trx) => Promise<T>, shouldAudit: (r: T) => boolean = () => true): Promise<T> {
+  async #write<T>(
+    audit: AuditInput | null,
+    atMs: number,
+    fn: (trx: Trx) => Promise<T>,
+    shouldAudit: (r: T) => boolean = () => true,
+  ): Promise<T> {
     return this.#db.transaction().execute(async (trx) => {
       const head = await this.#lockHead(trx);
       const result = await fn(trx);
@@ -145,13 +228,21 @@ export class KyselyStore implements Store {
 
   async listAudit(opts: { afterId?: number; limit?: number }): Promise<AuditEntry[]> {
     const limit = Math.max(1, Math.min(opts.limit ?? 1000, 10_000));
-    const rows = await this.#db.selectFrom('audit_log').selectAll().where('id', '>', opts.afterId ?? 0)
-      .orderBy('id', 'asc').limit(limit).execute();
+    const rows = await this.#db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('id', '>', opts.afterId ?? 0)
+      .orderBy('id', 'asc')
+      .limit(limit)
+      .execute();
     return rows.map(toAudit);
   }
 
   async auditCount(): Promise<number> {
-    const r = await this.#db.selectFrom('audit_log').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const r = await this.#db
+      .selectFrom('audit_log')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 
@@ -163,35 +254,66 @@ export class KyselyStore implements Store {
   // ---- policy ----------------------------------------------------------------------------
 
   async currentPolicy(): Promise<PolicyVersion | null> {
-    const r = await this.#db.selectFrom('policy_versions').selectAll().orderBy('version', 'desc').limit(1).executeTakeFirst();
+    const r = await this.#db
+      .selectFrom('policy_versions')
+      .selectAll()
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return r ? toPolicy(r) : null;
   }
 
   async policyVersion(version: number): Promise<PolicyVersion | null> {
-    const r = await this.#db.selectFrom('policy_versions').selectAll().where('version', '=', version).executeTakeFirst();
+    const r = await this.#db
+      .selectFrom('policy_versions')
+      .selectAll()
+      .where('version', '=', version)
+      .executeTakeFirst();
     return r ? toPolicy(r) : null;
   }
 
   async listPolicyVersions(): Promise<Omit<PolicyVersion, 'document'>[]> {
-    const rows = await this.#db.selectFrom('policy_versions').select(['version', 'created_at_ms', 'created_by', 'comment'])
-      .orderBy('version', 'asc').execute();
-    return rows.map((r) => ({ version: num(r.version), createdAtMs: num(r.created_at_ms), createdBy: r.created_by, comment: r.comment }));
+    const rows = await this.#db
+      .selectFrom('policy_versions')
+      .select(['version', 'created_at_ms', 'created_by', 'comment'])
+      .orderBy('version', 'asc')
+      .execute();
+    return rows.map((r) => ({
+      version: num(r.version),
+      createdAtMs: num(r.created_at_ms),
+      createdBy: r.created_by,
+      comment: r.comment,
+    }));
   }
 
   async appendPolicy(
     input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number },
     audit: AuditInput,
   ): Promise<PolicyVersion | 'conflict'> {
-    return this.#write(audit, input.atMs, async (trx) => {
-      const cur = await trx.selectFrom('policy_versions').select('version').orderBy('version', 'desc').limit(1).executeTakeFirst();
-      const current = cur ? num(cur.version) : 0;
-      if (current !== input.expectedVersion) return 'conflict' as const;
-      const row: PolicyVersionsTable = {
-        version: current + 1, document: input.document, created_at_ms: input.atMs, created_by: input.createdBy, comment: input.comment,
-      };
-      await trx.insertInto('policy_versions').values(row).execute();
-      return toPolicy(row);
-    }, (r) => r !== 'conflict');
+    return this.#write(
+      audit,
+      input.atMs,
+      async (trx) => {
+        const cur = await trx
+          .selectFrom('policy_versions')
+          .select('version')
+          .orderBy('version', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+        const current = cur ? num(cur.version) : 0;
+        if (current !== input.expectedVersion) return 'conflict' as const;
+        const row: PolicyVersionsTable = {
+          version: current + 1,
+          document: input.document,
+          created_at_ms: input.atMs,
+          created_by: input.createdBy,
+          comment: input.comment,
+        };
+        await trx.insertInto('policy_versions').values(row).execute();
+        return toPolicy(row);
+      },
+      (r) => r !== 'conflict',
+    );
   }
 
   // ---- agents ----------------------------------------------------------------------------
@@ -218,11 +340,33 @@ export class KyselyStore implements Store {
     await this.#write(audit, agent.enrolledAtMs, async (trx) => {
       await trx.deleteFrom('agents').where('name', '=', agent.name).execute();
       await trx.insertInto('agents').values(fromAgent(agent)).execute();
-      await trx.updateTable('join_tokens').set({ used_at_ms: agent.enrolledAtMs }).where('id', '=', joinTokenId).execute();
+      await trx
+        .updateTable('join_tokens')
+        .set({ used_at_ms: agent.enrolledAtMs })
+        .where('id', '=', joinTokenId)
+        .execute();
     });
   }
 
-  async updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'endpoints' | 'isRelay' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void> {
+  async updateAgent(
+    name: string,
+    patch: Partial<
+      Pick<
+        AgentRecord,
+        | 'endpoint'
+        | 'endpoints'
+        | 'isRelay'
+        | 'advertised'
+        | 'agentVersion'
+        | 'protocolVersion'
+        | 'desiredGeneration'
+        | 'desiredHash'
+        | 'appliedGeneration'
+        | 'lastReportAtMs'
+        | 'lastReport'
+      >
+    >,
+  ): Promise<void> {
     const set: Partial<AgentsTable> = {};
     if (patch.endpoint !== undefined) set.endpoint = patch.endpoint;
     if (patch.endpoints !== undefined) set.endpoints = JSON.stringify(patch.endpoints);
@@ -243,34 +387,62 @@ export class KyselyStore implements Store {
     if (entries.length === 0) return;
     await this.#db.transaction().execute(async (trx) => {
       for (const e of entries) {
-        await trx.updateTable('agents').set({ desired_generation: e.generation, desired_hash: e.hash }).where('name', '=', e.name).execute();
+        await trx
+          .updateTable('agents')
+          .set({ desired_generation: e.generation, desired_hash: e.hash })
+          .where('name', '=', e.name)
+          .execute();
       }
     });
   }
 
   async revokeAgent(name: string, atMs: number, audit: AuditInput): Promise<boolean> {
-    return this.#write(audit, atMs, async (trx) => {
-      const r = await trx.updateTable('agents').set({ revoked_at_ms: atMs })
-        .where('name', '=', name).where('revoked_at_ms', 'is', null).executeTakeFirst();
-      return Number(r.numUpdatedRows) > 0;
-    }, (ok) => ok);
+    return this.#write(
+      audit,
+      atMs,
+      async (trx) => {
+        const r = await trx
+          .updateTable('agents')
+          .set({ revoked_at_ms: atMs })
+          .where('name', '=', name)
+          .where('revoked_at_ms', 'is', null)
+          .executeTakeFirst();
+        return Number(r.numUpdatedRows) > 0;
+      },
+      (ok) => ok,
+    );
   }
 
   async deleteAgent(name: string, audit: AuditInput): Promise<boolean> {
-    return this.#write(audit, this.#clock.nowMs(), async (trx) => {
-      const r = await trx.deleteFrom('agents').where('name', '=', name).executeTakeFirst();
-      return Number(r.numDeletedRows) > 0;
-    }, (ok) => ok);
+    return this.#write(
+      audit,
+      this.#clock.nowMs(),
+      async (trx) => {
+        const r = await trx.deleteFrom('agents').where('name', '=', name).executeTakeFirst();
+        return Number(r.numDeletedRows) > 0;
+      },
+      (ok) => ok,
+    );
   }
 
   // ---- join tokens -----------------------------------------------------------------------
 
   async createJoinToken(t: JoinTokenRecord, audit: AuditInput): Promise<void> {
     await this.#write(audit, t.createdAtMs, async (trx) => {
-      await trx.insertInto('join_tokens').values({
-        id: t.id, name: t.name, secret_hash: t.secretHash, is_reusable: t.isReusable ? 1 : 0, expires_at_ms: t.expiresAtMs,
-        created_at_ms: t.createdAtMs, created_by: t.createdBy, used_at_ms: t.usedAtMs, revoked_at_ms: t.revokedAtMs,
-      }).execute();
+      await trx
+        .insertInto('join_tokens')
+        .values({
+          id: t.id,
+          name: t.name,
+          secret_hash: t.secretHash,
+          is_reusable: t.isReusable ? 1 : 0,
+          expires_at_ms: t.expiresAtMs,
+          created_at_ms: t.createdAtMs,
+          created_by: t.createdBy,
+          used_at_ms: t.usedAtMs,
+          revoked_at_ms: t.revokedAtMs,
+        })
+        .execute();
     });
   }
 
@@ -285,27 +457,60 @@ export class KyselyStore implements Store {
   }
 
   async listJoinTokens(): Promise<JoinTokenRecord[]> {
-    return (await this.#db.selectFrom('join_tokens').selectAll().orderBy('created_at_ms', 'asc').orderBy('id', 'asc').execute()).map(toJoinToken);
+    return (
+      await this.#db
+        .selectFrom('join_tokens')
+        .selectAll()
+        .orderBy('created_at_ms', 'asc')
+        .orderBy('id', 'asc')
+        .execute()
+    ).map(toJoinToken);
   }
 
   async revokeJoinToken(id: string, atMs: number, audit: AuditInput): Promise<boolean> {
-    return this.#write(audit, atMs, async (trx) => {
-      const r = await trx.updateTable('join_tokens').set({ revoked_at_ms: atMs })
-        .where('id', '=', id).where('revoked_at_ms', 'is', null).executeTakeFirst();
-      return Number(r.numUpdatedRows) > 0;
-    }, (ok) => ok);
+    return this.#write(
+      audit,
+      atMs,
+      async (trx) => {
+        const r = await trx
+          .updateTable('join_tokens')
+          .set({ revoked_at_ms: atMs })
+          .where('id', '=', id)
+          .where('revoked_at_ms', 'is', null)
+          .executeTakeFirst();
+        return Number(r.numUpdatedRows) > 0;
+      },
+      (ok) => ok,
+    );
   }
 
   // ---- API tokens ------------------------------------------------------------------------
 
   async createApiToken(t: ApiTokenRecord, audit: AuditInput | null): Promise<void> {
     await this.#write(audit, t.createdAtMs, async (trx) => {
-      const clash = await trx.selectFrom('api_tokens').select('id').where('name', '=', t.name).where('revoked_at_ms', 'is', null).executeTakeFirst();
-      if (clash) throw new CrosslinkError('conflict', `an API token named "${t.name}" already exists`, [{ path: 'body.name', message: 'name in use' }]);
-      await trx.insertInto('api_tokens').values({
-        id: t.id, name: t.name, role: t.role, secret_hash: t.secretHash, created_at_ms: t.createdAtMs,
-        created_by: t.createdBy, revoked_at_ms: t.revokedAtMs, last_used_at_ms: t.lastUsedAtMs,
-      }).execute();
+      const clash = await trx
+        .selectFrom('api_tokens')
+        .select('id')
+        .where('name', '=', t.name)
+        .where('revoked_at_ms', 'is', null)
+        .executeTakeFirst();
+      if (clash)
+        throw new CrosslinkError('conflict', `an API token named "${t.name}" already exists`, [
+          { path: 'body.name', message: 'name in use' },
+        ]);
+      await trx
+        .insertInto('api_tokens')
+        .values({
+          id: t.id,
+          name: t.name,
+          role: t.role,
+          secret_hash: t.secretHash,
+          created_at_ms: t.createdAtMs,
+          created_by: t.createdBy,
+          revoked_at_ms: t.revokedAtMs,
+          last_used_at_ms: t.lastUsedAtMs,
+        })
+        .execute();
     });
   }
 
@@ -320,15 +525,26 @@ export class KyselyStore implements Store {
   }
 
   async listApiTokens(): Promise<ApiTokenRecord[]> {
-    return (await this.#db.selectFrom('api_tokens').selectAll().orderBy('created_at_ms', 'asc').orderBy('id', 'asc').execute()).map(toApiToken);
+    return (
+      await this.#db.selectFrom('api_tokens').selectAll().orderBy('created_at_ms', 'asc').orderBy('id', 'asc').execute()
+    ).map(toApiToken);
   }
 
   async revokeApiToken(id: string, atMs: number, audit: AuditInput): Promise<boolean> {
-    return this.#write(audit, atMs, async (trx) => {
-      const r = await trx.updateTable('api_tokens').set({ revoked_at_ms: atMs })
-        .where('id', '=', id).where('revoked_at_ms', 'is', null).executeTakeFirst();
-      return Number(r.numUpdatedRows) > 0;
-    }, (ok) => ok);
+    return this.#write(
+      audit,
+      atMs,
+      async (trx) => {
+        const r = await trx
+          .updateTable('api_tokens')
+          .set({ revoked_at_ms: atMs })
+          .where('id', '=', id)
+          .where('revoked_at_ms', 'is', null)
+          .executeTakeFirst();
+        return Number(r.numUpdatedRows) > 0;
+      },
+      (ok) => ok,
+    );
   }
 
   async touchApiToken(id: string, atMs: number): Promise<void> {

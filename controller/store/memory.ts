@@ -5,7 +5,13 @@ import { CrosslinkError } from '../../lib/errors.js';
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { auditEntryHash, canonicalJson, GENESIS_HASH } from './audit-chain.js';
 import type {
-  AgentRecord, ApiTokenRecord, AuditEntry, AuditInput, JoinTokenRecord, PolicyVersion, Store,
+  AgentRecord,
+  ApiTokenRecord,
+  AuditEntry,
+  AuditInput,
+  JoinTokenRecord,
+  PolicyVersion,
+  Store,
 } from './store.js';
 
 type AgentPatch = Parameters<Store['updateAgent']>[1];
@@ -78,12 +84,26 @@ export class MemoryStore implements Store {
     return p ? copy(p) : null;
   }
   async listPolicyVersions(): Promise<Omit<PolicyVersion, 'document'>[]> {
-    return this.#policies.map(({ version, createdAtMs, createdBy, comment }) => ({ version, createdAtMs, createdBy, comment }));
+    return this.#policies.map(({ version, createdAtMs, createdBy, comment }) => ({
+      version,
+      createdAtMs,
+      createdBy,
+      comment,
+    }));
   }
-  async appendPolicy(input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number }, audit: AuditInput): Promise<PolicyVersion | 'conflict'> {
+  async appendPolicy(
+    input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number },
+    audit: AuditInput,
+  ): Promise<PolicyVersion | 'conflict'> {
     const current = this.#policies.length ? this.#policies[this.#policies.length - 1]!.version : 0;
     if (current !== input.expectedVersion) return 'conflict';
-    const v: PolicyVersion = { version: current + 1, document: input.document, createdAtMs: input.atMs, createdBy: input.createdBy, comment: input.comment };
+    const v: PolicyVersion = {
+      version: current + 1,
+      document: input.document,
+      createdAtMs: input.atMs,
+      createdBy: input.createdBy,
+      comment: input.comment,
+    };
     this.#policies.push(v);
     this.#appendAuditRow(audit, input.atMs);
     return copy(v);
@@ -174,7 +194,9 @@ export class MemoryStore implements Store {
   async createApiToken(t: ApiTokenRecord, audit: AuditInput | null): Promise<void> {
     for (const o of this.#apiTokens.values()) {
       if (o.name === t.name && o.revokedAtMs === null) {
-        throw new CrosslinkError('conflict', `an API token named "${t.name}" already exists`, [{ path: 'body.name', message: 'name in use' }]);
+        throw new CrosslinkError('conflict', `an API token named "${t.name}" already exists`, [
+          { path: 'body.name', message: 'name in use' },
+        ]);
       }
     }
     this.#apiTokens.set(t.id, copy(t));

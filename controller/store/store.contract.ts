@@ -6,23 +6,65 @@ import type { AgentRecord, ApiTokenRecord, AuditInput, JoinTokenRecord, Store } 
 export type StoreFactory = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 
 const actor = { name: 'alice', role: 'admin' as const, address: '192.0.2.1' };
-const audit = (action: string, target = 'x', before: unknown = null, after: unknown = null): AuditInput => ({ actor, action, target, before, after });
+const audit = (action: string, target = 'x', before: unknown = null, after: unknown = null): AuditInput => ({
+  actor,
+  action,
+  target,
+  before,
+  after,
+});
 
 export function agentRecord(name: string, over: Partial<AgentRecord> = {}): AgentRecord {
   return {
-    id: `ag-${name}`, name, publicKey: 'k'.repeat(43) + '=', endpoint: '198.51.100.1:51820', endpoints: [], isRelay: false, overlayAddress: '100.64.0.2/10',
-    advertised: ['10.20.0.0/16'], credentialHash: `cred-${name}`, agentVersion: '0.1.0', protocolVersion: 1,
-    enrolledAtMs: 1000, revokedAtMs: null, desiredGeneration: 0, desiredHash: '', appliedGeneration: 0,
-    lastReportAtMs: null, lastReport: null, ...over,
+    id: `ag-${name}`,
+    name,
+    publicKey: 'k'.repeat(43) + '=',
+    endpoint: '198.51.100.1:51820',
+    endpoints: [],
+    isRelay: false,
+    overlayAddress: '100.64.0.2/10',
+    advertised: ['10.20.0.0/16'],
+    credentialHash: `cred-${name}`,
+    agentVersion: '0.1.0',
+    protocolVersion: 1,
+    enrolledAtMs: 1000,
+    revokedAtMs: null,
+    desiredGeneration: 0,
+    desiredHash: '',
+    appliedGeneration: 0,
+    lastReportAtMs: null,
+    lastReport: null,
+    ...over,
   };
 }
 
 function joinToken(id: string, over: Partial<JoinTokenRecord> = {}): JoinTokenRecord {
-  return { id, name: 'box-a', secretHash: `jh-${id}`, isReusable: false, expiresAtMs: 10_000_000, createdAtMs: 100, createdBy: 'alice', usedAtMs: null, revokedAtMs: null, ...over };
+  return {
+    id,
+    name: 'box-a',
+    secretHash: `jh-${id}`,
+    isReusable: false,
+    expiresAtMs: 10_000_000,
+    createdAtMs: 100,
+    createdBy: 'alice',
+    usedAtMs: null,
+    revokedAtMs: null,
+    ...over,
+  };
 }
 
 function apiToken(id: string, over: Partial<ApiTokenRecord> = {}): ApiTokenRecord {
-  return { id, name: `tok-${id}`, role: 'operator', secretHash: `ah-${id}`, createdAtMs: 100, createdBy: 'alice', revokedAtMs: null, lastUsedAtMs: null, ...over };
+  return {
+    id,
+    name: `tok-${id}`,
+    role: 'operator',
+    secretHash: `ah-${id}`,
+    createdAtMs: 100,
+    createdBy: 'alice',
+    revokedAtMs: null,
+    lastUsedAtMs: null,
+    ...over,
+  };
 }
 
 async function allAudit(store: Store) {
@@ -52,11 +94,23 @@ export function storeContract(t: Test, factory: StoreFactory): void {
   });
 
   withStore('policy versions append with optimistic concurrency', async (t, store) => {
-    const v1 = await store.appendPolicy({ document: 'version: 1\n', expectedVersion: 0, createdBy: 'alice', comment: 'first', atMs: 5 }, audit('policy.put', 'policy', null, { version: 1 }));
+    const v1 = await store.appendPolicy(
+      { document: 'version: 1\n', expectedVersion: 0, createdBy: 'alice', comment: 'first', atMs: 5 },
+      audit('policy.put', 'policy', null, { version: 1 }),
+    );
     t.match(v1, { version: 1, document: 'version: 1\n', createdAtMs: 5, createdBy: 'alice', comment: 'first' });
-    t.equal(await store.appendPolicy({ document: 'x', expectedVersion: 0, createdBy: 'bob', comment: '', atMs: 6 }, audit('policy.put')), 'conflict');
+    t.equal(
+      await store.appendPolicy(
+        { document: 'x', expectedVersion: 0, createdBy: 'bob', comment: '', atMs: 6 },
+        audit('policy.put'),
+      ),
+      'conflict',
+    );
     t.equal(await store.auditCount(), 1, 'a conflict writes no audit entry');
-    const v2 = await store.appendPolicy({ document: 'two', expectedVersion: 1, createdBy: 'bob', comment: '', atMs: 7 }, audit('policy.put'));
+    const v2 = await store.appendPolicy(
+      { document: 'two', expectedVersion: 1, createdBy: 'bob', comment: '', atMs: 7 },
+      audit('policy.put'),
+    );
     t.match(v2, { version: 2 });
     t.match(await store.currentPolicy(), { version: 2, document: 'two' });
     t.match(await store.policyVersion(1), { version: 1, document: 'version: 1\n' });
@@ -68,8 +122,14 @@ export function storeContract(t: Test, factory: StoreFactory): void {
   });
 
   withStore('concurrent policy writers: exactly one wins per version', async (t, store) => {
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) =>
-      store.appendPolicy({ document: `d${i}`, expectedVersion: 0, createdBy: 'x', comment: '', atMs: i }, audit('policy.put'))));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        store.appendPolicy(
+          { document: `d${i}`, expectedVersion: 0, createdBy: 'x', comment: '', atMs: i },
+          audit('policy.put'),
+        ),
+      ),
+    );
     t.equal(results.filter((r) => r !== 'conflict').length, 1);
     t.equal(await store.auditCount(), 1);
   });
@@ -81,22 +141,64 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     t.same(await store.agentByName('box-a'), agentRecord('box-a'));
     t.match(await store.agentByCredentialHash('cred-box-a'), { name: 'box-a' });
     t.equal(await store.agentByCredentialHash('nope'), null);
-    await store.enrollAgent(agentRecord('box-b', { id: 'ag-b', overlayAddress: '100.64.0.3/10', advertised: [] }), 'j1', audit('agent.enroll'));
-    t.same((await store.listAgents()).map((a) => a.name), ['box-a', 'box-b']);
+    await store.enrollAgent(
+      agentRecord('box-b', { id: 'ag-b', overlayAddress: '100.64.0.3/10', advertised: [] }),
+      'j1',
+      audit('agent.enroll'),
+    );
+    t.same(
+      (await store.listAgents()).map((a) => a.name),
+      ['box-a', 'box-b'],
+    );
     t.same((await store.usedOverlayAddresses()).sort(), ['100.64.0.2/10', '100.64.0.3/10']);
 
     // Re-enrolment of the same name replaces the record (new key, new credential).
-    await store.enrollAgent(agentRecord('box-a', { id: 'ag-a2', credentialHash: 'cred2', publicKey: 'p'.repeat(43) + '=' }), 'j1', audit('agent.enroll'));
+    await store.enrollAgent(
+      agentRecord('box-a', { id: 'ag-a2', credentialHash: 'cred2', publicKey: 'p'.repeat(43) + '=' }),
+      'j1',
+      audit('agent.enroll'),
+    );
     t.match(await store.agentByName('box-a'), { id: 'ag-a2', credentialHash: 'cred2' });
     t.equal(await store.agentByCredentialHash('cred-box-a'), null);
 
-    await store.updateAgent('box-a', { endpoint: '203.0.113.9:51820', endpoints: [{ underlay: 'n3-wan', endpoint: '203.0.113.9:51820' }, { underlay: 'psn-wan', endpoint: '192.0.2.9:51820' }], isRelay: true, advertised: ['10.1.0.0/16', '10.2.0.0/16'], appliedGeneration: 4, desiredGeneration: 5, desiredHash: 'h5', lastReportAtMs: 77, lastReport: '{"x":1}' });
-    t.same((await store.agentByName('box-a'))?.endpoints, [{ underlay: 'n3-wan', endpoint: '203.0.113.9:51820' }, { underlay: 'psn-wan', endpoint: '192.0.2.9:51820' }]);
+    await store.updateAgent('box-a', {
+      endpoint: '203.0.113.9:51820',
+      endpoints: [
+        { underlay: 'n3-wan', endpoint: '203.0.113.9:51820' },
+        { underlay: 'psn-wan', endpoint: '192.0.2.9:51820' },
+      ],
+      isRelay: true,
+      advertised: ['10.1.0.0/16', '10.2.0.0/16'],
+      appliedGeneration: 4,
+      desiredGeneration: 5,
+      desiredHash: 'h5',
+      lastReportAtMs: 77,
+      lastReport: '{"x":1}',
+    });
+    t.same((await store.agentByName('box-a'))?.endpoints, [
+      { underlay: 'n3-wan', endpoint: '203.0.113.9:51820' },
+      { underlay: 'psn-wan', endpoint: '192.0.2.9:51820' },
+    ]);
     t.equal((await store.agentByName('box-a'))?.isRelay, true);
-    t.match(await store.agentByName('box-a'), { endpoint: '203.0.113.9:51820', advertised: ['10.1.0.0/16', '10.2.0.0/16'], appliedGeneration: 4, desiredGeneration: 5, desiredHash: 'h5', lastReportAtMs: 77, lastReport: '{"x":1}' });
+    t.match(await store.agentByName('box-a'), {
+      endpoint: '203.0.113.9:51820',
+      advertised: ['10.1.0.0/16', '10.2.0.0/16'],
+      appliedGeneration: 4,
+      desiredGeneration: 5,
+      desiredHash: 'h5',
+      lastReportAtMs: 77,
+      lastReport: '{"x":1}',
+    });
     await store.updateAgent('box-a', {});
-    await store.setDesiredGenerations([{ name: 'box-a', generation: 6, hash: 'h6' }, { name: 'ghost', generation: 1, hash: 'x' }]);
-    t.match(await store.agentByName('box-a'), { desiredGeneration: 6, desiredHash: 'h6', appliedGeneration: 4 }, 'batched generations land; unknown names are ignored');
+    await store.setDesiredGenerations([
+      { name: 'box-a', generation: 6, hash: 'h6' },
+      { name: 'ghost', generation: 1, hash: 'x' },
+    ]);
+    t.match(
+      await store.agentByName('box-a'),
+      { desiredGeneration: 6, desiredHash: 'h6', appliedGeneration: 4 },
+      'batched generations land; unknown names are ignored',
+    );
     t.equal(await store.agentByName('ghost'), null);
 
     const before = await store.auditCount();
@@ -116,7 +218,10 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     await store.createJoinToken(joinToken('j2', { createdAtMs: 2 }), audit('join_token.create'));
     t.match(await store.joinTokenBySecretHash('jh-j1'), { id: 'j1', isReusable: true, expiresAtMs: 10_000_000 });
     t.equal(await store.joinTokenBySecretHash('nope'), null);
-    t.same((await store.listJoinTokens()).map((j) => j.id), ['j1', 'j2']);
+    t.same(
+      (await store.listJoinTokens()).map((j) => j.id),
+      ['j1', 'j2'],
+    );
     t.equal(await store.revokeJoinToken('j2', 50, audit('join_token.revoke')), true);
     t.equal(await store.revokeJoinToken('j2', 51, audit('join_token.revoke')), false);
     t.equal(await store.revokeJoinToken('zz', 51, audit('join_token.revoke')), false);
@@ -126,7 +231,9 @@ export function storeContract(t: Test, factory: StoreFactory): void {
   withStore('API tokens: live names are unique, revoke frees the name', async (t, store) => {
     await store.createApiToken(apiToken('a1', { name: 'ci', role: 'admin' }), null);
     t.equal(await store.auditCount(), 0, 'bootstrap token may be created without an audit entry');
-    await t.rejects(store.createApiToken(apiToken('a2', { name: 'ci' }), audit('api_token.create')), { code: 'conflict' });
+    await t.rejects(store.createApiToken(apiToken('a2', { name: 'ci' }), audit('api_token.create')), {
+      code: 'conflict',
+    });
     t.equal(await store.auditCount(), 0, 'a refused create writes nothing');
     t.match(await store.apiTokenBySecretHash('ah-a1'), { id: 'a1', role: 'admin', name: 'ci' });
     await store.touchApiToken('a1', 99);
@@ -134,37 +241,67 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     t.equal(await store.revokeApiToken('a1', 100, audit('api_token.revoke')), true);
     t.equal(await store.revokeApiToken('a1', 100, audit('api_token.revoke')), false);
     await store.createApiToken(apiToken('a3', { name: 'ci' }), audit('api_token.create'));
-    t.same((await store.listApiTokens()).map((x) => [x.id, x.revokedAtMs]), [['a1', 100], ['a3', null]]);
+    t.same(
+      (await store.listApiTokens()).map((x) => [x.id, x.revokedAtMs]),
+      [
+        ['a1', 100],
+        ['a3', null],
+      ],
+    );
     t.equal(await store.apiTokenById('zz'), null);
   });
 
   withStore('audit: chain is valid, paged, and edits are detected', async (t, store) => {
     for (let i = 0; i < 5; i++) {
-      await store.appendAudit({ actor, action: 'test.write', target: `t/${i}`, before: { n: i, nested: { b: 1, a: [1, 'x', null] } }, after: undefined }, 1000 + i);
+      await store.appendAudit(
+        {
+          actor,
+          action: 'test.write',
+          target: `t/${i}`,
+          before: { n: i, nested: { b: 1, a: [1, 'x', null] } },
+          after: undefined,
+        },
+        1000 + i,
+      );
     }
     const entries = await allAudit(store);
     t.equal(entries.length, 5);
-    t.same(entries.map((e) => e.id), [1, 2, 3, 4, 5]);
+    t.same(
+      entries.map((e) => e.id),
+      [1, 2, 3, 4, 5],
+    );
     t.equal(entries[0]!.prevHash, GENESIS_HASH);
     t.equal(entries[1]!.prevHash, entries[0]!.hash);
     t.same(entries[2]!.before, { n: 2, nested: { a: [1, 'x', null], b: 1 } });
     t.equal(entries[2]!.after, null, 'undefined is stored as null');
     t.match(entries[3]!, { atMs: 1003, actor, action: 'test.write', target: 't/3' });
     t.same(verifyAuditChain(entries, await store.auditHead()), { isValid: true, count: 5, lastHash: entries[4]!.hash });
-    t.same((await store.listAudit({ afterId: 2, limit: 2 })).map((e) => e.id), [3, 4]);
+    t.same(
+      (await store.listAudit({ afterId: 2, limit: 2 })).map((e) => e.id),
+      [3, 4],
+    );
 
     const edited = entries.map((e) => (e.id === 3 ? { ...e, target: 't/other' } : e));
     t.match(verifyAuditChain(edited), { isValid: false, brokenAtId: 3, index: 2, reason: /changed/ });
     const deleted = entries.filter((e) => e.id !== 2);
     t.match(verifyAuditChain(deleted), { isValid: false, brokenAtId: 3, reason: /missing/ });
-    t.match(verifyAuditChain(entries.slice(0, 4), await store.auditHead()), { isValid: false, brokenAtId: 5, reason: /removed from the end/ });
+    t.match(verifyAuditChain(entries.slice(0, 4), await store.auditHead()), {
+      isValid: false,
+      brokenAtId: 5,
+      reason: /removed from the end/,
+    });
     const relinked = entries.map((e) => (e.id === 4 ? { ...e, prevHash: 'f'.repeat(64) } : e));
     t.match(verifyAuditChain(relinked), { isValid: false, brokenAtId: 4, reason: /does not point/ });
   });
 
   withStore('concurrent audited writes keep one unbroken chain', async (t, store) => {
-    await Promise.all(Array.from({ length: 20 }, (_, i) =>
-      i % 2 ? store.appendAudit(audit('test.concurrent', `c/${i}`), i) : store.createJoinToken(joinToken(`jc${i}`), audit('join_token.create', `jc${i}`))));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2
+          ? store.appendAudit(audit('test.concurrent', `c/${i}`), i)
+          : store.createJoinToken(joinToken(`jc${i}`), audit('join_token.create', `jc${i}`)),
+      ),
+    );
     const entries = await allAudit(store);
     t.equal(entries.length, 20);
     t.match(verifyAuditChain(entries, await store.auditHead()), { isValid: true, count: 20 });

@@ -14,17 +14,30 @@ const script = fileURLToPath(new URL('../../scripts/postgres-test.sh', import.me
 let baseUrl = process.env.CROSSLINK_TEST_POSTGRES_URL ?? '';
 if (!baseUrl) {
   try {
-    baseUrl = execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 }).trim();
+    baseUrl = execFileSync('bash', [script, 'start'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 240_000,
+    }).trim();
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    t.fail(`could not start PostgreSQL for the storage tests (set CROSSLINK_TEST_POSTGRES_URL to use an existing server): ${err.stderr ?? err.message}`);
+    t.fail(
+      `could not start PostgreSQL for the storage tests (set CROSSLINK_TEST_POSTGRES_URL to use an existing server): ${err.stderr ?? err.message}`,
+    );
   }
-  if (baseUrl) t.teardown(() => { execFileSync('bash', [script, 'stop', baseUrl], { stdio: 'ignore' }); });
+  if (baseUrl)
+    t.teardown(() => {
+      execFileSync('bash', [script, 'stop', baseUrl], { stdio: 'ignore' });
+    });
 }
 
 if (baseUrl) {
   let n = 0;
-  const withDatabase = (url: string, db: string) => { const u = new URL(url); u.pathname = `/${db}`; return u.toString(); };
+  const withDatabase = (url: string, db: string) => {
+    const u = new URL(url);
+    u.pathname = `/${db}`;
+    return u.toString();
+  };
   storeContract(t, async () => {
     const name = `xl_contract_${process.pid}_${++n}`;
     const admin = new pg.Client({ connectionString: baseUrl });

@@ -8,7 +8,10 @@ import { systemClock } from '../../lib/clock.js';
 
 storeContract(t, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'crosslink-store-'));
-  return { store: openSqliteStore({ path: join(dir, 'c.db'), clock: systemClock }), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    store: openSqliteStore({ path: join(dir, 'c.db'), clock: systemClock }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
 });
 
 t.test('sqlite runs in WAL mode with synchronous=FULL', async (t) => {
@@ -27,7 +30,9 @@ t.test('the database and its WAL files are owner-only (0600), whatever the umask
   const dir = mkdtempSync(join(tmpdir(), 'crosslink-store-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const old = process.umask(0o022);
-  t.teardown(() => { process.umask(old); });
+  t.teardown(() => {
+    process.umask(old);
+  });
   // An existing 0644 file (an older controller started by hand) is tightened too.
   writeFileSync(join(dir, 'old.db'), '', { mode: 0o644 });
   for (const name of ['c.db', 'old.db']) {

@@ -107,7 +107,10 @@ export interface Store {
   policyVersion(version: number): Promise<PolicyVersion | null>;
   listPolicyVersions(): Promise<Omit<PolicyVersion, 'document'>[]>;
   /** Appends a version iff the current version is `expectedVersion` (0 when none); 'conflict' otherwise. */
-  appendPolicy(input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number }, audit: AuditInput): Promise<PolicyVersion | 'conflict'>;
+  appendPolicy(
+    input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number },
+    audit: AuditInput,
+  ): Promise<PolicyVersion | 'conflict'>;
 
   // Agents.
   listAgents(): Promise<AgentRecord[]>;
@@ -117,7 +120,25 @@ export interface Store {
   usedOverlayAddresses(): Promise<string[]>;
   /** Creates or replaces (re-enrolment of the same name) the agent; marks the join token used. */
   enrollAgent(agent: AgentRecord, joinTokenId: string, audit: AuditInput): Promise<void>;
-  updateAgent(name: string, patch: Partial<Pick<AgentRecord, 'endpoint' | 'endpoints' | 'isRelay' | 'advertised' | 'agentVersion' | 'protocolVersion' | 'desiredGeneration' | 'desiredHash' | 'appliedGeneration' | 'lastReportAtMs' | 'lastReport'>>): Promise<void>;
+  updateAgent(
+    name: string,
+    patch: Partial<
+      Pick<
+        AgentRecord,
+        | 'endpoint'
+        | 'endpoints'
+        | 'isRelay'
+        | 'advertised'
+        | 'agentVersion'
+        | 'protocolVersion'
+        | 'desiredGeneration'
+        | 'desiredHash'
+        | 'appliedGeneration'
+        | 'lastReportAtMs'
+        | 'lastReport'
+      >
+    >,
+  ): Promise<void>;
   /** Records the desired generation and hash of many agents in one transaction (one fsync for a
    *  policy change that touches hundreds of agents). Unknown names are ignored. */
   setDesiredGenerations(entries: { name: string; generation: number; hash: string }[]): Promise<void>;

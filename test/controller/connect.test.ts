@@ -20,26 +20,58 @@ t.test('enroll over Connect, watch config, list and revoke over REST', async (t)
   const dir = mkdtempSync(join(tmpdir(), 'crosslink-e2e-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const c = await startChildController(dir);
-  t.teardown(async () => { if (c.proc.exitCode === null) { c.proc.kill('SIGTERM'); await waitExit(c.proc); } });
+  t.teardown(async () => {
+    if (c.proc.exitCode === null) {
+      c.proc.kill('SIGTERM');
+      await waitExit(c.proc);
+    }
+  });
   const api = await ApiClient.connect({ controller: c.url, token: c.adminToken, caFingerprint: c.caFingerprint });
   t.teardown(() => api.close());
   await api.request('PUT', '/v1/policy', { text: POLICY_YAML, headers: { 'if-match': '"0"' } });
 
   const ca = await fetchPinnedCa(c.url, c.caFingerprint);
-  for (const [name, httpVersion, lan] of [['box-a', '2', '10.20.0.0/16'], ['box-b', '1.1', '10.60.0.0/16']] as const) {
+  for (const [name, httpVersion, lan] of [
+    ['box-a', '2', '10.20.0.0/16'],
+    ['box-b', '1.1', '10.60.0.0/16'],
+  ] as const) {
     const jt = (await api.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name } })).body;
     const parts = parseJoinToken(jt.token);
     t.equal(parts.caFingerprint, c.caFingerprint, 'the join token pins this controller');
-    const rpc = createClient(AgentService, createConnectTransport({ httpVersion, baseUrl: parts.controllerUrls[0]!.replace(/\/\/[^:/]+:/, '//127.0.0.1:'), nodeOptions: pinnedTlsOptions(ca, parts.caFingerprint) }));
-    const enrolled = await rpc.enroll({ protocolVersion: PROTOCOL_VERSION, joinToken: parts.secret, name, publicKey: fakePublicKey(name), endpoint: '198.51.100.1:51820', advertisedSubnets: [lan], agentVersion: '0.1.0' });
+    const rpc = createClient(
+      AgentService,
+      createConnectTransport({
+        httpVersion,
+        baseUrl: parts.controllerUrls[0]!.replace(/\/\/[^:/]+:/, '//127.0.0.1:'),
+        nodeOptions: pinnedTlsOptions(ca, parts.caFingerprint),
+      }),
+    );
+    const enrolled = await rpc.enroll({
+      protocolVersion: PROTOCOL_VERSION,
+      joinToken: parts.secret,
+      name,
+      publicKey: fakePublicKey(name),
+      endpoint: '198.51.100.1:51820',
+      advertisedSubnets: [lan],
+      agentVersion: '0.1.0',
+    });
     t.ok(enrolled.credential, `${name} enrolled over HTTP/${httpVersion}`);
 
     const ac = new AbortController();
-    const stream = rpc.watchConfig({ protocolVersion: PROTOCOL_VERSION }, { signal: ac.signal, headers: { authorization: `Bearer ${enrolled.credential}` } })[Symbol.asyncIterator]();
+    const configs = rpc.watchConfig(
+      { protocolVersion: PROTOCOL_VERSION },
+      { signal: ac.signal, headers: { authorization: `Bearer ${enrolled.credential}` } },
+    );
+    const stream = configs[Symbol.asyncIterator]();
     const first: IteratorResult<WatchConfigResponse, undefined> = await stream.next();
     t.equal(first.value?.msg.case, 'config', `${name} gets its config first`);
 
-    const listed = (await api.request<{ agents: Array<{ name: string; isConnected: boolean; overlayAddress: string }> }>('GET', '/v1/agents')).body.agents.find((a) => a.name === name);
+    const listed = (
+      await api.request<{ agents: Array<{ name: string; isConnected: boolean; overlayAddress: string }> }>(
+        'GET',
+        '/v1/agents',
+      )
+    ).body.agents.find((a) => a.name === name);
     t.match(listed, { name, isConnected: true, overlayAddress: enrolled.overlayAddress });
 
     if (name === 'box-b') {
@@ -47,18 +79,29 @@ t.test('enroll over Connect, watch config, list and revoke over REST', async (t)
       // Drain until the controller ends the stream (cleanly or with an error); a hang fails by timeout.
       const ended = await (async () => {
         try {
-          for (let r = await stream.next(); !r.done; r = await stream.next()) { /* heartbeats */ }
+          for (let r = await stream.next(); !r.done; r = await stream.next()) {
+            /* heartbeats */
+          }
           return 'closed';
         } catch (e) {
           return `closed with ${(e as Error).message}`;
         }
       })();
       t.match(ended, /^closed/, 'revoking ends the stream');
-      await t.rejects(rpc.report({ protocolVersion: PROTOCOL_VERSION }, { headers: { authorization: `Bearer ${enrolled.credential}` } }), /revoked|unauthenticated/i, 'a revoked agent is refused at once');
+      await t.rejects(
+        rpc.report(
+          { protocolVersion: PROTOCOL_VERSION },
+          { headers: { authorization: `Bearer ${enrolled.credential}` } },
+        ),
+        /revoked|unauthenticated/i,
+        'a revoked agent is refused at once',
+      );
     }
     ac.abort();
   }
-  const audit = (await api.request<{ entries: Array<{ action: string; actor: { name: string } }> }>('GET', '/v1/audit?limit=1000')).body.entries.map((e) => e.action);
+  const audit = (
+    await api.request<{ entries: Array<{ action: string; actor: { name: string } }> }>('GET', '/v1/audit?limit=1000')
+  ).body.entries.map((e) => e.action);
   t.ok(audit.includes('agent.revoke'), 'revoke audited');
   t.match((await api.request('GET', '/v1/audit/verify')).body, { isValid: true });
 });

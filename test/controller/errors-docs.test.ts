@@ -9,5 +9,6 @@ t.test('docs/errors.md lists every error code with its status, and nothing else'
   for (const m of text.matchAll(/^\|\s*`([a-z_]+)`\s*\|\s*(\d{3})\s*\|/gm)) documented.set(m[1]!, Number(m[2]));
   const inCode = new Map(Object.entries(ERROR_CODES).map(([code, v]) => [code, v.status as number]));
   t.same([...documented.keys()].sort(), [...inCode.keys()].sort(), 'same codes');
-  for (const [code, status] of inCode) t.equal(documented.get(code), status, `${code} has status ${status} in the docs`);
+  for (const [code, status] of inCode)
+    t.equal(documented.get(code), status, `${code} has status ${status} in the docs`);
 });

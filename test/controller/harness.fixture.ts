@@ -7,7 +7,14 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { buildApp, type AppOptions } from '../../controller/app.js';
 import { newApiToken } from '../../controller/api/api-tokens.js';
 import type { ApiDeps } from '../../controller/api/deps.js';
-import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from '../../controller/distribute/port.js';
+import type {
+  AgentDiff,
+  AgentLiveView,
+  DistributionPort,
+  DryRun,
+  PairPathView,
+  UnservedView,
+} from '../../controller/distribute/port.js';
 import type { Policy } from '../../controller/policy/types.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { openSqliteStore } from '../../controller/store/sqlite.js';
@@ -18,25 +25,56 @@ export class FakeDistribution implements DistributionPort {
   policies: Array<{ policy: Policy; version: number }> = [];
   changed: string[][] = [];
   isReadyNow = true;
-  dryRunResult: AgentDiff[] = [{ agent: 'box-b', changes: ['+ rule care-records tcp/443'], isConnected: true }, { agent: 'box-a', changes: [], isConnected: true }];
-  setPolicy(policy: Policy, version: number): Promise<void> { this.policies.push({ policy, version }); return Promise.resolve(); }
-  agentsChanged(names: string[]): Promise<void> { this.changed.push(names); return Promise.resolve(); }
+  dryRunResult: AgentDiff[] = [
+    { agent: 'box-b', changes: ['+ rule care-records tcp/443'], isConnected: true },
+    { agent: 'box-a', changes: [], isConnected: true },
+  ];
+  setPolicy(policy: Policy, version: number): Promise<void> {
+    this.policies.push({ policy, version });
+    return Promise.resolve();
+  }
+  agentsChanged(names: string[]): Promise<void> {
+    this.changed.push(names);
+    return Promise.resolve();
+  }
   dryRunPaths: PairPathView[] = [];
   dryRunUnserved: UnservedView[] = [];
-  dryRun(_candidate: Policy): Promise<DryRun> { return Promise.resolve({ agents: this.dryRunResult, paths: this.dryRunPaths, unserved: this.dryRunUnserved }); }
-  indirectPaths(): PairPathView[] { return this.dryRunPaths; }
-  unservedSubnets(): UnservedView[] { return this.dryRunUnserved; }
+  dryRun(_candidate: Policy): Promise<DryRun> {
+    return Promise.resolve({ agents: this.dryRunResult, paths: this.dryRunPaths, unserved: this.dryRunUnserved });
+  }
+  indirectPaths(): PairPathView[] {
+    return this.dryRunPaths;
+  }
+  unservedSubnets(): UnservedView[] {
+    return this.dryRunUnserved;
+  }
   liveView(name: string): AgentLiveView {
-    return { isConnected: name === 'box-a', connectedSinceMs: name === 'box-a' ? 5 : null, servedSubnets: name === 'box-a' ? ['hospital'] : [], desiredGeneration: 0, desiredHash: '' };
+    return {
+      isConnected: name === 'box-a',
+      connectedSinceMs: name === 'box-a' ? 5 : null,
+      servedSubnets: name === 'box-a' ? ['hospital'] : [],
+      desiredGeneration: 0,
+      desiredHash: '',
+    };
   }
   /** subnet -> box, and box -> config, as a test sets them (trace reads both). */
   served: Record<string, string> = {};
   configs = new Map<string, AgentConfig>();
-  currentConfig(name: string) { return this.configs.get(name); }
-  currentPolicy() { return this.policies.at(-1) ?? null; }
-  servingAgent(subnet: string): string | null { return this.served[subnet] ?? null; }
-  isReady(): boolean { return this.isReadyNow; }
-  connectedCount(): number { return 1; }
+  currentConfig(name: string) {
+    return this.configs.get(name);
+  }
+  currentPolicy() {
+    return this.policies.at(-1) ?? null;
+  }
+  servingAgent(subnet: string): string | null {
+    return this.served[subnet] ?? null;
+  }
+  isReady(): boolean {
+    return this.isReadyNow;
+  }
+  connectedCount(): number {
+    return 1;
+  }
 }
 
 export const POLICY_YAML = `version: 1
@@ -87,13 +125,24 @@ export async function makeHarness(appOpts: AppOptions = {}): Promise<Harness> {
   }
   const dist = new FakeDistribution();
   const deps: ApiDeps = {
-    store, distribution: dist, log: silentLogger(), clock,
-    controllerUrls: ['https://controller.test:8443'], caFingerprint: 'ab'.repeat(32), caCertPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+    store,
+    distribution: dist,
+    log: silentLogger(),
+    clock,
+    controllerUrls: ['https://controller.test:8443'],
+    caFingerprint: 'ab'.repeat(32),
+    caCertPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
   };
   const app = buildApp(deps, appOpts);
   await app.ready();
   return {
-    app, store, dist, dbPath, dir, tokens, deps,
+    app,
+    store,
+    dist,
+    dbPath,
+    dir,
+    tokens,
+    deps,
     call(opts) {
       const { as = 'admin', bearer, ...rest } = opts;
       const headers = { ...(rest.headers ?? {}) } as Record<string, string>;

@@ -18,26 +18,63 @@ t.test('GET /v1/trace', async (t) => {
   t.equal((await h.call({ method: 'PUT', url: '/v1/policy', headers: YAML, payload: POLICY_YAML })).statusCode, 200);
   const unserved = await h.call({ method: 'GET', url, as: 'auditor' });
   t.equal(unserved.statusCode, 200, 'an auditor may trace');
-  t.match(unserved.json(), { policyVersion: 1, outcome: 'unserved', decision: 'allow', rule: 'care-records', from: { subnet: 'council', zone: 'psn', servedBy: null }, path: null });
+  t.match(unserved.json(), {
+    policyVersion: 1,
+    outcome: 'unserved',
+    decision: 'allow',
+    rule: 'care-records',
+    from: { subnet: 'council', zone: 'psn', servedBy: null },
+    path: null,
+  });
 
   h.dist.served = { council: 'box-b', hospital: 'box-a' };
-  h.dist.configs.set('box-b', create(AgentConfigSchema, {
-    agentName: 'box-b',
-    peers: [create(PeerSchema, { name: 'box-a', endpoint: '[2001:db8::9]:51900', paths: [create(PeerPathSchema, { endpoint: '[2001:db8::9]:51900', relay: 'hub', underlay: 'psn-wan' })] })],
-  }));
+  h.dist.configs.set(
+    'box-b',
+    create(AgentConfigSchema, {
+      agentName: 'box-b',
+      peers: [
+        create(PeerSchema, {
+          name: 'box-a',
+          endpoint: '[2001:db8::9]:51900',
+          paths: [create(PeerPathSchema, { endpoint: '[2001:db8::9]:51900', relay: 'hub', underlay: 'psn-wan' })],
+        }),
+      ],
+    }),
+  );
   const passes = (await h.call({ method: 'GET', url })).json<{ summary: string }>();
-  t.match(passes, { outcome: 'passes', path: { kind: 'relay', from: 'box-b', to: 'box-a', relay: 'hub', standbyRelays: [], endpoint: '[2001:db8::9]:51900' }, proto: 'tcp', port: 443 });
+  t.match(passes, {
+    outcome: 'passes',
+    path: {
+      kind: 'relay',
+      from: 'box-b',
+      to: 'box-a',
+      relay: 'hub',
+      standbyRelays: [],
+      endpoint: '[2001:db8::9]:51900',
+    },
+    proto: 'tcp',
+    port: 443,
+  });
   t.match(passes.summary, /^passes: allowed by rule "care-records"; box-b -> box-a through relay hub/);
-  const denied = (await h.call({ method: 'GET', url: '/v1/trace?from=10.20.1.10&to=10.60.1.10&port=443' })).json<unknown>();
+  const denied = (
+    await h.call({ method: 'GET', url: '/v1/trace?from=10.20.1.10&to=10.60.1.10&port=443' })
+  ).json<unknown>();
   t.match(denied, { outcome: 'denied', decision: 'deny', path: null });
-  t.match((await h.call({ method: 'GET', url: '/v1/trace?from=10.60.1.10&to=10.20.1.10&proto=icmp' })).json(), { outcome: 'denied', port: null });
+  t.match((await h.call({ method: 'GET', url: '/v1/trace?from=10.60.1.10&to=10.20.1.10&proto=icmp' })).json(), {
+    outcome: 'denied',
+    port: null,
+  });
 
   const bad: Array<[string, string, RegExp]> = [
     ['from=10.60.1.10&to=10.20.1.10', 'query.port', /query\.port is required with proto tcp/],
     ['from=10.60.1.10&to=10.20.1.10&port=0', 'query.port', /query\.port must be a port number from 1 to 65535/],
     ['from=10.60.1.10&to=10.20.1.10&port=443x', 'query.port', /query\.port must be a port number/],
     ['from=10.60.1.10&to=10.20.1.10&proto=icmp&port=3', 'query.port', /does not apply to proto icmp/],
-    ['from=10.60.1.10&to=10.20.1.10&proto=sctp&port=3', 'query.proto', /query\.proto must be one of tcp, udp, icmp, any/],
+    [
+      'from=10.60.1.10&to=10.20.1.10&proto=sctp&port=3',
+      'query.proto',
+      /query\.proto must be one of tcp, udp, icmp, any/,
+    ],
     ['from=council&to=10.20.1.10&port=443', 'query.from', /query\.from must be an IP address/],
     ['from=10.60.1.10&to=10.20.1.999&port=443', 'query.to', /query\.to must be an IP address/],
     ['from=fd00::1&to=10.20.1.10&port=443', 'query', /a flow cannot mix IPv6 and IPv4/],
@@ -46,7 +83,11 @@ t.test('GET /v1/trace', async (t) => {
   for (const [query, path, message] of bad) {
     const r = await h.call({ method: 'GET', url: `/v1/trace?${query}` });
     t.equal(r.statusCode, 400, query);
-    t.match(r.json(), { code: 'invalid_request', message, details: [{ path: new RegExp(`^${path.replace('.', '\\.')}`) }] }, query);
+    t.match(
+      r.json(),
+      { code: 'invalid_request', message, details: [{ path: new RegExp(`^${path.replace('.', '\\.')}`) }] },
+      query,
+    );
   }
   t.equal((await h.call({ method: 'GET', url, as: null })).statusCode, 401);
 });

@@ -28,16 +28,52 @@ interface Flow {
 
 // Hosts and addresses as in the header of examples/leeds.yaml.
 const FLOWS: Flow[] = [
-  { what: 'social-care workstation -> care record (HTTPS)', from: 'social-care-ws', to: '10.20.1.10', proto: 'tcp', port: 443 },
-  { what: 'social-care workstation -> care record over IPv6', from: 'social-care-ws', to: 'fd00:20:1::10', proto: 'tcp', port: 443 },
+  {
+    what: 'social-care workstation -> care record (HTTPS)',
+    from: 'social-care-ws',
+    to: '10.20.1.10',
+    proto: 'tcp',
+    port: 443,
+  },
+  {
+    what: 'social-care workstation -> care record over IPv6',
+    from: 'social-care-ws',
+    to: 'fd00:20:1::10',
+    proto: 'tcp',
+    port: 443,
+  },
   { what: 'GP Chapeltown -> care record (HTTPS)', from: 'gp-chapeltown-ws', to: '10.20.1.10', proto: 'tcp', port: 443 },
-  { what: 'hub council officer -> hub NHS printer (same box)', from: 'hub-council-ws', to: '10.40.1.50', proto: 'tcp', port: 9100 },
+  {
+    what: 'hub council officer -> hub NHS printer (same box)',
+    from: 'hub-council-ws',
+    to: '10.40.1.50',
+    proto: 'tcp',
+    port: 9100,
+  },
   { what: 'HL7 engine -> GP Armley clinical system', from: 'hl7-engine', to: '10.31.1.10', proto: 'tcp', port: 2575 },
   { what: 'hub NHS workstation -> trust DNS', from: 'hub-nhs-ws', to: '10.20.2.5', proto: 'udp', port: 53 },
-  { what: 'social-care workstation -> care record SSH', from: 'social-care-ws', to: '10.20.1.10', proto: 'tcp', port: 22 },
-  { what: 'GP Chapeltown -> Civic Hall case management', from: 'gp-chapeltown-ws', to: '10.50.1.20', proto: 'tcp', port: 443 },
+  {
+    what: 'social-care workstation -> care record SSH',
+    from: 'social-care-ws',
+    to: '10.20.1.10',
+    proto: 'tcp',
+    port: 22,
+  },
+  {
+    what: 'GP Chapeltown -> Civic Hall case management',
+    from: 'gp-chapeltown-ws',
+    to: '10.50.1.20',
+    proto: 'tcp',
+    port: 443,
+  },
   { what: 'Civic Hall server -> care record', from: 'civic-hall-server', to: '10.20.1.10', proto: 'tcp', port: 443 },
-  { what: 'GP Armley -> HL7 engine (rules are one-way)', from: 'gp-armley-system', to: '10.20.1.20', proto: 'tcp', port: 2575 },
+  {
+    what: 'GP Armley -> HL7 engine (rules are one-way)',
+    from: 'gp-armley-system',
+    to: '10.20.1.20',
+    proto: 'tcp',
+    port: 2575,
+  },
 ];
 
 // Echo servers, so that every "forbidden" result is the overlay's doing, not a closed port.
@@ -57,16 +93,33 @@ const out = (s = ''): void => {
 
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `  ${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`.trimEnd();
+  const line = (r: string[]) =>
+    `  ${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`.trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
 /** `policy whatif`, the same code as the CLI command, answering in JSON. */
-function whatif(policyFile: string, from: string, to: string, proto: 'tcp' | 'udp', port: number): { decision: string; rule: string | null } {
+function whatif(
+  policyFile: string,
+  from: string,
+  to: string,
+  proto: 'tcp' | 'udp',
+  port: number,
+): { decision: string; rule: string | null } {
   let text = '';
   let err = '';
-  const code = runPolicyWhatif({ file: policyFile, from, to, proto, port, json: true, minPrefixLength: DEFAULT_MIN_PREFIX_LENGTH },
-    { readFile: (p) => readFileSync(p, 'utf8'), out: (s) => { text += s; }, err: (s) => { err += s; } });
+  const code = runPolicyWhatif(
+    { file: policyFile, from, to, proto, port, json: true, minPrefixLength: DEFAULT_MIN_PREFIX_LENGTH },
+    {
+      readFile: (p) => readFileSync(p, 'utf8'),
+      out: (s) => {
+        text += s;
+      },
+      err: (s) => {
+        err += s;
+      },
+    },
+  );
   if (code !== 0) return { decision: `error: ${err.trim()}`, rule: null };
   const j = JSON.parse(text) as { decision: string; rule: string | null };
   return { decision: j.decision, rule: j.rule };
@@ -74,7 +127,11 @@ function whatif(policyFile: string, from: string, to: string, proto: 'tcp' | 'ud
 
 async function down(): Promise<void> {
   const removed = await Testbed.destroyByPrefix(DEMO_PREFIX);
-  out(removed.length > 0 ? `demo removed: ${removed.length} namespaces (${DEMO_PREFIX}-*) and their processes` : 'no demo running');
+  out(
+    removed.length > 0
+      ? `demo removed: ${removed.length} namespaces (${DEMO_PREFIX}-*) and their processes`
+      : 'no demo running',
+  );
 }
 
 async function up(): Promise<void> {
@@ -88,24 +145,40 @@ async function up(): Promise<void> {
     out(`removing the previous demo (${DEMO_PREFIX}-*) first`);
     await Testbed.destroyByPrefix(DEMO_PREFIX);
   }
-  out('building the Leeds topology: two underlay networks with no route between them (n3-wan: N3/HSCN, psn-wan: the PSN),');
-  out('  a controller host on both, 7 edge boxes (N3 boxes on n3-wan only, council boxes on psn-wan only, the shared hub on both),');
+  out(
+    'building the Leeds topology: two underlay networks with no route between them (n3-wan: N3/HSCN, psn-wan: the PSN),',
+  );
+  out(
+    '  a controller host on both, 7 edge boxes (N3 boxes on n3-wan only, council boxes on psn-wan only, the shared hub on both),',
+  );
   out('  9 LANs, 10 hosts (network namespaces)');
   const desc = leedsTopology(DEMO_PREFIX);
   const bed = await Testbed.create(desc);
   try {
     // Detached echo servers (they stay for exploring), each logging the sources it sees; up before
     // the policy, so the agents' path probes find them.
-    await Promise.all(SERVERS.map(async (s) => {
-      const log = join(bed.workDir, `server-${s.host}-${s.proto}${s.port}.log`);
-      bed.spawn(s.host, [pythonPath(), '-u', '-c', ECHO_SERVER, s.proto, String(s.port), ''], { isDetached: true, logFile: log });
-      await pollUntil(`echo server ${s.host} ${s.proto}/${s.port}`, () => readFileSync(log, 'utf8').includes('ready'), { timeoutMs: 10_000, intervalMs: 50 });
-    }));
+    await Promise.all(
+      SERVERS.map(async (s) => {
+        const log = join(bed.workDir, `server-${s.host}-${s.proto}${s.port}.log`);
+        bed.spawn(s.host, [pythonPath(), '-u', '-c', ECHO_SERVER, s.proto, String(s.port), ''], {
+          isDetached: true,
+          logFile: log,
+        });
+        await pollUntil(
+          `echo server ${s.host} ${s.proto}/${s.port}`,
+          () => readFileSync(log, 'utf8').includes('ready'),
+          { timeoutMs: 10_000, intervalMs: 50 },
+        );
+      }),
+    );
 
     out(`starting the controller and 7 agents; each agent enrolls with its own join token  [${elapsed()}]`);
     const fleet = await Fleet.start(bed, { agents: LEEDS_AGENTS, isDetached: true });
     for (const name of fleet.agentNames) {
-      await pollUntil(`${name} to enroll`, async () => (await fleet.listAgents()).some((a) => a.name === name), { timeoutMs: 90_000, intervalMs: 200 });
+      await pollUntil(`${name} to enroll`, async () => (await fleet.listAgents()).some((a) => a.name === name), {
+        timeoutMs: 90_000,
+        intervalMs: 200,
+      });
     }
     out(`all 7 agents enrolled  [${elapsed()}]`);
     out();
@@ -124,20 +197,25 @@ async function up(): Promise<void> {
     // The premise: nothing routes between the two networks.
     const civic = bed.box('lcc-civic-hall').underlays[0]!;
     const gap = await bed.ping('gp-chapeltown', civic.address, { count: 1, timeoutMs: 1000 });
-    out(`no link between the networks: gp-chapeltown (n3-wan) -> lcc-civic-hall's underlay address ${civic.address} (psn-wan): ${gap.received === 0 ? 'unreachable' : 'REACHABLE (the testbed is wrong)'}`);
+    out(
+      `no link between the networks: gp-chapeltown (n3-wan) -> lcc-civic-hall's underlay address ${civic.address} (psn-wan): ${gap.received === 0 ? 'unreachable' : 'REACHABLE (the testbed is wrong)'}`,
+    );
     out();
 
     out('flows: what the policy says (policy whatif) beside a real connection attempt between the hosts');
-    const source = (f: Flow) => (f.to.includes(':') ? bed.host(f.from).address6 ?? '' : bed.host(f.from).address);
-    const results = await Promise.all(FLOWS.map(async (f) => {
-      const w = whatif(policyFile, source(f), f.to, f.proto, f.port);
-      const real = f.proto === 'tcp'
-        ? await bed.tcpProbe(f.from, f.to, f.port, { timeoutMs: 3000 })
-        : await bed.udpProbe(f.from, f.to, f.port, { timeoutMs: 3000 });
-      const isOpen = real === 'open' || real === 'reply';
-      const isAgreed = (w.decision === 'allow') === isOpen;
-      return { f, w, real, isOpen, isAgreed };
-    }));
+    const source = (f: Flow) => (f.to.includes(':') ? (bed.host(f.from).address6 ?? '') : bed.host(f.from).address);
+    const results = await Promise.all(
+      FLOWS.map(async (f) => {
+        const w = whatif(policyFile, source(f), f.to, f.proto, f.port);
+        const real =
+          f.proto === 'tcp'
+            ? await bed.tcpProbe(f.from, f.to, f.port, { timeoutMs: 3000 })
+            : await bed.udpProbe(f.from, f.to, f.port, { timeoutMs: 3000 });
+        const isOpen = real === 'open' || real === 'reply';
+        const isAgreed = (w.decision === 'allow') === isOpen;
+        return { f, w, real, isOpen, isAgreed };
+      }),
+    );
     const relayed = new Map<string, string>();
     for (const a of await fleet.listAgents()) for (const pair of a.relayedPairs ?? []) relayed.set(pair, a.name);
     const path = (f: Flow): string => {
@@ -152,19 +230,39 @@ async function up(): Promise<void> {
       const shared = from.underlays.find((u) => to.underlays.some((v) => v.underlay === u.underlay));
       return shared ? `direct over ${shared.underlay}` : 'no path';
     };
-    out(table(['FLOW', 'FROM -> TO', 'PORT', 'WHATIF', 'RULE', 'REAL RESULT', 'PATH', ''], results.map(({ f, w, real, isOpen, isAgreed }) => [
-      f.what, `${source(f)} -> ${f.to}`, `${f.proto}/${f.port}`, w.decision, w.rule ?? '(default deny)',
-      isOpen ? (f.proto === 'tcp' ? 'connected' : 'answered') : real === 'timeout' ? 'dropped (no answer)' : real, path(f), isAgreed ? 'ok' : 'MISMATCH',
-    ])));
+    out(
+      table(
+        ['FLOW', 'FROM -> TO', 'PORT', 'WHATIF', 'RULE', 'REAL RESULT', 'PATH', ''],
+        results.map(({ f, w, real, isOpen, isAgreed }) => [
+          f.what,
+          `${source(f)} -> ${f.to}`,
+          `${f.proto}/${f.port}`,
+          w.decision,
+          w.rule ?? '(default deny)',
+          isOpen ? (f.proto === 'tcp' ? 'connected' : 'answered') : real === 'timeout' ? 'dropped (no answer)' : real,
+          path(f),
+          isAgreed ? 'ok' : 'MISMATCH',
+        ]),
+      ),
+    );
     const relayedOpen = results.filter((r) => r.isOpen && path(r.f).startsWith('relayed'));
-    out(`${relayedOpen.length} permitted flow(s) crossed from one network to the other through the relay; it forwarded their encrypted datagrams and could read none of them`);
+    out(
+      `${relayedOpen.length} permitted flow(s) crossed from one network to the other through the relay; it forwarded their encrypted datagrams and could read none of them`,
+    );
     const mismatches = results.filter((r) => !r.isAgreed).length;
-    out(mismatches === 0 ? 'every real result matches the policy' : `${mismatches} flow(s) do not match the policy: see the logs in ${bed.workDir}`);
+    out(
+      mismatches === 0
+        ? 'every real result matches the policy'
+        : `${mismatches} flow(s) do not match the policy: see the logs in ${bed.workDir}`,
+    );
     out();
 
     // Health: the agents' path probes run every few seconds; give them a moment to report.
-    await pollUntil('overall health ok', async () => (await fleet.api<{ state: string }>('GET', '/v1/health')).body.state === 'ok', { timeoutMs: 20_000, intervalMs: 500 })
-      .catch(() => undefined);
+    await pollUntil(
+      'overall health ok',
+      async () => (await fleet.api<{ state: string }>('GET', '/v1/health')).body.state === 'ok',
+      { timeoutMs: 20_000, intervalMs: 500 },
+    ).catch(() => undefined);
     const status = await fleet.cli(['status']);
     if (status.stdout.trim() && status.code !== 2 && status.code !== 3) {
       out('$ crosslink status');
@@ -175,28 +273,46 @@ async function up(): Promise<void> {
     // Leave it running.
     await fleet.closeForwarder();
     const envFile = join(bed.workDir, 'env');
-    writeFileSync(envFile, Object.entries(fleet.cliEnv).map(([k, v]) => `export ${k}=${v}\n`).join(''), { mode: 0o600 });
+    writeFileSync(
+      envFile,
+      Object.entries(fleet.cliEnv)
+        .map(([k, v]) => `export ${k}=${v}\n`)
+        .join(''),
+      { mode: 0o600 },
+    );
     bed.release();
     const cli = `node ${join(root, 'dist/cli/main.js')}`;
     out(`the demo is running (${elapsed()}). To explore it:`);
-    out(`  ip netns exec ${DEMO_PREFIX}-social-care-ws bash          # a shell on the social-care workstation (10.60.1.10)`);
+    out(
+      `  ip netns exec ${DEMO_PREFIX}-social-care-ws bash          # a shell on the social-care workstation (10.60.1.10)`,
+    );
     out('      nc -vz -w 2 10.20.1.10 443     # allowed        nc -vz -w 2 10.20.1.10 22     # dropped');
-    out(`  ip netns exec ${DEMO_PREFIX}-nhs-shared-hub bash          # an edge box: wg show; nft list ruleset; ip route`);
+    out(
+      `  ip netns exec ${DEMO_PREFIX}-nhs-shared-hub bash          # an edge box: wg show; nft list ruleset; ip route`,
+    );
     out(`  ip netns exec ${DEMO_PREFIX}-controller bash              # the controller host, then:`);
     out(`      source ${envFile}                # CROSSLINK_CONTROLLER, CROSSLINK_TOKEN, CROSSLINK_CA_FINGERPRINT`);
     out(`      ${cli} agents list`);
     out(`      cp ${policyRel} /tmp/my-leeds.yaml; edit it; ${cli} policy apply -f /tmp/my-leeds.yaml`);
     out(`      watch -n1 ${cli} agents list    # watch GENERATION reach the new version on every box`);
-    out(`      ${cli} trace --from 10.60.1.10 --to 10.20.1.10 --port 443   # the live path: rule, serving boxes, relay`);
+    out(
+      `      ${cli} trace --from 10.60.1.10 --to 10.20.1.10 --port 443   # the live path: rule, serving boxes, relay`,
+    );
     out(`  ${cli} policy whatif -f ${policyRel} --from 10.60.1.10 --to 10.20.1.10 --port 22`);
-    out(`  agent status on a box: ip netns exec ${DEMO_PREFIX}-lth-sjuh ${cli} agent status --status-listen ${STATUS_LISTEN}`);
+    out(
+      `  agent status on a box: ip netns exec ${DEMO_PREFIX}-lth-sjuh ${cli} agent status --status-listen ${STATUS_LISTEN}`,
+    );
     out(`  logs: ${bed.workDir}/*.log`);
     out('  make demo-down                     # removes every namespace and process of the demo');
     if (mismatches > 0) process.exitCode = 1;
   } catch (e) {
     out(`demo failed: ${(e as Error).message}`);
     const keep = `/tmp/crosslink-demo-logs-${Date.now()}`;
-    cpSync(bed.workDir, keep, { recursive: true, filter: (src) => !src.endsWith('.sock') && !/\/(controller|agent-[^/]+)\//.test(`${src}/`) || src.endsWith('.log') });
+    cpSync(bed.workDir, keep, {
+      recursive: true,
+      filter: (src) =>
+        (!src.endsWith('.sock') && !/\/(controller|agent-[^/]+)\//.test(`${src}/`)) || src.endsWith('.log'),
+    });
     out(`logs copied to ${keep}; removing the demo`);
     await bed.destroy();
     process.exitCode = 1;
@@ -204,7 +320,10 @@ async function up(): Promise<void> {
 }
 
 function indent(text: string): string {
-  return text.split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
+  return text
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : l))
+    .join('\n');
 }
 
 if (process.getuid?.() !== 0) {

@@ -6,7 +6,17 @@
 // agent has no database: no better-sqlite3, kysely, pg, fastify).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -17,12 +27,19 @@ const bundle = join(repo, 'dist/crosslink-agent.cjs');
 const full = join(repo, 'dist/cli/main.js');
 const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** `node script ...args` with a clean environment (tap puts its loader in NODE_OPTIONS). */
 function run(script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...env }, cwd: tmpdir() });
+    const child = spawn(process.execPath, [script, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...env },
+      cwd: tmpdir(),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -34,7 +51,9 @@ function run(script: string, args: string[], env: Record<string, string> = {}): 
 
 /** Every .js file under dir (the compiled tree the bundle is made from). */
 function jsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? jsFiles(join(dir, e.name)) : e.name.endsWith('.js') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? jsFiles(join(dir, e.name)) : e.name.endsWith('.js') ? [join(dir, e.name)] : [],
+  );
 }
 
 if (!existsSync(bundle) || !existsSync(full)) {
@@ -75,7 +94,13 @@ if (!existsSync(bundle) || !existsSync(full)) {
     ];
     for (const c of cases) {
       const [a, b] = await Promise.all([run(full, c.args, c.env), run(bundle, c.args, c.env)]);
-      const what = `${c.env ? `${Object.entries(c.env).map(([k, v]) => `${k}=${v}`).join(' ')} ` : ''}crosslink ${c.args.join(' ').replaceAll(tmp, '$TMP')}`;
+      const what = `${
+        c.env
+          ? `${Object.entries(c.env)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')} `
+          : ''
+      }crosslink ${c.args.join(' ').replaceAll(tmp, '$TMP')}`;
       t.same(b, a, `${what}: exit ${a.code}, same output`);
     }
   });
@@ -104,10 +129,21 @@ if (!existsSync(bundle) || !existsSync(full)) {
     const text = readFileSync(bundle, 'utf8');
     const required = [...new Set([...text.matchAll(/\brequire\(["']([^"']+)["']\)/g)].map((m) => m[1]!))];
     const builtin = new Set(builtinModules);
-    t.same(required.filter((m) => !builtin.has(m.replace(/^node:/, ''))), [], 'it requires only Node built-ins: every npm dependency is inside');
+    t.same(
+      required.filter((m) => !builtin.has(m.replace(/^node:/, ''))),
+      [],
+      'it requires only Node built-ins: every npm dependency is inside',
+    );
     const map = JSON.parse(readFileSync(`${bundle}.map`, 'utf8')) as { sources: string[] };
-    t.ok(map.sources.some((s) => s.endsWith('agent/main.ts')), 'the source map names the TypeScript sources (agent/main.ts)');
-    const forbidden = map.sources.filter((s) => /(^|\/)controller\/|node_modules\/(better-sqlite3|bindings|kysely|pg|pg-[a-z-]+|fastify|@fastify\/[^/]+|@peculiar\/[^/]+)\//.test(s));
+    t.ok(
+      map.sources.some((s) => s.endsWith('agent/main.ts')),
+      'the source map names the TypeScript sources (agent/main.ts)',
+    );
+    const forbidden = map.sources.filter((s) =>
+      /(^|\/)controller\/|node_modules\/(better-sqlite3|bindings|kysely|pg|pg-[a-z-]+|fastify|@fastify\/[^/]+|@peculiar\/[^/]+)\//.test(
+        s,
+      ),
+    );
     t.same(forbidden, [], 'no controller module, no better-sqlite3, kysely, pg, fastify or x509');
     t.ok(text.length < 4 * 1048576, `bundle size ${(text.length / 1048576).toFixed(2)} MiB`);
   });

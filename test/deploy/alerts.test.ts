@@ -15,11 +15,29 @@ const rulesTestPath = fileURLToPath(new URL('deploy/prometheus/crosslink-alerts.
 const dashboardPath = fileURLToPath(new URL('deploy/grafana/crosslink-dashboard.json', root));
 
 const registered = new Set(
-  createControllerMetrics({ monitor: { snapshot: () => null, servingHealth: () => new Map() }, distribution: { connectedCount: () => 0 } })
-    .registry.getMetricsAsArray().map((m) => m.name),
+  createControllerMetrics({
+    monitor: { snapshot: () => null, servingHealth: () => new Map() },
+    distribution: { connectedCount: () => 0 },
+  })
+    .registry.getMetricsAsArray()
+    .map((m) => m.name),
 );
 
-const KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /**
  * Metric names in a PromQL expression: identifiers that are not functions (followed by "("),
@@ -52,14 +70,27 @@ t.test('the metric-name extractor', async (t) => {
   for (const [expr, want] of cases) t.same(metricNames(expr), want, expr);
 });
 
-interface Rule { alert?: string; record?: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
 
 t.test('alert rules: structure, required alerts, metrics exist', async (t) => {
   const doc = parse(readFileSync(rulesPath, 'utf8')) as { groups: Array<{ name: string; rules: Rule[] }> };
   t.ok(Array.isArray(doc.groups) && doc.groups.length > 0, 'has groups');
   const rules = doc.groups.flatMap((g) => g.rules);
   const names = rules.map((r) => r.alert);
-  for (const required of ['CrosslinkLinkDown', 'CrosslinkConfigStale', 'CrosslinkApplyFailing', 'CrosslinkAgentSilent', 'CrosslinkStandbyServing']) {
+  for (const required of [
+    'CrosslinkLinkDown',
+    'CrosslinkConfigStale',
+    'CrosslinkApplyFailing',
+    'CrosslinkAgentSilent',
+    'CrosslinkStandbyServing',
+  ]) {
     t.ok(names.includes(required), `has ${required}`);
   }
   t.equal(new Set(names).size, names.length, 'alert names are unique');
@@ -78,11 +109,24 @@ t.test('alert rules: structure, required alerts, metrics exist', async (t) => {
 
 t.test('dashboard: valid JSON, panels complete, every query names registered metrics', async (t) => {
   const dash = JSON.parse(readFileSync(dashboardPath, 'utf8')) as {
-    uid: string; title: string; schemaVersion: number; templating: { list: Array<{ name: string; type: string }> };
-    panels: Array<{ id: number; title: string; type: string; gridPos: { x: number; y: number; w: number; h: number }; datasource?: unknown; targets?: Array<{ expr: string; refId: string }> }>;
+    uid: string;
+    title: string;
+    schemaVersion: number;
+    templating: { list: Array<{ name: string; type: string }> };
+    panels: Array<{
+      id: number;
+      title: string;
+      type: string;
+      gridPos: { x: number; y: number; w: number; h: number };
+      datasource?: unknown;
+      targets?: Array<{ expr: string; refId: string }>;
+    }>;
   };
   t.ok(dash.uid && dash.title && dash.schemaVersion >= 30, 'uid, title, schemaVersion');
-  t.ok(dash.templating.list.some((v) => v.type === 'datasource' && v.name === 'datasource'), 'datasource variable');
+  t.ok(
+    dash.templating.list.some((v) => v.type === 'datasource' && v.name === 'datasource'),
+    'datasource variable',
+  );
   const ids = dash.panels.map((p) => p.id);
   t.equal(new Set(ids).size, ids.length, 'panel ids are unique');
   const used = new Set<string>();
@@ -100,8 +144,14 @@ t.test('dashboard: valid JSON, panels complete, every query names registered met
     }
   }
   const wanted = [
-    'crosslink_agents', 'crosslink_links', 'crosslink_agent_generation_desired', 'crosslink_agent_generation_applied',
-    'crosslink_agent_last_report_age_seconds', 'crosslink_peer_handshake_age_seconds', 'crosslink_peer_probe_rtt_seconds', 'crosslink_agent_apply_errors',
+    'crosslink_agents',
+    'crosslink_links',
+    'crosslink_agent_generation_desired',
+    'crosslink_agent_generation_applied',
+    'crosslink_agent_last_report_age_seconds',
+    'crosslink_peer_handshake_age_seconds',
+    'crosslink_peer_probe_rtt_seconds',
+    'crosslink_agent_apply_errors',
   ];
   for (const m of wanted) t.ok(used.has(m), `dashboard shows ${m}`);
 });
@@ -109,13 +159,21 @@ t.test('dashboard: valid JSON, panels complete, every query names registered met
 const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
 const hasPromtool = promtool.status === 0;
 
-t.test('promtool check rules', { skip: hasPromtool ? false : 'promtool not installed (Debian package prometheus)' }, async (t) => {
-  const r = spawnSync('promtool', ['check', 'rules', rulesPath], { encoding: 'utf8' });
-  t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-  t.match(r.stdout, /SUCCESS/);
-});
+t.test(
+  'promtool check rules',
+  { skip: hasPromtool ? false : 'promtool not installed (Debian package prometheus)' },
+  async (t) => {
+    const r = spawnSync('promtool', ['check', 'rules', rulesPath], { encoding: 'utf8' });
+    t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    t.match(r.stdout, /SUCCESS/);
+  },
+);
 
-t.test('promtool test rules (the alerts fire when they should)', { skip: hasPromtool ? false : 'promtool not installed (Debian package prometheus)' }, async (t) => {
-  const r = spawnSync('promtool', ['test', 'rules', rulesTestPath], { encoding: 'utf8' });
-  t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-});
+t.test(
+  'promtool test rules (the alerts fire when they should)',
+  { skip: hasPromtool ? false : 'promtool not installed (Debian package prometheus)' },
+  async (t) => {
+    const r = spawnSync('promtool', ['test', 'rules', rulesTestPath], { encoding: 'utf8' });
+    t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  },
+);

@@ -18,7 +18,20 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { have, sh, type ShOptions } from './sh.js';
@@ -33,7 +46,18 @@ const mirror = process.env.CROSSLINK_DEBIAN_MIRROR ?? 'http://deb.debian.org/deb
 const securityMirror = process.env.CROSSLINK_DEBIAN_SECURITY_MIRROR ?? 'http://deb.debian.org/debian-security';
 // What the package's Depends pull in on a minbase root (nodejs's own Depends included); downloaded
 // once into the cached root so a rerun needs no network, but resolved by apt on every run.
-const PREFETCH = ['python3', 'ca-certificates', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping', 'procps', ...BOOT_PACKAGES()];
+const PREFETCH = [
+  'python3',
+  'ca-certificates',
+  'wireguard-tools',
+  'nftables',
+  'iproute2',
+  'fping',
+  'iputils-ping',
+  'iputils-arping',
+  'procps',
+  ...BOOT_PACKAGES(),
+];
 // Installed next to crosslink so the root can be booted with systemd-nspawn and the units run for
 // real (wireguard-go: this kernel may lack the WireGuard module; the units ask for it anyway).
 function BOOT_PACKAGES(): string[] {
@@ -50,7 +74,16 @@ function timed<T>(name: string, f: () => T): T {
   }
 }
 
-const missing = ['debootstrap', 'dpkg-deb', 'dpkg-repack', 'chroot', 'tar', 'systemd-nspawn', 'nsenter', 'mknod'].filter((c) => !have(c));
+const missing = [
+  'debootstrap',
+  'dpkg-deb',
+  'dpkg-repack',
+  'chroot',
+  'tar',
+  'systemd-nspawn',
+  'nsenter',
+  'mknod',
+].filter((c) => !have(c));
 if (process.getuid?.() !== 0) {
   t.fail('needs root: debootstrap, chroot and dpkg in a chroot');
 } else if (missing.length) {
@@ -68,7 +101,8 @@ function main(): void {
   // env -i: the root sees only these variables, not the test runner's (tap adds a NODE_OPTIONS
   // loader to every child's environment, which the root's node could not find).
   const envArgs = (extra?: Record<string, string>) => Object.entries({ ...env, ...extra }).map(([k, v]) => `${k}=${v}`);
-  const inRoot = (argv: string[], opts: ShOptions = {}) => sh(['env', '-i', ...envArgs(opts.env), 'chroot', root, ...argv], { ...opts, env: undefined });
+  const inRoot = (argv: string[], opts: ShOptions = {}) =>
+    sh(['env', '-i', ...envArgs(opts.env), 'chroot', root, ...argv], { ...opts, env: undefined });
   let procMounted = false;
   let nspawnPid = 0;
 
@@ -79,7 +113,8 @@ function main(): void {
     }
     // Unmount before removing anything, and never let rm cross into a mount.
     if (procMounted || isMounted(join(root, 'proc'))) {
-      if (sh(['umount', join(root, 'proc')], { check: false }).code !== 0) sh(['umount', '-l', join(root, 'proc')], { check: false });
+      if (sh(['umount', join(root, 'proc')], { check: false }).code !== 0)
+        sh(['umount', '-l', join(root, 'proc')], { check: false });
       procMounted = false;
     }
     if (existsSync(work) && !mountsUnder(work).length) sh(['rm', '-rf', '--one-file-system', work], { check: false });
@@ -124,19 +159,42 @@ function main(): void {
     t.match(info, /^Package: crosslink$/m);
     t.match(info, new RegExp(`^Version: ${version.replace(/\./g, '\\.')}$`, 'm'));
     t.match(info, /^Depends: .*nodejs \(>= 20\)/m);
-    for (const d of ['wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping']) t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
+    for (const d of ['wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping'])
+      t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
     t.match(info, /^Recommends: .*wireguard-go/m);
-    const conffiles = sh(['sh', '-c', `dpkg-deb --ctrl-tarfile "${deb}" | tar -xO ./conffiles`]).stdout.trim().split('\n').sort();
-    t.same(conffiles, ['/etc/crosslink/agent.yaml', '/etc/crosslink/check.env', '/etc/crosslink/controller.yaml'], 'the example configs are conffiles');
+    const conffiles = sh(['sh', '-c', `dpkg-deb --ctrl-tarfile "${deb}" | tar -xO ./conffiles`])
+      .stdout.trim()
+      .split('\n')
+      .sort();
+    t.same(
+      conffiles,
+      ['/etc/crosslink/agent.yaml', '/etc/crosslink/check.env', '/etc/crosslink/controller.yaml'],
+      'the example configs are conffiles',
+    );
     const files = sh(['dpkg-deb', '-c', deb]).stdout;
-    for (const f of ['./usr/bin/crosslink', './usr/lib/crosslink/dist/cli/main.js', './usr/lib/crosslink/dist/crosslink-agent.cjs', './usr/lib/crosslink/package.json',
-      './lib/systemd/system/crosslink-agent.service', './lib/systemd/system/crosslink-controller.service',
-      './lib/systemd/system/crosslink-check.service', './lib/systemd/system/crosslink-check.timer',
-      './usr/lib/crosslink/node_modules/better-sqlite3/build/Release/better_sqlite3.node']) {
+    for (const f of [
+      './usr/bin/crosslink',
+      './usr/lib/crosslink/dist/cli/main.js',
+      './usr/lib/crosslink/dist/crosslink-agent.cjs',
+      './usr/lib/crosslink/package.json',
+      './lib/systemd/system/crosslink-agent.service',
+      './lib/systemd/system/crosslink-controller.service',
+      './lib/systemd/system/crosslink-check.service',
+      './lib/systemd/system/crosslink-check.timer',
+      './usr/lib/crosslink/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
+    ]) {
       t.match(files, new RegExp(` ${f.replace(/[.]/g, '\\.')}$`, 'm'), `ships ${f}`);
     }
-    t.notMatch(files, / \.\/usr\/lib\/crosslink\/node_modules\/(tap|eslint|typescript-eslint|@bufbuild\/buf)\//, 'no dev dependencies');
-    t.match(files, /^drwxr-xr-x root\/root +0 [^ ]+ [^ ]+ \.\/$/m, 'package root directory is 0755 (it becomes the target\'s /)');
+    t.notMatch(
+      files,
+      / \.\/usr\/lib\/crosslink\/node_modules\/(tap|eslint|typescript-eslint|@bufbuild\/buf)\//,
+      'no dev dependencies',
+    );
+    t.match(
+      files,
+      /^drwxr-xr-x root\/root +0 [^ ]+ [^ ]+ \.\/$/m,
+      "package root directory is 0755 (it becomes the target's /)",
+    );
     t.comment(`package size: ${(statSync(deb).size / 1048576).toFixed(1)} MiB`);
   });
 
@@ -160,16 +218,42 @@ function main(): void {
     let out: string;
     if (nodeDeb) {
       copyFileSync(nodeDeb, join(root, 'tmp/nodejs.deb'));
-      out = timed('apt-install', () => inRoot(['apt-get', 'install', '-y', '--no-install-recommends', '/tmp/nodejs.deb', '/tmp/crosslink.deb', ...BOOT_PACKAGES()])).stdout;
+      out = timed('apt-install', () =>
+        inRoot([
+          'apt-get',
+          'install',
+          '-y',
+          '--no-install-recommends',
+          '/tmp/nodejs.deb',
+          '/tmp/crosslink.deb',
+          ...BOOT_PACKAGES(),
+        ]),
+      ).stdout;
     } else {
-      t.comment('FALLBACK: this machine\'s node is not a dpkg package >= 20; node copied in, nodejs dependency forced');
+      t.comment("FALLBACK: this machine's node is not a dpkg package >= 20; node copied in, nodejs dependency forced");
       copyFileSync(realpathSync(process.execPath), join(root, 'usr/bin/node'));
-      inRoot(['apt-get', 'install', '-y', '--no-install-recommends', 'wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping', 'procps']);
+      inRoot([
+        'apt-get',
+        'install',
+        '-y',
+        '--no-install-recommends',
+        'wireguard-tools',
+        'nftables',
+        'iproute2',
+        'fping',
+        'iputils-ping',
+        'iputils-arping',
+        'procps',
+      ]);
       out = inRoot(['dpkg', '-i', '--force-depends', '/tmp/crosslink.deb']).stdout;
     }
     t.match(out, /No service has been enabled or started/, 'postinst says nothing was started');
     t.match(inRoot(['dpkg-query', '-W', '-f', '${Status}', 'crosslink']).stdout, 'install ok installed');
-    t.same(inRoot(['sh', '-c', 'ls /etc/systemd/system/*.wants/ 2>/dev/null | grep crosslink || true']).stdout.trim(), '', 'no unit enabled');
+    t.same(
+      inRoot(['sh', '-c', 'ls /etc/systemd/system/*.wants/ 2>/dev/null | grep crosslink || true']).stdout.trim(),
+      '',
+      'no unit enabled',
+    );
     const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
     const user = passwd.split('\n').find((l) => l.startsWith('crosslink:'));
     t.ok(user, 'system user crosslink created');
@@ -180,14 +264,28 @@ function main(): void {
       t.equal((s.mode & 0o777).toString(8), '700', `/${d} is 0700`);
       t.equal(s.uid, uid, `/${d} is owned by crosslink`);
     }
-    for (const [f, want] of [['agent.yaml', 'root:crosslink 640'], ['controller.yaml', 'root:crosslink 640'], ['check.env', 'root:root 600']]) {
-      t.equal(inRoot(['stat', '-c', '%U:%G %a', `/etc/crosslink/${f}`]).stdout.trim(), want, `/etc/crosslink/${f} is ${want}`);
+    for (const [f, want] of [
+      ['agent.yaml', 'root:crosslink 640'],
+      ['controller.yaml', 'root:crosslink 640'],
+      ['check.env', 'root:root 600'],
+    ]) {
+      t.equal(
+        inRoot(['stat', '-c', '%U:%G %a', `/etc/crosslink/${f}`]).stdout.trim(),
+        want,
+        `/etc/crosslink/${f} is ${want}`,
+      );
     }
     // The example configs as shipped are valid for the installed program.
-    const ac = inRoot(['crosslink', 'agent', 'config', 'check', '--config', '/etc/crosslink/agent.yaml'], { check: false });
+    const ac = inRoot(['crosslink', 'agent', 'config', 'check', '--config', '/etc/crosslink/agent.yaml'], {
+      check: false,
+    });
     t.equal(ac.code, 0, 'crosslink agent config check accepts the shipped agent.yaml', { out: ac.stdout + ac.stderr });
-    const cc = inRoot(['crosslink', 'controller', 'config', 'check', '--config', '/etc/crosslink/controller.yaml'], { check: false });
-    t.equal(cc.code, 0, 'crosslink controller config check accepts the shipped controller.yaml', { out: cc.stdout + cc.stderr });
+    const cc = inRoot(['crosslink', 'controller', 'config', 'check', '--config', '/etc/crosslink/controller.yaml'], {
+      check: false,
+    });
+    t.equal(cc.code, 0, 'crosslink controller config check accepts the shipped controller.yaml', {
+      out: cc.stdout + cc.stderr,
+    });
     t.equal(inRoot(['sh', '-c', 'readlink -f "$(command -v crosslink)"']).stdout.trim(), '/usr/bin/crosslink');
   });
 
@@ -200,18 +298,34 @@ function main(): void {
     t.equal(v.stdout.trim(), version, `crosslink --version prints ${version}`);
     t.equal(inRoot(['crosslink', '--help'], { check: false }).code, 0, 'crosslink --help exits 0');
     // `crosslink agent …` runs the agent bundle (the wrapper's choice); it answers as the full CLI.
-    const viaFull = (args: string[]) => inRoot(['node', '/usr/lib/crosslink/dist/cli/main.js', ...args], { check: false });
-    const viaBundle = (args: string[]) => inRoot(['node', '/usr/lib/crosslink/dist/crosslink-agent.cjs', ...args], { check: false });
-    for (const args of [['agent', '--help'], ['agent', 'run', '--help'], ['agent', 'nope'], ['agent', '--version']]) {
+    const viaFull = (args: string[]) =>
+      inRoot(['node', '/usr/lib/crosslink/dist/cli/main.js', ...args], { check: false });
+    const viaBundle = (args: string[]) =>
+      inRoot(['node', '/usr/lib/crosslink/dist/crosslink-agent.cjs', ...args], { check: false });
+    for (const args of [
+      ['agent', '--help'],
+      ['agent', 'run', '--help'],
+      ['agent', 'nope'],
+      ['agent', '--version'],
+    ]) {
       const a = viaFull(args);
       const b = inRoot(['crosslink', ...args], { check: false });
-      t.same(b, a, `crosslink ${args.join(' ')}: exit ${a.code}, the same from the wrapper (agent bundle) as from dist/cli/main.js`);
+      t.same(
+        b,
+        a,
+        `crosslink ${args.join(' ')}: exit ${a.code}, the same from the wrapper (agent bundle) as from dist/cli/main.js`,
+      );
       t.same(viaBundle(args), a, `and from node dist/crosslink-agent.cjs ${args.join(' ')}`);
     }
-    t.match(inRoot(['cat', '/usr/bin/crosslink']).stdout, /exec \/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/crosslink-agent\.cjs "\$@"/, 'the wrapper runs the bundle for agent commands');
+    t.match(
+      inRoot(['cat', '/usr/bin/crosslink']).stdout,
+      /exec \/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/crosslink-agent\.cjs "\$@"/,
+      'the wrapper runs the bundle for agent commands',
+    );
     const example = '/usr/share/doc/crosslink/examples/leeds.yaml';
     t.ok(existsSync(join(root, example)), `${example} is shipped`);
-    for (const f of ['/usr/share/man/man1/crosslink.1.gz', '/usr/share/bash-completion/completions/crosslink']) t.ok(existsSync(join(root, f)), `${f} is shipped`);
+    for (const f of ['/usr/share/man/man1/crosslink.1.gz', '/usr/share/bash-completion/completions/crosslink'])
+      t.ok(existsSync(join(root, f)), `${f} is shipped`);
     const man = inRoot(['sh', '-c', 'zcat /usr/share/man/man1/crosslink.1.gz'], { check: false }).stdout;
     t.match(man, /^\.TH CROSSLINK 1 /, 'crosslink(1) is a man page');
     t.match(man, /\n\.SH CROSSLINK POLICY APPLY\n/, 'built from the commands: every subcommand has its section');
@@ -219,8 +333,17 @@ function main(): void {
     t.equal(pc.code, 0, `crosslink policy check -f ${example} exits 0`, { stdout: pc.stdout, stderr: pc.stderr });
     t.comment(`policy check: ${(pc.stdout + pc.stderr).trim().split('\n').slice(0, 5).join(' | ')}`);
     // The native module is loaded by the installed node, as the controller will load it.
-    const sqlite = inRoot(['node', '-e', 'const D=require("/usr/lib/crosslink/node_modules/better-sqlite3");console.log(new D(":memory:").prepare("select sqlite_version() v").get().v)'], { check: false });
-    t.equal(sqlite.code, 0, `better-sqlite3 loads in the root (SQLite ${sqlite.stdout.trim()})`, { stderr: sqlite.stderr });
+    const sqlite = inRoot(
+      [
+        'node',
+        '-e',
+        'const D=require("/usr/lib/crosslink/node_modules/better-sqlite3");console.log(new D(":memory:").prepare("select sqlite_version() v").get().v)',
+      ],
+      { check: false },
+    );
+    t.equal(sqlite.code, 0, `better-sqlite3 loads in the root (SQLite ${sqlite.stdout.trim()})`, {
+      stderr: sqlite.stderr,
+    });
     t.end();
   });
 
@@ -242,54 +365,143 @@ function main(): void {
     writeFileSync(join(root, 'etc/hostname'), 'xlbox\n');
     writeFileSync(join(root, 'etc/hosts'), '127.0.0.1 localhost xlbox\n');
     const log = join(work, 'nspawn.log');
-    const child = spawn('systemd-nspawn', ['-D', root, '-b', '--private-network', '--register=no', '--keep-unit', `--bind=${tun}:/dev/net/tun`, '-M', 'xlbox'],
-      { detached: true, stdio: ['ignore', openSync(log, 'w'), openSync(log, 'a')], env: { PATH: env.PATH } });
+    const child = spawn(
+      'systemd-nspawn',
+      [
+        '-D',
+        root,
+        '-b',
+        '--private-network',
+        '--register=no',
+        '--keep-unit',
+        `--bind=${tun}:/dev/net/tun`,
+        '-M',
+        'xlbox',
+      ],
+      { detached: true, stdio: ['ignore', openSync(log, 'w'), openSync(log, 'a')], env: { PATH: env.PATH } },
+    );
     nspawnPid = child.pid ?? 0;
     child.unref();
     const leader = waitFor(60_000, () => childPid(nspawnPid));
     t.ok(leader, 'container booted', { log: leader ? '' : tail(log) });
     if (!leader) return;
     const inBox = (argv: string[], opts: ShOptions = {}) =>
-      sh(['nsenter', '-t', String(leader), '-m', '-u', '-i', '-n', '-p', 'env', '-i', ...envArgs(opts.env), ...argv], { ...opts, env: undefined });
-    waitFor(60_000, () => /running|degraded/.test(inBox(['systemctl', 'is-system-running'], { check: false }).stdout) || null);
+      sh(['nsenter', '-t', String(leader), '-m', '-u', '-i', '-n', '-p', 'env', '-i', ...envArgs(opts.env), ...argv], {
+        ...opts,
+        env: undefined,
+      });
+    waitFor(
+      60_000,
+      () => /running|degraded/.test(inBox(['systemctl', 'is-system-running'], { check: false }).stdout) || null,
+    );
     timed('boot-controller', () => {
       inBox(['systemctl', 'start', 'crosslink-controller']);
-      waitFor(90_000, () => existsSync(join(root, 'var/lib/crosslink/controller/admin.token')) && inBox(['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/8443'], { check: false }).code === 0 || null);
+      waitFor(
+        90_000,
+        () =>
+          (existsSync(join(root, 'var/lib/crosslink/controller/admin.token')) &&
+            inBox(['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/8443'], { check: false }).code === 0) ||
+          null,
+      );
     });
     const ctl = inBox(['systemctl', 'show', '-p', 'ActiveState', '-p', 'User', 'crosslink-controller']).stdout;
-    t.match(ctl, /ActiveState=active/, 'crosslink-controller is active', { journal: ctl.includes('active') ? '' : inBox(['journalctl', '-u', 'crosslink-controller', '-o', 'cat', '--no-pager'], { check: false }).stdout.slice(-2000) });
+    t.match(ctl, /ActiveState=active/, 'crosslink-controller is active', {
+      journal: ctl.includes('active')
+        ? ''
+        : inBox(['journalctl', '-u', 'crosslink-controller', '-o', 'cat', '--no-pager'], { check: false }).stdout.slice(
+            -2000,
+          ),
+    });
     const caPem = readFileSync(join(root, 'var/lib/crosslink/controller/ca.crt'), 'utf8');
     const fingerprint = createHash('sha256').update(new X509Certificate(caPem).raw).digest('hex');
-    const api = { CROSSLINK_CONTROLLER: 'https://127.0.0.1:8443', CROSSLINK_CA_FINGERPRINT: fingerprint, CROSSLINK_TOKEN: readFileSync(join(root, 'var/lib/crosslink/controller/admin.token'), 'utf8').trim() };
-    const jt = JSON.parse(inBox(['crosslink', 'join-token', 'create', '--name', 'xlbox', '--json'], { env: api }).stdout) as { token: string };
+    const api = {
+      CROSSLINK_CONTROLLER: 'https://127.0.0.1:8443',
+      CROSSLINK_CA_FINGERPRINT: fingerprint,
+      CROSSLINK_TOKEN: readFileSync(join(root, 'var/lib/crosslink/controller/admin.token'), 'utf8').trim(),
+    };
+    const jt = JSON.parse(
+      inBox(['crosslink', 'join-token', 'create', '--name', 'xlbox', '--json'], { env: api }).stdout,
+    ) as { token: string };
     t.match(jt.token, /^xljoin1\./, 'join token made by the controller in the box');
     const agentYaml = join(root, 'etc/crosslink/agent.yaml');
-    writeFileSync(agentYaml, readFileSync(agentYaml, 'utf8').replace(/^join: ""$/m, `join: "${jt.token}"`)
-      .replace(/^advertise: \[\]$/m, 'advertise: [10.99.1.0/24]').replace(/^wireguard: auto$/m, 'wireguard: userspace'));
+    writeFileSync(
+      agentYaml,
+      readFileSync(agentYaml, 'utf8')
+        .replace(/^join: ""$/m, `join: "${jt.token}"`)
+        .replace(/^advertise: \[\]$/m, 'advertise: [10.99.1.0/24]')
+        .replace(/^wireguard: auto$/m, 'wireguard: userspace'),
+    );
     timed('boot-agent', () => {
       inBox(['systemctl', 'start', 'crosslink-agent']);
       waitFor(90_000, () => inBox(['crosslink', 'agent', 'status'], { check: false }).code === 0 || null);
     });
     const status = inBox(['crosslink', 'agent', 'status'], { check: false });
-    t.equal(status.code, 0, 'crosslink agent status: connected and fully applied', { status: status.stdout + status.stderr, journal: status.code ? inBox(['journalctl', '-u', 'crosslink-agent', '-o', 'cat', '--no-pager'], { check: false }).stdout.slice(-3000) : '' });
+    t.equal(status.code, 0, 'crosslink agent status: connected and fully applied', {
+      status: status.stdout + status.stderr,
+      journal: status.code
+        ? inBox(['journalctl', '-u', 'crosslink-agent', '-o', 'cat', '--no-pager'], { check: false }).stdout.slice(
+            -3000,
+          )
+        : '',
+    });
     t.match(status.stdout, /controller +connected/);
     const procs = inBox(['ps', '-o', 'user:20=,args=', '-u', 'crosslink'], { check: false }).stdout;
-    t.match(procs, /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/cli\/main\.js controller serve/, 'controller runs as crosslink');
-    t.match(procs, /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/crosslink-agent\.cjs agent run/, 'agent runs as crosslink, from the agent bundle');
+    t.match(
+      procs,
+      /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/cli\/main\.js controller serve/,
+      'controller runs as crosslink',
+    );
+    t.match(
+      procs,
+      /crosslink +\/usr\/bin\/node \/usr\/lib\/crosslink\/dist\/crosslink-agent\.cjs agent run/,
+      'agent runs as crosslink, from the agent bundle',
+    );
     const agentPid = inBox(['systemctl', 'show', '-p', 'MainPID', '--value', 'crosslink-agent']).stdout.trim();
-    const cmdline = inBox(['cat', `/proc/${agentPid}/cmdline`]).stdout.split('\0').filter(Boolean);
-    t.same(cmdline.slice(0, 4), ['/usr/bin/node', '/usr/lib/crosslink/dist/crosslink-agent.cjs', 'agent', 'run'], 'the unit\'s main PID is node running the agent bundle (the wrapper exec\'d it)');
+    const cmdline = inBox(['cat', `/proc/${agentPid}/cmdline`])
+      .stdout.split('\0')
+      .filter(Boolean);
+    t.same(
+      cmdline.slice(0, 4),
+      ['/usr/bin/node', '/usr/lib/crosslink/dist/crosslink-agent.cjs', 'agent', 'run'],
+      "the unit's main PID is node running the agent bundle (the wrapper exec'd it)",
+    );
     t.comment(`agent RSS (no peers): ${inBox(['grep', '^VmRSS', `/proc/${agentPid}/status`]).stdout.trim()}`);
     t.match(procs, /crosslink +wireguard-go crosslink0/, 'wireguard-go runs as crosslink');
-    t.match(inBox(['grep', '^CapEff', `/proc/${inBox(['systemctl', 'show', '-p', 'MainPID', '--value', 'crosslink-agent']).stdout.trim()}/status`]).stdout, /0000000000003000/, 'agent holds exactly CAP_NET_ADMIN and CAP_NET_RAW');
-    t.match(inBox(['ip', '-br', 'addr', 'show', 'crosslink0']).stdout, /100\.64\.\d+\.\d+\/10/, 'overlay interface up with its overlay address');
-    t.equal(inBox(['nft', 'list', 'table', 'inet', 'crosslink'], { check: false }).code, 0, 'nft table inet crosslink installed');
-    t.equal(inBox(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.trim(), '1', 'forwarding switched on through the writable /proc/sys/net');
+    t.match(
+      inBox([
+        'grep',
+        '^CapEff',
+        `/proc/${inBox(['systemctl', 'show', '-p', 'MainPID', '--value', 'crosslink-agent']).stdout.trim()}/status`,
+      ]).stdout,
+      /0000000000003000/,
+      'agent holds exactly CAP_NET_ADMIN and CAP_NET_RAW',
+    );
+    t.match(
+      inBox(['ip', '-br', 'addr', 'show', 'crosslink0']).stdout,
+      /100\.64\.\d+\.\d+\/10/,
+      'overlay interface up with its overlay address',
+    );
+    t.equal(
+      inBox(['nft', 'list', 'table', 'inet', 'crosslink'], { check: false }).code,
+      0,
+      'nft table inet crosslink installed',
+    );
+    t.equal(
+      inBox(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.trim(),
+      '1',
+      'forwarding switched on through the writable /proc/sys/net',
+    );
     inBox(['systemctl', 'stop', 'crosslink-agent']);
-    t.match(inBox(['ip', '-br', 'link']).stdout, /crosslink0/, 'stopping the agent leaves the data plane: wireguard-go and its interface stay');
+    t.match(
+      inBox(['ip', '-br', 'link']).stdout,
+      /crosslink0/,
+      'stopping the agent leaves the data plane: wireguard-go and its interface stay',
+    );
     t.equal(inBox(['nft', 'list', 'table', 'inet', 'crosslink'], { check: false }).code, 0, 'and the nft table stays');
     inBox(['systemctl', 'start', 'crosslink-agent']);
-    const back = waitFor(60_000, () => (inBox(['crosslink', 'agent', 'status'], { check: false }).code === 0 ? true : null));
+    const back = waitFor(60_000, () =>
+      inBox(['crosslink', 'agent', 'status'], { check: false }).code === 0 ? true : null,
+    );
     t.ok(back, 'a restarted agent adopts the running interface and is connected and applied again');
     // As `crosslink agent down --help` says: stop the service first (a running
     // agent puts back what `down` removed, as it should for any drift).
@@ -297,7 +509,11 @@ function main(): void {
     const down = inBox(['crosslink', 'agent', 'down'], { check: false });
     t.equal(down.code, 0, `crosslink agent down: ${down.stdout}${down.stderr}`);
     inBox(['systemctl', 'stop', 'crosslink-controller']);
-    t.notMatch(inBox(['ip', '-br', 'link']).stdout, /crosslink0/, '`crosslink agent down` removes the interface (and wireguard-go with it)');
+    t.notMatch(
+      inBox(['ip', '-br', 'link']).stdout,
+      /crosslink0/,
+      '`crosslink agent down` removes the interface (and wireguard-go with it)',
+    );
     process.kill(nspawnPid, 'SIGTERM'); // nspawn powers the container off
     const gone = waitFor(60_000, () => (isAlive(nspawnPid) ? null : true));
     if (!gone) process.kill(nspawnPid, 'SIGKILL');
@@ -307,23 +523,39 @@ function main(): void {
     procMounted = true;
   });
 
-  step('upgrade keeps the administrator\'s edits and the state', (t) => {
-    writeFileSync(join(root, 'etc/crosslink/agent.yaml'), readFileSync(join(root, 'etc/crosslink/agent.yaml'), 'utf8').replace(/^name: ""$/m, 'name: leeds-gi-edge-1'));
+  step("upgrade keeps the administrator's edits and the state", (t) => {
+    writeFileSync(
+      join(root, 'etc/crosslink/agent.yaml'),
+      readFileSync(join(root, 'etc/crosslink/agent.yaml'), 'utf8').replace(/^name: ""$/m, 'name: leeds-gi-edge-1'),
+    );
     writeFileSync(join(root, 'var/lib/crosslink/agent/marker'), 'state\n');
     const newer = timed('upgrade-deb', () => bumpedPackage(deb, work, `${version}+upgradetest1`));
     copyFileSync(newer, join(root, 'tmp/crosslink-newer.deb'));
     const out = inRoot(['dpkg', '-i', '/tmp/crosslink-newer.deb']);
     t.notMatch(out.stdout, /No service has been enabled/, 'no first-install message on upgrade');
     t.match(inRoot(['dpkg-query', '-W', '-f', '${Version}', 'crosslink']).stdout, `${version}+upgradetest1`);
-    t.match(readFileSync(join(root, 'etc/crosslink/agent.yaml'), 'utf8'), /^name: leeds-gi-edge-1$/m, 'edited conffile kept');
-    t.match(readFileSync(join(root, 'etc/crosslink/controller.yaml'), 'utf8'), /# upgrade test$/m, 'unedited conffile takes the new version');
-    t.equal(inRoot(['stat', '-c', '%U:%G %a', '/etc/crosslink/agent.yaml']).stdout.trim(), 'root:crosslink 640', 'stat override kept');
+    t.match(
+      readFileSync(join(root, 'etc/crosslink/agent.yaml'), 'utf8'),
+      /^name: leeds-gi-edge-1$/m,
+      'edited conffile kept',
+    );
+    t.match(
+      readFileSync(join(root, 'etc/crosslink/controller.yaml'), 'utf8'),
+      /# upgrade test$/m,
+      'unedited conffile takes the new version',
+    );
+    t.equal(
+      inRoot(['stat', '-c', '%U:%G %a', '/etc/crosslink/agent.yaml']).stdout.trim(),
+      'root:crosslink 640',
+      'stat override kept',
+    );
     t.ok(existsSync(join(root, 'var/lib/crosslink/agent/marker')), 'state kept');
   });
 
   step('remove keeps conffiles and state; purge removes /etc/crosslink and keeps state', (t) => {
     inRoot(['dpkg', '-r', 'crosslink']);
-    for (const gone of ['usr/bin/crosslink', 'usr/lib/crosslink', 'lib/systemd/system/crosslink-agent.service']) t.notOk(existsSync(join(root, gone)), `/${gone} removed`);
+    for (const gone of ['usr/bin/crosslink', 'usr/lib/crosslink', 'lib/systemd/system/crosslink-agent.service'])
+      t.notOk(existsSync(join(root, gone)), `/${gone} removed`);
     t.ok(existsSync(join(root, 'etc/crosslink/agent.yaml')), 'conffile kept on remove');
     t.ok(existsSync(join(root, 'var/lib/crosslink/agent/marker')), 'state kept on remove');
     const purge = inRoot(['dpkg', '-P', 'crosslink']);
@@ -331,7 +563,11 @@ function main(): void {
     t.ok(existsSync(join(root, 'var/lib/crosslink/agent/marker')), 'state kept on purge by default');
     t.match(purge.stdout + purge.stderr, /kept \/var\/lib\/crosslink/, 'purge says it kept the state');
     t.match(readFileSync(join(root, 'etc/passwd'), 'utf8'), /^crosslink:/m, 'user kept with the state it owns');
-    t.equal(inRoot(['dpkg-statoverride', '--list'], { check: false }).stdout.includes('/etc/crosslink'), false, 'stat overrides removed');
+    t.equal(
+      inRoot(['dpkg-statoverride', '--list'], { check: false }).stdout.includes('/etc/crosslink'),
+      false,
+      'stat overrides removed',
+    );
   });
 
   step('purge with CROSSLINK_PURGE_STATE=1 leaves nothing', (t) => {
@@ -343,8 +579,17 @@ function main(): void {
     t.notOk(existsSync(join(root, 'etc/crosslink')), '/etc/crosslink removed');
     t.notMatch(readFileSync(join(root, 'etc/passwd'), 'utf8'), /^crosslink:/m, 'user removed');
     t.notMatch(readFileSync(join(root, 'etc/group'), 'utf8'), /^crosslink:/m, 'group removed');
-    const left = sh(['dpkg-deb', '-c', deb]).stdout.split('\n')
-      .map((l) => l.split(/\s+/).slice(5).join(' ').replace(/^\.\//, '').replace(/ -> .*$/, '').replace(/\/$/, ''))
+    const left = sh(['dpkg-deb', '-c', deb])
+      .stdout.split('\n')
+      .map((l) =>
+        l
+          .split(/\s+/)
+          .slice(5)
+          .join(' ')
+          .replace(/^\.\//, '')
+          .replace(/ -> .*$/, '')
+          .replace(/\/$/, ''),
+      )
       .filter((p) => /crosslink/.test(p) && existsSync(join(root, p)));
     t.same(left, [], 'no file or directory of the package is left');
   });
@@ -364,10 +609,25 @@ function main(): void {
     if (existsSync(tarball)) return tarball;
     const base = join(work, 'base');
     sh(['debootstrap', '--variant=minbase', 'bookworm', base, mirror], { timeoutMs: 900_000 });
-    writeFileSync(join(base, 'etc/apt/sources.list'),
-      `deb ${mirror} bookworm main\ndeb ${mirror} bookworm-updates main\ndeb ${securityMirror} bookworm-security main\n`);
+    writeFileSync(
+      join(base, 'etc/apt/sources.list'),
+      `deb ${mirror} bookworm main\ndeb ${mirror} bookworm-updates main\ndeb ${securityMirror} bookworm-security main\n`,
+    );
     sh(['env', '-i', ...envArgs(), 'chroot', base, 'apt-get', 'update', '-qq']);
-    sh(['env', '-i', ...envArgs(), 'chroot', base, 'apt-get', 'install', '-y', '-qq', '--download-only', '--no-install-recommends', ...PREFETCH]);
+    sh([
+      'env',
+      '-i',
+      ...envArgs(),
+      'chroot',
+      base,
+      'apt-get',
+      'install',
+      '-y',
+      '-qq',
+      '--download-only',
+      '--no-install-recommends',
+      ...PREFETCH,
+    ]);
     sh(['tar', '-C', base, '--one-file-system', '-cf', `${tarball}.tmp`, '.']);
     renameSync(`${tarball}.tmp`, tarball);
     for (const old of readdirSync(cacheDir)) {
@@ -456,12 +716,24 @@ function bumpedPackage(deb: string, work: string, newVersion: string): string {
 function isFresh(deb: string): boolean {
   if (!existsSync(deb)) return false;
   const debTime = statSync(deb).mtimeMs;
-  const inputs = sh(['sh', '-c', 'find dist deploy docs examples scripts/build-deb.sh package.json package-lock.json -type f 2>/dev/null'], { cwd: repo, check: false }).stdout.split('\n').filter(Boolean);
+  const inputs = sh(
+    [
+      'sh',
+      '-c',
+      'find dist deploy docs examples scripts/build-deb.sh package.json package-lock.json -type f 2>/dev/null',
+    ],
+    { cwd: repo, check: false },
+  )
+    .stdout.split('\n')
+    .filter(Boolean);
   return inputs.every((f) => statSync(join(repo, f)).mtimeMs <= debTime);
 }
 
 function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m === dir || m.startsWith(`${dir}/`));
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m === dir || m.startsWith(`${dir}/`));
 }
 
 function isMounted(dir: string): boolean {

@@ -35,7 +35,9 @@ export function sh(argv: readonly string[], opts: ShOptions = {}): ShResult {
   };
   if ((opts.check ?? true) && res.code !== 0) {
     const tail = (s: string) => s.split('\n').slice(-40).join('\n');
-    throw new Error(`command failed (exit ${res.code}): ${argv.join(' ')}\n--- stdout\n${tail(res.stdout)}\n--- stderr\n${tail(res.stderr)}`);
+    throw new Error(
+      `command failed (exit ${res.code}): ${argv.join(' ')}\n--- stdout\n${tail(res.stdout)}\n--- stderr\n${tail(res.stderr)}`,
+    );
   }
   return res;
 }

@@ -22,7 +22,9 @@ import { have, sh } from './sh.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const unitDir = join(repo, 'deploy/systemd');
-const units = readdirSync(unitDir).filter((f) => /\.(service|timer)$/.test(f)).sort();
+const units = readdirSync(unitDir)
+  .filter((f) => /\.(service|timer)$/.test(f))
+  .sort();
 const THRESHOLDS: Record<string, number> = {
   'crosslink-agent.service': 2.5,
   'crosslink-controller.service': 1.5,
@@ -33,7 +35,12 @@ if (!have('systemd-analyze')) {
   t.fail('systemd-analyze is missing (Debian package systemd)');
 } else {
   t.test('the expected units are there', (t) => {
-    t.same(units, ['crosslink-agent.service', 'crosslink-check.service', 'crosslink-check.timer', 'crosslink-controller.service']);
+    t.same(units, [
+      'crosslink-agent.service',
+      'crosslink-check.service',
+      'crosslink-check.timer',
+      'crosslink-controller.service',
+    ]);
     t.end();
   });
 
@@ -56,8 +63,20 @@ if (!have('systemd-analyze')) {
   t.test('the sandbox keeps what the issue requires', (t) => {
     const agent = sh(['cat', join(unitDir, 'crosslink-agent.service')]).stdout;
     const controller = sh(['cat', join(unitDir, 'crosslink-controller.service')]).stdout;
-    for (const [name, text] of [['agent', agent], ['controller', controller]] as const) {
-      for (const line of ['ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'NoNewPrivileges=yes', 'Restart=on-failure', 'ProtectKernelModules=yes', 'SystemCallArchitectures=native', 'LockPersonality=yes']) {
+    for (const [name, text] of [
+      ['agent', agent],
+      ['controller', controller],
+    ] as const) {
+      for (const line of [
+        'ProtectSystem=strict',
+        'ProtectHome=yes',
+        'PrivateTmp=yes',
+        'NoNewPrivileges=yes',
+        'Restart=on-failure',
+        'ProtectKernelModules=yes',
+        'SystemCallArchitectures=native',
+        'LockPersonality=yes',
+      ]) {
         t.match(text, new RegExp(`^${line}$`, 'm'), `${name}: ${line}`);
       }
       t.match(text, /^StartLimitIntervalSec=\d+/m, `${name}: start limit interval`);
@@ -67,7 +86,11 @@ if (!have('systemd-analyze')) {
     t.match(agent, /^AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW$/m);
     t.match(agent, /^RestrictAddressFamilies=.*AF_NETLINK/m);
     t.match(agent, /^DeviceAllow=\/dev\/net\/tun rw$/m);
-    t.same(readWritePaths(agent), ['/proc/sys/net', '/run/wireguard', '/var/lib/crosslink/agent'], 'agent writes only its state, wireguard-go sockets, net sysctls');
+    t.same(
+      readWritePaths(agent),
+      ['/proc/sys/net', '/run/wireguard', '/var/lib/crosslink/agent'],
+      'agent writes only its state, wireguard-go sockets, net sysctls',
+    );
     t.match(controller, /^CapabilityBoundingSet=$/m, 'controller: no capabilities');
     t.same(readWritePaths(controller), ['/var/lib/crosslink/controller'], 'controller writes only its data dir');
     const timer = sh(['cat', join(unitDir, 'crosslink-check.timer')]).stdout;
@@ -75,7 +98,9 @@ if (!have('systemd-analyze')) {
     t.end();
   });
 
-  const probe = sh(['systemd-analyze', 'security', '--offline=yes', join(unitDir, 'crosslink-check.service')], { check: false });
+  const probe = sh(['systemd-analyze', 'security', '--offline=yes', join(unitDir, 'crosslink-check.service')], {
+    check: false,
+  });
   if (/unrecognized option|Unknown option/i.test(probe.stderr)) {
     t.comment(`systemd-analyze security --offline is not supported by this systemd: ${probe.stderr.trim()}`);
   } else {
@@ -94,5 +119,10 @@ if (!have('systemd-analyze')) {
 }
 
 function readWritePaths(unit: string): string[] {
-  return unit.split('\n').filter((l) => l.startsWith('ReadWritePaths=')).flatMap((l) => l.slice('ReadWritePaths='.length).split(/\s+/)).filter(Boolean).sort();
+  return unit
+    .split('\n')
+    .filter((l) => l.startsWith('ReadWritePaths='))
+    .flatMap((l) => l.slice('ReadWritePaths='.length).split(/\s+/))
+    .filter(Boolean)
+    .sort();
 }

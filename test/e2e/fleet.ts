@@ -102,7 +102,12 @@ export interface ApiResult<T> {
 
 /** The controller answered with an error status. */
 export class FleetApiError extends Error {
-  constructor(readonly status: number, readonly body: unknown, method: string, path: string) {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    method: string,
+    path: string,
+  ) {
     super(`${method} ${path}: HTTP ${status}: ${JSON.stringify(body)}`);
     this.name = 'FleetApiError';
   }
@@ -134,7 +139,11 @@ server.listen(sock, () => { fs.chmodSync(sock, 0o600); console.log('ready'); });
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls fn until it returns a value other than undefined/false, or throws with `what` after timeoutMs. */
-export async function pollUntil<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+export async function pollUntil<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   let lastError: unknown;
   for (;;) {
@@ -144,7 +153,10 @@ export async function pollUntil<T>(what: string, fn: () => T | undefined | false
     } catch (e) {
       lastError = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${opts.timeoutMs ?? 30_000} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${opts.timeoutMs ?? 30_000} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`,
+      );
     await sleep(opts.intervalMs ?? 100);
   }
 }
@@ -195,7 +207,11 @@ export class Fleet {
 
   /** Environment for the CLI inside the controller namespace. */
   get cliEnv(): Record<string, string> {
-    return { CROSSLINK_CONTROLLER: this.controllerUrl, CROSSLINK_TOKEN: this.adminToken, CROSSLINK_CA_FINGERPRINT: this.caFingerprint };
+    return {
+      CROSSLINK_CONTROLLER: this.controllerUrl,
+      CROSSLINK_TOKEN: this.adminToken,
+      CROSSLINK_CA_FINGERPRINT: this.caFingerprint,
+    };
   }
 
   get agentNames(): string[] {
@@ -238,26 +254,57 @@ export class Fleet {
     if (this.controllerPid !== null) throw new Error('the controller is already running');
     await mkdir(this.dataDir, { recursive: true, mode: 0o700 });
     const logStart = existsSync(this.controllerLog) ? readFileSync(this.controllerLog).length : 0;
-    const argv = [process.execPath, cliPath(), 'controller', 'serve', '--data-dir', this.dataDir,
-      '--listen', `0.0.0.0:${CONTROLLER_PORT}`, ...this.controllerUrls.flatMap((u) => ['--url', u])];
-    if (this.opts.heartbeatIntervalSeconds !== undefined) argv.push('--heartbeat-interval-seconds', String(this.opts.heartbeatIntervalSeconds));
+    const argv = [
+      process.execPath,
+      cliPath(),
+      'controller',
+      'serve',
+      '--data-dir',
+      this.dataDir,
+      '--listen',
+      `0.0.0.0:${CONTROLLER_PORT}`,
+      ...this.controllerUrls.flatMap((u) => ['--url', u]),
+    ];
+    if (this.opts.heartbeatIntervalSeconds !== undefined)
+      argv.push('--heartbeat-interval-seconds', String(this.opts.heartbeatIntervalSeconds));
     argv.push(...(this.opts.controllerArgs ?? []));
     this.controllerProc = this.bed.spawn(this.bed.controller, argv, {
-      logFile: this.controllerLog, isDetached: this.opts.isDetached ?? false, env: this.opts.env,
+      logFile: this.controllerLog,
+      isDetached: this.opts.isDetached ?? false,
+      env: this.opts.env,
     });
     const proc = this.controllerProc;
-    const m = await pollUntil('the controller to print its CA fingerprint', () => {
-      if (!proc.isRunning) throw new Error(`the controller exited: ${JSON.stringify(proc.exitStatus)}; see ${this.controllerLog}: ${tail(this.controllerLog)}`);
-      return /CA fingerprint: ([0-9a-f:]+)/i.exec(readFileSync(this.controllerLog, 'utf8').slice(logStart)) ?? undefined;
-    }, { timeoutMs: this.opts.timeoutMs ?? 60_000, intervalMs: 50 });
+    const m = await pollUntil(
+      'the controller to print its CA fingerprint',
+      () => {
+        if (!proc.isRunning)
+          throw new Error(
+            `the controller exited: ${JSON.stringify(proc.exitStatus)}; see ${this.controllerLog}: ${tail(this.controllerLog)}`,
+          );
+        return (
+          /CA fingerprint: ([0-9a-f:]+)/i.exec(readFileSync(this.controllerLog, 'utf8').slice(logStart)) ?? undefined
+        );
+      },
+      { timeoutMs: this.opts.timeoutMs ?? 60_000, intervalMs: 50 },
+    );
     this.caFingerprint = m[1]!;
     this.caPem = readFileSync(join(this.dataDir, 'ca.crt'), 'utf8');
     this.adminToken = readFileSync(join(this.dataDir, 'admin.token'), 'utf8').trim();
     if (!this.forwarder || !this.forwarder.isRunning) {
-      this.forwarder = this.bed.spawn(this.bed.controller, [process.execPath, '-e', FORWARDER, this.apiSocket, this.bed.controller.address, String(CONTROLLER_PORT)]);
+      this.forwarder = this.bed.spawn(this.bed.controller, [
+        process.execPath,
+        '-e',
+        FORWARDER,
+        this.apiSocket,
+        this.bed.controller.address,
+        String(CONTROLLER_PORT),
+      ]);
       await this.forwarder.waitForOutput(/ready/, 10_000);
     }
-    await pollUntil('the controller API', async () => (await this.api('GET', '/v1/agents')).status === 200, { timeoutMs: 20_000, intervalMs: 50 });
+    await pollUntil('the controller API', async () => (await this.api('GET', '/v1/agents')).status === 200, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
   }
 
   /** Stops the controller by PID: SIGKILL by default (an outage), or SIGTERM for a clean stop. */
@@ -271,34 +318,51 @@ export class Fleet {
   // ---- API --------------------------------------------------------------------------------------
 
   /** One REST call with the admin token; throws FleetApiError on a status >= 400. */
-  async api<T = unknown>(method: string, path: string, opts: { json?: unknown; headers?: Record<string, string>; token?: string; timeoutMs?: number } = {}): Promise<ApiResult<T>> {
+  async api<T = unknown>(
+    method: string,
+    path: string,
+    opts: { json?: unknown; headers?: Record<string, string>; token?: string; timeoutMs?: number } = {},
+  ): Promise<ApiResult<T>> {
     const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
-    const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${opts.token ?? this.adminToken}`, ...(opts.headers ?? {}) };
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      authorization: `Bearer ${opts.token ?? this.adminToken}`,
+      ...(opts.headers ?? {}),
+    };
     if (body !== undefined) headers['content-type'] = 'application/json';
     return new Promise<ApiResult<T>>((resolvePromise, reject) => {
-      const req = https.request({
-        socketPath: this.apiSocket, path, method, headers, agent: false,
-        ...pinnedTlsOptions(this.caPem, this.caFingerprint),
-        timeout: opts.timeoutMs ?? 15_000,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const atMs = Date.now();
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = text;
-          try {
-            parsed = text ? JSON.parse(text) : null;
-          } catch {
-            // not JSON: keep the text
-          }
-          const status = res.statusCode ?? 0;
-          if (status >= 400) reject(new FleetApiError(status, parsed, method, path));
-          else resolvePromise({ status, body: parsed as T, atMs });
-        });
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${opts.timeoutMs ?? 15_000} ms`)));
+      const req = https.request(
+        {
+          socketPath: this.apiSocket,
+          path,
+          method,
+          headers,
+          agent: false,
+          ...pinnedTlsOptions(this.caPem, this.caFingerprint),
+          timeout: opts.timeoutMs ?? 15_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const atMs = Date.now();
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try {
+              parsed = text ? JSON.parse(text) : null;
+            } catch {
+              // not JSON: keep the text
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 400) reject(new FleetApiError(status, parsed, method, path));
+            else resolvePromise({ status, body: parsed as T, atMs });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () =>
+        req.destroy(new Error(`${method} ${path}: no answer within ${opts.timeoutMs ?? 15_000} ms`)),
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -306,14 +370,21 @@ export class Fleet {
 
   /** Runs `crosslink ARGS` inside the controller namespace with the connection in the environment. */
   cli(args: readonly string[], opts: { check?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
-    return this.bed.exec(this.bed.controller, [process.execPath, cliPath(), ...args], { env: this.cliEnv, check: opts.check ?? false, timeoutMs: opts.timeoutMs ?? 30_000 });
+    return this.bed.exec(this.bed.controller, [process.execPath, cliPath(), ...args], {
+      env: this.cliEnv,
+      check: opts.check ?? false,
+      timeoutMs: opts.timeoutMs ?? 30_000,
+    });
   }
 
   /**
    * PUT /v1/policy with the current version as If-Match. Returns the new version and acceptedAtMs,
    * the moment the controller's answer arrived (it has committed and pushed the configs).
    */
-  async applyPolicy(text: string, comment?: string): Promise<{ version: number; acceptedAtMs: number; sentAtMs: number }> {
+  async applyPolicy(
+    text: string,
+    comment?: string,
+  ): Promise<{ version: number; acceptedAtMs: number; sentAtMs: number }> {
     let current = 0;
     try {
       current = (await this.api<{ version: number }>('GET', '/v1/policy')).body.version;
@@ -322,7 +393,8 @@ export class Fleet {
     }
     const sentAtMs = Date.now();
     const r = await this.api<{ version: number; isDistributed: boolean }>('PUT', '/v1/policy', {
-      json: { document: text, ...(comment ? { comment } : {}) }, headers: { 'if-match': `"${current}"` },
+      json: { document: text, ...(comment ? { comment } : {}) },
+      headers: { 'if-match': `"${current}"` },
     });
     return { version: r.body.version, acceptedAtMs: r.atMs, sentAtMs };
   }
@@ -343,14 +415,26 @@ export class Fleet {
     const names = new Set(opts.names ?? this.agentNames);
     let last: AgentView[] = [];
     try {
-      return await pollUntil('every agent to apply the desired generation', async () => {
-        last = (await this.listAgents()).filter((a) => names.has(a.name) && !a.isRevoked);
-        const missing = [...names].filter((n) => !last.some((a) => a.name === n));
-        if (missing.length > 0) return undefined;
-        return last.every((a) => a.isConnected && a.desiredGeneration > 0 && a.appliedGeneration === a.desiredGeneration) ? last : undefined;
-      }, { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100 });
+      return await pollUntil(
+        'every agent to apply the desired generation',
+        async () => {
+          last = (await this.listAgents()).filter((a) => names.has(a.name) && !a.isRevoked);
+          const missing = [...names].filter((n) => !last.some((a) => a.name === n));
+          if (missing.length > 0) return undefined;
+          return last.every(
+            (a) => a.isConnected && a.desiredGeneration > 0 && a.appliedGeneration === a.desiredGeneration,
+          )
+            ? last
+            : undefined;
+        },
+        { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 100 },
+      );
     } catch (e) {
-      const summary = last.map((a) => `${a.name}: ${a.isConnected ? 'connected' : 'offline'} ${a.appliedGeneration}/${a.desiredGeneration}`).join(', ');
+      const summary = last
+        .map(
+          (a) => `${a.name}: ${a.isConnected ? 'connected' : 'offline'} ${a.appliedGeneration}/${a.desiredGeneration}`,
+        )
+        .join(', ');
       throw new Error(`${(e as Error).message} (${summary || 'no agents listed'})`, { cause: e });
     }
   }
@@ -362,10 +446,15 @@ export class Fleet {
     const name = spec.name ?? spec.box;
     if (this.agents.has(name)) throw new Error(`agent ${name} is already in the fleet`);
     const box = this.bed.box(spec.box);
-    const token = (await this.api<{ token: string }>('POST', '/v1/join-tokens', { json: { name, ttlSeconds: 3600 } })).body.token;
+    const token = (await this.api<{ token: string }>('POST', '/v1/join-tokens', { json: { name, ttlSeconds: 3600 } }))
+      .body.token;
     const a: FleetAgent = {
-      spec: { ...spec, name }, box, stateDir: join(this.bed.workDir, `agent-${name}`), logFile: join(this.bed.workDir, `agent-${name}.log`),
-      joinToken: token, proc: null,
+      spec: { ...spec, name },
+      box,
+      stateDir: join(this.bed.workDir, `agent-${name}`),
+      logFile: join(this.bed.workDir, `agent-${name}.log`),
+      joinToken: token,
+      proc: null,
     };
     this.agents.set(name, a);
     await this.startAgent(name);
@@ -375,14 +464,40 @@ export class Fleet {
    * Starts the agent process (again): the same state dir, so a restart keeps its enrollment and last
    * config. `args` replaces the fleet's `agentArgs` for this start (a restart with other settings).
    */
-  async startAgent(name: string, opts: { env?: Record<string, string>; args?: string[] } = {}): Promise<SpawnedProcess> {
+  async startAgent(
+    name: string,
+    opts: { env?: Record<string, string>; args?: string[] } = {},
+  ): Promise<SpawnedProcess> {
     const a = this.agent(name);
     if (a.proc?.isRunning) throw new Error(`agent ${name} is already running`);
     const advertise = a.spec.advertise ?? a.box.lans.flatMap((l) => (l.subnet6 ? [l.subnet, l.subnet6] : [l.subnet]));
     await mkdir(a.stateDir, { recursive: true, mode: 0o700 });
-    const argv = [process.execPath, cliPath(), 'agent', 'run', '--join', a.joinToken, '--name', name, '--state-dir', a.stateDir,
-      '--interface', a.box.wgInterface, '--listen-port', String(WG_LISTEN_PORT), ...endpointArgs(this.bed, a.box), ...(a.spec.relay ? ['--relay'] : []),
-      '--advertise', advertise.join(','), '--status-listen', STATUS_LISTEN, '--wireguard', 'userspace', ...(opts.args ?? this.opts.agentArgs ?? []), ...(a.spec.extraArgs ?? [])];
+    const argv = [
+      process.execPath,
+      cliPath(),
+      'agent',
+      'run',
+      '--join',
+      a.joinToken,
+      '--name',
+      name,
+      '--state-dir',
+      a.stateDir,
+      '--interface',
+      a.box.wgInterface,
+      '--listen-port',
+      String(WG_LISTEN_PORT),
+      ...endpointArgs(this.bed, a.box),
+      ...(a.spec.relay ? ['--relay'] : []),
+      '--advertise',
+      advertise.join(','),
+      '--status-listen',
+      STATUS_LISTEN,
+      '--wireguard',
+      'userspace',
+      ...(opts.args ?? this.opts.agentArgs ?? []),
+      ...(a.spec.extraArgs ?? []),
+    ];
     const env = opts.env || this.opts.env ? { ...this.opts.env, ...opts.env } : undefined;
     a.proc = this.bed.spawn(a.box, argv, { logFile: a.logFile, isDetached: this.opts.isDetached ?? false, env });
     return a.proc;
@@ -404,19 +519,35 @@ export class Fleet {
 
   /** The agent's local /status (works with the controller away), read inside its box. */
   async agentStatus(name: string): Promise<Record<string, unknown>> {
-    const r = await this.bed.exec(this.agent(name).box, [process.execPath, cliPath(), 'agent', 'status', '--json', '--status-listen', STATUS_LISTEN], { check: false });
+    const r = await this.bed.exec(
+      this.agent(name).box,
+      [process.execPath, cliPath(), 'agent', 'status', '--json', '--status-listen', STATUS_LISTEN],
+      { check: false },
+    );
     if (r.code === 2 || !r.stdout.trim()) throw new Error(`agent status of ${name}: ${r.stderr.trim()}`);
     return JSON.parse(r.stdout) as Record<string, unknown>;
   }
 
   /** `wg show <if> dump` on the agent's box: the peers' public keys and allowed IPs. */
-  async wgPeers(name: string): Promise<{ publicKey: string; endpoint: string; allowedIps: string[]; latestHandshake: number }[]> {
+  async wgPeers(
+    name: string,
+  ): Promise<{ publicKey: string; endpoint: string; allowedIps: string[]; latestHandshake: number }[]> {
     const box = this.agent(name).box;
     const r = await this.bed.exec(box, ['wg', 'show', box.wgInterface, 'dump']);
-    return r.stdout.trim().split('\n').slice(1).filter(Boolean).map((l) => {
-      const f = l.split('\t');
-      return { publicKey: f[0]!, endpoint: f[2]!, allowedIps: f[3] === '(none)' ? [] : f[3]!.split(','), latestHandshake: Number(f[4]) };
-    });
+    return r.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((l) => {
+        const f = l.split('\t');
+        return {
+          publicKey: f[0]!,
+          endpoint: f[2]!,
+          allowedIps: f[3] === '(none)' ? [] : f[3]!.split(','),
+          latestHandshake: Number(f[4]),
+        };
+      });
   }
 
   /** Stops every process the fleet started (the testbed also does on destroy). */

@@ -9,31 +9,69 @@ import { Testbed, type Listener } from '../testbed/testbed.js';
 import { Fleet, pollUntil } from './fleet.js';
 import { leedsOneUnderlayPolicy, leedsTopology } from './leeds-topology.js';
 
-const CONTROLLER_ARGS = ['--report-interval-seconds', '1', '--silent-intervals', '3', '--health-interval-seconds', '0.5',
-  '--failover-hold-down-seconds', '2', '--probe-interval-seconds', '1'];
+const CONTROLLER_ARGS = [
+  '--report-interval-seconds',
+  '1',
+  '--silent-intervals',
+  '3',
+  '--health-interval-seconds',
+  '0.5',
+  '--failover-hold-down-seconds',
+  '2',
+  '--probe-interval-seconds',
+  '1',
+];
 const AGENTS = ['lth-sjuh', 'lcc-adult-social-care', 'gp-armley'].map((box) => ({ box }));
 const POLICY = leedsOneUnderlayPolicy();
 
 const bed = await Testbed.create(leedsTopology(undefined, { isOneUnderlay: true }), { t });
 const fleet = await Fleet.start(bed, {
-  agents: AGENTS, policyText: POLICY, timeoutMs: 120_000, controllerArgs: CONTROLLER_ARGS, agentArgs: ['--report-interval-seconds', '1'],
+  agents: AGENTS,
+  policyText: POLICY,
+  timeoutMs: 120_000,
+  controllerArgs: CONTROLLER_ARGS,
+  agentArgs: ['--report-interval-seconds', '1'],
 });
 let https: Listener = await bed.listen('care-record', 'tcp', 443);
 const mllp = await bed.listen('gp-armley-system', 'tcp', 2575);
-t.teardown(async () => { await https.close(); await mllp.close(); });
+t.teardown(async () => {
+  await https.close();
+  await mllp.close();
+});
 
-interface Subject { name?: string; id?: string; state: string; reason: string }
-interface Health { state: string; reason: string; agents: Subject[]; links: Subject[]; probes: Subject[]; unserved?: Array<{ subnet: string; reason: string }> }
+interface Subject {
+  name?: string;
+  id?: string;
+  state: string;
+  reason: string;
+}
+interface Health {
+  state: string;
+  reason: string;
+  agents: Subject[];
+  links: Subject[];
+  probes: Subject[];
+  unserved?: Array<{ subnet: string; reason: string }>;
+}
 const health = async (): Promise<Health> => (await fleet.api<Health>('GET', '/v1/health')).body;
 
 /** Polls /v1/health until `pick` finds the subject in `state`; returns it. */
-async function waitFor(what: string, pick: (h: Health) => Subject | undefined, state: string, timeoutMs = 20_000): Promise<Subject> {
+async function waitFor(
+  what: string,
+  pick: (h: Health) => Subject | undefined,
+  state: string,
+  timeoutMs = 20_000,
+): Promise<Subject> {
   let last: Subject | undefined;
   try {
-    return await pollUntil(`${what} to be ${state}`, async () => {
-      last = pick(await health());
-      return last?.state === state ? last : undefined;
-    }, { timeoutMs, intervalMs: 250 });
+    return await pollUntil(
+      `${what} to be ${state}`,
+      async () => {
+        last = pick(await health());
+        return last?.state === state ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 250 },
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}; last: ${JSON.stringify(last)}`, { cause: e });
   }
@@ -52,7 +90,10 @@ const SOCIAL_LINK = 'lcc-adult-social-care:lth-sjuh';
 
 t.test('everything ok: crosslink status and check (exit 0)', async (t) => {
   const startedMs = Date.now();
-  await pollUntil('overall ok', async () => (await health()).state === 'ok', { timeoutMs: 30_000, intervalMs: 250 }).catch(async (e: Error) => {
+  await pollUntil('overall ok', async () => (await health()).state === 'ok', {
+    timeoutMs: 30_000,
+    intervalMs: 250,
+  }).catch(async (e: Error) => {
     throw new Error(`${e.message}: ${JSON.stringify(await health())}`);
   });
   t.comment(`all ok ${((Date.now() - startedMs) / 1000).toFixed(1)} s after convergence`);
@@ -90,15 +131,32 @@ t.test('UDP dropped on the underlay between two boxes: link degraded, then down,
   // whose only peer this is, counts as unable to forward: it loses its subnet (no standby: the
   // compiler leaves the subnet unserved) and the link leaves the configs. Either way the history
   // says so.
-  const ended = await pollUntil('the link to go down or leave the configs', async () => {
-    const events = (await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>('GET', `/v1/health/history?subject=link:${SOCIAL_LINK}&since=${blockedMs}`)).body.events;
-    return events.find((e) => e.to === 'down' || e.to === null);
-  }, { timeoutMs: 30_000, intervalMs: 250 });
+  const ended = await pollUntil(
+    'the link to go down or leave the configs',
+    async () => {
+      const events = (
+        await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>(
+          'GET',
+          `/v1/health/history?subject=link:${SOCIAL_LINK}&since=${blockedMs}`,
+        )
+      ).body.events;
+      return events.find((e) => e.to === 'down' || e.to === null);
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
   t.comment(`then after ${((Date.now() - blockedMs) / 1000).toFixed(1)} s: ${ended.to ?? 'gone'}: ${ended.reason}`);
   if (ended.to === 'down') t.match(ended.reason, /peer probes? .*lost/);
   else {
-    const serving = (await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>('GET', `/v1/health/history?subject=serving:lcc-adult-social-care&since=${blockedMs}`)).body.events;
-    t.ok(serving.some((e) => e.to === 'down' && /forwarding broken: peer probes to lth-sjuh failed/.test(e.reason)), `serving health: ${JSON.stringify(serving)}`);
+    const serving = (
+      await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>(
+        'GET',
+        `/v1/health/history?subject=serving:lcc-adult-social-care&since=${blockedMs}`,
+      )
+    ).body.events;
+    t.ok(
+      serving.some((e) => e.to === 'down' && /forwarding broken: peer probes to lth-sjuh failed/.test(e.reason)),
+      `serving health: ${JSON.stringify(serving)}`,
+    );
   }
   t.equal((await check(['--link', 'gp-armley:lth-sjuh'])).code, 0, 'the other link is untouched');
   await bed.unblockUnderlay('lcc-adult-social-care', 'lth-sjuh');
@@ -112,18 +170,30 @@ t.test('an apply fails (nft refuses the ruleset on one box): agent degraded with
   // only this agent process is affected, nothing outside its namespace.
   const dir = join(bed.workDir, 'nft-shim');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'nft'), '#!/bin/sh\nif [ "$1" = "-f" ]; then echo "Error: simulated nft failure (test)" >&2; exit 1; fi\nexec /usr/sbin/nft "$@"\n');
+  writeFileSync(
+    join(dir, 'nft'),
+    '#!/bin/sh\nif [ "$1" = "-f" ]; then echo "Error: simulated nft failure (test)" >&2; exit 1; fi\nexec /usr/sbin/nft "$@"\n',
+  );
   chmodSync(join(dir, 'nft'), 0o755);
   await fleet.stopAgent('gp-armley');
-  await fleet.startAgent('gp-armley', { env: { PATH: `${dir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` } });
+  await fleet.startAgent('gp-armley', {
+    env: { PATH: `${dir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` },
+  });
   // A change to gp-armley's firewall: one more port into its HL7 receiver.
-  await fleet.applyPolicy(POLICY.replace(/(name: hl7-results-to-gps[\s\S]*?ports: )tcp\/2575/, '$1[tcp/2575, tcp/2576]'), 'health test: apply failure');
+  await fleet.applyPolicy(
+    POLICY.replace(/(name: hl7-results-to-gps[\s\S]*?ports: )tcp\/2575/, '$1[tcp/2575, tcp/2576]'),
+    'health test: apply failure',
+  );
   const a = await waitFor('agent', agent('gp-armley'), 'degraded', 30_000);
   t.match(a.reason, /apply failed: nft -f \S+ exited 1: Error: simulated nft failure \(test\)/);
   // The restart above may have cost the box its subnet for a moment (silent, then the failover
   // hold-down): check would rightly say CRITICAL ("unserved") until it serves again. The apply
   // failure alone is what this checks, so wait for the box to serve its subnet again.
-  await pollUntil('gp-armley-lan to be served again', async () => !((await health()).unserved ?? []).some((u) => u.subnet === 'gp-armley-lan'), { timeoutMs: 30_000, intervalMs: 250 });
+  await pollUntil(
+    'gp-armley-lan to be served again',
+    async () => !((await health()).unserved ?? []).some((u) => u.subnet === 'gp-armley-lan'),
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
   const c = await check(['--agent', 'gp-armley']);
   t.equal(c.code, 1, c.line);
   t.match(c.line, /^CROSSLINK WARNING/);
@@ -141,8 +211,16 @@ t.test('an agent stops: it goes down and so do its links; restarted, everything 
   const a = await waitFor('agent', agent('lcc-adult-social-care'), 'down', 15_000);
   t.match(a.reason, /not reported for \d+ s/);
   t.comment(`agent down after ${((Date.now() - stoppedMs) / 1000).toFixed(1)} s: ${a.reason}`);
-  const events = (await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>('GET', `/v1/health/history?subject=link:${SOCIAL_LINK}&since=${stoppedMs}`)).body.events;
-  t.ok(events.some((e) => e.to === 'down' && /agent lcc-adult-social-care down/.test(e.reason)), `link down in the history: ${JSON.stringify(events)}`);
+  const events = (
+    await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>(
+      'GET',
+      `/v1/health/history?subject=link:${SOCIAL_LINK}&since=${stoppedMs}`,
+    )
+  ).body.events;
+  t.ok(
+    events.some((e) => e.to === 'down' && /agent lcc-adult-social-care down/.test(e.reason)),
+    `link down in the history: ${JSON.stringify(events)}`,
+  );
   const c = await check();
   t.equal(c.code, 2, c.line);
   t.equal((await check(['--agent', 'gp-armley'])).code, 0, 'an unaffected agent still checks OK');

@@ -34,7 +34,9 @@ export function leedsOneUnderlayPolicy(): string {
   const text = readFileSync(leedsPolicyFile(), 'utf8');
   return text
     .replace(/^underlays:\n(?:[ #].*\n|\n)*?(?=^\S)/m, '')
-    .split('\n').filter((l) => !/^\s+(underlays|relay):/.test(l)).join('\n');
+    .split('\n')
+    .filter((l) => !/^\s+(underlays|relay):/.test(l))
+    .join('\n');
 }
 
 function twoNetworks(prefix?: string): TestbedDescription {
@@ -49,22 +51,38 @@ function twoNetworks(prefix?: string): TestbedDescription {
       { name: 'lth-dns', gateway: '10.20.2.1' },
     ],
     boxes: [
-      { name: 'lth-sjuh', underlays: ['n3-wan'], lans: [
-        { lan: 'care-records', address: '10.20.1.2/24', address6: 'fd00:20:1::2/64' },
-        { lan: 'lth-dns', address: '10.20.2.2/28' },
-      ] },
-      { name: 'lth-sjuh-standby', underlays: ['n3-wan'], lans: [
-        { lan: 'care-records', address: '10.20.1.3/24', address6: 'fd00:20:1::3/64' },
-        { lan: 'lth-dns', address: '10.20.2.3/28' },
-      ] },
+      {
+        name: 'lth-sjuh',
+        underlays: ['n3-wan'],
+        lans: [
+          { lan: 'care-records', address: '10.20.1.2/24', address6: 'fd00:20:1::2/64' },
+          { lan: 'lth-dns', address: '10.20.2.2/28' },
+        ],
+      },
+      {
+        name: 'lth-sjuh-standby',
+        underlays: ['n3-wan'],
+        lans: [
+          { lan: 'care-records', address: '10.20.1.3/24', address6: 'fd00:20:1::3/64' },
+          { lan: 'lth-dns', address: '10.20.2.3/28' },
+        ],
+      },
       { name: 'gp-chapeltown', underlays: ['n3-wan'], lans: [{ lan: 'gp-chapeltown-lan', address: '10.30.1.1/24' }] },
       { name: 'gp-armley', underlays: ['n3-wan'], lans: [{ lan: 'gp-armley-lan', address: '10.31.1.1/24' }] },
       { name: 'lcc-civic-hall', underlays: ['psn-wan'], lans: [{ lan: 'civic-hall-lan', address: '10.50.1.1/24' }] },
-      { name: 'lcc-adult-social-care', underlays: ['psn-wan'], lans: [{ lan: 'adult-social-care', address: '10.60.1.1/24', address6: 'fd00:60:1::1/64' }] },
-      { name: 'nhs-shared-hub', underlays: ['n3-wan', 'psn-wan'], lans: [
-        { lan: 'hub-n3', address: '10.40.1.1/24' },
-        { lan: 'hub-psn', address: '10.41.1.1/24' },
-      ] },
+      {
+        name: 'lcc-adult-social-care',
+        underlays: ['psn-wan'],
+        lans: [{ lan: 'adult-social-care', address: '10.60.1.1/24', address6: 'fd00:60:1::1/64' }],
+      },
+      {
+        name: 'nhs-shared-hub',
+        underlays: ['n3-wan', 'psn-wan'],
+        lans: [
+          { lan: 'hub-n3', address: '10.40.1.1/24' },
+          { lan: 'hub-psn', address: '10.41.1.1/24' },
+        ],
+      },
     ],
     hosts: [
       { name: 'care-record', lan: 'care-records', address: '10.20.1.10/24', address6: 'fd00:20:1::10/64' },
@@ -83,5 +101,11 @@ function twoNetworks(prefix?: string): TestbedDescription {
 
 /** One agent per box, named like the box, advertising the box's LAN subnets; the shared hub relays. */
 export const LEEDS_AGENTS: FleetAgentSpec[] = [
-  'lth-sjuh', 'lth-sjuh-standby', 'gp-chapeltown', 'gp-armley', 'lcc-civic-hall', 'lcc-adult-social-care', 'nhs-shared-hub',
+  'lth-sjuh',
+  'lth-sjuh-standby',
+  'gp-chapeltown',
+  'gp-armley',
+  'lcc-civic-hall',
+  'lcc-adult-social-care',
+  'nhs-shared-hub',
 ].map((box) => (box === 'nhs-shared-hub' ? { box, relay: true } : { box }));

@@ -40,34 +40,51 @@ rules:
 // The fast failover settings of docs/health.md: a relay whose power is cut sends no FIN, so its stream is
 // found dead by the HTTP/2 PING (interval + timeout), then judged by its peers' probes or its silence.
 const CONTROLLER_ARGS = [
-  '--report-interval-seconds', '1', '--silent-intervals', '3', '--health-interval-seconds', '0.5', '--failover-hold-down-seconds', '5',
-  '--stream-ping-interval-seconds', '1', '--stream-ping-timeout-seconds', '1',
+  '--report-interval-seconds',
+  '1',
+  '--silent-intervals',
+  '3',
+  '--health-interval-seconds',
+  '0.5',
+  '--failover-hold-down-seconds',
+  '5',
+  '--stream-ping-interval-seconds',
+  '1',
+  '--stream-ping-timeout-seconds',
+  '1',
 ];
 
-const bed = await Testbed.create({
-  controller: true,
-  underlays: ['n3-wan', 'psn-wan'],
-  boxes: [
-    { name: 'gp', underlays: ['n3-wan'], lans: [{ lan: 'gp-lan', address: '10.30.1.1/24' }] },
-    { name: 'civic', underlays: ['psn-wan'], lans: [{ lan: 'civic-lan', address: '10.50.1.1/24' }] },
-    { name: 'hub-a', underlays: ['n3-wan', 'psn-wan'], lans: [{ lan: 'hub-a-lan', address: '10.40.1.1/24' }] },
-    { name: 'hub-b', underlays: ['n3-wan', 'psn-wan'], lans: [{ lan: 'hub-b-lan', address: '10.41.1.1/24' }] },
-  ],
-  hosts: [
-    { name: 'gp-ws', lan: 'gp-lan', address: '10.30.1.10/24' },
-    { name: 'civic-srv', lan: 'civic-lan', address: '10.50.1.20/24' },
-    { name: 'hub-a-ws', lan: 'hub-a-lan', address: '10.40.1.10/24' },
-  ],
-}, { t });
+const bed = await Testbed.create(
+  {
+    controller: true,
+    underlays: ['n3-wan', 'psn-wan'],
+    boxes: [
+      { name: 'gp', underlays: ['n3-wan'], lans: [{ lan: 'gp-lan', address: '10.30.1.1/24' }] },
+      { name: 'civic', underlays: ['psn-wan'], lans: [{ lan: 'civic-lan', address: '10.50.1.1/24' }] },
+      { name: 'hub-a', underlays: ['n3-wan', 'psn-wan'], lans: [{ lan: 'hub-a-lan', address: '10.40.1.1/24' }] },
+      { name: 'hub-b', underlays: ['n3-wan', 'psn-wan'], lans: [{ lan: 'hub-b-lan', address: '10.41.1.1/24' }] },
+    ],
+    hosts: [
+      { name: 'gp-ws', lan: 'gp-lan', address: '10.30.1.10/24' },
+      { name: 'civic-srv', lan: 'civic-lan', address: '10.50.1.20/24' },
+      { name: 'hub-a-ws', lan: 'hub-a-lan', address: '10.40.1.10/24' },
+    ],
+  },
+  { t },
+);
 
 const fleet = await Fleet.start(bed, {
   agents: [{ box: 'gp' }, { box: 'civic' }, { box: 'hub-a', relay: true }, { box: 'hub-b', relay: true }],
-  policyText: POLICY, timeoutMs: 120_000, controllerArgs: CONTROLLER_ARGS, agentArgs: ['--report-interval-seconds', '1'],
+  policyText: POLICY,
+  timeoutMs: 120_000,
+  controllerArgs: CONTROLLER_ARGS,
+  agentArgs: ['--report-interval-seconds', '1'],
 });
 const https = await bed.listen('civic-srv', 'tcp', 443);
 t.teardown(() => https.close());
 
-const underlayAddress = (box: string, underlay: string): string => bed.box(box).underlays.find((u) => u.underlay === underlay)!.address;
+const underlayAddress = (box: string, underlay: string): string =>
+  bed.box(box).underlays.find((u) => u.underlay === underlay)!.address;
 const civicKey = async (): Promise<string> => (await fleet.showAgent('civic')).publicKey;
 /** The endpoint gp's WireGuard has for civic: a relay's N3 address and port. */
 async function gpEndpointForCivic(): Promise<string> {
@@ -78,35 +95,78 @@ async function gpEndpointForCivic(): Promise<string> {
 t.test('the two underlays have no link between them', async (t) => {
   const r = await bed.ping('gp', underlayAddress('civic', 'psn-wan'), { count: 1, timeoutMs: 1000 });
   t.equal(r.received, 0, 'gp cannot reach civic on the PSN');
-  t.equal((await bed.ping('gp', underlayAddress('hub-a', 'n3-wan'), { count: 1, timeoutMs: 1000 })).received, 1, 'gp reaches the hub on N3');
+  t.equal(
+    (await bed.ping('gp', underlayAddress('hub-a', 'n3-wan'), { count: 1, timeoutMs: 1000 })).received,
+    1,
+    'gp reaches the hub on N3',
+  );
 });
 
 t.test('a permitted flow crosses the gap through a relay; a denied one stays shut', async (t) => {
-  const endpoint = await pollUntil('gp to have a relay endpoint for civic', async () => (await gpEndpointForCivic()) || undefined, { timeoutMs: 30_000 });
+  const endpoint = await pollUntil(
+    'gp to have a relay endpoint for civic',
+    async () => (await gpEndpointForCivic()) || undefined,
+    { timeoutMs: 30_000 },
+  );
   const relayN3 = [underlayAddress('hub-a', 'n3-wan'), underlayAddress('hub-b', 'n3-wan')];
-  t.ok(relayN3.some((a) => endpoint.startsWith(`${a}:`)), `gp sends civic's datagrams to a relay (${endpoint})`);
-  t.not(endpoint, `${underlayAddress('civic', 'psn-wan')}:${WG_LISTEN_PORT}`, 'not to civic itself (unreachable from N3)');
-  const open = await pollUntil('gp-ws -> civic-srv:443 to open', async () => (await bed.tcpProbe('gp-ws', '10.50.1.20', 443, { timeoutMs: 1000 })) === 'open', { timeoutMs: 30_000 });
+  t.ok(
+    relayN3.some((a) => endpoint.startsWith(`${a}:`)),
+    `gp sends civic's datagrams to a relay (${endpoint})`,
+  );
+  t.not(
+    endpoint,
+    `${underlayAddress('civic', 'psn-wan')}:${WG_LISTEN_PORT}`,
+    'not to civic itself (unreachable from N3)',
+  );
+  const open = await pollUntil(
+    'gp-ws -> civic-srv:443 to open',
+    async () => (await bed.tcpProbe('gp-ws', '10.50.1.20', 443, { timeoutMs: 1000 })) === 'open',
+    { timeoutMs: 30_000 },
+  );
   t.ok(open, 'tcp/443 permitted: open through the relay');
   t.not(await bed.tcpProbe('gp-ws', '10.50.1.20', 22, { timeoutMs: 1000 }), 'open', 'tcp/22 not permitted: shut');
-  t.not(await bed.tcpProbe('civic-srv', '10.30.1.10', 443, { timeoutMs: 1000 }), 'open', 'the reverse direction is not permitted');
+  t.not(
+    await bed.tcpProbe('civic-srv', '10.30.1.10', 443, { timeoutMs: 1000 }),
+    'open',
+    'the reverse direction is not permitted',
+  );
 });
 
 t.test('crosslink trace: the live answer names the rule, both serving boxes and the relay', async (t) => {
   const r = await fleet.cli(['trace', '--from', '10.30.1.10', '--to', '10.50.1.20', '--port', '443', '--json']);
   t.equal(r.code, 0, `passes: exit 0 (${r.stderr})`);
-  const v = JSON.parse(r.stdout) as { outcome: string; rule: string; path: { kind: string; from: string; to: string; relay: string; standbyRelays: string[]; endpoint: string }; from: { servedBy: string; zone: string }; to: { servedBy: string; zone: string } };
-  t.match(v, { outcome: 'passes', rule: 'gp-to-civic', from: { servedBy: 'gp', zone: 'n3' }, to: { servedBy: 'civic', zone: 'psn' }, path: { kind: 'relay', from: 'gp', to: 'civic' } });
+  const v = JSON.parse(r.stdout) as {
+    outcome: string;
+    rule: string;
+    path: { kind: string; from: string; to: string; relay: string; standbyRelays: string[]; endpoint: string };
+    from: { servedBy: string; zone: string };
+    to: { servedBy: string; zone: string };
+  };
+  t.match(v, {
+    outcome: 'passes',
+    rule: 'gp-to-civic',
+    from: { servedBy: 'gp', zone: 'n3' },
+    to: { servedBy: 'civic', zone: 'psn' },
+    path: { kind: 'relay', from: 'gp', to: 'civic' },
+  });
   const endpoint = await gpEndpointForCivic();
   t.equal(v.path.endpoint, endpoint, "the first hop is the endpoint in gp's WireGuard config");
   const inUse = endpoint.startsWith(`${underlayAddress('hub-a', 'n3-wan')}:`) ? 'hub-a' : 'hub-b';
   t.equal(v.path.relay, inUse, 'the relay in use is the one that endpoint belongs to');
   t.same(v.path.standbyRelays, [inUse === 'hub-a' ? 'hub-b' : 'hub-a'], 'the other hub stands by');
   const text = await fleet.cli(['trace', '--from', '10.30.1.10', '--to', '10.50.1.20', '--port', '443']);
-  t.match(text.stdout, new RegExp(`\\n {2}path: gp -> ${inUse} -> civic \\(relay, first hop ${endpoint.replace(/[.[\]]/g, '\\$&')}; standby relay hub-[ab]\\)\\n`));
+  t.match(
+    text.stdout,
+    new RegExp(
+      `\\n {2}path: gp -> ${inUse} -> civic \\(relay, first hop ${endpoint.replace(/[.[\]]/g, '\\$&')}; standby relay hub-[ab]\\)\\n`,
+    ),
+  );
   const denied = await fleet.cli(['trace', '--from', '10.30.1.10', '--to', '10.50.1.20', '--port', '22']);
   t.equal(denied.code, 1, 'denied: exit 1');
-  t.match(denied.stdout, /^denied: no rule allows tcp\/22 from 10\.30\.1\.10 \(gp-lan\) to 10\.50\.1\.20 \(civic-lan\); rule "gp-to-civic" allows only tcp\/443, tcp\/5001/);
+  t.match(
+    denied.stdout,
+    /^denied: no rule allows tcp\/22 from 10\.30\.1\.10 \(gp-lan\) to 10\.50\.1\.20 \(civic-lan\); rule "gp-to-civic" allows only tcp\/443, tcp\/5001/,
+  );
   t.match(denied.stdout, /\n {2}from 10\.30\.1\.10: subnet gp-lan \(zone n3\), served by gp\n/);
 });
 
@@ -117,22 +177,35 @@ t.test('the relay sees only ciphertext: nothing of the pair on its WireGuard int
   const dump = bed.spawn(box, ['tcpdump', '-l', '-n', '-i', box.wgInterface, 'host 10.30.1.10 or host 10.50.1.20']);
   await dump.waitForOutput(/listening on/, 10_000);
   let opened = 0;
-  for (let i = 0; i < 5; i++) if ((await bed.tcpProbe('gp-ws', '10.50.1.20', 443, { timeoutMs: 1000 })) === 'open') opened += 1;
+  for (let i = 0; i < 5; i++)
+    if ((await bed.tcpProbe('gp-ws', '10.50.1.20', 443, { timeoutMs: 1000 })) === 'open') opened += 1;
   t.equal(opened, 5, 'the flow works meanwhile');
   // Control: hub-a's own flow to gp (hub-to-gp) does cross its WireGuard interface, so the capture works.
   if (relay === 'hub-a') await bed.tcpProbe('hub-a-ws', '10.30.1.10', 8080, { timeoutMs: 1000 });
   await new Promise((r) => setTimeout(r, 300));
   await bed.kill(dump.pid, { signal: 'SIGINT' });
   const lines = dump.output().split('\n');
-  t.same(lines.filter((l) => l.includes('10.50.1.20')), [], `tcpdump on ${relay}'s ${box.wgInterface} saw none of the pair's packets`);
-  if (relay === 'hub-a') t.ok(lines.some((l) => l.includes('10.40.1.10 >') || l.includes('> 10.40.1.10')), "and it did see hub-a's own flow (the capture works)");
+  t.same(
+    lines.filter((l) => l.includes('10.50.1.20')),
+    [],
+    `tcpdump on ${relay}'s ${box.wgInterface} saw none of the pair's packets`,
+  );
+  if (relay === 'hub-a')
+    t.ok(
+      lines.some((l) => l.includes('10.40.1.10 >') || l.includes('> 10.40.1.10')),
+      "and it did see hub-a's own flow (the capture works)",
+    );
   const keys = (await fleet.wgPeers(relay)).map((p) => p.publicKey);
   t.notOk(keys.includes(await civicKey()), `${relay} has no WireGuard peer for civic`);
 });
 
 t.test('a full-size TCP transfer passes through the relay (no extra encapsulation)', async (t) => {
   const size = 1 << 20;
-  const sink = bed.spawn('civic-srv', [pythonPath(), '-u', '-c', `
+  const sink = bed.spawn('civic-srv', [
+    pythonPath(),
+    '-u',
+    '-c',
+    `
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 5001)); s.listen(1); print('ready', flush=True)
 c, _ = s.accept(); n = 0
@@ -141,12 +214,21 @@ while True:
     if not b: break
     n += len(b)
 print('got', n, flush=True)
-`]);
+`,
+  ]);
   await sink.waitForOutput(/ready/, 10_000);
-  const send = await bed.exec('gp-ws', [pythonPath(), '-c', `
+  const send = await bed.exec(
+    'gp-ws',
+    [
+      pythonPath(),
+      '-c',
+      `
 import socket
 c = socket.create_connection(('10.50.1.20', 5001), timeout=10); c.sendall(b'x' * ${size}); c.close()
-`], { check: false, timeoutMs: 30_000 });
+`,
+    ],
+    { check: false, timeoutMs: 30_000 },
+  );
   t.equal(send.code, 0, `sender finished: ${send.stderr.trim()}`);
   await sink.waitForOutput(/got \d+/, 15_000);
   t.match(sink.output(), new RegExp(`got ${size}\\b`), '1 MiB arrived whole');
@@ -160,17 +242,30 @@ t.test('the relay dies: the pair moves to the other relay', async (t) => {
   await Promise.all([fleet.stopAgent(dead, { signal: 'SIGKILL' }), bed.setUnderlayLinkUp(dead, false)]);
   // When gp's WireGuard got the other relay as civic's endpoint: the controller's part of the gap.
   let movedAtMs: number | null = null;
-  const watchMove = pollUntil('gp to get a new endpoint for civic', async () => {
-    if ((await gpEndpointForCivic()) !== before) movedAtMs = Date.now();
-    return movedAtMs ?? undefined;
-  }, { timeoutMs: 30_000, intervalMs: 100 }).catch(() => null);
-  const backAtMs = await pollUntil('gp-ws -> civic-srv:443 to open again', async () => {
-    return (await bed.tcpProbe('gp-ws', '10.50.1.20', 443, { timeoutMs: 300 })) === 'open' ? Date.now() : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 50 });
+  const watchMove = pollUntil(
+    'gp to get a new endpoint for civic',
+    async () => {
+      if ((await gpEndpointForCivic()) !== before) movedAtMs = Date.now();
+      return movedAtMs ?? undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  ).catch(() => null);
+  const backAtMs = await pollUntil(
+    'gp-ws -> civic-srv:443 to open again',
+    async () => {
+      return (await bed.tcpProbe('gp-ws', '10.50.1.20', 443, { timeoutMs: 300 })) === 'open' ? Date.now() : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
   await watchMove;
   const gapMs = backAtMs - killedAtMs;
-  t.comment(`relay ${dead} killed: gp was told to send through ${other} after ${movedAtMs === null ? '?' : movedAtMs - killedAtMs} ms; the flow was back after ${gapMs} ms`);
-  t.ok((await gpEndpointForCivic()).startsWith(`${underlayAddress(other, 'n3-wan')}:`), `gp now sends through ${other}`);
+  t.comment(
+    `relay ${dead} killed: gp was told to send through ${other} after ${movedAtMs === null ? '?' : movedAtMs - killedAtMs} ms; the flow was back after ${gapMs} ms`,
+  );
+  t.ok(
+    (await gpEndpointForCivic()).startsWith(`${underlayAddress(other, 'n3-wan')}:`),
+    `gp now sends through ${other}`,
+  );
   t.ok(gapMs <= 10_000, `moved within 10 s (${gapMs} ms)`);
 });
 

@@ -9,8 +9,16 @@ export function smallTopology(count: 2 | 3): TestbedDescription {
   const boxes = SMALL_BOXES.slice(0, count);
   return {
     controller: true,
-    boxes: boxes.map((name, i) => ({ name, lans: [{ lan: `${name}-lan`, address: `10.${i + 1}.1.1/24`, address6: `fd00:${i + 1}:1::1/64` }] })),
-    hosts: boxes.map((name, i) => ({ name: `${name[0]}1`, lan: `${name}-lan`, address: `10.${i + 1}.1.10/24`, address6: `fd00:${i + 1}:1::10/64` })),
+    boxes: boxes.map((name, i) => ({
+      name,
+      lans: [{ lan: `${name}-lan`, address: `10.${i + 1}.1.1/24`, address6: `fd00:${i + 1}:1::1/64` }],
+    })),
+    hosts: boxes.map((name, i) => ({
+      name: `${name[0]}1`,
+      lan: `${name}-lan`,
+      address: `10.${i + 1}.1.10/24`,
+      address6: `fd00:${i + 1}:1::10/64`,
+    })),
   };
 }
 

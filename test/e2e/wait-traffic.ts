@@ -32,7 +32,10 @@ export async function waitForFlowOpen(bed: Testbed, f: FlowRef, opts: WaitOption
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (;;) {
     if (await passes(bed, f, opts.probeTimeoutMs ?? 500)) return Date.now();
-    if (Date.now() > deadline) throw new Error(`${String(typeof f.from === 'string' ? f.from : f.from.name)} -> ${f.to} ${f.proto}/${f.port} did not open within ${opts.timeoutMs ?? 30_000} ms`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${String(typeof f.from === 'string' ? f.from : f.from.name)} -> ${f.to} ${f.proto}/${f.port} did not open within ${opts.timeoutMs ?? 30_000} ms`,
+      );
   }
 }
 
@@ -45,7 +48,10 @@ export async function waitForFlowBlocked(bed: Testbed, f: FlowRef, opts: WaitOpt
   for (;;) {
     const sentAtMs = Date.now();
     if (!(await passes(bed, f, opts.probeTimeoutMs ?? 500))) return sentAtMs;
-    if (Date.now() > deadline) throw new Error(`${String(typeof f.from === 'string' ? f.from : f.from.name)} -> ${f.to} ${f.proto}/${f.port} still open after ${opts.timeoutMs ?? 30_000} ms`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${String(typeof f.from === 'string' ? f.from : f.from.name)} -> ${f.to} ${f.proto}/${f.port} still open after ${opts.timeoutMs ?? 30_000} ms`,
+      );
   }
 }
 
@@ -114,9 +120,25 @@ export interface FlowWatcher {
  * Starts watching a TCP flow for a change (open or blocked) before the change is made; `result()`
  * gives the moment it happened. Start it, make the change, then await result().
  */
-export async function watchFlow(bed: Testbed, from: NodeRef, to: string, port: number, mode: 'open' | 'blocked', opts: { timeoutMs?: number } = {}): Promise<FlowWatcher> {
+export async function watchFlow(
+  bed: Testbed,
+  from: NodeRef,
+  to: string,
+  port: number,
+  mode: 'open' | 'blocked',
+  opts: { timeoutMs?: number } = {},
+): Promise<FlowWatcher> {
   const limitMs = opts.timeoutMs ?? 30_000;
-  const proc = bed.spawn(from, [pythonPath(), '-u', '-c', FLOW_WATCHER, to, String(port), mode, String(limitMs / 1000)]);
+  const proc = bed.spawn(from, [
+    pythonPath(),
+    '-u',
+    '-c',
+    FLOW_WATCHER,
+    to,
+    String(port),
+    mode,
+    String(limitMs / 1000),
+  ]);
   await proc.waitForOutput(/^ready$/m, 10_000);
   return {
     result: async () => {

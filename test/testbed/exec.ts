@@ -61,7 +61,9 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     }, timeoutMs);
     child.stdout?.on('data', (b: Buffer) => out.push(b));
     child.stderr?.on('data', (b: Buffer) => err.push(b));
-    child.stdin?.on('error', () => { /* the command may exit before reading its input */ });
+    child.stdin?.on('error', () => {
+      /* the command may exit before reading its input */
+    });
     child.stdin?.end(opts.input ?? '');
     child.on('error', (cause) => {
       clearTimeout(timer);
@@ -84,7 +86,11 @@ export function runSync(argv: readonly string[], opts: { netns?: string; timeout
   const full = inNetns(opts.netns, argv);
   const [program, ...args] = full;
   if (program === undefined) return { stdout: '', stderr: 'empty command', code: 127 };
-  const r = spawnSync(program, args, { encoding: 'utf8', timeout: opts.timeoutMs ?? 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(program, args, {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 10_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { stdout: r.stdout ?? '', stderr: r.stderr ?? String(r.error ?? ''), code: r.status ?? -1 };
 }
 
@@ -118,7 +124,11 @@ export class SpawnedProcess {
   private buffered = '';
   private readonly waiters = new Set<() => void>();
 
-  constructor(readonly child: ChildProcess, argv: readonly string[], netns: string | undefined) {
+  constructor(
+    readonly child: ChildProcess,
+    argv: readonly string[],
+    netns: string | undefined,
+  ) {
     if (child.pid === undefined) throw new Error('spawned process has no pid');
     this.pid = child.pid;
     this.argv = argv;
@@ -160,10 +170,26 @@ export class SpawnedProcess {
         if (m) return done(() => resolve(m));
         if (this.status) {
           const s = this.status;
-          return done(() => reject(new Error(`${this.argv.join(' ')} exited (code ${s.code}, signal ${s.signal}) before printing ${pattern}: ${this.buffered.slice(-2000)}`)));
+          return done(() =>
+            reject(
+              new Error(
+                `${this.argv.join(' ')} exited (code ${s.code}, signal ${s.signal}) before printing ${pattern}: ${this.buffered.slice(-2000)}`,
+              ),
+            ),
+          );
         }
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`${this.argv.join(' ')} did not print ${pattern} within ${timeoutMs} ms: ${this.buffered.slice(-2000)}`))), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          done(() =>
+            reject(
+              new Error(
+                `${this.argv.join(' ')} did not print ${pattern} within ${timeoutMs} ms: ${this.buffered.slice(-2000)}`,
+              ),
+            ),
+          ),
+        timeoutMs,
+      );
       const done = (f: () => void): void => {
         clearTimeout(timer);
         this.waiters.delete(check);
@@ -228,7 +254,9 @@ export function spawnIn(netns: string | undefined, argv: readonly string[], opts
       child.on('error', () => {});
       throw new HostCommandError(full, -1, `could not start ${full[0]}`);
     }
-    child.on('error', () => { /* reported through exited */ });
+    child.on('error', () => {
+      /* reported through exited */
+    });
     // Don't let a forgotten child keep the test process alive; teardown ends it by PID.
     child.unref();
     (child.stdout as { unref?: () => void } | null)?.unref?.();

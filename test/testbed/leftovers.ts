@@ -24,14 +24,18 @@ export function onPath(cmd: string): boolean {
 /** Namespaces whose name starts with `${prefix}-`. */
 export function namespacesWithPrefix(prefix: string): string[] {
   if (!existsSync(NETNS_DIR)) return [];
-  return readdirSync(NETNS_DIR).filter((n) => n.startsWith(`${prefix}-`)).sort();
+  return readdirSync(NETNS_DIR)
+    .filter((n) => n.startsWith(`${prefix}-`))
+    .sort();
 }
 
 /** WireGuard control sockets of this prefix's interfaces (`${prefix}w<n>.sock`). */
 export function wgSocketsWithPrefix(prefix: string): string[] {
   if (!existsSync(WG_SOCKET_DIR)) return [];
   const re = new RegExp(`^${prefix}w\\d+\\.sock$`);
-  return readdirSync(WG_SOCKET_DIR).filter((f) => re.test(f)).map((f) => join(WG_SOCKET_DIR, f));
+  return readdirSync(WG_SOCKET_DIR)
+    .filter((f) => re.test(f))
+    .map((f) => join(WG_SOCKET_DIR, f));
 }
 
 /**
@@ -61,7 +65,10 @@ export function randomPrefix(): string {
 }
 
 export function parsePids(stdout: string): number[] {
-  return stdout.split('\n').map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
+  return stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
 }
 
 export async function pidsInNetns(netns: string): Promise<number[]> {

@@ -28,7 +28,11 @@ export interface WgDevice {
  * Starts wireguard-go in the box's namespace in the foreground (so the testbed tracks its PID) and
  * waits until the tun interface exists. Default interface name: box.wgInterface.
  */
-export async function startWireGuardGo(bed: Testbed, box: Box, opts: { ifname?: string; timeoutMs?: number } = {}): Promise<WgDevice> {
+export async function startWireGuardGo(
+  bed: Testbed,
+  box: Box,
+  opts: { ifname?: string; timeoutMs?: number } = {},
+): Promise<WgDevice> {
   const ifname = opts.ifname ?? box.wgInterface;
   const proc = bed.spawn(box, ['wireguard-go', '-f', ifname], {
     env: { LOG_LEVEL: 'error', WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
@@ -39,7 +43,8 @@ export async function startWireGuardGo(bed: Testbed, box: Box, opts: { ifname?: 
     const r = await bed.exec(box, ['wg', 'show', ifname, 'public-key'], { check: false });
     // `wg show` answers once the UAPI socket is up, which wireguard-go opens after creating the tun.
     if (r.code === 0) break;
-    if (!proc.isRunning) throw new Error(`wireguard-go ${ifname} in ${box.netns} exited: ${JSON.stringify(proc.exitStatus)}`);
+    if (!proc.isRunning)
+      throw new Error(`wireguard-go ${ifname} in ${box.netns} exited: ${JSON.stringify(proc.exitStatus)}`);
     if (Date.now() > deadline) throw new Error(`wireguard-go ${ifname} in ${box.netns} not ready: ${r.stderr.trim()}`);
     await sleep(20);
   }
@@ -70,7 +75,8 @@ export interface WgPeerConfig {
 export async function addPeer(bed: Testbed, dev: WgDevice, peer: WgPeerConfig): Promise<void> {
   const argv = ['wg', 'set', dev.ifname, 'peer', peer.publicKey, 'allowed-ips', peer.allowedIPs.join(',')];
   if (peer.endpoint) argv.push('endpoint', peer.endpoint);
-  if (peer.persistentKeepaliveSeconds !== undefined) argv.push('persistent-keepalive', String(peer.persistentKeepaliveSeconds));
+  if (peer.persistentKeepaliveSeconds !== undefined)
+    argv.push('persistent-keepalive', String(peer.persistentKeepaliveSeconds));
   await bed.exec(dev.box, argv);
 }
 
@@ -99,13 +105,19 @@ export async function latestHandshakes(bed: Testbed, dev: WgDevice): Promise<Map
 }
 
 /** Polls until the peer has completed a handshake (after `sinceEpochSeconds`, default any); returns the wait in ms. */
-export async function waitForHandshake(bed: Testbed, dev: WgDevice, publicKey: string, opts: { timeoutMs?: number; sinceEpochSeconds?: number } = {}): Promise<number> {
+export async function waitForHandshake(
+  bed: Testbed,
+  dev: WgDevice,
+  publicKey: string,
+  opts: { timeoutMs?: number; sinceEpochSeconds?: number } = {},
+): Promise<number> {
   const start = Date.now();
   const deadline = start + (opts.timeoutMs ?? 10_000);
   for (;;) {
     const at = (await latestHandshakes(bed, dev)).get(publicKey) ?? 0;
     if (at > 0 && at >= (opts.sinceEpochSeconds ?? 0)) return Date.now() - start;
-    if (Date.now() > deadline) throw new Error(`no WireGuard handshake on ${dev.ifname} in ${dev.box.netns} with ${publicKey}`);
+    if (Date.now() > deadline)
+      throw new Error(`no WireGuard handshake on ${dev.ifname} in ${dev.box.netns} with ${publicKey}`);
     await sleep(20);
   }
 }
@@ -149,19 +161,41 @@ function lanPrefixes(box: Box): string[] {
  * other's peer over the underlay, and routes for the other side's prefixes into the tunnel.
  * No addresses on the tunnel interfaces: the boxes only forward between their LANs, sources kept.
  */
-export async function manualTunnel(bed: Testbed, boxA: Box, boxB: Box, opts: ManualTunnelOptions = {}): Promise<ManualTunnel> {
+export async function manualTunnel(
+  bed: Testbed,
+  boxA: Box,
+  boxB: Box,
+  opts: ManualTunnelOptions = {},
+): Promise<ManualTunnel> {
   const listenPort = opts.listenPort ?? 51820;
-  const [keysA, keysB, devA, devB] = await Promise.all([generateKeyPair(), generateKeyPair(), startWireGuardGo(bed, boxA), startWireGuardGo(bed, boxB)]);
+  const [keysA, keysB, devA, devB] = await Promise.all([
+    generateKeyPair(),
+    generateKeyPair(),
+    startWireGuardGo(bed, boxA),
+    startWireGuardGo(bed, boxB),
+  ]);
   const a: TunnelEnd = { ...devA, keys: keysA, listenPort, prefixes: opts.aPrefixes ?? lanPrefixes(boxA) };
   const b: TunnelEnd = { ...devB, keys: keysB, listenPort, prefixes: opts.bPrefixes ?? lanPrefixes(boxB) };
-  const keepalive = opts.persistentKeepaliveSeconds === undefined ? {} : { persistentKeepaliveSeconds: opts.persistentKeepaliveSeconds };
-  for (const [self, other] of [[a, b], [b, a]] as const) {
+  const keepalive =
+    opts.persistentKeepaliveSeconds === undefined
+      ? {}
+      : { persistentKeepaliveSeconds: opts.persistentKeepaliveSeconds };
+  for (const [self, other] of [
+    [a, b],
+    [b, a],
+  ] as const) {
     await configureInterface(bed, self, { privateKey: self.keys.privateKey, listenPort });
-    await addPeer(bed, self, { publicKey: other.keys.publicKey, endpoint: `${other.box.wanAddress}:${listenPort}`, allowedIPs: other.prefixes, ...keepalive });
+    await addPeer(bed, self, {
+      publicKey: other.keys.publicKey,
+      endpoint: `${other.box.wanAddress}:${listenPort}`,
+      allowedIPs: other.prefixes,
+      ...keepalive,
+    });
     await addRoutes(bed, self, other.prefixes);
   }
   return {
-    a, b,
+    a,
+    b,
     close: async () => {
       await Promise.all([deleteWireGuard(bed, a), deleteWireGuard(bed, b)]);
     },

@@ -10,35 +10,45 @@ import { namespacesWithPrefix, Testbed } from './testbed.js';
 
 const missing = Testbed.requirements();
 if (missing.length > 0) {
-  t.fail(`the namespace testbed cannot run on this machine; missing: ${missing.join('; ')}. Run scripts/setup.sh as root.`);
+  t.fail(
+    `the namespace testbed cannot run on this machine; missing: ${missing.join('; ')}. Run scripts/setup.sh as root.`,
+  );
 } else {
   await t.test('a small topology carries real traffic and tears down clean', async (t) => {
-    const bed = await Testbed.create({
-      controller: true,
-      boxes: [
-        { name: 'hosp', lans: [{ lan: 'n3', address: '10.10.1.1/24', address6: 'fd10:1::1/64' }] },
-        {
-          name: 'shared', lans: [
-            { lan: 'psn', address: '10.20.1.1/24', address6: 'fd20:1::1/64' },
-            { lan: 'n3b', address: '10.10.2.1/24' },
-          ],
-        },
-      ],
-      hosts: [
-        { name: 'ws', lan: 'n3', address: '10.10.1.10/24', address6: 'fd10:1::10/64' },
-        { name: 'srv', lan: 'psn', address: '10.20.1.10/24', address6: 'fd20:1::10/64' },
-        { name: 'gp', lan: 'n3b', address: '10.10.2.10/24' },
-      ],
-    }, { t });
+    const bed = await Testbed.create(
+      {
+        controller: true,
+        boxes: [
+          { name: 'hosp', lans: [{ lan: 'n3', address: '10.10.1.1/24', address6: 'fd10:1::1/64' }] },
+          {
+            name: 'shared',
+            lans: [
+              { lan: 'psn', address: '10.20.1.1/24', address6: 'fd20:1::1/64' },
+              { lan: 'n3b', address: '10.10.2.1/24' },
+            ],
+          },
+        ],
+        hosts: [
+          { name: 'ws', lan: 'n3', address: '10.10.1.10/24', address6: 'fd10:1::10/64' },
+          { name: 'srv', lan: 'psn', address: '10.20.1.10/24', address6: 'fd20:1::10/64' },
+          { name: 'gp', lan: 'n3b', address: '10.10.2.10/24' },
+        ],
+      },
+      { t },
+    );
     const [hosp, shared] = [bed.box('hosp'), bed.box('shared')];
     const quick = { count: 2, intervalMs: 50, timeoutMs: 500 };
 
     t.test('names: one prefix, interface names within 15 characters, distinct WireGuard names', async (t) => {
       t.match(bed.prefix, /^xl[a-z0-9]{4}$/);
-      t.same(bed.namespaces.filter((n) => !n.startsWith(`${bed.prefix}-`)), []);
+      t.same(
+        bed.namespaces.filter((n) => !n.startsWith(`${bed.prefix}-`)),
+        [],
+      );
       t.same(namespacesWithPrefix(bed.prefix), [...bed.namespaces].sort());
       t.equal(new Set(bed.boxes.map((b) => b.wgInterface)).size, 2);
-      for (const b of bed.boxes) t.ok(b.wgInterface.length <= 15 && b.wgInterface.startsWith(bed.prefix), b.wgInterface);
+      for (const b of bed.boxes)
+        t.ok(b.wgInterface.length <= 15 && b.wgInterface.startsWith(bed.prefix), b.wgInterface);
       const fwd = await bed.exec(hosp, ['sysctl', '-n', 'net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding']);
       t.same(fwd.stdout.trim().split('\n'), ['1', '1'], 'IPv4 and IPv6 forwarding on in the box');
     });
@@ -64,7 +74,11 @@ if (missing.length > 0) {
       t.same((await bed.ping('ws', 'fd20:1::10', quick)).received, 0);
       const l = await bed.listen('srv', 'tcp', 443);
       t.not(await bed.tcpProbe('ws', '10.20.1.10', 443, { timeoutMs: 500 }), 'open');
-      t.equal(await bed.tcpProbe('gp', '10.20.1.10', 443), 'open', 'while the same server is reachable from the other LAN of its box');
+      t.equal(
+        await bed.tcpProbe('gp', '10.20.1.10', 443),
+        'open',
+        'while the same server is reachable from the other LAN of its box',
+      );
       await l.waitForSource('10.10.2.10');
       t.same(l.sources(), ['10.10.2.10'], 'the server sees the real source address');
       await l.close();
@@ -103,7 +117,11 @@ if (missing.length > 0) {
       await bed.setUnderlayLinkUp(shared, false);
       t.same((await bed.ping(hosp, shared.wanAddress, quick)).received, 0, 'cable pulled');
       await bed.setUnderlayLinkUp(shared, true);
-      t.same(await bed.ping(hosp, shared.wanAddress, { ...quick, timeoutMs: 2000 }), { sent: 2, received: 2 }, 'cable back');
+      t.same(
+        await bed.ping(hosp, shared.wanAddress, { ...quick, timeoutMs: 2000 }),
+        { sent: 2, received: 2 },
+        'cable back',
+      );
       await udp.close();
     });
 
@@ -112,7 +130,11 @@ if (missing.length > 0) {
       const link = await bed.exec(hosp, ['ip', '-j', 'link', 'show', hosp.wgInterface]);
       t.equal((JSON.parse(link.stdout) as { ifname: string }[])[0]?.ifname, hosp.wgInterface);
       t.ok(existsSync(`/var/run/wireguard/${hosp.wgInterface}.sock`), 'control socket present');
-      t.same((await bed.exec('controller', ['ip', 'link', 'show', hosp.wgInterface], { check: false })).code !== 0, true, 'not visible in another namespace');
+      t.same(
+        (await bed.exec('controller', ['ip', 'link', 'show', hosp.wgInterface], { check: false })).code !== 0,
+        true,
+        'not visible in another namespace',
+      );
       await deleteWireGuard(bed, dev);
       t.notOk(dev.process.isRunning, 'wireguard-go exited');
       t.not((await bed.exec(hosp, ['ip', 'link', 'show', hosp.wgInterface], { check: false })).code, 0, 'link gone');
@@ -141,7 +163,9 @@ if (missing.length > 0) {
     await t.test('destroy kills every process by PID, also daemonised ones, and removes every namespace', async (t) => {
       const tracked = bed.spawn('srv', ['sleep', '300']);
       // wireguard-go without -f daemonises: the testbed never learns that PID, only its namespace.
-      await bed.exec(shared, ['wireguard-go', shared.wgInterface], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' } });
+      await bed.exec(shared, ['wireguard-go', shared.wgInterface], {
+        env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
+      });
       const inBox = await bed.pidsIn(shared);
       t.ok(inBox.length >= 1, 'daemonised wireguard-go lives in the box namespace');
       const started = bed.processes.map((p) => p.pid);
@@ -158,7 +182,10 @@ if (missing.length > 0) {
   });
 
   t.test('attach() gives a handle on a running testbed built elsewhere', async (t) => {
-    const desc = { boxes: [{ name: 'a', lans: [{ lan: 'l', address: '10.7.0.1/24' }] }], hosts: [{ name: 'h', lan: 'l', address: '10.7.0.7/24' }] };
+    const desc = {
+      boxes: [{ name: 'a', lans: [{ lan: 'l', address: '10.7.0.1/24' }] }],
+      hosts: [{ name: 'h', lan: 'l', address: '10.7.0.7/24' }],
+    };
     const bed = await Testbed.create(desc, { t });
     const other = Testbed.attach({ ...desc, prefix: bed.prefix });
     t.same(other.namespaces, bed.namespaces);
@@ -170,35 +197,50 @@ if (missing.length > 0) {
   });
 
   const fixture = fileURLToPath(new URL('./fixtures/hold-testbed.ts', import.meta.url));
-  for (const [mode, signal] of [['wait', 'SIGINT'], ['wait', 'SIGTERM'], ['throw', undefined], ['release', undefined]] as const) {
-    t.test(`cleanup without destroy(): ${signal ?? (mode === 'throw' ? 'uncaught exception' : 'released, then destroyByPrefix')}`, async (t) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', fixture, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      const deadline = Date.now() + 20_000;
-      while (!out.includes('\n') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
-      const info = JSON.parse(out.split('\n')[0] || 'null') as { prefix: string; pid: number; workDir: string } | null;
-      if (!info) {
-        child.kill('SIGKILL');
-        t.fail(`fixture did not start: ${err}`);
-        return;
-      }
-      t.ok(namespacesWithPrefix(info.prefix).length > 0, 'namespaces exist while it runs');
-      t.ok(isPidAlive(info.pid));
-      if (signal) child.kill(signal);
-      await exited;
-      if (mode === 'release') {
-        t.ok(namespacesWithPrefix(info.prefix).length > 0, 'released: still there after its process exited');
-        t.ok(isPidAlive(info.pid), 'released: its detached process still runs');
-        const removed = await Testbed.destroyByPrefix(info.prefix);
-        t.ok(removed.length > 0, 'destroyByPrefix found it');
-      }
-      t.same(namespacesWithPrefix(info.prefix), [], 'namespaces removed');
-      t.notOk(isPidAlive(info.pid), 'its process is gone');
-      t.notOk(existsSync(info.workDir), 'work directory removed');
-    });
+  for (const [mode, signal] of [
+    ['wait', 'SIGINT'],
+    ['wait', 'SIGTERM'],
+    ['throw', undefined],
+    ['release', undefined],
+  ] as const) {
+    t.test(
+      `cleanup without destroy(): ${signal ?? (mode === 'throw' ? 'uncaught exception' : 'released, then destroyByPrefix')}`,
+      async (t) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', fixture, mode], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+        child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+        const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+        const deadline = Date.now() + 20_000;
+        while (!out.includes('\n') && Date.now() < deadline && child.exitCode === null)
+          await new Promise((r) => setTimeout(r, 20));
+        const info = JSON.parse(out.split('\n')[0] || 'null') as {
+          prefix: string;
+          pid: number;
+          workDir: string;
+        } | null;
+        if (!info) {
+          child.kill('SIGKILL');
+          t.fail(`fixture did not start: ${err}`);
+          return;
+        }
+        t.ok(namespacesWithPrefix(info.prefix).length > 0, 'namespaces exist while it runs');
+        t.ok(isPidAlive(info.pid));
+        if (signal) child.kill(signal);
+        await exited;
+        if (mode === 'release') {
+          t.ok(namespacesWithPrefix(info.prefix).length > 0, 'released: still there after its process exited');
+          t.ok(isPidAlive(info.pid), 'released: its detached process still runs');
+          const removed = await Testbed.destroyByPrefix(info.prefix);
+          t.ok(removed.length > 0, 'destroyByPrefix found it');
+        }
+        t.same(namespacesWithPrefix(info.prefix), [], 'namespaces removed');
+        t.notOk(isPidAlive(info.pid), 'its process is gone');
+        t.notOk(existsSync(info.workDir), 'work directory removed');
+      },
+    );
   }
 }

@@ -7,23 +7,66 @@ import { existsSync, rmSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { CrosslinkError } from '../../lib/errors.js';
 import {
-  run, runSync, signalPid, spawnIn,
-  type RunOptions, type RunResult, type SpawnedProcess, type SpawnOptions,
+  run,
+  runSync,
+  signalPid,
+  spawnIn,
+  type RunOptions,
+  type RunResult,
+  type SpawnedProcess,
+  type SpawnOptions,
 } from './exec.js';
 import {
-  ensureWorkDir, installExitHooks, killPids, live, killPidsSync, namespacesWithPrefix, onPath, parsePids, pidsInNetns, randomPrefix, wgSocketsWithPrefix, workDirFor,
+  ensureWorkDir,
+  installExitHooks,
+  killPids,
+  live,
+  killPidsSync,
+  namespacesWithPrefix,
+  onPath,
+  parsePids,
+  pidsInNetns,
+  randomPrefix,
+  wgSocketsWithPrefix,
+  workDirFor,
 } from './leftovers.js';
 import {
   planTopology,
-  type Box, type ControllerHost, type Host, type Lan, type TestbedDescription, type TestbedNode, type Topology, type Underlay, type UnderlayPort,
+  type Box,
+  type ControllerHost,
+  type Host,
+  type Lan,
+  type TestbedDescription,
+  type TestbedNode,
+  type Topology,
+  type Underlay,
+  type UnderlayPort,
 } from './topology.js';
 import {
-  ECHO_SERVER, ping, pythonPath, tcpProbe, udpProbe,
-  type PingOptions, type PingResult, type ProbeOptions, type TcpProbeResult, type UdpProbeOptions, type UdpProbeResult,
+  ECHO_SERVER,
+  ping,
+  pythonPath,
+  tcpProbe,
+  udpProbe,
+  type PingOptions,
+  type PingResult,
+  type ProbeOptions,
+  type TcpProbeResult,
+  type UdpProbeOptions,
+  type UdpProbeResult,
 } from './traffic.js';
 
 export { namespacesWithPrefix, workDirFor } from './leftovers.js';
-export type { Box, ControllerHost, Host, Lan, TestbedDescription, TestbedNode, Underlay, UnderlayLink } from './topology.js';
+export type {
+  Box,
+  ControllerHost,
+  Host,
+  Lan,
+  TestbedDescription,
+  TestbedNode,
+  Underlay,
+  UnderlayLink,
+} from './topology.js';
 
 /** A node object, or the name of a box, host, LAN, the controller, or "underlay". */
 export type NodeRef = TestbedNode | string;
@@ -59,7 +102,6 @@ export interface UnderlayBlockOptions {
 
 const FIREWALL_TABLE = 'crosslink_testbed';
 
-
 export class Testbed {
   readonly topology: Topology;
   /** Scratch directory for logs and key files (/tmp/crosslink-testbed-<prefix>); removed by destroy() unless kept. */
@@ -83,11 +125,16 @@ export class Testbed {
     const missing: string[] = [];
     if (process.getuid?.() !== 0) missing.push('root (network namespaces need it): run the tests as root');
     const tools: [string, string][] = [
-      ['ip', 'iproute2'], ['nft', 'nftables'], ['wireguard-go', 'wireguard-go'], ['wg', 'wireguard-tools'],
-      ['ping', 'iputils-ping'], ['sysctl', 'procps'],
+      ['ip', 'iproute2'],
+      ['nft', 'nftables'],
+      ['wireguard-go', 'wireguard-go'],
+      ['wg', 'wireguard-tools'],
+      ['ping', 'iputils-ping'],
+      ['sysctl', 'procps'],
     ];
     for (const [cmd, pkg] of tools) if (!onPath(cmd)) missing.push(`${cmd} (Debian package ${pkg})`);
-    if (!existsSync('/usr/bin/python3') && !onPath('python3')) missing.push('python3 (the traffic probes are python3 programs)');
+    if (!existsSync('/usr/bin/python3') && !onPath('python3'))
+      missing.push('python3 (the traffic probes are python3 programs)');
     if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun (wireguard-go needs the tun device)');
     return missing;
   }
@@ -96,7 +143,9 @@ export class Testbed {
   static assertRequirements(): void {
     const missing = Testbed.requirements();
     if (missing.length > 0) {
-      throw new Error(`the namespace testbed cannot run here; missing: ${missing.join('; ')}. Run scripts/setup.sh as root.`);
+      throw new Error(
+        `the namespace testbed cannot run here; missing: ${missing.join('; ')}. Run scripts/setup.sh as root.`,
+      );
     }
   }
 
@@ -108,7 +157,10 @@ export class Testbed {
       prefix = desc.prefix;
       const existing = namespacesWithPrefix(prefix);
       if (existing.length > 0) {
-        throw new CrosslinkError('conflict', `namespaces with prefix "${prefix}-" already exist (${existing.join(', ')}); remove them with Testbed.destroyByPrefix`);
+        throw new CrosslinkError(
+          'conflict',
+          `namespaces with prefix "${prefix}-" already exist (${existing.join(', ')}); remove them with Testbed.destroyByPrefix`,
+        );
       }
     } else {
       prefix = randomPrefix();
@@ -132,11 +184,15 @@ export class Testbed {
    * running demo): same layout, nothing built, no processes tracked, not destroyed on exit unless
    * `isOwned` is set.
    */
-  static attach(desc: TestbedDescription & { prefix: string }, opts: CreateOptions & { isOwned?: boolean } = {}): Testbed {
+  static attach(
+    desc: TestbedDescription & { prefix: string },
+    opts: CreateOptions & { isOwned?: boolean } = {},
+  ): Testbed {
     const topology = planTopology(desc, desc.prefix);
     const existing = new Set(namespacesWithPrefix(desc.prefix));
     const absent = topology.namespaces.filter((n) => !existing.has(n));
-    if (absent.length > 0) throw new CrosslinkError('not_found', `testbed ${desc.prefix} is not running: no namespace ${absent.join(', ')}`);
+    if (absent.length > 0)
+      throw new CrosslinkError('not_found', `testbed ${desc.prefix} is not running: no namespace ${absent.join(', ')}`);
     const bed = new Testbed(topology, ensureWorkDir(desc.prefix, false), opts);
     if (opts.isOwned) {
       live.add(bed);
@@ -166,7 +222,10 @@ export class Testbed {
     const pids = (await Promise.all(namespaces.map(pidsInNetns))).flat();
     await killPids(pids, graceMs);
     if (namespaces.length > 0) {
-      await run(['ip', '-force', '-batch', '-'], { input: namespaces.map((n) => `netns del ${n}\n`).join(''), check: false });
+      await run(['ip', '-force', '-batch', '-'], {
+        input: namespaces.map((n) => `netns del ${n}\n`).join(''),
+        check: false,
+      });
     }
     for (const sock of wgSocketsWithPrefix(prefix)) rmSync(sock, { force: true });
     rmSync(workDirFor(prefix), { recursive: true, force: true });
@@ -179,8 +238,11 @@ export class Testbed {
     await Promise.all(t.sysctls.map((s) => run(['sysctl', '-q', '-w', ...s.settings], { netns: s.netns })));
     await run(['ip', '-batch', '-'], { input: t.veths.map((l) => `${l}\n`).join('') });
     for (const phase of [1, 2] as const) {
-      await Promise.all(t.batches.filter((b) => b.phase === phase)
-        .map((b) => run(['ip', '-n', b.netns, '-batch', '-'], { input: b.lines.map((l) => `${l}\n`).join('') })));
+      await Promise.all(
+        t.batches
+          .filter((b) => b.phase === phase)
+          .map((b) => run(['ip', '-n', b.netns, '-batch', '-'], { input: b.lines.map((l) => `${l}\n`).join('') })),
+      );
     }
   }
 
@@ -240,9 +302,12 @@ export class Testbed {
   node(ref: NodeRef): TestbedNode {
     if (typeof ref !== 'string') return ref;
     const t = this.topology;
-    const found = t.underlays.find((u) => u.name === ref)
-      ?? (t.controller?.name === ref ? t.controller : undefined)
-      ?? t.boxes.find((x) => x.name === ref) ?? t.hosts.find((x) => x.name === ref) ?? t.lans.find((x) => x.name === ref);
+    const found =
+      t.underlays.find((u) => u.name === ref) ??
+      (t.controller?.name === ref ? t.controller : undefined) ??
+      t.boxes.find((x) => x.name === ref) ??
+      t.hosts.find((x) => x.name === ref) ??
+      t.lans.find((x) => x.name === ref);
     if (!found) throw new Error(`no node named "${ref}" in this testbed`);
     return found;
   }
@@ -281,7 +346,8 @@ export class Testbed {
       return;
     }
     const ours = (await Promise.all(this.topology.namespaces.map(pidsInNetns))).flat();
-    if (!ours.includes(pid)) throw new Error(`pid ${pid} was not started by this testbed and is not inside its namespaces`);
+    if (!ours.includes(pid))
+      throw new Error(`pid ${pid} was not started by this testbed and is not inside its namespaces`);
     if (opts.signal && opts.signal !== 'SIGTERM') signalPid(pid, opts.signal);
     await killPids([pid], opts.graceMs ?? this.graceMs);
   }
@@ -298,7 +364,13 @@ export class Testbed {
   }
 
   /** True when a TCP connection from `from` to toAddr:port completes within timeoutMs (default 2000). */
-  async tcpConnect(from: NodeRef, toAddr: string, port: number, timeoutMs = 2000, opts: Omit<ProbeOptions, 'timeoutMs'> = {}): Promise<boolean> {
+  async tcpConnect(
+    from: NodeRef,
+    toAddr: string,
+    port: number,
+    timeoutMs = 2000,
+    opts: Omit<ProbeOptions, 'timeoutMs'> = {},
+  ): Promise<boolean> {
     return (await this.tcpProbe(from, toAddr, port, { ...opts, timeoutMs })) === 'open';
   }
 
@@ -316,14 +388,25 @@ export class Testbed {
   }
 
   /** Starts a TCP or UDP echo server on `port` (all addresses, IPv4 and IPv6, unless bindAddress). */
-  async listen(node: NodeRef, proto: 'tcp' | 'udp', port: number, opts: { bindAddress?: string } = {}): Promise<Listener> {
+  async listen(
+    node: NodeRef,
+    proto: 'tcp' | 'udp',
+    port: number,
+    opts: { bindAddress?: string } = {},
+  ): Promise<Listener> {
     const proc = this.spawn(node, [pythonPath(), '-u', '-c', ECHO_SERVER, proto, String(port), opts.bindAddress ?? '']);
     await proc.waitForOutput(/^ready$/m, 10_000);
     return {
-      pid: proc.pid, proto, port, process: proc,
+      pid: proc.pid,
+      proto,
+      port,
+      process: proc,
       sources: () => [...new Set([...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]!))],
       waitForSource: async (address, timeoutMs = 5000) => {
-        await proc.waitForOutput(new RegExp(`^from ${address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), timeoutMs);
+        await proc.waitForOutput(
+          new RegExp(`^from ${address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'),
+          timeoutMs,
+        );
       },
       close: async () => {
         await proc.stop({ graceMs: this.graceMs });
@@ -337,7 +420,8 @@ export class Testbed {
   private underlayPorts(ref: NodeRef): { name: string; ports: UnderlayPort[] } {
     const node = this.node(ref);
     const ports = this.topology.underlayPorts.get(node.name);
-    if (!ports || (node.kind !== 'box' && node.kind !== 'controller')) throw new Error(`${node.name} is not attached to the underlay`);
+    if (!ports || (node.kind !== 'box' && node.kind !== 'controller'))
+      throw new Error(`${node.name} is not attached to the underlay`);
     return { name: node.name, ports };
   }
 
@@ -362,7 +446,8 @@ export class Testbed {
 
   /** Drops `percent` % of all packets crossing the node's underlay link, each direction; 0 removes it. */
   async setUnderlayLoss(node: NodeRef, percent: number): Promise<void> {
-    if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error('percent must be an integer 0..100');
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100)
+      throw new Error('percent must be an integer 0..100');
     const { name } = this.underlayPorts(node);
     if (percent === 0) this.lossPercent.delete(name);
     else this.lossPercent.set(name, percent);
@@ -388,14 +473,23 @@ export class Testbed {
   /** The nft script for one underlay router's impairments (default: the first); replaces the whole table atomically. */
   renderUnderlayFirewall(underlay: string = this.topology.underlay.network): string {
     const rules: string[] = [];
-    const on = (name: string): UnderlayPort | undefined => this.underlayPorts(name).ports.find((p) => p.underlay === underlay);
-    for (const { a, b, proto } of [...this.blocks.values()].sort((p, q) => `${p.a}|${p.b}`.localeCompare(`${q.a}|${q.b}`))) {
+    const on = (name: string): UnderlayPort | undefined =>
+      this.underlayPorts(name).ports.find((p) => p.underlay === underlay);
+    for (const { a, b, proto } of [...this.blocks.values()].sort((p, q) =>
+      `${p.a}|${p.b}`.localeCompare(`${q.a}|${q.b}`),
+    )) {
       const pa = on(a);
       const pb = on(b);
       if (!pa || !pb) continue;
       const l4 = proto === 'udp' ? ' meta l4proto udp' : '';
-      for (const [s, d] of [[pa, pb], [pb, pa]] as const) {
-        rules.push(`ip saddr ${s.address} ip daddr ${d.address}${l4} drop`, `ip6 saddr ${s.address6} ip6 daddr ${d.address6}${l4} drop`);
+      for (const [s, d] of [
+        [pa, pb],
+        [pb, pa],
+      ] as const) {
+        rules.push(
+          `ip saddr ${s.address} ip daddr ${d.address}${l4} drop`,
+          `ip6 saddr ${s.address6} ip6 daddr ${d.address6}${l4} drop`,
+        );
       }
     }
     for (const [name, percent] of [...this.lossPercent.entries()].sort(([p], [q]) => p.localeCompare(q))) {
@@ -418,7 +512,11 @@ export class Testbed {
   }
 
   private async applyUnderlayFirewall(): Promise<void> {
-    await Promise.all(this.topology.underlays.map((u) => run(['nft', '-f', '-'], { netns: u.netns, input: this.renderUnderlayFirewall(u.network) })));
+    await Promise.all(
+      this.topology.underlays.map((u) =>
+        run(['nft', '-f', '-'], { netns: u.netns, input: this.renderUnderlayFirewall(u.network) }),
+      ),
+    );
   }
 
   // ---- teardown -------------------------------------------------------------------------------
@@ -464,7 +562,10 @@ export class Testbed {
     await Promise.all([...this.procs.values()].map((p) => p.stop({ graceMs: this.graceMs })));
     const strays = (await Promise.all(this.topology.namespaces.map(pidsInNetns))).flat();
     await killPids(strays, this.graceMs);
-    await run(['ip', '-force', '-batch', '-'], { input: this.topology.namespaces.map((n) => `netns del ${n}\n`).join(''), check: false });
+    await run(['ip', '-force', '-batch', '-'], {
+      input: this.topology.namespaces.map((n) => `netns del ${n}\n`).join(''),
+      check: false,
+    });
     this.removeLeftovers();
     const left = namespacesWithPrefix(this.prefix);
     if (left.length > 0) throw new Error(`testbed ${this.prefix}: namespaces left after destroy: ${left.join(', ')}`);

@@ -197,7 +197,12 @@ const PREFIX = /^[a-z][a-z0-9]{1,9}$/;
 function underlayLink(u: number, k: number): { router: string; node: string; router6: string; node6: string } {
   const hex = k.toString(16);
   const net = 31 - u;
-  return { router: `172.${net}.${k}.1`, node: `172.${net}.${k}.2`, router6: `fd31:${u}:${hex}::1`, node6: `fd31:${u}:${hex}::2` };
+  return {
+    router: `172.${net}.${k}.1`,
+    node: `172.${net}.${k}.2`,
+    router6: `fd31:${u}:${hex}::1`,
+    node6: `fd31:${u}:${hex}::2`,
+  };
 }
 
 /** The whole address block of underlay u, for routes towards it from a box's second cable. */
@@ -221,7 +226,8 @@ function parseCidr(value: unknown, family: 4 | 6, path: string, errors: ErrorDet
     errors.push({ path, message: `expected an IPv${family} address, got ${value}` });
     return undefined;
   }
-  const network = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(value) : ipaddr.IPv6.networkAddressFromCIDR(value);
+  const network =
+    addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(value) : ipaddr.IPv6.networkAddressFromCIDR(value);
   return { address: addr.toString(), prefixLength: len, subnet: `${network.toString()}/${len}` };
 }
 
@@ -235,7 +241,11 @@ function checkAddress(value: string | undefined, family: 4 | 6, path: string, er
 /** Validates the description and computes the whole layout. Throws CrosslinkError('config_invalid') listing every problem. */
 export function planTopology(desc: TestbedDescription, prefix: string): Topology {
   const errors: ErrorDetail[] = [];
-  if (!PREFIX.test(prefix)) errors.push({ path: 'prefix', message: `must match ${PREFIX} (it prefixes interface names of at most 15 characters)` });
+  if (!PREFIX.test(prefix))
+    errors.push({
+      path: 'prefix',
+      message: `must match ${PREFIX} (it prefixes interface names of at most 15 characters)`,
+    });
   if (!Array.isArray(desc.boxes)) errors.push({ path: 'boxes', message: 'expected a list of boxes' });
   if (desc.boxes.length > 254) errors.push({ path: 'boxes', message: 'at most 254 boxes (one underlay /24 each)' });
 
@@ -243,7 +253,8 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
   const seen = new Set<string>();
   const checkName = (name: unknown, path: string): void => {
     if (typeof name !== 'string' || !NAME.test(name)) errors.push({ path, message: `name must match ${NAME}` });
-    else if (name === 'wan' || name === 'underlay' || name.startsWith('lan-')) errors.push({ path, message: `"${name}" is reserved` });
+    else if (name === 'wan' || name === 'underlay' || name.startsWith('lan-'))
+      errors.push({ path, message: `"${name}" is reserved` });
     else if (seen.has(name)) errors.push({ path, message: `"${name}" is used twice` });
     else seen.add(name);
   };
@@ -253,9 +264,17 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
     errors.push({ path: 'underlays', message: 'expected a list of 1 to 16 underlay names' });
   }
   const underlays: Underlay[] = networkNames.map((network, i) => {
-    if (typeof network !== 'string' || !NAME.test(network)) errors.push({ path: `underlays[${i}]`, message: `name must match ${NAME}` });
-    else if (networkNames.indexOf(network) !== i) errors.push({ path: `underlays[${i}]`, message: `underlay "${network}" is named twice` });
-    return { kind: 'underlay', name: i === 0 ? 'underlay' : network, network, netns: desc.underlays ? ns(`wan-${network}`) : ns('wan'), index: i };
+    if (typeof network !== 'string' || !NAME.test(network))
+      errors.push({ path: `underlays[${i}]`, message: `name must match ${NAME}` });
+    else if (networkNames.indexOf(network) !== i)
+      errors.push({ path: `underlays[${i}]`, message: `underlay "${network}" is named twice` });
+    return {
+      kind: 'underlay',
+      name: i === 0 ? 'underlay' : network,
+      network,
+      netns: desc.underlays ? ns(`wan-${network}`) : ns('wan'),
+      index: i,
+    };
   });
   const underlay = underlays[0]!;
   const underlayPorts = new Map<string, UnderlayPort[]>();
@@ -264,13 +283,22 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
   const batches: { netns: string; phase: 1 | 2; lines: string[] }[] = [];
 
   /** Cables a node to each named underlay (link k of each); returns its links and the `ip` lines for its side. */
-  const attachToUnderlays = (node: string, nodeNs: string, k: number, networks: string[], path: string): { links: UnderlayLink[]; lines: string[] } => {
+  const attachToUnderlays = (
+    node: string,
+    nodeNs: string,
+    k: number,
+    networks: string[],
+    path: string,
+  ): { links: UnderlayLink[]; lines: string[] } => {
     const links: UnderlayLink[] = [];
     const lines = ['link set lo up'];
     networks.forEach((network, j) => {
       const u = underlays.find((x) => x.network === network);
       if (!u) {
-        errors.push({ path: `${path}[${j}]`, message: `no underlay named "${network}" (declared: ${networkNames.join(', ')})` });
+        errors.push({
+          path: `${path}[${j}]`,
+          message: `no underlay named "${network}" (declared: ${networkNames.join(', ')})`,
+        });
         return;
       }
       if (networks.indexOf(network) !== j) {
@@ -281,15 +309,36 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
       const port = `u${k}`;
       const ifname = links.length === 0 ? 'wan' : `wan${links.length}`;
       veths.push(`link add ${port} netns ${u.netns} type veth peer name ${ifname} netns ${nodeNs}`);
-      underlayLines.get(network)!.push(`addr add ${link.router}/24 dev ${port}`, `addr add ${link.router6}/64 dev ${port} nodad`, `link set ${port} up`);
+      underlayLines
+        .get(network)!
+        .push(
+          `addr add ${link.router}/24 dev ${port}`,
+          `addr add ${link.router6}/64 dev ${port} nodad`,
+          `link set ${port} up`,
+        );
       const ports = underlayPorts.get(node) ?? [];
       ports.push({ underlay: network, netns: u.netns, interface: port, address: link.node, address6: link.node6 });
       underlayPorts.set(node, ports);
-      lines.push(`addr add ${link.node}/24 dev ${ifname}`, `addr add ${link.node6}/64 dev ${ifname} nodad`, `link set ${ifname} up`);
+      lines.push(
+        `addr add ${link.node}/24 dev ${ifname}`,
+        `addr add ${link.node6}/64 dev ${ifname} nodad`,
+        `link set ${ifname} up`,
+      );
       // The first cable carries the default route; a further cable reaches only its own underlay's block.
       if (links.length === 0) lines.push(`route add default via ${link.router}`, `route add ::/0 via ${link.router6}`);
-      else lines.push(`route add ${underlayBlock(u.index).v4} via ${link.router}`, `route add ${underlayBlock(u.index).v6} via ${link.router6}`);
-      links.push({ underlay: network, interface: ifname, address: link.node, address6: link.node6, gateway: link.router, gateway6: link.router6 });
+      else
+        lines.push(
+          `route add ${underlayBlock(u.index).v4} via ${link.router}`,
+          `route add ${underlayBlock(u.index).v6} via ${link.router6}`,
+        );
+      links.push({
+        underlay: network,
+        interface: ifname,
+        address: link.node,
+        address6: link.node6,
+        gateway: link.router,
+        gateway6: link.router6,
+      });
     });
     return { links, lines };
   };
@@ -303,8 +352,15 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
     const first = links[0];
     if (first) {
       controller = {
-        kind: 'controller', name, netns, interface: 'wan', address: first.address, address6: first.address6,
-        gateway: first.gateway, gateway6: first.gateway6, underlays: links,
+        kind: 'controller',
+        name,
+        netns,
+        interface: 'wan',
+        address: first.address,
+        address6: first.address6,
+        gateway: first.gateway,
+        gateway6: first.gateway6,
+        underlays: links,
       };
     }
     batches.push({ netns, phase: 2, lines });
@@ -344,25 +400,39 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
   desc.boxes.forEach((b, i) => {
     const path = `boxes[${i}]`;
     checkName(b.name, `${path}.name`);
-    if (!Array.isArray(b.lans) || b.lans.length === 0) errors.push({ path: `${path}.lans`, message: 'a box needs at least one LAN side' });
+    if (!Array.isArray(b.lans) || b.lans.length === 0)
+      errors.push({ path: `${path}.lans`, message: 'a box needs at least one LAN side' });
     const index = i + 1;
     const netns = ns(b.name);
     if (b.underlays !== undefined && (!Array.isArray(b.underlays) || b.underlays.length === 0)) {
       errors.push({ path: `${path}.underlays`, message: 'expected a list of at least one underlay name' });
     }
-    const { links, lines } = attachToUnderlays(b.name, netns, index, b.underlays?.length ? b.underlays : [underlay.network], `${path}.underlays`);
+    const { links, lines } = attachToUnderlays(
+      b.name,
+      netns,
+      index,
+      b.underlays?.length ? b.underlays : [underlay.network],
+      `${path}.underlays`,
+    );
     const link = links[0] ?? { address: '', address6: '', gateway: '', gateway6: '' };
     const boxLans: BoxLan[] = [];
     (b.lans ?? []).forEach((side, s) => {
       const sp = `${path}.lans[${s}]`;
       const lan = addLan(side.lan, `${sp}.lan`);
-      if (boxLans.some((x) => x.lan === side.lan)) errors.push({ path: `${sp}.lan`, message: `box is already on LAN "${side.lan}"` });
+      if (boxLans.some((x) => x.lan === side.lan))
+        errors.push({ path: `${sp}.lan`, message: `box is already on LAN "${side.lan}"` });
       const v4 = parseCidr(side.address, 4, `${sp}.address`, errors);
       const v6 = side.address6 === undefined ? undefined : parseCidr(side.address6, 6, `${sp}.address6`, errors);
       if (!v4) return;
       const ifname = `lan${s}`;
       plugIntoLan(lan, netns, ifname);
-      const boxLan: BoxLan = { lan: side.lan, interface: ifname, address: v4.address, prefixLength: v4.prefixLength, subnet: v4.subnet };
+      const boxLan: BoxLan = {
+        lan: side.lan,
+        interface: ifname,
+        address: v4.address,
+        prefixLength: v4.prefixLength,
+        subnet: v4.subnet,
+      };
       lines.push(`addr add ${v4.address}/${v4.prefixLength} dev ${ifname}`);
       if (v6) {
         Object.assign(boxLan, { address6: v6.address, prefixLength6: v6.prefixLength, subnet6: v6.subnet });
@@ -373,8 +443,18 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
       if (!firstBoxOnLan.has(side.lan)) firstBoxOnLan.set(side.lan, boxLan);
     });
     boxes.push({
-      kind: 'box', name: b.name, netns, index, wanInterface: 'wan', wanAddress: link.address, wanAddress6: link.address6,
-      wanGateway: link.gateway, wanGateway6: link.gateway6, wgInterface: `${prefix}w${index}`, lans: boxLans, underlays: links,
+      kind: 'box',
+      name: b.name,
+      netns,
+      index,
+      wanInterface: 'wan',
+      wanAddress: link.address,
+      wanAddress6: link.address6,
+      wanGateway: link.gateway,
+      wanGateway6: link.gateway6,
+      wgInterface: `${prefix}w${index}`,
+      lans: boxLans,
+      underlays: links,
     });
     batches.push({ netns, phase: 2, lines });
   });
@@ -405,25 +485,45 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
     if (gateway6) lines.push(`route add ::/0 via ${gateway6}`);
     batches.push({ netns, phase: 2, lines });
     hosts.push({
-      kind: 'host', name: h.name, netns, lan: h.lan, interface: 'eth0', address: v4.address, prefixLength: v4.prefixLength,
-      subnet: v4.subnet, ...(v6 ? { address6: v6.address, subnet6: v6.subnet } : {}),
-      ...(gateway ? { gateway } : {}), ...(gateway6 ? { gateway6 } : {}),
+      kind: 'host',
+      name: h.name,
+      netns,
+      lan: h.lan,
+      interface: 'eth0',
+      address: v4.address,
+      prefixLength: v4.prefixLength,
+      subnet: v4.subnet,
+      ...(v6 ? { address6: v6.address, subnet6: v6.subnet } : {}),
+      ...(gateway ? { gateway } : {}),
+      ...(gateway6 ? { gateway6 } : {}),
     });
   });
 
   if (errors.length > 0) {
-    throw new CrosslinkError('config_invalid', `testbed description is invalid: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, errors);
+    throw new CrosslinkError(
+      'config_invalid',
+      `testbed description is invalid: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
+      errors,
+    );
   }
 
   for (const lan of lans.values()) {
     const lines = ['link set lo up', 'link add br0 type bridge mcast_snooping 0', 'link set br0 up'];
-    for (let j = 0; j < (lanPorts.get(lan.name) ?? 0); j++) lines.push(`link set p${j} master br0`, `link set p${j} up`);
+    for (let j = 0; j < (lanPorts.get(lan.name) ?? 0); j++)
+      lines.push(`link set p${j} master br0`, `link set p${j} up`);
     batches.push({ netns: lan.netns, phase: 1, lines });
   }
-  batches.unshift(...underlays.map((u) => ({ netns: u.netns, phase: 1 as const, lines: underlayLines.get(u.network)! })));
+  batches.unshift(
+    ...underlays.map((u) => ({ netns: u.netns, phase: 1 as const, lines: underlayLines.get(u.network)! })),
+  );
 
-  const namespaces = [...underlays.map((u) => u.netns), ...(controller ? [controller.netns] : []), ...[...lans.values()].map((l) => l.netns),
-    ...boxes.map((b) => b.netns), ...hosts.map((h) => h.netns)];
+  const namespaces = [
+    ...underlays.map((u) => u.netns),
+    ...(controller ? [controller.netns] : []),
+    ...[...lans.values()].map((l) => l.netns),
+    ...boxes.map((b) => b.netns),
+    ...hosts.map((h) => h.netns),
+  ];
   // No DAD: addresses are usable at once instead of after a second or two of "tentative".
   const noDad = ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0'];
   const forwarding = ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.conf.default.forwarding=1'];
@@ -431,7 +531,17 @@ export function planTopology(desc: TestbedDescription, prefix: string): Topology
   const sysctls = namespaces.map((n) => ({ netns: n, settings: routers.has(n) ? [...noDad, ...forwarding] : noDad }));
 
   return {
-    prefix, underlay, underlays, ...(controller ? { controller } : {}), lans: [...lans.values()], boxes, hosts,
-    namespaces, sysctls, veths, batches, underlayPorts,
+    prefix,
+    underlay,
+    underlays,
+    ...(controller ? { controller } : {}),
+    lans: [...lans.values()],
+    boxes,
+    hosts,
+    namespaces,
+    sysctls,
+    veths,
+    batches,
+    underlayPorts,
   };
 }

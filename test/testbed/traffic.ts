@@ -122,7 +122,12 @@ function parseResult<T extends string>(stdout: string, allowed: readonly T[], ar
   throw new Error(`probe ${argv.join(' ')} gave an unexpected answer: ${stdout.trim()}`);
 }
 
-export async function tcpProbe(netns: string, toAddr: string, port: number, opts: ProbeOptions = {}): Promise<TcpProbeResult> {
+export async function tcpProbe(
+  netns: string,
+  toAddr: string,
+  port: number,
+  opts: ProbeOptions = {},
+): Promise<TcpProbeResult> {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const argv = [pythonPath(), '-c', TCP_PROBE, toAddr, String(port), String(timeoutMs / 1000), opts.bindAddress ?? ''];
   const r = await run(argv, { netns, timeoutMs: timeoutMs + 10_000 });
@@ -136,10 +141,24 @@ export interface UdpProbeOptions extends ProbeOptions {
   resendMs?: number;
 }
 
-export async function udpProbe(netns: string, toAddr: string, port: number, opts: UdpProbeOptions = {}): Promise<UdpProbeResult> {
+export async function udpProbe(
+  netns: string,
+  toAddr: string,
+  port: number,
+  opts: UdpProbeOptions = {},
+): Promise<UdpProbeResult> {
   const timeoutMs = opts.timeoutMs ?? 2000;
-  const argv = [pythonPath(), '-c', UDP_PROBE, toAddr, String(port), String(timeoutMs / 1000), opts.bindAddress ?? '',
-    opts.payload ?? 'crosslink-testbed-probe', String((opts.resendMs ?? 250) / 1000)];
+  const argv = [
+    pythonPath(),
+    '-c',
+    UDP_PROBE,
+    toAddr,
+    String(port),
+    String(timeoutMs / 1000),
+    opts.bindAddress ?? '',
+    opts.payload ?? 'crosslink-testbed-probe',
+    String((opts.resendMs ?? 250) / 1000),
+  ];
   const r = await run(argv, { netns, timeoutMs: timeoutMs + 10_000 });
   return parseResult(r.stdout, ['reply', 'refused', 'unreachable', 'timeout'] as const, argv);
 }
@@ -165,8 +184,19 @@ export async function ping(netns: string, addr: string, opts: PingOptions = {}):
   const intervalMs = opts.intervalMs ?? 200;
   const timeoutMs = opts.timeoutMs ?? 1000;
   // No -w: with a deadline ping keeps sending past `count` until it has `count` replies.
-  const argv = ['ping', '-n', '-q', '-c', String(count), '-i', String(intervalMs / 1000), '-W', String(timeoutMs / 1000),
-    ...(opts.bindAddress ? ['-I', opts.bindAddress] : []), addr];
+  const argv = [
+    'ping',
+    '-n',
+    '-q',
+    '-c',
+    String(count),
+    '-i',
+    String(intervalMs / 1000),
+    '-W',
+    String(timeoutMs / 1000),
+    ...(opts.bindAddress ? ['-I', opts.bindAddress] : []),
+    addr,
+  ];
   const r = await run(argv, { netns, check: false, timeoutMs: count * intervalMs + timeoutMs + 10_000 });
   const m = r.stdout.match(/(\d+) packets transmitted, (\d+) (?:packets )?received/);
   if (m) return { sent: Number(m[1]), received: Number(m[2]) };

@@ -16,11 +16,24 @@ export class LinuxConntrack implements ConntrackPort {
     for (const l of listens) {
       // Exit 1 with "0 flow entries have been deleted" is not a failure: there was nothing to forget.
       const r = await this.opts.runner.run(
-        ['conntrack', '-D', '-f', l.family === 6 ? 'ipv6' : 'ipv4', '-p', 'udp', '--orig-dst', l.address, '--orig-port-dst', String(l.port)],
+        [
+          'conntrack',
+          '-D',
+          '-f',
+          l.family === 6 ? 'ipv6' : 'ipv4',
+          '-p',
+          'udp',
+          '--orig-dst',
+          l.address,
+          '--orig-port-dst',
+          String(l.port),
+        ],
         { netns: this.opts.netns, allowFailure: true },
       );
       if (r.exitCode !== 0 && !/0 flow entries have been deleted/.test(r.stderr)) {
-        throw new Error(`conntrack -D --orig-dst ${l.address} --orig-port-dst ${l.port}: exit ${r.exitCode}: ${r.stderr.trim()}`);
+        throw new Error(
+          `conntrack -D --orig-dst ${l.address} --orig-port-dst ${l.port}: exit ${r.exitCode}: ${r.stderr.trim()}`,
+        );
       }
     }
   }

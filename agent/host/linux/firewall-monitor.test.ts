@@ -14,7 +14,12 @@ class ScriptedRunner implements CommandRunner {
     }
     return { exitCode: 0, stdout: '', stderr: '' };
   }
-  watch(_argv: readonly string[], _opts: { netns?: string }, _onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle {
+  watch(
+    _argv: readonly string[],
+    _opts: { netns?: string },
+    _onLine: (line: string) => void,
+    onExit: (code: number) => void,
+  ): WatchHandle {
     this.watches.push({ onExit });
     return { pid: 1_000_000 + this.watches.length, stop: () => {} };
   }
@@ -55,22 +60,37 @@ class GenerationRunner implements CommandRunner {
     const words = argv[0] === 'nice' ? argv.slice(3) : argv;
     if (words[1] === 'list') {
       this.listings++;
-      return { exitCode: this.isLoaded ? 0 : 1, stdout: this.isLoaded ? 'table inet crosslink {\n}\n' : '', stderr: this.isLoaded ? '' : 'Error: No such file or directory' };
+      return {
+        exitCode: this.isLoaded ? 0 : 1,
+        stdout: this.isLoaded ? 'table inet crosslink {\n}\n' : '',
+        stderr: this.isLoaded ? '' : 'Error: No such file or directory',
+      };
     }
     if (words[1] === '-f') this.isLoaded = true;
     const generation = ++this.generation;
     const delay = this.delayFor(++this.commits, words);
     const monitor = this.monitor;
-    if (monitor && Number.isFinite(delay)) setTimeout(() => monitor(`# new generation ${generation} by process ${pid}`), delay);
+    if (monitor && Number.isFinite(delay))
+      setTimeout(() => monitor(`# new generation ${generation} by process ${pid}`), delay);
     return { exitCode: 0, stdout: '', stderr: '' };
   }
-  watch(_argv: readonly string[], _opts: { netns?: string }, onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle {
+  watch(
+    _argv: readonly string[],
+    _opts: { netns?: string },
+    onLine: (line: string) => void,
+    onExit: (code: number) => void,
+  ): WatchHandle {
     this.monitor = onLine;
     this.endMonitor = () => {
       this.monitor = null;
       onExit(1);
     };
-    return { pid: 1, stop: () => { if (this.monitor === onLine) this.monitor = null; } };
+    return {
+      pid: 1,
+      stop: () => {
+        if (this.monitor === onLine) this.monitor = null;
+      },
+    };
   }
 }
 
@@ -88,18 +108,21 @@ t.test('a barrier line printed late is ours, not a foreign commit: the gap stays
   t.equal(runner.listings, listings, 'served from the cache: the late line was not counted as foreign');
 });
 
-t.test('a barrier started ahead that came to nothing (its monitor died) is replaced by one of replace()\'s own', async (t) => {
-  // Commit 1, the barrier observe() starts ahead, is never printed, and its monitor dies.
-  const runner = new GenerationRunner((n, argv) => (argv[1] === '-f' || n === 1 ? Infinity : 1));
-  const fw = new LinuxFirewall({ runner });
-  t.same(await fw.observe(), { exists: false, fingerprint: '' });
-  await new Promise((r) => setTimeout(r, 5));
-  runner.endMonitor();
-  await new Promise((r) => setTimeout(r, 60)); // its wait ran out with no monitor: it gave up
-  const fp = await fw.replace('table inet crosslink {\n}\n');
-  await fw.settled();
-  t.equal(runner.commits, 4, 'the barrier ahead, one before the load, the load, one after');
-  const listings = runner.listings;
-  t.same(await fw.observe(), { exists: true, fingerprint: fp }, 'no drift');
-  t.equal(runner.listings, listings, 'served from the cache: the gap was proven clean');
-});
+t.test(
+  "a barrier started ahead that came to nothing (its monitor died) is replaced by one of replace()'s own",
+  async (t) => {
+    // Commit 1, the barrier observe() starts ahead, is never printed, and its monitor dies.
+    const runner = new GenerationRunner((n, argv) => (argv[1] === '-f' || n === 1 ? Infinity : 1));
+    const fw = new LinuxFirewall({ runner });
+    t.same(await fw.observe(), { exists: false, fingerprint: '' });
+    await new Promise((r) => setTimeout(r, 5));
+    runner.endMonitor();
+    await new Promise((r) => setTimeout(r, 60)); // its wait ran out with no monitor: it gave up
+    const fp = await fw.replace('table inet crosslink {\n}\n');
+    await fw.settled();
+    t.equal(runner.commits, 4, 'the barrier ahead, one before the load, the load, one after');
+    const listings = runner.listings;
+    t.same(await fw.observe(), { exists: true, fingerprint: fp }, 'no drift');
+    t.equal(runner.listings, listings, 'served from the cache: the gap was proven clean');
+  },
+);

@@ -90,7 +90,10 @@ export class LinuxFirewall implements FirewallPort {
   async observe(): Promise<FirewallObserved> {
     this.startWatcher();
     const interval = this.opts.fullCheckIntervalMs ?? 60_000;
-    const result = this.monitor.isRunning && this.cached && this.clock.nowMs() - this.cachedAtMs < interval ? { ...this.cached } : await this.fullObserve();
+    const result =
+      this.monitor.isRunning && this.cached && this.clock.nowMs() - this.cachedAtMs < interval
+        ? { ...this.cached }
+        : await this.fullObserve();
     // No table, or not the one we installed: a replace() follows, and its first barrier can run now.
     if (!result.exists || (this.installed !== null && result.fingerprint !== this.installed.token)) this.barrierAhead();
     return result;
@@ -98,7 +101,11 @@ export class LinuxFirewall implements FirewallPort {
 
   /** Starts replace()'s pre-commit barrier ahead (see replace()); one at a time, fresh for EARLY_BARRIER_MS. */
   private barrierAhead(): void {
-    if (!this.monitor.isRunning || (this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS)) return;
+    if (
+      !this.monitor.isRunning ||
+      (this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS)
+    )
+      return;
     const promise = this.monitor.barrier();
     promise.catch(() => undefined); // replace() runs its own barrier then
     this.earlyBarrier = { promise, atMs: this.clock.nowMs() };
@@ -132,13 +139,15 @@ export class LinuxFirewall implements FirewallPort {
     // busy box). With the monitor running nobody needs them until the next observe (which waits
     // for them).
     const isGapClean = wasWatching ? this.isGapClean(before, replaceNo) : Promise.resolve(true);
-    const baseline = isGapClean.then(async (isClean) => {
-      if (!isClean) return null;
-      // With a monitor nobody waits for it: at the lowest CPU priority, so that on a fresh box it
-      // does not take a core from the peers and routes the reconciler applies next.
-      const h = await this.listingHash(wasWatching);
-      return this.foreignCommits === seen && h !== null ? h : null;
-    }).catch(() => null);
+    const baseline = isGapClean
+      .then(async (isClean) => {
+        if (!isClean) return null;
+        // With a monitor nobody waits for it: at the lowest CPU priority, so that on a fresh box it
+        // does not take a core from the peers and routes the reconciler applies next.
+        const h = await this.listingHash(wasWatching);
+        return this.foreignCommits === seen && h !== null ? h : null;
+      })
+      .catch(() => null);
     this.installed = { token, baseline };
     if (!this.monitor.isRunning) {
       await baseline;
@@ -178,7 +187,10 @@ export class LinuxFirewall implements FirewallPort {
    * as an unclean gap.
    */
   private async generationBefore(): Promise<number | null> {
-    const early = this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS ? this.earlyBarrier.promise : null;
+    const early =
+      this.earlyBarrier && this.clock.nowMs() - this.earlyBarrier.atMs < EARLY_BARRIER_MS
+        ? this.earlyBarrier.promise
+        : null;
     this.earlyBarrier = null;
     // (It may have come to nothing, e.g. its monitor died meanwhile: then one now.)
     const ahead = early ? await early.catch(() => null) : null;
@@ -192,11 +204,13 @@ export class LinuxFirewall implements FirewallPort {
    */
   private isGapClean(before: number | null, replaceNo: number): Promise<boolean> {
     // A newer replace() supersedes this one: its own barriers must be the only ones in its gap.
-    return sleep(BACKGROUND_DELAY_MS).then(() => (this.replaces === replaceNo ? this.monitor.barrier() : null)).then(
-      // Our commit plus every barrier run since it (the one seen included).
-      (after) => before !== null && after !== null && after.generation === before + 1 + after.tries,
-      () => false,
-    );
+    return sleep(BACKGROUND_DELAY_MS)
+      .then(() => (this.replaces === replaceNo ? this.monitor.barrier() : null))
+      .then(
+        // Our commit plus every barrier run since it (the one seen included).
+        (after) => before !== null && after !== null && after.generation === before + 1 + after.tries,
+        () => false,
+      );
   }
 
   async remove(): Promise<void> {
@@ -208,15 +222,21 @@ export class LinuxFirewall implements FirewallPort {
   }
 
   async counters(): Promise<Record<string, FirewallCounter>> {
-    const r = await this.opts.runner.run(['nft', '-j', 'list', 'counters', ...TABLE], { netns: this.opts.netns, allowFailure: true });
+    const r = await this.opts.runner.run(['nft', '-j', 'list', 'counters', ...TABLE], {
+      netns: this.opts.netns,
+      allowFailure: true,
+    });
     if (r.exitCode !== 0) {
       if (/No such file or directory/.test(r.stderr)) return {};
       await this.opts.runner.run(['nft', '-j', 'list', 'counters', ...TABLE], { netns: this.opts.netns });
     }
     const out: Record<string, FirewallCounter> = {};
-    const doc = JSON.parse(r.stdout || '{"nftables":[]}') as { nftables: Array<{ counter?: { name: string; packets: number; bytes: number } }> };
+    const doc = JSON.parse(r.stdout || '{"nftables":[]}') as {
+      nftables: Array<{ counter?: { name: string; packets: number; bytes: number } }>;
+    };
     for (const item of doc.nftables) {
-      if (item.counter) out[item.counter.name] = { packets: BigInt(item.counter.packets), bytes: BigInt(item.counter.bytes) };
+      if (item.counter)
+        out[item.counter.name] = { packets: BigInt(item.counter.packets), bytes: BigInt(item.counter.bytes) };
     }
     return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
   }
@@ -272,7 +292,10 @@ export class LinuxFirewall implements FirewallPort {
   /** Hash of the normalised `nft list table` output; null when the table does not exist. */
   private async listingHash(isBackground = false): Promise<string | null> {
     const argv = ['nft', 'list', ...TABLE];
-    const r = await this.opts.runner.run(isBackground ? ['nice', '-n', '19', ...argv] : argv, { netns: this.opts.netns, allowFailure: true });
+    const r = await this.opts.runner.run(isBackground ? ['nice', '-n', '19', ...argv] : argv, {
+      netns: this.opts.netns,
+      allowFailure: true,
+    });
     this.fullListings += 1;
     if (r.exitCode === 0) return firewallFingerprint(r.stdout);
     if (/No such file or directory/.test(r.stderr)) return null;

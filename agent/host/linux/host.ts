@@ -46,7 +46,13 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
   const observations = new HostObservations(monitor, new NftMonitor({ ...base, clock: opts.firewall?.clock }));
   const firewall = new LinuxFirewall({ ...base, tempDir: opts.tempDir, ...opts.firewall, monitor: observations.nft });
   return {
-    wireguard: new LinuxWireGuard({ ...base, tempDir: opts.tempDir, wireguardGoLogFile: opts.wireguardGoLogFile, monitor, observations }),
+    wireguard: new LinuxWireGuard({
+      ...base,
+      tempDir: opts.tempDir,
+      wireguardGoLogFile: opts.wireguardGoLogFile,
+      monitor,
+      observations,
+    }),
     links: new LinuxLinks({ ...base, monitor }),
     routes: new LinuxRoutes({ ...base, monitor, tempDir: opts.tempDir }),
     firewall,

@@ -20,7 +20,12 @@ export function parseIpAddrJson(stdout: string): LinkObserved {
   const addresses = (link.addr_info ?? [])
     .filter((a) => (a.family === 'inet' || a.family === 'inet6') && !(a.family === 'inet6' && a.scope === 'link'))
     .map((a) => canonicalInterfaceAddress(`${a.local}/${a.prefixlen}`));
-  return { exists: true, isUp: (link.flags ?? []).includes('UP'), mtu: link.mtu ?? 0, addresses: sortByPrefix(addresses, (a) => a) };
+  return {
+    exists: true,
+    isUp: (link.flags ?? []).includes('UP'),
+    mtu: link.mtu ?? 0,
+    addresses: sortByPrefix(addresses, (a) => a),
+  };
 }
 
 /** Every global address of `ip -json addr show` (all interfaces but loopback). */
@@ -34,7 +39,9 @@ export function parseIpAddrAllJson(stdout: string): InterfaceAddress[] {
       out.push({ ifname: link.ifname, cidr: canonicalInterfaceAddress(`${a.local}/${a.prefixlen}`) });
     }
   }
-  return out.sort((x, y) => (x.ifname < y.ifname ? -1 : x.ifname > y.ifname ? 1 : x.cidr < y.cidr ? -1 : x.cidr > y.cidr ? 1 : 0));
+  return out.sort((x, y) =>
+    x.ifname < y.ifname ? -1 : x.ifname > y.ifname ? 1 : x.cidr < y.cidr ? -1 : x.cidr > y.cidr ? 1 : 0,
+  );
 }
 
 export class LinuxLinks implements LinkPort {
@@ -56,9 +63,13 @@ export class LinuxLinks implements LinkPort {
   }
 
   private async read(ifname: string): Promise<LinkObserved> {
-    const r = await this.opts.runner.run(['ip', '-json', 'addr', 'show', 'dev', ifname], { netns: this.opts.netns, allowFailure: true });
+    const r = await this.opts.runner.run(['ip', '-json', 'addr', 'show', 'dev', ifname], {
+      netns: this.opts.netns,
+      allowFailure: true,
+    });
     if (r.exitCode !== 0) {
-      if (/does not exist|Cannot find device/.test(r.stderr)) return { exists: false, isUp: false, mtu: 0, addresses: [] };
+      if (/does not exist|Cannot find device/.test(r.stderr))
+        return { exists: false, isUp: false, mtu: 0, addresses: [] };
       await this.opts.runner.run(['ip', '-json', 'addr', 'show', 'dev', ifname], { netns: this.opts.netns }); // throws with the details
     }
     return parseIpAddrJson(r.stdout);
@@ -69,7 +80,9 @@ export class LinuxLinks implements LinkPort {
   }
 
   private async setUpNow(ifname: string, mtu: number): Promise<void> {
-    await this.opts.runner.run(['ip', 'link', 'set', 'dev', ifname, 'mtu', String(mtu), 'up'], { netns: this.opts.netns });
+    await this.opts.runner.run(['ip', 'link', 'set', 'dev', ifname, 'mtu', String(mtu), 'up'], {
+      netns: this.opts.netns,
+    });
   }
 
   async addAddress(ifname: string, cidr: string): Promise<void> {
@@ -78,7 +91,9 @@ export class LinuxLinks implements LinkPort {
 
   private async addAddressNow(ifname: string, cidr: string): Promise<void> {
     // `replace` is idempotent where `add` fails with "File exists".
-    await this.opts.runner.run(['ip', 'addr', 'replace', canonicalInterfaceAddress(cidr), 'dev', ifname], { netns: this.opts.netns });
+    await this.opts.runner.run(['ip', 'addr', 'replace', canonicalInterfaceAddress(cidr), 'dev', ifname], {
+      netns: this.opts.netns,
+    });
   }
 
   async observeAll(): Promise<InterfaceAddress[]> {
@@ -101,12 +116,17 @@ export class LinuxLinks implements LinkPort {
       // set) once the address has passed duplicate address detection, so hosts move their entry
       // for the gateway to this box. Not `nodad`: the kernel sends no advertisement for those
       // (checked on 6.x), and DAD also refuses the address while another box still holds it.
-      await this.opts.runner.run(['sysctl', '-q', '-w', `net.ipv6.conf.${ifname}.ndisc_notify=1`], { netns: this.opts.netns });
+      await this.opts.runner.run(['sysctl', '-q', '-w', `net.ipv6.conf.${ifname}.ndisc_notify=1`], {
+        netns: this.opts.netns,
+      });
       await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname], { netns: this.opts.netns });
     } else {
       await this.opts.runner.run(['ip', 'addr', 'replace', c, 'dev', ifname], { netns: this.opts.netns });
       // Gratuitous ARP, twice within a second: a host ignores an update within its 1 s locktime.
-      await this.opts.runner.run(['arping', '-q', '-U', '-c', '2', '-w', '1', '-I', ifname, address], { netns: this.opts.netns, timeoutMs: 5000 });
+      await this.opts.runner.run(['arping', '-q', '-U', '-c', '2', '-w', '1', '-I', ifname, address], {
+        netns: this.opts.netns,
+        timeoutMs: 5000,
+      });
       // And once a second for a few seconds more, in the background, as VRRP routers do: the box
       // that held the gateway before may announce it once more before its own removal (a standby
       // that briefly served at start-up did, in the failover test), and the last announcement wins.
@@ -116,7 +136,10 @@ export class LinuxLinks implements LinkPort {
       // longer has, and a standby that served for a moment at start-up would otherwise pull the
       // LAN's hosts back to itself for seconds after the primary took the gateway.
       this.stopAnnouncer(`${ifname} ${c}`);
-      const daemon = this.opts.runner.startDaemon?.(['arping', '-q', '-U', '-c', '5', '-w', '6', '-I', ifname, address], { netns: this.opts.netns });
+      const daemon = this.opts.runner.startDaemon?.(
+        ['arping', '-q', '-U', '-c', '5', '-w', '6', '-I', ifname, address],
+        { netns: this.opts.netns },
+      );
       if (daemon) {
         const key = `${ifname} ${c}`;
         this.announcers.set(key, daemon.pid);
@@ -148,7 +171,8 @@ export class LinuxLinks implements LinkPort {
     const argv = ['ip', 'addr', 'del', canonicalInterfaceAddress(cidr), 'dev', ifname];
     const r = await this.opts.runner.run(argv, { netns: this.opts.netns, allowFailure: true });
     // Already absent is the state we want.
-    if (r.exitCode !== 0 && !/Cannot assign requested address|address not found/.test(r.stderr)) await this.opts.runner.run(argv, { netns: this.opts.netns });
+    if (r.exitCode !== 0 && !/Cannot assign requested address|address not found/.test(r.stderr))
+      await this.opts.runner.run(argv, { netns: this.opts.netns });
   }
 
   /** Our own change: cached reads are stale from now on, whatever its events say and when. */

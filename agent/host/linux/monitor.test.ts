@@ -8,7 +8,11 @@ t.test('routeEventKey: our routes in the main table only', async (t) => {
   t.equal(routeEventKey('10.128.0.0/24 dev xl0 proto 147 scope link '), '+10.128.0.0/24 xl0');
   t.equal(routeEventKey('Deleted 10.128.0.0/24 dev xl0 proto 147 scope link '), '-10.128.0.0/24 xl0');
   t.equal(routeEventKey('fd01::/64 dev xl0 proto 147 metric 1024 pref medium'), '+fd01::/64 xl0');
-  t.equal(routeEventKey('10.1.2.3 dev xl0 proto 147 scope link '), '+10.1.2.3/32 xl0', 'a host route is printed without its length');
+  t.equal(
+    routeEventKey('10.1.2.3 dev xl0 proto 147 scope link '),
+    '+10.1.2.3/32 xl0',
+    'a host route is printed without its length',
+  );
   t.equal(routeEventKey('10.128.0.0/24 dev xl0 proto 1470 scope link '), null, 'another protocol');
   t.equal(routeEventKey('10.128.0.0/24 dev xl0 proto static scope link '), null);
   t.equal(routeEventKey('local 10.0.0.1 dev xl0 table local proto 147 scope host'), null, 'another table');
@@ -25,7 +29,12 @@ class ScriptedWatch implements CommandRunner {
   async run(): Promise<RunResult> {
     return { exitCode: 0, stdout: '', stderr: '' };
   }
-  watch(_argv: readonly string[], _opts: { netns?: string }, onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle {
+  watch(
+    _argv: readonly string[],
+    _opts: { netns?: string },
+    onLine: (line: string) => void,
+    onExit: (code: number) => void,
+  ): WatchHandle {
     this.onLine = onLine;
     this.onExit = onExit;
     this.starts++;
@@ -44,44 +53,52 @@ function fixture() {
       return ['a'];
     },
   };
-  const monitor = new NetlinkMonitor({ runner: f.runner, clock: { nowMs: () => f.now }, settleMs: 10, expectTtlMs: 1000 });
+  const monitor = new NetlinkMonitor({
+    runner: f.runner,
+    clock: { nowMs: () => f.now },
+    settleMs: 10,
+    expectTtlMs: 1000,
+  });
   return Object.assign(f, { monitor, cache: new MonitoredCache<string[]>(monitor) });
 }
 
-t.test('announced route events keep the cache; anything else, or an announcement that never shows, invalidates', async (t) => {
-  const f = fixture();
-  const { runner, monitor, cache, read } = f;
-  await cache.get(read); // starts the monitor
-  f.now = 20;
-  await cache.get(read);
-  await cache.get(read);
-  t.equal(f.reads, 2, 'cached once the monitor has settled');
+t.test(
+  'announced route events keep the cache; anything else, or an announcement that never shows, invalidates',
+  async (t) => {
+    const f = fixture();
+    const { runner, monitor, cache, read } = f;
+    await cache.get(read); // starts the monitor
+    f.now = 20;
+    await cache.get(read);
+    await cache.get(read);
+    t.equal(f.reads, 2, 'cached once the monitor has settled');
 
-  monitor.expect(['+10.1.0.0/24 xl0', '-10.2.0.0/24 xl0']);
-  cache.patch((v) => [...v, 'b']);
-  runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
-  runner.onLine('Deleted 10.2.0.0/24 dev xl0 proto 147 scope link ');
-  t.same(await cache.get(read), ['a', 'b'], 'patched value served');
-  t.equal(f.reads, 2, 'the echo of our own batch is no change');
+    monitor.expect(['+10.1.0.0/24 xl0', '-10.2.0.0/24 xl0']);
+    cache.patch((v) => [...v, 'b']);
+    runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
+    runner.onLine('Deleted 10.2.0.0/24 dev xl0 proto 147 scope link ');
+    t.same(await cache.get(read), ['a', 'b'], 'patched value served');
+    t.equal(f.reads, 2, 'the echo of our own batch is no change');
 
-  runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
-  t.same(await cache.get(read), ['a']);
-  t.equal(f.reads, 3, 'the same event once more was not announced: read again');
+    runner.onLine('10.1.0.0/24 dev xl0 proto 147 scope link ');
+    t.same(await cache.get(read), ['a']);
+    t.equal(f.reads, 3, 'the same event once more was not announced: read again');
 
-  monitor.expect(['+10.9.0.0/24 xl0']);
-  f.now = 500;
-  await cache.get(read);
-  t.equal(f.reads, 3, 'still waiting for the echo');
-  f.now = 2000;
-  await cache.get(read);
-  t.equal(f.reads, 4, 'the echo never came within the TTL: read again');
+    monitor.expect(['+10.9.0.0/24 xl0']);
+    f.now = 500;
+    await cache.get(read);
+    t.equal(f.reads, 3, 'still waiting for the echo');
+    f.now = 2000;
+    await cache.get(read);
+    t.equal(f.reads, 4, 'the echo never came within the TTL: read again');
 
-  monitor.expect(['+10.9.0.0/24 xl0']);
-  monitor.cancelExpected();
-  runner.onLine('10.9.0.0/24 dev xl0 proto 147 scope link ');
-  await cache.get(read);
-  t.equal(f.reads, 5, 'after a failed batch its events count as changes');
-});
+    monitor.expect(['+10.9.0.0/24 xl0']);
+    monitor.cancelExpected();
+    runner.onLine('10.9.0.0/24 dev xl0 proto 147 scope link ');
+    await cache.get(read);
+    t.equal(f.reads, 5, 'after a failed batch its events count as changes');
+  },
+);
 
 t.test('onChange: subscribing starts the monitor; subscribers get every change that is not our own', async (t) => {
   const f = fixture();
@@ -105,7 +122,11 @@ t.test('onChange: subscribing starts the monitor; subscribers get every change t
 
   runner.onLine('10.7.0.0/24 dev xl0 proto 147 scope link ');
   runner.onLine('# stderr: netlink receive error No buffer space available (105)');
-  t.same(seen, ['10.7.0.0/24 dev xl0 proto 147 scope link ', '# stderr: netlink receive error No buffer space available (105)'], 'foreign events and stderr are passed on');
+  t.same(
+    seen,
+    ['10.7.0.0/24 dev xl0 proto 147 scope link ', '# stderr: netlink receive error No buffer space available (105)'],
+    'foreign events and stderr are passed on',
+  );
   await cache.get(read);
   t.equal(f.reads, 2, 'and still invalidate');
 
@@ -117,7 +138,11 @@ t.test('onChange: subscribing starts the monitor; subscribers get every change t
   await cache.get(read);
   t.equal(runner.starts, 2, 'restarted by the next read (the resync)');
   runner.onLine('5: eth1: <BROADCAST,MULTICAST> mtu 1500');
-  t.same(seen.slice(3), ['5: eth1: <BROADCAST,MULTICAST> mtu 1500'], 'events of the restarted monitor reach the subscriber');
+  t.same(
+    seen.slice(3),
+    ['5: eth1: <BROADCAST,MULTICAST> mtu 1500'],
+    'events of the restarted monitor reach the subscriber',
+  );
 
   unsubscribe();
   runner.onLine('6: eth2: <BROADCAST,MULTICAST> mtu 1500');

@@ -121,7 +121,7 @@ export class NetlinkMonitor {
 
   private onLine(line: string): void {
     const key = this.expected.size > 0 ? routeEventKey(line) : null;
-    const n = key === null ? 0 : this.expected.get(key) ?? 0;
+    const n = key === null ? 0 : (this.expected.get(key) ?? 0);
     if (n === 0) {
       this.touch();
       this.emit(line);
@@ -150,15 +150,20 @@ export class NetlinkMonitor {
     // large socket buffer: with ip's default (1 MB, or rmem_max if lower: 208 KB on a stock box)
     // a 5,000-route batch overflowed it after 800-2,800 events (ENOBUFS, printed on stderr, so the
     // cache is dropped and the routes listed again). The kernel caps it at net.core.rmem_max.
-    const handle = this.opts.runner.watch(['ip', '-rcvbuf', String(MONITOR_RCVBUF), 'monitor', 'link', 'address', 'route'], { netns: this.opts.netns, coalesceMs: COALESCE_MS }, (line) => this.onLine(line), (code) => {
-      // Restarted by the next read; until it has settled again nothing is cached.
-      const isCurrent = this.watcher === handle;
-      if (isCurrent) this.watcher = null;
-      this.expected.clear();
-      this.touch();
-      // Not after close(), nor twice for one monitor (a spawn error may be followed by its exit).
-      if (isCurrent) this.emit(`# ended: exit ${code}`);
-    });
+    const handle = this.opts.runner.watch(
+      ['ip', '-rcvbuf', String(MONITOR_RCVBUF), 'monitor', 'link', 'address', 'route'],
+      { netns: this.opts.netns, coalesceMs: COALESCE_MS },
+      (line) => this.onLine(line),
+      (code) => {
+        // Restarted by the next read; until it has settled again nothing is cached.
+        const isCurrent = this.watcher === handle;
+        if (isCurrent) this.watcher = null;
+        this.expected.clear();
+        this.touch();
+        // Not after close(), nor twice for one monitor (a spawn error may be followed by its exit).
+        if (isCurrent) this.emit(`# ended: exit ${code}`);
+      },
+    );
     this.watcher = handle;
   }
 }

@@ -58,7 +58,12 @@ export class NetnsFixture {
 
   /** A Linux host over `runner` in `ns` (route and link reads cached 200 ms after its monitor
    *  starts), with the WireGuard interface `ifname` created and up; closed and removed when `t` ends. */
-  async hostWithInterface(t: { teardown(fn: () => void): void }, ns: string, ifname: string, runner: CommandRunner): Promise<LinuxHost> {
+  async hostWithInterface(
+    t: { teardown(fn: () => void): void },
+    ns: string,
+    ifname: string,
+    runner: CommandRunner,
+  ): Promise<LinuxHost> {
     const host = createLinuxHost({ netns: ns, runner, netlink: { settleMs: 200 } });
     t.teardown(() => {
       host.close();

@@ -10,7 +10,12 @@ class LineRunner implements CommandRunner {
   async run(_argv: readonly string[], _opts?: RunOptions): Promise<RunResult> {
     return { exitCode: 0, stdout: '', stderr: '' };
   }
-  watch(_argv: readonly string[], _opts: { netns?: string }, onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle {
+  watch(
+    _argv: readonly string[],
+    _opts: { netns?: string },
+    onLine: (line: string) => void,
+    onExit: (code: number) => void,
+  ): WatchHandle {
     this.line = onLine;
     this.exit = onExit;
     return { pid: 1, stop: () => void this.stops++ };

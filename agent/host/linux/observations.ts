@@ -17,7 +17,10 @@ export class HostObservations {
 
   /** `netlink`: absent when link and route reads are not cached; `nft`: absent in tests that
    *  build an adapter alone (the firewall then runs one of its own). */
-  constructor(readonly netlink?: NetlinkMonitor, readonly nft?: NftMonitor) {}
+  constructor(
+    readonly netlink?: NetlinkMonitor,
+    readonly nft?: NftMonitor,
+  ) {}
 
   /** Canonical, sorted prefixes of a `wg show` allowed-IPs field ("a/32,b/24"); a fresh array. */
   allowedIps(field: string): string[] {

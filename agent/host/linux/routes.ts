@@ -18,7 +18,10 @@ export function parseIpRouteJson(stdout: string, family: 4 | 6): RouteObserved[]
   const list = JSON.parse(stdout || '[]') as Array<{ dst: string; dev?: string }>;
   return list
     .filter((r) => r.dev !== undefined)
-    .map((r) => ({ prefix: canonicalPrefix(r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst), dev: r.dev! }));
+    .map((r) => ({
+      prefix: canonicalPrefix(r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst),
+      dev: r.dev!,
+    }));
 }
 
 /** A change set canonical, with the prefixes that only change device marked as replaced (their
@@ -40,15 +43,28 @@ interface PreparedBatch extends ReturnType<typeof normalise> {
 
 function prepareBatch(changes: RouteChanges): PreparedBatch {
   const norm = normalise(changes);
-  return { ...norm, input: batchOf(norm), events: [...norm.add.map((r) => `+${r.prefix} ${r.dev}`), ...norm.del.map((r) => `-${r.prefix} ${r.dev}`)] };
+  return {
+    ...norm,
+    input: batchOf(norm),
+    events: [...norm.add.map((r) => `+${r.prefix} ${r.dev}`), ...norm.del.map((r) => `-${r.prefix} ${r.dev}`)],
+  };
 }
 
 function batchOf({ add, del, replaced }: ReturnType<typeof normalise>): string {
   const lines: string[] = [];
-  for (const r of sortByPrefix(add, (x) => x.prefix, (x) => x.dev)) {
+  for (const r of sortByPrefix(
+    add,
+    (x) => x.prefix,
+    (x) => x.dev,
+  )) {
     lines.push(`route ${replaced.has(r.prefix) ? 'replace' : 'add'} ${r.prefix} dev ${r.dev} proto ${PROTO}`);
   }
-  for (const r of sortByPrefix(del, (x) => x.prefix, (x) => x.dev)) lines.push(`route del ${r.prefix} dev ${r.dev} proto ${PROTO}`);
+  for (const r of sortByPrefix(
+    del,
+    (x) => x.prefix,
+    (x) => x.dev,
+  ))
+    lines.push(`route del ${r.prefix} dev ${r.dev} proto ${PROTO}`);
   return lines.length > 0 ? lines.join('\n') + '\n' : '';
 }
 
@@ -64,7 +80,9 @@ export class LinuxRoutes implements RoutePort {
   private readonly prepared = new WeakMap<RouteChanges, PreparedBatch>();
 
   /** With `monitor`, observe() lists nothing while the monitor saw no change (see monitor.ts). */
-  constructor(private readonly opts: { runner: CommandRunner; netns?: string; monitor?: NetlinkMonitor; tempDir?: string }) {
+  constructor(
+    private readonly opts: { runner: CommandRunner; netns?: string; monitor?: NetlinkMonitor; tempDir?: string },
+  ) {
     this.cache = new MonitoredCache(opts.monitor);
   }
 
@@ -79,7 +97,11 @@ export class LinuxRoutes implements RoutePort {
       runner.run(['ip', '-json', '-6', 'route', 'show', 'table', 'main', 'proto', PROTO], { netns }),
     ]);
     const all = [...parseIpRouteJson(v4.stdout, 4), ...parseIpRouteJson(v6.stdout, 6)];
-    return sortByPrefix(all, (r) => r.prefix, (r) => r.dev);
+    return sortByPrefix(
+      all,
+      (r) => r.prefix,
+      (r) => r.dev,
+    );
   }
 
   prepare(changes: RouteChanges): void {
@@ -116,7 +138,11 @@ export class LinuxRoutes implements RoutePort {
         const gone = new Set(del.map(keyOf));
         const kept = routes.filter((o) => !gone.has(keyOf(o)) && !replaced.has(o.prefix));
         const have = new Set(kept.map(keyOf));
-        return sortByPrefix([...kept, ...add.filter((a) => !have.has(keyOf(a)))], (x) => x.prefix, (x) => x.dev);
+        return sortByPrefix(
+          [...kept, ...add.filter((a) => !have.has(keyOf(a)))],
+          (x) => x.prefix,
+          (x) => x.dev,
+        );
       });
       return;
     }

@@ -49,7 +49,12 @@ export interface CommandRunner {
   /** Starts a long-lived daemon in its own session (it outlives the agent). Optional. */
   startDaemon?(argv: readonly string[], opts?: DaemonOptions): Daemon;
   /** Runs a long-lived process and hands over its stdout line by line (e.g. `nft monitor`). Optional. */
-  watch?(argv: readonly string[], opts: WatchOptions, onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle;
+  watch?(
+    argv: readonly string[],
+    opts: WatchOptions,
+    onLine: (line: string) => void,
+    onExit: (code: number) => void,
+  ): WatchHandle;
 }
 
 export interface WatchOptions {
@@ -115,8 +120,13 @@ export class ProcessRunner implements CommandRunner {
       });
       child.on('close', (code) => {
         clearTimeout(timer);
-        const result = { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), exitCode: code ?? -1 };
-        if (result.exitCode !== 0 && !opts.allowFailure) reject(new HostCommandError(full, result.exitCode, result.stderr));
+        const result = {
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          exitCode: code ?? -1,
+        };
+        if (result.exitCode !== 0 && !opts.allowFailure)
+          reject(new HostCommandError(full, result.exitCode, result.stderr));
         else resolve(result);
       });
       if (hasInput) {
@@ -130,7 +140,11 @@ export class ProcessRunner implements CommandRunner {
     const full = inNetns(opts.netns, argv);
     const fd = opts.logFile ? openSync(opts.logFile, 'a', 0o600) : 'ignore';
     try {
-      const child = spawn(...programOf(full), { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env } });
+      const child = spawn(...programOf(full), {
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        env: { ...process.env, ...opts.env },
+      });
       let detached = false;
       const exited = new Promise<number>((resolve) => {
         child.on('error', () => resolve(127));
@@ -140,13 +154,24 @@ export class ProcessRunner implements CommandRunner {
       });
       child.unref();
       if (child.pid === undefined) throw new HostCommandError(full, 127, `cannot start ${argv[0]}`);
-      return { pid: child.pid, exited, detach: () => { detached = true; } };
+      return {
+        pid: child.pid,
+        exited,
+        detach: () => {
+          detached = true;
+        },
+      };
     } finally {
       if (typeof fd === 'number') closeSync(fd);
     }
   }
 
-  watch(argv: readonly string[], opts: WatchOptions, onLine: (line: string) => void, onExit: (code: number) => void): WatchHandle {
+  watch(
+    argv: readonly string[],
+    opts: WatchOptions,
+    onLine: (line: string) => void,
+    onExit: (code: number) => void,
+  ): WatchHandle {
     const full = inNetns(opts.netns, argv);
     const child = spawn(...programOf(full), { stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
@@ -223,13 +248,19 @@ export class RecordingRunner implements CommandRunner {
   async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const files: Record<string, string> = {};
     for (const a of argv) if (a.startsWith('/') && existsSync(a)) files[a] = readFileSync(a, 'utf8');
-    const call: RecordedCall = { argv: [...argv], ...(opts.netns ? { netns: opts.netns } : {}), ...(opts.input !== undefined ? { input: opts.input } : {}), files };
+    const call: RecordedCall = {
+      argv: [...argv],
+      ...(opts.netns ? { netns: opts.netns } : {}),
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      files,
+    };
     this.calls.push(call);
     const joined = argv.join(' ');
     const rule = this.rules.find((r) => joined.startsWith(r.prefix));
     const reply = rule ? (typeof rule.reply === 'function' ? rule.reply(call) : rule.reply) : {};
     const result = { stdout: reply.stdout ?? '', stderr: reply.stderr ?? '', exitCode: reply.exitCode ?? 0 };
-    if (result.exitCode !== 0 && !opts.allowFailure) throw new HostCommandError(inNetns(opts.netns, argv), result.exitCode, result.stderr);
+    if (result.exitCode !== 0 && !opts.allowFailure)
+      throw new HostCommandError(inNetns(opts.netns, argv), result.exitCode, result.stderr);
     return result;
   }
 
@@ -237,13 +268,26 @@ export class RecordingRunner implements CommandRunner {
    *  `tempDir` are shown as <tmp>/NAME so golden files do not depend on the random directory. */
   transcript(tempDir?: string): string {
     // mkdtemp's random suffix is replaced too, so the transcript is the same on every run.
-    const clean = (s: string) => (tempDir ? s.split(tempDir).join('<tmp>') : s).replace(/(<tmp>\/[\w.-]+-)[A-Za-z0-9]{6}\//g, '$1XXXXXX/');
+    const clean = (s: string) =>
+      (tempDir ? s.split(tempDir).join('<tmp>') : s).replace(/(<tmp>\/[\w.-]+-)[A-Za-z0-9]{6}\//g, '$1XXXXXX/');
     const lines: string[] = [];
     for (const c of this.calls) {
       lines.push(clean(`${c.netns ? `[${c.netns}] ` : ''}${c.argv.join(' ')}`));
-      if (c.input) lines.push(...c.input.trimEnd().split('\n').map((l) => `  | ${l}`));
+      if (c.input)
+        lines.push(
+          ...c.input
+            .trimEnd()
+            .split('\n')
+            .map((l) => `  | ${l}`),
+        );
       for (const [path, text] of Object.entries(c.files)) {
-        lines.push(clean(`  ${path}:`), ...text.trimEnd().split('\n').map((l) => `  | ${l}`));
+        lines.push(
+          clean(`  ${path}:`),
+          ...text
+            .trimEnd()
+            .split('\n')
+            .map((l) => `  | ${l}`),
+        );
       }
     }
     return lines.join('\n') + '\n';

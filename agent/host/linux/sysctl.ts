@@ -17,7 +17,8 @@ export class LinuxSysctl implements SysctlPort {
 
   async get(key: string): Promise<string> {
     const path = procPath(key);
-    if (this.opts.netns) return (await this.opts.runner.run(['sysctl', '-n', key], { netns: this.opts.netns })).stdout.trim();
+    if (this.opts.netns)
+      return (await this.opts.runner.run(['sysctl', '-n', key], { netns: this.opts.netns })).stdout.trim();
     try {
       return (await readFile(path, 'utf8')).trim();
     } catch (e) {

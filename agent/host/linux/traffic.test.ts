@@ -30,7 +30,9 @@ function canConnect(ns: string, host: string, port: number): boolean {
 }
 
 function tunRxPackets(ns: string, ifname: string): number {
-  const [link] = JSON.parse(must(['ip', '-n', ns, '-s', '-json', 'link', 'show', 'dev', ifname])) as Array<{ stats64: { rx: { packets: number } } }>;
+  const [link] = JSON.parse(must(['ip', '-n', ns, '-s', '-json', 'link', 'show', 'dev', ifname])) as Array<{
+    stats64: { rx: { packets: number } };
+  }>;
   if (!link) throw new Error(`ip -s link show ${ifname} listed nothing`);
   return link.stats64.rx.packets;
 }
@@ -62,9 +64,12 @@ if (!isRoot()) {
     must(['ip', 'link', 'add', 'lan0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostA]);
     must(['ip', 'link', 'add', 'lan0', 'netns', boxB, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostB]);
     const cfg: Array<[string, string, string]> = [
-      [boxA, 'u0', '192.168.77.1/24'], [boxB, 'u0', '192.168.77.2/24'],
-      [boxA, 'lan0', '10.1.0.1/24'], [hostA, 'eth0', '10.1.0.2/24'],
-      [boxB, 'lan0', '10.2.0.1/24'], [hostB, 'eth0', '10.2.0.2/24'],
+      [boxA, 'u0', '192.168.77.1/24'],
+      [boxB, 'u0', '192.168.77.2/24'],
+      [boxA, 'lan0', '10.1.0.1/24'],
+      [hostA, 'eth0', '10.1.0.2/24'],
+      [boxB, 'lan0', '10.2.0.1/24'],
+      [hostB, 'eth0', '10.2.0.2/24'],
     ];
     for (const [ns, dev, addr] of cfg) {
       must(['ip', '-n', ns, 'addr', 'add', addr, 'dev', dev]);
@@ -81,20 +86,51 @@ if (!isRoot()) {
 
     // The boxes, configured through the adapters only.
     const rule = flow('a-to-b-web', ['10.1.0.2/32'], ['10.2.0.2/32'], 'tcp', [8080]);
-    const boxes: Array<{ ns: string; host: LinuxHost; ifname: string; key: string; overlay: string; peer: { key: string; allowed: string[]; endpoint: string }; route: string; fw: ReturnType<typeof firewall> }> = [
-      { ns: boxA, host: createLinuxHost({ netns: boxA }), ifname: wgA, key: 'a.key', overlay: '100.64.0.1/24',
-        peer: { key: keyB, allowed: ['100.64.0.2/32', '10.2.0.0/24'], endpoint: '192.168.77.2:51820' }, route: '10.2.0.0/24',
-        fw: firewall({ outbound: [rule], localPrefixes: ['10.1.0.0/24'] }) },
-      { ns: boxB, host: createLinuxHost({ netns: boxB }), ifname: wgB, key: 'b.key', overlay: '100.64.0.2/24',
-        peer: { key: keyA, allowed: ['100.64.0.1/32', '10.1.0.0/24'], endpoint: '192.168.77.1:51820' }, route: '10.1.0.0/24',
-        fw: firewall({ inbound: [rule], localPrefixes: ['10.2.0.0/24'] }) },
+    const boxes: Array<{
+      ns: string;
+      host: LinuxHost;
+      ifname: string;
+      key: string;
+      overlay: string;
+      peer: { key: string; allowed: string[]; endpoint: string };
+      route: string;
+      fw: ReturnType<typeof firewall>;
+    }> = [
+      {
+        ns: boxA,
+        host: createLinuxHost({ netns: boxA }),
+        ifname: wgA,
+        key: 'a.key',
+        overlay: '100.64.0.1/24',
+        peer: { key: keyB, allowed: ['100.64.0.2/32', '10.2.0.0/24'], endpoint: '192.168.77.2:51820' },
+        route: '10.2.0.0/24',
+        fw: firewall({ outbound: [rule], localPrefixes: ['10.1.0.0/24'] }),
+      },
+      {
+        ns: boxB,
+        host: createLinuxHost({ netns: boxB }),
+        ifname: wgB,
+        key: 'b.key',
+        overlay: '100.64.0.2/24',
+        peer: { key: keyA, allowed: ['100.64.0.1/32', '10.1.0.0/24'], endpoint: '192.168.77.1:51820' },
+        route: '10.1.0.0/24',
+        fw: firewall({ inbound: [rule], localPrefixes: ['10.2.0.0/24'] }),
+      },
     ];
     for (const b of boxes) {
       t.teardown(() => b.host.close());
       await b.host.wireguard.create(b.ifname, 'userspace');
       await b.host.wireguard.sync(b.ifname, {
-        privateKeyFile: join(dir, b.key), listenPort: 51820,
-        peers: [{ publicKey: wgPublicKey(b.peer.key), endpoint: b.peer.endpoint, allowedIps: b.peer.allowed, persistentKeepaliveSeconds: 0 }],
+        privateKeyFile: join(dir, b.key),
+        listenPort: 51820,
+        peers: [
+          {
+            publicKey: wgPublicKey(b.peer.key),
+            endpoint: b.peer.endpoint,
+            allowedIps: b.peer.allowed,
+            persistentKeepaliveSeconds: 0,
+          },
+        ],
       });
       await b.host.links.setUp(b.ifname, 1420);
       await b.host.links.addAddress(b.ifname, b.overlay);
@@ -106,8 +142,13 @@ if (!isRoot()) {
     if (!A || !B) throw new Error('two boxes expected');
 
     // Servers on both LAN hosts, killed by PID at the end.
-    for (const [ns, ports] of [[hostB, ['8080', '22']], [hostA, ['8080']]] as const) {
-      const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SERVER, ...ports], { stdio: ['ignore', 'pipe', 'inherit'] });
+    for (const [ns, ports] of [
+      [hostB, ['8080', '22']],
+      [hostA, ['8080']],
+    ] as const) {
+      const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SERVER, ...ports], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       fx.trackPid(p.pid!);
       await new Promise<void>((resolve, reject) => {
         p.stdout.once('data', () => resolve());
@@ -116,15 +157,22 @@ if (!isRoot()) {
     }
 
     // The tunnel itself (box to box, not forwarded: no firewall involved) — also does the handshake.
-    t.equal(spawnSync('ip', ['netns', 'exec', boxA, 'ping', '-c', '1', '-W', '3', '100.64.0.2']).status, 0, 'tunnel up');
-    t.ok(((await A.host.wireguard.observe(wgA))!.peers[0]?.latestHandshakeUnix ?? 0) > 0, 'handshake seen through observe()');
+    t.equal(
+      spawnSync('ip', ['netns', 'exec', boxA, 'ping', '-c', '1', '-W', '3', '100.64.0.2']).status,
+      0,
+      'tunnel up',
+    );
+    t.ok(
+      ((await A.host.wireguard.observe(wgA))!.peers[0]?.latestHandshakeUnix ?? 0) > 0,
+      'handshake seen through observe()',
+    );
 
     t.ok(canConnect(hostA, '10.2.0.2', 8080), 'host A -> host B tcp/8080 connects');
-    const outA0 = (await droppedOutbound(A.host));
+    const outA0 = await droppedOutbound(A.host);
     t.notOk(canConnect(hostA, '10.2.0.2', 22), 'host A -> host B tcp/22 is dropped');
     t.ok((await droppedOutbound(A.host)) > outA0, 'box A counted the outbound drop');
 
-    const outB0 = (await droppedOutbound(B.host));
+    const outB0 = await droppedOutbound(B.host);
     t.notOk(canConnect(hostB, '10.1.0.2', 8080), 'host B -> host A (reverse, new connection) is dropped');
     t.ok((await droppedOutbound(B.host)) > outB0, 'box B counted the outbound drop');
 

@@ -149,7 +149,11 @@ export class LinuxWireGuard implements WireGuardPort {
     if (!this.runner.startDaemon) throw new Error('this command runner cannot start wireguard-go');
     const argv = ['wireguard-go', ifname];
     // Foreground mode, detached by us: we learn its PID directly instead of chasing the fork.
-    const daemon = this.runner.startDaemon(argv, { netns: this.netns, env: { WG_PROCESS_FOREGROUND: '1' }, logFile: this.opts.wireguardGoLogFile });
+    const daemon = this.runner.startDaemon(argv, {
+      netns: this.netns,
+      env: { WG_PROCESS_FOREGROUND: '1' },
+      logFile: this.opts.wireguardGoLogFile,
+    });
     this.pids.set(ifname, daemon.pid);
     // A holder, not a let: TypeScript cannot see the callback set it, and would narrow it to null.
     const exit: { code: number | null } = { code: null };
@@ -160,12 +164,20 @@ export class LinuxWireGuard implements WireGuardPort {
     try {
       for (;;) {
         if (exit.code !== null) {
-          throw new HostCommandError(argv, exit.code, `wireguard-go exited (code ${exit.code}) before ${ifname} appeared${this.opts.wireguardGoLogFile ? `; see ${this.opts.wireguardGoLogFile}` : ''}`);
+          throw new HostCommandError(
+            argv,
+            exit.code,
+            `wireguard-go exited (code ${exit.code}) before ${ifname} appeared${this.opts.wireguardGoLogFile ? `; see ${this.opts.wireguardGoLogFile}` : ''}`,
+          );
         }
         if (existsSync(join(WIREGUARD_SOCKET_DIR, `${ifname}.sock`)) && (await this.linkExists(ifname))) return;
         if (Date.now() > deadline) {
           this.kill(daemon.pid);
-          throw new HostCommandError(argv, -1, `wireguard-go did not bring up ${ifname} within ${this.opts.startTimeoutMs ?? 5000} ms`);
+          throw new HostCommandError(
+            argv,
+            -1,
+            `wireguard-go did not bring up ${ifname} within ${this.opts.startTimeoutMs ?? 5000} ms`,
+          );
         }
         await sleep(10);
       }

@@ -1,7 +1,12 @@
 // One agent's config, composed from its sections: firewall rules, peers and routes, relay forwards,
 // local subnets (with masquerade) and probes.
 import { create } from '@bufbuild/protobuf';
-import { AgentConfigSchema, type AgentConfig, type LocalSubnet, type Probe } from '../../../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  AgentConfigSchema,
+  type AgentConfig,
+  type LocalSubnet,
+  type Probe,
+} from '../../../proto/gen/crosslink/v1/agent_pb.js';
 import type { AgentName, SubnetName } from '../types.js';
 import { firewallOf, mergedOf } from './firewall.js';
 import { contentHash } from './hash.js';
@@ -24,7 +29,10 @@ export function buildAgent(st: CompilerState, idx: PolicyIndex, name: AgentName)
       outbound: fw.outbound,
       inbound: fw.inbound,
       local: fw.local,
-      masquerade: mergedOf(idx, local.filter((s) => idx.subnets.get(s)?.subnet.masquerade)) as string[],
+      masquerade: mergedOf(
+        idx,
+        local.filter((s) => idx.subnets.get(s)?.subnet.masquerade),
+      ) as string[],
       localPrefixes: mergedOf(idx, local) as string[],
       relay: relayForwardsOf(st, name),
     },
@@ -40,7 +48,15 @@ function localSubnetsOf(idx: PolicyIndex, local: readonly SubnetName[]): LocalSu
   const out: LocalSubnet[] = [];
   for (const s of local) {
     const sub = idx.subnets.get(s)?.subnet;
-    if (sub) out.push({ $typeName: 'crosslink.v1.LocalSubnet', name: s, zone: sub.zone, prefixes: sub.cidrs, masquerade: sub.masquerade, gateways: sub.gateways ?? [] });
+    if (sub)
+      out.push({
+        $typeName: 'crosslink.v1.LocalSubnet',
+        name: s,
+        zone: sub.zone,
+        prefixes: sub.cidrs,
+        masquerade: sub.masquerade,
+        gateways: sub.gateways ?? [],
+      });
   }
   return out;
 }

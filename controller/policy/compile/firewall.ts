@@ -49,7 +49,10 @@ export function mergedOf(idx: PolicyIndex, names: readonly SubnetName[]): readon
 
 /** Prefixes of `names` not served by `self`, merged. */
 function remoteOf(st: CompilerState, idx: PolicyIndex, names: SubnetName[], self: AgentName): readonly string[] {
-  return mergedOf(idx, names.filter((n) => st.served.get(n) !== self));
+  return mergedOf(
+    idx,
+    names.filter((n) => st.served.get(n) !== self),
+  );
 }
 
 /** A peer's subnets: most come from one rule, kept as that rule's list; a Set once a second rule adds to it. */
@@ -62,7 +65,12 @@ export interface AgentFirewall {
   peerSubnets: PeerSubnets;
 }
 
-function flowRules(into: FlowRule[], info: RuleInfo, sources: readonly string[], destinations: readonly string[]): void {
+function flowRules(
+  into: FlowRule[],
+  info: RuleInfo,
+  sources: readonly string[],
+  destinations: readonly string[],
+): void {
   info.flows.forEach((f, i) => {
     into.push({
       $typeName: 'crosslink.v1.FlowRule',
@@ -76,7 +84,12 @@ function flowRules(into: FlowRule[], info: RuleInfo, sources: readonly string[],
 }
 
 /** The flow rules of agent `name`, which serves the subnets `local`, and the peers they imply. */
-export function firewallOf(st: CompilerState, idx: PolicyIndex, name: AgentName, local: readonly SubnetName[]): AgentFirewall {
+export function firewallOf(
+  st: CompilerState,
+  idx: PolicyIndex,
+  name: AgentName,
+  local: readonly SubnetName[],
+): AgentFirewall {
   const outRules = new Set<string>();
   const inRules = new Set<string>();
   for (const s of local) {

@@ -27,23 +27,51 @@ function list(items: readonly string[]): readonly string[] | string {
  */
 export function contentHash(cfg: AgentConfig): string {
   const fw = cfg.firewall;
-  const flow = (r: FlowRule): unknown[] => [r.rule, list(r.sources), list(r.destinations), r.protocol, r.ports.map((p) => [p.first, p.last])];
+  const flow = (r: FlowRule): unknown[] => [
+    r.rule,
+    list(r.sources),
+    list(r.destinations),
+    r.protocol,
+    r.ports.map((p) => [p.first, p.last]),
+  ];
   const canonical = [
     cfg.agentName,
     cfg.overlayAddress,
     // Paths and relay forwards only when present, so configs without them keep their hash.
-    cfg.peers.map((p) => (p.paths.length > 0
-      ? [p.name, p.publicKey, p.endpoint, p.persistentKeepaliveSeconds, p.allowedIps, p.overlayIp, p.paths.map((x) => [x.endpoint, x.relay, x.underlay])]
-      : [p.name, p.publicKey, p.endpoint, p.persistentKeepaliveSeconds, p.allowedIps, p.overlayIp])),
+    cfg.peers.map((p) =>
+      p.paths.length > 0
+        ? [
+            p.name,
+            p.publicKey,
+            p.endpoint,
+            p.persistentKeepaliveSeconds,
+            p.allowedIps,
+            p.overlayIp,
+            p.paths.map((x) => [x.endpoint, x.relay, x.underlay]),
+          ]
+        : [p.name, p.publicKey, p.endpoint, p.persistentKeepaliveSeconds, p.allowedIps, p.overlayIp],
+    ),
     cfg.routes,
-    fw ? (fw.relay.length > 0
-      ? [fw.outbound.map(flow), fw.inbound.map(flow), fw.local.map(flow), fw.masquerade, fw.localPrefixes, fw.relay.map((r) => [r.source, r.listen, r.target, r.snat, r.fromAgent, r.toAgent])]
-      : [fw.outbound.map(flow), fw.inbound.map(flow), fw.local.map(flow), fw.masquerade, fw.localPrefixes]) : null,
+    fw
+      ? fw.relay.length > 0
+        ? [
+            fw.outbound.map(flow),
+            fw.inbound.map(flow),
+            fw.local.map(flow),
+            fw.masquerade,
+            fw.localPrefixes,
+            fw.relay.map((r) => [r.source, r.listen, r.target, r.snat, r.fromAgent, r.toAgent]),
+          ]
+        : [fw.outbound.map(flow), fw.inbound.map(flow), fw.local.map(flow), fw.masquerade, fw.localPrefixes]
+      : null,
     // Gateways only when present, so configs without one keep the hash they had before the field.
-    cfg.localSubnets.map((l) => (l.gateways.length > 0 ? [l.name, l.zone, l.prefixes, l.masquerade, l.gateways] : [l.name, l.zone, l.prefixes, l.masquerade])),
+    cfg.localSubnets.map((l) =>
+      l.gateways.length > 0
+        ? [l.name, l.zone, l.prefixes, l.masquerade, l.gateways]
+        : [l.name, l.zone, l.prefixes, l.masquerade],
+    ),
     cfg.probes.map((p) => [p.name, p.target, p.protocol, p.port, p.expectDeny, p.sourcePrefix]),
     cfg.probeIntervalSeconds,
   ];
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }
-

@@ -11,7 +11,12 @@ import { cmp, type CompilerState, type PolicyIndex } from './types.js';
 
 /** Agent `name`'s peers and routes; registers the relay forwards of its pairs (as their first agent)
  *  and records the pairs that do not peer directly. */
-export function peersOf(st: CompilerState, idx: PolicyIndex, name: AgentName, peerSubnets: PeerSubnets): { peers: Peer[]; routes: string[] } {
+export function peersOf(
+  st: CompilerState,
+  idx: PolicyIndex,
+  name: AgentName,
+  peerSubnets: PeerSubnets,
+): { peers: Peer[]; routes: string[] } {
   const peers: Peer[] = [];
   const routePrefixes: ParsedPrefix[] = [];
   unregister(st, name);
@@ -34,7 +39,12 @@ export function peersOf(st: CompilerState, idx: PolicyIndex, name: AgentName, pe
       (indirect ??= new Map()).set(peerName, path);
       if (path.kind === 'relay') {
         const isA = name < peerName;
-        paths = path.hops.map((h) => ({ $typeName: 'crosslink.v1.PeerPath', endpoint: isA ? h.endpointForA : h.endpointForB, relay: h.relay, underlay: isA ? h.underlayA : h.underlayB }));
+        paths = path.hops.map((h) => ({
+          $typeName: 'crosslink.v1.PeerPath',
+          endpoint: isA ? h.endpointForA : h.endpointForB,
+          relay: h.relay,
+          underlay: isA ? h.underlayA : h.underlayB,
+        }));
         endpoint = paths[0]?.endpoint ?? '';
         if (isA) for (const h of path.hops) register(st, name, h.relay, pairKey(name, peerName), h.forwards);
       }

@@ -17,16 +17,37 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
 export function buildIndex(cache: PrefixCache, policy: Policy, previous?: PolicyIndex): PolicyIndex {
   const { subnets, clusters, viaClusters, isSubnetSideSame } = indexSubnets(cache, policy, previous);
   // Rules: group expansion is memoized in the resolver, kept while subnets and groups are equal.
-  const groupsSig = previous && previous.policy.groups === policy.groups ? previous.groupsSig : JSON.stringify(policy.groups);
+  const groupsSig =
+    previous && previous.policy.groups === policy.groups ? previous.groupsSig : JSON.stringify(policy.groups);
   const isResolverSame = previous !== undefined && isSubnetSideSame && previous.groupsSig === groupsSig;
   const resolver = isResolverSame && previous ? previous.resolver : new NameResolver(policy);
   const { rules, changedRules } = indexRules(policy, resolver, isResolverSame, previous);
   const { asFrom, asTo } = previous && isResolverSame ? patchRuleMaps(previous, changedRules) : ruleMaps(rules);
   const probesBySubnet = new Map<SubnetName, ProbeEntry[]>();
-  for (const rule of policy.rules) rule.probes.forEach((probe, i) => push(probesBySubnet, probe.from, { name: `${rule.name}/${i}`, probe }));
-  const agentsSig = previous && previous.policy.agents === policy.agents ? previous.agentsSig : JSON.stringify(policy.agents.map((a) => [a.name, a.underlays, a.isRelay]));
-  const policyAgents = previous && previous.agentsSig === agentsSig ? previous.policyAgents : new Map(policy.agents.map((a) => [a.name as string, a]));
-  return { policy, subnets, clusters, rules, asFrom, asTo, viaClusters, probesBySubnet, resolver, groupsSig, policyAgents, agentsSig };
+  for (const rule of policy.rules)
+    rule.probes.forEach((probe, i) => push(probesBySubnet, probe.from, { name: `${rule.name}/${i}`, probe }));
+  const agentsSig =
+    previous && previous.policy.agents === policy.agents
+      ? previous.agentsSig
+      : JSON.stringify(policy.agents.map((a) => [a.name, a.underlays, a.isRelay]));
+  const policyAgents =
+    previous && previous.agentsSig === agentsSig
+      ? previous.policyAgents
+      : new Map(policy.agents.map((a) => [a.name as string, a]));
+  return {
+    policy,
+    subnets,
+    clusters,
+    rules,
+    asFrom,
+    asTo,
+    viaClusters,
+    probesBySubnet,
+    resolver,
+    groupsSig,
+    policyAgents,
+    agentsSig,
+  };
 }
 
 interface SubnetSide {
@@ -55,9 +76,16 @@ function indexSubnets(cache: PrefixCache, policy: Policy, previous?: PolicyIndex
     isAllSame = false;
     const prefixes = mergeParsed(s.cidrs.map((c) => cache.get(c)));
     const texts = Object.freeze(prefixes.map((p) => p.text));
-    subnets.set(s.name, { subnet: s, prefixes, texts, cluster: s.name, sig: JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade, s.gateways ?? []]) });
+    subnets.set(s.name, {
+      subnet: s,
+      prefixes,
+      texts,
+      cluster: s.name,
+      sig: JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade, s.gateways ?? []]),
+    });
   }
-  if (isAllSame && previous) return { subnets, clusters: previous.clusters, viaClusters: previous.viaClusters, isSubnetSideSame: true };
+  if (isAllSame && previous)
+    return { subnets, clusters: previous.clusters, viaClusters: previous.viaClusters, isSubnetSideSame: true };
   const clusters = buildClusters(subnets);
   const viaClusters = new Map<string, string[]>();
   for (const [id, members] of clusters) {
@@ -70,7 +98,12 @@ function indexSubnets(cache: PrefixCache, policy: Policy, previous?: PolicyIndex
 
 type RuleChange = { old?: RuleInfo; now?: RuleInfo };
 
-function indexRules(policy: Policy, resolver: NameResolver, isResolverSame: boolean, previous?: PolicyIndex): { rules: Map<string, RuleInfo>; changedRules: RuleChange[] } {
+function indexRules(
+  policy: Policy,
+  resolver: NameResolver,
+  isResolverSame: boolean,
+  previous?: PolicyIndex,
+): { rules: Map<string, RuleInfo>; changedRules: RuleChange[] } {
   const rules = new Map<string, RuleInfo>();
   const changedRules: RuleChange[] = [];
   for (const rule of policy.rules) {
@@ -86,7 +119,9 @@ function indexRules(policy: Policy, resolver: NameResolver, isResolverSame: bool
       const to = resolver.resolveAll(rule.to);
       const flows = normalizePorts(rule.ports);
       const sig = JSON.stringify([from, to, flows, rule.probes]);
-      const portRanges = flows.map((f) => f.ranges.map((r): PortRange => ({ $typeName: 'crosslink.v1.PortRange', first: r.first, last: r.last })));
+      const portRanges = flows.map((f) =>
+        f.ranges.map((r): PortRange => ({ $typeName: 'crosslink.v1.PortRange', first: r.first, last: r.last })),
+      );
       info = old && old.sig === sig ? { ...old, rule } : { rule, from, to, flows, portRanges, sig };
       if (!old || old.from !== info.from || old.to !== info.to) changedRules.push({ old, now: info });
     }
@@ -135,7 +170,10 @@ function patchRuleMaps(previous: PolicyIndex, changedRules: readonly RuleChange[
 function buildClusters(subnets: Map<SubnetName, SubnetInfo>): Map<string, SubnetName[]> {
   const items: Array<{ p: ParsedPrefix; s: SubnetName }> = [];
   for (const [name, info] of subnets) for (const p of info.prefixes) items.push({ p, s: name });
-  items.sort((a, b) => a.p.family - b.p.family || (a.p.start < b.p.start ? -1 : a.p.start > b.p.start ? 1 : a.p.length - b.p.length));
+  items.sort(
+    (a, b) =>
+      a.p.family - b.p.family || (a.p.start < b.p.start ? -1 : a.p.start > b.p.start ? 1 : a.p.length - b.p.length),
+  );
   const parent = new Map<string, string>();
   const find = (x: string): string => {
     let r = x;
@@ -182,18 +220,41 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
 }
 
 function isSameSubnet(a: Subnet, b: Subnet): boolean {
-  return a === b || (a.zone === b.zone && a.masquerade === b.masquerade && sameList(a.cidrs, b.cidrs) && sameList(a.via, b.via) && sameList(a.gateways ?? [], b.gateways ?? []));
+  return (
+    a === b ||
+    (a.zone === b.zone &&
+      a.masquerade === b.masquerade &&
+      sameList(a.cidrs, b.cidrs) &&
+      sameList(a.via, b.via) &&
+      sameList(a.gateways ?? [], b.gateways ?? []))
+  );
 }
 
 function isSameRule(a: Rule, b: Rule): boolean {
   if (a === b) return true;
-  if (!sameList(a.from, b.from) || !sameList(a.to, b.to) || a.ports.length !== b.ports.length || a.probes.length !== b.probes.length) return false;
+  if (
+    !sameList(a.from, b.from) ||
+    !sameList(a.to, b.to) ||
+    a.ports.length !== b.ports.length ||
+    a.probes.length !== b.probes.length
+  )
+    return false;
   const isSamePorts = a.ports.every((x, i) => {
     const y = b.ports[i];
     return y !== undefined && x.protocol === y.protocol && x.first === y.first && x.last === y.last;
   });
-  return isSamePorts && a.probes.every((x, i) => {
-    const y = b.probes[i];
-    return y !== undefined && x.from === y.from && x.to === y.to && x.port === y.port && x.proto === y.proto && x.expect === y.expect;
-  });
+  return (
+    isSamePorts &&
+    a.probes.every((x, i) => {
+      const y = b.probes[i];
+      return (
+        y !== undefined &&
+        x.from === y.from &&
+        x.to === y.to &&
+        x.port === y.port &&
+        x.proto === y.proto &&
+        x.expect === y.expect
+      );
+    })
+  );
 }

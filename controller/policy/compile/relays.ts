@@ -24,7 +24,8 @@ export function pathAgent(st: CompilerState, idx: PolicyIndex, name: AgentName):
   const endpoints: Array<{ underlay: string; endpoint: string }> = [];
   for (const e of announced) {
     const u = e.underlay === DEFAULT_UNDERLAY && only !== undefined ? only : e.underlay;
-    if (underlays.includes(u) && !endpoints.some((x) => x.underlay === u)) endpoints.push({ underlay: u, endpoint: e.endpoint });
+    if (underlays.includes(u) && !endpoints.some((x) => x.underlay === u))
+      endpoints.push({ underlay: u, endpoint: e.endpoint });
   }
   endpoints.sort((x, y) => cmp(x.underlay, y.underlay));
   pa = { name, underlays, endpoints, isHealthy: meta?.agent.isHealthy ?? false };
@@ -43,7 +44,8 @@ export function relaysFor(st: CompilerState, idx: PolicyIndex): RelayCandidate[]
     const meta = st.agents.get(pa.name);
     const agent = pathAgent(st, idx, pa.name);
     if (!meta) out.push({ agent, unusable: 'is not enrolled' });
-    else if (meta.agent.isRelay !== true) out.push({ agent, unusable: 'has not consented (its agent runs without --relay)' });
+    else if (meta.agent.isRelay !== true)
+      out.push({ agent, unusable: 'has not consented (its agent runs without --relay)' });
     else out.push({ agent });
   }
   st.relayCandidates = out;
@@ -51,10 +53,25 @@ export function relaysFor(st: CompilerState, idx: PolicyIndex): RelayCandidate[]
 }
 
 export function computeRelaySig(st: CompilerState, idx: PolicyIndex): string {
-  return JSON.stringify(relaysFor(st, idx).map((c) => [c.agent.name, c.unusable ?? '', c.agent.underlays, c.agent.endpoints, c.agent.slot ?? -1, c.agent.isHealthy]));
+  return JSON.stringify(
+    relaysFor(st, idx).map((c) => [
+      c.agent.name,
+      c.unusable ?? '',
+      c.agent.underlays,
+      c.agent.endpoints,
+      c.agent.slot ?? -1,
+      c.agent.isHealthy,
+    ]),
+  );
 }
 
-export function register(st: CompilerState, owner: AgentName, relay: AgentName, key: string, forwards: readonly RelayForward[]): void {
+export function register(
+  st: CompilerState,
+  owner: AgentName,
+  relay: AgentName,
+  key: string,
+  forwards: readonly RelayForward[],
+): void {
   let pairs = st.relayPairs.get(relay);
   if (!pairs) st.relayPairs.set(relay, (pairs = new Map<string, RelayForward[]>()));
   pairs.set(key, [...forwards]);

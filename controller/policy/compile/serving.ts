@@ -4,10 +4,20 @@ import { hostPrefixOf, prefixContains, type ParsedPrefix, type PrefixCache } fro
 import type { AgentName, Inventory, SubnetName } from '../types.js';
 import { cmp, type AgentMeta, type CompilerState, type PolicyIndex } from './types.js';
 
-export function buildAgents(cache: PrefixCache, inventory: Inventory, previous?: Map<AgentName, AgentMeta>): Map<AgentName, AgentMeta> {
+export function buildAgents(
+  cache: PrefixCache,
+  inventory: Inventory,
+  previous?: Map<AgentName, AgentMeta>,
+): Map<AgentName, AgentMeta> {
   const out = new Map<AgentName, AgentMeta>();
   for (const a of [...inventory.agents].sort((x, y) => cmp(x.name, y.name))) {
-    const identitySig = JSON.stringify([a.publicKey, a.endpoint, a.overlayAddress, a.endpoints ?? [], a.isRelay === true]);
+    const identitySig = JSON.stringify([
+      a.publicKey,
+      a.endpoint,
+      a.overlayAddress,
+      a.endpoints ?? [],
+      a.isRelay === true,
+    ]);
     const servingSig = JSON.stringify([[...a.advertised].sort(), a.isHealthy]);
     const old = previous?.get(a.name);
     if (old && old.identitySig === identitySig && old.servingSig === servingSig) {
@@ -21,7 +31,15 @@ export function buildAgents(cache: PrefixCache, inventory: Inventory, previous?:
     }
     const overlayIp = a.overlayAddress.split('/')[0] ?? '';
     const hostPrefix = hostPrefixOf(overlayIp);
-    out.set(a.name, { agent: a, advertised, hostPrefix, host: hostPrefix ? cache.get(hostPrefix) : undefined, overlayIp, identitySig, servingSig });
+    out.set(a.name, {
+      agent: a,
+      advertised,
+      hostPrefix,
+      host: hostPrefix ? cache.get(hostPrefix) : undefined,
+      overlayIp,
+      identitySig,
+      servingSig,
+    });
   }
   return out;
 }
@@ -46,7 +64,8 @@ function lowerBound<T extends number | bigint>(list: readonly T[], x: T): number
   let hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (list[mid]! < x) lo = mid + 1; // lo <= mid < hi <= length
+    if (list[mid]! < x)
+      lo = mid + 1; // lo <= mid < hi <= length
     else hi = mid;
   }
   return lo;

@@ -4,7 +4,17 @@ import type { PairPath, PathAgent, RelayCandidate } from '../paths.js';
 import type { NormalizedPorts } from '../ports.js';
 import type { ParsedPrefix, PrefixCache } from '../prefixes.js';
 import type { NameResolver } from '../resolve.js';
-import type { AgentName, Inventory, InventoryAgent, Policy, PolicyAgent, Rule, RuleProbe, Subnet, SubnetName } from '../types.js';
+import type {
+  AgentName,
+  Inventory,
+  InventoryAgent,
+  Policy,
+  PolicyAgent,
+  Rule,
+  RuleProbe,
+  Subnet,
+  SubnetName,
+} from '../types.js';
 
 export interface CompileOptions {
   /** PersistentKeepalive given for every peer. Default 25 s (keeps NAT mappings open). */

@@ -23,7 +23,12 @@ export interface Dirty {
 
 /** Step 1: subnets whose own content changed, and rules whose resolution, ports or probes changed. */
 export function diffIndexes(oldIndex: PolicyIndex, newIndex: PolicyIndex): Dirty {
-  const d: Dirty = { affected: new Set(), candidateClusters: new Set(), dirtySubnets: new Set(), dirtyRules: new Set() };
+  const d: Dirty = {
+    affected: new Set(),
+    candidateClusters: new Set(),
+    dirtySubnets: new Set(),
+    dirtyRules: new Set(),
+  };
   if (newIndex === oldIndex) return d;
   if (newIndex.subnets !== oldIndex.subnets) {
     for (const [name, info] of newIndex.subnets) {
@@ -44,7 +49,13 @@ export function diffIndexes(oldIndex: PolicyIndex, newIndex: PolicyIndex): Dirty
 }
 
 /** Step 2: agents whose live facts changed; sets st.agents (and what hangs on them) to the new inventory. */
-export function applyInventory(st: CompilerState, idx: PolicyIndex, inventory: Inventory, before: Map<AgentName, AgentConfig>, d: Dirty): void {
+export function applyInventory(
+  st: CompilerState,
+  idx: PolicyIndex,
+  inventory: Inventory,
+  before: Map<AgentName, AgentConfig>,
+  d: Dirty,
+): void {
   const newAgents = buildAgents(st.cache, inventory, st.agents);
   let isOverlayChanged = false;
   for (const [name, meta] of newAgents) {
@@ -53,9 +64,11 @@ export function applyInventory(st: CompilerState, idx: PolicyIndex, inventory: I
     d.affected.add(name);
     // Its peers carry its key, endpoint and overlay address; health and advertised subnets
     // reach others only through serving, handled below.
-    if (!old || old.identitySig !== meta.identitySig) for (const p of before.get(name)?.peers ?? []) d.affected.add(p.name as AgentName);
+    if (!old || old.identitySig !== meta.identitySig)
+      for (const p of before.get(name)?.peers ?? []) d.affected.add(p.name as AgentName);
     if (!old || old.hostPrefix !== meta.hostPrefix) isOverlayChanged = true;
-    if (!old || old.servingSig !== meta.servingSig) for (const c of idx.viaClusters.get(name) ?? []) d.candidateClusters.add(c);
+    if (!old || old.servingSig !== meta.servingSig)
+      for (const c of idx.viaClusters.get(name) ?? []) d.candidateClusters.add(c);
   }
   for (const [name] of st.agents) {
     if (newAgents.has(name)) continue;
@@ -81,7 +94,12 @@ export function applyInventory(st: CompilerState, idx: PolicyIndex, inventory: I
 }
 
 /** Step 3: re-serves candidate clusters; a subnet whose server changed is dirty. Returns who served what before. */
-export function reserve(st: CompilerState, oldIndex: PolicyIndex, newIndex: PolicyIndex, d: Dirty): ReadonlyMap<SubnetName, AgentName> {
+export function reserve(
+  st: CompilerState,
+  oldIndex: PolicyIndex,
+  newIndex: PolicyIndex,
+  d: Dirty,
+): ReadonlyMap<SubnetName, AgentName> {
   // A dirty subnet's old cluster partners are candidates too (it may have left their cluster).
   for (const name of [...d.dirtySubnets]) {
     const old = oldIndex.subnets.get(name);
@@ -117,7 +135,13 @@ export function reserve(st: CompilerState, oldIndex: PolicyIndex, newIndex: Poli
  * agents on the other side (their peers, routes and rule lists name it) — the agents on the same
  * side only list their own subnets and the other side's, which did not change.
  */
-export function reduceDirty(st: CompilerState, oldIndex: PolicyIndex, newIndex: PolicyIndex, d: Dirty, servedBefore: ReadonlyMap<SubnetName, AgentName>): void {
+export function reduceDirty(
+  st: CompilerState,
+  oldIndex: PolicyIndex,
+  newIndex: PolicyIndex,
+  d: Dirty,
+  servedBefore: ReadonlyMap<SubnetName, AgentName>,
+): void {
   const sideDirty = new Map<string, { isFrom: boolean; isTo: boolean }>();
   const mark = (rule: string, isFrom: boolean): void => {
     if (d.dirtyRules.has(rule)) return;
@@ -166,7 +190,12 @@ export function reduceDirty(st: CompilerState, oldIndex: PolicyIndex, newIndex: 
 
 /** Steps 5 and 6: rebuilds affected agents, drops removed ones, then the relays whose pairs changed.
  *  Sets st.configs; returns how many configs were rebuilt. */
-export function rebuild(st: CompilerState, idx: PolicyIndex, before: Map<AgentName, AgentConfig>, affected: ReadonlySet<AgentName>): number {
+export function rebuild(
+  st: CompilerState,
+  idx: PolicyIndex,
+  before: Map<AgentName, AgentConfig>,
+  affected: ReadonlySet<AgentName>,
+): number {
   for (const name of before.keys()) if (!st.agents.has(name)) forgetAgent(st, name);
   let configs: Map<AgentName, AgentConfig>;
   let recomputed = 0;

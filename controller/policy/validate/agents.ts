@@ -9,7 +9,11 @@ const UNDERLAY_KEYS = ['description'];
 const AGENT_KEYS = ['site', 'zones', 'underlays', 'relay', 'description'];
 
 /** Underlays or zones: a map of names to nothing or { description }. */
-function describedNames(c: Checker, raw: unknown, section: 'underlays' | 'zones'): Array<{ name: string; description: string }> {
+function describedNames(
+  c: Checker,
+  raw: unknown,
+  section: 'underlays' | 'zones',
+): Array<{ name: string; description: string }> {
   const what = section === 'underlays' ? 'underlay' : 'zone';
   const out: Array<{ name: string; description: string }> = [];
   for (const [name, u] of c.namedMap(raw, [section], what)) {
@@ -44,7 +48,12 @@ export function zoneChecker(c: Checker, zoneNames: ReadonlySet<string>): ZoneChe
   };
 }
 
-export function checkAgents(c: Checker, raw: unknown, checkZone: ZoneCheck, underlayNames: readonly string[]): PolicyAgent[] {
+export function checkAgents(
+  c: Checker,
+  raw: unknown,
+  checkZone: ZoneCheck,
+  underlayNames: readonly string[],
+): PolicyAgent[] {
   const agents: PolicyAgent[] = [];
   for (const [name, a] of c.namedMap(raw, ['agents'], 'agent')) {
     const p: PathSegment[] = ['agents', name];
@@ -60,9 +69,17 @@ export function checkAgents(c: Checker, raw: unknown, checkZone: ZoneCheck, unde
       else isRelay = f.relay;
     }
     if (isRelay && agentUnderlays.length < 2) {
-      c.err([...p, 'relay'], `agent "${name}" is a relay but sits on ${agentUnderlays.length === 0 ? 'no underlay' : `one underlay (${agentUnderlays[0]})`}: a relay joins two underlays; list them under underlays`);
+      c.err(
+        [...p, 'relay'],
+        `agent "${name}" is a relay but sits on ${agentUnderlays.length === 0 ? 'no underlay' : `one underlay (${agentUnderlays[0]})`}: a relay joins two underlays; list them under underlays`,
+      );
     }
-    const agent: PolicyAgent = { name: name as AgentName, zones: [...new Set(zs)].sort(), underlays: agentUnderlays, isRelay };
+    const agent: PolicyAgent = {
+      name: name as AgentName,
+      zones: [...new Set(zs)].sort(),
+      underlays: agentUnderlays,
+      isRelay,
+    };
     if (site !== undefined) agent.site = site;
     agents.push(agent);
   }
@@ -70,16 +87,26 @@ export function checkAgents(c: Checker, raw: unknown, checkZone: ZoneCheck, unde
 }
 
 /** An agent's `underlays`: declared names, sorted; the only underlay there is when absent. */
-function checkAgentUnderlays(c: Checker, f: Raw, p: PathSegment[], name: string, declared: readonly string[]): string[] {
+function checkAgentUnderlays(
+  c: Checker,
+  f: Raw,
+  p: PathSegment[],
+  name: string,
+  declared: readonly string[],
+): string[] {
   if (f.underlays === undefined || f.underlays === null) {
     const [only] = declared;
     if (declared.length === 0) return [DEFAULT_UNDERLAY];
     if (declared.length === 1 && only !== undefined) return [only];
-    c.err(p, `agent "${name}" must say which underlays it sits on (underlays: [${declared.join(', ')}] or some of them): the policy declares ${declared.length}`);
+    c.err(
+      p,
+      `agent "${name}" must say which underlays it sits on (underlays: [${declared.join(', ')}] or some of them): the policy declares ${declared.length}`,
+    );
     return [];
   }
   const list = c.stringList(f.underlays, [...p, 'underlays'], 'underlays');
-  if (Array.isArray(f.underlays) && f.underlays.length === 0) c.err([...p, 'underlays'], 'underlays must name at least one underlay');
+  if (Array.isArray(f.underlays) && f.underlays.length === 0)
+    c.err([...p, 'underlays'], 'underlays must name at least one underlay');
   const at = (i: number): PathSegment[] => (Array.isArray(f.underlays) ? [...p, 'underlays', i] : [...p, 'underlays']);
   const out = new Set<string>();
   list.forEach((u, i) => {

@@ -49,7 +49,8 @@ export class Checker {
       return undefined;
     }
     for (const k of Object.keys(v)) {
-      if (!allowed.includes(k)) this.err([...path, k], `unknown field "${k}" in ${what}${didYouMean(k, allowed)}`, true);
+      if (!allowed.includes(k))
+        this.err([...path, k], `unknown field "${k}" in ${what}${didYouMean(k, allowed)}`, true);
     }
     for (const k of required) {
       if (v[k] === undefined || v[k] === null) this.err(path, `${what} is missing "${k}"`);
@@ -91,14 +92,20 @@ export class Checker {
     }
     const entries = Object.entries(v);
     for (const [name] of entries) {
-      if (!isValidName(name)) this.err([...path, name], `${what} name "${name}" is invalid: use lowercase letters, digits and hyphens (1-63 characters)`, true);
+      if (!isValidName(name))
+        this.err(
+          [...path, name],
+          `${what} name "${name}" is invalid: use lowercase letters, digits and hyphens (1-63 characters)`,
+          true,
+        );
     }
     return entries;
   }
 
   /** A section that must be a list when present: its entries (none when absent or wrong). */
   list(v: unknown, path: PathSegment[], what: string): unknown[] {
-    if (v !== undefined && v !== null && !Array.isArray(v)) this.err(path, `${what} must be a list; got ${typeName(v)}`);
+    if (v !== undefined && v !== null && !Array.isArray(v))
+      this.err(path, `${what} must be a list; got ${typeName(v)}`);
     return Array.isArray(v) ? v : [];
   }
 
@@ -146,7 +153,9 @@ export class Checker {
   sorted(): ErrorDetail[] {
     return this.errors
       .map((e, i) => ({ e, i }))
-      .sort((a, b) => (a.e.line ?? Infinity) - (b.e.line ?? Infinity) || (a.e.column ?? 0) - (b.e.column ?? 0) || a.i - b.i)
+      .sort(
+        (a, b) => (a.e.line ?? Infinity) - (b.e.line ?? Infinity) || (a.e.column ?? 0) - (b.e.column ?? 0) || a.i - b.i,
+      )
       .map((x) => x.e);
   }
 }

@@ -23,7 +23,8 @@ export function checkGroups(c: Checker, raw: unknown, subnetNames: ReadonlySet<s
       if (f) description = c.optString(f, 'description', p);
     }
     const members = c.stringList(membersRaw, membersPath, `group "${name}" members`);
-    if (subnetNames.has(name)) c.err(p, `"${name}" is both a subnet and a group; rules could not tell which is meant`, true);
+    if (subnetNames.has(name))
+      c.err(p, `"${name}" is both a subnet and a group; rules could not tell which is meant`, true);
     const group: Group = { name, members };
     if (description !== undefined) group.description = description;
     groups.push(group);

@@ -38,8 +38,13 @@ export function checkRules(c: Checker, raw: unknown, ctx: RuleContext): RuleSect
     const f = c.fields(r, p, RULE_KEYS, ['name', 'from', 'to', 'ports'], `rule ${ri + 1}`);
     if (!f) return;
     const name = typeof f.name === 'string' ? f.name : '';
-    if (f.name !== undefined && typeof f.name !== 'string') c.err([...p, 'name'], `name must be text; got ${typeName(f.name)}`);
-    if (name !== '' && !isValidName(name)) c.err([...p, 'name'], `rule name "${name}" is invalid: use lowercase letters, digits and hyphens (1-63 characters)`);
+    if (f.name !== undefined && typeof f.name !== 'string')
+      c.err([...p, 'name'], `name must be text; got ${typeName(f.name)}`);
+    if (name !== '' && !isValidName(name))
+      c.err(
+        [...p, 'name'],
+        `rule name "${name}" is invalid: use lowercase letters, digits and hyphens (1-63 characters)`,
+      );
     if (name !== '') {
       const first = ruleNames.get(name);
       if (first !== undefined) c.err([...p, 'name'], `duplicate rule name "${name}" (also rules[${first}])`);
@@ -47,10 +52,14 @@ export function checkRules(c: Checker, raw: unknown, ctx: RuleContext): RuleSect
     }
     const side = (key: 'from' | 'to'): string[] => {
       const list = c.stringList(f[key], [...p, key], key);
-      if (Array.isArray(f[key]) && (f[key] as unknown[]).length === 0) c.err([...p, key], `${key} must name at least one subnet or group`);
+      if (Array.isArray(f[key]) && (f[key] as unknown[]).length === 0)
+        c.err([...p, key], `${key} must name at least one subnet or group`);
       list.forEach((n, i) => {
         if (!ctx.subnetNames.has(n) && !ctx.groupNames.has(n)) {
-          c.err(Array.isArray(f[key]) ? [...p, key, i] : [...p, key], `unknown subnet or group "${n}"${didYouMean(n, refNames)}`);
+          c.err(
+            Array.isArray(f[key]) ? [...p, key, i] : [...p, key],
+            `unknown subnet or group "${n}"${didYouMean(n, refNames)}`,
+          );
         }
       });
       return list;
@@ -58,7 +67,11 @@ export function checkRules(c: Checker, raw: unknown, ctx: RuleContext): RuleSect
     const from = side('from');
     const to = side('to');
     for (const n of new Set(from)) {
-      if (to.includes(n)) c.err([...p, 'to'], `rule goes from and to the same ${ctx.subnetNames.has(n) ? 'subnet' : 'group'} "${n}": traffic inside a subnet never crosses Crosslink`);
+      if (to.includes(n))
+        c.err(
+          [...p, 'to'],
+          `rule goes from and to the same ${ctx.subnetNames.has(n) ? 'subnet' : 'group'} "${n}": traffic inside a subnet never crosses Crosslink`,
+        );
     }
     const ports = checkPorts(c, f, p);
     const description = c.optString(f, 'description', p);
@@ -78,7 +91,8 @@ function checkPorts(c: Checker, f: Raw, p: PathSegment[]): PortSpec[] {
   const ports: PortSpec[] = [];
   const portsRaw = f.ports;
   const portList = Array.isArray(portsRaw) ? portsRaw : portsRaw === undefined || portsRaw === null ? [] : [portsRaw];
-  if (Array.isArray(portsRaw) && portsRaw.length === 0) c.err([...p, 'ports'], 'ports must list at least one entry (use "any" for all traffic)');
+  if (Array.isArray(portsRaw) && portsRaw.length === 0)
+    c.err([...p, 'ports'], 'ports must list at least one entry (use "any" for all traffic)');
   portList.forEach((x, i) => {
     const r = parsePortSpec(x);
     if (r.ok) ports.push(r.spec);
@@ -88,18 +102,36 @@ function checkPorts(c: Checker, f: Raw, p: PathSegment[]): PortSpec[] {
 }
 
 /** Governance: any-port access between zones must be approved by a change reference. */
-function checkTicket(c: Checker, p: PathSegment[], ports: PortSpec[], ticket: string | undefined, from: string[], to: string[], ctx: RuleContext): void {
+function checkTicket(
+  c: Checker,
+  p: PathSegment[],
+  ports: PortSpec[],
+  ticket: string | undefined,
+  from: string[],
+  to: string[],
+  ctx: RuleContext,
+): void {
   if (!ports.some((x) => x.protocol === 'any') || (ticket !== undefined && ticket.trim() !== '')) return;
   const fz = new Set(ctx.resolver.resolveAll(from).map((s) => ctx.zoneOf.get(s)));
   const tz = new Set(ctx.resolver.resolveAll(to).map((s) => ctx.zoneOf.get(s)));
   const crossing = [...fz].flatMap((a) => [...tz].filter((b) => b !== a).map((b) => `${a} -> ${b}`));
   if (crossing.length > 0) {
-    c.err([...p, 'ports'], `rule crosses zones (${crossing.sort()[0]}) with ports "any": add a "ticket" (the change reference that approved it) or list the ports`);
+    c.err(
+      [...p, 'ports'],
+      `rule crosses zones (${crossing.sort()[0]}) with ports "any": add a "ticket" (the change reference that approved it) or list the ports`,
+    );
   }
 }
 
 /** A rule's probes (checked against the policy once everything else is valid: checkProbeVerdicts). */
-function checkProbes(c: Checker, f: Raw, p: PathSegment[], name: string, from: string[], ctx: RuleContext): { probes: RuleProbe[]; paths: PathSegment[][] } {
+function checkProbes(
+  c: Checker,
+  f: Raw,
+  p: PathSegment[],
+  name: string,
+  from: string[],
+  ctx: RuleContext,
+): { probes: RuleProbe[]; paths: PathSegment[][] } {
   const probes: RuleProbe[] = [];
   const paths: PathSegment[][] = [];
   c.list(f.probes, [...p, 'probes'], 'probes').forEach((pr, pi) => {
@@ -110,7 +142,10 @@ function checkProbes(c: Checker, f: Raw, p: PathSegment[], name: string, from: s
     if (!flow) return;
     const toAddr = typeof pf.to === 'string' ? parseAddress(pf.to) : undefined;
     if (!toAddr) {
-      c.err([...pp, 'to'], `probe target must be an IP address (the host the probe connects to); got ${typeName(pf.to)}`);
+      c.err(
+        [...pp, 'to'],
+        `probe target must be an IP address (the host the probe connects to); got ${typeName(pf.to)}`,
+      );
       return;
     }
     const hasFamily = (s: string): boolean => (ctx.parsedCidrs.get(s) ?? []).some((x) => x.family === toAddr.family);
@@ -118,7 +153,10 @@ function checkProbes(c: Checker, f: Raw, p: PathSegment[], name: string, from: s
     const resolvedFrom = ctx.resolver.resolveAll(from);
     if (pf.from !== undefined && pf.from !== null) {
       if (typeof pf.from !== 'string' || !resolvedFrom.includes(pf.from as SubnetName)) {
-        c.err([...pp, 'from'], `probe "from" must be a subnet of the rule's from (${resolvedFrom.join(', ') || 'none'}); got ${typeName(pf.from)}${typeof pf.from === 'string' ? didYouMean(pf.from, resolvedFrom) : ''}`);
+        c.err(
+          [...pp, 'from'],
+          `probe "from" must be a subnet of the rule's from (${resolvedFrom.join(', ') || 'none'}); got ${typeName(pf.from)}${typeof pf.from === 'string' ? didYouMean(pf.from, resolvedFrom) : ''}`,
+        );
         return;
       }
       src = pf.from;
@@ -126,7 +164,10 @@ function checkProbes(c: Checker, f: Raw, p: PathSegment[], name: string, from: s
       // First source subnet that has a prefix of the target's family.
       src = resolvedFrom.find(hasFamily);
       if (src === undefined && resolvedFrom.length > 0) {
-        c.err([...pp, 'to'], `no subnet in the rule's from has an IPv${toAddr.family} prefix to probe ${toAddr.text} from`);
+        c.err(
+          [...pp, 'to'],
+          `no subnet in the rule's from has an IPv${toAddr.family} prefix to probe ${toAddr.text} from`,
+        );
         return;
       }
     }
@@ -135,7 +176,12 @@ function checkProbes(c: Checker, f: Raw, p: PathSegment[], name: string, from: s
       c.err([...pp, 'from'], `subnet "${src}" has no IPv${toAddr.family} prefix to probe ${toAddr.text} from`);
       return;
     }
-    const probe: RuleProbe = { from: src as SubnetName, to: toAddr.text, proto: flow.proto === 'any' ? 'icmp' : flow.proto, expect: flow.expect };
+    const probe: RuleProbe = {
+      from: src as SubnetName,
+      to: toAddr.text,
+      proto: flow.proto === 'any' ? 'icmp' : flow.proto,
+      expect: flow.expect,
+    };
     if (flow.port !== undefined) probe.port = flow.port;
     probes.push(probe);
     paths.push(pp);
@@ -149,7 +195,14 @@ function checkProbes(c: Checker, f: Raw, p: PathSegment[], name: string, from: s
  * grouped by their underlay set first, so a rule between two groups of thousands of boxes checks
  * a handful of set pairs, not every pair.
  */
-export function checkPaths(c: Checker, rules: Rule[], resolver: NameResolver, subnets: Subnet[], fileAgents: ReadonlyMap<string, PolicyAgent>, nonConsentingRelays?: Iterable<string>): void {
+export function checkPaths(
+  c: Checker,
+  rules: Rule[],
+  resolver: NameResolver,
+  subnets: Subnet[],
+  fileAgents: ReadonlyMap<string, PolicyAgent>,
+  nonConsentingRelays?: Iterable<string>,
+): void {
   const refused = new Set(nonConsentingRelays ?? []);
   const relays = [...fileAgents.values()].filter((a) => a.isRelay && a.underlays.length >= 2 && !refused.has(a.name));
   const refusing = [...fileAgents.values()].filter((a) => a.isRelay && refused.has(a.name));
@@ -203,9 +256,12 @@ export function checkProbeVerdicts(c: Checker, policy: Policy, probePaths: PathS
       if (d.decision !== probe.expect) {
         const what = probe.proto === 'icmp' ? 'icmp' : `${probe.proto}/${probe.port}`;
         const path = probePaths[ri]?.[pi] ?? ['rules', ri, 'probes', pi];
-        c.err(path, probe.expect === 'allow'
-          ? `probe ${what} from ${probe.from} to ${probe.to} expects allow, but the policy denies it: ${d.reason}`
-          : `probe ${what} from ${probe.from} to ${probe.to} expects deny, but the policy allows it (${d.reason})`);
+        c.err(
+          path,
+          probe.expect === 'allow'
+            ? `probe ${what} from ${probe.from} to ${probe.to} expects allow, but the policy denies it: ${d.reason}`
+            : `probe ${what} from ${probe.from} to ${probe.to} expects deny, but the policy allows it (${d.reason})`,
+        );
       }
     });
   });

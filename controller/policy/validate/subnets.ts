@@ -39,18 +39,26 @@ export function checkSubnets(c: Checker, raw: unknown, ctx: SubnetContext): Subn
     if (Array.isArray(f.cidr)) isCidrList.add(name);
     const prefixes = checkCidrs(c, f, p, ctx.minPrefixLength, writtenIndex);
     const zone = typeof f.zone === 'string' ? f.zone : undefined;
-    if (f.zone !== undefined && f.zone !== null && zone === undefined) c.err([...p, 'zone'], `zone must be a zone name; got ${typeName(f.zone)}`);
+    if (f.zone !== undefined && f.zone !== null && zone === undefined)
+      c.err([...p, 'zone'], `zone must be a zone name; got ${typeName(f.zone)}`);
     if (zone !== undefined) ctx.checkZone(zone, [...p, 'zone']);
     const via = checkVia(c, f, p, zone, ctx);
     let masquerade = false;
     if (f.masquerade !== undefined && f.masquerade !== null) {
-      if (typeof f.masquerade !== 'boolean') c.err([...p, 'masquerade'], `masquerade must be true or false; got ${typeName(f.masquerade)}`);
+      if (typeof f.masquerade !== 'boolean')
+        c.err([...p, 'masquerade'], `masquerade must be true or false; got ${typeName(f.masquerade)}`);
       else masquerade = f.masquerade;
     }
     const gateways = checkGateways(c, f, p, prefixes);
     prefixes.sort((a, b) => a.family - b.family || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     parsedCidrs.set(name, prefixes);
-    const subnet: Subnet = { name: name as SubnetName, cidrs: prefixes.map((x) => x.text), zone: zone ?? '', via: via as AgentName[], masquerade };
+    const subnet: Subnet = {
+      name: name as SubnetName,
+      cidrs: prefixes.map((x) => x.text),
+      zone: zone ?? '',
+      via: via as AgentName[],
+      masquerade,
+    };
     if (gateways.length > 0) subnet.gateways = gateways;
     const description = c.optString(f, 'description', p);
     if (description !== undefined) subnet.description = description;
@@ -61,7 +69,13 @@ export function checkSubnets(c: Checker, raw: unknown, ctx: SubnetContext): Subn
 }
 
 /** A subnet's prefixes, in written order; records where each was written. */
-function checkCidrs(c: Checker, f: Raw, p: PathSegment[], minPrefixLength: number, writtenIndex: Map<ParsedPrefix, number>): ParsedPrefix[] {
+function checkCidrs(
+  c: Checker,
+  f: Raw,
+  p: PathSegment[],
+  minPrefixLength: number,
+  writtenIndex: Map<ParsedPrefix, number>,
+): ParsedPrefix[] {
   const cidrTexts = c.stringList(f.cidr, [...p, 'cidr'], 'cidr');
   const cidrPath = (i: number): PathSegment[] => (Array.isArray(f.cidr) ? [...p, 'cidr', i] : [...p, 'cidr']);
   const prefixes: ParsedPrefix[] = [];
@@ -72,14 +86,22 @@ function checkCidrs(c: Checker, f: Raw, p: PathSegment[], minPrefixLength: numbe
       return;
     }
     if (r.prefix.length === 0) {
-      c.err(cidrPath(i), `${r.prefix.text} is the whole ${r.prefix.family === 4 ? 'IPv4' : 'IPv6'} internet: Crosslink links named subnets, it is not an internet gateway`);
+      c.err(
+        cidrPath(i),
+        `${r.prefix.text} is the whole ${r.prefix.family === 4 ? 'IPv4' : 'IPv6'} internet: Crosslink links named subnets, it is not an internet gateway`,
+      );
       return;
     }
     if (r.prefix.length < minPrefixLength) {
-      c.err(cidrPath(i), `${r.prefix.text} is shorter than the minimum prefix length /${minPrefixLength}: Crosslink links named subnets, it is not an internet gateway`);
+      c.err(
+        cidrPath(i),
+        `${r.prefix.text} is shorter than the minimum prefix length /${minPrefixLength}: Crosslink links named subnets, it is not an internet gateway`,
+      );
       return;
     }
-    const dup = prefixes.find((q) => q.family === r.prefix.family && q.start <= r.prefix.end && r.prefix.start <= q.end);
+    const dup = prefixes.find(
+      (q) => q.family === r.prefix.family && q.start <= r.prefix.end && r.prefix.start <= q.end,
+    );
     if (dup) {
       c.err(cidrPath(i), `${r.prefix.text} overlaps ${dup.text}, already listed for this subnet`);
       return;
@@ -103,7 +125,8 @@ function checkVia(c: Checker, f: Raw, p: PathSegment[], zone: string | undefined
       c.err(viaPath(i), `unknown agent "${a}"${didYouMean(a, ctx.knownAgents)}`);
     } else if (zone !== undefined && ctx.zoneNames.has(zone)) {
       const fa = ctx.fileAgents.get(a);
-      if (fa && !fa.zones.includes(zone)) c.err(viaPath(i), `agent "${a}" sits on zone(s) ${fa.zones.join(', ') || '(none)'}, not on "${zone}"`);
+      if (fa && !fa.zones.includes(zone))
+        c.err(viaPath(i), `agent "${a}" sits on zone(s) ${fa.zones.join(', ') || '(none)'}, not on "${zone}"`);
     }
   });
   return via;
@@ -112,9 +135,12 @@ function checkVia(c: Checker, f: Raw, p: PathSegment[], zone: string | undefined
 /** Virtual gateway: an address inside one of the subnet's prefixes, one per family ("ADDR/LEN", IPv4 first). */
 function checkGateways(c: Checker, f: Raw, p: PathSegment[], prefixes: readonly ParsedPrefix[]): string[] {
   const gateways: string[] = [];
-  const gatewayTexts = f.gateway === undefined || f.gateway === null ? [] : c.stringList(f.gateway, [...p, 'gateway'], 'gateway');
-  if (Array.isArray(f.gateway) && f.gateway.length === 0) c.err([...p, 'gateway'], 'gateway must give an address (or be left out)');
-  const gatewayPath = (i: number): PathSegment[] => (Array.isArray(f.gateway) ? [...p, 'gateway', i] : [...p, 'gateway']);
+  const gatewayTexts =
+    f.gateway === undefined || f.gateway === null ? [] : c.stringList(f.gateway, [...p, 'gateway'], 'gateway');
+  if (Array.isArray(f.gateway) && f.gateway.length === 0)
+    c.err([...p, 'gateway'], 'gateway must give an address (or be left out)');
+  const gatewayPath = (i: number): PathSegment[] =>
+    Array.isArray(f.gateway) ? [...p, 'gateway', i] : [...p, 'gateway'];
   const gatewayFamilies = new Set<number>();
   gatewayTexts.forEach((g, i) => {
     const a = parseAddress(g);
@@ -129,11 +155,17 @@ function checkGateways(c: Checker, f: Raw, p: PathSegment[], prefixes: readonly 
     gatewayFamilies.add(a.family);
     const within = prefixes.find((q) => containsAddress(q, a.family, a.value));
     if (within === undefined) {
-      c.err(gatewayPath(i), `gateway ${a.text} is not inside the subnet's cidr (${prefixes.map((q) => q.text).join(', ') || 'none'})`);
+      c.err(
+        gatewayPath(i),
+        `gateway ${a.text} is not inside the subnet's cidr (${prefixes.map((q) => q.text).join(', ') || 'none'})`,
+      );
       return;
     }
     if (a.value === within.start && within.start !== within.end) {
-      c.err(gatewayPath(i), `gateway ${a.text} is the network address of ${within.text}; use a host address such as the first one`);
+      c.err(
+        gatewayPath(i),
+        `gateway ${a.text} is the network address of ${within.text}; use a host address such as the first one`,
+      );
       return;
     }
     if (a.family === 4 && a.value === within.end && within.length < 31) {
@@ -150,10 +182,22 @@ function checkGateways(c: Checker, f: Raw, p: PathSegment[], prefixes: readonly 
  * (they then always move together). Prefixes nest or are disjoint, so a sweep with a stack of the
  * enclosing prefixes finds every overlapping pair in O(n log n + pairs).
  */
-function checkOverlaps(c: Checker, subnets: Subnet[], parsed: Map<string, ParsedPrefix[]>, writtenIndex: Map<ParsedPrefix, number>, isCidrList: ReadonlySet<string>): void {
+function checkOverlaps(
+  c: Checker,
+  subnets: Subnet[],
+  parsed: Map<string, ParsedPrefix[]>,
+  writtenIndex: Map<ParsedPrefix, number>,
+  isCidrList: ReadonlySet<string>,
+): void {
   const items: Array<{ p: ParsedPrefix; subnet: Subnet; index: number }> = [];
-  for (const s of subnets) (parsed.get(s.name) ?? []).forEach((p) => items.push({ p, subnet: s, index: writtenIndex.get(p) ?? 0 }));
-  items.sort((a, b) => a.p.family - b.p.family || (a.p.start < b.p.start ? -1 : a.p.start > b.p.start ? 1 : a.p.length - b.p.length) || (a.subnet.name < b.subnet.name ? -1 : 1));
+  for (const s of subnets)
+    (parsed.get(s.name) ?? []).forEach((p) => items.push({ p, subnet: s, index: writtenIndex.get(p) ?? 0 }));
+  items.sort(
+    (a, b) =>
+      a.p.family - b.p.family ||
+      (a.p.start < b.p.start ? -1 : a.p.start > b.p.start ? 1 : a.p.length - b.p.length) ||
+      (a.subnet.name < b.subnet.name ? -1 : 1),
+  );
   const stack: typeof items = [];
   const reported = new Set<string>();
   for (const it of items) {
@@ -169,11 +213,17 @@ function checkOverlaps(c: Checker, subnets: Subnet[], parsed: Map<string, Parsed
       if (reported.has(key)) continue;
       let why: string | undefined;
       if (a.zone !== b.zone) why = `they are in different zones (${a.zone}, ${b.zone})`;
-      else if (a.via.join(',') !== b.via.join(',')) why = `they are served by different agents (via ${a.via.join(', ')} vs ${b.via.join(', ')})`;
+      else if (a.via.join(',') !== b.via.join(','))
+        why = `they are served by different agents (via ${a.via.join(', ')} vs ${b.via.join(', ')})`;
       if (why) {
         reported.add(key);
-        const cidrPath: PathSegment[] = isCidrList.has(b.name) ? ['subnets', b.name, 'cidr', it.index] : ['subnets', b.name, 'cidr'];
-        c.err(cidrPath, `${it.p.text} of subnet "${b.name}" overlaps ${outer.p.text} of subnet "${a.name}" and ${why}: the overlay cannot route overlapping space`);
+        const cidrPath: PathSegment[] = isCidrList.has(b.name)
+          ? ['subnets', b.name, 'cidr', it.index]
+          : ['subnets', b.name, 'cidr'];
+        c.err(
+          cidrPath,
+          `${it.p.text} of subnet "${b.name}" overlaps ${outer.p.text} of subnet "${a.name}" and ${why}: the overlay cannot route overlapping space`,
+        );
       }
     }
     stack.push(it);

@@ -4,7 +4,8 @@ import { sql, type Kysely } from 'kysely';
 import { GENESIS_HASH } from '../audit-chain.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.createTable('policy_versions')
+  await db.schema
+    .createTable('policy_versions')
     .addColumn('version', 'integer', (c) => c.primaryKey())
     .addColumn('document', 'text', (c) => c.notNull())
     .addColumn('created_at_ms', 'bigint', (c) => c.notNull())
@@ -12,7 +13,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('comment', 'text', (c) => c.notNull())
     .execute();
 
-  await db.schema.createTable('agents')
+  await db.schema
+    .createTable('agents')
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('name', 'text', (c) => c.notNull().unique())
     .addColumn('public_key', 'text', (c) => c.notNull())
@@ -31,7 +33,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('last_report', 'text')
     .execute();
 
-  await db.schema.createTable('join_tokens')
+  await db.schema
+    .createTable('join_tokens')
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
@@ -43,7 +46,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('revoked_at_ms', 'bigint')
     .execute();
 
-  await db.schema.createTable('api_tokens')
+  await db.schema
+    .createTable('api_tokens')
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('role', 'text', (c) => c.notNull())
@@ -54,10 +58,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('last_used_at_ms', 'bigint')
     .execute();
   // A name identifies one live token; revoked ones keep their name for the record.
-  await db.schema.createIndex('api_tokens_live_name').on('api_tokens').column('name').unique()
-    .where(sql.ref('revoked_at_ms'), 'is', null).execute();
+  await db.schema
+    .createIndex('api_tokens_live_name')
+    .on('api_tokens')
+    .column('name')
+    .unique()
+    .where(sql.ref('revoked_at_ms'), 'is', null)
+    .execute();
 
-  await db.schema.createTable('audit_log')
+  await db.schema
+    .createTable('audit_log')
     .addColumn('id', 'bigint', (c) => c.primaryKey())
     .addColumn('at_ms', 'bigint', (c) => c.notNull())
     .addColumn('actor_name', 'text', (c) => c.notNull())
@@ -71,7 +81,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('hash', 'text', (c) => c.notNull())
     .execute();
 
-  await db.schema.createTable('audit_head')
+  await db.schema
+    .createTable('audit_head')
     .addColumn('id', 'integer', (c) => c.primaryKey())
     .addColumn('last_id', 'bigint', (c) => c.notNull())
     .addColumn('last_hash', 'text', (c) => c.notNull())

@@ -5,8 +5,14 @@
 import type { Kysely } from 'kysely';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('agents').addColumn('endpoints', 'text', (c) => c.notNull().defaultTo('[]')).execute();
-  await db.schema.alterTable('agents').addColumn('is_relay', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('agents')
+    .addColumn('endpoints', 'text', (c) => c.notNull().defaultTo('[]'))
+    .execute();
+  await db.schema
+    .alterTable('agents')
+    .addColumn('is_relay', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
