@@ -31,6 +31,7 @@ build: setup dist/.built
 
 lint: setup
 	@npx eslint .
+	@npx prettier --check --log-level warn .
 
 typecheck: setup
 	@npx tsc -p tsconfig.json --noEmit

@@ -272,9 +272,7 @@ class Agent {
     return this.call({ type: 'init', settings: settingsFor(ifname), tempDir: workDir });
   }
 
-  async apply(
-    config: AgentConfig,
-  ): Promise<
+  async apply(config: AgentConfig): Promise<
     Msg & {
       ms: number;
       setDesiredMs: number;
