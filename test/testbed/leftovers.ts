@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { isPidAlive, run, signalPid, sleep, sleepSync } from './exec.js';
+import { isPidAlive, run, runSync, signalPid, sleep, sleepSync } from './exec.js';
 
 const NETNS_DIR = '/run/netns';
 const WG_SOCKET_DIR = '/var/run/wireguard';
@@ -137,4 +137,38 @@ export function installExitHooks(): void {
     };
     process.on(sig, onSignal);
   }
+}
+
+/** Testbed.destroyByPrefix: kills the processes in the prefix's namespaces, deletes them, its WireGuard sockets and work directory. */
+export async function removeByPrefix(prefix: string, graceMs: number): Promise<string[]> {
+  if (!/^[a-z][a-z0-9]{1,9}$/.test(prefix)) throw new Error(`not a testbed prefix: ${prefix}`);
+  const namespaces = namespacesWithPrefix(prefix);
+  const pids = (await Promise.all(namespaces.map(pidsInNetns))).flat();
+  await killPids(pids, graceMs);
+  if (namespaces.length > 0) {
+    await run(['ip', '-force', '-batch', '-'], {
+      input: namespaces.map((n) => `netns del ${n}\n`).join(''),
+      check: false,
+    });
+  }
+  for (const sock of wgSocketsWithPrefix(prefix)) rmSync(sock, { force: true });
+  rmSync(workDirFor(prefix), { recursive: true, force: true });
+  return namespaces;
+}
+
+/** Kills what is still inside the namespaces (by PID) and deletes them (by name; their veths go with them). */
+export async function removeNamespaces(namespaces: readonly string[], graceMs: number): Promise<void> {
+  const strays = (await Promise.all(namespaces.map(pidsInNetns))).flat();
+  await killPids(strays, graceMs);
+  await run(['ip', '-force', '-batch', '-'], {
+    input: namespaces.map((n) => `netns del ${n}\n`).join(''),
+    check: false,
+  });
+}
+
+/** removeNamespaces for exit and signal handlers: synchronous, also killing the `tracked` PIDs. */
+export function removeNamespacesSync(namespaces: readonly string[], tracked: readonly number[], graceMs: number): void {
+  const strays = namespaces.flatMap((n) => parsePids(runSync(['ip', 'netns', 'pids', n]).stdout));
+  killPidsSync([...new Set([...tracked, ...strays])], Math.min(graceMs, 1000));
+  for (const n of namespaces) runSync(['ip', 'netns', 'del', n]);
 }

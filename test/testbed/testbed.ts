@@ -3,12 +3,12 @@
 // everything it made — processes by PID, namespaces by name — also when a test fails or is
 // interrupted. The root namespace's routes, links and firewall are never touched: veth pairs are
 // created with both ends placed straight into namespaces of this run.
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { CrosslinkError } from '../../lib/errors.js';
+import { UnderlayImpairments, type UnderlayBlockOptions } from './impairments.js';
 import {
   run,
-  runSync,
   signalPid,
   spawnIn,
   type RunOptions,
@@ -21,15 +21,15 @@ import {
   installExitHooks,
   killPids,
   live,
-  killPidsSync,
   namespacesWithPrefix,
-  onPath,
-  parsePids,
   pidsInNetns,
   randomPrefix,
+  removeByPrefix,
+  removeNamespaces,
+  removeNamespacesSync,
   wgSocketsWithPrefix,
-  workDirFor,
 } from './leftovers.js';
+import { testbedRequirements } from './requirements.js';
 import {
   planTopology,
   type Box,
@@ -40,10 +40,10 @@ import {
   type TestbedNode,
   type Topology,
   type Underlay,
-  type UnderlayPort,
 } from './topology.js';
 import {
   ECHO_SERVER,
+  listenerFor,
   ping,
   pythonPath,
   tcpProbe,
@@ -53,10 +53,13 @@ import {
   type ProbeOptions,
   type TcpProbeResult,
   type UdpProbeOptions,
+  type Listener,
   type UdpProbeResult,
 } from './traffic.js';
 
 export { namespacesWithPrefix, workDirFor } from './leftovers.js';
+export type { UnderlayBlockOptions } from './impairments.js';
+export type { Listener } from './traffic.js';
 export type {
   Box,
   ControllerHost,
@@ -80,28 +83,6 @@ export interface CreateOptions {
   isWorkDirKept?: boolean;
 }
 
-export interface Listener {
-  pid: number;
-  proto: 'tcp' | 'udp';
-  port: number;
-  process: SpawnedProcess;
-  /** Distinct source addresses of connections (TCP) or datagrams (UDP) seen so far, in order of first sight. */
-  sources(): string[];
-  /**
-   * Waits until a connection or datagram from `address` has been seen. The echo server logs it a
-   * moment after the client already has its answer, so check sources() only after this.
-   */
-  waitForSource(address: string, timeoutMs?: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-export interface UnderlayBlockOptions {
-  /** What to drop between the two nodes. Default 'udp' (WireGuard), leaving ping and TCP alone. */
-  proto?: 'udp' | 'all';
-}
-
-const FIREWALL_TABLE = 'crosslink_testbed';
-
 export class Testbed {
   readonly topology: Topology;
   /** Scratch directory for logs and key files (/tmp/crosslink-testbed-<prefix>); removed by destroy() unless kept. */
@@ -109,8 +90,7 @@ export class Testbed {
   private readonly graceMs: number;
   private readonly isWorkDirKept: boolean;
   private readonly procs = new Map<number, SpawnedProcess>();
-  private readonly blocks = new Map<string, { a: string; b: string; proto: 'udp' | 'all' }>();
-  private readonly lossPercent = new Map<string, number>();
+  private readonly impairments: UnderlayImpairments;
   private destroying: Promise<void> | undefined;
 
   private constructor(topology: Topology, workDir: string, opts: CreateOptions) {
@@ -118,25 +98,12 @@ export class Testbed {
     this.workDir = workDir;
     this.graceMs = opts.graceMs ?? 2000;
     this.isWorkDirKept = opts.isWorkDirKept ?? process.env.CROSSLINK_TESTBED_KEEP === '1';
+    this.impairments = new UnderlayImpairments(topology, (ref) => this.node(ref));
   }
 
   /** What this machine lacks to run a testbed; empty when it can. Tests fail (not skip) on a non-empty list. */
   static requirements(): string[] {
-    const missing: string[] = [];
-    if (process.getuid?.() !== 0) missing.push('root (network namespaces need it): run the tests as root');
-    const tools: [string, string][] = [
-      ['ip', 'iproute2'],
-      ['nft', 'nftables'],
-      ['wireguard-go', 'wireguard-go'],
-      ['wg', 'wireguard-tools'],
-      ['ping', 'iputils-ping'],
-      ['sysctl', 'procps'],
-    ];
-    for (const [cmd, pkg] of tools) if (!onPath(cmd)) missing.push(`${cmd} (Debian package ${pkg})`);
-    if (!existsSync('/usr/bin/python3') && !onPath('python3'))
-      missing.push('python3 (the traffic probes are python3 programs)');
-    if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun (wireguard-go needs the tun device)');
-    return missing;
+    return testbedRequirements();
   }
 
   /** Throws one clear error naming everything missing (scripts/setup.sh installs the packages). */
@@ -217,19 +184,7 @@ export class Testbed {
    * WireGuard sockets and work directory. Returns the namespaces it deleted.
    */
   static async destroyByPrefix(prefix: string, graceMs = 2000): Promise<string[]> {
-    if (!/^[a-z][a-z0-9]{1,9}$/.test(prefix)) throw new Error(`not a testbed prefix: ${prefix}`);
-    const namespaces = namespacesWithPrefix(prefix);
-    const pids = (await Promise.all(namespaces.map(pidsInNetns))).flat();
-    await killPids(pids, graceMs);
-    if (namespaces.length > 0) {
-      await run(['ip', '-force', '-batch', '-'], {
-        input: namespaces.map((n) => `netns del ${n}\n`).join(''),
-        check: false,
-      });
-    }
-    for (const sock of wgSocketsWithPrefix(prefix)) rmSync(sock, { force: true });
-    rmSync(workDirFor(prefix), { recursive: true, force: true });
-    return namespaces;
+    return removeByPrefix(prefix, graceMs);
   }
 
   private async build(): Promise<void> {
@@ -395,128 +350,43 @@ export class Testbed {
     opts: { bindAddress?: string } = {},
   ): Promise<Listener> {
     const proc = this.spawn(node, [pythonPath(), '-u', '-c', ECHO_SERVER, proto, String(port), opts.bindAddress ?? '']);
-    await proc.waitForOutput(/^ready$/m, 10_000);
-    return {
-      pid: proc.pid,
-      proto,
-      port,
-      process: proc,
-      sources: () => [...new Set([...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]!))],
-      waitForSource: async (address, timeoutMs = 5000) => {
-        await proc.waitForOutput(
-          new RegExp(`^from ${address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'),
-          timeoutMs,
-        );
-      },
-      close: async () => {
-        await proc.stop({ graceMs: this.graceMs });
-      },
-    };
+    return listenerFor(proc, proto, port, this.graceMs);
   }
 
-  // ---- underlay impairments -------------------------------------------------------------------
-
-  /** The node's cables, first underlay first. */
-  private underlayPorts(ref: NodeRef): { name: string; ports: UnderlayPort[] } {
-    const node = this.node(ref);
-    const ports = this.topology.underlayPorts.get(node.name);
-    if (!ports || (node.kind !== 'box' && node.kind !== 'controller'))
-      throw new Error(`${node.name} is not attached to the underlay`);
-    return { name: node.name, ports };
-  }
+  // ---- underlay impairments (impairments.ts) --------------------------------------------------
 
   /** The underlay networks a node is cabled to. */
   underlaysOf(ref: NodeRef): string[] {
-    return this.underlayPorts(ref).ports.map((p) => p.underlay);
+    return this.impairments.underlaysOf(ref);
   }
 
   /** Drops traffic between two underlay nodes (boxes or the controller), both ways, in the underlay router. */
-  async blockUnderlay(a: NodeRef, b: NodeRef, opts: UnderlayBlockOptions = {}): Promise<void> {
-    const [na, nb] = [this.underlayPorts(a).name, this.underlayPorts(b).name];
-    const [x, y] = na <= nb ? [na, nb] : [nb, na];
-    this.blocks.set(`${x}|${y}`, { a: x, b: y, proto: opts.proto ?? 'udp' });
-    await this.applyUnderlayFirewall();
+  blockUnderlay(a: NodeRef, b: NodeRef, opts: UnderlayBlockOptions = {}): Promise<void> {
+    return this.impairments.blockUnderlay(a, b, opts);
   }
 
-  async unblockUnderlay(a: NodeRef, b: NodeRef): Promise<void> {
-    const [x, y] = [this.underlayPorts(a).name, this.underlayPorts(b).name].sort();
-    this.blocks.delete(`${x}|${y}`);
-    await this.applyUnderlayFirewall();
+  unblockUnderlay(a: NodeRef, b: NodeRef): Promise<void> {
+    return this.impairments.unblockUnderlay(a, b);
   }
 
   /** Drops `percent` % of all packets crossing the node's underlay link, each direction; 0 removes it. */
-  async setUnderlayLoss(node: NodeRef, percent: number): Promise<void> {
-    if (!Number.isInteger(percent) || percent < 0 || percent > 100)
-      throw new Error('percent must be an integer 0..100');
-    const { name } = this.underlayPorts(node);
-    if (percent === 0) this.lossPercent.delete(name);
-    else this.lossPercent.set(name, percent);
-    await this.applyUnderlayFirewall();
+  setUnderlayLoss(node: NodeRef, percent: number): Promise<void> {
+    return this.impairments.setUnderlayLoss(node, percent);
   }
 
-  /**
-   * Pulls (false) or plugs back (true) the node's underlay cables: the router's side of each link.
-   * `underlay` names one network; absent, every cable the node has.
-   */
-  async setUnderlayLinkUp(node: NodeRef, isUp: boolean, underlay?: string): Promise<void> {
-    const { name, ports } = this.underlayPorts(node);
-    const chosen = ports.filter((p) => underlay === undefined || p.underlay === underlay);
-    if (chosen.length === 0) throw new Error(`${name} is not cabled to underlay "${underlay}"`);
-    await Promise.all(chosen.map((p) => run(['ip', '-n', p.netns, 'link', 'set', p.interface, isUp ? 'up' : 'down'])));
+  /** Pulls (false) or plugs back (true) the node's underlay cables; `underlay` names one network, else all. */
+  setUnderlayLinkUp(node: NodeRef, isUp: boolean, underlay?: string): Promise<void> {
+    return this.impairments.setUnderlayLinkUp(node, isUp, underlay);
   }
 
   /** Sets any interface in a node's namespace up or down (e.g. a box's lan0 to take it off its LAN). */
-  async setLinkUp(node: NodeRef, ifname: string, isUp: boolean): Promise<void> {
-    await run(['ip', '-n', this.node(node).netns, 'link', 'set', ifname, isUp ? 'up' : 'down']);
+  setLinkUp(node: NodeRef, ifname: string, isUp: boolean): Promise<void> {
+    return this.impairments.setLinkUp(node, ifname, isUp);
   }
 
   /** The nft script for one underlay router's impairments (default: the first); replaces the whole table atomically. */
   renderUnderlayFirewall(underlay: string = this.topology.underlay.network): string {
-    const rules: string[] = [];
-    const on = (name: string): UnderlayPort | undefined =>
-      this.underlayPorts(name).ports.find((p) => p.underlay === underlay);
-    for (const { a, b, proto } of [...this.blocks.values()].sort((p, q) =>
-      `${p.a}|${p.b}`.localeCompare(`${q.a}|${q.b}`),
-    )) {
-      const pa = on(a);
-      const pb = on(b);
-      if (!pa || !pb) continue;
-      const l4 = proto === 'udp' ? ' meta l4proto udp' : '';
-      for (const [s, d] of [
-        [pa, pb],
-        [pb, pa],
-      ] as const) {
-        rules.push(
-          `ip saddr ${s.address} ip daddr ${d.address}${l4} drop`,
-          `ip6 saddr ${s.address6} ip6 daddr ${d.address6}${l4} drop`,
-        );
-      }
-    }
-    for (const [name, percent] of [...this.lossPercent.entries()].sort(([p], [q]) => p.localeCompare(q))) {
-      const port = on(name);
-      if (!port) continue;
-      const sample = percent === 100 ? '' : ` numgen random mod 100 < ${percent}`;
-      rules.push(`iifname "${port.interface}"${sample} drop`, `oifname "${port.interface}"${sample} drop`);
-    }
-    return [
-      `table inet ${FIREWALL_TABLE}`,
-      `delete table inet ${FIREWALL_TABLE}`,
-      `table inet ${FIREWALL_TABLE} {`,
-      '  chain forward {',
-      '    type filter hook forward priority 0; policy accept;',
-      ...rules.map((r) => `    ${r}`),
-      '  }',
-      '}',
-      '',
-    ].join('\n');
-  }
-
-  private async applyUnderlayFirewall(): Promise<void> {
-    await Promise.all(
-      this.topology.underlays.map((u) =>
-        run(['nft', '-f', '-'], { netns: u.netns, input: this.renderUnderlayFirewall(u.network) }),
-      ),
-    );
+    return this.impairments.renderUnderlayFirewall(underlay);
   }
 
   // ---- teardown -------------------------------------------------------------------------------
@@ -560,12 +430,7 @@ export class Testbed {
 
   private async teardownSteps(): Promise<void> {
     await Promise.all([...this.procs.values()].map((p) => p.stop({ graceMs: this.graceMs })));
-    const strays = (await Promise.all(this.topology.namespaces.map(pidsInNetns))).flat();
-    await killPids(strays, this.graceMs);
-    await run(['ip', '-force', '-batch', '-'], {
-      input: this.topology.namespaces.map((n) => `netns del ${n}\n`).join(''),
-      check: false,
-    });
+    await removeNamespaces(this.topology.namespaces, this.graceMs);
     this.removeLeftovers();
     const left = namespacesWithPrefix(this.prefix);
     if (left.length > 0) throw new Error(`testbed ${this.prefix}: namespaces left after destroy: ${left.join(', ')}`);
@@ -578,9 +443,7 @@ export class Testbed {
     live.delete(this);
     this.destroying ??= Promise.resolve();
     const tracked = [...this.procs.values()].filter((p) => p.isRunning).map((p) => p.pid);
-    const strays = this.topology.namespaces.flatMap((n) => parsePids(runSync(['ip', 'netns', 'pids', n]).stdout));
-    killPidsSync([...new Set([...tracked, ...strays])], Math.min(this.graceMs, 1000));
-    for (const n of this.topology.namespaces) runSync(['ip', 'netns', 'del', n]);
+    removeNamespacesSync(this.topology.namespaces, tracked, this.graceMs);
     this.removeLeftovers();
   }
 

@@ -2,7 +2,7 @@
 // echo server. Small python3 programs passed as argv (no shell, no files to clean up), so a probe
 // costs one short process and reports *how* it failed (refused, unreachable, timed out).
 import { existsSync } from 'node:fs';
-import { run } from './exec.js';
+import { run, type SpawnedProcess } from './exec.js';
 
 /** python3 from the system, not a pyenv shim (a shim adds ~100 ms of shell to every probe). */
 export function pythonPath(): string {
@@ -203,4 +203,43 @@ export async function ping(netns: string, addr: string, opts: PingOptions = {}):
   // "connect: Network is unreachable" and the like: nothing left the host.
   if (/unreachable|no route|not permitted/i.test(r.stderr + r.stdout)) return { sent: 0, received: 0 };
   throw new Error(`ping ${addr} in ${netns}: exit ${r.code}: ${r.stderr.trim()}`);
+}
+
+/** What Testbed.listen() gives back: the echo server process and what it has seen. */
+export interface Listener {
+  pid: number;
+  proto: 'tcp' | 'udp';
+  port: number;
+  process: SpawnedProcess;
+  /** Distinct source addresses of connections (TCP) or datagrams (UDP) seen so far, in order of first sight. */
+  sources(): string[];
+  /**
+   * Waits until a connection or datagram from `address` has been seen. The echo server logs it a
+   * moment after the client already has its answer, so check sources() only after this.
+   */
+  waitForSource(address: string, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Waits for a spawned ECHO_SERVER to be ready and wraps it as a Listener (stopped with graceMs). */
+export async function listenerFor(
+  proc: SpawnedProcess,
+  proto: 'tcp' | 'udp',
+  port: number,
+  graceMs: number,
+): Promise<Listener> {
+  await proc.waitForOutput(/^ready$/m, 10_000);
+  return {
+    pid: proc.pid,
+    proto,
+    port,
+    process: proc,
+    sources: () => [...new Set([...proc.output().matchAll(/^from (\S+)$/gm)].map((m) => m[1]!))],
+    waitForSource: async (address, timeoutMs = 5000) => {
+      await proc.waitForOutput(new RegExp(`^from ${address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), timeoutMs);
+    },
+    close: async () => {
+      await proc.stop({ graceMs });
+    },
+  };
 }
