@@ -11,155 +11,38 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import https from 'node:https';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { pinnedTlsOptions } from '../../lib/pin.js';
 import type { RunResult, SpawnedProcess } from '../testbed/exec.js';
 import type { Box, Testbed } from '../testbed/testbed.js';
+import {
+  CONTROLLER_PORT,
+  FORWARDER,
+  STATUS_LISTEN,
+  WG_LISTEN_PORT,
+  cliPath,
+  endpointArgs,
+  tail,
+} from './fleet-commands.js';
+import {
+  FleetApiError,
+  type AgentView,
+  type ApiResult,
+  type FleetAgent,
+  type FleetAgentSpec,
+  type FleetOptions,
+} from './fleet-types.js';
+import { pollUntil } from './poll.js';
 
-/** The repository root (holds package.json), whether this file runs from the source tree or dist/. */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'cli'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('cannot find the repository root from ' + fileURLToPath(import.meta.url));
-}
-
-/** dist/cli/main.js; throws with the fix when it was not built. */
-export function cliPath(): string {
-  const p = join(repoRoot(), 'dist', 'cli', 'main.js');
-  if (!existsSync(p)) throw new Error(`${p} is missing: run "make build" (or npx tsc -p tsconfig.build.json) first`);
-  return p;
-}
-
-export const CONTROLLER_PORT = 8443;
-export const WG_LISTEN_PORT = 51820;
-export const STATUS_LISTEN = '127.0.0.1:9474';
-
-export interface FleetAgentSpec {
-  /** Box (by name) the agent runs on. */
-  box: string;
-  /** Agent name as in the policy; default the box name. */
-  name?: string;
-  /** Prefixes to advertise; default every LAN subnet of the box (IPv4 and IPv6). */
-  advertise?: string[];
-  /** Extra `agent run` flags. */
-  extraArgs?: string[];
-  /** The box consents to relay (`--relay`). */
-  relay?: boolean;
-}
-
-export interface FleetOptions {
-  /** Policy to apply once the agents are enrolled (one of the two, or neither). */
-  policyFile?: string;
-  policyText?: string;
-  agents: FleetAgentSpec[];
-  /** Wait until every agent runs the policy (default true when a policy is given). */
-  isConvergedWaited?: boolean;
-  /** Start processes in their own session so they outlive this process (the demo). Default false. */
-  isDetached?: boolean;
-  /** Controller heartbeat (1..30 s). Default: the controller's default. */
-  heartbeatIntervalSeconds?: number;
-  /** Timeout for start-up steps. Default 60 000. */
-  timeoutMs?: number;
-  /** Environment for the agents and the controller (e.g. LOG_LEVEL). */
-  env?: Record<string, string>;
-  /** Extra `controller serve` flags (e.g. health thresholds). */
-  controllerArgs?: string[];
-  /** Extra `agent run` flags for every agent (before each agent's own extraArgs). */
-  agentArgs?: string[];
-}
-
-export interface AgentView {
-  id: string;
-  name: string;
-  publicKey: string;
-  endpoint: string;
-  overlayAddress: string;
-  advertised: string[];
-  served: string[];
-  isRevoked: boolean;
-  isConnected: boolean;
-  desiredGeneration: number;
-  desiredHash: string;
-  appliedGeneration: number;
-  lastReportAtMs: number | null;
-  lastReport?: unknown;
-  endpoints?: Array<{ underlay: string; endpoint: string }>;
-  isRelay?: boolean;
-  /** Pairs this box relays now, "a <-> b". */
-  relayedPairs?: string[];
-}
-
-export interface ApiResult<T> {
-  status: number;
-  body: T;
-  /** Date.now() when the answer had fully arrived. */
-  atMs: number;
-}
-
-/** The controller answered with an error status. */
-export class FleetApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: unknown,
-    method: string,
-    path: string,
-  ) {
-    super(`${method} ${path}: HTTP ${status}: ${JSON.stringify(body)}`);
-    this.name = 'FleetApiError';
-  }
-}
-
-interface FleetAgent {
-  spec: Required<Pick<FleetAgentSpec, 'box' | 'name'>> & FleetAgentSpec;
-  box: Box;
-  stateDir: string;
-  logFile: string;
-  joinToken: string;
-  proc: SpawnedProcess | null;
-}
-
-// Runs inside the controller namespace: Unix socket (visible from the root namespace) -> TCP.
-const FORWARDER = `
-const net = require('net'); const fs = require('fs');
-const [sock, host, port] = process.argv.slice(1);
-try { fs.unlinkSync(sock); } catch {}
-const server = net.createServer((c) => {
-  const u = net.connect(Number(port), host);
-  c.pipe(u); u.pipe(c);
-  c.on('error', () => u.destroy()); u.on('error', () => c.destroy());
-  c.on('close', () => u.destroy()); u.on('close', () => c.destroy());
-});
-server.listen(sock, () => { fs.chmodSync(sock, 0o600); console.log('ready'); });
-`;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls fn until it returns a value other than undefined/false, or throws with `what` after timeoutMs. */
-export async function pollUntil<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  opts: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      lastError = e;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${opts.timeoutMs ?? 30_000} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`,
-      );
-    await sleep(opts.intervalMs ?? 100);
-  }
-}
+export { CONTROLLER_PORT, STATUS_LISTEN, WG_LISTEN_PORT, cliPath, endpointArgs, repoRoot } from './fleet-commands.js';
+export {
+  FleetApiError,
+  type AgentView,
+  type ApiResult,
+  type FleetAgentSpec,
+  type FleetOptions,
+} from './fleet-types.js';
+export { pollUntil } from './poll.js';
 
 export class Fleet {
   readonly bed: Testbed;
@@ -561,22 +444,5 @@ export class Fleet {
   async closeForwarder(): Promise<void> {
     if (this.forwarder?.isRunning) await this.bed.kill(this.forwarder.pid);
     this.forwarder = null;
-  }
-}
-
-/**
- * `--endpoint` flags for a box: a bare HOST:PORT on a testbed with one underlay (as a box that
- * predates underlays), else NAME=HOST:PORT for every underlay the box is cabled to.
- */
-export function endpointArgs(bed: Testbed, box: Box): string[] {
-  if (bed.underlays.length === 1) return ['--endpoint', `${box.wanAddress}:${WG_LISTEN_PORT}`];
-  return box.underlays.flatMap((u) => ['--endpoint', `${u.underlay}=${u.address}:${WG_LISTEN_PORT}`]);
-}
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
   }
 }
