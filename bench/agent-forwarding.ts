@@ -24,11 +24,23 @@
 // records what else ran: the CPU time of every process in box A (the agent, its monitors,
 // wireguard-go) during the measurement, and the machine's busy share.
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
 import type { AgentConfig, Firewall, FlowRule, Peer } from '../proto/gen/crosslink/v1/agent_pb.js';
 import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
 import { firewall, flow } from '../agent/host/firewall.fixture.js';
 import { killPid, must, sh } from '../agent/host/linux/netns.fixture.js';
+import {
+  VARIANTS,
+  cpuText,
+  f0,
+  labelOf,
+  pct,
+  summarise,
+  summariseSwaps,
+  type Sample,
+  type SwapSlice,
+  type Variant,
+} from './agent-forwarding-report.js';
+import { busyShare, cpuDelta, cpuJiffies, loadavg, netnsCpu, settle, sleep } from './agent-machine.js';
 
 /** What bench/agent.ts lends this section: its namespace book-keeping, boxes, agent and config. */
 export interface ForwardingFixture {
@@ -71,42 +83,6 @@ const LAN_C = '10.30.0.0/24';
 const BOX_A_LAN_C = '10.30.0.1';
 const HOST_C = '10.30.0.10';
 
-type VariantKey = 'few' | 'many' | 'few2' | 'none';
-interface Variant {
-  key: VariantKey;
-  label: string;
-  tuples: (many: number) => number;
-  dropTable: boolean;
-}
-const VARIANTS: Variant[] = [
-  { key: 'few', label: '10', tuples: () => 10, dropTable: false },
-  { key: 'many', label: '', tuples: (n) => n, dropTable: false },
-  { key: 'few2', label: '10 again', tuples: () => 10, dropTable: false },
-  { key: 'none', label: 'no fw', tuples: () => 10, dropTable: true },
-];
-const METRICS = ['tunConn', 'lanConn', 'tunMbit', 'lanMbit'] as const;
-type Metric = (typeof METRICS)[number];
-const METRIC_LABEL: Record<Metric, string> = {
-  tunConn: 'tunnel, new TCP conn/s',
-  lanConn: 'LAN->LAN, new TCP conn/s',
-  tunMbit: 'tunnel, iperf3 Mbit/s',
-  lanMbit: 'LAN->LAN, iperf3 Mbit/s',
-};
-
-interface Sample extends Record<Metric, number> {
-  rep: number;
-  slot: number;
-  variant: VariantKey;
-  settleMs: number;
-  load: string;
-  /** CPU ms per process name in box A during the measurements (agent = node). */
-  boxCpu: Record<string, number>;
-  /** Machine's busy share during the measurements (all cores). */
-  busy: number;
-  /** Machine's busy share in the 0.5 s right before them. */
-  idleBusy: number;
-}
-
 /** The local (LAN->LAN) tuples: host A's LAN to host C's LAN (icmp, the two bench ports) and n-3
  *  others, distinct /32 sources over 100 destination /24s (GUIDE §6), none overlapping. */
 function localTuples(n: number, connPort: number, iperfPort: number, lanA: string): FlowRule[] {
@@ -121,77 +97,6 @@ function localTuples(n: number, connPort: number, iperfPort: number, lanA: strin
     rules.push(flow(`l${i}`, [src], [dst], 'tcp', [connPort]));
   }
   return rules;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Machine state.
-
-const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-
-/** Jiffies busy and total over all cores. */
-function cpuJiffies(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = f[3]! + f[4]!; // idle + iowait
-  return { busy: total - idle, total };
-}
-const busyShare = (a: { busy: number; total: number }, b: { busy: number; total: number }) =>
-  b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
-
-const CLK_TCK = 100;
-/** utime+stime (ms) of each process in a namespace, keyed by PID (with its name). */
-function netnsCpu(ns: string): Map<number, { comm: string; ms: number }> {
-  const out = new Map<number, { comm: string; ms: number }>();
-  for (const p of sh(['ip', 'netns', 'pids', ns]).stdout.split('\n').filter(Boolean)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const comm = stat.slice(stat.indexOf('(') + 1, close);
-      const f = stat.slice(close + 2).split(' ');
-      out.set(Number(p), { comm, ms: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-function cpuDelta(
-  before: Map<number, { comm: string; ms: number }>,
-  after: Map<number, { comm: string; ms: number }>,
-): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [pid, a] of after) {
-    const d = a.ms - (before.get(pid)?.ms ?? 0);
-    out[a.comm] = (out[a.comm] ?? 0) + d;
-  }
-  return out;
-}
-
-/** Is the kernel's namespace clean-up running (a kworker executing the `netns` workqueue)? */
-function isNetnsCleanupRunning(): boolean {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/comm`, 'utf8').includes('+netns')) return true;
-    } catch {
-      // gone
-    }
-  }
-  return false;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until no namespace clean-up has run for 300 ms (at most 20 s), then 0.5 s more; ms waited. */
-async function settle(): Promise<number> {
-  const t0 = Date.now();
-  let quietSince = Date.now();
-  while (Date.now() - quietSince < 300 && Date.now() - t0 < 20_000) {
-    if (isNetnsCleanupRunning()) quietSince = Date.now();
-    await sleep(20);
-  }
-  await sleep(500);
-  return Date.now() - t0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,28 +293,11 @@ async function measure(
   }
 }
 
-const cpuText = (c: Record<string, number>) =>
-  Object.entries(c)
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([k, ms]) => `${k} ${ms.toFixed(0)}`)
-    .join(', ');
-
 // ---------------------------------------------------------------------------------------------
 // Part 2. The firewall swapped in place: one set of namespaces, the agent alternating between the
 // 10-tuple and the many-tuple config in ABBA blocks, a short measurement after each swap. Seconds
 // apart, so load from elsewhere hits both alike; and in each block the two 10-tuple slices (first
 // and last) give the noise floor of the same design.
-
-interface SwapSlice {
-  block: number;
-  pos: number;
-  many: boolean;
-  lanConn: number;
-  tunConn: number;
-  tunMbit: number;
-  agentMs: number;
-  idleBusy: number;
-}
 
 async function swapInPlace(fx: ForwardingFixture, opts: Required<ForwardingOptions>): Promise<SwapSlice[]> {
   const b: Boxes = { p: fx.buildPair(), hostC: '', own: [], agent: null };
@@ -459,80 +347,10 @@ async function swapInPlace(fx: ForwardingFixture, opts: Required<ForwardingOptio
   return slices;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Output.
-
-const f0 = (x: number) => Math.round(x).toLocaleString('en-GB');
-const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const labelOf = (v: Variant, tuples: number) => v.label || String(tuples);
-const spread = (xs: number[]) => `${f0(Math.min(...xs))}–${f0(Math.max(...xs))}`;
-const ratios = (xs: number[]) => `${pct(median(xs))} [${xs.map(pct).join(', ')}]`;
-
 /** The order of the variants in rep r: rotated by r, reversed on odd reps. */
 export function orderFor(rep: number, n: number): number[] {
   const rot = Array.from({ length: n }, (_, i) => (i + rep) % n);
   return rep % 2 === 1 ? rot.reverse() : rot;
-}
-
-/** Part 1's table and ratios. */
-function summarise(samples: Sample[], opts: Required<ForwardingOptions>): void {
-  const label = (k: VariantKey) =>
-    labelOf(
-      VARIANTS.find((v) => v.key === k)!,
-      opts.tuples,
-    );
-  const of = (k: VariantKey, m: Metric) => samples.filter((s) => s.variant === k).map((s) => s[m]);
-  /** Ratio a/b within each rep (measured minutes apart, under the same load). */
-  const paired = (a: VariantKey, b: VariantKey, m: Metric) => {
-    const out: number[] = [];
-    for (let rep = 0; rep < opts.reps; rep++) {
-      const x = samples.find((s) => s.rep === rep && s.variant === a);
-      const y = samples.find((s) => s.rep === rep && s.variant === b);
-      if (x && y) out.push(x[m] / y[m]);
-    }
-    return out;
-  };
-  console.log(
-    `\n    medians [min–max] over ${opts.reps} reps; "paired" = the ratio within each rep, median [each rep]`,
-  );
-  console.log(`    ${'figure'.padEnd(26)} ${VARIANTS.map((v) => labelOf(v, opts.tuples).padStart(24)).join('')}`);
-  for (const m of METRICS) {
-    console.log(
-      `    ${METRIC_LABEL[m].padEnd(26)} ${VARIANTS.map((v) => `${f0(median(of(v.key, m)))} [${spread(of(v.key, m))}]`.padStart(24)).join('')}`,
-    );
-  }
-  console.log('');
-  const verdicts: string[] = [];
-  for (const m of METRICS) {
-    const many = median(of('many', m)) / median(of('few', m));
-    const noise = median(of('few2', m)) / median(of('few', m));
-    const none = median(of('none', m)) / median(of('few', m));
-    console.log(
-      `    ${METRIC_LABEL[m].padEnd(26)} ${label('many')} vs 10: ${pct(many)} (paired ${ratios(paired('many', 'few', m))}); noise, 10 again vs 10: ${pct(noise)} (paired ${ratios(paired('few2', 'few', m))}); no fw vs 10: ${pct(none)}`,
-    );
-    // Against the two 10-tuple variants together: the noise floor is what one 10-tuple box varies by.
-    const tens = [...of('few', m), ...of('few2', m)];
-    const manyVsTens = median(of('many', m)) / median(tens);
-    const tenSpread = (Math.max(...tens) - Math.min(...tens)) / median(tens);
-    verdicts.push(
-      `${METRIC_LABEL[m]}: ${label('many')} = ${pct(manyVsTens)} of all 10-tuple runs (their own spread ±${pct(tenSpread / 2)})`,
-    );
-  }
-  const tput = median(of('many', 'tunMbit')) / median([...of('few', 'tunMbit'), ...of('few2', 'tunMbit')]);
-  console.log(
-    `\n    issue 4 target, iperf3 through the box (tunnel) with ${label('many')} tuples >= 90 % of 10: ${pct(tput)} (${tput >= 0.9 ? 'meets' : 'MISSES'})`,
-  );
-  for (const v of verdicts) console.log(`    ${v}`);
-  const agentMs = samples.map((s) => s.boxCpu.node ?? 0);
-  const monMs = samples.map((s) => (s.boxCpu.ip ?? 0) + (s.boxCpu.nft ?? 0) + (s.boxCpu.stdbuf ?? 0));
-  console.log(
-    `    box A during the measurements: agent (node) ${f0(Math.min(...agentMs))}–${f0(Math.max(...agentMs))} ms CPU, its ip/nft monitors ${f0(Math.min(...monMs))}–${f0(Math.max(...monMs))} ms;` +
-      ` waited ${f0(Math.min(...samples.map((s) => s.settleMs)))}–${f0(Math.max(...samples.map((s) => s.settleMs)))} ms for namespace clean-up; machine busy before each ${pct(Math.min(...samples.map((s) => s.idleBusy)))}–${pct(Math.max(...samples.map((s) => s.idleBusy)))}`,
-  );
 }
 
 export async function runForwarding(fx: ForwardingFixture, options: ForwardingOptions): Promise<void> {
@@ -568,28 +386,6 @@ export async function runForwarding(fx: ForwardingFixture, options: ForwardingOp
       ` per slice ${opts.swapLanConns} LAN->LAN and ${opts.swapTunnelConns} tunnel connections, iperf3 ${opts.swapIperfSeconds} s. Load average ${loadavg()}`,
   );
   const sw = await swapInPlace(fx, opts);
-  const SW: Array<[keyof SwapSlice, string]> = [
-    ['lanConn', 'LAN->LAN, new TCP conn/s'],
-    ['tunConn', 'tunnel, new TCP conn/s'],
-    ['tunMbit', 'tunnel, iperf3 Mbit/s'],
-  ];
-  console.log('');
-  for (const [m, name] of SW) {
-    const val = (block: number, pos: number) => sw.find((x) => x.block === block && x.pos === pos)![m] as number;
-    const fewAll = sw.filter((x) => !x.many).map((x) => x[m] as number);
-    const manyAll = sw.filter((x) => x.many).map((x) => x[m] as number);
-    const blocks = Array.from({ length: opts.swapBlocks }, (_, i) => i);
-    const manyVsFew = blocks.map((i) => (val(i, 1) + val(i, 2)) / (val(i, 0) + val(i, 3)));
-    const fewVsFew = blocks.map((i) => val(i, 3) / val(i, 0));
-    console.log(
-      `    ${name.padEnd(26)} 10: ${f0(median(fewAll))} [${spread(fewAll)}], ${opts.tuples}: ${f0(median(manyAll))} [${spread(manyAll)}] = ${pct(median(manyAll) / median(fewAll))};` +
-        ` per block ${opts.tuples} vs 10 ${ratios(manyVsFew)}; noise, last 10 vs first 10 of each block ${ratios(fewVsFew)}`,
-    );
-  }
-  const swT =
-    median(sw.filter((x) => x.many).map((x) => x.tunMbit)) / median(sw.filter((x) => !x.many).map((x) => x.tunMbit));
-  console.log(
-    `    issue 4 target on the swapped firewall, iperf3 (tunnel) ${opts.tuples} vs 10: ${pct(swT)} (${swT >= 0.9 ? 'meets' : 'MISSES'}); agent CPU during the slices ${f0(Math.min(...sw.map((x) => x.agentMs)))}–${f0(Math.max(...sw.map((x) => x.agentMs)))} ms`,
-  );
+  summariseSwaps(sw, opts);
   console.log(`    load average at end of (e) ${loadavg()}`);
 }

@@ -11,24 +11,20 @@
 //
 // Needs root, wireguard-go, wg, ip, nft, ping, iperf3, python3. Everything lives in namespaces named
 // xlb<pid>…, removed at the end (also on Ctrl-C) by PID and by name; the root namespace is not touched.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { toBinary } from '@bufbuild/protobuf';
-import { AgentConfigSchema, type AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
 import { renderFirewall } from '../agent/host/firewall-render.js';
-import { CROSSLINK_NFT_TABLE } from '../agent/host/ports.js';
 import { killPid, must, sh } from '../agent/host/linux/netns.fixture.js';
-import { renderWgConfig } from '../agent/host/wg-config.js';
 import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
-import { routeBatch } from '../agent/host/linux/routes.js';
-import { findWireGuardGoPid, WIREGUARD_SOCKET_DIR } from '../agent/host/linux/wireguard.js';
+import { WIREGUARD_SOCKET_DIR } from '../agent/host/linux/wireguard.js';
 import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
 import { hasFlag, numberArg } from './args.js';
 import { benchConfig, CONN_PORT, IPERF_PORT, LAN_A, UNDERLAY_A, UNDERLAY_B } from './agent-config.js';
+import { floor, type FloorResult } from './agent-floor.js';
 import { runForwarding } from './agent-forwarding.js';
+import { addNetns, cleanup, newIfname, pids, removeNetns, workDir } from './agent-netns.js';
+import { Agent } from './agent-process.js';
 
 const arg = numberArg;
 const PEERS = arg('peers', 1000);
@@ -41,55 +37,6 @@ const FORWARD_REPS = arg('forward-reps', 5);
 const SKIP_FORWARD = hasFlag('skip-forward');
 /** Only section (e), forwarding. */
 const FORWARD_ONLY = hasFlag('forward-only');
-
-// ---------------------------------------------------------------------------------------------
-// Namespaces, processes and files of this run; removed by name and PID, also on Ctrl-C.
-
-const PREFIX = `xlb${process.pid}`;
-const workDir = mkdtempSync(join(tmpdir(), `${PREFIX}-`));
-const namespaces = new Set<string>();
-const ifnames = new Set<string>();
-const pids = new Set<number>();
-let counter = 0;
-
-function addNetns(tag: string): string {
-  const name = `${PREFIX}${tag}${counter++}`;
-  must(['ip', 'netns', 'add', name]);
-  namespaces.add(name);
-  must(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
-  return name;
-}
-/** A machine-wide unique interface name: wireguard-go's sockets are shared by all namespaces. */
-function newIfname(): string {
-  const name = `${PREFIX}w${counter++}`;
-  if (name.length > 15) throw new Error(`interface name ${name} is too long`);
-  ifnames.add(name);
-  return name;
-}
-function removeNetns(ns: string): void {
-  if (!namespaces.delete(ns)) return;
-  // Whatever still runs inside (wireguard-go, servers, the agent), by PID, then the namespace.
-  for (const p of sh(['ip', 'netns', 'pids', ns]).stdout.split('\n').filter(Boolean)) killPid(Number(p));
-  sh(['ip', 'netns', 'del', ns]);
-}
-function cleanup(): void {
-  for (const pid of pids) killPid(pid);
-  pids.clear();
-  for (const ns of [...namespaces]) removeNetns(ns);
-  for (const ifn of ifnames) {
-    const pid = findWireGuardGoPid(ifn);
-    if (pid !== null) killPid(pid);
-    rmSync(join(WIREGUARD_SOCKET_DIR, `${ifn}.sock`), { force: true });
-  }
-  rmSync(workDir, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    cleanup();
-    process.exit(130);
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -201,160 +148,6 @@ function buildPair(): Pair {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The agent process (bench/agent-worker.ts inside the box namespace).
-
-type Msg = { type: string } & Record<string, unknown>;
-
-let bundlePath: string | null = null;
-/** The worker as one plain JavaScript file (esbuild, which tsx brings): run through tsx's loader
- *  hooks, the process would carry a second V8 isolate (~50 MB) that no agent has. */
-function workerBundle(): string {
-  if (bundlePath) return bundlePath;
-  const out = join(workDir, 'agent-worker.cjs');
-  const esbuild = fileURLToPath(new URL('../node_modules/.bin/esbuild', import.meta.url));
-  must([
-    esbuild,
-    fileURLToPath(new URL('./agent-worker.ts', import.meta.url)),
-    '--bundle',
-    '--platform=node',
-    '--format=cjs',
-    '--target=node20',
-    '--log-level=error',
-    `--outfile=${out}`,
-  ]);
-  bundlePath = out;
-  return out;
-}
-
-class Agent {
-  private readonly child: ChildProcess;
-  private readonly inbox: Msg[] = [];
-  private wake: (() => void) | null = null;
-
-  constructor(readonly netns: string) {
-    // `ip netns exec` execs node itself: the PID and the IPC channel are the agent's.
-    // `env`: the memory settings of deploy/systemd/crosslink-agent.service (the worker checks they agree).
-    this.child = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        netns,
-        'env',
-        'NODE_OPTIONS=--max-semi-space-size=2',
-        'MALLOC_ARENA_MAX=2',
-        process.execPath,
-        '--expose-gc',
-        workerBundle(),
-      ],
-      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
-    );
-    pids.add(this.child.pid!);
-    this.child.on('message', (m: Msg) => {
-      this.inbox.push(m);
-      this.wake?.();
-    });
-    this.child.on('exit', (code) => {
-      this.inbox.push({ type: 'error', message: `agent process exited (${code})` });
-      this.wake?.();
-    });
-  }
-
-  async call(m: Msg): Promise<Msg> {
-    this.child.send(m);
-    while (this.inbox.length === 0) await new Promise<void>((r) => (this.wake = r));
-    const reply = this.inbox.shift()!;
-    if (reply.type === 'error') throw new Error(`agent: ${String(reply.message)}`);
-    return reply;
-  }
-
-  async init(ifname: string): Promise<Msg> {
-    return this.call({ type: 'init', settings: settingsFor(ifname), tempDir: workDir });
-  }
-
-  async apply(config: AgentConfig): Promise<
-    Msg & {
-      ms: number;
-      setDesiredMs: number;
-      reconcileMs: number;
-      steps: string[];
-      errors: string[];
-      commands: string[];
-    }
-  > {
-    const r = await this.call({
-      type: 'apply',
-      config: Buffer.from(toBinary(AgentConfigSchema, config)).toString('base64'),
-    });
-    const errors = r.errors as string[];
-    if (errors.length > 0) throw new Error(`apply failed: ${errors.join('; ')}`);
-    return r as never;
-  }
-
-  stop(): void {
-    const pid = this.child.pid!;
-    if (this.child.connected) this.child.disconnect();
-    killPid(pid);
-    pids.delete(pid);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The floor: the same state by hand, inside a fresh namespace, timed by the shell itself (no
-// `ip netns exec` or node in the figures).
-
-const FLOOR_SCRIPT = `
-set -e
-IF=$1 DIR=$2
-now() { date +%s%N; }
-t0=$(now)
-WG_PROCESS_FOREGROUND=1 wireguard-go "$IF" >/dev/null 2>&1 &
-echo "pid $!"
-until [ -S /var/run/wireguard/$IF.sock ] && ip link show dev "$IF" >/dev/null 2>&1; do sleep 0.01; done
-t1=$(now)
-ip link set dev "$IF" mtu 1420 up
-ip addr add 100.64.0.1/16 dev "$IF"
-t2=$(now)
-nft -f "$DIR/fw.nft"
-t3=$(now)
-wg syncconf "$IF" "$DIR/wg.conf"
-t4=$(now)
-ip -batch "$DIR/routes.batch"
-t5=$(now)
-echo 1 > /proc/sys/net/ipv4/ip_forward
-t6=$(now)
-echo "ms create=$(( (t1-t0)/1000000 )) link=$(( (t2-t1)/1000000 )) nft=$(( (t3-t2)/1000000 )) wg=$(( (t4-t3)/1000000 )) routes=$(( (t5-t4)/1000000 )) sysctl=$(( (t6-t5)/1000000 ))"
-`;
-
-interface FloorResult {
-  totalMs: number;
-  parts: Record<string, number>;
-}
-
-function floor(config: AgentConfig): FloorResult {
-  const ns = addNetns('F');
-  const ifname = newIfname();
-  const d = desiredState(config, settingsFor(ifname), renderFirewall);
-  const dir = mkdtempSync(join(workDir, 'floor-'));
-  const name = `inet ${CROSSLINK_NFT_TABLE}`;
-  writeFileSync(join(dir, 'fw.nft'), `add table ${name}\ndelete table ${name}\n${d.firewall.ruleset}`, { mode: 0o600 });
-  writeFileSync(join(dir, 'wg.conf'), renderWgConfig(keyA, d.wireguard.listenPort, d.wireguard.peers), { mode: 0o600 });
-  writeFileSync(join(dir, 'routes.batch'), routeBatch({ add: d.routes, del: [] }));
-  const r = sh(['ip', 'netns', 'exec', ns, 'bash', '-c', FLOOR_SCRIPT, 'floor', ifname, dir]);
-  if (r.code !== 0) throw new Error(`floor failed: ${r.stderr}`);
-  const pid = /pid (\d+)/.exec(r.stdout);
-  if (pid) pids.add(Number(pid[1]));
-  const parts: Record<string, number> = {};
-  for (const m of (/ms (.*)/.exec(r.stdout)?.[1] ?? '').matchAll(/(\w+)=(\d+)/g)) parts[m[1]!] = Number(m[2]);
-  removeNetns(ns);
-  if (pid) {
-    killPid(Number(pid[1]));
-    pids.delete(Number(pid[1]));
-  }
-  return { totalMs: Object.values(parts).reduce((a, b) => a + b, 0), parts };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Traffic.
 
 const CONN_SERVER = `
@@ -434,14 +227,14 @@ async function main(): Promise<void> {
   const fulls: Array<{ ms: number; setDesiredMs: number; reconcileMs: number; commands: string[] }> = [];
   let main: { agent: Agent; pair: Pair } | null = null;
   for (let rep = 0; rep < REPS; rep++) {
-    floors.push(floor(c0));
+    floors.push(floor(c0, settingsFor, keyA));
     const last = rep === REPS - 1;
     // The last rep is the box that the later measurements use (with box B and the LAN hosts).
     const pair = last ? buildPair() : null;
     const ns = pair ? pair.boxA : addNetns('A');
     const ifname = pair ? pair.ifA : newIfname();
     const agent = new Agent(ns);
-    await agent.init(ifname);
+    await agent.init(settingsFor(ifname));
     const cfg = makeConfig(basePeers(), fw);
     const r = await agent.apply(cfg);
     fulls.push(r);
@@ -538,7 +331,7 @@ async function forwarding(): Promise<void> {
       firewallWith,
       startAgent: async (ns, ifname) => {
         const a = new Agent(ns);
-        await a.init(ifname);
+        await a.init(settingsFor(ifname));
         return a;
       },
       lanA: LAN_A,

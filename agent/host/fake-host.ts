@@ -3,97 +3,28 @@
 // to fail an operation (partial-failure tests), and has a "by hand" backdoor for drift tests.
 import { readFile } from 'node:fs/promises';
 import { HostCommandError } from '../../lib/errors.js';
-import { canonicalInterfaceAddress, canonicalPrefix, canonicalPrefixList, sortByPrefix } from './canonical.js';
-import { firewallFingerprint } from './firewall-fingerprint.js';
+import { canonicalInterfaceAddress, sortByPrefix } from './canonical.js';
+import { FakeFirewall } from './fake-firewall.js';
 import {
-  CROSSLINK_NFT_TABLE,
-  CROSSLINK_RT_PROTO,
-  type FirewallPort,
-  type Host,
-  type LinkPort,
-  type RoutePort,
-  type SysctlPort,
-  type WireGuardMode,
-  type WireGuardPort,
-} from './ports.js';
+  FAKE_WRITE_OPS,
+  OP_ARGV,
+  fakeCommandError,
+  type Failure,
+  type FailureOptions,
+  type FakeOp,
+} from './fake-ops.js';
+import { FakeRouteTable } from './fake-routes.js';
+import { observeWgDevice, syncWgDevice, type FakeWgDevice } from './fake-wireguard.js';
+import type { FirewallPort, Host, LinkPort, RoutePort, SysctlPort, WireGuardMode, WireGuardPort } from './ports.js';
 import type {
-  FirewallCounter,
-  FirewallObserved,
   LinkObserved,
   RouteObserved,
   WgDeviceDesired,
   WgDeviceObserved,
   WgPeerObserved,
 } from '../reconcile/host-state.js';
-import { renderWgConfig } from './wg-config.js';
-import { wgPublicKey } from './wg-key.js';
 
-export const FAKE_OPS = [
-  'wireguard.observe',
-  'wireguard.create',
-  'wireguard.sync',
-  'wireguard.remove',
-  'links.observe',
-  'links.setUp',
-  'links.addAddress',
-  'links.delAddress',
-  'links.observeAll',
-  'links.addGateway',
-  'routes.observe',
-  'routes.apply',
-  'firewall.observe',
-  'firewall.replace',
-  'firewall.remove',
-  'firewall.counters',
-  'sysctl.get',
-  'sysctl.set',
-] as const;
-export type FakeOp = (typeof FAKE_OPS)[number];
-
-/** Operations that change the host. A reconcile with nothing to do must call none of them. */
-export const FAKE_WRITE_OPS: readonly FakeOp[] = [
-  'wireguard.create',
-  'wireguard.sync',
-  'wireguard.remove',
-  'links.setUp',
-  'links.addAddress',
-  'links.delAddress',
-  'links.addGateway',
-  'routes.apply',
-  'firewall.replace',
-  'firewall.remove',
-  'sysctl.set',
-];
-
-/** The command line the Linux adapter would have run, so injected failures look like real ones. */
-const OP_ARGV: Record<FakeOp, string[]> = {
-  'wireguard.observe': ['wg', 'show', 'IF', 'dump'],
-  'wireguard.create': ['wireguard-go', 'IF'],
-  'wireguard.sync': ['wg', 'syncconf', 'IF', 'FILE'],
-  'wireguard.remove': ['ip', 'link', 'del', 'dev', 'IF'],
-  'links.observe': ['ip', '-json', 'addr', 'show', 'dev', 'IF'],
-  'links.setUp': ['ip', 'link', 'set', 'dev', 'IF', 'up'],
-  'links.addAddress': ['ip', 'addr', 'replace', 'CIDR', 'dev', 'IF'],
-  'links.delAddress': ['ip', 'addr', 'del', 'CIDR', 'dev', 'IF'],
-  'links.observeAll': ['ip', '-json', 'addr', 'show'],
-  'links.addGateway': ['ip', 'addr', 'replace', 'CIDR', 'dev', 'IF'],
-  'routes.observe': ['ip', '-json', 'route', 'show', 'proto', String(CROSSLINK_RT_PROTO)],
-  'routes.apply': ['ip', '-force', '-batch', '-'],
-  'firewall.observe': ['nft', 'list', 'table', 'inet', CROSSLINK_NFT_TABLE],
-  'firewall.replace': ['nft', '-f', 'FILE'],
-  'firewall.remove': ['nft', 'delete', 'table', 'inet', CROSSLINK_NFT_TABLE],
-  'firewall.counters': ['nft', '-j', 'list', 'counters', 'table', 'inet', CROSSLINK_NFT_TABLE],
-  'sysctl.get': ['sysctl', '-n', 'KEY'],
-  'sysctl.set': ['sysctl', '-w', 'KEY=VALUE'],
-};
-
-interface Failure {
-  remaining: number; // Infinity: until cleared
-  exitCode: number;
-  stderr: string;
-  /** The command line the error names (default: OP_ARGV's). */
-  argv?: readonly string[];
-}
+export { FAKE_OPS, FAKE_WRITE_OPS, type FailureOptions, type FakeOp } from './fake-ops.js';
 
 interface FakeLink {
   kind: 'wireguard' | 'other';
@@ -101,13 +32,7 @@ interface FakeLink {
   isUp: boolean;
   mtu: number;
   addresses: Set<string>;
-  wg?: { privateKey: string; listenPort: number; peers: Map<string, WgPeerObserved> };
-}
-
-interface FakeRoute {
-  prefix: string;
-  dev: string;
-  proto: number;
+  wg?: FakeWgDevice;
 }
 
 export interface FakeHostOptions {
@@ -115,12 +40,6 @@ export interface FakeHostOptions {
   readPrivateKey?: (path: string) => Promise<string>;
   /** Initial sysctl values; unknown keys fail like a missing /proc/sys entry. */
   sysctls?: Record<string, string>;
-}
-
-export interface FailureOptions {
-  exitCode?: number;
-  stderr?: string;
-  argv?: readonly string[];
 }
 
 export class FakeHost implements Host {
@@ -138,9 +57,8 @@ export class FakeHost implements Host {
   readonly announcements: string[] = [];
 
   private readonly linkTable = new Map<string, FakeLink>();
-  private routeTable: FakeRoute[] = [];
-  private table: string | null = null;
-  private readonly counterValues = new Map<string, FirewallCounter>();
+  private readonly routeTable = new FakeRouteTable();
+  private readonly nft = new FakeFirewall();
   private readonly sysctlValues: Map<string, string>;
   private readonly failures = new Map<FakeOp, Failure>();
   private readonly readPrivateKey: (path: string) => Promise<string>;
@@ -197,33 +115,25 @@ export class FakeHost implements Host {
     };
     this.routes = {
       observe: () => this.call('routes.observe', [], () => this.ownRoutes()),
-      apply: (changes) => this.call('routes.apply', [changes], () => this.routesApply(changes)),
+      apply: (changes) =>
+        this.call('routes.apply', [changes], () => this.routeTable.apply(changes, (dev) => this.linkTable.has(dev))),
     };
     this.firewall = {
-      observe: () => this.call('firewall.observe', [], () => this.fwObserve()),
+      observe: () => this.call('firewall.observe', [], () => this.nft.observe()),
       replace: (ruleset, opts) =>
         this.call('firewall.replace', [ruleset], () => {
           opts?.whileCommitting?.();
-          return this.fwReplace(ruleset);
+          return this.nft.replace(ruleset);
         }),
-      remove: () =>
-        this.call('firewall.remove', [], () => {
-          this.table = null;
-          this.counterValues.clear();
-        }),
-      counters: () =>
-        this.call('firewall.counters', [], () =>
-          Object.fromEntries(
-            [...this.counterValues].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, { ...v }]),
-          ),
-        ),
+      remove: () => this.call('firewall.remove', [], () => this.nft.remove()),
+      counters: () => this.call('firewall.counters', [], () => this.nft.counters()),
     };
     this.sysctl = {
       get: (key) =>
         this.call('sysctl.get', [key], () => {
           const v = this.sysctlValues.get(key);
           if (v === undefined)
-            throw this.commandError(
+            throw fakeCommandError(
               'sysctl.get',
               `sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory`,
             );
@@ -232,7 +142,7 @@ export class FakeHost implements Host {
       set: (key, value) =>
         this.call('sysctl.set', [key, value], () => {
           if (!this.sysctlValues.has(key))
-            throw this.commandError(
+            throw fakeCommandError(
               'sysctl.set',
               `sysctl: cannot stat /proc/sys/${key.replace(/\./g, '/')}: No such file or directory`,
             );
@@ -295,53 +205,40 @@ export class FakeHost implements Host {
   /** Deletes a link by hand (its routes and addresses go with it, as in the kernel). */
   deleteLink(name: string): void {
     this.linkTable.delete(name);
-    this.routeTable = this.routeTable.filter((r) => r.dev !== name);
+    this.routeTable.deleteDev(name);
   }
 
   /** A route someone else made (another protocol number), e.g. "static" = 4. */
   addForeignRoute(prefix: string, dev = 'lo', proto = 4): void {
-    this.routeTable.push({ prefix: canonicalPrefix(prefix), dev, proto });
+    this.routeTable.addForeign(prefix, dev, proto);
   }
 
   /** Every route with its protocol, including other owners' (what `ip route show` would list). */
   allRoutes(): Array<{ prefix: string; dev: string; proto: number }> {
-    return sortByPrefix(
-      this.routeTable.map((r) => ({ ...r })),
-      (r) => r.prefix,
-      (r) => `${r.dev}/${r.proto}`,
-    );
+    return this.routeTable.all();
   }
 
   deleteRouteByHand(prefix: string): void {
-    const p = canonicalPrefix(prefix);
-    this.routeTable = this.routeTable.filter((r) => r.prefix !== p);
+    this.routeTable.deletePrefix(prefix);
   }
 
   deleteFirewallTable(): void {
-    this.table = null;
-    this.counterValues.clear();
+    this.nft.remove();
   }
 
   /** Changes the installed table the way `nft insert rule ...` by hand would. */
   tamperFirewall(extraRule = 'ip saddr 192.0.2.66 accept'): void {
-    if (this.table === null) throw new Error('no table to tamper with');
-    this.table = this.table.replace(/(chain forward \{\n[^\n]*\n)/, `$1\t\t${extraRule}\n`);
-    if (!this.table.includes(extraRule)) this.table += `\n# ${extraRule}\n`;
+    this.nft.tamper(extraRule);
   }
 
   /** Deletes one set element by hand (the first element line of the table). */
   deleteFirewallElement(): void {
-    if (this.table === null) throw new Error('no table to tamper with');
-    const lines = this.table.split('\n');
-    const i = lines.findIndex((l) => /^\t\t\t\S/.test(l));
-    if (i < 0) throw new Error('no set element to delete');
-    lines.splice(i, 1);
-    this.table = lines.join('\n');
+    this.nft.deleteElement();
   }
 
   /** Loads a table by hand (`nft -f` behind the agent's back); no syntax check. */
   loadFirewallByHand(text: string): void {
-    this.table = text;
+    this.nft.table = text;
   }
 
   /** Removes one peer by hand (`wg set IF peer KEY remove`). */
@@ -383,15 +280,12 @@ export class FakeHost implements Host {
 
   /** The installed ruleset text (null: no table). */
   firewallText(): string | null {
-    return this.table;
+    return this.nft.table;
   }
 
   /** Traffic hitting a named counter. */
   bumpCounter(name: string, packets: number, bytes = packets * 100): void {
-    const c = this.counterValues.get(name);
-    if (!c) throw new Error(`no counter ${name}`);
-    c.packets += BigInt(packets);
-    c.bytes += BigInt(bytes);
+    this.nft.bumpCounter(name, packets, bytes);
   }
 
   /** What a handshake and traffic would do to a peer's statistics. */
@@ -410,10 +304,6 @@ export class FakeHost implements Host {
   }
 
   // --- internals ------------------------------------------------------------------------------
-
-  private commandError(op: FakeOp, stderr: string, exitCode = 1): HostCommandError {
-    return new HostCommandError(OP_ARGV[op], exitCode, stderr);
-  }
 
   private before(op: FakeOp, args: unknown[]): void {
     this.calls.set(op, (this.calls.get(op) ?? 0) + 1);
@@ -439,21 +329,14 @@ export class FakeHost implements Host {
 
   private mustLink(ifname: string, op: FakeOp): FakeLink {
     const l = this.linkTable.get(ifname);
-    if (!l) throw this.commandError(op, `Cannot find device "${ifname}"`);
+    if (!l) throw fakeCommandError(op, `Cannot find device "${ifname}"`);
     return l;
   }
 
   private wgObserve(ifname: string): WgDeviceObserved | null {
     const l = this.linkTable.get(ifname);
     if (!l || l.kind !== 'wireguard' || !l.wg) return null;
-    const peers = [...l.wg.peers.values()].sort((a, b) =>
-      a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0,
-    );
-    return {
-      publicKey: l.wg.privateKey === '' ? '' : wgPublicKey(l.wg.privateKey),
-      listenPort: l.wg.listenPort,
-      peers: peers.map((p) => ({ ...p, allowedIps: [...p.allowedIps] })),
-    };
+    return observeWgDevice(l.wg);
   }
 
   private wgCreate(ifname: string, mode: WireGuardMode): void {
@@ -470,29 +353,9 @@ export class FakeHost implements Host {
 
   private async wgSync(ifname: string, desired: WgDeviceDesired): Promise<void> {
     const l = this.linkTable.get(ifname);
-    if (!l || !l.wg) throw this.commandError('wireguard.sync', 'Unable to modify interface: No such device');
+    if (!l || !l.wg) throw fakeCommandError('wireguard.sync', 'Unable to modify interface: No such device');
     const privateKey = (await this.readPrivateKey(desired.privateKeyFile)).trim();
-    renderWgConfig(privateKey, desired.listenPort, desired.peers); // same validation as the real file
-    const wg = l.wg;
-    wg.privateKey = privateKey;
-    if (desired.listenPort > 0) wg.listenPort = desired.listenPort;
-    const next = new Map<string, WgPeerObserved>();
-    for (const p of desired.peers) {
-      const old = wg.peers.get(p.publicKey);
-      // Like `wg syncconf`: an unchanged peer keeps its session and statistics; no endpoint given
-      // leaves the old one.
-      next.set(p.publicKey, {
-        publicKey: p.publicKey,
-        endpoint: p.endpoint !== '' ? p.endpoint : (old?.endpoint ?? ''),
-        allowedIps: canonicalPrefixList(p.allowedIps),
-        persistentKeepaliveSeconds: p.persistentKeepaliveSeconds,
-        latestHandshakeUnix: old?.latestHandshakeUnix ?? 0,
-        rxBytes: old?.rxBytes ?? 0n,
-        txBytes: old?.txBytes ?? 0n,
-      });
-    }
-    wg.peers.clear();
-    for (const [k, v] of next) wg.peers.set(k, v);
+    syncWgDevice(l.wg, desired, privateKey);
   }
 
   private removeLink(ifname: string): void {
@@ -507,80 +370,7 @@ export class FakeHost implements Host {
 
   /** What routes.observe would return (Crosslink's routes only). */
   ownRoutes(): RouteObserved[] {
-    const own = this.routeTable
-      .filter((r) => r.proto === CROSSLINK_RT_PROTO)
-      .map((r) => ({ prefix: r.prefix, dev: r.dev }));
-    return sortByPrefix(
-      own,
-      (r) => r.prefix,
-      (r) => r.dev,
-    );
-  }
-
-  private routesApply(changes: { add: RouteObserved[]; del: RouteObserved[] }): void {
-    const add = changes.add.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
-    const del = changes.del.map((r) => ({ prefix: canonicalPrefix(r.prefix), dev: r.dev }));
-    const replaced = new Set(add.map((r) => r.prefix).filter((p) => del.some((d) => d.prefix === p)));
-    const errors: string[] = [];
-    // Same order and semantics as `ip -force -batch -`: replaces and adds first, then deletes;
-    // a failing line does not stop the others.
-    for (const r of add) {
-      if (!this.linkTable.has(r.dev)) {
-        errors.push(`Cannot find device "${r.dev}"`);
-        continue;
-      }
-      const same = this.routeTable.filter((x) => x.prefix === r.prefix);
-      if (replaced.has(r.prefix)) {
-        const foreign = same.find((x) => x.proto !== CROSSLINK_RT_PROTO);
-        if (foreign) {
-          errors.push('RTNETLINK answers: File exists');
-          continue;
-        }
-        this.routeTable = this.routeTable.filter((x) => x.prefix !== r.prefix);
-        this.routeTable.push({ ...r, proto: CROSSLINK_RT_PROTO });
-      } else if (same.length > 0) {
-        errors.push('RTNETLINK answers: File exists');
-      } else {
-        this.routeTable.push({ ...r, proto: CROSSLINK_RT_PROTO });
-      }
-    }
-    for (const r of del) {
-      if (replaced.has(r.prefix)) continue;
-      const i = this.routeTable.findIndex(
-        (x) => x.prefix === r.prefix && x.dev === r.dev && x.proto === CROSSLINK_RT_PROTO,
-      );
-      if (i < 0) errors.push('RTNETLINK answers: No such process');
-      else this.routeTable.splice(i, 1);
-    }
-    // Success means the end state was reached (re-adding a route that is there, or deleting one
-    // that is gone, is not a failure).
-    const own = this.ownRoutes();
-    const isDone =
-      add.every((r) => own.some((o) => o.prefix === r.prefix && o.dev === r.dev)) &&
-      del
-        .filter((r) => !replaced.has(r.prefix))
-        .every((r) => !own.some((o) => o.prefix === r.prefix && o.dev === r.dev));
-    if (!isDone) throw this.commandError('routes.apply', errors.join('\n'));
-  }
-
-  private fwObserve(): FirewallObserved {
-    if (this.table === null) return { exists: false, fingerprint: '' };
-    return { exists: true, fingerprint: firewallFingerprint(this.table) };
-  }
-
-  private fwReplace(ruleset: string): string {
-    if (
-      !new RegExp(`^table inet ${CROSSLINK_NFT_TABLE} \\{`, 'm').test(ruleset) ||
-      ruleset.split('{').length !== ruleset.split('}').length
-    ) {
-      throw this.commandError('firewall.replace', 'Error: syntax error');
-    }
-    this.table = ruleset;
-    // Recreating the table recreates its counters at zero, as nft does.
-    this.counterValues.clear();
-    for (const [, name = ''] of ruleset.matchAll(/^\s*counter (\w+) \{/gm))
-      this.counterValues.set(name, { packets: 0n, bytes: 0n });
-    return firewallFingerprint(ruleset);
+    return this.routeTable.own();
   }
 }
 
