@@ -9,8 +9,8 @@ import { create } from '@bufbuild/protobuf';
 import type { Logger } from '../../lib/logger.js';
 import type { Clock } from '../../lib/clock.js';
 import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import type { AgentRecord, Store } from '../store/store.js';
-import type { AgentName, Inventory, InventoryAgent, Policy } from '../policy/types.js';
+import type { Store } from '../store/store.js';
+import type { Inventory, Policy } from '../policy/types.js';
 import { parsePolicy } from '../policy/validate.js';
 import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from './port.js';
 import {
@@ -24,24 +24,13 @@ import {
   type CompileResult,
   type PairRoute,
 } from '../policy/index.js';
+import { emptyConfig, stamp, withHash, type Current } from './agent-config.js';
+import { handoversBetween, type Handover, type ServingAssignment } from './handover.js';
+import { knownOf, type Known } from './known-agent.js';
+import type { CloseReason, ConfigSink, SinkEntry, Subscription } from './sink.js';
 
-/** Why the distributor ends a stream. The RPC layer maps all but 'stopping' to UNAUTHENTICATED. */
-export type CloseReason = 'revoked' | 'deleted' | 'reenrolled' | 'stopping';
-
-/** One open WatchConfig stream, as the distributor sees it. */
-export interface ConfigSink {
-  /** The credential hash the stream authenticated with: a re-enrolment (new credential) ends it. */
-  readonly credentialHash: string;
-  /** A new config for this agent (the same object goes to every stream of the agent: don't mutate). */
-  push(config: AgentConfig): void;
-  close(reason: CloseReason): void;
-}
-
-export interface Subscription {
-  /** The agent's current config, to send first; undefined only before the first compile. */
-  current: AgentConfig | undefined;
-  unsubscribe(): void;
-}
+export type { CloseReason, ConfigSink, Subscription } from './sink.js';
+export type { Handover, ServingAssignment } from './handover.js';
 
 export interface DistributorOptions {
   store: Store;
@@ -54,47 +43,6 @@ export interface DistributorOptions {
   /** Called after a recompile that moved subnets to another agent (failover, fail-back, policy or
    *  inventory change). Not called for the first compile after start. */
   onHandover?: (handovers: readonly Handover[]) => void;
-}
-
-/** A subnet changed hands: `from` served it before this recompile, `to` serves it now ("" = nobody). */
-export interface Handover {
-  subnet: string;
-  from: string;
-  to: string;
-  /** Role of `to` in the subnet's `via` list ("" when nobody serves it now). */
-  role: 'primary' | 'standby' | '';
-  /** Role `from` had ("" when nobody served it before). */
-  fromRole: 'primary' | 'standby' | '';
-  /** Agents of the subnet's `via` the controller considers unhealthy for serving (why it moved, usually). */
-  unhealthy: string[];
-}
-
-/** One (subnet, candidate agent) pair: the agent is in the subnet's `via`, enrolled and not revoked. */
-export interface ServingAssignment {
-  subnet: string;
-  agent: string;
-  role: 'primary' | 'standby';
-  /** The agent is the subnet's active gateway now (its current config carries the subnet). */
-  isServing: boolean;
-}
-
-interface Current {
-  config: AgentConfig;
-  generation: number;
-  hash: string;
-}
-
-interface Known {
-  inventory: InventoryAgent;
-  credentialHash: string;
-  /** Persisted generation and hash: the floor for the next generation after a restart. */
-  persistedGeneration: number;
-  persistedHash: string;
-}
-
-interface SinkEntry {
-  sink: ConfigSink;
-  sinceMs: number;
 }
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
@@ -142,7 +90,7 @@ export class Distributor implements DistributionPort {
   async start(): Promise<void> {
     await this.#serial(async () => {
       const [pv, agents] = await Promise.all([this.#store.currentPolicy(), this.#store.listAgents()]);
-      for (const a of agents) if (a.revokedAtMs === null) this.#known.set(a.name, this.#knownOf(a));
+      for (const a of agents) if (a.revokedAtMs === null) this.#known.set(a.name, knownOf(a));
       let isPolicyOk = true;
       if (pv) {
         const r = parsePolicy(pv.document, { knownAgents: agents.map((a) => a.name) });
@@ -200,7 +148,7 @@ export class Distributor implements DistributionPort {
         }
         if (old && old.credentialHash !== rec.credentialHash)
           this.#closeStreams(name, 'reenrolled', rec.credentialHash);
-        this.#known.set(name, this.#knownOf(rec));
+        this.#known.set(name, knownOf(rec));
       });
       await this.#recompile();
     });
@@ -361,24 +309,6 @@ export class Distributor implements DistributionPort {
     return run;
   }
 
-  #knownOf(a: AgentRecord): Known {
-    return {
-      inventory: {
-        name: a.name as AgentName,
-        publicKey: a.publicKey,
-        endpoint: a.endpoint,
-        overlayAddress: a.overlayAddress,
-        advertised: [...a.advertised],
-        isHealthy: true,
-        ...(a.endpoints.length > 0 ? { endpoints: a.endpoints.map((e) => ({ ...e })) } : {}),
-        ...(a.isRelay ? { isRelay: true } : {}),
-      },
-      credentialHash: a.credentialHash,
-      persistedGeneration: a.desiredGeneration,
-      persistedHash: a.desiredHash,
-    };
-  }
-
   #inventory(): Inventory {
     const agents = [...this.#known.values()].map((k) => ({
       ...k.inventory,
@@ -453,27 +383,7 @@ export class Distributor implements DistributionPort {
     const before = this.#servedBy;
     this.#servedBy = now;
     if (before === null || !this.#onHandover) return;
-    const handovers: Handover[] = [];
-    const viaOf = new Map((this.#policy?.subnets ?? []).map((s) => [s.name as string, s.via as string[]]));
-    for (const subnet of [...new Set([...before.keys(), ...now.keys()])].sort()) {
-      const from = before.get(subnet) ?? '';
-      const to = now.get(subnet) ?? '';
-      if (from === to) continue;
-      const roleOf = (agent: string) =>
-        agent === '' ? '' : (viaOf.get(subnet) ?? []).indexOf(agent) === 0 ? 'primary' : 'standby';
-      handovers.push({
-        subnet,
-        from,
-        to,
-        role: roleOf(to),
-        fromRole: roleOf(from),
-        // Only the subnet's own candidates: the history named boxes that had nothing to do with it.
-        unhealthy: [...this.#health]
-          .filter(([n, ok]) => !ok && (viaOf.get(subnet) ?? []).includes(n))
-          .map(([n]) => n)
-          .sort(),
-      });
-    }
+    const handovers = handoversBetween(before, now, this.#policy, this.#health);
     if (handovers.length === 0) return;
     this.#log.warn({ handovers }, 'subnets changed hands');
     try {
@@ -516,16 +426,3 @@ const unservedView = (u: { subnet: string; reason: string }): UnservedView => ({
   isAwaitingEnrolment: isAwaitingEnrolment(u.reason),
 });
 const pathViews = (pairs: readonly PairRoute[]): PairPathView[] => pairs.map((p) => pairPathJson(p.a, p.b, p.path));
-
-function emptyConfig(a: InventoryAgent): AgentConfig {
-  return create(AgentConfigSchema, { agentName: a.name, overlayAddress: a.overlayAddress });
-}
-
-function withHash(c: AgentConfig): AgentConfig {
-  return c.contentHash ? c : create(AgentConfigSchema, { ...c, contentHash: contentHashOf(c) });
-}
-
-/** A copy carrying generation and hash; the compiler's object is left alone (it may cache it). */
-function stamp(c: AgentConfig, generation: number, hash: string): AgentConfig {
-  return create(AgentConfigSchema, { ...c, generation: BigInt(generation), contentHash: hash });
-}

@@ -1,19 +1,13 @@
 // The one query layer behind both adapters. Every mutating call is one transaction that first
 // locks the audit head row (so audit ids and hashes form a single chain and conditional writes such
 // as appendPolicy see a stable state), makes the change, and appends its audit entry.
-import { Migrator, type Kysely, type Selectable, type Transaction } from 'kysely';
+import { Migrator, type Kysely, type Transaction } from 'kysely';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { auditEntryHash, canonicalJson } from './audit-chain.js';
 import { migrationProvider } from './migrations/index.js';
-import type {
-  Database,
-  AgentsTable,
-  ApiTokensTable,
-  AuditLogTable,
-  JoinTokensTable,
-  PolicyVersionsTable,
-} from './schema.js';
+import { agentPatchRow, fromAgent, num, toAgent, toApiToken, toAudit, toJoinToken, toPolicy } from './rows.js';
+import type { Database, PolicyVersionsTable } from './schema.js';
 import type {
   AgentRecord,
   ApiTokenRecord,
@@ -21,112 +15,11 @@ import type {
   AuditInput,
   JoinTokenRecord,
   PolicyVersion,
-  Role,
   Store,
 } from './store.js';
 
 type Trx = Transaction<Database>;
 type Head = { lastId: number; lastHash: string };
-
-const num = (v: number | string): number => Number(v);
-const numOrNull = (v: number | string | null): number | null => (v === null ? null : Number(v));
-
-function toPolicy(r: Selectable<PolicyVersionsTable>): PolicyVersion {
-  return {
-    version: num(r.version),
-    document: r.document,
-    createdAtMs: num(r.created_at_ms),
-    createdBy: r.created_by,
-    comment: r.comment,
-  };
-}
-
-function toAgent(r: Selectable<AgentsTable>): AgentRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    publicKey: r.public_key,
-    endpoint: r.endpoint,
-    endpoints: JSON.parse(r.endpoints) as AgentRecord['endpoints'],
-    isRelay: num(r.is_relay) === 1,
-    overlayAddress: r.overlay_address,
-    advertised: JSON.parse(r.advertised) as string[],
-    credentialHash: r.credential_hash,
-    agentVersion: r.agent_version,
-    protocolVersion: num(r.protocol_version),
-    enrolledAtMs: num(r.enrolled_at_ms),
-    revokedAtMs: numOrNull(r.revoked_at_ms),
-    desiredGeneration: num(r.desired_generation),
-    desiredHash: r.desired_hash,
-    appliedGeneration: num(r.applied_generation),
-    lastReportAtMs: numOrNull(r.last_report_at_ms),
-    lastReport: r.last_report,
-  };
-}
-
-function fromAgent(a: AgentRecord): AgentsTable {
-  return {
-    id: a.id,
-    name: a.name,
-    public_key: a.publicKey,
-    endpoint: a.endpoint,
-    endpoints: JSON.stringify(a.endpoints),
-    is_relay: a.isRelay ? 1 : 0,
-    overlay_address: a.overlayAddress,
-    advertised: JSON.stringify(a.advertised),
-    credential_hash: a.credentialHash,
-    agent_version: a.agentVersion,
-    protocol_version: a.protocolVersion,
-    enrolled_at_ms: a.enrolledAtMs,
-    revoked_at_ms: a.revokedAtMs,
-    desired_generation: a.desiredGeneration,
-    desired_hash: a.desiredHash,
-    applied_generation: a.appliedGeneration,
-    last_report_at_ms: a.lastReportAtMs,
-    last_report: a.lastReport,
-  };
-}
-
-function toJoinToken(r: Selectable<JoinTokensTable>): JoinTokenRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    secretHash: r.secret_hash,
-    isReusable: num(r.is_reusable) === 1,
-    expiresAtMs: num(r.expires_at_ms),
-    createdAtMs: num(r.created_at_ms),
-    createdBy: r.created_by,
-    usedAtMs: numOrNull(r.used_at_ms),
-    revokedAtMs: numOrNull(r.revoked_at_ms),
-  };
-}
-
-function toApiToken(r: Selectable<ApiTokensTable>): ApiTokenRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    role: r.role as Role,
-    secretHash: r.secret_hash,
-    createdAtMs: num(r.created_at_ms),
-    createdBy: r.created_by,
-    revokedAtMs: numOrNull(r.revoked_at_ms),
-    lastUsedAtMs: numOrNull(r.last_used_at_ms),
-  };
-}
-
-function toAudit(r: Selectable<AuditLogTable>): AuditEntry {
-  return {
-    id: num(r.id),
-    atMs: num(r.at_ms),
-    actor: { name: r.actor_name, role: r.actor_role as AuditEntry['actor']['role'], address: r.actor_address },
-    action: r.action,
-    target: r.target,
-    before: JSON.parse(r.before_json),
-    after: JSON.parse(r.after_json),
-    prevHash: r.prev_hash,
-    hash: r.hash,
-  };
-}
 
 export class KyselyStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
@@ -367,18 +260,7 @@ export class KyselyStore implements Store {
       >
     >,
   ): Promise<void> {
-    const set: Partial<AgentsTable> = {};
-    if (patch.endpoint !== undefined) set.endpoint = patch.endpoint;
-    if (patch.endpoints !== undefined) set.endpoints = JSON.stringify(patch.endpoints);
-    if (patch.isRelay !== undefined) set.is_relay = patch.isRelay ? 1 : 0;
-    if (patch.advertised !== undefined) set.advertised = JSON.stringify(patch.advertised);
-    if (patch.agentVersion !== undefined) set.agent_version = patch.agentVersion;
-    if (patch.protocolVersion !== undefined) set.protocol_version = patch.protocolVersion;
-    if (patch.desiredGeneration !== undefined) set.desired_generation = patch.desiredGeneration;
-    if (patch.desiredHash !== undefined) set.desired_hash = patch.desiredHash;
-    if (patch.appliedGeneration !== undefined) set.applied_generation = patch.appliedGeneration;
-    if (patch.lastReportAtMs !== undefined) set.last_report_at_ms = patch.lastReportAtMs;
-    if (patch.lastReport !== undefined) set.last_report = patch.lastReport;
+    const set = agentPatchRow(patch);
     if (Object.keys(set).length === 0) return;
     await this.#db.updateTable('agents').set(set).where('name', '=', name).execute();
   }

@@ -1,5 +1,5 @@
 // PostgreSQL behind the same query layer. bigint columns arrive as strings from pg; rows are
-// converted with Number() in kysely-store.ts (millisecond times and counters stay below 2^53).
+// converted with Number() in rows.ts (millisecond times and counters stay below 2^53).
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import type { Clock } from '../../lib/clock.js';
