@@ -4,7 +4,7 @@ import type { AgentView } from '../../controller/api/agents.js';
 import {
   connectionOptions,
   EXIT,
-  isConfirmed,
+  confirmedRequest,
   jsonOption,
   processIo,
   withClient,
@@ -116,14 +116,10 @@ function revokeCommand(io: RemoteIo): CommandModule<object, ConnArgs & { name: s
     describe: 'Revoke an agent: refused at once and dropped by every peer',
     builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
-      if (!(await isConfirmed(args, io, `Revoke agent ${args.name}? Its box is cut off at once.`))) {
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      process.exitCode = await withClient(args, io, async (api) => {
-        await api.request('POST', `/v1/agents/${encodeURIComponent(args.name)}/revoke`);
-        io.out(`revoked agent ${args.name}\n`);
-        return EXIT.ok;
+      process.exitCode = await confirmedRequest(args, io, `Revoke agent ${args.name}? Its box is cut off at once.`, {
+        method: 'POST',
+        path: `/v1/agents/${encodeURIComponent(args.name)}/revoke`,
+        done: `revoked agent ${args.name}`,
       });
     },
   };
@@ -135,15 +131,12 @@ function deleteCommand(io: RemoteIo): CommandModule<object, ConnArgs & { name: s
     describe: 'Forget an agent (it must enroll again)',
     builder: (y) => connectionOptions(y).positional('name', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
-      if (!(await isConfirmed(args, io, `Delete agent ${args.name}? It must enrol again with a new join token.`))) {
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      process.exitCode = await withClient(args, io, async (api) => {
-        await api.request('DELETE', `/v1/agents/${encodeURIComponent(args.name)}`);
-        io.out(`deleted agent ${args.name}\n`);
-        return EXIT.ok;
-      });
+      process.exitCode = await confirmedRequest(
+        args,
+        io,
+        `Delete agent ${args.name}? It must enrol again with a new join token.`,
+        { method: 'DELETE', path: `/v1/agents/${encodeURIComponent(args.name)}`, done: `deleted agent ${args.name}` },
+      );
     },
   };
 }

@@ -4,7 +4,7 @@ import type { TokenView } from '../../controller/api/api-tokens.js';
 import {
   connectionOptions,
   EXIT,
-  isConfirmed,
+  confirmedRequest,
   jsonOption,
   processIo,
   withClient,
@@ -81,15 +81,16 @@ function revokeCommand(io: RemoteIo): CommandModule<object, ConnArgs & { id: str
     describe: 'Revoke an API token',
     builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
-      if (!(await isConfirmed(args, io, `Revoke API token ${args.id}? Whoever uses it is locked out at once.`))) {
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      process.exitCode = await withClient(args, io, async (api) => {
-        await api.request('POST', `/v1/tokens/${encodeURIComponent(args.id)}/revoke`);
-        io.out(`revoked API token ${args.id}\n`);
-        return EXIT.ok;
-      });
+      process.exitCode = await confirmedRequest(
+        args,
+        io,
+        `Revoke API token ${args.id}? Whoever uses it is locked out at once.`,
+        {
+          method: 'POST',
+          path: `/v1/tokens/${encodeURIComponent(args.id)}/revoke`,
+          done: `revoked API token ${args.id}`,
+        },
+      );
     },
   };
 }

@@ -51,6 +51,21 @@ export async function isConfirmed(args: { yes?: boolean }, io: RemoteIo, questio
   return answer !== false;
 }
 
+/** A destructive request with no body to show (revoke, delete): asks first, then says what was done. */
+export async function confirmedRequest(
+  args: ConnArgs & { yes?: boolean },
+  io: RemoteIo,
+  question: string,
+  request: { method: 'POST' | 'DELETE'; path: string; done: string },
+): Promise<number> {
+  if (!(await isConfirmed(args, io, question))) return EXIT.failed;
+  return withClient(args, io, async (api) => {
+    await api.request(request.method, request.path);
+    io.out(`${request.done}\n`);
+    return EXIT.ok;
+  });
+}
+
 export const yesOption = {
   yes: { alias: 'y', type: 'boolean' as const, default: false, describe: 'Do not ask for confirmation at a terminal' },
 };

@@ -4,7 +4,7 @@ import type { JoinTokenView } from '../../controller/api/join-tokens.js';
 import {
   connectionOptions,
   EXIT,
-  isConfirmed,
+  confirmedRequest,
   jsonOption,
   processIo,
   withClient,
@@ -98,14 +98,10 @@ function revokeCommand(io: RemoteIo): CommandModule<object, ConnArgs & { id: str
     describe: 'Revoke a join token',
     builder: (y) => connectionOptions(y).positional('id', { type: 'string', demandOption: true }).options(yesOption),
     handler: async (args) => {
-      if (!(await isConfirmed(args, io, `Revoke join token ${args.id}?`))) {
-        process.exitCode = EXIT.failed;
-        return;
-      }
-      process.exitCode = await withClient(args, io, async (api) => {
-        await api.request('POST', `/v1/join-tokens/${encodeURIComponent(args.id)}/revoke`);
-        io.out(`revoked join token ${args.id}\n`);
-        return EXIT.ok;
+      process.exitCode = await confirmedRequest(args, io, `Revoke join token ${args.id}?`, {
+        method: 'POST',
+        path: `/v1/join-tokens/${encodeURIComponent(args.id)}/revoke`,
+        done: `revoked join token ${args.id}`,
       });
     },
   };
