@@ -200,12 +200,27 @@ export class SpawnedProcess {
     });
   }
 
+  /**
+   * Resolves once the process has exited. The child is unref'd so a forgotten one cannot keep the test
+   * process alive; while someone waits here it is ref'd again, or the event loop could empty (nothing
+   * else pending after a SIGKILL) and end the test file before the exit is seen ("test unfinished").
+   */
+  async wait(): Promise<ExitStatus> {
+    if (this.status) return this.status;
+    this.child.ref();
+    try {
+      return await this.exited;
+    } finally {
+      this.child.unref();
+    }
+  }
+
   /** Sends `signal` (default SIGTERM), then SIGKILL after `graceMs`; resolves once the process is gone. */
   async stop(opts: { signal?: NodeJS.Signals; graceMs?: number } = {}): Promise<ExitStatus> {
     if (this.status) return this.status;
     signalPid(this.pid, opts.signal ?? 'SIGTERM');
     const timer = setTimeout(() => signalPid(this.pid, 'SIGKILL'), opts.graceMs ?? 3000);
-    const status = await this.exited;
+    const status = await this.wait();
     clearTimeout(timer);
     return status;
   }

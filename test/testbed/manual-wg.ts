@@ -126,7 +126,7 @@ export async function waitForHandshake(
 export async function deleteWireGuard(bed: Testbed, dev: WgDevice): Promise<void> {
   await bed.exec(dev.box, ['ip', 'link', 'del', dev.ifname], { check: false });
   const timer = setTimeout(() => void bed.kill(dev.process.pid).catch(() => {}), 3000);
-  await dev.process.exited;
+  await dev.process.wait();
   clearTimeout(timer);
 }
 
