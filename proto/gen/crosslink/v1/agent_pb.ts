@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crosslink/v1/agent.proto.
  */
 export const file_crosslink_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgidwoTV2F0Y2hDb25maWdSZXNwb25zZRIrCgZjb25maWcYASABKAsyGS5jcm9zc2xpbmsudjEuQWdlbnRDb25maWdIABIsCgloZWFydGJlYXQYAiABKAsyFy5jcm9zc2xpbmsudjEuSGVhcnRiZWF0SABCBQoDbXNnImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCK4AgoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDSKwAQoEUGVlchIMCgRuYW1lGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSJAoccGVyc2lzdGVudF9rZWVwYWxpdmVfc2Vjb25kcxgEIAEoDRITCgthbGxvd2VkX2lwcxgFIAMoCRISCgpvdmVybGF5X2lwGAYgASgJEiUKBXBhdGhzGAcgAygLMhYuY3Jvc3NsaW5rLnYxLlBlZXJQYXRoIj0KCFBlZXJQYXRoEhAKCGVuZHBvaW50GAEgASgJEg0KBXJlbGF5GAIgASgJEhAKCHVuZGVybGF5GAMgASgJItsBCghGaXJld2FsbBIoCghvdXRib3VuZBgBIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRInCgdpbmJvdW5kGAIgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEiUKBWxvY2FsGAMgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEhIKCm1hc3F1ZXJhZGUYBCADKAkSFgoObG9jYWxfcHJlZml4ZXMYBSADKAkSKQoFcmVsYXkYBiADKAsyGi5jcm9zc2xpbmsudjEuUmVsYXlGb3J3YXJkInIKDFJlbGF5Rm9yd2FyZBIOCgZzb3VyY2UYASABKAkSDgoGbGlzdGVuGAIgASgJEg4KBnRhcmdldBgDIAEoCRIMCgRzbmF0GAQgASgJEhIKCmZyb21fYWdlbnQYBSABKAkSEAoIdG9fYWdlbnQYBiABKAkieQoIRmxvd1J1bGUSDAoEcnVsZRgBIAEoCRIPCgdzb3VyY2VzGAIgAygJEhQKDGRlc3RpbmF0aW9ucxgDIAMoCRIQCghwcm90b2NvbBgEIAEoCRImCgVwb3J0cxgFIAMoCzIXLmNyb3NzbGluay52MS5Qb3J0UmFuZ2UiKAoJUG9ydFJhbmdlEg0KBWZpcnN0GAEgASgNEgwKBGxhc3QYAiABKA0iYQoLTG9jYWxTdWJuZXQSDAoEbmFtZRgBIAEoCRIMCgR6b25lGAIgASgJEhAKCHByZWZpeGVzGAMgAygJEhIKCm1hc3F1ZXJhZGUYBCABKAgSEAoIZ2F0ZXdheXMYBSADKAkicQoFUHJvYmUSDAoEbmFtZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSEAoIcHJvdG9jb2wYAyABKAkSDAoEcG9ydBgEIAEoDRITCgtleHBlY3RfZGVueRgFIAEoCBIVCg1zb3VyY2VfcHJlZml4GAYgASgJIrgCCg1SZXBvcnRSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSZ2VuZXJhdGlvbl9hcHBsaWVkGAIgASgEEi4KDGFwcGx5X2Vycm9ycxgDIAMoCzIYLmNyb3NzbGluay52MS5BcHBseUVycm9yEicKBXBlZXJzGAQgAygLMhguY3Jvc3NsaW5rLnYxLlBlZXJTdGF0dXMSGgoSYWR2ZXJ0aXNlZF9zdWJuZXRzGAUgAygJEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMAoNcHJvYmVfcmVzdWx0cxgHIAMoCzIZLmNyb3NzbGluay52MS5Qcm9iZVJlc3VsdBIaChJhZ2VudF90aW1lX3VuaXhfbXMYCCABKAMSFwoPZ2VuZXJhdGlvbl9zZWVuGAkgASgEImMKCkFwcGx5RXJyb3ISDAoEc3RlcBgBIAEoCRIPCgdjb21tYW5kGAIgASgJEhEKCWV4aXRfY29kZRgDIAEoBRIOCgZzdGRlcnIYBCABKAkSEwoLaXNfdGVybWluYWwYBSABKAgi0AEKClBlZXJTdGF0dXMSDAoEbmFtZRgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhAKCGVuZHBvaW50GAMgASgJEh0KFWxhdGVzdF9oYW5kc2hha2VfdW5peBgEIAEoAxIQCghyeF9ieXRlcxgFIAEoBBIQCgh0eF9ieXRlcxgGIAEoBBIUCgxpc19yZWFjaGFibGUYByABKAgSDgoGcnR0X21zGAggASgBEhIKCmxvc3NfcmF0aW8YCSABKAESEQoJaXNfcHJvYmVkGAogASgIImYKC1Byb2JlUmVzdWx0EgwKBG5hbWUYASABKAkSDQoFaXNfb2sYAiABKAgSDgoGZGV0YWlsGAMgASgJEg4KBnJ0dF9tcxgEIAEoARIaChJjaGVja2VkX2F0X3VuaXhfbXMYBSABKAMiLAoOUmVwb3J0UmVzcG9uc2USGgoSZGVzaXJlZF9nZW5lcmF0aW9uGAEgASgEMu4BCgxBZ2VudFNlcnZpY2USQwoGRW5yb2xsEhsuY3Jvc3NsaW5rLnYxLkVucm9sbFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuRW5yb2xsUmVzcG9uc2USVAoLV2F0Y2hDb25maWcSIC5jcm9zc2xpbmsudjEuV2F0Y2hDb25maWdSZXF1ZXN0GiEuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVzcG9uc2UwARJDCgZSZXBvcnQSGy5jcm9zc2xpbmsudjEuUmVwb3J0UmVxdWVzdBocLmNyb3NzbGluay52MS5SZXBvcnRSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgidwoTV2F0Y2hDb25maWdSZXNwb25zZRIrCgZjb25maWcYASABKAsyGS5jcm9zc2xpbmsudjEuQWdlbnRDb25maWdIABIsCgloZWFydGJlYXQYAiABKAsyFy5jcm9zc2xpbmsudjEuSGVhcnRiZWF0SABCBQoDbXNnImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCKWAwoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDRIyCg5zZXJ2aW5nX2dyb3VwcxgLIAMoCzIaLmNyb3NzbGluay52MS5TZXJ2aW5nR3JvdXASKAoIbGl2ZW5lc3MYDCABKAsyFi5jcm9zc2xpbmsudjEuTGl2ZW5lc3MiUwoMU2VydmluZ0dyb3VwEgwKBG5hbWUYASABKAkSEAoIcHJlZml4ZXMYAiADKAkSEgoKY2FuZGlkYXRlcxgDIAMoCRIPCgdzdWJuZXRzGAQgAygJIlcKCExpdmVuZXNzEhMKC2ludGVydmFsX21zGAEgASgNEhIKCm11bHRpcGxpZXIYAiABKA0SFAoMaG9sZF9kb3duX21zGAMgASgNEgwKBHBvcnQYBCABKA0isAEKBFBlZXISDAoEbmFtZRgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhAKCGVuZHBvaW50GAMgASgJEiQKHHBlcnNpc3RlbnRfa2VlcGFsaXZlX3NlY29uZHMYBCABKA0SEwoLYWxsb3dlZF9pcHMYBSADKAkSEgoKb3ZlcmxheV9pcBgGIAEoCRIlCgVwYXRocxgHIAMoCzIWLmNyb3NzbGluay52MS5QZWVyUGF0aCI9CghQZWVyUGF0aBIQCghlbmRwb2ludBgBIAEoCRINCgVyZWxheRgCIAEoCRIQCgh1bmRlcmxheRgDIAEoCSLbAQoIRmlyZXdhbGwSKAoIb3V0Ym91bmQYASADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJwoHaW5ib3VuZBgCIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRIlCgVsb2NhbBgDIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRISCgptYXNxdWVyYWRlGAQgAygJEhYKDmxvY2FsX3ByZWZpeGVzGAUgAygJEikKBXJlbGF5GAYgAygLMhouY3Jvc3NsaW5rLnYxLlJlbGF5Rm9yd2FyZCJyCgxSZWxheUZvcndhcmQSDgoGc291cmNlGAEgASgJEg4KBmxpc3RlbhgCIAEoCRIOCgZ0YXJnZXQYAyABKAkSDAoEc25hdBgEIAEoCRISCgpmcm9tX2FnZW50GAUgASgJEhAKCHRvX2FnZW50GAYgASgJInkKCEZsb3dSdWxlEgwKBHJ1bGUYASABKAkSDwoHc291cmNlcxgCIAMoCRIUCgxkZXN0aW5hdGlvbnMYAyADKAkSEAoIcHJvdG9jb2wYBCABKAkSJgoFcG9ydHMYBSADKAsyFy5jcm9zc2xpbmsudjEuUG9ydFJhbmdlIigKCVBvcnRSYW5nZRINCgVmaXJzdBgBIAEoDRIMCgRsYXN0GAIgASgNImEKC0xvY2FsU3VibmV0EgwKBG5hbWUYASABKAkSDAoEem9uZRgCIAEoCRIQCghwcmVmaXhlcxgDIAMoCRISCgptYXNxdWVyYWRlGAQgASgIEhAKCGdhdGV3YXlzGAUgAygJInEKBVByb2JlEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhAKCHByb3RvY29sGAMgASgJEgwKBHBvcnQYBCABKA0SEwoLZXhwZWN0X2RlbnkYBSABKAgSFQoNc291cmNlX3ByZWZpeBgGIAEoCSK4AgoNUmVwb3J0UmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhoKEmdlbmVyYXRpb25fYXBwbGllZBgCIAEoBBIuCgxhcHBseV9lcnJvcnMYAyADKAsyGC5jcm9zc2xpbmsudjEuQXBwbHlFcnJvchInCgVwZWVycxgEIAMoCzIYLmNyb3NzbGluay52MS5QZWVyU3RhdHVzEhoKEmFkdmVydGlzZWRfc3VibmV0cxgFIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAYgASgJEjAKDXByb2JlX3Jlc3VsdHMYByADKAsyGS5jcm9zc2xpbmsudjEuUHJvYmVSZXN1bHQSGgoSYWdlbnRfdGltZV91bml4X21zGAggASgDEhcKD2dlbmVyYXRpb25fc2VlbhgJIAEoBCJjCgpBcHBseUVycm9yEgwKBHN0ZXAYASABKAkSDwoHY29tbWFuZBgCIAEoCRIRCglleGl0X2NvZGUYAyABKAUSDgoGc3RkZXJyGAQgASgJEhMKC2lzX3Rlcm1pbmFsGAUgASgIItABCgpQZWVyU3RhdHVzEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIdChVsYXRlc3RfaGFuZHNoYWtlX3VuaXgYBCABKAMSEAoIcnhfYnl0ZXMYBSABKAQSEAoIdHhfYnl0ZXMYBiABKAQSFAoMaXNfcmVhY2hhYmxlGAcgASgIEg4KBnJ0dF9tcxgIIAEoARISCgpsb3NzX3JhdGlvGAkgASgBEhEKCWlzX3Byb2JlZBgKIAEoCCJmCgtQcm9iZVJlc3VsdBIMCgRuYW1lGAEgASgJEg0KBWlzX29rGAIgASgIEg4KBmRldGFpbBgDIAEoCRIOCgZydHRfbXMYBCABKAESGgoSY2hlY2tlZF9hdF91bml4X21zGAUgASgDIiwKDlJlcG9ydFJlc3BvbnNlEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgBIAEoBDLuAQoMQWdlbnRTZXJ2aWNlEkMKBkVucm9sbBIbLmNyb3NzbGluay52MS5FbnJvbGxSZXF1ZXN0GhwuY3Jvc3NsaW5rLnYxLkVucm9sbFJlc3BvbnNlElQKC1dhdGNoQ29uZmlnEiAuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVxdWVzdBohLmNyb3NzbGluay52MS5XYXRjaENvbmZpZ1Jlc3BvbnNlMAESQwoGUmVwb3J0EhsuY3Jvc3NsaW5rLnYxLlJlcG9ydFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuUmVwb3J0UmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message crosslink.v1.EnrollRequest
@@ -353,7 +353,8 @@ export type AgentConfig = Message<"crosslink.v1.AgentConfig"> & {
   firewall?: Firewall | undefined;
 
   /**
-   * The subnets this box serves now (it is their active gateway), sorted by name.
+   * The subnets this box serves now (it is their active gateway), or may serve as a candidate of a
+   * serving group, sorted by name.
    *
    * @generated from field: repeated crosslink.v1.LocalSubnet local_subnets = 8;
    */
@@ -372,6 +373,24 @@ export type AgentConfig = Message<"crosslink.v1.AgentConfig"> & {
    * @generated from field: uint32 probe_interval_seconds = 10;
    */
   probeIntervalSeconds: number;
+
+  /**
+   * Subnets that more than one box may serve (a `via` list with a standby), each with the boxes
+   * that may serve it in serving order, for every such subnet this box sends to or may serve itself,
+   * sorted by name. The box moves them by itself (docs/health.md, "Failover at the edges").
+   * Empty: every subnet this box sends to is in exactly one peer's allowed_ips.
+   *
+   * @generated from field: repeated crosslink.v1.ServingGroup serving_groups = 11;
+   */
+  servingGroups: ServingGroup[];
+
+  /**
+   * Data-plane liveness: the echo through the tunnel and the LAN advertisements. Absent or 0
+   * fields: the agent's defaults.
+   *
+   * @generated from field: crosslink.v1.Liveness liveness = 12;
+   */
+  liveness?: Liveness | undefined;
 };
 
 /**
@@ -380,6 +399,98 @@ export type AgentConfig = Message<"crosslink.v1.AgentConfig"> & {
  */
 export const AgentConfigSchema: GenMessage<AgentConfig> = /*@__PURE__*/
   messageDesc(file_crosslink_v1_agent, 6);
+
+/**
+ * A subnet (or subnets that move together) that several boxes may serve.
+ *
+ * On a box that sends to it (not a candidate): its prefixes are in no peer's allowed_ips in
+ * `peers`; the box adds them to the allowed IPs of the first candidate it sees alive over the
+ * overlay (its echo), moves them on at once when that one dies, and back to an earlier candidate
+ * only once that one has stayed alive for `Liveness.hold_down_ms`. Its routes already cover them.
+ *
+ * On a candidate box: the subnets named in `subnets` are in local_subnets (firewall, masquerade),
+ * and their gateways are held only while every earlier candidate is dead on the overlay and silent
+ * (or not eligible) on the LAN; a candidate that reaches no peer over the overlay holds none.
+ *
+ * @generated from message crosslink.v1.ServingGroup
+ */
+export type ServingGroup = Message<"crosslink.v1.ServingGroup"> & {
+  /**
+   * The group's name: the name of its first subnet.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The prefixes that move together, canonical, merged, sorted.
+   *
+   * @generated from field: repeated string prefixes = 2;
+   */
+  prefixes: string[];
+
+  /**
+   * Agent names in serving order (primary first; boxes the controller judges unhealthy last).
+   * Every one is in `peers`, or is this agent.
+   *
+   * @generated from field: repeated string candidates = 3;
+   */
+  candidates: string[];
+
+  /**
+   * The local_subnets entries of this group, by name (set on candidate boxes only).
+   *
+   * @generated from field: repeated string subnets = 4;
+   */
+  subnets: string[];
+};
+
+/**
+ * Describes the message crosslink.v1.ServingGroup.
+ * Use `create(ServingGroupSchema)` to create a new message.
+ */
+export const ServingGroupSchema: GenMessage<ServingGroup> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 7);
+
+/**
+ * @generated from message crosslink.v1.Liveness
+ */
+export type Liveness = Message<"crosslink.v1.Liveness"> & {
+  /**
+   * Echo and advertisement period in milliseconds; 0: 200.
+   *
+   * @generated from field: uint32 interval_ms = 1;
+   */
+  intervalMs: number;
+
+  /**
+   * Periods without a packet before a peer (or a LAN neighbour) counts as dead; 0: 3.
+   *
+   * @generated from field: uint32 multiplier = 2;
+   */
+  multiplier: number;
+
+  /**
+   * How long a recovered earlier candidate must stay alive before a box moves back to it; 0: 30000.
+   *
+   * @generated from field: uint32 hold_down_ms = 3;
+   */
+  holdDownMs: number;
+
+  /**
+   * UDP port of the echo (on overlay addresses) and of the LAN advertisements; 0: 51821.
+   *
+   * @generated from field: uint32 port = 4;
+   */
+  port: number;
+};
+
+/**
+ * Describes the message crosslink.v1.Liveness.
+ * Use `create(LivenessSchema)` to create a new message.
+ */
+export const LivenessSchema: GenMessage<Liveness> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 8);
 
 /**
  * @generated from message crosslink.v1.Peer
@@ -442,7 +553,7 @@ export type Peer = Message<"crosslink.v1.Peer"> & {
  * Use `create(PeerSchema)` to create a new message.
  */
 export const PeerSchema: GenMessage<Peer> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 7);
+  messageDesc(file_crosslink_v1_agent, 9);
 
 /**
  * One way from this box to a peer over the underlays.
@@ -478,7 +589,7 @@ export type PeerPath = Message<"crosslink.v1.PeerPath"> & {
  * Use `create(PeerPathSchema)` to create a new message.
  */
 export const PeerPathSchema: GenMessage<PeerPath> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 8);
+  messageDesc(file_crosslink_v1_agent, 10);
 
 /**
  * @generated from message crosslink.v1.Firewall
@@ -534,7 +645,7 @@ export type Firewall = Message<"crosslink.v1.Firewall"> & {
  * Use `create(FirewallSchema)` to create a new message.
  */
 export const FirewallSchema: GenMessage<Firewall> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 9);
+  messageDesc(file_crosslink_v1_agent, 11);
 
 /**
  * A relay forwards UDP datagrams that `source` sends to `listen` on to `target`, rewriting their
@@ -545,7 +656,7 @@ export const FirewallSchema: GenMessage<Firewall> = /*@__PURE__*/
  */
 export type RelayForward = Message<"crosslink.v1.RelayForward"> & {
   /**
-   * The sending box's underlay address, no port ("172.31.4.2").
+   * The sending box's endpoint "address:port" (its WireGuard socket): only it may use this entry.
    *
    * @generated from field: string source = 1;
    */
@@ -590,7 +701,7 @@ export type RelayForward = Message<"crosslink.v1.RelayForward"> & {
  * Use `create(RelayForwardSchema)` to create a new message.
  */
 export const RelayForwardSchema: GenMessage<RelayForward> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 10);
+  messageDesc(file_crosslink_v1_agent, 12);
 
 /**
  * FlowRule allows new connections from any of `sources` to any of `destinations` with the given
@@ -636,7 +747,7 @@ export type FlowRule = Message<"crosslink.v1.FlowRule"> & {
  * Use `create(FlowRuleSchema)` to create a new message.
  */
 export const FlowRuleSchema: GenMessage<FlowRule> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 11);
+  messageDesc(file_crosslink_v1_agent, 13);
 
 /**
  * @generated from message crosslink.v1.PortRange
@@ -660,7 +771,7 @@ export type PortRange = Message<"crosslink.v1.PortRange"> & {
  * Use `create(PortRangeSchema)` to create a new message.
  */
 export const PortRangeSchema: GenMessage<PortRange> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 12);
+  messageDesc(file_crosslink_v1_agent, 14);
 
 /**
  * @generated from message crosslink.v1.LocalSubnet
@@ -704,7 +815,7 @@ export type LocalSubnet = Message<"crosslink.v1.LocalSubnet"> & {
  * Use `create(LocalSubnetSchema)` to create a new message.
  */
 export const LocalSubnetSchema: GenMessage<LocalSubnet> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 13);
+  messageDesc(file_crosslink_v1_agent, 15);
 
 /**
  * @generated from message crosslink.v1.Probe
@@ -758,7 +869,7 @@ export type Probe = Message<"crosslink.v1.Probe"> & {
  * Use `create(ProbeSchema)` to create a new message.
  */
 export const ProbeSchema: GenMessage<Probe> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 14);
+  messageDesc(file_crosslink_v1_agent, 16);
 
 /**
  * @generated from message crosslink.v1.ReportRequest
@@ -823,7 +934,7 @@ export type ReportRequest = Message<"crosslink.v1.ReportRequest"> & {
  * Use `create(ReportRequestSchema)` to create a new message.
  */
 export const ReportRequestSchema: GenMessage<ReportRequest> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 15);
+  messageDesc(file_crosslink_v1_agent, 17);
 
 /**
  * @generated from message crosslink.v1.ApplyError
@@ -866,7 +977,7 @@ export type ApplyError = Message<"crosslink.v1.ApplyError"> & {
  * Use `create(ApplyErrorSchema)` to create a new message.
  */
 export const ApplyErrorSchema: GenMessage<ApplyError> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 16);
+  messageDesc(file_crosslink_v1_agent, 18);
 
 /**
  * @generated from message crosslink.v1.PeerStatus
@@ -938,7 +1049,7 @@ export type PeerStatus = Message<"crosslink.v1.PeerStatus"> & {
  * Use `create(PeerStatusSchema)` to create a new message.
  */
 export const PeerStatusSchema: GenMessage<PeerStatus> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 17);
+  messageDesc(file_crosslink_v1_agent, 19);
 
 /**
  * @generated from message crosslink.v1.ProbeResult
@@ -979,7 +1090,7 @@ export type ProbeResult = Message<"crosslink.v1.ProbeResult"> & {
  * Use `create(ProbeResultSchema)` to create a new message.
  */
 export const ProbeResultSchema: GenMessage<ProbeResult> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 18);
+  messageDesc(file_crosslink_v1_agent, 20);
 
 /**
  * @generated from message crosslink.v1.ReportResponse
@@ -998,7 +1109,7 @@ export type ReportResponse = Message<"crosslink.v1.ReportResponse"> & {
  * Use `create(ReportResponseSchema)` to create a new message.
  */
 export const ReportResponseSchema: GenMessage<ReportResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 19);
+  messageDesc(file_crosslink_v1_agent, 21);
 
 /**
  * AgentService is served by the controller on the same TLS port as the REST API (Connect protocol).
