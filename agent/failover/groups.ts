@@ -6,8 +6,8 @@ import type { ErrorDetail } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
 
-export const DEFAULT_LIVENESS_INTERVAL_MS = 200;
-export const DEFAULT_LIVENESS_MULTIPLIER = 3;
+export const DEFAULT_LIVENESS_INTERVAL_MS = 150;
+export const DEFAULT_LIVENESS_MULTIPLIER = 5;
 export const DEFAULT_FAILBACK_HOLD_DOWN_MS = 30_000;
 export const DEFAULT_LIVENESS_PORT = 51821;
 
