@@ -38,6 +38,16 @@ export interface LivenessPort extends PeerLivenessView {
   stop(): Promise<void>;
 }
 
+export interface FailoverStatusView {
+  /** Reaches at least one peer over the overlay (a candidate that is not holds no gateway). */
+  isEligible: boolean;
+  groups: Array<
+    | { name: string; candidates: string[]; role: 'sender'; active: string }
+    | { name: string; candidates: string[]; role: 'candidate'; isHolding: boolean }
+  >;
+  peers: Array<{ name: string; state: string; forSeconds: number | null }>;
+}
+
 export interface FailoverTarget {
   /** The base desired state's serving groups, or undefined when the config has none. */
   readonly failoverPlan: FailoverPlan | undefined;
@@ -92,6 +102,40 @@ export class FailoverEngine {
   /** The last view handed to the reconciler (status). */
   get currentView(): FailoverView | null {
     return this.view;
+  }
+
+  /** What `crosslink agent status` shows: each group, who carries it or whether this box holds
+   *  its gateway, and each echoed peer's state. Null without serving groups. */
+  statusView(): FailoverStatusView | null {
+    const plan = this.plan;
+    if (!plan) return null;
+    const now = this.d.clock.nowMs();
+    return {
+      isEligible: this.isEligible(),
+      groups: plan.groups.map((g) =>
+        g.rank >= 0
+          ? {
+              name: g.name,
+              candidates: g.candidates,
+              role: 'candidate' as const,
+              isHolding: this.view?.held.has(g.name) ?? false,
+            }
+          : {
+              name: g.name,
+              candidates: g.candidates,
+              role: 'sender' as const,
+              active: this.view?.active.get(g.name) ?? g.candidates[0] ?? '',
+            },
+      ),
+      peers: this.d.liveness.peerNames().map((name) => {
+        const since = this.d.liveness.sinceMs(name);
+        return {
+          name,
+          state: describePeer(this.d.liveness.state(name)),
+          forSeconds: since === undefined ? null : Math.max(0, Math.round((now - since) / 100) / 10),
+        };
+      }),
+    };
   }
 
   /** This box reaches at least one peer over the overlay, or echoes with none. */
