@@ -97,3 +97,17 @@ t.test('two holders that hear each other: the later one gives up', async (t) => 
   s.hear('care', 'p', { rank: 0, isEligible: true, isHolding: true, atMs: 1_100 });
   t.notOk(s.decide([asStandby], peers({ p: ['down', 0] }), true, L, 1_100).view.held.has('care'));
 });
+
+t.test('the controller moves a long-eligible box ahead of the holder: it takes the gateway at once', async (t) => {
+  const b = new FailoverDecider('b', 0);
+  const group = { ...sent, candidates: ['a', 'b'], rank: 1, gateways: ['10.20.1.1/24'] };
+  // a holds; b stands by, eligible all along.
+  for (let ms = 0; ms <= 20_000; ms += 1_000) {
+    b.hear('care', 'a', { rank: 0, isEligible: true, isHolding: true, atMs: ms });
+    t.notOk(b.decide([group], peers({ a: ['up', 0] }), true, L, ms).view.held.has('care'));
+  }
+  // New order from the controller: b first.
+  const reordered = { ...group, candidates: ['b', 'a'], rank: 0 };
+  b.hear('care', 'a', { rank: 1, isEligible: true, isHolding: true, atMs: 20_100 });
+  t.ok(b.decide([reordered], peers({ a: ['up', 0] }), true, L, 20_100).view.held.has('care'), 'no second hold-down');
+});

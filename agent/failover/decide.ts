@@ -34,8 +34,8 @@ export class FailoverDecider {
   private readonly heard = new Map<string, Map<string, HeardAdvert>>();
   private active = new Map<string, string>();
   private held = new Set<string>();
-  /** group -> since when this box has wanted its gateway while a worse candidate holds it. */
-  private readonly wantingSince = new Map<string, number>();
+  /** Since when this box has been eligible without a break; null while it is not. */
+  private eligibleSinceMs: number | null = null;
   private readonly startedAtMs: number;
 
   constructor(
@@ -70,6 +70,8 @@ export class FailoverDecider {
     nowMs: number,
   ): Decision {
     const detectMs = l.intervalMs * l.multiplier;
+    if (!isEligible) this.eligibleSinceMs = null;
+    else this.eligibleSinceMs ??= nowMs;
     let recheck: number | null = null;
     const soonest = (ms: number): void => {
       if (ms > 0 && (recheck === null || ms < recheck)) recheck = ms;
@@ -164,30 +166,18 @@ export class FailoverDecider {
       }
     }
     const wasHolding = this.held.has(g.name);
-    if (!isEligible || isBetterHolding) {
-      this.wantingSince.delete(g.name);
-      return { isHolding: false, recheckInMs: recheck };
-    }
+    if (!isEligible || isBetterHolding) return { isHolding: false, recheckInMs: recheck };
     if (wasHolding) return { isHolding: true, recheckInMs: recheck };
     // Listen for one detection time after starting before taking anything.
     const listenLeft = this.startedAtMs + detectMs - nowMs;
     if (listenLeft > 0) return { isHolding: false, recheckInMs: listenLeft + 1 };
-    if (!isBetterOut) {
-      this.wantingSince.delete(g.name);
-      return { isHolding: false, recheckInMs: recheck };
-    }
-    if (!isWorseHolding) {
-      this.wantingSince.delete(g.name);
-      return { isHolding: true, recheckInMs: recheck };
-    }
-    // Preempt a later holder only after wanting the gateway for the hold-down.
-    const since = this.wantingSince.get(g.name) ?? nowMs;
-    this.wantingSince.set(g.name, since);
-    const left = since + holdDownMs - nowMs;
-    if (left <= 0) {
-      this.wantingSince.delete(g.name);
-      return { isHolding: true, recheckInMs: recheck };
-    }
+    if (!isBetterOut) return { isHolding: false, recheckInMs: recheck };
+    if (!isWorseHolding) return { isHolding: true, recheckInMs: recheck };
+    // Take it from a later holder only once this box has been eligible for the hold-down (as a
+    // sending box moves back only to a candidate up for the hold-down): a box back from a failure
+    // waits; one the controller has just moved ahead of the holder takes it at once, as the edges do.
+    const left = (this.eligibleSinceMs ?? nowMs) + holdDownMs - nowMs;
+    if (left <= 0) return { isHolding: true, recheckInMs: recheck };
     soonest(left + 1);
     return { isHolding: false, recheckInMs: recheck };
   }
