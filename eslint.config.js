@@ -113,6 +113,8 @@ export default tseslint.config(
       'agent/reconcile/desired.ts',
       'agent/reconcile/render-memo.ts',
       'agent/reconcile/host-state.ts',
+      'agent/failover/decide.ts',
+      'agent/failover/groups.ts',
       'lib/prefix.ts',
       'agent/host/canonical.ts',
       'controller/health/evaluate.ts',

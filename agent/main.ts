@@ -31,6 +31,7 @@ import type { Host, WireGuardMode } from './host/ports.js';
 import type { AgentSettings, FirewallRenderer } from './reconcile/desired.js';
 import { watchHostEvents } from './reconcile/events.js';
 import { HandshakeStarter } from './reconcile/handshake.js';
+import { FailoverEngine, type LivenessPort } from './failover/engine.js';
 import { Reconciler, realTimers, type ApplyFailure, type Timers } from './reconcile/loop.js';
 import { teardown } from './reconcile/teardown.js';
 import { Reporter } from './reporter.js';
@@ -91,6 +92,9 @@ export interface AgentDeps {
   timers?: Timers;
   /** Builds the prober (peer and path probes). Absent: no probes (reports carry none). */
   createProber?: (opts: { log: Logger; clock: Clock; onRound: () => void }) => Prober;
+  /** Builds the data-plane liveness (echo through the tunnel, LAN advertisements) that failover at
+   *  the edges runs on. Absent: serving groups stay with their first candidate (the controller's order). */
+  createLiveness?: (opts: { log: Logger; clock: Clock; timers: Timers }) => LivenessPort;
 }
 
 export interface RunningAgent {
@@ -124,6 +128,23 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   const prober =
     deps.createProber?.({ log: alog.child({ part: 'probe' }), clock, onRound: () => reporter.afterProbeRound() }) ??
     null;
+  // Failover at the edges: acts on the echo and the LAN, never waits for the controller.
+  const liveness = deps.createLiveness?.({
+    log: alog.child({ part: 'liveness' }),
+    clock,
+    timers: deps.timers ?? realTimers,
+  });
+  const failover = liveness
+    ? new FailoverEngine({
+        target: reconciler,
+        liveness,
+        addresses: async () => (await host.links.observeAll?.()) ?? [],
+        clock,
+        timers: deps.timers ?? realTimers,
+        log: alog.child({ part: 'failover' }),
+      })
+    : null;
+
   const reader = new StatusReader({
     host,
     reconciler,
@@ -136,7 +157,11 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     enrollment: () => link.enrollment,
     connection,
   });
-  const status = () => reader.status();
+  const status = async () => {
+    const s = await reader.status();
+    const view = failover?.statusView();
+    return view ? { ...s, failover: view } : s;
+  };
   const metrics = createAgentMetrics(status);
   const reporter = new Reporter({
     control: () => link.control,
@@ -177,6 +202,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   const server = await listenForStatus(opts.statusListen, { getStatus: status, metrics, log: alog });
   await applySavedConfig(saver.current, reconciler, metrics, alog);
   reconciler.start();
+  failover?.start();
   prober?.start();
   const gatewayTimer = claimGatewaysLater(opts.gatewayClaimAfterMs ?? 60_000, connection, reconciler, alog);
   const events = deps.watchHostEvents?.({
@@ -203,6 +229,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       link.cancel();
       events?.stop();
       prober?.stop();
+      await failover?.stop();
       clearTimeout(gatewayTimer);
       await link.close();
       await reconciler.stop();

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApplyFailure, ApplyOutcome } from '../reconcile/loop.js';
+import type { FailoverStatusView } from '../failover/engine.js';
 
 export interface PeerStatusView {
   name: string;
@@ -58,6 +59,8 @@ export interface AgentStatus {
   probes?: ProbeStatusView[];
   /** The firewall's named drop counters (dropped_inbound, ...); absent or empty: none. */
   firewallCounters?: Record<string, { packets: number; bytes: number }>;
+  /** Failover at the edges (serving groups): absent when the config has none. */
+  failover?: FailoverStatusView;
 }
 
 export interface AgentMetrics {

@@ -7,6 +7,13 @@ import { create } from '@bufbuild/protobuf';
 import { CrosslinkError, type ErrorDetail } from '../../lib/errors.js';
 import { FirewallSchema, type AgentConfig, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { RelayListen, WireGuardMode } from '../host/ports.js';
+import {
+  extraAllowedIps,
+  failoverPlanOf,
+  heldGateways,
+  type FailoverPlan,
+  type FailoverView,
+} from '../failover/groups.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired } from './host-state.js';
 import {
   canonicalEndpoint,
@@ -83,6 +90,9 @@ export interface DesiredState {
   gateways?: string[];
   /** Peer public key -> peer name (for reports and status). */
   peerNames: Record<string, string>;
+  /** Serving groups (issue 14): set when the config has any. `gateways` then leaves out the
+   *  groups' gateways, and withFailover() applies a failover view. */
+  failover?: FailoverPlan;
 }
 
 /** An AgentConfig this agent cannot apply as it stands; retrying will not help. */
@@ -225,6 +235,8 @@ export function desiredState(
   const fw = config.firewall ?? create(FirewallSchema);
   if (!renderFirewall.isRendered?.(fw, { wgInterface: settings.interfaceName })) validateFirewall(fw, errors);
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
+  const groupedGateways = new Set<string>();
+  const failover = failoverPlanOf(config, errors, groupedGateways);
   const gateways: string[] = [];
   config.localSubnets.forEach((s, i) =>
     s.gateways.forEach((g, j) => {
@@ -234,7 +246,7 @@ export function desiredState(
           path: `local_subnets[${i}].gateways[${j}]`,
           message: `"${g}" is not an address with prefix length`,
         });
-      else gateways.push(c);
+      else if (!groupedGateways.has(c)) gateways.push(c);
     }),
   );
 
@@ -255,7 +267,8 @@ export function desiredState(
     hasV6(routePrefixes) ||
     hasV6(fw.localPrefixes) ||
     peers.some((p) => hasV6(p.allowedIps)) ||
-    fw.relay.some((r) => r.target.startsWith('['));
+    fw.relay.some((r) => r.target.startsWith('[')) ||
+    (failover?.groups.some((g) => hasV6(g.prefixes)) ?? false);
   const sysctls = [{ key: SYSCTL_IPV4_FORWARD, value: '1' }];
   if (usesIpv6) sysctls.push({ key: SYSCTL_IPV6_FORWARD, value: '1' });
 
@@ -277,5 +290,28 @@ export function desiredState(
     sysctls: sysctls.sort((a, b) => compareText(a.key, b.key)),
     peerNames,
     gateways: sortedUnique(gateways),
+    ...(failover ? { failover } : {}),
+  };
+}
+
+/**
+ * The desired state under a failover view: each group this box sends to is added to the allowed IPs
+ * of the candidate the view names (the first one without a view), and the gateways of the groups
+ * the view says this box holds are added to its gateways. Without serving groups: `d` itself.
+ */
+export function withFailover(d: DesiredState, view: FailoverView | null): DesiredState {
+  const plan = d.failover;
+  if (!plan) return d;
+  const extra = extraAllowedIps(plan, view);
+  const held = heldGateways(plan, view);
+  if (extra.size === 0 && held.length === 0) return d;
+  const peers = d.wireguard.peers.map((p) => {
+    const more = extra.get(p.publicKey);
+    return more ? { ...p, allowedIps: sortedUnique([...p.allowedIps, ...more]) } : p;
+  });
+  return {
+    ...d,
+    wireguard: { ...d.wireguard, peers },
+    gateways: held.length > 0 ? sortedUnique([...(d.gateways ?? []), ...held]) : d.gateways,
   };
 }

@@ -4,11 +4,14 @@
 import type { Logger } from 'pino';
 import { Backoff, type BackoffOptions } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
+import { realTimers, type Timers } from '../../lib/timers.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { viewKey, type FailoverPlan, type FailoverView } from '../failover/groups.js';
 import type { Host, RelayListen } from '../host/ports.js';
 import {
   desiredState,
+  withFailover,
   InvalidConfigError,
   type AgentSettings,
   type DesiredState,
@@ -20,6 +23,7 @@ import { HostReader, type HostReading } from './reading.js';
 import { memoizeFirewallRenderer } from './render-memo.js';
 
 export { stepPhases, toFailure, type ApplyFailure };
+export { realTimers, type Timers };
 
 export interface ApplyOutcome {
   generation: bigint;
@@ -50,20 +54,6 @@ export interface ReconcilerStatus {
   applyErrorsTotal: number;
 }
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  setTimeout: (fn, ms) => {
-    const h = setTimeout(fn, ms);
-    h.unref?.();
-    return h;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 export interface ReconcilerOptions {
   host: Host;
   clock: Clock;
@@ -91,6 +81,11 @@ export class Reconciler {
   private readonly timers: Timers;
   private readonly listeners: Array<(o: ApplyOutcome) => void> = [];
 
+  /** The config's desired state, before the failover view is applied. */
+  private base: DesiredState | null = null;
+  /** What the edge failover decided (agent/failover/); null until it first decides. */
+  private failoverView: FailoverView | null = null;
+  /** `base` under `failoverView`: what runs enforce. */
   private desired: DesiredState | null = null;
   /** Gateway addresses of every desired state seen (the saved one at start included). */
   private readonly knownGateways = new Set<string>();
@@ -157,9 +152,12 @@ export class Reconciler {
       return { isChanged: false, error: e };
     }
     this.configErrors = [];
-    const prev = this.desired;
-    this.desired = next;
-    for (const g of next.gateways ?? []) this.knownGateways.add(g);
+    const prev = this.base;
+    this.base = next;
+    this.desired = withFailover(next, this.failoverView);
+    for (const g of this.desired.gateways ?? []) this.knownGateways.add(g);
+    // A group's gateways are this box's to add or remove too (once the failover view decides).
+    for (const g of next.failover?.groups ?? []) for (const gw of g.gateways) this.knownGateways.add(gw);
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
       if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash)
@@ -186,6 +184,30 @@ export class Reconciler {
   /** The config being enforced, as a desired state (null before the first valid config). */
   get desiredState(): DesiredState | null {
     return this.desired;
+  }
+
+  /** The config's serving groups (agent/failover/engine.ts reads them); undefined without any. */
+  get failoverPlan(): FailoverPlan | undefined {
+    return this.base?.failover;
+  }
+
+  /**
+   * Takes the edge failover's decision (agent/failover/engine.ts): which candidate carries each
+   * group this box sends to, and which groups' gateways it holds. A run follows when it changes
+   * what is enforced. Before the first view, the groups' gateways are left as they are.
+   */
+  setFailoverView(view: FailoverView): boolean {
+    const plan = this.base?.failover;
+    if (this.failoverView !== null && plan && viewKey(plan, view) === viewKey(plan, this.failoverView)) {
+      this.failoverView = view;
+      return false;
+    }
+    this.failoverView = view;
+    if (!this.base) return false;
+    this.desired = withFailover(this.base, view);
+    for (const g of this.desired.gateways ?? []) this.knownGateways.add(g);
+    if (this.isStarted) this.kick();
+    return true;
   }
 
   onApply(listener: (o: ApplyOutcome) => void): void {
@@ -262,9 +284,17 @@ export class Reconciler {
     const observed: ObservedState = { wireguard, link, routes, firewall, firewallRecord: this.firewallRecord, sysctls };
     if (interfaceAddresses !== undefined) {
       observed.interfaceAddresses = interfaceAddresses;
-      observed.gatewayOwnership = isClaimAllowed ? [...this.knownGateways].sort() : null;
+      observed.gatewayOwnership = isClaimAllowed ? this.ownedGateways() : null;
     }
     return observed;
+  }
+
+  /** The gateways a run may add or remove: every one known, but a group's only once the failover
+   *  view has decided (a restarted holder must not drop its gateway before it has listened). */
+  private ownedGateways(): string[] {
+    const undecided = this.failoverView === null ? (this.base?.failover?.groups ?? []) : [];
+    const skip = new Set(undecided.flatMap((g) => g.gateways));
+    return [...this.knownGateways].filter((g) => !skip.has(g)).sort();
   }
 
   /** Starts reading the host for the next run while a new config's desired state is computed

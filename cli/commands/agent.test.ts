@@ -78,6 +78,25 @@ t.test('status table says what is wrong', async (t) => {
   t.match(text, /hull-gw\s+-\s+never/);
 });
 
+t.test('status shows the serving groups and what the echo says', async (t) => {
+  const text = formatStatus({
+    ...STATUS,
+    failover: {
+      isEligible: false,
+      groups: [
+        { name: 'civic-lan', candidates: ['civic-a', 'civic-b'], role: 'sender', active: 'civic-b' },
+        { name: 'care', candidates: ['sjuh', 'sjuh-standby'], role: 'candidate', isHolding: false },
+      ],
+      peers: [{ name: 'civic-a', state: 'down', forSeconds: 2.5 }],
+    },
+  });
+  t.match(text, /failover {4}2 serving group\(s\); reaches NO peer over the overlay \(holds no gateway\)/);
+  t.match(text, /civic-lan\s+civic-a > civic-b\s+sent to civic-b/);
+  t.match(text, /care\s+sjuh > sjuh-standby\s+standing by/);
+  t.match(text, /civic-a\s+down\s+2\.5s/);
+  t.notMatch(formatStatus(STATUS), /failover/, 'nothing without serving groups');
+});
+
 t.test('status exit codes', async (t) => {
   const degraded = io(async () => new Response(JSON.stringify(STATUS)));
   t.equal(await runAgentStatus({ statusListen: '127.0.0.1:9474', json: false }, degraded.io), 1);

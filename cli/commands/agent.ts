@@ -189,7 +189,33 @@ export function formatStatus(s: AgentStatus): string {
       ]),
     );
   }
+  if (s.failover) formatFailover(s.failover, lines);
   return `${lines.join('\n')}\n`;
+}
+
+/** Serving groups: who carries each one this box sends to, whether it holds the gateways of the
+ *  ones it may serve, and what the echo says of each peer. */
+function formatFailover(f: NonNullable<AgentStatus['failover']>, lines: string[]): void {
+  lines.push(
+    `failover    ${f.groups.length} serving group(s); ${f.isEligible ? 'reaches the overlay' : 'reaches NO peer over the overlay (holds no gateway)'}`,
+  );
+  lines.push(
+    table([
+      ['GROUP', 'CANDIDATES', 'NOW'],
+      ...f.groups.map((g) => [
+        g.name,
+        g.candidates.join(' > '),
+        g.role === 'sender' ? `sent to ${g.active}` : g.isHolding ? 'this box holds the gateway' : 'standing by',
+      ]),
+    ]),
+  );
+  if (f.peers.length > 0)
+    lines.push(
+      table([
+        ['ECHO PEER', 'STATE', 'FOR'],
+        ...f.peers.map((p) => [p.name, p.state, p.forSeconds === null ? '-' : `${p.forSeconds}s`]),
+      ]),
+    );
 }
 
 /**

@@ -457,14 +457,14 @@ export const ServingGroupSchema: GenMessage<ServingGroup> = /*@__PURE__*/
  */
 export type Liveness = Message<"crosslink.v1.Liveness"> & {
   /**
-   * Echo and advertisement period in milliseconds; 0: 200.
+   * Echo and advertisement period in milliseconds; 0: 150.
    *
    * @generated from field: uint32 interval_ms = 1;
    */
   intervalMs: number;
 
   /**
-   * Periods without a packet before a peer (or a LAN neighbour) counts as dead; 0: 3.
+   * Periods without a packet before a peer (or a LAN neighbour) counts as dead; 0: 5.
    *
    * @generated from field: uint32 multiplier = 2;
    */

@@ -1,0 +1,142 @@
+// Serving groups (issue 14): the subnets with more than one box that may serve them, as this box
+// must handle them. Pure: parsed from the AgentConfig once, and applied to a DesiredState for the
+// current failover view (which candidate gets each group's prefixes, which groups' gateways this
+// box holds) without going back to the controller.
+import type { ErrorDetail } from '../../lib/errors.js';
+import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
+
+export const DEFAULT_LIVENESS_INTERVAL_MS = 150;
+export const DEFAULT_LIVENESS_MULTIPLIER = 5;
+export const DEFAULT_FAILBACK_HOLD_DOWN_MS = 30_000;
+export const DEFAULT_LIVENESS_PORT = 51821;
+
+export interface LivenessSettings {
+  intervalMs: number;
+  multiplier: number;
+  holdDownMs: number;
+  port: number;
+}
+
+export interface FailoverGroup {
+  name: string;
+  /** Canonical prefixes that move together, sorted. */
+  prefixes: string[];
+  /** Agent names in serving order. */
+  candidates: string[];
+  /** This box's place in `candidates`; -1 when it only sends to the group. */
+  rank: number;
+  /** On a candidate: the virtual gateway addresses of the group's local subnets (canonical). */
+  gateways: string[];
+}
+
+export interface FailoverPlan {
+  self: string;
+  groups: FailoverGroup[];
+  liveness: LivenessSettings;
+  /** Every peer by name: its key (for allowed IPs) and overlay address (for the echo). */
+  peers: ReadonlyMap<string, { publicKey: string; address: string }>;
+}
+
+/** Which candidate carries each group this box sends to, and which groups' gateways it holds. */
+export interface FailoverView {
+  active: ReadonlyMap<string, string>;
+  held: ReadonlySet<string>;
+}
+
+/** Detection time: how long a peer or LAN neighbour may stay silent before it counts as dead. */
+export function detectionMs(l: LivenessSettings): number {
+  return l.intervalMs * l.multiplier;
+}
+
+/**
+ * The config's serving groups, checked. Errors (path named) go into `errors`; the gateways of the
+ * local subnets a group names are returned in `groupedGateways` so the caller leaves them out of the
+ * gateways it always holds. Null when the config has no groups.
+ */
+export function failoverPlanOf(
+  config: AgentConfig,
+  errors: ErrorDetail[],
+  groupedGateways: Set<string>,
+): FailoverPlan | null {
+  if (config.servingGroups.length === 0) return null;
+  const peers = new Map<string, { publicKey: string; address: string }>();
+  for (const p of config.peers) peers.set(p.name, { publicKey: p.publicKey, address: p.overlayIp });
+  const localByName = new Map(config.localSubnets.map((s) => [s.name, s]));
+  const groups: FailoverGroup[] = [];
+  config.servingGroups.forEach((g, i) => {
+    const at = `serving_groups[${i}]`;
+    const prefixes: string[] = [];
+    g.prefixes.forEach((p, j) => {
+      const c = strictCanonicalPrefix(p);
+      if (c === null) errors.push({ path: `${at}.prefixes[${j}]`, message: `"${p}" is not a prefix` });
+      else prefixes.push(c);
+    });
+    if (g.candidates.length === 0) errors.push({ path: `${at}.candidates`, message: 'names no agent' });
+    g.candidates.forEach((c, j) => {
+      if (c !== config.agentName && !peers.has(c))
+        errors.push({ path: `${at}.candidates[${j}]`, message: `"${c}" is not one of this box's peers` });
+    });
+    const rank = g.candidates.indexOf(config.agentName);
+    const gateways: string[] = [];
+    g.subnets.forEach((name, j) => {
+      const s = localByName.get(name);
+      if (!s) {
+        errors.push({ path: `${at}.subnets[${j}]`, message: `"${name}" is not in local_subnets` });
+        return;
+      }
+      for (const gw of s.gateways) {
+        const c = strictInterfaceAddress(gw);
+        if (c !== null) {
+          gateways.push(c);
+          groupedGateways.add(c);
+        }
+      }
+    });
+    groups.push({ name: g.name, prefixes: prefixes.sort(), candidates: [...g.candidates], rank, gateways });
+  });
+  const l = config.liveness;
+  const liveness: LivenessSettings = {
+    intervalMs: l?.intervalMs || DEFAULT_LIVENESS_INTERVAL_MS,
+    multiplier: l?.multiplier || DEFAULT_LIVENESS_MULTIPLIER,
+    holdDownMs: l?.holdDownMs || DEFAULT_FAILBACK_HOLD_DOWN_MS,
+    port: l?.port || DEFAULT_LIVENESS_PORT,
+  };
+  if (liveness.port > 65535) errors.push({ path: 'liveness.port', message: `${liveness.port} is above 65535` });
+  return { self: config.agentName, groups, liveness, peers };
+}
+
+/** The candidate a sending box gives a group to when it knows nothing yet: the first one. */
+export function activeOf(g: FailoverGroup, view: FailoverView | null): string | undefined {
+  return view?.active.get(g.name) ?? g.candidates[0];
+}
+
+/** The peers (public key) that get each sent-to group's prefixes under `view`. */
+export function extraAllowedIps(plan: FailoverPlan, view: FailoverView | null): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const g of plan.groups) {
+    if (g.rank >= 0) continue; // a candidate reaches its group on the LAN, not through a peer
+    const name = activeOf(g, view);
+    const key = name === undefined ? undefined : plan.peers.get(name)?.publicKey;
+    if (key === undefined) continue;
+    const l = out.get(key);
+    if (l) l.push(...g.prefixes);
+    else out.set(key, [...g.prefixes]);
+  }
+  return out;
+}
+
+/** The group gateways this box holds under `view` (none before the first view). */
+export function heldGateways(plan: FailoverPlan, view: FailoverView | null): string[] {
+  if (!view) return [];
+  return plan.groups.filter((g) => g.rank >= 0 && view.held.has(g.name)).flatMap((g) => g.gateways);
+}
+
+/** A short text that changes whenever the view changes anything this plan applies. */
+export function viewKey(plan: FailoverPlan, view: FailoverView | null): string {
+  if (!view) return '-';
+  const parts: string[] = [];
+  for (const g of plan.groups)
+    parts.push(g.rank >= 0 ? `${g.name}:${view.held.has(g.name) ? 'H' : '-'}` : `${g.name}>${activeOf(g, view)}`);
+  return parts.join(',');
+}
