@@ -269,5 +269,7 @@ t.test('b. the controller is killed first, then the primary loses power: the sta
 });
 
 t.test('stop', async () => {
+  await path.stop();
+  await holders.stop();
   await fleet.stop();
 });
