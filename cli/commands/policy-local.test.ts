@@ -33,7 +33,7 @@ t.test('check: valid file prints the summary, exit 0', async (t) => {
   t.equal(runPolicyCheck({ file: 'leeds.yaml', json: false, minPrefixLength: 8 }, x), 0);
   t.match(
     x.stdout,
-    /leeds\.yaml: valid\n {2}agents 7, subnets 8, groups 3, rules 7, peer links 5\n {2}tests 11 passed, 0 failed\n/,
+    /leeds\.yaml: valid\n {2}agents 7, subnets 8, groups 3, rules 7, peer links 10\n {2}tests 11 passed, 0 failed\n/,
   );
   t.equal(x.stderr, '');
 });

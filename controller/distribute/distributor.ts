@@ -371,9 +371,16 @@ export class Distributor implements DistributionPort {
   }
 
   /** subnet -> the agent whose current config carries it. */
+  /** Who serves each subnet now: the box whose config carries it, or, in a serving group (where
+   *  every candidate carries it), the candidate the controller puts first. */
   #servedMap(): Map<string, string> {
     const served = new Map<string, string>();
-    for (const [agent, cur] of this.#current) for (const l of cur.config.localSubnets) served.set(l.name, agent);
+    for (const [agent, cur] of this.#current) {
+      for (const l of cur.config.localSubnets) {
+        const group = cur.config.servingGroups.find((g) => g.subnets.includes(l.name));
+        if (!group || group.candidates[0] === agent) served.set(l.name, agent);
+      }
+    }
     return served;
   }
 

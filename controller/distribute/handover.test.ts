@@ -117,9 +117,15 @@ t.test('serving health moves a subnet to the standby and back, one handover each
     d.currentConfig('standby')!.localSubnets.map((s) => s.name),
     ['records'],
   );
+  // The primary keeps the subnet as a candidate (edge failover), last in the serving group.
   t.same(
     d.currentConfig('primary')!.localSubnets.map((s) => s.name),
-    [],
+    ['records'],
+  );
+  t.same(
+    d.currentConfig('council')!.servingGroups.map((g) => [g.name, g.candidates]),
+    [['records', ['standby', 'primary']]],
+    'the council box is told the standby goes first now',
   );
 
   handovers.length = 0;

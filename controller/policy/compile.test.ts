@@ -68,26 +68,34 @@ interface ServingCase {
   servedBy: string | undefined;
   unservedReason?: RegExp;
   gpPeers: string[];
+  /** The care records' serving group as gp-armley gets it (candidates in order); null: none. */
+  gpGroup: string[] | null;
+  /** The peer whose allowed IPs carry 10.20.1.0/24 on gp-armley (no group); undefined: none. */
+  gpCarrier?: string;
 }
 
 const servingCases: ServingCase[] = [
   {
-    name: 'primary healthy: lth-sjuh serves the care records',
+    name: 'primary healthy: lth-sjuh serves the care records; both are candidates, primary first',
     patch: (a) => a,
     servedBy: 'lth-sjuh',
-    gpPeers: ['lth-sjuh'],
+    gpPeers: ['lth-sjuh', 'lth-sjuh-standby'],
+    gpGroup: ['lth-sjuh', 'lth-sjuh-standby'],
   },
   {
-    name: 'primary unhealthy: the standby serves',
+    name: 'primary unhealthy: the standby serves, and goes first in the group',
     patch: (a) => (a.name === 'lth-sjuh' ? { ...a, isHealthy: false } : a),
     servedBy: 'lth-sjuh-standby',
-    gpPeers: ['lth-sjuh-standby'],
+    gpPeers: ['lth-sjuh', 'lth-sjuh-standby'],
+    gpGroup: ['lth-sjuh-standby', 'lth-sjuh'],
   },
   {
-    name: 'primary not advertising the subnet: the standby serves',
+    name: 'primary not advertising the subnet: the standby serves it alone',
     patch: (a) => (a.name === 'lth-sjuh' ? { ...a, advertised: ['10.20.2.0/28'] } : a),
     servedBy: 'lth-sjuh-standby',
     gpPeers: ['lth-sjuh', 'lth-sjuh-standby'],
+    gpGroup: null,
+    gpCarrier: 'lth-sjuh-standby',
   },
   {
     name: 'both down: unserved, with the reason, and not routed',
@@ -95,12 +103,15 @@ const servingCases: ServingCase[] = [
     servedBy: undefined,
     unservedReason: /^lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy$/,
     gpPeers: [],
+    gpGroup: null,
   },
   {
-    name: 'primary not enrolled',
+    name: 'primary not enrolled: the standby serves it alone',
     patch: (a) => (a.name === 'lth-sjuh' ? undefined : a),
     servedBy: 'lth-sjuh-standby',
     gpPeers: ['lth-sjuh-standby'],
+    gpGroup: null,
+    gpCarrier: 'lth-sjuh-standby',
   },
 ];
 
@@ -112,31 +123,60 @@ for (const c of servingCases) {
     const u = r.unserved.find((x) => x.subnet === 'care-records');
     if (c.unservedReason) t.match(u?.reason, c.unservedReason);
     else t.notOk(u, 'served');
-    t.same(peerNames(r.configs.get('gp-armley' as never)), c.gpPeers, 'gp-armley peers');
-    if (!c.servedBy)
-      t.notOk(r.configs.get('gp-armley' as never)?.routes.includes('10.20.1.0/24'), 'no route to an unserved subnet');
+    const gp = r.configs.get('gp-armley' as never);
+    t.same(peerNames(gp), c.gpPeers, 'gp-armley peers');
+    const group = gp?.servingGroups.find((g) => g.name === 'care-records');
+    t.same(group?.candidates ?? null, c.gpGroup, 'the serving group gp-armley gets');
+    if (group) t.same(group.prefixes, ['10.20.1.0/24', 'fd00:20:1::/64']);
+    const carriers = (gp?.peers ?? []).filter((p) => p.allowedIps.includes('10.20.1.0/24')).map((p) => p.name);
+    t.same(carriers, c.gpCarrier ? [c.gpCarrier] : [], 'a group is in no allowed IPs; a lone server carries it');
+    if (!c.servedBy) t.notOk(gp?.routes.includes('10.20.1.0/24'), 'no route to an unserved subnet');
+    else t.ok(gp?.routes.includes('10.20.1.0/24'), 'routed into the overlay whoever serves');
   });
 }
 
-t.test('least privilege: the idle standby learns no peers; GPs never learn the council', async (t) => {
+t.test('least privilege: a standby learns what it may serve; GPs never learn the council', async (t) => {
   const policy = leeds();
   const r = compilePolicy(policy, inv(policy));
-  t.same(peerNames(r.configs.get('lth-sjuh-standby' as never)), []);
-  t.same(peerNames(r.configs.get('gp-chapeltown' as never)), ['lth-sjuh']);
-  t.same(peerNames(r.configs.get('lth-sjuh' as never)), [
-    'gp-armley',
-    'gp-chapeltown',
-    'lcc-adult-social-care',
-    'nhs-shared-hub',
-  ]);
-  const hub = r.configs.get('nhs-shared-hub' as never) as AgentConfig;
-  t.same(peerNames(hub), ['lcc-civic-hall', 'lth-sjuh']);
-  const sjuh = hub.peers.find((p) => p.name === 'lth-sjuh');
+  const senders = ['gp-armley', 'gp-chapeltown', 'lcc-adult-social-care', 'nhs-shared-hub'];
+  t.same(peerNames(r.configs.get('lth-sjuh' as never)), [...senders.slice(0, 3), 'lth-sjuh-standby', 'nhs-shared-hub']);
   t.same(
-    sjuh?.allowedIps,
-    ['10.20.1.0/24', '10.20.2.0/28', '100.64.0.5/32', 'fd00:20:1::/64'],
-    'AllowedIPs: the flows only, plus the overlay /32',
+    peerNames(r.configs.get('lth-sjuh-standby' as never)),
+    [...senders.slice(0, 3), 'lth-sjuh', 'nhs-shared-hub'],
+    'the standby: the same senders as the primary, and the primary (to echo with)',
   );
+  t.same(peerNames(r.configs.get('gp-chapeltown' as never)), ['lth-sjuh', 'lth-sjuh-standby']);
+  const standby = r.configs.get('lth-sjuh-standby' as never) as AgentConfig;
+  t.same(
+    standby.peers.find((p) => p.name === 'lth-sjuh')?.allowedIps,
+    ['100.64.0.5/32'],
+    'a sibling candidate: its overlay address only',
+  );
+  t.same(standby.probes, [], 'path probes run on the serving box only');
+  t.ok(standby.firewall!.inbound.length > 0, 'the standby has the inbound rules before traffic comes');
+  t.same(
+    standby.firewall?.inbound,
+    r.configs.get('lth-sjuh' as never)?.firewall?.inbound,
+    'the same inbound rules as the primary',
+  );
+  const hub = r.configs.get('nhs-shared-hub' as never) as AgentConfig;
+  t.same(peerNames(hub), ['lcc-civic-hall', 'lth-sjuh', 'lth-sjuh-standby']);
+  t.same(
+    hub.peers.find((p) => p.name === 'lth-sjuh')?.allowedIps,
+    ['100.64.0.5/32'],
+    'AllowedIPs: the overlay /32; the grouped subnets move with the serving groups',
+  );
+  t.same(
+    hub.servingGroups.map((g) => [g.name, g.prefixes]),
+    [
+      ['care-records', ['10.20.1.0/24', 'fd00:20:1::/64']],
+      ['lth-dns', ['10.20.2.0/28']],
+    ],
+    'the flows only',
+  );
+  t.equal(hub.liveness?.port, 0, 'liveness: the agent defaults unless the controller sets them');
+  t.same(r.configs.get('lcc-civic-hall' as never)?.servingGroups, [], 'no groups: no liveness');
+  t.notOk(r.configs.get('lcc-civic-hall' as never)?.liveness);
 });
 
 t.test('shared hub: local rule between its two LANs, masquerade on the PSN LAN', async (t) => {
@@ -245,7 +285,8 @@ const incrementalCases: IncrementalCase[] = [
   {
     name: 'a rule removed',
     change: (p) => ({ policy: { ...p, rules: p.rules.filter((r) => r.name !== 'hl7-discharge-to-social-care') } }),
-    changed: ['lcc-adult-social-care', 'lth-sjuh'],
+    // The standby had the rule too: it is a candidate of the care records.
+    changed: ['lcc-adult-social-care', 'lth-sjuh', 'lth-sjuh-standby'],
   },
   {
     name: 'nothing changed',

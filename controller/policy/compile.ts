@@ -48,10 +48,17 @@ export class PolicyCompiler {
       keepalive: opts.persistentKeepaliveSeconds ?? 25,
       probeInterval: opts.probeIntervalSeconds ?? 0,
       isHashed: opts.isHashed ?? true,
+      liveness: {
+        intervalMs: opts.liveness?.intervalMs ?? 0,
+        multiplier: opts.liveness?.multiplier ?? 0,
+        holdDownMs: opts.liveness?.holdDownMs ?? 0,
+        port: opts.liveness?.port ?? 0,
+      },
       agents: new Map(),
       overlayHosts: { 4: [], 6: [] },
       overlayHosts4: [],
       served: new Map(),
+      candidates: new Map(),
       unservedReason: new Map(),
       localByAgent: new Map(),
       reductions: new Map(),
@@ -85,6 +92,7 @@ export class PolicyCompiler {
     st.dirtyRelays = new Set();
     buildOverlayHosts(st);
     st.served = new Map();
+    st.candidates = new Map();
     st.unservedReason = new Map();
     for (const cluster of idx.clusters.keys()) serveCluster(st, idx, cluster);
     st.localByAgent = buildLocalByAgent(st);
@@ -124,8 +132,8 @@ export class PolicyCompiler {
     const d = diffIndexes(oldIndex, newIndex);
     if (change.inventory) applyInventory(st, newIndex, change.inventory, before, d);
     this.live = { index: newIndex, inventory };
-    const servedBefore = reserve(st, oldIndex, newIndex, d);
-    reduceDirty(st, oldIndex, newIndex, d, servedBefore);
+    const servingBefore = reserve(st, oldIndex, newIndex, d);
+    reduceDirty(st, oldIndex, newIndex, d, servingBefore);
     return this.result(before, rebuild(st, newIndex, before, d.affected));
   }
 
@@ -142,8 +150,9 @@ export class PolicyCompiler {
         .map(([subnet, reason]) => ({ subnet, reason }))
         .sort((a, b) => cmp(a.subnet, b.subnet)),
       servedBy: new Map([...st.served].sort((a, b) => cmp(a[0], b[0]))),
+      candidates: new Map([...st.candidates].sort((a, b) => cmp(a[0], b[0]))),
     };
-    const { unserved, servedBy } = st.servingView;
+    const { unserved, servedBy, candidates } = st.servingView;
     if (!st.indirectView) {
       const out: PairRoute[] = [];
       for (const [a, peers] of st.indirectByAgent) for (const [b, path] of peers) if (a < b) out.push({ a, b, path });
@@ -153,6 +162,7 @@ export class PolicyCompiler {
       configs: st.configs,
       unserved,
       servedBy,
+      candidates,
       changed,
       removed,
       recomputedAgents: recomputed,

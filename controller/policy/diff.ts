@@ -85,7 +85,15 @@ function describe(cfg: AgentConfig, sign: '+' | '-'): string[] {
     out.push(
       `${sign} probe ${p.name} ${p.protocol}${p.port ? `/${p.port}` : ''} ${p.sourcePrefix} -> ${p.target}${p.expectDeny ? ' (expect deny)' : ''}`,
     );
+  for (const g of groupTexts(cfg)) out.push(`${sign} serving group ${g}`);
   return out;
+}
+
+/** "care-records 10.20.1.0/24: lth-sjuh > lth-sjuh-standby (a candidate)" per serving group. */
+function groupTexts(cfg: AgentConfig): string[] {
+  return cfg.servingGroups.map(
+    (g) => `${g.name} ${list(g.prefixes)}: ${g.candidates.join(' > ')}${g.subnets.length > 0 ? ' (a candidate)' : ''}`,
+  );
 }
 
 /** Diff of one agent's config; [] when equal. */
@@ -132,6 +140,7 @@ export function diffConfig(before: AgentConfig, after: AgentConfig): string[] {
   diffList('probe', pr(before), pr(after), out);
   if (before.probeIntervalSeconds !== after.probeIntervalSeconds)
     out.push(`~ probe interval ${before.probeIntervalSeconds}s -> ${after.probeIntervalSeconds}s`);
+  diffList('serving group', groupTexts(before), groupTexts(after), out);
   return out;
 }
 

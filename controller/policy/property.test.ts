@@ -203,15 +203,33 @@ function firewallAllows(
   if (A === B) return (ca.firewall?.local ?? []).some(match);
   const out = (ca.firewall?.outbound ?? []).some(match);
   const inn = (cb.firewall?.inbound ?? []).some(match);
-  const peerB = ca.peers.find((p) => p.name === B);
-  const peerA = cb.peers.find((p) => p.name === A);
   const isTunnelOk =
-    !!peerB &&
-    containsAddr(peerB.allowedIps, dst) &&
-    !!peerA &&
-    containsAddr(peerA.allowedIps, src) &&
-    containsAddr(ca.routes, dst);
+    allowedTo(ca, B, dst) && allowedTo(cb, A, src) && (containsAddr(ca.routes, dst) || isCandidateOf(ca, dst));
+  // Every standby of the destination would do the same once the sender moved to it (edge failover).
+  const group = ca.servingGroups.find((g) => containsAddr(g.prefixes, dst));
+  for (const standby of group?.candidates.slice(1) ?? []) {
+    if (standby === A) continue;
+    const cs = r.configs.get(standby as never) as AgentConfig;
+    const standbyIn = (cs.firewall?.inbound ?? []).some(match);
+    const isStandbyTunnelOk = !!ca.peers.find((p) => p.name === standby) && allowedTo(cs, A, src);
+    if (standbyIn !== inn || (out && inn && isTunnelOk && !isStandbyTunnelOk))
+      throw new Error(`standby ${standby} of ${B} would not carry what ${B} carries (inbound ${standbyIn} vs ${inn})`);
+  }
   return out && inn && isTunnelOk;
+}
+
+/** Whether a box gives peer `peer` address `a` before any failover view: its allowed IPs, plus every
+ *  serving group whose first candidate it is (agent/failover/groups.ts activeOf: a sending box
+ *  gives the group to its first candidate; a standby, to the candidate that holds it). */
+function allowedTo(cfg: AgentConfig, peer: string, a: ParsedPrefix): boolean {
+  const p = cfg.peers.find((x) => x.name === peer);
+  if (!p) return false;
+  if (containsAddr(p.allowedIps, a)) return true;
+  return cfg.servingGroups.some((g) => g.candidates[0] === peer && containsAddr(g.prefixes, a));
+}
+
+function isCandidateOf(cfg: AgentConfig, a: ParsedPrefix): boolean {
+  return cfg.servingGroups.some((g) => g.subnets.length > 0 && containsAddr(g.prefixes, a));
 }
 
 function hostOf(prefixText: string): ParsedPrefix {
@@ -237,21 +255,38 @@ t.test('no agent learns a peer without an allowed flow, and every flow has its p
       const w = build(spec);
       const r = compilePolicy(w.policy, w.inventory);
       const expected = new Map<string, Set<string>>();
+      const pair = (a: string, b: string): void => {
+        if (a === b) return;
+        for (const [x, y] of [
+          [a, b],
+          [b, a],
+        ] as const) {
+          if (!expected.has(x)) expected.set(x, new Set());
+          expected.get(x)!.add(y);
+        }
+      };
+      // Every box that may serve a subnet (the candidates of a serving group, or its one server).
+      const servers = (s: string): readonly string[] => {
+        const c = r.candidates.get(s as never);
+        if (c) return c;
+        const a = r.servedBy.get(s as never);
+        return a ? [a] : [];
+      };
+      const inRules = new Set<string>();
       for (const rule of w.policy.rules) {
         for (const s of expand(w.policy, rule.from)) {
+          inRules.add(s);
           for (const d of expand(w.policy, rule.to)) {
-            const a = r.servedBy.get(s as never);
-            const b = r.servedBy.get(d as never);
-            if (s === d || !a || !b || a === b) continue;
-            for (const [x, y] of [
-              [a, b],
-              [b, a],
-            ] as const) {
-              if (!expected.has(x)) expected.set(x, new Set());
-              expected.get(x)!.add(y);
-            }
+            inRules.add(d);
+            if (s === d) continue;
+            for (const a of servers(s)) for (const b of servers(d)) pair(a, b);
           }
         }
+      }
+      // The candidates of a group that carries flows peer with each other (the echo).
+      for (const [s, c] of r.candidates) {
+        if (!inRules.has(s)) continue;
+        for (const a of c) for (const b of c) pair(a, b);
       }
       for (const [name, cfg] of r.configs) {
         const got = cfg.peers.map((p) => p.name).sort();

@@ -3,9 +3,12 @@
 import { create } from '@bufbuild/protobuf';
 import {
   AgentConfigSchema,
+  LivenessSchema,
+  ServingGroupSchema,
   type AgentConfig,
   type LocalSubnet,
   type Probe,
+  type ServingGroup,
 } from '../../../proto/gen/crosslink/v1/agent_pb.js';
 import type { AgentName, SubnetName } from '../types.js';
 import { firewallOf, mergedOf } from './firewall.js';
@@ -19,7 +22,8 @@ export function buildAgent(st: CompilerState, idx: PolicyIndex, name: AgentName)
   if (!meta) throw new Error(`compile: ${name} is not in the inventory`); // callers build inventory agents only
   const local = st.localByAgent.get(name) ?? [];
   const fw = firewallOf(st, idx, name, local);
-  const { peers, routes } = peersOf(st, idx, name, fw.peerSubnets);
+  const { peers, routes, sentToGroups } = peersOf(st, idx, name, fw.peerSubnets);
+  const servingGroups = servingGroupsOf(st, idx, local, sentToGroups);
   const cfg = create(AgentConfigSchema, {
     agentName: name,
     overlayAddress: meta.agent.overlayAddress,
@@ -37,11 +41,52 @@ export function buildAgent(st: CompilerState, idx: PolicyIndex, name: AgentName)
       relay: relayForwardsOf(st, name),
     },
     localSubnets: localSubnetsOf(idx, local),
-    probes: probesOf(idx, local),
+    // Path probes run on the box that serves now, not on a standby (its replies would go to the primary).
+    probes: probesOf(
+      idx,
+      local.filter((s) => st.served.get(s) === name),
+    ),
     probeIntervalSeconds: st.probeInterval,
+    servingGroups,
   });
+  if (servingGroups.length > 0) cfg.liveness = create(LivenessSchema, st.liveness);
   if (st.isHashed) cfg.contentHash = contentHash(cfg);
   return cfg;
+}
+
+/**
+ * The serving groups of a config, one per cluster, sorted by name: the groups it may serve (with
+ * its local subnets of each) and the ones it sends to (with the prefixes it sends to).
+ */
+function servingGroupsOf(
+  st: CompilerState,
+  idx: PolicyIndex,
+  local: readonly SubnetName[],
+  sentTo: ReadonlySet<SubnetName> | undefined,
+): ServingGroup[] {
+  const byCluster = new Map<string, { subnets: SubnetName[]; isCandidate: boolean }>();
+  const add = (s: SubnetName, isCandidate: boolean): void => {
+    const cluster = idx.subnets.get(s)?.cluster;
+    if (cluster === undefined || !st.candidates.has(s)) return;
+    const g = byCluster.get(cluster);
+    if (g) g.subnets.push(s);
+    else byCluster.set(cluster, { subnets: [s], isCandidate });
+  };
+  for (const s of local) add(s, true);
+  for (const s of sentTo ?? []) add(s, false);
+  const out: ServingGroup[] = [];
+  for (const [cluster, g] of byCluster) {
+    const subnets = g.subnets.sort(cmp);
+    out.push(
+      create(ServingGroupSchema, {
+        name: cluster,
+        prefixes: mergedOf(idx, subnets) as string[],
+        candidates: [...(st.candidates.get(subnets[0]!) ?? [])],
+        subnets: g.isCandidate ? subnets : [],
+      }),
+    );
+  }
+  return out.sort((a, b) => cmp(a.name, b.name));
 }
 
 function localSubnetsOf(idx: PolicyIndex, local: readonly SubnetName[]): LocalSubnet[] {

@@ -3,18 +3,21 @@
 import type { FlowRule } from '../../../proto/gen/crosslink/v1/agent_pb.js';
 import { mergeParsed, type ParsedPrefix } from '../prefixes.js';
 import type { AgentName, SubnetName } from '../types.js';
-import { cmp, EMPTY, type CompilerState, type PolicyIndex, type Reduction, type RuleInfo } from './types.js';
+import { cmp, EMPTY, serversOf, type CompilerState, type PolicyIndex, type Reduction, type RuleInfo } from './types.js';
 
 export function reduce(st: CompilerState, idx: PolicyIndex, info: RuleInfo): Reduction {
   const side = (names: SubnetName[]): { by: Map<AgentName, SubnetName[]>; all: readonly string[] } => {
     const by = new Map<AgentName, SubnetName[]>();
     const prefixes: ParsedPrefix[] = [];
     for (const s of names) {
-      const a = st.served.get(s);
-      if (!a) continue;
-      const l = by.get(a);
-      if (l) l.push(s);
-      else by.set(a, [s]);
+      const servers = serversOf(st, s);
+      if (servers.length === 0) continue;
+      // Every candidate of a serving group gets the rules, so a standby has them before traffic comes.
+      for (const a of servers) {
+        const l = by.get(a);
+        if (l) l.push(s);
+        else by.set(a, [s]);
+      }
       for (const p of idx.subnets.get(s)?.prefixes ?? []) prefixes.push(p);
     }
     return { by, all: freezeTexts(mergeParsed(prefixes)) };
@@ -47,13 +50,19 @@ export function mergedOf(idx: PolicyIndex, names: readonly SubnetName[]): readon
   return mergeParsed(prefixesOf(idx, names)).map((p) => p.text);
 }
 
-/** Prefixes of `names` not served by `self`, merged. */
+/**
+ * Prefixes of `names` that may reach `self` through the overlay, merged: all but the ones it alone
+ * serves. A serving group it is a candidate of stays in: while another candidate holds the group's
+ * gateway, that subnet's traffic comes to this box through the tunnel.
+ */
 function remoteOf(st: CompilerState, idx: PolicyIndex, names: SubnetName[], self: AgentName): readonly string[] {
   return mergedOf(
     idx,
-    names.filter((n) => st.served.get(n) !== self),
+    names.filter((n) => st.candidates.has(n) || st.served.get(n) !== self),
   );
 }
+
+const NO_SUBNETS: readonly SubnetName[] = Object.freeze([]);
 
 /** A peer's subnets: most come from one rule, kept as that rule's list; a Set once a second rule adds to it. */
 export type PeerSubnets = Map<AgentName, readonly SubnetName[] | Set<SubnetName>>;
@@ -127,6 +136,12 @@ export function firewallOf(
     for (const [peer, subs] of red.fromByAgent) if (peer !== name) addPeer(peer, subs);
     const sources = red.fromByAgent.has(name) ? remoteOf(st, idx, info.from, name) : red.fromAll;
     if (sources.length > 0) flowRules(fw.inbound, info, sources, mergedOf(idx, mine));
+  }
+  // The other candidates of its serving groups that carry any flow: peers (overlay address only)
+  // to echo with, so a standby knows from the overlay too whether the primary is alive.
+  for (const s of local) {
+    if (!idx.asFrom.has(s) && !idx.asTo.has(s)) continue;
+    for (const c of st.candidates.get(s) ?? []) if (c !== name) addPeer(c, NO_SUBNETS);
   }
   return fw;
 }

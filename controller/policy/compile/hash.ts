@@ -34,7 +34,7 @@ export function contentHash(cfg: AgentConfig): string {
     r.protocol,
     r.ports.map((p) => [p.first, p.last]),
   ];
-  const canonical = [
+  const canonical: unknown[] = [
     cfg.agentName,
     cfg.overlayAddress,
     // Paths and relay forwards only when present, so configs without them keep their hash.
@@ -73,5 +73,13 @@ export function contentHash(cfg: AgentConfig): string {
     cfg.probes.map((p) => [p.name, p.target, p.protocol, p.port, p.expectDeny, p.sourcePrefix]),
     cfg.probeIntervalSeconds,
   ];
+  // Serving groups and liveness only when present, so configs without them keep their hash.
+  if (cfg.servingGroups.length > 0) {
+    const l = cfg.liveness;
+    canonical.push(
+      cfg.servingGroups.map((g) => [g.name, g.prefixes, g.candidates, g.subnets]),
+      l ? [l.intervalMs, l.multiplier, l.holdDownMs, l.port] : null,
+    );
+  }
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

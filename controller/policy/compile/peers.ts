@@ -3,9 +3,8 @@
 import type { Peer, PeerPath } from '../../../proto/gen/crosslink/v1/agent_pb.js';
 import { choosePath, pairKey, type PairPath } from '../paths.js';
 import { mergeParsed, type ParsedPrefix } from '../prefixes.js';
-import type { AgentName } from '../types.js';
+import type { AgentName, SubnetName } from '../types.js';
 import type { PeerSubnets } from './firewall.js';
-import { prefixesOf } from './firewall.js';
 import { pathAgent, register, relaysFor, unregister } from './relays.js';
 import { cmp, type CompilerState, type PolicyIndex } from './types.js';
 
@@ -16,9 +15,11 @@ export function peersOf(
   idx: PolicyIndex,
   name: AgentName,
   peerSubnets: PeerSubnets,
-): { peers: Peer[]; routes: string[] } {
+): { peers: Peer[]; routes: string[]; sentToGroups: ReadonlySet<SubnetName> | undefined } {
   const peers: Peer[] = [];
   const routePrefixes: ParsedPrefix[] = [];
+  /** Grouped subnets this box sends to (not a candidate of). */
+  let groups: Set<SubnetName> | undefined;
   unregister(st, name);
   let indirect: Map<AgentName, PairPath> | undefined;
   const self = pathAgent(st, idx, name);
@@ -26,8 +27,22 @@ export function peersOf(
     const pm = st.agents.get(peerName);
     // Peers come from served subnets, and only inventory agents serve.
     if (!pm) throw new Error(`compile: peer ${peerName} of ${name} is not in the inventory`);
-    const subnetPrefixes = prefixesOf(idx, subnets);
-    for (const p of subnetPrefixes) routePrefixes.push(p);
+    // A serving group's prefixes are in no peer's allowed IPs: the box gives them to the candidate
+    // it sees alive (serving_groups). They are routed, unless this box is a candidate itself.
+    const subnetPrefixes: ParsedPrefix[] = [];
+    for (const s of subnets) {
+      const group = st.candidates.get(s);
+      const own = idx.subnets.get(s)?.prefixes ?? [];
+      if (!group) {
+        for (const p of own) {
+          subnetPrefixes.push(p);
+          routePrefixes.push(p);
+        }
+      } else if (!group.includes(name)) {
+        for (const p of own) routePrefixes.push(p);
+        (groups ??= new Set()).add(s);
+      }
+    }
     if (pm.host) subnetPrefixes.push(pm.host);
     const other = pathAgent(st, idx, peerName);
     const path = choosePath(self, other, relaysFor(st, idx));
@@ -63,5 +78,5 @@ export function peersOf(
   if (indirect) st.indirectByAgent.set(name, indirect);
   else st.indirectByAgent.delete(name);
   st.indirectView = undefined;
-  return { peers, routes: mergeParsed(routePrefixes).map((p) => p.text) };
+  return { peers, routes: mergeParsed(routePrefixes).map((p) => p.text), sentToGroups: groups };
 }

@@ -2,7 +2,7 @@
 import { NOT_ENROLLED } from '../unserved.js';
 import { hostPrefixOf, prefixContains, type ParsedPrefix, type PrefixCache } from '../prefixes.js';
 import type { AgentName, Inventory, SubnetName } from '../types.js';
-import { cmp, type AgentMeta, type CompilerState, type PolicyIndex } from './types.js';
+import { cmp, serversOf, type AgentMeta, type CompilerState, type PolicyIndex } from './types.js';
 
 export function buildAgents(
   cache: PrefixCache,
@@ -81,7 +81,12 @@ function overlapsOverlay(st: CompilerState, p: ParsedPrefix): boolean {
   return first !== undefined && first <= p.end;
 }
 
-/** A cluster is served by the first agent of its via that is enrolled, healthy and advertises all of it. */
+/**
+ * A cluster is served by the first agent of its via that is enrolled, healthy and advertises all of
+ * it. With more than one such agent able to serve it (healthy or not), it is a serving group: its
+ * candidates are those agents, the healthy ones first (each part in via order), and the edges fail
+ * over among them by themselves (docs/health.md, "Failover at the edges").
+ */
 export function serveCluster(st: CompilerState, idx: PolicyIndex, cluster: string): void {
   const members = idx.clusters.get(cluster) ?? [];
   const prefixes: ParsedPrefix[] = [];
@@ -90,24 +95,30 @@ export function serveCluster(st: CompilerState, idx: PolicyIndex, cluster: strin
   const via = (first !== undefined ? idx.subnets.get(first)?.subnet.via : undefined) ?? [];
   let server: AgentName | undefined;
   const why: string[] = [];
+  const healthy: AgentName[] = [];
+  const unhealthy: AgentName[] = [];
   const clash = prefixes.find((p) => overlapsOverlay(st, p));
   if (clash) {
     why.push(`${clash.text} overlaps an agent's overlay address`);
   } else {
     for (const a of via) {
       const meta = st.agents.get(a);
-      if (!meta) why.push(`${a}${NOT_ENROLLED}`);
-      else if (!meta.agent.isHealthy) why.push(`${a} is unhealthy`);
+      if (!meta) {
+        why.push(`${a}${NOT_ENROLLED}`);
+        continue;
+      }
+      const missing = prefixes.find((p) => !meta.advertised.some((o) => prefixContains(o, p)));
+      if (!meta.agent.isHealthy) {
+        why.push(`${a} is unhealthy`);
+        if (!missing) unhealthy.push(a);
+      } else if (missing) why.push(`${a} does not advertise ${missing.text}`);
       else {
-        const missing = prefixes.find((p) => !meta.advertised.some((o) => prefixContains(o, p)));
-        if (missing) why.push(`${a} does not advertise ${missing.text}`);
-        else {
-          server = a;
-          break;
-        }
+        healthy.push(a);
+        server ??= a;
       }
     }
   }
+  const candidates = server !== undefined && healthy.length + unhealthy.length > 1 ? [...healthy, ...unhealthy] : null;
   for (const m of members) {
     if (server) {
       st.served.set(m, server);
@@ -116,15 +127,21 @@ export function serveCluster(st: CompilerState, idx: PolicyIndex, cluster: strin
       st.served.delete(m);
       st.unservedReason.set(m, why.length > 0 ? why.join('; ') : 'via names no agent');
     }
+    const before = st.candidates.get(m);
+    if (!candidates) st.candidates.delete(m);
+    else if (!before || before.join() !== candidates.join()) st.candidates.set(m, candidates);
   }
 }
 
+/** Each agent's local subnets: the ones it serves, and the ones it is a candidate of. */
 export function buildLocalByAgent(st: CompilerState): Map<AgentName, SubnetName[]> {
   const out = new Map<AgentName, SubnetName[]>();
-  for (const [s, a] of st.served) {
-    const l = out.get(a);
-    if (l) l.push(s);
-    else out.set(a, [s]);
+  for (const s of st.served.keys()) {
+    for (const a of serversOf(st, s)) {
+      const l = out.get(a);
+      if (l) l.push(s);
+      else out.set(a, [s]);
+    }
   }
   for (const l of out.values()) l.sort(cmp);
   return out;

@@ -25,6 +25,9 @@ export interface CompileOptions {
    *  turns it off: a quarter of the compile of a 10,000-box policy. Without it every config's
    *  contentHash is "" and every config counts as changed. */
   isHashed?: boolean;
+  /** Written to AgentConfig.liveness of every config with serving groups (0 fields: the agent's
+   *  defaults). */
+  liveness?: { intervalMs?: number; multiplier?: number; holdDownMs?: number; port?: number };
 }
 
 export interface UnservedSubnet {
@@ -48,6 +51,8 @@ export interface CompileResult {
   unserved: readonly UnservedSubnet[];
   /** The active serving agent of every served subnet, by subnet name. */
   servedBy: ReadonlyMap<SubnetName, AgentName>;
+  /** Subnets more than one agent may serve (serving groups): those agents in serving order. */
+  candidates: ReadonlyMap<SubnetName, readonly AgentName[]>;
   /** Agents whose content_hash differs from the previous result of this compiler (all, on the first). */
   changed: AgentName[];
   /** Agents that were in the previous result and are gone. */
@@ -140,10 +145,14 @@ export interface CompilerState {
   readonly keepalive: number;
   readonly probeInterval: number;
   readonly isHashed: boolean;
+  readonly liveness: { intervalMs: number; multiplier: number; holdDownMs: number; port: number };
   agents: Map<AgentName, AgentMeta>;
   overlayHosts: { 4: bigint[]; 6: bigint[] };
   overlayHosts4: number[];
   served: Map<SubnetName, AgentName>;
+  /** Subnets more than one agent may serve (a serving group): those agents in serving order, the
+   *  ones judged healthy first. Only for served subnets; the same array for a cluster's members. */
+  candidates: Map<SubnetName, readonly AgentName[]>;
   unservedReason: Map<SubnetName, string>;
   localByAgent: Map<AgentName, SubnetName[]>;
   reductions: Map<string, Reduction>;
@@ -160,10 +169,24 @@ export interface CompilerState {
   dirtyRelays: Set<AgentName>;
   indirectView?: PairRoute[];
   /** Sorted served/unserved lists of the last result; cleared when serving changes. */
-  servingView?: { unserved: UnservedSubnet[]; servedBy: Map<SubnetName, AgentName> };
+  servingView?: {
+    unserved: UnservedSubnet[];
+    servedBy: Map<SubnetName, AgentName>;
+    candidates: Map<SubnetName, readonly AgentName[]>;
+  };
 }
 
 export const EMPTY: readonly string[] = Object.freeze([]);
+
+/** The agents that serve subnet `s`: every candidate of its serving group, or its one server. */
+export function serversOf(st: CompilerState, s: SubnetName): readonly AgentName[] {
+  const c = st.candidates.get(s);
+  if (c) return c;
+  const a = st.served.get(s);
+  return a === undefined ? NO_AGENTS : [a];
+}
+
+const NO_AGENTS: readonly AgentName[] = Object.freeze([]);
 
 export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -93,13 +93,14 @@ export function applyInventory(
   }
 }
 
-/** Step 3: re-serves candidate clusters; a subnet whose server changed is dirty. Returns who served what before. */
-export function reserve(
-  st: CompilerState,
-  oldIndex: PolicyIndex,
-  newIndex: PolicyIndex,
-  d: Dirty,
-): ReadonlyMap<SubnetName, AgentName> {
+/** Who served what before a re-serve: the servers, and the serving groups' candidates. */
+export interface ServingBefore {
+  served: ReadonlyMap<SubnetName, AgentName>;
+  candidates: ReadonlyMap<SubnetName, readonly AgentName[]>;
+}
+
+/** Step 3: re-serves candidate clusters; a subnet whose server or candidates changed is dirty. */
+export function reserve(st: CompilerState, oldIndex: PolicyIndex, newIndex: PolicyIndex, d: Dirty): ServingBefore {
   // A dirty subnet's old cluster partners are candidates too (it may have left their cluster).
   for (const name of [...d.dirtySubnets]) {
     const old = oldIndex.subnets.get(name);
@@ -111,22 +112,25 @@ export function reserve(
   }
   const isServingTouched = d.candidateClusters.size > 0 || d.dirtySubnets.size > 0;
   const servedBefore = isServingTouched ? new Map(st.served) : st.served;
+  const candidatesBefore = isServingTouched ? new Map(st.candidates) : st.candidates;
   for (const name of d.dirtySubnets) {
     if (!newIndex.subnets.has(name)) {
       st.served.delete(name);
+      st.candidates.delete(name);
       st.unservedReason.delete(name);
     }
   }
   for (const cluster of d.candidateClusters) {
     serveCluster(st, newIndex, cluster);
     for (const m of newIndex.clusters.get(cluster) ?? []) {
-      if (st.served.get(m) !== servedBefore.get(m)) d.dirtySubnets.add(m);
+      if (st.served.get(m) !== servedBefore.get(m) || st.candidates.get(m) !== candidatesBefore.get(m))
+        d.dirtySubnets.add(m);
     }
   }
   // Unserved reasons can change without any server changing, so any re-serving refreshes the view.
   if (isServingTouched) st.servingView = undefined;
   if (d.dirtySubnets.size > 0) st.localByAgent = buildLocalByAgent(st);
-  return servedBefore;
+  return { served: servedBefore, candidates: candidatesBefore };
 }
 
 /**
@@ -140,7 +144,7 @@ export function reduceDirty(
   oldIndex: PolicyIndex,
   newIndex: PolicyIndex,
   d: Dirty,
-  servedBefore: ReadonlyMap<SubnetName, AgentName>,
+  before: ServingBefore,
 ): void {
   const sideDirty = new Map<string, { isFrom: boolean; isTo: boolean }>();
   const mark = (rule: string, isFrom: boolean): void => {
@@ -179,12 +183,15 @@ export function reduceDirty(
     st.reductions.set(name, red);
     addReductionAgents(red, d.affected, side.isTo, side.isFrom);
   }
-  // The old and new servers of a dirty subnet (local subnets, masquerade, probes).
+  // The old and new servers and candidates of a dirty subnet (local subnets, masquerade, probes,
+  // the serving group's order).
   for (const s of d.dirtySubnets) {
-    const was = servedBefore.get(s);
+    const was = before.served.get(s);
     const now = st.served.get(s);
     if (was) d.affected.add(was);
     if (now) d.affected.add(now);
+    for (const a of before.candidates.get(s) ?? []) d.affected.add(a);
+    for (const a of st.candidates.get(s) ?? []) d.affected.add(a);
   }
 }
 
