@@ -4,6 +4,7 @@
 // default route is the subnet's virtual gateway; `hub` on both underlays, relaying. The controller
 // host is on both.
 import { spawnSync } from 'node:child_process';
+import { DEFAULT_LIVENESS_INTERVAL_MS, DEFAULT_LIVENESS_MULTIPLIER } from '../../agent/failover/groups.js';
 import type { TestbedDescription } from '../testbed/topology.js';
 import { cliPath, type FleetAgentSpec } from './fleet.js';
 
@@ -75,6 +76,11 @@ export const EDGE_FAILOVER_AGENTS: FleetAgentSpec[] = [
 export function hasLivenessSettings(): boolean {
   const r = spawnSync(process.execPath, [cliPath(), 'controller', 'serve', '--help'], { encoding: 'utf8' });
   return `${r.stdout}${r.stderr}`.includes('--liveness-interval-ms');
+}
+
+/** The detection time the agents run with: ours where the controller passes it, else the agents' default. */
+export function effectiveDetectionMs(isLivenessSupported = hasLivenessSettings()): number {
+  return isLivenessSupported ? DETECTION_MS : DEFAULT_LIVENESS_INTERVAL_MS * DEFAULT_LIVENESS_MULTIPLIER;
 }
 
 /**

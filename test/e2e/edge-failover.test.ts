@@ -16,7 +16,6 @@
 import t, { type Test } from 'tap';
 import { Testbed } from '../testbed/testbed.js';
 import {
-  DETECTION_MS,
   ECHO_PORT,
   EDGE_FAILOVER_AGENTS,
   EDGE_FAILOVER_POLICY,
@@ -31,6 +30,7 @@ import {
   STANDBY,
   edgeFailoverControllerArgs,
   edgeFailoverTopology,
+  effectiveDetectionMs,
   hasLivenessSettings,
 } from './edge-failover-topology.js';
 import { Fleet } from './fleet.js';
@@ -53,6 +53,8 @@ const LOSS_SECONDS = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const isEdgeCode = hasLivenessSettings();
+/** Interval x multiplier the agents run with (the agents' default where the controller cannot set it). */
+const DETECTION_MS = effectiveDetectionMs(isEdgeCode);
 const bed = await Testbed.create(edgeFailoverTopology(), { t });
 const fleet = await Fleet.start(bed, {
   agents: EDGE_FAILOVER_AGENTS,
@@ -70,7 +72,7 @@ t.teardown(async () => {
 t.comment(
   isEdgeCode
     ? `edge failover: liveness ${LIVENESS_INTERVAL_MS} ms x ${LIVENESS_MULTIPLIER}, hold-down ${HOLD_DOWN_S} s`
-    : `this controller has no --liveness-interval-ms: failover is the controller's (hold-down ${HOLD_DOWN_S} s)`,
+    : `this controller has no --liveness-interval-ms: the agents' default liveness (detection ${DETECTION_MS} ms), if any`,
 );
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
