@@ -104,3 +104,24 @@ t.test('every problem of a config file at once, with the nearest known key', asy
     /^c\.yaml:2: unknown setting "overlay-cidrs" \(did you mean "overlay-cidr"\?\) \(and 3 more\)$/,
   );
 });
+
+t.test('liveness settings: whole numbers in range, each error naming its key and line', async (t) => {
+  const ok = parseSettingsText('liveness-interval-ms: 100\nliveness-multiplier: 4\nliveness-port: 51900\n', 'c.yaml');
+  t.match(ok, { 'liveness-interval-ms': 100, 'liveness-multiplier': 4, 'liveness-port': 51900 });
+  const err = (() => {
+    try {
+      parseSettingsText('liveness-interval-ms: 2.5\nliveness-multiplier: 1\nliveness-port: 70000\n', 'c.yaml');
+      return null;
+    } catch (e) {
+      return e as CrosslinkError;
+    }
+  })();
+  t.same(
+    err?.details.map((d) => [d.line, d.message]),
+    [
+      [1, 'liveness-interval-ms: must be a whole number from 10 to 60000 (milliseconds)'],
+      [2, 'liveness-multiplier: must be a whole number from 2 to 100 (periods)'],
+      [3, 'liveness-port: must be a whole number from 1 to 65535 (a UDP port)'],
+    ],
+  );
+});

@@ -47,6 +47,12 @@ export interface ControllerSettings {
   'probe-interval-seconds'?: number;
   /** Bearer token GET /metrics requires; absent: /metrics is open (Prometheus' default). */
   'metrics-token'?: string;
+  /** Failover at the edges: echo period through the tunnel, ms; default 150 (the agents'). */
+  'liveness-interval-ms'?: number;
+  /** Echo periods without a packet before a peer counts as dead; default 5. */
+  'liveness-multiplier'?: number;
+  /** UDP port of the echo (overlay) and the LAN advertisements; default 51821. */
+  'liveness-port'?: number;
   /** Seconds between HTTP/2 PINGs on each agent connection; default 5. */
   'stream-ping-interval-seconds'?: number;
   /** A PING unanswered this long closes the connection, so a dead box's stream ends; default 5. */
@@ -75,6 +81,9 @@ export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
   'metrics-token': 'string',
   'stream-ping-interval-seconds': 'number',
   'stream-ping-timeout-seconds': 'number',
+  'liveness-interval-ms': 'number',
+  'liveness-multiplier': 'number',
+  'liveness-port': 'number',
 };
 
 export const DEFAULTS = {
@@ -170,6 +179,16 @@ export function validateSettings(
   for (const [key, min, max] of positive) {
     const v = s[key] as number | undefined;
     if (v !== undefined && (!Number.isFinite(v) || v < min || v > max)) bad(key, `must be between ${min} and ${max}`);
+  }
+  const whole: Array<[keyof ControllerSettings, number, number, string]> = [
+    ['liveness-interval-ms', 10, 60_000, 'milliseconds'],
+    ['liveness-multiplier', 2, 100, 'periods'],
+    ['liveness-port', 1, 65_535, 'a UDP port'],
+  ];
+  for (const [key, min, max, what] of whole) {
+    const v = s[key] as number | undefined;
+    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max))
+      bad(key, `must be a whole number from ${min} to ${max} (${what})`);
   }
   const pi = s['probe-interval-seconds'];
   if (pi !== undefined && (!Number.isInteger(pi) || pi < 0 || pi > 3600))

@@ -176,7 +176,16 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     log,
     clock,
     heartbeatIntervalMs,
-    compileOptions: { probeIntervalSeconds: s['probe-interval-seconds'] ?? 0 },
+    compileOptions: {
+      probeIntervalSeconds: s['probe-interval-seconds'] ?? 0,
+      // Failover at the edges: the agents' echo, and the same hold-down as the controller's own.
+      liveness: {
+        intervalMs: s['liveness-interval-ms'] ?? 0,
+        multiplier: s['liveness-multiplier'] ?? 0,
+        port: s['liveness-port'] ?? 0,
+        holdDownMs: Math.round((s['failover-hold-down-seconds'] ?? 30) * 1000),
+      },
+    },
     onHandover: (handovers) => monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs()))),
   });
   await distributor.start();

@@ -34,6 +34,9 @@ interface ServeArgs {
   failoverHoldDownSeconds?: number;
   probeIntervalSeconds?: number;
   metricsToken?: string;
+  livenessIntervalMs?: number;
+  livenessMultiplier?: number;
+  livenessPort?: number;
 }
 
 function settingsOptions<T>(y: Argv<T>) {
@@ -108,6 +111,18 @@ function settingsOptions<T>(y: Argv<T>) {
     .option('metrics-token', {
       type: 'string',
       describe: 'Bearer token GET /metrics requires (default: /metrics is open)',
+    })
+    .option('liveness-interval-ms', {
+      type: 'number',
+      describe: "Failover at the edges: the agents' echo period through the tunnel, ms (default 150)",
+    })
+    .option('liveness-multiplier', {
+      type: 'number',
+      describe: 'Echo periods without a packet before a peer counts as dead (default 5: 750 ms)',
+    })
+    .option('liveness-port', {
+      type: 'number',
+      describe: 'UDP port of the echo and of the LAN advertisements between standbys (default 51821)',
     });
 }
 
@@ -133,6 +148,9 @@ function flagsOf(a: ServeArgs): ControllerSettings {
     'metrics-token': a.metricsToken,
     'stream-ping-interval-seconds': a.streamPingIntervalSeconds,
     'stream-ping-timeout-seconds': a.streamPingTimeoutSeconds,
+    'liveness-interval-ms': a.livenessIntervalMs,
+    'liveness-multiplier': a.livenessMultiplier,
+    'liveness-port': a.livenessPort,
   };
 }
 
