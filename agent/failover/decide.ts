@@ -86,6 +86,14 @@ export class FailoverDecider {
       } else {
         const r = this.elect(g, peers, isEligible, detectMs, l.holdDownMs, nowMs);
         if (r.isHolding) held.add(g.name);
+        else {
+          // Who holds it, as heard on the LAN: the group's traffic to this box comes from there.
+          const holder = g.candidates.find((c) => {
+            const a = this.heard.get(g.name)?.get(c);
+            return c !== this.self && a !== undefined && a.isHolding && nowMs - a.atMs <= detectMs;
+          });
+          if (holder !== undefined) active.set(g.name, holder);
+        }
         if (r.recheckInMs !== null) soonest(r.recheckInMs);
       }
     }

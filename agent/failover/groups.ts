@@ -106,17 +106,22 @@ export function failoverPlanOf(
   return { self: config.agentName, groups, liveness, peers };
 }
 
-/** The candidate a sending box gives a group to when it knows nothing yet: the first one. */
-export function activeOf(g: FailoverGroup, view: FailoverView | null): string | undefined {
-  return view?.active.get(g.name) ?? g.candidates[0];
+/**
+ * The peer that gets a group's prefixes: on a sending box the candidate the view names (the first
+ * before any view); on a candidate box that does not hold the gateway, the candidate that does
+ * (the group's traffic to this box's other subnets then comes from it through the tunnel).
+ */
+export function activeOf(plan: FailoverPlan, g: FailoverGroup, view: FailoverView | null): string | undefined {
+  if (g.rank >= 0 && view?.held.has(g.name)) return undefined; // on this box's own LAN
+  const name = view?.active.get(g.name) ?? g.candidates[0];
+  return name === plan.self ? undefined : name;
 }
 
-/** The peers (public key) that get each sent-to group's prefixes under `view`. */
+/** The peers (public key) that get each group's prefixes under `view`. */
 export function extraAllowedIps(plan: FailoverPlan, view: FailoverView | null): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const g of plan.groups) {
-    if (g.rank >= 0) continue; // a candidate reaches its group on the LAN, not through a peer
-    const name = activeOf(g, view);
+    const name = activeOf(plan, g, view);
     const key = name === undefined ? undefined : plan.peers.get(name)?.publicKey;
     if (key === undefined) continue;
     const l = out.get(key);
@@ -137,6 +142,6 @@ export function viewKey(plan: FailoverPlan, view: FailoverView | null): string {
   if (!view) return '-';
   const parts: string[] = [];
   for (const g of plan.groups)
-    parts.push(g.rank >= 0 ? `${g.name}:${view.held.has(g.name) ? 'H' : '-'}` : `${g.name}>${activeOf(g, view)}`);
+    parts.push(`${g.name}${view.held.has(g.name) ? ':H' : ''}>${activeOf(plan, g, view) ?? ''}`);
   return parts.join(',');
 }

@@ -105,6 +105,52 @@ t.test('renderFirewall golden files', async (t) => {
   }
 });
 
+// The liveness port (configs with serving groups only): the echo from the overlay pool on the
+// WireGuard interface, adverts from the groups' LANs (and IPv6 link-local) elsewhere, nothing else.
+const livenessCases = [
+  {
+    name: 'liveness-candidate',
+    fw: cases[2]!.fw,
+    liveness: {
+      port: 51821,
+      overlayPrefixes: ['100.64.0.0/10'],
+      lanPrefixes: ['10.20.1.0/24', '10.20.9.0/24', '2001:db8:20::/48'],
+    },
+  },
+  {
+    name: 'liveness-sender',
+    fw: firewall({}),
+    liveness: { port: 40000, overlayPrefixes: ['fd64::/64'], lanPrefixes: [] },
+  },
+];
+
+t.test('renderFirewall with the liveness port: golden files', async (t) => {
+  for (const c of livenessCases) {
+    const text = renderFirewall(c.fw, { wgInterface: WG, liveness: c.liveness });
+    matchGolden(t, `test/golden/nft/${c.name}.nft`, text);
+    const without = renderFirewall(c.fw, { wgInterface: WG });
+    const input = text.replace(without.replace(/}\n$/, ''), '');
+    t.notOk(without.includes('chain input'), `${c.name}: no input chain without liveness`);
+    t.ok(text.startsWith(without.replace(/\n}\n$/, '')), `${c.name}: only the input chain is added`);
+    t.match(input, /^\n\tchain input \{\n\t\ttype filter hook input priority filter; policy accept;\n/);
+    for (const line of input.split('\n').filter((l) => l.startsWith('\t\t') && !l.includes('type filter')))
+      t.match(line, new RegExp(`^\\t\\tudp dport ${c.liveness.port} `), `${c.name}: only the liveness port`);
+  }
+  t.throws(
+    () =>
+      renderFirewall(firewall({}), { wgInterface: WG, liveness: { port: 0, overlayPrefixes: [], lanPrefixes: [] } }),
+    /liveness\.port: invalid port 0/,
+  );
+  t.throws(
+    () =>
+      renderFirewall(firewall({}), {
+        wgInterface: WG,
+        liveness: { port: 51821, overlayPrefixes: [], lanPrefixes: ['10.1.0.0/16', 'nope'] },
+      }),
+    /liveness\.lan_prefixes\[1\]: invalid prefix "nope"/,
+  );
+});
+
 t.test('rule order does not change the output', async (t) => {
   const fw = cases.find((c) => c.name === 'overlapping-tuples')!.fw!;
   const reversed = firewall({ outbound: [...fw.outbound].reverse() });

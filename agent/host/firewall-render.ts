@@ -17,6 +17,23 @@ import { cmpStr, contains, layerBoxes, type TupleBox } from './firewall-layers.j
 export interface RenderFirewallOptions {
   /** The WireGuard interface whose traffic is judged, e.g. "crosslink0". */
   wgInterface: string;
+  /** The edge liveness port (a config with serving groups); absent: no input chain at all. */
+  liveness?: LivenessFirewall;
+}
+
+/**
+ * Who may send to the liveness UDP port (agent/liveness/): the echo from peers' overlay addresses
+ * through the WireGuard interface, and the LAN advertisements of the other candidates of this
+ * box's serving groups on any other interface. The port is closed to everyone else.
+ */
+export interface LivenessFirewall {
+  port: number;
+  /** Canonical prefixes the peers' overlay addresses lie in (the overlay pool, e.g. "100.64.0.0/10"). */
+  overlayPrefixes: readonly string[];
+  /** Canonical LAN prefixes of the serving groups this box is a candidate of (where the other
+   *  candidates' adverts come from); IPv6 adverts also come from link-local addresses. Empty: a
+   *  box that only sends to serving groups, so it takes no adverts. */
+  lanPrefixes: readonly string[];
 }
 
 /** Per-direction names: chain, named drop counter and set-name prefix. */
@@ -244,6 +261,41 @@ function setBlock(name: string, type: string, elements: readonly string[]): stri
   return `${head}\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}\n\t}`;
 }
 
+/** The input chain of the liveness port: accept from the overlay on the WireGuard interface and
+ *  from the groups' LANs elsewhere, drop the port otherwise; other input is not ours to judge. */
+function livenessInput(l: LivenessFirewall, ifq: string, cache: PrefixCache): string[] {
+  if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535)
+    throw invalid('liveness.port', `invalid port ${l.port}`);
+  const overlay = outermost(l.overlayPrefixes, 'liveness.overlay_prefixes', cache);
+  // IPv6 adverts to ff02::1 leave from the sender's link-local address.
+  const lanV6 = l.lanPrefixes.some((p) => p.includes(':')) ? ['fe80::/10'] : [];
+  const lan = outermost([...l.lanPrefixes, ...lanV6], 'liveness.lan_prefixes', cache);
+  const dport = `udp dport ${l.port}`;
+  const rules: string[] = [];
+  for (const fam of [4, 6] as const) {
+    const ip = fam === 4 ? 'ip' : 'ip6';
+    const from = overlay.get(fam)!.map((p) => p.text);
+    if (from.length > 0) rules.push(`\t\t${dport} iifname ${ifq} ${ip} saddr ${anonSet(from)} accept`);
+  }
+  for (const fam of [4, 6] as const) {
+    const ip = fam === 4 ? 'ip' : 'ip6';
+    const from = lan.get(fam)!.map((p) => p.text);
+    if (from.length === 0) continue;
+    rules.push(`\t\t${dport} iifname != ${ifq} ${ip} saddr ${anonSet(from)} accept`);
+  }
+  return [
+    '',
+    '\tchain input {',
+    '\t\ttype filter hook input priority filter; policy accept;',
+    ...rules,
+    `\t\t${dport} drop`,
+    '\t}',
+  ];
+}
+
+/** One prefix as it is, several as an anonymous set. */
+const anonSet = (list: readonly string[]): string => (list.length === 1 ? list[0]! : `{ ${list.join(', ')} }`);
+
 /** Renders `table inet crosslink { ... }` for `fw` (absent: deny everything crossing the overlay). */
 export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOptions): string {
   if (!IFNAME_RE.test(opts.wgInterface)) throw invalid('wgInterface', `invalid interface name "${opts.wgInterface}"`);
@@ -314,6 +366,8 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
     judge.push(`\t\t${ip} saddr @local${fam} ${ip} daddr @local${fam} jump lan_to_lan`);
   }
 
+  const input = opts.liveness ? livenessInput(opts.liveness, ifq, cache) : [];
+
   const lines = [`table inet ${CROSSLINK_NFT_TABLE} {`];
   for (const dir of FIREWALL_DIRECTIONS) lines.push(`\tcounter ${dir.counter} {`, '\t}');
   if (sets.length > 0) lines.push('', ...sets);
@@ -326,6 +380,7 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
     ...judge,
     '\t}',
     ...chains,
+    ...input,
   );
   // Relay: other boxes' WireGuard datagrams, still encrypted, rewritten in the kernel and sent on;
   // they never reach our WireGuard interface, and the forward chain above leaves them alone.

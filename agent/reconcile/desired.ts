@@ -14,6 +14,8 @@ import {
   type FailoverPlan,
   type FailoverView,
 } from '../failover/groups.js';
+import type { LivenessFirewall } from '../host/firewall-render.js';
+import { DEFAULT_LIVENESS_PORT } from '../liveness/settings.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired } from './host-state.js';
 import {
   canonicalEndpoint,
@@ -54,11 +56,18 @@ export const DEFAULT_MTU = 1420;
 export const DEFAULT_LISTEN_PORT = 51820;
 export const DEFAULT_INTERFACE = 'crosslink0';
 
+/** What the renderer is told besides the Firewall message (RenderFirewallOptions). */
+export interface FirewallRenderOptions {
+  wgInterface: string;
+  /** The edge liveness port's input rules; absent (a config without serving groups): none. */
+  liveness?: LivenessFirewall;
+}
+
 /** Renders the nft ruleset for the Crosslink table (agent/host/firewall-render.ts in production). */
-export type FirewallRenderer = ((firewall: Firewall, opts: { wgInterface: string }) => string) & {
-  /** True when this renderer has already validated and rendered an equal firewall for this
-   *  interface (render-memo.ts), so checking its 10,000 tuples again can be skipped. */
-  isRendered?: (firewall: Firewall, opts: { wgInterface: string }) => boolean;
+export type FirewallRenderer = ((firewall: Firewall, opts: FirewallRenderOptions) => string) & {
+  /** True when this renderer has already validated and rendered an equal firewall with equal
+   *  options (render-memo.ts), so checking its 10,000 tuples again can be skipped. */
+  isRendered?: (firewall: Firewall, opts: FirewallRenderOptions) => boolean;
 };
 
 export const SYSCTL_IPV4_FORWARD = 'net.ipv4.ip_forward';
@@ -178,6 +187,27 @@ function canonicalPrefixes(list: readonly string[], path: string, errors: ErrorD
   }
 }
 
+/** The liveness port's firewall for a config with serving groups (undefined without: its ruleset
+ *  stays as it was before serving groups existed). */
+function livenessFirewall(
+  config: AgentConfig,
+  overlay: string | null,
+  errors: ErrorDetail[],
+): LivenessFirewall | undefined {
+  if (config.servingGroups.length === 0) return undefined;
+  const port = config.liveness?.port || DEFAULT_LIVENESS_PORT;
+  if (port > 65535) errors.push({ path: 'liveness.port', message: `${port} is above 65535` });
+  const overlayPrefixes: string[] = [];
+  const pool = overlay === null ? null : strictCanonicalPrefix(overlay);
+  if (pool !== null) overlayPrefixes.push(pool);
+  const lanPrefixes: string[] = [];
+  config.servingGroups.forEach((g, i) => {
+    const isCandidate = g.subnets.length > 0 || g.candidates.includes(config.agentName);
+    canonicalPrefixes(g.prefixes, `serving_groups[${i}].prefixes`, errors, isCandidate ? lanPrefixes : undefined);
+  });
+  return { port, overlayPrefixes, lanPrefixes: sortedUnique(lanPrefixes) };
+}
+
 /** sha256 hex of a ruleset (DesiredState.firewall.hash); ~0.3 ms at 10,000 tuples, so not memoised. */
 function rulesetHash(ruleset: string): string {
   return createHash('sha256').update(ruleset).digest('hex');
@@ -233,7 +263,9 @@ export function desiredState(
   const routePrefixes: string[] = [];
   canonicalPrefixes(config.routes, 'routes', errors, routePrefixes);
   const fw = config.firewall ?? create(FirewallSchema);
-  if (!renderFirewall.isRendered?.(fw, { wgInterface: settings.interfaceName })) validateFirewall(fw, errors);
+  const liveness = livenessFirewall(config, overlay, errors);
+  const renderOpts: FirewallRenderOptions = { wgInterface: settings.interfaceName, ...(liveness ? { liveness } : {}) };
+  if (!renderFirewall.isRendered?.(fw, renderOpts)) validateFirewall(fw, errors);
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
   const groupedGateways = new Set<string>();
   const failover = failoverPlanOf(config, errors, groupedGateways);
@@ -254,7 +286,7 @@ export function desiredState(
 
   let ruleset: string;
   try {
-    ruleset = renderFirewall(fw, { wgInterface: settings.interfaceName });
+    ruleset = renderFirewall(fw, renderOpts);
   } catch (e) {
     throw new InvalidConfigError([{ path: 'firewall', message: `cannot be rendered: ${(e as Error).message}` }]);
   }

@@ -19,7 +19,7 @@ import {
   type FlowRule,
   type RelayForward,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import type { FirewallRenderer } from './desired.js';
+import type { FirewallRenderer, FirewallRenderOptions } from './desired.js';
 
 type Flat = Array<string | number>;
 
@@ -122,14 +122,22 @@ const keyOf = (fw: Firewall): Key =>
 const matchesKey = (key: Key, fw: Firewall): boolean =>
   key.kind === 'flat' ? matchesFlat(key.flat, fw) : Buffer.compare(key.bytes, toBinary(FirewallSchema, fw)) === 0;
 
+/** The render options as one string: equal options, equal text (the liveness part is small). */
+function optionsKey(opts: FirewallRenderOptions): string {
+  const l = opts.liveness;
+  return l === undefined
+    ? opts.wgInterface
+    : `${opts.wgInterface}|${l.port}|${l.overlayPrefixes.join(',')}|${l.lanPrefixes.join(',')}`;
+}
+
 export function memoizeFirewallRenderer(render: FirewallRenderer): FirewallRenderer {
   // The key is taken when the next message is compared, not at the render: on a fresh agent the
   // render is on the critical path of the first apply, and the walk cold costs 5-8 ms there.
-  let last: { wgInterface: string; key: Key | null; rendered: Firewall | null; ruleset: string } | null = null;
+  let last: { options: string; key: Key | null; rendered: Firewall | null; ruleset: string } | null = null;
   // The message last found equal: isRendered() and the render that follows ask about the same one.
   let matched: Firewall | null = null;
-  const isRendered = (fw: Firewall, opts: { wgInterface: string }): boolean => {
-    if (last === null || last.wgInterface !== opts.wgInterface) return false;
+  const isRendered = (fw: Firewall, opts: FirewallRenderOptions): boolean => {
+    if (last === null || last.options !== optionsKey(opts)) return false;
     if (matched !== fw) {
       if (last.key === null) {
         last.key = keyOf(last.rendered!);
@@ -143,7 +151,7 @@ export function memoizeFirewallRenderer(render: FirewallRenderer): FirewallRende
     if (isRendered(fw, opts)) return last!.ruleset;
     // A throwing render leaves the last good entry in place.
     const ruleset = render(fw, opts);
-    last = { wgInterface: opts.wgInterface, key: null, rendered: fw, ruleset };
+    last = { options: optionsKey(opts), key: null, rendered: fw, ruleset };
     matched = fw;
     return ruleset;
   };

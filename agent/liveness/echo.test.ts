@@ -1,0 +1,260 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { decodeEcho, ECHO_PACKET_BYTES, EchoSessions, encodeEcho, isEchoPacket, type EchoTiming } from './echo.js';
+
+const TIMING: EchoTiming = { intervalMs: 200, multiplier: 3 };
+
+function packet(hearsYou: boolean, seq = 1): Uint8Array {
+  const p = new Uint8Array(ECHO_PACKET_BYTES);
+  encodeEcho(p, hearsYou, seq);
+  return p;
+}
+
+/** Ticks `s` at every due time up to `untilMs`; returns the sends and the changes seen. */
+function runUntil(s: EchoSessions, fromMs: number, untilMs: number) {
+  const sends: Array<{ atMs: number; address: string; bytes: Uint8Array }> = [];
+  const changed: Array<{ atMs: number; names: string[] }> = [];
+  let now = fromMs;
+  for (;;) {
+    const wait = s.nextDueInMs(now);
+    if (now + wait > untilMs) break;
+    now += wait;
+    const r = s.tick(now);
+    for (const x of r.sends) sends.push({ atMs: now, address: x.address, bytes: x.packet.slice() });
+    if (r.changed.length > 0) changed.push({ atMs: now, names: [...r.changed] });
+  }
+  return { sends, changed };
+}
+
+t.test('packet encoding', async (t) => {
+  const p = packet(true, 0xfedcba98);
+  t.same([...p.subarray(0, 6)], [0x78, 0x6c, 0x45, 0x43, 1, 1], 'magic, version, flag');
+  t.same(decodeEcho(p), { hearsYou: true, seq: 0xfedcba98 });
+  t.same(decodeEcho(packet(false, 7)), { hearsYou: false, seq: 7 });
+  t.ok(isEchoPacket(p));
+  const bad: Array<[string, Uint8Array]> = [
+    ['empty', new Uint8Array(0)],
+    ['short', p.subarray(0, 11)],
+    ['long', Uint8Array.of(...p, 0)],
+    ['magic', Uint8Array.of(0x78, 0x6c, 0x41, 0x44, ...p.subarray(4))],
+    ['version', Uint8Array.of(...p.subarray(0, 4), 2, ...p.subarray(5))],
+  ];
+  for (const [name, b] of bad) t.equal(decodeEcho(b), null, name);
+});
+
+t.test('a peer: init, up once it hears us, down after multiplier x interval of silence', async (t) => {
+  const s = new EchoSessions(TIMING, 0);
+  s.setPeers([{ name: 'civic', address: '100.64.0.2' }], 1000);
+  t.equal(s.state('civic'), 'init');
+  t.equal(s.state('nobody'), undefined);
+  t.same(s.receive('100.64.0.2', packet(false), 1010), [], "a packet that does not hear us: still 'init'");
+  t.equal(s.state('civic'), 'init');
+  // Our next packet says we hear them.
+  const first = runUntil(s, 1010, 1210);
+  t.equal(first.sends.length, 1, 'one packet per interval');
+  t.same(decodeEcho(first.sends[0]!.bytes), { hearsYou: true, seq: 1 }, 'we hear them now');
+  t.same(s.receive('100.64.0.2', packet(true), 1220), ['civic'], 'up');
+  t.same(s.receive('100.64.0.2', packet(true), 1230), [], 'no change');
+  const snap = s.snapshot();
+  t.same(snap, [{ name: 'civic', address: '100.64.0.2', state: 'up', sinceMs: 1220, lastRxMs: 1230 }]);
+  // Silence: down at the first send time at least 600 ms after the last packet, within 800 ms.
+  const quiet = runUntil(s, 1230, 3000);
+  t.equal(quiet.changed.length, 1);
+  const downAt = quiet.changed[0]!.atMs;
+  t.ok(downAt - 1230 >= 600 && downAt - 1230 <= 800, `down after ${downAt - 1230} ms`);
+  t.equal(s.state('civic'), 'down');
+  const last = quiet.sends[quiet.sends.length - 1]!;
+  t.same(decodeEcho(last.bytes)?.hearsYou, false, 'and our packets say we no longer hear them');
+  t.same(s.receive('100.64.0.2', packet(true), 3010), ['civic'], 'up again at once');
+});
+
+t.test('a peer that never answers goes from init to down', async (t) => {
+  const s = new EchoSessions(TIMING, 0);
+  s.setPeers([{ name: 'a', address: '100.64.0.2' }], 0);
+  const r = runUntil(s, 0, 1000);
+  t.equal(r.changed.length, 1);
+  t.ok(r.changed[0]!.atMs >= 600 && r.changed[0]!.atMs <= 800);
+  t.equal(s.state('a'), 'down');
+});
+
+t.test('"I don\'t hear you" packets alone let an up peer go down', async (t) => {
+  const s = new EchoSessions(TIMING, 0);
+  s.setPeers([{ name: 'a', address: '100.64.0.2' }], 0);
+  s.receive('100.64.0.2', packet(true), 10);
+  for (let now = 20; now < 1000; now += 50) {
+    s.receive('100.64.0.2', packet(false), now);
+    s.tick(now);
+  }
+  t.equal(s.state('a'), 'down');
+});
+
+t.test('unknown senders and malformed packets are ignored and counted', async (t) => {
+  const s = new EchoSessions(TIMING, 0);
+  s.setPeers([{ name: 'a', address: '100.64.0.2' }], 0);
+  t.same(s.receive('100.64.0.9', packet(true), 5), []);
+  t.same(s.receive('100.64.0.2', new Uint8Array(3), 5), []);
+  t.same(s.receive('100.64.0.2', packet(true).subarray(0, 8), 5), []);
+  t.equal(s.state('a'), 'init');
+  t.same(s.counters, { rx: 0, tx: 0, unknown: 1, malformed: 2 });
+});
+
+t.test('setPeers keeps the state of peers that stay, resets a moved one, drops the rest', async (t) => {
+  const s = new EchoSessions(TIMING, 0);
+  s.setPeers(
+    [
+      { name: 'a', address: '100.64.0.2' },
+      { name: 'b', address: '100.64.0.3' },
+      { name: 'c', address: '100.64.0.4' },
+    ],
+    0,
+  );
+  for (const a of ['100.64.0.2', '100.64.0.3', '100.64.0.4']) s.receive(a, packet(true), 10);
+  s.setPeers(
+    [
+      { name: 'a', address: '100.64.0.2' },
+      { name: 'b', address: '100.64.0.33' },
+      { name: 'd', address: '100.64.0.5' },
+    ],
+    20,
+  );
+  t.equal(s.state('a'), 'up');
+  t.equal(s.state('b'), 'init', 'a new address is a new session');
+  t.equal(s.state('c'), undefined);
+  t.equal(s.state('d'), 'init');
+  t.same(s.receive('100.64.0.3', packet(true), 30), [], 'the old address is unknown now');
+  t.throws(
+    () =>
+      s.setPeers(
+        [
+          { name: 'x', address: '1' },
+          { name: 'x', address: '2' },
+        ],
+        0,
+      ),
+    RangeError,
+  );
+  t.throws(
+    () =>
+      s.setPeers(
+        [
+          { name: 'x', address: '1' },
+          { name: 'y', address: '1' },
+        ],
+        0,
+      ),
+    RangeError,
+  );
+  s.setPeers([], 40);
+  t.equal(s.nextDueInMs(40), Infinity, 'no peers: nothing due');
+  t.same(s.tick(50).sends, []);
+});
+
+t.test('timing: validated; a change keeps states and moves sends onto the new grid', async (t) => {
+  t.throws(() => new EchoSessions({ intervalMs: 0, multiplier: 3 }, 0), RangeError);
+  t.throws(() => new EchoSessions({ intervalMs: 100, multiplier: 0 }, 0), RangeError);
+  t.throws(() => new EchoSessions({ intervalMs: 1.5, multiplier: 3 }, 0), RangeError);
+  const s = new EchoSessions(TIMING, 0);
+  s.setPeers([{ name: 'a', address: '100.64.0.2' }], 0);
+  s.receive('100.64.0.2', packet(true), 10);
+  const due = 10 + s.nextDueInMs(10);
+  s.setTiming({ intervalMs: 50, multiplier: 3 });
+  t.equal(s.state('a'), 'up');
+  const newDue = 10 + s.nextDueInMs(10);
+  t.ok(newDue <= due && newDue > due - 50, `next send ${newDue} within one new interval before ${due}`);
+  const r = runUntil(s, 10, 1010);
+  t.ok(r.sends.length >= 19 && r.sends.length <= 21, `${r.sends.length} sends in 1 s at 50 ms`);
+});
+
+t.test('1,000 peers: each sent once per interval, in at most 8 batches', async (t) => {
+  for (const intervalMs of [100, 200, 500]) {
+    const s = new EchoSessions({ intervalMs, multiplier: 3 }, 0);
+    const peers = Array.from({ length: 1000 }, (_, i) => ({
+      name: `peer-${i}`,
+      address: `100.64.${i >> 8}.${i & 255}`,
+    }));
+    s.setPeers(peers, 0);
+    const r = runUntil(s, 0, 10 * intervalMs);
+    const batches = new Set(r.sends.map((x) => x.atMs));
+    t.equal(r.sends.length, 10_000, `${intervalMs} ms: 10 sends per peer in 10 intervals`);
+    t.ok(batches.size <= 80, `${intervalMs} ms: ${batches.size} timer fires in 10 intervals`);
+    const perSlot = new Map<number, number>();
+    for (const x of r.sends) perSlot.set(x.atMs % intervalMs, (perSlot.get(x.atMs % intervalMs) ?? 0) + 1);
+    t.ok(Math.max(...perSlot.values()) <= 2 * 1250, `${intervalMs} ms: the slots share the peers`);
+  }
+});
+
+t.test('a late timer sends each due peer once and skips what it missed', async (t) => {
+  const s = new EchoSessions(TIMING, 0);
+  s.setPeers([{ name: 'a', address: '100.64.0.2' }], 0);
+  t.equal(s.tick(1000).sends.length, 1, 'five intervals late: one packet');
+  t.ok(s.nextDueInMs(1000) > 0 && s.nextDueInMs(1000) <= 200);
+});
+
+// Two boxes echo with random loss and delay; at every moment A's view of B obeys:
+//  - 'up' only if a packet from B saying it hears A arrived within multiplier x interval + one interval;
+//  - 'down' at the latest multiplier x interval + one interval after the last such packet.
+t.test('property: never up without a recent packet, down within M x I + I of the last', async () => {
+  const arb = fc.record({
+    intervalMs: fc.integer({ min: 20, max: 120 }),
+    multiplier: fc.integer({ min: 1, max: 5 }),
+    lossAtoB: fc.integer({ min: 0, max: 10 }),
+    lossBtoA: fc.integer({ min: 0, max: 10 }),
+    draws: fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 64, maxLength: 64 }),
+    delayMs: fc.integer({ min: 0, max: 40 }),
+    blackout: fc.tuple(fc.integer({ min: 0, max: 4000 }), fc.integer({ min: 0, max: 2000 })),
+  });
+  fc.assert(
+    fc.property(arb, (c) => {
+      const timing = { intervalMs: c.intervalMs, multiplier: c.multiplier };
+      const a = new EchoSessions(timing, 0);
+      const b = new EchoSessions(timing, 0);
+      a.setPeers([{ name: 'b', address: 'B' }], 0);
+      b.setPeers([{ name: 'a', address: 'A' }], 0);
+      const inFlight: Array<{ atMs: number; to: EchoSessions; from: string; bytes: Uint8Array }> = [];
+      let draw = 0;
+      const isLost = (loss: number, now: number) =>
+        (now >= c.blackout[0] && now < c.blackout[0] + c.blackout[1]) || c.draws[draw++ % c.draws.length]! < loss;
+      let lastHeardByA = 0; // setPeers counts as the start of the clock
+      const bound = c.multiplier * c.intervalMs + c.intervalMs;
+      for (let now = 0; now <= 6000; now++) {
+        for (let i = 0; i < inFlight.length;) {
+          const p = inFlight[i]!;
+          if (p.atMs > now) {
+            i++;
+            continue;
+          }
+          inFlight.splice(i, 1);
+          if (p.to === a && decodeEcho(p.bytes)?.hearsYou) lastHeardByA = now;
+          p.to.receive(p.from, p.bytes, now);
+        }
+        for (const [box, to, from, loss] of [
+          [a, b, 'A', c.lossAtoB],
+          [b, a, 'B', c.lossBtoA],
+        ] as const) {
+          if (box.nextDueInMs(now) > 0) continue;
+          for (const s of box.tick(now).sends)
+            if (!isLost(loss, now)) inFlight.push({ atMs: now + c.delayMs, to, from, bytes: s.packet.slice() });
+        }
+        const st = a.state('b');
+        if (st === 'up' && now - lastHeardByA > bound) return false;
+        if (now - lastHeardByA > bound && st !== 'down') return false;
+      }
+      return true;
+    }),
+    { numRuns: 60 },
+  );
+});
+
+t.test('two lossless boxes are up with each other within two intervals', async (t) => {
+  const a = new EchoSessions(TIMING, 0);
+  const b = new EchoSessions(TIMING, 0);
+  a.setPeers([{ name: 'b', address: 'B' }], 0);
+  b.setPeers([{ name: 'a', address: 'A' }], 0);
+  let upAt: number | null = null;
+  for (let now = 0; now <= 1000 && upAt === null; now++) {
+    for (const s of a.tick(now).sends) b.receive('A', s.packet, now);
+    for (const s of b.tick(now).sends) a.receive('B', s.packet, now);
+    if (a.state('b') === 'up' && b.state('a') === 'up') upAt = now;
+  }
+  t.ok(upAt !== null && upAt <= 400, `both up at ${upAt} ms`);
+});

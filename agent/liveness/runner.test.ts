@@ -1,0 +1,118 @@
+import t from 'tap';
+import type { Advert } from './advert.js';
+import { LivenessRunner, type LivenessTransport } from './runner.js';
+
+/** A clock and timers moved by hand. */
+function manualTime() {
+  let now = 0;
+  let seq = 0;
+  const pending = new Map<number, { at: number; fn: () => void }>();
+  return {
+    clock: { nowMs: () => now },
+    timers: {
+      setTimeout: (fn: () => void, ms: number) => {
+        pending.set(++seq, { at: now + ms, fn });
+        return seq;
+      },
+      clearTimeout: (h: unknown) => void pending.delete(h as number),
+    },
+    pendingCount: () => pending.size,
+    advance(toMs: number) {
+      for (;;) {
+        const next = [...pending.entries()].sort((a, b) => a[1].at - b[1].at)[0];
+        if (next === undefined || next[1].at > toMs) break;
+        pending.delete(next[0]);
+        now = next[1].at;
+        next[1].fn();
+      }
+      now = toMs;
+    },
+  };
+}
+
+/** Two runners joined by a fake wire that can be cut. */
+function pair() {
+  const time = manualTime();
+  const wire = { isCut: false };
+  const ends: Array<{
+    echo: Array<(a: string, p: Uint8Array) => void>;
+    advert: Array<(a: string, ad: Advert) => void>;
+  }> = [
+    { echo: [], advert: [] },
+    { echo: [], advert: [] },
+  ];
+  const adverts: Advert[] = [];
+  const transport = (self: 0 | 1, selfAddress: string): LivenessTransport => ({
+    sendEcho: (_address, packet) => {
+      if (!wire.isCut) for (const cb of ends[1 - self]!.echo) cb(selfAddress, packet.slice());
+    },
+    sendAdvert: (_cidr, _if, advert) => {
+      adverts.push(advert);
+      for (const end of ends) for (const cb of end.advert) cb(selfAddress, advert);
+    },
+    onEcho: (cb) => void ends[self]!.echo.push(cb),
+    onAdvert: (cb) => void ends[self]!.advert.push(cb),
+    setPort: () => {},
+    close: () => {},
+  });
+  const opts = { timing: { intervalMs: 100, multiplier: 3 }, clock: time.clock, timers: time.timers };
+  const a = new LivenessRunner({ ...opts, transport: transport(0, '100.64.0.1') });
+  const b = new LivenessRunner({ ...opts, transport: transport(1, '100.64.0.2') });
+  a.setPeers([{ name: 'b', address: '100.64.0.2' }]);
+  b.setPeers([{ name: 'a', address: '100.64.0.1' }]);
+  return { time, wire, a, b, adverts };
+}
+
+t.test('two runners go up, down when the wire is cut, up again', async (t) => {
+  const { time, wire, a, b } = pair();
+  const seen: string[][] = [];
+  a.onChange((names) => seen.push(names));
+  time.advance(300);
+  t.equal(a.state('b'), 'up');
+  t.equal(b.state('a'), 'up');
+  t.same(seen, [['b']]);
+  wire.isCut = true;
+  time.advance(400);
+  t.equal(a.state('b'), 'up', 'still up 100 ms after the cut');
+  time.advance(800);
+  t.equal(a.state('b'), 'down', 'down within 3 x 100 + 100 ms');
+  t.equal(seen.length, 2);
+  wire.isCut = false;
+  time.advance(1000);
+  t.equal(a.state('b'), 'up');
+  t.equal(a.states()[0]?.state, 'up');
+  t.ok(a.counters().tx >= 9 && a.counters().rx >= 5, JSON.stringify(a.counters()));
+  a.stop();
+  b.stop();
+  t.equal(time.pendingCount(), 0, 'no timer left');
+});
+
+t.test('one timer at a time; none without peers; a throwing listener is contained', async (t) => {
+  const { time, a, b } = pair();
+  t.equal(time.pendingCount(), 2, 'one per runner');
+  a.setPeers([{ name: 'b', address: '100.64.0.2' }]);
+  a.setTiming({ intervalMs: 50, multiplier: 3 });
+  t.equal(time.pendingCount(), 2, 'rescheduling replaces the timer');
+  a.onChange(() => {
+    throw new Error('boom');
+  });
+  time.advance(500);
+  t.equal(a.state('b'), 'up');
+  t.same(a.timing, { intervalMs: 50, multiplier: 3 });
+  a.setPeers([]);
+  b.setPeers([]);
+  t.equal(time.pendingCount(), 0, 'no peers: no timer');
+});
+
+t.test('adverts pass through; our own looped back are dropped', async (t) => {
+  const { a, b, adverts } = pair();
+  const atA: Advert[] = [];
+  const atB: Advert[] = [];
+  a.onAdvert((_addr, ad) => atA.push(ad));
+  b.onAdvert((_addr, ad) => atB.push(ad));
+  const ad: Advert = { group: 'g', agent: 'box-a', rank: 0, isEligible: true, isHolding: true, seq: 1 };
+  a.sendAdvert('10.20.1.2/24', 'eth1', ad);
+  t.same(adverts, [ad]);
+  t.same(atB, [ad]);
+  t.same(atA, [], 'not our own');
+});
