@@ -32,6 +32,7 @@ import type { AgentSettings, FirewallRenderer } from './reconcile/desired.js';
 import { watchHostEvents } from './reconcile/events.js';
 import { HandshakeStarter } from './reconcile/handshake.js';
 import { FailoverEngine, type LivenessPort } from './failover/engine.js';
+import { createLivenessPort } from './liveness/failover-port.js';
 import { Reconciler, realTimers, type ApplyFailure, type Timers } from './reconcile/loop.js';
 import { teardown } from './reconcile/teardown.js';
 import { Reporter } from './reporter.js';
@@ -384,6 +385,7 @@ export function realAgentDeps(log: Logger): AgentDeps & { host: LinuxHost } {
     watchHostEvents: feed ? (o) => watchHostEvents({ ...o, feed }) : undefined,
     createProber: ({ log: plog, clock, onRound }) =>
       new Prober({ runner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
+    createLiveness: (o) => createLivenessPort(o),
   };
 }
 

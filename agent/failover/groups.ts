@@ -5,18 +5,9 @@
 import type { ErrorDetail } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { strictCanonicalPrefix, strictInterfaceAddress } from '../host/canonical.js';
+import { livenessSettings, type LivenessSettings } from '../liveness/settings.js';
 
-export const DEFAULT_LIVENESS_INTERVAL_MS = 150;
-export const DEFAULT_LIVENESS_MULTIPLIER = 5;
-export const DEFAULT_FAILBACK_HOLD_DOWN_MS = 30_000;
-export const DEFAULT_LIVENESS_PORT = 51821;
-
-export interface LivenessSettings {
-  intervalMs: number;
-  multiplier: number;
-  holdDownMs: number;
-  port: number;
-}
+export type { LivenessSettings };
 
 export interface FailoverGroup {
   name: string;
@@ -95,13 +86,7 @@ export function failoverPlanOf(
     });
     groups.push({ name: g.name, prefixes: prefixes.sort(), candidates: [...g.candidates], rank, gateways });
   });
-  const l = config.liveness;
-  const liveness: LivenessSettings = {
-    intervalMs: l?.intervalMs || DEFAULT_LIVENESS_INTERVAL_MS,
-    multiplier: l?.multiplier || DEFAULT_LIVENESS_MULTIPLIER,
-    holdDownMs: l?.holdDownMs || DEFAULT_FAILBACK_HOLD_DOWN_MS,
-    port: l?.port || DEFAULT_LIVENESS_PORT,
-  };
+  const liveness = livenessSettings(config.liveness);
   if (liveness.port > 65535) errors.push({ path: 'liveness.port', message: `${liveness.port} is above 65535` });
   return { self: config.agentName, groups, liveness, peers };
 }

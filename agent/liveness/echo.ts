@@ -240,6 +240,11 @@ export class EchoSessions {
     return this.byName.get(name)?.state;
   }
 
+  /** Since when the peer has been in its current state. */
+  sinceMs(name: string): number | undefined {
+    return this.byName.get(name)?.sinceMs;
+  }
+
   snapshot(): Array<{ name: string; address: string; state: PeerLiveness; sinceMs: number; lastRxMs: number | null }> {
     return this.list
       .map((s) => ({ name: s.name, address: s.address, state: s.state, sinceMs: s.sinceMs, lastRxMs: s.lastRxMs }))

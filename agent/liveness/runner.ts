@@ -3,7 +3,7 @@
 // means. LAN advertisements pass through (the failover logic sends and reads them).
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
-import { realTimers, type Timers } from '../reconcile/loop.js';
+import { realTimers, type Timers } from '../../lib/timers.js';
 import type { Advert } from './advert.js';
 import { EchoSessions, type EchoTiming, type PeerLiveness } from './echo.js';
 import { DEFAULT_ECHO_INTERVAL_MS, DEFAULT_ECHO_MULTIPLIER } from './settings.js';
@@ -105,6 +105,11 @@ export class LivenessRunner {
 
   state(name: string): PeerLiveness | undefined {
     return this.sessions.state(name);
+  }
+
+  /** Since when (runner clock) the peer has been in its current state. */
+  sinceMs(name: string): number | undefined {
+    return this.sessions.sinceMs(name);
   }
 
   /** Every peer, sorted by name; times are the runner clock's (monotonic ms). */

@@ -1,14 +1,33 @@
 // desiredState's firewall options for the edge liveness port (configs with serving groups).
 import t from 'tap';
 import { create } from '@bufbuild/protobuf';
-import { LivenessSchema, ServingGroupSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  LivenessSchema,
+  LocalSubnetSchema,
+  PeerSchema,
+  ServingGroupSchema,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { renderFirewall } from '../host/firewall-render.js';
 import { desiredState, InvalidConfigError, type FirewallRenderOptions, type FirewallRenderer } from './desired.js';
 import { memoizeFirewallRenderer } from './render-memo.js';
-import { NAMED, SETTINGS, config } from './reconcile.fixture.js';
+import { NAMED, SETTINGS, config, keyOf } from './reconcile.fixture.js';
 
 const group = (name: string, prefixes: string[], candidates: string[], subnets: string[] = []) =>
   create(ServingGroupSchema, { name, prefixes, candidates, subnets });
+
+/** The other candidates a group names must be peers, and a candidate's subnets local ones. */
+const peer = (name: string, n: number) =>
+  create(PeerSchema, {
+    name,
+    publicKey: keyOf(n),
+    allowedIps: [`100.64.0.${n}/32`],
+    overlayIp: `100.64.0.${n}`,
+  });
+const withGroupPeers = (base: typeof NAMED.peersRoutesFirewall) => ({
+  ...base,
+  peers: [...base!.peers, peer('leeds-gw-2', 70), peer('peer-9', 71)],
+  localSubnets: [create(LocalSubnetSchema, { name: 'gp-lan', zone: 'n3', prefixes: ['10.20.1.0/24'] })],
+});
 
 /** A renderer that records the options it was given. */
 function recording(): { render: FirewallRenderer; seen: FirewallRenderOptions[] } {
@@ -32,7 +51,7 @@ t.test('no serving groups: no liveness options, the ruleset as before', async (t
 });
 
 t.test('serving groups: the overlay pool, the LANs of the groups this box is a candidate of', async (t) => {
-  const base = NAMED.peersRoutesFirewall!;
+  const base = withGroupPeers(NAMED.peersRoutesFirewall);
   const c = config(9, {
     ...base,
     servingGroups: [
@@ -74,7 +93,7 @@ t.test('serving groups: the overlay pool, the LANs of the groups this box is a c
   } catch (e) {
     t.same(
       (e as InvalidConfigError).details.map((x) => x.path),
-      ['liveness.port', 'serving_groups[0].prefixes[0]'],
+      ['serving_groups[0].prefixes[0]', 'liveness.port'],
     );
   }
 });
@@ -85,7 +104,7 @@ t.test('the render memo: same groups, no render; another port, a render', async 
     renders++;
     return renderFirewall(fw, opts);
   });
-  const base = NAMED.peersRoutesFirewall!;
+  const base = withGroupPeers(NAMED.peersRoutesFirewall);
   const groups = [group('gp-lan', ['10.20.1.0/24'], ['leeds-gw', 'leeds-gw-2'], ['gp-lan'])];
   desiredState(config(1, { ...base, servingGroups: groups }), SETTINGS, render);
   // A new peer joins: the firewall and the liveness options stay, so no render.

@@ -15,7 +15,6 @@ import {
   type FailoverView,
 } from '../failover/groups.js';
 import type { LivenessFirewall } from '../host/firewall-render.js';
-import { DEFAULT_LIVENESS_PORT } from '../liveness/settings.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired } from './host-state.js';
 import {
   canonicalEndpoint,
@@ -189,23 +188,17 @@ function canonicalPrefixes(list: readonly string[], path: string, errors: ErrorD
 
 /** The liveness port's firewall for a config with serving groups (undefined without: its ruleset
  *  stays as it was before serving groups existed). */
-function livenessFirewall(
-  config: AgentConfig,
-  overlay: string | null,
-  errors: ErrorDetail[],
-): LivenessFirewall | undefined {
-  if (config.servingGroups.length === 0) return undefined;
-  const port = config.liveness?.port || DEFAULT_LIVENESS_PORT;
-  if (port > 65535) errors.push({ path: 'liveness.port', message: `${port} is above 65535` });
-  const overlayPrefixes: string[] = [];
+/** What the firewall must let in for failover at the edges: the echo from the overlay, and the
+ *  advertisements on the LANs of the groups this box may serve. Undefined without serving groups. */
+function livenessFirewall(plan: FailoverPlan | null, overlay: string | null): LivenessFirewall | undefined {
+  if (!plan) return undefined;
   const pool = overlay === null ? null : strictCanonicalPrefix(overlay);
-  if (pool !== null) overlayPrefixes.push(pool);
-  const lanPrefixes: string[] = [];
-  config.servingGroups.forEach((g, i) => {
-    const isCandidate = g.subnets.length > 0 || g.candidates.includes(config.agentName);
-    canonicalPrefixes(g.prefixes, `serving_groups[${i}].prefixes`, errors, isCandidate ? lanPrefixes : undefined);
-  });
-  return { port, overlayPrefixes, lanPrefixes: sortedUnique(lanPrefixes) };
+  const lanPrefixes = plan.groups.filter((g) => g.rank >= 0).flatMap((g) => g.prefixes);
+  return {
+    port: plan.liveness.port,
+    overlayPrefixes: pool === null ? [] : [pool],
+    lanPrefixes: sortedUnique(lanPrefixes),
+  };
 }
 
 /** sha256 hex of a ruleset (DesiredState.firewall.hash); ~0.3 ms at 10,000 tuples, so not memoised. */
@@ -263,12 +256,12 @@ export function desiredState(
   const routePrefixes: string[] = [];
   canonicalPrefixes(config.routes, 'routes', errors, routePrefixes);
   const fw = config.firewall ?? create(FirewallSchema);
-  const liveness = livenessFirewall(config, overlay, errors);
+  const groupedGateways = new Set<string>();
+  const failover = failoverPlanOf(config, errors, groupedGateways);
+  const liveness = livenessFirewall(failover, overlay);
   const renderOpts: FirewallRenderOptions = { wgInterface: settings.interfaceName, ...(liveness ? { liveness } : {}) };
   if (!renderFirewall.isRendered?.(fw, renderOpts)) validateFirewall(fw, errors);
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
-  const groupedGateways = new Set<string>();
-  const failover = failoverPlanOf(config, errors, groupedGateways);
   const gateways: string[] = [];
   config.localSubnets.forEach((s, i) =>
     s.gateways.forEach((g, j) => {

@@ -137,10 +137,10 @@ export function firewallOf(
     const sources = red.fromByAgent.has(name) ? remoteOf(st, idx, info.from, name) : red.fromAll;
     if (sources.length > 0) flowRules(fw.inbound, info, sources, mergedOf(idx, mine));
   }
-  // The other candidates of its serving groups that carry any flow: peers (overlay address only)
-  // to echo with, so a standby knows from the overlay too whether the primary is alive.
+  // The other candidates of its serving groups: peers (overlay address only) to echo with, so a
+  // standby knows from the overlay too whether the primary is alive. Also for a group no rule names
+  // yet: its config lists the group, and a candidate that reaches no peer holds no gateway.
   for (const s of local) {
-    if (!idx.asFrom.has(s) && !idx.asTo.has(s)) continue;
     for (const c of st.candidates.get(s) ?? []) if (c !== name) addPeer(c, NO_SUBNETS);
   }
   return fw;
