@@ -4,7 +4,7 @@
 // default route is the subnet's virtual gateway; `hub` on both underlays, relaying. The controller
 // host is on both.
 import { spawnSync } from 'node:child_process';
-import { DEFAULT_LIVENESS_INTERVAL_MS, DEFAULT_LIVENESS_MULTIPLIER } from '../../agent/failover/groups.js';
+import { DEFAULT_ECHO_INTERVAL_MS, DEFAULT_ECHO_MULTIPLIER } from '../../agent/liveness/settings.js';
 import type { TestbedDescription } from '../testbed/topology.js';
 import { cliPath, type FleetAgentSpec } from './fleet.js';
 
@@ -80,7 +80,7 @@ export function hasLivenessSettings(): boolean {
 
 /** The detection time the agents run with: ours where the controller passes it, else the agents' default. */
 export function effectiveDetectionMs(isLivenessSupported = hasLivenessSettings()): number {
-  return isLivenessSupported ? DETECTION_MS : DEFAULT_LIVENESS_INTERVAL_MS * DEFAULT_LIVENESS_MULTIPLIER;
+  return isLivenessSupported ? DETECTION_MS : DEFAULT_ECHO_INTERVAL_MS * DEFAULT_ECHO_MULTIPLIER;
 }
 
 /**
