@@ -7,18 +7,12 @@ import type { Clock } from '../../lib/clock.js';
 import type { InterfaceAddress } from '../reconcile/host-state.js';
 import { isInNetworkOf } from '../host/canonical.js';
 import type { Timers } from '../../lib/timers.js';
+import type { Advert } from '../liveness/advert.js';
 import { FailoverDecider, type PeerLivenessView, type PeerState } from './decide.js';
 import { detectionMs, viewKey, type FailoverPlan, type FailoverView } from './groups.js';
 
-/** A LAN advertisement between the candidates of one group (agent/liveness/advert.ts). */
-export interface FailoverAdvert {
-  group: string;
-  agent: string;
-  rank: number;
-  isEligible: boolean;
-  isHolding: boolean;
-  seq: number;
-}
+/** A LAN advertisement between the candidates of one group. */
+export type FailoverAdvert = Advert;
 
 /** What the engine needs of the liveness layer (agent/liveness/runner.ts implements it). */
 export interface LivenessPort extends PeerLivenessView {
