@@ -99,7 +99,8 @@ export class FailoverDecider {
     }
     this.active = active;
     this.held = held;
-    return { view: { active, held }, recheckInMs: recheck };
+    const isSettled = groups.every((g) => g.rank < 0) || nowMs >= this.startedAtMs + detectMs;
+    return { view: { active, held, isSettled }, recheckInMs: recheck };
   }
 
   /**

@@ -95,14 +95,20 @@ t.test('a sending box: the group goes to the first candidate, then where the vie
   let a = await allowed(host);
   t.same(a[keyOf(1)], ['10.50.1.0/24', '100.64.0.1/32'], 'no view yet: the primary carries it');
   t.same(a[keyOf(2)], ['100.64.0.2/32']);
-  t.ok(r.setFailoverView({ active: new Map([['civic-lan', 'civic-b']]), held: new Set() }), 'a change');
+  t.ok(
+    r.setFailoverView({ active: new Map([['civic-lan', 'civic-b']]), held: new Set(), isSettled: true }),
+    'a change',
+  );
   const out = (await r.reconcile())!;
   t.same(out.errors, []);
   a = await allowed(host);
   t.same(a[keyOf(1)], ['100.64.0.1/32'], 'moved off the primary');
   t.same(a[keyOf(2)], ['10.50.1.0/24', '100.64.0.2/32'], 'onto the standby');
   t.same(a[keyOf(3)], ['100.64.0.3/32', '172.16.0.0/24'], 'another peer untouched');
-  t.notOk(r.setFailoverView({ active: new Map([['civic-lan', 'civic-b']]), held: new Set() }), 'the same view: no run');
+  t.notOk(
+    r.setFailoverView({ active: new Map([['civic-lan', 'civic-b']]), held: new Set(), isSettled: true }),
+    'the same view: no run',
+  );
   t.equal(r.desiredState?.contentHash, 'hash-1', 'the config hash stays the controller’s');
 });
 
@@ -118,14 +124,14 @@ t.test('a candidate box: the gateway only while the view says it holds it', asyn
     [],
     'before the first view the gateway is left as it is',
   );
-  r.setFailoverView({ active: new Map(), held: new Set() });
+  r.setFailoverView({ active: new Map(), held: new Set(), isSettled: true });
   out = (await r.reconcile())!;
   t.same(
     out.steps.filter((s) => s.kind.startsWith('gateway')),
     [{ kind: 'gateway.del', ifname: 'lan0', cidr: '10.50.1.1/24' }],
     'not holding: removed',
   );
-  r.setFailoverView({ active: new Map(), held: new Set(['civic-lan']) });
+  r.setFailoverView({ active: new Map(), held: new Set(['civic-lan']), isSettled: true });
   out = (await r.reconcile())!;
   t.same(
     out.steps.filter((s) => s.kind.startsWith('gateway')),

@@ -33,6 +33,9 @@ export interface FailoverPlan {
 export interface FailoverView {
   active: ReadonlyMap<string, string>;
   held: ReadonlySet<string>;
+  /** False while a candidate box still listens after starting (decide.ts): its gateways are not
+   *  decided yet, so the box does not report its config applied. */
+  isSettled: boolean;
 }
 
 /** Detection time: how long a peer or LAN neighbour may stay silent before it counts as dead. */
@@ -128,5 +131,5 @@ export function viewKey(plan: FailoverPlan, view: FailoverView | null): string {
   const parts: string[] = [];
   for (const g of plan.groups)
     parts.push(`${g.name}${view.held.has(g.name) ? ':H' : ''}>${activeOf(plan, g, view) ?? ''}`);
-  return parts.join(',');
+  return parts.join(',') + (view.isSettled ? '' : '~');
 }

@@ -160,7 +160,7 @@ export class Reconciler {
     for (const g of next.failover?.groups ?? []) for (const gw of g.gateways) this.knownGateways.add(gw);
     if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
-      if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash)
+      if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash && this.isSettled())
         this.st.generationApplied = next.generation;
       this.reader.dropEarly(); // no run comes of it
       return { isChanged: false };
@@ -287,6 +287,11 @@ export class Reconciler {
       observed.gatewayOwnership = isClaimAllowed ? this.ownedGateways() : null;
     }
     return observed;
+  }
+
+  /** Whether the failover view, if the config has groups, has settled (groups.ts FailoverView). */
+  private isSettled(): boolean {
+    return !this.base?.failover || this.failoverView?.isSettled === true;
   }
 
   /** The gateways a run may add or remove: every one known, but a group's only once the failover
@@ -442,7 +447,8 @@ export class Reconciler {
     this.st.applyErrorsTotal += outcome.errors.length;
     this.lastRunErrors = outcome.errors;
     if (outcome.errors.length === 0) {
-      this.st.generationApplied = outcome.generation;
+      // With serving groups, applied means the first failover decision is in effect as well.
+      if (this.isSettled()) this.st.generationApplied = outcome.generation;
       this.st.contentHashApplied = outcome.contentHash;
       this.st.consecutiveFailures = 0;
       this.st.nextRetryAtMs = null;

@@ -5,8 +5,8 @@
 // the moved gateway. The handover is in the health history and in crosslink_agent_serving. The
 // primary comes back (as after a reboot): traffic moves back only once it is healthy and the
 // hold-down has passed. Then, with the default report settings, the primary loses its links while
-// its agent keeps running (power or uplink loss: no FIN reaches the controller): the standby serves
-// within seconds all the same. Prints the time traffic was lost both ways.
+// its agent keeps running (power or uplink loss: no FIN reaches the controller): the edges move
+// the subnet within seconds, and the controller notices and records it on its own. Prints the time traffic was lost both ways.
 import t from 'tap';
 import { Testbed } from '../testbed/testbed.js';
 import { Fleet, pollUntil } from './fleet.js';
@@ -360,16 +360,30 @@ t.test(
     t.comment(
       `failover without FIN (links cut, agent running, report interval 10 s): standby holds the gateway ${((servedAtMs - cutAtMs) / 1000).toFixed(1)} s after the cut; traffic lost for ${(lostMs / 1000).toFixed(1)} s (social care -> care record :443)`,
     );
-    // Expected about 10 s (dead-stream detection 5-10 s, a peer probe round 5 s); 30 s allows for a loaded machine.
-    t.ok(
-      servedAtMs - cutAtMs <= 30_000,
-      `standby serving ${servedAtMs - cutAtMs} ms after the cut (silence alone would take 30 s)`,
-    );
-    const health = (
-      await fleet.api<{ serving: Array<{ agent: string; isHealthy: boolean; reason: string }> }>('GET', '/v1/health')
-    ).body;
-    const serving = health.serving.find((s) => s.agent === 'lth-sjuh');
-    t.equal(serving?.isHealthy, false);
+    // The edges decide (docs/health.md, "Failover at the edges"): one detection time, 750 ms with
+    // the defaults, plus an apply; 5 s allows for a loaded machine. The controller is not needed.
+    t.ok(servedAtMs - cutAtMs <= 5_000, `standby serving ${servedAtMs - cutAtMs} ms after the cut`);
+    // The controller notices on its own, later (dead-stream detection 5-10 s, a peer probe round
+    // 5 s; silence alone would take 30 s), and records the handover.
+    type Serving = { agent: string; isHealthy: boolean; reason: string };
+    let serving: Serving | undefined;
+    try {
+      await pollUntil(
+        'the controller to see the primary unhealthy',
+        async () => {
+          const h = (await fleet.api<{ serving: Serving[] }>('GET', '/v1/health')).body;
+          serving = h.serving.find((s) => s.agent === 'lth-sjuh');
+          return serving?.isHealthy === false ? true : undefined;
+        },
+        { timeoutMs: Math.max(1, cutAtMs + 30_000 - Date.now()), intervalMs: 200 },
+      );
+      t.comment(
+        `the controller saw the primary unhealthy ${((Date.now() - cutAtMs) / 1000).toFixed(1)} s after the cut`,
+      );
+    } catch {
+      // Reported by the assertion below.
+    }
+    t.equal(serving?.isHealthy, false, 'the controller sees the primary unhealthy within 30 s of the cut');
     t.match(
       serving?.reason ?? '',
       /no config stream and its peers cannot reach it|not heard from since|silent/,

@@ -207,6 +207,7 @@ t.test('3. least privilege: no peer entry without a permitted flow', async (t) =
   // Pairs with no rule in either direction in leeds.yaml.
   const unrelated: [string, string][] = [
     ['lcc-civic-hall', 'lth-sjuh'],
+    ['lcc-civic-hall', 'lth-sjuh-standby'],
     ['lcc-civic-hall', 'gp-chapeltown'],
     ['lcc-civic-hall', 'gp-armley'],
     ['lcc-civic-hall', 'lcc-adult-social-care'],
@@ -223,7 +224,13 @@ t.test('3. least privilege: no peer entry without a permitted flow', async (t) =
   }
   // And the ones a flow needs are there (so the check above is not vacuous).
   t.same(peersOf.get('lcc-civic-hall'), ['nhs-shared-hub'], 'civic hall peers only with the shared hub');
-  t.same(peersOf.get('gp-chapeltown'), ['lth-sjuh'], 'a GP practice peers only with the hospital');
+  // Both of the hospital's boxes: the standby may serve its subnets (via), so every sender has
+  // both paths and moves over by itself (docs/health.md, "Failover at the edges").
+  t.same(
+    peersOf.get('gp-chapeltown'),
+    ['lth-sjuh', 'lth-sjuh-standby'],
+    'a GP practice peers only with the hospital and its standby',
+  );
   t.ok(peersOf.get('lth-sjuh')!.includes('lcc-adult-social-care'), 'the hospital peers with adult social care');
   t.ok(keyOf.size === 7, 'seven agents listed');
 });
