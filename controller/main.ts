@@ -213,6 +213,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     serving: {
       reportIntervalMs,
       silentIntervals,
+      // The agents' default probe interval is 5 s (agent/health/prober.ts).
+      probeIntervalMs: (s['probe-interval-seconds'] || 5) * 1000,
       ...(s['failover-hold-down-seconds'] !== undefined ? { holdDownMs: s['failover-hold-down-seconds'] * 1000 } : {}),
     },
     // Failover: serving health goes to the compiler, which moves subnets to the next healthy `via`.

@@ -55,7 +55,12 @@ function pair() {
     setPort: () => {},
     close: () => {},
   });
-  const opts = { timing: { intervalMs: 100, multiplier: 3 }, clock: time.clock, timers: time.timers };
+  const opts = {
+    timing: { intervalMs: 100, multiplier: 3 },
+    clock: time.clock,
+    timers: time.timers,
+    afterPendingIo: (fn: () => void) => fn(),
+  };
   const a = new LivenessRunner({ ...opts, transport: transport(0, '100.64.0.1') });
   const b = new LivenessRunner({ ...opts, transport: transport(1, '100.64.0.2') });
   a.setPeers([{ name: 'b', address: '100.64.0.2' }]);
@@ -115,4 +120,47 @@ t.test('adverts pass through; our own looped back are dropped', async (t) => {
   t.same(adverts, [ad]);
   t.same(atB, [ad]);
   t.same(atA, [], 'not our own');
+});
+
+t.test('a timer that fires late reads the echoes waiting first: a busy box counts no peer down', async (t) => {
+  const time = manualTime();
+  const waiting: Array<() => void> = [];
+  let deliver: ((address: string, packet: Uint8Array) => void) | null = null;
+  const sent: Uint8Array[] = [];
+  const a = new LivenessRunner({
+    timing: { intervalMs: 100, multiplier: 3 },
+    clock: time.clock,
+    timers: time.timers,
+    afterPendingIo: (fn) => void waiting.push(fn),
+    transport: {
+      sendEcho: (_address, packet) => void sent.push(packet.slice()),
+      sendAdvert: () => {},
+      onEcho: (cb) => void (deliver = cb),
+      onAdvert: () => {},
+      setPort: () => {},
+      close: () => {},
+    },
+  });
+  a.setPeers([{ name: 'b', address: '100.64.0.2' }]);
+  // The peer's packet, saying it hears us (flags bit 0).
+  const fromB = (seq: number) => Uint8Array.of(0x78, 0x6c, 0x45, 0x43, 1, 1, 0, 0, 0, 0, 0, seq);
+  const runWaiting = () => waiting.splice(0).forEach((fn) => fn());
+  time.advance(100);
+  runWaiting();
+  deliver!('100.64.0.2', fromB(1));
+  t.equal(a.state('b'), 'up');
+  // The box is busy for a second: its timer fires late, and the peer's echoes sit in the socket.
+  time.advance(1100);
+  t.ok(waiting.length > 0, 'the tick waits for the pending I/O');
+  deliver!('100.64.0.2', fromB(2)); // read in the poll phase, before the tick
+  runWaiting();
+  t.equal(a.state('b'), 'up', 'the waiting echo counts: not down');
+  // Nothing arrives for good: down.
+  time.advance(1600);
+  runWaiting();
+  time.advance(1700);
+  runWaiting();
+  t.equal(a.state('b'), 'down');
+  t.ok(sent.length > 0);
+  a.stop();
 });

@@ -29,6 +29,12 @@ export interface LivenessRunnerOptions {
   clock?: Clock;
   timers?: Timers;
   transport?: LivenessTransport;
+  /**
+   * Runs a due tick once the I/O already waiting has been read (default setImmediate): a box whose
+   * timer fired late, its CPU busy, first reads the echoes that arrived meanwhile, and does not
+   * count a peer down whose packets sat unread in the socket.
+   */
+  afterPendingIo?: (fn: () => void) => void;
 }
 
 export type LivenessPeerView = ReturnType<EchoSessions['snapshot']>[number];
@@ -41,6 +47,7 @@ export class LivenessRunner {
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly log: Logger | undefined;
+  private readonly afterPendingIo: (fn: () => void) => void;
   private readonly changeListeners: Array<(names: string[]) => void> = [];
   private readonly advertListeners: AdvertListener[] = [];
   /** Agent names this box advertised as: their adverts coming back (broadcast loop) are dropped. */
@@ -53,6 +60,7 @@ export class LivenessRunner {
     this.clock = opts.clock ?? monotonicClock;
     this.timers = opts.timers ?? realTimers;
     this.log = opts.log;
+    this.afterPendingIo = opts.afterPendingIo ?? ((fn) => setImmediate(fn));
     this.sessions = new EchoSessions(
       opts.timing ?? { intervalMs: DEFAULT_ECHO_INTERVAL_MS, multiplier: DEFAULT_ECHO_MULTIPLIER },
       this.clock.nowMs(),
@@ -156,7 +164,7 @@ export class LivenessRunner {
     if (this.timer !== null && this.dueAtMs <= at) return;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     this.dueAtMs = at;
-    this.timer = this.timers.setTimeout(() => this.run(), Math.ceil(wait));
+    this.timer = this.timers.setTimeout(() => this.afterPendingIo(() => this.run()), Math.ceil(wait));
   }
 
   private emit(names: string[]): void {

@@ -61,6 +61,7 @@ export const AgentHealthSchema = Type.Object(
     seenGeneration: Nullable(Type.Number()),
     applyErrors: Type.Array(ApplyErrorView),
     streamDownSinceMs: Nullable(Type.Number(), 'null: connected'),
+    streamUpSinceMs: Nullable(Type.Number(), 'Since when its oldest config stream has been open; null: disconnected'),
     peers: Type.Array(PeerView, { description: 'From the last report (also when stale), by name' }),
   },
   { additionalProperties: false },

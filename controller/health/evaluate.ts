@@ -84,6 +84,7 @@ function evaluateAgent(
   const desiredSinceMs =
     prev !== undefined && prev.desiredGeneration === a.desiredGeneration ? prev.desiredSinceMs : nowMs;
   const streamDownSinceMs = a.isConnected ? null : (prev?.streamDownSinceMs ?? nowMs);
+  const streamUpSinceMs = a.isConnected ? (a.connectedSinceMs ?? null) : null;
   const applied = report === null ? null : Number(report.generationApplied);
   const applyErrors: ApplyErrorView[] = (report?.applyErrors ?? []).map((e) => ({
     step: e.step,
@@ -164,6 +165,7 @@ function evaluateAgent(
     seenGeneration: report === null ? null : Number(report.generationSeen),
     applyErrors,
     streamDownSinceMs,
+    streamUpSinceMs,
     peers: report === null || a.lastReportAtMs === null ? [] : peerViews(report, a.lastReportAtMs, nowMs),
   };
 }

@@ -102,6 +102,7 @@ export function agentInput(name: string, nowMs: number, o: AgentInputOpts = {}):
     name,
     isRevoked: o.isRevoked ?? false,
     isConnected: o.isConnected ?? true,
+    ...(o.connectedSinceMs !== undefined ? { connectedSinceMs: o.connectedSinceMs } : {}),
     lastReportAtMs: o.lastReportAtMs !== undefined ? o.lastReportAtMs : reportAtMs,
     desiredGeneration: o.desiredGeneration ?? 5,
     lastReport:

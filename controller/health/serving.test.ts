@@ -118,6 +118,26 @@ t.test('who may serve, one evaluation', async (t) => {
       healthy: false,
     },
     {
+      // a reported at T0 - 2 s: its failures may be from the probe round before b and c returned.
+      name: 'the peers came back after its last probe round: its old failures are no verdict',
+      input: fleet(
+        T0,
+        { peerOpts: { b: dead, c: dead } },
+        { b: { connectedSinceMs: T0 - 3000 }, c: { connectedSinceMs: T0 - 6000 } },
+      ),
+      healthy: true,
+    },
+    {
+      name: 'the peers have been back for a probe round before its report: broken',
+      input: fleet(
+        T0,
+        { peerOpts: { b: dead, c: dead } },
+        { b: { connectedSinceMs: T0 - 7000 }, c: { connectedSinceMs: T0 - 60_000 } },
+      ),
+      healthy: false,
+      reason: 'forwarding broken: peer probes to b, c failed',
+    },
+    {
       name: 'slow control plane: stream connected, reports 40 s late',
       input: fleet(T0, { reportAgoMs: 40_000 }),
       healthy: true,

@@ -26,6 +26,8 @@ export interface ServingOptions {
   /** A peer probe counts as failed when the last probe failed and at least this share of the last
    *  10 was lost (one lost echo is not a broken box). */
   peerLossUnhealthyRatio: number;
+  /** How often agents probe their peers (ms): a probe result may be this old when reported. */
+  probeIntervalMs: number;
 }
 
 export const DEFAULT_SERVING_OPTIONS: ServingOptions = {
@@ -33,6 +35,7 @@ export const DEFAULT_SERVING_OPTIONS: ServingOptions = {
   silentIntervals: 3,
   holdDownMs: 30_000,
   peerLossUnhealthyRatio: 0.3,
+  probeIntervalMs: 5_000,
 };
 
 export interface ServingState {
@@ -58,6 +61,12 @@ function isForwardingElsewhere(peer: AgentHealth, other: string, probes: readonl
     peer.peers.some((q) => q.name !== other && q.isProbed && q.isReachable) ||
     probes.some((p) => p.agent === peer.name && !p.expectDeny && p.state === 'ok')
   );
+}
+
+/** The agent's last report is a full probe round younger than the peer's config stream. */
+function isMeasuredSinceBack(agent: AgentHealth, peer: AgentHealth, probeIntervalMs: number): boolean {
+  if (peer.streamUpSinceMs === null) return true; // no stream, or not known since when
+  return agent.lastReportAtMs !== null && agent.lastReportAtMs - probeIntervalMs >= peer.streamUpSinceMs;
 }
 
 /**
@@ -105,6 +114,8 @@ export function servingProblem(
   // unreachable, and reaching another peer or passing a path probe. Between two boxes that probe
   // only each other, a failing probe does not say which one is broken (the other may have just lost
   // power, with its stream not yet found dead): their streams and silence decide instead.
+  // Nor does a failure measured before the peer came back: a box that returns reports at once, and
+  // those that probed it while it was dead report their failures for up to a probe round more.
   const judged = agent.peers.filter((p) => {
     const peer = agentStates.get(p.name);
     return (
@@ -112,7 +123,8 @@ export function servingProblem(
       peer !== undefined &&
       peer.state !== 'down' &&
       !unreachable.has(p.name) &&
-      isForwardingElsewhere(peer, agent.name, probes)
+      isForwardingElsewhere(peer, agent.name, probes) &&
+      isMeasuredSinceBack(agent, peer, o.probeIntervalMs)
     );
   });
   if (judged.length === 0) return null;

@@ -10,7 +10,7 @@ import type { AgentHealthInput } from './types.js';
 
 export interface HealthSourceDeps {
   listAgents(): Promise<AgentRecord[]>;
-  liveView(name: string): { isConnected: boolean; desiredGeneration: number };
+  liveView(name: string): { isConnected: boolean; connectedSinceMs?: number | null; desiredGeneration: number };
   currentConfig(name: string): AgentConfig | undefined;
   log: Logger;
 }
@@ -46,6 +46,7 @@ export function healthSource(deps: HealthSourceDeps): () => Promise<AgentHealthI
         name: a.name,
         isRevoked,
         isConnected: live.isConnected,
+        connectedSinceMs: live.connectedSinceMs ?? null,
         lastReportAtMs: report === null ? null : a.lastReportAtMs,
         desiredGeneration: live.desiredGeneration,
         lastReport: report,

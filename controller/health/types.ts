@@ -38,6 +38,8 @@ export interface AgentHealthInput {
   isRevoked: boolean;
   /** A WatchConfig stream is open now. */
   isConnected: boolean;
+  /** Since when (controller clock, ms) its oldest open stream has been open; absent: unknown. */
+  connectedSinceMs?: number | null;
   /** Controller clock (ms) of the last Report received; null: none since the controller started. */
   lastReportAtMs: number | null;
   /** Generation the controller wants this agent to run; 0: none compiled yet. */
@@ -133,6 +135,8 @@ export interface AgentHealth extends HealthStatus {
   applyErrors: ApplyErrorView[];
   /** Since when the config stream has been down (controller clock); null: connected. */
   streamDownSinceMs: number | null;
+  /** Since when the config stream has been up (controller clock); null: down, or not known. */
+  streamUpSinceMs: number | null;
   /** From the last report (also when stale), sorted by name. */
   peers: PeerView[];
 }

@@ -173,7 +173,7 @@ t.test('c. the primary returns: it takes over only after the hold-down, with no 
   t.comment(
     `fail-back: alive ${aliveAtMs ? s(aliveAtMs - restoredAtMs) : '-'} after the cables came back; gp moved back ${since(pathBackAtMs)} ` +
       `and ${PRIMARY} took ${GATEWAY} ${since(gatewayBackAtMs)} after it was alive (hold-down ${HOLD_DOWN_S} s); ` +
-      `gap ${gap ? s(gap.ms) : 'none'} (failover gap ${failoverGapMs === null ? '-' : s(failoverGapMs)})`,
+      `gap ${gap ? `${s(gap.ms)} from ${since(gap.fromMs)}` : 'none'} (failover gap ${failoverGapMs === null ? '-' : s(failoverGapMs)})`,
   );
   t.ok(
     pathBackAtMs !== null && isHolderBack && gatewayBackAtMs !== null,
