@@ -41,10 +41,18 @@ const pure = {
         message: 'Pure code: no I/O here (GUIDE §2). Take it as a dependency instead.',
         allowTypeImports: true,
       })),
-      // host/canonical (prefix and address text) is pure itself, and linted as such below.
+      // host/canonical (prefix and address text) and host/firewall-names are pure themselves, and linted as such below.
       patterns: [
         {
-          group: ['**/store/**', '**/host/**', '!**/host/canonical.js', '**/api/**', '**/lib/logger*', '**/lib/clock*'],
+          group: [
+            '**/store/**',
+            '**/host/**',
+            '!**/host/canonical.js',
+            '!**/host/firewall-names.js',
+            '**/api/**',
+            '**/lib/logger*',
+            '**/lib/clock*',
+          ],
           message: 'Pure code: no I/O here (GUIDE §2).',
           allowTypeImports: true,
         },
@@ -117,7 +125,9 @@ export default tseslint.config(
       'agent/failover/groups.ts',
       'lib/prefix.ts',
       'agent/host/canonical.ts',
+      'agent/host/firewall-names.ts',
       'agent/liveness/echo.ts',
+      'agent/health/rule-counters.ts',
       'agent/liveness/advert.ts',
       'agent/liveness/settings.ts',
       'controller/health/evaluate.ts',

@@ -169,6 +169,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     reconciler,
     prober,
     peers: () => reader.peers(),
+    ruleCounters: () => reader.counters().then((c) => c.rules),
     clock,
     advertisedSubnets: opts.advertise,
     agentVersion: opts.agentVersion,

@@ -4,10 +4,11 @@
 import { create } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
-import { ApplyErrorSchema, PeerStatusSchema } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { ApplyErrorSchema, PeerStatusSchema, RuleCounterSchema } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ControlClient } from './control/client.js';
 import type { Prober } from './health/prober.js';
 import type { PeerStatusView } from './health/status-server.js';
+import type { RuleCounterView } from './health/rule-counters.js';
 import type { ApplyFailure, ApplyOutcome, Reconciler } from './reconcile/loop.js';
 
 export interface ReporterDeps {
@@ -17,6 +18,8 @@ export interface ReporterDeps {
   prober: Prober | null;
   /** The interface's peers as the status shows them (StatusReader.peers). */
   peers(): Promise<PeerStatusView[]>;
+  /** The firewall's per-rule running totals (StatusReader.counters); absent: none reported. */
+  ruleCounters?(): Promise<RuleCounterView[]>;
   clock: Clock;
   advertisedSubnets: string[];
   agentVersion: string;
@@ -96,6 +99,7 @@ export class Reporter {
     const { reconciler, prober, clock } = this.deps;
     const r = reconciler.status;
     const peers = await this.deps.peers();
+    const rules = (await this.deps.ruleCounters?.()) ?? [];
     await control.report({
       generationApplied: r.generationApplied,
       generationSeen: r.generationSeen,
@@ -122,6 +126,15 @@ export class Reporter {
       agentVersion: this.deps.agentVersion,
       probeResults: prober?.probeResults() ?? [],
       agentTimeUnixMs: BigInt(clock.nowMs()),
+      ruleCounters: rules.map((c) =>
+        create(RuleCounterSchema, {
+          rule: c.rule,
+          direction: c.direction,
+          connections: BigInt(c.connections),
+          packets: BigInt(c.packets),
+          bytes: BigInt(c.bytes),
+        }),
+      ),
     });
   }
 }

@@ -2,6 +2,7 @@
 // whole AgentStatus that the local endpoint, the metrics and the reports to the controller read.
 import type { Clock } from '../lib/clock.js';
 import type { AgentStatus, PeerStatusView } from './health/status-server.js';
+import { FirewallCounterTotals, type FirewallTotals } from './health/rule-counters.js';
 import type { Prober } from './health/prober.js';
 import type { Host } from './host/ports.js';
 import type { Reconciler } from './reconcile/loop.js';
@@ -60,15 +61,15 @@ export class StatusReader {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** The firewall's named drop counters; none when the host has none or cannot read them. */
-  async counters(): Promise<Record<string, { packets: number; bytes: number }>> {
+  private readonly totals = new FirewallCounterTotals();
+
+  /** The firewall's drop and per-rule counters as running totals (they survive table reloads);
+   *  none when the host has none or cannot read them. */
+  async counters(): Promise<FirewallTotals> {
     try {
-      const c = await this.deps.host.firewall.counters?.();
-      return Object.fromEntries(
-        Object.entries(c ?? {}).map(([k, v]) => [k, { packets: Number(v.packets), bytes: Number(v.bytes) }]),
-      );
+      return this.totals.update((await this.deps.host.firewall.counters?.()) ?? {});
     } catch {
-      return {};
+      return { dropped: {}, rules: [] };
     }
   }
 
@@ -113,7 +114,7 @@ export class StatusReader {
         rttMs: x.rttMs,
         checkedAt: x.checkedAtUnixMs > 0n ? new Date(Number(x.checkedAtUnixMs)).toISOString() : null,
       })),
-      firewallCounters: await this.counters(),
+      ...(await this.counters().then((c) => ({ firewallCounters: c.dropped, ruleCounters: c.rules }))),
     };
   }
 }

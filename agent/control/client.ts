@@ -40,7 +40,10 @@ export interface ControlClient {
     events: ConfigStreamEvents,
     hello: AgentAnnouncement & { knownContentHash: () => string },
   ): { stop(): Promise<void> };
-  report(report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion'>): Promise<void>;
+  report(
+    report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion' | 'ruleCounters'> &
+      Partial<Pick<ReportRequest, 'ruleCounters'>>,
+  ): Promise<void>;
   /** Releases what the client holds open (a Connect client's HTTP/2 session); absent: nothing to release. */
   close?(): Promise<void>;
 }

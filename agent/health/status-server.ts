@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApplyFailure, ApplyOutcome } from '../reconcile/loop.js';
 import type { FailoverStatusView } from '../failover/engine.js';
+import type { RuleCounterView } from './rule-counters.js';
 
 export interface PeerStatusView {
   name: string;
@@ -59,6 +60,8 @@ export interface AgentStatus {
   probes?: ProbeStatusView[];
   /** The firewall's named drop counters (dropped_inbound, ...); absent or empty: none. */
   firewallCounters?: Record<string, { packets: number; bytes: number }>;
+  /** Per rule and direction: connections admitted, their packets and bytes (absent: none). */
+  ruleCounters?: RuleCounterView[];
   /** Failover at the edges (serving groups): absent when the config has none. */
   failover?: FailoverStatusView;
 }
@@ -231,7 +234,27 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
         if (p.isOk && p.rttMs > 0) this.set({ probe: p.name }, p.rttMs / 1000);
     },
   });
-  // nft keeps the counters; they restart at zero when the table is replaced (a counter reset).
+  // nft keeps the counters and restarts them when the table is replaced; the status reader keeps
+  // running totals across that (health/rule-counters.ts), so these only restart with the agent.
+  const perRule = (name: string, help: string, field: 'connections' | 'packets' | 'bytes') =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['rule', 'direction'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const r of (await current()).ruleCounters ?? [])
+          this.inc({ rule: r.rule, direction: r.direction }, r[field]);
+      },
+    });
+  perRule(
+    'crosslink_rule_connections_total',
+    'Connections (flows) a policy rule admitted on this box, by direction (outbound, inbound, local).',
+    'connections',
+  );
+  perRule('crosslink_rule_packets_total', 'Packets of the flows a policy rule admitted, both ways.', 'packets');
+  perRule('crosslink_rule_bytes_total', 'Bytes of the flows a policy rule admitted, both ways.', 'bytes');
   new Counter({
     name: 'crosslink_agent_firewall_dropped_packets_total',
     help: 'Packets dropped by the Crosslink firewall, by named counter (dropped_inbound, dropped_outbound, dropped_local).',

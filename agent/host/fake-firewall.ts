@@ -24,7 +24,7 @@ export class FakeFirewall {
     this.table = ruleset;
     // Recreating the table recreates its counters at zero, as nft does.
     this.counterValues.clear();
-    for (const [, name = ''] of ruleset.matchAll(/^\s*counter (\w+) \{/gm))
+    for (const [, name = ''] of ruleset.matchAll(/^\s*counter ([\w/.-]+) \{/gm))
       this.counterValues.set(name, { packets: 0n, bytes: 0n });
     return firewallFingerprint(ruleset);
   }

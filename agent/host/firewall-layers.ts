@@ -2,7 +2,7 @@
 //
 // nftables refuses a concatenated interval set whose elements overlap ("File exists", checked on
 // nft 1.0.6 / kernel 6.18), so the tuples are first made overlap-free: port ranges of one
-// (source, destination, protocol) are merged, an element contained in another is dropped, and
+// rule's (source, destination, protocol) are merged, an element contained in another is dropped, and
 // elements that still overlap partially go into a second (third, ...) set with its own rule.
 import type { ParsedPrefix } from './canonical.js';
 
@@ -15,6 +15,8 @@ export interface TupleBox {
   /** 0..0 for sets without ports. */
   portFirst: number;
   portLast: number;
+  /** The ct mark of the rule the box comes from (firewall-render.ts counts flows per rule by it). */
+  mark: number;
 }
 
 export function contains(outer: ParsedPrefix, inner: ParsedPrefix): boolean {
@@ -87,7 +89,7 @@ function sortByKeys(k1: Float64Array, k2: Float64Array): Int32Array {
 
 /**
  * Splits boxes (one family, one set kind) into layers whose elements never overlap, after merging
- * port ranges per (source, destination, protocol) and dropping boxes contained in another. Prefixes
+ * one rule's port ranges per (source, destination, protocol) and dropping boxes contained in another. Prefixes
  * are either nested or disjoint, so the boxes that can overlap a box b are found through b's source
  * ancestors and, among their boxes, b's destination ancestors (a binary search each) and
  * descendants (a range scan) — no all-pairs. Each prefix is a number (its rank), so sorting,
@@ -123,7 +125,9 @@ export function layerBoxes(input: readonly TupleBox[]): TupleBox[][] {
     const dst = q - src * nPrefixes;
     for (; e < n0 && k1[sortedIdx[e]!] === k1[i]; e++) {
       const b = input[sortedIdx[e]!]!;
-      if (b.portFirst <= cur.portLast + 1) {
+      // Ranges of two rules stay apart (each counts its own flows); if they overlap, the colouring
+      // below puts them in different layers, or drops the one the other holds.
+      if (b.portFirst <= cur.portLast + 1 && b.mark === cur.mark) {
         if (b.portLast > cur.portLast) {
           if (!isCopy) cur = { ...cur };
           isCopy = true;

@@ -13,6 +13,7 @@ import { CrosslinkError } from '../../lib/errors.js';
 import { CROSSLINK_NFT_TABLE } from './ports.js';
 import { canonicalEndpoint, parsePrefix, type ParsedPrefix } from './canonical.js';
 import { cmpStr, contains, layerBoxes, type TupleBox } from './firewall-layers.js';
+import { FIREWALL_DIRECTIONS, RULE_MARK_BASE, RULE_NAME_RE, flowsCounter, newCounter } from './firewall-names.js';
 
 export interface RenderFirewallOptions {
   /** The WireGuard interface whose traffic is judged, e.g. "crosslink0". */
@@ -36,12 +37,34 @@ export interface LivenessFirewall {
   lanPrefixes: readonly string[];
 }
 
-/** Per-direction names: chain, named drop counter and set-name prefix. */
-export const FIREWALL_DIRECTIONS = [
-  { key: 'outbound', chain: 'to_overlay', counter: 'dropped_outbound', set: 'out' },
-  { key: 'inbound', chain: 'from_overlay', counter: 'dropped_inbound', set: 'in' },
-  { key: 'local', chain: 'lan_to_lan', counter: 'dropped_local', set: 'lan' },
-] as const;
+/** The marks of one render: one per (direction, rule name), numbered in name order (the same
+ *  rules in any order give the same bytes). */
+class RuleMarks {
+  readonly list: Array<{ direction: string; rule: string; mark: number }> = [];
+  private readonly byKey = new Map<string, number>();
+
+  constructor(fw: Firewall | undefined) {
+    for (const dir of FIREWALL_DIRECTIONS) {
+      const names = new Set<string>();
+      (fw?.[dir.key] ?? []).forEach((r, ri) => {
+        if (!RULE_NAME_RE.test(r.rule))
+          throw invalid(`firewall.${dir.key}[${ri}].rule`, `"${r.rule}" is not a rule name nft can count by`);
+        names.add(r.rule);
+      });
+      for (const rule of [...names].sort(cmpStr)) {
+        const mark = RULE_MARK_BASE + this.list.length + 1;
+        this.byKey.set(`${dir.key}/${rule}`, mark);
+        this.list.push({ direction: dir.key, rule, mark });
+      }
+    }
+  }
+
+  markOf(direction: string, rule: string): number {
+    return this.byKey.get(`${direction}/${rule}`)!;
+  }
+}
+
+const markText = (mark: number): string => `0x${mark.toString(16).padStart(8, '0')}`;
 
 type Family = 4 | 6;
 /** Protocol numbers as nft reads them (names: tcp, udp, icmp, icmpv6). */
@@ -109,7 +132,7 @@ const SET_KINDS: readonly SetKind[] = ['ports', 'proto', 'any'];
 const slot = (fam: Family, kind: SetKind): number => (fam === 4 ? 0 : 3) + SET_KINDS.indexOf(kind);
 
 /** Expands the rules of one direction into boxes, one list per family and set kind (see slot()). */
-function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCache): TupleBox[][] {
+function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCache, marks: RuleMarks): TupleBox[][] {
   const out: TupleBox[][] = [[], [], [], [], [], []];
   // Indexed loops and no per-box allocation but the box: this runs once per tuple, mostly before
   // the JIT has optimised it (a fresh agent's first config).
@@ -117,6 +140,7 @@ function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCa
   const lasts: number[] = [];
   for (let ri = 0; ri < rules.length; ri++) {
     const rule = rules[ri]!;
+    const mark = marks.markOf(dirKey, rule.rule);
     const srcs = parseList(rule.sources, dirKey, ri, 'sources', cache);
     const dsts = parseList(rule.destinations, dirKey, ri, 'destinations', cache);
     const proto = rule.protocol === 'tcp' || rule.protocol === 'udp' ? rule.protocol : rule.protocol.toLowerCase();
@@ -148,14 +172,14 @@ function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCa
         const dst = dsts[di]!;
         if (src.family !== dst.family) continue; // a v4 source never talks to a v6 destination
         const base = src.family === 4 ? 0 : 3;
-        if (proto === 'any') out[base + ANY]!.push({ src, dst, proto: 0, portFirst: 0, portLast: 0 });
+        if (proto === 'any') out[base + ANY]!.push({ src, dst, proto: 0, portFirst: 0, portLast: 0, mark });
         else if (proto === 'icmp')
-          out[base + PROTO]!.push({ src, dst, proto: src.family === 4 ? 1 : 58, portFirst: 0, portLast: 0 });
+          out[base + PROTO]!.push({ src, dst, proto: src.family === 4 ? 1 : 58, portFirst: 0, portLast: 0, mark });
         else {
           const pn = proto === 'tcp' ? 6 : 17;
           const list = out[base + PORTS]!;
           for (let k = 0; k < firsts.length; k++)
-            list.push({ src, dst, proto: pn, portFirst: firsts[k]!, portLast: lasts[k]! });
+            list.push({ src, dst, proto: pn, portFirst: firsts[k]!, portLast: lasts[k]!, mark });
         }
       }
     }
@@ -185,9 +209,10 @@ function portText(b: TupleBox): string {
 }
 
 function elementText(kind: SetKind, b: TupleBox): string {
-  if (kind === 'any') return `${b.src.text} . ${b.dst.text}`;
-  if (kind === 'proto') return `${b.src.text} . ${b.dst.text} . ${PROTO_NAME[b.proto]}`;
-  return `${b.src.text} . ${b.dst.text} . ${PROTO_NAME[b.proto]} . ${portText(b)}`;
+  const mark = markText(b.mark);
+  if (kind === 'any') return `${b.src.text} . ${b.dst.text} : ${mark}`;
+  if (kind === 'proto') return `${b.src.text} . ${b.dst.text} . ${PROTO_NAME[b.proto]} : ${mark}`;
+  return `${b.src.text} . ${b.dst.text} . ${PROTO_NAME[b.proto]} . ${portText(b)} : ${mark}`;
 }
 
 /** An "address:port" or "[v6]:port" with an IP literal host, split; undefined otherwise. */
@@ -248,8 +273,8 @@ export function relayMapElements(relay: readonly RelayForward[]): Map<Family, { 
 }
 
 /** One map as one string of lines. */
-function mapBlock(name: string, type: string, elements: readonly string[]): string {
-  const head = `\tmap ${name} {\n\t\ttype ${type}\n`;
+function mapBlock(name: string, type: string, elements: readonly string[], isInterval = false): string {
+  const head = `\tmap ${name} {\n\t\ttype ${type}\n${isInterval ? '\t\tflags interval\n' : ''}`;
   if (elements.length === 0) return `${head}\t}`;
   return `${head}\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}\n\t}`;
 }
@@ -328,9 +353,10 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
       );
   }
 
+  const marks = new RuleMarks(fw);
   for (const dir of FIREWALL_DIRECTIONS) {
     const rules = fw ? fw[dir.key] : [];
-    const expanded = expandRules(rules, dir.key, cache);
+    const expanded = expandRules(rules, dir.key, cache, marks);
     const body = ['\t\tct state invalid drop'];
     for (const fam of [4, 6] as const) {
       const addr = fam === 4 ? 'ipv4_addr' : 'ipv6_addr';
@@ -345,13 +371,14 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
         layers.forEach((layer, l) => {
           const name = `${dir.set}${fam}_${kind}${l === 0 ? '' : `_${l}`}`;
           sets.push(
-            setBlock(
+            mapBlock(
               name,
-              type,
+              `${type} : mark`,
               layer.map((b) => elementText(kind, b)),
+              true,
             ),
           );
-          body.push(`\t\t${match} @${name} accept`);
+          body.push(`\t\tct mark set ${match} map @${name} goto admitted`);
         });
       }
     }
@@ -370,18 +397,51 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
 
   const lines = [`table inet ${CROSSLINK_NFT_TABLE} {`];
   for (const dir of FIREWALL_DIRECTIONS) lines.push(`\tcounter ${dir.counter} {`, '\t}');
+  // Per rule: its flows' first packets ("new") and all their packets ("flows"), by the flow's mark.
+  for (const r of marks.list)
+    lines.push(
+      `\tcounter ${newCounter(r.direction, r.rule)} {`,
+      '\t}',
+      `\tcounter ${flowsCounter(r.direction, r.rule)} {`,
+      '\t}',
+    );
+  const counted = marks.list.length > 0;
+  if (counted)
+    lines.push(
+      '',
+      mapBlock(
+        'rule_new',
+        'mark : counter',
+        marks.list.map((r) => `${markText(r.mark)} : "${newCounter(r.direction, r.rule)}"`),
+      ),
+      mapBlock(
+        'rule_flows',
+        'mark : counter',
+        marks.list.map((r) => `${markText(r.mark)} : "${flowsCounter(r.direction, r.rule)}"`),
+      ),
+    );
   if (sets.length > 0) lines.push('', ...sets);
   lines.push(
     '',
     '\tchain forward {',
     // Policy accept: the host's other traffic is not ours to judge; only the jumps below decide.
     '\t\ttype filter hook forward priority filter; policy accept;',
+    ...(counted ? ['\t\tct state established,related ct mark != 0 counter name ct mark map @rule_flows'] : []),
     '\t\tct state established,related accept',
     ...judge,
     '\t}',
     ...chains,
-    ...input,
   );
+  if (counted)
+    lines.push(
+      '',
+      '\tchain admitted {',
+      '\t\tcounter name ct mark map @rule_new',
+      '\t\tcounter name ct mark map @rule_flows',
+      '\t\taccept',
+      '\t}',
+    );
+  lines.push(...input);
   // Relay: other boxes' WireGuard datagrams, still encrypted, rewritten in the kernel and sent on;
   // they never reach our WireGuard interface, and the forward chain above leaves them alone.
   const nat: string[] = [];

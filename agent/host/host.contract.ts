@@ -294,11 +294,20 @@ export function hostContract(t: Test, make: MakeHarness): void {
     t.same(await host.firewall.observe(), { exists: true, fingerprint: fp }, 'stable');
     t.equal(await host.firewall.replace(ruleset), fp, 'same ruleset, same fingerprint');
     if (host.firewall.counters) {
-      t.same(await host.firewall.counters(), {
-        dropped_inbound: { packets: 0n, bytes: 0n },
-        dropped_local: { packets: 0n, bytes: 0n },
-        dropped_outbound: { packets: 0n, bytes: 0n },
-      });
+      const zero = { packets: 0n, bytes: 0n };
+      t.same(
+        await host.firewall.counters(),
+        {
+          dropped_inbound: zero,
+          dropped_local: zero,
+          dropped_outbound: zero,
+          'flows/inbound/ping': zero,
+          'flows/outbound/web': zero,
+          'new/inbound/ping': zero,
+          'new/outbound/web': zero,
+        },
+        'the drop counters and, per rule and direction, its connections and flows',
+      );
     }
 
     await backdoor.tamperFirewall('rule');

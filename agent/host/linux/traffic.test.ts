@@ -18,7 +18,9 @@ def serve(port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port)); s.listen(64)
     while True:
-        c, _ = s.accept(); c.sendall(b"hi\\n"); c.close()
+        c, _ = s.accept(); c.sendall(b"hi\\n")
+        while c.recv(65536): pass
+        c.close()
 for p in sys.argv[1:]:
     threading.Thread(target=serve, args=(int(p),), daemon=True).start()
 print("ready", flush=True)
@@ -37,6 +39,27 @@ function tunRxPackets(ns: string, ifname: string): number {
   return link.stats64.rx.packets;
 }
 
+/** Connections, packets and bytes counted for `rule` in `direction` on a box. */
+async function ruleCount(host: LinuxHost, direction: string, rule: string) {
+  const all = await host.firewall.counters();
+  const flows = all[`flows/${direction}/${rule}`];
+  const conns = all[`new/${direction}/${rule}`];
+  if (!flows || !conns) throw new Error(`the table has no counters for ${direction}/${rule}`);
+  return { connections: conns.packets, packets: flows.packets, bytes: flows.bytes };
+}
+
+/** Sends `n` bytes from `ns` to host:port over one TCP connection and waits for the server to close. */
+function sendBytes(ns: string, host: string, port: number, n: number): void {
+  const py = `import socket
+s = socket.create_connection(("${host}", ${port}), timeout=10)
+s.recv(3)
+s.sendall(b"x" * ${n})
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536): pass
+s.close()`;
+  must(['ip', 'netns', 'exec', ns, 'python3', '-c', py]);
+}
+
 async function droppedOutbound(host: LinuxHost): Promise<bigint> {
   const c = (await host.firewall.counters())['dropped_outbound'];
   if (!c) throw new Error('the table has no dropped_outbound counter');
@@ -46,144 +69,190 @@ async function droppedOutbound(host: LinuxHost): Promise<bigint> {
 if (!isRoot()) {
   t.plan(0, 'needs root (network namespaces)');
 } else {
-  t.test('two boxes: only host A -> host B tcp/8080 crosses, drops are counted, spoofed sources die', async (t) => {
-    const fx = new NetnsFixture();
-    t.teardown(() => fx.cleanup());
-    const dir = mkdtempSync(join(tmpdir(), 'xlh-traffic-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  t.test(
+    'two boxes: only host A -> host B tcp/8080 crosses, the rule and the drops are counted, spoofed sources die',
+    async (t) => {
+      const fx = new NetnsFixture();
+      t.teardown(() => fx.cleanup());
+      const dir = mkdtempSync(join(tmpdir(), 'xlh-traffic-'));
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-    const boxA = fx.addNetns('A');
-    const boxB = fx.addNetns('B');
-    const hostA = fx.addNetns('a');
-    const hostB = fx.addNetns('b');
-    const wgA = fx.ifname('x');
-    const wgB = fx.ifname('y');
+      const boxA = fx.addNetns('A');
+      const boxB = fx.addNetns('B');
+      const hostA = fx.addNetns('a');
+      const hostB = fx.addNetns('b');
+      const wgA = fx.ifname('x');
+      const wgB = fx.ifname('y');
 
-    // Underlay and LANs (test scaffolding, not the agent's business).
-    must(['ip', 'link', 'add', 'u0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'u0', 'netns', boxB]);
-    must(['ip', 'link', 'add', 'lan0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostA]);
-    must(['ip', 'link', 'add', 'lan0', 'netns', boxB, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostB]);
-    const cfg: Array<[string, string, string]> = [
-      [boxA, 'u0', '192.168.77.1/24'],
-      [boxB, 'u0', '192.168.77.2/24'],
-      [boxA, 'lan0', '10.1.0.1/24'],
-      [hostA, 'eth0', '10.1.0.2/24'],
-      [boxB, 'lan0', '10.2.0.1/24'],
-      [hostB, 'eth0', '10.2.0.2/24'],
-    ];
-    for (const [ns, dev, addr] of cfg) {
-      must(['ip', '-n', ns, 'addr', 'add', addr, 'dev', dev]);
-      must(['ip', '-n', ns, 'link', 'set', dev, 'up']);
-    }
-    must(['ip', '-n', hostA, 'route', 'add', 'default', 'via', '10.1.0.1']);
-    must(['ip', '-n', hostB, 'route', 'add', 'default', 'via', '10.2.0.1']);
+      // Underlay and LANs (test scaffolding, not the agent's business).
+      must(['ip', 'link', 'add', 'u0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'u0', 'netns', boxB]);
+      must(['ip', 'link', 'add', 'lan0', 'netns', boxA, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostA]);
+      must(['ip', 'link', 'add', 'lan0', 'netns', boxB, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostB]);
+      const cfg: Array<[string, string, string]> = [
+        [boxA, 'u0', '192.168.77.1/24'],
+        [boxB, 'u0', '192.168.77.2/24'],
+        [boxA, 'lan0', '10.1.0.1/24'],
+        [hostA, 'eth0', '10.1.0.2/24'],
+        [boxB, 'lan0', '10.2.0.1/24'],
+        [hostB, 'eth0', '10.2.0.2/24'],
+      ];
+      for (const [ns, dev, addr] of cfg) {
+        must(['ip', '-n', ns, 'addr', 'add', addr, 'dev', dev]);
+        must(['ip', '-n', ns, 'link', 'set', dev, 'up']);
+      }
+      must(['ip', '-n', hostA, 'route', 'add', 'default', 'via', '10.1.0.1']);
+      must(['ip', '-n', hostB, 'route', 'add', 'default', 'via', '10.2.0.1']);
 
-    // Keys.
-    const keyA = generateWgPrivateKey();
-    const keyB = generateWgPrivateKey();
-    writeFileSync(join(dir, 'a.key'), keyA, { mode: 0o600 });
-    writeFileSync(join(dir, 'b.key'), keyB, { mode: 0o600 });
+      // Keys.
+      const keyA = generateWgPrivateKey();
+      const keyB = generateWgPrivateKey();
+      writeFileSync(join(dir, 'a.key'), keyA, { mode: 0o600 });
+      writeFileSync(join(dir, 'b.key'), keyB, { mode: 0o600 });
 
-    // The boxes, configured through the adapters only.
-    const rule = flow('a-to-b-web', ['10.1.0.2/32'], ['10.2.0.2/32'], 'tcp', [8080]);
-    const boxes: Array<{
-      ns: string;
-      host: LinuxHost;
-      ifname: string;
-      key: string;
-      overlay: string;
-      peer: { key: string; allowed: string[]; endpoint: string };
-      route: string;
-      fw: ReturnType<typeof firewall>;
-    }> = [
-      {
-        ns: boxA,
-        host: createLinuxHost({ netns: boxA }),
-        ifname: wgA,
-        key: 'a.key',
-        overlay: '100.64.0.1/24',
-        peer: { key: keyB, allowed: ['100.64.0.2/32', '10.2.0.0/24'], endpoint: '192.168.77.2:51820' },
-        route: '10.2.0.0/24',
-        fw: firewall({ outbound: [rule], localPrefixes: ['10.1.0.0/24'] }),
-      },
-      {
-        ns: boxB,
-        host: createLinuxHost({ netns: boxB }),
-        ifname: wgB,
-        key: 'b.key',
-        overlay: '100.64.0.2/24',
-        peer: { key: keyA, allowed: ['100.64.0.1/32', '10.1.0.0/24'], endpoint: '192.168.77.1:51820' },
-        route: '10.1.0.0/24',
-        fw: firewall({ inbound: [rule], localPrefixes: ['10.2.0.0/24'] }),
-      },
-    ];
-    for (const b of boxes) {
-      t.teardown(() => b.host.close());
-      await b.host.wireguard.create(b.ifname, 'userspace');
-      await b.host.wireguard.sync(b.ifname, {
-        privateKeyFile: join(dir, b.key),
-        listenPort: 51820,
-        peers: [
-          {
-            publicKey: wgPublicKey(b.peer.key),
-            endpoint: b.peer.endpoint,
-            allowedIps: b.peer.allowed,
-            persistentKeepaliveSeconds: 0,
-          },
-        ],
-      });
-      await b.host.links.setUp(b.ifname, 1420);
-      await b.host.links.addAddress(b.ifname, b.overlay);
-      await b.host.routes.apply({ add: [{ prefix: b.route, dev: b.ifname }], del: [] });
-      await b.host.sysctl.set('net.ipv4.ip_forward', '1');
-      await b.host.firewall.replace(renderFirewall(b.fw, { wgInterface: b.ifname }));
-    }
-    const [A, B] = boxes;
-    if (!A || !B) throw new Error('two boxes expected');
+      // The boxes, configured through the adapters only.
+      const rule = flow('a-to-b-web', ['10.1.0.2/32'], ['10.2.0.2/32'], 'tcp', [8080]);
+      const boxes: Array<{
+        ns: string;
+        host: LinuxHost;
+        ifname: string;
+        key: string;
+        overlay: string;
+        peer: { key: string; allowed: string[]; endpoint: string };
+        route: string;
+        fw: ReturnType<typeof firewall>;
+      }> = [
+        {
+          ns: boxA,
+          host: createLinuxHost({ netns: boxA }),
+          ifname: wgA,
+          key: 'a.key',
+          overlay: '100.64.0.1/24',
+          peer: { key: keyB, allowed: ['100.64.0.2/32', '10.2.0.0/24'], endpoint: '192.168.77.2:51820' },
+          route: '10.2.0.0/24',
+          fw: firewall({ outbound: [rule], localPrefixes: ['10.1.0.0/24'] }),
+        },
+        {
+          ns: boxB,
+          host: createLinuxHost({ netns: boxB }),
+          ifname: wgB,
+          key: 'b.key',
+          overlay: '100.64.0.2/24',
+          peer: { key: keyA, allowed: ['100.64.0.1/32', '10.1.0.0/24'], endpoint: '192.168.77.1:51820' },
+          route: '10.1.0.0/24',
+          fw: firewall({ inbound: [rule], localPrefixes: ['10.2.0.0/24'] }),
+        },
+      ];
+      for (const b of boxes) {
+        t.teardown(() => b.host.close());
+        await b.host.wireguard.create(b.ifname, 'userspace');
+        await b.host.wireguard.sync(b.ifname, {
+          privateKeyFile: join(dir, b.key),
+          listenPort: 51820,
+          peers: [
+            {
+              publicKey: wgPublicKey(b.peer.key),
+              endpoint: b.peer.endpoint,
+              allowedIps: b.peer.allowed,
+              persistentKeepaliveSeconds: 0,
+            },
+          ],
+        });
+        await b.host.links.setUp(b.ifname, 1420);
+        await b.host.links.addAddress(b.ifname, b.overlay);
+        await b.host.routes.apply({ add: [{ prefix: b.route, dev: b.ifname }], del: [] });
+        await b.host.sysctl.set('net.ipv4.ip_forward', '1');
+        await b.host.firewall.replace(renderFirewall(b.fw, { wgInterface: b.ifname }));
+      }
+      const [A, B] = boxes;
+      if (!A || !B) throw new Error('two boxes expected');
 
-    // Servers on both LAN hosts, killed by PID at the end.
-    for (const [ns, ports] of [
-      [hostB, ['8080', '22']],
-      [hostA, ['8080']],
-    ] as const) {
-      const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SERVER, ...ports], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      fx.trackPid(p.pid!);
-      await new Promise<void>((resolve, reject) => {
-        p.stdout.once('data', () => resolve());
-        p.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-      });
-    }
+      // Servers on both LAN hosts, killed by PID at the end.
+      for (const [ns, ports] of [
+        [hostB, ['8080', '22']],
+        [hostA, ['8080']],
+      ] as const) {
+        const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', SERVER, ...ports], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        fx.trackPid(p.pid!);
+        await new Promise<void>((resolve, reject) => {
+          p.stdout.once('data', () => resolve());
+          p.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+        });
+      }
 
-    // The tunnel itself (box to box, not forwarded: no firewall involved) — also does the handshake.
-    t.equal(
-      spawnSync('ip', ['netns', 'exec', boxA, 'ping', '-c', '1', '-W', '3', '100.64.0.2']).status,
-      0,
-      'tunnel up',
-    );
-    t.ok(
-      ((await A.host.wireguard.observe(wgA))!.peers[0]?.latestHandshakeUnix ?? 0) > 0,
-      'handshake seen through observe()',
-    );
+      // The tunnel itself (box to box, not forwarded: no firewall involved) — also does the handshake.
+      t.equal(
+        spawnSync('ip', ['netns', 'exec', boxA, 'ping', '-c', '1', '-W', '3', '100.64.0.2']).status,
+        0,
+        'tunnel up',
+      );
+      t.ok(
+        ((await A.host.wireguard.observe(wgA))!.peers[0]?.latestHandshakeUnix ?? 0) > 0,
+        'handshake seen through observe()',
+      );
 
-    t.ok(canConnect(hostA, '10.2.0.2', 8080), 'host A -> host B tcp/8080 connects');
-    const outA0 = await droppedOutbound(A.host);
-    t.notOk(canConnect(hostA, '10.2.0.2', 22), 'host A -> host B tcp/22 is dropped');
-    t.ok((await droppedOutbound(A.host)) > outA0, 'box A counted the outbound drop');
+      const a0 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
+      const b0 = await ruleCount(B.host, 'inbound', 'a-to-b-web');
+      t.ok(canConnect(hostA, '10.2.0.2', 8080), 'host A -> host B tcp/8080 connects');
+      const a1 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
+      const b1 = await ruleCount(B.host, 'inbound', 'a-to-b-web');
+      t.equal(a1.connections - a0.connections, 1n, 'box A counted one connection for the rule, outbound');
+      t.equal(b1.connections - b0.connections, 1n, 'box B counted one connection for the rule, inbound');
+      // SYN, SYN-ACK, ACK, the server's "hi", FINs and ACKs: every packet of the flow, both ways.
+      t.ok(a1.packets - a0.packets >= 6n, `box A counted the flow's packets both ways (${a1.packets - a0.packets})`);
+      t.ok(b1.packets - b0.packets >= 6n, `box B counted the flow's packets both ways (${b1.packets - b0.packets})`);
 
-    const outB0 = await droppedOutbound(B.host);
-    t.notOk(canConnect(hostB, '10.1.0.2', 8080), 'host B -> host A (reverse, new connection) is dropped');
-    t.ok((await droppedOutbound(B.host)) > outB0, 'box B counted the outbound drop');
+      // Bytes: a 1,000,000-byte upload is counted with its headers, the ACKs coming back and any
+    // retransmits (6-13 % measured), but never twice (that would be >= 2x).
+      const PAYLOAD = 1_000_000;
+      sendBytes(hostA, '10.2.0.2', 8080, PAYLOAD);
+      for (const [box, dir, before] of [
+        [A, 'outbound', a1],
+        [B, 'inbound', b1],
+      ] as const) {
+        const after = await ruleCount(box.host, dir, 'a-to-b-web');
+        const bytes = Number(after.bytes - before.bytes);
+        t.equal(after.connections - before.connections, 1n, `${dir}: one more connection`);
+        t.ok(
+          bytes >= PAYLOAD && bytes <= PAYLOAD * 1.25,
+          `${dir}: ${bytes} bytes counted for a ${PAYLOAD}-byte upload (within headers and ACKs)`,
+        );
+      }
 
-    // Box B sends into the tunnel from an address that is not in its AllowedIPs at box A: box A's
-    // WireGuard must discard it before it reaches A's interface. Control first: a legitimate source.
-    const rx0 = tunRxPackets(boxA, wgA);
-    spawnSync('ip', ['netns', 'exec', boxB, 'ping', '-c', '2', '-i', '0.2', '-W', '1', '-I', '100.64.0.2', '10.1.0.2']);
-    const rx1 = tunRxPackets(boxA, wgA);
-    t.ok(rx1 >= rx0 + 2, `control: packets from an allowed source arrive (${rx0} -> ${rx1})`);
-    must(['ip', '-n', boxB, 'addr', 'add', '10.9.9.9/32', 'dev', 'lo']);
-    spawnSync('ip', ['netns', 'exec', boxB, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '-I', '10.9.9.9', '10.1.0.2']);
-    t.equal(tunRxPackets(boxA, wgA), rx1, 'spoofed source: nothing arrives at box A');
-  });
+      const outA0 = await droppedOutbound(A.host);
+      const a2 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
+      t.notOk(canConnect(hostA, '10.2.0.2', 22), 'host A -> host B tcp/22 is dropped');
+      t.ok((await droppedOutbound(A.host)) > outA0, 'box A counted the outbound drop');
+      t.same(await ruleCount(A.host, 'outbound', 'a-to-b-web'), a2, 'the denied attempt counts for no rule');
+
+      const outB0 = await droppedOutbound(B.host);
+      t.notOk(canConnect(hostB, '10.1.0.2', 8080), 'host B -> host A (reverse, new connection) is dropped');
+      t.ok((await droppedOutbound(B.host)) > outB0, 'box B counted the outbound drop');
+
+      // Box B sends into the tunnel from an address that is not in its AllowedIPs at box A: box A's
+      // WireGuard must discard it before it reaches A's interface. Control first: a legitimate source.
+      const rx0 = tunRxPackets(boxA, wgA);
+      spawnSync('ip', [
+        'netns',
+        'exec',
+        boxB,
+        'ping',
+        '-c',
+        '2',
+        '-i',
+        '0.2',
+        '-W',
+        '1',
+        '-I',
+        '100.64.0.2',
+        '10.1.0.2',
+      ]);
+      const rx1 = tunRxPackets(boxA, wgA);
+      t.ok(rx1 >= rx0 + 2, `control: packets from an allowed source arrive (${rx0} -> ${rx1})`);
+      must(['ip', '-n', boxB, 'addr', 'add', '10.9.9.9/32', 'dev', 'lo']);
+      spawnSync('ip', ['netns', 'exec', boxB, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '-I', '10.9.9.9', '10.1.0.2']);
+      t.equal(tunRxPackets(boxA, wgA), rx1, 'spoofed source: nothing arrives at box A');
+    },
+  );
 }
