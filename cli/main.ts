@@ -23,6 +23,7 @@ const loaders: Record<string, Register> = {
   'join-token': async (y) => y.command((await import('./commands/join-tokens.js')).joinTokenCommand()),
   token: async (y) => y.command((await import('./commands/api-tokens.js')).apiTokenCommand()),
   audit: async (y) => y.command((await import('./commands/audit.js')).auditCommand()),
+  rules: async (y) => y.command((await import('./commands/rules.js')).rulesCommand()),
   version: (y) => Promise.resolve(y),
 };
 

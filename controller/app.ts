@@ -21,6 +21,7 @@ import { CrosslinkError } from '../lib/errors.js';
 import { joinTokenRoutes } from './api/join-tokens.js';
 import { policyRoutes } from './api/policy.js';
 import { traceRoutes } from './api/trace.js';
+import { ruleRoutes } from './api/rules.js';
 import { ErrorBody } from './api/schemas.js';
 import {
   DEFAULT_SESSION_PING_INTERVAL_MS,
@@ -134,6 +135,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   void api.register(policyRoutes(deps, auth));
   void api.register(agentRoutes(deps, auth));
   void api.register(traceRoutes(deps, auth));
+  void api.register(ruleRoutes(deps, auth));
   void api.register(joinTokenRoutes(deps, auth));
   void api.register(apiTokenRoutes(deps, auth));
   void api.register(auditRoutes(deps, auth));
