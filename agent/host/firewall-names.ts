@@ -9,12 +9,51 @@ export const FIREWALL_DIRECTIONS = [
 ] as const;
 
 /**
- * The ct mark a flow gets when a rule admits its first packet: RULE_MARK_BASE + the rule's number
- * in this render (per direction and rule name, from 1). The mark outlives the rule's set lookup, so
- * every later packet of the flow (both ways) is counted for the rule that let it in. Other software
- * on the box that sets ct marks on forwarded flows would conflict (docs/metrics.md says so).
+ * The ct mark a flow gets when a rule admits its first packet: RULE_MARK_BASE + a 16-bit slot of
+ * its (direction, rule name). The mark outlives the rule's set lookup, so every later packet of the
+ * flow (both ways) is counted for the rule that let it in — also after a policy change, because a
+ * rule keeps its slot while other rules come and go (a slot is a hash of the name, not a position).
+ * Other software on the box that sets ct marks on forwarded flows would conflict (docs/metrics.md).
  */
 export const RULE_MARK_BASE = 0x63780000;
+export const RULE_MARK_MASK = 0xffff0000;
+
+export interface RuleMark {
+  direction: FirewallDirection;
+  rule: string;
+  mark: number;
+}
+
+/** FNV-1a, 32 bits. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * One mark per (direction, rule name): the slot is the low 16 bits of the name's hash, and when two
+ * rules of the box want one slot, the one later in (direction, name) order takes the next free slot
+ * (0 is never used). Deterministic: the same rules in any order get the same marks.
+ */
+export function assignRuleMarks(rules: Readonly<Record<FirewallDirection, readonly string[]>>): RuleMark[] {
+  const out: RuleMark[] = [];
+  const taken = new Set<number>();
+  const total = FIREWALL_DIRECTIONS.reduce((n, d) => n + new Set(rules[d.key]).size, 0);
+  if (total > 0xffff) throw new RangeError(`${total} rules on one box: at most 65,535 can be counted`);
+  for (const dir of FIREWALL_DIRECTIONS) {
+    for (const rule of [...new Set(rules[dir.key])].sort()) {
+      let slot = fnv1a(`${dir.key}/${rule}`) & 0xffff;
+      while (slot === 0 || taken.has(slot)) slot = (slot + 1) & 0xffff;
+      taken.add(slot);
+      out.push({ direction: dir.key, rule, mark: (RULE_MARK_BASE | slot) >>> 0 });
+    }
+  }
+  return out;
+}
 
 /** Which named counter of the table counts what: flows admitted by a rule ("new": their first
  *  packets; "flows": all their packets and bytes, both ways), or a direction's drops. */

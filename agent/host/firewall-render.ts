@@ -13,7 +13,14 @@ import { CrosslinkError } from '../../lib/errors.js';
 import { CROSSLINK_NFT_TABLE } from './ports.js';
 import { canonicalEndpoint, parsePrefix, type ParsedPrefix } from './canonical.js';
 import { cmpStr, contains, layerBoxes, type TupleBox } from './firewall-layers.js';
-import { FIREWALL_DIRECTIONS, RULE_MARK_BASE, RULE_NAME_RE, flowsCounter, newCounter } from './firewall-names.js';
+import {
+  assignRuleMarks,
+  FIREWALL_DIRECTIONS,
+  RULE_NAME_RE,
+  flowsCounter,
+  newCounter,
+  type RuleMark,
+} from './firewall-names.js';
 
 export interface RenderFirewallOptions {
   /** The WireGuard interface whose traffic is judged, e.g. "crosslink0". */
@@ -37,26 +44,22 @@ export interface LivenessFirewall {
   lanPrefixes: readonly string[];
 }
 
-/** The marks of one render: one per (direction, rule name), numbered in name order (the same
- *  rules in any order give the same bytes). */
+/** The marks of one render (firewall-names.ts's assignRuleMarks), by direction and rule name. */
 class RuleMarks {
-  readonly list: Array<{ direction: string; rule: string; mark: number }> = [];
+  readonly list: readonly RuleMark[];
   private readonly byKey = new Map<string, number>();
 
   constructor(fw: Firewall | undefined) {
+    const names = { outbound: [] as string[], inbound: [] as string[], local: [] as string[] };
     for (const dir of FIREWALL_DIRECTIONS) {
-      const names = new Set<string>();
       (fw?.[dir.key] ?? []).forEach((r, ri) => {
         if (!RULE_NAME_RE.test(r.rule))
           throw invalid(`firewall.${dir.key}[${ri}].rule`, `"${r.rule}" is not a rule name nft can count by`);
-        names.add(r.rule);
+        names[dir.key].push(r.rule);
       });
-      for (const rule of [...names].sort(cmpStr)) {
-        const mark = RULE_MARK_BASE + this.list.length + 1;
-        this.byKey.set(`${dir.key}/${rule}`, mark);
-        this.list.push({ direction: dir.key, rule, mark });
-      }
     }
+    this.list = assignRuleMarks(names);
+    for (const m of this.list) this.byKey.set(`${m.direction}/${m.rule}`, m.mark);
   }
 
   markOf(direction: string, rule: string): number {

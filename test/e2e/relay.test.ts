@@ -8,6 +8,8 @@
 // - the relay only forwards ciphertext: its WireGuard interface carries none of the pair's packets
 //   (tcpdump on it captures nothing of theirs) and its wg peer list has no entry for civic;
 // - a full-size TCP transfer (1 MiB, MSS-sized segments) passes: a relay adds no encapsulation;
+// - per-rule counters: the rule counts the flows at both ends and nowhere else, and `crosslink
+//   rules stats` sums them from the agents' reports;
 // - the relay dies (agent killed, both cables pulled): the pair moves to the other relay; the gap is
 //   printed, and must stay within the issue's 10 s.
 import t from 'tap';
@@ -232,6 +234,40 @@ c = socket.create_connection(('10.50.1.20', 5001), timeout=10); c.sendall(b'x' *
   t.equal(send.code, 0, `sender finished: ${send.stderr.trim()}`);
   await sink.waitForOutput(/got \d+/, 15_000);
   t.match(sink.output(), new RegExp(`got ${size}\\b`), '1 MiB arrived whole');
+});
+
+t.test('per-rule counters: the rule counts at both ends, the relay counts none, rules stats sums', async (t) => {
+  type Stats = {
+    rules: Array<{
+      rule: string;
+      connections: number;
+      bytes: number;
+      byDirection: { inbound: { connections: number; bytes: number } };
+      boxes: Array<{ agent: string; direction: string; connections: number }>;
+    }>;
+  };
+  // Before this: tcp/443 probes and the 1 MiB transfer gp-ws -> civic-srv (tcp/5001), both gp-to-civic.
+  const row = await pollUntil(
+    "the 1 MiB transfer to show in both ends' reported counters",
+    async () => {
+      const r = await fleet.cli(['rules', 'stats', '--json']);
+      if (r.code !== 0) throw new Error(`rules stats exited ${r.code}: ${r.stderr}`);
+      const v = (JSON.parse(r.stdout) as Stats).rules.find((x) => x.rule === 'gp-to-civic');
+      return v && v.bytes >= 1 << 20 && v.byDirection.inbound.bytes >= 1 << 20 ? v : undefined;
+    },
+    { timeoutMs: 15_000 },
+  );
+  t.ok(row.connections >= 2, `gp admitted the flows outbound (${row.connections} connections)`);
+  t.equal(row.byDirection.inbound.connections, row.connections, 'civic admitted the same flows inbound');
+  t.ok(row.bytes < 1.25 * (1 << 20) + 100_000, `the transfer counted once, with headers (${row.bytes} bytes)`);
+  t.same(
+    [...new Set(row.boxes.map((b) => `${b.agent}/${b.direction}`))].sort(),
+    ['civic/inbound', 'gp/outbound'],
+    'only the two ends count the rule: the relay forwards ciphertext no rule of its own admits',
+  );
+  const denied = await fleet.cli(['rules', 'stats', '--agent', 'hub-a']);
+  t.equal(denied.code, 0);
+  t.notMatch(denied.stdout, /gp-to-civic/, "the relay's own view has no gp-to-civic counters");
 });
 
 t.test('the relay dies: the pair moves to the other relay', async (t) => {
