@@ -3,7 +3,7 @@
 // (config-saver.ts, applied first: fail static) and the controller (controller-link.ts), and
 // handles signals. Everything it wires is passed in (AgentDeps), so tests run the whole agent
 // against a fake host and a fake controller.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { CrosslinkError } from '../lib/errors.js';
@@ -38,6 +38,8 @@ import { teardown } from './reconcile/teardown.js';
 import { Reporter } from './reporter.js';
 import { StateDir } from './state.js';
 import { StatusReader, type ControllerConnection } from './status-reader.js';
+import { FlowCollector, type FlowCollectorOptions } from './flows/collector.js';
+import { DEFAULT_FLOW_LOG_MAX_BYTES, FLOW_LOG_FILE, FlowLogFile } from './flows/flow-log.js';
 
 export type WireGuardChoice = WireGuardMode | 'auto';
 
@@ -67,6 +69,8 @@ export interface AgentRunOptions {
   /** With the controller unreachable this long after start, the saved config's virtual gateways
    *  are claimed anyway (fail static). Default 60 s. */
   gatewayClaimAfterMs?: number;
+  /** The flow log's size limit (STATE_DIR/flows.jsonl and its one rotation); 0: no flow log. */
+  flowLogMaxBytes?: number;
 }
 
 export interface ControlClientFactory {
@@ -96,6 +100,9 @@ export interface AgentDeps {
   /** Builds the data-plane liveness (echo through the tunnel, LAN advertisements) that failover at
    *  the edges runs on. Absent: serving groups stay with their first candidate (the controller's order). */
   createLiveness?: (opts: { log: Logger; clock: Clock; timers: Timers }) => LivenessPort;
+  /** Builds the flow log's collector (conntrack events of the flows the rules admitted). Absent:
+   *  no flow records. */
+  createFlowCollector?: (opts: Omit<FlowCollectorOptions, 'runner'>) => Pick<FlowCollector, 'start' | 'stop'>;
 }
 
 export interface RunningAgent {
@@ -206,6 +213,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   reconciler.start();
   failover?.start();
   prober?.start();
+  const flows = startFlowLog(opts, deps, name, reconciler, alog);
   const gatewayTimer = claimGatewaysLater(opts.gatewayClaimAfterMs ?? 60_000, connection, reconciler, alog);
   const events = deps.watchHostEvents?.({
     interfaceName: opts.interfaceName,
@@ -231,6 +239,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       link.cancel();
       events?.stop();
       prober?.stop();
+      await flows?.stop();
       await failover?.stop();
       clearTimeout(gatewayTimer);
       await link.close();
@@ -359,6 +368,34 @@ export async function runAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<
   });
 }
 
+/** The flow log: conntrack's finished flows to STATE_DIR/flows.jsonl (agent/flows/). */
+function startFlowLog(
+  opts: AgentRunOptions,
+  deps: AgentDeps,
+  box: string,
+  reconciler: Reconciler,
+  log: Logger,
+): { stop(): Promise<void> } | null {
+  const maxBytes = opts.flowLogMaxBytes ?? DEFAULT_FLOW_LOG_MAX_BYTES;
+  if (!deps.createFlowCollector || maxBytes === 0) return null;
+  const file = new FlowLogFile(join(resolve(opts.stateDir), FLOW_LOG_FILE), maxBytes, (err) =>
+    log.warn({ err: err.message }, 'flow log: cannot write the file'),
+  );
+  const collector = deps.createFlowCollector({
+    box,
+    marks: () => reconciler.desiredState?.firewall.ruleMarks,
+    sinks: [file],
+    log,
+  });
+  void collector.start();
+  return {
+    async stop() {
+      collector.stop();
+      await file.flush();
+    },
+  };
+}
+
 /** `crosslink agent down`: removes the interface, Crosslink's routes and its nft table. */
 export async function agentDown(
   opts: { interfaceName: string },
@@ -387,6 +424,7 @@ export function realAgentDeps(log: Logger): AgentDeps & { host: LinuxHost } {
     createProber: ({ log: plog, clock, onRound }) =>
       new Prober({ runner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
     createLiveness: (o) => createLivenessPort(o),
+    createFlowCollector: (o) => new FlowCollector({ ...o, runner }),
   };
 }
 

@@ -15,6 +15,7 @@ import {
   type FailoverView,
 } from '../failover/groups.js';
 import type { LivenessFirewall } from '../host/firewall-render.js';
+import { assignRuleMarks, type RuleMark } from '../host/firewall-names.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired } from './host-state.js';
 import {
   canonicalEndpoint,
@@ -90,6 +91,8 @@ export interface DesiredState {
     hash: string;
     /** The relay forwards in it, by "source>listen>target", with the listen side conntrack is keyed on. */
     relay?: ReadonlyMap<string, RelayListen>;
+    /** The ct mark of each rule's flows (firewall-names.ts), by mark; absent: no rules. */
+    ruleMarks?: ReadonlyMap<number, RuleMark>;
   };
   /** Sysctls that must hold these values, sorted by key. */
   sysctls: Array<{ key: string; value: string }>;
@@ -199,6 +202,17 @@ function livenessFirewall(plan: FailoverPlan | null, overlay: string | null): Li
     overlayPrefixes: pool === null ? [] : [pool],
     lanPrefixes: sortedUnique(lanPrefixes),
   };
+}
+
+/** The marks the renderer gives the firewall's rules (the flow log names a flow's rule by it). */
+function ruleMarksOf(fw: Firewall): { ruleMarks?: ReadonlyMap<number, RuleMark> } {
+  const names = {
+    outbound: fw.outbound.map((r) => r.rule),
+    inbound: fw.inbound.map((r) => r.rule),
+    local: fw.local.map((r) => r.rule),
+  };
+  const marks = assignRuleMarks(names);
+  return marks.length > 0 ? { ruleMarks: new Map(marks.map((m) => [m.mark, m])) } : {};
 }
 
 /** sha256 hex of a ruleset (DesiredState.firewall.hash); ~0.3 ms at 10,000 tuples, so not memoised. */
@@ -311,7 +325,12 @@ export function desiredState(
       peers: peers.sort((a, b) => compareText(a.publicKey, b.publicKey)),
     },
     routes: sortedUnique(routePrefixes).map((p) => ({ prefix: p, dev: settings.interfaceName })),
-    firewall: { ruleset, hash: rulesetHash(ruleset), ...(fw.relay.length > 0 ? { relay: relayListens(fw) } : {}) },
+    firewall: {
+      ruleset,
+      hash: rulesetHash(ruleset),
+      ...(fw.relay.length > 0 ? { relay: relayListens(fw) } : {}),
+      ...ruleMarksOf(fw),
+    },
     sysctls: sysctls.sort((a, b) => compareText(a.key, b.key)),
     peerNames,
     gateways: sortedUnique(gateways),

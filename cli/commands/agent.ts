@@ -15,6 +15,7 @@ import {
 } from '../../agent/config.js';
 import type { AgentStatus } from '../../agent/health/status-server.js';
 import { VERSION } from '../version.js';
+import { flowsCommand } from './agent-flows.js';
 
 // The agent's runtime (Linux host, Connect client, reconciler) is imported by the handlers that
 // need it (run, down), not here: cli/main.ts loads every command module for every command.
@@ -334,6 +335,7 @@ export const agentCommand: CommandModule = {
       .command(runCommand as unknown as CommandModule)
       .command(statusCommand as unknown as CommandModule)
       .command(downCommand as unknown as CommandModule)
+      .command(flowsCommand as unknown as CommandModule)
       .command(configCommand)
       .demandCommand(1, 'Name an agent subcommand (see --help).'),
   handler: () => undefined,
