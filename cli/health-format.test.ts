@@ -223,6 +223,35 @@ t.test('unserved subnets: listed by status, CRITICAL in check, named with the bo
   );
 });
 
+t.test("unconfirmed subnets: served on their boxes' own choice, degraded (WARNING), not unserved", async (t) => {
+  const unconfirmed = [{ subnet: 'records', candidates: ['a', 'c'], reason: 'a is unhealthy; c is unhealthy' }];
+  const s = { ...snap(fleet()), unserved: [], unconfirmed };
+  t.match(
+    formatStatus(s),
+    /\nsubnet\s+records\s+DEGRADED\s+-\s+served by its boxes' own choice among a, c, none healthy to the controller: a is unhealthy; c is unhealthy\n/,
+  );
+  const c = checkHealth(s);
+  t.equal(c.exitCode, 1, 'WARNING');
+  t.equal(
+    c.line,
+    `CROSSLINK WARNING - subnet records degraded: served by its boxes' own choice among a, c, none healthy to the controller: a is unhealthy; c is unhealthy; 3 agents ok, 2 links ok, 1 probe ok, 1 subnet unconfirmed | ${PERF_OK.replace(' rtt=', ' subnets_unserved=0 subnets_awaiting_enrolment=0 subnets_unconfirmed=1 rtt=')}`,
+  );
+  t.match(
+    checkHealth({ ...s, unconfirmed: [] }).line,
+    / subnets_unserved=0 subnets_awaiting_enrolment=0 subnets_unconfirmed=0 rtt=/,
+    'counted as 0 by a controller that reports it',
+  );
+  // An unserved subnet still outranks it.
+  const both = checkHealth({ ...s, unserved: [{ subnet: 'lab', reason: 'lab-box is not enrolled' }] });
+  t.match(
+    both.line,
+    /^CROSSLINK CRITICAL - subnet lab down: .*\(\+1 more\); .*1 subnet unserved, 1 subnet unconfirmed \| .* subnets_unserved=1 subnets_awaiting_enrolment=0 subnets_unconfirmed=1 /,
+  );
+  // --agent: the subnets it is an unhealthy candidate of come with it; not the others'.
+  t.match(checkHealth(s, { agent: 'a' }).line, /^CROSSLINK WARNING - subnet records degraded: /);
+  t.match(checkHealth(s, { agent: 'b' }).line, /^CROSSLINK OK - 1 agent ok \| /);
+});
+
 t.test('Nagios ranges', async (t) => {
   const rows: Array<[string, number, boolean]> = [
     ['10', 11, true],

@@ -11,6 +11,9 @@ export interface HealthResponse extends HealthSnapshot {
   /** Subnets of the policy no box serves now, and why (older controllers leave it out).
    *  `isAwaitingEnrolment`: only because no box of its via has enrolled yet. */
   unserved?: Array<{ subnet: string; reason: string; isAwaitingEnrolment?: boolean }>;
+  /** Subnets served on their boxes' own decision: no candidate healthy in the controller's view
+   *  (older controllers leave it out). */
+  unconfirmed?: Array<{ subnet: string; candidates: string[]; reason: string }>;
 }
 
 export type NagiosStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
@@ -138,7 +141,7 @@ function worstFirst(a: Item, b: Item): number {
  * verdict: a staged roll-out is not an outage.
  */
 function subnetItems(s: HealthResponse, o: { withAwaiting: boolean }): Item[] {
-  return (s.unserved ?? [])
+  const unserved = (s.unserved ?? [])
     .filter((u) => o.withAwaiting || u.isAwaitingEnrolment !== true)
     .map((u): Item => ({
       kind: 'subnet',
@@ -147,6 +150,16 @@ function subnetItems(s: HealthResponse, o: { withAwaiting: boolean }): Item[] {
       reason: u.isAwaitingEnrolment === true ? `unserved until its box enrols: ${u.reason}` : `unserved: ${u.reason}`,
       sinceMs: s.atMs,
     }));
+  // Its boxes still decide among themselves (failover at the edges): the controller cannot confirm
+  // that one serves it, which is degraded, not down. The boxes' own states carry their faults.
+  const unconfirmed = (s.unconfirmed ?? []).map((u): Item => ({
+    kind: 'subnet',
+    name: u.subnet,
+    state: 'degraded',
+    reason: `served by its boxes' own choice among ${u.candidates.join(', ')}, none healthy to the controller: ${u.reason}`,
+    sinceMs: s.atMs,
+  }));
+  return [...unserved, ...unconfirmed];
 }
 
 function items(s: HealthResponse, o: { withAwaiting: boolean } = { withAwaiting: false }): Item[] {
@@ -223,9 +236,12 @@ function select(s: HealthResponse, filter: CheckFilter): Selection | { missing: 
     if (agent === undefined) missing.push(`no agent named "${filter.agent}"`);
     else {
       sel.selected.push(...all.filter((i) => i.kind === 'agent' && i.name === agent.name));
-      // Subnets left unserved because of this box (the reason names it: "cc-edge does not advertise fd20:8::/64").
+      // Subnets left unserved or unconfirmed because of this box (the reason names it: "cc-edge does
+      // not advertise fd20:8::/64", "cc-edge is unhealthy").
       const because = new Set(
-        (s.unserved ?? []).filter((u) => isUnservedBecauseOf(agent.name, u.reason)).map((u) => u.subnet),
+        [...(s.unserved ?? []), ...(s.unconfirmed ?? [])]
+          .filter((u) => isUnservedBecauseOf(agent.name, u.reason))
+          .map((u) => u.subnet),
       );
       sel.selected.push(...all.filter((i) => i.kind === 'subnet' && because.has(i.name)));
       for (const p of agent.peers)
@@ -314,12 +330,17 @@ function countsAndPerf(
     }
   }
   if (sel.kinds.has('subnet')) {
-    const n = sel.selected.filter((i) => i.kind === 'subnet').length;
+    const subnets = sel.selected.filter((i) => i.kind === 'subnet');
+    const n = subnets.filter((i) => i.state !== 'degraded').length;
+    const unconfirmed = subnets.length - n;
     if (n > 0) countText.push(`${n} ${n === 1 ? 'subnet' : 'subnets'} unserved`);
+    if (unconfirmed > 0) countText.push(`${unconfirmed} ${unconfirmed === 1 ? 'subnet' : 'subnets'} unconfirmed`);
     perf.push(
       `subnets_unserved=${n}`,
       `subnets_awaiting_enrolment=${(s.unserved ?? []).filter((u) => u.isAwaitingEnrolment === true).length}`,
     );
+    // Only from a controller that reports it: an older one's silence is not a 0.
+    if (s.unconfirmed !== undefined) perf.push(`subnets_unconfirmed=${unconfirmed}`);
   }
   // label=value[UOM];warn;crit (plugin guidelines): the unit and the thresholds in use.
   for (const metric of Object.keys(METRICS) as Metric[]) {

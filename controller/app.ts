@@ -146,6 +146,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
         monitor,
         authorize: auth.requires('agents.read'),
         unserved: () => deps.distribution.unservedSubnets(),
+        unconfirmed: () => deps.distribution.unconfirmedSubnets(),
       }),
     );
     void app.register(async (scope) => {

@@ -13,7 +13,7 @@ import { systemClock } from '../lib/clock.js';
 import { parseJoinToken } from '../lib/join-token.js';
 import { silentLogger } from '../lib/logger.js';
 import { fakePublicKey } from './rpc/test-controller.fixture.js';
-import { resolveSettings, runController } from './main.js';
+import { handoverEvent, resolveSettings, runController } from './main.js';
 
 const log = silentLogger();
 
@@ -109,4 +109,42 @@ t.test('a listen address that cannot be bound is named with its index, and nothi
       message: new RegExp(`^listen\\[1\\]: cannot listen on 127\\.0\\.0\\.1:${c.port}: .*EADDRINUSE`),
     },
   );
+});
+
+t.test('handoverEvent: a subnet its boxes serve on their own choice is degraded, not ok', async (t) => {
+  const h = { subnet: 'records', unhealthy: [] as string[], isUnconfirmed: false, wasUnconfirmed: false };
+  const cases: Array<[string, Parameters<typeof handoverEvent>[0], [string, string, string]]> = [
+    [
+      'to the standby',
+      { ...h, from: 'p', to: 's', role: 'standby', fromRole: 'primary', unhealthy: ['p'] },
+      ['ok', 'degraded', 'records: now served by s (standby) instead of p (not serving: p)'],
+    ],
+    [
+      'to nobody',
+      { ...h, from: 'p', to: '', role: '', fromRole: 'primary', unhealthy: ['p'] },
+      ['ok', 'down', 'records: no agent can serve it now (was p) (not serving: p)'],
+    ],
+    [
+      'none healthy to the controller: the primary first',
+      { ...h, from: 's', to: 'p', role: 'primary', fromRole: 'standby', unhealthy: ['p', 's'], isUnconfirmed: true },
+      [
+        'degraded',
+        'degraded',
+        'records: its boxes choose which serves it, none healthy to the controller (unhealthy: p, s); p (primary) first instead of s',
+      ],
+    ],
+    [
+      'the same box, no longer unconfirmed',
+      { ...h, from: 'p', to: 'p', role: 'primary', fromRole: 'primary', unhealthy: ['s'], wasUnconfirmed: true },
+      ['degraded', 'ok', 'records: now served by p (primary) (not serving: s)'],
+    ],
+  ];
+  for (const [name, handover, [from, to, reason]] of cases) {
+    const e = handoverEvent(handover, 7);
+    t.same(
+      [e.subject, e.kind, e.atMs, e.from, e.to, e.reason],
+      ['subnet:records', 'subnet', 7, from, to, reason],
+      name,
+    );
+  }
 });

@@ -443,20 +443,25 @@ async function listenExtra(
 
 /**
  * A subnet changing hands, as a history event "subnet:NAME": ok while its primary serves it,
- * degraded while a standby does, down while nobody can.
+ * degraded while a standby does or while its boxes choose among themselves (none healthy to the
+ * controller), down while nobody can.
  */
 export function handoverEvent(h: Handover, atMs: number): HealthEvent {
-  const stateOf = (role: Handover['role']) => (role === 'primary' ? 'ok' : role === 'standby' ? 'degraded' : 'down');
-  const why = h.unhealthy.length > 0 ? ` (not serving: ${h.unhealthy.join(', ')})` : '';
+  const stateOf = (role: Handover['role'], isUnconfirmed: boolean) =>
+    isUnconfirmed || role === 'standby' ? 'degraded' : role === 'primary' ? 'ok' : 'down';
+  const list = h.unhealthy.join(', ');
+  const instead = h.from && h.from !== h.to ? ` instead of ${h.from}` : '';
   const reason =
     h.to === ''
-      ? `${h.subnet}: no agent can serve it now (was ${h.from})${why}`
-      : `${h.subnet}: now served by ${h.to} (${h.role})${h.from ? ` instead of ${h.from}` : ''}${why}`;
+      ? `${h.subnet}: no agent can serve it now (was ${h.from})${list ? ` (not serving: ${list})` : ''}`
+      : h.isUnconfirmed
+        ? `${h.subnet}: its boxes choose which serves it, none healthy to the controller (unhealthy: ${list}); ${h.to} (${h.role}) first${instead}`
+        : `${h.subnet}: now served by ${h.to} (${h.role})${instead}${list ? ` (not serving: ${list})` : ''}`;
   return {
     subject: `subnet:${h.subnet}`,
     kind: 'subnet',
-    from: stateOf(h.fromRole),
-    to: stateOf(h.role),
+    from: stateOf(h.fromRole, h.wasUnconfirmed),
+    to: stateOf(h.role, h.isUnconfirmed),
     atMs,
     reason,
   };

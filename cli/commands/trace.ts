@@ -20,7 +20,14 @@ type TraceArgs = ConnArgs & { from: string; to: string; proto: 'tcp' | 'udp' | '
 
 function endLine(label: string, e: TraceEnd): string {
   if (e.subnet === null) return `  ${label} ${e.address}: in no subnet of the policy\n`;
-  const who = e.servedBy !== null ? `served by ${e.servedBy}` : `served by nobody: ${e.unserved}`;
+  // `unconfirmed` is absent from an older controller's answer.
+  const unconfirmed = e.unconfirmed ?? null;
+  const who =
+    e.servedBy === null
+      ? `served by nobody: ${e.unserved}`
+      : unconfirmed !== null
+        ? `served by ${e.servedBy} or another of its boxes (their own choice; none healthy to the controller: ${unconfirmed})`
+        : `served by ${e.servedBy}`;
   return `  ${label} ${e.address}: subnet ${e.subnet} (zone ${e.zone}), ${who}\n`;
 }
 

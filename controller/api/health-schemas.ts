@@ -139,6 +139,17 @@ const UnservedView = Type.Object(
   { additionalProperties: false },
 );
 
+const UnconfirmedView = Type.Object(
+  {
+    subnet: Type.String(),
+    candidates: Type.Array(Type.String(), {
+      description: 'Its serving group, in order; the boxes choose among themselves by their own echo',
+    }),
+    reason: Type.String({ description: 'Why the controller judges none of them healthy' }),
+  },
+  { additionalProperties: false },
+);
+
 export const FleetHealthSchema = Type.Object(
   {
     ...statusFields,
@@ -152,6 +163,10 @@ export const FleetHealthSchema = Type.Object(
     probes: Type.Array(ProbeHealth, { description: 'By id' }),
     serving: Type.Array(ServingView, { description: 'Serving health of every agent, by name' }),
     unserved: Type.Array(UnservedView, { description: 'Subnets of the current policy no box serves now, and why' }),
+    unconfirmed: Type.Array(UnconfirmedView, {
+      description:
+        "Subnets served on their boxes' own decision: the controller judges none of the candidates healthy (degraded, not unserved)",
+    }),
   },
   { additionalProperties: false },
 );

@@ -7,11 +7,16 @@ import { HealthMonitor } from '../health/monitor.js';
 import type { AgentHealthInput } from '../health/types.js';
 import { healthStatusRoutes } from './health-status.js';
 import { ErrorBody } from './schemas.js';
-import type { UnservedView } from '../distribute/port.js';
+import type { UnconfirmedView, UnservedView } from '../distribute/port.js';
 
 async function build(
   inputs: (now: number) => AgentHealthInput[],
-  opts: { evaluate?: boolean; authorize?: boolean; unserved?: () => UnservedView[] } = {},
+  opts: {
+    evaluate?: boolean;
+    authorize?: boolean;
+    unserved?: () => UnservedView[];
+    unconfirmed?: () => UnconfirmedView[];
+  } = {},
 ) {
   let now = T0;
   let source = inputs;
@@ -34,7 +39,9 @@ async function build(
       }
     : undefined;
   app.addSchema(ErrorBody);
-  await app.register(healthStatusRoutes({ monitor, authorize, unserved: opts.unserved }));
+  await app.register(
+    healthStatusRoutes({ monitor, authorize, unserved: opts.unserved, unconfirmed: opts.unconfirmed }),
+  );
   return {
     app,
     monitor,
@@ -116,13 +123,16 @@ t.test('GET /v1/health: overall plus every agent, link, probe and serving health
 
 t.test("the response schemas lose nothing: each answer is the monitor's own data, every field", async (t) => {
   const unserved: UnservedView[] = [{ subnet: 'x', reason: 'nobody advertises it', isAwaitingEnrolment: false }];
+  const unconfirmed: UnconfirmedView[] = [
+    { subnet: 'y', candidates: ['a', 'b'], reason: 'a is unhealthy; b is unhealthy' },
+  ];
   const rich = (now: number) => [
     agentInput('a', now, { peers: ['b'], probes: [probeSpec('care/0'), probeSpec('care/1')] }),
     agentInput('b', now, { peers: ['a', 'c'] }),
     agentInput('c', now, { peers: ['b'], reportAgoMs: 40_000, isConnected: false }),
     agentInput('d', now, { peers: [], isRevoked: true }),
   ];
-  const { app, monitor, advance } = await build(rich, { unserved: () => unserved });
+  const { app, monitor, advance } = await build(rich, { unserved: () => unserved, unconfirmed: () => unconfirmed });
   advance(45_000);
   await monitor.refresh();
   const plain = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
@@ -130,7 +140,7 @@ t.test("the response schemas lose nothing: each answer is the monitor's own data
     .map(([agent, s]) => ({ agent, ...s }))
     .sort((x, y) => (x.agent < y.agent ? -1 : 1));
   const fleetRes = await app.inject({ method: 'GET', url: '/v1/health' });
-  t.same(fleetRes.json(), plain({ ...monitor.snapshot(), serving, unserved }), 'GET /v1/health');
+  t.same(fleetRes.json(), plain({ ...monitor.snapshot(), serving, unserved, unconfirmed }), 'GET /v1/health');
   const s = monitor.snapshot()!;
   const detail = await app.inject({ method: 'GET', url: '/v1/health/agents/a' });
   t.same(

@@ -8,7 +8,7 @@ import { CrosslinkError } from '../../lib/errors.js';
 import type { HealthHistoryQuery } from '../health/history.js';
 import type { ServingState } from '../health/serving.js';
 import type { HealthEvent, HealthSnapshot, HealthSubjectKind } from '../health/types.js';
-import type { UnservedView } from '../distribute/port.js';
+import type { UnconfirmedView, UnservedView } from '../distribute/port.js';
 import { AgentDetailSchema, FleetHealthSchema, HistorySchema } from './health-schemas.js';
 import { errorResponses } from './schemas.js';
 
@@ -25,6 +25,8 @@ export interface HealthStatusRoutesOptions {
   authorize?: onRequestAsyncHookHandler;
   /** Subnets of the current policy no box serves now, and why (the distributor's last compile). */
   unserved?: () => UnservedView[];
+  /** Subnets served on their boxes' own decision, none healthy in the controller's view (idem). */
+  unconfirmed?: () => UnconfirmedView[];
 }
 
 export interface ServingView extends ServingState {
@@ -73,7 +75,12 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
           response: { 200: FleetHealthSchema, ...errorResponses(503) },
         },
       },
-      () => ({ ...current(monitor), serving: servingList(monitor), unserved: opts.unserved?.() ?? [] }),
+      () => ({
+        ...current(monitor),
+        serving: servingList(monitor),
+        unserved: opts.unserved?.() ?? [],
+        unconfirmed: opts.unconfirmed?.() ?? [],
+      }),
     );
 
     app.get(

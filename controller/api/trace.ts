@@ -20,6 +20,10 @@ const End = Type.Object(
     zone: Type.Union([Type.String(), Type.Null()]),
     servedBy: Type.Union([Type.String(), Type.Null()], { description: 'The box serving the subnet now' }),
     unserved: Type.Union([Type.String(), Type.Null()], { description: 'Why nobody serves it' }),
+    unconfirmed: Type.Union([Type.String(), Type.Null()], {
+      description:
+        "Served on its boxes' own choice (servedBy is the first of them): why the controller judges none healthy",
+    }),
   },
   { additionalProperties: false },
 );
@@ -110,9 +114,11 @@ export function traceRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
         if (!current)
           throw new CrosslinkError('conflict', 'there is no policy yet: apply one first (crosslink policy apply)');
         const unserved = new Map(deps.distribution.unservedSubnets().map((u) => [u.subnet, u.reason]));
+        const unconfirmed = new Map(deps.distribution.unconfirmedSubnets().map((u) => [u.subnet, u.reason]));
         const deployment: TraceDeployment = {
           servedBy: (s) => deps.distribution.servingAgent(s),
           unservedReason: (s) => unserved.get(s) ?? null,
+          unconfirmedReason: (s) => unconfirmed.get(s) ?? null,
           peer: (a, b) => {
             const p = deps.distribution.currentConfig(a)?.peers.find((x) => x.name === b);
             return p

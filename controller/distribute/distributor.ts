@@ -12,7 +12,15 @@ import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v
 import type { Store } from '../store/store.js';
 import type { Inventory, Policy } from '../policy/types.js';
 import { parsePolicy } from '../policy/validate.js';
-import type { AgentDiff, AgentLiveView, DistributionPort, DryRun, PairPathView, UnservedView } from './port.js';
+import type {
+  AgentDiff,
+  AgentLiveView,
+  DistributionPort,
+  DryRun,
+  PairPathView,
+  UnconfirmedView,
+  UnservedView,
+} from './port.js';
 import {
   compilePolicy,
   contentHash as contentHashOf,
@@ -72,6 +80,8 @@ export class Distributor implements DistributionPort {
   readonly #onHandover: DistributorOptions['onHandover'];
   /** subnet -> serving agent after the last recompile; null before the first one. */
   #servedBy: Map<string, string> | null = null;
+  /** Subnets served on their boxes' own choice (no candidate healthy) at the last recompile. */
+  #unconfirmed: ReadonlySet<string> = new Set();
 
   constructor(opts: DistributorOptions) {
     this.#onHandover = opts.onHandover;
@@ -177,6 +187,16 @@ export class Distributor implements DistributionPort {
 
   unservedSubnets(): UnservedView[] {
     return this.#policy && this.#lastCompile ? this.#lastCompile.unserved.map(unservedView) : [];
+  }
+
+  unconfirmedSubnets(): UnconfirmedView[] {
+    const r = this.#policy ? this.#lastCompile : null;
+    if (!r) return [];
+    return r.unconfirmed.map((u) => ({
+      subnet: u.subnet,
+      candidates: [...(r.candidates.get(u.subnet) ?? [])],
+      reason: u.reason,
+    }));
   }
 
   currentPolicy(): { policy: Policy; version: number } | null {
@@ -389,8 +409,10 @@ export class Distributor implements DistributionPort {
     const now = this.#servedMap();
     const before = this.#servedBy;
     this.#servedBy = now;
+    const unconfirmed = { before: this.#unconfirmed, now: new Set(this.unconfirmedSubnets().map((u) => u.subnet)) };
+    this.#unconfirmed = unconfirmed.now;
     if (before === null || !this.#onHandover) return;
-    const handovers = handoversBetween(before, now, this.#policy, this.#health);
+    const handovers = handoversBetween(before, now, this.#policy, this.#health, unconfirmed);
     if (handovers.length === 0) return;
     this.#log.warn({ handovers }, 'subnets changed hands');
     try {

@@ -85,8 +85,26 @@ t.test('serving health moves a subnet to the standby and back, one handover each
     handovers,
     [
       [
-        { subnet: 'records', from: '', to: 'primary', role: 'primary', fromRole: '', unhealthy: [] },
-        { subnet: 'social', from: '', to: 'council', role: 'primary', fromRole: '', unhealthy: [] },
+        {
+          subnet: 'records',
+          from: '',
+          to: 'primary',
+          role: 'primary',
+          fromRole: '',
+          unhealthy: [],
+          isUnconfirmed: false,
+          wasUnconfirmed: false,
+        },
+        {
+          subnet: 'social',
+          from: '',
+          to: 'council',
+          role: 'primary',
+          fromRole: '',
+          unhealthy: [],
+          isUnconfirmed: false,
+          wasUnconfirmed: false,
+        },
       ],
     ],
     'the policy arriving hands each subnet to its primary',
@@ -109,6 +127,8 @@ t.test('serving health moves a subnet to the standby and back, one handover each
         role: 'standby',
         fromRole: 'primary',
         unhealthy: ['primary'],
+        isUnconfirmed: false,
+        wasUnconfirmed: false,
       },
     ],
   ]);
@@ -133,7 +153,18 @@ t.test('serving health moves a subnet to the standby and back, one handover each
   t.same(handovers, [], 'no change, no handover');
   await d.setAgentHealth('primary', true);
   t.same(handovers, [
-    [{ subnet: 'records', from: 'standby', to: 'primary', role: 'primary', fromRole: 'standby', unhealthy: [] }],
+    [
+      {
+        subnet: 'records',
+        from: 'standby',
+        to: 'primary',
+        role: 'primary',
+        fromRole: 'standby',
+        unhealthy: [],
+        isUnconfirmed: false,
+        wasUnconfirmed: false,
+      },
+    ],
   ]);
   t.same(serving(), ['primary/primary=1', 'standby/standby=0']);
   await d.stop();
@@ -181,9 +212,69 @@ t.test('a handover names only unhealthy boxes of that subnet', async (t) => {
           role: 'standby',
           fromRole: 'primary',
           unhealthy: ['primary'],
+          isUnconfirmed: false,
+          wasUnconfirmed: false,
         },
       ],
     ],
     'council, unhealthy too, is not named for records',
   );
+});
+
+t.test('no box healthy to the controller: the group stays, primary first, reported unconfirmed', async (t) => {
+  const { d, handovers } = await threeBoxes();
+  t.teardown(() => d.stop());
+  await d.setPolicy(parsePolicy(POLICY).policy!, 1);
+  await d.setAgentHealth('primary', false);
+  handovers.length = 0;
+  // The controller loses the standby too (say it is cut off from both; they still reach each other).
+  await d.setAgentHealth('standby', false);
+  t.same(
+    d.currentConfig('council')!.servingGroups.map((g) => [g.name, g.candidates]),
+    [['records', ['primary', 'standby']]],
+    'the sending box keeps both candidates, in via order',
+  );
+  for (const name of ['primary', 'standby'])
+    t.same(
+      d.currentConfig(name)!.localSubnets.map((s) => s.name),
+      ['records'],
+      `${name} keeps the subnet`,
+    );
+  t.same(d.unservedSubnets(), [], 'not unserved');
+  t.same(d.unconfirmedSubnets(), [
+    { subnet: 'records', candidates: ['primary', 'standby'], reason: 'primary is unhealthy; standby is unhealthy' },
+  ]);
+  t.equal(d.servingAgent('records'), 'primary', 'the controller names the first candidate');
+  t.same(handovers, [
+    [
+      {
+        subnet: 'records',
+        from: 'standby',
+        to: 'primary',
+        role: 'primary',
+        fromRole: 'standby',
+        unhealthy: ['primary', 'standby'],
+        isUnconfirmed: true,
+        wasUnconfirmed: false,
+      },
+    ],
+  ]);
+  // The primary healthy again: same server, now confirmed; reported once.
+  handovers.length = 0;
+  await d.setAgentHealth('primary', true);
+  t.same(d.unconfirmedSubnets(), []);
+  t.same(handovers, [
+    [
+      {
+        subnet: 'records',
+        from: 'primary',
+        to: 'primary',
+        role: 'primary',
+        fromRole: 'primary',
+        unhealthy: ['standby'],
+        isUnconfirmed: false,
+        wasUnconfirmed: true,
+      },
+    ],
+  ]);
 });

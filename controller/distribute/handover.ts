@@ -12,6 +12,17 @@ export interface Handover {
   fromRole: 'primary' | 'standby' | '';
   /** Agents of the subnet's `via` the controller considers unhealthy for serving (why it moved, usually). */
   unhealthy: string[];
+  /** `to` is only the first of a serving group none of whose boxes the controller judges healthy:
+   *  the boxes choose among themselves which serves it (failover at the edges). */
+  isUnconfirmed: boolean;
+  /** The same, of `from` before this recompile. */
+  wasUnconfirmed: boolean;
+}
+
+/** The subnets served on their boxes' own choice, before and after a recompile. */
+export interface UnconfirmedBetween {
+  before: ReadonlySet<string>;
+  now: ReadonlySet<string>;
 }
 
 /** One (subnet, candidate agent) pair: the agent is in the subnet's `via`, enrolled and not revoked. */
@@ -23,19 +34,23 @@ export interface ServingAssignment {
   isServing: boolean;
 }
 
-/** The subnets whose serving agent differs between `before` and `now` (subnet -> agent), by subnet. */
+/** The subnets whose serving agent differs between `before` and `now` (subnet -> agent), or that
+ *  came to be (or stopped being) served on their boxes' own choice, by subnet. */
 export function handoversBetween(
   before: ReadonlyMap<string, string>,
   now: ReadonlyMap<string, string>,
   policy: Policy | null,
   health: ReadonlyMap<string, boolean>,
+  unconfirmed: UnconfirmedBetween = { before: new Set(), now: new Set() },
 ): Handover[] {
   const handovers: Handover[] = [];
   const viaOf = new Map((policy?.subnets ?? []).map((s) => [s.name as string, s.via as string[]]));
   for (const subnet of [...new Set([...before.keys(), ...now.keys()])].sort()) {
     const from = before.get(subnet) ?? '';
     const to = now.get(subnet) ?? '';
-    if (from === to) continue;
+    const isUnconfirmed = to !== '' && unconfirmed.now.has(subnet);
+    const wasUnconfirmed = from !== '' && unconfirmed.before.has(subnet);
+    if (from === to && isUnconfirmed === wasUnconfirmed) continue;
     const roleOf = (agent: string) =>
       agent === '' ? '' : (viaOf.get(subnet) ?? []).indexOf(agent) === 0 ? 'primary' : 'standby';
     handovers.push({
@@ -49,6 +64,8 @@ export function handoversBetween(
         .filter(([n, ok]) => !ok && (viaOf.get(subnet) ?? []).includes(n))
         .map(([n]) => n)
         .sort(),
+      isUnconfirmed,
+      wasUnconfirmed,
     });
   }
   return handovers;

@@ -42,6 +42,17 @@ export interface UnservedView {
   isAwaitingEnrolment: boolean;
 }
 
+/** A subnet served on its boxes' own decision: the controller judges none of its serving group's
+ *  candidates healthy (it lost their streams, or is cut off from them while they still reach each
+ *  other), so it cannot confirm which, if any, serves it; the candidates choose by their own echo. */
+export interface UnconfirmedView {
+  subnet: string;
+  /** The serving group's candidates in order; the first is the one `servingAgent` names. */
+  candidates: string[];
+  /** Why none is healthy, e.g. "lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy". */
+  reason: string;
+}
+
 export interface DryRun {
   /** Agents whose config would change. */
   agents: AgentDiff[];
@@ -62,6 +73,9 @@ export interface DistributionPort {
   indirectPaths(): PairPathView[];
   /** Subnets of the current policy that no enrolled, healthy box serves now, and why. */
   unservedSubnets(): UnservedView[];
+  /** Subnets of the current policy served on their boxes' own decision (no candidate the controller
+   *  judges healthy), and why. */
+  unconfirmedSubnets(): UnconfirmedView[];
   /** The policy being distributed and its version; null before the first. */
   currentPolicy(): { policy: Policy; version: number } | null;
   /** The box serving `subnet` after the last compile; null: nobody (or no such subnet). */

@@ -67,6 +67,8 @@ interface ServingCase {
   patch: (a: InventoryAgent) => InventoryAgent | undefined;
   servedBy: string | undefined;
   unservedReason?: RegExp;
+  /** Why no candidate of its serving group is healthy; undefined: one is (or no group). */
+  unconfirmedReason?: RegExp;
   gpPeers: string[];
   /** The care records' serving group as gp-armley gets it (candidates in order); null: none. */
   gpGroup: string[] | null;
@@ -98,10 +100,19 @@ const servingCases: ServingCase[] = [
     gpCarrier: 'lth-sjuh-standby',
   },
   {
-    name: 'both down: unserved, with the reason, and not routed',
+    // The controller cut off from both (or lost their streams): the edges still decide.
+    name: 'both down to the controller: the group stays in via order, unconfirmed, not unserved',
     patch: (a) => (a.name.startsWith('lth-sjuh') ? { ...a, isHealthy: false } : a),
+    servedBy: 'lth-sjuh',
+    unconfirmedReason: /^lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy$/,
+    gpPeers: ['lth-sjuh', 'lth-sjuh-standby'],
+    gpGroup: ['lth-sjuh', 'lth-sjuh-standby'],
+  },
+  {
+    name: 'primary down, standby not enrolled: unserved, with the reason, and not routed',
+    patch: (a) => (a.name === 'lth-sjuh-standby' ? undefined : a.name === 'lth-sjuh' ? { ...a, isHealthy: false } : a),
     servedBy: undefined,
-    unservedReason: /^lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy$/,
+    unservedReason: /^lth-sjuh is unhealthy; lth-sjuh-standby is not enrolled$/,
     gpPeers: [],
     gpGroup: null,
   },
@@ -123,6 +134,9 @@ for (const c of servingCases) {
     const u = r.unserved.find((x) => x.subnet === 'care-records');
     if (c.unservedReason) t.match(u?.reason, c.unservedReason);
     else t.notOk(u, 'served');
+    const unconfirmed = r.unconfirmed.find((x) => x.subnet === 'care-records');
+    if (c.unconfirmedReason) t.match(unconfirmed?.reason, c.unconfirmedReason);
+    else t.notOk(unconfirmed, 'confirmed, or no group');
     const gp = r.configs.get('gp-armley' as never);
     t.same(peerNames(gp), c.gpPeers, 'gp-armley peers');
     const group = gp?.servingGroups.find((g) => g.name === 'care-records');

@@ -28,7 +28,14 @@ import {
 } from './compile/types.js';
 import { applyInventory, diffIndexes, rebuild, reduceDirty, reserve } from './compile/update.js';
 
-export type { CompileOptions, CompileResult, PairRoute, PolicyChange, UnservedSubnet } from './compile/types.js';
+export type {
+  CompileOptions,
+  CompileResult,
+  PairRoute,
+  PolicyChange,
+  UnconfirmedSubnet,
+  UnservedSubnet,
+} from './compile/types.js';
 export { contentHash } from './compile/hash.js';
 export { announcedEndpoints } from './compile/relays.js';
 
@@ -60,6 +67,7 @@ export class PolicyCompiler {
       served: new Map(),
       candidates: new Map(),
       unservedReason: new Map(),
+      unconfirmedReason: new Map(),
       localByAgent: new Map(),
       reductions: new Map(),
       configs: new Map(),
@@ -94,6 +102,7 @@ export class PolicyCompiler {
     st.served = new Map();
     st.candidates = new Map();
     st.unservedReason = new Map();
+    st.unconfirmedReason = new Map();
     for (const cluster of idx.clusters.keys()) serveCluster(st, idx, cluster);
     st.localByAgent = buildLocalByAgent(st);
     st.reductions = new Map();
@@ -149,10 +158,13 @@ export class PolicyCompiler {
       unserved: [...st.unservedReason]
         .map(([subnet, reason]) => ({ subnet, reason }))
         .sort((a, b) => cmp(a.subnet, b.subnet)),
+      unconfirmed: [...st.unconfirmedReason]
+        .map(([subnet, reason]) => ({ subnet, reason }))
+        .sort((a, b) => cmp(a.subnet, b.subnet)),
       servedBy: new Map([...st.served].sort((a, b) => cmp(a[0], b[0]))),
       candidates: new Map([...st.candidates].sort((a, b) => cmp(a[0], b[0]))),
     };
-    const { unserved, servedBy, candidates } = st.servingView;
+    const { unserved, unconfirmed, servedBy, candidates } = st.servingView;
     if (!st.indirectView) {
       const out: PairRoute[] = [];
       for (const [a, peers] of st.indirectByAgent) for (const [b, path] of peers) if (a < b) out.push({ a, b, path });
@@ -161,6 +173,7 @@ export class PolicyCompiler {
     return {
       configs: st.configs,
       unserved,
+      unconfirmed,
       servedBy,
       candidates,
       changed,

@@ -18,6 +18,7 @@ export {
   type CompileResult,
   type PairRoute,
   type PolicyChange,
+  type UnconfirmedSubnet,
   type UnservedSubnet,
 } from './compile.js';
 export { isAwaitingEnrolment, isUnservedBecauseOf } from './unserved.js';

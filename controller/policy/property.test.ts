@@ -385,6 +385,12 @@ t.test('incremental recompile equals a full compile after every change', async (
           throw new Error(`step ${step}: changed ${inc.changed.join(',')} want ${wantChanged.join(',')}`);
         if (JSON.stringify(inc.unserved) !== JSON.stringify(full.unserved))
           throw new Error(`step ${step}: unserved differs`);
+        if (JSON.stringify(inc.unconfirmed) !== JSON.stringify(full.unconfirmed))
+          throw new Error(`step ${step}: unconfirmed differs`);
+        if (JSON.stringify([...inc.servedBy]) !== JSON.stringify([...full.servedBy]))
+          throw new Error(`step ${step}: servedBy differs`);
+        if (JSON.stringify([...inc.candidates]) !== JSON.stringify([...full.candidates]))
+          throw new Error(`step ${step}: candidates differ`);
         if (JSON.stringify(inc.indirectPairs) !== JSON.stringify(full.indirectPairs))
           throw new Error(`step ${step}: indirect pairs differ`);
         prev = inc;

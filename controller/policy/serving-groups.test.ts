@@ -15,12 +15,15 @@ interface Serving {
   server?: string;
   /** Candidates in order when the subnet is a serving group; else empty. */
   group: string[];
+  /** A group with no healthy candidate: served on its boxes' own choice. */
+  isUnconfirmed: boolean;
 }
 
 /**
  * A subnet's cluster is every subnet overlapping it, transitively; its candidates are the agents of
  * the cluster's via that are enrolled and advertise all of it, healthy ones first (each part in via
- * order); its server is the first healthy one; with two or more candidates and a server it is a group.
+ * order); with two or more candidates it is a group, healthy or not (the edges decide); its server
+ * is the first healthy one, else a group's first candidate (unconfirmed), else none.
  */
 function servingOracle(policy: Policy, inventory: Inventory): Map<string, Serving> {
   const overlaps = (a: string, b: string): boolean => {
@@ -51,10 +54,13 @@ function servingOracle(policy: Policy, inventory: Inventory): Map<string, Servin
     const candidates = [...able.filter((a) => a.isHealthy), ...able.filter((a) => !a.isHealthy)].map(
       (a) => a.name as string,
     );
-    const server = able.find((a) => a.isHealthy)?.name as string | undefined;
+    const group = candidates.length >= 2 ? candidates : [];
+    const healthy = able.find((a) => a.isHealthy)?.name as string | undefined;
+    const server = healthy ?? group[0];
     out.set(s.name, {
       ...(server !== undefined ? { server } : {}),
-      group: server !== undefined && candidates.length >= 2 ? candidates : [],
+      group,
+      isUnconfirmed: group.length > 0 && healthy === undefined,
     });
   }
   return out;
@@ -119,6 +125,10 @@ t.test('candidates and order follow via, enrolment, advertising and health', asy
         const got = r.candidates.get(subnet as never) ?? [];
         if (got.join() !== want.group.join())
           throw new Error(`${subnet}: candidates ${got.join(',')}, want ${want.group.join(',')}`);
+        if (r.unconfirmed.some((u) => u.subnet === subnet) !== want.isUnconfirmed)
+          throw new Error(`${subnet}: unconfirmed ${!want.isUnconfirmed}, want ${want.isUnconfirmed}`);
+        if (r.unserved.some((u) => u.subnet === subnet) !== (want.server === undefined))
+          throw new Error(`${subnet}: unserved ${want.server !== undefined}, want ${want.server === undefined}`);
       }
     }),
     { numRuns: RUNS },

@@ -13,6 +13,7 @@ function deployment(
     served: Record<string, string | null>;
     peers: Record<string, { endpoint: string; relays: Array<{ relay: string; endpoint: string }> }>;
     problems: Record<string, string>;
+    unconfirmed: Record<string, string>;
   }> = {},
 ): TraceDeployment {
   const served: Record<string, string | null> = Object.fromEntries(policy.subnets.map((s) => [s.name, s.via[0]!]));
@@ -32,6 +33,7 @@ function deployment(
     servedBy: (s) => served[s] ?? null,
     unservedReason: (s) =>
       served[s] === null ? `${policy.subnets.find((x) => x.name === s)!.via.join(' and ')} are down` : null,
+    unconfirmedReason: (s) => over.unconfirmed?.[s] ?? null,
     peer: (a, b) => peers[`${a}>${b}`] ?? null,
     pathProblem: (a, b) => over.problems?.[`${a}>${b}`] ?? null,
   };
@@ -131,6 +133,22 @@ t.test('outcomes', async (t) => {
       }),
       { outcome: 'passes', to: { servedBy: 'lth-sjuh-standby' }, path: { to: 'lth-sjuh-standby' } },
       /-> lth-sjuh-standby through relay/,
+    ],
+    [
+      "served by its boxes' own choice: passes, and says the controller cannot confirm it",
+      '10.30.1.10',
+      '10.20.1.10',
+      'tcp',
+      443,
+      deployment({
+        unconfirmed: { 'care-records': 'lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy' },
+      }),
+      {
+        outcome: 'passes',
+        from: { servedBy: 'gp-chapeltown', unconfirmed: null },
+        to: { servedBy: 'lth-sjuh', unconfirmed: 'lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy' },
+      },
+      /directly to 192\.0\.2\.1:51820; unconfirmed: subnet care-records's boxes choose which serves it, none healthy to the controller \(lth-sjuh is unhealthy; lth-sjuh-standby is unhealthy\)$/,
     ],
     [
       'no path between the boxes',

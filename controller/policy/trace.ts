@@ -13,6 +13,9 @@ export interface TraceDeployment {
   servedBy(subnet: string): string | null;
   /** Why nobody serves `subnet` (null: someone does, or no reason is known). */
   unservedReason(subnet: string): string | null;
+  /** Why the controller judges none of the boxes that may serve `subnet` healthy while they still
+   *  choose among themselves which serves it (null: it judges one healthy, or nobody serves it). */
+  unconfirmedReason(subnet: string): string | null;
   /** Box `a`'s configured peer entry for box `b`: its endpoint and the relays it may use, first
    *  choice first (each a whole path on its own, not hops of one), or null when `a` has no such peer. */
   peer(a: string, b: string): { endpoint: string; relays: Array<{ relay: string; endpoint: string }> } | null;
@@ -28,6 +31,9 @@ export interface TraceEnd {
   servedBy: string | null;
   /** Why nobody serves the subnet; null when a box does (or there is no subnet). */
   unserved: string | null;
+  /** Served, but on its boxes' own choice: why the controller judges none of them healthy (then
+   *  `servedBy` is the first of them, not a box known to carry it). null: not so. */
+  unconfirmed: string | null;
 }
 
 export interface TracePath {
@@ -71,7 +77,8 @@ function end(policy: Policy, text: string, deployment: TraceDeployment, cache: P
         best = { name: s.name, zone: s.zone, length: p.length };
     }
   }
-  if (best === null) return { address: addr.text, subnet: null, zone: null, servedBy: null, unserved: null };
+  if (best === null)
+    return { address: addr.text, subnet: null, zone: null, servedBy: null, unserved: null, unconfirmed: null };
   const servedBy = deployment.servedBy(best.name);
   return {
     address: addr.text,
@@ -79,6 +86,7 @@ function end(policy: Policy, text: string, deployment: TraceDeployment, cache: P
     zone: best.zone,
     servedBy,
     unserved: servedBy === null ? (deployment.unservedReason(best.name) ?? 'no box serves it now') : null,
+    unconfirmed: servedBy === null ? null : deployment.unconfirmedReason(best.name),
   };
 }
 
@@ -116,13 +124,21 @@ export function traceFlow(
       };
   }
   const [boxA, boxB] = [a.servedBy as string, b.servedBy as string];
+  // The controller names a serving group's first box when it judges none healthy; say so.
+  const caveat = [a, b]
+    .filter((e, i) => e.unconfirmed !== null && (i === 0 || e.subnet !== a.subnet))
+    .map(
+      (e) =>
+        `; unconfirmed: subnet ${e.subnet}'s boxes choose which serves it, none healthy to the controller (${e.unconfirmed})`,
+    )
+    .join('');
   if (boxA === boxB) {
     const path: TracePath = { kind: 'same-box', from: boxA, to: boxB, endpoint: '', relay: null, standbyRelays: [] };
     return {
       ...base,
       path,
       outcome: 'passes',
-      summary: `passes: allowed by rule "${d.rule}"; ${boxA} serves both subnets and forwards it between its LANs`,
+      summary: `passes: allowed by rule "${d.rule}"; ${boxA} serves both subnets and forwards it between its LANs${caveat}`,
     };
   }
   const peer = deployment.peer(boxA, boxB);
@@ -149,7 +165,7 @@ export function traceFlow(
       ...base,
       path,
       outcome: 'passes',
-      summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} directly to ${peer.endpoint}`,
+      summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} directly to ${peer.endpoint}${caveat}`,
     };
   }
   const inUse = peer.relays.find((r) => r.endpoint === peer.endpoint) ?? peer.relays[0]!;
@@ -167,6 +183,6 @@ export function traceFlow(
     ...base,
     path,
     outcome: 'passes',
-    summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} ${how}`,
+    summary: `passes: allowed by rule "${d.rule}"; ${boxA} -> ${boxB} ${how}${caveat}`,
   };
 }

@@ -13,6 +13,7 @@ import type {
   DistributionPort,
   DryRun,
   PairPathView,
+  UnconfirmedView,
   UnservedView,
 } from '../../controller/distribute/port.js';
 import type { Policy } from '../../controller/policy/types.js';
@@ -47,6 +48,10 @@ export class FakeDistribution implements DistributionPort {
   }
   unservedSubnets(): UnservedView[] {
     return this.dryRunUnserved;
+  }
+  unconfirmed: UnconfirmedView[] = [];
+  unconfirmedSubnets(): UnconfirmedView[] {
+    return this.unconfirmed;
   }
   liveView(name: string): AgentLiveView {
     return {

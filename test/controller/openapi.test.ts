@@ -77,7 +77,7 @@ t.test('GET /openapi.json of a real controller', async (t) => {
     );
   t.match(
     fields('/v1/health'),
-    ['state', 'sinceMs', 'reason', 'atMs', 'counts', 'agents', 'links', 'probes', 'serving', 'unserved'],
+    ['state', 'sinceMs', 'reason', 'atMs', 'counts', 'agents', 'links', 'probes', 'serving', 'unserved', 'unconfirmed'],
     'GET /v1/health has a response schema',
   );
   t.match(

@@ -56,6 +56,16 @@ t.test('GET /v1/trace', async (t) => {
     port: 443,
   });
   t.match(passes.summary, /^passes: allowed by rule "care-records"; box-b -> box-a through relay hub/);
+  t.match(passes, { from: { unconfirmed: null }, to: { unconfirmed: null } });
+  // No box of hospital healthy to the controller: served on their own choice, and the trace says so.
+  h.dist.unconfirmed = [{ subnet: 'hospital', candidates: ['box-a'], reason: 'box-a is unhealthy' }];
+  const unconfirmed = (await h.call({ method: 'GET', url })).json<{ summary: string }>();
+  t.match(unconfirmed, { outcome: 'passes', to: { servedBy: 'box-a', unconfirmed: 'box-a is unhealthy' } });
+  t.match(
+    unconfirmed.summary,
+    /; unconfirmed: subnet hospital's boxes choose which serves it, none healthy to the controller \(box-a is unhealthy\)$/,
+  );
+  h.dist.unconfirmed = [];
   const denied = (
     await h.call({ method: 'GET', url: '/v1/trace?from=10.20.1.10&to=10.60.1.10&port=443' })
   ).json<unknown>();

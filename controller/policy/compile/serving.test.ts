@@ -93,6 +93,10 @@ interface OrderCase {
   /** gp's group candidates; null: no group. */
   candidates: string[] | null;
   servedBy: string | undefined;
+  /** The unserved reason of records; undefined: it is served. */
+  unserved?: string;
+  /** Why the controller cannot confirm the group (no candidate healthy); undefined: it can. */
+  unconfirmed?: string;
 }
 
 const orderCases: OrderCase[] = [
@@ -132,12 +136,70 @@ const orderCases: OrderCase[] = [
     candidates: null,
     servedBy: 'p',
   },
+  // The controller judging every candidate unhealthy (it lost their streams, or is cut off from
+  // them) does not take the group from the edges: they decide on their own echo, primary first.
   {
-    name: 'no healthy candidate: unserved, no group',
+    name: 'no healthy candidate: the group stays in via order, served by its primary',
     via: ['p', 's'],
     patch: { p: { isHealthy: false }, s: { isHealthy: false } },
+    candidates: ['p', 's'],
+    servedBy: 'p',
+    unconfirmed: 'p is unhealthy; s is unhealthy',
+  },
+  {
+    name: 'no healthy candidate of three: via order',
+    via: ['p', 's', 'x'],
+    patch: { p: { isHealthy: false }, s: { isHealthy: false }, x: { isHealthy: false } },
+    candidates: ['p', 's', 'x'],
+    servedBy: 'p',
+    unconfirmed: 'p is unhealthy; s is unhealthy; x is unhealthy',
+  },
+  {
+    name: 'no healthy candidate: via order, not name order',
+    via: ['x', 'p', 's'],
+    patch: { p: { isHealthy: false }, s: { isHealthy: false }, x: { isHealthy: false } },
+    candidates: ['x', 'p', 's'],
+    servedBy: 'x',
+    unconfirmed: 'x is unhealthy; p is unhealthy; s is unhealthy',
+  },
+  {
+    name: 'no healthy candidate, one box not advertising: the others stay a group',
+    via: ['p', 's', 'x'],
+    patch: { p: { isHealthy: false }, s: { advertised: ['10.20.1.0/24'] }, x: { isHealthy: false } },
+    candidates: ['p', 'x'],
+    servedBy: 'p',
+    unconfirmed: 'p is unhealthy; s does not advertise fd00:20:1::/64; x is unhealthy',
+  },
+  {
+    name: 'one healthy among unhealthy: confirmed, the healthy one first',
+    via: ['p', 's', 'x'],
+    patch: { p: { isHealthy: false }, x: { isHealthy: false } },
+    candidates: ['s', 'p', 'x'],
+    servedBy: 's',
+  },
+  {
+    name: 'the only candidate unhealthy: unserved, no group',
+    via: ['p'],
+    patch: { p: { isHealthy: false } },
     candidates: null,
     servedBy: undefined,
+    unserved: 'p is unhealthy',
+  },
+  {
+    name: 'one candidate left and it unhealthy: unserved, no group',
+    via: ['p', 's'],
+    patch: { p: { isHealthy: false }, s: null },
+    candidates: null,
+    servedBy: undefined,
+    unserved: 'p is unhealthy; s is not enrolled',
+  },
+  {
+    name: 'one unhealthy candidate, the other not advertising: unserved, no group',
+    via: ['p', 's'],
+    patch: { p: { isHealthy: false }, s: { advertised: [] } },
+    candidates: null,
+    servedBy: undefined,
+    unserved: 'p is unhealthy; s does not advertise 10.20.1.0/24',
   },
 ];
 
@@ -145,7 +207,10 @@ for (const c of orderCases) {
   t.test(`candidates: ${c.name}`, async (t) => {
     const policy = world({ via: c.via });
     const r = compilePolicy(policy, inventory(policy, c.patch));
-    t.equal(r.servedBy.get('records' as never), c.servedBy, 'served by the first healthy candidate');
+    t.equal(r.servedBy.get('records' as never), c.servedBy, 'served by the first healthy candidate, else the first');
+    t.same(r.candidates.get('records' as never) ?? null, c.candidates, 'candidates in the result');
+    t.equal(r.unserved.find((u) => u.subnet === 'records')?.reason, c.unserved, 'unserved, and why');
+    t.equal(r.unconfirmed.find((u) => u.subnet === 'records')?.reason, c.unconfirmed, 'unconfirmed, and why');
     const g = cfg(r, 'gp').servingGroups.find((x) => x.name === 'records');
     t.same(g?.candidates ?? null, c.candidates, 'group candidates on the sender');
     if (c.candidates)
@@ -288,6 +353,58 @@ t.test('a health flip changes only the group order and the server', async (t) =>
     'probes moved to the new server',
   );
   t.same(cfg(after, 'p').probes, []);
+});
+
+t.test('no healthy candidate: every candidate keeps the subnet; incremental equals full', async (t) => {
+  const policy = world({ via: ['p', 's', 'x'] });
+  const compiler = new PolicyCompiler();
+  const steps: Array<[string, Record<string, Partial<InventoryAgent> | null>]> = [
+    ['all healthy', {}],
+    ['p unhealthy', { p: { isHealthy: false } }],
+    ['p, s unhealthy', { p: { isHealthy: false }, s: { isHealthy: false } }],
+    ['all unhealthy', { p: { isHealthy: false }, s: { isHealthy: false }, x: { isHealthy: false } }],
+    ['all unhealthy, x gone', { p: { isHealthy: false }, s: { isHealthy: false }, x: null }],
+    ['p alone, unhealthy', { p: { isHealthy: false }, s: null, x: null }],
+    ['all unhealthy again', { p: { isHealthy: false }, s: { isHealthy: false }, x: { isHealthy: false } }],
+    ['x back', { p: { isHealthy: false }, s: { isHealthy: false } }],
+    ['all healthy again', {}],
+  ];
+  compiler.compile(policy, inventory(policy));
+  for (const [name, patch] of steps) {
+    const inv = inventory(policy, patch);
+    const inc = compiler.update({ inventory: inv });
+    const full = compilePolicy(policy, inv);
+    t.same(
+      [...inc.configs].map(([n, c]) => [n, c.contentHash]),
+      [...full.configs].map(([n, c]) => [n, c.contentHash]),
+      `${name}: same configs`,
+    );
+    t.same(
+      [inc.unserved, inc.unconfirmed, [...inc.servedBy], [...inc.candidates]],
+      [full.unserved, full.unconfirmed, [...full.servedBy], [...full.candidates]],
+      `${name}: same serving`,
+    );
+  }
+  const r = compilePolicy(
+    policy,
+    inventory(policy, { p: { isHealthy: false }, s: { isHealthy: false }, x: { isHealthy: false } }),
+  );
+  for (const name of ['p', 's', 'x'])
+    t.same(
+      cfg(r, name).localSubnets.map((l) => [l.name, l.gateways]),
+      [['records', ['10.20.1.1/24']]],
+      `${name} keeps the subnet and may take its gateway`,
+    );
+  t.same(
+    cfg(r, 'p').probes.map((x) => x.name),
+    ['records-to-gp/0'],
+    'probes on the primary',
+  );
+  t.same(
+    cfg(r, 'gp').peers.map((p) => p.name),
+    ['p', 's', 'x'],
+    'the sender peers with every candidate',
+  );
 });
 
 /** The content hashes the compiler gave `world({ via: ['p'] })` before serving groups (64de62b). */

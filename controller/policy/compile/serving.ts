@@ -86,6 +86,10 @@ function overlapsOverlay(st: CompilerState, p: ParsedPrefix): boolean {
  * it. With more than one such agent able to serve it (healthy or not), it is a serving group: its
  * candidates are those agents, the healthy ones first (each part in via order), and the edges fail
  * over among them by themselves (docs/health.md, "Failover at the edges").
+ * A group stays even when the controller judges none of its candidates healthy (it lost their
+ * streams, or is cut off from them while they still reach each other): the edges decide on their
+ * own echo, so the controller serves it by its first candidate in via order and records why it
+ * cannot confirm that (unconfirmedReason). One candidate alone that is unhealthy leaves it unserved.
  */
 export function serveCluster(st: CompilerState, idx: PolicyIndex, cluster: string): void {
   const members = idx.clusters.get(cluster) ?? [];
@@ -118,7 +122,9 @@ export function serveCluster(st: CompilerState, idx: PolicyIndex, cluster: strin
       }
     }
   }
-  const candidates = server !== undefined && healthy.length + unhealthy.length > 1 ? [...healthy, ...unhealthy] : null;
+  const candidates = healthy.length + unhealthy.length > 1 ? [...healthy, ...unhealthy] : null;
+  if (candidates) server ??= candidates[0];
+  const isUnconfirmed = candidates !== null && healthy.length === 0;
   for (const m of members) {
     if (server) {
       st.served.set(m, server);
@@ -127,6 +133,8 @@ export function serveCluster(st: CompilerState, idx: PolicyIndex, cluster: strin
       st.served.delete(m);
       st.unservedReason.set(m, why.length > 0 ? why.join('; ') : 'via names no agent');
     }
+    if (isUnconfirmed) st.unconfirmedReason.set(m, why.join('; '));
+    else st.unconfirmedReason.delete(m);
     const before = st.candidates.get(m);
     if (!candidates) st.candidates.delete(m);
     else if (!before || before.join() !== candidates.join()) st.candidates.set(m, candidates);

@@ -36,6 +36,14 @@ export interface UnservedSubnet {
   reason: string;
 }
 
+/** A subnet served on the edges' decision alone: a serving group none of whose candidates the
+ *  controller judges healthy. The edges choose among the candidates by their own echo. */
+export interface UnconfirmedSubnet {
+  subnet: SubnetName;
+  /** One line: why the controller judges no candidate healthy, e.g. "p is unhealthy; s is unhealthy". */
+  reason: string;
+}
+
 /** A pair of peers and how they reach each other, for dry runs and status. */
 export interface PairRoute {
   /** The pair, ordered by name. */
@@ -49,6 +57,9 @@ export interface CompileResult {
   configs: Map<AgentName, AgentConfig>;
   /** Subnets that no agent serves (reported, not routed), sorted by name. Shared: do not modify. */
   unserved: readonly UnservedSubnet[];
+  /** Subnets served on the edges' decision alone (no candidate healthy), sorted by name. Shared: do
+   *  not modify. They are in `servedBy` (their first candidate) and `candidates`, not in `unserved`. */
+  unconfirmed: readonly UnconfirmedSubnet[];
   /** The active serving agent of every served subnet, by subnet name. */
   servedBy: ReadonlyMap<SubnetName, AgentName>;
   /** Subnets more than one agent may serve (serving groups): those agents in serving order. */
@@ -154,6 +165,8 @@ export interface CompilerState {
    *  ones judged healthy first. Only for served subnets; the same array for a cluster's members. */
   candidates: Map<SubnetName, readonly AgentName[]>;
   unservedReason: Map<SubnetName, string>;
+  /** Served subnets whose serving group has no candidate judged healthy: why (the edges decide). */
+  unconfirmedReason: Map<SubnetName, string>;
   localByAgent: Map<AgentName, SubnetName[]>;
   reductions: Map<string, Reduction>;
   configs: Map<AgentName, AgentConfig>;
@@ -171,6 +184,7 @@ export interface CompilerState {
   /** Sorted served/unserved lists of the last result; cleared when serving changes. */
   servingView?: {
     unserved: UnservedSubnet[];
+    unconfirmed: UnconfirmedSubnet[];
     servedBy: Map<SubnetName, AgentName>;
     candidates: Map<SubnetName, readonly AgentName[]>;
   };

@@ -118,6 +118,7 @@ export function reserve(st: CompilerState, oldIndex: PolicyIndex, newIndex: Poli
       st.served.delete(name);
       st.candidates.delete(name);
       st.unservedReason.delete(name);
+      st.unconfirmedReason.delete(name);
     }
   }
   for (const cluster of d.candidateClusters) {
