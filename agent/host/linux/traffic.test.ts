@@ -10,6 +10,11 @@ import { renderFirewall } from '../firewall-render.js';
 import { firewall, flow } from '../firewall.fixture.js';
 import { generateWgPrivateKey, wgPublicKey } from '../wg-key.js';
 import { createLinuxHost, type LinuxHost } from './host.js';
+import { ProcessRunner } from './run.js';
+import { assignRuleMarks } from '../firewall-names.js';
+import { FlowCollector } from '../../flows/collector.js';
+import type { FlowRecord } from '../../flows/record.js';
+import pino from 'pino';
 import { isRoot, must, NetnsFixture } from './netns.fixture.js';
 
 const SERVER = `
@@ -29,6 +34,15 @@ threading.Event().wait()
 
 function canConnect(ns: string, host: string, port: number): boolean {
   return spawnSync('ip', ['netns', 'exec', ns, 'nc', '-z', '-w', '2', host, String(port)]).status === 0;
+}
+
+/** What an interface has sent: packets and bytes (with their 14-byte Ethernet headers). */
+function txStats(ns: string, ifname: string): { packets: number; bytes: number } {
+  const [link] = JSON.parse(must(['ip', '-n', ns, '-s', '-json', 'link', 'show', 'dev', ifname])) as Array<{
+    stats64: { tx: { packets: number; bytes: number } };
+  }>;
+  if (!link) throw new Error(`ip -s link show ${ifname} listed nothing`);
+  return link.stats64.tx;
 }
 
 function tunRxPackets(ns: string, ifname: string): number {
@@ -192,6 +206,23 @@ if (!isRoot()) {
         'handshake seen through observe()',
       );
 
+      // Box A's flow log, as the agent runs it (conntrack -E in the box's namespace).
+      const records: FlowRecord[] = [];
+      const marks = new Map(
+        assignRuleMarks({ outbound: ['a-to-b-web'], inbound: [], local: [] }).map((m) => [m.mark, m]),
+      );
+      const collector = new FlowCollector({
+        runner: new ProcessRunner(),
+        netns: boxA,
+        box: 'box-a',
+        marks: () => marks,
+        sinks: [{ write: (r) => records.push(r) }],
+        log: pino({ level: 'silent' }),
+      });
+      await collector.start();
+      t.teardown(() => collector.stop());
+      await new Promise((r) => setTimeout(r, 300)); // conntrack -E subscribed
+
       const a0 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
       const b0 = await ruleCount(B.host, 'inbound', 'a-to-b-web');
       t.ok(canConnect(hostA, '10.2.0.2', 8080), 'host A -> host B tcp/8080 connects');
@@ -204,9 +235,11 @@ if (!isRoot()) {
       t.ok(b1.packets - b0.packets >= 6n, `box B counted the flow's packets both ways (${b1.packets - b0.packets})`);
 
       // Bytes: a 1,000,000-byte upload is counted with its headers, the ACKs coming back and any
-    // retransmits (6-13 % measured), but never twice (that would be >= 2x).
+      // retransmits (6-13 % measured), but never twice (that would be >= 2x).
       const PAYLOAD = 1_000_000;
+      const tx0 = txStats(hostA, 'eth0');
       sendBytes(hostA, '10.2.0.2', 8080, PAYLOAD);
+      const tx1 = txStats(hostA, 'eth0');
       for (const [box, dir, before] of [
         [A, 'outbound', a1],
         [B, 'inbound', b1],
@@ -219,6 +252,33 @@ if (!isRoot()) {
           `${dir}: ${bytes} bytes counted for a ${PAYLOAD}-byte upload (within headers and ACKs)`,
         );
       }
+
+      // The flow record: conntrack forgets a closed TCP flow after TIME_WAIT (2 min); delete the
+      // entries now to have the DESTROY events (and their counters) at once.
+      spawnSync('ip', ['netns', 'exec', boxA, 'conntrack', '-D', '-p', 'tcp', '--dport', '8080']);
+      const deadline = Date.now() + 5000;
+      while (records.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const upload = records.reduce<FlowRecord | undefined>((m, r) => (!m || r.bytes > m.bytes ? r : m), undefined);
+      t.equal(records.length, 2, 'two flow records: the connect test and the upload');
+      t.match(upload, {
+        srcAddress: '10.1.0.2',
+        dstAddress: '10.2.0.2',
+        dstPort: 8080,
+        protocol: 6,
+        rule: 'a-to-b-web',
+        direction: 'outbound',
+        verdict: 'allowed',
+        box: 'box-a',
+      });
+      // Host A sent the flow's original direction: its IP bytes are the interface's bytes less the
+      // Ethernet headers (the upload was all it sent, but for an ARP or two).
+      const sentIpBytes = tx1.bytes - tx0.bytes - 14 * (tx1.packets - tx0.packets);
+      const error = Math.abs(upload!.bytes - sentIpBytes) / sentIpBytes;
+      t.ok(
+        error < 0.01,
+        `record ${upload!.bytes} bytes vs ${sentIpBytes} IP bytes sent: ${(error * 100).toFixed(2)} % apart`,
+      );
+      t.ok(upload!.replyPackets > 0 && upload!.endMs! >= upload!.startMs, 'reply counted, end after start');
 
       const outA0 = await droppedOutbound(A.host);
       const a2 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
