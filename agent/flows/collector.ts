@@ -1,11 +1,13 @@
 // The flow log: follows conntrack's events for the flows Crosslink's rules admitted (their ct mark,
 // agent/host/firewall-names.ts) with `conntrack -E` from Debian's conntrack package, and hands one
-// record per finished flow to the sinks (the local JSON-lines file, IPFIX, syslog).
+// record per finished flow to the sinks (the local JSON-lines file, IPFIX, syslog); and, through
+// the drop log (drop-log.ts), the firewall's sample of denied attempts.
 import type { Logger } from 'pino';
 import { Backoff } from '../../lib/backoff.js';
 import { RULE_MARK_BASE, RULE_MARK_MASK, type RuleMark } from '../host/firewall-names.js';
 import type { CommandRunner, WatchHandle } from '../host/linux/run.js';
 import { FlowTracker, parseConntrackEvent } from './conntrack-events.js';
+import { DropLogReader } from './drop-log.js';
 import type { FlowRecord } from './record.js';
 
 export interface FlowSink {
@@ -38,6 +40,7 @@ export const CONNTRACK_EVENTS_ARGV = [
 
 export class FlowCollector {
   private readonly tracker: FlowTracker;
+  private readonly drops: DropLogReader;
   private watcher: WatchHandle | null = null;
   private isStopped = false;
   private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
@@ -46,6 +49,7 @@ export class FlowCollector {
 
   constructor(private readonly opts: FlowCollectorOptions) {
     this.tracker = new FlowTracker({ box: opts.box, marks: opts.marks });
+    this.drops = new DropLogReader(opts);
   }
 
   /** Turns on conntrack's byte counters and flow timestamps (per network namespace; the records
@@ -60,6 +64,7 @@ export class FlowCollector {
         this.opts.log.warn({ key, stderr: r.stderr.trim() }, 'flow log: cannot turn on a conntrack setting');
     }
     this.follow();
+    this.drops.start();
   }
 
   private follow(): void {
@@ -101,5 +106,6 @@ export class FlowCollector {
     if (this.retry) clearTimeout(this.retry);
     this.watcher?.stop();
     this.watcher = null;
+    this.drops.stop();
   }
 }

@@ -76,3 +76,15 @@ export function parseCounterName(name: string): NamedCounter | null {
 
 export const newCounter = (direction: string, rule: string): string => `new/${direction}/${rule}`;
 export const flowsCounter = (direction: string, rule: string): string => `flows/${direction}/${rule}`;
+
+/**
+ * Denied attempts are sent to these NFLOG groups (one per direction), at most DROP_LOG_LIMIT per
+ * direction: a flood of refused packets gives a bounded trickle of log lines, never a flood. The
+ * agent's drop log (agent/flows/drop-log.ts) reads them; with no reader the kernel discards them.
+ */
+export const DROP_LOG_GROUPS: Readonly<Record<FirewallDirection, number>> = {
+  outbound: 25465,
+  inbound: 25466,
+  local: 25467,
+};
+export const DROP_LOG_LIMIT = '10/second burst 20 packets';

@@ -15,6 +15,8 @@ import { canonicalEndpoint, parsePrefix, type ParsedPrefix } from './canonical.j
 import { cmpStr, contains, layerBoxes, type TupleBox } from './firewall-layers.js';
 import {
   assignRuleMarks,
+  DROP_LOG_GROUPS,
+  DROP_LOG_LIMIT,
   FIREWALL_DIRECTIONS,
   RULE_NAME_RE,
   flowsCounter,
@@ -385,6 +387,8 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
         });
       }
     }
+    // Denied attempts: a rate-limited sample to the drop log, then counted and dropped.
+    body.push(`\t\tlimit rate ${DROP_LOG_LIMIT} log group ${DROP_LOG_GROUPS[dir.key]}`);
     body.push(`\t\tcounter name "${dir.counter}" drop`);
     chains.push('', `\tchain ${dir.chain} {`, ...body, '\t}');
   }

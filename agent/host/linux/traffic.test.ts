@@ -36,6 +36,26 @@ function canConnect(ns: string, host: string, port: number): boolean {
   return spawnSync('ip', ['netns', 'exec', ns, 'nc', '-z', '-w', '2', host, String(port)]).status === 0;
 }
 
+/** N SYNs to host:port from one socket each, without waiting: a flood of new connection attempts. */
+const SYN_FLOOD = `
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(n):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect((host, port))
+    except BlockingIOError: pass
+    s.close()
+`;
+
+async function waitFor<T>(find: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = find();
+    if (v !== undefined || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** What an interface has sent: packets and bytes (with their 14-byte Ethernet headers). */
 function txStats(ns: string, ifname: string): { packets: number; bytes: number } {
   const [link] = JSON.parse(must(['ip', '-n', ns, '-s', '-json', 'link', 'show', 'dev', ifname])) as Array<{
@@ -257,9 +277,10 @@ if (!isRoot()) {
       // entries now to have the DESTROY events (and their counters) at once.
       spawnSync('ip', ['netns', 'exec', boxA, 'conntrack', '-D', '-p', 'tcp', '--dport', '8080']);
       const deadline = Date.now() + 5000;
-      while (records.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      const upload = records.reduce<FlowRecord | undefined>((m, r) => (!m || r.bytes > m.bytes ? r : m), undefined);
-      t.equal(records.length, 2, 'two flow records: the connect test and the upload');
+      const allowed = () => records.filter((r) => r.verdict === 'allowed');
+      while (allowed().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const upload = allowed().reduce<FlowRecord | undefined>((m, r) => (!m || r.bytes > m.bytes ? r : m), undefined);
+      t.equal(allowed().length, 2, 'two flow records: the connect test and the upload');
       t.match(upload, {
         srcAddress: '10.1.0.2',
         dstAddress: '10.2.0.2',
@@ -285,6 +306,29 @@ if (!isRoot()) {
       t.notOk(canConnect(hostA, '10.2.0.2', 22), 'host A -> host B tcp/22 is dropped');
       t.ok((await droppedOutbound(A.host)) > outA0, 'box A counted the outbound drop');
       t.same(await ruleCount(A.host, 'outbound', 'a-to-b-web'), a2, 'the denied attempt counts for no rule');
+      const denied = await waitFor(() => records.find((r) => r.verdict === 'dropped' && r.dstPort === 22), 3000);
+      t.match(denied, {
+        srcAddress: '10.1.0.2',
+        dstAddress: '10.2.0.2',
+        protocol: 6,
+        rule: null,
+        direction: 'outbound',
+      });
+
+      // A flood of 20,000 SYNs to the denied port: every one dropped and counted, a bounded sample logged.
+      const drops0 = await droppedOutbound(A.host);
+      const logged0 = records.filter((r) => r.verdict === 'dropped').length;
+      const floodStart = Date.now();
+      must(['ip', 'netns', 'exec', hostA, 'python3', '-c', SYN_FLOOD, '10.2.0.2', '22', '20000']);
+      await new Promise((r) => setTimeout(r, 500));
+      const seconds = (Date.now() - floodStart) / 1000;
+      const dropped = Number((await droppedOutbound(A.host)) - drops0);
+      const logged = records.filter((r) => r.verdict === 'dropped').length - logged0;
+      t.ok(dropped >= 20_000, `box A dropped and counted the flood (${dropped} packets)`);
+      t.ok(
+        logged >= 1 && logged <= 20 + 10 * Math.ceil(seconds),
+        `the drop log took a sample: ${logged} records in ${seconds.toFixed(1)} s (limit 10/s, burst 20)`,
+      );
 
       const outB0 = await droppedOutbound(B.host);
       t.notOk(canConnect(hostB, '10.1.0.2', 8080), 'host B -> host A (reverse, new connection) is dropped');
