@@ -270,6 +270,22 @@ async function up(): Promise<void> {
       out();
     }
 
+    // Per-rule counters: the flows above, as the boxes report them (every few seconds).
+    await pollUntil(
+      'a rule to show connections',
+      async () =>
+        (await fleet.api<{ rules: Array<{ connections: number }> }>('GET', '/v1/rules/stats')).body.rules.some(
+          (r) => r.connections > 0,
+        ),
+      { timeoutMs: 40_000, intervalMs: 1000 },
+    ).catch(() => undefined);
+    const stats = await fleet.cli(['rules', 'stats']);
+    if (stats.code === 0) {
+      out('$ crosslink rules stats                # what each rule let through, summed over the boxes');
+      process.stdout.write(indent(stats.stdout));
+      out();
+    }
+
     // Leave it running.
     await fleet.closeForwarder();
     const envFile = join(bed.workDir, 'env');
@@ -298,7 +314,11 @@ async function up(): Promise<void> {
     out(
       `      ${cli} trace --from 10.60.1.10 --to 10.20.1.10 --port 443   # the live path: rule, serving boxes, relay`,
     );
+    out(`      ${cli} rules stats --agent lth-sjuh   # per-rule connections, packets and bytes on one box`);
     out(`  ${cli} policy whatif -f ${policyRel} --from 10.60.1.10 --to 10.20.1.10 --port 22`);
+    out(
+      `  flow log of a box: ip netns exec ${DEMO_PREFIX}-lth-sjuh ${cli} agent flows --state-dir ${join(bed.workDir, 'agent-lth-sjuh')} --follow`,
+    );
     out(
       `  agent status on a box: ip netns exec ${DEMO_PREFIX}-lth-sjuh ${cli} agent status --status-listen ${STATUS_LISTEN}`,
     );
