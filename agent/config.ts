@@ -34,6 +34,8 @@ export interface AgentSettingsInput {
   mtu?: number;
   /** Seconds between periodic reports (the controller's report-interval-seconds must match). */
   reportIntervalSeconds?: number;
+  /** The flow log's size limit in MB (STATE_DIR/flows.jsonl and one rotation); 0: no flow log. */
+  flowLogMb?: number;
 }
 
 /** File key / flag name -> field. */
@@ -50,6 +52,7 @@ export const SETTING_KEYS: Record<string, keyof AgentSettingsInput> = {
   wireguard: 'wireguard',
   mtu: 'mtu',
   'report-interval-seconds': 'reportIntervalSeconds',
+  'flow-log-mb': 'flowLogMb',
 };
 
 type Locate = (key: string, index?: number) => { line?: number; column?: number };
@@ -182,6 +185,13 @@ export function validateSettings(
         else out.reportIntervalSeconds = n;
         break;
       }
+      case 'flowLogMb': {
+        const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v.trim()) : NaN;
+        if (!Number.isInteger(n) || n < 0 || n > 100_000)
+          err(key, 'must be a whole number of MB from 0 (off) to 100000');
+        else out.flowLogMb = n;
+        break;
+      }
       case 'statusListen': {
         const s = str(key, v);
         if (s === null) break;
@@ -300,6 +310,7 @@ export function resolveAgentOptions(
     wireguard: m.wireguard ?? 'auto',
     mtu: m.mtu ?? DEFAULT_MTU,
     ...(m.reportIntervalSeconds !== undefined ? { reportIntervalMs: m.reportIntervalSeconds * 1000 } : {}),
+    ...(m.flowLogMb !== undefined ? { flowLogMaxBytes: m.flowLogMb * 1024 * 1024 } : {}),
     agentVersion,
   };
 }

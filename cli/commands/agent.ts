@@ -94,6 +94,10 @@ export const runCommand: CommandModule<object, Flags> = {
         type: 'number',
         describe:
           "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)",
+      })
+      .option('flow-log-mb', {
+        type: 'number',
+        describe: 'Size limit of the flow log in STATE_DIR (flows.jsonl and one rotation), MB (default 32; 0 = off)',
       }),
   handler: async (argv) => {
     const log = createLogger({ name: 'crosslink-agent' });
