@@ -1,18 +1,21 @@
 // Section (e)'s figures: the variants and metrics it measures, and the tables and ratios it prints.
 import type { ForwardingOptions } from './agent-forwarding.js';
 
-export type VariantKey = 'few' | 'many' | 'few2' | 'none';
+export type VariantKey = 'few' | 'many' | 'few2' | 'none' | 'logged';
 export interface Variant {
   key: VariantKey;
   label: string;
   tuples: (many: number) => number;
   dropTable: boolean;
+  /** The agent runs its flow log (conntrack -E, the drop log's tcpdump); the others run none. */
+  flowLog?: boolean;
 }
 export const VARIANTS: Variant[] = [
   { key: 'few', label: '10', tuples: () => 10, dropTable: false },
   { key: 'many', label: '', tuples: (n) => n, dropTable: false },
   { key: 'few2', label: '10 again', tuples: () => 10, dropTable: false },
   { key: 'none', label: 'no fw', tuples: () => 10, dropTable: true },
+  { key: 'logged', label: '+flow log', tuples: (n) => n, dropTable: false, flowLog: true },
 ];
 export const METRICS = ['tunConn', 'lanConn', 'tunMbit', 'lanMbit'] as const;
 export type Metric = (typeof METRICS)[number];
@@ -97,8 +100,9 @@ export function summarise(samples: Sample[], opts: Required<ForwardingOptions>):
     const many = median(of('many', m)) / median(of('few', m));
     const noise = median(of('few2', m)) / median(of('few', m));
     const none = median(of('none', m)) / median(of('few', m));
+    const logged = median(of('logged', m)) / median(of('many', m));
     console.log(
-      `    ${METRIC_LABEL[m].padEnd(26)} ${label('many')} vs 10: ${pct(many)} (paired ${ratios(paired('many', 'few', m))}); noise, 10 again vs 10: ${pct(noise)} (paired ${ratios(paired('few2', 'few', m))}); no fw vs 10: ${pct(none)}`,
+      `    ${METRIC_LABEL[m].padEnd(26)} ${label('many')} vs 10: ${pct(many)} (paired ${ratios(paired('many', 'few', m))}); noise, 10 again vs 10: ${pct(noise)} (paired ${ratios(paired('few2', 'few', m))}); no fw vs 10: ${pct(none)}; flow log on vs off: ${pct(logged)} (paired ${ratios(paired('logged', 'many', m))})`,
     );
     // Against the two 10-tuple variants together: the noise floor is what one 10-tuple box varies by.
     const tens = [...of('few', m), ...of('few2', m)];

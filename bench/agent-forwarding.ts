@@ -49,7 +49,7 @@ export interface ForwardingFixture {
   /** PIDs removed at exit (also on Ctrl-C). */
   pids: Set<number>;
   buildPair(): { boxA: string; boxB: string; hostA: string; hostB: string; ifA: string; ifB: string };
-  startAgent(ns: string, ifname: string): Promise<ForwardingAgent>;
+  startAgent(ns: string, ifname: string, opts?: { flowLog?: boolean }): Promise<ForwardingAgent>;
   makeConfig(peers: Peer[], fw: Firewall): AgentConfig;
   basePeers(): Peer[];
   /** The outbound/inbound tuples of the tunnel path: n tuples, three of them the bench's flows. */
@@ -205,7 +205,7 @@ function firewallFor(fx: ForwardingFixture, n: number): Firewall {
   });
 }
 
-async function buildBoxes(fx: ForwardingFixture, b: Boxes, fw: Firewall): Promise<void> {
+async function buildBoxes(fx: ForwardingFixture, b: Boxes, fw: Firewall, flowLog = false): Promise<void> {
   const { p, hostC } = b;
   // Box A's second LAN (host C), before the agent starts: its monitors see nothing new later.
   must(['ip', 'link', 'add', 'lan1', 'netns', p.boxA, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostC]);
@@ -218,7 +218,7 @@ async function buildBoxes(fx: ForwardingFixture, b: Boxes, fw: Firewall): Promis
     must(['ip', '-n', p.hostB, 'addr', 'add', `${hostBAddr(fx, k)}/24`, 'dev', 'eth0']);
     must(['ip', '-n', hostC, 'addr', 'add', `${hostCAddr(k)}/24`, 'dev', 'eth0']);
   }
-  b.agent = await fx.startAgent(p.boxA, p.ifA);
+  b.agent = await fx.startAgent(p.boxA, p.ifA, { flowLog });
   await b.agent.apply(fx.makeConfig(fx.basePeers(), fw));
   await b.agent.call({ type: 'settle' });
   for (const ns of [p.hostB, hostC]) b.own.push(await startDaemon(fx, ns, ['python3', '-c', connServer(fx.connPort)]));
@@ -249,7 +249,7 @@ async function measure(
   try {
     b.hostC = fx.addNetns('c');
     const { p, hostC } = b;
-    await buildBoxes(fx, b, firewallFor(fx, v.tuples(opts.tuples)));
+    await buildBoxes(fx, b, firewallFor(fx, v.tuples(opts.tuples)), v.flowLog === true);
     if (v.dropTable) must(['ip', 'netns', 'exec', p.boxA, 'nft', 'delete', 'table', 'inet', CROSSLINK_NFT_TABLE]);
     const elements = sh(['ip', 'netns', 'exec', p.boxA, 'nft', 'list', 'table', 'inet', CROSSLINK_NFT_TABLE])
       .stdout.split('\n')

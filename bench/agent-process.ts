@@ -73,8 +73,8 @@ export class Agent {
     return reply;
   }
 
-  async init(settings: AgentSettings): Promise<Msg> {
-    return this.call({ type: 'init', settings, tempDir: workDir });
+  async init(settings: AgentSettings, opts: { flowLog?: boolean } = {}): Promise<Msg> {
+    return this.call({ type: 'init', settings, tempDir: workDir, flowLog: opts.flowLog === true });
   }
 
   async apply(config: AgentConfig): Promise<

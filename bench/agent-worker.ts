@@ -34,6 +34,7 @@ import { renderFirewall } from '../agent/host/firewall-render.js';
 import { createLinuxHost } from '../agent/host/linux/host.js';
 import { ProcessRunner, type CommandRunner, type RunOptions, type RunResult } from '../agent/host/linux/run.js';
 import { startAgent, type AgentDeps, type RunningAgent } from '../agent/main.js';
+import { FlowCollector } from '../agent/flows/collector.js';
 import type { AgentSettings } from '../agent/reconcile/desired.js';
 import { watchHostEvents } from '../agent/reconcile/events.js';
 import { describeStep } from '../agent/reconcile/plan.js';
@@ -239,6 +240,8 @@ async function handle(m: Msg): Promise<Msg> {
           // (steadyState() resyncs every 10 s, as the default interval would).
           resyncIntervalMs: 3_600_000,
           gatewayClaimAfterMs: 3_600_000,
+          // The flow log (conntrack -E and the drop log's tcpdump) only where the bench asks for it.
+          flowLogMaxBytes: m.flowLog === true ? undefined : 0,
         },
         {
           host,
@@ -259,6 +262,7 @@ async function handle(m: Msg): Promise<Msg> {
           // Probes nothing until the config stream has delivered a config (steadyState()).
           createProber: ({ log: plog, clock, onRound }) =>
             new Prober({ runner: probeRunner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
+          createFlowCollector: (o) => new FlowCollector({ ...o, runner: probeRunner }),
         },
       );
       return { type: 'ready', ...memory() };

@@ -329,9 +329,9 @@ async function forwarding(): Promise<void> {
       makeConfig,
       basePeers,
       firewallWith,
-      startAgent: async (ns, ifname) => {
+      startAgent: async (ns, ifname, o) => {
         const a = new Agent(ns);
-        await a.init(settingsFor(ifname));
+        await a.init(settingsFor(ifname), o);
         return a;
       },
       lanA: LAN_A,
