@@ -137,6 +137,8 @@ export default tseslint.config(
       'controller/health/serving.ts',
       'controller/health/types.ts',
       'cli/health-format.ts',
+      'agent/flows/ipfix.ts',
+      'agent/flows/syslog-format.ts',
       'proto/**/*.ts',
     ],
     ignores: ['**/*.test.ts', '**/*.fixture.ts'],

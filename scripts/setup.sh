@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in ${CROSSLINK_DEB_PACKAGES:-wireguard-tools wireguard-go nftables iproute2 iputils-ping iputils-arping fping iperf3 tcpdump conntrack netcat-openbsd postgresql procps debootstrap dpkg-repack systemd-container prometheus nebula}; do
+for p in ${CROSSLINK_DEB_PACKAGES:-wireguard-tools wireguard-go nftables iproute2 iputils-ping iputils-arping fping iperf3 tcpdump conntrack netcat-openbsd postgresql procps debootstrap dpkg-repack systemd-container prometheus nebula pmacct rsyslog rsyslog-gnutls}; do
   have "$p" || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then
@@ -22,6 +22,17 @@ if ((${#need_pkgs[@]})); then
     for svc in postgresql prometheus; do
       if [[ " ${need_pkgs[*]} " == *" $svc "* ]]; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
     done
+  fi
+  # pmacct (nfacctd) and rsyslog are only the flow-export tests' receivers, which run their own
+  # instances on loopback ports. Their packages enable services (rsyslog under systemd; nfacctd,
+  # pmacctd, sfacctd and uacctd through SysV links). Disable them, and stop them under a running
+  # systemd; `systemctl disable` works without one, so a container's next boot starts none either.
+  acct_units=()
+  if [[ " ${need_pkgs[*]} " == *" pmacct "* ]]; then acct_units+=(nfacctd pmacctd sfacctd uacctd); fi
+  if [[ " ${need_pkgs[*]} " == *" rsyslog "* ]]; then acct_units+=(rsyslog); fi
+  if ((${#acct_units[@]})) && command -v systemctl >/dev/null; then
+    if [ -d /run/systemd/system ]; then systemctl stop "${acct_units[@]}" >/dev/null 2>&1 || true; fi
+    systemctl disable "${acct_units[@]}" >/dev/null 2>&1 || true
   fi
 fi
 

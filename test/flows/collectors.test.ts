@@ -1,0 +1,330 @@
+// The exporters against the receivers the networks run: nfacctd (Debian's pmacct) decodes our IPFIX,
+// rsyslog (with rsyslog-gnutls) receives our syslog over UDP, TCP and TLS. Each daemon is started
+// here on loopback ports, in a temp dir, as a child in its own process group, and stopped by PID.
+import t, { type Test } from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadOrCreateTlsIdentity } from '../../controller/tls.js';
+import { IpfixExporter, SyslogExporter, parseCollector, parseSyslogUrl } from '../../agent/flows/exporters.js';
+import { CROSSLINK_PEN, REVERSE_PEN, RULE_NAME_ELEMENT_ID } from '../../agent/flows/ipfix.js';
+import type { FlowRecord } from '../../agent/flows/record.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined || Date.now() > deadline) return v;
+    await sleep(100);
+  }
+}
+
+async function freePort(type: 'udp' | 'tcp'): Promise<number> {
+  if (type === 'udp') {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const { port } = s.address();
+    s.close();
+    return port;
+  }
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** Starts a daemon in its own process group; teardown ends that group (TERM, then KILL). */
+function daemon(t: Test, argv: string[]): { child: ChildProcess; output: () => string } {
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  t.teardown(async () => {
+    const pid = child.pid!;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    // nfacctd's core can sit in recvfrom() after SIGTERM: give it a second, then SIGKILL the group.
+    if ((await Promise.race([exited.then(() => true), sleep(1000).then(() => false)])) === false) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+      await exited;
+    }
+  });
+  return { child, output: () => out };
+}
+
+const base: FlowRecord = {
+  startMs: Date.UTC(2026, 11, 5, 20, 59, 0),
+  endMs: Date.UTC(2026, 11, 5, 21, 0, 0, 500),
+  protocol: 6,
+  srcAddress: '10.1.2.3',
+  srcPort: 51514,
+  dstAddress: '10.9.8.7',
+  dstPort: 443,
+  packets: 10,
+  bytes: 1200,
+  replyPackets: 8,
+  replyBytes: 5400,
+  rule: 'gp-to-council',
+  direction: 'outbound',
+  verdict: 'allowed',
+  srcZone: 'n3',
+  dstZone: 'psn',
+  box: 'leeds-gw',
+};
+
+const hasNfacctd = existsSync('/usr/sbin/nfacctd');
+const hasRsyslog = existsSync('/usr/sbin/rsyslogd');
+
+t.test(
+  'nfacctd decodes the IPFIX: true addresses, ports, counts both ways, rule name',
+  { skip: hasNfacctd ? false : 'nfacctd not installed (Debian package pmacct; scripts/setup.sh)' },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'crosslink-nfacctd-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const port = await freePort('udp');
+    // nfacctd 1.7.7 knows neither RFC 5103 reverse elements nor ours: custom primitives read them.
+    await writeFile(
+      join(dir, 'primitives.lst'),
+      [
+        `name=rule\tfield_type=${CROSSLINK_PEN}:${RULE_NAME_ELEMENT_ID}\tlen=vlen\tsemantics=str`,
+        `name=rev_bytes\tfield_type=${REVERSE_PEN}:1\tlen=8\tsemantics=u_int`,
+        `name=rev_pkts\tfield_type=${REVERSE_PEN}:2\tlen=8\tsemantics=u_int`,
+        // Not "fw_event": nfacctd has that name already, for natEvent(230).
+        'name=firewall_event\tfield_type=233\tlen=1\tsemantics=u_int',
+        'name=flow_dir\tfield_type=61\tlen=1\tsemantics=u_int',
+        '',
+      ].join('\n'),
+    );
+    const out = join(dir, 'flows.json');
+    await writeFile(
+      join(dir, 'nfacctd.conf'),
+      [
+        'daemonize: false',
+        'nfacctd_ip: 127.0.0.1',
+        `nfacctd_port: ${port}`,
+        'nfacctd_time_new: false',
+        `aggregate_primitives: ${join(dir, 'primitives.lst')}`,
+        'plugins: print',
+        'print_output: json',
+        `print_output_file: ${out}`,
+        'print_output_file_append: true',
+        'print_refresh_time: 1',
+        'aggregate: src_host, dst_host, proto, src_port, dst_port, timestamp_start, timestamp_end, rule, rev_bytes, rev_pkts, firewall_event, flow_dir',
+        '',
+      ].join('\n'),
+    );
+
+    // The exporter starts first, so its first templates reach nobody (a collector restart looks the
+    // same): the data below decodes only because the templates come again on the timer.
+    const exporter = new IpfixExporter({
+      collectors: [parseCollector(`127.0.0.1:${port}`)],
+      observationDomainId: 11,
+      templateRefreshMs: 400,
+    });
+    t.teardown(() => exporter.close());
+    exporter.start();
+    await sleep(100);
+
+    const nf = daemon(t, ['/usr/sbin/nfacctd', '-f', join(dir, 'nfacctd.conf')]);
+    const ready = await until(
+      () => (nf.output().includes('waiting for NetFlow/IPFIX data') ? true : undefined),
+      10_000,
+    );
+    t.ok(ready, 'nfacctd is listening');
+    if (!ready) return t.comment(nf.output());
+    await sleep(600); // at least one template refresh after nfacctd is up
+
+    const records: FlowRecord[] = [
+      base,
+      {
+        ...base,
+        srcAddress: '2001:db8:a::10',
+        dstAddress: '2001:db8:b::20',
+        protocol: 17,
+        srcPort: 5353,
+        dstPort: 53,
+        bytes: 123456789012,
+        packets: 98765,
+        replyBytes: 42,
+        replyPackets: 1,
+        direction: 'inbound',
+        rule: 'règle-' + 'x'.repeat(300),
+      },
+      {
+        ...base,
+        srcPort: 40000,
+        verdict: 'dropped',
+        rule: null,
+        bytes: 60,
+        packets: 1,
+        replyBytes: 0,
+        replyPackets: 0,
+      },
+    ];
+    exporter.export(records);
+
+    type Row = Record<string, string | number>;
+    const rows = await until(async () => {
+      const text = existsSync(out) ? await readFile(out, 'utf8') : '';
+      const parsed = text
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as Row);
+      return parsed.length >= records.length ? parsed : undefined;
+    }, 10_000);
+    t.ok(rows, 'nfacctd printed the flows');
+    if (!rows) return t.comment(nf.output());
+    t.comment(`nfacctd: ${JSON.stringify(rows[0])}`);
+    const find = (src: string, sport: number) => rows.find((r) => r.ip_src === src && r.port_src === sport);
+    const cases = [
+      { rec: records[0]!, proto: 'tcp', event: '2', dir: '1' },
+      { rec: records[1]!, proto: 'udp', event: '2', dir: '0' },
+      { rec: records[2]!, proto: 'tcp', event: '3', dir: '1' },
+    ];
+    for (const c of cases) {
+      const row = find(c.rec.srcAddress, c.rec.srcPort);
+      t.ok(row, `${c.rec.srcAddress}:${c.rec.srcPort} decoded`);
+      if (!row) continue;
+      t.equal(row.ip_dst, c.rec.dstAddress, 'true destination');
+      t.equal(row.port_dst, c.rec.dstPort);
+      t.equal(row.ip_proto, c.proto);
+      t.equal(row.bytes, c.rec.bytes, 'octets');
+      t.equal(row.packets, c.rec.packets, 'packets');
+      t.equal(row.rev_bytes, String(c.rec.replyBytes), 'reply octets (RFC 5103)');
+      t.equal(row.rev_pkts, String(c.rec.replyPackets), 'reply packets (RFC 5103)');
+      t.equal(row.rule, c.rec.rule ?? '', 'rule name');
+      t.equal(row.firewall_event, c.event, 'firewallEvent');
+      t.equal(row.flow_dir, c.dir, 'flowDirection');
+      t.equal(row.timestamp_start, '2026-12-05 20:59:00.000000');
+      t.equal(row.timestamp_end, '2026-12-05 21:00:00.500000');
+    }
+    const s = exporter.stats().collectors[`127.0.0.1:${port}`]!;
+    t.equal(s.droppedMessages + s.errors, 0);
+  },
+);
+
+t.test(
+  'rsyslog receives the flow messages over UDP, TCP and TLS',
+  { skip: hasRsyslog ? false : 'rsyslogd not installed (Debian packages rsyslog, rsyslog-gnutls; scripts/setup.sh)' },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'crosslink-rsyslog-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    await loadOrCreateTlsIdentity(join(dir, 'tls'), { sans: ['localhost', '127.0.0.1'] });
+    const ca = join(dir, 'tls', 'ca.crt');
+    const ports = { udp: await freePort('udp'), tcp: await freePort('tcp'), tls: await freePort('tcp') };
+    const file = (n: string) => join(dir, `${n}.log`);
+    // The template prints the fields rsyslog parsed, so the test sees its reading, not our bytes.
+    await writeFile(
+      join(dir, 'rsyslog.conf'),
+      `global(workDirectory="${dir}"
+  defaultNetstreamDriverCAFile="${ca}"
+  defaultNetstreamDriverCertFile="${join(dir, 'tls', 'server.crt')}"
+  defaultNetstreamDriverKeyFile="${join(dir, 'tls', 'server.key')}")
+module(load="imudp")
+module(load="imtcp")
+template(name="fields" type="string"
+  string="%pri%|%hostname%|%app-name%|%msgid%|%structured-data%|%msg%\\n")
+input(type="imudp" address="127.0.0.1" port="${ports.udp}" ruleset="udp")
+input(type="imtcp" address="127.0.0.1" port="${ports.tcp}" ruleset="tcp")
+input(type="imtcp" address="127.0.0.1" port="${ports.tls}" ruleset="tls"
+  streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")
+ruleset(name="udp") { action(type="omfile" file="${file('udp')}" template="fields") }
+ruleset(name="tcp") { action(type="omfile" file="${file('tcp')}" template="fields") }
+ruleset(name="tls") { action(type="omfile" file="${file('tls')}" template="fields") }
+`,
+    );
+    const rs = daemon(t, [
+      '/usr/sbin/rsyslogd',
+      '-n',
+      '-f',
+      join(dir, 'rsyslog.conf'),
+      '-i',
+      join(dir, 'rsyslogd.pid'),
+    ]);
+    const listening = await until(
+      () =>
+        new Promise<true | undefined>((r) => {
+          const c = connect(ports.tls, '127.0.0.1');
+          c.once('connect', () => (c.destroy(), r(true)));
+          c.once('error', () => r(undefined));
+        }),
+      10_000,
+    );
+    t.ok(listening, 'rsyslogd is listening');
+    if (!listening) return t.comment(rs.output());
+    await sleep(200);
+
+    const rec = { ...base, rule: 'gp "to" \\council] ü' };
+    const want = (transport: string, text: string) => {
+      t.equal(
+        text,
+        `134|leeds-gw|crosslink|flow|[flow@32473 rule="gp \\"to\\" \\\\council\\] ü ${transport}" verdict="allowed" ` +
+          'direction="outbound" proto="6" src="10.1.2.3" sport="51514" dst="10.9.8.7" dport="443" bytes="1200" ' +
+          'packets="10" replyBytes="5400" replyPackets="8" start="2026-12-05T20:59:00.000Z" ' +
+          'end="2026-12-05T21:00:00.500Z" srcZone="n3" dstZone="psn"]|allowed tcp 10.1.2.3:51514 -> 10.9.8.7:443 ' +
+          `rule gp "to" \\council] ü ${transport} (outbound) 1200 B/10 pkts, reply 5400 B/8 pkts\n`,
+        `${transport}: rsyslog parsed header, structured data and text`,
+      );
+    };
+    for (const transport of ['udp', 'tcp', 'tls'] as const) {
+      const exporter = new SyslogExporter({
+        target: parseSyslogUrl(`${transport}://${transport === 'tls' ? 'localhost' : '127.0.0.1'}:${ports[transport]}`),
+        caFile: ca,
+      });
+      t.teardown(() => exporter.close());
+      exporter.start();
+      // Two records, so TCP and TLS framing must split them exactly.
+      exporter.export([
+        { ...rec, rule: `${rec.rule} ${transport}` },
+        { ...rec, rule: `${rec.rule} ${transport}`, srcPort: 2 },
+      ]);
+      t.ok(await exporter.flushed(5000), `${transport}: written`);
+      const text = await until(async () => {
+        const s = existsSync(file(transport)) ? await readFile(file(transport), 'utf8') : '';
+        return s.split('\n').length > 2 ? s : undefined;
+      }, 5000);
+      t.ok(text, `${transport}: rsyslog wrote both`);
+      if (!text) {
+        t.comment(rs.output());
+        continue;
+      }
+      const [first, second] = text.split('\n');
+      want(transport, first + '\n');
+      t.match(second, /sport="2"/);
+      t.comment(`rsyslog (${transport}): ${first}`);
+      t.same(exporter.stats(), { sentMessages: 2, droppedMessages: 0, errors: 0, queuedMessages: 0 });
+    }
+
+    // TLS verifies the receiver: without our CA the handshake fails; counted, never thrown.
+    const untrusted = new SyslogExporter({
+      target: parseSyslogUrl(`tls://localhost:${ports.tls}`),
+      backoff: { initialMs: 100, maxMs: 200 },
+    });
+    t.teardown(() => untrusted.close());
+    untrusted.start();
+    untrusted.export([base]);
+    const failed = await until(() => (untrusted.stats().errors >= 1 ? true : undefined), 5000);
+    t.ok(failed, 'a receiver whose certificate we cannot verify is an error');
+    t.equal(untrusted.connected, false);
+    t.equal(untrusted.stats().sentMessages, 0);
+    t.equal(untrusted.stats().queuedMessages, 1, 'the message waits for a trusted connection');
+  },
+);
