@@ -9,6 +9,7 @@ import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_MTU } from './reconcile
 import type { AgentRunOptions, WireGuardChoice } from './main.js';
 import { parseListenAddress } from './health/status-server.js';
 import type { UnderlayEndpoint } from './control/client.js';
+import { parseCollector, parseSyslogUrl } from './flows/exporters.js';
 
 /** The underlay a bare HOST:PORT endpoint means (controller/policy/types.ts DEFAULT_UNDERLAY). */
 const DEFAULT_UNDERLAY_NAME = 'default';
@@ -36,6 +37,12 @@ export interface AgentSettingsInput {
   reportIntervalSeconds?: number;
   /** The flow log's size limit in MB (STATE_DIR/flows.jsonl and one rotation); 0: no flow log. */
   flowLogMb?: number;
+  /** IPFIX collectors ("HOST:PORT", UDP) the flow records are exported to. */
+  ipfixCollector?: string[];
+  /** RFC 5424 syslog of the flow records: udp://HOST[:PORT], tcp://..., tls://... */
+  syslog?: string;
+  /** PEM file of the CA that signs a tls:// syslog receiver's certificate (default: the system's). */
+  syslogCa?: string;
 }
 
 /** File key / flag name -> field. */
@@ -53,6 +60,9 @@ export const SETTING_KEYS: Record<string, keyof AgentSettingsInput> = {
   mtu: 'mtu',
   'report-interval-seconds': 'reportIntervalSeconds',
   'flow-log-mb': 'flowLogMb',
+  'ipfix-collector': 'ipfixCollector',
+  syslog: 'syslog',
+  'syslog-ca': 'syslogCa',
 };
 
 type Locate = (key: string, index?: number) => { line?: number; column?: number };
@@ -185,6 +195,37 @@ export function validateSettings(
         else out.reportIntervalSeconds = n;
         break;
       }
+      case 'ipfixCollector': {
+        const list: unknown[] = v === null || v === undefined || v === '' ? [] : Array.isArray(v) ? v : [v];
+        const collectors: string[] = [];
+        list.forEach((c, i) => {
+          const text = typeof c === 'string' ? c.trim() : '';
+          try {
+            parseCollector(text, key);
+            collectors.push(text);
+          } catch (e) {
+            err(key, (e as Error).message.replace(/^[^:]*: /, ''), i);
+          }
+        });
+        out.ipfixCollector = collectors;
+        break;
+      }
+      case 'syslog': {
+        const s = str(key, v);
+        if (s === null || s === '') break;
+        try {
+          parseSyslogUrl(s, key);
+          out.syslog = s;
+        } catch (e) {
+          err(key, (e as Error).message.replace(/^[^:]*: /, ''));
+        }
+        break;
+      }
+      case 'syslogCa': {
+        const s = str(key, v);
+        if (s !== null && s !== '') out.syslogCa = s;
+        break;
+      }
       case 'flowLogMb': {
         const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v.trim()) : NaN;
         if (!Number.isInteger(n) || n < 0 || n > 100_000)
@@ -311,6 +352,8 @@ export function resolveAgentOptions(
     mtu: m.mtu ?? DEFAULT_MTU,
     ...(m.reportIntervalSeconds !== undefined ? { reportIntervalMs: m.reportIntervalSeconds * 1000 } : {}),
     ...(m.flowLogMb !== undefined ? { flowLogMaxBytes: m.flowLogMb * 1024 * 1024 } : {}),
+    ...(m.ipfixCollector && m.ipfixCollector.length > 0 ? { ipfixCollectors: m.ipfixCollector } : {}),
+    ...(m.syslog ? { syslog: m.syslog, ...(m.syslogCa ? { syslogCa: m.syslogCa } : {}) } : {}),
     agentVersion,
   };
 }

@@ -3,7 +3,7 @@
 // (config-saver.ts, applied first: fail static) and the controller (controller-link.ts), and
 // handles signals. Everything it wires is passed in (AgentDeps), so tests run the whole agent
 // against a fake host and a fake controller.
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { CrosslinkError } from '../lib/errors.js';
@@ -39,7 +39,7 @@ import { Reporter } from './reporter.js';
 import { StateDir } from './state.js';
 import { StatusReader, type ControllerConnection } from './status-reader.js';
 import { FlowCollector, type FlowCollectorOptions } from './flows/collector.js';
-import { DEFAULT_FLOW_LOG_MAX_BYTES, FLOW_LOG_FILE, FlowLogFile } from './flows/flow-log.js';
+import { startFlowPipeline } from './flows/pipeline.js';
 
 export type WireGuardChoice = WireGuardMode | 'auto';
 
@@ -69,8 +69,13 @@ export interface AgentRunOptions {
   /** With the controller unreachable this long after start, the saved config's virtual gateways
    *  are claimed anyway (fail static). Default 60 s. */
   gatewayClaimAfterMs?: number;
-  /** The flow log's size limit (STATE_DIR/flows.jsonl and its one rotation); 0: no flow log. */
+  /** The flow log's size limit (STATE_DIR/flows.jsonl and its one rotation); 0: no flow log file. */
   flowLogMaxBytes?: number;
+  /** IPFIX collectors ("HOST:PORT") the flow records go to, over UDP. */
+  ipfixCollectors?: string[];
+  /** RFC 5424 syslog of the flow records (udp://, tcp:// or tls://HOST:PORT), and its CA file. */
+  syslog?: string;
+  syslogCa?: string;
 }
 
 export interface ControlClientFactory {
@@ -213,7 +218,14 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
   reconciler.start();
   failover?.start();
   prober?.start();
-  const flows = startFlowLog(opts, deps, name, reconciler, alog);
+  const flows = deps.createFlowCollector
+    ? startFlowPipeline(opts, {
+        box: name,
+        marks: () => reconciler.desiredState?.firewall.ruleMarks,
+        createCollector: deps.createFlowCollector,
+        log: alog,
+      })
+    : null;
   const gatewayTimer = claimGatewaysLater(opts.gatewayClaimAfterMs ?? 60_000, connection, reconciler, alog);
   const events = deps.watchHostEvents?.({
     interfaceName: opts.interfaceName,
@@ -366,34 +378,6 @@ export async function runAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<
       agent.stop().then(() => rejectRun(err instanceof Error ? err : new Error(String(err))), rejectRun);
     });
   });
-}
-
-/** The flow log: conntrack's finished flows to STATE_DIR/flows.jsonl (agent/flows/). */
-function startFlowLog(
-  opts: AgentRunOptions,
-  deps: AgentDeps,
-  box: string,
-  reconciler: Reconciler,
-  log: Logger,
-): { stop(): Promise<void> } | null {
-  const maxBytes = opts.flowLogMaxBytes ?? DEFAULT_FLOW_LOG_MAX_BYTES;
-  if (!deps.createFlowCollector || maxBytes === 0) return null;
-  const file = new FlowLogFile(join(resolve(opts.stateDir), FLOW_LOG_FILE), maxBytes, (err) =>
-    log.warn({ err: err.message }, 'flow log: cannot write the file'),
-  );
-  const collector = deps.createFlowCollector({
-    box,
-    marks: () => reconciler.desiredState?.firewall.ruleMarks,
-    sinks: [file],
-    log,
-  });
-  void collector.start();
-  return {
-    async stop() {
-      collector.stop();
-      await file.flush();
-    },
-  };
 }
 
 /** `crosslink agent down`: removes the interface, Crosslink's routes and its nft table. */

@@ -98,6 +98,19 @@ export const runCommand: CommandModule<object, Flags> = {
       .option('flow-log-mb', {
         type: 'number',
         describe: 'Size limit of the flow log in STATE_DIR (flows.jsonl and one rotation), MB (default 32; 0 = off)',
+      })
+      .option('ipfix-collector', {
+        type: 'string',
+        array: true,
+        describe: 'Export flow records as IPFIX (UDP) to HOST:PORT (default port 4739); repeat for more',
+      })
+      .option('syslog', {
+        type: 'string',
+        describe: 'Send flow records as RFC 5424 syslog to udp://HOST[:514], tcp://HOST[:601] or tls://HOST[:6514]',
+      })
+      .option('syslog-ca', {
+        type: 'string',
+        describe: 'PEM CA file for a tls:// syslog receiver (default: system CAs)',
       }),
   handler: async (argv) => {
     const log = createLogger({ name: 'crosslink-agent' });

@@ -1,74 +1,16 @@
 // The exporters against the receivers the networks run: nfacctd (Debian's pmacct) decodes our IPFIX,
 // rsyslog (with rsyslog-gnutls) receives our syslog over UDP, TCP and TLS. Each daemon is started
 // here on loopback ports, in a temp dir, as a child in its own process group, and stopped by PID.
-import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import t from 'tap';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createSocket } from 'node:dgram';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOrCreateTlsIdentity } from '../../controller/tls.js';
 import { IpfixExporter, SyslogExporter, parseCollector, parseSyslogUrl } from '../../agent/flows/exporters.js';
-import { CROSSLINK_PEN, REVERSE_PEN, RULE_NAME_ELEMENT_ID } from '../../agent/flows/ipfix.js';
 import type { FlowRecord } from '../../agent/flows/record.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs: number,
-): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined || Date.now() > deadline) return v;
-    await sleep(100);
-  }
-}
-
-async function freePort(type: 'udp' | 'tcp'): Promise<number> {
-  if (type === 'udp') {
-    const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    const { port } = s.address();
-    s.close();
-    return port;
-  }
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** Starts a daemon in its own process group; teardown ends that group (TERM, then KILL). */
-function daemon(t: Test, argv: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  t.teardown(async () => {
-    const pid = child.pid!;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    try {
-      process.kill(-pid, 'SIGTERM');
-    } catch {
-      return;
-    }
-    // nfacctd's core can sit in recvfrom() after SIGTERM: give it a second, then SIGKILL the group.
-    if ((await Promise.race([exited.then(() => true), sleep(1000).then(() => false)])) === false) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        /* gone meanwhile */
-      }
-      await exited;
-    }
-  });
-  return { child, output: () => out };
-}
+import { daemon, freePort, hasNfacctd, sleep, startNfacctd, until } from './receivers.fixture.js';
 
 const base: FlowRecord = {
   startMs: Date.UTC(2026, 11, 5, 20, 59, 0),
@@ -90,50 +32,15 @@ const base: FlowRecord = {
   box: 'leeds-gw',
 };
 
-const hasNfacctd = existsSync('/usr/sbin/nfacctd');
 const hasRsyslog = existsSync('/usr/sbin/rsyslogd');
 
 t.test(
   'nfacctd decodes the IPFIX: true addresses, ports, counts both ways, rule name',
   { skip: hasNfacctd ? false : 'nfacctd not installed (Debian package pmacct; scripts/setup.sh)' },
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'crosslink-nfacctd-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const port = await freePort('udp');
-    // nfacctd 1.7.7 knows neither RFC 5103 reverse elements nor ours: custom primitives read them.
-    await writeFile(
-      join(dir, 'primitives.lst'),
-      [
-        `name=rule\tfield_type=${CROSSLINK_PEN}:${RULE_NAME_ELEMENT_ID}\tlen=vlen\tsemantics=str`,
-        `name=rev_bytes\tfield_type=${REVERSE_PEN}:1\tlen=8\tsemantics=u_int`,
-        `name=rev_pkts\tfield_type=${REVERSE_PEN}:2\tlen=8\tsemantics=u_int`,
-        // Not "fw_event": nfacctd has that name already, for natEvent(230).
-        'name=firewall_event\tfield_type=233\tlen=1\tsemantics=u_int',
-        'name=flow_dir\tfield_type=61\tlen=1\tsemantics=u_int',
-        '',
-      ].join('\n'),
-    );
-    const out = join(dir, 'flows.json');
-    await writeFile(
-      join(dir, 'nfacctd.conf'),
-      [
-        'daemonize: false',
-        'nfacctd_ip: 127.0.0.1',
-        `nfacctd_port: ${port}`,
-        'nfacctd_time_new: false',
-        `aggregate_primitives: ${join(dir, 'primitives.lst')}`,
-        'plugins: print',
-        'print_output: json',
-        `print_output_file: ${out}`,
-        'print_output_file_append: true',
-        'print_refresh_time: 1',
-        'aggregate: src_host, dst_host, proto, src_port, dst_port, timestamp_start, timestamp_end, rule, rev_bytes, rev_pkts, firewall_event, flow_dir',
-        '',
-      ].join('\n'),
-    );
-
     // The exporter starts first, so its first templates reach nobody (a collector restart looks the
     // same): the data below decodes only because the templates come again on the timer.
+    const port = await freePort('udp');
     const exporter = new IpfixExporter({
       collectors: [parseCollector(`127.0.0.1:${port}`)],
       observationDomainId: 11,
@@ -143,13 +50,9 @@ t.test(
     exporter.start();
     await sleep(100);
 
-    const nf = daemon(t, ['/usr/sbin/nfacctd', '-f', join(dir, 'nfacctd.conf')]);
-    const ready = await until(
-      () => (nf.output().includes('waiting for NetFlow/IPFIX data') ? true : undefined),
-      10_000,
-    );
-    t.ok(ready, 'nfacctd is listening');
-    if (!ready) return t.comment(nf.output());
+    const nf = await startNfacctd(t, port);
+    t.ok(nf, 'nfacctd is listening');
+    if (!nf) return;
     await sleep(600); // at least one template refresh after nfacctd is up
 
     const records: FlowRecord[] = [
@@ -181,13 +84,8 @@ t.test(
     ];
     exporter.export(records);
 
-    type Row = Record<string, string | number>;
     const rows = await until(async () => {
-      const text = existsSync(out) ? await readFile(out, 'utf8') : '';
-      const parsed = text
-        .split('\n')
-        .filter((l) => l.trim())
-        .map((l) => JSON.parse(l) as Row);
+      const parsed = await nf.rows();
       return parsed.length >= records.length ? parsed : undefined;
     }, 10_000);
     t.ok(rows, 'nfacctd printed the flows');

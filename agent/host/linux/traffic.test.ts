@@ -13,6 +13,9 @@ import { createLinuxHost, type LinuxHost } from './host.js';
 import { ProcessRunner } from './run.js';
 import { assignRuleMarks } from '../firewall-names.js';
 import { FlowCollector } from '../../flows/collector.js';
+import { FLOW_LOG_FILE, readFlowLog } from '../../flows/flow-log.js';
+import { startFlowPipeline } from '../../flows/pipeline.js';
+import { startNfacctd } from '../../../test/flows/receivers.fixture.js';
 import type { FlowRecord } from '../../flows/record.js';
 import pino from 'pino';
 import { isRoot, must, NetnsFixture } from './netns.fixture.js';
@@ -47,10 +50,13 @@ for _ in range(n):
     s.close()
 `;
 
-async function waitFor<T>(find: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+async function waitFor<T>(
+  find: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = find();
+    const v = await find();
     if (v !== undefined || Date.now() > deadline) return v;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -226,21 +232,24 @@ if (!isRoot()) {
         'handshake seen through observe()',
       );
 
-      // Box A's flow log, as the agent runs it (conntrack -E in the box's namespace).
-      const records: FlowRecord[] = [];
+      // Box A's flow pipeline, as the agent runs it: conntrack -E and the drop log in the box's
+      // namespace, records to the flow log file in its state dir and as IPFIX to a real nfacctd.
+      const nf = await startNfacctd(t);
+      t.ok(nf, 'nfacctd (Debian pmacct) is listening');
       const marks = new Map(
         assignRuleMarks({ outbound: ['a-to-b-web'], inbound: [], local: [] }).map((m) => [m.mark, m]),
       );
-      const collector = new FlowCollector({
-        runner: new ProcessRunner(),
-        netns: boxA,
-        box: 'box-a',
-        marks: () => marks,
-        sinks: [{ write: (r) => records.push(r) }],
-        log: pino({ level: 'silent' }),
-      });
-      await collector.start();
-      t.teardown(() => collector.stop());
+      const pipeline = startFlowPipeline(
+        { stateDir: dir, ipfixCollectors: nf ? [`127.0.0.1:${nf.port}`] : [] },
+        {
+          box: 'box-a',
+          marks: () => marks,
+          createCollector: (o) => new FlowCollector({ ...o, runner: new ProcessRunner(), netns: boxA }),
+          log: pino({ level: 'silent' }),
+        },
+      );
+      t.teardown(() => pipeline?.stop());
+      const records = (): FlowRecord[] => readFlowLog(join(dir, FLOW_LOG_FILE));
       await new Promise((r) => setTimeout(r, 300)); // conntrack -E subscribed
 
       const a0 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
@@ -277,7 +286,7 @@ if (!isRoot()) {
       // entries now to have the DESTROY events (and their counters) at once.
       spawnSync('ip', ['netns', 'exec', boxA, 'conntrack', '-D', '-p', 'tcp', '--dport', '8080']);
       const deadline = Date.now() + 5000;
-      const allowed = () => records.filter((r) => r.verdict === 'allowed');
+      const allowed = () => records().filter((r) => r.verdict === 'allowed');
       while (allowed().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const upload = allowed().reduce<FlowRecord | undefined>((m, r) => (!m || r.bytes > m.bytes ? r : m), undefined);
       t.equal(allowed().length, 2, 'two flow records: the connect test and the upload');
@@ -300,13 +309,32 @@ if (!isRoot()) {
         `record ${upload!.bytes} bytes vs ${sentIpBytes} IP bytes sent: ${(error * 100).toFixed(2)} % apart`,
       );
       t.ok(upload!.replyPackets > 0 && upload!.endMs! >= upload!.startMs, 'reply counted, end after start');
+      // The same flow at the IPFIX collector: true addresses, the rule name, the same counts.
+      const exported = await waitFor(async () => {
+        const rows = (await nf?.rows()) ?? [];
+        return rows.find((r) => r.port_src === upload!.srcPort && r.ip_src === '10.1.0.2');
+      }, 8000);
+      t.match(
+        exported,
+        {
+          ip_dst: '10.2.0.2',
+          port_dst: 8080,
+          ip_proto: 'tcp',
+          rule: 'a-to-b-web',
+          bytes: upload!.bytes,
+          packets: upload!.packets,
+          rev_bytes: String(upload!.replyBytes),
+          firewall_event: '2',
+        },
+        'nfacctd decoded the record the box exported',
+      );
 
       const outA0 = await droppedOutbound(A.host);
       const a2 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
       t.notOk(canConnect(hostA, '10.2.0.2', 22), 'host A -> host B tcp/22 is dropped');
       t.ok((await droppedOutbound(A.host)) > outA0, 'box A counted the outbound drop');
       t.same(await ruleCount(A.host, 'outbound', 'a-to-b-web'), a2, 'the denied attempt counts for no rule');
-      const denied = await waitFor(() => records.find((r) => r.verdict === 'dropped' && r.dstPort === 22), 3000);
+      const denied = await waitFor(() => records().find((r) => r.verdict === 'dropped' && r.dstPort === 22), 3000);
       t.match(denied, {
         srcAddress: '10.1.0.2',
         dstAddress: '10.2.0.2',
@@ -317,13 +345,13 @@ if (!isRoot()) {
 
       // A flood of 20,000 SYNs to the denied port: every one dropped and counted, a bounded sample logged.
       const drops0 = await droppedOutbound(A.host);
-      const logged0 = records.filter((r) => r.verdict === 'dropped').length;
+      const logged0 = records().filter((r) => r.verdict === 'dropped').length;
       const floodStart = Date.now();
       must(['ip', 'netns', 'exec', hostA, 'python3', '-c', SYN_FLOOD, '10.2.0.2', '22', '20000']);
       await new Promise((r) => setTimeout(r, 500));
       const seconds = (Date.now() - floodStart) / 1000;
       const dropped = Number((await droppedOutbound(A.host)) - drops0);
-      const logged = records.filter((r) => r.verdict === 'dropped').length - logged0;
+      const logged = records().filter((r) => r.verdict === 'dropped').length - logged0;
       t.ok(dropped >= 20_000, `box A dropped and counted the flood (${dropped} packets)`);
       t.ok(
         logged >= 1 && logged <= 20 + 10 * Math.ceil(seconds),
