@@ -8,26 +8,9 @@ import { once } from 'node:events';
 import { CrosslinkError } from '../../lib/errors.js';
 import { IpfixExporter, SyslogExporter, parseCollector, parseSyslogUrl } from './exporters.js';
 import type { FlowRecord } from './record.js';
+import { sampleFlow } from './record.fixture.js';
 
-const rec: FlowRecord = {
-  startMs: 1764968400000,
-  endMs: 1764968460500,
-  protocol: 6,
-  srcAddress: '10.1.2.3',
-  srcPort: 51514,
-  dstAddress: '10.9.8.7',
-  dstPort: 443,
-  packets: 10,
-  bytes: 1200,
-  replyPackets: 8,
-  replyBytes: 5400,
-  rule: 'gp-to-council',
-  direction: 'outbound',
-  verdict: 'allowed',
-  srcZone: 'n3',
-  dstZone: 'psn',
-  box: 'leeds-gw',
-};
+const rec: FlowRecord = sampleFlow();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(check: () => boolean, timeoutMs = 5000): Promise<boolean> {

@@ -8,6 +8,7 @@ import {
   DEFAULT_TEMPLATE_REFRESH_MS,
 } from './ipfix.js';
 import type { FlowRecord } from './record.js';
+import { sampleFlow } from './record.fixture.js';
 
 // An independent reader, written from RFC 7011 rather than from the encoder: header, sets, template
 // records (enterprise bit and PEN), data records with variable-length fields, padding.
@@ -88,25 +89,7 @@ function decode(msg: Buffer, templates: Map<number, Field[]>): Decoded {
   return d;
 }
 
-const base: FlowRecord = {
-  startMs: 1764968400000,
-  endMs: 1764968460500,
-  protocol: 6,
-  srcAddress: '10.1.2.3',
-  srcPort: 51514,
-  dstAddress: '10.9.8.7',
-  dstPort: 443,
-  packets: 10,
-  bytes: 1200,
-  replyPackets: 8,
-  replyBytes: 5400,
-  rule: 'gp-to-council',
-  direction: 'outbound',
-  verdict: 'allowed',
-  srcZone: 'n3',
-  dstZone: 'psn',
-  box: 'leeds-gw',
-};
+const base: FlowRecord = sampleFlow();
 
 const u64 = (b: Buffer | undefined) => Number(b!.readBigUInt64BE(0));
 const ipv6 = (b: Buffer) => Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2).toString(16)).join(':');

@@ -9,26 +9,12 @@ import {
   octetCountingFrame,
 } from './syslog-format.js';
 import type { FlowRecord } from './record.js';
+import { sampleFlow } from './record.fixture.js';
 
-const base: FlowRecord = {
+const base: FlowRecord = sampleFlow({
   startMs: Date.UTC(2026, 11, 5, 20, 59, 0),
   endMs: Date.UTC(2026, 11, 5, 20, 59, 30, 250),
-  protocol: 6,
-  srcAddress: '10.1.2.3',
-  srcPort: 51514,
-  dstAddress: '10.9.8.7',
-  dstPort: 443,
-  packets: 10,
-  bytes: 1200,
-  replyPackets: 8,
-  replyBytes: 5400,
-  rule: 'gp-to-council',
-  direction: 'outbound',
-  verdict: 'allowed',
-  srcZone: 'n3',
-  dstZone: 'psn',
-  box: 'leeds-gw',
-};
+});
 const nowMs = Date.UTC(2026, 11, 5, 21, 0, 0);
 
 t.test('SD-PARAM values escape ", \\ and ] and nothing else (RFC 5424 §6.3.3)', async (t) => {

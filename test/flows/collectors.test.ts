@@ -10,27 +10,13 @@ import { join } from 'node:path';
 import { loadOrCreateTlsIdentity } from '../../controller/tls.js';
 import { IpfixExporter, SyslogExporter, parseCollector, parseSyslogUrl } from '../../agent/flows/exporters.js';
 import type { FlowRecord } from '../../agent/flows/record.js';
+import { sampleFlow } from '../../agent/flows/record.fixture.js';
 import { daemon, freePort, hasNfacctd, sleep, startNfacctd, until } from './receivers.fixture.js';
 
-const base: FlowRecord = {
+const base: FlowRecord = sampleFlow({
   startMs: Date.UTC(2026, 11, 5, 20, 59, 0),
   endMs: Date.UTC(2026, 11, 5, 21, 0, 0, 500),
-  protocol: 6,
-  srcAddress: '10.1.2.3',
-  srcPort: 51514,
-  dstAddress: '10.9.8.7',
-  dstPort: 443,
-  packets: 10,
-  bytes: 1200,
-  replyPackets: 8,
-  replyBytes: 5400,
-  rule: 'gp-to-council',
-  direction: 'outbound',
-  verdict: 'allowed',
-  srcZone: 'n3',
-  dstZone: 'psn',
-  box: 'leeds-gw',
-};
+});
 
 const hasRsyslog = existsSync('/usr/sbin/rsyslogd');
 
