@@ -9,7 +9,7 @@ import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_MTU } from './reconcile
 import type { AgentRunOptions, WireGuardChoice } from './main.js';
 import { parseListenAddress } from './health/status-server.js';
 import type { UnderlayEndpoint } from './control/client.js';
-import { parseCollector, parseSyslogUrl } from './flows/exporters.js';
+import { parseCollector, parseSyslogUrl } from '../lib/export/exporters.js';
 
 /** The underlay a bare HOST:PORT endpoint means (controller/policy/types.ts DEFAULT_UNDERLAY). */
 const DEFAULT_UNDERLAY_NAME = 'default';

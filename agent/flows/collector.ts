@@ -8,7 +8,7 @@ import { RULE_MARK_BASE, RULE_MARK_MASK, type RuleMark } from '../host/firewall-
 import type { CommandRunner, WatchHandle } from '../host/linux/run.js';
 import { FlowTracker, parseConntrackEvent } from './conntrack-events.js';
 import { DropLogReader } from './drop-log.js';
-import type { FlowRecord } from './record.js';
+import type { FlowRecord } from '../../lib/export/record.js';
 
 export interface FlowSink {
   write(record: FlowRecord): void;

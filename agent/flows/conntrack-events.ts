@@ -7,7 +7,7 @@
 // The first src/dst/sport/dport (and packets/bytes, with nf_conntrack_acct=1) are the original
 // direction, as the box first saw the flow: the true addresses, before any masquerade on this box.
 import type { RuleMark } from '../host/firewall-names.js';
-import type { FlowRecord } from './record.js';
+import type { FlowRecord } from '../../lib/export/record.js';
 
 export interface ConntrackEvent {
   type: 'NEW' | 'UPDATE' | 'DESTROY';

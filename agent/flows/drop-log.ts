@@ -11,7 +11,7 @@ import { Backoff } from '../../lib/backoff.js';
 import { DROP_LOG_GROUPS, FIREWALL_DIRECTIONS, type FirewallDirection } from '../host/firewall-names.js';
 import type { CommandRunner, WatchHandle } from '../host/linux/run.js';
 import type { FlowSink } from './collector.js';
-import type { FlowRecord } from './record.js';
+import type { FlowRecord } from '../../lib/export/record.js';
 
 const HEADER = /^(\d+)\.(\d+) version \d+, resource ID (\d+), family IPv([46]) \(\d+\), length \d+: (.*)$/;
 const V4 = /proto \S+ \((\d+)\), length (\d+)\)/;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, existsSync, appendFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlowLogFile, followFlowLog, readFlowLog } from './flow-log.js';
-import type { FlowRecord } from './record.js';
+import type { FlowRecord } from '../../lib/export/record.js';
 
 const rec = (i: number): FlowRecord => ({
   startMs: 1_800_000_000_000 + i,

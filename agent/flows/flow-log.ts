@@ -4,7 +4,7 @@
 import { appendFile, open, rename, stat } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import type { FlowSink } from './collector.js';
-import type { FlowRecord } from './record.js';
+import type { FlowRecord } from '../../lib/export/record.js';
 
 export const FLOW_LOG_FILE = 'flows.jsonl';
 export const DEFAULT_FLOW_LOG_MAX_BYTES = 32 * 1024 * 1024;

@@ -3,7 +3,7 @@
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { FlowCollector, FlowCollectorOptions, FlowSink } from './collector.js';
-import { IpfixExporter, parseCollector, parseSyslogUrl, SyslogExporter } from './exporters.js';
+import { IpfixExporter, parseCollector, parseSyslogUrl, SyslogExporter } from '../../lib/export/exporters.js';
 import { DEFAULT_FLOW_LOG_MAX_BYTES, FLOW_LOG_FILE, FlowLogFile } from './flow-log.js';
 
 /** The agent's settings for it (AgentRunOptions' fields of the same names). */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { DEFAULT_CONFIG_FILE, DEFAULT_STATE_DIR, loadAgentConfigFile } from '../../agent/config.js';
 import { FLOW_LOG_FILE, followFlowLog, readFlowLog } from '../../agent/flows/flow-log.js';
-import type { FlowRecord } from '../../agent/flows/record.js';
+import type { FlowRecord } from '../../lib/export/record.js';
 import { table } from './output.js';
 
 const PROTO: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };

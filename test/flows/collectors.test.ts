@@ -8,9 +8,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOrCreateTlsIdentity } from '../../controller/tls.js';
-import { IpfixExporter, SyslogExporter, parseCollector, parseSyslogUrl } from '../../agent/flows/exporters.js';
-import type { FlowRecord } from '../../agent/flows/record.js';
-import { sampleFlow } from '../../agent/flows/record.fixture.js';
+import { IpfixExporter, SyslogExporter, parseCollector, parseSyslogUrl } from '../../lib/export/exporters.js';
+import type { FlowRecord } from '../../lib/export/record.js';
+import { sampleFlow } from '../../lib/export/record.fixture.js';
 import { daemon, freePort, hasNfacctd, sleep, startNfacctd, until } from './receivers.fixture.js';
 
 const base: FlowRecord = sampleFlow({

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CROSSLINK_PEN, REVERSE_PEN, RULE_NAME_ELEMENT_ID } from '../../agent/flows/ipfix.js';
+import { CROSSLINK_PEN, REVERSE_PEN, RULE_NAME_ELEMENT_ID } from '../../lib/export/ipfix.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -16,7 +16,7 @@ import { FlowCollector } from '../../flows/collector.js';
 import { FLOW_LOG_FILE, readFlowLog } from '../../flows/flow-log.js';
 import { startFlowPipeline } from '../../flows/pipeline.js';
 import { startNfacctd } from '../../../test/flows/receivers.fixture.js';
-import type { FlowRecord } from '../../flows/record.js';
+import type { FlowRecord } from '../../../lib/export/record.js';
 import pino from 'pino';
 import { isRoot, must, NetnsFixture } from './netns.fixture.js';
 

@@ -21,7 +21,7 @@
 //
 // The counts are deltas (what is new since this flow's previous record): a flow exported once, at
 // its end, carries its totals. A collector that exports an open flow again must send only the growth.
-import { parseAddress } from '../../lib/prefix.js';
+import { parseAddress } from '../prefix.js';
 import type { FlowRecord } from './record.js';
 
 export const IPFIX_VERSION = 10;

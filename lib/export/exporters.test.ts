@@ -5,7 +5,7 @@ import t from 'tap';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { CrosslinkError } from '../../lib/errors.js';
+import { CrosslinkError } from '../errors.js';
 import { IpfixExporter, SyslogExporter, parseCollector, parseSyslogUrl } from './exporters.js';
 import type { FlowRecord } from './record.js';
 import { sampleFlow } from './record.fixture.js';
