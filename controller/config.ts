@@ -5,6 +5,7 @@ import { parsePrefix } from '../lib/prefix.js';
 import { isMap, isScalar, LineCounter, parseDocument, type Pair } from 'yaml';
 import { CrosslinkError, type ErrorDetail } from '../lib/errors.js';
 import { didYouMean } from './policy/names.js';
+import { parseSyslogUrl } from '../lib/export/exporters.js';
 
 /** Settings as the file and the flags spell them (kebab-case). */
 export interface ControllerSettings {
@@ -57,6 +58,10 @@ export interface ControllerSettings {
   'stream-ping-interval-seconds'?: number;
   /** A PING unanswered this long closes the connection, so a dead box's stream ends; default 5. */
   'stream-ping-timeout-seconds'?: number;
+  /** The audit log's entries as RFC 5424 syslog to udp://, tcp:// or tls://HOST[:PORT]. */
+  syslog?: string;
+  /** PEM file of the CA that signs a tls:// syslog receiver's certificate (default: the system's). */
+  'syslog-ca'?: string;
 }
 
 type Kind = 'string' | 'number' | 'list';
@@ -84,6 +89,8 @@ export const SETTING_KINDS: Record<keyof ControllerSettings, Kind> = {
   'liveness-interval-ms': 'number',
   'liveness-multiplier': 'number',
   'liveness-port': 'number',
+  syslog: 'string',
+  'syslog-ca': 'string',
 };
 
 export const DEFAULTS = {
@@ -199,6 +206,13 @@ export function validateSettings(
     bad('handshake-down-seconds', 'must not be below handshake-degraded-seconds');
   if (s['metrics-token'] !== undefined && s['metrics-token'].length < 16)
     bad('metrics-token', 'must be at least 16 characters');
+  if (s.syslog !== undefined) {
+    try {
+      parseSyslogUrl(s.syslog, 'syslog');
+    } catch (e) {
+      bad('syslog', (e as Error).message.replace(/^syslog: /, ''));
+    }
+  }
   return errors;
 }
 

@@ -1,6 +1,8 @@
 // Composition root of the controller: settings -> store (migrated) -> TLS identity -> distributor
 // -> fastify app (REST + Connect) -> listen; SIGTERM/SIGINT close it in order. The only place that
 // wires real adapters; the imports of the other engineers' modules are all here.
+import { AuditSyslogForwarder } from './audit/syslog.js';
+import { parseSyslogUrl, SyslogExporter } from '../lib/export/exporters.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -330,6 +332,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     );
   }
   healthMonitor.start();
+  const auditSyslog = await startAuditSyslog(s, store, log);
   const port = ports[0]!;
   // With port 0 (tests) the real ports are known only now.
   if (listens.some((l) => l.port === 0) && !s.url?.length) deps.controllerUrls = urlsFor(ports);
@@ -357,6 +360,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       try {
+        await auditSyslog?.stop();
         await app.close();
       } finally {
         await store.close().catch((e: unknown) => log.error({ err: e }, 'closing the store failed'));
@@ -384,6 +388,31 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     monitor: healthMonitor,
     closed,
     close,
+  };
+}
+
+/** `--syslog URL`: the audit log's new entries to a syslog receiver (controller/audit/syslog.ts). */
+async function startAuditSyslog(
+  s: ResolvedSettings,
+  store: Store,
+  log: Logger,
+): Promise<{ stop(): Promise<void> } | null> {
+  if (!s.syslog) return null;
+  const exporter = new SyslogExporter({
+    target: parseSyslogUrl(s.syslog, 'syslog'),
+    ...(s['syslog-ca'] ? { caFile: s['syslog-ca'], caFileOption: 'syslog-ca' } : {}),
+    log,
+  });
+  exporter.start();
+  const forwarder = new AuditSyslogForwarder({ store, send: (m) => exporter.send(m), hostname: hostname(), log });
+  await forwarder.start();
+  return {
+    async stop() {
+      forwarder.stop();
+      await forwarder.tick(); // the entries of the last second, shutdown's own included
+      await exporter.flushed(1000);
+      exporter.close();
+    },
   };
 }
 

@@ -37,6 +37,8 @@ interface ServeArgs {
   livenessIntervalMs?: number;
   livenessMultiplier?: number;
   livenessPort?: number;
+  syslog?: string;
+  syslogCa?: string;
 }
 
 function settingsOptions<T>(y: Argv<T>) {
@@ -123,6 +125,14 @@ function settingsOptions<T>(y: Argv<T>) {
     .option('liveness-port', {
       type: 'number',
       describe: 'UDP port of the echo and of the LAN advertisements between standbys (default 51821)',
+    })
+    .option('syslog', {
+      type: 'string',
+      describe: 'Send the audit log as RFC 5424 syslog to udp://HOST[:514], tcp://HOST[:601] or tls://HOST[:6514]',
+    })
+    .option('syslog-ca', {
+      type: 'string',
+      describe: 'PEM CA file for a tls:// syslog receiver (default: system CAs)',
     });
 }
 
@@ -151,6 +161,8 @@ function flagsOf(a: ServeArgs): ControllerSettings {
     'liveness-interval-ms': a.livenessIntervalMs,
     'liveness-multiplier': a.livenessMultiplier,
     'liveness-port': a.livenessPort,
+    syslog: a.syslog,
+    'syslog-ca': a.syslogCa,
   };
 }
 
