@@ -181,7 +181,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     reconciler,
     prober,
     peers: () => reader.peers(),
-    ruleCounters: () => reader.counters().then((c) => c.rules),
+    ruleCounters: () => Promise.resolve(reader.countersNow().rules),
     clock,
     advertisedSubnets: opts.advertise,
     agentVersion: opts.agentVersion,

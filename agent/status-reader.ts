@@ -62,15 +62,32 @@ export class StatusReader {
   }
 
   private readonly totals = new FirewallCounterTotals();
+  private last: FirewallTotals = { dropped: {}, rules: [] };
+  private reading: Promise<FirewallTotals> | null = null;
 
   /** The firewall's drop and per-rule counters as running totals (they survive table reloads);
-   *  none when the host has none or cannot read them. */
-  async counters(): Promise<FirewallTotals> {
-    try {
-      return this.totals.update((await this.deps.host.firewall.counters?.()) ?? {});
-    } catch {
-      return { dropped: {}, rules: [] };
-    }
+   *  none when the host has none or cannot read them. One `nft` reading at a time: callers while
+   *  one runs share it. */
+  counters(): Promise<FirewallTotals> {
+    this.reading ??= (async () => {
+      try {
+        this.last = this.totals.update((await this.deps.host.firewall.counters?.()) ?? {});
+      } catch {
+        this.last = { dropped: {}, rules: [] };
+      } finally {
+        this.reading = null;
+      }
+      return this.last;
+    })();
+    return this.reading;
+  }
+
+  /** The last totals at once, starting a new reading in the background: for the reports, which
+   *  must never wait for nft (a slow `nft list` on a loaded box delayed them, and a box that does
+   *  not report in time is judged down and failed over). */
+  countersNow(): FirewallTotals {
+    void this.counters();
+    return this.last;
   }
 
   async status(): Promise<AgentStatus> {

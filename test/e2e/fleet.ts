@@ -378,6 +378,11 @@ export class Fleet {
       STATUS_LISTEN,
       '--wireguard',
       'userspace',
+      // No flow log (conntrack -E and a tcpdump per agent) unless a test asks for it: a fleet puts
+      // 8 agents, 2 fleets at a time, on this machine's 2 cores, where one box has one agent; the
+      // flow log is tested in agent/host/linux/traffic.test.ts and its cost in bench:forwarding.
+      '--flow-log-mb',
+      '0',
       ...(opts.args ?? this.opts.agentArgs ?? []),
       ...(a.spec.extraArgs ?? []),
     ];
