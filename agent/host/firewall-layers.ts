@@ -108,7 +108,8 @@ export function layerBoxes(input: readonly TupleBox[]): TupleBox[][] {
   for (let i = 0; i < n0; i++) {
     const b = input[i]!;
     k1[i] = (rankOf.get(b.src.text)! * nPrefixes + rankOf.get(b.dst.text)!) * 256 + b.proto;
-    k2[i] = b.portFirst * 65536 + b.portLast;
+    // Then by mark (its 16-bit slot): equal boxes of two rules meet in one order whatever the rules'.
+    k2[i] = (b.portFirst * 65536 + b.portLast) * 65536 + (b.mark & 0xffff);
   }
   const sortedIdx = sortByKeys(k1, k2);
   const boxes: TupleBox[] = [];
@@ -177,7 +178,9 @@ export function layerBoxes(input: readonly TupleBox[]): TupleBox[][] {
       contains(a.src, b.src) && contains(a.dst, b.dst) && a.portFirst <= b.portFirst && b.portLast <= a.portLast;
     const bHoldsA =
       contains(b.src, a.src) && contains(b.dst, a.dst) && b.portFirst <= a.portFirst && a.portLast <= b.portLast;
-    if (aHoldsB) redundant[i] = 1;
+    // Equal boxes (two rules allowing the same tuples, kept apart by their marks): keep the first.
+    if (aHoldsB && bHoldsA) redundant[Math.max(i, j)] = 1;
+    else if (aHoldsB) redundant[i] = 1;
     else if (bHoldsA) redundant[j] = 1;
     else {
       neighbours[i]!.push(j);
