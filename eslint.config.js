@@ -128,6 +128,8 @@ export default tseslint.config(
       'agent/host/firewall-names.ts',
       'agent/liveness/echo.ts',
       'agent/health/rule-counters.ts',
+      'agent/flows/zone-table.ts',
+      'agent/host/firewall-parts.ts',
       'agent/liveness/advert.ts',
       'agent/liveness/settings.ts',
       'controller/health/evaluate.ts',

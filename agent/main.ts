@@ -181,7 +181,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     reconciler,
     prober,
     peers: () => reader.peers(),
-    ruleCounters: () => Promise.resolve(reader.countersNow().rules),
+    firewallCounters: () => reader.countersNow(),
     clock,
     advertisedSubnets: opts.advertise,
     agentVersion: opts.agentVersion,
@@ -222,6 +222,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     ? startFlowPipeline(opts, {
         box: name,
         marks: () => reconciler.desiredState?.firewall.ruleMarks,
+        zones: () => reconciler.desiredState?.zones,
         createCollector: deps.createFlowCollector,
         log: alog,
       })

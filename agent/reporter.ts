@@ -4,11 +4,16 @@
 import { create } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
-import { ApplyErrorSchema, PeerStatusSchema, RuleCounterSchema } from '../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  ApplyErrorSchema,
+  PeerStatusSchema,
+  RuleCounterSchema,
+  ZoneDropCounterSchema,
+} from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ControlClient } from './control/client.js';
 import type { Prober } from './health/prober.js';
 import type { PeerStatusView } from './health/status-server.js';
-import type { RuleCounterView } from './health/rule-counters.js';
+import type { FirewallTotals } from './health/rule-counters.js';
 import type { ApplyFailure, ApplyOutcome, Reconciler } from './reconcile/loop.js';
 
 export interface ReporterDeps {
@@ -18,8 +23,9 @@ export interface ReporterDeps {
   prober: Prober | null;
   /** The interface's peers as the status shows them (StatusReader.peers). */
   peers(): Promise<PeerStatusView[]>;
-  /** The firewall's per-rule running totals (StatusReader.counters); absent: none reported. */
-  ruleCounters?(): Promise<RuleCounterView[]>;
+  /** The firewall's per-rule and per-zone-pair running totals as last read (StatusReader.countersNow:
+   *  a report never waits for nft); absent: none reported. */
+  firewallCounters?(): Pick<FirewallTotals, 'rules' | 'zoneDrops'>;
   clock: Clock;
   advertisedSubnets: string[];
   agentVersion: string;
@@ -99,7 +105,7 @@ export class Reporter {
     const { reconciler, prober, clock } = this.deps;
     const r = reconciler.status;
     const peers = await this.deps.peers();
-    const rules = (await this.deps.ruleCounters?.()) ?? [];
+    const { rules, zoneDrops } = this.deps.firewallCounters?.() ?? { rules: [], zoneDrops: [] };
     await control.report({
       generationApplied: r.generationApplied,
       generationSeen: r.generationSeen,
@@ -133,6 +139,15 @@ export class Reporter {
           connections: BigInt(c.connections),
           packets: BigInt(c.packets),
           bytes: BigInt(c.bytes),
+        }),
+      ),
+      zoneDrops: zoneDrops.map((z) =>
+        create(ZoneDropCounterSchema, {
+          direction: z.direction,
+          sourceZone: z.sourceZone,
+          destinationZone: z.destinationZone,
+          packets: BigInt(z.packets),
+          bytes: BigInt(z.bytes),
         }),
       ),
     });

@@ -62,7 +62,7 @@ export class StatusReader {
   }
 
   private readonly totals = new FirewallCounterTotals();
-  private last: FirewallTotals = { dropped: {}, rules: [] };
+  private last: FirewallTotals = { dropped: {}, rules: [], zoneDrops: [] };
   private reading: Promise<FirewallTotals> | null = null;
 
   /** The firewall's drop and per-rule counters as running totals (they survive table reloads);
@@ -73,7 +73,7 @@ export class StatusReader {
       try {
         this.last = this.totals.update((await this.deps.host.firewall.counters?.()) ?? {});
       } catch {
-        this.last = { dropped: {}, rules: [] };
+        this.last = { dropped: {}, rules: [], zoneDrops: [] };
       } finally {
         this.reading = null;
       }
@@ -131,7 +131,11 @@ export class StatusReader {
         rttMs: x.rttMs,
         checkedAt: x.checkedAtUnixMs > 0n ? new Date(Number(x.checkedAtUnixMs)).toISOString() : null,
       })),
-      ...(await this.counters().then((c) => ({ firewallCounters: c.dropped, ruleCounters: c.rules }))),
+      ...(await this.counters().then((c) => ({
+        firewallCounters: c.dropped,
+        ruleCounters: c.rules,
+        zoneDrops: c.zoneDrops,
+      }))),
     };
   }
 }

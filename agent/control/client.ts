@@ -41,8 +41,8 @@ export interface ControlClient {
     hello: AgentAnnouncement & { knownContentHash: () => string },
   ): { stop(): Promise<void> };
   report(
-    report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion' | 'ruleCounters'> &
-      Partial<Pick<ReportRequest, 'ruleCounters'>>,
+    report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion' | 'ruleCounters' | 'zoneDrops'> &
+      Partial<Pick<ReportRequest, 'ruleCounters' | 'zoneDrops'>>,
   ): Promise<void>;
   /** Releases what the client holds open (a Connect client's HTTP/2 session); absent: nothing to release. */
   close?(): Promise<void>;

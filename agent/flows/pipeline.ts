@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { FlowCollector, FlowCollectorOptions, FlowSink } from './collector.js';
 import { IpfixExporter, parseCollector, parseSyslogUrl, SyslogExporter } from '../../lib/export/exporters.js';
+import type { FlowRecord } from '../../lib/export/record.js';
+import type { ZoneTable } from './zone-table.js';
 import { DEFAULT_FLOW_LOG_MAX_BYTES, FLOW_LOG_FILE, FlowLogFile } from './flow-log.js';
 
 /** The agent's settings for it (AgentRunOptions' fields of the same names). */
@@ -22,6 +24,8 @@ export function startFlowPipeline(
   deps: {
     box: string;
     marks: FlowCollectorOptions['marks'];
+    /** The zones of the current config (DesiredState.zones): each record names its ends' zones. */
+    zones?: () => ZoneTable | undefined;
     createCollector: (o: Omit<FlowCollectorOptions, 'runner'>) => Pick<FlowCollector, 'start' | 'stop'>;
     log: Logger;
   },
@@ -58,7 +62,11 @@ export function startFlowPipeline(
       syslog.close();
     });
   }
-  const collector = deps.createCollector({ box, marks: deps.marks, sinks, log });
+  const zones = deps.zones;
+  const named: FlowSink[] = zones
+    ? sinks.map((sink) => ({ write: (r: FlowRecord) => sink.write(withZones(r, zones())) }))
+    : sinks;
+  const collector = deps.createCollector({ box, marks: deps.marks, sinks: named, log });
   void collector.start();
   return {
     async stop() {
@@ -66,6 +74,12 @@ export function startFlowPipeline(
       for (const close of closers) await close();
     },
   };
+}
+
+/** The record with the zones of its two ends, as far as the box knows them. */
+function withZones(r: FlowRecord, table: ZoneTable | undefined): FlowRecord {
+  if (!table || (r.srcZone !== '' && r.dstZone !== '')) return r;
+  return { ...r, srcZone: r.srcZone || table.zoneOf(r.srcAddress), dstZone: r.dstZone || table.zoneOf(r.dstAddress) };
 }
 
 /** The IPFIX observation domain of this box: a stable number from its name (collectors tell

@@ -47,3 +47,23 @@ t.test('drop counters run on the same way', async (t) => {
   totals.update({ dropped_outbound: c(10, 600) });
   t.same(totals.update({ dropped_outbound: c(2, 120) }).dropped, { dropped_outbound: { packets: 12, bytes: 720 } });
 });
+
+t.test('drops per zone pair: sorted rows that run on across reloads', async (t) => {
+  const totals = new FirewallCounterTotals();
+  const first = totals.update({
+    'drop/outbound/psn/n3': c(1, 60),
+    'drop/inbound/psn/n3': c(5, 300),
+    'drop/outbound/n3/psn': c(7, 420),
+    'drop/outbound/N3/psn': c(9, 9),
+  });
+  t.same(first.zoneDrops, [
+    { direction: 'inbound', sourceZone: 'psn', destinationZone: 'n3', packets: 5, bytes: 300 },
+    { direction: 'outbound', sourceZone: 'n3', destinationZone: 'psn', packets: 7, bytes: 420 },
+    { direction: 'outbound', sourceZone: 'psn', destinationZone: 'n3', packets: 1, bytes: 60 },
+  ]);
+  t.same(first.rules, [], 'no rule rows');
+  const after = totals.update({ 'drop/outbound/n3/psn': c(2, 120) });
+  t.same(after.zoneDrops, [
+    { direction: 'outbound', sourceZone: 'n3', destinationZone: 'psn', packets: 9, bytes: 540 },
+  ]);
+});

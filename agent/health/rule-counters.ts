@@ -16,11 +16,21 @@ export interface RuleCounterView {
   bytes: number;
 }
 
+export interface ZoneDropView {
+  direction: FirewallDirection;
+  sourceZone: string;
+  destinationZone: string;
+  packets: number;
+  bytes: number;
+}
+
 export interface FirewallTotals {
   /** Drops by named counter (dropped_inbound, dropped_outbound, dropped_local). */
   dropped: Record<string, { packets: number; bytes: number }>;
   /** Per rule and direction, sorted by rule then direction. */
   rules: RuleCounterView[];
+  /** Drops per direction and zone pair (of the addresses the box knows a zone for), sorted. */
+  zoneDrops: ZoneDropView[];
 }
 
 interface Running {
@@ -43,12 +53,18 @@ export class FirewallCounterTotals {
     }
     const dropped: FirewallTotals['dropped'] = {};
     const rules = new Map<string, RuleCounterView>();
+    const zoneDrops: ZoneDropView[] = [];
     for (const [name, c] of Object.entries(reading)) {
       const kind = parseCounterName(name);
       if (!kind) continue;
       const total = this.fold(name, c);
       if (kind.kind === 'dropped') {
         dropped[name] = total;
+        continue;
+      }
+      if (kind.kind === 'zone-drop') {
+        const { direction, sourceZone, destinationZone } = kind;
+        zoneDrops.push({ direction, sourceZone, destinationZone, ...total });
         continue;
       }
       const key = `${kind.rule}\n${kind.direction}`;
@@ -63,10 +79,15 @@ export class FirewallCounterTotals {
         row.bytes = total.bytes;
       }
     }
+    const byKeys = (a: readonly string[], b: readonly string[]): number => {
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+      return 0;
+    };
     return {
       dropped,
-      rules: [...rules.values()].sort((a, b) =>
-        a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : a.direction < b.direction ? -1 : a.direction > b.direction ? 1 : 0,
+      rules: [...rules.values()].sort((a, b) => byKeys([a.rule, a.direction], [b.rule, b.direction])),
+      zoneDrops: zoneDrops.sort((a, b) =>
+        byKeys([a.direction, a.sourceZone, a.destinationZone], [b.direction, b.sourceZone, b.destinationZone]),
       ),
     };
   }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApplyFailure, ApplyOutcome } from '../reconcile/loop.js';
 import type { FailoverStatusView } from '../failover/engine.js';
-import type { RuleCounterView } from './rule-counters.js';
+import type { RuleCounterView, ZoneDropView } from './rule-counters.js';
 
 export interface PeerStatusView {
   name: string;
@@ -62,6 +62,8 @@ export interface AgentStatus {
   firewallCounters?: Record<string, { packets: number; bytes: number }>;
   /** Per rule and direction: connections admitted, their packets and bytes (absent: none). */
   ruleCounters?: RuleCounterView[];
+  /** Drops per direction and zone pair (absent: none). */
+  zoneDrops?: ZoneDropView[];
   /** Failover at the edges (serving groups): absent when the config has none. */
   failover?: FailoverStatusView;
 }
@@ -255,6 +257,31 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
   );
   perRule('crosslink_rule_packets_total', 'Packets of the flows a policy rule admitted, both ways.', 'packets');
   perRule('crosslink_rule_bytes_total', 'Bytes of the flows a policy rule admitted, both ways.', 'bytes');
+  const perZonePair = (name: string, help: string, field: 'packets' | 'bytes') =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['direction', 'source_zone', 'destination_zone'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const z of (await current()).zoneDrops ?? [])
+          this.inc(
+            { direction: z.direction, source_zone: z.sourceZone, destination_zone: z.destinationZone },
+            z[field],
+          );
+      },
+    });
+  perZonePair(
+    'crosslink_zone_dropped_packets_total',
+    'Packets the Crosslink firewall dropped, by direction and the zones of their source and destination.',
+    'packets',
+  );
+  perZonePair(
+    'crosslink_zone_dropped_bytes_total',
+    'Bytes the Crosslink firewall dropped, by direction and zone pair.',
+    'bytes',
+  );
   new Counter({
     name: 'crosslink_agent_firewall_dropped_packets_total',
     help: 'Packets dropped by the Crosslink firewall, by named counter (dropped_inbound, dropped_outbound, dropped_local).',

@@ -1,5 +1,11 @@
 import t from 'tap';
-import { assignRuleMarks, parseCounterName, RULE_MARK_BASE, RULE_MARK_MASK } from './firewall-names.js';
+import {
+  assignRuleMarks,
+  parseCounterName,
+  RULE_MARK_BASE,
+  RULE_MARK_MASK,
+  zoneDropCounter,
+} from './firewall-names.js';
 
 const none = { outbound: [], inbound: [], local: [] };
 
@@ -43,4 +49,13 @@ t.test('counter names read back', async (t) => {
   t.same(parseCounterName('dropped_inbound'), { kind: 'dropped', direction: 'inbound' });
   t.equal(parseCounterName('flows/sideways/x'), null);
   t.equal(parseCounterName('something_else'), null);
+  t.same(parseCounterName(zoneDropCounter('inbound', 'psn', 'n3')), {
+    kind: 'zone-drop',
+    direction: 'inbound',
+    sourceZone: 'psn',
+    destinationZone: 'n3',
+  });
+  t.equal(parseCounterName('drop/inbound/psn'), null, 'one zone only');
+  t.equal(parseCounterName('drop/inbound/PSN/n3'), null, 'not a zone name');
+  t.equal(parseCounterName('drop/sideways/psn/n3'), null, 'not a direction');
 });

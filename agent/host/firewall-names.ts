@@ -59,16 +59,26 @@ export function assignRuleMarks(rules: Readonly<Record<FirewallDirection, readon
  *  packets; "flows": all their packets and bytes, both ways), or a direction's drops. */
 export type NamedCounter =
   | { kind: 'new' | 'flows'; direction: FirewallDirection; rule: string }
-  | { kind: 'dropped'; direction: FirewallDirection };
+  | { kind: 'dropped'; direction: FirewallDirection }
+  | { kind: 'zone-drop'; direction: FirewallDirection; sourceZone: string; destinationZone: string };
 
 export type FirewallDirection = (typeof FIREWALL_DIRECTIONS)[number]['key'];
 
 export const RULE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-/** Reads a counter name of Crosslink's table (`new/outbound/<rule>`, `flows/...`, `dropped_inbound`). */
+/** Zone names as the policy allows them (controller/policy/names.ts NAME_PATTERN). */
+const ZONE_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Reads a counter name of Crosslink's table (`new/outbound/<rule>`, `flows/...`, `dropped_inbound`,
+ *  `drop/outbound/<source zone>/<destination zone>`). */
 export function parseCounterName(name: string): NamedCounter | null {
   const dropped = FIREWALL_DIRECTIONS.find((d) => d.counter === name);
   if (dropped) return { kind: 'dropped', direction: dropped.key };
+  const z = /^drop\/(outbound|inbound|local)\/([^/]+)\/([^/]+)$/.exec(name);
+  if (z) {
+    if (!ZONE_NAME_RE.test(z[2]!) || !ZONE_NAME_RE.test(z[3]!)) return null;
+    return { kind: 'zone-drop', direction: z[1] as FirewallDirection, sourceZone: z[2]!, destinationZone: z[3]! };
+  }
   const m = /^(new|flows)\/(outbound|inbound|local)\/(.+)$/.exec(name);
   if (!m || !RULE_NAME_RE.test(m[3]!)) return null;
   return { kind: m[1] as 'new' | 'flows', direction: m[2] as FirewallDirection, rule: m[3]! };
@@ -76,6 +86,9 @@ export function parseCounterName(name: string): NamedCounter | null {
 
 export const newCounter = (direction: string, rule: string): string => `new/${direction}/${rule}`;
 export const flowsCounter = (direction: string, rule: string): string => `flows/${direction}/${rule}`;
+/** Drops of one direction whose source is in one zone and destination in another (or the same). */
+export const zoneDropCounter = (direction: string, sourceZone: string, destinationZone: string): string =>
+  `drop/${direction}/${sourceZone}/${destinationZone}`;
 
 /**
  * Denied attempts are sent to these NFLOG groups (one per direction), at most DROP_LOG_LIMIT per

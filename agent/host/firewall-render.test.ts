@@ -105,6 +105,47 @@ t.test('renderFirewall golden files', async (t) => {
   }
 });
 
+// Zones (AgentConfig.zones): drops counted per direction and zone pair, per family; a pair only of
+// zones with prefixes of that family; admitted traffic never reaches the counting rules.
+t.test('renderFirewall with zones: golden file, counters, errors', async (t) => {
+  const fw = cases[3]!.fw; // dual-stack-masquerade-local
+  const zones = [
+    { zone: 'n3', prefixes: ['10.20.0.0/16', '10.20.1.0/24', '2001:db8:20::/48'] },
+    { zone: 'psn', prefixes: ['172.16.0.0/16', '2001:db8:16::/48'] },
+    { zone: 'shared', prefixes: ['10.21.0.0/16'] },
+  ];
+  const text = renderFirewall(fw, { wgInterface: WG, zones });
+  matchGolden(t, 'test/golden/nft/zone-drops.nft', text);
+  const without = renderFirewall(fw, { wgInterface: WG });
+  t.equal(renderFirewall(fw, { wgInterface: WG, zones: [] }), without, 'no zones: the ruleset without them');
+  // IPv4: 3 zones, 9 pairs; IPv6: 2 zones, 4 pairs; per direction.
+  for (const chain of ['to_overlay', 'from_overlay', 'lan_to_lan']) {
+    const body = text.split(`\tchain ${chain} {`)[1]!.split('\n\t}')[0]!;
+    const counting = body.split('\n').filter((l) => l.includes('counter name "drop/'));
+    t.equal(counting.length, 9 + 4, `${chain}: one counting rule per zone pair and family`);
+    const lines = body.split('\n');
+    t.ok(
+      lines.findIndex((l) => l.includes('counter name "drop/')) > lines.findIndex((l) => l.includes('goto admitted')),
+      `${chain}: counted after every admitting lookup`,
+    );
+    t.match(lines[lines.length - 1], /counter name "dropped_\w+" drop$/, `${chain}: the drop stays last`);
+  }
+  t.ok(text.includes('\tcounter drop/inbound/shared/n3 {'), 'counters are declared');
+  t.notOk(/ip6 saddr @zone6_2/.test(text), 'no IPv6 set for a zone without IPv6 prefixes');
+  t.throws(() => renderFirewall(fw, { wgInterface: WG, zones: [{ zone: 'N 3', prefixes: [] }] }), {
+    code: 'config_invalid',
+    message: 'zones[0].zone: "N 3" is not a zone name',
+  });
+  t.throws(() => renderFirewall(fw, { wgInterface: WG, zones: [zones[0]!, zones[0]!] }), {
+    code: 'config_invalid',
+    message: 'zones[1].zone: zone "n3" is given twice',
+  });
+  t.throws(() => renderFirewall(fw, { wgInterface: WG, zones: [{ zone: 'n3', prefixes: ['10.1/8'] }] }), {
+    code: 'config_invalid',
+    message: /^zones\[0\]\.prefixes\[0\]: invalid prefix "10.1\/8"/,
+  });
+});
+
 // The liveness port (configs with serving groups only): the echo from the overlay pool on the
 // WireGuard interface, adverts from the groups' LANs (and IPv6 link-local) elsewhere, nothing else.
 const livenessCases = [

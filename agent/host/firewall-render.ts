@@ -9,10 +9,22 @@
 //
 // The tuples are first made overlap-free (firewall-layers.ts): nft refuses overlapping elements.
 import type { Firewall, FlowRule, RelayForward } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { CrosslinkError } from '../../lib/errors.js';
 import { CROSSLINK_NFT_TABLE } from './ports.js';
-import { canonicalEndpoint, parsePrefix, type ParsedPrefix } from './canonical.js';
-import { cmpStr, contains, layerBoxes, type TupleBox } from './firewall-layers.js';
+import { canonicalEndpoint, type ParsedPrefix } from './canonical.js';
+import { layerBoxes, type TupleBox } from './firewall-layers.js';
+import {
+  invalid,
+  livenessInput,
+  mapBlock,
+  outermost,
+  parseAt,
+  setBlock,
+  ZoneDrops,
+  type Family,
+  type LivenessFirewall,
+  type PrefixCache,
+  type ZoneSets,
+} from './firewall-parts.js';
 import {
   assignRuleMarks,
   DROP_LOG_GROUPS,
@@ -29,22 +41,12 @@ export interface RenderFirewallOptions {
   wgInterface: string;
   /** The edge liveness port (a config with serving groups); absent: no input chain at all. */
   liveness?: LivenessFirewall;
+  /** The zones of the addresses the box knows (AgentConfig.zones): drops are counted per direction
+   *  and zone pair. Absent or empty: per direction only. */
+  zones?: ZoneSets;
 }
 
-/**
- * Who may send to the liveness UDP port (agent/liveness/): the echo from peers' overlay addresses
- * through the WireGuard interface, and the LAN advertisements of the other candidates of this
- * box's serving groups on any other interface. The port is closed to everyone else.
- */
-export interface LivenessFirewall {
-  port: number;
-  /** Canonical prefixes the peers' overlay addresses lie in (the overlay pool, e.g. "100.64.0.0/10"). */
-  overlayPrefixes: readonly string[];
-  /** Canonical LAN prefixes of the serving groups this box is a candidate of (where the other
-   *  candidates' adverts come from); IPv6 adverts also come from link-local addresses. Empty: a
-   *  box that only sends to serving groups, so it takes no adverts. */
-  lanPrefixes: readonly string[];
-}
+export type { LivenessFirewall, ZoneSets } from './firewall-parts.js';
 
 /** The marks of one render (firewall-names.ts's assignRuleMarks), by direction and rule name. */
 class RuleMarks {
@@ -71,51 +73,12 @@ class RuleMarks {
 
 const markText = (mark: number): string => `0x${mark.toString(16).padStart(8, '0')}`;
 
-type Family = 4 | 6;
 /** Protocol numbers as nft reads them (names: tcp, udp, icmp, icmpv6). */
 const PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
 
 type SetKind = 'ports' | 'proto' | 'any';
 
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
-
-function invalid(path: string, message: string): CrosslinkError {
-  return new CrosslinkError('config_invalid', `${path}: ${message}`, [{ path, message }]);
-}
-
-/** Distinct prefix texts of one render, parsed once (10,000 tuples may name only 100 destinations). */
-type PrefixCache = Map<string, ParsedPrefix>;
-
-/**
- * Parses `text` once per render. One that does not parse is an error at
- * `firewall.${dir}[${rule}].${field}[${index}]`, or `${dir}[${index}]` when rule is -1; the path is
- * built only then (no string, no closure per call: a firewall names ~20,000 prefixes).
- */
-function parseAt(
-  text: string,
-  dir: string,
-  rule: number,
-  field: string,
-  index: number,
-  cache: PrefixCache,
-): ParsedPrefix {
-  const known = cache.get(text);
-  if (known !== undefined) return known;
-  let p: ParsedPrefix;
-  try {
-    p = parsePrefix(text);
-  } catch (e) {
-    const at = rule < 0 ? `${dir}[${index}]` : `firewall.${dir}[${rule}].${field}[${index}]`;
-    throw new CrosslinkError(
-      'config_invalid',
-      `${at}: invalid prefix "${text}"`,
-      [{ path: at, message: `invalid prefix "${text}"` }],
-      { cause: e },
-    );
-  }
-  cache.set(text, p);
-  return p;
-}
 
 function parseList(
   list: readonly string[],
@@ -192,23 +155,6 @@ function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCa
   return out;
 }
 
-/** Keeps only the outermost prefixes (an nft interval set refuses overlapping intervals). */
-function outermost(prefixes: readonly string[], path: string, cache: PrefixCache): Map<Family, ParsedPrefix[]> {
-  const parsed = prefixes.map((p, i) => parseAt(p, path, -1, '', i, cache));
-  parsed.sort((a, b) => a.family - b.family || cmpStr(a.startHex, b.startHex) || a.len - b.len);
-  const out = new Map<Family, ParsedPrefix[]>([
-    [4, []],
-    [6, []],
-  ]);
-  for (const p of parsed) {
-    const list = out.get(p.family)!;
-    const last = list[list.length - 1];
-    if (last && contains(last, p)) continue;
-    list.push(p);
-  }
-  return out;
-}
-
 function portText(b: TupleBox): string {
   return b.portFirst === b.portLast ? String(b.portFirst) : `${b.portFirst}-${b.portLast}`;
 }
@@ -277,55 +223,6 @@ export function relayMapElements(relay: readonly RelayForward[]): Map<Family, { 
   return out;
 }
 
-/** One map as one string of lines. */
-function mapBlock(name: string, type: string, elements: readonly string[], isInterval = false): string {
-  const head = `\tmap ${name} {\n\t\ttype ${type}\n${isInterval ? '\t\tflags interval\n' : ''}`;
-  if (elements.length === 0) return `${head}\t}`;
-  return `${head}\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}\n\t}`;
-}
-
-/** One set as one string of lines (joined with the rest by "\n"). */
-function setBlock(name: string, type: string, elements: readonly string[]): string {
-  const head = `\tset ${name} {\n\t\ttype ${type}\n\t\tflags interval\n`;
-  if (elements.length === 0) return `${head}\t}`;
-  return `${head}\t\telements = {\n\t\t\t${elements.join(',\n\t\t\t')}\n\t\t}\n\t}`;
-}
-
-/** The input chain of the liveness port: accept from the overlay on the WireGuard interface and
- *  from the groups' LANs elsewhere, drop the port otherwise; other input is not ours to judge. */
-function livenessInput(l: LivenessFirewall, ifq: string, cache: PrefixCache): string[] {
-  if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535)
-    throw invalid('liveness.port', `invalid port ${l.port}`);
-  const overlay = outermost(l.overlayPrefixes, 'liveness.overlay_prefixes', cache);
-  // IPv6 adverts to ff02::1 leave from the sender's link-local address.
-  const lanV6 = l.lanPrefixes.some((p) => p.includes(':')) ? ['fe80::/10'] : [];
-  const lan = outermost([...l.lanPrefixes, ...lanV6], 'liveness.lan_prefixes', cache);
-  const dport = `udp dport ${l.port}`;
-  const rules: string[] = [];
-  for (const fam of [4, 6] as const) {
-    const ip = fam === 4 ? 'ip' : 'ip6';
-    const from = overlay.get(fam)!.map((p) => p.text);
-    if (from.length > 0) rules.push(`\t\t${dport} iifname ${ifq} ${ip} saddr ${anonSet(from)} accept`);
-  }
-  for (const fam of [4, 6] as const) {
-    const ip = fam === 4 ? 'ip' : 'ip6';
-    const from = lan.get(fam)!.map((p) => p.text);
-    if (from.length === 0) continue;
-    rules.push(`\t\t${dport} iifname != ${ifq} ${ip} saddr ${anonSet(from)} accept`);
-  }
-  return [
-    '',
-    '\tchain input {',
-    '\t\ttype filter hook input priority filter; policy accept;',
-    ...rules,
-    `\t\t${dport} drop`,
-    '\t}',
-  ];
-}
-
-/** One prefix as it is, several as an anonymous set. */
-const anonSet = (list: readonly string[]): string => (list.length === 1 ? list[0]! : `{ ${list.join(', ')} }`);
-
 /** Renders `table inet crosslink { ... }` for `fw` (absent: deny everything crossing the overlay). */
 export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOptions): string {
   if (!IFNAME_RE.test(opts.wgInterface)) throw invalid('wgInterface', `invalid interface name "${opts.wgInterface}"`);
@@ -358,6 +255,8 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
       );
   }
 
+  const zoneDrops = new ZoneDrops(opts.zones ?? [], cache);
+  sets.push(...zoneDrops.sets);
   const marks = new RuleMarks(fw);
   for (const dir of FIREWALL_DIRECTIONS) {
     const rules = fw ? fw[dir.key] : [];
@@ -388,7 +287,7 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
       }
     }
     // Denied attempts: a rate-limited sample to the drop log, then counted and dropped.
-    body.push(`\t\tlimit rate ${DROP_LOG_LIMIT} log group ${DROP_LOG_GROUPS[dir.key]}`);
+    body.push(`\t\tlimit rate ${DROP_LOG_LIMIT} log group ${DROP_LOG_GROUPS[dir.key]}`, ...zoneDrops.rules(dir.key));
     body.push(`\t\tcounter name "${dir.counter}" drop`);
     chains.push('', `\tchain ${dir.chain} {`, ...body, '\t}');
   }
@@ -404,6 +303,7 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
 
   const lines = [`table inet ${CROSSLINK_NFT_TABLE} {`];
   for (const dir of FIREWALL_DIRECTIONS) lines.push(`\tcounter ${dir.counter} {`, '\t}');
+  for (const name of zoneDrops.counters) lines.push(`\tcounter ${name} {`, '\t}');
   // Per rule: its flows' first packets ("new") and all their packets ("flows"), by the flow's mark.
   for (const r of marks.list)
     lines.push(

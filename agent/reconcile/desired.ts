@@ -14,8 +14,9 @@ import {
   type FailoverPlan,
   type FailoverView,
 } from '../failover/groups.js';
-import type { LivenessFirewall } from '../host/firewall-render.js';
+import type { LivenessFirewall, ZoneSets } from '../host/firewall-render.js';
 import { assignRuleMarks, type RuleMark } from '../host/firewall-names.js';
+import { ZoneTable } from '../flows/zone-table.js';
 import type { RouteObserved, WgDeviceDesired, WgPeerDesired } from './host-state.js';
 import {
   canonicalEndpoint,
@@ -61,6 +62,8 @@ export interface FirewallRenderOptions {
   wgInterface: string;
   /** The edge liveness port's input rules; absent (a config without serving groups): none. */
   liveness?: LivenessFirewall;
+  /** AgentConfig.zones, canonical: drops counted per zone pair. Absent: none. */
+  zones?: ZoneSets;
 }
 
 /** Renders the nft ruleset for the Crosslink table (agent/host/firewall-render.ts in production). */
@@ -94,6 +97,8 @@ export interface DesiredState {
     /** The ct mark of each rule's flows (firewall-names.ts), by mark; absent: no rules. */
     ruleMarks?: ReadonlyMap<number, RuleMark>;
   };
+  /** The zone of each address the box knows (flow records name both ends' zones); absent: none. */
+  zones?: ZoneTable;
   /** Sysctls that must hold these values, sorted by key. */
   sysctls: Array<{ key: string; value: string }>;
   /** Virtual gateway addresses of the subnets this box serves ("10.20.1.1/24"), sorted. Absent
@@ -204,6 +209,15 @@ function livenessFirewall(plan: FailoverPlan | null, overlay: string | null): Li
   };
 }
 
+/** AgentConfig.zones with canonical prefixes; a prefix that does not parse is an error. */
+function zonesOf(config: AgentConfig, errors: ErrorDetail[]): ZoneSets {
+  return config.zones.map((z, i) => {
+    const prefixes: string[] = [];
+    canonicalPrefixes(z.prefixes, `zones[${i}].prefixes`, errors, prefixes);
+    return { zone: z.zone, prefixes };
+  });
+}
+
 /** The marks the renderer gives the firewall's rules (the flow log names a flow's rule by it). */
 function ruleMarksOf(fw: Firewall): { ruleMarks?: ReadonlyMap<number, RuleMark> } {
   const names = {
@@ -273,7 +287,12 @@ export function desiredState(
   const groupedGateways = new Set<string>();
   const failover = failoverPlanOf(config, errors, groupedGateways);
   const liveness = livenessFirewall(failover, overlay);
-  const renderOpts: FirewallRenderOptions = { wgInterface: settings.interfaceName, ...(liveness ? { liveness } : {}) };
+  const zones = zonesOf(config, errors);
+  const renderOpts: FirewallRenderOptions = {
+    wgInterface: settings.interfaceName,
+    ...(liveness ? { liveness } : {}),
+    ...(zones.length > 0 ? { zones } : {}),
+  };
   if (!renderFirewall.isRendered?.(fw, renderOpts)) validateFirewall(fw, errors);
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
   const gateways: string[] = [];
@@ -333,6 +352,7 @@ export function desiredState(
     },
     sysctls: sysctls.sort((a, b) => compareText(a.key, b.key)),
     peerNames,
+    ...(zones.length > 0 ? { zones: new ZoneTable(zones) } : {}),
     gateways: sortedUnique(gateways),
     ...(failover ? { failover } : {}),
   };

@@ -125,9 +125,12 @@ const matchesKey = (key: Key, fw: Firewall): boolean =>
 /** The render options as one string: equal options, equal text (the liveness part is small). */
 function optionsKey(opts: FirewallRenderOptions): string {
   const l = opts.liveness;
-  return l === undefined
-    ? opts.wgInterface
-    : `${opts.wgInterface}|${l.port}|${l.overlayPrefixes.join(',')}|${l.lanPrefixes.join(',')}`;
+  const key =
+    l === undefined
+      ? opts.wgInterface
+      : `${opts.wgInterface}|${l.port}|${l.overlayPrefixes.join(',')}|${l.lanPrefixes.join(',')}`;
+  const zones = opts.zones ?? [];
+  return zones.length === 0 ? key : `${key}|${zones.map((z) => `${z.zone}=${z.prefixes.join(',')}`).join(';')}`;
 }
 
 export function memoizeFirewallRenderer(render: FirewallRenderer): FirewallRenderer {

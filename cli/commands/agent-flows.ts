@@ -23,6 +23,7 @@ function row(r: FlowRecord): Array<string | number> {
     `${r.replyPackets}/${r.replyBytes}`,
     r.rule ?? `(${r.verdict})`,
     r.direction,
+    r.srcZone || r.dstZone ? `${r.srcZone || '?'}->${r.dstZone || '?'}` : '-',
   ];
 }
 const HEAD = [
@@ -35,6 +36,7 @@ const HEAD = [
   'REPLY PKTS/BYTES',
   'RULE',
   'DIRECTION',
+  'ZONES',
 ];
 
 type FlowsArgs = { config?: string; 'state-dir'?: string; follow: boolean; json: boolean; last: number };

@@ -50,7 +50,21 @@ export function formatRuleStats(r: RuleStatsResult, agent?: string): string {
   const note = single
     ? ''
     : 'CONNECTIONS, PACKETS and BYTES count each flow once, where it entered the overlay (or LAN to LAN on one box); RECEIVED: connections the destination boxes admitted.\n';
-  return `${rows.length === 0 ? 'no rule counters reported yet\n' : table(head, rows)}${note}${where}, ${version}; counted since each agent started\n`;
+  const drops =
+    r.zoneDrops.length === 0
+      ? ''
+      : `\nRefused (dropped) per zone pair:\n${table(
+          ['FROM ZONE', 'TO ZONE', 'DIRECTION', 'PACKETS', 'BYTES', 'BOXES'],
+          r.zoneDrops.map((z) => [
+            z.sourceZone,
+            z.destinationZone,
+            z.direction,
+            z.packets,
+            bytesText(z.bytes),
+            z.agents.join(','),
+          ]),
+        )}`;
+  return `${rows.length === 0 ? 'no rule counters reported yet\n' : table(head, rows)}${note}${drops}${where}, ${version}; counted since each agent started\n`;
 }
 
 function statsCommand(io: RemoteIo): CommandModule<object, StatsArgs> {

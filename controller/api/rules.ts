@@ -4,7 +4,7 @@ import { fromJsonString } from '@bufbuild/protobuf';
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
 import { CrosslinkError } from '../../lib/errors.js';
 import { ReportRequestSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { ruleStats, type AgentCounters } from '../stats/rule-stats.js';
+import { ruleStats, zoneDropStats, type AgentCounters } from '../stats/rule-stats.js';
 import type { AgentRecord } from '../store/store.js';
 import type { Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
@@ -46,6 +46,20 @@ const RuleStatsResponse = Type.Object(
     policyVersion: Type.Union([Type.Integer(), Type.Null()]),
     agents: Type.Integer({ description: 'Agents whose reports are summed' }),
     rules: Type.Array(RuleStatsSchema),
+    zoneDrops: Type.Array(
+      Type.Object(
+        {
+          direction: Type.String({ description: 'outbound, inbound or local: where it was refused' }),
+          sourceZone: Type.String(),
+          destinationZone: Type.String(),
+          packets: Type.Integer(),
+          bytes: Type.Integer(),
+          agents: Type.Array(Type.String(), { description: 'The boxes that refused any' }),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Packets the firewalls dropped, per direction and zone pair (pairs with none left out)' },
+    ),
   },
   { additionalProperties: false },
 );
@@ -60,7 +74,8 @@ export function ruleRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox
       {
         onRequest: auth.requires('agents.read'),
         schema: {
-          summary: 'Per-rule connections, packets and bytes, summed over the boxes (counted since each agent started)',
+          summary:
+            'Per-rule connections, packets and bytes, and drops per zone pair, summed over the boxes (counted since each agent started)',
           tags: ['policy'],
           querystring: Type.Object(
             {
@@ -86,7 +101,12 @@ export function ruleRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox
           if (a.lastReport === null || a.lastReportAtMs === null) continue;
           try {
             const r = fromJsonString(ReportRequestSchema, a.lastReport, { ignoreUnknownFields: true });
-            counted.push({ agent: a.name, reportedAtMs: a.lastReportAtMs, counters: r.ruleCounters });
+            counted.push({
+              agent: a.name,
+              reportedAtMs: a.lastReportAtMs,
+              counters: r.ruleCounters,
+              zoneDrops: r.zoneDrops,
+            });
           } catch (err) {
             deps.log.warn({ agent: a.name, err: (err as Error).message }, 'rules stats: stored report does not parse');
           }
@@ -96,6 +116,7 @@ export function ruleRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox
           policyVersion: current?.version ?? null,
           agents: counted.length,
           rules: ruleStats(current?.policy.rules.map((r) => r.name) ?? [], counted),
+          zoneDrops: zoneDropStats(counted),
         };
       },
     );

@@ -11,6 +11,7 @@ import { compilePolicy, PolicyCompiler } from './compile.js';
 import { isAwaitingEnrolment, isUnservedBecauseOf } from './unserved.js';
 import type { Inventory, InventoryAgent, Policy } from './types.js';
 import { parsePolicy } from './validate.js';
+import { contains, parsePrefix } from '../../lib/prefix.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const goldenDir = join(root, 'test', 'golden', 'policy', 'leeds');
@@ -44,6 +45,36 @@ t.test('golden: every agent of examples/leeds.yaml', async (t) => {
     'no stale golden files',
   );
   t.same(result.unserved, [], 'everything served');
+});
+
+// The zones a box is told cover both ends of every rule it enforces, and name each prefix's own
+// subnet's zone (the flow records and drop counters rely on it).
+t.test('zones: every rule prefix of a box lies in the zone of its subnet', async (t) => {
+  const policy = leeds();
+  const result = compilePolicy(policy, syntheticInventory(policy));
+  for (const [name, cfg] of result.configs) {
+    const zoneOf = (prefix: string): string | undefined => {
+      const p = parsePrefix(prefix);
+      if (!p.ok) return undefined;
+      for (const z of cfg.zones)
+        for (const zp of z.prefixes) {
+          const q = parsePrefix(zp);
+          if (q.ok && contains(q.prefix, p.prefix)) return z.zone;
+        }
+      return undefined;
+    };
+    const fw = cfg.firewall!;
+    for (const r of [...fw.outbound, ...fw.inbound, ...fw.local])
+      for (const p of [...r.sources, ...r.destinations])
+        t.ok(zoneOf(p) !== undefined, `${name}: ${r.rule}: ${p} is in a zone`);
+    for (const l of cfg.localSubnets)
+      for (const p of l.prefixes) t.equal(zoneOf(p), l.zone, `${name}: ${l.name} (${p}) in zone ${l.zone}`);
+    t.same(
+      cfg.zones.map((z) => z.zone),
+      [...new Set(cfg.zones.map((z) => z.zone))].sort(),
+      `${name}: zones sorted, each once`,
+    );
+  }
 });
 
 function inv(policy: Policy, patch: (a: InventoryAgent) => InventoryAgent | undefined = (a) => a): Inventory {

@@ -1,6 +1,6 @@
 // Per-rule traffic across the fleet: each agent's last reported counters (agent/health/
 // rule-counters.ts), summed per rule, beside the rules of the current policy. PURE: no I/O.
-import type { RuleCounter } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type { RuleCounter, ZoneDropCounter } from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 export interface BoxRuleStats {
   agent: string;
@@ -30,6 +30,52 @@ export interface AgentCounters {
   agent: string;
   reportedAtMs: number;
   counters: readonly Pick<RuleCounter, 'rule' | 'direction' | 'connections' | 'packets' | 'bytes'>[];
+  /** Drops per direction and zone pair (absent: an agent that reports none). */
+  zoneDrops?: readonly Pick<ZoneDropCounter, 'direction' | 'sourceZone' | 'destinationZone' | 'packets' | 'bytes'>[];
+}
+
+/** What the firewalls refused between two zones in one direction, summed over the boxes. */
+export interface ZoneDropStats {
+  direction: string;
+  sourceZone: string;
+  destinationZone: string;
+  packets: number;
+  bytes: number;
+  /** The boxes that counted any, sorted. */
+  agents: string[];
+}
+
+/** Drops summed per (direction, source zone, destination zone), sorted; each packet is dropped (and
+ *  counted) on one box only, so the sum counts it once. Pairs with nothing dropped are left out. */
+export function zoneDropStats(agents: readonly AgentCounters[]): ZoneDropStats[] {
+  const rows = new Map<string, ZoneDropStats>();
+  for (const a of agents) {
+    for (const z of a.zoneDrops ?? []) {
+      if (z.packets === 0n) continue;
+      const key = `${z.direction}\n${z.sourceZone}\n${z.destinationZone}`;
+      let r = rows.get(key);
+      if (!r) {
+        r = {
+          direction: z.direction,
+          sourceZone: z.sourceZone,
+          destinationZone: z.destinationZone,
+          packets: 0,
+          bytes: 0,
+          agents: [],
+        };
+        rows.set(key, r);
+      }
+      r.packets += Number(z.packets);
+      r.bytes += Number(z.bytes);
+      r.agents.push(a.agent);
+    }
+  }
+  return [...rows.values()]
+    .map((r) => ({ ...r, agents: [...new Set(r.agents)].sort(cmp) }))
+    .sort(
+      (x, y) =>
+        cmp(x.sourceZone, y.sourceZone) || cmp(x.destinationZone, y.destinationZone) || cmp(x.direction, y.direction),
+    );
 }
 
 /** Sums each rule's counters over the boxes that reported them; every rule of the policy has a row. */

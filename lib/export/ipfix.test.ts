@@ -100,15 +100,15 @@ t.test('a data message matches one built by hand from RFC 7011', async (t) => {
   t.equal(first.length, 1, 'the first call sends the templates alone');
   const [msg] = enc.encode([base], 1764968461000);
   const hand = [
-    '000a 0064 6933480d 00000000 00000007', // version 10, length 100, export time, sequence 0, domain 7
-    '0100 0054', // data set for template 256: 4 + 77 + 3 padding = 84 octets
+    '000a 0068 6933480d 00000000 00000007', // version 10, length 104, export time, sequence 0, domain 7
+    '0100 0058', // data set for template 256: 4 + 84 = 88 octets (a multiple of 4: no padding)
     '0000019af0508480 0000019af05170d4', // flowStart/EndMilliseconds
     '0a010203 0a090807', // source, destination
     '00000000000004b0 000000000000000a', // 1200 octets, 10 packets
     '0000000000001518 0000000000000008', // reverse: 5400 octets, 8 packets
     'c93a 01bb 06 01 02', // ports 51514 -> 443, tcp, egress, flow deleted (ended)
     '0d 67702d746f2d636f756e63696c', // 13, "gp-to-council"
-    '000000', // pad the set to a multiple of 4
+    '02 6e33 03 70736e', // zones: 2, "n3"; 3, "psn"
   ]
     .join('')
     .replace(/ /g, '');
@@ -139,11 +139,13 @@ t.test('templates: both families, enterprise elements with their PEN, set length
     { id: 61, pen: 0, length: 1 },
     { id: 233, pen: 0, length: 1 },
     { id: 100, pen: 32473, length: 0xffff },
+    { id: 101, pen: 32473, length: 0xffff },
+    { id: 102, pen: 32473, length: 0xffff },
   ];
   t.same(templates.get(256), expect(8, 12));
   t.same(templates.get(257), expect(27, 28));
-  // 2 template headers + 14 fields each, 3 of them enterprise (8 octets), + the set header.
-  t.equal(msg!.length, 16 + 4 + 2 * (4 + 11 * 4 + 3 * 8));
+  // 2 template headers + 16 fields each, 5 of them enterprise (8 octets), + the set header.
+  t.equal(msg!.length, 16 + 4 + 2 * (4 + 11 * 4 + 5 * 8));
 });
 
 t.test('records round-trip through the reader, IPv4 and IPv6', async (t) => {
@@ -168,7 +170,7 @@ t.test('records round-trip through the reader, IPv4 and IPv6', async (t) => {
     },
     {
       name: 'dropped, local, no rule',
-      rec: { ...base, verdict: 'dropped', rule: null, direction: 'local', protocol: 17 },
+      rec: { ...base, verdict: 'dropped', rule: null, direction: 'local', protocol: 17, dstZone: '' },
       src: '10.1.2.3',
       dst: '10.9.8.7',
       template: 256,
@@ -205,6 +207,8 @@ t.test('records round-trip through the reader, IPv4 and IPv6', async (t) => {
     t.equal(v('0:61')[0], c.dir, `${c.name}: flowDirection`);
     t.equal(v('0:233')[0], c.event, `${c.name}: firewallEvent`);
     t.equal(v('32473:100').toString('utf8'), c.rec.rule ?? '', `${c.name}: rule name`);
+    t.equal(v('32473:101').toString('utf8'), c.rec.srcZone, `${c.name}: source zone`);
+    t.equal(v('32473:102').toString('utf8'), c.rec.dstZone, `${c.name}: destination zone`);
   });
 });
 
@@ -228,7 +232,8 @@ t.test('variable-length rule names: one length octet below 255, three from 255',
       c.header,
       `${c.name.length}: header`,
     );
-    t.equal(rec.bytes.length, fixed + c.header.length / 2 + c.bytes, `${c.name.length}: record length`);
+    // Then the zones: "n3" and "psn", one length octet each.
+    t.equal(rec.bytes.length, fixed + c.header.length / 2 + c.bytes + 3 + 4, `${c.name.length}: record length`);
     const templates = new Map<number, Field[]>();
     const enc = new IpfixEncoder({ observationDomainId: 1 });
     const d = decode(enc.encode([{ ...base, rule: c.name }], 0)[0]!, templates);

@@ -12,6 +12,8 @@
 //   flowDirection(61)                                       see FLOW_DIRECTION
 //   firewallEvent(233)                                      see firewallEventOf
 //   ruleName (CROSSLINK_PEN, RULE_NAME_ELEMENT_ID)          variable-length UTF-8; empty for a drop
+//   sourceZone, destinationZone (CROSSLINK_PEN, 101, 102)  variable-length UTF-8: the policy zones of
+//                                                           the two ends; empty when the box knows none
 //
 // Why RFC 5103 reverse elements and not postOctetDeltaCount(23): 23 means "the same packets, counted
 // after the observation point changed them" (RFC 7012), not the reply direction; nfacctd even
@@ -38,6 +40,9 @@ export const REVERSE_PEN = 29305;
 export const CROSSLINK_PEN = 32473;
 /** The rule-name element's ID under CROSSLINK_PEN (placeholder with the PEN). */
 export const RULE_NAME_ELEMENT_ID = 100;
+/** The zone elements' IDs under CROSSLINK_PEN (placeholders with the PEN). */
+export const SOURCE_ZONE_ELEMENT_ID = 101;
+export const DESTINATION_ZONE_ELEMENT_ID = 102;
 /** A field length of 65535 in a template marks a variable-length field (RFC 7011 §7). */
 export const VARIABLE_LENGTH = 0xffff;
 /**
@@ -94,6 +99,8 @@ function fieldsFor(family: 4 | 6): FieldSpecifier[] {
     { name: 'flowDirection', id: 61, length: 1 },
     { name: 'firewallEvent', id: 233, length: 1 },
     { name: 'crosslinkRuleName', id: RULE_NAME_ELEMENT_ID, length: VARIABLE_LENGTH, pen: CROSSLINK_PEN },
+    { name: 'crosslinkSourceZone', id: SOURCE_ZONE_ELEMENT_ID, length: VARIABLE_LENGTH, pen: CROSSLINK_PEN },
+    { name: 'crosslinkDestinationZone', id: DESTINATION_ZONE_ELEMENT_ID, length: VARIABLE_LENGTH, pen: CROSSLINK_PEN },
   ];
 }
 
@@ -175,8 +182,11 @@ export function encodeDataRecord(r: FlowRecord, nowMs: number): EncodedRecord | 
   const dst = parseAddress(r.dstAddress);
   if (!src || !dst || src.family !== dst.family) return null;
   const name = variableLengthField(utf8Prefix(r.rule ?? '', MAX_RULE_NAME_BYTES));
+  // Zone names are policy names (at most 63 octets): one length octet each.
+  const srcZone = variableLengthField(utf8Prefix(r.srcZone, MAX_RULE_NAME_BYTES));
+  const dstZone = variableLengthField(utf8Prefix(r.dstZone, MAX_RULE_NAME_BYTES));
   const addrBytes = src.family === 4 ? 8 : 32;
-  const b = Buffer.alloc(16 + addrBytes + 32 + 5 + 2 + name.length);
+  const b = Buffer.alloc(16 + addrBytes + 32 + 5 + 2 + name.length + srcZone.length + dstZone.length);
   let o = 0;
   o = b.writeBigUInt64BE(unsigned(r.startMs), o);
   o = b.writeBigUInt64BE(unsigned(r.endMs ?? nowMs), o);
@@ -191,7 +201,9 @@ export function encodeDataRecord(r: FlowRecord, nowMs: number): EncodedRecord | 
   o = b.writeUInt8(r.protocol & 0xff, o);
   o = b.writeUInt8(FLOW_DIRECTION[r.direction], o);
   o = b.writeUInt8(firewallEventOf(r), o);
-  name.copy(b, o);
+  o += name.copy(b, o);
+  o += srcZone.copy(b, o);
+  dstZone.copy(b, o);
   return { templateId: src.family === 4 ? IPV4_TEMPLATE_ID : IPV6_TEMPLATE_ID, bytes: b };
 }
 

@@ -2,7 +2,11 @@
 // one agent's alone, and wrong input as a 4xx naming the field.
 import t from 'tap';
 import { create, toJsonString } from '@bufbuild/protobuf';
-import { ReportRequestSchema, RuleCounterSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  ReportRequestSchema,
+  RuleCounterSchema,
+  ZoneDropCounterSchema,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { agentRecord } from '../../controller/store/store.contract.js';
 import { makeHarness, POLICY_YAML } from './harness.fixture.js';
 
@@ -15,10 +19,22 @@ const sys = {
   after: null,
 };
 
-const report = (counters: Array<[string, string, number, number, number]>) =>
+const report = (
+  counters: Array<[string, string, number, number, number]>,
+  drops: Array<[string, string, string, number, number]> = [],
+) =>
   toJsonString(
     ReportRequestSchema,
     create(ReportRequestSchema, {
+      zoneDrops: drops.map(([direction, sourceZone, destinationZone, packets, bytes]) =>
+        create(ZoneDropCounterSchema, {
+          direction,
+          sourceZone,
+          destinationZone,
+          packets: BigInt(packets),
+          bytes: BigInt(bytes),
+        }),
+      ),
       ruleCounters: counters.map(([rule, direction, connections, packets, bytes]) =>
         create(RuleCounterSchema, {
           rule,
@@ -37,11 +53,20 @@ t.test('GET /v1/rules/stats', async (t) => {
 
   const empty = await h.call({ method: 'GET', url: '/v1/rules/stats' });
   t.equal(empty.statusCode, 200, 'no policy, no agents: an empty answer, not an error');
-  t.same(empty.json(), { policyVersion: null, agents: 0, rules: [] });
+  t.same(empty.json(), { policyVersion: null, agents: 0, rules: [], zoneDrops: [] });
 
   t.equal((await h.call({ method: 'PUT', url: '/v1/policy', headers: YAML, payload: POLICY_YAML })).statusCode, 200);
   await h.store.enrollAgent(
-    agentRecord('box-b', { lastReportAtMs: 5000, lastReport: report([['care-records', 'outbound', 3, 40, 9000]]) }),
+    agentRecord('box-b', {
+      lastReportAtMs: 5000,
+      lastReport: report(
+        [['care-records', 'outbound', 3, 40, 9000]],
+        [
+          ['outbound', 'nhs', 'council', 7, 420],
+          ['outbound', 'council', 'nhs', 0, 0],
+        ],
+      ),
+    }),
     'none',
     sys,
   );
@@ -51,7 +76,7 @@ t.test('GET /v1/rules/stats', async (t) => {
       credentialHash: 'c-a',
       overlayAddress: '100.64.0.3/10',
       lastReportAtMs: 6000,
-      lastReport: report([['care-records', 'inbound', 3, 38, 8900]]),
+      lastReport: report([['care-records', 'inbound', 3, 38, 8900]], [['outbound', 'nhs', 'council', 2, 120]]),
     }),
     'none',
     sys,
@@ -81,7 +106,18 @@ t.test('GET /v1/rules/stats', async (t) => {
         ],
       },
     ],
+    zoneDrops: [
+      {
+        direction: 'outbound',
+        sourceZone: 'nhs',
+        destinationZone: 'council',
+        packets: 9,
+        bytes: 540,
+        agents: ['box-a', 'box-b'],
+      },
+    ],
   });
+  t.equal(all.json<{ zoneDrops: unknown[] }>().zoneDrops.length, 1, 'a pair with nothing dropped is left out');
 
   const one = (await h.call({ method: 'GET', url: '/v1/rules/stats?agent=box-a' })).json<{
     agents: number;

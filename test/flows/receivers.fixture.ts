@@ -8,7 +8,13 @@ import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CROSSLINK_PEN, REVERSE_PEN, RULE_NAME_ELEMENT_ID } from '../../lib/export/ipfix.js';
+import {
+  CROSSLINK_PEN,
+  DESTINATION_ZONE_ELEMENT_ID,
+  REVERSE_PEN,
+  RULE_NAME_ELEMENT_ID,
+  SOURCE_ZONE_ELEMENT_ID,
+} from '../../lib/export/ipfix.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -88,6 +94,8 @@ export async function startNfacctd(
     join(dir, 'primitives.lst'),
     [
       `name=rule\tfield_type=${CROSSLINK_PEN}:${RULE_NAME_ELEMENT_ID}\tlen=vlen\tsemantics=str`,
+      `name=src_zone\tfield_type=${CROSSLINK_PEN}:${SOURCE_ZONE_ELEMENT_ID}\tlen=vlen\tsemantics=str`,
+      `name=dst_zone\tfield_type=${CROSSLINK_PEN}:${DESTINATION_ZONE_ELEMENT_ID}\tlen=vlen\tsemantics=str`,
       `name=rev_bytes\tfield_type=${REVERSE_PEN}:1\tlen=8\tsemantics=u_int`,
       `name=rev_pkts\tfield_type=${REVERSE_PEN}:2\tlen=8\tsemantics=u_int`,
       // Not "fw_event": nfacctd has that name already, for natEvent(230).
@@ -110,7 +118,7 @@ export async function startNfacctd(
       `print_output_file: ${out}`,
       'print_output_file_append: true',
       'print_refresh_time: 1',
-      'aggregate: src_host, dst_host, proto, src_port, dst_port, timestamp_start, timestamp_end, rule, rev_bytes, rev_pkts, firewall_event, flow_dir',
+      'aggregate: src_host, dst_host, proto, src_port, dst_port, timestamp_start, timestamp_end, rule, src_zone, dst_zone, rev_bytes, rev_pkts, firewall_event, flow_dir',
       '',
     ].join('\n'),
   );

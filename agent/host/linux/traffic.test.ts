@@ -15,6 +15,7 @@ import { assignRuleMarks } from '../firewall-names.js';
 import { FlowCollector } from '../../flows/collector.js';
 import { FLOW_LOG_FILE, readFlowLog } from '../../flows/flow-log.js';
 import { startFlowPipeline } from '../../flows/pipeline.js';
+import { ZoneTable } from '../../flows/zone-table.js';
 import { startNfacctd } from '../../../test/flows/receivers.fixture.js';
 import type { FlowRecord } from '../../../lib/export/record.js';
 import pino from 'pino';
@@ -100,11 +101,17 @@ s.close()`;
   must(['ip', 'netns', 'exec', ns, 'python3', '-c', py]);
 }
 
-async function droppedOutbound(host: LinuxHost): Promise<bigint> {
-  const c = (await host.firewall.counters())['dropped_outbound'];
-  if (!c) throw new Error('the table has no dropped_outbound counter');
+async function droppedOutbound(host: LinuxHost, counter = 'dropped_outbound'): Promise<bigint> {
+  const c = (await host.firewall.counters())[counter];
+  if (!c) throw new Error(`the table has no ${counter} counter`);
   return c.packets;
 }
+
+/** Host A's LAN is in zone n3, host B's in psn, as the controller tells both boxes. */
+const ZONES = [
+  { zone: 'n3', prefixes: ['10.1.0.0/24'] },
+  { zone: 'psn', prefixes: ['10.2.0.0/24'] },
+];
 
 if (!isRoot()) {
   t.plan(0, 'needs root (network namespaces)');
@@ -201,7 +208,7 @@ if (!isRoot()) {
         await b.host.links.addAddress(b.ifname, b.overlay);
         await b.host.routes.apply({ add: [{ prefix: b.route, dev: b.ifname }], del: [] });
         await b.host.sysctl.set('net.ipv4.ip_forward', '1');
-        await b.host.firewall.replace(renderFirewall(b.fw, { wgInterface: b.ifname }));
+        await b.host.firewall.replace(renderFirewall(b.fw, { wgInterface: b.ifname, zones: ZONES }));
       }
       const [A, B] = boxes;
       if (!A || !B) throw new Error('two boxes expected');
@@ -239,11 +246,13 @@ if (!isRoot()) {
       const marks = new Map(
         assignRuleMarks({ outbound: ['a-to-b-web'], inbound: [], local: [] }).map((m) => [m.mark, m]),
       );
+      const zoneTable = new ZoneTable(ZONES);
       const pipeline = startFlowPipeline(
         { stateDir: dir, ipfixCollectors: nf ? [`127.0.0.1:${nf.port}`] : [] },
         {
           box: 'box-a',
           marks: () => marks,
+          zones: () => zoneTable,
           createCollector: (o) => new FlowCollector({ ...o, runner: new ProcessRunner(), netns: boxA }),
           log: pino({ level: 'silent' }),
         },
@@ -298,6 +307,8 @@ if (!isRoot()) {
         rule: 'a-to-b-web',
         direction: 'outbound',
         verdict: 'allowed',
+        srcZone: 'n3',
+        dstZone: 'psn',
         box: 'box-a',
       });
       // Host A sent the flow's original direction: its IP bytes are the interface's bytes less the
@@ -321,6 +332,8 @@ if (!isRoot()) {
           port_dst: 8080,
           ip_proto: 'tcp',
           rule: 'a-to-b-web',
+          src_zone: 'n3',
+          dst_zone: 'psn',
           bytes: upload!.bytes,
           packets: upload!.packets,
           rev_bytes: String(upload!.replyBytes),
@@ -330,9 +343,19 @@ if (!isRoot()) {
       );
 
       const outA0 = await droppedOutbound(A.host);
+      const n3psn = 'drop/outbound/n3/psn';
+      const pairA0 = await droppedOutbound(A.host, n3psn);
+      const reversePairA0 = await droppedOutbound(A.host, 'drop/outbound/psn/n3');
       const a2 = await ruleCount(A.host, 'outbound', 'a-to-b-web');
       t.notOk(canConnect(hostA, '10.2.0.2', 22), 'host A -> host B tcp/22 is dropped');
-      t.ok((await droppedOutbound(A.host)) > outA0, 'box A counted the outbound drop');
+      const outA1 = await droppedOutbound(A.host);
+      t.ok(outA1 > outA0, 'box A counted the outbound drop');
+      t.equal(
+        (await droppedOutbound(A.host, n3psn)) - pairA0,
+        outA1 - outA0,
+        'box A counted each of those drops for its zone pair n3 -> psn',
+      );
+      t.equal(await droppedOutbound(A.host, 'drop/outbound/psn/n3'), reversePairA0, 'and none for psn -> n3');
       t.same(await ruleCount(A.host, 'outbound', 'a-to-b-web'), a2, 'the denied attempt counts for no rule');
       const denied = await waitFor(() => records().find((r) => r.verdict === 'dropped' && r.dstPort === 22), 3000);
       t.match(denied, {
@@ -341,6 +364,8 @@ if (!isRoot()) {
         protocol: 6,
         rule: null,
         direction: 'outbound',
+        srcZone: 'n3',
+        dstZone: 'psn',
       });
 
       // A flood of 20,000 SYNs to the denied port: every one dropped and counted, a bounded sample logged.

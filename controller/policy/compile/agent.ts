@@ -9,9 +9,10 @@ import {
   type LocalSubnet,
   type Probe,
   type ServingGroup,
+  type ZonePrefixes,
 } from '../../../proto/gen/crosslink/v1/agent_pb.js';
 import type { AgentName, SubnetName } from '../types.js';
-import { firewallOf, mergedOf } from './firewall.js';
+import { firewallOf, mergedOf, type PeerSubnets } from './firewall.js';
 import { contentHash } from './hash.js';
 import { peersOf } from './peers.js';
 import { relayForwardsOf } from './relays.js';
@@ -48,6 +49,7 @@ export function buildAgent(st: CompilerState, idx: PolicyIndex, name: AgentName)
     ),
     probeIntervalSeconds: st.probeInterval,
     servingGroups,
+    zones: zonesOf(idx, local, fw.peerSubnets),
   });
   if (servingGroups.length > 0) cfg.liveness = create(LivenessSchema, st.liveness);
   if (st.isHashed) cfg.contentHash = contentHash(cfg);
@@ -87,6 +89,26 @@ function servingGroupsOf(
     );
   }
   return out.sort((a, b) => cmp(a.name, b.name));
+}
+
+/** The zones of the box's own subnets and its peers' (every subnet a flow of this box can come from
+ *  or go to), each with those subnets' prefixes merged, sorted by zone. */
+function zonesOf(idx: PolicyIndex, local: readonly SubnetName[], peerSubnets: PeerSubnets): ZonePrefixes[] {
+  const byZone = new Map<string, Set<SubnetName>>();
+  const add = (s: SubnetName): void => {
+    const zone = idx.subnets.get(s)?.subnet.zone;
+    if (zone === undefined) return;
+    const names = byZone.get(zone);
+    if (names) names.add(s);
+    else byZone.set(zone, new Set([s]));
+  };
+  for (const s of local) add(s);
+  for (const subnets of peerSubnets.values()) for (const s of subnets) add(s);
+  return [...byZone.keys()].sort(cmp).map((zone) => ({
+    $typeName: 'crosslink.v1.ZonePrefixes' as const,
+    zone,
+    prefixes: mergedOf(idx, [...byZone.get(zone)!].sort(cmp)) as string[],
+  }));
 }
 
 function localSubnetsOf(idx: PolicyIndex, local: readonly SubnetName[]): LocalSubnet[] {

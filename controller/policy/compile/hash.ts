@@ -81,5 +81,7 @@ export function contentHash(cfg: AgentConfig): string {
       l ? [l.intervalMs, l.multiplier, l.holdDownMs, l.port] : null,
     );
   }
+  // Zones only when present (tagged: they may come without serving groups), as above.
+  if (cfg.zones.length > 0) canonical.push(['zones', cfg.zones.map((z) => [z.zone, z.prefixes])]);
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crosslink/v1/agent.proto.
  */
 export const file_crosslink_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgidwoTV2F0Y2hDb25maWdSZXNwb25zZRIrCgZjb25maWcYASABKAsyGS5jcm9zc2xpbmsudjEuQWdlbnRDb25maWdIABIsCgloZWFydGJlYXQYAiABKAsyFy5jcm9zc2xpbmsudjEuSGVhcnRiZWF0SABCBQoDbXNnImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCKWAwoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDRIyCg5zZXJ2aW5nX2dyb3VwcxgLIAMoCzIaLmNyb3NzbGluay52MS5TZXJ2aW5nR3JvdXASKAoIbGl2ZW5lc3MYDCABKAsyFi5jcm9zc2xpbmsudjEuTGl2ZW5lc3MiUwoMU2VydmluZ0dyb3VwEgwKBG5hbWUYASABKAkSEAoIcHJlZml4ZXMYAiADKAkSEgoKY2FuZGlkYXRlcxgDIAMoCRIPCgdzdWJuZXRzGAQgAygJIlcKCExpdmVuZXNzEhMKC2ludGVydmFsX21zGAEgASgNEhIKCm11bHRpcGxpZXIYAiABKA0SFAoMaG9sZF9kb3duX21zGAMgASgNEgwKBHBvcnQYBCABKA0isAEKBFBlZXISDAoEbmFtZRgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhAKCGVuZHBvaW50GAMgASgJEiQKHHBlcnNpc3RlbnRfa2VlcGFsaXZlX3NlY29uZHMYBCABKA0SEwoLYWxsb3dlZF9pcHMYBSADKAkSEgoKb3ZlcmxheV9pcBgGIAEoCRIlCgVwYXRocxgHIAMoCzIWLmNyb3NzbGluay52MS5QZWVyUGF0aCI9CghQZWVyUGF0aBIQCghlbmRwb2ludBgBIAEoCRINCgVyZWxheRgCIAEoCRIQCgh1bmRlcmxheRgDIAEoCSLbAQoIRmlyZXdhbGwSKAoIb3V0Ym91bmQYASADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJwoHaW5ib3VuZBgCIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRIlCgVsb2NhbBgDIAMoCzIWLmNyb3NzbGluay52MS5GbG93UnVsZRISCgptYXNxdWVyYWRlGAQgAygJEhYKDmxvY2FsX3ByZWZpeGVzGAUgAygJEikKBXJlbGF5GAYgAygLMhouY3Jvc3NsaW5rLnYxLlJlbGF5Rm9yd2FyZCJyCgxSZWxheUZvcndhcmQSDgoGc291cmNlGAEgASgJEg4KBmxpc3RlbhgCIAEoCRIOCgZ0YXJnZXQYAyABKAkSDAoEc25hdBgEIAEoCRISCgpmcm9tX2FnZW50GAUgASgJEhAKCHRvX2FnZW50GAYgASgJInkKCEZsb3dSdWxlEgwKBHJ1bGUYASABKAkSDwoHc291cmNlcxgCIAMoCRIUCgxkZXN0aW5hdGlvbnMYAyADKAkSEAoIcHJvdG9jb2wYBCABKAkSJgoFcG9ydHMYBSADKAsyFy5jcm9zc2xpbmsudjEuUG9ydFJhbmdlIigKCVBvcnRSYW5nZRINCgVmaXJzdBgBIAEoDRIMCgRsYXN0GAIgASgNImEKC0xvY2FsU3VibmV0EgwKBG5hbWUYASABKAkSDAoEem9uZRgCIAEoCRIQCghwcmVmaXhlcxgDIAMoCRISCgptYXNxdWVyYWRlGAQgASgIEhAKCGdhdGV3YXlzGAUgAygJInEKBVByb2JlEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhAKCHByb3RvY29sGAMgASgJEgwKBHBvcnQYBCABKA0SEwoLZXhwZWN0X2RlbnkYBSABKAgSFQoNc291cmNlX3ByZWZpeBgGIAEoCSLqAgoNUmVwb3J0UmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhoKEmdlbmVyYXRpb25fYXBwbGllZBgCIAEoBBIuCgxhcHBseV9lcnJvcnMYAyADKAsyGC5jcm9zc2xpbmsudjEuQXBwbHlFcnJvchInCgVwZWVycxgEIAMoCzIYLmNyb3NzbGluay52MS5QZWVyU3RhdHVzEhoKEmFkdmVydGlzZWRfc3VibmV0cxgFIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAYgASgJEjAKDXByb2JlX3Jlc3VsdHMYByADKAsyGS5jcm9zc2xpbmsudjEuUHJvYmVSZXN1bHQSGgoSYWdlbnRfdGltZV91bml4X21zGAggASgDEhcKD2dlbmVyYXRpb25fc2VlbhgJIAEoBBIwCg1ydWxlX2NvdW50ZXJzGAogAygLMhkuY3Jvc3NsaW5rLnYxLlJ1bGVDb3VudGVyImMKC1J1bGVDb3VudGVyEgwKBHJ1bGUYASABKAkSEQoJZGlyZWN0aW9uGAIgASgJEhMKC2Nvbm5lY3Rpb25zGAMgASgEEg8KB3BhY2tldHMYBCABKAQSDQoFYnl0ZXMYBSABKAQiYwoKQXBwbHlFcnJvchIMCgRzdGVwGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSEQoJZXhpdF9jb2RlGAMgASgFEg4KBnN0ZGVychgEIAEoCRITCgtpc190ZXJtaW5hbBgFIAEoCCLQAQoKUGVlclN0YXR1cxIMCgRuYW1lGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSHQoVbGF0ZXN0X2hhbmRzaGFrZV91bml4GAQgASgDEhAKCHJ4X2J5dGVzGAUgASgEEhAKCHR4X2J5dGVzGAYgASgEEhQKDGlzX3JlYWNoYWJsZRgHIAEoCBIOCgZydHRfbXMYCCABKAESEgoKbG9zc19yYXRpbxgJIAEoARIRCglpc19wcm9iZWQYCiABKAgiZgoLUHJvYmVSZXN1bHQSDAoEbmFtZRgBIAEoCRINCgVpc19vaxgCIAEoCBIOCgZkZXRhaWwYAyABKAkSDgoGcnR0X21zGAQgASgBEhoKEmNoZWNrZWRfYXRfdW5peF9tcxgFIAEoAyIsCg5SZXBvcnRSZXNwb25zZRIaChJkZXNpcmVkX2dlbmVyYXRpb24YASABKAQy7gEKDEFnZW50U2VydmljZRJDCgZFbnJvbGwSGy5jcm9zc2xpbmsudjEuRW5yb2xsUmVxdWVzdBocLmNyb3NzbGluay52MS5FbnJvbGxSZXNwb25zZRJUCgtXYXRjaENvbmZpZxIgLmNyb3NzbGluay52MS5XYXRjaENvbmZpZ1JlcXVlc3QaIS5jcm9zc2xpbmsudjEuV2F0Y2hDb25maWdSZXNwb25zZTABEkMKBlJlcG9ydBIbLmNyb3NzbGluay52MS5SZXBvcnRSZXF1ZXN0GhwuY3Jvc3NsaW5rLnYxLlJlcG9ydFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgidwoTV2F0Y2hDb25maWdSZXNwb25zZRIrCgZjb25maWcYASABKAsyGS5jcm9zc2xpbmsudjEuQWdlbnRDb25maWdIABIsCgloZWFydGJlYXQYAiABKAsyFy5jcm9zc2xpbmsudjEuSGVhcnRiZWF0SABCBQoDbXNnImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCLBAwoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDRIyCg5zZXJ2aW5nX2dyb3VwcxgLIAMoCzIaLmNyb3NzbGluay52MS5TZXJ2aW5nR3JvdXASKAoIbGl2ZW5lc3MYDCABKAsyFi5jcm9zc2xpbmsudjEuTGl2ZW5lc3MSKQoFem9uZXMYDSADKAsyGi5jcm9zc2xpbmsudjEuWm9uZVByZWZpeGVzIi4KDFpvbmVQcmVmaXhlcxIMCgR6b25lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJIlMKDFNlcnZpbmdHcm91cBIMCgRuYW1lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJEhIKCmNhbmRpZGF0ZXMYAyADKAkSDwoHc3VibmV0cxgEIAMoCSJXCghMaXZlbmVzcxITCgtpbnRlcnZhbF9tcxgBIAEoDRISCgptdWx0aXBsaWVyGAIgASgNEhQKDGhvbGRfZG93bl9tcxgDIAEoDRIMCgRwb3J0GAQgASgNIrABCgRQZWVyEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIkChxwZXJzaXN0ZW50X2tlZXBhbGl2ZV9zZWNvbmRzGAQgASgNEhMKC2FsbG93ZWRfaXBzGAUgAygJEhIKCm92ZXJsYXlfaXAYBiABKAkSJQoFcGF0aHMYByADKAsyFi5jcm9zc2xpbmsudjEuUGVlclBhdGgiPQoIUGVlclBhdGgSEAoIZW5kcG9pbnQYASABKAkSDQoFcmVsYXkYAiABKAkSEAoIdW5kZXJsYXkYAyABKAki2wEKCEZpcmV3YWxsEigKCG91dGJvdW5kGAEgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEicKB2luYm91bmQYAiADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJQoFbG9jYWwYAyADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSEgoKbWFzcXVlcmFkZRgEIAMoCRIWCg5sb2NhbF9wcmVmaXhlcxgFIAMoCRIpCgVyZWxheRgGIAMoCzIaLmNyb3NzbGluay52MS5SZWxheUZvcndhcmQicgoMUmVsYXlGb3J3YXJkEg4KBnNvdXJjZRgBIAEoCRIOCgZsaXN0ZW4YAiABKAkSDgoGdGFyZ2V0GAMgASgJEgwKBHNuYXQYBCABKAkSEgoKZnJvbV9hZ2VudBgFIAEoCRIQCgh0b19hZ2VudBgGIAEoCSJ5CghGbG93UnVsZRIMCgRydWxlGAEgASgJEg8KB3NvdXJjZXMYAiADKAkSFAoMZGVzdGluYXRpb25zGAMgAygJEhAKCHByb3RvY29sGAQgASgJEiYKBXBvcnRzGAUgAygLMhcuY3Jvc3NsaW5rLnYxLlBvcnRSYW5nZSIoCglQb3J0UmFuZ2USDQoFZmlyc3QYASABKA0SDAoEbGFzdBgCIAEoDSJhCgtMb2NhbFN1Ym5ldBIMCgRuYW1lGAEgASgJEgwKBHpvbmUYAiABKAkSEAoIcHJlZml4ZXMYAyADKAkSEgoKbWFzcXVlcmFkZRgEIAEoCBIQCghnYXRld2F5cxgFIAMoCSJxCgVQcm9iZRIMCgRuYW1lGAEgASgJEg4KBnRhcmdldBgCIAEoCRIQCghwcm90b2NvbBgDIAEoCRIMCgRwb3J0GAQgASgNEhMKC2V4cGVjdF9kZW55GAUgASgIEhUKDXNvdXJjZV9wcmVmaXgYBiABKAkinQMKDVJlcG9ydFJlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIaChJnZW5lcmF0aW9uX2FwcGxpZWQYAiABKAQSLgoMYXBwbHlfZXJyb3JzGAMgAygLMhguY3Jvc3NsaW5rLnYxLkFwcGx5RXJyb3ISJwoFcGVlcnMYBCADKAsyGC5jcm9zc2xpbmsudjEuUGVlclN0YXR1cxIaChJhZHZlcnRpc2VkX3N1Ym5ldHMYBSADKAkSFQoNYWdlbnRfdmVyc2lvbhgGIAEoCRIwCg1wcm9iZV9yZXN1bHRzGAcgAygLMhkuY3Jvc3NsaW5rLnYxLlByb2JlUmVzdWx0EhoKEmFnZW50X3RpbWVfdW5peF9tcxgIIAEoAxIXCg9nZW5lcmF0aW9uX3NlZW4YCSABKAQSMAoNcnVsZV9jb3VudGVycxgKIAMoCzIZLmNyb3NzbGluay52MS5SdWxlQ291bnRlchIxCgp6b25lX2Ryb3BzGAsgAygLMh0uY3Jvc3NsaW5rLnYxLlpvbmVEcm9wQ291bnRlciJzCg9ab25lRHJvcENvdW50ZXISEQoJZGlyZWN0aW9uGAEgASgJEhMKC3NvdXJjZV96b25lGAIgASgJEhgKEGRlc3RpbmF0aW9uX3pvbmUYAyABKAkSDwoHcGFja2V0cxgEIAEoBBINCgVieXRlcxgFIAEoBCJjCgtSdWxlQ291bnRlchIMCgRydWxlGAEgASgJEhEKCWRpcmVjdGlvbhgCIAEoCRITCgtjb25uZWN0aW9ucxgDIAEoBBIPCgdwYWNrZXRzGAQgASgEEg0KBWJ5dGVzGAUgASgEImMKCkFwcGx5RXJyb3ISDAoEc3RlcBgBIAEoCRIPCgdjb21tYW5kGAIgASgJEhEKCWV4aXRfY29kZRgDIAEoBRIOCgZzdGRlcnIYBCABKAkSEwoLaXNfdGVybWluYWwYBSABKAgi0AEKClBlZXJTdGF0dXMSDAoEbmFtZRgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgJEhAKCGVuZHBvaW50GAMgASgJEh0KFWxhdGVzdF9oYW5kc2hha2VfdW5peBgEIAEoAxIQCghyeF9ieXRlcxgFIAEoBBIQCgh0eF9ieXRlcxgGIAEoBBIUCgxpc19yZWFjaGFibGUYByABKAgSDgoGcnR0X21zGAggASgBEhIKCmxvc3NfcmF0aW8YCSABKAESEQoJaXNfcHJvYmVkGAogASgIImYKC1Byb2JlUmVzdWx0EgwKBG5hbWUYASABKAkSDQoFaXNfb2sYAiABKAgSDgoGZGV0YWlsGAMgASgJEg4KBnJ0dF9tcxgEIAEoARIaChJjaGVja2VkX2F0X3VuaXhfbXMYBSABKAMiLAoOUmVwb3J0UmVzcG9uc2USGgoSZGVzaXJlZF9nZW5lcmF0aW9uGAEgASgEMu4BCgxBZ2VudFNlcnZpY2USQwoGRW5yb2xsEhsuY3Jvc3NsaW5rLnYxLkVucm9sbFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuRW5yb2xsUmVzcG9uc2USVAoLV2F0Y2hDb25maWcSIC5jcm9zc2xpbmsudjEuV2F0Y2hDb25maWdSZXF1ZXN0GiEuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVzcG9uc2UwARJDCgZSZXBvcnQSGy5jcm9zc2xpbmsudjEuUmVwb3J0UmVxdWVzdBocLmNyb3NzbGluay52MS5SZXBvcnRSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message crosslink.v1.EnrollRequest
@@ -391,6 +391,16 @@ export type AgentConfig = Message<"crosslink.v1.AgentConfig"> & {
    * @generated from field: crosslink.v1.Liveness liveness = 12;
    */
   liveness?: Liveness | undefined;
+
+  /**
+   * The zones of the subnets this box deals with (its own, and every subnet of its peers), each with
+   * those subnets' prefixes (merged, sorted), sorted by zone. The box names the zones of a flow's
+   * two ends in its flow records and counts its drops per zone pair. Empty: no zones known (an old
+   * controller): flow records carry "" and drops are counted per direction only.
+   *
+   * @generated from field: repeated crosslink.v1.ZonePrefixes zones = 13;
+   */
+  zones: ZonePrefixes[];
 };
 
 /**
@@ -399,6 +409,28 @@ export type AgentConfig = Message<"crosslink.v1.AgentConfig"> & {
  */
 export const AgentConfigSchema: GenMessage<AgentConfig> = /*@__PURE__*/
   messageDesc(file_crosslink_v1_agent, 6);
+
+/**
+ * @generated from message crosslink.v1.ZonePrefixes
+ */
+export type ZonePrefixes = Message<"crosslink.v1.ZonePrefixes"> & {
+  /**
+   * @generated from field: string zone = 1;
+   */
+  zone: string;
+
+  /**
+   * @generated from field: repeated string prefixes = 2;
+   */
+  prefixes: string[];
+};
+
+/**
+ * Describes the message crosslink.v1.ZonePrefixes.
+ * Use `create(ZonePrefixesSchema)` to create a new message.
+ */
+export const ZonePrefixesSchema: GenMessage<ZonePrefixes> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 7);
 
 /**
  * A subnet (or subnets that move together) that several boxes may serve.
@@ -450,7 +482,7 @@ export type ServingGroup = Message<"crosslink.v1.ServingGroup"> & {
  * Use `create(ServingGroupSchema)` to create a new message.
  */
 export const ServingGroupSchema: GenMessage<ServingGroup> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 7);
+  messageDesc(file_crosslink_v1_agent, 8);
 
 /**
  * @generated from message crosslink.v1.Liveness
@@ -490,7 +522,7 @@ export type Liveness = Message<"crosslink.v1.Liveness"> & {
  * Use `create(LivenessSchema)` to create a new message.
  */
 export const LivenessSchema: GenMessage<Liveness> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 8);
+  messageDesc(file_crosslink_v1_agent, 9);
 
 /**
  * @generated from message crosslink.v1.Peer
@@ -553,7 +585,7 @@ export type Peer = Message<"crosslink.v1.Peer"> & {
  * Use `create(PeerSchema)` to create a new message.
  */
 export const PeerSchema: GenMessage<Peer> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 9);
+  messageDesc(file_crosslink_v1_agent, 10);
 
 /**
  * One way from this box to a peer over the underlays.
@@ -589,7 +621,7 @@ export type PeerPath = Message<"crosslink.v1.PeerPath"> & {
  * Use `create(PeerPathSchema)` to create a new message.
  */
 export const PeerPathSchema: GenMessage<PeerPath> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 10);
+  messageDesc(file_crosslink_v1_agent, 11);
 
 /**
  * @generated from message crosslink.v1.Firewall
@@ -645,7 +677,7 @@ export type Firewall = Message<"crosslink.v1.Firewall"> & {
  * Use `create(FirewallSchema)` to create a new message.
  */
 export const FirewallSchema: GenMessage<Firewall> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 11);
+  messageDesc(file_crosslink_v1_agent, 12);
 
 /**
  * A relay forwards UDP datagrams that `source` sends to `listen` on to `target`, rewriting their
@@ -701,7 +733,7 @@ export type RelayForward = Message<"crosslink.v1.RelayForward"> & {
  * Use `create(RelayForwardSchema)` to create a new message.
  */
 export const RelayForwardSchema: GenMessage<RelayForward> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 12);
+  messageDesc(file_crosslink_v1_agent, 13);
 
 /**
  * FlowRule allows new connections from any of `sources` to any of `destinations` with the given
@@ -747,7 +779,7 @@ export type FlowRule = Message<"crosslink.v1.FlowRule"> & {
  * Use `create(FlowRuleSchema)` to create a new message.
  */
 export const FlowRuleSchema: GenMessage<FlowRule> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 13);
+  messageDesc(file_crosslink_v1_agent, 14);
 
 /**
  * @generated from message crosslink.v1.PortRange
@@ -771,7 +803,7 @@ export type PortRange = Message<"crosslink.v1.PortRange"> & {
  * Use `create(PortRangeSchema)` to create a new message.
  */
 export const PortRangeSchema: GenMessage<PortRange> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 14);
+  messageDesc(file_crosslink_v1_agent, 15);
 
 /**
  * @generated from message crosslink.v1.LocalSubnet
@@ -815,7 +847,7 @@ export type LocalSubnet = Message<"crosslink.v1.LocalSubnet"> & {
  * Use `create(LocalSubnetSchema)` to create a new message.
  */
 export const LocalSubnetSchema: GenMessage<LocalSubnet> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 15);
+  messageDesc(file_crosslink_v1_agent, 16);
 
 /**
  * @generated from message crosslink.v1.Probe
@@ -869,7 +901,7 @@ export type Probe = Message<"crosslink.v1.Probe"> & {
  * Use `create(ProbeSchema)` to create a new message.
  */
 export const ProbeSchema: GenMessage<Probe> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 16);
+  messageDesc(file_crosslink_v1_agent, 17);
 
 /**
  * @generated from message crosslink.v1.ReportRequest
@@ -935,6 +967,14 @@ export type ReportRequest = Message<"crosslink.v1.ReportRequest"> & {
    * @generated from field: repeated crosslink.v1.RuleCounter rule_counters = 10;
    */
   ruleCounters: RuleCounter[];
+
+  /**
+   * Packets the firewall dropped, per direction and the zones of their source and destination, as
+   * rule_counters are counted. Empty: none, or an old agent.
+   *
+   * @generated from field: repeated crosslink.v1.ZoneDropCounter zone_drops = 11;
+   */
+  zoneDrops: ZoneDropCounter[];
 };
 
 /**
@@ -942,7 +982,48 @@ export type ReportRequest = Message<"crosslink.v1.ReportRequest"> & {
  * Use `create(ReportRequestSchema)` to create a new message.
  */
 export const ReportRequestSchema: GenMessage<ReportRequest> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 17);
+  messageDesc(file_crosslink_v1_agent, 18);
+
+/**
+ * What the firewall refused on one box in one direction between two zones.
+ *
+ * @generated from message crosslink.v1.ZoneDropCounter
+ */
+export type ZoneDropCounter = Message<"crosslink.v1.ZoneDropCounter"> & {
+  /**
+   * "outbound", "inbound" or "local", as in RuleCounter.
+   *
+   * @generated from field: string direction = 1;
+   */
+  direction: string;
+
+  /**
+   * @generated from field: string source_zone = 2;
+   */
+  sourceZone: string;
+
+  /**
+   * @generated from field: string destination_zone = 3;
+   */
+  destinationZone: string;
+
+  /**
+   * @generated from field: uint64 packets = 4;
+   */
+  packets: bigint;
+
+  /**
+   * @generated from field: uint64 bytes = 5;
+   */
+  bytes: bigint;
+};
+
+/**
+ * Describes the message crosslink.v1.ZoneDropCounter.
+ * Use `create(ZoneDropCounterSchema)` to create a new message.
+ */
+export const ZoneDropCounterSchema: GenMessage<ZoneDropCounter> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 19);
 
 /**
  * What one policy rule let through on one box, in one direction.
@@ -987,7 +1068,7 @@ export type RuleCounter = Message<"crosslink.v1.RuleCounter"> & {
  * Use `create(RuleCounterSchema)` to create a new message.
  */
 export const RuleCounterSchema: GenMessage<RuleCounter> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 18);
+  messageDesc(file_crosslink_v1_agent, 20);
 
 /**
  * @generated from message crosslink.v1.ApplyError
@@ -1030,7 +1111,7 @@ export type ApplyError = Message<"crosslink.v1.ApplyError"> & {
  * Use `create(ApplyErrorSchema)` to create a new message.
  */
 export const ApplyErrorSchema: GenMessage<ApplyError> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 19);
+  messageDesc(file_crosslink_v1_agent, 21);
 
 /**
  * @generated from message crosslink.v1.PeerStatus
@@ -1102,7 +1183,7 @@ export type PeerStatus = Message<"crosslink.v1.PeerStatus"> & {
  * Use `create(PeerStatusSchema)` to create a new message.
  */
 export const PeerStatusSchema: GenMessage<PeerStatus> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 20);
+  messageDesc(file_crosslink_v1_agent, 22);
 
 /**
  * @generated from message crosslink.v1.ProbeResult
@@ -1143,7 +1224,7 @@ export type ProbeResult = Message<"crosslink.v1.ProbeResult"> & {
  * Use `create(ProbeResultSchema)` to create a new message.
  */
 export const ProbeResultSchema: GenMessage<ProbeResult> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 21);
+  messageDesc(file_crosslink_v1_agent, 23);
 
 /**
  * @generated from message crosslink.v1.ReportResponse
@@ -1162,7 +1243,7 @@ export type ReportResponse = Message<"crosslink.v1.ReportResponse"> & {
  * Use `create(ReportResponseSchema)` to create a new message.
  */
 export const ReportResponseSchema: GenMessage<ReportResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 22);
+  messageDesc(file_crosslink_v1_agent, 24);
 
 /**
  * AgentService is served by the controller on the same TLS port as the REST API (Connect protocol).
