@@ -245,6 +245,13 @@ t.test('per-rule counters: the rule counts at both ends, the relay counts none, 
       byDirection: { inbound: { connections: number; bytes: number } };
       boxes: Array<{ agent: string; direction: string; connections: number }>;
     }>;
+    zoneDrops: Array<{
+      direction: string;
+      sourceZone: string;
+      destinationZone: string;
+      packets: number;
+      agents: string[];
+    }>;
   };
   // Before this: tcp/443 probes and the 1 MiB transfer gp-ws -> civic-srv (tcp/5001), both gp-to-civic.
   const row = await pollUntil(
@@ -268,6 +275,31 @@ t.test('per-rule counters: the rule counts at both ends, the relay counts none, 
   const denied = await fleet.cli(['rules', 'stats', '--agent', 'hub-a']);
   t.equal(denied.code, 0);
   t.notMatch(denied.stdout, /gp-to-civic/, "the relay's own view has no gp-to-civic counters");
+  // The refused attempts of the first test, per zone pair: gp-ws -> civic-srv:22 at gp (n3 -> psn),
+  // civic-srv -> gp-ws:443 at civic (psn -> n3), each where it tried to enter the overlay.
+  const drops = await pollUntil(
+    'the refused attempts to show per zone pair',
+    async () => {
+      const r = await fleet.cli(['rules', 'stats', '--json']);
+      const z = (JSON.parse(r.stdout) as Stats).zoneDrops;
+      const at = (src: string, dst: string) =>
+        z.find((x) => x.direction === 'outbound' && x.sourceZone === src && x.destinationZone === dst);
+      return at('n3', 'psn') && at('psn', 'n3') ? z : undefined;
+    },
+    { timeoutMs: 15_000 },
+  );
+  t.match(
+    drops.find((x) => x.sourceZone === 'n3' && x.destinationZone === 'psn' && x.direction === 'outbound'),
+    { agents: ['gp'] },
+    'n3 -> psn refused at gp',
+  );
+  t.match(
+    drops.find((x) => x.sourceZone === 'psn' && x.destinationZone === 'n3' && x.direction === 'outbound'),
+    { agents: ['civic'] },
+    'psn -> n3 refused at civic',
+  );
+  const text = await fleet.cli(['rules', 'stats']);
+  t.match(text.stdout, /Refused \(dropped\) per zone pair:\n.*FROM ZONE/, 'the table names the refused pairs');
 });
 
 t.test('the relay dies: the pair moves to the other relay', async (t) => {
