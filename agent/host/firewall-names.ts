@@ -101,3 +101,6 @@ export const DROP_LOG_GROUPS: Readonly<Record<FirewallDirection, number>> = {
   local: 25467,
 };
 export const DROP_LOG_LIMIT = '10/second burst 20 packets';
+/** The octets of a logged packet the kernel copies to the drop log: the IP and TCP/UDP headers at
+ *  most (IPv4 60 + TCP 60), never the payload. */
+export const DROP_LOG_SNAPLEN = 128;

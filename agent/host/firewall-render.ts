@@ -29,6 +29,7 @@ import {
   assignRuleMarks,
   DROP_LOG_GROUPS,
   DROP_LOG_LIMIT,
+  DROP_LOG_SNAPLEN,
   FIREWALL_DIRECTIONS,
   RULE_NAME_RE,
   flowsCounter,
@@ -287,7 +288,10 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
       }
     }
     // Denied attempts: a rate-limited sample to the drop log, then counted and dropped.
-    body.push(`\t\tlimit rate ${DROP_LOG_LIMIT} log group ${DROP_LOG_GROUPS[dir.key]}`, ...zoneDrops.rules(dir.key));
+    body.push(
+      `\t\tlimit rate ${DROP_LOG_LIMIT} log group ${DROP_LOG_GROUPS[dir.key]} snaplen ${DROP_LOG_SNAPLEN}`,
+      ...zoneDrops.rules(dir.key),
+    );
     body.push(`\t\tcounter name "${dir.counter}" drop`);
     chains.push('', `\tchain ${dir.chain} {`, ...body, '\t}');
   }
