@@ -61,6 +61,9 @@ export interface FirewallRenderOptions {
   wgInterface: string;
   /** The edge liveness port's input rules; absent (a config without serving groups): none. */
   liveness?: LivenessFirewall;
+  /** This box's clock minus the controller's, when beyond the bound (firewall-time.ts); 0 or
+   *  absent: rule windows on the box's own clock. */
+  clockSkewMs?: number;
 }
 
 /** Renders the nft ruleset for the Crosslink table (agent/host/firewall-render.ts in production). */
