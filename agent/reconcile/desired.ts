@@ -50,6 +50,12 @@ export interface AgentSettings {
   publicKey: string;
   mtu: number;
   wireguardMode: WireGuardMode;
+  /**
+   * This box's clock minus the controller's, when beyond the bound (agent/control/clock-skew.ts):
+   * rule windows are rendered on the safer side of both clocks. The one setting that changes at run
+   * time: the agent updates it from the heartbeats, then sets the config again. Absent: 0.
+   */
+  clockSkewMs?: number;
 }
 
 export const DEFAULT_MTU = 1420;
@@ -232,6 +238,7 @@ export function desiredState(
   settings: AgentSettings,
   renderFirewall: FirewallRenderer,
 ): DesiredState {
+  const clockSkewMs = settings.clockSkewMs ?? 0;
   const errors: ErrorDetail[] = [];
 
   const overlay = strictInterfaceAddress(config.overlayAddress);
@@ -276,7 +283,11 @@ export function desiredState(
   const groupedGateways = new Set<string>();
   const failover = failoverPlanOf(config, errors, groupedGateways);
   const liveness = livenessFirewall(failover, overlay);
-  const renderOpts: FirewallRenderOptions = { wgInterface: settings.interfaceName, ...(liveness ? { liveness } : {}) };
+  const renderOpts: FirewallRenderOptions = {
+    wgInterface: settings.interfaceName,
+    ...(liveness ? { liveness } : {}),
+    ...(clockSkewMs !== 0 ? { clockSkewMs } : {}),
+  };
   if (!renderFirewall.isRendered?.(fw, renderOpts)) validateFirewall(fw, errors);
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));
   const gateways: string[] = [];
