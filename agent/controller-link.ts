@@ -4,11 +4,14 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ControlClient } from './control/client.js';
+import type { ClockSkew } from './control/clock-skew.js';
+import { CLOCK_SKEW_BOUND_MS } from './host/firewall-time.js';
 import type { ConfigSaver } from './config-saver.js';
 import { enroll, errorCode } from './enroll.js';
 import { countConfigError, type AgentMetrics } from './health/status-server.js';
 import type { AgentDeps, AgentRunOptions } from './main.js';
 import type { Reconciler } from './reconcile/loop.js';
+import type { AgentSettings } from './reconcile/desired.js';
 import type { ControllerConnection } from './status-reader.js';
 import { enrollmentUrls, type Enrollment, type StateDir } from './state.js';
 
@@ -32,6 +35,9 @@ export interface ControllerLinkDeps {
   metrics: AgentMetrics;
   saver: ConfigSaver;
   reportNow(): void;
+  /** This box's clock against the controller's (heartbeats), and the settings its skew goes to. */
+  clockSkew: ClockSkew;
+  settings: AgentSettings;
 }
 
 export class ControllerLink {
@@ -108,6 +114,7 @@ export class ControllerLink {
       {
         onConfig: (cfg) => this.onConfig(cfg),
         onState: (s) => this.onState(s),
+        onHeartbeat: (h) => this.onHeartbeat(h),
       },
       {
         knownContentHash: () => this.deps.reconciler.desiredState?.contentHash ?? '',
@@ -135,6 +142,23 @@ export class ControllerLink {
     } else {
       this.deps.saver.accept(cfg);
     }
+  }
+
+  /** The controller's clock against ours: beyond the bound, rule windows move to the safer side. */
+  private onHeartbeat(h: { serverTimeMs: number; receivedAtMs: number }): void {
+    const skew = this.deps.clockSkew;
+    if (!skew.observe(h.serverTimeMs, h.receivedAtMs)) return;
+    const { log } = this.deps;
+    if (skew.isSkewed)
+      log.warn(
+        { clockSkewMs: skew.measuredMs, boundMs: CLOCK_SKEW_BOUND_MS },
+        "this box's clock is off the controller's beyond the bound: rule windows are enforced on the safer side of both clocks; fix NTP",
+      );
+    else log.info({ clockSkewMs: skew.measuredMs }, "this box's clock is back in step with the controller's");
+    // Render the enforced config again with the new skew (desiredState reads it from the settings).
+    this.deps.settings.clockSkewMs = skew.appliedMs;
+    const enforced = this.deps.saver.current;
+    if (enforced) this.deps.reconciler.setDesired(enforced);
   }
 
   private onState(s: { isConnected: boolean; reason?: string; atMs: number }): void {

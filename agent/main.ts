@@ -37,6 +37,7 @@ import { Reconciler, realTimers, type ApplyFailure, type Timers } from './reconc
 import { teardown } from './reconcile/teardown.js';
 import { Reporter } from './reporter.js';
 import { StateDir } from './state.js';
+import { ClockSkew } from './control/clock-skew.js';
 import { StatusReader, type ControllerConnection } from './status-reader.js';
 import { FlowCollector, type FlowCollectorOptions } from './flows/collector.js';
 import { startFlowPipeline } from './flows/pipeline.js';
@@ -130,7 +131,8 @@ export { defaultAgentName } from './enroll.js';
 /** Starts the agent; resolves once it runs (the saved config already applied). */
 export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promise<RunningAgent> {
   const { clock, host } = deps;
-  const { state, keys, enrollment, name, log: alog, reconciler } = await openAgent(opts, deps);
+  const { state, keys, enrollment, name, log: alog, reconciler, settings } = await openAgent(opts, deps);
+  const clockSkew = new ClockSkew();
   const connection: ControllerConnection = {
     isConnected: false,
     staleSinceMs: clock.nowMs(),
@@ -169,6 +171,8 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     agentVersion: opts.agentVersion,
     enrollment: () => link.enrollment,
     connection,
+    clockSkew,
+    enforcedConfig: () => saver.current,
   });
   const status = async () => {
     const s = await reader.status();
@@ -201,6 +205,8 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     metrics,
     saver,
     reportNow: () => void reportNow(),
+    clockSkew,
+    settings,
   });
 
   reconciler.onApply((o) => {
@@ -304,7 +310,7 @@ async function openAgent(opts: AgentRunOptions, deps: AgentDeps) {
     timers: deps.timers ?? realTimers,
     log: alog.child({ part: 'handshake' }),
   });
-  return { state, keys, enrollment, name, log: alog, reconciler };
+  return { state, keys, enrollment, name, log: alog, reconciler, settings };
 }
 
 /** Fail static for gateways too, but only once the controller has stayed away for `afterMs`. */

@@ -7,6 +7,10 @@ import type { Prober } from './health/prober.js';
 import type { Host } from './host/ports.js';
 import type { Reconciler } from './reconcile/loop.js';
 import { enrollmentUrls, type Enrollment } from './state.js';
+import type { ClockSkew } from './control/clock-skew.js';
+import type { AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { CLOCK_SKEW_BOUND_MS } from './host/firewall-time.js';
+import { ruleWindowsOf } from './health/rule-windows.js';
 
 /** The config stream as the agent last saw it. */
 export interface ControllerConnection {
@@ -29,6 +33,9 @@ export interface StatusReaderDeps {
   /** The enrollment, once there is one. */
   enrollment(): Enrollment | null;
   connection: Readonly<ControllerConnection>;
+  /** This box's clock against the controller's, and the config enforced; absent: not shown. */
+  clockSkew?: ClockSkew;
+  enforcedConfig?: () => AgentConfig | null;
 }
 
 export class StatusReader {
@@ -136,6 +143,26 @@ export class StatusReader {
         ruleCounters: c.rules,
         zoneDrops: c.zoneDrops,
       }))),
+      ...this.clockAndWindows(nowMs),
+    };
+  }
+
+  private clockAndWindows(nowMs: number): Pick<AgentStatus, 'clock' | 'ruleWindows'> {
+    const { clockSkew, enforcedConfig } = this.deps;
+    const windows = ruleWindowsOf(enforcedConfig?.() ?? null, clockSkew?.appliedMs ?? 0, nowMs);
+    const measured = clockSkew?.measuredMs ?? null;
+    return {
+      ...(measured !== null && clockSkew
+        ? {
+            clock: {
+              skewMs: measured,
+              isSkewed: clockSkew.isSkewed,
+              boundMs: CLOCK_SKEW_BOUND_MS,
+              appliedSkewMs: clockSkew.appliedMs,
+            },
+          }
+        : {}),
+      ...(windows.length > 0 ? { ruleWindows: windows } : {}),
     };
   }
 }

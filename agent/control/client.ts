@@ -30,6 +30,8 @@ export interface ConfigStreamEvents {
   onConfig(config: AgentConfig): void;
   /** Connected / disconnected, with the reason for a disconnect. */
   onState(state: { isConnected: boolean; reason?: string; atMs: number }): void;
+  /** A heartbeat arrived: the controller's clock then, and this box's when it arrived. */
+  onHeartbeat?(h: { serverTimeMs: number; receivedAtMs: number }): void;
 }
 
 export interface ControlClient {

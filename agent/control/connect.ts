@@ -322,6 +322,11 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
           }
           arm(timeoutMs);
           if (m.msg.case === 'config') events.onConfig(m.msg.value);
+          else if (m.msg.case === 'heartbeat')
+            events.onHeartbeat?.({
+              serverTimeMs: Number(m.msg.value.serverTimeUnixMs),
+              receivedAtMs: opts.clock.nowMs(),
+            });
         }
         return { wasConnected, reason: 'the controller ended the stream', isDead: false, isRefused: false };
       } catch (e) {

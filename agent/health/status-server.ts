@@ -1,6 +1,7 @@
 // The agent's local status endpoint: GET /status (JSON, read by `crosslink agent status` and
 // monitoring) and GET /metrics (Prometheus). It reads only local state, so it keeps answering while
 // the controller is unreachable — which is exactly when it matters most.
+import type { RuleWindowView } from './rule-windows.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -66,7 +67,13 @@ export interface AgentStatus {
   zoneDrops?: ZoneDropView[];
   /** Failover at the edges (serving groups): absent when the config has none. */
   failover?: FailoverStatusView;
+  /** This box's clock against the controller's (heartbeats); absent: no heartbeat yet. */
+  clock?: { skewMs: number; isSkewed: boolean; boundMs: number; appliedSkewMs: number };
+  /** Rules of the enforced config with a not-before / not-after, soonest end first (absent: none). */
+  ruleWindows?: RuleWindowView[];
 }
+
+export type { RuleWindowView };
 
 export interface AgentMetrics {
   registry: Registry;
@@ -125,6 +132,46 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  // Rule windows and the clock they are judged by (docs/metrics.md, "Rule windows").
+  new Gauge({
+    name: 'crosslink_agent_clock_skew_seconds',
+    help: "This box's clock minus the controller's at the last heartbeat (absent before one).",
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const c = (await current()).clock;
+      if (c) this.set(c.skewMs / 1000);
+    },
+  });
+  const windowGauge = (name: string, help: string, value: (w: RuleWindowView) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['rule', 'direction'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const w of (await current()).ruleWindows ?? []) {
+          const v = value(w);
+          if (v !== null) this.set({ rule: w.rule, direction: w.direction }, v);
+        }
+      },
+    });
+  windowGauge(
+    'crosslink_rule_expiry_timestamp_seconds',
+    "When a rule's not-after closes it on this box's clock, Unix seconds (rules with a not-after only).",
+    (w) => (w.notAfter === null ? null : Date.parse(w.notAfter) / 1000),
+  );
+  windowGauge(
+    'crosslink_rule_seconds_to_expiry',
+    'Seconds until a rule expires on this box (negative once expired; rules with a not-after only).',
+    (w) => w.secondsToExpiry,
+  );
+  windowGauge(
+    'crosslink_rule_window_open',
+    'Whether a rule with a not-before or not-after admits new flows now (1) or not (0).',
+    (w) => (w.state === 'open' ? 1 : 0),
+  );
   new Gauge({
     name: 'crosslink_agent_peer_handshake_age_seconds',
     help: 'Seconds since the latest WireGuard handshake with a peer (absent: never).',

@@ -36,6 +36,7 @@ import {
   newCounter,
   type RuleMark,
 } from './firewall-names.js';
+import { expiryDrops, timeGroups, type RuleWindow } from './firewall-time.js';
 
 export interface RenderFirewallOptions {
   /** The WireGuard interface whose traffic is judged, e.g. "crosslink0". */
@@ -45,6 +46,9 @@ export interface RenderFirewallOptions {
   /** The zones of the addresses the box knows (AgentConfig.zones): drops are counted per direction
    *  and zone pair. Absent or empty: per direction only. */
   zones?: ZoneSets;
+  /** This box's clock minus the controller's when beyond the skew bound (firewall-time.ts); 0 or
+   *  absent: rule windows are enforced on the box's own clock. */
+  clockSkewMs?: number;
 }
 
 export type { LivenessFirewall, ZoneSets } from './firewall-parts.js';
@@ -100,14 +104,20 @@ const SET_KINDS: readonly SetKind[] = ['ports', 'proto', 'any'];
 /** Index of the (family, kind) list in expandRules' result. */
 const slot = (fam: Family, kind: SetKind): number => (fam === 4 ? 0 : 3) + SET_KINDS.indexOf(kind);
 
-/** Expands the rules of one direction into boxes, one list per family and set kind (see slot()). */
-function expandRules(rules: readonly FlowRule[], dirKey: string, cache: PrefixCache, marks: RuleMarks): TupleBox[][] {
+/** Expands the rules of one direction (those at `pick`) into boxes, one list per family and set kind (see slot()). */
+function expandRules(
+  rules: readonly FlowRule[],
+  pick: readonly number[],
+  dirKey: string,
+  cache: PrefixCache,
+  marks: RuleMarks,
+): TupleBox[][] {
   const out: TupleBox[][] = [[], [], [], [], [], []];
   // Indexed loops and no per-box allocation but the box: this runs once per tuple, mostly before
   // the JIT has optimised it (a fresh agent's first config).
   const firsts: number[] = [];
   const lasts: number[] = [];
-  for (let ri = 0; ri < rules.length; ri++) {
+  for (const ri of pick) {
     const rule = rules[ri]!;
     const mark = marks.markOf(dirKey, rule.rule);
     const srcs = parseList(rule.sources, dirKey, ri, 'sources', cache);
@@ -259,11 +269,21 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
   const zoneDrops = new ZoneDrops(opts.zones ?? [], cache);
   sets.push(...zoneDrops.sets);
   const marks = new RuleMarks(fw);
+  const windowed: Array<{ mark: string; window: RuleWindow; counter: string }> = [];
+  const windowOf = (dir: (typeof FIREWALL_DIRECTIONS)[number], ri: number, window: RuleWindow) => ({
+    mark: markText(marks.markOf(dir.key, fw![dir.key][ri]!.rule)),
+    window,
+    counter: dir.counter,
+  });
   for (const dir of FIREWALL_DIRECTIONS) {
     const rules = fw ? fw[dir.key] : [];
-    const expanded = expandRules(rules, dir.key, cache, marks);
     const body = ['\t\tct state invalid drop'];
-    for (const fam of [4, 6] as const) {
+    // Rules without a window first, then each window's (firewall-time.ts: why this order).
+    const groups = timeGroups(rules, opts.clockSkewMs);
+    const expandedOf = new Map(groups.map((g) => [g, expandRules(rules, g.indices, dir.key, cache, marks)]));
+    for (const g of groups) for (const ri of g.indices) if (g.window) windowed.push(windowOf(dir, ri, g.window));
+    for (const [group, fam] of groups.flatMap((g) => [[g, 4] as const, [g, 6] as const])) {
+      const expanded = expandedOf.get(group)!;
       const addr = fam === 4 ? 'ipv4_addr' : 'ipv6_addr';
       const sel = fam === 4 ? 'ip saddr . ip daddr' : 'ip6 saddr . ip6 daddr';
       const kinds: Array<[SetKind, string, string]> = [
@@ -274,7 +294,7 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
       for (const [kind, type, match] of kinds) {
         const layers = layerBoxes(expanded[slot(fam, kind)]!);
         layers.forEach((layer, l) => {
-          const name = `${dir.set}${fam}_${kind}${l === 0 ? '' : `_${l}`}`;
+          const name = `${dir.set}${fam}_${kind}${group.tag}${l === 0 ? '' : `_${l}`}`;
           sets.push(
             mapBlock(
               name,
@@ -283,7 +303,7 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
               true,
             ),
           );
-          body.push(`\t\tct mark set ${match} map @${name} goto admitted`);
+          body.push(`\t\t${group.guard}ct mark set ${match} map @${name} goto admitted`);
         });
       }
     }
@@ -337,6 +357,8 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
     '\tchain forward {',
     // Policy accept: the host's other traffic is not ours to judge; only the jumps below decide.
     '\t\ttype filter hook forward priority filter; policy accept;',
+    // A windowed rule's flows are cut outside its window, before anything accepts them.
+    ...expiryDrops(windowed),
     ...(counted ? ['\t\tct state established,related ct mark != 0 counter name ct mark map @rule_flows'] : []),
     '\t\tct state established,related accept',
     ...judge,

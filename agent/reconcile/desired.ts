@@ -51,6 +51,12 @@ export interface AgentSettings {
   publicKey: string;
   mtu: number;
   wireguardMode: WireGuardMode;
+  /**
+   * This box's clock minus the controller's, when beyond the bound (agent/control/clock-skew.ts):
+   * rule windows are rendered on the safer side of both clocks. The one setting that changes at run
+   * time: the agent updates it from the heartbeats, then sets the config again. Absent: 0.
+   */
+  clockSkewMs?: number;
 }
 
 export const DEFAULT_MTU = 1420;
@@ -64,6 +70,9 @@ export interface FirewallRenderOptions {
   liveness?: LivenessFirewall;
   /** AgentConfig.zones, canonical: drops counted per zone pair. Absent: none. */
   zones?: ZoneSets;
+  /** This box's clock minus the controller's, when beyond the bound (firewall-time.ts); 0 or
+   *  absent: rule windows on the box's own clock. */
+  clockSkewMs?: number;
 }
 
 /** Renders the nft ruleset for the Crosslink table (agent/host/firewall-render.ts in production). */
@@ -243,6 +252,7 @@ export function desiredState(
   settings: AgentSettings,
   renderFirewall: FirewallRenderer,
 ): DesiredState {
+  const clockSkewMs = settings.clockSkewMs ?? 0;
   const errors: ErrorDetail[] = [];
 
   const overlay = strictInterfaceAddress(config.overlayAddress);
@@ -292,6 +302,7 @@ export function desiredState(
     wgInterface: settings.interfaceName,
     ...(liveness ? { liveness } : {}),
     ...(zones.length > 0 ? { zones } : {}),
+    ...(clockSkewMs !== 0 ? { clockSkewMs } : {}),
   };
   if (!renderFirewall.isRendered?.(fw, renderOpts)) validateFirewall(fw, errors);
   config.localSubnets.forEach((s, i) => canonicalPrefixes(s.prefixes, `local_subnets[${i}].prefixes`, errors));

@@ -158,7 +158,8 @@ export class Reconciler {
     for (const g of this.desired.gateways ?? []) this.knownGateways.add(g);
     // A group's gateways are this box's to add or remove too (once the failover view decides).
     for (const g of next.failover?.groups ?? []) for (const gw of g.gateways) this.knownGateways.add(gw);
-    if (prev && prev.contentHash === next.contentHash && prev.contentHash !== '') {
+    const isSameFirewall = prev?.firewall.hash === next.firewall.hash; // a new clock skew changes it
+    if (prev && isSameFirewall && prev.contentHash === next.contentHash && prev.contentHash !== '') {
       // Same content under a new generation: nothing to do on the host.
       if (this.lastRunErrors.length === 0 && this.st.contentHashApplied === next.contentHash && this.isSettled())
         this.st.generationApplied = next.generation;

@@ -29,7 +29,15 @@ const hasFields = (schema: DescMessage, names: string[]): boolean =>
 /** True when flattenFirewall() covers every field of the schema (so it may stand in for the bytes). */
 export const isFirewallWalkComplete =
   hasFields(FirewallSchema, ['outbound', 'inbound', 'local', 'masquerade', 'localPrefixes', 'relay']) &&
-  hasFields(FlowRuleSchema, ['rule', 'sources', 'destinations', 'protocol', 'ports']) &&
+  hasFields(FlowRuleSchema, [
+    'rule',
+    'sources',
+    'destinations',
+    'protocol',
+    'ports',
+    'notBeforeUnixMs',
+    'notAfterUnixMs',
+  ]) &&
   hasFields(RelayForwardSchema, ['source', 'listen', 'target', 'snat', 'fromAgent', 'toAgent']) &&
   hasFields(PortRangeSchema, ['first', 'last']);
 
@@ -47,6 +55,7 @@ function pushRules(out: Flat, rules: readonly FlowRule[]): void {
     pushStrings(out, r.destinations);
     out.push(r.ports.length);
     for (let j = 0; j < r.ports.length; j++) out.push(r.ports[j]!.first, r.ports[j]!.last);
+    out.push(Number(r.notBeforeUnixMs), Number(r.notAfterUnixMs));
   }
 }
 
@@ -88,6 +97,7 @@ export function matchesFlat(flat: Flat, fw: Firewall): boolean {
       if (flat[at++] !== r.ports.length) return false;
       for (let j = 0; j < r.ports.length; j++)
         if (flat[at++] !== r.ports[j]!.first || flat[at++] !== r.ports[j]!.last) return false;
+      if (flat[at++] !== Number(r.notBeforeUnixMs) || flat[at++] !== Number(r.notAfterUnixMs)) return false;
     }
     return true;
   };
@@ -125,10 +135,11 @@ const matchesKey = (key: Key, fw: Firewall): boolean =>
 /** The render options as one string: equal options, equal text (the liveness part is small). */
 function optionsKey(opts: FirewallRenderOptions): string {
   const l = opts.liveness;
+  const skew = opts.clockSkewMs ? `|skew ${opts.clockSkewMs}` : '';
   const key =
     l === undefined
-      ? opts.wgInterface
-      : `${opts.wgInterface}|${l.port}|${l.overlayPrefixes.join(',')}|${l.lanPrefixes.join(',')}`;
+      ? `${opts.wgInterface}${skew}`
+      : `${opts.wgInterface}|${l.port}|${l.overlayPrefixes.join(',')}|${l.lanPrefixes.join(',')}${skew}`;
   const zones = opts.zones ?? [];
   return zones.length === 0 ? key : `${key}|${zones.map((z) => `${z.zone}=${z.prefixes.join(',')}`).join(';')}`;
 }

@@ -3,11 +3,13 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import {
   checkPolicy,
+  DEFAULT_EXPIRY_WARN_DAYS,
   DEFAULT_MIN_PREFIX_LENGTH,
   describeErrorCount,
   describeFlow,
   describePairPath,
   evaluate,
+  formatTime,
   pairPathJson,
   parsePolicy,
   type CheckSummary,
@@ -53,11 +55,15 @@ export interface CheckArgs {
   file: string;
   json: boolean;
   minPrefixLength: number;
+  /** Warn about rules that expire within this many days; default 14. */
+  expiryWarnDays?: number;
 }
 
 /** Runs the check; returns the exit code (0 valid and all tests pass, 1 otherwise). */
-export function runPolicyCheck(cliArgs: CheckArgs, io: PolicyCliIo = realIo): number {
-  const usage = minPrefixProblem(cliArgs.minPrefixLength);
+export function runPolicyCheck(cliArgs: CheckArgs, io: PolicyCliIo = realIo, nowMs = Date.now()): number {
+  const usage =
+    minPrefixProblem(cliArgs.minPrefixLength) ??
+    wholeNumberProblem('--expiry-warn-days', cliArgs.expiryWarnDays ?? DEFAULT_EXPIRY_WARN_DAYS, 0, 36_500);
   if (usage !== null) {
     io.err(`${usage}\n`);
     return 2;
@@ -65,9 +71,13 @@ export function runPolicyCheck(cliArgs: CheckArgs, io: PolicyCliIo = realIo): nu
   const text = readPolicy(cliArgs.file, io);
   if (text === undefined) return 1;
   const args = { ...cliArgs, file: inputName(cliArgs.file) };
-  const s = checkPolicy(text, { minPrefixLength: args.minPrefixLength });
+  const s = checkPolicy(text, {
+    minPrefixLength: args.minPrefixLength,
+    nowMs,
+    expiryWarnDays: args.expiryWarnDays ?? DEFAULT_EXPIRY_WARN_DAYS,
+  });
   if (args.json) {
-    io.out(`${JSON.stringify(checkJson(args.file, s), null, 2)}\n`);
+    io.out(`${JSON.stringify(checkJson(args.file, s, nowMs), null, 2)}\n`);
     return s.isOk ? 0 : 1;
   }
   if (s.errors.length > 0) {
@@ -75,6 +85,7 @@ export function runPolicyCheck(cliArgs: CheckArgs, io: PolicyCliIo = realIo): nu
     io.err(`${args.file}: invalid: ${describeErrorCount(s.errors)}\n`);
     return 1;
   }
+  for (const w of s.warnings) io.err(`${formatErrorLine(args.file, w)}\n`);
   for (const r of s.tests.results) {
     if (!r.isPassed) io.err(`${args.file}: test failed: ${r.label}: got ${r.actual} (${r.reason})\n`);
   }
@@ -82,13 +93,28 @@ export function runPolicyCheck(cliArgs: CheckArgs, io: PolicyCliIo = realIo): nu
     `${args.file}: ${s.isOk ? 'valid' : 'valid, but tests failed'}\n` +
       `  agents ${s.agents}, subnets ${s.subnets}, groups ${s.groups}, rules ${s.rules}, peer links ${s.peerLinks}\n` +
       `  tests ${s.tests.passed} passed, ${s.tests.failed} failed\n` +
+      s.windows.map((w) => `  window: rule ${w.rule}: ${windowText(w, nowMs)}\n`).join('') +
       (s.unserved.length === 0 ? '' : s.unserved.map((u) => `  unserved: ${u.subnet}: ${u.reason}\n`).join('')) +
       s.indirectPairs.map((p) => `  ${p.a} <-> ${p.b}: ${describePairPath(p.path)}\n`).join(''),
   );
   return s.isOk ? 0 : 1;
 }
 
-function checkJson(file: string, s: CheckSummary): unknown {
+/** "from 2025-01-06T09:00:00Z (in 3 days) until 2025-03-31T17:00:00Z (in 84 days)". */
+function windowText(w: { notBeforeMs?: number; notAfterMs?: number }, nowMs: number): string {
+  const rel = (ms: number): string => {
+    const s = Math.round((ms - nowMs) / 1000);
+    const d =
+      Math.abs(s) >= 172_800 ? `${Math.floor(Math.abs(s) / 86_400)} days` : `${Math.ceil(Math.abs(s) / 3600)} h`;
+    return s >= 0 ? `in ${d}` : `${d} ago`;
+  };
+  const parts: string[] = [];
+  if (w.notBeforeMs !== undefined) parts.push(`from ${formatTime(w.notBeforeMs)} (${rel(w.notBeforeMs)})`);
+  if (w.notAfterMs !== undefined) parts.push(`until ${formatTime(w.notAfterMs)} (${rel(w.notAfterMs)})`);
+  return parts.join(' ');
+}
+
+function checkJson(file: string, s: CheckSummary, nowMs: number): unknown {
   return {
     file,
     ok: s.isOk,
@@ -105,6 +131,13 @@ function checkJson(file: string, s: CheckSummary): unknown {
         reason: r.reason,
       })),
     },
+    warnings: s.warnings,
+    windows: s.windows.map((w) => ({
+      rule: w.rule,
+      notBefore: w.notBeforeMs !== undefined ? formatTime(w.notBeforeMs) : null,
+      notAfter: w.notAfterMs !== undefined ? formatTime(w.notAfterMs) : null,
+      secondsToExpiry: w.notAfterMs !== undefined ? Math.floor((w.notAfterMs - nowMs) / 1000) : null,
+    })),
     unserved: s.unserved,
     paths: s.indirectPairs.map((p) => pairPathJson(p.a, p.b, p.path)),
   };
@@ -188,9 +221,19 @@ export const checkCommand: CommandModule<object, CheckArgs> = {
       .option('file', fileOption)
       .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' })
       .option('min-prefix-length', minPrefixOption)
+      .option('expiry-warn-days', {
+        type: 'number',
+        default: DEFAULT_EXPIRY_WARN_DAYS,
+        describe: 'Warn about rules whose not-after is within this many days',
+      })
       .example('$0 policy check -f examples/leeds.yaml', 'check the Leeds example') as unknown as Argv<CheckArgs>,
   handler: (args: ArgumentsCamelCase<CheckArgs>) => {
-    process.exitCode = runPolicyCheck({ file: args.file, json: args.json, minPrefixLength: args.minPrefixLength });
+    process.exitCode = runPolicyCheck({
+      file: args.file,
+      json: args.json,
+      minPrefixLength: args.minPrefixLength,
+      expiryWarnDays: args.expiryWarnDays,
+    });
   },
 };
 

@@ -6,12 +6,29 @@ import { compilePolicy, type PairRoute, type UnservedSubnet } from './compile.js
 import { runPolicyTests, type PolicyTestReport } from './tests.js';
 import type { AgentConfig, AgentName, Inventory, InventoryAgent, Policy } from './types.js';
 import { parsePolicy } from './validate.js';
+import { parsePolicyText } from './parse.js';
+import { formatTime } from './validate/window.js';
+
+/** `policy check` warns about rules that expire within this many days (--expiry-warn-days). */
+export const DEFAULT_EXPIRY_WARN_DAYS = 14;
+const DAY_MS = 86_400_000;
 
 export interface CheckOptions {
   /** Shortest allowed subnet prefix length; default 8. */
   minPrefixLength?: number;
   /** Agents known beyond the file's own (e.g. the controller's live agents). */
   knownAgents?: Iterable<string>;
+  /** The checker's clock: with it, a past `not-after` is an error and near ones are warned about. */
+  nowMs?: number;
+  /** Warn about rules whose not-after is within this many days of nowMs. Default 14. */
+  expiryWarnDays?: number;
+}
+
+/** A rule with a window that has not ended, soonest end first. */
+export interface RuleExpiry {
+  rule: string;
+  notBeforeMs?: number;
+  notAfterMs?: number;
 }
 
 export interface CheckSummary {
@@ -32,6 +49,10 @@ export interface CheckSummary {
   /** Peer pairs that share no underlay: relayed (through which relays) or without a path. */
   indirectPairs: readonly PairRoute[];
   configs: Map<AgentName, AgentConfig>;
+  /** Warnings (the document stays valid): rules that expire soon, each with its path and line. */
+  warnings: ErrorDetail[];
+  /** Every rule with a not-before or not-after, by end (none last). */
+  windows: RuleExpiry[];
 }
 
 /** Deterministic stand-in for a WireGuard public key (32 bytes, base64). Never a real key. */
@@ -97,8 +118,10 @@ export function checkPolicy(text: string, opts: CheckOptions = {}): CheckSummary
     unserved: [],
     indirectPairs: [],
     configs: new Map(),
+    warnings: [],
+    windows: [],
   };
-  const v = parsePolicy(text, opts);
+  const v = parsePolicy(text, { ...opts, nowMs: opts.nowMs });
   if (!v.policy) return { ...empty, errors: v.errors };
   const policy = v.policy;
   const inventory = syntheticInventory(policy);
@@ -121,5 +144,42 @@ export function checkPolicy(text: string, opts: CheckOptions = {}): CheckSummary
     unserved: compiled.unserved,
     indirectPairs: compiled.indirectPairs,
     configs: compiled.configs,
+    ...expiryWarnings(text, policy, opts),
   };
+}
+
+/** The rules with a window, and a warning (with its line) for each that ends within the warn days. */
+function expiryWarnings(
+  text: string,
+  policy: Policy,
+  opts: CheckOptions,
+): { warnings: ErrorDetail[]; windows: RuleExpiry[] } {
+  const windows: RuleExpiry[] = [];
+  const soon: Array<{ index: number; notAfterMs: number }> = [];
+  const horizonMs = (opts.expiryWarnDays ?? DEFAULT_EXPIRY_WARN_DAYS) * DAY_MS;
+  policy.rules.forEach((r, index) => {
+    if (r.notBeforeMs === undefined && r.notAfterMs === undefined) return;
+    windows.push({
+      rule: r.name,
+      ...(r.notBeforeMs !== undefined ? { notBeforeMs: r.notBeforeMs } : {}),
+      ...(r.notAfterMs !== undefined ? { notAfterMs: r.notAfterMs } : {}),
+    });
+    if (r.notAfterMs !== undefined && opts.nowMs !== undefined && r.notAfterMs - opts.nowMs <= horizonMs)
+      soon.push({ index, notAfterMs: r.notAfterMs });
+  });
+  windows.sort((a, b) => (a.notAfterMs ?? Infinity) - (b.notAfterMs ?? Infinity) || (a.rule < b.rule ? -1 : 1));
+  // Lines are looked up (a second, positioned parse) only when there is something to point at.
+  const locate = soon.length > 0 ? parsePolicyText(text).locate : undefined;
+  const warnings = soon.map(({ index, notAfterMs }): ErrorDetail => {
+    const path = ['rules', index, 'not-after'];
+    const pos = locate?.(path);
+    const left = notAfterMs - (opts.nowMs ?? 0);
+    const inText = left < DAY_MS ? `${Math.ceil(left / 3_600_000)} h` : `${Math.floor(left / DAY_MS)} days`;
+    return {
+      path: `rules[${index}].not-after`,
+      ...(pos ? { line: pos.line, column: pos.column } : {}),
+      message: `warning: rule "${policy.rules[index]!.name}" expires at ${formatTime(notAfterMs)}, in ${inText}`,
+    };
+  });
+  return { warnings, windows };
 }

@@ -39,5 +39,13 @@ export {
   type PolicyTestReport,
   type PolicyTestResult,
 } from './tests.js';
-export { checkPolicy, syntheticInventory, type CheckOptions, type CheckSummary } from './check.js';
+export {
+  checkPolicy,
+  DEFAULT_EXPIRY_WARN_DAYS,
+  syntheticInventory,
+  type CheckOptions,
+  type CheckSummary,
+  type RuleExpiry,
+} from './check.js';
+export { formatTime, parseRfc3339 } from './validate/window.js';
 export { formatPortSpec, parsePortSpec } from './ports.js';

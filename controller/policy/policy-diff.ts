@@ -64,6 +64,8 @@ function ruleFields(r: Rule): Fields {
     ports: r.ports.map(formatPortSpec).join(', '),
     ticket: r.ticket ?? '',
     description: r.description ?? '',
+    'not-before': r.notBeforeMs !== undefined ? new Date(r.notBeforeMs).toISOString() : '',
+    'not-after': r.notAfterMs !== undefined ? new Date(r.notAfterMs).toISOString() : '',
     probes: r.probes
       .map((p) => `${p.proto}${p.port !== undefined ? `/${p.port}` : ''} ${p.from} -> ${p.to} expect ${p.expect}`)
       .join('; '),

@@ -86,6 +86,10 @@ export interface Rule {
   description?: string;
   ticket?: string;
   probes: RuleProbe[];
+  /** `not-before`: ms since the epoch; the rule admits nothing before it. Absent: no start. */
+  notBeforeMs?: number;
+  /** `not-after`: ms since the epoch; from it on the rule admits nothing and its flows are cut. */
+  notAfterMs?: number;
 }
 
 /**

@@ -21,6 +21,9 @@ export interface ValidateOptions {
    * --relay): they carry nothing, so a flow that needs them has no path.
    */
   nonConsentingRelays?: Iterable<string>;
+  /** Now, for `policy check`: a rule whose `not-after` has passed is an error. Absent (the
+   *  controller, which keeps an expired rule until a person removes it): not checked. */
+  nowMs?: number;
   /** Where a path is in the source text (parsePolicy() supplies it). */
   locate?: (path: readonly PathSegment[], isKey?: boolean) => Position | undefined;
 }
@@ -127,7 +130,14 @@ function validateDocument(raw: unknown, opts: ValidateOptions): ValidateResult {
   const groupNames = new Set(groups.map((g) => g.name));
   const resolver = new NameResolver({ subnets, groups });
   const zoneOf = new Map(subnets.map((s) => [s.name as string, s.zone]));
-  const { rules, probePaths } = checkRules(c, top.rules, { subnetNames, groupNames, resolver, zoneOf, parsedCidrs });
+  const { rules, probePaths } = checkRules(c, top.rules, {
+    subnetNames,
+    groupNames,
+    resolver,
+    zoneOf,
+    parsedCidrs,
+    nowMs: opts.nowMs,
+  });
   const tests = checkTests(c, top.tests, { subnetNames, groupNames, parsedCidrs });
   checkPaths(c, rules, resolver, subnets, fileAgents, opts.nonConsentingRelays);
   if (c.errors.length > 0) return { errors: c.sorted() };

@@ -88,6 +88,8 @@ function flowRules(
       destinations: destinations as string[],
       protocol: f.protocol,
       ports: info.portRanges[i]!, // built from flows, one per flow
+      notBeforeUnixMs: BigInt(info.rule.notBeforeMs ?? 0),
+      notAfterUnixMs: BigInt(info.rule.notAfterMs ?? 0),
     });
   });
 }

@@ -33,6 +33,10 @@ export function contentHash(cfg: AgentConfig): string {
     list(r.destinations),
     r.protocol,
     r.ports.map((p) => [p.first, p.last]),
+    // A window only when set, so configs without one keep their hash.
+    ...(r.notBeforeUnixMs !== 0n || r.notAfterUnixMs !== 0n
+      ? [String(r.notBeforeUnixMs), String(r.notAfterUnixMs)]
+      : []),
   ];
   const canonical: unknown[] = [
     cfg.agentName,

@@ -118,7 +118,7 @@ function indexRules(
       const from = resolver.resolveAll(rule.from);
       const to = resolver.resolveAll(rule.to);
       const flows = normalizePorts(rule.ports);
-      const sig = JSON.stringify([from, to, flows, rule.probes]);
+      const sig = JSON.stringify([from, to, flows, rule.probes, rule.notBeforeMs ?? 0, rule.notAfterMs ?? 0]);
       const portRanges = flows.map((f) =>
         f.ranges.map((r): PortRange => ({ $typeName: 'crosslink.v1.PortRange', first: r.first, last: r.last })),
       );
@@ -236,7 +236,9 @@ function isSameRule(a: Rule, b: Rule): boolean {
     !sameList(a.from, b.from) ||
     !sameList(a.to, b.to) ||
     a.ports.length !== b.ports.length ||
-    a.probes.length !== b.probes.length
+    a.probes.length !== b.probes.length ||
+    a.notBeforeMs !== b.notBeforeMs ||
+    a.notAfterMs !== b.notAfterMs
   )
     return false;
   const isSamePorts = a.ports.every((x, i) => {

@@ -9,8 +9,9 @@ import { parseAddress, type ParsedPrefix } from '../prefixes.js';
 import type { NameResolver } from '../resolve.js';
 import type { Policy, PolicyAgent, PortSpec, Rule, RuleProbe, Subnet, SubnetName } from '../types.js';
 import { typeName, type Checker, type Raw } from './checker.js';
+import { checkWindow } from './window.js';
 
-const RULE_KEYS = ['name', 'from', 'to', 'ports', 'description', 'ticket', 'probes'];
+const RULE_KEYS = ['name', 'from', 'to', 'ports', 'description', 'ticket', 'probes', 'not-before', 'not-after'];
 const PROBE_KEYS = ['from', 'to', 'port', 'proto', 'expect'];
 
 /** What the rules section checks against. */
@@ -20,6 +21,8 @@ export interface RuleContext {
   resolver: NameResolver;
   zoneOf: ReadonlyMap<string, string>;
   parsedCidrs: ReadonlyMap<string, ParsedPrefix[]>;
+  /** The checker's clock (`policy check`): a `not-after` at or before it is an error. Absent: not checked. */
+  nowMs?: number;
 }
 
 export interface RuleSection {
@@ -82,6 +85,7 @@ export function checkRules(c: Checker, raw: unknown, ctx: RuleContext): RuleSect
     const rule: Rule = { name, from, to, ports, probes: probes.probes };
     if (description !== undefined) rule.description = description;
     if (ticket !== undefined) rule.ticket = ticket;
+    Object.assign(rule, checkWindow(c, f, p, name, ctx.nowMs));
     rules.push(rule);
   });
   return { rules, probePaths };
