@@ -2,7 +2,7 @@
 // the config stream, whose configs go to the reconciler and whose state the status shows, and the
 // periodic report. The agent runs without it meanwhile, enforcing the last config (fail static).
 import type { Logger } from 'pino';
-import type { AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
+import type { AgentConfig, TraceRequest } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ControlClient } from './control/client.js';
 import type { ConfigSaver } from './config-saver.js';
 import { enroll, errorCode } from './enroll.js';
@@ -32,6 +32,8 @@ export interface ControllerLinkDeps {
   metrics: AgentMetrics;
   saver: ConfigSaver;
   reportNow(): void;
+  /** A live trace the controller asks for (agent/trace/live-tracer.ts); absent: ignored. */
+  onTraceRequest?(request: TraceRequest, control: ControlClient): void;
 }
 
 export class ControllerLink {
@@ -108,6 +110,7 @@ export class ControllerLink {
       {
         onConfig: (cfg) => this.onConfig(cfg),
         onState: (s) => this.onState(s),
+        onTraceRequest: (r) => this.deps.onTraceRequest?.(r, control),
       },
       {
         knownContentHash: () => this.deps.reconciler.desiredState?.contentHash ?? '',

@@ -1,6 +1,12 @@
 // The agent's side of the wire contract: enrollment, the config stream and reports.
 // Implemented over Connect RPC with the controller's certificate pinned (agent/control/connect.ts).
-import type { AgentConfig, EnrollResponse, ReportRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type {
+  AgentConfig,
+  EnrollResponse,
+  ReportRequest,
+  TraceReport,
+  TraceRequest,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 /** One endpoint per named underlay the box is cabled to. */
 export interface UnderlayEndpoint {
@@ -30,6 +36,8 @@ export interface ConfigStreamEvents {
   onConfig(config: AgentConfig): void;
   /** Connected / disconnected, with the reason for a disconnect. */
   onState(state: { isConnected: boolean; reason?: string; atMs: number }): void;
+  /** The controller asks this box to watch a live trace's test flow (answer with reportTrace). */
+  onTraceRequest?(request: TraceRequest): void;
 }
 
 export interface ControlClient {
@@ -44,6 +52,8 @@ export interface ControlClient {
     report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion' | 'ruleCounters'> &
       Partial<Pick<ReportRequest, 'ruleCounters'>>,
   ): Promise<void>;
+  /** Answers a TraceRequest (ReportTrace); absent: this client cannot (the request is not run). */
+  reportTrace?(report: Omit<TraceReport, '$typeName' | '$unknown' | 'protocolVersion'>): Promise<void>;
   /** Releases what the client holds open (a Connect client's HTTP/2 session); absent: nothing to release. */
   close?(): Promise<void>;
 }

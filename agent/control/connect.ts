@@ -204,6 +204,16 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       }
     },
 
+    async reportTrace(report) {
+      const headers = await authHeaders();
+      const { client: rpc } = await connectionOf();
+      try {
+        await rpc.reportTrace({ ...report, protocolVersion }, { headers, timeoutMs: callTimeoutMs });
+      } catch (e) {
+        throw toCrosslinkError(e, 'report trace');
+      }
+    },
+
     watch(events: ConfigStreamEvents, hello) {
       return watchStream(events, hello);
     },
@@ -322,6 +332,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
           }
           arm(timeoutMs);
           if (m.msg.case === 'config') events.onConfig(m.msg.value);
+          if (m.msg.case === 'traceRequest') events.onTraceRequest?.(m.msg.value);
         }
         return { wasConnected, reason: 'the controller ended the stream', isDead: false, isRefused: false };
       } catch (e) {
