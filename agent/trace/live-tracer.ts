@@ -3,14 +3,8 @@
 // packet itself on the source), reads the counters and the flow's ct mark, removes the table in
 // every case, and answers through ReportTrace. At most MAX_ACTIVE traces at once: each costs an nft
 // monitor process, and a controller asking for more is refused per request, not queued.
-import { create } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
-import {
-  TraceReportSchema,
-  type AgentConfig,
-  type TraceReport,
-  type TraceRequest,
-} from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { type AgentConfig, type TraceReport, type TraceRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { RuleMark } from '../host/firewall-names.js';
 import type { CommandRunner, WatchHandle } from '../host/linux/run.js';
 import { sourceAddressFor } from '../health/path-prober.js';

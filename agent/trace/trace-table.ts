@@ -9,11 +9,11 @@
 import type { RelayForward, TraceRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { canonicalEndpoint } from '../host/canonical.js';
 import { FIREWALL_DIRECTIONS, type FirewallDirection } from '../host/firewall-names.js';
-import { CROSSLINK_NFT_TABLE } from '../host/ports.js';
 
-export const TRACE_TABLE_PREFIX = `${CROSSLINK_NFT_TABLE}_trace_`;
+/** Crosslink's own table (host/ports.ts CROSSLINK_NFT_TABLE; the test checks they agree). */
+export const CROSSLINK_TABLE = 'crosslink';
+export const TRACE_TABLE_PREFIX = `${CROSSLINK_TABLE}_trace_`;
 const ID_RE = /^[0-9a-f]{16}$/;
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 export type TraceRole = 'source' | 'destination' | 'relay';
 
@@ -250,7 +250,7 @@ export function judgeTraceLines(lines: readonly string[]): TraceJudgement {
     }
     id ??= lineId;
     if (lineId !== id) continue;
-    const isOurs = table === CROSSLINK_NFT_TABLE;
+    const isOurs = table === CROSSLINK_TABLE;
     const dir = FIREWALL_DIRECTIONS.find((d) => d.chain === chain);
     if (isOurs && dir) direction = dir.key;
     const verdict =
