@@ -273,7 +273,12 @@ export function judgeTraceLines(lines: readonly string[]): TraceJudgement {
         };
     }
     if (isOurs && chain === 'admitted' && verdict === 'accept')
-      result ??= { verdict: 'admitted', direction, isByRule: true, detail: `admitted by a ${direction} rule` };
+      result ??= {
+        verdict: 'admitted',
+        direction,
+        isByRule: true,
+        detail: `admitted by a rule of the ${direction} chain`,
+      };
     if (isOurs && chain === 'forward' && verdict === 'accept' && /ct state established/.test(ruleText))
       result ??= {
         verdict: 'admitted',
