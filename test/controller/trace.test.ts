@@ -70,7 +70,7 @@ t.test('GET /v1/trace', async (t) => {
     ],
   );
   t.match(h.dist.liveRequests[0]![0], {
-    sourcePrefix: '10.60.1.0/24',
+    sourcePrefix: '10.60.0.0/16',
     target: '10.20.1.10',
     protocol: 'tcp',
     port: 443,
