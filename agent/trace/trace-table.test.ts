@@ -2,7 +2,7 @@
 // `nft monitor trace` lines (in the format nft 1.0.6 prints them) and of the table's counters.
 import t from 'tap';
 import { create } from '@bufbuild/protobuf';
-import { RelayForwardSchema, TraceRequestSchema } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { RelayForwardSchema, TraceRequestSchema, type TraceRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { CROSSLINK_NFT_TABLE } from '../host/ports.js';
 import {
   checkTraceRequest,
@@ -13,7 +13,8 @@ import {
   renderTraceTable,
 } from './trace-table.js';
 
-const req = (o: Partial<Parameters<typeof create<typeof TraceRequestSchema>>[1]> = {}) =>
+type ReqFields = Partial<Omit<TraceRequest, '$typeName' | '$unknown'>>;
+const req = (o: ReqFields = {}) =>
   create(TraceRequestSchema, {
     id: '0123456789abcdef',
     role: 'destination',
