@@ -135,6 +135,8 @@ export default tseslint.config(
       'controller/health/evaluate.ts',
       'controller/stats/rule-stats.ts',
       'agent/flows/conntrack-events.ts',
+      'agent/trace/trace-table.ts',
+      'controller/trace/live-plan.ts',
       'lib/export/record.ts',
       'controller/health/serving.ts',
       'controller/health/types.ts',

@@ -2,7 +2,7 @@
 // the config stream, whose configs go to the reconciler and whose state the status shows, and the
 // periodic report. The agent runs without it meanwhile, enforcing the last config (fail static).
 import type { Logger } from 'pino';
-import type { AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
+import type { AgentConfig, TraceRequest } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ControlClient } from './control/client.js';
 import type { ClockSkew } from './control/clock-skew.js';
 import { CLOCK_SKEW_BOUND_MS } from './host/firewall-time.js';
@@ -38,6 +38,8 @@ export interface ControllerLinkDeps {
   /** This box's clock against the controller's (heartbeats), and the settings its skew goes to. */
   clockSkew: ClockSkew;
   settings: AgentSettings;
+  /** A live trace the controller asks for (agent/trace/live-tracer.ts); absent: ignored. */
+  onTraceRequest?(request: TraceRequest, control: ControlClient): void;
 }
 
 export class ControllerLink {
@@ -115,6 +117,7 @@ export class ControllerLink {
         onConfig: (cfg) => this.onConfig(cfg),
         onState: (s) => this.onState(s),
         onHeartbeat: (h) => this.onHeartbeat(h),
+        onTraceRequest: (r) => this.deps.onTraceRequest?.(r, control),
       },
       {
         knownContentHash: () => this.deps.reconciler.desiredState?.contentHash ?? '',

@@ -41,6 +41,8 @@ import { ClockSkew } from './control/clock-skew.js';
 import { StatusReader, type ControllerConnection } from './status-reader.js';
 import { FlowCollector, type FlowCollectorOptions } from './flows/collector.js';
 import { startFlowPipeline } from './flows/pipeline.js';
+import { createLiveTracer, type LiveTracerFactory } from './trace/real-tracer.js';
+import type { LiveTracer } from './trace/live-tracer.js';
 
 export type WireGuardChoice = WireGuardMode | 'auto';
 
@@ -109,6 +111,9 @@ export interface AgentDeps {
   /** Builds the flow log's collector (conntrack events of the flows the rules admitted). Absent:
    *  no flow records. */
   createFlowCollector?: (opts: Omit<FlowCollectorOptions, 'runner'>) => Pick<FlowCollector, 'start' | 'stop'>;
+  /** Builds the live tracer (`crosslink trace --live`). Absent: trace requests are ignored (the
+   *  controller lists the box as not answering). */
+  createLiveTracer?: LiveTracerFactory;
 }
 
 export interface RunningAgent {
@@ -192,6 +197,22 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     log: alog,
   });
   const reportNow = () => reporter.reportNow();
+  const tracer: LiveTracer | null =
+    deps.createLiveTracer?.({
+      log: alog.child({ part: 'trace' }),
+      config: () => saver.current,
+      ruleMarks: () => reconciler.desiredState?.firewall.ruleMarks,
+      report: (r): Promise<void> => {
+        const control: ControlClient | null = link.control;
+        return control?.reportTrace ? control.reportTrace(r) : Promise.resolve();
+      },
+    }) ?? null;
+  // A trace table left by a run that was killed mid-trace must not stay.
+  await tracer
+    ?.removeLeftovers()
+    .catch((err: unknown) =>
+      alog.warn({ err: (err as Error).message }, 'could not look for live-trace tables left behind'),
+    );
   const link = new ControllerLink({
     opts,
     name,
@@ -207,6 +228,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     reportNow: () => void reportNow(),
     clockSkew,
     settings,
+    onTraceRequest: tracer ? (r) => tracer.handle(r) : undefined,
   });
 
   reconciler.onApply((o) => {
@@ -259,6 +281,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
       events?.stop();
       prober?.stop();
       await flows?.stop();
+      await tracer?.stop();
       await failover?.stop();
       clearTimeout(gatewayTimer);
       await link.close();
@@ -416,6 +439,7 @@ export function realAgentDeps(log: Logger): AgentDeps & { host: LinuxHost } {
       new Prober({ runner, clock, log: plog, localAddresses: osLocalAddresses, onRound }),
     createLiveness: (o) => createLivenessPort(o),
     createFlowCollector: (o) => new FlowCollector({ ...o, runner }),
+    createLiveTracer: (o) => createLiveTracer({ ...o, runner }),
   };
 }
 

@@ -1,6 +1,12 @@
 // The agent's side of the wire contract: enrollment, the config stream and reports.
 // Implemented over Connect RPC with the controller's certificate pinned (agent/control/connect.ts).
-import type { AgentConfig, EnrollResponse, ReportRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type {
+  AgentConfig,
+  EnrollResponse,
+  ReportRequest,
+  TraceReport,
+  TraceRequest,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 /** One endpoint per named underlay the box is cabled to. */
 export interface UnderlayEndpoint {
@@ -32,6 +38,8 @@ export interface ConfigStreamEvents {
   onState(state: { isConnected: boolean; reason?: string; atMs: number }): void;
   /** A heartbeat arrived: the controller's clock then, and this box's when it arrived. */
   onHeartbeat?(h: { serverTimeMs: number; receivedAtMs: number }): void;
+  /** The controller asks this box to watch a live trace's test flow (answer with reportTrace). */
+  onTraceRequest?(request: TraceRequest): void;
 }
 
 export interface ControlClient {
@@ -46,6 +54,8 @@ export interface ControlClient {
     report: Omit<ReportRequest, '$typeName' | '$unknown' | 'protocolVersion' | 'ruleCounters' | 'zoneDrops'> &
       Partial<Pick<ReportRequest, 'ruleCounters' | 'zoneDrops'>>,
   ): Promise<void>;
+  /** Answers a TraceRequest (ReportTrace); absent: this client cannot (the request is not run). */
+  reportTrace?(report: Omit<TraceReport, '$typeName' | '$unknown' | 'protocolVersion'>): Promise<void>;
   /** Releases what the client holds open (a Connect client's HTTP/2 session); absent: nothing to release. */
   close?(): Promise<void>;
 }

@@ -204,6 +204,16 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       }
     },
 
+    async reportTrace(report) {
+      const headers = await authHeaders();
+      const { client: rpc } = await connectionOf();
+      try {
+        await rpc.reportTrace({ ...report, protocolVersion }, { headers, timeoutMs: callTimeoutMs });
+      } catch (e) {
+        throw toCrosslinkError(e, 'report trace');
+      }
+    },
+
     watch(events: ConfigStreamEvents, hello) {
       return watchStream(events, hello);
     },
@@ -327,6 +337,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
               serverTimeMs: Number(m.msg.value.serverTimeUnixMs),
               receivedAtMs: opts.clock.nowMs(),
             });
+          else if (m.msg.case === 'traceRequest') events.onTraceRequest?.(m.msg.value);
         }
         return { wasConnected, reason: 'the controller ended the stream', isDead: false, isRefused: false };
       } catch (e) {

@@ -28,6 +28,8 @@ export interface AttemptOptions {
   port: number;
   /** Source address to bind; absent: the kernel chooses. */
   localAddress?: string;
+  /** Source port to bind (a live trace's test flow); absent: the kernel chooses. */
+  localPort?: number;
   timeoutMs: number;
 }
 

@@ -33,6 +33,7 @@ export const connectTcp: TcpConnect = (o) =>
       host: o.host,
       port: o.port,
       ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      ...(o.localPort ? { localPort: o.localPort } : {}),
     });
     const finish = (outcome: AttemptOutcome): void => {
       if (isDone) return;
@@ -70,7 +71,7 @@ export const udpExchange: UdpExchange = (o) =>
     );
     socket.on('error', (e: NodeJS.ErrnoException) => finish(classifySocketError(e, o.timeoutMs)));
     socket.on('message', () => finish({ kind: 'connected', rttMs: performance.now() - startedMs }));
-    socket.bind({ port: 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
+    socket.bind({ port: o.localPort ?? 0, ...(o.localAddress ? { address: o.localAddress } : {}) }, () => {
       socket.connect(o.port, o.host, () => {
         startedMs = performance.now();
         socket.send(o.payload, (err) => {

@@ -18,7 +18,8 @@ export type Permission =
   | 'joinTokens.write'
   | 'apiTokens.read'
   | 'apiTokens.write'
-  | 'audit.read';
+  | 'audit.read'
+  | 'trace.live';
 
 /** Who may do what. admin: everything; operator: agents and join tokens, reads policy, may dry-run
  *  but never writes it; auditor: read-only, including the audit log and the token list. */
@@ -34,8 +35,17 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     'apiTokens.read',
     'apiTokens.write',
     'audit.read',
+    'trace.live',
   ],
-  operator: ['policy.read', 'policy.dryRun', 'agents.read', 'agents.write', 'joinTokens.read', 'joinTokens.write'],
+  operator: [
+    'policy.read',
+    'policy.dryRun',
+    'agents.read',
+    'agents.write',
+    'joinTokens.read',
+    'joinTokens.write',
+    'trace.live',
+  ],
   auditor: ['policy.read', 'agents.read', 'joinTokens.read', 'apiTokens.read', 'audit.read'],
 };
 
@@ -51,6 +61,7 @@ const PERMISSION_TEXT: Record<Permission, string> = {
   'apiTokens.read': 'read API tokens',
   'apiTokens.write': 'make or revoke API tokens',
   'audit.read': 'read the audit log',
+  'trace.live': 'send a live test flow through the boxes (trace --live)',
 };
 
 /** "an operator token may not change the policy (apply, rollback): that needs the admin role". */
@@ -99,6 +110,14 @@ export function createAuth(deps: Pick<ApiDeps, 'store' | 'clock' | 'log'>) {
   }
 
   return {
+    /** Checks a further permission inside a route whose onRequest already authenticated. */
+    check(req: FastifyRequest, permission: Permission): void {
+      const principal = principalOf(req);
+      if (!roleMay(principal.token.role, permission))
+        throw new CrosslinkError('forbidden', forbiddenMessage(principal.token.role, permission), [
+          { message: `needs a role with ${permission}` },
+        ]);
+    },
     requires(permission: Permission) {
       return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
         const principal = await authenticate(req);

@@ -3,13 +3,50 @@
 // and how the first box's config reaches the second (direct, or through which relays).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from '@fastify/type-provider-typebox';
+import { randomInt } from 'node:crypto';
 import { CrosslinkError } from '../../lib/errors.js';
+import { MAX_LIVE_TRACES } from '../distribute/live-traces.js';
 import { traceFlow, type TraceDeployment } from '../policy/trace.js';
 import { parseAddress } from '../policy/prefixes.js';
 import type { EvalProtocol } from '../policy/evaluate.js';
 import type { Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponses, StringEnum } from './schemas.js';
+import { planLiveTrace } from '../trace/live-plan.js';
+
+/** The live test's window on each box: long enough for a TCP SYN's first retransmission (1 s). */
+const LIVE_WINDOW_MS = 2000;
+
+const LiveBoxSchema = Type.Object(
+  {
+    agent: Type.String(),
+    role: StringEnum(['source', 'relay', 'destination'] as const),
+    verdict: Type.String({
+      description:
+        'sent (source), admitted, dropped, forwarded (relay), not-seen, error (the box could not watch), no-answer',
+    }),
+    rule: Type.Union([Type.String(), Type.Null()], { description: 'admitted: the rule whose ct mark the flow has' }),
+    direction: Type.Union([Type.String(), Type.Null()], { description: 'the Crosslink chain that judged it' }),
+    packets: Type.Integer({
+      description: 'test packets counted in their own direction (relay: datagrams from the source box)',
+    }),
+    bytes: Type.Integer(),
+    replyPackets: Type.Integer({ description: 'replies counted (relay: datagrams back to the source box)' }),
+    replyBytes: Type.Integer(),
+    detail: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+const LiveSchema = Type.Object(
+  {
+    ran: Type.Boolean({ description: 'false: no test was sent (reason says why)' }),
+    reason: Type.Union([Type.String(), Type.Null()]),
+    windowMs: Type.Integer(),
+    boxes: Type.Array(LiveBoxSchema, { description: 'In path order: source, relay, destination' }),
+  },
+  { additionalProperties: false },
+);
 
 const End = Type.Object(
   {
@@ -58,6 +95,7 @@ const TraceResultSchema = Type.Object(
       description: 'passes: allowed and deployed end to end; the others say why not',
     }),
     summary: Type.String(),
+    live: Type.Optional(LiveSchema),
   },
   { additionalProperties: false },
 );
@@ -81,12 +119,24 @@ export function traceRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
             to: Type.String({ description: 'Destination IP address' }),
             proto: Type.Optional(Type.String({ description: 'tcp (default), udp, icmp or any' })),
             port: Type.Optional(Type.String({ description: 'Destination port, 1-65535; required for tcp and udp' })),
+            live: Type.Optional(
+              Type.String({
+                description:
+                  'true: also send a test flow and report what each box on the path did with it (needs trace.live: admin or operator)',
+              }),
+            ),
           }),
-          response: { 200: TraceResultSchema, ...errorResponses(400, 409) },
+          response: { 200: TraceResultSchema, ...errorResponses(400, 403, 409) },
         },
       },
-      (req) => {
+      async (req) => {
         const q = req.query;
+        if (q.live !== undefined && q.live !== 'true' && q.live !== 'false')
+          throw new CrosslinkError('invalid_request', 'query.live must be true or false', [
+            { path: 'query.live', message: `"${q.live}" is not true or false` },
+          ]);
+        const isLive = q.live === 'true';
+        if (isLive) auth.check(req, 'trace.live');
         const proto = (q.proto ?? 'tcp') as EvalProtocol;
         if (!PROTOS.includes(proto)) {
           throw new CrosslinkError('invalid_request', `query.proto must be one of ${PROTOS.join(', ')}`, [
@@ -139,8 +189,9 @@ export function traceRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
               { path: `query.${field}`, message: `"${value}" is not an IP address` },
             ]);
         }
+        let traced: TraceResult;
         try {
-          return {
+          traced = {
             policyVersion: current.version,
             ...traceFlow(current.policy, q.from, q.to, proto, port, deployment),
           };
@@ -151,6 +202,28 @@ export function traceRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebo
           }
           throw e;
         }
+        if (!isLive) return traced;
+        const plan = planLiveTrace(current.policy, traced, (a, b) => deployment.peer(a, b), 32768 + randomInt(28000));
+        if ('notRun' in plan)
+          return { ...traced, live: { ran: false, reason: plan.notRun, windowMs: LIVE_WINDOW_MS, boxes: [] } };
+        if (deps.distribution.liveTracesInFlight() >= MAX_LIVE_TRACES)
+          throw new CrosslinkError(
+            'conflict',
+            `${MAX_LIVE_TRACES} live traces are running; try again in a few seconds`,
+          );
+        deps.log.info(
+          {
+            from: q.from,
+            to: q.to,
+            proto,
+            port,
+            boxes: plan.requests.map((r) => r.agent),
+            by: req.principal?.actor.name,
+          },
+          'live trace',
+        );
+        const boxes = await deps.distribution.runLiveTrace(plan.requests, LIVE_WINDOW_MS);
+        return { ...traced, live: { ran: true, reason: null, windowMs: LIVE_WINDOW_MS, boxes } };
       },
     );
   };

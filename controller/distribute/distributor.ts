@@ -36,6 +36,9 @@ import { emptyConfig, stamp, withHash, type Current } from './agent-config.js';
 import { handoversBetween, type Handover, type ServingAssignment } from './handover.js';
 import { knownOf, type Known } from './known-agent.js';
 import type { CloseReason, ConfigSink, SinkEntry, Subscription } from './sink.js';
+import { LiveTraces } from './live-traces.js';
+import type { TraceReport } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type { LiveBox, LiveRequest } from '../trace/live-plan.js';
 
 export type { CloseReason, ConfigSink, Subscription } from './sink.js';
 export type { Handover, ServingAssignment } from './handover.js';
@@ -82,6 +85,16 @@ export class Distributor implements DistributionPort {
   #servedBy: Map<string, string> | null = null;
   /** Subnets served on their boxes' own choice (no candidate healthy) at the last recompile. */
   #unconfirmed: ReadonlySet<string> = new Set();
+  /** `crosslink trace --live` in flight: requests go down the agents' open streams. */
+  readonly #traces = new LiveTraces((name, request) => {
+    let isSent = false;
+    for (const e of this.#streams.get(name) ?? []) {
+      if (!e.sink.trace) continue;
+      e.sink.trace(request);
+      isSent = true;
+    }
+    return isSent;
+  });
 
   constructor(opts: DistributorOptions) {
     this.#onHandover = opts.onHandover;
@@ -234,6 +247,14 @@ export class Distributor implements DistributionPort {
     return this.#streams.size;
   }
 
+  runLiveTrace(requests: readonly LiveRequest[], windowMs: number): Promise<LiveBox[]> {
+    return this.#traces.run(requests, windowMs);
+  }
+
+  liveTracesInFlight(): number {
+    return this.#traces.inFlight;
+  }
+
   // ---- for the RPC layer and health ---------------------------------------------------------
 
   /** Registers an open stream. The caller sends `current` first, then whatever `sink.push` gets. */
@@ -263,6 +284,11 @@ export class Distributor implements DistributionPort {
         }
       },
     };
+  }
+
+  /** An agent's ReportTrace; false: no live trace in flight asked it for that id. */
+  deliverTrace(name: string, report: TraceReport): boolean {
+    return this.#traces.deliver(name, report);
   }
 
   /** Ends the agent's open streams now (e.g. the API revoked it and calls agentsChanged next). */

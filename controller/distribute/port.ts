@@ -1,6 +1,7 @@
 // What the REST API needs from distribution (implemented by controller/distribute/distributor.ts).
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Policy } from '../policy/types.js';
+import type { LiveBox, LiveRequest } from '../trace/live-plan.js';
 
 export interface AgentLiveView {
   /** A WatchConfig stream is open now. */
@@ -82,6 +83,11 @@ export interface DistributionPort {
   servingAgent(subnet: string): string | null;
   liveView(name: string): AgentLiveView;
   currentConfig(name: string): AgentConfig | undefined;
+  /** Sends a live trace's requests to the boxes' open streams and waits for their answers (at most
+   *  the window plus a grace period); boxes not connected or silent are listed as such. */
+  runLiveTrace(requests: readonly LiveRequest[], windowMs: number): Promise<LiveBox[]>;
+  /** Live traces running now (the API bounds them). */
+  liveTracesInFlight(): number;
   /** Policy compiled and distribution running. */
   isReady(): boolean;
   connectedCount(): number;

@@ -1,5 +1,5 @@
 // A WatchConfig stream as the distributor sees it: its sink, why it ends, and its subscription.
-import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import type { AgentConfig, TraceRequest } from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 /** Why the distributor ends a stream. The RPC layer maps all but 'stopping' to UNAUTHENTICATED. */
 export type CloseReason = 'revoked' | 'deleted' | 'reenrolled' | 'stopping';
@@ -11,6 +11,8 @@ export interface ConfigSink {
   /** A new config for this agent (the same object goes to every stream of the agent: don't mutate). */
   push(config: AgentConfig): void;
   close(reason: CloseReason): void;
+  /** A live trace's request for this agent (sent in order, after any config). Absent: cannot. */
+  trace?(request: TraceRequest): void;
 }
 
 export interface Subscription {

@@ -22,6 +22,8 @@ import {
   EnrollResponseSchema,
   ReportRequestSchema,
   ReportResponseSchema,
+  TraceReportResponseSchema,
+  type TraceRequest,
   WatchConfigResponseSchema,
   type AgentConfig,
   type WatchConfigResponse,
@@ -271,6 +273,7 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
           credentialHash: agent.credentialHash,
           push: (config) => outbox.config(config),
           close: (reason) => outbox.fail(closeError(name, reason)),
+          trace: (request) => outbox.trace(request),
         });
         const heartbeat = (): WatchConfigResponse =>
           create(WatchConfigResponseSchema, {
@@ -294,7 +297,11 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
           while (true) {
             const next = await outbox.next();
             if (next === null) return;
-            yield next === 'heartbeat' ? heartbeat() : configMessage(next);
+            yield next === 'heartbeat'
+              ? heartbeat()
+              : next.$typeName === 'crosslink.v1.TraceRequest'
+                ? create(WatchConfigResponseSchema, { msg: { case: 'traceRequest', value: next } })
+                : configMessage(next);
           }
         } finally {
           clearInterval(timer);
@@ -303,6 +310,14 @@ export function agentServiceRoutes(deps: AgentServiceDeps): (router: ConnectRout
           log.debug({ agent: name }, 'config stream closed');
           deps.onStreamClosed?.(name);
         }
+      },
+
+      async reportTrace(req, ctx) {
+        const agent = await authenticate(ctx);
+        requireVersion(req.protocolVersion);
+        if (!distributor.deliverTrace(agent.name, req))
+          throw new ConnectError(`no live trace ${req.id} in flight asked ${agent.name}`, Code.NotFound);
+        return create(TraceReportResponseSchema, {});
       },
 
       async report(req, ctx) {
@@ -372,6 +387,8 @@ function closeError(name: string, reason: CloseReason): ConnectError {
  */
 class Outbox {
   #config: AgentConfig | null = null;
+  /** Live-trace requests not sent yet; bounded (the API runs at most a few traces at once). */
+  #traces: TraceRequest[] = [];
   #isHeartbeatDue = false;
   #error: Error | null = null;
   #isEnded = false;
@@ -379,6 +396,10 @@ class Outbox {
 
   config(c: AgentConfig): void {
     this.#config = c;
+    this.#notify();
+  }
+  trace(r: TraceRequest): void {
+    if (this.#traces.length < 16) this.#traces.push(r);
     this.#notify();
   }
   heartbeat(): void {
@@ -393,7 +414,7 @@ class Outbox {
     this.#isEnded = true;
     this.#notify();
   }
-  async next(): Promise<AgentConfig | 'heartbeat' | null> {
+  async next(): Promise<AgentConfig | TraceRequest | 'heartbeat' | null> {
     while (true) {
       if (this.#error) throw this.#error;
       if (this.#isEnded) return null;
@@ -403,6 +424,8 @@ class Outbox {
         this.#isHeartbeatDue = false; // the config itself shows the stream is alive
         return c;
       }
+      const t = this.#traces.shift();
+      if (t) return t;
       if (this.#isHeartbeatDue) {
         this.#isHeartbeatDue = false;
         return 'heartbeat';

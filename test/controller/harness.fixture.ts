@@ -17,6 +17,7 @@ import type {
   UnservedView,
 } from '../../controller/distribute/port.js';
 import type { Policy } from '../../controller/policy/types.js';
+import { liveBoxes, type LiveBox, type LiveRequest } from '../../controller/trace/live-plan.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { openSqliteStore } from '../../controller/store/sqlite.js';
 import type { Role, Store } from '../../controller/store/store.js';
@@ -48,6 +49,17 @@ export class FakeDistribution implements DistributionPort {
   }
   unservedSubnets(): UnservedView[] {
     return this.dryRunUnserved;
+  }
+  /** What runLiveTrace was asked, and the boxes' answers it gives (absent: no answer). */
+  liveRequests: LiveRequest[][] = [];
+  liveAnswers = new Map<string, Omit<LiveBox, 'agent' | 'role'>>();
+  liveInFlight = 0;
+  runLiveTrace(requests: readonly LiveRequest[], windowMs: number): Promise<LiveBox[]> {
+    this.liveRequests.push([...requests]);
+    return Promise.resolve(liveBoxes(requests, this.liveAnswers, new Map(), windowMs));
+  }
+  liveTracesInFlight(): number {
+    return this.liveInFlight;
   }
   unconfirmed: UnconfirmedView[] = [];
   unconfirmedSubnets(): UnconfirmedView[] {

@@ -41,6 +41,46 @@ t.test('GET /v1/trace', async (t) => {
       ],
     }),
   );
+  // Live: an auditor may not send traffic; a bad live value names the field; the boxes are asked in path order.
+  const forbidden = await h.call({ method: 'GET', url: `${url}&live=true`, as: 'auditor' });
+  t.equal(forbidden.statusCode, 403);
+  t.match(forbidden.json(), { code: 'forbidden', message: /an auditor token may not send a live test flow/ });
+  t.equal(h.dist.liveRequests.length, 0, 'and nothing was sent');
+  const badLive = await h.call({ method: 'GET', url: `${url}&live=yes` });
+  t.match(badLive.json(), { code: 'invalid_request', details: [{ path: 'query.live' }] });
+  h.dist.liveAnswers.set('box-a', {
+    verdict: 'admitted',
+    rule: 'care-records',
+    direction: 'inbound',
+    packets: 2,
+    bytes: 120,
+    replyPackets: 2,
+    replyBytes: 112,
+    detail: 'admitted by rule "care-records" (inbound)',
+  });
+  const live = (await h.call({ method: 'GET', url: `${url}&live=true`, as: 'operator' })).json<{
+    live: { ran: boolean; boxes: Array<{ agent: string; role: string; verdict: string }> };
+  }>();
+  t.same(
+    live.live.boxes.map((b) => [b.agent, b.role, b.verdict]),
+    [
+      ['box-b', 'source', 'no-answer'],
+      ['hub', 'relay', 'no-answer'],
+      ['box-a', 'destination', 'admitted'],
+    ],
+  );
+  t.match(h.dist.liveRequests[0]![0], {
+    sourcePrefix: '10.60.0.0/16',
+    target: '10.20.1.10',
+    protocol: 'tcp',
+    port: 443,
+  });
+  const anyProto = (
+    await h.call({ method: 'GET', url: '/v1/trace?from=10.60.1.10&to=10.20.1.10&proto=any&live=true' })
+  ).json<{
+    live: { ran: boolean; reason: string };
+  }>();
+  t.match(anyProto.live, { ran: false, reason: /give --proto tcp, udp or icmp/ });
   const passes = (await h.call({ method: 'GET', url })).json<{ summary: string }>();
   t.match(passes, {
     outcome: 'passes',

@@ -302,6 +302,125 @@ t.test('per-rule counters: the rule counts at both ends, the relay counts none, 
   t.match(text.stdout, /Refused \(dropped\) per zone pair:\n.*FROM ZONE/, 'the table names the refused pairs');
 });
 
+// After the per-rule counters test: the live test's flow enters civic from gp's own address (gp's
+// output path, which no outbound rule judges), so it counts inbound at civic only.
+t.test('crosslink trace --live: each box on the path says what it did with a test flow', async (t) => {
+  type Live = {
+    live: {
+      ran: boolean;
+      boxes: Array<{
+        agent: string;
+        role: string;
+        verdict: string;
+        rule: string | null;
+        direction: string | null;
+        packets: number;
+        replyPackets: number;
+        detail: string;
+      }>;
+    };
+  };
+  const relay = (await gpEndpointForCivic()).startsWith(`${underlayAddress('hub-a', 'n3-wan')}:`) ? 'hub-a' : 'hub-b';
+  const startedMs = Date.now();
+  const ok = await fleet.cli([
+    'trace',
+    '--from',
+    '10.30.1.10',
+    '--to',
+    '10.50.1.20',
+    '--port',
+    '443',
+    '--live',
+    '--json',
+  ]);
+  const tookMs = Date.now() - startedMs;
+  t.equal(ok.code, 0, `permitted: exit 0 (${ok.stderr})`);
+  const v = (JSON.parse(ok.stdout) as Live).live;
+  t.equal(v.ran, true);
+  t.same(
+    v.boxes.map((b) => `${b.agent}/${b.role}`),
+    ['gp/source', `${relay}/relay`, 'civic/destination'],
+    'the boxes in path order, the relay in use between them',
+  );
+  const [src, hop, dst] = v.boxes;
+  t.match(
+    src,
+    { verdict: 'sent', detail: /^from 10\.30\.1\.\d+ port \d+: answered in / },
+    'gp sent it and got an answer',
+  );
+  t.ok(
+    src!.packets >= 1 && src!.replyPackets >= 1,
+    `gp counted the test packets and replies (${src!.packets}/${src!.replyPackets})`,
+  );
+  t.match(
+    hop,
+    { verdict: 'forwarded', detail: /encrypted datagrams gp -> civic/ },
+    "the relay forwarded the pair's datagrams",
+  );
+  t.ok(hop!.packets >= 1 && hop!.replyPackets >= 1, `both ways (${hop!.packets}/${hop!.replyPackets})`);
+  t.match(dst, { verdict: 'admitted', rule: 'gp-to-civic', direction: 'inbound' }, 'civic admitted it by the rule');
+  t.ok(
+    dst!.packets >= 1 && dst!.replyPackets >= 1,
+    `civic counted it and the server's replies (${dst!.packets}/${dst!.replyPackets})`,
+  );
+  t.ok(tookMs < 8000, `answered in ${tookMs} ms`);
+  t.comment(`live trace answered in ${tookMs} ms`);
+
+  const text = await fleet.cli(['trace', '--from', '10.30.1.10', '--to', '10.50.1.20', '--port', '443', '--live']);
+  t.match(text.stdout, /\nlive test \(2000 ms window\):\n {2}box +role +saw/, 'the table follows the usual output');
+  t.match(text.stdout, /\n {2}civic +destination +admitted by rule gp-to-civic /);
+
+  const denied = await fleet.cli([
+    'trace',
+    '--from',
+    '10.30.1.10',
+    '--to',
+    '10.50.1.20',
+    '--port',
+    '22',
+    '--live',
+    '--json',
+  ]);
+  t.equal(denied.code, 1, 'denied: exit 1');
+  const d = (JSON.parse(denied.stdout) as Live).live.boxes;
+  t.match(d[0], { agent: 'gp', verdict: 'sent', detail: /timeout/ }, 'gp sent it; nothing answered');
+  t.match(
+    d[2],
+    {
+      agent: 'civic',
+      verdict: 'dropped',
+      direction: 'inbound',
+      detail: /chain from_overlay: no rule allows it \(inbound; counter dropped_inbound\)/,
+    },
+    'civic dropped it in its inbound chain: no rule',
+  );
+  t.equal(d[2]!.replyPackets, 0, 'and nothing came back');
+
+  // Every temporary table is gone from every box.
+  for (const box of ['gp', 'civic', 'hub-a', 'hub-b']) {
+    const tables = (await bed.exec(box, ['nft', 'list', 'tables'])).stdout;
+    t.notMatch(tables, /crosslink_trace_/, `${box} keeps no trace table`);
+  }
+
+  // An auditor may read a trace but not send a live one.
+  const auditor = await fleet.cli(['token', 'create', '--name', 'live-auditor', '--role', 'auditor', '--json']);
+  const token = (JSON.parse(auditor.stdout) as { token: string }).token;
+  const refused = await fleet.cli([
+    'trace',
+    '--from',
+    '10.30.1.10',
+    '--to',
+    '10.50.1.20',
+    '--port',
+    '443',
+    '--live',
+    '--token',
+    token,
+  ]);
+  t.not(refused.code, 0, 'refused');
+  t.match(refused.stderr, /an auditor token may not send a live test flow/);
+});
+
 t.test('the relay dies: the pair moves to the other relay', async (t) => {
   const before = await gpEndpointForCivic();
   const dead = before.startsWith(`${underlayAddress('hub-a', 'n3-wan')}:`) ? 'hub-a' : 'hub-b';

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crosslink/v1/agent.proto.
  */
 export const file_crosslink_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgidwoTV2F0Y2hDb25maWdSZXNwb25zZRIrCgZjb25maWcYASABKAsyGS5jcm9zc2xpbmsudjEuQWdlbnRDb25maWdIABIsCgloZWFydGJlYXQYAiABKAsyFy5jcm9zc2xpbmsudjEuSGVhcnRiZWF0SABCBQoDbXNnImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCLBAwoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDRIyCg5zZXJ2aW5nX2dyb3VwcxgLIAMoCzIaLmNyb3NzbGluay52MS5TZXJ2aW5nR3JvdXASKAoIbGl2ZW5lc3MYDCABKAsyFi5jcm9zc2xpbmsudjEuTGl2ZW5lc3MSKQoFem9uZXMYDSADKAsyGi5jcm9zc2xpbmsudjEuWm9uZVByZWZpeGVzIi4KDFpvbmVQcmVmaXhlcxIMCgR6b25lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJIlMKDFNlcnZpbmdHcm91cBIMCgRuYW1lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJEhIKCmNhbmRpZGF0ZXMYAyADKAkSDwoHc3VibmV0cxgEIAMoCSJXCghMaXZlbmVzcxITCgtpbnRlcnZhbF9tcxgBIAEoDRISCgptdWx0aXBsaWVyGAIgASgNEhQKDGhvbGRfZG93bl9tcxgDIAEoDRIMCgRwb3J0GAQgASgNIrABCgRQZWVyEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIkChxwZXJzaXN0ZW50X2tlZXBhbGl2ZV9zZWNvbmRzGAQgASgNEhMKC2FsbG93ZWRfaXBzGAUgAygJEhIKCm92ZXJsYXlfaXAYBiABKAkSJQoFcGF0aHMYByADKAsyFi5jcm9zc2xpbmsudjEuUGVlclBhdGgiPQoIUGVlclBhdGgSEAoIZW5kcG9pbnQYASABKAkSDQoFcmVsYXkYAiABKAkSEAoIdW5kZXJsYXkYAyABKAki2wEKCEZpcmV3YWxsEigKCG91dGJvdW5kGAEgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEicKB2luYm91bmQYAiADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJQoFbG9jYWwYAyADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSEgoKbWFzcXVlcmFkZRgEIAMoCRIWCg5sb2NhbF9wcmVmaXhlcxgFIAMoCRIpCgVyZWxheRgGIAMoCzIaLmNyb3NzbGluay52MS5SZWxheUZvcndhcmQicgoMUmVsYXlGb3J3YXJkEg4KBnNvdXJjZRgBIAEoCRIOCgZsaXN0ZW4YAiABKAkSDgoGdGFyZ2V0GAMgASgJEgwKBHNuYXQYBCABKAkSEgoKZnJvbV9hZ2VudBgFIAEoCRIQCgh0b19hZ2VudBgGIAEoCSKwAQoIRmxvd1J1bGUSDAoEcnVsZRgBIAEoCRIPCgdzb3VyY2VzGAIgAygJEhQKDGRlc3RpbmF0aW9ucxgDIAMoCRIQCghwcm90b2NvbBgEIAEoCRImCgVwb3J0cxgFIAMoCzIXLmNyb3NzbGluay52MS5Qb3J0UmFuZ2USGgoSbm90X2JlZm9yZV91bml4X21zGAYgASgDEhkKEW5vdF9hZnRlcl91bml4X21zGAcgASgDIigKCVBvcnRSYW5nZRINCgVmaXJzdBgBIAEoDRIMCgRsYXN0GAIgASgNImEKC0xvY2FsU3VibmV0EgwKBG5hbWUYASABKAkSDAoEem9uZRgCIAEoCRIQCghwcmVmaXhlcxgDIAMoCRISCgptYXNxdWVyYWRlGAQgASgIEhAKCGdhdGV3YXlzGAUgAygJInEKBVByb2JlEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhAKCHByb3RvY29sGAMgASgJEgwKBHBvcnQYBCABKA0SEwoLZXhwZWN0X2RlbnkYBSABKAgSFQoNc291cmNlX3ByZWZpeBgGIAEoCSKdAwoNUmVwb3J0UmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhoKEmdlbmVyYXRpb25fYXBwbGllZBgCIAEoBBIuCgxhcHBseV9lcnJvcnMYAyADKAsyGC5jcm9zc2xpbmsudjEuQXBwbHlFcnJvchInCgVwZWVycxgEIAMoCzIYLmNyb3NzbGluay52MS5QZWVyU3RhdHVzEhoKEmFkdmVydGlzZWRfc3VibmV0cxgFIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAYgASgJEjAKDXByb2JlX3Jlc3VsdHMYByADKAsyGS5jcm9zc2xpbmsudjEuUHJvYmVSZXN1bHQSGgoSYWdlbnRfdGltZV91bml4X21zGAggASgDEhcKD2dlbmVyYXRpb25fc2VlbhgJIAEoBBIwCg1ydWxlX2NvdW50ZXJzGAogAygLMhkuY3Jvc3NsaW5rLnYxLlJ1bGVDb3VudGVyEjEKCnpvbmVfZHJvcHMYCyADKAsyHS5jcm9zc2xpbmsudjEuWm9uZURyb3BDb3VudGVyInMKD1pvbmVEcm9wQ291bnRlchIRCglkaXJlY3Rpb24YASABKAkSEwoLc291cmNlX3pvbmUYAiABKAkSGAoQZGVzdGluYXRpb25fem9uZRgDIAEoCRIPCgdwYWNrZXRzGAQgASgEEg0KBWJ5dGVzGAUgASgEImMKC1J1bGVDb3VudGVyEgwKBHJ1bGUYASABKAkSEQoJZGlyZWN0aW9uGAIgASgJEhMKC2Nvbm5lY3Rpb25zGAMgASgEEg8KB3BhY2tldHMYBCABKAQSDQoFYnl0ZXMYBSABKAQiYwoKQXBwbHlFcnJvchIMCgRzdGVwGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSEQoJZXhpdF9jb2RlGAMgASgFEg4KBnN0ZGVychgEIAEoCRITCgtpc190ZXJtaW5hbBgFIAEoCCLQAQoKUGVlclN0YXR1cxIMCgRuYW1lGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSHQoVbGF0ZXN0X2hhbmRzaGFrZV91bml4GAQgASgDEhAKCHJ4X2J5dGVzGAUgASgEEhAKCHR4X2J5dGVzGAYgASgEEhQKDGlzX3JlYWNoYWJsZRgHIAEoCBIOCgZydHRfbXMYCCABKAESEgoKbG9zc19yYXRpbxgJIAEoARIRCglpc19wcm9iZWQYCiABKAgiZgoLUHJvYmVSZXN1bHQSDAoEbmFtZRgBIAEoCRINCgVpc19vaxgCIAEoCBIOCgZkZXRhaWwYAyABKAkSDgoGcnR0X21zGAQgASgBEhoKEmNoZWNrZWRfYXRfdW5peF9tcxgFIAEoAyIsCg5SZXBvcnRSZXNwb25zZRIaChJkZXNpcmVkX2dlbmVyYXRpb24YASABKAQy7gEKDEFnZW50U2VydmljZRJDCgZFbnJvbGwSGy5jcm9zc2xpbmsudjEuRW5yb2xsUmVxdWVzdBocLmNyb3NzbGluay52MS5FbnJvbGxSZXNwb25zZRJUCgtXYXRjaENvbmZpZxIgLmNyb3NzbGluay52MS5XYXRjaENvbmZpZ1JlcXVlc3QaIS5jcm9zc2xpbmsudjEuV2F0Y2hDb25maWdSZXNwb25zZTABEkMKBlJlcG9ydBIbLmNyb3NzbGluay52MS5SZXBvcnRSZXF1ZXN0GhwuY3Jvc3NsaW5rLnYxLlJlcG9ydFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgirAEKE1dhdGNoQ29uZmlnUmVzcG9uc2USKwoGY29uZmlnGAEgASgLMhkuY3Jvc3NsaW5rLnYxLkFnZW50Q29uZmlnSAASLAoJaGVhcnRiZWF0GAIgASgLMhcuY3Jvc3NsaW5rLnYxLkhlYXJ0YmVhdEgAEjMKDXRyYWNlX3JlcXVlc3QYAyABKAsyGi5jcm9zc2xpbmsudjEuVHJhY2VSZXF1ZXN0SABCBQoDbXNnIrcBCgxUcmFjZVJlcXVlc3QSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIVCg1zb3VyY2VfcHJlZml4GAMgASgJEg4KBnRhcmdldBgEIAEoCRIQCghwcm90b2NvbBgFIAEoCRIMCgRwb3J0GAYgASgNEhMKC3NvdXJjZV9wb3J0GAcgASgNEhEKCXdpbmRvd19tcxgIIAEoDRIOCgZwZWVyX2EYCSABKAkSDgoGcGVlcl9iGAogASgJImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCLBAwoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDRIyCg5zZXJ2aW5nX2dyb3VwcxgLIAMoCzIaLmNyb3NzbGluay52MS5TZXJ2aW5nR3JvdXASKAoIbGl2ZW5lc3MYDCABKAsyFi5jcm9zc2xpbmsudjEuTGl2ZW5lc3MSKQoFem9uZXMYDSADKAsyGi5jcm9zc2xpbmsudjEuWm9uZVByZWZpeGVzIi4KDFpvbmVQcmVmaXhlcxIMCgR6b25lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJIlMKDFNlcnZpbmdHcm91cBIMCgRuYW1lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJEhIKCmNhbmRpZGF0ZXMYAyADKAkSDwoHc3VibmV0cxgEIAMoCSJXCghMaXZlbmVzcxITCgtpbnRlcnZhbF9tcxgBIAEoDRISCgptdWx0aXBsaWVyGAIgASgNEhQKDGhvbGRfZG93bl9tcxgDIAEoDRIMCgRwb3J0GAQgASgNIrABCgRQZWVyEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIkChxwZXJzaXN0ZW50X2tlZXBhbGl2ZV9zZWNvbmRzGAQgASgNEhMKC2FsbG93ZWRfaXBzGAUgAygJEhIKCm92ZXJsYXlfaXAYBiABKAkSJQoFcGF0aHMYByADKAsyFi5jcm9zc2xpbmsudjEuUGVlclBhdGgiPQoIUGVlclBhdGgSEAoIZW5kcG9pbnQYASABKAkSDQoFcmVsYXkYAiABKAkSEAoIdW5kZXJsYXkYAyABKAki2wEKCEZpcmV3YWxsEigKCG91dGJvdW5kGAEgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEicKB2luYm91bmQYAiADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJQoFbG9jYWwYAyADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSEgoKbWFzcXVlcmFkZRgEIAMoCRIWCg5sb2NhbF9wcmVmaXhlcxgFIAMoCRIpCgVyZWxheRgGIAMoCzIaLmNyb3NzbGluay52MS5SZWxheUZvcndhcmQicgoMUmVsYXlGb3J3YXJkEg4KBnNvdXJjZRgBIAEoCRIOCgZsaXN0ZW4YAiABKAkSDgoGdGFyZ2V0GAMgASgJEgwKBHNuYXQYBCABKAkSEgoKZnJvbV9hZ2VudBgFIAEoCRIQCgh0b19hZ2VudBgGIAEoCSKwAQoIRmxvd1J1bGUSDAoEcnVsZRgBIAEoCRIPCgdzb3VyY2VzGAIgAygJEhQKDGRlc3RpbmF0aW9ucxgDIAMoCRIQCghwcm90b2NvbBgEIAEoCRImCgVwb3J0cxgFIAMoCzIXLmNyb3NzbGluay52MS5Qb3J0UmFuZ2USGgoSbm90X2JlZm9yZV91bml4X21zGAYgASgDEhkKEW5vdF9hZnRlcl91bml4X21zGAcgASgDIigKCVBvcnRSYW5nZRINCgVmaXJzdBgBIAEoDRIMCgRsYXN0GAIgASgNImEKC0xvY2FsU3VibmV0EgwKBG5hbWUYASABKAkSDAoEem9uZRgCIAEoCRIQCghwcmVmaXhlcxgDIAMoCRISCgptYXNxdWVyYWRlGAQgASgIEhAKCGdhdGV3YXlzGAUgAygJInEKBVByb2JlEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhAKCHByb3RvY29sGAMgASgJEgwKBHBvcnQYBCABKA0SEwoLZXhwZWN0X2RlbnkYBSABKAgSFQoNc291cmNlX3ByZWZpeBgGIAEoCSKdAwoNUmVwb3J0UmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhoKEmdlbmVyYXRpb25fYXBwbGllZBgCIAEoBBIuCgxhcHBseV9lcnJvcnMYAyADKAsyGC5jcm9zc2xpbmsudjEuQXBwbHlFcnJvchInCgVwZWVycxgEIAMoCzIYLmNyb3NzbGluay52MS5QZWVyU3RhdHVzEhoKEmFkdmVydGlzZWRfc3VibmV0cxgFIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAYgASgJEjAKDXByb2JlX3Jlc3VsdHMYByADKAsyGS5jcm9zc2xpbmsudjEuUHJvYmVSZXN1bHQSGgoSYWdlbnRfdGltZV91bml4X21zGAggASgDEhcKD2dlbmVyYXRpb25fc2VlbhgJIAEoBBIwCg1ydWxlX2NvdW50ZXJzGAogAygLMhkuY3Jvc3NsaW5rLnYxLlJ1bGVDb3VudGVyEjEKCnpvbmVfZHJvcHMYCyADKAsyHS5jcm9zc2xpbmsudjEuWm9uZURyb3BDb3VudGVyInMKD1pvbmVEcm9wQ291bnRlchIRCglkaXJlY3Rpb24YASABKAkSEwoLc291cmNlX3pvbmUYAiABKAkSGAoQZGVzdGluYXRpb25fem9uZRgDIAEoCRIPCgdwYWNrZXRzGAQgASgEEg0KBWJ5dGVzGAUgASgEImMKC1J1bGVDb3VudGVyEgwKBHJ1bGUYASABKAkSEQoJZGlyZWN0aW9uGAIgASgJEhMKC2Nvbm5lY3Rpb25zGAMgASgEEg8KB3BhY2tldHMYBCABKAQSDQoFYnl0ZXMYBSABKAQiYwoKQXBwbHlFcnJvchIMCgRzdGVwGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSEQoJZXhpdF9jb2RlGAMgASgFEg4KBnN0ZGVychgEIAEoCRITCgtpc190ZXJtaW5hbBgFIAEoCCLQAQoKUGVlclN0YXR1cxIMCgRuYW1lGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSHQoVbGF0ZXN0X2hhbmRzaGFrZV91bml4GAQgASgDEhAKCHJ4X2J5dGVzGAUgASgEEhAKCHR4X2J5dGVzGAYgASgEEhQKDGlzX3JlYWNoYWJsZRgHIAEoCBIOCgZydHRfbXMYCCABKAESEgoKbG9zc19yYXRpbxgJIAEoARIRCglpc19wcm9iZWQYCiABKAgiZgoLUHJvYmVSZXN1bHQSDAoEbmFtZRgBIAEoCRINCgVpc19vaxgCIAEoCBIOCgZkZXRhaWwYAyABKAkSDgoGcnR0X21zGAQgASgBEhoKEmNoZWNrZWRfYXRfdW5peF9tcxgFIAEoAyLPAQoLVHJhY2VSZXBvcnQSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIKCgJpZBgCIAEoCRIMCgRyb2xlGAMgASgJEg8KB3ZlcmRpY3QYBCABKAkSDAoEcnVsZRgFIAEoCRIRCglkaXJlY3Rpb24YBiABKAkSDwoHcGFja2V0cxgHIAEoBBINCgVieXRlcxgIIAEoBBIVCg1yZXBseV9wYWNrZXRzGAkgASgEEhMKC3JlcGx5X2J5dGVzGAogASgEEg4KBmRldGFpbBgLIAEoCSIVChNUcmFjZVJlcG9ydFJlc3BvbnNlIiwKDlJlcG9ydFJlc3BvbnNlEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgBIAEoBDK7AgoMQWdlbnRTZXJ2aWNlEkMKBkVucm9sbBIbLmNyb3NzbGluay52MS5FbnJvbGxSZXF1ZXN0GhwuY3Jvc3NsaW5rLnYxLkVucm9sbFJlc3BvbnNlElQKC1dhdGNoQ29uZmlnEiAuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVxdWVzdBohLmNyb3NzbGluay52MS5XYXRjaENvbmZpZ1Jlc3BvbnNlMAESQwoGUmVwb3J0EhsuY3Jvc3NsaW5rLnYxLlJlcG9ydFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuUmVwb3J0UmVzcG9uc2USSwoLUmVwb3J0VHJhY2USGS5jcm9zc2xpbmsudjEuVHJhY2VSZXBvcnQaIS5jcm9zc2xpbmsudjEuVHJhY2VSZXBvcnRSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message crosslink.v1.EnrollRequest
@@ -251,6 +251,15 @@ export type WatchConfigResponse = Message<"crosslink.v1.WatchConfigResponse"> & 
      */
     value: Heartbeat;
     case: "heartbeat";
+  } | {
+    /**
+     * Watch one test flow for a short window and answer with ReportTrace (`crosslink trace --live`).
+     * An older agent ignores it; the controller then lists the box as not answering.
+     *
+     * @generated from field: crosslink.v1.TraceRequest trace_request = 3;
+     */
+    value: TraceRequest;
+    case: "traceRequest";
   } | { case: undefined; value?: undefined };
 };
 
@@ -260,6 +269,95 @@ export type WatchConfigResponse = Message<"crosslink.v1.WatchConfigResponse"> & 
  */
 export const WatchConfigResponseSchema: GenMessage<WatchConfigResponse> = /*@__PURE__*/
   messageDesc(file_crosslink_v1_agent, 4);
+
+/**
+ * One box's part in a live trace. The box installs a temporary nft table of its own
+ * ("crosslink_trace_<id>", never inside Crosslink's table) that matches only the test flow, reads
+ * what its firewall did with it, removes the table at `window_ms` (also when anything fails; an
+ * agent that starts removes any such table left behind), and answers with ReportTrace.
+ *
+ * @generated from message crosslink.v1.TraceRequest
+ */
+export type TraceRequest = Message<"crosslink.v1.TraceRequest"> & {
+  /**
+   * Controller-chosen id, 16 lowercase hex characters; names the temporary table.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * "source": send the test packet and count it; "destination": trace it through this box's
+   * firewall (nft trace) and name the rule that admitted it or what dropped it; "relay": count the
+   * encrypted datagrams this box forwards between `peer_a` and `peer_b`.
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * The source subnet's prefix: the source box sends from its own address inside it (as probes
+   * do); the destination box matches test packets from anywhere inside it.
+   *
+   * @generated from field: string source_prefix = 3;
+   */
+  sourcePrefix: string;
+
+  /**
+   * Destination address (no prefix length).
+   *
+   * @generated from field: string target = 4;
+   */
+  target: string;
+
+  /**
+   * "tcp", "udp" or "icmp".
+   *
+   * @generated from field: string protocol = 5;
+   */
+  protocol: string;
+
+  /**
+   * Destination port for tcp/udp; 0 for icmp.
+   *
+   * @generated from field: uint32 port = 6;
+   */
+  port: number;
+
+  /**
+   * Source port the source box sends from (tcp/udp), so the boxes match the test flow and nothing
+   * else; 0 for icmp (then every echo request from source_prefix to target in the window matches).
+   *
+   * @generated from field: uint32 source_port = 7;
+   */
+  sourcePort: number;
+
+  /**
+   * How long to watch, in milliseconds, from receipt; the answer follows at once after it.
+   *
+   * @generated from field: uint32 window_ms = 8;
+   */
+  windowMs: number;
+
+  /**
+   * Role relay: the two boxes whose datagrams to count (agent names, as RelayForward's).
+   *
+   * @generated from field: string peer_a = 9;
+   */
+  peerA: string;
+
+  /**
+   * @generated from field: string peer_b = 10;
+   */
+  peerB: string;
+};
+
+/**
+ * Describes the message crosslink.v1.TraceRequest.
+ * Use `create(TraceRequestSchema)` to create a new message.
+ */
+export const TraceRequestSchema: GenMessage<TraceRequest> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 5);
 
 /**
  * @generated from message crosslink.v1.Heartbeat
@@ -292,7 +390,7 @@ export type Heartbeat = Message<"crosslink.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 5);
+  messageDesc(file_crosslink_v1_agent, 6);
 
 /**
  * AgentConfig is everything one box needs, complete (never a delta). Applying the same AgentConfig
@@ -408,7 +506,7 @@ export type AgentConfig = Message<"crosslink.v1.AgentConfig"> & {
  * Use `create(AgentConfigSchema)` to create a new message.
  */
 export const AgentConfigSchema: GenMessage<AgentConfig> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 6);
+  messageDesc(file_crosslink_v1_agent, 7);
 
 /**
  * @generated from message crosslink.v1.ZonePrefixes
@@ -430,7 +528,7 @@ export type ZonePrefixes = Message<"crosslink.v1.ZonePrefixes"> & {
  * Use `create(ZonePrefixesSchema)` to create a new message.
  */
 export const ZonePrefixesSchema: GenMessage<ZonePrefixes> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 7);
+  messageDesc(file_crosslink_v1_agent, 8);
 
 /**
  * A subnet (or subnets that move together) that several boxes may serve.
@@ -482,7 +580,7 @@ export type ServingGroup = Message<"crosslink.v1.ServingGroup"> & {
  * Use `create(ServingGroupSchema)` to create a new message.
  */
 export const ServingGroupSchema: GenMessage<ServingGroup> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 8);
+  messageDesc(file_crosslink_v1_agent, 9);
 
 /**
  * @generated from message crosslink.v1.Liveness
@@ -522,7 +620,7 @@ export type Liveness = Message<"crosslink.v1.Liveness"> & {
  * Use `create(LivenessSchema)` to create a new message.
  */
 export const LivenessSchema: GenMessage<Liveness> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 9);
+  messageDesc(file_crosslink_v1_agent, 10);
 
 /**
  * @generated from message crosslink.v1.Peer
@@ -585,7 +683,7 @@ export type Peer = Message<"crosslink.v1.Peer"> & {
  * Use `create(PeerSchema)` to create a new message.
  */
 export const PeerSchema: GenMessage<Peer> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 10);
+  messageDesc(file_crosslink_v1_agent, 11);
 
 /**
  * One way from this box to a peer over the underlays.
@@ -621,7 +719,7 @@ export type PeerPath = Message<"crosslink.v1.PeerPath"> & {
  * Use `create(PeerPathSchema)` to create a new message.
  */
 export const PeerPathSchema: GenMessage<PeerPath> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 11);
+  messageDesc(file_crosslink_v1_agent, 12);
 
 /**
  * @generated from message crosslink.v1.Firewall
@@ -677,7 +775,7 @@ export type Firewall = Message<"crosslink.v1.Firewall"> & {
  * Use `create(FirewallSchema)` to create a new message.
  */
 export const FirewallSchema: GenMessage<Firewall> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 12);
+  messageDesc(file_crosslink_v1_agent, 13);
 
 /**
  * A relay forwards UDP datagrams that `source` sends to `listen` on to `target`, rewriting their
@@ -733,7 +831,7 @@ export type RelayForward = Message<"crosslink.v1.RelayForward"> & {
  * Use `create(RelayForwardSchema)` to create a new message.
  */
 export const RelayForwardSchema: GenMessage<RelayForward> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 13);
+  messageDesc(file_crosslink_v1_agent, 14);
 
 /**
  * FlowRule allows new connections from any of `sources` to any of `destinations` with the given
@@ -797,7 +895,7 @@ export type FlowRule = Message<"crosslink.v1.FlowRule"> & {
  * Use `create(FlowRuleSchema)` to create a new message.
  */
 export const FlowRuleSchema: GenMessage<FlowRule> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 14);
+  messageDesc(file_crosslink_v1_agent, 15);
 
 /**
  * @generated from message crosslink.v1.PortRange
@@ -821,7 +919,7 @@ export type PortRange = Message<"crosslink.v1.PortRange"> & {
  * Use `create(PortRangeSchema)` to create a new message.
  */
 export const PortRangeSchema: GenMessage<PortRange> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 15);
+  messageDesc(file_crosslink_v1_agent, 16);
 
 /**
  * @generated from message crosslink.v1.LocalSubnet
@@ -865,7 +963,7 @@ export type LocalSubnet = Message<"crosslink.v1.LocalSubnet"> & {
  * Use `create(LocalSubnetSchema)` to create a new message.
  */
 export const LocalSubnetSchema: GenMessage<LocalSubnet> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 16);
+  messageDesc(file_crosslink_v1_agent, 17);
 
 /**
  * @generated from message crosslink.v1.Probe
@@ -919,7 +1017,7 @@ export type Probe = Message<"crosslink.v1.Probe"> & {
  * Use `create(ProbeSchema)` to create a new message.
  */
 export const ProbeSchema: GenMessage<Probe> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 17);
+  messageDesc(file_crosslink_v1_agent, 18);
 
 /**
  * @generated from message crosslink.v1.ReportRequest
@@ -1000,7 +1098,7 @@ export type ReportRequest = Message<"crosslink.v1.ReportRequest"> & {
  * Use `create(ReportRequestSchema)` to create a new message.
  */
 export const ReportRequestSchema: GenMessage<ReportRequest> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 18);
+  messageDesc(file_crosslink_v1_agent, 19);
 
 /**
  * What the firewall refused on one box in one direction between two zones.
@@ -1041,7 +1139,7 @@ export type ZoneDropCounter = Message<"crosslink.v1.ZoneDropCounter"> & {
  * Use `create(ZoneDropCounterSchema)` to create a new message.
  */
 export const ZoneDropCounterSchema: GenMessage<ZoneDropCounter> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 19);
+  messageDesc(file_crosslink_v1_agent, 20);
 
 /**
  * What one policy rule let through on one box, in one direction.
@@ -1086,7 +1184,7 @@ export type RuleCounter = Message<"crosslink.v1.RuleCounter"> & {
  * Use `create(RuleCounterSchema)` to create a new message.
  */
 export const RuleCounterSchema: GenMessage<RuleCounter> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 20);
+  messageDesc(file_crosslink_v1_agent, 21);
 
 /**
  * @generated from message crosslink.v1.ApplyError
@@ -1129,7 +1227,7 @@ export type ApplyError = Message<"crosslink.v1.ApplyError"> & {
  * Use `create(ApplyErrorSchema)` to create a new message.
  */
 export const ApplyErrorSchema: GenMessage<ApplyError> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 21);
+  messageDesc(file_crosslink_v1_agent, 22);
 
 /**
  * @generated from message crosslink.v1.PeerStatus
@@ -1201,7 +1299,7 @@ export type PeerStatus = Message<"crosslink.v1.PeerStatus"> & {
  * Use `create(PeerStatusSchema)` to create a new message.
  */
 export const PeerStatusSchema: GenMessage<PeerStatus> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 22);
+  messageDesc(file_crosslink_v1_agent, 23);
 
 /**
  * @generated from message crosslink.v1.ProbeResult
@@ -1242,7 +1340,107 @@ export type ProbeResult = Message<"crosslink.v1.ProbeResult"> & {
  * Use `create(ProbeResultSchema)` to create a new message.
  */
 export const ProbeResultSchema: GenMessage<ProbeResult> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 23);
+  messageDesc(file_crosslink_v1_agent, 24);
+
+/**
+ * What one box saw of a live trace's test flow. Never carries payload bytes.
+ *
+ * @generated from message crosslink.v1.TraceReport
+ */
+export type TraceReport = Message<"crosslink.v1.TraceReport"> & {
+  /**
+   * @generated from field: uint32 protocol_version = 1;
+   */
+  protocolVersion: number;
+
+  /**
+   * TraceRequest.id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * TraceRequest.role, echoed.
+   *
+   * @generated from field: string role = 3;
+   */
+  role: string;
+
+  /**
+   * "sent" (source: the test packet left; see `detail` for the answer it got), "admitted" (a rule
+   * or an established flow let it through), "dropped", "forwarded" (relay: datagrams of the pair
+   * passed), "not-seen" (nothing matched in the window), "error" (the box could not watch).
+   *
+   * @generated from field: string verdict = 4;
+   */
+  verdict: string;
+
+  /**
+   * verdict admitted: the policy rule whose ct mark the flow carries; empty when not known.
+   *
+   * @generated from field: string rule = 5;
+   */
+  rule: string;
+
+  /**
+   * "outbound", "inbound" or "local": the Crosslink chain that judged it; empty if none did.
+   *
+   * @generated from field: string direction = 6;
+   */
+  direction: string;
+
+  /**
+   * Packets and bytes of the test flow in its own direction (relay: datagrams peer_a -> peer_b)
+   * and back (relay: peer_b -> peer_a), counted by the temporary table during the window.
+   *
+   * @generated from field: uint64 packets = 7;
+   */
+  packets: bigint;
+
+  /**
+   * @generated from field: uint64 bytes = 8;
+   */
+  bytes: bigint;
+
+  /**
+   * @generated from field: uint64 reply_packets = 9;
+   */
+  replyPackets: bigint;
+
+  /**
+   * @generated from field: uint64 reply_bytes = 10;
+   */
+  replyBytes: bigint;
+
+  /**
+   * One line for a person, e.g. "dropped by table inet crosslink chain from_overlay: no rule
+   * allows it (counter dropped_inbound)". Never payload.
+   *
+   * @generated from field: string detail = 11;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message crosslink.v1.TraceReport.
+ * Use `create(TraceReportSchema)` to create a new message.
+ */
+export const TraceReportSchema: GenMessage<TraceReport> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 25);
+
+/**
+ * @generated from message crosslink.v1.TraceReportResponse
+ */
+export type TraceReportResponse = Message<"crosslink.v1.TraceReportResponse"> & {
+};
+
+/**
+ * Describes the message crosslink.v1.TraceReportResponse.
+ * Use `create(TraceReportResponseSchema)` to create a new message.
+ */
+export const TraceReportResponseSchema: GenMessage<TraceReportResponse> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 26);
 
 /**
  * @generated from message crosslink.v1.ReportResponse
@@ -1261,7 +1459,7 @@ export type ReportResponse = Message<"crosslink.v1.ReportResponse"> & {
  * Use `create(ReportResponseSchema)` to create a new message.
  */
 export const ReportResponseSchema: GenMessage<ReportResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 24);
+  messageDesc(file_crosslink_v1_agent, 27);
 
 /**
  * AgentService is served by the controller on the same TLS port as the REST API (Connect protocol).
@@ -1300,6 +1498,18 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof ReportRequestSchema;
     output: typeof ReportResponseSchema;
+  },
+  /**
+   * ReportTrace answers a TraceRequest the config stream carried (`crosslink trace --live`): what
+   * this box's firewall did with the test flow. A controller that never sent that request id
+   * answers NOT_FOUND. An agent that predates it never gets a TraceRequest (it would ignore one).
+   *
+   * @generated from rpc crosslink.v1.AgentService.ReportTrace
+   */
+  reportTrace: {
+    methodKind: "unary";
+    input: typeof TraceReportSchema;
+    output: typeof TraceReportResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crosslink_v1_agent, 0);
