@@ -260,7 +260,14 @@ t.test('per-rule counters: the rule counts at both ends, the relay counts none, 
       const r = await fleet.cli(['rules', 'stats', '--json']);
       if (r.code !== 0) throw new Error(`rules stats exited ${r.code}: ${r.stderr}`);
       const v = (JSON.parse(r.stdout) as Stats).rules.find((x) => x.rule === 'gp-to-civic');
-      return v && v.bytes >= 1 << 20 && v.byDirection.inbound.bytes >= 1 << 20 ? v : undefined;
+      // The path probes keep opening tcp/443 connections: the two ends' reports, sent at different
+      // moments, agree once both were sent after the same probe (reports go every second).
+      return v &&
+        v.bytes >= 1 << 20 &&
+        v.byDirection.inbound.bytes >= 1 << 20 &&
+        v.byDirection.inbound.connections === v.connections
+        ? v
+        : undefined;
     },
     { timeoutMs: 15_000 },
   );
