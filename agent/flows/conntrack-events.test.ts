@@ -98,3 +98,34 @@ t.test('at most maxOpen flows followed at once', async (t) => {
   t.equal(tr.openFlows, 1);
   t.equal(tr.dropped, 1);
 });
+
+t.test('without UPDATE events a TCP flow ends at its DESTROY less the wait after the close', async (t) => {
+  const timeouts = { timeWait: 120, close: 10 };
+  // Deleted by hand 2 s into TIME_WAIT (118 s left): it closed 2 s before.
+  const tr = new FlowTracker({ box: 'gp', marks: () => marks, tcpTimeouts: timeouts });
+  tr.feed(parseConntrackEvent(NEW)!);
+  t.match(tr.feed(parseConntrackEvent(DESTROY)!), { startMs: 1796506977249, endMs: 1796507097297 - 2000 });
+  // Timed out (no timeout left on the line): the whole TIME_WAIT before it.
+  const expired = DESTROY.replace('6 118 TIME_WAIT', '6 TIME_WAIT').replace(
+    '[1796507097.297271]',
+    '[1796507100.000000]',
+  );
+  t.equal(parseConntrackEvent(expired)!.timeoutLeft, null);
+  t.equal(parseConntrackEvent(DESTROY)!.timeoutLeft, 118);
+  tr.feed(parseConntrackEvent(NEW)!);
+  t.match(tr.feed(parseConntrackEvent(expired)!), { endMs: 1796507100000 - 120_000 });
+  // Never before the start (a TIME_WAIT shorter than the box's setting says).
+  tr.feed(parseConntrackEvent(NEW)!);
+  const soon = expired.replace('[1796507100.000000]', '[1796506978.000000]');
+  t.match(tr.feed(parseConntrackEvent(soon)!), { startMs: 1796506977249, endMs: 1796506977249 });
+  // A flow deleted while established, and UDP: the DESTROY is the end.
+  tr.feed(parseConntrackEvent(NEW)!);
+  t.match(tr.feed(parseConntrackEvent(DESTROY.replace('118 TIME_WAIT', '431000 ESTABLISHED'))!), {
+    endMs: 1796507097297,
+  });
+  t.match(tr.feed(parseConntrackEvent(ICMP)!), { endMs: 1796506980000 });
+  // An UPDATE into TIME_WAIT, when seen, wins.
+  tr.feed(parseConntrackEvent(NEW)!);
+  tr.feed(parseConntrackEvent(TIME_WAIT)!);
+  t.match(tr.feed(parseConntrackEvent(DESTROY)!), { endMs: 1796506977950 });
+});

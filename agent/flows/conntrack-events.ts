@@ -28,6 +28,9 @@ export interface ConntrackEvent {
   mark: number;
   /** DESTROY with nf_conntrack_timestamp=1: the flow's age in seconds; null otherwise. */
   deltaSeconds: number | null;
+  /** The seconds left of the entry's timeout when the event was sent; null when the line has none
+   *  (a DESTROY of an entry that timed out). */
+  timeoutLeft: number | null;
 }
 
 const TYPES = new Set(['NEW', 'UPDATE', 'DESTROY']);
@@ -57,6 +60,7 @@ export function parseConntrackEvent(line: string): ConntrackEvent | null {
     replyBytes: 0,
     mark: 0,
     deltaSeconds: null,
+    timeoutLeft: null,
   };
   let side = 0; // 0: original direction's fields, 1: reply's
   for (let i = 2; i < words.length; i++) {
@@ -64,6 +68,7 @@ export function parseConntrackEvent(line: string): ConntrackEvent | null {
     const eq = w.indexOf('=');
     if (eq < 0) {
       if (/^[A-Z_]+$/.test(w)) ev.state = w;
+      else if (i === 2 && /^\d+$/.test(w)) ev.timeoutLeft = Number(w);
       continue;
     }
     const key = w.slice(0, eq);
@@ -111,6 +116,13 @@ export function parseConntrackEvent(line: string): ConntrackEvent | null {
 /** TCP states in which the flow has ended for its two hosts (what follows is conntrack's wait). */
 const TCP_ENDED = new Set(['TIME_WAIT', 'CLOSE', 'LAST_ACK', 'CLOSE_WAIT']);
 
+/** The box's conntrack timeouts (seconds) of the TCP states after a close: a DESTROY in one of them
+ *  came that long after the close, less what was left of it. */
+export interface TcpEndTimeouts {
+  timeWait: number;
+  close: number;
+}
+
 interface Open {
   startMs: number;
   endMs: number | null;
@@ -120,7 +132,8 @@ interface Open {
 /**
  * Follows events by conntrack id and gives one record per flow when conntrack forgets it (DESTROY,
  * the only event with counters): start from its NEW event, end from the first TCP state in which
- * both sides were done (else the DESTROY). The rule is the one its mark named when the flow began,
+ * both sides were done (an UPDATE, when subscribed; else the DESTROY less the wait after the close,
+ * TcpEndTimeouts; else the DESTROY). The rule is the one its mark named when the flow began,
  * so a flow that outlives a policy change keeps its rule. At most `maxOpen` flows are followed; a
  * flow beyond that is still recorded at its end, its start then taken from conntrack's delta-time.
  */
@@ -134,6 +147,9 @@ export class FlowTracker {
       /** The current config's rule marks (DesiredState.firewall.ruleMarks). */
       marks: () => ReadonlyMap<number, RuleMark> | undefined;
       maxOpen?: number;
+      /** Without UPDATE events (the collector does not subscribe to them: 4 of a TCP flow's ~6
+       *  events), a TCP flow's end is its DESTROY less the wait that followed the close. */
+      tcpTimeouts?: TcpEndTimeouts;
     },
   ) {}
 
@@ -159,9 +175,10 @@ export class FlowTracker {
     this.open.delete(ev.id);
     const rule = known ? known.rule : this.opts.marks()?.get(ev.mark);
     if (!rule) return null; // not a flow a rule of ours admitted (a foreign mark)
+    const startMs = known?.startMs ?? ev.atMs - (ev.deltaSeconds ?? 0) * 1000;
     return {
-      startMs: known?.startMs ?? ev.atMs - (ev.deltaSeconds ?? 0) * 1000,
-      endMs: known?.endMs ?? ev.atMs,
+      startMs,
+      endMs: known?.endMs ?? Math.max(startMs, ev.atMs - this.waitAfterClose(ev)),
       protocol: ev.protocol,
       srcAddress: ev.src,
       srcPort: ev.sport,
@@ -178,5 +195,13 @@ export class FlowTracker {
       dstZone: '',
       box: this.opts.box,
     };
+  }
+
+  /** How long before this DESTROY a TCP flow closed: its state's full timeout less what was left. */
+  private waitAfterClose(ev: ConntrackEvent): number {
+    const t = this.opts.tcpTimeouts;
+    if (!t || ev.protocol !== 6) return 0;
+    const full = ev.state === 'TIME_WAIT' ? t.timeWait : ev.state === 'CLOSE' ? t.close : 0;
+    return Math.max(0, full - (ev.timeoutLeft ?? 0)) * 1000;
   }
 }
