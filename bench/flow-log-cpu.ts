@@ -31,6 +31,10 @@ import { numberArg } from './args.js';
 const RATE = numberArg('rate', 1000);
 const SECONDS = numberArg('seconds', 20);
 const PORT = 5001;
+/** The permitted bulk port (a sink on host C) and the denied one the flood goes to. */
+const BULK_PORT = 5002;
+const DENIED_PORT = 22;
+const FLOOD = numberArg('flood', 100_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const SERVER = `
@@ -40,6 +44,43 @@ s.bind(('0.0.0.0', ${PORT})); s.listen(4096); print('ready', flush=True)
 while True:
     c, _ = s.accept(); c.close()
 `;
+const SINK = `
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', ${BULK_PORT})); s.listen(16); print('ready', flush=True)
+def drain(c):
+    while c.recv(1 << 20): pass
+    c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=drain, args=(c,), daemon=True).start()
+`;
+/** 2 GB to the sink (about as long as the flood); prints MB/s. */
+const UPLOAD = `
+import socket, time
+c = socket.create_connection(('10.3.0.2', ${BULK_PORT})); buf = b'x' * (1 << 20); t0 = time.monotonic()
+for _ in range(2000): c.sendall(buf)
+c.shutdown(socket.SHUT_WR); c.recv(1); c.close()
+print(round(2000 * 1.048576 / (time.monotonic() - t0), 1))
+`;
+/** N SYNs to the denied port, each from its own socket, without waiting; or (the control: the same
+ *  CPU on host A, nothing through the box) to a closed port on host A's own loopback. */
+const synFlood = (to: string) => `
+import socket
+for _ in range(${FLOOD}):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect(('${to}', ${DENIED_PORT}))
+    except BlockingIOError: pass
+    s.close()
+`;
+/** A python program in a namespace, to its end; its output. */
+async function runPython(ns: string, program: string): Promise<string> {
+  const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', program], { stdio: ['ignore', 'pipe', 'inherit'] });
+  pids.add(p.pid!);
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve) => p.once('exit', () => resolve()));
+  return out.trim();
+}
 /** Connects RATE times a second for SECONDS, paced by the clock; prints connections made and failed. */
 const CLIENT = `
 import socket, time
@@ -87,7 +128,7 @@ async function main(): Promise<void> {
   must(['ip', '-n', hostA, 'route', 'add', 'default', 'via', '10.1.0.1']);
   must(['ip', '-n', hostC, 'route', 'add', 'default', 'via', '10.3.0.1']);
   must(['ip', 'netns', 'exec', box, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-  const rule = flow('a-to-c', ['10.1.0.0/24'], ['10.3.0.0/24'], 'tcp', [PORT]);
+  const rule = flow('a-to-c', ['10.1.0.0/24'], ['10.3.0.0/24'], 'tcp', [PORT, BULK_PORT]);
   const zones = [
     { zone: 'n3', prefixes: ['10.1.0.0/24'] },
     { zone: 'psn', prefixes: ['10.3.0.0/24'] },
@@ -101,6 +142,9 @@ async function main(): Promise<void> {
   must(['ip', 'netns', 'exec', box, 'conntrack', '-L'], '');
   must(['ip', 'netns', 'exec', box, 'sysctl', '-qw', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait=1']);
 
+  const sink = spawn('ip', ['netns', 'exec', hostC, 'python3', '-c', SINK], { stdio: ['ignore', 'pipe', 'inherit'] });
+  pids.add(sink.pid!);
+  await new Promise<void>((resolve) => sink.stdout.once('data', () => resolve()));
   const server = spawn('ip', ['netns', 'exec', hostC, 'python3', '-c', SERVER], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -152,7 +196,6 @@ async function main(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   const boxCpu = cpuDelta(box0, netnsCpu(box));
   const counters = { ...collector!.counters };
-  await pipeline?.stop();
   const got = records();
   console.log(
     `  conntrack -E: ${counters.lines} lines read, ${counters.records} records, ${counters.lost} overflows ("ENOBUFS": events lost), ${counters.restarts} restarts`,
@@ -172,6 +215,44 @@ async function main(): Promise<void> {
   console.log(
     `  per flow: ${(perFlowMs * 1000).toFixed(0)} us CPU -> ${(perFlowMs * 100).toFixed(1)} % of a core at 1,000 new flows/s (target <= 10 %)`,
   );
+
+  // A flood of denied SYNs beside a permitted bulk transfer, alternating with the transfer alone.
+  if (FLOOD > 0) {
+    const dropped = () =>
+      Number(
+        /packets (\d+)/.exec(
+          must(['ip', 'netns', 'exec', box, 'nft', 'list', 'counter', 'inet', 'crosslink', 'dropped_local']),
+        )?.[1] ?? 0,
+      );
+    const sampled = () =>
+      records().length === 0
+        ? 0
+        : readFileSync(join(workDir, FLOW_LOG_FILE), 'utf8')
+            .split('\n')
+            .filter((l) => l.includes('"dropped"')).length;
+    const alone: number[] = [];
+    const flooded: number[] = [];
+    const control: number[] = [];
+    let floodSeconds = 0;
+    const d0 = dropped();
+    const s0 = sampled();
+    for (let rep = 0; rep < 3; rep++) {
+      alone.push(Number(await runPython(hostA, UPLOAD)));
+      const f0 = Date.now();
+      const [mbps] = await Promise.all([runPython(hostA, UPLOAD), runPython(hostA, synFlood('10.3.0.2'))]);
+      floodSeconds += (Date.now() - f0) / 1000;
+      flooded.push(Number(mbps));
+      const [local] = await Promise.all([runPython(hostA, UPLOAD), runPython(hostA, synFlood('127.0.0.1'))]);
+      control.push(Number(local));
+    }
+    await sleep(500);
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
+    console.log(
+      `  ${FLOOD.toLocaleString('en-GB')} denied SYNs beside a 2 GB permitted upload, 3 times: upload ${med(flooded)} MB/s [${flooded.join(', ')}] vs ${med(alone)} MB/s alone [${alone.join(', ')}] = ${((med(flooded) / med(alone)) * 100).toFixed(0)} %;` +
+        ` control, the same flood kept on host A (its CPU, not through the box): ${med(control)} MB/s [${control.join(', ')}]; flood through the box vs control ${((med(flooded) / med(control)) * 100).toFixed(0)} % (target >= 90 %); dropped and counted ${(dropped() - d0).toLocaleString('en-GB')}, drop log records ${sampled() - s0} in ${floodSeconds.toFixed(1)} s of floods (limit 10/s, burst 20)`,
+    );
+  }
+  await pipeline?.stop();
 }
 
 await main();
