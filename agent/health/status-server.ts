@@ -98,22 +98,51 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
     return snapshot;
   };
 
-  new Gauge({
-    name: 'crosslink_agent_generation_applied',
-    help: 'Generation of the config last applied completely (0: none).',
-    registers: [registry],
-    async collect() {
-      this.set((await current()).generation.applied);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_generation_seen',
-    help: 'Highest config generation received from the controller.',
-    registers: [registry],
-    async collect() {
-      this.set((await current()).generation.seen);
-    },
-  });
+  /**
+   * A metric whose series are read from the status at scrape time: `rows` gives each series' labels
+   * and value (a counter mirrors a total kept elsewhere: WireGuard, nft, the agent's running totals).
+   */
+  function fromStatus<L extends string>(
+    kind: 'counter' | 'gauge',
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    rows: (s: AgentStatus) => Iterable<readonly [Partial<Record<L, string>>, number]>,
+  ): void {
+    const base = { name, help, labelNames, registers: [registry] };
+    if (kind === 'counter')
+      new Counter<L>({
+        ...base,
+        async collect() {
+          this.reset();
+          for (const [labels, v] of rows(await current())) this.inc(labels, v);
+        },
+      });
+    else
+      new Gauge<L>({
+        ...base,
+        async collect() {
+          this.reset();
+          for (const [labels, v] of rows(await current())) this.set(labels, v);
+        },
+      });
+  }
+  const one = (v: number) => [[{}, v]] as const;
+
+  fromStatus(
+    'gauge',
+    'crosslink_agent_generation_applied',
+    'Generation of the config last applied completely (0: none).',
+    [],
+    (s) => one(s.generation.applied),
+  );
+  fromStatus(
+    'gauge',
+    'crosslink_agent_generation_seen',
+    'Highest config generation received from the controller.',
+    [],
+    (s) => one(s.generation.seen),
+  );
   const applyErrors = new Counter({
     name: 'crosslink_agent_apply_errors_total',
     help: 'Failed reconcile steps (including invalid configs).',
@@ -133,170 +162,130 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
     registers: [registry],
   });
   // Rule windows and the clock they are judged by (docs/metrics.md, "Rule windows").
-  new Gauge({
-    name: 'crosslink_agent_clock_skew_seconds',
-    help: "This box's clock minus the controller's at the last heartbeat (absent before one).",
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const c = (await current()).clock;
-      if (c) this.set(c.skewMs / 1000);
-    },
-  });
-  const windowGauge = (name: string, help: string, value: (w: RuleWindowView) => number | null) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['rule', 'direction'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const w of (await current()).ruleWindows ?? []) {
-          const v = value(w);
-          if (v !== null) this.set({ rule: w.rule, direction: w.direction }, v);
-        }
-      },
+  fromStatus(
+    'gauge',
+    'crosslink_agent_clock_skew_seconds',
+    "This box's clock minus the controller's at the last heartbeat (absent before one).",
+    [],
+    (s) => (s.clock ? one(s.clock.skewMs / 1000) : []),
+  );
+  const perWindow = (name: string, help: string, value: (w: RuleWindowView) => number | null) =>
+    fromStatus('gauge', name, help, ['rule', 'direction'], function* (s) {
+      for (const w of s.ruleWindows ?? []) {
+        const v = value(w);
+        if (v !== null) yield [{ rule: w.rule, direction: w.direction }, v] as const;
+      }
     });
-  windowGauge(
+  perWindow(
     'crosslink_rule_expiry_timestamp_seconds',
     "When a rule's not-after closes it on this box's clock, Unix seconds (rules with a not-after only).",
     (w) => (w.notAfter === null ? null : Date.parse(w.notAfter) / 1000),
   );
-  windowGauge(
+  perWindow(
     'crosslink_rule_seconds_to_expiry',
     'Seconds until a rule expires on this box (negative once expired; rules with a not-after only).',
     (w) => w.secondsToExpiry,
   );
-  windowGauge(
+  perWindow(
     'crosslink_rule_window_open',
     'Whether a rule with a not-before or not-after admits new flows now (1) or not (0).',
     (w) => (w.state === 'open' ? 1 : 0),
   );
-  new Gauge({
-    name: 'crosslink_agent_peer_handshake_age_seconds',
-    help: 'Seconds since the latest WireGuard handshake with a peer (absent: never).',
-    labelNames: ['peer'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).peers)
-        if (p.handshakeAgeSeconds !== null) this.set({ peer: p.name }, p.handshakeAgeSeconds);
-    },
-  });
+  const perPeer = (
+    kind: 'counter' | 'gauge',
+    name: string,
+    help: string,
+    value: (p: PeerStatusView) => number | null,
+  ) =>
+    fromStatus(kind, name, help, ['peer'], function* (s) {
+      for (const p of s.peers) {
+        const v = value(p);
+        if (v !== null) yield [{ peer: p.name }, v] as const;
+      }
+    });
+  perPeer(
+    'gauge',
+    'crosslink_agent_peer_handshake_age_seconds',
+    'Seconds since the latest WireGuard handshake with a peer (absent: never).',
+    (p) => p.handshakeAgeSeconds,
+  );
   // WireGuard keeps the byte counters; we mirror them (a counter that restarts with the interface,
   // which Prometheus' rate() handles as a reset).
-  new Counter({
-    name: 'crosslink_agent_peer_rx_bytes_total',
-    help: 'Bytes received from a peer through the tunnel.',
-    labelNames: ['peer'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).peers) this.inc({ peer: p.name }, p.rxBytes);
-    },
-  });
-  new Counter({
-    name: 'crosslink_agent_peer_tx_bytes_total',
-    help: 'Bytes sent to a peer through the tunnel.',
-    labelNames: ['peer'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).peers) this.inc({ peer: p.name }, p.txBytes);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_controller_connected',
-    help: '1 while the config stream to the controller is up.',
-    registers: [registry],
-    async collect() {
-      this.set((await current()).controller.isConnected ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_config_stale_seconds',
-    help: 'Seconds the config stream has been down (0 while connected).',
-    registers: [registry],
-    async collect() {
-      this.set((await current()).controller.staleSeconds);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_apply_failing',
-    help: '1 while the last reconcile run left errors (or the newest config is invalid).',
-    registers: [registry],
-    async collect() {
-      this.set((await current()).errors.length > 0 ? 1 : 0);
-    },
-  });
+  perPeer(
+    'counter',
+    'crosslink_agent_peer_rx_bytes_total',
+    'Bytes received from a peer through the tunnel.',
+    (p) => p.rxBytes,
+  );
+  perPeer(
+    'counter',
+    'crosslink_agent_peer_tx_bytes_total',
+    'Bytes sent to a peer through the tunnel.',
+    (p) => p.txBytes,
+  );
+  fromStatus(
+    'gauge',
+    'crosslink_agent_controller_connected',
+    '1 while the config stream to the controller is up.',
+    [],
+    (s) => one(s.controller.isConnected ? 1 : 0),
+  );
+  fromStatus(
+    'gauge',
+    'crosslink_agent_config_stale_seconds',
+    'Seconds the config stream has been down (0 while connected).',
+    [],
+    (s) => one(s.controller.staleSeconds),
+  );
+  fromStatus(
+    'gauge',
+    'crosslink_agent_apply_failing',
+    '1 while the last reconcile run left errors (or the newest config is invalid).',
+    [],
+    (s) => one(s.errors.length > 0 ? 1 : 0),
+  );
 
-  new Gauge({
-    name: 'crosslink_agent_peer_probe_success',
-    help: '1 if the last peer probe (echo through the tunnel) got an answer (absent until probed).',
-    labelNames: ['peer'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).peers)
-        if (p.probe?.isProbed) this.set({ peer: p.name }, p.probe.isReachable ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_peer_probe_rtt_seconds',
-    help: 'Round-trip time of the last successful peer probe.',
-    labelNames: ['peer'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).peers)
-        if (p.probe?.isProbed && p.probe.rttMs > 0) this.set({ peer: p.name }, p.probe.rttMs / 1000);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_peer_probe_loss_ratio',
-    help: 'Share of the last 10 peer probes that got no answer (0..1).',
-    labelNames: ['peer'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).peers) if (p.probe?.isProbed) this.set({ peer: p.name }, p.probe.lossRatio);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_probe_success',
-    help: 'Path probe: 1 if its last outcome matched what it expects (absent: no result yet).',
-    labelNames: ['probe'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).probes ?? []) this.set({ probe: p.name }, p.isOk ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'crosslink_agent_probe_rtt_seconds',
-    help: "Path probe's connect (or echo) time in its last successful run.",
-    labelNames: ['probe'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const p of (await current()).probes ?? [])
-        if (p.isOk && p.rttMs > 0) this.set({ probe: p.name }, p.rttMs / 1000);
-    },
-  });
+  perPeer(
+    'gauge',
+    'crosslink_agent_peer_probe_success',
+    '1 if the last peer probe (echo through the tunnel) got an answer (absent until probed).',
+    (p) => (p.probe?.isProbed ? (p.probe.isReachable ? 1 : 0) : null),
+  );
+  perPeer(
+    'gauge',
+    'crosslink_agent_peer_probe_rtt_seconds',
+    'Round-trip time of the last successful peer probe.',
+    (p) => (p.probe?.isProbed && p.probe.rttMs > 0 ? p.probe.rttMs / 1000 : null),
+  );
+  perPeer(
+    'gauge',
+    'crosslink_agent_peer_probe_loss_ratio',
+    'Share of the last 10 peer probes that got no answer (0..1).',
+    (p) => (p.probe?.isProbed ? p.probe.lossRatio : null),
+  );
+  const perProbe = (name: string, help: string, value: (p: ProbeStatusView) => number | null) =>
+    fromStatus('gauge', name, help, ['probe'], function* (s) {
+      for (const p of s.probes ?? []) {
+        const v = value(p);
+        if (v !== null) yield [{ probe: p.name }, v] as const;
+      }
+    });
+  perProbe(
+    'crosslink_agent_probe_success',
+    'Path probe: 1 if its last outcome matched what it expects (absent: no result yet).',
+    (p) => (p.isOk ? 1 : 0),
+  );
+  perProbe(
+    'crosslink_agent_probe_rtt_seconds',
+    "Path probe's connect (or echo) time in its last successful run.",
+    (p) => (p.isOk && p.rttMs > 0 ? p.rttMs / 1000 : null),
+  );
   // nft keeps the counters and restarts them when the table is replaced; the status reader keeps
   // running totals across that (health/rule-counters.ts), so these only restart with the agent.
   const perRule = (name: string, help: string, field: 'connections' | 'packets' | 'bytes') =>
-    new Counter({
-      name,
-      help,
-      labelNames: ['rule', 'direction'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const r of (await current()).ruleCounters ?? [])
-          this.inc({ rule: r.rule, direction: r.direction }, r[field]);
-      },
-    });
+    fromStatus('counter', name, help, ['rule', 'direction'], (s) =>
+      (s.ruleCounters ?? []).map((r) => [{ rule: r.rule, direction: r.direction }, r[field]] as const),
+    );
   perRule(
     'crosslink_rule_connections_total',
     'Connections (flows) a policy rule admitted on this box, by direction (outbound, inbound, local).',
@@ -305,20 +294,15 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
   perRule('crosslink_rule_packets_total', 'Packets of the flows a policy rule admitted, both ways.', 'packets');
   perRule('crosslink_rule_bytes_total', 'Bytes of the flows a policy rule admitted, both ways.', 'bytes');
   const perZonePair = (name: string, help: string, field: 'packets' | 'bytes') =>
-    new Counter({
-      name,
-      help,
-      labelNames: ['direction', 'source_zone', 'destination_zone'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const z of (await current()).zoneDrops ?? [])
-          this.inc(
+    fromStatus('counter', name, help, ['direction', 'source_zone', 'destination_zone'], (s) =>
+      (s.zoneDrops ?? []).map(
+        (z) =>
+          [
             { direction: z.direction, source_zone: z.sourceZone, destination_zone: z.destinationZone },
             z[field],
-          );
-      },
-    });
+          ] as const,
+      ),
+    );
   perZonePair(
     'crosslink_zone_dropped_packets_total',
     'Packets the Crosslink firewall dropped, by direction and the zones of their source and destination.',
@@ -329,28 +313,20 @@ export function createAgentMetrics(getStatus: () => Promise<AgentStatus> | Agent
     'Bytes the Crosslink firewall dropped, by direction and zone pair.',
     'bytes',
   );
-  new Counter({
-    name: 'crosslink_agent_firewall_dropped_packets_total',
-    help: 'Packets dropped by the Crosslink firewall, by named counter (dropped_inbound, dropped_outbound, dropped_local).',
-    labelNames: ['counter'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {}))
-        this.inc({ counter: name }, c.packets);
-    },
-  });
-  new Counter({
-    name: 'crosslink_agent_firewall_dropped_bytes_total',
-    help: 'Bytes dropped by the Crosslink firewall, by named counter.',
-    labelNames: ['counter'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      for (const [name, c] of Object.entries((await current()).firewallCounters ?? {}))
-        this.inc({ counter: name }, c.bytes);
-    },
-  });
+  const perDropCounter = (name: string, help: string, field: 'packets' | 'bytes') =>
+    fromStatus('counter', name, help, ['counter'], (s) =>
+      Object.entries(s.firewallCounters ?? {}).map(([counter, c]) => [{ counter }, c[field]] as const),
+    );
+  perDropCounter(
+    'crosslink_agent_firewall_dropped_packets_total',
+    'Packets dropped by the Crosslink firewall, by named counter (dropped_inbound, dropped_outbound, dropped_local).',
+    'packets',
+  );
+  perDropCounter(
+    'crosslink_agent_firewall_dropped_bytes_total',
+    'Bytes dropped by the Crosslink firewall, by named counter.',
+    'bytes',
+  );
 
   // Counters are created with zero so the series exist before the first failure.
   applyErrors.inc({ step: 'config' }, 0);
