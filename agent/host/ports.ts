@@ -88,9 +88,14 @@ export interface RelayListen {
   port: number;
 }
 
-/** Connection tracking: forgets UDP flows to a relay port so the next datagram takes the current NAT map. */
+/** Connection tracking: forgets UDP flows to a relay port so the next datagram takes the current NAT
+ *  map; and forgets the flows a rule no longer in force admitted, so their next packet is judged anew. */
 export interface ConntrackPort {
   forgetUdp(listens: readonly RelayListen[]): Promise<void>;
+  /** Deletes the entries (both families) whose ct mark is one of `marks`. */
+  forgetMarks(marks: readonly number[]): Promise<void>;
+  /** The distinct ct marks of the entries whose mark is in Crosslink's range (base/mask). */
+  listMarks(base: number, mask: number): Promise<number[]>;
 }
 
 export interface SysctlPort {
@@ -105,6 +110,7 @@ export interface Host {
   routes: RoutePort;
   firewall: FirewallPort;
   sysctl: SysctlPort;
-  /** Only boxes that relay use it; absent: relayed pairs may need a conntrack timeout to pass. */
+  /** Relays, and every box when rules go (their flows are forgotten); absent: neither happens (a
+   *  relayed pair may need a conntrack timeout to pass, a removed rule's flows run on). */
   conntrack?: ConntrackPort;
 }

@@ -8,7 +8,8 @@ import { realTimers, type Timers } from '../../lib/timers.js';
 import { isCrosslinkError } from '../../lib/errors.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { viewKey, type FailoverPlan, type FailoverView } from '../failover/groups.js';
-import type { Host, RelayListen } from '../host/ports.js';
+import type { Host } from '../host/ports.js';
+import { StaleFlows } from './stale-flows.js';
 import {
   desiredState,
   withFailover,
@@ -92,7 +93,7 @@ export class Reconciler {
   private isGatewayClaimAllowed = false;
   private firewallRecord: FirewallRecord | null = null;
   /** The relay forwards of the last firewall this agent installed; null: none since start. */
-  private relayForwards: ReadonlyMap<string, RelayListen> | null = null;
+  private readonly staleFlows: StaleFlows;
   private configErrors: ApplyFailure[] = [];
   private lastRunErrors: ApplyFailure[] = [];
   private chain: Promise<unknown> = Promise.resolve();
@@ -121,6 +122,7 @@ export class Reconciler {
     this.log = opts.log;
     this.settings = opts.settings;
     this.reader = new HostReader(opts.host, opts.settings.interfaceName, this.knownGateways);
+    this.staleFlows = new StaleFlows(opts.host.conntrack);
     // A new config usually carries the same firewall: don't render 10,000 tuples again.
     this.renderFirewall = memoizeFirewallRenderer(opts.renderFirewall);
     this.resyncIntervalMs = opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS;
@@ -309,21 +311,6 @@ export class Reconciler {
     if (this.isStarted && !this.isRunning) this.reader.startEarly(this.st.runsTotal);
   }
 
-  /**
-   * After the relay's port maps changed: conntrack forgets the flows of every forward that appeared,
-   * changed or went (all of them after a start), so their next datagram takes the map as it is now
-   * (agent/host/linux/conntrack.ts says why).
-   */
-  private async forgetChangedRelayFlows(now: ReadonlyMap<string, RelayListen>): Promise<void> {
-    const before = this.relayForwards;
-    this.relayForwards = now;
-    if (!this.host.conntrack) return;
-    const changed = new Map<string, RelayListen>();
-    for (const [key, l] of now) if (!before?.has(key)) changed.set(`${l.address} ${l.port}`, l);
-    for (const [key, l] of before ?? []) if (!now.has(key)) changed.set(`${l.address} ${l.port}`, l);
-    if (changed.size > 0) await this.host.conntrack.forgetUdp([...changed.values()]);
-  }
-
   private async applyStep(step: Step, prep: RunPrep): Promise<void> {
     const h = this.host;
     switch (step.kind) {
@@ -339,7 +326,7 @@ export class Reconciler {
         this.firewallRecord = null;
         const fingerprint = await h.firewall.replace(step.ruleset, { whileCommitting: () => prep.run() });
         this.firewallRecord = { hash: step.hash, fingerprint };
-        await this.forgetChangedRelayFlows(step.relay ?? new Map());
+        await this.staleFlows.afterFirewall(step.relay ?? new Map(), step.marks ?? new Set());
         return;
       }
       case 'wireguard.sync':

@@ -56,6 +56,8 @@ export type Step =
       hash: string;
       reason: 'missing' | 'changed' | 'drift';
       relay?: DesiredState['firewall']['relay'];
+      /** The ct marks of the rules in force with this ruleset (the flows of others are forgotten). */
+      marks?: ReadonlySet<number>;
     }
   | { kind: 'wireguard.sync'; ifname: string; device: WgDeviceDesired }
   | { kind: 'routes'; add: RouteObserved[]; del: RouteObserved[] }
@@ -162,6 +164,7 @@ export function plan(desired: DesiredState, observed: ObservedState): Step[] {
       hash: desired.firewall.hash,
       reason: fw,
       ...(relay ? { relay } : {}),
+      marks: new Set(desired.firewall.ruleMarks?.keys() ?? []),
     });
   }
 

@@ -6,7 +6,16 @@
 // and WireGuard's handshake retries every 5 s keep that entry alive past UDP's 30 s timeout, so
 // the pair would never pass. Forgetting the entries of each forward that appeared, changed or went
 // makes the next datagram take the current map (or none: a removed forward stops at once).
+//
+// Why every box needs it: an established flow is let through by `ct state established` whatever the
+// policy says now. When a rule goes (removed, or a box restarted with a narrower policy), the
+// flows it admitted are forgotten: their next packet is a new one to conntrack (TCP's loose pickup)
+// and meets the current rules, which drop it, or admit it again under the rule that now allows it.
 import type { ConntrackPort, RelayListen } from '../ports.js';
+
+const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+/** "0 flow entries have been deleted" (exit 1) is not a failure: there was nothing to forget. */
+const NOTHING = /0 flow entries have been deleted/;
 import type { CommandRunner } from './run.js';
 
 export class LinuxConntrack implements ConntrackPort {
@@ -30,11 +39,33 @@ export class LinuxConntrack implements ConntrackPort {
         ],
         { netns: this.opts.netns, allowFailure: true },
       );
-      if (r.exitCode !== 0 && !/0 flow entries have been deleted/.test(r.stderr)) {
+      if (r.exitCode !== 0 && !NOTHING.test(r.stderr)) {
         throw new Error(
           `conntrack -D --orig-dst ${l.address} --orig-port-dst ${l.port}: exit ${r.exitCode}: ${r.stderr.trim()}`,
         );
       }
     }
+  }
+
+  async forgetMarks(marks: readonly number[]): Promise<void> {
+    for (const mark of marks) {
+      for (const family of ['ipv4', 'ipv6']) {
+        const argv = ['conntrack', '-D', '-f', family, '--mark', `${hex(mark)}/0xffffffff`];
+        const r = await this.opts.runner.run(argv, { netns: this.opts.netns, allowFailure: true });
+        if (r.exitCode !== 0 && !NOTHING.test(r.stderr))
+          throw new Error(`${argv.join(' ')}: exit ${r.exitCode}: ${r.stderr.trim()}`);
+      }
+    }
+  }
+
+  async listMarks(base: number, mask: number): Promise<number[]> {
+    const marks = new Set<number>();
+    for (const family of ['ipv4', 'ipv6']) {
+      const argv = ['conntrack', '-L', '-f', family, '--mark', `${hex(base)}/${hex(mask)}`];
+      const r = await this.opts.runner.run(argv, { netns: this.opts.netns, allowFailure: true });
+      if (r.exitCode !== 0) throw new Error(`${argv.join(' ')}: exit ${r.exitCode}: ${r.stderr.trim()}`);
+      for (const m of r.stdout.matchAll(/ mark=(\d+)/g)) marks.add(Number(m[1]) >>> 0);
+    }
+    return [...marks].sort((a, b) => a - b);
   }
 }

@@ -10,6 +10,9 @@ import { FlowRuleSchema, type FlowRule } from '../../../proto/gen/crosslink/v1/a
 import { renderFirewall } from '../firewall-render.js';
 import { firewall, flow } from '../firewall.fixture.js';
 import { LinuxFirewall } from './firewall.js';
+import { LinuxConntrack } from './conntrack.js';
+import { StaleFlows } from '../../reconcile/stale-flows.js';
+import { assignRuleMarks, RULE_MARK_BASE, RULE_MARK_MASK } from '../firewall-names.js';
 import { ProcessRunner } from './run.js';
 import { isRoot, must, NetnsFixture } from './netns.fixture.js';
 
@@ -140,6 +143,43 @@ if (!isRoot()) {
       t.ok(startMs - t0 > 3_000, 'attempts ran for seconds before the start');
       t.ok(first >= startMs, `none got through before not-before (first ${first - startMs} ms after it)`);
       t.ok(first < startMs + 1_000, `the first got through within 1 s of it (${first - startMs} ms)`);
+    });
+
+    // Not only expiry: any rule that goes. The reconciler forgets the conntrack entries of marks no
+    // longer in force after each firewall change (agent/reconcile/stale-flows.ts); without that,
+    // `ct state established` would carry the removed rule's live flows on ("fail ajar").
+    await t.test('a removed rule: its live stream stops once its flows are forgotten', async (t) => {
+      const conntrack = new LinuxConntrack({ runner: new ProcessRunner(), netns: box });
+      const stale = new StaleFlows(conntrack);
+      const other = flow('a-to-b-ssh', ['10.1.0.0/24'], ['10.2.0.0/24'], 'tcp', [22]);
+      const marksOf = (rules: FlowRule[]) =>
+        new Set(assignRuleMarks({ outbound: rules.map((r) => r.rule), inbound: [], local: [] }).map((m) => m.mark));
+      const apply = async (rules: FlowRule[]) => {
+        await fw.replace(renderFirewall(firewall({ outbound: rules }), { wgInterface: 'xlw0' }));
+        await stale.afterFirewall(new Map(), marksOf(rules));
+      };
+      await apply([rule]);
+      const before = server.lines.length;
+      const stream = py(hostA, STREAM, ['4']);
+      fx.trackPid(stream.child.pid!);
+      await new Promise((r) => setTimeout(r, 1000));
+      const [mark] = marksOf([rule]);
+      t.ok(
+        (await conntrack.listMarks(RULE_MARK_BASE, RULE_MARK_MASK)).includes(mark!),
+        "the flow carries its rule's mark",
+      );
+      // A change that keeps the rule: the flow runs on.
+      await apply([rule, other]);
+      await new Promise((r) => setTimeout(r, 1000));
+      const keptUntil = Math.max(...server.lines.slice(before));
+      t.ok(Date.now() - keptUntil < 300, 'a change that keeps the rule leaves its flow alone');
+      // The rule goes: the flow is forgotten, its next packet is new to conntrack and no rule admits it.
+      const removedAt = Date.now();
+      await apply([other]);
+      t.notOk((await conntrack.listMarks(RULE_MARK_BASE, RULE_MARK_MASK)).includes(mark!), 'its entry is gone');
+      await stream.done;
+      const last = Math.max(...server.lines.slice(before));
+      t.ok(last < removedAt + 500, `the stream stopped (last chunk ${last - removedAt} ms after the removal)`);
     });
   });
 }
