@@ -303,3 +303,37 @@ t.test(
     }
   },
 );
+
+t.test('rule windows: status lists the pending, those ending within 14 days and the expired', async (t) => {
+  const s = snap(fleet());
+  const text = formatStatus({
+    ...s,
+    ruleWindows: [
+      {
+        rule: 'gone',
+        notBefore: null,
+        notAfter: '2023-11-13T22:13:20.000Z',
+        state: 'expired',
+        secondsToExpiry: -86_400,
+      },
+      { rule: 'soon', notBefore: null, notAfter: '2023-11-15T01:13:20.000Z', state: 'open', secondsToExpiry: 3 * 3600 },
+      {
+        rule: 'far',
+        notBefore: null,
+        notAfter: '2024-11-14T22:13:20.000Z',
+        state: 'open',
+        secondsToExpiry: 366 * 86_400,
+      },
+      { rule: 'later', notBefore: '2023-12-01T00:00:00.000Z', notAfter: null, state: 'pending', secondsToExpiry: null },
+    ],
+  });
+  const lines = text.trimEnd().split('\n');
+  t.same(lines.slice(-4), [
+    'Rule windows (not-before / not-after):',
+    '  gone: EXPIRED 1d00h ago (2023-11-13T22:13:20.000Z): closed on every box; remove it from the policy',
+    '  soon: ends in 3h00m (2023-11-15T01:13:20.000Z)',
+    '  later: starts 2023-12-01T00:00:00.000Z',
+  ]);
+  t.notMatch(text, /far/, 'a rule ending in a year is not listed');
+  t.notMatch(formatStatus(s), /Rule windows/, 'no windows: no section');
+});

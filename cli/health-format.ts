@@ -4,6 +4,7 @@
 import type { HealthSnapshot, HealthState, StateCounts } from '../controller/health/types.js';
 import { STATE_SEVERITY } from '../controller/health/types.js';
 import { isUnservedBecauseOf } from '../controller/policy/unserved.js';
+import type { PolicyRuleWindow } from '../controller/policy/rule-windows.js';
 
 /** What GET /v1/health answers. */
 export interface HealthResponse extends HealthSnapshot {
@@ -14,6 +15,8 @@ export interface HealthResponse extends HealthSnapshot {
   /** Subnets served on their boxes' own decision: no candidate healthy in the controller's view
    *  (older controllers leave it out). */
   unconfirmed?: Array<{ subnet: string; candidates: string[]; reason: string }>;
+  /** The policy's rules with a not-before / not-after (older controllers leave it out). */
+  ruleWindows?: PolicyRuleWindow[];
 }
 
 export type NagiosStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
@@ -443,6 +446,24 @@ export function formatStatus(s: HealthResponse): string {
     lines.push('', 'Not serving (failover):');
     for (const v of unhealthy)
       lines.push(`  ${v.agent}: ${oneLine(v.reason)} (for ${formatDuration(s.atMs - v.sinceMs)})`);
+  }
+  // Rules that start later, end within two weeks, or have ended (they stay until someone removes them).
+  const SOON_S = 14 * 86_400;
+  const windows = (s.ruleWindows ?? []).filter(
+    (w) => w.state !== 'open' || (w.secondsToExpiry !== null && w.secondsToExpiry <= SOON_S),
+  );
+  if (windows.length > 0) {
+    lines.push('', 'Rule windows (not-before / not-after):');
+    for (const w of windows) {
+      const left = w.secondsToExpiry ?? 0;
+      const when =
+        w.state === 'expired'
+          ? `EXPIRED ${formatDuration(-left * 1000)} ago (${w.notAfter}): closed on every box; remove it from the policy`
+          : w.state === 'pending'
+            ? `starts ${w.notBefore}${w.notAfter ? `, ends ${w.notAfter}` : ''}`
+            : `ends in ${formatDuration(left * 1000)} (${w.notAfter})`;
+      lines.push(`  ${w.rule}: ${when}`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

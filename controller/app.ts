@@ -15,6 +15,7 @@ import type { ApiDeps } from './api/deps.js';
 import { installErrorHandling } from './api/error-handler.js';
 import { healthRoutes } from './api/health.js';
 import { healthStatusRoutes, type HealthReader } from './api/health-status.js';
+import { policyRuleWindows } from './policy/rule-windows.js';
 import { hashesEqual, sha256Hex } from './api/secrets.js';
 import { metricsRoute, type ControllerMetrics } from './metrics.js';
 import { CrosslinkError } from '../lib/errors.js';
@@ -147,6 +148,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
         authorize: auth.requires('agents.read'),
         unserved: () => deps.distribution.unservedSubnets(),
         unconfirmed: () => deps.distribution.unconfirmedSubnets(),
+        ruleWindows: () => policyRuleWindows(deps.distribution.currentPolicy()?.policy, Date.now()),
       }),
     );
     void app.register(async (scope) => {

@@ -26,6 +26,7 @@ import { Distributor, type Handover } from './distribute/distributor.js';
 import { HealthMonitor } from './health/monitor.js';
 import { healthSource } from './health/source.js';
 import type { HealthEvent } from './health/types.js';
+import { policyRuleWindows } from './policy/rule-windows.js';
 import { createControllerMetrics } from './metrics.js';
 import { agentContextValues, agentServiceRoutes } from './rpc/agent-service.js';
 import {
@@ -242,6 +243,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     distribution: {
       connectedCount: () => distributor.connectedCount(),
       serving: () => distributor.servingAssignments(),
+      ruleWindows: () => policyRuleWindows(distributor.currentPolicy()?.policy, Date.now()),
     },
   });
 

@@ -3,6 +3,7 @@
 // several controllers in one process never share series. Every metric is documented in
 // docs/metrics.md; a test keeps the two in step.
 import type { FastifyPluginAsync } from 'fastify';
+import type { PolicyRuleWindow } from './policy/rule-windows.js';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { HealthSnapshot } from './health/types.js';
 import { HEALTH_STATES } from './health/types.js';
@@ -21,6 +22,8 @@ export interface MetricsDistributionView {
   connectedCount(): number;
   /** Every (subnet, candidate agent) pair; absent: no serving metrics. */
   serving?(): readonly ServingAssignment[];
+  /** The current policy's rules with a window; absent: none. */
+  ruleWindows?(): readonly PolicyRuleWindow[];
 }
 
 /** What the metrics read from the HealthMonitor. */
@@ -268,6 +271,16 @@ export const CONTROLLER_METRICS: readonly MetricDef[] = [
     collect: ({ deps, emit }) => {
       for (const s of deps.distribution.serving?.() ?? [])
         emit({ agent: s.agent, subnet: s.subnet, role: s.role }, s.isServing ? 1 : 0);
+    },
+  },
+  {
+    name: 'crosslink_policy_rule_seconds_to_expiry',
+    type: 'gauge',
+    labels: ['rule'],
+    help: "Seconds until a policy rule's not-after on the controller's clock (negative once expired; rules with a not-after only). Alert on < 7 * 86400.",
+    collect: ({ deps, emit }) => {
+      for (const w of deps.distribution.ruleWindows?.() ?? [])
+        if (w.secondsToExpiry !== null) emit({ rule: w.rule }, w.secondsToExpiry);
     },
   },
   {

@@ -167,6 +167,21 @@ export const FleetHealthSchema = Type.Object(
       description:
         "Subnets served on their boxes' own decision: the controller judges none of the candidates healthy (degraded, not unserved)",
     }),
+    ruleWindows: Type.Array(
+      Type.Object(
+        {
+          rule: Type.String(),
+          notBefore: Type.Union([Type.String(), Type.Null()]),
+          notAfter: Type.Union([Type.String(), Type.Null()]),
+          state: Type.Union([Type.Literal('pending'), Type.Literal('open'), Type.Literal('expired')]),
+          secondsToExpiry: Type.Union([Type.Integer(), Type.Null()], {
+            description: "Until not-after on the controller's clock; negative once expired",
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Rules of the current policy with a not-before or not-after, soonest end first' },
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,4 +1,5 @@
 import Fastify from 'fastify';
+import type { PolicyRuleWindow } from '../policy/rule-windows.js';
 import t from 'tap';
 import { CrosslinkError, ERROR_CODES, isCrosslinkError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -16,6 +17,7 @@ async function build(
     authorize?: boolean;
     unserved?: () => UnservedView[];
     unconfirmed?: () => UnconfirmedView[];
+    ruleWindows?: () => PolicyRuleWindow[];
   } = {},
 ) {
   let now = T0;
@@ -40,7 +42,13 @@ async function build(
     : undefined;
   app.addSchema(ErrorBody);
   await app.register(
-    healthStatusRoutes({ monitor, authorize, unserved: opts.unserved, unconfirmed: opts.unconfirmed }),
+    healthStatusRoutes({
+      monitor,
+      authorize,
+      unserved: opts.unserved,
+      unconfirmed: opts.unconfirmed,
+      ruleWindows: opts.ruleWindows,
+    }),
   );
   return {
     app,
@@ -132,7 +140,20 @@ t.test("the response schemas lose nothing: each answer is the monitor's own data
     agentInput('c', now, { peers: ['b'], reportAgoMs: 40_000, isConnected: false }),
     agentInput('d', now, { peers: [], isRevoked: true }),
   ];
-  const { app, monitor, advance } = await build(rich, { unserved: () => unserved, unconfirmed: () => unconfirmed });
+  const ruleWindows = [
+    {
+      rule: 'temp',
+      notBefore: null,
+      notAfter: '2026-12-31T00:00:00.000Z',
+      state: 'open' as const,
+      secondsToExpiry: 60,
+    },
+  ];
+  const { app, monitor, advance } = await build(rich, {
+    unserved: () => unserved,
+    unconfirmed: () => unconfirmed,
+    ruleWindows: () => ruleWindows,
+  });
   advance(45_000);
   await monitor.refresh();
   const plain = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
@@ -140,7 +161,11 @@ t.test("the response schemas lose nothing: each answer is the monitor's own data
     .map(([agent, s]) => ({ agent, ...s }))
     .sort((x, y) => (x.agent < y.agent ? -1 : 1));
   const fleetRes = await app.inject({ method: 'GET', url: '/v1/health' });
-  t.same(fleetRes.json(), plain({ ...monitor.snapshot(), serving, unserved, unconfirmed }), 'GET /v1/health');
+  t.same(
+    fleetRes.json(),
+    plain({ ...monitor.snapshot(), serving, unserved, unconfirmed, ruleWindows }),
+    'GET /v1/health',
+  );
   const s = monitor.snapshot()!;
   const detail = await app.inject({ method: 'GET', url: '/v1/health/agents/a' });
   t.same(

@@ -4,6 +4,7 @@
 // controller's own liveness, live in api/health.ts.)
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { onRequestAsyncHookHandler } from 'fastify';
+import type { PolicyRuleWindow } from '../policy/rule-windows.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { HealthHistoryQuery } from '../health/history.js';
 import type { ServingState } from '../health/serving.js';
@@ -27,6 +28,8 @@ export interface HealthStatusRoutesOptions {
   unserved?: () => UnservedView[];
   /** Subnets served on their boxes' own decision, none healthy in the controller's view (idem). */
   unconfirmed?: () => UnconfirmedView[];
+  /** The current policy's rules with a window (controller/policy/rule-windows.ts). */
+  ruleWindows?: () => PolicyRuleWindow[];
 }
 
 export interface ServingView extends ServingState {
@@ -80,6 +83,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
         serving: servingList(monitor),
         unserved: opts.unserved?.() ?? [],
         unconfirmed: opts.unconfirmed?.() ?? [],
+        ruleWindows: opts.ruleWindows?.() ?? [],
       }),
     );
 
