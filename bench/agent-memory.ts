@@ -3,7 +3,7 @@
 // agent, `node dist/crosslink-agent.cjs agent run` as the package's /usr/bin/crosslink starts it,
 // idle with 10 and with 1,000 peers. Prints figures; fails on nothing but a broken setup (GUIDE §4.10).
 //
-//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --node-flags "--max-old-space-size=64" --no-unit-env --heap DIR]
+//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR]
 //
 // Each size gets a fresh namespace xlm<pid>… with a LAN leg (10.10.0.1/24, veth) and an underlay
 // with a blackhole route for the other agents' endpoints (TEST-NET-2). Inside it run
@@ -17,8 +17,9 @@
 // wireguard-go's own RSS is printed beside it (a separate process; not the agent's figure).
 //
 // --node-flags: extra flags on node's command line, before the bundle (V8 experiments).
-// --no-unit-env: without the unit's NODE_OPTIONS / MALLOC_ARENA_MAX (default: read from
-// deploy/systemd/crosslink-agent.service, so the bench follows the unit).
+// --env "K=V …": more environment for node (after the unit's, so it wins), e.g. GLIBC_TUNABLES=….
+// --no-unit-env: without the unit's NODE_OPTIONS / MALLOC_ARENA_MAX / GLIBC_TUNABLES (default: read
+// from deploy/systemd/crosslink-agent.service, bench/agent-unit-env.ts, so the bench follows the unit).
 // --smaps: also the RSS of the largest mappings (/proc/PID/smaps), e.g. how much of node's own binary.
 // --heap DIR: the agent runs with --heapsnapshot-signal=SIGUSR2 and one snapshot is written to DIR
 // after the samples (open it in Chrome DevTools' Memory tab); the figures then include nothing of it.
@@ -29,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { killPid, must, sh } from '../agent/host/linux/netns.fixture.js';
 import { findWireGuardGoPid } from '../agent/host/linux/wireguard.js';
 import { hasFlag, numberArg, textArg } from './args.js';
+import { agentUnitEnv } from './agent-unit-env.js';
 import { addNetns, newIfname, pids, removeNetns, workDir } from './agent-netns.js';
 import { sleep } from './agent-machine.js';
 
@@ -40,13 +42,8 @@ const NODE_FLAGS = textArg('node-flags', '').split(/\s+/).filter(Boolean);
 const HEAP_DIR = textArg('heap', '');
 const bundle = join(repo, 'dist/crosslink-agent.cjs');
 
-/** NODE_OPTIONS and MALLOC_ARENA_MAX as the agent unit sets them. */
-function unitEnv(): string[] {
-  if (hasFlag('no-unit-env')) return [];
-  const unit = readFileSync(join(repo, 'deploy/systemd/crosslink-agent.service'), 'utf8');
-  return [...unit.matchAll(/^Environment=((?:NODE_OPTIONS|MALLOC_ARENA_MAX)=.*)$/gm)].map((m) => m[1]!.trim());
-}
-const ENV = unitEnv();
+/** The unit's settings, then --env's (which win: `env` takes the last of a name). */
+const ENV = [...(hasFlag('no-unit-env') ? [] : agentUnitEnv()), ...textArg('env', '').split(/\s+/).filter(Boolean)];
 
 interface Rss {
   rss: number;
