@@ -7,6 +7,7 @@ import { AgentConfigSchema, type AgentConfig } from '../proto/gen/crosslink/v1/a
 import { killPid, must } from '../agent/host/linux/netns.fixture.js';
 import type { AgentSettings } from '../agent/reconcile/desired.js';
 import { pids, workDir } from './agent-netns.js';
+import { agentUnitEnv } from './agent-unit-env.js';
 
 export type Msg = { type: string } & Record<string, unknown>;
 
@@ -41,17 +42,7 @@ export class Agent {
     // `env`: the memory settings of deploy/systemd/crosslink-agent.service (the worker checks they agree).
     this.child = spawn(
       'ip',
-      [
-        'netns',
-        'exec',
-        netns,
-        'env',
-        'NODE_OPTIONS=--max-semi-space-size=2',
-        'MALLOC_ARENA_MAX=2',
-        process.execPath,
-        '--expose-gc',
-        workerBundle(),
-      ],
+      ['netns', 'exec', netns, 'env', ...agentUnitEnv(), process.execPath, '--expose-gc', workerBundle()],
       { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
     );
     pids.add(this.child.pid!);

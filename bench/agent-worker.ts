@@ -38,6 +38,7 @@ import { FlowCollector } from '../agent/flows/collector.js';
 import type { AgentSettings } from '../agent/reconcile/desired.js';
 import { watchHostEvents } from '../agent/reconcile/events.js';
 import { describeStep } from '../agent/reconcile/plan.js';
+import { AGENT_UNIT_ENV_NAMES, agentUnitEnv } from './agent-unit-env.js';
 
 type Msg = { type: string } & Record<string, unknown>;
 
@@ -142,16 +143,13 @@ const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 
 /** The memory settings this process runs with, and whether they are the agent unit's (production). */
 function memorySettings(): string {
-  const ours = ['NODE_OPTIONS', 'MALLOC_ARENA_MAX']
-    .filter((k) => process.env[k] !== undefined)
-    .map((k) => `${k}=${process.env[k]}`);
+  const ours = AGENT_UNIT_ENV_NAMES.filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
   const unitFile = join(process.cwd(), 'deploy/systemd/crosslink-agent.service');
-  if (!existsSync(unitFile)) return `${ours.join(' ') || 'no NODE_OPTIONS/MALLOC_ARENA_MAX'} (unit file not found)`;
-  const unit = [
-    ...readFileSync(unitFile, 'utf8').matchAll(/^Environment=((?:NODE_OPTIONS|MALLOC_ARENA_MAX)=.*)$/gm),
-  ].map((x) => x[1]!.trim());
+  const none = `no ${AGENT_UNIT_ENV_NAMES.join('/')}`;
+  if (!existsSync(unitFile)) return `${ours.join(' ') || none} (unit file not found)`;
+  const unit = agentUnitEnv(readFileSync(unitFile, 'utf8'));
   const isSame = unit.length === ours.length && unit.every((u) => ours.includes(u));
-  return `${ours.join(' ') || 'no NODE_OPTIONS/MALLOC_ARENA_MAX'}${isSame ? ', as the agent unit' : `; DIFFERS from the agent unit (${unit.join(' ') || 'none'})`}`;
+  return `${ours.join(' ') || none}${isSame ? ', as the agent unit' : `; DIFFERS from the agent unit (${unit.join(' ') || 'none'})`}`;
 }
 
 function memory() {
