@@ -421,3 +421,20 @@ const SINGLE_CANDIDATE_HASHES: Array<[string, string]> = [
   ['s', '9033db9180febea25d9045803481645187ee5fdda89ffd04a754cba7b988b442'],
   ['x', '879591a2a2edc6945bb349396b4883a502b0bee8b891077a8fa8d058c0bb249f'],
 ];
+
+t.test('a subnet of adjacent prefixes is served by a box that advertises them one by one', async (t) => {
+  const policy = world({ via: ['p'] });
+  const sub = policy.subnets.find((s) => s.via.includes('p' as AgentName))!;
+  sub.cidrs = ['10.128.0.0/24', '10.128.1.0/24', '10.128.2.0/24', '10.128.3.0/24'];
+  const inv = inventory(policy);
+  const p = inv.agents.find((a) => a.name === 'p')!;
+  p.advertised = [...sub.cidrs];
+  const r = compilePolicy(policy, inv);
+  t.same(r.unserved, [], 'served: the four /24s cover the /22 the subnet merges to');
+  p.advertised = sub.cidrs.slice(0, 3);
+  t.match(
+    compilePolicy(policy, inv).unserved,
+    [{ reason: /p does not advertise 10\.128\.0\.0\/22/ }],
+    'three of four: not served',
+  );
+});

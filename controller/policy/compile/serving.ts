@@ -1,6 +1,6 @@
 // The inventory side: each agent's parsed facts, and which agent serves each subnet cluster.
 import { NOT_ENROLLED } from '../unserved.js';
-import { hostPrefixOf, prefixContains, type ParsedPrefix, type PrefixCache } from '../prefixes.js';
+import { hostPrefixOf, mergeParsed, prefixContains, type ParsedPrefix, type PrefixCache } from '../prefixes.js';
 import type { AgentName, Inventory, SubnetName } from '../types.js';
 import { cmp, serversOf, type AgentMeta, type CompilerState, type PolicyIndex } from './types.js';
 
@@ -33,7 +33,9 @@ export function buildAgents(
     const hostPrefix = hostPrefixOf(overlayIp);
     out.set(a.name, {
       agent: a,
-      advertised,
+      // Merged: a subnet of four adjacent /24s is one /22 to the compiler, and a box that
+      // advertises the four /24s serves it.
+      advertised: mergeParsed(advertised),
       hostPrefix,
       host: hostPrefix ? cache.get(hostPrefix) : undefined,
       overlayIp,
