@@ -14,7 +14,11 @@
 // after the first packet has crossed. And whether this kernel has WireGuard: when it does, the
 // kernel figure belongs beside these, which this script does not take yet (it says so).
 //
+// Experiments on the Crosslink side only: `--mtu N` (the agents' --mtu; the default is 1420, Nebula's
+// 1300) and `--gomaxprocs N` (GOMAXPROCS in the agents' environment, which wireguard-go inherits).
+//
 //   npm run bench:vs-nebula -- [--reps 3] [--seconds 5] [--no-nebula] [--no-crosslink]
+//                             [--mtu N] [--gomaxprocs N]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -29,6 +33,8 @@ import { nebulaConfig, nebulaPki, nebulaVersion, type NebulaNode } from './nebul
 
 const REPS = numberArg('reps', 3);
 const SECONDS = numberArg('seconds', 5);
+const MTU = numberArg('mtu', 0);
+const GOMAXPROCS = numberArg('gomaxprocs', 0);
 const PORT = 5201;
 const BOXES = ['alpha', 'beta'] as const;
 const FROM_HOST = 'a1';
@@ -123,6 +129,8 @@ async function crosslink(bed: Testbed): Promise<{ rows: Row[]; memory: string[];
     agents: BOXES.map((box) => ({ box })),
     policyText: smallPolicy(2, [rule('iperf', 'alpha-lan', 'beta-lan', [`tcp/${PORT}`])]),
     timeoutMs: 120_000,
+    ...(MTU ? { agentArgs: ['--mtu', String(MTU)] } : {}),
+    ...(GOMAXPROCS ? { env: { GOMAXPROCS: String(GOMAXPROCS) } } : {}),
   });
   const rows: Row[] = [];
   const memory: string[] = [];
@@ -137,7 +145,16 @@ async function crosslink(bed: Testbed): Promise<{ rows: Row[]; memory: string[];
     memory.push(`${box} ${mb(agent + wg)} (agent ${mb(agent)} + wireguard-go ${mb(wg)})`);
   }
   const mtu = await mtuOf(bed, 'alpha', bed.box('alpha').wgInterface);
-  rows.push({ label: 'Crosslink (firewall on, agents running)', runs: await throughput(bed, 'Crosslink') });
+  const label = `Crosslink (firewall on, agents running${MTU ? `, MTU ${MTU}` : ''}${GOMAXPROCS ? `, GOMAXPROCS=${GOMAXPROCS}` : ''})`;
+  rows.push({ label, runs: await throughput(bed, 'Crosslink') });
+  const after: string[] = [];
+  for (const box of BOXES) {
+    const agentPid = fleet.agentPid(box);
+    const agent = agentPid === null ? 0 : rssKb(agentPid);
+    const wg = (await pidsNamed(bed, box, 'wireguard-go')).reduce((a, p) => a + rssKb(p), 0);
+    after.push(`${box} ${mb(agent + wg)} (wireguard-go ${mb(wg)})`);
+  }
+  memory.push(`after the runs: ${after.join('; ')}`);
   // The floor: a stopped agent leaves wireguard-go, the peers and the routes; only the table goes.
   await fleet.stop();
   const tables: string[] = [];
@@ -195,6 +212,7 @@ async function nebula(bed: Testbed): Promise<{ row: Row; memory: string[]; rssKb
       label: `Nebula ${nebulaVersion()} (firewall: tcp/${PORT} in)`,
       runs: await throughput(bed, 'Nebula'),
     };
+    memory.push(`after the runs: ${BOXES.map((box, i) => `${box} ${mb(rssKb(procs[i]!.pid))}`).join('; ')}`);
     return { row, memory, rssKb: totals, mtu };
   } finally {
     await Promise.all(procs.map((p) => bed.kill(p.pid).catch(() => undefined)));
@@ -204,7 +222,7 @@ async function nebula(bed: Testbed): Promise<{ row: Row; memory: string[]; rssKb
 
 const bed = await Testbed.create(smallTopology(2));
 try {
-  const wgVersion = spawnSync('wireguard-go', ['--version'], { encoding: 'utf8' }).stdout.trim();
+  const wgVersion = spawnSync('wireguard-go', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]!.trim();
   out(
     `bench:vs-nebula (${cpus().length} cores, Node ${process.version}, ${wgVersion || 'wireguard-go'}, ` +
       `Nebula ${nebulaVersion()}; iperf3 TCP ${FROM_HOST} -> ${TO_ADDRESS}, ${SECONDS} s after 1 s omitted, ` +
@@ -230,8 +248,8 @@ try {
   for (const r of [...(x?.rows ?? []), ...(n ? [n.row] : [])]) out(rowLine(r));
   out(`  tunnel MTU: Crosslink ${x?.mtu ?? '-'}, Nebula ${n?.mtu ?? '-'}`);
   out('Memory per edge box (RSS of the overlay processes, idle, 1 peer):');
-  if (x) out(`  Crosslink: ${x.memory.join('; ')}`);
-  if (n) out(`  Nebula:    ${n.memory.join('; ')}`);
+  if (x) out(`  Crosslink: ${x.memory.join('\n             ')}`);
+  if (n) out(`  Nebula:    ${n.memory.join('\n             ')}`);
   if (x && n) {
     const ratio = (a: number[], b: number[]) => (median(a) / median(b)).toFixed(2);
     out('Ratios:');
