@@ -33,7 +33,8 @@ import {
   DEFAULT_SESSION_PING_TIMEOUT_MS,
   keepSessionsAlive,
 } from './rpc/session-keepalive.js';
-import { openStore } from './store/open.js';
+import { isSqliteFile, openStore } from './store/open.js';
+import { lockSqliteFile } from './store/sqlite-lock.js';
 import type { Store } from './store/store.js';
 import { loadOrCreateTlsIdentity } from './tls.js';
 
@@ -127,11 +128,27 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const listens = s.listen.map((l) => parseListen(l)!);
 
-  const store = openStore({ database: s.database ?? join(dataDir, 'controller.db'), clock });
+  const database = s.database ?? join(dataDir, 'controller.db');
+  // SQLite: one controller per file (a second process is refused, naming the first).
+  const fileLock = isSqliteFile(database) ? lockSqliteFile(database) : null;
+  let store: Store;
+  try {
+    store = openStore({ database, clock });
+  } catch (e) {
+    fileLock?.release();
+    throw e;
+  }
+  const closeStore = async () => {
+    try {
+      await store.close();
+    } finally {
+      fileLock?.release();
+    }
+  };
   try {
     await store.migrate();
   } catch (e) {
-    await store.close().catch(() => undefined);
+    await closeStore().catch(() => undefined);
     throw e;
   }
 
@@ -323,7 +340,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     await Promise.all(extra.map((x) => x.close())).catch(() => undefined);
     await app.close().catch(() => undefined); // also stops the distributor (preClose)
     await distributor.stop().catch(() => undefined);
-    await store.close().catch(() => undefined);
+    await closeStore().catch(() => undefined);
     throw new CrosslinkError(
       'config_invalid',
       `${which}: cannot listen on ${s.listen[index]}: ${(e as Error).message}`,
@@ -363,7 +380,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
         await auditSyslog?.stop();
         await app.close();
       } finally {
-        await store.close().catch((e: unknown) => log.error({ err: e }, 'closing the store failed'));
+        await closeStore().catch((e: unknown) => log.error({ err: e }, 'closing the store failed'));
         log.info('controller stopped');
         markClosed();
       }
