@@ -217,6 +217,14 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       listAgents: () => store.listAgents(),
       liveView: (n) => distributor.liveView(n),
       currentConfig: (n) => distributor.currentConfig(n),
+      // Replicas: an agent streaming from another replica reports through it; a recent report
+      // counts as connected (this replica sees only its own streams).
+      ...(replication
+        ? {
+            isConnectedElsewhere: (a) =>
+              a.lastReportAtMs !== null && clock.nowMs() - a.lastReportAtMs < reportIntervalMs * 2,
+          }
+        : {}),
       log,
     }),
     intervalMs: (s['health-interval-seconds'] ?? 5) * 1000,
@@ -237,6 +245,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     },
     // Failover: serving health goes to the compiler, which moves subnets to the next healthy `via`.
     onServingChange: (serving, changed) => {
+      replication?.publishServing(changed.map((n) => [n, serving.get(n) ?? true]));
       for (const name of changed) {
         void distributor
           .setAgentHealth(name, serving.get(name) ?? true)
@@ -248,6 +257,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   // A report re-evaluates health soon; reports arriving together share one evaluation.
   let refreshTimer: NodeJS.Timeout | null = null;
   const refreshSoon = () => {
+    if (replication && !replication.isLeader()) return; // only the leader evaluates
     refreshTimer ??= setTimeout(() => {
       refreshTimer = null;
       void healthMonitor.refresh();
@@ -348,7 +358,9 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       { cause: e },
     );
   }
-  healthMonitor.start();
+  // Health evaluation runs once: here, or on the PostgreSQL replica that holds leadership.
+  if (replication) replication.lead((isLeader) => (isLeader ? healthMonitor.start() : healthMonitor.stop()));
+  else healthMonitor.start();
   const auditSyslog = await startAuditSyslog(s, store, log);
   const port = ports[0]!;
   // With port 0 (tests) the real ports are known only now.

@@ -13,6 +13,7 @@ export interface SyncTarget {
   setPolicy: import('./port.js').DistributionPort['setPolicy'];
   agentsChanged(names: string[]): Promise<void>;
   knownAgentNames(): string[];
+  setAgentHealth(name: string, isHealthy: boolean): Promise<void>;
 }
 
 export class ReplicaSync {
@@ -41,7 +42,8 @@ export class ReplicaSync {
     if (n.origin === this.#origin) return; // our own write: already applied by the code that made it
     void this.#enqueue(async () => {
       if (n.kind === 'policy') await this.#reloadPolicy();
-      else await this.#target.agentsChanged(n.names);
+      else if (n.kind === 'agents') await this.#target.agentsChanged(n.names);
+      else for (const [name, isHealthy] of n.agents) await this.#target.setAgentHealth(name, isHealthy);
       this.applied++;
     });
   }

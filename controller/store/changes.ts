@@ -8,7 +8,9 @@ export type StoreChange =
   /** A policy version was appended: read the current one. */
   | { kind: 'policy' }
   /** Agents enrolled, revoked, deleted, or whose endpoints/subnets/relay consent changed. */
-  | { kind: 'agents'; names: string[] };
+  | { kind: 'agents'; names: string[] }
+  /** The leader's serving health changed (failover): [agent, may serve its subnets]. */
+  | { kind: 'serving'; agents: [string, boolean][] };
 
 /** The NOTIFY payload: the change and the replica that made it (a replica ignores its own). */
 export type ChangeNotice = StoreChange & { origin: string };
@@ -28,5 +30,11 @@ export function parseChangeNotice(payload: string | undefined): ChangeNotice | n
   if (o.kind === 'policy') return { kind: 'policy', origin: o.origin };
   if (o.kind === 'agents' && Array.isArray(o.names) && o.names.every((n) => typeof n === 'string'))
     return { kind: 'agents', names: o.names, origin: o.origin };
+  if (
+    o.kind === 'serving' &&
+    Array.isArray(o.agents) &&
+    o.agents.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'boolean')
+  )
+    return { kind: 'serving', agents: o.agents as [string, boolean][], origin: o.origin };
   return null;
 }

@@ -9,6 +9,8 @@ import type { Logger } from '../../lib/logger.js';
 export interface PgListener {
   /** Resolves once the first LISTEN is in place (or rejects if the first connect fails). */
   readonly ready: Promise<void>;
+  /** NOTIFY on the channel through this connection; false when it is down (the notice is lost). */
+  send(payload: string): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export function listenPostgres(opts: {
   let timer: NodeJS.Timeout | null = null;
   let isStopped = false;
   let isFirst = true;
+  let isUp = false;
 
   const connect = async (): Promise<void> => {
     const c = new pg.Client({ connectionString: opts.url });
@@ -32,6 +35,7 @@ export function listenPostgres(opts: {
     const lost = (err?: unknown) => {
       if (isLost) return;
       isLost = true;
+      isUp = false;
       c.removeAllListeners('notification');
       void c.end().catch(() => undefined);
       if (isStopped) return;
@@ -55,6 +59,7 @@ export function listenPostgres(opts: {
       throw err;
     }
     backoff.reset();
+    isUp = true;
     if (!isFirst) opts.log.info('change feed: listening again');
     isFirst = false;
     opts.onListening();
@@ -63,6 +68,16 @@ export function listenPostgres(opts: {
   const ready = connect();
   return {
     ready,
+    async send(payload) {
+      const c = client;
+      if (!c || !isUp) return false;
+      try {
+        await c.query('select pg_notify($1, $2)', [opts.channel, payload]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     async stop() {
       isStopped = true;
       if (timer) clearTimeout(timer);

@@ -2,66 +2,18 @@
 // writes through LISTEN/NOTIFY. A policy applied on A is served by B within 1 s and pushed by B to
 // an agent streaming from B (the agent's real Connect client); an agent revoked on A leaves the
 // config B pushes; one enrolled through B is in A's inventory.
-import t, { type Test } from 'tap';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import t from 'tap';
 import { createControlClient } from '../../agent/control/connect.js';
-import { ApiClient } from '../../cli/commands/api.js';
 import { systemClock } from '../../lib/clock.js';
 import { parseJoinToken } from '../../lib/join-token.js';
 import { silentLogger } from '../../lib/logger.js';
 import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
-import { startChildController, waitExit, type ChildController } from './child.js';
+import type { ChildController } from './child.js';
 import { POLICY_YAML } from './harness.fixture.js';
-import { freshDatabase, startPostgres } from './postgres.fixture.js';
+import { startReplicas, waitFor, type Api } from './replicas.fixture.js';
 
 const log = silentLogger();
-type Api = Awaited<ReturnType<typeof ApiClient.connect>>;
-
-/** Starts replicas A and B on one database; B gets A's CA (and the admin token A's first start made). */
-export async function startReplicas(
-  t: Test,
-  dbName: string,
-  settings: Record<string, unknown> = {},
-  count = 2,
-): Promise<{ replicas: ChildController[]; apis: Api[]; dirs: string[]; database: string }> {
-  const database = await freshDatabase(t, startPostgres(t), dbName);
-  const dirs: string[] = [];
-  const replicas: ChildController[] = [];
-  for (let i = 0; i < count; i++) {
-    const dir = mkdtempSync(join(tmpdir(), `crosslink-replica-${i}-`));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    if (i > 0) for (const f of ['ca.crt', 'ca.key', 'admin.token']) copyFileSync(join(dirs[0]!, f), join(dir, f));
-    dirs.push(dir);
-    const c = await startChildController(dir, '127.0.0.1:0', { database, ...settings });
-    t.teardown(async () => {
-      if (c.proc.exitCode === null && c.proc.signalCode === null) {
-        c.proc.kill('SIGKILL');
-        await waitExit(c.proc);
-      }
-    });
-    replicas.push(c);
-  }
-  const apis: Api[] = [];
-  for (const c of replicas) {
-    const api = await ApiClient.connect({ controller: c.url, token: c.adminToken, caFingerprint: c.caFingerprint });
-    t.teardown(() => api.close());
-    apis.push(api);
-  }
-  return { replicas, apis, dirs, database };
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const peers = (c: AgentConfig | undefined) => (c?.peers ?? []).map((p) => p.name).sort();
 
