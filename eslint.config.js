@@ -137,6 +137,7 @@ export default tseslint.config(
       'agent/flows/conntrack-events.ts',
       'agent/trace/trace-table.ts',
       'controller/trace/live-plan.ts',
+      'controller/store/changes.ts',
       'lib/export/record.ts',
       'controller/health/serving.ts',
       'controller/health/types.ts',

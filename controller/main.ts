@@ -3,9 +3,8 @@
 // wires real adapters; the imports of the other engineers' modules are all here.
 import { AuditSyslogForwarder } from './audit/syslog.js';
 import { parseSyslogUrl, SyslogExporter } from '../lib/export/exporters.js';
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
-import type { Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -29,11 +28,9 @@ import type { HealthEvent } from './health/types.js';
 import { policyRuleWindows } from './policy/rule-windows.js';
 import { createControllerMetrics } from './metrics.js';
 import { agentContextValues, agentServiceRoutes } from './rpc/agent-service.js';
-import {
-  DEFAULT_SESSION_PING_INTERVAL_MS,
-  DEFAULT_SESSION_PING_TIMEOUT_MS,
-  keepSessionsAlive,
-} from './rpc/session-keepalive.js';
+import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS } from './rpc/session-keepalive.js';
+import { listenExtra, type ExtraListener } from './listen-extra.js';
+import { startReplication } from './replicas.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { loadOrCreateTlsIdentity } from './tls.js';
@@ -128,7 +125,15 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const listens = s.listen.map((l) => parseListen(l)!);
 
-  const store = openStore({ database: s.database ?? join(dataDir, 'controller.db'), clock });
+  // SQLite: one controller per file (a second process is refused, naming the first). PostgreSQL:
+  // any number, each telling the others of its writes under its own id.
+  const replicaId = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+  const store = openStore({
+    database: s.database ?? join(dataDir, 'controller.db'),
+    clock,
+    isExclusive: true,
+    changeOrigin: replicaId,
+  });
   try {
     await store.migrate();
   } catch (e) {
@@ -192,6 +197,17 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     onHandover: (handovers) => monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs()))),
   });
   await distributor.start();
+  const replication = await startReplication({
+    database: s.database ?? '',
+    replicaId,
+    store,
+    distributor,
+    log,
+  }).catch(async (e: unknown) => {
+    await distributor.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw e;
+  });
 
   const reportIntervalMs = (s['report-interval-seconds'] ?? 10) * 1000;
   const silentIntervals = s['silent-intervals'] ?? 3;
@@ -202,6 +218,14 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       listAgents: () => store.listAgents(),
       liveView: (n) => distributor.liveView(n),
       currentConfig: (n) => distributor.currentConfig(n),
+      // Replicas: an agent streaming from another replica reports through it; a recent report
+      // counts as connected (this replica sees only its own streams).
+      ...(replication
+        ? {
+            isConnectedElsewhere: (a) =>
+              a.lastReportAtMs !== null && clock.nowMs() - a.lastReportAtMs < reportIntervalMs * 2,
+          }
+        : {}),
       log,
     }),
     intervalMs: (s['health-interval-seconds'] ?? 5) * 1000,
@@ -222,6 +246,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     },
     // Failover: serving health goes to the compiler, which moves subnets to the next healthy `via`.
     onServingChange: (serving, changed) => {
+      replication?.publishServing(changed.map((n) => [n, serving.get(n) ?? true]));
       for (const name of changed) {
         void distributor
           .setAgentHealth(name, serving.get(name) ?? true)
@@ -233,6 +258,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   // A report re-evaluates health soon; reports arriving together share one evaluation.
   let refreshTimer: NodeJS.Timeout | null = null;
   const refreshSoon = () => {
+    if (replication && !replication.isLeader()) return; // only the leader evaluates
     refreshTimer ??= setTimeout(() => {
       refreshTimer = null;
       void healthMonitor.refresh();
@@ -295,6 +321,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   app.addHook('preClose', async () => {
     healthMonitor.stop();
     if (refreshTimer) clearTimeout(refreshTimer);
+    await replication?.stop();
     await distributor.stop();
   });
 
@@ -333,7 +360,9 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       { cause: e },
     );
   }
-  healthMonitor.start();
+  // Health evaluation runs once: here, or on the PostgreSQL replica that holds leadership.
+  if (replication) replication.lead((isLeader) => (isLeader ? healthMonitor.start() : healthMonitor.stop()));
+  else healthMonitor.start();
   const auditSyslog = await startAuditSyslog(s, store, log);
   const port = ports[0]!;
   // With port 0 (tests) the real ports are known only now.
@@ -414,60 +443,6 @@ async function startAuditSyslog(
       await forwarder.tick(); // the entries of the last second, shutdown's own included
       await exporter.flushed(1000);
       exporter.close();
-    },
-  };
-}
-
-interface ExtraListener {
-  port: number;
-  close(): Promise<void>;
-}
-
-/**
- * One more HTTPS (HTTP/2, HTTP/1.1 allowed) server for `app`, as fastify makes its own: same key and
- * chain, no timeouts (config streams live long), the same HTTP/2 PINGs for dead boxes, and on close
- * every session and connection ended (as fastify's forceCloseConnections does for its server).
- */
-async function listenExtra(
-  app: FastifyInstance,
-  tls: { keyPem: string; certChainPem: string },
-  at: { host: string; port: number },
-  keepalive: Parameters<typeof keepSessionsAlive>[1],
-): Promise<ExtraListener> {
-  const server: Http2SecureServer = createSecureServer(
-    { allowHTTP1: true, key: tls.keyPem, cert: tls.certChainPem },
-    app.routing.bind(app) as unknown as Parameters<typeof createSecureServer>[1],
-  );
-  server.setTimeout(0);
-  keepSessionsAlive(server, keepalive);
-  const sessions = new Set<ServerHttp2Session>();
-  const sockets = new Set<Socket>();
-  server.on('session', (session: ServerHttp2Session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-  });
-  server.on('secureConnection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: at.host, port: at.port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  let closing: Promise<void> | null = null;
-  return {
-    port: typeof addr === 'object' && addr ? addr.port : at.port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const session of sessions) session.close();
-        for (const socket of sockets) socket.destroy();
-      });
-      return closing;
     },
   };
 }

@@ -73,9 +73,36 @@ function durationText(seconds: number): string {
   return `${seconds} second${seconds === 1 ? '' : 's'}`;
 }
 
+/** Seconds a client should wait before retrying a `503 unavailable` (the database coming back). */
+export const RETRY_AFTER_SECONDS = 2;
+
+/**
+ * The database could not be reached (PostgreSQL restarting, failing over, or the network to it
+ * down): socket errors, SQLSTATE class 08 (connection exception), 57P01-57P03 (server shutting
+ * down or starting), 53300 (too many connections), and node-postgres' own connection messages.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) return true;
+  if (/^08[0-9A-Z]{3}$/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
+  const message = typeof e.message === 'string' ? e.message : '';
+  return /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed)/.test(
+    message,
+  );
+}
+
 /** Converts anything thrown into a CrosslinkError a client may see. */
 export function toCrosslinkError(err: unknown, limitBytes?: number): CrosslinkError {
   if (isCrosslinkError(err)) return err;
+  if (isDatabaseUnavailable(err))
+    return new CrosslinkError(
+      'unavailable',
+      `the controller cannot reach its database; retry in ${RETRY_AFTER_SECONDS} seconds`,
+      [],
+      { cause: err },
+    );
   const e = err as FastifyError & { validation?: AjvError[]; validationContext?: string; status?: number };
   if (e && Array.isArray(e.validation)) {
     const details = validationDetails(e);
@@ -144,6 +171,7 @@ export function installErrorHandling(app: FastifyInstance, log: Logger): void {
         'www-authenticate',
         req.headers.authorization ? 'Bearer realm="crosslink", error="invalid_token"' : 'Bearer realm="crosslink"',
       );
+    if (ce.code === 'unavailable') void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
     void reply.code(status).type('application/json; charset=utf-8').send(ce.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {

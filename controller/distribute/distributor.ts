@@ -311,6 +311,11 @@ export class Distributor implements DistributionPort {
     return this.#policyVersion;
   }
 
+  /** Names of the enrolled, unrevoked agents it distributes to. */
+  knownAgentNames(): string[] {
+    return [...this.#known.keys()];
+  }
+
   /**
    * Every (subnet, candidate agent) pair of the current policy, sorted by subnet then `via` order,
    * with whether that agent serves the subnet now. Feeds `crosslink_agent_serving`.

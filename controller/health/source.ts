@@ -12,6 +12,8 @@ export interface HealthSourceDeps {
   listAgents(): Promise<AgentRecord[]>;
   liveView(name: string): { isConnected: boolean; connectedSinceMs?: number | null; desiredGeneration: number };
   currentConfig(name: string): AgentConfig | undefined;
+  /** Several controllers: whether the agent streams from another one (its own view is liveView). */
+  isConnectedElsewhere?(a: AgentRecord): boolean;
   log: Logger;
 }
 
@@ -39,7 +41,9 @@ export function healthSource(deps: HealthSourceDeps): () => Promise<AgentHealthI
     for (const name of [...parsed.keys()]) if (!names.has(name)) parsed.delete(name);
     return agents.map((a): AgentHealthInput => {
       const isRevoked = a.revokedAtMs !== null;
-      const live = isRevoked ? { isConnected: false, desiredGeneration: 0 } : deps.liveView(a.name);
+      let live = isRevoked ? { isConnected: false, desiredGeneration: 0 } : deps.liveView(a.name);
+      if (!isRevoked && !live.isConnected && deps.isConnectedElsewhere?.(a))
+        live = { isConnected: true, connectedSinceMs: null, desiredGeneration: a.desiredGeneration };
       const config = isRevoked ? undefined : deps.currentConfig(a.name);
       const report = reportOf(a);
       return {

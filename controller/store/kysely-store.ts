@@ -1,7 +1,8 @@
 // The one query layer behind both adapters. Every mutating call is one transaction that first
 // locks the audit head row (so audit ids and hashes form a single chain and conditional writes such
 // as appendPolicy see a stable state), makes the change, and appends its audit entry.
-import { Migrator, type Kysely, type Transaction } from 'kysely';
+import { Migrator, sql, type Kysely, type Transaction } from 'kysely';
+import { CHANGE_CHANNEL, type StoreChange } from './changes.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { auditEntryHash, canonicalJson } from './audit-chain.js';
@@ -26,13 +27,17 @@ export class KyselyStore implements Store {
   readonly #db: Kysely<Database>;
   readonly #clock: Clock;
   readonly #onClose: () => Promise<void>;
+  /** PostgreSQL: this replica's id in the change notices it sends ('' sends none). */
+  readonly #origin: string;
 
   constructor(opts: {
     db: Kysely<Database>;
     kind: 'sqlite' | 'postgres';
     clock: Clock;
     onClose?: () => Promise<void>;
+    changeOrigin?: string;
   }) {
+    this.#origin = opts.changeOrigin ?? '';
     this.#db = opts.db;
     this.kind = opts.kind;
     this.#clock = opts.clock;
@@ -95,6 +100,13 @@ export class KyselyStore implements Store {
     head.lastId = base.id;
     head.lastHash = hash;
     return { ...base, prevHash, hash };
+  }
+
+  /** PostgreSQL: tells the other replicas on commit (NOTIFY is transactional). SQLite has no others. */
+  async #notify(trx: Trx, change: StoreChange): Promise<void> {
+    if (this.kind !== 'postgres' || !this.#origin) return;
+    const payload = JSON.stringify({ ...change, origin: this.#origin });
+    await sql`select pg_notify(${CHANGE_CHANNEL}, ${payload})`.execute(trx);
   }
 
   /** Runs `fn` in a transaction holding the audit head; appends `audit` (if any) before commit. */
@@ -203,6 +215,7 @@ export class KyselyStore implements Store {
           comment: input.comment,
         };
         await trx.insertInto('policy_versions').values(row).execute();
+        await this.#notify(trx, { kind: 'policy' });
         return toPolicy(row);
       },
       (r) => r !== 'conflict',
@@ -238,6 +251,7 @@ export class KyselyStore implements Store {
         .set({ used_at_ms: agent.enrolledAtMs })
         .where('id', '=', joinTokenId)
         .execute();
+      await this.#notify(trx, { kind: 'agents', names: [agent.name] });
     });
   }
 
@@ -262,7 +276,20 @@ export class KyselyStore implements Store {
   ): Promise<void> {
     const set = agentPatchRow(patch);
     if (Object.keys(set).length === 0) return;
-    await this.#db.updateTable('agents').set(set).where('name', '=', name).execute();
+    const isInventory =
+      patch.endpoint !== undefined ||
+      patch.endpoints !== undefined ||
+      patch.isRelay !== undefined ||
+      patch.advertised !== undefined;
+    // Reports (the frequent case) change nothing the other replicas compile from: no notice.
+    if (!isInventory || this.kind !== 'postgres' || !this.#origin) {
+      await this.#db.updateTable('agents').set(set).where('name', '=', name).execute();
+      return;
+    }
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.updateTable('agents').set(set).where('name', '=', name).execute();
+      await this.#notify(trx, { kind: 'agents', names: [name] });
+    });
   }
 
   async setDesiredGenerations(entries: { name: string; generation: number; hash: string }[]): Promise<void> {
@@ -289,7 +316,9 @@ export class KyselyStore implements Store {
           .where('name', '=', name)
           .where('revoked_at_ms', 'is', null)
           .executeTakeFirst();
-        return Number(r.numUpdatedRows) > 0;
+        const isDone = Number(r.numUpdatedRows) > 0;
+        if (isDone) await this.#notify(trx, { kind: 'agents', names: [name] });
+        return isDone;
       },
       (ok) => ok,
     );
@@ -301,7 +330,9 @@ export class KyselyStore implements Store {
       this.#clock.nowMs(),
       async (trx) => {
         const r = await trx.deleteFrom('agents').where('name', '=', name).executeTakeFirst();
-        return Number(r.numDeletedRows) > 0;
+        const isDone = Number(r.numDeletedRows) > 0;
+        if (isDone) await this.#notify(trx, { kind: 'agents', names: [name] });
+        return isDone;
       },
       (ok) => ok,
     );

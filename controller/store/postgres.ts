@@ -6,10 +6,21 @@ import type { Clock } from '../../lib/clock.js';
 import { KyselyStore } from './kysely-store.js';
 import type { Database } from './schema.js';
 
-export function openPostgresStore(opts: { url: string; clock: Clock; maxConnections?: number }): KyselyStore {
+export function openPostgresStore(opts: {
+  url: string;
+  clock: Clock;
+  maxConnections?: number;
+  /** This replica's id in the change notices it sends to the others (none when absent). */
+  changeOrigin?: string;
+}): KyselyStore {
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.maxConnections ?? 10 });
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return new KyselyStore({ db, kind: 'postgres', clock: opts.clock });
+  return new KyselyStore({
+    db,
+    kind: 'postgres',
+    clock: opts.clock,
+    ...(opts.changeOrigin ? { changeOrigin: opts.changeOrigin } : {}),
+  });
 }

@@ -7,7 +7,13 @@ import type { Clock } from '../../lib/clock.js';
 import { KyselyStore } from './kysely-store.js';
 import type { Database } from './schema.js';
 
-export function openSqliteStore(opts: { path: string; clock: Clock; busyTimeoutMs?: number }): KyselyStore {
+export function openSqliteStore(opts: {
+  path: string;
+  clock: Clock;
+  busyTimeoutMs?: number;
+  /** Runs after the database is closed (e.g. releasing the one-controller lock). */
+  onClose?: () => Promise<void>;
+}): KyselyStore {
   // The database holds token hashes and the audit log: owner-only, whatever the umask (the unit sets
   // one; a controller started by hand did not, and the file came out 0644). SQLite gives its -wal and
   // -shm files the database file's mode.
@@ -21,5 +27,5 @@ export function openSqliteStore(opts: { path: string; clock: Clock; busyTimeoutM
   sqlite.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return new KyselyStore({ db, kind: 'sqlite', clock: opts.clock });
+  return new KyselyStore({ db, kind: 'sqlite', clock: opts.clock, ...(opts.onClose ? { onClose: opts.onClose } : {}) });
 }

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { storeContract } from './store.contract.js';
+import { CHANGE_CHANNEL } from './changes.js';
 import { openPostgresStore } from './postgres.js';
 import { systemClock } from '../../lib/clock.js';
 
@@ -54,5 +55,59 @@ if (baseUrl) {
         await c.end();
       },
     };
+  });
+}
+
+if (baseUrl) {
+  t.test('change notices: sent on commit of a change the replicas compile from, never for a refused one', async (t) => {
+    const name = `xl_notify_${process.pid}`;
+    const admin = new pg.Client({ connectionString: baseUrl });
+    await admin.connect();
+    await admin.query(`create database ${name}`);
+    await admin.end();
+    const u = new URL(baseUrl);
+    u.pathname = `/${name}`;
+    const store = openPostgresStore({ url: u.toString(), clock: systemClock, changeOrigin: 'replica-1' });
+    const listener = new pg.Client({ connectionString: u.toString() });
+    t.teardown(async () => {
+      await listener.end().catch(() => undefined);
+      await store.close();
+      const c = new pg.Client({ connectionString: baseUrl });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    });
+    await store.migrate();
+    await listener.connect();
+    const notices: unknown[] = [];
+    listener.on('notification', (m) => notices.push(JSON.parse(m.payload ?? 'null')));
+    await listener.query(`LISTEN ${CHANGE_CHANNEL}`);
+    const audit = {
+      actor: { name: 't', role: 'admin' as const, address: '' },
+      action: 'x',
+      target: 'x',
+      before: null,
+      after: null,
+    };
+    const settle = async () => {
+      // A round trip on the listening connection delivers every notice committed before it.
+      await listener.query('select 1');
+      await new Promise((r) => setTimeout(r, 50));
+    };
+
+    await store.appendPolicy({ document: 'a', expectedVersion: 0, createdBy: 't', comment: '', atMs: 1 }, audit);
+    t.equal(
+      await store.appendPolicy({ document: 'b', expectedVersion: 0, createdBy: 't', comment: '', atMs: 2 }, audit),
+      'conflict',
+    );
+    await store.revokeAgent('nobody', 3, audit); // nothing revoked: no notice
+    await settle();
+    t.same(notices, [{ kind: 'policy', origin: 'replica-1' }], 'one notice: the appended version, not the refused one');
+
+    notices.length = 0;
+    await store.updateAgent('nobody', { lastReportAtMs: 5 }); // a report: nothing to recompile
+    await store.updateAgent('nobody', { endpoint: '192.0.2.1:51820' });
+    await settle();
+    t.same(notices, [{ kind: 'agents', names: ['nobody'], origin: 'replica-1' }], 'an inventory change, not a report');
   });
 }

@@ -15,8 +15,13 @@ export interface ChildController {
   stderr: () => string;
 }
 
-export function startChildController(dataDir: string, listen = '127.0.0.1:0'): Promise<ChildController> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, dataDir, listen], {
+/** `settings`: more controller settings, e.g. `{ database: 'postgres://…' }`. */
+export function startChildController(
+  dataDir: string,
+  listen = '127.0.0.1:0',
+  settings: Record<string, unknown> = {},
+): Promise<ChildController> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, dataDir, listen, JSON.stringify(settings)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

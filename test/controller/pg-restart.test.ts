@@ -1,0 +1,113 @@
+// PostgreSQL restarted under two replicas: while it is down a write is refused with 503
+// `unavailable` (no stack trace); once it is back both replicas write again, and their change
+// listeners reconnect: a policy applied through B afterwards reaches an agent streaming from A.
+// Starts its own server (a restart needs one the test owns).
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { createControlClient } from '../../agent/control/connect.js';
+import { ApiError } from '../../cli/commands/api.js';
+import { systemClock } from '../../lib/clock.js';
+import { parseJoinToken } from '../../lib/join-token.js';
+import { silentLogger } from '../../lib/logger.js';
+import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
+import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { POLICY_YAML } from './harness.fixture.js';
+import { startReplicas, waitFor, type Api } from './replicas.fixture.js';
+
+const log = silentLogger();
+
+function pgCtl(port: string, action: 'stop' | 'start') {
+  const bin = readdirSync('/usr/lib/postgresql').sort().at(-1)!;
+  const dir = `/tmp/crosslink-pg-${port}`;
+  const args =
+    action === 'stop'
+      ? ['-D', `${dir}/data`, '-m', 'fast', '-w', 'stop']
+      : [
+          '-D',
+          `${dir}/data`,
+          '-l',
+          `${dir}/server.log`,
+          '-w',
+          '-o',
+          `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir}`,
+          'start',
+        ];
+  execFileSync('runuser', ['-u', 'postgres', '--', `/usr/lib/postgresql/${bin}/bin/pg_ctl`, ...args], {
+    stdio: 'ignore',
+    timeout: 60_000,
+  });
+}
+
+t.test('PostgreSQL restarted: 503 unavailable meanwhile, then both replicas carry on', async (t) => {
+  delete process.env.CROSSLINK_TEST_POSTGRES_URL; // this test restarts the server: it must own it
+  const { replicas, apis, database } = await startReplicas(t, `xl_restart_${process.pid}`);
+  const [a] = replicas;
+  const [apiA, apiB] = apis as [Api, Api];
+  const port = new URL(database).port;
+
+  // box-a enrols and streams from A.
+  const token = (await apiA.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name: 'box-a' } })).body
+    .token;
+  const client = createControlClient({
+    controllerUrls: [a!.url],
+    caFingerprint: a!.caFingerprint,
+    log,
+    clock: systemClock,
+  });
+  t.teardown(() => client.close());
+  await client.enroll(parseJoinToken(token).secret, {
+    name: 'box-a',
+    publicKey: fakePublicKey('box-a'),
+    endpoint: '192.0.2.1:51820',
+    advertisedSubnets: ['10.20.0.0/16'],
+    agentVersion: '0.1.0',
+  });
+  const configs: AgentConfig[] = [];
+  const watch = client.watch(
+    { onConfig: (c) => configs.push(c), onState: () => undefined },
+    {
+      endpoint: '192.0.2.1:51820',
+      advertisedSubnets: ['10.20.0.0/16'],
+      agentVersion: '0.1.0',
+      knownContentHash: () => configs.at(-1)?.contentHash ?? '',
+    },
+  );
+  t.teardown(() => watch.stop());
+  await waitFor('box-a first config', () => (configs.length > 0 ? true : undefined));
+
+  pgCtl(port, 'stop');
+  let restarted = false;
+  t.teardown(() => {
+    if (!restarted) pgCtl(port, 'start');
+  });
+  const err = await apiB.request('POST', '/v1/join-tokens', { json: { name: 'box-x' } }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ApiError, 'the write is refused');
+  t.match(err, { status: 503, code: 'unavailable', message: /cannot reach its database; retry in 2 seconds/ });
+  t.notMatch(String((err as Error).message), /\n\s+at /, 'no stack trace');
+
+  pgCtl(port, 'start');
+  restarted = true;
+  const backMs = Date.now();
+  await waitFor(
+    'A writing again',
+    () =>
+      apiA.request('POST', '/v1/join-tokens', { json: { name: 'box-y' } }).then(
+        () => true,
+        () => undefined,
+      ),
+    15_000,
+  );
+  // B's policy reaches box-a through A's reconnected change listener.
+  const before = configs.length;
+  await apiB.request('PUT', '/v1/policy', { text: POLICY_YAML, headers: { 'if-match': '"0"' } });
+  await waitFor(
+    'box-a receiving the policy applied through B',
+    () => (configs.length > before ? true : undefined),
+    10_000,
+  );
+  t.pass(`after the restart: writes and change notices flow again (${Date.now() - backMs} ms after it was back)`);
+});
