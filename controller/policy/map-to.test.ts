@@ -5,6 +5,7 @@ import t from 'tap';
 import { syntheticInventory } from './check.js';
 import { compilePolicy } from './compile.js';
 import { evaluate } from './evaluate.js';
+import type { AgentName } from './types.js';
 import { parsePolicy } from './validate.js';
 
 const HEAD = `version: 1
@@ -125,9 +126,9 @@ t.test('the overlay sees mapped prefixes; the real ones stay on the subnet', asy
 t.test('compile: the own box translates, every other box sees the mapped prefix', async (t) => {
   const policy = parsePolicy(GOOD).policy!;
   const { configs } = compilePolicy(policy, syntheticInventory(policy));
-  const hub = configs.get('hub')!;
-  const gp = configs.get('gp')!;
-  const council = configs.get('council')!;
+  const hub = configs.get('hub' as AgentName)!;
+  const gp = configs.get('gp' as AgentName)!;
+  const council = configs.get('council' as AgentName)!;
   // The hub routes and judges by the mapped prefixes; both sites are distinct peers.
   t.same(
     hub.firewall!.outbound.map((r) => [r.sources, r.destinations]),
