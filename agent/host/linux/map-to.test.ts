@@ -11,6 +11,8 @@ import { compilePolicy } from '../../../controller/policy/compile.js';
 import { syntheticInventory } from '../../../controller/policy/check.js';
 import { parsePolicy } from '../../../controller/policy/validate.js';
 import type { AgentName } from '../../../controller/policy/types.js';
+import { FlowTracker, parseConntrackEvent } from '../../flows/conntrack-events.js';
+import { assignRuleMarks } from '../firewall-names.js';
 import { renderFirewall } from '../firewall-render.js';
 import { generateWgPrivateKey, wgPublicKey } from '../wg-key.js';
 import { createLinuxHost } from './host.js';
@@ -146,12 +148,46 @@ if (!isRoot()) {
     // Outbound from a mapped site: the hub sees the mapped source; council may not start flows.
     t.equal(ask(host.gp!, '10.9.0.2', 8080), 'hub 10.201.1.10', 'gp leaves as 10.201.1.10');
     t.equal(ask(host.council!, '10.9.0.2', 8080), undefined, 'council -> hub denied');
-    // Connection tracking on the gp box shows both addresses of a translated flow.
+    // The gp box's flow records: the mapped address, the real one beside it. Its conntrack table
+    // read as the flow collector reads its events (same tuple layout, as if each entry ended now).
     ask(host.hub!, '10.201.1.10', 8080);
-    const ct = spawnSync('ip', ['netns', 'exec', box.gp!, 'conntrack', '-L', '-p', 'tcp', '--dport', '8080'], {
-      encoding: 'utf8',
-    });
-    if (ct.status === 0)
-      t.match(ct.stdout, /dst=10\.201\.1\.10 [^\n]*src=10\.1\.1\.10/, 'conntrack: mapped original, real reply');
+    const fw = configs.get('gp' as AgentName)!.firewall!;
+    const marks = new Map(
+      assignRuleMarks({
+        outbound: fw.outbound.map((r) => r.rule),
+        inbound: fw.inbound.map((r) => r.rule),
+        local: fw.local.map((r) => r.rule),
+      }).map((m) => [m.mark, m]),
+    );
+    const tracker = new FlowTracker({ box: 'gp', marks: () => marks });
+    const records = must([
+      'ip',
+      'netns',
+      'exec',
+      box.gp!,
+      'conntrack',
+      '-L',
+      '-o',
+      'id',
+      '-p',
+      'tcp',
+      '--dport',
+      '8080',
+    ])
+      .split('\n')
+      .map((l) => parseConntrackEvent(`[1.0]\t[DESTROY] ${l}`))
+      .flatMap((ev) => (ev ? [tracker.feed(ev)] : []));
+    t.ok(
+      records.some(
+        (r) => r?.direction === 'inbound' && r.dstAddress === '10.201.1.10' && r.dstRealAddress === '10.1.1.10',
+      ),
+      'inbound record: mapped destination, real beside it',
+    );
+    t.ok(
+      records.some(
+        (r) => r?.direction === 'outbound' && r.srcAddress === '10.201.1.10' && r.srcRealAddress === '10.1.1.10',
+      ),
+      'outbound record: mapped source, real beside it',
+    );
   });
 }
