@@ -169,3 +169,25 @@ t.test('whatif works in mapped addresses', async (t) => {
   // The real address is nobody's in the overlay.
   t.equal(at('10.9.0.5', '10.1.1.10', 443), 'deny');
 });
+
+t.test('compile: a mapped subnet with a standby; its candidates see the real LAN', async (t) => {
+  const policy = parsePolicy(
+    doc(
+      `  gp-lan: { cidr: 10.1.1.0/24, map-to: 10.201.1.0/24, zone: n3, via: [gp, council] }
+  hub-lan: { cidr: 10.9.0.0/24, zone: n3, via: hub }
+`,
+      `  - { name: hub-to-gp, from: hub-lan, to: gp-lan, ports: tcp/443 }
+`,
+    ),
+  ).policy!;
+  const { configs } = compilePolicy(policy, syntheticInventory(policy));
+  const group = (n: string) => configs.get(n as AgentName)!.servingGroups.map((g) => [g.name, g.prefixes]);
+  t.same(group('gp'), [['gp-lan', ['10.1.1.0/24']]]);
+  t.same(group('council'), [['gp-lan', ['10.1.1.0/24']]]);
+  t.same(group('hub'), [['gp-lan', ['10.201.1.0/24']]]);
+  for (const n of ['gp', 'council'])
+    t.same(
+      configs.get(n as AgentName)!.firewall!.mapTo.map((m) => [m.real, m.mapped]),
+      [['10.1.1.0/24', '10.201.1.0/24']],
+    );
+});

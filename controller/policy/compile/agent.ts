@@ -85,7 +85,8 @@ function servingGroupsOf(
     out.push(
       create(ServingGroupSchema, {
         name: cluster,
-        prefixes: mergedOf(idx, subnets) as string[],
+        // A group the box may serve is its own LAN (adverts, gateway): real prefixes for a mapped one.
+        prefixes: (g.isCandidate ? ownMergedOf(idx, subnets) : mergedOf(idx, subnets)) as string[],
         candidates: [...(st.candidates.get(subnets[0]!) ?? [])],
         subnets: g.isCandidate ? subnets : [],
       }),
