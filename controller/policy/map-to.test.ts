@@ -4,6 +4,7 @@
 import t from 'tap';
 import { syntheticInventory } from './check.js';
 import { compilePolicy } from './compile.js';
+import { diffConfig } from './diff.js';
 import { evaluate } from './evaluate.js';
 import type { AgentName } from './types.js';
 import { parsePolicy } from './validate.js';
@@ -190,4 +191,14 @@ t.test('compile: a mapped subnet with a standby; its candidates see the real LAN
       configs.get(n as AgentName)!.firewall!.mapTo.map((m) => [m.real, m.mapped]),
       [['10.1.1.0/24', '10.201.1.0/24']],
     );
+});
+
+t.test('dry run: a box gaining map-to shows the translation', async (t) => {
+  // Before: gp unmapped (council's mapping keeps the two apart).
+  const before = parsePolicy(GOOD.replace(', map-to: 10.201.1.0/24', '')).policy!;
+  const after = parsePolicy(GOOD).policy!;
+  const a = compilePolicy(before, syntheticInventory(before)).configs.get('gp' as AgentName)!;
+  const b = compilePolicy(after, syntheticInventory(after)).configs.get('gp' as AgentName)!;
+  const lines = diffConfig(a, b);
+  t.ok(lines.includes('+ map-to 10.1.1.0/24 as 10.201.1.0/24'), lines.join('; '));
 });
