@@ -3,7 +3,7 @@
 // mapped prefix everywhere except the subnet's own box, which sees its real one and translates.
 import t from 'tap';
 import { syntheticInventory } from './check.js';
-import { compilePolicy } from './compile.js';
+import { compilePolicy, PolicyCompiler } from './compile.js';
 import { diffConfig } from './diff.js';
 import { evaluate } from './evaluate.js';
 import type { AgentName } from './types.js';
@@ -201,4 +201,16 @@ t.test('dry run: a box gaining map-to shows the translation', async (t) => {
   const b = compilePolicy(after, syntheticInventory(after)).configs.get('gp' as AgentName)!;
   const lines = diffConfig(a, b);
   t.ok(lines.includes('+ map-to 10.1.1.0/24 as 10.201.1.0/24'), lines.join('; '));
+});
+
+t.test('incremental compile: adding map-to gives what a fresh compile gives', async (t) => {
+  const before = parsePolicy(GOOD.replace(', map-to: 10.201.1.0/24', '')).policy!;
+  const after = parsePolicy(GOOD).policy!;
+  const compiler = new PolicyCompiler();
+  compiler.compile(before, syntheticInventory(before));
+  const incremental = compiler.compile(after, syntheticInventory(after)).configs;
+  const fresh = compilePolicy(after, syntheticInventory(after)).configs;
+  t.equal(incremental.get('gp' as AgentName)!.firewall!.mapTo.length, 1, 'gp gets its translation');
+  for (const n of ['gp', 'council', 'hub'] as const)
+    t.equal(incremental.get(n as AgentName)!.contentHash, fresh.get(n as AgentName)!.contentHash, n);
 });
