@@ -129,3 +129,29 @@ t.test('without UPDATE events a TCP flow ends at its DESTROY less the wait after
   tr.feed(parseConntrackEvent(TIME_WAIT)!);
   t.match(tr.feed(parseConntrackEvent(DESTROY)!), { endMs: 1796506977950 });
 });
+
+t.test('map-to: a record names the mapped address, with the real one beside it', async (t) => {
+  // On the gp box (10.1.1.0/24 mapped to 10.201.1.0/24): gp host -> hub, leaving as 10.201.1.10,
+  // and hub -> gp host, arriving for 10.201.1.10.
+  const out =
+    '[1796507097.297271]\t[DESTROY] tcp      6 118 TIME_WAIT src=10.1.1.10 dst=10.9.0.2 sport=40000 dport=8080 packets=5 bytes=300 src=10.9.0.2 dst=10.201.1.10 sport=8080 dport=40000 packets=4 bytes=216 [ASSURED] mark=1668808706 delta-time=1 id=7';
+  const inb =
+    '[1796507097.297271]\t[DESTROY] tcp      6 118 TIME_WAIT src=10.9.0.2 dst=10.201.1.10 sport=40001 dport=8080 packets=5 bytes=300 src=10.1.1.10 dst=10.9.0.2 sport=8080 dport=40001 packets=4 bytes=216 [ASSURED] mark=1668808707 delta-time=1 id=8';
+  t.match(parseConntrackEvent(out), {
+    src: '10.1.1.10',
+    dst: '10.9.0.2',
+    replySrc: '10.9.0.2',
+    replyDst: '10.201.1.10',
+  });
+  const tr = new FlowTracker({ box: 'gp', marks: () => marks });
+  const o = tr.feed(parseConntrackEvent(out)!);
+  t.match(o, { direction: 'outbound', srcAddress: '10.201.1.10', srcRealAddress: '10.1.1.10', dstAddress: '10.9.0.2' });
+  t.equal(o?.dstRealAddress, undefined);
+  const i = tr.feed(parseConntrackEvent(inb)!);
+  t.match(i, { direction: 'inbound', srcAddress: '10.9.0.2', dstAddress: '10.201.1.10', dstRealAddress: '10.1.1.10' });
+  t.equal(i?.srcRealAddress, undefined);
+  // Untranslated flows carry no real address.
+  const plain = new FlowTracker({ box: 'gp', marks: () => marks }).feed(parseConntrackEvent(DESTROY)!);
+  t.equal(plain?.srcRealAddress, undefined);
+  t.equal(plain?.srcAddress, '10.1.0.2');
+});

@@ -18,6 +18,10 @@ export interface ConntrackEvent {
   state: string;
   src: string;
   dst: string;
+  /** The reply direction's source and destination: they differ from dst/src when the box translated
+   *  the flow (map-to, masquerade); "" when the event carries no reply tuple. */
+  replySrc: string;
+  replyDst: string;
   sport: number;
   dport: number;
   /** Original and reply direction counters; 0 when the event carries none. */
@@ -52,6 +56,8 @@ export function parseConntrackEvent(line: string): ConntrackEvent | null {
     state: '',
     src: '',
     dst: '',
+    replySrc: '',
+    replyDst: '',
     sport: 0,
     dport: 0,
     packets: 0,
@@ -75,11 +81,15 @@ export function parseConntrackEvent(line: string): ConntrackEvent | null {
     const value = w.slice(eq + 1);
     switch (key) {
       case 'src':
-        if (ev.src !== '') side = 1;
-        else ev.src = value;
+        if (ev.src === '') ev.src = value;
+        else if (side === 0) {
+          side = 1;
+          ev.replySrc = value;
+        }
         break;
       case 'dst':
         if (side === 0) ev.dst = value;
+        else if (ev.replyDst === '') ev.replyDst = value;
         break;
       case 'sport':
         if (side === 0) ev.sport = Number(value);
@@ -176,7 +186,7 @@ export class FlowTracker {
     const rule = known ? known.rule : this.opts.marks()?.get(ev.mark);
     if (!rule) return null; // not a flow a rule of ours admitted (a foreign mark)
     const startMs = known?.startMs ?? ev.atMs - (ev.deltaSeconds ?? 0) * 1000;
-    return {
+    const record: FlowRecord = {
       startMs,
       endMs: known?.endMs ?? Math.max(startMs, ev.atMs - this.waitAfterClose(ev)),
       protocol: ev.protocol,
@@ -195,6 +205,7 @@ export class FlowTracker {
       dstZone: '',
       box: this.opts.box,
     };
+    return withMapTo(record, ev);
   }
 
   /** How long before this DESTROY a TCP flow closed: its state's full timeout less what was left. */
@@ -204,4 +215,19 @@ export class FlowTracker {
     const full = ev.state === 'TIME_WAIT' ? t.timeWait : ev.state === 'CLOSE' ? t.close : 0;
     return Math.max(0, full - (ev.timeoutLeft ?? 0)) * 1000;
   }
+}
+
+/**
+ * A flow `map-to` translated on this box, named as the rest of the overlay knows it, with the real
+ * LAN address beside it. Outbound, only map-to rewrites the source (masquerade acts on inbound
+ * flows), so a reply addressed elsewhere than the original source means the source was mapped:
+ * that reply destination is the mapped address. Inbound, only map-to rewrites the destination, so
+ * a reply from elsewhere than the original destination means it was mapped to that reply source.
+ */
+export function withMapTo(r: FlowRecord, ev: ConntrackEvent): FlowRecord {
+  if (r.direction === 'outbound' && ev.replyDst !== '' && ev.replyDst !== ev.src)
+    return { ...r, srcAddress: ev.replyDst, srcRealAddress: ev.src };
+  if (r.direction === 'inbound' && ev.replySrc !== '' && ev.replySrc !== ev.dst)
+    return { ...r, dstRealAddress: ev.replySrc };
+  return r;
 }

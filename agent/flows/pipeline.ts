@@ -79,7 +79,12 @@ export function startFlowPipeline(
 /** The record with the zones of its two ends, as far as the box knows them. */
 function withZones(r: FlowRecord, table: ZoneTable | undefined): FlowRecord {
   if (!table || (r.srcZone !== '' && r.dstZone !== '')) return r;
-  return { ...r, srcZone: r.srcZone || table.zoneOf(r.srcAddress), dstZone: r.dstZone || table.zoneOf(r.dstAddress) };
+  // The box knows its own mapped LAN by its real prefix.
+  return {
+    ...r,
+    srcZone: r.srcZone || table.zoneOf(r.srcRealAddress ?? r.srcAddress),
+    dstZone: r.dstZone || table.zoneOf(r.dstRealAddress ?? r.dstAddress),
+  };
 }
 
 /** The IPFIX observation domain of this box: a stable number from its name (collectors tell

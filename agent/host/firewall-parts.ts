@@ -2,6 +2,7 @@
 // set and map blocks, the liveness port's input chain and the drop counters per zone pair.
 // PURE: no I/O.
 import { CrosslinkError } from '../../lib/errors.js';
+import type { PrefixMapping } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { parsePrefix, type ParsedPrefix } from './canonical.js';
 import { contains, cmpStr } from './firewall-layers.js';
 import { FIREWALL_DIRECTIONS, zoneDropCounter, type FirewallDirection } from './firewall-names.js';
@@ -193,4 +194,51 @@ export class ZoneDrops {
     }
     return out;
   }
+}
+
+/**
+ * `map-to`: a 1:1 prefix translation at the WireGuard interface, stateful so the kernel's
+ * connection tracking turns each reply back. Inbound, the destination is translated in prerouting,
+ * before the forward chain; outbound, the source in postrouting, after it: the forward chain sees
+ * the box's own mapped subnets by their real prefixes on both ways, as the controller compiles.
+ * Returns the map blocks, the prerouting rules and the postrouting rules.
+ */
+export function mapToParts(
+  mapTo: readonly PrefixMapping[],
+  ifq: string,
+  cache: PrefixCache,
+): { maps: string[]; dnat: string[]; snat: string[] } {
+  const out = { maps: [] as string[], dnat: [] as string[], snat: [] as string[] };
+  for (const fam of [4, 6] as const) {
+    const pairs = mapTo
+      .map((m, i) => ({
+        real: parseAt(m.real, 'firewall.map_to', -1, '', i, cache),
+        mapped: parseAt(m.mapped, 'firewall.map_to', -1, '', i, cache),
+        i,
+      }))
+      .filter((x) => x.real.family === fam);
+    if (pairs.length === 0) continue;
+    for (const x of pairs)
+      if (x.mapped.family !== fam || x.mapped.len !== x.real.len)
+        throw invalid(`firewall.map_to[${x.i}]`, `${x.real.text} and ${x.mapped.text} differ in family or length`);
+    const [ip, addr] = fam === 4 ? ['ip', 'ipv4_addr'] : ['ip6', 'ipv6_addr'];
+    const type = `${addr} : interval ${addr}`;
+    out.maps.push(
+      mapBlock(
+        `map_in${fam}`,
+        type,
+        pairs.map((x) => `${x.mapped.text} : ${x.real.text}`),
+        true,
+      ),
+      mapBlock(
+        `map_out${fam}`,
+        type,
+        pairs.map((x) => `${x.real.text} : ${x.mapped.text}`),
+        true,
+      ),
+    );
+    out.dnat.push(`\t\tiifname ${ifq} dnat ${ip} prefix to ${ip} daddr map @map_in${fam}`);
+    out.snat.push(`\t\toifname ${ifq} snat ${ip} prefix to ${ip} saddr map @map_out${fam}`);
+  }
+  return out;
 }

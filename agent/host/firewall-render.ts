@@ -16,6 +16,7 @@ import {
   invalid,
   livenessInput,
   mapBlock,
+  mapToParts,
   outermost,
   parseAt,
   setBlock,
@@ -392,6 +393,18 @@ export function renderFirewall(fw: Firewall | undefined, opts: RenderFirewallOpt
   }
   if (dnat.length > 0)
     lines.push('', '\tchain relay {', '\t\ttype nat hook prerouting priority dstnat; policy accept;', ...dnat, '\t}');
+  const mapTo = mapToParts(fw?.mapTo ?? [], ifq, cache);
+  if (mapTo.maps.length > 0)
+    lines.push(
+      '',
+      ...mapTo.maps,
+      '',
+      '\tchain map_to_in {',
+      '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+      ...mapTo.dnat,
+      '\t}',
+    );
+  nat.push(...mapTo.snat);
   if (masq.get(4)!.length > 0) nat.push(`\t\tiifname ${ifq} ip daddr @masq4 masquerade`);
   if (masq.get(6)!.length > 0) nat.push(`\t\tiifname ${ifq} ip6 daddr @masq6 masquerade`);
   if (nat.length > 0) {

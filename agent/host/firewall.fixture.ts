@@ -29,7 +29,7 @@ export function flow(
 }
 
 export function firewall(
-  parts: Partial<Pick<Firewall, 'outbound' | 'inbound' | 'local' | 'masquerade' | 'localPrefixes' | 'relay'>>,
+  parts: Partial<Pick<Firewall, 'outbound' | 'inbound' | 'local' | 'masquerade' | 'localPrefixes' | 'relay' | 'mapTo'>>,
 ): Firewall {
   return create(FirewallSchema, parts);
 }

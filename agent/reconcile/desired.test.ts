@@ -1,10 +1,12 @@
 // desiredState's firewall options for the edge liveness port (configs with serving groups).
 import t from 'tap';
-import { create } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
 import {
+  FirewallSchema,
   LivenessSchema,
   LocalSubnetSchema,
   PeerSchema,
+  PrefixMappingSchema,
   ServingGroupSchema,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { renderFirewall } from '../host/firewall-render.js';
@@ -120,4 +122,32 @@ t.test('the render memo: same groups, no render; another port, a render', async 
   desiredState(config(4, { ...base }), SETTINGS, render);
   t.equal(renders, 3, 'groups gone renders again');
   t.equal(render.isRendered?.(base.firewall!, { wgInterface: SETTINGS.interfaceName }), true);
+});
+
+t.test('map_to: rendered as the translation; a pair that is not 1:1 is refused with its path', async (t) => {
+  const base = NAMED.peersRoutesFirewall!;
+  const withMap = (real: string, mapped: string) =>
+    config(12, {
+      ...base,
+      firewall: { ...clone(FirewallSchema, base.firewall!), mapTo: [create(PrefixMappingSchema, { real, mapped })] },
+    });
+  const d = desiredState(withMap('10.20.1.0/24', '10.201.1.0/24'), SETTINGS, renderFirewall);
+  t.match(d.firewall.ruleset, /10\.201\.1\.0\/24 : 10\.20\.1\.0\/24/);
+  for (const [real, mapped, path] of [
+    ['10.20.1.0/24', '10.201.1.0/25', 'firewall.map_to[0]'],
+    ['10.20.1.0/24', 'fd00::/120', 'firewall.map_to[0]'],
+    ['10.20.1.0/24', 'x', 'firewall.map_to[0].mapped'],
+    ['10.20.1.0/33', '10.201.1.0/24', 'firewall.map_to[0].real'],
+  ] as const) {
+    try {
+      desiredState(withMap(real, mapped), SETTINGS, renderFirewall);
+      t.fail(`${real} -> ${mapped} accepted`);
+    } catch (e) {
+      t.ok(e instanceof InvalidConfigError, `${real} -> ${mapped}`);
+      t.same(
+        (e as InvalidConfigError).details.map((x) => x.path),
+        [path],
+      );
+    }
+  }
 });

@@ -172,6 +172,15 @@ function validateFirewall(fw: Firewall, errors: ErrorDetail[]): void {
   fw.localPrefixes.forEach((s, j) => {
     if (!isPrefix(s)) errors.push(notAPrefix(`firewall.local_prefixes[${j}]`, s));
   });
+  fw.mapTo.forEach((m, j) => {
+    if (!isPrefix(m.real)) errors.push(notAPrefix(`firewall.map_to[${j}].real`, m.real));
+    else if (!isPrefix(m.mapped)) errors.push(notAPrefix(`firewall.map_to[${j}].mapped`, m.mapped));
+    else if (m.real.includes(':') !== m.mapped.includes(':') || m.real.split('/')[1] !== m.mapped.split('/')[1])
+      errors.push({
+        path: `firewall.map_to[${j}]`,
+        message: `${m.real} and ${m.mapped} differ in family or length: a 1:1 translation needs both the same`,
+      });
+  });
 }
 
 /** An IP-literal endpoint as a relay listen side; undefined for a name or no endpoint. */

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { create } from '@bufbuild/protobuf';
 import { firewall, flow, manyTuples } from '../host/firewall.fixture.js';
-import { RelayForwardSchema, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { PrefixMappingSchema, RelayForwardSchema, type Firewall } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { flattenFirewall, isFirewallWalkComplete, matchesFlat, memoizeFirewallRenderer } from './render-memo.js';
 
 t.test('renders again only when the firewall or the interface changes', async (t) => {
@@ -55,6 +55,7 @@ t.test('a change in any field of the firewall renders again', async (t) => {
           toAgent: 'civic',
         }),
       ],
+      mapTo: [create(PrefixMappingSchema, { real: '10.1.0.0/24', mapped: '10.201.0.0/24' })],
     });
   const changes: Array<[string, (fw: Firewall) => void]> = [
     [
@@ -163,6 +164,18 @@ t.test('a change in any field of the firewall renders again', async (t) => {
       'no relay',
       (fw) => {
         fw.relay.pop();
+      },
+    ],
+    [
+      'a map-to prefix',
+      (fw) => {
+        fw.mapTo[0]!.mapped = '10.202.0.0/24';
+      },
+    ],
+    [
+      'no map-to',
+      (fw) => {
+        fw.mapTo.pop();
       },
     ],
     // A string moved from the end of one list to the start of the next must not look equal.

@@ -14,9 +14,11 @@ import {
   FirewallSchema,
   FlowRuleSchema,
   PortRangeSchema,
+  PrefixMappingSchema,
   RelayForwardSchema,
   type Firewall,
   type FlowRule,
+  type PrefixMapping,
   type RelayForward,
 } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { FirewallRenderer, FirewallRenderOptions } from './desired.js';
@@ -28,7 +30,8 @@ const hasFields = (schema: DescMessage, names: string[]): boolean =>
 
 /** True when flattenFirewall() covers every field of the schema (so it may stand in for the bytes). */
 export const isFirewallWalkComplete =
-  hasFields(FirewallSchema, ['outbound', 'inbound', 'local', 'masquerade', 'localPrefixes', 'relay']) &&
+  hasFields(FirewallSchema, ['outbound', 'inbound', 'local', 'masquerade', 'localPrefixes', 'relay', 'mapTo']) &&
+  hasFields(PrefixMappingSchema, ['real', 'mapped']) &&
   hasFields(FlowRuleSchema, [
     'rule',
     'sources',
@@ -77,6 +80,8 @@ export function flattenFirewall(fw: Firewall): Flat {
   pushStrings(out, fw.masquerade);
   pushStrings(out, fw.localPrefixes);
   pushRelay(out, fw.relay);
+  out.push(fw.mapTo.length);
+  for (const m of fw.mapTo) out.push(m.real, m.mapped);
   return out;
 }
 
@@ -110,6 +115,11 @@ export function matchesFlat(flat: Flat, fw: Firewall): boolean {
     }
     return true;
   };
+  const mapTo = (list: readonly PrefixMapping[]): boolean => {
+    if (flat[at++] !== list.length) return false;
+    for (const m of list) if (flat[at++] !== m.real || flat[at++] !== m.mapped) return false;
+    return true;
+  };
   return (
     rules(fw.outbound) &&
     rules(fw.inbound) &&
@@ -117,6 +127,7 @@ export function matchesFlat(flat: Flat, fw: Firewall): boolean {
     strings(fw.masquerade) &&
     strings(fw.localPrefixes) &&
     relay(fw.relay) &&
+    mapTo(fw.mapTo) &&
     at === flat.length
   );
 }

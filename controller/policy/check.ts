@@ -75,7 +75,7 @@ export function syntheticInventory(policy: Policy): Inventory {
   for (const s of policy.subnets) {
     for (const a of s.via) {
       const l = advertised.get(a) ?? [];
-      l.push(...s.cidrs);
+      l.push(...(s.realCidrs ?? s.cidrs)); // boxes advertise their LANs
       advertised.set(a, l);
     }
   }

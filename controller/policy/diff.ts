@@ -132,6 +132,8 @@ export function diffConfig(before: AgentConfig, after: AgentConfig): string[] {
   diffRules('inbound', before.firewall?.inbound ?? [], after.firewall?.inbound ?? [], out);
   diffRules('local', before.firewall?.local ?? [], after.firewall?.local ?? [], out);
   diffList('masquerade', before.firewall?.masquerade ?? [], after.firewall?.masquerade ?? [], out);
+  const mapTo = (c: AgentConfig): string[] => (c.firewall?.mapTo ?? []).map((m) => `${m.real} as ${m.mapped}`);
+  diffList('map-to', mapTo(before), mapTo(after), out);
   const pr = (c: AgentConfig): string[] =>
     c.probes.map(
       (p) =>

@@ -37,7 +37,9 @@ const SECTIONS: Array<{ kind: string; items: (p: Policy) => Array<{ name: string
     'subnet',
     (p) => p.subnets,
     (s) => ({
-      cidr: joined(s.cidrs),
+      // A mapped subnet: its written (real) prefixes, and what the overlay knows them by.
+      cidr: joined(s.realCidrs ?? s.cidrs),
+      'map-to': s.realCidrs ? joined(s.cidrs) : '',
       zone: s.zone,
       via: joined(s.via),
       gateway: joined(s.gateways),

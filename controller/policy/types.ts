@@ -43,8 +43,16 @@ export interface PolicyAgent {
 
 export interface Subnet {
   name: SubnetName;
-  /** Canonical prefixes, host bits clear, sorted. */
+  /**
+   * Canonical prefixes, host bits clear, sorted: the subnet as the overlay knows it. For a subnet
+   * with `map-to` these are the mapped prefixes; its real ones are in `realCidrs`.
+   */
   cidrs: string[];
+  /**
+   * `map-to`: the subnet's real (LAN) prefixes, `realCidrs[i]` translated 1:1 to `cidrs[i]` by its
+   * own serving box. Absent: not mapped (the real prefixes are `cidrs`).
+   */
+  realCidrs?: string[];
   zone: string;
   /** Agents that may serve it, in priority order: first is primary. */
   via: AgentName[];

@@ -12,6 +12,12 @@ export interface FlowRecord {
   srcPort: number;
   dstAddress: string;
   dstPort: number;
+  /**
+   * The real LAN address of an end its own box translates with `map-to` (srcAddress/dstAddress are
+   * then the mapped address the rest of the overlay knows). Absent: not translated.
+   */
+  srcRealAddress?: string;
+  dstRealAddress?: string;
   /** Original direction (source -> destination) and reply direction. */
   packets: number;
   bytes: number;

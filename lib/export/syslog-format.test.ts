@@ -42,6 +42,13 @@ t.test('a flow record as one RFC 5424 message', async (t) => {
   );
 });
 
+t.test('map-to: the real address beside the mapped one', async (t) => {
+  const m = formatFlowSyslog({ ...base, srcAddress: '10.201.1.10', srcRealAddress: '10.1.1.10' }, { nowMs });
+  t.match(m, /src="10\.201\.1\.10" .*srcReal="10\.1\.1\.10"\]/);
+  t.match(m, / 10\.201\.1\.10:51514 \(real 10\.1\.1\.10\) -> 10\.9\.8\.7:443 /);
+  t.notMatch(formatFlowSyslog(base, { nowMs }), /real/);
+});
+
 t.test('variants: drops, open flows, IPv6, odd rule names, options', async (t) => {
   const cases: { name: string; rec: FlowRecord; opts?: object; has: string[]; lacks?: string[] }[] = [
     {

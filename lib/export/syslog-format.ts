@@ -137,10 +137,15 @@ export function formatFlowSyslog(r: FlowRecord, opts: FlowSyslogOptions): string
   // An open flow has no end yet: the parameter is left out rather than given a made-up time.
   if (r.endMs !== null) params.push(['end', isoTime(r.endMs) ?? '']);
   params.push(['srcZone', r.srcZone], ['dstZone', r.dstZone]);
+  // map-to: the real LAN address beside the mapped one the overlay knows.
+  if (r.srcRealAddress !== undefined) params.push(['srcReal', r.srcRealAddress]);
+  if (r.dstRealAddress !== undefined) params.push(['dstReal', r.dstRealAddress]);
+  const real = (a: string | undefined): string => (a === undefined ? '' : ` (real ${a})`);
   const proto = PROTOCOL_NAMES[r.protocol] ?? `proto ${r.protocol}`;
   const because = r.rule === null ? 'no rule admits it' : `rule ${r.rule}`;
   const text =
-    `${r.verdict} ${proto} ${endpoint(r.srcAddress, r.srcPort)} -> ${endpoint(r.dstAddress, r.dstPort)} ` +
+    `${r.verdict} ${proto} ${endpoint(r.srcAddress, r.srcPort)}${real(r.srcRealAddress)} -> ` +
+    `${endpoint(r.dstAddress, r.dstPort)}${real(r.dstRealAddress)} ` +
     `${because} (${r.direction}) ${r.bytes} B/${r.packets} pkts, reply ${r.replyBytes} B/${r.replyPackets} pkts`;
   return formatSyslog({
     facility: opts.facility ?? FACILITY_LOCAL0,

@@ -7,12 +7,14 @@ import {
   ServingGroupSchema,
   type AgentConfig,
   type LocalSubnet,
+  type PrefixMapping,
   type Probe,
   type ServingGroup,
   type ZonePrefixes,
 } from '../../../proto/gen/crosslink/v1/agent_pb.js';
+import { mergePrefixes, PrefixCache } from '../prefixes.js';
 import type { AgentName, SubnetName } from '../types.js';
-import { firewallOf, mergedOf, type PeerSubnets } from './firewall.js';
+import { firewallOf, mergedOf, ownMergedOf, type PeerSubnets } from './firewall.js';
 import { contentHash } from './hash.js';
 import { peersOf } from './peers.js';
 import { relayForwardsOf } from './relays.js';
@@ -34,12 +36,13 @@ export function buildAgent(st: CompilerState, idx: PolicyIndex, name: AgentName)
       outbound: fw.outbound,
       inbound: fw.inbound,
       local: fw.local,
-      masquerade: mergedOf(
+      masquerade: ownMergedOf(
         idx,
         local.filter((s) => idx.subnets.get(s)?.subnet.masquerade),
       ) as string[],
-      localPrefixes: mergedOf(idx, local) as string[],
+      localPrefixes: ownMergedOf(idx, local) as string[],
       relay: relayForwardsOf(st, name),
+      mapTo: mapToOf(idx, local),
     },
     localSubnets: localSubnetsOf(idx, local),
     // Path probes run on the box that serves now, not on a standby (its replies would go to the primary).
@@ -82,7 +85,8 @@ function servingGroupsOf(
     out.push(
       create(ServingGroupSchema, {
         name: cluster,
-        prefixes: mergedOf(idx, subnets) as string[],
+        // A group the box may serve is its own LAN (adverts, gateway): real prefixes for a mapped one.
+        prefixes: (g.isCandidate ? ownMergedOf(idx, subnets) : mergedOf(idx, subnets)) as string[],
         candidates: [...(st.candidates.get(subnets[0]!) ?? [])],
         subnets: g.isCandidate ? subnets : [],
       }),
@@ -93,6 +97,8 @@ function servingGroupsOf(
 
 /** The zones of the box's own subnets and its peers' (every subnet a flow of this box can come from
  *  or go to), each with those subnets' prefixes merged, sorted by zone. */
+const mergePrefixTexts = (texts: readonly string[]): string[] => mergePrefixes(new PrefixCache(), texts);
+
 function zonesOf(idx: PolicyIndex, local: readonly SubnetName[], peerSubnets: PeerSubnets): ZonePrefixes[] {
   const byZone = new Map<string, Set<SubnetName>>();
   const add = (s: SubnetName): void => {
@@ -104,11 +110,40 @@ function zonesOf(idx: PolicyIndex, local: readonly SubnetName[], peerSubnets: Pe
   };
   for (const s of local) add(s);
   for (const subnets of peerSubnets.values()) for (const s of subnets) add(s);
-  return [...byZone.keys()].sort(cmp).map((zone) => ({
-    $typeName: 'crosslink.v1.ZonePrefixes' as const,
-    zone,
-    prefixes: mergedOf(idx, [...byZone.get(zone)!].sort(cmp)) as string[],
-  }));
+  // The box's forward chain sees its own mapped subnets by their real prefixes, others by their mapped ones.
+  const own = new Set(local);
+  return [...byZone.keys()].sort(cmp).map((zone) => {
+    const names = [...byZone.get(zone)!].sort(cmp);
+    const isOwnMapped = names.some((n) => own.has(n) && idx.subnets.get(n)?.realPrefixes);
+    return {
+      $typeName: 'crosslink.v1.ZonePrefixes' as const,
+      zone,
+      prefixes: (isOwnMapped
+        ? mergePrefixTexts([
+            ...ownMergedOf(
+              idx,
+              names.filter((n) => own.has(n)),
+            ),
+            ...mergedOf(
+              idx,
+              names.filter((n) => !own.has(n)),
+            ),
+          ])
+        : mergedOf(idx, names)) as string[],
+    };
+  });
+}
+
+/** The 1:1 translations of the box's mapped subnets, sorted by real prefix. */
+function mapToOf(idx: PolicyIndex, local: readonly SubnetName[]): PrefixMapping[] {
+  const out: PrefixMapping[] = [];
+  for (const s of local) {
+    const sub = idx.subnets.get(s)?.subnet;
+    sub?.realCidrs?.forEach((real, i) =>
+      out.push({ $typeName: 'crosslink.v1.PrefixMapping', real, mapped: sub.cidrs[i]! }),
+    );
+  }
+  return out.sort((a, b) => cmp(a.real, b.real));
 }
 
 function localSubnetsOf(idx: PolicyIndex, local: readonly SubnetName[]): LocalSubnet[] {
@@ -120,7 +155,7 @@ function localSubnetsOf(idx: PolicyIndex, local: readonly SubnetName[]): LocalSu
         $typeName: 'crosslink.v1.LocalSubnet',
         name: s,
         zone: sub.zone,
-        prefixes: sub.cidrs,
+        prefixes: sub.realCidrs ?? sub.cidrs,
         masquerade: sub.masquerade,
         gateways: sub.gateways ?? [],
       });
@@ -134,7 +169,9 @@ function probesOf(idx: PolicyIndex, local: readonly SubnetName[]): Probe[] {
   for (const s of local) {
     for (const { name, probe } of idx.probesBySubnet.get(s) ?? []) {
       const family = probe.to.includes(':') ? 6 : 4;
-      const source = idx.subnets.get(s)?.prefixes.find((p) => p.family === family);
+      // Sent from the box's real address on that LAN; a mapped one leaves translated like its hosts'.
+      const info = idx.subnets.get(s);
+      const source = (info?.realPrefixes ?? info?.prefixes)?.find((p) => p.family === family);
       probes.push({
         $typeName: 'crosslink.v1.Probe',
         name,

@@ -50,6 +50,18 @@ export function mergedOf(idx: PolicyIndex, names: readonly SubnetName[]): readon
   return mergeParsed(prefixesOf(idx, names)).map((p) => p.text);
 }
 
+/** `names` as their own serving box sees them: real prefixes for a mapped subnet (firewall.ts
+ *  renders its rules in the forward chain, after the inbound translation and before the outbound). */
+export function ownMergedOf(idx: PolicyIndex, names: readonly SubnetName[]): readonly string[] {
+  if (!names.some((n) => idx.subnets.get(n)?.realPrefixes)) return mergedOf(idx, names);
+  const out: ParsedPrefix[] = [];
+  for (const n of names) {
+    const info = idx.subnets.get(n);
+    for (const p of info?.realPrefixes ?? info?.prefixes ?? []) out.push(p);
+  }
+  return mergeParsed(out).map((p) => p.text);
+}
+
 /**
  * Prefixes of `names` that may reach `self` through the overlay, merged: all but the ones it alone
  * serves. A serving group it is a candidate of stays in: while another candidate holds the group's
@@ -124,12 +136,12 @@ export function firewallOf(
     const { info, red } = ruleAndReduction(st, idx, r);
     const mine = red.fromByAgent.get(name) ?? [];
     for (const [peer, subs] of red.toByAgent) if (peer !== name) addPeer(peer, subs);
-    const sources = mergedOf(idx, mine);
+    const sources = ownMergedOf(idx, mine);
     const localTo = red.toByAgent.get(name);
     const destinations = localTo ? remoteOf(st, idx, info.to, name) : red.toAll;
     if (destinations.length > 0) flowRules(fw.outbound, info, sources, destinations);
     if (localTo && !(mine.length === 1 && localTo.length === 1 && mine[0] === localTo[0])) {
-      flowRules(fw.local, info, sources, mergedOf(idx, localTo));
+      flowRules(fw.local, info, sources, ownMergedOf(idx, localTo));
     }
   }
   for (const r of [...inRules].sort(cmp)) {
@@ -137,7 +149,7 @@ export function firewallOf(
     const mine = red.toByAgent.get(name) ?? [];
     for (const [peer, subs] of red.fromByAgent) if (peer !== name) addPeer(peer, subs);
     const sources = red.fromByAgent.has(name) ? remoteOf(st, idx, info.from, name) : red.fromAll;
-    if (sources.length > 0) flowRules(fw.inbound, info, sources, mergedOf(idx, mine));
+    if (sources.length > 0) flowRules(fw.inbound, info, sources, ownMergedOf(idx, mine));
   }
   // The other candidates of its serving groups: peers (overlay address only) to echo with, so a
   // standby knows from the overlay too whether the primary is alive. Also for a group no rule names

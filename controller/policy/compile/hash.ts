@@ -87,5 +87,7 @@ export function contentHash(cfg: AgentConfig): string {
   }
   // Zones only when present (tagged: they may come without serving groups), as above.
   if (cfg.zones.length > 0) canonical.push(['zones', cfg.zones.map((z) => [z.zone, z.prefixes])]);
+  // map-to only when present (tagged), as above.
+  if (fw && fw.mapTo.length > 0) canonical.push(['map-to', fw.mapTo.map((m) => [m.real, m.mapped])]);
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

@@ -76,13 +76,18 @@ function indexSubnets(cache: PrefixCache, policy: Policy, previous?: PolicyIndex
     isAllSame = false;
     const prefixes = mergeParsed(s.cidrs.map((c) => cache.get(c)));
     const texts = Object.freeze(prefixes.map((p) => p.text));
-    subnets.set(s.name, {
+    const info: SubnetInfo = {
       subnet: s,
       prefixes,
       texts,
       cluster: s.name,
-      sig: JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade, s.gateways ?? []]),
-    });
+      sig: JSON.stringify([s.cidrs, s.zone, s.via, s.masquerade, s.gateways ?? [], s.realCidrs ?? []]),
+    };
+    if (s.realCidrs) {
+      info.realPrefixes = mergeParsed(s.realCidrs.map((c) => cache.get(c)));
+      info.realTexts = Object.freeze(info.realPrefixes.map((p) => p.text));
+    }
+    subnets.set(s.name, info);
   }
   if (isAllSame && previous)
     return { subnets, clusters: previous.clusters, viaClusters: previous.viaClusters, isSubnetSideSame: true };
@@ -226,7 +231,8 @@ function isSameSubnet(a: Subnet, b: Subnet): boolean {
       a.masquerade === b.masquerade &&
       sameList(a.cidrs, b.cidrs) &&
       sameList(a.via, b.via) &&
-      sameList(a.gateways ?? [], b.gateways ?? []))
+      sameList(a.gateways ?? [], b.gateways ?? []) &&
+      sameList(a.realCidrs ?? [], b.realCidrs ?? []))
   );
 }
 

@@ -96,7 +96,11 @@ function overlapsOverlay(st: CompilerState, p: ParsedPrefix): boolean {
 export function serveCluster(st: CompilerState, idx: PolicyIndex, cluster: string): void {
   const members = idx.clusters.get(cluster) ?? [];
   const prefixes: ParsedPrefix[] = [];
-  for (const m of members) for (const p of idx.subnets.get(m)?.prefixes ?? []) prefixes.push(p);
+  // The boxes advertise their LANs, so in real space.
+  for (const m of members) {
+    const info = idx.subnets.get(m);
+    for (const p of info?.realPrefixes ?? info?.prefixes ?? []) prefixes.push(p);
+  }
   const first = members[0];
   const via = (first !== undefined ? idx.subnets.get(first)?.subnet.via : undefined) ?? [];
   let server: AgentName | undefined;

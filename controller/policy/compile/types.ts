@@ -89,6 +89,12 @@ export interface SubnetInfo {
   prefixes: ParsedPrefix[];
   /** Canonical prefix texts, sorted (shared by every config that lists this subnet alone). */
   texts: readonly string[];
+  /**
+   * `map-to`: the real (LAN) prefixes, merged, which only its own serving box sees (its forward
+   * chain runs between the translations); `prefixes`/`texts` are then the mapped ones. Absent: not mapped.
+   */
+  realPrefixes?: ParsedPrefix[];
+  realTexts?: readonly string[];
   /** Overlap cluster (subnets whose prefixes overlap are served together); id = first member's name. */
   cluster: string;
   /** Everything about the subnet that reaches a config. */

@@ -6,8 +6,9 @@ import { containsAddress, parseAddress, parsePrefixStrict, type ParsedPrefix } f
 import type { AgentName, PolicyAgent, Subnet, SubnetName } from '../types.js';
 import { typeName, type Checker, type Raw } from './checker.js';
 import type { ZoneCheck } from './agents.js';
+import { checkMapTo, checkRealSpace, type RealSide } from './map-to.js';
 
-const SUBNET_KEYS = ['cidr', 'zone', 'via', 'masquerade', 'gateway', 'description'];
+const SUBNET_KEYS = ['cidr', 'map-to', 'zone', 'via', 'masquerade', 'gateway', 'description'];
 
 /** What the subnets section checks against. */
 export interface SubnetContext {
@@ -22,7 +23,7 @@ export interface SubnetContext {
 
 export interface SubnetSection {
   subnets: Subnet[];
-  /** Each subnet's prefixes, sorted. */
+  /** Each subnet's prefixes as the overlay knows them (mapped where mapped), sorted. */
   parsedCidrs: Map<string, ParsedPrefix[]>;
 }
 
@@ -32,12 +33,16 @@ export function checkSubnets(c: Checker, raw: unknown, ctx: SubnetContext): Subn
   // Where each prefix was written (its index in a cidr list), and which subnets wrote a list.
   const writtenIndex = new Map<ParsedPrefix, number>();
   const isCidrList = new Set<string>();
+  const mappedNames = new Set<string>();
+  const realSides: RealSide[] = [];
   for (const [name, s] of c.namedMap(raw, ['subnets'], 'subnet')) {
     const p: PathSegment[] = ['subnets', name];
     const f = c.fields(s, p, SUBNET_KEYS, ['cidr', 'zone', 'via'], `subnet "${name}"`);
     if (!f) continue;
     if (Array.isArray(f.cidr)) isCidrList.add(name);
-    const prefixes = checkCidrs(c, f, p, ctx.minPrefixLength, writtenIndex);
+    const errorsBefore = c.errors.length;
+    const real = checkCidrs(c, f, p, ctx.minPrefixLength, writtenIndex);
+    const map = checkMapTo(c, f, p, real, c.errors.length === errorsBefore);
     const zone = typeof f.zone === 'string' ? f.zone : undefined;
     if (f.zone !== undefined && f.zone !== null && zone === undefined)
       c.err([...p, 'zone'], `zone must be a zone name; got ${typeName(f.zone)}`);
@@ -49,9 +54,16 @@ export function checkSubnets(c: Checker, raw: unknown, ctx: SubnetContext): Subn
         c.err([...p, 'masquerade'], `masquerade must be true or false; got ${typeName(f.masquerade)}`);
       else masquerade = f.masquerade;
     }
-    const gateways = checkGateways(c, f, p, prefixes);
-    prefixes.sort((a, b) => a.family - b.family || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    // Gateways live on the LAN, so in real space.
+    const gateways = checkGateways(c, f, p, real);
+    // Mapped: the overlay sees the mapped prefixes; pairs stay together, sorted by mapped prefix.
+    const pairs = map ? map.mapped.map((m, i) => ({ m, r: map.real[i]! })) : real.map((r) => ({ m: r, r }));
+    if (map) map.mapped.forEach((m, i) => writtenIndex.set(m, i));
+    pairs.sort((a, b) => a.m.family - b.m.family || (a.m.start < b.m.start ? -1 : a.m.start > b.m.start ? 1 : 0));
+    const prefixes = pairs.map((x) => x.m);
     parsedCidrs.set(name, prefixes);
+    if (map) mappedNames.add(name);
+    realSides.push({ name, via, real, mapped: map?.mapped ?? [] });
     const subnet: Subnet = {
       name: name as SubnetName,
       cidrs: prefixes.map((x) => x.text),
@@ -59,12 +71,14 @@ export function checkSubnets(c: Checker, raw: unknown, ctx: SubnetContext): Subn
       via: via as AgentName[],
       masquerade,
     };
+    if (map) subnet.realCidrs = pairs.map((x) => x.r.text);
     if (gateways.length > 0) subnet.gateways = gateways;
     const description = c.optString(f, 'description', p);
     if (description !== undefined) subnet.description = description;
     subnets.push(subnet);
   }
-  checkOverlaps(c, subnets, parsedCidrs, writtenIndex, isCidrList);
+  checkOverlaps(c, subnets, parsedCidrs, writtenIndex, isCidrList, mappedNames);
+  if (mappedNames.size > 0) checkRealSpace(c, realSides);
   return { subnets, parsedCidrs };
 }
 
@@ -178,8 +192,8 @@ function checkGateways(c: Checker, f: Raw, p: PathSegment[], prefixes: readonly 
 }
 
 /**
- * Overlapping subnets are allowed only when they are in the same zone and have the same `via`
- * (they then always move together). Prefixes nest or are disjoint, so a sweep with a stack of the
+ * Overlapping subnets (in overlay space: mapped prefixes where mapped) are allowed only when they
+ * are in the same zone and have the same `via` (they then always move together). Prefixes nest or are disjoint, so a sweep with a stack of the
  * enclosing prefixes finds every overlapping pair in O(n log n + pairs).
  */
 function checkOverlaps(
@@ -188,6 +202,7 @@ function checkOverlaps(
   parsed: Map<string, ParsedPrefix[]>,
   writtenIndex: Map<ParsedPrefix, number>,
   isCidrList: ReadonlySet<string>,
+  mappedNames: ReadonlySet<string>,
 ): void {
   const items: Array<{ p: ParsedPrefix; subnet: Subnet; index: number }> = [];
   for (const s of subnets)
@@ -217,12 +232,21 @@ function checkOverlaps(
         why = `they are served by different agents (via ${a.via.join(', ')} vs ${b.via.join(', ')})`;
       if (why) {
         reported.add(key);
-        const cidrPath: PathSegment[] = isCidrList.has(b.name)
-          ? ['subnets', b.name, 'cidr', it.index]
-          : ['subnets', b.name, 'cidr'];
+        const isMapped = mappedNames.has(b.name);
+        const field = isMapped ? 'map-to' : 'cidr';
+        const cidrPath: PathSegment[] =
+          isCidrList.has(b.name) || (isMapped && it.index > 0)
+            ? ['subnets', b.name, field, it.index]
+            : ['subnets', b.name, field];
+        const what = (s: Subnet, t: string): string =>
+          `${mappedNames.has(s.name) ? `map-to ${t}` : t} of subnet "${s.name}"`;
+        const hint =
+          mappedNames.has(a.name) || mappedNames.has(b.name)
+            ? 'choose a map-to prefix no other subnet uses'
+            : `give one of them (or both) \`map-to: <an unused prefix of the same length>\` so the rest of the overlay knows it by a unique prefix`;
         c.err(
           cidrPath,
-          `${it.p.text} of subnet "${b.name}" overlaps ${outer.p.text} of subnet "${a.name}" and ${why}: the overlay cannot route overlapping space`,
+          `${what(b, it.p.text)} overlaps ${what(a, outer.p.text)} and ${why}: the overlay cannot route overlapping space; ${hint}`,
         );
       }
     }

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crosslink/v1/agent.proto.
  */
 export const file_crosslink_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgirAEKE1dhdGNoQ29uZmlnUmVzcG9uc2USKwoGY29uZmlnGAEgASgLMhkuY3Jvc3NsaW5rLnYxLkFnZW50Q29uZmlnSAASLAoJaGVhcnRiZWF0GAIgASgLMhcuY3Jvc3NsaW5rLnYxLkhlYXJ0YmVhdEgAEjMKDXRyYWNlX3JlcXVlc3QYAyABKAsyGi5jcm9zc2xpbmsudjEuVHJhY2VSZXF1ZXN0SABCBQoDbXNnIrcBCgxUcmFjZVJlcXVlc3QSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIVCg1zb3VyY2VfcHJlZml4GAMgASgJEg4KBnRhcmdldBgEIAEoCRIQCghwcm90b2NvbBgFIAEoCRIMCgRwb3J0GAYgASgNEhMKC3NvdXJjZV9wb3J0GAcgASgNEhEKCXdpbmRvd19tcxgIIAEoDRIOCgZwZWVyX2EYCSABKAkSDgoGcGVlcl9iGAogASgJImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCLBAwoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDRIyCg5zZXJ2aW5nX2dyb3VwcxgLIAMoCzIaLmNyb3NzbGluay52MS5TZXJ2aW5nR3JvdXASKAoIbGl2ZW5lc3MYDCABKAsyFi5jcm9zc2xpbmsudjEuTGl2ZW5lc3MSKQoFem9uZXMYDSADKAsyGi5jcm9zc2xpbmsudjEuWm9uZVByZWZpeGVzIi4KDFpvbmVQcmVmaXhlcxIMCgR6b25lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJIlMKDFNlcnZpbmdHcm91cBIMCgRuYW1lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJEhIKCmNhbmRpZGF0ZXMYAyADKAkSDwoHc3VibmV0cxgEIAMoCSJXCghMaXZlbmVzcxITCgtpbnRlcnZhbF9tcxgBIAEoDRISCgptdWx0aXBsaWVyGAIgASgNEhQKDGhvbGRfZG93bl9tcxgDIAEoDRIMCgRwb3J0GAQgASgNIrABCgRQZWVyEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIkChxwZXJzaXN0ZW50X2tlZXBhbGl2ZV9zZWNvbmRzGAQgASgNEhMKC2FsbG93ZWRfaXBzGAUgAygJEhIKCm92ZXJsYXlfaXAYBiABKAkSJQoFcGF0aHMYByADKAsyFi5jcm9zc2xpbmsudjEuUGVlclBhdGgiPQoIUGVlclBhdGgSEAoIZW5kcG9pbnQYASABKAkSDQoFcmVsYXkYAiABKAkSEAoIdW5kZXJsYXkYAyABKAki2wEKCEZpcmV3YWxsEigKCG91dGJvdW5kGAEgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEicKB2luYm91bmQYAiADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJQoFbG9jYWwYAyADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSEgoKbWFzcXVlcmFkZRgEIAMoCRIWCg5sb2NhbF9wcmVmaXhlcxgFIAMoCRIpCgVyZWxheRgGIAMoCzIaLmNyb3NzbGluay52MS5SZWxheUZvcndhcmQicgoMUmVsYXlGb3J3YXJkEg4KBnNvdXJjZRgBIAEoCRIOCgZsaXN0ZW4YAiABKAkSDgoGdGFyZ2V0GAMgASgJEgwKBHNuYXQYBCABKAkSEgoKZnJvbV9hZ2VudBgFIAEoCRIQCgh0b19hZ2VudBgGIAEoCSKwAQoIRmxvd1J1bGUSDAoEcnVsZRgBIAEoCRIPCgdzb3VyY2VzGAIgAygJEhQKDGRlc3RpbmF0aW9ucxgDIAMoCRIQCghwcm90b2NvbBgEIAEoCRImCgVwb3J0cxgFIAMoCzIXLmNyb3NzbGluay52MS5Qb3J0UmFuZ2USGgoSbm90X2JlZm9yZV91bml4X21zGAYgASgDEhkKEW5vdF9hZnRlcl91bml4X21zGAcgASgDIigKCVBvcnRSYW5nZRINCgVmaXJzdBgBIAEoDRIMCgRsYXN0GAIgASgNImEKC0xvY2FsU3VibmV0EgwKBG5hbWUYASABKAkSDAoEem9uZRgCIAEoCRIQCghwcmVmaXhlcxgDIAMoCRISCgptYXNxdWVyYWRlGAQgASgIEhAKCGdhdGV3YXlzGAUgAygJInEKBVByb2JlEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhAKCHByb3RvY29sGAMgASgJEgwKBHBvcnQYBCABKA0SEwoLZXhwZWN0X2RlbnkYBSABKAgSFQoNc291cmNlX3ByZWZpeBgGIAEoCSKdAwoNUmVwb3J0UmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhoKEmdlbmVyYXRpb25fYXBwbGllZBgCIAEoBBIuCgxhcHBseV9lcnJvcnMYAyADKAsyGC5jcm9zc2xpbmsudjEuQXBwbHlFcnJvchInCgVwZWVycxgEIAMoCzIYLmNyb3NzbGluay52MS5QZWVyU3RhdHVzEhoKEmFkdmVydGlzZWRfc3VibmV0cxgFIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAYgASgJEjAKDXByb2JlX3Jlc3VsdHMYByADKAsyGS5jcm9zc2xpbmsudjEuUHJvYmVSZXN1bHQSGgoSYWdlbnRfdGltZV91bml4X21zGAggASgDEhcKD2dlbmVyYXRpb25fc2VlbhgJIAEoBBIwCg1ydWxlX2NvdW50ZXJzGAogAygLMhkuY3Jvc3NsaW5rLnYxLlJ1bGVDb3VudGVyEjEKCnpvbmVfZHJvcHMYCyADKAsyHS5jcm9zc2xpbmsudjEuWm9uZURyb3BDb3VudGVyInMKD1pvbmVEcm9wQ291bnRlchIRCglkaXJlY3Rpb24YASABKAkSEwoLc291cmNlX3pvbmUYAiABKAkSGAoQZGVzdGluYXRpb25fem9uZRgDIAEoCRIPCgdwYWNrZXRzGAQgASgEEg0KBWJ5dGVzGAUgASgEImMKC1J1bGVDb3VudGVyEgwKBHJ1bGUYASABKAkSEQoJZGlyZWN0aW9uGAIgASgJEhMKC2Nvbm5lY3Rpb25zGAMgASgEEg8KB3BhY2tldHMYBCABKAQSDQoFYnl0ZXMYBSABKAQiYwoKQXBwbHlFcnJvchIMCgRzdGVwGAEgASgJEg8KB2NvbW1hbmQYAiABKAkSEQoJZXhpdF9jb2RlGAMgASgFEg4KBnN0ZGVychgEIAEoCRITCgtpc190ZXJtaW5hbBgFIAEoCCLQAQoKUGVlclN0YXR1cxIMCgRuYW1lGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAkSEAoIZW5kcG9pbnQYAyABKAkSHQoVbGF0ZXN0X2hhbmRzaGFrZV91bml4GAQgASgDEhAKCHJ4X2J5dGVzGAUgASgEEhAKCHR4X2J5dGVzGAYgASgEEhQKDGlzX3JlYWNoYWJsZRgHIAEoCBIOCgZydHRfbXMYCCABKAESEgoKbG9zc19yYXRpbxgJIAEoARIRCglpc19wcm9iZWQYCiABKAgiZgoLUHJvYmVSZXN1bHQSDAoEbmFtZRgBIAEoCRINCgVpc19vaxgCIAEoCBIOCgZkZXRhaWwYAyABKAkSDgoGcnR0X21zGAQgASgBEhoKEmNoZWNrZWRfYXRfdW5peF9tcxgFIAEoAyLPAQoLVHJhY2VSZXBvcnQSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIKCgJpZBgCIAEoCRIMCgRyb2xlGAMgASgJEg8KB3ZlcmRpY3QYBCABKAkSDAoEcnVsZRgFIAEoCRIRCglkaXJlY3Rpb24YBiABKAkSDwoHcGFja2V0cxgHIAEoBBINCgVieXRlcxgIIAEoBBIVCg1yZXBseV9wYWNrZXRzGAkgASgEEhMKC3JlcGx5X2J5dGVzGAogASgEEg4KBmRldGFpbBgLIAEoCSIVChNUcmFjZVJlcG9ydFJlc3BvbnNlIiwKDlJlcG9ydFJlc3BvbnNlEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgBIAEoBDK7AgoMQWdlbnRTZXJ2aWNlEkMKBkVucm9sbBIbLmNyb3NzbGluay52MS5FbnJvbGxSZXF1ZXN0GhwuY3Jvc3NsaW5rLnYxLkVucm9sbFJlc3BvbnNlElQKC1dhdGNoQ29uZmlnEiAuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVxdWVzdBohLmNyb3NzbGluay52MS5XYXRjaENvbmZpZ1Jlc3BvbnNlMAESQwoGUmVwb3J0EhsuY3Jvc3NsaW5rLnYxLlJlcG9ydFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuUmVwb3J0UmVzcG9uc2USSwoLUmVwb3J0VHJhY2USGS5jcm9zc2xpbmsudjEuVHJhY2VSZXBvcnQaIS5jcm9zc2xpbmsudjEuVHJhY2VSZXBvcnRSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Chhjcm9zc2xpbmsvdjEvYWdlbnQucHJvdG8SDGNyb3NzbGluay52MSLpAQoNRW5yb2xsUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhIKCmpvaW5fdG9rZW4YAiABKAkSDAoEbmFtZRgDIAEoCRISCgpwdWJsaWNfa2V5GAQgASgJEhAKCGVuZHBvaW50GAUgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgGIAMoCRIVCg1hZ2VudF92ZXJzaW9uGAcgASgJEjEKCWVuZHBvaW50cxgIIAMoCzIeLmNyb3NzbGluay52MS5VbmRlcmxheUVuZHBvaW50EhAKCGlzX3JlbGF5GAkgASgIIjYKEFVuZGVybGF5RW5kcG9pbnQSEAoIdW5kZXJsYXkYASABKAkSEAoIZW5kcG9pbnQYAiABKAkiaQoORW5yb2xsUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSEgoKY3JlZGVudGlhbBgCIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYAyABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgEIAEoDSL0AQoSV2F0Y2hDb25maWdSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSa25vd25fY29udGVudF9oYXNoGAIgASgJEhAKCGVuZHBvaW50GAMgASgJEhoKEmFkdmVydGlzZWRfc3VibmV0cxgEIAMoCRIeChZhZHZlcnRpc2VkX3N1Ym5ldHNfc2V0GAUgASgIEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMQoJZW5kcG9pbnRzGAcgAygLMh4uY3Jvc3NsaW5rLnYxLlVuZGVybGF5RW5kcG9pbnQSEAoIaXNfcmVsYXkYCCABKAgirAEKE1dhdGNoQ29uZmlnUmVzcG9uc2USKwoGY29uZmlnGAEgASgLMhkuY3Jvc3NsaW5rLnYxLkFnZW50Q29uZmlnSAASLAoJaGVhcnRiZWF0GAIgASgLMhcuY3Jvc3NsaW5rLnYxLkhlYXJ0YmVhdEgAEjMKDXRyYWNlX3JlcXVlc3QYAyABKAsyGi5jcm9zc2xpbmsudjEuVHJhY2VSZXF1ZXN0SABCBQoDbXNnIrcBCgxUcmFjZVJlcXVlc3QSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIVCg1zb3VyY2VfcHJlZml4GAMgASgJEg4KBnRhcmdldBgEIAEoCRIQCghwcm90b2NvbBgFIAEoCRIMCgRwb3J0GAYgASgNEhMKC3NvdXJjZV9wb3J0GAcgASgNEhEKCXdpbmRvd19tcxgIIAEoDRIOCgZwZWVyX2EYCSABKAkSDgoGcGVlcl9iGAogASgJImgKCUhlYXJ0YmVhdBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAEgASgDEiIKGmhlYXJ0YmVhdF9pbnRlcnZhbF9zZWNvbmRzGAIgASgNEhoKEmRlc2lyZWRfZ2VuZXJhdGlvbhgDIAEoBCLBAwoLQWdlbnRDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIUCgxjb250ZW50X2hhc2gYAiABKAkSEgoKYWdlbnRfbmFtZRgDIAEoCRIXCg9vdmVybGF5X2FkZHJlc3MYBCABKAkSIQoFcGVlcnMYBSADKAsyEi5jcm9zc2xpbmsudjEuUGVlchIOCgZyb3V0ZXMYBiADKAkSKAoIZmlyZXdhbGwYByABKAsyFi5jcm9zc2xpbmsudjEuRmlyZXdhbGwSMAoNbG9jYWxfc3VibmV0cxgIIAMoCzIZLmNyb3NzbGluay52MS5Mb2NhbFN1Ym5ldBIjCgZwcm9iZXMYCSADKAsyEy5jcm9zc2xpbmsudjEuUHJvYmUSHgoWcHJvYmVfaW50ZXJ2YWxfc2Vjb25kcxgKIAEoDRIyCg5zZXJ2aW5nX2dyb3VwcxgLIAMoCzIaLmNyb3NzbGluay52MS5TZXJ2aW5nR3JvdXASKAoIbGl2ZW5lc3MYDCABKAsyFi5jcm9zc2xpbmsudjEuTGl2ZW5lc3MSKQoFem9uZXMYDSADKAsyGi5jcm9zc2xpbmsudjEuWm9uZVByZWZpeGVzIi4KDFpvbmVQcmVmaXhlcxIMCgR6b25lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJIlMKDFNlcnZpbmdHcm91cBIMCgRuYW1lGAEgASgJEhAKCHByZWZpeGVzGAIgAygJEhIKCmNhbmRpZGF0ZXMYAyADKAkSDwoHc3VibmV0cxgEIAMoCSJXCghMaXZlbmVzcxITCgtpbnRlcnZhbF9tcxgBIAEoDRISCgptdWx0aXBsaWVyGAIgASgNEhQKDGhvbGRfZG93bl9tcxgDIAEoDRIMCgRwb3J0GAQgASgNIrABCgRQZWVyEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIkChxwZXJzaXN0ZW50X2tlZXBhbGl2ZV9zZWNvbmRzGAQgASgNEhMKC2FsbG93ZWRfaXBzGAUgAygJEhIKCm92ZXJsYXlfaXAYBiABKAkSJQoFcGF0aHMYByADKAsyFi5jcm9zc2xpbmsudjEuUGVlclBhdGgiPQoIUGVlclBhdGgSEAoIZW5kcG9pbnQYASABKAkSDQoFcmVsYXkYAiABKAkSEAoIdW5kZXJsYXkYAyABKAkiiAIKCEZpcmV3YWxsEigKCG91dGJvdW5kGAEgAygLMhYuY3Jvc3NsaW5rLnYxLkZsb3dSdWxlEicKB2luYm91bmQYAiADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSJQoFbG9jYWwYAyADKAsyFi5jcm9zc2xpbmsudjEuRmxvd1J1bGUSEgoKbWFzcXVlcmFkZRgEIAMoCRIWCg5sb2NhbF9wcmVmaXhlcxgFIAMoCRIpCgVyZWxheRgGIAMoCzIaLmNyb3NzbGluay52MS5SZWxheUZvcndhcmQSKwoGbWFwX3RvGAcgAygLMhsuY3Jvc3NsaW5rLnYxLlByZWZpeE1hcHBpbmciLQoNUHJlZml4TWFwcGluZxIMCgRyZWFsGAEgASgJEg4KBm1hcHBlZBgCIAEoCSJyCgxSZWxheUZvcndhcmQSDgoGc291cmNlGAEgASgJEg4KBmxpc3RlbhgCIAEoCRIOCgZ0YXJnZXQYAyABKAkSDAoEc25hdBgEIAEoCRISCgpmcm9tX2FnZW50GAUgASgJEhAKCHRvX2FnZW50GAYgASgJIrABCghGbG93UnVsZRIMCgRydWxlGAEgASgJEg8KB3NvdXJjZXMYAiADKAkSFAoMZGVzdGluYXRpb25zGAMgAygJEhAKCHByb3RvY29sGAQgASgJEiYKBXBvcnRzGAUgAygLMhcuY3Jvc3NsaW5rLnYxLlBvcnRSYW5nZRIaChJub3RfYmVmb3JlX3VuaXhfbXMYBiABKAMSGQoRbm90X2FmdGVyX3VuaXhfbXMYByABKAMiKAoJUG9ydFJhbmdlEg0KBWZpcnN0GAEgASgNEgwKBGxhc3QYAiABKA0iYQoLTG9jYWxTdWJuZXQSDAoEbmFtZRgBIAEoCRIMCgR6b25lGAIgASgJEhAKCHByZWZpeGVzGAMgAygJEhIKCm1hc3F1ZXJhZGUYBCABKAgSEAoIZ2F0ZXdheXMYBSADKAkicQoFUHJvYmUSDAoEbmFtZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSEAoIcHJvdG9jb2wYAyABKAkSDAoEcG9ydBgEIAEoDRITCgtleHBlY3RfZGVueRgFIAEoCBIVCg1zb3VyY2VfcHJlZml4GAYgASgJIp0DCg1SZXBvcnRSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SGgoSZ2VuZXJhdGlvbl9hcHBsaWVkGAIgASgEEi4KDGFwcGx5X2Vycm9ycxgDIAMoCzIYLmNyb3NzbGluay52MS5BcHBseUVycm9yEicKBXBlZXJzGAQgAygLMhguY3Jvc3NsaW5rLnYxLlBlZXJTdGF0dXMSGgoSYWR2ZXJ0aXNlZF9zdWJuZXRzGAUgAygJEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSMAoNcHJvYmVfcmVzdWx0cxgHIAMoCzIZLmNyb3NzbGluay52MS5Qcm9iZVJlc3VsdBIaChJhZ2VudF90aW1lX3VuaXhfbXMYCCABKAMSFwoPZ2VuZXJhdGlvbl9zZWVuGAkgASgEEjAKDXJ1bGVfY291bnRlcnMYCiADKAsyGS5jcm9zc2xpbmsudjEuUnVsZUNvdW50ZXISMQoKem9uZV9kcm9wcxgLIAMoCzIdLmNyb3NzbGluay52MS5ab25lRHJvcENvdW50ZXIicwoPWm9uZURyb3BDb3VudGVyEhEKCWRpcmVjdGlvbhgBIAEoCRITCgtzb3VyY2Vfem9uZRgCIAEoCRIYChBkZXN0aW5hdGlvbl96b25lGAMgASgJEg8KB3BhY2tldHMYBCABKAQSDQoFYnl0ZXMYBSABKAQiYwoLUnVsZUNvdW50ZXISDAoEcnVsZRgBIAEoCRIRCglkaXJlY3Rpb24YAiABKAkSEwoLY29ubmVjdGlvbnMYAyABKAQSDwoHcGFja2V0cxgEIAEoBBINCgVieXRlcxgFIAEoBCJjCgpBcHBseUVycm9yEgwKBHN0ZXAYASABKAkSDwoHY29tbWFuZBgCIAEoCRIRCglleGl0X2NvZGUYAyABKAUSDgoGc3RkZXJyGAQgASgJEhMKC2lzX3Rlcm1pbmFsGAUgASgIItABCgpQZWVyU3RhdHVzEgwKBG5hbWUYASABKAkSEgoKcHVibGljX2tleRgCIAEoCRIQCghlbmRwb2ludBgDIAEoCRIdChVsYXRlc3RfaGFuZHNoYWtlX3VuaXgYBCABKAMSEAoIcnhfYnl0ZXMYBSABKAQSEAoIdHhfYnl0ZXMYBiABKAQSFAoMaXNfcmVhY2hhYmxlGAcgASgIEg4KBnJ0dF9tcxgIIAEoARISCgpsb3NzX3JhdGlvGAkgASgBEhEKCWlzX3Byb2JlZBgKIAEoCCJmCgtQcm9iZVJlc3VsdBIMCgRuYW1lGAEgASgJEg0KBWlzX29rGAIgASgIEg4KBmRldGFpbBgDIAEoCRIOCgZydHRfbXMYBCABKAESGgoSY2hlY2tlZF9hdF91bml4X21zGAUgASgDIs8BCgtUcmFjZVJlcG9ydBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEgoKAmlkGAIgASgJEgwKBHJvbGUYAyABKAkSDwoHdmVyZGljdBgEIAEoCRIMCgRydWxlGAUgASgJEhEKCWRpcmVjdGlvbhgGIAEoCRIPCgdwYWNrZXRzGAcgASgEEg0KBWJ5dGVzGAggASgEEhUKDXJlcGx5X3BhY2tldHMYCSABKAQSEwoLcmVwbHlfYnl0ZXMYCiABKAQSDgoGZGV0YWlsGAsgASgJIhUKE1RyYWNlUmVwb3J0UmVzcG9uc2UiLAoOUmVwb3J0UmVzcG9uc2USGgoSZGVzaXJlZF9nZW5lcmF0aW9uGAEgASgEMrsCCgxBZ2VudFNlcnZpY2USQwoGRW5yb2xsEhsuY3Jvc3NsaW5rLnYxLkVucm9sbFJlcXVlc3QaHC5jcm9zc2xpbmsudjEuRW5yb2xsUmVzcG9uc2USVAoLV2F0Y2hDb25maWcSIC5jcm9zc2xpbmsudjEuV2F0Y2hDb25maWdSZXF1ZXN0GiEuY3Jvc3NsaW5rLnYxLldhdGNoQ29uZmlnUmVzcG9uc2UwARJDCgZSZXBvcnQSGy5jcm9zc2xpbmsudjEuUmVwb3J0UmVxdWVzdBocLmNyb3NzbGluay52MS5SZXBvcnRSZXNwb25zZRJLCgtSZXBvcnRUcmFjZRIZLmNyb3NzbGluay52MS5UcmFjZVJlcG9ydBohLmNyb3NzbGluay52MS5UcmFjZVJlcG9ydFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message crosslink.v1.EnrollRequest
@@ -768,6 +768,17 @@ export type Firewall = Message<"crosslink.v1.Firewall"> & {
    * @generated from field: repeated crosslink.v1.RelayForward relay = 6;
    */
   relay: RelayForward[];
+
+  /**
+   * Local prefixes known to the rest of the overlay by another prefix (`map-to`), sorted by real
+   * prefix. The box translates each 1:1 both ways at its WireGuard interface: sources leaving on
+   * it from `real` become `mapped`, destinations arriving on it in `mapped` become `real`. Its
+   * forward chain runs between the two, so `outbound`/`inbound`/`local` name the real prefixes.
+   * Empty: no translation.
+   *
+   * @generated from field: repeated crosslink.v1.PrefixMapping map_to = 7;
+   */
+  mapTo: PrefixMapping[];
 };
 
 /**
@@ -776,6 +787,30 @@ export type Firewall = Message<"crosslink.v1.Firewall"> & {
  */
 export const FirewallSchema: GenMessage<Firewall> = /*@__PURE__*/
   messageDesc(file_crosslink_v1_agent, 13);
+
+/**
+ * One real prefix and the same-length prefix of the same family it is known by elsewhere.
+ *
+ * @generated from message crosslink.v1.PrefixMapping
+ */
+export type PrefixMapping = Message<"crosslink.v1.PrefixMapping"> & {
+  /**
+   * @generated from field: string real = 1;
+   */
+  real: string;
+
+  /**
+   * @generated from field: string mapped = 2;
+   */
+  mapped: string;
+};
+
+/**
+ * Describes the message crosslink.v1.PrefixMapping.
+ * Use `create(PrefixMappingSchema)` to create a new message.
+ */
+export const PrefixMappingSchema: GenMessage<PrefixMapping> = /*@__PURE__*/
+  messageDesc(file_crosslink_v1_agent, 14);
 
 /**
  * A relay forwards UDP datagrams that `source` sends to `listen` on to `target`, rewriting their
@@ -831,7 +866,7 @@ export type RelayForward = Message<"crosslink.v1.RelayForward"> & {
  * Use `create(RelayForwardSchema)` to create a new message.
  */
 export const RelayForwardSchema: GenMessage<RelayForward> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 14);
+  messageDesc(file_crosslink_v1_agent, 15);
 
 /**
  * FlowRule allows new connections from any of `sources` to any of `destinations` with the given
@@ -895,7 +930,7 @@ export type FlowRule = Message<"crosslink.v1.FlowRule"> & {
  * Use `create(FlowRuleSchema)` to create a new message.
  */
 export const FlowRuleSchema: GenMessage<FlowRule> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 15);
+  messageDesc(file_crosslink_v1_agent, 16);
 
 /**
  * @generated from message crosslink.v1.PortRange
@@ -919,7 +954,7 @@ export type PortRange = Message<"crosslink.v1.PortRange"> & {
  * Use `create(PortRangeSchema)` to create a new message.
  */
 export const PortRangeSchema: GenMessage<PortRange> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 16);
+  messageDesc(file_crosslink_v1_agent, 17);
 
 /**
  * @generated from message crosslink.v1.LocalSubnet
@@ -963,7 +998,7 @@ export type LocalSubnet = Message<"crosslink.v1.LocalSubnet"> & {
  * Use `create(LocalSubnetSchema)` to create a new message.
  */
 export const LocalSubnetSchema: GenMessage<LocalSubnet> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 17);
+  messageDesc(file_crosslink_v1_agent, 18);
 
 /**
  * @generated from message crosslink.v1.Probe
@@ -1017,7 +1052,7 @@ export type Probe = Message<"crosslink.v1.Probe"> & {
  * Use `create(ProbeSchema)` to create a new message.
  */
 export const ProbeSchema: GenMessage<Probe> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 18);
+  messageDesc(file_crosslink_v1_agent, 19);
 
 /**
  * @generated from message crosslink.v1.ReportRequest
@@ -1098,7 +1133,7 @@ export type ReportRequest = Message<"crosslink.v1.ReportRequest"> & {
  * Use `create(ReportRequestSchema)` to create a new message.
  */
 export const ReportRequestSchema: GenMessage<ReportRequest> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 19);
+  messageDesc(file_crosslink_v1_agent, 20);
 
 /**
  * What the firewall refused on one box in one direction between two zones.
@@ -1139,7 +1174,7 @@ export type ZoneDropCounter = Message<"crosslink.v1.ZoneDropCounter"> & {
  * Use `create(ZoneDropCounterSchema)` to create a new message.
  */
 export const ZoneDropCounterSchema: GenMessage<ZoneDropCounter> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 20);
+  messageDesc(file_crosslink_v1_agent, 21);
 
 /**
  * What one policy rule let through on one box, in one direction.
@@ -1184,7 +1219,7 @@ export type RuleCounter = Message<"crosslink.v1.RuleCounter"> & {
  * Use `create(RuleCounterSchema)` to create a new message.
  */
 export const RuleCounterSchema: GenMessage<RuleCounter> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 21);
+  messageDesc(file_crosslink_v1_agent, 22);
 
 /**
  * @generated from message crosslink.v1.ApplyError
@@ -1227,7 +1262,7 @@ export type ApplyError = Message<"crosslink.v1.ApplyError"> & {
  * Use `create(ApplyErrorSchema)` to create a new message.
  */
 export const ApplyErrorSchema: GenMessage<ApplyError> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 22);
+  messageDesc(file_crosslink_v1_agent, 23);
 
 /**
  * @generated from message crosslink.v1.PeerStatus
@@ -1299,7 +1334,7 @@ export type PeerStatus = Message<"crosslink.v1.PeerStatus"> & {
  * Use `create(PeerStatusSchema)` to create a new message.
  */
 export const PeerStatusSchema: GenMessage<PeerStatus> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 23);
+  messageDesc(file_crosslink_v1_agent, 24);
 
 /**
  * @generated from message crosslink.v1.ProbeResult
@@ -1340,7 +1375,7 @@ export type ProbeResult = Message<"crosslink.v1.ProbeResult"> & {
  * Use `create(ProbeResultSchema)` to create a new message.
  */
 export const ProbeResultSchema: GenMessage<ProbeResult> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 24);
+  messageDesc(file_crosslink_v1_agent, 25);
 
 /**
  * What one box saw of a live trace's test flow. Never carries payload bytes.
@@ -1427,7 +1462,7 @@ export type TraceReport = Message<"crosslink.v1.TraceReport"> & {
  * Use `create(TraceReportSchema)` to create a new message.
  */
 export const TraceReportSchema: GenMessage<TraceReport> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 25);
+  messageDesc(file_crosslink_v1_agent, 26);
 
 /**
  * @generated from message crosslink.v1.TraceReportResponse
@@ -1440,7 +1475,7 @@ export type TraceReportResponse = Message<"crosslink.v1.TraceReportResponse"> & 
  * Use `create(TraceReportResponseSchema)` to create a new message.
  */
 export const TraceReportResponseSchema: GenMessage<TraceReportResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 26);
+  messageDesc(file_crosslink_v1_agent, 27);
 
 /**
  * @generated from message crosslink.v1.ReportResponse
@@ -1459,7 +1494,7 @@ export type ReportResponse = Message<"crosslink.v1.ReportResponse"> & {
  * Use `create(ReportResponseSchema)` to create a new message.
  */
 export const ReportResponseSchema: GenMessage<ReportResponse> = /*@__PURE__*/
-  messageDesc(file_crosslink_v1_agent, 27);
+  messageDesc(file_crosslink_v1_agent, 28);
 
 /**
  * AgentService is served by the controller on the same TLS port as the REST API (Connect protocol).
