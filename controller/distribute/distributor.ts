@@ -147,6 +147,12 @@ export class Distributor implements DistributionPort {
 
   setPolicy(policy: Policy, version: number): Promise<void> {
     return this.#serial(async () => {
+      // Replicas: another replica's newer version (LISTEN/NOTIFY) may be applied before this
+      // replica's own older PUT reaches the queue; the newest version stays.
+      if (version < this.#policyVersion) {
+        this.#log.info({ version, current: this.#policyVersion }, 'older policy version not applied');
+        return;
+      }
       this.#policy = policy;
       this.#policyVersion = version;
       await this.#recompile();

@@ -278,3 +278,18 @@ t.test('no box healthy to the controller: the group stays, primary first, report
     ],
   ]);
 });
+
+// Replicas (LISTEN/NOTIFY): another replica's newer version can reach the queue before this one's
+// own older PUT; the older must not replace it.
+t.test('an older policy version never replaces a newer one', async (t) => {
+  const { d } = await threeBoxes();
+  t.teardown(() => d.stop());
+  const v1 = parsePolicy(POLICY).policy!;
+  const v2 = parsePolicy(POLICY.replace('tcp/443', 'tcp/8443')).policy!;
+  await d.setPolicy(v2, 7);
+  await d.setPolicy(v1, 6);
+  t.equal(d.currentPolicy()?.version, 7, 'version 7 stays');
+  t.equal(d.currentPolicy()?.policy, v2);
+  await d.setPolicy(v1, 7);
+  t.equal(d.currentPolicy()?.policy, v1, 'the same version again is applied (a re-read)');
+});
