@@ -12,11 +12,12 @@
 // per flow (NEW, UPDATEs, DESTROY) are the same as on a box with the default 120 s, only sooner.
 // Needs root. Namespaces and processes are removed at exit (bench/agent-netns.ts).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import type { FlowRecord } from '../lib/export/record.js';
 import { join } from 'node:path';
 import pino from 'pino';
 import { FlowCollector } from '../agent/flows/collector.js';
-import { FLOW_LOG_FILE } from '../agent/flows/flow-log.js';
+import { FLOW_LOG_FILE, readFlowLog } from '../agent/flows/flow-log.js';
 import { startFlowPipeline } from '../agent/flows/pipeline.js';
 import { ZoneTable } from '../agent/flows/zone-table.js';
 import { assignRuleMarks } from '../agent/host/firewall-names.js';
@@ -107,16 +108,8 @@ function veth(a: string, b: string, aAddr: string, bAddr: string): void {
   must(['ip', '-n', b, 'link', 'set', 'xlfb', 'up']);
 }
 
-function records(): Array<{ dstPort: number; rule: string | null; srcZone: string; dstZone: string }> {
-  try {
-    return readFileSync(join(workDir, FLOW_LOG_FILE), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { dstPort: number; rule: string | null; srcZone: string; dstZone: string })
-      .filter((r) => r.dstPort === PORT);
-  } catch {
-    return [];
-  }
+function records(): FlowRecord[] {
+  return readFlowLog(join(workDir, FLOW_LOG_FILE)).filter((r) => r.dstPort === PORT);
 }
 
 async function main(): Promise<void> {
@@ -167,10 +160,7 @@ async function main(): Promise<void> {
   await sleep(1000); // conntrack -E and the drop log's tcpdump subscribed
 
   console.log(
-    `flow log at ${RATE} new TCP flows/s for ${SECONDS} s, LAN to LAN across a box (machine: ${(await import('node:os')).cpus().length} cores, load ${(
-      await import('node:os')
-    )
-      .loadavg()
+    `flow log at ${RATE} new TCP flows/s for ${SECONDS} s, LAN to LAN across a box (machine: ${cpus().length} cores, load ${loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')})`,
   );
@@ -224,12 +214,8 @@ async function main(): Promise<void> {
           must(['ip', 'netns', 'exec', box, 'nft', 'list', 'counter', 'inet', 'crosslink', 'dropped_local']),
         )?.[1] ?? 0,
       );
-    const sampled = () =>
-      records().length === 0
-        ? 0
-        : readFileSync(join(workDir, FLOW_LOG_FILE), 'utf8')
-            .split('\n')
-            .filter((l) => l.includes('"dropped"')).length;
+    /** Drop-log records in the flow log (the file holds nothing else of ours but the flows). */
+    const sampled = () => readFlowLog(join(workDir, FLOW_LOG_FILE)).filter((r) => r.verdict === 'dropped').length;
     const alone: number[] = [];
     const flooded: number[] = [];
     const control: number[] = [];

@@ -2,34 +2,18 @@
 // (CI may share one server), else starts a throwaway one with scripts/postgres-test.sh and stops it
 // afterwards. Never skips: a server that cannot start fails the test with the script's message.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { storeContract } from './store.contract.js';
 import { CHANGE_CHANNEL } from './changes.js';
 import { openPostgresStore } from './postgres.js';
 import { systemClock } from '../../lib/clock.js';
+import { startPostgres } from '../../test/controller/postgres.fixture.js';
 
-const script = fileURLToPath(new URL('../../scripts/postgres-test.sh', import.meta.url));
-
-let baseUrl = process.env.CROSSLINK_TEST_POSTGRES_URL ?? '';
-if (!baseUrl) {
-  try {
-    baseUrl = execFileSync('bash', [script, 'start'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 240_000,
-    }).trim();
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    t.fail(
-      `could not start PostgreSQL for the storage tests (set CROSSLINK_TEST_POSTGRES_URL to use an existing server): ${err.stderr ?? err.message}`,
-    );
-  }
-  if (baseUrl)
-    t.teardown(() => {
-      execFileSync('bash', [script, 'stop', baseUrl], { stdio: 'ignore' });
-    });
+let baseUrl = '';
+try {
+  baseUrl = startPostgres(t);
+} catch (e) {
+  t.fail(`storage tests: ${(e as Error).message}`);
 }
 
 if (baseUrl) {

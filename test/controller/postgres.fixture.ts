@@ -1,5 +1,5 @@
-// A real PostgreSQL server for cross-process tests, as controller/store/store.postgres.test.ts gets
-// one: CROSSLINK_TEST_POSTGRES_URL when set, else a throwaway cluster from scripts/postgres-test.sh
+// A real PostgreSQL server for the tests that need one (the store contract, the replicas):
+// CROSSLINK_TEST_POSTGRES_URL when set, else a throwaway cluster from scripts/postgres-test.sh
 // (stopped at teardown). Never skips: a server that cannot start fails the test.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
