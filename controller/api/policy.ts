@@ -203,18 +203,23 @@ function readPolicyBody(req: FastifyRequest): SubmittedPolicy {
   return { document: raw, comment: '' };
 }
 
+/** What parsePolicy needs to know of the inventory: the enrolled boxes, and which do not relay. */
+export async function policyParseOptions(
+  store: ApiDeps['store'],
+): Promise<{ knownAgents: string[]; nonConsentingRelays: string[] }> {
+  const enrolled = (await store.listAgents()).filter((a) => a.revokedAtMs === null);
+  // A relay needs the box's consent too: an enrolled box without --relay carries nothing.
+  return {
+    knownAgents: enrolled.map((a) => a.name),
+    nonConsentingRelays: enrolled.filter((a) => !a.isRelay).map((a) => a.name),
+  };
+}
+
 export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypebox {
   const { store, distribution, clock, log } = deps;
+  const parseOptions = () => policyParseOptions(store);
 
   /** Validates and tests a document; throws policy_invalid / policy_tests_failed with every error. */
-  async function parseOptions(): Promise<{ knownAgents: string[]; nonConsentingRelays: string[] }> {
-    const enrolled = (await store.listAgents()).filter((a) => a.revokedAtMs === null);
-    // A relay needs the box's consent too: an enrolled box without --relay carries nothing.
-    return {
-      knownAgents: enrolled.map((a) => a.name),
-      nonConsentingRelays: enrolled.filter((a) => !a.isRelay).map((a) => a.name),
-    };
-  }
 
   async function check(
     document: string,

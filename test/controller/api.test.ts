@@ -43,6 +43,7 @@ t.test('health, readiness, CA and OpenAPI need no token', async (t) => {
     '/v1/policy',
     '/v1/policy/dry-run',
     '/v1/policy/versions',
+    '/v1/policy/diff',
     '/v1/policy/rollback',
     '/v1/agents',
     '/v1/agents/{name}',
@@ -120,6 +121,19 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
   );
   t.match(json(await h.call({ method: 'GET', url: '/v1/policy/versions/2' })), { version: 2, document: doc2 });
   t.equal((await h.call({ method: 'GET', url: '/v1/policy/versions/9' })).statusCode, 404);
+
+  // The policy-level diff of two stored versions: what `crosslink policy diff 1 3` prints.
+  const diff = await h.call({ method: 'GET', url: '/v1/policy/diff?from=1&to=3', as: 'auditor' });
+  t.equal(diff.statusCode, 200, diff.body);
+  const changes = (json(diff) as unknown as { changes: string[] }).changes;
+  t.ok(changes.length > 0, 'versions 1 and 3 differ');
+  t.same(json(await h.call({ method: 'GET', url: '/v1/policy/diff?from=3&to=3' })), { from: 3, to: 3, changes: [] });
+  const missing = await h.call({ method: 'GET', url: '/v1/policy/diff?from=1&to=9' });
+  t.equal(missing.statusCode, 404);
+  t.match(json(missing), { code: 'not_found', details: [{ path: 'querystring.to' }] });
+  const bad = await h.call({ method: 'GET', url: '/v1/policy/diff?from=x&to=1' });
+  t.equal(bad.statusCode, 400);
+  t.match(json(bad), { code: 'invalid_request', message: /from/ });
 
   const dry = await h.call({
     method: 'POST',
