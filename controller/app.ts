@@ -21,7 +21,7 @@ import { metricsRoute, type ControllerMetrics } from './metrics.js';
 import { CrosslinkError } from '../lib/errors.js';
 import { joinTokenRoutes } from './api/join-tokens.js';
 import { policyRoutes } from './api/policy.js';
-import { policyDiffRoutes } from './api/policy-diff.js';
+import { policyViewRoutes } from './api/policy-views.js';
 import { traceRoutes } from './api/trace.js';
 import { ruleRoutes } from './api/rules.js';
 import { ErrorBody } from './api/schemas.js';
@@ -135,7 +135,7 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   const auth = createAuth(deps);
   void api.register(healthRoutes(deps));
   void api.register(policyRoutes(deps, auth));
-  void api.register(policyDiffRoutes(deps, auth));
+  void api.register(policyViewRoutes(deps, auth));
   void api.register(agentRoutes(deps, auth));
   void api.register(traceRoutes(deps, auth));
   void api.register(ruleRoutes(deps, auth));

@@ -44,6 +44,7 @@ t.test('health, readiness, CA and OpenAPI need no token', async (t) => {
     '/v1/policy/dry-run',
     '/v1/policy/versions',
     '/v1/policy/diff',
+    '/v1/policy/rules',
     '/v1/policy/rollback',
     '/v1/agents',
     '/v1/agents/{name}',
@@ -88,6 +89,23 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
   t.equal(got.statusCode, 200);
   t.equal(got.headers.etag, '"1"');
   t.equal(json(got).document, POLICY_YAML, 'the document is stored exactly as sent');
+
+  // The current policy's rules as a table (the distributor's current policy: the one put last).
+  t.same(json(await h.call({ method: 'GET', url: '/v1/policy/rules', as: 'auditor' })), {
+    version: 1,
+    rules: [
+      {
+        name: 'care-records',
+        from: ['council'],
+        to: ['hospital'],
+        ports: ['tcp/443'],
+        ticket: '',
+        description: '',
+        notBefore: null,
+        notAfter: null,
+      },
+    ],
+  });
 
   // JSON wrapper with a comment; bare If-Match number accepted.
   const doc2 = POLICY_YAML.replace('tcp/443', 'tcp/8443').replace(/port: 443/g, 'port: 8443');
@@ -134,6 +152,8 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
   const bad = await h.call({ method: 'GET', url: '/v1/policy/diff?from=x&to=1' });
   t.equal(bad.statusCode, 400);
   t.match(json(bad), { code: 'invalid_request', message: /from/ });
+
+  t.same(json(await h.call({ method: 'GET', url: '/v1/policy/rules' })), { version: 3, rules: [] });
 
   const dry = await h.call({
     method: 'POST',
