@@ -21,10 +21,17 @@ AGENT_BUNDLE_FLAGS := --bundle --platform=node --format=cjs --target=node20 --so
 	--define:import.meta.url=__crosslink_bundle_url \
 	"--banner:js='use strict'; const __crosslink_bundle_url = require('node:url').pathToFileURL(__filename).href;"
 
-dist/.built: $(shell find lib proto controller agent cli bench test/testbed -name '*.ts' 2>/dev/null) tsconfig.json tsconfig.build.json package-lock.json
+# dist/ui/: the web view (controller/ui/web, Preact) as one minified ES module and its stylesheet, served by
+# the controller at /ui/assets/. Everything is in the package: the page loads nothing from elsewhere.
+UI_BUNDLE_FLAGS := --bundle --format=esm --minify --sourcemap --target=chrome100,firefox100,safari15 \
+	--jsx=automatic --jsx-import-source=preact --log-level=warning
+
+dist/.built: $(shell find lib proto controller agent cli bench test/testbed -name '*.ts' -o -name '*.tsx' -o -name '*.css' 2>/dev/null) tsconfig.json tsconfig.build.json package-lock.json
 	@npx tsc -p tsconfig.build.json
 	@chmod +x dist/cli/main.js
 	@node_modules/.bin/esbuild dist/cli/agent-main.js $(AGENT_BUNDLE_FLAGS) --outfile=$(AGENT_BUNDLE)
+	@node_modules/.bin/esbuild controller/ui/web/main.tsx $(UI_BUNDLE_FLAGS) --outfile=dist/ui/app.js
+	@cp controller/ui/web/app.css dist/ui/app.css
 	@touch $@
 
 build: setup dist/.built
@@ -35,6 +42,7 @@ lint: setup
 
 typecheck: setup
 	@npx tsc -p tsconfig.json --noEmit
+	@npx tsc -p controller/ui/web/tsconfig.json
 
 # Every test: lint, type check, then all tap suites (unit, integration in namespaces, end to end).
 # The Debian package test (debootstrap root, systemd-nspawn boot) runs on its own afterwards: it

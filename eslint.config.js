@@ -77,7 +77,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
   },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
@@ -138,6 +138,7 @@ export default tseslint.config(
       'agent/trace/trace-table.ts',
       'controller/trace/live-plan.ts',
       'controller/store/changes.ts',
+      'controller/ui/web/line-diff.ts',
       'lib/export/record.ts',
       'controller/health/serving.ts',
       'controller/health/types.ts',
