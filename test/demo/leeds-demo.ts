@@ -188,6 +188,36 @@ async function up(): Promise<void> {
     if (applied.code !== 0) throw new Error(`policy apply failed (exit ${applied.code}): ${applied.stderr}`);
     await fleet.waitConverged({ timeoutMs: 90_000 });
     out(`every agent runs the policy  [${elapsed()}]`);
+    // The table below compares the policy with the settled overlay: a relayed pair's first
+    // handshake can take a WireGuard retry (5 s), and in a subnet's first seconds a sender may still
+    // be choosing between its primary and standby box (a run once sent the first connection to the
+    // standby, which refused it). Wait until the controller judges the whole fleet ok: every agent,
+    // every link, and every rule's path probe, which crosses the same boxes as the table's flows.
+    type Fleet = {
+      state: string;
+      links: Array<{ name: string; state: string }>;
+      probes: Array<{ id: string; state: string }>;
+    };
+    const notOk = async () => {
+      const h = (await fleet.api<Fleet>('GET', '/v1/health')).body;
+      return h.state === 'ok'
+        ? []
+        : [...h.links, ...h.probes.map((p) => ({ name: p.id, state: p.state }))]
+            .filter((x) => x.state !== 'ok')
+            .map((x) => `${x.name} ${x.state}`);
+    };
+    const isSettled = await pollUntil('the fleet ok', async () => (await notOk()).length === 0, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    }).then(
+      () => true,
+      () => false,
+    );
+    out(
+      isSettled
+        ? `health ok: every agent, every link (relayed pairs included) and every path probe  [${elapsed()}]`
+        : `health not ok after 60 s: ${(await notOk()).join(', ') || 'see crosslink status below'} (the table below shows what that means)`,
+    );
     out();
 
     out('$ crosslink agents list');
