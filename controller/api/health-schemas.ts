@@ -156,7 +156,7 @@ const EvaluatedBy = Type.Optional(
     {
       replica: Type.String({ description: 'Id (host/pid/random) of the controller that evaluated: the leader' }),
       atMs: Type.Number({ description: "That controller's clock at the evaluation" }),
-      isThisReplica: Type.Boolean({ description: 'false: this replica serves the leader\'s stored evaluation' }),
+      isThisReplica: Type.Boolean({ description: "false: this replica serves the leader's stored evaluation" }),
     },
     {
       additionalProperties: false,
