@@ -14,6 +14,9 @@ import { CHANGE_CHANNEL } from './changes.js';
 import { num } from './rows.js';
 import type { Database } from './schema.js';
 
+/** How many state changes the database keeps (the in-memory history of one controller: 10,000). */
+export const HEALTH_EVENTS_KEPT = 100_000;
+
 /** One evaluation as stored: what, by which replica, when. */
 export interface StoredHealth {
   snapshot: HealthSnapshot;
@@ -103,6 +106,13 @@ export class KyselyHealthStore implements HealthStateStore {
           await trx
             .insertInto('health_events')
             .values(rows.slice(i, i + 500))
+            .execute();
+        // Retention: the newest HEALTH_EVENTS_KEPT, trimmed each time the ids pass a thousand.
+        const first = id - rows.length;
+        if (Math.floor(first / 1000) !== Math.floor(id / 1000))
+          await trx
+            .deleteFrom('health_events')
+            .where('id', '<=', id - HEALTH_EVENTS_KEPT)
             .execute();
       }
       if (this.#kind === 'postgres' && this.#origin && state) {
