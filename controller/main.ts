@@ -197,18 +197,22 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     onHandover: (handovers) => monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs()))),
   });
   await distributor.start();
+  const healthIntervalMs = (s['health-interval-seconds'] ?? 5) * 1000;
   const replication = await startReplication({
     database: s.database ?? '',
     replicaId,
     store,
     distributor,
     log,
+    healthIntervalMs,
   }).catch(async (e: unknown) => {
     await distributor.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw e;
   });
 
+  // Several controllers: the leader's evaluation and history are stored and served by every replica.
+  const shared = replication?.health ?? null;
   const reportIntervalMs = (s['report-interval-seconds'] ?? 10) * 1000;
   const silentIntervals = s['silent-intervals'] ?? 3;
   monitor = new HealthMonitor({
@@ -228,7 +232,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
         : {}),
       log,
     }),
-    intervalMs: (s['health-interval-seconds'] ?? 5) * 1000,
+    intervalMs: healthIntervalMs,
+    ...(shared ? { history: shared.historyPort, persist: shared.persist } : {}),
     evaluate: {
       reportIntervalMs,
       silentIntervals,
@@ -255,17 +260,21 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     },
   });
   const healthMonitor = monitor;
+  shared?.attach(healthMonitor);
+  /** What /v1/health* and /metrics serve: the monitor, or with replicas the leader's evaluation. */
+  const healthView = shared ?? healthMonitor;
   // A report re-evaluates health soon; reports arriving together share one evaluation.
   let refreshTimer: NodeJS.Timeout | null = null;
   const refreshSoon = () => {
-    if (replication && !replication.isLeader()) return; // only the leader evaluates
+    // Only the leader evaluates, once it has taken over the stored evaluation.
+    if (shared ? !shared.isLeading() : replication && !replication.isLeader()) return;
     refreshTimer ??= setTimeout(() => {
       refreshTimer = null;
       void healthMonitor.refresh();
     }, 50);
   };
   const metrics = createControllerMetrics({
-    monitor: healthMonitor,
+    monitor: healthView,
     distribution: {
       connectedCount: () => distributor.connectedCount(),
       serving: () => distributor.servingAssignments(),
@@ -312,7 +321,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     connectContextValues: agentContextValues,
     sessionPing,
     health: {
-      monitor: healthMonitor,
+      monitor: healthView,
       metrics,
       ...(s['metrics-token'] !== undefined ? { metricsToken: s['metrics-token'] } : {}),
     },
@@ -361,7 +370,10 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     );
   }
   // Health evaluation runs once: here, or on the PostgreSQL replica that holds leadership.
-  if (replication) replication.lead((isLeader) => (isLeader ? healthMonitor.start() : healthMonitor.stop()));
+  if (replication)
+    replication.lead((isLeader) =>
+      shared ? shared.lead(isLeader) : isLeader ? healthMonitor.start() : healthMonitor.stop(),
+    );
   else healthMonitor.start();
   const auditSyslog = await startAuditSyslog(s, store, log);
   const port = ports[0]!;

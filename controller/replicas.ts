@@ -5,6 +5,7 @@
 // owns the file and does everything.
 import type { Logger } from '../lib/logger.js';
 import { ReplicaSync, type SyncTarget } from './distribute/replica-sync.js';
+import { SharedHealth } from './health/shared.js';
 import { CHANGE_CHANNEL } from './store/changes.js';
 import { isPostgresUrl } from './store/open.js';
 import { holdLeadership, type Leadership } from './store/pg-leader.js';
@@ -14,6 +15,8 @@ import type { Store } from './store/store.js';
 export interface Replication {
   readonly replicaId: string;
   readonly sync: ReplicaSync;
+  /** The leader's health evaluation, stored and served by every replica (null: a store without it). */
+  readonly health: SharedHealth | null;
   /** Starts competing for leadership; `onChange` runs when this replica gains or loses it. */
   lead(onChange: (isLeader: boolean) => void): void;
   isLeader(): boolean;
@@ -29,6 +32,8 @@ export async function startReplication(opts: {
   store: Store;
   distributor: SyncTarget;
   log: Logger;
+  /** How often a follower re-reads the leader's evaluation should a notice be lost. */
+  healthIntervalMs: number;
 }): Promise<Replication | null> {
   if (!isPostgresUrl(opts.database)) return null;
   const sync = new ReplicaSync({ store: opts.store, target: opts.distributor, log: opts.log, origin: opts.replicaId });
@@ -48,11 +53,27 @@ export async function startReplication(opts: {
     throw e;
   }
   opts.log.info({ replicaId: opts.replicaId }, 'listening for changes made by other controllers');
+  const health = opts.store.health
+    ? new SharedHealth({
+        store: opts.store.health,
+        replicaId: opts.replicaId,
+        log: opts.log,
+        pollMs: opts.healthIntervalMs,
+        applyServing: (name, isHealthy) =>
+          void opts.distributor
+            .setAgentHealth(name, isHealthy)
+            .catch((err: unknown) => opts.log.error({ err, agent: name }, 'applying serving health failed')),
+      })
+    : null;
+  if (health) sync.onHealth = () => health.changed();
   let leadership: Leadership | null = null;
   return {
     replicaId: opts.replicaId,
     sync,
+    health,
     lead(onChange) {
+      // Follows the leader's stored evaluation until this replica leads.
+      if (!leadership) health?.start();
       leadership ??= holdLeadership({ url: opts.database, log: opts.log, onChange });
     },
     isLeader: () => leadership?.isLeader() ?? false,
@@ -64,6 +85,8 @@ export async function startReplication(opts: {
       });
     },
     async stop() {
+      health?.stop();
+      await health?.idle();
       await leadership?.stop();
       await listener.stop();
       await sync.idle();

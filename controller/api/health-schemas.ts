@@ -150,6 +150,21 @@ const UnconfirmedView = Type.Object(
   { additionalProperties: false },
 );
 
+/** Several controllers (PostgreSQL): the leader evaluates, every replica serves its evaluation. */
+const EvaluatedBy = Type.Optional(
+  Type.Object(
+    {
+      replica: Type.String({ description: 'Id (host/pid/random) of the controller that evaluated: the leader' }),
+      atMs: Type.Number({ description: "That controller's clock at the evaluation" }),
+      isThisReplica: Type.Boolean({ description: "false: this replica serves the leader's stored evaluation" }),
+    },
+    {
+      additionalProperties: false,
+      description: 'Only with several controllers on PostgreSQL: who evaluated, and when',
+    },
+  ),
+);
+
 export const FleetHealthSchema = Type.Object(
   {
     ...statusFields,
@@ -182,6 +197,7 @@ export const FleetHealthSchema = Type.Object(
       ),
       { description: 'Rules of the current policy with a not-before or not-after, soonest end first' },
     ),
+    evaluatedBy: EvaluatedBy,
   },
   { additionalProperties: false },
 );
@@ -193,6 +209,7 @@ export const AgentDetailSchema = Type.Object(
     links: Type.Array(LinkHealth),
     probes: Type.Array(ProbeHealth),
     serving: Type.Union([ServingView, Type.Null()]),
+    evaluatedBy: EvaluatedBy,
   },
   { additionalProperties: false },
 );

@@ -8,6 +8,7 @@ import type { PolicyRuleWindow } from '../policy/rule-windows.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { HealthHistoryQuery } from '../health/history.js';
 import type { ServingState } from '../health/serving.js';
+import type { EvaluatedBy } from '../health/shared.js';
 import type { HealthEvent, HealthSnapshot, HealthSubjectKind } from '../health/types.js';
 import type { UnconfirmedView, UnservedView } from '../distribute/port.js';
 import { AgentDetailSchema, FleetHealthSchema, HistorySchema } from './health-schemas.js';
@@ -18,6 +19,8 @@ export interface HealthReader {
   snapshot(): HealthSnapshot | null;
   history(query: HealthHistoryQuery): Promise<HealthEvent[]>;
   servingDetail(): ReadonlyMap<string, ServingState>;
+  /** Several controllers: which one made the evaluation served, and when (health/shared.ts). */
+  evaluatedBy?(): EvaluatedBy | null;
 }
 
 export interface HealthStatusRoutesOptions {
@@ -57,6 +60,12 @@ function servingList(monitor: HealthReader): ServingView[] {
     .sort((a, b) => (a.agent < b.agent ? -1 : 1));
 }
 
+/** `evaluatedBy`, when the reader knows it (several controllers). */
+function by(monitor: HealthReader): { evaluatedBy?: EvaluatedBy } {
+  const e = monitor.evaluatedBy?.();
+  return e ? { evaluatedBy: e } : {};
+}
+
 function current(monitor: HealthReader): HealthSnapshot {
   const s = monitor.snapshot();
   if (s === null) throw new CrosslinkError('unavailable', 'health has not been evaluated yet; retry in a few seconds');
@@ -84,6 +93,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
         unserved: opts.unserved?.() ?? [],
         unconfirmed: opts.unconfirmed?.() ?? [],
         ruleWindows: opts.ruleWindows?.() ?? [],
+        ...by(monitor),
       }),
     );
 
@@ -113,6 +123,7 @@ export function healthStatusRoutes(opts: HealthStatusRoutesOptions): FastifyPlug
           links: s.links.filter((l) => l.agents.includes(name)),
           probes: s.probes.filter((p) => p.agent === name),
           serving: serving === undefined ? null : { agent: name, ...serving },
+          ...by(monitor),
         };
       },
     );

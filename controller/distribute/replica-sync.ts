@@ -21,6 +21,8 @@ export class ReplicaSync {
   readonly #target: SyncTarget;
   readonly #log: Logger;
   readonly #origin: string;
+  /** The leader stored a health evaluation (read outside the queue: it touches no distributor). */
+  onHealth: () => void = () => undefined;
   #queue: Promise<void> = Promise.resolve();
   /** Notices applied from other replicas (for tests and logs). */
   applied = 0;
@@ -40,6 +42,10 @@ export class ReplicaSync {
       return;
     }
     if (n.origin === this.#origin) return; // our own write: already applied by the code that made it
+    if (n.kind === 'health') {
+      this.onHealth();
+      return;
+    }
     void this.#enqueue(async () => {
       if (n.kind === 'policy') await this.#reloadPolicy();
       else if (n.kind === 'agents') await this.#target.agentsChanged(n.names);

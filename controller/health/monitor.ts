@@ -25,6 +25,11 @@ export interface HealthMonitorOptions {
   serving?: Partial<ServingOptions>;
   /** Where state changes go. Default: an in-memory ring of 10,000 events. */
   history?: HealthHistoryPort;
+  /**
+   * Several controllers: called after every evaluation with its state and events (stored together
+   * by the caller); the events then do not go to `history`, which only gets `record`ed ones.
+   */
+  persist?: (snapshot: HealthSnapshot, serving: ReadonlyMap<string, ServingState>, events: HealthEvent[]) => void;
   /** Called after an evaluation that changed some state (not for reason-only changes). */
   onChange?: (snapshot: HealthSnapshot, events: readonly HealthEvent[]) => void;
   /** Called when an agent's serving health flips; `serving` is the full map (agent -> isHealthy). */
@@ -97,6 +102,15 @@ export class HealthMonitor {
     return Promise.resolve(this.historyPort.query(query));
   }
 
+  /**
+   * Continues from an evaluation made elsewhere (the previous leader's, read from the database):
+   * the next evaluation is diffed against it, so it records only what changed since.
+   */
+  restore(snapshot: HealthSnapshot | null, serving: ReadonlyMap<string, ServingState>): void {
+    this.current = snapshot;
+    this.serving = new Map(serving);
+  }
+
   /** Appends events decided elsewhere, e.g. by failover: "subnet x now served by b (standby)". */
   record(events: readonly HealthEvent[]): void {
     this.historyPort.append(events);
@@ -146,9 +160,10 @@ export class HealthMonitor {
 
     this.current = next;
     this.serving = serving;
+    if (this.o.persist) this.notify(() => this.o.persist?.(next, serving, events));
     if (events.length > 0) {
       try {
-        this.historyPort.append(events);
+        if (!this.o.persist) this.historyPort.append(events);
       } catch (err) {
         this.o.log.error({ err }, 'health: appending to the history failed');
       }

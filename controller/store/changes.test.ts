@@ -13,6 +13,7 @@ t.test('change notices: the kinds a replica acts on, anything else ignored', asy
     agents: [['a', false]],
     origin: 'r2',
   });
+  t.same(parseChangeNotice('{"kind":"health","origin":"r3"}'), { kind: 'health', origin: 'r3' });
   for (const bad of [
     undefined,
     '',
@@ -21,7 +22,7 @@ t.test('change notices: the kinds a replica acts on, anything else ignored', asy
     '{"kind":"policy"}', // no origin
     '{"kind":"agents","names":[1],"origin":"r"}',
     '{"kind":"serving","agents":[["a","yes"]],"origin":"r"}',
-    '{"kind":"health","origin":"r"}', // a newer release's kind
+    '{"kind":"audit","origin":"r"}', // a newer release's kind
   ])
     t.equal(parseChangeNotice(bad), null, `ignored: ${String(bad)}`);
 });

@@ -10,7 +10,9 @@ export type StoreChange =
   /** Agents enrolled, revoked, deleted, or whose endpoints/subnets/relay consent changed. */
   | { kind: 'agents'; names: string[] }
   /** The leader's serving health changed (failover): [agent, may serve its subnets]. */
-  | { kind: 'serving'; agents: [string, boolean][] };
+  | { kind: 'serving'; agents: [string, boolean][] }
+  /** The leader stored a health evaluation (controller/store/health-store.ts): read it. */
+  | { kind: 'health' };
 
 /** The NOTIFY payload: the change and the replica that made it (a replica ignores its own). */
 export type ChangeNotice = StoreChange & { origin: string };
@@ -28,6 +30,7 @@ export function parseChangeNotice(payload: string | undefined): ChangeNotice | n
   const o = v as Record<string, unknown>;
   if (typeof o.origin !== 'string') return null;
   if (o.kind === 'policy') return { kind: 'policy', origin: o.origin };
+  if (o.kind === 'health') return { kind: 'health', origin: o.origin };
   if (o.kind === 'agents' && Array.isArray(o.names) && o.names.every((n) => typeof n === 'string'))
     return { kind: 'agents', names: o.names, origin: o.origin };
   if (

@@ -6,6 +6,7 @@ import { CHANGE_CHANNEL, type StoreChange } from './changes.js';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { auditEntryHash, canonicalJson } from './audit-chain.js';
+import { KyselyHealthStore } from './health-store.js';
 import { migrationProvider } from './migrations/index.js';
 import { agentPatchRow, fromAgent, num, toAgent, toApiToken, toAudit, toJoinToken, toPolicy } from './rows.js';
 import type { Database, PolicyVersionsTable } from './schema.js';
@@ -29,6 +30,8 @@ export class KyselyStore implements Store {
   readonly #onClose: () => Promise<void>;
   /** PostgreSQL: this replica's id in the change notices it sends ('' sends none). */
   readonly #origin: string;
+  /** The shared health state (controller/store/health-store.ts). */
+  readonly health: KyselyHealthStore;
 
   constructor(opts: {
     db: Kysely<Database>;
@@ -42,6 +45,7 @@ export class KyselyStore implements Store {
     this.kind = opts.kind;
     this.#clock = opts.clock;
     this.#onClose = opts.onClose ?? (async () => {});
+    this.health = new KyselyHealthStore(opts.db, opts.kind, this.#origin);
   }
 
   async migrate(): Promise<void> {

@@ -82,6 +82,29 @@ export interface AuditHeadTable {
   last_hash: string;
 }
 
+/** One row (id = 1): the leader's latest health evaluation (migration 003). */
+export interface HealthStateTable {
+  id: number;
+  /** Bumped by each new leader; a write names its term, so a deposed leader's write changes nothing. */
+  term: Int;
+  evaluated_by: string;
+  evaluated_at_ms: Int;
+  /** HealthSnapshot as JSON; '' before the first evaluation. */
+  snapshot_json: string;
+  /** [agent, ServingState][] as JSON. */
+  serving_json: string;
+}
+
+export interface HealthEventsTable {
+  id: Int;
+  at_ms: Int;
+  subject: string;
+  kind: string;
+  from_state: string | null;
+  to_state: string | null;
+  reason: string;
+}
+
 export interface Database {
   policy_versions: PolicyVersionsTable;
   agents: AgentsTable;
@@ -89,4 +112,6 @@ export interface Database {
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
   audit_head: AuditHeadTable;
+  health_state: HealthStateTable;
+  health_events: HealthEventsTable;
 }

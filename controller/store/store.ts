@@ -98,6 +98,8 @@ export interface ApiTokenRecord {
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
+  /** The leader's shared health evaluation and history (several controllers); absent in memory. */
+  readonly health?: import('./health-store.js').HealthStateStore;
   migrate(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
