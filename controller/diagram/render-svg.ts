@@ -59,10 +59,17 @@ function link(l: DiagramLink, at: ReadonlyMap<string, DiagramBox>, relay: string
   const b = at.get(l.b);
   if (!a || !b) return '';
   const r = relay === undefined ? undefined : at.get(relay);
-  const points = [a, ...(r ? [r] : []), b].map((p) => `${p.x},${p.y}`).join(' ');
   const dash = l.path === 'relay' ? ' stroke-dasharray="8 4"' : l.path === 'none' ? ' stroke-dasharray="2 4"' : '';
   const title = [`${l.name}: ${l.state}: ${l.reason}`, pathText(l), ...l.rules.map((x) => `rule ${x}`)].join('\n');
-  return `<polyline class="link state-${l.state}" points="${points}" fill="none" stroke="${STATE_COLOUR[l.state]}" stroke-width="2"${dash}><title>${xmlEscape(title)}</title></polyline>`;
+  const paint = `class="link state-${l.state}" fill="none" stroke="${STATE_COLOUR[l.state]}" stroke-width="2"${dash}`;
+  if (!r && a.x === b.x) {
+    // Same sub-column: a straight line would run under the boxes between them; arc out to the right,
+    // further for boxes further apart, so the arcs of one column do not lie on each other.
+    const cx = a.x + BOX_WIDTH / 2 + 16 + Math.abs(b.y - a.y) / 4;
+    return `<path ${paint} d="M${a.x + BOX_WIDTH / 2},${a.y} Q${cx},${(a.y + b.y) / 2} ${b.x + BOX_WIDTH / 2},${b.y}"><title>${xmlEscape(title)}</title></path>`;
+  }
+  const points = [a, ...(r ? [r] : []), b].map((p) => `${p.x},${p.y}`).join(' ');
+  return `<polyline ${paint} points="${points}"><title>${xmlEscape(title)}</title></polyline>`;
 }
 
 function legend(model: DiagramModel, top: number): string[] {
@@ -74,15 +81,15 @@ function legend(model: DiagramModel, top: number): string[] {
       `<rect x="${x}" y="${y - 10}" width="14" height="14" rx="3" fill="${STATE_FILL[s]}" stroke="${STATE_COLOUR[s]}" stroke-width="2"/>`,
       `<text x="${x + 20}" y="${y + 1}">${s}</text>`,
     );
-    x += 100;
+    x += 90;
   }
   out.push(
     `<line x1="${x}" y1="${y - 3}" x2="${x + 40}" y2="${y - 3}" stroke="#616161" stroke-width="2"/>`,
     `<text x="${x + 46}" y="${y + 1}">direct</text>`,
-    `<line x1="${x + 110}" y1="${y - 3}" x2="${x + 150}" y2="${y - 3}" stroke="#616161" stroke-width="2" stroke-dasharray="8 4"/>`,
-    `<text x="${x + 156}" y="${y + 1}">relayed (drawn through the relay \u21c4)</text>`,
-    `<rect x="${x + 400}" y="${y - 10}" width="28" height="14" rx="3" fill="#ffffff" stroke="#616161" stroke-width="2" stroke-dasharray="5 3"/>`,
-    `<text x="${x + 434}" y="${y + 1}">not enrolled</text>`,
+    `<line x1="${x + 100}" y1="${y - 3}" x2="${x + 140}" y2="${y - 3}" stroke="#616161" stroke-width="2" stroke-dasharray="8 4"/>`,
+    `<text x="${x + 146}" y="${y + 1}">relayed, through the relay \u21c4</text>`,
+    `<rect x="${x + 330}" y="${y - 10}" width="28" height="14" rx="3" fill="#ffffff" stroke="#616161" stroke-width="2" stroke-dasharray="5 3"/>`,
+    `<text x="${x + 364}" y="${y + 1}">not enrolled</text>`,
   );
   model.unserved.forEach((u, i) => {
     out.push(
@@ -94,7 +101,7 @@ function legend(model: DiagramModel, top: number): string[] {
 
 export function renderSvg(model: DiagramModel): string {
   const legendHeight = LEGEND_LINE * (2 + model.unserved.length);
-  const width = Math.max(model.width, 700);
+  const width = Math.max(model.width, 840);
   const height = model.height + legendHeight;
   const title = `Crosslink overlay, ${model.policyVersion === null ? 'no policy yet' : `policy version ${model.policyVersion}`}`;
   const at = new Map(model.boxes.map((b) => [b.name, b]));
