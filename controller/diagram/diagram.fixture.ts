@@ -79,9 +79,9 @@ const ZONES = ['red', 'green', 'blue'];
 /**
  * n boxes over three zones and three underlays: by index, in red, green, blue, red+green,
  * green+blue, red+blue (on both WANs; the first ten of each pair relays) or no zone. Each box with a zone serves one /24 and sends to three others' (i+1,
- * i+7, i+31 among boxes with a subnet): about 3n links, some across WANs (relayed).
+ * i+7, i+31 among boxes with a subnet, or the `offsets` given): about 3n links, some across WANs (relayed).
  */
-export function generatedPolicy(n: number): Policy {
+export function generatedPolicy(n: number, offsets: readonly number[] = [1, 7, 31]): Policy {
   const name = (i: number) => `box-${String(i).padStart(4, '0')}`;
   const [red, green, blue] = ZONES as [string, string, string];
   const zonesOf = (i: number): string[] =>
@@ -105,7 +105,7 @@ export function generatedPolicy(n: number): Policy {
   const rules = served.map((i, k) => ({
     name: `r-${i}`,
     from: `lan-${i}`,
-    to: [1, 7, 31].map((d) => `lan-${served[(k + d) % served.length]!}`),
+    to: offsets.map((d) => `lan-${served[(k + d) % served.length]!}`),
     ports: 'tcp/443',
   }));
   const r = validatePolicy({
