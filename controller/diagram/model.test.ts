@@ -143,6 +143,16 @@ t.test('edge cases', async (t) => {
       c.check(buildDiagramModel(c.input(compiledInput(leeds, { notEnrolled: ['gp-armley'] })))),
     );
   }
+  t.test('a planned link across WANs goes through a relay of the policy', async (t) => {
+    const m = buildDiagramModel(compiledInput(leeds, { notEnrolled: ['lcc-adult-social-care'] }));
+    t.match(link(m, 'lcc-adult-social-care:lth-sjuh'), {
+      state: 'unknown',
+      path: 'relay',
+      relays: ['nhs-shared-hub'],
+      underlays: ['psn-wan', 'n3-wan'],
+      rules: ['hl7-discharge-to-social-care', 'social-care-to-care-records'],
+    });
+  });
   t.test('revoked: not enrolled, and its links are gone', async (t) => {
     const m = buildDiagramModel(compiledInput(leeds, { revoked: ['gp-chapeltown'] }));
     t.match(box(m, 'gp-chapeltown'), { isEnrolled: false, state: 'unknown' });

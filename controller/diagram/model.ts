@@ -2,13 +2,15 @@
 // the current policy, the inventory, /v1/health's snapshot, the pair paths and the serving map.
 // PURE: no I/O, no clock (the caller passes `atMs`). Positions come from layout.ts.
 //
-// Links are /v1/health's links (the pairs the compiled configs make peers, so exactly the pairs
-// with a permitted flow), plus — for boxes the policy names that have not enrolled yet — the pairs
-// the policy's rules would join, drawn "unknown" so the paperwork shows the whole planned overlay.
+// Links are /v1/health's links: the pairs the compiled configs make peers, which are the pairs with
+// a permitted flow, and the candidates of a serving group (they watch each other over the tunnel to
+// fail over; such a link may carry no rule). Plus, for boxes the policy names that have not enrolled
+// yet, the pairs the policy's rules will join, drawn "unknown" ("planned"), so the paperwork shows the
+// whole overlay. Relays of planned links are every policy relay on both sides, by name: which one the
+// compiler picks depends on live endpoints.
 import type { AgentHealth, LinkHealth } from '../health/types.js';
 import { linkName } from '../health/types.js';
 import type { PairPathView, UnservedView } from '../distribute/port.js';
-import { possiblePath } from '../policy/paths.js';
 import { NameResolver } from '../policy/resolve.js';
 import type { Policy, PolicyAgent, Subnet } from '../policy/types.js';
 import { layoutDiagram } from './layout.js';
@@ -249,8 +251,11 @@ function addPlannedLinks(
         )
         .map((r) => r.name)
         .sort();
+      // The relays the compiler could choose, by name (it picks by live endpoints and health).
       const absent = [a, b].filter((n) => !enrolled.has(n)).join(' and ');
-      const noPath = shared.length === 0 && via.length === 0 ? `; no path: ${possiblePath(pa, pb, relays)}` : '';
+      const noPath =
+        shared.length === 0 && via.length === 0 ? `; no path: they share no underlay and no relay sits on both` : '';
+      const first = relays.find((r) => r.name === via[0]);
       links.set(name, {
         name,
         a,
@@ -259,7 +264,12 @@ function addPlannedLinks(
         reason: `planned: ${absent} not enrolled yet${noPath}`,
         path: shared.length > 0 ? 'direct' : via.length > 0 ? 'relay' : 'none',
         relays: shared.length > 0 ? [] : via,
-        underlays: shared.length > 0 ? shared.slice(0, 1) : via.length > 0 ? [pa.underlays[0]!, pb.underlays[0]!] : [],
+        underlays:
+          shared.length > 0
+            ? shared.slice(0, 1)
+            : first
+              ? [intersect(pa.underlays, first.underlays)[0]!, intersect(pb.underlays, first.underlays)[0]!]
+              : [],
         rules: rulesOf(a, b),
       });
     }
