@@ -9,6 +9,7 @@ import type { DiagramBox, DiagramModel } from './types.js';
 export function mermaidText(text: string): string {
   return text
     .replace(/#/g, '#35;')
+    .replace(/&/g, '#38;')
     .replace(/"/g, '#quot;')
     .replace(/</g, '#lt;')
     .replace(/>/g, '#gt;')
@@ -44,7 +45,8 @@ export function renderMermaid(model: DiagramModel): string {
     model.boxes.map((b) => b.name),
     'b_',
   );
-  const out = [`%% ${mermaidText(title)}`, 'flowchart LR'];
+  // The comment after the diagram type: the type must be what a reader (and Mermaid) meets first.
+  const out = ['flowchart LR', `%% ${mermaidText(title)}`];
   const byGroup = new Map<string, DiagramBox[]>();
   for (const b of model.boxes) {
     const l = byGroup.get(b.group);

@@ -73,7 +73,7 @@ t.test('hostile text is escaped in every format', async (t) => {
   t.ok(renderSvg(bad).includes('a&quot;b&lt;c&gt;&amp;d&#39;#e'), 'svg: entities');
   t.ok(renderDot(bad).includes('a\\"b<c>&d\'#e\\\\f\\nnew'), 'dot: quote and backslash escaped, newline as \\n');
   const mmd = renderMermaid(bad);
-  t.ok(mmd.includes("a#quot;b#lt;c#gt;&d'#35;e\\f new"), 'mermaid: entity codes');
+  t.ok(mmd.includes("a#quot;b#lt;c#gt;#38;d'#35;e\\f new"), 'mermaid: entity codes');
   t.equal(xmlEscape('<&>'), '&lt;&amp;&gt;');
   t.equal(dotString('x"y'), '"x\\"y"');
   t.equal(mermaidText('#"'), '#35;#quot;');

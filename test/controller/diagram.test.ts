@@ -76,7 +76,7 @@ t.test('GET /v1/diagram?format=...: text formats, and a download on asking', asy
   for (const [format, type, ext, start] of [
     ['dot', 'text/vnd.graphviz', 'dot', 'graph "crosslink-overlay" {'],
     ['svg', 'image/svg+xml', 'svg', '<svg xmlns="http://www.w3.org/2000/svg"'],
-    ['mermaid', 'text/plain', 'mmd', '%% Crosslink overlay, policy version 1\nflowchart LR'],
+    ['mermaid', 'text/plain', 'mmd', 'flowchart LR\n%% Crosslink overlay, policy version 1'],
     ['json', 'application/json', 'json', '{"atMs":'],
   ] as const) {
     const r = await h.call({ method: 'GET', url: `/v1/diagram?format=${format}`, as: 'operator' });
