@@ -143,6 +143,7 @@ export default tseslint.config(
       'controller/health/serving.ts',
       'controller/health/types.ts',
       'cli/health-format.ts',
+      'controller/diagram/**/*.ts',
       'lib/export/ipfix.ts',
       'lib/export/syslog-format.ts',
       'proto/**/*.ts',

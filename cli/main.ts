@@ -24,6 +24,7 @@ const loaders: Record<string, Register> = {
   token: async (y) => y.command((await import('./commands/api-tokens.js')).apiTokenCommand()),
   audit: async (y) => y.command((await import('./commands/audit.js')).auditCommand()),
   rules: async (y) => y.command((await import('./commands/rules.js')).rulesCommand()),
+  diagram: async (y) => y.command((await import('./commands/diagram.js')).diagramCommand() as unknown as CommandModule),
   version: (y) => Promise.resolve(y),
 };
 

@@ -15,6 +15,7 @@ import type { ApiDeps } from './api/deps.js';
 import { installErrorHandling } from './api/error-handler.js';
 import { healthRoutes } from './api/health.js';
 import { healthStatusRoutes, type HealthReader } from './api/health-status.js';
+import { diagramRoutes } from './api/diagram.js';
 import { policyRuleWindows } from './policy/rule-windows.js';
 import { hashesEqual, sha256Hex } from './api/secrets.js';
 import { metricsRoute, type ControllerMetrics } from './metrics.js';
@@ -151,6 +152,15 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
         unserved: () => deps.distribution.unservedSubnets(),
         unconfirmed: () => deps.distribution.unconfirmedSubnets(),
         ruleWindows: () => policyRuleWindows(deps.distribution.currentPolicy()?.policy, Date.now()),
+      }),
+    );
+    void api.register(
+      diagramRoutes({
+        monitor,
+        store: deps.store,
+        distribution: deps.distribution,
+        clock: deps.clock,
+        authorize: auth.requires('agents.read'),
       }),
     );
     void app.register(async (scope) => {
