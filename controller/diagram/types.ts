@@ -82,7 +82,8 @@ export interface DiagramModel {
   groups: DiagramGroup[];
   /** Sorted by name. */
   boxes: DiagramBox[];
-  /** Sorted by name. Only pairs with a permitted flow. */
+  /** Sorted by name. Pairs with a permitted flow, and the link between a serving group's boxes (their
+   *  failover depends on it; `rules` is empty there). */
   links: DiagramLink[];
   /** Subnets of the policy no box serves now, and why. */
   unserved: { subnet: string; reason: string }[];
