@@ -55,7 +55,7 @@ export function loginPage(opts: { error?: string } = {}): string {
 <p id="login-error" class="error" role="alert">${escapeHtml(error)}</p>
 <button type="submit">Log in</button>
 </form>
-<p class="hint">Use a token from <code>crosslink api-token create</code>. An auditor token sees everything and changes nothing.</p>
+<p class="hint">Use a token from <code>crosslink token create</code>. An auditor token sees everything and changes nothing.</p>
 </main>`,
   );
 }
