@@ -83,8 +83,10 @@ t.test('log in to the web view in chromium', { skip: skipWithoutChromium() }, as
   await page.fill('#token', operatorToken);
   await Promise.all([page.waitForURL(/\/ui\/$/), page.click('button[type=submit]')]);
   t.equal(await page.locator('#app').count(), 1, 'the shell has the app element');
-  if (APP_BUILT) t.equal((await page.locator('#app > *').count()) > 0, true, 'the app rendered into it');
-  else t.match(await page.textContent('body'), 'the web view was not built: run make build');
+  if (APP_BUILT) {
+    await page.locator('#app > *').first().waitFor({ timeout: 10_000 });
+    t.pass('the app rendered into it');
+  } else t.match(await page.textContent('body'), 'the web view was not built: run make build');
   t.notMatch(await page.evaluate<string>('document.cookie'), /crosslink_session/, 'document.cookie does not show it');
   const [cookie] = await b.context.cookies();
   t.match(cookie, { name: 'crosslink_session', httpOnly: true, secure: true, sameSite: 'Strict', expires: -1 });
