@@ -127,7 +127,7 @@ export function uiRoutes(deps: Pick<ApiDeps, 'log'>, auth: Auth, opts: UiOptions
           }
           throw e;
         }
-        log.info({ name: principal.actor.name, role: principal.actor.role, address: req.ip }, 'web view login');
+        log.info({ tokenName: principal.actor.name, role: principal.actor.role, address: req.ip }, 'web view login');
         return reply.header('set-cookie', sessionCookie(token)).redirect('/ui/', 303);
       });
     });
