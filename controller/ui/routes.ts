@@ -90,8 +90,8 @@ export function uiRoutes(deps: Pick<ApiDeps, 'log'>, auth: Auth, opts: UiOptions
 
     app.get(LOGIN_CSS_PATH, hidden, (_req, reply) => reply.type('text/css; charset=utf-8').send(LOGIN_CSS));
 
-    // The form POST gets pages back, never JSON: its own body parsing (any type; the token is
-    // picked out in tokenOfBody) and its own error handler.
+    // The forms' POSTs get pages back, never JSON: their own body parsing (any type; the token is
+    // picked out in tokenOfBody) and their own error handler.
     // eslint-disable-next-line @typescript-eslint/require-await -- fastify plugins return a promise by contract
     await app.register(async (scope) => {
       scope.removeAllContentTypeParsers();
@@ -130,12 +130,12 @@ export function uiRoutes(deps: Pick<ApiDeps, 'log'>, auth: Auth, opts: UiOptions
         log.info({ tokenName: principal.actor.name, role: principal.actor.role, address: req.ip }, 'web view login');
         return reply.header('set-cookie', sessionCookie(token)).redirect('/ui/', 303);
       });
+      // Here too for the any-type body parsing: a logout form posts an empty urlencoded body. No
+      // authentication: logging out of a session that has already ended must still work.
+      scope.post('/ui/logout', hidden, (_req, reply) =>
+        reply.header('set-cookie', clearedSessionCookie()).redirect('/ui/login', 303),
+      );
     });
-
-    // No authentication: logging out of a session that has already ended must still work.
-    app.post('/ui/logout', hidden, (_req, reply) =>
-      reply.header('set-cookie', clearedSessionCookie()).redirect('/ui/login', 303),
-    );
 
     app.get('/ui/session', hidden, async (req, reply) => {
       const p = await auth.authenticate(req);

@@ -210,6 +210,8 @@ t.test('logout clears the cookie; pages without a session go to the login', asyn
   t.equal(out.headers.location, '/ui/login');
   t.equal(out.headers['set-cookie'], 'crosslink_session=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0');
   t.equal(sessionTokenOf('crosslink_session=; a=b'), null, 'an emptied cookie is no session');
+  const form = await h.app.inject({ method: 'POST', url: '/ui/logout', headers: FORM, payload: '' });
+  t.equal(form.statusCode, 303, 'a logout form (an empty urlencoded body) works too');
   for (const url of ['/ui/', '/ui/map', '/ui/policy/diff?a=1&b=2']) {
     const r = await h.app.inject({ method: 'GET', url });
     t.equal(r.statusCode, 303, `${url} without a session`);
