@@ -171,3 +171,30 @@ t.test('TLS + HTTP/2: the stream works and close() does not wait on it', async (
   t.ok(Date.now() - started < 3000, `app.close() took ${Date.now() - started} ms with an HTTP/2 stream open`);
   t.equal(hub.subscriberCount, 0);
 });
+
+t.test('a tab that stops reading is dropped, not buffered for without end', async (t) => {
+  const hub = new UiEventHub();
+  const h: Harness = await makeHarness({ health, ui: { events: { hub } } });
+  t.teardown(() => h.close());
+  await h.app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = h.app.server.address() as { port: number };
+  const req = httpRequest({
+    host: '127.0.0.1',
+    port,
+    path: '/ui/events',
+    headers: { cookie: `${SESSION_COOKIE}=${h.tokens.auditor}` },
+  });
+  req.end();
+  const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
+  res.pause(); // a frozen tab: reads nothing more
+  t.teardown(() => res.destroy());
+  t.ok(await waitFor(() => hub.subscriberCount === 1));
+  // Until the socket's buffers (megabytes on loopback) and the 64 KiB the server keeps for one tab
+  // are full: about 100,000 events here.
+  let i = 0;
+  for (; i < 1_000_000 && hub.subscriberCount > 0; i++) {
+    hub.publish({ type: 'health', atMs: i });
+    if (i % 1000 === 0) await new Promise((r) => setTimeout(r, 1));
+  }
+  t.ok(await waitFor(() => hub.subscriberCount === 0), `its subscription ended (after ${i} events)`);
+});

@@ -53,6 +53,7 @@ export function sseFrame(e: UiEvent): string {
 }
 
 export const DEFAULT_PING_INTERVAL_MS = 15_000;
+const MAX_BUFFERED_BYTES = 64 * 1024;
 /** How long the browser waits before reconnecting a dropped stream (the SSE `retry:` field). */
 const RETRY_MS = 3000;
 
@@ -80,8 +81,14 @@ export function eventsRoute(opts: EventsRouteOptions) {
     app.get('/ui/events', { onRequest: opts.authorize, schema: { hide: true } }, (_req, reply) => {
       const stream = new PassThrough();
       open.add(stream);
-      const unsubscribe = opts.hub.subscribe((e) => stream.write(sseFrame(e)));
-      const ping = setInterval(() => stream.write(': ping\n\n'), pingMs);
+      // A tab that stops reading (a frozen laptop) is dropped rather than buffered for without end;
+      // its EventSource reconnects and the page refetches.
+      const send = (text: string) => {
+        if (stream.writableLength > MAX_BUFFERED_BYTES) end();
+        else stream.write(text);
+      };
+      const unsubscribe = opts.hub.subscribe((e) => send(sseFrame(e)));
+      const ping = setInterval(() => send(': ping\n\n'), pingMs);
       ping.unref();
       const end = () => {
         clearInterval(ping);
