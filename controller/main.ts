@@ -214,6 +214,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     distributor,
     log,
     healthIntervalMs,
+    // A follower's web views hear of the leader's health changes too.
+    onHealthChange: (snapshot) => uiEvents.publish({ type: 'health', atMs: snapshot.atMs }),
   }).catch(async (e: unknown) => {
     await distributor.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
