@@ -62,6 +62,12 @@ t.test('log in to the web view in chromium', { skip: skipWithoutChromium() }, as
   const b = await openBrowser(t, { leafCertPem: readFileSync(join(dataDir, 'server.crt'), 'utf8') });
   t.comment(`chromium ${b.browser.version()}, certificate trusted by ${b.trust}`);
   const { page } = b;
+  // Whatever the page does must pass its own Content-Security-Policy.
+  const violations: string[] = [];
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
+  page.on('pageerror', (e) => violations.push(`uncaught: ${e.message}`));
 
   // Without a session: the login page, its field focused.
   await page.goto(`${c.url}/ui/`);
@@ -86,6 +92,7 @@ t.test('log in to the web view in chromium', { skip: skipWithoutChromium() }, as
   if (APP_BUILT) {
     await page.locator('#app > *').first().waitFor({ timeout: 10_000 });
     t.pass('the app rendered into it');
+    await b.screenshot(page, 'login-operator-app');
   } else t.match(await page.textContent('body'), 'the web view was not built: run make build');
   t.notMatch(await page.evaluate<string>('document.cookie'), /crosslink_session/, 'document.cookie does not show it');
   const [cookie] = await b.context.cookies();
@@ -140,12 +147,17 @@ t.test('log in to the web view in chromium', { skip: skipWithoutChromium() }, as
     'the policy is unchanged',
   );
 
-  // Logout ends the auditor's session only.
-  await pageFetch(auditor.page, '/ui/logout', { method: 'POST' });
+  // Logout (the page's button: a form POST) ends the auditor's session only.
+  await Promise.all([
+    auditor.page.waitForURL(/\/ui\/login$/),
+    auditor.page.getByRole('button', { name: 'Log out' }).click(),
+  ]);
   t.equal(await auditor.context.cookies().then((cs) => cs.length), 0, 'logout clears the cookie');
   await auditor.page.goto(`${c.url}/ui/`);
   t.match(auditor.page.url(), /\/ui\/login$/, 'and the app asks for a token again');
   t.equal((await pageFetch(page, '/ui/session')).status, 200, "the operator's session goes on");
+
+  t.same(violations, [], 'no CSP violation or uncaught error on the page');
 
   // Shutdown with the operator's event stream open: prompt and clean.
   const started = Date.now();
