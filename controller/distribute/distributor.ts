@@ -54,8 +54,7 @@ export interface DistributorOptions {
   /** Called after a recompile that moved subnets to another agent (failover, fail-back, policy or
    *  inventory change). Not called for the first compile after start. */
   onHandover?: (handovers: readonly Handover[]) => void;
-  /** Called when a new policy version became current (applied here, or by another replica and
-   *  synced), after its configs were compiled. Not called for the version loaded at start. */
+  /** A new policy version is current and compiled (here or synced from a replica; not at start). Must not throw. */
   onPolicyChange?: (version: number) => void;
 }
 
@@ -163,13 +162,7 @@ export class Distributor implements DistributionPort {
       this.#policyVersion = version;
       await this.#recompile();
       this.#isReady = true;
-      if (isNewVersion) {
-        try {
-          this.#onPolicyChange?.(version);
-        } catch (err) {
-          this.#log.error({ err, version }, 'policy change listener failed');
-        }
-      }
+      if (isNewVersion) this.#onPolicyChange?.(version);
     });
   }
 
