@@ -25,6 +25,7 @@ import { policyRoutes } from './api/policy.js';
 import { policyViewRoutes } from './api/policy-views.js';
 import { traceRoutes } from './api/trace.js';
 import { ruleRoutes } from './api/rules.js';
+import { uiRoutes, type UiOptions } from './ui/routes.js';
 import { ErrorBody } from './api/schemas.js';
 import {
   DEFAULT_SESSION_PING_INTERVAL_MS,
@@ -69,6 +70,11 @@ export interface AppOptions {
     /** Bearer token /metrics requires; absent: /metrics is open, as Prometheus targets usually are. */
     metricsToken?: string;
   };
+  /**
+   * The web view under /ui (always served). Its live events (GET /ui/events, from `ui.events`) are
+   * served only with `health`, as /v1/health is: they tell the browser when health changed.
+   */
+  ui?: UiOptions;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -143,6 +149,8 @@ export function buildApp(deps: ApiDeps, opts: AppOptions = {}): FastifyInstance 
   void api.register(joinTokenRoutes(deps, auth));
   void api.register(apiTokenRoutes(deps, auth));
   void api.register(auditRoutes(deps, auth));
+  const { events, ...uiOptions } = opts.ui ?? {};
+  void app.register(uiRoutes(deps, auth, { ...uiOptions, ...(opts.health && events ? { events } : {}) }));
   if (opts.health) {
     const { monitor, metrics, metricsToken } = opts.health;
     void api.register(

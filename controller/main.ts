@@ -27,6 +27,7 @@ import { healthSource } from './health/source.js';
 import type { HealthEvent } from './health/types.js';
 import { policyRuleWindows } from './policy/rule-windows.js';
 import { createControllerMetrics } from './metrics.js';
+import { UiEventHub } from './ui/events.js';
 import { agentContextValues, agentServiceRoutes } from './rpc/agent-service.js';
 import { DEFAULT_SESSION_PING_INTERVAL_MS, DEFAULT_SESSION_PING_TIMEOUT_MS } from './rpc/session-keepalive.js';
 import { listenExtra, type ExtraListener } from './listen-extra.js';
@@ -179,6 +180,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   // The monitor is built after the distributor (it reads it); handovers that happen before it
   // exists (the first compile) are not events.
   let monitor: HealthMonitor | null = null;
+  // The web view's live updates (GET /ui/events): health changes and new policy versions.
+  const uiEvents = new UiEventHub({ log: log.child({ component: 'ui' }) });
   const distributor = new Distributor({
     store,
     log,
@@ -194,7 +197,13 @@ export async function runController(opts: RunControllerOptions): Promise<Running
         holdDownMs: Math.round((s['failover-hold-down-seconds'] ?? 30) * 1000),
       },
     },
-    onHandover: (handovers) => monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs()))),
+    onHandover: (handovers) => {
+      monitor?.record(handovers.map((h) => handoverEvent(h, clock.nowMs())));
+      // A subnet served by another box is a change on the map too.
+      uiEvents.publish({ type: 'health', atMs: clock.nowMs() });
+    },
+    // Applied through the API here, or by another replica (replica-sync calls setPolicy too).
+    onPolicyChange: (version) => uiEvents.publish({ type: 'policy', version }),
   });
   await distributor.start();
   const healthIntervalMs = (s['health-interval-seconds'] ?? 5) * 1000;
@@ -205,6 +214,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     distributor,
     log,
     healthIntervalMs,
+    // A follower's web views hear of the leader's health changes too.
+    onHealthChange: (snapshot) => uiEvents.publish({ type: 'health', atMs: snapshot.atMs }),
   }).catch(async (e: unknown) => {
     await distributor.stop().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -249,6 +260,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       probeIntervalMs: (s['probe-interval-seconds'] || 5) * 1000,
       ...(s['failover-hold-down-seconds'] !== undefined ? { holdDownMs: s['failover-hold-down-seconds'] * 1000 } : {}),
     },
+    onChange: (snapshot) => uiEvents.publish({ type: 'health', atMs: snapshot.atMs }),
     // Failover: serving health goes to the compiler, which moves subnets to the next healthy `via`.
     onServingChange: (serving, changed) => {
       replication?.publishServing(changed.map((n) => [n, serving.get(n) ?? true]));
@@ -325,6 +337,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       metrics,
       ...(s['metrics-token'] !== undefined ? { metricsToken: s['metrics-token'] } : {}),
     },
+    ui: { events: { hub: uiEvents } },
   });
   // Streams end before the server waits for connections to drain.
   app.addHook('preClose', async () => {

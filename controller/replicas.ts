@@ -6,6 +6,7 @@
 import type { Logger } from '../lib/logger.js';
 import { ReplicaSync, type SyncTarget } from './distribute/replica-sync.js';
 import { SharedHealth } from './health/shared.js';
+import type { HealthSnapshot } from './health/types.js';
 import { CHANGE_CHANNEL } from './store/changes.js';
 import { isPostgresUrl } from './store/open.js';
 import { holdLeadership, type Leadership } from './store/pg-leader.js';
@@ -34,6 +35,8 @@ export async function startReplication(opts: {
   log: Logger;
   /** How often a follower re-reads the leader's evaluation should a notice be lost. */
   healthIntervalMs: number;
+  /** A follower read a leader's evaluation that changed some state (SharedHealth's onChange). */
+  onHealthChange?: (snapshot: HealthSnapshot) => void;
 }): Promise<Replication | null> {
   if (!isPostgresUrl(opts.database)) return null;
   const sync = new ReplicaSync({ store: opts.store, target: opts.distributor, log: opts.log, origin: opts.replicaId });
@@ -59,6 +62,7 @@ export async function startReplication(opts: {
         replicaId: opts.replicaId,
         log: opts.log,
         pollMs: opts.healthIntervalMs,
+        ...(opts.onHealthChange ? { onChange: opts.onHealthChange } : {}),
         applyServing: (name, isHealthy) =>
           void opts.distributor
             .setAgentHealth(name, isHealthy)

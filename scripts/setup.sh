@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium (Debian's own) is the web view's test browser, driven by playwright-core, which never
+# downloads a browser of its own; fonts-dejavu-core gives its screenshots legible text, since
+# --no-install-recommends leaves chromium's recommended fonts out.
 need_pkgs=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in ${CROSSLINK_DEB_PACKAGES:-wireguard-tools wireguard-go nftables iproute2 iputils-ping iputils-arping fping iperf3 tcpdump conntrack netcat-openbsd postgresql procps debootstrap dpkg-repack systemd-container prometheus nebula pmacct rsyslog rsyslog-gnutls}; do
+for p in ${CROSSLINK_DEB_PACKAGES:-wireguard-tools wireguard-go nftables iproute2 iputils-ping iputils-arping fping iperf3 tcpdump conntrack netcat-openbsd postgresql procps debootstrap dpkg-repack systemd-container prometheus nebula pmacct rsyslog rsyslog-gnutls chromium fonts-dejavu-core}; do
   have "$p" || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then

@@ -1,12 +1,14 @@
-// Bearer authentication and role checks for the admin API. Tokens are stored as sha256 hex; the
-// lookup is by hash and the stored hash is compared in constant time. Each route names the one
-// permission it needs: `onRequest: auth.requires('policy.write')`. Both checks run before the body
-// is read, so an unauthorised request never gets as far as parsing or writing anything.
+// Authentication (a bearer token, or the web view's session cookie holding one) and role checks for
+// the admin API. Tokens are stored as sha256 hex; the lookup is by hash and the stored hash is
+// compared in constant time. Each route names the one permission it needs:
+// `onRequest: auth.requires('policy.write')`. Both checks run before the body is read, so an
+// unauthorised request never gets as far as parsing or writing anything.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CrosslinkError } from '../../lib/errors.js';
 import type { Actor, ApiTokenRecord, Role } from '../store/store.js';
 import type { ApiDeps } from './deps.js';
 import { hashesEqual, sha256Hex } from './secrets.js';
+import { isUnsafeMethod, sessionTokenOf, UI_HEADER } from '../ui/session.js';
 
 export type Permission =
   | 'policy.read'
@@ -90,12 +92,9 @@ declare module 'fastify' {
 const TOUCH_INTERVAL_MS = 60_000;
 
 export function createAuth(deps: Pick<ApiDeps, 'store' | 'clock' | 'log'>) {
-  async function authenticate(req: FastifyRequest): Promise<Principal> {
-    const header = req.headers.authorization;
-    if (!header) throw new CrosslinkError('unauthenticated', 'missing Authorization: Bearer <token> header');
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) throw new CrosslinkError('unauthenticated', 'Authorization header must be "Bearer <token>"');
-    const hash = sha256Hex(m[1]!);
+  /** The principal of an API token's text; unauthenticated if it is unknown or revoked. */
+  async function principalOfToken(text: string, address: string): Promise<Principal> {
+    const hash = sha256Hex(text);
     const token = await deps.store.apiTokenBySecretHash(hash);
     if (!token || !hashesEqual(token.secretHash, hash) || token.revokedAtMs !== null) {
       throw new CrosslinkError('unauthenticated', 'unknown or revoked API token');
@@ -106,10 +105,36 @@ export function createAuth(deps: Pick<ApiDeps, 'store' | 'clock' | 'log'>) {
         .touchApiToken(token.id, now)
         .catch((e: unknown) => deps.log.warn({ err: e }, 'could not record API token use'));
     }
-    return { token, actor: { name: token.name, role: token.role, address: req.ip } };
+    return { token, actor: { name: token.name, role: token.role, address } };
+  }
+
+  // One path for both credentials: the Authorization header when there is one (the CLI, scripts),
+  // else the web view's session cookie, which holds the same token (controller/ui/session.ts).
+  async function authenticate(req: FastifyRequest): Promise<Principal> {
+    const header = req.headers.authorization;
+    if (header) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      if (!m) throw new CrosslinkError('unauthenticated', 'Authorization header must be "Bearer <token>"');
+      return principalOfToken(m[1]!, req.ip);
+    }
+    const fromCookie = sessionTokenOf(req.headers.cookie);
+    if (fromCookie === null)
+      throw new CrosslinkError('unauthenticated', 'missing Authorization: Bearer <token> header');
+    const principal = await principalOfToken(fromCookie, req.ip);
+    // A browser sends the cookie with any request to this origin, including a form another site
+    // submits; only the web view's own script sets this header (cross-site forms cannot).
+    if (isUnsafeMethod(req.method) && req.headers[UI_HEADER] !== '1')
+      throw new CrosslinkError(
+        'forbidden',
+        `a ${req.method} authenticated by the web view's session cookie needs the header ${UI_HEADER}: 1 (sent by the web view itself, never by a form on another site)`,
+        [{ path: `headers.${UI_HEADER}`, message: 'must be 1 with cookie authentication' }],
+      );
+    return principal;
   }
 
   return {
+    authenticate,
+    principalOfToken,
     /** Checks a further permission inside a route whose onRequest already authenticated. */
     check(req: FastifyRequest, permission: Permission): void {
       const principal = principalOf(req);

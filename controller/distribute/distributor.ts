@@ -54,6 +54,8 @@ export interface DistributorOptions {
   /** Called after a recompile that moved subnets to another agent (failover, fail-back, policy or
    *  inventory change). Not called for the first compile after start. */
   onHandover?: (handovers: readonly Handover[]) => void;
+  /** A new policy version is current and compiled (here or synced from a replica; not at start). Must not throw. */
+  onPolicyChange?: (version: number) => void;
 }
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
@@ -81,6 +83,7 @@ export class Distributor implements DistributionPort {
   #isStopped = false;
   #streamCount = 0;
   readonly #onHandover: DistributorOptions['onHandover'];
+  readonly #onPolicyChange: DistributorOptions['onPolicyChange'];
   /** subnet -> serving agent after the last recompile; null before the first one. */
   #servedBy: Map<string, string> | null = null;
   /** Subnets served on their boxes' own choice (no candidate healthy) at the last recompile. */
@@ -98,6 +101,7 @@ export class Distributor implements DistributionPort {
 
   constructor(opts: DistributorOptions) {
     this.#onHandover = opts.onHandover;
+    this.#onPolicyChange = opts.onPolicyChange;
     this.#store = opts.store;
     this.#log = opts.log.child({ component: 'distributor' });
     this.#clock = opts.clock;
@@ -153,10 +157,12 @@ export class Distributor implements DistributionPort {
         this.#log.info({ version, current: this.#policyVersion }, 'older policy version not applied');
         return;
       }
+      const isNewVersion = version !== this.#policyVersion;
       this.#policy = policy;
       this.#policyVersion = version;
       await this.#recompile();
       this.#isReady = true;
+      if (isNewVersion) this.#onPolicyChange?.(version);
     });
   }
 

@@ -17,12 +17,14 @@ async function setup(t: Test) {
   t.teardown(() => store.close());
   const replica = (id: string) => {
     const applied: [string, boolean][] = [];
+    const changes: number[] = [];
     const shared = new SharedHealth({
       store: store.health,
       replicaId: id,
       log: silentLogger(),
       pollMs: 60_000,
       applyServing: (n, ok) => applied.push([n, ok]),
+      onChange: (snap) => changes.push(snap.atMs),
     });
     const monitor = new HealthMonitor({
       clock: { nowMs: () => now },
@@ -34,7 +36,7 @@ async function setup(t: Test) {
     });
     shared.attach(monitor);
     t.teardown(() => shared.stop());
-    return { shared, monitor, applied };
+    return { shared, monitor, applied, changes };
   };
   return {
     store,
@@ -143,4 +145,28 @@ t.test('a failed write is retried with the next, so no transition is lost', asyn
       ['ok', 'down', 60_000],
     ],
   );
+});
+
+t.test("a follower tells of the leader's evaluations that changed a state, not of every one", async (t) => {
+  const { A, B, advance, setInputs } = await setup(t);
+  A.shared.start();
+  B.shared.start();
+  A.shared.lead(true);
+  await settle();
+  const evaluate = async () => {
+    await A.monitor.refresh();
+    await A.shared.idle();
+    B.shared.changed();
+    await settle();
+  };
+  await evaluate();
+  t.same(B.changes, [T0], 'the first evaluation it reads');
+  advance(5000);
+  await evaluate();
+  t.same(B.changes, [T0], 'an evaluation that changed nothing: no change');
+  setInputs((n) => [agentInput('a', n), agentInput('b', n, { isConnected: false, reportAgoMs: 60_000 })]);
+  advance(5000);
+  await evaluate();
+  t.same(B.changes, [T0, T0 + 10_000], 'b went down: a change');
+  t.same(A.changes, [], "the leader's own changes come from its monitor, not from here");
 });

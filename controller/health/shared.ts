@@ -6,6 +6,7 @@
 // so the history has no gap and no transition twice across a change of leader.
 import type { Logger } from '../../lib/logger.js';
 import type { HealthStateStore, StoredHealth } from '../store/health-store.js';
+import { diffHealth } from './evaluate.js';
 import type { HealthHistoryPort, HealthHistoryQuery } from './history.js';
 import type { HealthMonitor } from './monitor.js';
 import type { ServingState } from './serving.js';
@@ -24,6 +25,7 @@ export class SharedHealth {
   readonly #log: Logger;
   readonly #pollMs: number;
   readonly #applyServing: (name: string, isHealthy: boolean) => void;
+  readonly #onChange: ((snapshot: HealthSnapshot) => void) | undefined;
   #monitor: HealthMonitor | null = null;
   /** The leadership term this replica writes under; null while following. */
   #term: number | null = null;
@@ -42,12 +44,16 @@ export class SharedHealth {
     log: Logger;
     pollMs: number;
     applyServing: (name: string, isHealthy: boolean) => void;
+    /** A follower read an evaluation of the leader's that changed some state (the leader's own
+     *  changes come from its monitor's onChange). */
+    onChange?: (snapshot: HealthSnapshot) => void;
   }) {
     this.#store = opts.store;
     this.#replicaId = opts.replicaId;
     this.#log = opts.log.child({ component: 'health-shared' });
     this.#pollMs = opts.pollMs;
     this.#applyServing = opts.applyServing;
+    this.#onChange = opts.onChange;
   }
 
   /** The monitor's history: events it `record`s go to the database (the leader's only). */
@@ -226,7 +232,12 @@ export class SharedHealth {
       try {
         const stored = await this.#store.load();
         if (generation !== this.#generation || this.#term !== null || stored === null) return;
+        const previous = this.#stored;
         this.#stored = stored;
+        // As the monitor's onChange: a state changed, not a reason's wording or a new timestamp.
+        if (this.#onChange && previous?.evaluatedAtMs !== stored.evaluatedAtMs) {
+          if (diffHealth(previous?.snapshot, stored.snapshot).length > 0) this.#onChange(stored.snapshot);
+        }
         // The leader's failover decisions, stored: a replica that missed a notice catches up here
         // (setAgentHealth is a no-op when nothing changed).
         for (const [name, s] of stored.serving) this.#applyServing(name, s.isHealthy);
