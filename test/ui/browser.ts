@@ -5,6 +5,7 @@
 // blanket "ignore HTTPS errors"). Closed through its playwright handle when the test ends.
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -78,5 +79,37 @@ export async function openBrowser(t: Test, opts: { leafCertPem?: string } = {}):
       await p.screenshot({ path, fullPage: true });
       return path;
     },
+  };
+}
+
+/**
+ * A loopback TCP port in this namespace that pipes each connection to a Unix socket: how a browser
+ * here reaches a controller listening inside a test's network namespace (test/e2e/fleet.ts's
+ * apiSocket). TLS passes through untouched.
+ */
+export async function proxyToSocket(socketPath: string): Promise<{ port: number; close(): Promise<void> }> {
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(socketPath);
+    open.add(client);
+    client.on('close', () => open.delete(client));
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const c of open) c.destroy();
+      }),
   };
 }

@@ -86,6 +86,7 @@ export function MapView({ model, selection, onSelect }: Props) {
               <LinkLine
                 key={l.name}
                 link={l}
+                boxWidth={size.w}
                 byName={byName}
                 isSelected={isSelectedLink(l.name)}
                 isDimmed={linked !== null && !linked.has(l.name)}
@@ -157,8 +158,21 @@ function BoxNode(p: { box: DiagramBox; w: number; h: number; isSelected: boolean
   );
 }
 
+/**
+ * One leg of a link. Boxes in one column sit on one vertical line, so a straight leg between two
+ * of them would run through the boxes between: it leaves from the boxes' right edges and bends
+ * out, further the further apart they are.
+ */
+function segment(from: { x: number; y: number }, to: { x: number; y: number }, boxWidth: number): string {
+  if (Math.abs(from.x - to.x) > 1) return `M${from.x},${from.y} L${to.x},${to.y}`;
+  const x = from.x + boxWidth / 2;
+  const bend = Math.min(boxWidth, 12 + Math.abs(to.y - from.y) * 0.3);
+  return `M${x},${from.y} Q${x + bend},${(from.y + to.y) / 2} ${x},${to.y}`;
+}
+
 function LinkLine(p: {
   link: DiagramLink;
+  boxWidth: number;
   byName: Map<string, DiagramBox>;
   isSelected: boolean;
   isDimmed: boolean;
@@ -170,7 +184,10 @@ function LinkLine(p: {
   if (!a || !b) return null;
   const relay = l.path === 'relay' ? byName.get(l.relays[0] ?? '') : undefined;
   const points = relay ? [a, relay, b] : [a, b];
-  const d = points.map((q, i) => `${i === 0 ? 'M' : 'L'}${q.x},${q.y}`).join(' ');
+  const d = points
+    .slice(1)
+    .map((q, i) => segment(points[i]!, q, p.boxWidth))
+    .join(' ');
   return (
     <path
       d={d}

@@ -148,10 +148,35 @@ function VersionDiff({ versions }: { versions: VersionInfo[] }) {
   );
 }
 
+/** Unchanged lines kept around each change; longer unchanged runs fold into one row. */
+const CONTEXT_LINES = 3;
+
 function SideBySide({ left, right, from, to }: { left: string; right: string; from: number; to: number }) {
+  const [isFolded, setFolded] = useState(true);
   const rows = lineDiff(left, right);
+  const changed = rows.map((r) => r.kind !== 'same');
+  const near = (i: number) => {
+    for (let k = Math.max(0, i - CONTEXT_LINES); k <= Math.min(rows.length - 1, i + CONTEXT_LINES); k++)
+      if (changed[k]) return true;
+    return false;
+  };
+  const out: Array<{ fold: number } | { row: (typeof rows)[number]; i: number }> = [];
+  for (let i = 0; i < rows.length; i++) {
+    if (!isFolded || near(i)) out.push({ row: rows[i]!, i });
+    else {
+      const last = out.at(-1);
+      if (last && 'fold' in last) last.fold++;
+      else out.push({ fold: 1 });
+    }
+  }
   return (
     <table class="side-by-side">
+      <colgroup>
+        <col class="ln" />
+        <col />
+        <col class="ln" />
+        <col />
+      </colgroup>
       <thead>
         <tr>
           <th colSpan={2}>version {from}</th>
@@ -159,14 +184,24 @@ function SideBySide({ left, right, from, to }: { left: string; right: string; fr
         </tr>
       </thead>
       <tbody>
-        {rows.map((r, i) => (
-          <tr key={i} class={r.kind}>
-            <td class="ln">{r.left?.line ?? ''}</td>
-            <td class="code left">{r.left?.text ?? ''}</td>
-            <td class="ln">{r.right?.line ?? ''}</td>
-            <td class="code right">{r.right?.text ?? ''}</td>
-          </tr>
-        ))}
+        {out.map((o) =>
+          'fold' in o ? (
+            <tr class="fold">
+              <td colSpan={4}>
+                <button type="button" class="linklike" onClick={() => setFolded(false)}>
+                  ⋯ {o.fold} unchanged line{o.fold === 1 ? '' : 's'} (show all)
+                </button>
+              </td>
+            </tr>
+          ) : (
+            <tr key={o.i} class={o.row.kind}>
+              <td class="ln">{o.row.left?.line ?? ''}</td>
+              <td class="code left">{o.row.left?.text ?? ''}</td>
+              <td class="ln">{o.row.right?.line ?? ''}</td>
+              <td class="code right">{o.row.right?.text ?? ''}</td>
+            </tr>
+          ),
+        )}
       </tbody>
     </table>
   );
