@@ -93,9 +93,17 @@ t.test('operator: the map shows every box with its state; a stopped agent goes d
   );
   await b.screenshot(page, 'map');
 
-  // A click on a box shows its state, subnets and links.
+  // A click on a box shows its state, subnets and links; so does the keyboard (Tab to it, Enter).
   await page.click('g.box[data-box="lth-sjuh"]');
   await page.waitForSelector('aside[aria-label="Box lth-sjuh"] >> text=care-records');
+  await page.focus('g.box[data-box="lcc-civic-hall"]');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('aside[aria-label="Box lcc-civic-hall"] >> text=lcc-civic-hall-lan');
+  // A link's details: its path through the relay and the rule that permits it.
+  await page.click('aside >> button:has-text("nhs-shared-hub")');
+  await page.waitForSelector(
+    'aside[aria-label="Link lcc-civic-hall:nhs-shared-hub"] >> text=hub-nhs-to-council-casework',
+  );
 
   // Stop an agent; the page must follow on its own (no reload: the marker stays).
   await page.evaluate(() => (window.marker = 42));

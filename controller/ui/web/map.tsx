@@ -132,7 +132,8 @@ function BoxNode(p: { box: DiagramBox; w: number; h: number; isSelected: boolean
     <g
       class={`box state-${b.state}${p.isSelected ? ' selected' : ''}${b.isEnrolled ? '' : ' absent'}`}
       transform={`translate(${b.x - w / 2},${b.y - h / 2})`}
-      tabIndex={0}
+      // Lower case: SVG attributes are case-sensitive, and "tabIndex" would leave the box unfocusable.
+      tabindex={0}
       role="button"
       aria-label={label}
       data-box={b.name}
