@@ -3,7 +3,7 @@
 // agent, `node dist/crosslink-agent.cjs agent run` as the package's /usr/bin/crosslink starts it,
 // idle with 10 and with 1,000 peers. Prints figures; fails on nothing but a broken setup (GUIDE §4.10).
 //
-//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR]
+//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --bundle FILE --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR]
 //
 // Each size gets a fresh namespace xlm<pid>… with a LAN leg (10.10.0.1/24, veth) and an underlay
 // with a blackhole route for the other agents' endpoints (TEST-NET-2). Inside it run
@@ -21,6 +21,7 @@
 // --no-unit-env: without the unit's NODE_OPTIONS / MALLOC_ARENA_MAX / GLIBC_TUNABLES (default: read
 // from deploy/systemd/crosslink-agent.service, bench/agent-unit-env.ts, so the bench follows the unit).
 // --smaps: also the RSS of the largest mappings (/proc/PID/smaps), e.g. how much of node's own binary.
+// --bundle FILE: run that agent bundle instead of dist/crosslink-agent.cjs (before/after comparisons).
 // --heap DIR: the agent runs with --heapsnapshot-signal=SIGUSR2 and one snapshot is written to DIR
 // after the samples (open it in Chrome DevTools' Memory tab); the figures then include nothing of it.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -40,7 +41,8 @@ const SETTLE_S = numberArg('settle', 40);
 const SAMPLES = numberArg('samples', 20);
 const NODE_FLAGS = textArg('node-flags', '').split(/\s+/).filter(Boolean);
 const HEAP_DIR = textArg('heap', '');
-const bundle = join(repo, 'dist/crosslink-agent.cjs');
+/** --bundle: another build of the agent bundle (A/B: e.g. one built from an earlier commit). */
+const bundle = textArg('bundle', '') || join(repo, 'dist/crosslink-agent.cjs');
 
 /** The unit's settings, then --env's (which win: `env` takes the last of a name). */
 const ENV = [...(hasFlag('no-unit-env') ? [] : agentUnitEnv()), ...textArg('env', '').split(/\s+/).filter(Boolean)];
@@ -263,7 +265,7 @@ async function agentWith(peers: number): Promise<void> {
 
 console.log(
   `agent memory, ${new Date().toISOString()}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; ` +
-    `env: ${ENV.join(' ') || 'none'}; node flags: ${NODE_FLAGS.join(' ') || 'none'}; settle ${SETTLE_S} s, ${SAMPLES} samples 1 s apart`,
+    `bundle ${bundle}; env: ${ENV.join(' ') || 'none'}; node flags: ${NODE_FLAGS.join(' ') || 'none'}; settle ${SETTLE_S} s, ${SAMPLES} samples 1 s apart`,
 );
 await floor();
 for (const n of SIZES) await agentWith(n);

@@ -40,7 +40,11 @@ async function viaYargs(
 
 const camel = (name: string): string => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const FP = 'ab'.repeat(32);
-const TABLES: Record<string, Record<string, Options>> = { check: CHECK_OPTIONS, status: STATUS_OPTIONS, run: RUN_OPTIONS };
+const TABLES: Record<string, Record<string, Options>> = {
+  check: CHECK_OPTIONS,
+  status: STATUS_OPTIONS,
+  run: RUN_OPTIONS,
+};
 
 const ordinary: Array<[string, string[]]> = [
   ['check', []],
@@ -104,10 +108,6 @@ t.test('ordinary command lines: the same arguments as yargs gives', async (t) =>
 
 t.test('anything else is left to yargs', async (t) => {
   for (const [command, args] of forYargs) {
-    t.equal(
-      parseWithTable(args, TABLES[command]!),
-      null,
-      `${command} ${args.join(' ')}`,
-    );
+    t.equal(parseWithTable(args, TABLES[command]!), null, `${command} ${args.join(' ')}`);
   }
 });

@@ -91,8 +91,7 @@ export const RUN_OPTIONS: Record<string, Options> = {
   mtu: { type: 'number', describe: 'MTU of the interface (default 1420)' },
   'report-interval-seconds': {
     type: 'number',
-    describe:
-      "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)",
+    describe: "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)",
   },
   'flow-log-mb': {
     type: 'number',
