@@ -8,7 +8,7 @@
 // An ordinary `agent run …` (what the unit runs) is parsed without yargs (cli/fast-path.ts, the
 // same option table): yargs is imported only for anything else. Loaded, yargs's help layout creates
 // an Intl.Segmenter and Unicode-property regexps at import, which cost the long-running agent
-// ~N MB of RSS for a command line read once (docs/performance.md, "Agent memory").
+// ~2 MB of RSS for a command line read once (docs/performance.md, "Agent memory").
 import { parseWithTable } from './fast-path.js';
 import { RUN_OPTIONS, runCommand } from './commands/agent.js';
 

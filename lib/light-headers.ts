@@ -2,7 +2,7 @@
 // (esbuild --inject) wherever the bundled code names the global `Headers` (the Connect client
 // builds every request's and response's headers with it). Node 20's global Headers is undici's:
 // the first use loads node's whole fetch implementation (its JS, a WebAssembly HTTP parser), which
-// cost the long-running agent ~7 MB of RSS for a map of a few strings (docs/performance.md, "Agent
+// cost the long-running agent ~4 MB of RSS for a map of a few strings (docs/performance.md, "Agent
 // memory"). globalThis is not changed: anything that calls fetch gets undici's own Headers.
 // Behaviour follows the Fetch standard's Headers (lib/light-headers.test.ts holds it equal to
 // node's over a table of uses): names case-insensitive and validated, values trimmed and checked,
