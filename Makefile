@@ -15,9 +15,11 @@ setup:
 # CommonJS has no import.meta.url: each module that reads it (cli/version.ts, yargs) gets the
 # bundle's own URL, so cli/version.ts finds package.json one directory up, as from dist/cli/. The
 # banner's 'use strict' comes first: ES modules are strict, and after the banner esbuild's own
-# directive would be a plain statement.
+# directive would be a plain statement. --inject: the bundled code's global `Headers` is
+# lib/light-headers.ts, not undici's, whose first use loads node's fetch (~4 MB of the agent's RSS).
 AGENT_BUNDLE := dist/crosslink-agent.cjs
 AGENT_BUNDLE_FLAGS := --bundle --platform=node --format=cjs --target=node20 --sourcemap --log-level=warning \
+	--inject:dist/lib/light-headers.js \
 	--define:import.meta.url=__crosslink_bundle_url \
 	"--banner:js='use strict'; const __crosslink_bundle_url = require('node:url').pathToFileURL(__filename).href;"
 

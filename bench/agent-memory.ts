@@ -3,7 +3,7 @@
 // agent, `node dist/crosslink-agent.cjs agent run` as the package's /usr/bin/crosslink starts it,
 // idle with 10 and with 1,000 peers. Prints figures; fails on nothing but a broken setup (GUIDE §4.10).
 //
-//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR]
+//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --bundle FILE --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR]
 //
 // Each size gets a fresh namespace xlm<pid>… with a LAN leg (10.10.0.1/24, veth) and an underlay
 // with a blackhole route for the other agents' endpoints (TEST-NET-2). Inside it run
@@ -21,6 +21,7 @@
 // --no-unit-env: without the unit's NODE_OPTIONS / MALLOC_ARENA_MAX / GLIBC_TUNABLES (default: read
 // from deploy/systemd/crosslink-agent.service, bench/agent-unit-env.ts, so the bench follows the unit).
 // --smaps: also the RSS of the largest mappings (/proc/PID/smaps), e.g. how much of node's own binary.
+// --bundle FILE: run that agent bundle instead of dist/crosslink-agent.cjs (before/after comparisons).
 // --heap DIR: the agent runs with --heapsnapshot-signal=SIGUSR2 and one snapshot is written to DIR
 // after the samples (open it in Chrome DevTools' Memory tab); the figures then include nothing of it.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -40,10 +41,14 @@ const SETTLE_S = numberArg('settle', 40);
 const SAMPLES = numberArg('samples', 20);
 const NODE_FLAGS = textArg('node-flags', '').split(/\s+/).filter(Boolean);
 const HEAP_DIR = textArg('heap', '');
-const bundle = join(repo, 'dist/crosslink-agent.cjs');
+/** --bundle: another build of the agent bundle (A/B: e.g. one built from an earlier commit). */
+const bundle = textArg('bundle', '') || join(repo, 'dist/crosslink-agent.cjs');
 
 /** The unit's settings, then --env's (which win: `env` takes the last of a name). */
 const ENV = [...(hasFlag('no-unit-env') ? [] : agentUnitEnv()), ...textArg('env', '').split(/\s+/).filter(Boolean)];
+// Not from the shell: systemd starts the agent without NODE_EXTRA_CA_CERTS, and with it set (as on
+// this machine) node parses the whole CA bundle at start-up, 1.8 MB more RSS in floor and agent alike.
+const ENV_CMD = ['env', '-u', 'NODE_EXTRA_CA_CERTS', ...ENV];
 
 interface Rss {
   rss: number;
@@ -130,8 +135,7 @@ function status(ns: string): { isApplied?: boolean; peers?: unknown[] } | null {
 }
 
 async function floor(): Promise<void> {
-  const env = ENV.length > 0 ? ['env', ...ENV] : [];
-  const child = startIn(null, [...env, process.execPath, ...NODE_FLAGS, '-e', 'setInterval(() => {}, 1000)']);
+  const child = startIn(null, [...ENV_CMD, process.execPath, ...NODE_FLAGS, '-e', 'setInterval(() => {}, 1000)']);
   await sleep(3000);
   const xs = await sample(child.pid!, 'node -e');
   console.log(`  Node's floor (node -e, idle):            ${summary(xs)}`);
@@ -193,12 +197,11 @@ async function agentWith(peers: number): Promise<void> {
     { mode: 0o600 },
   );
   const heapFlags = HEAP_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_DIR}`] : [];
-  const env = ENV.length > 0 ? ['env', ...ENV] : [];
   const t0 = Date.now();
   const agent = startIn(
     ns,
     [
-      ...env,
+      ...ENV_CMD,
       process.execPath,
       ...NODE_FLAGS,
       ...heapFlags,
@@ -263,7 +266,7 @@ async function agentWith(peers: number): Promise<void> {
 
 console.log(
   `agent memory, ${new Date().toISOString()}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; ` +
-    `env: ${ENV.join(' ') || 'none'}; node flags: ${NODE_FLAGS.join(' ') || 'none'}; settle ${SETTLE_S} s, ${SAMPLES} samples 1 s apart`,
+    `bundle ${bundle}; env: ${ENV.join(' ') || 'none'}; node flags: ${NODE_FLAGS.join(' ') || 'none'}; settle ${SETTLE_S} s, ${SAMPLES} samples 1 s apart`,
 );
 await floor();
 for (const n of SIZES) await agentWith(n);

@@ -5,6 +5,7 @@ import yargs from 'yargs';
 import type { Options } from 'yargs';
 import { parseWithTable } from './fast-path.js';
 import { CHECK_OPTIONS, STATUS_OPTIONS } from './commands/health.js';
+import { RUN_OPTIONS } from './commands/agent.js';
 
 /** What the command's handler gets from yargs, set up as cli/run.ts sets it up; null on a usage error. */
 async function viaYargs(
@@ -39,6 +40,11 @@ async function viaYargs(
 
 const camel = (name: string): string => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const FP = 'ab'.repeat(32);
+const TABLES: Record<string, Record<string, Options>> = {
+  check: CHECK_OPTIONS,
+  status: STATUS_OPTIONS,
+  run: RUN_OPTIONS,
+};
 
 const ordinary: Array<[string, string[]]> = [
   ['check', []],
@@ -54,6 +60,11 @@ const ordinary: Array<[string, string[]]> = [
   ['check', ['--timeout', '1e1']],
   ['status', ['--json']],
   ['status', ['--controller', 'https://ctl:8443', '--timeout', '3']],
+  ['run', []],
+  ['run', ['--state-dir', '/var/lib/crosslink/agent', '--config', '/etc/crosslink/agent.yaml']],
+  ['run', ['--join', 'tok', '--name', 'leeds-gw', '--listen-port', '51821', '--relay', '--wireguard', 'userspace']],
+  ['run', ['--endpoint', 'n3=192.0.2.1:51820', '--endpoint', 'psn=198.51.100.1:51820', '--mtu', 'abc']],
+  ['run', ['--ipfix-collector', '192.0.2.9', '--flow-log-mb=0', '--advertise', '10.0.0.0/24,10.0.1.0/24']],
 ];
 
 // Left to yargs: its help, completion and usage errors are the messages users see.
@@ -71,11 +82,15 @@ const forYargs: Array<[string, string[]]> = [
   ['check', ['--agent']],
   ['status', ['-w', 'rtt=5']],
   ['status', ['--get-yargs-completions', 'check']],
+  ['run', ['--wireguard', 'wireguard-go']],
+  ['run', ['--wireguard']],
+  ['run', ['--no-relay']],
+  ['run', ['--help']],
 ];
 
 t.test('ordinary command lines: the same arguments as yargs gives', async (t) => {
   for (const [command, args] of ordinary) {
-    const table = command === 'check' ? CHECK_OPTIONS : STATUS_OPTIONS;
+    const table = TABLES[command]!;
     const fast = parseWithTable(args, table);
     const slow = await viaYargs(command, args, table);
     const label = `${command} ${args.join(' ')}`;
@@ -85,16 +100,14 @@ t.test('ordinary command lines: the same arguments as yargs gives', async (t) =>
     for (const name of Object.keys(table)) {
       const key = camel(name);
       t.same(fast[key], slow[key], `${label}: ${key}`);
+      // agent/config.ts's settingsFromFlags reads the options as named ('state-dir').
+      t.same(fast[name], slow[name], `${label}: ${name}`);
     }
   }
 });
 
 t.test('anything else is left to yargs', async (t) => {
   for (const [command, args] of forYargs) {
-    t.equal(
-      parseWithTable(args, command === 'check' ? CHECK_OPTIONS : STATUS_OPTIONS),
-      null,
-      `${command} ${args.join(' ')}`,
-    );
+    t.equal(parseWithTable(args, TABLES[command]!), null, `${command} ${args.join(' ')}`);
   }
 });

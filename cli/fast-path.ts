@@ -14,15 +14,17 @@ type ParseOptions = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 
 const camel = (name: string): string => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
-/** The camelCase arguments yargs would hand the command's handler for `args` (the words after the
+/** The arguments (camelCase and as named) yargs would hand the command's handler for `args` (the words after the
  *  command), or null when the command line needs yargs. */
 export function parseWithTable(args: readonly string[], table: OptionTable): Record<string, unknown> | null {
   if (args.some((a) => a === '-h' || a === '--help' || a === '--version' || a.startsWith('--get-yargs-completions')))
     return null;
   const options: NonNullable<ParseOptions> = {};
   for (const [name, o] of Object.entries(table)) {
-    if (o.type !== 'string' && o.type !== 'number' && o.type !== 'boolean') return null;
-    options[name] = { type: o.type === 'boolean' ? 'boolean' : 'string', multiple: true };
+    // An option with choices and no type (`agent run --wireguard`) is a word.
+    const type = o.type ?? (o.choices ? 'string' : undefined);
+    if (type !== 'string' && type !== 'number' && type !== 'boolean') return null;
+    options[name] = { type: type === 'boolean' ? 'boolean' : 'string', multiple: true };
     if (typeof o.alias === 'string' && o.alias.length === 1) options[name].short = o.alias;
   }
   let values: Record<string, Array<string | boolean> | undefined>;
@@ -45,8 +47,11 @@ export function parseWithTable(args: readonly string[], table: OptionTable): Rec
       const list = o.type === 'number' ? texts.map(Number) : texts;
       // yargs: an array option is always a list; any other repeated option becomes one.
       value = o.array || list.length > 1 ? list : list[0];
+      // Not one of the choices: yargs's message says which are.
+      if (o.choices && !list.every((x) => (o.choices as unknown[]).includes(x))) return null;
     }
-    if (value !== undefined) out[camel(name)] = value;
+    // Both spellings, as yargs gives them: agent/config.ts's settingsFromFlags reads 'state-dir'.
+    if (value !== undefined) out[name] = out[camel(name)] = value;
   }
   return out;
 }

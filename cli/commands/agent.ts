@@ -1,7 +1,7 @@
 // `crosslink agent run | status | down | config check`. Handlers set process.exitCode and return;
 // only cli/main.ts exits.
 import { existsSync } from 'node:fs';
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv, CommandModule, Options } from 'yargs';
 import type { Logger } from 'pino';
 import { createLogger } from '../../lib/logger.js';
 import { isCrosslinkError } from '../../lib/errors.js';
@@ -48,70 +48,76 @@ async function loadSettings(flags: Flags): Promise<{ file: AgentSettingsInput; f
   return { file, flags: settingsFromFlags(flags) };
 }
 
-const settingFlags = (y: Argv) =>
-  y
-    .option('config', {
-      type: 'string',
-      describe: `Agent config file (same keys as these flags; default ${DEFAULT_CONFIG_FILE} if it exists)`,
-    })
-    .option('state-dir', {
-      type: 'string',
-      describe: 'Directory for keys, credential and the last config (default /var/lib/crosslink/agent)',
-    })
-    .option('interface', { type: 'string', describe: 'WireGuard interface the agent owns (default crosslink0)' });
+// The options as plain tables (yargs reads them for help and errors; cli/agent-main.ts's fast path
+// parses `agent run` with the same table, without loading yargs: cli/fast-path.ts).
+const SETTING_OPTIONS: Record<string, Options> = {
+  config: {
+    type: 'string',
+    describe: `Agent config file (same keys as these flags; default ${DEFAULT_CONFIG_FILE} if it exists)`,
+  },
+  'state-dir': {
+    type: 'string',
+    describe: 'Directory for keys, credential and the last config (default /var/lib/crosslink/agent)',
+  },
+  interface: { type: 'string', describe: 'WireGuard interface the agent owns (default crosslink0)' },
+};
+
+const settingFlags = (y: Argv) => y.options(SETTING_OPTIONS);
+
+export const RUN_OPTIONS: Record<string, Options> = {
+  ...SETTING_OPTIONS,
+  join: { type: 'string', describe: 'Join token (first run only)' },
+  name: { type: 'string', describe: 'Agent name (default: the host name)' },
+  'listen-port': { type: 'number', describe: 'WireGuard UDP port (default 51820)' },
+  endpoint: {
+    type: 'string',
+    describe:
+      'NAME=HOST:PORT other boxes on underlay NAME reach this one at; repeat once per underlay (a bare HOST:PORT is the underlay "default")',
+  },
+  relay: {
+    type: 'boolean',
+    describe:
+      "Consent to relay other boxes' encrypted WireGuard datagrams between this box's underlays (the policy must say relay: true too)",
+  },
+  advertise: { type: 'string', describe: 'Prefixes this box can serve, comma-separated' },
+  'status-listen': {
+    type: 'string',
+    describe: `Local status endpoint (default ${DEFAULT_STATUS_LISTEN}; "" = off)`,
+  },
+  wireguard: {
+    choices: ['kernel', 'userspace', 'auto'],
+    describe: 'WireGuard implementation (default auto)',
+  },
+  mtu: { type: 'number', describe: 'MTU of the interface (default 1420)' },
+  'report-interval-seconds': {
+    type: 'number',
+    describe: "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)",
+  },
+  'flow-log-mb': {
+    type: 'number',
+    describe: 'Size limit of the flow log in STATE_DIR (flows.jsonl and one rotation), MB (default 32; 0 = off)',
+  },
+  'ipfix-collector': {
+    type: 'string',
+    array: true,
+    describe: 'Export flow records as IPFIX (UDP) to HOST:PORT (default port 4739); repeat for more',
+  },
+  syslog: {
+    type: 'string',
+    describe: 'Send flow records as RFC 5424 syslog to udp://HOST[:514], tcp://HOST[:601] or tls://HOST[:6514]',
+  },
+  'syslog-ca': {
+    type: 'string',
+    describe: 'PEM CA file for a tls:// syslog receiver (default: system CAs)',
+  },
+};
 
 // ---------- run ----------
 
 export const runCommand: CommandModule<object, Flags> = {
   command: 'run',
   describe: 'Run the agent: enroll (first time), then keep this box equal to its config',
-  builder: (y) =>
-    settingFlags(y)
-      .option('join', { type: 'string', describe: 'Join token (first run only)' })
-      .option('name', { type: 'string', describe: 'Agent name (default: the host name)' })
-      .option('listen-port', { type: 'number', describe: 'WireGuard UDP port (default 51820)' })
-      .option('endpoint', {
-        type: 'string',
-        describe:
-          'NAME=HOST:PORT other boxes on underlay NAME reach this one at; repeat once per underlay (a bare HOST:PORT is the underlay "default")',
-      })
-      .option('relay', {
-        type: 'boolean',
-        describe:
-          "Consent to relay other boxes' encrypted WireGuard datagrams between this box's underlays (the policy must say relay: true too)",
-      })
-      .option('advertise', { type: 'string', describe: 'Prefixes this box can serve, comma-separated' })
-      .option('status-listen', {
-        type: 'string',
-        describe: `Local status endpoint (default ${DEFAULT_STATUS_LISTEN}; "" = off)`,
-      })
-      .option('wireguard', {
-        choices: ['kernel', 'userspace', 'auto'],
-        describe: 'WireGuard implementation (default auto)',
-      })
-      .option('mtu', { type: 'number', describe: 'MTU of the interface (default 1420)' })
-      .option('report-interval-seconds', {
-        type: 'number',
-        describe:
-          "Seconds between reports to the controller (default 10; match the controller's report-interval-seconds)",
-      })
-      .option('flow-log-mb', {
-        type: 'number',
-        describe: 'Size limit of the flow log in STATE_DIR (flows.jsonl and one rotation), MB (default 32; 0 = off)',
-      })
-      .option('ipfix-collector', {
-        type: 'string',
-        array: true,
-        describe: 'Export flow records as IPFIX (UDP) to HOST:PORT (default port 4739); repeat for more',
-      })
-      .option('syslog', {
-        type: 'string',
-        describe: 'Send flow records as RFC 5424 syslog to udp://HOST[:514], tcp://HOST[:601] or tls://HOST[:6514]',
-      })
-      .option('syslog-ca', {
-        type: 'string',
-        describe: 'PEM CA file for a tls:// syslog receiver (default: system CAs)',
-      }),
+  builder: (y) => y.options(RUN_OPTIONS),
   handler: async (argv) => {
     const log = createLogger({ name: 'crosslink-agent' });
     let host: { close(): void } | null = null;
