@@ -31,9 +31,10 @@ UI_BUNDLE_FLAGS := --bundle --format=esm --minify --sourcemap --target=chrome100
 dist/.built: $(shell find lib proto controller agent cli bench test/testbed -name '*.ts' -o -name '*.tsx' -o -name '*.css' 2>/dev/null) tsconfig.json tsconfig.build.json package-lock.json
 	@npx tsc -p tsconfig.build.json
 	@chmod +x dist/cli/main.js
-	@node_modules/.bin/esbuild dist/cli/agent-main.js $(AGENT_BUNDLE_FLAGS) --outfile=$(AGENT_BUNDLE)
+	@# The web view first: the agent bundle must be the newest file of dist (build-deb.sh checks).
 	@node_modules/.bin/esbuild controller/ui/web/main.tsx $(UI_BUNDLE_FLAGS) --outfile=dist/ui/app.js
 	@cp controller/ui/web/app.css dist/ui/app.css
+	@node_modules/.bin/esbuild dist/cli/agent-main.js $(AGENT_BUNDLE_FLAGS) --outfile=$(AGENT_BUNDLE)
 	@touch $@
 
 build: setup dist/.built
