@@ -1,4 +1,4 @@
-// `npm run bench:controller -- --replicas N [--agents 10000 --connections 100]`: N real controller
+// `npm run bench:controller -- --replicas N [--agents 10000 --connections 100 --settle-ms 2000]`: N real controller
 // processes (controller/main.ts, as `crosslink controller serve --database postgres://…` runs it) on
 // one throwaway PostgreSQL (scripts/postgres-test.sh), and the simulated agents of the single
 // controller bench (bench/sim-agents.ts: the real agent client with its backoff and URL list).
@@ -11,9 +11,9 @@
 //   (c) RSS of each replica.
 // Everything it starts (PostgreSQL, controller processes) is stopped by PID on any exit.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import type { Transport } from '@connectrpc/connect';
@@ -21,6 +21,7 @@ import { ApiClient } from '../cli/commands/api.js';
 import { systemClock } from '../lib/clock.js';
 import { pinnedTlsOptions } from '../lib/pin.js';
 import { openStore } from '../controller/store/open.js';
+import { numberArg } from './args.js';
 import { policyDocument, seedBenchStore } from './controller-fixture.js';
 import { startSimAgents, type SimAgents } from './sim-agents.js';
 
@@ -71,16 +72,22 @@ function startReplica(dir: string, database: string): Promise<Replica> {
       childScript,
       dir,
       '127.0.0.1:0',
-      JSON.stringify({ database }),
+      // The simulated agents send no reports (10,000 reports every 10 s are not simulated): the
+      // longest report interval keeps the health monitor from judging them silent (3 x 300 s)
+      // within the run; otherwise the leader would take them all out of service.
+      JSON.stringify({ database, 'report-interval-seconds': 300 }),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CROSSLINK_LOG_LEVEL: 'error' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { CROSSLINK_LOG_LEVEL: 'error', ...process.env } },
   );
   cleanups.push(() => {
     if (proc.exitCode === null && proc.signalCode === null && proc.pid) process.kill(proc.pid, 'SIGKILL');
   });
   let err = '';
+  // BENCH_REPLICA_LOG=/tmp/x (with CROSSLINK_LOG_LEVEL=info): each replica's log in /tmp/x-<dir>.log.
+  const logFile = process.env.BENCH_REPLICA_LOG ? `${process.env.BENCH_REPLICA_LOG}-${basename(dir)}.log` : null;
   proc.stderr.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-4000);
+    if (logFile) appendFileSync(logFile, d);
   });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -96,7 +103,7 @@ function startReplica(dir: string, database: string): Promise<Replica> {
 }
 
 /** Resolves when `isDone(i)` holds for every i in `which`, polling slowly to stay out of the way. */
-async function waitAll(what: string, which: number[], isDone: (i: number) => boolean, ms = 60_000): Promise<void> {
+async function waitAll(what: string, which: number[], isDone: (i: number) => boolean, ms = 180_000): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
     const left = which.filter((i) => !isDone(i)).length;
@@ -191,7 +198,7 @@ async function run(opts: { replicas: number; agents: number; connections: number
   });
   cleanups.push(() => void sim.stop());
   console.log(`all ${n} streams open with their first config in ${(performance.now() - t).toFixed(0)} ms`);
-  await sleep(2000);
+  await sleep(numberArg('settle-ms', 2000)); // longer: health evaluations run meanwhile
   const onReplica = (r: number) => sim.url.filter((u) => u === urls[r]).length;
   const rssConnected = reps.map((r) => memoryOf(r.proc.pid!));
   const perReplica = urls.map((_, r) => onReplica(r));
@@ -203,6 +210,8 @@ async function run(opts: { replicas: number; agents: number; connections: number
         controller: r.url,
         token: readFileSync(join(reps[0]!.dir, 'admin.token'), 'utf8').trim(),
         caFingerprint: fingerprint,
+        // A replica still busy with the previous change answers late: measure it, do not give up.
+        timeoutMs: 180_000,
       }),
     ),
   );
