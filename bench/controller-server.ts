@@ -1,7 +1,6 @@
 // Child process of bench/controller.ts: one controller (agent service + distributor + store) with
 // N agents already enrolled (credential "bench-<i>") and a pairwise policy. Talks to the parent over
 // IPC: "apply" a policy change, report "stats", measure "idle" CPU.
-import { createHash } from 'node:crypto';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,40 +10,12 @@ import { MemoryStore } from '../controller/store/memory.js';
 import type { Store } from '../controller/store/store.js';
 import { parsePolicy } from '../controller/policy/validate.js';
 import { startTestController } from '../controller/rpc/test-controller.fixture.js';
+import { policyDocument, seedBenchStore } from './controller-fixture.js';
 
 const n = Number(process.env.BENCH_AGENTS ?? 5000);
 const affectedShare = Number(process.env.BENCH_AFFECTED ?? 0.1);
 const storeKind = process.env.BENCH_STORE ?? 'memory';
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
-
-export const agentName = (i: number) => `ag-${String(i).padStart(5, '0')}`;
-const cidr = (i: number) => `10.${(i >> 8) & 255}.${i & 255}.0/24`;
-
-/** Pairs (2k, 2k+1): one rule each, so every agent has exactly one peer. `changedPairs` get tcp/8443 too. */
-function policyDocument(changedPairs: number): string {
-  const agents: Record<string, unknown> = {};
-  const subnets: Record<string, unknown> = {};
-  const rules: unknown[] = [];
-  for (let i = 0; i < n; i++) {
-    agents[agentName(i)] = { zones: [i % 2 ? 'psn' : 'n3'] };
-    subnets[`s-${agentName(i)}`] = { cidr: cidr(i), zone: i % 2 ? 'psn' : 'n3', via: [agentName(i)] };
-  }
-  for (let k = 0; k < n / 2; k++) {
-    rules.push({
-      name: `r-${k}`,
-      from: `s-${agentName(2 * k)}`,
-      to: `s-${agentName(2 * k + 1)}`,
-      ports: k < changedPairs ? ['tcp/443', 'tcp/8443'] : ['tcp/443'],
-    });
-  }
-  return JSON.stringify({
-    version: 1,
-    zones: { n3: { description: 'NHS' }, psn: { description: 'council' } },
-    agents,
-    subnets,
-    rules,
-  });
-}
 
 function peakRssBytes(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -62,42 +33,10 @@ async function openStore(): Promise<{ store: Store; cleanup: () => void }> {
   return { store: new MemoryStore(), cleanup: () => undefined };
 }
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const actor = { name: 'bench', role: 'admin' as const, address: '' };
 
 const { store, cleanup } = await openStore();
-for (let i = 0; i < n; i++) {
-  const name = agentName(i);
-  await store.enrollAgent(
-    {
-      id: `id-${i}`,
-      name,
-      publicKey: createHash('sha256').update(name).digest('base64'),
-      endpoint: `192.0.2.${(i % 250) + 1}:${51820 + (i >> 8)}`,
-      endpoints: [],
-      isRelay: false,
-      overlayAddress: `100.${64 + (((i + 1) >> 16) & 63)}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}/10`,
-      advertised: [cidr(i)],
-      credentialHash: sha(`bench-${i}`),
-      agentVersion: '0.1.0',
-      protocolVersion: 1,
-      enrolledAtMs: Date.now(),
-      revokedAtMs: null,
-      desiredGeneration: 0,
-      desiredHash: '',
-      appliedGeneration: 0,
-      lastReportAtMs: null,
-      lastReport: null,
-    },
-    '',
-    { actor, action: 'agent.enroll', target: `agent/${name}`, before: null, after: null },
-  );
-}
-const firstDoc = policyDocument(0);
-await store.appendPolicy(
-  { document: firstDoc, expectedVersion: 0, createdBy: 'bench', comment: '', atMs: Date.now() },
-  { actor, action: 'policy.put', target: 'policy', before: null, after: null },
-);
+await seedBenchStore(store, n);
 
 const startMs = performance.now();
 const ctl = await startTestController({
@@ -115,7 +54,7 @@ const onMessage = async (msg: { type: string; windowMs?: number }): Promise<void
     if (msg.type === 'apply') {
       const receivedAtMs = Date.now();
       const t0 = performance.now();
-      const doc = policyDocument(Math.round((n * affectedShare) / 2));
+      const doc = policyDocument(n, Math.round((n * affectedShare) / 2));
       const parsed = parsePolicy(doc);
       if (!parsed.policy) throw new Error(JSON.stringify(parsed.errors?.slice(0, 3)));
       const t1 = performance.now();

@@ -4,6 +4,8 @@
 // and the controller's CPU while idle with all streams open.
 //
 //   npm run bench:controller [-- --agents 5000 --connections 100 --store memory|sqlite --idle-ms 10000]
+//   npm run bench:controller -- --replicas 3 [--agents 10000 --connections 100]
+//     N real controller processes on one throwaway PostgreSQL (see bench/controller-replicas.ts)
 //
 // The controller runs as a child process (bench/controller-server.ts). The agents live in this
 // process and use the real agent client (agent/control/connect.ts), multiplexed over
@@ -12,10 +14,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { pinnedTlsOptions } from '../lib/pin.js';
-import { silentLogger } from '../lib/logger.js';
-import { systemClock } from '../lib/clock.js';
-import { createControlClient } from '../agent/control/connect.js';
-import { textArg } from './args.js';
+import { numberArg, textArg } from './args.js';
+import { startSimAgents } from './sim-agents.js';
 
 const arg = textArg;
 const agents = Number(arg('agents', '5000'));
@@ -23,6 +23,18 @@ const connections = Number(arg('connections', '100'));
 const storeKind = arg('store', 'memory');
 const idleMs = Number(arg('idle-ms', '10000'));
 const affectedShare = 0.1;
+
+// Several controllers on one PostgreSQL: bench/controller-replicas.ts (it exits when done).
+const replicas = numberArg('replicas', 0);
+if (replicas > 0) {
+  const { runReplicasBench } = await import('./controller-replicas.js');
+  await runReplicasBench({
+    replicas,
+    agents: numberArg('agents', 10_000),
+    connections: numberArg('connections', 100),
+    affectedShare,
+  });
+}
 
 type Msg = Record<string, unknown> & { type: string };
 
@@ -104,53 +116,14 @@ const transports = sessions.map((sessionManager) =>
   createConnectTransport({ httpVersion: '2', baseUrl: ready.url as string, sessionManager }),
 );
 
-// Per agent: configs received (generation of the last one) and when.
-const lastGeneration = new Array<bigint>(agents).fill(0n);
-const configCount = new Array<number>(agents).fill(0);
-const lastConfigAtMs = new Array<number>(agents).fill(0);
-let disconnects = 0;
-const log = silentLogger();
-const watchers: { stop(): Promise<void> }[] = [];
-
 const tConnect = performance.now();
-const BATCH = 250;
-for (let i = 0; i < agents; i++) {
-  const client = createControlClient({
-    controllerUrls: [ready.url as string],
-    caFingerprint: ready.caFingerprint as string,
-    credential: `bench-${i}`,
-    log,
-    clock: systemClock,
-    transport: transports[i % connections],
-  });
-  watchers.push(
-    client.watch(
-      {
-        onConfig: (c) => {
-          lastGeneration[i] = c.generation;
-          configCount[i]!++;
-          lastConfigAtMs[i] = Date.now();
-        },
-        onState: (s) => {
-          if (!s.isConnected) disconnects++;
-        },
-      },
-      {
-        knownContentHash: () => '',
-        endpoint: '',
-        advertisedSubnets: [`10.${(i >> 8) & 255}.${i & 255}.0/24`],
-        agentVersion: '0.1.0',
-      },
-    ),
-  );
-  // Open in batches, each once the previous one has its first configs: agents do not all start in
-  // the same millisecond, and this process (5,000 clients on a shared CPU) must not starve them.
-  if (i % BATCH === BATCH - 1 || i === agents - 1) {
-    while (configCount.slice(i + 1 - BATCH > 0 ? i + 1 - BATCH : 0, i + 1).some((c) => c === 0))
-      await new Promise((r) => setTimeout(r, 5));
-  }
-}
-while (configCount.some((c) => c === 0)) await new Promise((r) => setTimeout(r, 50));
+const sim = await startSimAgents({
+  count: agents,
+  caFingerprint: ready.caFingerprint as string,
+  urlsOf: () => [ready.url as string],
+  transportFor: (_url, i) => transports[i % connections]!,
+});
+const { lastGeneration, configCount, lastConfigAtMs } = sim;
 const connectMs = performance.now() - tConnect;
 console.log(`all ${agents} streams open with their first config in ${connectMs.toFixed(0)} ms`);
 
@@ -221,9 +194,9 @@ console.log(
   `| controller CPU, idle with all streams open (heartbeats every 10 s) | **${(idle.cpuPercent as number).toFixed(1)} % of one core** over ${((idle.wallMs as number) / 1000).toFixed(0)} s | |`,
 );
 console.log(`| time to open all streams (first config each) | ${connectMs.toFixed(0)} ms | |`);
-console.log(`| stream drops during the run | ${disconnects} | 0 |`);
+console.log(`| stream drops during the run | ${sim.disconnects()} | 0 |`);
 
-await Promise.all(watchers.map((w) => w.stop()));
+await sim.stop();
 sessions.forEach((s) => s.abort());
 send({ type: 'exit' });
 await new Promise((r) => child.once('exit', r));

@@ -50,6 +50,8 @@ export interface ControlClientOptions {
   callTimeoutMs?: number;
   /** Use this transport instead of making one (benchmarks sharing connections; no pinning then). */
   transport?: Transport;
+  /** Like `transport`, per controller URL: benchmarks share connections yet move between URLs. */
+  transportFor?: (url: string) => Transport;
   random?: () => number;
   /** The protocol version this agent speaks. Default PROTOCOL_VERSION (tests simulate other builds). */
   protocolVersion?: number;
@@ -122,6 +124,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
     if (connection) return connection;
     connecting ??= (async () => {
       if (opts.transport) return { client: createClient(AgentService, opts.transport) };
+      if (opts.transportFor) return { client: createClient(AgentService, opts.transportFor(currentUrl())) };
       const tlsOptions = pinnedTlsOptions(await loadCa(), pin);
       if (opts.httpVersion === '1.1') {
         return {

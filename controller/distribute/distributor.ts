@@ -76,6 +76,8 @@ export class Distributor implements DistributionPort {
   #policyVersion = 0;
   readonly #known = new Map<string, Known>();
   readonly #health = new Map<string, boolean>();
+  readonly #pendingHealth = new Map<string, boolean>(); // for the queued #healthFlush (setAgentHealth)
+  #healthFlush: Promise<void> | null = null;
   readonly #current = new Map<string, Current>();
   readonly #streams = new Map<string, Set<SinkEntry>>();
   #queue: Promise<unknown> = Promise.resolve();
@@ -351,16 +353,21 @@ export class Distributor implements DistributionPort {
   }
 
   /**
-   * Forwarding health of an agent (the health monitor's serving health: probes, silence, hold-down).
-   * An unhealthy agent stops serving its subnets, so the next healthy agent in `via` takes over.
+   * Forwarding health of an agent (serving health: probes, silence, hold-down); an unhealthy agent
+   * stops serving its subnets, so the next healthy agent in `via` takes over. Changes made before the
+   * queued recompile runs share it: thousands flipped at once cost one compile, not one per agent.
    */
   setAgentHealth(name: string, isHealthy: boolean): Promise<void> {
-    if ((this.#health.get(name) ?? true) === isHealthy) return Promise.resolve();
-    return this.#serial(async () => {
-      if (!this.#known.has(name)) return;
-      this.#health.set(name, isHealthy);
+    if ((this.#pendingHealth.get(name) ?? this.#health.get(name) ?? true) === isHealthy)
+      return this.#healthFlush ?? Promise.resolve();
+    this.#pendingHealth.set(name, isHealthy);
+    this.#healthFlush ??= this.#serial(async () => {
+      this.#healthFlush = null;
+      for (const [agent, healthy] of this.#pendingHealth) if (this.#known.has(agent)) this.#health.set(agent, healthy);
+      this.#pendingHealth.clear();
       await this.#recompile();
     });
+    return this.#healthFlush;
   }
 
   // ---- internals ---------------------------------------------------------------------------
@@ -433,7 +440,6 @@ export class Distributor implements DistributionPort {
     this.#noteHandovers();
   }
 
-  /** subnet -> the agent whose current config carries it. */
   /** Who serves each subnet now: the box whose config carries it, or, in a serving group (where
    *  every candidate carries it), the candidate the controller puts first. */
   #servedMap(): Map<string, string> {

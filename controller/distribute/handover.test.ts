@@ -293,3 +293,29 @@ t.test('an older policy version never replaces a newer one', async (t) => {
   await d.setPolicy(v1, 7);
   t.equal(d.currentPolicy()?.policy, v1, 'the same version again is applied (a re-read)');
 });
+
+t.test('health changes made together share one recompile; a flip and back before it is no change', async (t) => {
+  const { d, handovers } = await threeBoxes();
+  await d.setPolicy(parsePolicy(POLICY).policy!, 1);
+  handovers.length = 0;
+  // A leader's evaluation flipping many agents at once: one compile, one batch of handovers.
+  await Promise.all([d.setAgentHealth('primary', false), d.setAgentHealth('council', false)]);
+  t.equal(handovers.length, 1, 'one recompile for both changes');
+  t.same(
+    handovers[0]!.map((h) => [h.subnet, h.to]),
+    [
+      ['records', 'standby'],
+      ['social', ''],
+    ],
+  );
+  handovers.length = 0;
+  await Promise.all([d.setAgentHealth('primary', true), d.setAgentHealth('primary', false)]);
+  t.equal(handovers.length, 0, 'back and forth before the recompile ran: nothing moves');
+  t.same(
+    d
+      .servingAssignments()
+      .filter((a) => a.isServing)
+      .map((a) => a.agent),
+    ['standby'],
+  );
+});

@@ -49,7 +49,8 @@ export class ReplicaSync {
     void this.#enqueue(async () => {
       if (n.kind === 'policy') await this.#reloadPolicy();
       else if (n.kind === 'agents') await this.#target.agentsChanged(n.names);
-      else for (const [name, isHealthy] of n.agents) await this.#target.setAgentHealth(name, isHealthy);
+      // All at once: the distributor applies them with one recompile.
+      else await Promise.all(n.agents.map(([name, isHealthy]) => this.#target.setAgentHealth(name, isHealthy)));
       this.applied++;
     });
   }
