@@ -2,6 +2,7 @@
 // enrolled agents (credential "bench-<i>") and a pairwise policy whose change affects a known set.
 import { createHash } from 'node:crypto';
 import type { Store } from '../controller/store/store.js';
+import { agentRecord } from '../controller/store/store.contract.js';
 
 export const agentName = (i: number) => `ag-${String(i).padStart(5, '0')}`;
 export const agentCidr = (i: number) => `10.${(i >> 8) & 255}.${i & 255}.0/24`;
@@ -44,26 +45,15 @@ export async function seedBenchStore(store: Store, n: number, isCompact = false)
   for (let i = 0; i < n; i++) {
     const name = agentName(i);
     await store.enrollAgent(
-      {
+      agentRecord(name, {
         id: `id-${i}`,
-        name,
         publicKey: createHash('sha256').update(name).digest('base64'),
         endpoint: `192.0.2.${(i % 250) + 1}:${51820 + (i >> 8)}`,
-        endpoints: [],
-        isRelay: false,
         overlayAddress: `100.${64 + (((i + 1) >> 16) & 63)}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}/10`,
         advertised: [agentCidr(i)],
         credentialHash: sha(`bench-${i}`),
-        agentVersion: '0.1.0',
-        protocolVersion: 1,
         enrolledAtMs: Date.now(),
-        revokedAtMs: null,
-        desiredGeneration: 0,
-        desiredHash: '',
-        appliedGeneration: 0,
-        lastReportAtMs: null,
-        lastReport: null,
-      },
+      }),
       '',
       { actor, action: 'agent.enroll', target: `agent/${name}`, before: null, after: null },
     );
