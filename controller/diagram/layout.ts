@@ -7,6 +7,7 @@
 // same number of rows, chosen so that the whole canvas is about as wide as a screen is for its height
 // (16:10): a column of 1,000 boxes becomes ~20 sub-columns, not one 44,000-unit strip. O(n) in
 // boxes after the sort by name (the model is sorted already).
+import { boxesByGroup } from './palette.js';
 import type { DiagramBox, DiagramGroup, DiagramModel } from './types.js';
 
 export const BOX_WIDTH = 160;
@@ -47,16 +48,8 @@ export function rowsFor(boxCount: number): number {
 /** The model with x/y on every box, its groups' rectangles and the canvas size. */
 export function layoutDiagram(model: DiagramModel): DiagramModel {
   const order = new Map(model.zones.map((z, i) => [z.name, i]));
-  const members = new Map<string, DiagramBox[]>();
-  const zonesOf = new Map<string, string[]>();
-  for (const b of model.boxes) {
-    const list = members.get(b.group);
-    if (list) list.push(b);
-    else {
-      members.set(b.group, [b]);
-      zonesOf.set(b.group, b.zones);
-    }
-  }
+  const members = boxesByGroup(model.boxes);
+  const zonesOf = new Map([...members].map(([key, boxes]) => [key, boxes[0]!.zones]));
   const keys = [...members.keys()].sort((x, y) => {
     const d = meanIndex(zonesOf.get(x)!, order) - meanIndex(zonesOf.get(y)!, order);
     // Infinity - Infinity is NaN: both in no zone (only "" can be), so equal.

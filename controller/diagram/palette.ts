@@ -1,6 +1,6 @@
 // What the three renderers (DOT, SVG, Mermaid) share: state colours and the words for a link's path,
 // so a box is the same colour and a link reads the same in every export. PURE.
-import type { DiagramLink, DiagramState } from './types.js';
+import type { DiagramBox, DiagramLink, DiagramState } from './types.js';
 
 /** Stroke colours with at least 4.5:1 contrast on white (WCAG AA for text beside them). */
 export const STATE_COLOUR: Readonly<Record<DiagramState, string>> = {
@@ -39,4 +39,15 @@ export function pathText(l: Pick<DiagramLink, 'path' | 'relays' | 'underlays'>):
 export function drawnRelay(l: DiagramLink, boxNames: ReadonlySet<string>): string | undefined {
   const r = l.path === 'relay' ? l.relays[0] : undefined;
   return r !== undefined && boxNames.has(r) ? r : undefined;
+}
+
+/** Boxes by the key of the zone group they are drawn in, in the order given. */
+export function boxesByGroup(boxes: readonly DiagramBox[]): Map<string, DiagramBox[]> {
+  const byGroup = new Map<string, DiagramBox[]>();
+  for (const b of boxes) {
+    const list = byGroup.get(b.group);
+    if (list) list.push(b);
+    else byGroup.set(b.group, [b]);
+  }
+  return byGroup;
 }

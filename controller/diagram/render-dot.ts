@@ -3,7 +3,7 @@
 // One cluster per zone group; each box lists its site, underlays and subnets; each link names its
 // underlay (or relay) and the rules that permit it. A relayed link is drawn a -- relay -- b, dashed,
 // because that is the way its datagrams go; Graphviz places nodes itself (the x/y are for the map).
-import { drawnRelay, pathText, STATE_COLOUR, STATE_FILL } from './palette.js';
+import { boxesByGroup, drawnRelay, pathText, STATE_COLOUR, STATE_FILL } from './palette.js';
 import type { DiagramBox, DiagramLink, DiagramModel } from './types.js';
 
 /** A DOT double-quoted string: only `"` and `\` need escaping; a newline becomes a centred line break. */
@@ -75,12 +75,7 @@ export function renderDot(model: DiagramModel): string {
       ['fontsize', 9],
     ])};`,
   ];
-  const byGroup = new Map<string, DiagramBox[]>();
-  for (const b of model.boxes) {
-    const l = byGroup.get(b.group);
-    if (l) l.push(b);
-    else byGroup.set(b.group, [b]);
-  }
+  const byGroup = boxesByGroup(model.boxes);
   model.groups.forEach((g, i) => {
     out.push(`  subgraph ${dotString(`cluster_${i}`)} {`);
     out.push(

@@ -2,7 +2,7 @@
 // record. PURE and deterministic. One subgraph per zone group; node ids are made from box names
 // (Mermaid ids allow letters, digits and _ only) and kept unique; labels are quoted with Mermaid's
 // entity codes for the characters that would end or break them. A relayed link goes a -.- relay -.- b.
-import { drawnRelay, pathText, STATE_COLOUR, STATE_FILL, STATES } from './palette.js';
+import { boxesByGroup, drawnRelay, pathText, STATE_COLOUR, STATE_FILL, STATES } from './palette.js';
 import type { DiagramBox, DiagramModel } from './types.js';
 
 /** Text inside a Mermaid "quoted" label: `#` first (it starts every entity code), then the rest. */
@@ -47,12 +47,7 @@ export function renderMermaid(model: DiagramModel): string {
   );
   // The comment after the diagram type: the type must be what a reader (and Mermaid) meets first.
   const out = ['flowchart LR', `%% ${mermaidText(title)}`];
-  const byGroup = new Map<string, DiagramBox[]>();
-  for (const b of model.boxes) {
-    const l = byGroup.get(b.group);
-    if (l) l.push(b);
-    else byGroup.set(b.group, [b]);
-  }
+  const byGroup = boxesByGroup(model.boxes);
   model.groups.forEach((g, i) => {
     out.push(`  subgraph g${i}["${mermaidText(g.label)}"]`);
     for (const b of byGroup.get(g.key) ?? []) out.push(`    ${ids.get(b.name)}["${label(b)}"]`);

@@ -3,6 +3,7 @@
 // from the server (controller/diagram/layout.ts); this only draws. Boxes are buttons: click, or
 // Tab to one and press Enter, to open its details; links open from a click or from a box's details.
 import { useMemo, useState } from 'preact/hooks';
+import { boxesByGroup } from '../../diagram/palette.js';
 import type { DiagramBox, DiagramLink, DiagramModel } from '../../diagram/types.js';
 
 export type Selection = { kind: 'box'; name: string } | { kind: 'link'; name: string } | null;
@@ -17,9 +18,7 @@ interface Props {
 export function boxSize(model: DiagramModel): { w: number; h: number } {
   let dx = Infinity;
   let dy = Infinity;
-  const byGroup = new Map<string, DiagramBox[]>();
-  for (const b of model.boxes) byGroup.set(b.group, [...(byGroup.get(b.group) ?? []), b]);
-  for (const boxes of byGroup.values())
+  for (const boxes of boxesByGroup(model.boxes).values())
     for (let i = 1; i < boxes.length; i++) {
       const p = boxes[i - 1]!;
       const q = boxes[i]!;
