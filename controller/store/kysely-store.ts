@@ -298,6 +298,15 @@ export class KyselyStore implements Store {
 
   async setDesiredGenerations(entries: { name: string; generation: number; hash: string }[]): Promise<void> {
     if (entries.length === 0) return;
+    if (this.kind === 'postgres') {
+      // One statement, not one round trip per agent: at 10,000 agents a policy change persists
+      // thousands of generations on every replica, and the row locks are held only this long.
+      await sql`update agents set desired_generation = v.generation, desired_hash = v.hash
+        from unnest(${entries.map((e) => e.name)}::text[], ${entries.map((e) => e.generation)}::bigint[],
+                    ${entries.map((e) => e.hash)}::text[]) as v(name, generation, hash)
+        where agents.name = v.name`.execute(this.#db);
+      return;
+    }
     await this.#db.transaction().execute(async (trx) => {
       for (const e of entries) {
         await trx
