@@ -4,6 +4,7 @@
 import type { HealthSnapshot, HealthState, StateCounts } from '../controller/health/types.js';
 import { STATE_SEVERITY } from '../controller/health/types.js';
 import { isUnservedBecauseOf } from '../controller/policy/unserved.js';
+import { subnetIssues } from '../controller/health/subnets.js';
 import type { PolicyRuleWindow } from '../controller/policy/rule-windows.js';
 
 /** What GET /v1/health answers. */
@@ -137,32 +138,15 @@ function worstFirst(a: Item, b: Item): number {
   );
 }
 
-/**
- * A subnet of the policy that no box serves: every permitted flow to or from it fails, so it is
- * down, when an enrolled box is at fault (unhealthy, not advertising a prefix). A subnet whose boxes
- * have not enrolled yet (not deployed) is listed as unknown by `status` and left out of `check`'s
- * verdict: a staged roll-out is not an outage.
- */
+/** Unserved and unconfirmed subnets (controller/health/subnets.ts: the same states as the overall). */
 function subnetItems(s: HealthResponse, o: { withAwaiting: boolean }): Item[] {
-  const unserved = (s.unserved ?? [])
-    .filter((u) => o.withAwaiting || u.isAwaitingEnrolment !== true)
-    .map((u): Item => ({
-      kind: 'subnet',
-      name: u.subnet,
-      state: u.isAwaitingEnrolment === true ? 'unknown' : 'down',
-      reason: u.isAwaitingEnrolment === true ? `unserved until its box enrols: ${u.reason}` : `unserved: ${u.reason}`,
-      sinceMs: s.atMs,
-    }));
-  // Its boxes still decide among themselves (failover at the edges): the controller cannot confirm
-  // that one serves it, which is degraded, not down. The boxes' own states carry their faults.
-  const unconfirmed = (s.unconfirmed ?? []).map((u): Item => ({
+  return subnetIssues(s.unserved ?? [], s.unconfirmed ?? [], o).map((i) => ({
     kind: 'subnet',
-    name: u.subnet,
-    state: 'degraded',
-    reason: `served by its boxes' own choice among ${u.candidates.join(', ')}, none healthy to the controller: ${u.reason}`,
+    name: i.subnet,
+    state: i.state,
+    reason: i.reason,
     sinceMs: s.atMs,
   }));
-  return [...unserved, ...unconfirmed];
 }
 
 function items(s: HealthResponse, o: { withAwaiting: boolean } = { withAwaiting: false }): Item[] {

@@ -22,6 +22,7 @@ import {
   type ControllerSettings,
 } from './config.js';
 import { Distributor, type Handover } from './distribute/distributor.js';
+import { subnetIssues } from './health/subnets.js';
 import { HealthMonitor } from './health/monitor.js';
 import { healthSource } from './health/source.js';
 import type { HealthEvent } from './health/types.js';
@@ -142,8 +143,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     throw e;
   }
 
-  // Every name agents may dial: each --url's host, and each specific listen address (the URLs made
-  // without --url use those).
+  // Every name agents may dial: each --url's host, and each listen address (URLs made without --url).
   const urlHosts = (s.url ?? []).map((u) => new URL(u).hostname.replace(/^\[|\]$/g, ''));
   const listenHosts = listens.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::');
   const sans = [
@@ -177,8 +177,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
   }
 
   const heartbeatIntervalMs = s['heartbeat-interval-seconds'] * 1000;
-  // The monitor is built after the distributor (it reads it); handovers that happen before it
-  // exists (the first compile) are not events.
+  // Built after the distributor (it reads it); handovers before it exists (first compile) are not events.
   let monitor: HealthMonitor | null = null;
   // The web view's live updates (GET /ui/events): health changes and new policy versions.
   const uiEvents = new UiEventHub({ log: log.child({ component: 'ui' }) });
@@ -243,6 +242,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
         : {}),
       log,
     }),
+    subnets: () => subnetIssues(distributor.unservedSubnets(), distributor.unconfirmedSubnets()),
     intervalMs: healthIntervalMs,
     ...(shared ? { history: shared.historyPort, persist: shared.persist } : {}),
     evaluate: {

@@ -20,6 +20,7 @@ import {
   type ProbeHealth,
   type ProbeSpec,
   type StateCounts,
+  type SubnetIssue,
 } from './types.js';
 
 type Finding = [HealthState, string];
@@ -340,6 +341,7 @@ export function evaluateHealth(
   nowMs: number,
   options: Partial<EvaluateOptions> = {},
   previous?: HealthSnapshot | null,
+  subnets: readonly SubnetIssue[] = [],
 ): HealthSnapshot {
   const o: EvaluateOptions = { ...DEFAULT_EVALUATE_OPTIONS, ...options };
   const prevAgents = new Map((previous?.agents ?? []).map((a) => [a.name, a]));
@@ -386,9 +388,10 @@ export function evaluateHealth(
     state = 'unknown';
     reason = 'no agents';
   } else {
-    state = worstState([...active.values(), ...links, ...probes].map((i) => i.state)) ?? 'unknown';
+    state = worstState([...active.values(), ...links, ...probes, ...subnets].map((i) => i.state)) ?? 'unknown';
     const problems = [
       ...countsText(counts.agents, 'agent', false),
+      ...countsText(countStates(subnets), 'subnet', false),
       ...countsText(counts.links, 'link', false),
       ...countsText(counts.probes, 'probe', false),
     ];

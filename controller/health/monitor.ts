@@ -6,7 +6,7 @@ import type { Logger } from '../../lib/logger.js';
 import { diffHealth, evaluateHealth } from './evaluate.js';
 import { HealthHistory, type HealthHistoryPort, type HealthHistoryQuery } from './history.js';
 import { evaluateServing, type ServingOptions, type ServingState } from './serving.js';
-import type { AgentHealthInput, EvaluateOptions, HealthEvent, HealthSnapshot } from './types.js';
+import type { AgentHealthInput, EvaluateOptions, HealthEvent, HealthSnapshot, SubnetIssue } from './types.js';
 
 export interface MonitorTimers {
   setInterval(fn: () => void, ms: number): unknown;
@@ -18,6 +18,8 @@ export interface HealthMonitorOptions {
   log: Logger;
   /** The live inputs, one per agent (revoked ones included or not; they take no part either way). */
   source: () => readonly AgentHealthInput[] | Promise<readonly AgentHealthInput[]>;
+  /** Subnets unserved or served unconfirmed (the distributor's last compile); they count in the overall state. */
+  subnets?: () => readonly SubnetIssue[];
   /** Evaluation period. Default 5000 ms (half the agents' report interval). */
   intervalMs?: number;
   /** Thresholds; `controllerStartedAtMs` defaults to the clock at construction. */
@@ -136,7 +138,7 @@ export class HealthMonitor {
     }
     const nowMs = this.o.clock.nowMs();
     const prev = this.current;
-    const next = evaluateHealth(input, nowMs, this.evaluateOptions, prev);
+    const next = evaluateHealth(input, nowMs, this.evaluateOptions, prev, this.o.subnets?.() ?? []);
     const events = diffHealth(prev, next);
 
     const prevServing = this.serving;

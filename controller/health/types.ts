@@ -20,6 +20,17 @@ export function worstState(states: Iterable<HealthState>): HealthState | null {
   return worst;
 }
 
+/**
+ * A subnet of the policy that no box serves (down: every flow to or from it fails) or that its boxes
+ * serve by their own choice, none healthy to the controller (degraded). It counts in the overall
+ * state, as `crosslink check` counts it. A subnet whose boxes have not enrolled yet is not one.
+ */
+export interface SubnetIssue {
+  subnet: string;
+  state: HealthState;
+  reason: string;
+}
+
 /** A path probe as the agent's config carries it (the proto `Probe` message fits this shape). */
 export interface ProbeSpec {
   /** Stable name "<rule>/<index>". */
