@@ -46,8 +46,9 @@ export class ReplicaSync {
       this.onHealth();
       return;
     }
+    const arrivedMs = performance.now();
     void this.#enqueue(async () => {
-      if (n.kind === 'policy') await this.#reloadPolicy();
+      if (n.kind === 'policy') await this.#reloadPolicy(arrivedMs);
       else if (n.kind === 'agents') await this.#target.agentsChanged(n.names);
       // All at once: the distributor applies them with one recompile.
       else await Promise.all(n.agents.map(([name, isHealthy]) => this.#target.setAgentHealth(name, isHealthy)));
@@ -78,16 +79,26 @@ export class ReplicaSync {
     return run;
   }
 
-  async #reloadPolicy(): Promise<void> {
+  async #reloadPolicy(arrivedMs?: number): Promise<void> {
+    const startedMs = performance.now();
     const pv = await this.#store.currentPolicy();
     if (!pv || pv.version <= this.#target.policyVersion()) return;
     const agents = await this.#store.listAgents();
+    const readMs = performance.now() - startedMs;
     const r = parsePolicy(pv.document, { knownAgents: agents.map((a) => a.name) });
+    const parseMs = performance.now() - startedMs - readMs;
     if (!r.policy) {
       this.#log.error({ version: pv.version, errors: r.errors.slice(0, 5) }, 'stored policy does not validate');
       return;
     }
     await this.#target.setPolicy(r.policy, pv.version);
-    this.#log.info({ version: pv.version }, 'policy applied by another replica');
+    // read + parse + the distributor's recompile: how long after the other replica's commit its agents here hear.
+    const ms = {
+      queuedMs: arrivedMs === undefined ? 0 : Math.round(startedMs - arrivedMs),
+      readMs: Math.round(readMs),
+      parseMs: Math.round(parseMs),
+      ms: Math.round(performance.now() - startedMs),
+    };
+    this.#log.info({ version: pv.version, ...ms }, 'policy applied by another replica');
   }
 }
