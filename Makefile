@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NODE  := node
 
-.PHONY: setup build test lint typecheck unit demo demo-down check-policy proto clean bench
+.PHONY: setup build test lint typecheck unit demo demo-down demo-web check-policy proto clean bench
 
 setup:
 	@bash scripts/setup.sh
@@ -64,6 +64,10 @@ demo: build
 
 demo-down:
 	@bash scripts/demo.sh down
+
+# The running demo's web view on https://127.0.0.1:8443/ui/ of this host (PORT=… to change).
+demo-web:
+	@bash scripts/demo.sh web $(PORT)
 
 proto: setup
 	@npx buf generate

@@ -352,6 +352,9 @@ async function up(): Promise<void> {
     out(
       `  agent status on a box: ip netns exec ${DEMO_PREFIX}-lth-sjuh ${cli} agent status --status-listen ${STATUS_LISTEN}`,
     );
+    out(
+      '  make demo-web                      # the web view (map, health, policy, audit) on https://127.0.0.1:8443/ui/',
+    );
     out(`  logs: ${bed.workDir}/*.log`);
     out('  make demo-down                     # removes every namespace and process of the demo');
     if (mismatches > 0) process.exitCode = 1;
