@@ -124,7 +124,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Crosslink maintainers <crosslink@localhost>
 Installed-Size: $installed_kb
-Depends: nodejs (>= 20), wireguard-tools, nftables, conntrack, tcpdump, iproute2, fping, iputils-ping, iputils-arping, procps, passwd
+Depends: nodejs (>= 20), wireguard-tools, nftables, conntrack, tcpdump, iproute2, fping, iputils-ping, iputils-arping, procps, passwd, libjemalloc2
 Recommends: wireguard-go
 Section: net
 Priority: optional

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # --no-install-recommends leaves chromium's recommended fonts out.
 need_pkgs=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in ${CROSSLINK_DEB_PACKAGES:-wireguard-tools wireguard-go nftables iproute2 iputils-ping iputils-arping fping iperf3 tcpdump conntrack netcat-openbsd postgresql procps debootstrap dpkg-repack systemd-container prometheus nebula pmacct rsyslog rsyslog-gnutls chromium fonts-dejavu-core}; do
+for p in ${CROSSLINK_DEB_PACKAGES:-wireguard-tools wireguard-go nftables iproute2 iputils-ping iputils-arping fping libjemalloc2 iperf3 tcpdump conntrack netcat-openbsd postgresql procps debootstrap dpkg-repack systemd-container prometheus nebula pmacct rsyslog rsyslog-gnutls chromium fonts-dejavu-core}; do
   have "$p" || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then

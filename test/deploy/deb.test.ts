@@ -55,6 +55,7 @@ const PREFETCH = [
   'fping',
   'iputils-ping',
   'iputils-arping',
+  'libjemalloc2',
   'procps',
   ...BOOT_PACKAGES(),
 ];
@@ -159,7 +160,15 @@ function main(): void {
     t.match(info, /^Package: crosslink$/m);
     t.match(info, new RegExp(`^Version: ${version.replace(/\./g, '\\.')}$`, 'm'));
     t.match(info, /^Depends: .*nodejs \(>= 20\)/m);
-    for (const d of ['wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping'])
+    for (const d of [
+      'wireguard-tools',
+      'nftables',
+      'iproute2',
+      'fping',
+      'iputils-ping',
+      'iputils-arping',
+      'libjemalloc2',
+    ])
       t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
     t.match(info, /^Recommends: .*wireguard-go/m);
     const conffiles = sh(['sh', '-c', `dpkg-deb --ctrl-tarfile "${deb}" | tar -xO ./conffiles`])
@@ -243,6 +252,7 @@ function main(): void {
         'fping',
         'iputils-ping',
         'iputils-arping',
+        'libjemalloc2',
         'procps',
       ]);
       out = inRoot(['dpkg', '-i', '--force-depends', '/tmp/crosslink.deb']).stdout;
