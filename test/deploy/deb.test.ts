@@ -476,6 +476,11 @@ function main(): void {
       "the unit's main PID is node running the agent bundle (the wrapper exec'd it)",
     );
     t.comment(`agent RSS (no peers): ${inBox(['grep', '^VmRSS', `/proc/${agentPid}/status`]).stdout.trim()}`);
+    t.match(
+      inBox(['cat', `/proc/${agentPid}/maps`]).stdout,
+      /libjemalloc\.so\.2/,
+      "the agent runs on jemalloc (the unit's LD_PRELOAD found the Depends' library)",
+    );
     t.match(procs, /crosslink +wireguard-go crosslink0/, 'wireguard-go runs as crosslink');
     t.match(
       inBox([
