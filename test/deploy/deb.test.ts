@@ -46,19 +46,9 @@ const mirror = process.env.CROSSLINK_DEBIAN_MIRROR ?? 'http://deb.debian.org/deb
 const securityMirror = process.env.CROSSLINK_DEBIAN_SECURITY_MIRROR ?? 'http://deb.debian.org/debian-security';
 // What the package's Depends pull in on a minbase root (nodejs's own Depends included); downloaded
 // once into the cached root so a rerun needs no network, but resolved by apt on every run.
-const PREFETCH = [
-  'python3',
-  'ca-certificates',
-  'wireguard-tools',
-  'nftables',
-  'iproute2',
-  'fping',
-  'iputils-ping',
-  'iputils-arping',
-  'libjemalloc2',
-  'procps',
-  ...BOOT_PACKAGES(),
-];
+// The package's Depends that a minbase root lacks (asserted in its control file, installed before it).
+const DEPENDS = ['wireguard-tools', 'nftables', 'iproute2', 'fping', 'iputils-ping', 'iputils-arping', 'libjemalloc2'];
+const PREFETCH = ['python3', 'ca-certificates', ...DEPENDS, 'procps', ...BOOT_PACKAGES()];
 // Installed next to crosslink so the root can be booted with systemd-nspawn and the units run for
 // real (wireguard-go: this kernel may lack the WireGuard module; the units ask for it anyway).
 function BOOT_PACKAGES(): string[] {
@@ -160,16 +150,7 @@ function main(): void {
     t.match(info, /^Package: crosslink$/m);
     t.match(info, new RegExp(`^Version: ${version.replace(/\./g, '\\.')}$`, 'm'));
     t.match(info, /^Depends: .*nodejs \(>= 20\)/m);
-    for (const d of [
-      'wireguard-tools',
-      'nftables',
-      'iproute2',
-      'fping',
-      'iputils-ping',
-      'iputils-arping',
-      'libjemalloc2',
-    ])
-      t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
+    for (const d of DEPENDS) t.match(info, new RegExp(`^Depends: .*\\b${d}\\b`, 'm'), `depends on ${d}`);
     t.match(info, /^Recommends: .*wireguard-go/m);
     const conffiles = sh(['sh', '-c', `dpkg-deb --ctrl-tarfile "${deb}" | tar -xO ./conffiles`])
       .stdout.trim()
@@ -241,20 +222,7 @@ function main(): void {
     } else {
       t.comment("FALLBACK: this machine's node is not a dpkg package >= 20; node copied in, nodejs dependency forced");
       copyFileSync(realpathSync(process.execPath), join(root, 'usr/bin/node'));
-      inRoot([
-        'apt-get',
-        'install',
-        '-y',
-        '--no-install-recommends',
-        'wireguard-tools',
-        'nftables',
-        'iproute2',
-        'fping',
-        'iputils-ping',
-        'iputils-arping',
-        'libjemalloc2',
-        'procps',
-      ]);
+      inRoot(['apt-get', 'install', '-y', '--no-install-recommends', ...DEPENDS, 'procps']);
       out = inRoot(['dpkg', '-i', '--force-depends', '/tmp/crosslink.deb']).stdout;
     }
     t.match(out, /No service has been enabled or started/, 'postinst says nothing was started');
