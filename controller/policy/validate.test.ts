@@ -626,3 +626,22 @@ t.test('a damaged file answers with at most 50 errors, clipped, and a count of t
     { path: '', line: 2, message: 'this is not a text file (it holds a NUL byte): a policy is YAML or JSON text' },
   ]);
 });
+
+t.test('thousands of unknown names: the shown errors keep their suggestions and lines, as plain data', async (t) => {
+  const n = 3000;
+  const subnets = Array.from(
+    { length: n },
+    (_, i) => `  s${i}: { cidr: 10.${i >> 8}.${i & 255}.0/24, zone: n3, via: [box-${i}x] }`,
+  ).join('\n');
+  const known = Array.from({ length: n }, (_, i) => `box-${i}`);
+  const r = parsePolicy(`version: 1\nzones: { n3: {} }\nsubnets:\n${subnets}\n`, { knownAgents: known });
+  t.equal(r.errors?.length, 51);
+  t.match(r.errors?.[0], {
+    path: 'subnets.s0.via[0]',
+    line: 4,
+    message: 'unknown agent "box-0x" (did you mean "box-0"?)',
+  });
+  t.match(r.errors?.[49], { path: 'subnets.s49.via[0]', line: 53, message: /did you mean "box-49"/ });
+  t.equal(typeof Object.getOwnPropertyDescriptor(r.errors?.[0], 'message')?.value, 'string');
+  t.match(r.errors?.[50], { message: `and ${n - 50} more errors (only the first 50 are listed; fix these first)` });
+});

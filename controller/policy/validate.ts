@@ -73,13 +73,12 @@ export function describeErrorCount(errors: readonly ErrorDetail[]): string {
 /** The first MAX_ERRORS errors, each message and path clipped, and a last line counting the rest:
  *  a damaged file must not answer with megabytes. */
 export function limitErrors(errors: ErrorDetail[]): ErrorDetail[] {
-  const shown = errors
-    .slice(0, MAX_ERRORS)
-    .map((e) =>
+  const shown = errors.slice(0, MAX_ERRORS).map(
+    (e) =>
       e.message.length > MAX_MESSAGE_CHARS || (e.path ?? '').length > MAX_MESSAGE_CHARS
         ? { ...e, ...(e.path !== undefined ? { path: clip(e.path) } : {}), message: clip(e.message) }
-        : e,
-    );
+        : { ...e }, // a plain copy: a Checker message may be a getter, computed here for the shown ones only
+  );
   if (errors.length > MAX_ERRORS) {
     const more = errors.length - MAX_ERRORS;
     shown.push({

@@ -42,8 +42,8 @@ export type ZoneCheck = (zone: string, path: PathSegment[]) => void;
 export function zoneChecker(c: Checker, zoneNames: ReadonlySet<string>): ZoneCheck {
   return (zone, path) => {
     if (!zoneNames.has(zone)) {
-      const hint = zoneNames.size === 0 ? ' (declare it under "zones")' : didYouMean(zone, zoneNames);
-      c.err(path, `unknown zone "${zone}"${hint}`);
+      const hint = () => (zoneNames.size === 0 ? ' (declare it under "zones")' : didYouMean(zone, zoneNames));
+      c.err(path, () => `unknown zone "${zone}"${hint()}`);
     }
   };
 }
@@ -115,7 +115,7 @@ function checkAgentUnderlays(
     } else if (declared.length === 0 && u !== DEFAULT_UNDERLAY) {
       c.err(at(i), `unknown underlay "${u}": declare it under "underlays" first`);
     } else if (declared.length > 0 && !declared.includes(u)) {
-      c.err(at(i), `unknown underlay "${u}"${didYouMean(u, declared)} (declared: ${declared.join(', ')})`);
+      c.err(at(i), () => `unknown underlay "${u}"${didYouMean(u, declared)} (declared: ${declared.join(', ')})`);
     } else {
       out.add(u);
     }

@@ -37,7 +37,7 @@ export function checkGroups(c: Checker, raw: unknown, subnetNames: ReadonlySet<s
     g.members.forEach((m, i) => {
       if (!subnetNames.has(m) && !groupNames.has(m)) {
         const path = gp ? (gp.isList ? [...gp.path, i] : gp.path) : ['groups', g.name];
-        c.err(path, `unknown subnet or group "${m}"${didYouMean(m, refNames)}`);
+        c.err(path, () => `unknown subnet or group "${m}"${didYouMean(m, refNames)}`);
       }
     });
   }

@@ -61,7 +61,7 @@ export function checkRules(c: Checker, raw: unknown, ctx: RuleContext): RuleSect
         if (!ctx.subnetNames.has(n) && !ctx.groupNames.has(n)) {
           c.err(
             Array.isArray(f[key]) ? [...p, key, i] : [...p, key],
-            `unknown subnet or group "${n}"${didYouMean(n, refNames)}`,
+            () => `unknown subnet or group "${n}"${didYouMean(n, refNames)}`,
           );
         }
       });
@@ -159,7 +159,8 @@ function checkProbes(
       if (typeof pf.from !== 'string' || !resolvedFrom.includes(pf.from as SubnetName)) {
         c.err(
           [...pp, 'from'],
-          `probe "from" must be a subnet of the rule's from (${resolvedFrom.join(', ') || 'none'}); got ${typeName(pf.from)}${typeof pf.from === 'string' ? didYouMean(pf.from, resolvedFrom) : ''}`,
+          () =>
+            `probe "from" must be a subnet of the rule's from (${resolvedFrom.join(', ') || 'none'}); got ${typeName(pf.from)}${typeof pf.from === 'string' ? didYouMean(pf.from, resolvedFrom) : ''}`,
         );
         return;
       }

@@ -136,7 +136,7 @@ function checkVia(c: Checker, f: Raw, p: PathSegment[], zone: string | undefined
     if (seenVia.has(a)) c.err(viaPath(i), `agent "${a}" is listed twice in via`);
     seenVia.add(a);
     if (ctx.isAgentListKnown && !ctx.knownAgents.has(a)) {
-      c.err(viaPath(i), `unknown agent "${a}"${didYouMean(a, ctx.knownAgents)}`);
+      c.err(viaPath(i), () => `unknown agent "${a}"${didYouMean(a, ctx.knownAgents)}`);
     } else if (zone !== undefined && ctx.zoneNames.has(zone)) {
       const fa = ctx.fileAgents.get(a);
       if (fa && !fa.zones.includes(zone))

@@ -55,10 +55,9 @@ function testEnds(c: Checker, f: Raw, p: PathSegment[], ctx: TestContext): strin
     if (addr) ends.push(addr.text);
     else if (ctx.subnetNames.has(v)) ends.push(v);
     else {
-      const hint = ctx.groupNames.has(v)
-        ? ' (a group: tests take an address or one subnet)'
-        : didYouMean(v, ctx.subnetNames);
-      c.err([...p, key], `"${v}" is neither an IP address nor a subnet name${hint}`);
+      const hint = () =>
+        ctx.groupNames.has(v) ? ' (a group: tests take an address or one subnet)' : didYouMean(v, ctx.subnetNames);
+      c.err([...p, key], () => `"${v}" is neither an IP address nor a subnet name${hint()}`);
     }
   }
   return ends;
