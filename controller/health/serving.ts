@@ -55,11 +55,11 @@ function isLiveWitness(w: AgentHealth): boolean {
 
 /** The peer's fresh report shows it forwarding without `other`: it reaches a third peer, or one of
  *  its allow path probes passes. */
-function isForwardingElsewhere(peer: AgentHealth, other: string, probes: readonly ProbeHealth[]): boolean {
+function isForwardingElsewhere(peer: AgentHealth, other: string, index: Index): boolean {
   if (!peer.isReportFresh) return false;
   return (
     peer.peers.some((q) => q.name !== other && q.isProbed && q.isReachable) ||
-    probes.some((p) => p.agent === peer.name && !p.expectDeny && p.state === 'ok')
+    (index.probes.get(peer.name) ?? []).some((p) => !p.expectDeny && p.state === 'ok')
   );
 }
 
@@ -70,34 +70,59 @@ function isMeasuredSinceBack(agent: AgentHealth, peer: AgentHealth, probeInterva
 }
 
 /**
+ * One evaluation's lookups, built once: every live witness's probe of each agent, and each agent's
+ * path probes. Scanning every agent (and every probe) per agent made an evaluation of 10,000 boxes
+ * quadratic: 1.5-2.5 s of the leader's event loop every 5 s.
+ */
+interface Index {
+  agents: ReadonlyMap<string, AgentHealth>;
+  /** Agent -> the live peers probing it, in agent order, and whether their last probe reached it. */
+  views: ReadonlyMap<string, ReadonlyArray<{ name: string; isReachable: boolean }>>;
+  /** Agent -> the probes it runs. */
+  probes: ReadonlyMap<string, readonly ProbeHealth[]>;
+  /** The agents unreachableProblem() found, with why (their peers are not blamed for them). */
+  unreachable: Map<string, string>;
+}
+
+function buildIndex(snapshot: HealthSnapshot): Index {
+  const agents = new Map(snapshot.agents.filter((a) => !a.isRevoked).map((a) => [a.name, a]));
+  const views = new Map<string, Array<{ name: string; isReachable: boolean }>>();
+  for (const w of agents.values()) {
+    if (!isLiveWitness(w)) continue;
+    for (const p of w.peers) {
+      if (!p.isProbed || p.name === w.name) continue;
+      const list = views.get(p.name);
+      if (list) list.push({ name: w.name, isReachable: p.isReachable });
+      else views.set(p.name, [{ name: w.name, isReachable: p.isReachable }]);
+    }
+  }
+  const probes = new Map<string, ProbeHealth[]>();
+  for (const p of snapshot.probes) {
+    const list = probes.get(p.agent);
+    if (list) list.push(p);
+    else probes.set(p.agent, [p]);
+  }
+  const index: Index = { agents, views, probes, unreachable: new Map() };
+  for (const agent of agents.values()) {
+    const why = unreachableProblem(agent, index);
+    if (why !== null) index.unreachable.set(agent.name, why);
+  }
+  return index;
+}
+
+/**
  * "no config stream and its peers cannot reach it" when the agent's stream is down and every live
  * peer that probes it reports that probe failing (at least one); else null.
  */
-export function unreachableProblem(agent: AgentHealth, agentStates: ReadonlyMap<string, AgentHealth>): string | null {
+function unreachableProblem(agent: AgentHealth, index: Index): string | null {
   if (agent.streamDownSinceMs === null) return null;
-  const views = [...agentStates.values()]
-    .filter((w) => w.name !== agent.name && isLiveWitness(w))
-    .flatMap((w) =>
-      w.peers
-        .filter((p) => p.name === agent.name && p.isProbed)
-        .map((p) => ({ name: w.name, isReachable: p.isReachable })),
-    );
+  const views = index.views.get(agent.name) ?? [];
   if (views.length === 0 || views.some((v) => v.isReachable)) return null;
   return `no config stream and its peers cannot reach it (probes from ${views.map((v) => v.name).join(', ')} fail)`;
 }
 
-/**
- * Why the agent cannot serve now, or null if nothing says so. Ignores hysteresis. `unreachable`:
- * the agents `unreachableProblem` found (computed once for all; their peers are not blamed for them).
- */
-export function servingProblem(
-  agent: AgentHealth,
-  probes: readonly ProbeHealth[],
-  agentStates: ReadonlyMap<string, AgentHealth>,
-  nowMs: number,
-  o: ServingOptions,
-  unreachable: ReadonlyMap<string, string> = new Map(),
-): string | null {
+/** Why the agent cannot serve now, or null if nothing says so. Ignores hysteresis. */
+function servingProblem(agent: AgentHealth, index: Index, nowMs: number, o: ServingOptions): string | null {
   const silentMs = o.reportIntervalMs * o.silentIntervals;
   const reportAgeMs = agent.lastReportAtMs === null ? null : nowMs - agent.lastReportAtMs;
   const streamDownMs = agent.streamDownSinceMs === null ? null : nowMs - agent.streamDownSinceMs;
@@ -106,7 +131,7 @@ export function servingProblem(
       ? `silent: never reported, no config stream for ${Math.round(streamDownMs / 1000)} s`
       : `silent: no report for ${Math.round(reportAgeMs / 1000)} s and no config stream`;
   }
-  const unreachableWhy = unreachable.get(agent.name);
+  const unreachableWhy = index.unreachable.get(agent.name);
   if (unreachableWhy !== undefined) return unreachableWhy;
   // Forwarding evidence comes only from a report recent enough to believe.
   if (!agent.isReportFresh) return null;
@@ -117,21 +142,21 @@ export function servingProblem(
   // Nor does a failure measured before the peer came back: a box that returns reports at once, and
   // those that probed it while it was dead report their failures for up to a probe round more.
   const judged = agent.peers.filter((p) => {
-    const peer = agentStates.get(p.name);
+    const peer = index.agents.get(p.name);
     return (
       p.isProbed &&
       peer !== undefined &&
       peer.state !== 'down' &&
-      !unreachable.has(p.name) &&
-      isForwardingElsewhere(peer, agent.name, probes) &&
+      !index.unreachable.has(p.name) &&
+      isForwardingElsewhere(peer, agent.name, index) &&
       isMeasuredSinceBack(agent, peer, o.probeIntervalMs)
     );
   });
   if (judged.length === 0) return null;
   const failed = judged.filter((p) => !p.isReachable && p.lossRatio >= o.peerLossUnhealthyRatio);
   if (failed.length < judged.length) return null;
-  const path = probes.filter(
-    (p) => p.agent === agent.name && !p.expectDeny && (p.state === 'ok' || p.state === 'down'),
+  const path = (index.probes.get(agent.name) ?? []).filter(
+    (p) => !p.expectDeny && (p.state === 'ok' || p.state === 'down'),
   );
   if (path.some((p) => p.state === 'ok')) return null;
   const peerText = `peer probes to ${failed.map((p) => p.name).join(', ')} failed`;
@@ -152,16 +177,11 @@ export function evaluateServing(
   previous?: ReadonlyMap<string, ServingState>,
 ): Map<string, ServingState> {
   const o: ServingOptions = { ...DEFAULT_SERVING_OPTIONS, ...options };
-  const agentStates = new Map(snapshot.agents.filter((a) => !a.isRevoked).map((a) => [a.name, a]));
-  const unreachable = new Map<string, string>();
-  for (const agent of agentStates.values()) {
-    const why = unreachableProblem(agent, agentStates);
-    if (why !== null) unreachable.set(agent.name, why);
-  }
+  const index = buildIndex(snapshot);
   const out = new Map<string, ServingState>();
-  for (const agent of agentStates.values()) {
+  for (const agent of index.agents.values()) {
     const prev = previous?.get(agent.name);
-    const problem = servingProblem(agent, snapshot.probes, agentStates, nowMs, o, unreachable);
+    const problem = servingProblem(agent, index, nowMs, o);
     if (problem !== null) {
       out.set(agent.name, {
         isHealthy: false,
