@@ -12,8 +12,8 @@ setup:
 # package's /usr/bin/crosslink runs the bundle for `crosslink agent …`, so the long-running agent
 # loads one file instead of ~100 ES modules: less memory, faster start (docs/performance.md, "Agent").
 # It is made from the compiled JavaScript (esbuild follows tsc's source maps to the .ts files).
-# CommonJS has no import.meta.url: each module that reads it (cli/version.ts, yargs) gets the
-# bundle's own URL, so cli/version.ts finds package.json one directory up, as from dist/cli/. The
+# CommonJS has no import.meta.url: each module that reads it (lib/version.ts, yargs) gets the
+# bundle's own URL, so lib/version.ts finds package.json one directory up, as from dist/lib/. The
 # banner's 'use strict' comes first: ES modules are strict, and after the banner esbuild's own
 # directive would be a plain statement. --inject: the bundled code's global `Headers` is
 # lib/light-headers.ts, not undici's, whose first use loads node's fetch (~4 MB of the agent's RSS).

@@ -54,7 +54,7 @@ async function all(y: Argv): Promise<Argv> {
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && argv[0] === '--version') {
-  process.stdout.write(`${(await import('./version.js')).VERSION}\n`);
+  process.stdout.write(`${(await import('../lib/version.js')).VERSION}\n`);
 } else if (
   (argv[0] === 'check' || argv[0] === 'status') &&
   (await (await import('./fast-path.js')).runHealthCommandFast(argv))

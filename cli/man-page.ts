@@ -39,7 +39,7 @@ const roff = (text: string): string =>
     .join('\n');
 
 const out: string[] = [];
-const { VERSION } = await import('./version.js');
+const { VERSION } = await import('../lib/version.js');
 out.push(`.TH CROSSLINK 1 "" "crosslink ${VERSION}" "Crosslink"`);
 out.push(
   '.SH NAME',

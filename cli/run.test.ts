@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { runCli } from './run.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../lib/version.js';
 
 async function run(argv: string[]): Promise<{ out: string; code: number; policyVersion?: unknown }> {
   let out = '';

@@ -4,7 +4,7 @@
 // behaves, and its help reads, the same from either. The only place that prints for humans at the
 // top level; command handlers set process.exitCode and return.
 import yargs, { type Argv } from 'yargs';
-import { VERSION } from './version.js';
+import { VERSION } from '../lib/version.js';
 
 class UsageError extends Error {}
 

@@ -39,7 +39,7 @@ lib="$stage/usr/lib/$pkg"
 install -d "$lib" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/$pkg" \
   "$stage/usr/share/doc/$pkg/examples" "$stage/DEBIAN"
 
-# --- the program: compiled JavaScript and the package manifest (cli/version.ts reads it).
+# --- the program: compiled JavaScript and the package manifest (lib/version.ts reads it).
 cp -a dist "$lib/dist"
 rm -rf "$lib/dist/bench" "$lib/dist/test" "$lib/dist/.built"
 # Tests and test support (README "Development": *.fixture.ts, *.contract.ts, fake-*.ts); the build

@@ -14,7 +14,7 @@ import {
   type AgentSettingsInput,
 } from '../../agent/config.js';
 import type { AgentStatus } from '../../agent/health/status-server.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../../lib/version.js';
 import { flowsCommand } from './agent-flows.js';
 
 // The agent's runtime (Linux host, Connect client, reconciler) is imported by the handlers that

@@ -16,7 +16,7 @@ import {
 } from '../../agent/config.js';
 import type { DoctorDeps, DoctorInput } from '../../agent/doctor/types.js';
 import { enrollmentUrls, StateDir } from '../../agent/state.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../../lib/version.js';
 
 // The checks are imported when `crosslink doctor` runs, not by every command (cli/main.ts loads
 // this file for all of them, the long-running `agent run` included).

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-// Works from the source tree (cli/) and from the build (dist/cli/): package.json is found upwards.
+// Works from the source tree (lib/) and from the build (dist/lib/): package.json is found upwards.
 function readVersion(): string {
   for (const p of ['../package.json', '../../package.json']) {
     try {
