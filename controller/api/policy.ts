@@ -18,6 +18,7 @@ import type { PolicyVersion } from '../store/store.js';
 import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponses } from './schemas.js';
+import { storedPolicyJson } from '../policy/stored.js';
 
 const YAML_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml'];
 
@@ -261,7 +262,14 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
     const policy = await check(document);
     const { actor } = principalOf(req);
     const saved = await store.appendPolicy(
-      { document, expectedVersion, createdBy: actor.name, comment, atMs: clock.nowMs() },
+      {
+        document,
+        expectedVersion,
+        createdBy: actor.name,
+        comment,
+        atMs: clock.nowMs(),
+        validated: storedPolicyJson(policy),
+      },
       {
         actor,
         action,

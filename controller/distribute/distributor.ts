@@ -11,7 +11,7 @@ import type { Clock } from '../../lib/clock.js';
 import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Store } from '../store/store.js';
 import type { Inventory, Policy } from '../policy/types.js';
-import { parsePolicy } from '../policy/validate.js';
+import { policyOfVersion } from '../policy/stored.js';
 import type {
   AgentDiff,
   AgentLiveView,
@@ -116,11 +116,11 @@ export class Distributor implements DistributionPort {
   /** Loads the current policy and the inventory from the store and compiles every config. */
   async start(): Promise<void> {
     await this.#serial(async () => {
-      const [pv, agents] = await Promise.all([this.#store.currentPolicy(), this.#store.listAgents()]);
+      const [pv, agents] = await Promise.all([this.#store.currentValidatedPolicy(), this.#store.listAgents()]);
       for (const a of agents) if (a.revokedAtMs === null) this.#known.set(a.name, knownOf(a));
       let isPolicyOk = true;
       if (pv) {
-        const r = parsePolicy(pv.document, { knownAgents: agents.map((a) => a.name) });
+        const r = await policyOfVersion(pv, () => agents.map((a) => a.name));
         if (r.policy) {
           this.#policy = r.policy;
           this.#policyVersion = pv.version;

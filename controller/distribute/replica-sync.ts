@@ -3,7 +3,7 @@
 // re-reads it from the database and hands it to its own distributor, which recompiles and pushes to
 // the agents streaming from this replica only. Notices are handled one at a time, in arrival order.
 import type { Logger } from '../../lib/logger.js';
-import { parsePolicy } from '../policy/validate.js';
+import { policyOfVersion } from '../policy/stored.js';
 import { parseChangeNotice } from '../store/changes.js';
 import type { Store } from '../store/store.js';
 
@@ -81,12 +81,11 @@ export class ReplicaSync {
 
   async #reloadPolicy(arrivedMs?: number): Promise<void> {
     const startedMs = performance.now();
-    const pv = await this.#store.currentPolicy();
+    const pv = await this.#store.currentValidatedPolicy();
     if (!pv || pv.version <= this.#target.policyVersion()) return;
-    const agents = await this.#store.listAgents();
     const readMs = performance.now() - startedMs;
-    const r = parsePolicy(pv.document, { knownAgents: agents.map((a) => a.name) });
-    const parseMs = performance.now() - startedMs - readMs;
+    const r = await policyOfVersion(pv, async () => (await this.#store.listAgents()).map((a) => a.name));
+    const parseMs = performance.now() - startedMs - readMs; // with the agents read, when it parsed
     if (!r.policy) {
       this.#log.error({ version: pv.version, errors: r.errors.slice(0, 5) }, 'stored policy does not validate');
       return;
@@ -99,6 +98,6 @@ export class ReplicaSync {
       parseMs: Math.round(parseMs),
       ms: Math.round(performance.now() - startedMs),
     };
-    this.#log.info({ version: pv.version, ...ms }, 'policy applied by another replica');
+    this.#log.info({ version: pv.version, isParsed: r.isParsed, ...ms }, 'policy applied by another replica');
   }
 }

@@ -16,6 +16,7 @@ import type {
   AuditEntry,
   AuditInput,
   JoinTokenRecord,
+  NewPolicyVersion,
   PolicyVersion,
   Store,
 } from './store.js';
@@ -25,6 +26,9 @@ type Head = { lastId: number; lastHash: string };
 
 /** pg_advisory_xact_lock key for setDesiredGenerations (pg-leader.ts's LEADER_LOCK is (…, 1)). */
 const GENERATIONS_LOCK = [0x63726f73, 2] as const;
+
+/** A policy version without its validated form (`validated`), which only currentValidatedPolicy() reads. */
+const POLICY_COLUMNS = ['version', 'document', 'created_at_ms', 'created_by', 'comment'] as const;
 
 export class KyselyStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
@@ -168,17 +172,27 @@ export class KyselyStore implements Store {
   async currentPolicy(): Promise<PolicyVersion | null> {
     const r = await this.#db
       .selectFrom('policy_versions')
-      .selectAll()
+      .select(POLICY_COLUMNS)
       .orderBy('version', 'desc')
       .limit(1)
       .executeTakeFirst();
     return r ? toPolicy(r) : null;
   }
 
+  async currentValidatedPolicy(): Promise<(PolicyVersion & { validated: string }) | null> {
+    const r = await this.#db
+      .selectFrom('policy_versions')
+      .select([...POLICY_COLUMNS, 'validated'])
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return r ? { ...toPolicy(r), validated: r.validated } : null;
+  }
+
   async policyVersion(version: number): Promise<PolicyVersion | null> {
     const r = await this.#db
       .selectFrom('policy_versions')
-      .selectAll()
+      .select(POLICY_COLUMNS)
       .where('version', '=', version)
       .executeTakeFirst();
     return r ? toPolicy(r) : null;
@@ -198,10 +212,7 @@ export class KyselyStore implements Store {
     }));
   }
 
-  async appendPolicy(
-    input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number },
-    audit: AuditInput,
-  ): Promise<PolicyVersion | 'conflict'> {
+  async appendPolicy(input: NewPolicyVersion, audit: AuditInput): Promise<PolicyVersion | 'conflict'> {
     return this.#write(
       audit,
       input.atMs,
@@ -220,6 +231,7 @@ export class KyselyStore implements Store {
           created_at_ms: input.atMs,
           created_by: input.createdBy,
           comment: input.comment,
+          validated: input.validated ?? '',
         };
         await trx.insertInto('policy_versions').values(row).execute();
         await this.#notify(trx, { kind: 'policy' });

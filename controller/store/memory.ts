@@ -10,6 +10,7 @@ import type {
   AuditEntry,
   AuditInput,
   JoinTokenRecord,
+  NewPolicyVersion,
   PolicyVersion,
   Store,
 } from './store.js';
@@ -23,6 +24,8 @@ export class MemoryStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly #clock: Clock;
   #policies: PolicyVersion[] = [];
+  /** version -> the validated form stored beside it. */
+  #validated = new Map<number, string>();
   #agents = new Map<string, AgentRecord>();
   #agentByCredential = new Map<string, string>();
   #joinTokens = new Map<string, JoinTokenRecord>();
@@ -91,10 +94,11 @@ export class MemoryStore implements Store {
       comment,
     }));
   }
-  async appendPolicy(
-    input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number },
-    audit: AuditInput,
-  ): Promise<PolicyVersion | 'conflict'> {
+  async currentValidatedPolicy(): Promise<(PolicyVersion & { validated: string }) | null> {
+    const p = this.#policies[this.#policies.length - 1];
+    return p ? { ...copy(p), validated: this.#validated.get(p.version) ?? '' } : null;
+  }
+  async appendPolicy(input: NewPolicyVersion, audit: AuditInput): Promise<PolicyVersion | 'conflict'> {
     const current = this.#policies.length ? this.#policies[this.#policies.length - 1]!.version : 0;
     if (current !== input.expectedVersion) return 'conflict';
     const v: PolicyVersion = {
@@ -105,6 +109,7 @@ export class MemoryStore implements Store {
       comment: input.comment,
     };
     this.#policies.push(v);
+    this.#validated.set(v.version, input.validated ?? '');
     this.#appendAuditRow(audit, input.atMs);
     return copy(v);
   }

@@ -6,7 +6,7 @@ import type { AgentRecord, ApiTokenRecord, AuditEntry, JoinTokenRecord, PolicyVe
 export const num = (v: number | string): number => Number(v);
 const numOrNull = (v: number | string | null): number | null => (v === null ? null : Number(v));
 
-export function toPolicy(r: Selectable<PolicyVersionsTable>): PolicyVersion {
+export function toPolicy(r: Omit<Selectable<PolicyVersionsTable>, 'validated'>): PolicyVersion {
   return {
     version: num(r.version),
     document: r.document,

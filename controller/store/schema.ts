@@ -11,6 +11,8 @@ export interface PolicyVersionsTable {
   created_at_ms: Int;
   created_by: string;
   comment: string;
+  /** The validated policy as JSON (controller/policy/stored.ts), or '' (migration 004). */
+  validated: string;
 }
 
 export interface AgentsTable {

@@ -121,6 +121,31 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     ]);
   });
 
+  withStore('the validated form is stored beside a version and read back only on request', async (t, store) => {
+    t.equal(await store.currentValidatedPolicy(), null);
+    await store.appendPolicy(
+      { document: 'one', expectedVersion: 0, createdBy: 'a', comment: '', atMs: 1 },
+      audit('policy.put'),
+    );
+    t.match(await store.currentValidatedPolicy(), { version: 1, document: 'one', validated: '' }, 'none given: empty');
+    const big = JSON.stringify({ release: 'x', policy: { names: Array.from({ length: 5000 }, (_, i) => `n${i}`) } });
+    const v2 = await store.appendPolicy(
+      { document: 'two', expectedVersion: 1, createdBy: 'a', comment: 'c', atMs: 2, validated: big },
+      audit('policy.put'),
+    );
+    t.notOk(v2 !== 'conflict' && 'validated' in v2, 'the append answers without it');
+    t.same(await store.currentValidatedPolicy(), {
+      version: 2,
+      document: 'two',
+      createdAtMs: 2,
+      createdBy: 'a',
+      comment: 'c',
+      validated: big,
+    });
+    t.notOk('validated' in ((await store.currentPolicy()) ?? {}), 'currentPolicy() leaves it out');
+    t.notOk('validated' in ((await store.policyVersion(2)) ?? {}), 'policyVersion() leaves it out');
+  });
+
   withStore('concurrent policy writers: exactly one wins per version', async (t, store) => {
     const results = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>

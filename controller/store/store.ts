@@ -43,6 +43,17 @@ export interface PolicyVersion {
   comment: string;
 }
 
+export interface NewPolicyVersion {
+  document: string;
+  expectedVersion: number;
+  createdBy: string;
+  comment: string;
+  atMs: number;
+  /** The document validated, as controller/policy/stored.ts writes it; absent: ''. Read back only
+   *  by currentValidatedPolicy(), never with the document (it is as large again). */
+  validated?: string;
+}
+
 export interface AgentRecord {
   id: string;
   name: string;
@@ -108,11 +119,10 @@ export interface Store {
   currentPolicy(): Promise<PolicyVersion | null>;
   policyVersion(version: number): Promise<PolicyVersion | null>;
   listPolicyVersions(): Promise<Omit<PolicyVersion, 'document'>[]>;
+  /** The current version with the validated form stored beside it ('' when none was). */
+  currentValidatedPolicy(): Promise<(PolicyVersion & { validated: string }) | null>;
   /** Appends a version iff the current version is `expectedVersion` (0 when none); 'conflict' otherwise. */
-  appendPolicy(
-    input: { document: string; expectedVersion: number; createdBy: string; comment: string; atMs: number },
-    audit: AuditInput,
-  ): Promise<PolicyVersion | 'conflict'>;
+  appendPolicy(input: NewPolicyVersion, audit: AuditInput): Promise<PolicyVersion | 'conflict'>;
 
   // Agents.
   listAgents(): Promise<AgentRecord[]>;

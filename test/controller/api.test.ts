@@ -3,6 +3,7 @@
 import t from 'tap';
 import { parseJoinToken } from '../../lib/join-token.js';
 import { agentRecord } from '../../controller/store/store.contract.js';
+import { readStoredPolicy } from '../../controller/policy/stored.js';
 import { makeHarness, POLICY_YAML, type Harness } from './harness.fixture.js';
 
 const YAML = { 'content-type': 'application/yaml' };
@@ -89,6 +90,12 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
   t.equal(got.statusCode, 200);
   t.equal(got.headers.etag, '"1"');
   t.equal(json(got).document, POLICY_YAML, 'the document is stored exactly as sent');
+  t.notOk('validated' in json(got), 'the validated form stays inside');
+  t.same(
+    readStoredPolicy((await h.store.currentValidatedPolicy())!.validated),
+    h.dist.policies[0]!.policy,
+    'stored beside it: the validated policy the distributor got, for the other replicas',
+  );
 
   // The current policy's rules as a table (the distributor's current policy: the one put last).
   t.same(json(await h.call({ method: 'GET', url: '/v1/policy/rules', as: 'auditor' })), {
