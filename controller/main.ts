@@ -211,6 +211,7 @@ export async function runController(opts: RunControllerOptions): Promise<Running
     replicaId,
     store,
     distributor,
+    clock,
     log,
     healthIntervalMs,
     // A follower's web views hear of the leader's health changes too.
@@ -232,14 +233,8 @@ export async function runController(opts: RunControllerOptions): Promise<Running
       listAgents: () => store.listAgents(),
       liveView: (n) => distributor.liveView(n),
       currentConfig: (n) => distributor.currentConfig(n),
-      // Replicas: an agent streaming from another replica reports through it; a recent report
-      // counts as connected (this replica sees only its own streams).
-      ...(replication
-        ? {
-            isConnectedElsewhere: (a) =>
-              a.lastReportAtMs !== null && clock.nowMs() - a.lastReportAtMs < reportIntervalMs * 2,
-          }
-        : {}),
+      // Replicas: this one sees only its own streams; the others publish theirs.
+      ...replication?.streamView(reportIntervalMs),
       log,
     }),
     subnets: () => subnetIssues(distributor.unservedSubnets(), distributor.unconfirmedSubnets()),

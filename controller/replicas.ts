@@ -3,7 +3,11 @@
 // one of them, the leader (advisory lock), runs what must run once: health evaluation, whose
 // serving decisions (failover) it sends to the others. Nothing here for SQLite, where one controller
 // owns the file and does everything.
+import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import { StreamPublisher } from './distribute/stream-publisher.js';
+import type { HealthSourceDeps } from './health/source.js';
+import type { LiveStreams } from './store/stream-store.js';
 import { ReplicaSync, type SyncTarget } from './distribute/replica-sync.js';
 import { SharedHealth } from './health/shared.js';
 import type { HealthSnapshot } from './health/types.js';
@@ -23,15 +27,23 @@ export interface Replication {
   isLeader(): boolean;
   /** The leader's serving-health changes, for the other replicas' distributors. */
   publishServing(agents: [string, boolean][]): void;
+  /** For the health source: which agents stream from another replica (re-read once per evaluation). */
+  streamView(reportIntervalMs: number): Pick<HealthSourceDeps, 'refresh' | 'isConnectedElsewhere'>;
   stop(): Promise<void>;
 }
+
+/** Rows of a replica not heard from for this long are ignored (it publishes every second). */
+export const REPLICA_STALE_MS = 10_000;
+/** ... and removed after this long (by the leader, at most once a minute). */
+const REPLICA_FORGOTTEN_MS = 3_600_000;
 
 /** Starts listening for the other replicas' changes; null for a SQLite database. */
 export async function startReplication(opts: {
   database: string;
   replicaId: string;
   store: Store;
-  distributor: SyncTarget;
+  distributor: SyncTarget & { connectedSince(): ReadonlyMap<string, number> };
+  clock: Clock;
   log: Logger;
   /** How often a follower re-reads the leader's evaluation should a notice be lost. */
   healthIntervalMs: number;
@@ -70,6 +82,17 @@ export async function startReplication(opts: {
       })
     : null;
   if (health) sync.onHealth = () => health.changed();
+  const streamStore = opts.store.streams;
+  const publisher = streamStore
+    ? new StreamPublisher({
+        store: streamStore,
+        replica: opts.replicaId,
+        connected: () => opts.distributor.connectedSince(),
+        clock: opts.clock,
+        log: opts.log,
+      })
+    : null;
+  publisher?.start();
   let leadership: Leadership | null = null;
   return {
     replicaId: opts.replicaId,
@@ -88,7 +111,33 @@ export async function startReplication(opts: {
         if (!isSent) opts.log.warn({ agents }, 'could not tell the other replicas of a serving change');
       });
     },
+    streamView(reportIntervalMs) {
+      let live: LiveStreams | null = null;
+      let forgottenAtMs = 0;
+      return {
+        refresh: async () => {
+          const nowMs = opts.clock.nowMs();
+          try {
+            live = (await streamStore?.live(nowMs - REPLICA_STALE_MS)) ?? null;
+            if (nowMs - forgottenAtMs > 60_000) {
+              forgottenAtMs = nowMs;
+              await streamStore?.forget({ beforeMs: nowMs - REPLICA_FORGOTTEN_MS });
+            }
+          } catch (err) {
+            live = null;
+            opts.log.warn({ err }, 'health: reading which agents stream from the other replicas failed');
+          }
+        },
+        isConnectedElsewhere: (a) => {
+          // Another replica publishes its streams: its rows say. Otherwise (none does: an older
+          // release, or the table unreadable) a recent report counts as connected, as before.
+          if (live?.replicas.some((r) => r !== opts.replicaId)) return live.streams.has(a.name);
+          return a.lastReportAtMs !== null && opts.clock.nowMs() - a.lastReportAtMs < reportIntervalMs * 2;
+        },
+      };
+    },
     async stop() {
+      await publisher?.stop();
       health?.stop();
       await health?.idle();
       await leadership?.stop();

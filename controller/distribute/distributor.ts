@@ -1,14 +1,12 @@
 // The distributor: who needs which config. It holds the current policy, the live inventory (every
 // enrolled, unrevoked agent), each agent's current config with its generation and content hash, and
 // the open WatchConfig streams. On every change it recompiles, and pushes a config only to agents
-// whose content hash changed; an unchanged recompile pushes nothing.
-//
-// Generations are persisted (store.updateAgent desiredGeneration/desiredHash) *before* a config is
-// pushed, so a restart never hands out the same generation for different content.
+// whose content hash changed; an unchanged recompile pushes nothing. Generations are persisted
+// (store.updateAgent) *before* a config is pushed: a restart never reuses one for other content.
 import { create } from '@bufbuild/protobuf';
 import type { Logger } from '../../lib/logger.js';
 import type { Clock } from '../../lib/clock.js';
-import { AgentConfigSchema, type AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import { AgentConfigSchema, type AgentConfig, type TraceReport } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Store } from '../store/store.js';
 import type { Inventory, Policy } from '../policy/types.js';
 import { policyOfVersion } from '../policy/stored.js';
@@ -33,9 +31,8 @@ import {
 import { emptyConfig, stamp, withHash, type Current } from './agent-config.js';
 import { handoversBetween, type Handover, type ServingAssignment } from './handover.js';
 import { knownOf, type Known } from './known-agent.js';
-import type { CloseReason, ConfigSink, SinkEntry, Subscription } from './sink.js';
+import { oldestSince, type CloseReason, type ConfigSink, type SinkEntry, type Subscription } from './sink.js';
 import { LiveTraces } from './live-traces.js';
-import type { TraceReport } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { LiveBox, LiveRequest } from '../trace/live-plan.js';
 
 export type { CloseReason, ConfigSink, Subscription } from './sink.js';
@@ -235,11 +232,9 @@ export class Distributor implements DistributionPort {
   liveView(name: string): AgentLiveView {
     const streams = this.#streams.get(name);
     const cur = this.#current.get(name);
-    let since: number | null = null;
-    for (const s of streams ?? []) since = since === null ? s.sinceMs : Math.min(since, s.sinceMs);
     return {
       isConnected: (streams?.size ?? 0) > 0,
-      connectedSinceMs: since,
+      connectedSinceMs: streams ? oldestSince(streams) : null,
       servedSubnets: cur ? cur.config.localSubnets.map((s) => s.name) : [],
       desiredGeneration: cur?.generation ?? 0,
       desiredHash: cur?.hash ?? '',
@@ -257,6 +252,11 @@ export class Distributor implements DistributionPort {
   /** Agents with at least one open stream. */
   connectedCount(): number {
     return this.#streams.size;
+  }
+
+  /** Agent -> since when it streams (its oldest open stream), for the other replicas. */
+  connectedSince(): Map<string, number> {
+    return new Map([...this.#streams].map(([name, set]) => [name, oldestSince(set)]));
   }
 
   runLiveTrace(requests: readonly LiveRequest[], windowMs: number): Promise<LiveBox[]> {

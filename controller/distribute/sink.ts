@@ -26,3 +26,10 @@ export interface SinkEntry {
   sink: ConfigSink;
   sinceMs: number;
 }
+
+/** When the oldest of an agent's open streams began (a set is never empty while held). */
+export function oldestSince(streams: ReadonlySet<SinkEntry>): number {
+  let since = Infinity;
+  for (const e of streams) if (e.sinceMs < since) since = e.sinceMs;
+  return since;
+}

@@ -14,6 +14,8 @@ export interface HealthSourceDeps {
   currentConfig(name: string): AgentConfig | undefined;
   /** Several controllers: whether the agent streams from another one (its own view is liveView). */
   isConnectedElsewhere?(a: AgentRecord): boolean;
+  /** Runs before each evaluation's reads (e.g. re-reads what isConnectedElsewhere answers from). */
+  refresh?(): Promise<void>;
   log: Logger;
 }
 
@@ -36,6 +38,7 @@ export function healthSource(deps: HealthSourceDeps): () => Promise<AgentHealthI
     return report;
   };
   return async () => {
+    await deps.refresh?.();
     const agents = await deps.listAgents();
     const names = new Set(agents.map((a) => a.name));
     for (const name of [...parsed.keys()]) if (!names.has(name)) parsed.delete(name);

@@ -7,6 +7,7 @@ import { CrosslinkError } from '../../lib/errors.js';
 import type { Clock } from '../../lib/clock.js';
 import { auditEntryHash, canonicalJson } from './audit-chain.js';
 import { KyselyHealthStore } from './health-store.js';
+import { KyselyStreamStore } from './stream-store.js';
 import { migrationProvider } from './migrations/index.js';
 import { agentPatchRow, fromAgent, num, toAgent, toApiToken, toAudit, toJoinToken, toPolicy } from './rows.js';
 import type { Database, PolicyVersionsTable } from './schema.js';
@@ -39,6 +40,8 @@ export class KyselyStore implements Store {
   readonly #origin: string;
   /** The shared health state (controller/store/health-store.ts). */
   readonly health: KyselyHealthStore;
+  /** Which replica holds each agent's stream (controller/store/stream-store.ts). */
+  readonly streams: KyselyStreamStore;
 
   constructor(opts: {
     db: Kysely<Database>;
@@ -53,6 +56,7 @@ export class KyselyStore implements Store {
     this.#clock = opts.clock;
     this.#onClose = opts.onClose ?? (async () => {});
     this.health = new KyselyHealthStore(opts.db, opts.kind, this.#origin);
+    this.streams = new KyselyStreamStore(opts.db);
   }
 
   async migrate(): Promise<void> {

@@ -116,4 +116,18 @@ export interface Database {
   audit_head: AuditHeadTable;
   health_state: HealthStateTable;
   health_events: HealthEventsTable;
+  agent_streams: AgentStreamsTable;
+  replicas: ReplicasTable;
+}
+
+/** Which replica holds an agent's stream (migration 005, controller/store/stream-store.ts). */
+export interface AgentStreamsTable {
+  agent: string;
+  replica: string;
+  since_ms: Int;
+}
+
+export interface ReplicasTable {
+  id: string;
+  seen_at_ms: Int;
 }

@@ -146,6 +146,65 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     t.notOk('validated' in ((await store.policyVersion(2)) ?? {}), 'policyVersion() leaves it out');
   });
 
+  withStore(
+    'agent streams: each replica publishes its own; the stale are ignored, then forgotten',
+    async (t, store) => {
+      const streams = store.streams;
+      if (!streams) {
+        t.equal(store.health, undefined, 'the in-memory store is one controller: no replicas, no streams');
+        return;
+      }
+      t.same(await streams.live(0), { replicas: [], streams: new Map() });
+      const many = Array.from({ length: 2500 }, (_, i) => ({ agent: `box-${i}`, sinceMs: 100 + i }));
+      await streams.publish('r1', { up: many, down: [] }, 1000);
+      await streams.publish(
+        'r2',
+        {
+          up: [
+            { agent: 'box-0', sinceMs: 50 },
+            { agent: 'gp', sinceMs: 60 },
+          ],
+          down: [],
+        },
+        1000,
+      );
+      let live = await streams.live(900);
+      t.same(live.replicas.sort(), ['r1', 'r2']);
+      t.equal(live.streams.size, 2501, 'more rows than one statement takes');
+      t.equal(live.streams.get('box-0'), 50, 'on two replicas at once (reconnecting): the earliest start');
+      await streams.publish(
+        'r1',
+        { up: [{ agent: 'box-1', sinceMs: 7 }], down: many.slice(2).map((m) => m.agent) },
+        2000,
+      );
+      live = await streams.live(900);
+      t.same(
+        [...live.streams].sort(),
+        [
+          ['box-0', 50],
+          ['box-1', 7],
+          ['gp', 60],
+        ],
+        'down removes, up replaces',
+      );
+      await streams.publish('r1', { up: [], down: [] }, 3000);
+      live = await streams.live(2500);
+      t.same(live.replicas, ['r1'], 'r2 not heard from since 1000');
+      t.same(
+        [...live.streams].sort(),
+        [
+          ['box-0', 100],
+          ['box-1', 7],
+        ],
+        "r2's rows ignored",
+      );
+      await streams.forget({ beforeMs: 2500 });
+      t.same((await streams.live(0)).replicas, ['r1'], 'r2 forgotten');
+      await streams.forget({ replica: 'r1' });
+      t.same(await streams.live(0), { replicas: [], streams: new Map() });
+    },
+  );
+
   withStore('concurrent policy writers: exactly one wins per version', async (t, store) => {
     const results = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>

@@ -111,6 +111,8 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** The leader's shared health evaluation and history (several controllers); absent in memory. */
   readonly health?: import('./health-store.js').HealthStateStore;
+  /** Which replica holds each agent's stream (several controllers); absent in memory. */
+  readonly streams?: import('./stream-store.js').StreamStore;
   migrate(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;

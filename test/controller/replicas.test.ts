@@ -63,6 +63,18 @@ t.test('a change made through one replica reaches the other and its agents', asy
   await waitFor('box-b first config', () => (configs.length > 0 ? true : undefined));
   t.same(peers(configs.at(-1)), [], 'no policy yet: box-b has no peers');
 
+  // The leader (A, started first) knows box-b's stream to B, though box-b has never reported: B
+  // publishes its streams (controller/store/stream-store.ts).
+  type Detail = { agent: { isConnected: boolean }; evaluatedBy?: { isThisReplica: boolean } };
+  // Until an evaluation has box-b in it, the detail is a 404.
+  const boxBSeenByA = async () =>
+    (await apiA.request<Detail>('GET', '/v1/health/agents/box-b').catch(() => undefined))?.body;
+  const seen = await waitFor('the leader seeing box-b stream from B', async () => {
+    const d = await boxBSeenByA();
+    return d?.agent.isConnected ? d : undefined;
+  });
+  t.equal(seen.evaluatedBy?.isThisReplica, true, 'A leads: the evaluation is its own');
+
   // Policy applied on A: served by B and pushed by B to box-b.
   const started = Date.now();
   const put = await apiA.request<{ version: number }>('PUT', '/v1/policy', {
@@ -106,4 +118,13 @@ t.test('a change made through one replica reaches the other and its agents', asy
     true,
     'B lists box-a as revoked',
   );
+
+  // box-b's stream to B ends: the leader knows within a publish and an evaluation (1 s + 5 s), not
+  // when box-b's reports would have stopped.
+  await watch.stop();
+  const endedAt = Date.now();
+  await waitFor('the leader seeing box-b stream no more', async () =>
+    (await boxBSeenByA())?.agent.isConnected === false ? true : undefined,
+  );
+  t.pass(`the leader saw box-b's stream to B end after ${Date.now() - endedAt} ms`);
 });
