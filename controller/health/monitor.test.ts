@@ -1,7 +1,8 @@
+import { Writable } from 'node:stream';
 import t from 'tap';
-import { silentLogger } from '../../lib/logger.js';
+import { createLogger, silentLogger } from '../../lib/logger.js';
 import { agentInput, probeSpec, T0 } from './health.fixture.js';
-import { HealthMonitor, type MonitorTimers } from './monitor.js';
+import { HealthMonitor, LOGGED_CHANGES, type MonitorTimers } from './monitor.js';
 import type { AgentHealthInput, HealthEvent, HealthSnapshot } from './types.js';
 
 function setup(initial: (now: number) => AgentHealthInput[]) {
@@ -173,4 +174,40 @@ t.test('record() appends events decided elsewhere (failover)', async (t) => {
     },
   ]);
   t.equal((await h.monitor.history({ subject: 'serving:b' })).length, 1);
+});
+
+t.test('a flood of changes: the first 20 one by one, downs first, then one line counting the rest', async (t) => {
+  const lines: Array<{ level: number; msg: string; subject?: string; to?: string; more?: number }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as (typeof lines)[number]);
+      done();
+    },
+  });
+  const names = Array.from({ length: 100 }, (_, i) => `box-${i}`);
+  const monitor = new HealthMonitor({
+    clock: { nowMs: () => T0 },
+    log: createLogger({ level: 'info', destination: sink }),
+    // 99 never reported (unknown); box-99 down (no stream, silent for an hour).
+    source: () =>
+      names.map((n) =>
+        n === 'box-99'
+          ? agentInput(n, T0, { isConnected: false, reportAgoMs: 3_600_000 })
+          : agentInput(n, T0, { lastReportAtMs: null, lastReport: null }),
+      ),
+  });
+  const snap = await monitor.refresh();
+  await new Promise((r) => setImmediate(r));
+  const changed = lines.filter((l) => l.msg === 'health changed');
+  t.equal(changed.length, LOGGED_CHANGES);
+  t.same(
+    changed.slice(0, 2).map((l) => [l.subject, l.to, l.level]),
+    [
+      ['overall', 'down', 40],
+      ['agent:box-99', 'down', 40],
+    ],
+    'the downs first, as warnings',
+  );
+  const events = snap!.agents.length + 1; // every agent, and the overall state
+  t.match(lines.at(-1), { msg: /^health changed: more changes/, more: events - LOGGED_CHANGES, level: 30 });
 });

@@ -39,6 +39,9 @@ export interface HealthMonitorOptions {
   timers?: MonitorTimers;
 }
 
+/** Changes logged one by one per evaluation; the rest are counted in one line. */
+export const LOGGED_CHANGES = 20;
+
 const defaultTimers: MonitorTimers = {
   setInterval: (fn, ms) => {
     const h = setInterval(fn, ms);
@@ -169,16 +172,35 @@ export class HealthMonitor {
       } catch (err) {
         this.o.log.error({ err }, 'health: appending to the history failed');
       }
-      for (const e of events) {
-        if (e.from === null && e.to === 'ok') continue;
-        const level = e.to === 'down' ? 'warn' : 'info';
-        this.o.log[level]({ subject: e.subject, from: e.from, to: e.to, reason: e.reason }, 'health changed');
-      }
+      this.logChanges(events);
       this.notify(() => this.o.onChange?.(next, events));
     }
     if (changedServing.length > 0)
       this.notify(() => this.o.onServingChange?.(this.servingHealth(), changedServing.sort()));
     return next;
+  }
+
+  /**
+   * One line per change, the ones going down first, at most LOGGED_CHANGES per evaluation, then one
+   * line counting the rest (all of them are in the history): a controller starting with 10,000
+   * boxes logged 15,000 lines of "unknown" at once.
+   */
+  private logChanges(events: readonly HealthEvent[]): void {
+    const shown = events.filter((e) => !(e.from === null && e.to === 'ok'));
+    shown.sort((x, y) => Number(y.to === 'down') - Number(x.to === 'down'));
+    for (const e of shown.slice(0, LOGGED_CHANGES)) {
+      const level = e.to === 'down' ? 'warn' : 'info';
+      this.o.log[level]({ subject: e.subject, from: e.from, to: e.to, reason: e.reason }, 'health changed');
+    }
+    if (shown.length > LOGGED_CHANGES) {
+      const rest = shown.slice(LOGGED_CHANGES);
+      const byTo: Record<string, number> = {};
+      for (const e of rest) byTo[e.to ?? 'gone'] = (byTo[e.to ?? 'gone'] ?? 0) + 1;
+      this.o.log[rest.some((e) => e.to === 'down') ? 'warn' : 'info'](
+        { more: rest.length, to: byTo },
+        'health changed: more changes in this evaluation than are logged one by one (GET /v1/health/history has them all)',
+      );
+    }
   }
 
   private notify(fn: () => void): void {
