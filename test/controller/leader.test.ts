@@ -4,15 +4,10 @@
 // stored evaluation: the history read from any replica has no gap and no transition twice. Writes
 // made concurrently through both replicas leave one audit chain that verifies.
 import t, { type Test } from 'tap';
-import { createControlClient } from '../../agent/control/connect.js';
-import { systemClock } from '../../lib/clock.js';
-import { parseJoinToken } from '../../lib/join-token.js';
-import { silentLogger } from '../../lib/logger.js';
-import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
 import type { HealthEvent } from '../../controller/health/types.js';
 import type { EvaluatedBy } from '../../controller/health/shared.js';
 import { waitExit, type ChildController } from './child.js';
-import { startReplicas, waitFor, type Api } from './replicas.fixture.js';
+import { enrolBox, startReplicas, waitFor, type Api } from './replicas.fixture.js';
 
 type Health = { atMs: number; evaluatedBy?: EvaluatedBy };
 // Reports every second, silent after 3: a box enrolled and never connected goes unknown -> down
@@ -35,21 +30,7 @@ async function history(api: Api): Promise<HealthEvent[]> {
 
 /** Enrols `name` through `c` (a box that then never connects); returns when it was enrolled. */
 async function enrol(t: Test, api: Api, c: ChildController, name: string): Promise<number> {
-  const token = (await api.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name } })).body.token;
-  const client = createControlClient({
-    controllerUrls: [c.url],
-    caFingerprint: c.caFingerprint,
-    log: silentLogger(),
-    clock: systemClock,
-  });
-  t.teardown(() => client.close());
-  await client.enroll(parseJoinToken(token).secret, {
-    name,
-    publicKey: fakePublicKey(name),
-    endpoint: '192.0.2.1:51820',
-    advertisedSubnets: [],
-    agentVersion: '0.1.0',
-  });
+  await enrolBox(t, api, { name, urls: [c.url], caFingerprint: c.caFingerprint });
   return (await api.request<{ enrolledAtMs: number }>('GET', `/v1/agents/${name}`)).body.enrolledAtMs;
 }
 

@@ -5,17 +5,9 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { createControlClient } from '../../agent/control/connect.js';
 import { ApiError } from '../../cli/commands/api.js';
-import { systemClock } from '../../lib/clock.js';
-import { parseJoinToken } from '../../lib/join-token.js';
-import { silentLogger } from '../../lib/logger.js';
-import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
-import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { POLICY_YAML } from './harness.fixture.js';
-import { startReplicas, waitFor, type Api } from './replicas.fixture.js';
-
-const log = silentLogger();
+import { enrolBox, startReplicas, streamConfigs, waitFor, type Api } from './replicas.fixture.js';
 
 function pgCtl(port: string, action: 'stop' | 'start') {
   const bin = readdirSync('/usr/lib/postgresql').sort().at(-1)!;
@@ -47,32 +39,13 @@ t.test('PostgreSQL restarted: 503 unavailable meanwhile, then both replicas carr
   const port = new URL(database).port;
 
   // box-a enrols and streams from A.
-  const token = (await apiA.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name: 'box-a' } })).body
-    .token;
-  const client = createControlClient({
-    controllerUrls: [a!.url],
-    caFingerprint: a!.caFingerprint,
-    log,
-    clock: systemClock,
-  });
-  t.teardown(() => client.close());
-  await client.enroll(parseJoinToken(token).secret, {
+  const client = await enrolBox(t, apiA, {
     name: 'box-a',
-    publicKey: fakePublicKey('box-a'),
-    endpoint: '192.0.2.1:51820',
-    advertisedSubnets: ['10.20.0.0/16'],
-    agentVersion: '0.1.0',
+    urls: [a!.url],
+    caFingerprint: a!.caFingerprint,
+    subnets: ['10.20.0.0/16'],
   });
-  const configs: AgentConfig[] = [];
-  const watch = client.watch(
-    { onConfig: (c) => configs.push(c), onState: () => undefined },
-    {
-      endpoint: '192.0.2.1:51820',
-      advertisedSubnets: ['10.20.0.0/16'],
-      agentVersion: '0.1.0',
-      knownContentHash: () => configs.at(-1)?.contentHash ?? '',
-    },
-  );
+  const { configs, watch } = streamConfigs(client, ['10.20.0.0/16']);
   t.teardown(() => watch.stop());
   await waitFor('box-a first config', () => (configs.length > 0 ? true : undefined));
 

@@ -3,17 +3,9 @@
 // streamed from the dead replica streams from the other within 10 s with the same config content
 // (nothing to change in its data plane).
 import t from 'tap';
-import { createControlClient } from '../../agent/control/connect.js';
-import { systemClock } from '../../lib/clock.js';
-import { parseJoinToken } from '../../lib/join-token.js';
-import { silentLogger } from '../../lib/logger.js';
-import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
-import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { waitExit } from './child.js';
 import { POLICY_YAML } from './harness.fixture.js';
-import { startReplicas, waitFor, type Api } from './replicas.fixture.js';
-
-const log = silentLogger();
+import { enrolBox, startReplicas, streamConfigs, waitFor, type Api } from './replicas.fixture.js';
 
 t.test('a replica killed mid-stream of writes: nothing acknowledged lost, its agent moves', async (t) => {
   const { replicas, apis } = await startReplicas(t, `xl_kill_${process.pid}`);
@@ -23,39 +15,19 @@ t.test('a replica killed mid-stream of writes: nothing acknowledged lost, its ag
 
   // box-a knows both URLs (as a join token made with `url:` listing both replicas carries them) and
   // streams from A; a shorter reconnect backoff than the default keeps the test short.
-  const token = (await apiA.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name: 'box-a' } })).body
-    .token;
-  const client = createControlClient({
-    controllerUrls: [a.url, b.url],
+  const client = await enrolBox(t, apiA, {
+    name: 'box-a',
+    urls: [a.url, b.url],
     caFingerprint: a.caFingerprint,
-    log,
-    clock: systemClock,
+    subnets: ['10.20.0.0/16'],
     backoff: { initialMs: 200, maxMs: 2000, jitter: 1 },
   });
-  t.teardown(() => client.close());
-  await client.enroll(parseJoinToken(token).secret, {
-    name: 'box-a',
-    publicKey: fakePublicKey('box-a'),
-    endpoint: '192.0.2.1:51820',
-    advertisedSubnets: ['10.20.0.0/16'],
-    agentVersion: '0.1.0',
-  });
-  const configs: { atMs: number; config: AgentConfig }[] = [];
   const connects: number[] = [];
-  const watch = client.watch(
-    {
-      onConfig: (config) => configs.push({ atMs: Date.now(), config }),
-      onState: (s) => {
-        if (s.isConnected) connects.push(Date.now());
-      },
+  const { configs, watch } = streamConfigs(client, ['10.20.0.0/16'], {
+    onState: (s) => {
+      if (s.isConnected) connects.push(Date.now());
     },
-    {
-      endpoint: '192.0.2.1:51820',
-      advertisedSubnets: ['10.20.0.0/16'],
-      agentVersion: '0.1.0',
-      knownContentHash: () => configs.at(-1)?.config.contentHash ?? '',
-    },
-  );
+  });
   t.teardown(() => watch.stop());
   await waitFor('box-a streaming from A', () => (configs.length > 0 ? true : undefined));
 
@@ -95,7 +67,7 @@ t.test('a replica killed mid-stream of writes: nothing acknowledged lost, its ag
     policyWriter(),
   ];
   while (acked.size + ackedPolicy < 60) await new Promise((r) => setTimeout(r, 20));
-  const lastFromA = configs.at(-1)!.config;
+  const lastFromA = configs.at(-1)!;
   const killedAt = Date.now();
   a.proc.kill('SIGKILL');
   isKilled = true;
@@ -116,7 +88,7 @@ t.test('a replica killed mid-stream of writes: nothing acknowledged lost, its ag
   await new Promise((r) => setTimeout(r, 500)); // whatever B sends on connect has arrived
   // B sends a config only when it differs from the content hash the agent announces.
   t.equal(
-    configs.at(-1)!.config.contentHash,
+    configs.at(-1)!.contentHash,
     lastFromA.contentHash,
     'the same config content from B: nothing changes on the box',
   );

@@ -2,17 +2,10 @@
 // gw-1 and gw-2 both serve "records" (gw-1 first); gw-1 streams from A (the leader), box-c from B.
 // When gw-1's stream ends and it stays silent, A judges it unhealthy, stores and announces the
 // serving change, and B's next config for box-c puts gw-2 first among the candidates for "records".
-import t, { type Test } from 'tap';
-import { createControlClient } from '../../agent/control/connect.js';
-
-type ControlClient = ReturnType<typeof createControlClient>;
-import { systemClock } from '../../lib/clock.js';
-import { parseJoinToken } from '../../lib/join-token.js';
-import { silentLogger } from '../../lib/logger.js';
-import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
+import t from 'tap';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { ChildController } from './child.js';
-import { startReplicas, waitFor, type Api } from './replicas.fixture.js';
+import { enrolBox, startReplicas, streamConfigs, waitFor, type Api } from './replicas.fixture.js';
 
 // Reports every second, silent after 3: a box without stream or report is unhealthy 3 s later.
 const SETTINGS = { 'health-interval-seconds': 0.5, 'report-interval-seconds': 1, 'silent-intervals': 3 };
@@ -30,39 +23,6 @@ rules:
   - { name: care, from: council, to: records, ports: [tcp/443] }
 `;
 
-async function enrol(t: Test, api: Api, c: ChildController, name: string, subnet: string): Promise<ControlClient> {
-  const token = (await api.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name } })).body.token;
-  const client = createControlClient({
-    controllerUrls: [c.url],
-    caFingerprint: c.caFingerprint,
-    log: silentLogger(),
-    clock: systemClock,
-  });
-  t.teardown(() => client.close());
-  await client.enroll(parseJoinToken(token).secret, {
-    name,
-    publicKey: fakePublicKey(name),
-    endpoint: '192.0.2.1:51820',
-    advertisedSubnets: [subnet],
-    agentVersion: '0.1.0',
-  });
-  return client;
-}
-
-function stream(client: ControlClient, subnet: string) {
-  const configs: AgentConfig[] = [];
-  const watch = client.watch(
-    { onConfig: (c) => configs.push(c), onState: () => undefined },
-    {
-      endpoint: '192.0.2.1:51820',
-      advertisedSubnets: [subnet],
-      agentVersion: '0.1.0',
-      knownContentHash: () => configs.at(-1)?.contentHash ?? '',
-    },
-  );
-  return { configs, watch };
-}
-
 /** The box box-c sends "records" to first: the head of its serving group's candidates (the box
  *  picks the first it sees alive; the controller orders them, unhealthy last). */
 const recordsVia = (c: AgentConfig | undefined) =>
@@ -72,9 +32,13 @@ t.test("the leader's failover decision reaches the other replica's agents", asyn
   const { replicas, apis } = await startReplicas(t, `xl_serving_${process.pid}`, SETTINGS);
   const [a, b] = replicas as [ChildController, ChildController];
   const [apiA, apiB] = apis as [Api, Api];
-  const gw1 = stream(await enrol(t, apiA, a, 'gw-1', '10.20.0.0/16'), '10.20.0.0/16');
-  const gw2 = stream(await enrol(t, apiB, b, 'gw-2', '10.20.0.0/16'), '10.20.0.0/16');
-  const boxC = stream(await enrol(t, apiB, b, 'box-c', '10.60.0.0/16'), '10.60.0.0/16');
+  const box = async (api: Api, c: ChildController, name: string, subnet: string) => {
+    const client = await enrolBox(t, api, { name, urls: [c.url], caFingerprint: c.caFingerprint, subnets: [subnet] });
+    return streamConfigs(client, [subnet]);
+  };
+  const gw1 = await box(apiA, a, 'gw-1', '10.20.0.0/16');
+  const gw2 = await box(apiB, b, 'gw-2', '10.20.0.0/16');
+  const boxC = await box(apiB, b, 'box-c', '10.60.0.0/16');
   t.teardown(() => Promise.all([gw1.watch.stop(), gw2.watch.stop(), boxC.watch.stop()]));
   await apiA.request('PUT', '/v1/policy', { text: POLICY, headers: { 'if-match': '"0"' } });
 

@@ -3,17 +3,10 @@
 // an agent streaming from B (the agent's real Connect client); an agent revoked on A leaves the
 // config B pushes; one enrolled through B is in A's inventory.
 import t from 'tap';
-import { createControlClient } from '../../agent/control/connect.js';
-import { systemClock } from '../../lib/clock.js';
-import { parseJoinToken } from '../../lib/join-token.js';
-import { silentLogger } from '../../lib/logger.js';
-import { fakePublicKey } from '../../controller/rpc/test-controller.fixture.js';
 import type { AgentConfig } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { ChildController } from './child.js';
 import { POLICY_YAML } from './harness.fixture.js';
-import { startReplicas, waitFor, type Api } from './replicas.fixture.js';
-
-const log = silentLogger();
+import { enrolBox, startReplicas, streamConfigs, waitFor, type Api } from './replicas.fixture.js';
 
 const peers = (c: AgentConfig | undefined) => (c?.peers ?? []).map((p) => p.name).sort();
 
@@ -24,41 +17,16 @@ t.test('a change made through one replica reaches the other and its agents', asy
   t.equal(b.caFingerprint, a.caFingerprint, 'one CA: the replicas present the same fingerprint');
 
   // box-a enrols through A, box-b through B.
-  const enrol = async (api: Api, url: string, name: string) => {
-    const token = (await api.request<{ token: string }>('POST', '/v1/join-tokens', { json: { name } })).body.token;
-    const client = createControlClient({
-      controllerUrls: [url],
-      caFingerprint: a.caFingerprint,
-      log,
-      clock: systemClock,
-    });
-    t.teardown(() => client.close());
-    await client.enroll(parseJoinToken(token).secret, {
-      name,
-      publicKey: fakePublicKey(name),
-      endpoint: name === 'box-a' ? '192.0.2.1:51820' : '192.0.2.2:51820',
-      advertisedSubnets: [name === 'box-a' ? '10.20.0.0/16' : '10.60.0.0/16'],
-      agentVersion: '0.1.0',
-    });
-    return client;
-  };
-  await enrol(apiA, a.url, 'box-a');
-  const clientB = await enrol(apiB, b.url, 'box-b');
+  const enrol = (api: Api, c: ChildController, name: string, endpoint: string, subnet: string) =>
+    enrolBox(t, api, { name, urls: [c.url], caFingerprint: a.caFingerprint, endpoint, subnets: [subnet] });
+  await enrol(apiA, a, 'box-a', '192.0.2.1:51820', '10.20.0.0/16');
+  const clientB = await enrol(apiB, b, 'box-b', '192.0.2.2:51820', '10.60.0.0/16');
   const names = async (api: Api) =>
     (await api.request<{ agents: { name: string }[] }>('GET', '/v1/agents')).body.agents.map((x) => x.name).sort();
   t.same(await names(apiA), ['box-a', 'box-b'], 'A lists the agent enrolled through B');
 
   // box-b streams from B.
-  const configs: AgentConfig[] = [];
-  const watch = clientB.watch(
-    { onConfig: (c) => configs.push(c), onState: () => undefined },
-    {
-      endpoint: '192.0.2.2:51820',
-      advertisedSubnets: ['10.60.0.0/16'],
-      agentVersion: '0.1.0',
-      knownContentHash: () => configs.at(-1)?.contentHash ?? '',
-    },
-  );
+  const { configs, watch } = streamConfigs(clientB, ['10.60.0.0/16'], { endpoint: '192.0.2.2:51820' });
   t.teardown(() => watch.stop());
   await waitFor('box-b first config', () => (configs.length > 0 ? true : undefined));
   t.same(peers(configs.at(-1)), [], 'no policy yet: box-b has no peers');
