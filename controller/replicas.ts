@@ -33,7 +33,7 @@ export interface Replication {
 }
 
 /** Rows of a replica not heard from for this long are ignored (it publishes every second). */
-export const REPLICA_STALE_MS = 10_000;
+const REPLICA_STALE_MS = 10_000;
 /** ... and removed after this long (by the leader, at most once a minute). */
 const REPLICA_FORGOTTEN_MS = 3_600_000;
 

@@ -19,6 +19,7 @@ import { principalOf, type Auth } from './auth.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponses } from './schemas.js';
 import { storedPolicyJson } from '../policy/stored.js';
+import { VERSION } from '../../lib/version.js';
 
 const YAML_TYPES = ['application/yaml', 'text/yaml', 'application/x-yaml'];
 
@@ -270,7 +271,7 @@ export function policyRoutes(deps: ApiDeps, auth: Auth): FastifyPluginAsyncTypeb
         createdBy: actor.name,
         comment,
         atMs: clock.nowMs(),
-        validated: storedPolicyJson(policy),
+        validated: storedPolicyJson(policy, VERSION),
       },
       {
         actor,

@@ -6,6 +6,7 @@
 import { create } from '@bufbuild/protobuf';
 import type { Logger } from '../../lib/logger.js';
 import type { Clock } from '../../lib/clock.js';
+import { VERSION } from '../../lib/version.js';
 import { AgentConfigSchema, type AgentConfig, type TraceReport } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import type { Store } from '../store/store.js';
 import type { Inventory, Policy } from '../policy/types.js';
@@ -117,7 +118,7 @@ export class Distributor implements DistributionPort {
       for (const a of agents) if (a.revokedAtMs === null) this.#known.set(a.name, knownOf(a));
       let isPolicyOk = true;
       if (pv) {
-        const r = await policyOfVersion(pv, () => agents.map((a) => a.name));
+        const r = await policyOfVersion(pv, VERSION, () => agents.map((a) => a.name));
         if (r.policy) {
           this.#policy = r.policy;
           this.#policyVersion = pv.version;

@@ -3,6 +3,7 @@
 // re-reads it from the database and hands it to its own distributor, which recompiles and pushes to
 // the agents streaming from this replica only. Notices are handled one at a time, in arrival order.
 import type { Logger } from '../../lib/logger.js';
+import { VERSION } from '../../lib/version.js';
 import { policyOfVersion } from '../policy/stored.js';
 import { parseChangeNotice } from '../store/changes.js';
 import type { Store } from '../store/store.js';
@@ -84,7 +85,7 @@ export class ReplicaSync {
     const pv = await this.#store.currentValidatedPolicy();
     if (!pv || pv.version <= this.#target.policyVersion()) return;
     const readMs = performance.now() - startedMs;
-    const r = await policyOfVersion(pv, async () => (await this.#store.listAgents()).map((a) => a.name));
+    const r = await policyOfVersion(pv, VERSION, async () => (await this.#store.listAgents()).map((a) => a.name));
     const parseMs = performance.now() - startedMs - readMs; // with the agents read, when it parsed
     if (!r.policy) {
       this.#log.error({ version: pv.version, errors: r.errors.slice(0, 5) }, 'stored policy does not validate');

@@ -5,7 +5,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { StreamStore } from '../store/stream-store.js';
 
-export const STREAM_PUBLISH_INTERVAL_MS = 1000;
+const STREAM_PUBLISH_INTERVAL_MS = 1000;
 
 export class StreamPublisher {
   readonly #store: StreamStore;

@@ -4,6 +4,7 @@ import t from 'tap';
 import { parseJoinToken } from '../../lib/join-token.js';
 import { agentRecord } from '../../controller/store/store.contract.js';
 import { readStoredPolicy } from '../../controller/policy/stored.js';
+import { VERSION } from '../../lib/version.js';
 import { makeHarness, POLICY_YAML, type Harness } from './harness.fixture.js';
 
 const YAML = { 'content-type': 'application/yaml' };
@@ -92,7 +93,7 @@ t.test('policy: put with If-Match, get with ETag, history, dry-run, rollback', a
   t.equal(json(got).document, POLICY_YAML, 'the document is stored exactly as sent');
   t.notOk('validated' in json(got), 'the validated form stays inside');
   t.same(
-    readStoredPolicy((await h.store.currentValidatedPolicy())!.validated),
+    readStoredPolicy((await h.store.currentValidatedPolicy())!.validated, VERSION),
     h.dist.policies[0]!.policy,
     'stored beside it: the validated policy the distributor got, for the other replicas',
   );
