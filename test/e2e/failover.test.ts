@@ -207,10 +207,20 @@ t.test('the primary dies: the standby serves, both directions, within seconds', 
   const m = await metricsText();
   t.match(m, /crosslink_agent_serving\{agent="lth-sjuh-standby",subnet="care-records",role="standby"\} 1/);
   t.match(m, /crosslink_agent_serving\{agent="lth-sjuh",subnet="care-records",role="primary"\} 0/);
-  const health = (
-    await fleet.api<{ agents: Array<{ name: string; state: string; reason: string }> }>('GET', '/v1/health')
-  ).body;
-  const primary = health.agents.find((a) => a.name === 'lth-sjuh')!;
+  // The handover can come before the dead primary's last report is three intervals old (it did,
+  // 3 s after): wait for the evaluation that finds it silent, at most 5 s more.
+  const readPrimary = async () =>
+    (
+      await fleet.api<{ agents: Array<{ name: string; state: string; reason: string }> }>('GET', '/v1/health')
+    ).body.agents.find((a) => a.name === 'lth-sjuh')!;
+  const primary = await pollUntil(
+    'the health to show the dead primary down',
+    async () => {
+      const p = await readPrimary();
+      return p.state === 'down' ? p : undefined;
+    },
+    { timeoutMs: 5000, intervalMs: 200 },
+  ).catch(readPrimary);
   t.equal(primary.state, 'down');
   t.match(primary.reason, /not reported for \d+ s/);
 });
