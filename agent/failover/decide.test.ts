@@ -3,9 +3,11 @@
 import t from 'tap';
 import { FailoverDecider, type PeerLivenessView, type PeerState } from './decide.js';
 import type { FailoverGroup, LivenessSettings } from './groups.js';
+import { detectionMs } from '../liveness/echo.js';
 
 const L: LivenessSettings = { intervalMs: 200, multiplier: 3, holdDownMs: 5_000, port: 51821 };
-const DETECT = 600;
+/** 200 ms x 3 and half an interval of grace. */
+const DETECT = detectionMs(L);
 
 function peers(states: Record<string, [PeerState, number]>): PeerLivenessView {
   return { state: (n) => states[n]?.[0], sinceMs: (n) => states[n]?.[1] };
@@ -46,7 +48,7 @@ t.test('a standby claims only when the primary is dead on the overlay AND not el
   d.hear('care', 'p', { rank: 0, isEligible: true, isHolding: true, atMs: 900 });
   t.notOk(held(1_000, { p: ['up', 500] }), 'primary alive: no');
   t.notOk(held(1_400, { p: ['down', 1_400] }), 'overlay dead but the LAN still hears an eligible primary');
-  t.ok(held(1_600, { p: ['down', 1_400] }), 'LAN silent for the detection time too: claims');
+  t.ok(held(900 + DETECT + 1, { p: ['down', 1_400] }), 'LAN silent for the detection time too: claims');
   t.ok(held(1_800, { p: ['down', 1_400] }), 'keeps it');
   t.notOk(held(1_900, { p: ['down', 1_400] }, false), 'reaching no peer over the overlay: gives it up');
 });

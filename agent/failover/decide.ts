@@ -2,6 +2,7 @@
 // advertisements of the other candidates, which candidate carries each group this box sends to,
 // and whether this box holds each group's gateway. Times are passed in; nothing here reads a clock.
 import type { FailoverGroup, FailoverView, LivenessSettings } from './groups.js';
+import { detectionMs } from '../liveness/echo.js';
 
 /** A peer as the echo sees it: 'init' until its first detection time has passed. */
 export type PeerState = 'init' | 'up' | 'down';
@@ -69,7 +70,7 @@ export class FailoverDecider {
     l: LivenessSettings,
     nowMs: number,
   ): Decision {
-    const detectMs = l.intervalMs * l.multiplier;
+    const detectMs = detectionMs(l);
     if (!isEligible) this.eligibleSinceMs = null;
     else this.eligibleSinceMs ??= nowMs;
     let recheck: number | null = null;

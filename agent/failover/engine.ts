@@ -9,7 +9,7 @@ import { isInNetworkOf } from '../host/canonical.js';
 import type { Timers } from '../../lib/timers.js';
 import type { Advert } from '../liveness/advert.js';
 import { FailoverDecider, type PeerLivenessView, type PeerState } from './decide.js';
-import { detectionMs, viewKey, type FailoverPlan, type FailoverView } from './groups.js';
+import { viewKey, type FailoverPlan, type FailoverView } from './groups.js';
 
 /** A LAN advertisement between the candidates of one group. */
 export type FailoverAdvert = Advert;
@@ -262,4 +262,3 @@ export function describePeer(state: PeerState | undefined): string {
   return state ?? 'not echoed';
 }
 
-export { detectionMs };

@@ -38,11 +38,6 @@ export interface FailoverView {
   isSettled: boolean;
 }
 
-/** Detection time: how long a peer or LAN neighbour may stay silent before it counts as dead. */
-export function detectionMs(l: LivenessSettings): number {
-  return l.intervalMs * l.multiplier;
-}
-
 /**
  * The config's serving groups, checked. Errors (path named) go into `errors`; the gateways of the
  * local subnets a group names are returned in `groupedGateways` so the caller leaves them out of the

@@ -1,6 +1,6 @@
 // The liveness settings of a config, with the agent's defaults for absent or 0 fields
 // (proto: AgentConfig.liveness). PURE. The one place the defaults live (docs/health.md: 150 ms x 5
-// detects in 750 ms and is quiet on a link losing 5 % of its packets).
+// detects in 825 ms and is quiet on a link losing 5 % of its packets).
 import type { Liveness } from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 export const DEFAULT_ECHO_INTERVAL_MS = 150;
