@@ -261,4 +261,3 @@ export class FailoverEngine {
 export function describePeer(state: PeerState | undefined): string {
   return state ?? 'not echoed';
 }
-

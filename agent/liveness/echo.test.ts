@@ -293,7 +293,7 @@ t.test('property: fewer than multiplier losses in a row never bring an up peer d
       ]);
       let wasUp = false;
       for (let now = 0; now <= 8000; now++) {
-        for (let i = 0; i < inFlight.length; ) {
+        for (let i = 0; i < inFlight.length;) {
           const p = inFlight[i]!;
           if (p.atMs > now) {
             i++;
