@@ -5,6 +5,7 @@
 // each of them on two ports: 1,000 peers = 5,000 routes and 10,000 tuples, the scale of
 // `npm run bench:agent`. Tells the parent its join token over IPC, then serves until killed.
 import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { generateWgPrivateKey, wgPublicKey } from '../agent/host/wg-key.js';
 import { MemoryStore } from '../controller/store/memory.js';
 import { agentRecord } from '../controller/store/store.contract.js';
@@ -57,7 +58,11 @@ await store.appendPolicy(
   { document, expectedVersion: 0, createdBy: 'bench', comment: '', atMs: Date.now() },
   { actor, action: 'policy.put', target: 'policy', before: null, after: null },
 );
-const ctl = await startTestController({ store });
+// Its TLS identity in the bench's work directory (BENCH_DATA_DIR), removed with it: the bench
+// ends this process with SIGKILL, so a directory of the fixture's own would be left behind.
+const dataDir = process.env['BENCH_DATA_DIR'];
+if (dataDir) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+const ctl = await startTestController({ store, ...(dataDir ? { dataDir } : {}) });
 const token = await ctl.joinToken(BOX);
 process.send!({ type: 'ready', join: token.text });
 process.on('disconnect', () => {

@@ -3,7 +3,7 @@
 // agent, `node dist/crosslink-agent.cjs agent run` as the package's /usr/bin/crosslink starts it,
 // idle with 10 and with 1,000 peers. Prints figures; fails on nothing but a broken setup (GUIDE §4.10).
 //
-//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --bundle FILE --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR]
+//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --bundle FILE --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR --keep-logs DIR]
 //
 // Each size gets a fresh namespace xlm<pid>… with a LAN leg (10.10.0.1/24, veth) and an underlay
 // with a blackhole route for the other agents' endpoints (TEST-NET-2). Inside it run
@@ -22,10 +22,12 @@
 // from deploy/systemd/crosslink-agent.service, bench/agent-unit-env.ts, so the bench follows the unit).
 // --smaps: also the RSS of the largest mappings (/proc/PID/smaps), e.g. how much of node's own binary.
 // --bundle FILE: run that agent bundle instead of dist/crosslink-agent.cjs (before/after comparisons).
+// --keep-logs DIR: copy each size's agent.log (its stdout and stderr: with --node-flags --trace-gc,
+// V8's GC lines too) and controller.log to DIR before the namespace is removed.
 // --heap DIR: the agent runs with --heapsnapshot-signal=SIGUSR2 and one snapshot is written to DIR
 // after the samples (open it in Chrome DevTools' Memory tab); the figures then include nothing of it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killPid, must, sh } from '../agent/host/linux/netns.fixture.js';
@@ -41,6 +43,7 @@ const SETTLE_S = numberArg('settle', 40);
 const SAMPLES = numberArg('samples', 20);
 const NODE_FLAGS = textArg('node-flags', '').split(/\s+/).filter(Boolean);
 const HEAP_DIR = textArg('heap', '');
+const KEEP_LOGS = textArg('keep-logs', '');
 /** --bundle: another build of the agent bundle (A/B: e.g. one built from an earlier commit). */
 const bundle = textArg('bundle', '') || join(repo, 'dist/crosslink-agent.cjs');
 
@@ -168,6 +171,7 @@ async function agentWith(peers: number): Promise<void> {
     [
       'env',
       `BENCH_PEERS=${peers}`,
+      `BENCH_DATA_DIR=${join(dir, 'controller')}`,
       process.execPath,
       '--import',
       join(repo, 'bench/register.js'),
@@ -245,6 +249,11 @@ async function agentWith(peers: number): Promise<void> {
       (wg ? `; wireguard-go ${mb(wg.rss)} MB` : ''),
   );
   printSmaps(agent.pid!);
+  if (KEEP_LOGS) {
+    mkdirSync(KEEP_LOGS, { recursive: true });
+    for (const f of ['agent.log', 'controller.log']) copyFileSync(join(dir, f), join(KEEP_LOGS, `${peers}-peers-${f}`));
+    console.log(`    logs: ${join(KEEP_LOGS, `${peers}-peers-agent.log`)} and -controller.log`);
+  }
   if (HEAP_DIR) {
     mkdirSync(HEAP_DIR, { recursive: true });
     const before = new Set(readdirSync(HEAP_DIR));

@@ -1,7 +1,7 @@
 // desiredState() on its own, for the agent benchmark's config (bench/agent.ts): 1,000 peers with
 // 6 allowed prefixes each, 5,000 routes, 10,000 firewall tuples. No root, no host.
 //
-//   node --import ./bench/register.js bench/desired.ts [--peers 1000 --routes 5000 --tuples 10000 --cold 5 --warm 40 --tsx]
+//   node --import ./bench/register.js bench/desired.ts [--peers 1000 --routes 5000 --tuples 10000 --cold 5 --warm 40 --tsx --node-flags "--optimize-for-size"]
 //
 // The measuring children run a bundle of this file (as the agent runs compiled JavaScript); --tsx
 // runs them under tsx instead.
@@ -22,7 +22,7 @@ import { renderFirewall } from '../agent/host/firewall-render.js';
 import { desiredState, type AgentSettings } from '../agent/reconcile/desired.js';
 import { memoizeFirewallRenderer } from '../agent/reconcile/render-memo.js';
 import { benchConfig } from './agent-config.js';
-import { benchArgs as args, hasFlag, numberArg } from './args.js';
+import { benchArgs as args, hasFlag, numberArg, textArg } from './args.js';
 
 const arg = numberArg;
 const PEERS = arg('peers', 1000);
@@ -31,6 +31,8 @@ const TUPLES = arg('tuples', 10000);
 const COLD_RUNS = arg('cold', 5);
 const WARM_RUNS = arg('warm', 40);
 const ROUTES_PER_PEER = Math.max(1, Math.round(ROUTES / PEERS));
+/** --node-flags "…": V8 flags for the measuring children (e.g. the agent unit's). */
+const CHILD_FLAGS = textArg('node-flags', '').split(/\s+/).filter(Boolean);
 const childMode = hasFlag('child-cold') ? 'cold' : hasFlag('child-warm') ? 'warm' : null;
 
 // Deterministic stand-ins for public keys: only their form is checked (32 bytes, base64).
@@ -140,10 +142,14 @@ function main(): void {
   const isTsx = hasFlag('tsx');
   const script = isTsx ? fileURLToPath(import.meta.url) : bundle();
   const run = (mode: string) => {
-    const r = spawnSync(process.execPath, [...(isTsx ? process.execArgv : []), script, ...args, `--child-${mode}`], {
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [...CHILD_FLAGS, ...(isTsx ? process.execArgv : []), script, ...args, `--child-${mode}`],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      },
+    );
     if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as { cold: number; coldCpu: number; warm?: number[]; newFw?: number[] };
   };
