@@ -34,6 +34,51 @@ function runUntil(s: EchoSessions, fromMs: number, untilMs: number) {
   return { sends, changed };
 }
 
+interface Wire {
+  atMs: number;
+  to: EchoSessions;
+  from: string;
+  bytes: Uint8Array;
+}
+
+/** Boxes `a` (address A) and `b` (address B) echo with each other, one ms at a time up to
+ *  `untilMs`. `delay` gives each packet sent its transit time (null: lost); `arrived` sees each
+ *  packet delivered; `check` runs after every ms, and false ends the run (the result). */
+function simulatePair(
+  a: EchoSessions,
+  b: EchoSessions,
+  untilMs: number,
+  delay: (from: 'A' | 'B', now: number) => number | null,
+  check: (now: number) => boolean,
+  arrived: (p: Wire, now: number) => void = () => {},
+): boolean {
+  const inFlight: Wire[] = [];
+  for (let now = 0; now <= untilMs; now++) {
+    for (let i = 0; i < inFlight.length;) {
+      const p = inFlight[i]!;
+      if (p.atMs > now) {
+        i++;
+        continue;
+      }
+      inFlight.splice(i, 1);
+      arrived(p, now);
+      p.to.receive(p.from, p.bytes, now);
+    }
+    for (const [box, to, from] of [
+      [a, b, 'A'],
+      [b, a, 'B'],
+    ] as const) {
+      if (box.nextDueInMs(now) > 0) continue;
+      for (const s of box.tick(now).sends) {
+        const d = delay(from, now);
+        if (d !== null) inFlight.push({ atMs: now + d, to, from, bytes: s.packet.slice() });
+      }
+    }
+    if (!check(now)) return false;
+  }
+  return true;
+}
+
 t.test('packet encoding', async (t) => {
   const p = packet(true, 0xfedcba98);
   t.same([...p.subarray(0, 6)], [0x78, 0x6c, 0x45, 0x43, 1, 1], 'magic, version, flag');
@@ -224,36 +269,24 @@ t.test('property: never up without a recent packet, down within detection + I of
       const b = new EchoSessions(timing, 0);
       a.setPeers([{ name: 'b', address: 'B' }], 0);
       b.setPeers([{ name: 'a', address: 'A' }], 0);
-      const inFlight: Array<{ atMs: number; to: EchoSessions; from: string; bytes: Uint8Array }> = [];
       let draw = 0;
       const isLost = (loss: number, now: number) =>
         (now >= c.blackout[0] && now < c.blackout[0] + c.blackout[1]) || c.draws[draw++ % c.draws.length]! < loss;
       let lastHeardByA = 0; // setPeers counts as the start of the clock
       const bound = detectionMs(timing) + c.intervalMs;
-      for (let now = 0; now <= 6000; now++) {
-        for (let i = 0; i < inFlight.length;) {
-          const p = inFlight[i]!;
-          if (p.atMs > now) {
-            i++;
-            continue;
-          }
-          inFlight.splice(i, 1);
+      return simulatePair(
+        a,
+        b,
+        6000,
+        (from, now) => (isLost(from === 'A' ? c.lossAtoB : c.lossBtoA, now) ? null : c.delayMs),
+        (now) => {
+          const st = a.state('b');
+          return !(st === 'up' && now - lastHeardByA > bound) && !(now - lastHeardByA > bound && st !== 'down');
+        },
+        (p, now) => {
           if (p.to === a && decodeEcho(p.bytes)?.hearsYou) lastHeardByA = now;
-          p.to.receive(p.from, p.bytes, now);
-        }
-        for (const [box, to, from, loss] of [
-          [a, b, 'A', c.lossAtoB],
-          [b, a, 'B', c.lossBtoA],
-        ] as const) {
-          if (box.nextDueInMs(now) > 0) continue;
-          for (const s of box.tick(now).sends)
-            if (!isLost(loss, now)) inFlight.push({ atMs: now + c.delayMs, to, from, bytes: s.packet.slice() });
-        }
-        const st = a.state('b');
-        if (st === 'up' && now - lastHeardByA > bound) return false;
-        if (now - lastHeardByA > bound && st !== 'down') return false;
-      }
-      return true;
+        },
+      );
     }),
     { numRuns: 60 },
   );
@@ -284,45 +317,31 @@ t.test('property: fewer than multiplier losses in a row never bring an up peer d
       b.setPeers([{ name: c.nameA, address: 'A' }], 0);
       const delayMs = Math.floor(c.delayFraction * c.intervalMs);
       const maxJitterMs = Math.ceil(c.intervalMs / 2) - 1;
-      const inFlight: Array<{ atMs: number; to: EchoSessions; from: string; bytes: Uint8Array }> = [];
       let draw = 0;
       let jitter = 0;
-      const run = new Map<EchoSessions, number>([
-        [a, 0],
-        [b, 0],
-      ]);
+      const lostInRow = { A: 0, B: 0 };
       let wasUp = false;
-      for (let now = 0; now <= 8000; now++) {
-        for (let i = 0; i < inFlight.length;) {
-          const p = inFlight[i]!;
-          if (p.atMs > now) {
-            i++;
-            continue;
+      const isNeverDown = simulatePair(
+        a,
+        b,
+        8000,
+        (from) => {
+          if (lostInRow[from] < c.multiplier - 1 && c.draws[draw++ % c.draws.length]! < c.loss) {
+            lostInRow[from]++;
+            return null;
           }
-          inFlight.splice(i, 1);
-          p.to.receive(p.from, p.bytes, now);
-        }
-        for (const [box, to, from] of [
-          [a, b, 'A'],
-          [b, a, 'B'],
-        ] as const) {
-          if (box.nextDueInMs(now) > 0) continue;
-          for (const s of box.tick(now).sends) {
-            const lostInRow = run.get(box)!;
-            if (lostInRow < c.multiplier - 1 && c.draws[draw++ % c.draws.length]! < c.loss) {
-              run.set(box, lostInRow + 1);
-              continue;
-            }
-            run.set(box, 0);
-            const j = Math.floor(c.jitters[jitter++ % c.jitters.length]! * (maxJitterMs + 1));
-            inFlight.push({ atMs: now + delayMs + Math.min(j, maxJitterMs), to, from, bytes: s.packet.slice() });
-          }
-        }
-        const st = a.state(c.nameB);
-        if (st === 'up') wasUp = true;
-        else if (wasUp) return false;
-      }
-      return wasUp;
+          lostInRow[from] = 0;
+          return (
+            delayMs + Math.min(maxJitterMs, Math.floor(c.jitters[jitter++ % c.jitters.length]! * (maxJitterMs + 1)))
+          );
+        },
+        () => {
+          if (a.state(c.nameB) === 'up') wasUp = true;
+          else if (wasUp) return false;
+          return true;
+        },
+      );
+      return isNeverDown && wasUp;
     }),
     { numRuns: 200 },
   );
