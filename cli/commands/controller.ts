@@ -120,7 +120,8 @@ function settingsOptions<T>(y: Argv<T>) {
     })
     .option('liveness-multiplier', {
       type: 'number',
-      describe: 'Echo periods without a packet before a peer counts as dead (default 5: 825 ms with half an interval of grace)',
+      describe:
+        'Echo periods without a packet before a peer counts as dead (default 5: 825 ms with half an interval of grace)',
     })
     .option('liveness-port', {
       type: 'number',
