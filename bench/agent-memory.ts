@@ -3,7 +3,7 @@
 // agent, `node dist/crosslink-agent.cjs agent run` as the package's /usr/bin/crosslink starts it,
 // idle with 10 and with 1,000 peers. Prints figures; fails on nothing but a broken setup (GUIDE §4.10).
 //
-//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --bundle FILE --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR --keep-logs DIR]
+//   npm run bench:agent-memory [-- --peers 10,1000 --settle 40 --samples 20 --bundle FILE --node-flags "--max-old-space-size=64" --env "K=V" --no-unit-env --heap DIR --keep-logs DIR --agent-yaml "k: v; …"]
 //
 // Each size gets a fresh namespace xlm<pid>… with a LAN leg (10.10.0.1/24, veth) and an underlay
 // with a blackhole route for the other agents' endpoints (TEST-NET-2). Inside it run
@@ -22,6 +22,8 @@
 // from deploy/systemd/crosslink-agent.service, bench/agent-unit-env.ts, so the bench follows the unit).
 // --smaps: also the RSS of the largest mappings (/proc/PID/smaps), e.g. how much of node's own binary.
 // --bundle FILE: run that agent bundle instead of dist/crosslink-agent.cjs (before/after comparisons).
+// --agent-yaml "k: v; k2: v2": more lines for the agent's agent.yaml (e.g. report-interval-seconds: 60,
+// to see what the periodic reports cost).
 // --keep-logs DIR: copy each size's agent.log (its stdout and stderr: with --node-flags --trace-gc,
 // V8's GC lines too) and controller.log to DIR before the namespace is removed.
 // --heap DIR: the agent runs with --heapsnapshot-signal=SIGUSR2 and one snapshot is written to DIR
@@ -44,6 +46,10 @@ const SAMPLES = numberArg('samples', 20);
 const NODE_FLAGS = textArg('node-flags', '').split(/\s+/).filter(Boolean);
 const HEAP_DIR = textArg('heap', '');
 const KEEP_LOGS = textArg('keep-logs', '');
+const AGENT_YAML = textArg('agent-yaml', '')
+  .split(';')
+  .map((l) => l.trim())
+  .filter(Boolean);
 /** --bundle: another build of the agent bundle (A/B: e.g. one built from an earlier commit). */
 const bundle = textArg('bundle', '') || join(repo, 'dist/crosslink-agent.cjs');
 
@@ -196,6 +202,7 @@ async function agentWith(peers: number): Promise<void> {
       'advertise: [10.10.0.0/24]',
       'status-listen: 127.0.0.1:9474',
       'wireguard: userspace',
+      ...AGENT_YAML,
       '',
     ].join('\n'),
     { mode: 0o600 },
@@ -275,7 +282,7 @@ async function agentWith(peers: number): Promise<void> {
 
 console.log(
   `agent memory, ${new Date().toISOString()}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}; ` +
-    `bundle ${bundle}; env: ${ENV.join(' ') || 'none'}; node flags: ${NODE_FLAGS.join(' ') || 'none'}; settle ${SETTLE_S} s, ${SAMPLES} samples 1 s apart`,
+    `bundle ${bundle}; ${AGENT_YAML.length ? `agent.yaml + ${AGENT_YAML.join(', ')}; ` : ''}env: ${ENV.join(' ') || 'none'}; node flags: ${NODE_FLAGS.join(' ') || 'none'}; settle ${SETTLE_S} s, ${SAMPLES} samples 1 s apart`,
 );
 await floor();
 for (const n of SIZES) await agentWith(n);
