@@ -34,6 +34,7 @@ import {
   hasLivenessSettings,
 } from './edge-failover-topology.js';
 import { Fleet } from './fleet.js';
+import { failoverLine } from './failover-view.js';
 import { ForwardPath } from './forward-path.js';
 import { GatewayHolders } from './gateway-holders.js';
 import { LossMonitor, startQuietUdpEcho } from './loss-monitor.js';
@@ -223,6 +224,9 @@ t.test(`d. 5 % random loss on the primary's underlay for ${LOSS_SECONDS} s: noth
       `longest loss window ${w ? s(w.ms) : 'none'}; gp moved the subnet ${moves.length} times, the gateway moved ${gatewayMoves.length} times`,
   );
   t.ok(all.length >= LOSS_SECONDS * 25, `the monitor ran (${all.length} requests)`);
+  if (moves.length > 0 || gatewayMoves.length > 0)
+    for (const name of ['gp', PRIMARY, STANDBY, 'hub'])
+      t.comment(`${name} ${s(Date.now() - startMs)} after the loss began: ${await failoverLine(fleet, name)}`);
   t.same(moves, [], 'gp kept the primary (no failover, no flapping)');
   t.same(gatewayMoves, [], 'no gateway move');
   t.same(await holders.refresh(), [PRIMARY], `${PRIMARY} still holds the gateway`);

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { Testbed, type Listener } from '../testbed/testbed.js';
 import { Fleet, pollUntil } from './fleet.js';
-import type { FailoverStatusView } from '../../agent/failover/engine.js';
+import { failoverLine } from './failover-view.js';
 import { LEEDS_AGENTS, leedsPolicyFile, leedsTopology } from './leeds-topology.js';
 
 // Leeds has no rule into hub-psn-lan (masquerade: true); this one exercises it.
@@ -179,23 +179,8 @@ t.test('1. permitted flows pass, forbidden flows are dropped, both ways', async 
   // A permitted flow that failed: what each edge decided (a sender's choice against the gateway's
   // holder: an asymmetric path lets TCP through, picked up by conntrack, but not ICMP).
   if (!ok.every(Boolean))
-    for (const a of LEEDS_AGENTS) t.comment(`${a.name ?? a.box}: ${await failoverLine(a.name ?? a.box)}`);
+    for (const a of LEEDS_AGENTS) t.comment(`${a.name ?? a.box}: ${await failoverLine(fleet, a.name ?? a.box)}`);
 });
-
-/** One line of an agent's failover view (its /status), for a failure's diagnosis. */
-async function failoverLine(name: string): Promise<string> {
-  try {
-    const f = (await fleet.agentStatus(name))['failover'] as FailoverStatusView | undefined;
-    if (!f) return 'no serving groups';
-    const groups = f.groups.map((g) =>
-      g.role === 'sender' ? `${g.name} -> ${g.active}` : `${g.name} ${g.isHolding ? 'HOLDING' : 'not holding'}`,
-    );
-    const peers = f.peers.map((p) => `${p.name} ${p.state} ${p.forSeconds ?? '?'} s`);
-    return `eligible ${f.isEligible}; ${groups.join(', ')}; echo: ${peers.join(', ')}`;
-  } catch (e) {
-    return `status unreadable (${(e as Error).message})`;
-  }
-}
 
 t.test('1. source addresses are kept, except into the masqueraded subnet', async (t) => {
   const care = listener('care-record:tcp/443');
