@@ -9,8 +9,12 @@ const L: LivenessSettings = { intervalMs: 200, multiplier: 3, holdDownMs: 5_000,
 /** 200 ms x 3 and half an interval of grace. */
 const DETECT = detectionMs(L);
 
-function peers(states: Record<string, [PeerState, number]>): PeerLivenessView {
-  return { state: (n) => states[n]?.[0], sinceMs: (n) => states[n]?.[1] };
+function peers(states: Record<string, [PeerState, number]>, holds: Record<string, string[]> = {}): PeerLivenessView {
+  return {
+    state: (n) => states[n]?.[0],
+    sinceMs: (n) => states[n]?.[1],
+    holds: (n, g) => holds[n]?.includes(g) ?? false,
+  };
 }
 
 const sent: FailoverGroup = {
@@ -38,6 +42,45 @@ t.test('a sending box: primary while alive, standby at once when it dies, back a
   t.equal(at(9_000, { p: ['down', 9_000], s: ['down', 9_000] }), 'p', 'nobody alive: stays where it is');
   t.equal(at(9_500, { p: ['down', 9_000], s: ['up', 9_500] }), 's');
   t.equal(at(9_700, { p: ['init', 9_700], s: ['up', 9_500] }), 's', "a re-added primary in 'init' does not pull back");
+});
+
+t.test('a sending box follows the candidate whose echo says it holds the gateway', async (t) => {
+  const d = new FailoverDecider('x', 0);
+  const at = (ms: number, st: Record<string, [PeerState, number]>, holds: Record<string, string[]> = {}) =>
+    d.decide([sent], peers(st, holds), true, L, ms).view.active.get('care');
+  // The start this fixes: the primary's echo came late (its agent was still applying its config),
+  // so it went from 'init' to 'down' here while it took the gateway on its LAN; the standby came
+  // up first. Without the holder's word the sender stays on the standby for the hold-down, and
+  // the servers' replies leave through the primary: an asymmetric path the firewall drops.
+  t.equal(at(0, { p: ['init', 0], s: ['init', 0] }), 'p');
+  t.equal(at(DETECT, { p: ['down', DETECT], s: ['up', 500] }), 's', 'the primary not heard yet: the standby');
+  t.equal(
+    at(3_000, { p: ['up', 3_000], s: ['up', 500] }, { p: ['care'] }),
+    'p',
+    'the primary up and holding: at once, no hold-down',
+  );
+  t.equal(at(3_100, { p: ['up', 3_000], s: ['up', 500] }, { p: ['dns'] }), 'p', 'holding another group: no pull');
+  t.equal(
+    at(3_200, { p: ['down', 3_200], s: ['up', 500] }, { p: ['care'] }),
+    's',
+    'a holder judged dead is not followed',
+  );
+  t.equal(
+    at(3_300, { p: ['up', 3_300], s: ['up', 500] }, { s: ['care'] }),
+    's',
+    'the primary back while the standby holds: stay with the holder',
+  );
+  t.equal(
+    at(3_400, { p: ['up', 3_300], s: ['up', 500] }, { p: ['care'], s: ['care'] }),
+    'p',
+    'two say they hold (a moment of hand-over, or a split LAN): the first in serving order',
+  );
+  t.equal(
+    at(3_500, { p: ['up', 3_300], s: ['up', 500] }, { s: ['care'] }),
+    's',
+    'the primary gave the gateway up, the standby took it: follow, though the primary is up',
+  );
+  t.equal(at(3_600, { p: ['init', 3_600], s: ['up', 500] }, { p: ['care'] }), 's', "a claim in 'init' is not trusted");
 });
 
 t.test('a standby claims only when the primary is dead on the overlay AND not eligible on the LAN', async (t) => {

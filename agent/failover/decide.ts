@@ -11,6 +11,9 @@ export interface PeerLivenessView {
   state(name: string): PeerState | undefined;
   /** Since when the peer has been in its current state (ms). */
   sinceMs(name: string): number | undefined;
+  /** True when the peer's echo says it holds `group`'s gateway (echo.ts, held-groups filter);
+   *  absent or false: it says nothing (an older agent), or does not hold it. */
+  holds?(name: string, group: string): boolean;
 }
 
 /** The last LAN advertisement heard from one candidate of one group. */
@@ -25,6 +28,11 @@ export interface Decision {
   view: FailoverView;
   /** When to decide again at the latest (a hold-down or a LAN silence ends), ms from now; null: only on events. */
   recheckInMs: number | null;
+}
+
+/** The first candidate of `g` that is up and whose echo says it holds the gateway; undefined: none. */
+export function holderOf(g: FailoverGroup, peers: PeerLivenessView): string | undefined {
+  return g.candidates.find((c) => peers.state(c) === 'up' && peers.holds?.(c, g.name) === true);
 }
 
 /** 'init' counts as alive: a new peer gets its detection time before anything moves away from it. */
@@ -105,8 +113,12 @@ export class FailoverDecider {
   }
 
   /**
-   * The candidate a sending box gives the group to: the current one while it is alive, unless an
-   * earlier one has been up for the hold-down; the first alive one when the current one dies.
+   * The candidate a sending box gives the group to. The first candidate that is up and says in its
+   * echo that it holds the group's gateway: the servers' replies leave through the gateway, so
+   * following its holder keeps the path symmetric (the candidates' election applied the hold-down
+   * already). When none says so (older agents, or no holder up): the current one while it is
+   * alive, unless an earlier one has been up for the hold-down; the first alive one when the
+   * current one dies.
    */
   private choose(
     g: FailoverGroup,
@@ -114,6 +126,8 @@ export class FailoverDecider {
     holdDownMs: number,
     nowMs: number,
   ): { name: string | undefined; recheckInMs: number | null } {
+    const holder = holderOf(g, peers);
+    if (holder !== undefined) return { name: holder, recheckInMs: null };
     const current = this.active.get(g.name);
     const currentRank = current === undefined ? -1 : g.candidates.indexOf(current);
     const best = g.candidates.find((c) => isAlive(peers.state(c)));

@@ -38,10 +38,18 @@ class FakeLiveness implements LivenessPort {
   states = new Map<string, [PeerState, number]>();
   configured: Parameters<LivenessPort['configure']>[0] | null = null;
   adverts: Array<{ lan: string; advert: FailoverAdvert }> = [];
+  /** What the engine last told the echo it holds. */
+  held: readonly string[] = [];
+  /** What each peer's echo says it holds. */
+  claims = new Map<string, Set<string>>();
   private changeListeners: Array<(n: string[]) => void> = [];
   private advertListeners: Array<(a: FailoverAdvert) => void> = [];
   state = (n: string) => this.states.get(n)?.[0];
   sinceMs = (n: string) => this.states.get(n)?.[1];
+  holds = (n: string, group: string) => this.claims.get(n)?.has(group) ?? false;
+  setHeld(groups: readonly string[]): void {
+    this.held = groups;
+  }
   configure(o: Parameters<LivenessPort['configure']>[0]): Promise<void> {
     this.configured = o;
     return Promise.resolve();
@@ -59,6 +67,10 @@ class FakeLiveness implements LivenessPort {
   stop = () => Promise.resolve();
   set(name: string, s: PeerState, at: number): void {
     this.states.set(name, [s, at]);
+    for (const l of this.changeListeners) l([name]);
+  }
+  claim(name: string, groups: string[]): void {
+    this.claims.set(name, new Set(groups));
     for (const l of this.changeListeners) l([name]);
   }
   hear(a: FailoverAdvert): void {
@@ -111,6 +123,13 @@ t.test('a sending box: the echo points at the peers; a dead candidate moves the 
   liveness.set('civic-a', 'down', time.now);
   t.equal(views.at(-1)?.active.get('civic-lan'), 'civic-b', 'moved on the echo event, not at a tick');
   t.equal(engine.statusView()?.groups[0]?.role, 'sender');
+  // civic-a is back, and its echo says it holds the gateway again: follow it at once (no hold-down
+  // of the sender's own: the candidates' election applied it), on the echo event.
+  liveness.set('civic-a', 'up', time.now);
+  t.equal(views.at(-1)?.active.get('civic-lan'), 'civic-b', 'up again, but the hold-down runs');
+  liveness.claim('civic-a', ['civic-lan']);
+  t.equal(views.at(-1)?.active.get('civic-lan'), 'civic-a', 'the gateway holder, as soon as it says so');
+  t.same(liveness.held, [], 'a sending box holds nothing');
   await engine.stop();
 });
 
@@ -155,10 +174,12 @@ t.test('a candidate box: advertises on its own LAN address, takes over, hands ba
   t.ok(time.now - cutAt <= 400);
   t.equal(engine.statusView()?.isEligible, true);
   t.equal(liveness.adverts.at(-1)?.advert.isHolding, true, 'and says so on the LAN');
+  t.same(liveness.held, ['civic-lan'], 'and in its echo, to the boxes that send to the group');
   // The primary is back and takes it: the standby gives it up on hearing that.
   liveness.set('civic-a', 'up', time.now);
   liveness.hear({ group: 'civic-lan', agent: 'civic-a', rank: 0, isEligible: true, isHolding: true, seq: 99 });
   t.notOk(views.at(-1)?.held.has('civic-lan'), 'hands it back at once');
+  t.same(liveness.held, [], 'and its echo stops saying it holds it');
   // Cut off from the overlay: not eligible, and no gateway even with the primary gone.
   liveness.set('civic-a', 'down', time.now);
   time.advance(400);

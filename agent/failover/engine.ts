@@ -8,7 +8,7 @@ import type { InterfaceAddress } from '../reconcile/host-state.js';
 import { isInNetworkOf } from '../host/canonical.js';
 import type { Timers } from '../../lib/timers.js';
 import type { Advert } from '../liveness/advert.js';
-import { FailoverDecider, type PeerLivenessView, type PeerState } from './decide.js';
+import { FailoverDecider, holderOf, type PeerLivenessView, type PeerState } from './decide.js';
 import { viewKey, type FailoverPlan, type FailoverView } from './groups.js';
 
 /** A LAN advertisement between the candidates of one group. */
@@ -22,7 +22,9 @@ export interface LivenessPort extends PeerLivenessView {
     multiplier: number;
     port: number;
   }): Promise<void>;
-  /** Called with the peers whose state changed. */
+  /** The groups whose gateways this box holds, for its echo packets to say (decide.ts follows them). */
+  setHeld(groups: readonly string[]): void;
+  /** Called with the peers whose state or held groups changed. */
   onChange(listener: (names: string[]) => void): void;
   onAdvert(listener: (advert: FailoverAdvert) => void): void;
   /** Sends on the LAN of `lan` (this box's own address there, with prefix length). */
@@ -36,7 +38,14 @@ export interface FailoverStatusView {
   /** Reaches at least one peer over the overlay (a candidate that is not holds no gateway). */
   isEligible: boolean;
   groups: Array<
-    | { name: string; candidates: string[]; role: 'sender'; active: string }
+    | {
+        name: string;
+        candidates: string[];
+        role: 'sender';
+        active: string;
+        /** The first candidate up whose echo says it holds the gateway; null: none says so. */
+        holder: string | null;
+      }
     | { name: string; candidates: string[]; role: 'candidate'; isHolding: boolean }
   >;
   peers: Array<{ name: string; state: string; forSeconds: number | null }>;
@@ -119,6 +128,7 @@ export class FailoverEngine {
               candidates: g.candidates,
               role: 'sender' as const,
               active: this.view?.active.get(g.name) ?? g.candidates[0] ?? '',
+              holder: holderOf(g, this.d.liveness) ?? null,
             },
       ),
       peers: this.d.liveness.peerNames().map((name) => {
@@ -209,6 +219,7 @@ export class FailoverEngine {
         'failover view changed',
       );
       this.d.target.setFailoverView(r.view);
+      this.d.liveness.setHeld([...r.view.held].sort());
       this.advertise(); // the other candidates hear a change of holder at once
     } else if (wasEligible !== isEligible) this.advertise();
     // Between ticks, a LAN silence or hold-down that ends sooner than the next tick gets its own.

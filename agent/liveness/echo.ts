@@ -3,11 +3,22 @@
 //
 // Each side sends each peer one small datagram per interval, on its own (no request/reply):
 //
-//   0..3  magic "xlEC"   4  version (1)   5  flags (bit 0: "I hear you")   6..7  zero   8..11  sequence (BE)
+//   0..3  magic "xlEC"   4  version (1)   5  flags   6..7  held-groups filter (BE)   8..11  sequence (BE)
 //
-// "I hear you" means: a valid packet from this peer arrived within the detection time (below). A
-// peer is 'up' once a packet arrives that says it hears us (both directions work), 'down' when no
+// Flags: bit 0 "I hear you": a valid packet from this peer arrived within the detection time
+// (below). Bit 1 "held groups": bytes 6..7 say which serving groups' gateways the sender holds.
+// A peer is 'up' once a packet arrives that says it hears us (both directions work), 'down' when no
 // such packet arrived for the detection time, and 'init' from setPeers until the first of those.
+//
+// The held-groups filter lets a box that sends to a serving group follow the candidate that holds
+// the group's gateway (decide.ts): the servers' replies leave through the gateway, so a sender that
+// chose another candidate (it saw the holder late at start, or the holder came back after a
+// failure) would make the path asymmetric, and the firewall drops replies it saw no request for.
+// It is a 16-bit Bloom filter of the held groups' names (two bits per name, hashFilterBits): no
+// false negative; a false positive needs another held group whose both bits cover the asked one
+// (about 1 in 130 for one other held group). Version 1 receivers ignore bit 1 and bytes 6..7 (they
+// were zero), and a packet without bit 1 (an older agent) claims nothing: the sender's choice then
+// falls back to its own view of the candidates, as before.
 //
 // Detection time: multiplier x interval and half an interval of grace. Packets arrive once per
 // interval; with a bound of exactly multiplier x interval, a packet arriving a moment after the
@@ -33,6 +44,7 @@ export const ECHO_VERSION = 1;
 /** "xlEC": distinct from the LAN advertisements' magic (advert.ts), which share the UDP port. */
 export const ECHO_MAGIC = Uint8Array.of(0x78, 0x6c, 0x45, 0x43);
 const FLAG_HEAR_YOU = 1;
+const FLAG_HELD = 2;
 /** Slots per interval aim at this width (ms), at most MAX_SLOTS: fewer timer wake-ups. */
 const SLOT_TARGET_MS = 25;
 const MAX_SLOTS = 8;
@@ -48,20 +60,26 @@ export function isEchoPacket(packet: Uint8Array): boolean {
   );
 }
 
-/** The fields of one echo packet; null for anything malformed. */
-export function decodeEcho(packet: Uint8Array): { hearsYou: boolean; seq: number } | null {
-  if (packet.length !== ECHO_PACKET_BYTES || !isEchoPacket(packet) || packet[4] !== ECHO_VERSION) return null;
-  const seq = ((packet[8]! << 24) | (packet[9]! << 16) | (packet[10]! << 8) | packet[11]!) >>> 0;
-  return { hearsYou: (packet[5]! & FLAG_HEAR_YOU) !== 0, seq };
+/** The held-groups filter of a packet: null when it carries none (bit 1 clear: an older agent). */
+function heldOf(packet: Uint8Array): number | null {
+  return (packet[5]! & FLAG_HELD) === 0 ? null : (packet[6]! << 8) | packet[7]!;
 }
 
-/** Writes one echo packet into `out` (ECHO_PACKET_BYTES long). */
-export function encodeEcho(out: Uint8Array, hearsYou: boolean, seq: number): void {
+/** The fields of one echo packet; null for anything malformed. */
+export function decodeEcho(packet: Uint8Array): { hearsYou: boolean; seq: number; held: number | null } | null {
+  if (packet.length !== ECHO_PACKET_BYTES || !isEchoPacket(packet) || packet[4] !== ECHO_VERSION) return null;
+  const seq = ((packet[8]! << 24) | (packet[9]! << 16) | (packet[10]! << 8) | packet[11]!) >>> 0;
+  return { hearsYou: (packet[5]! & FLAG_HEAR_YOU) !== 0, seq, held: heldOf(packet) };
+}
+
+/** Writes one echo packet into `out` (ECHO_PACKET_BYTES long). `held`: the held-groups filter
+ *  (heldFilter), or null to carry none. */
+export function encodeEcho(out: Uint8Array, hearsYou: boolean, seq: number, held: number | null = null): void {
   out.set(ECHO_MAGIC, 0);
   out[4] = ECHO_VERSION;
-  out[5] = hearsYou ? FLAG_HEAR_YOU : 0;
-  out[6] = 0;
-  out[7] = 0;
+  out[5] = (hearsYou ? FLAG_HEAR_YOU : 0) | (held === null ? 0 : FLAG_HELD);
+  out[6] = held === null ? 0 : (held >>> 8) & 0xff;
+  out[7] = held === null ? 0 : held & 0xff;
   out[8] = (seq >>> 24) & 0xff;
   out[9] = (seq >>> 16) & 0xff;
   out[10] = (seq >>> 8) & 0xff;
@@ -72,6 +90,25 @@ export function encodeEcho(out: Uint8Array, hearsYou: boolean, seq: number): voi
  *  counts as dead: multiplier x interval + half an interval of grace (see the top of this file). */
 export function detectionMs(t: EchoTiming): number {
   return t.intervalMs * t.multiplier + Math.floor(t.intervalMs / 2);
+}
+
+/** The filter's two bits for a group name (FNV-1a, one bit from each half of the hash). */
+function hashFilterBits(group: string): number {
+  const h = hashName(group);
+  return (1 << (h & 15)) | (1 << ((h >>> 16) & 15));
+}
+
+/** The held-groups filter of these group names (0: holds none). */
+export function heldFilter(groups: Iterable<string>): number {
+  let f = 0;
+  for (const g of groups) f |= hashFilterBits(g);
+  return f;
+}
+
+/** Whether a held-groups filter says its sender holds `group` (no false negatives; see the top). */
+export function filterHolds(filter: number, group: string): boolean {
+  const bits = hashFilterBits(group);
+  return (filter & bits) === bits;
 }
 
 function validTiming(t: EchoTiming): EchoTiming {
@@ -104,6 +141,8 @@ interface Session {
   lastRxMs: number | null;
   /** Last packet from the peer saying it hears us; null: none since setPeers. */
   lastHeardMs: number | null;
+  /** The held-groups filter of the peer's last packet; null: it carried none (or none yet). */
+  held: number | null;
   seq: number;
   nextDueMs: number;
 }
@@ -120,6 +159,8 @@ export class EchoSessions {
   private list: Session[] = [];
   private readonly sends: Array<{ address: string; packet: Uint8Array }> = [];
   private earliestDueMs = Infinity;
+  /** What this box's packets say it holds (setHeld). */
+  private ownHeld = 0;
   /** Packets counted by what became of them. */
   readonly counters = { rx: 0, tx: 0, unknown: 0, malformed: 0 };
 
@@ -169,6 +210,7 @@ export class EchoSessions {
         sinceMs: nowMs,
         lastRxMs: null,
         lastHeardMs: null,
+        held: null,
         seq: 0,
         nextDueMs: this.dueAfter(hash, nowMs),
       });
@@ -186,8 +228,15 @@ export class EchoSessions {
     }
   }
 
-  /** A datagram from `address`; returns the names whose state changed (a shared empty array when
-   *  none: do not modify it). Unknown senders and malformed packets are counted and ignored. */
+  /** The held-groups filter this box's packets carry from now on (heldFilter of the groups whose
+   *  gateways it holds; 0: none). */
+  setHeld(filter: number): void {
+    this.ownHeld = filter & 0xffff;
+  }
+
+  /** A datagram from `address`; returns the names whose state or held-groups filter changed (a
+   *  shared empty array when none: do not modify it). Unknown senders and malformed packets are
+   *  counted and ignored. */
   receive(address: string, packet: Uint8Array, nowMs: number): string[] {
     const s = this.byAddress.get(address);
     if (s === undefined) {
@@ -200,12 +249,18 @@ export class EchoSessions {
     }
     this.counters.rx++;
     s.lastRxMs = nowMs;
-    if ((packet[5]! & FLAG_HEAR_YOU) === 0) return NONE;
-    s.lastHeardMs = nowMs;
-    if (s.state === 'up') return NONE;
-    s.state = 'up';
-    s.sinceMs = nowMs;
-    return [s.name];
+    const held = heldOf(packet);
+    const isHeldChanged = held !== s.held;
+    s.held = held;
+    if ((packet[5]! & FLAG_HEAR_YOU) !== 0) {
+      s.lastHeardMs = nowMs;
+      if (s.state !== 'up') {
+        s.state = 'up';
+        s.sinceMs = nowMs;
+        return [s.name];
+      }
+    }
+    return isHeldChanged ? [s.name] : NONE;
   }
 
   /** Packets due at nowMs (one per peer per interval, each peer in its own slot of the interval)
@@ -230,7 +285,7 @@ export class EchoSessions {
           changed.push(s.name);
         }
         s.seq = (s.seq + 1) >>> 0;
-        encodeEcho(s.send.packet, s.lastRxMs !== null && nowMs - s.lastRxMs < deadMs, s.seq);
+        encodeEcho(s.send.packet, s.lastRxMs !== null && nowMs - s.lastRxMs < deadMs, s.seq, this.ownHeld);
         sends.push(s.send);
         // The next slot on the grid; a late timer skips what it missed rather than sending twice.
         s.nextDueMs += intervalMs;
@@ -250,6 +305,12 @@ export class EchoSessions {
 
   state(name: string): PeerLiveness | undefined {
     return this.byName.get(name)?.state;
+  }
+
+  /** The held-groups filter of the peer's last packet; null when it carries none (an older agent)
+   *  or nothing came yet. Meaningful while the peer is 'up'. */
+  heldBy(name: string): number | null {
+    return this.byName.get(name)?.held ?? null;
   }
 
   /** Since when the peer has been in its current state. */

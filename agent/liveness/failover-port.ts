@@ -19,6 +19,8 @@ export function createLivenessPort(opts: {
   const changeListeners: Array<(names: string[]) => void> = [];
   const advertListeners: Array<(a: FailoverAdvert) => void> = [];
   let names: readonly string[] = [];
+  /** What this box holds, for a runner made after the engine last said (configure comes first). */
+  let held: readonly string[] = [];
   return {
     configure(c) {
       names = c.peers.map((p) => p.name);
@@ -33,6 +35,7 @@ export function createLivenessPort(opts: {
           timers: opts.timers,
           ...(opts.transport ? { transport: opts.transport } : {}),
         });
+        runner.setHeld(held);
         runner.onChange((n) => changeListeners.forEach((l) => l(n)));
         runner.onAdvert((_address, a) => advertListeners.forEach((l) => l(a)));
       } else {
@@ -50,6 +53,11 @@ export function createLivenessPort(opts: {
     sendAdvert(lan, a) {
       runner?.sendAdvert(lan.cidr, lan.ifname, a);
     },
+    setHeld(groups) {
+      held = groups;
+      runner?.setHeld(groups);
+    },
+    holds: (name, group) => runner?.holds(name, group) ?? false,
     state: (name) => runner?.state(name),
     sinceMs: (name) => runner?.sinceMs(name),
     peerNames: () => names,

@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Advert } from './advert.js';
 import { LivenessRunner, type LivenessTransport } from './runner.js';
+import { decodeEcho, ECHO_PACKET_BYTES, encodeEcho, filterHolds, heldFilter } from './echo.js';
 
 /** A clock and timers moved by hand. */
 function manualTime() {
@@ -162,5 +163,45 @@ t.test('a timer that fires late reads the echoes waiting first: a busy box count
   runWaiting();
   t.equal(a.state('b'), 'down');
   t.ok(sent.length > 0);
+  a.stop();
+});
+
+t.test('held groups: said in every packet sent, and read from every packet heard', async (t) => {
+  const time = manualTime();
+  let deliver: ((address: string, packet: Uint8Array) => void) | null = null;
+  const sent: Uint8Array[] = [];
+  const changes: string[][] = [];
+  const a = new LivenessRunner({
+    timing: { intervalMs: 100, multiplier: 3 },
+    clock: time.clock,
+    timers: time.timers,
+    transport: {
+      sendEcho: (_address, packet) => void sent.push(packet.slice()),
+      sendAdvert: () => {},
+      onEcho: (cb) => void (deliver = cb),
+      onAdvert: () => {},
+      setPort: () => {},
+      close: () => {},
+    },
+  });
+  a.onChange((n) => changes.push(n));
+  a.setPeers([{ name: 'b', address: '100.64.0.2' }]);
+  a.setHeld(['care-records']);
+  time.advance(100);
+  const own = decodeEcho(sent.at(-1)!)!;
+  t.ok(own.held !== null && filterHolds(own.held, 'care-records'), 'our packets say we hold care-records');
+  const fromB = (held: string[] | null) => {
+    const p = new Uint8Array(ECHO_PACKET_BYTES);
+    encodeEcho(p, true, 1, held === null ? null : heldFilter(held));
+    return p;
+  };
+  deliver!('100.64.0.2', fromB(['lth-dns']));
+  t.equal(a.holds('b', 'lth-dns'), true);
+  t.equal(a.holds('b', 'care-records'), false);
+  deliver!('100.64.0.2', fromB(['lth-dns', 'care-records']));
+  t.equal(a.holds('b', 'care-records'), true, 'b took care-records');
+  t.same(changes, [['b'], ['b']], 'up, then a change of what it holds: each tells the listeners');
+  deliver!('100.64.0.2', fromB(null));
+  t.equal(a.holds('b', 'care-records'), false, 'an older agent says nothing');
   a.stop();
 });

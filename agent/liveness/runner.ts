@@ -5,7 +5,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { realTimers, type Timers } from '../../lib/timers.js';
 import type { Advert } from './advert.js';
-import { EchoSessions, type EchoTiming, type PeerLiveness } from './echo.js';
+import { EchoSessions, filterHolds, heldFilter, type EchoTiming, type PeerLiveness } from './echo.js';
 import { DEFAULT_ECHO_INTERVAL_MS, DEFAULT_ECHO_MULTIPLIER } from './settings.js';
 import { LivenessSocket, type AdvertListener, type EchoListener } from './socket.js';
 
@@ -96,7 +96,8 @@ export class LivenessRunner {
     this.transport.setPort(port);
   }
 
-  /** Called with the names of the peers whose state changed (read them with state()). */
+  /** Called with the names of the peers whose state or held groups changed (read them with state()
+   *  and holds()). */
   onChange(listener: (names: string[]) => void): void {
     this.changeListeners.push(listener);
   }
@@ -113,6 +114,17 @@ export class LivenessRunner {
 
   state(name: string): PeerLiveness | undefined {
     return this.sessions.state(name);
+  }
+
+  /** The serving groups whose gateways this box holds: its echo packets say so from now on. */
+  setHeld(groups: Iterable<string>): void {
+    this.sessions.setHeld(heldFilter(groups));
+  }
+
+  /** True when the peer's last packet says it holds `group`'s gateway (an older agent says nothing). */
+  holds(name: string, group: string): boolean {
+    const f = this.sessions.heldBy(name);
+    return f !== null && filterHolds(f, group);
   }
 
   /** Since when (runner clock) the peer has been in its current state. */

@@ -84,15 +84,19 @@ t.test('status shows the serving groups and what the echo says', async (t) => {
     failover: {
       isEligible: false,
       groups: [
-        { name: 'civic-lan', candidates: ['civic-a', 'civic-b'], role: 'sender', active: 'civic-b' },
+        { name: 'civic-lan', candidates: ['civic-a', 'civic-b'], role: 'sender', active: 'civic-b', holder: 'civic-b' },
         { name: 'care', candidates: ['sjuh', 'sjuh-standby'], role: 'candidate', isHolding: false },
+        { name: 'dns', candidates: ['dns-a', 'dns-b'], role: 'sender', active: 'dns-a', holder: 'dns-b' },
+        { name: 'hl7', candidates: ['hl7-a', 'hl7-b'], role: 'sender', active: 'hl7-a', holder: null },
       ],
       peers: [{ name: 'civic-a', state: 'down', forSeconds: 2.5 }],
     },
   });
-  t.match(text, /failover {4}2 serving group\(s\); reaches NO peer over the overlay \(holds no gateway\)/);
-  t.match(text, /civic-lan\s+civic-a > civic-b\s+sent to civic-b/);
+  t.match(text, /failover {4}4 serving group\(s\); reaches NO peer over the overlay \(holds no gateway\)/);
+  t.match(text, /civic-lan\s+civic-a > civic-b\s+sent to civic-b \(holds the gateway\)/);
   t.match(text, /care\s+sjuh > sjuh-standby\s+standing by/);
+  t.match(text, /dns\s+dns-a > dns-b\s+sent to dns-a \(gateway held by dns-b\)/);
+  t.match(text, /hl7\s+hl7-a > hl7-b\s+sent to hl7-a \(no holder heard\)/);
   t.match(text, /civic-a\s+down\s+2\.5s/);
   t.notMatch(formatStatus(STATUS), /failover/, 'nothing without serving groups');
 });

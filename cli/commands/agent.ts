@@ -219,6 +219,12 @@ export function formatStatus(s: AgentStatus): string {
 
 /** Serving groups: who carries each one this box sends to, whether it holds the gateways of the
  *  ones it may serve, and what the echo says of each peer. */
+/** A sending box's choice, and whether it is the candidate whose echo says it holds the gateway. */
+function sentTo(active: string, holder: string | null): string {
+  if (holder === active) return `sent to ${active} (holds the gateway)`;
+  return holder === null ? `sent to ${active} (no holder heard)` : `sent to ${active} (gateway held by ${holder})`;
+}
+
 function formatFailover(f: NonNullable<AgentStatus['failover']>, lines: string[]): void {
   lines.push(
     `failover    ${f.groups.length} serving group(s); ${f.isEligible ? 'reaches the overlay' : 'reaches NO peer over the overlay (holds no gateway)'}`,
@@ -229,7 +235,7 @@ function formatFailover(f: NonNullable<AgentStatus['failover']>, lines: string[]
       ...f.groups.map((g) => [
         g.name,
         g.candidates.join(' > '),
-        g.role === 'sender' ? `sent to ${g.active}` : g.isHolding ? 'this box holds the gateway' : 'standing by',
+        g.role === 'sender' ? sentTo(g.active, g.holder) : g.isHolding ? 'this box holds the gateway' : 'standing by',
       ]),
     ]),
   );
