@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { Testbed, type Listener } from '../testbed/testbed.js';
 import { Fleet, pollUntil } from './fleet.js';
-import { failoverLine } from './failover-view.js';
+import { failoverLine, pingCapture } from './failover-view.js';
 import { LEEDS_AGENTS, leedsPolicyFile, leedsTopology } from './leeds-topology.js';
 
 // Leeds has no rule into hub-psn-lan (masquerade: true); this one exercises it.
@@ -178,8 +178,11 @@ t.test('1. permitted flows pass, forbidden flows are dropped, both ways', async 
   forbidden.forEach((f, i) => t.notOk(blocked[i], `forbidden: ${f.name}`));
   // A permitted flow that failed: what each edge decided (a sender's choice against the gateway's
   // holder: an asymmetric path lets TCP through, picked up by conntrack, but not ICMP).
-  if (!ok.every(Boolean))
+  if (!ok.every(Boolean)) {
     for (const a of LEEDS_AGENTS) t.comment(`${a.name ?? a.box}: ${await failoverLine(fleet, a.name ?? a.box)}`);
+    const pathBoxes = ['lcc-adult-social-care', 'nhs-shared-hub', 'lth-sjuh', 'lth-sjuh-standby'];
+    for (const l of await pingCapture(bed, 'social-care-ws', '10.20.1.10', pathBoxes)) t.comment(l);
+  }
 });
 
 t.test('1. source addresses are kept, except into the masqueraded subnet', async (t) => {
