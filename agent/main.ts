@@ -189,7 +189,7 @@ export async function startAgent(opts: AgentRunOptions, deps: AgentDeps): Promis
     control: () => link.control,
     reconciler,
     prober,
-    peers: () => reader.peers(),
+    peers: () => reader.peerReports(),
     firewallCounters: () => reader.countersNow(),
     clock,
     advertisedSubnets: opts.advertise,

@@ -6,13 +6,12 @@ import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import {
   ApplyErrorSchema,
-  PeerStatusSchema,
   RuleCounterSchema,
   ZoneDropCounterSchema,
+  type PeerStatus,
 } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { ControlClient } from './control/client.js';
 import type { Prober } from './health/prober.js';
-import type { PeerStatusView } from './health/status-server.js';
 import type { FirewallTotals } from './health/rule-counters.js';
 import type { ApplyFailure, ApplyOutcome, Reconciler } from './reconcile/loop.js';
 
@@ -21,8 +20,8 @@ export interface ReporterDeps {
   control(): ControlClient | null;
   reconciler: Reconciler;
   prober: Prober | null;
-  /** The interface's peers as the status shows them (StatusReader.peers). */
-  peers(): Promise<PeerStatusView[]>;
+  /** The interface's peers as report messages, sorted by name (StatusReader.peerReports). */
+  peers(): Promise<PeerStatus[]>;
   /** The firewall's per-rule and per-zone-pair running totals as last read (StatusReader.countersNow:
    *  a report never waits for nft); absent: none reported. */
   firewallCounters?(): Pick<FirewallTotals, 'rules' | 'zoneDrops'>;
@@ -110,24 +109,7 @@ export class Reporter {
       generationApplied: r.generationApplied,
       generationSeen: r.generationSeen,
       applyErrors: r.errors.map(toApplyError),
-      peers: peers.map((p) =>
-        create(PeerStatusSchema, {
-          name: p.name,
-          publicKey: p.publicKey,
-          endpoint: p.endpoint,
-          latestHandshakeUnix: BigInt(p.latestHandshakeUnix),
-          rxBytes: BigInt(p.rxBytes),
-          txBytes: BigInt(p.txBytes),
-          ...(p.probe
-            ? {
-                isProbed: p.probe.isProbed,
-                isReachable: p.probe.isReachable,
-                rttMs: p.probe.rttMs,
-                lossRatio: p.probe.lossRatio,
-              }
-            : {}),
-        }),
-      ),
+      peers,
       advertisedSubnets: this.deps.advertisedSubnets,
       agentVersion: this.deps.agentVersion,
       probeResults: prober?.probeResults() ?? [],

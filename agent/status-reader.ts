@@ -8,9 +8,13 @@ import type { Host } from './host/ports.js';
 import type { Reconciler } from './reconcile/loop.js';
 import { enrollmentUrls, type Enrollment } from './state.js';
 import type { ClockSkew } from './control/clock-skew.js';
-import type { AgentConfig } from '../proto/gen/crosslink/v1/agent_pb.js';
+import { create } from '@bufbuild/protobuf';
+import { PeerStatusSchema, type AgentConfig, type PeerStatus } from '../proto/gen/crosslink/v1/agent_pb.js';
+import type { WgPeerObserved } from './reconcile/host-state.js';
 import { CLOCK_SKEW_BOUND_MS } from './host/firewall-time.js';
 import { ruleWindowsOf } from './health/rule-windows.js';
+
+const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** The config stream as the agent last saw it. */
 export interface ControllerConnection {
@@ -43,16 +47,12 @@ export class StatusReader {
 
   /** The interface's peers by name, sorted, with their probe verdicts; none when it cannot be read. */
   async peers(): Promise<PeerStatusView[]> {
-    const { host, reconciler, prober, clock } = this.deps;
-    let dev;
-    try {
-      dev = await host.wireguard.observe(this.deps.interfaceName);
-    } catch {
-      return [];
-    }
-    const names = reconciler.desiredState?.peerNames ?? {};
+    const read = await this.readPeers();
+    if (!read) return [];
+    const { peers, names } = read;
+    const { prober, clock } = this.deps;
     const nowMs = clock.nowMs();
-    return (dev?.peers ?? [])
+    return peers
       .map((p) => ({
         ...(prober ? { probe: prober.peerFields(names[p.publicKey] ?? '') } : {}),
         name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
@@ -65,7 +65,43 @@ export class StatusReader {
         rxBytes: Number(p.rxBytes),
         txBytes: Number(p.txBytes),
       }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      .sort(byName);
+  }
+
+  /** The same peers as report messages, made straight from the WireGuard reading: a report of
+   *  1,000 peers every 10 s builds no status view on the way (issue 19: the report path's garbage
+   *  is what the idle agent's old generation keeps). */
+  async peerReports(): Promise<PeerStatus[]> {
+    const read = await this.readPeers();
+    if (!read) return [];
+    const { peers, names } = read;
+    const prober = this.deps.prober;
+    return peers
+      .map((p) => {
+        const probe = prober?.peerFields(names[p.publicKey] ?? '');
+        return create(PeerStatusSchema, {
+          name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
+          publicKey: p.publicKey,
+          endpoint: p.endpoint,
+          latestHandshakeUnix: BigInt(p.latestHandshakeUnix),
+          rxBytes: p.rxBytes,
+          txBytes: p.txBytes,
+          isProbed: probe?.isProbed ?? false,
+          isReachable: probe?.isReachable ?? false,
+          rttMs: probe?.rttMs ?? 0,
+          lossRatio: probe?.lossRatio ?? 0,
+        });
+      })
+      .sort(byName);
+  }
+
+  private async readPeers(): Promise<{ peers: WgPeerObserved[]; names: Record<string, string> } | null> {
+    try {
+      const dev = await this.deps.host.wireguard.observe(this.deps.interfaceName);
+      return { peers: dev?.peers ?? [], names: this.deps.reconciler.desiredState?.peerNames ?? {} };
+    } catch {
+      return null;
+    }
   }
 
   private readonly totals = new FirewallCounterTotals();

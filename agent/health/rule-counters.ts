@@ -5,7 +5,7 @@
 // agent's totals must not, or a policy change would look like traffic going backwards. So each
 // counter is kept as a running total: a reading lower than the last one is a restart, and the last
 // reading is added to the base. (What crossed between the last reading and the restart is lost.)
-import { parseCounterName, type FirewallDirection } from '../host/firewall-names.js';
+import { parseCounterName, type FirewallDirection, type NamedCounter } from '../host/firewall-names.js';
 import type { FirewallCounter } from '../reconcile/host-state.js';
 
 export interface RuleCounterView {
@@ -34,8 +34,13 @@ export interface FirewallTotals {
 }
 
 interface Running {
-  last: { packets: bigint; bytes: bigint };
-  base: { packets: bigint; bytes: bigint };
+  /** The counter's name, parsed once (null: not one of ours). */
+  kind: NamedCounter | null;
+  lastPackets: bigint;
+  lastBytes: bigint;
+  /** What earlier incarnations of the counter (before a table reload reset it) had counted. */
+  basePackets: bigint;
+  baseBytes: bigint;
 }
 
 export class FirewallCounterTotals {
@@ -43,65 +48,85 @@ export class FirewallCounterTotals {
 
   /** Folds one reading of every named counter into the running totals and returns them. A counter
    *  missing from the reading (its rule gone) keeps its total but is not shown. The map keeps one
-   *  entry per counter name ever seen (rules of past configs): a few per rule, never per flow. */
+   *  entry per counter name ever seen (rules of past configs): a few per rule, never per flow.
+   *  Entries are updated in place: a reading of thousands of counters every report leaves no
+   *  garbage but the totals it returns. */
   update(reading: Readonly<Record<string, FirewallCounter>>): FirewallTotals {
-    // A counter missing from this reading is gone with its table: when it comes back it starts at 0.
     for (const [name, r] of this.running) {
       if (name in reading) continue;
-      r.base = { packets: r.base.packets + r.last.packets, bytes: r.base.bytes + r.last.bytes };
-      r.last = { packets: 0n, bytes: 0n };
+      r.basePackets += r.lastPackets;
+      r.baseBytes += r.lastBytes;
+      r.lastPackets = 0n;
+      r.lastBytes = 0n;
     }
     const dropped: FirewallTotals['dropped'] = {};
-    const rules = new Map<string, RuleCounterView>();
+    const rules = new Map<string, Map<string, RuleCounterView>>();
     const zoneDrops: ZoneDropView[] = [];
-    for (const [name, c] of Object.entries(reading)) {
-      const kind = parseCounterName(name);
+    for (const name in reading) {
+      const r = this.fold(name, reading[name]!);
+      const kind = r.kind;
       if (!kind) continue;
-      const total = this.fold(name, c);
+      const packets = Number(r.basePackets + r.lastPackets);
+      const bytes = Number(r.baseBytes + r.lastBytes);
       if (kind.kind === 'dropped') {
-        dropped[name] = total;
+        dropped[name] = { packets, bytes };
         continue;
       }
       if (kind.kind === 'zone-drop') {
         const { direction, sourceZone, destinationZone } = kind;
-        zoneDrops.push({ direction, sourceZone, destinationZone, ...total });
+        zoneDrops.push({ direction, sourceZone, destinationZone, packets, bytes });
         continue;
       }
-      const key = `${kind.rule}\n${kind.direction}`;
-      let row = rules.get(key);
+      let byDirection = rules.get(kind.rule);
+      if (!byDirection) rules.set(kind.rule, (byDirection = new Map<string, RuleCounterView>()));
+      let row = byDirection.get(kind.direction);
       if (!row) {
         row = { rule: kind.rule, direction: kind.direction, connections: 0, packets: 0, bytes: 0 };
-        rules.set(key, row);
+        byDirection.set(kind.direction, row);
       }
-      if (kind.kind === 'new') row.connections = total.packets;
+      if (kind.kind === 'new') row.connections = packets;
       else {
-        row.packets = total.packets;
-        row.bytes = total.bytes;
+        row.packets = packets;
+        row.bytes = bytes;
       }
     }
     const byKeys = (a: readonly string[], b: readonly string[]): number => {
       for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
       return 0;
     };
+    const ruleRows: RuleCounterView[] = [];
+    for (const m of rules.values()) for (const row of m.values()) ruleRows.push(row);
     return {
       dropped,
-      rules: [...rules.values()].sort((a, b) => byKeys([a.rule, a.direction], [b.rule, b.direction])),
+      rules: ruleRows.sort((a, b) =>
+        a.rule !== b.rule
+          ? a.rule < b.rule
+            ? -1
+            : 1
+          : a.direction < b.direction
+            ? -1
+            : a.direction > b.direction
+              ? 1
+              : 0,
+      ),
       zoneDrops: zoneDrops.sort((a, b) =>
         byKeys([a.direction, a.sourceZone, a.destinationZone], [b.direction, b.sourceZone, b.destinationZone]),
       ),
     };
   }
 
-  private fold(name: string, c: FirewallCounter): { packets: number; bytes: number } {
+  private fold(name: string, c: FirewallCounter): Running {
     let r = this.running.get(name);
     if (!r) {
-      r = { last: { packets: 0n, bytes: 0n }, base: { packets: 0n, bytes: 0n } };
+      r = { kind: parseCounterName(name), lastPackets: 0n, lastBytes: 0n, basePackets: 0n, baseBytes: 0n };
       this.running.set(name, r);
     }
-    if (c.packets < r.last.packets || c.bytes < r.last.bytes) {
-      r.base = { packets: r.base.packets + r.last.packets, bytes: r.base.bytes + r.last.bytes };
+    if (c.packets < r.lastPackets || c.bytes < r.lastBytes) {
+      r.basePackets += r.lastPackets;
+      r.baseBytes += r.lastBytes;
     }
-    r.last = { packets: c.packets, bytes: c.bytes };
-    return { packets: Number(r.base.packets + c.packets), bytes: Number(r.base.bytes + c.bytes) };
+    r.lastPackets = c.packets;
+    r.lastBytes = c.bytes;
+    return r;
   }
 }

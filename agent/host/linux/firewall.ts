@@ -234,11 +234,13 @@ export class LinuxFirewall implements FirewallPort {
     const doc = JSON.parse(r.stdout || '{"nftables":[]}') as {
       nftables: Array<{ counter?: { name: string; packets: number; bytes: number } }>;
     };
+    // In nft's order: readers look counters up by name (a sorted copy of ~2 per rule, every report,
+    // was garbage the idle agent did not need).
     for (const item of doc.nftables) {
       if (item.counter)
         out[item.counter.name] = { packets: BigInt(item.counter.packets), bytes: BigInt(item.counter.bytes) };
     }
-    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+    return out;
   }
 
   /** Resolves when the background baseline listing of the last replace() has finished. */
