@@ -206,10 +206,10 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       try {
         const { peers, ruleCounters, ...rest } = report;
         // The two long lists go as their encoded bytes, kept between reports (report-wire.ts).
-        await rpc.report(
-          { ...rest, protocolVersion, $unknown: reportWire.encode(peers, ruleCounters ?? []) },
-          { headers, timeoutMs: callTimeoutMs },
-        );
+        await rpc.report(reportWire.request({ ...rest, protocolVersion }, peers, ruleCounters ?? []), {
+          headers,
+          timeoutMs: callTimeoutMs,
+        });
       } catch (e) {
         throw toCrosslinkError(e, 'report');
       }

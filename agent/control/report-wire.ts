@@ -6,9 +6,14 @@
 // reused. They are sent as the request's unknown fields under the lists' own field numbers: the
 // bytes toBinary would write for them (after the other fields; protobuf parsers accept fields in
 // any order), which the controller decodes as the lists themselves.
-import type { UnknownField } from '@bufbuild/protobuf';
+import { create, type UnknownField } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import type { PeerStatus, RuleCounter } from '../../proto/gen/crosslink/v1/agent_pb.js';
+import {
+  ReportRequestSchema,
+  type PeerStatus,
+  type ReportRequest,
+  type RuleCounter,
+} from '../../proto/gen/crosslink/v1/agent_pb.js';
 
 /** ReportRequest's field numbers of the two lists (proto/crosslink/v1/agent.proto). */
 export const REPORT_PEERS_FIELD = 4;
@@ -73,6 +78,21 @@ export class ReportWire {
   /** rule -> direction -> counter. */
   private readonly counters = new Map<string, Map<string, Kept<RuleCounter>>>();
   private report = 0;
+
+  /**
+   * The request to send: `fields` with the two lists as kept bytes. A message, not an init object:
+   * Connect passes a message through as it is, but builds one from an init object with create(),
+   * which drops `$unknown` (and the lists with it).
+   */
+  request(
+    fields: Partial<Omit<ReportRequest, '$typeName' | '$unknown' | 'peers' | 'ruleCounters'>>,
+    peers: readonly PeerStatus[],
+    ruleCounters: readonly RuleCounter[],
+  ): ReportRequest {
+    const req = create(ReportRequestSchema, fields);
+    req.$unknown = this.encode(peers, ruleCounters);
+    return req;
+  }
 
   /** The unknown fields that carry `peers` and `ruleCounters`, in their order. */
   encode(peers: readonly PeerStatus[], ruleCounters: readonly RuleCounter[]): UnknownField[] {
