@@ -47,6 +47,9 @@ class FakeLiveness implements LivenessPort {
   state = (n: string) => this.states.get(n)?.[0];
   sinceMs = (n: string) => this.states.get(n)?.[1];
   holds = (n: string, group: string) => this.claims.get(n)?.has(group) ?? false;
+  /** Peers a packet came from. */
+  heard = new Set<string>();
+  hasHeard = (n: string) => this.heard.has(n);
   setHeld(groups: readonly string[]): void {
     this.held = groups;
   }
@@ -130,6 +133,14 @@ t.test('a sending box: the echo points at the peers; a dead candidate moves the 
   liveness.claim('civic-a', ['civic-lan']);
   t.equal(views.at(-1)?.active.get('civic-lan'), 'civic-a', 'the gateway holder, as soon as it says so');
   t.same(liveness.held, [], 'a sending box holds nothing');
+  // Down after packets came: "down"; down without a packet ever (a peer that runs no echo): said so.
+  liveness.heard.add('civic-a');
+  liveness.set('civic-a', 'down', time.now);
+  liveness.set('civic-b', 'down', time.now);
+  t.same(
+    engine.statusView()?.peers.map((p) => `${p.name} ${p.state}`),
+    ['civic-a down', 'civic-b never heard'],
+  );
   await engine.stop();
 });
 

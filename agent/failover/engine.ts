@@ -31,6 +31,8 @@ export interface LivenessPort extends PeerLivenessView {
   sendAdvert(lan: InterfaceAddress, advert: FailoverAdvert): void;
   /** Names of the peers it echoes with. */
   peerNames(): readonly string[];
+  /** True once any echo packet came from the peer; absent: not known. */
+  hasHeard?(name: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -135,7 +137,7 @@ export class FailoverEngine {
         const since = this.d.liveness.sinceMs(name);
         return {
           name,
-          state: describePeer(this.d.liveness.state(name)),
+          state: describePeer(this.d.liveness.state(name), this.d.liveness.hasHeard?.(name) ?? true),
           forSeconds: since === undefined ? null : Math.max(0, Math.round((now - since) / 100) / 10),
         };
       }),
@@ -268,7 +270,9 @@ export class FailoverEngine {
   }
 }
 
-/** A peer state for status and logs. */
-export function describePeer(state: PeerState | undefined): string {
+/** A peer state for status and logs. A peer down that never sent a packet is "never heard": it
+ *  runs no echo (a box with no serving group does not), or has been unreachable since it was added. */
+export function describePeer(state: PeerState | undefined, hasHeard = true): string {
+  if (state === 'down' && !hasHeard) return 'never heard';
   return state ?? 'not echoed';
 }

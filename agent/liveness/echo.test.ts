@@ -157,12 +157,14 @@ t.test('held groups: a filter with no false negatives, said in every packet, hea
   const sent = runUntil(s, 0, 250).sends[0]!;
   t.ok(filterHolds(decodeEcho(sent.bytes)!.held!, 'care-records'), 'our packets say what we hold');
   t.equal(s.heldBy('sjuh'), null, 'nothing heard yet');
+  t.notOk(s.hasHeard('sjuh'));
   const from = (filter: number | null) => {
     const b = new Uint8Array(ECHO_PACKET_BYTES);
     encodeEcho(b, true, 1, filter);
     return b;
   };
   t.same(s.receive('100.64.0.2', from(heldFilter(['dns'])), 300), ['sjuh'], 'up');
+  t.ok(s.hasHeard('sjuh'));
   t.same(s.receive('100.64.0.2', from(heldFilter(['dns'])), 310), [], 'same filter: no change');
   t.same(s.receive('100.64.0.2', from(heldFilter(['dns', 'care-records'])), 320), ['sjuh'], 'a new filter: a change');
   t.ok(filterHolds(s.heldBy('sjuh')!, 'care-records'));

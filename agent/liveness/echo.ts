@@ -313,6 +313,12 @@ export class EchoSessions {
     return this.byName.get(name)?.held ?? null;
   }
 
+  /** True once any valid packet came from the peer since it was added (a peer that runs no echo,
+   *  having no serving group, never sends one). */
+  hasHeard(name: string): boolean {
+    return (this.byName.get(name)?.lastRxMs ?? null) !== null;
+  }
+
   /** Since when the peer has been in its current state. */
   sinceMs(name: string): number | undefined {
     return this.byName.get(name)?.sinceMs;

@@ -59,6 +59,7 @@ export function createLivenessPort(opts: {
     },
     holds: (name, group) => runner?.holds(name, group) ?? false,
     state: (name) => runner?.state(name),
+    hasHeard: (name) => runner?.hasHeard(name) ?? false,
     sinceMs: (name) => runner?.sinceMs(name),
     peerNames: () => names,
     stop() {

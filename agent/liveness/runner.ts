@@ -127,6 +127,11 @@ export class LivenessRunner {
     return f !== null && filterHolds(f, group);
   }
 
+  /** True once any packet came from the peer (see EchoSessions.hasHeard). */
+  hasHeard(name: string): boolean {
+    return this.sessions.hasHeard(name);
+  }
+
   /** Since when (runner clock) the peer has been in its current state. */
   sinceMs(name: string): number | undefined {
     return this.sessions.sinceMs(name);
