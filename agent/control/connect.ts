@@ -15,7 +15,6 @@ import { Code, ConnectError, createClient, type Client, type Transport } from '@
 import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { AgentService, type EnrollResponse } from '../../proto/gen/crosslink/v1/agent_pb.js';
 import { PROTOCOL_VERSION } from '../../proto/version.js';
-import { ReportWire } from './report-wire.js';
 import { Backoff, type BackoffOptions } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/clock.js';
 import { CrosslinkError, type ErrorCode } from '../../lib/errors.js';
@@ -171,8 +170,6 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
     log.info({ from, to: currentUrl(), reason }, 'trying the next controller URL');
   }
 
-  const reportWire = new ReportWire();
-
   async function authHeaders(): Promise<Record<string, string>> {
     if (!isCredentialLoaded && opts.stateDir) {
       credential = (await readFile(join(opts.stateDir, FILE_CREDENTIAL), 'utf8').catch(() => '')).trim() || undefined;
@@ -204,12 +201,7 @@ export function createControlClient(opts: ControlClientOptions): ConnectControlC
       const headers = await authHeaders();
       const { client: rpc } = await connectionOf();
       try {
-        const { peers, ruleCounters, ...rest } = report;
-        // The two long lists go as their encoded bytes, kept between reports (report-wire.ts).
-        await rpc.report(reportWire.request({ ...rest, protocolVersion }, peers, ruleCounters ?? []), {
-          headers,
-          timeoutMs: callTimeoutMs,
-        });
+        await rpc.report({ ...report, protocolVersion }, { headers, timeoutMs: callTimeoutMs });
       } catch (e) {
         throw toCrosslinkError(e, 'report');
       }
