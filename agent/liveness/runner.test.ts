@@ -69,6 +69,21 @@ function pair() {
   return { time, wire, a, b, adverts };
 }
 
+/** A transport that records the echoes sent and passes packets to the runner (deliver). */
+function recordingTransport() {
+  const sent: Uint8Array[] = [];
+  let onEcho: ((address: string, packet: Uint8Array) => void) | null = null;
+  const transport: LivenessTransport = {
+    sendEcho: (_address, packet) => void sent.push(packet.slice()),
+    sendAdvert: () => {},
+    onEcho: (cb) => void (onEcho = cb),
+    onAdvert: () => {},
+    setPort: () => {},
+    close: () => {},
+  };
+  return { transport, sent, deliver: (address: string, packet: Uint8Array) => onEcho!(address, packet) };
+}
+
 t.test('two runners go up, down when the wire is cut, up again', async (t) => {
   const { time, wire, a, b } = pair();
   const seen: string[][] = [];
@@ -126,21 +141,13 @@ t.test('adverts pass through; our own looped back are dropped', async (t) => {
 t.test('a timer that fires late reads the echoes waiting first: a busy box counts no peer down', async (t) => {
   const time = manualTime();
   const waiting: Array<() => void> = [];
-  let deliver: ((address: string, packet: Uint8Array) => void) | null = null;
-  const sent: Uint8Array[] = [];
+  const { transport, sent, deliver } = recordingTransport();
   const a = new LivenessRunner({
     timing: { intervalMs: 100, multiplier: 3 },
     clock: time.clock,
     timers: time.timers,
     afterPendingIo: (fn) => void waiting.push(fn),
-    transport: {
-      sendEcho: (_address, packet) => void sent.push(packet.slice()),
-      sendAdvert: () => {},
-      onEcho: (cb) => void (deliver = cb),
-      onAdvert: () => {},
-      setPort: () => {},
-      close: () => {},
-    },
+    transport,
   });
   a.setPeers([{ name: 'b', address: '100.64.0.2' }]);
   // The peer's packet, saying it hears us (flags bit 0).
@@ -148,12 +155,12 @@ t.test('a timer that fires late reads the echoes waiting first: a busy box count
   const runWaiting = () => waiting.splice(0).forEach((fn) => fn());
   time.advance(100);
   runWaiting();
-  deliver!('100.64.0.2', fromB(1));
+  deliver('100.64.0.2', fromB(1));
   t.equal(a.state('b'), 'up');
   // The box is busy for a second: its timer fires late, and the peer's echoes sit in the socket.
   time.advance(1100);
   t.ok(waiting.length > 0, 'the tick waits for the pending I/O');
-  deliver!('100.64.0.2', fromB(2)); // read in the poll phase, before the tick
+  deliver('100.64.0.2', fromB(2)); // read in the poll phase, before the tick
   runWaiting();
   t.equal(a.state('b'), 'up', 'the waiting echo counts: not down');
   // Nothing arrives for good: down.
@@ -168,21 +175,13 @@ t.test('a timer that fires late reads the echoes waiting first: a busy box count
 
 t.test('held groups: said in every packet sent, and read from every packet heard', async (t) => {
   const time = manualTime();
-  let deliver: ((address: string, packet: Uint8Array) => void) | null = null;
-  const sent: Uint8Array[] = [];
+  const { transport, sent, deliver } = recordingTransport();
   const changes: string[][] = [];
   const a = new LivenessRunner({
     timing: { intervalMs: 100, multiplier: 3 },
     clock: time.clock,
     timers: time.timers,
-    transport: {
-      sendEcho: (_address, packet) => void sent.push(packet.slice()),
-      sendAdvert: () => {},
-      onEcho: (cb) => void (deliver = cb),
-      onAdvert: () => {},
-      setPort: () => {},
-      close: () => {},
-    },
+    transport,
   });
   a.onChange((n) => changes.push(n));
   a.setPeers([{ name: 'b', address: '100.64.0.2' }]);
@@ -195,13 +194,13 @@ t.test('held groups: said in every packet sent, and read from every packet heard
     encodeEcho(p, true, 1, held === null ? null : heldFilter(held));
     return p;
   };
-  deliver!('100.64.0.2', fromB(['lth-dns']));
+  deliver('100.64.0.2', fromB(['lth-dns']));
   t.equal(a.holds('b', 'lth-dns'), true);
   t.equal(a.holds('b', 'care-records'), false);
-  deliver!('100.64.0.2', fromB(['lth-dns', 'care-records']));
+  deliver('100.64.0.2', fromB(['lth-dns', 'care-records']));
   t.equal(a.holds('b', 'care-records'), true, 'b took care-records');
   t.same(changes, [['b'], ['b']], 'up, then a change of what it holds: each tells the listeners');
-  deliver!('100.64.0.2', fromB(null));
+  deliver('100.64.0.2', fromB(null));
   t.equal(a.holds('b', 'care-records'), false, 'an older agent says nothing');
   a.stop();
 });
