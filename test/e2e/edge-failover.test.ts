@@ -33,8 +33,8 @@ import {
   effectiveDetectionMs,
   hasLivenessSettings,
 } from './edge-failover-topology.js';
-import { Fleet } from './fleet.js';
-import { failoverLine } from './failover-view.js';
+import { Fleet, pollUntil } from './fleet.js';
+import { echoState, failoverLine } from './failover-view.js';
 import { ForwardPath } from './forward-path.js';
 import { GatewayHolders } from './gateway-holders.js';
 import { LossMonitor, startQuietUdpEcho } from './loss-monitor.js';
@@ -78,22 +78,33 @@ t.comment(
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-/** Waits for the steady state: the primary has the subnet at gp and holds the gateway, traffic flows. */
+/**
+ * Waits for the steady state: the primary has the subnet at gp and holds the gateway, traffic
+ * flows, and the standby is ready to take over: gp's echo and the standby's hear each other (right
+ * after the fleet starts, their relayed tunnel may still be coming up; a cut then measured the
+ * tunnel's first handshake, 6.4 s in one CI run, not the failover).
+ */
 async function steady(t: Test, what: string): Promise<boolean> {
   const [isPath, isHolder] = await Promise.all([path.waitFor(PRIMARY, 60_000), holders.waitFor([PRIMARY], 60_000)]);
+  const isStandbyReady = await pollUntil(
+    'gp and the standby to hear each other',
+    async () => (await echoState(fleet, 'gp', STANDBY)) === 'up' && (await echoState(fleet, STANDBY, 'gp')) === 'up',
+    { timeoutMs: 30_000, intervalMs: 200 },
+  ).then(
+    () => true,
+    () => false,
+  );
   const mon = await LossMonitor.start(bed, 'client', SERVER_ADDRESS, ECHO_PORT);
   const isFlowing = await mon.waitOk(Date.now(), 20_000, 300);
   await mon.stop();
-  t.ok(
-    isPath !== null && isHolder && isFlowing,
-    `${what}: gp sends to ${PRIMARY}, it holds ${GATEWAY}, traffic flows`,
-    {
-      path: path.now,
-      holders: holders.holders(),
-      isFlowing,
-    },
-  );
-  return isPath !== null && isHolder && isFlowing;
+  const isSteady = isPath !== null && isHolder && isFlowing && isStandbyReady;
+  t.ok(isSteady, `${what}: gp sends to ${PRIMARY}, it holds ${GATEWAY}, traffic flows, ${STANDBY} is ready`, {
+    path: path.now,
+    holders: holders.holders(),
+    isFlowing,
+    isStandbyReady,
+  });
+  return isSteady;
 }
 
 const cutPrimary = () =>
@@ -121,6 +132,8 @@ async function failover(t: Test, label: string): Promise<number | null> {
     `${label}: loss window ${w ? s(w.ms) : 'none'}${w?.isOpen ? ' and still losing after 30 s' : ''} (${w?.failed ?? 0} requests lost); ` +
       `gp moved the subnet to ${STANDBY} ${movedAt ? s(movedAt - cut.atMs) : '-'} and ${STANDBY} took ${GATEWAY} ${standbyAt ? s(standbyAt - cut.atMs) : '-'} after the cut`,
   );
+  if (w === null || w.isOpen || w.ms > FAILOVER_TARGET_MS)
+    for (const name of ['gp', STANDBY, 'hub']) t.comment(`${name}: ${await failoverLine(fleet, name)}`);
   t.ok(isBack, 'traffic flows again within 30 s');
   t.ok(w !== null, 'the cut lost some requests (the monitor sees a dead primary)');
   t.ok(

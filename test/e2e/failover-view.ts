@@ -54,3 +54,14 @@ export async function pingCapture(bed: Testbed, from: string, to: string, boxes:
   }
   return lines;
 }
+
+/** How `agent`'s echo sees `peer` now ("up", "down", "init", "never heard"); undefined when the
+ *  agent has no serving groups or its status cannot be read. */
+export async function echoState(fleet: Fleet, agent: string, peer: string): Promise<string | undefined> {
+  try {
+    const f = (await fleet.agentStatus(agent))['failover'] as FailoverStatusView | undefined;
+    return f?.peers.find((p) => p.name === peer)?.state;
+  } catch {
+    return undefined;
+  }
+}
