@@ -197,12 +197,22 @@ t.test('the primary dies: the standby serves, both directions, within seconds', 
     'IPv6 through the standby',
   );
 
-  const events = await subnetEvents(killedAtMs);
-  t.ok(
+  // The controller confirms on its own, later than the edges: the stream ended at once (SIGKILL),
+  // but it moves the subnet only once the peers' probes (a 5 s round) report the primary gone
+  // (docs/health.md, "The controller confirms"). One CI run read the history 4.5 s after the kill,
+  // a moment too early: wait for it, up to 15 s, and say how long it took.
+  const isHandover = (events: HistoryEvent[]) =>
     events.some(
       (e) => e.to === 'degraded' && /now served by lth-sjuh-standby \(standby\) instead of lth-sjuh/.test(e.reason),
-    ),
-    `handover in the history: ${JSON.stringify(events)}`,
+    );
+  let events: HistoryEvent[] = [];
+  await pollUntil('the handover in the history', async () => isHandover((events = await subnetEvents(killedAtMs))), {
+    timeoutMs: Math.max(1, killedAtMs + 15_000 - Date.now()),
+    intervalMs: 200,
+  }).catch(() => undefined);
+  t.ok(isHandover(events), `handover in the history: ${JSON.stringify(events)}`);
+  t.comment(
+    `the controller recorded the handover by ${((Date.now() - killedAtMs) / 1000).toFixed(1)} s after the kill`,
   );
   const m = await metricsText();
   t.match(m, /crosslink_agent_serving\{agent="lth-sjuh-standby",subnet="care-records",role="standby"\} 1/);
