@@ -11,6 +11,7 @@ import type { ClockSkew } from './control/clock-skew.js';
 import { create } from '@bufbuild/protobuf';
 import { PeerStatusSchema, type AgentConfig, type PeerStatus } from '../proto/gen/crosslink/v1/agent_pb.js';
 import type { WgPeerObserved } from './reconcile/host-state.js';
+import type { PeerProbeFields } from './health/peer-prober.js';
 import { CLOCK_SKEW_BOUND_MS } from './host/firewall-time.js';
 import { ruleWindowsOf } from './health/rule-windows.js';
 
@@ -47,15 +48,11 @@ export class StatusReader {
 
   /** The interface's peers by name, sorted, with their probe verdicts; none when it cannot be read. */
   async peers(): Promise<PeerStatusView[]> {
-    const read = await this.readPeers();
-    if (!read) return [];
-    const { peers, names } = read;
-    const { prober, clock } = this.deps;
-    const nowMs = clock.nowMs();
-    return peers
-      .map((p) => ({
-        ...(prober ? { probe: prober.peerFields(names[p.publicKey] ?? '') } : {}),
-        name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
+    const nowMs = this.deps.clock.nowMs();
+    return (await this.readPeers())
+      .map(({ p, name, probe }) => ({
+        ...(probe ? { probe } : {}),
+        name,
         publicKey: p.publicKey,
         endpoint: p.endpoint,
         latestHandshakeUnix: p.latestHandshakeUnix,
@@ -68,19 +65,13 @@ export class StatusReader {
       .sort(byName);
   }
 
-  /** The same peers as report messages, made straight from the WireGuard reading: a report of
-   *  1,000 peers every 10 s builds no status view on the way (issue 19: the report path's garbage
-   *  is what the idle agent's old generation keeps). */
+  /** The same peers as report messages, made straight from the WireGuard reading (no status view,
+   *  ISO dates or spread objects on the way; docs/performance.md, issue 19 fifth pass). */
   async peerReports(): Promise<PeerStatus[]> {
-    const read = await this.readPeers();
-    if (!read) return [];
-    const { peers, names } = read;
-    const prober = this.deps.prober;
-    return peers
-      .map((p) => {
-        const probe = prober?.peerFields(names[p.publicKey] ?? '');
-        return create(PeerStatusSchema, {
-          name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
+    return (await this.readPeers())
+      .map(({ p, name, probe }) =>
+        create(PeerStatusSchema, {
+          name,
           publicKey: p.publicKey,
           endpoint: p.endpoint,
           latestHandshakeUnix: BigInt(p.latestHandshakeUnix),
@@ -90,18 +81,27 @@ export class StatusReader {
           isReachable: probe?.isReachable ?? false,
           rttMs: probe?.rttMs ?? 0,
           lossRatio: probe?.lossRatio ?? 0,
-        });
-      })
+        }),
+      )
       .sort(byName);
   }
 
-  private async readPeers(): Promise<{ peers: WgPeerObserved[]; names: Record<string, string> } | null> {
+  /** The interface's peers with their names (the key's first 8 characters for one the config does
+   *  not name) and probe verdicts (absent without a prober); none when it cannot be read. */
+  private async readPeers(): Promise<Array<{ p: WgPeerObserved; name: string; probe?: PeerProbeFields }>> {
+    let dev;
     try {
-      const dev = await this.deps.host.wireguard.observe(this.deps.interfaceName);
-      return { peers: dev?.peers ?? [], names: this.deps.reconciler.desiredState?.peerNames ?? {} };
+      dev = await this.deps.host.wireguard.observe(this.deps.interfaceName);
     } catch {
-      return null;
+      return [];
     }
+    const names = this.deps.reconciler.desiredState?.peerNames ?? {};
+    const prober = this.deps.prober;
+    return (dev?.peers ?? []).map((p) => ({
+      p,
+      name: names[p.publicKey] ?? p.publicKey.slice(0, 8),
+      ...(prober ? { probe: prober.peerFields(names[p.publicKey] ?? '') } : {}),
+    }));
   }
 
   private readonly totals = new FirewallCounterTotals();

@@ -98,17 +98,7 @@ export class FirewallCounterTotals {
     for (const m of rules.values()) for (const row of m.values()) ruleRows.push(row);
     return {
       dropped,
-      rules: ruleRows.sort((a, b) =>
-        a.rule !== b.rule
-          ? a.rule < b.rule
-            ? -1
-            : 1
-          : a.direction < b.direction
-            ? -1
-            : a.direction > b.direction
-              ? 1
-              : 0,
-      ),
+      rules: ruleRows.sort((a, b) => byKeys([a.rule, a.direction], [b.rule, b.direction])),
       zoneDrops: zoneDrops.sort((a, b) =>
         byKeys([a.direction, a.sourceZone, a.destinationZone], [b.direction, b.sourceZone, b.destinationZone]),
       ),

@@ -6,9 +6,14 @@ import type { Fleet } from './fleet.js';
 import type { Testbed } from '../testbed/testbed.js';
 
 /** One line of an agent's failover view (its /status), for a failure's diagnosis. */
+/** The failover section of an agent's /status (undefined: no serving groups). */
+async function failoverOf(fleet: Fleet, name: string): Promise<FailoverStatusView | undefined> {
+  return (await fleet.agentStatus(name))['failover'] as FailoverStatusView | undefined;
+}
+
 export async function failoverLine(fleet: Fleet, name: string): Promise<string> {
   try {
-    const f = (await fleet.agentStatus(name))['failover'] as FailoverStatusView | undefined;
+    const f = await failoverOf(fleet, name);
     if (!f) return 'no serving groups';
     const groups = f.groups.map((g) =>
       g.role === 'sender'
@@ -59,8 +64,7 @@ export async function pingCapture(bed: Testbed, from: string, to: string, boxes:
  *  agent has no serving groups or its status cannot be read. */
 export async function echoState(fleet: Fleet, agent: string, peer: string): Promise<string | undefined> {
   try {
-    const f = (await fleet.agentStatus(agent))['failover'] as FailoverStatusView | undefined;
-    return f?.peers.find((p) => p.name === peer)?.state;
+    return (await failoverOf(fleet, agent))?.peers.find((p) => p.name === peer)?.state;
   } catch {
     return undefined;
   }
