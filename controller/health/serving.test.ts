@@ -138,6 +138,27 @@ t.test('who may serve, one evaluation', async (t) => {
       reason: 'forwarding broken: peer probes to b, c failed',
     },
     {
+      // The failover e2e (edge-failover case a, seen in CI): b and c have just lost power; their
+      // streams are not found dead yet and their last reports (before the cut) say they forward.
+      name: 'its peers reported forwarding only before its failures: no verdict',
+      input: fleet(
+        T0,
+        { peerOpts: { b: dead, c: dead }, reportAgoMs: 1000 },
+        { b: { reportAgoMs: 6000 }, c: { reportAgoMs: 3000 } },
+      ),
+      healthy: true,
+    },
+    {
+      name: 'its peers reported forwarding after its failures: broken',
+      input: fleet(
+        T0,
+        { peerOpts: { b: dead, c: dead }, reportAgoMs: 3000 },
+        { b: { reportAgoMs: 1000 }, c: { reportAgoMs: 2000 } },
+      ),
+      healthy: false,
+      reason: 'forwarding broken: peer probes to b, c failed',
+    },
+    {
       name: 'slow control plane: stream connected, reports 40 s late',
       input: fleet(T0, { reportAgoMs: 40_000 }),
       healthy: true,
@@ -153,6 +174,21 @@ t.test('who may serve, one evaluation', async (t) => {
     t.equal(s?.isHealthy, c.healthy, `${c.name}: healthy`);
     if (c.reason !== undefined) t.equal(s?.reason, c.reason, `${c.name}: reason`);
   }
+});
+
+t.test("once broken, its next report (newer than its peers') keeps it broken, not recovering", async (t) => {
+  const first = serving(fleet(T0, { peerOpts: { b: dead, c: dead } }), T0);
+  t.equal(first.serving.get('a')?.isHealthy, false, 'broken at first');
+  const t1 = T0 + 5000;
+  const input = fleet(
+    t1,
+    { peerOpts: { b: dead, c: dead }, lastReportAtMs: t1 - 500 },
+    { b: { lastReportAtMs: T0 - 2000 }, c: { lastReportAtMs: T0 - 2000 } },
+  );
+  const next = serving(input, t1, first.snap, first.serving).serving.get('a');
+  t.equal(next?.isHealthy, false, 'still broken');
+  t.equal(next?.reason, 'forwarding broken: peer probes to b, c failed', 'the reason stays');
+  t.equal(next?.clearSinceMs, null, 'no hold-down clock started');
 });
 
 t.test('silent: no report and no stream for three intervals', async (t) => {

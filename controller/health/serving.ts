@@ -7,8 +7,8 @@
 //     box is gone (power, uplink) without waiting for its silence. A live peer is one connected
 //     now, reporting fresh, not down; peers report as soon as a probe verdict changes;
 //   - its forwarding is broken: every peer probe it runs fails (to peers that evidently forward:
-//     alive, and reaching a third peer or passing a path probe) AND every path probe it runs (allow
-//     probes) fails; or
+//     alive, and reaching a third peer or passing a path probe in a report newer than the
+//     agent's) AND every path probe it runs (allow probes) fails; or
 //   - it is silent: no config stream and no report for `silentIntervals` report intervals.
 // A slow control plane (stream reconnecting, reports late by less than that) never makes an agent
 // unhealthy while a peer still reaches it, and neither does a dead peer or a dead server behind a
@@ -121,8 +121,23 @@ function unreachableProblem(agent: AgentHealth, index: Index): string | null {
   return `no config stream and its peers cannot reach it (probes from ${views.map((v) => v.name).join(', ')} fail)`;
 }
 
-/** Why the agent cannot serve now, or null if nothing says so. Ignores hysteresis. */
-function servingProblem(agent: AgentHealth, index: Index, nowMs: number, o: ServingOptions): string | null {
+/** The peer's report came after the agent's: the peer was alive after the agent's last probe round
+ *  (whose failures that report carries), so what it says of itself then is no older than them. */
+function isReportedSince(peer: AgentHealth, agent: AgentHealth): boolean {
+  return peer.lastReportAtMs !== null && agent.lastReportAtMs !== null && peer.lastReportAtMs >= agent.lastReportAtMs;
+}
+
+/**
+ * Why the agent cannot serve now, or null if nothing says so. `wasUnhealthy`: it is unhealthy now
+ * (the only hysteresis here: see the forwarding evidence below).
+ */
+function servingProblem(
+  agent: AgentHealth,
+  index: Index,
+  nowMs: number,
+  o: ServingOptions,
+  wasUnhealthy: boolean,
+): string | null {
   const silentMs = o.reportIntervalMs * o.silentIntervals;
   const reportAgeMs = agent.lastReportAtMs === null ? null : nowMs - agent.lastReportAtMs;
   const streamDownMs = agent.streamDownSinceMs === null ? null : nowMs - agent.streamDownSinceMs;
@@ -141,6 +156,12 @@ function servingProblem(agent: AgentHealth, index: Index, nowMs: number, o: Serv
   // power, with its stream not yet found dead): their streams and silence decide instead.
   // Nor does a failure measured before the peer came back: a box that returns reports at once, and
   // those that probed it while it was dead report their failures for up to a probe round more.
+  // Nor a peer's report older than the agent's: a box that has just lost power still has a fresh
+  // report saying it forwards, and its stream is not found dead for seconds more; its peers'
+  // failing probes of it then blamed them (a sending box with one peer lost its own subnet, and
+  // the standby that had just taken over lost its gateway). Once the agent is unhealthy, the
+  // peer's fresh report is enough to keep it so: the two report in turn, and the strict order
+  // alone would let the verdict come and go with each report.
   const judged = agent.peers.filter((p) => {
     const peer = index.agents.get(p.name);
     return (
@@ -149,6 +170,7 @@ function servingProblem(agent: AgentHealth, index: Index, nowMs: number, o: Serv
       peer.state !== 'down' &&
       !index.unreachable.has(p.name) &&
       isForwardingElsewhere(peer, agent.name, index) &&
+      (wasUnhealthy || isReportedSince(peer, agent)) &&
       isMeasuredSinceBack(agent, peer, o.probeIntervalMs)
     );
   });
@@ -181,7 +203,7 @@ export function evaluateServing(
   const out = new Map<string, ServingState>();
   for (const agent of index.agents.values()) {
     const prev = previous?.get(agent.name);
-    const problem = servingProblem(agent, index, nowMs, o);
+    const problem = servingProblem(agent, index, nowMs, o, prev !== undefined && !prev.isHealthy);
     if (problem !== null) {
       out.set(agent.name, {
         isHealthy: false,
