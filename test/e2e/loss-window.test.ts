@@ -1,5 +1,5 @@
 import t from 'tap';
-import { longestLossWindow, lossWindows, median, quantile, summariseHolders } from './loss-window.js';
+import { longestLossWindow, lossWindows, median, quantile, recoveredAtMs, summariseHolders } from './loss-window.js';
 
 const req = (pattern: string, everyMs = 20) => [...pattern].map((c, i) => ({ sentMs: i * everyMs, isOk: c === 'o' }));
 
@@ -15,6 +15,15 @@ t.test('loss windows: first failure to first success after it, by send time', as
   const shuffled = req('ooxxxoo').reverse();
   t.same(lossWindows(shuffled), lossWindows(req('ooxxxoo')), 'order of arrival does not matter');
   t.equal(longestLossWindow(req('ooo')), null);
+});
+
+t.test('recovery: the first answer after a loss that stays answered for the settle time', async (t) => {
+  t.equal(recoveredAtMs(req('oooooo'), 40), null, 'nothing lost');
+  t.equal(recoveredAtMs(req('ooxxooo'), 40), 80, 'back at the first answer, answered for 40 ms');
+  t.equal(recoveredAtMs(req('ooxxoxooo'), 40), 120, 'a brief answer inside the failover is not the recovery');
+  t.equal(recoveredAtMs(req('ooxxoo'), 40), null, 'not answered for long enough yet');
+  t.equal(recoveredAtMs(req('ooxxoooxx'), 40), 80, 'a loss after the recovery is a later loss');
+  t.equal(recoveredAtMs(req('ooxxooo').reverse(), 40), 80, 'order of arrival does not matter');
 });
 
 t.test('gateway holders: overlap, settling and takeovers', async (t) => {

@@ -54,6 +54,27 @@ export function longestLossWindow(samples: readonly RequestSample[]): LossWindow
   return worst;
 }
 
+/**
+ * When traffic came back for good after the first loss: the send time of the first answered request
+ * after a failure that is followed by `settleMs` of answered requests with no failure among them;
+ * null when nothing was lost, or it never settled. Losses from then on are after the recovery.
+ */
+export function recoveredAtMs(samples: readonly RequestSample[], settleMs: number): number | null {
+  const sorted = [...samples].sort((a, b) => a.sentMs - b.sentMs);
+  let isLost = false;
+  let okFromMs: number | null = null;
+  for (const s of sorted) {
+    if (!s.isOk) {
+      isLost = true;
+      okFromMs = null;
+    } else if (isLost) {
+      okFromMs ??= s.sentMs;
+      if (s.sentMs - okFromMs >= settleMs) return okFromMs;
+    }
+  }
+  return null;
+}
+
 /** One observed state change: at `atMs`, `box` holds the gateway (or no longer does). */
 export interface HolderEvent {
   atMs: number;
