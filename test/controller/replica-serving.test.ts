@@ -58,14 +58,21 @@ t.test("the leader's failover decision reaches the other replica's agents", asyn
   t.pass(
     `B put gw-2 first in box-c's candidates ${Date.now() - stoppedAt} ms after gw-1's stream to A ended (silent after 3 s)`,
   );
-  const history = (
-    await apiB.request<{ events: Array<{ subject: string; to: string | null }> }>(
-      'GET',
-      '/v1/health/history?limit=1000',
-    )
-  ).body.events;
-  t.ok(
-    history.some((e) => e.subject === 'serving:gw-1' && e.to === 'down'),
-    "B's history (stored by A) records gw-1 no longer serving",
-  );
+  // A stores the evaluation's events in their own write; B may have the new config first (one
+  // fresh-clone CI read B's history the moment it did and found no event yet). Wait for it.
+  const recordedAt = await waitFor(
+    "gw-1 no longer serving in B's history",
+    async () => {
+      const history = (
+        await apiB.request<{ events: Array<{ subject: string; to: string | null }> }>(
+          'GET',
+          '/v1/health/history?limit=1000',
+        )
+      ).body.events;
+      return history.some((e) => e.subject === 'serving:gw-1' && e.to === 'down') ? Date.now() : undefined;
+    },
+    5_000,
+  ).catch(() => null);
+  t.ok(recordedAt !== null, "B's history (stored by A) records gw-1 no longer serving");
+  if (recordedAt !== null) t.comment(`in B's history ${recordedAt - stoppedAt} ms after gw-1's stream ended`);
 });
