@@ -73,6 +73,17 @@ t.test('who may serve, one evaluation', async (t) => {
     },
     { name: 'one peer of two fails', input: fleet(T0, { peerOpts: { b: dead } }), healthy: true },
     {
+      // edge-failover case d in CI: gp's probes to the primary (on a lossy cable) failed; the
+      // standby it reached had, that moment, no report of its own newer than gp's to show it forwards.
+      name: 'it reaches a peer that shows no forwarding of its own, the other fails: it forwards',
+      input: fleet(
+        T0,
+        { peerOpts: { c: dead }, reportAgoMs: 1000 },
+        { b: { reportAgoMs: 3000 }, c: { reportAgoMs: 500 } },
+      ),
+      healthy: true,
+    },
+    {
       name: 'a single lost echo is not failure',
       input: fleet(T0, {
         peerOpts: { b: { isReachable: false, lossRatio: 0.1 }, c: { isReachable: false, lossRatio: 0.1 } },

@@ -6,9 +6,9 @@
 //     a stream reconnecting); the peers' probes go through the tunnel, so together they say the
 //     box is gone (power, uplink) without waiting for its silence. A live peer is one connected
 //     now, reporting fresh, not down; peers report as soon as a probe verdict changes;
-//   - its forwarding is broken: every peer probe it runs fails (to peers that evidently forward:
-//     alive, and reaching a third peer or passing a path probe in a report newer than the
-//     agent's) AND every path probe it runs (allow probes) fails; or
+//   - its forwarding is broken: every peer probe it runs fails, at least one of them to a peer that
+//     evidently forwards (alive, and reaching a third peer or passing a path probe in a report
+//     newer than the agent's), AND every path probe it runs (allow probes) fails; or
 //   - it is silent: no config stream and no report for `silentIntervals` report intervals.
 // A slow control plane (stream reconnecting, reports late by less than that) never makes an agent
 // unhealthy while a peer still reaches it, and neither does a dead peer or a dead server behind a
@@ -150,6 +150,10 @@ function servingProblem(
   if (unreachableWhy !== undefined) return unreachableWhy;
   // Forwarding evidence comes only from a report recent enough to believe.
   if (!agent.isReportFresh) return null;
+  // A peer it reaches, whichever, shows its tunnel carries packets both ways: it forwards. (A
+  // failure to one peer is that peer's, or that link's. Counting only the peers judged below, a
+  // box lost its subnet when its one judged peer sat on a lossy link, though it reached another.)
+  if (agent.peers.some((p) => p.isProbed && p.isReachable)) return null;
   // Only a peer that evidently forwards says something about this agent: not down, not
   // unreachable, and reaching another peer or passing a path probe. Between two boxes that probe
   // only each other, a failing probe does not say which one is broken (the other may have just lost
