@@ -40,15 +40,22 @@ const CPU_SECONDS = numberArg('cpu-seconds', 10);
 const out = (s: string) => process.stdout.write(`${s}\n`);
 const sec = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-function summary(label: string, runs: RunResult[]): string {
+function summary(label: string, runs: RunResult[], isControllerUp: boolean): string {
   const ms = runs.map((r) => r.ms);
   const capped = runs.filter((r) => r.isCapped).length;
   const moved = runs.map((r) => r.pathMovedMs).filter((x): x is number => x !== null);
   const gw = runs.map((r) => r.gatewayMovedMs).filter((x): x is number => x !== null);
+  const confirmed = runs.map((r) => r.confirmedMs).filter((x): x is number => x !== null);
+  const later = runs.filter((r) => r.laterLossMs > 0);
   return (
     `  ${label.padEnd(16)} loss window median ${sec(median(ms))}  p95 ${sec(quantile(ms, 0.95))}  ` +
     `(min ${sec(Math.min(...ms))}, max ${sec(Math.max(...ms))}${capped ? `, ${capped} not back within the cap` : ''}); ` +
-    `gp moved the subnet after ${moved.length ? sec(median(moved)) : '-'}, the standby took the gateway after ${gw.length ? sec(median(gw)) : '-'} (medians)`
+    `gp moved the subnet after ${moved.length ? sec(median(moved)) : '-'}, the standby took the gateway after ${gw.length ? sec(median(gw)) : '-'} (medians)` +
+    (isControllerUp
+      ? `\n  ${''.padEnd(16)} the controller confirmed the move in ${confirmed.length}/${runs.length} runs (median ${confirmed.length ? sec(median(confirmed)) : '-'} after the cut); ` +
+        `traffic lost again after the failover, before a second after that: ${later.length}/${runs.length} runs` +
+        (later.length ? ` (${later.map((r) => sec(r.laterLossMs)).join(', ')})` : '')
+      : '')
   );
 }
 
@@ -82,8 +89,8 @@ try {
       }
     }
     out('Crosslink: primary power loss (agent + wireguard-go SIGKILL, every cable down), ' + `${RUNS} runs per mode`);
-    out(summary('controller up', results.up));
-    out(summary('controller down', results.down));
+    out(summary('controller up', results.up, true));
+    out(summary('controller down', results.down, false));
     out(
       `  agent CPU at rest over ${CPU_SECONDS} s (echo to its peers running), % of one core: ` +
         cpu

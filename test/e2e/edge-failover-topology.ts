@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { detectionMs } from '../../agent/liveness/echo.js';
 import { DEFAULT_ECHO_INTERVAL_MS, DEFAULT_ECHO_MULTIPLIER } from '../../agent/liveness/settings.js';
 import type { TestbedDescription } from '../testbed/topology.js';
-import { cliPath, type FleetAgentSpec } from './fleet.js';
+import { cliPath, pollUntil, type Fleet, type FleetAgentSpec } from './fleet.js';
 
 export const CLIENT_ADDRESS = '10.30.1.10';
 export const SERVER_ADDRESS = '10.50.1.20';
@@ -100,4 +100,30 @@ export function edgeFailoverControllerArgs(isLivenessSupported = hasLivenessSett
       ? ['--liveness-interval-ms', String(LIVENESS_INTERVAL_MS), '--liveness-multiplier', String(LIVENESS_MULTIPLIER)]
       : []),
   ];
+}
+
+/**
+ * When the controller recorded the server subnet (srv-lan) as served by `agent` in its history
+ * (it confirms an edge failover seconds after the edges made it), or null by `untilMs`.
+ */
+export async function serverSubnetHandover(
+  fleet: Fleet,
+  agent: string,
+  sinceMs: number,
+  untilMs: number,
+): Promise<number | null> {
+  let atMs: number | null = null;
+  await pollUntil(
+    `the controller's handover of srv-lan to ${agent}`,
+    async () => {
+      const r = await fleet.api<{ events: Array<{ atMs: number; reason: string }> }>(
+        'GET',
+        `/v1/health/history?kind=subnet&subject=subnet:srv-lan&since=${sinceMs}`,
+      );
+      atMs = r.body.events.find((e) => e.reason.includes(`now served by ${agent} `))?.atMs ?? null;
+      return atMs !== null;
+    },
+    { timeoutMs: Math.max(1, untilMs - Date.now()), intervalMs: 200 },
+  ).catch(() => undefined);
+  return atMs;
 }

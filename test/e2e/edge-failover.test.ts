@@ -32,6 +32,7 @@ import {
   edgeFailoverTopology,
   effectiveDetectionMs,
   hasLivenessSettings,
+  serverSubnetHandover,
 } from './edge-failover-topology.js';
 import { Fleet, pollUntil } from './fleet.js';
 import { echoState, failoverLine } from './failover-view.js';
@@ -114,24 +115,6 @@ const cutPrimary = () =>
     commands: ['wireguard-go'],
   });
 
-/** When the controller recorded the server subnet as served by `agent` (history), or null by `untilMs`. */
-async function handoverTo(agent: string, sinceMs: number, untilMs: number): Promise<number | null> {
-  let atMs: number | null = null;
-  await pollUntil(
-    `the controller's handover to ${agent}`,
-    async () => {
-      const r = await fleet.api<{ events: Array<{ atMs: number; reason: string }> }>(
-        'GET',
-        `/v1/health/history?kind=subnet&subject=subnet:srv-lan&since=${sinceMs}`,
-      );
-      atMs = r.body.events.find((e) => e.reason.includes(`now served by ${agent}`))?.atMs ?? null;
-      return atMs !== null;
-    },
-    { timeoutMs: Math.max(1, untilMs - Date.now()), intervalMs: 200 },
-  ).catch(() => undefined);
-  return atMs;
-}
-
 /**
  * Cuts the primary's power under the loss monitor; the loss window in ms, or null when traffic
  * never came back. With the controller up, it also watches through the controller's own
@@ -150,7 +133,8 @@ async function failover(t: Test, label: string, opts: { isControllerUp: boolean 
     `killed the agent and wireguard-go by PID (${cut.killed.map((k) => `${k.command} ${k.pid}`).join(', ')})`,
   );
   const isBack = await mon.waitOk(cut.atMs, 30_000, 500);
-  const confirmedAtMs = opts.isControllerUp && isBack ? await handoverTo(STANDBY, cut.atMs, cut.atMs + 30_000) : null;
+  const confirmedAtMs =
+    opts.isControllerUp && isBack ? await serverSubnetHandover(fleet, STANDBY, cut.atMs, cut.atMs + 30_000) : null;
   if (confirmedAtMs !== null) await sleep(1000); // the agents apply the controller's new configs
   await mon.stop({ isDrained: true });
   // The failover's loss ends when traffic is back for good; a loss after that is a later one.
