@@ -116,11 +116,8 @@ export async function serverSubnetHandover(
   await pollUntil(
     `the controller's handover of srv-lan to ${agent}`,
     async () => {
-      const r = await fleet.api<{ events: Array<{ atMs: number; reason: string }> }>(
-        'GET',
-        `/v1/health/history?kind=subnet&subject=subnet:srv-lan&since=${sinceMs}`,
-      );
-      atMs = r.body.events.find((e) => e.reason.includes(`now served by ${agent} `))?.atMs ?? null;
+      const events = await fleet.history('subnet:srv-lan', sinceMs);
+      atMs = events.find((e) => e.reason.includes(`now served by ${agent} `))?.atMs ?? null;
       return atMs !== null;
     },
     { timeoutMs: Math.max(1, untilMs - Date.now()), intervalMs: 200 },

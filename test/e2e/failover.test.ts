@@ -8,6 +8,7 @@
 // its agent keeps running (power or uplink loss: no FIN reaches the controller): the edges move
 // the subnet within seconds, and the controller notices and records it on its own. Prints the time traffic was lost both ways.
 import t from 'tap';
+import type { HealthEvent } from '../../controller/health/types.js';
 import { Testbed } from '../testbed/testbed.js';
 import { Fleet, pollUntil } from './fleet.js';
 import { leedsOneUnderlayPolicy, leedsTopology } from './leeds-topology.js';
@@ -108,21 +109,7 @@ async function metricsText(): Promise<string> {
   return String((await fleet.api<string>('GET', '/metrics')).body);
 }
 
-interface HistoryEvent {
-  subject: string;
-  from: string | null;
-  to: string | null;
-  atMs: number;
-  reason: string;
-}
-async function subnetEvents(sinceMs: number): Promise<HistoryEvent[]> {
-  return (
-    await fleet.api<{ events: HistoryEvent[] }>(
-      'GET',
-      `/v1/health/history?kind=subnet&subject=subnet:care-records&since=${sinceMs}`,
-    )
-  ).body.events;
-}
+const subnetEvents = (sinceMs: number) => fleet.history('subnet:care-records', sinceMs);
 
 const PRIMARY_MAC = await lanMac('lth-sjuh', 'lan0');
 const STANDBY_MAC = await lanMac('lth-sjuh-standby', 'lan0');
@@ -201,11 +188,11 @@ t.test('the primary dies: the standby serves, both directions, within seconds', 
   // but it moves the subnet only once the peers' probes (a 5 s round) report the primary gone
   // (docs/health.md, "The controller confirms"). One CI run read the history 4.5 s after the kill,
   // a moment too early: wait for it, up to 15 s, and say how long it took.
-  const isHandover = (events: HistoryEvent[]) =>
+  const isHandover = (events: HealthEvent[]) =>
     events.some(
       (e) => e.to === 'degraded' && /now served by lth-sjuh-standby \(standby\) instead of lth-sjuh/.test(e.reason),
     );
-  let events: HistoryEvent[] = [];
+  let events: HealthEvent[] = [];
   await pollUntil('the handover in the history', async () => isHandover((events = await subnetEvents(killedAtMs))), {
     timeoutMs: Math.max(1, killedAtMs + 15_000 - Date.now()),
     intervalMs: 200,
@@ -255,20 +242,10 @@ t.test('the primary returns: traffic moves back only after the hold-down', async
       ),
     { timeoutMs: 60_000, intervalMs: 250 },
   );
-  const healthy = (
-    await fleet.api<{ events: HistoryEvent[] }>(
-      'GET',
-      `/v1/health/history?subject=serving:lth-sjuh&since=${restartedAtMs}`,
-    )
-  ).body.events;
+  const healthy = await fleet.history('serving:lth-sjuh', restartedAtMs);
   const recoveredAt = healthy.find((e) => e.to === 'ok');
   t.ok(recoveredAt, `serving health recorded: ${JSON.stringify(healthy)}`);
-  const firstReport = (
-    await fleet.api<{ events: HistoryEvent[] }>(
-      'GET',
-      `/v1/health/history?subject=agent:lth-sjuh&since=${restartedAtMs}`,
-    )
-  ).body.events[0];
+  const firstReport = (await fleet.history('agent:lth-sjuh', restartedAtMs))[0];
   const holdMs = back.atMs - (firstReport?.atMs ?? restartedAtMs);
   t.comment(
     `primary back: first state change ${(((firstReport?.atMs ?? restartedAtMs) - restartedAtMs) / 1000).toFixed(1)} s after start, serving again ${(holdMs / 1000).toFixed(1)} s later (hold-down ${HOLD_DOWN_S} s)`,
@@ -297,12 +274,7 @@ t.test('the primary returns: traffic moves back only after the hold-down', async
       'agent:lth-sjuh',
       'agent:lth-sjuh-standby',
     ]) {
-      const ev = (
-        await fleet.api<{ events: HistoryEvent[] }>(
-          'GET',
-          `/v1/health/history?subject=${subject}&since=${restartedAtMs}`,
-        )
-      ).body.events;
+      const ev = await fleet.history(subject, restartedAtMs);
       t.comment(
         `${subject}: ${ev.map((e) => `${((e.atMs - restartedAtMs) / 1000).toFixed(1)} s ${e.to} (${e.reason})`).join('; ')}`,
       );

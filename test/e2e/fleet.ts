@@ -13,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import https from 'node:https';
 import { join } from 'node:path';
 import { pinnedTlsOptions } from '../../lib/pin.js';
+import type { HealthEvent } from '../../controller/health/types.js';
 import type { RunResult, SpawnedProcess } from '../testbed/exec.js';
 import type { Box, Testbed } from '../testbed/testbed.js';
 import {
@@ -280,6 +281,12 @@ export class Fleet {
       headers: { 'if-match': `"${current}"` },
     });
     return { version: r.body.version, acceptedAtMs: r.atMs, sentAtMs };
+  }
+
+  /** The controller's health history of one subject ("subnet:x", "serving:a", "link:a:b") since `sinceMs`. */
+  async history(subject: string, sinceMs: number): Promise<HealthEvent[]> {
+    const q = `subject=${encodeURIComponent(subject)}&since=${sinceMs}`;
+    return (await this.api<{ events: HealthEvent[] }>('GET', `/v1/health/history?${q}`)).body.events;
   }
 
   async listAgents(): Promise<AgentView[]> {

@@ -134,12 +134,7 @@ t.test('UDP dropped on the underlay between two boxes: link degraded, then down,
   const ended = await pollUntil(
     'the link to go down or leave the configs',
     async () => {
-      const events = (
-        await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>(
-          'GET',
-          `/v1/health/history?subject=link:${SOCIAL_LINK}&since=${blockedMs}`,
-        )
-      ).body.events;
+      const events = await fleet.history(`link:${SOCIAL_LINK}`, blockedMs);
       return events.find((e) => e.to === 'down' || e.to === null);
     },
     { timeoutMs: 30_000, intervalMs: 250 },
@@ -147,12 +142,7 @@ t.test('UDP dropped on the underlay between two boxes: link degraded, then down,
   t.comment(`then after ${((Date.now() - blockedMs) / 1000).toFixed(1)} s: ${ended.to ?? 'gone'}: ${ended.reason}`);
   if (ended.to === 'down') t.match(ended.reason, /peer probes? .*lost/);
   else {
-    const serving = (
-      await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>(
-        'GET',
-        `/v1/health/history?subject=serving:lcc-adult-social-care&since=${blockedMs}`,
-      )
-    ).body.events;
+    const serving = await fleet.history('serving:lcc-adult-social-care', blockedMs);
     t.ok(
       serving.some((e) => e.to === 'down' && /forwarding broken: peer probes to lth-sjuh failed/.test(e.reason)),
       `serving health: ${JSON.stringify(serving)}`,
@@ -211,12 +201,7 @@ t.test('an agent stops: it goes down and so do its links; restarted, everything 
   const a = await waitFor('agent', agent('lcc-adult-social-care'), 'down', 15_000);
   t.match(a.reason, /not reported for \d+ s/);
   t.comment(`agent down after ${((Date.now() - stoppedMs) / 1000).toFixed(1)} s: ${a.reason}`);
-  const events = (
-    await fleet.api<{ events: Array<{ to: string | null; reason: string }> }>(
-      'GET',
-      `/v1/health/history?subject=link:${SOCIAL_LINK}&since=${stoppedMs}`,
-    )
-  ).body.events;
+  const events = await fleet.history(`link:${SOCIAL_LINK}`, stoppedMs);
   t.ok(
     events.some((e) => e.to === 'down' && /agent lcc-adult-social-care down/.test(e.reason)),
     `link down in the history: ${JSON.stringify(events)}`,
