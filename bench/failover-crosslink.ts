@@ -19,7 +19,7 @@ import type { Fleet } from '../test/e2e/fleet.js';
 import { ForwardPath } from '../test/e2e/forward-path.js';
 import { GatewayHolders } from '../test/e2e/gateway-holders.js';
 import { LossMonitor } from '../test/e2e/loss-monitor.js';
-import { recoveredAtMs } from '../test/e2e/loss-window.js';
+import { failoverLoss } from '../test/e2e/loss-window.js';
 import { cutPower, restorePower } from '../test/e2e/power-cut.js';
 import type { Testbed } from '../test/testbed/testbed.js';
 
@@ -119,10 +119,8 @@ export async function crosslinkRun(
       : null;
   if (confirmedAt !== null) await sleep(1000);
   await mon.stop({ isDrained: true });
-  const from = cut.atMs - mon.replyTimeoutMs;
-  const backAt = isBack ? recoveredAtMs(mon.since(from), 300) : null;
-  const w = mon.longest(from, backAt === null ? Infinity : backAt + 1);
-  const laterLossMs = backAt === null ? 0 : mon.windows(backAt).reduce((a, x) => a + x.ms, 0);
+  const { window: w, later } = failoverLoss(mon.since(cut.atMs - mon.replyTimeoutMs), 300);
+  const laterLossMs = later.reduce((a, x) => a + x.ms, 0);
   const pathMovedAt = path.changes(cut.atMs).find((c) => c.to === STANDBY)?.atMs;
   const gatewayMovedAt = holders.changes(cut.atMs).find((e) => e.box === STANDBY && e.isHolder)?.atMs;
   // Back as after a reboot; the controller too, so the next run starts from the same state.

@@ -5,12 +5,12 @@ import type { FailoverStatusView } from '../../agent/failover/engine.js';
 import type { Fleet } from './fleet.js';
 import type { Testbed } from '../testbed/testbed.js';
 
-/** One line of an agent's failover view (its /status), for a failure's diagnosis. */
 /** The failover section of an agent's /status (undefined: no serving groups). */
 async function failoverOf(fleet: Fleet, name: string): Promise<FailoverStatusView | undefined> {
   return (await fleet.agentStatus(name))['failover'] as FailoverStatusView | undefined;
 }
 
+/** One line of an agent's failover view (its /status), for a failure's diagnosis. */
 export async function failoverLine(fleet: Fleet, name: string): Promise<string> {
   try {
     const f = await failoverOf(fleet, name);

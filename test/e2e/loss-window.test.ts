@@ -1,5 +1,13 @@
 import t from 'tap';
-import { longestLossWindow, lossWindows, median, quantile, recoveredAtMs, summariseHolders } from './loss-window.js';
+import {
+  failoverLoss,
+  longestLossWindow,
+  lossWindows,
+  median,
+  quantile,
+  recoveredAtMs,
+  summariseHolders,
+} from './loss-window.js';
 
 const req = (pattern: string, everyMs = 20) => [...pattern].map((c, i) => ({ sentMs: i * everyMs, isOk: c === 'o' }));
 
@@ -24,6 +32,22 @@ t.test('recovery: the first answer after a loss that stays answered for the sett
   t.equal(recoveredAtMs(req('ooxxoo'), 40), null, 'not answered for long enough yet');
   t.equal(recoveredAtMs(req('ooxxoooxx'), 40), 80, 'a loss after the recovery is a later loss');
   t.equal(recoveredAtMs(req('ooxxooo').reverse(), 40), 80, 'order of arrival does not matter');
+});
+
+t.test("a failover's loss: its longest window until recovery, and the windows after", async (t) => {
+  t.same(failoverLoss(req('ooxxoxooooxo'), 40), {
+    window: { fromMs: 40, toMs: 80, ms: 40, failed: 2, isOpen: false },
+    later: [{ fromMs: 200, toMs: 220, ms: 20, failed: 1, isOpen: false }],
+  });
+  t.same(
+    failoverLoss(req('ooxxxo'), 40),
+    {
+      window: { fromMs: 40, toMs: 100, ms: 60, failed: 3, isOpen: false },
+      later: [],
+    },
+    "never settled: every window is the failover's",
+  );
+  t.same(failoverLoss(req('oooo'), 40), { window: null, later: [] });
 });
 
 t.test('gateway holders: overlap, settling and takeovers', async (t) => {

@@ -75,6 +75,23 @@ export function recoveredAtMs(samples: readonly RequestSample[], settleMs: numbe
   return null;
 }
 
+/**
+ * A failover's loss and what came after it: `window`, the longest loss window until traffic was
+ * back for good (recoveredAtMs; all of them when it never was), and `later`, every loss window
+ * after that.
+ */
+export function failoverLoss(
+  samples: readonly RequestSample[],
+  settleMs: number,
+): { window: LossWindow | null; later: LossWindow[] } {
+  const backAtMs = recoveredAtMs(samples, settleMs);
+  if (backAtMs === null) return { window: longestLossWindow(samples), later: [] };
+  return {
+    window: longestLossWindow(samples.filter((s) => s.sentMs <= backAtMs)),
+    later: lossWindows(samples.filter((s) => s.sentMs >= backAtMs)),
+  };
+}
+
 /** One observed state change: at `atMs`, `box` holds the gateway (or no longer does). */
 export interface HolderEvent {
   atMs: number;
